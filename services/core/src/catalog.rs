@@ -1,0 +1,440 @@
+//! The catalog: agencies (ministries, provinces and the units below them) and their
+//! procedures, loaded from CSV text. Built once, then read-only.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use crate::{AgencyId, IdError, ProcedureId};
+
+/// Rankings compare like with like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Block {
+    /// Ministries and sectors.
+    Ministry,
+    /// Provinces and centrally-run cities.
+    Province,
+}
+
+impl Block {
+    /// The name people type: `ministry` or `province`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Block::Ministry => "ministry",
+            Block::Province => "province",
+        }
+    }
+
+    /// Parses `ministry` or `province` (also the plurals).
+    pub fn parse(raw: &str) -> Option<Block> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "ministry" | "ministries" => Some(Block::Ministry),
+            "province" | "provinces" => Some(Block::Province),
+            _ => None,
+        }
+    }
+}
+
+/// How a procedure is provided online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provision {
+    /// Information only.
+    Info,
+    /// Partially online ("level 3").
+    Partial,
+    /// Full-process online ("level 4").
+    Full,
+}
+
+impl Provision {
+    /// Whether dossiers can be submitted online (partially or fully).
+    pub fn is_online(self) -> bool {
+        matches!(self, Provision::Partial | Provision::Full)
+    }
+}
+
+/// A reporting unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agency {
+    /// Its id.
+    pub id: AgencyId,
+    /// Its official name.
+    pub name: String,
+    /// The block of its top-level ancestor.
+    pub block: Block,
+    /// Its parent; `None` for a ministry or a province.
+    pub parent: Option<AgencyId>,
+    /// A province's official two-digit code.
+    pub code: Option<String>,
+}
+
+/// An administrative procedure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Procedure {
+    /// Its id.
+    pub id: ProcedureId,
+    /// The agency that owns it.
+    pub agency: AgencyId,
+    /// Its name.
+    pub name: String,
+    /// How it is provided online.
+    pub provision: Provision,
+    /// Whether it is eligible for full-process online provision.
+    pub eligible_full_online: bool,
+}
+
+/// Counts from the catalog that some metrics divide by, for one agency and its units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProvisionFacts {
+    /// Procedures provided online (partially or fully).
+    pub online_services: u64,
+    /// Procedures provided full-process online.
+    pub full_online: u64,
+    /// Procedures eligible for full-process online provision.
+    pub eligible_full_online: u64,
+}
+
+/// Why catalog data could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{source_name}: line {line}: {message}")]
+    Row { source_name: String, line: u64, message: String },
+    #[error("{source_name}: {source}")]
+    Csv {
+        source_name: String,
+        #[source]
+        source: csv::Error,
+    },
+    #[error("agency {0} is listed twice")]
+    DuplicateAgency(AgencyId),
+    #[error("procedure {0} is listed twice")]
+    DuplicateProcedure(ProcedureId),
+    #[error("agency {agency} names parent {parent}, which is not in the catalog")]
+    UnknownParent { agency: AgencyId, parent: AgencyId },
+    #[error("agency {0} is its own ancestor")]
+    Cycle(AgencyId),
+    #[error("procedure {procedure} belongs to agency {agency}, which is not in the catalog")]
+    UnknownOwner { procedure: ProcedureId, agency: AgencyId },
+}
+
+#[derive(Deserialize)]
+struct ProvinceRow {
+    code: String,
+    id: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct MinistryRow {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    name_en: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UnitRow {
+    id: String,
+    name: String,
+    parent_id: String,
+}
+
+#[derive(Deserialize)]
+struct ProcedureRow {
+    id: String,
+    agency_id: String,
+    name: String,
+    provision: Provision,
+    eligible_full_online: bool,
+}
+
+fn rows<T: for<'de> Deserialize<'de>>(
+    source_name: &str,
+    text: &str,
+) -> Result<Vec<(u64, T)>, CatalogError> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    for record in reader.deserialize::<T>() {
+        let row = record.map_err(|source| CatalogError::Csv { source_name: source_name.to_owned(), source })?;
+        // Line numbers count the header as line 1.
+        out.push((out.len() as u64 + 2, row));
+    }
+    Ok(out)
+}
+
+fn parse_id<T>(
+    parse: fn(&str) -> Result<T, IdError>,
+    raw: &str,
+    source_name: &str,
+    line: u64,
+    column: &str,
+) -> Result<T, CatalogError> {
+    parse(raw).map_err(|e| CatalogError::Row {
+        source_name: source_name.to_owned(),
+        line,
+        message: format!("{column} {raw:?} {e}"),
+    })
+}
+
+/// Collects catalog data from several sources, then checks it as a whole in [`build`].
+///
+/// [`build`]: CatalogBuilder::build
+#[derive(Debug, Default)]
+pub struct CatalogBuilder {
+    agencies: Vec<(Agency, Option<Block>)>,
+    procedures: Vec<Procedure>,
+}
+
+impl CatalogBuilder {
+    /// Adds provinces from CSV with the columns `code,id,name` (others are ignored).
+    pub fn provinces_csv(mut self, source_name: &str, text: &str) -> Result<Self, CatalogError> {
+        for (line, row) in rows::<ProvinceRow>(source_name, text)? {
+            let id = parse_id(AgencyId::parse, &row.id, source_name, line, "id")?;
+            let agency = Agency { id, name: row.name, block: Block::Province, parent: None, code: Some(row.code) };
+            self.agencies.push((agency, Some(Block::Province)));
+        }
+        Ok(self)
+    }
+
+    /// Adds ministries from CSV with the columns `id` and `name` or `name_en`.
+    pub fn ministries_csv(mut self, source_name: &str, text: &str) -> Result<Self, CatalogError> {
+        for (line, row) in rows::<MinistryRow>(source_name, text)? {
+            let id = parse_id(AgencyId::parse, &row.id, source_name, line, "id")?;
+            let name = row.name.or(row.name_en).unwrap_or_else(|| id.to_string());
+            let agency = Agency { id, name, block: Block::Ministry, parent: None, code: None };
+            self.agencies.push((agency, Some(Block::Ministry)));
+        }
+        Ok(self)
+    }
+
+    /// Adds units below ministries or provinces from CSV with the columns `id,name,parent_id`.
+    pub fn units_csv(mut self, source_name: &str, text: &str) -> Result<Self, CatalogError> {
+        for (line, row) in rows::<UnitRow>(source_name, text)? {
+            let id = parse_id(AgencyId::parse, &row.id, source_name, line, "id")?;
+            let parent = parse_id(AgencyId::parse, &row.parent_id, source_name, line, "parent_id")?;
+            // The block is the root's, filled in by build().
+            let agency = Agency { id, name: row.name, block: Block::Province, parent: Some(parent), code: None };
+            self.agencies.push((agency, None));
+        }
+        Ok(self)
+    }
+
+    /// Adds procedures from CSV with the columns
+    /// `id,agency_id,name,provision,eligible_full_online` (provision: full, partial, info).
+    pub fn procedures_csv(mut self, source_name: &str, text: &str) -> Result<Self, CatalogError> {
+        for (line, row) in rows::<ProcedureRow>(source_name, text)? {
+            self.procedures.push(Procedure {
+                id: parse_id(ProcedureId::parse, &row.id, source_name, line, "id")?,
+                agency: parse_id(AgencyId::parse, &row.agency_id, source_name, line, "agency_id")?,
+                name: row.name,
+                provision: row.provision,
+                eligible_full_online: row.eligible_full_online,
+            });
+        }
+        Ok(self)
+    }
+
+    /// Checks the whole (unique ids, known parents, no cycles, known owners) and indexes it.
+    pub fn build(self) -> Result<Catalog, CatalogError> {
+        let mut agencies = BTreeMap::new();
+        for (agency, _) in self.agencies {
+            if agencies.contains_key(&agency.id) {
+                return Err(CatalogError::DuplicateAgency(agency.id));
+            }
+            agencies.insert(agency.id.clone(), agency);
+        }
+        let mut chains: HashMap<AgencyId, Vec<AgencyId>> = HashMap::new();
+        for id in agencies.keys() {
+            let mut chain = vec![id.clone()];
+            let mut current = id;
+            while let Some(parent) = agencies.get(current).and_then(|a| a.parent.as_ref()) {
+                if !agencies.contains_key(parent) {
+                    return Err(CatalogError::UnknownParent { agency: current.clone(), parent: parent.clone() });
+                }
+                if chain.contains(parent) {
+                    return Err(CatalogError::Cycle(parent.clone()));
+                }
+                chain.push(parent.clone());
+                current = parent;
+            }
+            chains.insert(id.clone(), chain);
+        }
+        for (id, chain) in &chains {
+            let root_block = chain.last().and_then(|root| agencies.get(root)).map(|a| a.block);
+            if let (Some(block), Some(agency)) = (root_block, agencies.get_mut(id)) {
+                agency.block = block;
+            }
+        }
+        let mut children: HashMap<AgencyId, Vec<AgencyId>> = HashMap::new();
+        for agency in agencies.values() {
+            if let Some(parent) = &agency.parent {
+                children.entry(parent.clone()).or_default().push(agency.id.clone());
+            }
+        }
+        let mut procedures = BTreeMap::new();
+        let mut facts: HashMap<AgencyId, ProvisionFacts> = HashMap::new();
+        for procedure in self.procedures {
+            let Some(chain) = chains.get(&procedure.agency) else {
+                return Err(CatalogError::UnknownOwner { procedure: procedure.id, agency: procedure.agency });
+            };
+            if procedures.contains_key(&procedure.id) {
+                return Err(CatalogError::DuplicateProcedure(procedure.id));
+            }
+            // A procedure counts for its owner and every ancestor of it.
+            for holder in chain {
+                let f = facts.entry(holder.clone()).or_default();
+                f.online_services += u64::from(procedure.provision.is_online());
+                f.full_online += u64::from(procedure.provision == Provision::Full);
+                f.eligible_full_online += u64::from(procedure.eligible_full_online);
+            }
+            procedures.insert(procedure.id.clone(), procedure);
+        }
+        Ok(Catalog { agencies, chains, children, procedures, facts })
+    }
+}
+
+/// Agencies and procedures, indexed for the lookups the services make per event.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    agencies: BTreeMap<AgencyId, Agency>,
+    chains: HashMap<AgencyId, Vec<AgencyId>>,
+    children: HashMap<AgencyId, Vec<AgencyId>>,
+    procedures: BTreeMap<ProcedureId, Procedure>,
+    facts: HashMap<AgencyId, ProvisionFacts>,
+}
+
+impl Catalog {
+    /// Starts a catalog.
+    pub fn builder() -> CatalogBuilder {
+        CatalogBuilder::default()
+    }
+
+    /// The agency with this id.
+    pub fn agency(&self, id: &AgencyId) -> Option<&Agency> {
+        self.agencies.get(id)
+    }
+
+    /// The agency whose id is `raw`, if `raw` is a known agency id.
+    pub fn agency_by_str(&self, raw: &str) -> Option<&Agency> {
+        AgencyId::parse(raw).ok().and_then(|id| self.agencies.get(&id))
+    }
+
+    /// Every agency, sorted by id.
+    pub fn agencies(&self) -> impl Iterator<Item = &Agency> {
+        self.agencies.values()
+    }
+
+    /// The agency itself, then its parent, and so on up to its ministry or province.
+    pub fn chain(&self, id: &AgencyId) -> &[AgencyId] {
+        self.chains.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The top-level ancestor (ministry or province) of an agency; itself if top-level.
+    pub fn root(&self, id: &AgencyId) -> Option<&AgencyId> {
+        self.chain(id).last()
+    }
+
+    /// The top-level agencies of a block, sorted by id.
+    pub fn block_members(&self, block: Block) -> impl Iterator<Item = &Agency> {
+        self.agencies.values().filter(move |a| a.block == block && a.parent.is_none())
+    }
+
+    /// The direct children of an agency, sorted by id.
+    pub fn children(&self, id: &AgencyId) -> Vec<&Agency> {
+        let mut kids: Vec<&Agency> =
+            self.children.get(id).into_iter().flatten().filter_map(|c| self.agencies.get(c)).collect();
+        kids.sort_by(|a, b| a.id.cmp(&b.id));
+        kids
+    }
+
+    /// The procedure with this id.
+    pub fn procedure(&self, id: &ProcedureId) -> Option<&Procedure> {
+        self.procedures.get(id)
+    }
+
+    /// Every procedure, sorted by id.
+    pub fn procedures(&self) -> impl Iterator<Item = &Procedure> {
+        self.procedures.values()
+    }
+
+    /// Whether `agency` may receive dossiers for `procedure`: it owns it, or an ancestor does.
+    pub fn handles(&self, agency: &AgencyId, procedure: &Procedure) -> bool {
+        self.chain(agency).contains(&procedure.agency)
+    }
+
+    /// Procedure counts for an agency and its units.
+    pub fn provision_facts(&self, agency: &AgencyId) -> ProvisionFacts {
+        self.facts.get(agency).copied().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROVINCES: &str = "code,id,name,name_ascii,region\n01,ha-noi,Hà Nội,Ha Noi,x\n17,hoa-binh,Hòa Bình,Hoa Binh,y\n";
+    const MINISTRIES: &str = "id,name_en\nmof,Ministry of Finance\n";
+    const UNITS: &str = "id,name,parent_id\nhn-dept,Sở A,ha-noi\nhn-ward,Phường B,hn-dept\n";
+    const PROCEDURES: &str = "id,agency_id,name,provision,eligible_full_online\n\
+        p1,ha-noi,Birth,full,true\np2,hn-dept,Permit,partial,true\np3,mof,Tax,info,false\n";
+
+    fn catalog() -> Catalog {
+        Catalog::builder()
+            .provinces_csv("provinces", PROVINCES)
+            .and_then(|b| b.ministries_csv("ministries", MINISTRIES))
+            .and_then(|b| b.units_csv("units", UNITS))
+            .and_then(|b| b.procedures_csv("procedures", PROCEDURES))
+            .and_then(CatalogBuilder::build)
+            .expect("valid catalog")
+    }
+
+    fn id(s: &str) -> AgencyId {
+        AgencyId::parse(s).expect("valid id")
+    }
+
+    #[test]
+    fn units_inherit_their_roots_block_and_chain() {
+        let c = catalog();
+        let ward = c.agency(&id("hn-ward")).expect("ward");
+        assert_eq!(ward.block, Block::Province);
+        assert_eq!(c.chain(&id("hn-ward")), [id("hn-ward"), id("hn-dept"), id("ha-noi")]);
+        assert_eq!(c.root(&id("hn-ward")), Some(&id("ha-noi")));
+        let provinces: Vec<&str> = c.block_members(Block::Province).map(|a| a.id.as_str()).collect();
+        assert_eq!(provinces, ["ha-noi", "hoa-binh"]);
+        assert_eq!(c.agency(&id("mof")).map(|a| a.name.as_str()), Some("Ministry of Finance"));
+    }
+
+    #[test]
+    fn procedures_are_handled_by_their_owner_and_its_units() {
+        let c = catalog();
+        let p1 = c.procedure(&ProcedureId::parse("p1").expect("id")).expect("p1");
+        assert!(c.handles(&id("hn-ward"), p1));
+        assert!(c.handles(&id("ha-noi"), p1));
+        assert!(!c.handles(&id("hoa-binh"), p1));
+        let p2 = c.procedure(&ProcedureId::parse("p2").expect("id")).expect("p2");
+        assert!(!c.handles(&id("ha-noi"), p2), "a parent does not handle its unit's procedure");
+        assert_eq!(
+            c.provision_facts(&id("ha-noi")),
+            ProvisionFacts { online_services: 2, full_online: 1, eligible_full_online: 2 }
+        );
+        assert_eq!(c.provision_facts(&id("mof")), ProvisionFacts { online_services: 0, full_online: 0, eligible_full_online: 0 });
+    }
+
+    #[test]
+    fn inconsistent_data_is_refused_with_the_reason() {
+        let err = |units: &str| {
+            Catalog::builder()
+                .provinces_csv("provinces", PROVINCES)
+                .and_then(|b| b.units_csv("units.csv", units))
+                .and_then(CatalogBuilder::build)
+                .expect_err("invalid")
+                .to_string()
+        };
+        assert_eq!(err("id,name,parent_id\nx,X,nowhere\n"), "agency x names parent nowhere, which is not in the catalog");
+        assert_eq!(err("id,name,parent_id\nha-noi,X,hoa-binh\n"), "agency ha-noi is listed twice");
+        assert_eq!(err("id,name,parent_id\na,A,b\nb,B,a\n"), "agency a is its own ancestor");
+        assert_eq!(err("id,name,parent_id\nbad id,X,ha-noi\n"), "units.csv: line 2: id \"bad id\" contains ' '; allowed are letters A-Z a-z, digits and - _ . : /");
+    }
+}

@@ -1,0 +1,185 @@
+//! The raw counts kept per agency and bucket, and what one event adds to them.
+
+use std::ops::{Add, AddAssign};
+
+use crate::ProcedureId;
+
+/// One summable counter. Its [`Counter::key`] is the field name in storage: short, because
+/// it is stored once per agency and bucket, and stable, because stored data outlives code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Counter {
+    /// Dossiers received, on any channel.
+    Received,
+    /// Dossiers received online.
+    ReceivedOnline,
+    /// Dossiers received in person.
+    ReceivedInPerson,
+    /// Dossiers received by post.
+    ReceivedPostal,
+    /// Dossiers digitized when received.
+    Digitized,
+    /// Dossiers received for procedures provided full-process online.
+    ReceivedFullOnlineProcedure,
+    /// Dossiers received online for procedures provided full-process online.
+    ReceivedOnlineFullOnlineProcedure,
+    /// Dossiers resolved.
+    Resolved,
+    /// Dossiers resolved by their due time.
+    ResolvedOnTime,
+    /// Results issued electronically.
+    ResultElectronic,
+    /// Fees paid.
+    FeePaid,
+    /// Fees paid online.
+    FeePaidOnline,
+    /// Feedback given.
+    Feedback,
+    /// Satisfied feedback.
+    FeedbackSatisfied,
+}
+
+impl Counter {
+    /// Every counter, in storage order.
+    pub const ALL: [Counter; 14] = [
+        Counter::Received,
+        Counter::ReceivedOnline,
+        Counter::ReceivedInPerson,
+        Counter::ReceivedPostal,
+        Counter::Digitized,
+        Counter::ReceivedFullOnlineProcedure,
+        Counter::ReceivedOnlineFullOnlineProcedure,
+        Counter::Resolved,
+        Counter::ResolvedOnTime,
+        Counter::ResultElectronic,
+        Counter::FeePaid,
+        Counter::FeePaidOnline,
+        Counter::Feedback,
+        Counter::FeedbackSatisfied,
+    ];
+
+    /// The field name in storage.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Counter::Received => "rcv",
+            Counter::ReceivedOnline => "rcv_on",
+            Counter::ReceivedInPerson => "rcv_ip",
+            Counter::ReceivedPostal => "rcv_po",
+            Counter::Digitized => "dig",
+            Counter::ReceivedFullOnlineProcedure => "rcv_fp",
+            Counter::ReceivedOnlineFullOnlineProcedure => "rcv_fp_on",
+            Counter::Resolved => "res",
+            Counter::ResolvedOnTime => "res_ot",
+            Counter::ResultElectronic => "res_el",
+            Counter::FeePaid => "fee",
+            Counter::FeePaidOnline => "fee_on",
+            Counter::Feedback => "fb",
+            Counter::FeedbackSatisfied => "fb_ok",
+        }
+    }
+
+    /// The counter stored under `key`, if any.
+    pub fn from_key(key: &str) -> Option<Counter> {
+        Counter::ALL.into_iter().find(|c| c.key() == key)
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The counts of one agency over one period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    values: [u64; Counter::ALL.len()],
+    /// Distinct procedures that received at least one online dossier in the period. Not
+    /// summable across buckets: the store computes it as the size of a union.
+    pub procedures_with_online_dossiers: u64,
+}
+
+impl Counters {
+    /// One counter's value.
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.values[counter.index()]
+    }
+
+    /// Adds `amount` to one counter.
+    pub fn increment(&mut self, counter: Counter, amount: u64) {
+        let slot = &mut self.values[counter.index()];
+        *slot = slot.saturating_add(amount);
+    }
+
+    /// Builds counters from (counter, value) pairs.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (Counter, u64)>) -> Self {
+        let mut counters = Counters::default();
+        for (counter, value) in pairs {
+            counters.increment(counter, value);
+        }
+        counters
+    }
+
+    /// Every counter with its value, in storage order.
+    pub fn iter(&self) -> impl Iterator<Item = (Counter, u64)> + '_ {
+        Counter::ALL.into_iter().map(|c| (c, self.get(c)))
+    }
+}
+
+/// Sums the summable counters. `procedures_with_online_dossiers` is not summable; the sum
+/// keeps the larger of the two, a lower bound of the union, and stores that need the exact
+/// value compute the union themselves.
+impl AddAssign<&Counters> for Counters {
+    fn add_assign(&mut self, other: &Counters) {
+        for counter in Counter::ALL {
+            self.increment(counter, other.get(counter));
+        }
+        self.procedures_with_online_dossiers =
+            self.procedures_with_online_dossiers.max(other.procedures_with_online_dossiers);
+    }
+}
+
+impl Add for Counters {
+    type Output = Counters;
+
+    fn add(mut self, other: Counters) -> Counters {
+        self += &other;
+        self
+    }
+}
+
+/// What one event adds: one to each listed counter, and perhaps a procedure to the set of
+/// procedures with online dossiers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CounterDelta {
+    /// The counters that grow by one.
+    pub increments: Vec<Counter>,
+    /// The procedure to add to the period's distinct set of procedures with online dossiers.
+    pub online_procedure: Option<ProcedureId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_keys_are_unique_and_round_trip() {
+        let mut keys: Vec<&str> = Counter::ALL.iter().map(|c| c.key()).collect();
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i);
+            assert_eq!(Counter::from_key(c.key()), Some(*c));
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), Counter::ALL.len());
+        assert_eq!(Counter::from_key("nope"), None);
+    }
+
+    #[test]
+    fn counters_add_up() {
+        let a = Counters::from_pairs([(Counter::Received, 3), (Counter::ReceivedOnline, 2)]);
+        let b = Counters::from_pairs([(Counter::Received, 4), (Counter::Feedback, 1)]);
+        let sum = a + b;
+        assert_eq!(sum.get(Counter::Received), 7);
+        assert_eq!(sum.get(Counter::ReceivedOnline), 2);
+        assert_eq!(sum.get(Counter::Feedback), 1);
+        assert_eq!(sum.get(Counter::Resolved), 0);
+    }
+}

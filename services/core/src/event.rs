@@ -1,0 +1,194 @@
+//! A validated dossier event and the counters it adds.
+
+use time::{Date, OffsetDateTime};
+
+use crate::{
+    AgencyId, DossierId, EventId, ProcedureId,
+    catalog::Provision,
+    counters::{Counter, CounterDelta},
+    period::vietnam_day,
+};
+
+/// How a dossier arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// At a desk (national code 1).
+    InPerson,
+    /// Online (national code 2).
+    Online,
+    /// By post (national code 3).
+    Postal,
+}
+
+/// Whether a resolution met its due time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeliness {
+    /// The due time; on time when resolved at or before it.
+    DueAt(OffsetDateTime),
+    /// The agency's own verdict.
+    OnTime(bool),
+}
+
+/// What happened to the dossier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Received on a channel, maybe digitized.
+    Received { channel: Channel, digitized: bool },
+    /// Resolved, on time or not, with an electronic result or not.
+    Resolved { timeliness: Timeliness, result_electronic: bool },
+    /// Fee paid, online or not.
+    FeePaid { online: bool },
+    /// Feedback given, satisfied or not.
+    Feedback { satisfied: bool },
+}
+
+/// One validated event: every id parsed, the time within bounds, the agency and procedure
+/// known. Built only by the API edge's decoder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DossierEvent {
+    /// The sender's event id.
+    pub event_id: EventId,
+    /// The agency the dossier belongs to.
+    pub agency: AgencyId,
+    /// The agency's dossier id.
+    pub dossier: DossierId,
+    /// The procedure the dossier is for.
+    pub procedure: ProcedureId,
+    /// When it happened.
+    pub occurred_at: OffsetDateTime,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+impl DossierEvent {
+    /// The Vietnam local day the event counts in.
+    pub fn day(&self) -> Date {
+        vietnam_day(self.occurred_at)
+    }
+
+    /// The counters this event adds, given how its procedure is provided online.
+    pub fn delta(&self, provision: Provision) -> CounterDelta {
+        let mut increments = Vec::with_capacity(4);
+        let mut online_procedure = None;
+        match self.kind {
+            EventKind::Received { channel, digitized } => {
+                increments.push(Counter::Received);
+                increments.push(match channel {
+                    Channel::Online => Counter::ReceivedOnline,
+                    Channel::InPerson => Counter::ReceivedInPerson,
+                    Channel::Postal => Counter::ReceivedPostal,
+                });
+                if digitized {
+                    increments.push(Counter::Digitized);
+                }
+                let online = channel == Channel::Online;
+                if provision == Provision::Full {
+                    increments.push(Counter::ReceivedFullOnlineProcedure);
+                    if online {
+                        increments.push(Counter::ReceivedOnlineFullOnlineProcedure);
+                    }
+                }
+                if online && provision.is_online() {
+                    online_procedure = Some(self.procedure.clone());
+                }
+            }
+            EventKind::Resolved { timeliness, result_electronic } => {
+                increments.push(Counter::Resolved);
+                let on_time = match timeliness {
+                    Timeliness::DueAt(due) => self.occurred_at <= due,
+                    Timeliness::OnTime(on_time) => on_time,
+                };
+                if on_time {
+                    increments.push(Counter::ResolvedOnTime);
+                }
+                if result_electronic {
+                    increments.push(Counter::ResultElectronic);
+                }
+            }
+            EventKind::FeePaid { online } => {
+                increments.push(Counter::FeePaid);
+                if online {
+                    increments.push(Counter::FeePaidOnline);
+                }
+            }
+            EventKind::Feedback { satisfied } => {
+                increments.push(Counter::Feedback);
+                if satisfied {
+                    increments.push(Counter::FeedbackSatisfied);
+                }
+            }
+        }
+        CounterDelta { increments, online_procedure }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::{date, datetime};
+
+    use super::*;
+
+    fn event(kind: EventKind) -> DossierEvent {
+        DossierEvent {
+            event_id: EventId::parse("e1").expect("id"),
+            agency: AgencyId::parse("hoa-binh").expect("id"),
+            dossier: DossierId::parse("d1").expect("id"),
+            procedure: ProcedureId::parse("p1").expect("id"),
+            occurred_at: datetime!(2026-08-14 18:00 UTC),
+            kind,
+        }
+    }
+
+    #[test]
+    fn an_event_counts_in_its_vietnam_day() {
+        assert_eq!(event(EventKind::FeePaid { online: true }).day(), date!(2026 - 08 - 15));
+    }
+
+    #[test]
+    fn online_reception_of_a_full_online_procedure() {
+        let e = event(EventKind::Received { channel: Channel::Online, digitized: true });
+        let d = e.delta(Provision::Full);
+        assert_eq!(
+            d.increments,
+            [
+                Counter::Received,
+                Counter::ReceivedOnline,
+                Counter::Digitized,
+                Counter::ReceivedFullOnlineProcedure,
+                Counter::ReceivedOnlineFullOnlineProcedure
+            ]
+        );
+        assert_eq!(d.online_procedure, Some(e.procedure.clone()));
+        let partial = e.delta(Provision::Partial);
+        assert_eq!(partial.increments, [Counter::Received, Counter::ReceivedOnline, Counter::Digitized]);
+        assert_eq!(e.delta(Provision::Info).online_procedure, None, "info-only is no online service");
+    }
+
+    #[test]
+    fn in_person_and_postal_receptions() {
+        let e = event(EventKind::Received { channel: Channel::InPerson, digitized: false });
+        assert_eq!(e.delta(Provision::Full).increments, [Counter::Received, Counter::ReceivedInPerson, Counter::ReceivedFullOnlineProcedure]);
+        assert_eq!(e.delta(Provision::Full).online_procedure, None);
+        let p = event(EventKind::Received { channel: Channel::Postal, digitized: false });
+        assert_eq!(p.delta(Provision::Info).increments, [Counter::Received, Counter::ReceivedPostal]);
+    }
+
+    #[test]
+    fn resolution_is_on_time_at_or_before_the_due_time() {
+        let at = datetime!(2026-08-14 18:00 UTC);
+        let resolved = |timeliness| event(EventKind::Resolved { timeliness, result_electronic: false }).delta(Provision::Info).increments;
+        assert_eq!(resolved(Timeliness::DueAt(at)), [Counter::Resolved, Counter::ResolvedOnTime]);
+        assert_eq!(resolved(Timeliness::DueAt(at - time::Duration::SECOND)), [Counter::Resolved]);
+        assert_eq!(resolved(Timeliness::OnTime(true)), [Counter::Resolved, Counter::ResolvedOnTime]);
+        let electronic = event(EventKind::Resolved { timeliness: Timeliness::OnTime(false), result_electronic: true });
+        assert_eq!(electronic.delta(Provision::Info).increments, [Counter::Resolved, Counter::ResultElectronic]);
+    }
+
+    #[test]
+    fn fees_and_feedback() {
+        assert_eq!(event(EventKind::FeePaid { online: true }).delta(Provision::Info).increments, [Counter::FeePaid, Counter::FeePaidOnline]);
+        assert_eq!(event(EventKind::FeePaid { online: false }).delta(Provision::Info).increments, [Counter::FeePaid]);
+        assert_eq!(event(EventKind::Feedback { satisfied: true }).delta(Provision::Info).increments, [Counter::Feedback, Counter::FeedbackSatisfied]);
+        assert_eq!(event(EventKind::Feedback { satisfied: false }).delta(Provision::Info).increments, [Counter::Feedback]);
+    }
+}

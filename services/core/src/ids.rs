@@ -1,0 +1,107 @@
+//! Identifier newtypes: parsed once at the API edge, so the rest of the code only ever sees
+//! valid ids.
+
+use std::fmt;
+
+/// The longest id accepted, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Why a string is not a valid id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("is {0} characters long; the limit is {MAX_ID_LEN}")]
+    TooLong(usize),
+    #[error("contains {0:?}; allowed are letters A-Z a-z, digits and - _ . : /")]
+    BadCharacter(char),
+}
+
+fn check(raw: &str) -> Result<(), IdError> {
+    if raw.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if raw.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong(raw.chars().count()));
+    }
+    match raw
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/')))
+    {
+        Some(bad) => Err(IdError::BadCharacter(bad)),
+        None => Ok(()),
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses an id: 1 to 128 characters from A-Z, a-z, 0-9 and `-_.:/`.
+            pub fn parse(raw: &str) -> Result<Self, IdError> {
+                check(raw).map(|()| Self(raw.to_owned()))
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An agency: a ministry, a province or a unit below one (`ha-noi`, `mof`).
+    AgencyId
+);
+id_type!(
+    /// An administrative procedure.
+    ProcedureId
+);
+id_type!(
+    /// The sender's id of an event; unique within its agency, reused on retry.
+    EventId
+);
+id_type!(
+    /// The agency's own id of a dossier.
+    DossierId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_ids_parse() {
+        for ok in ["ha-noi", "a", "HS/2026:0001_x.y", &"x".repeat(MAX_ID_LEN)] {
+            assert_eq!(AgencyId::parse(ok).map(|id| id.to_string()), Ok(ok.to_owned()));
+        }
+    }
+
+    #[test]
+    fn invalid_ids_say_why() {
+        assert_eq!(EventId::parse(""), Err(IdError::Empty));
+        assert_eq!(EventId::parse(&"x".repeat(129)), Err(IdError::TooLong(129)));
+        assert_eq!(EventId::parse("a b"), Err(IdError::BadCharacter(' ')));
+        assert_eq!(EventId::parse("hà"), Err(IdError::BadCharacter('à')));
+        assert_eq!(
+            EventId::parse("a{b}").map_err(|e| e.to_string()),
+            Err("contains '{'; allowed are letters A-Z a-z, digits and - _ . : /".to_owned())
+        );
+    }
+}

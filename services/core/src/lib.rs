@@ -1,0 +1,20 @@
+//! The govpulse domain, pure and synchronous: ids, Vietnam-time periods and buckets, the
+//! counters an event adds, metric formulas, ranking maths and the catalog. No I/O, no
+//! tonic, no Redis: everything here takes its inputs (including `now`) as arguments.
+
+pub mod catalog;
+pub mod counters;
+pub mod event;
+pub mod ids;
+pub mod metric;
+pub mod period;
+pub mod ranking;
+pub mod rate;
+
+pub use catalog::{Agency, Block, Catalog, CatalogBuilder, CatalogError, Procedure, Provision, ProvisionFacts};
+pub use counters::{Counter, CounterDelta, Counters};
+pub use event::{Channel, DossierEvent, EventKind, Timeliness};
+pub use ids::{AgencyId, DossierId, EventId, IdError, ProcedureId};
+pub use metric::Metric;
+pub use period::{Bucket, Period, PeriodError};
+pub use rate::Rate;

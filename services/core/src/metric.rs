@@ -1,0 +1,179 @@
+//! The published metrics: each formula written once, here.
+
+use std::{fmt, str::FromStr};
+
+use crate::{Counter, Counters, Rate, catalog::ProvisionFacts};
+
+/// A published metric. Its [`Metric::name`] is how people type it everywhere: CLI, config,
+/// JSON and the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metric {
+    /// Dossiers received online / dossiers received.
+    OnlineDossierRate,
+    /// Dossiers received online for full-process online procedures / dossiers received for
+    /// those procedures.
+    FullOnlineDossierRate,
+    /// Online services that received an online dossier in the period / online services the
+    /// agency provides (from the catalog).
+    ServicesWithOnlineDossiers,
+    /// Procedures provided full-process online / procedures eligible for it (from the
+    /// catalog).
+    FullOnlineProvision,
+    /// Dossiers resolved by their due time / dossiers resolved.
+    OnTimeRate,
+    /// Dossiers digitized at reception / dossiers received.
+    DigitizedReceptionRate,
+    /// Results issued electronically / dossiers resolved.
+    ElectronicResultRate,
+    /// Satisfied feedback / feedback given.
+    SatisfactionRate,
+    /// Fees paid online / fees paid.
+    OnlinePaymentRate,
+}
+
+impl Metric {
+    /// Every metric, in the documented order.
+    pub const ALL: [Metric; 9] = [
+        Metric::OnlineDossierRate,
+        Metric::FullOnlineDossierRate,
+        Metric::ServicesWithOnlineDossiers,
+        Metric::FullOnlineProvision,
+        Metric::OnTimeRate,
+        Metric::DigitizedReceptionRate,
+        Metric::ElectronicResultRate,
+        Metric::SatisfactionRate,
+        Metric::OnlinePaymentRate,
+    ];
+
+    /// The name people type: `online-dossier-rate`, ...
+    pub const fn name(self) -> &'static str {
+        match self {
+            Metric::OnlineDossierRate => "online-dossier-rate",
+            Metric::FullOnlineDossierRate => "full-online-dossier-rate",
+            Metric::ServicesWithOnlineDossiers => "services-with-online-dossiers",
+            Metric::FullOnlineProvision => "full-online-provision",
+            Metric::OnTimeRate => "on-time-rate",
+            Metric::DigitizedReceptionRate => "digitized-reception-rate",
+            Metric::ElectronicResultRate => "electronic-result-rate",
+            Metric::SatisfactionRate => "satisfaction-rate",
+            Metric::OnlinePaymentRate => "online-payment-rate",
+        }
+    }
+
+    /// The formula in words, for documentation and help texts.
+    pub const fn formula(self) -> &'static str {
+        match self {
+            Metric::OnlineDossierRate => "dossiers received online / dossiers received",
+            Metric::FullOnlineDossierRate => {
+                "dossiers received online for full-process online procedures / dossiers received for those procedures"
+            }
+            Metric::ServicesWithOnlineDossiers => {
+                "online services with at least one online dossier in the period / online services provided"
+            }
+            Metric::FullOnlineProvision => {
+                "procedures provided full-process online / procedures eligible for it"
+            }
+            Metric::OnTimeRate => "dossiers resolved by their due time / dossiers resolved",
+            Metric::DigitizedReceptionRate => "dossiers digitized at reception / dossiers received",
+            Metric::ElectronicResultRate => "results issued electronically / dossiers resolved",
+            Metric::SatisfactionRate => "satisfied feedback / feedback given",
+            Metric::OnlinePaymentRate => "fees paid online / fees paid",
+        }
+    }
+
+    /// The numerator and denominator of the metric.
+    pub fn fraction(self, counters: &Counters, facts: &ProvisionFacts) -> (u64, u64) {
+        let c = |counter| counters.get(counter);
+        match self {
+            Metric::OnlineDossierRate => (c(Counter::ReceivedOnline), c(Counter::Received)),
+            Metric::FullOnlineDossierRate => (
+                c(Counter::ReceivedOnlineFullOnlineProcedure),
+                c(Counter::ReceivedFullOnlineProcedure),
+            ),
+            Metric::ServicesWithOnlineDossiers => {
+                (counters.procedures_with_online_dossiers, facts.online_services)
+            }
+            Metric::FullOnlineProvision => (facts.full_online, facts.eligible_full_online),
+            Metric::OnTimeRate => (c(Counter::ResolvedOnTime), c(Counter::Resolved)),
+            Metric::DigitizedReceptionRate => (c(Counter::Digitized), c(Counter::Received)),
+            Metric::ElectronicResultRate => (c(Counter::ResultElectronic), c(Counter::Resolved)),
+            Metric::SatisfactionRate => (c(Counter::FeedbackSatisfied), c(Counter::Feedback)),
+            Metric::OnlinePaymentRate => (c(Counter::FeePaidOnline), c(Counter::FeePaid)),
+        }
+    }
+
+    /// The metric's value; `None` (no data) when its denominator is zero.
+    pub fn rate(self, counters: &Counters, facts: &ProvisionFacts) -> Option<Rate> {
+        let (numerator, denominator) = self.fraction(counters, facts);
+        Rate::new(numerator, denominator)
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown metric name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{:?} is not a metric; the metrics are {}", .0, Metric::ALL.map(Metric::name).join(", "))]
+pub struct UnknownMetric(pub String);
+
+impl FromStr for Metric {
+    type Err = UnknownMetric;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.name() == raw.trim())
+            .ok_or_else(|| UnknownMetric(raw.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_choices() {
+        for m in Metric::ALL {
+            assert_eq!(m.name().parse::<Metric>(), Ok(m));
+        }
+        let err = "online-rate".parse::<Metric>().expect_err("unknown");
+        assert!(err.to_string().starts_with("\"online-rate\" is not a metric; the metrics are online-dossier-rate, "));
+    }
+
+    #[test]
+    fn each_formula_reads_its_counters() {
+        let mut counters = Counters::from_pairs(
+            Counter::ALL.into_iter().zip(1u64..).map(|(c, v)| (c, v * 10)),
+        );
+        counters.procedures_with_online_dossiers = 7;
+        let facts = ProvisionFacts { online_services: 9, full_online: 3, eligible_full_online: 4 };
+        let got: Vec<(u64, u64)> = Metric::ALL.iter().map(|m| m.fraction(&counters, &facts)).collect();
+        let v = |c: Counter| counters.get(c);
+        assert_eq!(
+            got,
+            [
+                (v(Counter::ReceivedOnline), v(Counter::Received)),
+                (v(Counter::ReceivedOnlineFullOnlineProcedure), v(Counter::ReceivedFullOnlineProcedure)),
+                (7, 9),
+                (3, 4),
+                (v(Counter::ResolvedOnTime), v(Counter::Resolved)),
+                (v(Counter::Digitized), v(Counter::Received)),
+                (v(Counter::ResultElectronic), v(Counter::Resolved)),
+                (v(Counter::FeedbackSatisfied), v(Counter::Feedback)),
+                (v(Counter::FeePaidOnline), v(Counter::FeePaid)),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_denominator_is_no_data() {
+        let empty = Counters::default();
+        for m in Metric::ALL {
+            assert_eq!(m.rate(&empty, &ProvisionFacts::default()), None, "{m}");
+        }
+    }
+}

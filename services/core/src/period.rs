@@ -1,0 +1,350 @@
+//! Periods and buckets in Vietnam local time (UTC+7, no daylight saving).
+//!
+//! Counters are stored per bucket: a calendar day, month, quarter or year. A period is a
+//! range of days; it is read from the fewest buckets that cover it exactly ([`Period::cover`]).
+
+use std::fmt;
+
+use time::{Date, Month, OffsetDateTime, UtcOffset};
+
+/// Vietnam's offset from UTC, all year round.
+pub const VIETNAM: UtcOffset = match UtcOffset::from_hms(7, 0, 0) {
+    Ok(offset) => offset,
+    Err(_) => panic!("UTC+7 is a valid offset"),
+};
+
+/// The Vietnam local day of an instant.
+pub fn vietnam_day(at: OffsetDateTime) -> Date {
+    at.to_offset(VIETNAM).date()
+}
+
+/// One stored counter bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bucket {
+    /// One calendar day.
+    Day(Date),
+    /// One calendar month (year, month 1-12).
+    Month(i32, u8),
+    /// One quarter (year, quarter 1-4).
+    Quarter(i32, u8),
+    /// One calendar year.
+    Year(i32),
+}
+
+impl Bucket {
+    /// The four buckets a day counts in: its day, month, quarter and year.
+    pub fn containing(day: Date) -> [Bucket; 4] {
+        let month = u8::from(day.month());
+        [
+            Bucket::Day(day),
+            Bucket::Month(day.year(), month),
+            Bucket::Quarter(day.year(), quarter_of(month)),
+            Bucket::Year(day.year()),
+        ]
+    }
+
+    /// The first day of the bucket.
+    pub fn first_day(self) -> Date {
+        match self {
+            Bucket::Day(d) => d,
+            Bucket::Month(y, m) => first_of_month(y, m),
+            Bucket::Quarter(y, q) => first_of_month(y, (q - 1) * 3 + 1),
+            Bucket::Year(y) => first_of_month(y, 1),
+        }
+    }
+
+    /// The last day of the bucket.
+    pub fn last_day(self) -> Date {
+        match self {
+            Bucket::Day(d) => d,
+            Bucket::Month(y, m) => last_of_month(y, m),
+            Bucket::Quarter(y, q) => last_of_month(y, q * 3),
+            Bucket::Year(y) => last_of_month(y, 12),
+        }
+    }
+}
+
+/// A compact, sortable key: `d20260815`, `m202608`, `q20263`, `y2026`.
+impl fmt::Display for Bucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bucket::Day(d) => write!(f, "d{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day()),
+            Bucket::Month(y, m) => write!(f, "m{y:04}{m:02}"),
+            Bucket::Quarter(y, q) => write!(f, "q{y:04}{q}"),
+            Bucket::Year(y) => write!(f, "y{y:04}"),
+        }
+    }
+}
+
+fn quarter_of(month: u8) -> u8 {
+    (month - 1) / 3 + 1
+}
+
+fn month_of(m: u8) -> Month {
+    Month::try_from(m).unwrap_or(Month::January)
+}
+
+fn first_of_month(year: i32, month: u8) -> Date {
+    Date::from_calendar_date(year, month_of(month), 1).unwrap_or(Date::MIN)
+}
+
+fn last_of_month(year: i32, month: u8) -> Date {
+    let m = month_of(month);
+    Date::from_calendar_date(year, m, m.length(year)).unwrap_or(Date::MAX)
+}
+
+/// Why a period expression is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeriodError {
+    #[error(
+        "{0:?} is not a period; write a day 2026-08-15, a month 2026-08, a quarter 2026-Q3, \
+         a year 2026, a range 2026-01-01..2026-08-31, or ytd"
+    )]
+    Syntax(String),
+    #[error("{0:?} is not a calendar date")]
+    BadDate(String),
+    #[error("the range starts on {first} after it ends on {last}")]
+    Reversed { first: Date, last: Date },
+    #[error("years from {MIN_YEAR} to {MAX_YEAR} only")]
+    YearOutOfRange,
+}
+
+/// The earliest year a period may name.
+pub const MIN_YEAR: i32 = 2000;
+/// The latest year a period may name.
+pub const MAX_YEAR: i32 = 2100;
+
+/// A range of Vietnam local days, both ends included, with the expression it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Period {
+    expression: String,
+    first: Date,
+    last: Date,
+}
+
+impl Period {
+    /// Parses `2026-08-15`, `2026-08`, `2026-Q3`, `2026`, `2026-01-01..2026-08-31` or `ytd`
+    /// (1 January of `today`'s year to `today`).
+    pub fn parse(raw: &str, today: Date) -> Result<Self, PeriodError> {
+        let expr = raw.trim();
+        let (first, last) = if expr.eq_ignore_ascii_case("ytd") {
+            (first_of_month(today.year(), 1), today)
+        } else if let Some((a, b)) = expr.split_once("..") {
+            let (first, last) = (parse_day(a)?, parse_day(b)?);
+            if first > last {
+                return Err(PeriodError::Reversed { first, last });
+            }
+            (first, last)
+        } else {
+            let bucket = parse_bucket(expr)?;
+            (bucket.first_day(), bucket.last_day())
+        };
+        for year in [first.year(), last.year()] {
+            if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
+                return Err(PeriodError::YearOutOfRange);
+            }
+        }
+        Ok(Self { expression: expr.to_owned(), first, last })
+    }
+
+    /// The period covering exactly one bucket.
+    pub fn of_bucket(bucket: Bucket) -> Self {
+        Self { expression: bucket.to_string(), first: bucket.first_day(), last: bucket.last_day() }
+    }
+
+    /// The expression the period was written as.
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// The first day.
+    pub fn first_day(&self) -> Date {
+        self.first
+    }
+
+    /// The last day.
+    pub fn last_day(&self) -> Date {
+        self.last
+    }
+
+    /// Whether the period includes `day`.
+    pub fn contains(&self, day: Date) -> bool {
+        (self.first..=self.last).contains(&day)
+    }
+
+    /// The fewest stored buckets whose days are exactly the period's days, in order.
+    ///
+    /// Buckets nest (a year is four quarters, a quarter three months, a month its days), so
+    /// taking at each step the largest bucket that starts there and ends within the period
+    /// gives the smallest cover.
+    pub fn cover(&self) -> Vec<Bucket> {
+        let mut buckets = Vec::new();
+        let mut day = self.first;
+        loop {
+            let [d, m, q, y] = Bucket::containing(day);
+            let bucket = [y, q, m]
+                .into_iter()
+                .find(|b| b.first_day() == day && b.last_day() <= self.last)
+                .unwrap_or(d);
+            buckets.push(bucket);
+            match bucket.last_day().next_day() {
+                Some(next) if next <= self.last => day = next,
+                _ => return buckets,
+            }
+        }
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.expression)
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(part: &str, expr: &str) -> Result<T, PeriodError> {
+    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PeriodError::Syntax(expr.to_owned()));
+    }
+    part.parse().map_err(|_| PeriodError::Syntax(expr.to_owned()))
+}
+
+fn parse_year(part: &str, expr: &str) -> Result<i32, PeriodError> {
+    if part.len() != 4 {
+        return Err(PeriodError::Syntax(expr.to_owned()));
+    }
+    parse_number(part, expr)
+}
+
+fn parse_day(raw: &str) -> Result<Date, PeriodError> {
+    let parts: Vec<&str> = raw.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return Err(PeriodError::Syntax(raw.to_owned()));
+    };
+    if m.len() != 2 || d.len() != 2 {
+        return Err(PeriodError::Syntax(raw.to_owned()));
+    }
+    let year = parse_year(y, raw)?;
+    let month: u8 = parse_number(m, raw)?;
+    let day: u8 = parse_number(d, raw)?;
+    let month = Month::try_from(month).map_err(|_| PeriodError::BadDate(raw.to_owned()))?;
+    Date::from_calendar_date(year, month, day).map_err(|_| PeriodError::BadDate(raw.to_owned()))
+}
+
+fn parse_bucket(expr: &str) -> Result<Bucket, PeriodError> {
+    let parts: Vec<&str> = expr.split('-').collect();
+    match parts.as_slice() {
+        [y] => Ok(Bucket::Year(parse_year(y, expr)?)),
+        [y, q] if q.len() == 2 && (q.starts_with('Q') || q.starts_with('q')) => {
+            let quarter: u8 = parse_number(&q[1..], expr)?;
+            if !(1..=4).contains(&quarter) {
+                return Err(PeriodError::BadDate(expr.to_owned()));
+            }
+            Ok(Bucket::Quarter(parse_year(y, expr)?, quarter))
+        }
+        [y, m] if m.len() == 2 => {
+            let month: u8 = parse_number(m, expr)?;
+            if !(1..=12).contains(&month) {
+                return Err(PeriodError::BadDate(expr.to_owned()));
+            }
+            Ok(Bucket::Month(parse_year(y, expr)?, month))
+        }
+        [_, _, _] => Ok(Bucket::Day(parse_day(expr)?)),
+        _ => Err(PeriodError::Syntax(expr.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use time::macros::{date, datetime};
+
+    use super::*;
+
+    const TODAY: Date = date!(2026 - 08 - 20);
+
+    fn parse(s: &str) -> Period {
+        Period::parse(s, TODAY).expect("valid period")
+    }
+
+    #[test]
+    fn every_written_form_parses_to_its_days() {
+        let cases = [
+            ("2026-08-15", date!(2026 - 08 - 15), date!(2026 - 08 - 15)),
+            ("2026-08", date!(2026 - 08 - 01), date!(2026 - 08 - 31)),
+            ("2024-02", date!(2024 - 02 - 01), date!(2024 - 02 - 29)),
+            ("2026-Q3", date!(2026 - 07 - 01), date!(2026 - 09 - 30)),
+            ("2026-q1", date!(2026 - 01 - 01), date!(2026 - 03 - 31)),
+            ("2026", date!(2026 - 01 - 01), date!(2026 - 12 - 31)),
+            ("2022-01-01..2022-08-31", date!(2022 - 01 - 01), date!(2022 - 08 - 31)),
+            ("ytd", date!(2026 - 01 - 01), TODAY),
+        ];
+        for (expr, first, last) in cases {
+            let p = parse(expr);
+            assert_eq!((p.first_day(), p.last_day()), (first, last), "{expr}");
+        }
+    }
+
+    #[test]
+    fn bad_periods_say_why() {
+        for bad in ["", "2026-13", "2026-Q5", "2026-02-30", "26-08", "2026-8", "week", "2026-08-1"] {
+            assert!(Period::parse(bad, TODAY).is_err(), "{bad:?} should not parse");
+        }
+        assert_eq!(
+            Period::parse("2026-02-01..2026-01-01", TODAY),
+            Err(PeriodError::Reversed { first: date!(2026 - 02 - 01), last: date!(2026 - 01 - 01) })
+        );
+        assert_eq!(Period::parse("1999", TODAY), Err(PeriodError::YearOutOfRange));
+    }
+
+    #[test]
+    fn vietnam_day_is_utc_plus_seven() {
+        assert_eq!(vietnam_day(datetime!(2026-08-14 16:59:59 UTC)), date!(2026 - 08 - 14));
+        assert_eq!(vietnam_day(datetime!(2026-08-14 17:00:00 UTC)), date!(2026 - 08 - 15));
+        assert_eq!(vietnam_day(datetime!(2025-12-31 17:00:00 UTC)), date!(2026 - 01 - 01));
+    }
+
+    #[test]
+    fn bucket_keys_are_compact() {
+        let names: Vec<String> =
+            Bucket::containing(date!(2026 - 08 - 05)).iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["d20260805", "m202608", "q20263", "y2026"]);
+    }
+
+    #[test]
+    fn cover_uses_the_largest_buckets() {
+        let names = |s: &str| -> Vec<String> { parse(s).cover().iter().map(ToString::to_string).collect() };
+        assert_eq!(names("2026"), ["y2026"]);
+        assert_eq!(names("2026-Q3"), ["q20263"]);
+        assert_eq!(names("2022-01-01..2022-08-31"), ["q20221", "q20222", "m202207", "m202208"]);
+        assert_eq!(
+            names("2025-12-30..2027-02-02"),
+            ["d20251230", "d20251231", "y2026", "m202701", "d20270201", "d20270202"]
+        );
+        assert_eq!(names("ytd"), [
+            "q20261", "q20262", "m202607", "d20260801", "d20260802", "d20260803", "d20260804",
+            "d20260805", "d20260806", "d20260807", "d20260808", "d20260809", "d20260810",
+            "d20260811", "d20260812", "d20260813", "d20260814", "d20260815", "d20260816",
+            "d20260817", "d20260818", "d20260819", "d20260820"
+        ]);
+    }
+
+    proptest! {
+        /// The cover of any range holds every day of the range exactly once, and nothing else.
+        #[test]
+        fn cover_is_an_exact_partition(start in 0i32..3000, len in 0i32..1200) {
+            let first = date!(2020 - 01 - 01) + time::Duration::days(i64::from(start));
+            let last = first + time::Duration::days(i64::from(len));
+            let period = Period::parse(&format!("{first}..{last}"), TODAY).expect("valid range");
+            let buckets = period.cover();
+            let mut expected = first;
+            for b in &buckets {
+                prop_assert_eq!(b.first_day(), expected);
+                prop_assert!(b.last_day() <= last);
+                expected = b.last_day().next_day().expect("in range");
+            }
+            prop_assert_eq!(expected, last.next_day().expect("in range"));
+            // Never more than the worst case: days and months on both sides plus years.
+            prop_assert!(buckets.len() <= 31 + 2 + 3 + 2 + 31 + 4);
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Ranking maths: order, shared ranks, selection, and the difference between two rankings.
+//!
+//! Rules (documented in the ranking proto too): highest value first; equal values share a
+//! rank and the next rank skips (1, 2, 2, 4); among equal values the order is by agency id,
+//! ascending, so it never changes between calls. Agencies with no data are not ranked
+//! (rank 0) and come after the ranked ones, by agency id.
+
+use std::collections::HashMap;
+
+use crate::{AgencyId, Rate};
+
+/// One agency's place in a ranking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankedRow {
+    /// 1 for the best; 0 when the agency has no data.
+    pub rank: u32,
+    /// The agency.
+    pub agency: AgencyId,
+    /// Its value; `None` when it has no data.
+    pub rate: Option<Rate>,
+}
+
+/// Ranks agencies by value. See the module documentation for the rules.
+pub fn rank(values: impl IntoIterator<Item = (AgencyId, Option<Rate>)>) -> Vec<RankedRow> {
+    let mut rows: Vec<(AgencyId, Option<Rate>)> = values.into_iter().collect();
+    rows.sort_by(|(a_id, a), (b_id, b)| match (a, b) {
+        (Some(a), Some(b)) => b.cmp(a).then_with(|| a_id.cmp(b_id)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a_id.cmp(b_id),
+    });
+    let mut ranked: Vec<RankedRow> = Vec::with_capacity(rows.len());
+    for (position, (agency, rate)) in rows.into_iter().enumerate() {
+        let rank = match (rate, ranked.last()) {
+            (None, _) => 0,
+            (Some(value), Some(prev)) if prev.rate == Some(value) => prev.rank,
+            (Some(_), _) => u32::try_from(position + 1).unwrap_or(u32::MAX),
+        };
+        ranked.push(RankedRow { rank, agency, rate });
+    }
+    ranked
+}
+
+/// Which rows of a ranking to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Selection {
+    /// Every row, ranked ones first, then those with no data.
+    All,
+    /// The first N ranked rows.
+    Top(u32),
+    /// The last N ranked rows, in rank order.
+    Bottom(u32),
+}
+
+/// The rows of a full ranking (as [`rank`] returns it) that a selection shows.
+pub fn select(ranking: &[RankedRow], selection: Selection) -> &[RankedRow] {
+    let ranked = ranking.iter().take_while(|r| r.rank > 0).count();
+    match selection {
+        Selection::All => ranking,
+        Selection::Top(n) => &ranking[..ranked.min(n as usize)],
+        Selection::Bottom(n) => &ranking[ranked.saturating_sub(n as usize)..ranked],
+    }
+}
+
+/// How many rows of a ranking have a value.
+pub fn ranked_count(ranking: &[RankedRow]) -> usize {
+    ranking.iter().filter(|r| r.rank > 0).count()
+}
+
+/// One row that differs between two shown rankings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowChange {
+    /// The row now; `None` when the agency left the shown rows.
+    pub now: Option<RankedRow>,
+    /// The agency.
+    pub agency: AgencyId,
+    /// Its rank before; `None` when it was not shown before.
+    pub previous_rank: Option<u32>,
+}
+
+/// The rows whose rank or value changed between `before` and `after` (two selections of a
+/// ranking), in `after`'s order, followed by the rows that left, in `before`'s order.
+pub fn diff(before: &[RankedRow], after: &[RankedRow]) -> Vec<RowChange> {
+    let old: HashMap<&AgencyId, &RankedRow> = before.iter().map(|r| (&r.agency, r)).collect();
+    let mut changes: Vec<RowChange> = after
+        .iter()
+        .filter(|row| old.get(&row.agency).is_none_or(|prev| prev.rank != row.rank || !same_fraction(prev.rate, row.rate)))
+        .map(|row| RowChange {
+            now: Some(row.clone()),
+            agency: row.agency.clone(),
+            previous_rank: old.get(&row.agency).map(|prev| prev.rank),
+        })
+        .collect();
+    let shown: HashMap<&AgencyId, ()> = after.iter().map(|r| (&r.agency, ())).collect();
+    changes.extend(before.iter().filter(|r| !shown.contains_key(&r.agency)).map(|r| RowChange {
+        now: None,
+        agency: r.agency.clone(),
+        previous_rank: Some(r.rank),
+    }));
+    changes
+}
+
+/// Whether two values are the same fraction as shown (1/2 and 2/4 are equal rates, but a
+/// subscriber shows numerator and denominator, so they differ here).
+fn same_fraction(a: Option<Rate>, b: Option<Rate>) -> bool {
+    a.map(|r| (r.numerator(), r.denominator())) == b.map(|r| (r.numerator(), r.denominator()))
+}
+
+/// Applies changes from [`diff`] to `before`, giving `after`: what a subscriber does.
+pub fn apply(before: &[RankedRow], changes: &[RowChange]) -> Vec<RankedRow> {
+    let mut rows: HashMap<AgencyId, RankedRow> = before.iter().map(|r| (r.agency.clone(), r.clone())).collect();
+    for change in changes {
+        match &change.now {
+            Some(row) => rows.insert(change.agency.clone(), row.clone()),
+            None => rows.remove(&change.agency),
+        };
+    }
+    let mut out: Vec<RankedRow> = rows.into_values().collect();
+    out.sort_by(|a, b| match (a.rank, b.rank) {
+        (0, 0) => a.agency.cmp(&b.agency),
+        (0, _) => std::cmp::Ordering::Greater,
+        (_, 0) => std::cmp::Ordering::Less,
+        (x, y) => x.cmp(&y).then_with(|| a.agency.cmp(&b.agency)),
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn id(s: &str) -> AgencyId {
+        AgencyId::parse(s).expect("valid id")
+    }
+
+    fn ranks(rows: &[RankedRow]) -> Vec<(u32, &str)> {
+        rows.iter().map(|r| (r.rank, r.agency.as_str())).collect()
+    }
+
+    #[test]
+    fn ties_share_a_rank_and_keep_agency_id_order() {
+        let rows = rank([
+            (id("d"), Rate::new(1, 2)),
+            (id("c"), Rate::new(3, 4)),
+            (id("b"), Rate::new(2, 4)),
+            (id("a"), None),
+            (id("e"), Rate::new(9, 10)),
+            (id("f"), Rate::new(50, 100)),
+        ]);
+        assert_eq!(ranks(&rows), [(1, "e"), (2, "c"), (3, "b"), (3, "d"), (3, "f"), (0, "a")]);
+    }
+
+    #[test]
+    fn selections_take_ranked_rows_only() {
+        let rows = rank((0..10).map(|i| (id(&format!("a{i}")), Rate::new(i, 10))).chain([(id("z"), None)]));
+        assert_eq!(select(&rows, Selection::Top(3)).iter().map(|r| r.agency.as_str()).collect::<Vec<_>>(), ["a9", "a8", "a7"]);
+        assert_eq!(select(&rows, Selection::Bottom(2)).iter().map(|r| r.rank).collect::<Vec<_>>(), [9, 10]);
+        assert_eq!(select(&rows, Selection::Top(50)).len(), 10);
+        assert_eq!(select(&rows, Selection::Bottom(50)).len(), 10);
+        assert_eq!(select(&rows, Selection::All).len(), 11);
+        assert_eq!(ranked_count(&rows), 10);
+    }
+
+    #[test]
+    fn diff_names_what_moved() {
+        let before = rank([(id("a"), Rate::new(5, 10)), (id("b"), Rate::new(4, 10)), (id("c"), Rate::new(3, 10))]);
+        let after = rank([(id("a"), Rate::new(5, 10)), (id("b"), Rate::new(2, 10)), (id("c"), Rate::new(3, 10))]);
+        let changes = diff(&before, &after);
+        let summary: Vec<(&str, Option<u32>, Option<u32>)> =
+            changes.iter().map(|c| (c.agency.as_str(), c.previous_rank, c.now.as_ref().map(|r| r.rank))).collect();
+        assert_eq!(summary, [("c", Some(3), Some(2)), ("b", Some(2), Some(3))]);
+        let top1_before = select(&before, Selection::Top(1));
+        let top1_after = &[RankedRow { rank: 1, agency: id("c"), rate: Rate::new(9, 10) }];
+        let changes = diff(top1_before, top1_after);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[1], RowChange { now: None, agency: id("a"), previous_rank: Some(1) });
+    }
+
+    fn arb_values() -> impl Strategy<Value = Vec<(AgencyId, Option<Rate>)>> {
+        prop::collection::btree_map(0u32..40, prop::option::of((0u64..5, 1u64..5)), 0..30).prop_map(|m| {
+            m.into_iter().map(|(k, v)| (id(&format!("ag{k:02}")), v.and_then(|(n, d)| Rate::new(n.min(d), d)))).collect()
+        })
+    }
+
+    proptest! {
+        /// Ranks never decrease down the list, equal values share a rank, a rank equals one
+        /// plus the number of strictly better agencies, and input order does not matter.
+        #[test]
+        fn ranks_follow_the_competition_rule(values in arb_values(), seed in any::<u64>()) {
+            let rows = rank(values.clone());
+            for row in rows.iter().filter(|r| r.rank > 0) {
+                let better = rows.iter().filter(|o| o.rate.is_some_and(|v| Some(v) > row.rate)).count();
+                prop_assert_eq!(row.rank as usize, better + 1);
+            }
+            let mut shuffled = values;
+            let n = shuffled.len();
+            if n > 1 {
+                shuffled.rotate_left((seed % n as u64) as usize);
+            }
+            prop_assert_eq!(rank(shuffled), rows);
+        }
+
+        /// Applying the diff of two rankings to the first gives the second.
+        #[test]
+        fn apply_of_diff_is_the_new_ranking(a in arb_values(), b in arb_values(), n in 1u32..10) {
+            let (before, after) = (rank(a), rank(b));
+            for selection in [Selection::All, Selection::Top(n), Selection::Bottom(n)] {
+                let (x, y) = (select(&before, selection), select(&after, selection));
+                prop_assert_eq!(apply(x, &diff(x, y)), y.to_vec());
+            }
+        }
+    }
+}

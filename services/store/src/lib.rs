@@ -1,0 +1,90 @@
+//! The counter store: where counts live. One trait, [`CounterStore`], with a Redis
+//! implementation (the deployment) and an in-memory one (the embedded demo and unit tests),
+//! both held to one conformance suite ([`conformance`]).
+//!
+//! The key schema is documented in `docs/ARCHITECTURE.md` and in [`redis_store`].
+
+use async_trait::async_trait;
+use govpulse_core::{AgencyId, Bucket, CounterDelta, Counters, EventId};
+use time::{Date, OffsetDateTime};
+
+pub mod conformance;
+mod memory;
+mod redis_store;
+pub mod testing;
+
+pub use memory::MemoryStore;
+pub use redis_store::{RedisStore, RedisStoreConfig};
+
+/// One validated event, ready to count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventWrite {
+    /// The sender's id; the event is counted once per (agency, event id).
+    pub event_id: EventId,
+    /// The agency that reported it (the first element of `chain`).
+    pub agency: AgencyId,
+    /// The agency, then each ancestor up to its ministry or province: every one of them
+    /// counts the event. Never empty.
+    pub chain: Vec<AgencyId>,
+    /// The Vietnam local day the event happened.
+    pub day: Date,
+    /// What it adds.
+    pub delta: CounterDelta,
+    /// Until when the store must remember the event id to recognise a retry. Past this
+    /// time events of this day are refused at the edge (they are beyond the horizon).
+    pub remember_until: OffsetDateTime,
+}
+
+impl EventWrite {
+    /// The top-level agency whose tree the event belongs to. Every key the event touches
+    /// carries it, so that one batch of one tree is one atomic operation (and one hash slot
+    /// on Redis Cluster).
+    pub fn root(&self) -> &AgencyId {
+        self.chain.last().unwrap_or(&self.agency)
+    }
+}
+
+/// Whether an event was counted now or before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Counted now.
+    Accepted,
+    /// Counted before; not counted again.
+    Duplicate,
+}
+
+/// An agency to read, with the top-level agency of its tree (which names its keys).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AgencyKey {
+    /// The top-level agency.
+    pub root: AgencyId,
+    /// The agency.
+    pub agency: AgencyId,
+}
+
+/// A store failure. Nothing is known to be applied when `apply` fails; the caller reports
+/// the batch as failed and the sender retries with the same event ids.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis reply: {0}")]
+    Reply(#[from] redis::ParsingError),
+    #[error("redis answered {0}")]
+    Unexpected(String),
+}
+
+/// Counts events exactly once and reads counters summed over buckets.
+#[async_trait]
+pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Counts each event that was not counted before, for every agency of its chain, in the
+    /// day, month, quarter and year of its day; returns one [`Applied`] per event, in order.
+    ///
+    /// All events of one tree (same root) are applied atomically: either all of them are
+    /// recorded (as counted or duplicate) or none is.
+    async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError>;
+
+    /// For each agency, its counters summed over `buckets`, with the exact number of
+    /// distinct procedures that received an online dossier in any of them.
+    async fn read(&self, agencies: &[AgencyKey], buckets: &[Bucket]) -> Result<Vec<Counters>, StoreError>;
+}

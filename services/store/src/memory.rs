@@ -1,0 +1,100 @@
+//! The in-memory store: the embedded default for `govpulse demo` and a reference for the
+//! conformance suite. One mutex makes every batch atomic, as the Redis script does.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
+
+use async_trait::async_trait;
+use govpulse_core::{AgencyId, Bucket, Counters, EventId, ProcedureId};
+use time::{Date, OffsetDateTime};
+
+use crate::{AgencyKey, Applied, CounterStore, EventWrite, StoreError};
+
+/// How many batches pass between sweeps of expired event ids.
+const SWEEP_EVERY: u64 = 1024;
+
+#[derive(Debug, Default)]
+struct Inner {
+    seen: HashMap<(AgencyId, Date), (OffsetDateTime, HashSet<EventId>)>,
+    counters: HashMap<(AgencyId, Bucket), Counters>,
+    online: HashMap<(AgencyId, Bucket), HashSet<ProcedureId>>,
+    batches: u64,
+}
+
+/// Counters in this process's memory; gone when it exits.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied batch visible to
+        // anyone but the panicking call, which failed; the data is still consistent.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl CounterStore for MemoryStore {
+    async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let mut inner = self.lock();
+        inner.batches += 1;
+        if inner.batches % SWEEP_EVERY == 0 {
+            inner.seen.retain(|_, (until, _)| *until > now);
+        }
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            let (until, ids) = inner
+                .seen
+                .entry((event.agency.clone(), event.day))
+                .or_insert_with(|| (event.remember_until, HashSet::new()));
+            *until = (*until).max(event.remember_until);
+            if !ids.insert(event.event_id.clone()) {
+                outcomes.push(Applied::Duplicate);
+                continue;
+            }
+            for agency in &event.chain {
+                for bucket in Bucket::containing(event.day) {
+                    let counters = inner.counters.entry((agency.clone(), bucket)).or_default();
+                    for counter in &event.delta.increments {
+                        counters.increment(*counter, 1);
+                    }
+                    if let Some(procedure) = &event.delta.online_procedure {
+                        inner.online.entry((agency.clone(), bucket)).or_default().insert(procedure.clone());
+                    }
+                }
+            }
+            outcomes.push(Applied::Accepted);
+        }
+        Ok(outcomes)
+    }
+
+    async fn read(&self, agencies: &[AgencyKey], buckets: &[Bucket]) -> Result<Vec<Counters>, StoreError> {
+        let inner = self.lock();
+        Ok(agencies
+            .iter()
+            .map(|key| {
+                let mut total = Counters::default();
+                let mut online: HashSet<&ProcedureId> = HashSet::new();
+                for bucket in buckets {
+                    let slot = (key.agency.clone(), *bucket);
+                    if let Some(counters) = inner.counters.get(&slot) {
+                        total += counters;
+                    }
+                    online.extend(inner.online.get(&slot).into_iter().flatten());
+                }
+                total.procedures_with_online_dossiers = online.len() as u64;
+                total
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,231 @@
+//! The Redis store.
+//!
+//! Key schema (`P` is the configured prefix, `{root}` the top-level agency of the tree, in
+//! braces so that a tree's keys share one Redis Cluster hash slot):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:{root}:c:<agency>:<bucket>` | hash | counter field (`rcv`, `rcv_on`, ...) → count |
+//! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
+//! | `P:{root}:e:<agency>:<yyyymmdd>` | set | event ids counted for events of that day; expires after the horizon |
+//!
+//! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
+//! A batch is applied by one Lua script per tree ([`APPLY_SCRIPT`]): dedupe, counting and
+//! expiry in one atomic step.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use govpulse_core::{AgencyId, Bucket, Counter, Counters};
+use redis::{
+    Script,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use time::Date;
+
+use crate::{AgencyKey, Applied, CounterStore, EventWrite, StoreError};
+
+/// The batch script; see the file for its argument layout.
+pub const APPLY_SCRIPT: &str = include_str!("apply.lua");
+
+/// How to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisStoreConfig {
+    /// A `redis://` URL.
+    pub url: String,
+    /// Prepended to every key, so that deployments (and tests) can share one Redis.
+    pub prefix: String,
+}
+
+/// Counters in Redis.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: String,
+    script: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects (and keeps reconnecting when the connection drops).
+    pub async fn connect(config: RedisStoreConfig) -> Result<Self, StoreError> {
+        let client = redis::Client::open(config.url.as_str())?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
+            .set_response_timeout(Some(std::time::Duration::from_secs(10)))
+            .set_number_of_retries(2);
+        let connection = ConnectionManager::new_with_config(client, manager_config).await?;
+        Ok(Self { connection, prefix: config.prefix, script: Script::new(APPLY_SCRIPT) })
+    }
+
+    fn counters_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
+        format!("{}:{{{root}}}:c:{agency}:{bucket}", self.prefix)
+    }
+
+    fn online_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
+        format!("{}:{{{root}}}:o:{agency}:{bucket}", self.prefix)
+    }
+
+    fn seen_key(&self, root: &AgencyId, agency: &AgencyId, day: Date) -> String {
+        format!("{}:{{{root}}}:e:{agency}:{}", self.prefix, &Bucket::Day(day).to_string()[1..])
+    }
+
+    /// Runs the script for the events of one tree; `events` are (position, event) pairs.
+    async fn apply_tree(&self, root: &AgencyId, events: &[(usize, &EventWrite)]) -> Result<Vec<Applied>, StoreError> {
+        let mut args = ScriptArgs::default();
+        let mut templates: HashMap<TemplateKey<'_>, usize> = HashMap::new();
+        let mut template_args: Vec<String> = Vec::new();
+        let mut event_args: Vec<String> = Vec::with_capacity(events.len() * 3);
+        let mut expirations: HashMap<usize, i64> = HashMap::new();
+        for (_, event) in events {
+            let template_key = TemplateKey { agency: &event.agency, day: event.day, delta: &event.delta };
+            let next = templates.len() + 1;
+            let template = *templates.entry(template_key).or_insert_with(|| {
+                let buckets = Bucket::containing(event.day);
+                let increments: Vec<(usize, &str)> = event
+                    .chain
+                    .iter()
+                    .flat_map(|agency| buckets.iter().map(move |b| (agency, *b)))
+                    .flat_map(|(agency, bucket)| {
+                        let key = self.counters_key(root, agency, bucket);
+                        event.delta.increments.iter().map(move |c| (key.clone(), c.key()))
+                    })
+                    .map(|(key, field)| (args.key(key), field))
+                    .collect();
+                template_args.push(increments.len().to_string());
+                for (key, field) in increments {
+                    template_args.push(key.to_string());
+                    template_args.push(field.to_owned());
+                }
+                match &event.delta.online_procedure {
+                    Some(procedure) => {
+                        template_args.push((event.chain.len() * buckets.len()).to_string());
+                        for agency in &event.chain {
+                            for bucket in buckets {
+                                let key = args.key(self.online_key(root, agency, bucket));
+                                template_args.push(key.to_string());
+                                template_args.push(procedure.to_string());
+                            }
+                        }
+                    }
+                    None => template_args.push("0".to_owned()),
+                }
+                next
+            });
+            let seen = args.key(self.seen_key(root, &event.agency, event.day));
+            let until = event.remember_until.unix_timestamp();
+            expirations.entry(seen).and_modify(|at| *at = (*at).max(until)).or_insert(until);
+            event_args.push(seen.to_string());
+            event_args.push(event.event_id.to_string());
+            event_args.push(template.to_string());
+        }
+
+        let mut invocation = self.script.prepare_invoke();
+        for key in &args.keys {
+            invocation.key(key);
+        }
+        invocation.arg(templates.len()).arg(&template_args);
+        invocation.arg(events.len()).arg(&event_args);
+        invocation.arg(expirations.len());
+        for (set, at) in &expirations {
+            invocation.arg(set).arg(at);
+        }
+        let mut connection = self.connection.clone();
+        let flags: Vec<i64> = invocation.invoke_async(&mut connection).await?;
+        if flags.len() != events.len() {
+            return Err(StoreError::Unexpected(format!("{} outcomes for {} events", flags.len(), events.len())));
+        }
+        Ok(flags.into_iter().map(|f| if f == 1 { Applied::Accepted } else { Applied::Duplicate }).collect())
+    }
+}
+
+/// Events with equal template keys add the same increments to the same keys.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TemplateKey<'a> {
+    agency: &'a AgencyId,
+    day: Date,
+    delta: &'a govpulse_core::CounterDelta,
+}
+
+/// The script's KEYS, each listed once, with 1-based positions as Lua indexes them.
+#[derive(Debug, Default)]
+struct ScriptArgs {
+    keys: Vec<String>,
+    positions: HashMap<String, usize>,
+}
+
+impl ScriptArgs {
+    fn key(&mut self, key: String) -> usize {
+        if let Some(position) = self.positions.get(&key) {
+            return *position;
+        }
+        self.keys.push(key.clone());
+        self.positions.insert(key, self.keys.len());
+        self.keys.len()
+    }
+}
+
+#[async_trait]
+impl CounterStore for RedisStore {
+    async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
+        let mut trees: HashMap<&AgencyId, Vec<(usize, &EventWrite)>> = HashMap::new();
+        for (position, event) in events.iter().enumerate() {
+            trees.entry(event.root()).or_default().push((position, event));
+        }
+        let mut outcomes = vec![Applied::Duplicate; events.len()];
+        for (root, tree_events) in &trees {
+            let applied = self.apply_tree(root, tree_events).await?;
+            for ((position, _), outcome) in tree_events.iter().zip(applied) {
+                outcomes[*position] = outcome;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn read(&self, agencies: &[AgencyKey], buckets: &[Bucket]) -> Result<Vec<Counters>, StoreError> {
+        let mut pipe = redis::pipe();
+        for key in agencies {
+            for bucket in buckets {
+                pipe.hgetall(self.counters_key(&key.root, &key.agency, *bucket));
+            }
+            let online: Vec<String> =
+                buckets.iter().map(|b| self.online_key(&key.root, &key.agency, *b)).collect();
+            match online.as_slice() {
+                [] => pipe.cmd("ECHO").arg(0),
+                [one] => pipe.scard(one),
+                many => pipe.cmd("EVAL").arg(UNION_SIZE_SCRIPT).arg(many.len()).arg(many),
+            };
+        }
+        let mut connection = self.connection.clone();
+        let replies: Vec<redis::Value> = pipe.query_async(&mut connection).await?;
+        let mut replies = replies.into_iter();
+        let mut out = Vec::with_capacity(agencies.len());
+        for _ in agencies {
+            let mut total = Counters::default();
+            for _ in buckets {
+                let hash: HashMap<String, u64> = redis::from_redis_value(next_reply(&mut replies)?)?;
+                for (field, value) in hash {
+                    if let Some(counter) = Counter::from_key(&field) {
+                        total.increment(counter, value);
+                    }
+                }
+            }
+            total.procedures_with_online_dossiers = redis::from_redis_value(next_reply(&mut replies)?)?;
+            out.push(total);
+        }
+        Ok(out)
+    }
+}
+
+/// The exact size of the union of the sets in KEYS, computed in Redis so the members never
+/// cross the network. All KEYS share one tree and so one hash slot.
+const UNION_SIZE_SCRIPT: &str = "return #redis.call('SUNION', unpack(KEYS))";
+
+fn next_reply(replies: &mut impl Iterator<Item = redis::Value>) -> Result<redis::Value, StoreError> {
+    replies.next().ok_or_else(|| StoreError::Unexpected("fewer replies than commands".to_owned()))
+}

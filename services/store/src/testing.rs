@@ -1,0 +1,92 @@
+//! A real `redis-server` for tests: started on a free loopback port in a temporary folder,
+//! stopped (and its folder removed) when dropped.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+/// A `redis-server` process owned by a test.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+impl RedisServer {
+    /// Starts a server that keeps nothing on disk.
+    pub fn start() -> std::io::Result<Self> {
+        Self::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts a server with extra command-line options (for example `--appendonly yes`),
+    /// returning once it accepts connections.
+    pub fn start_with(options: &[&str]) -> std::io::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "govpulse-redis-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        // A port is free when we look; another process could take it before redis binds
+        // it, so a failed start is retried on a new port.
+        let mut last_error = None;
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            match Self::spawn(&dir, port, options) {
+                Ok(child) => return Ok(Self { child, port, dir }),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| std::io::Error::other("redis-server did not start")))
+    }
+
+    fn spawn(dir: &PathBuf, port: u16, options: &[&str]) -> std::io::Result<Child> {
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+            .arg(dir)
+            .args(options)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        // Wait for the server to say it is ready, reading its log rather than polling.
+        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            if line.contains("Ready to accept connections") {
+                return Ok(child);
+            }
+        }
+        let status = child.wait()?;
+        Err(std::io::Error::other(format!("redis-server exited before it was ready: {status}")))
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its `redis://` URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills it with SIGKILL, as a crash would, and waits for it to exit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
