@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(&descriptor_path)
         // Well-known types come from pbjson-types so that they have the JSON mapping too.
+        .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_protos(PROTOS, &["."])?;
 

@@ -8,6 +8,7 @@ pub mod event;
 pub mod ids;
 pub mod metric;
 pub mod period;
+pub mod policy;
 pub mod ranking;
 pub mod rate;
 
@@ -18,3 +19,4 @@ pub use ids::{AgencyId, DossierId, EventId, IdError, ProcedureId};
 pub use metric::Metric;
 pub use period::{Bucket, Period, PeriodError};
 pub use rate::Rate;
+pub use policy::{AcceptancePolicy, TimeError};

@@ -1,0 +1,43 @@
+//! The aggregate service's errors, and their one mapping to gRPC statuses.
+
+use govpulse_common::{catalog_files::LoadError, convert::bad_request, server::ServeError};
+use govpulse_store::StoreError;
+use tonic::Status;
+
+/// Everything that can go wrong in aggregate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is wrong: INVALID_ARGUMENT naming the field.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    /// The counter store failed: UNAVAILABLE, the caller retries (safe: batches are
+    /// idempotent).
+    #[error("counter store: {0}")]
+    Store(#[from] StoreError),
+    /// Start-up: the catalog could not be loaded.
+    #[error(transparent)]
+    Catalog(#[from] LoadError),
+    /// Start-up or serving failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument { field, reason: reason.into() }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        match error {
+            Error::InvalidArgument { field, reason } => bad_request(field, &reason),
+            Error::Store(e) => {
+                tracing::warn!(error = %e, "counter store unavailable");
+                Status::unavailable(format!("counter store unavailable: {e}"))
+            }
+            Error::Catalog(e) => Status::internal(e.to_string()),
+            Error::Serve(e) => Status::internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Conversions between the domain types and their protobuf messages, and the error shapes
+//! every service answers with.
+
+use govpulse_core::{Agency, Block, Counter, Counters, Period, Procedure, Provision, Rate};
+use govpulse_proto::{aggregate as agg, catalog as cat, event as ev};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::Violation;
+
+/// The protobuf value of a block.
+pub fn block_to_proto(block: Block) -> cat::Block {
+    match block {
+        Block::Ministry => cat::Block::Ministry,
+        Block::Province => cat::Block::Province,
+    }
+}
+
+/// The block of a protobuf value; `None` when unspecified or unknown.
+pub fn block_from_proto(value: i32) -> Option<Block> {
+    match cat::Block::try_from(value) {
+        Ok(cat::Block::Ministry) => Some(Block::Ministry),
+        Ok(cat::Block::Province) => Some(Block::Province),
+        Ok(cat::Block::Unspecified) | Err(_) => None,
+    }
+}
+
+/// An agency as a message.
+pub fn agency_to_proto(agency: &Agency) -> cat::Agency {
+    cat::Agency {
+        id: agency.id.to_string(),
+        name: agency.name.clone(),
+        block: block_to_proto(agency.block).into(),
+        parent_id: agency.parent.as_ref().map(ToString::to_string).unwrap_or_default(),
+        code: agency.code.clone().unwrap_or_default(),
+    }
+}
+
+/// A procedure as a message.
+pub fn procedure_to_proto(procedure: &Procedure) -> cat::Procedure {
+    cat::Procedure {
+        id: procedure.id.to_string(),
+        agency_id: procedure.agency.to_string(),
+        name: procedure.name.clone(),
+        provision: match procedure.provision {
+            Provision::Info => cat::Provision::Info,
+            Provision::Partial => cat::Provision::Partial,
+            Provision::Full => cat::Provision::Full,
+        }
+        .into(),
+        eligible_full_online: procedure.eligible_full_online,
+    }
+}
+
+/// Counters as a message.
+pub fn counters_to_proto(c: &Counters) -> agg::Counters {
+    agg::Counters {
+        received: c.get(Counter::Received),
+        received_online: c.get(Counter::ReceivedOnline),
+        received_in_person: c.get(Counter::ReceivedInPerson),
+        received_postal: c.get(Counter::ReceivedPostal),
+        digitized: c.get(Counter::Digitized),
+        received_full_online_procedure: c.get(Counter::ReceivedFullOnlineProcedure),
+        received_online_full_online_procedure: c.get(Counter::ReceivedOnlineFullOnlineProcedure),
+        resolved: c.get(Counter::Resolved),
+        resolved_on_time: c.get(Counter::ResolvedOnTime),
+        result_electronic: c.get(Counter::ResultElectronic),
+        fee_paid: c.get(Counter::FeePaid),
+        fee_paid_online: c.get(Counter::FeePaidOnline),
+        feedback: c.get(Counter::Feedback),
+        feedback_satisfied: c.get(Counter::FeedbackSatisfied),
+        procedures_with_online_dossiers: c.procedures_with_online_dossiers,
+    }
+}
+
+/// Counters from a message.
+pub fn counters_from_proto(c: &agg::Counters) -> Counters {
+    let mut counters = Counters::from_pairs([
+        (Counter::Received, c.received),
+        (Counter::ReceivedOnline, c.received_online),
+        (Counter::ReceivedInPerson, c.received_in_person),
+        (Counter::ReceivedPostal, c.received_postal),
+        (Counter::Digitized, c.digitized),
+        (Counter::ReceivedFullOnlineProcedure, c.received_full_online_procedure),
+        (Counter::ReceivedOnlineFullOnlineProcedure, c.received_online_full_online_procedure),
+        (Counter::Resolved, c.resolved),
+        (Counter::ResolvedOnTime, c.resolved_on_time),
+        (Counter::ResultElectronic, c.result_electronic),
+        (Counter::FeePaid, c.fee_paid),
+        (Counter::FeePaidOnline, c.fee_paid_online),
+        (Counter::Feedback, c.feedback),
+        (Counter::FeedbackSatisfied, c.feedback_satisfied),
+    ]);
+    counters.procedures_with_online_dossiers = c.procedures_with_online_dossiers;
+    counters
+}
+
+/// A rate as a message.
+pub fn rate_to_proto(rate: Rate) -> agg::Rate {
+    agg::Rate { numerator: rate.numerator(), denominator: rate.denominator(), percent: rate.percent() }
+}
+
+/// A rate from a message; `None` for a zero denominator.
+pub fn rate_from_proto(rate: &agg::Rate) -> Option<Rate> {
+    Rate::new(rate.numerator, rate.denominator)
+}
+
+/// The days of a period as a message.
+pub fn period_to_proto(period: &Period) -> agg::PeriodRange {
+    agg::PeriodRange {
+        expression: period.expression().to_owned(),
+        first_day: period.first_day().to_string(),
+        last_day: period.last_day().to_string(),
+    }
+}
+
+/// An ACCEPTED outcome.
+pub fn accepted() -> ev::EventOutcome {
+    ev::EventOutcome { status: ev::OutcomeStatus::Accepted.into(), ..Default::default() }
+}
+
+/// A DUPLICATE outcome.
+pub fn duplicate() -> ev::EventOutcome {
+    ev::EventOutcome { status: ev::OutcomeStatus::Duplicate.into(), ..Default::default() }
+}
+
+/// A REJECTED outcome naming the field and the reason.
+pub fn rejected(violation: Violation) -> ev::EventOutcome {
+    ev::EventOutcome { status: ev::OutcomeStatus::Rejected.into(), field: violation.field, reason: violation.reason }
+}
+
+/// INVALID_ARGUMENT with a `google.rpc.BadRequest` naming the field, so clients in any
+/// language can read which field is wrong.
+pub fn bad_request(field: &str, reason: &str) -> Status {
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{field}: {reason}"),
+        ErrorDetails::with_bad_request_violation(field, reason),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_round_trip_through_their_message() {
+        let mut counters = Counters::from_pairs(Counter::ALL.into_iter().zip(1u64..));
+        counters.procedures_with_online_dossiers = 99;
+        assert_eq!(counters_from_proto(&counters_to_proto(&counters)), counters);
+    }
+
+    #[test]
+    fn bad_requests_carry_field_violations() {
+        let status = bad_request("events", "has 1001 events; the limit is 1000");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_details_bad_request().expect("a BadRequest detail");
+        assert_eq!(details.field_violations[0].field, "events");
+        assert_eq!(details.field_violations[0].description, "has 1001 events; the limit is 1000");
+    }
+
+    #[test]
+    fn blocks_map_both_ways() {
+        for block in [Block::Ministry, Block::Province] {
+            assert_eq!(block_from_proto(block_to_proto(block).into()), Some(block));
+        }
+        assert_eq!(block_from_proto(0), None);
+        assert_eq!(block_from_proto(42), None);
+    }
+}

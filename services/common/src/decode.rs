@@ -1,0 +1,193 @@
+//! Decodes a protobuf event into a validated domain event, or says which field is wrong and
+//! why. The one place where untrusted event data becomes trusted: ingest runs it before
+//! forwarding, aggregate again before counting.
+
+use govpulse_core::{
+    AcceptancePolicy, AgencyId, Catalog, Channel, DossierEvent, DossierId, EventId, EventKind, IdError,
+    ProcedureId, Timeliness,
+};
+use govpulse_proto::{Timestamp, event as pb};
+use time::OffsetDateTime;
+
+/// What is wrong with one event: the path of the field and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The field's path, for example `events[3].agency_id`.
+    pub field: String,
+    /// Why, in words a person can act on.
+    pub reason: String,
+}
+
+impl Violation {
+    fn new(prefix: &str, field: &str, reason: impl Into<String>) -> Self {
+        let field = if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") };
+        Self { field, reason: reason.into() }
+    }
+}
+
+/// Converts a protobuf timestamp, refusing impossible ones.
+pub fn timestamp(ts: &Timestamp) -> Option<OffsetDateTime> {
+    if !(0..1_000_000_000).contains(&ts.nanos) {
+        return None;
+    }
+    let nanos = i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+}
+
+fn id_field<T>(prefix: &str, field: &str, parsed: Result<T, IdError>) -> Result<T, Violation> {
+    parsed.map_err(|e| Violation::new(prefix, field, e.to_string()))
+}
+
+/// Validates one event received at `now`. `prefix` names the event in field paths
+/// (`events[3]`).
+pub fn decode_event(
+    prefix: &str,
+    event: &pb::DossierEvent,
+    catalog: &Catalog,
+    policy: &AcceptancePolicy,
+    now: OffsetDateTime,
+) -> Result<DossierEvent, Violation> {
+    let event_id: EventId = id_field(prefix, "event_id", EventId::parse(&event.event_id))?;
+    let agency: AgencyId = id_field(prefix, "agency_id", AgencyId::parse(&event.agency_id))?;
+    if catalog.agency(&agency).is_none() {
+        return Err(Violation::new(prefix, "agency_id", format!("unknown agency {:?}; CatalogService.ListAgencies lists them", agency.as_str())));
+    }
+    let dossier: DossierId = id_field(prefix, "dossier_id", DossierId::parse(&event.dossier_id))?;
+    let procedure_id: ProcedureId = id_field(prefix, "procedure_id", ProcedureId::parse(&event.procedure_id))?;
+    let Some(procedure) = catalog.procedure(&procedure_id) else {
+        return Err(Violation::new(prefix, "procedure_id", format!("unknown procedure {:?}; CatalogService.ListProcedures lists them", procedure_id.as_str())));
+    };
+    if !catalog.handles(&agency, procedure) {
+        return Err(Violation::new(
+            prefix,
+            "procedure_id",
+            format!("procedure {:?} belongs to {}, not to {agency} or an agency above it", procedure_id.as_str(), procedure.agency),
+        ));
+    }
+    let occurred_at = match &event.occurred_at {
+        None => return Err(Violation::new(prefix, "occurred_at", "is required")),
+        Some(ts) => timestamp(ts).ok_or_else(|| Violation::new(prefix, "occurred_at", "is not a valid time"))?,
+    };
+    policy.check(occurred_at, now).map_err(|e| Violation::new(prefix, "occurred_at", e.to_string()))?;
+    let kind = match &event.kind {
+        None => return Err(Violation::new(prefix, "kind", "one of received, resolved, fee_paid or feedback is required")),
+        Some(pb::dossier_event::Kind::Received(received)) => EventKind::Received {
+            channel: match pb::Channel::try_from(received.channel) {
+                Ok(pb::Channel::InPerson) => Channel::InPerson,
+                Ok(pb::Channel::Online) => Channel::Online,
+                Ok(pb::Channel::Postal) => Channel::Postal,
+                Ok(pb::Channel::Unspecified) => {
+                    return Err(Violation::new(prefix, "received.channel", "is required: 1 in person, 2 online, 3 postal"));
+                }
+                Err(_) => {
+                    return Err(Violation::new(
+                        prefix,
+                        "received.channel",
+                        format!("unknown channel {}; use 1 in person, 2 online, 3 postal", received.channel),
+                    ));
+                }
+            },
+            digitized: received.digitized,
+        },
+        Some(pb::dossier_event::Kind::Resolved(resolved)) => EventKind::Resolved {
+            timeliness: match &resolved.timeliness {
+                None => return Err(Violation::new(prefix, "resolved.timeliness", "one of due_at or on_time is required")),
+                Some(pb::dossier_resolved::Timeliness::OnTime(on_time)) => Timeliness::OnTime(*on_time),
+                Some(pb::dossier_resolved::Timeliness::DueAt(due)) => Timeliness::DueAt(
+                    timestamp(due).ok_or_else(|| Violation::new(prefix, "resolved.due_at", "is not a valid time"))?,
+                ),
+            },
+            result_electronic: resolved.result_electronic,
+        },
+        Some(pb::dossier_event::Kind::FeePaid(fee)) => EventKind::FeePaid { online: fee.online },
+        Some(pb::dossier_event::Kind::Feedback(feedback)) => EventKind::Feedback { satisfied: feedback.satisfied },
+    };
+    Ok(DossierEvent { event_id, agency, dossier, procedure: procedure_id, occurred_at, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    const NOW: OffsetDateTime = datetime!(2026-08-15 05:00 UTC);
+
+    fn catalog() -> Catalog {
+        Catalog::builder()
+            .provinces_csv("p", "code,id,name\n17,hoa-binh,Hòa Bình\n01,ha-noi,Hà Nội\n")
+            .and_then(|b| b.units_csv("u", "id,name,parent_id\nhb-dept,Sở,hoa-binh\n"))
+            .and_then(|b| b.procedures_csv("x", "id,agency_id,name,provision,eligible_full_online\nhb-p1,hoa-binh,A,full,true\nhn-p1,ha-noi,B,full,true\n"))
+            .and_then(govpulse_core::CatalogBuilder::build)
+            .expect("valid")
+    }
+
+    fn ts(at: OffsetDateTime) -> Timestamp {
+        Timestamp { seconds: at.unix_timestamp(), nanos: 0 }
+    }
+
+    fn valid() -> pb::DossierEvent {
+        pb::DossierEvent {
+            event_id: "e-1".into(),
+            agency_id: "hoa-binh".into(),
+            dossier_id: "HS-1".into(),
+            procedure_id: "hb-p1".into(),
+            occurred_at: Some(ts(NOW)),
+            kind: Some(pb::dossier_event::Kind::Received(pb::DossierReceived { channel: pb::Channel::Online as i32, digitized: true })),
+        }
+    }
+
+    fn violation(event: pb::DossierEvent) -> (String, String) {
+        let v = decode_event("events[2]", &event, &catalog(), &AcceptancePolicy::default(), NOW).expect_err("invalid");
+        (v.field, v.reason)
+    }
+
+    #[test]
+    fn a_valid_event_decodes() {
+        let e = decode_event("", &valid(), &catalog(), &AcceptancePolicy::default(), NOW).expect("valid");
+        assert_eq!(e.kind, EventKind::Received { channel: Channel::Online, digitized: true });
+        assert_eq!(e.occurred_at, NOW);
+        let mut unit = valid();
+        unit.agency_id = "hb-dept".into();
+        assert!(decode_event("", &unit, &catalog(), &AcceptancePolicy::default(), NOW).is_ok(), "a unit uses its province's procedure");
+    }
+
+    #[test]
+    fn each_bad_field_is_named_with_its_reason() {
+        let with = |f: fn(&mut pb::DossierEvent)| {
+            let mut e = valid();
+            f(&mut e);
+            violation(e)
+        };
+        let field = |f: fn(&mut pb::DossierEvent)| with(f).0;
+        assert_eq!(with(|e| e.event_id.clear()), ("events[2].event_id".into(), "must not be empty".into()));
+        assert_eq!(field(|e| e.agency_id = "bad agency".into()), "events[2].agency_id");
+        assert_eq!(
+            with(|e| e.agency_id = "atlantis".into()),
+            ("events[2].agency_id".into(), "unknown agency \"atlantis\"; CatalogService.ListAgencies lists them".into())
+        );
+        assert_eq!(field(|e| e.dossier_id = "x".repeat(200)), "events[2].dossier_id");
+        assert_eq!(field(|e| e.procedure_id = "nope".into()), "events[2].procedure_id");
+        assert_eq!(
+            with(|e| e.procedure_id = "hn-p1".into()).1,
+            "procedure \"hn-p1\" belongs to ha-noi, not to hoa-binh or an agency above it"
+        );
+        assert_eq!(with(|e| e.occurred_at = None), ("events[2].occurred_at".into(), "is required".into()));
+        assert_eq!(with(|e| e.occurred_at = Some(Timestamp { seconds: 0, nanos: -1 })).1, "is not a valid time");
+        assert_eq!(
+            with(|e| e.occurred_at = Some(ts(NOW + time::Duration::days(1)))).1,
+            "is 1d ahead of the server clock; at most 5m is allowed"
+        );
+        assert_eq!(with(|e| e.occurred_at = Some(ts(NOW - time::Duration::days(500)))).1, "is older than the accepted horizon of 400 days");
+        assert_eq!(field(|e| e.kind = None), "events[2].kind");
+        assert_eq!(
+            with(|e| e.kind = Some(pb::dossier_event::Kind::Received(pb::DossierReceived { channel: 9, digitized: false }))),
+            ("events[2].received.channel".into(), "unknown channel 9; use 1 in person, 2 online, 3 postal".into())
+        );
+        assert_eq!(field(|e| e.kind = Some(pb::dossier_event::Kind::Received(pb::DossierReceived::default()))), "events[2].received.channel");
+        assert_eq!(
+            field(|e| e.kind = Some(pb::dossier_event::Kind::Resolved(pb::DossierResolved { timeliness: None, result_electronic: true }))),
+            "events[2].resolved.timeliness"
+        );
+    }
+}

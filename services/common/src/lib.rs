@@ -1,0 +1,12 @@
+//! What every govpulse service shares: decoding events at the API edge, loading the
+//! catalog, converting between the domain and the protos, the gRPC server lifecycle
+//! (health, reflection, graceful shutdown) and telemetry.
+
+pub mod catalog_files;
+pub mod catalog_service;
+pub mod convert;
+pub mod decode;
+pub mod server;
+pub mod telemetry;
+
+pub use decode::{Violation, decode_event};

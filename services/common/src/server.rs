@@ -1,0 +1,102 @@
+//! The gRPC server lifecycle every service shares: bind first (port 0 works), serve the
+//! service with health (`grpc.health.v1`) and reflection (v1 and v1alpha, so that grpcurl
+//! works), and on shutdown report NOT_SERVING, end open streams and drain.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tracing::info;
+
+/// Why a server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Binds `addr`; with port 0 the system picks a free port (read it from `local_addr`).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Resolves when the process receives SIGTERM (Kubernetes' stop signal) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => info!(signal = "SIGTERM", "stop requested"),
+                    _ = tokio::signal::ctrl_c() => info!(signal = "SIGINT", "stop requested"),
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Serves `routes` plus health and reflection on `listener` until `shutdown` resolves.
+///
+/// Then: every served name turns NOT_SERVING (so load balancers stop sending), `stopping`
+/// is cancelled (so long-lived streams end themselves), and in-flight calls finish before
+/// this returns.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    served: &[&'static str],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stopping: CancellationToken,
+) -> Result<(), ServeError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in served {
+        reporter.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(govpulse_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(govpulse_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let routes = routes.add_service(health).add_service(reflection_v1).add_service(reflection_v1alpha);
+
+    let served: Vec<&'static str> = served.to_vec();
+    let on_shutdown = async move {
+        shutdown.await;
+        info!("shutting down: reporting not serving and draining in-flight calls");
+        reporter.set_service_status("", ServingStatus::NotServing).await;
+        for name in served {
+            reporter.set_service_status(name, ServingStatus::NotServing).await;
+        }
+        stopping.cancel();
+    };
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown)
+        .await?;
+    info!("stopped");
+    Ok(())
+}

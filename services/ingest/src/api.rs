@@ -1,0 +1,193 @@
+//! `govpulse.ingest.v1.IngestService`: validate each event, forward the valid ones to
+//! aggregate, answer with one outcome per event.
+
+use std::{pin::Pin, sync::Arc};
+
+use govpulse_common::{convert::rejected, decode_event};
+use govpulse_core::{AcceptancePolicy, Catalog};
+use govpulse_proto::{
+    aggregate::{ApplyEventsRequest, aggregate_service_client::AggregateServiceClient},
+    event::{DossierEvent, EventOutcome, OutcomeStatus},
+    ingest::{
+        StreamEventsRequest, StreamEventsResponse, SubmitEventsRequest, SubmitEventsResponse,
+        ingest_service_server::IngestService,
+    },
+};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming, transport::Channel};
+use tracing::{debug, info};
+
+use crate::Error;
+
+/// How many acknowledgements a StreamEvents call may have waiting for the client to read
+/// them. Bounded so a client that sends but never reads is slowed down (its next batch
+/// waits) instead of growing the server's memory.
+const ACK_BACKLOG: usize = 16;
+
+/// The outcomes of one batch, with their tallies.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// One per event, in order.
+    pub outcomes: Vec<EventOutcome>,
+    /// ACCEPTED count.
+    pub accepted: u32,
+    /// DUPLICATE count.
+    pub duplicate: u32,
+    /// REJECTED count.
+    pub rejected: u32,
+}
+
+impl BatchOutcome {
+    fn new(outcomes: Vec<EventOutcome>) -> Self {
+        let count = |status: OutcomeStatus| {
+            u32::try_from(outcomes.iter().filter(|o| o.status == status as i32).count()).unwrap_or(u32::MAX)
+        };
+        let (accepted, duplicate, rejected) =
+            (count(OutcomeStatus::Accepted), count(OutcomeStatus::Duplicate), count(OutcomeStatus::Rejected));
+        Self { outcomes, accepted, duplicate, rejected }
+    }
+}
+
+/// The service's state: shared, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct IngestApi {
+    catalog: Arc<Catalog>,
+    aggregate: AggregateServiceClient<Channel>,
+    policy: AcceptancePolicy,
+    max_batch: usize,
+    stopping: CancellationToken,
+}
+
+impl IngestApi {
+    /// The service, forwarding to `aggregate`.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        aggregate: AggregateServiceClient<Channel>,
+        policy: AcceptancePolicy,
+        max_batch: usize,
+        stopping: CancellationToken,
+    ) -> Self {
+        Self { catalog, aggregate, policy, max_batch, stopping }
+    }
+
+    /// Validates a batch, has aggregate count the valid events, and merges the outcomes.
+    pub async fn process(&self, events: Vec<DossierEvent>) -> Result<BatchOutcome, Error> {
+        if events.len() > self.max_batch {
+            return Err(Error::InvalidArgument {
+                field: "events",
+                reason: format!("has {} events; the limit is {}: split the batch", events.len(), self.max_batch),
+            });
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut outcomes: Vec<Option<EventOutcome>> = Vec::with_capacity(events.len());
+        let mut valid = Vec::with_capacity(events.len());
+        let mut positions = Vec::with_capacity(events.len());
+        for (i, event) in events.into_iter().enumerate() {
+            match decode_event(&format!("events[{i}]"), &event, &self.catalog, &self.policy, now) {
+                Ok(_) => {
+                    positions.push(i);
+                    valid.push(event);
+                    outcomes.push(None);
+                }
+                Err(violation) => {
+                    debug!(field = %violation.field, reason = %violation.reason, "event rejected");
+                    outcomes.push(Some(rejected(violation)));
+                }
+            }
+        }
+        if !valid.is_empty() {
+            let sent = valid.len();
+            let response = self
+                .aggregate
+                .clone()
+                .apply_events(ApplyEventsRequest { events: valid })
+                .await
+                .map_err(Error::Aggregate)?
+                .into_inner();
+            if response.outcomes.len() != sent {
+                return Err(Error::Aggregate(Status::internal(format!(
+                    "aggregate answered {} outcomes for {sent} events",
+                    response.outcomes.len()
+                ))));
+            }
+            for (position, outcome) in positions.into_iter().zip(response.outcomes) {
+                outcomes[position] = Some(outcome);
+            }
+        }
+        Ok(BatchOutcome::new(outcomes.into_iter().flatten().collect()))
+    }
+
+    /// Every event of an unacceptable batch rejected for the same reason, for StreamEvents,
+    /// where one bad batch must not end the stream.
+    fn reject_all(count: usize, status: &Status) -> BatchOutcome {
+        let outcome = EventOutcome {
+            status: OutcomeStatus::Rejected.into(),
+            field: "events".to_owned(),
+            reason: status.message().to_owned(),
+        };
+        BatchOutcome::new(vec![outcome; count])
+    }
+}
+
+type AckStream = Pin<Box<dyn Stream<Item = Result<StreamEventsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl IngestService for IngestApi {
+    async fn submit_events(&self, request: Request<SubmitEventsRequest>) -> Result<Response<SubmitEventsResponse>, Status> {
+        let result = self.process(request.into_inner().events).await?;
+        Ok(Response::new(SubmitEventsResponse {
+            outcomes: result.outcomes,
+            accepted: result.accepted,
+            duplicate: result.duplicate,
+            rejected: result.rejected,
+        }))
+    }
+
+    type StreamEventsStream = AckStream;
+
+    async fn stream_events(&self, request: Request<Streaming<StreamEventsRequest>>) -> Result<Response<AckStream>, Status> {
+        let mut batches = request.into_inner();
+        let (acks, out) = mpsc::channel(ACK_BACKLOG);
+        let api = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let batch = tokio::select! {
+                    // On shutdown, stop taking batches; every batch taken was acknowledged.
+                    () = api.stopping.cancelled() => break,
+                    batch = batches.next() => batch,
+                };
+                let batch = match batch {
+                    None => break,
+                    Some(Ok(batch)) => batch,
+                    Some(Err(status)) => {
+                        debug!(code = ?status.code(), "event stream ended by the client");
+                        break;
+                    }
+                };
+                let count = batch.events.len();
+                let ack = match api.process(batch.events).await {
+                    Ok(result) => Ok(result),
+                    Err(e @ Error::InvalidArgument { .. }) => Ok(Self::reject_all(count, &Status::from(e))),
+                    Err(e) => Err(Status::from(e)),
+                };
+                let failed = ack.is_err();
+                let message = ack.map(|r| StreamEventsResponse {
+                    batch_id: batch.batch_id,
+                    outcomes: r.outcomes,
+                    accepted: r.accepted,
+                    duplicate: r.duplicate,
+                    rejected: r.rejected,
+                });
+                // A failed send means the client went away: stop.
+                if acks.send(message).await.is_err() || failed {
+                    break;
+                }
+            }
+            info!("event stream closed");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+    }
+}

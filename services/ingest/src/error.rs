@@ -1,0 +1,47 @@
+//! The ingest service's errors, and their one mapping to gRPC statuses.
+
+use govpulse_common::{catalog_files::LoadError, convert::bad_request, server::ServeError};
+use tonic::{Code, Status};
+
+/// Everything that can go wrong in ingest.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The call as a whole is wrong (for example an oversized batch): INVALID_ARGUMENT
+    /// naming the field; nothing was counted.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    /// Aggregate failed or could not be reached. Some events may have been counted; the
+    /// sender retries the same batch and gets DUPLICATE for those.
+    #[error("aggregate: {}", .0.message())]
+    Aggregate(Status),
+    /// Start-up: the catalog could not be loaded.
+    #[error(transparent)]
+    Catalog(#[from] LoadError),
+    /// Start-up: a setting is wrong.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Start-up or serving failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        match error {
+            Error::InvalidArgument { field, reason } => bad_request(field, &reason),
+            Error::Aggregate(status) => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "aggregate call failed");
+                match status.code() {
+                    // Retryable as they are: the batch is idempotent.
+                    Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Cancelled => {
+                        Status::new(status.code(), format!("counting failed, retry the batch: {}", status.message()))
+                    }
+                    _ => Status::internal(format!("counting failed: {}", status.message())),
+                }
+            }
+            Error::Catalog(e) => Status::internal(e.to_string()),
+            Error::Config(e) => Status::internal(e),
+            Error::Serve(e) => Status::internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `govpulse.ranking.v1.RankingService`: parse the query, compute or subscribe, encode.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use govpulse_core::{Catalog, ranking::diff};
+use govpulse_proto::{
+    aggregate::aggregate_service_client::AggregateServiceClient,
+    ranking::{
+        GetRankingRequest, GetRankingResponse, Heartbeat, RankingChanges, RankingSnapshot, RowChange, SnapshotComplete,
+        WatchRankingRequest, WatchRankingResponse, ranking_service_server::RankingService, watch_ranking_response::Event,
+    },
+};
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, transport::Channel};
+use tracing::debug;
+
+use crate::{
+    compute::{Ranking, compute, row_to_proto},
+    hub::{Hubs, Published},
+    query::Query,
+};
+
+/// How many messages may wait for a slow WatchRanking subscriber. Small on purpose: while
+/// it is full the subscriber's task waits, and the ranking it sends next is the newest one.
+const STREAM_BACKLOG: usize = 4;
+
+/// Snapshot rows per message.
+const SNAPSHOT_CHUNK: usize = 200;
+
+/// The service's state: shared, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RankingApi {
+    catalog: Arc<Catalog>,
+    aggregate: AggregateServiceClient<Channel>,
+    hubs: Hubs,
+    heartbeat: Duration,
+    stopping: CancellationToken,
+}
+
+impl RankingApi {
+    /// The service over a catalog, an aggregate client and the live rankings.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        aggregate: AggregateServiceClient<Channel>,
+        hubs: Hubs,
+        heartbeat: Duration,
+        stopping: CancellationToken,
+    ) -> Self {
+        Self { catalog, aggregate, hubs, heartbeat, stopping }
+    }
+
+    fn snapshot_messages(&self, published: &Published) -> Vec<WatchRankingResponse> {
+        let revision = published.revision;
+        let Ranking { period, rows, ranked_count } = &published.ranking;
+        let mut messages: Vec<WatchRankingResponse> = rows
+            .chunks(SNAPSHOT_CHUNK)
+            .map(|chunk| chunk.iter().map(|r| row_to_proto(&self.catalog, r)).collect())
+            .chain(rows.is_empty().then(Vec::new))
+            .map(|rows| WatchRankingResponse {
+                revision,
+                event: Some(Event::Snapshot(RankingSnapshot { rows, period: Some(period.clone()), ranked_count: *ranked_count })),
+            })
+            .collect();
+        messages.push(WatchRankingResponse { revision, event: Some(Event::SnapshotComplete(SnapshotComplete {})) });
+        messages
+    }
+
+    fn changes_message(&self, shown: &Published, now: &Published) -> Option<WatchRankingResponse> {
+        let changes: Vec<RowChange> = diff(&shown.ranking.rows, &now.ranking.rows)
+            .into_iter()
+            .map(|change| RowChange {
+                row: Some(match &change.now {
+                    Some(row) => row_to_proto(&self.catalog, row),
+                    None => govpulse_proto::ranking::RankingRow {
+                        agency_id: change.agency.to_string(),
+                        agency_name: self.catalog.agency(&change.agency).map(|a| a.name.clone()).unwrap_or_default(),
+                        ..Default::default()
+                    },
+                }),
+                previous_rank: change.previous_rank.unwrap_or(0),
+            })
+            .collect();
+        if changes.is_empty() && shown.ranking.ranked_count == now.ranking.ranked_count {
+            return None;
+        }
+        Some(WatchRankingResponse {
+            revision: now.revision,
+            event: Some(Event::Changes(RankingChanges { changes, ranked_count: now.ranking.ranked_count })),
+        })
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchRankingResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RankingService for RankingApi {
+    async fn get_ranking(&self, request: Request<GetRankingRequest>) -> Result<Response<GetRankingResponse>, Status> {
+        let query = Query::parse(request.into_inner().query)?;
+        let ranking = compute(&self.aggregate, &self.catalog, &query).await?;
+        Ok(Response::new(GetRankingResponse {
+            rows: ranking.rows.iter().map(|r| row_to_proto(&self.catalog, r)).collect(),
+            period: Some(ranking.period),
+            ranked_count: ranking.ranked_count,
+        }))
+    }
+
+    type WatchRankingStream = WatchStream;
+
+    async fn watch_ranking(&self, request: Request<WatchRankingRequest>) -> Result<Response<WatchStream>, Status> {
+        let query = Query::parse(request.into_inner().query)?;
+        let mut updates = self.hubs.subscribe(&query).await?;
+        let (out, stream) = mpsc::channel(STREAM_BACKLOG);
+        let api = self.clone();
+        tokio::spawn(async move {
+            let mut shown = updates.borrow_and_update().clone();
+            for message in api.snapshot_messages(&shown) {
+                if out.send(Ok(message)).await.is_err() {
+                    return;
+                }
+            }
+            let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + api.heartbeat, api.heartbeat);
+            loop {
+                let message = tokio::select! {
+                    () = api.stopping.cancelled() => {
+                        let _ = out.send(Err(Status::unavailable("ranking service is shutting down; reconnect"))).await;
+                        return;
+                    }
+                    changed = updates.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        // The newest ranking, whatever came between: a slow reader skips
+                        // intermediate states instead of queueing them.
+                        let now = updates.borrow_and_update().clone();
+                        let message = api.changes_message(&shown, &now);
+                        shown = now;
+                        match message {
+                            Some(message) => {
+                                heartbeat.reset();
+                                message
+                            }
+                            None => continue,
+                        }
+                    }
+                    _ = heartbeat.tick() => WatchRankingResponse { revision: shown.revision, event: Some(Event::Heartbeat(Heartbeat {})) },
+                };
+                if out.send(Ok(message)).await.is_err() {
+                    debug!("ranking subscriber left");
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
+    }
+}

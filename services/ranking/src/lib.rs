@@ -1,0 +1,126 @@
+//! govpulse ranking: ranks the agencies of a block by any metric over any period, once
+//! (GetRanking) or live (WatchRanking), from counters it reads from aggregate over gRPC.
+
+mod api;
+mod changes;
+mod compute;
+mod hub;
+mod query;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use govpulse_common::{
+    catalog_files::LoadError,
+    catalog_service::CatalogApi,
+    server::{self, ServeError},
+};
+use govpulse_core::Catalog;
+use govpulse_proto::{
+    aggregate::aggregate_service_client::AggregateServiceClient, catalog::catalog_service_server::CatalogServiceServer,
+    ranking::ranking_service_server::RankingServiceServer,
+};
+use tokio::{net::TcpListener, sync::broadcast};
+use tokio_util::sync::CancellationToken;
+use tonic::{server::NamedService, service::Routes, transport::Endpoint};
+use tracing::info;
+
+pub use api::RankingApi;
+pub use hub::HubTiming;
+
+/// Configuration, from flags or the environment.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "govpulse-ranking", about = "Ranks agencies and streams live rankings")]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "GOVPULSE_LISTEN", default_value = "0.0.0.0:50053")]
+    pub listen: SocketAddr,
+    /// The aggregate service.
+    #[arg(long, env = "GOVPULSE_AGGREGATE_URL", default_value = "http://127.0.0.1:50052")]
+    pub aggregate_url: String,
+    /// Folder with the catalog CSV files; the built-in catalog when unset.
+    #[arg(long, env = "GOVPULSE_CATALOG_DIR")]
+    pub catalog_dir: Option<PathBuf>,
+    /// A live ranking with no change sends a heartbeat this often.
+    #[arg(long, env = "GOVPULSE_HEARTBEAT_MS", default_value_t = 5_000)]
+    pub heartbeat_ms: u64,
+    /// Change notices arriving within this window cause one recomputation.
+    #[arg(long, env = "GOVPULSE_DEBOUNCE_MS", default_value_t = 100)]
+    pub debounce_ms: u64,
+    /// Live rankings are recomputed at least this often, notice or not.
+    #[arg(long, env = "GOVPULSE_REFRESH_MS", default_value_t = 5_000)]
+    pub refresh_ms: u64,
+}
+
+impl Config {
+    /// The defaults, listening on `listen`, reading from `aggregate_url`.
+    pub fn new(listen: SocketAddr, aggregate_url: String) -> Self {
+        Self { listen, aggregate_url, catalog_dir: None, heartbeat_ms: 5_000, debounce_ms: 100, refresh_ms: 5_000 }
+    }
+}
+
+/// Everything that can stop ranking from starting or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Catalog(#[from] LoadError),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// A bound ranking server, ready to run.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    api: RankingApi,
+    catalog: Arc<Catalog>,
+    aggregate: AggregateServiceClient<tonic::transport::Channel>,
+    notices: broadcast::Sender<changes::Notice>,
+    stopping: CancellationToken,
+}
+
+impl Server {
+    /// Loads the catalog, prepares the connection to aggregate and binds.
+    pub async fn build(config: Config) -> Result<Self, Error> {
+        let catalog = Arc::new(govpulse_common::catalog_files::load(config.catalog_dir.as_deref())?);
+        Self::build_with(config, catalog).await
+    }
+
+    /// Binds with a given catalog.
+    pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, Error> {
+        let channel = Endpoint::from_shared(config.aggregate_url.clone())
+            .map_err(|e| Error::Config(format!("aggregate url {:?}: {e}", config.aggregate_url)))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let aggregate = AggregateServiceClient::new(channel);
+        let listener = server::bind(config.listen).await?;
+        let stopping = CancellationToken::new();
+        let (notices, _) = broadcast::channel(1024);
+        let timing = HubTiming {
+            debounce: Duration::from_millis(config.debounce_ms),
+            refresh: Duration::from_millis(config.refresh_ms.max(1)),
+        };
+        let hubs = hub::Hubs::new(aggregate.clone(), catalog.clone(), notices.clone(), timing);
+        let heartbeat = Duration::from_millis(config.heartbeat_ms.max(1));
+        let api = RankingApi::new(catalog.clone(), aggregate.clone(), hubs, heartbeat, stopping.clone());
+        if let Ok(addr) = listener.local_addr() {
+            info!(%addr, aggregate = %config.aggregate_url, "ranking bound");
+        }
+        Ok(Self { listener, api, catalog, aggregate, notices, stopping })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        tokio::spawn(changes::follow(self.aggregate, self.notices, self.stopping.clone()));
+        let routes = Routes::new(RankingServiceServer::new(self.api)).add_service(CatalogApi::server(self.catalog));
+        let served = [RankingServiceServer::<RankingApi>::NAME, CatalogServiceServer::<CatalogApi>::NAME];
+        Ok(server::serve(self.listener, routes, &served, shutdown, self.stopping).await?)
+    }
+}
