@@ -80,6 +80,7 @@ impl RankingApi {
                     },
                 }),
                 previous_rank: change.previous_rank.unwrap_or(0),
+                left: change.now.is_none(),
             })
             .collect();
         if changes.is_empty() && shown.ranking.ranked_count == now.ranking.ranked_count {

@@ -1,0 +1,266 @@
+//! `govpulse`: the command people type. `demo` and `serve` run the services in one process;
+//! `submit`, `ranking`, `metrics` and `watch` are clients of a running deployment.
+
+#![allow(clippy::print_stdout)]
+
+mod live;
+mod procedures;
+mod render;
+mod simulate;
+mod stack;
+mod submit;
+
+use std::{io::BufReader, net::IpAddr, path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use govpulse_core::{Block, Metric};
+use govpulse_proto::{
+    aggregate::{GetAgencyMetricsRequest, aggregate_service_client::AggregateServiceClient},
+    catalog::Block as PbBlock,
+    ingest::ingest_service_client::IngestServiceClient,
+    ranking::{GetRankingRequest, RankingQuery, ranking_query::Selection, ranking_service_client::RankingServiceClient},
+};
+use tonic::transport::Channel;
+
+use crate::stack::{Stack, StackConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "govpulse", version, about = "Monitor how agencies deliver online public services")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct StackArgs {
+    /// Count into this Redis (`redis://host:port/`) instead of the in-memory store.
+    #[arg(long, env = "GOVPULSE_REDIS_URL")]
+    redis: Option<String>,
+    /// Prefix of every Redis key.
+    #[arg(long, env = "GOVPULSE_KEY_PREFIX", default_value = "gp")]
+    key_prefix: String,
+    /// Address the services listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Preferred ports of ingest, aggregate and ranking (a busy port falls back to a free one).
+    #[arg(long, num_args = 3, value_names = ["INGEST", "AGGREGATE", "RANKING"], default_values_t = [50051, 50052, 50053])]
+    ports: Vec<u16>,
+}
+
+impl StackArgs {
+    fn config(&self) -> StackConfig {
+        let port = |i: usize| self.ports.get(i).copied().unwrap_or(0);
+        StackConfig { host: self.host, ports: [port(0), port(1), port(2)], redis: self.redis.clone(), key_prefix: self.key_prefix.clone() }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct QueryArgs {
+    /// The metric: online-dossier-rate, full-online-dossier-rate, services-with-online-dossiers,
+    /// full-online-provision, on-time-rate, digitized-reception-rate, electronic-result-rate,
+    /// satisfaction-rate, online-payment-rate.
+    #[arg(long, default_value = "online-dossier-rate")]
+    metric: String,
+    /// `province` or `ministry`.
+    #[arg(long, default_value = "province")]
+    block: String,
+    /// `2026-08-15`, `2026-08`, `2026-Q3`, `2026`, `2026-01-01..2026-08-31` or `ytd`.
+    #[arg(long, default_value = "ytd")]
+    period: String,
+    /// Only the first N ranked rows.
+    #[arg(long, conflicts_with = "bottom")]
+    top: Option<u32>,
+    /// Only the last N ranked rows.
+    #[arg(long)]
+    bottom: Option<u32>,
+    /// The ranking service.
+    #[arg(long, env = "GOVPULSE_RANKING_URL", default_value = "http://127.0.0.1:50053")]
+    ranking: String,
+}
+
+impl QueryArgs {
+    /// Checks what can be checked here, so that a typo is named before any call.
+    fn query(&self) -> anyhow::Result<RankingQuery> {
+        let metric: Metric = self.metric.parse()?;
+        let block = match Block::parse(&self.block) {
+            Some(Block::Province) => PbBlock::Province,
+            Some(Block::Ministry) => PbBlock::Ministry,
+            None => anyhow::bail!("{:?} is not a block; use province or ministry", self.block),
+        };
+        govpulse_core::Period::parse(&self.period, govpulse_core::period::vietnam_day(time::OffsetDateTime::now_utc()))?;
+        let selection = match (self.top, self.bottom) {
+            (Some(n), _) => Some(Selection::Top(n)),
+            (_, Some(n)) => Some(Selection::Bottom(n)),
+            _ => None,
+        };
+        Ok(RankingQuery { metric: metric.name().to_owned(), block: block.into(), period: self.period.clone(), selection })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs everything in one process with a simulated country reporting, and shows a live
+    /// top 10 of provinces by online dossier rate until Ctrl-C.
+    Demo {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Dossiers received per second across the country in office hours.
+        #[arg(long, default_value_t = 400.0)]
+        rate: f64,
+        /// Dossiers of today so far reported at start, as re-syncing systems would.
+        #[arg(long, default_value_t = 20_000)]
+        backfill: u32,
+        /// The metric the live table ranks by.
+        #[arg(long, default_value = "online-dossier-rate")]
+        metric: String,
+    },
+    /// Runs the three services in one process, without simulated traffic, until Ctrl-C.
+    Serve {
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Sends events from a JSON-lines file (`-` for standard input) and reports the outcomes.
+    Submit {
+        /// The file: one DossierEvent per line, in the protobuf JSON mapping.
+        file: PathBuf,
+        /// Events per batch.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// The ingest service.
+        #[arg(long, env = "GOVPULSE_INGEST_URL", default_value = "http://127.0.0.1:50051")]
+        ingest: String,
+    },
+    /// Prints a ranking.
+    Ranking {
+        #[command(flatten)]
+        query: QueryArgs,
+        /// Print the response as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints one agency's counters and metrics for a period.
+    Metrics {
+        /// The agency id, for example `hoa-binh`.
+        #[arg(long)]
+        agency: String,
+        /// The period, as for `ranking`.
+        #[arg(long, default_value = "ytd")]
+        period: String,
+        /// Print the response as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The aggregate service.
+        #[arg(long, env = "GOVPULSE_AGGREGATE_URL", default_value = "http://127.0.0.1:50052")]
+        aggregate: String,
+    },
+    /// Shows a live ranking, reconnecting whenever the stream breaks, until Ctrl-C.
+    Watch {
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// Prints the demo procedures catalog (deploy/catalog/procedures.csv).
+    #[command(hide = true)]
+    GenProcedures,
+}
+
+async fn channel(url: &str) -> anyhow::Result<Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("{url:?} is not a URL"))?
+        .connect_lazy())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("govpulse: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo { stack, rate, backfill, metric } => {
+            // The screen is the demo's output; logs below warnings would scroll it away.
+            govpulse_common::telemetry::init_with_default("govpulse", "warn");
+            let metric: Metric = metric.parse()?;
+            live::demo(stack.config(), rate, backfill, metric).await?;
+        }
+        Command::Serve { stack } => {
+            govpulse_common::telemetry::init("govpulse");
+            let stack = Stack::start(stack.config()).await?;
+            println!("ingest     {}", stack.ingest);
+            println!("aggregate  {}", stack.aggregate);
+            println!("ranking    {}", stack.ranking);
+            govpulse_common::server::shutdown_signal().await;
+            stack.stop().await;
+        }
+        Command::Submit { file, batch_size, ingest } => {
+            let events = if file.as_os_str() == "-" {
+                submit::parse_lines(std::io::stdin().lock())
+            } else {
+                let f = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+                submit::parse_lines(BufReader::new(f))
+            };
+            let events = match events {
+                Ok(events) => events,
+                Err(bad) => {
+                    for line in &bad {
+                        eprintln!("line {}: {}", line.line, line.reason);
+                    }
+                    eprintln!("nothing sent: {} malformed line(s); fix them and submit again", bad.len());
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let client = IngestServiceClient::new(channel(&ingest).await?);
+            let report = submit::send(&client, events, batch_size).await.map_err(|s| anyhow::anyhow!("ingest: {:?}: {}", s.code(), s.message()))?;
+            for (line, field, reason) in &report.rejected {
+                println!("line {line}: rejected: {field}: {reason}");
+            }
+            println!("accepted {}, duplicate {}, rejected {}", report.accepted, report.duplicate, report.rejected.len());
+            if !report.rejected.is_empty() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Ranking { query, json } => {
+            let mut client = RankingServiceClient::new(channel(&query.ranking).await?);
+            let response = client
+                .get_ranking(GetRankingRequest { query: Some(query.query()?) })
+                .await
+                .map_err(|s| anyhow::anyhow!("ranking: {}", s.message()))?
+                .into_inner();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&response)?);
+            } else {
+                let period = response.period.as_ref().map(|p| format!("{}..{}", p.first_day, p.last_day)).unwrap_or_default();
+                println!("{} by {}, {period}, {} ranked", query.block, query.metric, response.ranked_count);
+                print!("{}", render::table(&response.rows, |_| String::new()));
+            }
+        }
+        Command::Metrics { agency, period, json, aggregate } => {
+            let mut client = AggregateServiceClient::new(channel(&aggregate).await?);
+            let response = client
+                .get_agency_metrics(GetAgencyMetricsRequest { agency_id: agency, period })
+                .await
+                .map_err(|s| anyhow::anyhow!("aggregate: {}", s.message()))?
+                .into_inner();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&response)?);
+            } else {
+                print!("{}", live::metrics_table(&response));
+            }
+        }
+        Command::Watch { query } => {
+            let request = query.query()?;
+            live::watch(&query.ranking, request).await?;
+        }
+        Command::GenProcedures => {
+            let catalog = govpulse_common::catalog_files::built_in()?;
+            print!("{}", procedures::generate(&catalog));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

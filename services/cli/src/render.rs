@@ -1,0 +1,196 @@
+//! Ranking tables for people: the one-off table of `govpulse ranking` and the live table of
+//! `govpulse watch` and `govpulse demo`.
+
+use std::{collections::HashMap, fmt::Write as _};
+
+use govpulse_proto::ranking::{RankingRow, WatchRankingResponse, watch_ranking_response::Event};
+
+/// How a row moved in the last change that touched it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Movement {
+    /// Up this many places.
+    Up(u32),
+    /// Down this many places.
+    Down(u32),
+    /// Entered the shown rows.
+    New,
+}
+
+impl Movement {
+    fn label(self) -> String {
+        match self {
+            Movement::Up(n) => format!("▲{n}"),
+            Movement::Down(n) => format!("▼{n}"),
+            Movement::New => "new".to_owned(),
+        }
+    }
+}
+
+/// A live ranking as a subscriber sees it, built from WatchRanking messages.
+#[derive(Debug, Default)]
+pub struct LiveTable {
+    rows: Vec<RankingRow>,
+    movement: HashMap<String, Movement>,
+    /// The revision of the last message applied.
+    pub revision: u64,
+    /// How many agencies have a value.
+    pub ranked_count: u32,
+    /// The period's days, as `first..last`.
+    pub period: String,
+    /// Whether the snapshot is complete.
+    pub complete: bool,
+    /// Messages applied, heartbeats included.
+    pub messages: u64,
+    snapshot_open: bool,
+}
+
+impl LiveTable {
+    /// Applies one message of the stream.
+    pub fn apply(&mut self, message: WatchRankingResponse) {
+        self.messages += 1;
+        self.revision = message.revision;
+        match message.event {
+            Some(Event::Snapshot(snapshot)) => {
+                if !self.snapshot_open {
+                    // A new snapshot (first, or after a reconnect) replaces everything.
+                    self.rows.clear();
+                    self.movement.clear();
+                    self.snapshot_open = true;
+                    self.complete = false;
+                }
+                if let Some(period) = snapshot.period {
+                    self.period = format!("{}..{}", period.first_day, period.last_day);
+                }
+                self.ranked_count = snapshot.ranked_count;
+                self.rows.extend(snapshot.rows);
+            }
+            Some(Event::SnapshotComplete(_)) => {
+                self.snapshot_open = false;
+                self.complete = true;
+            }
+            Some(Event::Changes(changes)) => {
+                self.ranked_count = changes.ranked_count;
+                for change in changes.changes {
+                    let Some(row) = change.row else { continue };
+                    self.rows.retain(|r| r.agency_id != row.agency_id);
+                    if change.left {
+                        self.movement.remove(&row.agency_id);
+                        continue;
+                    }
+                    let movement = match (change.previous_rank, row.rank) {
+                        (0, _) => Some(Movement::New),
+                        (before, now) if now > 0 && now < before => Some(Movement::Up(before - now)),
+                        (before, now) if now > before => Some(Movement::Down(now - before)),
+                        _ => None,
+                    };
+                    match movement {
+                        Some(m) => self.movement.insert(row.agency_id.clone(), m),
+                        None => self.movement.remove(&row.agency_id),
+                    };
+                    self.rows.push(row);
+                }
+                self.rows.sort_by(|a, b| order(a).cmp(&order(b)));
+            }
+            Some(Event::Heartbeat(_)) | None => {}
+        }
+    }
+
+    /// The rows, in rank order.
+    #[cfg(test)]
+    pub fn rows(&self) -> &[RankingRow] {
+        &self.rows
+    }
+
+    /// The table as text.
+    pub fn render(&self) -> String {
+        table(&self.rows, |row| self.movement.get(&row.agency_id).map(|m| m.label()).unwrap_or_default())
+    }
+}
+
+/// Ranked rows first by rank then id; rows without data last.
+fn order(row: &RankingRow) -> (bool, u32, String) {
+    (row.rank == 0, row.rank, row.agency_id.clone())
+}
+
+/// Renders rows as an aligned table with a bar per value.
+pub fn table(rows: &[RankingRow], movement: impl Fn(&RankingRow) -> String) -> String {
+    let width = rows.iter().map(|r| r.agency_name.chars().count()).max().unwrap_or(6).max(6);
+    let mut out = String::new();
+    let _ = writeln!(out, "{:>4}  {:<4} {:<width$}  {:>7}  {:<20}  {}", "rank", "move", "agency", "value", "", "count");
+    for row in rows {
+        let rank = if row.rank == 0 { "-".to_owned() } else { row.rank.to_string() };
+        let (value, bar, count) = match &row.rate {
+            Some(rate) => {
+                let pct: f64 = rate.percent.parse().unwrap_or(0.0);
+                let filled = ((pct / 5.0).round() as usize).min(20);
+                (format!("{}%", rate.percent), "█".repeat(filled), format!("{}/{}", rate.numerator, rate.denominator))
+            }
+            None => ("no data".to_owned(), String::new(), String::new()),
+        };
+        let name_pad = width.saturating_sub(row.agency_name.chars().count());
+        let bar_pad = 20usize.saturating_sub(bar.chars().count());
+        let _ = writeln!(
+            out,
+            "{rank:>4}  {:<4} {}{}  {value:>7}  {bar}{}  {count}",
+            movement(row),
+            row.agency_name,
+            " ".repeat(name_pad),
+            " ".repeat(bar_pad),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use govpulse_proto::{
+        aggregate::Rate,
+        ranking::{Heartbeat, RankingChanges, RankingSnapshot, RowChange, SnapshotComplete},
+    };
+
+    use super::*;
+
+    fn row(rank: u32, id: &str, n: u64, d: u64) -> RankingRow {
+        let percent = format!("{:.2}", n as f64 * 100.0 / d as f64);
+        RankingRow { rank, agency_id: id.into(), agency_name: id.to_uppercase(), rate: Some(Rate { numerator: n, denominator: d, percent }) }
+    }
+
+    fn message(revision: u64, event: Event) -> WatchRankingResponse {
+        WatchRankingResponse { revision, event: Some(event) }
+    }
+
+    #[test]
+    fn a_live_table_follows_snapshot_changes_and_departures() {
+        let mut t = LiveTable::default();
+        t.apply(message(1, Event::Snapshot(RankingSnapshot { rows: vec![row(1, "a", 9, 10), row(2, "b", 5, 10)], period: None, ranked_count: 3 })));
+        t.apply(message(1, Event::SnapshotComplete(SnapshotComplete {})));
+        assert!(t.complete);
+        t.apply(message(2, Event::Changes(RankingChanges {
+            changes: vec![
+                RowChange { row: Some(row(1, "c", 10, 10)), previous_rank: 0, left: false },
+                RowChange { row: Some(row(2, "a", 9, 10)), previous_rank: 1, left: false },
+                RowChange { row: Some(RankingRow { agency_id: "b".into(), ..Default::default() }), previous_rank: 2, left: true },
+            ],
+            ranked_count: 3,
+        })));
+        t.apply(message(2, Event::Heartbeat(Heartbeat {})));
+        let ids: Vec<&str> = t.rows().iter().map(|r| r.agency_id.as_str()).collect();
+        assert_eq!(ids, ["c", "a"]);
+        assert_eq!(t.revision, 2);
+        let text = t.render();
+        assert!(text.contains("new  C"), "{text}");
+        assert!(text.contains("▼1"), "{text}");
+        assert!(text.contains("90.00%"), "{text}");
+    }
+
+    #[test]
+    fn a_second_snapshot_replaces_the_table() {
+        let mut t = LiveTable::default();
+        t.apply(message(1, Event::Snapshot(RankingSnapshot { rows: vec![row(1, "a", 1, 2)], period: None, ranked_count: 1 })));
+        t.apply(message(1, Event::SnapshotComplete(SnapshotComplete {})));
+        t.apply(message(5, Event::Snapshot(RankingSnapshot { rows: vec![row(1, "z", 1, 2)], period: None, ranked_count: 1 })));
+        assert!(!t.complete);
+        assert_eq!(t.rows().len(), 1);
+        assert_eq!(t.rows()[0].agency_id, "z");
+    }
+}

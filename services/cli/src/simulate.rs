@@ -1,0 +1,391 @@
+//! A simulated country: every province and ministry (and the units in the catalog) reports
+//! dossiers to ingest over StreamEvents, as their one-stop systems would: different online
+//! habits per agency, office hours for desks and a round-the-clock trickle online, fees,
+//! resolutions days later, feedback, and the occasional retried batch.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use govpulse_core::{Catalog, Procedure, period::VIETNAM};
+use govpulse_proto::{
+    Timestamp,
+    event::{Channel, DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven, dossier_event::Kind, dossier_resolved},
+    ingest::{StreamEventsRequest, ingest_service_client::IngestServiceClient},
+};
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::procedures::stable_hash;
+
+/// Totals of what ingest answered.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Events counted.
+    pub accepted: AtomicU64,
+    /// Events recognised as already counted (the simulated retries).
+    pub duplicate: AtomicU64,
+    /// Events refused.
+    pub rejected: AtomicU64,
+}
+
+/// One agency's habits.
+#[derive(Debug, Clone)]
+struct Profile {
+    agency: String,
+    procedures: Vec<Procedure>,
+    /// Share of dossiers that arrive online, in office hours.
+    online_share: f64,
+    /// Relative volume.
+    weight: f64,
+    digitized: f64,
+    on_time: f64,
+    electronic: f64,
+    satisfied: f64,
+    pays_online: f64,
+}
+
+fn unit_interval(seed: u64) -> f64 {
+    (seed % 10_000) as f64 / 10_000.0
+}
+
+impl Profile {
+    fn of(catalog: &Catalog, agency: &govpulse_core::Agency) -> Option<Profile> {
+        let procedures: Vec<Procedure> = catalog.procedures().filter(|p| catalog.handles(&agency.id, p)).cloned().collect();
+        if procedures.is_empty() {
+            return None;
+        }
+        let h = |salt: &str| unit_interval(stable_hash(&format!("{}/{salt}", agency.id)));
+        Some(Profile {
+            agency: agency.id.to_string(),
+            procedures,
+            online_share: 0.05 + 0.85 * h("online"),
+            weight: if agency.parent.is_some() { 0.2 } else { 0.3 + 2.7 * h("volume") },
+            digitized: 0.6 + 0.4 * h("digitized"),
+            on_time: 0.85 + 0.15 * h("on-time"),
+            electronic: 0.5 + 0.5 * h("electronic"),
+            satisfied: 0.85 + 0.15 * h("satisfied"),
+            pays_online: 0.2 + 0.7 * h("pays-online"),
+        })
+    }
+}
+
+/// Desk traffic by Vietnam local hour: closed at night, busy mornings and afternoons.
+fn desk_rhythm(hour: u8) -> f64 {
+    match hour {
+        8..=11 | 14..=16 => 1.0,
+        7 | 12 | 13 | 17 => 0.4,
+        _ => 0.0,
+    }
+}
+
+/// Online traffic by hour: portals never close, but people sleep.
+fn online_rhythm(hour: u8) -> f64 {
+    match hour {
+        0..=5 => 0.1,
+        6 | 22 | 23 => 0.3,
+        _ => 1.0,
+    }
+}
+
+/// A dossier received and not yet resolved.
+#[derive(Debug)]
+struct Open {
+    agency: usize,
+    dossier: String,
+    procedure: String,
+    received_at: OffsetDateTime,
+    resolve_at: OffsetDateTime,
+}
+
+/// Settings of the simulation.
+#[derive(Debug, Clone, Copy)]
+pub struct SimulationConfig {
+    /// Dossiers received per second across the country in busy hours.
+    pub dossiers_per_second: f64,
+    /// Dossiers of today so far to report first, as a one-stop system re-syncing would, so
+    /// that the day's figures are meaningful from the start.
+    pub backfill: u32,
+    /// Share of batches sent twice, as a retrying system would.
+    pub retry_share: f64,
+}
+
+fn ts(at: OffsetDateTime) -> Option<Timestamp> {
+    Some(Timestamp { seconds: at.unix_timestamp(), nanos: i32::try_from(at.nanosecond()).unwrap_or(0) })
+}
+
+fn local_hour(at: OffsetDateTime) -> u8 {
+    at.to_offset(VIETNAM).hour()
+}
+
+/// The simulated country: pure event generation, no I/O.
+#[derive(Debug)]
+pub struct Country {
+    profiles: Vec<Profile>,
+    total_weight: f64,
+    rng: SmallRng,
+    run_id: i64,
+    sequence: u64,
+    open: Vec<Open>,
+}
+
+impl Country {
+    /// Every agency of the catalog that has procedures to report on.
+    pub fn new(catalog: &Catalog, seed: u64) -> Self {
+        let profiles: Vec<Profile> = catalog.agencies().filter_map(|a| Profile::of(catalog, a)).collect();
+        let total_weight = profiles.iter().map(|p| p.weight).sum();
+        Self { profiles, total_weight, rng: SmallRng::seed_from_u64(seed), run_id: OffsetDateTime::now_utc().unix_timestamp(), sequence: 0, open: Vec::new() }
+    }
+
+    fn event(&self, agency: usize, dossier: &str, procedure: &str, suffix: &str, at: OffsetDateTime, kind: Kind) -> DossierEvent {
+        DossierEvent {
+            event_id: format!("{dossier}-{suffix}"),
+            agency_id: self.profiles[agency].agency.clone(),
+            dossier_id: dossier.to_owned(),
+            procedure_id: procedure.to_owned(),
+            occurred_at: ts(at),
+            kind: Some(kind),
+        }
+    }
+
+    /// A dossier received at `at` on `channel`: its reception (and fee) events; it is kept
+    /// open to be resolved later.
+    fn receive(&mut self, agency: usize, channel: Channel, at: OffsetDateTime, events: &mut Vec<DossierEvent>) {
+        self.sequence += 1;
+        let profile = &self.profiles[agency];
+        let procedure = profile.procedures[self.rng.random_range(0..profile.procedures.len())].id.to_string();
+        let channel = if channel == Channel::InPerson && self.rng.random_bool(0.03) { Channel::Postal } else { channel };
+        let dossier = format!("HS-{}-{}", self.run_id, self.sequence);
+        let digitized = self.rng.random_bool(profile.digitized);
+        let pays = self.rng.random_bool(0.5);
+        let pays_online = channel == Channel::Online && self.rng.random_bool(profile.pays_online);
+        events.push(self.event(agency, &dossier, &procedure, "rcv", at, Kind::Received(DossierReceived { channel: channel.into(), digitized })));
+        if pays {
+            events.push(self.event(agency, &dossier, &procedure, "fee", at, Kind::FeePaid(FeePaid { online: pays_online })));
+        }
+        let resolve_at = at + time::Duration::seconds(self.rng.random_range(20..4 * 3600));
+        self.open.push(Open { agency, dossier, procedure, received_at: at, resolve_at });
+    }
+
+    /// Resolves the open dossiers due by `now`.
+    fn resolve_due(&mut self, now: OffsetDateTime, events: &mut Vec<DossierEvent>) {
+        let (due, open): (Vec<Open>, Vec<Open>) = std::mem::take(&mut self.open).into_iter().partition(|d| d.resolve_at <= now);
+        self.open = open;
+        for dossier in due {
+            let profile = &self.profiles[dossier.agency];
+            let (on_time, electronic, feedback, satisfied) = (
+                self.rng.random_bool(profile.on_time),
+                self.rng.random_bool(profile.electronic),
+                self.rng.random_bool(0.3),
+                self.rng.random_bool(profile.satisfied),
+            );
+            let at = dossier.resolve_at;
+            let due_at = if on_time { at + time::Duration::hours(2) } else { dossier.received_at };
+            let resolved = Kind::Resolved(DossierResolved {
+                timeliness: Some(dossier_resolved::Timeliness::DueAt(ts(due_at).unwrap_or_default())),
+                result_electronic: electronic,
+            });
+            events.push(self.event(dossier.agency, &dossier.dossier, &dossier.procedure, "res", at, resolved));
+            if feedback {
+                events.push(self.event(dossier.agency, &dossier.dossier, &dossier.procedure, "fb", at, Kind::Feedback(FeedbackGiven { satisfied })));
+            }
+        }
+    }
+
+    /// `count` dossiers received between the start of today (Vietnam time) and `now`,
+    /// spread over the day's rhythm, with what became of them by `now`.
+    pub fn backfill(&mut self, now: OffsetDateTime, count: u32) -> Vec<DossierEvent> {
+        let day_start = now.to_offset(VIETNAM).replace_time(time::Time::MIDNIGHT);
+        let span = (now - day_start).whole_seconds().max(1);
+        let mut events = Vec::new();
+        for _ in 0..count {
+            let agency = self.pick_agency();
+            let online = self.rng.random_bool(self.profiles[agency].online_share);
+            // Rejection sampling of the time by the channel's rhythm; a channel with no
+            // activity so far today (desks before opening) falls back to online.
+            let mut chosen = None;
+            for _ in 0..64 {
+                let at = day_start + time::Duration::seconds(self.rng.random_range(0..span));
+                let weight = if online { online_rhythm(local_hour(at)) } else { desk_rhythm(local_hour(at)) };
+                if self.rng.random_bool(weight.clamp(0.0, 1.0)) {
+                    chosen = Some((at, if online { Channel::Online } else { Channel::InPerson }));
+                    break;
+                }
+            }
+            let (at, channel) = chosen.unwrap_or_else(|| (day_start + time::Duration::seconds(self.rng.random_range(0..span)), Channel::Online));
+            self.receive(agency, channel, at.to_offset(time::UtcOffset::UTC), &mut events);
+        }
+        self.resolve_due(now, &mut events);
+        events
+    }
+
+    fn pick_agency(&mut self) -> usize {
+        let mut target = self.rng.random_range(0.0..self.total_weight);
+        for (i, p) in self.profiles.iter().enumerate() {
+            if target < p.weight {
+                return i;
+            }
+            target -= p.weight;
+        }
+        self.profiles.len() - 1
+    }
+
+    /// What happens across the country in `elapsed` up to `now`, at `per_second` dossiers a
+    /// second in busy hours.
+    pub fn tick(&mut self, now: OffsetDateTime, elapsed: Duration, per_second: f64) -> Vec<DossierEvent> {
+        let hour = local_hour(now);
+        let mut events = Vec::new();
+        for index in 0..self.profiles.len() {
+            let profile = &self.profiles[index];
+            let expected = per_second * elapsed.as_secs_f64() * profile.weight / self.total_weight;
+            let online = expected * profile.online_share * online_rhythm(hour);
+            let desk = expected * (1.0 - profile.online_share) * desk_rhythm(hour);
+            for (channel, mean) in [(Channel::Online, online), (Channel::InPerson, desk)] {
+                let count = mean.floor() as u32 + u32::from(self.rng.random_bool(mean.fract().clamp(0.0, 1.0)));
+                for _ in 0..count {
+                    self.receive(index, channel, now, &mut events);
+                }
+            }
+        }
+        self.resolve_due(now, &mut events);
+        events
+    }
+}
+
+/// Runs until `stop` is cancelled, sending to ingest at `ingest_url`.
+pub async fn run(ingest_url: String, catalog: Arc<Catalog>, config: SimulationConfig, tally: Arc<Tally>, stop: CancellationToken) {
+    let mut country = Country::new(&catalog, rand::rng().random());
+    let tick = Duration::from_millis(200);
+    let mut ticker = tokio::time::interval(tick);
+    let mut pending = country.backfill(OffsetDateTime::now_utc(), config.backfill);
+    let mut rng = SmallRng::from_rng(&mut rand::rng());
+    let mut previous_batch: Option<Vec<DossierEvent>> = None;
+
+    while !stop.is_cancelled() {
+        let mut client = match IngestServiceClient::connect(ingest_url.clone()).await {
+            Ok(client) => client,
+            Err(e) => {
+                warn!(error = %e, "simulator cannot reach ingest; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let (batches, outbound) = mpsc::channel::<StreamEventsRequest>(8);
+        let acks = match client.stream_events(ReceiverStream::new(outbound)).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                warn!(code = ?status.code(), "simulator stream refused; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let tally_task = tokio::spawn(count_acks(acks, tally.clone()));
+        let mut batch_id = 0u64;
+        loop {
+            let mut sent_ok = true;
+            for chunk in pending.chunks(1000) {
+                batch_id += 1;
+                if batches.send(StreamEventsRequest { batch_id, events: chunk.to_vec() }).await.is_err() {
+                    sent_ok = false;
+                    break;
+                }
+            }
+            // An agency's system that timed out sends its last batch again.
+            if let Some(previous) = previous_batch.take().filter(|_| rng.random_bool(config.retry_share)) {
+                batch_id += 1;
+                sent_ok &= batches.send(StreamEventsRequest { batch_id, events: previous }).await.is_ok();
+            }
+            if !sent_ok {
+                warn!("simulator stream closed; reconnecting");
+                break;
+            }
+            previous_batch = pending.chunks(1000).next().map(<[DossierEvent]>::to_vec);
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            pending = country.tick(OffsetDateTime::now_utc(), tick, config.dossiers_per_second);
+        }
+        drop(batches);
+        let _ = tally_task.await;
+    }
+}
+
+async fn count_acks(mut acks: tonic::Streaming<govpulse_proto::ingest::StreamEventsResponse>, tally: Arc<Tally>) {
+    while let Some(ack) = acks.next().await {
+        match ack {
+            Ok(ack) => {
+                tally.accepted.fetch_add(u64::from(ack.accepted), Ordering::Relaxed);
+                tally.duplicate.fetch_add(u64::from(ack.duplicate), Ordering::Relaxed);
+                tally.rejected.fetch_add(u64::from(ack.rejected), Ordering::Relaxed);
+            }
+            Err(status) => {
+                warn!(code = ?status.code(), message = status.message(), "ingest ended the stream");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn desks_close_at_night_and_portals_do_not() {
+        assert_eq!(desk_rhythm(3), 0.0);
+        assert!(online_rhythm(3) > 0.0);
+        assert_eq!(desk_rhythm(9), 1.0);
+    }
+
+    #[test]
+    fn a_backfill_reports_todays_dossiers_within_today() {
+        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let mut country = Country::new(&catalog, 7);
+        let now = time::macros::datetime!(2026-08-15 15:00 +7).to_offset(time::UtcOffset::UTC);
+        let events = country.backfill(now, 2000);
+        let receptions = events.iter().filter(|e| matches!(e.kind, Some(Kind::Received(_)))).count();
+        assert_eq!(receptions, 2000);
+        let day_start = time::macros::datetime!(2026-08-15 00:00 +7);
+        for e in &events {
+            let at = e.occurred_at.as_ref().map(|t| t.seconds).unwrap_or_default();
+            assert!((day_start.unix_timestamp()..=now.unix_timestamp()).contains(&at), "{e:?}");
+        }
+        let resolutions = events.iter().filter(|e| matches!(e.kind, Some(Kind::Resolved(_)))).count();
+        assert!(resolutions > 0 && resolutions < receptions);
+        let in_person = events
+            .iter()
+            .filter(|e| matches!(&e.kind, Some(Kind::Received(r)) if r.channel != Channel::Online as i32))
+            .count();
+        assert!(in_person > 200, "office hours had desk traffic: {in_person}");
+    }
+
+    #[test]
+    fn a_night_tick_is_online_only() {
+        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let mut country = Country::new(&catalog, 7);
+        let night = time::macros::datetime!(2026-08-15 02:00 +7).to_offset(time::UtcOffset::UTC);
+        let events = country.tick(night, Duration::from_secs(60), 400.0);
+        assert!(!events.is_empty());
+        assert!(events.iter().all(|e| matches!(&e.kind, Some(Kind::Received(r)) if r.channel == Channel::Online as i32) || !matches!(e.kind, Some(Kind::Received(_)))));
+    }
+
+    #[test]
+    fn every_reporting_agency_has_a_profile_within_bounds() {
+        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let profiles: Vec<Profile> = catalog.agencies().filter_map(|a| Profile::of(&catalog, a)).collect();
+        assert!(profiles.len() >= 84, "every province and ministry reports");
+        for p in &profiles {
+            assert!((0.05..=0.9).contains(&p.online_share), "{}", p.agency);
+            assert!(p.weight > 0.0);
+        }
+    }
+}
