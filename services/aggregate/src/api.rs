@@ -7,19 +7,26 @@ use std::{
 };
 
 use govpulse_common::{
-    convert::{accepted, agency_to_proto, counters_to_proto, duplicate, period_to_proto, rate_to_proto, rejected},
+    convert::{
+        accepted, agency_to_proto, counters_to_proto, duplicate, period_to_proto, rate_to_proto,
+        rejected,
+    },
     decode_event,
 };
-use govpulse_core::{AcceptancePolicy, AgencyId, Block, Catalog, Counters, Metric, Period, period::vietnam_day};
+use govpulse_core::{
+    AcceptancePolicy, AgencyId, Block, Catalog, Counters, Metric, Period, period::vietnam_day,
+};
 use govpulse_proto::aggregate::{
-    AgencyCounters, ApplyEventsRequest, ApplyEventsResponse, GetAgencyMetricsRequest, GetAgencyMetricsResponse,
-    GetBlockSnapshotRequest, GetBlockSnapshotResponse, MetricValue, WatchChangesRequest, WatchChangesResponse,
-    aggregate_service_server::AggregateService,
+    AgencyCounters, ApplyEventsRequest, ApplyEventsResponse, GetAgencyMetricsRequest,
+    GetAgencyMetricsResponse, GetBlockSnapshotRequest, GetBlockSnapshotResponse, MetricValue,
+    WatchChangesRequest, WatchChangesResponse, aggregate_service_server::AggregateService,
 };
 use govpulse_store::{AgencyKey, Applied, CounterStore, EventWrite};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
-use tokio_stream::{Stream, StreamExt, wrappers::BroadcastStream, wrappers::errors::BroadcastStreamRecvError};
+use tokio_stream::{
+    Stream, StreamExt, wrappers::BroadcastStream, wrappers::errors::BroadcastStreamRecvError,
+};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::debug;
@@ -47,33 +54,64 @@ pub struct AggregateApi {
 
 impl AggregateApi {
     /// The service over a catalog and a store.
-    pub fn new(catalog: Arc<Catalog>, store: Arc<dyn CounterStore>, policy: AcceptancePolicy, stopping: CancellationToken) -> Self {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        store: Arc<dyn CounterStore>,
+        policy: AcceptancePolicy,
+        stopping: CancellationToken,
+    ) -> Self {
         let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
-        Self { catalog, store, policy, changes, sequence: Arc::default(), stopping }
+        Self {
+            catalog,
+            store,
+            policy,
+            changes,
+            sequence: Arc::default(),
+            stopping,
+        }
     }
 
     fn period(&self, raw: &str) -> Result<Period, Error> {
-        Period::parse(raw, vietnam_day(OffsetDateTime::now_utc())).map_err(|e| Error::invalid("period", e.to_string()))
+        Period::parse(raw, vietnam_day(OffsetDateTime::now_utc()))
+            .map_err(|e| Error::invalid("period", e.to_string()))
     }
 
     fn key(&self, agency: &AgencyId) -> AgencyKey {
         let root = self.catalog.root(agency).unwrap_or(agency).clone();
-        AgencyKey { root, agency: agency.clone() }
+        AgencyKey {
+            root,
+            agency: agency.clone(),
+        }
     }
 
     async fn apply(&self, request: ApplyEventsRequest) -> Result<ApplyEventsResponse, Error> {
         if request.events.len() > MAX_APPLY_BATCH {
-            return Err(Error::invalid("events", format!("has {} events; the limit is {MAX_APPLY_BATCH}", request.events.len())));
+            return Err(Error::invalid(
+                "events",
+                format!(
+                    "has {} events; the limit is {MAX_APPLY_BATCH}",
+                    request.events.len()
+                ),
+            ));
         }
         let now = OffsetDateTime::now_utc();
         let mut outcomes = Vec::with_capacity(request.events.len());
         let mut writes = Vec::with_capacity(request.events.len());
         let mut positions = Vec::with_capacity(request.events.len());
         for (i, event) in request.events.iter().enumerate() {
-            match decode_event(&format!("events[{i}]"), event, &self.catalog, &self.policy, now) {
+            match decode_event(
+                &format!("events[{i}]"),
+                event,
+                &self.catalog,
+                &self.policy,
+                now,
+            ) {
                 Ok(event) => {
                     // decode_event checked that the procedure exists and the agency too.
-                    let provision = self.catalog.procedure(&event.procedure).map(|p| p.provision);
+                    let provision = self
+                        .catalog
+                        .procedure(&event.procedure)
+                        .map(|p| p.provision);
                     let Some(provision) = provision else { continue };
                     let day = event.day();
                     writes.push(EventWrite {
@@ -90,7 +128,11 @@ impl AggregateApi {
                 Err(violation) => outcomes.push(Some(rejected(violation))),
             }
         }
-        let applied = if writes.is_empty() { Vec::new() } else { self.store.apply(&writes).await? };
+        let applied = if writes.is_empty() {
+            Vec::new()
+        } else {
+            self.store.apply(&writes).await?
+        };
         let mut agencies = BTreeSet::new();
         let mut days = BTreeSet::new();
         for ((position, write), result) in positions.iter().zip(&writes).zip(&applied) {
@@ -108,7 +150,13 @@ impl AggregateApi {
         }
         let outcomes = outcomes
             .into_iter()
-            .map(|o| o.ok_or_else(|| Error::Store(govpulse_store::StoreError::Unexpected("an event got no outcome".into()))))
+            .map(|o| {
+                o.ok_or_else(|| {
+                    Error::Store(govpulse_store::StoreError::Unexpected(
+                        "an event got no outcome".into(),
+                    ))
+                })
+            })
             .collect::<Result<_, _>>()?;
         Ok(ApplyEventsResponse { outcomes })
     }
@@ -116,10 +164,17 @@ impl AggregateApi {
     fn notify(&self, agency_ids: Vec<String>, days: Vec<String>) {
         // Numbering and sending under one lock keeps sequence numbers in sending order
         // when several batches finish at once.
-        let mut sequence = self.sequence.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut sequence = self
+            .sequence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *sequence += 1;
         // No subscriber is not an error: nobody is watching.
-        let _ = self.changes.send(WatchChangesResponse { sequence: *sequence, agency_ids, days });
+        let _ = self.changes.send(WatchChangesResponse {
+            sequence: *sequence,
+            agency_ids,
+            days,
+        });
     }
 
     async fn read(&self, agencies: &[AgencyId], period: &Period) -> Result<Vec<Counters>, Error> {
@@ -127,17 +182,31 @@ impl AggregateApi {
         Ok(self.store.read(&keys, &period.cover()).await?)
     }
 
-    async fn agency_metrics(&self, request: GetAgencyMetricsRequest) -> Result<GetAgencyMetricsResponse, Error> {
+    async fn agency_metrics(
+        &self,
+        request: GetAgencyMetricsRequest,
+    ) -> Result<GetAgencyMetricsResponse, Error> {
         let agency = self
             .catalog
             .agency_by_str(&request.agency_id)
-            .ok_or_else(|| Error::invalid("agency_id", format!("unknown agency {:?}", request.agency_id)))?;
+            .ok_or_else(|| {
+                Error::invalid(
+                    "agency_id",
+                    format!("unknown agency {:?}", request.agency_id),
+                )
+            })?;
         let period = self.period(&request.period)?;
-        let counters = self.read(std::slice::from_ref(&agency.id), &period).await?.remove(0);
+        let counters = self
+            .read(std::slice::from_ref(&agency.id), &period)
+            .await?
+            .remove(0);
         let facts = self.catalog.provision_facts(&agency.id);
         let metrics = Metric::ALL
             .into_iter()
-            .map(|m| MetricValue { metric: m.name().to_owned(), rate: m.rate(&counters, &facts).map(rate_to_proto) })
+            .map(|m| MetricValue {
+                metric: m.name().to_owned(),
+                rate: m.rate(&counters, &facts).map(rate_to_proto),
+            })
             .collect();
         Ok(GetAgencyMetricsResponse {
             agency: Some(agency_to_proto(agency)),
@@ -147,18 +216,33 @@ impl AggregateApi {
         })
     }
 
-    async fn block_snapshot(&self, request: GetBlockSnapshotRequest) -> Result<GetBlockSnapshotResponse, Error> {
-        let block: Block = govpulse_common::convert::block_from_proto(request.block)
-            .ok_or_else(|| Error::invalid("block", "is required: BLOCK_MINISTRY or BLOCK_PROVINCE"))?;
+    async fn block_snapshot(
+        &self,
+        request: GetBlockSnapshotRequest,
+    ) -> Result<GetBlockSnapshotResponse, Error> {
+        let block: Block =
+            govpulse_common::convert::block_from_proto(request.block).ok_or_else(|| {
+                Error::invalid("block", "is required: BLOCK_MINISTRY or BLOCK_PROVINCE")
+            })?;
         let period = self.period(&request.period)?;
-        let members: Vec<AgencyId> = self.catalog.block_members(block).map(|a| a.id.clone()).collect();
+        let members: Vec<AgencyId> = self
+            .catalog
+            .block_members(block)
+            .map(|a| a.id.clone())
+            .collect();
         let counters = self.read(&members, &period).await?;
         let agencies = members
             .iter()
             .zip(&counters)
-            .map(|(id, c)| AgencyCounters { agency_id: id.to_string(), counters: Some(counters_to_proto(c)) })
+            .map(|(id, c)| AgencyCounters {
+                agency_id: id.to_string(),
+                counters: Some(counters_to_proto(c)),
+            })
             .collect();
-        Ok(GetBlockSnapshotResponse { period: Some(period_to_proto(&period)), agencies })
+        Ok(GetBlockSnapshotResponse {
+            period: Some(period_to_proto(&period)),
+            agencies,
+        })
     }
 }
 
@@ -166,21 +250,37 @@ type ChangeStream = Pin<Box<dyn Stream<Item = Result<WatchChangesResponse, Statu
 
 #[tonic::async_trait]
 impl AggregateService for AggregateApi {
-    async fn apply_events(&self, request: Request<ApplyEventsRequest>) -> Result<Response<ApplyEventsResponse>, Status> {
+    async fn apply_events(
+        &self,
+        request: Request<ApplyEventsRequest>,
+    ) -> Result<Response<ApplyEventsResponse>, Status> {
         Ok(Response::new(self.apply(request.into_inner()).await?))
     }
 
-    async fn get_agency_metrics(&self, request: Request<GetAgencyMetricsRequest>) -> Result<Response<GetAgencyMetricsResponse>, Status> {
-        Ok(Response::new(self.agency_metrics(request.into_inner()).await?))
+    async fn get_agency_metrics(
+        &self,
+        request: Request<GetAgencyMetricsRequest>,
+    ) -> Result<Response<GetAgencyMetricsResponse>, Status> {
+        Ok(Response::new(
+            self.agency_metrics(request.into_inner()).await?,
+        ))
     }
 
-    async fn get_block_snapshot(&self, request: Request<GetBlockSnapshotRequest>) -> Result<Response<GetBlockSnapshotResponse>, Status> {
-        Ok(Response::new(self.block_snapshot(request.into_inner()).await?))
+    async fn get_block_snapshot(
+        &self,
+        request: Request<GetBlockSnapshotRequest>,
+    ) -> Result<Response<GetBlockSnapshotResponse>, Status> {
+        Ok(Response::new(
+            self.block_snapshot(request.into_inner()).await?,
+        ))
     }
 
     type WatchChangesStream = ChangeStream;
 
-    async fn watch_changes(&self, _request: Request<WatchChangesRequest>) -> Result<Response<ChangeStream>, Status> {
+    async fn watch_changes(
+        &self,
+        _request: Request<WatchChangesRequest>,
+    ) -> Result<Response<ChangeStream>, Status> {
         debug!("change subscriber joined");
         let notices = BroadcastStream::new(self.changes.subscribe()).map(|notice| match notice {
             Ok(notice) => Ok(notice),
@@ -188,7 +288,8 @@ impl AggregateService for AggregateApi {
             Err(BroadcastStreamRecvError::Lagged(_)) => Ok(WatchChangesResponse::default()),
         });
         let stopping = self.stopping.clone();
-        let stream = futures::StreamExt::take_until(notices, async move { stopping.cancelled().await });
+        let stream =
+            futures::StreamExt::take_until(notices, async move { stopping.cancelled().await });
         Ok(Response::new(Box::pin(stream)))
     }
 }

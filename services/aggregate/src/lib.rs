@@ -9,7 +9,10 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use govpulse_common::{catalog_service::CatalogApi, server};
 use govpulse_core::{AcceptancePolicy, Catalog};
-use govpulse_proto::{aggregate::aggregate_service_server::AggregateServiceServer, catalog::catalog_service_server::CatalogServiceServer};
+use govpulse_proto::{
+    aggregate::aggregate_service_server::AggregateServiceServer,
+    catalog::catalog_service_server::CatalogServiceServer,
+};
 use govpulse_store::{CounterStore, MemoryStore, RedisStore, RedisStoreConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -21,14 +24,21 @@ pub use error::Error;
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "govpulse-aggregate", about = "Counts dossier events and answers metric reads")]
+#[command(
+    name = "govpulse-aggregate",
+    about = "Counts dossier events and answers metric reads"
+)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "GOVPULSE_LISTEN", default_value = "0.0.0.0:50052")]
     pub listen: SocketAddr,
     /// The counter store: a `redis://` URL, or `memory` for an in-process store that is lost
     /// on exit (development and the demo only).
-    #[arg(long, env = "GOVPULSE_STORE", default_value = "redis://127.0.0.1:6379/")]
+    #[arg(
+        long,
+        env = "GOVPULSE_STORE",
+        default_value = "redis://127.0.0.1:6379/"
+    )]
     pub store: String,
     /// Prefix of every Redis key, so that deployments and tests can share one Redis.
     #[arg(long, env = "GOVPULSE_KEY_PREFIX", default_value = "gp")]
@@ -44,12 +54,21 @@ pub struct Config {
 impl Config {
     /// The defaults, listening on `listen`, with the in-memory store.
     pub fn in_memory(listen: SocketAddr) -> Self {
-        Self { listen, store: "memory".to_owned(), key_prefix: "gp".to_owned(), catalog_dir: None, horizon_days: 400 }
+        Self {
+            listen,
+            store: "memory".to_owned(),
+            key_prefix: "gp".to_owned(),
+            catalog_dir: None,
+            horizon_days: 400,
+        }
     }
 
     /// The acceptance policy the configuration gives.
     pub fn policy(&self) -> AcceptancePolicy {
-        AcceptancePolicy { horizon: time::Duration::days(i64::from(self.horizon_days)), ..AcceptancePolicy::default() }
+        AcceptancePolicy {
+            horizon: time::Duration::days(i64::from(self.horizon_days)),
+            ..AcceptancePolicy::default()
+        }
     }
 }
 
@@ -65,36 +84,59 @@ pub struct Server {
 impl Server {
     /// Loads the catalog, connects the store and binds the listen address.
     pub async fn build(config: Config) -> Result<Self, Error> {
-        let catalog = Arc::new(govpulse_common::catalog_files::load(config.catalog_dir.as_deref())?);
+        let catalog = Arc::new(govpulse_common::catalog_files::load(
+            config.catalog_dir.as_deref(),
+        )?);
         let store: Arc<dyn CounterStore> = if config.store == "memory" {
             Arc::new(MemoryStore::new())
         } else {
-            let redis_config = RedisStoreConfig { url: config.store.clone(), prefix: config.key_prefix.clone() };
+            let redis_config = RedisStoreConfig {
+                url: config.store.clone(),
+                prefix: config.key_prefix.clone(),
+            };
             Arc::new(RedisStore::connect(redis_config).await?)
         };
         Self::build_with(config, catalog, store).await
     }
 
     /// Binds with a given catalog and store.
-    pub async fn build_with(config: Config, catalog: Arc<Catalog>, store: Arc<dyn CounterStore>) -> Result<Self, Error> {
+    pub async fn build_with(
+        config: Config,
+        catalog: Arc<Catalog>,
+        store: Arc<dyn CounterStore>,
+    ) -> Result<Self, Error> {
         let listener = server::bind(config.listen).await?;
         let stopping = CancellationToken::new();
         let api = AggregateApi::new(catalog.clone(), store, config.policy(), stopping.clone());
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, store = store_kind(&config.store), "aggregate bound");
         }
-        Ok(Self { listener, api, catalog, stopping })
+        Ok(Self {
+            listener,
+            api,
+            catalog,
+            stopping,
+        })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Serves until `shutdown` resolves, then drains.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let routes = Routes::new(AggregateServiceServer::new(self.api)).add_service(CatalogApi::server(self.catalog));
-        let served = [AggregateServiceServer::<AggregateApi>::NAME, CatalogServiceServer::<CatalogApi>::NAME];
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let routes = Routes::new(AggregateServiceServer::new(self.api))
+            .add_service(CatalogApi::server(self.catalog));
+        let served = [
+            AggregateServiceServer::<AggregateApi>::NAME,
+            CatalogServiceServer::<CatalogApi>::NAME,
+        ];
         Ok(server::serve(self.listener, routes, &served, shutdown, self.stopping).await?)
     }
 }

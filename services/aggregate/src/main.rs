@@ -6,5 +6,7 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     govpulse_common::telemetry::init("govpulse-aggregate");
     let server = govpulse_aggregate::Server::build(govpulse_aggregate::Config::parse()).await?;
-    Ok(server.run_until(govpulse_common::server::shutdown_signal()).await?)
+    Ok(server
+        .run_until(govpulse_common::server::shutdown_signal())
+        .await?)
 }

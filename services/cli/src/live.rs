@@ -12,7 +12,10 @@ use govpulse_core::{Metric, period::vietnam_day};
 use govpulse_proto::{
     aggregate::GetAgencyMetricsResponse,
     catalog::Block as PbBlock,
-    ranking::{RankingQuery, WatchRankingRequest, ranking_query::Selection, ranking_service_client::RankingServiceClient},
+    ranking::{
+        RankingQuery, WatchRankingRequest, ranking_query::Selection,
+        ranking_service_client::RankingServiceClient,
+    },
 };
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
@@ -39,15 +42,35 @@ struct Watched {
 }
 
 /// Follows a live ranking into `watched` until `stop`, reconnecting with backoff.
-async fn follow(url: String, query: RankingQuery, watched: Arc<Mutex<Watched>>, stop: CancellationToken) {
-    let backoff = || ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_delay(Duration::from_secs(5)).without_max_times().build();
+async fn follow(
+    url: String,
+    query: RankingQuery,
+    watched: Arc<Mutex<Watched>>,
+    stop: CancellationToken,
+) {
+    let backoff = || {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .without_max_times()
+            .build()
+    };
     let mut delays = backoff();
-    let set = |connection| watched.lock().unwrap_or_else(std::sync::PoisonError::into_inner).connection = connection;
+    let set = |connection| {
+        watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .connection = connection
+    };
     while !stop.is_cancelled() {
         let attempt = async {
-            let mut client = RankingServiceClient::connect(url.clone()).await.map_err(|e| e.to_string())?;
+            let mut client = RankingServiceClient::connect(url.clone())
+                .await
+                .map_err(|e| e.to_string())?;
             let mut stream = client
-                .watch_ranking(WatchRankingRequest { query: Some(query.clone()) })
+                .watch_ranking(WatchRankingRequest {
+                    query: Some(query.clone()),
+                })
                 .await
                 .map_err(|s| s.message().to_owned())?
                 .into_inner();
@@ -55,7 +78,11 @@ async fn follow(url: String, query: RankingQuery, watched: Arc<Mutex<Watched>>, 
             delays = backoff();
             while let Some(message) = stream.next().await {
                 let message = message.map_err(|s| s.message().to_owned())?;
-                watched.lock().unwrap_or_else(std::sync::PoisonError::into_inner).table.apply(message);
+                watched
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .table
+                    .apply(message);
             }
             Ok::<(), String>(())
         };
@@ -79,7 +106,11 @@ async fn follow(url: String, query: RankingQuery, watched: Arc<Mutex<Watched>>, 
 /// screen is redrawn in place; otherwise a plain table is printed every few seconds.
 async fn draw(header: impl Fn() -> String, watched: Arc<Mutex<Watched>>, stop: CancellationToken) {
     let terminal = std::io::stdout().is_terminal();
-    let every = if terminal { Duration::from_millis(250) } else { Duration::from_secs(5) };
+    let every = if terminal {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_secs(5)
+    };
     let mut ticker = tokio::time::interval(every);
     let mut last_drawn = u64::MAX;
     loop {
@@ -88,13 +119,24 @@ async fn draw(header: impl Fn() -> String, watched: Arc<Mutex<Watched>>, stop: C
             _ = ticker.tick() => {}
         }
         let (screen, messages) = {
-            let w = watched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let w = watched
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let status = match (w.connection, w.table.complete) {
-                (Connection::Live, true) => format!("live · revision {} · {} ranked · {}", w.table.revision, w.table.ranked_count, w.table.period),
+                (Connection::Live, true) => format!(
+                    "live · revision {} · {} ranked · {}",
+                    w.table.revision, w.table.ranked_count, w.table.period
+                ),
                 (Connection::Live, false) | (Connection::Connecting, _) => "connecting…".to_owned(),
-                (Connection::Reconnecting, _) => format!("reconnecting… (last revision {}, not current)", w.table.revision),
+                (Connection::Reconnecting, _) => format!(
+                    "reconnecting… (last revision {}, not current)",
+                    w.table.revision
+                ),
             };
-            (format!("{}\n{status}\n\n{}", header(), w.table.render()), w.table.messages)
+            (
+                format!("{}\n{status}\n\n{}", header(), w.table.render()),
+                w.table.messages,
+            )
         };
         if terminal {
             print!("\x1b[H\x1b[2J{screen}");
@@ -107,14 +149,33 @@ async fn draw(header: impl Fn() -> String, watched: Arc<Mutex<Watched>>, stop: C
 }
 
 /// `govpulse demo`.
-pub async fn demo(config: StackConfig, rate: f64, backfill: u32, metric: Metric) -> anyhow::Result<()> {
+pub async fn demo(
+    config: StackConfig,
+    rate: f64,
+    backfill: u32,
+    metric: Metric,
+) -> anyhow::Result<()> {
     let stack = Stack::start(config).await?;
-    let (ingest, aggregate, ranking) = (Stack::url(stack.ingest), Stack::url(stack.aggregate), Stack::url(stack.ranking));
+    let (ingest, aggregate, ranking) = (
+        Stack::url(stack.ingest),
+        Stack::url(stack.aggregate),
+        Stack::url(stack.ranking),
+    );
     let stop = CancellationToken::new();
     let tally = Arc::new(Tally::default());
     let catalog = Arc::new(govpulse_common::catalog_files::built_in()?);
-    let simulation = SimulationConfig { dossiers_per_second: rate, backfill, retry_share: 0.02 };
-    let simulator = tokio::spawn(simulate::run(ingest.clone(), catalog, simulation, tally.clone(), stop.clone()));
+    let simulation = SimulationConfig {
+        dossiers_per_second: rate,
+        backfill,
+        retry_share: 0.02,
+    };
+    let simulator = tokio::spawn(simulate::run(
+        ingest.clone(),
+        catalog,
+        simulation,
+        tally.clone(),
+        stop.clone(),
+    ));
 
     let today = vietnam_day(OffsetDateTime::now_utc()).to_string();
     let query = RankingQuery {
@@ -123,15 +184,29 @@ pub async fn demo(config: StackConfig, rate: f64, backfill: u32, metric: Metric)
         period: today.clone(),
         selection: Some(Selection::Top(10)),
     };
-    let watched = Arc::new(Mutex::new(Watched { table: LiveTable::default(), connection: Connection::Connecting }));
-    let follower = tokio::spawn(follow(ranking.clone(), query, watched.clone(), stop.clone()));
+    let watched = Arc::new(Mutex::new(Watched {
+        table: LiveTable::default(),
+        connection: Connection::Connecting,
+    }));
+    let follower = tokio::spawn(follow(
+        ranking.clone(),
+        query,
+        watched.clone(),
+        stop.clone(),
+    ));
     let started = Instant::now();
     let header = move || {
         let accepted = tally.accepted.load(Ordering::Relaxed);
         let per_second = accepted as f64 / started.elapsed().as_secs_f64().max(1.0);
         let mut h = String::new();
-        let _ = writeln!(h, "govpulse demo · top 10 provinces by {metric} · {today} (Vietnam time) · Ctrl-C to stop");
-        let _ = writeln!(h, "ingest {ingest}   aggregate {aggregate}   ranking {ranking}");
+        let _ = writeln!(
+            h,
+            "govpulse demo · top 10 provinces by {metric} · {today} (Vietnam time) · Ctrl-C to stop"
+        );
+        let _ = writeln!(
+            h,
+            "ingest {ingest}   aggregate {aggregate}   ranking {ranking}"
+        );
         let _ = write!(
             h,
             "events: {accepted} accepted ({per_second:.0}/s), {} duplicate (simulated retries), {} rejected",
@@ -140,7 +215,10 @@ pub async fn demo(config: StackConfig, rate: f64, backfill: u32, metric: Metric)
         );
         h
     };
-    println!("govpulse demo: ingest {}  aggregate {}  ranking {}", stack.ingest, stack.aggregate, stack.ranking);
+    println!(
+        "govpulse demo: ingest {}  aggregate {}  ranking {}",
+        stack.ingest, stack.aggregate, stack.ranking
+    );
     let drawer = tokio::spawn(draw(header, watched, stop.clone()));
     govpulse_common::server::shutdown_signal().await;
     stop.cancel();
@@ -153,8 +231,16 @@ pub async fn demo(config: StackConfig, rate: f64, backfill: u32, metric: Metric)
 /// `govpulse watch`.
 pub async fn watch(url: &str, query: RankingQuery) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
-    let watched = Arc::new(Mutex::new(Watched { table: LiveTable::default(), connection: Connection::Connecting }));
-    let title = format!("{} by {} · {} · {url} · Ctrl-C to stop", block_name(query.block), query.metric, query.period);
+    let watched = Arc::new(Mutex::new(Watched {
+        table: LiveTable::default(),
+        connection: Connection::Connecting,
+    }));
+    let title = format!(
+        "{} by {} · {} · {url} · Ctrl-C to stop",
+        block_name(query.block),
+        query.metric,
+        query.period
+    );
     let follower = tokio::spawn(follow(url.to_owned(), query, watched.clone(), stop.clone()));
     let drawer = tokio::spawn(draw(move || title.clone(), watched, stop.clone()));
     govpulse_common::server::shutdown_signal().await;
@@ -173,8 +259,16 @@ fn block_name(block: i32) -> &'static str {
 /// One agency's metrics as a table.
 pub fn metrics_table(response: &GetAgencyMetricsResponse) -> String {
     let mut out = String::new();
-    let name = response.agency.as_ref().map(|a| format!("{} ({})", a.name, a.id)).unwrap_or_default();
-    let period = response.period.as_ref().map(|p| format!("{} = {}..{}", p.expression, p.first_day, p.last_day)).unwrap_or_default();
+    let name = response
+        .agency
+        .as_ref()
+        .map(|a| format!("{} ({})", a.name, a.id))
+        .unwrap_or_default();
+    let period = response
+        .period
+        .as_ref()
+        .map(|p| format!("{} = {}..{}", p.expression, p.first_day, p.last_day))
+        .unwrap_or_default();
     let _ = writeln!(out, "{name}, {period}");
     for m in &response.metrics {
         let value = match &m.rate {

@@ -19,14 +19,21 @@ use govpulse_proto::{
     aggregate::{GetAgencyMetricsRequest, aggregate_service_client::AggregateServiceClient},
     catalog::Block as PbBlock,
     ingest::ingest_service_client::IngestServiceClient,
-    ranking::{GetRankingRequest, RankingQuery, ranking_query::Selection, ranking_service_client::RankingServiceClient},
+    ranking::{
+        GetRankingRequest, RankingQuery, ranking_query::Selection,
+        ranking_service_client::RankingServiceClient,
+    },
 };
 use tonic::transport::Channel;
 
 use crate::stack::{Stack, StackConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "govpulse", version, about = "Monitor how agencies deliver online public services")]
+#[command(
+    name = "govpulse",
+    version,
+    about = "Monitor how agencies deliver online public services"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,7 +58,12 @@ struct StackArgs {
 impl StackArgs {
     fn config(&self) -> StackConfig {
         let port = |i: usize| self.ports.get(i).copied().unwrap_or(0);
-        StackConfig { host: self.host, ports: [port(0), port(1), port(2)], redis: self.redis.clone(), key_prefix: self.key_prefix.clone() }
+        StackConfig {
+            host: self.host,
+            ports: [port(0), port(1), port(2)],
+            redis: self.redis.clone(),
+            key_prefix: self.key_prefix.clone(),
+        }
     }
 }
 
@@ -75,7 +87,11 @@ struct QueryArgs {
     #[arg(long)]
     bottom: Option<u32>,
     /// The ranking service.
-    #[arg(long, env = "GOVPULSE_RANKING_URL", default_value = "http://127.0.0.1:50053")]
+    #[arg(
+        long,
+        env = "GOVPULSE_RANKING_URL",
+        default_value = "http://127.0.0.1:50053"
+    )]
     ranking: String,
 }
 
@@ -88,13 +104,21 @@ impl QueryArgs {
             Some(Block::Ministry) => PbBlock::Ministry,
             None => anyhow::bail!("{:?} is not a block; use province or ministry", self.block),
         };
-        govpulse_core::Period::parse(&self.period, govpulse_core::period::vietnam_day(time::OffsetDateTime::now_utc()))?;
+        govpulse_core::Period::parse(
+            &self.period,
+            govpulse_core::period::vietnam_day(time::OffsetDateTime::now_utc()),
+        )?;
         let selection = match (self.top, self.bottom) {
             (Some(n), _) => Some(Selection::Top(n)),
             (_, Some(n)) => Some(Selection::Bottom(n)),
             _ => None,
         };
-        Ok(RankingQuery { metric: metric.name().to_owned(), block: block.into(), period: self.period.clone(), selection })
+        Ok(RankingQuery {
+            metric: metric.name().to_owned(),
+            block: block.into(),
+            period: self.period.clone(),
+            selection,
+        })
     }
 }
 
@@ -128,7 +152,11 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         batch_size: usize,
         /// The ingest service.
-        #[arg(long, env = "GOVPULSE_INGEST_URL", default_value = "http://127.0.0.1:50051")]
+        #[arg(
+            long,
+            env = "GOVPULSE_INGEST_URL",
+            default_value = "http://127.0.0.1:50051"
+        )]
         ingest: String,
     },
     /// Prints a ranking.
@@ -151,7 +179,11 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// The aggregate service.
-        #[arg(long, env = "GOVPULSE_AGGREGATE_URL", default_value = "http://127.0.0.1:50052")]
+        #[arg(
+            long,
+            env = "GOVPULSE_AGGREGATE_URL",
+            default_value = "http://127.0.0.1:50052"
+        )]
         aggregate: String,
     },
     /// Shows a live ranking, reconnecting whenever the stream breaks, until Ctrl-C.
@@ -183,7 +215,12 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Demo { stack, rate, backfill, metric } => {
+        Command::Demo {
+            stack,
+            rate,
+            backfill,
+            metric,
+        } => {
             // The screen is the demo's output; logs below warnings would scroll it away.
             govpulse_common::telemetry::init_with_default("govpulse", "warn");
             let metric: Metric = metric.parse()?;
@@ -198,11 +235,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             govpulse_common::server::shutdown_signal().await;
             stack.stop().await;
         }
-        Command::Submit { file, batch_size, ingest } => {
+        Command::Submit {
+            file,
+            batch_size,
+            ingest,
+        } => {
             let events = if file.as_os_str() == "-" {
                 submit::parse_lines(std::io::stdin().lock())
             } else {
-                let f = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+                let f = std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))?;
                 submit::parse_lines(BufReader::new(f))
             };
             let events = match events {
@@ -211,16 +253,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     for line in &bad {
                         eprintln!("line {}: {}", line.line, line.reason);
                     }
-                    eprintln!("nothing sent: {} malformed line(s); fix them and submit again", bad.len());
+                    eprintln!(
+                        "nothing sent: {} malformed line(s); fix them and submit again",
+                        bad.len()
+                    );
                     return Ok(ExitCode::from(2));
                 }
             };
             let client = IngestServiceClient::new(channel(&ingest).await?);
-            let report = submit::send(&client, events, batch_size).await.map_err(|s| anyhow::anyhow!("ingest: {:?}: {}", s.code(), s.message()))?;
+            let report = submit::send(&client, events, batch_size)
+                .await
+                .map_err(|s| anyhow::anyhow!("ingest: {:?}: {}", s.code(), s.message()))?;
             for (line, field, reason) in &report.rejected {
                 println!("line {line}: rejected: {field}: {reason}");
             }
-            println!("accepted {}, duplicate {}, rejected {}", report.accepted, report.duplicate, report.rejected.len());
+            println!(
+                "accepted {}, duplicate {}, rejected {}",
+                report.accepted,
+                report.duplicate,
+                report.rejected.len()
+            );
             if !report.rejected.is_empty() {
                 return Ok(ExitCode::from(1));
             }
@@ -228,22 +280,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ranking { query, json } => {
             let mut client = RankingServiceClient::new(channel(&query.ranking).await?);
             let response = client
-                .get_ranking(GetRankingRequest { query: Some(query.query()?) })
+                .get_ranking(GetRankingRequest {
+                    query: Some(query.query()?),
+                })
                 .await
                 .map_err(|s| anyhow::anyhow!("ranking: {}", s.message()))?
                 .into_inner();
             if json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
             } else {
-                let period = response.period.as_ref().map(|p| format!("{}..{}", p.first_day, p.last_day)).unwrap_or_default();
-                println!("{} by {}, {period}, {} ranked", query.block, query.metric, response.ranked_count);
+                let period = response
+                    .period
+                    .as_ref()
+                    .map(|p| format!("{}..{}", p.first_day, p.last_day))
+                    .unwrap_or_default();
+                println!(
+                    "{} by {}, {period}, {} ranked",
+                    query.block, query.metric, response.ranked_count
+                );
                 print!("{}", render::table(&response.rows, |_| String::new()));
             }
         }
-        Command::Metrics { agency, period, json, aggregate } => {
+        Command::Metrics {
+            agency,
+            period,
+            json,
+            aggregate,
+        } => {
             let mut client = AggregateServiceClient::new(channel(&aggregate).await?);
             let response = client
-                .get_agency_metrics(GetAgencyMetricsRequest { agency_id: agency, period })
+                .get_agency_metrics(GetAgencyMetricsRequest {
+                    agency_id: agency,
+                    period,
+                })
                 .await
                 .map_err(|s| anyhow::anyhow!("aggregate: {}", s.message()))?
                 .into_inner();

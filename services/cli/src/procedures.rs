@@ -64,7 +64,11 @@ pub fn stable_hash(text: &str) -> u64 {
 pub fn generate(catalog: &Catalog) -> String {
     let mut out = String::from("id,agency_id,name,provision,eligible_full_online\n");
     for block in [Block::Ministry, Block::Province] {
-        let names: &[&str] = if block == Block::Province { &PROVINCE_PROCEDURES } else { &MINISTRY_PROCEDURES };
+        let names: &[&str] = if block == Block::Province {
+            &PROVINCE_PROCEDURES
+        } else {
+            &MINISTRY_PROCEDURES
+        };
         for agency in catalog.block_members(block) {
             // Each agency provides a different share of its procedures fully online.
             let full_share = 30 + stable_hash(agency.id.as_str()) % 60;
@@ -74,12 +78,19 @@ pub fn generate(catalog: &Catalog) -> String {
                 let (provision, eligible) = if roll < full_share {
                     ("full", true)
                 } else if roll < full_share + (100 - full_share) * 2 / 3 {
-                    ("partial", roll % 2 == 0)
+                    ("partial", roll.is_multiple_of(2))
                 } else {
                     ("info", false)
                 };
-                let name = if name.contains(',') { format!("\"{name}\"") } else { (*name).to_owned() };
-                out.push_str(&format!("{id},{},{name},{provision},{eligible}\n", agency.id));
+                let name = if name.contains(',') {
+                    format!("\"{name}\"")
+                } else {
+                    (*name).to_owned()
+                };
+                out.push_str(&format!(
+                    "{id},{},{name},{provision},{eligible}\n",
+                    agency.id
+                ));
             }
         }
     }

@@ -79,7 +79,9 @@ impl LiveTable {
                     }
                     let movement = match (change.previous_rank, row.rank) {
                         (0, _) => Some(Movement::New),
-                        (before, now) if now > 0 && now < before => Some(Movement::Up(before - now)),
+                        (before, now) if now > 0 && now < before => {
+                            Some(Movement::Up(before - now))
+                        }
                         (before, now) if now > before => Some(Movement::Down(now - before)),
                         _ => None,
                     };
@@ -89,7 +91,7 @@ impl LiveTable {
                     };
                     self.rows.push(row);
                 }
-                self.rows.sort_by(|a, b| order(a).cmp(&order(b)));
+                self.rows.sort_by_key(order);
             }
             Some(Event::Heartbeat(_)) | None => {}
         }
@@ -103,7 +105,12 @@ impl LiveTable {
 
     /// The table as text.
     pub fn render(&self) -> String {
-        table(&self.rows, |row| self.movement.get(&row.agency_id).map(|m| m.label()).unwrap_or_default())
+        table(&self.rows, |row| {
+            self.movement
+                .get(&row.agency_id)
+                .map(|m| m.label())
+                .unwrap_or_default()
+        })
     }
 }
 
@@ -114,16 +121,33 @@ fn order(row: &RankingRow) -> (bool, u32, String) {
 
 /// Renders rows as an aligned table with a bar per value.
 pub fn table(rows: &[RankingRow], movement: impl Fn(&RankingRow) -> String) -> String {
-    let width = rows.iter().map(|r| r.agency_name.chars().count()).max().unwrap_or(6).max(6);
+    let width = rows
+        .iter()
+        .map(|r| r.agency_name.chars().count())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     let mut out = String::new();
-    let _ = writeln!(out, "{:>4}  {:<4} {:<width$}  {:>7}  {:<20}  {}", "rank", "move", "agency", "value", "", "count");
+    let _ = writeln!(
+        out,
+        "{:>4}  {:<4} {:<width$}  {:>7}  {:20}  count",
+        "rank", "move", "agency", "value", ""
+    );
     for row in rows {
-        let rank = if row.rank == 0 { "-".to_owned() } else { row.rank.to_string() };
+        let rank = if row.rank == 0 {
+            "-".to_owned()
+        } else {
+            row.rank.to_string()
+        };
         let (value, bar, count) = match &row.rate {
             Some(rate) => {
                 let pct: f64 = rate.percent.parse().unwrap_or(0.0);
                 let filled = ((pct / 5.0).round() as usize).min(20);
-                (format!("{}%", rate.percent), "█".repeat(filled), format!("{}/{}", rate.numerator, rate.denominator))
+                (
+                    format!("{}%", rate.percent),
+                    "█".repeat(filled),
+                    format!("{}/{}", rate.numerator, rate.denominator),
+                )
             }
             None => ("no data".to_owned(), String::new(), String::new()),
         };
@@ -152,27 +176,64 @@ mod tests {
 
     fn row(rank: u32, id: &str, n: u64, d: u64) -> RankingRow {
         let percent = format!("{:.2}", n as f64 * 100.0 / d as f64);
-        RankingRow { rank, agency_id: id.into(), agency_name: id.to_uppercase(), rate: Some(Rate { numerator: n, denominator: d, percent }) }
+        RankingRow {
+            rank,
+            agency_id: id.into(),
+            agency_name: id.to_uppercase(),
+            rate: Some(Rate {
+                numerator: n,
+                denominator: d,
+                percent,
+            }),
+        }
     }
 
     fn message(revision: u64, event: Event) -> WatchRankingResponse {
-        WatchRankingResponse { revision, event: Some(event) }
+        WatchRankingResponse {
+            revision,
+            event: Some(event),
+        }
     }
 
     #[test]
     fn a_live_table_follows_snapshot_changes_and_departures() {
         let mut t = LiveTable::default();
-        t.apply(message(1, Event::Snapshot(RankingSnapshot { rows: vec![row(1, "a", 9, 10), row(2, "b", 5, 10)], period: None, ranked_count: 3 })));
+        t.apply(message(
+            1,
+            Event::Snapshot(RankingSnapshot {
+                rows: vec![row(1, "a", 9, 10), row(2, "b", 5, 10)],
+                period: None,
+                ranked_count: 3,
+            }),
+        ));
         t.apply(message(1, Event::SnapshotComplete(SnapshotComplete {})));
         assert!(t.complete);
-        t.apply(message(2, Event::Changes(RankingChanges {
-            changes: vec![
-                RowChange { row: Some(row(1, "c", 10, 10)), previous_rank: 0, left: false },
-                RowChange { row: Some(row(2, "a", 9, 10)), previous_rank: 1, left: false },
-                RowChange { row: Some(RankingRow { agency_id: "b".into(), ..Default::default() }), previous_rank: 2, left: true },
-            ],
-            ranked_count: 3,
-        })));
+        t.apply(message(
+            2,
+            Event::Changes(RankingChanges {
+                changes: vec![
+                    RowChange {
+                        row: Some(row(1, "c", 10, 10)),
+                        previous_rank: 0,
+                        left: false,
+                    },
+                    RowChange {
+                        row: Some(row(2, "a", 9, 10)),
+                        previous_rank: 1,
+                        left: false,
+                    },
+                    RowChange {
+                        row: Some(RankingRow {
+                            agency_id: "b".into(),
+                            ..Default::default()
+                        }),
+                        previous_rank: 2,
+                        left: true,
+                    },
+                ],
+                ranked_count: 3,
+            }),
+        ));
         t.apply(message(2, Event::Heartbeat(Heartbeat {})));
         let ids: Vec<&str> = t.rows().iter().map(|r| r.agency_id.as_str()).collect();
         assert_eq!(ids, ["c", "a"]);
@@ -186,9 +247,23 @@ mod tests {
     #[test]
     fn a_second_snapshot_replaces_the_table() {
         let mut t = LiveTable::default();
-        t.apply(message(1, Event::Snapshot(RankingSnapshot { rows: vec![row(1, "a", 1, 2)], period: None, ranked_count: 1 })));
+        t.apply(message(
+            1,
+            Event::Snapshot(RankingSnapshot {
+                rows: vec![row(1, "a", 1, 2)],
+                period: None,
+                ranked_count: 1,
+            }),
+        ));
         t.apply(message(1, Event::SnapshotComplete(SnapshotComplete {})));
-        t.apply(message(5, Event::Snapshot(RankingSnapshot { rows: vec![row(1, "z", 1, 2)], period: None, ranked_count: 1 })));
+        t.apply(message(
+            5,
+            Event::Snapshot(RankingSnapshot {
+                rows: vec![row(1, "z", 1, 2)],
+                period: None,
+                ranked_count: 1,
+            }),
+        ));
         assert!(!t.complete);
         assert_eq!(t.rows().len(), 1);
         assert_eq!(t.rows()[0].agency_id, "z");

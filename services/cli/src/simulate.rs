@@ -14,7 +14,10 @@ use std::{
 use govpulse_core::{Catalog, Procedure, period::VIETNAM};
 use govpulse_proto::{
     Timestamp,
-    event::{Channel, DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven, dossier_event::Kind, dossier_resolved},
+    event::{
+        Channel, DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven,
+        dossier_event::Kind, dossier_resolved,
+    },
     ingest::{StreamEventsRequest, ingest_service_client::IngestServiceClient},
 };
 use rand::{Rng, SeedableRng, rngs::SmallRng};
@@ -59,7 +62,11 @@ fn unit_interval(seed: u64) -> f64 {
 
 impl Profile {
     fn of(catalog: &Catalog, agency: &govpulse_core::Agency) -> Option<Profile> {
-        let procedures: Vec<Procedure> = catalog.procedures().filter(|p| catalog.handles(&agency.id, p)).cloned().collect();
+        let procedures: Vec<Procedure> = catalog
+            .procedures()
+            .filter(|p| catalog.handles(&agency.id, p))
+            .cloned()
+            .collect();
         if procedures.is_empty() {
             return None;
         }
@@ -68,7 +75,11 @@ impl Profile {
             agency: agency.id.to_string(),
             procedures,
             online_share: 0.05 + 0.85 * h("online"),
-            weight: if agency.parent.is_some() { 0.2 } else { 0.3 + 2.7 * h("volume") },
+            weight: if agency.parent.is_some() {
+                0.2
+            } else {
+                0.3 + 2.7 * h("volume")
+            },
             digitized: 0.6 + 0.4 * h("digitized"),
             on_time: 0.85 + 0.15 * h("on-time"),
             electronic: 0.5 + 0.5 * h("electronic"),
@@ -119,7 +130,10 @@ pub struct SimulationConfig {
 }
 
 fn ts(at: OffsetDateTime) -> Option<Timestamp> {
-    Some(Timestamp { seconds: at.unix_timestamp(), nanos: i32::try_from(at.nanosecond()).unwrap_or(0) })
+    Some(Timestamp {
+        seconds: at.unix_timestamp(),
+        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
+    })
 }
 
 fn local_hour(at: OffsetDateTime) -> u8 {
@@ -140,12 +154,30 @@ pub struct Country {
 impl Country {
     /// Every agency of the catalog that has procedures to report on.
     pub fn new(catalog: &Catalog, seed: u64) -> Self {
-        let profiles: Vec<Profile> = catalog.agencies().filter_map(|a| Profile::of(catalog, a)).collect();
+        let profiles: Vec<Profile> = catalog
+            .agencies()
+            .filter_map(|a| Profile::of(catalog, a))
+            .collect();
         let total_weight = profiles.iter().map(|p| p.weight).sum();
-        Self { profiles, total_weight, rng: SmallRng::seed_from_u64(seed), run_id: OffsetDateTime::now_utc().unix_timestamp(), sequence: 0, open: Vec::new() }
+        Self {
+            profiles,
+            total_weight,
+            rng: SmallRng::seed_from_u64(seed),
+            run_id: OffsetDateTime::now_utc().unix_timestamp(),
+            sequence: 0,
+            open: Vec::new(),
+        }
     }
 
-    fn event(&self, agency: usize, dossier: &str, procedure: &str, suffix: &str, at: OffsetDateTime, kind: Kind) -> DossierEvent {
+    fn event(
+        &self,
+        agency: usize,
+        dossier: &str,
+        procedure: &str,
+        suffix: &str,
+        at: OffsetDateTime,
+        kind: Kind,
+    ) -> DossierEvent {
         DossierEvent {
             event_id: format!("{dossier}-{suffix}"),
             agency_id: self.profiles[agency].agency.clone(),
@@ -158,26 +190,65 @@ impl Country {
 
     /// A dossier received at `at` on `channel`: its reception (and fee) events; it is kept
     /// open to be resolved later.
-    fn receive(&mut self, agency: usize, channel: Channel, at: OffsetDateTime, events: &mut Vec<DossierEvent>) {
+    fn receive(
+        &mut self,
+        agency: usize,
+        channel: Channel,
+        at: OffsetDateTime,
+        events: &mut Vec<DossierEvent>,
+    ) {
         self.sequence += 1;
         let profile = &self.profiles[agency];
-        let procedure = profile.procedures[self.rng.random_range(0..profile.procedures.len())].id.to_string();
-        let channel = if channel == Channel::InPerson && self.rng.random_bool(0.03) { Channel::Postal } else { channel };
+        let procedure = profile.procedures[self.rng.random_range(0..profile.procedures.len())]
+            .id
+            .to_string();
+        let channel = if channel == Channel::InPerson && self.rng.random_bool(0.03) {
+            Channel::Postal
+        } else {
+            channel
+        };
         let dossier = format!("HS-{}-{}", self.run_id, self.sequence);
         let digitized = self.rng.random_bool(profile.digitized);
         let pays = self.rng.random_bool(0.5);
         let pays_online = channel == Channel::Online && self.rng.random_bool(profile.pays_online);
-        events.push(self.event(agency, &dossier, &procedure, "rcv", at, Kind::Received(DossierReceived { channel: channel.into(), digitized })));
+        events.push(self.event(
+            agency,
+            &dossier,
+            &procedure,
+            "rcv",
+            at,
+            Kind::Received(DossierReceived {
+                channel: channel.into(),
+                digitized,
+            }),
+        ));
         if pays {
-            events.push(self.event(agency, &dossier, &procedure, "fee", at, Kind::FeePaid(FeePaid { online: pays_online })));
+            events.push(self.event(
+                agency,
+                &dossier,
+                &procedure,
+                "fee",
+                at,
+                Kind::FeePaid(FeePaid {
+                    online: pays_online,
+                }),
+            ));
         }
         let resolve_at = at + time::Duration::seconds(self.rng.random_range(20..4 * 3600));
-        self.open.push(Open { agency, dossier, procedure, received_at: at, resolve_at });
+        self.open.push(Open {
+            agency,
+            dossier,
+            procedure,
+            received_at: at,
+            resolve_at,
+        });
     }
 
     /// Resolves the open dossiers due by `now`.
     fn resolve_due(&mut self, now: OffsetDateTime, events: &mut Vec<DossierEvent>) {
-        let (due, open): (Vec<Open>, Vec<Open>) = std::mem::take(&mut self.open).into_iter().partition(|d| d.resolve_at <= now);
+        let (due, open): (Vec<Open>, Vec<Open>) = std::mem::take(&mut self.open)
+            .into_iter()
+            .partition(|d| d.resolve_at <= now);
         self.open = open;
         for dossier in due {
             let profile = &self.profiles[dossier.agency];
@@ -188,14 +259,34 @@ impl Country {
                 self.rng.random_bool(profile.satisfied),
             );
             let at = dossier.resolve_at;
-            let due_at = if on_time { at + time::Duration::hours(2) } else { dossier.received_at };
+            let due_at = if on_time {
+                at + time::Duration::hours(2)
+            } else {
+                dossier.received_at
+            };
             let resolved = Kind::Resolved(DossierResolved {
-                timeliness: Some(dossier_resolved::Timeliness::DueAt(ts(due_at).unwrap_or_default())),
+                timeliness: Some(dossier_resolved::Timeliness::DueAt(
+                    ts(due_at).unwrap_or_default(),
+                )),
                 result_electronic: electronic,
             });
-            events.push(self.event(dossier.agency, &dossier.dossier, &dossier.procedure, "res", at, resolved));
+            events.push(self.event(
+                dossier.agency,
+                &dossier.dossier,
+                &dossier.procedure,
+                "res",
+                at,
+                resolved,
+            ));
             if feedback {
-                events.push(self.event(dossier.agency, &dossier.dossier, &dossier.procedure, "fb", at, Kind::Feedback(FeedbackGiven { satisfied })));
+                events.push(self.event(
+                    dossier.agency,
+                    &dossier.dossier,
+                    &dossier.procedure,
+                    "fb",
+                    at,
+                    Kind::Feedback(FeedbackGiven { satisfied }),
+                ));
             }
         }
     }
@@ -214,14 +305,35 @@ impl Country {
             let mut chosen = None;
             for _ in 0..64 {
                 let at = day_start + time::Duration::seconds(self.rng.random_range(0..span));
-                let weight = if online { online_rhythm(local_hour(at)) } else { desk_rhythm(local_hour(at)) };
+                let weight = if online {
+                    online_rhythm(local_hour(at))
+                } else {
+                    desk_rhythm(local_hour(at))
+                };
                 if self.rng.random_bool(weight.clamp(0.0, 1.0)) {
-                    chosen = Some((at, if online { Channel::Online } else { Channel::InPerson }));
+                    chosen = Some((
+                        at,
+                        if online {
+                            Channel::Online
+                        } else {
+                            Channel::InPerson
+                        },
+                    ));
                     break;
                 }
             }
-            let (at, channel) = chosen.unwrap_or_else(|| (day_start + time::Duration::seconds(self.rng.random_range(0..span)), Channel::Online));
-            self.receive(agency, channel, at.to_offset(time::UtcOffset::UTC), &mut events);
+            let (at, channel) = chosen.unwrap_or_else(|| {
+                (
+                    day_start + time::Duration::seconds(self.rng.random_range(0..span)),
+                    Channel::Online,
+                )
+            });
+            self.receive(
+                agency,
+                channel,
+                at.to_offset(time::UtcOffset::UTC),
+                &mut events,
+            );
         }
         self.resolve_due(now, &mut events);
         events
@@ -240,7 +352,12 @@ impl Country {
 
     /// What happens across the country in `elapsed` up to `now`, at `per_second` dossiers a
     /// second in busy hours.
-    pub fn tick(&mut self, now: OffsetDateTime, elapsed: Duration, per_second: f64) -> Vec<DossierEvent> {
+    pub fn tick(
+        &mut self,
+        now: OffsetDateTime,
+        elapsed: Duration,
+        per_second: f64,
+    ) -> Vec<DossierEvent> {
         let hour = local_hour(now);
         let mut events = Vec::new();
         for index in 0..self.profiles.len() {
@@ -249,7 +366,8 @@ impl Country {
             let online = expected * profile.online_share * online_rhythm(hour);
             let desk = expected * (1.0 - profile.online_share) * desk_rhythm(hour);
             for (channel, mean) in [(Channel::Online, online), (Channel::InPerson, desk)] {
-                let count = mean.floor() as u32 + u32::from(self.rng.random_bool(mean.fract().clamp(0.0, 1.0)));
+                let count = mean.floor() as u32
+                    + u32::from(self.rng.random_bool(mean.fract().clamp(0.0, 1.0)));
                 for _ in 0..count {
                     self.receive(index, channel, now, &mut events);
                 }
@@ -261,7 +379,13 @@ impl Country {
 }
 
 /// Runs until `stop` is cancelled, sending to ingest at `ingest_url`.
-pub async fn run(ingest_url: String, catalog: Arc<Catalog>, config: SimulationConfig, tally: Arc<Tally>, stop: CancellationToken) {
+pub async fn run(
+    ingest_url: String,
+    catalog: Arc<Catalog>,
+    config: SimulationConfig,
+    tally: Arc<Tally>,
+    stop: CancellationToken,
+) {
     let mut country = Country::new(&catalog, rand::rng().random());
     let tick = Duration::from_millis(200);
     let mut ticker = tokio::time::interval(tick);
@@ -293,15 +417,31 @@ pub async fn run(ingest_url: String, catalog: Arc<Catalog>, config: SimulationCo
             let mut sent_ok = true;
             for chunk in pending.chunks(1000) {
                 batch_id += 1;
-                if batches.send(StreamEventsRequest { batch_id, events: chunk.to_vec() }).await.is_err() {
+                if batches
+                    .send(StreamEventsRequest {
+                        batch_id,
+                        events: chunk.to_vec(),
+                    })
+                    .await
+                    .is_err()
+                {
                     sent_ok = false;
                     break;
                 }
             }
             // An agency's system that timed out sends its last batch again.
-            if let Some(previous) = previous_batch.take().filter(|_| rng.random_bool(config.retry_share)) {
+            if let Some(previous) = previous_batch
+                .take()
+                .filter(|_| rng.random_bool(config.retry_share))
+            {
                 batch_id += 1;
-                sent_ok &= batches.send(StreamEventsRequest { batch_id, events: previous }).await.is_ok();
+                sent_ok &= batches
+                    .send(StreamEventsRequest {
+                        batch_id,
+                        events: previous,
+                    })
+                    .await
+                    .is_ok();
             }
             if !sent_ok {
                 warn!("simulator stream closed; reconnecting");
@@ -319,13 +459,22 @@ pub async fn run(ingest_url: String, catalog: Arc<Catalog>, config: SimulationCo
     }
 }
 
-async fn count_acks(mut acks: tonic::Streaming<govpulse_proto::ingest::StreamEventsResponse>, tally: Arc<Tally>) {
+async fn count_acks(
+    mut acks: tonic::Streaming<govpulse_proto::ingest::StreamEventsResponse>,
+    tally: Arc<Tally>,
+) {
     while let Some(ack) = acks.next().await {
         match ack {
             Ok(ack) => {
-                tally.accepted.fetch_add(u64::from(ack.accepted), Ordering::Relaxed);
-                tally.duplicate.fetch_add(u64::from(ack.duplicate), Ordering::Relaxed);
-                tally.rejected.fetch_add(u64::from(ack.rejected), Ordering::Relaxed);
+                tally
+                    .accepted
+                    .fetch_add(u64::from(ack.accepted), Ordering::Relaxed);
+                tally
+                    .duplicate
+                    .fetch_add(u64::from(ack.duplicate), Ordering::Relaxed);
+                tally
+                    .rejected
+                    .fetch_add(u64::from(ack.rejected), Ordering::Relaxed);
             }
             Err(status) => {
                 warn!(code = ?status.code(), message = status.message(), "ingest ended the stream");
@@ -352,20 +501,36 @@ mod tests {
         let mut country = Country::new(&catalog, 7);
         let now = time::macros::datetime!(2026-08-15 15:00 +7).to_offset(time::UtcOffset::UTC);
         let events = country.backfill(now, 2000);
-        let receptions = events.iter().filter(|e| matches!(e.kind, Some(Kind::Received(_)))).count();
+        let receptions = events
+            .iter()
+            .filter(|e| matches!(e.kind, Some(Kind::Received(_))))
+            .count();
         assert_eq!(receptions, 2000);
         let day_start = time::macros::datetime!(2026-08-15 00:00 +7);
         for e in &events {
-            let at = e.occurred_at.as_ref().map(|t| t.seconds).unwrap_or_default();
-            assert!((day_start.unix_timestamp()..=now.unix_timestamp()).contains(&at), "{e:?}");
+            let at = e
+                .occurred_at
+                .as_ref()
+                .map(|t| t.seconds)
+                .unwrap_or_default();
+            assert!(
+                (day_start.unix_timestamp()..=now.unix_timestamp()).contains(&at),
+                "{e:?}"
+            );
         }
-        let resolutions = events.iter().filter(|e| matches!(e.kind, Some(Kind::Resolved(_)))).count();
+        let resolutions = events
+            .iter()
+            .filter(|e| matches!(e.kind, Some(Kind::Resolved(_))))
+            .count();
         assert!(resolutions > 0 && resolutions < receptions);
         let in_person = events
             .iter()
             .filter(|e| matches!(&e.kind, Some(Kind::Received(r)) if r.channel != Channel::Online as i32))
             .count();
-        assert!(in_person > 200, "office hours had desk traffic: {in_person}");
+        assert!(
+            in_person > 200,
+            "office hours had desk traffic: {in_person}"
+        );
     }
 
     #[test]
@@ -375,13 +540,19 @@ mod tests {
         let night = time::macros::datetime!(2026-08-15 02:00 +7).to_offset(time::UtcOffset::UTC);
         let events = country.tick(night, Duration::from_secs(60), 400.0);
         assert!(!events.is_empty());
-        assert!(events.iter().all(|e| matches!(&e.kind, Some(Kind::Received(r)) if r.channel == Channel::Online as i32) || !matches!(e.kind, Some(Kind::Received(_)))));
+        assert!(events.iter().all(
+            |e| matches!(&e.kind, Some(Kind::Received(r)) if r.channel == Channel::Online as i32)
+                || !matches!(e.kind, Some(Kind::Received(_)))
+        ));
     }
 
     #[test]
     fn every_reporting_agency_has_a_profile_within_bounds() {
         let catalog = govpulse_common::catalog_files::built_in().expect("valid");
-        let profiles: Vec<Profile> = catalog.agencies().filter_map(|a| Profile::of(&catalog, a)).collect();
+        let profiles: Vec<Profile> = catalog
+            .agencies()
+            .filter_map(|a| Profile::of(&catalog, a))
+            .collect();
         assert!(profiles.len() >= 84, "every province and ministry reports");
         for p in &profiles {
             assert!((0.05..=0.9).contains(&p.online_share), "{}", p.agency);

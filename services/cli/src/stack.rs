@@ -52,29 +52,48 @@ impl Stack {
         let store: Arc<dyn CounterStore> = match &config.redis {
             None => Arc::new(MemoryStore::new()),
             Some(url) => Arc::new(
-                RedisStore::connect(RedisStoreConfig { url: url.clone(), prefix: config.key_prefix.clone() })
-                    .await
-                    .with_context(|| "cannot connect to redis")?,
+                RedisStore::connect(RedisStoreConfig {
+                    url: url.clone(),
+                    prefix: config.key_prefix.clone(),
+                })
+                .await
+                .with_context(|| "cannot connect to redis")?,
             ),
         };
         let [ingest_port, aggregate_port, ranking_port] = config.ports;
-        let aggregate_config = govpulse_aggregate::Config::in_memory(bindable(config.host, aggregate_port).await);
-        let aggregate = govpulse_aggregate::Server::build_with(aggregate_config, catalog.clone(), store).await?;
+        let aggregate_config =
+            govpulse_aggregate::Config::in_memory(bindable(config.host, aggregate_port).await);
+        let aggregate =
+            govpulse_aggregate::Server::build_with(aggregate_config, catalog.clone(), store)
+                .await?;
         let aggregate_addr = aggregate.local_addr();
         let aggregate_url = format!("http://{}", loopback(aggregate_addr));
-        let ingest_config = govpulse_ingest::Config::new(bindable(config.host, ingest_port).await, aggregate_url.clone());
+        let ingest_config = govpulse_ingest::Config::new(
+            bindable(config.host, ingest_port).await,
+            aggregate_url.clone(),
+        );
         let ingest = govpulse_ingest::Server::build_with(ingest_config, catalog.clone()).await?;
-        let ranking_config = govpulse_ranking::Config::new(bindable(config.host, ranking_port).await, aggregate_url);
+        let ranking_config =
+            govpulse_ranking::Config::new(bindable(config.host, ranking_port).await, aggregate_url);
         let ranking = govpulse_ranking::Server::build_with(ranking_config, catalog).await?;
 
         let stop = CancellationToken::new();
         let (ingest_addr, ranking_addr) = (ingest.local_addr(), ranking.local_addr());
         let tasks = vec![
-            spawn("aggregate", aggregate.run_until(stop.clone().cancelled_owned())),
+            spawn(
+                "aggregate",
+                aggregate.run_until(stop.clone().cancelled_owned()),
+            ),
             spawn("ingest", ingest.run_until(stop.clone().cancelled_owned())),
             spawn("ranking", ranking.run_until(stop.clone().cancelled_owned())),
         ];
-        Ok(Stack { ingest: ingest_addr, aggregate: aggregate_addr, ranking: ranking_addr, stop, tasks })
+        Ok(Stack {
+            ingest: ingest_addr,
+            aggregate: aggregate_addr,
+            ranking: ranking_addr,
+            stop,
+            tasks,
+        })
     }
 
     /// A URL clients can dial for `addr` (a wildcard address becomes loopback).
@@ -91,7 +110,10 @@ impl Stack {
     }
 }
 
-fn spawn<E: std::fmt::Display>(name: &'static str, run: impl Future<Output = Result<(), E>> + Send + 'static) -> JoinHandle<()> {
+fn spawn<E: std::fmt::Display>(
+    name: &'static str,
+    run: impl Future<Output = Result<(), E>> + Send + 'static,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         if let Err(e) = run.await {
             tracing::error!(service = name, error = %e, "service stopped with an error");

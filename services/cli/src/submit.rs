@@ -28,11 +28,17 @@ pub fn parse_lines(input: impl BufRead) -> Result<Vec<(usize, DossierEvent)>, Ve
     for (index, line) in input.lines().enumerate() {
         let line_no = index + 1;
         match line {
-            Err(e) => bad.push(BadLine { line: line_no, reason: format!("cannot read: {e}") }),
+            Err(e) => bad.push(BadLine {
+                line: line_no,
+                reason: format!("cannot read: {e}"),
+            }),
             Ok(text) if text.trim().is_empty() => {}
             Ok(text) => match serde_json::from_str::<DossierEvent>(&text) {
                 Ok(event) => events.push((line_no, event)),
-                Err(e) => bad.push(BadLine { line: line_no, reason: format!("not a DossierEvent in JSON: {e}") }),
+                Err(e) => bad.push(BadLine {
+                    line: line_no,
+                    reason: format!("not a DossierEvent in JSON: {e}"),
+                }),
             },
         }
     }
@@ -51,15 +57,24 @@ pub struct Report {
 }
 
 fn transient(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted)
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted
+    )
 }
 
 /// Sends the events in batches of `batch_size`, each retried with backoff while ingest is
 /// unavailable.
-pub async fn send(client: &IngestServiceClient<Channel>, events: Vec<(usize, DossierEvent)>, batch_size: usize) -> Result<Report, Status> {
+pub async fn send(
+    client: &IngestServiceClient<Channel>,
+    events: Vec<(usize, DossierEvent)>,
+    batch_size: usize,
+) -> Result<Report, Status> {
     let mut report = Report::default();
     for chunk in events.chunks(batch_size.max(1)) {
-        let request = SubmitEventsRequest { events: chunk.iter().map(|(_, e)| e.clone()).collect() };
+        let request = SubmitEventsRequest {
+            events: chunk.iter().map(|(_, e)| e.clone()).collect(),
+        };
         let call = || {
             let mut client = client.clone();
             let request = request.clone();
@@ -97,7 +112,10 @@ mod tests {
         assert_eq!(events[0].0, 1);
         assert_eq!(events[1].0, 3);
         assert_eq!(events[0].1.event_id, "e1");
-        assert_eq!(events[0].1.occurred_at.as_ref().map(|t| t.seconds), Some(1_786_759_200));
+        assert_eq!(
+            events[0].1.occurred_at.as_ref().map(|t| t.seconds),
+            Some(1_786_759_200)
+        );
     }
 
     #[test]
@@ -105,6 +123,10 @@ mod tests {
         let input = "{\"eventId\":\"ok\"}\n{not json\n{\"eventId\":1}\n";
         let bad = parse_lines(input.as_bytes()).expect_err("invalid");
         assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), [2, 3]);
-        assert!(bad[0].reason.starts_with("not a DossierEvent in JSON: "), "{}", bad[0].reason);
+        assert!(
+            bad[0].reason.starts_with("not a DossierEvent in JSON: "),
+            "{}",
+            bad[0].reason
+        );
     }
 }

@@ -7,7 +7,12 @@ use govpulse_core::{Catalog, CatalogError};
 
 /// The files a catalog folder holds; each is optional but `provinces.csv` and
 /// `ministries.csv` (a catalog with no agencies ranks nothing).
-pub const FILES: [&str; 4] = ["provinces.csv", "ministries.csv", "units.csv", "procedures.csv"];
+pub const FILES: [&str; 4] = [
+    "provinces.csv",
+    "ministries.csv",
+    "units.csv",
+    "procedures.csv",
+];
 
 const BUILT_IN: [&str; 4] = [
     include_str!("../../../deploy/catalog/provinces.csv"),
@@ -44,14 +49,27 @@ pub fn load(dir: Option<&Path>) -> Result<Catalog, LoadError> {
         let path = dir.join(name);
         *slot = match std::fs::read_to_string(&path) {
             Ok(text) => Some(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name != "provinces.csv" && name != "ministries.csv" => None,
-            Err(source) => return Err(LoadError::Read { path: path.display().to_string(), source }),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && name != "provinces.csv"
+                    && name != "ministries.csv" =>
+            {
+                None
+            }
+            Err(source) => {
+                return Err(LoadError::Read {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
         };
     }
     Ok(from_texts(texts.each_ref().map(|t| t.as_deref()))?)
 }
 
-fn from_texts([provinces, ministries, units, procedures]: [Option<&str>; 4]) -> Result<Catalog, CatalogError> {
+fn from_texts(
+    [provinces, ministries, units, procedures]: [Option<&str>; 4],
+) -> Result<Catalog, CatalogError> {
     let mut builder = Catalog::builder();
     if let Some(text) = provinces {
         builder = builder.provinces_csv("provinces.csv", text)?;
@@ -80,23 +98,38 @@ mod tests {
         assert_eq!(catalog.block_members(Block::Province).count(), 63);
         assert_eq!(catalog.block_members(Block::Ministry).count(), 21);
         let hoa_binh = catalog.agency_by_str("hoa-binh").expect("Hoa Binh");
-        assert_eq!((hoa_binh.name.as_str(), hoa_binh.code.as_deref()), ("Hòa Bình", Some("17")));
+        assert_eq!(
+            (hoa_binh.name.as_str(), hoa_binh.code.as_deref()),
+            ("Hòa Bình", Some("17"))
+        );
         let unit = catalog.agency_by_str("hoa-binh.dept-11").expect("a unit");
         assert_eq!(unit.name, "Sở Văn hóa, Thể thao và Du lịch");
-        assert!(catalog.procedures().count() > 1000, "the demo procedures are shipped");
+        assert!(
+            catalog.procedures().count() > 1000,
+            "the demo procedures are shipped"
+        );
     }
 
     #[test]
     fn a_folder_overrides_the_built_in_catalog() {
         let dir = std::env::temp_dir().join(format!("govpulse-catalog-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        std::fs::write(dir.join("provinces.csv"), "code,id,name\n01,ha-noi,Hà Nội\n").expect("write");
+        std::fs::write(
+            dir.join("provinces.csv"),
+            "code,id,name\n01,ha-noi,Hà Nội\n",
+        )
+        .expect("write");
         std::fs::write(dir.join("ministries.csv"), "id,name_en\nmof,Finance\n").expect("write");
         let catalog = load(Some(&dir)).expect("loads");
         assert_eq!(catalog.agencies().count(), 2);
         std::fs::remove_file(dir.join("ministries.csv")).expect("remove");
-        let err = load(Some(&dir)).expect_err("ministries.csv is required").to_string();
-        assert!(err.starts_with("cannot read ") && err.contains("ministries.csv"), "{err}");
+        let err = load(Some(&dir))
+            .expect_err("ministries.csv is required")
+            .to_string();
+        assert!(
+            err.starts_with("cannot read ") && err.contains("ministries.csv"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -26,11 +26,17 @@ impl CatalogApi {
 
 #[tonic::async_trait]
 impl CatalogService for CatalogApi {
-    async fn list_agencies(&self, request: Request<ListAgenciesRequest>) -> Result<Response<ListAgenciesResponse>, Status> {
+    async fn list_agencies(
+        &self,
+        request: Request<ListAgenciesRequest>,
+    ) -> Result<Response<ListAgenciesResponse>, Status> {
         let request = request.into_inner();
         let block = match request.block {
             0 => None,
-            value => Some(block_from_proto(value).ok_or_else(|| bad_request("block", &format!("unknown block {value}")))?),
+            value => Some(
+                block_from_proto(value)
+                    .ok_or_else(|| bad_request("block", &format!("unknown block {value}")))?,
+            ),
         };
         let parent = match request.parent_id.as_str() {
             "" => None,
@@ -52,7 +58,10 @@ impl CatalogService for CatalogApi {
         Ok(Response::new(ListAgenciesResponse { agencies }))
     }
 
-    async fn list_procedures(&self, request: Request<ListProceduresRequest>) -> Result<Response<ListProceduresResponse>, Status> {
+    async fn list_procedures(
+        &self,
+        request: Request<ListProceduresRequest>,
+    ) -> Result<Response<ListProceduresResponse>, Status> {
         let request = request.into_inner();
         let agency = match request.agency_id.as_str() {
             "" => None,

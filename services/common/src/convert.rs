@@ -31,7 +31,11 @@ pub fn agency_to_proto(agency: &Agency) -> cat::Agency {
         id: agency.id.to_string(),
         name: agency.name.clone(),
         block: block_to_proto(agency.block).into(),
-        parent_id: agency.parent.as_ref().map(ToString::to_string).unwrap_or_default(),
+        parent_id: agency
+            .parent
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         code: agency.code.clone().unwrap_or_default(),
     }
 }
@@ -81,8 +85,14 @@ pub fn counters_from_proto(c: &agg::Counters) -> Counters {
         (Counter::ReceivedInPerson, c.received_in_person),
         (Counter::ReceivedPostal, c.received_postal),
         (Counter::Digitized, c.digitized),
-        (Counter::ReceivedFullOnlineProcedure, c.received_full_online_procedure),
-        (Counter::ReceivedOnlineFullOnlineProcedure, c.received_online_full_online_procedure),
+        (
+            Counter::ReceivedFullOnlineProcedure,
+            c.received_full_online_procedure,
+        ),
+        (
+            Counter::ReceivedOnlineFullOnlineProcedure,
+            c.received_online_full_online_procedure,
+        ),
         (Counter::Resolved, c.resolved),
         (Counter::ResolvedOnTime, c.resolved_on_time),
         (Counter::ResultElectronic, c.result_electronic),
@@ -97,7 +107,11 @@ pub fn counters_from_proto(c: &agg::Counters) -> Counters {
 
 /// A rate as a message.
 pub fn rate_to_proto(rate: Rate) -> agg::Rate {
-    agg::Rate { numerator: rate.numerator(), denominator: rate.denominator(), percent: rate.percent() }
+    agg::Rate {
+        numerator: rate.numerator(),
+        denominator: rate.denominator(),
+        percent: rate.percent(),
+    }
 }
 
 /// A rate from a message; `None` for a zero denominator.
@@ -116,17 +130,27 @@ pub fn period_to_proto(period: &Period) -> agg::PeriodRange {
 
 /// An ACCEPTED outcome.
 pub fn accepted() -> ev::EventOutcome {
-    ev::EventOutcome { status: ev::OutcomeStatus::Accepted.into(), ..Default::default() }
+    ev::EventOutcome {
+        status: ev::OutcomeStatus::Accepted.into(),
+        ..Default::default()
+    }
 }
 
 /// A DUPLICATE outcome.
 pub fn duplicate() -> ev::EventOutcome {
-    ev::EventOutcome { status: ev::OutcomeStatus::Duplicate.into(), ..Default::default() }
+    ev::EventOutcome {
+        status: ev::OutcomeStatus::Duplicate.into(),
+        ..Default::default()
+    }
 }
 
 /// A REJECTED outcome naming the field and the reason.
 pub fn rejected(violation: Violation) -> ev::EventOutcome {
-    ev::EventOutcome { status: ev::OutcomeStatus::Rejected.into(), field: violation.field, reason: violation.reason }
+    ev::EventOutcome {
+        status: ev::OutcomeStatus::Rejected.into(),
+        field: violation.field,
+        reason: violation.reason,
+    }
 }
 
 /// INVALID_ARGUMENT with a `google.rpc.BadRequest` naming the field, so clients in any
@@ -154,9 +178,14 @@ mod tests {
     fn bad_requests_carry_field_violations() {
         let status = bad_request("events", "has 1001 events; the limit is 1000");
         assert_eq!(status.code(), Code::InvalidArgument);
-        let details = status.get_details_bad_request().expect("a BadRequest detail");
+        let details = status
+            .get_details_bad_request()
+            .expect("a BadRequest detail");
         assert_eq!(details.field_violations[0].field, "events");
-        assert_eq!(details.field_violations[0].description, "has 1001 events; the limit is 1000");
+        assert_eq!(
+            details.field_violations[0].description,
+            "has 1001 events; the limit is 1000"
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! forwarding, aggregate again before counting.
 
 use govpulse_core::{
-    AcceptancePolicy, AgencyId, Catalog, Channel, DossierEvent, DossierId, EventId, EventKind, IdError,
-    ProcedureId, Timeliness,
+    AcceptancePolicy, AgencyId, Catalog, Channel, DossierEvent, DossierId, EventId, EventKind,
+    IdError, ProcedureId, Timeliness,
 };
 use govpulse_proto::{Timestamp, event as pb};
 use time::OffsetDateTime;
@@ -20,8 +20,15 @@ pub struct Violation {
 
 impl Violation {
     fn new(prefix: &str, field: &str, reason: impl Into<String>) -> Self {
-        let field = if prefix.is_empty() { field.to_owned() } else { format!("{prefix}.{field}") };
-        Self { field, reason: reason.into() }
+        let field = if prefix.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{prefix}.{field}")
+        };
+        Self {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -50,40 +57,78 @@ pub fn decode_event(
     let event_id: EventId = id_field(prefix, "event_id", EventId::parse(&event.event_id))?;
     let agency: AgencyId = id_field(prefix, "agency_id", AgencyId::parse(&event.agency_id))?;
     if catalog.agency(&agency).is_none() {
-        return Err(Violation::new(prefix, "agency_id", format!("unknown agency {:?}; CatalogService.ListAgencies lists them", agency.as_str())));
+        return Err(Violation::new(
+            prefix,
+            "agency_id",
+            format!(
+                "unknown agency {:?}; CatalogService.ListAgencies lists them",
+                agency.as_str()
+            ),
+        ));
     }
     let dossier: DossierId = id_field(prefix, "dossier_id", DossierId::parse(&event.dossier_id))?;
-    let procedure_id: ProcedureId = id_field(prefix, "procedure_id", ProcedureId::parse(&event.procedure_id))?;
+    let procedure_id: ProcedureId = id_field(
+        prefix,
+        "procedure_id",
+        ProcedureId::parse(&event.procedure_id),
+    )?;
     let Some(procedure) = catalog.procedure(&procedure_id) else {
-        return Err(Violation::new(prefix, "procedure_id", format!("unknown procedure {:?}; CatalogService.ListProcedures lists them", procedure_id.as_str())));
+        return Err(Violation::new(
+            prefix,
+            "procedure_id",
+            format!(
+                "unknown procedure {:?}; CatalogService.ListProcedures lists them",
+                procedure_id.as_str()
+            ),
+        ));
     };
     if !catalog.handles(&agency, procedure) {
         return Err(Violation::new(
             prefix,
             "procedure_id",
-            format!("procedure {:?} belongs to {}, not to {agency} or an agency above it", procedure_id.as_str(), procedure.agency),
+            format!(
+                "procedure {:?} belongs to {}, not to {agency} or an agency above it",
+                procedure_id.as_str(),
+                procedure.agency
+            ),
         ));
     }
     let occurred_at = match &event.occurred_at {
         None => return Err(Violation::new(prefix, "occurred_at", "is required")),
-        Some(ts) => timestamp(ts).ok_or_else(|| Violation::new(prefix, "occurred_at", "is not a valid time"))?,
+        Some(ts) => timestamp(ts)
+            .ok_or_else(|| Violation::new(prefix, "occurred_at", "is not a valid time"))?,
     };
-    policy.check(occurred_at, now).map_err(|e| Violation::new(prefix, "occurred_at", e.to_string()))?;
+    policy
+        .check(occurred_at, now)
+        .map_err(|e| Violation::new(prefix, "occurred_at", e.to_string()))?;
     let kind = match &event.kind {
-        None => return Err(Violation::new(prefix, "kind", "one of received, resolved, fee_paid or feedback is required")),
+        None => {
+            return Err(Violation::new(
+                prefix,
+                "kind",
+                "one of received, resolved, fee_paid or feedback is required",
+            ));
+        }
         Some(pb::dossier_event::Kind::Received(received)) => EventKind::Received {
             channel: match pb::Channel::try_from(received.channel) {
                 Ok(pb::Channel::InPerson) => Channel::InPerson,
                 Ok(pb::Channel::Online) => Channel::Online,
                 Ok(pb::Channel::Postal) => Channel::Postal,
                 Ok(pb::Channel::Unspecified) => {
-                    return Err(Violation::new(prefix, "received.channel", "is required: 1 in person, 2 online, 3 postal"));
+                    return Err(Violation::new(
+                        prefix,
+                        "received.channel",
+                        "is required: 1 in person, 2 online, 3 postal",
+                    ));
                 }
                 Err(_) => {
                     return Err(Violation::new(
                         prefix,
                         "received.channel",
-                        format!("unknown channel {}; use 1 in person, 2 online, 3 postal", received.channel),
+                        format!(
+                            "unknown channel {}; use 1 in person, 2 online, 3 postal",
+                            received.channel
+                        ),
                     ));
                 }
             },
@@ -91,18 +136,37 @@ pub fn decode_event(
         },
         Some(pb::dossier_event::Kind::Resolved(resolved)) => EventKind::Resolved {
             timeliness: match &resolved.timeliness {
-                None => return Err(Violation::new(prefix, "resolved.timeliness", "one of due_at or on_time is required")),
-                Some(pb::dossier_resolved::Timeliness::OnTime(on_time)) => Timeliness::OnTime(*on_time),
-                Some(pb::dossier_resolved::Timeliness::DueAt(due)) => Timeliness::DueAt(
-                    timestamp(due).ok_or_else(|| Violation::new(prefix, "resolved.due_at", "is not a valid time"))?,
-                ),
+                None => {
+                    return Err(Violation::new(
+                        prefix,
+                        "resolved.timeliness",
+                        "one of due_at or on_time is required",
+                    ));
+                }
+                Some(pb::dossier_resolved::Timeliness::OnTime(on_time)) => {
+                    Timeliness::OnTime(*on_time)
+                }
+                Some(pb::dossier_resolved::Timeliness::DueAt(due)) => {
+                    Timeliness::DueAt(timestamp(due).ok_or_else(|| {
+                        Violation::new(prefix, "resolved.due_at", "is not a valid time")
+                    })?)
+                }
             },
             result_electronic: resolved.result_electronic,
         },
         Some(pb::dossier_event::Kind::FeePaid(fee)) => EventKind::FeePaid { online: fee.online },
-        Some(pb::dossier_event::Kind::Feedback(feedback)) => EventKind::Feedback { satisfied: feedback.satisfied },
+        Some(pb::dossier_event::Kind::Feedback(feedback)) => EventKind::Feedback {
+            satisfied: feedback.satisfied,
+        },
     };
-    Ok(DossierEvent { event_id, agency, dossier, procedure: procedure_id, occurred_at, kind })
+    Ok(DossierEvent {
+        event_id,
+        agency,
+        dossier,
+        procedure: procedure_id,
+        occurred_at,
+        kind,
+    })
 }
 
 #[cfg(test)]
@@ -123,7 +187,10 @@ mod tests {
     }
 
     fn ts(at: OffsetDateTime) -> Timestamp {
-        Timestamp { seconds: at.unix_timestamp(), nanos: 0 }
+        Timestamp {
+            seconds: at.unix_timestamp(),
+            nanos: 0,
+        }
     }
 
     fn valid() -> pb::DossierEvent {
@@ -133,23 +200,43 @@ mod tests {
             dossier_id: "HS-1".into(),
             procedure_id: "hb-p1".into(),
             occurred_at: Some(ts(NOW)),
-            kind: Some(pb::dossier_event::Kind::Received(pb::DossierReceived { channel: pb::Channel::Online as i32, digitized: true })),
+            kind: Some(pb::dossier_event::Kind::Received(pb::DossierReceived {
+                channel: pb::Channel::Online as i32,
+                digitized: true,
+            })),
         }
     }
 
     fn violation(event: pb::DossierEvent) -> (String, String) {
-        let v = decode_event("events[2]", &event, &catalog(), &AcceptancePolicy::default(), NOW).expect_err("invalid");
+        let v = decode_event(
+            "events[2]",
+            &event,
+            &catalog(),
+            &AcceptancePolicy::default(),
+            NOW,
+        )
+        .expect_err("invalid");
         (v.field, v.reason)
     }
 
     #[test]
     fn a_valid_event_decodes() {
-        let e = decode_event("", &valid(), &catalog(), &AcceptancePolicy::default(), NOW).expect("valid");
-        assert_eq!(e.kind, EventKind::Received { channel: Channel::Online, digitized: true });
+        let e = decode_event("", &valid(), &catalog(), &AcceptancePolicy::default(), NOW)
+            .expect("valid");
+        assert_eq!(
+            e.kind,
+            EventKind::Received {
+                channel: Channel::Online,
+                digitized: true
+            }
+        );
         assert_eq!(e.occurred_at, NOW);
         let mut unit = valid();
         unit.agency_id = "hb-dept".into();
-        assert!(decode_event("", &unit, &catalog(), &AcceptancePolicy::default(), NOW).is_ok(), "a unit uses its province's procedure");
+        assert!(
+            decode_event("", &unit, &catalog(), &AcceptancePolicy::default(), NOW).is_ok(),
+            "a unit uses its province's procedure"
+        );
     }
 
     #[test]
@@ -160,33 +247,79 @@ mod tests {
             violation(e)
         };
         let field = |f: fn(&mut pb::DossierEvent)| with(f).0;
-        assert_eq!(with(|e| e.event_id.clear()), ("events[2].event_id".into(), "must not be empty".into()));
-        assert_eq!(field(|e| e.agency_id = "bad agency".into()), "events[2].agency_id");
+        assert_eq!(
+            with(|e| e.event_id.clear()),
+            ("events[2].event_id".into(), "must not be empty".into())
+        );
+        assert_eq!(
+            field(|e| e.agency_id = "bad agency".into()),
+            "events[2].agency_id"
+        );
         assert_eq!(
             with(|e| e.agency_id = "atlantis".into()),
-            ("events[2].agency_id".into(), "unknown agency \"atlantis\"; CatalogService.ListAgencies lists them".into())
+            (
+                "events[2].agency_id".into(),
+                "unknown agency \"atlantis\"; CatalogService.ListAgencies lists them".into()
+            )
         );
-        assert_eq!(field(|e| e.dossier_id = "x".repeat(200)), "events[2].dossier_id");
-        assert_eq!(field(|e| e.procedure_id = "nope".into()), "events[2].procedure_id");
+        assert_eq!(
+            field(|e| e.dossier_id = "x".repeat(200)),
+            "events[2].dossier_id"
+        );
+        assert_eq!(
+            field(|e| e.procedure_id = "nope".into()),
+            "events[2].procedure_id"
+        );
         assert_eq!(
             with(|e| e.procedure_id = "hn-p1".into()).1,
             "procedure \"hn-p1\" belongs to ha-noi, not to hoa-binh or an agency above it"
         );
-        assert_eq!(with(|e| e.occurred_at = None), ("events[2].occurred_at".into(), "is required".into()));
-        assert_eq!(with(|e| e.occurred_at = Some(Timestamp { seconds: 0, nanos: -1 })).1, "is not a valid time");
+        assert_eq!(
+            with(|e| e.occurred_at = None),
+            ("events[2].occurred_at".into(), "is required".into())
+        );
+        assert_eq!(
+            with(|e| e.occurred_at = Some(Timestamp {
+                seconds: 0,
+                nanos: -1
+            }))
+            .1,
+            "is not a valid time"
+        );
         assert_eq!(
             with(|e| e.occurred_at = Some(ts(NOW + time::Duration::days(1)))).1,
             "is 1d ahead of the server clock; at most 5m is allowed"
         );
-        assert_eq!(with(|e| e.occurred_at = Some(ts(NOW - time::Duration::days(500)))).1, "is older than the accepted horizon of 400 days");
+        assert_eq!(
+            with(|e| e.occurred_at = Some(ts(NOW - time::Duration::days(500)))).1,
+            "is older than the accepted horizon of 400 days"
+        );
         assert_eq!(field(|e| e.kind = None), "events[2].kind");
         assert_eq!(
-            with(|e| e.kind = Some(pb::dossier_event::Kind::Received(pb::DossierReceived { channel: 9, digitized: false }))),
-            ("events[2].received.channel".into(), "unknown channel 9; use 1 in person, 2 online, 3 postal".into())
+            with(
+                |e| e.kind = Some(pb::dossier_event::Kind::Received(pb::DossierReceived {
+                    channel: 9,
+                    digitized: false
+                }))
+            ),
+            (
+                "events[2].received.channel".into(),
+                "unknown channel 9; use 1 in person, 2 online, 3 postal".into()
+            )
         );
-        assert_eq!(field(|e| e.kind = Some(pb::dossier_event::Kind::Received(pb::DossierReceived::default()))), "events[2].received.channel");
         assert_eq!(
-            field(|e| e.kind = Some(pb::dossier_event::Kind::Resolved(pb::DossierResolved { timeliness: None, result_electronic: true }))),
+            field(|e| e.kind = Some(pb::dossier_event::Kind::Received(
+                pb::DossierReceived::default()
+            ))),
+            "events[2].received.channel"
+        );
+        assert_eq!(
+            field(
+                |e| e.kind = Some(pb::dossier_event::Kind::Resolved(pb::DossierResolved {
+                    timeliness: None,
+                    result_electronic: true
+                }))
+            ),
             "events[2].resolved.timeliness"
         );
     }

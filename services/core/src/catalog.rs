@@ -99,7 +99,11 @@ pub struct ProvisionFacts {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("{source_name}: line {line}: {message}")]
-    Row { source_name: String, line: u64, message: String },
+    Row {
+        source_name: String,
+        line: u64,
+        message: String,
+    },
     #[error("{source_name}: {source}")]
     Csv {
         source_name: String,
@@ -115,7 +119,10 @@ pub enum CatalogError {
     #[error("agency {0} is its own ancestor")]
     Cycle(AgencyId),
     #[error("procedure {procedure} belongs to agency {agency}, which is not in the catalog")]
-    UnknownOwner { procedure: ProcedureId, agency: AgencyId },
+    UnknownOwner {
+        procedure: ProcedureId,
+        agency: AgencyId,
+    },
 }
 
 #[derive(Deserialize)]
@@ -154,10 +161,15 @@ fn rows<T: for<'de> Deserialize<'de>>(
     source_name: &str,
     text: &str,
 ) -> Result<Vec<(u64, T)>, CatalogError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let mut out = Vec::new();
     for record in reader.deserialize::<T>() {
-        let row = record.map_err(|source| CatalogError::Csv { source_name: source_name.to_owned(), source })?;
+        let row = record.map_err(|source| CatalogError::Csv {
+            source_name: source_name.to_owned(),
+            source,
+        })?;
         // Line numbers count the header as line 1.
         out.push((out.len() as u64 + 2, row));
     }
@@ -192,7 +204,13 @@ impl CatalogBuilder {
     pub fn provinces_csv(mut self, source_name: &str, text: &str) -> Result<Self, CatalogError> {
         for (line, row) in rows::<ProvinceRow>(source_name, text)? {
             let id = parse_id(AgencyId::parse, &row.id, source_name, line, "id")?;
-            let agency = Agency { id, name: row.name, block: Block::Province, parent: None, code: Some(row.code) };
+            let agency = Agency {
+                id,
+                name: row.name,
+                block: Block::Province,
+                parent: None,
+                code: Some(row.code),
+            };
             self.agencies.push((agency, Some(Block::Province)));
         }
         Ok(self)
@@ -203,7 +221,13 @@ impl CatalogBuilder {
         for (line, row) in rows::<MinistryRow>(source_name, text)? {
             let id = parse_id(AgencyId::parse, &row.id, source_name, line, "id")?;
             let name = row.name.or(row.name_en).unwrap_or_else(|| id.to_string());
-            let agency = Agency { id, name, block: Block::Ministry, parent: None, code: None };
+            let agency = Agency {
+                id,
+                name,
+                block: Block::Ministry,
+                parent: None,
+                code: None,
+            };
             self.agencies.push((agency, Some(Block::Ministry)));
         }
         Ok(self)
@@ -213,9 +237,21 @@ impl CatalogBuilder {
     pub fn units_csv(mut self, source_name: &str, text: &str) -> Result<Self, CatalogError> {
         for (line, row) in rows::<UnitRow>(source_name, text)? {
             let id = parse_id(AgencyId::parse, &row.id, source_name, line, "id")?;
-            let parent = parse_id(AgencyId::parse, &row.parent_id, source_name, line, "parent_id")?;
+            let parent = parse_id(
+                AgencyId::parse,
+                &row.parent_id,
+                source_name,
+                line,
+                "parent_id",
+            )?;
             // The block is the root's, filled in by build().
-            let agency = Agency { id, name: row.name, block: Block::Province, parent: Some(parent), code: None };
+            let agency = Agency {
+                id,
+                name: row.name,
+                block: Block::Province,
+                parent: Some(parent),
+                code: None,
+            };
             self.agencies.push((agency, None));
         }
         Ok(self)
@@ -227,7 +263,13 @@ impl CatalogBuilder {
         for (line, row) in rows::<ProcedureRow>(source_name, text)? {
             self.procedures.push(Procedure {
                 id: parse_id(ProcedureId::parse, &row.id, source_name, line, "id")?,
-                agency: parse_id(AgencyId::parse, &row.agency_id, source_name, line, "agency_id")?,
+                agency: parse_id(
+                    AgencyId::parse,
+                    &row.agency_id,
+                    source_name,
+                    line,
+                    "agency_id",
+                )?,
                 name: row.name,
                 provision: row.provision,
                 eligible_full_online: row.eligible_full_online,
@@ -251,7 +293,10 @@ impl CatalogBuilder {
             let mut current = id;
             while let Some(parent) = agencies.get(current).and_then(|a| a.parent.as_ref()) {
                 if !agencies.contains_key(parent) {
-                    return Err(CatalogError::UnknownParent { agency: current.clone(), parent: parent.clone() });
+                    return Err(CatalogError::UnknownParent {
+                        agency: current.clone(),
+                        parent: parent.clone(),
+                    });
                 }
                 if chain.contains(parent) {
                     return Err(CatalogError::Cycle(parent.clone()));
@@ -262,7 +307,10 @@ impl CatalogBuilder {
             chains.insert(id.clone(), chain);
         }
         for (id, chain) in &chains {
-            let root_block = chain.last().and_then(|root| agencies.get(root)).map(|a| a.block);
+            let root_block = chain
+                .last()
+                .and_then(|root| agencies.get(root))
+                .map(|a| a.block);
             if let (Some(block), Some(agency)) = (root_block, agencies.get_mut(id)) {
                 agency.block = block;
             }
@@ -270,14 +318,20 @@ impl CatalogBuilder {
         let mut children: HashMap<AgencyId, Vec<AgencyId>> = HashMap::new();
         for agency in agencies.values() {
             if let Some(parent) = &agency.parent {
-                children.entry(parent.clone()).or_default().push(agency.id.clone());
+                children
+                    .entry(parent.clone())
+                    .or_default()
+                    .push(agency.id.clone());
             }
         }
         let mut procedures = BTreeMap::new();
         let mut facts: HashMap<AgencyId, ProvisionFacts> = HashMap::new();
         for procedure in self.procedures {
             let Some(chain) = chains.get(&procedure.agency) else {
-                return Err(CatalogError::UnknownOwner { procedure: procedure.id, agency: procedure.agency });
+                return Err(CatalogError::UnknownOwner {
+                    procedure: procedure.id,
+                    agency: procedure.agency,
+                });
             };
             if procedures.contains_key(&procedure.id) {
                 return Err(CatalogError::DuplicateProcedure(procedure.id));
@@ -291,7 +345,13 @@ impl CatalogBuilder {
             }
             procedures.insert(procedure.id.clone(), procedure);
         }
-        Ok(Catalog { agencies, chains, children, procedures, facts })
+        Ok(Catalog {
+            agencies,
+            chains,
+            children,
+            procedures,
+            facts,
+        })
     }
 }
 
@@ -318,7 +378,9 @@ impl Catalog {
 
     /// The agency whose id is `raw`, if `raw` is a known agency id.
     pub fn agency_by_str(&self, raw: &str) -> Option<&Agency> {
-        AgencyId::parse(raw).ok().and_then(|id| self.agencies.get(&id))
+        AgencyId::parse(raw)
+            .ok()
+            .and_then(|id| self.agencies.get(&id))
     }
 
     /// Every agency, sorted by id.
@@ -338,13 +400,20 @@ impl Catalog {
 
     /// The top-level agencies of a block, sorted by id.
     pub fn block_members(&self, block: Block) -> impl Iterator<Item = &Agency> {
-        self.agencies.values().filter(move |a| a.block == block && a.parent.is_none())
+        self.agencies
+            .values()
+            .filter(move |a| a.block == block && a.parent.is_none())
     }
 
     /// The direct children of an agency, sorted by id.
     pub fn children(&self, id: &AgencyId) -> Vec<&Agency> {
-        let mut kids: Vec<&Agency> =
-            self.children.get(id).into_iter().flatten().filter_map(|c| self.agencies.get(c)).collect();
+        let mut kids: Vec<&Agency> = self
+            .children
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| self.agencies.get(c))
+            .collect();
         kids.sort_by(|a, b| a.id.cmp(&b.id));
         kids
     }
@@ -399,27 +468,54 @@ mod tests {
         let c = catalog();
         let ward = c.agency(&id("hn-ward")).expect("ward");
         assert_eq!(ward.block, Block::Province);
-        assert_eq!(c.chain(&id("hn-ward")), [id("hn-ward"), id("hn-dept"), id("ha-noi")]);
+        assert_eq!(
+            c.chain(&id("hn-ward")),
+            [id("hn-ward"), id("hn-dept"), id("ha-noi")]
+        );
         assert_eq!(c.root(&id("hn-ward")), Some(&id("ha-noi")));
-        let provinces: Vec<&str> = c.block_members(Block::Province).map(|a| a.id.as_str()).collect();
+        let provinces: Vec<&str> = c
+            .block_members(Block::Province)
+            .map(|a| a.id.as_str())
+            .collect();
         assert_eq!(provinces, ["ha-noi", "hoa-binh"]);
-        assert_eq!(c.agency(&id("mof")).map(|a| a.name.as_str()), Some("Ministry of Finance"));
+        assert_eq!(
+            c.agency(&id("mof")).map(|a| a.name.as_str()),
+            Some("Ministry of Finance")
+        );
     }
 
     #[test]
     fn procedures_are_handled_by_their_owner_and_its_units() {
         let c = catalog();
-        let p1 = c.procedure(&ProcedureId::parse("p1").expect("id")).expect("p1");
+        let p1 = c
+            .procedure(&ProcedureId::parse("p1").expect("id"))
+            .expect("p1");
         assert!(c.handles(&id("hn-ward"), p1));
         assert!(c.handles(&id("ha-noi"), p1));
         assert!(!c.handles(&id("hoa-binh"), p1));
-        let p2 = c.procedure(&ProcedureId::parse("p2").expect("id")).expect("p2");
-        assert!(!c.handles(&id("ha-noi"), p2), "a parent does not handle its unit's procedure");
+        let p2 = c
+            .procedure(&ProcedureId::parse("p2").expect("id"))
+            .expect("p2");
+        assert!(
+            !c.handles(&id("ha-noi"), p2),
+            "a parent does not handle its unit's procedure"
+        );
         assert_eq!(
             c.provision_facts(&id("ha-noi")),
-            ProvisionFacts { online_services: 2, full_online: 1, eligible_full_online: 2 }
+            ProvisionFacts {
+                online_services: 2,
+                full_online: 1,
+                eligible_full_online: 2
+            }
         );
-        assert_eq!(c.provision_facts(&id("mof")), ProvisionFacts { online_services: 0, full_online: 0, eligible_full_online: 0 });
+        assert_eq!(
+            c.provision_facts(&id("mof")),
+            ProvisionFacts {
+                online_services: 0,
+                full_online: 0,
+                eligible_full_online: 0
+            }
+        );
     }
 
     #[test]
@@ -432,9 +528,21 @@ mod tests {
                 .expect_err("invalid")
                 .to_string()
         };
-        assert_eq!(err("id,name,parent_id\nx,X,nowhere\n"), "agency x names parent nowhere, which is not in the catalog");
-        assert_eq!(err("id,name,parent_id\nha-noi,X,hoa-binh\n"), "agency ha-noi is listed twice");
-        assert_eq!(err("id,name,parent_id\na,A,b\nb,B,a\n"), "agency a is its own ancestor");
-        assert_eq!(err("id,name,parent_id\nbad id,X,ha-noi\n"), "units.csv: line 2: id \"bad id\" contains ' '; allowed are letters A-Z a-z, digits and - _ . : /");
+        assert_eq!(
+            err("id,name,parent_id\nx,X,nowhere\n"),
+            "agency x names parent nowhere, which is not in the catalog"
+        );
+        assert_eq!(
+            err("id,name,parent_id\nha-noi,X,hoa-binh\n"),
+            "agency ha-noi is listed twice"
+        );
+        assert_eq!(
+            err("id,name,parent_id\na,A,b\nb,B,a\n"),
+            "agency a is its own ancestor"
+        );
+        assert_eq!(
+            err("id,name,parent_id\nbad id,X,ha-noi\n"),
+            "units.csv: line 2: id \"bad id\" contains ' '; allowed are letters A-Z a-z, digits and - _ . : /"
+        );
     }
 }

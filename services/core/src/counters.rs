@@ -131,8 +131,9 @@ impl AddAssign<&Counters> for Counters {
         for counter in Counter::ALL {
             self.increment(counter, other.get(counter));
         }
-        self.procedures_with_online_dossiers =
-            self.procedures_with_online_dossiers.max(other.procedures_with_online_dossiers);
+        self.procedures_with_online_dossiers = self
+            .procedures_with_online_dossiers
+            .max(other.procedures_with_online_dossiers);
     }
 }
 

@@ -35,7 +35,10 @@ pub enum EventKind {
     /// Received on a channel, maybe digitized.
     Received { channel: Channel, digitized: bool },
     /// Resolved, on time or not, with an electronic result or not.
-    Resolved { timeliness: Timeliness, result_electronic: bool },
+    Resolved {
+        timeliness: Timeliness,
+        result_electronic: bool,
+    },
     /// Fee paid, online or not.
     FeePaid { online: bool },
     /// Feedback given, satisfied or not.
@@ -92,7 +95,10 @@ impl DossierEvent {
                     online_procedure = Some(self.procedure.clone());
                 }
             }
-            EventKind::Resolved { timeliness, result_electronic } => {
+            EventKind::Resolved {
+                timeliness,
+                result_electronic,
+            } => {
                 increments.push(Counter::Resolved);
                 let on_time = match timeliness {
                     Timeliness::DueAt(due) => self.occurred_at <= due,
@@ -118,7 +124,10 @@ impl DossierEvent {
                 }
             }
         }
-        CounterDelta { increments, online_procedure }
+        CounterDelta {
+            increments,
+            online_procedure,
+        }
     }
 }
 
@@ -141,12 +150,18 @@ mod tests {
 
     #[test]
     fn an_event_counts_in_its_vietnam_day() {
-        assert_eq!(event(EventKind::FeePaid { online: true }).day(), date!(2026 - 08 - 15));
+        assert_eq!(
+            event(EventKind::FeePaid { online: true }).day(),
+            date!(2026 - 08 - 15)
+        );
     }
 
     #[test]
     fn online_reception_of_a_full_online_procedure() {
-        let e = event(EventKind::Received { channel: Channel::Online, digitized: true });
+        let e = event(EventKind::Received {
+            channel: Channel::Online,
+            digitized: true,
+        });
         let d = e.delta(Provision::Full);
         assert_eq!(
             d.increments,
@@ -160,35 +175,104 @@ mod tests {
         );
         assert_eq!(d.online_procedure, Some(e.procedure.clone()));
         let partial = e.delta(Provision::Partial);
-        assert_eq!(partial.increments, [Counter::Received, Counter::ReceivedOnline, Counter::Digitized]);
-        assert_eq!(e.delta(Provision::Info).online_procedure, None, "info-only is no online service");
+        assert_eq!(
+            partial.increments,
+            [
+                Counter::Received,
+                Counter::ReceivedOnline,
+                Counter::Digitized
+            ]
+        );
+        assert_eq!(
+            e.delta(Provision::Info).online_procedure,
+            None,
+            "info-only is no online service"
+        );
     }
 
     #[test]
     fn in_person_and_postal_receptions() {
-        let e = event(EventKind::Received { channel: Channel::InPerson, digitized: false });
-        assert_eq!(e.delta(Provision::Full).increments, [Counter::Received, Counter::ReceivedInPerson, Counter::ReceivedFullOnlineProcedure]);
+        let e = event(EventKind::Received {
+            channel: Channel::InPerson,
+            digitized: false,
+        });
+        assert_eq!(
+            e.delta(Provision::Full).increments,
+            [
+                Counter::Received,
+                Counter::ReceivedInPerson,
+                Counter::ReceivedFullOnlineProcedure
+            ]
+        );
         assert_eq!(e.delta(Provision::Full).online_procedure, None);
-        let p = event(EventKind::Received { channel: Channel::Postal, digitized: false });
-        assert_eq!(p.delta(Provision::Info).increments, [Counter::Received, Counter::ReceivedPostal]);
+        let p = event(EventKind::Received {
+            channel: Channel::Postal,
+            digitized: false,
+        });
+        assert_eq!(
+            p.delta(Provision::Info).increments,
+            [Counter::Received, Counter::ReceivedPostal]
+        );
     }
 
     #[test]
     fn resolution_is_on_time_at_or_before_the_due_time() {
         let at = datetime!(2026-08-14 18:00 UTC);
-        let resolved = |timeliness| event(EventKind::Resolved { timeliness, result_electronic: false }).delta(Provision::Info).increments;
-        assert_eq!(resolved(Timeliness::DueAt(at)), [Counter::Resolved, Counter::ResolvedOnTime]);
-        assert_eq!(resolved(Timeliness::DueAt(at - time::Duration::SECOND)), [Counter::Resolved]);
-        assert_eq!(resolved(Timeliness::OnTime(true)), [Counter::Resolved, Counter::ResolvedOnTime]);
-        let electronic = event(EventKind::Resolved { timeliness: Timeliness::OnTime(false), result_electronic: true });
-        assert_eq!(electronic.delta(Provision::Info).increments, [Counter::Resolved, Counter::ResultElectronic]);
+        let resolved = |timeliness| {
+            event(EventKind::Resolved {
+                timeliness,
+                result_electronic: false,
+            })
+            .delta(Provision::Info)
+            .increments
+        };
+        assert_eq!(
+            resolved(Timeliness::DueAt(at)),
+            [Counter::Resolved, Counter::ResolvedOnTime]
+        );
+        assert_eq!(
+            resolved(Timeliness::DueAt(at - time::Duration::SECOND)),
+            [Counter::Resolved]
+        );
+        assert_eq!(
+            resolved(Timeliness::OnTime(true)),
+            [Counter::Resolved, Counter::ResolvedOnTime]
+        );
+        let electronic = event(EventKind::Resolved {
+            timeliness: Timeliness::OnTime(false),
+            result_electronic: true,
+        });
+        assert_eq!(
+            electronic.delta(Provision::Info).increments,
+            [Counter::Resolved, Counter::ResultElectronic]
+        );
     }
 
     #[test]
     fn fees_and_feedback() {
-        assert_eq!(event(EventKind::FeePaid { online: true }).delta(Provision::Info).increments, [Counter::FeePaid, Counter::FeePaidOnline]);
-        assert_eq!(event(EventKind::FeePaid { online: false }).delta(Provision::Info).increments, [Counter::FeePaid]);
-        assert_eq!(event(EventKind::Feedback { satisfied: true }).delta(Provision::Info).increments, [Counter::Feedback, Counter::FeedbackSatisfied]);
-        assert_eq!(event(EventKind::Feedback { satisfied: false }).delta(Provision::Info).increments, [Counter::Feedback]);
+        assert_eq!(
+            event(EventKind::FeePaid { online: true })
+                .delta(Provision::Info)
+                .increments,
+            [Counter::FeePaid, Counter::FeePaidOnline]
+        );
+        assert_eq!(
+            event(EventKind::FeePaid { online: false })
+                .delta(Provision::Info)
+                .increments,
+            [Counter::FeePaid]
+        );
+        assert_eq!(
+            event(EventKind::Feedback { satisfied: true })
+                .delta(Provision::Info)
+                .increments,
+            [Counter::Feedback, Counter::FeedbackSatisfied]
+        );
+        assert_eq!(
+            event(EventKind::Feedback { satisfied: false })
+                .delta(Provision::Info)
+                .increments,
+            [Counter::Feedback]
+        );
     }
 }

@@ -89,7 +89,10 @@ mod tests {
     #[test]
     fn valid_ids_parse() {
         for ok in ["ha-noi", "a", "HS/2026:0001_x.y", &"x".repeat(MAX_ID_LEN)] {
-            assert_eq!(AgencyId::parse(ok).map(|id| id.to_string()), Ok(ok.to_owned()));
+            assert_eq!(
+                AgencyId::parse(ok).map(|id| id.to_string()),
+                Ok(ok.to_owned())
+            );
         }
     }
 

@@ -12,11 +12,13 @@ pub mod policy;
 pub mod ranking;
 pub mod rate;
 
-pub use catalog::{Agency, Block, Catalog, CatalogBuilder, CatalogError, Procedure, Provision, ProvisionFacts};
+pub use catalog::{
+    Agency, Block, Catalog, CatalogBuilder, CatalogError, Procedure, Provision, ProvisionFacts,
+};
 pub use counters::{Counter, CounterDelta, Counters};
 pub use event::{Channel, DossierEvent, EventKind, Timeliness};
 pub use ids::{AgencyId, DossierId, EventId, IdError, ProcedureId};
 pub use metric::Metric;
 pub use period::{Bucket, Period, PeriodError};
-pub use rate::Rate;
 pub use policy::{AcceptancePolicy, TimeError};
+pub use rate::Rate;

@@ -90,9 +90,10 @@ impl Metric {
                 c(Counter::ReceivedOnlineFullOnlineProcedure),
                 c(Counter::ReceivedFullOnlineProcedure),
             ),
-            Metric::ServicesWithOnlineDossiers => {
-                (counters.procedures_with_online_dossiers, facts.online_services)
-            }
+            Metric::ServicesWithOnlineDossiers => (
+                counters.procedures_with_online_dossiers,
+                facts.online_services,
+            ),
             Metric::FullOnlineProvision => (facts.full_online, facts.eligible_full_online),
             Metric::OnTimeRate => (c(Counter::ResolvedOnTime), c(Counter::Resolved)),
             Metric::DigitizedReceptionRate => (c(Counter::Digitized), c(Counter::Received)),
@@ -141,23 +142,40 @@ mod tests {
             assert_eq!(m.name().parse::<Metric>(), Ok(m));
         }
         let err = "online-rate".parse::<Metric>().expect_err("unknown");
-        assert!(err.to_string().starts_with("\"online-rate\" is not a metric; the metrics are online-dossier-rate, "));
+        assert!(
+            err.to_string().starts_with(
+                "\"online-rate\" is not a metric; the metrics are online-dossier-rate, "
+            )
+        );
     }
 
     #[test]
     fn each_formula_reads_its_counters() {
         let mut counters = Counters::from_pairs(
-            Counter::ALL.into_iter().zip(1u64..).map(|(c, v)| (c, v * 10)),
+            Counter::ALL
+                .into_iter()
+                .zip(1u64..)
+                .map(|(c, v)| (c, v * 10)),
         );
         counters.procedures_with_online_dossiers = 7;
-        let facts = ProvisionFacts { online_services: 9, full_online: 3, eligible_full_online: 4 };
-        let got: Vec<(u64, u64)> = Metric::ALL.iter().map(|m| m.fraction(&counters, &facts)).collect();
+        let facts = ProvisionFacts {
+            online_services: 9,
+            full_online: 3,
+            eligible_full_online: 4,
+        };
+        let got: Vec<(u64, u64)> = Metric::ALL
+            .iter()
+            .map(|m| m.fraction(&counters, &facts))
+            .collect();
         let v = |c: Counter| counters.get(c);
         assert_eq!(
             got,
             [
                 (v(Counter::ReceivedOnline), v(Counter::Received)),
-                (v(Counter::ReceivedOnlineFullOnlineProcedure), v(Counter::ReceivedFullOnlineProcedure)),
+                (
+                    v(Counter::ReceivedOnlineFullOnlineProcedure),
+                    v(Counter::ReceivedFullOnlineProcedure)
+                ),
                 (7, 9),
                 (3, 4),
                 (v(Counter::ResolvedOnTime), v(Counter::Resolved)),

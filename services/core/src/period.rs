@@ -68,7 +68,13 @@ impl Bucket {
 impl fmt::Display for Bucket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Bucket::Day(d) => write!(f, "d{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day()),
+            Bucket::Day(d) => write!(
+                f,
+                "d{:04}{:02}{:02}",
+                d.year(),
+                u8::from(d.month()),
+                d.day()
+            ),
             Bucket::Month(y, m) => write!(f, "m{y:04}{m:02}"),
             Bucket::Quarter(y, q) => write!(f, "q{y:04}{q}"),
             Bucket::Year(y) => write!(f, "y{y:04}"),
@@ -144,12 +150,20 @@ impl Period {
                 return Err(PeriodError::YearOutOfRange);
             }
         }
-        Ok(Self { expression: expr.to_owned(), first, last })
+        Ok(Self {
+            expression: expr.to_owned(),
+            first,
+            last,
+        })
     }
 
     /// The period covering exactly one bucket.
     pub fn of_bucket(bucket: Bucket) -> Self {
-        Self { expression: bucket.to_string(), first: bucket.first_day(), last: bucket.last_day() }
+        Self {
+            expression: bucket.to_string(),
+            first: bucket.first_day(),
+            last: bucket.last_day(),
+        }
     }
 
     /// The expression the period was written as.
@@ -205,7 +219,8 @@ fn parse_number<T: std::str::FromStr>(part: &str, expr: &str) -> Result<T, Perio
     if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
         return Err(PeriodError::Syntax(expr.to_owned()));
     }
-    part.parse().map_err(|_| PeriodError::Syntax(expr.to_owned()))
+    part.parse()
+        .map_err(|_| PeriodError::Syntax(expr.to_owned()))
 }
 
 fn parse_year(part: &str, expr: &str) -> Result<i32, PeriodError> {
@@ -275,7 +290,11 @@ mod tests {
             ("2026-Q3", date!(2026 - 07 - 01), date!(2026 - 09 - 30)),
             ("2026-q1", date!(2026 - 01 - 01), date!(2026 - 03 - 31)),
             ("2026", date!(2026 - 01 - 01), date!(2026 - 12 - 31)),
-            ("2022-01-01..2022-08-31", date!(2022 - 01 - 01), date!(2022 - 08 - 31)),
+            (
+                "2022-01-01..2022-08-31",
+                date!(2022 - 01 - 01),
+                date!(2022 - 08 - 31),
+            ),
             ("ytd", date!(2026 - 01 - 01), TODAY),
         ];
         for (expr, first, last) in cases {
@@ -286,46 +305,108 @@ mod tests {
 
     #[test]
     fn bad_periods_say_why() {
-        for bad in ["", "2026-13", "2026-Q5", "2026-02-30", "26-08", "2026-8", "week", "2026-08-1"] {
-            assert!(Period::parse(bad, TODAY).is_err(), "{bad:?} should not parse");
+        for bad in [
+            "",
+            "2026-13",
+            "2026-Q5",
+            "2026-02-30",
+            "26-08",
+            "2026-8",
+            "week",
+            "2026-08-1",
+        ] {
+            assert!(
+                Period::parse(bad, TODAY).is_err(),
+                "{bad:?} should not parse"
+            );
         }
         assert_eq!(
             Period::parse("2026-02-01..2026-01-01", TODAY),
-            Err(PeriodError::Reversed { first: date!(2026 - 02 - 01), last: date!(2026 - 01 - 01) })
+            Err(PeriodError::Reversed {
+                first: date!(2026 - 02 - 01),
+                last: date!(2026 - 01 - 01)
+            })
         );
-        assert_eq!(Period::parse("1999", TODAY), Err(PeriodError::YearOutOfRange));
+        assert_eq!(
+            Period::parse("1999", TODAY),
+            Err(PeriodError::YearOutOfRange)
+        );
     }
 
     #[test]
     fn vietnam_day_is_utc_plus_seven() {
-        assert_eq!(vietnam_day(datetime!(2026-08-14 16:59:59 UTC)), date!(2026 - 08 - 14));
-        assert_eq!(vietnam_day(datetime!(2026-08-14 17:00:00 UTC)), date!(2026 - 08 - 15));
-        assert_eq!(vietnam_day(datetime!(2025-12-31 17:00:00 UTC)), date!(2026 - 01 - 01));
+        assert_eq!(
+            vietnam_day(datetime!(2026-08-14 16:59:59 UTC)),
+            date!(2026 - 08 - 14)
+        );
+        assert_eq!(
+            vietnam_day(datetime!(2026-08-14 17:00:00 UTC)),
+            date!(2026 - 08 - 15)
+        );
+        assert_eq!(
+            vietnam_day(datetime!(2025-12-31 17:00:00 UTC)),
+            date!(2026 - 01 - 01)
+        );
     }
 
     #[test]
     fn bucket_keys_are_compact() {
-        let names: Vec<String> =
-            Bucket::containing(date!(2026 - 08 - 05)).iter().map(ToString::to_string).collect();
+        let names: Vec<String> = Bucket::containing(date!(2026 - 08 - 05))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(names, ["d20260805", "m202608", "q20263", "y2026"]);
     }
 
     #[test]
     fn cover_uses_the_largest_buckets() {
-        let names = |s: &str| -> Vec<String> { parse(s).cover().iter().map(ToString::to_string).collect() };
+        let names =
+            |s: &str| -> Vec<String> { parse(s).cover().iter().map(ToString::to_string).collect() };
         assert_eq!(names("2026"), ["y2026"]);
         assert_eq!(names("2026-Q3"), ["q20263"]);
-        assert_eq!(names("2022-01-01..2022-08-31"), ["q20221", "q20222", "m202207", "m202208"]);
+        assert_eq!(
+            names("2022-01-01..2022-08-31"),
+            ["q20221", "q20222", "m202207", "m202208"]
+        );
         assert_eq!(
             names("2025-12-30..2027-02-02"),
-            ["d20251230", "d20251231", "y2026", "m202701", "d20270201", "d20270202"]
+            [
+                "d20251230",
+                "d20251231",
+                "y2026",
+                "m202701",
+                "d20270201",
+                "d20270202"
+            ]
         );
-        assert_eq!(names("ytd"), [
-            "q20261", "q20262", "m202607", "d20260801", "d20260802", "d20260803", "d20260804",
-            "d20260805", "d20260806", "d20260807", "d20260808", "d20260809", "d20260810",
-            "d20260811", "d20260812", "d20260813", "d20260814", "d20260815", "d20260816",
-            "d20260817", "d20260818", "d20260819", "d20260820"
-        ]);
+        assert_eq!(
+            names("ytd"),
+            [
+                "q20261",
+                "q20262",
+                "m202607",
+                "d20260801",
+                "d20260802",
+                "d20260803",
+                "d20260804",
+                "d20260805",
+                "d20260806",
+                "d20260807",
+                "d20260808",
+                "d20260809",
+                "d20260810",
+                "d20260811",
+                "d20260812",
+                "d20260813",
+                "d20260814",
+                "d20260815",
+                "d20260816",
+                "d20260817",
+                "d20260818",
+                "d20260819",
+                "d20260820"
+            ]
+        );
     }
 
     proptest! {

@@ -16,7 +16,10 @@ pub struct AcceptancePolicy {
 
 impl Default for AcceptancePolicy {
     fn default() -> Self {
-        Self { horizon: Duration::days(400), future_skew: Duration::minutes(5) }
+        Self {
+            horizon: Duration::days(400),
+            future_skew: Duration::minutes(5),
+        }
     }
 }
 
@@ -33,10 +36,15 @@ impl AcceptancePolicy {
     /// Checks an event time against `now`.
     pub fn check(&self, occurred_at: OffsetDateTime, now: OffsetDateTime) -> Result<(), TimeError> {
         if occurred_at > now + self.future_skew {
-            return Err(TimeError::InFuture { ahead: occurred_at - now, skew: self.future_skew });
+            return Err(TimeError::InFuture {
+                ahead: occurred_at - now,
+                skew: self.future_skew,
+            });
         }
         if occurred_at < now - self.horizon {
-            return Err(TimeError::BeyondHorizon { horizon: self.horizon });
+            return Err(TimeError::BeyondHorizon {
+                horizon: self.horizon,
+            });
         }
         Ok(())
     }
@@ -44,7 +52,11 @@ impl AcceptancePolicy {
     /// Until when the ids of events of `day` must be remembered: a day after the last
     /// instant at which an event of that day can still be accepted.
     pub fn remember_until(&self, day: Date) -> OffsetDateTime {
-        let end_of_day = day.next_day().unwrap_or(day).with_time(Time::MIDNIGHT).assume_offset(VIETNAM);
+        let end_of_day = day
+            .next_day()
+            .unwrap_or(day)
+            .with_time(Time::MIDNIGHT)
+            .assume_offset(VIETNAM);
         end_of_day + self.horizon + self.future_skew + Duration::days(1)
     }
 }
@@ -63,11 +75,15 @@ mod tests {
         assert_eq!(policy.check(now + Duration::minutes(5), now), Ok(()));
         assert_eq!(policy.check(now - Duration::days(400), now), Ok(()));
         assert_eq!(
-            policy.check(now + Duration::minutes(6), now).map_err(|e| e.to_string()),
+            policy
+                .check(now + Duration::minutes(6), now)
+                .map_err(|e| e.to_string()),
             Err("is 6m ahead of the server clock; at most 5m is allowed".to_owned())
         );
         assert_eq!(
-            policy.check(now - Duration::days(401), now).map_err(|e| e.to_string()),
+            policy
+                .check(now - Duration::days(401), now)
+                .map_err(|e| e.to_string()),
             Err("is older than the accepted horizon of 400 days".to_owned())
         );
     }

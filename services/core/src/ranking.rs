@@ -84,7 +84,10 @@ pub fn diff(before: &[RankedRow], after: &[RankedRow]) -> Vec<RowChange> {
     let old: HashMap<&AgencyId, &RankedRow> = before.iter().map(|r| (&r.agency, r)).collect();
     let mut changes: Vec<RowChange> = after
         .iter()
-        .filter(|row| old.get(&row.agency).is_none_or(|prev| prev.rank != row.rank || !same_fraction(prev.rate, row.rate)))
+        .filter(|row| {
+            old.get(&row.agency)
+                .is_none_or(|prev| prev.rank != row.rank || !same_fraction(prev.rate, row.rate))
+        })
         .map(|row| RowChange {
             now: Some(row.clone()),
             agency: row.agency.clone(),
@@ -92,11 +95,16 @@ pub fn diff(before: &[RankedRow], after: &[RankedRow]) -> Vec<RowChange> {
         })
         .collect();
     let shown: HashMap<&AgencyId, ()> = after.iter().map(|r| (&r.agency, ())).collect();
-    changes.extend(before.iter().filter(|r| !shown.contains_key(&r.agency)).map(|r| RowChange {
-        now: None,
-        agency: r.agency.clone(),
-        previous_rank: Some(r.rank),
-    }));
+    changes.extend(
+        before
+            .iter()
+            .filter(|r| !shown.contains_key(&r.agency))
+            .map(|r| RowChange {
+                now: None,
+                agency: r.agency.clone(),
+                previous_rank: Some(r.rank),
+            }),
+    );
     changes
 }
 
@@ -108,7 +116,10 @@ fn same_fraction(a: Option<Rate>, b: Option<Rate>) -> bool {
 
 /// Applies changes from [`diff`] to `before`, giving `after`: what a subscriber does.
 pub fn apply(before: &[RankedRow], changes: &[RowChange]) -> Vec<RankedRow> {
-    let mut rows: HashMap<AgencyId, RankedRow> = before.iter().map(|r| (r.agency.clone(), r.clone())).collect();
+    let mut rows: HashMap<AgencyId, RankedRow> = before
+        .iter()
+        .map(|r| (r.agency.clone(), r.clone()))
+        .collect();
     for change in changes {
         match &change.now {
             Some(row) => rows.insert(change.agency.clone(), row.clone()),
@@ -149,14 +160,33 @@ mod tests {
             (id("e"), Rate::new(9, 10)),
             (id("f"), Rate::new(50, 100)),
         ]);
-        assert_eq!(ranks(&rows), [(1, "e"), (2, "c"), (3, "b"), (3, "d"), (3, "f"), (0, "a")]);
+        assert_eq!(
+            ranks(&rows),
+            [(1, "e"), (2, "c"), (3, "b"), (3, "d"), (3, "f"), (0, "a")]
+        );
     }
 
     #[test]
     fn selections_take_ranked_rows_only() {
-        let rows = rank((0..10).map(|i| (id(&format!("a{i}")), Rate::new(i, 10))).chain([(id("z"), None)]));
-        assert_eq!(select(&rows, Selection::Top(3)).iter().map(|r| r.agency.as_str()).collect::<Vec<_>>(), ["a9", "a8", "a7"]);
-        assert_eq!(select(&rows, Selection::Bottom(2)).iter().map(|r| r.rank).collect::<Vec<_>>(), [9, 10]);
+        let rows = rank(
+            (0..10)
+                .map(|i| (id(&format!("a{i}")), Rate::new(i, 10)))
+                .chain([(id("z"), None)]),
+        );
+        assert_eq!(
+            select(&rows, Selection::Top(3))
+                .iter()
+                .map(|r| r.agency.as_str())
+                .collect::<Vec<_>>(),
+            ["a9", "a8", "a7"]
+        );
+        assert_eq!(
+            select(&rows, Selection::Bottom(2))
+                .iter()
+                .map(|r| r.rank)
+                .collect::<Vec<_>>(),
+            [9, 10]
+        );
         assert_eq!(select(&rows, Selection::Top(50)).len(), 10);
         assert_eq!(select(&rows, Selection::Bottom(50)).len(), 10);
         assert_eq!(select(&rows, Selection::All).len(), 11);
@@ -165,23 +195,59 @@ mod tests {
 
     #[test]
     fn diff_names_what_moved() {
-        let before = rank([(id("a"), Rate::new(5, 10)), (id("b"), Rate::new(4, 10)), (id("c"), Rate::new(3, 10))]);
-        let after = rank([(id("a"), Rate::new(5, 10)), (id("b"), Rate::new(2, 10)), (id("c"), Rate::new(3, 10))]);
+        let before = rank([
+            (id("a"), Rate::new(5, 10)),
+            (id("b"), Rate::new(4, 10)),
+            (id("c"), Rate::new(3, 10)),
+        ]);
+        let after = rank([
+            (id("a"), Rate::new(5, 10)),
+            (id("b"), Rate::new(2, 10)),
+            (id("c"), Rate::new(3, 10)),
+        ]);
         let changes = diff(&before, &after);
-        let summary: Vec<(&str, Option<u32>, Option<u32>)> =
-            changes.iter().map(|c| (c.agency.as_str(), c.previous_rank, c.now.as_ref().map(|r| r.rank))).collect();
+        let summary: Vec<(&str, Option<u32>, Option<u32>)> = changes
+            .iter()
+            .map(|c| {
+                (
+                    c.agency.as_str(),
+                    c.previous_rank,
+                    c.now.as_ref().map(|r| r.rank),
+                )
+            })
+            .collect();
         assert_eq!(summary, [("c", Some(3), Some(2)), ("b", Some(2), Some(3))]);
         let top1_before = select(&before, Selection::Top(1));
-        let top1_after = &[RankedRow { rank: 1, agency: id("c"), rate: Rate::new(9, 10) }];
+        let top1_after = &[RankedRow {
+            rank: 1,
+            agency: id("c"),
+            rate: Rate::new(9, 10),
+        }];
         let changes = diff(top1_before, top1_after);
         assert_eq!(changes.len(), 2);
-        assert_eq!(changes[1], RowChange { now: None, agency: id("a"), previous_rank: Some(1) });
+        assert_eq!(
+            changes[1],
+            RowChange {
+                now: None,
+                agency: id("a"),
+                previous_rank: Some(1)
+            }
+        );
     }
 
     fn arb_values() -> impl Strategy<Value = Vec<(AgencyId, Option<Rate>)>> {
-        prop::collection::btree_map(0u32..40, prop::option::of((0u64..5, 1u64..5)), 0..30).prop_map(|m| {
-            m.into_iter().map(|(k, v)| (id(&format!("ag{k:02}")), v.and_then(|(n, d)| Rate::new(n.min(d), d)))).collect()
-        })
+        prop::collection::btree_map(0u32..40, prop::option::of((0u64..5, 1u64..5)), 0..30).prop_map(
+            |m| {
+                m.into_iter()
+                    .map(|(k, v)| {
+                        (
+                            id(&format!("ag{k:02}")),
+                            v.and_then(|(n, d)| Rate::new(n.min(d), d)),
+                        )
+                    })
+                    .collect()
+            },
+        )
     }
 
     proptest! {

@@ -14,7 +14,10 @@ pub struct Rate {
 impl Rate {
     /// The rate `numerator / denominator`, or `None` (no data) when the denominator is zero.
     pub fn new(numerator: u64, denominator: u64) -> Option<Rate> {
-        NonZeroU64::new(denominator).map(|denominator| Rate { numerator, denominator })
+        NonZeroU64::new(denominator).map(|denominator| Rate {
+            numerator,
+            denominator,
+        })
     }
 
     /// The numerator.
@@ -29,7 +32,10 @@ impl Rate {
 
     /// The rate in hundredths of a percent, rounded half away from zero (8702 for 87.02%).
     pub fn basis_points(self) -> u128 {
-        let (n, d) = (u128::from(self.numerator), u128::from(self.denominator.get()));
+        let (n, d) = (
+            u128::from(self.numerator),
+            u128::from(self.denominator.get()),
+        );
         (n * 20_000 + d) / (2 * d)
     }
 

@@ -43,11 +43,25 @@ pub struct BatchOutcome {
 impl BatchOutcome {
     fn new(outcomes: Vec<EventOutcome>) -> Self {
         let count = |status: OutcomeStatus| {
-            u32::try_from(outcomes.iter().filter(|o| o.status == status as i32).count()).unwrap_or(u32::MAX)
+            u32::try_from(
+                outcomes
+                    .iter()
+                    .filter(|o| o.status == status as i32)
+                    .count(),
+            )
+            .unwrap_or(u32::MAX)
         };
-        let (accepted, duplicate, rejected) =
-            (count(OutcomeStatus::Accepted), count(OutcomeStatus::Duplicate), count(OutcomeStatus::Rejected));
-        Self { outcomes, accepted, duplicate, rejected }
+        let (accepted, duplicate, rejected) = (
+            count(OutcomeStatus::Accepted),
+            count(OutcomeStatus::Duplicate),
+            count(OutcomeStatus::Rejected),
+        );
+        Self {
+            outcomes,
+            accepted,
+            duplicate,
+            rejected,
+        }
     }
 }
 
@@ -70,7 +84,13 @@ impl IngestApi {
         max_batch: usize,
         stopping: CancellationToken,
     ) -> Self {
-        Self { catalog, aggregate, policy, max_batch, stopping }
+        Self {
+            catalog,
+            aggregate,
+            policy,
+            max_batch,
+            stopping,
+        }
     }
 
     /// Validates a batch, has aggregate count the valid events, and merges the outcomes.
@@ -78,7 +98,11 @@ impl IngestApi {
         if events.len() > self.max_batch {
             return Err(Error::InvalidArgument {
                 field: "events",
-                reason: format!("has {} events; the limit is {}: split the batch", events.len(), self.max_batch),
+                reason: format!(
+                    "has {} events; the limit is {}: split the batch",
+                    events.len(),
+                    self.max_batch
+                ),
             });
         }
         let now = OffsetDateTime::now_utc();
@@ -86,7 +110,13 @@ impl IngestApi {
         let mut valid = Vec::with_capacity(events.len());
         let mut positions = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {
-            match decode_event(&format!("events[{i}]"), &event, &self.catalog, &self.policy, now) {
+            match decode_event(
+                &format!("events[{i}]"),
+                &event,
+                &self.catalog,
+                &self.policy,
+                now,
+            ) {
                 Ok(_) => {
                     positions.push(i);
                     valid.push(event);
@@ -136,7 +166,10 @@ type AckStream = Pin<Box<dyn Stream<Item = Result<StreamEventsResponse, Status>>
 
 #[tonic::async_trait]
 impl IngestService for IngestApi {
-    async fn submit_events(&self, request: Request<SubmitEventsRequest>) -> Result<Response<SubmitEventsResponse>, Status> {
+    async fn submit_events(
+        &self,
+        request: Request<SubmitEventsRequest>,
+    ) -> Result<Response<SubmitEventsResponse>, Status> {
         let result = self.process(request.into_inner().events).await?;
         Ok(Response::new(SubmitEventsResponse {
             outcomes: result.outcomes,
@@ -148,7 +181,10 @@ impl IngestService for IngestApi {
 
     type StreamEventsStream = AckStream;
 
-    async fn stream_events(&self, request: Request<Streaming<StreamEventsRequest>>) -> Result<Response<AckStream>, Status> {
+    async fn stream_events(
+        &self,
+        request: Request<Streaming<StreamEventsRequest>>,
+    ) -> Result<Response<AckStream>, Status> {
         let mut batches = request.into_inner();
         let (acks, out) = mpsc::channel(ACK_BACKLOG);
         let api = self.clone();
@@ -170,7 +206,9 @@ impl IngestService for IngestApi {
                 let count = batch.events.len();
                 let ack = match api.process(batch.events).await {
                     Ok(result) => Ok(result),
-                    Err(e @ Error::InvalidArgument { .. }) => Ok(Self::reject_all(count, &Status::from(e))),
+                    Err(e @ Error::InvalidArgument { .. }) => {
+                        Ok(Self::reject_all(count, &Status::from(e)))
+                    }
                     Err(e) => Err(Status::from(e)),
                 };
                 let failed = ack.is_err();

@@ -33,9 +33,18 @@ impl From<Error> for Status {
                 tracing::warn!(code = ?status.code(), message = status.message(), "aggregate call failed");
                 match status.code() {
                     // Retryable as they are: the batch is idempotent.
-                    Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Cancelled => {
-                        Status::new(status.code(), format!("counting failed, retry the batch: {}", status.message()))
+                    Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
+                        Status::new(
+                            status.code(),
+                            format!("counting failed, retry the batch: {}", status.message()),
+                        )
                     }
+                    // The client-side timeout towards aggregate surfaces as CANCELLED; to
+                    // the sender it is a service that did not answer in time.
+                    Code::Cancelled => Status::unavailable(format!(
+                        "counting timed out, retry the batch: {}",
+                        status.message()
+                    )),
                     _ => Status::internal(format!("counting failed: {}", status.message())),
                 }
             }

@@ -10,7 +10,8 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use govpulse_common::{catalog_service::CatalogApi, server};
 use govpulse_core::{AcceptancePolicy, Catalog};
 use govpulse_proto::{
-    aggregate::aggregate_service_client::AggregateServiceClient, catalog::catalog_service_server::CatalogServiceServer,
+    aggregate::aggregate_service_client::AggregateServiceClient,
+    catalog::catalog_service_server::CatalogServiceServer,
     ingest::ingest_service_server::IngestServiceServer,
 };
 use tokio::net::TcpListener;
@@ -23,13 +24,20 @@ pub use error::Error;
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "govpulse-ingest", about = "Takes dossier events from agencies and has them counted once")]
+#[command(
+    name = "govpulse-ingest",
+    about = "Takes dossier events from agencies and has them counted once"
+)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "GOVPULSE_LISTEN", default_value = "0.0.0.0:50051")]
     pub listen: SocketAddr,
     /// The aggregate service.
-    #[arg(long, env = "GOVPULSE_AGGREGATE_URL", default_value = "http://127.0.0.1:50052")]
+    #[arg(
+        long,
+        env = "GOVPULSE_AGGREGATE_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
     pub aggregate_url: String,
     /// The most events one batch may hold.
     #[arg(long, env = "GOVPULSE_MAX_BATCH", default_value_t = 1000)]
@@ -72,7 +80,9 @@ impl Server {
     /// Loads the catalog, prepares the connection to aggregate (made on first use and
     /// re-made whenever it drops) and binds the listen address.
     pub async fn build(config: Config) -> Result<Self, Error> {
-        let catalog = Arc::new(govpulse_common::catalog_files::load(config.catalog_dir.as_deref())?);
+        let catalog = Arc::new(govpulse_common::catalog_files::load(
+            config.catalog_dir.as_deref(),
+        )?);
         Self::build_with(config, catalog).await
     }
 
@@ -84,25 +94,48 @@ impl Server {
             .timeout(Duration::from_millis(config.aggregate_timeout_ms))
             .tcp_nodelay(true)
             .connect_lazy();
-        let policy = AcceptancePolicy { horizon: time::Duration::days(i64::from(config.horizon_days)), ..AcceptancePolicy::default() };
+        let policy = AcceptancePolicy {
+            horizon: time::Duration::days(i64::from(config.horizon_days)),
+            ..AcceptancePolicy::default()
+        };
         let listener = server::bind(config.listen).await?;
         let stopping = CancellationToken::new();
-        let api = IngestApi::new(catalog.clone(), AggregateServiceClient::new(channel), policy, config.max_batch, stopping.clone());
+        let api = IngestApi::new(
+            catalog.clone(),
+            AggregateServiceClient::new(channel),
+            policy,
+            config.max_batch,
+            stopping.clone(),
+        );
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, aggregate = %config.aggregate_url, max_batch = config.max_batch, "ingest bound");
         }
-        Ok(Self { listener, api, catalog, stopping })
+        Ok(Self {
+            listener,
+            api,
+            catalog,
+            stopping,
+        })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Serves until `shutdown` resolves, then drains.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let routes = Routes::new(IngestServiceServer::new(self.api)).add_service(CatalogApi::server(self.catalog));
-        let served = [IngestServiceServer::<IngestApi>::NAME, CatalogServiceServer::<CatalogApi>::NAME];
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let routes = Routes::new(IngestServiceServer::new(self.api))
+            .add_service(CatalogApi::server(self.catalog));
+        let served = [
+            IngestServiceServer::<IngestApi>::NAME,
+            CatalogServiceServer::<CatalogApi>::NAME,
+        ];
         Ok(server::serve(self.listener, routes, &served, shutdown, self.stopping).await?)
     }
 }

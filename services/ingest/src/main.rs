@@ -6,5 +6,7 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     govpulse_common::telemetry::init("govpulse-ingest");
     let server = govpulse_ingest::Server::build(govpulse_ingest::Config::parse()).await?;
-    Ok(server.run_until(govpulse_common::server::shutdown_signal()).await?)
+    Ok(server
+        .run_until(govpulse_common::server::shutdown_signal())
+        .await?)
 }

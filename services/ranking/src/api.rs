@@ -6,8 +6,9 @@ use govpulse_core::{Catalog, ranking::diff};
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
     ranking::{
-        GetRankingRequest, GetRankingResponse, Heartbeat, RankingChanges, RankingSnapshot, RowChange, SnapshotComplete,
-        WatchRankingRequest, WatchRankingResponse, ranking_service_server::RankingService, watch_ranking_response::Event,
+        GetRankingRequest, GetRankingResponse, Heartbeat, RankingChanges, RankingSnapshot,
+        RowChange, SnapshotComplete, WatchRankingRequest, WatchRankingResponse,
+        ranking_service_server::RankingService, watch_ranking_response::Event,
     },
 };
 use tokio::sync::mpsc;
@@ -48,22 +49,44 @@ impl RankingApi {
         heartbeat: Duration,
         stopping: CancellationToken,
     ) -> Self {
-        Self { catalog, aggregate, hubs, heartbeat, stopping }
+        Self {
+            catalog,
+            aggregate,
+            hubs,
+            heartbeat,
+            stopping,
+        }
     }
 
     fn snapshot_messages(&self, published: &Published) -> Vec<WatchRankingResponse> {
         let revision = published.revision;
-        let Ranking { period, rows, ranked_count } = &published.ranking;
+        let Ranking {
+            period,
+            rows,
+            ranked_count,
+        } = &published.ranking;
         let mut messages: Vec<WatchRankingResponse> = rows
             .chunks(SNAPSHOT_CHUNK)
-            .map(|chunk| chunk.iter().map(|r| row_to_proto(&self.catalog, r)).collect())
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|r| row_to_proto(&self.catalog, r))
+                    .collect()
+            })
             .chain(rows.is_empty().then(Vec::new))
             .map(|rows| WatchRankingResponse {
                 revision,
-                event: Some(Event::Snapshot(RankingSnapshot { rows, period: Some(period.clone()), ranked_count: *ranked_count })),
+                event: Some(Event::Snapshot(RankingSnapshot {
+                    rows,
+                    period: Some(period.clone()),
+                    ranked_count: *ranked_count,
+                })),
             })
             .collect();
-        messages.push(WatchRankingResponse { revision, event: Some(Event::SnapshotComplete(SnapshotComplete {})) });
+        messages.push(WatchRankingResponse {
+            revision,
+            event: Some(Event::SnapshotComplete(SnapshotComplete {})),
+        });
         messages
     }
 
@@ -75,7 +98,11 @@ impl RankingApi {
                     Some(row) => row_to_proto(&self.catalog, row),
                     None => govpulse_proto::ranking::RankingRow {
                         agency_id: change.agency.to_string(),
-                        agency_name: self.catalog.agency(&change.agency).map(|a| a.name.clone()).unwrap_or_default(),
+                        agency_name: self
+                            .catalog
+                            .agency(&change.agency)
+                            .map(|a| a.name.clone())
+                            .unwrap_or_default(),
                         ..Default::default()
                     },
                 }),
@@ -88,7 +115,10 @@ impl RankingApi {
         }
         Some(WatchRankingResponse {
             revision: now.revision,
-            event: Some(Event::Changes(RankingChanges { changes, ranked_count: now.ranking.ranked_count })),
+            event: Some(Event::Changes(RankingChanges {
+                changes,
+                ranked_count: now.ranking.ranked_count,
+            })),
         })
     }
 }
@@ -97,11 +127,18 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchRankingResponse, Status
 
 #[tonic::async_trait]
 impl RankingService for RankingApi {
-    async fn get_ranking(&self, request: Request<GetRankingRequest>) -> Result<Response<GetRankingResponse>, Status> {
+    async fn get_ranking(
+        &self,
+        request: Request<GetRankingRequest>,
+    ) -> Result<Response<GetRankingResponse>, Status> {
         let query = Query::parse(request.into_inner().query)?;
         let ranking = compute(&self.aggregate, &self.catalog, &query).await?;
         Ok(Response::new(GetRankingResponse {
-            rows: ranking.rows.iter().map(|r| row_to_proto(&self.catalog, r)).collect(),
+            rows: ranking
+                .rows
+                .iter()
+                .map(|r| row_to_proto(&self.catalog, r))
+                .collect(),
             period: Some(ranking.period),
             ranked_count: ranking.ranked_count,
         }))
@@ -109,7 +146,10 @@ impl RankingService for RankingApi {
 
     type WatchRankingStream = WatchStream;
 
-    async fn watch_ranking(&self, request: Request<WatchRankingRequest>) -> Result<Response<WatchStream>, Status> {
+    async fn watch_ranking(
+        &self,
+        request: Request<WatchRankingRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
         let query = Query::parse(request.into_inner().query)?;
         let mut updates = self.hubs.subscribe(&query).await?;
         let (out, stream) = mpsc::channel(STREAM_BACKLOG);
@@ -121,7 +161,10 @@ impl RankingService for RankingApi {
                     return;
                 }
             }
-            let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + api.heartbeat, api.heartbeat);
+            let mut heartbeat = tokio::time::interval_at(
+                tokio::time::Instant::now() + api.heartbeat,
+                api.heartbeat,
+            );
             loop {
                 let message = tokio::select! {
                     () = api.stopping.cancelled() => {

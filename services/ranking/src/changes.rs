@@ -4,7 +4,9 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use govpulse_proto::aggregate::{WatchChangesRequest, aggregate_service_client::AggregateServiceClient};
+use govpulse_proto::aggregate::{
+    WatchChangesRequest, aggregate_service_client::AggregateServiceClient,
+};
 use tokio::sync::broadcast;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +22,11 @@ pub struct Notice {
 }
 
 /// Runs until `stopping` is cancelled, sending a [`Notice`] per change notice.
-pub async fn follow(mut aggregate: AggregateServiceClient<Channel>, notices: broadcast::Sender<Notice>, stopping: CancellationToken) {
+pub async fn follow(
+    mut aggregate: AggregateServiceClient<Channel>,
+    notices: broadcast::Sender<Notice>,
+    stopping: CancellationToken,
+) {
     let backoff = || {
         ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
@@ -31,14 +37,18 @@ pub async fn follow(mut aggregate: AggregateServiceClient<Channel>, notices: bro
     let mut delays = backoff();
     loop {
         let attempt = async {
-            let mut stream = aggregate.watch_changes(WatchChangesRequest {}).await?.into_inner();
+            let mut stream = aggregate
+                .watch_changes(WatchChangesRequest {})
+                .await?
+                .into_inner();
             info!("following aggregate's change notices");
             // Anything may have changed while we were not listening.
             let _ = notices.send(Notice { agencies: None });
             delays = backoff();
             while let Some(notice) = stream.next().await {
                 let notice = notice?;
-                let agencies = (!notice.agency_ids.is_empty()).then(|| Arc::new(notice.agency_ids.into_iter().collect()));
+                let agencies = (!notice.agency_ids.is_empty())
+                    .then(|| Arc::new(notice.agency_ids.into_iter().collect()));
                 let _ = notices.send(Notice { agencies });
             }
             Ok::<(), tonic::Status>(())
@@ -50,7 +60,9 @@ pub async fn follow(mut aggregate: AggregateServiceClient<Channel>, notices: bro
         let delay = delays.next().unwrap_or(Duration::from_secs(5));
         match result {
             Ok(()) => warn!(retry_in = ?delay, "aggregate ended the change stream"),
-            Err(status) => warn!(code = ?status.code(), message = status.message(), retry_in = ?delay, "change stream failed"),
+            Err(status) => {
+                warn!(code = ?status.code(), message = status.message(), retry_in = ?delay, "change stream failed")
+            }
         }
         tokio::select! {
             () = stopping.cancelled() => return,

@@ -6,7 +6,9 @@ use govpulse_core::{
     ranking::{RankedRow, rank, ranked_count, select},
 };
 use govpulse_proto::{
-    aggregate::{GetBlockSnapshotRequest, PeriodRange, aggregate_service_client::AggregateServiceClient},
+    aggregate::{
+        GetBlockSnapshotRequest, PeriodRange, aggregate_service_client::AggregateServiceClient,
+    },
     ranking::RankingRow,
 };
 use tonic::{Status, transport::Channel};
@@ -32,13 +34,22 @@ pub async fn compute(
 ) -> Result<Ranking, Status> {
     let snapshot = aggregate
         .clone()
-        .get_block_snapshot(GetBlockSnapshotRequest { block: block_to_proto(query.block).into(), period: query.period.clone() })
+        .get_block_snapshot(GetBlockSnapshotRequest {
+            block: block_to_proto(query.block).into(),
+            period: query.period.clone(),
+        })
         .await?
         .into_inner();
     let values = snapshot.agencies.iter().filter_map(|entry| {
         let agency = AgencyId::parse(&entry.agency_id).ok()?;
-        let counters = entry.counters.as_ref().map(counters_from_proto).unwrap_or_default();
-        let rate = query.metric.rate(&counters, &catalog.provision_facts(&agency));
+        let counters = entry
+            .counters
+            .as_ref()
+            .map(counters_from_proto)
+            .unwrap_or_default();
+        let rate = query
+            .metric
+            .rate(&counters, &catalog.provision_facts(&agency));
         Some((agency, rate))
     });
     let ranking = rank(values);
@@ -54,7 +65,10 @@ pub fn row_to_proto(catalog: &Catalog, row: &RankedRow) -> RankingRow {
     RankingRow {
         rank: row.rank,
         agency_id: row.agency.to_string(),
-        agency_name: catalog.agency(&row.agency).map(|a| a.name.clone()).unwrap_or_default(),
+        agency_name: catalog
+            .agency(&row.agency)
+            .map(|a| a.name.clone())
+            .unwrap_or_default(),
         rate: row.rate.map(rate_to_proto),
     }
 }

@@ -64,18 +64,37 @@ struct Inner {
 }
 
 fn next_revision(previous: u64) -> u64 {
-    let now_ms = u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let now_ms =
+        u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
     now_ms.max(previous + 1)
 }
 
 impl Hubs {
     /// Live rankings fed by `notices`.
-    pub fn new(aggregate: AggregateServiceClient<Channel>, catalog: Arc<Catalog>, notices: broadcast::Sender<Notice>, timing: HubTiming) -> Self {
-        Self { inner: Arc::new(Inner { live: Mutex::default(), aggregate, catalog, notices, timing }) }
+    pub fn new(
+        aggregate: AggregateServiceClient<Channel>,
+        catalog: Arc<Catalog>,
+        notices: broadcast::Sender<Notice>,
+        timing: HubTiming,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                live: Mutex::default(),
+                aggregate,
+                catalog,
+                notices,
+                timing,
+            }),
+        }
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<Query, Arc<watch::Sender<Arc<Published>>>>> {
-        self.inner.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn live(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Query, Arc<watch::Sender<Arc<Published>>>>> {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// How many queries are live.
@@ -84,7 +103,10 @@ impl Hubs {
     }
 
     /// Subscribes to a query's live ranking, starting it if nobody watches it yet.
-    pub async fn subscribe(&self, query: &Query) -> Result<watch::Receiver<Arc<Published>>, Status> {
+    pub async fn subscribe(
+        &self,
+        query: &Query,
+    ) -> Result<watch::Receiver<Arc<Published>>, Status> {
         if let Some(sender) = self.live().get(query) {
             return Ok(sender.subscribe());
         }
@@ -94,7 +116,10 @@ impl Hubs {
         if let Some(sender) = live.get(query) {
             return Ok(sender.subscribe());
         }
-        let published = Arc::new(Published { revision: next_revision(0), ranking });
+        let published = Arc::new(Published {
+            revision: next_revision(0),
+            ranking,
+        });
         let (sender, receiver) = watch::channel(published);
         let sender = Arc::new(sender);
         live.insert(query.clone(), sender.clone());
@@ -106,7 +131,12 @@ impl Hubs {
 
     /// Recomputes one query's ranking on notices and on the refresh tick, until nobody
     /// watches it.
-    async fn run(self, query: Query, sender: Arc<watch::Sender<Arc<Published>>>, mut notices: broadcast::Receiver<Notice>) {
+    async fn run(
+        self,
+        query: Query,
+        sender: Arc<watch::Sender<Arc<Published>>>,
+        mut notices: broadcast::Receiver<Notice>,
+    ) {
         let timing = self.inner.timing;
         let mut refresh = tokio::time::interval_at(Instant::now() + timing.refresh, timing.refresh);
         let mut due: Option<Instant> = None;
@@ -148,13 +178,18 @@ impl Hubs {
                             || current.ranking.period != ranking.period
                             || !diff(&current.ranking.rows, &ranking.rows).is_empty();
                         if changed {
-                            *current = Arc::new(Published { revision: next_revision(current.revision), ranking });
+                            *current = Arc::new(Published {
+                                revision: next_revision(current.revision),
+                                ranking,
+                            });
                         }
                         changed
                     });
                 }
                 // The last good ranking stays published; the refresh tick retries.
-                Err(status) => warn!(code = ?status.code(), message = status.message(), "ranking recomputation failed"),
+                Err(status) => {
+                    warn!(code = ?status.code(), message = status.message(), "ranking recomputation failed")
+                }
             }
         }
     }

@@ -16,7 +16,8 @@ use govpulse_common::{
 };
 use govpulse_core::Catalog;
 use govpulse_proto::{
-    aggregate::aggregate_service_client::AggregateServiceClient, catalog::catalog_service_server::CatalogServiceServer,
+    aggregate::aggregate_service_client::AggregateServiceClient,
+    catalog::catalog_service_server::CatalogServiceServer,
     ranking::ranking_service_server::RankingServiceServer,
 };
 use tokio::{net::TcpListener, sync::broadcast};
@@ -29,13 +30,20 @@ pub use hub::HubTiming;
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "govpulse-ranking", about = "Ranks agencies and streams live rankings")]
+#[command(
+    name = "govpulse-ranking",
+    about = "Ranks agencies and streams live rankings"
+)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "GOVPULSE_LISTEN", default_value = "0.0.0.0:50053")]
     pub listen: SocketAddr,
     /// The aggregate service.
-    #[arg(long, env = "GOVPULSE_AGGREGATE_URL", default_value = "http://127.0.0.1:50052")]
+    #[arg(
+        long,
+        env = "GOVPULSE_AGGREGATE_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
     pub aggregate_url: String,
     /// Folder with the catalog CSV files; the built-in catalog when unset.
     #[arg(long, env = "GOVPULSE_CATALOG_DIR")]
@@ -54,7 +62,14 @@ pub struct Config {
 impl Config {
     /// The defaults, listening on `listen`, reading from `aggregate_url`.
     pub fn new(listen: SocketAddr, aggregate_url: String) -> Self {
-        Self { listen, aggregate_url, catalog_dir: None, heartbeat_ms: 5_000, debounce_ms: 100, refresh_ms: 5_000 }
+        Self {
+            listen,
+            aggregate_url,
+            catalog_dir: None,
+            heartbeat_ms: 5_000,
+            debounce_ms: 100,
+            refresh_ms: 5_000,
+        }
     }
 }
 
@@ -83,7 +98,9 @@ pub struct Server {
 impl Server {
     /// Loads the catalog, prepares the connection to aggregate and binds.
     pub async fn build(config: Config) -> Result<Self, Error> {
-        let catalog = Arc::new(govpulse_common::catalog_files::load(config.catalog_dir.as_deref())?);
+        let catalog = Arc::new(govpulse_common::catalog_files::load(
+            config.catalog_dir.as_deref(),
+        )?);
         Self::build_with(config, catalog).await
     }
 
@@ -104,23 +121,49 @@ impl Server {
         };
         let hubs = hub::Hubs::new(aggregate.clone(), catalog.clone(), notices.clone(), timing);
         let heartbeat = Duration::from_millis(config.heartbeat_ms.max(1));
-        let api = RankingApi::new(catalog.clone(), aggregate.clone(), hubs, heartbeat, stopping.clone());
+        let api = RankingApi::new(
+            catalog.clone(),
+            aggregate.clone(),
+            hubs,
+            heartbeat,
+            stopping.clone(),
+        );
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, aggregate = %config.aggregate_url, "ranking bound");
         }
-        Ok(Self { listener, api, catalog, aggregate, notices, stopping })
+        Ok(Self {
+            listener,
+            api,
+            catalog,
+            aggregate,
+            notices,
+            stopping,
+        })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Serves until `shutdown` resolves, then drains.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        tokio::spawn(changes::follow(self.aggregate, self.notices, self.stopping.clone()));
-        let routes = Routes::new(RankingServiceServer::new(self.api)).add_service(CatalogApi::server(self.catalog));
-        let served = [RankingServiceServer::<RankingApi>::NAME, CatalogServiceServer::<CatalogApi>::NAME];
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        tokio::spawn(changes::follow(
+            self.aggregate,
+            self.notices,
+            self.stopping.clone(),
+        ));
+        let routes = Routes::new(RankingServiceServer::new(self.api))
+            .add_service(CatalogApi::server(self.catalog));
+        let served = [
+            RankingServiceServer::<RankingApi>::NAME,
+            CatalogServiceServer::<CatalogApi>::NAME,
+        ];
         Ok(server::serve(self.listener, routes, &served, shutdown, self.stopping).await?)
     }
 }

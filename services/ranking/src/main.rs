@@ -6,5 +6,7 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     govpulse_common::telemetry::init("govpulse-ranking");
     let server = govpulse_ranking::Server::build(govpulse_ranking::Config::parse()).await?;
-    Ok(server.run_until(govpulse_common::server::shutdown_signal()).await?)
+    Ok(server
+        .run_until(govpulse_common::server::shutdown_signal())
+        .await?)
 }

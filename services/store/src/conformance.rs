@@ -2,7 +2,9 @@
 //! (or a fresh key prefix of a shared one) and panics with a message on failure; the
 //! store crate's tests run it against [`crate::MemoryStore`] and a real Redis.
 
-use govpulse_core::{AgencyId, Bucket, Counter, CounterDelta, Counters, EventId, Period, ProcedureId};
+use govpulse_core::{
+    AgencyId, Bucket, Counter, CounterDelta, Counters, EventId, Period, ProcedureId,
+};
 use time::{Date, OffsetDateTime, macros::date};
 
 use crate::{AgencyKey, Applied, CounterStore, EventWrite};
@@ -12,7 +14,13 @@ fn id(raw: &str) -> AgencyId {
 }
 
 /// An event of `agency` (whose chain is `chain`, root last) on `day`.
-pub fn write(event: &str, chain: &[&str], day: Date, increments: &[Counter], online: Option<&str>) -> EventWrite {
+pub fn write(
+    event: &str,
+    chain: &[&str],
+    day: Date,
+    increments: &[Counter],
+    online: Option<&str>,
+) -> EventWrite {
     EventWrite {
         event_id: EventId::parse(event).expect("test ids are valid"),
         agency: id(chain[0]),
@@ -27,22 +35,43 @@ pub fn write(event: &str, chain: &[&str], day: Date, increments: &[Counter], onl
 }
 
 fn key(root: &str, agency: &str) -> AgencyKey {
-    AgencyKey { root: id(root), agency: id(agency) }
+    AgencyKey {
+        root: id(root),
+        agency: id(agency),
+    }
 }
 
 async fn read_one(store: &dyn CounterStore, root: &str, agency: &str, period: &str) -> Counters {
     let period = Period::parse(period, date!(2026 - 12 - 31)).expect("valid period");
-    store.read(&[key(root, agency)], &period.cover()).await.expect("read")[0]
+    store
+        .read(&[key(root, agency)], &period.cover())
+        .await
+        .expect("read")[0]
 }
 
 /// A new event is counted; the same event id again is a duplicate and changes nothing.
 pub async fn retried_event_is_counted_once(store: &dyn CounterStore) {
     let day = date!(2026 - 08 - 15);
-    let e = write("e1", &["hoa-binh"], day, &[Counter::Received, Counter::ReceivedOnline], None);
-    assert_eq!(store.apply(std::slice::from_ref(&e)).await.expect("apply"), [Applied::Accepted]);
-    assert_eq!(store.apply(&[e.clone(), e]).await.expect("apply"), [Applied::Duplicate, Applied::Duplicate]);
+    let e = write(
+        "e1",
+        &["hoa-binh"],
+        day,
+        &[Counter::Received, Counter::ReceivedOnline],
+        None,
+    );
+    assert_eq!(
+        store.apply(std::slice::from_ref(&e)).await.expect("apply"),
+        [Applied::Accepted]
+    );
+    assert_eq!(
+        store.apply(&[e.clone(), e]).await.expect("apply"),
+        [Applied::Duplicate, Applied::Duplicate]
+    );
     let c = read_one(store, "hoa-binh", "hoa-binh", "2026-08-15").await;
-    assert_eq!((c.get(Counter::Received), c.get(Counter::ReceivedOnline)), (1, 1));
+    assert_eq!(
+        (c.get(Counter::Received), c.get(Counter::ReceivedOnline)),
+        (1, 1)
+    );
 }
 
 /// Two copies of one event in the same batch count once.
@@ -51,8 +80,16 @@ pub async fn duplicate_within_a_batch_is_counted_once(store: &dyn CounterStore) 
     let e = write("same", &["ha-noi"], day, &[Counter::Received], None);
     let other = write("other", &["ha-noi"], day, &[Counter::Received], None);
     let outcomes = store.apply(&[e.clone(), other, e]).await.expect("apply");
-    assert_eq!(outcomes, [Applied::Accepted, Applied::Accepted, Applied::Duplicate]);
-    assert_eq!(read_one(store, "ha-noi", "ha-noi", "2026-03").await.get(Counter::Received), 2);
+    assert_eq!(
+        outcomes,
+        [Applied::Accepted, Applied::Accepted, Applied::Duplicate]
+    );
+    assert_eq!(
+        read_one(store, "ha-noi", "ha-noi", "2026-03")
+            .await
+            .get(Counter::Received),
+        2
+    );
 }
 
 /// The same event id from two agencies is two events.
@@ -60,39 +97,120 @@ pub async fn event_ids_are_scoped_by_agency(store: &dyn CounterStore) {
     let day = date!(2026 - 08 - 15);
     let a = write("shared-id", &["ha-noi"], day, &[Counter::Feedback], None);
     let b = write("shared-id", &["hoa-binh"], day, &[Counter::Feedback], None);
-    assert_eq!(store.apply(&[a, b]).await.expect("apply"), [Applied::Accepted, Applied::Accepted]);
-    assert_eq!(read_one(store, "ha-noi", "ha-noi", "2026-08").await.get(Counter::Feedback), 1);
-    assert_eq!(read_one(store, "hoa-binh", "hoa-binh", "2026-08").await.get(Counter::Feedback), 1);
+    assert_eq!(
+        store.apply(&[a, b]).await.expect("apply"),
+        [Applied::Accepted, Applied::Accepted]
+    );
+    assert_eq!(
+        read_one(store, "ha-noi", "ha-noi", "2026-08")
+            .await
+            .get(Counter::Feedback),
+        1
+    );
+    assert_eq!(
+        read_one(store, "hoa-binh", "hoa-binh", "2026-08")
+            .await
+            .get(Counter::Feedback),
+        1
+    );
 }
 
 /// An event counts in its day, month, quarter and year, and any period covering it.
 pub async fn events_count_in_every_bucket_of_their_day(store: &dyn CounterStore) {
     let events = [
-        write("a", &["mof"], date!(2025 - 12 - 31), &[Counter::Resolved, Counter::ResolvedOnTime], None),
-        write("b", &["mof"], date!(2026 - 01 - 01), &[Counter::Resolved], None),
-        write("c", &["mof"], date!(2026 - 02 - 28), &[Counter::Resolved, Counter::ResolvedOnTime], None),
-        write("d", &["mof"], date!(2026 - 07 - 01), &[Counter::Resolved], None),
+        write(
+            "a",
+            &["mof"],
+            date!(2025 - 12 - 31),
+            &[Counter::Resolved, Counter::ResolvedOnTime],
+            None,
+        ),
+        write(
+            "b",
+            &["mof"],
+            date!(2026 - 01 - 01),
+            &[Counter::Resolved],
+            None,
+        ),
+        write(
+            "c",
+            &["mof"],
+            date!(2026 - 02 - 28),
+            &[Counter::Resolved, Counter::ResolvedOnTime],
+            None,
+        ),
+        write(
+            "d",
+            &["mof"],
+            date!(2026 - 07 - 01),
+            &[Counter::Resolved],
+            None,
+        ),
     ];
     store.apply(&events).await.expect("apply");
     let resolved = |c: Counters| (c.get(Counter::Resolved), c.get(Counter::ResolvedOnTime));
-    assert_eq!(resolved(read_one(store, "mof", "mof", "2025-12-31").await), (1, 1));
-    assert_eq!(resolved(read_one(store, "mof", "mof", "2025").await), (1, 1));
-    assert_eq!(resolved(read_one(store, "mof", "mof", "2026").await), (3, 1));
-    assert_eq!(resolved(read_one(store, "mof", "mof", "2026-Q1").await), (2, 1));
-    assert_eq!(resolved(read_one(store, "mof", "mof", "2026-02").await), (1, 1));
-    assert_eq!(resolved(read_one(store, "mof", "mof", "2025-12-31..2026-07-01").await), (4, 2));
-    assert_eq!(resolved(read_one(store, "mof", "mof", "2026-01-02..2026-06-30").await), (1, 1));
-    assert_eq!(resolved(read_one(store, "mof", "mof", "2027").await), (0, 0));
+    assert_eq!(
+        resolved(read_one(store, "mof", "mof", "2025-12-31").await),
+        (1, 1)
+    );
+    assert_eq!(
+        resolved(read_one(store, "mof", "mof", "2025").await),
+        (1, 1)
+    );
+    assert_eq!(
+        resolved(read_one(store, "mof", "mof", "2026").await),
+        (3, 1)
+    );
+    assert_eq!(
+        resolved(read_one(store, "mof", "mof", "2026-Q1").await),
+        (2, 1)
+    );
+    assert_eq!(
+        resolved(read_one(store, "mof", "mof", "2026-02").await),
+        (1, 1)
+    );
+    assert_eq!(
+        resolved(read_one(store, "mof", "mof", "2025-12-31..2026-07-01").await),
+        (4, 2)
+    );
+    assert_eq!(
+        resolved(read_one(store, "mof", "mof", "2026-01-02..2026-06-30").await),
+        (1, 1)
+    );
+    assert_eq!(
+        resolved(read_one(store, "mof", "mof", "2027").await),
+        (0, 0)
+    );
 }
 
 /// An event of a unit counts for the unit and every ancestor, not for siblings.
 pub async fn units_count_for_their_ancestors(store: &dyn CounterStore) {
     let day = date!(2026 - 05 - 05);
     let chain = ["hb-commune", "hb-district", "hoa-binh"];
-    store.apply(&[write("u1", &chain, day, &[Counter::FeePaid], None)]).await.expect("apply");
-    store.apply(&[write("u2", &["hb-district", "hoa-binh"], day, &[Counter::FeePaid], None)]).await.expect("apply");
+    store
+        .apply(&[write("u1", &chain, day, &[Counter::FeePaid], None)])
+        .await
+        .expect("apply");
+    store
+        .apply(&[write(
+            "u2",
+            &["hb-district", "hoa-binh"],
+            day,
+            &[Counter::FeePaid],
+            None,
+        )])
+        .await
+        .expect("apply");
     let got: Vec<u64> = store
-        .read(&[key("hoa-binh", "hb-commune"), key("hoa-binh", "hb-district"), key("hoa-binh", "hoa-binh"), key("hoa-binh", "hb-other")], &[Bucket::Day(day)])
+        .read(
+            &[
+                key("hoa-binh", "hb-commune"),
+                key("hoa-binh", "hb-district"),
+                key("hoa-binh", "hoa-binh"),
+                key("hoa-binh", "hb-other"),
+            ],
+            &[Bucket::Day(day)],
+        )
         .await
         .expect("read")
         .iter()
@@ -106,19 +224,61 @@ pub async fn units_count_for_their_ancestors(store: &dyn CounterStore) {
 pub async fn distinct_procedures_are_exact_over_ranges(store: &dyn CounterStore) {
     let online = [Counter::Received, Counter::ReceivedOnline];
     let events = [
-        write("o1", &["quang-ninh"], date!(2026 - 01 - 31), &online, Some("p1")),
-        write("o2", &["quang-ninh"], date!(2026 - 02 - 01), &online, Some("p1")),
-        write("o3", &["quang-ninh"], date!(2026 - 02 - 02), &online, Some("p2")),
-        write("o4", &["quang-ninh"], date!(2026 - 05 - 02), &online, Some("p3")),
+        write(
+            "o1",
+            &["quang-ninh"],
+            date!(2026 - 01 - 31),
+            &online,
+            Some("p1"),
+        ),
+        write(
+            "o2",
+            &["quang-ninh"],
+            date!(2026 - 02 - 01),
+            &online,
+            Some("p1"),
+        ),
+        write(
+            "o3",
+            &["quang-ninh"],
+            date!(2026 - 02 - 02),
+            &online,
+            Some("p2"),
+        ),
+        write(
+            "o4",
+            &["quang-ninh"],
+            date!(2026 - 05 - 02),
+            &online,
+            Some("p3"),
+        ),
     ];
     store.apply(&events).await.expect("apply");
     let distinct = |c: Counters| c.procedures_with_online_dossiers;
-    assert_eq!(distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-01").await), 1);
-    assert_eq!(distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-02").await), 2);
-    assert_eq!(distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-01-31..2026-02-02").await), 2);
-    assert_eq!(distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-Q1").await), 2);
-    assert_eq!(distinct(read_one(store, "quang-ninh", "quang-ninh", "2026").await), 3);
-    assert_eq!(distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-01-01..2026-05-02").await), 3);
+    assert_eq!(
+        distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-01").await),
+        1
+    );
+    assert_eq!(
+        distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-02").await),
+        2
+    );
+    assert_eq!(
+        distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-01-31..2026-02-02").await),
+        2
+    );
+    assert_eq!(
+        distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-Q1").await),
+        2
+    );
+    assert_eq!(
+        distinct(read_one(store, "quang-ninh", "quang-ninh", "2026").await),
+        3
+    );
+    assert_eq!(
+        distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-01-01..2026-05-02").await),
+        3
+    );
 }
 
 /// A batch mixing trees, days and kinds reports each event in its own position and sums
@@ -128,20 +288,38 @@ pub async fn mixed_batches_keep_positions_and_sum(store: &dyn CounterStore) {
     let mut batch = Vec::new();
     for i in 0..300 {
         let agency = ["an-giang", "ca-mau", "moh"][i % 3];
-        let kind: &[Counter] = if i % 2 == 0 { &[Counter::Received, Counter::ReceivedOnline] } else { &[Counter::Received] };
+        let kind: &[Counter] = if i % 2 == 0 {
+            &[Counter::Received, Counter::ReceivedOnline]
+        } else {
+            &[Counter::Received]
+        };
         batch.push(write(&format!("m{i}"), &[agency], day, kind, None));
     }
     store.apply(&batch[..100]).await.expect("apply");
     let outcomes = store.apply(&batch).await.expect("apply");
     for (i, outcome) in outcomes.iter().enumerate() {
-        let expected = if i < 100 { Applied::Duplicate } else { Applied::Accepted };
+        let expected = if i < 100 {
+            Applied::Duplicate
+        } else {
+            Applied::Accepted
+        };
         assert_eq!(*outcome, expected, "event {i}");
     }
     let all = store
-        .read(&[key("an-giang", "an-giang"), key("ca-mau", "ca-mau"), key("moh", "moh")], &[Bucket::Day(day)])
+        .read(
+            &[
+                key("an-giang", "an-giang"),
+                key("ca-mau", "ca-mau"),
+                key("moh", "moh"),
+            ],
+            &[Bucket::Day(day)],
+        )
         .await
         .expect("read");
-    let got: Vec<(u64, u64)> = all.iter().map(|c| (c.get(Counter::Received), c.get(Counter::ReceivedOnline))).collect();
+    let got: Vec<(u64, u64)> = all
+        .iter()
+        .map(|c| (c.get(Counter::Received), c.get(Counter::ReceivedOnline)))
+        .collect();
     assert_eq!(got, [(100, 50), (100, 50), (100, 50)]);
 }
 

@@ -86,5 +86,9 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// For each agency, its counters summed over `buckets`, with the exact number of
     /// distinct procedures that received an online dossier in any of them.
-    async fn read(&self, agencies: &[AgencyKey], buckets: &[Bucket]) -> Result<Vec<Counters>, StoreError>;
+    async fn read(
+        &self,
+        agencies: &[AgencyKey],
+        buckets: &[Bucket],
+    ) -> Result<Vec<Counters>, StoreError>;
 }

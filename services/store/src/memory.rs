@@ -38,7 +38,9 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave a half-applied batch visible to
         // anyone but the panicking call, which failed; the data is still consistent.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -48,7 +50,7 @@ impl CounterStore for MemoryStore {
         let now = OffsetDateTime::now_utc();
         let mut inner = self.lock();
         inner.batches += 1;
-        if inner.batches % SWEEP_EVERY == 0 {
+        if inner.batches.is_multiple_of(SWEEP_EVERY) {
             inner.seen.retain(|_, (until, _)| *until > now);
         }
         let mut outcomes = Vec::with_capacity(events.len());
@@ -69,7 +71,11 @@ impl CounterStore for MemoryStore {
                         counters.increment(*counter, 1);
                     }
                     if let Some(procedure) = &event.delta.online_procedure {
-                        inner.online.entry((agency.clone(), bucket)).or_default().insert(procedure.clone());
+                        inner
+                            .online
+                            .entry((agency.clone(), bucket))
+                            .or_default()
+                            .insert(procedure.clone());
                     }
                 }
             }
@@ -78,7 +84,11 @@ impl CounterStore for MemoryStore {
         Ok(outcomes)
     }
 
-    async fn read(&self, agencies: &[AgencyKey], buckets: &[Bucket]) -> Result<Vec<Counters>, StoreError> {
+    async fn read(
+        &self,
+        agencies: &[AgencyKey],
+        buckets: &[Bucket],
+    ) -> Result<Vec<Counters>, StoreError> {
         let inner = self.lock();
         Ok(agencies
             .iter()

@@ -47,7 +47,9 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -60,7 +62,11 @@ impl RedisStore {
             .set_response_timeout(Some(std::time::Duration::from_secs(10)))
             .set_number_of_retries(2);
         let connection = ConnectionManager::new_with_config(client, manager_config).await?;
-        Ok(Self { connection, prefix: config.prefix, script: Script::new(APPLY_SCRIPT) })
+        Ok(Self {
+            connection,
+            prefix: config.prefix,
+            script: Script::new(APPLY_SCRIPT),
+        })
     }
 
     fn counters_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
@@ -72,18 +78,30 @@ impl RedisStore {
     }
 
     fn seen_key(&self, root: &AgencyId, agency: &AgencyId, day: Date) -> String {
-        format!("{}:{{{root}}}:e:{agency}:{}", self.prefix, &Bucket::Day(day).to_string()[1..])
+        format!(
+            "{}:{{{root}}}:e:{agency}:{}",
+            self.prefix,
+            &Bucket::Day(day).to_string()[1..]
+        )
     }
 
     /// Runs the script for the events of one tree; `events` are (position, event) pairs.
-    async fn apply_tree(&self, root: &AgencyId, events: &[(usize, &EventWrite)]) -> Result<Vec<Applied>, StoreError> {
+    async fn apply_tree(
+        &self,
+        root: &AgencyId,
+        events: &[(usize, &EventWrite)],
+    ) -> Result<Vec<Applied>, StoreError> {
         let mut args = ScriptArgs::default();
         let mut templates: HashMap<TemplateKey<'_>, usize> = HashMap::new();
         let mut template_args: Vec<String> = Vec::new();
         let mut event_args: Vec<String> = Vec::with_capacity(events.len() * 3);
         let mut expirations: HashMap<usize, i64> = HashMap::new();
         for (_, event) in events {
-            let template_key = TemplateKey { agency: &event.agency, day: event.day, delta: &event.delta };
+            let template_key = TemplateKey {
+                agency: &event.agency,
+                day: event.day,
+                delta: &event.delta,
+            };
             let next = templates.len() + 1;
             let template = *templates.entry(template_key).or_insert_with(|| {
                 let buckets = Bucket::containing(event.day);
@@ -93,7 +111,11 @@ impl RedisStore {
                     .flat_map(|agency| buckets.iter().map(move |b| (agency, *b)))
                     .flat_map(|(agency, bucket)| {
                         let key = self.counters_key(root, agency, bucket);
-                        event.delta.increments.iter().map(move |c| (key.clone(), c.key()))
+                        event
+                            .delta
+                            .increments
+                            .iter()
+                            .map(move |c| (key.clone(), c.key()))
                     })
                     .map(|(key, field)| (args.key(key), field))
                     .collect();
@@ -119,7 +141,10 @@ impl RedisStore {
             });
             let seen = args.key(self.seen_key(root, &event.agency, event.day));
             let until = event.remember_until.unix_timestamp();
-            expirations.entry(seen).and_modify(|at| *at = (*at).max(until)).or_insert(until);
+            expirations
+                .entry(seen)
+                .and_modify(|at| *at = (*at).max(until))
+                .or_insert(until);
             event_args.push(seen.to_string());
             event_args.push(event.event_id.to_string());
             event_args.push(template.to_string());
@@ -138,9 +163,22 @@ impl RedisStore {
         let mut connection = self.connection.clone();
         let flags: Vec<i64> = invocation.invoke_async(&mut connection).await?;
         if flags.len() != events.len() {
-            return Err(StoreError::Unexpected(format!("{} outcomes for {} events", flags.len(), events.len())));
+            return Err(StoreError::Unexpected(format!(
+                "{} outcomes for {} events",
+                flags.len(),
+                events.len()
+            )));
         }
-        Ok(flags.into_iter().map(|f| if f == 1 { Applied::Accepted } else { Applied::Duplicate }).collect())
+        Ok(flags
+            .into_iter()
+            .map(|f| {
+                if f == 1 {
+                    Applied::Accepted
+                } else {
+                    Applied::Duplicate
+                }
+            })
+            .collect())
     }
 }
 
@@ -175,7 +213,10 @@ impl CounterStore for RedisStore {
     async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
         let mut trees: HashMap<&AgencyId, Vec<(usize, &EventWrite)>> = HashMap::new();
         for (position, event) in events.iter().enumerate() {
-            trees.entry(event.root()).or_default().push((position, event));
+            trees
+                .entry(event.root())
+                .or_default()
+                .push((position, event));
         }
         let mut outcomes = vec![Applied::Duplicate; events.len()];
         for (root, tree_events) in &trees {
@@ -187,18 +228,28 @@ impl CounterStore for RedisStore {
         Ok(outcomes)
     }
 
-    async fn read(&self, agencies: &[AgencyKey], buckets: &[Bucket]) -> Result<Vec<Counters>, StoreError> {
+    async fn read(
+        &self,
+        agencies: &[AgencyKey],
+        buckets: &[Bucket],
+    ) -> Result<Vec<Counters>, StoreError> {
         let mut pipe = redis::pipe();
         for key in agencies {
             for bucket in buckets {
                 pipe.hgetall(self.counters_key(&key.root, &key.agency, *bucket));
             }
-            let online: Vec<String> =
-                buckets.iter().map(|b| self.online_key(&key.root, &key.agency, *b)).collect();
+            let online: Vec<String> = buckets
+                .iter()
+                .map(|b| self.online_key(&key.root, &key.agency, *b))
+                .collect();
             match online.as_slice() {
                 [] => pipe.cmd("ECHO").arg(0),
                 [one] => pipe.scard(one),
-                many => pipe.cmd("EVAL").arg(UNION_SIZE_SCRIPT).arg(many.len()).arg(many),
+                many => pipe
+                    .cmd("EVAL")
+                    .arg(UNION_SIZE_SCRIPT)
+                    .arg(many.len())
+                    .arg(many),
             };
         }
         let mut connection = self.connection.clone();
@@ -208,14 +259,16 @@ impl CounterStore for RedisStore {
         for _ in agencies {
             let mut total = Counters::default();
             for _ in buckets {
-                let hash: HashMap<String, u64> = redis::from_redis_value(next_reply(&mut replies)?)?;
+                let hash: HashMap<String, u64> =
+                    redis::from_redis_value(next_reply(&mut replies)?)?;
                 for (field, value) in hash {
                     if let Some(counter) = Counter::from_key(&field) {
                         total.increment(counter, value);
                     }
                 }
             }
-            total.procedures_with_online_dossiers = redis::from_redis_value(next_reply(&mut replies)?)?;
+            total.procedures_with_online_dossiers =
+                redis::from_redis_value(next_reply(&mut replies)?)?;
             out.push(total);
         }
         Ok(out)
@@ -226,6 +279,10 @@ impl CounterStore for RedisStore {
 /// cross the network. All KEYS share one tree and so one hash slot.
 const UNION_SIZE_SCRIPT: &str = "return #redis.call('SUNION', unpack(KEYS))";
 
-fn next_reply(replies: &mut impl Iterator<Item = redis::Value>) -> Result<redis::Value, StoreError> {
-    replies.next().ok_or_else(|| StoreError::Unexpected("fewer replies than commands".to_owned()))
+fn next_reply(
+    replies: &mut impl Iterator<Item = redis::Value>,
+) -> Result<redis::Value, StoreError> {
+    replies
+        .next()
+        .ok_or_else(|| StoreError::Unexpected("fewer replies than commands".to_owned()))
 }

@@ -56,7 +56,10 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()?;
         // Wait for the server to say it is ready, reading its log rather than polling.
-        let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
         for line in BufReader::new(stdout).lines() {
             let line = line?;
             if line.contains("Ready to accept connections") {
@@ -64,7 +67,9 @@ impl RedisServer {
             }
         }
         let status = child.wait()?;
-        Err(std::io::Error::other(format!("redis-server exited before it was ready: {status}")))
+        Err(std::io::Error::other(format!(
+            "redis-server exited before it was ready: {status}"
+        )))
     }
 
     /// The port it listens on.

@@ -1,0 +1,357 @@
+//! The `govpulse` command as a person uses it: `serve`, then `submit`, `ranking`,
+//! `metrics` against it; and `demo` showing a live ranking.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+const GOVPULSE: &str = env!("CARGO_BIN_EXE_govpulse");
+
+/// A `govpulse serve` process, killed when dropped.
+struct Serve {
+    child: Child,
+    ingest: String,
+    aggregate: String,
+    ranking: String,
+}
+
+impl Serve {
+    fn start() -> Serve {
+        let mut child = Command::new(GOVPULSE)
+            .args(["serve", "--ports", "0", "0", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("govpulse serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addr = |name: &str| {
+            let line = lines.next().expect("an address line").expect("utf-8");
+            let (label, addr) = line.split_once(char::is_whitespace).expect("`name addr`");
+            assert_eq!(label, name);
+            format!("http://{}", addr.trim())
+        };
+        let (ingest, aggregate, ranking) = (addr("ingest"), addr("aggregate"), addr("ranking"));
+        Serve {
+            child,
+            ingest,
+            aggregate,
+            ranking,
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn govpulse(args: &[&str]) -> Output {
+    Command::new(GOVPULSE)
+        .args(args)
+        .output()
+        .expect("govpulse runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Yesterday at noon, Vietnam time, as RFC 3339, and that day.
+fn yesterday() -> (String, String) {
+    let day = (time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(7, 0, 0).expect("offset"))
+        - time::Duration::days(1))
+    .date();
+    (format!("{day}T12:00:00+07:00"), day.to_string())
+}
+
+fn event_line(id: &str, agency: &str, at: &str, channel: &str) -> String {
+    format!(
+        r#"{{"eventId":"{id}","agencyId":"{agency}","dossierId":"HS-{id}","procedureId":"{agency}.p01","occurredAt":"{at}","received":{{"channel":"{channel}","digitized":true}}}}"#
+    )
+}
+
+fn write_file(name: &str, lines: &[String]) -> std::path::PathBuf {
+    let path =
+        std::env::temp_dir().join(format!("govpulse-cli-{}-{name}.jsonl", std::process::id()));
+    let mut f = std::fs::File::create(&path).expect("temp file");
+    for line in lines {
+        writeln!(f, "{line}").expect("write");
+    }
+    path
+}
+
+#[test]
+fn submit_ranking_and_metrics_against_serve() {
+    let serve = Serve::start();
+    let (at, day) = yesterday();
+    let mut lines: Vec<String> = (0..4)
+        .map(|i| {
+            event_line(
+                &format!("hb{i}"),
+                "hoa-binh",
+                &at,
+                if i < 3 {
+                    "CHANNEL_ONLINE"
+                } else {
+                    "CHANNEL_IN_PERSON"
+                },
+            )
+        })
+        .collect();
+    lines.push(event_line("qn0", "quang-ninh", &at, "CHANNEL_ONLINE"));
+    lines.push(event_line("qn1", "quang-ninh", &at, "CHANNEL_POSTAL"));
+    lines.push(event_line("bad", "atlantis", &at, "CHANNEL_ONLINE"));
+    let file = write_file("good", &lines);
+    let file = file.to_str().expect("utf-8 path");
+
+    let first = govpulse(&["submit", file, "--ingest", &serve.ingest]);
+    let out = text(&first.stdout);
+    assert_eq!(
+        first.status.code(),
+        Some(1),
+        "a rejected event makes the exit status 1: {out}"
+    );
+    assert!(
+        out.contains("line 7: rejected: events[6].agency_id: unknown agency \"atlantis\""),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("accepted 6, duplicate 0, rejected 1\n"),
+        "{out}"
+    );
+
+    let again = govpulse(&[
+        "submit",
+        file,
+        "--ingest",
+        &serve.ingest,
+        "--batch-size",
+        "2",
+    ]);
+    assert!(
+        text(&again.stdout).ends_with("accepted 0, duplicate 6, rejected 1\n"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let ranking = govpulse(&[
+        "ranking",
+        "--period",
+        &day,
+        "--top",
+        "2",
+        "--ranking",
+        &serve.ranking,
+    ]);
+    let out = text(&ranking.stdout);
+    assert!(ranking.status.success(), "{}", text(&ranking.stderr));
+    let rows: Vec<&str> = out.lines().skip(2).collect();
+    assert!(
+        rows[0].contains("Hòa Bình") && rows[0].contains("75.00%") && rows[0].contains("3/4"),
+        "{out}"
+    );
+    assert!(
+        rows[1].contains("Quảng Ninh") && rows[1].contains("50.00%"),
+        "{out}"
+    );
+
+    let json = govpulse(&[
+        "ranking",
+        "--period",
+        &day,
+        "--bottom",
+        "1",
+        "--json",
+        "--ranking",
+        &serve.ranking,
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(value["rows"][0]["agencyId"], "quang-ninh");
+    assert_eq!(value["rankedCount"], 2);
+
+    let metrics = govpulse(&[
+        "metrics",
+        "--agency",
+        "hoa-binh",
+        "--period",
+        &day,
+        "--json",
+        "--aggregate",
+        &serve.aggregate,
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&metrics.stdout).expect("json");
+    assert_eq!(
+        value["counters"]["received"], "4",
+        "uint64 is a string in the JSON mapping"
+    );
+    let table = text(
+        &govpulse(&[
+            "metrics",
+            "--agency",
+            "hoa-binh",
+            "--period",
+            &day,
+            "--aggregate",
+            &serve.aggregate,
+        ])
+        .stdout,
+    );
+    assert!(
+        table.contains("online-dossier-rate") && table.contains("75.00%  3/4"),
+        "{table}"
+    );
+    assert!(
+        table.contains("satisfaction-rate") && table.contains("no data"),
+        "{table}"
+    );
+}
+
+#[test]
+fn malformed_json_is_refused_before_anything_is_sent() {
+    let serve = Serve::start();
+    let (at, day) = yesterday();
+    let file = write_file(
+        "malformed",
+        &[
+            event_line("m0", "hoa-binh", &at, "CHANNEL_ONLINE"),
+            "{\"eventId\": \"m1\",".to_owned(),
+        ],
+    );
+    let out = govpulse(&[
+        "submit",
+        file.to_str().expect("utf-8"),
+        "--ingest",
+        &serve.ingest,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("line 2: not a DossierEvent in JSON"), "{err}");
+    assert!(err.contains("nothing sent"), "{err}");
+    let metrics = govpulse(&[
+        "metrics",
+        "--agency",
+        "hoa-binh",
+        "--period",
+        &day,
+        "--json",
+        "--aggregate",
+        &serve.aggregate,
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&metrics.stdout).expect("json");
+    assert!(
+        value["counters"]["received"].is_null(),
+        "nothing counted (zero is omitted in JSON): {value}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_named() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["ranking", "--period", "2026-13"],
+            "\"2026-13\" is not a calendar date",
+        ),
+        (
+            &["ranking", "--metric", "online-rate"],
+            "\"online-rate\" is not a metric; the metrics are online-dossier-rate",
+        ),
+        (
+            &["ranking", "--block", "district"],
+            "\"district\" is not a block",
+        ),
+        (
+            &["watch", "--period", "last week"],
+            "\"last week\" is not a period",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = govpulse(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let serve = Serve::start();
+    let out = govpulse(&[
+        "metrics",
+        "--agency",
+        "atlantis",
+        "--aggregate",
+        &serve.aggregate,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("unknown agency \"atlantis\""),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn demo_shows_a_live_ranking_that_changes() {
+    let mut demo = Command::new(GOVPULSE)
+        .args(["demo", "--ports", "0", "0", "0", "--rate", "2000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo starts");
+    let stdout = demo.stdout.take().expect("stdout");
+    let (frames_tx, frames) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut frame = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("govpulse demo ·") && !frame.is_empty() {
+                let _ = frames_tx.send(std::mem::take(&mut frame));
+            }
+            frame.push_str(&line);
+            frame.push('\n');
+        }
+        let _ = frames_tx.send(frame);
+    });
+    // Frames come every 5 s when something changed (stdout is not a terminal here).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut live_frames: Vec<String> = Vec::new();
+    while live_frames.len() < 2 && Instant::now() < deadline {
+        if let Ok(frame) = frames.recv_timeout(Duration::from_secs(1))
+            && frame.contains("\nlive · revision")
+        {
+            live_frames.push(frame);
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &demo.id().to_string()])
+        .status();
+    let status = demo.wait().expect("demo exits");
+    assert_eq!(live_frames.len(), 2, "two live frames within 40 s");
+    for frame in &live_frames {
+        let rows = frame
+            .lines()
+            .filter(|l| l.contains('%') && l.contains('/'))
+            .count();
+        assert_eq!(rows, 10, "a top 10: {frame}");
+        assert!(
+            frame.contains("ingest http://127.0.0.1:"),
+            "addresses printed: {frame}"
+        );
+    }
+    let revision = |frame: &str| {
+        frame
+            .lines()
+            .find(|l| l.starts_with("live · revision"))
+            .map(str::to_owned)
+    };
+    assert_ne!(
+        revision(&live_frames[0]),
+        revision(&live_frames[1]),
+        "the ranking changed between frames"
+    );
+    assert!(status.success(), "Ctrl-C stops the demo cleanly: {status}");
+}

@@ -1,0 +1,219 @@
+//! Test support: a deployment of the three services as separate gRPC servers on port-0
+//! loopback addresses, counting into a real `redis-server` that the test owns.
+
+use std::net::SocketAddr;
+
+use govpulse_proto::{
+    Timestamp,
+    aggregate::aggregate_service_client::AggregateServiceClient,
+    event::{
+        Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved, dossier_event::Kind,
+        dossier_resolved,
+    },
+    ingest::ingest_service_client::IngestServiceClient,
+    ranking::ranking_service_client::RankingServiceClient,
+};
+pub use govpulse_store::testing::RedisServer;
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// One running service: its address and how to stop it.
+#[derive(Debug)]
+struct Running {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+fn run<E: std::fmt::Debug + Send + 'static>(
+    addr: SocketAddr,
+    serve: impl FnOnce(CancellationToken) -> JoinHandle<Result<(), E>>,
+) -> Running {
+    let stop = CancellationToken::new();
+    let handle = serve(stop.clone());
+    let task = tokio::spawn(async move {
+        match handle.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("service failed: {e:?}"),
+            Err(e) => panic!("service panicked: {e}"),
+        }
+    });
+    Running { addr, stop, task }
+}
+
+/// ingest, aggregate and ranking, each its own server, aggregate counting into Redis.
+#[derive(Debug)]
+pub struct Deployment {
+    redis_url: String,
+    prefix: String,
+    aggregate: Option<Running>,
+    ingest: Running,
+    ranking: Running,
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+async fn start_aggregate(redis_url: &str, prefix: &str, addr: SocketAddr) -> Running {
+    let config = govpulse_aggregate::Config {
+        store: redis_url.to_owned(),
+        key_prefix: prefix.to_owned(),
+        ..govpulse_aggregate::Config::in_memory(addr)
+    };
+    let server = govpulse_aggregate::Server::build(config)
+        .await
+        .expect("aggregate starts");
+    let addr = server.local_addr();
+    run(addr, |stop| {
+        tokio::spawn(server.run_until(stop.cancelled_owned()))
+    })
+}
+
+impl Deployment {
+    /// Starts the three services against `redis`, with keys under `prefix`.
+    pub async fn start(redis: &RedisServer, prefix: &str) -> Deployment {
+        let redis_url = redis.url();
+        let aggregate = start_aggregate(&redis_url, prefix, local(0)).await;
+        let aggregate_url = format!("http://{}", aggregate.addr);
+        let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config::new(
+            local(0),
+            aggregate_url.clone(),
+        ))
+        .await
+        .expect("ingest starts");
+        let ingest = run(ingest.local_addr(), |stop| {
+            tokio::spawn(ingest.run_until(stop.cancelled_owned()))
+        });
+        let ranking_config = govpulse_ranking::Config {
+            heartbeat_ms: 500,
+            ..govpulse_ranking::Config::new(local(0), aggregate_url)
+        };
+        let ranking = govpulse_ranking::Server::build(ranking_config)
+            .await
+            .expect("ranking starts");
+        let ranking = run(ranking.local_addr(), |stop| {
+            tokio::spawn(ranking.run_until(stop.cancelled_owned()))
+        });
+        Deployment {
+            redis_url,
+            prefix: prefix.to_owned(),
+            aggregate: Some(aggregate),
+            ingest,
+            ranking,
+        }
+    }
+
+    /// ingest's address.
+    pub fn ingest_addr(&self) -> SocketAddr {
+        self.ingest.addr
+    }
+
+    /// aggregate's address.
+    pub fn aggregate_addr(&self) -> SocketAddr {
+        self.aggregate.as_ref().map_or_else(|| local(0), |a| a.addr)
+    }
+
+    /// ranking's address.
+    pub fn ranking_addr(&self) -> SocketAddr {
+        self.ranking.addr
+    }
+
+    /// A client of ingest.
+    pub fn ingest(&self) -> IngestServiceClient<Channel> {
+        IngestServiceClient::new(lazy(self.ingest.addr))
+    }
+
+    /// A client of aggregate.
+    pub fn aggregate(&self) -> AggregateServiceClient<Channel> {
+        AggregateServiceClient::new(lazy(self.aggregate_addr()))
+    }
+
+    /// A client of ranking.
+    pub fn ranking(&self) -> RankingServiceClient<Channel> {
+        RankingServiceClient::new(lazy(self.ranking.addr))
+    }
+
+    /// Stops aggregate (draining it) and starts a new one on the same address, as a pod
+    /// restart would; ingest and ranking reconnect by themselves.
+    pub async fn restart_aggregate(&mut self) {
+        let old = self.aggregate.take().expect("aggregate is running");
+        let addr = old.addr;
+        old.stop().await;
+        self.aggregate = Some(start_aggregate(&self.redis_url, &self.prefix, addr).await);
+    }
+
+    /// Stops everything.
+    pub async fn stop(mut self) {
+        self.ingest.stop().await;
+        self.ranking.stop().await;
+        if let Some(aggregate) = self.aggregate.take() {
+            aggregate.stop().await;
+        }
+    }
+}
+
+fn lazy(addr: SocketAddr) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("valid url")
+        .connect_lazy()
+}
+
+/// A protobuf timestamp.
+pub fn ts(at: OffsetDateTime) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: at.unix_timestamp(),
+        nanos: 0,
+    })
+}
+
+/// A reception event of `agency` for its first demo procedure (`<agency>.p01`).
+pub fn received(event_id: &str, agency: &str, at: OffsetDateTime, online: bool) -> DossierEvent {
+    let channel = if online {
+        PbChannel::Online
+    } else {
+        PbChannel::InPerson
+    };
+    DossierEvent {
+        event_id: event_id.to_owned(),
+        agency_id: agency.to_owned(),
+        dossier_id: format!("HS-{event_id}"),
+        procedure_id: format!("{agency}.p01"),
+        occurred_at: ts(at),
+        kind: Some(Kind::Received(DossierReceived {
+            channel: channel.into(),
+            digitized: true,
+        })),
+    }
+}
+
+/// A resolution event, on time or not (by the due time).
+pub fn resolved(event_id: &str, agency: &str, at: OffsetDateTime, on_time: bool) -> DossierEvent {
+    let due = if on_time {
+        at + time::Duration::hours(1)
+    } else {
+        at - time::Duration::hours(1)
+    };
+    DossierEvent {
+        event_id: event_id.to_owned(),
+        agency_id: agency.to_owned(),
+        dossier_id: format!("HS-{event_id}"),
+        procedure_id: format!("{agency}.p01"),
+        occurred_at: ts(at),
+        kind: Some(Kind::Resolved(DossierResolved {
+            timeliness: Some(dossier_resolved::Timeliness::DueAt(
+                ts(due).unwrap_or_default(),
+            )),
+            result_electronic: false,
+        })),
+    }
+}

@@ -1,0 +1,614 @@
+//! The backbone, end to end: events through ingest, counted by aggregate in a real Redis,
+//! read back as counts, rates and rankings computed by hand.
+
+use std::time::Duration;
+
+use govpulse_e2e::{Deployment, RedisServer, received, resolved, ts};
+use govpulse_proto::{
+    aggregate::{GetAgencyMetricsRequest, GetAgencyMetricsResponse, GetBlockSnapshotRequest},
+    catalog::Block,
+    event::{DossierEvent, DossierReceived, EventOutcome, OutcomeStatus, dossier_event::Kind},
+    ingest::{StreamEventsRequest, SubmitEventsRequest},
+    ranking::{
+        GetRankingRequest, RankingQuery, WatchRankingRequest, WatchRankingResponse,
+        ranking_query::Selection, watch_ranking_response::Event,
+    },
+};
+use time::{Date, OffsetDateTime, macros::time};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+/// Noon (Vietnam time) two days ago: safely inside one Vietnam day and the horizon.
+fn two_days_ago_noon() -> OffsetDateTime {
+    let day: Date = (OffsetDateTime::now_utc().to_offset(govpulse_core::period::VIETNAM)
+        - time::Duration::days(2))
+    .date();
+    day.with_time(time!(12:00))
+        .assume_offset(govpulse_core::period::VIETNAM)
+}
+
+fn statuses(outcomes: &[EventOutcome]) -> Vec<OutcomeStatus> {
+    outcomes
+        .iter()
+        .map(|o| OutcomeStatus::try_from(o.status).expect("known status"))
+        .collect()
+}
+
+/// Hòa Bình 7 of 8 online, Quảng Ninh 3 of 4, Ninh Bình 1 of 2; plus resolutions.
+fn country_batch(at: OffsetDateTime) -> Vec<DossierEvent> {
+    let mut events = Vec::new();
+    for (agency, online, total) in [
+        ("hoa-binh", 7, 8),
+        ("quang-ninh", 3, 4),
+        ("ninh-binh", 1, 2),
+    ] {
+        for i in 0..total {
+            events.push(received(&format!("{agency}-r{i}"), agency, at, i < online));
+        }
+    }
+    events.push(resolved("hoa-binh-s1", "hoa-binh", at, true));
+    events.push(resolved("hoa-binh-s2", "hoa-binh", at, false));
+    events
+}
+
+async fn metrics(deployment: &Deployment, agency: &str, period: &str) -> GetAgencyMetricsResponse {
+    deployment
+        .aggregate()
+        .get_agency_metrics(GetAgencyMetricsRequest {
+            agency_id: agency.to_owned(),
+            period: period.to_owned(),
+        })
+        .await
+        .expect("metrics")
+        .into_inner()
+}
+
+fn rate(response: &GetAgencyMetricsResponse, metric: &str) -> Option<(u64, u64, String)> {
+    let value = response
+        .metrics
+        .iter()
+        .find(|m| m.metric == metric)
+        .expect("metric listed");
+    value
+        .rate
+        .as_ref()
+        .map(|r| (r.numerator, r.denominator, r.percent.clone()))
+}
+
+async fn submit(deployment: &Deployment, events: Vec<DossierEvent>) -> Vec<EventOutcome> {
+    deployment
+        .ingest()
+        .submit_events(SubmitEventsRequest { events })
+        .await
+        .expect("submit")
+        .into_inner()
+        .outcomes
+}
+
+async fn province_ranking(
+    deployment: &Deployment,
+    period: &str,
+    selection: Option<Selection>,
+) -> Vec<(u32, String, String)> {
+    let query = RankingQuery {
+        metric: "online-dossier-rate".into(),
+        block: Block::Province.into(),
+        period: period.into(),
+        selection,
+    };
+    let response = deployment
+        .ranking()
+        .get_ranking(GetRankingRequest { query: Some(query) })
+        .await
+        .expect("ranking")
+        .into_inner();
+    response
+        .rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.rank,
+                r.agency_id,
+                r.rate.map(|r| r.percent).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn events_flow_from_ingest_to_exact_counts_rates_and_ranking() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let mut deployment = Deployment::start(&redis, "flow").await;
+    let at = two_days_ago_noon();
+    let day = at.date().to_string();
+    let batch = country_batch(at);
+
+    let outcomes = submit(&deployment, batch.clone()).await;
+    assert_eq!(
+        statuses(&outcomes),
+        vec![OutcomeStatus::Accepted; batch.len()]
+    );
+
+    let hoa_binh = metrics(&deployment, "hoa-binh", &day).await;
+    let counters = hoa_binh.counters.expect("counters");
+    assert_eq!(
+        (
+            counters.received,
+            counters.received_online,
+            counters.received_in_person
+        ),
+        (8, 7, 1)
+    );
+    assert_eq!(
+        (
+            counters.resolved,
+            counters.resolved_on_time,
+            counters.digitized
+        ),
+        (2, 1, 8)
+    );
+    assert_eq!(
+        rate(&hoa_binh, "online-dossier-rate"),
+        Some((7, 8, "87.50".into()))
+    );
+    assert_eq!(
+        rate(&hoa_binh, "on-time-rate"),
+        Some((1, 2, "50.00".into()))
+    );
+    assert_eq!(
+        rate(&hoa_binh, "satisfaction-rate"),
+        None,
+        "no feedback is no data, not 0%"
+    );
+    // The same figures for the month and the year that contain the day.
+    let month = &day[..7];
+    assert_eq!(
+        rate(
+            &metrics(&deployment, "hoa-binh", month).await,
+            "online-dossier-rate"
+        ),
+        Some((7, 8, "87.50".into()))
+    );
+    assert_eq!(
+        rate(
+            &metrics(&deployment, "hoa-binh", &day[..4]).await,
+            "online-dossier-rate"
+        ),
+        Some((7, 8, "87.50".into()))
+    );
+
+    let top = province_ranking(&deployment, &day, Some(Selection::Top(3))).await;
+    assert_eq!(
+        top,
+        [
+            (1, "hoa-binh".to_owned(), "87.50".to_owned()),
+            (2, "quang-ninh".to_owned(), "75.00".to_owned()),
+            (3, "ninh-binh".to_owned(), "50.00".to_owned())
+        ]
+    );
+    let all = province_ranking(&deployment, &day, None).await;
+    assert_eq!(all.len(), 63, "every province is listed");
+    assert!(
+        all[3..]
+            .iter()
+            .all(|(rank, _, value)| *rank == 0 && value.is_empty()),
+        "the rest have no data"
+    );
+
+    // The same batch again, as a sender retrying after a timeout: nothing counted twice.
+    let again = submit(&deployment, batch.clone()).await;
+    assert_eq!(
+        statuses(&again),
+        vec![OutcomeStatus::Duplicate; batch.len()]
+    );
+    assert_eq!(
+        metrics(&deployment, "hoa-binh", &day).await.counters,
+        Some(counters)
+    );
+
+    // aggregate restarts: the counts and the memory of event ids are in Redis.
+    deployment.restart_aggregate().await;
+    assert_eq!(
+        metrics(&deployment, "hoa-binh", &day).await.counters,
+        Some(counters)
+    );
+    let after_restart = submit(
+        &deployment,
+        vec![
+            batch[0].clone(),
+            received("hoa-binh-new", "hoa-binh", at, false),
+        ],
+    )
+    .await;
+    assert_eq!(
+        statuses(&after_restart),
+        [OutcomeStatus::Duplicate, OutcomeStatus::Accepted]
+    );
+    assert_eq!(
+        rate(
+            &metrics(&deployment, "hoa-binh", &day).await,
+            "online-dossier-rate"
+        ),
+        Some((7, 9, "77.78".into()))
+    );
+    deployment.stop().await;
+}
+
+#[tokio::test]
+async fn counts_survive_a_restart_of_every_service() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let at = two_days_ago_noon();
+    let day = at.date().to_string();
+    let batch = country_batch(at);
+    let first = Deployment::start(&redis, "restart-all").await;
+    submit(&first, batch.clone()).await;
+    first.stop().await;
+
+    let second = Deployment::start(&redis, "restart-all").await;
+    let outcomes = submit(&second, batch.clone()).await;
+    assert_eq!(
+        statuses(&outcomes),
+        vec![OutcomeStatus::Duplicate; batch.len()]
+    );
+    let counters = metrics(&second, "quang-ninh", &day)
+        .await
+        .counters
+        .expect("counters");
+    assert_eq!((counters.received, counters.received_online), (4, 3));
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn bad_events_are_rejected_one_by_one_and_never_counted() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "bad").await;
+    let at = two_days_ago_noon();
+    let day = at.date().to_string();
+    let good = received("good-1", "hoa-binh", at, true);
+    let with = |f: fn(&mut DossierEvent)| {
+        let mut e = good.clone();
+        e.event_id = format!("bad-{}", rand_suffix(&e));
+        f(&mut e);
+        e
+    };
+    let batch = vec![
+        good.clone(),
+        with(|e| e.agency_id = "atlantis".into()),
+        with(|e| e.event_id.clear()),
+        with(|e| {
+            e.kind = Some(Kind::Received(DossierReceived {
+                channel: 9,
+                digitized: false,
+            }))
+        }),
+        with(|e| e.occurred_at = ts(OffsetDateTime::now_utc() + time::Duration::days(30))),
+        with(|e| e.procedure_id = "quang-ninh.p01".into()),
+        with(|e| e.kind = None),
+        with(|e| e.occurred_at = None),
+    ];
+    let outcomes = submit(&deployment, batch).await;
+    let summary: Vec<(OutcomeStatus, &str)> = outcomes
+        .iter()
+        .map(|o| {
+            (
+                OutcomeStatus::try_from(o.status).expect("known"),
+                o.field.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (OutcomeStatus::Accepted, ""),
+            (OutcomeStatus::Rejected, "events[1].agency_id"),
+            (OutcomeStatus::Rejected, "events[2].event_id"),
+            (OutcomeStatus::Rejected, "events[3].received.channel"),
+            (OutcomeStatus::Rejected, "events[4].occurred_at"),
+            (OutcomeStatus::Rejected, "events[5].procedure_id"),
+            (OutcomeStatus::Rejected, "events[6].kind"),
+            (OutcomeStatus::Rejected, "events[7].occurred_at"),
+        ]
+    );
+    assert!(
+        outcomes[1].reason.contains("unknown agency \"atlantis\""),
+        "{}",
+        outcomes[1].reason
+    );
+    assert_eq!(outcomes[2].reason, "must not be empty");
+    assert!(
+        outcomes[3].reason.contains("unknown channel 9"),
+        "{}",
+        outcomes[3].reason
+    );
+    assert!(
+        outcomes[4].reason.contains("ahead of the server clock"),
+        "{}",
+        outcomes[4].reason
+    );
+    assert!(
+        outcomes[5].reason.contains("belongs to quang-ninh"),
+        "{}",
+        outcomes[5].reason
+    );
+    let counters = metrics(&deployment, "hoa-binh", &day)
+        .await
+        .counters
+        .expect("counters");
+    assert_eq!(
+        (counters.received, counters.received_online),
+        (1, 1),
+        "only the valid event counted"
+    );
+    let quang_ninh = metrics(&deployment, "quang-ninh", &day)
+        .await
+        .counters
+        .expect("counters");
+    assert_eq!(quang_ninh.received, 0);
+    deployment.stop().await;
+}
+
+fn rand_suffix(e: &DossierEvent) -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    e.event_id.len() + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn an_oversized_batch_is_refused_whole_with_a_field_violation() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "oversized").await;
+    let at = two_days_ago_noon();
+    let events: Vec<DossierEvent> = (0..1001)
+        .map(|i| received(&format!("big-{i}"), "hoa-binh", at, true))
+        .collect();
+    let status = deployment
+        .ingest()
+        .submit_events(SubmitEventsRequest { events })
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status
+        .get_details_bad_request()
+        .expect("a google.rpc.BadRequest");
+    assert_eq!(details.field_violations[0].field, "events");
+    assert_eq!(
+        details.field_violations[0].description,
+        "has 1001 events; the limit is 1000: split the batch"
+    );
+    let counters = metrics(&deployment, "hoa-binh", &at.date().to_string())
+        .await
+        .counters
+        .expect("counters");
+    assert_eq!(
+        counters.received, 0,
+        "nothing of a refused batch is counted"
+    );
+    deployment.stop().await;
+}
+
+#[tokio::test]
+async fn stream_events_acknowledges_every_batch_in_order() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "stream").await;
+    let at = two_days_ago_noon();
+    let first: Vec<DossierEvent> = (0..10)
+        .map(|i| received(&format!("s-{i}"), "thanh-hoa", at, i % 2 == 0))
+        .collect();
+    let oversized: Vec<DossierEvent> = (0..1001)
+        .map(|i| received(&format!("o-{i}"), "thanh-hoa", at, true))
+        .collect();
+    let requests = vec![
+        StreamEventsRequest {
+            batch_id: 7,
+            events: first.clone(),
+        },
+        StreamEventsRequest {
+            batch_id: 8,
+            events: oversized,
+        },
+        StreamEventsRequest {
+            batch_id: 9,
+            events: first,
+        },
+    ];
+    let acks: Vec<_> = deployment
+        .ingest()
+        .stream_events(tokio_stream::iter(requests))
+        .await
+        .expect("stream opens")
+        .into_inner()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("every ack");
+    let tallies: Vec<(u64, u32, u32, u32)> = acks
+        .iter()
+        .map(|a| (a.batch_id, a.accepted, a.duplicate, a.rejected))
+        .collect();
+    assert_eq!(tallies, [(7, 10, 0, 0), (8, 0, 0, 1001), (9, 0, 10, 0)]);
+    assert_eq!(acks[1].outcomes[0].field, "events");
+    let counters = metrics(&deployment, "thanh-hoa", &at.date().to_string())
+        .await
+        .counters
+        .expect("counters");
+    assert_eq!((counters.received, counters.received_online), (10, 5));
+    deployment.stop().await;
+}
+
+#[tokio::test]
+async fn a_block_snapshot_lists_every_agency_of_the_block() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "snapshot").await;
+    let at = two_days_ago_noon();
+    submit(&deployment, country_batch(at)).await;
+    let snapshot = deployment
+        .aggregate()
+        .get_block_snapshot(GetBlockSnapshotRequest {
+            block: Block::Ministry.into(),
+            period: at.date().to_string(),
+        })
+        .await
+        .expect("snapshot")
+        .into_inner();
+    assert_eq!(snapshot.agencies.len(), 21);
+    assert!(
+        snapshot
+            .agencies
+            .iter()
+            .all(|a| a.counters.as_ref().is_some_and(|c| c.received == 0))
+    );
+    let status = deployment
+        .aggregate()
+        .get_block_snapshot(GetBlockSnapshotRequest {
+            block: 0,
+            period: "2026-13".into(),
+        })
+        .await
+        .expect_err("invalid");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        status
+            .get_details_bad_request()
+            .expect("details")
+            .field_violations[0]
+            .field,
+        "block"
+    );
+    deployment.stop().await;
+}
+
+#[tokio::test]
+async fn watch_ranking_sends_the_snapshot_then_each_change() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "watch").await;
+    let at = two_days_ago_noon();
+    let day = at.date().to_string();
+    submit(&deployment, country_batch(at)).await;
+    let query = RankingQuery {
+        metric: "online-dossier-rate".into(),
+        block: Block::Province.into(),
+        period: day,
+        selection: Some(Selection::Top(3)),
+    };
+    let mut stream = deployment
+        .ranking()
+        .watch_ranking(WatchRankingRequest { query: Some(query) })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = next(&mut stream).await;
+    let Some(Event::Snapshot(snapshot)) = first.event else {
+        panic!("a snapshot first, got {first:?}")
+    };
+    let ids: Vec<&str> = snapshot.rows.iter().map(|r| r.agency_id.as_str()).collect();
+    assert_eq!(ids, ["hoa-binh", "quang-ninh", "ninh-binh"]);
+    let complete = next(&mut stream).await;
+    assert!(matches!(complete.event, Some(Event::SnapshotComplete(_))));
+    assert_eq!(complete.revision, first.revision);
+
+    // Ninh Bình gets 5 more online dossiers: 6 of 7 = 85.71%, second place.
+    let sent = OffsetDateTime::now_utc();
+    let more: Vec<DossierEvent> = (0..5)
+        .map(|i| received(&format!("nb-more-{i}"), "ninh-binh", at, true))
+        .collect();
+    submit(&deployment, more).await;
+    let change = loop {
+        let message = next(&mut stream).await;
+        match message.event {
+            Some(Event::Heartbeat(_)) => assert_eq!(
+                message.revision, first.revision,
+                "heartbeats repeat the revision"
+            ),
+            Some(Event::Changes(changes)) => break (message.revision, changes),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let waited = OffsetDateTime::now_utc() - sent;
+    assert!(
+        waited < time::Duration::seconds(1),
+        "the change arrived after {waited}"
+    );
+    assert!(change.0 > first.revision, "revisions grow");
+    let moved: Vec<(&str, u32, u32)> = change
+        .1
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                c.row.as_ref().map_or("", |r| r.agency_id.as_str()),
+                c.previous_rank,
+                c.row.as_ref().map_or(0, |r| r.rank),
+            )
+        })
+        .collect();
+    assert_eq!(moved, [("ninh-binh", 3, 2), ("quang-ninh", 2, 3)]);
+    deployment.stop().await;
+}
+
+async fn next(stream: &mut tonic::Streaming<WatchRankingResponse>) -> WatchRankingResponse {
+    tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("a message within 5 s")
+        .expect("open")
+        .expect("ok")
+}
+
+#[tokio::test]
+async fn ranking_rejects_bad_queries_naming_the_field() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "queries").await;
+    let cases = [
+        (
+            RankingQuery {
+                metric: "online-rate".into(),
+                block: Block::Province.into(),
+                period: "2026".into(),
+                selection: None,
+            },
+            "query.metric",
+        ),
+        (
+            RankingQuery {
+                metric: "online-dossier-rate".into(),
+                block: 0,
+                period: "2026".into(),
+                selection: None,
+            },
+            "query.block",
+        ),
+        (
+            RankingQuery {
+                metric: "online-dossier-rate".into(),
+                block: Block::Province.into(),
+                period: "2026-Q5".into(),
+                selection: None,
+            },
+            "query.period",
+        ),
+        (
+            RankingQuery {
+                metric: "online-dossier-rate".into(),
+                block: Block::Province.into(),
+                period: "2026".into(),
+                selection: Some(Selection::Top(0)),
+            },
+            "query.top",
+        ),
+    ];
+    for (query, field) in cases {
+        let status = deployment
+            .ranking()
+            .get_ranking(GetRankingRequest { query: Some(query) })
+            .await
+            .expect_err("invalid");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status
+                .get_details_bad_request()
+                .expect("details")
+                .field_violations[0]
+                .field,
+            field
+        );
+    }
+    deployment.stop().await;
+}
