@@ -214,6 +214,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // `serve` is a server and logs like one; the other commands' output is the screen, and
+    // only warnings (such as a retry) belong beside it.
+    let default_filter = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    govpulse_common::telemetry::init_with_default("govpulse", default_filter);
     match cli.command {
         Command::Demo {
             stack,
@@ -221,13 +229,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             backfill,
             metric,
         } => {
-            // The screen is the demo's output; logs below warnings would scroll it away.
-            govpulse_common::telemetry::init_with_default("govpulse", "warn");
             let metric: Metric = metric.parse()?;
             live::demo(stack.config(), rate, backfill, metric).await?;
         }
         Command::Serve { stack } => {
-            govpulse_common::telemetry::init("govpulse");
             let stack = Stack::start(stack.config()).await?;
             println!("ingest     {}", stack.ingest);
             println!("aggregate  {}", stack.aggregate);

@@ -19,8 +19,13 @@ struct Serve {
 
 impl Serve {
     fn start() -> Serve {
+        Serve::on_ports(["0", "0", "0"])
+    }
+
+    fn on_ports(ports: [&str; 3]) -> Serve {
         let mut child = Command::new(GOVPULSE)
-            .args(["serve", "--ports", "0", "0", "0"])
+            .args(["serve", "--ports"])
+            .args(ports)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -210,6 +215,56 @@ fn submit_ranking_and_metrics_against_serve() {
         table.contains("satisfaction-rate") && table.contains("no data"),
         "{table}"
     );
+}
+
+#[test]
+fn submit_retries_the_batch_until_ingest_is_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+        .to_string();
+    let (at, day) = yesterday();
+    let file = write_file(
+        "retry",
+        &[event_line("late-1", "hoa-binh", &at, "CHANNEL_ONLINE")],
+    );
+    let submit = Command::new(GOVPULSE)
+        .args([
+            "submit",
+            file.to_str().expect("utf-8"),
+            "--ingest",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("submit starts");
+    // Nothing listens yet: submit is retrying. Then the services come up on that port.
+    std::thread::sleep(Duration::from_millis(1500));
+    let serve = Serve::on_ports([&port, "0", "0"]);
+    assert_eq!(serve.ingest, format!("http://127.0.0.1:{port}"));
+    let out = submit.wait_with_output().expect("submit ends");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "accepted 1, duplicate 0, rejected 0\n");
+    assert!(
+        text(&out.stderr).contains("retrying the batch"),
+        "the wait was visible: {}",
+        text(&out.stderr)
+    );
+    let metrics = govpulse(&[
+        "metrics",
+        "--agency",
+        "hoa-binh",
+        "--period",
+        &day,
+        "--json",
+        "--aggregate",
+        &serve.aggregate,
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&metrics.stdout).expect("json");
+    assert_eq!(value["counters"]["received"], "1");
 }
 
 #[test]

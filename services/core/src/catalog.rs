@@ -341,7 +341,11 @@ impl CatalogBuilder {
                 let f = facts.entry(holder.clone()).or_default();
                 f.online_services += u64::from(procedure.provision.is_online());
                 f.full_online += u64::from(procedure.provision == Provision::Full);
-                f.eligible_full_online += u64::from(procedure.eligible_full_online);
+                // A procedure provided full-process online is eligible for it, whatever the
+                // row says, so the provision rate never exceeds 100%.
+                f.eligible_full_online += u64::from(
+                    procedure.eligible_full_online || procedure.provision == Provision::Full,
+                );
             }
             procedures.insert(procedure.id.clone(), procedure);
         }
@@ -447,7 +451,8 @@ mod tests {
     const MINISTRIES: &str = "id,name_en\nmof,Ministry of Finance\n";
     const UNITS: &str = "id,name,parent_id\nhn-dept,Sở A,ha-noi\nhn-ward,Phường B,hn-dept\n";
     const PROCEDURES: &str = "id,agency_id,name,provision,eligible_full_online\n\
-        p1,ha-noi,Birth,full,true\np2,hn-dept,Permit,partial,true\np3,mof,Tax,info,false\n";
+        p1,ha-noi,Birth,full,true\np2,hn-dept,Permit,partial,true\np3,mof,Tax,info,false\n\
+        p4,mof,Customs,full,false\n";
 
     fn catalog() -> Catalog {
         Catalog::builder()
@@ -511,10 +516,11 @@ mod tests {
         assert_eq!(
             c.provision_facts(&id("mof")),
             ProvisionFacts {
-                online_services: 0,
-                full_online: 0,
-                eligible_full_online: 0
-            }
+                online_services: 1,
+                full_online: 1,
+                eligible_full_online: 1
+            },
+            "a full procedure counts as eligible even when its row says otherwise"
         );
     }
 
