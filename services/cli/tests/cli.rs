@@ -48,6 +48,23 @@ impl Serve {
     }
 }
 
+impl Serve {
+    /// `govpulse metrics --json` of one agency and period.
+    fn metrics_json(&self, agency: &str, period: &str) -> serde_json::Value {
+        let out = govpulse(&[
+            "metrics",
+            "--agency",
+            agency,
+            "--period",
+            period,
+            "--json",
+            "--aggregate",
+            &self.aggregate,
+        ]);
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -180,17 +197,7 @@ fn submit_ranking_and_metrics_against_serve() {
     assert_eq!(value["rows"][0]["agencyId"], "quang-ninh");
     assert_eq!(value["rankedCount"], 2);
 
-    let metrics = govpulse(&[
-        "metrics",
-        "--agency",
-        "hoa-binh",
-        "--period",
-        &day,
-        "--json",
-        "--aggregate",
-        &serve.aggregate,
-    ]);
-    let value: serde_json::Value = serde_json::from_slice(&metrics.stdout).expect("json");
+    let value = serve.metrics_json("hoa-binh", &day);
     assert_eq!(
         value["counters"]["received"], "4",
         "uint64 is a string in the JSON mapping"
@@ -253,17 +260,7 @@ fn submit_retries_the_batch_until_ingest_is_up() {
         "the wait was visible: {}",
         text(&out.stderr)
     );
-    let metrics = govpulse(&[
-        "metrics",
-        "--agency",
-        "hoa-binh",
-        "--period",
-        &day,
-        "--json",
-        "--aggregate",
-        &serve.aggregate,
-    ]);
-    let value: serde_json::Value = serde_json::from_slice(&metrics.stdout).expect("json");
+    let value = serve.metrics_json("hoa-binh", &day);
     assert_eq!(value["counters"]["received"], "1");
 }
 
@@ -288,17 +285,7 @@ fn malformed_json_is_refused_before_anything_is_sent() {
     let err = text(&out.stderr);
     assert!(err.contains("line 2: not a DossierEvent in JSON"), "{err}");
     assert!(err.contains("nothing sent"), "{err}");
-    let metrics = govpulse(&[
-        "metrics",
-        "--agency",
-        "hoa-binh",
-        "--period",
-        &day,
-        "--json",
-        "--aggregate",
-        &serve.aggregate,
-    ]);
-    let value: serde_json::Value = serde_json::from_slice(&metrics.stdout).expect("json");
+    let value = serve.metrics_json("hoa-binh", &day);
     assert!(
         value["counters"]["received"].is_null(),
         "nothing counted (zero is omitted in JSON): {value}"
