@@ -3,6 +3,7 @@
 //! tonic, no Redis: everything here takes its inputs (including `now`) as arguments.
 
 pub mod catalog;
+pub mod compare;
 pub mod counters;
 pub mod event;
 pub mod ids;
@@ -11,6 +12,8 @@ pub mod period;
 pub mod policy;
 pub mod ranking;
 pub mod rate;
+pub mod summary;
+pub mod targets;
 
 pub use catalog::{
     Agency, Block, Catalog, CatalogBuilder, CatalogError, Procedure, Provision, ProvisionFacts,

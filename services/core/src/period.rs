@@ -43,6 +43,28 @@ impl Bucket {
         ]
     }
 
+    /// The bucket as people write it: `2026-08-15`, `2026-08`, `2026-Q3`, `2026`.
+    pub fn label(self) -> String {
+        match self {
+            Bucket::Day(d) => d.to_string(),
+            Bucket::Month(y, m) => format!("{y:04}-{m:02}"),
+            Bucket::Quarter(y, q) => format!("{y:04}-Q{q}"),
+            Bucket::Year(y) => format!("{y:04}"),
+        }
+    }
+
+    /// The bucket of the same kind just before this one.
+    pub fn previous(self) -> Bucket {
+        match self {
+            Bucket::Day(d) => Bucket::Day(d.previous_day().unwrap_or(d)),
+            Bucket::Month(y, 1) => Bucket::Month(y - 1, 12),
+            Bucket::Month(y, m) => Bucket::Month(y, m - 1),
+            Bucket::Quarter(y, 1) => Bucket::Quarter(y - 1, 4),
+            Bucket::Quarter(y, q) => Bucket::Quarter(y, q - 1),
+            Bucket::Year(y) => Bucket::Year(y - 1),
+        }
+    }
+
     /// The first day of the bucket.
     pub fn first_day(self) -> Date {
         match self {
@@ -79,6 +101,16 @@ impl fmt::Display for Bucket {
             Bucket::Quarter(y, q) => write!(f, "q{y:04}{q}"),
             Bucket::Year(y) => write!(f, "y{y:04}"),
         }
+    }
+}
+
+/// The position of a bucket's kind in [`Bucket::containing`]'s answer.
+fn bucket_rank(bucket: Bucket) -> usize {
+    match bucket {
+        Bucket::Day(_) => 0,
+        Bucket::Month(..) => 1,
+        Bucket::Quarter(..) => 2,
+        Bucket::Year(_) => 3,
     }
 }
 
@@ -160,9 +192,53 @@ impl Period {
     /// The period covering exactly one bucket.
     pub fn of_bucket(bucket: Bucket) -> Self {
         Self {
-            expression: bucket.to_string(),
+            expression: bucket.label(),
             first: bucket.first_day(),
             last: bucket.last_day(),
+        }
+    }
+
+    /// The days `first..=last`, written as a range.
+    pub fn from_days(first: Date, last: Date) -> Self {
+        Self {
+            expression: format!("{first}..{last}"),
+            first,
+            last,
+        }
+    }
+
+    /// The same days one year earlier ("the same period of last year"); 29 February
+    /// becomes 28 February.
+    pub fn same_period_last_year(&self) -> Period {
+        let shift = |d: Date| {
+            Date::from_calendar_date(d.year() - 1, d.month(), d.day())
+                .or_else(|_| Date::from_calendar_date(d.year() - 1, d.month(), d.day() - 1))
+                .unwrap_or(d)
+        };
+        let (first, last) = (shift(self.first), shift(self.last));
+        match self.as_bucket() {
+            None => Period::from_days(first, last),
+            Some(bucket) => Period::of_bucket(Bucket::containing(first)[bucket_rank(bucket)]),
+        }
+    }
+
+    /// The period just before, of the same kind: the previous day, month, quarter or year
+    /// for a calendar period; the same number of days just before for any other range.
+    pub fn previous(&self) -> Period {
+        match self.as_bucket() {
+            Some(bucket) => Period::of_bucket(bucket.previous()),
+            None => {
+                let days = self.last - self.first + time::Duration::days(1);
+                Period::from_days(self.first - days, self.first - time::Duration::days(1))
+            }
+        }
+    }
+
+    /// The one bucket whose days are exactly the period's, if there is one.
+    pub fn as_bucket(&self) -> Option<Bucket> {
+        match self.cover().as_slice() {
+            [only] => Some(*only),
+            _ => None,
         }
     }
 
@@ -409,7 +485,50 @@ mod tests {
         );
     }
 
+    #[test]
+    fn comparisons_shift_to_last_year_and_to_the_period_before() {
+        let cases = [
+            (
+                "2022-01-01..2022-08-31",
+                "2021-01-01..2021-08-31",
+                "2021-05-03..2021-12-31",
+            ),
+            ("2026-08", "2025-08", "2026-07"),
+            ("2026-01", "2025-01", "2025-12"),
+            ("2026-Q1", "2025-Q1", "2025-Q4"),
+            ("2026", "2025", "2025"),
+            ("2026-03-01", "2025-03-01", "2026-02-28"),
+            ("2024-02", "2023-02", "2024-01"),
+            ("2024-02-29", "2023-02-28", "2024-02-28"),
+            ("ytd", "2025-01-01..2025-08-20", "2025-05-14..2025-12-31"),
+        ];
+        for (expr, last_year, previous) in cases {
+            let p = parse(expr);
+            assert_eq!(p.same_period_last_year().expression(), last_year, "{expr}");
+            assert_eq!(p.previous().expression(), previous, "{expr}");
+        }
+        let feb = parse("2024-02").same_period_last_year();
+        assert_eq!(
+            (feb.first_day(), feb.last_day()),
+            (date!(2023 - 02 - 01), date!(2023 - 02 - 28))
+        );
+    }
+
     proptest! {
+        /// The period before has as many days as the period (for ranges) and ends the day
+        /// before it starts.
+        #[test]
+        fn the_previous_range_is_adjacent_and_as_long(start in 0i32..3000, len in 1i32..400) {
+            let first = date!(2020 - 01 - 02) + time::Duration::days(i64::from(start));
+            let last = first + time::Duration::days(i64::from(len));
+            let period = Period::parse(&format!("{first}..{last}"), TODAY).expect("valid range");
+            let previous = period.previous();
+            prop_assert_eq!(previous.last_day().next_day(), Some(first));
+            if period.as_bucket().is_none() {
+                prop_assert_eq!(previous.last_day() - previous.first_day(), last - first);
+            }
+        }
+
         /// The cover of any range holds every day of the range exactly once, and nothing else.
         #[test]
         fn cover_is_an_exact_partition(start in 0i32..3000, len in 0i32..1200) {
