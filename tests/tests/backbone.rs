@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use govpulse_e2e::{Deployment, RedisServer, received, resolved, ts};
 use govpulse_proto::{
-    aggregate::{GetAgencyMetricsRequest, GetAgencyMetricsResponse, GetBlockSnapshotRequest},
+    aggregate::{GetBlockSnapshotRequest, GetMetricsRequest, GetMetricsResponse},
     catalog::Block,
     event::{DossierEvent, DossierReceived, EventOutcome, OutcomeStatus, dossier_event::Kind},
     ingest::{StreamEventsRequest, SubmitEventsRequest},
@@ -52,19 +52,20 @@ fn country_batch(at: OffsetDateTime) -> Vec<DossierEvent> {
     events
 }
 
-async fn metrics(deployment: &Deployment, agency: &str, period: &str) -> GetAgencyMetricsResponse {
+async fn metrics(deployment: &Deployment, agency: &str, period: &str) -> GetMetricsResponse {
     deployment
         .aggregate()
-        .get_agency_metrics(GetAgencyMetricsRequest {
+        .get_metrics(GetMetricsRequest {
             agency_id: agency.to_owned(),
             period: period.to_owned(),
+            metrics: vec![],
         })
         .await
         .expect("metrics")
         .into_inner()
 }
 
-fn rate(response: &GetAgencyMetricsResponse, metric: &str) -> Option<(u64, u64, String)> {
+fn rate(response: &GetMetricsResponse, metric: &str) -> Option<(u64, u64, String)> {
     let value = response
         .metrics
         .iter()

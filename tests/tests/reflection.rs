@@ -99,7 +99,7 @@ async fn grpcurl_lists_describes_and_calls_every_service() {
 
     let metrics = call(
         &aggregate,
-        "govpulse.aggregate.v1.AggregateService/GetAgencyMetrics",
+        "govpulse.aggregate.v1.AggregateService/GetMetrics",
         r#"{"agencyId":"hoa-binh","period":"ytd"}"#,
     )
     .await;

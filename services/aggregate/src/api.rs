@@ -12,14 +12,21 @@ use govpulse_common::{
         rejected,
     },
     decode_event,
+    targets_file::LiveTargets,
 };
 use govpulse_core::{
-    AcceptancePolicy, AgencyId, Block, Catalog, Counters, Metric, Period, period::vietnam_day,
+    AcceptancePolicy, AgencyId, Block, Catalog, Counters, Metric, Period, Rate,
+    compare::Comparison,
+    period::vietnam_day,
+    summary::{mean_text, summarize},
+    targets::Verdict,
 };
 use govpulse_proto::aggregate::{
-    AgencyCounters, ApplyEventsRequest, ApplyEventsResponse, GetAgencyMetricsRequest,
-    GetAgencyMetricsResponse, GetBlockSnapshotRequest, GetBlockSnapshotResponse, MetricValue,
-    WatchChangesRequest, WatchChangesResponse, aggregate_service_server::AggregateService,
+    AgencyCounters, AgencyMetric, ApplyEventsRequest, ApplyEventsResponse, Change,
+    GetBlockMetricsRequest, GetBlockMetricsResponse, GetBlockSnapshotRequest,
+    GetBlockSnapshotResponse, GetMetricsRequest, GetMetricsResponse, MetricReport, Summary,
+    TargetStanding, WatchChangesRequest, WatchChangesResponse,
+    aggregate_service_server::AggregateService, get_block_metrics_request::Scope,
 };
 use govpulse_store::{AgencyKey, Applied, CounterStore, EventWrite};
 use time::OffsetDateTime;
@@ -47,6 +54,7 @@ pub struct AggregateApi {
     catalog: Arc<Catalog>,
     store: Arc<dyn CounterStore>,
     policy: AcceptancePolicy,
+    targets: LiveTargets,
     changes: broadcast::Sender<WatchChangesResponse>,
     sequence: Arc<Mutex<u64>>,
     stopping: CancellationToken,
@@ -58,6 +66,7 @@ impl AggregateApi {
         catalog: Arc<Catalog>,
         store: Arc<dyn CounterStore>,
         policy: AcceptancePolicy,
+        targets: LiveTargets,
         stopping: CancellationToken,
     ) -> Self {
         let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
@@ -65,6 +74,7 @@ impl AggregateApi {
             catalog,
             store,
             policy,
+            targets,
             changes,
             sequence: Arc::default(),
             stopping,
@@ -182,37 +192,177 @@ impl AggregateApi {
         Ok(self.store.read(&keys, &period.cover()).await?)
     }
 
-    async fn agency_metrics(
+    fn agency(&self, field: &'static str, raw: &str) -> Result<&govpulse_core::Agency, Error> {
+        self.catalog
+            .agency_by_str(raw)
+            .ok_or_else(|| Error::invalid(field, format!("unknown agency {raw:?}")))
+    }
+
+    fn verdict(
         &self,
-        request: GetAgencyMetricsRequest,
-    ) -> Result<GetAgencyMetricsResponse, Error> {
-        let agency = self
-            .catalog
-            .agency_by_str(&request.agency_id)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "agency_id",
-                    format!("unknown agency {:?}", request.agency_id),
-                )
-            })?;
+        agency: &AgencyId,
+        metric: Metric,
+        period: &Period,
+        rate: Option<Rate>,
+    ) -> Option<Verdict> {
+        self.targets.get().verdict(
+            &self.catalog,
+            agency,
+            metric,
+            period.last_day().year(),
+            rate,
+        )
+    }
+
+    async fn metrics(&self, request: GetMetricsRequest) -> Result<GetMetricsResponse, Error> {
+        let agency = self.agency("agency_id", &request.agency_id)?;
         let period = self.period(&request.period)?;
-        let counters = self
-            .read(std::slice::from_ref(&agency.id), &period)
-            .await?
-            .remove(0);
+        let metrics: Vec<Metric> = if request.metrics.is_empty() {
+            Metric::ALL.to_vec()
+        } else {
+            request
+                .metrics
+                .iter()
+                .map(|m| {
+                    m.parse()
+                        .map_err(|e: govpulse_core::metric::UnknownMetric| {
+                            Error::invalid("metrics", e.to_string())
+                        })
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let (last_year, previous) = (period.same_period_last_year(), period.previous());
+        let ids = std::slice::from_ref(&agency.id);
+        let [now, then, before] = [&period, &last_year, &previous];
+        let (now, then, before) = (
+            self.read(ids, now).await?[0],
+            self.read(ids, then).await?[0],
+            self.read(ids, before).await?[0],
+        );
         let facts = self.catalog.provision_facts(&agency.id);
-        let metrics = Metric::ALL
+        let metrics = metrics
             .into_iter()
-            .map(|m| MetricValue {
-                metric: m.name().to_owned(),
-                rate: m.rate(&counters, &facts).map(rate_to_proto),
+            .map(|metric| {
+                let [rate, last_year_rate, previous_rate] =
+                    [now, then, before].map(|c| metric.rate(&c, &facts));
+                MetricReport {
+                    metric: metric.name().to_owned(),
+                    rate: rate.map(rate_to_proto),
+                    same_period_last_year: last_year_rate.map(rate_to_proto),
+                    previous_period: previous_rate.map(rate_to_proto),
+                    change_from_last_year: change(rate, last_year_rate),
+                    change_from_previous_period: change(rate, previous_rate),
+                    target: self
+                        .verdict(&agency.id, metric, &period, rate)
+                        .map(standing),
+                }
             })
             .collect();
-        Ok(GetAgencyMetricsResponse {
+        Ok(GetMetricsResponse {
             agency: Some(agency_to_proto(agency)),
             period: Some(period_to_proto(&period)),
-            counters: Some(counters_to_proto(&counters)),
+            same_period_last_year: Some(period_to_proto(&last_year)),
+            previous_period: Some(period_to_proto(&previous)),
+            counters: Some(counters_to_proto(&now)),
             metrics,
+        })
+    }
+
+    async fn block_metrics(
+        &self,
+        request: GetBlockMetricsRequest,
+    ) -> Result<GetBlockMetricsResponse, Error> {
+        let members: Vec<&govpulse_core::Agency> = match request.scope {
+            None => {
+                return Err(Error::invalid(
+                    "scope",
+                    "one of block, parent_id or nation is required",
+                ));
+            }
+            Some(Scope::Block(value)) => {
+                let block = govpulse_common::convert::block_from_proto(value).ok_or_else(|| {
+                    Error::invalid("block", "is required: BLOCK_MINISTRY or BLOCK_PROVINCE")
+                })?;
+                self.catalog.block_members(block).collect()
+            }
+            Some(Scope::ParentId(parent)) => self
+                .catalog
+                .children(&self.agency("parent_id", &parent)?.id),
+            Some(Scope::Nation(_)) => self
+                .catalog
+                .agencies()
+                .filter(|a| a.parent.is_none())
+                .collect(),
+        };
+        let metric: Metric =
+            request
+                .metric
+                .parse()
+                .map_err(|e: govpulse_core::metric::UnknownMetric| {
+                    Error::invalid("metric", e.to_string())
+                })?;
+        let period = self.period(&request.period)?;
+        let last_year = period.same_period_last_year();
+        let ids: Vec<AgencyId> = members.iter().map(|a| a.id.clone()).collect();
+        let (now, then) = (
+            self.read(&ids, &period).await?,
+            self.read(&ids, &last_year).await?,
+        );
+        let fractions = |counters: &[Counters]| -> Vec<(u64, u64)> {
+            members
+                .iter()
+                .zip(counters)
+                .map(|(a, c)| metric.fraction(c, &self.catalog.provision_facts(&a.id)))
+                .collect()
+        };
+        let (fractions_now, fractions_then) = (fractions(&now), fractions(&then));
+        let verdicts: Vec<Option<Verdict>> = members
+            .iter()
+            .zip(&fractions_now)
+            .map(|(a, (n, d))| self.verdict(&a.id, metric, &period, Rate::new(*n, *d)))
+            .collect();
+        let agencies = members
+            .iter()
+            .zip(fractions_now.iter().zip(&fractions_then))
+            .zip(&verdicts)
+            .map(|((agency, (now, then)), verdict)| {
+                let (rate, last_year_rate) = (Rate::new(now.0, now.1), Rate::new(then.0, then.1));
+                AgencyMetric {
+                    agency_id: agency.id.to_string(),
+                    agency_name: agency.name.clone(),
+                    rate: rate.map(rate_to_proto),
+                    same_period_last_year: last_year_rate.map(rate_to_proto),
+                    change_from_last_year: change(rate, last_year_rate),
+                    target: verdict.clone().map(standing),
+                }
+            })
+            .collect();
+        let summary_now = summarize(fractions_now.iter().copied());
+        let summary_then = summarize(fractions_then.iter().copied());
+        let with_target = verdicts.iter().flatten().count();
+        let meeting = verdicts
+            .iter()
+            .flatten()
+            .filter(|v| v.met == Some(true))
+            .count();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let to_proto =
+            |s: &govpulse_core::summary::Summary, with_target: usize, meeting: usize| Summary {
+                pooled: s.pooled.map(rate_to_proto),
+                mean_percent: s.mean_percent.map(mean_text).unwrap_or_default(),
+                agencies: count(s.with_data + s.without_data),
+                agencies_without_data: count(s.without_data),
+                agencies_with_target: count(with_target),
+                agencies_meeting_target: count(meeting),
+            };
+        Ok(GetBlockMetricsResponse {
+            period: Some(period_to_proto(&period)),
+            same_period_last_year: Some(period_to_proto(&last_year)),
+            agencies,
+            pooled_change_from_last_year: change(summary_now.pooled, summary_then.pooled),
+            summary: Some(to_proto(&summary_now, with_target, meeting)),
+            // Targets are per year; last year's standing is not reported here.
+            summary_same_period_last_year: Some(to_proto(&summary_then, 0, 0)),
         })
     }
 
@@ -246,6 +396,31 @@ impl AggregateApi {
     }
 }
 
+/// A value against another, when both have data.
+fn change(current: Option<Rate>, other: Option<Rate>) -> Option<Change> {
+    let comparison = Comparison {
+        current: current?,
+        other: other?,
+    };
+    Some(Change {
+        ratio: comparison
+            .ratio()
+            .map(|r| r.two_decimals())
+            .unwrap_or_default(),
+        points: comparison.change_points(),
+    })
+}
+
+/// A target verdict as a message.
+fn standing(verdict: Verdict) -> TargetStanding {
+    TargetStanding {
+        target_percent: verdict.target.percent(),
+        applies_to: verdict.target.scope_text(),
+        met: verdict.met,
+        gap_points: verdict.gap_points.unwrap_or_default(),
+    }
+}
+
 type ChangeStream = Pin<Box<dyn Stream<Item = Result<WatchChangesResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -257,12 +432,19 @@ impl AggregateService for AggregateApi {
         Ok(Response::new(self.apply(request.into_inner()).await?))
     }
 
-    async fn get_agency_metrics(
+    async fn get_metrics(
         &self,
-        request: Request<GetAgencyMetricsRequest>,
-    ) -> Result<Response<GetAgencyMetricsResponse>, Status> {
+        request: Request<GetMetricsRequest>,
+    ) -> Result<Response<GetMetricsResponse>, Status> {
+        Ok(Response::new(self.metrics(request.into_inner()).await?))
+    }
+
+    async fn get_block_metrics(
+        &self,
+        request: Request<GetBlockMetricsRequest>,
+    ) -> Result<Response<GetBlockMetricsResponse>, Status> {
         Ok(Response::new(
-            self.agency_metrics(request.into_inner()).await?,
+            self.block_metrics(request.into_inner()).await?,
         ))
     }
 

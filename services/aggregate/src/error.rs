@@ -17,6 +17,9 @@ pub enum Error {
     /// Start-up: the catalog could not be loaded.
     #[error(transparent)]
     Catalog(#[from] LoadError),
+    /// Start-up: the targets file could not be loaded.
+    #[error(transparent)]
+    Targets(#[from] govpulse_common::targets_file::TargetsLoadError),
     /// Start-up or serving failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
@@ -40,6 +43,7 @@ impl From<Error> for Status {
                 Status::unavailable(format!("counter store unavailable: {e}"))
             }
             Error::Catalog(e) => Status::internal(e.to_string()),
+            Error::Targets(e) => Status::internal(e.to_string()),
             Error::Serve(e) => Status::internal(e.to_string()),
         }
     }

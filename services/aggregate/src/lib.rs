@@ -5,9 +5,9 @@
 mod api;
 mod error;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use govpulse_common::{catalog_service::CatalogApi, server};
+use govpulse_common::{catalog_service::CatalogApi, server, targets_file::LiveTargets};
 use govpulse_core::{AcceptancePolicy, Catalog};
 use govpulse_proto::{
     aggregate::aggregate_service_server::AggregateServiceServer,
@@ -46,6 +46,13 @@ pub struct Config {
     /// Folder with the catalog CSV files; the built-in catalog when unset.
     #[arg(long, env = "GOVPULSE_CATALOG_DIR")]
     pub catalog_dir: Option<PathBuf>,
+    /// TOML file of targets (see deploy/config/targets.toml), reloaded when it changes; the
+    /// built-in targets when unset.
+    #[arg(long, env = "GOVPULSE_TARGETS")]
+    pub targets: Option<PathBuf>,
+    /// How often to check the targets file for changes.
+    #[arg(long, env = "GOVPULSE_TARGETS_RELOAD_MS", default_value_t = 10_000)]
+    pub targets_reload_ms: u64,
     /// Events older than this many days are refused; their ids are remembered this long.
     #[arg(long, env = "GOVPULSE_HORIZON_DAYS", default_value_t = 400)]
     pub horizon_days: u16,
@@ -59,6 +66,8 @@ impl Config {
             store: "memory".to_owned(),
             key_prefix: "gp".to_owned(),
             catalog_dir: None,
+            targets: None,
+            targets_reload_ms: 10_000,
             horizon_days: 400,
         }
     }
@@ -78,6 +87,8 @@ pub struct Server {
     listener: TcpListener,
     api: AggregateApi,
     catalog: Arc<Catalog>,
+    targets: LiveTargets,
+    reload_every: Duration,
     stopping: CancellationToken,
 }
 
@@ -105,16 +116,26 @@ impl Server {
         catalog: Arc<Catalog>,
         store: Arc<dyn CounterStore>,
     ) -> Result<Self, Error> {
+        let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
         let listener = server::bind(config.listen).await?;
         let stopping = CancellationToken::new();
-        let api = AggregateApi::new(catalog.clone(), store, config.policy(), stopping.clone());
+        let api = AggregateApi::new(
+            catalog.clone(),
+            store,
+            config.policy(),
+            targets.clone(),
+            stopping.clone(),
+        );
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, store = store_kind(&config.store), "aggregate bound");
         }
+        let reload_every = Duration::from_millis(config.targets_reload_ms.max(100));
         Ok(Self {
             listener,
             api,
             catalog,
+            targets,
+            reload_every,
             stopping,
         })
     }
@@ -131,6 +152,11 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        tokio::spawn(self.targets.watch(
+            self.catalog.clone(),
+            self.reload_every,
+            self.stopping.clone(),
+        ));
         let routes = Routes::new(AggregateServiceServer::new(self.api))
             .add_service(CatalogApi::server(self.catalog));
         let served = [

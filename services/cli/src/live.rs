@@ -10,7 +10,9 @@ use std::{
 use backon::{BackoffBuilder, ExponentialBuilder};
 use govpulse_core::{Metric, period::vietnam_day};
 use govpulse_proto::{
-    aggregate::GetAgencyMetricsResponse,
+    aggregate::{
+        Change, GetBlockMetricsResponse, GetMetricsResponse, PeriodRange, Rate, TargetStanding,
+    },
     catalog::Block as PbBlock,
     ranking::{
         RankingQuery, WatchRankingRequest, ranking_query::Selection,
@@ -256,26 +258,136 @@ fn block_name(block: i32) -> &'static str {
     }
 }
 
+fn rate_text(rate: Option<&Rate>) -> String {
+    rate.map_or_else(
+        || "no data".to_owned(),
+        |r| format!("{}% ({}/{})", r.percent, r.numerator, r.denominator),
+    )
+}
+
+fn change_text(change: Option<&Change>) -> String {
+    change.map_or_else(String::new, |c| {
+        let ratio = if c.ratio.is_empty() {
+            String::new()
+        } else {
+            format!("×{} ", c.ratio)
+        };
+        format!("{ratio}{} pts", c.points)
+    })
+}
+
+fn target_text(target: Option<&TargetStanding>) -> String {
+    target.map_or_else(String::new, |t| {
+        let verdict = match t.met {
+            Some(true) => format!("met ({} pts)", t.gap_points),
+            Some(false) => format!("not met ({} pts)", t.gap_points),
+            None => "no data".to_owned(),
+        };
+        format!("target {}% ({}): {verdict}", t.target_percent, t.applies_to)
+    })
+}
+
+fn days(period: Option<&PeriodRange>) -> String {
+    period.map_or_else(String::new, |p| format!("{}..{}", p.first_day, p.last_day))
+}
+
 /// One agency's metrics as a table.
-pub fn metrics_table(response: &GetAgencyMetricsResponse) -> String {
+pub fn metrics_table(response: &GetMetricsResponse) -> String {
     let mut out = String::new();
     let name = response
         .agency
         .as_ref()
         .map(|a| format!("{} ({})", a.name, a.id))
         .unwrap_or_default();
-    let period = response
-        .period
-        .as_ref()
-        .map(|p| format!("{} = {}..{}", p.expression, p.first_day, p.last_day))
-        .unwrap_or_default();
-    let _ = writeln!(out, "{name}, {period}");
+    let _ = writeln!(
+        out,
+        "{name}, {} = {}; last year {}; previous {}",
+        response
+            .period
+            .as_ref()
+            .map(|p| p.expression.as_str())
+            .unwrap_or_default(),
+        days(response.period.as_ref()),
+        days(response.same_period_last_year.as_ref()),
+        days(response.previous_period.as_ref()),
+    );
     for m in &response.metrics {
-        let value = match &m.rate {
-            Some(r) => format!("{:>7}%  {}/{}", r.percent, r.numerator, r.denominator),
-            None => "no data".to_owned(),
+        let _ = writeln!(out, "  {:<30} {}", m.metric, rate_text(m.rate.as_ref()));
+        let mut details = Vec::new();
+        if let Some(last) = &m.same_period_last_year {
+            details.push(format!(
+                "last year {}% {}",
+                last.percent,
+                change_text(m.change_from_last_year.as_ref())
+            ));
+        }
+        if let Some(previous) = &m.previous_period {
+            details.push(format!(
+                "previous {}% {}",
+                previous.percent,
+                change_text(m.change_from_previous_period.as_ref())
+            ));
+        }
+        let target = target_text(m.target.as_ref());
+        if !target.is_empty() {
+            details.push(target);
+        }
+        if !details.is_empty() {
+            let _ = writeln!(out, "  {:<30}   {}", "", details.join(" · "));
+        }
+    }
+    out
+}
+
+/// One metric over several agencies, with the summary.
+pub fn block_metrics_table(metric: &str, response: &GetBlockMetricsResponse) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{metric}, {} (last year {})",
+        days(response.period.as_ref()),
+        days(response.same_period_last_year.as_ref())
+    );
+    let width = response
+        .agencies
+        .iter()
+        .map(|a| a.agency_name.chars().count())
+        .max()
+        .unwrap_or(6);
+    for a in &response.agencies {
+        let pad = width.saturating_sub(a.agency_name.chars().count());
+        let _ = writeln!(
+            out,
+            "  {}{}  {:<26} {:<26} {}",
+            a.agency_name,
+            " ".repeat(pad),
+            rate_text(a.rate.as_ref()),
+            change_text(a.change_from_last_year.as_ref()),
+            target_text(a.target.as_ref())
+        );
+    }
+    if let Some(s) = &response.summary {
+        let mean = if s.mean_percent.is_empty() {
+            "no data".to_owned()
+        } else {
+            format!("{}%", s.mean_percent)
         };
-        let _ = writeln!(out, "  {:<30} {value}", m.metric);
+        let _ = writeln!(
+            out,
+            "pooled {} · mean of agencies {mean} · {} agencies, {} without data · {} of {} with a target meet it",
+            rate_text(s.pooled.as_ref()),
+            s.agencies,
+            s.agencies_without_data,
+            s.agencies_meeting_target,
+            s.agencies_with_target
+        );
+    }
+    if let Some(change) = &response.pooled_change_from_last_year {
+        let _ = writeln!(
+            out,
+            "pooled against the same period last year: {}",
+            change_text(Some(change))
+        );
     }
     out
 }

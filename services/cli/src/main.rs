@@ -16,7 +16,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use govpulse_core::{Block, Metric};
 use govpulse_proto::{
-    aggregate::{GetAgencyMetricsRequest, aggregate_service_client::AggregateServiceClient},
+    aggregate::{
+        GetBlockMetricsRequest, GetMetricsRequest,
+        aggregate_service_client::AggregateServiceClient, get_block_metrics_request::Scope,
+    },
     catalog::Block as PbBlock,
     ingest::ingest_service_client::IngestServiceClient,
     ranking::{
@@ -167,11 +170,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Prints one agency's counters and metrics for a period.
+    /// Prints one agency's metrics for a period (beside last year, the previous period and
+    /// its target), or one metric for every agency of a block, every child of an agency, or
+    /// the nation, with pooled and mean figures.
     Metrics {
-        /// The agency id, for example `hoa-binh`.
+        /// One agency, for example `hoa-binh`.
+        #[arg(long, required_unless_present_any = ["block", "parent", "nation"], conflicts_with_all = ["block", "parent", "nation"])]
+        agency: Option<String>,
+        /// Every ministry or every province: `ministry` or `province`.
+        #[arg(long, conflicts_with_all = ["parent", "nation"])]
+        block: Option<String>,
+        /// Every direct child of this agency.
+        #[arg(long, conflicts_with = "nation")]
+        parent: Option<String>,
+        /// Every ministry and province together.
         #[arg(long)]
-        agency: String,
+        nation: bool,
+        /// The metric(s): with --agency, any number (default all); otherwise one (default
+        /// online-dossier-rate).
+        #[arg(long)]
+        metric: Vec<String>,
         /// The period, as for `ranking`.
         #[arg(long, default_value = "ytd")]
         period: String,
@@ -308,23 +326,70 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Metrics {
             agency,
+            block,
+            parent,
+            nation,
+            metric,
             period,
             json,
             aggregate,
         } => {
+            for m in &metric {
+                m.parse::<Metric>()?;
+            }
             let mut client = AggregateServiceClient::new(channel(&aggregate).await?);
-            let response = client
-                .get_agency_metrics(GetAgencyMetricsRequest {
+            let failed = |s: tonic::Status| anyhow::anyhow!("aggregate: {}", s.message());
+            if let Some(agency) = agency {
+                let request = GetMetricsRequest {
                     agency_id: agency,
                     period,
-                })
-                .await
-                .map_err(|s| anyhow::anyhow!("aggregate: {}", s.message()))?
-                .into_inner();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&response)?);
+                    metrics: metric,
+                };
+                let response = client
+                    .get_metrics(request)
+                    .await
+                    .map_err(failed)?
+                    .into_inner();
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&response)?);
+                } else {
+                    print!("{}", live::metrics_table(&response));
+                }
             } else {
-                print!("{}", live::metrics_table(&response));
+                let scope = match (block, parent) {
+                    (Some(block), _) => Scope::Block(
+                        match Block::parse(&block) {
+                            Some(Block::Province) => PbBlock::Province,
+                            Some(Block::Ministry) => PbBlock::Ministry,
+                            None => {
+                                anyhow::bail!("{block:?} is not a block; use province or ministry")
+                            }
+                        }
+                        .into(),
+                    ),
+                    (None, Some(parent)) => Scope::ParentId(parent),
+                    (None, None) => Scope::Nation(nation),
+                };
+                let metric = match metric.as_slice() {
+                    [] => Metric::OnlineDossierRate.name().to_owned(),
+                    [one] => one.clone(),
+                    _ => anyhow::bail!("give one --metric with --block, --parent or --nation"),
+                };
+                let request = GetBlockMetricsRequest {
+                    scope: Some(scope),
+                    metric: metric.clone(),
+                    period,
+                };
+                let response = client
+                    .get_block_metrics(request)
+                    .await
+                    .map_err(failed)?
+                    .into_inner();
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&response)?);
+                } else {
+                    print!("{}", live::block_metrics_table(&metric, &response));
+                }
             }
         }
         Command::Watch { query } => {

@@ -215,7 +215,7 @@ fn submit_ranking_and_metrics_against_serve() {
         .stdout,
     );
     assert!(
-        table.contains("online-dossier-rate") && table.contains("75.00%  3/4"),
+        table.contains("online-dossier-rate") && table.contains("75.00% (3/4)"),
         "{table}"
     );
     assert!(

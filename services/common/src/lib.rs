@@ -7,6 +7,7 @@ pub mod catalog_service;
 pub mod convert;
 pub mod decode;
 pub mod server;
+pub mod targets_file;
 pub mod telemetry;
 
 pub use decode::{Violation, decode_event};
