@@ -1,7 +1,7 @@
 //! Test support: a deployment of the three services as separate gRPC servers on port-0
 //! loopback addresses, counting into a real `redis-server` that the test owns.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use govpulse_proto::{
     Timestamp,
@@ -50,11 +50,24 @@ fn run<E: std::fmt::Debug + Send + 'static>(
     Running { addr, stop, task }
 }
 
+/// How a test deployment differs from the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A catalog folder instead of the built-in catalog.
+    pub catalog_dir: Option<PathBuf>,
+    /// Accepted age of events, in days, instead of 400 (tests of last-year comparisons send
+    /// events more than a year old).
+    pub horizon_days: Option<u16>,
+    /// A targets file instead of the built-in targets.
+    pub targets: Option<PathBuf>,
+}
+
 /// ingest, aggregate and ranking, each its own server, aggregate counting into Redis.
 #[derive(Debug)]
 pub struct Deployment {
     redis_url: String,
     prefix: String,
+    options: Options,
     aggregate: Option<Running>,
     ingest: Running,
     ranking: Running,
@@ -64,11 +77,20 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-async fn start_aggregate(redis_url: &str, prefix: &str, addr: SocketAddr) -> Running {
+async fn start_aggregate(
+    redis_url: &str,
+    prefix: &str,
+    addr: SocketAddr,
+    options: &Options,
+) -> Running {
+    let defaults = govpulse_aggregate::Config::in_memory(addr);
     let config = govpulse_aggregate::Config {
         store: redis_url.to_owned(),
         key_prefix: prefix.to_owned(),
-        ..govpulse_aggregate::Config::in_memory(addr)
+        catalog_dir: options.catalog_dir.clone(),
+        targets: options.targets.clone(),
+        horizon_days: options.horizon_days.unwrap_or(defaults.horizon_days),
+        ..defaults
     };
     let server = govpulse_aggregate::Server::build(config)
         .await
@@ -82,20 +104,29 @@ async fn start_aggregate(redis_url: &str, prefix: &str, addr: SocketAddr) -> Run
 impl Deployment {
     /// Starts the three services against `redis`, with keys under `prefix`.
     pub async fn start(redis: &RedisServer, prefix: &str) -> Deployment {
+        Self::start_with(redis, prefix, Options::default()).await
+    }
+
+    /// Starts the three services with `options`.
+    pub async fn start_with(redis: &RedisServer, prefix: &str, options: Options) -> Deployment {
         let redis_url = redis.url();
-        let aggregate = start_aggregate(&redis_url, prefix, local(0)).await;
+        let aggregate = start_aggregate(&redis_url, prefix, local(0), &options).await;
         let aggregate_url = format!("http://{}", aggregate.addr);
-        let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config::new(
-            local(0),
-            aggregate_url.clone(),
-        ))
-        .await
-        .expect("ingest starts");
+        let ingest_defaults = govpulse_ingest::Config::new(local(0), aggregate_url.clone());
+        let ingest_config = govpulse_ingest::Config {
+            catalog_dir: options.catalog_dir.clone(),
+            horizon_days: options.horizon_days.unwrap_or(ingest_defaults.horizon_days),
+            ..ingest_defaults
+        };
+        let ingest = govpulse_ingest::Server::build(ingest_config)
+            .await
+            .expect("ingest starts");
         let ingest = run(ingest.local_addr(), |stop| {
             tokio::spawn(ingest.run_until(stop.cancelled_owned()))
         });
         let ranking_config = govpulse_ranking::Config {
             heartbeat_ms: 500,
+            catalog_dir: options.catalog_dir.clone(),
             ..govpulse_ranking::Config::new(local(0), aggregate_url)
         };
         let ranking = govpulse_ranking::Server::build(ranking_config)
@@ -107,6 +138,7 @@ impl Deployment {
         Deployment {
             redis_url,
             prefix: prefix.to_owned(),
+            options,
             aggregate: Some(aggregate),
             ingest,
             ranking,
@@ -149,7 +181,8 @@ impl Deployment {
         let old = self.aggregate.take().expect("aggregate is running");
         let addr = old.addr;
         old.stop().await;
-        self.aggregate = Some(start_aggregate(&self.redis_url, &self.prefix, addr).await);
+        self.aggregate =
+            Some(start_aggregate(&self.redis_url, &self.prefix, addr, &self.options).await);
     }
 
     /// Stops everything.

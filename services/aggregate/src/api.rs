@@ -94,7 +94,8 @@ impl AggregateApi {
         }
     }
 
-    async fn apply(&self, request: ApplyEventsRequest) -> Result<ApplyEventsResponse, Error> {
+    /// Applies a batch: the body of ApplyEvents.
+    pub async fn apply(&self, request: ApplyEventsRequest) -> Result<ApplyEventsResponse, Error> {
         if request.events.len() > MAX_APPLY_BATCH {
             return Err(Error::invalid(
                 "events",
@@ -214,7 +215,8 @@ impl AggregateApi {
         )
     }
 
-    async fn metrics(&self, request: GetMetricsRequest) -> Result<GetMetricsResponse, Error> {
+    /// One agency's report: the body of GetMetrics.
+    pub async fn metrics(&self, request: GetMetricsRequest) -> Result<GetMetricsResponse, Error> {
         let agency = self.agency("agency_id", &request.agency_id)?;
         let period = self.period(&request.period)?;
         let metrics: Vec<Metric> = if request.metrics.is_empty() {
@@ -268,7 +270,8 @@ impl AggregateApi {
         })
     }
 
-    async fn block_metrics(
+    /// One metric over several agencies: the body of GetBlockMetrics.
+    pub async fn block_metrics(
         &self,
         request: GetBlockMetricsRequest,
     ) -> Result<GetBlockMetricsResponse, Error> {

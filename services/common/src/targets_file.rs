@@ -73,6 +73,15 @@ impl LiveTargets {
         })
     }
 
+    /// Targets that never change (tests, embedded uses).
+    pub fn fixed(targets: Targets) -> Self {
+        Self {
+            current: Arc::new(RwLock::new(Arc::new(targets))),
+            path: None,
+            loaded_at: None,
+        }
+    }
+
     /// The targets in force now.
     pub fn get(&self) -> Arc<Targets> {
         self.current

@@ -1,0 +1,434 @@
+//! Every metric, for random periods, equals a straightforward recomputation from the raw
+//! events: random event sets with retries, duplicates inside batches, shuffled order, late
+//! events and units below agencies, through the aggregate API, on the in-memory store and on
+//! a real Redis.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashSet},
+    sync::Arc,
+};
+
+use govpulse_aggregate::AggregateApi;
+use govpulse_common::targets_file::LiveTargets;
+use govpulse_core::{
+    AcceptancePolicy, Catalog, CatalogBuilder, Metric, Period, period::VIETNAM, targets::Targets,
+};
+use govpulse_proto::{
+    Timestamp,
+    aggregate::{ApplyEventsRequest, GetMetricsRequest},
+    event::{
+        Channel, DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven,
+        dossier_event::Kind, dossier_resolved::Timeliness,
+    },
+};
+use govpulse_store::{
+    CounterStore, MemoryStore, RedisStore, RedisStoreConfig, testing::RedisServer,
+};
+use proptest::{prelude::*, test_runner::TestRunner};
+use time::{Date, Duration, OffsetDateTime, macros::date};
+use tokio_util::sync::CancellationToken;
+
+/// Reporting agencies: two provinces (one with a unit and a sub-unit) and a ministry.
+const AGENCIES: [&str; 5] = [
+    "hoa-binh",
+    "hb.dept",
+    "hb.dept.commune",
+    "quang-ninh",
+    "mof",
+];
+const FIRST_DAY: Date = date!(2025 - 01 - 01);
+const DAYS: i64 = 600;
+
+fn catalog() -> Catalog {
+    Catalog::builder()
+        .provinces_csv("p", "code,id,name\n17,hoa-binh,Hòa Bình\n22,quang-ninh,Quảng Ninh\n")
+        .and_then(|b| b.ministries_csv("m", "id,name_en\nmof,Finance\n"))
+        .and_then(|b| b.units_csv("u", "id,name,parent_id\nhb.dept,Sở,hoa-binh\nhb.dept.commune,Xã,hb.dept\n"))
+        .and_then(|b| {
+            b.procedures_csv(
+                "x",
+                "id,agency_id,name,provision,eligible_full_online\n\
+                 hb.full,hoa-binh,A,full,true\nhb.partial,hoa-binh,B,partial,true\nhb.info,hoa-binh,C,info,false\n\
+                 hb.dept.own,hb.dept,D,full,true\n\
+                 qn.full,quang-ninh,E,full,true\nqn.partial,quang-ninh,F,partial,false\n\
+                 mof.full,mof,G,full,true\nmof.info,mof,H,info,false\n",
+            )
+        })
+        .and_then(CatalogBuilder::build)
+        .expect("valid test catalog")
+}
+
+/// A generated event, kept in plain form for the model.
+#[derive(Debug, Clone)]
+struct Raw {
+    id: String,
+    agency: &'static str,
+    procedure: &'static str,
+    day: Date,
+    kind: RawKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RawKind {
+    Received {
+        channel: Channel,
+        digitized: bool,
+    },
+    Resolved {
+        on_time: bool,
+        by_due_time: bool,
+        electronic: bool,
+    },
+    Fee {
+        online: bool,
+    },
+    Feedback {
+        satisfied: bool,
+    },
+}
+
+fn procedures_of(agency: &str) -> &'static [&'static str] {
+    match agency {
+        "hoa-binh" => &["hb.full", "hb.partial", "hb.info"],
+        "hb.dept" | "hb.dept.commune" => &["hb.full", "hb.partial", "hb.info", "hb.dept.own"],
+        "quang-ninh" => &["qn.full", "qn.partial"],
+        _ => &["mof.full", "mof.info"],
+    }
+}
+
+fn arb_raw(index: usize) -> impl Strategy<Value = Raw> {
+    let kind = prop_oneof![
+        (0usize..3, any::<bool>()).prop_map(|(c, digitized)| RawKind::Received {
+            channel: [Channel::Online, Channel::InPerson, Channel::Postal][c],
+            digitized
+        }),
+        (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+            |(on_time, by_due_time, electronic)| RawKind::Resolved {
+                on_time,
+                by_due_time,
+                electronic
+            }
+        ),
+        any::<bool>().prop_map(|online| RawKind::Fee { online }),
+        any::<bool>().prop_map(|satisfied| RawKind::Feedback { satisfied }),
+    ];
+    (0..AGENCIES.len(), 0usize..4, 0..DAYS, kind).prop_map(move |(a, p, day, kind)| {
+        let agency = AGENCIES[a];
+        let procedures = procedures_of(agency);
+        Raw {
+            id: format!("e{index}"),
+            agency,
+            procedure: procedures[p % procedures.len()],
+            day: FIRST_DAY + Duration::days(day),
+            kind,
+        }
+    })
+}
+
+/// Events, then the order and batching in which they are sent: some resent (retries),
+/// everything shuffled.
+fn arb_case() -> impl Strategy<Value = (Vec<Raw>, Vec<Vec<usize>>)> {
+    prop::collection::vec(any::<prop::sample::Index>(), 1..120).prop_flat_map(|seeds| {
+        let n = seeds.len();
+        let events: Vec<_> = (0..n).map(arb_raw).collect();
+        let resends = prop::collection::vec(any::<prop::sample::Index>(), 0..n / 3 + 1);
+        (
+            events,
+            resends,
+            Just(()).prop_perturb(move |(), mut rng| rng.random::<u64>()),
+            1usize..40,
+        )
+            .prop_map(move |(events, resends, shuffle_seed, batch)| {
+                let mut order: Vec<usize> = (0..n).collect();
+                order.extend(resends.iter().map(|i| i.index(n)));
+                // A deterministic shuffle from the generated seed.
+                let mut state = shuffle_seed | 1;
+                for i in (1..order.len()).rev() {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    order.swap(i, (state % (i as u64 + 1)) as usize);
+                }
+                let batches = order.chunks(batch).map(<[usize]>::to_vec).collect();
+                (events, batches)
+            })
+    })
+}
+
+fn timestamp(at: OffsetDateTime) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: at.unix_timestamp(),
+        nanos: 0,
+    })
+}
+
+fn to_proto(raw: &Raw) -> DossierEvent {
+    let at = raw
+        .day
+        .with_hms(10, 0, 0)
+        .expect("valid time")
+        .assume_offset(VIETNAM);
+    let kind = match raw.kind {
+        RawKind::Received { channel, digitized } => Kind::Received(DossierReceived {
+            channel: channel.into(),
+            digitized,
+        }),
+        RawKind::Resolved {
+            on_time,
+            by_due_time,
+            electronic,
+        } => Kind::Resolved(DossierResolved {
+            timeliness: Some(if by_due_time {
+                let due = if on_time {
+                    at
+                } else {
+                    at - Duration::minutes(1)
+                };
+                Timeliness::DueAt(timestamp(due).unwrap_or_default())
+            } else {
+                Timeliness::OnTime(on_time)
+            }),
+            result_electronic: electronic,
+        }),
+        RawKind::Fee { online } => Kind::FeePaid(FeePaid { online }),
+        RawKind::Feedback { satisfied } => Kind::Feedback(FeedbackGiven { satisfied }),
+    };
+    DossierEvent {
+        event_id: raw.id.clone(),
+        agency_id: raw.agency.to_owned(),
+        dossier_id: format!("d-{}", raw.id),
+        procedure_id: raw.procedure.to_owned(),
+        occurred_at: timestamp(at),
+        kind: Some(kind),
+    }
+}
+
+/// The model: each metric's (numerator, denominator) recomputed from the raw events that
+/// belong to `agency` or a unit below it and fall in `period`.
+fn model(
+    catalog: &Catalog,
+    events: &[Raw],
+    agency: &str,
+    period: &Period,
+) -> BTreeMap<&'static str, (u64, u64)> {
+    let mut c = BTreeMap::<&str, u64>::new();
+    let mut online_procedures = BTreeSet::new();
+    let mut add = |name: &'static str| *c.entry(name).or_default() += 1;
+    for e in events.iter().filter(|e| period.contains(e.day)) {
+        let reporter = govpulse_core::AgencyId::parse(e.agency).expect("id");
+        let belongs = catalog
+            .chain(&reporter)
+            .iter()
+            .any(|a| a.as_str() == agency);
+        if !belongs {
+            continue;
+        }
+        let full = e.procedure.ends_with(".full") || e.procedure == "hb.dept.own";
+        let online_provision = full || e.procedure.ends_with(".partial");
+        match e.kind {
+            RawKind::Received { channel, digitized } => {
+                add("received");
+                if channel == Channel::Online {
+                    add("online");
+                    if online_provision {
+                        online_procedures.insert(e.procedure);
+                    }
+                }
+                if digitized {
+                    add("digitized");
+                }
+                if full {
+                    add("full");
+                    if channel == Channel::Online {
+                        add("full-online");
+                    }
+                }
+            }
+            RawKind::Resolved {
+                on_time,
+                electronic,
+                ..
+            } => {
+                add("resolved");
+                if on_time {
+                    add("on-time");
+                }
+                if electronic {
+                    add("electronic");
+                }
+            }
+            RawKind::Fee { online } => {
+                add("fee");
+                if online {
+                    add("fee-online");
+                }
+            }
+            RawKind::Feedback { satisfied } => {
+                add("feedback");
+                if satisfied {
+                    add("satisfied");
+                }
+            }
+        }
+    }
+    let v = |name: &str| c.get(name).copied().unwrap_or(0);
+    let facts = catalog.provision_facts(&govpulse_core::AgencyId::parse(agency).expect("id"));
+    BTreeMap::from([
+        ("online-dossier-rate", (v("online"), v("received"))),
+        ("full-online-dossier-rate", (v("full-online"), v("full"))),
+        (
+            "services-with-online-dossiers",
+            (online_procedures.len() as u64, facts.online_services),
+        ),
+        (
+            "full-online-provision",
+            (facts.full_online, facts.eligible_full_online),
+        ),
+        ("on-time-rate", (v("on-time"), v("resolved"))),
+        ("digitized-reception-rate", (v("digitized"), v("received"))),
+        ("electronic-result-rate", (v("electronic"), v("resolved"))),
+        ("satisfaction-rate", (v("satisfied"), v("feedback"))),
+        ("online-payment-rate", (v("fee-online"), v("fee"))),
+    ])
+}
+
+fn arb_period() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0..DAYS, 0i64..200).prop_map(|(start, len)| {
+            let first = FIRST_DAY + Duration::days(start);
+            format!("{first}..{}", first + Duration::days(len))
+        }),
+        (2025i32..=2026, 1u8..=12).prop_map(|(y, m)| format!("{y}-{m:02}")),
+        (2025i32..=2026, 1u8..=4).prop_map(|(y, q)| format!("{y}-Q{q}")),
+        (2025i32..=2026).prop_map(|y| y.to_string()),
+        (0..DAYS).prop_map(|d| (FIRST_DAY + Duration::days(d)).to_string()),
+    ]
+}
+
+async fn check(
+    store: Arc<dyn CounterStore>,
+    events: Vec<Raw>,
+    batches: Vec<Vec<usize>>,
+    periods: Vec<String>,
+) -> Result<(), TestCaseError> {
+    let catalog = Arc::new(catalog());
+    let policy = AcceptancePolicy {
+        horizon: Duration::days(3650),
+        ..AcceptancePolicy::default()
+    };
+    let api = AggregateApi::new(
+        catalog.clone(),
+        store,
+        policy,
+        LiveTargets::fixed(Targets::default()),
+        CancellationToken::new(),
+    );
+    let mut counted: HashSet<String> = HashSet::new();
+    for batch in &batches {
+        let request = ApplyEventsRequest {
+            events: batch.iter().map(|i| to_proto(&events[*i])).collect(),
+        };
+        let response = api.apply(request).await.expect("apply");
+        for (i, outcome) in batch.iter().zip(&response.outcomes) {
+            let first_time = counted.insert(events[*i].id.clone());
+            let expected = if first_time { 1 } else { 2 };
+            prop_assert_eq!(
+                outcome.status,
+                expected,
+                "event {} (first time: {})",
+                events[*i].id,
+                first_time
+            );
+        }
+    }
+    let today = OffsetDateTime::now_utc().date();
+    for expression in periods {
+        let period = Period::parse(&expression, today).expect("valid period");
+        let last_year = period.same_period_last_year();
+        for agency in AGENCIES {
+            let request = GetMetricsRequest {
+                agency_id: agency.into(),
+                period: expression.clone(),
+                metrics: vec![],
+            };
+            let response = api.metrics(request).await.expect("metrics");
+            let (expected, expected_last_year) = (
+                model(&catalog, &events, agency, &period),
+                model(&catalog, &events, agency, &last_year),
+            );
+            prop_assert_eq!(response.metrics.len(), Metric::ALL.len());
+            for report in &response.metrics {
+                let fraction = |rate: &Option<govpulse_proto::aggregate::Rate>| {
+                    rate.as_ref().map(|r| (r.numerator, r.denominator))
+                };
+                let (n, d) = expected[report.metric.as_str()];
+                let want = (d > 0).then_some((n, d));
+                prop_assert_eq!(
+                    fraction(&report.rate),
+                    want,
+                    "{} of {} over {}",
+                    report.metric,
+                    agency,
+                    expression
+                );
+                let (n, d) = expected_last_year[report.metric.as_str()];
+                let want = (d > 0).then_some((n, d));
+                prop_assert_eq!(
+                    fraction(&report.same_period_last_year),
+                    want,
+                    "{} of {} a year before {}",
+                    report.metric,
+                    agency,
+                    expression
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run(
+    cases: u32,
+    store: impl Fn(u32) -> Arc<dyn CounterStore>,
+    runtime: &tokio::runtime::Runtime,
+) {
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    });
+    let case = std::sync::atomic::AtomicU32::new(0);
+    let strategy = (arb_case(), prop::collection::vec(arb_period(), 1..6));
+    runner
+        .run(&strategy, |((events, batches), periods)| {
+            let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            runtime.block_on(check(store(n), events, batches, periods))
+        })
+        .expect("every metric matches the recomputation");
+}
+
+#[test]
+fn every_metric_matches_a_recomputation_on_the_memory_store() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    run(64, |_| Arc::new(MemoryStore::new()), &runtime);
+}
+
+#[test]
+fn every_metric_matches_a_recomputation_on_redis() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let server = RedisServer::start().expect("redis-server starts");
+    let url = server.url();
+    run(
+        12,
+        |case| {
+            let config = RedisStoreConfig {
+                url: url.clone(),
+                prefix: format!("property{case}"),
+            };
+            let store = runtime
+                .block_on(RedisStore::connect(config))
+                .expect("connects");
+            Arc::new(store)
+        },
+        &runtime,
+    );
+}
