@@ -35,11 +35,11 @@ fn statuses(outcomes: &[EventOutcome]) -> Vec<OutcomeStatus> {
         .collect()
 }
 
-/// Hòa Bình 7 of 8 online, Quảng Ninh 3 of 4, Ninh Bình 1 of 2; plus resolutions.
+/// Lạng Sơn 7 of 8 online, Quảng Ninh 3 of 4, Ninh Bình 1 of 2; plus resolutions.
 fn country_batch(at: OffsetDateTime) -> Vec<DossierEvent> {
     let mut events = Vec::new();
     for (agency, online, total) in [
-        ("hoa-binh", 7, 8),
+        ("lang-son", 7, 8),
         ("quang-ninh", 3, 4),
         ("ninh-binh", 1, 2),
     ] {
@@ -47,8 +47,8 @@ fn country_batch(at: OffsetDateTime) -> Vec<DossierEvent> {
             events.push(received(&format!("{agency}-r{i}"), agency, at, i < online));
         }
     }
-    events.push(resolved("hoa-binh-s1", "hoa-binh", at, true));
-    events.push(resolved("hoa-binh-s2", "hoa-binh", at, false));
+    events.push(resolved("lang-son-s1", "lang-son", at, true));
+    events.push(resolved("lang-son-s2", "lang-son", at, false));
     events
 }
 
@@ -131,7 +131,7 @@ async fn events_flow_from_ingest_to_exact_counts_rates_and_ranking() {
         vec![OutcomeStatus::Accepted; batch.len()]
     );
 
-    let hoa_binh = metrics(&deployment, "hoa-binh", &day).await;
+    let hoa_binh = metrics(&deployment, "lang-son", &day).await;
     let counters = hoa_binh.counters.expect("counters");
     assert_eq!(
         (
@@ -166,14 +166,14 @@ async fn events_flow_from_ingest_to_exact_counts_rates_and_ranking() {
     let month = &day[..7];
     assert_eq!(
         rate(
-            &metrics(&deployment, "hoa-binh", month).await,
+            &metrics(&deployment, "lang-son", month).await,
             "online-dossier-rate"
         ),
         Some((7, 8, "87.50".into()))
     );
     assert_eq!(
         rate(
-            &metrics(&deployment, "hoa-binh", &day[..4]).await,
+            &metrics(&deployment, "lang-son", &day[..4]).await,
             "online-dossier-rate"
         ),
         Some((7, 8, "87.50".into()))
@@ -183,13 +183,17 @@ async fn events_flow_from_ingest_to_exact_counts_rates_and_ranking() {
     assert_eq!(
         top,
         [
-            (1, "hoa-binh".to_owned(), "87.50".to_owned()),
+            (1, "lang-son".to_owned(), "87.50".to_owned()),
             (2, "quang-ninh".to_owned(), "75.00".to_owned()),
             (3, "ninh-binh".to_owned(), "50.00".to_owned())
         ]
     );
     let all = province_ranking(&deployment, &day, None).await;
-    assert_eq!(all.len(), 63, "every province is listed");
+    assert_eq!(
+        all.len(),
+        34,
+        "every province of today (34 since the 2025 merger) is listed"
+    );
     assert!(
         all[3..]
             .iter()
@@ -204,21 +208,21 @@ async fn events_flow_from_ingest_to_exact_counts_rates_and_ranking() {
         vec![OutcomeStatus::Duplicate; batch.len()]
     );
     assert_eq!(
-        metrics(&deployment, "hoa-binh", &day).await.counters,
+        metrics(&deployment, "lang-son", &day).await.counters,
         Some(counters)
     );
 
     // aggregate restarts: the counts and the memory of event ids are in Redis.
     deployment.restart_aggregate().await;
     assert_eq!(
-        metrics(&deployment, "hoa-binh", &day).await.counters,
+        metrics(&deployment, "lang-son", &day).await.counters,
         Some(counters)
     );
     let after_restart = submit(
         &deployment,
         vec![
             batch[0].clone(),
-            received("hoa-binh-new", "hoa-binh", at, false),
+            received("lang-son-new", "lang-son", at, false),
         ],
     )
     .await;
@@ -228,7 +232,7 @@ async fn events_flow_from_ingest_to_exact_counts_rates_and_ranking() {
     );
     assert_eq!(
         rate(
-            &metrics(&deployment, "hoa-binh", &day).await,
+            &metrics(&deployment, "lang-son", &day).await,
             "online-dossier-rate"
         ),
         Some((7, 9, "77.78".into()))
@@ -266,7 +270,7 @@ async fn bad_events_are_rejected_one_by_one_and_never_counted() {
     let deployment = Deployment::start(&redis, "bad").await;
     let at = two_days_ago_noon();
     let day = at.date().to_string();
-    let good = received("good-1", "hoa-binh", at, true);
+    let good = received("good-1", "lang-son", at, true);
     let with = |f: fn(&mut DossierEvent)| {
         let mut e = good.clone();
         e.event_id = format!("bad-{}", rand_suffix(&e));
@@ -332,7 +336,7 @@ async fn bad_events_are_rejected_one_by_one_and_never_counted() {
         "{}",
         outcomes[5].reason
     );
-    let counters = metrics(&deployment, "hoa-binh", &day)
+    let counters = metrics(&deployment, "lang-son", &day)
         .await
         .counters
         .expect("counters");
@@ -360,7 +364,7 @@ async fn an_oversized_batch_is_refused_whole_with_a_field_violation() {
     let deployment = Deployment::start(&redis, "oversized").await;
     let at = two_days_ago_noon();
     let events: Vec<DossierEvent> = (0..1001)
-        .map(|i| received(&format!("big-{i}"), "hoa-binh", at, true))
+        .map(|i| received(&format!("big-{i}"), "lang-son", at, true))
         .collect();
     let status = deployment
         .ingest()
@@ -376,7 +380,7 @@ async fn an_oversized_batch_is_refused_whole_with_a_field_violation() {
         details.field_violations[0].description,
         "has 1001 events; the limit is 1000: split the batch"
     );
-    let counters = metrics(&deployment, "hoa-binh", &at.date().to_string())
+    let counters = metrics(&deployment, "lang-son", &at.date().to_string())
         .await
         .counters
         .expect("counters");
@@ -501,7 +505,7 @@ async fn watch_ranking_sends_the_snapshot_then_each_change() {
         panic!("a snapshot first, got {first:?}")
     };
     let ids: Vec<&str> = snapshot.rows.iter().map(|r| r.agency_id.as_str()).collect();
-    assert_eq!(ids, ["hoa-binh", "quang-ninh", "ninh-binh"]);
+    assert_eq!(ids, ["lang-son", "quang-ninh", "ninh-binh"]);
     let complete = next(&mut stream).await;
     assert!(matches!(complete.event, Some(Event::SnapshotComplete(_))));
     assert_eq!(complete.revision, first.revision);

@@ -16,7 +16,10 @@ use govpulse_proto::{
     ingest::SubmitEventsRequest,
     ranking::{GetRankingRequest, RankingQuery, ranking_query::Selection},
 };
-use time::{Date, Month, OffsetDateTime, macros::time};
+use time::{
+    Date, OffsetDateTime,
+    macros::{date, time},
+};
 
 const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/catalog");
 
@@ -71,15 +74,8 @@ fn top_level_ids(dir: &std::path::Path) -> Vec<String> {
     ids
 }
 
-/// The 15th, 10:00 Vietnam time, `back` months before the current month.
-fn months_ago(back: i32) -> OffsetDateTime {
-    let today = OffsetDateTime::now_utc()
-        .to_offset(govpulse_core::period::VIETNAM)
-        .date();
-    let index = today.year() * 12 + i32::from(u8::from(today.month())) - 1 - back;
-    let month =
-        Month::try_from(u8::try_from(index.rem_euclid(12) + 1).expect("1..=12")).expect("month");
-    let day = Date::from_calendar_date(index.div_euclid(12), month, 15).expect("a date");
+/// 10:00 Vietnam time on a day.
+fn at(day: Date) -> OffsetDateTime {
     day.with_time(time!(10:00))
         .assume_offset(govpulse_core::period::VIETNAM)
 }
@@ -171,10 +167,10 @@ async fn nation(deployment: &Deployment, metric: &str, period: &str) -> GetBlock
 async fn the_published_figures_come_out_exactly() {
     let catalog_dir = write_catalog();
     let redis = RedisServer::start().expect("redis-server starts");
-    // The comparison with the year before needs events more than a year old.
+    // The articles are about 2021 and 2022: accept events that old.
     let options = Options {
         catalog_dir: Some(catalog_dir.clone()),
-        horizon_days: Some(800),
+        horizon_days: Some(3000),
         targets: None,
     };
     let deployment = Deployment::start_with(&redis, "published", options).await;
@@ -182,8 +178,9 @@ async fn the_published_figures_come_out_exactly() {
     // "The top five provinces in terms of the proportion of papers handled online are Hoa
     // Binh (87.02%), Quang Ninh (75.33%), Ninh Binh (59.35%), Ha Nam (56.73%), and Thanh Hoa
     // (56.6%)."
-    let a = months_ago(2);
-    let month_a = format!("{:04}-{:02}", a.year(), u8::from(a.month()));
+    // (Period A: the first four months of 2022, 63 provinces then.)
+    let a = at(date!(2022 - 03 - 15));
+    let month_a = "2022-01-01..2022-04-30".to_owned();
     let mut events = Vec::new();
     for (agency, procedure, online, total) in [
         ("hoa-binh", "hoa-binh.p1", 114, 131),
@@ -234,9 +231,10 @@ async fn the_published_figures_come_out_exactly() {
     // "On a nationwide scale, the proportion of online public services with records has
     // reached 51.49%, 1.6 times greater than the same period in 2021; and the rate of online
     // processing has reached 39.82%, about 1.3 times higher than the same period last year."
-    let b = months_ago(3);
-    let month_b = format!("{:04}-{:02}", b.year(), u8::from(b.month()));
-    let b_last_year = b.replace_year(b.year() - 1).expect("a date");
+    // (Period B: May to August 2022, against May to August 2021.)
+    let b = at(date!(2022 - 06 - 15));
+    let month_b = "2022-05-01..2022-08-31".to_owned();
+    let b_last_year = at(date!(2021 - 06 - 15));
     let mut events = Vec::new();
     // Online dossiers for 1,278 + 3,871 = 5,149 distinct online services now, 1,278 + 1,940
     // = 3,218 a year before; in-person dossiers make the online rates 5,149 of 12,931 and

@@ -71,11 +71,11 @@ async fn grpcurl_lists_describes_and_calls_every_service() {
         .iter()
         .filter_map(|a| a["name"].as_str())
         .collect();
-    assert!(names.contains(&"Hòa Bình"));
+    assert!(names.contains(&"Lạng Sơn"));
     let procedures = call(
         &ranking,
         "govpulse.catalog.v1.CatalogService/ListProcedures",
-        r#"{"agencyId":"hoa-binh"}"#,
+        r#"{"agencyId":"lang-son"}"#,
     )
     .await;
     assert_eq!(procedures["procedures"].as_array().map(Vec::len), Some(24));
@@ -86,8 +86,8 @@ async fn grpcurl_lists_describes_and_calls_every_service() {
         .format(&time::format_description::well_known::Rfc3339)
         .expect("rfc3339");
     let body = format!(
-        r#"{{"events":[{{"eventId":"g-1","agencyId":"hoa-binh","dossierId":"HS-1","procedureId":"hoa-binh.p01","occurredAt":"{at}","received":{{"channel":"CHANNEL_ONLINE","digitized":true}}}},
-                      {{"eventId":"g-2","agencyId":"hoa-binh","dossierId":"HS-2","procedureId":"hoa-binh.p01","occurredAt":"{at}","received":{{"channel":"CHANNEL_IN_PERSON"}}}}]}}"#
+        r#"{{"events":[{{"eventId":"g-1","agencyId":"lang-son","dossierId":"HS-1","procedureId":"lang-son.p01","occurredAt":"{at}","received":{{"channel":"CHANNEL_ONLINE","digitized":true}}}},
+                      {{"eventId":"g-2","agencyId":"lang-son","dossierId":"HS-2","procedureId":"lang-son.p01","occurredAt":"{at}","received":{{"channel":"CHANNEL_IN_PERSON"}}}}]}}"#
     );
     let submitted = call(
         &ingest,
@@ -100,7 +100,7 @@ async fn grpcurl_lists_describes_and_calls_every_service() {
     let metrics = call(
         &aggregate,
         "govpulse.aggregate.v1.AggregateService/GetMetrics",
-        r#"{"agencyId":"hoa-binh","period":"ytd"}"#,
+        r#"{"agencyId":"lang-son","period":"ytd"}"#,
     )
     .await;
     let online = metrics["metrics"]

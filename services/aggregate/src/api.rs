@@ -188,9 +188,45 @@ impl AggregateApi {
         });
     }
 
-    async fn read(&self, agencies: &[AgencyId], period: &Period) -> Result<Vec<Counters>, Error> {
-        let keys: Vec<AgencyKey> = agencies.iter().map(|a| self.key(a)).collect();
-        Ok(self.store.read(&keys, &period.cover()).await?)
+    /// The agencies whose counts make up `agency` over `period`: itself, plus the agencies
+    /// it absorbed after the period began, read as it is now, or as it was on the period's
+    /// last day (a block lists its members as they were then).
+    fn constituents(&self, agency: &AgencyId, period: &Period, view: View) -> Vec<AgencyId> {
+        match view {
+            View::AsNow => self.catalog.constituents(agency, period.first_day()),
+            View::AsOfPeriodEnd => {
+                self.catalog
+                    .constituents_within(agency, period.first_day(), period.last_day())
+            }
+        }
+    }
+
+    /// Each agency's counters over `period`, a merged agency summed with its predecessors.
+    async fn read(
+        &self,
+        agencies: &[AgencyId],
+        period: &Period,
+        view: View,
+    ) -> Result<Vec<Counters>, Error> {
+        let groups: Vec<Vec<AgencyKey>> = agencies
+            .iter()
+            .map(|a| {
+                self.constituents(a, period, view)
+                    .iter()
+                    .map(|c| self.key(c))
+                    .collect()
+            })
+            .collect();
+        Ok(self.store.read(&groups, &period.cover()).await?)
+    }
+
+    /// The agencies an agency absorbed after the period began (for the `merged_from` fields).
+    fn merged_from(&self, agency: &AgencyId, period: &Period, view: View) -> Vec<String> {
+        self.constituents(agency, period, view)
+            .iter()
+            .skip(1)
+            .map(ToString::to_string)
+            .collect()
     }
 
     fn agency(&self, field: &'static str, raw: &str) -> Result<&govpulse_core::Agency, Error> {
@@ -237,9 +273,9 @@ impl AggregateApi {
         let ids = std::slice::from_ref(&agency.id);
         let [now, then, before] = [&period, &last_year, &previous];
         let (now, then, before) = (
-            self.read(ids, now).await?[0],
-            self.read(ids, then).await?[0],
-            self.read(ids, before).await?[0],
+            self.read(ids, now, View::AsNow).await?[0],
+            self.read(ids, then, View::AsNow).await?[0],
+            self.read(ids, before, View::AsNow).await?[0],
         );
         let facts = self.catalog.provision_facts(&agency.id);
         let metrics = metrics
@@ -267,6 +303,7 @@ impl AggregateApi {
             previous_period: Some(period_to_proto(&previous)),
             counters: Some(counters_to_proto(&now)),
             metrics,
+            merged_from: self.merged_from(&agency.id, &period, View::AsNow),
         })
     }
 
@@ -275,6 +312,8 @@ impl AggregateApi {
         &self,
         request: GetBlockMetricsRequest,
     ) -> Result<GetBlockMetricsResponse, Error> {
+        let period = self.period(&request.period)?;
+        let last_day = period.last_day();
         let members: Vec<&govpulse_core::Agency> = match request.scope {
             None => {
                 return Err(Error::invalid(
@@ -286,15 +325,20 @@ impl AggregateApi {
                 let block = govpulse_common::convert::block_from_proto(value).ok_or_else(|| {
                     Error::invalid("block", "is required: BLOCK_MINISTRY or BLOCK_PROVINCE")
                 })?;
-                self.catalog.block_members(block).collect()
+                self.catalog.block_members_on(block, last_day).collect()
             }
-            Some(Scope::ParentId(parent)) => self
-                .catalog
-                .children(&self.agency("parent_id", &parent)?.id),
+            Some(Scope::ParentId(parent)) => {
+                let parent = &self.agency("parent_id", &parent)?.id;
+                self.catalog
+                    .children(parent)
+                    .into_iter()
+                    .filter(|a| a.exists_on(last_day))
+                    .collect()
+            }
             Some(Scope::Nation(_)) => self
                 .catalog
                 .agencies()
-                .filter(|a| a.parent.is_none())
+                .filter(|a| a.parent.is_none() && a.exists_on(last_day))
                 .collect(),
         };
         let metric: Metric =
@@ -304,12 +348,11 @@ impl AggregateApi {
                 .map_err(|e: govpulse_core::metric::UnknownMetric| {
                     Error::invalid("metric", e.to_string())
                 })?;
-        let period = self.period(&request.period)?;
         let last_year = period.same_period_last_year();
         let ids: Vec<AgencyId> = members.iter().map(|a| a.id.clone()).collect();
         let (now, then) = (
-            self.read(&ids, &period).await?,
-            self.read(&ids, &last_year).await?,
+            self.read(&ids, &period, View::AsOfPeriodEnd).await?,
+            self.read(&ids, &last_year, View::AsNow).await?,
         );
         let fractions = |counters: &[Counters]| -> Vec<(u64, u64)> {
             members
@@ -337,6 +380,7 @@ impl AggregateApi {
                     same_period_last_year: last_year_rate.map(rate_to_proto),
                     change_from_last_year: change(rate, last_year_rate),
                     target: verdict.clone().map(standing),
+                    merged_from: self.merged_from(&agency.id, &period, View::AsOfPeriodEnd),
                 }
             })
             .collect();
@@ -380,16 +424,17 @@ impl AggregateApi {
         let period = self.period(&request.period)?;
         let members: Vec<AgencyId> = self
             .catalog
-            .block_members(block)
+            .block_members_on(block, period.last_day())
             .map(|a| a.id.clone())
             .collect();
-        let counters = self.read(&members, &period).await?;
+        let counters = self.read(&members, &period, View::AsOfPeriodEnd).await?;
         let agencies = members
             .iter()
             .zip(&counters)
             .map(|(id, c)| AgencyCounters {
                 agency_id: id.to_string(),
                 counters: Some(counters_to_proto(c)),
+                merged_from: self.merged_from(id, &period, View::AsOfPeriodEnd),
             })
             .collect();
         Ok(GetBlockSnapshotResponse {
@@ -397,6 +442,15 @@ impl AggregateApi {
             agencies,
         })
     }
+}
+
+/// How an agency that absorbed others is read for a period before the merger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// As it is now: with its predecessors (one agency's report, comparisons).
+    AsNow,
+    /// As it was on the period's last day (the members of a block or of a parent).
+    AsOfPeriodEnd,
 }
 
 /// A value against another, when both have data.

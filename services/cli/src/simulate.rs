@@ -152,10 +152,13 @@ pub struct Country {
 }
 
 impl Country {
-    /// Every agency of the catalog that has procedures to report on.
+    /// Every agency of the catalog that exists today (34 provinces since the 2025 merger)
+    /// and has procedures to report on.
     pub fn new(catalog: &Catalog, seed: u64) -> Self {
+        let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc());
         let profiles: Vec<Profile> = catalog
             .agencies()
+            .filter(|a| a.exists_on(today))
             .filter_map(|a| Profile::of(catalog, a))
             .collect();
         let total_weight = profiles.iter().map(|p| p.weight).sum();
@@ -549,11 +552,16 @@ mod tests {
     #[test]
     fn every_reporting_agency_has_a_profile_within_bounds() {
         let catalog = govpulse_common::catalog_files::built_in().expect("valid");
-        let profiles: Vec<Profile> = catalog
-            .agencies()
-            .filter_map(|a| Profile::of(&catalog, a))
-            .collect();
-        assert!(profiles.len() >= 84, "every province and ministry reports");
+        let profiles = Country::new(&catalog, 1).profiles;
+        assert_eq!(
+            profiles.len(),
+            34 + 21,
+            "today's 34 provinces and 21 ministries report"
+        );
+        assert!(
+            profiles.iter().all(|p| p.agency != "hoa-binh"),
+            "Hòa Bình was merged into Phú Thọ"
+        );
         for p in &profiles {
             assert!((0.05..=0.9).contains(&p.online_share), "{}", p.agency);
             assert!(p.weight > 0.0);

@@ -116,7 +116,7 @@ fn submit_ranking_and_metrics_against_serve() {
         .map(|i| {
             event_line(
                 &format!("hb{i}"),
-                "hoa-binh",
+                "lang-son",
                 &at,
                 if i < 3 {
                     "CHANNEL_ONLINE"
@@ -175,7 +175,7 @@ fn submit_ranking_and_metrics_against_serve() {
     assert!(ranking.status.success(), "{}", text(&ranking.stderr));
     let rows: Vec<&str> = out.lines().skip(2).collect();
     assert!(
-        rows[0].contains("Hòa Bình") && rows[0].contains("75.00%") && rows[0].contains("3/4"),
+        rows[0].contains("Lạng Sơn") && rows[0].contains("75.00%") && rows[0].contains("3/4"),
         "{out}"
     );
     assert!(
@@ -197,7 +197,7 @@ fn submit_ranking_and_metrics_against_serve() {
     assert_eq!(value["rows"][0]["agencyId"], "quang-ninh");
     assert_eq!(value["rankedCount"], 2);
 
-    let value = serve.metrics_json("hoa-binh", &day);
+    let value = serve.metrics_json("lang-son", &day);
     assert_eq!(
         value["counters"]["received"], "4",
         "uint64 is a string in the JSON mapping"
@@ -206,7 +206,7 @@ fn submit_ranking_and_metrics_against_serve() {
         &govpulse(&[
             "metrics",
             "--agency",
-            "hoa-binh",
+            "lang-son",
             "--period",
             &day,
             "--aggregate",
@@ -235,7 +235,7 @@ fn submit_retries_the_batch_until_ingest_is_up() {
     let (at, day) = yesterday();
     let file = write_file(
         "retry",
-        &[event_line("late-1", "hoa-binh", &at, "CHANNEL_ONLINE")],
+        &[event_line("late-1", "lang-son", &at, "CHANNEL_ONLINE")],
     );
     let submit = Command::new(GOVPULSE)
         .args([
@@ -260,7 +260,7 @@ fn submit_retries_the_batch_until_ingest_is_up() {
         "the wait was visible: {}",
         text(&out.stderr)
     );
-    let value = serve.metrics_json("hoa-binh", &day);
+    let value = serve.metrics_json("lang-son", &day);
     assert_eq!(value["counters"]["received"], "1");
 }
 
@@ -271,7 +271,7 @@ fn malformed_json_is_refused_before_anything_is_sent() {
     let file = write_file(
         "malformed",
         &[
-            event_line("m0", "hoa-binh", &at, "CHANNEL_ONLINE"),
+            event_line("m0", "lang-son", &at, "CHANNEL_ONLINE"),
             "{\"eventId\": \"m1\",".to_owned(),
         ],
     );
@@ -285,7 +285,7 @@ fn malformed_json_is_refused_before_anything_is_sent() {
     let err = text(&out.stderr);
     assert!(err.contains("line 2: not a DossierEvent in JSON"), "{err}");
     assert!(err.contains("nothing sent"), "{err}");
-    let value = serve.metrics_json("hoa-binh", &day);
+    let value = serve.metrics_json("lang-son", &day);
     assert!(
         value["counters"]["received"].is_null(),
         "nothing counted (zero is omitted in JSON): {value}"

@@ -14,11 +14,12 @@ pub const FILES: [&str; 4] = [
     "procedures.csv",
 ];
 
-const BUILT_IN: [&str; 4] = [
+const BUILT_IN: [&str; 5] = [
     include_str!("../../../deploy/catalog/provinces.csv"),
     include_str!("../../../deploy/catalog/ministries.csv"),
     include_str!("../../../deploy/catalog/units.csv"),
     include_str!("../../../deploy/catalog/procedures.csv"),
+    include_str!("../../../deploy/catalog/mergers.csv"),
 ];
 
 /// Why the catalog could not be loaded.
@@ -44,7 +45,7 @@ pub fn load(dir: Option<&Path>) -> Result<Catalog, LoadError> {
     let Some(dir) = dir else {
         return Ok(built_in()?);
     };
-    let mut texts: [Option<String>; 4] = Default::default();
+    let mut texts: [Option<String>; 5] = Default::default();
     for (slot, name) in texts.iter_mut().zip(FILES) {
         let path = dir.join(name);
         *slot = match std::fs::read_to_string(&path) {
@@ -68,7 +69,7 @@ pub fn load(dir: Option<&Path>) -> Result<Catalog, LoadError> {
 }
 
 fn from_texts(
-    [provinces, ministries, units, procedures]: [Option<&str>; 4],
+    [provinces, ministries, units, procedures, mergers]: [Option<&str>; 5],
 ) -> Result<Catalog, CatalogError> {
     let mut builder = Catalog::builder();
     if let Some(text) = provinces {
@@ -83,6 +84,9 @@ fn from_texts(
     if let Some(text) = procedures {
         builder = builder.procedures_csv("procedures.csv", text)?;
     }
+    if let Some(text) = mergers {
+        builder = builder.mergers_csv("mergers.csv", text)?;
+    }
     builder.build()
 }
 
@@ -93,9 +97,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_built_in_catalog_has_63_provinces_and_21_ministries() {
+    fn the_built_in_catalog_has_63_provinces_then_34_and_21_ministries() {
         let catalog = built_in().expect("the shipped catalog is valid");
         assert_eq!(catalog.block_members(Block::Province).count(), 63);
+        let before = time::macros::date!(2025 - 06 - 30);
+        let after = time::macros::date!(2025 - 07 - 01);
+        assert_eq!(
+            catalog.block_members_on(Block::Province, before).count(),
+            63
+        );
+        assert_eq!(catalog.block_members_on(Block::Province, after).count(), 34);
+        assert_eq!(catalog.block_members_on(Block::Ministry, after).count(), 21);
+        let phu_tho = catalog.agency_by_str("phu-tho").expect("Phú Thọ");
+        let merged: Vec<&str> = phu_tho
+            .merger
+            .iter()
+            .flat_map(|m| m.predecessors.iter().map(|p| p.as_str()))
+            .collect();
+        assert_eq!(merged, ["vinh-phuc", "hoa-binh"]);
+        let hoa_binh = catalog.agency_by_str("hoa-binh").expect("Hòa Bình");
+        assert_eq!(
+            (
+                hoa_binh.valid_until,
+                hoa_binh.successor.as_ref().map(|s| s.as_str())
+            ),
+            (Some(before), Some("phu-tho"))
+        );
+        let constituents = |first| {
+            catalog
+                .constituents(&phu_tho.id, first)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(constituents(before), ["phu-tho", "vinh-phuc", "hoa-binh"]);
+        assert_eq!(constituents(after), ["phu-tho"]);
         assert_eq!(catalog.block_members(Block::Ministry).count(), 21);
         let hoa_binh = catalog.agency_by_str("hoa-binh").expect("Hoa Binh");
         assert_eq!(

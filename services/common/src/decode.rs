@@ -101,6 +101,17 @@ pub fn decode_event(
     policy
         .check(occurred_at, now)
         .map_err(|e| Violation::new(prefix, "occurred_at", e.to_string()))?;
+    let day = govpulse_core::period::vietnam_day(occurred_at);
+    if let Some(reporting) = catalog.agency(&agency).filter(|a| !a.exists_on(day)) {
+        let reason = match (&reporting.successor, reporting.valid_until) {
+            (Some(successor), Some(until)) if until < day => format!(
+                "agency {agency} was merged into {successor} on {}; report events from that day for {successor}",
+                until.next_day().unwrap_or(until)
+            ),
+            _ => format!("agency {agency} did not exist on {day}"),
+        };
+        return Err(Violation::new(prefix, "agency_id", reason));
+    }
     let kind = match &event.kind {
         None => {
             return Err(Violation::new(
@@ -236,6 +247,39 @@ mod tests {
         assert!(
             decode_event("", &unit, &catalog(), &AcceptancePolicy::default(), NOW).is_ok(),
             "a unit uses its province's procedure"
+        );
+    }
+
+    #[test]
+    fn an_agency_reports_only_while_it_exists() {
+        let catalog = Catalog::builder()
+            .provinces_csv("p", "code,id,name\n17,hoa-binh,Hòa Bình\n25,phu-tho,Phú Thọ\n")
+            .and_then(|b| b.units_csv("u", "id,name,parent_id,valid_from,valid_until\nhb-district,Huyện,hoa-binh,2010-01-01,2025-06-30\n"))
+            .and_then(|b| b.procedures_csv("x", "id,agency_id,name,provision,eligible_full_online\nhb-p1,hoa-binh,A,full,true\n"))
+            .and_then(|b| b.mergers_csv("m", "successor_id,successor_name,predecessor_ids,effective\nphu-tho,Phú Thọ,phu-tho;hoa-binh,2025-07-01\n"))
+            .and_then(govpulse_core::CatalogBuilder::build)
+            .expect("valid");
+        let mut event = valid();
+        let policy = AcceptancePolicy {
+            horizon: time::Duration::days(1000),
+            ..AcceptancePolicy::default()
+        };
+        let check = |e: &pb::DossierEvent| {
+            decode_event("", e, &catalog, &policy, NOW).map_err(|v| v.reason)
+        };
+        assert_eq!(
+            check(&event),
+            Err("agency hoa-binh was merged into phu-tho on 2025-07-01; report events from that day for phu-tho".into())
+        );
+        event.agency_id = "hb-district".into();
+        assert_eq!(
+            check(&event),
+            Err("agency hb-district did not exist on 2026-08-15".into())
+        );
+        event.occurred_at = Some(ts(datetime!(2025-06-30 12:00 +7)));
+        assert!(
+            check(&event).is_ok(),
+            "a district reports for days before it was abolished"
         );
     }
 

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
+use time::Date;
+
 use crate::{AgencyId, IdError, ProcedureId};
 
 /// Rankings compare like with like.
@@ -67,6 +69,52 @@ pub struct Agency {
     pub parent: Option<AgencyId>,
     /// A province's official two-digit code.
     pub code: Option<String>,
+    /// The first day it exists; `None` for always.
+    pub valid_from: Option<Date>,
+    /// The last day it exists (for example the day before it was merged into another);
+    /// `None` for still.
+    pub valid_until: Option<Date>,
+    /// For an agency that absorbed others: when, and which.
+    pub merger: Option<Merger>,
+    /// For an agency absorbed into another: that one.
+    pub successor: Option<AgencyId>,
+}
+
+/// Agencies merged into one ("63 provinces became 34 on 2025-07-01").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merger {
+    /// The first day of the merged agency.
+    pub on: Date,
+    /// The agencies merged into it, other than itself.
+    pub predecessors: Vec<AgencyId>,
+}
+
+impl Agency {
+    fn new(
+        id: AgencyId,
+        name: String,
+        block: Block,
+        parent: Option<AgencyId>,
+        code: Option<String>,
+    ) -> Self {
+        Self {
+            id,
+            name,
+            block,
+            parent,
+            code,
+            valid_from: None,
+            valid_until: None,
+            merger: None,
+            successor: None,
+        }
+    }
+
+    /// Whether the agency exists on `day`.
+    pub fn exists_on(&self, day: Date) -> bool {
+        self.valid_from.is_none_or(|from| from <= day)
+            && self.valid_until.is_none_or(|until| day <= until)
+    }
 }
 
 /// An administrative procedure.
@@ -116,6 +164,8 @@ pub enum CatalogError {
     DuplicateProcedure(ProcedureId),
     #[error("agency {agency} names parent {parent}, which is not in the catalog")]
     UnknownParent { agency: AgencyId, parent: AgencyId },
+    #[error("merger names agency {0}, which is not in the catalog")]
+    UnknownMerged(AgencyId),
     #[error("agency {0} is its own ancestor")]
     Cycle(AgencyId),
     #[error("procedure {procedure} belongs to agency {agency}, which is not in the catalog")]
@@ -146,6 +196,18 @@ struct UnitRow {
     id: String,
     name: String,
     parent_id: String,
+    #[serde(default)]
+    valid_from: Option<String>,
+    #[serde(default)]
+    valid_until: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MergerRow {
+    successor_id: String,
+    successor_name: String,
+    predecessor_ids: String,
+    effective: String,
 }
 
 #[derive(Deserialize)]
@@ -197,6 +259,7 @@ fn parse_id<T>(
 pub struct CatalogBuilder {
     agencies: Vec<(Agency, Option<Block>)>,
     procedures: Vec<Procedure>,
+    mergers: Vec<(AgencyId, String, Merger)>,
 }
 
 impl CatalogBuilder {
@@ -204,13 +267,7 @@ impl CatalogBuilder {
     pub fn provinces_csv(mut self, source_name: &str, text: &str) -> Result<Self, CatalogError> {
         for (line, row) in rows::<ProvinceRow>(source_name, text)? {
             let id = parse_id(AgencyId::parse, &row.id, source_name, line, "id")?;
-            let agency = Agency {
-                id,
-                name: row.name,
-                block: Block::Province,
-                parent: None,
-                code: Some(row.code),
-            };
+            let agency = Agency::new(id, row.name, Block::Province, None, Some(row.code));
             self.agencies.push((agency, Some(Block::Province)));
         }
         Ok(self)
@@ -221,13 +278,7 @@ impl CatalogBuilder {
         for (line, row) in rows::<MinistryRow>(source_name, text)? {
             let id = parse_id(AgencyId::parse, &row.id, source_name, line, "id")?;
             let name = row.name.or(row.name_en).unwrap_or_else(|| id.to_string());
-            let agency = Agency {
-                id,
-                name,
-                block: Block::Ministry,
-                parent: None,
-                code: None,
-            };
+            let agency = Agency::new(id, name, Block::Ministry, None, None);
             self.agencies.push((agency, Some(Block::Ministry)));
         }
         Ok(self)
@@ -245,14 +296,61 @@ impl CatalogBuilder {
                 "parent_id",
             )?;
             // The block is the root's, filled in by build().
-            let agency = Agency {
-                id,
-                name: row.name,
-                block: Block::Province,
-                parent: Some(parent),
-                code: None,
+            let mut agency = Agency::new(id, row.name, Block::Province, Some(parent), None);
+            let day = |column: &str, raw: &Option<String>| -> Result<Option<Date>, CatalogError> {
+                match raw.as_deref().map(str::trim) {
+                    None | Some("") => Ok(None),
+                    Some(raw) => {
+                        crate::period::parse_day(raw)
+                            .map(Some)
+                            .map_err(|e| CatalogError::Row {
+                                source_name: source_name.to_owned(),
+                                line,
+                                message: format!("{column}: {e}"),
+                            })
+                    }
+                }
             };
+            agency.valid_from = day("valid_from", &row.valid_from)?;
+            agency.valid_until = day("valid_until", &row.valid_until)?;
             self.agencies.push((agency, None));
+        }
+        Ok(self)
+    }
+
+    /// Adds mergers from CSV with the columns
+    /// `successor_id,successor_name,predecessor_ids,effective`: the predecessors (separated
+    /// by `;`, the successor among them when it keeps its id) end the day before `effective`
+    /// and their history belongs to the successor from then on.
+    pub fn mergers_csv(mut self, source_name: &str, text: &str) -> Result<Self, CatalogError> {
+        for (line, row) in rows::<MergerRow>(source_name, text)? {
+            let successor = parse_id(
+                AgencyId::parse,
+                &row.successor_id,
+                source_name,
+                line,
+                "successor_id",
+            )?;
+            let on =
+                crate::period::parse_day(row.effective.trim()).map_err(|e| CatalogError::Row {
+                    source_name: source_name.to_owned(),
+                    line,
+                    message: format!("effective: {e}"),
+                })?;
+            let mut predecessors = Vec::new();
+            for raw in row
+                .predecessor_ids
+                .split(';')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+            {
+                let id = parse_id(AgencyId::parse, raw, source_name, line, "predecessor_ids")?;
+                if id != successor {
+                    predecessors.push(id);
+                }
+            }
+            self.mergers
+                .push((successor, row.successor_name, Merger { on, predecessors }));
         }
         Ok(self)
     }
@@ -286,6 +384,20 @@ impl CatalogBuilder {
                 return Err(CatalogError::DuplicateAgency(agency.id));
             }
             agencies.insert(agency.id.clone(), agency);
+        }
+        for (successor, name, merger) in self.mergers {
+            for predecessor in &merger.predecessors {
+                let Some(absorbed) = agencies.get_mut(predecessor) else {
+                    return Err(CatalogError::UnknownMerged(predecessor.clone()));
+                };
+                absorbed.valid_until = merger.on.previous_day();
+                absorbed.successor = Some(successor.clone());
+            }
+            let Some(agency) = agencies.get_mut(&successor) else {
+                return Err(CatalogError::UnknownMerged(successor));
+            };
+            agency.name = name;
+            agency.merger = Some(merger);
         }
         let mut chains: HashMap<AgencyId, Vec<AgencyId>> = HashMap::new();
         for id in agencies.keys() {
@@ -407,6 +519,44 @@ impl Catalog {
         self.agencies
             .values()
             .filter(move |a| a.block == block && a.parent.is_none())
+    }
+
+    /// The top-level agencies of a block that exist on `day`, sorted by id.
+    pub fn block_members_on(&self, block: Block, day: Date) -> impl Iterator<Item = &Agency> {
+        self.block_members(block).filter(move |a| a.exists_on(day))
+    }
+
+    /// The agencies whose counts make up `agency` as it is now, over a period starting on
+    /// `first_day`: the agency itself and, when it absorbed others after `first_day`, those
+    /// too (and theirs, for earlier mergers).
+    pub fn constituents(&self, agency: &AgencyId, first_day: Date) -> Vec<AgencyId> {
+        self.constituents_within(agency, first_day, Date::MAX)
+    }
+
+    /// As [`Catalog::constituents`], for `agency` as it was on `last_day`: mergers after
+    /// `last_day` had not happened yet, so they add nothing.
+    pub fn constituents_within(
+        &self,
+        agency: &AgencyId,
+        first_day: Date,
+        last_day: Date,
+    ) -> Vec<AgencyId> {
+        let mut out = vec![agency.clone()];
+        let mut i = 0;
+        while i < out.len() {
+            if let Some(merger) = self.agency(&out[i]).and_then(|a| a.merger.as_ref())
+                && first_day < merger.on
+                && merger.on <= last_day
+            {
+                for p in &merger.predecessors {
+                    if !out.contains(p) {
+                        out.push(p.clone());
+                    }
+                }
+            }
+            i += 1;
+        }
+        out
     }
 
     /// The direct children of an agency, sorted by id.

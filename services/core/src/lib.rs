@@ -16,7 +16,8 @@ pub mod summary;
 pub mod targets;
 
 pub use catalog::{
-    Agency, Block, Catalog, CatalogBuilder, CatalogError, Procedure, Provision, ProvisionFacts,
+    Agency, Block, Catalog, CatalogBuilder, CatalogError, Merger, Procedure, Provision,
+    ProvisionFacts,
 };
 pub use counters::{Counter, CounterDelta, Counters};
 pub use event::{Channel, DossierEvent, EventKind, Timeliness};

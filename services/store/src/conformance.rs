@@ -34,11 +34,12 @@ pub fn write(
     }
 }
 
-fn key(root: &str, agency: &str) -> AgencyKey {
-    AgencyKey {
+/// A group of one agency.
+fn key(root: &str, agency: &str) -> Vec<AgencyKey> {
+    vec![AgencyKey {
         root: id(root),
         agency: id(agency),
-    }
+    }]
 }
 
 async fn read_one(store: &dyn CounterStore, root: &str, agency: &str, period: &str) -> Counters {
@@ -329,6 +330,40 @@ pub async fn unknown_agencies_read_as_zero(store: &dyn CounterStore) {
     assert_eq!(c, Counters::default());
 }
 
+/// A group (a merged province and its predecessor, in different trees) reads as the sum of
+/// its members, with the distinct procedures counted once across them.
+pub async fn groups_sum_and_union_exactly(store: &dyn CounterStore) {
+    let day = date!(2024 - 10 - 10);
+    let online = [Counter::Received, Counter::ReceivedOnline];
+    let events = [
+        write("g1", &["tuyen-quang"], day, &online, Some("p1")),
+        write("g2", &["ha-giang"], day, &online, Some("p1")),
+        write("g3", &["ha-giang"], day, &online, Some("p2")),
+        write("g4", &["ha-giang"], day, &[Counter::Received], None),
+    ];
+    store.apply(&events).await.expect("apply");
+    let mut merged = key("tuyen-quang", "tuyen-quang");
+    merged.extend(key("ha-giang", "ha-giang"));
+    let read = store
+        .read(
+            &[merged, key("ha-giang", "ha-giang")],
+            &[Bucket::Year(2024)],
+        )
+        .await
+        .expect("read");
+    let summary: Vec<(u64, u64, u64)> = read
+        .iter()
+        .map(|c| {
+            (
+                c.get(Counter::Received),
+                c.get(Counter::ReceivedOnline),
+                c.procedures_with_online_dossiers,
+            )
+        })
+        .collect();
+    assert_eq!(summary, [(4, 3, 2), (3, 2, 2)]);
+}
+
 /// Runs every check on stores from `fresh`, one fresh store per check.
 pub async fn run_all<S, F, Fut>(mut fresh: F)
 where
@@ -344,4 +379,5 @@ where
     distinct_procedures_are_exact_over_ranges(&fresh().await).await;
     mixed_batches_keep_positions_and_sum(&fresh().await).await;
     unknown_agencies_read_as_zero(&fresh().await).await;
+    groups_sum_and_union_exactly(&fresh().await).await;
 }

@@ -84,11 +84,13 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
     /// recorded (as counted or duplicate) or none is.
     async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError>;
 
-    /// For each agency, its counters summed over `buckets`, with the exact number of
-    /// distinct procedures that received an online dossier in any of them.
+    /// For each group of agencies, their counters summed over the agencies and `buckets`,
+    /// with the exact number of distinct procedures that received an online dossier in any
+    /// of them. A group is usually one agency; a merged province is read as a group of
+    /// itself and its predecessors.
     async fn read(
         &self,
-        agencies: &[AgencyKey],
+        groups: &[Vec<AgencyKey>],
         buckets: &[Bucket],
     ) -> Result<Vec<Counters>, StoreError>;
 }

@@ -86,21 +86,23 @@ impl CounterStore for MemoryStore {
 
     async fn read(
         &self,
-        agencies: &[AgencyKey],
+        groups: &[Vec<AgencyKey>],
         buckets: &[Bucket],
     ) -> Result<Vec<Counters>, StoreError> {
         let inner = self.lock();
-        Ok(agencies
+        Ok(groups
             .iter()
-            .map(|key| {
+            .map(|group| {
                 let mut total = Counters::default();
                 let mut online: HashSet<&ProcedureId> = HashSet::new();
-                for bucket in buckets {
-                    let slot = (key.agency.clone(), *bucket);
-                    if let Some(counters) = inner.counters.get(&slot) {
-                        total += counters;
+                for key in group {
+                    for bucket in buckets {
+                        let slot = (key.agency.clone(), *bucket);
+                        if let Some(counters) = inner.counters.get(&slot) {
+                            total += counters;
+                        }
+                        online.extend(inner.online.get(&slot).into_iter().flatten());
                     }
-                    online.extend(inner.online.get(&slot).into_iter().flatten());
                 }
                 total.procedures_with_online_dossiers = online.len() as u64;
                 total

@@ -230,17 +230,20 @@ impl CounterStore for RedisStore {
 
     async fn read(
         &self,
-        agencies: &[AgencyKey],
+        groups: &[Vec<AgencyKey>],
         buckets: &[Bucket],
     ) -> Result<Vec<Counters>, StoreError> {
         let mut pipe = redis::pipe();
-        for key in agencies {
-            for bucket in buckets {
-                pipe.hgetall(self.counters_key(&key.root, &key.agency, *bucket));
+        for group in groups {
+            for key in group {
+                for bucket in buckets {
+                    pipe.hgetall(self.counters_key(&key.root, &key.agency, *bucket));
+                }
             }
-            let online: Vec<String> = buckets
+            let online: Vec<String> = group
                 .iter()
-                .map(|b| self.online_key(&key.root, &key.agency, *b))
+                .flat_map(|key| buckets.iter().map(move |b| (key, *b)))
+                .map(|(key, bucket)| self.online_key(&key.root, &key.agency, bucket))
                 .collect();
             match online.as_slice() {
                 [] => pipe.cmd("ECHO").arg(0),
@@ -255,10 +258,10 @@ impl CounterStore for RedisStore {
         let mut connection = self.connection.clone();
         let replies: Vec<redis::Value> = pipe.query_async(&mut connection).await?;
         let mut replies = replies.into_iter();
-        let mut out = Vec::with_capacity(agencies.len());
-        for _ in agencies {
+        let mut out = Vec::with_capacity(groups.len());
+        for group in groups {
             let mut total = Counters::default();
-            for _ in buckets {
+            for _ in 0..group.len() * buckets.len() {
                 let hash: HashMap<String, u64> =
                     redis::from_redis_value(next_reply(&mut replies)?)?;
                 for (field, value) in hash {
@@ -276,7 +279,8 @@ impl CounterStore for RedisStore {
 }
 
 /// The exact size of the union of the sets in KEYS, computed in Redis so the members never
-/// cross the network. All KEYS share one tree and so one hash slot.
+/// cross the network. The KEYS of one agency share its tree's hash slot; a group that spans
+/// trees (a merged province with its predecessors) needs a single Redis, not a cluster.
 const UNION_SIZE_SCRIPT: &str = "return #redis.call('SUNION', unpack(KEYS))";
 
 fn next_reply(

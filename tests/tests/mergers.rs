@@ -1,0 +1,157 @@
+//! Agencies change: on 2025-07-01 the 63 provinces became 34. A merged province answers for
+//! periods before the merger with the sums of its predecessors, and says so; blocks are the
+//! provinces as they were on the period's last day; a province merged away reports no more.
+
+use govpulse_e2e::{Deployment, Options, RedisServer, received};
+use govpulse_proto::{
+    aggregate::{
+        GetBlockMetricsRequest, GetMetricsRequest, GetMetricsResponse,
+        get_block_metrics_request::Scope,
+    },
+    catalog::Block,
+    event::OutcomeStatus,
+    ingest::SubmitEventsRequest,
+    ranking::{GetRankingRequest, RankingQuery},
+};
+use time::{
+    OffsetDateTime,
+    macros::{date, time},
+};
+
+fn at(day: time::Date) -> OffsetDateTime {
+    day.with_time(time!(10:00))
+        .assume_offset(govpulse_core::period::VIETNAM)
+}
+
+async fn online_rate(deployment: &Deployment, agency: &str, period: &str) -> GetMetricsResponse {
+    let request = GetMetricsRequest {
+        agency_id: agency.into(),
+        period: period.into(),
+        metrics: vec!["online-dossier-rate".into()],
+    };
+    deployment
+        .aggregate()
+        .get_metrics(request)
+        .await
+        .expect("metrics")
+        .into_inner()
+}
+
+fn fraction(response: &GetMetricsResponse) -> Option<(u64, u64)> {
+    response.metrics[0]
+        .rate
+        .as_ref()
+        .map(|r| (r.numerator, r.denominator))
+}
+
+#[tokio::test]
+async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let options = Options {
+        horizon_days: Some(1500),
+        ..Options::default()
+    };
+    let deployment = Deployment::start_with(&redis, "mergers", options).await;
+    let before = at(date!(2024 - 11 - 15));
+    let after = at(date!(2025 - 11 - 15));
+    let mut events = Vec::new();
+    // 2024: Tuyên Quang 3 of 5 online, Hà Giang 4 of 6 (Hà Giang merged into Tuyên Quang).
+    events.extend((0..5).map(|i| received(&format!("tq-{i}"), "tuyen-quang", before, i < 3)));
+    events.extend((0..6).map(|i| received(&format!("hg-{i}"), "ha-giang", before, i < 4)));
+    // 2025, after the merger: the new Tuyên Quang 8 of 10.
+    events.extend((0..10).map(|i| received(&format!("tq-new-{i}"), "tuyen-quang", after, i < 8)));
+    // Hà Giang no longer exists: its event is refused, naming the successor.
+    events.push(received("hg-late", "ha-giang", after, true));
+    let response = deployment
+        .ingest()
+        .submit_events(SubmitEventsRequest { events })
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!((response.accepted, response.rejected), (21, 1));
+    let refused = response
+        .outcomes
+        .iter()
+        .find(|o| o.status == OutcomeStatus::Rejected as i32)
+        .expect("one refused");
+    assert_eq!(refused.field, "events[21].agency_id");
+    assert_eq!(
+        refused.reason,
+        "agency ha-giang was merged into tuyen-quang on 2025-07-01; report events from that day for tuyen-quang"
+    );
+
+    // The merged province over 2024: the sums of its predecessors, and it says so.
+    let merged = online_rate(&deployment, "tuyen-quang", "2024").await;
+    assert_eq!(fraction(&merged), Some((7, 11)));
+    assert_eq!(merged.merged_from, ["ha-giang"]);
+    assert_eq!(merged.counters.map(|c| c.received), Some(11));
+    // The predecessors' own 2024 figures, as the 63 provinces of 2024 were listed then.
+    let block_2024 = deployment
+        .aggregate()
+        .get_block_metrics(GetBlockMetricsRequest {
+            scope: Some(Scope::Block(Block::Province.into())),
+            metric: "online-dossier-rate".into(),
+            period: "2024".into(),
+        })
+        .await
+        .expect("block metrics")
+        .into_inner();
+    assert_eq!(block_2024.agencies.len(), 63);
+    let of = |id: &str| {
+        let row = block_2024
+            .agencies
+            .iter()
+            .find(|a| a.agency_id == id)
+            .expect("listed");
+        (
+            row.rate.as_ref().map(|r| (r.numerator, r.denominator)),
+            row.merged_from.clone(),
+        )
+    };
+    assert_eq!(of("tuyen-quang"), (Some((3, 5)), vec![]));
+    assert_eq!(of("ha-giang"), (Some((4, 6)), vec![]));
+    assert_eq!((3 + 4, 5 + 6), (7, 11), "the merged figure is their sum");
+
+    // 2025-Q4 against the same period of 2024: the merged province against the sum of its
+    // predecessors ("compare a merged province with the sum of its predecessors").
+    let q4 = online_rate(&deployment, "tuyen-quang", "2025-Q4").await;
+    assert_eq!(fraction(&q4), Some((8, 10)));
+    assert!(q4.merged_from.is_empty(), "Q4 2025 began after the merger");
+    let last_year = q4.metrics[0]
+        .same_period_last_year
+        .as_ref()
+        .map(|r| (r.numerator, r.denominator));
+    assert_eq!(last_year, Some((7, 11)));
+    assert_eq!(
+        q4.metrics[0]
+            .change_from_last_year
+            .as_ref()
+            .map(|c| c.ratio.as_str()),
+        Some("1.26")
+    );
+
+    // A period spanning the merger: the new province with its predecessors' earlier part.
+    let span = online_rate(&deployment, "tuyen-quang", "2024-11-01..2025-12-31").await;
+    assert_eq!(
+        (fraction(&span), span.merged_from.as_slice()),
+        (Some((15, 21)), &["ha-giang".to_owned()][..])
+    );
+
+    // Rankings: 63 provinces for 2024, 34 for 2025-Q4.
+    for (period, expected) in [("2024", 63), ("2025-Q4", 34)] {
+        let query = RankingQuery {
+            metric: "online-dossier-rate".into(),
+            block: Block::Province.into(),
+            period: period.into(),
+            selection: None,
+        };
+        let ranking = deployment
+            .ranking()
+            .get_ranking(GetRankingRequest { query: Some(query) })
+            .await
+            .expect("ranking")
+            .into_inner();
+        assert_eq!(ranking.rows.len(), expected, "{period}");
+    }
+    deployment.stop().await;
+}
