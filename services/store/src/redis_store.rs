@@ -56,7 +56,10 @@ impl std::fmt::Debug for RedisStore {
 impl RedisStore {
     /// Connects (and keeps reconnecting when the connection drops).
     pub async fn connect(config: RedisStoreConfig) -> Result<Self, StoreError> {
-        let client = redis::Client::open(config.url.as_str())?;
+        // Small pipelined replies must not wait for Nagle's algorithm.
+        let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
             .set_response_timeout(Some(std::time::Duration::from_secs(10)))
