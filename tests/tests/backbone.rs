@@ -450,6 +450,7 @@ async fn a_block_snapshot_lists_every_agency_of_the_block() {
         .get_block_snapshot(GetBlockSnapshotRequest {
             block: Block::Ministry.into(),
             period: at.date().to_string(),
+            metric: String::new(),
         })
         .await
         .expect("snapshot")
@@ -466,6 +467,7 @@ async fn a_block_snapshot_lists_every_agency_of_the_block() {
         .get_block_snapshot(GetBlockSnapshotRequest {
             block: 0,
             period: "2026-13".into(),
+            metric: String::new(),
         })
         .await
         .expect_err("invalid");

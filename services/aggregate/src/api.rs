@@ -15,7 +15,7 @@ use govpulse_common::{
     targets_file::LiveTargets,
 };
 use govpulse_core::{
-    AcceptancePolicy, AgencyId, Block, Catalog, Counters, Metric, Period, Rate,
+    AcceptancePolicy, AgencyId, Block, Catalog, Counters, Metric, Needs, Period, Rate,
     compare::Comparison,
     period::vietnam_day,
     summary::{mean_text, summarize},
@@ -207,6 +207,7 @@ impl AggregateApi {
         agencies: &[AgencyId],
         period: &Period,
         view: View,
+        needs: &Needs,
     ) -> Result<Vec<Counters>, Error> {
         let groups: Vec<Vec<AgencyKey>> = agencies
             .iter()
@@ -217,7 +218,7 @@ impl AggregateApi {
                     .collect()
             })
             .collect();
-        Ok(self.store.read(&groups, &period.cover()).await?)
+        Ok(self.store.read(&groups, &period.cover(), needs).await?)
     }
 
     /// The agencies an agency absorbed after the period began (for the `merged_from` fields).
@@ -270,12 +271,13 @@ impl AggregateApi {
                 .collect::<Result<_, _>>()?
         };
         let (last_year, previous) = (period.same_period_last_year(), period.previous());
+        let everything = Needs::everything();
         let ids = std::slice::from_ref(&agency.id);
         let [now, then, before] = [&period, &last_year, &previous];
         let (now, then, before) = (
-            self.read(ids, now, View::AsNow).await?[0],
-            self.read(ids, then, View::AsNow).await?[0],
-            self.read(ids, before, View::AsNow).await?[0],
+            self.read(ids, now, View::AsNow, &everything).await?[0],
+            self.read(ids, then, View::AsNow, &everything).await?[0],
+            self.read(ids, before, View::AsNow, &everything).await?[0],
         );
         let facts = self.catalog.provision_facts(&agency.id);
         let metrics = metrics
@@ -351,8 +353,10 @@ impl AggregateApi {
         let last_year = period.same_period_last_year();
         let ids: Vec<AgencyId> = members.iter().map(|a| a.id.clone()).collect();
         let (now, then) = (
-            self.read(&ids, &period, View::AsOfPeriodEnd).await?,
-            self.read(&ids, &last_year, View::AsNow).await?,
+            self.read(&ids, &period, View::AsOfPeriodEnd, &metric.needs())
+                .await?,
+            self.read(&ids, &last_year, View::AsNow, &metric.needs())
+                .await?,
         );
         let fractions = |counters: &[Counters]| -> Vec<(u64, u64)> {
             members
@@ -427,7 +431,18 @@ impl AggregateApi {
             .block_members_on(block, period.last_day())
             .map(|a| a.id.clone())
             .collect();
-        let counters = self.read(&members, &period, View::AsOfPeriodEnd).await?;
+        let needs = match request.metric.as_str() {
+            "" => Needs::everything(),
+            name => name
+                .parse::<Metric>()
+                .map_err(|e: govpulse_core::metric::UnknownMetric| {
+                    Error::invalid("metric", e.to_string())
+                })?
+                .needs(),
+        };
+        let counters = self
+            .read(&members, &period, View::AsOfPeriodEnd, &needs)
+            .await?;
         let agencies = members
             .iter()
             .zip(&counters)

@@ -81,6 +81,30 @@ impl Metric {
         }
     }
 
+    /// What the metric reads from storage: its counters, and whether it needs the distinct
+    /// count of procedures with online dossiers.
+    pub fn needs(self) -> Needs {
+        let counters = match self {
+            Metric::OnlineDossierRate => vec![Counter::ReceivedOnline, Counter::Received],
+            Metric::FullOnlineDossierRate => {
+                vec![
+                    Counter::ReceivedOnlineFullOnlineProcedure,
+                    Counter::ReceivedFullOnlineProcedure,
+                ]
+            }
+            Metric::ServicesWithOnlineDossiers | Metric::FullOnlineProvision => vec![],
+            Metric::OnTimeRate => vec![Counter::ResolvedOnTime, Counter::Resolved],
+            Metric::DigitizedReceptionRate => vec![Counter::Digitized, Counter::Received],
+            Metric::ElectronicResultRate => vec![Counter::ResultElectronic, Counter::Resolved],
+            Metric::SatisfactionRate => vec![Counter::FeedbackSatisfied, Counter::Feedback],
+            Metric::OnlinePaymentRate => vec![Counter::FeePaidOnline, Counter::FeePaid],
+        };
+        Needs {
+            counters,
+            distinct: self == Metric::ServicesWithOnlineDossiers,
+        }
+    }
+
     /// The numerator and denominator of the metric.
     pub fn fraction(self, counters: &Counters, facts: &ProvisionFacts) -> (u64, u64) {
         let c = |counter| counters.get(counter);
@@ -113,6 +137,25 @@ impl Metric {
 impl fmt::Display for Metric {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// What a read must fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needs {
+    /// The counters to read.
+    pub counters: Vec<Counter>,
+    /// Whether to count the distinct procedures with online dossiers.
+    pub distinct: bool,
+}
+
+impl Needs {
+    /// Everything: every counter and the distinct count.
+    pub fn everything() -> Needs {
+        Needs {
+            counters: Counter::ALL.to_vec(),
+            distinct: true,
+        }
     }
 }
 
@@ -185,6 +228,28 @@ mod tests {
                 (v(Counter::FeePaidOnline), v(Counter::FeePaid)),
             ]
         );
+    }
+
+    #[test]
+    fn a_metric_needs_exactly_the_counters_its_formula_reads() {
+        for m in Metric::ALL {
+            let needs = m.needs();
+            // Counters holding only what the metric needs give the same fraction as all of them.
+            let all = Counters::from_pairs(Counter::ALL.into_iter().zip(1u64..));
+            let mut only =
+                Counters::from_pairs(all.iter().filter(|(c, _)| needs.counters.contains(c)));
+            let mut all = all;
+            all.procedures_with_online_dossiers = 5;
+            if needs.distinct {
+                only.procedures_with_online_dossiers = 5;
+            }
+            let facts = ProvisionFacts {
+                online_services: 9,
+                full_online: 3,
+                eligible_full_online: 4,
+            };
+            assert_eq!(m.fraction(&only, &facts), m.fraction(&all, &facts), "{m}");
+        }
     }
 
     #[test]

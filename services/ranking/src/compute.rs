@@ -37,6 +37,7 @@ pub async fn compute(
         .get_block_snapshot(GetBlockSnapshotRequest {
             block: block_to_proto(query.block).into(),
             period: query.period.clone(),
+            metric: query.metric.name().to_owned(),
         })
         .await?
         .into_inner();

@@ -3,7 +3,7 @@
 //! store crate's tests run it against [`crate::MemoryStore`] and a real Redis.
 
 use govpulse_core::{
-    AgencyId, Bucket, Counter, CounterDelta, Counters, EventId, Period, ProcedureId,
+    AgencyId, Bucket, Counter, CounterDelta, Counters, EventId, Needs, Period, ProcedureId,
 };
 use time::{Date, OffsetDateTime, macros::date};
 
@@ -45,7 +45,7 @@ fn key(root: &str, agency: &str) -> Vec<AgencyKey> {
 async fn read_one(store: &dyn CounterStore, root: &str, agency: &str, period: &str) -> Counters {
     let period = Period::parse(period, date!(2026 - 12 - 31)).expect("valid period");
     store
-        .read(&[key(root, agency)], &period.cover())
+        .read(&[key(root, agency)], &period.cover(), &Needs::everything())
         .await
         .expect("read")[0]
 }
@@ -211,6 +211,7 @@ pub async fn units_count_for_their_ancestors(store: &dyn CounterStore) {
                 key("hoa-binh", "hb-other"),
             ],
             &[Bucket::Day(day)],
+            &Needs::everything(),
         )
         .await
         .expect("read")
@@ -314,6 +315,7 @@ pub async fn mixed_batches_keep_positions_and_sum(store: &dyn CounterStore) {
                 key("moh", "moh"),
             ],
             &[Bucket::Day(day)],
+            &Needs::everything(),
         )
         .await
         .expect("read");
@@ -348,6 +350,7 @@ pub async fn groups_sum_and_union_exactly(store: &dyn CounterStore) {
         .read(
             &[merged, key("ha-giang", "ha-giang")],
             &[Bucket::Year(2024)],
+            &Needs::everything(),
         )
         .await
         .expect("read");
@@ -362,6 +365,78 @@ pub async fn groups_sum_and_union_exactly(store: &dyn CounterStore) {
         })
         .collect();
     assert_eq!(summary, [(4, 3, 2), (3, 2, 2)]);
+}
+
+/// A read of some counters fills those, and the distinct count only when asked.
+pub async fn reads_fetch_what_is_needed(store: &dyn CounterStore) {
+    let day = date!(2026 - 04 - 04);
+    let events = [
+        write(
+            "n1",
+            &["ha-noi"],
+            day,
+            &[Counter::Received, Counter::ReceivedOnline],
+            Some("p1"),
+        ),
+        write(
+            "n2",
+            &["ha-noi"],
+            day,
+            &[Counter::Resolved, Counter::ResolvedOnTime],
+            None,
+        ),
+    ];
+    store.apply(&events).await.expect("apply");
+    let needs = Needs {
+        counters: vec![Counter::ReceivedOnline, Counter::Received],
+        distinct: false,
+    };
+    let buckets = Period::parse("2026-04", day).expect("period").cover();
+    let read = store
+        .read(&[key("ha-noi", "ha-noi")], &buckets, &needs)
+        .await
+        .expect("read")[0];
+    assert_eq!(
+        (
+            read.get(Counter::Received),
+            read.get(Counter::ReceivedOnline)
+        ),
+        (1, 1)
+    );
+    assert_eq!(
+        (
+            read.get(Counter::Resolved),
+            read.procedures_with_online_dossiers
+        ),
+        (0, 0),
+        "not asked for"
+    );
+    let distinct_only = Needs {
+        counters: vec![],
+        distinct: true,
+    };
+    let read = store
+        .read(&[key("ha-noi", "ha-noi")], &buckets, &distinct_only)
+        .await
+        .expect("read")[0];
+    assert_eq!(
+        (
+            read.get(Counter::Received),
+            read.procedures_with_online_dossiers
+        ),
+        (0, 1)
+    );
+    let nothing = Needs {
+        counters: vec![],
+        distinct: false,
+    };
+    assert_eq!(
+        store
+            .read(&[key("ha-noi", "ha-noi")], &buckets, &nothing)
+            .await
+            .expect("read"),
+        [Counters::default()]
+    );
 }
 
 /// Runs every check on stores from `fresh`, one fresh store per check.
@@ -380,4 +455,5 @@ where
     mixed_batches_keep_positions_and_sum(&fresh().await).await;
     unknown_agencies_read_as_zero(&fresh().await).await;
     groups_sum_and_union_exactly(&fresh().await).await;
+    reads_fetch_what_is_needed(&fresh().await).await;
 }

@@ -5,7 +5,7 @@
 //! The key schema is documented in `docs/ARCHITECTURE.md` and in [`redis_store`].
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, CounterDelta, Counters, EventId};
+use govpulse_core::{AgencyId, Bucket, CounterDelta, Counters, EventId, Needs};
 use time::{Date, OffsetDateTime};
 
 pub mod conformance;
@@ -84,13 +84,14 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
     /// recorded (as counted or duplicate) or none is.
     async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError>;
 
-    /// For each group of agencies, their counters summed over the agencies and `buckets`,
-    /// with the exact number of distinct procedures that received an online dossier in any
-    /// of them. A group is usually one agency; a merged province is read as a group of
-    /// itself and its predecessors.
+    /// For each group of agencies, the counters `needs` names summed over the agencies and
+    /// `buckets` (the others read as zero), and, when `needs.distinct`, the exact number of
+    /// distinct procedures that received an online dossier in any of them. A group is usually
+    /// one agency; a merged province is read as a group of itself and its predecessors.
     async fn read(
         &self,
         groups: &[Vec<AgencyKey>],
         buckets: &[Bucket],
+        needs: &Needs,
     ) -> Result<Vec<Counters>, StoreError>;
 }

@@ -7,7 +7,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, Counters, EventId, ProcedureId};
+use govpulse_core::{AgencyId, Bucket, Counters, EventId, Needs, ProcedureId};
 use time::{Date, OffsetDateTime};
 
 use crate::{AgencyKey, Applied, CounterStore, EventWrite, StoreError};
@@ -88,6 +88,7 @@ impl CounterStore for MemoryStore {
         &self,
         groups: &[Vec<AgencyKey>],
         buckets: &[Bucket],
+        needs: &Needs,
     ) -> Result<Vec<Counters>, StoreError> {
         let inner = self.lock();
         Ok(groups
@@ -99,9 +100,13 @@ impl CounterStore for MemoryStore {
                     for bucket in buckets {
                         let slot = (key.agency.clone(), *bucket);
                         if let Some(counters) = inner.counters.get(&slot) {
-                            total += counters;
+                            for counter in &needs.counters {
+                                total.increment(*counter, counters.get(*counter));
+                            }
                         }
-                        online.extend(inner.online.get(&slot).into_iter().flatten());
+                        if needs.distinct {
+                            online.extend(inner.online.get(&slot).into_iter().flatten());
+                        }
                     }
                 }
                 total.procedures_with_online_dossiers = online.len() as u64;

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, Counter, Counters};
+use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
 use redis::{
     Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
@@ -235,46 +235,79 @@ impl CounterStore for RedisStore {
         &self,
         groups: &[Vec<AgencyKey>],
         buckets: &[Bucket],
+        needs: &Needs,
     ) -> Result<Vec<Counters>, StoreError> {
+        // Only what the caller needs crosses the network: HMGET of a metric's two fields is
+        // much cheaper than HGETALL of all of them, and the distinct union is the costliest
+        // command of all.
+        let all_counters = needs.counters.len() == Counter::ALL.len();
+        let fields: Vec<&str> = needs.counters.iter().map(|c| c.key()).collect();
         let mut pipe = redis::pipe();
+        let mut commands = 0usize;
         for group in groups {
-            for key in group {
-                for bucket in buckets {
-                    pipe.hgetall(self.counters_key(&key.root, &key.agency, *bucket));
+            if !fields.is_empty() {
+                for key in group {
+                    for bucket in buckets {
+                        let hash = self.counters_key(&key.root, &key.agency, *bucket);
+                        if all_counters {
+                            pipe.hgetall(hash);
+                        } else {
+                            pipe.cmd("HMGET").arg(hash).arg(&fields);
+                        }
+                        commands += 1;
+                    }
                 }
             }
-            let online: Vec<String> = group
-                .iter()
-                .flat_map(|key| buckets.iter().map(move |b| (key, *b)))
-                .map(|(key, bucket)| self.online_key(&key.root, &key.agency, bucket))
-                .collect();
-            match online.as_slice() {
-                [] => pipe.cmd("ECHO").arg(0),
-                [one] => pipe.scard(one),
-                many => pipe
-                    .cmd("EVAL")
-                    .arg(UNION_SIZE_SCRIPT)
-                    .arg(many.len())
-                    .arg(many),
-            };
+            if needs.distinct {
+                let online: Vec<String> = group
+                    .iter()
+                    .flat_map(|key| buckets.iter().map(move |b| (key, *b)))
+                    .map(|(key, bucket)| self.online_key(&key.root, &key.agency, bucket))
+                    .collect();
+                match online.as_slice() {
+                    [] => pipe.cmd("ECHO").arg(0),
+                    [one] => pipe.scard(one),
+                    many => pipe
+                        .cmd("EVAL")
+                        .arg(UNION_SIZE_SCRIPT)
+                        .arg(many.len())
+                        .arg(many),
+                };
+                commands += 1;
+            }
         }
-        let mut connection = self.connection.clone();
-        let replies: Vec<redis::Value> = pipe.query_async(&mut connection).await?;
+        let replies: Vec<redis::Value> = if commands == 0 {
+            Vec::new()
+        } else {
+            let mut connection = self.connection.clone();
+            pipe.query_async(&mut connection).await?
+        };
         let mut replies = replies.into_iter();
         let mut out = Vec::with_capacity(groups.len());
         for group in groups {
             let mut total = Counters::default();
-            for _ in 0..group.len() * buckets.len() {
-                let hash: HashMap<String, u64> =
-                    redis::from_redis_value(next_reply(&mut replies)?)?;
-                for (field, value) in hash {
-                    if let Some(counter) = Counter::from_key(&field) {
-                        total.increment(counter, value);
+            if !fields.is_empty() {
+                for _ in 0..group.len() * buckets.len() {
+                    let reply = next_reply(&mut replies)?;
+                    if all_counters {
+                        let hash: HashMap<String, u64> = redis::from_redis_value(reply)?;
+                        for (field, value) in hash {
+                            if let Some(counter) = Counter::from_key(&field) {
+                                total.increment(counter, value);
+                            }
+                        }
+                    } else {
+                        let values: Vec<Option<u64>> = redis::from_redis_value(reply)?;
+                        for (counter, value) in needs.counters.iter().zip(values) {
+                            total.increment(*counter, value.unwrap_or(0));
+                        }
                     }
                 }
             }
-            total.procedures_with_online_dossiers =
-                redis::from_redis_value(next_reply(&mut replies)?)?;
+            if needs.distinct {
+                total.procedures_with_online_dossiers =
+                    redis::from_redis_value(next_reply(&mut replies)?)?;
+            }
             out.push(total);
         }
         Ok(out)
