@@ -218,7 +218,44 @@ impl AggregateApi {
                     .collect()
             })
             .collect();
-        Ok(self.store.read(&groups, &period.cover(), needs).await?)
+        let mut totals = vec![Counters::default(); groups.len()];
+        if !needs.counters.is_empty() {
+            // No event can be dated after the day of now + the accepted skew, so the counters
+            // may be read as larger buckets minus what lies outside the period.
+            let last_possible = vietnam_day(OffsetDateTime::now_utc() + self.policy.future_skew);
+            let plan = period.read_plan(last_possible);
+            let counters_only = Needs {
+                counters: needs.counters.clone(),
+                distinct: false,
+            };
+            if !plan.add.is_empty() {
+                totals = self.store.read(&groups, &plan.add, &counters_only).await?;
+            }
+            if !plan.subtract.is_empty() {
+                let outside = self
+                    .store
+                    .read(&groups, &plan.subtract, &counters_only)
+                    .await?;
+                for (total, outside) in totals.iter_mut().zip(&outside) {
+                    total.subtract(outside);
+                }
+            }
+        }
+        if needs.distinct {
+            // Distinct counts do not subtract: they are the union over the exact cover.
+            let distinct_only = Needs {
+                counters: Vec::new(),
+                distinct: true,
+            };
+            let distinct = self
+                .store
+                .read(&groups, &period.cover(), &distinct_only)
+                .await?;
+            for (total, d) in totals.iter_mut().zip(distinct) {
+                total.procedures_with_online_dossiers = d.procedures_with_online_dossiers;
+            }
+        }
+        Ok(totals)
     }
 
     /// The agencies an agency absorbed after the period began (for the `merged_from` fields).

@@ -108,6 +108,15 @@ impl Counters {
         *slot = slot.saturating_add(amount);
     }
 
+    /// Takes `other` away, counter by counter (never below zero): a read plan's subtracted
+    /// buckets lie inside its added ones.
+    pub fn subtract(&mut self, other: &Counters) {
+        for counter in Counter::ALL {
+            let slot = &mut self.values[counter.index()];
+            *slot = slot.saturating_sub(other.get(counter));
+        }
+    }
+
     /// Builds counters from (counter, value) pairs.
     pub fn from_pairs(pairs: impl IntoIterator<Item = (Counter, u64)>) -> Self {
         let mut counters = Counters::default();

@@ -23,6 +23,6 @@ pub use counters::{Counter, CounterDelta, Counters};
 pub use event::{Channel, DossierEvent, EventKind, Timeliness};
 pub use ids::{AgencyId, DossierId, EventId, IdError, ProcedureId};
 pub use metric::{Metric, Needs};
-pub use period::{Bucket, Period, PeriodError};
+pub use period::{Bucket, Period, PeriodError, ReadPlan};
 pub use policy::{AcceptancePolicy, TimeError};
 pub use rate::Rate;

@@ -86,6 +86,27 @@ impl Bucket {
     }
 }
 
+/// Buckets whose sum, minus the sum of other buckets, gives a period's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadPlan {
+    /// Buckets to add.
+    pub add: Vec<Bucket>,
+    /// Buckets to subtract (each lies inside an added bucket).
+    pub subtract: Vec<Bucket>,
+}
+
+impl ReadPlan {
+    /// How many buckets it reads.
+    pub fn len(&self) -> usize {
+        self.add.len() + self.subtract.len()
+    }
+
+    /// Whether it reads nothing.
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.subtract.is_empty()
+    }
+}
+
 /// A compact, sortable key: `d20260815`, `m202608`, `q20263`, `y2026`.
 impl fmt::Display for Bucket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -230,6 +251,71 @@ impl Period {
             None => {
                 let days = self.last - self.first + time::Duration::days(1);
                 Period::from_days(self.first - days, self.first - time::Duration::days(1))
+            }
+        }
+    }
+
+    /// The cheapest exact way to read the period's summable counters: buckets to add and
+    /// buckets to subtract, knowing that no day after `last_possible` holds data (ingest
+    /// refuses events more than a few minutes ahead, so that day is tomorrow).
+    ///
+    /// `2026-01-01..2026-11-23` read on 23 November is `y2026 − d20261124` (2 reads) rather
+    /// than its 27-bucket cover; the same days of 2025 are `y2025 − (d20251124..d20251130,
+    /// m202512)`. Distinct counts cannot be subtracted: they use [`Period::cover`].
+    pub fn read_plan(&self, last_possible: Date) -> ReadPlan {
+        let last = self.last.min(last_possible);
+        let mut plan = ReadPlan::default();
+        if last < self.first {
+            return plan;
+        }
+        // Each calendar year of the period separately: the direct cover, or an enclosing
+        // year, quarter or month minus what lies outside the period (up to last_possible).
+        let mut start = self.first;
+        loop {
+            let year_end = Bucket::Year(start.year()).last_day();
+            let end = last.min(year_end);
+            // Days after last_possible are empty, so the cover may stop at `end` or run on to
+            // the period's own end, whichever reads fewer buckets.
+            let direct = Period::from_days(start, end).cover();
+            let untruncated = Period::from_days(start, self.last.min(year_end)).cover();
+            let direct = if untruncated.len() < direct.len() {
+                untruncated
+            } else {
+                direct
+            };
+            let mut best = ReadPlan {
+                add: direct,
+                subtract: Vec::new(),
+            };
+            for enclosing in Bucket::containing(start).into_iter().skip(1) {
+                if enclosing.last_day() < end {
+                    continue;
+                }
+                let mut candidate = ReadPlan {
+                    add: vec![enclosing],
+                    subtract: Vec::new(),
+                };
+                if enclosing.first_day() < start {
+                    let before = start.previous_day().unwrap_or(start);
+                    candidate
+                        .subtract
+                        .extend(Period::from_days(enclosing.first_day(), before).cover());
+                }
+                let after_end = enclosing.last_day().min(last_possible);
+                if let Some(after) = end.next_day().filter(|d| *d <= after_end) {
+                    candidate
+                        .subtract
+                        .extend(Period::from_days(after, after_end).cover());
+                }
+                if candidate.len() < best.len() {
+                    best = candidate;
+                }
+            }
+            plan.add.extend(best.add);
+            plan.subtract.extend(best.subtract);
+            match end.next_day() {
+                Some(next) if end < last => start = next,
+                _ => return plan,
             }
         }
     }
@@ -515,7 +601,68 @@ mod tests {
         );
     }
 
+    fn names(buckets: &[Bucket]) -> Vec<String> {
+        buckets.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn reading_up_to_today_subtracts_what_cannot_be_read_directly() {
+        let tomorrow = date!(2026 - 11 - 24);
+        let plan = parse("2026-01-01..2026-11-23").read_plan(tomorrow);
+        assert_eq!(
+            (names(&plan.add), names(&plan.subtract)),
+            (vec!["y2026".into()], vec!["d20261124".into()])
+        );
+        let last_year = parse("2025-01-01..2025-11-23").read_plan(tomorrow);
+        assert_eq!(names(&last_year.add), ["y2025"]);
+        assert_eq!(
+            names(&last_year.subtract),
+            [
+                "d20251124",
+                "d20251125",
+                "d20251126",
+                "d20251127",
+                "d20251128",
+                "d20251129",
+                "d20251130",
+                "m202512"
+            ]
+        );
+        let plan = parse("2026-11").read_plan(tomorrow);
+        assert_eq!(
+            (names(&plan.add), plan.subtract.len()),
+            (vec!["m202611".into()], 0)
+        );
+        let future = parse("2027").read_plan(tomorrow);
+        assert!(future.is_empty(), "nothing can be stored after tomorrow");
+        let early = parse("2026-03-01..2026-03-04").read_plan(tomorrow);
+        assert_eq!(
+            names(&early.add),
+            ["d20260301", "d20260302", "d20260303", "d20260304"]
+        );
+    }
+
     proptest! {
+        /// For every day that can hold data, the plan counts it once if it is in the period
+        /// and not at all otherwise; and the plan never reads more than the cover.
+        #[test]
+        fn a_read_plan_counts_each_possible_day_exactly(start in 0i32..1500, len in 0i32..800, horizon in 0i32..1500) {
+            let first = date!(2024 - 01 - 01) + time::Duration::days(i64::from(start));
+            let last = first + time::Duration::days(i64::from(len));
+            let last_possible = date!(2024 - 01 - 01) + time::Duration::days(i64::from(horizon));
+            let period = Period::parse(&format!("{first}..{last}"), TODAY).expect("valid range");
+            let plan = period.read_plan(last_possible);
+            prop_assert!(plan.len() <= period.cover().len());
+            let lowest = plan.add.iter().map(|b| b.first_day()).min().unwrap_or(first).min(first);
+            let mut day = lowest;
+            while day <= last_possible.min(date!(2029 - 12 - 31)) {
+                let weight = |buckets: &[Bucket]| buckets.iter().filter(|b| b.first_day() <= day && day <= b.last_day()).count() as i64;
+                let expected = i64::from(period.contains(day));
+                prop_assert_eq!(weight(&plan.add) - weight(&plan.subtract), expected, "day {}", day);
+                day = day.next_day().expect("in range");
+            }
+        }
+
         /// The period before has as many days as the period (for ranges) and ends the day
         /// before it starts.
         #[test]
