@@ -102,11 +102,7 @@ impl QueryArgs {
     /// Checks what can be checked here, so that a typo is named before any call.
     fn query(&self) -> anyhow::Result<RankingQuery> {
         let metric: Metric = self.metric.parse()?;
-        let block = match Block::parse(&self.block) {
-            Some(Block::Province) => PbBlock::Province,
-            Some(Block::Ministry) => PbBlock::Ministry,
-            None => anyhow::bail!("{:?} is not a block; use province or ministry", self.block),
-        };
+        let block = block_arg(&self.block)?;
         govpulse_core::Period::parse(
             &self.period,
             govpulse_core::period::vietnam_day(time::OffsetDateTime::now_utc()),
@@ -215,9 +211,16 @@ enum Command {
 }
 
 async fn channel(url: &str) -> anyhow::Result<Channel> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_owned())
-        .with_context(|| format!("{url:?} is not a URL"))?
-        .connect_lazy())
+    govpulse_common::client::lazy_channel(url, None).map_err(anyhow::Error::msg)
+}
+
+/// A block as people type it: `province` or `ministry`.
+fn block_arg(raw: &str) -> anyhow::Result<PbBlock> {
+    match Block::parse(raw) {
+        Some(Block::Province) => Ok(PbBlock::Province),
+        Some(Block::Ministry) => Ok(PbBlock::Ministry),
+        None => anyhow::bail!("{raw:?} is not a block; use province or ministry"),
+    }
 }
 
 #[tokio::main]
@@ -357,16 +360,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             } else {
                 let scope = match (block, parent) {
-                    (Some(block), _) => Scope::Block(
-                        match Block::parse(&block) {
-                            Some(Block::Province) => PbBlock::Province,
-                            Some(Block::Ministry) => PbBlock::Ministry,
-                            None => {
-                                anyhow::bail!("{block:?} is not a block; use province or ministry")
-                            }
-                        }
-                        .into(),
-                    ),
+                    (Some(block), _) => Scope::Block(block_arg(&block)?.into()),
                     (None, Some(parent)) => Scope::ParentId(parent),
                     (None, None) => Scope::Nation(nation),
                 };

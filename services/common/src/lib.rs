@@ -4,6 +4,7 @@
 
 pub mod catalog_files;
 pub mod catalog_service;
+pub mod client;
 pub mod convert;
 pub mod decode;
 pub mod server;

@@ -72,28 +72,19 @@ impl Comparison {
     /// How many times `other` the current value is: `current / other`; `None` when `other`
     /// is zero (no ratio to a zero value).
     pub fn ratio(self) -> Option<Ratio> {
-        let (cn, cd) = (
-            u128::from(self.current.numerator()),
-            u128::from(self.current.denominator()),
-        );
-        let (on, od) = (
-            u128::from(self.other.numerator()),
-            u128::from(self.other.denominator()),
-        );
+        let [(cn, cd), (on, od)] = self.parts();
         Ratio::new(cn * od, cd * on)
+    }
+
+    /// Both fractions, widened for exact cross-multiplication.
+    fn parts(self) -> [(u128, u128); 2] {
+        [self.current, self.other].map(|r| (u128::from(r.numerator()), u128::from(r.denominator())))
     }
 
     /// The difference in percentage points, `current − other`, with two decimals and a
     /// sign: `+3.25`, `-0.50`, `0.00`.
     pub fn change_points(self) -> String {
-        let (cn, cd) = (
-            u128::from(self.current.numerator()),
-            u128::from(self.current.denominator()),
-        );
-        let (on, od) = (
-            u128::from(self.other.numerator()),
-            u128::from(self.other.denominator()),
-        );
+        let [(cn, cd), (on, od)] = self.parts();
         // (cn/cd − on/od) × 100 = 100 (cn·od − on·cd) / (cd·od)
         let (a, b) = (cn * od, on * cd);
         let (negative, difference) = if a >= b {

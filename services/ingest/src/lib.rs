@@ -7,7 +7,7 @@ mod error;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use govpulse_common::{catalog_service::CatalogApi, server};
+use govpulse_common::{catalog_service::CatalogApi, client::lazy_channel, server};
 use govpulse_core::{AcceptancePolicy, Catalog};
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
@@ -16,7 +16,7 @@ use govpulse_proto::{
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, service::Routes, transport::Endpoint};
+use tonic::{server::NamedService, service::Routes};
 use tracing::info;
 
 pub use api::IngestApi;
@@ -88,12 +88,9 @@ impl Server {
 
     /// Binds with a given catalog.
     pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, Error> {
-        let channel = Endpoint::from_shared(config.aggregate_url.clone())
-            .map_err(|e| Error::Config(format!("aggregate url {:?}: {e}", config.aggregate_url)))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_millis(config.aggregate_timeout_ms))
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let timeout = Duration::from_millis(config.aggregate_timeout_ms);
+        let channel = lazy_channel(&config.aggregate_url, Some(timeout))
+            .map_err(|e| Error::Config(format!("aggregate url: {e}")))?;
         let policy = AcceptancePolicy {
             horizon: time::Duration::days(i64::from(config.horizon_days)),
             ..AcceptancePolicy::default()

@@ -12,6 +12,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use govpulse_common::{
     catalog_files::LoadError,
     catalog_service::CatalogApi,
+    client::lazy_channel,
     server::{self, ServeError},
 };
 use govpulse_core::Catalog;
@@ -22,7 +23,7 @@ use govpulse_proto::{
 };
 use tokio::{net::TcpListener, sync::broadcast};
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, service::Routes, transport::Endpoint};
+use tonic::{server::NamedService, service::Routes};
 use tracing::info;
 
 pub use api::RankingApi;
@@ -106,11 +107,9 @@ impl Server {
 
     /// Binds with a given catalog.
     pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, Error> {
-        let channel = Endpoint::from_shared(config.aggregate_url.clone())
-            .map_err(|e| Error::Config(format!("aggregate url {:?}: {e}", config.aggregate_url)))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect_lazy();
+        // No per-call timeout: the same channel carries the long-lived WatchChanges stream.
+        let channel = lazy_channel(&config.aggregate_url, None)
+            .map_err(|e| Error::Config(format!("aggregate url: {e}")))?;
         let aggregate = AggregateServiceClient::new(channel);
         let listener = server::bind(config.listen).await?;
         let stopping = CancellationToken::new();

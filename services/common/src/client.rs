@@ -1,0 +1,21 @@
+//! gRPC client channels between services (and from the CLI): lazy, reconnecting, with
+//! TCP_NODELAY so that small calls are not held back by Nagle's algorithm.
+
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+/// A channel to `url` that connects on first use and reconnects whenever the connection
+/// drops; `call_timeout` bounds each call (for unary calls), `None` leaves calls unbounded
+/// (streams).
+pub fn lazy_channel(url: &str, call_timeout: Option<Duration>) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    let endpoint = match call_timeout {
+        Some(timeout) => endpoint.timeout(timeout),
+        None => endpoint,
+    };
+    Ok(endpoint.connect_lazy())
+}
