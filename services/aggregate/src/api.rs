@@ -118,12 +118,19 @@ impl AggregateApi {
                 now,
             ) {
                 Ok(event) => {
-                    // decode_event checked that the procedure exists and the agency too.
-                    let provision = self
+                    // decode_event checked that the procedure exists; should that ever not
+                    // hold, the event is refused, never dropped from the outcomes.
+                    let Some(provision) = self
                         .catalog
                         .procedure(&event.procedure)
-                        .map(|p| p.provision);
-                    let Some(provision) = provision else { continue };
+                        .map(|p| p.provision)
+                    else {
+                        outcomes.push(Some(rejected(govpulse_common::Violation {
+                            field: format!("events[{i}].procedure_id"),
+                            reason: "unknown procedure".to_owned(),
+                        })));
+                        continue;
+                    };
                     let day = event.day();
                     writes.push(EventWrite {
                         delta: event.delta(provision),

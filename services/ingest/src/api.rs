@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming, transport::Channel};
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::Error;
 
@@ -147,7 +147,12 @@ impl IngestApi {
                 outcomes[position] = Some(outcome);
             }
         }
-        Ok(BatchOutcome::new(outcomes.into_iter().flatten().collect()))
+        // Every position was filled above; an unfilled one is a bug, never a shorter answer.
+        let outcomes = outcomes
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::Aggregate(Status::internal("an event got no outcome")))?;
+        Ok(BatchOutcome::new(outcomes))
     }
 
     /// Every event of an unacceptable batch rejected for the same reason, for StreamEvents,
@@ -224,7 +229,7 @@ impl IngestService for IngestApi {
                     break;
                 }
             }
-            info!("event stream closed");
+            debug!("event stream closed");
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(out))))
     }
