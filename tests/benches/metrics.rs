@@ -233,6 +233,7 @@ fn reception(
         kind: Some(Kind::Received(DossierReceived {
             channel: channel.into(),
             digitized: true,
+            due_at: None,
         })),
     }
 }

@@ -225,6 +225,7 @@ pub fn received(event_id: &str, agency: &str, at: OffsetDateTime, online: bool) 
         kind: Some(Kind::Received(DossierReceived {
             channel: channel.into(),
             digitized: true,
+            due_at: None,
         })),
     }
 }

@@ -285,6 +285,7 @@ async fn bad_events_are_rejected_one_by_one_and_never_counted() {
             e.kind = Some(Kind::Received(DossierReceived {
                 channel: 9,
                 digitized: false,
+                due_at: None,
             }))
         }),
         with(|e| e.occurred_at = ts(OffsetDateTime::now_utc() + time::Duration::days(30))),
@@ -617,5 +618,35 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
             field
         );
     }
+    deployment.stop().await;
+}
+
+#[tokio::test]
+async fn open_dossiers_past_their_due_time_are_the_backlog() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "backlog").await;
+    let at = two_days_ago_noon();
+    let with_due = |id: &str, due: OffsetDateTime| {
+        let mut event = received(id, "lang-son", at, true);
+        if let Some(Kind::Received(r)) = event.kind.as_mut() {
+            r.due_at = ts(due);
+        }
+        event
+    };
+    let yesterday = at + time::Duration::days(1);
+    let next_week = at + time::Duration::days(9);
+    // Late and open; late but resolved (the resolution arrives first); not due yet.
+    let late = with_due("late", yesterday);
+    let resolved_first = DossierEvent {
+        event_id: "done-res".into(),
+        ..resolved("done", "lang-son", at, true)
+    };
+    let done = with_due("done", yesterday);
+    let not_due = with_due("not-due", next_week);
+    submit(&deployment, vec![resolved_first]).await;
+    let outcomes = submit(&deployment, vec![late, done, not_due]).await;
+    assert_eq!(statuses(&outcomes), vec![OutcomeStatus::Accepted; 3]);
+    let report = metrics(&deployment, "lang-son", "ytd").await;
+    assert_eq!(report.open_past_due, 1, "only the late open dossier");
     deployment.stop().await;
 }

@@ -101,6 +101,7 @@ fn reception(
         kind: Some(Kind::Received(DossierReceived {
             channel: channel.into(),
             digitized: false,
+            due_at: None,
         })),
     }
 }

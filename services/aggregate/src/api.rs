@@ -132,6 +132,7 @@ impl AggregateApi {
                         continue;
                     };
                     let day = event.day();
+                    let dossier = event.dossier_change();
                     writes.push(EventWrite {
                         delta: event.delta(provision),
                         chain: self.catalog.chain(&event.agency).to_vec(),
@@ -139,6 +140,7 @@ impl AggregateApi {
                         agency: event.agency,
                         day,
                         remember_until: self.policy.remember_until(day),
+                        dossier,
                     });
                     positions.push(i);
                     outcomes.push(None);
@@ -265,6 +267,24 @@ impl AggregateApi {
         Ok(totals)
     }
 
+    /// The agency's current backlog, with that of every agency it ever absorbed (their open
+    /// dossiers passed to it).
+    async fn open_past_due(&self, agency: &AgencyId) -> Result<u64, Error> {
+        let all_time = time::Date::MIN;
+        let keys: Vec<AgencyKey> = self
+            .catalog
+            .constituents(agency, all_time)
+            .iter()
+            .map(|a| self.key(a))
+            .collect();
+        Ok(self
+            .store
+            .open_past_due(&keys, OffsetDateTime::now_utc())
+            .await?
+            .iter()
+            .sum())
+    }
+
     /// The agencies an agency absorbed after the period began (for the `merged_from` fields).
     fn merged_from(&self, agency: &AgencyId, period: &Period, view: View) -> Vec<String> {
         self.constituents(agency, period, view)
@@ -350,6 +370,7 @@ impl AggregateApi {
             counters: Some(counters_to_proto(&now)),
             metrics,
             merged_from: self.merged_from(&agency.id, &period, View::AsNow),
+            open_past_due: self.open_past_due(&agency.id).await?,
         })
     }
 

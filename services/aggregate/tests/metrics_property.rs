@@ -172,6 +172,7 @@ fn to_proto(raw: &Raw) -> DossierEvent {
         RawKind::Received { channel, digitized } => Kind::Received(DossierReceived {
             channel: channel.into(),
             digitized,
+            due_at: None,
         }),
         RawKind::Resolved {
             on_time,

@@ -311,6 +311,11 @@ pub fn metrics_table(response: &GetMetricsResponse) -> String {
         days(response.same_period_last_year.as_ref()),
         days(response.previous_period.as_ref()),
     );
+    let _ = writeln!(
+        out,
+        "  {:<30} {}",
+        "open past their due time now", response.open_past_due
+    );
     for m in &response.metrics {
         let _ = writeln!(out, "  {:<30} {}", m.metric, rate_text(m.rate.as_ref()));
         let mut details = Vec::new();

@@ -223,6 +223,7 @@ impl Country {
             Kind::Received(DossierReceived {
                 channel: channel.into(),
                 digitized,
+                due_at: None,
             }),
         ));
         if pays {

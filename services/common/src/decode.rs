@@ -144,6 +144,12 @@ pub fn decode_event(
                 }
             },
             digitized: received.digitized,
+            due_at: match &received.due_at {
+                None => None,
+                Some(due) => Some(timestamp(due).ok_or_else(|| {
+                    Violation::new(prefix, "received.due_at", "is not a valid time")
+                })?),
+            },
         },
         Some(pb::dossier_event::Kind::Resolved(resolved)) => EventKind::Resolved {
             timeliness: match &resolved.timeliness {
@@ -214,6 +220,7 @@ mod tests {
             kind: Some(pb::dossier_event::Kind::Received(pb::DossierReceived {
                 channel: pb::Channel::Online as i32,
                 digitized: true,
+                due_at: None,
             })),
         }
     }
@@ -238,7 +245,8 @@ mod tests {
             e.kind,
             EventKind::Received {
                 channel: Channel::Online,
-                digitized: true
+                digitized: true,
+                due_at: None
             }
         );
         assert_eq!(e.occurred_at, NOW);
@@ -343,7 +351,8 @@ mod tests {
             with(
                 |e| e.kind = Some(pb::dossier_event::Kind::Received(pb::DossierReceived {
                     channel: 9,
-                    digitized: false
+                    digitized: false,
+                    due_at: None
                 }))
             ),
             (

@@ -32,8 +32,12 @@ pub enum Timeliness {
 /// What happened to the dossier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
-    /// Received on a channel, maybe digitized.
-    Received { channel: Channel, digitized: bool },
+    /// Received on a channel, maybe digitized, maybe with the due time given to the citizen.
+    Received {
+        channel: Channel,
+        digitized: bool,
+        due_at: Option<OffsetDateTime>,
+    },
     /// Resolved, on time or not, with an electronic result or not.
     Resolved {
         timeliness: Timeliness,
@@ -63,7 +67,36 @@ pub struct DossierEvent {
     pub kind: EventKind,
 }
 
+/// How an event changes the set of open dossiers (the backlog).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DossierChange {
+    /// Received with a due time: open until resolved (unless already resolved: events may
+    /// arrive out of order).
+    Open {
+        dossier: DossierId,
+        due: OffsetDateTime,
+    },
+    /// Resolved: no longer open, whatever arrives later.
+    Close { dossier: DossierId },
+}
+
 impl DossierEvent {
+    /// How this event changes the open dossiers, if it does.
+    pub fn dossier_change(&self) -> Option<DossierChange> {
+        match self.kind {
+            EventKind::Received {
+                due_at: Some(due), ..
+            } => Some(DossierChange::Open {
+                dossier: self.dossier.clone(),
+                due,
+            }),
+            EventKind::Resolved { .. } => Some(DossierChange::Close {
+                dossier: self.dossier.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The Vietnam local day the event counts in.
     pub fn day(&self) -> Date {
         vietnam_day(self.occurred_at)
@@ -74,7 +107,9 @@ impl DossierEvent {
         let mut increments = Vec::with_capacity(4);
         let mut online_procedure = None;
         match self.kind {
-            EventKind::Received { channel, digitized } => {
+            EventKind::Received {
+                channel, digitized, ..
+            } => {
                 increments.push(Counter::Received);
                 increments.push(match channel {
                     Channel::Online => Counter::ReceivedOnline,
@@ -161,6 +196,7 @@ mod tests {
         let e = event(EventKind::Received {
             channel: Channel::Online,
             digitized: true,
+            due_at: None,
         });
         let d = e.delta(Provision::Full);
         assert_eq!(
@@ -195,6 +231,7 @@ mod tests {
         let e = event(EventKind::Received {
             channel: Channel::InPerson,
             digitized: false,
+            due_at: None,
         });
         assert_eq!(
             e.delta(Provision::Full).increments,
@@ -208,6 +245,7 @@ mod tests {
         let p = event(EventKind::Received {
             channel: Channel::Postal,
             digitized: false,
+            due_at: None,
         });
         assert_eq!(
             p.delta(Provision::Info).increments,
@@ -245,6 +283,43 @@ mod tests {
         assert_eq!(
             electronic.delta(Provision::Info).increments,
             [Counter::Resolved, Counter::ResultElectronic]
+        );
+    }
+
+    #[test]
+    fn receptions_with_a_due_time_open_and_resolutions_close() {
+        let due = datetime!(2026-08-20 10:00 UTC);
+        let received = event(EventKind::Received {
+            channel: Channel::Online,
+            digitized: false,
+            due_at: Some(due),
+        });
+        assert_eq!(
+            received.dossier_change(),
+            Some(DossierChange::Open {
+                dossier: received.dossier.clone(),
+                due
+            })
+        );
+        let without_due = event(EventKind::Received {
+            channel: Channel::Online,
+            digitized: false,
+            due_at: None,
+        });
+        assert_eq!(without_due.dossier_change(), None);
+        let resolved = event(EventKind::Resolved {
+            timeliness: Timeliness::OnTime(true),
+            result_electronic: false,
+        });
+        assert_eq!(
+            resolved.dossier_change(),
+            Some(DossierChange::Close {
+                dossier: resolved.dossier.clone()
+            })
+        );
+        assert_eq!(
+            event(EventKind::FeePaid { online: true }).dossier_change(),
+            None
         );
     }
 

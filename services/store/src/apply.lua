@@ -3,8 +3,10 @@
 --
 -- KEYS: every key the batch touches (event-id sets, counter hashes, online-procedure sets).
 -- ARGV, read in order (indexes are 1-based positions in KEYS):
---   T, then T templates: I, I x (hash index, field), S, S x (set index, member)
---   E, then E events: (event-id set index, event id, template number)
+--   T, then T templates: I, I x (hash index, field), S, S x (set index, member),
+--      dossier-state hash index, open-member prefix, Z, Z x open-dossier sorted set index
+--   E, then E events: (event-id set index, event id, template number, dossier op, dossier id,
+--      due time) where the op is `o` (open until due), `c` (close) or `-` (none)
 --   X, then X expirations: (event-id set index, unix time)
 -- Returns one integer per event: 1 counted now, 0 counted before.
 --
@@ -27,15 +29,37 @@ for t = 1, tonumber(take()) do
   for j = 1, tonumber(take()) do
     members[j] = { tonumber(take()), take() }
   end
-  templates[t] = { increments, members, 0 }
+  local states, prefix, open = tonumber(take()), take(), {}
+  for j = 1, tonumber(take()) do
+    open[j] = tonumber(take())
+  end
+  templates[t] = { increments, members, 0, states, prefix, open }
 end
 
+-- A dossier is open from its reception (with a due time) until its resolution. Events
+-- arrive in any order: a resolution marks the dossier closed, so that a reception that
+-- arrives after it does not open it again.
 local outcomes = {}
 for i = 1, tonumber(take()) do
   local set, id, t = tonumber(take()), take(), tonumber(take())
+  local op, dossier, due = take(), take(), take()
   if redis.call('SADD', KEYS[set], id) == 1 then
     outcomes[i] = 1
-    templates[t][3] = templates[t][3] + 1
+    local template = templates[t]
+    template[3] = template[3] + 1
+    if op == 'o' then
+      if redis.call('HGET', KEYS[template[4]], dossier) ~= 'c' then
+        redis.call('HSET', KEYS[template[4]], dossier, 'o')
+        for _, z in ipairs(template[6]) do
+          redis.call('ZADD', KEYS[z], due, template[5] .. dossier)
+        end
+      end
+    elseif op == 'c' then
+      redis.call('HSET', KEYS[template[4]], dossier, 'c')
+      for _, z in ipairs(template[6]) do
+        redis.call('ZREM', KEYS[z], template[5] .. dossier)
+      end
+    end
   else
     outcomes[i] = 0
   end

@@ -3,7 +3,8 @@
 //! store crate's tests run it against [`crate::MemoryStore`] and a real Redis.
 
 use govpulse_core::{
-    AgencyId, Bucket, Counter, CounterDelta, Counters, EventId, Needs, Period, ProcedureId,
+    AgencyId, Bucket, Counter, CounterDelta, Counters, DossierChange, DossierId, EventId, Needs,
+    Period, ProcedureId,
 };
 use time::{Date, OffsetDateTime, macros::date};
 
@@ -30,6 +31,7 @@ pub fn write(
             increments: increments.to_vec(),
             online_procedure: online.map(|p| ProcedureId::parse(p).expect("test ids are valid")),
         },
+        dossier: None,
         remember_until: OffsetDateTime::now_utc() + time::Duration::days(400),
     }
 }
@@ -439,6 +441,82 @@ pub async fn reads_fetch_what_is_needed(store: &dyn CounterStore) {
     );
 }
 
+/// The backlog: dossiers received with a due time and not resolved, once due, for the
+/// agency and every ancestor; a resolution that arrives before its reception keeps the
+/// dossier closed.
+pub async fn open_dossiers_past_due_are_the_backlog(store: &dyn CounterStore) {
+    let now = OffsetDateTime::now_utc();
+    let day = date!(2026 - 06 - 01);
+    let chain = ["hb-dept", "hoa-binh"];
+    let with = |event: &str, dossier: &str, change: fn(DossierId) -> DossierChange| {
+        let mut w = write(event, &chain, day, &[Counter::Received], None);
+        w.dossier = Some(change(DossierId::parse(dossier).expect("valid id")));
+        w
+    };
+    let past = |d| DossierChange::Open {
+        dossier: d,
+        due: OffsetDateTime::now_utc() - time::Duration::days(3),
+    };
+    let future = |d| DossierChange::Open {
+        dossier: d,
+        due: OffsetDateTime::now_utc() + time::Duration::days(3),
+    };
+    let close = |d| DossierChange::Close { dossier: d };
+    store
+        .apply(&[
+            with("a-rcv", "A", past),
+            with("b-res", "B", close),
+            with("b-rcv", "B", past),
+            with("c-rcv", "C", future),
+            with("d-rcv", "D", past),
+        ])
+        .await
+        .expect("apply");
+    let backlog = |agencies: &[(&str, &str)]| {
+        let keys: Vec<AgencyKey> = agencies
+            .iter()
+            .map(|(r, a)| AgencyKey {
+                root: id(r),
+                agency: id(a),
+            })
+            .collect();
+        async move { store.open_past_due(&keys, now).await.expect("backlog") }
+    };
+    let all = [
+        ("hoa-binh", "hb-dept"),
+        ("hoa-binh", "hoa-binh"),
+        ("hoa-binh", "hb-other"),
+    ];
+    assert_eq!(
+        backlog(&all).await,
+        [2, 2, 0],
+        "A and D are late; B was resolved first; C is not due"
+    );
+    store
+        .apply(&[with("d-res", "D", close), with("a-rcv", "A", past)])
+        .await
+        .expect("apply");
+    assert_eq!(
+        backlog(&all).await,
+        [1, 1, 0],
+        "D resolved; A's retry changes nothing"
+    );
+    assert_eq!(
+        store
+            .open_past_due(
+                &[AgencyKey {
+                    root: id("hoa-binh"),
+                    agency: id("hoa-binh")
+                }],
+                now + time::Duration::days(4)
+            )
+            .await
+            .expect("backlog"),
+        [2],
+        "C becomes late after its due time"
+    );
+}
+
 /// Runs every check on stores from `fresh`, one fresh store per check.
 pub async fn run_all<S, F, Fut>(mut fresh: F)
 where
@@ -456,4 +534,5 @@ where
     unknown_agencies_read_as_zero(&fresh().await).await;
     groups_sum_and_union_exactly(&fresh().await).await;
     reads_fetch_what_is_needed(&fresh().await).await;
+    open_dossiers_past_due_are_the_backlog(&fresh().await).await;
 }

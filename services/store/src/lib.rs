@@ -5,7 +5,7 @@
 //! The key schema is documented in `docs/ARCHITECTURE.md` and in [`redis_store`].
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, CounterDelta, Counters, EventId, Needs};
+use govpulse_core::{AgencyId, Bucket, CounterDelta, Counters, DossierChange, EventId, Needs};
 use time::{Date, OffsetDateTime};
 
 pub mod conformance;
@@ -30,6 +30,8 @@ pub struct EventWrite {
     pub day: Date,
     /// What it adds.
     pub delta: CounterDelta,
+    /// How the event opens or closes its dossier (the backlog of open dossiers), if it does.
+    pub dossier: Option<DossierChange>,
     /// Until when the store must remember the event id to recognise a retry. Past this
     /// time events of this day are refused at the edge (they are beyond the horizon).
     pub remember_until: OffsetDateTime,
@@ -77,6 +79,14 @@ pub enum StoreError {
 /// Counts events exactly once and reads counters summed over buckets.
 #[async_trait]
 pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
+    /// For each agency, how many dossiers reported by it or its units are open (received
+    /// with a due time, no resolution yet) with a due time before `now`.
+    async fn open_past_due(
+        &self,
+        agencies: &[AgencyKey],
+        now: OffsetDateTime,
+    ) -> Result<Vec<u64>, StoreError>;
+
     /// Counts each event that was not counted before, for every agency of its chain, in the
     /// day, month, quarter and year of its day; returns one [`Applied`] per event, in order.
     ///

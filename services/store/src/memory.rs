@@ -7,7 +7,9 @@ use std::{
 };
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, Counters, EventId, Needs, ProcedureId};
+use govpulse_core::{
+    AgencyId, Bucket, Counters, DossierChange, DossierId, EventId, Needs, ProcedureId,
+};
 use time::{Date, OffsetDateTime};
 
 use crate::{AgencyKey, Applied, CounterStore, EventWrite, StoreError};
@@ -17,6 +19,10 @@ const SWEEP_EVERY: u64 = 1024;
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// Per reporting agency and dossier: closed (resolved) or not.
+    dossiers: HashMap<(AgencyId, DossierId), bool>,
+    /// Per agency of the chain: open dossiers (reporting agency, dossier) → due time.
+    open: HashMap<AgencyId, HashMap<(AgencyId, DossierId), OffsetDateTime>>,
     seen: HashMap<(AgencyId, Date), (OffsetDateTime, HashSet<EventId>)>,
     counters: HashMap<(AgencyId, Bucket), Counters>,
     online: HashMap<(AgencyId, Bucket), HashSet<ProcedureId>>,
@@ -79,9 +85,50 @@ impl CounterStore for MemoryStore {
                     }
                 }
             }
+            match &event.dossier {
+                Some(DossierChange::Open { dossier, due }) => {
+                    let slot = (event.agency.clone(), dossier.clone());
+                    if !inner.dossiers.get(&slot).copied().unwrap_or(false) {
+                        inner.dossiers.insert(slot.clone(), false);
+                        for agency in &event.chain {
+                            inner
+                                .open
+                                .entry(agency.clone())
+                                .or_default()
+                                .insert(slot.clone(), *due);
+                        }
+                    }
+                }
+                Some(DossierChange::Close { dossier }) => {
+                    let slot = (event.agency.clone(), dossier.clone());
+                    inner.dossiers.insert(slot.clone(), true);
+                    for agency in &event.chain {
+                        if let Some(open) = inner.open.get_mut(agency) {
+                            open.remove(&slot);
+                        }
+                    }
+                }
+                None => {}
+            }
             outcomes.push(Applied::Accepted);
         }
         Ok(outcomes)
+    }
+
+    async fn open_past_due(
+        &self,
+        agencies: &[AgencyKey],
+        now: OffsetDateTime,
+    ) -> Result<Vec<u64>, StoreError> {
+        let inner = self.lock();
+        Ok(agencies
+            .iter()
+            .map(|key| {
+                inner.open.get(&key.agency).map_or(0, |open| {
+                    open.values().filter(|due| **due < now).count() as u64
+                })
+            })
+            .collect())
     }
 
     async fn read(

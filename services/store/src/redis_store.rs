@@ -8,6 +8,8 @@
 //! | `P:{root}:c:<agency>:<bucket>` | hash | counter field (`rcv`, `rcv_on`, ...) → count |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
 //! | `P:{root}:e:<agency>:<yyyymmdd>` | set | event ids counted for events of that day; expires after the horizon |
+//! | `P:{root}:ds:<agency>` | hash | dossier id → `o` (open) or `c` (resolved), for dossiers received with a due time or resolved |
+//! | `P:{root}:open:<agency>` | sorted set | `<reporting agency>/<dossier id>` → due time (Unix seconds), for open dossiers of the agency and its units |
 //!
 //! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
 //! A batch is applied by one Lua script per tree ([`APPLY_SCRIPT`]): dedupe, counting and
@@ -16,7 +18,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
+use govpulse_core::{AgencyId, Bucket, Counter, Counters, DossierChange, Needs};
 use redis::{
     Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
@@ -80,6 +82,14 @@ impl RedisStore {
         format!("{}:{{{root}}}:o:{agency}:{bucket}", self.prefix)
     }
 
+    fn dossiers_key(&self, root: &AgencyId, agency: &AgencyId) -> String {
+        format!("{}:{{{root}}}:ds:{agency}", self.prefix)
+    }
+
+    fn open_key(&self, root: &AgencyId, agency: &AgencyId) -> String {
+        format!("{}:{{{root}}}:open:{agency}", self.prefix)
+    }
+
     fn seen_key(&self, root: &AgencyId, agency: &AgencyId, day: Date) -> String {
         format!(
             "{}:{{{root}}}:e:{agency}:{}",
@@ -140,6 +150,14 @@ impl RedisStore {
                     }
                     None => template_args.push("0".to_owned()),
                 }
+                // Where the event's dossier state lives, and the open-dossier sets of every
+                // agency of its chain.
+                template_args.push(args.key(self.dossiers_key(root, &event.agency)).to_string());
+                template_args.push(format!("{}/", event.agency));
+                template_args.push(event.chain.len().to_string());
+                for agency in &event.chain {
+                    template_args.push(args.key(self.open_key(root, agency)).to_string());
+                }
                 next
             });
             let seen = args.key(self.seen_key(root, &event.agency, event.day));
@@ -151,6 +169,19 @@ impl RedisStore {
             event_args.push(seen.to_string());
             event_args.push(event.event_id.to_string());
             event_args.push(template.to_string());
+            match &event.dossier {
+                Some(DossierChange::Open { dossier, due }) => {
+                    event_args.extend([
+                        "o".to_owned(),
+                        dossier.to_string(),
+                        due.unix_timestamp().to_string(),
+                    ]);
+                }
+                Some(DossierChange::Close { dossier }) => {
+                    event_args.extend(["c".to_owned(), dossier.to_string(), "0".to_owned()]);
+                }
+                None => event_args.extend(["-".to_owned(), String::new(), "0".to_owned()]),
+            }
         }
 
         let mut invocation = self.script.prepare_invoke();
@@ -229,6 +260,27 @@ impl CounterStore for RedisStore {
             }
         }
         Ok(outcomes)
+    }
+
+    async fn open_past_due(
+        &self,
+        agencies: &[AgencyKey],
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<u64>, StoreError> {
+        if agencies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in agencies {
+            // Strictly before now: a dossier due this second is not late yet.
+            pipe.zcount(
+                self.open_key(&key.root, &key.agency),
+                "-inf",
+                format!("({}", now.unix_timestamp()),
+            );
+        }
+        let mut connection = self.connection.clone();
+        Ok(pipe.query_async(&mut connection).await?)
     }
 
     async fn read(
