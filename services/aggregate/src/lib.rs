@@ -14,7 +14,6 @@ use govpulse_proto::{
     catalog::catalog_service_server::CatalogServiceServer,
 };
 use govpulse_store::{CounterStore, MemoryStore, RedisStore, RedisStoreConfig};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
 use tracing::info;
@@ -84,7 +83,7 @@ impl Config {
 /// A bound aggregate server, ready to run.
 #[derive(Debug)]
 pub struct Server {
-    listener: TcpListener,
+    bound: server::Bound,
     api: AggregateApi,
     catalog: Arc<Catalog>,
     targets: LiveTargets,
@@ -117,7 +116,7 @@ impl Server {
         store: Arc<dyn CounterStore>,
     ) -> Result<Self, Error> {
         let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
-        let listener = server::bind(config.listen).await?;
+        let bound = server::bind(config.listen).await?;
         let stopping = CancellationToken::new();
         let api = AggregateApi::new(
             catalog.clone(),
@@ -126,12 +125,10 @@ impl Server {
             targets.clone(),
             stopping.clone(),
         );
-        if let Ok(addr) = listener.local_addr() {
-            info!(%addr, store = store_kind(&config.store), "aggregate bound");
-        }
+        info!(addr = %bound.local_addr(), store = store_kind(&config.store), "aggregate bound");
         let reload_every = Duration::from_millis(config.targets_reload_ms.max(100));
         Ok(Self {
-            listener,
+            bound,
             api,
             catalog,
             targets,
@@ -142,9 +139,7 @@ impl Server {
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.bound.local_addr()
     }
 
     /// Serves until `shutdown` resolves, then drains.
@@ -163,7 +158,7 @@ impl Server {
             AggregateServiceServer::<AggregateApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
         ];
-        Ok(server::serve(self.listener, routes, &served, shutdown, self.stopping).await?)
+        Ok(server::serve(self.bound, routes, &served, shutdown, self.stopping).await?)
     }
 }
 

@@ -26,10 +26,28 @@ pub enum ServeError {
 }
 
 /// Binds `addr`; with port 0 the system picks a free port (read it from `local_addr`).
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr)
+pub async fn bind(addr: SocketAddr) -> Result<Bound, ServeError> {
+    let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    Ok(Bound { listener, local })
+}
+
+/// A bound listener and the address it actually listens on (the port chosen for port 0).
+#[derive(Debug)]
+pub struct Bound {
+    listener: TcpListener,
+    local: SocketAddr,
+}
+
+impl Bound {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
 }
 
 /// Resolves when the process receives SIGTERM (Kubernetes' stop signal) or SIGINT (Ctrl-C).
@@ -61,7 +79,7 @@ pub async fn shutdown_signal() {
 /// is cancelled (so long-lived streams end themselves), and in-flight calls finish before
 /// this returns.
 pub async fn serve(
-    listener: TcpListener,
+    bound: Bound,
     routes: Routes,
     served: &[&'static str],
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -111,7 +129,7 @@ pub async fn serve(
         // by serve_with_incoming*, and without it every small response waits ~40 ms (Nagle's
         // algorithm against the client's delayed ACK).
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            TcpIncoming::from(bound.listener).with_nodelay(Some(true)),
             on_shutdown,
         )
         .await?;

@@ -14,7 +14,6 @@ use govpulse_proto::{
     catalog::catalog_service_server::CatalogServiceServer,
     ingest::ingest_service_server::IngestServiceServer,
 };
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
 use tracing::info;
@@ -70,7 +69,7 @@ impl Config {
 /// A bound ingest server, ready to run.
 #[derive(Debug)]
 pub struct Server {
-    listener: TcpListener,
+    bound: server::Bound,
     api: IngestApi,
     catalog: Arc<Catalog>,
     stopping: CancellationToken,
@@ -95,7 +94,7 @@ impl Server {
             horizon: time::Duration::days(i64::from(config.horizon_days)),
             ..AcceptancePolicy::default()
         };
-        let listener = server::bind(config.listen).await?;
+        let bound = server::bind(config.listen).await?;
         let stopping = CancellationToken::new();
         let api = IngestApi::new(
             catalog.clone(),
@@ -104,11 +103,9 @@ impl Server {
             config.max_batch,
             stopping.clone(),
         );
-        if let Ok(addr) = listener.local_addr() {
-            info!(%addr, aggregate = %config.aggregate_url, max_batch = config.max_batch, "ingest bound");
-        }
+        info!(addr = %bound.local_addr(), aggregate = %config.aggregate_url, max_batch = config.max_batch, "ingest bound");
         Ok(Self {
-            listener,
+            bound,
             api,
             catalog,
             stopping,
@@ -117,9 +114,7 @@ impl Server {
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.bound.local_addr()
     }
 
     /// Serves until `shutdown` resolves, then drains.
@@ -133,6 +128,6 @@ impl Server {
             IngestServiceServer::<IngestApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
         ];
-        Ok(server::serve(self.listener, routes, &served, shutdown, self.stopping).await?)
+        Ok(server::serve(self.bound, routes, &served, shutdown, self.stopping).await?)
     }
 }

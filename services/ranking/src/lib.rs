@@ -21,7 +21,7 @@ use govpulse_proto::{
     catalog::catalog_service_server::CatalogServiceServer,
     ranking::ranking_service_server::RankingServiceServer,
 };
-use tokio::{net::TcpListener, sync::broadcast};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
 use tracing::info;
@@ -88,7 +88,7 @@ pub enum Error {
 /// A bound ranking server, ready to run.
 #[derive(Debug)]
 pub struct Server {
-    listener: TcpListener,
+    bound: server::Bound,
     api: RankingApi,
     catalog: Arc<Catalog>,
     aggregate: AggregateServiceClient<tonic::transport::Channel>,
@@ -111,7 +111,7 @@ impl Server {
         let channel = lazy_channel(&config.aggregate_url, None)
             .map_err(|e| Error::Config(format!("aggregate url: {e}")))?;
         let aggregate = AggregateServiceClient::new(channel);
-        let listener = server::bind(config.listen).await?;
+        let bound = server::bind(config.listen).await?;
         let stopping = CancellationToken::new();
         let (notices, _) = broadcast::channel(1024);
         let timing = HubTiming {
@@ -127,11 +127,9 @@ impl Server {
             heartbeat,
             stopping.clone(),
         );
-        if let Ok(addr) = listener.local_addr() {
-            info!(%addr, aggregate = %config.aggregate_url, "ranking bound");
-        }
+        info!(addr = %bound.local_addr(), aggregate = %config.aggregate_url, "ranking bound");
         Ok(Self {
-            listener,
+            bound,
             api,
             catalog,
             aggregate,
@@ -142,9 +140,7 @@ impl Server {
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.bound.local_addr()
     }
 
     /// Serves until `shutdown` resolves, then drains.
@@ -163,6 +159,6 @@ impl Server {
             RankingServiceServer::<RankingApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
         ];
-        Ok(server::serve(self.listener, routes, &served, shutdown, self.stopping).await?)
+        Ok(server::serve(self.bound, routes, &served, shutdown, self.stopping).await?)
     }
 }
