@@ -60,6 +60,8 @@ pub struct Options {
     pub horizon_days: Option<u16>,
     /// A targets file instead of the built-in targets.
     pub targets: Option<PathBuf>,
+    /// Ranking's minimum volume (0 ranks every agency with data).
+    pub min_volume: u64,
 }
 
 /// ingest, aggregate and ranking, each its own server, aggregate counting into Redis.
@@ -127,6 +129,7 @@ impl Deployment {
         let ranking_config = govpulse_ranking::Config {
             heartbeat_ms: 500,
             catalog_dir: options.catalog_dir.clone(),
+            min_volume: options.min_volume,
             ..govpulse_ranking::Config::new(local(0), aggregate_url)
         };
         let ranking = govpulse_ranking::Server::build(ranking_config)

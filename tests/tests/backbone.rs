@@ -650,3 +650,93 @@ async fn open_dossiers_past_their_due_time_are_the_backlog() {
     assert_eq!(report.open_past_due, 1, "only the late open dossier");
     deployment.stop().await;
 }
+
+#[tokio::test]
+async fn rankings_show_movement_and_keep_small_agencies_apart() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let options = govpulse_e2e::Options {
+        min_volume: 10,
+        horizon_days: Some(800),
+        ..Default::default()
+    };
+    let deployment = Deployment::start_with(&redis, "movement", options).await;
+    // Two consecutive months, well in the past.
+    let before = OffsetDateTime::now_utc() - time::Duration::days(120);
+    let (month, previous_month) = {
+        let vn = |t: OffsetDateTime| t.to_offset(govpulse_core::period::VIETNAM).date();
+        let earlier = vn(before);
+        let later = (earlier.replace_day(1).expect("day 1") + time::Duration::days(40))
+            .replace_day(15)
+            .expect("day 15");
+        (later, earlier.replace_day(15).expect("day 15"))
+    };
+    let noon = |d: Date| {
+        d.with_time(time!(12:00))
+            .assume_offset(govpulse_core::period::VIETNAM)
+    };
+    let mut events = Vec::new();
+    let mut batch = |tag: &str, agency: &str, at: OffsetDateTime, online: usize, total: usize| {
+        events.extend(
+            (0..total).map(|i| received(&format!("{tag}-{agency}-{i}"), agency, at, i < online)),
+        );
+    };
+    // The month before: Lạng Sơn 1st (9 of 10 online), Quảng Ninh 2nd (5 of 10).
+    batch("p", "quang-ninh", noon(previous_month), 5, 10);
+    batch("p", "lang-son", noon(previous_month), 9, 10);
+    // This month: Quảng Ninh overtakes; Thanh Hóa is new; Ninh Bình has 3 dossiers, all
+    // online (100%), under the minimum of 10.
+    batch("m", "quang-ninh", noon(month), 9, 10);
+    batch("m", "lang-son", noon(month), 6, 10);
+    batch("m", "thanh-hoa", noon(month), 7, 10);
+    batch("m", "ninh-binh", noon(month), 3, 3);
+    submit(&deployment, events).await;
+
+    let period = format!("{:04}-{:02}", month.year(), u8::from(month.month()));
+    let query = RankingQuery {
+        metric: "online-dossier-rate".into(),
+        block: Block::Province.into(),
+        period,
+        selection: None,
+    };
+    let response = deployment
+        .ranking()
+        .get_ranking(GetRankingRequest { query: Some(query) })
+        .await
+        .expect("ranking")
+        .into_inner();
+    let rows: Vec<(u32, &str, u32, i32, bool)> = response
+        .rows
+        .iter()
+        .take(4)
+        .map(|r| {
+            (
+                r.rank,
+                r.agency_id.as_str(),
+                r.previous_period_rank,
+                r.places_gained,
+                r.below_minimum_volume,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (1, "quang-ninh", 2, 1, false),
+            (2, "thanh-hoa", 0, 0, false),
+            (3, "lang-son", 1, -2, false),
+            (0, "ninh-binh", 0, 0, true),
+        ],
+        "a three-dossier province at 100% is listed after the ranked ones, never first"
+    );
+    assert_eq!(response.ranked_count, 3);
+    let previous = response.previous_period.expect("previous period");
+    assert_eq!(
+        previous.first_day,
+        format!(
+            "{:04}-{:02}-01",
+            previous_month.year(),
+            u8::from(previous_month.month())
+        )
+    );
+    deployment.stop().await;
+}

@@ -172,7 +172,7 @@ async fn the_published_figures_come_out_exactly() {
     let options = Options {
         catalog_dir: Some(catalog_dir.clone()),
         horizon_days: Some(3000),
-        targets: None,
+        ..Options::default()
     };
     let deployment = Deployment::start_with(&redis, "published", options).await;
 

@@ -53,19 +53,25 @@ struct StackArgs {
     /// Address the services listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
+    /// Agencies with less volume than this for a ranking's period are listed apart, unranked
+    /// (the demo ranks provinces for today, so a province with 3 dossiers is not first).
+    #[arg(long, env = "GOVPULSE_MIN_VOLUME")]
+    min_volume: Option<u64>,
     /// Preferred ports of ingest, aggregate and ranking (a busy port falls back to a free one).
     #[arg(long, num_args = 3, value_names = ["INGEST", "AGGREGATE", "RANKING"], default_values_t = [50051, 50052, 50053])]
     ports: Vec<u16>,
 }
 
 impl StackArgs {
-    fn config(&self) -> StackConfig {
+    /// The stack's settings; `default_min_volume` applies unless --min-volume is given.
+    fn config(&self, default_min_volume: u64) -> StackConfig {
         let port = |i: usize| self.ports.get(i).copied().unwrap_or(0);
         StackConfig {
             host: self.host,
             ports: [port(0), port(1), port(2)],
             redis: self.redis.clone(),
             key_prefix: self.key_prefix.clone(),
+            min_volume: self.min_volume.unwrap_or(default_min_volume),
         }
     }
 }
@@ -251,10 +257,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             metric,
         } => {
             let metric: Metric = metric.parse()?;
-            live::demo(stack.config(), rate, backfill, metric).await?;
+            live::demo(stack.config(20), rate, backfill, metric).await?;
         }
         Command::Serve { stack } => {
-            let stack = Stack::start(stack.config()).await?;
+            let stack = Stack::start(stack.config(0)).await?;
             println!("ingest     {}", stack.ingest);
             println!("aggregate  {}", stack.aggregate);
             println!("ranking    {}", stack.ranking);
@@ -315,16 +321,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
             } else {
-                let period = response
-                    .period
-                    .as_ref()
-                    .map(|p| format!("{}..{}", p.first_day, p.last_day))
-                    .unwrap_or_default();
+                let days = |p: &Option<govpulse_proto::aggregate::PeriodRange>| {
+                    p.as_ref()
+                        .map(|p| format!("{}..{}", p.first_day, p.last_day))
+                        .unwrap_or_default()
+                };
                 println!(
-                    "{} by {}, {period}, {} ranked",
-                    query.block, query.metric, response.ranked_count
+                    "{} by {}, {}, {} ranked, movement against {}",
+                    query.block,
+                    query.metric,
+                    days(&response.period),
+                    response.ranked_count,
+                    days(&response.previous_period)
                 );
-                print!("{}", render::table(&response.rows, |_| String::new()));
+                print!("{}", render::table(&response.rows, render::period_movement));
             }
         }
         Command::Metrics {

@@ -114,6 +114,19 @@ impl LiveTable {
     }
 }
 
+/// Movement against the previous comparable period, as `govpulse ranking` shows it: `▲3`,
+/// `▼2`, `=`, `new`; `min` marks an agency listed below the minimum volume.
+pub fn period_movement(row: &RankingRow) -> String {
+    match (row.rank, row.previous_period_rank, row.places_gained) {
+        (0, _, _) if row.below_minimum_volume => "min".to_owned(),
+        (0, _, _) => String::new(),
+        (_, 0, _) => "new".to_owned(),
+        (_, _, 0) => "=".to_owned(),
+        (_, _, gained) if gained > 0 => format!("▲{gained}"),
+        (_, _, lost) => format!("▼{}", lost.unsigned_abs()),
+    }
+}
+
 /// Ranked rows first by rank then id; rows without data last.
 fn order(row: &RankingRow) -> (bool, u32, String) {
     (row.rank == 0, row.rank, row.agency_id.clone())
@@ -177,6 +190,9 @@ mod tests {
     fn row(rank: u32, id: &str, n: u64, d: u64) -> RankingRow {
         let percent = format!("{:.2}", n as f64 * 100.0 / d as f64);
         RankingRow {
+            below_minimum_volume: false,
+            previous_period_rank: 0,
+            places_gained: 0,
             rank,
             agency_id: id.into(),
             agency_name: id.to_uppercase(),
@@ -242,6 +258,22 @@ mod tests {
         assert!(text.contains("new  C"), "{text}");
         assert!(text.contains("▼1"), "{text}");
         assert!(text.contains("90.00%"), "{text}");
+    }
+
+    #[test]
+    fn movement_against_the_previous_period_reads_like_the_press() {
+        let with = |rank, previous, gained, below| RankingRow {
+            rank,
+            previous_period_rank: previous,
+            places_gained: gained,
+            below_minimum_volume: below,
+            ..Default::default()
+        };
+        assert_eq!(period_movement(&with(12, 60, 48, false)), "▲48");
+        assert_eq!(period_movement(&with(5, 3, -2, false)), "▼2");
+        assert_eq!(period_movement(&with(4, 4, 0, false)), "=");
+        assert_eq!(period_movement(&with(7, 0, 0, false)), "new");
+        assert_eq!(period_movement(&with(0, 0, 0, true)), "min");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct StackConfig {
     pub redis: Option<String>,
     /// Key prefix in Redis.
     pub key_prefix: String,
+    /// Ranking's minimum volume (0 ranks every agency with data).
+    pub min_volume: u64,
 }
 
 /// The running services.
@@ -73,8 +75,13 @@ impl Stack {
             aggregate_url.clone(),
         );
         let ingest = govpulse_ingest::Server::build_with(ingest_config, catalog.clone()).await?;
-        let ranking_config =
-            govpulse_ranking::Config::new(bindable(config.host, ranking_port).await, aggregate_url);
+        let ranking_config = govpulse_ranking::Config {
+            min_volume: config.min_volume,
+            ..govpulse_ranking::Config::new(
+                bindable(config.host, ranking_port).await,
+                aggregate_url,
+            )
+        };
         let ranking = govpulse_ranking::Server::build_with(ranking_config, catalog).await?;
 
         let stop = CancellationToken::new();

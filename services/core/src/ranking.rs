@@ -2,8 +2,10 @@
 //!
 //! Rules (documented in the ranking proto too): highest value first; equal values share a
 //! rank and the next rank skips (1, 2, 2, 4); among equal values the order is by agency id,
-//! ascending, so it never changes between calls. Agencies with no data are not ranked
-//! (rank 0) and come after the ranked ones, by agency id.
+//! ascending, so it never changes between calls. Agencies under the minimum volume (a
+//! denominator below [`Rules::min_volume`]) are not ranked (rank 0): they are listed after
+//! the ranked ones, flagged, in the same order. Agencies with no data are not ranked either
+//! and come last, by agency id.
 
 use std::collections::HashMap;
 
@@ -18,27 +20,72 @@ pub struct RankedRow {
     pub agency: AgencyId,
     /// Its value; `None` when it has no data.
     pub rate: Option<Rate>,
+    /// It has data, but less volume than the minimum: listed, not ranked.
+    pub below_minimum: bool,
+    /// Its rank in the previous comparable period, when it was ranked then.
+    pub previous_rank: Option<u32>,
+}
+
+/// How a ranking treats small agencies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Rules {
+    /// The smallest denominator (dossiers, resolutions, …) for which an agency is ranked;
+    /// 0 ranks every agency with data.
+    pub min_volume: u64,
+}
+
+/// Ranks agencies by value with no minimum volume. See the module documentation.
+pub fn rank(values: impl IntoIterator<Item = (AgencyId, Option<Rate>)>) -> Vec<RankedRow> {
+    rank_with(values, Rules::default())
 }
 
 /// Ranks agencies by value. See the module documentation for the rules.
-pub fn rank(values: impl IntoIterator<Item = (AgencyId, Option<Rate>)>) -> Vec<RankedRow> {
+pub fn rank_with(
+    values: impl IntoIterator<Item = (AgencyId, Option<Rate>)>,
+    rules: Rules,
+) -> Vec<RankedRow> {
+    // Tier 0: ranked; 1: data below the minimum volume; 2: no data.
+    let tier = |rate: &Option<Rate>| match rate {
+        Some(r) if r.denominator() >= rules.min_volume => 0,
+        Some(_) => 1,
+        None => 2,
+    };
     let mut rows: Vec<(AgencyId, Option<Rate>)> = values.into_iter().collect();
-    rows.sort_by(|(a_id, a), (b_id, b)| match (a, b) {
-        (Some(a), Some(b)) => b.cmp(a).then_with(|| a_id.cmp(b_id)),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a_id.cmp(b_id),
+    rows.sort_by(|(a_id, a), (b_id, b)| {
+        tier(a)
+            .cmp(&tier(b))
+            .then_with(|| b.cmp(a))
+            .then_with(|| a_id.cmp(b_id))
     });
     let mut ranked: Vec<RankedRow> = Vec::with_capacity(rows.len());
     for (position, (agency, rate)) in rows.into_iter().enumerate() {
-        let rank = match (rate, ranked.last()) {
-            (None, _) => 0,
-            (Some(value), Some(prev)) if prev.rate == Some(value) => prev.rank,
-            (Some(_), _) => u32::try_from(position + 1).unwrap_or(u32::MAX),
+        let rank = match (tier(&rate), ranked.last()) {
+            (1 | 2, _) => 0,
+            (_, Some(prev)) if prev.rank > 0 && prev.rate == rate => prev.rank,
+            _ => u32::try_from(position + 1).unwrap_or(u32::MAX),
         };
-        ranked.push(RankedRow { rank, agency, rate });
+        ranked.push(RankedRow {
+            rank,
+            below_minimum: tier(&rate) == 1,
+            agency,
+            rate,
+            previous_rank: None,
+        });
     }
     ranked
+}
+
+/// Sets each row's rank in the previous comparable period, from that period's ranking.
+pub fn with_movement(mut current: Vec<RankedRow>, previous: &[RankedRow]) -> Vec<RankedRow> {
+    let before: HashMap<&AgencyId, u32> = previous
+        .iter()
+        .filter(|r| r.rank > 0)
+        .map(|r| (&r.agency, r.rank))
+        .collect();
+    for row in &mut current {
+        row.previous_rank = before.get(&row.agency).copied();
+    }
+    current
 }
 
 /// Which rows of a ranking to show.
@@ -85,8 +132,12 @@ pub fn diff(before: &[RankedRow], after: &[RankedRow]) -> Vec<RowChange> {
     let mut changes: Vec<RowChange> = after
         .iter()
         .filter(|row| {
-            old.get(&row.agency)
-                .is_none_or(|prev| prev.rank != row.rank || !same_fraction(prev.rate, row.rate))
+            old.get(&row.agency).is_none_or(|prev| {
+                prev.rank != row.rank
+                    || !same_fraction(prev.rate, row.rate)
+                    || prev.below_minimum != row.below_minimum
+                    || prev.previous_rank != row.previous_rank
+            })
         })
         .map(|row| RowChange {
             now: Some(row.clone()),
@@ -127,11 +178,19 @@ pub fn apply(before: &[RankedRow], changes: &[RowChange]) -> Vec<RankedRow> {
         };
     }
     let mut out: Vec<RankedRow> = rows.into_values().collect();
-    out.sort_by(|a, b| match (a.rank, b.rank) {
-        (0, 0) => a.agency.cmp(&b.agency),
-        (0, _) => std::cmp::Ordering::Greater,
-        (_, 0) => std::cmp::Ordering::Less,
-        (x, y) => x.cmp(&y).then_with(|| a.agency.cmp(&b.agency)),
+    // The order rank_with gives: ranked rows by rank, then rows below the minimum volume by
+    // value, then rows with no data; agency id breaks ties.
+    let tier = |r: &RankedRow| match (r.rank, r.rate) {
+        (0, Some(_)) => 1,
+        (0, None) => 2,
+        _ => 0,
+    };
+    out.sort_by(|a, b| {
+        tier(a)
+            .cmp(&tier(b))
+            .then_with(|| a.rank.cmp(&b.rank))
+            .then_with(|| b.rate.cmp(&a.rate))
+            .then_with(|| a.agency.cmp(&b.agency))
     });
     out
 }
@@ -219,6 +278,8 @@ mod tests {
         assert_eq!(summary, [("c", Some(3), Some(2)), ("b", Some(2), Some(3))]);
         let top1_before = select(&before, Selection::Top(1));
         let top1_after = &[RankedRow {
+            below_minimum: false,
+            previous_rank: None,
             rank: 1,
             agency: id("c"),
             rate: Rate::new(9, 10),
@@ -232,6 +293,67 @@ mod tests {
                 agency: id("a"),
                 previous_rank: Some(1)
             }
+        );
+    }
+
+    #[test]
+    fn small_agencies_are_listed_after_ranked_ones_and_flagged() {
+        let rows = rank_with(
+            [
+                (id("commune"), Rate::new(3, 3)),
+                (id("big"), Rate::new(50, 100)),
+                (id("bigger"), Rate::new(80, 200)),
+                (id("tiny"), Rate::new(1, 2)),
+                (id("none"), None),
+            ],
+            Rules { min_volume: 30 },
+        );
+        let shown: Vec<(u32, &str, bool)> = rows
+            .iter()
+            .map(|r| (r.rank, r.agency.as_str(), r.below_minimum))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (1, "big", false),
+                (2, "bigger", false),
+                (0, "commune", true),
+                (0, "tiny", true),
+                (0, "none", false)
+            ]
+        );
+        assert_eq!(ranked_count(&rows), 2);
+        let top = select(&rows, Selection::Top(5));
+        assert_eq!(
+            top.len(),
+            2,
+            "a top N never includes agencies below the minimum volume"
+        );
+    }
+
+    #[test]
+    fn movement_is_the_rank_in_the_previous_period() {
+        let before = rank([
+            (id("a"), Rate::new(1, 10)),
+            (id("b"), Rate::new(9, 10)),
+            (id("c"), None),
+        ]);
+        let now = with_movement(
+            rank([
+                (id("a"), Rate::new(10, 10)),
+                (id("b"), Rate::new(5, 10)),
+                (id("c"), Rate::new(1, 10)),
+            ]),
+            &before,
+        );
+        let moves: Vec<(&str, u32, Option<u32>)> = now
+            .iter()
+            .map(|r| (r.agency.as_str(), r.rank, r.previous_rank))
+            .collect();
+        assert_eq!(
+            moves,
+            [("a", 1, Some(2)), ("b", 2, Some(1)), ("c", 3, None)],
+            "c was not ranked before: new"
         );
     }
 
@@ -268,10 +390,30 @@ mod tests {
             prop_assert_eq!(rank(shuffled), rows);
         }
 
+        /// With a minimum volume: every ranked row has at least that volume, ranked rows come
+        /// first, and among them the competition rule holds.
+        #[test]
+        fn the_minimum_volume_never_lets_a_small_agency_above_a_large_one(values in arb_values(), min in 0u64..5) {
+            let rows = rank_with(values, Rules { min_volume: min });
+            let first_unranked = rows.iter().position(|r| r.rank == 0).unwrap_or(rows.len());
+            prop_assert!(rows[first_unranked..].iter().all(|r| r.rank == 0));
+            for row in &rows[..first_unranked] {
+                let rate = row.rate.expect("ranked rows have data");
+                prop_assert!(rate.denominator() >= min);
+                let better = rows[..first_unranked].iter().filter(|o| o.rate > row.rate).count();
+                prop_assert_eq!(row.rank as usize, better + 1);
+            }
+            for row in &rows[first_unranked..] {
+                prop_assert_eq!(row.below_minimum, row.rate.is_some());
+            }
+        }
+
         /// Applying the diff of two rankings to the first gives the second.
         #[test]
-        fn apply_of_diff_is_the_new_ranking(a in arb_values(), b in arb_values(), n in 1u32..10) {
-            let (before, after) = (rank(a), rank(b));
+        fn apply_of_diff_is_the_new_ranking(a in arb_values(), b in arb_values(), c in arb_values(), n in 1u32..10, min in 0u64..4) {
+            let rules = Rules { min_volume: min };
+            let previous = rank_with(c, rules);
+            let (before, after) = (rank_with(a, rules), with_movement(rank_with(b, rules), &previous));
             for selection in [Selection::All, Selection::Top(n), Selection::Bottom(n)] {
                 let (x, y) = (select(&before, selection), select(&after, selection));
                 prop_assert_eq!(apply(x, &diff(x, y)), y.to_vec());

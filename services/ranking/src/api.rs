@@ -64,6 +64,7 @@ impl RankingApi {
             period,
             rows,
             ranked_count,
+            ..
         } = &published.ranking;
         let mut messages: Vec<WatchRankingResponse> = rows
             .chunks(SNAPSHOT_CHUNK)
@@ -132,7 +133,7 @@ impl RankingService for RankingApi {
         request: Request<GetRankingRequest>,
     ) -> Result<Response<GetRankingResponse>, Status> {
         let query = Query::parse(request.into_inner().query)?;
-        let ranking = compute(&self.aggregate, &self.catalog, &query).await?;
+        let ranking = compute(&self.aggregate, &self.catalog, &query, self.hubs.rules()).await?;
         Ok(Response::new(GetRankingResponse {
             rows: ranking
                 .rows
@@ -141,6 +142,7 @@ impl RankingService for RankingApi {
                 .collect(),
             period: Some(ranking.period),
             ranked_count: ranking.ranked_count,
+            previous_period: Some(ranking.previous_period),
         }))
     }
 

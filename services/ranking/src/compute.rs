@@ -1,9 +1,13 @@
-//! One ranking computation: read a block snapshot from aggregate, rank it with the core.
+//! One ranking computation: read block snapshots from aggregate (the period and the previous
+//! comparable one), rank them with the core.
 
-use govpulse_common::convert::{block_to_proto, counters_from_proto, rate_to_proto};
+use govpulse_common::convert::{
+    block_to_proto, counters_from_proto, period_to_proto, rate_to_proto,
+};
 use govpulse_core::{
-    AgencyId, Catalog,
-    ranking::{RankedRow, rank, ranked_count, select},
+    AgencyId, Catalog, Period,
+    period::vietnam_day,
+    ranking::{RankedRow, Rules, rank_with, ranked_count, select, with_movement},
 };
 use govpulse_proto::{
     aggregate::{
@@ -11,6 +15,7 @@ use govpulse_proto::{
     },
     ranking::RankingRow,
 };
+use time::OffsetDateTime;
 use tonic::{Status, transport::Channel};
 
 use crate::query::Query;
@@ -22,21 +27,25 @@ pub struct Ranking {
     pub period: PeriodRange,
     /// The rows shown.
     pub rows: Vec<RankedRow>,
-    /// How many agencies have a value.
+    /// How many agencies are ranked.
     pub ranked_count: u32,
+    /// The previous comparable period.
+    pub previous_period: PeriodRange,
 }
 
-/// Computes a ranking now.
-pub async fn compute(
+/// One period's ranking, every row.
+async fn rank_period(
     aggregate: &AggregateServiceClient<Channel>,
     catalog: &Catalog,
     query: &Query,
-) -> Result<Ranking, Status> {
+    period: &str,
+    rules: Rules,
+) -> Result<(PeriodRange, Vec<RankedRow>), Status> {
     let snapshot = aggregate
         .clone()
         .get_block_snapshot(GetBlockSnapshotRequest {
             block: block_to_proto(query.block).into(),
-            period: query.period.clone(),
+            period: period.to_owned(),
             metric: query.metric.name().to_owned(),
         })
         .await?
@@ -53,9 +62,29 @@ pub async fn compute(
             .rate(&counters, &catalog.provision_facts(&agency));
         Some((agency, rate))
     });
-    let ranking = rank(values);
+    Ok((
+        snapshot.period.unwrap_or_default(),
+        rank_with(values, rules),
+    ))
+}
+
+/// Computes a ranking now, with each row's rank in the previous comparable period.
+pub async fn compute(
+    aggregate: &AggregateServiceClient<Channel>,
+    catalog: &Catalog,
+    query: &Query,
+    rules: Rules,
+) -> Result<Ranking, Status> {
+    let today = vietnam_day(OffsetDateTime::now_utc());
+    let previous = Period::parse(&query.period, today)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?
+        .previous();
+    let (period, current) = rank_period(aggregate, catalog, query, &query.period, rules).await?;
+    let (_, before) = rank_period(aggregate, catalog, query, previous.expression(), rules).await?;
+    let ranking = with_movement(current, &before);
     Ok(Ranking {
-        period: snapshot.period.unwrap_or_default(),
+        period,
+        previous_period: period_to_proto(&previous),
         ranked_count: u32::try_from(ranked_count(&ranking)).unwrap_or(u32::MAX),
         rows: select(&ranking, query.selection).to_vec(),
     })
@@ -71,5 +100,11 @@ pub fn row_to_proto(catalog: &Catalog, row: &RankedRow) -> RankingRow {
             .map(|a| a.name.clone())
             .unwrap_or_default(),
         rate: row.rate.map(rate_to_proto),
+        below_minimum_volume: row.below_minimum,
+        previous_period_rank: row.previous_rank.unwrap_or(0),
+        places_gained: match (row.rank, row.previous_rank) {
+            (0, _) | (_, None) => 0,
+            (now, Some(before)) => i32::try_from(i64::from(before) - i64::from(now)).unwrap_or(0),
+        },
     }
 }

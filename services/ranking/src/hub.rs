@@ -13,7 +13,10 @@ use std::{
     time::Duration,
 };
 
-use govpulse_core::{Catalog, ranking::diff};
+use govpulse_core::{
+    Catalog,
+    ranking::{Rules, diff},
+};
 use govpulse_proto::aggregate::aggregate_service_client::AggregateServiceClient;
 use time::OffsetDateTime;
 use tokio::{
@@ -61,6 +64,7 @@ struct Inner {
     catalog: Arc<Catalog>,
     notices: broadcast::Sender<Notice>,
     timing: HubTiming,
+    rules: Rules,
 }
 
 fn next_revision(previous: u64) -> u64 {
@@ -76,6 +80,7 @@ impl Hubs {
         catalog: Arc<Catalog>,
         notices: broadcast::Sender<Notice>,
         timing: HubTiming,
+        rules: Rules,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -84,6 +89,7 @@ impl Hubs {
                 catalog,
                 notices,
                 timing,
+                rules,
             }),
         }
     }
@@ -95,6 +101,11 @@ impl Hubs {
             .live
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The ranking rules (minimum volume) of this replica.
+    pub fn rules(&self) -> Rules {
+        self.inner.rules
     }
 
     /// How many queries are live.
@@ -110,7 +121,13 @@ impl Hubs {
         if let Some(sender) = self.live().get(query) {
             return Ok(sender.subscribe());
         }
-        let ranking = compute(&self.inner.aggregate, &self.inner.catalog, query).await?;
+        let ranking = compute(
+            &self.inner.aggregate,
+            &self.inner.catalog,
+            query,
+            self.inner.rules,
+        )
+        .await?;
         let mut live = self.live();
         // Another subscriber may have started it while we computed.
         if let Some(sender) = live.get(query) {
@@ -171,7 +188,14 @@ impl Hubs {
                     return;
                 }
             }
-            match compute(&self.inner.aggregate, &self.inner.catalog, &query).await {
+            match compute(
+                &self.inner.aggregate,
+                &self.inner.catalog,
+                &query,
+                self.inner.rules,
+            )
+            .await
+            {
                 Ok(ranking) => {
                     sender.send_if_modified(|current| {
                         let changed = current.ranking.ranked_count != ranking.ranked_count

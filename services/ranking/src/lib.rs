@@ -15,7 +15,7 @@ use govpulse_common::{
     client::lazy_channel,
     server::{self, ServeError},
 };
-use govpulse_core::Catalog;
+use govpulse_core::{Catalog, ranking::Rules};
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
     catalog::catalog_service_server::CatalogServiceServer,
@@ -55,6 +55,10 @@ pub struct Config {
     /// Change notices arriving within this window cause one recomputation.
     #[arg(long, env = "GOVPULSE_DEBOUNCE_MS", default_value_t = 100)]
     pub debounce_ms: u64,
+    /// Agencies whose volume for the period (the metric's denominator) is below this are
+    /// listed after the ranked ones, unranked and flagged; 0 ranks every agency with data.
+    #[arg(long, env = "GOVPULSE_MIN_VOLUME", default_value_t = 0)]
+    pub min_volume: u64,
     /// Live rankings are recomputed at least this often, notice or not.
     #[arg(long, env = "GOVPULSE_REFRESH_MS", default_value_t = 5_000)]
     pub refresh_ms: u64,
@@ -70,6 +74,7 @@ impl Config {
             heartbeat_ms: 5_000,
             debounce_ms: 100,
             refresh_ms: 5_000,
+            min_volume: 0,
         }
     }
 }
@@ -118,7 +123,16 @@ impl Server {
             debounce: Duration::from_millis(config.debounce_ms),
             refresh: Duration::from_millis(config.refresh_ms.max(1)),
         };
-        let hubs = hub::Hubs::new(aggregate.clone(), catalog.clone(), notices.clone(), timing);
+        let rules = Rules {
+            min_volume: config.min_volume,
+        };
+        let hubs = hub::Hubs::new(
+            aggregate.clone(),
+            catalog.clone(),
+            notices.clone(),
+            timing,
+            rules,
+        );
         let heartbeat = Duration::from_millis(config.heartbeat_ms.max(1));
         let api = RankingApi::new(
             catalog.clone(),
