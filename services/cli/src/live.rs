@@ -150,6 +150,9 @@ async fn draw(header: impl Fn() -> String, watched: Arc<Mutex<Watched>>, stop: C
     }
 }
 
+/// The days the demo ranks and backfills, ending today.
+const DEMO_DAYS: u16 = 7;
+
 /// `govpulse demo`.
 pub async fn demo(
     config: StackConfig,
@@ -169,6 +172,7 @@ pub async fn demo(
     let simulation = SimulationConfig {
         dossiers_per_second: rate,
         backfill,
+        backfill_days: DEMO_DAYS,
         retry_share: 0.02,
     };
     let simulator = tokio::spawn(simulate::run(
@@ -179,11 +183,16 @@ pub async fn demo(
         stop.clone(),
     ));
 
-    let today = vietnam_day(OffsetDateTime::now_utc()).to_string();
+    // The last week, today included: at any hour it holds office hours and nights alike.
+    let today = vietnam_day(OffsetDateTime::now_utc());
+    let week = format!(
+        "{}..{today}",
+        today - time::Duration::days(i64::from(DEMO_DAYS) - 1)
+    );
     let query = RankingQuery {
         metric: metric.name().to_owned(),
         block: PbBlock::Province.into(),
-        period: today.clone(),
+        period: week.clone(),
         selection: Some(Selection::Top(10)),
     };
     let watched = Arc::new(Mutex::new(Watched {
@@ -203,7 +212,7 @@ pub async fn demo(
         let mut h = String::new();
         let _ = writeln!(
             h,
-            "govpulse demo · top 10 provinces by {metric} · {today} (Vietnam time) · Ctrl-C to stop"
+            "govpulse demo · top 10 provinces by {metric} · the last 7 days, {week} (Vietnam time) · Ctrl-C to stop"
         );
         let _ = writeln!(
             h,

@@ -122,9 +122,11 @@ struct Open {
 pub struct SimulationConfig {
     /// Dossiers received per second across the country in busy hours.
     pub dossiers_per_second: f64,
-    /// Dossiers of today so far to report first, as a one-stop system re-syncing would, so
-    /// that the day's figures are meaningful from the start.
+    /// Dossiers of the last `backfill_days` days to report first, as one-stop systems
+    /// re-syncing would, so that the figures are meaningful from the start at any hour.
     pub backfill: u32,
+    /// How many days, ending today, the backfill covers.
+    pub backfill_days: u16,
     /// Share of batches sent twice, as a retrying system would.
     pub retry_share: f64,
 }
@@ -295,17 +297,19 @@ impl Country {
         }
     }
 
-    /// `count` dossiers received between the start of today (Vietnam time) and `now`,
-    /// spread over the day's rhythm, with what became of them by `now`.
-    pub fn backfill(&mut self, now: OffsetDateTime, count: u32) -> Vec<DossierEvent> {
-        let day_start = now.to_offset(VIETNAM).replace_time(time::Time::MIDNIGHT);
+    /// `count` dossiers received over the `days` Vietnam days ending today (from the start of
+    /// the first to `now`), spread over the day's rhythm, with what became of them by `now`.
+    pub fn backfill(&mut self, now: OffsetDateTime, days: u16, count: u32) -> Vec<DossierEvent> {
+        let day_start = now.to_offset(VIETNAM).replace_time(time::Time::MIDNIGHT)
+            - time::Duration::days(i64::from(days.max(1)) - 1);
         let span = (now - day_start).whole_seconds().max(1);
         let mut events = Vec::new();
         for _ in 0..count {
             let agency = self.pick_agency();
             let online = self.rng.random_bool(self.profiles[agency].online_share);
-            // Rejection sampling of the time by the channel's rhythm; a channel with no
-            // activity so far today (desks before opening) falls back to online.
+            // Rejection sampling of the time by the channel's rhythm; should a channel have
+            // had no activity in the span (desks, on a short span before opening), fall back
+            // to online.
             let mut chosen = None;
             for _ in 0..64 {
                 let at = day_start + time::Duration::seconds(self.rng.random_range(0..span));
@@ -393,7 +397,11 @@ pub async fn run(
     let mut country = Country::new(&catalog, rand::rng().random());
     let tick = Duration::from_millis(200);
     let mut ticker = tokio::time::interval(tick);
-    let mut pending = country.backfill(OffsetDateTime::now_utc(), config.backfill);
+    let mut pending = country.backfill(
+        OffsetDateTime::now_utc(),
+        config.backfill_days,
+        config.backfill,
+    );
     let mut rng = SmallRng::from_rng(&mut rand::rng());
     let mut previous_batch: Option<Vec<DossierEvent>> = None;
 
@@ -500,11 +508,11 @@ mod tests {
     }
 
     #[test]
-    fn a_backfill_reports_todays_dossiers_within_today() {
+    fn a_backfill_reports_dossiers_within_its_days() {
         let catalog = govpulse_common::catalog_files::built_in().expect("valid");
         let mut country = Country::new(&catalog, 7);
         let now = time::macros::datetime!(2026-08-15 15:00 +7).to_offset(time::UtcOffset::UTC);
-        let events = country.backfill(now, 2000);
+        let events = country.backfill(now, 1, 2000);
         let receptions = events
             .iter()
             .filter(|e| matches!(e.kind, Some(Kind::Received(_))))
@@ -534,6 +542,26 @@ mod tests {
         assert!(
             in_person > 200,
             "office hours had desk traffic: {in_person}"
+        );
+    }
+
+    #[test]
+    fn a_week_of_backfill_at_night_still_has_desk_traffic() {
+        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let mut country = Country::new(&catalog, 7);
+        let just_after_midnight =
+            time::macros::datetime!(2026-08-15 00:10 +7).to_offset(time::UtcOffset::UTC);
+        let events = country.backfill(just_after_midnight, 7, 2000);
+        let first = time::macros::datetime!(2026-08-09 00:00 +7).unix_timestamp();
+        let in_person = events
+            .iter()
+            .filter(|e| matches!(&e.kind, Some(Kind::Received(r)) if r.channel != Channel::Online as i32))
+            .count();
+        assert!(in_person > 500, "six days of office hours: {in_person}");
+        assert!(
+            events
+                .iter()
+                .all(|e| e.occurred_at.as_ref().is_some_and(|t| t.seconds >= first))
         );
     }
 
