@@ -114,11 +114,6 @@ pub fn rate_to_proto(rate: Rate) -> agg::Rate {
     }
 }
 
-/// A rate from a message; `None` for a zero denominator.
-pub fn rate_from_proto(rate: &agg::Rate) -> Option<Rate> {
-    Rate::new(rate.numerator, rate.denominator)
-}
-
 /// The days of a period as a message.
 pub fn period_to_proto(period: &Period) -> agg::PeriodRange {
     agg::PeriodRange {

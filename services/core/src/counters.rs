@@ -1,7 +1,5 @@
 //! The raw counts kept per agency and bucket, and what one event adds to them.
 
-use std::ops::{Add, AddAssign};
-
 use crate::ProcedureId;
 
 /// One summable counter. Its [`Counter::key`] is the field name in storage: short, because
@@ -132,29 +130,6 @@ impl Counters {
     }
 }
 
-/// Sums the summable counters. `procedures_with_online_dossiers` is not summable; the sum
-/// keeps the larger of the two, a lower bound of the union, and stores that need the exact
-/// value compute the union themselves.
-impl AddAssign<&Counters> for Counters {
-    fn add_assign(&mut self, other: &Counters) {
-        for counter in Counter::ALL {
-            self.increment(counter, other.get(counter));
-        }
-        self.procedures_with_online_dossiers = self
-            .procedures_with_online_dossiers
-            .max(other.procedures_with_online_dossiers);
-    }
-}
-
-impl Add for Counters {
-    type Output = Counters;
-
-    fn add(mut self, other: Counters) -> Counters {
-        self += &other;
-        self
-    }
-}
-
 /// What one event adds: one to each listed counter, and perhaps a procedure to the set of
 /// procedures with online dossiers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -183,13 +158,20 @@ mod tests {
     }
 
     #[test]
-    fn counters_add_up() {
-        let a = Counters::from_pairs([(Counter::Received, 3), (Counter::ReceivedOnline, 2)]);
-        let b = Counters::from_pairs([(Counter::Received, 4), (Counter::Feedback, 1)]);
-        let sum = a + b;
-        assert_eq!(sum.get(Counter::Received), 7);
-        assert_eq!(sum.get(Counter::ReceivedOnline), 2);
-        assert_eq!(sum.get(Counter::Feedback), 1);
-        assert_eq!(sum.get(Counter::Resolved), 0);
+    fn counters_increment_and_subtract_without_going_below_zero() {
+        let mut a = Counters::from_pairs([(Counter::Received, 3), (Counter::ReceivedOnline, 2)]);
+        a.increment(Counter::Received, 4);
+        a.subtract(&Counters::from_pairs([
+            (Counter::ReceivedOnline, 5),
+            (Counter::Received, 1),
+        ]));
+        assert_eq!(
+            (
+                a.get(Counter::Received),
+                a.get(Counter::ReceivedOnline),
+                a.get(Counter::Feedback)
+            ),
+            (6, 0, 0)
+        );
     }
 }

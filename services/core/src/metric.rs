@@ -60,27 +60,6 @@ impl Metric {
         }
     }
 
-    /// The formula in words, for documentation and help texts.
-    pub const fn formula(self) -> &'static str {
-        match self {
-            Metric::OnlineDossierRate => "dossiers received online / dossiers received",
-            Metric::FullOnlineDossierRate => {
-                "dossiers received online for full-process online procedures / dossiers received for those procedures"
-            }
-            Metric::ServicesWithOnlineDossiers => {
-                "online services with at least one online dossier in the period / online services provided"
-            }
-            Metric::FullOnlineProvision => {
-                "procedures provided full-process online / procedures eligible for it"
-            }
-            Metric::OnTimeRate => "dossiers resolved by their due time / dossiers resolved",
-            Metric::DigitizedReceptionRate => "dossiers digitized at reception / dossiers received",
-            Metric::ElectronicResultRate => "results issued electronically / dossiers resolved",
-            Metric::SatisfactionRate => "satisfied feedback / feedback given",
-            Metric::OnlinePaymentRate => "fees paid online / fees paid",
-        }
-    }
-
     /// What the metric reads from storage: its counters, and whether it needs the distinct
     /// count of procedures with online dossiers.
     pub fn needs(self) -> Needs {

@@ -108,11 +108,6 @@ impl Hubs {
         self.inner.rules
     }
 
-    /// How many queries are live.
-    pub fn live_count(&self) -> usize {
-        self.live().len()
-    }
-
     /// Subscribes to a query's live ranking, starting it if nobody watches it yet.
     pub async fn subscribe(
         &self,
