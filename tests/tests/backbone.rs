@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use govpulse_e2e::{Deployment, RedisServer, received, resolved, ts};
 use govpulse_proto::{
-    aggregate::{GetBlockSnapshotRequest, GetMetricsRequest, GetMetricsResponse},
+    aggregate::{Counters, GetBlockSnapshotRequest, GetMetricsRequest, GetMetricsResponse},
     catalog::Block,
     event::{DossierEvent, DossierReceived, EventOutcome, OutcomeStatus, dossier_event::Kind},
     ingest::{StreamEventsRequest, SubmitEventsRequest},
@@ -63,6 +63,13 @@ async fn metrics(deployment: &Deployment, agency: &str, period: &str) -> GetMetr
         .await
         .expect("metrics")
         .into_inner()
+}
+
+async fn counts_of(deployment: &Deployment, agency: &str, period: &str) -> Counters {
+    metrics(deployment, agency, period)
+        .await
+        .counters
+        .expect("counters")
 }
 
 fn rate(response: &GetMetricsResponse, metric: &str) -> Option<(u64, u64, String)> {
@@ -256,10 +263,7 @@ async fn counts_survive_a_restart_of_every_service() {
         statuses(&outcomes),
         vec![OutcomeStatus::Duplicate; batch.len()]
     );
-    let counters = metrics(&second, "quang-ninh", &day)
-        .await
-        .counters
-        .expect("counters");
+    let counters = counts_of(&second, "quang-ninh", &day).await;
     assert_eq!((counters.received, counters.received_online), (4, 3));
     second.stop().await;
 }
@@ -271,9 +275,11 @@ async fn bad_events_are_rejected_one_by_one_and_never_counted() {
     let at = two_days_ago_noon();
     let day = at.date().to_string();
     let good = received("good-1", "lang-son", at, true);
+    let made = std::cell::Cell::new(0);
     let with = |f: fn(&mut DossierEvent)| {
+        made.set(made.get() + 1);
         let mut e = good.clone();
-        e.event_id = format!("bad-{}", rand_suffix(&e));
+        e.event_id = format!("bad-{}", made.get());
         f(&mut e);
         e
     };
@@ -337,26 +343,15 @@ async fn bad_events_are_rejected_one_by_one_and_never_counted() {
         "{}",
         outcomes[5].reason
     );
-    let counters = metrics(&deployment, "lang-son", &day)
-        .await
-        .counters
-        .expect("counters");
+    let counters = counts_of(&deployment, "lang-son", &day).await;
     assert_eq!(
         (counters.received, counters.received_online),
         (1, 1),
         "only the valid event counted"
     );
-    let quang_ninh = metrics(&deployment, "quang-ninh", &day)
-        .await
-        .counters
-        .expect("counters");
+    let quang_ninh = counts_of(&deployment, "quang-ninh", &day).await;
     assert_eq!(quang_ninh.received, 0);
     deployment.stop().await;
-}
-
-fn rand_suffix(e: &DossierEvent) -> usize {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    e.event_id.len() + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[tokio::test]
@@ -381,10 +376,7 @@ async fn an_oversized_batch_is_refused_whole_with_a_field_violation() {
         details.field_violations[0].description,
         "has 1001 events; the limit is 1000: split the batch"
     );
-    let counters = metrics(&deployment, "lang-son", &at.date().to_string())
-        .await
-        .counters
-        .expect("counters");
+    let counters = counts_of(&deployment, "lang-son", &at.date().to_string()).await;
     assert_eq!(
         counters.received, 0,
         "nothing of a refused batch is counted"
@@ -432,10 +424,7 @@ async fn stream_events_acknowledges_every_batch_in_order() {
         .collect();
     assert_eq!(tallies, [(7, 10, 0, 0), (8, 0, 0, 1001), (9, 0, 10, 0)]);
     assert_eq!(acks[1].outcomes[0].field, "events");
-    let counters = metrics(&deployment, "thanh-hoa", &at.date().to_string())
-        .await
-        .counters
-        .expect("counters");
+    let counters = counts_of(&deployment, "thanh-hoa", &at.date().to_string()).await;
     assert_eq!((counters.received, counters.received_online), (10, 5));
     deployment.stop().await;
 }
