@@ -85,7 +85,7 @@ async fn start_aggregate(
     addr: SocketAddr,
     options: &Options,
 ) -> Running {
-    let defaults = govpulse_aggregate::Config::in_memory(addr);
+    let defaults = govpulse_aggregate::Config::new(addr);
     let config = govpulse_aggregate::Config {
         store: redis_url.to_owned(),
         key_prefix: prefix.to_owned(),

@@ -58,8 +58,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults, listening on `listen`, with the in-memory store.
-    pub fn in_memory(listen: SocketAddr) -> Self {
+    /// The defaults, listening on `listen`, with the in-memory store (set `store` to a
+    /// `redis://` URL for Redis).
+    pub fn new(listen: SocketAddr) -> Self {
         Self {
             listen,
             store: "memory".to_owned(),

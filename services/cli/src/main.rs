@@ -176,7 +176,7 @@ enum Command {
     /// its target), or one metric for every agency of a block, every child of an agency, or
     /// the nation, with pooled and mean figures.
     Metrics {
-        /// One agency, for example `hoa-binh`.
+        /// One agency, for example `phu-tho`.
         #[arg(long, required_unless_present_any = ["block", "parent", "nation"], conflicts_with_all = ["block", "parent", "nation"])]
         agency: Option<String>,
         /// Every ministry or every province: `ministry` or `province`.

@@ -64,7 +64,7 @@ impl Stack {
         };
         let [ingest_port, aggregate_port, ranking_port] = config.ports;
         let aggregate_config =
-            govpulse_aggregate::Config::in_memory(bindable(config.host, aggregate_port).await);
+            govpulse_aggregate::Config::new(bindable(config.host, aggregate_port).await);
         let aggregate =
             govpulse_aggregate::Server::build_with(aggregate_config, catalog.clone(), store)
                 .await?;
