@@ -110,13 +110,7 @@ impl AggregateApi {
         let mut writes = Vec::with_capacity(request.events.len());
         let mut positions = Vec::with_capacity(request.events.len());
         for (i, event) in request.events.iter().enumerate() {
-            match decode_event(
-                &format!("events[{i}]"),
-                event,
-                &self.catalog,
-                &self.policy,
-                now,
-            ) {
+            match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
                 Ok(event) => {
                     // decode_event checked that the procedure exists; should that ever not
                     // hold, the event is refused, never dropped from the outcomes.

@@ -19,11 +19,11 @@ pub struct Violation {
 }
 
 impl Violation {
-    fn new(prefix: &str, field: &str, reason: impl Into<String>) -> Self {
-        let field = if prefix.is_empty() {
-            field.to_owned()
-        } else {
-            format!("{prefix}.{field}")
+    fn new(position: Option<usize>, field: &str, reason: impl Into<String>) -> Self {
+        // Built only for a bad event, so valid events cost no formatting.
+        let field = match position {
+            None => field.to_owned(),
+            Some(i) => format!("events[{i}].{field}"),
         };
         Self {
             field,
@@ -41,24 +41,28 @@ pub fn timestamp(ts: &Timestamp) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
 }
 
-fn id_field<T>(prefix: &str, field: &str, parsed: Result<T, IdError>) -> Result<T, Violation> {
-    parsed.map_err(|e| Violation::new(prefix, field, e.to_string()))
+fn id_field<T>(
+    position: Option<usize>,
+    field: &str,
+    parsed: Result<T, IdError>,
+) -> Result<T, Violation> {
+    parsed.map_err(|e| Violation::new(position, field, e.to_string()))
 }
 
-/// Validates one event received at `now`. `prefix` names the event in field paths
-/// (`events[3]`).
+/// Validates one event received at `now`. `position` is its place in the batch, which names
+/// it in field paths (`events[3].agency_id`); `None` for a lone event.
 pub fn decode_event(
-    prefix: &str,
+    position: Option<usize>,
     event: &pb::DossierEvent,
     catalog: &Catalog,
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
 ) -> Result<DossierEvent, Violation> {
-    let event_id: EventId = id_field(prefix, "event_id", EventId::parse(&event.event_id))?;
-    let agency: AgencyId = id_field(prefix, "agency_id", AgencyId::parse(&event.agency_id))?;
+    let event_id: EventId = id_field(position, "event_id", EventId::parse(&event.event_id))?;
+    let agency: AgencyId = id_field(position, "agency_id", AgencyId::parse(&event.agency_id))?;
     if catalog.agency(&agency).is_none() {
         return Err(Violation::new(
-            prefix,
+            position,
             "agency_id",
             format!(
                 "unknown agency {:?}; CatalogService.ListAgencies lists them",
@@ -66,15 +70,15 @@ pub fn decode_event(
             ),
         ));
     }
-    let dossier: DossierId = id_field(prefix, "dossier_id", DossierId::parse(&event.dossier_id))?;
+    let dossier: DossierId = id_field(position, "dossier_id", DossierId::parse(&event.dossier_id))?;
     let procedure_id: ProcedureId = id_field(
-        prefix,
+        position,
         "procedure_id",
         ProcedureId::parse(&event.procedure_id),
     )?;
     let Some(procedure) = catalog.procedure(&procedure_id) else {
         return Err(Violation::new(
-            prefix,
+            position,
             "procedure_id",
             format!(
                 "unknown procedure {:?}; CatalogService.ListProcedures lists them",
@@ -84,7 +88,7 @@ pub fn decode_event(
     };
     if !catalog.handles(&agency, procedure) {
         return Err(Violation::new(
-            prefix,
+            position,
             "procedure_id",
             format!(
                 "procedure {:?} belongs to {}, not to {agency} or an agency above it",
@@ -94,13 +98,13 @@ pub fn decode_event(
         ));
     }
     let occurred_at = match &event.occurred_at {
-        None => return Err(Violation::new(prefix, "occurred_at", "is required")),
+        None => return Err(Violation::new(position, "occurred_at", "is required")),
         Some(ts) => timestamp(ts)
-            .ok_or_else(|| Violation::new(prefix, "occurred_at", "is not a valid time"))?,
+            .ok_or_else(|| Violation::new(position, "occurred_at", "is not a valid time"))?,
     };
     policy
         .check(occurred_at, now)
-        .map_err(|e| Violation::new(prefix, "occurred_at", e.to_string()))?;
+        .map_err(|e| Violation::new(position, "occurred_at", e.to_string()))?;
     let day = govpulse_core::period::vietnam_day(occurred_at);
     if let Some(reporting) = catalog.agency(&agency).filter(|a| !a.exists_on(day)) {
         let reason = match (&reporting.successor, reporting.valid_until) {
@@ -110,12 +114,12 @@ pub fn decode_event(
             ),
             _ => format!("agency {agency} did not exist on {day}"),
         };
-        return Err(Violation::new(prefix, "agency_id", reason));
+        return Err(Violation::new(position, "agency_id", reason));
     }
     let kind = match &event.kind {
         None => {
             return Err(Violation::new(
-                prefix,
+                position,
                 "kind",
                 "one of received, resolved, fee_paid or feedback is required",
             ));
@@ -127,14 +131,14 @@ pub fn decode_event(
                 Ok(pb::Channel::Postal) => Channel::Postal,
                 Ok(pb::Channel::Unspecified) => {
                     return Err(Violation::new(
-                        prefix,
+                        position,
                         "received.channel",
                         "is required: 1 in person, 2 online, 3 postal",
                     ));
                 }
                 Err(_) => {
                     return Err(Violation::new(
-                        prefix,
+                        position,
                         "received.channel",
                         format!(
                             "unknown channel {}; use 1 in person, 2 online, 3 postal",
@@ -147,7 +151,7 @@ pub fn decode_event(
             due_at: match &received.due_at {
                 None => None,
                 Some(due) => Some(timestamp(due).ok_or_else(|| {
-                    Violation::new(prefix, "received.due_at", "is not a valid time")
+                    Violation::new(position, "received.due_at", "is not a valid time")
                 })?),
             },
         },
@@ -155,7 +159,7 @@ pub fn decode_event(
             timeliness: match &resolved.timeliness {
                 None => {
                     return Err(Violation::new(
-                        prefix,
+                        position,
                         "resolved.timeliness",
                         "one of due_at or on_time is required",
                     ));
@@ -165,7 +169,7 @@ pub fn decode_event(
                 }
                 Some(pb::dossier_resolved::Timeliness::DueAt(due)) => {
                     Timeliness::DueAt(timestamp(due).ok_or_else(|| {
-                        Violation::new(prefix, "resolved.due_at", "is not a valid time")
+                        Violation::new(position, "resolved.due_at", "is not a valid time")
                     })?)
                 }
             },
@@ -227,7 +231,7 @@ mod tests {
 
     fn violation(event: pb::DossierEvent) -> (String, String) {
         let v = decode_event(
-            "events[2]",
+            Some(2),
             &event,
             &catalog(),
             &AcceptancePolicy::default(),
@@ -239,8 +243,14 @@ mod tests {
 
     #[test]
     fn a_valid_event_decodes() {
-        let e = decode_event("", &valid(), &catalog(), &AcceptancePolicy::default(), NOW)
-            .expect("valid");
+        let e = decode_event(
+            None,
+            &valid(),
+            &catalog(),
+            &AcceptancePolicy::default(),
+            NOW,
+        )
+        .expect("valid");
         assert_eq!(
             e.kind,
             EventKind::Received {
@@ -253,7 +263,7 @@ mod tests {
         let mut unit = valid();
         unit.agency_id = "hb-dept".into();
         assert!(
-            decode_event("", &unit, &catalog(), &AcceptancePolicy::default(), NOW).is_ok(),
+            decode_event(None, &unit, &catalog(), &AcceptancePolicy::default(), NOW).is_ok(),
             "a unit uses its province's procedure"
         );
     }
@@ -273,7 +283,7 @@ mod tests {
             ..AcceptancePolicy::default()
         };
         let check = |e: &pb::DossierEvent| {
-            decode_event("", e, &catalog, &policy, NOW).map_err(|v| v.reason)
+            decode_event(None, e, &catalog, &policy, NOW).map_err(|v| v.reason)
         };
         assert_eq!(
             check(&event),

@@ -110,13 +110,7 @@ impl IngestApi {
         let mut valid = Vec::with_capacity(events.len());
         let mut positions = Vec::with_capacity(events.len());
         for (i, event) in events.into_iter().enumerate() {
-            match decode_event(
-                &format!("events[{i}]"),
-                &event,
-                &self.catalog,
-                &self.policy,
-                now,
-            ) {
+            match decode_event(Some(i), &event, &self.catalog, &self.policy, now) {
                 Ok(_) => {
                     positions.push(i);
                     valid.push(event);
