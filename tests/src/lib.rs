@@ -155,7 +155,7 @@ impl Deployment {
 
     /// aggregate's address.
     pub fn aggregate_addr(&self) -> SocketAddr {
-        self.aggregate.as_ref().map_or_else(|| local(0), |a| a.addr)
+        self.aggregate.as_ref().expect("aggregate is running").addr
     }
 
     /// ranking's address.
