@@ -488,7 +488,10 @@ async fn watch_ranking_sends_the_snapshot_then_each_change() {
     };
     let mut stream = deployment
         .ranking()
-        .watch_ranking(WatchRankingRequest { query: Some(query) })
+        .watch_ranking(WatchRankingRequest {
+            query: Some(query),
+            resume_revision: 0,
+        })
         .await
         .expect("watch")
         .into_inner();

@@ -6,9 +6,10 @@ use govpulse_core::{Catalog, ranking::diff};
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
     ranking::{
-        GetRankingRequest, GetRankingResponse, Heartbeat, RankingChanges, RankingSnapshot,
-        RowChange, SnapshotComplete, WatchRankingRequest, WatchRankingResponse,
-        ranking_service_server::RankingService, watch_ranking_response::Event,
+        GetRankingRequest, GetRankingResponse, Heartbeat, RankingChanges, RankingSnapshot, Reset,
+        ResetReason as PbResetReason, RowChange, SnapshotComplete, WatchRankingRequest,
+        WatchRankingResponse, ranking_service_server::RankingService,
+        watch_ranking_response::Event,
     },
 };
 use tokio::sync::mpsc;
@@ -19,8 +20,9 @@ use tracing::debug;
 
 use crate::{
     compute::{Ranking, compute, row_to_proto},
-    hub::{Hubs, Published},
+    hub::{Hubs, Published, Subscription},
     query::Query,
+    resume::{ResetReason, Start},
 };
 
 /// How many messages may wait for a slow WatchRanking subscriber. Small on purpose: while
@@ -91,6 +93,48 @@ impl RankingApi {
         messages
     }
 
+    /// The first messages of a stream: a snapshot; or, when resuming, the changes from the
+    /// client's state to the current one; or a reset followed by a snapshot.
+    fn opening_messages(
+        &self,
+        start: Start<Published>,
+        requested: u64,
+        current: &Published,
+    ) -> Vec<WatchRankingResponse> {
+        match start {
+            Start::Snapshot => self.snapshot_messages(current),
+            // Always one message, even without rows: it tells the client it resumed.
+            Start::ResumeFrom(base) => {
+                vec![
+                    self.changes_message(&base, current)
+                        .unwrap_or_else(|| WatchRankingResponse {
+                            revision: current.revision,
+                            event: Some(Event::Changes(RankingChanges {
+                                changes: Vec::new(),
+                                ranked_count: current.ranking.ranked_count,
+                            })),
+                        }),
+                ]
+            }
+            Start::Reset(reason) => {
+                let reason = match reason {
+                    ResetReason::TooOld => PbResetReason::RevisionTooOld,
+                    ResetReason::Unknown => PbResetReason::RevisionUnknown,
+                };
+                let reset = WatchRankingResponse {
+                    revision: current.revision,
+                    event: Some(Event::Reset(Reset {
+                        reason: reason.into(),
+                        requested_revision: requested,
+                    })),
+                };
+                std::iter::once(reset)
+                    .chain(self.snapshot_messages(current))
+                    .collect()
+            }
+        }
+    }
+
     fn changes_message(&self, shown: &Published, now: &Published) -> Option<WatchRankingResponse> {
         let changes: Vec<RowChange> = diff(&shown.ranking.rows, &now.ranking.rows)
             .into_iter()
@@ -152,13 +196,22 @@ impl RankingService for RankingApi {
         &self,
         request: Request<WatchRankingRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let query = Query::parse(request.into_inner().query)?;
-        let mut updates = self.hubs.subscribe(&query).await?;
+        let request = request.into_inner();
+        let query = Query::parse(request.query)?;
+        let requested = request.resume_revision;
+        let Subscription {
+            mut updates,
+            current,
+            start,
+        } = self.hubs.subscribe(&query, requested).await?;
         let (out, stream) = mpsc::channel(STREAM_BACKLOG);
         let api = self.clone();
         tokio::spawn(async move {
-            let mut shown = updates.borrow_and_update().clone();
-            for message in api.snapshot_messages(&shown) {
+            let mut shown = current;
+            if let Start::Reset(reason) = &start {
+                debug!(requested, ?reason, "ranking subscriber cannot resume");
+            }
+            for message in api.opening_messages(start, requested, &shown) {
                 if out.send(Ok(message)).await.is_err() {
                     return;
                 }

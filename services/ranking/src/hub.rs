@@ -6,6 +6,10 @@
 //! channel: a subscriber that reads slowly simply sees the newest state when it reads next,
 //! so its backlog never grows and it never slows the others. The task ends when its last
 //! subscriber leaves.
+//!
+//! It also keeps the last states it published ([`History`], bounded by states and rows) so
+//! that a client reconnecting with the revision of the last state it applied resumes with
+//! the changes since that state instead of a snapshot.
 
 use std::{
     collections::HashMap,
@@ -14,7 +18,8 @@ use std::{
 };
 
 use govpulse_core::{
-    Catalog,
+    Catalog, Period,
+    period::vietnam_day,
     ranking::{Rules, diff},
 };
 use govpulse_proto::aggregate::aggregate_service_client::AggregateServiceClient;
@@ -30,13 +35,15 @@ use crate::{
     changes::Notice,
     compute::{Ranking, compute},
     query::Query,
+    resume::{self, Digest, HISTORY_ROWS, HISTORY_STATES, History, Start},
 };
 
 /// A ranking with the revision it was published under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
-    /// Grows with every published change; never reused, even across restarts, because it
-    /// is at least the publication time in milliseconds since the Unix epoch.
+    /// Grows with every published change and names this state of this query
+    /// ([`resume::next_revision`]): the publication time in milliseconds in the high bits,
+    /// a digest of the query and the ranking in the low bits.
     pub revision: u64,
     /// The ranking.
     pub ranking: Ranking,
@@ -57,9 +64,67 @@ pub struct Hubs {
     inner: Arc<Inner>,
 }
 
+/// One live ranking: its latest state, and the states before it that a client may resume
+/// from. Publishing and subscribing both hold `history`'s lock, so a subscriber's resume
+/// decision and the state it starts from are always consistent.
+#[derive(Debug)]
+struct Live {
+    sender: watch::Sender<Arc<Published>>,
+    history: Mutex<History<Published>>,
+}
+
+impl Live {
+    fn history(&self) -> std::sync::MutexGuard<'_, History<Published>> {
+        self.history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Publishes a new state under the next revision.
+    fn publish(&self, query: &Query, ranking: Ranking) {
+        let mut history = self.history();
+        let previous = self.sender.borrow().revision;
+        let published = Arc::new(Published {
+            revision: resume::next_revision(previous, now_ms(), digest(query, &ranking)),
+            ranking,
+        });
+        history.push(
+            published.revision,
+            published.clone(),
+            published.ranking.rows.len(),
+        );
+        self.sender.send_replace(published);
+    }
+
+    /// A new subscriber: its receiver (the current state marked as seen), the current
+    /// state and how its stream starts.
+    fn subscribe(&self, resume_revision: u64) -> Subscription {
+        let history = self.history();
+        let mut updates = self.sender.subscribe();
+        let current = updates.borrow_and_update().clone();
+        let start = resume::start(&history, resume_revision);
+        Subscription {
+            updates,
+            current,
+            start,
+        }
+    }
+}
+
+/// What a new WatchRanking stream starts from.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The live ranking's newest states, the current one already seen.
+    pub updates: watch::Receiver<Arc<Published>>,
+    /// The state the stream shows first.
+    pub current: Arc<Published>,
+    /// Snapshot, resume or reset.
+    pub start: Start<Published>,
+}
+
 #[derive(Debug)]
 struct Inner {
-    live: Mutex<HashMap<Query, Arc<watch::Sender<Arc<Published>>>>>,
+    live: Mutex<HashMap<Query, Arc<Live>>>,
     aggregate: AggregateServiceClient<Channel>,
     catalog: Arc<Catalog>,
     notices: broadcast::Sender<Notice>,
@@ -67,10 +132,31 @@ struct Inner {
     rules: Rules,
 }
 
-fn next_revision(previous: u64) -> u64 {
-    let now_ms =
-        u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    now_ms.max(previous + 1)
+fn now_ms() -> u64 {
+    u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// A digest of the query and everything a subscriber is shown of its ranking, equal on
+/// every replica for equal states.
+fn digest(query: &Query, ranking: &Ranking) -> u64 {
+    let mut d = Digest::default()
+        .text(query.metric.name())
+        .text(&format!("{:?}", query.block))
+        .text(&query.period)
+        .text(&format!("{:?}", query.selection))
+        .text(&ranking.period.first_day)
+        .text(&ranking.period.last_day)
+        .number(u64::from(ranking.ranked_count));
+    for row in &ranking.rows {
+        d = d
+            .text(row.agency.as_ref())
+            .number(u64::from(row.rank))
+            .number(row.rate.map_or(u64::MAX, |r| r.numerator()))
+            .number(row.rate.map_or(0, |r| r.denominator()))
+            .number(u64::from(row.below_minimum))
+            .number(row.previous_rank.map_or(u64::MAX, u64::from));
+    }
+    d.finish()
 }
 
 impl Hubs {
@@ -94,9 +180,7 @@ impl Hubs {
         }
     }
 
-    fn live(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<Query, Arc<watch::Sender<Arc<Published>>>>> {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<Query, Arc<Live>>> {
         self.inner
             .live
             .lock()
@@ -108,13 +192,15 @@ impl Hubs {
         self.inner.rules
     }
 
-    /// Subscribes to a query's live ranking, starting it if nobody watches it yet.
+    /// Subscribes to a query's live ranking, starting it if nobody watches it yet, and
+    /// decides whether the stream can resume from `resume_revision` (0: not resuming).
     pub async fn subscribe(
         &self,
         query: &Query,
-    ) -> Result<watch::Receiver<Arc<Published>>, Status> {
-        if let Some(sender) = self.live().get(query) {
-            return Ok(sender.subscribe());
+        resume_revision: u64,
+    ) -> Result<Subscription, Status> {
+        if let Some(live) = self.live().get(query) {
+            return Ok(live.subscribe(resume_revision));
         }
         let ranking = compute(
             &self.inner.aggregate,
@@ -125,30 +211,36 @@ impl Hubs {
         .await?;
         let mut live = self.live();
         // Another subscriber may have started it while we computed.
-        if let Some(sender) = live.get(query) {
-            return Ok(sender.subscribe());
+        if let Some(existing) = live.get(query) {
+            return Ok(existing.subscribe(resume_revision));
         }
         let published = Arc::new(Published {
-            revision: next_revision(0),
+            revision: resume::next_revision(0, now_ms(), digest(query, &ranking)),
             ranking,
         });
-        let (sender, receiver) = watch::channel(published);
-        let sender = Arc::new(sender);
-        live.insert(query.clone(), sender.clone());
+        let mut history = History::new(HISTORY_STATES, HISTORY_ROWS);
+        history.push(
+            published.revision,
+            published.clone(),
+            published.ranking.rows.len(),
+        );
+        let (sender, _) = watch::channel(published);
+        let started = Arc::new(Live {
+            sender,
+            history: Mutex::new(history),
+        });
+        let subscription = started.subscribe(resume_revision);
+        live.insert(query.clone(), started.clone());
         let notices = self.inner.notices.subscribe();
-        tokio::spawn(self.clone().run(query.clone(), sender, notices));
+        tokio::spawn(self.clone().run(query.clone(), started, notices));
         debug!(?query, "live ranking started");
-        Ok(receiver)
+        Ok(subscription)
     }
 
     /// Recomputes one query's ranking on notices and on the refresh tick, until nobody
     /// watches it.
-    async fn run(
-        self,
-        query: Query,
-        sender: Arc<watch::Sender<Arc<Published>>>,
-        mut notices: broadcast::Receiver<Notice>,
-    ) {
+    async fn run(self, query: Query, live: Arc<Live>, mut notices: broadcast::Receiver<Notice>) {
+        let sender = &live.sender;
         let timing = self.inner.timing;
         let mut refresh = tokio::time::interval_at(Instant::now() + timing.refresh, timing.refresh);
         let mut due: Option<Instant> = None;
@@ -157,10 +249,10 @@ impl Hubs {
             tokio::select! {
                 notice = notices.recv() => {
                     let relevant = match notice {
-                        Ok(Notice { agencies: Some(agencies) }) => agencies.iter().any(|a| {
+                        Ok(Notice { agencies: Some(agencies), days }) => agencies.iter().any(|a| {
                             self.inner.catalog.agency_by_str(a).is_some_and(|a| a.block == query.block)
-                        }),
-                        Ok(Notice { agencies: None }) | Err(broadcast::error::RecvError::Lagged(_)) => true,
+                        }) && affects_period(&query, days.as_deref().map(Vec::as_slice)),
+                        Ok(Notice { agencies: None, .. }) | Err(broadcast::error::RecvError::Lagged(_)) => true,
                         Err(broadcast::error::RecvError::Closed) => return,
                     };
                     if relevant && due.is_none() {
@@ -192,18 +284,16 @@ impl Hubs {
             .await
             {
                 Ok(ranking) => {
-                    sender.send_if_modified(|current| {
-                        let changed = current.ranking.ranked_count != ranking.ranked_count
+                    let changed = {
+                        let current = sender.borrow();
+                        current.ranking.ranked_count != ranking.ranked_count
                             || current.ranking.period != ranking.period
-                            || !diff(&current.ranking.rows, &ranking.rows).is_empty();
-                        if changed {
-                            *current = Arc::new(Published {
-                                revision: next_revision(current.revision),
-                                ranking,
-                            });
-                        }
-                        changed
-                    });
+                            || !diff(&current.ranking.rows, &ranking.rows).is_empty()
+                    };
+                    // Only this task publishes, so the state compared is still the current one.
+                    if changed {
+                        live.publish(&query, ranking);
+                    }
                 }
                 // The last good ranking stays published; the refresh tick retries.
                 Err(status) => {
@@ -211,5 +301,14 @@ impl Hubs {
                 }
             }
         }
+    }
+}
+
+/// Whether counters changed on `days` can change `query`'s ranking (its period, as of today,
+/// or the previous comparable one).
+fn affects_period(query: &Query, days: Option<&[time::Date]>) -> bool {
+    match Period::parse(&query.period, vietnam_day(OffsetDateTime::now_utc())) {
+        Ok(period) => resume::affects(days, &period),
+        Err(_) => true,
     }
 }

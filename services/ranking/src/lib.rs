@@ -6,6 +6,7 @@ mod changes;
 mod compute;
 mod hub;
 mod query;
+mod resume;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
