@@ -28,7 +28,7 @@ use govpulse_proto::aggregate::{
     TargetStanding, WatchChangesRequest, WatchChangesResponse,
     aggregate_service_server::AggregateService, get_block_metrics_request::Scope,
 };
-use govpulse_store::{AgencyKey, Applied, CounterStore, EventWrite};
+use govpulse_store::{AgencyKey, Applied, ChangeNotice, CounterStore, EventWrite};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use tokio_stream::{
@@ -36,7 +36,7 @@ use tokio_stream::{
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::Error;
 
@@ -58,6 +58,9 @@ pub struct AggregateApi {
     changes: broadcast::Sender<WatchChangesResponse>,
     sequence: Arc<Mutex<u64>>,
     stopping: CancellationToken,
+    /// This replica's id in the notices it publishes through the store, to skip its own
+    /// when they come back.
+    origin: Arc<str>,
 }
 
 impl AggregateApi {
@@ -78,6 +81,31 @@ impl AggregateApi {
             changes,
             sequence: Arc::default(),
             stopping,
+            origin: replica_id().into(),
+        }
+    }
+
+    /// Passes on the notices other replicas publish through the store to this replica's
+    /// WatchChanges subscribers, until stopped. Its own notices it sent directly.
+    pub async fn relay_changes(
+        self,
+        mut notices: broadcast::Receiver<ChangeNotice>,
+        stopping: CancellationToken,
+    ) {
+        loop {
+            let notice = tokio::select! {
+                () = stopping.cancelled() => return,
+                notice = notices.recv() => notice,
+            };
+            match notice {
+                Ok(notice) if *notice.origin == *self.origin => {}
+                Ok(notice) => self.broadcast(notice.agencies, notice.days),
+                // Missed some: anything may have changed.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.broadcast(Vec::new(), Vec::new());
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
         }
     }
 
@@ -175,7 +203,26 @@ impl AggregateApi {
         Ok(ApplyEventsResponse { outcomes })
     }
 
+    /// Tells this replica's subscribers now, and the other replicas through the store.
     fn notify(&self, agency_ids: Vec<String>, days: Vec<String>) {
+        let notice = ChangeNotice {
+            origin: self.origin.to_string(),
+            agencies: agency_ids,
+            days,
+        };
+        let store = self.store.clone();
+        let shared = notice.clone();
+        // Not awaited: the batch is counted whatever happens to its notice, which is at most
+        // once anyway (readers refresh periodically).
+        tokio::spawn(async move {
+            if let Err(e) = store.publish_change(&shared).await {
+                warn!(error = %e, "change notice not published to the other replicas");
+            }
+        });
+        self.broadcast(notice.agencies, notice.days);
+    }
+
+    fn broadcast(&self, agency_ids: Vec<String>, days: Vec<String>) {
         // Numbering and sending under one lock keeps sequence numbers in sending order
         // when several batches finish at once.
         let mut sequence = self
@@ -550,6 +597,17 @@ fn standing(verdict: Verdict) -> TargetStanding {
         met: verdict.met,
         gap_points: verdict.gap_points.unwrap_or_default(),
     }
+}
+
+/// An id for this replica, different for every AggregateApi of every process.
+fn replica_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        OffsetDateTime::now_utc().unix_timestamp_nanos(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 type ChangeStream = Pin<Box<dyn Stream<Item = Result<WatchChangesResponse, Status>> + Send>>;

@@ -86,6 +86,9 @@ impl Config {
 pub struct Server {
     bound: server::Bound,
     api: AggregateApi,
+    /// Notices every replica publishes through the store, subscribed before binding so
+    /// that none published after `build` returns is missed.
+    shared_changes: tokio::sync::broadcast::Receiver<govpulse_store::ChangeNotice>,
     catalog: Arc<Catalog>,
     targets: LiveTargets,
     reload_every: Duration,
@@ -117,6 +120,7 @@ impl Server {
         store: Arc<dyn CounterStore>,
     ) -> Result<Self, Error> {
         let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
+        let shared_changes = store.subscribe_changes().await?;
         let bound = server::bind(config.listen).await?;
         let stopping = CancellationToken::new();
         let api = AggregateApi::new(
@@ -131,6 +135,7 @@ impl Server {
         Ok(Self {
             bound,
             api,
+            shared_changes,
             catalog,
             targets,
             reload_every,
@@ -148,6 +153,11 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        tokio::spawn(
+            self.api
+                .clone()
+                .relay_changes(self.shared_changes, self.stopping.clone()),
+        );
         tokio::spawn(self.targets.watch(
             self.catalog.clone(),
             self.reload_every,

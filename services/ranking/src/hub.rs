@@ -56,6 +56,9 @@ pub struct HubTiming {
     pub debounce: Duration,
     /// How often to recompute without a notice.
     pub refresh: Duration,
+    /// How long a live ranking goes on after its last subscriber left, so that a client
+    /// that reconnects meanwhile can resume from its history.
+    pub linger: Duration,
 }
 
 /// The live rankings of one ranking replica.
@@ -244,9 +247,14 @@ impl Hubs {
         let timing = self.inner.timing;
         let mut refresh = tokio::time::interval_at(Instant::now() + timing.refresh, timing.refresh);
         let mut due: Option<Instant> = None;
+        // Since when nobody watches: the ranking lingers (and keeps its history current)
+        // so that a client that reconnects soon can resume.
+        let mut idle_since: Option<Instant> = None;
+        let far = || Instant::now() + Duration::from_secs(3600);
         loop {
-            let recompute_at = due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            tokio::select! {
+            let recompute_at = due.unwrap_or_else(far);
+            let idle_until = idle_since.map_or_else(far, |since| since + timing.linger);
+            let recompute = tokio::select! {
                 notice = notices.recv() => {
                     let relevant = match notice {
                         Ok(Notice { agencies: Some(agencies), days }) => agencies.iter().any(|a| {
@@ -260,21 +268,30 @@ impl Hubs {
                     }
                     continue;
                 }
-                () = tokio::time::sleep_until(recompute_at), if due.is_some() => {}
-                _ = refresh.tick() => {}
-                () = sender.closed() => {}
-            }
-            due = None;
+                () = tokio::time::sleep_until(recompute_at), if due.is_some() => true,
+                _ = refresh.tick() => true,
+                () = sender.closed(), if idle_since.is_none() => false,
+                () = tokio::time::sleep_until(idle_until), if idle_since.is_some() => false,
+            };
             {
                 // Checked under the map's lock, which subscribe() also takes, so a new
                 // subscriber either finds this hub before it ends or starts a new one.
                 let mut live = self.live();
                 if sender.receiver_count() == 0 {
-                    live.remove(&query);
-                    debug!(?query, "live ranking stopped: no subscribers");
-                    return;
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= timing.linger {
+                        live.remove(&query);
+                        debug!(?query, "live ranking stopped: no subscribers");
+                        return;
+                    }
+                } else {
+                    idle_since = None;
                 }
             }
+            if !recompute {
+                continue;
+            }
+            due = None;
             match compute(
                 &self.inner.aggregate,
                 &self.inner.catalog,

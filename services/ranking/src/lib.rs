@@ -63,6 +63,10 @@ pub struct Config {
     /// Live rankings are recomputed at least this often, notice or not.
     #[arg(long, env = "GOVPULSE_REFRESH_MS", default_value_t = 5_000)]
     pub refresh_ms: u64,
+    /// A live ranking goes on this long after its last subscriber left, so that a client
+    /// reconnecting meanwhile resumes from its revision instead of a fresh snapshot.
+    #[arg(long, env = "GOVPULSE_LINGER_MS", default_value_t = 30_000)]
+    pub linger_ms: u64,
 }
 
 impl Config {
@@ -76,6 +80,7 @@ impl Config {
             debounce_ms: 100,
             refresh_ms: 5_000,
             min_volume: 0,
+            linger_ms: 30_000,
         }
     }
 }
@@ -123,6 +128,7 @@ impl Server {
         let timing = HubTiming {
             debounce: Duration::from_millis(config.debounce_ms),
             refresh: Duration::from_millis(config.refresh_ms.max(1)),
+            linger: Duration::from_millis(config.linger_ms),
         };
         let rules = Rules {
             min_volume: config.min_volume,

@@ -8,7 +8,7 @@ use govpulse_core::{
 };
 use time::{Date, OffsetDateTime, macros::date};
 
-use crate::{AgencyKey, Applied, CounterStore, EventWrite};
+use crate::{AgencyKey, Applied, ChangeNotice, CounterStore, EventWrite};
 
 fn id(raw: &str) -> AgencyId {
     AgencyId::parse(raw).expect("test ids are valid")
@@ -535,4 +535,24 @@ where
     groups_sum_and_union_exactly(&fresh().await).await;
     reads_fetch_what_is_needed(&fresh().await).await;
     open_dossiers_past_due_are_the_backlog(&fresh().await).await;
+}
+
+/// A change notice published through one handle of a backend reaches every subscriber of
+/// every handle of it (`a` and `b` share one backend: two replicas), exactly as published.
+pub async fn notices_reach_every_subscriber(a: &dyn CounterStore, b: &dyn CounterStore) {
+    let mut on_a = a.subscribe_changes().await.expect("subscribe through a");
+    let mut on_b = b.subscribe_changes().await.expect("subscribe through b");
+    let notice = ChangeNotice {
+        origin: "replica-a".to_owned(),
+        agencies: vec!["hoa-binh.dept-01".to_owned(), "hoa-binh".to_owned()],
+        days: vec!["2026-08-15".to_owned()],
+    };
+    a.publish_change(&notice).await.expect("publish");
+    for (name, receiver) in [("a", &mut on_a), ("b", &mut on_b)] {
+        let heard = tokio::time::timeout(std::time::Duration::from_secs(5), receiver.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{name} hears the notice within 5 s"))
+            .expect("a notice");
+        assert_eq!(heard, notice, "{name} hears it as published");
+    }
 }

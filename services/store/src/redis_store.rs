@@ -14,8 +14,11 @@
 //! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
 //! A batch is applied by one Lua script per tree ([`APPLY_SCRIPT`]): dedupe, counting and
 //! expiry in one atomic step.
+//!
+//! Change notices go through the pub/sub channel `P:changes` (a channel, not a key; see
+//! `notices.rs`).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use govpulse_core::{AgencyId, Bucket, Counter, Counters, DossierChange, Needs};
@@ -25,7 +28,9 @@ use redis::{
 };
 use time::Date;
 
-use crate::{AgencyKey, Applied, CounterStore, EventWrite, StoreError};
+use crate::{
+    AgencyKey, Applied, ChangeNotice, CounterStore, EventWrite, StoreError, notices::RedisNotices,
+};
 
 /// The batch script; see the file for its argument layout.
 pub const APPLY_SCRIPT: &str = include_str!("apply.lua");
@@ -45,6 +50,8 @@ pub struct RedisStore {
     connection: ConnectionManager,
     prefix: String,
     script: Script,
+    /// Change notices on the pub/sub channel `P:changes`.
+    notices: Arc<RedisNotices>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -62,6 +69,7 @@ impl RedisStore {
         let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())?
             .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
         let client = redis::Client::open(info)?;
+        let notices = Arc::new(RedisNotices::new(client.clone(), &config.prefix));
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
             .set_response_timeout(Some(std::time::Duration::from_secs(10)))
@@ -71,6 +79,7 @@ impl RedisStore {
             connection,
             prefix: config.prefix,
             script: Script::new(APPLY_SCRIPT),
+            notices,
         })
     }
 
@@ -244,6 +253,22 @@ impl ScriptArgs {
 
 #[async_trait]
 impl CounterStore for RedisStore {
+    async fn publish_change(&self, notice: &ChangeNotice) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(self.notices.channel())
+            .arg(notice.encode())
+            .query_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn subscribe_changes(
+        &self,
+    ) -> Result<tokio::sync::broadcast::Receiver<ChangeNotice>, StoreError> {
+        self.notices.subscribe().await
+    }
+
     async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
         let mut trees: HashMap<&AgencyId, Vec<(usize, &EventWrite)>> = HashMap::new();
         for (position, event) in events.iter().enumerate() {

@@ -10,6 +10,24 @@ async fn memory_store_conforms() {
 }
 
 #[tokio::test]
+async fn memory_store_notices_reach_every_subscriber() {
+    let store = MemoryStore::new();
+    conformance::notices_reach_every_subscriber(&store, &store).await;
+}
+
+#[tokio::test]
+async fn redis_store_notices_reach_every_replica() {
+    let server = RedisServer::start().expect("redis-server starts");
+    let config = RedisStoreConfig {
+        url: server.url(),
+        prefix: "notices".to_owned(),
+    };
+    let a = RedisStore::connect(config.clone()).await.expect("connects");
+    let b = RedisStore::connect(config).await.expect("connects");
+    conformance::notices_reach_every_subscriber(&a, &b).await;
+}
+
+#[tokio::test]
 async fn redis_store_conforms() {
     let server = RedisServer::start().expect("redis-server starts");
     let mut n = 0;
