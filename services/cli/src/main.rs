@@ -206,7 +206,8 @@ enum Command {
         )]
         aggregate: String,
     },
-    /// Shows a live ranking, reconnecting whenever the stream breaks, until Ctrl-C.
+    /// Shows a live ranking until Ctrl-C, reconnecting whenever the stream breaks and resuming
+    /// from the last revision shown (redrawn from a fresh snapshot when the server cannot).
     Watch {
         #[command(flatten)]
         query: QueryArgs,
