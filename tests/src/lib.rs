@@ -392,8 +392,11 @@ impl LiveRows {
             }
             Some(Event::Changes(changes)) => {
                 assert!(self.complete, "a change before a complete snapshot");
+                // Only a resumed stream's first message may repeat the revision: nothing
+                // changed since, and it carries no rows.
                 assert!(
-                    message.revision > self.revision,
+                    message.revision > self.revision
+                        || (message.revision == self.revision && changes.changes.is_empty()),
                     "a change at revision {} after {}: no duplicate, no step back",
                     message.revision,
                     self.revision

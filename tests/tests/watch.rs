@@ -347,6 +347,16 @@ async fn a_subscriber_that_reconnects_with_its_revision_gets_no_gap_and_no_dupli
     assert_eq!(shown.rows(), seen.rows());
     assert_eq!(shown.rows(), get_ranking(ranking.channel(), &query).await);
 
+    // Resuming from the current state: one message without rows, at that revision.
+    drop(client);
+    let mut client = watch(ranking.channel(), &query, shown.revision).await;
+    let same = next(&mut client).await;
+    let Some(Event::Changes(nothing)) = &same.event else {
+        panic!("a changes message, got {same:?}")
+    };
+    assert!(nothing.changes.is_empty());
+    assert_eq!(same.revision, shown.revision);
+
     // The same revision on a restarted replica (its history is gone): a reset, then a
     // fresh snapshot of the same ranking.
     let addr = ranking.addr();
