@@ -56,6 +56,9 @@ const LEVELS: [usize; 5] = [1_000, 2_500, 5_000, 7_500, 10_000];
 /// Subscribers share this many HTTP/2 connections.
 const CONNECTIONS: usize = 100;
 const UPDATES_PER_LEVEL: usize = 3;
+/// With the most subscribers, the steady load runs this long, with a probe this often.
+const LOADED_SUBSCRIBERS_DURATION: Duration = Duration::from_secs(15);
+const LOADED_PROBE_EVERY: Duration = Duration::from_millis(500);
 const CALLS: usize = 50;
 const WARM_UP: usize = 5;
 
@@ -161,7 +164,7 @@ async fn run() {
 
     let provinces = province_ids_now(&ranking).await;
     rows.extend(update_latency_under_load(&ingest, &ranking, &provinces).await);
-    rows.extend(subscribers(&ingest, &ranking, idle_rss).await);
+    rows.extend(subscribers(&ingest, &ranking, &provinces, idle_rss).await);
     rows.extend(get_ranking_latency(&ingest, &ranking).await);
 
     print_report(&rows, started.elapsed());
@@ -275,6 +278,74 @@ fn subscribe(
     });
 }
 
+/// The steady load: `LOAD_SENDERS` tasks each sending a batch of receptions every
+/// `LOAD_TICK` through ingest, spread over the provinces, until `stop`.
+struct Load {
+    senders: Vec<tokio::task::JoinHandle<()>>,
+    sent: Arc<AtomicU64>,
+    started: Instant,
+}
+
+impl Load {
+    fn per_tick() -> u64 {
+        EVENTS_PER_SECOND * LOAD_TICK.as_millis() as u64 / 1_000 / LOAD_SENDERS
+    }
+
+    fn start(ingest: &Service, provinces: &[String], tag: &str, stop: Instant) -> Load {
+        let sent = Arc::new(AtomicU64::new(0));
+        let per_tick = Load::per_tick();
+        let senders = (0..LOAD_SENDERS)
+            .map(|lane| {
+                let mut client = IngestServiceClient::new(ingest.channel());
+                let provinces = provinces.to_vec();
+                let sent = sent.clone();
+                let tag = tag.to_owned();
+                tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval(LOAD_TICK);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                    let mut seq = 0u64;
+                    while Instant::now() < stop {
+                        ticks.tick().await;
+                        let at = recently();
+                        let events: Vec<DossierEvent> = (0..per_tick)
+                            .map(|i| {
+                                seq += 1;
+                                let agency =
+                                    &provinces[(seq as usize + i as usize) % provinces.len()];
+                                received(
+                                    &format!("load-{tag}-{lane}-{seq}"),
+                                    agency,
+                                    at,
+                                    !seq.is_multiple_of(3),
+                                )
+                            })
+                            .collect();
+                        submit(&mut client, events).await;
+                        sent.fetch_add(per_tick, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        Load {
+            senders,
+            sent,
+            started: Instant::now(),
+        }
+    }
+
+    /// Waits for the senders; the rate achieved and how long it ran.
+    async fn finish(self) -> (f64, Duration) {
+        for sender in self.senders {
+            sender.await.expect("a load sender does not panic");
+        }
+        let elapsed = self.started.elapsed();
+        (
+            self.sent.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+            elapsed,
+        )
+    }
+}
+
 /// (a) A steady load through ingest, and probes whose effect a subscriber times.
 async fn update_latency_under_load(
     ingest: &Service,
@@ -311,40 +382,7 @@ async fn update_latency_under_load(
         .expect("the probe subscriber gets its snapshot within 10 s");
 
     let stop = Instant::now() + LOAD_DURATION;
-    let sent = Arc::new(AtomicU64::new(0));
-    let per_tick = EVENTS_PER_SECOND * LOAD_TICK.as_millis() as u64 / 1_000 / LOAD_SENDERS;
-    let senders: Vec<_> = (0..LOAD_SENDERS)
-        .map(|lane| {
-            let mut client = IngestServiceClient::new(ingest.channel());
-            let provinces = provinces.to_vec();
-            let sent = sent.clone();
-            tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(LOAD_TICK);
-                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                let mut seq = 0u64;
-                while Instant::now() < stop {
-                    ticks.tick().await;
-                    let at = recently();
-                    let events: Vec<DossierEvent> = (0..per_tick)
-                        .map(|i| {
-                            seq += 1;
-                            let agency = &provinces[(seq as usize + i as usize) % provinces.len()];
-                            received(
-                                &format!("load-{lane}-{seq}"),
-                                agency,
-                                at,
-                                !seq.is_multiple_of(3),
-                            )
-                        })
-                        .collect();
-                    submit(&mut client, events).await;
-                    sent.fetch_add(per_tick, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-
-    let load_started = Instant::now();
+    let load = Load::start(ingest, provinces, "a", stop);
     let mut probes = IngestServiceClient::new(ingest.channel());
     let mut latencies = Vec::new();
     let mut n = 0;
@@ -365,11 +403,8 @@ async fn update_latency_under_load(
         }
         tokio::time::sleep_until((acked + PROBE_EVERY).into()).await;
     }
-    for sender in senders {
-        sender.await.expect("a load sender does not panic");
-    }
-    let elapsed = load_started.elapsed();
-    let rate = sent.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
+    let (rate, elapsed) = load.finish().await;
+    let per_tick = Load::per_tick();
     let latency = Latency(latencies);
     vec![
         Row::new(
@@ -396,7 +431,12 @@ async fn update_latency_under_load(
 }
 
 /// (b) Subscribers added level by level; at each level, updates timed to every subscriber.
-async fn subscribers(ingest: &Service, ranking: &RankingProcess, idle_rss: u64) -> Vec<Row> {
+async fn subscribers(
+    ingest: &Service,
+    ranking: &RankingProcess,
+    provinces: &[String],
+    idle_rss: u64,
+) -> Vec<Row> {
     let channels: Vec<Channel> = (0..CONNECTIONS)
         .map(|_| {
             Endpoint::from_shared(format!("http://{}", ranking.addr))
@@ -486,11 +526,56 @@ async fn subscribers(ingest: &Service, ranking: &RankingProcess, idle_rss: u64) 
             break;
         }
     }
+    if max_ok == subscribed {
+        // The same subscribers while the steady load runs.
+        let stop = Instant::now() + LOADED_SUBSCRIBERS_DURATION;
+        let load = Load::start(ingest, provinces, "b", stop);
+        let mut to_all = Vec::new();
+        let mut missed = 0;
+        while Instant::now() + LOADED_PROBE_EVERY < stop {
+            n += 1;
+            let acked = probe(&mut client, n).await;
+            let deadline = acked + Duration::from_secs(5);
+            let mut reached = 0;
+            let mut last = acked;
+            while reached < subscribed {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, seen.recv()).await {
+                    Ok(Some((count, at))) if count == n => {
+                        reached += 1;
+                        last = last.max(at);
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let took = last.saturating_duration_since(acked);
+            if reached < subscribed || took >= Duration::from_secs(1) {
+                missed += 1;
+            }
+            to_all.push(took);
+            tokio::time::sleep_until((acked + LOADED_PROBE_EVERY).into()).await;
+        }
+        let (rate, _) = load.finish().await;
+        let probes = to_all.len();
+        rows.push(Row::new(
+            &format!(
+                "{} subscribers while {} events/s arrive: ack → change reached every subscriber",
+                thousands(subscribed as u64),
+                thousands(rate.round() as u64)
+            ),
+            Latency(to_all).summary(),
+            format!(
+                "{probes} probes, {missed} of them not delivered to every subscriber within 1 s; RSS {}",
+                mib(ranking.rss_bytes())
+            ),
+        ));
+    }
     rows.push(Row::new(
         "most concurrent subscribers with every update within 1 s",
         thousands(max_ok as u64),
         format!(
-            "levels tried: {}; one query shared by all (computed once per change); no event load during this phase",
+            "levels tried: {}; one query shared by all (computed once per change); no event load while ramping (the row above: the largest level under the steady load)",
             LEVELS.map(|l| thousands(l as u64)).join(", ")
         ),
     ));
