@@ -233,7 +233,14 @@ impl RankingService for RankingApi {
                         // The newest ranking, whatever came between: a slow reader skips
                         // intermediate states instead of queueing them.
                         let now = updates.borrow_and_update().clone();
-                        let message = api.changes_message(&shown, &now);
+                        let message = if now.previous_revision == shown.revision {
+                            // Most subscribers keep up: they all send the same message.
+                            now.changes_from_previous
+                                .get_or_init(|| api.changes_message(&shown, &now))
+                                .clone()
+                        } else {
+                            api.changes_message(&shown, &now)
+                        };
                         shown = now;
                         match message {
                             Some(message) => {

@@ -13,7 +13,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
@@ -22,7 +22,9 @@ use govpulse_core::{
     period::vietnam_day,
     ranking::{Rules, diff},
 };
-use govpulse_proto::aggregate::aggregate_service_client::AggregateServiceClient;
+use govpulse_proto::{
+    aggregate::aggregate_service_client::AggregateServiceClient, ranking::WatchRankingResponse,
+};
 use time::OffsetDateTime;
 use tokio::{
     sync::{broadcast, watch},
@@ -39,7 +41,7 @@ use crate::{
 };
 
 /// A ranking with the revision it was published under.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Published {
     /// Grows with every published change and names this state of this query
     /// ([`resume::next_revision`]): the publication time in milliseconds in the high bits,
@@ -47,6 +49,12 @@ pub struct Published {
     pub revision: u64,
     /// The ranking.
     pub ranking: Ranking,
+    /// The revision of the state published just before (0 for the first).
+    pub previous_revision: u64,
+    /// The changes message from that state to this one, made by the first subscriber that
+    /// needs it and cloned for the others: a change is computed once, not once per
+    /// subscriber.
+    pub changes_from_previous: OnceLock<Option<WatchRankingResponse>>,
 }
 
 /// Timing of the live rankings.
@@ -90,6 +98,8 @@ impl Live {
         let published = Arc::new(Published {
             revision: resume::next_revision(previous, now_ms(), digest(query, &ranking)),
             ranking,
+            previous_revision: previous,
+            changes_from_previous: OnceLock::new(),
         });
         history.push(
             published.revision,
@@ -220,6 +230,8 @@ impl Hubs {
         let published = Arc::new(Published {
             revision: resume::next_revision(0, now_ms(), digest(query, &ranking)),
             ranking,
+            previous_revision: 0,
+            changes_from_previous: OnceLock::new(),
         });
         let mut history = History::new(HISTORY_STATES, HISTORY_ROWS);
         history.push(
