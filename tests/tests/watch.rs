@@ -515,3 +515,50 @@ fn lazy(addr: std::net::SocketAddr) -> Channel {
         .expect("valid url")
         .connect_lazy()
 }
+
+#[tokio::test]
+async fn a_lone_subscriber_that_reconnects_soon_resumes_instead_of_starting_over() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let options = notices_only();
+    let aggregate = Service::aggregate(&redis, "linger", &options).await;
+    let ingest = Service::ingest(&aggregate, &options).await;
+    let ranking = Service::ranking(&aggregate, &options).await;
+    let at = two_days_ago_noon();
+    submit(
+        ingest.channel(),
+        receptions("base", at, &[("lang-son", 3, 4), ("ninh-binh", 1, 2)]),
+    )
+    .await;
+    let query = provinces(at, Some(Selection::Top(3)));
+    let mut client = watch(ranking.channel(), &query, 0).await;
+    let mut shown = LiveRows::default();
+    read_snapshot(&mut client, &mut shown).await;
+    // Its only subscriber leaves (the server lets go of it as soon as the stream closes);
+    // the live ranking lingers (30 s by default) and keeps following changes, so the
+    // reconnect finds it instead of starting a new one without history.
+    drop(client);
+    submit(
+        ingest.channel(),
+        receptions("away", at, &[("ninh-binh", 5, 5)]),
+    )
+    .await;
+
+    let mut client = watch(ranking.channel(), &query, shown.revision).await;
+    let first = next(&mut client).await;
+    assert!(
+        matches!(first.event, Some(Event::Changes(_))),
+        "resumed, not reset: {first:?}"
+    );
+    shown.apply(&first);
+    let expected = get_ranking(ranking.channel(), &query).await;
+    // The change made while it was away is in the first message or follows it.
+    while shown.rows() != expected {
+        let message = next(&mut client).await;
+        shown.apply(&message);
+    }
+    assert_eq!(shown.rows()[0].1, "ninh-binh", "6 of 7 first");
+
+    for service in [ranking, ingest, aggregate] {
+        service.stop().await;
+    }
+}

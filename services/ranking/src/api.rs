@@ -226,6 +226,12 @@ impl RankingService for RankingApi {
                         let _ = out.send(Err(Status::unavailable("ranking service is shutting down; reconnect"))).await;
                         return;
                     }
+                    // The client left: let go of the live ranking now, not at the next send,
+                    // so that its linger (and end) starts when the last subscriber really left.
+                    () = out.closed() => {
+                        debug!("ranking subscriber left");
+                        return;
+                    }
                     changed = updates.changed() => {
                         if changed.is_err() {
                             return;
