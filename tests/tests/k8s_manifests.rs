@@ -1,6 +1,7 @@
 //! The Kubernetes manifests and the Dockerfile, checked without a cluster or a container
 //! engine: both overlays rendered by `kubectl kustomize`, every workload probed, hardened and
-//! bounded, and what the manifests configure in step with what the binaries read.
+//! bounded, what the manifests configure in step with what the binaries read, and the dev
+//! overlay's configuration (environment, ConfigMaps) run as the three services on loopback.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -719,4 +720,237 @@ fn the_dockerfile_builds_each_service_binary_into_a_non_root_image_without_a_she
             );
         }
     }
+}
+
+/// The files of the ConfigMaps a Deployment mounts, written under `root` at their mount
+/// paths; returns (mount path, folder written).
+fn write_mounted_config_maps(
+    overlay: &str,
+    deployment: &Value,
+    root: &Path,
+) -> Vec<(String, PathBuf)> {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let mut mounts = Vec::new();
+    for mount in array(&pod["containers"][0]["volumeMounts"]) {
+        let volume = array(&pod["volumes"])
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .expect("a mounted volume is declared");
+        let map_name = volume["configMap"]["name"]
+            .as_str()
+            .expect("a ConfigMap volume");
+        let map = kind(overlay, "ConfigMap")
+            .find(|c| name(c) == map_name)
+            .unwrap_or_else(|| panic!("{overlay}: ConfigMap {map_name} is mounted but absent"));
+        let mount_path = mount["mountPath"].as_str().expect("a mount path");
+        let dir = root.join(mount_path.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).expect("a folder for the ConfigMap");
+        for (file, text) in map["data"].as_object().expect("ConfigMap data") {
+            std::fs::write(dir.join(file), text.as_str().expect("text data")).expect("write");
+        }
+        mounts.push((mount_path.to_owned(), dir));
+    }
+    mounts
+}
+
+/// The command line a service's `Config` would build from the Deployment's environment,
+/// with what only the cluster has replaced: listen on a free loopback port, the aggregate
+/// Service's address by `aggregate_url`, the Redis URL Secret by `redis_url`, mount paths by
+/// the folders the ConfigMaps were written to.
+fn command_line(
+    overlay: &str,
+    service: &str,
+    command: &clap::Command,
+    mounts: &[(String, PathBuf)],
+    aggregate_url: &str,
+    redis_url: &str,
+) -> Vec<String> {
+    let container = &deployment(overlay, service)["spec"]["template"]["spec"]["containers"][0];
+    let mut line = vec![format!("govpulse-{service}")];
+    for env in array(&container["env"]) {
+        let variable = env["name"].as_str().expect("a name");
+        if variable == "RUST_LOG" || variable == "GOVPULSE_LOG_FORMAT" {
+            continue; // read by telemetry, which the tests do not install
+        }
+        let from = &env["valueFrom"];
+        let value = if let Some(key) = from["configMapKeyRef"]["key"].as_str() {
+            let map_name = from["configMapKeyRef"]["name"].as_str().expect("a name");
+            let map = kind(overlay, "ConfigMap")
+                .find(|c| name(c) == map_name)
+                .unwrap_or_else(|| panic!("{overlay}: {variable} names a missing ConfigMap"));
+            map["data"][key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{overlay}: {map_name} has no key {key}"))
+                .to_owned()
+        } else if let Some(key) = from["secretKeyRef"]["key"].as_str() {
+            let secret_name = from["secretKeyRef"]["name"].as_str().expect("a name");
+            let secret = kind(overlay, "Secret")
+                .find(|s| name(s) == secret_name)
+                .unwrap_or_else(|| panic!("{overlay}: {variable} names a missing Secret"));
+            assert!(
+                secret["data"][key].is_string(),
+                "{overlay}: {secret_name}.{key}"
+            );
+            assert_eq!(variable, "GOVPULSE_STORE", "the only Secret is Redis' URL");
+            redis_url.to_owned()
+        } else {
+            let value = env["value"].as_str().expect("a literal value");
+            match variable {
+                "GOVPULSE_LISTEN" => "127.0.0.1:0".to_owned(),
+                "GOVPULSE_AGGREGATE_URL" => {
+                    assert_eq!(value, "http://aggregate:50052", "{overlay}: {service}");
+                    aggregate_url.to_owned()
+                }
+                _ => mounts
+                    .iter()
+                    .find_map(|(path, dir)| {
+                        value
+                            .strip_prefix(path.as_str())
+                            .map(|rest| format!("{}{rest}", dir.display()))
+                    })
+                    .unwrap_or_else(|| value.to_owned()),
+            }
+        };
+        let flag = command
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == variable))
+            .and_then(|a| a.get_long())
+            .unwrap_or_else(|| panic!("{service} has no flag for {variable}"));
+        line.push(format!("--{flag}={value}"));
+    }
+    line
+}
+
+#[tokio::test]
+async fn the_dev_overlay_configuration_runs_the_three_services_against_a_real_redis() {
+    use clap::Parser;
+    use govpulse_proto::{
+        catalog::Block,
+        event::OutcomeStatus,
+        ingest::{SubmitEventsRequest, ingest_service_client::IngestServiceClient},
+        ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
+    };
+    use tokio_util::sync::CancellationToken;
+
+    let overlay = "dev";
+    let redis = govpulse_e2e::RedisServer::start().expect("redis-server starts");
+    let root = std::env::temp_dir().join(format!("govpulse-k8s-{}", std::process::id()));
+    let stop = CancellationToken::new();
+
+    let mounts = write_mounted_config_maps(overlay, deployment(overlay, "aggregate"), &root);
+    let line = command_line(
+        overlay,
+        "aggregate",
+        &govpulse_aggregate::Config::command(),
+        &mounts,
+        "",
+        &redis.url(),
+    );
+    let config = govpulse_aggregate::Config::try_parse_from(&line)
+        .unwrap_or_else(|e| panic!("aggregate's manifest: {e}"));
+    let aggregate = govpulse_aggregate::Server::build(config)
+        .await
+        .expect("aggregate starts with the manifest's configuration");
+    let aggregate_url = format!("http://{}", aggregate.local_addr());
+    let aggregate_task = tokio::spawn(aggregate.run_until(stop.clone().cancelled_owned()));
+
+    let mounts = write_mounted_config_maps(overlay, deployment(overlay, "ingest"), &root);
+    let line = command_line(
+        overlay,
+        "ingest",
+        &govpulse_ingest::Config::command(),
+        &mounts,
+        &aggregate_url,
+        "",
+    );
+    let config = govpulse_ingest::Config::try_parse_from(&line)
+        .unwrap_or_else(|e| panic!("ingest's manifest: {e}"));
+    let ingest = govpulse_ingest::Server::build(config)
+        .await
+        .expect("ingest starts with the manifest's configuration");
+    let ingest_addr = ingest.local_addr();
+    let ingest_task = tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
+
+    let mounts = write_mounted_config_maps(overlay, deployment(overlay, "ranking"), &root);
+    let line = command_line(
+        overlay,
+        "ranking",
+        &govpulse_ranking::Config::command(),
+        &mounts,
+        &aggregate_url,
+        "",
+    );
+    let config = govpulse_ranking::Config::try_parse_from(&line)
+        .unwrap_or_else(|e| panic!("ranking's manifest: {e}"));
+    let ranking = govpulse_ranking::Server::build(config)
+        .await
+        .expect("ranking starts with the manifest's configuration");
+    let ranking_addr = ranking.local_addr();
+    let ranking_task = tokio::spawn(ranking.run_until(stop.clone().cancelled_owned()));
+
+    let now = time::OffsetDateTime::now_utc();
+    let events = vec![
+        govpulse_e2e::received("k8s-1", "tuyen-quang", now, true),
+        // Merged away in 2025: refused only if mergers.csv came through the ConfigMap.
+        govpulse_e2e::received("k8s-2", "ha-giang", now, true),
+    ];
+    let response = IngestServiceClient::connect(format!("http://{ingest_addr}"))
+        .await
+        .expect("ingest answers")
+        .submit_events(SubmitEventsRequest { events })
+        .await
+        .expect("submit")
+        .into_inner();
+    let statuses: Vec<(OutcomeStatus, &str)> = response
+        .outcomes
+        .iter()
+        .map(|o| {
+            let status = OutcomeStatus::try_from(o.status).expect("a known status");
+            (status, o.reason.split(';').next().unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (OutcomeStatus::Accepted, ""),
+            (
+                OutcomeStatus::Rejected,
+                "agency ha-giang was merged into tuyen-quang on 2025-07-01"
+            )
+        ]
+    );
+    let query = RankingQuery {
+        metric: "online-dossier-rate".into(),
+        block: Block::Province.into(),
+        period: "ytd".into(),
+        selection: None,
+    };
+    let ranking = RankingServiceClient::connect(format!("http://{ranking_addr}"))
+        .await
+        .expect("ranking answers")
+        .get_ranking(GetRankingRequest { query: Some(query) })
+        .await
+        .expect("a ranking read through aggregate")
+        .into_inner();
+    assert_eq!(ranking.ranked_count, 1, "tuyen-quang's one dossier");
+
+    stop.cancel();
+    let stopped = |joined: Result<Result<(), _>, tokio::task::JoinError>, service: &str| {
+        if let Err(e) = joined.expect("no panic") {
+            panic!("{service} stopped with {e:?}");
+        }
+    };
+    stopped(
+        ingest_task.await.map(|r| r.map_err(|e| e.to_string())),
+        "ingest",
+    );
+    stopped(
+        ranking_task.await.map(|r| r.map_err(|e| e.to_string())),
+        "ranking",
+    );
+    stopped(
+        aggregate_task.await.map(|r| r.map_err(|e| e.to_string())),
+        "aggregate",
+    );
+    std::fs::remove_dir_all(&root).expect("cleanup");
 }
