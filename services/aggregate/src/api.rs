@@ -205,9 +205,12 @@ impl AggregateApi {
     }
 
     /// Each agency's counters over `period`, a merged agency summed with its predecessors.
+    /// `parent` says the agencies are all children of that agency: their counters are then
+    /// read from the parent's roll-up of its children when none of them absorbed another.
     async fn read(
         &self,
         agencies: &[AgencyId],
+        parent: Option<&AgencyId>,
         period: &Period,
         view: View,
         needs: &Needs,
@@ -221,6 +224,9 @@ impl AggregateApi {
                     .collect()
             })
             .collect();
+        let parent = parent
+            .filter(|_| groups.iter().all(|g| g.len() == 1))
+            .map(|p| self.key(p));
         let mut totals = vec![Counters::default(); groups.len()];
         if !needs.counters.is_empty() {
             // No event can be dated after the day of now + the accepted skew, so the counters
@@ -231,14 +237,24 @@ impl AggregateApi {
                 counters: needs.counters.clone(),
                 distinct: false,
             };
+            let read = |buckets: Vec<govpulse_core::Bucket>| {
+                let (groups, counters_only, parent) = (&groups, &counters_only, &parent);
+                async move {
+                    match parent {
+                        Some(parent) => {
+                            self.store
+                                .read_children(parent, agencies, &buckets, &counters_only.counters)
+                                .await
+                        }
+                        None => self.store.read(groups, &buckets, counters_only).await,
+                    }
+                }
+            };
             if !plan.add.is_empty() {
-                totals = self.store.read(&groups, &plan.add, &counters_only).await?;
+                totals = read(plan.add).await?;
             }
             if !plan.subtract.is_empty() {
-                let outside = self
-                    .store
-                    .read(&groups, &plan.subtract, &counters_only)
-                    .await?;
+                let outside = read(plan.subtract).await?;
                 for (total, outside) in totals.iter_mut().zip(&outside) {
                     total.subtract(outside);
                 }
@@ -333,9 +349,10 @@ impl AggregateApi {
         let ids = std::slice::from_ref(&agency.id);
         let [now, then, before] = [&period, &last_year, &previous];
         let (now, then, before) = (
-            self.read(ids, now, View::AsNow, &everything).await?[0],
-            self.read(ids, then, View::AsNow, &everything).await?[0],
-            self.read(ids, before, View::AsNow, &everything).await?[0],
+            self.read(ids, None, now, View::AsNow, &everything).await?[0],
+            self.read(ids, None, then, View::AsNow, &everything).await?[0],
+            self.read(ids, None, before, View::AsNow, &everything)
+                .await?[0],
         );
         let facts = self.catalog.provision_facts(&agency.id);
         let metrics = metrics
@@ -375,6 +392,7 @@ impl AggregateApi {
     ) -> Result<GetBlockMetricsResponse, Error> {
         let period = self.period(&request.period)?;
         let last_day = period.last_day();
+        let mut parent_id = None;
         let members: Vec<&govpulse_core::Agency> = match request.scope {
             None => {
                 return Err(Error::invalid(
@@ -390,6 +408,7 @@ impl AggregateApi {
             }
             Some(Scope::ParentId(parent)) => {
                 let parent = &self.agency("parent_id", &parent)?.id;
+                parent_id = Some(parent.clone());
                 self.catalog
                     .children(parent)
                     .into_iter()
@@ -412,10 +431,22 @@ impl AggregateApi {
         let last_year = period.same_period_last_year();
         let ids: Vec<AgencyId> = members.iter().map(|a| a.id.clone()).collect();
         let (now, then) = (
-            self.read(&ids, &period, View::AsOfPeriodEnd, &metric.needs())
-                .await?,
-            self.read(&ids, &last_year, View::AsNow, &metric.needs())
-                .await?,
+            self.read(
+                &ids,
+                parent_id.as_ref(),
+                &period,
+                View::AsOfPeriodEnd,
+                &metric.needs(),
+            )
+            .await?,
+            self.read(
+                &ids,
+                parent_id.as_ref(),
+                &last_year,
+                View::AsNow,
+                &metric.needs(),
+            )
+            .await?,
         );
         let fractions = |counters: &[Counters]| -> Vec<(u64, u64)> {
             members
@@ -500,7 +531,7 @@ impl AggregateApi {
                 .needs(),
         };
         let counters = self
-            .read(&members, &period, View::AsOfPeriodEnd, &needs)
+            .read(&members, None, &period, View::AsOfPeriodEnd, &needs)
             .await?;
         let agencies = members
             .iter()

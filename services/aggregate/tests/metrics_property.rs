@@ -15,7 +15,10 @@ use govpulse_core::{
 };
 use govpulse_proto::{
     Timestamp,
-    aggregate::{ApplyEventsRequest, GetMetricsRequest},
+    aggregate::{
+        ApplyEventsRequest, GetBlockMetricsRequest, GetMetricsRequest,
+        get_block_metrics_request::Scope,
+    },
     event::{
         Channel, DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven,
         dossier_event::Kind, dossier_resolved::Timeliness,
@@ -382,6 +385,40 @@ async fn check(
                     agency,
                     expression
                 );
+            }
+        }
+        // An agency's children, read from its roll-up of them, agree with the model too.
+        for parent in ["hoa-binh", "hb.dept"] {
+            for metric in Metric::ALL {
+                let request = GetBlockMetricsRequest {
+                    scope: Some(Scope::ParentId(parent.to_owned())),
+                    metric: metric.name().to_owned(),
+                    period: expression.clone(),
+                };
+                let response = api.block_metrics(request).await.expect("block metrics");
+                for row in &response.agencies {
+                    let fraction = |rate: &Option<govpulse_proto::aggregate::Rate>| {
+                        rate.as_ref().map(|r| (r.numerator, r.denominator))
+                    };
+                    for (got, events_period, label) in [
+                        (&row.rate, &period, "over"),
+                        (&row.same_period_last_year, &last_year, "a year before"),
+                    ] {
+                        let (n, d) =
+                            model(&catalog, &events, &row.agency_id, events_period)[metric.name()];
+                        prop_assert_eq!(
+                            fraction(got),
+                            (d > 0).then_some((n, d)),
+                            "{} of {}, child of {}, {} {}",
+                            metric.name(),
+                            row.agency_id,
+                            parent,
+                            label,
+                            expression
+                        );
+                    }
+                }
+                prop_assert_eq!(response.agencies.len(), 1, "one child of {}", parent);
             }
         }
     }

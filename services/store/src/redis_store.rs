@@ -6,6 +6,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `P:{root}:c:<agency>:<bucket>` | hash | counter field (`rcv`, `rcv_on`, ...) → count |
+//! | `P:{root}:k:<parent>:<bucket>:<field>` | hash | child agency → its count of counter `<field>`: the parent's roll-up of its children |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
 //! | `P:{root}:e:<agency>:<yyyymmdd>` | set | event ids counted for events of that day; expires after the horizon |
 //! | `P:{root}:ds:<agency>` | hash | dossier id → `o` (open) or `c` (resolved), for dossiers received with a due time or resolved |
@@ -78,6 +79,20 @@ impl RedisStore {
         format!("{}:{{{root}}}:c:{agency}:{bucket}", self.prefix)
     }
 
+    fn children_key(
+        &self,
+        root: &AgencyId,
+        parent: &AgencyId,
+        bucket: Bucket,
+        counter: Counter,
+    ) -> String {
+        format!(
+            "{}:{{{root}}}:k:{parent}:{bucket}:{}",
+            self.prefix,
+            counter.key()
+        )
+    }
+
     fn online_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
         format!("{}:{{{root}}}:o:{agency}:{bucket}", self.prefix)
     }
@@ -118,7 +133,7 @@ impl RedisStore {
             let next = templates.len() + 1;
             let template = *templates.entry(template_key).or_insert_with(|| {
                 let buckets = Bucket::containing(event.day);
-                let increments: Vec<(usize, &str)> = event
+                let own = event
                     .chain
                     .iter()
                     .flat_map(|agency| buckets.iter().map(move |b| (agency, *b)))
@@ -129,7 +144,21 @@ impl RedisStore {
                             .increments
                             .iter()
                             .map(move |c| (key.clone(), c.key()))
-                    })
+                    });
+                // Each agency of the chain is also counted in its parent's roll-up of its
+                // children, so that all children of one parent read in one command per
+                // bucket and counter.
+                let rolled_up = event
+                    .chain
+                    .windows(2)
+                    .flat_map(|pair| buckets.iter().map(move |b| (&pair[0], &pair[1], *b)))
+                    .flat_map(|(child, parent, bucket)| {
+                        event.delta.increments.iter().map(move |c| {
+                            (self.children_key(root, parent, bucket, *c), child.as_str())
+                        })
+                    });
+                let increments: Vec<(usize, &str)> = own
+                    .chain(rolled_up)
                     .map(|(key, field)| (args.key(key), field))
                     .collect();
                 template_args.push(increments.len().to_string());
@@ -364,6 +393,99 @@ impl CounterStore for RedisStore {
         }
         Ok(out)
     }
+
+    async fn read_children(
+        &self,
+        parent: &AgencyKey,
+        children: &[AgencyId],
+        buckets: &[Bucket],
+        counters: &[Counter],
+    ) -> Result<Vec<Counters>, StoreError> {
+        let mut totals = vec![Counters::default(); children.len()];
+        if children.is_empty() || buckets.is_empty() || counters.is_empty() {
+            return Ok(totals);
+        }
+        let positions: HashMap<&str, usize> = children
+            .iter()
+            .enumerate()
+            .map(|(i, child)| (child.as_str(), i))
+            .collect();
+        let mut pipe = redis::pipe();
+        let mut order = Vec::with_capacity(buckets.len() * counters.len());
+        for bucket in buckets {
+            for counter in counters {
+                pipe.hgetall(self.children_key(&parent.root, &parent.agency, *bucket, *counter));
+                order.push(*counter);
+            }
+        }
+        let mut connection = self.connection.clone();
+        let replies: Vec<redis::Value> = pipe.query_async(&mut connection).await?;
+        if replies.len() != order.len() {
+            return Err(StoreError::Unexpected(format!(
+                "{} replies for {} commands",
+                replies.len(),
+                order.len()
+            )));
+        }
+        for (reply, counter) in replies.into_iter().zip(order) {
+            add_children_counts(reply, counter, &positions, &mut totals)?;
+        }
+        Ok(totals)
+    }
+}
+
+/// Adds an `HGETALL` reply of a children roll-up (child id → count) to the children it names;
+/// children not asked for (no longer members on the period's last day) are passed over.
+fn add_children_counts(
+    reply: redis::Value,
+    counter: Counter,
+    positions: &HashMap<&str, usize>,
+    totals: &mut [Counters],
+) -> Result<(), StoreError> {
+    let mut add = |field: &redis::Value, value: &redis::Value| -> Result<(), StoreError> {
+        let (redis::Value::BulkString(field), redis::Value::BulkString(value)) = (field, value)
+        else {
+            return Err(StoreError::Unexpected(format!(
+                "a children roll-up entry {field:?} → {value:?}"
+            )));
+        };
+        let position = std::str::from_utf8(field)
+            .ok()
+            .and_then(|child| positions.get(child));
+        if let Some(position) = position {
+            let count = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    StoreError::Unexpected(format!("a count {:?}", String::from_utf8_lossy(value)))
+                })?;
+            totals[*position].increment(counter, count);
+        }
+        Ok(())
+    };
+    match reply {
+        // RESP2 answers a flat list of field, value, field, value, ...
+        redis::Value::Array(items) => {
+            for pair in items.chunks(2) {
+                match pair {
+                    [field, value] => add(field, value)?,
+                    _ => return Err(StoreError::Unexpected("an odd HGETALL reply".to_owned())),
+                }
+            }
+        }
+        // RESP3 answers a map.
+        redis::Value::Map(entries) => {
+            for (field, value) in &entries {
+                add(field, value)?;
+            }
+        }
+        other => {
+            return Err(StoreError::Unexpected(format!(
+                "HGETALL answered {other:?}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The exact size of the union of the sets in KEYS, computed in Redis so the members never
