@@ -112,12 +112,15 @@ impl AggregateApi {
         for (i, event) in request.events.iter().enumerate() {
             match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
                 Ok(event) => {
-                    // decode_event checked that the procedure exists; should that ever not
-                    // hold, the event is refused, never dropped from the outcomes.
+                    // decode_event checked that the procedure existed on the event's day;
+                    // should that ever not hold, the event is refused, never dropped from
+                    // the outcomes.
+                    let day = event.day();
                     let Some(provision) = self
                         .catalog
                         .procedure(&event.procedure)
-                        .map(|p| p.provision)
+                        .and_then(|p| p.on(day))
+                        .map(|span| span.provision)
                     else {
                         outcomes.push(Some(rejected(govpulse_common::Violation {
                             field: format!("events[{i}].procedure_id"),
@@ -125,7 +128,6 @@ impl AggregateApi {
                         })));
                         continue;
                     };
-                    let day = event.day();
                     let dossier = event.dossier_change();
                     writes.push(EventWrite {
                         delta: event.delta(provision),
@@ -354,12 +356,17 @@ impl AggregateApi {
             self.read(ids, None, before, View::AsNow, &everything)
                 .await?[0],
         );
-        let facts = self.catalog.provision_facts(&agency.id);
+        // Each period is measured against the catalog as it was on its own last day.
+        let [facts_now, facts_then, facts_before] = [&period, &last_year, &previous]
+            .map(|p| self.catalog.provision_facts(&agency.id, p.last_day()));
         let metrics = metrics
             .into_iter()
             .map(|metric| {
-                let [rate, last_year_rate, previous_rate] =
-                    [now, then, before].map(|c| metric.rate(&c, &facts));
+                let (rate, last_year_rate, previous_rate) = (
+                    metric.rate(&now, &facts_now),
+                    metric.rate(&then, &facts_then),
+                    metric.rate(&before, &facts_before),
+                );
                 MetricReport {
                     metric: metric.name().to_owned(),
                     rate: rate.map(rate_to_proto),
@@ -448,14 +455,18 @@ impl AggregateApi {
             )
             .await?,
         );
-        let fractions = |counters: &[Counters]| -> Vec<(u64, u64)> {
+        // Each period is measured against the catalog as it was on its own last day.
+        let fractions = |counters: &[Counters], day: time::Date| -> Vec<(u64, u64)> {
             members
                 .iter()
                 .zip(counters)
-                .map(|(a, c)| metric.fraction(c, &self.catalog.provision_facts(&a.id)))
+                .map(|(a, c)| metric.fraction(c, &self.catalog.provision_facts(&a.id, day)))
                 .collect()
         };
-        let (fractions_now, fractions_then) = (fractions(&now), fractions(&then));
+        let (fractions_now, fractions_then) = (
+            fractions(&now, last_day),
+            fractions(&then, last_year.last_day()),
+        );
         let verdicts: Vec<Option<Verdict>> = members
             .iter()
             .zip(&fractions_now)

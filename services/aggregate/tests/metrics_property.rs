@@ -44,17 +44,27 @@ const DAYS: i64 = 600;
 
 fn catalog() -> Catalog {
     Catalog::builder()
-        .provinces_csv("p", "code,id,name\n17,hoa-binh,Hòa Bình\n22,quang-ninh,Quảng Ninh\n")
+        .provinces_csv(
+            "p",
+            "code,id,name\n17,hoa-binh,Hòa Bình\n22,quang-ninh,Quảng Ninh\n",
+        )
         .and_then(|b| b.ministries_csv("m", "id,name_en\nmof,Finance\n"))
-        .and_then(|b| b.units_csv("u", "id,name,parent_id\nhb.dept,Sở,hoa-binh\nhb.dept.commune,Xã,hb.dept\n"))
+        .and_then(|b| {
+            b.units_csv(
+                "u",
+                "id,name,parent_id\nhb.dept,Sở,hoa-binh\nhb.dept.commune,Xã,hb.dept\n",
+            )
+        })
         .and_then(|b| {
             b.procedures_csv(
                 "x",
-                "id,agency_id,name,provision,eligible_full_online\n\
-                 hb.full,hoa-binh,A,full,true\nhb.partial,hoa-binh,B,partial,true\nhb.info,hoa-binh,C,info,false\n\
-                 hb.dept.own,hb.dept,D,full,true\n\
-                 qn.full,quang-ninh,E,full,true\nqn.partial,quang-ninh,F,partial,false\n\
-                 mof.full,mof,G,full,true\nmof.info,mof,H,info,false\n",
+                "id,agency_id,name,provision,eligible_full_online,valid_from,valid_until\n\
+                 hb.full,hoa-binh,A,full,true,,\nhb.info,hoa-binh,C,info,false,,\n\
+                 hb.partial,hoa-binh,B,partial,true,,2025-08-31\n\
+                 hb.partial,hoa-binh,B,full,true,2025-09-01,\n\
+                 hb.dept.own,hb.dept,D,full,true,,\n\
+                 qn.full,quang-ninh,E,full,true,,\nqn.partial,quang-ninh,F,partial,false,,\n\
+                 mof.full,mof,G,full,true,,\nmof.info,mof,H,info,false,,\n",
             )
         })
         .and_then(CatalogBuilder::build)
@@ -227,7 +237,10 @@ fn model(
         if !belongs {
             continue;
         }
-        let full = e.procedure.ends_with(".full") || e.procedure == "hb.dept.own";
+        // hb.partial is provided full-process online from 2025-09-01.
+        let full = e.procedure.ends_with(".full")
+            || e.procedure == "hb.dept.own"
+            || (e.procedure == "hb.partial" && e.day >= date!(2025 - 09 - 01));
         let online_provision = full || e.procedure.ends_with(".partial");
         match e.kind {
             RawKind::Received { channel, digitized } => {
@@ -276,7 +289,10 @@ fn model(
         }
     }
     let v = |name: &str| c.get(name).copied().unwrap_or(0);
-    let facts = catalog.provision_facts(&govpulse_core::AgencyId::parse(agency).expect("id"));
+    let facts = catalog.provision_facts(
+        &govpulse_core::AgencyId::parse(agency).expect("id"),
+        period.last_day(),
+    );
     BTreeMap::from([
         ("online-dossier-rate", (v("online"), v("received"))),
         ("full-online-dossier-rate", (v("full-online"), v("full"))),
