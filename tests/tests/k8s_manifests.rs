@@ -1,7 +1,8 @@
 //! The Kubernetes manifests and the Dockerfile, checked without a cluster or a container
 //! engine: both overlays rendered by `kubectl kustomize`, every workload probed, hardened and
-//! bounded, what the manifests configure in step with what the binaries read, and the dev
-//! overlay's configuration (environment, ConfigMaps) run as the three services on loopback.
+//! bounded, what the manifests configure in step with what the binaries read, and each
+//! overlay's configuration (environment, ConfigMaps, the kind of Redis URL) run as the three
+//! services on loopback against a real Redis: a single one for dev, a cluster for prod.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -722,6 +723,27 @@ fn the_dockerfile_builds_each_service_binary_into_a_non_root_image_without_a_she
     }
 }
 
+/// Standard base64 (what kustomize writes in a Secret's `data`), or `None`.
+fn base64_decode(text: &str) -> Option<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bytes = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0);
+    // Long values come folded over several lines.
+    for c in text
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+    {
+        let value = ALPHABET.iter().position(|a| *a == c)?;
+        buffer = (buffer << 6) | u32::try_from(value).ok()?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push(u8::try_from((buffer >> bits) & 0xff).ok()?);
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
 /// The files of the ConfigMaps a Deployment mounts, written under `root` at their mount
 /// paths; returns (mount path, folder written).
 fn write_mounted_config_maps(
@@ -787,11 +809,17 @@ fn command_line(
             let secret = kind(overlay, "Secret")
                 .find(|s| name(s) == secret_name)
                 .unwrap_or_else(|| panic!("{overlay}: {variable} names a missing Secret"));
-            assert!(
-                secret["data"][key].is_string(),
-                "{overlay}: {secret_name}.{key}"
-            );
+            let url = secret["data"][key]
+                .as_str()
+                .and_then(base64_decode)
+                .unwrap_or_else(|| panic!("{overlay}: {secret_name}.{key} is not base64 text"));
             assert_eq!(variable, "GOVPULSE_STORE", "the only Secret is Redis' URL");
+            let scheme = |url: &str| url.split_once("://").map(|(s, _)| s.to_owned());
+            assert_eq!(
+                scheme(&url),
+                scheme(redis_url),
+                "{overlay}: the Secret's Redis URL {url} is of the kind this test runs"
+            );
             redis_url.to_owned()
         } else {
             let value = env["value"].as_str().expect("a literal value");
@@ -821,8 +849,9 @@ fn command_line(
     line
 }
 
-#[tokio::test]
-async fn the_dev_overlay_configuration_runs_the_three_services_against_a_real_redis() {
+/// Runs the three services with `overlay`'s environment and ConfigMap files, counting into
+/// `store_url`, and sends them one event that counts and one the catalog's mergers refuse.
+async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
     use clap::Parser;
     use govpulse_proto::{
         catalog::Block,
@@ -832,9 +861,7 @@ async fn the_dev_overlay_configuration_runs_the_three_services_against_a_real_re
     };
     use tokio_util::sync::CancellationToken;
 
-    let overlay = "dev";
-    let redis = govpulse_e2e::RedisServer::start().expect("redis-server starts");
-    let root = std::env::temp_dir().join(format!("govpulse-k8s-{}", std::process::id()));
+    let root = std::env::temp_dir().join(format!("govpulse-k8s-{overlay}-{}", std::process::id()));
     let stop = CancellationToken::new();
 
     let mounts = write_mounted_config_maps(overlay, deployment(overlay, "aggregate"), &root);
@@ -844,7 +871,7 @@ async fn the_dev_overlay_configuration_runs_the_three_services_against_a_real_re
         &govpulse_aggregate::Config::command(),
         &mounts,
         "",
-        &redis.url(),
+        store_url,
     );
     let config = govpulse_aggregate::Config::try_parse_from(&line)
         .unwrap_or_else(|e| panic!("aggregate's manifest: {e}"));
@@ -953,4 +980,16 @@ async fn the_dev_overlay_configuration_runs_the_three_services_against_a_real_re
         "aggregate",
     );
     std::fs::remove_dir_all(&root).expect("cleanup");
+}
+
+#[tokio::test]
+async fn the_dev_overlay_configuration_runs_the_three_services_against_a_real_redis() {
+    let redis = govpulse_e2e::RedisServer::start().expect("redis-server starts");
+    run_overlay_on_loopback("dev", &redis.url()).await;
+}
+
+#[tokio::test]
+async fn the_prod_overlay_configuration_runs_the_three_services_against_a_real_redis_cluster() {
+    let cluster = govpulse_e2e::RedisCluster::start().expect("a three-master redis cluster starts");
+    run_overlay_on_loopback("prod", &cluster.url()).await;
 }
