@@ -657,7 +657,8 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
     };
     // A: due 00:30 on 31 December in Vietnam (still 30 December in UTC), resolved on
     // 5 January. B: its resolution (10 February) arrives before its reception (due
-    // 1 February). C: due 15 January, never resolved. D: resolved before it was due.
+    // 1 February). C: due 15 January, never resolved. D: resolved before it was due. E:
+    // resolved on 2 January before it was due (4 January), the resolution arriving first.
     let a_due = Some(datetime!(2025-12-31 00:30 +7));
     let first = vec![
         dossier_event("a-rcv", "A", date!(2025 - 12 - 20), a_due),
@@ -674,6 +675,7 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
             date!(2026 - 01 - 02),
             due(date!(2026 - 01 - 25)),
         ),
+        dossier_event("e-res", "E", date!(2026 - 01 - 02), None),
     ];
     let second = vec![
         dossier_event("a-res", "A", date!(2026 - 01 - 05), None),
@@ -684,6 +686,12 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
             due(date!(2026 - 02 - 01)),
         ),
         dossier_event("d-res", "D", date!(2026 - 01 - 10), None),
+        dossier_event(
+            "e-rcv",
+            "E",
+            date!(2025 - 12 - 28),
+            due(date!(2026 - 01 - 04)),
+        ),
         dossier_event(
             "a-rcv-again",
             "A",
@@ -718,6 +726,7 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
         (date!(2019 - 12 - 31), 0),
         (date!(2025 - 12 - 30), 0),
         (date!(2025 - 12 - 31), 1),
+        (date!(2026 - 01 - 03), 1),
         (date!(2026 - 01 - 04), 1),
         (date!(2026 - 01 - 05), 0),
         (date!(2026 - 01 - 14), 0),
