@@ -2,7 +2,8 @@
 //! exact with summable day-bucketed counters, the bounds on due times that keep its reads
 //! bounded, and the read plan.
 //!
-//! A dossier received with a due time on Vietnam day `D` and first resolved on day `R` is
+//! A dossier received with a due time on Vietnam day `D` and resolved on day `R` (the first
+//! reception and resolution to arrive count, when several are sent for one dossier) is
 //! open past due at the end of day `b` exactly when `D ≤ b < R` (its due time has passed by
 //! the end of `b`; it was not resolved by then); never resolved, for every `b ≥ D`. The
 //! domain rule counts such a dossier as late at the end of a period ending on `b`.
@@ -43,7 +44,9 @@ use crate::{
 
 /// The first year a due time may fall in: the prefix sums start on 1 January of it. No
 /// reception with a due time earlier than this is accepted, so no bucket before it holds
-/// [`Counter::DueOpened`] or [`Counter::DueClosed`].
+/// [`Counter::DueOpened`] or [`Counter::DueClosed`]. Early enough for the oldest published
+/// figures govpulse reproduces (2021), late enough that a prefix reads few year buckets (six
+/// in 2026).
 pub const FIRST_DUE_YEAR: i32 = 2020;
 
 /// How far after its reception a dossier may be due.
