@@ -16,7 +16,7 @@ use govpulse_proto::{
         watch_ranking_response::Event,
     },
 };
-pub use govpulse_store::testing::RedisServer;
+pub use govpulse_store::testing::{RedisCluster, RedisServer};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -199,7 +199,13 @@ impl Deployment {
 
     /// Starts the three services with `options`.
     pub async fn start_with(redis: &RedisServer, prefix: &str, options: Options) -> Deployment {
-        let redis_url = redis.url();
+        Self::start_on(&redis.url(), prefix, options).await
+    }
+
+    /// Starts the three services with aggregate counting into the Redis (or Redis Cluster,
+    /// `redis+cluster://...`) at `redis_url`.
+    pub async fn start_on(redis_url: &str, prefix: &str, options: Options) -> Deployment {
+        let redis_url = redis_url.to_owned();
         let aggregate = start_aggregate(&redis_url, prefix, local(0), &options).await;
         let aggregate_url = format!("http://{}", aggregate.addr);
         let ingest = start_ingest(&aggregate_url, &options).await;

@@ -15,7 +15,8 @@ use govpulse_common::{
     targets_file::LiveTargets,
 };
 use govpulse_core::{
-    AcceptancePolicy, AgencyId, Block, Catalog, Counters, Metric, Needs, Period, Rate,
+    AcceptancePolicy, AgencyId, Block, Catalog, Counter, Counters, Metric, Needs, Period, Rate,
+    ReadPlan, backlog,
     compare::Comparison,
     period::vietnam_day,
     summary::{mean_text, summarize},
@@ -29,7 +30,7 @@ use govpulse_proto::aggregate::{
     aggregate_service_server::AggregateService, get_block_metrics_request::Scope,
 };
 use govpulse_store::{AgencyKey, Applied, ChangeNotice, CounterStore, EventWrite};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use tokio::sync::broadcast;
 use tokio_stream::{
     Stream, StreamExt, wrappers::BroadcastStream, wrappers::errors::BroadcastStreamRecvError,
@@ -140,12 +141,15 @@ impl AggregateApi {
         for (i, event) in request.events.iter().enumerate() {
             match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
                 Ok(event) => {
-                    // decode_event checked that the procedure exists; should that ever not
-                    // hold, the event is refused, never dropped from the outcomes.
+                    // decode_event checked that the procedure existed on the event's day;
+                    // should that ever not hold, the event is refused, never dropped from
+                    // the outcomes.
+                    let day = event.day();
                     let Some(provision) = self
                         .catalog
                         .procedure(&event.procedure)
-                        .map(|p| p.provision)
+                        .and_then(|p| p.on(day))
+                        .map(|span| span.provision)
                     else {
                         outcomes.push(Some(rejected(govpulse_common::Violation {
                             field: format!("events[{i}].procedure_id"),
@@ -153,7 +157,6 @@ impl AggregateApi {
                         })));
                         continue;
                     };
-                    let day = event.day();
                     let dossier = event.dossier_change();
                     writes.push(EventWrite {
                         delta: event.delta(provision),
@@ -252,9 +255,12 @@ impl AggregateApi {
     }
 
     /// Each agency's counters over `period`, a merged agency summed with its predecessors.
+    /// `parent` says the agencies are all children of that agency: their counters are then
+    /// read from the parent's roll-up of its children when none of them absorbed another.
     async fn read(
         &self,
         agencies: &[AgencyId],
+        parent: Option<&AgencyId>,
         period: &Period,
         view: View,
         needs: &Needs,
@@ -268,27 +274,47 @@ impl AggregateApi {
                     .collect()
             })
             .collect();
+        let (by_event_day, by_due_day): (Vec<Counter>, Vec<Counter>) =
+            needs.counters.iter().partition(|c| !c.by_due_day());
         let mut totals = vec![Counters::default(); groups.len()];
-        if !needs.counters.is_empty() {
+        if !by_event_day.is_empty() {
             // No event can be dated after the day of now + the accepted skew, so the counters
             // may be read as larger buckets minus what lies outside the period.
             let last_possible = vietnam_day(OffsetDateTime::now_utc() + self.policy.future_skew);
             let plan = period.read_plan(last_possible);
-            let counters_only = Needs {
-                counters: needs.counters.clone(),
-                distinct: false,
+            totals = self
+                .read_plan(agencies, parent, &groups, &plan, &by_event_day)
+                .await?;
+        }
+        if !by_due_day.is_empty() {
+            // The dossiers open past due at the period's end: the due-day counters over every
+            // day up to it (govpulse_core::backlog), for the agency and every agency it had
+            // absorbed by then (their open dossiers passed to it). Due days run up to a year
+            // ahead, so the plan may not assume that nothing lies after today.
+            let last_possible =
+                backlog::last_possible_due_day(&self.policy, OffsetDateTime::now_utc());
+            let plan = backlog::prefix_plan(period.last_day(), last_possible);
+            let last_day = match view {
+                View::AsNow => Date::MAX,
+                View::AsOfPeriodEnd => period.last_day(),
             };
-            if !plan.add.is_empty() {
-                totals = self.store.read(&groups, &plan.add, &counters_only).await?;
-            }
-            if !plan.subtract.is_empty() {
-                let outside = self
-                    .store
-                    .read(&groups, &plan.subtract, &counters_only)
-                    .await?;
-                for (total, outside) in totals.iter_mut().zip(&outside) {
-                    total.subtract(outside);
-                }
+            let groups: Vec<Vec<AgencyKey>> = agencies
+                .iter()
+                .map(|a| {
+                    self.catalog
+                        .constituents_within(a, Date::MIN, last_day)
+                        .iter()
+                        .map(|c| self.key(c))
+                        .collect()
+                })
+                .collect();
+            let due = self
+                .read_plan(agencies, parent, &groups, &plan, &by_due_day)
+                .await?;
+            for (total, due) in totals.iter_mut().zip(due) {
+                total.open_past_due_at_end = due
+                    .get(Counter::DueOpened)
+                    .saturating_sub(due.get(Counter::DueClosed));
             }
         }
         if needs.distinct {
@@ -303,6 +329,48 @@ impl AggregateApi {
                 .await?;
             for (total, d) in totals.iter_mut().zip(distinct) {
                 total.procedures_with_online_dossiers = d.procedures_with_online_dossiers;
+            }
+        }
+        Ok(totals)
+    }
+
+    /// `counters` summed over a read plan's added buckets minus its subtracted ones, per group.
+    /// `parent` says the groups are `agencies`, all children of that agency: when no group
+    /// holds more than its agency, they are read from the parent's roll-up of its children.
+    async fn read_plan(
+        &self,
+        agencies: &[AgencyId],
+        parent: Option<&AgencyId>,
+        groups: &[Vec<AgencyKey>],
+        plan: &ReadPlan,
+        counters: &[Counter],
+    ) -> Result<Vec<Counters>, Error> {
+        let parent = parent
+            .filter(|_| groups.iter().all(|g| g.len() == 1))
+            .map(|p| self.key(p));
+        let needs = Needs {
+            counters: counters.to_vec(),
+            distinct: false,
+        };
+        let mut totals = vec![Counters::default(); groups.len()];
+        for (buckets, added) in [(&plan.add, true), (&plan.subtract, false)] {
+            if buckets.is_empty() {
+                continue;
+            }
+            let read = match &parent {
+                Some(parent) => {
+                    self.store
+                        .read_children(parent, agencies, buckets, counters)
+                        .await?
+                }
+                None => self.store.read(groups, buckets, &needs).await?,
+            };
+            if added {
+                totals = read;
+            } else {
+                for (total, outside) in totals.iter_mut().zip(&read) {
+                    total.subtract(outside);
+                }
             }
         }
         Ok(totals)
@@ -380,16 +448,22 @@ impl AggregateApi {
         let ids = std::slice::from_ref(&agency.id);
         let [now, then, before] = [&period, &last_year, &previous];
         let (now, then, before) = (
-            self.read(ids, now, View::AsNow, &everything).await?[0],
-            self.read(ids, then, View::AsNow, &everything).await?[0],
-            self.read(ids, before, View::AsNow, &everything).await?[0],
+            self.read(ids, None, now, View::AsNow, &everything).await?[0],
+            self.read(ids, None, then, View::AsNow, &everything).await?[0],
+            self.read(ids, None, before, View::AsNow, &everything)
+                .await?[0],
         );
-        let facts = self.catalog.provision_facts(&agency.id);
+        // Each period is measured against the catalog as it was on its own last day.
+        let [facts_now, facts_then, facts_before] = [&period, &last_year, &previous]
+            .map(|p| self.catalog.provision_facts(&agency.id, p.last_day()));
         let metrics = metrics
             .into_iter()
             .map(|metric| {
-                let [rate, last_year_rate, previous_rate] =
-                    [now, then, before].map(|c| metric.rate(&c, &facts));
+                let (rate, last_year_rate, previous_rate) = (
+                    metric.rate(&now, &facts_now),
+                    metric.rate(&then, &facts_then),
+                    metric.rate(&before, &facts_before),
+                );
                 MetricReport {
                     metric: metric.name().to_owned(),
                     rate: rate.map(rate_to_proto),
@@ -422,6 +496,7 @@ impl AggregateApi {
     ) -> Result<GetBlockMetricsResponse, Error> {
         let period = self.period(&request.period)?;
         let last_day = period.last_day();
+        let mut parent_id = None;
         let members: Vec<&govpulse_core::Agency> = match request.scope {
             None => {
                 return Err(Error::invalid(
@@ -437,6 +512,7 @@ impl AggregateApi {
             }
             Some(Scope::ParentId(parent)) => {
                 let parent = &self.agency("parent_id", &parent)?.id;
+                parent_id = Some(parent.clone());
                 self.catalog
                     .children(parent)
                     .into_iter()
@@ -459,19 +535,35 @@ impl AggregateApi {
         let last_year = period.same_period_last_year();
         let ids: Vec<AgencyId> = members.iter().map(|a| a.id.clone()).collect();
         let (now, then) = (
-            self.read(&ids, &period, View::AsOfPeriodEnd, &metric.needs())
-                .await?,
-            self.read(&ids, &last_year, View::AsNow, &metric.needs())
-                .await?,
+            self.read(
+                &ids,
+                parent_id.as_ref(),
+                &period,
+                View::AsOfPeriodEnd,
+                &metric.needs(),
+            )
+            .await?,
+            self.read(
+                &ids,
+                parent_id.as_ref(),
+                &last_year,
+                View::AsNow,
+                &metric.needs(),
+            )
+            .await?,
         );
-        let fractions = |counters: &[Counters]| -> Vec<(u64, u64)> {
+        // Each period is measured against the catalog as it was on its own last day.
+        let fractions = |counters: &[Counters], day: time::Date| -> Vec<(u64, u64)> {
             members
                 .iter()
                 .zip(counters)
-                .map(|(a, c)| metric.fraction(c, &self.catalog.provision_facts(&a.id)))
+                .map(|(a, c)| metric.fraction(c, &self.catalog.provision_facts(&a.id, day)))
                 .collect()
         };
-        let (fractions_now, fractions_then) = (fractions(&now), fractions(&then));
+        let (fractions_now, fractions_then) = (
+            fractions(&now, last_day),
+            fractions(&then, last_year.last_day()),
+        );
         let verdicts: Vec<Option<Verdict>> = members
             .iter()
             .zip(&fractions_now)
@@ -547,7 +639,7 @@ impl AggregateApi {
                 .needs(),
         };
         let counters = self
-            .read(&members, &period, View::AsOfPeriodEnd, &needs)
+            .read(&members, None, &period, View::AsOfPeriodEnd, &needs)
             .await?;
         let agencies = members
             .iter()

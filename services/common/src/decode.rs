@@ -116,6 +116,17 @@ pub fn decode_event(
         };
         return Err(Violation::new(position, "agency_id", reason));
     }
+    if procedure.on(day).is_none() {
+        return Err(Violation::new(
+            position,
+            "procedure_id",
+            format!(
+                "procedure {:?} was not in the catalog on {day} (it exists {})",
+                procedure_id.as_str(),
+                procedure.validity_text()
+            ),
+        ));
+    }
     let kind = match &event.kind {
         None => {
             return Err(Violation::new(
@@ -150,9 +161,16 @@ pub fn decode_event(
             digitized: received.digitized,
             due_at: match &received.due_at {
                 None => None,
-                Some(due) => Some(timestamp(due).ok_or_else(|| {
-                    Violation::new(position, "received.due_at", "is not a valid time")
-                })?),
+                Some(due) => {
+                    let due = timestamp(due).ok_or_else(|| {
+                        Violation::new(position, "received.due_at", "is not a valid time")
+                    })?;
+                    // Bounded so that the backlog's due-day counters are read over a bounded
+                    // number of buckets (govpulse_core::backlog).
+                    govpulse_core::backlog::check_due(occurred_at, due)
+                        .map_err(|e| Violation::new(position, "received.due_at", e.to_string()))?;
+                    Some(due)
+                }
             },
         },
         Some(pb::dossier_event::Kind::Resolved(resolved)) => EventKind::Resolved {
@@ -269,6 +287,29 @@ mod tests {
     }
 
     #[test]
+    fn a_procedure_is_reported_only_on_days_it_exists() {
+        let catalog = Catalog::builder()
+            .provinces_csv("p", "code,id,name\n17,hoa-binh,Hòa Bình\n")
+            .and_then(|b| b.procedures_csv("x", "id,agency_id,name,provision,eligible_full_online,valid_from,valid_until\nhb-p1,hoa-binh,A,full,true,2026-08-16,\n"))
+            .and_then(govpulse_core::CatalogBuilder::build)
+            .expect("valid");
+        let policy = AcceptancePolicy::default();
+        let violation = decode_event(Some(0), &valid(), &catalog, &policy, NOW)
+            .expect_err("the procedure starts the next day");
+        assert_eq!(
+            (violation.field.as_str(), violation.reason.as_str()),
+            (
+                "events[0].procedure_id",
+                "procedure \"hb-p1\" was not in the catalog on 2026-08-15 (it exists from 2026-08-16)"
+            )
+        );
+        let mut next_day = valid();
+        next_day.occurred_at = Some(ts(NOW + time::Duration::days(1)));
+        let later = NOW + time::Duration::days(1);
+        assert!(decode_event(None, &next_day, &catalog, &policy, later).is_ok());
+    }
+
+    #[test]
     fn an_agency_reports_only_while_it_exists() {
         let catalog = Catalog::builder()
             .provinces_csv("p", "code,id,name\n17,hoa-binh,Hòa Bình\n25,phu-tho,Phú Thọ\n")
@@ -376,6 +417,30 @@ mod tests {
             ))),
             "events[2].received.channel"
         );
+        fn due(e: &mut pb::DossierEvent, at: OffsetDateTime) {
+            e.kind = Some(pb::dossier_event::Kind::Received(pb::DossierReceived {
+                channel: pb::Channel::Online as i32,
+                digitized: false,
+                due_at: Some(ts(at)),
+            }));
+        }
+        assert_eq!(
+            with(|e| due(e, NOW - time::Duration::SECOND)),
+            (
+                "events[2].received.due_at".into(),
+                "is before occurred_at; a dossier cannot be due before it is received".into()
+            )
+        );
+        assert_eq!(
+            with(|e| due(e, NOW + time::Duration::days(367))),
+            (
+                "events[2].received.due_at".into(),
+                "is more than 366 days after occurred_at".into()
+            )
+        );
+        let mut within = valid();
+        due(&mut within, NOW + time::Duration::days(366));
+        assert!(decode_event(None, &within, &catalog(), &AcceptancePolicy::default(), NOW).is_ok());
         assert_eq!(
             field(
                 |e| e.kind = Some(pb::dossier_event::Kind::Resolved(pb::DossierResolved {

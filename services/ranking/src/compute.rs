@@ -50,6 +50,13 @@ async fn rank_period(
         })
         .await?
         .into_inner();
+    // The catalog as it was on the period's last day gives the denominators of the
+    // catalog-based metrics.
+    let last_day = snapshot
+        .period
+        .as_ref()
+        .and_then(|p| govpulse_core::period::parse_day(&p.last_day).ok())
+        .ok_or_else(|| Status::internal("aggregate answered a snapshot without its last day"))?;
     let values = snapshot.agencies.iter().filter_map(|entry| {
         let agency = AgencyId::parse(&entry.agency_id).ok()?;
         let counters = entry
@@ -59,7 +66,7 @@ async fn rank_period(
             .unwrap_or_default();
         let rate = query
             .metric
-            .rate(&counters, &catalog.provision_facts(&agency));
+            .rate(&counters, &catalog.provision_facts(&agency, last_day));
         Some((agency, rate))
     });
     Ok((
