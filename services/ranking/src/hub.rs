@@ -57,6 +57,18 @@ pub struct Published {
     pub changes_from_previous: OnceLock<Option<WatchRankingResponse>>,
 }
 
+impl Published {
+    /// The state after the one published as `previous` (0: none), under its revision.
+    fn next(query: &Query, ranking: Ranking, previous: u64) -> Arc<Self> {
+        Arc::new(Self {
+            revision: resume::next_revision(previous, now_ms(), digest(query, &ranking)),
+            ranking,
+            previous_revision: previous,
+            changes_from_previous: OnceLock::new(),
+        })
+    }
+}
+
 /// Timing of the live rankings.
 #[derive(Debug, Clone, Copy)]
 pub struct HubTiming {
@@ -91,16 +103,22 @@ impl Live {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A live ranking whose first state is `ranking`.
+    fn start(query: &Query, ranking: Ranking) -> Self {
+        let first = Published::next(query, ranking, 0);
+        let mut history = History::new(HISTORY_STATES, HISTORY_ROWS);
+        history.push(first.revision, first.clone(), first.ranking.rows.len());
+        Self {
+            sender: watch::channel(first).0,
+            history: Mutex::new(history),
+        }
+    }
+
     /// Publishes a new state under the next revision.
     fn publish(&self, query: &Query, ranking: Ranking) {
         let mut history = self.history();
         let previous = self.sender.borrow().revision;
-        let published = Arc::new(Published {
-            revision: resume::next_revision(previous, now_ms(), digest(query, &ranking)),
-            ranking,
-            previous_revision: previous,
-            changes_from_previous: OnceLock::new(),
-        });
+        let published = Published::next(query, ranking, previous);
         history.push(
             published.revision,
             published.clone(),
@@ -227,23 +245,7 @@ impl Hubs {
         if let Some(existing) = live.get(query) {
             return Ok(existing.subscribe(resume_revision));
         }
-        let published = Arc::new(Published {
-            revision: resume::next_revision(0, now_ms(), digest(query, &ranking)),
-            ranking,
-            previous_revision: 0,
-            changes_from_previous: OnceLock::new(),
-        });
-        let mut history = History::new(HISTORY_STATES, HISTORY_ROWS);
-        history.push(
-            published.revision,
-            published.clone(),
-            published.ranking.rows.len(),
-        );
-        let (sender, _) = watch::channel(published);
-        let started = Arc::new(Live {
-            sender,
-            history: Mutex::new(history),
-        });
+        let started = Arc::new(Live::start(query, ranking));
         let subscription = started.subscribe(resume_revision);
         live.insert(query.clone(), started.clone());
         let notices = self.inner.notices.subscribe();
