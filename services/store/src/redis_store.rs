@@ -10,6 +10,7 @@
 //! | `P:{root}:e:<agency>:<yyyymmdd>` | set | event ids counted for events of that day; expires after the horizon |
 //! | `P:{root}:ds:<agency>` | hash | dossier id → `o` (open) or `c` (resolved), for dossiers received with a due time or resolved |
 //! | `P:{root}:open:<agency>` | sorted set | `<reporting agency>/<dossier id>` → due time (Unix seconds), for open dossiers of the agency and its units |
+//! | `P:{root}:a:<agency>:<bucket>` | hash | `<profile>/<criterion>` → assessed points with two decimals (`38.75`), for the calendar period `<bucket>` |
 //!
 //! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
 //! A batch is applied by one Lua script per tree ([`APPLY_SCRIPT`]): dedupe, counting and
@@ -18,14 +19,17 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, Counter, Counters, DossierChange, Needs};
+use govpulse_core::{
+    AgencyId, Bucket, Counter, Counters, DossierChange, Needs,
+    index::{hundredths_text, parse_hundredths},
+};
 use redis::{
     Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 use time::Date;
 
-use crate::{AgencyKey, Applied, CounterStore, EventWrite, StoreError};
+use crate::{AgencyKey, Applied, AssessedWrite, CounterStore, EventWrite, StoreError};
 
 /// The batch script; see the file for its argument layout.
 pub const APPLY_SCRIPT: &str = include_str!("apply.lua");
@@ -88,6 +92,10 @@ impl RedisStore {
 
     fn open_key(&self, root: &AgencyId, agency: &AgencyId) -> String {
         format!("{}:{{{root}}}:open:{agency}", self.prefix)
+    }
+
+    fn assessed_key(&self, key: &AgencyKey, bucket: Bucket) -> String {
+        format!("{}:{{{}}}:a:{}:{bucket}", self.prefix, key.root, key.agency)
     }
 
     fn seen_key(&self, root: &AgencyId, agency: &AgencyId, day: Date) -> String {
@@ -363,6 +371,65 @@ impl CounterStore for RedisStore {
             out.push(total);
         }
         Ok(out)
+    }
+
+    async fn put_assessed(&self, scores: &[AssessedWrite]) -> Result<(), StoreError> {
+        if scores.is_empty() {
+            return Ok(());
+        }
+        // MULTI/EXEC: the scores of one call are stored together. HSET replaces a field, so
+        // a retried report stores the same values again.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for score in scores {
+            pipe.hset(
+                self.assessed_key(&score.key, score.bucket),
+                format!("{}/{}", score.profile, score.criterion),
+                hundredths_text(score.hundredths),
+            )
+            .ignore();
+        }
+        let mut connection = self.connection.clone();
+        let () = pipe.query_async(&mut connection).await?;
+        Ok(())
+    }
+
+    async fn read_assessed(
+        &self,
+        agencies: &[AgencyKey],
+        bucket: Bucket,
+        profile: &str,
+    ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
+        if agencies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in agencies {
+            pipe.hgetall(self.assessed_key(key, bucket));
+        }
+        let mut connection = self.connection.clone();
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut connection).await?;
+        let prefix = format!("{profile}/");
+        hashes
+            .into_iter()
+            .map(|hash| {
+                let mut points: Vec<(String, u64)> = hash
+                    .into_iter()
+                    .filter_map(|(field, value)| {
+                        field
+                            .strip_prefix(&prefix)
+                            .map(|criterion| (criterion.to_owned(), value))
+                    })
+                    .map(|(criterion, value)| {
+                        parse_hundredths(&value)
+                            .map(|h| (criterion, h))
+                            .map_err(|e| StoreError::Unexpected(e.to_string()))
+                    })
+                    .collect::<Result<_, _>>()?;
+                points.sort();
+                Ok(points)
+            })
+            .collect()
     }
 }
 
