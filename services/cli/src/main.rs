@@ -123,6 +123,7 @@ impl QueryArgs {
             block: block.into(),
             period: self.period.clone(),
             selection,
+            index: String::new(),
         })
     }
 }

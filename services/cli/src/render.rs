@@ -201,6 +201,7 @@ mod tests {
                 denominator: d,
                 percent,
             }),
+            ..Default::default()
         }
     }
 

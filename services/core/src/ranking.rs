@@ -78,18 +78,19 @@ pub fn rank_with(
         .collect()
 }
 
-/// Ranks agencies by composite score: each value is the score and the volume the minimum
-/// applies to (`None`: it does not apply). See the module documentation for the rules.
-pub fn rank_scores_with(
-    values: impl IntoIterator<Item = (AgencyId, Option<Score>, Option<u64>)>,
-    rules: Rules,
-) -> Vec<RankedRow> {
-    let tier = |(score, volume): &(Option<Score>, Option<u64>)| match (score, volume) {
+/// An agency's composite score (`None`: no data) and the volume the minimum applies to
+/// (`None`: the minimum does not apply).
+pub type Scored = (AgencyId, Option<Score>, Option<u64>);
+
+/// Ranks agencies by composite score. See the module documentation for the rules.
+pub fn rank_scores_with(values: impl IntoIterator<Item = Scored>, rules: Rules) -> Vec<RankedRow> {
+    type Value = (Option<Score>, Option<u64>);
+    let tier = |(score, volume): &Value| match (score, volume) {
         (None, _) => 2,
         (Some(_), Some(volume)) if *volume < rules.min_volume => 1,
         (Some(_), _) => 0,
     };
-    let items: Vec<(AgencyId, (Option<Score>, Option<u64>))> = values
+    let items: Vec<(AgencyId, Value)> = values
         .into_iter()
         .map(|(agency, score, volume)| (agency, (score, volume)))
         .collect();

@@ -13,6 +13,7 @@ use govpulse_common::{
     catalog_files::LoadError,
     catalog_service::CatalogApi,
     client::lazy_channel,
+    index_file::LiveProfiles,
     server::{self, ServeError},
 };
 use govpulse_core::{Catalog, ranking::Rules};
@@ -62,6 +63,10 @@ pub struct Config {
     /// Live rankings are recomputed at least this often, notice or not.
     #[arg(long, env = "GOVPULSE_REFRESH_MS", default_value_t = 5_000)]
     pub refresh_ms: u64,
+    /// TOML file of composite index profiles (see deploy/config/indexes.toml), checked
+    /// every 10 s and reloaded when it changes; the built-in profiles when unset.
+    #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
+    pub index_profiles: Option<PathBuf>,
 }
 
 impl Config {
@@ -75,6 +80,7 @@ impl Config {
             debounce_ms: 100,
             refresh_ms: 5_000,
             min_volume: 0,
+            index_profiles: None,
         }
     }
 }
@@ -84,6 +90,8 @@ impl Config {
 pub enum Error {
     #[error(transparent)]
     Catalog(#[from] LoadError),
+    #[error(transparent)]
+    Profiles(#[from] govpulse_common::index_file::ProfilesLoadError),
     #[error("configuration: {0}")]
     Config(String),
     #[error(transparent)]
@@ -98,8 +106,12 @@ pub struct Server {
     catalog: Arc<Catalog>,
     aggregate: AggregateServiceClient<tonic::transport::Channel>,
     notices: broadcast::Sender<changes::Notice>,
+    profiles: LiveProfiles,
     stopping: CancellationToken,
 }
+
+/// How often the index profiles file is checked for changes.
+const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 impl Server {
     /// Loads the catalog, prepares the connection to aggregate and binds.
@@ -116,6 +128,7 @@ impl Server {
         let channel = lazy_channel(&config.aggregate_url, None)
             .map_err(|e| Error::Config(format!("aggregate url: {e}")))?;
         let aggregate = AggregateServiceClient::new(channel);
+        let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let bound = server::bind(config.listen).await?;
         let stopping = CancellationToken::new();
         let (notices, _) = broadcast::channel(1024);
@@ -140,7 +153,8 @@ impl Server {
             hubs,
             heartbeat,
             stopping.clone(),
-        );
+        )
+        .with_profiles(profiles.clone());
         info!(addr = %bound.local_addr(), aggregate = %config.aggregate_url, "ranking bound");
         Ok(Self {
             bound,
@@ -148,6 +162,7 @@ impl Server {
             catalog,
             aggregate,
             notices,
+            profiles,
             stopping,
         })
     }
@@ -162,6 +177,10 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        tokio::spawn(
+            self.profiles
+                .watch(PROFILES_RELOAD_EVERY, self.stopping.clone()),
+        );
         tokio::spawn(changes::follow(
             self.aggregate,
             self.notices,
