@@ -10,9 +10,13 @@ use govpulse_proto::{
         AssessedScore, DossierEvent, FeePaid, FeedbackGiven, OutcomeStatus, dossier_event::Kind,
     },
     ingest::{ReportAssessedScoresRequest, SubmitEventsRequest},
-    ranking::{GetRankingRequest, GetRankingResponse, RankingQuery, RankingRow},
+    ranking::{
+        GetRankingRequest, GetRankingResponse, RankingQuery, RankingRow, WatchRankingRequest,
+        WatchRankingResponse, ranking_query::Selection, watch_ranking_response::Event,
+    },
 };
 use time::{Date, OffsetDateTime, macros::time};
+use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -462,5 +466,120 @@ async fn the_service_index_combines_measured_rates_and_assessed_transparency() {
             ("digitization", "22.00"),
         ]
     );
+    deployment.stop().await;
+}
+
+async fn next(stream: &mut tonic::Streaming<WatchRankingResponse>) -> WatchRankingResponse {
+    tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+        .await
+        .expect("a message within 5 s")
+        .expect("open")
+        .expect("ok")
+}
+
+#[tokio::test]
+async fn a_live_composite_ranking_changes_when_scores_are_reported() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "live").await;
+    let mut scores = evaluation("ha-giang", "2024", ["38.75", "4", "15", "11", "3.75", "0"]);
+    scores.push(score("lang-son", QUALITY, "function", "2024", "45"));
+    report(&deployment, scores).await.expect("stored");
+    let query = RankingQuery {
+        index: QUALITY.to_owned(),
+        block: Block::Province.into(),
+        period: "2024".to_owned(),
+        selection: Some(Selection::Top(2)),
+        ..Default::default()
+    };
+    let mut stream = deployment
+        .ranking()
+        .watch_ranking(WatchRankingRequest { query: Some(query) })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = next(&mut stream).await;
+    let Some(Event::Snapshot(snapshot)) = first.event else {
+        panic!("a snapshot first, got {first:?}")
+    };
+    assert_eq!(
+        scored(&snapshot.rows),
+        [
+            (1, "ha-giang", "72.50", "C", false, 0),
+            (2, "lang-son", "45.00", "E", true, 0),
+        ]
+    );
+    assert!(matches!(
+        next(&mut stream).await.event,
+        Some(Event::SnapshotComplete(_))
+    ));
+
+    // Lạng Sơn's other criteria arrive: 45 + 5 + 20 + 15 + 5 + 5 = 95, grade A, first.
+    let mut rest = evaluation("lang-son", "2024", ["45", "5", "20", "15", "5", "5"]);
+    rest.remove(0);
+    report(&deployment, rest).await.expect("stored");
+    let changes = loop {
+        match next(&mut stream).await.event {
+            Some(Event::Heartbeat(_)) => {}
+            Some(Event::Changes(changes)) => break changes,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let moved: Vec<(u32, &str, &str, &str, bool, u32)> = changes
+        .changes
+        .iter()
+        .map(|c| {
+            let row = c.row.as_ref().expect("a row");
+            (
+                row.rank,
+                row.agency_id.as_str(),
+                row.score.as_str(),
+                row.grade.as_str(),
+                row.incomplete,
+                c.previous_rank,
+            )
+        })
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            (1, "lang-son", "95.00", "A", false, 2),
+            (2, "ha-giang", "72.50", "C", false, 1)
+        ]
+    );
+    deployment.stop().await;
+}
+
+#[tokio::test]
+async fn a_query_names_a_known_index_or_a_metric_not_both() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "queries").await;
+    for (metric, index, reason) in [
+        (
+            "",
+            "nope",
+            "query.index: unknown composite index \"nope\"; the indexes are service-index-766, system-quality-2024",
+        ),
+        (
+            "online-dossier-rate",
+            QUALITY,
+            "query.index: set either metric or index, not both",
+        ),
+    ] {
+        let query = RankingQuery {
+            metric: metric.to_owned(),
+            index: index.to_owned(),
+            block: Block::Province.into(),
+            period: "2024".to_owned(),
+            ..Default::default()
+        };
+        let status = deployment
+            .ranking()
+            .get_ranking(GetRankingRequest { query: Some(query) })
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(field_of(&status), "query.index");
+        assert_eq!(status.message(), reason);
+    }
     deployment.stop().await;
 }
