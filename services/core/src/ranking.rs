@@ -247,7 +247,9 @@ pub fn apply(before: &[RankedRow], changes: &[RowChange]) -> Vec<RankedRow> {
         (0, false) => 2,
         _ => 0,
     };
-    let total = |r: &RankedRow| r.score.as_ref().map(|s| s.total.clone());
+    fn total(r: &RankedRow) -> Option<&crate::index::Points> {
+        r.score.as_ref().map(|s| &s.total)
+    }
     out.sort_by(|a, b| {
         tier(a)
             .cmp(&tier(b))

@@ -87,10 +87,11 @@ async fn rank_period(
             rank_with(values, rules)
         }
         Measure::Index(profile) => {
+            let measured = !profile.metrics().is_empty();
             let values = snapshot
                 .agencies
                 .iter()
-                .map(|entry| score_of(catalog, profile, entry))
+                .map(|entry| score_of(catalog, profile, measured, entry))
                 .collect::<Result<Vec<_>, _>>()?;
             rank_scores_with(values.into_iter().flatten(), rules)
         }
@@ -109,12 +110,13 @@ fn index_metrics(profile: &Profile) -> Vec<Metric> {
     metrics
 }
 
-/// One agency's score on a profile from its snapshot entry, with its volume (dossiers
-/// received; none for a profile of assessed criteria only). `None` for an id that is not
-/// one (aggregate only sends catalog ids).
+/// One agency's score on a profile from its snapshot entry, with its volume: dossiers
+/// received when the profile has `measured` indicators, none otherwise. `None` for an id
+/// that is not one (aggregate only sends catalog ids).
 fn score_of(
     catalog: &Catalog,
     profile: &Profile,
+    measured: bool,
     entry: &AgencyCounters,
 ) -> Result<Option<Scored>, Status> {
     let Ok(agency) = AgencyId::parse(&entry.agency_id) else {
@@ -139,7 +141,7 @@ fn score_of(
         |metric| metric.rate(&counters, &facts),
         |criterion| assessed.get(criterion).copied(),
     );
-    let volume = (!profile.metrics().is_empty()).then(|| counters.get(Counter::Received));
+    let volume = measured.then(|| counters.get(Counter::Received));
     Ok(Some((agency, score, volume)))
 }
 
