@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use govpulse_e2e::{Deployment, RedisServer, received, resolved, ts};
+use govpulse_e2e::{Deployment, Options, RedisCluster, RedisServer, received, resolved, ts};
 use govpulse_proto::{
     aggregate::{Counters, GetBlockSnapshotRequest, GetMetricsRequest, GetMetricsResponse},
     catalog::Block,
@@ -128,7 +128,17 @@ async fn province_ranking(
 #[tokio::test]
 async fn events_flow_from_ingest_to_exact_counts_rates_and_ranking() {
     let redis = RedisServer::start().expect("redis-server starts");
-    let mut deployment = Deployment::start(&redis, "flow").await;
+    events_flow_from_ingest_to_exact_counts_rates_and_ranking_on(&redis.url()).await;
+}
+
+#[tokio::test]
+async fn events_flow_the_same_with_aggregate_on_a_redis_cluster() {
+    let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
+    events_flow_from_ingest_to_exact_counts_rates_and_ranking_on(&cluster.url()).await;
+}
+
+async fn events_flow_from_ingest_to_exact_counts_rates_and_ranking_on(redis_url: &str) {
+    let mut deployment = Deployment::start_on(redis_url, "flow", Options::default()).await;
     let at = two_days_ago_noon();
     let day = at.date().to_string();
     let batch = country_batch(at);

@@ -174,12 +174,15 @@ impl AggregateApi {
         for (i, event) in request.events.iter().enumerate() {
             match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
                 Ok(event) => {
-                    // decode_event checked that the procedure exists; should that ever not
-                    // hold, the event is refused, never dropped from the outcomes.
+                    // decode_event checked that the procedure existed on the event's day;
+                    // should that ever not hold, the event is refused, never dropped from
+                    // the outcomes.
+                    let day = event.day();
                     let Some(provision) = self
                         .catalog
                         .procedure(&event.procedure)
-                        .map(|p| p.provision)
+                        .and_then(|p| p.on(day))
+                        .map(|span| span.provision)
                     else {
                         outcomes.push(Some(rejected(govpulse_common::Violation {
                             field: format!("events[{i}].procedure_id"),
@@ -187,7 +190,6 @@ impl AggregateApi {
                         })));
                         continue;
                     };
-                    let day = event.day();
                     let dossier = event.dossier_change();
                     writes.push(EventWrite {
                         delta: event.delta(provision),
@@ -267,9 +269,12 @@ impl AggregateApi {
     }
 
     /// Each agency's counters over `period`, a merged agency summed with its predecessors.
+    /// `parent` says the agencies are all children of that agency: their counters are then
+    /// read from the parent's roll-up of its children when none of them absorbed another.
     async fn read(
         &self,
         agencies: &[AgencyId],
+        parent: Option<&AgencyId>,
         period: &Period,
         view: View,
         needs: &Needs,
@@ -283,6 +288,9 @@ impl AggregateApi {
                     .collect()
             })
             .collect();
+        let parent = parent
+            .filter(|_| groups.iter().all(|g| g.len() == 1))
+            .map(|p| self.key(p));
         let mut totals = vec![Counters::default(); groups.len()];
         if !needs.counters.is_empty() {
             // No event can be dated after the day of now + the accepted skew, so the counters
@@ -293,14 +301,24 @@ impl AggregateApi {
                 counters: needs.counters.clone(),
                 distinct: false,
             };
+            let read = |buckets: Vec<govpulse_core::Bucket>| {
+                let (groups, counters_only, parent) = (&groups, &counters_only, &parent);
+                async move {
+                    match parent {
+                        Some(parent) => {
+                            self.store
+                                .read_children(parent, agencies, &buckets, &counters_only.counters)
+                                .await
+                        }
+                        None => self.store.read(groups, &buckets, counters_only).await,
+                    }
+                }
+            };
             if !plan.add.is_empty() {
-                totals = self.store.read(&groups, &plan.add, &counters_only).await?;
+                totals = read(plan.add).await?;
             }
             if !plan.subtract.is_empty() {
-                let outside = self
-                    .store
-                    .read(&groups, &plan.subtract, &counters_only)
-                    .await?;
+                let outside = read(plan.subtract).await?;
                 for (total, outside) in totals.iter_mut().zip(&outside) {
                     total.subtract(outside);
                 }
@@ -395,16 +413,22 @@ impl AggregateApi {
         let ids = std::slice::from_ref(&agency.id);
         let [now, then, before] = [&period, &last_year, &previous];
         let (now, then, before) = (
-            self.read(ids, now, View::AsNow, &everything).await?[0],
-            self.read(ids, then, View::AsNow, &everything).await?[0],
-            self.read(ids, before, View::AsNow, &everything).await?[0],
+            self.read(ids, None, now, View::AsNow, &everything).await?[0],
+            self.read(ids, None, then, View::AsNow, &everything).await?[0],
+            self.read(ids, None, before, View::AsNow, &everything)
+                .await?[0],
         );
-        let facts = self.catalog.provision_facts(&agency.id);
+        // Each period is measured against the catalog as it was on its own last day.
+        let [facts_now, facts_then, facts_before] = [&period, &last_year, &previous]
+            .map(|p| self.catalog.provision_facts(&agency.id, p.last_day()));
         let metrics = metrics
             .into_iter()
             .map(|metric| {
-                let [rate, last_year_rate, previous_rate] =
-                    [now, then, before].map(|c| metric.rate(&c, &facts));
+                let (rate, last_year_rate, previous_rate) = (
+                    metric.rate(&now, &facts_now),
+                    metric.rate(&then, &facts_then),
+                    metric.rate(&before, &facts_before),
+                );
                 MetricReport {
                     metric: metric.name().to_owned(),
                     rate: rate.map(rate_to_proto),
@@ -437,6 +461,7 @@ impl AggregateApi {
     ) -> Result<GetBlockMetricsResponse, Error> {
         let period = self.period(&request.period)?;
         let last_day = period.last_day();
+        let mut parent_id = None;
         let members: Vec<&govpulse_core::Agency> = match request.scope {
             None => {
                 return Err(Error::invalid(
@@ -452,6 +477,7 @@ impl AggregateApi {
             }
             Some(Scope::ParentId(parent)) => {
                 let parent = &self.agency("parent_id", &parent)?.id;
+                parent_id = Some(parent.clone());
                 self.catalog
                     .children(parent)
                     .into_iter()
@@ -474,19 +500,35 @@ impl AggregateApi {
         let last_year = period.same_period_last_year();
         let ids: Vec<AgencyId> = members.iter().map(|a| a.id.clone()).collect();
         let (now, then) = (
-            self.read(&ids, &period, View::AsOfPeriodEnd, &metric.needs())
-                .await?,
-            self.read(&ids, &last_year, View::AsNow, &metric.needs())
-                .await?,
+            self.read(
+                &ids,
+                parent_id.as_ref(),
+                &period,
+                View::AsOfPeriodEnd,
+                &metric.needs(),
+            )
+            .await?,
+            self.read(
+                &ids,
+                parent_id.as_ref(),
+                &last_year,
+                View::AsNow,
+                &metric.needs(),
+            )
+            .await?,
         );
-        let fractions = |counters: &[Counters]| -> Vec<(u64, u64)> {
+        // Each period is measured against the catalog as it was on its own last day.
+        let fractions = |counters: &[Counters], day: time::Date| -> Vec<(u64, u64)> {
             members
                 .iter()
                 .zip(counters)
-                .map(|(a, c)| metric.fraction(c, &self.catalog.provision_facts(&a.id)))
+                .map(|(a, c)| metric.fraction(c, &self.catalog.provision_facts(&a.id, day)))
                 .collect()
         };
-        let (fractions_now, fractions_then) = (fractions(&now), fractions(&then));
+        let (fractions_now, fractions_then) = (
+            fractions(&now, last_day),
+            fractions(&then, last_year.last_day()),
+        );
         let verdicts: Vec<Option<Verdict>> = members
             .iter()
             .zip(&fractions_now)
@@ -567,7 +609,7 @@ impl AggregateApi {
                 .needs(),
         };
         let counters = self
-            .read(&members, &period, View::AsOfPeriodEnd, &needs)
+            .read(&members, None, &period, View::AsOfPeriodEnd, &needs)
             .await?;
         let assessed = self
             .read_assessed(&members, &period, &request.assessed_profile)

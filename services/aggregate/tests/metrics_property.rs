@@ -15,7 +15,10 @@ use govpulse_core::{
 };
 use govpulse_proto::{
     Timestamp,
-    aggregate::{ApplyEventsRequest, GetMetricsRequest},
+    aggregate::{
+        ApplyEventsRequest, GetBlockMetricsRequest, GetMetricsRequest,
+        get_block_metrics_request::Scope,
+    },
     event::{
         Channel, DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven,
         dossier_event::Kind, dossier_resolved::Timeliness,
@@ -41,17 +44,27 @@ const DAYS: i64 = 600;
 
 fn catalog() -> Catalog {
     Catalog::builder()
-        .provinces_csv("p", "code,id,name\n17,hoa-binh,Hòa Bình\n22,quang-ninh,Quảng Ninh\n")
+        .provinces_csv(
+            "p",
+            "code,id,name\n17,hoa-binh,Hòa Bình\n22,quang-ninh,Quảng Ninh\n",
+        )
         .and_then(|b| b.ministries_csv("m", "id,name_en\nmof,Finance\n"))
-        .and_then(|b| b.units_csv("u", "id,name,parent_id\nhb.dept,Sở,hoa-binh\nhb.dept.commune,Xã,hb.dept\n"))
+        .and_then(|b| {
+            b.units_csv(
+                "u",
+                "id,name,parent_id\nhb.dept,Sở,hoa-binh\nhb.dept.commune,Xã,hb.dept\n",
+            )
+        })
         .and_then(|b| {
             b.procedures_csv(
                 "x",
-                "id,agency_id,name,provision,eligible_full_online\n\
-                 hb.full,hoa-binh,A,full,true\nhb.partial,hoa-binh,B,partial,true\nhb.info,hoa-binh,C,info,false\n\
-                 hb.dept.own,hb.dept,D,full,true\n\
-                 qn.full,quang-ninh,E,full,true\nqn.partial,quang-ninh,F,partial,false\n\
-                 mof.full,mof,G,full,true\nmof.info,mof,H,info,false\n",
+                "id,agency_id,name,provision,eligible_full_online,valid_from,valid_until\n\
+                 hb.full,hoa-binh,A,full,true,,\nhb.info,hoa-binh,C,info,false,,\n\
+                 hb.partial,hoa-binh,B,partial,true,,2025-08-31\n\
+                 hb.partial,hoa-binh,B,full,true,2025-09-01,\n\
+                 hb.dept.own,hb.dept,D,full,true,,\n\
+                 qn.full,quang-ninh,E,full,true,,\nqn.partial,quang-ninh,F,partial,false,,\n\
+                 mof.full,mof,G,full,true,,\nmof.info,mof,H,info,false,,\n",
             )
         })
         .and_then(CatalogBuilder::build)
@@ -224,7 +237,10 @@ fn model(
         if !belongs {
             continue;
         }
-        let full = e.procedure.ends_with(".full") || e.procedure == "hb.dept.own";
+        // hb.partial is provided full-process online from 2025-09-01.
+        let full = e.procedure.ends_with(".full")
+            || e.procedure == "hb.dept.own"
+            || (e.procedure == "hb.partial" && e.day >= date!(2025 - 09 - 01));
         let online_provision = full || e.procedure.ends_with(".partial");
         match e.kind {
             RawKind::Received { channel, digitized } => {
@@ -273,7 +289,10 @@ fn model(
         }
     }
     let v = |name: &str| c.get(name).copied().unwrap_or(0);
-    let facts = catalog.provision_facts(&govpulse_core::AgencyId::parse(agency).expect("id"));
+    let facts = catalog.provision_facts(
+        &govpulse_core::AgencyId::parse(agency).expect("id"),
+        period.last_day(),
+    );
     BTreeMap::from([
         ("online-dossier-rate", (v("online"), v("received"))),
         ("full-online-dossier-rate", (v("full-online"), v("full"))),
@@ -382,6 +401,40 @@ async fn check(
                     agency,
                     expression
                 );
+            }
+        }
+        // An agency's children, read from its roll-up of them, agree with the model too.
+        for parent in ["hoa-binh", "hb.dept"] {
+            for metric in Metric::ALL {
+                let request = GetBlockMetricsRequest {
+                    scope: Some(Scope::ParentId(parent.to_owned())),
+                    metric: metric.name().to_owned(),
+                    period: expression.clone(),
+                };
+                let response = api.block_metrics(request).await.expect("block metrics");
+                for row in &response.agencies {
+                    let fraction = |rate: &Option<govpulse_proto::aggregate::Rate>| {
+                        rate.as_ref().map(|r| (r.numerator, r.denominator))
+                    };
+                    for (got, events_period, label) in [
+                        (&row.rate, &period, "over"),
+                        (&row.same_period_last_year, &last_year, "a year before"),
+                    ] {
+                        let (n, d) =
+                            model(&catalog, &events, &row.agency_id, events_period)[metric.name()];
+                        prop_assert_eq!(
+                            fraction(got),
+                            (d > 0).then_some((n, d)),
+                            "{} of {}, child of {}, {} {}",
+                            metric.name(),
+                            row.agency_id,
+                            parent,
+                            label,
+                            expression
+                        );
+                    }
+                }
+                prop_assert_eq!(response.agencies.len(), 1, "one child of {}", parent);
             }
         }
     }

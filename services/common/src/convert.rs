@@ -46,13 +46,22 @@ pub fn procedure_to_proto(procedure: &Procedure) -> cat::Procedure {
         id: procedure.id.to_string(),
         agency_id: procedure.agency.to_string(),
         name: procedure.name.clone(),
-        provision: match procedure.provision {
+        provision: match procedure.latest().provision {
             Provision::Info => cat::Provision::Info,
             Provision::Partial => cat::Provision::Partial,
             Provision::Full => cat::Provision::Full,
         }
         .into(),
-        eligible_full_online: procedure.eligible_full_online,
+        eligible_full_online: procedure.latest().eligible_full_online,
+        valid_from: procedure.spans[0]
+            .valid_from
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        valid_until: procedure
+            .latest()
+            .valid_until
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
     }
 }
 

@@ -116,6 +116,17 @@ pub fn decode_event(
         };
         return Err(Violation::new(position, "agency_id", reason));
     }
+    if procedure.on(day).is_none() {
+        return Err(Violation::new(
+            position,
+            "procedure_id",
+            format!(
+                "procedure {:?} was not in the catalog on {day} (it exists {})",
+                procedure_id.as_str(),
+                procedure.validity_text()
+            ),
+        ));
+    }
     let kind = match &event.kind {
         None => {
             return Err(Violation::new(
@@ -266,6 +277,29 @@ mod tests {
             decode_event(None, &unit, &catalog(), &AcceptancePolicy::default(), NOW).is_ok(),
             "a unit uses its province's procedure"
         );
+    }
+
+    #[test]
+    fn a_procedure_is_reported_only_on_days_it_exists() {
+        let catalog = Catalog::builder()
+            .provinces_csv("p", "code,id,name\n17,hoa-binh,Hòa Bình\n")
+            .and_then(|b| b.procedures_csv("x", "id,agency_id,name,provision,eligible_full_online,valid_from,valid_until\nhb-p1,hoa-binh,A,full,true,2026-08-16,\n"))
+            .and_then(govpulse_core::CatalogBuilder::build)
+            .expect("valid");
+        let policy = AcceptancePolicy::default();
+        let violation = decode_event(Some(0), &valid(), &catalog, &policy, NOW)
+            .expect_err("the procedure starts the next day");
+        assert_eq!(
+            (violation.field.as_str(), violation.reason.as_str()),
+            (
+                "events[0].procedure_id",
+                "procedure \"hb-p1\" was not in the catalog on 2026-08-15 (it exists from 2026-08-16)"
+            )
+        );
+        let mut next_day = valid();
+        next_day.occurred_at = Some(ts(NOW + time::Duration::days(1)));
+        let later = NOW + time::Duration::days(1);
+        assert!(decode_event(None, &next_day, &catalog, &policy, later).is_ok());
     }
 
     #[test]

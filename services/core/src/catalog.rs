@@ -124,12 +124,63 @@ pub struct Procedure {
     pub id: ProcedureId,
     /// The agency that owns it.
     pub agency: AgencyId,
-    /// Its name.
+    /// Its name (as its latest catalog row gives it).
     pub name: String,
+    /// How it was provided over time: never empty, in date order, never overlapping. A
+    /// procedure listed once without dates has one span covering all time; one whose
+    /// provision changed (partially online, then full-process online from a date) or that was
+    /// created or abolished has one span per catalog row.
+    pub spans: Vec<ProvisionSpan>,
+}
+
+/// How a procedure was provided during a span of days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProvisionSpan {
+    /// The first day; `None` for always.
+    pub valid_from: Option<Date>,
+    /// The last day; `None` for still.
+    pub valid_until: Option<Date>,
     /// How it is provided online.
     pub provision: Provision,
     /// Whether it is eligible for full-process online provision.
     pub eligible_full_online: bool,
+}
+
+impl ProvisionSpan {
+    /// Whether `day` falls in the span.
+    pub fn contains(&self, day: Date) -> bool {
+        self.valid_from.is_none_or(|from| from <= day)
+            && self.valid_until.is_none_or(|until| day <= until)
+    }
+}
+
+impl Procedure {
+    /// How it was provided on `day`; `None` when it did not exist that day.
+    pub fn on(&self, day: Date) -> Option<&ProvisionSpan> {
+        self.spans.iter().find(|span| span.contains(day))
+    }
+
+    /// Its latest terms (the last span), as the catalog lists it today.
+    pub fn latest(&self) -> &ProvisionSpan {
+        // build() never keeps a procedure without a span.
+        &self.spans[self.spans.len() - 1]
+    }
+
+    /// The days it exists, for an error message: `from 2025-04-01`, `until 2025-03-31`, or
+    /// both; one range per span, separated by `, `.
+    pub fn validity_text(&self) -> String {
+        let span_text = |span: &ProvisionSpan| match (span.valid_from, span.valid_until) {
+            (None, None) => "always".to_owned(),
+            (Some(from), None) => format!("from {from}"),
+            (None, Some(until)) => format!("until {until}"),
+            (Some(from), Some(until)) => format!("from {from} until {until}"),
+        };
+        self.spans
+            .iter()
+            .map(span_text)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Counts from the catalog that some metrics divide by, for one agency and its units.
@@ -160,8 +211,10 @@ pub enum CatalogError {
     },
     #[error("agency {0} is listed twice")]
     DuplicateAgency(AgencyId),
-    #[error("procedure {0} is listed twice")]
+    #[error("procedure {0} is listed twice for overlapping days")]
     DuplicateProcedure(ProcedureId),
+    #[error("procedure {0} is listed with another owning agency on another row")]
+    ProcedureOwnerChanged(ProcedureId),
     #[error("agency {agency} names parent {parent}, which is not in the catalog")]
     UnknownParent { agency: AgencyId, parent: AgencyId },
     #[error("merger names agency {0}, which is not in the catalog")]
@@ -217,6 +270,29 @@ struct ProcedureRow {
     name: String,
     provision: Provision,
     eligible_full_online: bool,
+    #[serde(default)]
+    valid_from: Option<String>,
+    #[serde(default)]
+    valid_until: Option<String>,
+}
+
+/// An optional date column: empty is `None`.
+fn optional_day(
+    source_name: &str,
+    line: u64,
+    column: &str,
+    raw: &Option<String>,
+) -> Result<Option<Date>, CatalogError> {
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(raw) => crate::period::parse_day(raw)
+            .map(Some)
+            .map_err(|e| CatalogError::Row {
+                source_name: source_name.to_owned(),
+                line,
+                message: format!("{column}: {e}"),
+            }),
+    }
 }
 
 fn rows<T: for<'de> Deserialize<'de>>(
@@ -297,20 +373,7 @@ impl CatalogBuilder {
             )?;
             // The block is the root's, filled in by build().
             let mut agency = Agency::new(id, row.name, Block::Province, Some(parent), None);
-            let day = |column: &str, raw: &Option<String>| -> Result<Option<Date>, CatalogError> {
-                match raw.as_deref().map(str::trim) {
-                    None | Some("") => Ok(None),
-                    Some(raw) => {
-                        crate::period::parse_day(raw)
-                            .map(Some)
-                            .map_err(|e| CatalogError::Row {
-                                source_name: source_name.to_owned(),
-                                line,
-                                message: format!("{column}: {e}"),
-                            })
-                    }
-                }
-            };
+            let day = |column, raw| optional_day(source_name, line, column, raw);
             agency.valid_from = day("valid_from", &row.valid_from)?;
             agency.valid_until = day("valid_until", &row.valid_until)?;
             self.agencies.push((agency, None));
@@ -359,6 +422,22 @@ impl CatalogBuilder {
     /// `id,agency_id,name,provision,eligible_full_online` (provision: full, partial, info).
     pub fn procedures_csv(mut self, source_name: &str, text: &str) -> Result<Self, CatalogError> {
         for (line, row) in rows::<ProcedureRow>(source_name, text)? {
+            let day = |column, raw| optional_day(source_name, line, column, raw);
+            let span = ProvisionSpan {
+                valid_from: day("valid_from", &row.valid_from)?,
+                valid_until: day("valid_until", &row.valid_until)?,
+                provision: row.provision,
+                eligible_full_online: row.eligible_full_online,
+            };
+            if let (Some(from), Some(until)) = (span.valid_from, span.valid_until)
+                && until < from
+            {
+                return Err(CatalogError::Row {
+                    source_name: source_name.to_owned(),
+                    line,
+                    message: format!("valid_until {until} is before valid_from {from}"),
+                });
+            }
             self.procedures.push(Procedure {
                 id: parse_id(ProcedureId::parse, &row.id, source_name, line, "id")?,
                 agency: parse_id(
@@ -369,8 +448,7 @@ impl CatalogBuilder {
                     "agency_id",
                 )?,
                 name: row.name,
-                provision: row.provision,
-                eligible_full_online: row.eligible_full_online,
+                spans: vec![span],
             });
         }
         Ok(self)
@@ -436,31 +514,69 @@ impl CatalogBuilder {
                     .push(agency.id.clone());
             }
         }
-        let mut procedures = BTreeMap::new();
-        let mut facts: HashMap<AgencyId, ProvisionFacts> = HashMap::new();
-        for procedure in self.procedures {
-            let Some(chain) = chains.get(&procedure.agency) else {
+        // Rows of one procedure become its spans, in date order, never overlapping.
+        let mut procedures: BTreeMap<ProcedureId, Procedure> = BTreeMap::new();
+        for row in self.procedures {
+            if !chains.contains_key(&row.agency) {
                 return Err(CatalogError::UnknownOwner {
-                    procedure: procedure.id,
-                    agency: procedure.agency,
+                    procedure: row.id,
+                    agency: row.agency,
                 });
-            };
-            if procedures.contains_key(&procedure.id) {
-                return Err(CatalogError::DuplicateProcedure(procedure.id));
             }
-            // A procedure counts for its owner and every ancestor of it.
-            for holder in chain {
-                let f = facts.entry(holder.clone()).or_default();
-                f.online_services += u64::from(procedure.provision.is_online());
-                f.full_online += u64::from(procedure.provision == Provision::Full);
-                // A procedure provided full-process online is eligible for it, whatever the
-                // row says, so the provision rate never exceeds 100%.
-                f.eligible_full_online += u64::from(
-                    procedure.eligible_full_online || procedure.provision == Provision::Full,
-                );
+            match procedures.get_mut(&row.id) {
+                None => {
+                    procedures.insert(row.id.clone(), row);
+                }
+                Some(procedure) => {
+                    if procedure.agency != row.agency {
+                        return Err(CatalogError::ProcedureOwnerChanged(row.id));
+                    }
+                    let row_from = row.spans[0].valid_from;
+                    procedure.spans.extend(row.spans);
+                    procedure.spans.sort_by_key(|span| span.valid_from);
+                    let overlapping = procedure.spans.windows(2).any(|pair| {
+                        match (pair[0].valid_until, pair[1].valid_from) {
+                            (Some(until), Some(from)) => from <= until,
+                            _ => true,
+                        }
+                    });
+                    if overlapping {
+                        return Err(CatalogError::DuplicateProcedure(row.id));
+                    }
+                    // The latest row names it.
+                    if procedure.latest().valid_from == row_from {
+                        procedure.name = row.name;
+                    }
+                }
             }
-            procedures.insert(procedure.id.clone(), procedure);
         }
+        let mut changes: HashMap<AgencyId, Vec<FactsChange>> = HashMap::new();
+        for procedure in procedures.values() {
+            // Build order is id order, so this is the procedure's chain.
+            let chain = chains.get(&procedure.agency).map_or(&[][..], Vec::as_slice);
+            for span in &procedure.spans {
+                let weight = [
+                    i64::from(span.provision.is_online()),
+                    i64::from(span.provision == Provision::Full),
+                    // A procedure provided full-process online is eligible for it, whatever
+                    // the row says, so the provision rate never exceeds 100%.
+                    i64::from(span.eligible_full_online || span.provision == Provision::Full),
+                ];
+                // A procedure counts for its owner and every ancestor of it, from its first
+                // day to its last.
+                for holder in chain {
+                    let holder_changes = changes.entry(holder.clone()).or_default();
+                    holder_changes.push((span.valid_from, weight));
+                    if let Some(after) = span.valid_until.and_then(Date::next_day) {
+                        holder_changes.push((Some(after), weight.map(|w| -w)));
+                    }
+                }
+            }
+        }
+        let facts = changes
+            .into_iter()
+            .map(|(agency, changes)| (agency, FactsTimeline::from_changes(changes)))
+            .collect();
         Ok(Catalog {
             agencies,
             chains,
@@ -478,7 +594,52 @@ pub struct Catalog {
     chains: HashMap<AgencyId, Vec<AgencyId>>,
     children: HashMap<AgencyId, Vec<AgencyId>>,
     procedures: BTreeMap<ProcedureId, Procedure>,
-    facts: HashMap<AgencyId, ProvisionFacts>,
+    facts: HashMap<AgencyId, FactsTimeline>,
+}
+
+/// From a day on (`None`: from the beginning of time), signed changes of the three provision
+/// facts (online services, full-process online, eligible for it).
+type FactsChange = (Option<Date>, [i64; 3]);
+
+/// An agency's provision facts over time: from each change point on (the first, `None`,
+/// stands for the beginning of time) until the next.
+#[derive(Debug, Clone, Default)]
+struct FactsTimeline(Vec<(Option<Date>, ProvisionFacts)>);
+
+impl FactsTimeline {
+    /// Sums signed changes (procedures starting and ending) into the facts of each span.
+    fn from_changes(mut changes: Vec<FactsChange>) -> Self {
+        changes.sort_by_key(|(day, _)| *day);
+        let mut timeline: Vec<(Option<Date>, ProvisionFacts)> = Vec::new();
+        let mut running = [0i64; 3];
+        for (day, change) in changes {
+            for (total, delta) in running.iter_mut().zip(change) {
+                *total += delta;
+            }
+            // Every end was preceded by its start, so no total goes below zero.
+            let [online_services, full_online, eligible_full_online] =
+                running.map(|n| u64::try_from(n).unwrap_or(0));
+            let facts = ProvisionFacts {
+                online_services,
+                full_online,
+                eligible_full_online,
+            };
+            match timeline.last_mut() {
+                Some((last_day, last)) if *last_day == day => *last = facts,
+                _ => timeline.push((day, facts)),
+            }
+        }
+        Self(timeline)
+    }
+
+    fn on(&self, day: Date) -> ProvisionFacts {
+        // The last change on or before the day (`None` sorts before every date).
+        let after = self.0.partition_point(|(from, _)| *from <= Some(day));
+        after
+            .checked_sub(1)
+            .map(|i| self.0[i].1)
+            .unwrap_or_default()
+    }
 }
 
 impl Catalog {
@@ -587,14 +748,20 @@ impl Catalog {
         self.chain(agency).contains(&procedure.agency)
     }
 
-    /// Procedure counts for an agency and its units.
-    pub fn provision_facts(&self, agency: &AgencyId) -> ProvisionFacts {
-        self.facts.get(agency).copied().unwrap_or_default()
+    /// Procedure counts for an agency and its units, as the catalog had them on `day`
+    /// (procedures that existed that day, provided as they were that day).
+    pub fn provision_facts(&self, agency: &AgencyId, day: Date) -> ProvisionFacts {
+        self.facts
+            .get(agency)
+            .map(|timeline| timeline.on(day))
+            .unwrap_or_default()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use time::macros::date;
+
     use super::*;
 
     const PROVINCES: &str = "code,id,name,name_ascii,region\n01,ha-noi,Hà Nội,Ha Noi,x\n17,hoa-binh,Hòa Bình,Hoa Binh,y\n";
@@ -656,7 +823,7 @@ mod tests {
             "a parent does not handle its unit's procedure"
         );
         assert_eq!(
-            c.provision_facts(&id("ha-noi")),
+            c.provision_facts(&id("ha-noi"), date!(2026 - 01 - 01)),
             ProvisionFacts {
                 online_services: 2,
                 full_online: 1,
@@ -664,13 +831,106 @@ mod tests {
             }
         );
         assert_eq!(
-            c.provision_facts(&id("mof")),
+            c.provision_facts(&id("mof"), date!(2026 - 01 - 01)),
             ProvisionFacts {
                 online_services: 1,
                 full_online: 1,
                 eligible_full_online: 1
             },
             "a full procedure counts as eligible even when its row says otherwise"
+        );
+    }
+
+    /// Quang Ninh style: procedures created, abolished and moved to full-process online on
+    /// dates; the facts on any day count what the catalog listed that day.
+    const DATED: &str = "id,agency_id,name,provision,eligible_full_online,valid_from,valid_until\n\
+        a,ha-noi,Old,partial,true,,2025-03-31\n\
+        a,ha-noi,Now full,full,true,2025-04-01,\n\
+        b,hn-dept,Created,partial,false,2025-07-01,\n\
+        c,ha-noi,Abolished,full,true,,2024-12-31\n";
+
+    fn dated() -> Catalog {
+        Catalog::builder()
+            .provinces_csv("provinces", PROVINCES)
+            .and_then(|b| b.units_csv("units", UNITS))
+            .and_then(|b| b.procedures_csv("procedures", DATED))
+            .and_then(CatalogBuilder::build)
+            .expect("valid catalog")
+    }
+
+    #[test]
+    fn provision_facts_are_those_of_the_day_asked() {
+        let c = dated();
+        let facts = |agency: &str, day: Date| {
+            let f = c.provision_facts(&id(agency), day);
+            (f.online_services, f.full_online, f.eligible_full_online)
+        };
+        // 2024: a (partial) and c (full).
+        assert_eq!(facts("ha-noi", date!(2024 - 06 - 01)), (2, 1, 2));
+        // c is abolished at the end of 2024.
+        assert_eq!(facts("ha-noi", date!(2024 - 12 - 31)), (2, 1, 2));
+        assert_eq!(facts("ha-noi", date!(2025 - 01 - 01)), (1, 0, 1));
+        // a is full-process online from April 2025.
+        assert_eq!(facts("ha-noi", date!(2025 - 03 - 31)), (1, 0, 1));
+        assert_eq!(facts("ha-noi", date!(2025 - 04 - 01)), (1, 1, 1));
+        // b is created in July under a unit: it counts for the unit and for Ha Noi.
+        assert_eq!(facts("ha-noi", date!(2025 - 07 - 01)), (2, 1, 1));
+        assert_eq!(facts("hn-dept", date!(2025 - 06 - 30)), (0, 0, 0));
+        assert_eq!(facts("hn-dept", date!(2026 - 11 - 23)), (1, 0, 0));
+        assert_eq!(facts("hoa-binh", date!(2026 - 11 - 23)), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_procedure_is_provided_as_its_span_of_the_day_says() {
+        let c = dated();
+        let a = c
+            .procedure(&ProcedureId::parse("a").expect("id"))
+            .expect("a");
+        let provision = |day| a.on(day).map(|span| span.provision);
+        assert_eq!(provision(date!(2025 - 03 - 31)), Some(Provision::Partial));
+        assert_eq!(provision(date!(2025 - 04 - 01)), Some(Provision::Full));
+        assert_eq!(a.latest().provision, Provision::Full);
+        assert_eq!(a.name, "Now full", "the latest row names it");
+        assert_eq!(a.validity_text(), "until 2025-03-31, from 2025-04-01");
+        let c_abolished = c
+            .procedure(&ProcedureId::parse("c").expect("id"))
+            .expect("c");
+        assert_eq!(c_abolished.on(date!(2025 - 01 - 01)), None);
+    }
+
+    #[test]
+    fn procedure_rows_that_overlap_or_change_owner_are_refused() {
+        let err = |rows: &str| {
+            Catalog::builder()
+                .provinces_csv("provinces", PROVINCES)
+                .and_then(|b| b.units_csv("units", UNITS))
+                .and_then(|b| {
+                    b.procedures_csv(
+                        "procedures.csv",
+                        &format!(
+                            "id,agency_id,name,provision,eligible_full_online,valid_from,valid_until\n{rows}"
+                        ),
+                    )
+                })
+                .and_then(CatalogBuilder::build)
+                .expect_err("invalid")
+                .to_string()
+        };
+        assert_eq!(
+            err("a,ha-noi,A,full,true,,\na,ha-noi,A,full,true,2025-01-01,\n"),
+            "procedure a is listed twice for overlapping days"
+        );
+        assert_eq!(
+            err("a,ha-noi,A,full,true,,2025-01-31\na,ha-noi,A,full,true,2025-01-31,\n"),
+            "procedure a is listed twice for overlapping days"
+        );
+        assert_eq!(
+            err("a,ha-noi,A,full,true,,2025-01-31\na,hoa-binh,A,full,true,2025-02-01,\n"),
+            "procedure a is listed with another owning agency on another row"
+        );
+        assert_eq!(
+            err("a,ha-noi,A,full,true,2025-02-01,2025-01-31\n"),
+            "procedures.csv: line 2: valid_until 2025-01-31 is before valid_from 2025-02-01"
         );
     }
 

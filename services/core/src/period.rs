@@ -393,7 +393,7 @@ fn parse_year(part: &str, expr: &str) -> Result<i32, PeriodError> {
 }
 
 /// Parses a `YYYY-MM-DD` calendar date.
-pub(crate) fn parse_day(raw: &str) -> Result<Date, PeriodError> {
+pub fn parse_day(raw: &str) -> Result<Date, PeriodError> {
     let parts: Vec<&str> = raw.split('-').collect();
     let [y, m, d] = parts.as_slice() else {
         return Err(PeriodError::Syntax(raw.to_owned()));

@@ -23,7 +23,7 @@ use govpulse_proto::{
     },
     ranking::{IndicatorPoints, RankingRow},
 };
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use tonic::{Status, transport::Channel};
 
 use crate::query::{Measure, Query};
@@ -72,6 +72,13 @@ async fn rank_period(
         .get_block_snapshot(request)
         .await?
         .into_inner();
+    // The catalog as it was on the period's last day gives the denominators of the
+    // catalog-based metrics.
+    let last_day = snapshot
+        .period
+        .as_ref()
+        .and_then(|p| govpulse_core::period::parse_day(&p.last_day).ok())
+        .ok_or_else(|| Status::internal("aggregate answered a snapshot without its last day"))?;
     let rows = match &query.measure {
         Measure::Metric(metric) => {
             let values = snapshot.agencies.iter().filter_map(|entry| {
@@ -81,7 +88,7 @@ async fn rank_period(
                     .as_ref()
                     .map(counters_from_proto)
                     .unwrap_or_default();
-                let rate = metric.rate(&counters, &catalog.provision_facts(&agency));
+                let rate = metric.rate(&counters, &catalog.provision_facts(&agency, last_day));
                 Some((agency, rate))
             });
             rank_with(values, rules)
@@ -91,7 +98,7 @@ async fn rank_period(
             let values = snapshot
                 .agencies
                 .iter()
-                .map(|entry| score_of(catalog, profile, measured, entry))
+                .map(|entry| score_of(catalog, last_day, profile, measured, entry))
                 .collect::<Result<Vec<_>, _>>()?;
             rank_scores_with(values.into_iter().flatten(), rules)
         }
@@ -115,6 +122,7 @@ fn index_metrics(profile: &Profile) -> Vec<Metric> {
 /// that is not one (aggregate only sends catalog ids).
 fn score_of(
     catalog: &Catalog,
+    last_day: Date,
     profile: &Profile,
     measured: bool,
     entry: &AgencyCounters,
@@ -127,7 +135,7 @@ fn score_of(
         .as_ref()
         .map(counters_from_proto)
         .unwrap_or_default();
-    let facts = catalog.provision_facts(&agency);
+    let facts = catalog.provision_facts(&agency, last_day);
     let assessed: HashMap<&str, u64> = entry
         .assessed
         .iter()

@@ -517,6 +517,86 @@ pub async fn open_dossiers_past_due_are_the_backlog(store: &dyn CounterStore) {
     );
 }
 
+/// A parent's roll-up of its children reads, for each child, exactly what reading the child
+/// alone gives: its own events and its units', each counted once, over any buckets; children
+/// not asked for are left out, children without data read as zero.
+pub async fn children_read_like_each_child_alone(store: &dyn CounterStore) {
+    let (may, june) = (date!(2026 - 05 - 05), date!(2026 - 06 - 10));
+    let commune = ["hb-commune", "hb-district", "hoa-binh"];
+    let district = ["hb-district", "hoa-binh"];
+    let dept = ["hb-dept", "hoa-binh"];
+    let received = [Counter::Received, Counter::ReceivedOnline];
+    let batch = [
+        write("c1", &commune, may, &received, None),
+        write("c1", &commune, may, &received, None),
+        write("d1", &district, may, &[Counter::Received], None),
+        write("d2", &district, june, &[Counter::Resolved], None),
+        write("p1", &dept, june, &received, None),
+        write("r1", &["hoa-binh"], may, &received, None),
+    ];
+    store.apply(&batch).await.expect("apply");
+    // Applied again: every one a duplicate, nothing moves.
+    store.apply(&batch).await.expect("apply");
+
+    let parent = AgencyKey {
+        root: id("hoa-binh"),
+        agency: id("hoa-binh"),
+    };
+    let children = [id("hb-dept"), id("hb-district"), id("hb-quiet")];
+    let counters = [
+        Counter::Received,
+        Counter::ReceivedOnline,
+        Counter::Resolved,
+    ];
+    for buckets in [
+        vec![Bucket::Day(may)],
+        vec![Bucket::Month(2026, 6)],
+        vec![Bucket::Year(2026)],
+        vec![Bucket::Day(may), Bucket::Month(2026, 6)],
+        vec![Bucket::Year(2025)],
+    ] {
+        let rolled_up = store
+            .read_children(&parent, &children, &buckets, &counters)
+            .await
+            .expect("read children");
+        let groups: Vec<Vec<AgencyKey>> = children
+            .iter()
+            .map(|c| key("hoa-binh", c.as_str()))
+            .collect();
+        let needs = Needs {
+            counters: counters.to_vec(),
+            distinct: false,
+        };
+        let alone = store.read(&groups, &buckets, &needs).await.expect("read");
+        assert_eq!(rolled_up, alone, "children over {buckets:?}");
+    }
+    let year = store
+        .read_children(&parent, &children, &[Bucket::Year(2026)], &counters)
+        .await
+        .expect("read children");
+    let triple = |c: &Counters| counters.map(|k| c.get(k));
+    assert_eq!(
+        year.iter().map(triple).collect::<Vec<_>>(),
+        [[1, 1, 0], [2, 1, 1], [0, 0, 0]],
+        "hb-dept, hb-district (with its commune), hb-quiet"
+    );
+    // One level down: the district's children.
+    let district_key = AgencyKey {
+        root: id("hoa-binh"),
+        agency: id("hb-district"),
+    };
+    let communes = store
+        .read_children(
+            &district_key,
+            &[id("hb-commune")],
+            &[Bucket::Year(2026)],
+            &counters,
+        )
+        .await
+        .expect("read children");
+    assert_eq!(triple(&communes[0]), [1, 1, 0]);
+}
+
 /// Assessed scores are kept per agency, period, profile and criterion; reporting one again
 /// replaces it, and a read names only the asked profile's criteria.
 pub async fn assessed_scores_replace_per_agency_criterion_and_period(store: &dyn CounterStore) {
@@ -608,5 +688,6 @@ where
     groups_sum_and_union_exactly(&fresh().await).await;
     reads_fetch_what_is_needed(&fresh().await).await;
     open_dossiers_past_due_are_the_backlog(&fresh().await).await;
+    children_read_like_each_child_alone(&fresh().await).await;
     assessed_scores_replace_per_agency_criterion_and_period(&fresh().await).await;
 }

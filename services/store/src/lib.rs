@@ -5,7 +5,9 @@
 //! The key schema is documented in `docs/ARCHITECTURE.md` and in [`redis_store`].
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, CounterDelta, Counters, DossierChange, EventId, Needs};
+use govpulse_core::{
+    AgencyId, Bucket, Counter, CounterDelta, Counters, DossierChange, EventId, Needs,
+};
 use time::{Date, OffsetDateTime};
 
 pub mod conformance;
@@ -119,6 +121,19 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
         groups: &[Vec<AgencyKey>],
         buckets: &[Bucket],
         needs: &Needs,
+    ) -> Result<Vec<Counters>, StoreError>;
+
+    /// For each of `children`, the `counters` summed over `buckets`, as counted for it under
+    /// `parent` (its own events and its units'): what [`CounterStore::read`] gives for the
+    /// child alone, read from the parent's roll-up of its children. The cost grows with the
+    /// buckets and counters, not with the number of children (one command per bucket and
+    /// counter on Redis), which is what makes a query over 10,000 units cheap.
+    async fn read_children(
+        &self,
+        parent: &AgencyKey,
+        children: &[AgencyId],
+        buckets: &[Bucket],
+        counters: &[Counter],
     ) -> Result<Vec<Counters>, StoreError>;
 
     /// Stores assessed scores. A score for an (agency, period, profile, criterion) that was

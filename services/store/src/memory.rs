@@ -8,7 +8,7 @@ use std::{
 
 use async_trait::async_trait;
 use govpulse_core::{
-    AgencyId, Bucket, Counters, DossierChange, DossierId, EventId, Needs, ProcedureId,
+    AgencyId, Bucket, Counter, Counters, DossierChange, DossierId, EventId, Needs, ProcedureId,
 };
 use time::{Date, OffsetDateTime};
 
@@ -162,6 +162,30 @@ impl CounterStore for MemoryStore {
                 total
             })
             .collect())
+    }
+
+    async fn read_children(
+        &self,
+        parent: &AgencyKey,
+        children: &[AgencyId],
+        buckets: &[Bucket],
+        counters: &[Counter],
+    ) -> Result<Vec<Counters>, StoreError> {
+        // Counts live per agency here; a child's are the same whoever asks.
+        let groups: Vec<Vec<AgencyKey>> = children
+            .iter()
+            .map(|child| {
+                vec![AgencyKey {
+                    root: parent.root.clone(),
+                    agency: child.clone(),
+                }]
+            })
+            .collect();
+        let needs = Needs {
+            counters: counters.to_vec(),
+            distinct: false,
+        };
+        self.read(&groups, buckets, &needs).await
     }
 
     async fn put_assessed(&self, scores: &[AssessedWrite]) -> Result<(), StoreError> {

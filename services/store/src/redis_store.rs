@@ -6,6 +6,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `P:{root}:c:<agency>:<bucket>` | hash | counter field (`rcv`, `rcv_on`, ...) → count |
+//! | `P:{root}:k:<parent>:<bucket>:<field>` | hash | child agency → its count of counter `<field>`: the parent's roll-up of its children |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
 //! | `P:{root}:e:<agency>:<yyyymmdd>` | set | event ids counted for events of that day; expires after the horizon |
 //! | `P:{root}:ds:<agency>` | hash | dossier id → `o` (open) or `c` (resolved), for dossiers received with a due time or resolved |
@@ -26,7 +27,10 @@ use govpulse_core::{
 use redis::{
     Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
 };
+use std::time::Duration;
 use time::Date;
 
 use crate::{AgencyKey, Applied, AssessedWrite, CounterStore, EventWrite, StoreError};
@@ -37,16 +41,134 @@ pub const APPLY_SCRIPT: &str = include_str!("apply.lua");
 /// How to reach Redis.
 #[derive(Debug, Clone)]
 pub struct RedisStoreConfig {
-    /// A `redis://` URL.
+    /// A single Redis, `redis://host:port/`, or a Redis Cluster,
+    /// `redis+cluster://host1:port1,host2:port2,...` (any reachable nodes: the client learns
+    /// the others and the slot map from them, and follows slot moves).
     pub url: String,
     /// Prepended to every key, so that deployments (and tests) can share one Redis.
     pub prefix: String,
 }
 
+/// The URL scheme of a Redis Cluster.
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// A connection to a single Redis or to a Redis Cluster. Both reconnect by themselves; the
+/// cluster one also follows slot moves (`MOVED`, `ASK`) and refreshes its slot map.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Commands of one read, each tagged with the tree whose keys it touches. On a single Redis
+/// they go out as one pipeline; on a cluster a pipeline must stay within one hash slot, so
+/// each tree's commands are one pipeline, all sent at once, and the replies are put back in
+/// the order of the commands.
+#[derive(Default)]
+struct Commands<'a> {
+    commands: Vec<(&'a AgencyId, redis::Cmd)>,
+}
+
+impl<'a> Commands<'a> {
+    fn push(&mut self, root: &'a AgencyId, command: redis::Cmd) {
+        self.commands.push((root, command));
+    }
+
+    fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    async fn run(self, connection: &Connection) -> Result<Vec<redis::Value>, StoreError> {
+        if self.commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let replies: Vec<redis::Value> = match connection {
+            Connection::Single(_) => {
+                let mut pipe = redis::pipe();
+                for (_, command) in &self.commands {
+                    pipe.add_command(command.clone());
+                }
+                pipe.query_async(&mut connection.clone()).await?
+            }
+            Connection::Cluster(_) => {
+                let mut trees: HashMap<&AgencyId, (redis::Pipeline, Vec<usize>)> = HashMap::new();
+                for (position, (root, command)) in self.commands.iter().enumerate() {
+                    let (pipe, positions) = trees.entry(root).or_default();
+                    pipe.add_command(command.clone());
+                    positions.push(position);
+                }
+                let answers =
+                    futures::future::try_join_all(trees.into_values().map(|(pipe, positions)| {
+                        let mut connection = connection.clone();
+                        async move {
+                            let replies: Vec<redis::Value> =
+                                pipe.query_async(&mut connection).await?;
+                            Ok::<_, StoreError>((positions, replies))
+                        }
+                    }))
+                    .await?;
+                let mut ordered = vec![redis::Value::Nil; self.commands.len()];
+                for (positions, replies) in answers {
+                    if positions.len() != replies.len() {
+                        return Err(StoreError::Unexpected(format!(
+                            "{} replies for {} commands",
+                            replies.len(),
+                            positions.len()
+                        )));
+                    }
+                    for (position, reply) in positions.into_iter().zip(replies) {
+                        ordered[position] = reply;
+                    }
+                }
+                ordered
+            }
+        };
+        if replies.len() != self.commands.len() {
+            return Err(StoreError::Unexpected(format!(
+                "{} replies for {} commands",
+                replies.len(),
+                self.commands.len()
+            )));
+        }
+        Ok(replies)
+    }
+}
+
 /// Counters in Redis.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: String,
     script: Script,
 }
@@ -63,14 +185,43 @@ impl RedisStore {
     /// Connects (and keeps reconnecting when the connection drops).
     pub async fn connect(config: RedisStoreConfig) -> Result<Self, StoreError> {
         // Small pipelined replies must not wait for Nagle's algorithm.
-        let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
-            .set_response_timeout(Some(std::time::Duration::from_secs(10)))
-            .set_number_of_retries(2);
-        let connection = ConnectionManager::new_with_config(client, manager_config).await?;
+        let tcp = || redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        let (connect_timeout, response_timeout) = (Duration::from_secs(5), Duration::from_secs(10));
+        let connection = match config.url.strip_prefix(CLUSTER_SCHEME) {
+            Some(nodes) => {
+                let nodes: Vec<String> = nodes
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|node| !node.is_empty())
+                    .map(|node| format!("redis://{}/", node.trim_end_matches('/')))
+                    .collect();
+                if nodes.is_empty() {
+                    return Err(StoreError::Unexpected(format!(
+                        "{CLUSTER_SCHEME} names no node: {}",
+                        config.url
+                    )));
+                }
+                let client = ClusterClient::builder(nodes)
+                    .connection_timeout(connect_timeout)
+                    .response_timeout(response_timeout)
+                    .retries(3)
+                    .tcp_settings(tcp())
+                    .build()?;
+                Connection::Cluster(client.get_async_connection().await?)
+            }
+            None => {
+                let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())?
+                    .set_tcp_settings(tcp());
+                let client = redis::Client::open(info)?;
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(connect_timeout))
+                    .set_response_timeout(Some(response_timeout))
+                    .set_number_of_retries(2);
+                Connection::Single(
+                    ConnectionManager::new_with_config(client, manager_config).await?,
+                )
+            }
+        };
         Ok(Self {
             connection,
             prefix: config.prefix,
@@ -80,6 +231,20 @@ impl RedisStore {
 
     fn counters_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
         format!("{}:{{{root}}}:c:{agency}:{bucket}", self.prefix)
+    }
+
+    fn children_key(
+        &self,
+        root: &AgencyId,
+        parent: &AgencyId,
+        bucket: Bucket,
+        counter: Counter,
+    ) -> String {
+        format!(
+            "{}:{{{root}}}:k:{parent}:{bucket}:{}",
+            self.prefix,
+            counter.key()
+        )
     }
 
     fn online_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
@@ -126,7 +291,7 @@ impl RedisStore {
             let next = templates.len() + 1;
             let template = *templates.entry(template_key).or_insert_with(|| {
                 let buckets = Bucket::containing(event.day);
-                let increments: Vec<(usize, &str)> = event
+                let own = event
                     .chain
                     .iter()
                     .flat_map(|agency| buckets.iter().map(move |b| (agency, *b)))
@@ -137,7 +302,21 @@ impl RedisStore {
                             .increments
                             .iter()
                             .map(move |c| (key.clone(), c.key()))
-                    })
+                    });
+                // Each agency of the chain is also counted in its parent's roll-up of its
+                // children, so that all children of one parent read in one command per
+                // bucket and counter.
+                let rolled_up = event
+                    .chain
+                    .windows(2)
+                    .flat_map(|pair| buckets.iter().map(move |b| (&pair[0], &pair[1], *b)))
+                    .flat_map(|(child, parent, bucket)| {
+                        event.delta.increments.iter().map(move |c| {
+                            (self.children_key(root, parent, bucket, *c), child.as_str())
+                        })
+                    });
+                let increments: Vec<(usize, &str)> = own
+                    .chain(rolled_up)
                     .map(|(key, field)| (args.key(key), field))
                     .collect();
                 template_args.push(increments.len().to_string());
@@ -275,20 +454,22 @@ impl CounterStore for RedisStore {
         agencies: &[AgencyKey],
         now: time::OffsetDateTime,
     ) -> Result<Vec<u64>, StoreError> {
-        if agencies.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
+        let mut commands = Commands::default();
         for key in agencies {
             // Strictly before now: a dossier due this second is not late yet.
-            pipe.zcount(
-                self.open_key(&key.root, &key.agency),
-                "-inf",
-                format!("({}", now.unix_timestamp()),
-            );
+            let mut zcount = redis::cmd("ZCOUNT");
+            zcount
+                .arg(self.open_key(&key.root, &key.agency))
+                .arg("-inf")
+                .arg(format!("({}", now.unix_timestamp()));
+            commands.push(&key.root, zcount);
         }
-        let mut connection = self.connection.clone();
-        Ok(pipe.query_async(&mut connection).await?)
+        commands
+            .run(&self.connection)
+            .await?
+            .into_iter()
+            .map(|reply| Ok(redis::from_redis_value(reply)?))
+            .collect()
     }
 
     async fn read(
@@ -302,53 +483,76 @@ impl CounterStore for RedisStore {
         // command of all.
         let all_counters = needs.counters.len() == Counter::ALL.len();
         let fields: Vec<&str> = needs.counters.iter().map(|c| c.key()).collect();
-        let mut pipe = redis::pipe();
-        let mut commands = 0usize;
+        let mut commands = Commands::default();
+        // Per group, how many distinct-count replies follow its counters: one union size when
+        // its sets are in one tree, else one member list per tree (a merged province read with
+        // its predecessors), united here because a cluster cannot union across hash slots.
+        let mut distinct_replies = Vec::with_capacity(groups.len());
         for group in groups {
             if !fields.is_empty() {
                 for key in group {
                     for bucket in buckets {
                         let hash = self.counters_key(&key.root, &key.agency, *bucket);
-                        if all_counters {
-                            pipe.hgetall(hash);
+                        let command = if all_counters {
+                            let mut hgetall = redis::cmd("HGETALL");
+                            hgetall.arg(hash);
+                            hgetall
                         } else {
-                            pipe.cmd("HMGET").arg(hash).arg(&fields);
-                        }
-                        commands += 1;
+                            let mut hmget = redis::cmd("HMGET");
+                            hmget.arg(hash).arg(&fields);
+                            hmget
+                        };
+                        commands.push(&key.root, command);
                     }
                 }
             }
-            if needs.distinct {
-                let online: Vec<String> = group
+            if !needs.distinct || buckets.is_empty() {
+                distinct_replies.push(DistinctReplies::None);
+                continue;
+            }
+            let mut trees: Vec<(&AgencyId, Vec<String>)> = Vec::new();
+            for key in group {
+                let sets = buckets
                     .iter()
-                    .flat_map(|key| buckets.iter().map(move |b| (key, *b)))
-                    .map(|(key, bucket)| self.online_key(&key.root, &key.agency, bucket))
-                    .collect();
-                match online.as_slice() {
-                    [] => pipe.cmd("ECHO").arg(0),
-                    [one] => pipe.scard(one),
-                    many => pipe
-                        .cmd("EVAL")
-                        .arg(UNION_SIZE_SCRIPT)
-                        .arg(many.len())
-                        .arg(many),
-                };
-                commands += 1;
+                    .map(|bucket| self.online_key(&key.root, &key.agency, *bucket));
+                match trees.iter_mut().find(|(root, _)| *root == &key.root) {
+                    Some((_, tree_sets)) => tree_sets.extend(sets),
+                    None => trees.push((&key.root, sets.collect())),
+                }
+            }
+            match trees.as_slice() {
+                [] => distinct_replies.push(DistinctReplies::None),
+                [(root, sets)] => {
+                    let command = if let [one] = sets.as_slice() {
+                        let mut scard = redis::cmd("SCARD");
+                        scard.arg(one);
+                        scard
+                    } else {
+                        let mut eval = redis::cmd("EVAL");
+                        eval.arg(UNION_SIZE_SCRIPT).arg(sets.len()).arg(sets);
+                        eval
+                    };
+                    commands.push(root, command);
+                    distinct_replies.push(DistinctReplies::Size);
+                }
+                many => {
+                    for (root, sets) in many {
+                        let mut sunion = redis::cmd("SUNION");
+                        sunion.arg(sets);
+                        commands.push(root, sunion);
+                    }
+                    distinct_replies.push(DistinctReplies::Members(many.len()));
+                }
             }
         }
-        let replies: Vec<redis::Value> = if commands == 0 {
-            Vec::new()
-        } else {
-            let mut connection = self.connection.clone();
-            pipe.query_async(&mut connection).await?
-        };
-        let mut replies = replies.into_iter();
+        let expected = commands.len();
+        let mut replies = commands.run(&self.connection).await?.into_iter();
         let mut out = Vec::with_capacity(groups.len());
-        for group in groups {
+        for (group, distinct) in groups.iter().zip(distinct_replies) {
             let mut total = Counters::default();
             if !fields.is_empty() {
                 for _ in 0..group.len() * buckets.len() {
-                    let reply = next_reply(&mut replies)?;
+                    let reply = next_reply(&mut replies, expected)?;
                     if all_counters {
                         let hash: HashMap<String, u64> = redis::from_redis_value(reply)?;
                         for (field, value) in hash {
@@ -364,33 +568,102 @@ impl CounterStore for RedisStore {
                     }
                 }
             }
-            if needs.distinct {
-                total.procedures_with_online_dossiers =
-                    redis::from_redis_value(next_reply(&mut replies)?)?;
-            }
+            total.procedures_with_online_dossiers = match distinct {
+                DistinctReplies::None => 0,
+                DistinctReplies::Size => {
+                    redis::from_redis_value(next_reply(&mut replies, expected)?)?
+                }
+                DistinctReplies::Members(trees) => {
+                    let mut members: std::collections::HashSet<String> =
+                        std::collections::HashSet::new();
+                    for _ in 0..trees {
+                        let tree_members: Vec<String> =
+                            redis::from_redis_value(next_reply(&mut replies, expected)?)?;
+                        members.extend(tree_members);
+                    }
+                    members.len() as u64
+                }
+            };
             out.push(total);
         }
         Ok(out)
+    }
+
+    async fn read_children(
+        &self,
+        parent: &AgencyKey,
+        children: &[AgencyId],
+        buckets: &[Bucket],
+        counters: &[Counter],
+    ) -> Result<Vec<Counters>, StoreError> {
+        let mut totals = vec![Counters::default(); children.len()];
+        if children.is_empty() || buckets.is_empty() || counters.is_empty() {
+            return Ok(totals);
+        }
+        let positions: HashMap<&str, usize> = children
+            .iter()
+            .enumerate()
+            .map(|(i, child)| (child.as_str(), i))
+            .collect();
+        let mut commands = Commands::default();
+        let mut order = Vec::with_capacity(buckets.len() * counters.len());
+        for bucket in buckets {
+            for counter in counters {
+                let mut hgetall = redis::cmd("HGETALL");
+                hgetall.arg(self.children_key(&parent.root, &parent.agency, *bucket, *counter));
+                commands.push(&parent.root, hgetall);
+                order.push(*counter);
+            }
+        }
+        let replies = commands.run(&self.connection).await?;
+        for (reply, counter) in replies.into_iter().zip(order) {
+            add_children_counts(reply, counter, &positions, &mut totals)?;
+        }
+        Ok(totals)
     }
 
     async fn put_assessed(&self, scores: &[AssessedWrite]) -> Result<(), StoreError> {
         if scores.is_empty() {
             return Ok(());
         }
-        // MULTI/EXEC: the scores of one call are stored together. HSET replaces a field, so
-        // a retried report stores the same values again.
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for score in scores {
-            pipe.hset(
-                self.assessed_key(&score.key, score.bucket),
-                format!("{}/{}", score.profile, score.criterion),
-                hundredths_text(score.hundredths),
-            )
-            .ignore();
+        // MULTI/EXEC: the scores are stored together. HSET replaces a field, so a retried
+        // report stores the same values again. On a cluster a transaction stays within one
+        // hash slot: one per tree, sent at once, so there a call is atomic per tree.
+        let pipeline = |scores: &mut dyn Iterator<Item = &AssessedWrite>| {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for score in scores {
+                pipe.hset(
+                    self.assessed_key(&score.key, score.bucket),
+                    format!("{}/{}", score.profile, score.criterion),
+                    hundredths_text(score.hundredths),
+                )
+                .ignore();
+            }
+            pipe
+        };
+        match &self.connection {
+            Connection::Single(_) => {
+                let () = pipeline(&mut scores.iter())
+                    .query_async(&mut self.connection.clone())
+                    .await?;
+            }
+            Connection::Cluster(_) => {
+                let mut trees: HashMap<&AgencyId, Vec<&AssessedWrite>> = HashMap::new();
+                for score in scores {
+                    trees.entry(&score.key.root).or_default().push(score);
+                }
+                futures::future::try_join_all(trees.into_values().map(|tree| {
+                    let pipe = pipeline(&mut tree.into_iter());
+                    let mut connection = self.connection.clone();
+                    async move {
+                        let () = pipe.query_async(&mut connection).await?;
+                        Ok::<_, StoreError>(())
+                    }
+                }))
+                .await?;
+            }
         }
-        let mut connection = self.connection.clone();
-        let () = pipe.query_async(&mut connection).await?;
         Ok(())
     }
 
@@ -400,19 +673,18 @@ impl CounterStore for RedisStore {
         bucket: Bucket,
         profile: &str,
     ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
-        if agencies.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
+        let mut commands = Commands::default();
         for key in agencies {
-            pipe.hgetall(self.assessed_key(key, bucket));
+            let mut hgetall = redis::cmd("HGETALL");
+            hgetall.arg(self.assessed_key(key, bucket));
+            commands.push(&key.root, hgetall);
         }
-        let mut connection = self.connection.clone();
-        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut connection).await?;
+        let replies = commands.run(&self.connection).await?;
         let prefix = format!("{profile}/");
-        hashes
+        replies
             .into_iter()
-            .map(|hash| {
+            .map(|reply| {
+                let hash: HashMap<String, String> = redis::from_redis_value(reply)?;
                 let mut points: Vec<(String, u64)> = hash
                     .into_iter()
                     .filter_map(|(field, value)| {
@@ -433,15 +705,80 @@ impl CounterStore for RedisStore {
     }
 }
 
+/// What follows a group's counter replies for its distinct count.
+#[derive(Debug, Clone, Copy)]
+enum DistinctReplies {
+    /// Nothing: not asked for.
+    None,
+    /// The size of the union, computed in Redis.
+    Size,
+    /// The members of each of this many trees' unions, to unite here.
+    Members(usize),
+}
+
+/// Adds an `HGETALL` reply of a children roll-up (child id → count) to the children it names;
+/// children not asked for (no longer members on the period's last day) are passed over.
+fn add_children_counts(
+    reply: redis::Value,
+    counter: Counter,
+    positions: &HashMap<&str, usize>,
+    totals: &mut [Counters],
+) -> Result<(), StoreError> {
+    let mut add = |field: &redis::Value, value: &redis::Value| -> Result<(), StoreError> {
+        let (redis::Value::BulkString(field), redis::Value::BulkString(value)) = (field, value)
+        else {
+            return Err(StoreError::Unexpected(format!(
+                "a children roll-up entry {field:?} → {value:?}"
+            )));
+        };
+        let position = std::str::from_utf8(field)
+            .ok()
+            .and_then(|child| positions.get(child));
+        if let Some(position) = position {
+            let count = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    StoreError::Unexpected(format!("a count {:?}", String::from_utf8_lossy(value)))
+                })?;
+            totals[*position].increment(counter, count);
+        }
+        Ok(())
+    };
+    match reply {
+        // RESP2 answers a flat list of field, value, field, value, ...
+        redis::Value::Array(items) => {
+            for pair in items.chunks(2) {
+                match pair {
+                    [field, value] => add(field, value)?,
+                    _ => return Err(StoreError::Unexpected("an odd HGETALL reply".to_owned())),
+                }
+            }
+        }
+        // RESP3 answers a map.
+        redis::Value::Map(entries) => {
+            for (field, value) in &entries {
+                add(field, value)?;
+            }
+        }
+        other => {
+            return Err(StoreError::Unexpected(format!(
+                "HGETALL answered {other:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The exact size of the union of the sets in KEYS, computed in Redis so the members never
-/// cross the network. The KEYS of one agency share its tree's hash slot; a group that spans
-/// trees (a merged province with its predecessors) needs a single Redis, not a cluster.
+/// cross the network. The KEYS share one tree's hash slot, so this also runs on a cluster.
 const UNION_SIZE_SCRIPT: &str = "return #redis.call('SUNION', unpack(KEYS))";
 
 fn next_reply(
     replies: &mut impl Iterator<Item = redis::Value>,
+    expected: usize,
 ) -> Result<redis::Value, StoreError> {
-    replies
-        .next()
-        .ok_or_else(|| StoreError::Unexpected("fewer replies than commands".to_owned()))
+    replies.next().ok_or_else(|| {
+        StoreError::Unexpected(format!("fewer replies than the {expected} commands"))
+    })
 }
