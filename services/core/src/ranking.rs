@@ -521,6 +521,37 @@ mod tests {
             }
         }
 
+        /// Composite scores follow the same rules: a ranked row's rank is one plus the number
+        /// of strictly better scores, rows under the minimum volume are never ranked, and a
+        /// score without a volume is never under it; applying a diff gives the new ranking.
+        #[test]
+        fn scores_follow_the_competition_rule(
+            a in prop::collection::btree_map(0u32..30, (prop::option::of(0u64..400), prop::option::of(0u64..5)), 0..20),
+            b in prop::collection::btree_map(0u32..30, (prop::option::of(0u64..400), prop::option::of(0u64..5)), 0..20),
+            min in 0u64..4,
+        ) {
+            let scored = |m: std::collections::BTreeMap<u32, (Option<u64>, Option<u64>)>| {
+                m.into_iter()
+                    .map(|(k, (h, volume))| (id(&format!("ag{k:02}")), h.map(score), volume))
+                    .collect::<Vec<_>>()
+            };
+            let rules = Rules { min_volume: min };
+            let rows = rank_scores_with(scored(a.clone()), rules);
+            let total = |r: &RankedRow| r.score.as_ref().map(|s| s.total.clone());
+            for row in rows.iter().filter(|r| r.rank > 0) {
+                let better = rows.iter().filter(|o| o.rank > 0 && total(o) > total(row)).count();
+                prop_assert_eq!(row.rank as usize, better + 1);
+            }
+            for (k, (h, volume)) in &a {
+                let row = rows.iter().find(|r| r.agency.as_str() == format!("ag{k:02}")).expect("listed");
+                let under = h.is_some() && volume.is_some_and(|v| v < min);
+                prop_assert_eq!(row.below_minimum, under);
+                prop_assert_eq!(row.rank > 0, h.is_some() && !under);
+            }
+            let after = rank_scores_with(scored(b), rules);
+            prop_assert_eq!(apply(&rows, &diff(&rows, &after)), after);
+        }
+
         /// Applying the diff of two rankings to the first gives the second.
         #[test]
         fn apply_of_diff_is_the_new_ranking(a in arb_values(), b in arb_values(), c in arb_values(), n in 1u32..10, min in 0u64..4) {
