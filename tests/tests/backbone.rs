@@ -655,6 +655,24 @@ async fn open_dossiers_past_their_due_time_are_the_backlog() {
     assert_eq!(statuses(&outcomes), vec![OutcomeStatus::Accepted; 3]);
     let report = metrics(&deployment, "lang-son", "ytd").await;
     assert_eq!(report.open_past_due, 1, "only the late open dossier");
+    // Today's period ends with the late dossier still open: it counts as late.
+    let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc()).to_string();
+    let today = metrics(&deployment, "lang-son", &today).await;
+    assert_eq!(
+        today.counters.as_ref().map(|c| c.open_past_due_at_end),
+        Some(1)
+    );
+    let on_time = today
+        .metrics
+        .iter()
+        .find(|m| m.metric == "on-time-rate")
+        .and_then(|m| m.rate.clone())
+        .map(|r| (r.numerator, r.denominator));
+    assert_eq!(
+        on_time,
+        Some((0, 1)),
+        "no resolution today, one dossier late"
+    );
     deployment.stop().await;
 }
 

@@ -5,11 +5,11 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{root}:c:<agency>:<bucket>` | hash | counter field (`rcv`, `rcv_on`, ...) → count |
+//! | `P:{root}:c:<agency>:<bucket>` | hash | counter field (`rcv`, `rcv_on`, ...) → count; `due` and `due_cl` are bucketed by due day (`govpulse_core::backlog`) |
 //! | `P:{root}:k:<parent>:<bucket>:<field>` | hash | child agency → its count of counter `<field>`: the parent's roll-up of its children |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
 //! | `P:{root}:e:<agency>:<yyyymmdd>` | set | event ids counted for events of that day; expires after the horizon |
-//! | `P:{root}:ds:<agency>` | hash | dossier id → `o` (open) or `c` (resolved), for dossiers received with a due time or resolved |
+//! | `P:{root}:ds:<agency>` | hash | dossier id → `o<due day>` (open), `c<resolution day>` (resolved, no reception with a due time yet) or `x` (resolved, done), days as `yyyymmdd` (see `apply.lua`) |
 //! | `P:{root}:open:<agency>` | sorted set | `<reporting agency>/<dossier id>` → due time (Unix seconds), for open dossiers of the agency and its units |
 //! | `P:{root}:a:<agency>:<bucket>` | hash | `<profile>/<criterion>` → assessed points with two decimals (`38.75`), for the calendar period `<bucket>` |
 //!
@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use govpulse_core::{
     AgencyId, Bucket, Counter, Counters, DossierChange, Needs,
     index::{hundredths_text, parse_hundredths},
+    period::vietnam_day,
 };
 use redis::{
     Script,
@@ -230,7 +231,13 @@ impl RedisStore {
     }
 
     fn counters_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
-        format!("{}:{{{root}}}:c:{agency}:{bucket}", self.prefix)
+        format!("{}{bucket}", self.counters_prefix(root, agency))
+    }
+
+    /// The counter hash key of `agency` without its bucket (the script builds the keys of
+    /// the due-day buckets from it).
+    fn counters_prefix(&self, root: &AgencyId, agency: &AgencyId) -> String {
+        format!("{}:{{{root}}}:c:{agency}:", self.prefix)
     }
 
     fn children_key(
@@ -241,10 +248,15 @@ impl RedisStore {
         counter: Counter,
     ) -> String {
         format!(
-            "{}:{{{root}}}:k:{parent}:{bucket}:{}",
-            self.prefix,
+            "{}{bucket}:{}",
+            self.children_prefix(root, parent),
             counter.key()
         )
+    }
+
+    /// The roll-up key of `parent`'s children without its bucket and counter.
+    fn children_prefix(&self, root: &AgencyId, parent: &AgencyId) -> String {
+        format!("{}:{{{root}}}:k:{parent}:", self.prefix)
     }
 
     fn online_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
@@ -264,11 +276,7 @@ impl RedisStore {
     }
 
     fn seen_key(&self, root: &AgencyId, agency: &AgencyId, day: Date) -> String {
-        format!(
-            "{}:{{{root}}}:e:{agency}:{}",
-            self.prefix,
-            &Bucket::Day(day).to_string()[1..]
-        )
+        format!("{}:{{{root}}}:e:{agency}:{}", self.prefix, compact_day(day))
     }
 
     /// Runs the script for the events of one tree; `events` are (position, event) pairs.
@@ -280,7 +288,7 @@ impl RedisStore {
         let mut args = ScriptArgs::default();
         let mut templates: HashMap<TemplateKey<'_>, usize> = HashMap::new();
         let mut template_args: Vec<String> = Vec::new();
-        let mut event_args: Vec<String> = Vec::with_capacity(events.len() * 3);
+        let mut event_args: Vec<String> = Vec::with_capacity(events.len() * 7);
         let mut expirations: HashMap<usize, i64> = HashMap::new();
         for (_, event) in events {
             let template_key = TemplateKey {
@@ -345,6 +353,16 @@ impl RedisStore {
                 for agency in &event.chain {
                     template_args.push(args.key(self.open_key(root, agency)).to_string());
                 }
+                // Where the due-day counters go, bucket left for the script to add.
+                template_args.push(event.chain.len().to_string());
+                for agency in &event.chain {
+                    template_args.push(self.counters_prefix(root, agency));
+                }
+                template_args.push(event.chain.len().saturating_sub(1).to_string());
+                for pair in event.chain.windows(2) {
+                    template_args.push(self.children_prefix(root, &pair[1]));
+                    template_args.push(pair[0].to_string());
+                }
                 next
             });
             let seen = args.key(self.seen_key(root, &event.agency, event.day));
@@ -362,12 +380,23 @@ impl RedisStore {
                         "o".to_owned(),
                         dossier.to_string(),
                         due.unix_timestamp().to_string(),
+                        compact_day(vietnam_day(*due)),
                     ]);
                 }
                 Some(DossierChange::Close { dossier }) => {
-                    event_args.extend(["c".to_owned(), dossier.to_string(), "0".to_owned()]);
+                    event_args.extend([
+                        "c".to_owned(),
+                        dossier.to_string(),
+                        "0".to_owned(),
+                        compact_day(event.day),
+                    ]);
                 }
-                None => event_args.extend(["-".to_owned(), String::new(), "0".to_owned()]),
+                None => event_args.extend([
+                    "-".to_owned(),
+                    String::new(),
+                    "0".to_owned(),
+                    String::new(),
+                ]),
             }
         }
 
@@ -401,6 +430,11 @@ impl RedisStore {
             })
             .collect())
     }
+}
+
+/// A day as `yyyymmdd`: the day bucket's name without its `d`.
+fn compact_day(day: Date) -> String {
+    Bucket::Day(day).to_string()[1..].to_owned()
 }
 
 /// Events with equal template keys add the same increments to the same keys.
