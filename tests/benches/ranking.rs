@@ -195,6 +195,7 @@ fn recently() -> OffsetDateTime {
 fn probe_query() -> RankingQuery {
     RankingQuery {
         metric: "on-time-rate".into(),
+        index: String::new(),
         block: Block::Province.into(),
         period: now_vietnam_day(),
         selection: Some(Selection::Top(10)),
@@ -206,6 +207,7 @@ async fn province_ids_now(ranking: &RankingProcess) -> Vec<String> {
         .get_ranking(GetRankingRequest {
             query: Some(RankingQuery {
                 metric: "online-dossier-rate".into(),
+                index: String::new(),
                 block: Block::Province.into(),
                 period: now_vietnam_day(),
                 selection: None,
@@ -358,6 +360,7 @@ async fn update_latency_under_load(
     // A subscriber of the ranking the load changes, so it is recomputed and sent too.
     let loaded = RankingQuery {
         metric: "online-dossier-rate".into(),
+        index: String::new(),
         block: Block::Province.into(),
         period: now_vietnam_day(),
         selection: None,
@@ -631,6 +634,7 @@ async fn get_ranking_latency(ingest: &Service, ranking: &RankingProcess) -> Vec<
         let request = GetRankingRequest {
             query: Some(RankingQuery {
                 metric: "online-dossier-rate".into(),
+                index: String::new(),
                 block: Block::Province.into(),
                 period,
                 selection: None,

@@ -41,6 +41,7 @@ fn notices_only() -> Options {
 fn provinces(at: OffsetDateTime, selection: Option<Selection>) -> RankingQuery {
     RankingQuery {
         metric: "online-dossier-rate".into(),
+        index: String::new(),
         block: Block::Province.into(),
         period: at.date().to_string(),
         selection,
@@ -503,6 +504,7 @@ async fn province_ids_of(
             block: Block::Province.into(),
             period: at.date().to_string(),
             metric: "online-dossier-rate".into(),
+            ..Default::default()
         })
         .await
         .expect("snapshot")

@@ -2,11 +2,13 @@
 //! catalog, converting between the domain and the protos, the gRPC server lifecycle
 //! (health, reflection, graceful shutdown) and telemetry.
 
+pub mod assessed;
 pub mod catalog_files;
 pub mod catalog_service;
 pub mod client;
 pub mod convert;
 pub mod decode;
+pub mod index_file;
 pub mod server;
 pub mod targets_file;
 pub mod telemetry;

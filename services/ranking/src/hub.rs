@@ -36,7 +36,7 @@ use tracing::{debug, warn};
 use crate::{
     changes::Notice,
     compute::{Ranking, compute},
-    query::Query,
+    query::{Measure, Query},
     resume::{self, Digest, HISTORY_ROWS, HISTORY_STATES, History, Start},
 };
 
@@ -170,8 +170,12 @@ fn now_ms() -> u64 {
 /// A digest of the query and everything a subscriber is shown of its ranking, equal on
 /// every replica for equal states.
 fn digest(query: &Query, ranking: &Ranking) -> u64 {
+    let measure = match &query.measure {
+        Measure::Metric(metric) => format!("metric:{}", metric.name()),
+        Measure::Index(profile) => format!("index:{}", profile.name),
+    };
     let mut d = Digest::default()
-        .text(query.metric.name())
+        .text(&measure)
         .text(&format!("{:?}", query.block))
         .text(&query.period)
         .text(&format!("{:?}", query.selection))
@@ -186,6 +190,10 @@ fn digest(query: &Query, ranking: &Ranking) -> u64 {
             .number(row.rate.map_or(0, |r| r.denominator()))
             .number(u64::from(row.below_minimum))
             .number(row.previous_rank.map_or(u64::MAX, u64::from));
+        if let Some(score) = &row.score {
+            // Total, points per indicator, grade, completeness: all shown.
+            d = d.text(&format!("{score:?}"));
+        }
     }
     d.finish()
 }

@@ -14,6 +14,7 @@ use govpulse_common::{
     catalog_files::LoadError,
     catalog_service::CatalogApi,
     client::lazy_channel,
+    index_file::LiveProfiles,
     server::{self, ServeError},
 };
 use govpulse_core::{Catalog, ranking::Rules};
@@ -67,6 +68,10 @@ pub struct Config {
     /// reconnecting meanwhile resumes from its revision instead of a fresh snapshot.
     #[arg(long, env = "GOVPULSE_LINGER_MS", default_value_t = 30_000)]
     pub linger_ms: u64,
+    /// TOML file of composite index profiles (see deploy/config/indexes.toml), checked
+    /// every 10 s and reloaded when it changes; the built-in profiles when unset.
+    #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
+    pub index_profiles: Option<PathBuf>,
 }
 
 impl Config {
@@ -81,6 +86,7 @@ impl Config {
             refresh_ms: 5_000,
             min_volume: 0,
             linger_ms: 30_000,
+            index_profiles: None,
         }
     }
 }
@@ -90,6 +96,8 @@ impl Config {
 pub enum Error {
     #[error(transparent)]
     Catalog(#[from] LoadError),
+    #[error(transparent)]
+    Profiles(#[from] govpulse_common::index_file::ProfilesLoadError),
     #[error("configuration: {0}")]
     Config(String),
     #[error(transparent)]
@@ -104,8 +112,12 @@ pub struct Server {
     catalog: Arc<Catalog>,
     aggregate: AggregateServiceClient<tonic::transport::Channel>,
     notices: broadcast::Sender<changes::Notice>,
+    profiles: LiveProfiles,
     stopping: CancellationToken,
 }
+
+/// How often the index profiles file is checked for changes.
+const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 impl Server {
     /// Loads the catalog, prepares the connection to aggregate and binds.
@@ -122,6 +134,7 @@ impl Server {
         let channel = lazy_channel(&config.aggregate_url, None)
             .map_err(|e| Error::Config(format!("aggregate url: {e}")))?;
         let aggregate = AggregateServiceClient::new(channel);
+        let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let bound = server::bind(config.listen).await?;
         let stopping = CancellationToken::new();
         let (notices, _) = broadcast::channel(1024);
@@ -147,7 +160,8 @@ impl Server {
             hubs,
             heartbeat,
             stopping.clone(),
-        );
+        )
+        .with_profiles(profiles.clone());
         info!(addr = %bound.local_addr(), aggregate = %config.aggregate_url, "ranking bound");
         Ok(Self {
             bound,
@@ -155,6 +169,7 @@ impl Server {
             catalog,
             aggregate,
             notices,
+            profiles,
             stopping,
         })
     }
@@ -169,6 +184,10 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        tokio::spawn(
+            self.profiles
+                .watch(PROFILES_RELOAD_EVERY, self.stopping.clone()),
+        );
         tokio::spawn(changes::follow(
             self.aggregate,
             self.notices,
