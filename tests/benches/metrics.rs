@@ -272,6 +272,8 @@ fn year_to_date_events(agencies: &[String], window: &DayWindow) -> Vec<DossierEv
 struct Ingested {
     sent: usize,
     accepted: usize,
+    /// Batches sent again after `UNAVAILABLE` (counting timed out).
+    retries: usize,
     elapsed: Duration,
 }
 
@@ -285,11 +287,12 @@ impl Ingested {
             "ingest SubmitEvents (populate year to date)",
             format!("{} events/s", thousands(self.rate().round() as u64)),
             format!(
-                "{} events ({} accepted) in {:.1} s; {EVENTS_PER_AGENCY} receptions on different days per agency; batches of {}, {SENDERS} concurrent senders",
+                "{} events ({} counted) in {:.1} s; {EVENTS_PER_AGENCY} receptions on different days per agency; batches of {}, {SENDERS} concurrent senders; {} batches resent after a timeout",
                 thousands(self.sent as u64),
                 thousands(self.accepted as u64),
                 self.elapsed.as_secs_f64(),
-                thousands(BATCH as u64)
+                thousands(BATCH as u64),
+                self.retries
             ),
         )
     }
@@ -312,35 +315,54 @@ async fn send_all(deployment: &Deployment, events: Vec<DossierEvent>) -> Ingeste
         .map(|batches| {
             let mut client = deployment.ingest();
             tokio::spawn(async move {
-                let mut accepted = 0;
+                let (mut accepted, mut retries) = (0, 0);
                 for events in batches {
-                    let reply = client
-                        .submit_events(SubmitEventsRequest { events })
-                        .await
-                        .expect("ingest accepts the batch")
-                        .into_inner();
+                    // As an agency's system would: a batch that timed out may have been
+                    // counted, so it is sent again unchanged and its counted events come
+                    // back DUPLICATE.
+                    let mut attempt = 0;
+                    let reply = loop {
+                        match client
+                            .submit_events(SubmitEventsRequest {
+                                events: events.clone(),
+                            })
+                            .await
+                        {
+                            Ok(reply) => break reply.into_inner(),
+                            Err(status)
+                                if status.code() == tonic::Code::Unavailable && attempt < 5 =>
+                            {
+                                attempt += 1;
+                                retries += 1;
+                            }
+                            Err(status) => panic!("ingest refused a batch: {status}"),
+                        }
+                    };
                     if reply.rejected > 0 {
                         let why = reply.outcomes.iter().find(|o| !o.reason.is_empty());
                         panic!("{} events were rejected, first: {why:?}", reply.rejected);
                     }
-                    accepted += reply.accepted as usize;
+                    accepted += (reply.accepted + reply.duplicate) as usize;
                 }
-                accepted
+                (accepted, retries)
             })
         })
         .collect();
-    let mut accepted = 0;
+    let (mut accepted, mut retries) = (0, 0);
     for task in tasks {
-        accepted += task.await.expect("a sender task does not panic");
+        let (lane_accepted, lane_retries) = task.await.expect("a sender task does not panic");
+        accepted += lane_accepted;
+        retries += lane_retries;
     }
     let elapsed = started.elapsed();
     assert_eq!(
         accepted, sent,
-        "every event is new and valid, so every one is accepted"
+        "every event is new and valid, so every one is counted (accepted, or duplicate on a retry)"
     );
     Ingested {
         sent,
         accepted,
+        retries,
         elapsed,
     }
 }
