@@ -51,11 +51,16 @@ impl Bound {
 }
 
 /// Resolves when the process receives SIGTERM (Kubernetes' stop signal) or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
+///
+/// The SIGTERM handler is installed when this is called, not when the future is first
+/// polled: call it before binding, so that a SIGTERM that arrives as soon as the service
+/// is reachable is a clean stop rather than the default, immediate exit.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        #[cfg(unix)]
+        match terminate {
             Ok(mut term) => {
                 tokio::select! {
                     _ = term.recv() => info!(signal = "SIGTERM", "stop requested"),
@@ -66,10 +71,10 @@ pub async fn shutdown_signal() {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

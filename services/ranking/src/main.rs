@@ -5,8 +5,8 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     govpulse_common::telemetry::init("govpulse-ranking");
+    // Before binding: a SIGTERM as soon as the port is reachable is a clean stop.
+    let stop = govpulse_common::server::shutdown_signal();
     let server = govpulse_ranking::Server::build(govpulse_ranking::Config::parse()).await?;
-    Ok(server
-        .run_until(govpulse_common::server::shutdown_signal())
-        .await?)
+    Ok(server.run_until(stop).await?)
 }
