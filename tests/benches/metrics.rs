@@ -83,7 +83,17 @@ async fn run() {
         metric: METRICS[0].to_owned(),
         period: window.today().to_string(),
     };
-    let latency = measure(deployment.aggregate(), floor).await;
+    let latency = measure(Target::Grpc(deployment.aggregate()), floor).await;
+    // The server side alone: aggregate's API over the same Redis, called in process, so the
+    // time excludes gRPC encoding, the loopback network and the client's decoding.
+    let server_side = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
+        store: redis.url(),
+        key_prefix: "bench".to_owned(),
+        catalog_dir: Some(catalog.dir.clone()),
+        ..govpulse_aggregate::Config::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+    })
+    .await
+    .expect("a second aggregate builds");
     rows.push(latency.row("reference: GetBlockMetrics block = BLOCK_MINISTRY (no data), today"));
     for metric in METRICS {
         for (label, scope) in [
@@ -98,8 +108,12 @@ async fn run() {
                 metric: metric.to_owned(),
                 period: "ytd".to_owned(),
             };
-            let latency = measure(deployment.aggregate(), request).await;
+            let latency = measure(Target::Grpc(deployment.aggregate()), request.clone()).await;
             rows.push(latency.row(&format!("GetBlockMetrics {label}, {metric}, ytd")));
+            let latency = measure(Target::InProcess(server_side.api()), request).await;
+            rows.push(latency.row(&format!(
+                "  server side: the same query answered in process, no gRPC ({label}, {metric})"
+            )));
         }
     }
 
@@ -461,13 +475,18 @@ impl Latency {
 
 /// Calls `GetBlockMetrics` `WARM_UP` times, then up to `SAMPLES` times (fewer once the case
 /// has taken `CASE_BUDGET`), timing each call as the client sees it.
-async fn measure(
-    mut client: AggregateServiceClient<Channel>,
-    request: GetBlockMetricsRequest,
-) -> Latency {
+/// What a measured call goes through.
+enum Target<'a> {
+    /// aggregate's gRPC server, over loopback.
+    Grpc(AggregateServiceClient<Channel>),
+    /// aggregate's API in this process.
+    InProcess(&'a govpulse_aggregate::AggregateApi),
+}
+
+async fn measure(mut target: Target<'_>, request: GetBlockMetricsRequest) -> Latency {
     let mut agencies = 0;
     for _ in 0..WARM_UP {
-        agencies = call(&mut client, &request).await;
+        agencies = call(&mut target, &request).await;
     }
     let started = Instant::now();
     let mut samples = Vec::with_capacity(SAMPLES);
@@ -475,23 +494,25 @@ async fn measure(
         && (samples.len() < MIN_SAMPLES || started.elapsed() < CASE_BUDGET)
     {
         let at = Instant::now();
-        agencies = call(&mut client, &request).await;
+        agencies = call(&mut target, &request).await;
         samples.push(at.elapsed());
     }
     Latency { samples, agencies }
 }
 
-async fn call(
-    client: &mut AggregateServiceClient<Channel>,
-    request: &GetBlockMetricsRequest,
-) -> usize {
-    client
-        .get_block_metrics(request.clone())
-        .await
-        .expect("GetBlockMetrics succeeds")
-        .into_inner()
-        .agencies
-        .len()
+async fn call(target: &mut Target<'_>, request: &GetBlockMetricsRequest) -> usize {
+    let response = match target {
+        Target::Grpc(client) => client
+            .get_block_metrics(request.clone())
+            .await
+            .expect("GetBlockMetrics succeeds")
+            .into_inner(),
+        Target::InProcess(api) => api
+            .block_metrics(request.clone())
+            .await
+            .expect("block_metrics succeeds"),
+    };
+    response.agencies.len()
 }
 
 /// Sends one reception per day of the window for each extra unit and measures the memory

@@ -163,6 +163,11 @@ impl Server {
         self.bound.local_addr()
     }
 
+    /// The API it serves, to call in process (benchmarks measure the server side with it).
+    pub fn api(&self) -> &AggregateApi {
+        &self.api
+    }
+
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run_until(
         self,
