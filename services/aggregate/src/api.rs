@@ -327,18 +327,27 @@ impl AggregateApi {
         view: View,
         needs: &Needs,
     ) -> Result<Vec<Counters>, Error> {
-        let groups: Vec<Vec<AgencyKey>> = agencies
+        let constituents: Vec<Vec<AgencyId>> = agencies
             .iter()
-            .map(|a| {
-                self.constituents(a, period, view)
-                    .iter()
-                    .map(|c| self.key(c))
-                    .collect()
-            })
+            .map(|a| self.constituents(a, period, view))
             .collect();
+        // Children that absorbed no other agency are read from their parent's roll-up, which
+        // needs no per-agency keys: 10,000 units are not keyed one by one.
+        let parent = parent.filter(|_| constituents.iter().all(|c| c.len() == 1));
+        let keyed = |constituents: &[Vec<AgencyId>]| -> Vec<Vec<AgencyKey>> {
+            constituents
+                .iter()
+                .map(|group| group.iter().map(|c| self.key(c)).collect())
+                .collect()
+        };
+        let groups: Vec<Vec<AgencyKey>> = if parent.is_some() && !needs.distinct {
+            Vec::new()
+        } else {
+            keyed(&constituents)
+        };
         let (by_event_day, by_due_day): (Vec<Counter>, Vec<Counter>) =
             needs.counters.iter().partition(|c| !c.by_due_day());
-        let mut totals = vec![Counters::default(); groups.len()];
+        let mut totals = vec![Counters::default(); agencies.len()];
         if !by_event_day.is_empty() {
             // No event can be dated after the day of now + the accepted skew, so the counters
             // may be read as larger buckets minus what lies outside the period.
@@ -360,16 +369,16 @@ impl AggregateApi {
                 View::AsNow => Date::MAX,
                 View::AsOfPeriodEnd => period.last_day(),
             };
-            let groups: Vec<Vec<AgencyKey>> = agencies
+            let absorbed: Vec<Vec<AgencyId>> = agencies
                 .iter()
-                .map(|a| {
-                    self.catalog
-                        .constituents_within(a, Date::MIN, last_day)
-                        .iter()
-                        .map(|c| self.key(c))
-                        .collect()
-                })
+                .map(|a| self.catalog.constituents_within(a, Date::MIN, last_day))
                 .collect();
+            let parent = parent.filter(|_| absorbed.iter().all(|c| c.len() == 1));
+            let groups = if parent.is_some() {
+                Vec::new()
+            } else {
+                keyed(&absorbed)
+            };
             let due = self
                 .read_plan(agencies, parent, &groups, &plan, &by_due_day)
                 .await?;
@@ -396,9 +405,9 @@ impl AggregateApi {
         Ok(totals)
     }
 
-    /// `counters` summed over a read plan's added buckets minus its subtracted ones, per group.
-    /// `parent` says the groups are `agencies`, all children of that agency: when no group
-    /// holds more than its agency, they are read from the parent's roll-up of its children.
+    /// `counters` summed over a read plan's added buckets minus its subtracted ones, per
+    /// agency: from `parent`'s roll-up of its children `agencies` when a parent is given,
+    /// else from each agency's `groups` (itself and the agencies it absorbed).
     async fn read_plan(
         &self,
         agencies: &[AgencyId],
@@ -407,14 +416,12 @@ impl AggregateApi {
         plan: &ReadPlan,
         counters: &[Counter],
     ) -> Result<Vec<Counters>, Error> {
-        let parent = parent
-            .filter(|_| groups.iter().all(|g| g.len() == 1))
-            .map(|p| self.key(p));
+        let parent = parent.map(|p| self.key(p));
         let needs = Needs {
             counters: counters.to_vec(),
             distinct: false,
         };
-        let mut totals = vec![Counters::default(); groups.len()];
+        let mut totals = vec![Counters::default(); agencies.len()];
         for (buckets, added) in [(&plan.add, true), (&plan.subtract, false)] {
             if buckets.is_empty() {
                 continue;
