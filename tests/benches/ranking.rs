@@ -77,7 +77,8 @@ fn main() {
 /// line of standard output, serving until its standard input closes (the parent exited).
 async fn serve_ranking(aggregate_url: String) {
     let config =
-        govpulse_ranking::Config::new(SocketAddr::from(([127, 0, 0, 1], 0)), aggregate_url);
+        govpulse_ranking::Config::new(SocketAddr::from(([127, 0, 0, 1], 0)), aggregate_url)
+            .development();
     let server = govpulse_ranking::Server::build(config)
         .await
         .expect("ranking starts");

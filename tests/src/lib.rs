@@ -92,7 +92,7 @@ async fn start_aggregate(
     addr: SocketAddr,
     options: &Options,
 ) -> Running {
-    let defaults = govpulse_aggregate::Config::new(addr);
+    let defaults = govpulse_aggregate::Config::new(addr).development();
     let config = govpulse_aggregate::Config {
         store: redis_url.to_owned(),
         key_prefix: prefix.to_owned(),
@@ -111,7 +111,7 @@ async fn start_aggregate(
 }
 
 async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options) -> Running {
-    let defaults = govpulse_ranking::Config::new(addr, aggregate_url.to_owned());
+    let defaults = govpulse_ranking::Config::new(addr, aggregate_url.to_owned()).development();
     let ranking_config = govpulse_ranking::Config {
         heartbeat_ms: 500,
         catalog_dir: options.catalog_dir.clone(),
@@ -129,7 +129,7 @@ async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options)
 }
 
 async fn start_ingest(aggregate_url: &str, options: &Options) -> Running {
-    let defaults = govpulse_ingest::Config::new(local(0), aggregate_url.to_owned());
+    let defaults = govpulse_ingest::Config::new(local(0), aggregate_url.to_owned()).development();
     let config = govpulse_ingest::Config {
         catalog_dir: options.catalog_dir.clone(),
         horizon_days: options.horizon_days.unwrap_or(defaults.horizon_days),

@@ -17,7 +17,7 @@ use govpulse_proto::{
 };
 use govpulse_store::{CounterStore, MemoryStore, RedisStore, RedisStoreConfig};
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, service::Routes};
+use tonic::{server::NamedService, service::Routes, transport::ServerTlsConfig};
 use tracing::info;
 
 pub use api::AggregateApi;
@@ -65,6 +65,9 @@ pub struct Config {
     /// every 10 s and reloaded when it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
     pub index_profiles: Option<PathBuf>,
+    /// TLS of this server; with a client CA, callers (ingest, ranking) present certificates.
+    #[command(flatten)]
+    pub tls: govpulse_common::tls::TlsArgs,
 }
 
 impl Config {
@@ -80,7 +83,14 @@ impl Config {
             targets_reload_ms: 10_000,
             horizon_days: 400,
             index_profiles: None,
+            tls: govpulse_common::tls::TlsArgs::default(),
         }
+    }
+
+    /// For the demo and tests: plaintext. Never in production.
+    pub fn development(mut self) -> Self {
+        self.tls.plaintext = true;
+        self
     }
 
     /// The acceptance policy the configuration gives.
@@ -105,6 +115,7 @@ pub struct Server {
     reload_every: Duration,
     profiles: LiveProfiles,
     stopping: CancellationToken,
+    tls: Option<ServerTlsConfig>,
 }
 
 impl Server {
@@ -134,6 +145,7 @@ impl Server {
         let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let shared_changes = store.subscribe_changes().await?;
+        let tls = config.tls.server_config().map_err(Error::Config)?;
         let bound = server::bind(config.listen).await?;
         let stopping = CancellationToken::new();
         let api = AggregateApi::new(
@@ -155,6 +167,7 @@ impl Server {
             reload_every,
             profiles,
             stopping,
+            tls,
         })
     }
 
@@ -193,7 +206,15 @@ impl Server {
             AggregateServiceServer::<AggregateApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
         ];
-        Ok(server::serve(self.bound, routes, &served, shutdown, self.stopping).await?)
+        Ok(server::serve_tls(
+            self.bound,
+            routes,
+            &served,
+            self.tls,
+            shutdown,
+            self.stopping,
+        )
+        .await?)
     }
 }
 

@@ -64,16 +64,19 @@ impl Stack {
         };
         let [ingest_port, aggregate_port, ranking_port] = config.ports;
         let aggregate_config =
-            govpulse_aggregate::Config::new(bindable(config.host, aggregate_port).await);
+            govpulse_aggregate::Config::new(bindable(config.host, aggregate_port).await)
+                .development();
         let aggregate =
             govpulse_aggregate::Server::build_with(aggregate_config, catalog.clone(), store)
                 .await?;
         let aggregate_addr = aggregate.local_addr();
         let aggregate_url = format!("http://{}", loopback(aggregate_addr));
+        // The demo stack is development: plaintext and no credentials (docs/SECURITY.md).
         let ingest_config = govpulse_ingest::Config::new(
             bindable(config.host, ingest_port).await,
             aggregate_url.clone(),
-        );
+        )
+        .development();
         let ingest = govpulse_ingest::Server::build_with(ingest_config, catalog.clone()).await?;
         let ranking_config = govpulse_ranking::Config {
             min_volume: config.min_volume,
@@ -81,6 +84,7 @@ impl Stack {
                 bindable(config.host, ranking_port).await,
                 aggregate_url,
             )
+            .development()
         };
         let ranking = govpulse_ranking::Server::build_with(ranking_config, catalog).await?;
 

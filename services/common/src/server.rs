@@ -6,7 +6,10 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::{service::Routes, transport::server::TcpIncoming};
+use tonic::{
+    service::Routes,
+    transport::{ServerTlsConfig, server::TcpIncoming},
+};
 use tonic_health::ServingStatus;
 use tracing::info;
 
@@ -90,6 +93,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     stopping: CancellationToken,
 ) -> Result<(), ServeError> {
+    serve_tls(bound, routes, served, None, shutdown, stopping).await
+}
+
+/// `serve` over TLS when `tls` is given (rustls; with a client CA, mutual TLS whose verified
+/// certificates the handlers read with `Request::peer_certs`), plaintext when `None`.
+pub async fn serve_tls(
+    bound: Bound,
+    routes: Routes,
+    served: &[&'static str],
+    tls: Option<ServerTlsConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stopping: CancellationToken,
+) -> Result<(), ServeError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in served {
         reporter
@@ -126,7 +142,11 @@ pub async fn serve(
         }
         stopping.cancel();
     };
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_routes(routes)

@@ -13,7 +13,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use govpulse_common::{
     catalog_files::LoadError,
     catalog_service::CatalogApi,
-    client::lazy_channel,
+    client::lazy_channel_tls,
     index_file::LiveProfiles,
     server::{self, ServeError},
 };
@@ -25,7 +25,7 @@ use govpulse_proto::{
 };
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, service::Routes};
+use tonic::{server::NamedService, service::Routes, transport::ServerTlsConfig};
 use tracing::info;
 
 pub use api::RankingApi;
@@ -72,6 +72,12 @@ pub struct Config {
     /// every 10 s and reloaded when it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
     pub index_profiles: Option<PathBuf>,
+    /// TLS of this server.
+    #[command(flatten)]
+    pub tls: govpulse_common::tls::TlsArgs,
+    /// TLS towards aggregate (for an `https://` aggregate URL).
+    #[command(flatten)]
+    pub upstream: govpulse_common::tls::UpstreamTlsArgs,
 }
 
 impl Config {
@@ -87,7 +93,15 @@ impl Config {
             min_volume: 0,
             linger_ms: 30_000,
             index_profiles: None,
+            tls: govpulse_common::tls::TlsArgs::default(),
+            upstream: govpulse_common::tls::UpstreamTlsArgs::default(),
         }
+    }
+
+    /// For the demo and tests: plaintext. Never in production.
+    pub fn development(mut self) -> Self {
+        self.tls.plaintext = true;
+        self
     }
 }
 
@@ -114,6 +128,7 @@ pub struct Server {
     notices: broadcast::Sender<changes::Notice>,
     profiles: LiveProfiles,
     stopping: CancellationToken,
+    tls: Option<ServerTlsConfig>,
 }
 
 /// How often the index profiles file is checked for changes.
@@ -131,8 +146,13 @@ impl Server {
     /// Binds with a given catalog.
     pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, Error> {
         // No per-call timeout: the same channel carries the long-lived WatchChanges stream.
-        let channel = lazy_channel(&config.aggregate_url, None)
+        let upstream_tls = config
+            .upstream
+            .client_config(&config.aggregate_url)
+            .map_err(Error::Config)?;
+        let channel = lazy_channel_tls(&config.aggregate_url, None, upstream_tls)
             .map_err(|e| Error::Config(format!("aggregate url: {e}")))?;
+        let tls = config.tls.server_config().map_err(Error::Config)?;
         let aggregate = AggregateServiceClient::new(channel);
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let bound = server::bind(config.listen).await?;
@@ -171,6 +191,7 @@ impl Server {
             notices,
             profiles,
             stopping,
+            tls,
         })
     }
 
@@ -199,6 +220,14 @@ impl Server {
             RankingServiceServer::<RankingApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
         ];
-        Ok(server::serve(self.bound, routes, &served, shutdown, self.stopping).await?)
+        Ok(server::serve_tls(
+            self.bound,
+            routes,
+            &served,
+            self.tls,
+            shutdown,
+            self.stopping,
+        )
+        .await?)
     }
 }
