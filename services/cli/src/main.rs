@@ -254,6 +254,22 @@ enum Command {
         #[command(flatten)]
         query: QueryArgs,
     },
+    /// Prints a new random bearer token for ingest, and the entry to add to the token file
+    /// (which stores only the token's SHA-256): docs/SECURITY.md.
+    Token {
+        /// The agency the token reports for (it may also report for the units below it).
+        #[arg(long)]
+        agency: String,
+        /// Its roles: reporter, assessor, admin, reader.
+        #[arg(long, value_delimiter = ',', default_value = "reporter")]
+        roles: Vec<String>,
+        /// When it stops working, RFC 3339 (for example 2027-06-30T00:00:00Z).
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// The catalog the agency is checked against; the built-in one when unset.
+        #[arg(long, env = "GOVPULSE_CATALOG_DIR")]
+        catalog_dir: Option<PathBuf>,
+    },
     /// Prints the demo procedures catalog (deploy/catalog/procedures.csv).
     #[command(hide = true)]
     GenProcedures,
@@ -488,6 +504,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch { query } => {
             let request = query.query()?;
             live::watch(&query.ranking, request).await?;
+        }
+        Command::Token {
+            agency,
+            roles,
+            expires_at,
+            catalog_dir,
+        } => {
+            let (token, hash) = govpulse_common::auth::new_token();
+            let roles = roles
+                .iter()
+                .map(|r| format!("{r:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let expiry = expires_at
+                .map(|e| format!("expires_at = {e:?}\n"))
+                .unwrap_or_default();
+            let entry = format!(
+                "[[credential]]\nsha256 = \"{hash}\"\nagency = {agency:?}\nroles = [{roles}]\n{expiry}"
+            );
+            // The entry must load as the services will load it: known agency and roles.
+            let catalog = govpulse_common::catalog_files::load(catalog_dir.as_deref())?;
+            govpulse_common::auth::Tokens::parse(&entry, &catalog)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("token (give it to the agency once; it is not stored anywhere):");
+            println!("{token}");
+            println!();
+            println!("add to the token file:");
+            print!("{entry}");
         }
         Command::GenProcedures => {
             let catalog = govpulse_common::catalog_files::built_in()?;

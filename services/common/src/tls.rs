@@ -22,7 +22,8 @@ pub struct TlsArgs {
     #[arg(long, env = "GOVPULSE_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
     /// Serve plaintext HTTP/2, without TLS: development and tests only.
-    #[arg(long, env = "GOVPULSE_PLAINTEXT")]
+    #[arg(long, env = "GOVPULSE_PLAINTEXT", num_args = 0..=1, default_value_t = false,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
     pub plaintext: bool,
 }
 

@@ -164,19 +164,27 @@ impl IngestApi {
 
     /// The caller of `request`: a valid credential holding the reporter role.
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Error> {
+        self.authorize(request, Role::Reporter)
+    }
+
+    /// The caller of `request` if its credential is valid (else UNAUTHENTICATED) and holds
+    /// `role` (else PERMISSION_DENIED); both refusals are audited. Every rpc starts here:
+    /// event submission needs `Role::Reporter`, `ReportAssessedScores` `Role::Assessor`,
+    /// catalog, target and index-profile changes `Role::Admin`.
+    pub fn authorize<T>(&self, request: &Request<T>, role: Role) -> Result<Caller, Error> {
         let principal = self.auth.authenticate(request)?;
         let peer = request.remote_addr();
-        if !principal.has(Role::Reporter) {
+        if !principal.has(role) {
             let agency = principal.agency_name();
             audit(
                 "scope_denied",
                 &agency,
                 peer,
-                "the credential lacks the reporter role",
+                &format!("the credential lacks the {} role", role.name()),
             );
             return Err(Error::PermissionDenied {
                 agency,
-                role: Role::Reporter.name(),
+                role: role.name(),
             });
         }
         Ok(Caller { principal, peer })

@@ -77,7 +77,8 @@ pub struct Config {
     #[arg(long, env = "GOVPULSE_TOKENS_RELOAD_MS", default_value_t = 5_000)]
     pub tokens_reload_ms: u64,
     /// Accept calls without a credential, acting for every agency: development only.
-    #[arg(long, env = "GOVPULSE_ALLOW_ANONYMOUS")]
+    #[arg(long, env = "GOVPULSE_ALLOW_ANONYMOUS", num_args = 0..=1, default_value_t = false,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
     pub allow_anonymous: bool,
     /// Events per second each agency may send on average (0: no limit).
     #[arg(long, env = "GOVPULSE_RATE_PER_AGENCY", default_value_t = 2_000)]
@@ -114,8 +115,9 @@ impl Config {
         }
     }
 
-    /// For the demo and tests: plaintext, and calls without a credential act for every
-    /// agency. Never in production.
+    /// For the demo and tests: plaintext, calls without a credential act for every agency,
+    /// and no rate limit (anonymous callers would all share one bucket). Never in
+    /// production.
     pub fn development(self) -> Self {
         Self {
             tls: TlsArgs {
@@ -123,6 +125,7 @@ impl Config {
                 ..self.tls
             },
             allow_anonymous: true,
+            rate_per_agency: 0,
             ..self
         }
     }
