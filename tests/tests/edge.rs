@@ -14,7 +14,9 @@ use govpulse_proto::{
     aggregate::{GetMetricsRequest, aggregate_service_client::AggregateServiceClient},
     catalog::Block,
     event::{DossierEvent, EventOutcome, OutcomeStatus},
-    ingest::{SubmitEventsRequest, ingest_service_client::IngestServiceClient},
+    ingest::{
+        StreamEventsRequest, SubmitEventsRequest, ingest_service_client::IngestServiceClient,
+    },
     ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
 };
 use rcgen::{
@@ -314,6 +316,16 @@ async fn calls_without_a_valid_credential_are_unauthenticated_and_count_nothing(
         .insert("authorization", "Basic Z29vZA==".parse().expect("header"));
     let status = refused(edge.ingest().submit_events(malformed).await);
     assert_eq!(status.code(), Code::Unauthenticated);
+    let stream = tokio_stream::iter(vec![StreamEventsRequest {
+        batch_id: 1,
+        events: vec![received("s1", "ha-noi", at, true)],
+    }]);
+    let status = refused(edge.ingest().stream_events(stream).await);
+    assert_eq!(
+        status.code(),
+        Code::Unauthenticated,
+        "streams too: {status:?}"
+    );
     assert_eq!(edge.received("ha-noi", at).await, 0, "nothing was counted");
 
     let accepted = edge

@@ -178,6 +178,10 @@ enum Command {
             default_value = "http://127.0.0.1:50051"
         )]
         ingest: String,
+        /// Bearer token of the agency sending (`govpulse token` makes one); none for a
+        /// development ingest.
+        #[arg(long, env = "GOVPULSE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Reports assessed scores of a composite index: from flags (one agency, profile and
     /// period, any number of --score criterion=points), or from a file of JSON lines, one
@@ -330,6 +334,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             file,
             batch_size,
             ingest,
+            token,
         } => {
             let events = if file.as_os_str() == "-" {
                 submit::parse_lines(std::io::stdin().lock())
@@ -352,7 +357,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let client = IngestServiceClient::new(channel(&ingest).await?);
-            let report = submit::send(&client, events, batch_size)
+            let report = submit::send(&client, events, batch_size, token.as_deref())
                 .await
                 .map_err(|s| anyhow::anyhow!("ingest: {:?}: {}", s.code(), s.message()))?;
             for (line, field, reason) in &report.rejected {

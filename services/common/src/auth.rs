@@ -582,6 +582,80 @@ mod tests {
         assert!(!reader_only.may_report_for(&catalog, &parent));
     }
 
+    /// A log sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_refused_token_is_audited_with_the_reason_but_never_the_secret() {
+        let catalog = Arc::new(catalog());
+        let (token, hash) = new_token();
+        let text = format!(
+            "[[credential]]\nsha256 = \"{hash}\"\nagency = \"ha-noi\"\nroles = [\"reporter\"]\nexpires_at = \"2020-01-01T00:00:00Z\"\n"
+        );
+        let path = std::env::temp_dir().join(format!("govpulse-audit-{}.toml", std::process::id()));
+        std::fs::write(&path, text).expect("write");
+        let tokens = LiveTokens::load(path.clone(), &catalog).expect("valid");
+        let auth = Authenticator::new(catalog, Some(tokens), false);
+        let sink = Sink::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer({
+                let sink = sink.clone();
+                move || sink.clone()
+            })
+            .finish();
+        let results = tracing::subscriber::with_default(subscriber, || {
+            let mut expired = Request::new(());
+            expired.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("header"),
+            );
+            let mut wrong = Request::new(());
+            wrong.metadata_mut().insert(
+                "authorization",
+                "Bearer guessed-secret".parse().expect("header"),
+            );
+            [
+                auth.authenticate(&expired),
+                auth.authenticate(&wrong),
+                auth.authenticate(&Request::new(())),
+            ]
+        });
+        assert!(results.iter().all(Result::is_err));
+        let logged = String::from_utf8(sink.0.lock().expect("lock").clone()).expect("utf-8");
+        let lines: Vec<&str> = logged.lines().collect();
+        assert_eq!(lines.len(), 3, "{logged}");
+        for line in &lines {
+            assert!(line.contains("\"audit\":\"credential_rejected\""), "{line}");
+            assert!(
+                line.contains("\"peer\":") && line.contains("\"reason\":"),
+                "{line}"
+            );
+            assert!(line.contains("govpulse::audit"), "{line}");
+        }
+        assert!(lines[0].contains("\"agency\":\"ha-noi\""), "{}", lines[0]);
+        assert!(
+            !logged.contains(&token) && !logged.contains(&hash),
+            "{logged}"
+        );
+        assert!(!logged.contains("guessed-secret"), "{logged}");
+        let _ = std::fs::remove_file(&path);
+    }
+
     #[test]
     fn a_certificate_names_its_agency_by_uri_san() {
         let catalog = catalog();
