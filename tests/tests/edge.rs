@@ -648,19 +648,26 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
         .into_inner();
     assert_eq!(accepted.accepted, 1);
 
-    let ranking = RankingServiceClient::new(tls_channel(ranking_addr, &pki.ca_pem(), None))
-        .get_ranking(GetRankingRequest {
-            query: Some(RankingQuery {
-                metric: "online-dossier-rate".into(),
-                block: Block::Province.into(),
-                period: at.date().to_string(),
-                selection: None,
-                index: String::new(),
-            }),
-        })
-        .await
-        .expect("ranking answers over TLS and reads aggregate over mutual TLS")
-        .into_inner();
+    // Reading is not public here: a client certificate with the reader role reads.
+    let reader = pki.issue(
+        &[],
+        &["govpulse:agency:ha-noi", "govpulse:role:reader"],
+        false,
+    );
+    let ranking =
+        RankingServiceClient::new(tls_channel(ranking_addr, &pki.ca_pem(), Some(&reader)))
+            .get_ranking(GetRankingRequest {
+                query: Some(RankingQuery {
+                    metric: "online-dossier-rate".into(),
+                    block: Block::Province.into(),
+                    period: at.date().to_string(),
+                    selection: None,
+                    index: String::new(),
+                }),
+            })
+            .await
+            .expect("ranking answers over TLS and reads aggregate over mutual TLS")
+            .into_inner();
     let first = &ranking.rows[0];
     assert_eq!((first.rank, first.agency_id.as_str()), (1, "ha-noi"));
 
@@ -789,4 +796,49 @@ async fn one_agency_flooding_does_not_hold_back_another() {
         100 * accepted as u64,
         "a limited batch counts nothing"
     );
+}
+
+#[tokio::test]
+async fn reading_rankings_can_require_a_reader_credential() {
+    let dir = scratch("readers");
+    let catalog = write_catalog(&dir);
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        credential("reader", "ha-noi", "\"reader\"", None)
+            + &credential("reporter", "ha-noi", "\"reporter\"", None),
+    )
+    .expect("tokens");
+    let edge = start_edge(&catalog, govpulse_ingest::Config::development).await;
+    let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
+        catalog_dir: Some(catalog.clone()),
+        tokens: Some(tokens),
+        public_read: false,
+        ..govpulse_ranking::Config::new(local0(), format!("http://{}", edge.aggregate))
+            .development()
+    })
+    .await
+    .expect("ranking starts");
+    let addr = ranking.local_addr();
+    let task = spawn_service(ranking.run_until(edge.stop.clone().cancelled_owned()));
+    let query = || GetRankingRequest {
+        query: Some(RankingQuery {
+            metric: "online-dossier-rate".into(),
+            block: Block::Province.into(),
+            period: two_days_ago_noon().date().to_string(),
+            selection: None,
+            index: String::new(),
+        }),
+    };
+    let mut client = RankingServiceClient::new(plain(addr));
+    let anonymous = refused(client.get_ranking(query()).await);
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+    let reporter = refused(client.get_ranking(with_token(query(), "reporter")).await);
+    assert_eq!(reporter.code(), Code::PermissionDenied, "{reporter:?}");
+    client
+        .get_ranking(with_token(query(), "reader"))
+        .await
+        .expect("a reader reads");
+    edge.stop.cancel();
+    task.await.expect("ranking stops");
 }
