@@ -15,7 +15,8 @@ use govpulse_proto::{
     catalog::Block,
     event::{DossierEvent, EventOutcome, OutcomeStatus},
     ingest::{
-        StreamEventsRequest, SubmitEventsRequest, ingest_service_client::IngestServiceClient,
+        ReportAssessedScoresRequest, StreamEventsRequest, SubmitEventsRequest,
+        ingest_service_client::IngestServiceClient,
     },
     ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
 };
@@ -841,4 +842,40 @@ async fn reading_rankings_can_require_a_reader_credential() {
         .expect("a reader reads");
     edge.stop.cancel();
     task.await.expect("ranking stops");
+}
+
+#[tokio::test]
+async fn only_an_assessor_reports_assessed_scores() {
+    let dir = scratch("assessor");
+    let catalog = write_catalog(&dir);
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        credential("reporter", "ha-noi", "\"reporter\"", None)
+            + &credential("assessor", "mof", "\"assessor\"", None),
+    )
+    .expect("tokens");
+    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
+        tokens: Some(tokens.clone()),
+        allow_anonymous: false,
+        ..c.development()
+    })
+    .await;
+    let report = || ReportAssessedScoresRequest { scores: vec![] };
+    let anonymous = refused(edge.ingest().report_assessed_scores(report()).await);
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+    let reporter = refused(
+        edge.ingest()
+            .report_assessed_scores(with_token(report(), "reporter"))
+            .await,
+    );
+    assert_eq!(reporter.code(), Code::PermissionDenied, "{reporter:?}");
+    let stored = edge
+        .ingest()
+        .report_assessed_scores(with_token(report(), "assessor"))
+        .await
+        .expect("an assessor reports")
+        .into_inner()
+        .stored;
+    assert_eq!(stored, 0);
 }

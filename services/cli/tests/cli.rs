@@ -529,7 +529,7 @@ async fn start_ranking(
 ) {
     let config = govpulse_ranking::Config {
         heartbeat_ms: 500,
-        ..govpulse_ranking::Config::new(listen, aggregate_url.to_owned())
+        ..govpulse_ranking::Config::new(listen, aggregate_url.to_owned()).development()
     };
     let server = govpulse_ranking::Server::build(config)
         .await
@@ -561,15 +561,17 @@ async fn submit_lines(ingest: &str, name: &str, lines: &[String]) {
 async fn watch_survives_a_restart_of_the_ranking_service() {
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let stop = tokio_util::sync::CancellationToken::new();
-    let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config::new(any))
-        .await
-        .expect("aggregate starts");
+    let aggregate =
+        govpulse_aggregate::Server::build(govpulse_aggregate::Config::new(any).development())
+            .await
+            .expect("aggregate starts");
     let aggregate_url = format!("http://{}", aggregate.local_addr());
     tokio::spawn(aggregate.run_until(stop.clone().cancelled_owned()));
-    let ingest =
-        govpulse_ingest::Server::build(govpulse_ingest::Config::new(any, aggregate_url.clone()))
-            .await
-            .expect("ingest starts");
+    let ingest = govpulse_ingest::Server::build(
+        govpulse_ingest::Config::new(any, aggregate_url.clone()).development(),
+    )
+    .await
+    .expect("ingest starts");
     let ingest_url = format!("http://{}", ingest.local_addr());
     tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
     let (ranking_addr, ranking_stop, ranking_task) = start_ranking(any, &aggregate_url).await;

@@ -337,6 +337,9 @@ impl IngestService for IngestApi {
         &self,
         request: Request<ReportAssessedScoresRequest>,
     ) -> Result<Response<ReportAssessedScoresResponse>, Status> {
+        // Assessors score agencies other than their own (an inspection body scores every
+        // province), so the role is the whole check: no per-agency scope.
+        self.authorize(&request, Role::Assessor)?;
         let stored = self.report_assessed(request.into_inner().scores).await?;
         Ok(Response::new(ReportAssessedScoresResponse { stored }))
     }
