@@ -879,3 +879,52 @@ async fn only_an_assessor_reports_assessed_scores() {
         .stored;
     assert_eq!(stored, 0);
 }
+
+#[tokio::test]
+async fn an_agency_holds_a_bounded_number_of_open_streams_and_others_are_not_held_back() {
+    let dir = scratch("streams");
+    let catalog = write_catalog(&dir);
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        credential("busy", "hai-phong", "\"reporter\"", None)
+            + &credential("calm", "ha-noi", "\"reporter\"", None),
+    )
+    .expect("tokens");
+    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
+        tokens: Some(tokens.clone()),
+        max_streams_per_agency: 1,
+        ..c.development()
+    })
+    .await;
+    let open = |token: &str| {
+        let (batches, rx) = tokio::sync::mpsc::channel::<StreamEventsRequest>(1);
+        let request = with_token(tokio_stream::wrappers::ReceiverStream::new(rx), token);
+        let mut client = edge.ingest();
+        async move { (batches, client.stream_events(request).await) }
+    };
+    let (first, accepted) = open("busy").await;
+    let mut acks = accepted.expect("the first stream opens").into_inner();
+    let (_second, refused_stream) = open("busy").await;
+    let status = refused(refused_stream);
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let (_calm, calm) = open("calm").await;
+    calm.expect("another agency opens its own stream");
+
+    // Closing the first stream frees its place.
+    drop(first);
+    assert!(acks.message().await.expect("clean end").is_none());
+    let reopened = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let (batches, Ok(_)) = open("busy").await {
+                return batches;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        reopened.is_ok(),
+        "a place is free again once a stream closed"
+    );
+}

@@ -351,10 +351,22 @@ impl IngestService for IngestApi {
         request: Request<Streaming<StreamEventsRequest>>,
     ) -> Result<Response<AckStream>, Status> {
         let caller = self.caller(&request)?;
+        let agency = caller.principal.agency_name();
+        // Held by the stream's task: the place is freed when the stream ends.
+        let slot = self.limiter.open_stream(&agency).map_err(|limit| {
+            audit(
+                "rate_limited",
+                &agency,
+                caller.peer,
+                &format!("already {limit} open event streams"),
+            );
+            Status::from(Error::TooManyStreams { agency, limit })
+        })?;
         let mut batches = request.into_inner();
         let (acks, out) = mpsc::channel(ACK_BACKLOG);
         let api = self.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             loop {
                 let batch = tokio::select! {
                     // On shutdown, stop taking batches; every batch taken was acknowledged.

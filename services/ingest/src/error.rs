@@ -39,6 +39,10 @@ pub enum Error {
         agency: String,
         retry_after: Duration,
     },
+    /// The agency already holds as many open StreamEvents calls as it may:
+    /// RESOURCE_EXHAUSTED; close one or send with SubmitEvents.
+    #[error("agency {agency} already has {limit} open event streams; close one first")]
+    TooManyStreams { agency: String, limit: usize },
     /// Aggregate failed or could not be reached. Some events may have been counted; the
     /// sender retries the same batch and gets DUPLICATE for those.
     #[error("aggregate: {}", .0.message())]
@@ -68,6 +72,7 @@ impl From<Error> for Status {
             Error::Refused(status) => status,
             Error::Unauthenticated(e) => Status::from(e),
             e @ Error::PermissionDenied { .. } => Status::permission_denied(e.to_string()),
+            e @ Error::TooManyStreams { .. } => Status::resource_exhausted(e.to_string()),
             e @ Error::RateLimited { retry_after, .. } => Status::with_error_details(
                 Code::ResourceExhausted,
                 e.to_string(),

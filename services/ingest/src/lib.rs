@@ -86,6 +86,9 @@ pub struct Config {
     /// Events each agency may send at once above its rate (at least the batch limit).
     #[arg(long, env = "GOVPULSE_BURST_PER_AGENCY", default_value_t = 10_000)]
     pub burst_per_agency: u32,
+    /// StreamEvents calls each agency may hold open at once (0: no limit).
+    #[arg(long, env = "GOVPULSE_MAX_STREAMS_PER_AGENCY", default_value_t = 8)]
+    pub max_streams_per_agency: usize,
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "GOVPULSE_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -111,12 +114,13 @@ impl Config {
             allow_anonymous: false,
             rate_per_agency: 2_000,
             burst_per_agency: 10_000,
+            max_streams_per_agency: 8,
             max_message_bytes: 4 * 1024 * 1024,
         }
     }
 
     /// For the demo and tests: plaintext, calls without a credential act for every agency,
-    /// and no rate limit (anonymous callers would all share one bucket). Never in
+    /// and no rate or stream limit (anonymous callers would all share one bucket). Never in
     /// production.
     pub fn development(self) -> Self {
         Self {
@@ -126,6 +130,7 @@ impl Config {
             },
             allow_anonymous: true,
             rate_per_agency: 0,
+            max_streams_per_agency: 0,
             ..self
         }
     }
@@ -188,6 +193,7 @@ impl Server {
         let limiter = Arc::new(limits::AgencyLimiter::new(
             config.rate_per_agency,
             config.burst_per_agency,
+            config.max_streams_per_agency,
         ));
         let policy = AcceptancePolicy {
             horizon: time::Duration::days(i64::from(config.horizon_days)),
