@@ -91,6 +91,7 @@ async fn run() {
         key_prefix: "bench".to_owned(),
         catalog_dir: Some(catalog.dir.clone()),
         ..govpulse_aggregate::Config::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .development()
     })
     .await
     .expect("a second aggregate builds");
