@@ -23,6 +23,7 @@ use govpulse_proto::{
     catalog::Block,
     event::{Channel as PbChannel, DossierEvent, DossierReceived, dossier_event::Kind},
     ingest::SubmitEventsRequest,
+    ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
 };
 use time::{Date, OffsetDateTime};
 use tonic::transport::Channel;
@@ -111,9 +112,13 @@ async fn run() {
             };
             let latency = measure(Target::Grpc(deployment.aggregate()), request.clone()).await;
             rows.push(latency.row(&format!("GetBlockMetrics {label}, {metric}, ytd")));
-            let latency = measure(Target::InProcess(server_side.api()), request).await;
+            let latency = measure(Target::InProcess(server_side.api()), request.clone()).await;
             rows.push(latency.row(&format!(
                 "  server side: the same query answered in process, no gRPC ({label}, {metric})"
+            )));
+            let latency = measure(Target::Ranking(deployment.ranking()), request).await;
+            rows.push(latency.row(&format!(
+                "  GetRanking of the same agencies ({label}, {metric}): the snapshot read and the ranking"
             )));
         }
     }
@@ -482,6 +487,8 @@ enum Target<'a> {
     Grpc(AggregateServiceClient<Channel>),
     /// aggregate's API in this process.
     InProcess(&'a govpulse_aggregate::AggregateApi),
+    /// ranking's `GetRanking` of the same agencies by the same metric, over loopback.
+    Ranking(RankingServiceClient<Channel>),
 }
 
 async fn measure(mut target: Target<'_>, request: GetBlockMetricsRequest) -> Latency {
@@ -512,6 +519,27 @@ async fn call(target: &mut Target<'_>, request: &GetBlockMetricsRequest) -> usiz
             .block_metrics(request.clone())
             .await
             .expect("block_metrics succeeds"),
+        Target::Ranking(client) => {
+            let (block, parent_id) = match &request.scope {
+                Some(Scope::Block(block)) => (*block, String::new()),
+                Some(Scope::ParentId(parent)) => (0, parent.clone()),
+                _ => panic!("the benchmark ranks a block or an agency's children"),
+            };
+            let query = RankingQuery {
+                metric: request.metric.clone(),
+                block,
+                parent_id,
+                period: request.period.clone(),
+                ..RankingQuery::default()
+            };
+            return client
+                .get_ranking(GetRankingRequest { query: Some(query) })
+                .await
+                .expect("GetRanking succeeds")
+                .into_inner()
+                .rows
+                .len();
+        }
     };
     response.agencies.len()
 }

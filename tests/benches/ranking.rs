@@ -200,6 +200,7 @@ fn probe_query() -> RankingQuery {
         block: Block::Province.into(),
         period: now_vietnam_day(),
         selection: Some(Selection::Top(10)),
+        parent_id: String::new(),
     }
 }
 
@@ -212,6 +213,7 @@ async fn province_ids_now(ranking: &RankingProcess) -> Vec<String> {
                 block: Block::Province.into(),
                 period: now_vietnam_day(),
                 selection: None,
+                parent_id: String::new(),
             }),
         })
         .await
@@ -365,6 +367,7 @@ async fn update_latency_under_load(
         block: Block::Province.into(),
         period: now_vietnam_day(),
         selection: None,
+        parent_id: String::new(),
     };
     let mut loaded_stream = RankingServiceClient::new(ranking.channel())
         .watch_ranking(WatchRankingRequest {
@@ -639,6 +642,7 @@ async fn get_ranking_latency(ingest: &Service, ranking: &RankingProcess) -> Vec<
                 block: Block::Province.into(),
                 period,
                 selection: None,
+                parent_id: String::new(),
             }),
         };
         let mut rows_returned = 0;

@@ -105,6 +105,7 @@ async fn province_ranking(
         period: period.into(),
         selection,
         index: String::new(),
+        parent_id: String::new(),
     };
     let response = deployment
         .ranking()
@@ -499,6 +500,7 @@ async fn watch_ranking_sends_the_snapshot_then_each_change() {
         period: day,
         selection: Some(Selection::Top(3)),
         index: String::new(),
+        parent_id: String::new(),
     };
     let mut stream = deployment
         .ranking()
@@ -578,6 +580,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 period: "2026".into(),
                 selection: None,
                 index: String::new(),
+                parent_id: String::new(),
             },
             "query.metric",
         ),
@@ -588,6 +591,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 period: "2026".into(),
                 selection: None,
                 index: String::new(),
+                parent_id: String::new(),
             },
             "query.block",
         ),
@@ -598,6 +602,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 period: "2026-Q5".into(),
                 selection: None,
                 index: String::new(),
+                parent_id: String::new(),
             },
             "query.period",
         ),
@@ -608,6 +613,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 period: "2026".into(),
                 selection: Some(Selection::Top(0)),
                 index: String::new(),
+                parent_id: String::new(),
             },
             "query.top",
         ),
@@ -726,6 +732,7 @@ async fn rankings_show_movement_and_keep_small_agencies_apart() {
         period,
         selection: None,
         index: String::new(),
+        parent_id: String::new(),
     };
     let response = deployment
         .ranking()

@@ -664,6 +664,7 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
                     period: at.date().to_string(),
                     selection: None,
                     index: String::new(),
+                    parent_id: String::new(),
                 }),
             })
             .await
@@ -829,6 +830,7 @@ async fn reading_rankings_can_require_a_reader_credential() {
             period: two_days_ago_noon().date().to_string(),
             selection: None,
             index: String::new(),
+            parent_id: String::new(),
         }),
     };
     let mut client = RankingServiceClient::new(plain(addr));

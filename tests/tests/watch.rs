@@ -45,6 +45,7 @@ fn provinces(at: OffsetDateTime, selection: Option<Selection>) -> RankingQuery {
         block: Block::Province.into(),
         period: at.date().to_string(),
         selection,
+        parent_id: String::new(),
     }
 }
 

@@ -688,16 +688,35 @@ impl AggregateApi {
         &self,
         request: GetBlockSnapshotRequest,
     ) -> Result<GetBlockSnapshotResponse, Error> {
-        let block: Block =
-            govpulse_common::convert::block_from_proto(request.block).ok_or_else(|| {
-                Error::invalid("block", "is required: BLOCK_MINISTRY or BLOCK_PROVINCE")
-            })?;
         let period = self.period(&request.period)?;
-        let members: Vec<AgencyId> = self
-            .catalog
-            .block_members_on(block, period.last_day())
-            .map(|a| a.id.clone())
-            .collect();
+        let (members, parent): (Vec<AgencyId>, Option<AgencyId>) = match request.parent_id.trim() {
+            "" => {
+                let block: Block = govpulse_common::convert::block_from_proto(request.block)
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                "block",
+                                "is required (BLOCK_MINISTRY or BLOCK_PROVINCE) unless parent_id is set",
+                            )
+                        })?;
+                let members = self
+                    .catalog
+                    .block_members_on(block, period.last_day())
+                    .map(|a| a.id.clone())
+                    .collect();
+                (members, None)
+            }
+            raw => {
+                let parent = self.agency("parent_id", raw)?.id.clone();
+                let members = self
+                    .catalog
+                    .children(&parent)
+                    .into_iter()
+                    .filter(|a| a.exists_on(period.last_day()))
+                    .map(|a| a.id.clone())
+                    .collect();
+                (members, Some(parent))
+            }
+        };
         let needs = match request.metric.as_str() {
             // A composite index reads what its measured indicators need: nothing for one
             // made only of assessed criteria.
@@ -713,7 +732,13 @@ impl AggregateApi {
                 .needs(),
         };
         let counters = self
-            .read(&members, None, &period, View::AsOfPeriodEnd, &needs)
+            .read(
+                &members,
+                parent.as_ref(),
+                &period,
+                View::AsOfPeriodEnd,
+                &needs,
+            )
             .await?;
         let assessed = self
             .read_assessed(&members, &period, &request.assessed_profile)

@@ -211,6 +211,7 @@ pub async fn demo(
         period: week.clone(),
         selection: Some(Selection::Top(10)),
         index: String::new(),
+        parent_id: String::new(),
     };
     let watched = Arc::new(Mutex::new(Watched {
         table: LiveTable::default(),

@@ -91,6 +91,10 @@ struct QueryArgs {
     /// `province` or `ministry`.
     #[arg(long, default_value = "province")]
     block: String,
+    /// Rank the direct children of this agency (a province's departments and communes)
+    /// instead of a block.
+    #[arg(long)]
+    parent: Option<String>,
     /// `2026-08-15`, `2026-08`, `2026-Q3`, `2026`, `2026-01-01..2026-08-31` or `ytd`.
     #[arg(long, default_value = "ytd")]
     period: String,
@@ -117,7 +121,11 @@ impl QueryArgs {
             Some(_) => String::new(),
             None => self.metric.parse::<Metric>()?.name().to_owned(),
         };
-        let block = block_arg(&self.block)?;
+        // A parent replaces the block.
+        let block = match &self.parent {
+            Some(_) => PbBlock::Unspecified,
+            None => block_arg(&self.block)?,
+        };
         govpulse_core::Period::parse(
             &self.period,
             govpulse_core::period::vietnam_day(time::OffsetDateTime::now_utc()),
@@ -133,6 +141,7 @@ impl QueryArgs {
             period: self.period.clone(),
             selection,
             index: self.index.clone().unwrap_or_default(),
+            parent_id: self.parent.clone().unwrap_or_default(),
         })
     }
 

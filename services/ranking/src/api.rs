@@ -185,7 +185,11 @@ impl RankingService for RankingApi {
         &self,
         request: Request<GetRankingRequest>,
     ) -> Result<Response<GetRankingResponse>, Status> {
-        let query = Query::parse(request.into_inner().query, &self.profiles.get())?;
+        let query = Query::parse(
+            request.into_inner().query,
+            &self.profiles.get(),
+            &self.catalog,
+        )?;
         let ranking = compute(&self.aggregate, &self.catalog, &query, self.hubs.rules()).await?;
         Ok(Response::new(GetRankingResponse {
             rows: ranking
@@ -206,7 +210,7 @@ impl RankingService for RankingApi {
         request: Request<WatchRankingRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let request = request.into_inner();
-        let query = Query::parse(request.query, &self.profiles.get())?;
+        let query = Query::parse(request.query, &self.profiles.get(), &self.catalog)?;
         let requested = request.resume_revision;
         let Subscription {
             mut updates,

@@ -176,7 +176,7 @@ fn digest(query: &Query, ranking: &Ranking) -> u64 {
     };
     let mut d = Digest::default()
         .text(&measure)
-        .text(&format!("{:?}", query.block))
+        .text(&format!("{:?}", query.scope))
         .text(&query.period)
         .text(&format!("{:?}", query.selection))
         .text(&ranking.period.first_day)
@@ -280,7 +280,7 @@ impl Hubs {
                 notice = notices.recv() => {
                     let relevant = match notice {
                         Ok(Notice { agencies: Some(agencies), days }) => agencies.iter().any(|a| {
-                            self.inner.catalog.agency_by_str(a).is_some_and(|a| a.block == query.block)
+                            query.scope.is_touched_by(&self.inner.catalog, a)
                         }) && affects_period(&query, days.as_deref().map(Vec::as_slice)),
                         Ok(Notice { agencies: None, .. }) | Err(broadcast::error::RecvError::Lagged(_)) => true,
                         Err(broadcast::error::RecvError::Closed) => return,
