@@ -30,6 +30,8 @@ use govpulse_proto::{
 };
 use tonic::transport::Channel;
 
+use govpulse::loadgen;
+
 use crate::stack::{Stack, StackConfig};
 
 #[derive(Debug, Parser)]
@@ -283,9 +285,67 @@ enum Command {
         #[arg(long, env = "GOVPULSE_CATALOG_DIR")]
         catalog_dir: Option<PathBuf>,
     },
+    /// Drives a running deployment with a realistic mix of events (every province and
+    /// ministry, every kind) and reports accepted events/s, call latency and errors by code.
+    Loadgen(LoadgenArgs),
     /// Prints the demo procedures catalog (deploy/catalog/procedures.csv).
     #[command(hide = true)]
     GenProcedures,
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadgenArgs {
+    /// The ingest service.
+    #[arg(
+        long,
+        env = "GOVPULSE_INGEST_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    ingest: String,
+    /// `batch` (SubmitEvents calls) or `stream` (StreamEvents streams).
+    #[arg(long, default_value = "batch")]
+    mode: loadgen::Mode,
+    /// Events per second over all connections; 0 sends as fast as ingest answers.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Events per batch.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// Concurrent callers (batch) or streams (stream).
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Unacknowledged batches per stream (stream mode).
+    #[arg(long, default_value_t = 4)]
+    in_flight: usize,
+    /// Share of acknowledged batches sent again on purpose; they must come back DUPLICATE.
+    #[arg(long, default_value_t = 0.0)]
+    resend_share: f64,
+    /// Seconds during which unacknowledged batches are still retried after sending stops.
+    #[arg(long, default_value_t = 60.0)]
+    drain: f64,
+    /// Print a report line (events/s, latency, errors, memory) every this many seconds.
+    #[arg(long)]
+    report_every: Option<f64>,
+    /// Processes whose resident memory the report lines show (the services, redis-server).
+    #[arg(long = "pid")]
+    pids: Vec<u32>,
+    /// After the run, compare every agency's counters in aggregate with what the
+    /// acknowledged events add up to (only on a deployment nothing else writes to).
+    #[arg(long)]
+    reconcile: bool,
+    /// The aggregate service, for --reconcile.
+    #[arg(
+        long,
+        env = "GOVPULSE_AGGREGATE_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    aggregate: String,
+    /// Seed of the event generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 async fn channel(url: &str) -> anyhow::Result<Channel> {
@@ -547,10 +607,172 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("add to the token file:");
             print!("{entry}");
         }
+        Command::Loadgen(args) => return run_loadgen(args).await,
         Command::GenProcedures => {
             let catalog = govpulse_common::catalog_files::built_in()?;
             print!("{}", procedures::generate(&catalog));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resident memory of a process in MiB, from /proc (Linux), if it can be read.
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+fn millis(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
+    use std::{sync::Arc, time::Duration};
+    let catalog = Arc::new(govpulse_common::catalog_files::built_in()?);
+    let config = loadgen::LoadConfig {
+        mode: args.mode,
+        rate: (args.rate > 0.0).then_some(args.rate),
+        duration: Duration::from_secs_f64(args.duration.max(0.0)),
+        batch_size: args.batch_size.max(1),
+        connections: args.connections.max(1),
+        in_flight: args.in_flight.max(1),
+        resend_share: args.resend_share,
+        drain: Duration::from_secs_f64(args.drain.max(0.0)),
+        seed: args.seed,
+    };
+    println!(
+        "loadgen: {:?} mode, {} connections, batches of {}, {}, {} s",
+        config.mode,
+        config.connections,
+        config.batch_size,
+        config
+            .rate
+            .map_or("as fast as possible".to_owned(), |r| format!(
+                "{r} events/s"
+            )),
+        args.duration
+    );
+    let progress = Arc::new(loadgen::Progress::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let ingest = channel(&args.ingest).await?;
+    let run = tokio::spawn(loadgen::run(
+        ingest,
+        catalog,
+        config,
+        progress.clone(),
+        stop.clone(),
+    ));
+    // Ctrl-C stops sending; what is in flight is still acknowledged (or retried).
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.cancel();
+            }
+        }
+    });
+    let reporter = args.report_every.filter(|s| *s > 0.0).map(|every| {
+        let progress = progress.clone();
+        let pids = args.pids.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_secs_f64(every);
+            let started = std::time::Instant::now();
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let mut accepted_before = 0;
+            loop {
+                ticker.tick().await;
+                let accepted = progress.accepted.load(std::sync::atomic::Ordering::Relaxed);
+                let latency = progress.take_interval();
+                let memory: Vec<String> = pids
+                    .iter()
+                    .map(|pid| match rss_mib(*pid) {
+                        Some(mib) => format!("{pid}:{mib:.0}MiB"),
+                        None => format!("{pid}:gone"),
+                    })
+                    .collect();
+                println!(
+                    "t={:>6.0}s accepted/s={:>9.0} calls={:>6} p50={:.1}ms p99={:.1}ms max={:.1}ms failed_calls={} rss=[{}]",
+                    started.elapsed().as_secs_f64(),
+                    (accepted - accepted_before) as f64 / every.as_secs_f64(),
+                    latency.count,
+                    millis(latency.p50),
+                    millis(latency.p99),
+                    millis(latency.max),
+                    progress.failed_calls.load(std::sync::atomic::Ordering::Relaxed),
+                    memory.join(" ")
+                );
+                accepted_before = accepted;
+            }
+        })
+    });
+    let report = run.await?;
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
+    println!(
+        "accepted {} ({:.0} events/s over {:.1} s), duplicate {}, rejected {}, unacknowledged {}",
+        report.accepted,
+        report.accepted_per_second(),
+        report.elapsed.as_secs_f64(),
+        report.duplicate,
+        report.rejected,
+        report.unacknowledged
+    );
+    println!(
+        "call latency: {} calls, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        report.latency.count,
+        millis(report.latency.p50),
+        millis(report.latency.p90),
+        millis(report.latency.p99),
+        millis(report.latency.max)
+    );
+    if report.resent > 0 {
+        println!(
+            "deliberate resends: {} events, {} counted again",
+            report.resent, report.resent_accepted
+        );
+    }
+    if report.errors.is_empty() {
+        println!("errors: none");
+    } else {
+        let errors: Vec<String> = report
+            .errors
+            .iter()
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect();
+        println!("errors (failed calls, retried): {}", errors.join(", "));
+    }
+    let mut healthy = report.unacknowledged == 0 && report.resent_accepted == 0;
+    if args.reconcile {
+        let result = loadgen::reconcile(channel(&args.aggregate).await?, &report.expected)
+            .await
+            .map_err(|s| anyhow::anyhow!("aggregate: {}", s.message()))?;
+        println!(
+            "reconcile: {} distinct acknowledged events, {} agencies, {} counters compared, {} differ",
+            report.expected.events(),
+            result.agencies,
+            result.compared,
+            result.mismatches.len()
+        );
+        for m in &result.mismatches {
+            println!(
+                "  {} {}: acknowledged {}, counted {}",
+                m.agency, m.counter, m.expected, m.counted
+            );
+        }
+        healthy &= result.mismatches.is_empty();
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

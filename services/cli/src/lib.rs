@@ -1,0 +1,3 @@
+//! The library half of the `govpulse` command: what tests drive as well as the command.
+
+pub mod loadgen;

@@ -1,0 +1,1060 @@
+//! `govpulse loadgen`: drives a running deployment with a realistic mix of events and
+//! measures it. Every province and ministry that exists today reports, each batch coming
+//! from one agency's one-stop system (as in production); dossiers are received (in person,
+//! online or by post, with a due time), pay fees, are resolved (mostly on time) and get
+//! feedback, in about the proportions of the seeds' figures. Batches go out through
+//! `SubmitEvents` (many concurrent callers) or `StreamEvents` (many streams, several batches
+//! in flight on each), at a target rate or as fast as ingest answers.
+//!
+//! A batch that fails is sent again with the same event ids until it is acknowledged, as
+//! ARCHITECTURE section 8 asks of clients; the generator remembers what every acknowledged
+//! event adds to its agency's counters, so that a run against a deployment only it writes to
+//! can be reconciled with govpulse's counters, exactly ([`reconcile`]).
+
+use std::{
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use govpulse_common::decode_event;
+use govpulse_core::{AcceptancePolicy, Catalog, Counter, CounterDelta, Counters, period};
+use govpulse_proto::{
+    Timestamp,
+    aggregate::{GetMetricsRequest, aggregate_service_client::AggregateServiceClient},
+    event::{
+        Channel, DossierEvent, DossierReceived, DossierResolved, EventOutcome, FeePaid,
+        FeedbackGiven, OutcomeStatus, dossier_event::Kind, dossier_resolved::Timeliness,
+    },
+    ingest::{
+        StreamEventsRequest, SubmitEventsRequest, ingest_service_client::IngestServiceClient,
+    },
+};
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+use time::{Date, OffsetDateTime};
+use tokio::{sync::mpsc, time::sleep_until};
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Status, transport::Channel as GrpcChannel};
+
+/// How batches reach ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One `SubmitEvents` call per batch, from `connections` concurrent callers.
+    Batch,
+    /// `connections` `StreamEvents` streams, each with up to `in_flight` unacknowledged
+    /// batches.
+    Stream,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw {
+            "batch" => Ok(Mode::Batch),
+            "stream" => Ok(Mode::Stream),
+            other => Err(format!("{other:?} is not a mode; use batch or stream")),
+        }
+    }
+}
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// How batches are sent.
+    pub mode: Mode,
+    /// Events per second over all connections; `None` sends as fast as ingest answers.
+    pub rate: Option<f64>,
+    /// How long new batches are sent (unless stopped earlier).
+    pub duration: Duration,
+    /// Events per batch (ingest's limit is 1,000 by default).
+    pub batch_size: usize,
+    /// Concurrent callers (batch mode) or streams (stream mode).
+    pub connections: usize,
+    /// Unacknowledged batches per stream (stream mode).
+    pub in_flight: usize,
+    /// Share of acknowledged batches sent once more on purpose: every event of such a resend
+    /// must come back DUPLICATE.
+    pub resend_share: f64,
+    /// After sending stops, how long batches without an acknowledgement are still retried.
+    pub drain: Duration,
+    /// Seed of the event generator.
+    pub seed: u64,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Batch,
+            rate: None,
+            duration: Duration::from_secs(10),
+            batch_size: 1000,
+            connections: 4,
+            in_flight: 4,
+            resend_share: 0.0,
+            drain: Duration::from_secs(60),
+            seed: 1,
+        }
+    }
+}
+
+/// What the run has seen so far; read while it runs (periodic report lines, fault tests
+/// waiting for the load to feel a fault or to recover from it).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Events acknowledged ACCEPTED.
+    pub accepted: AtomicU64,
+    /// Events acknowledged DUPLICATE.
+    pub duplicate: AtomicU64,
+    /// Events acknowledged REJECTED.
+    pub rejected: AtomicU64,
+    /// Calls (or stream batches) that failed and will be retried, or gave up.
+    pub failed_calls: AtomicU64,
+    /// Batches acknowledged.
+    pub acknowledged_batches: AtomicU64,
+    latencies: Mutex<Vec<u32>>,
+    errors: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Progress {
+    /// Events acknowledged so far, whatever their outcome.
+    pub fn acknowledged(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+            + self.duplicate.load(Ordering::Relaxed)
+            + self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Takes the call latencies recorded since the last call (for interval reports).
+    pub fn take_interval(&self) -> Latency {
+        let taken = std::mem::take(&mut *lock(&self.latencies));
+        Latency::of(taken)
+    }
+
+    /// Failed calls by gRPC code so far.
+    pub fn errors(&self) -> BTreeMap<String, u64> {
+        lock(&self.errors).clone()
+    }
+
+    fn error(&self, code: &str) {
+        self.failed_calls.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.errors).entry(code.to_owned()).or_default() += 1;
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Latency percentiles of acknowledged calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Latency {
+    /// Calls measured.
+    pub count: usize,
+    /// Median.
+    pub p50: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Slowest.
+    pub max: Duration,
+}
+
+impl Latency {
+    fn of(mut micros: Vec<u32>) -> Latency {
+        if micros.is_empty() {
+            return Latency::default();
+        }
+        micros.sort_unstable();
+        let at = |q: f64| {
+            let index = ((micros.len() as f64 * q).ceil() as usize).clamp(1, micros.len()) - 1;
+            Duration::from_micros(u64::from(micros[index]))
+        };
+        Latency {
+            count: micros.len(),
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+/// What one agency's acknowledged events add up to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgencyTally {
+    /// Sum of the events' deltas.
+    pub counters: Counters,
+    /// Procedures with an online dossier (distinct).
+    pub online_procedures: BTreeSet<String>,
+}
+
+/// What govpulse must have counted: per agency, the events acknowledged (ACCEPTED or
+/// DUPLICATE) the first time their batch was acknowledged.
+#[derive(Debug, Clone, Default)]
+pub struct Expected {
+    /// By agency id.
+    pub agencies: BTreeMap<String, AgencyTally>,
+    /// The Vietnam days the events occurred on, first and last.
+    pub days: Option<(Date, Date)>,
+}
+
+impl Expected {
+    fn add(&mut self, meta: &EventMeta) {
+        let tally = self.agencies.entry(meta.agency.clone()).or_default();
+        for counter in &meta.delta.increments {
+            tally.counters.increment(*counter, 1);
+        }
+        if let Some(procedure) = &meta.delta.online_procedure {
+            tally.online_procedures.insert(procedure.to_string());
+        }
+        self.days = Some(match self.days {
+            None => (meta.day, meta.day),
+            Some((first, last)) => (first.min(meta.day), last.max(meta.day)),
+        });
+    }
+
+    /// Adds another run's expectations (for several generators against one deployment).
+    pub fn merge(&mut self, other: Expected) {
+        for (agency, tally) in other.agencies {
+            let mine = self.agencies.entry(agency).or_default();
+            for (counter, value) in tally.counters.iter() {
+                mine.counters.increment(counter, value);
+            }
+            mine.online_procedures.extend(tally.online_procedures);
+        }
+        if let Some((first, last)) = other.days {
+            self.days = Some(match self.days {
+                None => (first, last),
+                Some((a, b)) => (a.min(first), b.max(last)),
+            });
+        }
+    }
+
+    /// Distinct events acknowledged.
+    pub fn events(&self) -> u64 {
+        self.agencies
+            .values()
+            .map(|t| {
+                [
+                    Counter::Received,
+                    Counter::Resolved,
+                    Counter::FeePaid,
+                    Counter::Feedback,
+                ]
+                .iter()
+                .map(|c| t.counters.get(*c))
+                .sum::<u64>()
+            })
+            .sum()
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// From the first batch to the last acknowledgement.
+    pub elapsed: Duration,
+    /// Events acknowledged ACCEPTED (resends included, which should be none).
+    pub accepted: u64,
+    /// Events acknowledged DUPLICATE.
+    pub duplicate: u64,
+    /// Events acknowledged REJECTED.
+    pub rejected: u64,
+    /// Events of deliberate resends that came back ACCEPTED: counted twice.
+    pub resent_accepted: u64,
+    /// Events of deliberate resends (acknowledged).
+    pub resent: u64,
+    /// Events whose batch was never acknowledged before the drain ended: maybe counted,
+    /// maybe not.
+    pub unacknowledged: u64,
+    /// Latency of acknowledged calls (batch mode) or of batches from send to acknowledgement
+    /// (stream mode).
+    pub latency: Latency,
+    /// Failed calls by gRPC code (each was retried unless the drain was over).
+    pub errors: BTreeMap<String, u64>,
+    /// What govpulse must have counted.
+    pub expected: Expected,
+}
+
+impl Report {
+    /// Accepted events per second of the run.
+    pub fn accepted_per_second(&self) -> f64 {
+        self.accepted as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// One agency's one-stop system.
+#[derive(Debug)]
+struct Source {
+    agency: String,
+    procedures: Vec<String>,
+    online_share: f64,
+    open: VecDeque<Dossier>,
+    fees: VecDeque<Dossier>,
+    feedback: VecDeque<Dossier>,
+}
+
+#[derive(Debug, Clone)]
+struct Dossier {
+    id: String,
+    procedure: String,
+    due: OffsetDateTime,
+}
+
+/// Dossiers a source remembers to pay, resolve or give feedback on; older ones are
+/// forgotten (never resolved, as happens).
+const REMEMBERED: usize = 20_000;
+
+/// What an event adds, kept until its batch is acknowledged.
+#[derive(Debug, Clone)]
+struct EventMeta {
+    agency: String,
+    day: Date,
+    delta: CounterDelta,
+}
+
+/// A batch and what each of its events adds (`None`: the generator expects a rejection).
+#[derive(Debug, Clone)]
+struct Batch {
+    events: Vec<DossierEvent>,
+    meta: Vec<Option<EventMeta>>,
+}
+
+/// Pure event generation for one sender: its share of the agencies, in turn.
+#[derive(Debug)]
+struct Generator {
+    sources: Vec<Source>,
+    next: usize,
+    rng: SmallRng,
+    prefix: String,
+    sequence: u64,
+    catalog: Arc<Catalog>,
+    policy: AcceptancePolicy,
+}
+
+fn ts(at: OffsetDateTime) -> Timestamp {
+    Timestamp {
+        seconds: at.unix_timestamp(),
+        nanos: 0,
+    }
+}
+
+/// The agencies that report: every ministry and province existing today with procedures.
+fn reporting_agencies(catalog: &Catalog, today: Date) -> Vec<(String, Vec<String>)> {
+    catalog
+        .agencies()
+        .filter(|a| a.parent.is_none() && a.exists_on(today))
+        .filter_map(|a| {
+            let procedures: Vec<String> = catalog
+                .procedures()
+                .filter(|p| catalog.handles(&a.id, p) && p.on(today).is_some())
+                .map(|p| p.id.to_string())
+                .collect();
+            (!procedures.is_empty()).then(|| (a.id.to_string(), procedures))
+        })
+        .collect()
+}
+
+impl Generator {
+    /// Sender `index` of `senders`: agencies `index`, `index + senders`, ... (or one shared
+    /// agency when there are more senders than agencies).
+    fn new(catalog: Arc<Catalog>, index: usize, senders: usize, run: &str, seed: u64) -> Self {
+        let today = period::vietnam_day(OffsetDateTime::now_utc());
+        let all = reporting_agencies(&catalog, today);
+        let mut mine: Vec<(String, Vec<String>)> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % senders.max(1) == index)
+            .map(|(_, a)| a.clone())
+            .collect();
+        if mine.is_empty() && !all.is_empty() {
+            mine.push(all[index % all.len()].clone());
+        }
+        let sources = mine
+            .into_iter()
+            .map(|(agency, procedures)| {
+                let share = (fnv(&agency) % 1000) as f64 / 1000.0;
+                Source {
+                    agency,
+                    procedures,
+                    online_share: 0.1 + 0.8 * share,
+                    open: VecDeque::new(),
+                    fees: VecDeque::new(),
+                    feedback: VecDeque::new(),
+                }
+            })
+            .collect();
+        Self {
+            sources,
+            next: 0,
+            rng: SmallRng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(index as u64)),
+            prefix: format!("{run}-{index}"),
+            sequence: 0,
+            catalog,
+            policy: AcceptancePolicy::default(),
+        }
+    }
+
+    /// The next batch: `size` events of the next agency in turn, occurring now.
+    fn batch(&mut self, size: usize) -> Batch {
+        let now = OffsetDateTime::now_utc();
+        let index = self.next % self.sources.len().max(1);
+        self.next += 1;
+        let mut events = Vec::with_capacity(size);
+        for _ in 0..size {
+            let event = self.event(index, now);
+            events.push(event);
+        }
+        let meta = events.iter().map(|e| self.meta(e, now)).collect();
+        Batch { events, meta }
+    }
+
+    fn meta(&self, event: &DossierEvent, now: OffsetDateTime) -> Option<EventMeta> {
+        let decoded = decode_event(None, event, &self.catalog, &self.policy, now).ok()?;
+        let day = decoded.day();
+        let provision = self
+            .catalog
+            .procedure(&decoded.procedure)?
+            .on(day)?
+            .provision;
+        Some(EventMeta {
+            agency: decoded.agency.to_string(),
+            day,
+            delta: decoded.delta(provision),
+        })
+    }
+
+    fn event(&mut self, index: usize, now: OffsetDateTime) -> DossierEvent {
+        // About 40% receptions, 18% fees, 32% resolutions, 10% feedback; an event that needs
+        // an earlier dossier the source does not have becomes a reception.
+        let roll: f64 = self.rng.random();
+        let source = &mut self.sources[index];
+        let (dossier, suffix, kind) = if roll < 0.18
+            && let Some(d) = source.fees.pop_front()
+        {
+            let online = self.rng.random_bool(source.online_share);
+            (d, "fee", Kind::FeePaid(FeePaid { online }))
+        } else if roll < 0.50
+            && let Some(d) = source.open.pop_front()
+        {
+            let on_time = self.rng.random_bool(0.9);
+            let due_at = if on_time {
+                d.due
+            } else {
+                now - time::Duration::hours(1)
+            };
+            let resolved = Kind::Resolved(DossierResolved {
+                timeliness: Some(Timeliness::DueAt(ts(due_at))),
+                result_electronic: self.rng.random_bool(0.8),
+            });
+            if self.rng.random_bool(0.35) {
+                remember(&mut source.feedback, d.clone());
+            }
+            (d, "res", resolved)
+        } else if roll < 0.60
+            && let Some(d) = source.feedback.pop_front()
+        {
+            let satisfied = self.rng.random_bool(0.95);
+            (d, "fb", Kind::Feedback(FeedbackGiven { satisfied }))
+        } else {
+            self.sequence += 1;
+            let procedure =
+                source.procedures[self.rng.random_range(0..source.procedures.len())].clone();
+            let d = Dossier {
+                id: format!("{}-{}", self.prefix, self.sequence),
+                procedure,
+                due: now + time::Duration::hours(self.rng.random_range(24..15 * 24)),
+            };
+            let channel = if self.rng.random_bool(source.online_share) {
+                Channel::Online
+            } else if self.rng.random_bool(0.03) {
+                Channel::Postal
+            } else {
+                Channel::InPerson
+            };
+            let received = Kind::Received(DossierReceived {
+                channel: channel.into(),
+                digitized: self.rng.random_bool(0.8),
+                due_at: Some(ts(d.due)),
+            });
+            remember(&mut source.open, d.clone());
+            if self.rng.random_bool(0.5) {
+                remember(&mut source.fees, d.clone());
+            }
+            (d, "rcv", received)
+        };
+        DossierEvent {
+            event_id: format!("{}:{suffix}", dossier.id),
+            agency_id: source.agency.clone(),
+            dossier_id: dossier.id,
+            procedure_id: dossier.procedure,
+            occurred_at: Some(ts(now)),
+            kind: Some(kind),
+        }
+    }
+}
+
+/// A hash that is the same on every run and machine (an agency's online habits).
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn remember(queue: &mut VecDeque<Dossier>, dossier: Dossier) {
+    if queue.len() >= REMEMBERED {
+        queue.pop_front();
+    }
+    queue.push_back(dossier);
+}
+
+/// What a sender shares with the others and the caller.
+#[derive(Debug)]
+struct Shared {
+    config: LoadConfig,
+    progress: Arc<Progress>,
+    stop: CancellationToken,
+    started: Instant,
+    /// Sending stops at this instant (or when `stop` is cancelled).
+    end: Instant,
+    /// Unacknowledged batches are given up at this instant.
+    give_up: Instant,
+    /// Per sender: when its n-th batch is due.
+    batch_interval: Option<Duration>,
+}
+
+impl Shared {
+    fn sending_over(&self) -> bool {
+        self.stop.is_cancelled() || Instant::now() >= self.end
+    }
+
+    fn due(&self, n: u64) -> tokio::time::Instant {
+        let at = match self.batch_interval {
+            Some(interval) => self.started + interval.mul_f64(n as f64),
+            None => self.started,
+        };
+        tokio::time::Instant::from_std(at)
+    }
+}
+
+/// What one sender collected.
+#[derive(Debug, Default)]
+struct SenderTotals {
+    latencies: Vec<u32>,
+    resent: u64,
+    resent_accepted: u64,
+    unacknowledged: u64,
+    expected: Expected,
+    last_ack: Option<Instant>,
+}
+
+impl SenderTotals {
+    fn acknowledged(
+        &mut self,
+        shared: &Shared,
+        batch: &Batch,
+        outcomes: &[EventOutcome],
+        first: bool,
+        latency: Duration,
+    ) {
+        let micros = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+        self.latencies.push(micros);
+        lock(&shared.progress.latencies).push(micros);
+        self.last_ack = Some(Instant::now());
+        let progress = &shared.progress;
+        progress
+            .acknowledged_batches
+            .fetch_add(1, Ordering::Relaxed);
+        let (mut accepted, mut duplicate, mut rejected) = (0, 0, 0);
+        for (meta, outcome) in batch.meta.iter().zip(outcomes) {
+            match OutcomeStatus::try_from(outcome.status) {
+                Ok(OutcomeStatus::Accepted) => accepted += 1,
+                Ok(OutcomeStatus::Duplicate) => duplicate += 1,
+                _ => {
+                    rejected += 1;
+                    continue;
+                }
+            }
+            if first && let Some(meta) = meta {
+                self.expected.add(meta);
+            }
+        }
+        if outcomes.len() != batch.events.len() {
+            shared.progress.error("short acknowledgement");
+        }
+        if !first {
+            self.resent += accepted + duplicate;
+            self.resent_accepted += accepted;
+        }
+        progress.accepted.fetch_add(accepted, Ordering::Relaxed);
+        progress.duplicate.fetch_add(duplicate, Ordering::Relaxed);
+        progress.rejected.fetch_add(rejected, Ordering::Relaxed);
+    }
+}
+
+/// Codes after which ARCHITECTURE section 8 says to send the same batch again.
+fn retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Cancelled
+            | Code::Internal
+            | Code::Unknown
+    )
+}
+
+fn code_name(status: &Status) -> String {
+    format!("{:?}", status.code())
+}
+
+/// Backoff between retries of one batch: from 20 ms, doubling, at most 500 ms.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(20u64 << attempt.min(5)).min(Duration::from_millis(500))
+}
+
+/// Runs the load against ingest at `ingest` until `config.duration` has passed or `stop` is
+/// cancelled, then retries what is unacknowledged for up to `config.drain`.
+pub async fn run(
+    ingest: GrpcChannel,
+    catalog: Arc<Catalog>,
+    config: LoadConfig,
+    progress: Arc<Progress>,
+    stop: CancellationToken,
+) -> Report {
+    let started = Instant::now();
+    let connections = config.connections.max(1);
+    let batch_interval = config.rate.filter(|r| *r > 0.0).map(|rate| {
+        let per_sender = rate / connections as f64;
+        Duration::from_secs_f64(config.batch_size.max(1) as f64 / per_sender)
+    });
+    let run_id = format!(
+        "lg{}s{}",
+        OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
+        config.seed
+    );
+    let shared = Arc::new(Shared {
+        end: started + config.duration,
+        give_up: started + config.duration + config.drain,
+        config: config.clone(),
+        progress,
+        stop,
+        started,
+        batch_interval,
+    });
+    let mut tasks = Vec::with_capacity(connections);
+    for index in 0..connections {
+        let generator = Generator::new(catalog.clone(), index, connections, &run_id, config.seed);
+        let client = IngestServiceClient::new(ingest.clone());
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            match shared.config.mode {
+                Mode::Batch => batch_sender(shared, generator, client).await,
+                Mode::Stream => stream_sender(shared, generator, client).await,
+            }
+        }));
+    }
+    let mut report = Report::default();
+    let mut latencies = Vec::new();
+    let mut last_ack = started;
+    for task in tasks {
+        let Ok(totals) = task.await else {
+            continue;
+        };
+        latencies.extend(totals.latencies);
+        report.resent += totals.resent;
+        report.resent_accepted += totals.resent_accepted;
+        report.unacknowledged += totals.unacknowledged;
+        report.expected.merge(totals.expected);
+        last_ack = last_ack.max(totals.last_ack.unwrap_or(started));
+    }
+    let progress = &shared.progress;
+    report.elapsed = last_ack - started;
+    report.accepted = progress.accepted.load(Ordering::Relaxed);
+    report.duplicate = progress.duplicate.load(Ordering::Relaxed);
+    report.rejected = progress.rejected.load(Ordering::Relaxed);
+    report.latency = Latency::of(latencies);
+    report.errors = progress.errors();
+    report
+}
+
+async fn pace(shared: &Shared, n: u64) {
+    tokio::select! {
+        () = sleep_until(shared.due(n)) => {}
+        () = shared.stop.cancelled() => {}
+    }
+}
+
+async fn batch_sender(
+    shared: Arc<Shared>,
+    mut generator: Generator,
+    client: IngestServiceClient<GrpcChannel>,
+) -> SenderTotals {
+    let mut totals = SenderTotals::default();
+    let mut n = 0;
+    while !shared.sending_over() {
+        pace(&shared, n).await;
+        if shared.sending_over() {
+            break;
+        }
+        n += 1;
+        let batch = generator.batch(shared.config.batch_size);
+        submit_until_acknowledged(&shared, &client, &batch, true, &mut totals).await;
+        if generator
+            .rng
+            .random_bool(shared.config.resend_share.clamp(0.0, 1.0))
+        {
+            submit_until_acknowledged(&shared, &client, &batch, false, &mut totals).await;
+        }
+    }
+    totals
+}
+
+async fn submit_until_acknowledged(
+    shared: &Shared,
+    client: &IngestServiceClient<GrpcChannel>,
+    batch: &Batch,
+    first: bool,
+    totals: &mut SenderTotals,
+) {
+    let request = SubmitEventsRequest {
+        events: batch.events.clone(),
+    };
+    let mut attempt = 0;
+    loop {
+        let started = Instant::now();
+        match client.clone().submit_events(request.clone()).await {
+            Ok(response) => {
+                let outcomes = response.into_inner().outcomes;
+                totals.acknowledged(shared, batch, &outcomes, first, started.elapsed());
+                return;
+            }
+            Err(status) => {
+                shared.progress.error(&code_name(&status));
+                let retry_at = Instant::now() + backoff(attempt);
+                if !retryable(status.code()) || retry_at >= shared.give_up {
+                    if first {
+                        totals.unacknowledged += batch.events.len() as u64;
+                    }
+                    return;
+                }
+                attempt += 1;
+                tokio::time::sleep_until(retry_at.into()).await;
+            }
+        }
+    }
+}
+
+/// A batch on a stream: its id there, whether it is the first sending, when it was sent.
+#[derive(Debug)]
+struct InFlight {
+    id: u64,
+    batch: Batch,
+    first: bool,
+    sent: Instant,
+}
+
+async fn stream_sender(
+    shared: Arc<Shared>,
+    mut generator: Generator,
+    mut client: IngestServiceClient<GrpcChannel>,
+) -> SenderTotals {
+    let mut totals = SenderTotals::default();
+    // Batches sent on a stream that broke before acknowledging them: sent again first.
+    let mut unacknowledged: VecDeque<Batch> = VecDeque::new();
+    let window = shared.config.in_flight.max(1);
+    let (mut n, mut batch_id, mut attempt) = (0u64, 0u64, 0u32);
+    loop {
+        if shared.sending_over() && unacknowledged.is_empty() {
+            return totals;
+        }
+        if Instant::now() >= shared.give_up {
+            totals.unacknowledged += unacknowledged
+                .iter()
+                .map(|b| b.events.len() as u64)
+                .sum::<u64>();
+            return totals;
+        }
+        let (outbound, requests) = mpsc::channel::<StreamEventsRequest>(window);
+        let mut acks = match client.stream_events(ReceiverStream::new(requests)).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                shared.progress.error(&code_name(&status));
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+        };
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        let mut broken = false;
+        while let Some(batch) = unacknowledged.pop_front() {
+            batch_id += 1;
+            let request = StreamEventsRequest {
+                batch_id,
+                events: batch.events.clone(),
+            };
+            if outbound.send(request).await.is_err() {
+                unacknowledged.push_front(batch);
+                broken = true;
+                break;
+            }
+            in_flight.push_back(InFlight {
+                id: batch_id,
+                batch,
+                first: true,
+                sent: Instant::now(),
+            });
+        }
+        let give_up = tokio::time::Instant::from_std(shared.give_up);
+        while !broken {
+            if shared.sending_over() && in_flight.is_empty() {
+                // Everything sent is acknowledged: closing the stream ends the call.
+                return totals;
+            }
+            let can_send = in_flight.len() < window && !shared.sending_over();
+            tokio::select! {
+                ack = acks.next() => match ack {
+                    Some(Ok(ack)) => {
+                        attempt = 0;
+                        let Some(position) = in_flight.iter().position(|f| f.id == ack.batch_id)
+                        else {
+                            shared.progress.error("unknown batch id");
+                            continue;
+                        };
+                        let Some(done) = in_flight.remove(position) else { continue };
+                        totals.acknowledged(
+                            &shared,
+                            &done.batch,
+                            &ack.outcomes,
+                            done.first,
+                            done.sent.elapsed(),
+                        );
+                        if done.first
+                            && generator.rng.random_bool(shared.config.resend_share.clamp(0.0, 1.0))
+                        {
+                            batch_id += 1;
+                            let request = StreamEventsRequest {
+                                batch_id,
+                                events: done.batch.events.clone(),
+                            };
+                            if outbound.send(request).await.is_err() {
+                                broken = true;
+                            } else {
+                                in_flight.push_back(InFlight {
+                                    id: batch_id,
+                                    batch: done.batch,
+                                    first: false,
+                                    sent: Instant::now(),
+                                });
+                            }
+                        }
+                    }
+                    Some(Err(status)) => {
+                        shared.progress.error(&code_name(&status));
+                        broken = true;
+                    }
+                    None => {
+                        shared.progress.error("stream closed");
+                        broken = true;
+                    }
+                },
+                () = pace(&shared, n), if can_send => {
+                    if shared.sending_over() {
+                        continue;
+                    }
+                    n += 1;
+                    let batch = generator.batch(shared.config.batch_size);
+                    batch_id += 1;
+                    let request = StreamEventsRequest {
+                        batch_id,
+                        events: batch.events.clone(),
+                    };
+                    let sent = Instant::now();
+                    if outbound.send(request).await.is_err() {
+                        unacknowledged.push_back(batch);
+                        broken = true;
+                    } else {
+                        in_flight.push_back(InFlight { id: batch_id, batch, first: true, sent });
+                    }
+                }
+                () = sleep_until(give_up) => broken = true,
+            }
+        }
+        // The stream broke: what it did not acknowledge goes again, with the same ids, on a
+        // new stream (deliberate resends are dropped: their first sending was acknowledged).
+        unacknowledged.extend(in_flight.into_iter().filter(|f| f.first).map(|f| f.batch));
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
+    }
+}
+
+/// One counter on which govpulse and the load generator disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The agency.
+    pub agency: String,
+    /// The counter (its storage name, or `online procedures`).
+    pub counter: String,
+    /// What the acknowledged events add up to.
+    pub expected: u64,
+    /// What govpulse answers.
+    pub counted: u64,
+}
+
+/// The outcome of a reconciliation.
+#[derive(Debug, Clone, Default)]
+pub struct Reconciliation {
+    /// Agencies read.
+    pub agencies: usize,
+    /// (agency, counter) pairs compared.
+    pub compared: usize,
+    /// Those that differ.
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// Counters compared by [`reconcile`]: every counter of an event's own day (the due-day
+/// counters are read as the backlog at the period's end, which depends on the clock).
+const RECONCILED: [Counter; 14] = [
+    Counter::Received,
+    Counter::ReceivedOnline,
+    Counter::ReceivedInPerson,
+    Counter::ReceivedPostal,
+    Counter::Digitized,
+    Counter::ReceivedFullOnlineProcedure,
+    Counter::ReceivedOnlineFullOnlineProcedure,
+    Counter::Resolved,
+    Counter::ResolvedOnTime,
+    Counter::ResultElectronic,
+    Counter::FeePaid,
+    Counter::FeePaidOnline,
+    Counter::Feedback,
+    Counter::FeedbackSatisfied,
+];
+
+/// Reads every agency's counters over the days of the run through aggregate's `GetMetrics`
+/// and compares them with what the acknowledged events add up to. Meaningful only on a
+/// deployment (or key prefix) that nothing else wrote to on those days.
+pub async fn reconcile(
+    aggregate: GrpcChannel,
+    expected: &Expected,
+) -> Result<Reconciliation, Status> {
+    let mut result = Reconciliation::default();
+    let Some((first, last)) = expected.days else {
+        return Ok(result);
+    };
+    let period = format!("{first}..{last}");
+    let mut client = AggregateServiceClient::new(aggregate);
+    for (agency, tally) in &expected.agencies {
+        let response = client
+            .get_metrics(GetMetricsRequest {
+                agency_id: agency.clone(),
+                period: period.clone(),
+                metrics: vec!["online-dossier-rate".to_owned()],
+            })
+            .await?
+            .into_inner();
+        let counted =
+            govpulse_common::convert::counters_from_proto(&response.counters.unwrap_or_default());
+        result.agencies += 1;
+        for counter in RECONCILED {
+            result.compared += 1;
+            if counted.get(counter) != tally.counters.get(counter) {
+                result.mismatches.push(Mismatch {
+                    agency: agency.clone(),
+                    counter: counter.key().to_owned(),
+                    expected: tally.counters.get(counter),
+                    counted: counted.get(counter),
+                });
+            }
+        }
+        result.compared += 1;
+        let distinct = tally.online_procedures.len() as u64;
+        if counted.procedures_with_online_dossiers != distinct {
+            result.mismatches.push(Mismatch {
+                agency: agency.clone(),
+                counter: "online procedures".to_owned(),
+                expected: distinct,
+                counted: counted.procedures_with_online_dossiers,
+            });
+        }
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Arc<Catalog> {
+        Arc::new(govpulse_common::catalog_files::built_in().expect("valid"))
+    }
+
+    #[test]
+    fn every_province_and_ministry_of_today_reports() {
+        let catalog = catalog();
+        let today = period::vietnam_day(OffsetDateTime::now_utc());
+        let agencies = reporting_agencies(&catalog, today);
+        assert_eq!(agencies.len(), 34 + 21, "today's provinces and ministries");
+        let senders = 4;
+        let covered: usize = (0..senders)
+            .map(|i| {
+                Generator::new(catalog.clone(), i, senders, "t", 1)
+                    .sources
+                    .len()
+            })
+            .sum();
+        assert_eq!(
+            covered,
+            agencies.len(),
+            "each agency has exactly one sender"
+        );
+    }
+
+    #[test]
+    fn generated_events_are_valid_with_the_kinds_in_realistic_proportions() {
+        let mut generator = Generator::new(catalog(), 0, 1, "t", 7);
+        let mut kinds = BTreeMap::<&str, usize>::new();
+        let mut ids = BTreeSet::new();
+        for _ in 0..40 {
+            let batch = generator.batch(500);
+            let agencies: BTreeSet<&str> =
+                batch.events.iter().map(|e| e.agency_id.as_str()).collect();
+            assert_eq!(agencies.len(), 1, "a batch is one agency's");
+            for (event, meta) in batch.events.iter().zip(&batch.meta) {
+                assert!(meta.is_some(), "valid: {event:?}");
+                assert!(ids.insert(event.event_id.clone()), "ids are unique");
+                let kind = match event.kind {
+                    Some(Kind::Received(_)) => "received",
+                    Some(Kind::Resolved(_)) => "resolved",
+                    Some(Kind::FeePaid(_)) => "fee",
+                    Some(Kind::Feedback(_)) => "feedback",
+                    None => "none",
+                };
+                *kinds.entry(kind).or_default() += 1;
+            }
+        }
+        let share = |k: &str| kinds.get(k).copied().unwrap_or(0) as f64 / 20_000.0;
+        assert!((0.35..0.50).contains(&share("received")), "{kinds:?}");
+        assert!((0.25..0.35).contains(&share("resolved")), "{kinds:?}");
+        assert!((0.13..0.22).contains(&share("fee")), "{kinds:?}");
+        assert!((0.05..0.13).contains(&share("feedback")), "{kinds:?}");
+    }
+
+    #[test]
+    fn percentiles_are_taken_from_the_sorted_latencies() {
+        let latency = Latency::of((1..=100).rev().collect());
+        assert_eq!(latency.p50, Duration::from_micros(50));
+        assert_eq!(latency.p90, Duration::from_micros(90));
+        assert_eq!(latency.p99, Duration::from_micros(99));
+        assert_eq!(latency.max, Duration::from_micros(100));
+    }
+}
