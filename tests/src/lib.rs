@@ -1,6 +1,8 @@
 //! Test support: a deployment of the three services as separate gRPC servers on port-0
 //! loopback addresses, counting into a real `redis-server` that the test owns.
 
+pub mod processes;
+
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use govpulse_proto::{

@@ -17,6 +17,7 @@ pub struct RedisServer {
     child: Child,
     port: u16,
     dir: PathBuf,
+    options: Vec<String>,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -42,14 +43,26 @@ impl RedisServer {
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             match Self::spawn(&dir, port, options) {
-                Ok(child) => return Ok(Self { child, port, dir }),
+                Ok(child) => {
+                    let options = options.iter().map(|o| (*o).to_owned()).collect();
+                    return Ok(Self {
+                        child,
+                        port,
+                        dir,
+                        options,
+                    });
+                }
                 Err(e) => last_error = Some(e),
             }
         }
         Err(last_error.unwrap_or_else(|| std::io::Error::other("redis-server did not start")))
     }
 
-    fn spawn(dir: &PathBuf, port: u16, options: &[&str]) -> std::io::Result<Child> {
+    fn spawn(
+        dir: &PathBuf,
+        port: u16,
+        options: &[impl AsRef<std::ffi::OsStr>],
+    ) -> std::io::Result<Child> {
         let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
             .arg(dir)
@@ -88,6 +101,20 @@ impl RedisServer {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills it with SIGKILL, as a crash would, and starts it again on the same port, with
+    /// the same options and data folder (so an append-only file is loaded back), returning
+    /// once it accepts connections again.
+    pub fn crash_and_restart(&mut self) -> std::io::Result<()> {
+        self.kill();
+        self.child = Self::spawn(&self.dir, self.port, &self.options)?;
+        Ok(())
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

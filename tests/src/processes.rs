@@ -1,0 +1,201 @@
+//! The services as operating-system processes, for tests of what only processes can show: a
+//! `kill -9` loses whatever the process held in memory. Also a TCP relay that can cut the
+//! connections between two services, as a network partition would.
+//!
+//! The service binaries are the workspace's own (`govpulse-ingest`, `govpulse-aggregate`,
+//! `govpulse-ranking`), found in the build folder next to the running test executable:
+//! `cargo build --bins` (or `cargo test --workspace`, which the CI script precedes with
+//! it) puts them there.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, mpsc},
+    time::Duration,
+};
+
+use tokio::{net::TcpStream, sync::watch, task::JoinHandle};
+
+/// The path of a workspace binary built beside the test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test executable lies in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the service binaries first (cargo build --bins)",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port free when asked (the service binds it right after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// One service binary running as a child process, restartable with the same settings.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    name: String,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    addr: SocketAddr,
+}
+
+impl ServiceProcess {
+    /// Starts `name` (e.g. `govpulse-aggregate`) with `env` (its `GOVPULSE_LISTEN` must name
+    /// a fixed port so that a restart comes back on it) and returns once it has bound its
+    /// listen address (it logs `<service> bound`).
+    pub fn start(name: &str, env: &[(&str, String)]) -> ServiceProcess {
+        let mut process = ServiceProcess {
+            name: name.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        process.spawn();
+        process
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(binary(&self.name))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("GOVPULSE_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts: {e}", self.name));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (bound_tx, bound) = mpsc::channel::<String>();
+        // The log is read to its end, so that a chatty service never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                let message = log["fields"]["message"].as_str().unwrap_or_default();
+                if message.ends_with(" bound")
+                    && let Some(addr) = log["fields"]["addr"].as_str()
+                {
+                    let _ = bound_tx.send(addr.to_owned());
+                }
+            }
+        });
+        let addr = bound
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{} did not log its bound address: {e}", self.name));
+        self.addr = addr.parse().expect("a socket address");
+        self.child = Some(child);
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// `kill -9`: the process ends at once, whatever it was doing.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again with the same settings (after [`ServiceProcess::kill`]).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A TCP relay on a loopback port to `upstream`: while cut, every relayed connection is
+/// closed and new ones are closed as soon as they are accepted.
+#[derive(Debug)]
+pub struct Cutter {
+    addr: SocketAddr,
+    cut: Arc<watch::Sender<bool>>,
+    task: JoinHandle<()>,
+}
+
+impl Cutter {
+    /// Starts relaying to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Cutter {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("the relay binds");
+        let addr = listener.local_addr().expect("bound");
+        let cut = Arc::new(watch::channel(false).0);
+        let state = cut.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if *state.borrow() {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = state.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let _ = inbound.set_nodelay(true);
+                    let _ = outbound.set_nodelay(true);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Cutter { addr, cut, task }
+    }
+
+    /// Its address: give it to the client instead of the upstream's.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Cuts every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// Relays again.
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+impl Drop for Cutter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
