@@ -119,6 +119,7 @@ async fn every_acknowledged_event_is_counted_exactly_once_through_crashes_restar
             ("GOVPULSE_LISTEN", format!("127.0.0.1:{}", free_port())),
             ("GOVPULSE_STORE", redis.url()),
             ("GOVPULSE_KEY_PREFIX", "chaos".to_owned()),
+            ("GOVPULSE_PLAINTEXT", "true".to_owned()),
         ],
     );
     let cutter = Cutter::start(aggregate.addr()).await;
@@ -131,6 +132,11 @@ async fn every_acknowledged_event_is_counted_exactly_once_through_crashes_restar
                 format!("http://{}", cutter.addr()),
             ),
             ("GOVPULSE_AGGREGATE_TIMEOUT_MS", "3000".to_owned()),
+            // The development settings: plaintext, anonymous, no per-agency limits.
+            ("GOVPULSE_PLAINTEXT", "true".to_owned()),
+            ("GOVPULSE_ALLOW_ANONYMOUS", "true".to_owned()),
+            ("GOVPULSE_RATE_PER_AGENCY", "0".to_owned()),
+            ("GOVPULSE_MAX_STREAMS_PER_AGENCY", "0".to_owned()),
         ],
     );
 
