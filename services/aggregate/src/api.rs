@@ -190,6 +190,8 @@ impl AggregateApi {
             sequence: *sequence,
             agency_ids,
             days,
+            // The ApplyEvents call's span: the recomputations this notice causes join its trace.
+            traceparent: govpulse_common::telemetry::current_traceparent(),
         });
     }
 
@@ -602,7 +604,9 @@ impl AggregateService for AggregateApi {
         &self,
         request: Request<ApplyEventsRequest>,
     ) -> Result<Response<ApplyEventsResponse>, Status> {
-        Ok(Response::new(self.apply(request.into_inner()).await?))
+        let response = self.apply(request.into_inner()).await?;
+        govpulse_common::prometheus::record_outcomes("aggregate", &response.outcomes);
+        Ok(Response::new(response))
     }
 
     async fn get_metrics(
@@ -637,7 +641,13 @@ impl AggregateService for AggregateApi {
         _request: Request<WatchChangesRequest>,
     ) -> Result<Response<ChangeStream>, Status> {
         debug!("change subscriber joined");
-        let notices = BroadcastStream::new(self.changes.subscribe()).map(|notice| match notice {
+        let subscriber = govpulse_common::prometheus::Subscriber::open("changes");
+        let notices = BroadcastStream::new(self.changes.subscribe()).map(move |notice| {
+            // Counted as an open stream until the stream (and this closure) is dropped.
+            let _ = &subscriber;
+            notice
+        });
+        let notices = notices.map(|notice| match notice {
             Ok(notice) => Ok(notice),
             // Fell behind: say "anything may have changed" rather than replaying.
             Err(BroadcastStreamRecvError::Lagged(_)) => Ok(WatchChangesResponse::default()),

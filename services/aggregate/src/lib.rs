@@ -4,6 +4,7 @@
 
 mod api;
 mod error;
+mod store_telemetry;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -55,6 +56,9 @@ pub struct Config {
     /// Events older than this many days are refused; their ids are remembered this long.
     #[arg(long, env = "GOVPULSE_HORIZON_DAYS", default_value_t = 400)]
     pub horizon_days: u16,
+    /// Address of the Prometheus `/metrics` listener; none when unset.
+    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -69,6 +73,7 @@ impl Config {
             targets: None,
             targets_reload_ms: 10_000,
             horizon_days: 400,
+            metrics_listen: None,
         }
     }
 
@@ -90,6 +95,7 @@ pub struct Server {
     targets: LiveTargets,
     reload_every: Duration,
     stopping: CancellationToken,
+    metrics: Option<govpulse_common::prometheus::MetricsListener>,
 }
 
 impl Server {
@@ -118,6 +124,11 @@ impl Server {
     ) -> Result<Self, Error> {
         let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
         let bound = server::bind(config.listen).await?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
+            None => None,
+        };
+        let store = store_telemetry::Instrumented::wrap(store);
         let stopping = CancellationToken::new();
         let api = AggregateApi::new(
             catalog.clone(),
@@ -135,6 +146,7 @@ impl Server {
             targets,
             reload_every,
             stopping,
+            metrics,
         })
     }
 
@@ -143,11 +155,19 @@ impl Server {
         self.bound.local_addr()
     }
 
+    /// The address of the `/metrics` listener, when one was configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
+    }
+
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        if let Some(metrics) = self.metrics {
+            tokio::spawn(metrics.serve(self.stopping.clone()));
+        }
         tokio::spawn(self.targets.watch(
             self.catalog.clone(),
             self.reload_every,

@@ -4,9 +4,11 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    govpulse_common::telemetry::init("govpulse-aggregate");
+    let telemetry = govpulse_common::telemetry::init("govpulse-aggregate");
     let server = govpulse_aggregate::Server::build(govpulse_aggregate::Config::parse()).await?;
-    Ok(server
+    let served = server
         .run_until(govpulse_common::server::shutdown_signal())
-        .await?)
+        .await;
+    telemetry.shutdown().await;
+    Ok(served?)
 }

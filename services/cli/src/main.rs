@@ -231,7 +231,18 @@ fn block_arg(raw: &str) -> anyhow::Result<PbBlock> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // `serve` is a server and logs like one; the other commands' output is the screen, and
+    // only warnings (such as a retry) belong beside it.
+    let default_filter = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    let telemetry = govpulse_common::telemetry::init_with_default("govpulse", default_filter);
+    let result = run(cli).await;
+    telemetry.shutdown().await;
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("govpulse: {e:#}");
@@ -241,14 +252,6 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // `serve` is a server and logs like one; the other commands' output is the screen, and
-    // only warnings (such as a retry) belong beside it.
-    let default_filter = if matches!(cli.command, Command::Serve { .. }) {
-        "info"
-    } else {
-        "warn"
-    };
-    govpulse_common::telemetry::init_with_default("govpulse", default_filter);
     match cli.command {
         Command::Demo {
             stack,

@@ -1,12 +1,13 @@
 //! What every govpulse service shares: decoding events at the API edge, loading the
 //! catalog, converting between the domain and the protos, the gRPC server lifecycle
-//! (health, reflection, graceful shutdown) and telemetry.
+//! (health, reflection, graceful shutdown) and telemetry (logs, traces, Prometheus metrics).
 
 pub mod catalog_files;
 pub mod catalog_service;
 pub mod client;
 pub mod convert;
 pub mod decode;
+pub mod prometheus;
 pub mod server;
 pub mod targets_file;
 pub mod telemetry;

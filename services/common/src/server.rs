@@ -124,6 +124,8 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // One span per call, the caller's child when it sent a traceparent.
+        .trace_fn(crate::telemetry::request_span)
         .add_routes(routes)
         // TCP_NODELAY must be set on the incoming stream: the builder's tcp_nodelay is ignored
         // by serve_with_incoming*, and without it every small response waits ~40 ms (Nagle's

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming, transport::Channel};
-use tracing::debug;
+use tracing::{Instrument, debug};
 
 use crate::Error;
 
@@ -127,7 +127,9 @@ impl IngestApi {
             let response = self
                 .aggregate
                 .clone()
-                .apply_events(ApplyEventsRequest { events: valid })
+                .apply_events(govpulse_common::telemetry::traced(ApplyEventsRequest {
+                    events: valid,
+                }))
                 .await
                 .map_err(Error::Aggregate)?
                 .into_inner();
@@ -146,6 +148,7 @@ impl IngestApi {
             .into_iter()
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::Aggregate(Status::internal("an event got no outcome")))?;
+        govpulse_common::prometheus::record_outcomes("ingest", &outcomes);
         Ok(BatchOutcome::new(outcomes))
     }
 
@@ -157,7 +160,9 @@ impl IngestApi {
             field: "events".to_owned(),
             reason: status.message().to_owned(),
         };
-        BatchOutcome::new(vec![outcome; count])
+        let outcomes = vec![outcome; count];
+        govpulse_common::prometheus::record_outcomes("ingest", &outcomes);
+        BatchOutcome::new(outcomes)
     }
 }
 
@@ -187,6 +192,9 @@ impl IngestService for IngestApi {
         let mut batches = request.into_inner();
         let (acks, out) = mpsc::channel(ACK_BACKLOG);
         let api = self.clone();
+        // Each batch gets its own span under the call's, so a batch's trace does not wait
+        // for the end of a stream that may last hours to show its steps.
+        let call = tracing::Span::current();
         tokio::spawn(async move {
             loop {
                 let batch = tokio::select! {
@@ -203,7 +211,9 @@ impl IngestService for IngestApi {
                     }
                 };
                 let count = batch.events.len();
-                let ack = match api.process(batch.events).await {
+                let span =
+                    tracing::info_span!(parent: &call, "ingest.stream_batch", events = count);
+                let ack = match api.process(batch.events).instrument(span).await {
                     Ok(result) => Ok(result),
                     Err(e @ Error::InvalidArgument { .. }) => {
                         Ok(Self::reject_all(count, &Status::from(e)))

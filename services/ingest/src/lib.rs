@@ -50,6 +50,9 @@ pub struct Config {
     /// How long a call to aggregate may take before the batch fails with UNAVAILABLE.
     #[arg(long, env = "GOVPULSE_AGGREGATE_TIMEOUT_MS", default_value_t = 10_000)]
     pub aggregate_timeout_ms: u64,
+    /// Address of the Prometheus `/metrics` listener; none when unset.
+    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -62,6 +65,7 @@ impl Config {
             catalog_dir: None,
             horizon_days: 400,
             aggregate_timeout_ms: 10_000,
+            metrics_listen: None,
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct Server {
     api: IngestApi,
     catalog: Arc<Catalog>,
     stopping: CancellationToken,
+    metrics: Option<govpulse_common::prometheus::MetricsListener>,
 }
 
 impl Server {
@@ -95,6 +100,10 @@ impl Server {
             ..AcceptancePolicy::default()
         };
         let bound = server::bind(config.listen).await?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
+            None => None,
+        };
         let stopping = CancellationToken::new();
         let api = IngestApi::new(
             catalog.clone(),
@@ -109,6 +118,7 @@ impl Server {
             api,
             catalog,
             stopping,
+            metrics,
         })
     }
 
@@ -117,11 +127,19 @@ impl Server {
         self.bound.local_addr()
     }
 
+    /// The address of the `/metrics` listener, when one was configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
+    }
+
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        if let Some(metrics) = self.metrics {
+            tokio::spawn(metrics.serve(self.stopping.clone()));
+        }
         let routes = Routes::new(IngestServiceServer::new(self.api))
             .add_service(CatalogApi::server(self.catalog));
         let served = [

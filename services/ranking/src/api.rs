@@ -157,6 +157,7 @@ impl RankingService for RankingApi {
         let (out, stream) = mpsc::channel(STREAM_BACKLOG);
         let api = self.clone();
         tokio::spawn(async move {
+            let _subscriber = govpulse_common::prometheus::Subscriber::open("ranking");
             let mut shown = updates.borrow_and_update().clone();
             for message in api.snapshot_messages(&shown) {
                 if out.send(Ok(message)).await.is_err() {

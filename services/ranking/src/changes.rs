@@ -19,6 +19,8 @@ use tracing::{info, warn};
 pub struct Notice {
     /// The agencies whose counters changed, ancestors included.
     pub agencies: Option<Arc<HashSet<String>>>,
+    /// The W3C traceparent of the batch that caused it; empty when unknown.
+    pub traceparent: String,
 }
 
 /// Runs until `stopping` is cancelled, sending a [`Notice`] per change notice.
@@ -43,13 +45,19 @@ pub async fn follow(
                 .into_inner();
             info!("following aggregate's change notices");
             // Anything may have changed while we were not listening.
-            let _ = notices.send(Notice { agencies: None });
+            let _ = notices.send(Notice {
+                agencies: None,
+                traceparent: String::new(),
+            });
             delays = backoff();
             while let Some(notice) = stream.next().await {
                 let notice = notice?;
                 let agencies = (!notice.agency_ids.is_empty())
                     .then(|| Arc::new(notice.agency_ids.into_iter().collect()));
-                let _ = notices.send(Notice { agencies });
+                let _ = notices.send(Notice {
+                    agencies,
+                    traceparent: notice.traceparent,
+                });
             }
             Ok::<(), tonic::Status>(())
         };

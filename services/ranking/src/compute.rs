@@ -43,11 +43,13 @@ async fn rank_period(
 ) -> Result<(PeriodRange, Vec<RankedRow>), Status> {
     let snapshot = aggregate
         .clone()
-        .get_block_snapshot(GetBlockSnapshotRequest {
-            block: block_to_proto(query.block).into(),
-            period: period.to_owned(),
-            metric: query.metric.name().to_owned(),
-        })
+        .get_block_snapshot(govpulse_common::telemetry::traced(
+            GetBlockSnapshotRequest {
+                block: block_to_proto(query.block).into(),
+                period: period.to_owned(),
+                metric: query.metric.name().to_owned(),
+            },
+        ))
         .await?
         .into_inner();
     // The catalog as it was on the period's last day gives the denominators of the

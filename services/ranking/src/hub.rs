@@ -24,9 +24,10 @@ use tokio::{
     time::Instant,
 };
 use tonic::{Status, transport::Channel};
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use crate::{
+    cause::Cause,
     changes::Notice,
     compute::{Ranking, compute},
     query::Query,
@@ -152,19 +153,24 @@ impl Hubs {
         let timing = self.inner.timing;
         let mut refresh = tokio::time::interval_at(Instant::now() + timing.refresh, timing.refresh);
         let mut due: Option<Instant> = None;
+        let mut cause = Cause::default();
         loop {
             let recompute_at = due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 notice = notices.recv() => {
-                    let relevant = match notice {
-                        Ok(Notice { agencies: Some(agencies) }) => agencies.iter().any(|a| {
+                    let (relevant, traceparent) = match notice {
+                        Ok(Notice { agencies: Some(agencies), traceparent }) => (agencies.iter().any(|a| {
                             self.inner.catalog.agency_by_str(a).is_some_and(|a| a.block == query.block)
-                        }),
-                        Ok(Notice { agencies: None }) | Err(broadcast::error::RecvError::Lagged(_)) => true,
+                        }), traceparent),
+                        Ok(Notice { agencies: None, traceparent }) => (true, traceparent),
+                        Err(broadcast::error::RecvError::Lagged(_)) => (true, String::new()),
                         Err(broadcast::error::RecvError::Closed) => return,
                     };
                     if relevant && due.is_none() {
                         due = Some(Instant::now() + timing.debounce);
+                    }
+                    if relevant {
+                        cause.note(&traceparent);
                     }
                     continue;
                 }
@@ -183,12 +189,15 @@ impl Hubs {
                     return;
                 }
             }
+            let cause = std::mem::take(&mut cause);
+            let span = cause.span(&query);
             match compute(
                 &self.inner.aggregate,
                 &self.inner.catalog,
                 &query,
                 self.inner.rules,
             )
+            .instrument(span)
             .await
             {
                 Ok(ranking) => {
@@ -210,6 +219,7 @@ impl Hubs {
                     warn!(code = ?status.code(), message = status.message(), "ranking recomputation failed")
                 }
             }
+            cause.finished();
         }
     }
 }

@@ -2,6 +2,7 @@
 //! (GetRanking) or live (WatchRanking), from counters it reads from aggregate over gRPC.
 
 mod api;
+mod cause;
 mod changes;
 mod compute;
 mod hub;
@@ -62,6 +63,9 @@ pub struct Config {
     /// Live rankings are recomputed at least this often, notice or not.
     #[arg(long, env = "GOVPULSE_REFRESH_MS", default_value_t = 5_000)]
     pub refresh_ms: u64,
+    /// Address of the Prometheus `/metrics` listener; none when unset.
+    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -75,6 +79,7 @@ impl Config {
             debounce_ms: 100,
             refresh_ms: 5_000,
             min_volume: 0,
+            metrics_listen: None,
         }
     }
 }
@@ -99,6 +104,7 @@ pub struct Server {
     aggregate: AggregateServiceClient<tonic::transport::Channel>,
     notices: broadcast::Sender<changes::Notice>,
     stopping: CancellationToken,
+    metrics: Option<govpulse_common::prometheus::MetricsListener>,
 }
 
 impl Server {
@@ -117,6 +123,10 @@ impl Server {
             .map_err(|e| Error::Config(format!("aggregate url: {e}")))?;
         let aggregate = AggregateServiceClient::new(channel);
         let bound = server::bind(config.listen).await?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
+            None => None,
+        };
         let stopping = CancellationToken::new();
         let (notices, _) = broadcast::channel(1024);
         let timing = HubTiming {
@@ -149,6 +159,7 @@ impl Server {
             aggregate,
             notices,
             stopping,
+            metrics,
         })
     }
 
@@ -157,11 +168,19 @@ impl Server {
         self.bound.local_addr()
     }
 
+    /// The address of the `/metrics` listener, when one was configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
+    }
+
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        if let Some(metrics) = self.metrics {
+            tokio::spawn(metrics.serve(self.stopping.clone()));
+        }
         tokio::spawn(changes::follow(
             self.aggregate,
             self.notices,

@@ -4,9 +4,11 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    govpulse_common::telemetry::init("govpulse-ranking");
+    let telemetry = govpulse_common::telemetry::init("govpulse-ranking");
     let server = govpulse_ranking::Server::build(govpulse_ranking::Config::parse()).await?;
-    Ok(server
+    let served = server
         .run_until(govpulse_common::server::shutdown_signal())
-        .await?)
+        .await;
+    telemetry.shutdown().await;
+    Ok(served?)
 }

@@ -1,0 +1,118 @@
+//! The counter store as aggregate sees it: every call in a span (`store.apply`,
+//! `store.read`, ...; a child of the gRPC call it serves, so a batch's trace shows its Redis
+//! round trips) and timed in `govpulse_store_seconds{op}`. A wrapper, so that the store
+//! crate stays free of telemetry and every call is measured in one place.
+
+use std::{future::Future, sync::Arc, time::Instant};
+
+use async_trait::async_trait;
+use govpulse_common::prometheus::{STORE_ERRORS, STORE_SECONDS};
+use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
+use govpulse_store::{AgencyKey, Applied, CounterStore, EventWrite, StoreError};
+use time::OffsetDateTime;
+use tracing::{Instrument, Span, info_span};
+
+/// A store whose calls are traced and timed.
+#[derive(Debug)]
+pub struct Instrumented {
+    inner: Arc<dyn CounterStore>,
+}
+
+impl Instrumented {
+    /// Wraps `inner`.
+    pub fn wrap(inner: Arc<dyn CounterStore>) -> Arc<dyn CounterStore> {
+        Arc::new(Self { inner })
+    }
+}
+
+/// Runs one store call inside `span`, recording its duration and whether it failed.
+async fn measured<T>(
+    op: &'static str,
+    span: Span,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let result = call.instrument(span.clone()).await;
+    metrics::histogram!(STORE_SECONDS, "op" => op).record(started.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        metrics::counter!(STORE_ERRORS, "op" => op).increment(1);
+        span.record("error", tracing::field::display(e));
+    }
+    result
+}
+
+#[async_trait]
+impl CounterStore for Instrumented {
+    async fn open_past_due(
+        &self,
+        agencies: &[AgencyKey],
+        now: OffsetDateTime,
+    ) -> Result<Vec<u64>, StoreError> {
+        let span = info_span!(
+            "store.open_past_due",
+            agencies = agencies.len(),
+            error = tracing::field::Empty
+        );
+        measured(
+            "open_past_due",
+            span,
+            self.inner.open_past_due(agencies, now),
+        )
+        .await
+    }
+
+    async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
+        let trees = events
+            .iter()
+            .map(|e| e.chain.last().unwrap_or(&e.agency))
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        let span = info_span!(
+            "store.apply",
+            events = events.len(),
+            trees,
+            error = tracing::field::Empty
+        );
+        measured("apply", span, self.inner.apply(events)).await
+    }
+
+    async fn read(
+        &self,
+        groups: &[Vec<AgencyKey>],
+        buckets: &[Bucket],
+        needs: &Needs,
+    ) -> Result<Vec<Counters>, StoreError> {
+        let span = info_span!(
+            "store.read",
+            agencies = groups.iter().map(Vec::len).sum::<usize>(),
+            buckets = buckets.len(),
+            counters = needs.counters.len(),
+            distinct = needs.distinct,
+            error = tracing::field::Empty
+        );
+        measured("read", span, self.inner.read(groups, buckets, needs)).await
+    }
+
+    async fn read_children(
+        &self,
+        parent: &AgencyKey,
+        children: &[AgencyId],
+        buckets: &[Bucket],
+        counters: &[Counter],
+    ) -> Result<Vec<Counters>, StoreError> {
+        let span = info_span!(
+            "store.read_children",
+            children = children.len(),
+            buckets = buckets.len(),
+            counters = counters.len(),
+            error = tracing::field::Empty
+        );
+        measured(
+            "read_children",
+            span,
+            self.inner
+                .read_children(parent, children, buckets, counters),
+        )
+        .await
+    }
+}
