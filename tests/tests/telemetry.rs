@@ -138,7 +138,7 @@ fn binary(name: &str) -> PathBuf {
 /// A service process; killed if the test ends early.
 struct Process {
     child: Child,
-    messages: mpsc::Receiver<String>,
+    logs: mpsc::Receiver<serde_json::Value>,
     addr: String,
 }
 
@@ -146,10 +146,10 @@ impl Process {
     /// Starts `name` with `env` (JSON logs) and waits for its `"<service> bound"` log line.
     fn start(name: &str, env: &[(&str, String)]) -> Process {
         let mut child = Command::new(binary(name))
-            .envs(env.iter().map(|(k, v)| (k, v.as_str())))
             .env("GOVPULSE_LISTEN", "127.0.0.1:0")
             .env("GOVPULSE_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -176,17 +176,9 @@ impl Process {
             .as_str()
             .expect("the bound address is logged")
             .to_owned();
-        let (messages_tx, messages) = mpsc::channel();
-        std::thread::spawn(move || {
-            for log in lines {
-                if let Some(message) = log["fields"]["message"].as_str() {
-                    let _ = messages_tx.send(message.to_owned());
-                }
-            }
-        });
         Process {
             child,
-            messages,
+            logs: lines,
             addr,
         }
     }
@@ -195,12 +187,12 @@ impl Process {
         format!("http://{}", self.addr)
     }
 
-    /// Waits until the process logs `message`.
-    fn wait_for_log(&self, message: &str) {
+    /// Waits until the process logs `message`, and returns that log line.
+    fn wait_for_log(&self, message: &str) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.messages.recv_timeout(left) {
-                Ok(m) if m == message => return,
+            match self.logs.recv_timeout(left) {
+                Ok(log) if log["fields"]["message"] == message => return log,
                 Ok(_) => {}
                 Err(_) => break,
             }
@@ -294,7 +286,11 @@ async fn one_batch_is_one_trace_across_ingest_aggregate_redis_and_ranking() {
     ]);
     let aggregate = Process::start("govpulse-aggregate", &aggregate_env);
     let mut ingest_env = otel("ingest");
-    ingest_env.push(("GOVPULSE_AGGREGATE_URL", aggregate.url()));
+    ingest_env.extend([
+        ("GOVPULSE_AGGREGATE_URL", aggregate.url()),
+        // Rejections are logged at debug, inside the call's span.
+        ("RUST_LOG", "info,govpulse_ingest=debug".to_owned()),
+    ]);
     let ingest = Process::start("govpulse-ingest", &ingest_env);
     let mut ranking_env = otel("ranking");
     ranking_env.extend([
@@ -313,9 +309,13 @@ async fn one_batch_is_one_trace_across_ingest_aggregate_redis_and_ranking() {
     let submit_batch = |id: &'static str| {
         let mut client = ingest_client.clone();
         async move {
+            let unknown_agency = DossierEvent {
+                agency_id: "no-such-agency".to_owned(),
+                ..received(&format!("{id}-bad"), "lang-son", at, true)
+            };
             let response = client
                 .submit_events(SubmitEventsRequest {
-                    events: vec![received(id, "lang-son", at, true)],
+                    events: vec![received(id, "lang-son", at, true), unknown_agency],
                 })
                 .await
                 .expect("submit")
@@ -393,6 +393,16 @@ async fn one_batch_is_one_trace_across_ingest_aggregate_redis_and_ranking() {
             .iter()
             .all(|s| s.parent_span_id == recompute.span_id)
     );
+    // Ingest's log of the rejected event names the batch's trace.
+    let rejected = ingest.wait_for_log("event rejected");
+    let trace_hex: String = submit.trace_id.iter().map(|b| format!("{b:02x}")).collect();
+    let logged = rejected["spans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|span| span["trace_id"].as_str())
+        .collect::<Vec<_>>();
+    assert_eq!(logged, [trace_hex.as_str()], "{rejected}");
     let services: BTreeSet<&str> = trace.iter().map(|s| s.service.as_str()).collect();
     assert_eq!(
         services,

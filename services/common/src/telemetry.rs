@@ -69,6 +69,7 @@ pub fn init_with_default(service: &'static str, default_filter: &str) -> Telemet
         Ok(provider) => (provider, None),
         Err(e) => (None, Some(e)),
     };
+    let exporting = provider.is_some();
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("govpulse")));
@@ -79,6 +80,7 @@ pub fn init_with_default(service: &'static str, default_filter: &str) -> Telemet
                 fmt::layer()
                     .json()
                     .with_current_span(false)
+                    .with_span_list(exporting)
                     .with_writer(std::io::stderr),
             )
             .try_init()
@@ -144,10 +146,18 @@ pub fn request_span(request: &http::Request<()>) -> tracing::Span {
         otel.kind = "server",
         rpc.system = "grpc",
         rpc.method = method,
+        trace_id = tracing::field::Empty,
     );
     let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
     // Fails only when no OpenTelemetry layer is installed: nothing to link then.
-    let _ = span.set_parent(parent);
+    if span.set_parent(parent).is_ok() {
+        // In the JSON logs of the call (the `spans` list), so a log line leads to its trace.
+        let context = span.context();
+        let span_context = context.span().span_context().clone();
+        if span_context.is_valid() {
+            span.record("trace_id", tracing::field::display(span_context.trace_id()));
+        }
+    }
     span
 }
 
