@@ -713,3 +713,52 @@ async fn metrics_count_accepted_duplicate_and_rejected_events_by_reason() {
         task.await.expect("service task").expect("clean stop");
     }
 }
+
+#[test]
+fn the_dashboard_queries_only_metrics_the_services_record() {
+    use govpulse_common::prometheus::{
+        BATCH_EVENTS, EVENTS, RANKING_LAG_SECONDS, STORE_ERRORS, STORE_SECONDS, WATCH_SUBSCRIBERS,
+    };
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana-dashboard.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the dashboard"))
+            .expect("the dashboard is JSON");
+    let recorded = [
+        EVENTS,
+        BATCH_EVENTS,
+        STORE_SECONDS,
+        STORE_ERRORS,
+        WATCH_SUBSCRIBERS,
+        RANKING_LAG_SECONDS,
+    ];
+    let mut queried = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("a query");
+            for (start, _) in expr.match_indices("govpulse_") {
+                let name: String = expr[start..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                queried.insert(name);
+            }
+        }
+    }
+    for name in &queried {
+        let base = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|base| [BATCH_EVENTS, STORE_SECONDS, RANKING_LAG_SECONDS].contains(base))
+            .unwrap_or(name);
+        assert!(recorded.contains(&base), "{name} is not recorded");
+    }
+    for name in recorded {
+        assert!(
+            queried.iter().any(|q| q.starts_with(name)),
+            "{name} is on no panel"
+        );
+    }
+}
