@@ -62,15 +62,9 @@ impl CounterStore for Instrumented {
     }
 
     async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
-        let trees = events
-            .iter()
-            .map(|e| e.chain.last().unwrap_or(&e.agency))
-            .collect::<std::collections::HashSet<_>>()
-            .len();
         let span = info_span!(
             "store.apply",
             events = events.len(),
-            trees,
             error = tracing::field::Empty
         );
         measured("apply", span, self.inner.apply(events)).await

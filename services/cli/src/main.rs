@@ -60,6 +60,9 @@ struct StackArgs {
     /// Preferred ports of ingest, aggregate and ranking (a busy port falls back to a free one).
     #[arg(long, num_args = 3, value_names = ["INGEST", "AGGREGATE", "RANKING"], default_values_t = [50051, 50052, 50053])]
     ports: Vec<u16>,
+    /// Address of the Prometheus `/metrics` listener (all three services); none when unset.
+    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl StackArgs {
@@ -72,6 +75,7 @@ impl StackArgs {
             redis: self.redis.clone(),
             key_prefix: self.key_prefix.clone(),
             min_volume: self.min_volume.unwrap_or(default_min_volume),
+            metrics_listen: self.metrics_listen,
         }
     }
 }
@@ -267,6 +271,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("ingest     {}", stack.ingest);
             println!("aggregate  {}", stack.aggregate);
             println!("ranking    {}", stack.ranking);
+            if let Some(metrics) = stack.metrics {
+                println!("metrics    http://{metrics}/metrics");
+            }
             govpulse_common::server::shutdown_signal().await;
             stack.stop().await;
         }

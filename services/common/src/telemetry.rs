@@ -230,3 +230,35 @@ impl Injector for MetadataInjector<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_traceparent_names_its_span_and_anything_else_names_none() {
+        let span = span_context("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .expect("a valid traceparent");
+        assert_eq!(
+            span.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(span.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(span.is_remote() && span.is_sampled());
+        for bad in [
+            "",
+            "garbage",
+            // An all-zero trace id is invalid.
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(span_context(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn without_an_exported_span_nothing_is_injected() {
+        let request = traced(());
+        assert!(request.metadata().get("traceparent").is_none());
+        assert_eq!(current_traceparent(), "");
+    }
+}
