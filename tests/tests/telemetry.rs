@@ -509,7 +509,7 @@ fn local0() -> SocketAddr {
 }
 
 #[tokio::test]
-async fn metrics_count_accepted_duplicate_and_rejected_events_by_reason() {
+async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
     let redis = RedisServer::start().expect("redis-server starts");
     let stop = CancellationToken::new();
     let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
@@ -574,7 +574,7 @@ async fn metrics_count_accepted_duplicate_and_rejected_events_by_reason() {
         occurred_at: ts(at),
         ..received("metrics-2", "lang-son", at, true)
     };
-    let response = IngestServiceClient::new(lazy(ingest_url))
+    let response = IngestServiceClient::new(lazy(ingest_url.clone()))
         .submit_events(SubmitEventsRequest {
             events: vec![counted.clone(), counted, unknown_agency],
         })
@@ -591,8 +591,17 @@ async fn metrics_count_accepted_duplicate_and_rejected_events_by_reason() {
         ]
     );
     while !matches!(next(&mut watch).await.event, Some(Event::Changes(_))) {}
+    let too_many = IngestServiceClient::new(lazy(ingest_url))
+        .submit_events(SubmitEventsRequest {
+            events: vec![DossierEvent::default(); 1001],
+        })
+        .await
+        .expect_err("over the batch limit");
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
 
     let events = "govpulse_events_total";
+    let calls = "govpulse_grpc_requests_total";
+    let submit = "govpulse.ingest.v1.IngestService/SubmitEvents";
     let expected: Vec<(&str, Labels, f64)> = vec![
         (
             events,
@@ -655,6 +664,23 @@ async fn metrics_count_accepted_duplicate_and_rejected_events_by_reason() {
             2.0,
         ),
         ("govpulse_store_seconds_count", vec![("op", "apply")], 1.0),
+        (calls, vec![("method", submit), ("code", "OK")], 1.0),
+        (
+            calls,
+            vec![("method", submit), ("code", "InvalidArgument")],
+            1.0,
+        ),
+        (
+            calls,
+            vec![
+                (
+                    "method",
+                    "govpulse.aggregate.v1.AggregateService/ApplyEvents",
+                ),
+                ("code", "OK"),
+            ],
+            1.0,
+        ),
         (
             "govpulse_watch_subscribers",
             vec![("stream", "ranking")],
@@ -717,7 +743,8 @@ async fn metrics_count_accepted_duplicate_and_rejected_events_by_reason() {
 #[test]
 fn the_dashboard_queries_only_metrics_the_services_record() {
     use govpulse_common::prometheus::{
-        BATCH_EVENTS, EVENTS, RANKING_LAG_SECONDS, STORE_ERRORS, STORE_SECONDS, WATCH_SUBSCRIBERS,
+        BATCH_EVENTS, EVENTS, GRPC_REQUESTS, RANKING_LAG_SECONDS, STORE_ERRORS, STORE_SECONDS,
+        WATCH_SUBSCRIBERS,
     };
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -733,6 +760,7 @@ fn the_dashboard_queries_only_metrics_the_services_record() {
         STORE_ERRORS,
         WATCH_SUBSCRIBERS,
         RANKING_LAG_SECONDS,
+        GRPC_REQUESTS,
     ];
     let mut queried = BTreeSet::new();
     for panel in dashboard["panels"].as_array().expect("panels") {

@@ -7,6 +7,7 @@ pub mod catalog_service;
 pub mod client;
 pub mod convert;
 pub mod decode;
+pub mod grpc_metrics;
 pub mod prometheus;
 pub mod server;
 pub mod targets_file;

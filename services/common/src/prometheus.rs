@@ -38,6 +38,11 @@ pub const STORE_SECONDS: &str = "govpulse_store_seconds";
 pub const STORE_ERRORS: &str = "govpulse_store_errors_total";
 /// Gauge `{stream}`: open `WatchRanking` (`ranking`) and `WatchChanges` (`changes`) streams.
 pub const WATCH_SUBSCRIBERS: &str = "govpulse_watch_subscribers";
+/// Counter `{method, code}`: gRPC calls answered, by method
+/// (`govpulse.ingest.v1.IngestService/SubmitEvents`; `unknown` for unimplemented paths) and
+/// final status (`OK`, `InvalidArgument`, `Unavailable`, ...; `Cancelled` when the client
+/// went away before the end).
+pub const GRPC_REQUESTS: &str = "govpulse_grpc_requests_total";
 /// Histogram: seconds from the change notice that made a live ranking recompute to the end
 /// of that recomputation (its publication, when the ranking changed).
 pub const RANKING_LAG_SECONDS: &str = "govpulse_ranking_lag_seconds";
