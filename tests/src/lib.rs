@@ -13,7 +13,7 @@ use govpulse_proto::{
     ingest::ingest_service_client::IngestServiceClient,
     ranking::ranking_service_client::RankingServiceClient,
 };
-pub use govpulse_store::testing::RedisServer;
+pub use govpulse_store::testing::{RedisCluster, RedisServer};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -111,7 +111,13 @@ impl Deployment {
 
     /// Starts the three services with `options`.
     pub async fn start_with(redis: &RedisServer, prefix: &str, options: Options) -> Deployment {
-        let redis_url = redis.url();
+        Self::start_on(&redis.url(), prefix, options).await
+    }
+
+    /// Starts the three services with aggregate counting into the Redis (or Redis Cluster,
+    /// `redis+cluster://...`) at `redis_url`.
+    pub async fn start_on(redis_url: &str, prefix: &str, options: Options) -> Deployment {
+        let redis_url = redis_url.to_owned();
         let aggregate = start_aggregate(&redis_url, prefix, local(0), &options).await;
         let aggregate_url = format!("http://{}", aggregate.addr);
         let ingest_defaults = govpulse_ingest::Config::new(local(0), aggregate_url.clone());

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use govpulse_e2e::{Deployment, RedisServer, received, resolved, ts};
+use govpulse_e2e::{Deployment, Options, RedisCluster, RedisServer, received, resolved, ts};
 use govpulse_proto::{
     aggregate::{Counters, GetBlockSnapshotRequest, GetMetricsRequest, GetMetricsResponse},
     catalog::Block,
@@ -127,7 +127,17 @@ async fn province_ranking(
 #[tokio::test]
 async fn events_flow_from_ingest_to_exact_counts_rates_and_ranking() {
     let redis = RedisServer::start().expect("redis-server starts");
-    let mut deployment = Deployment::start(&redis, "flow").await;
+    events_flow_from_ingest_to_exact_counts_rates_and_ranking_on(&redis.url()).await;
+}
+
+#[tokio::test]
+async fn events_flow_the_same_with_aggregate_on_a_redis_cluster() {
+    let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
+    events_flow_from_ingest_to_exact_counts_rates_and_ranking_on(&cluster.url()).await;
+}
+
+async fn events_flow_from_ingest_to_exact_counts_rates_and_ranking_on(redis_url: &str) {
+    let mut deployment = Deployment::start_on(redis_url, "flow", Options::default()).await;
     let at = two_days_ago_noon();
     let day = at.date().to_string();
     let batch = country_batch(at);
@@ -637,6 +647,24 @@ async fn open_dossiers_past_their_due_time_are_the_backlog() {
     assert_eq!(statuses(&outcomes), vec![OutcomeStatus::Accepted; 3]);
     let report = metrics(&deployment, "lang-son", "ytd").await;
     assert_eq!(report.open_past_due, 1, "only the late open dossier");
+    // Today's period ends with the late dossier still open: it counts as late.
+    let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc()).to_string();
+    let today = metrics(&deployment, "lang-son", &today).await;
+    assert_eq!(
+        today.counters.as_ref().map(|c| c.open_past_due_at_end),
+        Some(1)
+    );
+    let on_time = today
+        .metrics
+        .iter()
+        .find(|m| m.metric == "on-time-rate")
+        .and_then(|m| m.rate.clone())
+        .map(|r| (r.numerator, r.denominator));
+    assert_eq!(
+        on_time,
+        Some((0, 1)),
+        "no resolution today, one dossier late"
+    );
     deployment.stop().await;
 }
 

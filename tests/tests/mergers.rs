@@ -2,14 +2,14 @@
 //! periods before the merger with the sums of its predecessors, and says so; blocks are the
 //! provinces as they were on the period's last day; a province merged away reports no more.
 
-use govpulse_e2e::{Deployment, Options, RedisServer, received};
+use govpulse_e2e::{Deployment, Options, RedisServer, received, resolved, ts};
 use govpulse_proto::{
     aggregate::{
         GetBlockMetricsRequest, GetMetricsRequest, GetMetricsResponse,
         get_block_metrics_request::Scope,
     },
     catalog::Block,
-    event::OutcomeStatus,
+    event::{OutcomeStatus, dossier_event::Kind},
     ingest::SubmitEventsRequest,
     ranking::{GetRankingRequest, RankingQuery},
 };
@@ -160,5 +160,108 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
             .into_inner();
         assert_eq!(ranking.rows.len(), expected, "{period}");
     }
+    deployment.stop().await;
+}
+
+/// The on-time fraction of `agency`'s row in the province block over `period`.
+async fn block_on_time(deployment: &Deployment, period: &str, agency: &str) -> Option<(u64, u64)> {
+    let block = deployment
+        .aggregate()
+        .get_block_metrics(GetBlockMetricsRequest {
+            scope: Some(Scope::Block(Block::Province.into())),
+            metric: "on-time-rate".into(),
+            period: period.into(),
+        })
+        .await
+        .expect("block metrics")
+        .into_inner();
+    block
+        .agencies
+        .iter()
+        .find(|a| a.agency_id == agency)
+        .expect("listed")
+        .rate
+        .as_ref()
+        .map(|r| (r.numerator, r.denominator))
+}
+
+#[tokio::test]
+async fn a_merged_province_inherits_the_dossiers_its_predecessors_left_open_past_due() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let options = Options {
+        horizon_days: Some(1500),
+        ..Options::default()
+    };
+    let deployment = Deployment::start_with(&redis, "merged-backlog", options).await;
+    let with_due = |id: &str, agency: &str, due: OffsetDateTime| {
+        let mut event = received(id, agency, at(date!(2025 - 05 - 10)), true);
+        event.dossier_id = id.to_owned();
+        if let Some(Kind::Received(r)) = event.kind.as_mut() {
+            r.due_at = ts(due);
+        }
+        event
+    };
+    // Hà Giang leaves a dossier due 10 June open when it merges into Tuyên Quang on 1 July;
+    // Tuyên Quang resolves its own late, on 1 June.
+    let mut late = resolved("tq-res", "tuyen-quang", at(date!(2025 - 06 - 01)), false);
+    late.dossier_id = "tq-1".into();
+    let events = vec![
+        with_due("hg-1", "ha-giang", at(date!(2025 - 06 - 10))),
+        with_due("tq-1", "tuyen-quang", at(date!(2025 - 05 - 20))),
+        late,
+    ];
+    let response = deployment
+        .ingest()
+        .submit_events(SubmitEventsRequest { events })
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!(response.accepted, 3);
+
+    // The second quarter, as the provinces were then: each its own.
+    assert_eq!(
+        block_on_time(&deployment, "2025-Q2", "ha-giang").await,
+        Some((0, 1)),
+        "open past due on 30 June"
+    );
+    assert_eq!(
+        block_on_time(&deployment, "2025-Q2", "tuyen-quang").await,
+        Some((0, 1)),
+        "resolved late"
+    );
+    // The fourth quarter: Hà Giang's open dossier is now Tuyên Quang's, in the block and in
+    // its own report.
+    assert_eq!(
+        block_on_time(&deployment, "2025-Q4", "tuyen-quang").await,
+        Some((0, 1))
+    );
+    let request = GetMetricsRequest {
+        agency_id: "tuyen-quang".into(),
+        period: "2025-Q4".into(),
+        metrics: vec!["on-time-rate".into()],
+    };
+    let q4 = deployment
+        .aggregate()
+        .get_metrics(request)
+        .await
+        .expect("metrics")
+        .into_inner();
+    assert_eq!(q4.counters.map(|c| c.open_past_due_at_end), Some(1));
+    assert_eq!(
+        q4.metrics[0]
+            .rate
+            .as_ref()
+            .map(|r| (r.numerator, r.denominator)),
+        Some((0, 1))
+    );
+    assert_eq!(
+        q4.metrics[0]
+            .same_period_last_year
+            .as_ref()
+            .map(|r| (r.numerator, r.denominator)),
+        None,
+        "nothing was open or resolved in 2024"
+    );
+    assert_eq!(q4.open_past_due, 1, "the backlog now agrees");
     deployment.stop().await;
 }

@@ -15,7 +15,8 @@ use govpulse_common::{
     targets_file::LiveTargets,
 };
 use govpulse_core::{
-    AcceptancePolicy, AgencyId, Block, Catalog, Counters, Metric, Needs, Period, Rate,
+    AcceptancePolicy, AgencyId, Block, Catalog, Counter, Counters, Metric, Needs, Period, Rate,
+    ReadPlan, backlog,
     compare::Comparison,
     period::vietnam_day,
     summary::{mean_text, summarize},
@@ -29,7 +30,7 @@ use govpulse_proto::aggregate::{
     aggregate_service_server::AggregateService, get_block_metrics_request::Scope,
 };
 use govpulse_store::{AgencyKey, Applied, CounterStore, EventWrite};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use tokio::sync::broadcast;
 use tokio_stream::{
     Stream, StreamExt, wrappers::BroadcastStream, wrappers::errors::BroadcastStreamRecvError,
@@ -228,40 +229,47 @@ impl AggregateApi {
                     .collect()
             })
             .collect();
-        let parent = parent
-            .filter(|_| groups.iter().all(|g| g.len() == 1))
-            .map(|p| self.key(p));
+        let (by_event_day, by_due_day): (Vec<Counter>, Vec<Counter>) =
+            needs.counters.iter().partition(|c| !c.by_due_day());
         let mut totals = vec![Counters::default(); groups.len()];
-        if !needs.counters.is_empty() {
+        if !by_event_day.is_empty() {
             // No event can be dated after the day of now + the accepted skew, so the counters
             // may be read as larger buckets minus what lies outside the period.
             let last_possible = vietnam_day(OffsetDateTime::now_utc() + self.policy.future_skew);
             let plan = period.read_plan(last_possible);
-            let counters_only = Needs {
-                counters: needs.counters.clone(),
-                distinct: false,
+            totals = self
+                .read_plan(agencies, parent, &groups, &plan, &by_event_day)
+                .await?;
+        }
+        if !by_due_day.is_empty() {
+            // The dossiers open past due at the period's end: the due-day counters over every
+            // day up to it (govpulse_core::backlog), for the agency and every agency it had
+            // absorbed by then (their open dossiers passed to it). Due days run up to a year
+            // ahead, so the plan may not assume that nothing lies after today.
+            let last_possible =
+                backlog::last_possible_due_day(&self.policy, OffsetDateTime::now_utc());
+            let plan = backlog::prefix_plan(period.last_day(), last_possible);
+            let last_day = match view {
+                View::AsNow => Date::MAX,
+                View::AsOfPeriodEnd => period.last_day(),
             };
-            let read = |buckets: Vec<govpulse_core::Bucket>| {
-                let (groups, counters_only, parent) = (&groups, &counters_only, &parent);
-                async move {
-                    match parent {
-                        Some(parent) => {
-                            self.store
-                                .read_children(parent, agencies, &buckets, &counters_only.counters)
-                                .await
-                        }
-                        None => self.store.read(groups, &buckets, counters_only).await,
-                    }
-                }
-            };
-            if !plan.add.is_empty() {
-                totals = read(plan.add).await?;
-            }
-            if !plan.subtract.is_empty() {
-                let outside = read(plan.subtract).await?;
-                for (total, outside) in totals.iter_mut().zip(&outside) {
-                    total.subtract(outside);
-                }
+            let groups: Vec<Vec<AgencyKey>> = agencies
+                .iter()
+                .map(|a| {
+                    self.catalog
+                        .constituents_within(a, Date::MIN, last_day)
+                        .iter()
+                        .map(|c| self.key(c))
+                        .collect()
+                })
+                .collect();
+            let due = self
+                .read_plan(agencies, parent, &groups, &plan, &by_due_day)
+                .await?;
+            for (total, due) in totals.iter_mut().zip(due) {
+                total.open_past_due_at_end = due
+                    .get(Counter::DueOpened)
+                    .saturating_sub(due.get(Counter::DueClosed));
             }
         }
         if needs.distinct {
@@ -276,6 +284,48 @@ impl AggregateApi {
                 .await?;
             for (total, d) in totals.iter_mut().zip(distinct) {
                 total.procedures_with_online_dossiers = d.procedures_with_online_dossiers;
+            }
+        }
+        Ok(totals)
+    }
+
+    /// `counters` summed over a read plan's added buckets minus its subtracted ones, per group.
+    /// `parent` says the groups are `agencies`, all children of that agency: when no group
+    /// holds more than its agency, they are read from the parent's roll-up of its children.
+    async fn read_plan(
+        &self,
+        agencies: &[AgencyId],
+        parent: Option<&AgencyId>,
+        groups: &[Vec<AgencyKey>],
+        plan: &ReadPlan,
+        counters: &[Counter],
+    ) -> Result<Vec<Counters>, Error> {
+        let parent = parent
+            .filter(|_| groups.iter().all(|g| g.len() == 1))
+            .map(|p| self.key(p));
+        let needs = Needs {
+            counters: counters.to_vec(),
+            distinct: false,
+        };
+        let mut totals = vec![Counters::default(); groups.len()];
+        for (buckets, added) in [(&plan.add, true), (&plan.subtract, false)] {
+            if buckets.is_empty() {
+                continue;
+            }
+            let read = match &parent {
+                Some(parent) => {
+                    self.store
+                        .read_children(parent, agencies, buckets, counters)
+                        .await?
+                }
+                None => self.store.read(groups, buckets, &needs).await?,
+            };
+            if added {
+                totals = read;
+            } else {
+                for (total, outside) in totals.iter_mut().zip(&read) {
+                    total.subtract(outside);
+                }
             }
         }
         Ok(totals)

@@ -32,8 +32,9 @@ pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "GOVPULSE_LISTEN", default_value = "0.0.0.0:50052")]
     pub listen: SocketAddr,
-    /// The counter store: a `redis://` URL, or `memory` for an in-process store that is lost
-    /// on exit (development and the demo only).
+    /// The counter store: a `redis://host:port/` URL (one Redis), a
+    /// `redis+cluster://host:port,host:port,...` URL (a Redis Cluster, any of its nodes), or
+    /// `memory` for an in-process store that is lost on exit (development and the demo only).
     #[arg(
         long,
         env = "GOVPULSE_STORE",

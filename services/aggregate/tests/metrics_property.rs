@@ -1,7 +1,8 @@
 //! Every metric, for random periods, equals a straightforward recomputation from the raw
 //! events: random event sets with retries, duplicates inside batches, shuffled order, late
-//! events and units below agencies, through the aggregate API, on the in-memory store and on
-//! a real Redis.
+//! events and units below agencies, dossiers received with a due time and resolved (before
+//! or after it, their resolution sometimes arriving first) or never, through the aggregate
+//! API, on the in-memory store and on a real Redis.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
@@ -11,7 +12,9 @@ use std::{
 use govpulse_aggregate::AggregateApi;
 use govpulse_common::targets_file::LiveTargets;
 use govpulse_core::{
-    AcceptancePolicy, Catalog, CatalogBuilder, Metric, Period, period::VIETNAM, targets::Targets,
+    AcceptancePolicy, Catalog, CatalogBuilder, Metric, Period,
+    period::{VIETNAM, vietnam_day},
+    targets::Targets,
 };
 use govpulse_proto::{
     Timestamp,
@@ -75,6 +78,7 @@ fn catalog() -> Catalog {
 #[derive(Debug, Clone)]
 struct Raw {
     id: String,
+    dossier: String,
     agency: &'static str,
     procedure: &'static str,
     day: Date,
@@ -86,6 +90,8 @@ enum RawKind {
     Received {
         channel: Channel,
         digitized: bool,
+        /// The due time, in minutes after the reception.
+        due_after: Option<i64>,
     },
     Resolved {
         on_time: bool,
@@ -113,7 +119,8 @@ fn arb_raw(index: usize) -> impl Strategy<Value = Raw> {
     let kind = prop_oneof![
         (0usize..3, any::<bool>()).prop_map(|(c, digitized)| RawKind::Received {
             channel: [Channel::Online, Channel::InPerson, Channel::Postal][c],
-            digitized
+            digitized,
+            due_after: None,
         }),
         (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
             |(on_time, by_due_time, electronic)| RawKind::Resolved {
@@ -130,6 +137,7 @@ fn arb_raw(index: usize) -> impl Strategy<Value = Raw> {
         let procedures = procedures_of(agency);
         Raw {
             id: format!("e{index}"),
+            dossier: format!("d-e{index}"),
             agency,
             procedure: procedures[p % procedures.len()],
             day: FIRST_DAY + Duration::days(day),
@@ -138,34 +146,92 @@ fn arb_raw(index: usize) -> impl Strategy<Value = Raw> {
     })
 }
 
+/// One dossier's reception with a due time (up to 60 days later, at any time of day) and,
+/// unless it is never resolved, its resolution (from 5 days before the reception to 60 days
+/// after it), on time when at or before the due time.
+fn arb_dossier(index: usize) -> impl Strategy<Value = Vec<Raw>> {
+    (
+        0..AGENCIES.len(),
+        0usize..4,
+        0..DAYS,
+        0i64..60 * 24 * 60,
+        prop::option::weighted(0.7, -5i64..60),
+        any::<bool>(),
+    )
+        .prop_map(move |(a, p, day, due_after, resolved, electronic)| {
+            let agency = AGENCIES[a];
+            let procedures = procedures_of(agency);
+            let received = Raw {
+                id: format!("s{index}:rcv"),
+                dossier: format!("s{index}"),
+                agency,
+                procedure: procedures[p % procedures.len()],
+                day: FIRST_DAY + Duration::days(day),
+                kind: RawKind::Received {
+                    channel: Channel::Online,
+                    digitized: false,
+                    due_after: Some(due_after),
+                },
+            };
+            let mut events = vec![received.clone()];
+            if let Some(after) = resolved {
+                let resolution = Raw {
+                    id: format!("s{index}:res"),
+                    day: received.day + Duration::days(after),
+                    kind: RawKind::Resolved {
+                        on_time: at(received.day + Duration::days(after))
+                            <= at(received.day) + Duration::minutes(due_after),
+                        by_due_time: false,
+                        electronic,
+                    },
+                    ..received
+                };
+                events.push(resolution);
+            }
+            events
+        })
+}
+
 /// Events, then the order and batching in which they are sent: some resent (retries),
 /// everything shuffled.
 fn arb_case() -> impl Strategy<Value = (Vec<Raw>, Vec<Vec<usize>>)> {
-    prop::collection::vec(any::<prop::sample::Index>(), 1..120).prop_flat_map(|seeds| {
-        let n = seeds.len();
-        let events: Vec<_> = (0..n).map(arb_raw).collect();
-        let resends = prop::collection::vec(any::<prop::sample::Index>(), 0..n / 3 + 1);
-        (
-            events,
-            resends,
-            Just(()).prop_perturb(move |(), mut rng| rng.random::<u64>()),
-            1usize..40,
-        )
-            .prop_map(move |(events, resends, shuffle_seed, batch)| {
-                let mut order: Vec<usize> = (0..n).collect();
-                order.extend(resends.iter().map(|i| i.index(n)));
-                // A deterministic shuffle from the generated seed.
-                let mut state = shuffle_seed | 1;
-                for i in (1..order.len()).rev() {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    order.swap(i, (state % (i as u64 + 1)) as usize);
-                }
-                let batches = order.chunks(batch).map(<[usize]>::to_vec).collect();
-                (events, batches)
+    (
+        prop::collection::vec(any::<prop::sample::Index>(), 1..120),
+        0usize..40,
+    )
+        .prop_flat_map(|(seeds, dossiers)| {
+            let singles: Vec<_> = (0..seeds.len()).map(arb_raw).collect();
+            let stories: Vec<_> = (0..dossiers).map(arb_dossier).collect();
+            (singles, stories).prop_flat_map(|(singles, stories)| {
+                let events: Vec<Raw> = singles
+                    .into_iter()
+                    .chain(stories.into_iter().flatten())
+                    .collect();
+                let n = events.len();
+                let events = Just(events);
+                let resends = prop::collection::vec(any::<prop::sample::Index>(), 0..n / 3 + 1);
+                (
+                    events,
+                    resends,
+                    Just(()).prop_perturb(move |(), mut rng| rng.random::<u64>()),
+                    1usize..40,
+                )
+                    .prop_map(move |(events, resends, shuffle_seed, batch)| {
+                        let mut order: Vec<usize> = (0..n).collect();
+                        order.extend(resends.iter().map(|i| i.index(n)));
+                        // A deterministic shuffle from the generated seed.
+                        let mut state = shuffle_seed | 1;
+                        for i in (1..order.len()).rev() {
+                            state ^= state << 13;
+                            state ^= state >> 7;
+                            state ^= state << 17;
+                            order.swap(i, (state % (i as u64 + 1)) as usize);
+                        }
+                        let batches = order.chunks(batch).map(<[usize]>::to_vec).collect();
+                        (events, batches)
+                    })
             })
-    })
+        })
 }
 
 fn timestamp(at: OffsetDateTime) -> Option<Timestamp> {
@@ -175,17 +241,24 @@ fn timestamp(at: OffsetDateTime) -> Option<Timestamp> {
     })
 }
 
-fn to_proto(raw: &Raw) -> DossierEvent {
-    let at = raw
-        .day
-        .with_hms(10, 0, 0)
+/// When an event of `day` happens: 10:00 in Vietnam.
+fn at(day: Date) -> OffsetDateTime {
+    day.with_hms(10, 0, 0)
         .expect("valid time")
-        .assume_offset(VIETNAM);
+        .assume_offset(VIETNAM)
+}
+
+fn to_proto(raw: &Raw) -> DossierEvent {
+    let at = at(raw.day);
     let kind = match raw.kind {
-        RawKind::Received { channel, digitized } => Kind::Received(DossierReceived {
+        RawKind::Received {
+            channel,
+            digitized,
+            due_after,
+        } => Kind::Received(DossierReceived {
             channel: channel.into(),
             digitized,
-            due_at: None,
+            due_at: due_after.and_then(|m| timestamp(at + Duration::minutes(m))),
         }),
         RawKind::Resolved {
             on_time,
@@ -210,15 +283,53 @@ fn to_proto(raw: &Raw) -> DossierEvent {
     DossierEvent {
         event_id: raw.id.clone(),
         agency_id: raw.agency.to_owned(),
-        dossier_id: format!("d-{}", raw.id),
+        dossier_id: raw.dossier.clone(),
         procedure_id: raw.procedure.to_owned(),
         occurred_at: timestamp(at),
         kind: Some(kind),
     }
 }
 
+/// Whether an event reported by `reporter` counts for `agency`: it is the agency or a unit
+/// below it.
+fn belongs(catalog: &Catalog, reporter: &str, agency: &str) -> bool {
+    let reporter = govpulse_core::AgencyId::parse(reporter).expect("id");
+    catalog
+        .chain(&reporter)
+        .iter()
+        .any(|a| a.as_str() == agency)
+}
+
+/// The dossiers of `agency` or a unit below it that are open past due at the end of the
+/// period's last day, from the raw events: received with a due time on or before that
+/// (Vietnam) day, and resolved after it or never, whatever order the events were sent in.
+fn open_past_due_at_end(catalog: &Catalog, events: &[Raw], agency: &str, period: &Period) -> u64 {
+    let last = period.last_day();
+    let resolved: BTreeMap<(&str, &str), Date> = events
+        .iter()
+        .filter(|e| matches!(e.kind, RawKind::Resolved { .. }))
+        .map(|e| ((e.agency, e.dossier.as_str()), e.day))
+        .collect();
+    events
+        .iter()
+        .filter(|e| belongs(catalog, e.agency, agency))
+        .filter(|e| match e.kind {
+            RawKind::Received {
+                due_after: Some(minutes),
+                ..
+            } => {
+                let due_day = vietnam_day(at(e.day) + Duration::minutes(minutes));
+                let resolution = resolved.get(&(e.agency, e.dossier.as_str()));
+                due_day <= last && resolution.is_none_or(|r| last < *r)
+            }
+            _ => false,
+        })
+        .count() as u64
+}
+
 /// The model: each metric's (numerator, denominator) recomputed from the raw events that
-/// belong to `agency` or a unit below it and fall in `period`.
+/// belong to `agency` or a unit below it and fall in `period`, plus the dossiers open past
+/// due at its end under `open-past-due-at-end`.
 fn model(
     catalog: &Catalog,
     events: &[Raw],
@@ -229,12 +340,7 @@ fn model(
     let mut online_procedures = BTreeSet::new();
     let mut add = |name: &'static str| *c.entry(name).or_default() += 1;
     for e in events.iter().filter(|e| period.contains(e.day)) {
-        let reporter = govpulse_core::AgencyId::parse(e.agency).expect("id");
-        let belongs = catalog
-            .chain(&reporter)
-            .iter()
-            .any(|a| a.as_str() == agency);
-        if !belongs {
+        if !belongs(catalog, e.agency, agency) {
             continue;
         }
         // hb.partial is provided full-process online from 2025-09-01.
@@ -243,7 +349,9 @@ fn model(
             || (e.procedure == "hb.partial" && e.day >= date!(2025 - 09 - 01));
         let online_provision = full || e.procedure.ends_with(".partial");
         match e.kind {
-            RawKind::Received { channel, digitized } => {
+            RawKind::Received {
+                channel, digitized, ..
+            } => {
                 add("received");
                 if channel == Channel::Online {
                     add("online");
@@ -289,6 +397,7 @@ fn model(
         }
     }
     let v = |name: &str| c.get(name).copied().unwrap_or(0);
+    let open = open_past_due_at_end(catalog, events, agency, period);
     let facts = catalog.provision_facts(
         &govpulse_core::AgencyId::parse(agency).expect("id"),
         period.last_day(),
@@ -304,11 +413,12 @@ fn model(
             "full-online-provision",
             (facts.full_online, facts.eligible_full_online),
         ),
-        ("on-time-rate", (v("on-time"), v("resolved"))),
+        ("on-time-rate", (v("on-time"), v("resolved") + open)),
         ("digitized-reception-rate", (v("digitized"), v("received"))),
         ("electronic-result-rate", (v("electronic"), v("resolved"))),
         ("satisfaction-rate", (v("satisfied"), v("feedback"))),
         ("online-payment-rate", (v("fee-online"), v("fee"))),
+        ("open-past-due-at-end", (open, 0)),
     ])
 }
 
@@ -377,6 +487,13 @@ async fn check(
                 model(&catalog, &events, agency, &last_year),
             );
             prop_assert_eq!(response.metrics.len(), Metric::ALL.len());
+            prop_assert_eq!(
+                response.counters.as_ref().map(|c| c.open_past_due_at_end),
+                Some(expected["open-past-due-at-end"].0),
+                "open past due at the end of {} for {}",
+                expression,
+                agency
+            );
             for report in &response.metrics {
                 let fraction = |rate: &Option<govpulse_proto::aggregate::Rate>| {
                     rate.as_ref().map(|r| (r.numerator, r.denominator))

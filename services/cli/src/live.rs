@@ -325,6 +325,15 @@ pub fn metrics_table(response: &GetMetricsResponse) -> String {
         "  {:<30} {}",
         "open past their due time now", response.open_past_due
     );
+    let _ = writeln!(
+        out,
+        "  {:<30} {}",
+        "open past due at period end",
+        response
+            .counters
+            .as_ref()
+            .map_or(0, |c| c.open_past_due_at_end)
+    );
     for m in &response.metrics {
         let _ = writeln!(out, "  {:<30} {}", m.metric, rate_text(m.rate.as_ref()));
         let mut details = Vec::new();

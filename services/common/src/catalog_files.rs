@@ -5,13 +5,14 @@ use std::path::Path;
 
 use govpulse_core::{Catalog, CatalogError};
 
-/// The files a catalog folder holds; each is optional but `provinces.csv` and
-/// `ministries.csv` (a catalog with no agencies ranks nothing).
-pub const FILES: [&str; 4] = [
+/// The files a catalog folder holds, in the order of `BUILT_IN`; each is optional but
+/// `provinces.csv` and `ministries.csv` (a catalog with no agencies ranks nothing).
+pub const FILES: [&str; 5] = [
     "provinces.csv",
     "ministries.csv",
     "units.csv",
     "procedures.csv",
+    "mergers.csv",
 ];
 
 const BUILT_IN: [&str; 5] = [
@@ -158,6 +159,23 @@ mod tests {
         std::fs::write(dir.join("ministries.csv"), "id,name_en\nmof,Finance\n").expect("write");
         let catalog = load(Some(&dir)).expect("loads");
         assert_eq!(catalog.agencies().count(), 2);
+        std::fs::write(
+            dir.join("provinces.csv"),
+            "code,id,name\n01,ha-noi,Hà Nội\n02,ha-tay,Hà Tây\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.join("mergers.csv"),
+            "successor_id,successor_name,predecessor_ids,effective\nha-noi,Hà Nội,ha-noi;ha-tay,2008-08-01\n",
+        )
+        .expect("write");
+        let catalog = load(Some(&dir)).expect("loads with mergers");
+        let ha_tay = catalog.agency_by_str("ha-tay").expect("Hà Tây");
+        assert_eq!(
+            ha_tay.successor.as_ref().map(|s| s.as_str()),
+            Some("ha-noi"),
+            "mergers.csv in the folder is read"
+        );
         std::fs::remove_file(dir.join("ministries.csv")).expect("remove");
         let err = load(Some(&dir))
             .expect_err("ministries.csv is required")

@@ -83,6 +83,7 @@ pub fn counters_to_proto(c: &Counters) -> agg::Counters {
         feedback: c.get(Counter::Feedback),
         feedback_satisfied: c.get(Counter::FeedbackSatisfied),
         procedures_with_online_dossiers: c.procedures_with_online_dossiers,
+        open_past_due_at_end: c.open_past_due_at_end,
     }
 }
 
@@ -111,6 +112,7 @@ pub fn counters_from_proto(c: &agg::Counters) -> Counters {
         (Counter::FeedbackSatisfied, c.feedback_satisfied),
     ]);
     counters.procedures_with_online_dossiers = c.procedures_with_online_dossiers;
+    counters.open_past_due_at_end = c.open_past_due_at_end;
     counters
 }
 
@@ -173,8 +175,16 @@ mod tests {
 
     #[test]
     fn counters_round_trip_through_their_message() {
-        let mut counters = Counters::from_pairs(Counter::ALL.into_iter().zip(1u64..));
+        // The due-day counters are the store's bookkeeping: the message carries what they
+        // give, the dossiers open past due at the period's end.
+        let mut counters = Counters::from_pairs(
+            Counter::ALL
+                .into_iter()
+                .filter(|c| !c.by_due_day())
+                .zip(1u64..),
+        );
         counters.procedures_with_online_dossiers = 99;
+        counters.open_past_due_at_end = 98;
         assert_eq!(counters_from_proto(&counters_to_proto(&counters)), counters);
     }
 

@@ -161,9 +161,16 @@ pub fn decode_event(
             digitized: received.digitized,
             due_at: match &received.due_at {
                 None => None,
-                Some(due) => Some(timestamp(due).ok_or_else(|| {
-                    Violation::new(position, "received.due_at", "is not a valid time")
-                })?),
+                Some(due) => {
+                    let due = timestamp(due).ok_or_else(|| {
+                        Violation::new(position, "received.due_at", "is not a valid time")
+                    })?;
+                    // Bounded so that the backlog's due-day counters are read over a bounded
+                    // number of buckets (govpulse_core::backlog).
+                    govpulse_core::backlog::check_due(occurred_at, due)
+                        .map_err(|e| Violation::new(position, "received.due_at", e.to_string()))?;
+                    Some(due)
+                }
             },
         },
         Some(pb::dossier_event::Kind::Resolved(resolved)) => EventKind::Resolved {
@@ -410,6 +417,30 @@ mod tests {
             ))),
             "events[2].received.channel"
         );
+        fn due(e: &mut pb::DossierEvent, at: OffsetDateTime) {
+            e.kind = Some(pb::dossier_event::Kind::Received(pb::DossierReceived {
+                channel: pb::Channel::Online as i32,
+                digitized: false,
+                due_at: Some(ts(at)),
+            }));
+        }
+        assert_eq!(
+            with(|e| due(e, NOW - time::Duration::SECOND)),
+            (
+                "events[2].received.due_at".into(),
+                "is before occurred_at; a dossier cannot be due before it is received".into()
+            )
+        );
+        assert_eq!(
+            with(|e| due(e, NOW + time::Duration::days(367))),
+            (
+                "events[2].received.due_at".into(),
+                "is more than 366 days after occurred_at".into()
+            )
+        );
+        let mut within = valid();
+        due(&mut within, NOW + time::Duration::days(366));
+        assert!(decode_event(None, &within, &catalog(), &AcceptancePolicy::default(), NOW).is_ok());
         assert_eq!(
             field(
                 |e| e.kind = Some(pb::dossier_event::Kind::Resolved(pb::DossierResolved {

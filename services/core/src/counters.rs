@@ -34,11 +34,17 @@ pub enum Counter {
     Feedback,
     /// Satisfied feedback.
     FeedbackSatisfied,
+    /// Dossiers opened with a due time, counted in the buckets of their due day, not of the
+    /// event's day (see [`crate::backlog`]).
+    DueOpened,
+    /// Dossiers open with a due time that were resolved, counted in the buckets of the later
+    /// of the resolution day and the due day (see [`crate::backlog`]).
+    DueClosed,
 }
 
 impl Counter {
     /// Every counter, in storage order.
-    pub const ALL: [Counter; 14] = [
+    pub const ALL: [Counter; 16] = [
         Counter::Received,
         Counter::ReceivedOnline,
         Counter::ReceivedInPerson,
@@ -53,6 +59,8 @@ impl Counter {
         Counter::FeePaidOnline,
         Counter::Feedback,
         Counter::FeedbackSatisfied,
+        Counter::DueOpened,
+        Counter::DueClosed,
     ];
 
     /// The field name in storage.
@@ -72,7 +80,16 @@ impl Counter {
             Counter::FeePaidOnline => "fee_on",
             Counter::Feedback => "fb",
             Counter::FeedbackSatisfied => "fb_ok",
+            Counter::DueOpened => "due",
+            Counter::DueClosed => "due_cl",
         }
+    }
+
+    /// Whether the counter is bucketed by a dossier's due day rather than by the event's day:
+    /// a period reads it as a sum over every day up to the period's end
+    /// ([`crate::backlog::prefix_plan`]), never over the period's own buckets.
+    pub const fn by_due_day(self) -> bool {
+        matches!(self, Counter::DueOpened | Counter::DueClosed)
     }
 
     /// The counter stored under `key`, if any.
@@ -92,6 +109,10 @@ pub struct Counters {
     /// Distinct procedures that received at least one online dossier in the period. Not
     /// summable across buckets: the store computes it as the size of a union.
     pub procedures_with_online_dossiers: u64,
+    /// Dossiers received with a due time and still open past it at the end of the period's
+    /// last day. Not summable across the period's buckets: the reader derives it from the
+    /// due-day counters summed over every day up to the period's end ([`crate::backlog`]).
+    pub open_past_due_at_end: u64,
 }
 
 impl Counters {

@@ -19,7 +19,9 @@ pub enum Metric {
     /// Procedures provided full-process online / procedures eligible for it (from the
     /// catalog).
     FullOnlineProvision,
-    /// Dossiers resolved by their due time / dossiers resolved.
+    /// Dossiers resolved by their due time / (dossiers resolved + dossiers still open past
+    /// their due time at the end of the period): a dossier still open past its due time
+    /// counts as late at the end of the period.
     OnTimeRate,
     /// Dossiers digitized at reception / dossiers received.
     DigitizedReceptionRate,
@@ -72,7 +74,13 @@ impl Metric {
                 ]
             }
             Metric::ServicesWithOnlineDossiers | Metric::FullOnlineProvision => vec![],
-            Metric::OnTimeRate => vec![Counter::ResolvedOnTime, Counter::Resolved],
+            // The due-day counters give the dossiers open past due at the period's end.
+            Metric::OnTimeRate => vec![
+                Counter::ResolvedOnTime,
+                Counter::Resolved,
+                Counter::DueOpened,
+                Counter::DueClosed,
+            ],
             Metric::DigitizedReceptionRate => vec![Counter::Digitized, Counter::Received],
             Metric::ElectronicResultRate => vec![Counter::ResultElectronic, Counter::Resolved],
             Metric::SatisfactionRate => vec![Counter::FeedbackSatisfied, Counter::Feedback],
@@ -98,7 +106,10 @@ impl Metric {
                 facts.online_services,
             ),
             Metric::FullOnlineProvision => (facts.full_online, facts.eligible_full_online),
-            Metric::OnTimeRate => (c(Counter::ResolvedOnTime), c(Counter::Resolved)),
+            Metric::OnTimeRate => (
+                c(Counter::ResolvedOnTime),
+                c(Counter::Resolved).saturating_add(counters.open_past_due_at_end),
+            ),
             Metric::DigitizedReceptionRate => (c(Counter::Digitized), c(Counter::Received)),
             Metric::ElectronicResultRate => (c(Counter::ResultElectronic), c(Counter::Resolved)),
             Metric::SatisfactionRate => (c(Counter::FeedbackSatisfied), c(Counter::Feedback)),
@@ -122,7 +133,8 @@ impl fmt::Display for Metric {
 /// What a read must fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Needs {
-    /// The counters to read.
+    /// The counters to read. The due-day ones ([`Counter::by_due_day`]) are read over every
+    /// day up to the period's end, and give [`Counters::open_past_due_at_end`].
     pub counters: Vec<Counter>,
     /// Whether to count the distinct procedures with online dossiers.
     pub distinct: bool,
@@ -180,6 +192,7 @@ mod tests {
                 .map(|(c, v)| (c, v * 10)),
         );
         counters.procedures_with_online_dossiers = 7;
+        counters.open_past_due_at_end = 6;
         let facts = ProvisionFacts {
             online_services: 9,
             full_online: 3,
@@ -200,7 +213,7 @@ mod tests {
                 ),
                 (7, 9),
                 (3, 4),
-                (v(Counter::ResolvedOnTime), v(Counter::Resolved)),
+                (v(Counter::ResolvedOnTime), v(Counter::Resolved) + 6),
                 (v(Counter::Digitized), v(Counter::Received)),
                 (v(Counter::ResultElectronic), v(Counter::Resolved)),
                 (v(Counter::FeedbackSatisfied), v(Counter::Feedback)),
@@ -219,8 +232,12 @@ mod tests {
                 Counters::from_pairs(all.iter().filter(|(c, _)| needs.counters.contains(c)));
             let mut all = all;
             all.procedures_with_online_dossiers = 5;
+            all.open_past_due_at_end = 6;
             if needs.distinct {
                 only.procedures_with_online_dossiers = 5;
+            }
+            if needs.counters.iter().any(|c| c.by_due_day()) {
+                only.open_past_due_at_end = 6;
             }
             let facts = ProvisionFacts {
                 online_services: 9,

@@ -1,14 +1,29 @@
 -- Applies one batch of events of one agency tree, atomically: Redis runs a script to the
 -- end before any other command, so a batch is either wholly recorded or not at all.
 --
--- KEYS: every key the batch touches (event-id sets, counter hashes, online-procedure sets).
+-- KEYS: every key the batch touches (event-id sets, counter hashes, online-procedure sets),
+-- except the buckets of the due-day counters (below).
 -- ARGV, read in order (indexes are 1-based positions in KEYS):
 --   T, then T templates: I, I x (hash index, field), S, S x (set index, member),
---      dossier-state hash index, open-member prefix, Z, Z x open-dossier sorted set index
+--      dossier-state hash index, open-member prefix, Z, Z x open-dossier sorted set index,
+--      C, C x counter-hash key prefix (`P:{root}:c:<agency>:`, each agency of the chain),
+--      R, R x (roll-up key prefix `P:{root}:k:<parent>:`, child id) (each child-parent pair)
 --   E, then E events: (event-id set index, event id, template number, dossier op, dossier id,
---      due time) where the op is `o` (open until due), `c` (close) or `-` (none)
+--      due time, day) where the op is `o` (received with a due time: day is the due day),
+--      `c` (resolved: day is the resolution day) or `-` (none); days are written yyyymmdd
 --   X, then X expirations: (event-id set index, unix time)
 -- Returns one integer per event: 1 counted now, 0 counted before.
+--
+-- The dossier-state hash holds, per dossier id: `o<due day>` (open: counted in `due` of
+-- that day, in the open sets), `c<resolution day>` (resolved before any reception with a due
+-- time arrived) or `x` (resolved, its reception counted: nothing changes it any more). `o`
+-- and `c` alone were written before due days were counted: such a dossier is closed without
+-- counting `due_cl`, and a reception never counts for it.
+--
+-- The due-day counters (`due`, `due_cl`, see govpulse_core::backlog) count in the buckets
+-- of a day known only here (a resolution's depends on the stored due day), so their keys are
+-- built from the template's prefixes: every one carries the tree's `{root}` tag, so they
+-- share the hash slot of the declared keys.
 --
 -- Events sharing a template (same agency, day and kind) are counted together: their
 -- increments are summed here, so a batch costs one HINCRBY per distinct counter, not one
@@ -33,31 +48,94 @@ for t = 1, tonumber(take()) do
   for j = 1, tonumber(take()) do
     open[j] = tonumber(take())
   end
-  templates[t] = { increments, members, 0, states, prefix, open }
+  local hashes, rollups = {}, {}
+  for j = 1, tonumber(take()) do
+    hashes[j] = take()
+  end
+  for j = 1, tonumber(take()) do
+    rollups[j] = { take(), take() }
+  end
+  templates[t] = { increments, members, 0, states, prefix, open, hashes, rollups }
+end
+
+-- Sums of the due-day counters per (key, field), written once at the end.
+local due_sums, due_order = {}, {}
+local function add_due(key, field)
+  local slot = key .. '\0' .. field
+  if due_sums[slot] == nil then
+    due_sums[slot] = { key, field, 0 }
+    due_order[#due_order + 1] = slot
+  end
+  due_sums[slot][3] = due_sums[slot][3] + 1
+end
+-- Counts one in `field` in the day, month, quarter and year of `day` (yyyymmdd), for every
+-- agency of the template's chain and in each parent's roll-up of its children; the bucket
+-- names are those of govpulse_core::Bucket.
+local function count_due(template, field, day)
+  local year, month = string.sub(day, 1, 4), tonumber(string.sub(day, 5, 6))
+  local buckets = {
+    'd' .. day,
+    'm' .. string.sub(day, 1, 6),
+    'q' .. year .. string.format('%d', math.floor((month - 1) / 3) + 1),
+    'y' .. year,
+  }
+  for _, bucket in ipairs(buckets) do
+    for _, hash in ipairs(template[7]) do
+      add_due(hash .. bucket, field)
+    end
+    for _, rollup in ipairs(template[8]) do
+      add_due(rollup[1] .. bucket .. ':' .. field, rollup[2])
+    end
+  end
+end
+local function later(a, b)
+  if a > b then
+    return a
+  end
+  return b
 end
 
 -- A dossier is open from its reception (with a due time) until its resolution. Events
--- arrive in any order: a resolution marks the dossier closed, so that a reception that
--- arrives after it does not open it again.
+-- arrive in any order: a resolution that arrives first is remembered with its day, so that
+-- the reception that follows counts the days it was open past due without opening it.
+-- This is govpulse_core::backlog::step, which the in-memory store runs.
 local outcomes = {}
 for i = 1, tonumber(take()) do
   local set, id, t = tonumber(take()), take(), tonumber(take())
-  local op, dossier, due = take(), take(), take()
+  local op, dossier, due, day = take(), take(), take(), take()
   if redis.call('SADD', KEYS[set], id) == 1 then
     outcomes[i] = 1
     local template = templates[t]
     template[3] = template[3] + 1
-    if op == 'o' then
-      if redis.call('HGET', KEYS[template[4]], dossier) ~= 'c' then
-        redis.call('HSET', KEYS[template[4]], dossier, 'o')
-        for _, z in ipairs(template[6]) do
-          redis.call('ZADD', KEYS[z], due, template[5] .. dossier)
-        end
+    if op == 'o' or op == 'c' then
+      local states = KEYS[template[4]]
+      local state = redis.call('HGET', states, dossier)
+      local kind, known = '', ''
+      if state then
+        kind, known = string.sub(state, 1, 1), string.sub(state, 2)
       end
-    elseif op == 'c' then
-      redis.call('HSET', KEYS[template[4]], dossier, 'c')
-      for _, z in ipairs(template[6]) do
-        redis.call('ZREM', KEYS[z], template[5] .. dossier)
+      if op == 'o' then
+        if not state then
+          redis.call('HSET', states, dossier, 'o' .. day)
+          for _, z in ipairs(template[6]) do
+            redis.call('ZADD', KEYS[z], due, template[5] .. dossier)
+          end
+          count_due(template, 'due', day)
+        elseif kind == 'c' and known ~= '' then
+          redis.call('HSET', states, dossier, 'x')
+          count_due(template, 'due', day)
+          count_due(template, 'due_cl', later(known, day))
+        end
+      elseif not state then
+        redis.call('HSET', states, dossier, 'c' .. day)
+      elseif kind == 'o' then
+        redis.call('HSET', states, dossier, 'x')
+        for _, z in ipairs(template[6]) do
+          redis.call('ZREM', KEYS[z], template[5] .. dossier)
+        end
+        if known ~= '' then
+          count_due(template, 'due_cl', later(known, day))
+        end
       end
     end
   else
@@ -90,5 +168,9 @@ end
 for _, slot in ipairs(order) do
   local sum = sums[slot]
   redis.call('HINCRBY', KEYS[sum[1]], sum[2], sum[3])
+end
+for _, slot in ipairs(due_order) do
+  local sum = due_sums[slot]
+  redis.call('HINCRBY', sum[1], sum[2], sum[3])
 end
 return outcomes

@@ -4,9 +4,12 @@
 
 use govpulse_core::{
     AgencyId, Bucket, Counter, CounterDelta, Counters, DossierChange, DossierId, EventId, Needs,
-    Period, ProcedureId,
+    Period, ProcedureId, backlog, period::VIETNAM,
 };
-use time::{Date, OffsetDateTime, macros::date};
+use time::{
+    Date, OffsetDateTime,
+    macros::{date, datetime},
+};
 
 use crate::{AgencyKey, Applied, CounterStore, EventWrite};
 
@@ -597,6 +600,188 @@ pub async fn children_read_like_each_child_alone(store: &dyn CounterStore) {
     assert_eq!(triple(&communes[0]), [1, 1, 0]);
 }
 
+/// The dossiers open past due at the end of `last` for each group, read as aggregate reads
+/// them: the due-day counters summed over every day up to `last`.
+async fn open_past_due_at_end(
+    store: &dyn CounterStore,
+    groups: &[Vec<AgencyKey>],
+    last: Date,
+) -> Vec<u64> {
+    // No due day in these checks is after this one.
+    let plan = backlog::prefix_plan(last, date!(2099 - 12 - 31));
+    let needs = Needs {
+        counters: backlog::DUE_COUNTERS.to_vec(),
+        distinct: false,
+    };
+    let mut totals = store.read(groups, &plan.add, &needs).await.expect("read");
+    let outside = store
+        .read(groups, &plan.subtract, &needs)
+        .await
+        .expect("read");
+    for (total, outside) in totals.iter_mut().zip(&outside) {
+        total.subtract(outside);
+    }
+    totals
+        .iter()
+        .map(|c| {
+            c.get(Counter::DueOpened)
+                .saturating_sub(c.get(Counter::DueClosed))
+        })
+        .collect()
+}
+
+/// A dossier received with a due time on day D and resolved on day R is open past due at
+/// the end of exactly the days D ≤ b < R (Vietnam days), for its agency and every ancestor;
+/// never resolved, for every day from D. A resolution that arrives before its reception
+/// counts the same; a resolution before the due time never counts; retries and a second
+/// reception of the same dossier change nothing; a parent's roll-up of its children agrees.
+pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
+    store: &dyn CounterStore,
+) {
+    let chain = ["hb-dept", "hoa-binh"];
+    let dossier_event = |event: &str, dossier: &str, day: Date, due: Option<OffsetDateTime>| {
+        let mut w = write(event, &chain, day, &[Counter::Received], None);
+        let dossier = DossierId::parse(dossier).expect("valid id");
+        w.dossier = Some(match due {
+            Some(due) => DossierChange::Open { dossier, due },
+            None => DossierChange::Close { dossier },
+        });
+        w
+    };
+    let due = |day: Date| {
+        Some(
+            day.with_hms(17, 0, 0)
+                .expect("valid time")
+                .assume_offset(VIETNAM),
+        )
+    };
+    // A: due 00:30 on 31 December in Vietnam (still 30 December in UTC), resolved on
+    // 5 January. B: its resolution (10 February) arrives before its reception (due
+    // 1 February). C: due 15 January, never resolved. D: resolved before it was due. E:
+    // resolved on 2 January before it was due (4 January), the resolution arriving first.
+    let a_due = Some(datetime!(2025-12-31 00:30 +7));
+    let first = vec![
+        dossier_event("a-rcv", "A", date!(2025 - 12 - 20), a_due),
+        dossier_event("b-res", "B", date!(2026 - 02 - 10), None),
+        dossier_event(
+            "c-rcv",
+            "C",
+            date!(2026 - 01 - 02),
+            due(date!(2026 - 01 - 15)),
+        ),
+        dossier_event(
+            "d-rcv",
+            "D",
+            date!(2026 - 01 - 02),
+            due(date!(2026 - 01 - 25)),
+        ),
+        dossier_event("e-res", "E", date!(2026 - 01 - 02), None),
+    ];
+    let second = vec![
+        dossier_event("a-res", "A", date!(2026 - 01 - 05), None),
+        dossier_event(
+            "b-rcv",
+            "B",
+            date!(2026 - 01 - 20),
+            due(date!(2026 - 02 - 01)),
+        ),
+        dossier_event("d-res", "D", date!(2026 - 01 - 10), None),
+        dossier_event(
+            "e-rcv",
+            "E",
+            date!(2025 - 12 - 28),
+            due(date!(2026 - 01 - 04)),
+        ),
+        dossier_event(
+            "a-rcv-again",
+            "A",
+            date!(2026 - 01 - 06),
+            due(date!(2026 - 03 - 01)),
+        ),
+        dossier_event(
+            "c-rcv-again",
+            "C",
+            date!(2026 - 01 - 06),
+            due(date!(2026 - 01 - 20)),
+        ),
+    ];
+    store.apply(&first).await.expect("apply");
+    store.apply(&second).await.expect("apply");
+    let retried = [first, second].concat();
+    assert_eq!(
+        store.apply(&retried).await.expect("apply"),
+        vec![Applied::Duplicate; retried.len()]
+    );
+
+    let groups = [
+        key("hoa-binh", "hb-dept"),
+        key("hoa-binh", "hoa-binh"),
+        key("hoa-binh", "hb-other"),
+    ];
+    let parent = AgencyKey {
+        root: id("hoa-binh"),
+        agency: id("hoa-binh"),
+    };
+    for (last, expected) in [
+        (date!(2019 - 12 - 31), 0),
+        (date!(2025 - 12 - 30), 0),
+        (date!(2025 - 12 - 31), 1),
+        (date!(2026 - 01 - 03), 1),
+        (date!(2026 - 01 - 04), 1),
+        (date!(2026 - 01 - 05), 0),
+        (date!(2026 - 01 - 14), 0),
+        (date!(2026 - 01 - 15), 1),
+        (date!(2026 - 01 - 31), 1),
+        (date!(2026 - 02 - 01), 2),
+        (date!(2026 - 02 - 09), 2),
+        (date!(2026 - 02 - 10), 1),
+        (date!(2026 - 12 - 31), 1),
+        (date!(2027 - 06 - 30), 1),
+    ] {
+        assert_eq!(
+            open_past_due_at_end(store, &groups, last).await,
+            [expected, expected, 0],
+            "hb-dept, hoa-binh, hb-other at the end of {last}"
+        );
+        let plan = backlog::prefix_plan(last, date!(2099 - 12 - 31));
+        let children = [id("hb-dept"), id("hb-quiet")];
+        let mut rolled_up = store
+            .read_children(&parent, &children, &plan.add, &backlog::DUE_COUNTERS)
+            .await
+            .expect("read children");
+        let outside = store
+            .read_children(&parent, &children, &plan.subtract, &backlog::DUE_COUNTERS)
+            .await
+            .expect("read children");
+        for (total, outside) in rolled_up.iter_mut().zip(&outside) {
+            total.subtract(outside);
+        }
+        let alone = open_past_due_at_end(
+            store,
+            &[key("hoa-binh", "hb-dept"), key("hoa-binh", "hb-quiet")],
+            last,
+        )
+        .await;
+        let from_roll_up: Vec<u64> = rolled_up
+            .iter()
+            .map(|c| {
+                c.get(Counter::DueOpened)
+                    .saturating_sub(c.get(Counter::DueClosed))
+            })
+            .collect();
+        assert_eq!(from_roll_up, alone, "children at the end of {last}");
+    }
+    // The current backlog agrees: only C is open.
+    let keys: Vec<AgencyKey> = groups.iter().flatten().cloned().collect();
+    assert_eq!(
+        store
+            .open_past_due(&keys, datetime!(2026-06-01 00:00 UTC))
+            .await
+            .expect("backlog"),
+        [1, 1, 0]
+    );
+}
+
 /// Runs every check on stores from `fresh`, one fresh store per check.
 pub async fn run_all<S, F, Fut>(mut fresh: F)
 where
@@ -616,4 +801,5 @@ where
     reads_fetch_what_is_needed(&fresh().await).await;
     open_dossiers_past_due_are_the_backlog(&fresh().await).await;
     children_read_like_each_child_alone(&fresh().await).await;
+    dossiers_are_open_past_due_from_their_due_day_to_their_resolution(&fresh().await).await;
 }

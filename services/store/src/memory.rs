@@ -9,6 +9,8 @@ use std::{
 use async_trait::async_trait;
 use govpulse_core::{
     AgencyId, Bucket, Counter, Counters, DossierChange, DossierId, EventId, Needs, ProcedureId,
+    backlog::{self, DossierState, DueEvent},
+    period::vietnam_day,
 };
 use time::{Date, OffsetDateTime};
 
@@ -19,8 +21,8 @@ const SWEEP_EVERY: u64 = 1024;
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Per reporting agency and dossier: closed (resolved) or not.
-    dossiers: HashMap<(AgencyId, DossierId), bool>,
+    /// Per reporting agency and dossier: what the backlog knows of it.
+    dossiers: HashMap<(AgencyId, DossierId), DossierState>,
     /// Per agency of the chain: open dossiers (reporting agency, dossier) → due time.
     open: HashMap<AgencyId, HashMap<(AgencyId, DossierId), OffsetDateTime>>,
     seen: HashMap<(AgencyId, Date), (OffsetDateTime, HashSet<EventId>)>,
@@ -85,30 +87,48 @@ impl CounterStore for MemoryStore {
                     }
                 }
             }
-            match &event.dossier {
-                Some(DossierChange::Open { dossier, due }) => {
-                    let slot = (event.agency.clone(), dossier.clone());
-                    if !inner.dossiers.get(&slot).copied().unwrap_or(false) {
-                        inner.dossiers.insert(slot.clone(), false);
-                        for agency in &event.chain {
-                            inner
-                                .open
-                                .entry(agency.clone())
-                                .or_default()
-                                .insert(slot.clone(), *due);
-                        }
+            if let Some(change) = &event.dossier {
+                let (dossier, due, due_event) = match change {
+                    DossierChange::Open { dossier, due } => (
+                        dossier,
+                        Some(*due),
+                        DueEvent::Received {
+                            due_day: vietnam_day(*due),
+                        },
+                    ),
+                    DossierChange::Close { dossier } => {
+                        (dossier, None, DueEvent::Resolved { day: event.day })
                     }
+                };
+                let slot = (event.agency.clone(), dossier.clone());
+                let step = backlog::step(inner.dossiers.get(&slot).copied(), due_event);
+                if let Some(state) = step.state {
+                    inner.dossiers.insert(slot.clone(), state);
                 }
-                Some(DossierChange::Close { dossier }) => {
-                    let slot = (event.agency.clone(), dossier.clone());
-                    inner.dossiers.insert(slot.clone(), true);
-                    for agency in &event.chain {
-                        if let Some(open) = inner.open.get_mut(agency) {
+                for agency in &event.chain {
+                    let open = inner.open.entry(agency.clone()).or_default();
+                    match due {
+                        Some(due) if step.open => {
+                            open.insert(slot.clone(), due);
+                        }
+                        _ if step.close => {
                             open.remove(&slot);
                         }
+                        _ => {}
+                    }
+                    for (counter, day) in [
+                        (Counter::DueOpened, step.due),
+                        (Counter::DueClosed, step.due_closed),
+                    ] {
+                        for bucket in day.into_iter().flat_map(Bucket::containing) {
+                            inner
+                                .counters
+                                .entry((agency.clone(), bucket))
+                                .or_default()
+                                .increment(counter, 1);
+                        }
                     }
                 }
-                None => {}
             }
             outcomes.push(Applied::Accepted);
         }

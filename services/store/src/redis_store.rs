@@ -5,11 +5,11 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{root}:c:<agency>:<bucket>` | hash | counter field (`rcv`, `rcv_on`, ...) → count |
+//! | `P:{root}:c:<agency>:<bucket>` | hash | counter field (`rcv`, `rcv_on`, ...) → count; `due` and `due_cl` are bucketed by due day (`govpulse_core::backlog`) |
 //! | `P:{root}:k:<parent>:<bucket>:<field>` | hash | child agency → its count of counter `<field>`: the parent's roll-up of its children |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
 //! | `P:{root}:e:<agency>:<yyyymmdd>` | set | event ids counted for events of that day; expires after the horizon |
-//! | `P:{root}:ds:<agency>` | hash | dossier id → `o` (open) or `c` (resolved), for dossiers received with a due time or resolved |
+//! | `P:{root}:ds:<agency>` | hash | dossier id → `o<due day>` (open), `c<resolution day>` (resolved, no reception with a due time yet) or `x` (resolved, done), days as `yyyymmdd` (see `apply.lua`) |
 //! | `P:{root}:open:<agency>` | sorted set | `<reporting agency>/<dossier id>` → due time (Unix seconds), for open dossiers of the agency and its units |
 //!
 //! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
@@ -19,11 +19,16 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, Counter, Counters, DossierChange, Needs};
+use govpulse_core::{
+    AgencyId, Bucket, Counter, Counters, DossierChange, Needs, period::vietnam_day,
+};
 use redis::{
     Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
 };
+use std::time::Duration;
 use time::Date;
 
 use crate::{AgencyKey, Applied, CounterStore, EventWrite, StoreError};
@@ -34,16 +39,134 @@ pub const APPLY_SCRIPT: &str = include_str!("apply.lua");
 /// How to reach Redis.
 #[derive(Debug, Clone)]
 pub struct RedisStoreConfig {
-    /// A `redis://` URL.
+    /// A single Redis, `redis://host:port/`, or a Redis Cluster,
+    /// `redis+cluster://host1:port1,host2:port2,...` (any reachable nodes: the client learns
+    /// the others and the slot map from them, and follows slot moves).
     pub url: String,
     /// Prepended to every key, so that deployments (and tests) can share one Redis.
     pub prefix: String,
 }
 
+/// The URL scheme of a Redis Cluster.
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// A connection to a single Redis or to a Redis Cluster. Both reconnect by themselves; the
+/// cluster one also follows slot moves (`MOVED`, `ASK`) and refreshes its slot map.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Commands of one read, each tagged with the tree whose keys it touches. On a single Redis
+/// they go out as one pipeline; on a cluster a pipeline must stay within one hash slot, so
+/// each tree's commands are one pipeline, all sent at once, and the replies are put back in
+/// the order of the commands.
+#[derive(Default)]
+struct Commands<'a> {
+    commands: Vec<(&'a AgencyId, redis::Cmd)>,
+}
+
+impl<'a> Commands<'a> {
+    fn push(&mut self, root: &'a AgencyId, command: redis::Cmd) {
+        self.commands.push((root, command));
+    }
+
+    fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    async fn run(self, connection: &Connection) -> Result<Vec<redis::Value>, StoreError> {
+        if self.commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let replies: Vec<redis::Value> = match connection {
+            Connection::Single(_) => {
+                let mut pipe = redis::pipe();
+                for (_, command) in &self.commands {
+                    pipe.add_command(command.clone());
+                }
+                pipe.query_async(&mut connection.clone()).await?
+            }
+            Connection::Cluster(_) => {
+                let mut trees: HashMap<&AgencyId, (redis::Pipeline, Vec<usize>)> = HashMap::new();
+                for (position, (root, command)) in self.commands.iter().enumerate() {
+                    let (pipe, positions) = trees.entry(root).or_default();
+                    pipe.add_command(command.clone());
+                    positions.push(position);
+                }
+                let answers =
+                    futures::future::try_join_all(trees.into_values().map(|(pipe, positions)| {
+                        let mut connection = connection.clone();
+                        async move {
+                            let replies: Vec<redis::Value> =
+                                pipe.query_async(&mut connection).await?;
+                            Ok::<_, StoreError>((positions, replies))
+                        }
+                    }))
+                    .await?;
+                let mut ordered = vec![redis::Value::Nil; self.commands.len()];
+                for (positions, replies) in answers {
+                    if positions.len() != replies.len() {
+                        return Err(StoreError::Unexpected(format!(
+                            "{} replies for {} commands",
+                            replies.len(),
+                            positions.len()
+                        )));
+                    }
+                    for (position, reply) in positions.into_iter().zip(replies) {
+                        ordered[position] = reply;
+                    }
+                }
+                ordered
+            }
+        };
+        if replies.len() != self.commands.len() {
+            return Err(StoreError::Unexpected(format!(
+                "{} replies for {} commands",
+                replies.len(),
+                self.commands.len()
+            )));
+        }
+        Ok(replies)
+    }
+}
+
 /// Counters in Redis.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: String,
     script: Script,
 }
@@ -60,14 +183,43 @@ impl RedisStore {
     /// Connects (and keeps reconnecting when the connection drops).
     pub async fn connect(config: RedisStoreConfig) -> Result<Self, StoreError> {
         // Small pipelined replies must not wait for Nagle's algorithm.
-        let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(std::time::Duration::from_secs(5)))
-            .set_response_timeout(Some(std::time::Duration::from_secs(10)))
-            .set_number_of_retries(2);
-        let connection = ConnectionManager::new_with_config(client, manager_config).await?;
+        let tcp = || redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        let (connect_timeout, response_timeout) = (Duration::from_secs(5), Duration::from_secs(10));
+        let connection = match config.url.strip_prefix(CLUSTER_SCHEME) {
+            Some(nodes) => {
+                let nodes: Vec<String> = nodes
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|node| !node.is_empty())
+                    .map(|node| format!("redis://{}/", node.trim_end_matches('/')))
+                    .collect();
+                if nodes.is_empty() {
+                    return Err(StoreError::Unexpected(format!(
+                        "{CLUSTER_SCHEME} names no node: {}",
+                        config.url
+                    )));
+                }
+                let client = ClusterClient::builder(nodes)
+                    .connection_timeout(connect_timeout)
+                    .response_timeout(response_timeout)
+                    .retries(3)
+                    .tcp_settings(tcp())
+                    .build()?;
+                Connection::Cluster(client.get_async_connection().await?)
+            }
+            None => {
+                let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())?
+                    .set_tcp_settings(tcp());
+                let client = redis::Client::open(info)?;
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(connect_timeout))
+                    .set_response_timeout(Some(response_timeout))
+                    .set_number_of_retries(2);
+                Connection::Single(
+                    ConnectionManager::new_with_config(client, manager_config).await?,
+                )
+            }
+        };
         Ok(Self {
             connection,
             prefix: config.prefix,
@@ -76,7 +228,13 @@ impl RedisStore {
     }
 
     fn counters_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
-        format!("{}:{{{root}}}:c:{agency}:{bucket}", self.prefix)
+        format!("{}{bucket}", self.counters_prefix(root, agency))
+    }
+
+    /// The counter hash key of `agency` without its bucket (the script builds the keys of
+    /// the due-day buckets from it).
+    fn counters_prefix(&self, root: &AgencyId, agency: &AgencyId) -> String {
+        format!("{}:{{{root}}}:c:{agency}:", self.prefix)
     }
 
     fn children_key(
@@ -87,10 +245,15 @@ impl RedisStore {
         counter: Counter,
     ) -> String {
         format!(
-            "{}:{{{root}}}:k:{parent}:{bucket}:{}",
-            self.prefix,
+            "{}{bucket}:{}",
+            self.children_prefix(root, parent),
             counter.key()
         )
+    }
+
+    /// The roll-up key of `parent`'s children without its bucket and counter.
+    fn children_prefix(&self, root: &AgencyId, parent: &AgencyId) -> String {
+        format!("{}:{{{root}}}:k:{parent}:", self.prefix)
     }
 
     fn online_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
@@ -106,11 +269,7 @@ impl RedisStore {
     }
 
     fn seen_key(&self, root: &AgencyId, agency: &AgencyId, day: Date) -> String {
-        format!(
-            "{}:{{{root}}}:e:{agency}:{}",
-            self.prefix,
-            &Bucket::Day(day).to_string()[1..]
-        )
+        format!("{}:{{{root}}}:e:{agency}:{}", self.prefix, compact_day(day))
     }
 
     /// Runs the script for the events of one tree; `events` are (position, event) pairs.
@@ -122,7 +281,7 @@ impl RedisStore {
         let mut args = ScriptArgs::default();
         let mut templates: HashMap<TemplateKey<'_>, usize> = HashMap::new();
         let mut template_args: Vec<String> = Vec::new();
-        let mut event_args: Vec<String> = Vec::with_capacity(events.len() * 3);
+        let mut event_args: Vec<String> = Vec::with_capacity(events.len() * 7);
         let mut expirations: HashMap<usize, i64> = HashMap::new();
         for (_, event) in events {
             let template_key = TemplateKey {
@@ -187,6 +346,16 @@ impl RedisStore {
                 for agency in &event.chain {
                     template_args.push(args.key(self.open_key(root, agency)).to_string());
                 }
+                // Where the due-day counters go, bucket left for the script to add.
+                template_args.push(event.chain.len().to_string());
+                for agency in &event.chain {
+                    template_args.push(self.counters_prefix(root, agency));
+                }
+                template_args.push(event.chain.len().saturating_sub(1).to_string());
+                for pair in event.chain.windows(2) {
+                    template_args.push(self.children_prefix(root, &pair[1]));
+                    template_args.push(pair[0].to_string());
+                }
                 next
             });
             let seen = args.key(self.seen_key(root, &event.agency, event.day));
@@ -204,12 +373,23 @@ impl RedisStore {
                         "o".to_owned(),
                         dossier.to_string(),
                         due.unix_timestamp().to_string(),
+                        compact_day(vietnam_day(*due)),
                     ]);
                 }
                 Some(DossierChange::Close { dossier }) => {
-                    event_args.extend(["c".to_owned(), dossier.to_string(), "0".to_owned()]);
+                    event_args.extend([
+                        "c".to_owned(),
+                        dossier.to_string(),
+                        "0".to_owned(),
+                        compact_day(event.day),
+                    ]);
                 }
-                None => event_args.extend(["-".to_owned(), String::new(), "0".to_owned()]),
+                None => event_args.extend([
+                    "-".to_owned(),
+                    String::new(),
+                    "0".to_owned(),
+                    String::new(),
+                ]),
             }
         }
 
@@ -243,6 +423,11 @@ impl RedisStore {
             })
             .collect())
     }
+}
+
+/// A day as `yyyymmdd`: the day bucket's name without its `d`.
+fn compact_day(day: Date) -> String {
+    Bucket::Day(day).to_string()[1..].to_owned()
 }
 
 /// Events with equal template keys add the same increments to the same keys.
@@ -296,20 +481,22 @@ impl CounterStore for RedisStore {
         agencies: &[AgencyKey],
         now: time::OffsetDateTime,
     ) -> Result<Vec<u64>, StoreError> {
-        if agencies.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
+        let mut commands = Commands::default();
         for key in agencies {
             // Strictly before now: a dossier due this second is not late yet.
-            pipe.zcount(
-                self.open_key(&key.root, &key.agency),
-                "-inf",
-                format!("({}", now.unix_timestamp()),
-            );
+            let mut zcount = redis::cmd("ZCOUNT");
+            zcount
+                .arg(self.open_key(&key.root, &key.agency))
+                .arg("-inf")
+                .arg(format!("({}", now.unix_timestamp()));
+            commands.push(&key.root, zcount);
         }
-        let mut connection = self.connection.clone();
-        Ok(pipe.query_async(&mut connection).await?)
+        commands
+            .run(&self.connection)
+            .await?
+            .into_iter()
+            .map(|reply| Ok(redis::from_redis_value(reply)?))
+            .collect()
     }
 
     async fn read(
@@ -323,53 +510,76 @@ impl CounterStore for RedisStore {
         // command of all.
         let all_counters = needs.counters.len() == Counter::ALL.len();
         let fields: Vec<&str> = needs.counters.iter().map(|c| c.key()).collect();
-        let mut pipe = redis::pipe();
-        let mut commands = 0usize;
+        let mut commands = Commands::default();
+        // Per group, how many distinct-count replies follow its counters: one union size when
+        // its sets are in one tree, else one member list per tree (a merged province read with
+        // its predecessors), united here because a cluster cannot union across hash slots.
+        let mut distinct_replies = Vec::with_capacity(groups.len());
         for group in groups {
             if !fields.is_empty() {
                 for key in group {
                     for bucket in buckets {
                         let hash = self.counters_key(&key.root, &key.agency, *bucket);
-                        if all_counters {
-                            pipe.hgetall(hash);
+                        let command = if all_counters {
+                            let mut hgetall = redis::cmd("HGETALL");
+                            hgetall.arg(hash);
+                            hgetall
                         } else {
-                            pipe.cmd("HMGET").arg(hash).arg(&fields);
-                        }
-                        commands += 1;
+                            let mut hmget = redis::cmd("HMGET");
+                            hmget.arg(hash).arg(&fields);
+                            hmget
+                        };
+                        commands.push(&key.root, command);
                     }
                 }
             }
-            if needs.distinct {
-                let online: Vec<String> = group
+            if !needs.distinct || buckets.is_empty() {
+                distinct_replies.push(DistinctReplies::None);
+                continue;
+            }
+            let mut trees: Vec<(&AgencyId, Vec<String>)> = Vec::new();
+            for key in group {
+                let sets = buckets
                     .iter()
-                    .flat_map(|key| buckets.iter().map(move |b| (key, *b)))
-                    .map(|(key, bucket)| self.online_key(&key.root, &key.agency, bucket))
-                    .collect();
-                match online.as_slice() {
-                    [] => pipe.cmd("ECHO").arg(0),
-                    [one] => pipe.scard(one),
-                    many => pipe
-                        .cmd("EVAL")
-                        .arg(UNION_SIZE_SCRIPT)
-                        .arg(many.len())
-                        .arg(many),
-                };
-                commands += 1;
+                    .map(|bucket| self.online_key(&key.root, &key.agency, *bucket));
+                match trees.iter_mut().find(|(root, _)| *root == &key.root) {
+                    Some((_, tree_sets)) => tree_sets.extend(sets),
+                    None => trees.push((&key.root, sets.collect())),
+                }
+            }
+            match trees.as_slice() {
+                [] => distinct_replies.push(DistinctReplies::None),
+                [(root, sets)] => {
+                    let command = if let [one] = sets.as_slice() {
+                        let mut scard = redis::cmd("SCARD");
+                        scard.arg(one);
+                        scard
+                    } else {
+                        let mut eval = redis::cmd("EVAL");
+                        eval.arg(UNION_SIZE_SCRIPT).arg(sets.len()).arg(sets);
+                        eval
+                    };
+                    commands.push(root, command);
+                    distinct_replies.push(DistinctReplies::Size);
+                }
+                many => {
+                    for (root, sets) in many {
+                        let mut sunion = redis::cmd("SUNION");
+                        sunion.arg(sets);
+                        commands.push(root, sunion);
+                    }
+                    distinct_replies.push(DistinctReplies::Members(many.len()));
+                }
             }
         }
-        let replies: Vec<redis::Value> = if commands == 0 {
-            Vec::new()
-        } else {
-            let mut connection = self.connection.clone();
-            pipe.query_async(&mut connection).await?
-        };
-        let mut replies = replies.into_iter();
+        let expected = commands.len();
+        let mut replies = commands.run(&self.connection).await?.into_iter();
         let mut out = Vec::with_capacity(groups.len());
-        for group in groups {
+        for (group, distinct) in groups.iter().zip(distinct_replies) {
             let mut total = Counters::default();
             if !fields.is_empty() {
                 for _ in 0..group.len() * buckets.len() {
-                    let reply = next_reply(&mut replies)?;
+                    let reply = next_reply(&mut replies, expected)?;
                     if all_counters {
                         let hash: HashMap<String, u64> = redis::from_redis_value(reply)?;
                         for (field, value) in hash {
@@ -385,10 +595,22 @@ impl CounterStore for RedisStore {
                     }
                 }
             }
-            if needs.distinct {
-                total.procedures_with_online_dossiers =
-                    redis::from_redis_value(next_reply(&mut replies)?)?;
-            }
+            total.procedures_with_online_dossiers = match distinct {
+                DistinctReplies::None => 0,
+                DistinctReplies::Size => {
+                    redis::from_redis_value(next_reply(&mut replies, expected)?)?
+                }
+                DistinctReplies::Members(trees) => {
+                    let mut members: std::collections::HashSet<String> =
+                        std::collections::HashSet::new();
+                    for _ in 0..trees {
+                        let tree_members: Vec<String> =
+                            redis::from_redis_value(next_reply(&mut replies, expected)?)?;
+                        members.extend(tree_members);
+                    }
+                    members.len() as u64
+                }
+            };
             out.push(total);
         }
         Ok(out)
@@ -410,28 +632,33 @@ impl CounterStore for RedisStore {
             .enumerate()
             .map(|(i, child)| (child.as_str(), i))
             .collect();
-        let mut pipe = redis::pipe();
+        let mut commands = Commands::default();
         let mut order = Vec::with_capacity(buckets.len() * counters.len());
         for bucket in buckets {
             for counter in counters {
-                pipe.hgetall(self.children_key(&parent.root, &parent.agency, *bucket, *counter));
+                let mut hgetall = redis::cmd("HGETALL");
+                hgetall.arg(self.children_key(&parent.root, &parent.agency, *bucket, *counter));
+                commands.push(&parent.root, hgetall);
                 order.push(*counter);
             }
         }
-        let mut connection = self.connection.clone();
-        let replies: Vec<redis::Value> = pipe.query_async(&mut connection).await?;
-        if replies.len() != order.len() {
-            return Err(StoreError::Unexpected(format!(
-                "{} replies for {} commands",
-                replies.len(),
-                order.len()
-            )));
-        }
+        let replies = commands.run(&self.connection).await?;
         for (reply, counter) in replies.into_iter().zip(order) {
             add_children_counts(reply, counter, &positions, &mut totals)?;
         }
         Ok(totals)
     }
+}
+
+/// What follows a group's counter replies for its distinct count.
+#[derive(Debug, Clone, Copy)]
+enum DistinctReplies {
+    /// Nothing: not asked for.
+    None,
+    /// The size of the union, computed in Redis.
+    Size,
+    /// The members of each of this many trees' unions, to unite here.
+    Members(usize),
 }
 
 /// Adds an `HGETALL` reply of a children roll-up (child id → count) to the children it names;
@@ -489,14 +716,14 @@ fn add_children_counts(
 }
 
 /// The exact size of the union of the sets in KEYS, computed in Redis so the members never
-/// cross the network. The KEYS of one agency share its tree's hash slot; a group that spans
-/// trees (a merged province with its predecessors) needs a single Redis, not a cluster.
+/// cross the network. The KEYS share one tree's hash slot, so this also runs on a cluster.
 const UNION_SIZE_SCRIPT: &str = "return #redis.call('SUNION', unpack(KEYS))";
 
 fn next_reply(
     replies: &mut impl Iterator<Item = redis::Value>,
+    expected: usize,
 ) -> Result<redis::Value, StoreError> {
-    replies
-        .next()
-        .ok_or_else(|| StoreError::Unexpected("fewer replies than commands".to_owned()))
+    replies.next().ok_or_else(|| {
+        StoreError::Unexpected(format!("fewer replies than the {expected} commands"))
+    })
 }

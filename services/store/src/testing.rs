@@ -1,5 +1,6 @@
 //! A real `redis-server` for tests: started on a free loopback port in a temporary folder,
-//! stopped (and its folder removed) when dropped.
+//! stopped (and its folder removed) when dropped; and a real three-master Redis Cluster of
+//! such servers.
 
 use std::{
     io::{BufRead, BufReader},
@@ -7,6 +8,7 @@ use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
 };
 
 /// A `redis-server` process owned by a test.
@@ -93,5 +95,90 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis Cluster of three masters (no replicas) on loopback ports, each its own
+/// `redis-server` owned by the test; the 16,384 slots are spread over the three.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts three cluster-enabled servers, joins them with `redis-cli --cluster create`,
+    /// and returns once every node reports `cluster_state:ok`.
+    pub fn start() -> std::io::Result<Self> {
+        let mut nodes = Vec::with_capacity(3);
+        for _ in 0..3 {
+            // Each node keeps its cluster state file in its own temporary folder.
+            nodes.push(RedisServer::start_with(&[
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                "5000",
+            ])?);
+        }
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let output = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()?;
+        if !output.status.success() {
+            return Err(std::io::Error::other(format!(
+                "redis-cli --cluster create failed: {}",
+                String::from_utf8_lossy(&output.stdout)
+            )));
+        }
+        let cluster = Self { nodes };
+        cluster.wait_until_ok(Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+
+    fn wait_until_ok(&self, limit: Duration) -> std::io::Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let all_ok = self.nodes.iter().all(|node| {
+                Command::new("redis-cli")
+                    .args(["-p", &node.port().to_string(), "cluster", "info"])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+            });
+            if all_ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other(
+                    "the cluster did not reach cluster_state:ok in time",
+                ));
+            }
+            // The nodes agree on the slot map through their gossip; there is no event to
+            // wait on from outside, so this polls with a deadline.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The `redis+cluster://` URL naming every node.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// The nodes' ports.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(RedisServer::port).collect()
     }
 }
