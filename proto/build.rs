@@ -5,6 +5,7 @@ use std::{env, path::PathBuf};
 
 const PROTOS: &[&str] = &[
     "govpulse/event/v1/dossier_event.proto",
+    "govpulse/event/v1/assessed_score.proto",
     "govpulse/catalog/v1/catalog_service.proto",
     "govpulse/ingest/v1/ingest_service.proto",
     "govpulse/aggregate/v1/aggregate_service.proto",

@@ -104,6 +104,7 @@ async fn province_ranking(
         block: Block::Province.into(),
         period: period.into(),
         selection,
+        index: String::new(),
     };
     let response = deployment
         .ranking()
@@ -451,6 +452,7 @@ async fn a_block_snapshot_lists_every_agency_of_the_block() {
             block: Block::Ministry.into(),
             period: at.date().to_string(),
             metric: String::new(),
+            ..Default::default()
         })
         .await
         .expect("snapshot")
@@ -468,6 +470,7 @@ async fn a_block_snapshot_lists_every_agency_of_the_block() {
             block: 0,
             period: "2026-13".into(),
             metric: String::new(),
+            ..Default::default()
         })
         .await
         .expect_err("invalid");
@@ -495,6 +498,7 @@ async fn watch_ranking_sends_the_snapshot_then_each_change() {
         block: Block::Province.into(),
         period: day,
         selection: Some(Selection::Top(3)),
+        index: String::new(),
     };
     let mut stream = deployment
         .ranking()
@@ -570,6 +574,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 block: Block::Province.into(),
                 period: "2026".into(),
                 selection: None,
+                index: String::new(),
             },
             "query.metric",
         ),
@@ -579,6 +584,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 block: 0,
                 period: "2026".into(),
                 selection: None,
+                index: String::new(),
             },
             "query.block",
         ),
@@ -588,6 +594,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 block: Block::Province.into(),
                 period: "2026-Q5".into(),
                 selection: None,
+                index: String::new(),
             },
             "query.period",
         ),
@@ -597,6 +604,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 block: Block::Province.into(),
                 period: "2026".into(),
                 selection: Some(Selection::Top(0)),
+                index: String::new(),
             },
             "query.top",
         ),
@@ -714,6 +722,7 @@ async fn rankings_show_movement_and_keep_small_agencies_apart() {
         block: Block::Province.into(),
         period,
         selection: None,
+        index: String::new(),
     };
     let response = deployment
         .ranking()

@@ -363,7 +363,7 @@ fn config_map(overlay: &str, prefix: &str) -> &'static Value {
 }
 
 #[test]
-fn the_catalog_and_targets_config_maps_hold_the_files_in_deploy() {
+fn the_catalog_targets_and_index_profiles_config_maps_hold_the_files_in_deploy() {
     let root = repo_root();
     let mut catalog_files = BTreeMap::new();
     for entry in std::fs::read_dir(root.join("deploy/catalog")).expect("deploy/catalog") {
@@ -380,6 +380,8 @@ fn the_catalog_and_targets_config_maps_hold_the_files_in_deploy() {
     );
     let targets = std::fs::read_to_string(root.join("deploy/config/targets.toml"))
         .expect("deploy/config/targets.toml");
+    let indexes = std::fs::read_to_string(root.join("deploy/config/indexes.toml"))
+        .expect("deploy/config/indexes.toml");
     for overlay in OVERLAYS {
         let catalog = config_map(overlay, "govpulse-catalog");
         let data: BTreeMap<String, Value> =
@@ -404,6 +406,17 @@ fn the_catalog_and_targets_config_maps_hold_the_files_in_deploy() {
             Some(targets.as_str()),
             "{overlay}: the targets ConfigMap differs from deploy/config/targets.toml"
         );
+        let indexes_map = config_map(overlay, "govpulse-indexes");
+        assert_eq!(
+            name(indexes_map),
+            "govpulse-indexes",
+            "{overlay}: a fixed name, so that an edit reaches running pods and is reloaded"
+        );
+        assert_eq!(
+            indexes_map["data"]["indexes.toml"].as_str(),
+            Some(indexes.as_str()),
+            "{overlay}: the index profiles ConfigMap differs from deploy/config/indexes.toml"
+        );
     }
 }
 
@@ -412,6 +425,11 @@ fn every_file_a_service_is_pointed_at_is_mounted_from_its_config_map() {
     let files = [
         ("GOVPULSE_CATALOG_DIR", "govpulse-catalog", None),
         ("GOVPULSE_TARGETS", "govpulse-targets", Some("targets.toml")),
+        (
+            "GOVPULSE_INDEX_PROFILES",
+            "govpulse-indexes",
+            Some("indexes.toml"),
+        ),
     ];
     for overlay in OVERLAYS {
         for service in SERVICES.iter() {
@@ -951,6 +969,7 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
         block: Block::Province.into(),
         period: "ytd".into(),
         selection: None,
+        index: String::new(),
     };
     let ranking = RankingServiceClient::connect(format!("http://{ranking_addr}"))
         .await

@@ -151,6 +151,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
             block: Block::Province.into(),
             period: period.into(),
             selection: None,
+            index: String::new(),
         };
         let ranking = deployment
             .ranking()

@@ -199,6 +199,7 @@ async fn the_published_figures_come_out_exactly() {
         block: Block::Province.into(),
         period: month_a.clone(),
         selection: Some(Selection::Top(5)),
+        index: String::new(),
     };
     let top = deployment
         .ranking()

@@ -246,6 +246,7 @@ async fn watch_provinces(ranking: String, day: &str) -> tonic::Streaming<WatchRa
         block: Block::Province.into(),
         period: day.to_owned(),
         selection: None,
+        ..Default::default()
     };
     let mut stream = RankingServiceClient::new(lazy(ranking))
         .watch_ranking(WatchRankingRequest { query: Some(query) })

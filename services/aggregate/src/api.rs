@@ -7,17 +7,20 @@ use std::{
 };
 
 use govpulse_common::{
+    assessed::decode_assessed,
     convert::{
         accepted, agency_to_proto, counters_to_proto, duplicate, period_to_proto, rate_to_proto,
         rejected,
     },
     decode_event,
+    index_file::LiveProfiles,
     targets_file::LiveTargets,
 };
 use govpulse_core::{
     AcceptancePolicy, AgencyId, Block, Catalog, Counter, Counters, Metric, Needs, Period, Rate,
     ReadPlan, backlog,
     compare::Comparison,
+    index::hundredths_text,
     period::vietnam_day,
     summary::{mean_text, summarize},
     targets::Verdict,
@@ -29,7 +32,10 @@ use govpulse_proto::aggregate::{
     TargetStanding, WatchChangesRequest, WatchChangesResponse,
     aggregate_service_server::AggregateService, get_block_metrics_request::Scope,
 };
-use govpulse_store::{AgencyKey, Applied, CounterStore, EventWrite};
+use govpulse_proto::aggregate::{
+    ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, AssessedPoints,
+};
+use govpulse_store::{AgencyKey, Applied, AssessedWrite, CounterStore, EventWrite};
 use time::{Date, OffsetDateTime};
 use tokio::sync::broadcast;
 use tokio_stream::{
@@ -56,6 +62,7 @@ pub struct AggregateApi {
     store: Arc<dyn CounterStore>,
     policy: AcceptancePolicy,
     targets: LiveTargets,
+    profiles: LiveProfiles,
     changes: broadcast::Sender<WatchChangesResponse>,
     sequence: Arc<Mutex<u64>>,
     stopping: CancellationToken,
@@ -76,10 +83,65 @@ impl AggregateApi {
             store,
             policy,
             targets,
+            profiles: LiveProfiles::fixed(govpulse_core::index::Profiles::default()),
             changes,
             sequence: Arc::default(),
             stopping,
         }
+    }
+
+    /// The same service, checking assessed scores against `profiles` (none until set).
+    pub fn with_profiles(mut self, profiles: LiveProfiles) -> Self {
+        self.profiles = profiles;
+        self
+    }
+
+    /// Checks and stores assessed scores, all or nothing: the body of ApplyAssessedScores.
+    pub async fn apply_assessed(
+        &self,
+        request: ApplyAssessedScoresRequest,
+    ) -> Result<ApplyAssessedScoresResponse, Error> {
+        if request.scores.len() > MAX_APPLY_BATCH {
+            return Err(Error::invalid(
+                "scores",
+                format!(
+                    "has {} scores; the limit is {MAX_APPLY_BATCH}",
+                    request.scores.len()
+                ),
+            ));
+        }
+        let today = vietnam_day(OffsetDateTime::now_utc());
+        let profiles = self.profiles.get();
+        let writes: Vec<AssessedWrite> = request
+            .scores
+            .iter()
+            .enumerate()
+            .map(|(i, score)| {
+                decode_assessed(i, score, &self.catalog, &profiles, today)
+                    .map(|a| AssessedWrite {
+                        key: self.key(&a.agency),
+                        bucket: a.bucket,
+                        profile: a.profile,
+                        criterion: a.criterion,
+                        hundredths: a.hundredths,
+                    })
+                    .map_err(Error::Violation)
+            })
+            .collect::<Result<_, _>>()?;
+        if writes.is_empty() {
+            return Ok(ApplyAssessedScoresResponse { stored: 0 });
+        }
+        self.store.put_assessed(&writes).await?;
+        // Live rankings of these agencies' blocks recompute, as after counted events.
+        let agencies: BTreeSet<String> = writes
+            .iter()
+            .flat_map(|w| self.catalog.chain(&w.key.agency))
+            .map(ToString::to_string)
+            .collect();
+        self.notify(agencies.into_iter().collect(), Vec::new());
+        Ok(ApplyAssessedScoresResponse {
+            stored: u32::try_from(writes.len()).unwrap_or(u32::MAX),
+        })
     }
 
     fn period(&self, raw: &str) -> Result<Period, Error> {
@@ -585,6 +647,11 @@ impl AggregateApi {
             .map(|a| a.id.clone())
             .collect();
         let needs = match request.metric.as_str() {
+            // A composite index reads what its measured indicators need: nothing for one
+            // made only of assessed criteria.
+            "" if !request.metrics.is_empty() || !request.assessed_profile.is_empty() => {
+                snapshot_needs(&request.metrics)?
+            }
             "" => Needs::everything(),
             name => name
                 .parse::<Metric>()
@@ -596,13 +663,18 @@ impl AggregateApi {
         let counters = self
             .read(&members, None, &period, View::AsOfPeriodEnd, &needs)
             .await?;
+        let assessed = self
+            .read_assessed(&members, &period, &request.assessed_profile)
+            .await?;
         let agencies = members
             .iter()
             .zip(&counters)
-            .map(|(id, c)| AgencyCounters {
+            .zip(assessed)
+            .map(|((id, c), assessed)| AgencyCounters {
                 agency_id: id.to_string(),
                 counters: Some(counters_to_proto(c)),
                 merged_from: self.merged_from(id, &period, View::AsOfPeriodEnd),
+                assessed,
             })
             .collect();
         Ok(GetBlockSnapshotResponse {
@@ -610,6 +682,63 @@ impl AggregateApi {
             agencies,
         })
     }
+}
+
+impl AggregateApi {
+    /// Each agency's own assessed scores for `profile` over `period`: none when no profile
+    /// is asked for or the period is not a calendar period (scores are stored per calendar
+    /// period).
+    async fn read_assessed(
+        &self,
+        agencies: &[AgencyId],
+        period: &Period,
+        profile: &str,
+    ) -> Result<Vec<Vec<AssessedPoints>>, Error> {
+        let bucket = match (profile, period.as_bucket()) {
+            ("", _) | (_, None) => return Ok(vec![Vec::new(); agencies.len()]),
+            (_, Some(bucket)) => bucket,
+        };
+        let keys: Vec<AgencyKey> = agencies.iter().map(|a| self.key(a)).collect();
+        Ok(self
+            .store
+            .read_assessed(&keys, bucket, profile)
+            .await?
+            .into_iter()
+            .map(|points| {
+                points
+                    .into_iter()
+                    .map(|(criterion, hundredths)| AssessedPoints {
+                        criterion,
+                        points: hundredths_text(hundredths),
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+/// What a snapshot of several metrics reads: every counter any of them needs, and the
+/// distinct count if one needs it.
+fn snapshot_needs(metrics: &[String]) -> Result<Needs, Error> {
+    let mut needs = Needs {
+        counters: Vec::new(),
+        distinct: false,
+    };
+    for name in metrics {
+        let metric: Metric = name
+            .parse()
+            .map_err(|e: govpulse_core::metric::UnknownMetric| {
+                Error::invalid("metrics", e.to_string())
+            })?;
+        let more = metric.needs();
+        for counter in more.counters {
+            if !needs.counters.contains(&counter) {
+                needs.counters.push(counter);
+            }
+        }
+        needs.distinct |= more.distinct;
+    }
+    Ok(needs)
 }
 
 /// How an agency that absorbed others is read for a period before the merger.
@@ -681,6 +810,15 @@ impl AggregateService for AggregateApi {
     ) -> Result<Response<GetBlockSnapshotResponse>, Status> {
         Ok(Response::new(
             self.block_snapshot(request.into_inner()).await?,
+        ))
+    }
+
+    async fn apply_assessed_scores(
+        &self,
+        request: Request<ApplyAssessedScoresRequest>,
+    ) -> Result<Response<ApplyAssessedScoresResponse>, Status> {
+        Ok(Response::new(
+            self.apply_assessed(request.into_inner()).await?,
         ))
     }
 

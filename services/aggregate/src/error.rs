@@ -10,6 +10,10 @@ pub enum Error {
     /// A request field is wrong: INVALID_ARGUMENT naming the field.
     #[error("{field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
+    /// One element of a request is wrong (an assessed score): INVALID_ARGUMENT naming its
+    /// field path, `scores[2].points`.
+    #[error("{}: {}", .0.field, .0.reason)]
+    Violation(govpulse_common::Violation),
     /// The counter store failed: UNAVAILABLE, the caller retries (safe: batches are
     /// idempotent).
     #[error("counter store: {0}")]
@@ -20,6 +24,9 @@ pub enum Error {
     /// Start-up: the targets file could not be loaded.
     #[error(transparent)]
     Targets(#[from] govpulse_common::targets_file::TargetsLoadError),
+    /// Start-up: the index profiles file could not be loaded.
+    #[error(transparent)]
+    Profiles(#[from] govpulse_common::index_file::ProfilesLoadError),
     /// Start-up or serving failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
@@ -38,12 +45,14 @@ impl From<Error> for Status {
     fn from(error: Error) -> Status {
         match error {
             Error::InvalidArgument { field, reason } => bad_request(field, &reason),
+            Error::Violation(v) => bad_request(&v.field, &v.reason),
             Error::Store(e) => {
                 tracing::warn!(error = %e, "counter store unavailable");
                 Status::unavailable(format!("counter store unavailable: {e}"))
             }
             Error::Catalog(e) => Status::internal(e.to_string()),
             Error::Targets(e) => Status::internal(e.to_string()),
+            Error::Profiles(e) => Status::internal(e.to_string()),
             Error::Serve(e) => Status::internal(e.to_string()),
         }
     }

@@ -8,7 +8,9 @@ mod store_telemetry;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use govpulse_common::{catalog_service::CatalogApi, server, targets_file::LiveTargets};
+use govpulse_common::{
+    catalog_service::CatalogApi, index_file::LiveProfiles, server, targets_file::LiveTargets,
+};
 use govpulse_core::{AcceptancePolicy, Catalog};
 use govpulse_proto::{
     aggregate::aggregate_service_server::AggregateServiceServer,
@@ -20,6 +22,9 @@ use tonic::{server::NamedService, service::Routes};
 use tracing::info;
 
 pub use api::AggregateApi;
+
+/// How often the index profiles file is checked for changes.
+const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
 pub use error::Error;
 
 /// Configuration, from flags or the environment.
@@ -57,6 +62,10 @@ pub struct Config {
     /// Events older than this many days are refused; their ids are remembered this long.
     #[arg(long, env = "GOVPULSE_HORIZON_DAYS", default_value_t = 400)]
     pub horizon_days: u16,
+    /// TOML file of composite index profiles (see deploy/config/indexes.toml), checked
+    /// every 10 s and reloaded when it changes; the built-in profiles when unset.
+    #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
+    pub index_profiles: Option<PathBuf>,
     /// Address of the Prometheus `/metrics` listener; none when unset.
     #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -74,6 +83,7 @@ impl Config {
             targets: None,
             targets_reload_ms: 10_000,
             horizon_days: 400,
+            index_profiles: None,
             metrics_listen: None,
         }
     }
@@ -95,6 +105,7 @@ pub struct Server {
     catalog: Arc<Catalog>,
     targets: LiveTargets,
     reload_every: Duration,
+    profiles: LiveProfiles,
     stopping: CancellationToken,
     metrics: Option<govpulse_common::prometheus::MetricsListener>,
 }
@@ -124,6 +135,7 @@ impl Server {
         store: Arc<dyn CounterStore>,
     ) -> Result<Self, Error> {
         let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
+        let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let bound = server::bind(config.listen).await?;
         let metrics = match config.metrics_listen {
             Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
@@ -137,7 +149,8 @@ impl Server {
             config.policy(),
             targets.clone(),
             stopping.clone(),
-        );
+        )
+        .with_profiles(profiles.clone());
         info!(addr = %bound.local_addr(), store = store_kind(&config.store), "aggregate bound");
         let reload_every = Duration::from_millis(config.targets_reload_ms.max(100));
         Ok(Self {
@@ -146,6 +159,7 @@ impl Server {
             catalog,
             targets,
             reload_every,
+            profiles,
             stopping,
             metrics,
         })
@@ -174,6 +188,10 @@ impl Server {
             self.reload_every,
             self.stopping.clone(),
         ));
+        tokio::spawn(
+            self.profiles
+                .watch(PROFILES_RELOAD_EVERY, self.stopping.clone()),
+        );
         let routes = Routes::new(AggregateServiceServer::new(self.api))
             .add_service(CatalogApi::server(self.catalog));
         let served = [

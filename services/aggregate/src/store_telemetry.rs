@@ -1,5 +1,5 @@
 //! The counter store as aggregate sees it: every call in a span (`store.apply`,
-//! `store.read`, ...; a child of the gRPC call it serves, so a batch's trace shows its Redis
+//! `store.read`, `store.put_assessed`, ...; a child of the gRPC call it serves, so a batch's trace shows its Redis
 //! round trips) and timed in `govpulse_store_seconds{op}`. A wrapper, so that the store
 //! crate stays free of telemetry and every call is measured in one place.
 
@@ -8,7 +8,7 @@ use std::{future::Future, sync::Arc, time::Instant};
 use async_trait::async_trait;
 use govpulse_common::prometheus::{STORE_ERRORS, STORE_SECONDS};
 use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
-use govpulse_store::{AgencyKey, Applied, CounterStore, EventWrite, StoreError};
+use govpulse_store::{AgencyKey, Applied, AssessedWrite, CounterStore, EventWrite, StoreError};
 use time::OffsetDateTime;
 use tracing::{Instrument, Span, info_span};
 
@@ -106,6 +106,35 @@ impl CounterStore for Instrumented {
             span,
             self.inner
                 .read_children(parent, children, buckets, counters),
+        )
+        .await
+    }
+
+    async fn put_assessed(&self, scores: &[AssessedWrite]) -> Result<(), StoreError> {
+        let span = info_span!(
+            "store.put_assessed",
+            scores = scores.len(),
+            error = tracing::field::Empty
+        );
+        measured("put_assessed", span, self.inner.put_assessed(scores)).await
+    }
+
+    async fn read_assessed(
+        &self,
+        agencies: &[AgencyKey],
+        bucket: Bucket,
+        profile: &str,
+    ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
+        let span = info_span!(
+            "store.read_assessed",
+            agencies = agencies.len(),
+            profile,
+            error = tracing::field::Empty
+        );
+        measured(
+            "read_assessed",
+            span,
+            self.inner.read_assessed(agencies, bucket, profile),
         )
         .await
     }

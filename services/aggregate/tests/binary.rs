@@ -24,7 +24,7 @@ async fn configured_by_environment_healthy_and_stopped_by_sigterm() {
         .expect("the binary starts");
     let stderr = child.stderr.take().expect("stderr");
     let (lines_tx, lines) = std::sync::mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let log: serde_json::Value =
                 serde_json::from_str(&line).expect("every log line is JSON");
@@ -72,6 +72,9 @@ async fn configured_by_environment_healthy_and_stopped_by_sigterm() {
         .expect("join")
         .expect("exits");
     assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    // The process has exited, so its stderr ends: once the reader has seen the end, every
+    // line is in the channel.
+    reader.join().expect("the log reader does not panic");
     let messages: Vec<String> = lines
         .try_iter()
         .filter_map(|l| l["fields"]["message"].as_str().map(str::to_owned))

@@ -194,6 +194,7 @@ pub async fn demo(
         block: PbBlock::Province.into(),
         period: week.clone(),
         selection: Some(Selection::Top(10)),
+        index: String::new(),
     };
     let watched = Arc::new(Mutex::new(Watched {
         table: LiveTable::default(),

@@ -1,8 +1,9 @@
 //! `govpulse`: the command people type. `demo` and `serve` run the services in one process;
-//! `submit`, `ranking`, `metrics` and `watch` are clients of a running deployment.
+//! `submit`, `assess`, `ranking`, `metrics` and `watch` are clients of a running deployment.
 
 #![allow(clippy::print_stdout)]
 
+mod assess;
 mod live;
 mod procedures;
 mod render;
@@ -21,7 +22,7 @@ use govpulse_proto::{
         aggregate_service_client::AggregateServiceClient, get_block_metrics_request::Scope,
     },
     catalog::Block as PbBlock,
-    ingest::ingest_service_client::IngestServiceClient,
+    ingest::{ReportAssessedScoresRequest, ingest_service_client::IngestServiceClient},
     ranking::{
         GetRankingRequest, RankingQuery, ranking_query::Selection,
         ranking_service_client::RankingServiceClient,
@@ -87,6 +88,10 @@ struct QueryArgs {
     /// satisfaction-rate, online-payment-rate.
     #[arg(long, default_value = "online-dossier-rate")]
     metric: String,
+    /// Rank by this composite index instead of a metric: service-index-766 or
+    /// system-quality-2024 (or another profile the ranking service loaded).
+    #[arg(long)]
+    index: Option<String>,
     /// `province` or `ministry`.
     #[arg(long, default_value = "province")]
     block: String,
@@ -111,7 +116,11 @@ struct QueryArgs {
 impl QueryArgs {
     /// Checks what can be checked here, so that a typo is named before any call.
     fn query(&self) -> anyhow::Result<RankingQuery> {
-        let metric: Metric = self.metric.parse()?;
+        // The service knows the composite indexes it loaded; a metric is checked here.
+        let metric = match &self.index {
+            Some(_) => String::new(),
+            None => self.metric.parse::<Metric>()?.name().to_owned(),
+        };
         let block = block_arg(&self.block)?;
         govpulse_core::Period::parse(
             &self.period,
@@ -123,11 +132,17 @@ impl QueryArgs {
             _ => None,
         };
         Ok(RankingQuery {
-            metric: metric.name().to_owned(),
+            metric,
             block: block.into(),
             period: self.period.clone(),
             selection,
+            index: self.index.clone().unwrap_or_default(),
         })
+    }
+
+    /// What the ranking is by, for its title: the index or the metric.
+    fn measure(&self) -> &str {
+        self.index.as_deref().unwrap_or(&self.metric)
     }
 }
 
@@ -160,6 +175,33 @@ enum Command {
         /// Events per batch.
         #[arg(long, default_value_t = 1000)]
         batch_size: usize,
+        /// The ingest service.
+        #[arg(
+            long,
+            env = "GOVPULSE_INGEST_URL",
+            default_value = "http://127.0.0.1:50051"
+        )]
+        ingest: String,
+    },
+    /// Reports assessed scores of a composite index: from flags (one agency, profile and
+    /// period, any number of --score criterion=points), or from a file of JSON lines, one
+    /// AssessedScore each (`-` for standard input). All or nothing; safe to send again.
+    Assess {
+        /// The file of JSON lines, instead of the flags.
+        #[arg(conflicts_with_all = ["agency", "profile", "period", "score"], required_unless_present = "agency")]
+        file: Option<PathBuf>,
+        /// The agency assessed, for example `ha-giang`.
+        #[arg(long, requires_all = ["profile", "period", "score"])]
+        agency: Option<String>,
+        /// The composite index profile, for example `system-quality-2024`.
+        #[arg(long)]
+        profile: Option<String>,
+        /// The calendar period assessed: `2024`, `2024-Q3`, `2024-08` or `2024-08-15`.
+        #[arg(long)]
+        period: Option<String>,
+        /// One criterion's points, as `criterion=points` (`function=38.75`); repeat it.
+        #[arg(long)]
+        score: Vec<String>,
         /// The ingest service.
         #[arg(
             long,
@@ -319,6 +361,52 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Assess {
+            file,
+            agency,
+            profile,
+            period,
+            score,
+            ingest,
+        } => {
+            let scores = match (file, agency, profile, period) {
+                (Some(file), ..) => {
+                    let parsed = if file.as_os_str() == "-" {
+                        assess::parse_lines(std::io::stdin().lock())
+                    } else {
+                        let f = std::fs::File::open(&file)
+                            .with_context(|| format!("cannot open {}", file.display()))?;
+                        assess::parse_lines(BufReader::new(f))
+                    };
+                    match parsed {
+                        Ok(scores) => scores,
+                        Err(bad) => {
+                            for line in &bad {
+                                eprintln!("line {}: {}", line.line, line.reason);
+                            }
+                            eprintln!(
+                                "nothing sent: {} malformed line(s); fix them and send again",
+                                bad.len()
+                            );
+                            return Ok(ExitCode::from(2));
+                        }
+                    }
+                }
+                (None, Some(agency), Some(profile), Some(period)) => {
+                    assess::from_flags(&agency, &profile, &period, &score)
+                        .map_err(anyhow::Error::msg)?
+                }
+                _ => anyhow::bail!("give a file, or --agency, --profile, --period and --score"),
+            };
+            let mut client = IngestServiceClient::new(channel(&ingest).await?);
+            let stored = client
+                .report_assessed_scores(ReportAssessedScoresRequest { scores })
+                .await
+                .map_err(|s| anyhow::anyhow!("ingest: {}", s.message()))?
+                .into_inner()
+                .stored;
+            println!("stored {stored}");
+        }
         Command::Ranking { query, json } => {
             let mut client = RankingServiceClient::new(channel(&query.ranking).await?);
             let response = client
@@ -339,7 +427,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!(
                     "{} by {}, {}, {} ranked, movement against {}",
                     query.block,
-                    query.metric,
+                    query.measure(),
                     days(&response.period),
                     response.ranked_count,
                     days(&response.previous_period)

@@ -132,7 +132,31 @@ fn order(row: &RankingRow) -> (bool, u32, String) {
     (row.rank == 0, row.rank, row.agency_id.clone())
 }
 
-/// Renders rows as an aligned table with a bar per value.
+/// A composite score's value column, bar and detail column (`C` for the grade, `partial`
+/// when some indicator had no value).
+fn score_cells(row: &RankingRow) -> (String, String, String) {
+    let score: f64 = row.score.parse().unwrap_or(0.0);
+    let total: f64 = row
+        .indicators
+        .iter()
+        .map(|i| i.max_points.parse::<f64>().unwrap_or(0.0))
+        .sum();
+    let filled = if total > 0.0 {
+        ((score * 20.0 / total).round() as usize).min(20)
+    } else {
+        0
+    };
+    let detail = match (row.grade.as_str(), row.incomplete) {
+        ("", false) => String::new(),
+        ("", true) => "partial".to_owned(),
+        (grade, false) => grade.to_owned(),
+        (grade, true) => format!("{grade} partial"),
+    };
+    (row.score.clone(), "█".repeat(filled), detail)
+}
+
+/// Renders rows as an aligned table with a bar per value: a rate with its count, or a
+/// composite score with its grade.
 pub fn table(rows: &[RankingRow], movement: impl Fn(&RankingRow) -> String) -> String {
     let width = rows
         .iter()
@@ -140,11 +164,17 @@ pub fn table(rows: &[RankingRow], movement: impl Fn(&RankingRow) -> String) -> S
         .max()
         .unwrap_or(6)
         .max(6);
+    let scores = rows.iter().any(|r| !r.score.is_empty());
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>4}  {:<4} {:<width$}  {:>7}  {:20}  count",
-        "rank", "move", "agency", "value", ""
+        "{:>4}  {:<4} {:<width$}  {:>7}  {:20}  {}",
+        "rank",
+        "move",
+        "agency",
+        if scores { "score" } else { "value" },
+        "",
+        if scores { "grade" } else { "count" }
     );
     for row in rows {
         let rank = if row.rank == 0 {
@@ -153,6 +183,7 @@ pub fn table(rows: &[RankingRow], movement: impl Fn(&RankingRow) -> String) -> S
             row.rank.to_string()
         };
         let (value, bar, count) = match &row.rate {
+            None if !row.score.is_empty() => score_cells(row),
             Some(rate) => {
                 let pct: f64 = rate.percent.parse().unwrap_or(0.0);
                 let filled = ((pct / 5.0).round() as usize).min(20);
@@ -201,6 +232,7 @@ mod tests {
                 denominator: d,
                 percent,
             }),
+            ..Default::default()
         }
     }
 
@@ -274,6 +306,59 @@ mod tests {
         assert_eq!(period_movement(&with(4, 4, 0, false)), "=");
         assert_eq!(period_movement(&with(7, 0, 0, false)), "new");
         assert_eq!(period_movement(&with(0, 0, 0, true)), "min");
+    }
+
+    #[test]
+    fn a_composite_ranking_shows_score_grade_and_partial_rows() {
+        use govpulse_proto::ranking::IndicatorPoints;
+        let indicator = |criterion: &str, points: &str, max: &str| IndicatorPoints {
+            criterion: criterion.into(),
+            points: points.into(),
+            max_points: max.into(),
+        };
+        let rows = [
+            RankingRow {
+                rank: 1,
+                agency_id: "ha-giang".into(),
+                agency_name: "Hà Giang".into(),
+                score: "72.50".into(),
+                grade: "C".into(),
+                indicators: vec![
+                    indicator("function", "38.75", "50.00"),
+                    indicator("rest", "33.75", "50.00"),
+                ],
+                previous_period_rank: 3,
+                places_gained: 2,
+                ..Default::default()
+            },
+            RankingRow {
+                rank: 2,
+                agency_id: "cao-bang".into(),
+                agency_name: "Cao Bằng".into(),
+                score: "50.00".into(),
+                grade: "D".into(),
+                incomplete: true,
+                indicators: vec![
+                    indicator("function", "50.00", "50.00"),
+                    indicator("rest", "", "50.00"),
+                ],
+                ..Default::default()
+            },
+        ];
+        let text = table(&rows, period_movement);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].contains("score") && lines[0].ends_with("grade"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("▲2") && lines[1].contains("72.50"),
+            "{text}"
+        );
+        let bar = |line: &str| line.chars().filter(|c| *c == '█').count();
+        assert_eq!(bar(lines[1]), 15, "72.5 of 100 is 15 of 20 blocks: {text}");
+        assert!(lines[1].ends_with("  C"), "{text}");
+        assert!(lines[2].ends_with("D partial"), "{text}");
     }
 
     #[test]

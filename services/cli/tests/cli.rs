@@ -109,6 +109,96 @@ fn write_file(name: &str, lines: &[String]) -> std::path::PathBuf {
 }
 
 #[test]
+fn assess_then_rank_by_a_composite_index_shows_score_and_grade() {
+    let serve = Serve::start();
+    let mut args = vec![
+        "assess",
+        "--agency",
+        "ha-giang",
+        "--profile",
+        "system-quality-2024",
+        "--period",
+        "2024",
+        "--ingest",
+        &serve.ingest,
+    ];
+    for score in [
+        "function=38.75",
+        "structure-layout=4",
+        "performance=15",
+        "security=11",
+        "convenient-access=3.75",
+        "monitoring-connection=0",
+    ] {
+        args.extend(["--score", score]);
+    }
+    let assessed = govpulse(&args);
+    assert!(assessed.status.success(), "{}", text(&assessed.stderr));
+    assert_eq!(text(&assessed.stdout), "stored 6\n");
+    let file = write_file(
+        "scores",
+        &[r#"{"agencyId":"lang-son","profile":"system-quality-2024","criterion":"function","period":"2024","points":"45"}"#.to_owned()],
+    );
+    let from_file = govpulse(&[
+        "assess",
+        file.to_str().expect("utf-8 path"),
+        "--ingest",
+        &serve.ingest,
+    ]);
+    assert_eq!(text(&from_file.stdout), "stored 1\n");
+    let refused = govpulse(&[
+        "assess",
+        "--agency",
+        "ha-giang",
+        "--profile",
+        "system-quality-2024",
+        "--period",
+        "2024",
+        "--score",
+        "function=51",
+        "--ingest",
+        &serve.ingest,
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains(
+            "scores[0].points: 51 is above the 50.00 points of function in system-quality-2024"
+        ),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let ranking = govpulse(&[
+        "ranking",
+        "--index",
+        "system-quality-2024",
+        "--period",
+        "2024",
+        "--top",
+        "2",
+        "--ranking",
+        &serve.ranking,
+    ]);
+    let out = text(&ranking.stdout);
+    assert!(ranking.status.success(), "{}", text(&ranking.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("province by system-quality-2024, 2024-01-01..2024-12-31, 2 ranked"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("Hà Giang") && lines[2].contains("72.50") && lines[2].ends_with("  C"),
+        "{out}"
+    );
+    assert!(
+        lines[3].contains("Lạng Sơn")
+            && lines[3].contains("45.00")
+            && lines[3].ends_with("E partial"),
+        "{out}"
+    );
+}
+
+#[test]
 fn submit_ranking_and_metrics_against_serve() {
     let serve = Serve::start();
     let (at, day) = yesterday();

@@ -2,12 +2,14 @@
 //! catalog, converting between the domain and the protos, the gRPC server lifecycle
 //! (health, reflection, graceful shutdown) and telemetry (logs, traces, Prometheus metrics).
 
+pub mod assessed;
 pub mod catalog_files;
 pub mod catalog_service;
 pub mod client;
 pub mod convert;
 pub mod decode;
 pub mod grpc_metrics;
+pub mod index_file;
 pub mod prometheus;
 pub mod server;
 pub mod targets_file;

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod counters;
 pub mod event;
 pub mod ids;
+pub mod index;
 pub mod metric;
 pub mod period;
 pub mod policy;

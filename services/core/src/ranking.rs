@@ -6,10 +6,15 @@
 //! denominator below [`Rules::min_volume`]) are not ranked (rank 0): they are listed after
 //! the ranked ones, flagged, in the same order. Agencies with no data are not ranked either
 //! and come last, by agency id.
+//!
+//! A ranking by a composite index ([`rank_scores_with`]) follows the same rules with the
+//! exact score as the value; its volume is the one the caller gives (for a profile with
+//! measured indicators, the dossiers received), or none for a profile that only holds
+//! assessed points, which the minimum volume does not apply to.
 
 use std::collections::HashMap;
 
-use crate::{AgencyId, Rate};
+use crate::{AgencyId, Rate, index::Score};
 
 /// One agency's place in a ranking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +29,16 @@ pub struct RankedRow {
     pub below_minimum: bool,
     /// Its rank in the previous comparable period, when it was ranked then.
     pub previous_rank: Option<u32>,
+    /// Its composite score, in a ranking by a composite index (`rate` is then `None`);
+    /// `None` when it has no data or the ranking is by a metric.
+    pub score: Option<Score>,
+}
+
+impl RankedRow {
+    /// Whether the row has a value (a rate or a score).
+    fn has_value(&self) -> bool {
+        self.rate.is_some() || self.score.is_some()
+    }
 }
 
 /// How a ranking treats small agencies.
@@ -50,27 +65,73 @@ pub fn rank_with(
         Some(_) => 1,
         None => 2,
     };
-    let mut rows: Vec<(AgencyId, Option<Rate>)> = values.into_iter().collect();
-    rows.sort_by(|(a_id, a), (b_id, b)| {
-        tier(a)
-            .cmp(&tier(b))
-            .then_with(|| b.cmp(a))
-            .then_with(|| a_id.cmp(b_id))
-    });
-    let mut ranked: Vec<RankedRow> = Vec::with_capacity(rows.len());
-    for (position, (agency, rate)) in rows.into_iter().enumerate() {
-        let rank = match (tier(&rate), ranked.last()) {
-            (1 | 2, _) => 0,
-            (_, Some(prev)) if prev.rank > 0 && prev.rate == rate => prev.rank,
-            _ => u32::try_from(position + 1).unwrap_or(u32::MAX),
-        };
-        ranked.push(RankedRow {
+    order_and_rank(values.into_iter().collect(), |rate| rate.as_ref(), tier)
+        .into_iter()
+        .map(|(rank, below_minimum, agency, rate)| RankedRow {
             rank,
-            below_minimum: tier(&rate) == 1,
+            below_minimum,
             agency,
             rate,
             previous_rank: None,
-        });
+            score: None,
+        })
+        .collect()
+}
+
+/// An agency's composite score (`None`: no data) and the volume the minimum applies to
+/// (`None`: the minimum does not apply).
+pub type Scored = (AgencyId, Option<Score>, Option<u64>);
+
+/// Ranks agencies by composite score. See the module documentation for the rules.
+pub fn rank_scores_with(values: impl IntoIterator<Item = Scored>, rules: Rules) -> Vec<RankedRow> {
+    type Value = (Option<Score>, Option<u64>);
+    let tier = |(score, volume): &Value| match (score, volume) {
+        (None, _) => 2,
+        (Some(_), Some(volume)) if *volume < rules.min_volume => 1,
+        (Some(_), _) => 0,
+    };
+    let items: Vec<(AgencyId, Value)> = values
+        .into_iter()
+        .map(|(agency, score, volume)| (agency, (score, volume)))
+        .collect();
+    order_and_rank(items, |(score, _)| score.as_ref().map(|s| &s.total), tier)
+        .into_iter()
+        .map(|(rank, below_minimum, agency, (score, _))| RankedRow {
+            rank,
+            below_minimum,
+            agency,
+            rate: None,
+            previous_rank: None,
+            score,
+        })
+        .collect()
+}
+
+/// Orders items by tier (0 ranked, 1 below the minimum volume, 2 no data), then value
+/// (highest first), then agency id, and gives ranked ones their competition rank: equal
+/// values share a rank and the next rank skips. Returns (rank, below minimum, agency, item).
+fn order_and_rank<T, K: Ord>(
+    mut items: Vec<(AgencyId, T)>,
+    value: impl Fn(&T) -> Option<&K>,
+    tier: impl Fn(&T) -> u8,
+) -> Vec<(u32, bool, AgencyId, T)> {
+    items.sort_by(|(a_id, a), (b_id, b)| {
+        tier(a)
+            .cmp(&tier(b))
+            .then_with(|| value(b).cmp(&value(a)))
+            .then_with(|| a_id.cmp(b_id))
+    });
+    let mut ranked: Vec<(u32, bool, AgencyId, T)> = Vec::with_capacity(items.len());
+    for (position, (agency, item)) in items.into_iter().enumerate() {
+        let rank = match (tier(&item), ranked.last()) {
+            (1 | 2, _) => 0,
+            (_, Some((prev_rank, _, _, prev))) if *prev_rank > 0 && value(prev) == value(&item) => {
+                *prev_rank
+            }
+            _ => u32::try_from(position + 1).unwrap_or(u32::MAX),
+        };
+        let below_minimum = tier(&item) == 1;
+        ranked.push((rank, below_minimum, agency, item));
     }
     ranked
 }
@@ -135,6 +196,7 @@ pub fn diff(before: &[RankedRow], after: &[RankedRow]) -> Vec<RowChange> {
             old.get(&row.agency).is_none_or(|prev| {
                 prev.rank != row.rank
                     || !same_fraction(prev.rate, row.rate)
+                    || prev.score != row.score
                     || prev.below_minimum != row.below_minimum
                     || prev.previous_rank != row.previous_rank
             })
@@ -180,16 +242,20 @@ pub fn apply(before: &[RankedRow], changes: &[RowChange]) -> Vec<RankedRow> {
     let mut out: Vec<RankedRow> = rows.into_values().collect();
     // The order rank_with gives: ranked rows by rank, then rows below the minimum volume by
     // value, then rows with no data; agency id breaks ties.
-    let tier = |r: &RankedRow| match (r.rank, r.rate) {
-        (0, Some(_)) => 1,
-        (0, None) => 2,
+    let tier = |r: &RankedRow| match (r.rank, r.has_value()) {
+        (0, true) => 1,
+        (0, false) => 2,
         _ => 0,
     };
+    fn total(r: &RankedRow) -> Option<&crate::index::Points> {
+        r.score.as_ref().map(|s| &s.total)
+    }
     out.sort_by(|a, b| {
         tier(a)
             .cmp(&tier(b))
             .then_with(|| a.rank.cmp(&b.rank))
             .then_with(|| b.rate.cmp(&a.rate))
+            .then_with(|| total(b).cmp(&total(a)))
             .then_with(|| a.agency.cmp(&b.agency))
     });
     out
@@ -280,6 +346,7 @@ mod tests {
         let top1_after = &[RankedRow {
             below_minimum: false,
             previous_rank: None,
+            score: None,
             rank: 1,
             agency: id("c"),
             rate: Rate::new(9, 10),
@@ -357,6 +424,52 @@ mod tests {
         );
     }
 
+    fn score(hundredths: u64) -> Score {
+        Score {
+            total: crate::index::Points::from_hundredths(hundredths),
+            indicators: Vec::new(),
+            grade: None,
+            incomplete: false,
+        }
+    }
+
+    #[test]
+    fn scores_rank_like_rates_with_their_own_volume() {
+        let rows = rank_scores_with(
+            [
+                (id("b"), Some(score(7_250)), Some(100)),
+                (id("a"), Some(score(7_250)), Some(100)),
+                (id("c"), Some(score(9_000)), Some(5)),
+                (id("d"), Some(score(8_000)), None),
+                (id("e"), None, Some(100)),
+                (id("f"), Some(score(6_000)), Some(100)),
+            ],
+            Rules { min_volume: 30 },
+        );
+        let shown: Vec<(u32, &str, bool)> = rows
+            .iter()
+            .map(|r| (r.rank, r.agency.as_str(), r.below_minimum))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (1, "d", false),
+                (2, "a", false),
+                (2, "b", false),
+                (4, "f", false),
+                (0, "c", true),
+                (0, "e", false)
+            ],
+            "equal scores share a rank; no volume means the minimum does not apply"
+        );
+        assert_eq!(ranked_count(&rows), 4);
+        let mut changed = rows.clone();
+        changed[3].score = Some(score(6_001));
+        let changes = diff(&rows, &changed);
+        assert_eq!(changes.len(), 1, "a changed score is a change");
+        assert_eq!(apply(&rows, &changes), changed);
+    }
+
     fn arb_values() -> impl Strategy<Value = Vec<(AgencyId, Option<Rate>)>> {
         prop::collection::btree_map(0u32..40, prop::option::of((0u64..5, 1u64..5)), 0..30).prop_map(
             |m| {
@@ -406,6 +519,37 @@ mod tests {
             for row in &rows[first_unranked..] {
                 prop_assert_eq!(row.below_minimum, row.rate.is_some());
             }
+        }
+
+        /// Composite scores follow the same rules: a ranked row's rank is one plus the number
+        /// of strictly better scores, rows under the minimum volume are never ranked, and a
+        /// score without a volume is never under it; applying a diff gives the new ranking.
+        #[test]
+        fn scores_follow_the_competition_rule(
+            a in prop::collection::btree_map(0u32..30, (prop::option::of(0u64..400), prop::option::of(0u64..5)), 0..20),
+            b in prop::collection::btree_map(0u32..30, (prop::option::of(0u64..400), prop::option::of(0u64..5)), 0..20),
+            min in 0u64..4,
+        ) {
+            let scored = |m: std::collections::BTreeMap<u32, (Option<u64>, Option<u64>)>| {
+                m.into_iter()
+                    .map(|(k, (h, volume))| (id(&format!("ag{k:02}")), h.map(score), volume))
+                    .collect::<Vec<_>>()
+            };
+            let rules = Rules { min_volume: min };
+            let rows = rank_scores_with(scored(a.clone()), rules);
+            let total = |r: &RankedRow| r.score.as_ref().map(|s| s.total.clone());
+            for row in rows.iter().filter(|r| r.rank > 0) {
+                let better = rows.iter().filter(|o| o.rank > 0 && total(o) > total(row)).count();
+                prop_assert_eq!(row.rank as usize, better + 1);
+            }
+            for (k, (h, volume)) in &a {
+                let row = rows.iter().find(|r| r.agency.as_str() == format!("ag{k:02}")).expect("listed");
+                let under = h.is_some() && volume.is_some_and(|v| v < min);
+                prop_assert_eq!(row.below_minimum, under);
+                prop_assert_eq!(row.rank > 0, h.is_some() && !under);
+            }
+            let after = rank_scores_with(scored(b), rules);
+            prop_assert_eq!(apply(&rows, &diff(&rows, &after)), after);
         }
 
         /// Applying the diff of two rankings to the first gives the second.

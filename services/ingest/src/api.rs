@@ -3,8 +3,15 @@
 
 use std::{pin::Pin, sync::Arc};
 
-use govpulse_common::{convert::rejected, decode_event};
+use govpulse_common::{
+    assessed::decode_assessed, convert::rejected, decode_event, index_file::LiveProfiles,
+};
 use govpulse_core::{AcceptancePolicy, Catalog};
+use govpulse_proto::{
+    aggregate::ApplyAssessedScoresRequest,
+    event::AssessedScore,
+    ingest::{ReportAssessedScoresRequest, ReportAssessedScoresResponse},
+};
 use govpulse_proto::{
     aggregate::{ApplyEventsRequest, aggregate_service_client::AggregateServiceClient},
     event::{DossierEvent, EventOutcome, OutcomeStatus},
@@ -72,6 +79,7 @@ pub struct IngestApi {
     aggregate: AggregateServiceClient<Channel>,
     policy: AcceptancePolicy,
     max_batch: usize,
+    profiles: LiveProfiles,
     stopping: CancellationToken,
 }
 
@@ -89,8 +97,50 @@ impl IngestApi {
             aggregate,
             policy,
             max_batch,
+            profiles: LiveProfiles::fixed(govpulse_core::index::Profiles::default()),
             stopping,
         }
+    }
+
+    /// The same service, checking assessed scores against `profiles` (none until set).
+    pub fn with_profiles(mut self, profiles: LiveProfiles) -> Self {
+        self.profiles = profiles;
+        self
+    }
+
+    /// Checks every assessed score and has aggregate store them, all or nothing: the body
+    /// of ReportAssessedScores. Returns how many were stored.
+    pub async fn report_assessed(&self, scores: Vec<AssessedScore>) -> Result<u32, Error> {
+        if scores.len() > self.max_batch {
+            return Err(Error::InvalidArgument {
+                field: "scores",
+                reason: format!(
+                    "has {} scores; the limit is {}: split the report",
+                    scores.len(),
+                    self.max_batch
+                ),
+            });
+        }
+        let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc());
+        let profiles = self.profiles.get();
+        for (i, score) in scores.iter().enumerate() {
+            decode_assessed(i, score, &self.catalog, &profiles, today).map_err(Error::Violation)?;
+        }
+        if scores.is_empty() {
+            return Ok(0);
+        }
+        let response = self
+            .aggregate
+            .clone()
+            .apply_assessed_scores(govpulse_common::telemetry::traced(
+                ApplyAssessedScoresRequest { scores },
+            ))
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::InvalidArgument => Error::Refused(status),
+                _ => Error::Aggregate(status),
+            })?;
+        Ok(response.into_inner().stored)
     }
 
     /// Validates a batch, has aggregate count the valid events, and merges the outcomes.
@@ -181,6 +231,14 @@ impl IngestService for IngestApi {
             duplicate: result.duplicate,
             rejected: result.rejected,
         }))
+    }
+
+    async fn report_assessed_scores(
+        &self,
+        request: Request<ReportAssessedScoresRequest>,
+    ) -> Result<Response<ReportAssessedScoresResponse>, Status> {
+        let stored = self.report_assessed(request.into_inner().scores).await?;
+        Ok(Response::new(ReportAssessedScoresResponse { stored }))
     }
 
     type StreamEventsStream = AckStream;

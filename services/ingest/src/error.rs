@@ -10,6 +10,14 @@ pub enum Error {
     /// naming the field; nothing was counted.
     #[error("{field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
+    /// One element of a request is wrong (an assessed score): INVALID_ARGUMENT naming its
+    /// field path, `scores[2].points`; nothing was stored.
+    #[error("{}: {}", .0.field, .0.reason)]
+    Violation(govpulse_common::Violation),
+    /// Aggregate refused assessed scores that ingest accepted (their configurations
+    /// differ): its INVALID_ARGUMENT, with its field violations, is passed on.
+    #[error("aggregate refused: {}", .0.message())]
+    Refused(Status),
     /// Aggregate failed or could not be reached. Some events may have been counted; the
     /// sender retries the same batch and gets DUPLICATE for those.
     #[error("aggregate: {}", .0.message())]
@@ -17,6 +25,9 @@ pub enum Error {
     /// Start-up: the catalog could not be loaded.
     #[error(transparent)]
     Catalog(#[from] LoadError),
+    /// Start-up: the index profiles file could not be loaded.
+    #[error(transparent)]
+    Profiles(#[from] govpulse_common::index_file::ProfilesLoadError),
     /// Start-up: a setting is wrong.
     #[error("configuration: {0}")]
     Config(String),
@@ -29,6 +40,8 @@ impl From<Error> for Status {
     fn from(error: Error) -> Status {
         match error {
             Error::InvalidArgument { field, reason } => bad_request(field, &reason),
+            Error::Violation(v) => bad_request(&v.field, &v.reason),
+            Error::Refused(status) => status,
             Error::Aggregate(status) => {
                 tracing::warn!(code = ?status.code(), message = status.message(), "aggregate call failed");
                 match status.code() {
@@ -49,6 +62,7 @@ impl From<Error> for Status {
                 }
             }
             Error::Catalog(e) => Status::internal(e.to_string()),
+            Error::Profiles(e) => Status::internal(e.to_string()),
             Error::Config(e) => Status::internal(e),
             Error::Serve(e) => Status::internal(e.to_string()),
         }

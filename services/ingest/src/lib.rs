@@ -7,7 +7,9 @@ mod error;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use govpulse_common::{catalog_service::CatalogApi, client::lazy_channel, server};
+use govpulse_common::{
+    catalog_service::CatalogApi, client::lazy_channel, index_file::LiveProfiles, server,
+};
 use govpulse_core::{AcceptancePolicy, Catalog};
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
@@ -50,6 +52,11 @@ pub struct Config {
     /// How long a call to aggregate may take before the batch fails with UNAVAILABLE.
     #[arg(long, env = "GOVPULSE_AGGREGATE_TIMEOUT_MS", default_value_t = 10_000)]
     pub aggregate_timeout_ms: u64,
+    /// TOML file of composite index profiles (see deploy/config/indexes.toml), which
+    /// assessed scores are checked against; checked every 10 s and reloaded when it
+    /// changes; the built-in profiles when unset.
+    #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
+    pub index_profiles: Option<PathBuf>,
     /// Address of the Prometheus `/metrics` listener; none when unset.
     #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -65,6 +72,7 @@ impl Config {
             catalog_dir: None,
             horizon_days: 400,
             aggregate_timeout_ms: 10_000,
+            index_profiles: None,
             metrics_listen: None,
         }
     }
@@ -76,9 +84,13 @@ pub struct Server {
     bound: server::Bound,
     api: IngestApi,
     catalog: Arc<Catalog>,
+    profiles: LiveProfiles,
     stopping: CancellationToken,
     metrics: Option<govpulse_common::prometheus::MetricsListener>,
 }
+
+/// How often the index profiles file is checked for changes.
+const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 impl Server {
     /// Loads the catalog, prepares the connection to aggregate (made on first use and
@@ -99,6 +111,7 @@ impl Server {
             horizon: time::Duration::days(i64::from(config.horizon_days)),
             ..AcceptancePolicy::default()
         };
+        let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let bound = server::bind(config.listen).await?;
         let metrics = match config.metrics_listen {
             Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
@@ -111,12 +124,14 @@ impl Server {
             policy,
             config.max_batch,
             stopping.clone(),
-        );
+        )
+        .with_profiles(profiles.clone());
         info!(addr = %bound.local_addr(), aggregate = %config.aggregate_url, max_batch = config.max_batch, "ingest bound");
         Ok(Self {
             bound,
             api,
             catalog,
+            profiles,
             stopping,
             metrics,
         })
@@ -137,6 +152,10 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        tokio::spawn(
+            self.profiles
+                .watch(PROFILES_RELOAD_EVERY, self.stopping.clone()),
+        );
         if let Some(metrics) = self.metrics {
             tokio::spawn(metrics.serve(self.stopping.clone()));
         }

@@ -2,6 +2,7 @@
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
+use govpulse_common::index_file::LiveProfiles;
 use govpulse_core::{Catalog, ranking::diff};
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
@@ -38,6 +39,7 @@ pub struct RankingApi {
     hubs: Hubs,
     heartbeat: Duration,
     stopping: CancellationToken,
+    profiles: LiveProfiles,
 }
 
 impl RankingApi {
@@ -55,7 +57,14 @@ impl RankingApi {
             hubs,
             heartbeat,
             stopping,
+            profiles: LiveProfiles::fixed(govpulse_core::index::Profiles::default()),
         }
+    }
+
+    /// The same service, ranking by the composite indexes of `profiles` (none until set).
+    pub fn with_profiles(mut self, profiles: LiveProfiles) -> Self {
+        self.profiles = profiles;
+        self
     }
 
     fn snapshot_messages(&self, published: &Published) -> Vec<WatchRankingResponse> {
@@ -132,7 +141,7 @@ impl RankingService for RankingApi {
         &self,
         request: Request<GetRankingRequest>,
     ) -> Result<Response<GetRankingResponse>, Status> {
-        let query = Query::parse(request.into_inner().query)?;
+        let query = Query::parse(request.into_inner().query, &self.profiles.get())?;
         let ranking = compute(&self.aggregate, &self.catalog, &query, self.hubs.rules()).await?;
         Ok(Response::new(GetRankingResponse {
             rows: ranking
@@ -152,7 +161,7 @@ impl RankingService for RankingApi {
         &self,
         request: Request<WatchRankingRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let query = Query::parse(request.into_inner().query)?;
+        let query = Query::parse(request.into_inner().query, &self.profiles.get())?;
         let mut updates = self.hubs.subscribe(&query).await?;
         let (out, stream) = mpsc::channel(STREAM_BACKLOG);
         let api = self.clone();

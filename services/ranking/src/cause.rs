@@ -9,7 +9,7 @@ use opentelemetry::trace::SpanContext;
 use tokio::time::Instant;
 use tracing::Span;
 
-use crate::query::Query;
+use crate::query::{Measure, Query};
 
 /// At most this many folded notices are linked; a burst of batches links its first ones.
 const MAX_LINKS: usize = 32;
@@ -41,9 +41,14 @@ impl Cause {
     /// The span of the recomputation these notices cause (a root span after a refresh tick
     /// with no notice).
     pub fn span(&self, query: &Query) -> Span {
+        let (metric, index) = match &query.measure {
+            Measure::Metric(metric) => (metric.name(), ""),
+            Measure::Index(profile) => ("", profile.name.as_str()),
+        };
         let span = tracing::info_span!(
             "ranking.recompute",
-            metric = query.metric.name(),
+            metric,
+            index,
             block = ?query.block,
             period = %query.period,
             notices = self.notices,

@@ -1,24 +1,32 @@
 //! One ranking computation: read block snapshots from aggregate (the period and the previous
-//! comparable one), rank them with the core.
+//! comparable one), rank them with the core. A composite index reads, in the same snapshot,
+//! the counters its measured indicators need and the agencies' assessed scores, and ranks
+//! the scores the core computes.
 
 use govpulse_common::convert::{
     block_to_proto, counters_from_proto, period_to_proto, rate_to_proto,
 };
+use std::collections::HashMap;
+
 use govpulse_core::{
-    AgencyId, Catalog, Period,
+    AgencyId, Catalog, Counter, Metric, Period,
+    index::{Profile, hundredths_text, parse_hundredths},
     period::vietnam_day,
-    ranking::{RankedRow, Rules, rank_with, ranked_count, select, with_movement},
+    ranking::{
+        RankedRow, Rules, Scored, rank_scores_with, rank_with, ranked_count, select, with_movement,
+    },
 };
 use govpulse_proto::{
     aggregate::{
-        GetBlockSnapshotRequest, PeriodRange, aggregate_service_client::AggregateServiceClient,
+        AgencyCounters, GetBlockSnapshotRequest, PeriodRange,
+        aggregate_service_client::AggregateServiceClient,
     },
-    ranking::RankingRow,
+    ranking::{IndicatorPoints, RankingRow},
 };
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 use tonic::{Status, transport::Channel};
 
-use crate::query::Query;
+use crate::query::{Measure, Query};
 
 /// A computed ranking: the rows a query shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,15 +49,27 @@ async fn rank_period(
     period: &str,
     rules: Rules,
 ) -> Result<(PeriodRange, Vec<RankedRow>), Status> {
+    let request = match &query.measure {
+        Measure::Metric(metric) => GetBlockSnapshotRequest {
+            block: block_to_proto(query.block).into(),
+            period: period.to_owned(),
+            metric: metric.name().to_owned(),
+            ..Default::default()
+        },
+        Measure::Index(profile) => GetBlockSnapshotRequest {
+            block: block_to_proto(query.block).into(),
+            period: period.to_owned(),
+            metrics: index_metrics(profile)
+                .iter()
+                .map(|m| m.name().to_owned())
+                .collect(),
+            assessed_profile: profile.name.clone(),
+            ..Default::default()
+        },
+    };
     let snapshot = aggregate
         .clone()
-        .get_block_snapshot(govpulse_common::telemetry::traced(
-            GetBlockSnapshotRequest {
-                block: block_to_proto(query.block).into(),
-                period: period.to_owned(),
-                metric: query.metric.name().to_owned(),
-            },
-        ))
+        .get_block_snapshot(govpulse_common::telemetry::traced(request))
         .await?
         .into_inner();
     // The catalog as it was on the period's last day gives the denominators of the
@@ -59,22 +79,78 @@ async fn rank_period(
         .as_ref()
         .and_then(|p| govpulse_core::period::parse_day(&p.last_day).ok())
         .ok_or_else(|| Status::internal("aggregate answered a snapshot without its last day"))?;
-    let values = snapshot.agencies.iter().filter_map(|entry| {
-        let agency = AgencyId::parse(&entry.agency_id).ok()?;
-        let counters = entry
-            .counters
-            .as_ref()
-            .map(counters_from_proto)
-            .unwrap_or_default();
-        let rate = query
-            .metric
-            .rate(&counters, &catalog.provision_facts(&agency, last_day));
-        Some((agency, rate))
-    });
-    Ok((
-        snapshot.period.unwrap_or_default(),
-        rank_with(values, rules),
-    ))
+    let rows = match &query.measure {
+        Measure::Metric(metric) => {
+            let values = snapshot.agencies.iter().filter_map(|entry| {
+                let agency = AgencyId::parse(&entry.agency_id).ok()?;
+                let counters = entry
+                    .counters
+                    .as_ref()
+                    .map(counters_from_proto)
+                    .unwrap_or_default();
+                let rate = metric.rate(&counters, &catalog.provision_facts(&agency, last_day));
+                Some((agency, rate))
+            });
+            rank_with(values, rules)
+        }
+        Measure::Index(profile) => {
+            let measured = !profile.metrics().is_empty();
+            let values = snapshot
+                .agencies
+                .iter()
+                .map(|entry| score_of(catalog, last_day, profile, measured, entry))
+                .collect::<Result<Vec<_>, _>>()?;
+            rank_scores_with(values.into_iter().flatten(), rules)
+        }
+    };
+    Ok((snapshot.period.unwrap_or_default(), rows))
+}
+
+/// The metrics a composite index reads: its measured indicators', and, when it has any,
+/// the online dossier rate for its denominator, dossiers received, which is the volume the
+/// minimum applies to.
+fn index_metrics(profile: &Profile) -> Vec<Metric> {
+    let mut metrics = profile.metrics();
+    if !metrics.is_empty() && !metrics.contains(&Metric::OnlineDossierRate) {
+        metrics.push(Metric::OnlineDossierRate);
+    }
+    metrics
+}
+
+/// One agency's score on a profile from its snapshot entry, with its volume: dossiers
+/// received when the profile has `measured` indicators, none otherwise. `None` for an id
+/// that is not one (aggregate only sends catalog ids).
+fn score_of(
+    catalog: &Catalog,
+    last_day: Date,
+    profile: &Profile,
+    measured: bool,
+    entry: &AgencyCounters,
+) -> Result<Option<Scored>, Status> {
+    let Ok(agency) = AgencyId::parse(&entry.agency_id) else {
+        return Ok(None);
+    };
+    let counters = entry
+        .counters
+        .as_ref()
+        .map(counters_from_proto)
+        .unwrap_or_default();
+    let facts = catalog.provision_facts(&agency, last_day);
+    let assessed: HashMap<&str, u64> = entry
+        .assessed
+        .iter()
+        .map(|a| {
+            parse_hundredths(&a.points)
+                .map(|h| (a.criterion.as_str(), h))
+                .map_err(|e| Status::internal(format!("aggregate sent assessed points {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let score = profile.score(
+        |metric| metric.rate(&counters, &facts),
+        |criterion| assessed.get(criterion).copied(),
+    );
+    let volume = measured.then(|| counters.get(Counter::Received));
+    Ok(Some((agency, score, volume)))
 }
 
 /// Computes a ranking now, with each row's rank in the previous comparable period.
@@ -109,6 +185,31 @@ pub fn row_to_proto(catalog: &Catalog, row: &RankedRow) -> RankingRow {
             .map(|a| a.name.clone())
             .unwrap_or_default(),
         rate: row.rate.map(rate_to_proto),
+        score: row
+            .score
+            .as_ref()
+            .map(|s| s.total.two_decimals())
+            .unwrap_or_default(),
+        grade: row
+            .score
+            .as_ref()
+            .and_then(|s| s.grade.clone())
+            .unwrap_or_default(),
+        indicators: row
+            .score
+            .iter()
+            .flat_map(|s| &s.indicators)
+            .map(|i| IndicatorPoints {
+                criterion: i.criterion.clone(),
+                points: i
+                    .points
+                    .as_ref()
+                    .map(govpulse_core::index::Points::two_decimals)
+                    .unwrap_or_default(),
+                max_points: hundredths_text(i.max_hundredths),
+            })
+            .collect(),
+        incomplete: row.score.as_ref().is_some_and(|s| s.incomplete),
         below_minimum_volume: row.below_minimum,
         previous_period_rank: row.previous_rank.unwrap_or(0),
         places_gained: match (row.rank, row.previous_rank) {

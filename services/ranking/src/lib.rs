@@ -14,6 +14,7 @@ use govpulse_common::{
     catalog_files::LoadError,
     catalog_service::CatalogApi,
     client::lazy_channel,
+    index_file::LiveProfiles,
     server::{self, ServeError},
 };
 use govpulse_core::{Catalog, ranking::Rules};
@@ -63,6 +64,10 @@ pub struct Config {
     /// Live rankings are recomputed at least this often, notice or not.
     #[arg(long, env = "GOVPULSE_REFRESH_MS", default_value_t = 5_000)]
     pub refresh_ms: u64,
+    /// TOML file of composite index profiles (see deploy/config/indexes.toml), checked
+    /// every 10 s and reloaded when it changes; the built-in profiles when unset.
+    #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
+    pub index_profiles: Option<PathBuf>,
     /// Address of the Prometheus `/metrics` listener; none when unset.
     #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -79,6 +84,7 @@ impl Config {
             debounce_ms: 100,
             refresh_ms: 5_000,
             min_volume: 0,
+            index_profiles: None,
             metrics_listen: None,
         }
     }
@@ -89,6 +95,8 @@ impl Config {
 pub enum Error {
     #[error(transparent)]
     Catalog(#[from] LoadError),
+    #[error(transparent)]
+    Profiles(#[from] govpulse_common::index_file::ProfilesLoadError),
     #[error("configuration: {0}")]
     Config(String),
     #[error(transparent)]
@@ -103,9 +111,13 @@ pub struct Server {
     catalog: Arc<Catalog>,
     aggregate: AggregateServiceClient<tonic::transport::Channel>,
     notices: broadcast::Sender<changes::Notice>,
+    profiles: LiveProfiles,
     stopping: CancellationToken,
     metrics: Option<govpulse_common::prometheus::MetricsListener>,
 }
+
+/// How often the index profiles file is checked for changes.
+const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 impl Server {
     /// Loads the catalog, prepares the connection to aggregate and binds.
@@ -122,6 +134,7 @@ impl Server {
         let channel = lazy_channel(&config.aggregate_url, None)
             .map_err(|e| Error::Config(format!("aggregate url: {e}")))?;
         let aggregate = AggregateServiceClient::new(channel);
+        let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let bound = server::bind(config.listen).await?;
         let metrics = match config.metrics_listen {
             Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
@@ -150,7 +163,8 @@ impl Server {
             hubs,
             heartbeat,
             stopping.clone(),
-        );
+        )
+        .with_profiles(profiles.clone());
         info!(addr = %bound.local_addr(), aggregate = %config.aggregate_url, "ranking bound");
         Ok(Self {
             bound,
@@ -158,6 +172,7 @@ impl Server {
             catalog,
             aggregate,
             notices,
+            profiles,
             stopping,
             metrics,
         })
@@ -178,6 +193,10 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        tokio::spawn(
+            self.profiles
+                .watch(PROFILES_RELOAD_EVERY, self.stopping.clone()),
+        );
         if let Some(metrics) = self.metrics {
             tokio::spawn(metrics.serve(self.stopping.clone()));
         }

@@ -11,7 +11,7 @@ use time::{
     macros::{date, datetime},
 };
 
-use crate::{AgencyKey, Applied, CounterStore, EventWrite};
+use crate::{AgencyKey, Applied, AssessedWrite, CounterStore, EventWrite};
 
 fn id(raw: &str) -> AgencyId {
     AgencyId::parse(raw).expect("test ids are valid")
@@ -782,6 +782,79 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
     );
 }
 
+/// Assessed scores are kept per agency, period, profile and criterion; reporting one again
+/// replaces it, and a read names only the asked profile's criteria.
+pub async fn assessed_scores_replace_per_agency_criterion_and_period(store: &dyn CounterStore) {
+    let at =
+        |agency: &str, bucket: Bucket, profile: &str, criterion: &str, hundredths| AssessedWrite {
+            key: key(agency, agency).remove(0),
+            bucket,
+            profile: profile.to_owned(),
+            criterion: criterion.to_owned(),
+            hundredths,
+        };
+    let (y2024, y2023) = (Bucket::Year(2024), Bucket::Year(2023));
+    let first = [
+        at("ha-giang", y2024, "quality", "function", 3_875),
+        at("ha-giang", y2024, "quality", "security", 1_100),
+        at("ha-giang", y2023, "quality", "function", 1_000),
+        at("ha-giang", y2024, "service", "transparency", 1_800),
+        at("lang-son", y2024, "quality", "function", 4_000),
+    ];
+    store.put_assessed(&first).await.expect("put");
+    store.put_assessed(&first).await.expect("put again");
+    store
+        .put_assessed(&[at("ha-giang", y2024, "quality", "security", 1_250)])
+        .await
+        .expect("replace");
+    store.put_assessed(&[]).await.expect("nothing to put");
+    let agencies: Vec<AgencyKey> = ["ha-giang", "lang-son", "nowhere"]
+        .iter()
+        .flat_map(|a| key(a, a))
+        .collect();
+    let read = |bucket, profile: &'static str| {
+        let agencies = agencies.clone();
+        async move {
+            store
+                .read_assessed(&agencies, bucket, profile)
+                .await
+                .expect("read")
+        }
+    };
+    let owned = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+        pairs.iter().map(|(c, h)| ((*c).to_owned(), *h)).collect()
+    };
+    assert_eq!(
+        read(y2024, "quality").await,
+        [
+            owned(&[("function", 3_875), ("security", 1_250)]),
+            owned(&[("function", 4_000)]),
+            vec![]
+        ],
+        "the same report twice changes nothing; a new value replaces the old one"
+    );
+    assert_eq!(
+        read(y2023, "quality").await,
+        [owned(&[("function", 1_000)]), vec![], vec![]]
+    );
+    assert_eq!(
+        read(y2024, "service").await,
+        [owned(&[("transparency", 1_800)]), vec![], vec![]]
+    );
+    assert_eq!(
+        read(Bucket::Quarter(2024, 1), "quality").await,
+        [vec![], vec![], vec![]],
+        "a year's assessment is not a quarter's"
+    );
+    assert!(
+        store
+            .read_assessed(&[], y2024, "quality")
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
+
 /// Runs every check on stores from `fresh`, one fresh store per check.
 pub async fn run_all<S, F, Fut>(mut fresh: F)
 where
@@ -802,4 +875,5 @@ where
     open_dossiers_past_due_are_the_backlog(&fresh().await).await;
     children_read_like_each_child_alone(&fresh().await).await;
     dossiers_are_open_past_due_from_their_due_day_to_their_resolution(&fresh().await).await;
+    assessed_scores_replace_per_agency_criterion_and_period(&fresh().await).await;
 }

@@ -66,6 +66,22 @@ pub struct AgencyKey {
     pub agency: AgencyId,
 }
 
+/// One assessed score to store: the points an assessor gave an agency for one criterion of
+/// a composite index profile, for one calendar period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssessedWrite {
+    /// The agency, with its tree.
+    pub key: AgencyKey,
+    /// The calendar period assessed (a day, month, quarter or year).
+    pub bucket: Bucket,
+    /// The profile's name.
+    pub profile: String,
+    /// The criterion's name within the profile.
+    pub criterion: String,
+    /// The points, in hundredths (3875 for 38.75).
+    pub hundredths: u64,
+}
+
 /// A store failure. Nothing is known to be applied when `apply` fails; the caller reports
 /// the batch as failed and the sender retries with the same event ids.
 #[derive(Debug, thiserror::Error)]
@@ -119,4 +135,18 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
         buckets: &[Bucket],
         counters: &[Counter],
     ) -> Result<Vec<Counters>, StoreError>;
+
+    /// Stores assessed scores. A score for an (agency, period, profile, criterion) that was
+    /// stored before replaces it, so reporting the same scores again changes nothing.
+    /// The scores of one call are stored together or not at all.
+    async fn put_assessed(&self, scores: &[AssessedWrite]) -> Result<(), StoreError>;
+
+    /// For each agency, the assessed points stored for `profile` and the period `bucket`,
+    /// as (criterion, hundredths) sorted by criterion; empty when none was reported.
+    async fn read_assessed(
+        &self,
+        agencies: &[AgencyKey],
+        bucket: Bucket,
+        profile: &str,
+    ) -> Result<Vec<Vec<(String, u64)>>, StoreError>;
 }

@@ -2,7 +2,7 @@
 //! conformance suite. One mutex makes every batch atomic, as the Redis script does.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::Mutex,
 };
 
@@ -14,7 +14,7 @@ use govpulse_core::{
 };
 use time::{Date, OffsetDateTime};
 
-use crate::{AgencyKey, Applied, CounterStore, EventWrite, StoreError};
+use crate::{AgencyKey, Applied, AssessedWrite, CounterStore, EventWrite, StoreError};
 
 /// How many batches pass between sweeps of expired event ids.
 const SWEEP_EVERY: u64 = 1024;
@@ -28,6 +28,8 @@ struct Inner {
     seen: HashMap<(AgencyId, Date), (OffsetDateTime, HashSet<EventId>)>,
     counters: HashMap<(AgencyId, Bucket), Counters>,
     online: HashMap<(AgencyId, Bucket), HashSet<ProcedureId>>,
+    /// Per agency and assessed period: (profile, criterion) → hundredths.
+    assessed: HashMap<(AgencyId, Bucket), BTreeMap<(String, String), u64>>,
     batches: u64,
 }
 
@@ -204,5 +206,42 @@ impl CounterStore for MemoryStore {
             distinct: false,
         };
         self.read(&groups, buckets, &needs).await
+    }
+
+    async fn put_assessed(&self, scores: &[AssessedWrite]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for score in scores {
+            inner
+                .assessed
+                .entry((score.key.agency.clone(), score.bucket))
+                .or_default()
+                .insert(
+                    (score.profile.clone(), score.criterion.clone()),
+                    score.hundredths,
+                );
+        }
+        Ok(())
+    }
+
+    async fn read_assessed(
+        &self,
+        agencies: &[AgencyKey],
+        bucket: Bucket,
+        profile: &str,
+    ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
+        let inner = self.lock();
+        Ok(agencies
+            .iter()
+            .map(|key| {
+                inner
+                    .assessed
+                    .get(&(key.agency.clone(), bucket))
+                    .into_iter()
+                    .flatten()
+                    .filter(|((p, _), _)| p == profile)
+                    .map(|((_, criterion), points)| (criterion.clone(), *points))
+                    .collect()
+            })
+            .collect())
     }
 }

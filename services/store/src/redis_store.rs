@@ -11,6 +11,7 @@
 //! | `P:{root}:e:<agency>:<yyyymmdd>` | set | event ids counted for events of that day; expires after the horizon |
 //! | `P:{root}:ds:<agency>` | hash | dossier id → `o<due day>` (open), `c<resolution day>` (resolved, no reception with a due time yet) or `x` (resolved, done), days as `yyyymmdd` (see `apply.lua`) |
 //! | `P:{root}:open:<agency>` | sorted set | `<reporting agency>/<dossier id>` → due time (Unix seconds), for open dossiers of the agency and its units |
+//! | `P:{root}:a:<agency>:<bucket>` | hash | `<profile>/<criterion>` → assessed points with two decimals (`38.75`), for the calendar period `<bucket>` |
 //!
 //! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
 //! A batch is applied by one Lua script per tree ([`APPLY_SCRIPT`]): dedupe, counting and
@@ -20,7 +21,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use govpulse_core::{
-    AgencyId, Bucket, Counter, Counters, DossierChange, Needs, period::vietnam_day,
+    AgencyId, Bucket, Counter, Counters, DossierChange, Needs,
+    index::{hundredths_text, parse_hundredths},
+    period::vietnam_day,
 };
 use redis::{
     Script,
@@ -31,7 +34,7 @@ use redis::{
 use std::time::Duration;
 use time::Date;
 
-use crate::{AgencyKey, Applied, CounterStore, EventWrite, StoreError};
+use crate::{AgencyKey, Applied, AssessedWrite, CounterStore, EventWrite, StoreError};
 
 /// The batch script; see the file for its argument layout.
 pub const APPLY_SCRIPT: &str = include_str!("apply.lua");
@@ -266,6 +269,10 @@ impl RedisStore {
 
     fn open_key(&self, root: &AgencyId, agency: &AgencyId) -> String {
         format!("{}:{{{root}}}:open:{agency}", self.prefix)
+    }
+
+    fn assessed_key(&self, key: &AgencyKey, bucket: Bucket) -> String {
+        format!("{}:{{{}}}:a:{}:{bucket}", self.prefix, key.root, key.agency)
     }
 
     fn seen_key(&self, root: &AgencyId, agency: &AgencyId, day: Date) -> String {
@@ -647,6 +654,88 @@ impl CounterStore for RedisStore {
             add_children_counts(reply, counter, &positions, &mut totals)?;
         }
         Ok(totals)
+    }
+
+    async fn put_assessed(&self, scores: &[AssessedWrite]) -> Result<(), StoreError> {
+        if scores.is_empty() {
+            return Ok(());
+        }
+        // MULTI/EXEC: the scores are stored together. HSET replaces a field, so a retried
+        // report stores the same values again. On a cluster a transaction stays within one
+        // hash slot: one per tree, sent at once, so there a call is atomic per tree.
+        let pipeline = |scores: &mut dyn Iterator<Item = &AssessedWrite>| {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for score in scores {
+                pipe.hset(
+                    self.assessed_key(&score.key, score.bucket),
+                    format!("{}/{}", score.profile, score.criterion),
+                    hundredths_text(score.hundredths),
+                )
+                .ignore();
+            }
+            pipe
+        };
+        match &self.connection {
+            Connection::Single(_) => {
+                let () = pipeline(&mut scores.iter())
+                    .query_async(&mut self.connection.clone())
+                    .await?;
+            }
+            Connection::Cluster(_) => {
+                let mut trees: HashMap<&AgencyId, Vec<&AssessedWrite>> = HashMap::new();
+                for score in scores {
+                    trees.entry(&score.key.root).or_default().push(score);
+                }
+                futures::future::try_join_all(trees.into_values().map(|tree| {
+                    let pipe = pipeline(&mut tree.into_iter());
+                    let mut connection = self.connection.clone();
+                    async move {
+                        let () = pipe.query_async(&mut connection).await?;
+                        Ok::<_, StoreError>(())
+                    }
+                }))
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_assessed(
+        &self,
+        agencies: &[AgencyKey],
+        bucket: Bucket,
+        profile: &str,
+    ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
+        let mut commands = Commands::default();
+        for key in agencies {
+            let mut hgetall = redis::cmd("HGETALL");
+            hgetall.arg(self.assessed_key(key, bucket));
+            commands.push(&key.root, hgetall);
+        }
+        let replies = commands.run(&self.connection).await?;
+        let prefix = format!("{profile}/");
+        replies
+            .into_iter()
+            .map(|reply| {
+                let hash: HashMap<String, String> = redis::from_redis_value(reply)?;
+                let mut points: Vec<(String, u64)> = hash
+                    .into_iter()
+                    .filter_map(|(field, value)| {
+                        field
+                            .strip_prefix(&prefix)
+                            .map(|criterion| (criterion.to_owned(), value))
+                    })
+                    .map(|(criterion, value)| {
+                        parse_hundredths(&value)
+                            .map(|h| (criterion, h))
+                            .map_err(|e| StoreError::Unexpected(e.to_string()))
+                    })
+                    .collect::<Result<_, _>>()?;
+                points.sort();
+                Ok(points)
+            })
+            .collect()
     }
 }
 
