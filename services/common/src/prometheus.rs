@@ -32,7 +32,7 @@ pub const EVENTS: &str = "govpulse_events_total";
 /// Histogram `{service}`: events per batch received.
 pub const BATCH_EVENTS: &str = "govpulse_batch_events";
 /// Histogram `{op}`: seconds per counter store call (`apply`, `read`, `read_children`,
-/// `open_past_due`), measured in aggregate around each call.
+/// `open_past_due`, `put_assessed`, `read_assessed`), measured in aggregate around each call.
 pub const STORE_SECONDS: &str = "govpulse_store_seconds";
 /// Counter `{op}`: counter store calls that failed.
 pub const STORE_ERRORS: &str = "govpulse_store_errors_total";
