@@ -23,6 +23,7 @@ use govpulse_proto::{
     catalog::Block,
     event::{Channel as PbChannel, DossierEvent, DossierReceived, dossier_event::Kind},
     ingest::SubmitEventsRequest,
+    ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
 };
 use time::{Date, OffsetDateTime};
 use tonic::transport::Channel;
@@ -83,7 +84,18 @@ async fn run() {
         metric: METRICS[0].to_owned(),
         period: window.today().to_string(),
     };
-    let latency = measure(deployment.aggregate(), floor).await;
+    let latency = measure(Target::Grpc(deployment.aggregate()), floor).await;
+    // The server side alone: aggregate's API over the same Redis, called in process, so the
+    // time excludes gRPC encoding, the loopback network and the client's decoding.
+    let server_side = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
+        store: redis.url(),
+        key_prefix: "bench".to_owned(),
+        catalog_dir: Some(catalog.dir.clone()),
+        ..govpulse_aggregate::Config::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .development()
+    })
+    .await
+    .expect("a second aggregate builds");
     rows.push(latency.row("reference: GetBlockMetrics block = BLOCK_MINISTRY (no data), today"));
     for metric in METRICS {
         for (label, scope) in [
@@ -98,8 +110,16 @@ async fn run() {
                 metric: metric.to_owned(),
                 period: "ytd".to_owned(),
             };
-            let latency = measure(deployment.aggregate(), request).await;
+            let latency = measure(Target::Grpc(deployment.aggregate()), request.clone()).await;
             rows.push(latency.row(&format!("GetBlockMetrics {label}, {metric}, ytd")));
+            let latency = measure(Target::InProcess(server_side.api()), request.clone()).await;
+            rows.push(latency.row(&format!(
+                "  server side: the same query answered in process, no gRPC ({label}, {metric})"
+            )));
+            let latency = measure(Target::Ranking(deployment.ranking()), request).await;
+            rows.push(latency.row(&format!(
+                "  GetRanking of the same agencies ({label}, {metric}): the snapshot read and the ranking"
+            )));
         }
     }
 
@@ -272,6 +292,8 @@ fn year_to_date_events(agencies: &[String], window: &DayWindow) -> Vec<DossierEv
 struct Ingested {
     sent: usize,
     accepted: usize,
+    /// Batches sent again after `UNAVAILABLE` (counting timed out).
+    retries: usize,
     elapsed: Duration,
 }
 
@@ -285,11 +307,12 @@ impl Ingested {
             "ingest SubmitEvents (populate year to date)",
             format!("{} events/s", thousands(self.rate().round() as u64)),
             format!(
-                "{} events ({} accepted) in {:.1} s; {EVENTS_PER_AGENCY} receptions on different days per agency; batches of {}, {SENDERS} concurrent senders",
+                "{} events ({} counted) in {:.1} s; {EVENTS_PER_AGENCY} receptions on different days per agency; batches of {}, {SENDERS} concurrent senders; {} batches resent after a timeout",
                 thousands(self.sent as u64),
                 thousands(self.accepted as u64),
                 self.elapsed.as_secs_f64(),
-                thousands(BATCH as u64)
+                thousands(BATCH as u64),
+                self.retries
             ),
         )
     }
@@ -312,35 +335,54 @@ async fn send_all(deployment: &Deployment, events: Vec<DossierEvent>) -> Ingeste
         .map(|batches| {
             let mut client = deployment.ingest();
             tokio::spawn(async move {
-                let mut accepted = 0;
+                let (mut accepted, mut retries) = (0, 0);
                 for events in batches {
-                    let reply = client
-                        .submit_events(SubmitEventsRequest { events })
-                        .await
-                        .expect("ingest accepts the batch")
-                        .into_inner();
+                    // As an agency's system would: a batch that timed out may have been
+                    // counted, so it is sent again unchanged and its counted events come
+                    // back DUPLICATE.
+                    let mut attempt = 0;
+                    let reply = loop {
+                        match client
+                            .submit_events(SubmitEventsRequest {
+                                events: events.clone(),
+                            })
+                            .await
+                        {
+                            Ok(reply) => break reply.into_inner(),
+                            Err(status)
+                                if status.code() == tonic::Code::Unavailable && attempt < 5 =>
+                            {
+                                attempt += 1;
+                                retries += 1;
+                            }
+                            Err(status) => panic!("ingest refused a batch: {status}"),
+                        }
+                    };
                     if reply.rejected > 0 {
                         let why = reply.outcomes.iter().find(|o| !o.reason.is_empty());
                         panic!("{} events were rejected, first: {why:?}", reply.rejected);
                     }
-                    accepted += reply.accepted as usize;
+                    accepted += (reply.accepted + reply.duplicate) as usize;
                 }
-                accepted
+                (accepted, retries)
             })
         })
         .collect();
-    let mut accepted = 0;
+    let (mut accepted, mut retries) = (0, 0);
     for task in tasks {
-        accepted += task.await.expect("a sender task does not panic");
+        let (lane_accepted, lane_retries) = task.await.expect("a sender task does not panic");
+        accepted += lane_accepted;
+        retries += lane_retries;
     }
     let elapsed = started.elapsed();
     assert_eq!(
         accepted, sent,
-        "every event is new and valid, so every one is accepted"
+        "every event is new and valid, so every one is counted (accepted, or duplicate on a retry)"
     );
     Ingested {
         sent,
         accepted,
+        retries,
         elapsed,
     }
 }
@@ -439,13 +481,20 @@ impl Latency {
 
 /// Calls `GetBlockMetrics` `WARM_UP` times, then up to `SAMPLES` times (fewer once the case
 /// has taken `CASE_BUDGET`), timing each call as the client sees it.
-async fn measure(
-    mut client: AggregateServiceClient<Channel>,
-    request: GetBlockMetricsRequest,
-) -> Latency {
+/// What a measured call goes through.
+enum Target<'a> {
+    /// aggregate's gRPC server, over loopback.
+    Grpc(AggregateServiceClient<Channel>),
+    /// aggregate's API in this process.
+    InProcess(&'a govpulse_aggregate::AggregateApi),
+    /// ranking's `GetRanking` of the same agencies by the same metric, over loopback.
+    Ranking(RankingServiceClient<Channel>),
+}
+
+async fn measure(mut target: Target<'_>, request: GetBlockMetricsRequest) -> Latency {
     let mut agencies = 0;
     for _ in 0..WARM_UP {
-        agencies = call(&mut client, &request).await;
+        agencies = call(&mut target, &request).await;
     }
     let started = Instant::now();
     let mut samples = Vec::with_capacity(SAMPLES);
@@ -453,23 +502,46 @@ async fn measure(
         && (samples.len() < MIN_SAMPLES || started.elapsed() < CASE_BUDGET)
     {
         let at = Instant::now();
-        agencies = call(&mut client, &request).await;
+        agencies = call(&mut target, &request).await;
         samples.push(at.elapsed());
     }
     Latency { samples, agencies }
 }
 
-async fn call(
-    client: &mut AggregateServiceClient<Channel>,
-    request: &GetBlockMetricsRequest,
-) -> usize {
-    client
-        .get_block_metrics(request.clone())
-        .await
-        .expect("GetBlockMetrics succeeds")
-        .into_inner()
-        .agencies
-        .len()
+async fn call(target: &mut Target<'_>, request: &GetBlockMetricsRequest) -> usize {
+    let response = match target {
+        Target::Grpc(client) => client
+            .get_block_metrics(request.clone())
+            .await
+            .expect("GetBlockMetrics succeeds")
+            .into_inner(),
+        Target::InProcess(api) => api
+            .block_metrics(request.clone())
+            .await
+            .expect("block_metrics succeeds"),
+        Target::Ranking(client) => {
+            let (block, parent_id) = match &request.scope {
+                Some(Scope::Block(block)) => (*block, String::new()),
+                Some(Scope::ParentId(parent)) => (0, parent.clone()),
+                _ => panic!("the benchmark ranks a block or an agency's children"),
+            };
+            let query = RankingQuery {
+                metric: request.metric.clone(),
+                block,
+                parent_id,
+                period: request.period.clone(),
+                ..RankingQuery::default()
+            };
+            return client
+                .get_ranking(GetRankingRequest { query: Some(query) })
+                .await
+                .expect("GetRanking succeeds")
+                .into_inner()
+                .rows
+                .len();
+        }
+    };
+    response.agencies.len()
 }
 
 /// Sends one reception per day of the window for each extra unit and measures the memory

@@ -1,7 +1,7 @@
 //! Test support: a deployment of the three services as separate gRPC servers on port-0
 //! loopback addresses, counting into a real `redis-server` that the test owns.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use govpulse_proto::{
     Timestamp,
@@ -11,7 +11,10 @@ use govpulse_proto::{
         dossier_resolved,
     },
     ingest::ingest_service_client::IngestServiceClient,
-    ranking::ranking_service_client::RankingServiceClient,
+    ranking::{
+        RankingRow, WatchRankingResponse, ranking_service_client::RankingServiceClient,
+        watch_ranking_response::Event,
+    },
 };
 pub use govpulse_store::testing::{RedisCluster, RedisServer};
 use time::OffsetDateTime;
@@ -62,6 +65,10 @@ pub struct Options {
     pub targets: Option<PathBuf>,
     /// Ranking's minimum volume (0 ranks every agency with data).
     pub min_volume: u64,
+    /// Ranking's debounce instead of 100 ms.
+    pub debounce_ms: Option<u64>,
+    /// Ranking's refresh instead of 5 s (tests of notices set it far beyond their waits).
+    pub refresh_ms: Option<u64>,
 }
 
 /// ingest, aggregate and ranking, each its own server, aggregate counting into Redis.
@@ -85,7 +92,7 @@ async fn start_aggregate(
     addr: SocketAddr,
     options: &Options,
 ) -> Running {
-    let defaults = govpulse_aggregate::Config::new(addr);
+    let defaults = govpulse_aggregate::Config::new(addr).development();
     let config = govpulse_aggregate::Config {
         store: redis_url.to_owned(),
         key_prefix: prefix.to_owned(),
@@ -101,6 +108,87 @@ async fn start_aggregate(
     run(addr, |stop| {
         tokio::spawn(server.run_until(stop.cancelled_owned()))
     })
+}
+
+async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options) -> Running {
+    let defaults = govpulse_ranking::Config::new(addr, aggregate_url.to_owned()).development();
+    let ranking_config = govpulse_ranking::Config {
+        heartbeat_ms: 500,
+        catalog_dir: options.catalog_dir.clone(),
+        min_volume: options.min_volume,
+        debounce_ms: options.debounce_ms.unwrap_or(defaults.debounce_ms),
+        refresh_ms: options.refresh_ms.unwrap_or(defaults.refresh_ms),
+        ..defaults
+    };
+    let ranking = govpulse_ranking::Server::build(ranking_config)
+        .await
+        .expect("ranking starts");
+    run(ranking.local_addr(), |stop| {
+        tokio::spawn(ranking.run_until(stop.cancelled_owned()))
+    })
+}
+
+async fn start_ingest(aggregate_url: &str, options: &Options) -> Running {
+    let defaults = govpulse_ingest::Config::new(local(0), aggregate_url.to_owned()).development();
+    let config = govpulse_ingest::Config {
+        catalog_dir: options.catalog_dir.clone(),
+        horizon_days: options.horizon_days.unwrap_or(defaults.horizon_days),
+        ..defaults
+    };
+    let ingest = govpulse_ingest::Server::build(config)
+        .await
+        .expect("ingest starts");
+    run(ingest.local_addr(), |stop| {
+        tokio::spawn(ingest.run_until(stop.cancelled_owned()))
+    })
+}
+
+/// One service started on its own, for topologies other than a [`Deployment`] (several
+/// replicas of a service); stopped with [`Service::stop`].
+#[derive(Debug)]
+pub struct Service(Running);
+
+impl Service {
+    /// An aggregate replica counting into `redis` under `prefix`.
+    pub async fn aggregate(redis: &RedisServer, prefix: &str, options: &Options) -> Service {
+        Service(start_aggregate(&redis.url(), prefix, local(0), options).await)
+    }
+
+    /// An ingest replica forwarding to `aggregate`.
+    pub async fn ingest(aggregate: &Service, options: &Options) -> Service {
+        Service(start_ingest(&aggregate.url(), options).await)
+    }
+
+    /// A ranking replica reading from (and following the notices of) `aggregate`.
+    pub async fn ranking(aggregate: &Service, options: &Options) -> Service {
+        Service(start_ranking(&aggregate.url(), local(0), options).await)
+    }
+
+    /// A ranking replica on `addr` (for example the address of one that was stopped, as a
+    /// restarted pod would be).
+    pub async fn ranking_on(aggregate: &Service, addr: SocketAddr, options: &Options) -> Service {
+        Service(start_ranking(&aggregate.url(), addr, options).await)
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.0.addr
+    }
+
+    /// Its `http://` URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.0.addr)
+    }
+
+    /// A client channel to it.
+    pub fn channel(&self) -> Channel {
+        lazy(self.0.addr)
+    }
+
+    /// Stops it, draining.
+    pub async fn stop(self) {
+        self.0.stop().await;
+    }
 }
 
 impl Deployment {
@@ -120,30 +208,8 @@ impl Deployment {
         let redis_url = redis_url.to_owned();
         let aggregate = start_aggregate(&redis_url, prefix, local(0), &options).await;
         let aggregate_url = format!("http://{}", aggregate.addr);
-        let ingest_defaults = govpulse_ingest::Config::new(local(0), aggregate_url.clone());
-        let ingest_config = govpulse_ingest::Config {
-            catalog_dir: options.catalog_dir.clone(),
-            horizon_days: options.horizon_days.unwrap_or(ingest_defaults.horizon_days),
-            ..ingest_defaults
-        };
-        let ingest = govpulse_ingest::Server::build(ingest_config)
-            .await
-            .expect("ingest starts");
-        let ingest = run(ingest.local_addr(), |stop| {
-            tokio::spawn(ingest.run_until(stop.cancelled_owned()))
-        });
-        let ranking_config = govpulse_ranking::Config {
-            heartbeat_ms: 500,
-            catalog_dir: options.catalog_dir.clone(),
-            min_volume: options.min_volume,
-            ..govpulse_ranking::Config::new(local(0), aggregate_url)
-        };
-        let ranking = govpulse_ranking::Server::build(ranking_config)
-            .await
-            .expect("ranking starts");
-        let ranking = run(ranking.local_addr(), |stop| {
-            tokio::spawn(ranking.run_until(stop.cancelled_owned()))
-        });
+        let ingest = start_ingest(&aggregate_url, &options).await;
+        let ranking = start_ranking(&aggregate_url, local(0), &options).await;
         Deployment {
             redis_url,
             prefix: prefix.to_owned(),
@@ -258,5 +324,115 @@ pub fn resolved(event_id: &str, agency: &str, at: OffsetDateTime, on_time: bool)
             )),
             result_electronic: false,
         })),
+    }
+}
+
+/// One row of a ranking as a subscriber shows it: rank, agency, value, below the minimum,
+/// rank in the previous period.
+pub type ShownRow = (u32, String, Option<(u64, u64)>, bool, u32);
+
+fn shown(row: &RankingRow) -> ShownRow {
+    (
+        row.rank,
+        row.agency_id.clone(),
+        row.rate.as_ref().map(|r| (r.numerator, r.denominator)),
+        row.below_minimum_volume,
+        row.previous_period_rank,
+    )
+}
+
+/// The rows of a GetRanking answer as a subscriber would show them, in [`LiveRows::rows`]
+/// order.
+pub fn shown_rows(rows: &[RankingRow]) -> Vec<ShownRow> {
+    let mut rows: Vec<ShownRow> = rows.iter().map(shown).collect();
+    rows.sort_by(order);
+    rows
+}
+
+fn order(a: &ShownRow, b: &ShownRow) -> std::cmp::Ordering {
+    (a.0 == 0, a.0, &a.1).cmp(&(b.0 == 0, b.0, &b.1))
+}
+
+/// A live ranking as a subscriber keeps it, built from WatchRanking messages, checking the
+/// stream's promises as it goes.
+#[derive(Debug, Default, Clone)]
+pub struct LiveRows {
+    rows: BTreeMap<String, ShownRow>,
+    /// How many agencies are ranked.
+    pub ranked_count: u32,
+    /// The revision of the last message applied.
+    pub revision: u64,
+    /// The snapshot is complete.
+    pub complete: bool,
+    /// Changes messages applied.
+    pub changes: usize,
+    snapshot_open: bool,
+}
+
+impl LiveRows {
+    /// Applies one message; panics when the stream breaks a promise (a revision going
+    /// back, a change before the snapshot is complete).
+    pub fn apply(&mut self, message: &WatchRankingResponse) {
+        match &message.event {
+            Some(Event::Reset(_)) => {
+                self.complete = false;
+                self.snapshot_open = false;
+                self.revision = message.revision;
+                return;
+            }
+            Some(Event::Snapshot(snapshot)) => {
+                if !self.snapshot_open {
+                    self.rows.clear();
+                    self.snapshot_open = true;
+                    self.complete = false;
+                    self.revision = message.revision;
+                }
+                self.ranked_count = snapshot.ranked_count;
+                for row in &snapshot.rows {
+                    self.rows.insert(row.agency_id.clone(), shown(row));
+                }
+            }
+            Some(Event::SnapshotComplete(_)) => {
+                self.snapshot_open = false;
+                self.complete = true;
+            }
+            Some(Event::Changes(changes)) => {
+                assert!(self.complete, "a change before a complete snapshot");
+                // Only a resumed stream's first message may repeat the revision: nothing
+                // changed since, and it carries no rows.
+                assert!(
+                    message.revision > self.revision
+                        || (message.revision == self.revision && changes.changes.is_empty()),
+                    "a change at revision {} after {}: no duplicate, no step back",
+                    message.revision,
+                    self.revision
+                );
+                self.changes += 1;
+                self.ranked_count = changes.ranked_count;
+                for change in &changes.changes {
+                    let Some(row) = &change.row else { continue };
+                    if change.left {
+                        self.rows.remove(&row.agency_id);
+                    } else {
+                        self.rows.insert(row.agency_id.clone(), shown(row));
+                    }
+                }
+            }
+            Some(Event::Heartbeat(_)) | None => {}
+        }
+        assert!(
+            message.revision >= self.revision,
+            "revision {} after {}",
+            message.revision,
+            self.revision
+        );
+        self.revision = message.revision;
+    }
+
+    /// The rows in rank order (ranked first, then rank 0), as GetRanking lists them.
+    pub fn rows(&self) -> Vec<ShownRow> {
+        let mut rows: Vec<ShownRow> = self.rows.values().cloned().collect();
+        rows.sort_by(order);
+        rows
     }
 }

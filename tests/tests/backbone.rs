@@ -105,6 +105,7 @@ async fn province_ranking(
         period: period.into(),
         selection,
         index: String::new(),
+        parent_id: String::new(),
     };
     let response = deployment
         .ranking()
@@ -499,10 +500,14 @@ async fn watch_ranking_sends_the_snapshot_then_each_change() {
         period: day,
         selection: Some(Selection::Top(3)),
         index: String::new(),
+        parent_id: String::new(),
     };
     let mut stream = deployment
         .ranking()
-        .watch_ranking(WatchRankingRequest { query: Some(query) })
+        .watch_ranking(WatchRankingRequest {
+            query: Some(query),
+            resume_revision: 0,
+        })
         .await
         .expect("watch")
         .into_inner();
@@ -575,6 +580,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 period: "2026".into(),
                 selection: None,
                 index: String::new(),
+                parent_id: String::new(),
             },
             "query.metric",
         ),
@@ -585,6 +591,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 period: "2026".into(),
                 selection: None,
                 index: String::new(),
+                parent_id: String::new(),
             },
             "query.block",
         ),
@@ -595,6 +602,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 period: "2026-Q5".into(),
                 selection: None,
                 index: String::new(),
+                parent_id: String::new(),
             },
             "query.period",
         ),
@@ -605,6 +613,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 period: "2026".into(),
                 selection: Some(Selection::Top(0)),
                 index: String::new(),
+                parent_id: String::new(),
             },
             "query.top",
         ),
@@ -723,6 +732,7 @@ async fn rankings_show_movement_and_keep_small_agencies_apart() {
         period,
         selection: None,
         index: String::new(),
+        parent_id: String::new(),
     };
     let response = deployment
         .ranking()

@@ -493,7 +493,10 @@ async fn a_live_composite_ranking_changes_when_scores_are_reported() {
     };
     let mut stream = deployment
         .ranking()
-        .watch_ranking(WatchRankingRequest { query: Some(query) })
+        .watch_ranking(WatchRankingRequest {
+            query: Some(query),
+            resume_revision: 0,
+        })
         .await
         .expect("watch")
         .into_inner();

@@ -970,6 +970,7 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
         period: "ytd".into(),
         selection: None,
         index: String::new(),
+        parent_id: String::new(),
     };
     let ranking = RankingServiceClient::connect(format!("http://{ranking_addr}"))
         .await

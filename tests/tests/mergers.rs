@@ -152,6 +152,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
             period: period.into(),
             selection: None,
             index: String::new(),
+            parent_id: String::new(),
         };
         let ranking = deployment
             .ranking()

@@ -200,6 +200,7 @@ async fn the_published_figures_come_out_exactly() {
         period: month_a.clone(),
         selection: Some(Selection::Top(5)),
         index: String::new(),
+        parent_id: String::new(),
     };
     let top = deployment
         .ranking()

@@ -35,7 +35,7 @@ use govpulse_proto::aggregate::{
 use govpulse_proto::aggregate::{
     ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, AssessedPoints,
 };
-use govpulse_store::{AgencyKey, Applied, AssessedWrite, CounterStore, EventWrite};
+use govpulse_store::{AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite};
 use time::{Date, OffsetDateTime};
 use tokio::sync::broadcast;
 use tokio_stream::{
@@ -43,7 +43,7 @@ use tokio_stream::{
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::Error;
 
@@ -66,6 +66,9 @@ pub struct AggregateApi {
     changes: broadcast::Sender<WatchChangesResponse>,
     sequence: Arc<Mutex<u64>>,
     stopping: CancellationToken,
+    /// This replica's id in the notices it publishes through the store, to skip its own
+    /// when they come back.
+    origin: Arc<str>,
 }
 
 impl AggregateApi {
@@ -87,6 +90,31 @@ impl AggregateApi {
             changes,
             sequence: Arc::default(),
             stopping,
+            origin: replica_id().into(),
+        }
+    }
+
+    /// Passes on the notices other replicas publish through the store to this replica's
+    /// WatchChanges subscribers, until stopped. Its own notices it sent directly.
+    pub async fn relay_changes(
+        self,
+        mut notices: broadcast::Receiver<ChangeNotice>,
+        stopping: CancellationToken,
+    ) {
+        loop {
+            let notice = tokio::select! {
+                () = stopping.cancelled() => return,
+                notice = notices.recv() => notice,
+            };
+            match notice {
+                Ok(notice) if *notice.origin == *self.origin => {}
+                Ok(notice) => self.broadcast(notice.agencies, notice.days),
+                // Missed some: anything may have changed.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.broadcast(Vec::new(), Vec::new());
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
         }
     }
 
@@ -240,7 +268,26 @@ impl AggregateApi {
         Ok(ApplyEventsResponse { outcomes })
     }
 
+    /// Tells this replica's subscribers now, and the other replicas through the store.
     fn notify(&self, agency_ids: Vec<String>, days: Vec<String>) {
+        let notice = ChangeNotice {
+            origin: self.origin.to_string(),
+            agencies: agency_ids,
+            days,
+        };
+        let store = self.store.clone();
+        let shared = notice.clone();
+        // Not awaited: the batch is counted whatever happens to its notice, which is at most
+        // once anyway (readers refresh periodically).
+        tokio::spawn(async move {
+            if let Err(e) = store.publish_change(&shared).await {
+                warn!(error = %e, "change notice not published to the other replicas");
+            }
+        });
+        self.broadcast(notice.agencies, notice.days);
+    }
+
+    fn broadcast(&self, agency_ids: Vec<String>, days: Vec<String>) {
         // Numbering and sending under one lock keeps sequence numbers in sending order
         // when several batches finish at once.
         let mut sequence = self
@@ -282,18 +329,27 @@ impl AggregateApi {
         view: View,
         needs: &Needs,
     ) -> Result<Vec<Counters>, Error> {
-        let groups: Vec<Vec<AgencyKey>> = agencies
+        let constituents: Vec<Vec<AgencyId>> = agencies
             .iter()
-            .map(|a| {
-                self.constituents(a, period, view)
-                    .iter()
-                    .map(|c| self.key(c))
-                    .collect()
-            })
+            .map(|a| self.constituents(a, period, view))
             .collect();
+        // Children that absorbed no other agency are read from their parent's roll-up, which
+        // needs no per-agency keys: 10,000 units are not keyed one by one.
+        let parent = parent.filter(|_| constituents.iter().all(|c| c.len() == 1));
+        let keyed = |constituents: &[Vec<AgencyId>]| -> Vec<Vec<AgencyKey>> {
+            constituents
+                .iter()
+                .map(|group| group.iter().map(|c| self.key(c)).collect())
+                .collect()
+        };
+        let groups: Vec<Vec<AgencyKey>> = if parent.is_some() && !needs.distinct {
+            Vec::new()
+        } else {
+            keyed(&constituents)
+        };
         let (by_event_day, by_due_day): (Vec<Counter>, Vec<Counter>) =
             needs.counters.iter().partition(|c| !c.by_due_day());
-        let mut totals = vec![Counters::default(); groups.len()];
+        let mut totals = vec![Counters::default(); agencies.len()];
         if !by_event_day.is_empty() {
             // No event can be dated after the day of now + the accepted skew, so the counters
             // may be read as larger buckets minus what lies outside the period.
@@ -315,16 +371,16 @@ impl AggregateApi {
                 View::AsNow => Date::MAX,
                 View::AsOfPeriodEnd => period.last_day(),
             };
-            let groups: Vec<Vec<AgencyKey>> = agencies
+            let absorbed: Vec<Vec<AgencyId>> = agencies
                 .iter()
-                .map(|a| {
-                    self.catalog
-                        .constituents_within(a, Date::MIN, last_day)
-                        .iter()
-                        .map(|c| self.key(c))
-                        .collect()
-                })
+                .map(|a| self.catalog.constituents_within(a, Date::MIN, last_day))
                 .collect();
+            let parent = parent.filter(|_| absorbed.iter().all(|c| c.len() == 1));
+            let groups = if parent.is_some() {
+                Vec::new()
+            } else {
+                keyed(&absorbed)
+            };
             let due = self
                 .read_plan(agencies, parent, &groups, &plan, &by_due_day)
                 .await?;
@@ -351,9 +407,9 @@ impl AggregateApi {
         Ok(totals)
     }
 
-    /// `counters` summed over a read plan's added buckets minus its subtracted ones, per group.
-    /// `parent` says the groups are `agencies`, all children of that agency: when no group
-    /// holds more than its agency, they are read from the parent's roll-up of its children.
+    /// `counters` summed over a read plan's added buckets minus its subtracted ones, per
+    /// agency: from `parent`'s roll-up of its children `agencies` when a parent is given,
+    /// else from each agency's `groups` (itself and the agencies it absorbed).
     async fn read_plan(
         &self,
         agencies: &[AgencyId],
@@ -362,14 +418,12 @@ impl AggregateApi {
         plan: &ReadPlan,
         counters: &[Counter],
     ) -> Result<Vec<Counters>, Error> {
-        let parent = parent
-            .filter(|_| groups.iter().all(|g| g.len() == 1))
-            .map(|p| self.key(p));
+        let parent = parent.map(|p| self.key(p));
         let needs = Needs {
             counters: counters.to_vec(),
             distinct: false,
         };
-        let mut totals = vec![Counters::default(); groups.len()];
+        let mut totals = vec![Counters::default(); agencies.len()];
         for (buckets, added) in [(&plan.add, true), (&plan.subtract, false)] {
             if buckets.is_empty() {
                 continue;
@@ -636,16 +690,35 @@ impl AggregateApi {
         &self,
         request: GetBlockSnapshotRequest,
     ) -> Result<GetBlockSnapshotResponse, Error> {
-        let block: Block =
-            govpulse_common::convert::block_from_proto(request.block).ok_or_else(|| {
-                Error::invalid("block", "is required: BLOCK_MINISTRY or BLOCK_PROVINCE")
-            })?;
         let period = self.period(&request.period)?;
-        let members: Vec<AgencyId> = self
-            .catalog
-            .block_members_on(block, period.last_day())
-            .map(|a| a.id.clone())
-            .collect();
+        let (members, parent): (Vec<AgencyId>, Option<AgencyId>) = match request.parent_id.trim() {
+            "" => {
+                let block: Block = govpulse_common::convert::block_from_proto(request.block)
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                "block",
+                                "is required (BLOCK_MINISTRY or BLOCK_PROVINCE) unless parent_id is set",
+                            )
+                        })?;
+                let members = self
+                    .catalog
+                    .block_members_on(block, period.last_day())
+                    .map(|a| a.id.clone())
+                    .collect();
+                (members, None)
+            }
+            raw => {
+                let parent = self.agency("parent_id", raw)?.id.clone();
+                let members = self
+                    .catalog
+                    .children(&parent)
+                    .into_iter()
+                    .filter(|a| a.exists_on(period.last_day()))
+                    .map(|a| a.id.clone())
+                    .collect();
+                (members, Some(parent))
+            }
+        };
         let needs = match request.metric.as_str() {
             // A composite index reads what its measured indicators need: nothing for one
             // made only of assessed criteria.
@@ -661,7 +734,13 @@ impl AggregateApi {
                 .needs(),
         };
         let counters = self
-            .read(&members, None, &period, View::AsOfPeriodEnd, &needs)
+            .read(
+                &members,
+                parent.as_ref(),
+                &period,
+                View::AsOfPeriodEnd,
+                &needs,
+            )
             .await?;
         let assessed = self
             .read_assessed(&members, &period, &request.assessed_profile)
@@ -773,6 +852,17 @@ fn standing(verdict: Verdict) -> TargetStanding {
         met: verdict.met,
         gap_points: verdict.gap_points.unwrap_or_default(),
     }
+}
+
+/// An id for this replica, different for every AggregateApi of every process.
+fn replica_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        OffsetDateTime::now_utc().unix_timestamp_nanos(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 type ChangeStream = Pin<Box<dyn Stream<Item = Result<WatchChangesResponse, Status>> + Send>>;

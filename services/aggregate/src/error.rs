@@ -27,6 +27,9 @@ pub enum Error {
     /// Start-up: the index profiles file could not be loaded.
     #[error(transparent)]
     Profiles(#[from] govpulse_common::index_file::ProfilesLoadError),
+    /// Start-up: a setting is wrong.
+    #[error("configuration: {0}")]
+    Config(String),
     /// Start-up or serving failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
@@ -53,6 +56,7 @@ impl From<Error> for Status {
             Error::Catalog(e) => Status::internal(e.to_string()),
             Error::Targets(e) => Status::internal(e.to_string()),
             Error::Profiles(e) => Status::internal(e.to_string()),
+            Error::Config(e) => Status::internal(e),
             Error::Serve(e) => Status::internal(e.to_string()),
         }
     }

@@ -18,7 +18,7 @@ use govpulse_proto::{
 };
 use govpulse_store::{CounterStore, MemoryStore, RedisStore, RedisStoreConfig};
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, service::Routes};
+use tonic::{server::NamedService, service::Routes, transport::ServerTlsConfig};
 use tracing::info;
 
 pub use api::AggregateApi;
@@ -69,6 +69,9 @@ pub struct Config {
     /// Address of the Prometheus `/metrics` listener; none when unset.
     #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS of this server; with a client CA, callers (ingest, ranking) present certificates.
+    #[command(flatten)]
+    pub tls: govpulse_common::tls::TlsArgs,
 }
 
 impl Config {
@@ -85,7 +88,14 @@ impl Config {
             horizon_days: 400,
             index_profiles: None,
             metrics_listen: None,
+            tls: govpulse_common::tls::TlsArgs::default(),
         }
+    }
+
+    /// For the demo and tests: plaintext. Never in production.
+    pub fn development(mut self) -> Self {
+        self.tls.plaintext = true;
+        self
     }
 
     /// The acceptance policy the configuration gives.
@@ -102,12 +112,16 @@ impl Config {
 pub struct Server {
     bound: server::Bound,
     api: AggregateApi,
+    /// Notices every replica publishes through the store, subscribed before binding so
+    /// that none published after `build` returns is missed.
+    shared_changes: tokio::sync::broadcast::Receiver<govpulse_store::ChangeNotice>,
     catalog: Arc<Catalog>,
     targets: LiveTargets,
     reload_every: Duration,
     profiles: LiveProfiles,
     stopping: CancellationToken,
     metrics: Option<govpulse_common::prometheus::MetricsListener>,
+    tls: Option<ServerTlsConfig>,
 }
 
 impl Server {
@@ -136,6 +150,8 @@ impl Server {
     ) -> Result<Self, Error> {
         let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
+        let shared_changes = store.subscribe_changes().await?;
+        let tls = config.tls.server_config().map_err(Error::Config)?;
         let bound = server::bind(config.listen).await?;
         let metrics = match config.metrics_listen {
             Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
@@ -156,12 +172,14 @@ impl Server {
         Ok(Self {
             bound,
             api,
+            shared_changes,
             catalog,
             targets,
             reload_every,
             profiles,
             stopping,
             metrics,
+            tls,
         })
     }
 
@@ -175,6 +193,11 @@ impl Server {
         self.metrics.as_ref().map(|m| m.local_addr())
     }
 
+    /// The API it serves, to call in process (benchmarks measure the server side with it).
+    pub fn api(&self) -> &AggregateApi {
+        &self.api
+    }
+
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run_until(
         self,
@@ -183,6 +206,11 @@ impl Server {
         if let Some(metrics) = self.metrics {
             tokio::spawn(metrics.serve(self.stopping.clone()));
         }
+        tokio::spawn(
+            self.api
+                .clone()
+                .relay_changes(self.shared_changes, self.stopping.clone()),
+        );
         tokio::spawn(self.targets.watch(
             self.catalog.clone(),
             self.reload_every,
@@ -198,7 +226,15 @@ impl Server {
             AggregateServiceServer::<AggregateApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
         ];
-        Ok(server::serve(self.bound, routes, &served, shutdown, self.stopping).await?)
+        Ok(server::serve_tls(
+            self.bound,
+            routes,
+            &served,
+            self.tls,
+            shutdown,
+            self.stopping,
+        )
+        .await?)
     }
 }
 

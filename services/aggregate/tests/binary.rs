@@ -16,6 +16,7 @@ async fn configured_by_environment_healthy_and_stopped_by_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_govpulse-aggregate"))
         .env("GOVPULSE_LISTEN", "127.0.0.1:0")
         .env("GOVPULSE_STORE", "memory")
+        .env("GOVPULSE_PLAINTEXT", "true")
         .env("GOVPULSE_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

@@ -69,9 +69,17 @@ async fn follow(
             let mut client = RankingServiceClient::connect(url.clone())
                 .await
                 .map_err(|e| e.to_string())?;
+            // Resume from the last state shown, so a restart of the ranking service (or a
+            // dropped connection) costs no snapshot; the server says so when it cannot.
+            let resume_revision = watched
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .table
+                .resume_revision();
             let mut stream = client
                 .watch_ranking(WatchRankingRequest {
                     query: Some(query.clone()),
+                    resume_revision,
                 })
                 .await
                 .map_err(|s| s.message().to_owned())?
@@ -124,14 +132,22 @@ async fn draw(header: impl Fn() -> String, watched: Arc<Mutex<Watched>>, stop: C
             let w = watched
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let resets = if w.table.resets > 0 {
+                format!(
+                    " · redrawn from a fresh snapshot {} time(s) after reconnecting",
+                    w.table.resets
+                )
+            } else {
+                String::new()
+            };
             let status = match (w.connection, w.table.complete) {
                 (Connection::Live, true) => format!(
-                    "live · revision {} · {} ranked · {}",
+                    "live · revision {} · {} ranked · {}{resets}",
                     w.table.revision, w.table.ranked_count, w.table.period
                 ),
                 (Connection::Live, false) | (Connection::Connecting, _) => "connecting…".to_owned(),
                 (Connection::Reconnecting, _) => format!(
-                    "reconnecting… (last revision {}, not current)",
+                    "reconnecting… (showing revision {}, not current; will resume from it)",
                     w.table.revision
                 ),
             };
@@ -195,6 +211,7 @@ pub async fn demo(
         period: week.clone(),
         selection: Some(Selection::Top(10)),
         index: String::new(),
+        parent_id: String::new(),
     };
     let watched = Arc::new(Mutex::new(Watched {
         table: LiveTable::default(),

@@ -95,6 +95,10 @@ struct QueryArgs {
     /// `province` or `ministry`.
     #[arg(long, default_value = "province")]
     block: String,
+    /// Rank the direct children of this agency (a province's departments and communes)
+    /// instead of a block.
+    #[arg(long)]
+    parent: Option<String>,
     /// `2026-08-15`, `2026-08`, `2026-Q3`, `2026`, `2026-01-01..2026-08-31` or `ytd`.
     #[arg(long, default_value = "ytd")]
     period: String,
@@ -121,7 +125,11 @@ impl QueryArgs {
             Some(_) => String::new(),
             None => self.metric.parse::<Metric>()?.name().to_owned(),
         };
-        let block = block_arg(&self.block)?;
+        // A parent replaces the block.
+        let block = match &self.parent {
+            Some(_) => PbBlock::Unspecified,
+            None => block_arg(&self.block)?,
+        };
         govpulse_core::Period::parse(
             &self.period,
             govpulse_core::period::vietnam_day(time::OffsetDateTime::now_utc()),
@@ -137,6 +145,7 @@ impl QueryArgs {
             period: self.period.clone(),
             selection,
             index: self.index.clone().unwrap_or_default(),
+            parent_id: self.parent.clone().unwrap_or_default(),
         })
     }
 
@@ -182,6 +191,10 @@ enum Command {
             default_value = "http://127.0.0.1:50051"
         )]
         ingest: String,
+        /// Bearer token of the agency sending (`govpulse token` makes one); none for a
+        /// development ingest.
+        #[arg(long, env = "GOVPULSE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Reports assessed scores of a composite index: from flags (one agency, profile and
     /// period, any number of --score criterion=points), or from a file of JSON lines, one
@@ -252,10 +265,27 @@ enum Command {
         )]
         aggregate: String,
     },
-    /// Shows a live ranking, reconnecting whenever the stream breaks, until Ctrl-C.
+    /// Shows a live ranking until Ctrl-C, reconnecting whenever the stream breaks and resuming
+    /// from the last revision shown (redrawn from a fresh snapshot when the server cannot).
     Watch {
         #[command(flatten)]
         query: QueryArgs,
+    },
+    /// Prints a new random bearer token for ingest, and the entry to add to the token file
+    /// (which stores only the token's SHA-256): docs/SECURITY.md.
+    Token {
+        /// The agency the token reports for (it may also report for the units below it).
+        #[arg(long)]
+        agency: String,
+        /// Its roles: reporter, assessor, admin, reader.
+        #[arg(long, value_delimiter = ',', default_value = "reporter")]
+        roles: Vec<String>,
+        /// When it stops working, RFC 3339 (for example 2027-06-30T00:00:00Z).
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// The catalog the agency is checked against; the built-in one when unset.
+        #[arg(long, env = "GOVPULSE_CATALOG_DIR")]
+        catalog_dir: Option<PathBuf>,
     },
     /// Prints the demo procedures catalog (deploy/catalog/procedures.csv).
     #[command(hide = true)]
@@ -323,6 +353,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             file,
             batch_size,
             ingest,
+            token,
         } => {
             let events = if file.as_os_str() == "-" {
                 submit::parse_lines(std::io::stdin().lock())
@@ -345,7 +376,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let client = IngestServiceClient::new(channel(&ingest).await?);
-            let report = submit::send(&client, events, batch_size)
+            let report = submit::send(&client, events, batch_size, token.as_deref())
                 .await
                 .map_err(|s| anyhow::anyhow!("ingest: {:?}: {}", s.code(), s.message()))?;
             for (line, field, reason) in &report.rejected {
@@ -497,6 +528,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch { query } => {
             let request = query.query()?;
             live::watch(&query.ranking, request).await?;
+        }
+        Command::Token {
+            agency,
+            roles,
+            expires_at,
+            catalog_dir,
+        } => {
+            let (token, hash) = govpulse_common::auth::new_token();
+            let roles = roles
+                .iter()
+                .map(|r| format!("{r:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let expiry = expires_at
+                .map(|e| format!("expires_at = {e:?}\n"))
+                .unwrap_or_default();
+            let entry = format!(
+                "[[credential]]\nsha256 = \"{hash}\"\nagency = {agency:?}\nroles = [{roles}]\n{expiry}"
+            );
+            // The entry must load as the services will load it: known agency and roles.
+            let catalog = govpulse_common::catalog_files::load(catalog_dir.as_deref())?;
+            govpulse_common::auth::Tokens::parse(&entry, &catalog)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("token (give it to the agency once; it is not stored anywhere):");
+            println!("{token}");
+            println!();
+            println!("add to the token file:");
+            print!("{entry}");
         }
         Command::GenProcedures => {
             let catalog = govpulse_common::catalog_files::built_in()?;

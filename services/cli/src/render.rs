@@ -41,10 +41,18 @@ pub struct LiveTable {
     pub complete: bool,
     /// Messages applied, heartbeats included.
     pub messages: u64,
+    /// Times the server refused to resume and the table was rebuilt from a fresh snapshot.
+    pub resets: u64,
     snapshot_open: bool,
 }
 
 impl LiveTable {
+    /// The revision to resume from after a broken stream: the last one applied, once the
+    /// table is complete; 0 (a fresh snapshot) while a snapshot is still arriving.
+    pub fn resume_revision(&self) -> u64 {
+        if self.complete { self.revision } else { 0 }
+    }
+
     /// Applies one message of the stream.
     pub fn apply(&mut self, message: WatchRankingResponse) {
         self.messages += 1;
@@ -92,6 +100,12 @@ impl LiveTable {
                     self.rows.push(row);
                 }
                 self.rows.sort_by_key(order);
+            }
+            Some(Event::Reset(_)) => {
+                // The server could not resume: a fresh snapshot follows and replaces it all.
+                self.resets += 1;
+                self.complete = false;
+                self.snapshot_open = false;
             }
             Some(Event::Heartbeat(_)) | None => {}
         }
@@ -213,7 +227,10 @@ pub fn table(rows: &[RankingRow], movement: impl Fn(&RankingRow) -> String) -> S
 mod tests {
     use govpulse_proto::{
         aggregate::Rate,
-        ranking::{Heartbeat, RankingChanges, RankingSnapshot, RowChange, SnapshotComplete},
+        ranking::{
+            Heartbeat, RankingChanges, RankingSnapshot, Reset, ResetReason, RowChange,
+            SnapshotComplete,
+        },
     };
 
     use super::*;
@@ -384,5 +401,86 @@ mod tests {
         assert!(!t.complete);
         assert_eq!(t.rows().len(), 1);
         assert_eq!(t.rows()[0].agency_id, "z");
+    }
+
+    fn snapshot(t: &mut LiveTable, revision: u64, rows: Vec<RankingRow>) {
+        let ranked_count = u32::try_from(rows.len()).expect("few rows");
+        t.apply(message(
+            revision,
+            Event::Snapshot(RankingSnapshot {
+                rows,
+                period: None,
+                ranked_count,
+            }),
+        ));
+        t.apply(message(
+            revision,
+            Event::SnapshotComplete(SnapshotComplete {}),
+        ));
+    }
+
+    #[test]
+    fn a_table_resumes_from_its_last_revision_only_once_complete() {
+        let mut t = LiveTable::default();
+        t.apply(message(
+            7,
+            Event::Snapshot(RankingSnapshot {
+                rows: vec![row(1, "a", 1, 2)],
+                period: None,
+                ranked_count: 1,
+            }),
+        ));
+        assert_eq!(t.resume_revision(), 0, "half a snapshot cannot be resumed");
+        t.apply(message(7, Event::SnapshotComplete(SnapshotComplete {})));
+        t.apply(message(9, Event::Heartbeat(Heartbeat {})));
+        assert_eq!(t.resume_revision(), 9);
+    }
+
+    #[test]
+    fn a_resumed_stream_applies_its_changes_to_the_table_it_kept() {
+        let mut t = LiveTable::default();
+        snapshot(&mut t, 7, vec![row(1, "a", 2, 2), row(2, "b", 1, 2)]);
+        // A new stream, resumed from 7: no snapshot, one changes message.
+        t.apply(message(
+            12,
+            Event::Changes(RankingChanges {
+                changes: vec![
+                    RowChange {
+                        row: Some(row(1, "b", 3, 3)),
+                        previous_rank: 2,
+                        left: false,
+                    },
+                    RowChange {
+                        row: Some(row(2, "a", 2, 2)),
+                        previous_rank: 1,
+                        left: false,
+                    },
+                ],
+                ranked_count: 2,
+            }),
+        ));
+        let ids: Vec<&str> = t.rows().iter().map(|r| r.agency_id.as_str()).collect();
+        assert_eq!(ids, ["b", "a"]);
+        assert!(t.complete);
+        assert_eq!((t.revision, t.resets), (12, 0));
+    }
+
+    #[test]
+    fn a_reset_rebuilds_the_table_from_the_fresh_snapshot() {
+        let mut t = LiveTable::default();
+        snapshot(&mut t, 7, vec![row(1, "a", 2, 2), row(2, "b", 1, 2)]);
+        t.apply(message(
+            3,
+            Event::Reset(Reset {
+                reason: ResetReason::RevisionUnknown.into(),
+                requested_revision: 7,
+            }),
+        ));
+        assert!(!t.complete);
+        assert_eq!(t.resume_revision(), 0);
+        snapshot(&mut t, 3, vec![row(1, "c", 1, 1)]);
+        let ids: Vec<&str> = t.rows().iter().map(|r| r.agency_id.as_str()).collect();
+        assert_eq!(ids, ["c"]);
+        assert_eq!((t.revision, t.resets), (3, 1));
     }
 }

@@ -71,6 +71,7 @@ impl Stack {
         let aggregate_config = govpulse_aggregate::Config {
             metrics_listen: config.metrics_listen,
             ..govpulse_aggregate::Config::new(bindable(config.host, aggregate_port).await)
+                .development()
         };
         let aggregate =
             govpulse_aggregate::Server::build_with(aggregate_config, catalog.clone(), store)
@@ -78,10 +79,12 @@ impl Stack {
         let aggregate_addr = aggregate.local_addr();
         let metrics = aggregate.metrics_addr();
         let aggregate_url = format!("http://{}", loopback(aggregate_addr));
+        // The demo stack is development: plaintext and no credentials (docs/SECURITY.md).
         let ingest_config = govpulse_ingest::Config::new(
             bindable(config.host, ingest_port).await,
             aggregate_url.clone(),
-        );
+        )
+        .development();
         let ingest = govpulse_ingest::Server::build_with(ingest_config, catalog.clone()).await?;
         let ranking_config = govpulse_ranking::Config {
             min_volume: config.min_volume,
@@ -89,6 +92,7 @@ impl Stack {
                 bindable(config.host, ranking_port).await,
                 aggregate_url,
             )
+            .development()
         };
         let ranking = govpulse_ranking::Server::build_with(ranking_config, catalog).await?;
 

@@ -64,12 +64,20 @@ fn transient(status: &Status) -> bool {
 }
 
 /// Sends the events in batches of `batch_size`, each retried with backoff while ingest is
-/// unavailable.
+/// unavailable, with `token` as the bearer credential when given.
 pub async fn send(
     client: &IngestServiceClient<Channel>,
     events: Vec<(usize, DossierEvent)>,
     batch_size: usize,
+    token: Option<&str>,
 ) -> Result<Report, Status> {
+    let authorization = token
+        .map(|t| {
+            format!("Bearer {t}")
+                .parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>()
+                .map_err(|_| Status::invalid_argument("the token is not printable ASCII"))
+        })
+        .transpose()?;
     let mut report = Report::default();
     for chunk in events.chunks(batch_size.max(1)) {
         let request = SubmitEventsRequest {
@@ -77,7 +85,12 @@ pub async fn send(
         };
         let call = || {
             let mut client = client.clone();
-            let request = request.clone();
+            let mut request = tonic::Request::new(request.clone());
+            if let Some(authorization) = &authorization {
+                request
+                    .metadata_mut()
+                    .insert("authorization", authorization.clone());
+            }
             async move { client.submit_events(request).await }
         };
         let response = call

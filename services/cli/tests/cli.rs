@@ -493,3 +493,152 @@ fn demo_shows_a_live_ranking_that_changes() {
     );
     assert!(status.success(), "Ctrl-C stops the demo cleanly: {status}");
 }
+
+/// Splits `govpulse watch` output into frames (each starts with the title line).
+async fn next_frame(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    until: impl Fn(&str) -> bool,
+    within: Duration,
+) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut frame = String::new();
+    loop {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no such frame within {within:?}; last: {frame}"))
+            .expect("readable")
+            .expect("watch still running");
+        if line.starts_with("provinces by ") && !frame.is_empty() {
+            if until(&frame) {
+                return frame;
+            }
+            frame.clear();
+        }
+        frame.push_str(&line);
+        frame.push('\n');
+    }
+}
+
+async fn start_ranking(
+    listen: std::net::SocketAddr,
+    aggregate_url: &str,
+) -> (
+    std::net::SocketAddr,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let config = govpulse_ranking::Config {
+        heartbeat_ms: 500,
+        ..govpulse_ranking::Config::new(listen, aggregate_url.to_owned()).development()
+    };
+    let server = govpulse_ranking::Server::build(config)
+        .await
+        .expect("ranking starts");
+    let addr = server.local_addr();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let serving = server.run_until(stop.clone().cancelled_owned());
+    let task = tokio::spawn(async move { serving.await.expect("ranking serves") });
+    (addr, stop, task)
+}
+
+async fn submit_lines(ingest: &str, name: &str, lines: &[String]) {
+    let file = write_file(name, lines);
+    let ingest = ingest.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        govpulse(&[
+            "submit",
+            file.to_str().expect("utf-8 path"),
+            "--ingest",
+            &ingest,
+        ])
+    })
+    .await
+    .expect("submit runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watch_survives_a_restart_of_the_ranking_service() {
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let aggregate =
+        govpulse_aggregate::Server::build(govpulse_aggregate::Config::new(any).development())
+            .await
+            .expect("aggregate starts");
+    let aggregate_url = format!("http://{}", aggregate.local_addr());
+    tokio::spawn(aggregate.run_until(stop.clone().cancelled_owned()));
+    let ingest = govpulse_ingest::Server::build(
+        govpulse_ingest::Config::new(any, aggregate_url.clone()).development(),
+    )
+    .await
+    .expect("ingest starts");
+    let ingest_url = format!("http://{}", ingest.local_addr());
+    tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
+    let (ranking_addr, ranking_stop, ranking_task) = start_ranking(any, &aggregate_url).await;
+
+    let (at, day) = yesterday();
+    let mut lines: Vec<String> = (0..4)
+        .map(|i| {
+            let channel = if i < 3 {
+                "CHANNEL_ONLINE"
+            } else {
+                "CHANNEL_IN_PERSON"
+            };
+            event_line(&format!("ls{i}"), "lang-son", &at, channel)
+        })
+        .collect();
+    lines.push(event_line("qn0", "quang-ninh", &at, "CHANNEL_ONLINE"));
+    lines.push(event_line("qn1", "quang-ninh", &at, "CHANNEL_POSTAL"));
+    submit_lines(&ingest_url, "restart-1", &lines).await;
+
+    let mut watch = tokio::process::Command::new(GOVPULSE)
+        .args(["watch", "--period", &day, "--top", "3", "--ranking"])
+        .arg(format!("http://{ranking_addr}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("watch starts");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        watch.stdout.take().expect("stdout"),
+    ));
+    // Frames come every 5 s when something arrived (stdout is not a terminal here).
+    let before = next_frame(
+        &mut lines,
+        |f| f.contains("\nlive · revision") && f.contains("50.00%"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(before.contains("75.00%"), "{before}");
+
+    // The ranking service restarts on the same address; meanwhile Quảng Ninh gets 2 of 3.
+    ranking_stop.cancel();
+    ranking_task.await.expect("ranking stops");
+    submit_lines(
+        &ingest_url,
+        "restart-2",
+        &[event_line("qn2", "quang-ninh", &at, "CHANNEL_ONLINE")],
+    )
+    .await;
+    let (_, ranking_stop, ranking_task) = start_ranking(ranking_addr, &aggregate_url).await;
+
+    // watch reconnects and asks to resume; the new replica has no history, so it is told to
+    // start over and redraws from the fresh snapshot.
+    let after = next_frame(
+        &mut lines,
+        |f| f.contains("\nlive · revision") && f.contains("66.67%"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        after.contains("redrawn from a fresh snapshot 1 time(s)"),
+        "{after}"
+    );
+    assert!(after.contains("75.00%"), "{after}");
+    assert!(!after.contains("50.00%"), "the old row is gone: {after}");
+
+    let _ = watch.kill().await;
+    ranking_stop.cancel();
+    let _ = ranking_task.await;
+    stop.cancel();
+}

@@ -1,8 +1,10 @@
 //! What every govpulse service shares: decoding events at the API edge, loading the
 //! catalog, converting between the domain and the protos, the gRPC server lifecycle
-//! (health, reflection, graceful shutdown) and telemetry (logs, traces, Prometheus metrics).
+//! (health, reflection, graceful shutdown, TLS), callers' identity and telemetry (logs, traces,
+//! Prometheus metrics).
 
 pub mod assessed;
+pub mod auth;
 pub mod catalog_files;
 pub mod catalog_service;
 pub mod client;
@@ -14,5 +16,6 @@ pub mod prometheus;
 pub mod server;
 pub mod targets_file;
 pub mod telemetry;
+pub mod tls;
 
 pub use decode::{Violation, decode_event};

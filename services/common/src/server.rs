@@ -6,7 +6,10 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::{service::Routes, transport::server::TcpIncoming};
+use tonic::{
+    service::Routes,
+    transport::{ServerTlsConfig, server::TcpIncoming},
+};
 use tonic_health::ServingStatus;
 use tracing::info;
 
@@ -51,11 +54,16 @@ impl Bound {
 }
 
 /// Resolves when the process receives SIGTERM (Kubernetes' stop signal) or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
+///
+/// The SIGTERM handler is installed when this is called, not when the future is first
+/// polled: call it before binding, so that a SIGTERM that arrives as soon as the service
+/// is reachable is a clean stop rather than the default, immediate exit.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        #[cfg(unix)]
+        match terminate {
             Ok(mut term) => {
                 tokio::select! {
                     _ = term.recv() => info!(signal = "SIGTERM", "stop requested"),
@@ -66,10 +74,10 @@ pub async fn shutdown_signal() {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -82,6 +90,19 @@ pub async fn serve(
     bound: Bound,
     routes: Routes,
     served: &[&'static str],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stopping: CancellationToken,
+) -> Result<(), ServeError> {
+    serve_tls(bound, routes, served, None, shutdown, stopping).await
+}
+
+/// `serve` over TLS when `tls` is given (rustls; with a client CA, mutual TLS whose verified
+/// certificates the handlers read with `Request::peer_certs`), plaintext when `None`.
+pub async fn serve_tls(
+    bound: Bound,
+    routes: Routes,
+    served: &[&'static str],
+    tls: Option<ServerTlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     stopping: CancellationToken,
 ) -> Result<(), ServeError> {
@@ -121,7 +142,11 @@ pub async fn serve(
         }
         stopping.cancel();
     };
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         // One span per call, the caller's child when it sent a traceparent.

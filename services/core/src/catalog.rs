@@ -552,7 +552,6 @@ impl CatalogBuilder {
         }
         let mut changes: HashMap<AgencyId, Vec<FactsChange>> = HashMap::new();
         for procedure in procedures.values() {
-            // Build order is id order, so this is the procedure's chain.
             let chain = chains.get(&procedure.agency).map_or(&[][..], Vec::as_slice);
             for span in &procedure.spans {
                 let weight = [
@@ -577,12 +576,18 @@ impl CatalogBuilder {
             .into_iter()
             .map(|(agency, changes)| (agency, FactsTimeline::from_changes(changes)))
             .collect();
+        let absorbers = agencies
+            .values()
+            .filter(|a| a.merger.is_some())
+            .map(|a| a.id.clone())
+            .collect();
         Ok(Catalog {
             agencies,
             chains,
             children,
             procedures,
             facts,
+            absorbers,
         })
     }
 }
@@ -595,6 +600,9 @@ pub struct Catalog {
     children: HashMap<AgencyId, Vec<AgencyId>>,
     procedures: BTreeMap<ProcedureId, Procedure>,
     facts: HashMap<AgencyId, FactsTimeline>,
+    /// The agencies that absorbed others: every other agency is its own only constituent,
+    /// which block reads over 10,000 units ask about for each of them.
+    absorbers: std::collections::HashSet<AgencyId>,
 }
 
 /// From a day on (`None`: from the beginning of time), signed changes of the three provision
@@ -703,6 +711,9 @@ impl Catalog {
         last_day: Date,
     ) -> Vec<AgencyId> {
         let mut out = vec![agency.clone()];
+        if !self.absorbers.contains(agency) {
+            return out;
+        }
         let mut i = 0;
         while i < out.len() {
             if let Some(merger) = self.agency(&out[i]).and_then(|a| a.merger.as_ref())

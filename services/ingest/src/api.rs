@@ -1,10 +1,15 @@
-//! `govpulse.ingest.v1.IngestService`: validate each event, forward the valid ones to
+//! `govpulse.ingest.v1.IngestService`: authenticate the caller, hold it to its agency's
+//! rate, validate each event and check it is the caller's to send, forward the valid ones to
 //! aggregate, answer with one outcome per event.
 
-use std::{pin::Pin, sync::Arc};
+use std::{net::SocketAddr, pin::Pin, sync::Arc};
 
 use govpulse_common::{
-    assessed::decode_assessed, convert::rejected, decode_event, index_file::LiveProfiles,
+    assessed::decode_assessed,
+    auth::{Authenticator, Principal, Role, audit},
+    convert::rejected,
+    decode_event,
+    index_file::LiveProfiles,
 };
 use govpulse_core::{AcceptancePolicy, Catalog};
 use govpulse_proto::{
@@ -27,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming, transport::Channel};
 use tracing::{Instrument, debug};
 
-use crate::Error;
+use crate::{Error, limits::AgencyLimiter};
 
 /// How many acknowledgements a StreamEvents call may have waiting for the client to read
 /// them. Bounded so a client that sends but never reads is slowed down (its next batch
@@ -81,16 +86,30 @@ pub struct IngestApi {
     max_batch: usize,
     profiles: LiveProfiles,
     stopping: CancellationToken,
+    auth: Authenticator,
+    limiter: Arc<AgencyLimiter>,
+}
+
+/// Who sent a call, and from where (for the audit log).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The authenticated credential.
+    pub principal: Principal,
+    /// The peer's address.
+    pub peer: Option<SocketAddr>,
 }
 
 impl IngestApi {
-    /// The service, forwarding to `aggregate`.
+    /// The service, forwarding to `aggregate`; `auth` decides who callers are, `limiter`
+    /// holds each agency to its rate.
     pub fn new(
         catalog: Arc<Catalog>,
         aggregate: AggregateServiceClient<Channel>,
         policy: AcceptancePolicy,
         max_batch: usize,
         stopping: CancellationToken,
+        auth: Authenticator,
+        limiter: Arc<AgencyLimiter>,
     ) -> Self {
         Self {
             catalog,
@@ -99,6 +118,8 @@ impl IngestApi {
             max_batch,
             profiles: LiveProfiles::fixed(govpulse_core::index::Profiles::default()),
             stopping,
+            auth,
+            limiter,
         }
     }
 
@@ -143,8 +164,58 @@ impl IngestApi {
         Ok(response.into_inner().stored)
     }
 
-    /// Validates a batch, has aggregate count the valid events, and merges the outcomes.
-    pub async fn process(&self, events: Vec<DossierEvent>) -> Result<BatchOutcome, Error> {
+    /// The caller of `request`: a valid credential holding the reporter role.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Error> {
+        self.authorize(request, Role::Reporter)
+    }
+
+    /// The caller of `request` if its credential is valid (else UNAUTHENTICATED) and holds
+    /// `role` (else PERMISSION_DENIED); both refusals are audited. Every rpc starts here:
+    /// event submission needs `Role::Reporter`, `ReportAssessedScores` `Role::Assessor`,
+    /// catalog, target and index-profile changes `Role::Admin`.
+    pub fn authorize<T>(&self, request: &Request<T>, role: Role) -> Result<Caller, Error> {
+        let principal = self.auth.authenticate(request)?;
+        let peer = request.remote_addr();
+        if !principal.has(role) {
+            let agency = principal.agency_name();
+            audit(
+                "scope_denied",
+                &agency,
+                peer,
+                &format!("the credential lacks the {} role", role.name()),
+            );
+            return Err(Error::PermissionDenied {
+                agency,
+                role: role.name(),
+            });
+        }
+        Ok(Caller { principal, peer })
+    }
+
+    /// Takes a batch of `events` from the caller's agency's rate.
+    fn take_rate(&self, caller: &Caller, events: usize) -> Result<(), Error> {
+        let agency = caller.principal.agency_name();
+        self.limiter.take(&agency, events).map_err(|retry_after| {
+            audit(
+                "rate_limited",
+                &agency,
+                caller.peer,
+                &format!("{events} events over the agency's rate; retry in {retry_after:?}"),
+            );
+            Error::RateLimited {
+                agency,
+                retry_after,
+            }
+        })
+    }
+
+    /// Validates a batch from `caller`, has aggregate count the valid events that are the
+    /// caller's to send, and merges the outcomes.
+    pub async fn process(
+        &self,
+        caller: &Caller,
+        events: Vec<DossierEvent>,
+    ) -> Result<BatchOutcome, Error> {
         if events.len() > self.max_batch {
             return Err(Error::InvalidArgument {
                 field: "events",
@@ -159,8 +230,28 @@ impl IngestApi {
         let mut outcomes: Vec<Option<EventOutcome>> = Vec::with_capacity(events.len());
         let mut valid = Vec::with_capacity(events.len());
         let mut positions = Vec::with_capacity(events.len());
+        let mut denied = Vec::new();
         for (i, event) in events.into_iter().enumerate() {
             match decode_event(Some(i), &event, &self.catalog, &self.policy, now) {
+                Ok(decoded)
+                    if !caller
+                        .principal
+                        .may_report_for(&self.catalog, &decoded.agency) =>
+                {
+                    // Refused like an invalid event: REJECTED on its agency_id, never counted.
+                    let reason = format!(
+                        "permission denied: a credential of agency {} may send events of {} and its units, not of {}",
+                        caller.principal.agency_name(),
+                        caller.principal.agency_name(),
+                        decoded.agency
+                    );
+                    denied.push(decoded.agency.to_string());
+                    outcomes.push(Some(EventOutcome {
+                        status: OutcomeStatus::Rejected.into(),
+                        field: format!("events[{i}].agency_id"),
+                        reason,
+                    }));
+                }
                 Ok(_) => {
                     positions.push(i);
                     valid.push(event);
@@ -171,6 +262,17 @@ impl IngestApi {
                     outcomes.push(Some(rejected(violation)));
                 }
             }
+        }
+        if let Some(first) = denied.first() {
+            audit(
+                "scope_denied",
+                &caller.principal.agency_name(),
+                caller.peer,
+                &format!(
+                    "{} events of agencies outside its scope, first {first}",
+                    denied.len()
+                ),
+            );
         }
         if !valid.is_empty() {
             let sent = valid.len();
@@ -224,7 +326,12 @@ impl IngestService for IngestApi {
         &self,
         request: Request<SubmitEventsRequest>,
     ) -> Result<Response<SubmitEventsResponse>, Status> {
-        let result = self.process(request.into_inner().events).await?;
+        let caller = self.caller(&request)?;
+        let events = request.into_inner().events;
+        if events.len() <= self.max_batch {
+            self.take_rate(&caller, events.len())?;
+        }
+        let result = self.process(&caller, events).await?;
         Ok(Response::new(SubmitEventsResponse {
             outcomes: result.outcomes,
             accepted: result.accepted,
@@ -237,6 +344,9 @@ impl IngestService for IngestApi {
         &self,
         request: Request<ReportAssessedScoresRequest>,
     ) -> Result<Response<ReportAssessedScoresResponse>, Status> {
+        // Assessors score agencies other than their own (an inspection body scores every
+        // province), so the role is the whole check: no per-agency scope.
+        self.authorize(&request, Role::Assessor)?;
         let stored = self.report_assessed(request.into_inner().scores).await?;
         Ok(Response::new(ReportAssessedScoresResponse { stored }))
     }
@@ -247,6 +357,18 @@ impl IngestService for IngestApi {
         &self,
         request: Request<Streaming<StreamEventsRequest>>,
     ) -> Result<Response<AckStream>, Status> {
+        let caller = self.caller(&request)?;
+        let agency = caller.principal.agency_name();
+        // Held by the stream's task: the place is freed when the stream ends.
+        let slot = self.limiter.open_stream(&agency).map_err(|limit| {
+            audit(
+                "rate_limited",
+                &agency,
+                caller.peer,
+                &format!("already {limit} open event streams"),
+            );
+            Status::from(Error::TooManyStreams { agency, limit })
+        })?;
         let mut batches = request.into_inner();
         let (acks, out) = mpsc::channel(ACK_BACKLOG);
         let api = self.clone();
@@ -254,6 +376,7 @@ impl IngestService for IngestApi {
         // for the end of a stream that may last hours to show its steps.
         let call = tracing::Span::current();
         tokio::spawn(async move {
+            let _slot = slot;
             loop {
                 let batch = tokio::select! {
                     // On shutdown, stop taking batches; every batch taken was acknowledged.
@@ -269,9 +392,22 @@ impl IngestService for IngestApi {
                     }
                 };
                 let count = batch.events.len();
+                // A stream over its agency's rate is slowed down, not refused: its next
+                // batch waits for the bucket (other agencies' buckets are untouched).
+                if count <= api.max_batch {
+                    while let Err(Error::RateLimited {
+                        retry_after: wait, ..
+                    }) = api.take_rate(&caller, count)
+                    {
+                        tokio::select! {
+                            () = api.stopping.cancelled() => return,
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                }
                 let span =
                     tracing::info_span!(parent: &call, "ingest.stream_batch", events = count);
-                let ack = match api.process(batch.events).instrument(span).await {
+                let ack = match api.process(&caller, batch.events).instrument(span).await {
                     Ok(result) => Ok(result),
                     Err(e @ Error::InvalidArgument { .. }) => {
                         Ok(Self::reject_all(count, &Status::from(e)))

@@ -1,7 +1,15 @@
 //! The ingest service's errors, and their one mapping to gRPC statuses.
 
-use govpulse_common::{catalog_files::LoadError, convert::bad_request, server::ServeError};
+use std::time::Duration;
+
+use govpulse_common::{
+    auth::{AuthError, TokensError},
+    catalog_files::LoadError,
+    convert::bad_request,
+    server::ServeError,
+};
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 /// Everything that can go wrong in ingest.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +26,23 @@ pub enum Error {
     /// differ): its INVALID_ARGUMENT, with its field violations, is passed on.
     #[error("aggregate refused: {}", .0.message())]
     Refused(Status),
+    /// The call carries no valid credential: UNAUTHENTICATED, nothing was counted.
+    #[error(transparent)]
+    Unauthenticated(#[from] AuthError),
+    /// The credential lacks the role the call needs: PERMISSION_DENIED, nothing counted.
+    #[error("agency {agency} lacks the {role} role")]
+    PermissionDenied { agency: String, role: &'static str },
+    /// The agency sent more than its rate allows: RESOURCE_EXHAUSTED with a
+    /// google.rpc.RetryInfo saying when to send again; nothing was counted.
+    #[error("agency {agency} is over its rate of events; retry in {retry_after:?}")]
+    RateLimited {
+        agency: String,
+        retry_after: Duration,
+    },
+    /// The agency already holds as many open StreamEvents calls as it may:
+    /// RESOURCE_EXHAUSTED; close one or send with SubmitEvents.
+    #[error("agency {agency} already has {limit} open event streams; close one first")]
+    TooManyStreams { agency: String, limit: usize },
     /// Aggregate failed or could not be reached. Some events may have been counted; the
     /// sender retries the same batch and gets DUPLICATE for those.
     #[error("aggregate: {}", .0.message())]
@@ -28,6 +53,9 @@ pub enum Error {
     /// Start-up: the index profiles file could not be loaded.
     #[error(transparent)]
     Profiles(#[from] govpulse_common::index_file::ProfilesLoadError),
+    /// Start-up: the token file could not be loaded.
+    #[error(transparent)]
+    Tokens(#[from] TokensError),
     /// Start-up: a setting is wrong.
     #[error("configuration: {0}")]
     Config(String),
@@ -42,6 +70,14 @@ impl From<Error> for Status {
             Error::InvalidArgument { field, reason } => bad_request(field, &reason),
             Error::Violation(v) => bad_request(&v.field, &v.reason),
             Error::Refused(status) => status,
+            Error::Unauthenticated(e) => Status::from(e),
+            e @ Error::PermissionDenied { .. } => Status::permission_denied(e.to_string()),
+            e @ Error::TooManyStreams { .. } => Status::resource_exhausted(e.to_string()),
+            e @ Error::RateLimited { retry_after, .. } => Status::with_error_details(
+                Code::ResourceExhausted,
+                e.to_string(),
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
             Error::Aggregate(status) => {
                 tracing::warn!(code = ?status.code(), message = status.message(), "aggregate call failed");
                 match status.code() {
@@ -63,6 +99,7 @@ impl From<Error> for Status {
             }
             Error::Catalog(e) => Status::internal(e.to_string()),
             Error::Profiles(e) => Status::internal(e.to_string()),
+            Error::Tokens(e) => Status::internal(e.to_string()),
             Error::Config(e) => Status::internal(e),
             Error::Serve(e) => Status::internal(e.to_string()),
         }

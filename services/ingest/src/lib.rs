@@ -4,11 +4,17 @@
 
 mod api;
 mod error;
+mod limits;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use govpulse_common::{
-    catalog_service::CatalogApi, client::lazy_channel, index_file::LiveProfiles, server,
+    auth::{Authenticator, LiveTokens},
+    catalog_service::CatalogApi,
+    client::lazy_channel_tls,
+    index_file::LiveProfiles,
+    server,
+    tls::{TlsArgs, UpstreamTlsArgs},
 };
 use govpulse_core::{AcceptancePolicy, Catalog};
 use govpulse_proto::{
@@ -17,10 +23,10 @@ use govpulse_proto::{
     ingest::ingest_service_server::IngestServiceServer,
 };
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, service::Routes};
+use tonic::{server::NamedService, service::Routes, transport::ServerTlsConfig};
 use tracing::info;
 
-pub use api::IngestApi;
+pub use api::{Caller, IngestApi};
 pub use error::Error;
 
 /// Configuration, from flags or the environment.
@@ -60,10 +66,41 @@ pub struct Config {
     /// Address of the Prometheus `/metrics` listener; none when unset.
     #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS of this server (and mutual TLS with a client CA).
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// TLS towards aggregate (for an `https://` aggregate URL).
+    #[command(flatten)]
+    pub upstream: UpstreamTlsArgs,
+    /// TOML file of bearer tokens (their SHA-256, agency, roles, expiry); re-read when it
+    /// changes. See docs/SECURITY.md.
+    #[arg(long, env = "GOVPULSE_TOKENS")]
+    pub tokens: Option<PathBuf>,
+    /// How often the token file is checked for changes.
+    #[arg(long, env = "GOVPULSE_TOKENS_RELOAD_MS", default_value_t = 5_000)]
+    pub tokens_reload_ms: u64,
+    /// Accept calls without a credential, acting for every agency: development only.
+    #[arg(long, env = "GOVPULSE_ALLOW_ANONYMOUS", num_args = 0..=1, default_value_t = false,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub allow_anonymous: bool,
+    /// Events per second each agency may send on average (0: no limit).
+    #[arg(long, env = "GOVPULSE_RATE_PER_AGENCY", default_value_t = 2_000)]
+    pub rate_per_agency: u32,
+    /// Events each agency may send at once above its rate (at least the batch limit).
+    #[arg(long, env = "GOVPULSE_BURST_PER_AGENCY", default_value_t = 10_000)]
+    pub burst_per_agency: u32,
+    /// StreamEvents calls each agency may hold open at once (0: no limit).
+    #[arg(long, env = "GOVPULSE_MAX_STREAMS_PER_AGENCY", default_value_t = 8)]
+    pub max_streams_per_agency: usize,
+    /// Largest request message accepted, in bytes.
+    #[arg(long, env = "GOVPULSE_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
 }
 
 impl Config {
-    /// The defaults, listening on `listen`, forwarding to `aggregate_url`.
+    /// The defaults, listening on `listen`, forwarding to `aggregate_url`. Like the flags'
+    /// defaults they are the production ones: TLS and a credential are required until
+    /// `development` (or the settings it makes) says otherwise.
     pub fn new(listen: SocketAddr, aggregate_url: String) -> Self {
         Self {
             listen,
@@ -74,6 +111,31 @@ impl Config {
             aggregate_timeout_ms: 10_000,
             index_profiles: None,
             metrics_listen: None,
+            tls: TlsArgs::default(),
+            upstream: UpstreamTlsArgs::default(),
+            tokens: None,
+            tokens_reload_ms: 5_000,
+            allow_anonymous: false,
+            rate_per_agency: 2_000,
+            burst_per_agency: 10_000,
+            max_streams_per_agency: 8,
+            max_message_bytes: 4 * 1024 * 1024,
+        }
+    }
+
+    /// For the demo and tests: plaintext, calls without a credential act for every agency,
+    /// and no rate or stream limit (anonymous callers would all share one bucket). Never in
+    /// production.
+    pub fn development(self) -> Self {
+        Self {
+            tls: TlsArgs {
+                plaintext: true,
+                ..self.tls
+            },
+            allow_anonymous: true,
+            rate_per_agency: 0,
+            max_streams_per_agency: 0,
+            ..self
         }
     }
 }
@@ -87,6 +149,9 @@ pub struct Server {
     profiles: LiveProfiles,
     stopping: CancellationToken,
     metrics: Option<govpulse_common::prometheus::MetricsListener>,
+    tls: Option<ServerTlsConfig>,
+    tokens: Option<(LiveTokens, std::time::Duration)>,
+    max_message_bytes: usize,
 }
 
 /// How often the index profiles file is checked for changes.
@@ -105,8 +170,36 @@ impl Server {
     /// Binds with a given catalog.
     pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, Error> {
         let timeout = Duration::from_millis(config.aggregate_timeout_ms);
-        let channel = lazy_channel(&config.aggregate_url, Some(timeout))
+        let upstream_tls = config
+            .upstream
+            .client_config(&config.aggregate_url)
+            .map_err(Error::Config)?;
+        let channel = lazy_channel_tls(&config.aggregate_url, Some(timeout), upstream_tls)
             .map_err(|e| Error::Config(format!("aggregate url: {e}")))?;
+        let tls = config.tls.server_config().map_err(Error::Config)?;
+        if config.tokens.is_none() && config.tls.tls_client_ca.is_none() && !config.allow_anonymous
+        {
+            return Err(Error::Config(
+                "no way to authenticate callers: set --tokens or --tls-client-ca, or --allow-anonymous for development".to_owned(),
+            ));
+        }
+        if config.rate_per_agency > 0 && (config.burst_per_agency as usize) < config.max_batch {
+            return Err(Error::Config(format!(
+                "--burst-per-agency {} is below --max-batch {}: a full batch would never fit",
+                config.burst_per_agency, config.max_batch
+            )));
+        }
+        let tokens = config
+            .tokens
+            .clone()
+            .map(|path| LiveTokens::load(path, &catalog))
+            .transpose()?;
+        let auth = Authenticator::new(catalog.clone(), tokens.clone(), config.allow_anonymous);
+        let limiter = Arc::new(limits::AgencyLimiter::new(
+            config.rate_per_agency,
+            config.burst_per_agency,
+            config.max_streams_per_agency,
+        ));
         let policy = AcceptancePolicy {
             horizon: time::Duration::days(i64::from(config.horizon_days)),
             ..AcceptancePolicy::default()
@@ -124,9 +217,18 @@ impl Server {
             policy,
             config.max_batch,
             stopping.clone(),
+            auth,
+            limiter,
         )
         .with_profiles(profiles.clone());
-        info!(addr = %bound.local_addr(), aggregate = %config.aggregate_url, max_batch = config.max_batch, "ingest bound");
+        info!(
+            addr = %bound.local_addr(),
+            aggregate = %config.aggregate_url,
+            max_batch = config.max_batch,
+            tls = tls.is_some(),
+            anonymous = config.allow_anonymous,
+            "ingest bound"
+        );
         Ok(Self {
             bound,
             api,
@@ -134,6 +236,9 @@ impl Server {
             profiles,
             stopping,
             metrics,
+            tls,
+            tokens: tokens.map(|t| (t, Duration::from_millis(config.tokens_reload_ms.max(1)))),
+            max_message_bytes: config.max_message_bytes,
         })
     }
 
@@ -159,12 +264,24 @@ impl Server {
         if let Some(metrics) = self.metrics {
             tokio::spawn(metrics.serve(self.stopping.clone()));
         }
-        let routes = Routes::new(IngestServiceServer::new(self.api))
-            .add_service(CatalogApi::server(self.catalog));
+        if let Some((tokens, every)) = self.tokens {
+            tokio::spawn(tokens.watch(self.catalog.clone(), every, self.stopping.clone()));
+        }
+        let ingest =
+            IngestServiceServer::new(self.api).max_decoding_message_size(self.max_message_bytes);
+        let routes = Routes::new(ingest).add_service(CatalogApi::server(self.catalog));
         let served = [
             IngestServiceServer::<IngestApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
         ];
-        Ok(server::serve(self.bound, routes, &served, shutdown, self.stopping).await?)
+        Ok(server::serve_tls(
+            self.bound,
+            routes,
+            &served,
+            self.tls,
+            shutdown,
+            self.stopping,
+        )
+        .await?)
     }
 }

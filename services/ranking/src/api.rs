@@ -7,9 +7,10 @@ use govpulse_core::{Catalog, ranking::diff};
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
     ranking::{
-        GetRankingRequest, GetRankingResponse, Heartbeat, RankingChanges, RankingSnapshot,
-        RowChange, SnapshotComplete, WatchRankingRequest, WatchRankingResponse,
-        ranking_service_server::RankingService, watch_ranking_response::Event,
+        GetRankingRequest, GetRankingResponse, Heartbeat, RankingChanges, RankingSnapshot, Reset,
+        ResetReason as PbResetReason, RowChange, SnapshotComplete, WatchRankingRequest,
+        WatchRankingResponse, ranking_service_server::RankingService,
+        watch_ranking_response::Event,
     },
 };
 use tokio::sync::mpsc;
@@ -20,8 +21,9 @@ use tracing::debug;
 
 use crate::{
     compute::{Ranking, compute, row_to_proto},
-    hub::{Hubs, Published},
+    hub::{Hubs, Published, Subscription},
     query::Query,
+    resume::{ResetReason, Start},
 };
 
 /// How many messages may wait for a slow WatchRanking subscriber. Small on purpose: while
@@ -100,6 +102,48 @@ impl RankingApi {
         messages
     }
 
+    /// The first messages of a stream: a snapshot; or, when resuming, the changes from the
+    /// client's state to the current one; or a reset followed by a snapshot.
+    fn opening_messages(
+        &self,
+        start: Start<Published>,
+        requested: u64,
+        current: &Published,
+    ) -> Vec<WatchRankingResponse> {
+        match start {
+            Start::Snapshot => self.snapshot_messages(current),
+            // Always one message, even without rows: it tells the client it resumed.
+            Start::ResumeFrom(base) => {
+                vec![
+                    self.changes_message(&base, current)
+                        .unwrap_or_else(|| WatchRankingResponse {
+                            revision: current.revision,
+                            event: Some(Event::Changes(RankingChanges {
+                                changes: Vec::new(),
+                                ranked_count: current.ranking.ranked_count,
+                            })),
+                        }),
+                ]
+            }
+            Start::Reset(reason) => {
+                let reason = match reason {
+                    ResetReason::TooOld => PbResetReason::RevisionTooOld,
+                    ResetReason::Unknown => PbResetReason::RevisionUnknown,
+                };
+                let reset = WatchRankingResponse {
+                    revision: current.revision,
+                    event: Some(Event::Reset(Reset {
+                        reason: reason.into(),
+                        requested_revision: requested,
+                    })),
+                };
+                std::iter::once(reset)
+                    .chain(self.snapshot_messages(current))
+                    .collect()
+            }
+        }
+    }
+
     fn changes_message(&self, shown: &Published, now: &Published) -> Option<WatchRankingResponse> {
         let changes: Vec<RowChange> = diff(&shown.ranking.rows, &now.ranking.rows)
             .into_iter()
@@ -141,7 +185,11 @@ impl RankingService for RankingApi {
         &self,
         request: Request<GetRankingRequest>,
     ) -> Result<Response<GetRankingResponse>, Status> {
-        let query = Query::parse(request.into_inner().query, &self.profiles.get())?;
+        let query = Query::parse(
+            request.into_inner().query,
+            &self.profiles.get(),
+            &self.catalog,
+        )?;
         let ranking = compute(&self.aggregate, &self.catalog, &query, self.hubs.rules()).await?;
         Ok(Response::new(GetRankingResponse {
             rows: ranking
@@ -161,14 +209,23 @@ impl RankingService for RankingApi {
         &self,
         request: Request<WatchRankingRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let query = Query::parse(request.into_inner().query, &self.profiles.get())?;
-        let mut updates = self.hubs.subscribe(&query).await?;
+        let request = request.into_inner();
+        let query = Query::parse(request.query, &self.profiles.get(), &self.catalog)?;
+        let requested = request.resume_revision;
+        let Subscription {
+            mut updates,
+            current,
+            start,
+        } = self.hubs.subscribe(&query, requested).await?;
         let (out, stream) = mpsc::channel(STREAM_BACKLOG);
         let api = self.clone();
         tokio::spawn(async move {
             let _subscriber = govpulse_common::prometheus::Subscriber::open("ranking");
-            let mut shown = updates.borrow_and_update().clone();
-            for message in api.snapshot_messages(&shown) {
+            let mut shown = current;
+            if let Start::Reset(reason) = &start {
+                debug!(requested, ?reason, "ranking subscriber cannot resume");
+            }
+            for message in api.opening_messages(start, requested, &shown) {
                 if out.send(Ok(message)).await.is_err() {
                     return;
                 }
@@ -183,6 +240,12 @@ impl RankingService for RankingApi {
                         let _ = out.send(Err(Status::unavailable("ranking service is shutting down; reconnect"))).await;
                         return;
                     }
+                    // The client left: let go of the live ranking now, not at the next send,
+                    // so that its linger (and end) starts when the last subscriber really left.
+                    () = out.closed() => {
+                        debug!("ranking subscriber left");
+                        return;
+                    }
                     changed = updates.changed() => {
                         if changed.is_err() {
                             return;
@@ -190,7 +253,14 @@ impl RankingService for RankingApi {
                         // The newest ranking, whatever came between: a slow reader skips
                         // intermediate states instead of queueing them.
                         let now = updates.borrow_and_update().clone();
-                        let message = api.changes_message(&shown, &now);
+                        let message = if now.previous_revision == shown.revision {
+                            // Most subscribers keep up: they all send the same message.
+                            now.changes_from_previous
+                                .get_or_init(|| api.changes_message(&shown, &now))
+                                .clone()
+                        } else {
+                            api.changes_message(&shown, &now)
+                        };
                         shown = now;
                         match message {
                             Some(message) => {

@@ -9,7 +9,7 @@ use opentelemetry::trace::SpanContext;
 use tokio::time::Instant;
 use tracing::Span;
 
-use crate::query::{Measure, Query};
+use crate::query::{Measure, Query, Scope};
 
 /// At most this many folded notices are linked; a burst of batches links its first ones.
 const MAX_LINKS: usize = 32;
@@ -45,11 +45,17 @@ impl Cause {
             Measure::Metric(metric) => (metric.name(), ""),
             Measure::Index(profile) => ("", profile.name.as_str()),
         };
+        // A block's ranking names its block; an agency's units name their parent.
+        let (block, parent) = match &query.scope {
+            Scope::Block(block) => (Some(block), ""),
+            Scope::Children(parent) => (None, parent.as_str()),
+        };
         let span = tracing::info_span!(
             "ranking.recompute",
             metric,
             index,
-            block = ?query.block,
+            block = block.map(tracing::field::debug),
+            parent,
             period = %query.period,
             notices = self.notices,
         );

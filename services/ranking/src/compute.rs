@@ -26,7 +26,7 @@ use govpulse_proto::{
 use time::{Date, OffsetDateTime};
 use tonic::{Status, transport::Channel};
 
-use crate::query::{Measure, Query};
+use crate::query::{Measure, Query, Scope};
 
 /// A computed ranking: the rows a query shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,15 +49,21 @@ async fn rank_period(
     period: &str,
     rules: Rules,
 ) -> Result<(PeriodRange, Vec<RankedRow>), Status> {
+    let (block, parent_id) = match &query.scope {
+        Scope::Block(block) => (block_to_proto(*block).into(), String::new()),
+        Scope::Children(parent) => (0, parent.to_string()),
+    };
     let request = match &query.measure {
         Measure::Metric(metric) => GetBlockSnapshotRequest {
-            block: block_to_proto(query.block).into(),
+            block,
+            parent_id: parent_id.clone(),
             period: period.to_owned(),
             metric: metric.name().to_owned(),
             ..Default::default()
         },
         Measure::Index(profile) => GetBlockSnapshotRequest {
-            block: block_to_proto(query.block).into(),
+            block,
+            parent_id,
             period: period.to_owned(),
             metrics: index_metrics(profile)
                 .iter()

@@ -6,18 +6,25 @@
 //! channel: a subscriber that reads slowly simply sees the newest state when it reads next,
 //! so its backlog never grows and it never slows the others. The task ends when its last
 //! subscriber leaves.
+//!
+//! It also keeps the last states it published ([`History`], bounded by states and rows) so
+//! that a client reconnecting with the revision of the last state it applied resumes with
+//! the changes since that state instead of a snapshot.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
 use govpulse_core::{
-    Catalog,
+    Catalog, Period,
+    period::vietnam_day,
     ranking::{Rules, diff},
 };
-use govpulse_proto::aggregate::aggregate_service_client::AggregateServiceClient;
+use govpulse_proto::{
+    aggregate::aggregate_service_client::AggregateServiceClient, ranking::WatchRankingResponse,
+};
 use time::OffsetDateTime;
 use tokio::{
     sync::{broadcast, watch},
@@ -30,17 +37,37 @@ use crate::{
     cause::Cause,
     changes::Notice,
     compute::{Ranking, compute},
-    query::Query,
+    query::{Measure, Query},
+    resume::{self, Digest, HISTORY_ROWS, HISTORY_STATES, History, Start},
 };
 
 /// A ranking with the revision it was published under.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Published {
-    /// Grows with every published change; never reused, even across restarts, because it
-    /// is at least the publication time in milliseconds since the Unix epoch.
+    /// Grows with every published change and names this state of this query
+    /// ([`resume::next_revision`]): the publication time in milliseconds in the high bits,
+    /// a digest of the query and the ranking in the low bits.
     pub revision: u64,
     /// The ranking.
     pub ranking: Ranking,
+    /// The revision of the state published just before (0 for the first).
+    pub previous_revision: u64,
+    /// The changes message from that state to this one, made by the first subscriber that
+    /// needs it and cloned for the others: a change is computed once, not once per
+    /// subscriber.
+    pub changes_from_previous: OnceLock<Option<WatchRankingResponse>>,
+}
+
+impl Published {
+    /// The state after the one published as `previous` (0: none), under its revision.
+    fn next(query: &Query, ranking: Ranking, previous: u64) -> Arc<Self> {
+        Arc::new(Self {
+            revision: resume::next_revision(previous, now_ms(), digest(query, &ranking)),
+            ranking,
+            previous_revision: previous,
+            changes_from_previous: OnceLock::new(),
+        })
+    }
 }
 
 /// Timing of the live rankings.
@@ -50,6 +77,9 @@ pub struct HubTiming {
     pub debounce: Duration,
     /// How often to recompute without a notice.
     pub refresh: Duration,
+    /// How long a live ranking goes on after its last subscriber left, so that a client
+    /// that reconnects meanwhile can resume from its history.
+    pub linger: Duration,
 }
 
 /// The live rankings of one ranking replica.
@@ -58,9 +88,75 @@ pub struct Hubs {
     inner: Arc<Inner>,
 }
 
+/// One live ranking: its latest state, and the states before it that a client may resume
+/// from. Publishing and subscribing both hold `history`'s lock, so a subscriber's resume
+/// decision and the state it starts from are always consistent.
+#[derive(Debug)]
+struct Live {
+    sender: watch::Sender<Arc<Published>>,
+    history: Mutex<History<Published>>,
+}
+
+impl Live {
+    fn history(&self) -> std::sync::MutexGuard<'_, History<Published>> {
+        self.history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A live ranking whose first state is `ranking`.
+    fn start(query: &Query, ranking: Ranking) -> Self {
+        let first = Published::next(query, ranking, 0);
+        let mut history = History::new(HISTORY_STATES, HISTORY_ROWS);
+        history.push(first.revision, first.clone(), first.ranking.rows.len());
+        Self {
+            sender: watch::channel(first).0,
+            history: Mutex::new(history),
+        }
+    }
+
+    /// Publishes a new state under the next revision.
+    fn publish(&self, query: &Query, ranking: Ranking) {
+        let mut history = self.history();
+        let previous = self.sender.borrow().revision;
+        let published = Published::next(query, ranking, previous);
+        history.push(
+            published.revision,
+            published.clone(),
+            published.ranking.rows.len(),
+        );
+        self.sender.send_replace(published);
+    }
+
+    /// A new subscriber: its receiver (the current state marked as seen), the current
+    /// state and how its stream starts.
+    fn subscribe(&self, resume_revision: u64) -> Subscription {
+        let history = self.history();
+        let mut updates = self.sender.subscribe();
+        let current = updates.borrow_and_update().clone();
+        let start = resume::start(&history, resume_revision);
+        Subscription {
+            updates,
+            current,
+            start,
+        }
+    }
+}
+
+/// What a new WatchRanking stream starts from.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The live ranking's newest states, the current one already seen.
+    pub updates: watch::Receiver<Arc<Published>>,
+    /// The state the stream shows first.
+    pub current: Arc<Published>,
+    /// Snapshot, resume or reset.
+    pub start: Start<Published>,
+}
+
 #[derive(Debug)]
 struct Inner {
-    live: Mutex<HashMap<Query, Arc<watch::Sender<Arc<Published>>>>>,
+    live: Mutex<HashMap<Query, Arc<Live>>>,
     aggregate: AggregateServiceClient<Channel>,
     catalog: Arc<Catalog>,
     notices: broadcast::Sender<Notice>,
@@ -68,10 +164,39 @@ struct Inner {
     rules: Rules,
 }
 
-fn next_revision(previous: u64) -> u64 {
-    let now_ms =
-        u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    now_ms.max(previous + 1)
+fn now_ms() -> u64 {
+    u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// A digest of the query and everything a subscriber is shown of its ranking, equal on
+/// every replica for equal states.
+fn digest(query: &Query, ranking: &Ranking) -> u64 {
+    let measure = match &query.measure {
+        Measure::Metric(metric) => format!("metric:{}", metric.name()),
+        Measure::Index(profile) => format!("index:{}", profile.name),
+    };
+    let mut d = Digest::default()
+        .text(&measure)
+        .text(&format!("{:?}", query.scope))
+        .text(&query.period)
+        .text(&format!("{:?}", query.selection))
+        .text(&ranking.period.first_day)
+        .text(&ranking.period.last_day)
+        .number(u64::from(ranking.ranked_count));
+    for row in &ranking.rows {
+        d = d
+            .text(row.agency.as_ref())
+            .number(u64::from(row.rank))
+            .number(row.rate.map_or(u64::MAX, |r| r.numerator()))
+            .number(row.rate.map_or(0, |r| r.denominator()))
+            .number(u64::from(row.below_minimum))
+            .number(row.previous_rank.map_or(u64::MAX, u64::from));
+        if let Some(score) = &row.score {
+            // Total, points per indicator, grade, completeness: all shown.
+            d = d.text(&format!("{score:?}"));
+        }
+    }
+    d.finish()
 }
 
 impl Hubs {
@@ -95,9 +220,7 @@ impl Hubs {
         }
     }
 
-    fn live(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<Query, Arc<watch::Sender<Arc<Published>>>>> {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<Query, Arc<Live>>> {
         self.inner
             .live
             .lock()
@@ -109,13 +232,15 @@ impl Hubs {
         self.inner.rules
     }
 
-    /// Subscribes to a query's live ranking, starting it if nobody watches it yet.
+    /// Subscribes to a query's live ranking, starting it if nobody watches it yet, and
+    /// decides whether the stream can resume from `resume_revision` (0: not resuming).
     pub async fn subscribe(
         &self,
         query: &Query,
-    ) -> Result<watch::Receiver<Arc<Published>>, Status> {
-        if let Some(sender) = self.live().get(query) {
-            return Ok(sender.subscribe());
+        resume_revision: u64,
+    ) -> Result<Subscription, Status> {
+        if let Some(live) = self.live().get(query) {
+            return Ok(live.subscribe(resume_revision));
         }
         let ranking = compute(
             &self.inner.aggregate,
@@ -126,43 +251,40 @@ impl Hubs {
         .await?;
         let mut live = self.live();
         // Another subscriber may have started it while we computed.
-        if let Some(sender) = live.get(query) {
-            return Ok(sender.subscribe());
+        if let Some(existing) = live.get(query) {
+            return Ok(existing.subscribe(resume_revision));
         }
-        let published = Arc::new(Published {
-            revision: next_revision(0),
-            ranking,
-        });
-        let (sender, receiver) = watch::channel(published);
-        let sender = Arc::new(sender);
-        live.insert(query.clone(), sender.clone());
+        let started = Arc::new(Live::start(query, ranking));
+        let subscription = started.subscribe(resume_revision);
+        live.insert(query.clone(), started.clone());
         let notices = self.inner.notices.subscribe();
-        tokio::spawn(self.clone().run(query.clone(), sender, notices));
+        tokio::spawn(self.clone().run(query.clone(), started, notices));
         debug!(?query, "live ranking started");
-        Ok(receiver)
+        Ok(subscription)
     }
 
     /// Recomputes one query's ranking on notices and on the refresh tick, until nobody
     /// watches it.
-    async fn run(
-        self,
-        query: Query,
-        sender: Arc<watch::Sender<Arc<Published>>>,
-        mut notices: broadcast::Receiver<Notice>,
-    ) {
+    async fn run(self, query: Query, live: Arc<Live>, mut notices: broadcast::Receiver<Notice>) {
+        let sender = &live.sender;
         let timing = self.inner.timing;
         let mut refresh = tokio::time::interval_at(Instant::now() + timing.refresh, timing.refresh);
         let mut due: Option<Instant> = None;
         let mut cause = Cause::default();
+        // Since when nobody watches: the ranking lingers (and keeps its history current)
+        // so that a client that reconnects soon can resume.
+        let mut idle_since: Option<Instant> = None;
+        let far = || Instant::now() + Duration::from_secs(3600);
         loop {
-            let recompute_at = due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            tokio::select! {
+            let recompute_at = due.unwrap_or_else(far);
+            let idle_until = idle_since.map_or_else(far, |since| since + timing.linger);
+            let recompute = tokio::select! {
                 notice = notices.recv() => {
                     let (relevant, traceparent) = match notice {
-                        Ok(Notice { agencies: Some(agencies), traceparent }) => (agencies.iter().any(|a| {
-                            self.inner.catalog.agency_by_str(a).is_some_and(|a| a.block == query.block)
-                        }), traceparent),
-                        Ok(Notice { agencies: None, traceparent }) => (true, traceparent),
+                        Ok(Notice { agencies: Some(agencies), days, traceparent }) => (agencies.iter().any(|a| {
+                            query.scope.is_touched_by(&self.inner.catalog, a)
+                        }) && affects_period(&query, days.as_deref().map(Vec::as_slice)), traceparent),
+                        Ok(Notice { agencies: None, traceparent, .. }) => (true, traceparent),
                         Err(broadcast::error::RecvError::Lagged(_)) => (true, String::new()),
                         Err(broadcast::error::RecvError::Closed) => return,
                     };
@@ -174,21 +296,30 @@ impl Hubs {
                     }
                     continue;
                 }
-                () = tokio::time::sleep_until(recompute_at), if due.is_some() => {}
-                _ = refresh.tick() => {}
-                () = sender.closed() => {}
-            }
-            due = None;
+                () = tokio::time::sleep_until(recompute_at), if due.is_some() => true,
+                _ = refresh.tick() => true,
+                () = sender.closed(), if idle_since.is_none() => false,
+                () = tokio::time::sleep_until(idle_until), if idle_since.is_some() => false,
+            };
             {
                 // Checked under the map's lock, which subscribe() also takes, so a new
                 // subscriber either finds this hub before it ends or starts a new one.
                 let mut live = self.live();
                 if sender.receiver_count() == 0 {
-                    live.remove(&query);
-                    debug!(?query, "live ranking stopped: no subscribers");
-                    return;
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= timing.linger {
+                        live.remove(&query);
+                        debug!(?query, "live ranking stopped: no subscribers");
+                        return;
+                    }
+                } else {
+                    idle_since = None;
                 }
             }
+            if !recompute {
+                continue;
+            }
+            due = None;
             let cause = std::mem::take(&mut cause);
             let span = cause.span(&query);
             match compute(
@@ -201,18 +332,16 @@ impl Hubs {
             .await
             {
                 Ok(ranking) => {
-                    sender.send_if_modified(|current| {
-                        let changed = current.ranking.ranked_count != ranking.ranked_count
+                    let changed = {
+                        let current = sender.borrow();
+                        current.ranking.ranked_count != ranking.ranked_count
                             || current.ranking.period != ranking.period
-                            || !diff(&current.ranking.rows, &ranking.rows).is_empty();
-                        if changed {
-                            *current = Arc::new(Published {
-                                revision: next_revision(current.revision),
-                                ranking,
-                            });
-                        }
-                        changed
-                    });
+                            || !diff(&current.ranking.rows, &ranking.rows).is_empty()
+                    };
+                    // Only this task publishes, so the state compared is still the current one.
+                    if changed {
+                        live.publish(&query, ranking);
+                    }
                 }
                 // The last good ranking stays published; the refresh tick retries.
                 Err(status) => {
@@ -221,5 +350,14 @@ impl Hubs {
             }
             cause.finished();
         }
+    }
+}
+
+/// Whether counters changed on `days` can change `query`'s ranking (its period, as of today,
+/// or the previous comparable one).
+fn affects_period(query: &Query, days: Option<&[time::Date]>) -> bool {
+    match Period::parse(&query.period, vietnam_day(OffsetDateTime::now_utc())) {
+        Ok(period) => resume::affects(days, &period),
+        Err(_) => true,
     }
 }

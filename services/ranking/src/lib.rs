@@ -7,13 +7,15 @@ mod changes;
 mod compute;
 mod hub;
 mod query;
+mod resume;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use govpulse_common::{
+    auth::{Authenticator, LiveTokens, Role, audit},
     catalog_files::LoadError,
     catalog_service::CatalogApi,
-    client::lazy_channel,
+    client::lazy_channel_tls,
     index_file::LiveProfiles,
     server::{self, ServeError},
 };
@@ -25,7 +27,7 @@ use govpulse_proto::{
 };
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, service::Routes};
+use tonic::{server::NamedService, service::Routes, transport::ServerTlsConfig};
 use tracing::info;
 
 pub use api::RankingApi;
@@ -64,6 +66,10 @@ pub struct Config {
     /// Live rankings are recomputed at least this often, notice or not.
     #[arg(long, env = "GOVPULSE_REFRESH_MS", default_value_t = 5_000)]
     pub refresh_ms: u64,
+    /// A live ranking goes on this long after its last subscriber left, so that a client
+    /// reconnecting meanwhile resumes from its revision instead of a fresh snapshot.
+    #[arg(long, env = "GOVPULSE_LINGER_MS", default_value_t = 30_000)]
+    pub linger_ms: u64,
     /// TOML file of composite index profiles (see deploy/config/indexes.toml), checked
     /// every 10 s and reloaded when it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
@@ -71,6 +77,23 @@ pub struct Config {
     /// Address of the Prometheus `/metrics` listener; none when unset.
     #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS of this server.
+    #[command(flatten)]
+    pub tls: govpulse_common::tls::TlsArgs,
+    /// Anyone may read rankings; otherwise a credential with the `reader` role is needed
+    /// (a token from `--tokens` or a client certificate).
+    #[arg(long, env = "GOVPULSE_PUBLIC_READ", num_args = 0..=1, default_value_t = false,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub public_read: bool,
+    /// TOML file of bearer tokens, as ingest's (docs/SECURITY.md); re-read when it changes.
+    #[arg(long, env = "GOVPULSE_TOKENS")]
+    pub tokens: Option<PathBuf>,
+    /// How often the token file is checked for changes.
+    #[arg(long, env = "GOVPULSE_TOKENS_RELOAD_MS", default_value_t = 5_000)]
+    pub tokens_reload_ms: u64,
+    /// TLS towards aggregate (for an `https://` aggregate URL).
+    #[command(flatten)]
+    pub upstream: govpulse_common::tls::UpstreamTlsArgs,
 }
 
 impl Config {
@@ -84,9 +107,23 @@ impl Config {
             debounce_ms: 100,
             refresh_ms: 5_000,
             min_volume: 0,
+            linger_ms: 30_000,
             index_profiles: None,
             metrics_listen: None,
+            tls: govpulse_common::tls::TlsArgs::default(),
+            upstream: govpulse_common::tls::UpstreamTlsArgs::default(),
+            public_read: false,
+            tokens: None,
+            tokens_reload_ms: 5_000,
         }
+    }
+
+    /// For the demo and tests: plaintext, rankings readable by anyone. Never in production
+    /// (public reading may be, by choice: `--public-read`).
+    pub fn development(mut self) -> Self {
+        self.tls.plaintext = true;
+        self.public_read = true;
+        self
     }
 }
 
@@ -114,6 +151,9 @@ pub struct Server {
     profiles: LiveProfiles,
     stopping: CancellationToken,
     metrics: Option<govpulse_common::prometheus::MetricsListener>,
+    tls: Option<ServerTlsConfig>,
+    /// Who may read, when reading is not public; with the token file's reload interval.
+    readers: Option<(Authenticator, Option<(LiveTokens, Duration)>)>,
 }
 
 /// How often the index profiles file is checked for changes.
@@ -131,8 +171,31 @@ impl Server {
     /// Binds with a given catalog.
     pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, Error> {
         // No per-call timeout: the same channel carries the long-lived WatchChanges stream.
-        let channel = lazy_channel(&config.aggregate_url, None)
+        let upstream_tls = config
+            .upstream
+            .client_config(&config.aggregate_url)
+            .map_err(Error::Config)?;
+        let channel = lazy_channel_tls(&config.aggregate_url, None, upstream_tls)
             .map_err(|e| Error::Config(format!("aggregate url: {e}")))?;
+        let tls = config.tls.server_config().map_err(Error::Config)?;
+        let readers = if config.public_read {
+            None
+        } else {
+            if config.tokens.is_none() && config.tls.tls_client_ca.is_none() {
+                return Err(Error::Config(
+                    "reading needs a credential but none can be checked: set --tokens or --tls-client-ca, or --public-read".to_owned(),
+                ));
+            }
+            let tokens = config
+                .tokens
+                .clone()
+                .map(|path| LiveTokens::load(path, &catalog))
+                .transpose()
+                .map_err(|e| Error::Config(e.to_string()))?;
+            let auth = Authenticator::new(catalog.clone(), tokens.clone(), false);
+            let every = Duration::from_millis(config.tokens_reload_ms.max(1));
+            Some((auth, tokens.map(|t| (t, every))))
+        };
         let aggregate = AggregateServiceClient::new(channel);
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let bound = server::bind(config.listen).await?;
@@ -145,6 +208,7 @@ impl Server {
         let timing = HubTiming {
             debounce: Duration::from_millis(config.debounce_ms),
             refresh: Duration::from_millis(config.refresh_ms.max(1)),
+            linger: Duration::from_millis(config.linger_ms),
         };
         let rules = Rules {
             min_volume: config.min_volume,
@@ -175,6 +239,8 @@ impl Server {
             profiles,
             stopping,
             metrics,
+            tls,
+            readers,
         })
     }
 
@@ -205,12 +271,54 @@ impl Server {
             self.notices,
             self.stopping.clone(),
         ));
-        let routes = Routes::new(RankingServiceServer::new(self.api))
-            .add_service(CatalogApi::server(self.catalog));
+        let ranking = RankingServiceServer::new(self.api);
+        let routes = match self.readers {
+            None => Routes::new(ranking),
+            Some((auth, tokens)) => {
+                if let Some((tokens, every)) = tokens {
+                    tokio::spawn(tokens.watch(self.catalog.clone(), every, self.stopping.clone()));
+                }
+                Routes::new(tonic::service::interceptor::InterceptedService::new(
+                    ranking,
+                    move |request: tonic::Request<()>| require_reader(&auth, request),
+                ))
+            }
+        }
+        .add_service(CatalogApi::server(self.catalog));
         let served = [
             RankingServiceServer::<RankingApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
         ];
-        Ok(server::serve(self.bound, routes, &served, shutdown, self.stopping).await?)
+        Ok(server::serve_tls(
+            self.bound,
+            routes,
+            &served,
+            self.tls,
+            shutdown,
+            self.stopping,
+        )
+        .await?)
     }
+}
+
+/// Lets a call through only with a credential holding the `reader` role: UNAUTHENTICATED
+/// without a valid one, PERMISSION_DENIED without the role (both audited).
+fn require_reader(
+    auth: &Authenticator,
+    request: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
+    let principal = auth.authenticate(&request)?;
+    if !principal.has(Role::Reader) {
+        let agency = principal.agency_name();
+        audit(
+            "scope_denied",
+            &agency,
+            request.remote_addr(),
+            "the credential lacks the reader role",
+        );
+        return Err(tonic::Status::permission_denied(format!(
+            "agency {agency} lacks the reader role"
+        )));
+    }
+    Ok(request)
 }

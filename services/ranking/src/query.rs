@@ -7,7 +7,7 @@ use std::{
 
 use govpulse_common::convert::{bad_request, block_from_proto};
 use govpulse_core::{
-    Block, Metric, Period,
+    AgencyId, Block, Catalog, Metric, Period,
     index::{Profile, Profiles},
     period::vietnam_day,
     ranking::Selection,
@@ -37,13 +37,37 @@ impl Hash for Measure {
     }
 }
 
+/// Which agencies are ranked against each other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The top-level agencies of a block (ministries, or provinces).
+    Block(Block),
+    /// The direct children of one agency (units with their siblings).
+    Children(AgencyId),
+}
+
+impl Scope {
+    /// Whether an event reported by `agency` (or one of its units) can change this scope's
+    /// ranking: `agency` is an agency of the block, or the parent (or a child, or below).
+    pub fn is_touched_by(&self, catalog: &Catalog, agency: &str) -> bool {
+        match self {
+            Scope::Block(block) => catalog
+                .agency_by_str(agency)
+                .is_some_and(|a| a.block == *block),
+            // A notice lists every agency of each event's chain, so an event below the
+            // parent lists the parent too.
+            Scope::Children(parent) => parent.as_str() == agency,
+        }
+    }
+}
+
 /// What to rank; equal queries share one live computation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Query {
     /// The metric or composite index.
     pub measure: Measure,
-    /// The block.
-    pub block: Block,
+    /// The agencies ranked.
+    pub scope: Scope,
     /// The period as written (resolved to days by aggregate at each computation, so that
     /// `ytd` moves with the calendar).
     pub period: String,
@@ -54,7 +78,11 @@ pub struct Query {
 impl Query {
     /// Parses and checks a query message against the composite index `profiles` in force,
     /// naming the field that is wrong.
-    pub fn parse(query: Option<RankingQuery>, profiles: &Profiles) -> Result<Query, Status> {
+    pub fn parse(
+        query: Option<RankingQuery>,
+        profiles: &Profiles,
+        catalog: &Catalog,
+    ) -> Result<Query, Status> {
         let query = query.ok_or_else(|| bad_request("query", "is required"))?;
         let measure = match (query.metric.trim(), query.index.trim()) {
             (_, "") => Measure::Metric(query.metric.parse().map_err(
@@ -83,12 +111,35 @@ impl Query {
                 ));
             }
         };
-        let block = block_from_proto(query.block).ok_or_else(|| {
-            bad_request(
-                "query.block",
-                "is required: BLOCK_MINISTRY or BLOCK_PROVINCE",
-            )
-        })?;
+        let scope = match (query.parent_id.trim(), block_from_proto(query.block)) {
+            ("", Some(block)) => Scope::Block(block),
+            ("", None) => {
+                return Err(bad_request(
+                    "query.block",
+                    "is required (BLOCK_MINISTRY or BLOCK_PROVINCE) unless parent_id is set",
+                ));
+            }
+            (parent, None) => Scope::Children(
+                catalog
+                    .agency_by_str(parent)
+                    .ok_or_else(|| {
+                        bad_request(
+                            "query.parent_id",
+                            &format!(
+                                "unknown agency {parent:?}; CatalogService.ListAgencies lists them"
+                            ),
+                        )
+                    })?
+                    .id
+                    .clone(),
+            ),
+            (_, Some(_)) => {
+                return Err(bad_request(
+                    "query.parent_id",
+                    "set either block or parent_id, not both",
+                ));
+            }
+        };
         Period::parse(&query.period, vietnam_day(OffsetDateTime::now_utc()))
             .map_err(|e| bad_request("query.period", &e.to_string()))?;
         let selection = match query.selection {
@@ -104,7 +155,7 @@ impl Query {
         };
         Ok(Query {
             measure,
-            block,
+            scope,
             period: query.period.trim().to_owned(),
             selection,
         })

@@ -11,7 +11,7 @@ use time::{
     macros::{date, datetime},
 };
 
-use crate::{AgencyKey, Applied, AssessedWrite, CounterStore, EventWrite};
+use crate::{AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite};
 
 fn id(raw: &str) -> AgencyId {
     AgencyId::parse(raw).expect("test ids are valid")
@@ -876,4 +876,24 @@ where
     children_read_like_each_child_alone(&fresh().await).await;
     dossiers_are_open_past_due_from_their_due_day_to_their_resolution(&fresh().await).await;
     assessed_scores_replace_per_agency_criterion_and_period(&fresh().await).await;
+}
+
+/// A change notice published through one handle of a backend reaches every subscriber of
+/// every handle of it (`a` and `b` share one backend: two replicas), exactly as published.
+pub async fn notices_reach_every_subscriber(a: &dyn CounterStore, b: &dyn CounterStore) {
+    let mut on_a = a.subscribe_changes().await.expect("subscribe through a");
+    let mut on_b = b.subscribe_changes().await.expect("subscribe through b");
+    let notice = ChangeNotice {
+        origin: "replica-a".to_owned(),
+        agencies: vec!["hoa-binh.dept-01".to_owned(), "hoa-binh".to_owned()],
+        days: vec!["2026-08-15".to_owned()],
+    };
+    a.publish_change(&notice).await.expect("publish");
+    for (name, receiver) in [("a", &mut on_a), ("b", &mut on_b)] {
+        let heard = tokio::time::timeout(std::time::Duration::from_secs(5), receiver.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{name} hears the notice within 5 s"))
+            .expect("a notice");
+        assert_eq!(heard, notice, "{name} hears it as published");
+    }
 }

@@ -9,13 +9,16 @@ use govpulse_core::{
     AgencyId, Bucket, Counter, CounterDelta, Counters, DossierChange, EventId, Needs,
 };
 use time::{Date, OffsetDateTime};
+use tokio::sync::broadcast;
 
 pub mod conformance;
 mod memory;
+mod notices;
 mod redis_store;
 pub mod testing;
 
 pub use memory::MemoryStore;
+pub use notices::{ChangeNotice, NOTICE_BACKLOG};
 pub use redis_store::{RedisStore, RedisStoreConfig};
 
 /// One validated event, ready to count.
@@ -149,4 +152,16 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
         bucket: Bucket,
         profile: &str,
     ) -> Result<Vec<Vec<(String, u64)>>, StoreError>;
+
+    /// Tells every subscriber of this store's backend (every aggregate replica sharing it,
+    /// this one included) that something was counted. At most once: see
+    /// [`CounterStore::subscribe_changes`].
+    async fn publish_change(&self, notice: &ChangeNotice) -> Result<(), StoreError>;
+
+    /// Subscribes to the notices published on this store's backend by any process, returning
+    /// once the subscription is active: a notice published after that reaches the receiver,
+    /// unless the connection to the backend drops, in which case the receiver gets
+    /// [`ChangeNotice::anything`] once subscribed again. A receiver more than
+    /// [`NOTICE_BACKLOG`] notices behind lags (and must assume anything changed).
+    async fn subscribe_changes(&self) -> Result<broadcast::Receiver<ChangeNotice>, StoreError>;
 }

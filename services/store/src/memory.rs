@@ -14,7 +14,10 @@ use govpulse_core::{
 };
 use time::{Date, OffsetDateTime};
 
-use crate::{AgencyKey, Applied, AssessedWrite, CounterStore, EventWrite, StoreError};
+use crate::{
+    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
+    notices::LocalNotices,
+};
 
 /// How many batches pass between sweeps of expired event ids.
 const SWEEP_EVERY: u64 = 1024;
@@ -37,6 +40,9 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Change notices, heard by every subscriber of this store (the replicas of an
+    /// in-process deployment share it).
+    notices: LocalNotices,
 }
 
 impl MemoryStore {
@@ -56,6 +62,17 @@ impl MemoryStore {
 
 #[async_trait]
 impl CounterStore for MemoryStore {
+    async fn publish_change(&self, notice: &ChangeNotice) -> Result<(), StoreError> {
+        self.notices.publish(notice);
+        Ok(())
+    }
+
+    async fn subscribe_changes(
+        &self,
+    ) -> Result<tokio::sync::broadcast::Receiver<ChangeNotice>, StoreError> {
+        Ok(self.notices.subscribe())
+    }
+
     async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
         let now = OffsetDateTime::now_utc();
         let mut inner = self.lock();

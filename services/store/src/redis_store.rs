@@ -16,8 +16,11 @@
 //! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
 //! A batch is applied by one Lua script per tree ([`APPLY_SCRIPT`]): dedupe, counting and
 //! expiry in one atomic step.
+//!
+//! Change notices go through the pub/sub channel `P:changes` (a channel, not a key; see
+//! `notices.rs`).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use govpulse_core::{
@@ -34,7 +37,10 @@ use redis::{
 use std::time::Duration;
 use time::Date;
 
-use crate::{AgencyKey, Applied, AssessedWrite, CounterStore, EventWrite, StoreError};
+use crate::{
+    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
+    notices::RedisNotices,
+};
 
 /// The batch script; see the file for its argument layout.
 pub const APPLY_SCRIPT: &str = include_str!("apply.lua");
@@ -172,6 +178,8 @@ pub struct RedisStore {
     connection: Connection,
     prefix: String,
     script: Script,
+    /// Change notices on the pub/sub channel `P:changes`.
+    notices: Arc<RedisNotices>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -188,7 +196,10 @@ impl RedisStore {
         // Small pipelined replies must not wait for Nagle's algorithm.
         let tcp = || redis::io::tcp::TcpSettings::default().set_nodelay(true);
         let (connect_timeout, response_timeout) = (Duration::from_secs(5), Duration::from_secs(10));
-        let connection = match config.url.strip_prefix(CLUSTER_SCHEME) {
+        // Change notices use classic pub/sub, where a message published on any node of a
+        // cluster reaches the subscribers of every node: one subscribing connection, to the
+        // first node named, is enough.
+        let (connection, pubsub) = match config.url.strip_prefix(CLUSTER_SCHEME) {
             Some(nodes) => {
                 let nodes: Vec<String> = nodes
                     .split(',')
@@ -202,13 +213,20 @@ impl RedisStore {
                         config.url
                     )));
                 }
+                let pubsub = redis::Client::open(
+                    redis::IntoConnectionInfo::into_connection_info(nodes[0].as_str())?
+                        .set_tcp_settings(tcp()),
+                )?;
                 let client = ClusterClient::builder(nodes)
                     .connection_timeout(connect_timeout)
                     .response_timeout(response_timeout)
                     .retries(3)
                     .tcp_settings(tcp())
                     .build()?;
-                Connection::Cluster(client.get_async_connection().await?)
+                (
+                    Connection::Cluster(client.get_async_connection().await?),
+                    pubsub,
+                )
             }
             None => {
                 let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())?
@@ -218,15 +236,20 @@ impl RedisStore {
                     .set_connection_timeout(Some(connect_timeout))
                     .set_response_timeout(Some(response_timeout))
                     .set_number_of_retries(2);
-                Connection::Single(
-                    ConnectionManager::new_with_config(client, manager_config).await?,
+                (
+                    Connection::Single(
+                        ConnectionManager::new_with_config(client.clone(), manager_config).await?,
+                    ),
+                    client,
                 )
             }
         };
+        let notices = Arc::new(RedisNotices::new(pubsub, &config.prefix));
         Ok(Self {
             connection,
             prefix: config.prefix,
             script: Script::new(APPLY_SCRIPT),
+            notices,
         })
     }
 
@@ -465,6 +488,22 @@ impl ScriptArgs {
 
 #[async_trait]
 impl CounterStore for RedisStore {
+    async fn publish_change(&self, notice: &ChangeNotice) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(self.notices.channel())
+            .arg(notice.encode())
+            .query_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn subscribe_changes(
+        &self,
+    ) -> Result<tokio::sync::broadcast::Receiver<ChangeNotice>, StoreError> {
+        self.notices.subscribe().await
+    }
+
     async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
         let mut trees: HashMap<&AgencyId, Vec<(usize, &EventWrite)>> = HashMap::new();
         for (position, event) in events.iter().enumerate() {

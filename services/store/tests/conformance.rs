@@ -11,6 +11,24 @@ async fn memory_store_conforms() {
 }
 
 #[tokio::test]
+async fn memory_store_notices_reach_every_subscriber() {
+    let store = MemoryStore::new();
+    conformance::notices_reach_every_subscriber(&store, &store).await;
+}
+
+#[tokio::test]
+async fn redis_store_notices_reach_every_replica() {
+    let server = RedisServer::start().expect("redis-server starts");
+    let config = RedisStoreConfig {
+        url: server.url(),
+        prefix: "notices".to_owned(),
+    };
+    let a = RedisStore::connect(config.clone()).await.expect("connects");
+    let b = RedisStore::connect(config).await.expect("connects");
+    conformance::notices_reach_every_subscriber(&a, &b).await;
+}
+
+#[tokio::test]
 async fn redis_store_conforms() {
     let server = RedisServer::start().expect("redis-server starts");
     let mut n = 0;
@@ -42,6 +60,24 @@ async fn redis_cluster_store_conforms() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn redis_cluster_store_notices_reach_every_replica() {
+    // Published through the cluster connection (any node), heard by subscriptions to the
+    // first node: classic pub/sub reaches every node of a cluster.
+    let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
+    let config = RedisStoreConfig {
+        url: cluster.url(),
+        prefix: "notices".to_owned(),
+    };
+    let a = RedisStore::connect(config.clone())
+        .await
+        .expect("the cluster connects");
+    let b = RedisStore::connect(config)
+        .await
+        .expect("the cluster connects");
+    conformance::notices_reach_every_subscriber(&a, &b).await;
 }
 
 #[tokio::test]

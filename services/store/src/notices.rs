@@ -1,0 +1,233 @@
+//! Change notices shared through the counter store, so that every aggregate replica can
+//! tell its readers about batches any replica applied: Redis pub/sub on `P:changes` for
+//! [`crate::RedisStore`], an in-process broadcast for [`crate::MemoryStore`].
+//!
+//! Pub/sub delivers at most once: a notice published while a subscriber's connection is
+//! down is lost. The subscriber then receives [`ChangeNotice::anything`] once it has
+//! subscribed again, and readers keep a periodic refresh as the safety net.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::Client;
+use tokio::sync::{OnceCell, broadcast, oneshot};
+use tracing::{info, warn};
+
+use crate::StoreError;
+
+/// How many notices a subscriber may fall behind before it misses some (it is then told
+/// it lagged, and must assume anything changed).
+pub const NOTICE_BACKLOG: usize = 1024;
+
+/// Something was counted, by some replica.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChangeNotice {
+    /// Who published it (an aggregate replica's id), so a replica can skip its own; empty
+    /// for a notice the store itself makes.
+    pub origin: String,
+    /// The agencies whose counters changed, ancestors included; empty means anything may
+    /// have changed.
+    pub agencies: Vec<String>,
+    /// The Vietnam days (YYYY-MM-DD) whose counters changed.
+    pub days: Vec<String>,
+}
+
+impl ChangeNotice {
+    /// "Anything may have changed": sent after a gap in the subscription.
+    pub fn anything() -> Self {
+        Self::default()
+    }
+
+    /// The message published: a version line, the origin, the agencies and the days, one
+    /// line each, comma-separated. Agency ids and days never contain commas or newlines
+    /// (ids are `A-Z a-z 0-9 - _ . : /`).
+    pub fn encode(&self) -> String {
+        format!(
+            "v1\n{}\n{}\n{}",
+            self.origin,
+            self.agencies.join(","),
+            self.days.join(",")
+        )
+    }
+
+    /// Reads a published message; `None` when it is not one.
+    pub fn decode(message: &str) -> Option<Self> {
+        let mut lines = message.split('\n');
+        if lines.next()? != "v1" {
+            return None;
+        }
+        let origin = lines.next()?.to_owned();
+        let list = |line: &str| -> Vec<String> {
+            line.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let agencies = list(lines.next()?);
+        let days = list(lines.next()?);
+        if lines.next().is_some() {
+            return None;
+        }
+        Some(Self {
+            origin,
+            agencies,
+            days,
+        })
+    }
+}
+
+/// The in-process twin: every subscriber of one store hears every notice published on it.
+#[derive(Debug)]
+pub(crate) struct LocalNotices(broadcast::Sender<ChangeNotice>);
+
+impl Default for LocalNotices {
+    fn default() -> Self {
+        Self(broadcast::channel(NOTICE_BACKLOG).0)
+    }
+}
+
+impl LocalNotices {
+    pub(crate) fn publish(&self, notice: &ChangeNotice) {
+        // Nobody subscribed is not an error.
+        let _ = self.0.send(notice.clone());
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<ChangeNotice> {
+        self.0.subscribe()
+    }
+}
+
+/// Notices over Redis pub/sub: one subscribing connection per store, opened by the first
+/// subscriber and kept (re-subscribing with backoff when it drops) for the life of the
+/// process; its messages are fanned out in-process.
+#[derive(Debug)]
+pub(crate) struct RedisNotices {
+    client: Client,
+    channel: String,
+    relay: OnceCell<broadcast::Sender<ChangeNotice>>,
+}
+
+impl RedisNotices {
+    pub(crate) fn new(client: Client, prefix: &str) -> Self {
+        Self {
+            client,
+            channel: format!("{prefix}:changes"),
+            relay: OnceCell::new(),
+        }
+    }
+
+    /// The pub/sub channel.
+    pub(crate) fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// Subscribes, returning once Redis confirmed the subscription.
+    pub(crate) async fn subscribe(&self) -> Result<broadcast::Receiver<ChangeNotice>, StoreError> {
+        let sender = self
+            .relay
+            .get_or_try_init(|| async {
+                let (sender, _) = broadcast::channel(NOTICE_BACKLOG);
+                let (ready, subscribed) = oneshot::channel();
+                tokio::spawn(relay(
+                    self.client.clone(),
+                    self.channel.clone(),
+                    sender.clone(),
+                    ready,
+                ));
+                subscribed.await.map_err(|_| {
+                    StoreError::Unexpected("the notice subscriber stopped".to_owned())
+                })??;
+                Ok::<_, StoreError>(sender)
+            })
+            .await?;
+        Ok(sender.subscribe())
+    }
+}
+
+/// Subscribes to `channel` and passes every notice to `sender`, re-subscribing with backoff
+/// when the connection drops. The first outcome goes to `ready`; a failed first attempt
+/// ends the relay (the caller sees the error).
+async fn relay(
+    client: Client,
+    channel: String,
+    sender: broadcast::Sender<ChangeNotice>,
+    ready: oneshot::Sender<Result<(), StoreError>>,
+) {
+    let mut ready = Some(ready);
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        }
+        .await;
+        match subscribed {
+            Ok(pubsub) => {
+                match ready.take() {
+                    Some(ready) => {
+                        let _ = ready.send(Ok(()));
+                    }
+                    None => {
+                        info!(channel, "change notices subscribed again");
+                        // Notices published while we were away are lost.
+                        let _ = sender.send(ChangeNotice::anything());
+                    }
+                }
+                delay = Duration::from_millis(100);
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    let notice = message
+                        .get_payload::<String>()
+                        .ok()
+                        .and_then(|m| ChangeNotice::decode(&m));
+                    match notice {
+                        Some(notice) => {
+                            let _ = sender.send(notice);
+                        }
+                        None => warn!(channel, "unreadable change notice"),
+                    }
+                }
+                warn!(channel, retry_in = ?delay, "change notice subscription dropped");
+            }
+            Err(e) => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(Err(e.into()));
+                    return;
+                }
+                warn!(channel, error = %e, retry_in = ?delay, "cannot subscribe to change notices");
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_reads_back_as_it_was_written() {
+        let notice = ChangeNotice {
+            origin: "agg-1".to_owned(),
+            agencies: vec!["hoa-binh.dept-01".to_owned(), "hoa-binh".to_owned()],
+            days: vec!["2026-08-15".to_owned()],
+        };
+        assert_eq!(ChangeNotice::decode(&notice.encode()), Some(notice));
+    }
+
+    #[test]
+    fn the_anything_notice_reads_back_empty() {
+        let anything = ChangeNotice::anything();
+        assert_eq!(ChangeNotice::decode(&anything.encode()), Some(anything));
+    }
+
+    #[test]
+    fn foreign_messages_are_not_notices() {
+        assert_eq!(ChangeNotice::decode("hello"), None);
+        assert_eq!(ChangeNotice::decode("v2\na\nb\nc"), None);
+        assert_eq!(ChangeNotice::decode("v1\na\nb"), None);
+        assert_eq!(ChangeNotice::decode("v1\na\nb\nc\nd"), None);
+    }
+}

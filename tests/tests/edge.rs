@@ -1,0 +1,932 @@
+//! Trust at the edge, end to end: who may call ingest (bearer tokens from a reloaded file,
+//! client certificates), whose events it may send, TLS and mutual TLS between every
+//! service, and the per-agency rate. Certificates and tokens are generated here.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use govpulse_common::auth::token_hash;
+use govpulse_e2e::received;
+use govpulse_proto::{
+    aggregate::{GetMetricsRequest, aggregate_service_client::AggregateServiceClient},
+    catalog::Block,
+    event::{DossierEvent, EventOutcome, OutcomeStatus},
+    ingest::{
+        ReportAssessedScoresRequest, StreamEventsRequest, SubmitEventsRequest,
+        ingest_service_client::IngestServiceClient,
+    },
+    ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
+};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
+    string::Ia5String,
+};
+use time::{Date, OffsetDateTime, macros::time};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    Code, Request, Status,
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
+use tonic_types::StatusExt;
+
+const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/catalog");
+
+/// A folder for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("govpulse-edge-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// The shipped provinces and ministries, one unit of Hà Nội, one procedure each.
+fn write_catalog(dir: &Path) -> PathBuf {
+    let catalog = dir.join("catalog");
+    std::fs::create_dir_all(&catalog).expect("catalog dir");
+    for file in ["provinces.csv", "ministries.csv"] {
+        std::fs::copy(format!("{CATALOG}/{file}"), catalog.join(file)).expect("copy");
+    }
+    std::fs::write(
+        catalog.join("units.csv"),
+        "id,name,parent_id,valid_from,valid_until\nha-noi.dept-01,Sở Tư pháp,ha-noi,,\n",
+    )
+    .expect("units");
+    std::fs::write(
+        catalog.join("procedures.csv"),
+        "id,agency_id,name,provision,eligible_full_online\n\
+         ha-noi.p01,ha-noi,Thủ tục,full,true\n\
+         hai-phong.p01,hai-phong,Thủ tục,full,true\n\
+         ha-noi.dept-01.p01,ha-noi.dept-01,Thủ tục,full,true\n",
+    )
+    .expect("procedures");
+    catalog
+}
+
+/// Noon (Vietnam time) two days ago.
+fn two_days_ago_noon() -> OffsetDateTime {
+    let day: Date = (OffsetDateTime::now_utc().to_offset(govpulse_core::period::VIETNAM)
+        - time::Duration::days(2))
+    .date();
+    day.with_time(time!(12:00))
+        .assume_offset(govpulse_core::period::VIETNAM)
+}
+
+fn local0() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A CA, and certificates it signs, all PEM.
+struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+struct Pem {
+    cert: String,
+    key: String,
+}
+
+impl Pki {
+    fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().expect("key");
+        Self {
+            ca: CertifiedIssuer::self_signed(params, key).expect("ca"),
+        }
+    }
+
+    fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    fn issue(&self, dns: &[&str], uris: &[&str], expired: bool) -> Pem {
+        let mut params =
+            CertificateParams::new(dns.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>())
+                .expect("params");
+        for uri in uris {
+            params
+                .subject_alt_names
+                .push(SanType::URI(Ia5String::try_from(*uri).expect("ia5")));
+        }
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.ca).expect("signed");
+        Pem {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+}
+
+fn write_pem(dir: &Path, name: &str, pem: &Pem) -> (PathBuf, PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert, &pem.cert).expect("cert");
+    std::fs::write(&key, &pem.key).expect("key");
+    (cert, key)
+}
+
+/// Ingest in front of an in-memory aggregate, both on loopback, stopped on drop.
+struct Edge {
+    ingest: SocketAddr,
+    aggregate: SocketAddr,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn spawn_service<E: std::fmt::Debug + Send + 'static>(
+    run: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move { run.await.expect("service runs") })
+}
+
+async fn start_edge(
+    catalog: &Path,
+    edit: impl FnOnce(govpulse_ingest::Config) -> govpulse_ingest::Config,
+) -> Edge {
+    let stop = CancellationToken::new();
+    let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
+        catalog_dir: Some(catalog.to_owned()),
+        ..govpulse_aggregate::Config::new(local0()).development()
+    })
+    .await
+    .expect("aggregate starts");
+    let aggregate_addr = aggregate.local_addr();
+    let ingest = govpulse_ingest::Server::build(edit(govpulse_ingest::Config {
+        catalog_dir: Some(catalog.to_owned()),
+        ..govpulse_ingest::Config::new(local0(), format!("http://{aggregate_addr}"))
+    }))
+    .await
+    .expect("ingest starts");
+    let ingest_addr = ingest.local_addr();
+    let tasks = vec![
+        spawn_service(aggregate.run_until(stop.clone().cancelled_owned())),
+        spawn_service(ingest.run_until(stop.clone().cancelled_owned())),
+    ];
+    Edge {
+        ingest: ingest_addr,
+        aggregate: aggregate_addr,
+        stop,
+        tasks,
+    }
+}
+
+impl Edge {
+    fn ingest(&self) -> IngestServiceClient<Channel> {
+        IngestServiceClient::new(plain(self.ingest))
+    }
+
+    /// Dossiers received by `agency` on `at`'s day, as aggregate counted them.
+    async fn received(&self, agency: &str, at: OffsetDateTime) -> u64 {
+        AggregateServiceClient::new(plain(self.aggregate))
+            .get_metrics(GetMetricsRequest {
+                agency_id: agency.to_owned(),
+                period: at.date().to_string(),
+                metrics: vec![],
+            })
+            .await
+            .expect("metrics")
+            .into_inner()
+            .counters
+            .expect("counters")
+            .received
+    }
+}
+
+fn plain(addr: SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect_lazy()
+}
+
+fn tls_channel(addr: SocketAddr, ca: &str, identity: Option<&Pem>) -> Channel {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("localhost");
+    if let Some(pem) = identity {
+        tls = tls.identity(Identity::from_pem(&pem.cert, &pem.key));
+    }
+    Endpoint::from_shared(format!("https://{addr}"))
+        .expect("url")
+        .tls_config(tls)
+        .expect("tls config")
+        .connect_lazy()
+}
+
+fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    request
+}
+
+fn batch(events: Vec<DossierEvent>) -> SubmitEventsRequest {
+    SubmitEventsRequest { events }
+}
+
+fn statuses(outcomes: &[EventOutcome]) -> Vec<OutcomeStatus> {
+    outcomes
+        .iter()
+        .map(|o| OutcomeStatus::try_from(o.status).expect("known"))
+        .collect()
+}
+
+/// One `[[credential]]` of a token file.
+fn credential(token: &str, agency: &str, roles: &str, expires_at: Option<&str>) -> String {
+    let expiry = expires_at
+        .map(|e| format!("expires_at = \"{e}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "[[credential]]\nsha256 = \"{}\"\nagency = \"{agency}\"\nroles = [{roles}]\n{expiry}",
+        token_hash(token)
+    )
+}
+
+fn refused(result: Result<tonic::Response<impl Sized>, Status>) -> Status {
+    match result {
+        Ok(_) => panic!("the call was accepted"),
+        Err(status) => status,
+    }
+}
+
+#[tokio::test]
+async fn calls_without_a_valid_credential_are_unauthenticated_and_count_nothing() {
+    let dir = scratch("unauthenticated");
+    let catalog = write_catalog(&dir);
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        credential("good-token", "ha-noi", "\"reporter\"", None)
+            + &credential(
+                "expired-token",
+                "ha-noi",
+                "\"reporter\"",
+                Some("2020-01-01T00:00:00Z"),
+            ),
+    )
+    .expect("tokens");
+    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
+        tokens: Some(tokens.clone()),
+        tls: govpulse_common::tls::TlsArgs {
+            plaintext: true,
+            ..c.tls.clone()
+        },
+        ..c
+    })
+    .await;
+    let at = two_days_ago_noon();
+    let event = || batch(vec![received("e1", "ha-noi", at, true)]);
+
+    let none = refused(edge.ingest().submit_events(event()).await);
+    assert_eq!(none.code(), Code::Unauthenticated, "{none:?}");
+    for token in ["wrong-token", "expired-token"] {
+        let status = refused(
+            edge.ingest()
+                .submit_events(with_token(event(), token))
+                .await,
+        );
+        assert_eq!(status.code(), Code::Unauthenticated, "{token}: {status:?}");
+        assert!(
+            !status.message().contains(token),
+            "the secret is never echoed: {status:?}"
+        );
+    }
+    let mut malformed = Request::new(event());
+    malformed
+        .metadata_mut()
+        .insert("authorization", "Basic Z29vZA==".parse().expect("header"));
+    let status = refused(edge.ingest().submit_events(malformed).await);
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let stream = tokio_stream::iter(vec![StreamEventsRequest {
+        batch_id: 1,
+        events: vec![received("s1", "ha-noi", at, true)],
+    }]);
+    let status = refused(edge.ingest().stream_events(stream).await);
+    assert_eq!(
+        status.code(),
+        Code::Unauthenticated,
+        "streams too: {status:?}"
+    );
+    assert_eq!(edge.received("ha-noi", at).await, 0, "nothing was counted");
+
+    let accepted = edge
+        .ingest()
+        .submit_events(with_token(event(), "good-token"))
+        .await
+        .expect("a valid token is accepted")
+        .into_inner();
+    assert_eq!(accepted.accepted, 1);
+    assert_eq!(edge.received("ha-noi", at).await, 1);
+}
+
+#[tokio::test]
+async fn a_token_removed_from_the_file_is_refused_without_a_restart() {
+    let dir = scratch("revoked");
+    let catalog = write_catalog(&dir);
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        credential("kept", "hai-phong", "\"reporter\"", None)
+            + &credential("revoked", "ha-noi", "\"reporter\"", None),
+    )
+    .expect("tokens");
+    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
+        tokens: Some(tokens.clone()),
+        tokens_reload_ms: 20,
+        ..c.development()
+    })
+    .await;
+    let at = two_days_ago_noon();
+    let first = edge
+        .ingest()
+        .submit_events(with_token(
+            batch(vec![received("r1", "ha-noi", at, true)]),
+            "revoked",
+        ))
+        .await
+        .expect("valid before revocation");
+    assert_eq!(first.into_inner().accepted, 1);
+
+    std::fs::write(
+        &tokens,
+        credential("kept", "hai-phong", "\"reporter\"", None),
+    )
+    .expect("revoke");
+    // Modification times can be coarse: make sure the new one differs.
+    std::fs::File::options()
+        .write(true)
+        .open(&tokens)
+        .expect("open")
+        .set_modified(SystemTime::now() + Duration::from_secs(10))
+        .expect("mtime");
+
+    let revoked = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut n = 2;
+        loop {
+            let result = edge
+                .ingest()
+                .submit_events(with_token(
+                    batch(vec![received(&format!("r{n}"), "ha-noi", at, true)]),
+                    "revoked",
+                ))
+                .await;
+            match result {
+                Err(status) => return status,
+                Ok(_) => n += 1,
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("refused once the file is re-read");
+    assert_eq!(revoked.code(), Code::Unauthenticated);
+    let counted = edge.received("ha-noi", at).await;
+    let refused_now = refused(
+        edge.ingest()
+            .submit_events(with_token(
+                batch(vec![received("after", "ha-noi", at, true)]),
+                "revoked",
+            ))
+            .await,
+    );
+    assert_eq!(refused_now.code(), Code::Unauthenticated);
+    assert_eq!(
+        edge.received("ha-noi", at).await,
+        counted,
+        "a revoked token counts nothing"
+    );
+    let kept = edge
+        .ingest()
+        .submit_events(with_token(
+            batch(vec![received("k1", "hai-phong", at, true)]),
+            "kept",
+        ))
+        .await
+        .expect("the other token still works");
+    assert_eq!(kept.into_inner().accepted, 1);
+}
+
+#[tokio::test]
+async fn an_agency_reports_for_itself_and_its_units_but_never_for_a_sibling() {
+    let dir = scratch("scope");
+    let catalog = write_catalog(&dir);
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        credential("ha-noi-token", "ha-noi", "\"reporter\"", None)
+            + &credential("unit-token", "ha-noi.dept-01", "\"reporter\"", None)
+            + &credential("reader-token", "ha-noi", "\"reader\"", None),
+    )
+    .expect("tokens");
+    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
+        tokens: Some(tokens.clone()),
+        ..c.development()
+    })
+    .await;
+    let at = two_days_ago_noon();
+
+    let response = edge
+        .ingest()
+        .submit_events(with_token(
+            batch(vec![
+                received("own", "ha-noi", at, true),
+                received("unit", "ha-noi.dept-01", at, true),
+                received("sibling", "hai-phong", at, true),
+            ]),
+            "ha-noi-token",
+        ))
+        .await
+        .expect("the batch is answered")
+        .into_inner();
+    assert_eq!(
+        statuses(&response.outcomes),
+        vec![
+            OutcomeStatus::Accepted,
+            OutcomeStatus::Accepted,
+            OutcomeStatus::Rejected
+        ]
+    );
+    let denied = &response.outcomes[2];
+    assert_eq!(denied.field, "events[2].agency_id");
+    assert!(
+        denied.reason.starts_with("permission denied") && denied.reason.contains("hai-phong"),
+        "{denied:?}"
+    );
+    assert_eq!(edge.received("hai-phong", at).await, 0);
+    assert_eq!(edge.received("ha-noi.dept-01", at).await, 1);
+
+    let response = edge
+        .ingest()
+        .submit_events(with_token(
+            batch(vec![received("up", "ha-noi", at, true)]),
+            "unit-token",
+        ))
+        .await
+        .expect("answered")
+        .into_inner();
+    assert_eq!(
+        statuses(&response.outcomes),
+        vec![OutcomeStatus::Rejected],
+        "a unit may not report for its parent"
+    );
+
+    let reader = refused(
+        edge.ingest()
+            .submit_events(with_token(
+                batch(vec![received("read", "ha-noi", at, true)]),
+                "reader-token",
+            ))
+            .await,
+    );
+    assert_eq!(reader.code(), Code::PermissionDenied);
+    assert_eq!(
+        edge.received("ha-noi", at).await,
+        2,
+        "its own and its unit's"
+    );
+}
+
+#[tokio::test]
+async fn a_client_certificate_names_its_agency_and_bad_certificates_are_refused() {
+    let dir = scratch("mtls");
+    let catalog = write_catalog(&dir);
+    let servers = Pki::new("govpulse test server CA");
+    let clients = Pki::new("govpulse test agency CA");
+    let stranger = Pki::new("someone else's CA");
+    let (cert, key) = write_pem(&dir, "ingest", &servers.issue(&["localhost"], &[], false));
+    let client_ca = dir.join("clients.crt");
+    std::fs::write(&client_ca, clients.ca_pem()).expect("client ca");
+    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
+        tls: govpulse_common::tls::TlsArgs {
+            tls_cert: Some(cert.clone()),
+            tls_key: Some(key.clone()),
+            tls_client_ca: Some(client_ca.clone()),
+            plaintext: false,
+        },
+        ..c
+    })
+    .await;
+    let at = two_days_ago_noon();
+    let client = |identity: Option<&Pem>| {
+        IngestServiceClient::new(tls_channel(edge.ingest, &servers.ca_pem(), identity))
+    };
+
+    let ha_noi = clients.issue(&[], &["govpulse:agency:ha-noi"], false);
+    let response = client(Some(&ha_noi))
+        .submit_events(batch(vec![
+            received("c1", "ha-noi", at, true),
+            received("c2", "hai-phong", at, true),
+        ]))
+        .await
+        .expect("a valid certificate is accepted")
+        .into_inner();
+    assert_eq!(
+        statuses(&response.outcomes),
+        vec![OutcomeStatus::Accepted, OutcomeStatus::Rejected]
+    );
+
+    let none = refused(
+        client(None)
+            .submit_events(batch(vec![received("n1", "ha-noi", at, true)]))
+            .await,
+    );
+    assert_eq!(none.code(), Code::Unauthenticated, "{none:?}");
+
+    let expired = clients.issue(&[], &["govpulse:agency:ha-noi"], true);
+    let untrusted = stranger.issue(&[], &["govpulse:agency:ha-noi"], false);
+    for (name, pem) in [("expired", &expired), ("untrusted", &untrusted)] {
+        let status = refused(
+            client(Some(pem))
+                .submit_events(batch(vec![received(name, "ha-noi", at, true)]))
+                .await,
+        );
+        // The handshake fails, so no call reaches the service: tonic reports a transport
+        // error carrying the server's TLS alert.
+        assert_eq!(status.code(), Code::Unknown, "{name}: {status:?}");
+        let alert = format!("{status:?}");
+        assert!(alert.contains("received fatal alert"), "{name}: {alert}");
+    }
+    let no_agency = clients.issue(&["agency.example"], &[], false);
+    let status = refused(
+        client(Some(&no_agency))
+            .submit_events(batch(vec![received("na", "ha-noi", at, true)]))
+            .await,
+    );
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert_eq!(edge.received("ha-noi", at).await, 1);
+    assert_eq!(edge.received("hai-phong", at).await, 0);
+}
+
+#[tokio::test]
+async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
+    let dir = scratch("tls-everywhere");
+    let catalog = write_catalog(&dir);
+    let pki = Pki::new("govpulse test CA");
+    let ca = dir.join("ca.crt");
+    std::fs::write(&ca, pki.ca_pem()).expect("ca");
+    let server = pki.issue(&["localhost"], &[], false);
+    let (cert, key) = write_pem(&dir, "server", &server);
+    let (peer_cert, peer_key) = write_pem(
+        &dir,
+        "peer",
+        &pki.issue(&["localhost"], &["govpulse:service:ingest"], false),
+    );
+    let tls = govpulse_common::tls::TlsArgs {
+        tls_cert: Some(cert),
+        tls_key: Some(key),
+        tls_client_ca: Some(ca.clone()),
+        plaintext: false,
+    };
+    let upstream = govpulse_common::tls::UpstreamTlsArgs {
+        upstream_ca: Some(ca.clone()),
+        upstream_cert: Some(peer_cert),
+        upstream_key: Some(peer_key),
+    };
+    let stop = CancellationToken::new();
+    let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
+        catalog_dir: Some(catalog.clone()),
+        tls: tls.clone(),
+        ..govpulse_aggregate::Config::new(local0())
+    })
+    .await
+    .expect("aggregate starts");
+    // The certificates name localhost; the address is loopback.
+    let aggregate_url = format!("https://localhost:{}", aggregate.local_addr().port());
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(&tokens, credential("t", "ha-noi", "\"reporter\"", None)).expect("tokens");
+    let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
+        catalog_dir: Some(catalog.clone()),
+        tls: tls.clone(),
+        upstream: upstream.clone(),
+        tokens: Some(tokens),
+        ..govpulse_ingest::Config::new(local0(), aggregate_url.clone())
+    })
+    .await
+    .expect("ingest starts");
+    let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
+        catalog_dir: Some(catalog.clone()),
+        tls: tls.clone(),
+        upstream,
+        ..govpulse_ranking::Config::new(local0(), aggregate_url)
+    })
+    .await
+    .expect("ranking starts");
+    let (ingest_addr, ranking_addr) = (ingest.local_addr(), ranking.local_addr());
+    let tasks = [
+        spawn_service(aggregate.run_until(stop.clone().cancelled_owned())),
+        spawn_service(ingest.run_until(stop.clone().cancelled_owned())),
+        spawn_service(ranking.run_until(stop.clone().cancelled_owned())),
+    ];
+
+    let at = two_days_ago_noon();
+    let accepted = IngestServiceClient::new(tls_channel(ingest_addr, &pki.ca_pem(), None))
+        .submit_events(with_token(
+            batch(vec![received("tls-1", "ha-noi", at, true)]),
+            "t",
+        ))
+        .await
+        .expect("ingest answers over TLS and reaches aggregate over mutual TLS")
+        .into_inner();
+    assert_eq!(accepted.accepted, 1);
+
+    // Reading is not public here: a client certificate with the reader role reads.
+    let reader = pki.issue(
+        &[],
+        &["govpulse:agency:ha-noi", "govpulse:role:reader"],
+        false,
+    );
+    let ranking =
+        RankingServiceClient::new(tls_channel(ranking_addr, &pki.ca_pem(), Some(&reader)))
+            .get_ranking(GetRankingRequest {
+                query: Some(RankingQuery {
+                    metric: "online-dossier-rate".into(),
+                    block: Block::Province.into(),
+                    period: at.date().to_string(),
+                    selection: None,
+                    index: String::new(),
+                    parent_id: String::new(),
+                }),
+            })
+            .await
+            .expect("ranking answers over TLS and reads aggregate over mutual TLS")
+            .into_inner();
+    let first = &ranking.rows[0];
+    assert_eq!((first.rank, first.agency_id.as_str()), (1, "ha-noi"));
+
+    let plaintext = refused(
+        IngestServiceClient::new(plain(ingest_addr))
+            .submit_events(with_token(batch(vec![]), "t"))
+            .await,
+    );
+    assert_eq!(
+        plaintext.code(),
+        Code::Unknown,
+        "a TLS server does not speak plaintext: {plaintext:?}"
+    );
+    stop.cancel();
+    for task in tasks {
+        task.await.expect("service stops");
+    }
+}
+
+#[tokio::test]
+async fn a_service_without_tls_or_credentials_configured_does_not_start() {
+    let dir = scratch("secure-defaults");
+    let catalog = write_catalog(&dir);
+    let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
+        catalog_dir: Some(catalog.clone()),
+        ..govpulse_ingest::Config::new(local0(), "http://127.0.0.1:1".into())
+    })
+    .await;
+    assert!(
+        matches!(&ingest, Err(e) if e.to_string().contains("--plaintext")),
+        "{ingest:?}"
+    );
+    let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
+        catalog_dir: Some(catalog.clone()),
+        tls: govpulse_common::tls::TlsArgs {
+            plaintext: true,
+            ..Default::default()
+        },
+        ..govpulse_ingest::Config::new(local0(), "http://127.0.0.1:1".into())
+    })
+    .await;
+    assert!(
+        matches!(&ingest, Err(e) if e.to_string().contains("--allow-anonymous")),
+        "{ingest:?}"
+    );
+    let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
+        catalog_dir: Some(catalog),
+        ..govpulse_aggregate::Config::new(local0())
+    })
+    .await;
+    assert!(aggregate.is_err(), "aggregate needs TLS or --plaintext");
+}
+
+#[tokio::test]
+async fn one_agency_flooding_does_not_hold_back_another() {
+    let dir = scratch("flood");
+    let catalog = write_catalog(&dir);
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        credential("flood", "hai-phong", "\"reporter\"", None)
+            + &credential("calm", "ha-noi", "\"reporter\"", None),
+    )
+    .expect("tokens");
+    // 200 events a second each, 100 at once.
+    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
+        tokens: Some(tokens.clone()),
+        rate_per_agency: 200,
+        burst_per_agency: 100,
+        max_batch: 100,
+        ..c.development()
+    })
+    .await;
+    let at = two_days_ago_noon();
+
+    // Hải Phòng sends 40 batches of 100 at once: far over its rate.
+    let flood = (0..40).map(|b| {
+        let mut client = edge.ingest();
+        async move {
+            let events = (0..100)
+                .map(|i| received(&format!("f{b}-{i}"), "hai-phong", at, true))
+                .collect();
+            client
+                .submit_events(with_token(batch(events), "flood"))
+                .await
+        }
+    });
+    let flood = tokio::spawn(futures::future::join_all(flood));
+
+    // Meanwhile Hà Nội sends 20 batches of 5, its normal rate: every one is accepted.
+    let mut calm = edge.ingest();
+    for b in 0..20 {
+        let events = (0..5)
+            .map(|i| received(&format!("c{b}-{i}"), "ha-noi", at, true))
+            .collect();
+        let response = calm
+            .submit_events(with_token(batch(events), "calm"))
+            .await
+            .expect("the calm agency is never limited")
+            .into_inner();
+        assert_eq!(response.accepted, 5);
+    }
+
+    let results = flood.await.expect("flood finishes");
+    let limited: Vec<&Status> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    let accepted = results.len() - limited.len();
+    assert!(
+        accepted >= 1 && limited.len() >= 30,
+        "accepted {accepted}, limited {}",
+        limited.len()
+    );
+    for status in &limited {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        let retry = status
+            .get_details_retry_info()
+            .and_then(|r| r.retry_delay)
+            .expect("a retry delay");
+        assert!(
+            retry > Duration::ZERO && retry <= Duration::from_secs(1),
+            "{retry:?}"
+        );
+    }
+    assert_eq!(edge.received("ha-noi", at).await, 100);
+    assert_eq!(
+        edge.received("hai-phong", at).await,
+        100 * accepted as u64,
+        "a limited batch counts nothing"
+    );
+}
+
+#[tokio::test]
+async fn reading_rankings_can_require_a_reader_credential() {
+    let dir = scratch("readers");
+    let catalog = write_catalog(&dir);
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        credential("reader", "ha-noi", "\"reader\"", None)
+            + &credential("reporter", "ha-noi", "\"reporter\"", None),
+    )
+    .expect("tokens");
+    let edge = start_edge(&catalog, govpulse_ingest::Config::development).await;
+    let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
+        catalog_dir: Some(catalog.clone()),
+        tokens: Some(tokens),
+        public_read: false,
+        ..govpulse_ranking::Config::new(local0(), format!("http://{}", edge.aggregate))
+            .development()
+    })
+    .await
+    .expect("ranking starts");
+    let addr = ranking.local_addr();
+    let task = spawn_service(ranking.run_until(edge.stop.clone().cancelled_owned()));
+    let query = || GetRankingRequest {
+        query: Some(RankingQuery {
+            metric: "online-dossier-rate".into(),
+            block: Block::Province.into(),
+            period: two_days_ago_noon().date().to_string(),
+            selection: None,
+            index: String::new(),
+            parent_id: String::new(),
+        }),
+    };
+    let mut client = RankingServiceClient::new(plain(addr));
+    let anonymous = refused(client.get_ranking(query()).await);
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+    let reporter = refused(client.get_ranking(with_token(query(), "reporter")).await);
+    assert_eq!(reporter.code(), Code::PermissionDenied, "{reporter:?}");
+    client
+        .get_ranking(with_token(query(), "reader"))
+        .await
+        .expect("a reader reads");
+    edge.stop.cancel();
+    task.await.expect("ranking stops");
+}
+
+#[tokio::test]
+async fn only_an_assessor_reports_assessed_scores() {
+    let dir = scratch("assessor");
+    let catalog = write_catalog(&dir);
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        credential("reporter", "ha-noi", "\"reporter\"", None)
+            + &credential("assessor", "mof", "\"assessor\"", None),
+    )
+    .expect("tokens");
+    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
+        tokens: Some(tokens.clone()),
+        allow_anonymous: false,
+        ..c.development()
+    })
+    .await;
+    let report = || ReportAssessedScoresRequest { scores: vec![] };
+    let anonymous = refused(edge.ingest().report_assessed_scores(report()).await);
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+    let reporter = refused(
+        edge.ingest()
+            .report_assessed_scores(with_token(report(), "reporter"))
+            .await,
+    );
+    assert_eq!(reporter.code(), Code::PermissionDenied, "{reporter:?}");
+    let stored = edge
+        .ingest()
+        .report_assessed_scores(with_token(report(), "assessor"))
+        .await
+        .expect("an assessor reports")
+        .into_inner()
+        .stored;
+    assert_eq!(stored, 0);
+}
+
+#[tokio::test]
+async fn an_agency_holds_a_bounded_number_of_open_streams_and_others_are_not_held_back() {
+    let dir = scratch("streams");
+    let catalog = write_catalog(&dir);
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        credential("busy", "hai-phong", "\"reporter\"", None)
+            + &credential("calm", "ha-noi", "\"reporter\"", None),
+    )
+    .expect("tokens");
+    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
+        tokens: Some(tokens.clone()),
+        max_streams_per_agency: 1,
+        ..c.development()
+    })
+    .await;
+    let open = |token: &str| {
+        let (batches, rx) = tokio::sync::mpsc::channel::<StreamEventsRequest>(1);
+        let request = with_token(tokio_stream::wrappers::ReceiverStream::new(rx), token);
+        let mut client = edge.ingest();
+        async move { (batches, client.stream_events(request).await) }
+    };
+    let (first, accepted) = open("busy").await;
+    let mut acks = accepted.expect("the first stream opens").into_inner();
+    let (_second, refused_stream) = open("busy").await;
+    let status = refused(refused_stream);
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let (_calm, calm) = open("calm").await;
+    calm.expect("another agency opens its own stream");
+
+    // Closing the first stream frees its place.
+    drop(first);
+    assert!(acks.message().await.expect("clean end").is_none());
+    let reopened = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let (batches, Ok(_)) = open("busy").await {
+                return batches;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        reopened.is_ok(),
+        "a place is free again once a stream closed"
+    );
+}
