@@ -147,6 +147,13 @@ impl Process {
     fn start(name: &str, env: &[(&str, String)]) -> Process {
         let mut child = Command::new(binary(name))
             .env("GOVPULSE_LISTEN", "127.0.0.1:0")
+            // The development settings (each service reads the ones it has): plaintext,
+            // anonymous calls acting for every agency, no rate or stream limit, public reads.
+            .env("GOVPULSE_PLAINTEXT", "true")
+            .env("GOVPULSE_ALLOW_ANONYMOUS", "true")
+            .env("GOVPULSE_RATE_PER_AGENCY", "0")
+            .env("GOVPULSE_MAX_STREAMS_PER_AGENCY", "0")
+            .env("GOVPULSE_PUBLIC_READ", "true")
             .env("GOVPULSE_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .envs(env.iter().map(|(k, v)| (k, v.as_str())))
@@ -249,7 +256,10 @@ async fn watch_provinces(ranking: String, day: &str) -> tonic::Streaming<WatchRa
         ..Default::default()
     };
     let mut stream = RankingServiceClient::new(lazy(ranking))
-        .watch_ranking(WatchRankingRequest { query: Some(query) })
+        .watch_ranking(WatchRankingRequest {
+            query: Some(query),
+            ..Default::default()
+        })
         .await
         .expect("watch")
         .into_inner();
@@ -517,7 +527,7 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
         store: redis.url(),
         key_prefix: "metrics".to_owned(),
         metrics_listen: Some(local0()),
-        ..govpulse_aggregate::Config::new(local0())
+        ..govpulse_aggregate::Config::new(local0()).development()
     })
     .await
     .expect("aggregate starts");
@@ -525,16 +535,17 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
     let aggregate_metrics = aggregate.metrics_addr().expect("a metrics listener");
     let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
         metrics_listen: Some(local0()),
-        ..govpulse_ingest::Config::new(local0(), aggregate_url.clone())
+        ..govpulse_ingest::Config::new(local0(), aggregate_url.clone()).development()
     })
     .await
     .expect("ingest starts");
     let ingest_url = format!("http://{}", ingest.local_addr());
     let ingest_metrics = ingest.metrics_addr().expect("a metrics listener");
-    let ranking =
-        govpulse_ranking::Server::build(govpulse_ranking::Config::new(local0(), aggregate_url))
-            .await
-            .expect("ranking starts");
+    let ranking = govpulse_ranking::Server::build(
+        govpulse_ranking::Config::new(local0(), aggregate_url).development(),
+    )
+    .await
+    .expect("ranking starts");
     let ranking_url = format!("http://{}", ranking.local_addr());
     assert_eq!(
         ranking.metrics_addr(),

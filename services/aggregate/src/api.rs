@@ -43,7 +43,7 @@ use tokio_stream::{
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use crate::Error;
 
@@ -108,10 +108,10 @@ impl AggregateApi {
             };
             match notice {
                 Ok(notice) if *notice.origin == *self.origin => {}
-                Ok(notice) => self.broadcast(notice.agencies, notice.days),
+                Ok(notice) => self.broadcast(notice),
                 // Missed some: anything may have changed.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    self.broadcast(Vec::new(), Vec::new());
+                    self.broadcast(ChangeNotice::anything());
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
@@ -274,20 +274,27 @@ impl AggregateApi {
             origin: self.origin.to_string(),
             agencies: agency_ids,
             days,
+            // The ApplyEvents call's span: the recomputations this notice causes, on any
+            // replica's rankings, join its trace.
+            traceparent: govpulse_common::telemetry::current_traceparent(),
         };
         let store = self.store.clone();
         let shared = notice.clone();
         // Not awaited: the batch is counted whatever happens to its notice, which is at most
         // once anyway (readers refresh periodically).
-        tokio::spawn(async move {
-            if let Err(e) = store.publish_change(&shared).await {
-                warn!(error = %e, "change notice not published to the other replicas");
+        // In the batch's span, so its trace shows the publication too.
+        tokio::spawn(
+            async move {
+                if let Err(e) = store.publish_change(&shared).await {
+                    warn!(error = %e, "change notice not published to the other replicas");
+                }
             }
-        });
-        self.broadcast(notice.agencies, notice.days);
+            .instrument(tracing::Span::current()),
+        );
+        self.broadcast(notice);
     }
 
-    fn broadcast(&self, agency_ids: Vec<String>, days: Vec<String>) {
+    fn broadcast(&self, notice: ChangeNotice) {
         // Numbering and sending under one lock keeps sequence numbers in sending order
         // when several batches finish at once.
         let mut sequence = self
@@ -298,10 +305,9 @@ impl AggregateApi {
         // No subscriber is not an error: nobody is watching.
         let _ = self.changes.send(WatchChangesResponse {
             sequence: *sequence,
-            agency_ids,
-            days,
-            // The ApplyEvents call's span: the recomputations this notice causes join its trace.
-            traceparent: govpulse_common::telemetry::current_traceparent(),
+            agency_ids: notice.agencies,
+            days: notice.days,
+            traceparent: notice.traceparent,
         });
     }
 

@@ -8,8 +8,11 @@ use std::{future::Future, sync::Arc, time::Instant};
 use async_trait::async_trait;
 use govpulse_common::prometheus::{STORE_ERRORS, STORE_SECONDS};
 use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
-use govpulse_store::{AgencyKey, Applied, AssessedWrite, CounterStore, EventWrite, StoreError};
+use govpulse_store::{
+    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
+};
 use time::OffsetDateTime;
+use tokio::sync::broadcast;
 use tracing::{Instrument, Span, info_span};
 
 /// A store whose calls are traced and timed.
@@ -137,5 +140,20 @@ impl CounterStore for Instrumented {
             self.inner.read_assessed(agencies, bucket, profile),
         )
         .await
+    }
+
+    async fn publish_change(&self, notice: &ChangeNotice) -> Result<(), StoreError> {
+        let span = info_span!(
+            "store.publish_change",
+            agencies = notice.agencies.len(),
+            error = tracing::field::Empty
+        );
+        measured("publish_change", span, self.inner.publish_change(notice)).await
+    }
+
+    // Once per process, at start-up: timed like the others (it waits for Redis to confirm).
+    async fn subscribe_changes(&self) -> Result<broadcast::Receiver<ChangeNotice>, StoreError> {
+        let span = info_span!("store.subscribe_changes", error = tracing::field::Empty);
+        measured("subscribe_changes", span, self.inner.subscribe_changes()).await
     }
 }
