@@ -696,16 +696,25 @@ impl AggregateApi {
         &self,
         request: GetBlockSnapshotRequest,
     ) -> Result<GetBlockSnapshotResponse, Error> {
+        enum Scope {
+            Block(Block),
+            Children(AgencyId),
+        }
+        // The scope is checked before the period, so a request wrong in both names its scope.
+        let scope = match request.parent_id.trim() {
+            "" => Scope::Block(
+                govpulse_common::convert::block_from_proto(request.block).ok_or_else(|| {
+                    Error::invalid(
+                        "block",
+                        "is required (BLOCK_MINISTRY or BLOCK_PROVINCE) unless parent_id is set",
+                    )
+                })?,
+            ),
+            raw => Scope::Children(self.agency("parent_id", raw)?.id.clone()),
+        };
         let period = self.period(&request.period)?;
-        let (members, parent): (Vec<AgencyId>, Option<AgencyId>) = match request.parent_id.trim() {
-            "" => {
-                let block: Block = govpulse_common::convert::block_from_proto(request.block)
-                        .ok_or_else(|| {
-                            Error::invalid(
-                                "block",
-                                "is required (BLOCK_MINISTRY or BLOCK_PROVINCE) unless parent_id is set",
-                            )
-                        })?;
+        let (members, parent): (Vec<AgencyId>, Option<AgencyId>) = match scope {
+            Scope::Block(block) => {
                 let members = self
                     .catalog
                     .block_members_on(block, period.last_day())
@@ -713,8 +722,7 @@ impl AggregateApi {
                     .collect();
                 (members, None)
             }
-            raw => {
-                let parent = self.agency("parent_id", raw)?.id.clone();
+            Scope::Children(parent) => {
                 let members = self
                     .catalog
                     .children(&parent)
