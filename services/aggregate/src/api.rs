@@ -43,7 +43,7 @@ use tokio_stream::{
 };
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use crate::Error;
 
@@ -108,10 +108,10 @@ impl AggregateApi {
             };
             match notice {
                 Ok(notice) if *notice.origin == *self.origin => {}
-                Ok(notice) => self.broadcast(notice.agencies, notice.days),
+                Ok(notice) => self.broadcast(notice),
                 // Missed some: anything may have changed.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    self.broadcast(Vec::new(), Vec::new());
+                    self.broadcast(ChangeNotice::anything());
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
@@ -274,20 +274,27 @@ impl AggregateApi {
             origin: self.origin.to_string(),
             agencies: agency_ids,
             days,
+            // The ApplyEvents call's span: the recomputations this notice causes, on any
+            // replica's rankings, join its trace.
+            traceparent: govpulse_common::telemetry::current_traceparent(),
         };
         let store = self.store.clone();
         let shared = notice.clone();
         // Not awaited: the batch is counted whatever happens to its notice, which is at most
         // once anyway (readers refresh periodically).
-        tokio::spawn(async move {
-            if let Err(e) = store.publish_change(&shared).await {
-                warn!(error = %e, "change notice not published to the other replicas");
+        // In the batch's span, so its trace shows the publication too.
+        tokio::spawn(
+            async move {
+                if let Err(e) = store.publish_change(&shared).await {
+                    warn!(error = %e, "change notice not published to the other replicas");
+                }
             }
-        });
-        self.broadcast(notice.agencies, notice.days);
+            .instrument(tracing::Span::current()),
+        );
+        self.broadcast(notice);
     }
 
-    fn broadcast(&self, agency_ids: Vec<String>, days: Vec<String>) {
+    fn broadcast(&self, notice: ChangeNotice) {
         // Numbering and sending under one lock keeps sequence numbers in sending order
         // when several batches finish at once.
         let mut sequence = self
@@ -298,8 +305,9 @@ impl AggregateApi {
         // No subscriber is not an error: nobody is watching.
         let _ = self.changes.send(WatchChangesResponse {
             sequence: *sequence,
-            agency_ids,
-            days,
+            agency_ids: notice.agencies,
+            days: notice.days,
+            traceparent: notice.traceparent,
         });
     }
 
@@ -688,16 +696,25 @@ impl AggregateApi {
         &self,
         request: GetBlockSnapshotRequest,
     ) -> Result<GetBlockSnapshotResponse, Error> {
+        enum Scope {
+            Block(Block),
+            Children(AgencyId),
+        }
+        // The scope is checked before the period, so a request wrong in both names its scope.
+        let scope = match request.parent_id.trim() {
+            "" => Scope::Block(
+                govpulse_common::convert::block_from_proto(request.block).ok_or_else(|| {
+                    Error::invalid(
+                        "block",
+                        "is required (BLOCK_MINISTRY or BLOCK_PROVINCE) unless parent_id is set",
+                    )
+                })?,
+            ),
+            raw => Scope::Children(self.agency("parent_id", raw)?.id.clone()),
+        };
         let period = self.period(&request.period)?;
-        let (members, parent): (Vec<AgencyId>, Option<AgencyId>) = match request.parent_id.trim() {
-            "" => {
-                let block: Block = govpulse_common::convert::block_from_proto(request.block)
-                        .ok_or_else(|| {
-                            Error::invalid(
-                                "block",
-                                "is required (BLOCK_MINISTRY or BLOCK_PROVINCE) unless parent_id is set",
-                            )
-                        })?;
+        let (members, parent): (Vec<AgencyId>, Option<AgencyId>) = match scope {
+            Scope::Block(block) => {
                 let members = self
                     .catalog
                     .block_members_on(block, period.last_day())
@@ -705,8 +722,7 @@ impl AggregateApi {
                     .collect();
                 (members, None)
             }
-            raw => {
-                let parent = self.agency("parent_id", raw)?.id.clone();
+            Scope::Children(parent) => {
                 let members = self
                     .catalog
                     .children(&parent)
@@ -871,7 +887,9 @@ impl AggregateService for AggregateApi {
         &self,
         request: Request<ApplyEventsRequest>,
     ) -> Result<Response<ApplyEventsResponse>, Status> {
-        Ok(Response::new(self.apply(request.into_inner()).await?))
+        let response = self.apply(request.into_inner()).await?;
+        govpulse_common::prometheus::record_outcomes("aggregate", &response.outcomes);
+        Ok(Response::new(response))
     }
 
     async fn get_metrics(
@@ -915,7 +933,13 @@ impl AggregateService for AggregateApi {
         _request: Request<WatchChangesRequest>,
     ) -> Result<Response<ChangeStream>, Status> {
         debug!("change subscriber joined");
-        let notices = BroadcastStream::new(self.changes.subscribe()).map(|notice| match notice {
+        let subscriber = govpulse_common::prometheus::Subscriber::open("changes");
+        let notices = BroadcastStream::new(self.changes.subscribe()).map(move |notice| {
+            // Counted as an open stream until the stream (and this closure) is dropped.
+            let _ = &subscriber;
+            notice
+        });
+        let notices = notices.map(|notice| match notice {
             Ok(notice) => Ok(notice),
             // Fell behind: say "anything may have changed" rather than replaying.
             Err(BroadcastStreamRecvError::Lagged(_)) => Ok(WatchChangesResponse::default()),

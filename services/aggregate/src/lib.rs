@@ -4,6 +4,7 @@
 
 mod api;
 mod error;
+mod store_telemetry;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -65,6 +66,9 @@ pub struct Config {
     /// every 10 s and reloaded when it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
     pub index_profiles: Option<PathBuf>,
+    /// Address of the Prometheus `/metrics` listener; none when unset.
+    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// TLS of this server; with a client CA, callers (ingest, ranking) present certificates.
     #[command(flatten)]
     pub tls: govpulse_common::tls::TlsArgs,
@@ -83,6 +87,7 @@ impl Config {
             targets_reload_ms: 10_000,
             horizon_days: 400,
             index_profiles: None,
+            metrics_listen: None,
             tls: govpulse_common::tls::TlsArgs::default(),
         }
     }
@@ -115,6 +120,7 @@ pub struct Server {
     reload_every: Duration,
     profiles: LiveProfiles,
     stopping: CancellationToken,
+    metrics: Option<govpulse_common::prometheus::MetricsListener>,
     tls: Option<ServerTlsConfig>,
 }
 
@@ -147,6 +153,11 @@ impl Server {
         let shared_changes = store.subscribe_changes().await?;
         let tls = config.tls.server_config().map_err(Error::Config)?;
         let bound = server::bind(config.listen).await?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
+            None => None,
+        };
+        let store = store_telemetry::Instrumented::wrap(store);
         let stopping = CancellationToken::new();
         let api = AggregateApi::new(
             catalog.clone(),
@@ -167,6 +178,7 @@ impl Server {
             reload_every,
             profiles,
             stopping,
+            metrics,
             tls,
         })
     }
@@ -174,6 +186,11 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.bound.local_addr()
+    }
+
+    /// The address of the `/metrics` listener, when one was configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
     }
 
     /// The API it serves, to call in process (benchmarks measure the server side with it).
@@ -186,6 +203,9 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        if let Some(metrics) = self.metrics {
+            tokio::spawn(metrics.serve(self.stopping.clone()));
+        }
         tokio::spawn(
             self.api
                 .clone()

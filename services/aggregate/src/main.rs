@@ -4,9 +4,11 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    govpulse_common::telemetry::init("govpulse-aggregate");
+    let telemetry = govpulse_common::telemetry::init("govpulse-aggregate");
     // Before binding: a SIGTERM as soon as the port is reachable is a clean stop.
     let stop = govpulse_common::server::shutdown_signal();
     let server = govpulse_aggregate::Server::build(govpulse_aggregate::Config::parse()).await?;
-    Ok(server.run_until(stop).await?)
+    let served = server.run_until(stop).await;
+    telemetry.shutdown().await;
+    Ok(served?)
 }

@@ -63,6 +63,9 @@ struct StackArgs {
     /// Preferred ports of ingest, aggregate and ranking (a busy port falls back to a free one).
     #[arg(long, num_args = 3, value_names = ["INGEST", "AGGREGATE", "RANKING"], default_values_t = [50051, 50052, 50053])]
     ports: Vec<u16>,
+    /// Address of the Prometheus `/metrics` listener (all three services); none when unset.
+    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl StackArgs {
@@ -75,6 +78,7 @@ impl StackArgs {
             redis: self.redis.clone(),
             key_prefix: self.key_prefix.clone(),
             min_volume: self.min_volume.unwrap_or(default_min_volume),
+            metrics_listen: self.metrics_listen,
         }
     }
 }
@@ -363,7 +367,18 @@ fn block_arg(raw: &str) -> anyhow::Result<PbBlock> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    // `serve` is a server and logs like one; the other commands' output is the screen, and
+    // only warnings (such as a retry) belong beside it.
+    let default_filter = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    let telemetry = govpulse_common::telemetry::init_with_default("govpulse", default_filter);
+    let result = run(cli).await;
+    telemetry.shutdown().await;
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("govpulse: {e:#}");
@@ -373,14 +388,6 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // `serve` is a server and logs like one; the other commands' output is the screen, and
-    // only warnings (such as a retry) belong beside it.
-    let default_filter = if matches!(cli.command, Command::Serve { .. }) {
-        "info"
-    } else {
-        "warn"
-    };
-    govpulse_common::telemetry::init_with_default("govpulse", default_filter);
     match cli.command {
         Command::Demo {
             stack,
@@ -396,6 +403,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("ingest     {}", stack.ingest);
             println!("aggregate  {}", stack.aggregate);
             println!("ranking    {}", stack.ranking);
+            if let Some(metrics) = stack.metrics {
+                println!("metrics    http://{metrics}/metrics");
+            }
             govpulse_common::server::shutdown_signal().await;
             stack.stop().await;
         }

@@ -24,6 +24,9 @@ pub struct StackConfig {
     pub key_prefix: String,
     /// Ranking's minimum volume (0 ranks every agency with data).
     pub min_volume: u64,
+    /// Where to serve Prometheus metrics, if anywhere. One listener shows all three services
+    /// (they share the process's recorder), told apart by their `service` label.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The running services.
@@ -35,6 +38,8 @@ pub struct Stack {
     pub aggregate: SocketAddr,
     /// ranking's address.
     pub ranking: SocketAddr,
+    /// The `/metrics` listener's address, when configured.
+    pub metrics: Option<SocketAddr>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -63,13 +68,16 @@ impl Stack {
             ),
         };
         let [ingest_port, aggregate_port, ranking_port] = config.ports;
-        let aggregate_config =
-            govpulse_aggregate::Config::new(bindable(config.host, aggregate_port).await)
-                .development();
+        let aggregate_config = govpulse_aggregate::Config {
+            metrics_listen: config.metrics_listen,
+            ..govpulse_aggregate::Config::new(bindable(config.host, aggregate_port).await)
+                .development()
+        };
         let aggregate =
             govpulse_aggregate::Server::build_with(aggregate_config, catalog.clone(), store)
                 .await?;
         let aggregate_addr = aggregate.local_addr();
+        let metrics = aggregate.metrics_addr();
         let aggregate_url = format!("http://{}", loopback(aggregate_addr));
         // The demo stack is development: plaintext and no credentials (docs/SECURITY.md).
         let ingest_config = govpulse_ingest::Config::new(
@@ -102,6 +110,7 @@ impl Stack {
             ingest: ingest_addr,
             aggregate: aggregate_addr,
             ranking: ranking_addr,
+            metrics,
             stop,
             tasks,
         })

@@ -1,6 +1,7 @@
 //! What every govpulse service shares: decoding events at the API edge, loading the
 //! catalog, converting between the domain and the protos, the gRPC server lifecycle
-//! (health, reflection, graceful shutdown, TLS), callers' identity and telemetry.
+//! (health, reflection, graceful shutdown, TLS), callers' identity and telemetry (logs, traces,
+//! Prometheus metrics).
 
 pub mod assessed;
 pub mod auth;
@@ -9,7 +10,9 @@ pub mod catalog_service;
 pub mod client;
 pub mod convert;
 pub mod decode;
+pub mod grpc_metrics;
 pub mod index_file;
+pub mod prometheus;
 pub mod server;
 pub mod targets_file;
 pub mod telemetry;

@@ -149,6 +149,9 @@ pub async fn serve_tls(
     builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // One span per call, the caller's child when it sent a traceparent.
+        .trace_fn(crate::telemetry::request_span)
+        .layer(crate::grpc_metrics::RequestMetricsLayer)
         .add_routes(routes)
         // TCP_NODELAY must be set on the incoming stream: the builder's tcp_nodelay is ignored
         // by serve_with_incoming*, and without it every small response waits ~40 ms (Nagle's

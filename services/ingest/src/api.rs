@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming, transport::Channel};
-use tracing::debug;
+use tracing::{Instrument, debug};
 
 use crate::{Error, limits::AgencyLimiter};
 
@@ -153,7 +153,9 @@ impl IngestApi {
         let response = self
             .aggregate
             .clone()
-            .apply_assessed_scores(ApplyAssessedScoresRequest { scores })
+            .apply_assessed_scores(govpulse_common::telemetry::traced(
+                ApplyAssessedScoresRequest { scores },
+            ))
             .await
             .map_err(|status| match status.code() {
                 tonic::Code::InvalidArgument => Error::Refused(status),
@@ -277,7 +279,9 @@ impl IngestApi {
             let response = self
                 .aggregate
                 .clone()
-                .apply_events(ApplyEventsRequest { events: valid })
+                .apply_events(govpulse_common::telemetry::traced(ApplyEventsRequest {
+                    events: valid,
+                }))
                 .await
                 .map_err(Error::Aggregate)?
                 .into_inner();
@@ -296,6 +300,7 @@ impl IngestApi {
             .into_iter()
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::Aggregate(Status::internal("an event got no outcome")))?;
+        govpulse_common::prometheus::record_outcomes("ingest", &outcomes);
         Ok(BatchOutcome::new(outcomes))
     }
 
@@ -307,7 +312,9 @@ impl IngestApi {
             field: "events".to_owned(),
             reason: status.message().to_owned(),
         };
-        BatchOutcome::new(vec![outcome; count])
+        let outcomes = vec![outcome; count];
+        govpulse_common::prometheus::record_outcomes("ingest", &outcomes);
+        BatchOutcome::new(outcomes)
     }
 }
 
@@ -365,6 +372,9 @@ impl IngestService for IngestApi {
         let mut batches = request.into_inner();
         let (acks, out) = mpsc::channel(ACK_BACKLOG);
         let api = self.clone();
+        // Each batch gets its own span under the call's, so a batch's trace does not wait
+        // for the end of a stream that may last hours to show its steps.
+        let call = tracing::Span::current();
         tokio::spawn(async move {
             let _slot = slot;
             loop {
@@ -395,7 +405,9 @@ impl IngestService for IngestApi {
                         }
                     }
                 }
-                let ack = match api.process(&caller, batch.events).await {
+                let span =
+                    tracing::info_span!(parent: &call, "ingest.stream_batch", events = count);
+                let ack = match api.process(&caller, batch.events).instrument(span).await {
                     Ok(result) => Ok(result),
                     Err(e @ Error::InvalidArgument { .. }) => {
                         Ok(Self::reject_all(count, &Status::from(e)))

@@ -63,6 +63,9 @@ pub struct Config {
     /// changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
     pub index_profiles: Option<PathBuf>,
+    /// Address of the Prometheus `/metrics` listener; none when unset.
+    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// TLS of this server (and mutual TLS with a client CA).
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -107,6 +110,7 @@ impl Config {
             horizon_days: 400,
             aggregate_timeout_ms: 10_000,
             index_profiles: None,
+            metrics_listen: None,
             tls: TlsArgs::default(),
             upstream: UpstreamTlsArgs::default(),
             tokens: None,
@@ -144,6 +148,7 @@ pub struct Server {
     catalog: Arc<Catalog>,
     profiles: LiveProfiles,
     stopping: CancellationToken,
+    metrics: Option<govpulse_common::prometheus::MetricsListener>,
     tls: Option<ServerTlsConfig>,
     tokens: Option<(LiveTokens, std::time::Duration)>,
     max_message_bytes: usize,
@@ -201,6 +206,10 @@ impl Server {
         };
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let bound = server::bind(config.listen).await?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
+            None => None,
+        };
         let stopping = CancellationToken::new();
         let api = IngestApi::new(
             catalog.clone(),
@@ -226,6 +235,7 @@ impl Server {
             catalog,
             profiles,
             stopping,
+            metrics,
             tls,
             tokens: tokens.map(|t| (t, Duration::from_millis(config.tokens_reload_ms.max(1)))),
             max_message_bytes: config.max_message_bytes,
@@ -237,6 +247,11 @@ impl Server {
         self.bound.local_addr()
     }
 
+    /// The address of the `/metrics` listener, when one was configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
+    }
+
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run_until(
         self,
@@ -246,6 +261,9 @@ impl Server {
             self.profiles
                 .watch(PROFILES_RELOAD_EVERY, self.stopping.clone()),
         );
+        if let Some(metrics) = self.metrics {
+            tokio::spawn(metrics.serve(self.stopping.clone()));
+        }
         if let Some((tokens, every)) = self.tokens {
             tokio::spawn(tokens.watch(self.catalog.clone(), every, self.stopping.clone()));
         }

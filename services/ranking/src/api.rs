@@ -220,6 +220,7 @@ impl RankingService for RankingApi {
         let (out, stream) = mpsc::channel(STREAM_BACKLOG);
         let api = self.clone();
         tokio::spawn(async move {
+            let _subscriber = govpulse_common::prometheus::Subscriber::open("ranking");
             let mut shown = current;
             if let Start::Reset(reason) = &start {
                 debug!(requested, ?reason, "ranking subscriber cannot resume");

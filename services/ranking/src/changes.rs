@@ -22,6 +22,8 @@ pub struct Notice {
     pub agencies: Option<Arc<HashSet<String>>>,
     /// The Vietnam days whose counters changed; `None` when not known (any day).
     pub days: Option<Arc<Vec<Date>>>,
+    /// The W3C traceparent of the batch that caused it; empty when unknown.
+    pub traceparent: String,
 }
 
 /// The days of a notice; `None` when it lists none or one cannot be read (any day).
@@ -56,6 +58,7 @@ pub async fn follow(
             let _ = notices.send(Notice {
                 agencies: None,
                 days: None,
+                traceparent: String::new(),
             });
             delays = backoff();
             while let Some(notice) = stream.next().await {
@@ -65,6 +68,7 @@ pub async fn follow(
                 let _ = notices.send(Notice {
                     agencies,
                     days: days(&notice.days),
+                    traceparent: notice.traceparent,
                 });
             }
             Ok::<(), tonic::Status>(())

@@ -75,7 +75,7 @@ async fn rank_period(
     };
     let snapshot = aggregate
         .clone()
-        .get_block_snapshot(request)
+        .get_block_snapshot(govpulse_common::telemetry::traced(request))
         .await?
         .into_inner();
     // The catalog as it was on the period's last day gives the denominators of the

@@ -31,9 +31,10 @@ use tokio::{
     time::Instant,
 };
 use tonic::{Status, transport::Channel};
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use crate::{
+    cause::Cause,
     changes::Notice,
     compute::{Ranking, compute},
     query::{Measure, Query},
@@ -269,6 +270,7 @@ impl Hubs {
         let timing = self.inner.timing;
         let mut refresh = tokio::time::interval_at(Instant::now() + timing.refresh, timing.refresh);
         let mut due: Option<Instant> = None;
+        let mut cause = Cause::default();
         // Since when nobody watches: the ranking lingers (and keeps its history current)
         // so that a client that reconnects soon can resume.
         let mut idle_since: Option<Instant> = None;
@@ -278,15 +280,19 @@ impl Hubs {
             let idle_until = idle_since.map_or_else(far, |since| since + timing.linger);
             let recompute = tokio::select! {
                 notice = notices.recv() => {
-                    let relevant = match notice {
-                        Ok(Notice { agencies: Some(agencies), days }) => agencies.iter().any(|a| {
+                    let (relevant, traceparent) = match notice {
+                        Ok(Notice { agencies: Some(agencies), days, traceparent }) => (agencies.iter().any(|a| {
                             query.scope.is_touched_by(&self.inner.catalog, a)
-                        }) && affects_period(&query, days.as_deref().map(Vec::as_slice)),
-                        Ok(Notice { agencies: None, .. }) | Err(broadcast::error::RecvError::Lagged(_)) => true,
+                        }) && affects_period(&query, days.as_deref().map(Vec::as_slice)), traceparent),
+                        Ok(Notice { agencies: None, traceparent, .. }) => (true, traceparent),
+                        Err(broadcast::error::RecvError::Lagged(_)) => (true, String::new()),
                         Err(broadcast::error::RecvError::Closed) => return,
                     };
                     if relevant && due.is_none() {
                         due = Some(Instant::now() + timing.debounce);
+                    }
+                    if relevant {
+                        cause.note(&traceparent);
                     }
                     continue;
                 }
@@ -314,12 +320,15 @@ impl Hubs {
                 continue;
             }
             due = None;
+            let cause = std::mem::take(&mut cause);
+            let span = cause.span(&query);
             match compute(
                 &self.inner.aggregate,
                 &self.inner.catalog,
                 &query,
                 self.inner.rules,
             )
+            .instrument(span)
             .await
             {
                 Ok(ranking) => {
@@ -339,6 +348,7 @@ impl Hubs {
                     warn!(code = ?status.code(), message = status.message(), "ranking recomputation failed")
                 }
             }
+            cause.finished();
         }
     }
 }

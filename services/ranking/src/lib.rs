@@ -2,6 +2,7 @@
 //! (GetRanking) or live (WatchRanking), from counters it reads from aggregate over gRPC.
 
 mod api;
+mod cause;
 mod changes;
 mod compute;
 mod hub;
@@ -73,6 +74,9 @@ pub struct Config {
     /// every 10 s and reloaded when it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
     pub index_profiles: Option<PathBuf>,
+    /// Address of the Prometheus `/metrics` listener; none when unset.
+    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// TLS of this server.
     #[command(flatten)]
     pub tls: govpulse_common::tls::TlsArgs,
@@ -105,6 +109,7 @@ impl Config {
             min_volume: 0,
             linger_ms: 30_000,
             index_profiles: None,
+            metrics_listen: None,
             tls: govpulse_common::tls::TlsArgs::default(),
             upstream: govpulse_common::tls::UpstreamTlsArgs::default(),
             public_read: false,
@@ -145,6 +150,7 @@ pub struct Server {
     notices: broadcast::Sender<changes::Notice>,
     profiles: LiveProfiles,
     stopping: CancellationToken,
+    metrics: Option<govpulse_common::prometheus::MetricsListener>,
     tls: Option<ServerTlsConfig>,
     /// Who may read, when reading is not public; with the token file's reload interval.
     readers: Option<(Authenticator, Option<(LiveTokens, Duration)>)>,
@@ -193,6 +199,10 @@ impl Server {
         let aggregate = AggregateServiceClient::new(channel);
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let bound = server::bind(config.listen).await?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
+            None => None,
+        };
         let stopping = CancellationToken::new();
         let (notices, _) = broadcast::channel(1024);
         let timing = HubTiming {
@@ -228,6 +238,7 @@ impl Server {
             notices,
             profiles,
             stopping,
+            metrics,
             tls,
             readers,
         })
@@ -236,6 +247,11 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.bound.local_addr()
+    }
+
+    /// The address of the `/metrics` listener, when one was configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr())
     }
 
     /// Serves until `shutdown` resolves, then drains.
@@ -247,6 +263,9 @@ impl Server {
             self.profiles
                 .watch(PROFILES_RELOAD_EVERY, self.stopping.clone()),
         );
+        if let Some(metrics) = self.metrics {
+            tokio::spawn(metrics.serve(self.stopping.clone()));
+        }
         tokio::spawn(changes::follow(
             self.aggregate,
             self.notices,

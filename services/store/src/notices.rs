@@ -30,6 +30,9 @@ pub struct ChangeNotice {
     pub agencies: Vec<String>,
     /// The Vietnam days (YYYY-MM-DD) whose counters changed.
     pub days: Vec<String>,
+    /// The W3C traceparent of the batch that caused it, so the recomputations it causes on
+    /// any replica join that batch's trace; empty when the batch was not traced.
+    pub traceparent: String,
 }
 
 impl ChangeNotice {
@@ -39,15 +42,22 @@ impl ChangeNotice {
     }
 
     /// The message published: a version line, the origin, the agencies and the days, one
-    /// line each, comma-separated. Agency ids and days never contain commas or newlines
-    /// (ids are `A-Z a-z 0-9 - _ . : /`).
+    /// line each, comma-separated, then the traceparent on a fifth line when there is one.
+    /// Agency ids and days never contain commas or newlines (ids are
+    /// `A-Z a-z 0-9 - _ . : /`), nor does a traceparent (hex digits and dashes). An untraced
+    /// notice keeps the four lines, so replicas that predate the traceparent still read it.
     pub fn encode(&self) -> String {
-        format!(
+        let mut message = format!(
             "v1\n{}\n{}\n{}",
             self.origin,
             self.agencies.join(","),
             self.days.join(",")
-        )
+        );
+        if !self.traceparent.is_empty() {
+            message.push('\n');
+            message.push_str(&self.traceparent);
+        }
+        message
     }
 
     /// Reads a published message; `None` when it is not one.
@@ -65,13 +75,19 @@ impl ChangeNotice {
         };
         let agencies = list(lines.next()?);
         let days = list(lines.next()?);
-        if lines.next().is_some() {
+        // Optional: notices published without a trace (or by older replicas) have four lines.
+        let traceparent = lines.next().unwrap_or_default().to_owned();
+        let traceparent_like = traceparent
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'-');
+        if !traceparent_like || lines.next().is_some() {
             return None;
         }
         Some(Self {
             origin,
             agencies,
             days,
+            traceparent,
         })
     }
 }
@@ -213,8 +229,30 @@ mod tests {
             origin: "agg-1".to_owned(),
             agencies: vec!["hoa-binh.dept-01".to_owned(), "hoa-binh".to_owned()],
             days: vec!["2026-08-15".to_owned()],
+            traceparent: TRACEPARENT.to_owned(),
         };
         assert_eq!(ChangeNotice::decode(&notice.encode()), Some(notice));
+    }
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn an_untraced_notice_keeps_the_four_lines_older_replicas_read() {
+        let notice = ChangeNotice {
+            origin: "agg-1".to_owned(),
+            agencies: vec!["hoa-binh".to_owned()],
+            days: vec!["2026-08-15".to_owned()],
+            traceparent: String::new(),
+        };
+        assert_eq!(notice.encode(), "v1\nagg-1\nhoa-binh\n2026-08-15");
+        assert_eq!(ChangeNotice::decode(&notice.encode()), Some(notice));
+    }
+
+    #[test]
+    fn a_notice_without_a_traceparent_line_reads_as_untraced() {
+        let notice = ChangeNotice::decode("v1\nagg-2\nhoa-binh\n2026-08-15").expect("a notice");
+        assert_eq!(notice.traceparent, "");
+        assert_eq!(notice.agencies, ["hoa-binh"]);
     }
 
     #[test]
@@ -228,6 +266,10 @@ mod tests {
         assert_eq!(ChangeNotice::decode("hello"), None);
         assert_eq!(ChangeNotice::decode("v2\na\nb\nc"), None);
         assert_eq!(ChangeNotice::decode("v1\na\nb"), None);
-        assert_eq!(ChangeNotice::decode("v1\na\nb\nc\nd"), None);
+        assert_eq!(ChangeNotice::decode("v1\na\nb\nc\nnot a traceparent"), None);
+        assert_eq!(
+            ChangeNotice::decode(&format!("v1\na\nb\nc\n{TRACEPARENT}\nd")),
+            None
+        );
     }
 }

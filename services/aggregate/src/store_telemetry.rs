@@ -1,0 +1,159 @@
+//! The counter store as aggregate sees it: every call in a span (`store.apply`,
+//! `store.read`, `store.put_assessed`, ...; a child of the gRPC call it serves, so a batch's trace shows its Redis
+//! round trips) and timed in `govpulse_store_seconds{op}`. A wrapper, so that the store
+//! crate stays free of telemetry and every call is measured in one place.
+
+use std::{future::Future, sync::Arc, time::Instant};
+
+use async_trait::async_trait;
+use govpulse_common::prometheus::{STORE_ERRORS, STORE_SECONDS};
+use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
+use govpulse_store::{
+    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
+};
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+use tracing::{Instrument, Span, info_span};
+
+/// A store whose calls are traced and timed.
+#[derive(Debug)]
+pub struct Instrumented {
+    inner: Arc<dyn CounterStore>,
+}
+
+impl Instrumented {
+    /// Wraps `inner`.
+    pub fn wrap(inner: Arc<dyn CounterStore>) -> Arc<dyn CounterStore> {
+        Arc::new(Self { inner })
+    }
+}
+
+/// Runs one store call inside `span`, recording its duration and whether it failed.
+async fn measured<T>(
+    op: &'static str,
+    span: Span,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let result = call.instrument(span.clone()).await;
+    metrics::histogram!(STORE_SECONDS, "op" => op).record(started.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        metrics::counter!(STORE_ERRORS, "op" => op).increment(1);
+        span.record("error", tracing::field::display(e));
+    }
+    result
+}
+
+#[async_trait]
+impl CounterStore for Instrumented {
+    async fn open_past_due(
+        &self,
+        agencies: &[AgencyKey],
+        now: OffsetDateTime,
+    ) -> Result<Vec<u64>, StoreError> {
+        let span = info_span!(
+            "store.open_past_due",
+            agencies = agencies.len(),
+            error = tracing::field::Empty
+        );
+        measured(
+            "open_past_due",
+            span,
+            self.inner.open_past_due(agencies, now),
+        )
+        .await
+    }
+
+    async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
+        let span = info_span!(
+            "store.apply",
+            events = events.len(),
+            error = tracing::field::Empty
+        );
+        measured("apply", span, self.inner.apply(events)).await
+    }
+
+    async fn read(
+        &self,
+        groups: &[Vec<AgencyKey>],
+        buckets: &[Bucket],
+        needs: &Needs,
+    ) -> Result<Vec<Counters>, StoreError> {
+        let span = info_span!(
+            "store.read",
+            agencies = groups.iter().map(Vec::len).sum::<usize>(),
+            buckets = buckets.len(),
+            counters = needs.counters.len(),
+            distinct = needs.distinct,
+            error = tracing::field::Empty
+        );
+        measured("read", span, self.inner.read(groups, buckets, needs)).await
+    }
+
+    async fn read_children(
+        &self,
+        parent: &AgencyKey,
+        children: &[AgencyId],
+        buckets: &[Bucket],
+        counters: &[Counter],
+    ) -> Result<Vec<Counters>, StoreError> {
+        let span = info_span!(
+            "store.read_children",
+            children = children.len(),
+            buckets = buckets.len(),
+            counters = counters.len(),
+            error = tracing::field::Empty
+        );
+        measured(
+            "read_children",
+            span,
+            self.inner
+                .read_children(parent, children, buckets, counters),
+        )
+        .await
+    }
+
+    async fn put_assessed(&self, scores: &[AssessedWrite]) -> Result<(), StoreError> {
+        let span = info_span!(
+            "store.put_assessed",
+            scores = scores.len(),
+            error = tracing::field::Empty
+        );
+        measured("put_assessed", span, self.inner.put_assessed(scores)).await
+    }
+
+    async fn read_assessed(
+        &self,
+        agencies: &[AgencyKey],
+        bucket: Bucket,
+        profile: &str,
+    ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
+        let span = info_span!(
+            "store.read_assessed",
+            agencies = agencies.len(),
+            profile,
+            error = tracing::field::Empty
+        );
+        measured(
+            "read_assessed",
+            span,
+            self.inner.read_assessed(agencies, bucket, profile),
+        )
+        .await
+    }
+
+    async fn publish_change(&self, notice: &ChangeNotice) -> Result<(), StoreError> {
+        let span = info_span!(
+            "store.publish_change",
+            agencies = notice.agencies.len(),
+            error = tracing::field::Empty
+        );
+        measured("publish_change", span, self.inner.publish_change(notice)).await
+    }
+
+    // Once per process, at start-up: timed like the others (it waits for Redis to confirm).
+    async fn subscribe_changes(&self) -> Result<broadcast::Receiver<ChangeNotice>, StoreError> {
+        let span = info_span!("store.subscribe_changes", error = tracing::field::Empty);
+        measured("subscribe_changes", span, self.inner.subscribe_changes()).await
+    }
+}

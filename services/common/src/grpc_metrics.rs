@@ -1,0 +1,123 @@
+//! `govpulse_grpc_requests_total{method, code}`: every gRPC call a server answered, by its
+//! final status. A tower layer on the servers (`server.rs`): a handler's error arrives in the
+//! response headers, any other status in the trailers at the end of the body (the end of a
+//! stream), so the body is watched until then.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use http_body::{Body, Frame, SizeHint};
+use tonic::{Code, codegen::http};
+
+use crate::prometheus::GRPC_REQUESTS;
+
+/// Adds [`RequestMetrics`] to a service.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestMetricsLayer;
+
+impl<S> tower::Layer<S> for RequestMetricsLayer {
+    type Service = RequestMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestMetrics { inner }
+    }
+}
+
+/// Counts each call by method and final status.
+#[derive(Debug, Clone)]
+pub struct RequestMetrics<S> {
+    inner: S,
+}
+
+impl<S, B, ResBody> tower::Service<http::Request<B>> for RequestMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: Body + Unpin,
+{
+    type Response = http::Response<Observed<ResBody>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().trim_start_matches('/').to_owned();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            let mut method = Some(method);
+            // A handler's error is a trailers-only response: the status is in the headers.
+            if let Some(status) = response.headers().get("grpc-status") {
+                record(&mut method, Code::from_bytes(status.as_bytes()));
+            }
+            Ok(response.map(|inner| Observed { inner, method }))
+        })
+    }
+}
+
+/// A response body that records the call's status when its trailers go by.
+#[derive(Debug)]
+pub struct Observed<B> {
+    inner: B,
+    /// The method, until its call is recorded.
+    method: Option<String>,
+}
+
+impl<B: Body + Unpin> Body for Observed<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &frame
+            && let Some(status) = frame.trailers_ref().and_then(|t| t.get("grpc-status"))
+        {
+            let code = Code::from_bytes(status.as_bytes());
+            record(&mut self.method, code);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for Observed<B> {
+    fn drop(&mut self) {
+        // The body went away before any status: the client cancelled (or the connection
+        // dropped) mid-call.
+        record(&mut self.method, Code::Cancelled);
+    }
+}
+
+fn record(method: &mut Option<String>, code: Code) {
+    let Some(method) = method.take() else {
+        return;
+    };
+    // Paths no service serves are one series, whatever a client sends.
+    let method = if code == Code::Unimplemented {
+        "unknown".to_owned()
+    } else {
+        method
+    };
+    let code = if code == Code::Ok {
+        "OK".to_owned()
+    } else {
+        format!("{code:?}")
+    };
+    metrics::counter!(GRPC_REQUESTS, "method" => method, "code" => code).increment(1);
+}

@@ -1,0 +1,240 @@
+//! Prometheus metrics: the names every service records under, and the `/metrics` listener
+//! (`--metrics-listen`), separate from the gRPC port.
+//!
+//! One recorder per process, installed by the first listener bound: the demo and the tests
+//! run several services in one process, and they share it (the `service` label tells their
+//! series apart); each listener renders the same registry. With no listener, no recorder is
+//! installed and recording a metric does nothing.
+
+use std::{convert::Infallible, net::SocketAddr, sync::OnceLock, time::Duration};
+
+use bytes::Bytes;
+use govpulse_proto::event::{EventOutcome, OutcomeStatus};
+use http_body_util::Full;
+use hyper::{
+    Method, Response, StatusCode,
+    body::Incoming,
+    header::{CONTENT_TYPE, HeaderValue},
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::server::ServeError;
+
+/// Counter `{service, outcome, reason}`: events by outcome (`accepted`, `duplicate`,
+/// `rejected`); `reason` is the violated field of a rejected event (`agency_id`,
+/// `occurred_at`, `received.channel`, `events` for a refused batch), empty otherwise.
+pub const EVENTS: &str = "govpulse_events_total";
+/// Histogram `{service}`: events per batch received.
+pub const BATCH_EVENTS: &str = "govpulse_batch_events";
+/// Histogram `{op}`: seconds per counter store call (`apply`, `read`, `read_children`,
+/// `open_past_due`, `put_assessed`, `read_assessed`), measured in aggregate around each call.
+pub const STORE_SECONDS: &str = "govpulse_store_seconds";
+/// Counter `{op}`: counter store calls that failed.
+pub const STORE_ERRORS: &str = "govpulse_store_errors_total";
+/// Gauge `{stream}`: open `WatchRanking` (`ranking`) and `WatchChanges` (`changes`) streams.
+pub const WATCH_SUBSCRIBERS: &str = "govpulse_watch_subscribers";
+/// Counter `{method, code}`: gRPC calls answered, by method
+/// (`govpulse.ingest.v1.IngestService/SubmitEvents`; `unknown` for unimplemented paths) and
+/// final status (`OK`, `InvalidArgument`, `Unavailable`, ...; `Cancelled` when the client
+/// went away before the end).
+pub const GRPC_REQUESTS: &str = "govpulse_grpc_requests_total";
+/// Histogram: seconds from the change notice that made a live ranking recompute to the end
+/// of that recomputation (its publication, when the ranking changed).
+pub const RANKING_LAG_SECONDS: &str = "govpulse_ranking_lag_seconds";
+
+/// Records the outcomes of one batch as seen by `service`.
+pub fn record_outcomes(service: &'static str, outcomes: &[EventOutcome]) {
+    metrics::histogram!(BATCH_EVENTS, "service" => service).record(outcomes.len() as f64);
+    let (mut accepted, mut duplicate) = (0u64, 0u64);
+    for outcome in outcomes {
+        match OutcomeStatus::try_from(outcome.status) {
+            Ok(OutcomeStatus::Accepted) => accepted += 1,
+            Ok(OutcomeStatus::Duplicate) => duplicate += 1,
+            _ => metrics::counter!(
+                EVENTS,
+                "service" => service,
+                "outcome" => "rejected",
+                "reason" => rejected_reason(&outcome.field),
+            )
+            .increment(1),
+        }
+    }
+    for (outcome, count) in [("accepted", accepted), ("duplicate", duplicate)] {
+        if count > 0 {
+            metrics::counter!(EVENTS, "service" => service, "outcome" => outcome, "reason" => "")
+                .increment(count);
+        }
+    }
+}
+
+/// The field a rejection names, without the event's position (`events[3].agency_id` →
+/// `agency_id`), so the label has a handful of values whatever the batch size.
+fn rejected_reason(field: &str) -> String {
+    match field.strip_prefix("events[") {
+        Some(rest) => match rest.split_once("].") {
+            Some((_, field)) => field.to_owned(),
+            None => "events".to_owned(),
+        },
+        None => field.to_owned(),
+    }
+}
+
+/// Counts one open stream in [`WATCH_SUBSCRIBERS`] while it lives.
+#[derive(Debug)]
+pub struct Subscriber(&'static str);
+
+impl Subscriber {
+    /// One more open `stream` (`ranking` or `changes`) until this is dropped.
+    pub fn open(stream: &'static str) -> Self {
+        metrics::gauge!(WATCH_SUBSCRIBERS, "stream" => stream).increment(1.0);
+        Self(stream)
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        metrics::gauge!(WATCH_SUBSCRIBERS, "stream" => self.0).decrement(1.0);
+    }
+}
+
+/// The process's recorder, installed on first use.
+fn recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let seconds = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ];
+            let sizes = [
+                1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10_000.0,
+            ];
+            // Buckets (not the exporter's default summaries) so that replicas aggregate.
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(STORE_SECONDS.to_owned()), &seconds)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(RANKING_LAG_SECONDS.to_owned()),
+                        &seconds,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(BATCH_EVENTS.to_owned()), &sizes)
+                })
+                .unwrap_or_else(|e| {
+                    warn!(error = %e, "histogram buckets refused: histograms render as summaries");
+                    PrometheusBuilder::new()
+                });
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                warn!("another metrics recorder is installed: /metrics shows nothing");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// A bound `/metrics` listener.
+#[derive(Debug)]
+pub struct MetricsListener {
+    listener: TcpListener,
+    local: SocketAddr,
+    handle: PrometheusHandle,
+}
+
+/// Installs the process's recorder (once) and binds `addr`; port 0 picks a free port.
+pub async fn bind(addr: SocketAddr) -> Result<MetricsListener, ServeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    Ok(MetricsListener {
+        listener,
+        local,
+        handle: recorder(),
+    })
+}
+
+impl MetricsListener {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Answers `GET /metrics` (Prometheus text format) until `stopping` is cancelled.
+    pub async fn serve(self, stopping: CancellationToken) {
+        info!(addr = %self.local, "metrics listening");
+        // Histogram samples are folded into buckets on upkeep (and on each scrape).
+        let mut upkeep = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            let accepted = tokio::select! {
+                () = stopping.cancelled() => return,
+                _ = upkeep.tick() => {
+                    self.handle.run_upkeep();
+                    continue;
+                }
+                accepted = self.listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    debug!(error = %e, "metrics accept failed");
+                    continue;
+                }
+            };
+            let handle = self.handle.clone();
+            let stopping = stopping.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: hyper::Request<Incoming>| {
+                    let response = if request.method() == Method::GET
+                        && request.uri().path() == "/metrics"
+                    {
+                        let mut response = Response::new(Full::new(Bytes::from(handle.render())));
+                        response.headers_mut().insert(
+                            CONTENT_TYPE,
+                            HeaderValue::from_static("text/plain; version=0.0.4"),
+                        );
+                        response
+                    } else {
+                        let mut response =
+                            Response::new(Full::new(Bytes::from_static(b"try GET /metrics\n")));
+                        *response.status_mut() = StatusCode::NOT_FOUND;
+                        response
+                    };
+                    std::future::ready(Ok::<_, Infallible>(response))
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::select! {
+                    () = stopping.cancelled() => {}
+                    result = connection => if let Err(e) = result {
+                        debug!(error = %e, "metrics connection failed");
+                    }
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rejected_reason;
+
+    #[test]
+    fn a_rejection_reason_is_the_field_without_the_event_position() {
+        assert_eq!(rejected_reason("events[3].agency_id"), "agency_id");
+        assert_eq!(
+            rejected_reason("events[12].received.channel"),
+            "received.channel"
+        );
+        assert_eq!(rejected_reason("events"), "events");
+        assert_eq!(rejected_reason("events[0]"), "events");
+    }
+}
