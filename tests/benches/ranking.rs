@@ -24,7 +24,11 @@ use std::{
 };
 
 use govpulse_core::period::VIETNAM;
-use govpulse_e2e::{Options, RedisServer, Service, received, resolved};
+use govpulse_e2e::{
+    Options, RedisServer, Service, received,
+    report::{mib, thousands},
+    resolved,
+};
 use govpulse_proto::{
     catalog::Block,
     event::DossierEvent,
@@ -738,21 +742,4 @@ fn print_report(rows: &[Row], elapsed: Duration) {
     }
     println!();
     println!("Total run time: {:.1} s", elapsed.as_secs_f64());
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-/// `1234567` → `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -438,3 +438,36 @@ impl LiveRows {
         rows
     }
 }
+
+/// Number formats for the benchmarks' tables.
+pub mod report {
+    /// Bytes as mebibytes with one decimal: `1.5 MiB`.
+    pub fn mib(bytes: u64) -> String {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    }
+
+    /// `1234567` → `1,234,567`.
+    pub fn thousands(n: u64) -> String {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn thousands_are_grouped_by_three() {
+            assert_eq!(super::thousands(0), "0");
+            assert_eq!(super::thousands(999), "999");
+            assert_eq!(super::thousands(1_000), "1,000");
+            assert_eq!(super::thousands(1_234_567), "1,234,567");
+            assert_eq!(super::mib(3 * 1024 * 1024 / 2), "1.5 MiB");
+        }
+    }
+}

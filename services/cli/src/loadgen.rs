@@ -923,22 +923,9 @@ pub struct Reconciliation {
 
 /// Counters compared by [`reconcile`]: every counter of an event's own day (the due-day
 /// counters are read as the backlog at the period's end, which depends on the clock).
-const RECONCILED: [Counter; 14] = [
-    Counter::Received,
-    Counter::ReceivedOnline,
-    Counter::ReceivedInPerson,
-    Counter::ReceivedPostal,
-    Counter::Digitized,
-    Counter::ReceivedFullOnlineProcedure,
-    Counter::ReceivedOnlineFullOnlineProcedure,
-    Counter::Resolved,
-    Counter::ResolvedOnTime,
-    Counter::ResultElectronic,
-    Counter::FeePaid,
-    Counter::FeePaidOnline,
-    Counter::Feedback,
-    Counter::FeedbackSatisfied,
-];
+fn reconciled() -> impl Iterator<Item = Counter> {
+    Counter::ALL.into_iter().filter(|c| !c.by_due_day())
+}
 
 /// Reads every agency's counters over the days of the run through aggregate's `GetMetrics`
 /// and compares them with what the acknowledged events add up to. Meaningful only on a
@@ -965,7 +952,7 @@ pub async fn reconcile(
         let counted =
             govpulse_common::convert::counters_from_proto(&response.counters.unwrap_or_default());
         result.agencies += 1;
-        for counter in RECONCILED {
+        for counter in reconciled() {
             result.compared += 1;
             if counted.get(counter) != tally.counters.get(counter) {
                 result.mismatches.push(Mismatch {
