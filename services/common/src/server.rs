@@ -1,6 +1,7 @@
 //! The gRPC server lifecycle every service shares: bind first (port 0 works), serve the
 //! service with health (`grpc.health.v1`) and reflection (v1 and v1alpha, so that grpcurl
-//! works), and on shutdown report NOT_SERVING, end open streams and drain.
+//! works), accept gRPC-Web and HTTP/1.1 on the same port, and on shutdown report
+//! NOT_SERVING, end open streams and drain.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -147,11 +148,17 @@ pub async fn serve_tls(
         builder = builder.tls_config(tls)?;
     }
     builder
+        // HTTP/1.1 beside HTTP/2 on the same port: browsers speak gRPC-Web over either, and
+        // agencies without a gRPC stack post JSON over plain HTTP/1.1 (docs/INTEGRATION.md).
+        .accept_http1(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         // One span per call, the caller's child when it sent a traceparent.
         .trace_fn(crate::telemetry::request_span)
         .layer(crate::grpc_metrics::RequestMetricsLayer)
+        // gRPC-Web (binary and text) translated to gRPC for every service; other requests
+        // pass through untouched.
+        .layer(tonic_web::GrpcWebLayer::new())
         .add_routes(routes)
         // TCP_NODELAY must be set on the incoming stream: the builder's tcp_nodelay is ignored
         // by serve_with_incoming*, and without it every small response waits ~40 ms (Nagle's
