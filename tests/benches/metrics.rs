@@ -448,11 +448,28 @@ fn memory_rows(before: Memory, after: Memory, agencies: usize) -> Vec<Row> {
     ]
 }
 
-/// Latencies of repeated calls, and the number of agencies in the response.
+/// Latencies of repeated calls, the CPU time this process spent on them, and the number of
+/// agencies in the response.
 #[derive(Debug)]
 struct Latency {
     samples: Vec<Duration>,
+    cpu: Duration,
     agencies: usize,
+}
+
+/// The CPU time this process has used, user and system, from `/proc/self/stat`: unlike the
+/// wall time of a call, it does not grow when other processes compete for the 2 cores.
+fn process_cpu() -> Duration {
+    // USER_HZ, the unit of the /proc interface, is 100 on Linux whatever the kernel's HZ.
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat is readable");
+    // Fields after the command name (in parentheses, which may hold spaces): state is the
+    // first, utime the 12th and stime the 13th.
+    let after_name = &stat[stat.rfind(')').expect("a command name") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
 }
 
 impl Latency {
@@ -475,9 +492,10 @@ impl Latency {
                 self.percentile(1.0)
             ),
             format!(
-                "{} agencies in the response; {} calls after {WARM_UP} warm-up",
+                "{} agencies in the response; {} calls after {WARM_UP} warm-up; CPU of this process {:.1} ms per call",
                 thousands(self.agencies as u64),
-                self.samples.len()
+                self.samples.len(),
+                self.cpu.as_secs_f64() * 1e3 / self.samples.len() as f64
             ),
         )
     }
@@ -501,6 +519,7 @@ async fn measure(mut target: Target<'_>, request: GetBlockMetricsRequest) -> Lat
         agencies = call(&mut target, &request).await;
     }
     let started = Instant::now();
+    let cpu_before = process_cpu();
     let mut samples = Vec::with_capacity(SAMPLES);
     while samples.len() < SAMPLES
         && (samples.len() < MIN_SAMPLES || started.elapsed() < CASE_BUDGET)
@@ -509,7 +528,11 @@ async fn measure(mut target: Target<'_>, request: GetBlockMetricsRequest) -> Lat
         agencies = call(&mut target, &request).await;
         samples.push(at.elapsed());
     }
-    Latency { samples, agencies }
+    Latency {
+        samples,
+        cpu: process_cpu().saturating_sub(cpu_before),
+        agencies,
+    }
 }
 
 async fn call(target: &mut Target<'_>, request: &GetBlockMetricsRequest) -> usize {

@@ -17,8 +17,8 @@ use govpulse_common::{
     targets_file::LiveTargets,
 };
 use govpulse_core::{
-    AcceptancePolicy, AgencyId, Block, Catalog, Counter, Counters, Metric, Needs, Period, Rate,
-    ReadPlan, backlog,
+    AcceptancePolicy, AgencyId, Block, Catalog, Counter, Counters, Metric, Needs, Period,
+    ProvisionFacts, Rate, ReadPlan, backlog,
     compare::Comparison,
     index::hundredths_text,
     period::vietnam_day,
@@ -335,23 +335,23 @@ impl AggregateApi {
         view: View,
         needs: &Needs,
     ) -> Result<Vec<Counters>, Error> {
-        let constituents: Vec<Vec<AgencyId>> = agencies
-            .iter()
-            .map(|a| self.constituents(a, period, view))
-            .collect();
         // Children that absorbed no other agency are read from their parent's roll-up, which
-        // needs no per-agency keys: 10,000 units are not keyed one by one.
-        let parent = parent.filter(|_| constituents.iter().all(|c| c.len() == 1));
-        let keyed = |constituents: &[Vec<AgencyId>]| -> Vec<Vec<AgencyKey>> {
+        // needs no per-agency keys: 10,000 units are not keyed, nor their constituents listed,
+        // one by one.
+        let parent = parent.filter(|_| {
+            agencies.iter().all(|a| {
+                !self.catalog.absorbed_any(a) || self.constituents(a, period, view).len() == 1
+            })
+        });
+        let keyed = |constituents: &mut dyn Iterator<Item = Vec<AgencyId>>| {
             constituents
-                .iter()
                 .map(|group| group.iter().map(|c| self.key(c)).collect())
-                .collect()
+                .collect::<Vec<Vec<AgencyKey>>>()
         };
         let groups: Vec<Vec<AgencyKey>> = if parent.is_some() && !needs.distinct {
             Vec::new()
         } else {
-            keyed(&constituents)
+            keyed(&mut agencies.iter().map(|a| self.constituents(a, period, view)))
         };
         let (by_event_day, by_due_day): (Vec<Counter>, Vec<Counter>) =
             needs.counters.iter().partition(|c| !c.by_due_day());
@@ -377,15 +377,16 @@ impl AggregateApi {
                 View::AsNow => Date::MAX,
                 View::AsOfPeriodEnd => period.last_day(),
             };
-            let absorbed: Vec<Vec<AgencyId>> = agencies
-                .iter()
-                .map(|a| self.catalog.constituents_within(a, Date::MIN, last_day))
-                .collect();
-            let parent = parent.filter(|_| absorbed.iter().all(|c| c.len() == 1));
+            let absorbed = |a: &AgencyId| self.catalog.constituents_within(a, Date::MIN, last_day);
+            let parent = parent.filter(|_| {
+                agencies
+                    .iter()
+                    .all(|a| !self.catalog.absorbed_any(a) || absorbed(a).len() == 1)
+            });
             let groups = if parent.is_some() {
                 Vec::new()
             } else {
-                keyed(&absorbed)
+                keyed(&mut agencies.iter().map(absorbed))
             };
             let due = self
                 .read_plan(agencies, parent, &groups, &plan, &by_due_day)
@@ -429,9 +430,12 @@ impl AggregateApi {
             counters: counters.to_vec(),
             distinct: false,
         };
-        let mut totals = vec![Counters::default(); agencies.len()];
+        let mut totals = Vec::new();
         for (buckets, added) in [(&plan.add, true), (&plan.subtract, false)] {
             if buckets.is_empty() {
+                if added {
+                    totals = vec![Counters::default(); agencies.len()];
+                }
                 continue;
             }
             let read = match &parent {
@@ -473,6 +477,9 @@ impl AggregateApi {
 
     /// The agencies an agency absorbed after the period began (for the `merged_from` fields).
     fn merged_from(&self, agency: &AgencyId, period: &Period, view: View) -> Vec<String> {
+        if !self.catalog.absorbed_any(agency) {
+            return Vec::new();
+        }
         self.constituents(agency, period, view)
             .iter()
             .skip(1)
@@ -629,12 +636,20 @@ impl AggregateApi {
             )
             .await?,
         );
-        // Each period is measured against the catalog as it was on its own last day.
+        // Each period is measured against the catalog as it was on its own last day. Most
+        // metrics do not look at the catalog's facts: 10,000 units skip 20,000 lookups.
         let fractions = |counters: &[Counters], day: time::Date| -> Vec<(u64, u64)> {
             members
                 .iter()
                 .zip(counters)
-                .map(|(a, c)| metric.fraction(c, &self.catalog.provision_facts(&a.id, day)))
+                .map(|(a, c)| {
+                    let facts = if metric.uses_provision_facts() {
+                        self.catalog.provision_facts(&a.id, day)
+                    } else {
+                        ProvisionFacts::default()
+                    };
+                    metric.fraction(c, &facts)
+                })
                 .collect()
         };
         let (fractions_now, fractions_then) = (
@@ -653,7 +668,7 @@ impl AggregateApi {
             .map(|((agency, (now, then)), verdict)| {
                 let (rate, last_year_rate) = (Rate::new(now.0, now.1), Rate::new(then.0, then.1));
                 AgencyMetric {
-                    agency_id: agency.id.to_string(),
+                    agency_id: agency.id.as_str().to_owned(),
                     agency_name: agency.name.clone(),
                     rate: rate.map(rate_to_proto),
                     same_period_last_year: last_year_rate.map(rate_to_proto),

@@ -62,6 +62,15 @@ impl Metric {
         }
     }
 
+    /// Whether the metric's value depends on the catalog's provision facts (procedure
+    /// counts); the others ignore the facts given to [`Metric::fraction`].
+    pub fn uses_provision_facts(self) -> bool {
+        matches!(
+            self,
+            Metric::ServicesWithOnlineDossiers | Metric::FullOnlineProvision
+        )
+    }
+
     /// What the metric reads from storage: its counters, and whether it needs the distinct
     /// count of procedures with online dossiers.
     pub fn needs(self) -> Needs {

@@ -6,6 +6,8 @@
 //! units under its nearest ancestor that has one ("every department and district of Hòa
 //! Bình: 55%"); else, for a ministry or province, its block's.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 
 use crate::{AgencyId, Block, Catalog, Metric, Rate};
@@ -65,6 +67,29 @@ struct Row {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Targets {
     targets: Vec<Target>,
+    /// Where each target sits in `targets`, by metric and year, then by scope: a block query
+    /// over 10,000 units looks a target up for every one of them.
+    index: HashMap<(Metric, i32), ScopeIndex>,
+}
+
+/// The targets of one metric and year, by scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ScopeIndex {
+    agency: HashMap<AgencyId, usize>,
+    units_of: HashMap<AgencyId, usize>,
+    block: HashMap<Block, usize>,
+}
+
+impl ScopeIndex {
+    /// Records that the target at `position` applies to `scope`; false if one already does.
+    fn insert(&mut self, scope: &Scope, position: usize) -> bool {
+        let previous = match scope {
+            Scope::Agency(a) => self.agency.insert(a.clone(), position),
+            Scope::UnitsOf(a) => self.units_of.insert(a.clone(), position),
+            Scope::Block(b) => self.block.insert(*b, position),
+        };
+        previous.is_none()
+    }
 }
 
 /// An agency's standing against its target.
@@ -101,6 +126,7 @@ impl Targets {
     pub fn parse(text: &str, catalog: &Catalog) -> Result<Targets, TargetsError> {
         let file: File = toml::from_str(text)?;
         let mut targets = Vec::with_capacity(file.targets.len());
+        let mut positions: HashMap<(Metric, i32), ScopeIndex> = HashMap::new();
         for (index, row) in file.targets.into_iter().enumerate() {
             let bad = |reason: String| TargetsError::Row { index, reason };
             let metric: Metric = row
@@ -143,9 +169,11 @@ impl Targets {
                 scope,
                 basis_points,
             };
-            if targets.iter().any(|t: &Target| {
-                t.metric == target.metric && t.year == target.year && t.scope == target.scope
-            }) {
+            if !positions
+                .entry((metric, row.year))
+                .or_default()
+                .insert(&target.scope, targets.len())
+            {
                 return Err(bad(format!(
                     "a second target for {} in {} for {}",
                     metric,
@@ -155,7 +183,10 @@ impl Targets {
             }
             targets.push(target);
         }
-        Ok(Targets { targets })
+        Ok(Targets {
+            targets,
+            index: positions,
+        })
     }
 
     /// How many targets there are.
@@ -168,12 +199,6 @@ impl Targets {
         self.targets.is_empty()
     }
 
-    fn find(&self, metric: Metric, year: i32, scope: &Scope) -> Option<&Target> {
-        self.targets
-            .iter()
-            .find(|t| t.metric == metric && t.year == year && &t.scope == scope)
-    }
-
     /// The target that applies to `agency` for `metric` in `year`, if any.
     pub fn target_for(
         &self,
@@ -182,22 +207,24 @@ impl Targets {
         metric: Metric,
         year: i32,
     ) -> Option<&Target> {
-        if let Some(t) = self.find(metric, year, &Scope::Agency(agency.clone())) {
-            return Some(t);
-        }
+        let scopes = self.index.get(&(metric, year))?;
         let chain = catalog.chain(agency);
-        if let Some(t) = chain
-            .iter()
-            .skip(1)
-            .find_map(|ancestor| self.find(metric, year, &Scope::UnitsOf(ancestor.clone())))
-        {
-            return Some(t);
-        }
-        let top_level = chain.len() == 1;
-        let block = catalog.agency(agency).map(|a| a.block)?;
-        top_level
-            .then(|| self.find(metric, year, &Scope::Block(block)))
-            .flatten()
+        let position = scopes
+            .agency
+            .get(agency)
+            .or_else(|| {
+                chain
+                    .iter()
+                    .skip(1)
+                    .find_map(|ancestor| scopes.units_of.get(ancestor))
+            })
+            .or_else(|| {
+                // Block targets are for top-level agencies only.
+                let top_level = chain.len() == 1;
+                let block = catalog.agency(agency).map(|a| a.block)?;
+                top_level.then(|| scopes.block.get(&block)).flatten()
+            })?;
+        self.targets.get(*position)
     }
 
     /// An agency's standing against the target that applies to it.

@@ -600,6 +600,76 @@ pub async fn children_read_like_each_child_alone(store: &dyn CounterStore) {
     assert_eq!(triple(&communes[0]), [1, 1, 0]);
 }
 
+/// A parent with many children (a province's communes) reads its roll-up exactly, whether a
+/// bucket holds a count for most children (a year) or for a few (a day), and whatever the
+/// order the children are asked in.
+pub async fn many_children_read_like_each_child_alone(store: &dyn CounterStore) {
+    let (busy, quiet) = (date!(2026 - 03 - 02), date!(2026 - 03 - 09));
+    let units: Vec<String> = (0..600).map(|i| format!("hb-unit-{i:03}")).collect();
+    // 500 of the 600 units receive on the busy day, unit i (i + 1) % 4 + 1 times; every
+    // 97th also on the quiet day.
+    let mut batch = Vec::new();
+    for (i, unit) in units.iter().enumerate().take(500) {
+        for n in 0..=(i + 1) % 4 {
+            let event = format!("{unit}-{n}");
+            batch.push(write(
+                &event,
+                &[unit, "hoa-binh"],
+                busy,
+                &[Counter::Received],
+                None,
+            ));
+        }
+        if i % 97 == 0 {
+            let event = format!("{unit}-quiet");
+            let received = [Counter::Received, Counter::ReceivedOnline];
+            batch.push(write(&event, &[unit, "hoa-binh"], quiet, &received, None));
+        }
+    }
+    store.apply(&batch).await.expect("apply");
+
+    let parent = AgencyKey {
+        root: id("hoa-binh"),
+        agency: id("hoa-binh"),
+    };
+    // Asked in reverse order, with 100 children that never reported.
+    let children: Vec<AgencyId> = units.iter().rev().map(|u| id(u)).collect();
+    let counters = [Counter::Received, Counter::ReceivedOnline];
+    let groups: Vec<Vec<AgencyKey>> = children
+        .iter()
+        .map(|c| key("hoa-binh", c.as_str()))
+        .collect();
+    let needs = Needs {
+        counters: counters.to_vec(),
+        distinct: false,
+    };
+    for buckets in [
+        vec![Bucket::Year(2026)],
+        vec![Bucket::Day(quiet)],
+        vec![Bucket::Month(2026, 3), Bucket::Day(busy)],
+        vec![Bucket::Day(date!(2026 - 03 - 03))],
+    ] {
+        let rolled_up = store
+            .read_children(&parent, &children, &buckets, &counters)
+            .await
+            .expect("read children");
+        let alone = store.read(&groups, &buckets, &needs).await.expect("read");
+        assert_eq!(rolled_up, alone, "600 children over {buckets:?}");
+    }
+    let year = store
+        .read_children(&parent, &children, &[Bucket::Year(2026)], &counters)
+        .await
+        .expect("read children");
+    let received: u64 = year.iter().map(|c| c.get(Counter::Received)).sum();
+    let expected: u64 = (0..500u64).map(|i| (i + 1) % 4 + 1).sum::<u64>() + 6;
+    assert_eq!(received, expected, "every reception of the year, once");
+    assert_eq!(
+        year[0].get(Counter::Received),
+        0,
+        "hb-unit-599 never reported"
+    );
+}
+
 /// The dossiers open past due at the end of `last` for each group, read as aggregate reads
 /// them: the due-day counters summed over every day up to `last`.
 async fn open_past_due_at_end(
@@ -874,6 +944,7 @@ where
     reads_fetch_what_is_needed(&fresh().await).await;
     open_dossiers_past_due_are_the_backlog(&fresh().await).await;
     children_read_like_each_child_alone(&fresh().await).await;
+    many_children_read_like_each_child_alone(&fresh().await).await;
     dossiers_are_open_past_due_from_their_due_day_to_their_resolution(&fresh().await).await;
     assessed_scores_replace_per_agency_criterion_and_period(&fresh().await).await;
 }

@@ -102,6 +102,10 @@ impl redis::aio::ConnectionLike for Connection {
 /// they go out as one pipeline; on a cluster a pipeline must stay within one hash slot, so
 /// each tree's commands are one pipeline, all sent at once, and the replies are put back in
 /// the order of the commands.
+/// From how many children a roll-up read first asks each hash's size, to read the dense ones
+/// by HMGET (see `read_children`).
+const DENSE_READ_MIN_CHILDREN: usize = 256;
+
 #[derive(Default)]
 struct Commands<'a> {
     commands: Vec<(&'a AgencyId, redis::Cmd)>,
@@ -673,24 +677,71 @@ impl CounterStore for RedisStore {
         if children.is_empty() || buckets.is_empty() || counters.is_empty() {
             return Ok(totals);
         }
-        let positions: HashMap<&str, usize> = children
+        let keys: Vec<(String, Counter)> = buckets
             .iter()
-            .enumerate()
-            .map(|(i, child)| (child.as_str(), i))
+            .flat_map(|bucket| counters.iter().map(move |counter| (*bucket, *counter)))
+            .map(|(bucket, counter)| {
+                let key = self.children_key(&parent.root, &parent.agency, bucket, counter);
+                (key, counter)
+            })
             .collect();
-        let mut commands = Commands::default();
-        let mut order = Vec::with_capacity(buckets.len() * counters.len());
-        for bucket in buckets {
-            for counter in counters {
-                let mut hgetall = redis::cmd("HGETALL");
-                hgetall.arg(self.children_key(&parent.root, &parent.agency, *bucket, *counter));
-                commands.push(&parent.root, hgetall);
-                order.push(*counter);
+        // Each roll-up is read the cheaper way for its size. A dense one (most children have
+        // a count: a year or a month of a busy parent) by HMGET of the children in order,
+        // which answers one value per child, half of what HGETALL sends, and needs no lookup
+        // by id; a sparse one (a day, a bucket outside the period) by HGETALL. Their sizes
+        // cost one more round trip, worth it only for many children.
+        let dense: Vec<bool> = if children.len() < DENSE_READ_MIN_CHILDREN {
+            vec![false; keys.len()]
+        } else {
+            let mut lengths = Commands::default();
+            for (key, _) in &keys {
+                let mut hlen = redis::cmd("HLEN");
+                hlen.arg(key);
+                lengths.push(&parent.root, hlen);
             }
+            lengths
+                .run(&self.connection)
+                .await?
+                .iter()
+                .map(|length| {
+                    let length: u64 = redis::from_redis_value_ref(length)?;
+                    Ok(length.saturating_mul(4) >= children.len() as u64)
+                })
+                .collect::<Result<_, StoreError>>()?
+        };
+        let mut commands = Commands::default();
+        for ((key, _), dense) in keys.iter().zip(&dense) {
+            let mut read = if *dense {
+                let mut hmget = redis::cmd("HMGET");
+                hmget.arg(key);
+                for child in children {
+                    hmget.arg(child.as_str());
+                }
+                hmget
+            } else {
+                let mut hgetall = redis::cmd("HGETALL");
+                hgetall.arg(key);
+                hgetall
+            };
+            commands.push(&parent.root, std::mem::take(&mut read));
         }
         let replies = commands.run(&self.connection).await?;
-        for (reply, counter) in replies.into_iter().zip(order) {
-            add_children_counts(reply, counter, &positions, &mut totals)?;
+        let mut positions: Option<foldhash::HashMap<&str, usize>> = None;
+        for ((reply, (_, counter)), dense) in replies.into_iter().zip(&keys).zip(dense) {
+            if dense {
+                add_children_values(reply, *counter, &mut totals)?;
+            } else {
+                // foldhash: SipHash over 10,000 ids, built and then probed once per roll-up
+                // entry, was a sizeable part of a block query's time.
+                let positions = positions.get_or_insert_with(|| {
+                    children
+                        .iter()
+                        .enumerate()
+                        .map(|(i, child)| (child.as_str(), i))
+                        .collect()
+                });
+                add_children_counts(reply, *counter, positions, &mut totals)?;
+            }
         }
         Ok(totals)
     }
@@ -791,10 +842,52 @@ enum DistinctReplies {
 
 /// Adds an `HGETALL` reply of a children roll-up (child id → count) to the children it names;
 /// children not asked for (no longer members on the period's last day) are passed over.
+/// Adds an HMGET of the children roll-up, one value per child in the children's order (nil
+/// for a child without a count), to the children's totals.
+fn add_children_values(
+    reply: redis::Value,
+    counter: Counter,
+    totals: &mut [Counters],
+) -> Result<(), StoreError> {
+    let redis::Value::Array(values) = reply else {
+        return Err(StoreError::Unexpected(format!("HMGET answered {reply:?}")));
+    };
+    if values.len() != totals.len() {
+        return Err(StoreError::Unexpected(format!(
+            "HMGET answered {} values for {} children",
+            values.len(),
+            totals.len()
+        )));
+    }
+    for (value, total) in values.iter().zip(totals.iter_mut()) {
+        match value {
+            redis::Value::Nil => {}
+            redis::Value::BulkString(bytes) => {
+                let count = std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        StoreError::Unexpected(format!(
+                            "a count {:?}",
+                            String::from_utf8_lossy(bytes)
+                        ))
+                    })?;
+                total.increment(counter, count);
+            }
+            other => {
+                return Err(StoreError::Unexpected(format!(
+                    "a children roll-up value {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn add_children_counts(
     reply: redis::Value,
     counter: Counter,
-    positions: &HashMap<&str, usize>,
+    positions: &foldhash::HashMap<&str, usize>,
     totals: &mut [Counters],
 ) -> Result<(), StoreError> {
     let mut add = |field: &redis::Value, value: &redis::Value| -> Result<(), StoreError> {
