@@ -12,7 +12,7 @@ use govpulse_common::auth::token_hash;
 use govpulse_e2e::received;
 use govpulse_proto::{
     aggregate::{GetMetricsRequest, aggregate_service_client::AggregateServiceClient},
-    catalog::Block,
+    catalog::{Block, ListAgenciesRequest, catalog_service_client::CatalogServiceClient},
     event::{DossierEvent, EventOutcome, OutcomeStatus},
     ingest::{
         ReportAssessedScoresRequest, StreamEventsRequest, SubmitEventsRequest,
@@ -30,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::{
     Code, Request, Status,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 use tonic_types::StatusExt;
 
@@ -687,6 +690,104 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
     for task in tasks {
         task.await.expect("service stops");
     }
+}
+
+/// The health status of `service` on `addr`, asked in plaintext.
+async fn plaintext_health(addr: SocketAddr, service: &str) -> Result<ServingStatus, Code> {
+    let status = HealthClient::new(plain(addr))
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .map_err(|s| s.code())?
+        .into_inner()
+        .status;
+    Ok(ServingStatus::try_from(status).expect("a known status"))
+}
+
+#[tokio::test]
+async fn a_tls_service_answers_health_alone_in_plaintext_on_its_health_port_until_it_has_drained() {
+    let dir = scratch("health-port");
+    let catalog = write_catalog(&dir);
+    let pki = Pki::new("govpulse test CA");
+    let (cert, key) = write_pem(&dir, "server", &pki.issue(&["localhost"], &[], false));
+    let stop = CancellationToken::new();
+    let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
+        catalog_dir: Some(catalog),
+        tls: govpulse_common::tls::TlsArgs {
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            ..Default::default()
+        },
+        health_listen: Some(local0()),
+        ..govpulse_aggregate::Config::new(local0())
+    })
+    .await
+    .expect("aggregate starts");
+    let main = aggregate.local_addr();
+    let health = aggregate.health_addr().expect("a health port");
+    let task = spawn_service(aggregate.run_until(stop.clone().cancelled_owned()));
+
+    for service in [
+        "",
+        "govpulse.aggregate.v1.AggregateService",
+        "govpulse.catalog.v1.CatalogService",
+    ] {
+        assert_eq!(
+            plaintext_health(health, service).await,
+            Ok(ServingStatus::Serving),
+            "{service:?}"
+        );
+    }
+    // Health and nothing else: neither the service's API nor the catalog nor reflection.
+    let api = refused(
+        AggregateServiceClient::new(plain(health))
+            .get_metrics(GetMetricsRequest {
+                agency_id: "ha-noi".into(),
+                period: "ytd".into(),
+                metrics: vec![],
+            })
+            .await,
+    );
+    assert_eq!(api.code(), Code::Unimplemented, "{api:?}");
+    let catalog = refused(
+        CatalogServiceClient::new(plain(health))
+            .list_agencies(ListAgenciesRequest::default())
+            .await,
+    );
+    assert_eq!(catalog.code(), Code::Unimplemented, "{catalog:?}");
+    // The main port still speaks TLS only, health included.
+    let plaintext = plaintext_health(main, "").await;
+    assert!(plaintext.is_err(), "{plaintext:?}");
+
+    // A call in flight on the main port (a health Watch, which never ends by itself) holds
+    // the drain open, so what the health port says during a drain can be seen.
+    let mut watch = HealthClient::new(tls_channel(main, &pki.ca_pem(), None))
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch over TLS")
+        .into_inner();
+    let mut next = async || {
+        let message = watch.message().await.expect("a status").expect("open");
+        ServingStatus::try_from(message.status).expect("a known status")
+    };
+    assert_eq!(next().await, ServingStatus::Serving);
+    stop.cancel();
+    assert_eq!(next().await, ServingStatus::NotServing, "shutdown began");
+    assert_eq!(
+        plaintext_health(health, "").await,
+        Ok(ServingStatus::NotServing),
+        "the health port answers during the drain"
+    );
+    drop(watch);
+    task.await.expect("aggregate drains and stops");
+    let closed = tokio::net::TcpStream::connect(health).await;
+    assert!(
+        closed.is_err(),
+        "the health port closes with the server: {closed:?}"
+    );
 }
 
 #[tokio::test]

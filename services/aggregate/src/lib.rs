@@ -69,6 +69,10 @@ pub struct Config {
     /// Address of the Prometheus `/metrics` listener; none when unset.
     #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Address of a plaintext listener that serves only `grpc.health.v1`, for kubelet's gRPC
+    /// probes, which cannot speak TLS; none when unset.
+    #[arg(long, env = "GOVPULSE_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
     /// TLS of this server; with a client CA, callers (ingest, ranking) present certificates.
     #[command(flatten)]
     pub tls: govpulse_common::tls::TlsArgs,
@@ -88,6 +92,7 @@ impl Config {
             horizon_days: 400,
             index_profiles: None,
             metrics_listen: None,
+            health_listen: None,
             tls: govpulse_common::tls::TlsArgs::default(),
         }
     }
@@ -111,6 +116,8 @@ impl Config {
 #[derive(Debug)]
 pub struct Server {
     bound: server::Bound,
+    /// The plaintext health port, when configured.
+    health: Option<server::Bound>,
     api: AggregateApi,
     /// Notices every replica publishes through the store, subscribed before binding so
     /// that none published after `build` returns is missed.
@@ -153,6 +160,7 @@ impl Server {
         let shared_changes = store.subscribe_changes().await?;
         let tls = config.tls.server_config().map_err(Error::Config)?;
         let bound = server::bind(config.listen).await?;
+        let health = server::bind_optional(config.health_listen).await?;
         let metrics = match config.metrics_listen {
             Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
             None => None,
@@ -171,6 +179,7 @@ impl Server {
         let reload_every = Duration::from_millis(config.targets_reload_ms.max(100));
         Ok(Self {
             bound,
+            health,
             api,
             shared_changes,
             catalog,
@@ -186,6 +195,11 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.bound.local_addr()
+    }
+
+    /// The address of the plaintext health port, when one was configured.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health.as_ref().map(server::Bound::local_addr)
     }
 
     /// The address of the `/metrics` listener, when one was configured.
@@ -228,6 +242,7 @@ impl Server {
         ];
         Ok(server::serve_tls(
             self.bound,
+            self.health,
             routes,
             &served,
             self.tls,

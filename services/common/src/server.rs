@@ -1,7 +1,8 @@
 //! The gRPC server lifecycle every service shares: bind first (port 0 works), serve the
 //! service with health (`grpc.health.v1`) and reflection (v1 and v1alpha, so that grpcurl
-//! works), accept gRPC-Web and HTTP/1.1 on the same port, and on shutdown report
-//! NOT_SERVING, end open streams and drain.
+//! works), accept gRPC-Web and HTTP/1.1 on the same port, optionally health alone on a
+//! plaintext port for kubelet's probes, and on shutdown report NOT_SERVING, end open streams
+//! and drain.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -12,7 +13,7 @@ use tonic::{
     transport::{ServerTlsConfig, server::TcpIncoming},
 };
 use tonic_health::ServingStatus;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Why a server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,14 @@ pub async fn bind(addr: SocketAddr) -> Result<Bound, ServeError> {
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
     Ok(Bound { listener, local })
+}
+
+/// Binds `addr` when there is one: the optional listeners (the health port).
+pub async fn bind_optional(addr: Option<SocketAddr>) -> Result<Option<Bound>, ServeError> {
+    match addr {
+        Some(addr) => Ok(Some(bind(addr).await?)),
+        None => Ok(None),
+    }
 }
 
 /// A bound listener and the address it actually listens on (the port chosen for port 0).
@@ -94,13 +103,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     stopping: CancellationToken,
 ) -> Result<(), ServeError> {
-    serve_tls(bound, routes, served, None, shutdown, stopping).await
+    serve_tls(bound, None, routes, served, None, shutdown, stopping).await
 }
 
 /// `serve` over TLS when `tls` is given (rustls; with a client CA, mutual TLS whose verified
 /// certificates the handlers read with `Request::peer_certs`), plaintext when `None`.
+///
+/// With `health_port`, that listener serves `grpc.health.v1` and nothing else, in plaintext,
+/// because kubelet's gRPC probes cannot speak TLS. It answers from the same statuses as the
+/// main port, so it turns NOT_SERVING at shutdown with it and keeps answering during the
+/// drain; it closes once the main port has drained.
 pub async fn serve_tls(
     bound: Bound,
+    health_port: Option<Bound>,
     routes: Routes,
     served: &[&'static str],
     tls: Option<ServerTlsConfig>,
@@ -124,6 +139,7 @@ pub async fn serve_tls(
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
+    let health_only = Routes::new(health.clone());
     let routes = routes
         .add_service(health)
         .add_service(reflection_v1)
@@ -147,7 +163,8 @@ pub async fn serve_tls(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
-    builder
+    let health_port = health_port.map(|port| tokio::spawn(serve_health(port, health_only)));
+    let drained = builder
         // HTTP/1.1 beside HTTP/2 on the same port: browsers speak gRPC-Web over either, and
         // agencies without a gRPC stack post JSON over plain HTTP/1.1 (docs/INTEGRATION.md).
         .accept_http1(true)
@@ -167,7 +184,32 @@ pub async fn serve_tls(
             TcpIncoming::from(bound.listener).with_nodelay(Some(true)),
             on_shutdown,
         )
-        .await?;
+        .await;
+    if let Some(task) = health_port {
+        // Dropping the health server closes its listener and asks its connections to close;
+        // awaiting the aborted task makes sure the port is closed before this returns.
+        task.abort();
+        let _ = task.await;
+    }
+    drained?;
     info!("stopped");
     Ok(())
+}
+
+/// Serves `health` alone, in plaintext, on `port`, until the task running it is aborted.
+///
+/// No graceful stop of its own: a client holding a `Watch` stream open would hold it forever,
+/// and the health port must never delay the process's exit.
+async fn serve_health(port: Bound, health: Routes) {
+    info!(addr = %port.local_addr(), "health port listening (plaintext, grpc.health.v1 only)");
+    let served = tonic::transport::Server::builder()
+        .add_routes(health)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(port.listener).with_nodelay(Some(true)),
+            std::future::pending(),
+        )
+        .await;
+    if let Err(error) = served {
+        warn!(%error, "health port stopped");
+    }
 }

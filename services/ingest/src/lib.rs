@@ -66,6 +66,10 @@ pub struct Config {
     /// Address of the Prometheus `/metrics` listener; none when unset.
     #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Address of a plaintext listener that serves only `grpc.health.v1`, for kubelet's gRPC
+    /// probes, which cannot speak TLS; none when unset.
+    #[arg(long, env = "GOVPULSE_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
     /// TLS of this server (and mutual TLS with a client CA).
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -111,6 +115,7 @@ impl Config {
             aggregate_timeout_ms: 10_000,
             index_profiles: None,
             metrics_listen: None,
+            health_listen: None,
             tls: TlsArgs::default(),
             upstream: UpstreamTlsArgs::default(),
             tokens: None,
@@ -144,6 +149,8 @@ impl Config {
 #[derive(Debug)]
 pub struct Server {
     bound: server::Bound,
+    /// The plaintext health port, when configured.
+    health: Option<server::Bound>,
     api: IngestApi,
     catalog: Arc<Catalog>,
     profiles: LiveProfiles,
@@ -206,6 +213,7 @@ impl Server {
         };
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let bound = server::bind(config.listen).await?;
+        let health = server::bind_optional(config.health_listen).await?;
         let metrics = match config.metrics_listen {
             Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
             None => None,
@@ -231,6 +239,7 @@ impl Server {
         );
         Ok(Self {
             bound,
+            health,
             api,
             catalog,
             profiles,
@@ -245,6 +254,11 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.bound.local_addr()
+    }
+
+    /// The address of the plaintext health port, when one was configured.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health.as_ref().map(server::Bound::local_addr)
     }
 
     /// The address of the `/metrics` listener, when one was configured.
@@ -276,6 +290,7 @@ impl Server {
         ];
         Ok(server::serve_tls(
             self.bound,
+            self.health,
             routes,
             &served,
             self.tls,

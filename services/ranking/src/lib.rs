@@ -77,6 +77,10 @@ pub struct Config {
     /// Address of the Prometheus `/metrics` listener; none when unset.
     #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Address of a plaintext listener that serves only `grpc.health.v1`, for kubelet's gRPC
+    /// probes, which cannot speak TLS; none when unset.
+    #[arg(long, env = "GOVPULSE_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
     /// TLS of this server.
     #[command(flatten)]
     pub tls: govpulse_common::tls::TlsArgs,
@@ -110,6 +114,7 @@ impl Config {
             linger_ms: 30_000,
             index_profiles: None,
             metrics_listen: None,
+            health_listen: None,
             tls: govpulse_common::tls::TlsArgs::default(),
             upstream: govpulse_common::tls::UpstreamTlsArgs::default(),
             public_read: false,
@@ -144,6 +149,8 @@ pub enum Error {
 #[derive(Debug)]
 pub struct Server {
     bound: server::Bound,
+    /// The plaintext health port, when configured.
+    health: Option<server::Bound>,
     api: RankingApi,
     catalog: Arc<Catalog>,
     aggregate: AggregateServiceClient<tonic::transport::Channel>,
@@ -199,6 +206,7 @@ impl Server {
         let aggregate = AggregateServiceClient::new(channel);
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let bound = server::bind(config.listen).await?;
+        let health = server::bind_optional(config.health_listen).await?;
         let metrics = match config.metrics_listen {
             Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
             None => None,
@@ -232,6 +240,7 @@ impl Server {
         info!(addr = %bound.local_addr(), aggregate = %config.aggregate_url, "ranking bound");
         Ok(Self {
             bound,
+            health,
             api,
             catalog,
             aggregate,
@@ -247,6 +256,11 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.bound.local_addr()
+    }
+
+    /// The address of the plaintext health port, when one was configured.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health.as_ref().map(server::Bound::local_addr)
     }
 
     /// The address of the `/metrics` listener, when one was configured.
@@ -291,6 +305,7 @@ impl Server {
         ];
         Ok(server::serve_tls(
             self.bound,
+            self.health,
             routes,
             &served,
             self.tls,
