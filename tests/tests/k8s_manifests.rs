@@ -1,8 +1,10 @@
 //! The Kubernetes manifests and the Dockerfile, checked without a cluster or a container
-//! engine: both overlays rendered by `kubectl kustomize`, every workload probed, hardened and
-//! bounded, what the manifests configure in step with what the binaries read, and each
-//! overlay's configuration (environment, ConfigMaps, the kind of Redis URL) run as the three
-//! services on loopback against a real Redis: a single one for dev, a cluster for prod.
+//! engine: the base and both overlays rendered by `kubectl kustomize`, every workload probed
+//! (on its plaintext health port), hardened and bounded, TLS and credentials from Secrets
+//! everywhere but dev, what the manifests configure in step with what the binaries read, and
+//! each overlay's configuration (environment, ConfigMaps, the kind of Redis URL, and for prod
+//! generated certificates and a token file in place of the operator's Secrets) run as the
+//! three services on loopback against a real Redis: a single one for dev, a cluster for prod.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -16,6 +18,15 @@ use serde::Deserialize;
 use serde_json::Value;
 
 const OVERLAYS: [&str; 2] = ["dev", "prod"];
+
+/// What must be secure: the base, and the overlay that deploys it for real. Only dev may
+/// patch it back to plaintext and anonymous calls.
+const SECURE: [&str; 2] = ["base", "prod"];
+
+/// The plaintext port serving only `grpc.health.v1`, which the probes ask.
+const HEALTH_PORT: u64 = 8086;
+/// The Prometheus `/metrics` port.
+const METRICS_PORT: u64 = 9464;
 
 /// The services, their gRPC port and the environment variables their binary reads.
 struct Service {
@@ -32,9 +43,28 @@ static SERVICES: LazyLock<Vec<Service>> = LazyLock::new(|| {
     ]
 });
 
+/// The standard OpenTelemetry variables the SDK reads when traces are exported
+/// (services/common/src/telemetry.rs), outside `Config`: the exporter's endpoint, the
+/// resource's service name and attributes, the sampler and the batch processor.
+const OTEL_VARIABLES: [&str; 11] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+];
+
 fn service(name: &'static str, port: u64, command: clap::Command) -> Service {
     // Telemetry reads these two outside `Config` (services/common/src/telemetry.rs).
     let mut env: BTreeSet<String> = ["RUST_LOG", "GOVPULSE_LOG_FORMAT"].map(String::from).into();
+    // An exception, by name so that a typo still fails: the OpenTelemetry SDK reads these.
+    env.extend(OTEL_VARIABLES.map(String::from));
     env.extend(
         command
             .get_arguments()
@@ -51,13 +81,23 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Both overlays rendered once; a failure is kept as text so that every test reports it.
+/// The base and both overlays rendered once; a failure is kept as text so that every test
+/// reports it.
 static RENDERED: LazyLock<Result<BTreeMap<&'static str, Vec<Value>>, String>> =
-    LazyLock::new(|| OVERLAYS.into_iter().map(|o| Ok((o, render(o)?))).collect());
+    LazyLock::new(|| {
+        ["base"]
+            .into_iter()
+            .chain(OVERLAYS)
+            .map(|o| Ok((o, render(o)?)))
+            .collect()
+    });
 
-/// `kubectl kustomize` of one overlay, one JSON value per YAML document.
+/// `kubectl kustomize` of one overlay (or of the base), one JSON value per YAML document.
 fn render(overlay: &str) -> Result<Vec<Value>, String> {
-    let dir = repo_root().join("k8s/overlays").join(overlay);
+    let dir = match overlay {
+        "base" => repo_root().join("k8s/base"),
+        _ => repo_root().join("k8s/overlays").join(overlay),
+    };
     let output = Command::new("kubectl")
         .arg("kustomize")
         .arg(&dir)
@@ -149,25 +189,79 @@ fn each_overlay_deploys_the_three_services_and_nothing_else_as_a_deployment() {
     }
 }
 
+/// The number of a container's port named `port_name`.
+fn named_port(container: &Value, port_name: &str) -> Option<u64> {
+    array(&container["ports"])
+        .iter()
+        .find(|p| p["name"] == port_name)
+        .and_then(|p| p["containerPort"].as_u64())
+}
+
+/// The literal value of a container's environment variable.
+fn env_value<'a>(container: &'a Value, variable: &str) -> Option<&'a str> {
+    array(&container["env"])
+        .iter()
+        .find(|e| e["name"] == variable)
+        .and_then(|e| e["value"].as_str())
+}
+
+/// Whether a label selector (`matchLabels` and `matchExpressions`; empty selects all)
+/// selects pods with these `labels`.
+fn selector_selects(selector: &Value, labels: &Value) -> bool {
+    let by_labels = selector["matchLabels"]
+        .as_object()
+        .is_none_or(|m| m.iter().all(|(k, v)| &labels[k] == v));
+    let by_expressions = array(&selector["matchExpressions"]).iter().all(|e| {
+        let value = &labels[e["key"].as_str().expect("a key")];
+        let values = array(&e["values"]);
+        match e["operator"].as_str() {
+            Some("In") => values.contains(value),
+            Some("NotIn") => !values.contains(value),
+            Some("Exists") => !value.is_null(),
+            Some("DoesNotExist") => value.is_null(),
+            other => panic!("unknown selector operator {other:?}"),
+        }
+    });
+    by_labels && by_expressions
+}
+
+/// The NetworkPolicies of an overlay that apply to a Deployment's pods.
+fn policies_of(overlay: &str, deployment: &Value) -> Vec<&'static Value> {
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    kind(overlay, "NetworkPolicy")
+        .filter(|p| selector_selects(&p["spec"]["podSelector"], labels))
+        .collect()
+}
+
 #[test]
-fn every_deployment_has_grpc_readiness_and_liveness_probes_on_its_grpc_port() {
-    for overlay in OVERLAYS {
+fn every_deployment_has_grpc_readiness_and_liveness_probes_on_its_plaintext_health_port() {
+    for overlay in ["base"].into_iter().chain(OVERLAYS) {
         for service in SERVICES.iter() {
             let deployment = deployment(overlay, service.name);
             for (label, container) in containers(deployment) {
-                let ports: Vec<u64> = array(&container["ports"])
-                    .iter()
-                    .filter(|p| p["name"] == "grpc")
-                    .filter_map(|p| p["containerPort"].as_u64())
-                    .collect();
-                assert_eq!(ports, [service.port], "{overlay}: {label} grpc port");
+                assert_eq!(
+                    named_port(container, "grpc"),
+                    Some(service.port),
+                    "{overlay}: {label} grpc port"
+                );
+                assert_eq!(
+                    named_port(container, "health"),
+                    Some(HEALTH_PORT),
+                    "{overlay}: {label} health port"
+                );
+                assert_eq!(
+                    env_value(container, "GOVPULSE_HEALTH_LISTEN"),
+                    Some(format!("0.0.0.0:{HEALTH_PORT}").as_str()),
+                    "{overlay}: {label} serves health on its health port"
+                );
                 for probe in ["readinessProbe", "livenessProbe"] {
                     let grpc = &container[probe]["grpc"];
+                    // A gRPC probe takes a number, not a port name: the port named health.
+                    // The main port may speak TLS, which the kubelet's gRPC probes cannot.
                     assert_eq!(
                         grpc["port"].as_u64(),
-                        Some(service.port),
-                        "{overlay}: {label} needs a gRPC {probe} on {}",
-                        service.port
+                        Some(HEALTH_PORT),
+                        "{overlay}: {label} needs a gRPC {probe} on the health port"
                     );
                     // "" is the overall status, the one that turns NOT_SERVING on SIGTERM.
                     assert!(
@@ -176,6 +270,262 @@ fn every_deployment_has_grpc_readiness_and_liveness_probes_on_its_grpc_port() {
                     );
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn the_health_port_is_reached_by_the_probes_only() {
+    for overlay in OVERLAYS {
+        for service in kind(overlay, "Service") {
+            for port in array(&service["spec"]["ports"]) {
+                assert!(
+                    port["targetPort"] != "health"
+                        && port["targetPort"].as_u64() != Some(HEALTH_PORT)
+                        && port["port"].as_u64() != Some(HEALTH_PORT),
+                    "{overlay}: Service {} exposes the health port",
+                    name(service)
+                );
+            }
+        }
+        for svc in SERVICES.iter() {
+            for policy in policies_of(overlay, deployment(overlay, svc.name)) {
+                for rule in array(&policy["spec"]["ingress"]) {
+                    let ports = array(&rule["ports"]);
+                    // A rule without ports would admit every port, the health port included.
+                    assert!(
+                        !ports.is_empty()
+                            && ports.iter().all(|p| p["port"] != "health"
+                                && p["port"].as_u64() != Some(HEALTH_PORT)),
+                        "{overlay}: {} admits {}'s health port: {rule}",
+                        name(policy),
+                        svc.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_deployment_exposes_prometheus_on_a_metrics_port_the_monitoring_namespace_may_scrape() {
+    let from_monitoring = |rule: &Value| {
+        array(&rule["from"]).iter().any(|peer| {
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "monitoring"
+        })
+    };
+    for overlay in OVERLAYS {
+        for service in SERVICES.iter() {
+            let deployment = deployment(overlay, service.name);
+            for (label, container) in containers(deployment) {
+                assert_eq!(
+                    named_port(container, "metrics"),
+                    Some(METRICS_PORT),
+                    "{overlay}: {label} metrics port"
+                );
+                assert_eq!(
+                    env_value(container, "GOVPULSE_METRICS_LISTEN"),
+                    Some(format!("0.0.0.0:{METRICS_PORT}").as_str()),
+                    "{overlay}: {label} serves /metrics on its metrics port"
+                );
+            }
+            let scraped = policies_of(overlay, deployment)
+                .into_iter()
+                .flat_map(|p| array(&p["spec"]["ingress"]))
+                .any(|rule| {
+                    from_monitoring(rule)
+                        && array(&rule["ports"])
+                            .iter()
+                            .any(|p| p["port"].as_u64() == Some(METRICS_PORT))
+                });
+            assert!(
+                scraped,
+                "{overlay}: the monitoring namespace may scrape {} on {METRICS_PORT}",
+                service.name
+            );
+        }
+        // Prometheus reaches the metrics port and nothing else.
+        for policy in kind(overlay, "NetworkPolicy") {
+            for rule in array(&policy["spec"]["ingress"]) {
+                if from_monitoring(rule) {
+                    let ports = array(&rule["ports"]);
+                    assert!(
+                        !ports.is_empty()
+                            && ports
+                                .iter()
+                                .all(|p| p["port"].as_u64() == Some(METRICS_PORT)),
+                        "{overlay}: {} admits the monitoring namespace beyond /metrics: {rule}",
+                        name(policy)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The Secret mounted read-only, as a whole folder, where `file` lies, and the file's key.
+fn secret_of_file<'a>(
+    pod: &'a Value,
+    container: &Value,
+    file: &'a str,
+) -> Option<(&'a str, &'a str)> {
+    let (dir, key) = file.rsplit_once('/')?;
+    let mount = array(&container["volumeMounts"])
+        .iter()
+        .find(|m| m["mountPath"] == dir)?;
+    let volume = array(&pod["volumes"])
+        .iter()
+        .find(|v| v["name"] == mount["name"])?;
+    let secret = volume["secret"]["secretName"].as_str()?;
+    (mount["readOnly"] == true && mount["subPath"].is_null()).then_some((secret, key))
+}
+
+#[test]
+fn base_and_prod_serve_tls_with_certificates_and_tokens_from_read_only_secrets() {
+    for overlay in SECURE {
+        for service in SERVICES.iter() {
+            let deployment = deployment(overlay, service.name);
+            let pod = &deployment["spec"]["template"]["spec"];
+            for (label, container) in containers(deployment) {
+                for forbidden in ["GOVPULSE_PLAINTEXT", "GOVPULSE_ALLOW_ANONYMOUS"] {
+                    assert!(
+                        array(&container["env"])
+                            .iter()
+                            .all(|e| e["name"] != forbidden),
+                        "{overlay}: {label} sets {forbidden}: only dev may"
+                    );
+                }
+                // Each file these settings name, and the key a kubernetes.io/tls Secret (or
+                // cert-manager's) gives it.
+                let mut tls_files = vec![
+                    ("GOVPULSE_TLS_CERT", "tls.crt"),
+                    ("GOVPULSE_TLS_KEY", "tls.key"),
+                ];
+                if service.name == "aggregate" {
+                    // ingest and ranking present certificates of the cluster's CA.
+                    tls_files.push(("GOVPULSE_TLS_CLIENT_CA", "ca.crt"));
+                } else {
+                    assert!(
+                        env_value(container, "GOVPULSE_AGGREGATE_URL")
+                            .is_some_and(|url| url.starts_with("https://")),
+                        "{overlay}: {label} calls aggregate over TLS"
+                    );
+                    tls_files.extend([
+                        ("GOVPULSE_UPSTREAM_CA", "ca.crt"),
+                        ("GOVPULSE_UPSTREAM_CERT", "tls.crt"),
+                        ("GOVPULSE_UPSTREAM_KEY", "tls.key"),
+                    ]);
+                }
+                let mut tls_secrets = BTreeSet::new();
+                for (variable, key) in tls_files {
+                    let file = env_value(container, variable)
+                        .unwrap_or_else(|| panic!("{overlay}: {label} sets no {variable}"));
+                    let (secret, file_key) = secret_of_file(pod, container, file)
+                        .unwrap_or_else(|| {
+                            panic!("{overlay}: {label}: {variable}={file} is not in a Secret mounted read-only as a folder")
+                        });
+                    assert_eq!(file_key, key, "{overlay}: {label} {variable}");
+                    tls_secrets.insert(secret);
+                }
+                assert_eq!(
+                    tls_secrets.len(),
+                    1,
+                    "{overlay}: {label} takes its certificate, key and CA from one Secret: {tls_secrets:?}"
+                );
+                let mut operators = tls_secrets;
+                if service.name == "ingest" {
+                    let file = env_value(container, "GOVPULSE_TOKENS")
+                        .unwrap_or_else(|| panic!("{overlay}: {label} checks bearer tokens"));
+                    let (secret, _) = secret_of_file(pod, container, file).unwrap_or_else(|| {
+                        panic!("{overlay}: {label}: the token file {file} is not in a Secret mounted read-only as a folder")
+                    });
+                    operators.insert(secret);
+                }
+                // Keys and tokens never live in the repository: the operator creates these.
+                for secret in operators {
+                    assert!(
+                        kind(overlay, "Secret").all(|s| name(s) != secret),
+                        "{overlay}: {secret} is generated from the repository, not created by the operator"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dev_alone_runs_plaintext_and_anonymous_and_says_so_explicitly() {
+    for service in SERVICES.iter() {
+        let deployment = deployment("dev", service.name);
+        let pod = &deployment["spec"]["template"]["spec"];
+        for (label, container) in containers(deployment) {
+            assert_eq!(
+                env_value(container, "GOVPULSE_PLAINTEXT"),
+                Some("true"),
+                "dev: {label}"
+            );
+            assert_eq!(
+                env_value(container, "GOVPULSE_ALLOW_ANONYMOUS"),
+                (service.name == "ingest").then_some("true"),
+                "dev: {label}"
+            );
+            for variable in ["GOVPULSE_TLS_CERT", "GOVPULSE_TOKENS"] {
+                assert!(
+                    env_value(container, variable).is_none(),
+                    "dev: {label} sets {variable} beside plaintext"
+                );
+            }
+        }
+        // A pod whose Secret is missing never starts: dev mounts only what it generates.
+        for volume in array(&pod["volumes"]) {
+            if let Some(secret) = volume["secret"]["secretName"].as_str() {
+                assert!(
+                    kind("dev", "Secret").any(|s| name(s) == secret),
+                    "dev: {} mounts the Secret {secret}, which dev does not create",
+                    service.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn no_rendered_secret_holds_a_private_key_or_a_token_file() {
+    for overlay in ["base"].into_iter().chain(OVERLAYS) {
+        for secret in kind(overlay, "Secret") {
+            let data = secret["data"].as_object().cloned().unwrap_or_default();
+            for (key, value) in data {
+                let text = value.as_str().and_then(base64_decode).unwrap_or_default();
+                assert!(
+                    !text.contains("PRIVATE KEY") && !text.contains("[[credential]]"),
+                    "{overlay}: Secret {} key {key} holds a key or tokens",
+                    name(secret)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn prod_exports_traces_to_the_collector_it_may_reach() {
+    for service in SERVICES.iter() {
+        let deployment = deployment("prod", service.name);
+        for (label, container) in containers(deployment) {
+            let endpoint = env_value(container, "OTEL_EXPORTER_OTLP_ENDPOINT")
+                .unwrap_or_else(|| panic!("prod: {label} exports traces"));
+            let port: u64 = endpoint
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.trim_end_matches('/').parse().ok())
+                .unwrap_or_else(|| panic!("prod: {label}: {endpoint} names its port"));
+            let reachable = policies_of("prod", deployment)
+                .into_iter()
+                .flat_map(|p| array(&p["spec"]["egress"]))
+                .any(|rule| {
+                    array(&rule["ports"])
+                        .iter()
+                        .any(|p| p["port"].as_u64() == Some(port))
+                });
+            assert!(reachable, "prod: {label} may reach {endpoint}");
         }
     }
 }
@@ -762,31 +1112,109 @@ fn base64_decode(text: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-/// The files of the ConfigMaps a Deployment mounts, written under `root` at their mount
-/// paths; returns (mount path, folder written).
-fn write_mounted_config_maps(
+/// What the operator's Secrets hold in a cluster, generated for the test: a CA, one
+/// certificate it signs for `localhost` (the name the test's clients and services dial) that
+/// serves as every service's server and client certificate, and a token file.
+struct OperatorSecrets {
+    ca: String,
+    cert: String,
+    key: String,
+    tokens: String,
+}
+
+/// The bearer token the generated token file admits, as a reporter for Tuyên Quang.
+const TOKEN: &str = "k8s-manifests-test-token";
+
+impl OperatorSecrets {
+    fn generate() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca =
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key")).expect("CA");
+        let key = KeyPair::generate().expect("key");
+        let cert = CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .signed_by(&key, &ca)
+            .expect("certificate");
+        let tokens = format!(
+            "[[credential]]\nsha256 = \"{}\"\nagency = \"tuyen-quang\"\nroles = [\"reporter\"]\n",
+            govpulse_common::auth::token_hash(TOKEN)
+        );
+        Self {
+            ca: ca.pem(),
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+            tokens,
+        }
+    }
+
+    /// The content of the file a variable names in an operator's Secret.
+    fn file_for(&self, variable: &str) -> &str {
+        match variable {
+            "GOVPULSE_TLS_CERT" | "GOVPULSE_UPSTREAM_CERT" => &self.cert,
+            "GOVPULSE_TLS_KEY" | "GOVPULSE_UPSTREAM_KEY" => &self.key,
+            "GOVPULSE_TLS_CLIENT_CA" | "GOVPULSE_UPSTREAM_CA" => &self.ca,
+            "GOVPULSE_TOKENS" => &self.tokens,
+            _ => panic!("{variable} names a file of a Secret this test cannot make"),
+        }
+    }
+}
+
+/// The files of the volumes a Deployment mounts, written under `root` at their mount paths:
+/// a ConfigMap's or a rendered Secret's data, and for a Secret the operator creates, the
+/// generated files its container's variables name. Returns (mount path, folder written).
+fn write_mounted_volumes(
     overlay: &str,
     deployment: &Value,
     root: &Path,
+    secrets: &OperatorSecrets,
 ) -> Vec<(String, PathBuf)> {
     let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
     let mut mounts = Vec::new();
-    for mount in array(&pod["containers"][0]["volumeMounts"]) {
+    for mount in array(&container["volumeMounts"]) {
         let volume = array(&pod["volumes"])
             .iter()
             .find(|v| v["name"] == mount["name"])
             .expect("a mounted volume is declared");
-        let map_name = volume["configMap"]["name"]
-            .as_str()
-            .expect("a ConfigMap volume");
-        let map = kind(overlay, "ConfigMap")
-            .find(|c| name(c) == map_name)
-            .unwrap_or_else(|| panic!("{overlay}: ConfigMap {map_name} is mounted but absent"));
         let mount_path = mount["mountPath"].as_str().expect("a mount path");
         let dir = root.join(mount_path.trim_start_matches('/'));
-        std::fs::create_dir_all(&dir).expect("a folder for the ConfigMap");
-        for (file, text) in map["data"].as_object().expect("ConfigMap data") {
-            std::fs::write(dir.join(file), text.as_str().expect("text data")).expect("write");
+        std::fs::create_dir_all(&dir).expect("a folder for the volume");
+        if let Some(map_name) = volume["configMap"]["name"].as_str() {
+            let map = kind(overlay, "ConfigMap")
+                .find(|c| name(c) == map_name)
+                .unwrap_or_else(|| panic!("{overlay}: ConfigMap {map_name} is mounted but absent"));
+            for (file, text) in map["data"].as_object().expect("ConfigMap data") {
+                std::fs::write(dir.join(file), text.as_str().expect("text data")).expect("write");
+            }
+        } else if let Some(secret_name) = volume["secret"]["secretName"].as_str() {
+            match kind(overlay, "Secret").find(|s| name(s) == secret_name) {
+                Some(secret) => {
+                    for (file, data) in secret["data"].as_object().expect("Secret data") {
+                        let text = data.as_str().and_then(base64_decode).expect("base64 text");
+                        std::fs::write(dir.join(file), text).expect("write");
+                    }
+                }
+                None => {
+                    for env in array(&container["env"]) {
+                        let variable = env["name"].as_str().expect("a name");
+                        let Some(file) = env["value"]
+                            .as_str()
+                            .and_then(|v| v.strip_prefix(mount_path))
+                            .and_then(|rest| rest.strip_prefix('/'))
+                        else {
+                            continue;
+                        };
+                        std::fs::write(dir.join(file), secrets.file_for(variable)).expect("write");
+                    }
+                }
+            }
+        } else {
+            panic!(
+                "{overlay}: volume {} is neither a ConfigMap nor a Secret",
+                volume["name"]
+            );
         }
         mounts.push((mount_path.to_owned(), dir));
     }
@@ -794,9 +1222,10 @@ fn write_mounted_config_maps(
 }
 
 /// The command line a service's `Config` would build from the Deployment's environment,
-/// with what only the cluster has replaced: listen on a free loopback port, the aggregate
-/// Service's address by `aggregate_url`, the Redis URL Secret by `redis_url`, mount paths by
-/// the folders the ConfigMaps were written to.
+/// with what only the cluster has replaced: listen (gRPC, health, metrics) on free loopback
+/// ports, the aggregate Service's address by `aggregate_url`, the Redis URL Secret by
+/// `redis_url`, mount paths by the folders the volumes were written to. The OpenTelemetry
+/// variables are left out: the SDK reads them, and the tests install no exporter.
 fn command_line(
     overlay: &str,
     service: &str,
@@ -809,7 +1238,10 @@ fn command_line(
     let mut line = vec![format!("govpulse-{service}")];
     for env in array(&container["env"]) {
         let variable = env["name"].as_str().expect("a name");
-        if variable == "RUST_LOG" || variable == "GOVPULSE_LOG_FORMAT" {
+        if variable == "RUST_LOG"
+            || variable == "GOVPULSE_LOG_FORMAT"
+            || OTEL_VARIABLES.contains(&variable)
+        {
             continue; // read by telemetry, which the tests do not install
         }
         let from = &env["valueFrom"];
@@ -842,9 +1274,16 @@ fn command_line(
         } else {
             let value = env["value"].as_str().expect("a literal value");
             match variable {
-                "GOVPULSE_LISTEN" => "127.0.0.1:0".to_owned(),
+                "GOVPULSE_LISTEN" | "GOVPULSE_HEALTH_LISTEN" | "GOVPULSE_METRICS_LISTEN" => {
+                    "127.0.0.1:0".to_owned()
+                }
                 "GOVPULSE_AGGREGATE_URL" => {
-                    assert_eq!(value, "http://aggregate:50052", "{overlay}: {service}");
+                    let (scheme, address) = value.split_once("://").expect("a URL");
+                    assert_eq!(address, "aggregate:50052", "{overlay}: {service}");
+                    assert!(
+                        aggregate_url.starts_with(&format!("{scheme}://")),
+                        "{overlay}: {service} calls {value}, aggregate serves {aggregate_url}"
+                    );
                     aggregate_url.to_owned()
                 }
                 _ => mounts
@@ -867,8 +1306,34 @@ fn command_line(
     line
 }
 
-/// Runs the three services with `overlay`'s environment and ConfigMap files, counting into
-/// `store_url`, and sends them one event that counts and one the catalog's mergers refuse.
+/// Whether a Deployment's gRPC port speaks TLS, by its environment.
+fn serves_tls(overlay: &str, service: &str) -> bool {
+    let container = &deployment(overlay, service)["spec"]["template"]["spec"]["containers"][0];
+    env_value(container, "GOVPULSE_TLS_CERT").is_some()
+}
+
+/// A channel to a service on loopback: over TLS trusting `ca` when given (the certificate
+/// names localhost), else plaintext.
+fn loopback_channel(addr: std::net::SocketAddr, ca: Option<&str>) -> tonic::transport::Channel {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let scheme = if ca.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).expect("a URL");
+    if let Some(ca) = ca {
+        endpoint = endpoint
+            .tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(ca))
+                    .domain_name("localhost"),
+            )
+            .expect("TLS settings");
+    }
+    endpoint.connect_lazy()
+}
+
+/// Runs the three services with `overlay`'s environment, ConfigMap files and Secrets (the
+/// generated ones where the operator creates them), counting into `store_url`; checks each
+/// health port, and sends one event that counts and one the catalog's mergers refuse, with
+/// the token and over the TLS the manifests require.
 async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
     use clap::Parser;
     use govpulse_proto::{
@@ -878,11 +1343,16 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
         ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
     };
     use tokio_util::sync::CancellationToken;
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
 
     let root = std::env::temp_dir().join(format!("govpulse-k8s-{overlay}-{}", std::process::id()));
+    let secrets = OperatorSecrets::generate();
     let stop = CancellationToken::new();
+    let mut health_ports = Vec::new();
 
-    let mounts = write_mounted_config_maps(overlay, deployment(overlay, "aggregate"), &root);
+    let mounts = write_mounted_volumes(overlay, deployment(overlay, "aggregate"), &root, &secrets);
     let line = command_line(
         overlay,
         "aggregate",
@@ -896,10 +1366,15 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
     let aggregate = govpulse_aggregate::Server::build(config)
         .await
         .expect("aggregate starts with the manifest's configuration");
-    let aggregate_url = format!("http://{}", aggregate.local_addr());
+    // The generated certificate names localhost, as aggregate's names the aggregate Service.
+    let aggregate_url = match serves_tls(overlay, "aggregate") {
+        true => format!("https://localhost:{}", aggregate.local_addr().port()),
+        false => format!("http://{}", aggregate.local_addr()),
+    };
+    health_ports.push(("aggregate", aggregate.health_addr()));
     let aggregate_task = tokio::spawn(aggregate.run_until(stop.clone().cancelled_owned()));
 
-    let mounts = write_mounted_config_maps(overlay, deployment(overlay, "ingest"), &root);
+    let mounts = write_mounted_volumes(overlay, deployment(overlay, "ingest"), &root, &secrets);
     let line = command_line(
         overlay,
         "ingest",
@@ -910,13 +1385,15 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
     );
     let config = govpulse_ingest::Config::try_parse_from(&line)
         .unwrap_or_else(|e| panic!("ingest's manifest: {e}"));
+    let needs_token = config.tokens.is_some();
     let ingest = govpulse_ingest::Server::build(config)
         .await
         .expect("ingest starts with the manifest's configuration");
     let ingest_addr = ingest.local_addr();
+    health_ports.push(("ingest", ingest.health_addr()));
     let ingest_task = tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
 
-    let mounts = write_mounted_config_maps(overlay, deployment(overlay, "ranking"), &root);
+    let mounts = write_mounted_volumes(overlay, deployment(overlay, "ranking"), &root, &secrets);
     let line = command_line(
         overlay,
         "ranking",
@@ -931,7 +1408,24 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
         .await
         .expect("ranking starts with the manifest's configuration");
     let ranking_addr = ranking.local_addr();
+    health_ports.push(("ranking", ranking.health_addr()));
     let ranking_task = tokio::spawn(ranking.run_until(stop.clone().cancelled_owned()));
+
+    // What the kubelet's probes ask: plaintext, on the health port.
+    for (service, addr) in health_ports {
+        let addr = addr.unwrap_or_else(|| panic!("{overlay}: {service} has a health port"));
+        let status = HealthClient::new(loopback_channel(addr, None))
+            .check(HealthCheckRequest::default())
+            .await
+            .unwrap_or_else(|e| panic!("{overlay}: {service}'s health port answers: {e}"))
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            ServingStatus::Serving as i32,
+            "{overlay}: {service}"
+        );
+    }
 
     let now = time::OffsetDateTime::now_utc();
     let events = vec![
@@ -939,10 +1433,17 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
         // Merged away in 2025: refused only if mergers.csv came through the ConfigMap.
         govpulse_e2e::received("k8s-2", "ha-giang", now, true),
     ];
-    let response = IngestServiceClient::connect(format!("http://{ingest_addr}"))
-        .await
-        .expect("ingest answers")
-        .submit_events(SubmitEventsRequest { events })
+    let mut request = tonic::Request::new(SubmitEventsRequest { events });
+    if needs_token {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {TOKEN}").parse().expect("a header value"),
+        );
+    }
+    let ca = |service| serves_tls(overlay, service).then_some(secrets.ca.as_str());
+    let ingest_channel = loopback_channel(ingest_addr, ca("ingest"));
+    let response = IngestServiceClient::new(ingest_channel)
+        .submit_events(request)
         .await
         .expect("submit")
         .into_inner();
@@ -972,9 +1473,8 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
         index: String::new(),
         parent_id: String::new(),
     };
-    let ranking = RankingServiceClient::connect(format!("http://{ranking_addr}"))
-        .await
-        .expect("ranking answers")
+    let ranking_channel = loopback_channel(ranking_addr, ca("ranking"));
+    let ranking = RankingServiceClient::new(ranking_channel)
         .get_ranking(GetRankingRequest { query: Some(query) })
         .await
         .expect("a ranking read through aggregate")
