@@ -24,6 +24,7 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    connect::{ConnectArgs, Remote},
     render::LiveTable,
     simulate::{self, SimulationConfig, Tally},
     stack::{Stack, StackConfig},
@@ -45,7 +46,7 @@ struct Watched {
 
 /// Follows a live ranking into `watched` until `stop`, reconnecting with backoff.
 async fn follow(
-    url: String,
+    ranking: Remote,
     query: RankingQuery,
     watched: Arc<Mutex<Watched>>,
     stop: CancellationToken,
@@ -66,9 +67,8 @@ async fn follow(
     };
     while !stop.is_cancelled() {
         let attempt = async {
-            let mut client = RankingServiceClient::connect(url.clone())
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut client =
+                RankingServiceClient::new(ranking.connect().await.map_err(|e| e.to_string())?);
             // Resume from the last state shown, so a restart of the ranking service (or a
             // dropped connection) costs no snapshot; the server says so when it cannot.
             let resume_revision = watched
@@ -77,10 +77,10 @@ async fn follow(
                 .table
                 .resume_revision();
             let mut stream = client
-                .watch_ranking(WatchRankingRequest {
+                .watch_ranking(ranking.request(WatchRankingRequest {
                     query: Some(query.clone()),
                     resume_revision,
-                })
+                }))
                 .await
                 .map_err(|s| s.message().to_owned())?
                 .into_inner();
@@ -218,7 +218,7 @@ pub async fn demo(
         connection: Connection::Connecting,
     }));
     let follower = tokio::spawn(follow(
-        ranking.clone(),
+        ConnectArgs::default().remote(&ranking)?,
         query,
         watched.clone(),
         stop.clone(),
@@ -258,7 +258,7 @@ pub async fn demo(
 }
 
 /// `govpulse watch`.
-pub async fn watch(url: &str, query: RankingQuery) -> anyhow::Result<()> {
+pub async fn watch(url: &str, ranking: Remote, query: RankingQuery) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let watched = Arc::new(Mutex::new(Watched {
         table: LiveTable::default(),
@@ -270,7 +270,7 @@ pub async fn watch(url: &str, query: RankingQuery) -> anyhow::Result<()> {
         query.metric,
         query.period
     );
-    let follower = tokio::spawn(follow(url.to_owned(), query, watched.clone(), stop.clone()));
+    let follower = tokio::spawn(follow(ranking, query, watched.clone(), stop.clone()));
     let drawer = tokio::spawn(draw(move || title.clone(), watched, stop.clone()));
     govpulse_common::server::shutdown_signal().await;
     stop.cancel();

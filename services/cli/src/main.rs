@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout)]
 
 mod assess;
+mod connect;
 mod live;
 mod procedures;
 mod render;
@@ -32,7 +33,10 @@ use tonic::transport::Channel;
 
 use govpulse::loadgen;
 
-use crate::stack::{Stack, StackConfig};
+use crate::{
+    connect::ConnectArgs,
+    stack::{Stack, StackConfig},
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -193,10 +197,8 @@ enum Command {
             default_value = "http://127.0.0.1:50051"
         )]
         ingest: String,
-        /// Bearer token of the agency sending (`govpulse token` makes one); none for a
-        /// development ingest.
-        #[arg(long, env = "GOVPULSE_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Reports assessed scores of a composite index: from flags (one agency, profile and
     /// period, any number of --score criterion=points), or from a file of JSON lines, one
@@ -224,6 +226,8 @@ enum Command {
             default_value = "http://127.0.0.1:50051"
         )]
         ingest: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Prints a ranking.
     Ranking {
@@ -232,6 +236,8 @@ enum Command {
         /// Print the response as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Prints one agency's metrics for a period (beside last year, the previous period and
     /// its target), or one metric for every agency of a block, every child of an agency, or
@@ -266,12 +272,16 @@ enum Command {
             default_value = "http://127.0.0.1:50052"
         )]
         aggregate: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Shows a live ranking until Ctrl-C, reconnecting whenever the stream breaks and resuming
     /// from the last revision shown (redrawn from a fresh snapshot when the server cannot).
     Watch {
         #[command(flatten)]
         query: QueryArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
     /// Prints a new random bearer token for ingest, and the entry to add to the token file
     /// (which stores only the token's SHA-256): docs/SECURITY.md.
@@ -356,6 +366,11 @@ async fn channel(url: &str) -> anyhow::Result<Channel> {
     govpulse_common::client::lazy_channel(url, None).map_err(anyhow::Error::msg)
 }
 
+/// A failed call to `service` as the person reads it: the status code and the message.
+fn failed(service: &'static str) -> impl Fn(tonic::Status) -> anyhow::Error {
+    move |status| anyhow::anyhow!("{service}: {:?}: {}", status.code(), status.message())
+}
+
 /// A block as people type it: `province` or `ministry`.
 fn block_arg(raw: &str) -> anyhow::Result<PbBlock> {
     match Block::parse(raw) {
@@ -413,7 +428,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             file,
             batch_size,
             ingest,
-            token,
+            connect,
         } => {
             let events = if file.as_os_str() == "-" {
                 submit::parse_lines(std::io::stdin().lock())
@@ -435,8 +450,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let client = IngestServiceClient::new(channel(&ingest).await?);
-            let report = submit::send(&client, events, batch_size, token.as_deref())
+            let client = IngestServiceClient::new(connect.remote(&ingest)?.channel());
+            let report = submit::send(&client, events, batch_size, connect.token.as_deref())
                 .await
                 .map_err(|s| anyhow::anyhow!("ingest: {:?}: {}", s.code(), s.message()))?;
             for (line, field, reason) in &report.rejected {
@@ -459,6 +474,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             period,
             score,
             ingest,
+            connect,
         } => {
             let scores = match (file, agency, profile, period) {
                 (Some(file), ..) => {
@@ -489,23 +505,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 _ => anyhow::bail!("give a file, or --agency, --profile, --period and --score"),
             };
-            let mut client = IngestServiceClient::new(channel(&ingest).await?);
-            let stored = client
-                .report_assessed_scores(ReportAssessedScoresRequest { scores })
+            let ingest = connect.remote(&ingest)?;
+            let stored = IngestServiceClient::new(ingest.channel())
+                .report_assessed_scores(ingest.request(ReportAssessedScoresRequest { scores }))
                 .await
-                .map_err(|s| anyhow::anyhow!("ingest: {}", s.message()))?
+                .map_err(failed("ingest"))?
                 .into_inner()
                 .stored;
             println!("stored {stored}");
         }
-        Command::Ranking { query, json } => {
-            let mut client = RankingServiceClient::new(channel(&query.ranking).await?);
-            let response = client
-                .get_ranking(GetRankingRequest {
-                    query: Some(query.query()?),
-                })
+        Command::Ranking {
+            query,
+            json,
+            connect,
+        } => {
+            let request = GetRankingRequest {
+                query: Some(query.query()?),
+            };
+            let ranking = connect.remote(&query.ranking)?;
+            let response = RankingServiceClient::new(ranking.channel())
+                .get_ranking(ranking.request(request))
                 .await
-                .map_err(|s| anyhow::anyhow!("ranking: {}", s.message()))?
+                .map_err(failed("ranking"))?
                 .into_inner();
             if json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
@@ -535,12 +556,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             period,
             json,
             aggregate,
+            connect,
         } => {
             for m in &metric {
                 m.parse::<Metric>()?;
             }
-            let mut client = AggregateServiceClient::new(channel(&aggregate).await?);
-            let failed = |s: tonic::Status| anyhow::anyhow!("aggregate: {}", s.message());
+            let aggregate = connect.remote(&aggregate)?;
+            let mut client = AggregateServiceClient::new(aggregate.channel());
+            let failed = failed("aggregate");
             if let Some(agency) = agency {
                 let request = GetMetricsRequest {
                     agency_id: agency,
@@ -548,7 +571,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     metrics: metric,
                 };
                 let response = client
-                    .get_metrics(request)
+                    .get_metrics(aggregate.request(request))
                     .await
                     .map_err(failed)?
                     .into_inner();
@@ -574,7 +597,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     period,
                 };
                 let response = client
-                    .get_block_metrics(request)
+                    .get_block_metrics(aggregate.request(request))
                     .await
                     .map_err(failed)?
                     .into_inner();
@@ -585,9 +608,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Watch { query } => {
+        Command::Watch { query, connect } => {
             let request = query.query()?;
-            live::watch(&query.ranking, request).await?;
+            live::watch(&query.ranking, connect.remote(&query.ranking)?, request).await?;
         }
         Command::Token {
             agency,

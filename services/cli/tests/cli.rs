@@ -642,3 +642,217 @@ async fn watch_survives_a_restart_of_the_ranking_service() {
     let _ = ranking_task.await;
     stop.cancel();
 }
+
+/// `govpulse` with `args`, off the test's runtime.
+async fn govpulse_blocking(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        govpulse(&args)
+    })
+    .await
+    .expect("govpulse runs")
+}
+
+/// A CA and a certificate it signs for localhost, written as PEM files in `dir`; returns
+/// the paths of the CA, the certificate and its key.
+fn write_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("certificate");
+    let paths = ["ca.crt", "tls.crt", "tls.key"].map(|f| dir.join(f));
+    for (path, pem) in paths
+        .iter()
+        .zip([ca.pem(), cert.pem(), key.serialize_pem()])
+    {
+        std::fs::write(path, pem).expect("write PEM");
+    }
+    paths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requires_them() {
+    let dir = std::env::temp_dir().join(format!("govpulse-cli-secure-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let [ca, cert, key] = write_certificates(&dir);
+    let tokens = dir.join("tokens.toml");
+    let credential = |token: &str, roles: &str| {
+        format!(
+            "[[credential]]\nsha256 = \"{}\"\nagency = \"lang-son\"\nroles = [{roles}]\n",
+            govpulse_common::auth::token_hash(token)
+        )
+    };
+    std::fs::write(
+        &tokens,
+        credential("reporter-token", "\"reporter\"") + &credential("reader-token", "\"reader\""),
+    )
+    .expect("tokens");
+    let tls = govpulse_common::tls::TlsArgs {
+        tls_cert: Some(cert),
+        tls_key: Some(key),
+        tls_client_ca: None,
+        plaintext: false,
+    };
+    let upstream = govpulse_common::tls::UpstreamTlsArgs {
+        upstream_ca: Some(ca.clone()),
+        ..Default::default()
+    };
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
+        tls: tls.clone(),
+        ..govpulse_aggregate::Config::new(any)
+    })
+    .await
+    .expect("aggregate starts");
+    // The certificate names localhost; the services listen on loopback.
+    let url = |addr: std::net::SocketAddr| format!("https://localhost:{}", addr.port());
+    let aggregate_url = url(aggregate.local_addr());
+    tokio::spawn(aggregate.run_until(stop.clone().cancelled_owned()));
+    let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
+        tls: tls.clone(),
+        upstream: upstream.clone(),
+        tokens: Some(tokens.clone()),
+        ..govpulse_ingest::Config::new(any, aggregate_url.clone())
+    })
+    .await
+    .expect("ingest starts");
+    let ingest_url = url(ingest.local_addr());
+    tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
+    let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
+        tls,
+        upstream,
+        tokens: Some(tokens),
+        public_read: false,
+        ..govpulse_ranking::Config::new(any, aggregate_url.clone())
+    })
+    .await
+    .expect("ranking starts");
+    let ranking_url = url(ranking.local_addr());
+    tokio::spawn(ranking.run_until(stop.clone().cancelled_owned()));
+
+    let ca = ca.to_str().expect("utf-8 path").to_owned();
+    let args = |list: &[&str]| list.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let (at, day) = yesterday();
+    let file = write_file(
+        "secure",
+        &[
+            event_line("s0", "lang-son", &at, "CHANNEL_ONLINE"),
+            event_line("s1", "lang-son", &at, "CHANNEL_IN_PERSON"),
+        ],
+    );
+    let file = file.to_str().expect("utf-8 path");
+    let submitted = govpulse_blocking(args(&[
+        "submit",
+        file,
+        "--ingest",
+        &ingest_url,
+        "--ca",
+        &ca,
+        "--token",
+        "reporter-token",
+    ]))
+    .await;
+    assert!(
+        text(&submitted.stdout).ends_with("accepted 2, duplicate 0, rejected 0\n"),
+        "{}{}",
+        text(&submitted.stdout),
+        text(&submitted.stderr)
+    );
+
+    let ranking = |extra: &[&str]| {
+        let mut list = args(&[
+            "ranking",
+            "--period",
+            &day,
+            "--json",
+            "--ranking",
+            &ranking_url,
+        ]);
+        list.extend(args(extra));
+        govpulse_blocking(list)
+    };
+    let read = ranking(&["--ca", &ca, "--token", "reader-token"]).await;
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&read.stdout).expect("json");
+    assert_eq!(value["rows"][0]["agencyId"], "lang-son", "{value}");
+
+    for (extra, expected) in [
+        (&["--ca", &ca][..], "ranking: Unauthenticated"),
+        (
+            &["--ca", &ca, "--token", "reporter-token"][..],
+            "ranking: PermissionDenied",
+        ),
+        (
+            &["--token", "reader-token"][..],
+            "is https://: give --ca, the CA its certificate chains to",
+        ),
+    ] {
+        let refused = ranking(extra).await;
+        assert_eq!(refused.status.code(), Some(2), "{extra:?}");
+        assert!(
+            text(&refused.stderr).contains(expected),
+            "{extra:?}: {}",
+            text(&refused.stderr)
+        );
+    }
+    let plaintext = govpulse_blocking(args(&[
+        "ranking",
+        "--ranking",
+        &ranking_url.replace("https://", "http://"),
+        "--ca",
+        &ca,
+    ]))
+    .await;
+    assert!(
+        text(&plaintext.stderr).contains("is not https://, but --ca or --client-cert is set"),
+        "{}",
+        text(&plaintext.stderr)
+    );
+
+    // Aggregate's reads are internal and take no token; TLS is what they need.
+    let metrics = govpulse_blocking(args(&[
+        "metrics",
+        "--agency",
+        "lang-son",
+        "--period",
+        &day,
+        "--json",
+        "--aggregate",
+        &aggregate_url,
+        "--ca",
+        &ca,
+    ]))
+    .await;
+    assert!(metrics.status.success(), "{}", text(&metrics.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&metrics.stdout).expect("json");
+    assert_eq!(value["counters"]["received"], "2", "{value}");
+
+    // watch sends the token on its stream, and on every reconnection.
+    let mut watch = tokio::process::Command::new(GOVPULSE)
+        .args(["watch", "--period", &day, "--ranking", &ranking_url])
+        .args(["--ca", &ca, "--token", "reader-token"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("watch starts");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+        watch.stdout.take().expect("stdout"),
+    ));
+    let frame = next_frame(
+        &mut lines,
+        |f| f.contains("\nlive · revision") && f.contains("50.00%"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(frame.contains("Lạng Sơn"), "{frame}");
+    let _ = watch.kill().await;
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -19,6 +19,16 @@ pub fn lazy_channel_tls(
     call_timeout: Option<Duration>,
     tls: Option<ClientTlsConfig>,
 ) -> Result<Channel, String> {
+    Ok(endpoint(url, call_timeout, tls)?.connect_lazy())
+}
+
+/// The endpoint the channels above connect to, for a caller that connects when it chooses
+/// (`Endpoint::connect`, which fails at once when nothing answers).
+pub fn endpoint(
+    url: &str,
+    call_timeout: Option<Duration>,
+    tls: Option<ClientTlsConfig>,
+) -> Result<Endpoint, String> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|e| format!("{url:?} is not a URL: {e}"))?
         .connect_timeout(Duration::from_secs(5))
@@ -28,9 +38,8 @@ pub fn lazy_channel_tls(
             .tls_config(tls)
             .map_err(|e| format!("tls for {url}: {e}"))?;
     }
-    let endpoint = match call_timeout {
+    Ok(match call_timeout {
         Some(timeout) => endpoint.timeout(timeout),
         None => endpoint,
-    };
-    Ok(endpoint.connect_lazy())
+    })
 }
