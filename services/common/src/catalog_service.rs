@@ -18,6 +18,11 @@ pub struct CatalogApi {
 }
 
 impl CatalogApi {
+    /// The service over `catalog`, for callers other than a gRPC server (the JSON routes).
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        CatalogApi { catalog }
+    }
+
     /// The service over `catalog`, ready to add to a server.
     pub fn server(catalog: Arc<Catalog>) -> CatalogServiceServer<CatalogApi> {
         CatalogServiceServer::new(CatalogApi { catalog })

@@ -47,11 +47,17 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // Only gRPC calls (gRPC-Web included) are counted here: the JSON routes on the same
+        // port end without a grpc-status and would all look cancelled.
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let method = request.uri().path().trim_start_matches('/').to_owned();
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
-            let mut method = Some(method);
+            let mut method = grpc.then_some(method);
             // A handler's error is a trailers-only response: the status is in the headers.
             if let Some(status) = response.headers().get("grpc-status") {
                 record(&mut method, Code::from_bytes(status.as_bytes()));
