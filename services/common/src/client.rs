@@ -43,3 +43,77 @@ pub fn endpoint(
         None => endpoint,
     })
 }
+
+/// The request that forwards `message` to another service on behalf of a call that came
+/// with `incoming`: the current trace context, and the caller's deadline (`grpc-timeout`)
+/// so that the upstream gives up when the caller does.
+pub fn forwarded<T>(incoming: &tonic::metadata::MetadataMap, message: T) -> tonic::Request<T> {
+    let mut request = crate::telemetry::traced(message);
+    if let Some(timeout) = incoming
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(grpc_timeout)
+    {
+        request.set_timeout(timeout);
+    }
+    request
+}
+
+/// An upstream's failure as this service's: the same code, message and details, without
+/// the upstream's response headers.
+pub fn upstream_status(status: tonic::Status) -> tonic::Status {
+    tonic::Status::with_details(
+        status.code(),
+        status.message(),
+        status.details().to_vec().into(),
+    )
+}
+
+/// A `grpc-timeout` value (`1500m`, `2S`: at most 8 digits and a unit).
+pub fn grpc_timeout(raw: &str) -> Option<Duration> {
+    if raw.len() < 2 || raw.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = raw.split_at(raw.len() - 1);
+    let value: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(value.checked_mul(3600)?),
+        "M" => Duration::from_secs(value.checked_mul(60)?),
+        "S" => Duration::from_secs(value),
+        "m" => Duration::from_millis(value),
+        "u" => Duration::from_micros(value),
+        "n" => Duration::from_nanos(value),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_read_every_unit_and_refuse_the_rest() {
+        assert_eq!(grpc_timeout("1500m"), Some(Duration::from_millis(1500)));
+        assert_eq!(grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(grpc_timeout("5"), None);
+        assert_eq!(grpc_timeout("123456789S"), None);
+        assert_eq!(grpc_timeout("1x"), None);
+    }
+
+    #[test]
+    fn a_forwarded_request_keeps_the_callers_deadline() {
+        let mut incoming = tonic::Request::new(());
+        incoming.set_timeout(Duration::from_millis(750));
+        let out = forwarded(incoming.metadata(), ());
+        assert_eq!(
+            out.metadata()
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok()),
+            incoming
+                .metadata()
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok())
+        );
+    }
+}

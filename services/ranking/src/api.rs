@@ -2,10 +2,16 @@
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
-use govpulse_common::index_file::LiveProfiles;
+use govpulse_common::{
+    client::{forwarded, upstream_status},
+    index_file::LiveProfiles,
+};
 use govpulse_core::{Catalog, ranking::diff};
 use govpulse_proto::{
-    aggregate::aggregate_service_client::AggregateServiceClient,
+    aggregate::{
+        GetBlockMetricsRequest, GetBlockMetricsResponse, GetMetricsRequest, GetMetricsResponse,
+        aggregate_service_client::AggregateServiceClient,
+    },
     ranking::{
         GetRankingRequest, GetRankingResponse, Heartbeat, RankingChanges, RankingSnapshot, Reset,
         ResetReason as PbResetReason, RowChange, SnapshotComplete, WatchRankingRequest,
@@ -201,6 +207,36 @@ impl RankingService for RankingApi {
             ranked_count: ranking.ranked_count,
             previous_period: Some(ranking.previous_period),
         }))
+    }
+
+    // The metric reads are aggregate's: forwarded unchanged, with the caller's deadline
+    // and trace context, so the public edge gives exactly the figures aggregate computes.
+    async fn get_metrics(
+        &self,
+        request: Request<GetMetricsRequest>,
+    ) -> Result<Response<GetMetricsResponse>, Status> {
+        let upstream = forwarded(request.metadata(), request.get_ref().clone());
+        let response = self
+            .aggregate
+            .clone()
+            .get_metrics(upstream)
+            .await
+            .map_err(upstream_status)?;
+        Ok(Response::new(response.into_inner()))
+    }
+
+    async fn get_block_metrics(
+        &self,
+        request: Request<GetBlockMetricsRequest>,
+    ) -> Result<Response<GetBlockMetricsResponse>, Status> {
+        let upstream = forwarded(request.metadata(), request.get_ref().clone());
+        let response = self
+            .aggregate
+            .clone()
+            .get_block_metrics(upstream)
+            .await
+            .map_err(upstream_status)?;
+        Ok(Response::new(response.into_inner()))
     }
 
     type WatchRankingStream = WatchStream;

@@ -5,6 +5,7 @@ mod api;
 mod cause;
 mod changes;
 mod compute;
+mod http;
 mod hub;
 mod query;
 mod resume;
@@ -27,7 +28,7 @@ use govpulse_proto::{
 };
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, service::Routes, transport::ServerTlsConfig};
+use tonic::{server::NamedService, transport::ServerTlsConfig};
 use tracing::info;
 
 pub use api::RankingApi;
@@ -160,7 +161,7 @@ pub struct Server {
     metrics: Option<govpulse_common::prometheus::MetricsListener>,
     tls: Option<ServerTlsConfig>,
     /// Who may read, when reading is not public; with the token file's reload interval.
-    readers: Option<(Authenticator, Option<(LiveTokens, Duration)>)>,
+    readers: Option<(Arc<Authenticator>, Option<(LiveTokens, Duration)>)>,
 }
 
 /// How often the index profiles file is checked for changes.
@@ -199,7 +200,7 @@ impl Server {
                 .map(|path| LiveTokens::load(path, &catalog))
                 .transpose()
                 .map_err(|e| Error::Config(e.to_string()))?;
-            let auth = Authenticator::new(catalog.clone(), tokens.clone(), false);
+            let auth = Arc::new(Authenticator::new(catalog.clone(), tokens.clone(), false));
             let every = Duration::from_millis(config.tokens_reload_ms.max(1));
             Some((auth, tokens.map(|t| (t, every))))
         };
@@ -285,18 +286,29 @@ impl Server {
             self.notices,
             self.stopping.clone(),
         ));
-        let ranking = RankingServiceServer::new(self.api);
-        let routes = match self.readers {
-            None => Routes::new(ranking),
-            Some((auth, tokens)) => {
-                if let Some((tokens, every)) = tokens {
-                    tokio::spawn(tokens.watch(self.catalog.clone(), every, self.stopping.clone()));
-                }
-                Routes::new(tonic::service::interceptor::InterceptedService::new(
-                    ranking,
-                    move |request: tonic::Request<()>| require_reader(&auth, request),
-                ))
+        let readers = self.readers.map(|(auth, tokens)| {
+            if let Some((tokens, every)) = tokens {
+                tokio::spawn(tokens.watch(self.catalog.clone(), every, self.stopping.clone()));
             }
+            auth
+        });
+        // The HTTP routes call the same service under the same reader check.
+        let http = http::router(
+            self.api.clone(),
+            CatalogApi::new(self.catalog.clone()),
+            readers.clone(),
+        );
+        let ranking = RankingServiceServer::new(self.api);
+        let routes = govpulse_common::http_json::routes(http);
+        let routes = match readers {
+            None => routes.add_service(ranking),
+            Some(auth) => routes.add_service(tonic::service::interceptor::InterceptedService::new(
+                ranking,
+                move |request: tonic::Request<()>| {
+                    check_reader(&auth, &request)?;
+                    Ok(request)
+                },
+            )),
         }
         .add_service(CatalogApi::server(self.catalog));
         let served = [
@@ -317,12 +329,13 @@ impl Server {
 }
 
 /// Lets a call through only with a credential holding the `reader` role: UNAUTHENTICATED
-/// without a valid one, PERMISSION_DENIED without the role (both audited).
-fn require_reader(
+/// without a valid one, PERMISSION_DENIED without the role (both audited). The gRPC routes'
+/// interceptor and the HTTP routes both check here.
+pub(crate) fn check_reader<T>(
     auth: &Authenticator,
-    request: tonic::Request<()>,
-) -> Result<tonic::Request<()>, tonic::Status> {
-    let principal = auth.authenticate(&request)?;
+    request: &tonic::Request<T>,
+) -> Result<(), tonic::Status> {
+    let principal = auth.authenticate(request)?;
     if !principal.has(Role::Reader) {
         let agency = principal.agency_name();
         audit(
@@ -335,5 +348,5 @@ fn require_reader(
             "agency {agency} lacks the reader role"
         )));
     }
-    Ok(request)
+    Ok(())
 }

@@ -1,0 +1,531 @@
+//! The read API over HTTP on ranking's port, for browsers and clients without gRPC: each
+//! route builds the request message from the query string and calls the same
+//! `RankingService` or `CatalogService` implementation the gRPC routes call, under the same
+//! reader check; answers are protobuf JSON, CSV on request, and Server-Sent Events for the
+//! live ranking. docs/INTEGRATION.md lists the routes.
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    http::{HeaderMap, request::Parts},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+    routing::get,
+};
+use govpulse_common::{
+    auth::Authenticator,
+    catalog_service::CatalogApi,
+    convert::bad_request,
+    http_json::{
+        ApiError, Params, csv_response, grpc_request, json_response, status_json, wants_csv, within,
+    },
+};
+use govpulse_proto::{
+    aggregate::{
+        Change, GetBlockMetricsRequest, GetBlockMetricsResponse, GetMetricsRequest,
+        GetMetricsResponse, PeriodRange, Rate, TargetStanding, get_block_metrics_request::Scope,
+    },
+    catalog::{
+        Block, ListAgenciesRequest, ListAgenciesResponse, catalog_service_server::CatalogService,
+    },
+    ranking::{
+        GetRankingRequest, GetRankingResponse, RankingQuery, WatchRankingRequest,
+        ranking_query::Selection, ranking_service_server::RankingService,
+    },
+};
+use tokio_stream::StreamExt;
+use tonic::Status;
+
+use crate::{RankingApi, check_reader};
+
+/// SSE comment lines keep idle connections (and the proxies on their way) open at least
+/// this often, whatever the ranking's own heartbeat.
+const SSE_KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// What the routes call.
+#[derive(Debug, Clone)]
+struct Http {
+    api: RankingApi,
+    catalog: CatalogApi,
+    /// Who may read, when reading is not public (the gRPC routes' interceptor checks the same).
+    readers: Option<Arc<Authenticator>>,
+}
+
+/// The HTTP routes, to merge with the gRPC services on ranking's port.
+pub(crate) fn router(
+    api: RankingApi,
+    catalog: CatalogApi,
+    readers: Option<Arc<Authenticator>>,
+) -> Router {
+    Router::new()
+        .route("/api/v1/ranking", get(ranking))
+        .route("/api/v1/ranking/watch", get(watch))
+        .route("/api/v1/metrics", get(metrics))
+        .route("/api/v1/block-metrics", get(block_metrics))
+        .route("/api/v1/agencies", get(agencies))
+        .with_state(Http {
+            api,
+            catalog,
+            readers,
+        })
+}
+
+impl Http {
+    /// The gRPC request for `message`, from a caller allowed to read.
+    fn reader_request<M>(
+        &self,
+        parts: Parts,
+        message: M,
+    ) -> Result<(tonic::Request<M>, Option<Duration>), Status> {
+        let (request, deadline) = grpc_request(parts, message)?;
+        if let Some(auth) = &self.readers {
+            check_reader(auth, &request)?;
+        }
+        Ok((request, deadline))
+    }
+}
+
+const QUERY_PARAMS: [&str; 6] = ["metric", "block", "period", "top", "bottom", "index"];
+
+/// `GET /api/v1/ranking`: GetRanking.
+async fn ranking(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    let params = Params::parse(
+        &parts.uri,
+        &[&QUERY_PARAMS[..], &["parent_id", "format"]].concat(),
+    )?;
+    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let query = ranking_query(&params)?;
+    let filename = format!(
+        "ranking-{}-{}-{}.csv",
+        if query.index.is_empty() {
+            &query.metric
+        } else {
+            &query.index
+        },
+        if query.parent_id.is_empty() {
+            Block::try_from(query.block)
+                .map(|b| b.as_str_name().trim_start_matches("BLOCK_").to_lowercase())
+                .unwrap_or_default()
+        } else {
+            query.parent_id.clone()
+        },
+        query.period
+    );
+    let (request, deadline) =
+        http.reader_request(parts, GetRankingRequest { query: Some(query) })?;
+    let response = within(deadline, http.api.get_ranking(request)).await?;
+    Ok(if csv {
+        let (header, rows) = ranking_csv(&response);
+        csv_response(&filename, &header, &rows)
+    } else {
+        json_response(&response)
+    })
+}
+
+/// `GET /api/v1/ranking/watch`: WatchRanking as Server-Sent Events, one event per stream
+/// message, its revision as the event id; `Last-Event-ID` (sent by EventSource when it
+/// reconnects) resumes like `resume_revision`.
+async fn watch(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    let params = Params::parse(
+        &parts.uri,
+        &[&QUERY_PARAMS[..], &["parent_id", "resume_revision"]].concat(),
+    )?;
+    let query = ranking_query(&params)?;
+    let resume_revision = match last_event_id(&parts.headers)? {
+        Some(revision) => revision,
+        None => params.number("resume_revision")?.unwrap_or(0),
+    };
+    let (request, deadline) = http.reader_request(
+        parts,
+        WatchRankingRequest {
+            query: Some(query),
+            resume_revision,
+        },
+    )?;
+    let stream = within(deadline, http.api.watch_ranking(request)).await?;
+    let events = stream.map(|message| {
+        Ok::<_, Infallible>(match message {
+            Ok(message) => Event::default()
+                .id(message.revision.to_string())
+                .data(serde_json::to_string(&message).unwrap_or_default()),
+            // The stream's end (the service shutting down): say why, then close; EventSource
+            // reconnects by itself with Last-Event-ID.
+            Err(status) => Event::default()
+                .event("status")
+                .data(status_json(&status).to_string()),
+        })
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(SSE_KEEP_ALIVE))
+        .into_response())
+}
+
+fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Status> {
+    headers
+        .get("last-event-id")
+        .map(|raw| {
+            raw.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| {
+                    bad_request(
+                        "Last-Event-ID",
+                        "must be the revision of a message of this stream",
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// `GET /api/v1/metrics`: GetMetrics.
+async fn metrics(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    let params = Params::parse(&parts.uri, &["agency_id", "period", "metric", "format"])?;
+    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let message = GetMetricsRequest {
+        agency_id: params.one("agency_id")?.unwrap_or_default().to_owned(),
+        period: params.one("period")?.unwrap_or_default().to_owned(),
+        metrics: params.all("metric"),
+    };
+    let filename = format!("metrics-{}-{}.csv", message.agency_id, message.period);
+    let (request, deadline) = http.reader_request(parts, message)?;
+    let response = within(deadline, http.api.get_metrics(request)).await?;
+    Ok(if csv {
+        let (header, rows) = metrics_csv(&response);
+        csv_response(&filename, &header, &rows)
+    } else {
+        json_response(&response)
+    })
+}
+
+/// `GET /api/v1/block-metrics`: GetBlockMetrics, for a `block`, a `parent_id` or the
+/// `nation`.
+async fn block_metrics(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    let params = Params::parse(
+        &parts.uri,
+        &["block", "parent_id", "nation", "metric", "period", "format"],
+    )?;
+    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let block = params.one("block")?.map(parse_block).transpose()?;
+    let parent = params.one("parent_id")?;
+    let nation = params.flag("nation")?.unwrap_or(false);
+    let scope = match (block, parent, nation) {
+        (Some(block), None, false) => Some(Scope::Block(block)),
+        (None, Some(parent), false) => Some(Scope::ParentId(parent.to_owned())),
+        (None, None, true) => Some(Scope::Nation(true)),
+        // None: GetBlockMetrics itself says a scope is required.
+        (None, None, false) => None,
+        _ => {
+            return Err(bad_request("scope", "set one of block, parent_id and nation=true").into());
+        }
+    };
+    let scope_name = match &scope {
+        Some(Scope::Block(block)) => Block::try_from(*block)
+            .map(|b| b.as_str_name().trim_start_matches("BLOCK_").to_lowercase())
+            .unwrap_or_default(),
+        Some(Scope::ParentId(parent)) => parent.clone(),
+        Some(Scope::Nation(_)) => "nation".to_owned(),
+        None => String::new(),
+    };
+    let message = GetBlockMetricsRequest {
+        scope,
+        metric: params.one("metric")?.unwrap_or_default().to_owned(),
+        period: params.one("period")?.unwrap_or_default().to_owned(),
+    };
+    let filename = format!(
+        "block-metrics-{}-{scope_name}-{}.csv",
+        message.metric, message.period
+    );
+    let metric = message.metric.clone();
+    let (request, deadline) = http.reader_request(parts, message)?;
+    let response = within(deadline, http.api.get_block_metrics(request)).await?;
+    Ok(if csv {
+        let (header, rows) = block_metrics_csv(&metric, &response);
+        csv_response(&filename, &header, &rows)
+    } else {
+        json_response(&response)
+    })
+}
+
+/// `GET /api/v1/agencies`: the catalog's ListAgencies (public, as over gRPC).
+async fn agencies(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    let params = Params::parse(&parts.uri, &["block", "parent_id", "format"])?;
+    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let message = ListAgenciesRequest {
+        block: params
+            .one("block")?
+            .map(parse_block)
+            .transpose()?
+            .unwrap_or(0),
+        parent_id: params.one("parent_id")?.unwrap_or_default().to_owned(),
+    };
+    let (request, deadline) = grpc_request(parts, message)?;
+    let response = within(deadline, http.catalog.list_agencies(request)).await?;
+    Ok(if csv {
+        let (header, rows) = agencies_csv(&response);
+        csv_response("agencies.csv", &header, &rows)
+    } else {
+        json_response(&response)
+    })
+}
+
+/// The query of a ranking from the parameters. Only their form is checked here (numbers,
+/// block names, top or bottom); what they mean is checked by the service, as over gRPC.
+fn ranking_query(params: &Params) -> Result<RankingQuery, Status> {
+    let selection = match (params.number("top")?, params.number("bottom")?) {
+        (Some(_), Some(_)) => return Err(bad_request("bottom", "set top or bottom, not both")),
+        (Some(top), None) => Some(Selection::Top(top)),
+        (None, Some(bottom)) => Some(Selection::Bottom(bottom)),
+        (None, None) => None,
+    };
+    Ok(RankingQuery {
+        metric: params.one("metric")?.unwrap_or_default().to_owned(),
+        block: params
+            .one("block")?
+            .map(parse_block)
+            .transpose()?
+            .unwrap_or(0),
+        period: params.one("period")?.unwrap_or_default().to_owned(),
+        selection,
+        index: params.one("index")?.unwrap_or_default().to_owned(),
+        parent_id: params.one("parent_id")?.unwrap_or_default().to_owned(),
+    })
+}
+
+/// `provinces`, `province`, `BLOCK_PROVINCE` (and the same for ministries), any case.
+fn parse_block(raw: &str) -> Result<i32, Status> {
+    let block = match raw.trim().to_ascii_lowercase().as_str() {
+        "provinces" | "province" | "block_province" => Block::Province,
+        "ministries" | "ministry" | "block_ministry" => Block::Ministry,
+        _ => {
+            return Err(bad_request(
+                "block",
+                &format!("{raw:?} is not a block; use provinces or ministries"),
+            ));
+        }
+    };
+    Ok(block.into())
+}
+
+type Table = (Vec<&'static str>, Vec<Vec<String>>);
+
+fn rate_cells(rate: Option<&Rate>) -> [String; 3] {
+    match rate {
+        Some(rate) => [
+            rate.percent.clone(),
+            rate.numerator.to_string(),
+            rate.denominator.to_string(),
+        ],
+        None => Default::default(),
+    }
+}
+
+fn target_cells(target: Option<&TargetStanding>) -> [String; 3] {
+    match target {
+        Some(target) => [
+            target.target_percent.clone(),
+            target.met.map(|m| m.to_string()).unwrap_or_default(),
+            target.gap_points.clone(),
+        ],
+        None => Default::default(),
+    }
+}
+
+/// One line per row, as GetRanking gives them: rank and movement, the agency, its value
+/// (the percent and its exact fraction) or score and grade, and each indicator's points.
+fn ranking_csv(response: &GetRankingResponse) -> (Vec<String>, Vec<Vec<String>>) {
+    let criteria: Vec<String> = response
+        .rows
+        .iter()
+        .find(|r| !r.indicators.is_empty())
+        .map(|r| r.indicators.iter().map(|i| i.criterion.clone()).collect())
+        .unwrap_or_default();
+    let mut header: Vec<String> = [
+        "rank",
+        "previous_period_rank",
+        "places_gained",
+        "agency_id",
+        "agency_name",
+        "percent",
+        "numerator",
+        "denominator",
+        "below_minimum_volume",
+        "score",
+        "grade",
+        "incomplete",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    header.extend(criteria.iter().map(|c| format!("points_{c}")));
+    let rows = response
+        .rows
+        .iter()
+        .map(|row| {
+            let mut cells = vec![
+                row.rank.to_string(),
+                row.previous_period_rank.to_string(),
+                row.places_gained.to_string(),
+                row.agency_id.clone(),
+                row.agency_name.clone(),
+            ];
+            cells.extend(rate_cells(row.rate.as_ref()));
+            cells.extend([
+                row.below_minimum_volume.to_string(),
+                row.score.clone(),
+                row.grade.clone(),
+                row.incomplete.to_string(),
+            ]);
+            cells.extend(criteria.iter().map(|c| {
+                row.indicators
+                    .iter()
+                    .find(|i| &i.criterion == c)
+                    .map(|i| i.points.clone())
+                    .unwrap_or_default()
+            }));
+            cells
+        })
+        .collect();
+    (header, rows)
+}
+
+const METRIC_COLUMNS: [&str; 17] = [
+    "agency_id",
+    "agency_name",
+    "period",
+    "first_day",
+    "last_day",
+    "metric",
+    "percent",
+    "numerator",
+    "denominator",
+    "same_period_last_year_percent",
+    "previous_period_percent",
+    "change_from_last_year_points",
+    "change_from_previous_period_points",
+    "target_percent",
+    "target_met",
+    "target_gap_points",
+    "merged_from",
+];
+
+/// The cells of METRIC_COLUMNS for one agency and metric.
+struct MetricLine<'a> {
+    agency: (&'a str, &'a str),
+    period: &'a PeriodRange,
+    metric: &'a str,
+    rate: Option<&'a Rate>,
+    last_year: Option<&'a Rate>,
+    previous: Option<&'a Rate>,
+    change_from_last_year: Option<&'a Change>,
+    change_from_previous: Option<&'a Change>,
+    target: Option<&'a TargetStanding>,
+    merged_from: &'a [String],
+}
+
+impl MetricLine<'_> {
+    fn cells(&self) -> Vec<String> {
+        let percent = |rate: Option<&Rate>| rate.map(|r| r.percent.clone()).unwrap_or_default();
+        let points = |change: Option<&Change>| change.map(|c| c.points.clone()).unwrap_or_default();
+        let mut cells = vec![
+            self.agency.0.to_owned(),
+            self.agency.1.to_owned(),
+            self.period.expression.clone(),
+            self.period.first_day.clone(),
+            self.period.last_day.clone(),
+            self.metric.to_owned(),
+        ];
+        cells.extend(rate_cells(self.rate));
+        cells.extend([
+            percent(self.last_year),
+            percent(self.previous),
+            points(self.change_from_last_year),
+            points(self.change_from_previous),
+        ]);
+        cells.extend(target_cells(self.target));
+        cells.push(self.merged_from.join(" "));
+        cells
+    }
+}
+
+/// One line per metric of the agency.
+fn metrics_csv(response: &GetMetricsResponse) -> Table {
+    let (id, name) = response
+        .agency
+        .as_ref()
+        .map(|a| (a.id.as_str(), a.name.as_str()))
+        .unwrap_or_default();
+    let period = response.period.clone().unwrap_or_default();
+    let rows = response
+        .metrics
+        .iter()
+        .map(|report| {
+            MetricLine {
+                agency: (id, name),
+                period: &period,
+                metric: &report.metric,
+                rate: report.rate.as_ref(),
+                last_year: report.same_period_last_year.as_ref(),
+                previous: report.previous_period.as_ref(),
+                change_from_last_year: report.change_from_last_year.as_ref(),
+                change_from_previous: report.change_from_previous_period.as_ref(),
+                target: report.target.as_ref(),
+                merged_from: &response.merged_from,
+            }
+            .cells()
+        })
+        .collect();
+    (METRIC_COLUMNS.to_vec(), rows)
+}
+
+/// One line per agency, for the one metric asked for (GetBlockMetrics gives no previous
+/// period: those columns stay empty).
+fn block_metrics_csv(metric: &str, response: &GetBlockMetricsResponse) -> Table {
+    let period = response.period.clone().unwrap_or_default();
+    let rows = response
+        .agencies
+        .iter()
+        .map(|agency| {
+            MetricLine {
+                agency: (&agency.agency_id, &agency.agency_name),
+                period: &period,
+                metric,
+                rate: agency.rate.as_ref(),
+                last_year: agency.same_period_last_year.as_ref(),
+                previous: None,
+                change_from_last_year: agency.change_from_last_year.as_ref(),
+                change_from_previous: None,
+                target: agency.target.as_ref(),
+                merged_from: &agency.merged_from,
+            }
+            .cells()
+        })
+        .collect();
+    (METRIC_COLUMNS.to_vec(), rows)
+}
+
+fn agencies_csv(response: &ListAgenciesResponse) -> Table {
+    let rows = response
+        .agencies
+        .iter()
+        .map(|a| {
+            vec![
+                a.id.clone(),
+                a.name.clone(),
+                Block::try_from(a.block)
+                    .map(|b| b.as_str_name().to_owned())
+                    .unwrap_or_default(),
+                a.parent_id.clone(),
+                a.code.clone(),
+            ]
+        })
+        .collect();
+    (vec!["id", "name", "block", "parent_id", "code"], rows)
+}
