@@ -476,7 +476,11 @@ pub fn wants_csv(headers: &HeaderMap, format: Option<&str>) -> Result<bool, Stat
 /// which most agencies open downloads with, reads a CSV without one in the legacy Windows
 /// code page and garbles Vietnamese names (`HÃ  Ná»™i`); CSV libraries skip it (Python:
 /// `encoding="utf-8-sig"`). `filename` is sanitised to `A-Z a-z 0-9 - _ .`.
-pub fn csv_response(filename: &str, header_row: &[&str], rows: &[Vec<String>]) -> Response {
+pub fn csv_response<H: AsRef<[u8]>>(
+    filename: &str,
+    header_row: &[H],
+    rows: &[Vec<String>],
+) -> Response {
     let mut writer = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
     let written = writer
         .write_record(header_row)

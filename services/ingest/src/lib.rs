@@ -4,6 +4,7 @@
 
 mod api;
 mod error;
+mod http;
 mod limits;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -23,7 +24,7 @@ use govpulse_proto::{
     ingest::ingest_service_server::IngestServiceServer,
 };
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, service::Routes, transport::ServerTlsConfig};
+use tonic::{server::NamedService, transport::ServerTlsConfig};
 use tracing::info;
 
 pub use api::{Caller, IngestApi};
@@ -281,9 +282,13 @@ impl Server {
         if let Some((tokens, every)) = self.tokens {
             tokio::spawn(tokens.watch(self.catalog.clone(), every, self.stopping.clone()));
         }
-        let ingest =
-            IngestServiceServer::new(self.api).max_decoding_message_size(self.max_message_bytes);
-        let routes = Routes::new(ingest).add_service(CatalogApi::server(self.catalog));
+        let ingest = IngestServiceServer::new(self.api.clone())
+            .max_decoding_message_size(self.max_message_bytes);
+        // The JSON routes call the same service: same credentials, limits and outcomes.
+        let http = http::router(self.api, self.max_message_bytes);
+        let routes = govpulse_common::http_json::routes(http)
+            .add_service(ingest)
+            .add_service(CatalogApi::server(self.catalog));
         let served = [
             IngestServiceServer::<IngestApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,

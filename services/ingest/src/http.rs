@@ -1,0 +1,60 @@
+//! Ingest's JSON routes on its port, for agencies' systems without a gRPC stack: each route
+//! decodes the request message from protobuf JSON and calls the same `IngestService`
+//! implementation the gRPC routes call, so credentials, rate limits, validation, per-event
+//! outcomes and the audit log are the same by construction. docs/INTEGRATION.md.
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    response::Response,
+    routing::post,
+};
+use govpulse_common::http_json::{
+    ApiError, decode_json, grpc_request, json_body, json_response, within,
+};
+use govpulse_proto::ingest::{
+    ReportAssessedScoresRequest, SubmitEventsRequest, ingest_service_server::IngestService,
+};
+
+use crate::IngestApi;
+
+/// What the routes call, and the largest body they read (the gRPC message limit).
+#[derive(Debug, Clone)]
+struct Http {
+    api: IngestApi,
+    max_body_bytes: usize,
+}
+
+/// The HTTP routes, to merge with the gRPC services on ingest's port.
+pub(crate) fn router(api: IngestApi, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/api/v1/events", post(submit_events))
+        .route("/api/v1/assessed-scores", post(report_assessed_scores))
+        .with_state(Http {
+            api,
+            max_body_bytes,
+        })
+}
+
+/// `POST /api/v1/events`: SubmitEvents.
+async fn submit_events(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = json_body(&parts.headers, body, http.max_body_bytes).await?;
+    let message: SubmitEventsRequest = decode_json(&body)?;
+    let (request, deadline) = grpc_request(parts, message)?;
+    let response = within(deadline, http.api.submit_events(request)).await?;
+    Ok(json_response(&response))
+}
+
+/// `POST /api/v1/assessed-scores`: ReportAssessedScores.
+async fn report_assessed_scores(
+    State(http): State<Http>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = json_body(&parts.headers, body, http.max_body_bytes).await?;
+    let message: ReportAssessedScoresRequest = decode_json(&body)?;
+    let (request, deadline) = grpc_request(parts, message)?;
+    let response = within(deadline, http.api.report_assessed_scores(request)).await?;
+    Ok(json_response(&response))
+}
