@@ -11,6 +11,7 @@ pub mod client;
 pub mod convert;
 pub mod decode;
 pub mod grpc_metrics;
+pub mod grpc_web;
 pub mod http_json;
 pub mod index_file;
 pub mod prometheus;

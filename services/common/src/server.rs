@@ -174,8 +174,8 @@ pub async fn serve_tls(
         .trace_fn(crate::telemetry::request_span)
         .layer(crate::grpc_metrics::RequestMetricsLayer)
         // gRPC-Web (binary and text) translated to gRPC for every service; other requests
-        // pass through untouched.
-        .layer(tonic_web::GrpcWebLayer::new())
+        // (gRPC, and the JSON routes over HTTP/1.1) pass through untouched.
+        .layer(crate::grpc_web::GrpcWebLayer)
         .add_routes(routes)
         // TCP_NODELAY must be set on the incoming stream: the builder's tcp_nodelay is ignored
         // by serve_with_incoming*, and without it every small response waits ~40 ms (Nagle's
