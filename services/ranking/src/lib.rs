@@ -161,8 +161,11 @@ pub struct Server {
     metrics: Option<govpulse_common::prometheus::MetricsListener>,
     tls: Option<ServerTlsConfig>,
     /// Who may read, when reading is not public; with the token file's reload interval.
-    readers: Option<(Arc<Authenticator>, Option<(LiveTokens, Duration)>)>,
+    readers: Option<(Arc<Authenticator>, Option<TokenFile>)>,
 }
+
+/// The token file and how often it is checked for changes.
+type TokenFile = (LiveTokens, Duration);
 
 /// How often the index profiles file is checked for changes.
 const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
