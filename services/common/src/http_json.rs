@@ -106,26 +106,31 @@ pub fn code_name(code: Code) -> &'static str {
 
 /// `{"code": "...", "message": "...", "details": [...]}`: the status as JSON, its details
 /// in the protobuf JSON mapping of `google.protobuf.Any` (an `@type` beside the fields).
-pub fn status_json(status: &Status) -> Value {
-    let details: Vec<Value> = status
-        .get_error_details_vec()
-        .into_iter()
-        .filter_map(detail_json)
-        .collect();
-    let mut body = json!({
-        "code": code_name(status.code()),
-        "message": status.message(),
-    });
-    if !details.is_empty() {
-        body["details"] = Value::Array(details);
+pub fn status_json(status: &Status) -> String {
+    /// In this order on the wire: code, message, details.
+    #[derive(Serialize)]
+    struct ErrorBody<'a> {
+        code: &'a str,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        details: Vec<Value>,
     }
-    body
+    let body = ErrorBody {
+        code: code_name(status.code()),
+        message: status.message(),
+        details: status
+            .get_error_details_vec()
+            .into_iter()
+            .filter_map(detail_json)
+            .collect(),
+    };
+    serde_json::to_string(&body).unwrap_or_else(|_| format!("{{\"code\":\"{}\"}}", body.code))
 }
 
 /// The response for a failed call: the code's HTTP status, the JSON body, and for
 /// RESOURCE_EXHAUSTED with a `RetryInfo` a `Retry-After` header (whole seconds, rounded up).
 pub fn status_response(status: &Status) -> Response {
-    let mut response = json_value_response(http_status(status.code()), &status_json(status));
+    let mut response = json_text_response(http_status(status.code()), status_json(status));
     let retry = status
         .get_error_details_vec()
         .into_iter()
@@ -225,16 +230,15 @@ pub fn duration_json(delay: Duration) -> String {
     }
 }
 
-/// A message as protobuf JSON (`200 OK`, `application/json`).
+/// A message as protobuf JSON (`200 OK`, `application/json`), its fields in proto order.
 pub fn json_response<M: Serialize>(message: &M) -> Response {
-    match serde_json::to_value(message) {
-        Ok(value) => json_value_response(StatusCode::OK, &value),
+    match serde_json::to_string(message) {
+        Ok(body) => json_text_response(StatusCode::OK, body),
         Err(e) => status_response(&Status::internal(format!("cannot encode the answer: {e}"))),
     }
 }
 
-fn json_value_response(status: StatusCode, value: &Value) -> Response {
-    let mut body = value.to_string();
+fn json_text_response(status: StatusCode, mut body: String) -> Response {
     body.push('\n');
     (
         status,
@@ -552,8 +556,9 @@ mod tests {
         let mut details = ErrorDetails::with_retry_info(Some(Duration::from_millis(1_500)));
         details.add_bad_request_violation("events", "too many");
         let status = Status::with_error_details(Code::ResourceExhausted, "slow down", details);
-        let body = status_json(&status);
-        assert_eq!(body["code"], "RESOURCE_EXHAUSTED");
+        let text = status_json(&status);
+        assert!(text.starts_with(r#"{"code":"RESOURCE_EXHAUSTED","message":"slow down","#));
+        let body: Value = serde_json::from_str(&text).expect("json");
         assert_eq!(body["message"], "slow down");
         let details = body["details"].as_array().expect("details");
         assert!(details.contains(&json!({

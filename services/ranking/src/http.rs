@@ -156,9 +156,7 @@ async fn watch(State(http): State<Http>, request: Request) -> Result<Response, A
                 .data(serde_json::to_string(&message).unwrap_or_default()),
             // The stream's end (the service shutting down): say why, then close; EventSource
             // reconnects by itself with Last-Event-ID.
-            Err(status) => Event::default()
-                .event("status")
-                .data(status_json(&status).to_string()),
+            Err(status) => Event::default().event("status").data(status_json(&status)),
         })
     });
     Ok(Sse::new(events)
