@@ -500,6 +500,16 @@ async fn every_read_route_answers_json_and_csv() {
     )
     .await;
     assert_eq!(bad_metric.status, 400, "{}", bad_metric.text());
+    let bad_deadline = get(ranking, "/api/v1/agencies", &[("x-server-timeout", "soon")]).await;
+    assert_eq!(violation(&bad_deadline.json()).0, "X-Server-Timeout");
+    let hurried = get(
+        ranking,
+        &format!("/api/v1/block-metrics?nation=true&metric=on-time-rate&period={period}"),
+        &[("x-server-timeout", "0.000001")],
+    )
+    .await;
+    assert_eq!(hurried.status, 504, "{}", hurried.text());
+    assert_eq!(hurried.json()["code"], "DEADLINE_EXCEEDED");
     let nowhere = get(ranking, "/api/v1/nowhere", &[]).await;
     assert_eq!(nowhere.status, 404);
     assert_eq!(nowhere.json()["code"], "NOT_FOUND");
@@ -727,5 +737,133 @@ async fn a_browser_calls_the_grpc_api_through_grpc_web() {
         .into_inner();
     assert_eq!(response, grpc);
     assert_eq!(response.rows[0].agency_id, "phu-tho");
+    deployment.stop().await;
+}
+
+/// A certificate and its key, in PEM files.
+fn issue(
+    dir: &std::path::Path,
+    name: &str,
+    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    dns: &[&str],
+    uris: &[&str],
+) -> (PathBuf, PathBuf) {
+    let mut params =
+        rcgen::CertificateParams::new(dns.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>())
+            .expect("params");
+    for uri in uris {
+        params.subject_alt_names.push(rcgen::SanType::URI(
+            rcgen::string::Ia5String::try_from(*uri).expect("ia5"),
+        ));
+    }
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, ca).expect("signed");
+    let (cert_path, key_path) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert_path, cert.pem()).expect("cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("key");
+    (cert_path, key_path)
+}
+
+fn certificate_authority(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().expect("key"))
+        .expect("ca")
+}
+
+#[tokio::test]
+async fn a_client_certificate_identifies_the_agency_over_json_too() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "http-mtls").await;
+    let dir = scratch("mtls");
+    let servers = certificate_authority("govpulse test server CA");
+    let agencies = certificate_authority("govpulse test agency CA");
+    let (cert, key) = issue(&dir, "ingest", &servers, &["localhost"], &[]);
+    let (client_cert, client_key) =
+        issue(&dir, "ha-noi", &agencies, &[], &["govpulse:agency:ha-noi"]);
+    let server_ca = dir.join("servers.crt");
+    std::fs::write(&server_ca, servers.pem()).expect("server ca");
+    let client_ca = dir.join("agencies.crt");
+    std::fs::write(&client_ca, agencies.pem()).expect("client ca");
+    let config = govpulse_ingest::Config {
+        tls: govpulse_common::tls::TlsArgs {
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            tls_client_ca: Some(client_ca),
+            plaintext: false,
+        },
+        allow_anonymous: false,
+        ..govpulse_ingest::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
+            .development()
+    };
+    let server = govpulse_ingest::Server::build(config)
+        .await
+        .expect("ingest starts");
+    let port = server.local_addr().port();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
+    let at = two_days_ago_noon();
+    let body = batch(&[
+        reception("m-1", "ha-noi", at, "CHANNEL_ONLINE"),
+        reception("m-2", "hai-phong", at, "CHANNEL_ONLINE"),
+    ]);
+    // curl, as an agency's script would call it: the server's CA, the agency's certificate.
+    let curl = |with_certificate: bool| {
+        let mut command = tokio::process::Command::new("curl");
+        command.args([
+            "-sS",
+            "-w",
+            "\n%{http_code}",
+            "--resolve",
+            &format!("localhost:{port}:127.0.0.1"),
+            "--cacert",
+            server_ca.to_str().expect("path"),
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            &body,
+        ]);
+        if with_certificate {
+            command.args([
+                "--cert",
+                client_cert.to_str().expect("path"),
+                "--key",
+                client_key.to_str().expect("path"),
+            ]);
+        }
+        command.arg(format!("https://localhost:{port}/api/v1/events"));
+        command
+    };
+    let output = curl(true).output().await.expect("curl runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (answer, code) = text.rsplit_once('\n').expect("body and status");
+    assert_eq!(
+        code,
+        "200",
+        "{text} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_str(answer).expect("json");
+    assert_eq!(
+        statuses(&answer),
+        ["OUTCOME_STATUS_ACCEPTED", "OUTCOME_STATUS_REJECTED"],
+        "the certificate's agency may send its own events, not another's: {answer}"
+    );
+    let output = curl(false).output().await.expect("curl runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (answer, code) = text.rsplit_once('\n').expect("body and status");
+    assert_eq!(code, "401", "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(answer).expect("json")["code"],
+        "UNAUTHENTICATED"
+    );
+    stop.cancel();
+    task.await.expect("joins").expect("ingest stops cleanly");
     deployment.stop().await;
 }

@@ -60,8 +60,15 @@ pub fn forwarded<T>(incoming: &tonic::metadata::MetadataMap, message: T) -> toni
 }
 
 /// An upstream's failure as this service's: the same code, message and details, without
-/// the upstream's response headers.
-pub fn upstream_status(status: tonic::Status) -> tonic::Status {
+/// the upstream's response headers. tonic's client reports a deadline that expired as
+/// CANCELLED: for a call `forwarded` with the caller's deadline that is DEADLINE_EXCEEDED.
+pub fn upstream_status(status: tonic::Status, had_deadline: bool) -> tonic::Status {
+    if had_deadline && status.code() == tonic::Code::Cancelled {
+        return tonic::Status::deadline_exceeded(format!(
+            "the deadline passed while waiting for the upstream: {}",
+            status.message()
+        ));
+    }
     tonic::Status::with_details(
         status.code(),
         status.message(),

@@ -216,12 +216,13 @@ impl RankingService for RankingApi {
         request: Request<GetMetricsRequest>,
     ) -> Result<Response<GetMetricsResponse>, Status> {
         let upstream = forwarded(request.metadata(), request.get_ref().clone());
+        let had_deadline = upstream.metadata().contains_key("grpc-timeout");
         let response = self
             .aggregate
             .clone()
             .get_metrics(upstream)
             .await
-            .map_err(upstream_status)?;
+            .map_err(|status| upstream_status(status, had_deadline))?;
         Ok(Response::new(response.into_inner()))
     }
 
@@ -230,12 +231,13 @@ impl RankingService for RankingApi {
         request: Request<GetBlockMetricsRequest>,
     ) -> Result<Response<GetBlockMetricsResponse>, Status> {
         let upstream = forwarded(request.metadata(), request.get_ref().clone());
+        let had_deadline = upstream.metadata().contains_key("grpc-timeout");
         let response = self
             .aggregate
             .clone()
             .get_block_metrics(upstream)
             .await
-            .map_err(upstream_status)?;
+            .map_err(|status| upstream_status(status, had_deadline))?;
         Ok(Response::new(response.into_inner()))
     }
 
