@@ -176,7 +176,7 @@ async fn every_example_of_the_integration_guide_runs_and_prints_what_the_guide_s
         let stdout = String::from_utf8_lossy(&output.stdout).replace('\u{feff}', "");
         let stderr = String::from_utf8_lossy(&output.stderr);
         if print {
-            println!(
+            eprintln!(
                 "== line {} (exit {:?})\n{stdout}\n-- stderr\n{stderr}",
                 example.line,
                 output.status.code()
