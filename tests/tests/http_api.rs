@@ -510,6 +510,36 @@ async fn every_read_route_answers_json_and_csv() {
     .await;
     assert_eq!(hurried.status, 504, "{}", hurried.text());
     assert_eq!(hurried.json()["code"], "DEADLINE_EXCEEDED");
+    // A page of another site may read (a CORS preflight, then the answer allows any origin).
+    let preflight = govpulse_e2e::http::call(
+        ranking,
+        "OPTIONS",
+        "/api/v1/ranking/watch",
+        &[
+            ("origin", "https://dashboard.example"),
+            ("access-control-request-method", "GET"),
+            (
+                "access-control-request-headers",
+                "authorization, last-event-id",
+            ),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    assert!(
+        preflight
+            .header("access-control-allow-headers")
+            .is_some_and(|h| h.contains("authorization") && h.contains("last-event-id"))
+    );
+    let cross = get(
+        ranking,
+        "/api/v1/agencies",
+        &[("origin", "https://dashboard.example")],
+    )
+    .await;
+    assert_eq!(cross.header("access-control-allow-origin"), Some("*"));
     let nowhere = get(ranking, "/api/v1/nowhere", &[]).await;
     assert_eq!(nowhere.status, 404);
     assert_eq!(nowhere.json()["code"], "NOT_FOUND");

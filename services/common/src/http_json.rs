@@ -379,6 +379,57 @@ async fn no_route(request: axum::extract::Request) -> Response {
     )))
 }
 
+/// Lets pages of any origin read `router`'s routes from a browser (`fetch`, `EventSource`):
+/// answers CORS preflights and adds `Access-Control-Allow-Origin: *` to every answer. Safe
+/// for these routes because they take a credential only from the `Authorization` header,
+/// which a page must set itself (never from cookies): another site's page cannot borrow a
+/// user's credential.
+pub fn cross_origin_reads(router: axum::Router) -> axum::Router {
+    router.layer(axum::middleware::from_fn(allow_any_origin))
+}
+
+async fn allow_any_origin(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let any = HeaderValue::from_static("*");
+    if request.method() == axum::http::Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        return (
+            StatusCode::NO_CONTENT,
+            [
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, any),
+                (
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static("GET, OPTIONS"),
+                ),
+                (
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static(
+                        "authorization, accept, last-event-id, x-server-timeout, traceparent, tracestate",
+                    ),
+                ),
+                (
+                    header::ACCESS_CONTROL_MAX_AGE,
+                    HeaderValue::from_static("600"),
+                ),
+            ],
+        )
+            .into_response();
+    }
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, any);
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("content-disposition, retry-after"),
+    );
+    response
+}
+
 /// The query string's parameters, checked against the names a route takes.
 #[derive(Debug)]
 pub struct Params {

@@ -21,7 +21,8 @@ use govpulse_common::{
     catalog_service::CatalogApi,
     convert::bad_request,
     http_json::{
-        ApiError, Params, csv_response, grpc_request, json_response, status_json, wants_csv, within,
+        ApiError, Params, cross_origin_reads, csv_response, grpc_request, json_response,
+        status_json, wants_csv, within,
     },
 };
 use govpulse_proto::{
@@ -61,7 +62,7 @@ pub(crate) fn router(
     catalog: CatalogApi,
     readers: Option<Arc<Authenticator>>,
 ) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/ranking", get(ranking))
         .route("/api/v1/ranking/watch", get(watch))
         .route("/api/v1/metrics", get(metrics))
@@ -71,7 +72,9 @@ pub(crate) fn router(
             api,
             catalog,
             readers,
-        })
+        });
+    // Dashboards and portals on other sites read the published figures from browsers.
+    cross_origin_reads(routes)
 }
 
 impl Http {
