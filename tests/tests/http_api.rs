@@ -897,3 +897,33 @@ async fn a_client_certificate_identifies_the_agency_over_json_too() {
     task.await.expect("joins").expect("ingest stops cleanly");
     deployment.stop().await;
 }
+
+#[tokio::test]
+async fn an_idle_event_stream_gets_a_comment_line_within_fifteen_seconds() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "http-idle").await;
+    // A ranking whose own heartbeat is far away: only the keep-alive comments show life.
+    let config = govpulse_ranking::Config {
+        heartbeat_ms: 600_000,
+        ..govpulse_ranking::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
+            .development()
+    };
+    let server = govpulse_ranking::Server::build(config)
+        .await
+        .expect("ranking starts");
+    let ranking = server.local_addr();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
+    let path = format!(
+        "/api/v1/ranking/watch?metric=online-dossier-rate&block=ministries&period={}",
+        two_days_ago_noon().date()
+    );
+    let mut stream = open_events(ranking, &path, &[]).await;
+    until(&mut stream, "snapshotComplete").await;
+    let quiet = stream.next_within(Duration::from_secs(15)).await;
+    assert_eq!(quiet, None, "nothing changed, so no message");
+    assert!(stream.comments >= 1, "a keep-alive comment within 15 s");
+    stop.cancel();
+    task.await.expect("joins").expect("ranking stops cleanly");
+    deployment.stop().await;
+}
