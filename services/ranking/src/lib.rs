@@ -5,6 +5,7 @@ mod api;
 mod cause;
 mod changes;
 mod compute;
+mod dashboard;
 mod http;
 mod hub;
 mod query;
@@ -162,6 +163,8 @@ pub struct Server {
     tls: Option<ServerTlsConfig>,
     /// Who may read, when reading is not public; with the token file's reload interval.
     readers: Option<(Arc<Authenticator>, Option<TokenFile>)>,
+    /// The public dashboard's files (`GET /`).
+    dashboard: dashboard::Dashboard,
 }
 
 /// The token file and how often it is checked for changes.
@@ -233,6 +236,7 @@ impl Server {
             rules,
         );
         let heartbeat = Duration::from_millis(config.heartbeat_ms.max(1));
+        let dashboard = dashboard::Dashboard::new(heartbeat);
         let api = RankingApi::new(
             catalog.clone(),
             aggregate.clone(),
@@ -254,6 +258,7 @@ impl Server {
             metrics,
             tls,
             readers,
+            dashboard,
         })
     }
 
@@ -314,6 +319,8 @@ impl Server {
             )),
         }
         .add_service(CatalogApi::server(self.catalog));
+        let routes =
+            tonic::service::Routes::from(routes.into_axum_router().merge(self.dashboard.router()));
         let served = [
             RankingServiceServer::<RankingApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,

@@ -1,0 +1,179 @@
+// One agency's page: its figures for the chosen period, each metric over the months of that
+// period's year against its target, its rank per month, and its own units ranked.
+
+import { getMetrics, getRanking } from './api.js';
+import { monthlyChart, rankChart } from './charts.js';
+import {
+  METRICS, el, metricLabel, metricTerm, monthName, percentText, periodYear, ratioText,
+  vietnamToday, clockText, ordinal,
+} from './format.js';
+import { renderRows } from './ranking.js';
+import { sortRows } from './live.js';
+
+const BLOCK_PARAM = { BLOCK_PROVINCE: 'provinces', BLOCK_MINISTRY: 'ministries' };
+
+/**
+ * Fills `root` with the page of `agencyId` for `state` ({ metric, index, period }).
+ * `links` builds hrefs: { agency(id), ranking() }. Returns a function that abandons it.
+ */
+export function showAgency(root, agencyId, state, links) {
+  const abort = new AbortController();
+  const options = { signal: abort.signal };
+  const today = vietnamToday();
+  const year = periodYear(state.period, today);
+  const lastMonth = year < today.year ? 12 : year > today.year ? 0 : today.month;
+  const months = Array.from({ length: lastMonth }, (_, i) => i + 1);
+  const monthPeriod = (m) => `${year}-${String(m).padStart(2, '0')}`;
+  const rankedBy = state.index || state.metric;
+
+  const title = el('h2', { class: 'agency-title' }, agencyId);
+  const subtitle = el('p', { class: 'agency-sub' });
+  const cards = el('div', { class: 'cards metric-cards' }, el('p', { class: 'loading' }, 'Loading figures…'));
+  const charts = el('div', { class: 'charts', id: 'metric-charts' }, el('p', { class: 'loading' }, 'Loading months…'));
+  const rankFigure = el('div', { class: 'rank-history', id: 'rank-history' }, el('p', { class: 'loading' }, 'Loading ranks…'));
+  const children = el('ol', { class: 'rows children', id: 'children' });
+  const childrenNote = el('p', { class: 'loading' }, 'Loading units…');
+  const asOf = el('p', { class: 'as-of' });
+
+  root.replaceChildren(
+    el('p', { class: 'crumbs' }, el('a', { href: links.ranking(), id: 'back' }, '← Back to the ranking')),
+    title,
+    subtitle,
+    el('h3', {}, `Figures for ${state.period === 'ytd' ? `year to date ${today.year}` : state.period}`),
+    cards,
+    el('h3', {}, `Each metric, month by month in ${year} · theo tháng`),
+    el('p', { class: 'hint' }, 'The line is the agency’s value each month; the dashed line its target; green dots meet it.'),
+    charts,
+    el('h3', {}, `Rank per month by ${metricLabel(rankedBy)} · thứ hạng`),
+    rankFigure,
+    el('h3', {}, `Its units ranked by ${metricLabel(rankedBy)} · đơn vị trực thuộc`),
+    childrenNote,
+    children,
+    asOf,
+  );
+
+  const failed = (node, error) => {
+    if (abort.signal.aborted) return;
+    node.replaceChildren(el('p', { class: 'error' }, `Could not load: ${error.message}`));
+  };
+
+  // The chosen period: who the agency is, and its figures.
+  const current = getMetrics(agencyId, state.period, options);
+  current
+    .then((response) => {
+      const agency = response.agency ?? { id: agencyId, name: agencyId };
+      title.replaceChildren(agency.name || agency.id, el('small', {}, ` ${agency.id}`));
+      document.title = `${agency.name || agency.id} · govpulse`;
+      const parent = agency.parentId
+        ? el('a', { href: links.agency(agency.parentId) }, `part of ${agency.parentId}`)
+        : null;
+      const block = agency.block === 'BLOCK_MINISTRY' ? 'Ministry · Bộ, ngành' : 'Province · Tỉnh, thành phố';
+      subtitle.replaceChildren(
+        agency.parentId ? 'Unit · đơn vị ' : block,
+        parent ? ' · ' : '',
+        parent ?? '',
+        (response.mergedFrom ?? []).length ? ` · includes ${response.mergedFrom.join(', ')} (merged)` : '',
+      );
+      cards.replaceChildren(...(response.metrics ?? []).map(metricCard));
+      asOf.textContent = `Figures as of ${clockText()} · period ${response.period?.firstDay ?? ''} – ${response.period?.lastDay ?? ''}`;
+      return agency;
+    })
+    .then((agency) => rankHistory(agency))
+    .catch((error) => {
+      failed(cards, error);
+      failed(rankFigure, error);
+    });
+
+  // Every metric per month.
+  Promise.all(months.map((m) => getMetrics(agencyId, monthPeriod(m), options).catch(() => null)))
+    .then((responses) => {
+      if (abort.signal.aborted) return;
+      if (!months.length) {
+        charts.replaceChildren(el('p', { class: 'hint' }, `${year} has not begun.`));
+        return;
+      }
+      const figures = METRICS.map(([name]) => {
+        const values = Array(12).fill(null);
+        let target = null;
+        responses.forEach((response, i) => {
+          const report = response?.metrics?.find((r) => r.metric === name);
+          if (report?.rate) values[i] = Number(report.rate.percent);
+          if (report?.target?.targetPercent) target = Number(report.target.targetPercent);
+        });
+        const last = values.filter((v) => v !== null).at(-1);
+        return el(
+          'figure',
+          { class: 'chart-card', dataset: { metric: name } },
+          el('figcaption', {}, el('strong', {}, metricLabel(name)), el('span', { class: 'term' }, metricTerm(name)),
+            el('span', { class: 'latest' }, last === undefined ? 'no data' : `${last.toFixed(2)}%`)),
+          monthlyChart(`${metricLabel(name)} per month in ${year}`, values, target, lastMonth, year),
+        );
+      });
+      charts.replaceChildren(...figures);
+    })
+    .catch((error) => failed(charts, error));
+
+  // Its rank among its peers, each month.
+  function rankHistory(agency) {
+    const peers = agency.parentId
+      ? { parentId: agency.parentId }
+      : { block: BLOCK_PARAM[agency.block] ?? 'provinces' };
+    return Promise.all(
+      months.map((m) =>
+        getRanking({ metric: state.metric, index: state.index, period: monthPeriod(m), ...peers }, options).catch(() => null),
+      ),
+    ).then((responses) => {
+      if (abort.signal.aborted) return;
+      const ranks = Array(12).fill(null);
+      const counts = Array(12).fill(0);
+      responses.forEach((response, i) => {
+        const row = response?.rows?.find((r) => r.agencyId === agency.id);
+        ranks[i] = row && row.rank > 0 ? row.rank : null;
+        counts[i] = response?.rankedCount ?? 0;
+      });
+      const known = ranks.map((r, i) => [r, i]).filter(([r]) => r);
+      const latest = known.at(-1);
+      rankFigure.replaceChildren(
+        el('p', { class: 'hint' }, latest
+          ? `${monthName(latest[1] + 1)} ${year}: ${ordinal(latest[0])} of ${counts[latest[1]]}`
+          : `Not ranked in any month of ${year} yet.`),
+        rankChart(`Rank per month in ${year}`, ranks, counts, year),
+      );
+    });
+  }
+
+  // Its units, ranked for the chosen period.
+  getRanking({ metric: state.metric, index: state.index, period: state.period, parentId: agencyId }, options)
+    .then((response) => {
+      if (abort.signal.aborted) return;
+      const rows = sortRows(response.rows ?? []);
+      childrenNote.textContent = rows.length
+        ? `${rows.length} units, ${response.rankedCount ?? 0} ranked`
+        : 'No units under this agency in this period.';
+      renderRows(children, rows, { animate: false, href: links.agency });
+    })
+    .catch((error) => failed(childrenNote, error));
+
+  return () => abort.abort();
+}
+
+function metricCard(report) {
+  const target = report.target;
+  const verdict = !target
+    ? el('span', { class: 'verdict none' }, 'no target')
+    : target.met === true
+      ? el('span', { class: 'verdict met' }, `meets ${target.targetPercent}% (${target.gapPoints})`)
+      : target.met === false
+        ? el('span', { class: 'verdict missed' }, `below ${target.targetPercent}% (${target.gapPoints})`)
+        : el('span', { class: 'verdict none' }, `target ${target.targetPercent}%`);
+  const ratio = report.changeFromLastYear?.ratio;
+  return el(
+    'div',
+    { class: 'card', dataset: { metric: report.metric } },
+    el('span', { class: 'card-label' }, metricLabel(report.metric)),
+    el('span', { class: 'card-value' }, percentText(report.rate?.percent)),
+    el('span', { class: 'card-note' },
+      ratio ? `${ratioText(ratio)} same period last year (${report.samePeriodLastYear?.percent}%)` : 'no data last year'),
+    verdict,
+  );
+}

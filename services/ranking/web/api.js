@@ -1,0 +1,60 @@
+// The JSON API on this same origin (docs/INTEGRATION.md): URLs and GETs. Field names follow
+// the protobuf JSON mapping (lowerCamelCase, int64 as strings, default values left out).
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** `/api/v1/x?a=1&m=a&m=b` from a path and parameters; empty values are left out. */
+export function apiUrl(path, params = {}) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined || value === null || value === '') continue;
+    for (const one of Array.isArray(value) ? value : [value]) search.append(key, String(one));
+  }
+  const query = search.toString();
+  return query ? `${path}?${query}` : path;
+}
+
+export async function getJSON(path, params = {}, { signal } = {}) {
+  const response = await fetch(apiUrl(path, params), {
+    headers: { accept: 'application/json' },
+    signal,
+  });
+  if (!response.ok) {
+    let message = response.statusText;
+    try {
+      const body = await response.json();
+      message = body.message || body.error || JSON.stringify(body);
+    } catch {
+      // Not JSON: the status text says enough.
+    }
+    throw new ApiError(response.status, message);
+  }
+  return response.json();
+}
+
+/** The query parameters of a ranking: a metric or an index, a block or a parent, a period. */
+export function rankingParams({ metric, index, block, parentId, period }) {
+  return {
+    metric: index ? '' : metric,
+    index: index || '',
+    block: parentId ? '' : block,
+    parent_id: parentId || '',
+    period,
+  };
+}
+
+export const getRanking = (query, options) =>
+  getJSON('/api/v1/ranking', rankingParams(query), options);
+
+export const getBlockMetrics = ({ metric, block, parentId, period }, options) =>
+  getJSON('/api/v1/block-metrics', { metric, block: parentId ? '' : block, parent_id: parentId || '', period }, options);
+
+export const getMetrics = (agencyId, period, options) =>
+  getJSON('/api/v1/metrics', { agency_id: agencyId, period }, options);
+
+export const getAgencies = (block, options) => getJSON('/api/v1/agencies', { block }, options);

@@ -1,0 +1,250 @@
+// The dashboard: reads what to show from the URL hash, keeps one live ranking open, and
+// draws the ranking view or one agency's page.
+//   #/?block=provinces&metric=online-dossier-rate&period=ytd     the live ranking
+//   #/agency/phu-tho?metric=on-time-rate&period=2026-Q3            one agency
+
+import { apiUrl, getBlockMetrics, rankingParams } from './api.js';
+import { showAgency } from './agency.js';
+import {
+  BLOCKS, INDEXES, METRICS, clockText, countText, el, metricLabel, metricTerm, percentText,
+  periodChoices, ratioText,
+} from './format.js';
+import { LiveRanking } from './live.js';
+import { renderRows } from './ranking.js';
+
+const DEFAULTS = { block: 'provinces', metric: 'online-dossier-rate', index: '', period: 'ytd' };
+const heartbeatMs =
+  Number(document.querySelector('meta[name="govpulse-heartbeat-ms"]')?.content) || 5000;
+
+const $ = (id) => document.getElementById(id);
+
+/** What the hash asks for: { view: 'ranking' | 'agency', agencyId, state }. */
+function readHash() {
+  const [path, search = ''] = location.hash.replace(/^#/, '').split('?');
+  const params = new URLSearchParams(search);
+  const parts = path.split('/').filter(Boolean);
+  const state = {
+    block: BLOCKS.some(([b]) => b === params.get('block')) ? params.get('block') : DEFAULTS.block,
+    metric: params.get('metric') || DEFAULTS.metric,
+    index: params.get('index') || '',
+    period: params.get('period') || DEFAULTS.period,
+  };
+  if (parts[0] === 'agency' && parts[1]) {
+    return { view: 'agency', agencyId: decodeURIComponent(parts[1]), state };
+  }
+  return { view: 'ranking', state };
+}
+
+function hashFor(view, state, agencyId) {
+  const params = new URLSearchParams({ block: state.block, period: state.period });
+  if (state.index) params.set('index', state.index);
+  else params.set('metric', state.metric);
+  const path = view === 'agency' ? `/agency/${encodeURIComponent(agencyId)}` : '/';
+  return `#${path}?${params}`;
+}
+
+const links = (state) => ({
+  agency: (id) => hashFor('agency', state, id),
+  ranking: () => hashFor('ranking', state),
+});
+
+// Controls.
+
+function fillControls() {
+  $('metric').replaceChildren(
+    el('optgroup', { label: 'Metrics · chỉ số' },
+      METRICS.map(([id, label, term]) => el('option', { value: `metric:${id}` }, `${label} · ${term}`))),
+    el('optgroup', { label: 'Composite indexes · bộ chỉ số' },
+      INDEXES.map(([id, label]) => el('option', { value: `index:${id}` }, label))),
+  );
+  $('period').replaceChildren(
+    ...periodChoices().map(([group, choices]) =>
+      el('optgroup', { label: group }, choices.map(([value, label]) => el('option', { value }, label)))),
+  );
+  const go = (change) => {
+    const { view, agencyId, state } = readHash();
+    location.hash = hashFor(view, { ...state, ...change }, agencyId);
+  };
+  $('metric').addEventListener('change', (event) => {
+    const [kind, id] = event.target.value.split(':');
+    go(kind === 'index' ? { index: id } : { metric: id, index: '' });
+  });
+  $('period').addEventListener('change', (event) => go({ period: event.target.value }));
+  for (const button of $('block').querySelectorAll('button')) {
+    button.addEventListener('click', () => go({ block: button.dataset.block }));
+  }
+}
+
+function syncControls(view, state) {
+  $('metric').value = state.index ? `index:${state.index}` : `metric:${state.metric}`;
+  if (![...$('period').options].some((o) => o.value === state.period)) {
+    $('period').append(el('option', { value: state.period }, state.period));
+  }
+  $('period').value = state.period;
+  for (const button of $('block').querySelectorAll('button')) {
+    button.setAttribute('aria-pressed', String(button.dataset.block === state.block));
+  }
+  $('block').hidden = view === 'agency';
+}
+
+// The live ranking.
+
+let live = null;
+let liveKey = '';
+let targets = new Map();
+let summaryTimer = null;
+let summaryAt = 0;
+let current = readHash();
+
+function queryOf(state) {
+  return { metric: state.metric, index: state.index, block: state.block, period: state.period };
+}
+
+function startLive(state) {
+  const key = JSON.stringify(queryOf(state));
+  if (key === liveKey) return;
+  liveKey = key;
+  live?.stop();
+  targets = new Map();
+  renderRows($('rows'), [], { animate: false });
+  $('rows-empty').hidden = false;
+  $('rows-empty').textContent = 'Waiting for the live ranking…';
+  $('ranking-meta').textContent = '';
+  const blockLabel = BLOCKS.find(([b]) => b === state.block);
+  const by = state.index || state.metric;
+  $('ranking-title').replaceChildren(
+    `${blockLabel[1]} by ${metricLabel(by)}`,
+    el('span', { class: 'vi' }, ` ${metricTerm(by)}`),
+  );
+  const params = rankingParams(queryOf(state));
+  $('export-csv').href = apiUrl('/api/v1/ranking', { ...params, format: 'csv' });
+  $('export-csv').setAttribute('download', `ranking-${state.block}-${by}-${state.period}.csv`);
+  $('export-json').href = apiUrl('/api/v1/ranking', params);
+  $('export-json').setAttribute('download', `ranking-${state.block}-${by}-${state.period}.json`);
+  live = new LiveRanking(queryOf(state), { heartbeatMs, onRows: showRows, onState: showState });
+  live.start();
+  refreshSummary(state);
+}
+
+function showRows(update) {
+  const { view, state } = current;
+  renderRows($('rows'), update.rows, {
+    targets,
+    changed: update.changed,
+    animate: view === 'ranking' && !document.hidden && !update.reset,
+    href: links(state).agency,
+  });
+  $('rows-empty').hidden = update.rows.length > 0;
+  $('rows-empty').textContent = update.reset
+    ? 'The server could not resume this stream: rebuilding from a fresh snapshot…'
+    : 'No agency in this ranking.';
+  const range = update.period ? `${update.period.firstDay} – ${update.period.lastDay}` : '';
+  $('ranking-meta').replaceChildren(
+    `${countText(update.rankedCount)} ranked · ${range} (Vietnam time) · updated ${clockText()} · revision `,
+    el('code', { id: 'revision' }, update.revision),
+  );
+  $('table').dataset.revision = update.revision;
+  if (update.changed.size > 0) scheduleSummary();
+}
+
+const STATE_TEXT = {
+  connecting: 'connecting…',
+  live: 'live',
+  reconnecting: 'reconnecting…',
+  stale: 'stale',
+};
+
+function showState(state) {
+  $('connection').dataset.state = state;
+  $('connection-text').textContent = STATE_TEXT[state] ?? state;
+  $('table').dataset.state = state;
+  const revision = live?.revision ? ` (revision ${live.revision})` : '';
+  $('table-banner').textContent =
+    state === 'stale'
+      ? `Stale: nothing heard from the server for over ${Math.round((heartbeatMs * 2.5) / 1000)} s. This ranking may be out of date${revision}.`
+      : state === 'reconnecting'
+        ? `Reconnecting: this is the ranking as last received${revision}, not necessarily current; resuming from it.`
+        : '';
+}
+
+// The block's figure: pooled value, last year, agencies meeting their target.
+
+function scheduleSummary() {
+  if (summaryTimer) return;
+  const wait = Math.max(0, summaryAt + 3000 - performance.now());
+  summaryTimer = setTimeout(() => {
+    summaryTimer = null;
+    refreshSummary(current.state);
+  }, wait);
+}
+
+async function refreshSummary(state) {
+  summaryAt = performance.now();
+  const key = liveKey;
+  const box = $('summary');
+  if (state.index) {
+    const profile = INDEXES.find(([id]) => id === state.index);
+    box.replaceChildren(card('Composite index', profile ? profile[1] : state.index, 'score out of 100 · điểm trên 100', 'index'));
+    return;
+  }
+  try {
+    const response = await getBlockMetrics(queryOf(state));
+    if (key !== liveKey) return;
+    targets = new Map(
+      (response.agencies ?? [])
+        .filter((a) => a.target?.targetPercent)
+        .map((a) => [a.agencyId, a.target.targetPercent]),
+    );
+    const s = response.summary ?? {};
+    const last = response.summarySamePeriodLastYear ?? {};
+    const change = response.pooledChangeFromLastYear;
+    const blockName = state.block === 'ministries' ? 'ministries' : 'provinces';
+    box.replaceChildren(
+      card(`National figure · all ${blockName}, pooled`, percentText(s.pooled?.percent),
+        s.pooled ? `${countText(s.pooled.numerator)} of ${countText(s.pooled.denominator)}` : 'no data yet', 'pooled'),
+      card('Same period last year · cùng kỳ', change?.ratio ? ratioText(change.ratio) : '–',
+        last.pooled ? `${last.pooled.percent}% then (${change?.points ?? ''} points)` : 'no data last year', 'last-year'),
+      card('Agencies meeting the target · đạt chỉ tiêu',
+        s.agenciesWithTarget ? `${s.agenciesMeetingTarget ?? 0} of ${s.agenciesWithTarget}` : '–',
+        s.agenciesWithTarget ? 'agencies with a target that reach it' : 'no target applies', 'targets'),
+      card('Mean of agencies', percentText(s.meanPercent),
+        `${countText((s.agencies ?? 0) - (s.agenciesWithoutData ?? 0))} of ${countText(s.agencies)} with data`, 'mean'),
+    );
+    if (live) live.emit(new Set(), false);
+  } catch (error) {
+    if (key !== liveKey) return;
+    box.replaceChildren(card('National figure', '–', `could not load: ${error.message}`, 'pooled'));
+  }
+}
+
+function card(label, value, note, name) {
+  return el('div', { class: 'card', dataset: { card: name } },
+    el('span', { class: 'card-label' }, label),
+    el('span', { class: 'card-value' }, value),
+    el('span', { class: 'card-note' }, note));
+}
+
+// Views.
+
+let leaveAgency = null;
+
+function render() {
+  current = readHash();
+  const { view, agencyId, state } = current;
+  syncControls(view, state);
+  startLive(state);
+  leaveAgency?.();
+  leaveAgency = null;
+  $('ranking-view').hidden = view !== 'ranking';
+  $('agency-view').hidden = view !== 'agency';
+  if (view === 'agency') {
+    leaveAgency = showAgency($('agency-view'), agencyId, state, links(state));
+    window.scrollTo(0, 0);
+  } else {
+    document.title = 'govpulse · online public services';
+  }
+}
+
+fillControls();
+window.addEventListener('hashchange', render);
+render();

@@ -1,0 +1,130 @@
+// What the dashboard names and how it writes numbers, periods and DOM nodes. Every piece of
+// data reaches the page through textContent or a text node, never through HTML parsing.
+
+/** The nine published metrics: name, English label, Vietnamese term. */
+export const METRICS = [
+  ['online-dossier-rate', 'Online dossier rate', 'Tỷ lệ hồ sơ trực tuyến'],
+  ['full-online-dossier-rate', 'Full-process online dossier rate', 'Hồ sơ trực tuyến toàn trình'],
+  ['services-with-online-dossiers', 'Services with online dossiers', 'DVCTT có phát sinh hồ sơ'],
+  ['full-online-provision', 'Full-process online provision', 'Cung cấp DVCTT toàn trình'],
+  ['on-time-rate', 'On-time resolution', 'Giải quyết đúng hạn'],
+  ['digitized-reception-rate', 'Digitized at reception', 'Số hóa hồ sơ'],
+  ['electronic-result-rate', 'Electronic results', 'Kết quả điện tử'],
+  ['satisfaction-rate', 'Satisfaction', 'Mức độ hài lòng'],
+  ['online-payment-rate', 'Online payment', 'Thanh toán trực tuyến'],
+];
+
+/** The composite index profiles shipped by default (deploy/config/indexes.toml). */
+export const INDEXES = [
+  ['service-index-766', 'Service index (Decision 766)', 'Bộ chỉ số phục vụ người dân, doanh nghiệp'],
+  ['system-quality-2024', 'Information system quality 2024, graded A–E', 'Chất lượng hệ thống thông tin'],
+];
+
+export const BLOCKS = [
+  ['provinces', 'Provinces', 'Tỉnh, thành phố'],
+  ['ministries', 'Ministries', 'Bộ, ngành'],
+];
+
+export function metricLabel(name) {
+  const found = [...METRICS, ...INDEXES].find(([id]) => id === name);
+  return found ? found[1] : name;
+}
+
+export function metricTerm(name) {
+  const found = [...METRICS, ...INDEXES].find(([id]) => id === name);
+  return found ? found[2] : '';
+}
+
+/** Today in Vietnam time (UTC+7, no daylight saving): { year, month (1-12), day }. */
+export function vietnamToday(now = Date.now()) {
+  const d = new Date(now + 7 * 3600 * 1000);
+  return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate() };
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+export function monthName(month) {
+  return MONTHS[month - 1];
+}
+
+/** The periods offered, newest first, grouped: [group label, [[expression, label], ...]]. */
+export function periodChoices(today = vietnamToday()) {
+  const { year, month } = today;
+  const quarter = Math.ceil(month / 3);
+  const pad = (n) => String(n).padStart(2, '0');
+  const months = [];
+  for (let y = year, m = month; y >= year - 1; m -= 1) {
+    if (m === 0) { y -= 1; m = 12; if (y < year - 1) break; }
+    months.push([`${y}-${pad(m)}`, `${monthName(m)} ${y} · tháng ${m}/${y}`]);
+  }
+  const quarters = [];
+  for (let y = year, q = quarter; y >= year - 1; q -= 1) {
+    if (q === 0) { y -= 1; q = 4; if (y < year - 1) break; }
+    quarters.push([`${y}-Q${q}`, `Q${q} ${y} · quý ${q}/${y}`]);
+  }
+  return [
+    ['Year to date', [['ytd', `Year to date ${year} · từ đầu năm`]]],
+    ['Year', [[`${year}`, `${year} · năm ${year}`], [`${year - 1}`, `${year - 1} · năm ${year - 1}`]]],
+    ['Quarter', quarters],
+    ['Month', months],
+  ];
+}
+
+/** The calendar year a period expression falls in (`ytd` is this year). */
+export function periodYear(expression, today = vietnamToday()) {
+  const match = /^(\d{4})/.exec(expression);
+  return match ? Number(match[1]) : today.year;
+}
+
+/** A percentage with two decimals as the API gives it ("87.02") → "87.02%". */
+export function percentText(percent) {
+  return percent === undefined || percent === null || percent === '' ? 'no data' : `${percent}%`;
+}
+
+/** "1.60" → "1.6×". */
+export function ratioText(ratio) {
+  if (!ratio) return '';
+  return `${Number(ratio).toLocaleString('en-US', { maximumFractionDigits: 2 })}×`;
+}
+
+export function countText(n) {
+  return Number(n ?? 0).toLocaleString('en-US');
+}
+
+export function ordinal(n) {
+  const s = ['th', 'st', 'nd', 'rd'];
+  const v = n % 100;
+  return `${n}${s[(v - 20) % 10] || s[v] || s[0]}`;
+}
+
+export function clockText(date = new Date()) {
+  return date.toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+/** An element: `el('a', { class: 'x', href: '#/' }, 'text', child)`. Strings become text nodes. */
+export function el(tag, props = {}, ...children) {
+  return build(document.createElement(tag), props, children);
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** An SVG element, same calling convention as `el`. */
+export function svg(tag, props = {}, ...children) {
+  return build(document.createElementNS(SVG_NS, tag), props, children);
+}
+
+function build(node, props, children) {
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') node.setAttribute('class', value);
+    else if (key === 'text') node.textContent = value;
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key.startsWith('on') && typeof value === 'function') node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}

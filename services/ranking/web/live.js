@@ -1,0 +1,205 @@
+// One live ranking over Server-Sent Events (WatchRanking): a snapshot, SnapshotComplete, then
+// changes and heartbeats; resuming from the last revision after a break, and rebuilding from a
+// fresh snapshot after a reset. It also decides what the connection indicator says:
+//   connecting    nothing shown yet
+//   live          the stream is open and messages (changes or heartbeats) keep arriving
+//   reconnecting  the stream broke; it is being resumed from the last revision shown
+//   stale         no message for longer than 2.5 heartbeat intervals: what is shown may be old
+
+import { apiUrl, rankingParams } from './api.js';
+
+// Unnamed events are `message`; the names cover a server that names its events.
+const EVENT_NAMES = ['message', 'snapshot', 'snapshot_complete', 'snapshotComplete', 'changes', 'heartbeat', 'reset'];
+
+export class LiveRanking {
+  /**
+   * @param query what to rank (see api.rankingParams)
+   * @param heartbeatMs the server's heartbeat interval
+   * @param onRows called with the rows after every complete state ({ rows, changed, ... })
+   * @param onState called with the connection state when it changes
+   */
+  constructor(query, { heartbeatMs, onRows, onState }) {
+    this.query = query;
+    this.staleAfter = Math.max(1000, heartbeatMs * 2.5);
+    this.onRows = onRows;
+    this.onState = onState;
+    this.rows = new Map(); // agency id → RankingRow, the complete state shown
+    this.building = null; // rows of a snapshot still arriving
+    this.complete = false;
+    this.revision = '';
+    this.rankedCount = 0;
+    this.period = null;
+    this.state = '';
+    this.failures = 0;
+    this.lastMessageAt = 0;
+    this.reopenedAt = 0;
+    this.resets = 0;
+  }
+
+  start() {
+    this.setState('connecting');
+    this.open(false);
+    this.watchdog = setInterval(() => this.checkStale(), 250);
+  }
+
+  stop() {
+    this.stopped = true;
+    clearInterval(this.watchdog);
+    clearTimeout(this.retry);
+    this.source?.close();
+  }
+
+  open(resume) {
+    if (this.stopped) return;
+    const params = rankingParams(this.query);
+    // A half-received snapshot cannot be resumed: start again from a fresh one.
+    if (resume && this.complete && this.revision) params.resume_revision = this.revision;
+    const source = new EventSource(apiUrl('/api/v1/ranking/watch', params));
+    this.source = source;
+    this.reopenedAt = performance.now();
+    for (const name of EVENT_NAMES) {
+      source.addEventListener(name, (event) => this.receive(source, event));
+    }
+    source.addEventListener('error', () => this.broken(source));
+  }
+
+  receive(source, event) {
+    if (source !== this.source || this.stopped) return;
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    this.lastMessageAt = performance.now();
+    this.failures = 0;
+    this.apply(message);
+    this.setState(this.complete ? 'live' : 'connecting');
+  }
+
+  apply(message) {
+    const revision = message.revision ?? '0';
+    if (message.reset) {
+      // The server cannot resume: drop everything shown, a fresh snapshot follows.
+      this.rows = new Map();
+      this.building = null;
+      this.complete = false;
+      this.resets += 1;
+      this.revision = revision;
+      this.emit(new Set(), true);
+      return;
+    }
+    if (message.snapshot) {
+      if (!this.building) this.building = new Map();
+      for (const row of message.snapshot.rows ?? []) this.building.set(row.agencyId, row);
+      this.rankedCount = message.snapshot.rankedCount ?? 0;
+      this.period = message.snapshot.period ?? this.period;
+    } else if (message.snapshotComplete) {
+      const changed = new Set();
+      const next = this.building ?? new Map();
+      for (const [id, row] of next) {
+        if (!sameRow(this.rows.get(id), row)) changed.add(id);
+      }
+      this.rows = next;
+      this.building = null;
+      this.complete = true;
+      this.revision = revision;
+      this.emit(changed, false);
+      return;
+    } else if (message.changes) {
+      if (!this.complete) return;
+      const changed = new Set();
+      for (const change of message.changes.changes ?? []) {
+        const row = change.row;
+        if (!row) continue;
+        if (change.left) this.rows.delete(row.agencyId);
+        else {
+          this.rows.set(row.agencyId, row);
+          changed.add(row.agencyId);
+        }
+      }
+      this.rankedCount = message.changes.rankedCount ?? 0;
+      this.revision = revision;
+      this.emit(changed, false);
+      return;
+    }
+    if (this.complete || message.snapshot) this.revision = revision;
+  }
+
+  emit(changed, reset) {
+    this.onRows({
+      rows: sortRows([...this.rows.values()]),
+      changed,
+      reset,
+      complete: this.complete,
+      revision: this.revision,
+      rankedCount: this.rankedCount,
+      period: this.period,
+      resets: this.resets,
+    });
+  }
+
+  broken(source) {
+    if (source !== this.source || this.stopped) return;
+    if (this.complete) this.setState('reconnecting');
+    // While the snapshot is incomplete, or when the browser gave up (an error status), open a
+    // new stream ourselves; otherwise the browser reconnects by itself with Last-Event-ID.
+    if (this.building || source.readyState === EventSource.CLOSED) {
+      source.close();
+      this.building = null;
+      this.reopenLater();
+    }
+  }
+
+  reopenLater() {
+    clearTimeout(this.retry);
+    const delay = Math.min(500 * 2 ** this.failures, 10000);
+    this.failures += 1;
+    this.retry = setTimeout(() => this.open(true), delay);
+  }
+
+  checkStale() {
+    if (!this.complete) return;
+    const now = performance.now();
+    if (now - this.lastMessageAt <= this.staleAfter) return;
+    // Silent for too long: show it, and try a new stream (resuming) once per interval.
+    this.setState('stale');
+    if (now - this.reopenedAt > this.staleAfter) {
+      this.source?.close();
+      this.building = null;
+      this.open(true);
+    }
+  }
+
+  setState(state) {
+    if (state === this.state) return;
+    this.state = state;
+    this.onState(state);
+  }
+}
+
+function value(row) {
+  if (row.score) return Number(row.score);
+  if (row.rate) return Number(row.rate.numerator) / Number(row.rate.denominator);
+  return -1;
+}
+
+function hasData(row) {
+  return Boolean(row.rate || row.score);
+}
+
+/** Ranked rows by rank, then the agencies below the minimum by value, then those without data. */
+export function sortRows(rows) {
+  const group = (row) => ((row.rank ?? 0) > 0 ? 0 : hasData(row) ? 1 : 2);
+  return rows.sort(
+    (a, b) =>
+      group(a) - group(b) ||
+      (a.rank ?? 0) - (b.rank ?? 0) ||
+      value(b) - value(a) ||
+      (a.agencyId < b.agencyId ? -1 : a.agencyId > b.agencyId ? 1 : 0),
+  );
+}
+
+function sameRow(a, b) {
+  return Boolean(a) && JSON.stringify(a) === JSON.stringify(b);
+}
