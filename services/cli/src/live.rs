@@ -224,6 +224,7 @@ pub async fn demo(
         stop.clone(),
     ));
     let started = Instant::now();
+    let dashboard = format!("{ranking}/");
     let header = move || {
         let accepted = tally.accepted.load(Ordering::Relaxed);
         let per_second = accepted as f64 / started.elapsed().as_secs_f64().max(1.0);
@@ -236,6 +237,7 @@ pub async fn demo(
             h,
             "ingest {ingest}   aggregate {aggregate}   ranking {ranking}"
         );
+        let _ = writeln!(h, "Dashboard: {ranking}/ (open it in a browser)");
         let _ = write!(
             h,
             "events: {accepted} accepted ({per_second:.0}/s), {} duplicate (simulated retries), {} rejected",
@@ -245,7 +247,7 @@ pub async fn demo(
         h
     };
     println!(
-        "govpulse demo: ingest {}  aggregate {}  ranking {}",
+        "govpulse demo: ingest {}  aggregate {}  ranking {}\nDashboard: {dashboard}",
         stack.ingest, stack.aggregate, stack.ranking
     );
     let drawer = tokio::spawn(draw(header, watched, stop.clone()));

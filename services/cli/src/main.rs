@@ -418,6 +418,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("ingest     {}", stack.ingest);
             println!("aggregate  {}", stack.aggregate);
             println!("ranking    {}", stack.ranking);
+            println!("dashboard  {}/", Stack::url(stack.ranking));
             if let Some(metrics) = stack.metrics {
                 println!("metrics    http://{metrics}/metrics");
             }

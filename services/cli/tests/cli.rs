@@ -479,6 +479,10 @@ fn demo_shows_a_live_ranking_that_changes() {
             frame.contains("ingest http://127.0.0.1:"),
             "addresses printed: {frame}"
         );
+        assert!(
+            frame.contains("Dashboard: http://127.0.0.1:"),
+            "the dashboard's address printed: {frame}"
+        );
     }
     let revision = |frame: &str| {
         frame
