@@ -51,6 +51,7 @@ export class LiveRanking {
 
   open(resume) {
     if (this.stopped) return;
+    clearTimeout(this.retry);
     const params = rankingParams(this.query);
     // A half-received snapshot cannot be resumed: start again from a fresh one.
     if (resume && this.complete && this.revision) params.resume_revision = this.revision;
@@ -141,7 +142,7 @@ export class LiveRanking {
 
   broken(source) {
     if (source !== this.source || this.stopped) return;
-    if (this.complete) this.setState('reconnecting');
+    if (this.complete && this.state !== 'stale') this.setState('reconnecting');
     // While the snapshot is incomplete, or when the browser gave up (an error status), open a
     // new stream ourselves; otherwise the browser reconnects by itself with Last-Event-ID.
     if (this.building || source.readyState === EventSource.CLOSED) {
