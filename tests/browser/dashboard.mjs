@@ -1,0 +1,219 @@
+// The dashboard in a real browser: headless Chromium (Debian's package) driven by Playwright.
+//
+//   node tests/browser/dashboard.mjs <dashboard url> <screenshot dir> [agency with units]
+//
+// Against a deployment receiving events, it checks that the live ranking arrives and updates
+// without a reload, that the metric, period and block controls change the table, that an
+// agency's page shows its charts, rank history and units, and that the connection indicator
+// says live (and says stale or reconnecting, with the table greyed, while the stream is cut).
+// It saves screenshots (desktop, stale, a 390 px phone, the agency page) and prints their
+// paths. Exits 1 on
+// the first failed check.
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [url, screenshots = '.', agency = ''] = process.argv.slice(2);
+if (!url) {
+  console.error('usage: node dashboard.mjs <dashboard url> <screenshot dir> [agency]');
+  process.exit(2);
+}
+const dir = resolve(screenshots);
+mkdirSync(dir, { recursive: true });
+
+function chromiumPath() {
+  if (process.env.CHROMIUM) return process.env.CHROMIUM;
+  try {
+    return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim();
+  } catch {
+    throw new Error('chromium is not installed (deploy/bin/setup --test installs it)');
+  }
+}
+
+const ok = (what) => console.log(`ok: ${what}`);
+const problems = [];
+// While the test cuts the stream on purpose, the browser logs the refused requests.
+let cutting = false;
+
+async function shot(page, name, options = {}) {
+  const path = join(dir, name);
+  await page.screenshot({ path, ...options });
+  console.log(`screenshot: ${path}`);
+  return path;
+}
+
+const rowTexts = (page) =>
+  page.$$eval('#rows li.row', (rows) => rows.map((r) => `${r.dataset.agency}|${r.dataset.rank}|${r.querySelector('.value')?.textContent}`));
+
+async function waitForLive(page) {
+  await page.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#rows li.row').length > 0, null, { timeout: 30_000 });
+}
+
+const browser = await chromium.launch({
+  executablePath: chromiumPath(),
+  // Root in a container has no user namespace for Chromium's sandbox.
+  args: ['--no-sandbox'],
+});
+
+let page;
+try {
+  const desktop = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  // Lets the test cut the page's streams as a network would: silently (the connection hangs)
+  // or with an error the browser sees.
+  await desktop.addInitScript(() => {
+    const sources = [];
+    const Native = window.EventSource;
+    window.EventSource = class extends Native {
+      constructor(...args) {
+        super(...args);
+        sources.push(this);
+      }
+    };
+    window.__cutStreams = (how) => {
+      for (const source of sources.splice(0)) {
+        source.close();
+        if (how === 'broken') source.dispatchEvent(new Event('error'));
+      }
+    };
+  });
+  page = await desktop.newPage();
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    if (cutting && message.text().includes('net::ERR_FAILED')) return;
+    problems.push(`console error: ${message.text()}`);
+  });
+
+  // 1. The live ranking arrives.
+  await page.goto(url);
+  await waitForLive(page);
+  const rows = await page.$$eval('#rows li.row', (items) => items.length);
+  const firstName = await page.textContent('#rows li.row .name');
+  ok(`live ranking shown: ${rows} rows, first ${firstName}`);
+  if ((await page.textContent('#connection-text')).trim() !== 'live') throw new Error('the indicator does not say live');
+  ok('connection indicator says live');
+  const pooled = await page.waitForFunction(
+    () => document.querySelector('[data-card="pooled"] .card-value')?.textContent.trim().endsWith('%') &&
+      document.querySelector('[data-card="pooled"] .card-value').textContent,
+    null,
+    { timeout: 15_000 },
+  );
+  ok(`national figure shown: ${await pooled.jsonValue()}`);
+
+  // 2. It updates without a reload: a new revision, and some row's rank or value changes.
+  const revision = await page.getAttribute('#table', 'data-revision');
+  const before = await rowTexts(page);
+  await page.waitForFunction(
+    ([r, b]) => {
+      const now = [...document.querySelectorAll('#rows li.row')].map((row) => `${row.dataset.agency}|${row.dataset.rank}|${row.querySelector('.value')?.textContent}`);
+      return document.querySelector('#table').dataset.revision !== r && now.join() !== b.join();
+    },
+    [revision, before],
+    { timeout: 30_000 },
+  );
+  const after = await page.getAttribute('#table', 'data-revision');
+  const moved = (await rowTexts(page)).filter((row) => !before.includes(row)).length;
+  ok(`ranking updated live: revision ${revision} → ${after}, ${moved} rows changed`);
+  await page.waitForTimeout(800); // let the row animation settle before the picture
+  await shot(page, 'ranking-desktop.png', { fullPage: true });
+
+  // 3. Another metric: the title, the link to export and the rows follow.
+  const hash = (await page.evaluate(() => location.hash)) || '#/';
+  await page.selectOption('#metric', 'metric:on-time-rate');
+  await page.waitForFunction(() => location.hash.includes('metric=on-time-rate'));
+  await page.waitForFunction(() => document.querySelector('#ranking-title').textContent.includes('On-time resolution'));
+  await waitForLive(page);
+  const csv = await page.getAttribute('#export-csv', 'href');
+  if (!csv.includes('metric=on-time-rate') || !csv.includes('format=csv')) throw new Error(`CSV export link is ${csv}`);
+  const json = await page.getAttribute('#export-json', 'href');
+  if (!json.includes('metric=on-time-rate') || json.includes('format=')) throw new Error(`JSON export link is ${json}`);
+  const exported = await page.evaluate(async (href) => (await fetch(href)).status, json);
+  if (exported !== 200) throw new Error(`the JSON export answers ${exported}`);
+  ok(`metric switched (hash was ${hash}); exports ${csv} and ${json}`);
+
+  // 4. Another period: this month; the table says which days it covers.
+  const month = await page.$eval('#period optgroup[label="Month"] option', (o) => o.value);
+  await page.selectOption('#period', month);
+  await page.waitForFunction((m) => document.querySelector('#ranking-meta').textContent.includes(`${m}-01 – `), month, { timeout: 30_000 });
+  await waitForLive(page);
+  ok(`period switched to ${month}: ${(await page.textContent('#ranking-meta')).trim()}`);
+
+  // 5. Ministries, then provinces again.
+  await page.click('#block button[data-block="ministries"]');
+  await page.waitForFunction(() => document.querySelector('#ranking-title').textContent.startsWith('Ministries'));
+  await waitForLive(page);
+  const ministries = await page.$$eval('#rows li.row', (items) => items.map((i) => i.dataset.agency));
+  await page.click('#block button[data-block="provinces"]');
+  await page.waitForFunction(() => document.querySelector('#ranking-title').textContent.startsWith('Provinces'));
+  await waitForLive(page);
+  const provinces = await page.$$eval('#rows li.row', (items) => items.map((i) => i.dataset.agency));
+  if (ministries.some((id) => provinces.includes(id))) throw new Error('ministries and provinces share rows');
+  ok(`block switched: ${ministries.length} ministries, ${provinces.length} provinces`);
+
+  // 6. The stream cut. Silent first (a connection that hangs): the watchdog must call it stale
+  // and grey the table; then broken (an error the browser sees): reconnecting. Each time the
+  // server is unreachable until the route is lifted, then the page resumes and is live again.
+  for (const [how, expected] of [['silent', 'stale'], ['broken', 'reconnecting']]) {
+    cutting = true;
+    await page.route('**/api/v1/ranking/watch**', (route) => route.abort());
+    await page.evaluate((h) => window.__cutStreams(h), how);
+    await page.waitForFunction((s) => document.querySelector('#connection').dataset.state === s, expected, { timeout: 15_000 });
+    const greyed = await page.$eval('#rows', (rows) => getComputedStyle(rows).opacity);
+    const banner = (await page.textContent('#table-banner')).trim();
+    const said = (await page.textContent('#connection-text')).trim();
+    if (Number(greyed) >= 1 || !banner) throw new Error(`while ${expected} the table is not marked (opacity ${greyed}, banner "${banner}")`);
+    ok(`stream cut (${how}): indicator says "${said}", table greyed, banner "${banner}"`);
+    if (how === 'silent') await shot(page, 'ranking-stale.png');
+    await page.unroute('**/api/v1/ranking/watch**');
+    await page.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
+    cutting = false;
+    const banner2 = (await page.textContent('#table-banner')).trim();
+    if (banner2) throw new Error(`live again but the banner still says "${banner2}"`);
+    ok(`stream resumed after the ${how} cut: live again`);
+  }
+  // 7. An agency's page, from a click on its row.
+  const target = agency || (await page.getAttribute('#rows li.row', 'data-agency'));
+  await page.selectOption('#period', 'ytd');
+  await waitForLive(page);
+  await page.click(`#rows li.row[data-agency="${target}"] a.name`);
+  await page.waitForFunction((id) => location.hash.startsWith(`#/agency/${id}`), target);
+  await page.waitForSelector('#agency-view:not([hidden])');
+  await page.waitForFunction(() => document.querySelectorAll('#metric-charts svg.chart').length === 9, null, { timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelector('#rank-history svg.chart'), null, { timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#children li.row').length > 0, null, { timeout: 30_000 });
+  const title = (await page.textContent('.agency-title')).trim();
+  const units = await page.$$eval('#children li.row .name', (names) => names.map((n) => n.textContent));
+  const points = await page.$$eval('#metric-charts circle.dot', (dots) => dots.length);
+  ok(`agency page of ${title}: 9 charts (${points} monthly points), rank history, ${units.length} units (${units.slice(0, 3).join(', ')})`);
+  await page.waitForTimeout(300);
+  await shot(page, 'agency-desktop.png', { fullPage: true });
+  await page.click('#back');
+  await page.waitForSelector('#ranking-view:not([hidden])');
+  await waitForLive(page);
+  ok('back to the ranking, still live');
+
+  // 8. A phone, 390 px wide: nothing wider than the screen.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  const small = await phone.newPage();
+  small.on('pageerror', (error) => problems.push(`phone page error: ${error.message}`));
+  await small.goto(url);
+  await waitForLive(small);
+  const width = await small.evaluate(() => document.documentElement.scrollWidth);
+  if (width > 390) throw new Error(`on a 390 px phone the page is ${width} px wide`);
+  ok(`phone: ${width} px wide, no horizontal scrolling`);
+  await small.waitForTimeout(800);
+  await shot(small, 'ranking-phone.png');
+
+  if (problems.length) throw new Error(problems.join('\n'));
+  console.log('dashboard: all checks passed');
+  await browser.close();
+} catch (error) {
+  console.error(`FAILED: ${error.message}`);
+  for (const problem of problems) console.error(problem);
+  if (page) await shot(page, 'failure.png', { fullPage: true }).catch(() => {});
+  await browser.close();
+  process.exit(1);
+}

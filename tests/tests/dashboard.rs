@@ -1,0 +1,226 @@
+//! The public dashboard in a real browser: a deployment receiving a steady, realistic load
+//! (every province and ministry, plus a few units of one province), and
+//! `tests/browser/dashboard.mjs` (headless Chromium driven by Playwright) checking the live
+//! ranking, its controls, an agency's page and the connection indicator, and saving
+//! screenshots under the target directory.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use govpulse::loadgen::{self, LoadConfig, Mode, Progress};
+use govpulse_e2e::{Deployment, Options, RedisServer, ts};
+use govpulse_proto::{
+    catalog::Block,
+    event::{Channel, DossierEvent, DossierReceived, dossier_event::Kind},
+    ingest::SubmitEventsRequest,
+    ranking::{GetRankingRequest, RankingQuery},
+};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+/// The province whose page the browser opens: the test gives it units that report.
+const PROVINCE: &str = "phu-tho";
+
+/// Its units, with names that need Vietnamese glyphs.
+const UNITS: &[(&str, &str)] = &[
+    ("phu-tho.so-tu-phap", "Sở Tư pháp"),
+    ("phu-tho.so-y-te", "Sở Y tế"),
+    ("phu-tho.phuong-viet-tri", "Phường Việt Trì"),
+    ("phu-tho.xa-hoa-binh", "Xã Hòa Bình"),
+    ("phu-tho.xa-tam-dao", "Xã Tam Đảo"),
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate is in the workspace")
+        .to_path_buf()
+}
+
+/// The shipped catalog plus `UNITS` under `PROVINCE`, valid today.
+fn catalog_with_units(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("catalog folder");
+    let shipped = repo().join("deploy/catalog");
+    for entry in std::fs::read_dir(&shipped).expect("deploy/catalog") {
+        let path = entry.expect("catalog file").path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            std::fs::copy(&path, dir.join(path.file_name().expect("file name")))
+                .expect("copy catalog file");
+        }
+    }
+    let mut units = std::fs::read_to_string(dir.join("units.csv")).expect("units.csv");
+    if !units.ends_with('\n') {
+        units.push('\n');
+    }
+    for (id, name) in UNITS {
+        units.push_str(&format!("{id},{name},{PROVINCE},,\n"));
+    }
+    std::fs::write(dir.join("units.csv"), units).expect("write units.csv");
+}
+
+/// The units report receptions of their province's first procedure, each with its own
+/// online habit, until `stop`.
+async fn units_report(deployment: &Deployment, stop: CancellationToken) {
+    let mut ingest = deployment.ingest();
+    let mut sequence = 0u64;
+    while !stop.is_cancelled() {
+        let now = OffsetDateTime::now_utc();
+        let events = UNITS
+            .iter()
+            .enumerate()
+            .map(|(i, (unit, _))| {
+                sequence += 1;
+                // Unit i receives online in (i + 1) of every 6 dossiers.
+                let online = sequence % 6 <= i as u64;
+                DossierEvent {
+                    event_id: format!("unit-{sequence}"),
+                    agency_id: (*unit).to_owned(),
+                    dossier_id: format!("HS-unit-{sequence}"),
+                    procedure_id: format!("{PROVINCE}.p01"),
+                    occurred_at: ts(now),
+                    kind: Some(Kind::Received(DossierReceived {
+                        channel: if online {
+                            Channel::Online
+                        } else {
+                            Channel::InPerson
+                        }
+                        .into(),
+                        digitized: online,
+                        due_at: None,
+                    })),
+                }
+            })
+            .collect();
+        let _ = ingest
+            .submit_events(SubmitEventsRequest { events })
+            .await
+            .expect("units' batch accepted");
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(400)) => {}
+        }
+    }
+}
+
+/// Waits until provinces are ranked for the year to date.
+async fn until_ranked(deployment: &Deployment) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ranking = deployment.ranking();
+    loop {
+        let ranked = ranking
+            .get_ranking(GetRankingRequest {
+                query: Some(RankingQuery {
+                    metric: "online-dossier-rate".to_owned(),
+                    block: Block::Province.into(),
+                    period: "ytd".to_owned(),
+                    ..RankingQuery::default()
+                }),
+            })
+            .await
+            .map(|r| r.into_inner().ranked_count)
+            .unwrap_or(0);
+        if ranked > 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no province ranked within 30 s of load"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
+    let browser = repo().join("tests/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: run deploy/bin/setup --test (it installs it into tests/browser/node_modules)"
+    );
+    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let catalog = scratch.join("catalog");
+    catalog_with_units(&catalog);
+    let screenshots = scratch.join("screenshots");
+
+    let redis = RedisServer::start().expect("redis-server starts");
+    let options = Options {
+        catalog_dir: Some(catalog.clone()),
+        ..Options::default()
+    };
+    let deployment = Deployment::start_with(&redis, "dashboard", options).await;
+    let stop = CancellationToken::new();
+    let country = govpulse_common::catalog_files::load(Some(&catalog)).expect("test catalog");
+    let ingest =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", deployment.ingest_addr()))
+            .expect("ingest url")
+            .connect_lazy();
+    let load = tokio::spawn(loadgen::run(
+        ingest,
+        Arc::new(country),
+        LoadConfig {
+            mode: Mode::Batch,
+            rate: Some(200.0),
+            duration: Duration::from_secs(600),
+            batch_size: 20,
+            connections: 2,
+            drain: Duration::from_secs(1),
+            ..LoadConfig::default()
+        },
+        Arc::new(Progress::default()),
+        stop.clone(),
+    ));
+    let units = units_report(&deployment, stop.clone());
+    let browse = async {
+        until_ranked(&deployment).await;
+        let url = format!("http://{}/", deployment.ranking_addr());
+        let run = tokio::process::Command::new("node")
+            .arg(browser.join("dashboard.mjs"))
+            .arg(&url)
+            .arg(&screenshots)
+            .arg(PROVINCE)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(240), run)
+            .await
+            .expect("the browser test finishes within 4 minutes")
+            .expect("node runs (deploy/bin/setup --test installs what it needs)");
+        stop.cancel();
+        output
+    };
+    let ((), output) = tokio::join!(units, browse);
+    let _ = load.await;
+    deployment.stop().await;
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stdout}{stderr}");
+    assert!(
+        output.status.success(),
+        "the browser test failed ({}): {stderr}",
+        output.status
+    );
+    assert!(stdout.contains("dashboard: all checks passed"), "{stdout}");
+    for name in [
+        "ranking-desktop.png",
+        "ranking-phone.png",
+        "agency-desktop.png",
+    ] {
+        let path = screenshots.join(name);
+        assert!(
+            stdout.contains(&format!("screenshot: {}", path.display())),
+            "{name} reported: {stdout}"
+        );
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "{name} is a real picture ({size} bytes)");
+    }
+    assert!(
+        UNITS.iter().any(|(_, name)| stdout.contains(name)),
+        "the agency page lists its units by name: {stdout}"
+    );
+}
