@@ -39,7 +39,11 @@ let cutting = false;
 
 async function shot(page, name, options = {}) {
   const path = join(dir, name);
+  // Rows slide and flash while the ranking changes: still them for the picture.
+  await page.emulateMedia({ reducedMotion: 'reduce' });
+  await page.waitForTimeout(900);
   await page.screenshot({ path, ...options });
+  await page.emulateMedia({ reducedMotion: 'no-preference' });
   console.log(`screenshot: ${path}`);
   return path;
 }
@@ -117,8 +121,10 @@ try {
   const after = await page.getAttribute('#table', 'data-revision');
   const moved = (await rowTexts(page)).filter((row) => !before.includes(row)).length;
   ok(`ranking updated live: revision ${revision} → ${after}, ${moved} rows changed`);
-  await page.waitForTimeout(800); // let the row animation settle before the picture
-  await shot(page, 'ranking-desktop.png', { fullPage: true });
+  const lines = await page.waitForFunction(() => document.querySelectorAll('#rows .bar .target').length, null, { timeout: 15_000 });
+  const meeting = (await page.textContent('[data-card="targets"] .card-value')).trim();
+  ok(`target lines drawn on ${await lines.jsonValue()} bars; agencies meeting the target: ${meeting}`);
+  await shot(page, 'ranking-desktop.png');
 
   // 3. Another metric: the title, the link to export and the rows follow.
   const hash = (await page.evaluate(() => location.hash)) || '#/';
@@ -176,6 +182,8 @@ try {
   }
   // 7. An agency's page, from a click on its row.
   const target = agency || (await page.getAttribute('#rows li.row', 'data-agency'));
+  await page.selectOption('#metric', 'metric:online-dossier-rate');
+  await page.waitForFunction(() => location.hash.includes('metric=online-dossier-rate'));
   await page.selectOption('#period', 'ytd');
   await waitForLive(page);
   await page.click(`#rows li.row[data-agency="${target}"] a.name`);
@@ -188,7 +196,6 @@ try {
   const units = await page.$$eval('#children li.row .name', (names) => names.map((n) => n.textContent));
   const points = await page.$$eval('#metric-charts circle.dot', (dots) => dots.length);
   ok(`agency page of ${title}: 9 charts (${points} monthly points), rank history, ${units.length} units (${units.slice(0, 3).join(', ')})`);
-  await page.waitForTimeout(300);
   await shot(page, 'agency-desktop.png', { fullPage: true });
   await page.click('#back');
   await page.waitForSelector('#ranking-view:not([hidden])');
@@ -204,7 +211,6 @@ try {
   const width = await small.evaluate(() => document.documentElement.scrollWidth);
   if (width > 390) throw new Error(`on a 390 px phone the page is ${width} px wide`);
   ok(`phone: ${width} px wide, no horizontal scrolling`);
-  await small.waitForTimeout(800);
   await shot(small, 'ranking-phone.png');
 
   if (problems.length) throw new Error(problems.join('\n'));

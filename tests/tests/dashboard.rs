@@ -62,6 +62,25 @@ fn catalog_with_units(dir: &Path) {
     std::fs::write(dir.join("units.csv"), units).expect("write units.csv");
 }
 
+/// The shipped targets plus this year's for the online dossier rate, so that the ranking
+/// draws target lines and counts the agencies meeting them.
+fn targets_with_this_year(path: &Path) {
+    let mut targets =
+        std::fs::read_to_string(repo().join("deploy/config/targets.toml")).expect("targets.toml");
+    let year = OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+7))
+        .year();
+    for (block, percent) in [("province", 55), ("ministry", 60)] {
+        targets.push_str(&format!(
+            "\n[[targets]]\nmetric = \"online-dossier-rate\"\nyear = {year}\nblock = \"{block}\"\npercent = {percent}\n"
+        ));
+    }
+    targets.push_str(&format!(
+        "\n[[targets]]\nmetric = \"online-dossier-rate\"\nyear = {year}\nunits_of = \"{PROVINCE}\"\npercent = 45\n"
+    ));
+    std::fs::write(path, targets).expect("write targets");
+}
+
 /// The units report receptions of their province's first procedure, each with its own
 /// online habit, until `stop`.
 async fn units_report(deployment: &Deployment, stop: CancellationToken) {
@@ -146,10 +165,13 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     let catalog = scratch.join("catalog");
     catalog_with_units(&catalog);
     let screenshots = scratch.join("screenshots");
+    let targets = scratch.join("targets.toml");
+    targets_with_this_year(&targets);
 
     let redis = RedisServer::start().expect("redis-server starts");
     let options = Options {
         catalog_dir: Some(catalog.clone()),
+        targets: Some(targets),
         ..Options::default()
     };
     let deployment = Deployment::start_with(&redis, "dashboard", options).await;

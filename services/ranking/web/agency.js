@@ -1,7 +1,7 @@
 // One agency's page: its figures for the chosen period, each metric over the months of that
 // period's year against its target, its rank per month, and its own units ranked.
 
-import { getMetrics, getRanking } from './api.js';
+import { getBlockMetrics, getMetrics, getRanking } from './api.js';
 import { monthlyChart, rankChart } from './charts.js';
 import {
   METRICS, el, metricLabel, metricTerm, monthName, percentText, periodYear, ratioText,
@@ -142,15 +142,25 @@ export function showAgency(root, agencyId, state, links) {
     });
   }
 
-  // Its units, ranked for the chosen period.
-  getRanking({ metric: state.metric, index: state.index, period: state.period, parentId: agencyId }, options)
-    .then((response) => {
+  // Its units, ranked for the chosen period, against their targets (metrics only).
+  const unitTargets = state.index
+    ? Promise.resolve(new Map())
+    : getBlockMetrics({ metric: state.metric, parentId: agencyId, period: state.period }, options)
+      .then((response) => new Map((response.agencies ?? [])
+        .filter((a) => a.target?.targetPercent)
+        .map((a) => [a.agencyId, a.target.targetPercent])))
+      .catch(() => new Map());
+  Promise.all([
+    getRanking({ metric: state.metric, index: state.index, period: state.period, parentId: agencyId }, options),
+    unitTargets,
+  ])
+    .then(([response, targets]) => {
       if (abort.signal.aborted) return;
       const rows = sortRows(response.rows ?? []);
       childrenNote.textContent = rows.length
         ? `${rows.length} units, ${response.rankedCount ?? 0} ranked`
         : 'No units under this agency in this period.';
-      renderRows(children, rows, { animate: false, href: links.agency });
+      renderRows(children, rows, { targets, animate: false, href: links.agency });
     })
     .catch((error) => failed(childrenNote, error));
 

@@ -105,6 +105,10 @@ function startLive(state) {
   if (key === liveKey) return;
   liveKey = key;
   live?.stop();
+  clearTimeout(redrawTimer);
+  redrawTimer = null;
+  pendingRows = null;
+  redrawnAt = 0;
   targets = new Map();
   renderRows($('rows'), [], { animate: false });
   $('rows-empty').hidden = false;
@@ -126,7 +130,30 @@ function startLive(state) {
   refreshSummary(state);
 }
 
+// Messages can come every 100 ms; the table is redrawn at most every REDRAW_MS, with every row
+// that changed meanwhile, so that rows have time to slide to their places and be read.
+const REDRAW_MS = 800;
+let pendingRows = null;
+let redrawTimer = null;
+let redrawnAt = 0;
+
 function showRows(update) {
+  if (pendingRows && !update.reset) {
+    update = { ...update, changed: new Set([...pendingRows.changed, ...update.changed]) };
+  }
+  pendingRows = update;
+  if (redrawTimer) return;
+  const wait = update.reset || !redrawnAt ? 0 : Math.max(0, redrawnAt + REDRAW_MS - performance.now());
+  redrawTimer = setTimeout(() => {
+    redrawTimer = null;
+    const next = pendingRows;
+    pendingRows = null;
+    redrawnAt = performance.now();
+    if (next) drawRows(next);
+  }, wait);
+}
+
+function drawRows(update) {
   const { view, state } = current;
   renderRows($('rows'), update.rows, {
     targets,
@@ -161,10 +188,14 @@ function showState(state) {
   const revision = live?.revision ? ` (revision ${live.revision})` : '';
   $('table-banner').textContent =
     state === 'stale'
-      ? `Stale: nothing heard from the server for over ${Math.round((heartbeatMs * 2.5) / 1000)} s. This ranking may be out of date${revision}.`
+      ? `Stale: nothing heard from the server for over ${secondsText(live?.staleAfter ?? heartbeatMs * 2.5)}. This ranking may be out of date${revision}.`
       : state === 'reconnecting'
         ? `Reconnecting: this is the ranking as last received${revision}, not necessarily current; resuming from it.`
         : '';
+}
+
+function secondsText(ms) {
+  return `${(ms / 1000).toLocaleString('en-US', { maximumFractionDigits: 1 })} s`;
 }
 
 // The block's figure: pooled value, last year, agencies meeting their target.

@@ -181,7 +181,8 @@ export class LiveRanking {
 
 function value(row) {
   if (row.score) return Number(row.score);
-  if (row.rate) return Number(row.rate.numerator) / Number(row.rate.denominator);
+  // Default values are left out of the JSON: a zero numerator is absent.
+  if (row.rate) return Number(row.rate.numerator ?? 0) / Number(row.rate.denominator ?? 1);
   return -1;
 }
 

@@ -2,7 +2,7 @@
 // grade. Rows are kept per agency and moved, not redrawn, so that a change of rank slides the
 // row to its new place (FLIP: measure, move, invert, play).
 
-import { el, percentText, ordinal } from './format.js';
+import { countText, el, percentText, ordinal } from './format.js';
 
 const rowsOf = new WeakMap(); // list element → Map(agency id → li)
 
@@ -17,6 +17,7 @@ export function renderRows(list, rows, { targets = new Map(), changed = new Set(
     items = new Map();
     rowsOf.set(list, items);
   }
+  if (window.matchMedia('(prefers-reduced-motion: reduce)').matches) animate = false;
   const before = new Map();
   if (animate) {
     for (const [id, item] of items) before.set(id, item.getBoundingClientRect().top);
@@ -127,8 +128,8 @@ function value(row) {
   if (!row.rate) return el('span', { class: 'value nodata' }, 'no data');
   return el(
     'span',
-    { class: 'value', title: `${row.rate.numerator} / ${row.rate.denominator}` },
+    { class: 'value', title: `${countText(row.rate.numerator)} of ${countText(row.rate.denominator)}` },
     percentText(row.rate.percent),
-    el('small', {}, `${Number(row.rate.numerator).toLocaleString('en-US')}/${Number(row.rate.denominator).toLocaleString('en-US')}`),
+    el('small', {}, `${countText(row.rate.numerator)}/${countText(row.rate.denominator)}`),
   );
 }
