@@ -3,7 +3,7 @@
 //   #/?block=provinces&metric=online-dossier-rate&period=ytd     the live ranking
 //   #/agency/phu-tho?metric=on-time-rate&period=2026-Q3            one agency
 
-import { apiUrl, getBlockMetrics, rankingParams } from './api.js';
+import { ApiError, apiUrl, getBlockMetrics, getRanking, rankingParams } from './api.js';
 import { showAgency } from './agency.js';
 import {
   BLOCKS, INDEXES, METRICS, clockText, countText, el, metricLabel, metricTerm, percentText,
@@ -125,7 +125,12 @@ function startLive(state) {
   $('export-csv').setAttribute('download', `ranking-${state.block}-${by}-${state.period}.csv`);
   $('export-json').href = apiUrl('/api/v1/ranking', params);
   $('export-json').setAttribute('download', `ranking-${state.block}-${by}-${state.period}.json`);
-  live = new LiveRanking(queryOf(state), { heartbeatMs, onRows: showRows, onState: showState });
+  live = new LiveRanking(queryOf(state), {
+    heartbeatMs,
+    onRows: showRows,
+    onState: showState,
+    onRefused: () => explainRefusal(key, state),
+  });
   live.start();
   refreshSummary(state);
 }
@@ -172,6 +177,17 @@ function drawRows(update) {
   );
   $('table').dataset.revision = update.revision;
   if (update.changed.size > 0) scheduleSummary();
+}
+
+/** The stream broke before its snapshot: ask the same ranking once to show the server's reason. */
+async function explainRefusal(key, state) {
+  try {
+    await getRanking(queryOf(state));
+  } catch (error) {
+    if (key !== liveKey || !(error instanceof ApiError) || error.status >= 500) return;
+    $('rows-empty').hidden = false;
+    $('rows-empty').textContent = `The server refused this ranking: ${error.message}`;
+  }
 }
 
 const STATE_TEXT = {

@@ -17,12 +17,15 @@ export class LiveRanking {
    * @param heartbeatMs the server's heartbeat interval
    * @param onRows called with the rows after every complete state ({ rows, changed, ... })
    * @param onState called with the connection state when it changes
+   * @param onRefused called when a stream broke before its snapshot was complete (the server
+   *   may have refused the query: EventSource does not say why)
    */
-  constructor(query, { heartbeatMs, onRows, onState }) {
+  constructor(query, { heartbeatMs, onRows, onState, onRefused }) {
     this.query = query;
     this.staleAfter = Math.max(1000, heartbeatMs * 2.5);
     this.onRows = onRows;
     this.onState = onState;
+    this.onRefused = onRefused;
     this.rows = new Map(); // agency id → RankingRow, the complete state shown
     this.building = null; // rows of a snapshot still arriving
     this.complete = false;
@@ -146,6 +149,7 @@ export class LiveRanking {
     // While the snapshot is incomplete, or when the browser gave up (an error status), open a
     // new stream ourselves; otherwise the browser reconnects by itself with Last-Event-ID.
     if (this.building || source.readyState === EventSource.CLOSED) {
+      if (!this.complete) this.onRefused?.();
       source.close();
       this.building = null;
       this.reopenLater();
