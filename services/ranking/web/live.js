@@ -65,6 +65,11 @@ export class LiveRanking {
       source.addEventListener(name, (event) => this.receive(source, event));
     }
     source.addEventListener('error', () => this.broken(source));
+    // The server ends a stream (shutting down, or a client too slow to keep up) with a `status`
+    // event, then closes it: the browser reconnects with Last-Event-ID and resumes.
+    source.addEventListener('status', () => {
+      if (source === this.source && this.complete && this.state !== 'stale') this.setState('reconnecting');
+    });
   }
 
   receive(source, event) {
