@@ -212,6 +212,13 @@ try {
   if (width > 390) throw new Error(`on a 390 px phone the page is ${width} px wide`);
   ok(`phone: ${width} px wide, no horizontal scrolling`);
   await shot(small, 'ranking-phone.png');
+  const unitsPage = `${url}#/agency/${encodeURIComponent(agency || (await small.getAttribute('#rows li.row', 'data-agency')))}`;
+  await small.goto(unitsPage);
+  await small.waitForFunction(() => document.querySelectorAll('#metric-charts svg.chart').length === 9 && document.querySelector('#rank-history svg.chart'), null, { timeout: 30_000 });
+  const agencyWidth = await small.evaluate(() => document.documentElement.scrollWidth);
+  if (agencyWidth > 390) throw new Error(`on a 390 px phone the agency page is ${agencyWidth} px wide`);
+  ok(`phone: the agency page, opened from its link, is ${agencyWidth} px wide`);
+  await shot(small, 'agency-phone.png', { fullPage: true });
 
   if (problems.length) throw new Error(problems.join('\n'));
   console.log('dashboard: all checks passed');
