@@ -51,8 +51,15 @@ export function rankingParams({ metric, index, block, parentId, period }) {
 export const getRanking = (query, options) =>
   getJSON('/api/v1/ranking', rankingParams(query), options);
 
-export const getBlockMetrics = ({ metric, block, parentId, period }, options) =>
-  getJSON('/api/v1/block-metrics', { metric, block: parentId ? '' : block, parent_id: parentId || '', period }, options);
+/** One metric over a block, an agency's children (`parentId`) or the nation (`nation: true`). */
+export const getBlockMetrics = ({ metric, block, parentId, nation, period }, options) =>
+  getJSON('/api/v1/block-metrics', {
+    metric,
+    block: parentId || nation ? '' : block,
+    parent_id: parentId || '',
+    nation: nation ? 'true' : '',
+    period,
+  }, options);
 
 export const getMetrics = (agencyId, period, options) =>
   getJSON('/api/v1/metrics', { agency_id: agencyId, period }, options);

@@ -235,27 +235,35 @@ async function refreshSummary(state) {
     return;
   }
   try {
-    const response = await getBlockMetrics(queryOf(state));
+    // The nation (every ministry and province) for the national figure; the block for its
+    // own pooled and mean figures and the agencies meeting their targets.
+    const [nation, response] = await Promise.all([
+      getBlockMetrics({ metric: state.metric, nation: true, period: state.period }),
+      getBlockMetrics(queryOf(state)),
+    ]);
     if (key !== liveKey) return;
     targets = new Map(
       (response.agencies ?? [])
         .filter((a) => a.target?.targetPercent)
         .map((a) => [a.agencyId, a.target.targetPercent]),
     );
+    const n = nation.summary ?? {};
+    const last = nation.summarySamePeriodLastYear ?? {};
+    const change = nation.pooledChangeFromLastYear;
     const s = response.summary ?? {};
-    const last = response.summarySamePeriodLastYear ?? {};
-    const change = response.pooledChangeFromLastYear;
-    const blockName = state.block === 'ministries' ? 'ministries' : 'provinces';
+    const blockName = state.block === 'ministries' ? 'Ministries' : 'Provinces';
     box.replaceChildren(
-      card(`National figure · all ${blockName}, pooled`, percentText(s.pooled?.percent),
-        s.pooled ? `${countText(s.pooled.numerator)} of ${countText(s.pooled.denominator)}` : 'no data yet', 'pooled'),
+      card('National figure · cả nước', percentText(n.pooled?.percent),
+        n.pooled
+          ? `${countText(n.pooled.numerator)} of ${countText(n.pooled.denominator)}, ministries and provinces pooled`
+          : 'no data yet', 'pooled'),
       card('Same period last year · cùng kỳ', change?.ratio ? ratioText(change.ratio) : '–',
-        last.pooled ? `${last.pooled.percent}% then (${change?.points ?? ''} points)` : 'no data last year', 'last-year'),
-      card('Agencies meeting the target · đạt chỉ tiêu',
+        last.pooled ? `national ${last.pooled.percent}% then (${change?.points ?? ''} points)` : 'no data last year', 'last-year'),
+      card(`${blockName} meeting the target · đạt chỉ tiêu`,
         s.agenciesWithTarget ? `${s.agenciesMeetingTarget ?? 0} of ${s.agenciesWithTarget}` : '–',
-        s.agenciesWithTarget ? 'agencies with a target that reach it' : 'no target applies', 'targets'),
-      card('Mean of agencies', percentText(s.meanPercent),
-        `${countText((s.agencies ?? 0) - (s.agenciesWithoutData ?? 0))} of ${countText(s.agencies)} with data`, 'mean'),
+        s.agenciesWithTarget ? 'of those with a target reach it' : 'no target applies this year', 'targets'),
+      card(`${blockName} together`, percentText(s.pooled?.percent),
+        `pooled · mean of ${blockName.toLowerCase()} ${percentText(s.meanPercent)} · ${countText((s.agencies ?? 0) - (s.agenciesWithoutData ?? 0))} of ${countText(s.agencies)} with data`, 'block'),
     );
     if (live) live.emit(new Set(), false);
   } catch (error) {
