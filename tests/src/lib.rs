@@ -25,6 +25,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+/// Noon (Vietnam time) two days ago: inside one Vietnam day and the accepted horizon,
+/// whatever the hour the tests run.
+pub fn two_days_ago_noon() -> OffsetDateTime {
+    let vietnam = govpulse_core::period::VIETNAM;
+    let day = (OffsetDateTime::now_utc().to_offset(vietnam) - time::Duration::days(2)).date();
+    day.with_time(time::macros::time!(12:00))
+        .assume_offset(vietnam)
+}
+
 /// One running service: its address and how to stop it.
 #[derive(Debug)]
 struct Running {

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use govpulse_e2e::{Deployment, Options, RedisCluster, RedisServer, received, resolved, ts};
+use govpulse_e2e::{
+    Deployment, Options, RedisCluster, RedisServer, received, resolved, ts, two_days_ago_noon,
+};
 use govpulse_proto::{
     aggregate::{Counters, GetBlockSnapshotRequest, GetMetricsRequest, GetMetricsResponse},
     catalog::Block,
@@ -18,15 +20,6 @@ use time::{Date, OffsetDateTime, macros::time};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
-
-/// Noon (Vietnam time) two days ago: safely inside one Vietnam day and the horizon.
-fn two_days_ago_noon() -> OffsetDateTime {
-    let day: Date = (OffsetDateTime::now_utc().to_offset(govpulse_core::period::VIETNAM)
-        - time::Duration::days(2))
-    .date();
-    day.with_time(time!(12:00))
-        .assume_offset(govpulse_core::period::VIETNAM)
-}
 
 fn statuses(outcomes: &[EventOutcome]) -> Vec<OutcomeStatus> {
     outcomes

@@ -2,7 +2,7 @@
 //! aggregate in a real Redis, ranked by score with grades by ranking, against figures
 //! computed by hand.
 
-use govpulse_e2e::{Deployment, RedisServer, received, resolved, ts};
+use govpulse_e2e::{Deployment, RedisServer, received, resolved, ts, two_days_ago_noon};
 use govpulse_proto::{
     aggregate::GetMetricsRequest,
     catalog::Block,
@@ -15,7 +15,7 @@ use govpulse_proto::{
         WatchRankingResponse, ranking_query::Selection, watch_ranking_response::Event,
     },
 };
-use time::{Date, OffsetDateTime, macros::time};
+use time::OffsetDateTime;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -305,15 +305,6 @@ async fn a_bad_assessed_score_is_refused_naming_its_field_and_stores_nothing() {
         []
     );
     deployment.stop().await;
-}
-
-/// Noon (Vietnam time) two days ago: safely inside one Vietnam day and the horizon.
-fn two_days_ago_noon() -> OffsetDateTime {
-    let day: Date = (OffsetDateTime::now_utc().to_offset(govpulse_core::period::VIETNAM)
-        - time::Duration::days(2))
-    .date();
-    day.with_time(time!(12:00))
-        .assume_offset(govpulse_core::period::VIETNAM)
 }
 
 fn event(id: &str, agency: &str, at: OffsetDateTime, kind: Kind) -> DossierEvent {

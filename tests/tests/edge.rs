@@ -9,7 +9,7 @@ use std::{
 };
 
 use govpulse_common::auth::token_hash;
-use govpulse_e2e::received;
+use govpulse_e2e::{received, two_days_ago_noon};
 use govpulse_proto::{
     aggregate::{GetMetricsRequest, aggregate_service_client::AggregateServiceClient},
     catalog::{Block, ListAgenciesRequest, catalog_service_client::CatalogServiceClient},
@@ -24,7 +24,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
     string::Ia5String,
 };
-use time::{Date, OffsetDateTime, macros::time};
+use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::{
@@ -66,15 +66,6 @@ fn write_catalog(dir: &Path) -> PathBuf {
     )
     .expect("procedures");
     catalog
-}
-
-/// Noon (Vietnam time) two days ago.
-fn two_days_ago_noon() -> OffsetDateTime {
-    let day: Date = (OffsetDateTime::now_utc().to_offset(govpulse_core::period::VIETNAM)
-        - time::Duration::days(2))
-    .date();
-    day.with_time(time!(12:00))
-        .assume_offset(govpulse_core::period::VIETNAM)
 }
 
 fn local0() -> SocketAddr {

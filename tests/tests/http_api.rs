@@ -9,6 +9,7 @@ use govpulse_common::auth::new_token;
 use govpulse_e2e::{
     Deployment, RedisServer,
     http::{EventStream, get, open_events, post_json},
+    two_days_ago_noon,
 };
 use govpulse_proto::{
     aggregate::GetMetricsRequest,
@@ -17,17 +18,8 @@ use govpulse_proto::{
 };
 use prost::Message;
 use serde_json::{Value, json};
-use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::time};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio_util::sync::CancellationToken;
-
-/// Noon (Vietnam time) two days ago: safely inside one Vietnam day and the horizon.
-fn two_days_ago_noon() -> OffsetDateTime {
-    let day: Date = (OffsetDateTime::now_utc().to_offset(govpulse_core::period::VIETNAM)
-        - time::Duration::days(2))
-    .date();
-    day.with_time(time!(12:00))
-        .assume_offset(govpulse_core::period::VIETNAM)
-}
 
 /// A reception as an agency's system writes it in JSON.
 fn reception(id: &str, agency: &str, at: OffsetDateTime, channel: &str) -> Value {

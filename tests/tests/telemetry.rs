@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use govpulse_e2e::{RedisServer, received, ts};
+use govpulse_e2e::{RedisServer, received, ts, two_days_ago_noon};
 use govpulse_proto::{
     catalog::Block,
     event::{DossierEvent, OutcomeStatus},
@@ -33,19 +33,9 @@ use opentelemetry_proto::tonic::{
     },
     common::v1::any_value::Value,
 };
-use time::{OffsetDateTime, macros::time};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
-
-/// Noon (Vietnam time) two days ago: safely inside one Vietnam day and the horizon.
-fn two_days_ago_noon() -> OffsetDateTime {
-    let day = (OffsetDateTime::now_utc().to_offset(govpulse_core::period::VIETNAM)
-        - time::Duration::days(2))
-    .date();
-    day.with_time(time!(12:00))
-        .assume_offset(govpulse_core::period::VIETNAM)
-}
 
 /// One span as the receiver got it.
 #[derive(Debug, Clone)]

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use govpulse_e2e::{Deployment, LiveRows, Options, RedisServer, Service, received, shown_rows};
+use govpulse_e2e::{
+    Deployment, LiveRows, Options, RedisServer, Service, received, shown_rows, two_days_ago_noon,
+};
 use govpulse_proto::{
     aggregate::{WatchChangesRequest, aggregate_service_client::AggregateServiceClient},
     catalog::Block,
@@ -16,18 +18,9 @@ use govpulse_proto::{
     },
 };
 use prost::Message;
-use time::{Date, OffsetDateTime, macros::time};
+use time::OffsetDateTime;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
-
-/// Noon (Vietnam time) two days ago: safely inside one Vietnam day and the horizon.
-fn two_days_ago_noon() -> OffsetDateTime {
-    let day: Date = (OffsetDateTime::now_utc().to_offset(govpulse_core::period::VIETNAM)
-        - time::Duration::days(2))
-    .date();
-    day.with_time(time!(12:00))
-        .assume_offset(govpulse_core::period::VIETNAM)
-}
 
 /// Options where only change notices (never the periodic refresh) can update a ranking
 /// within a test's waits.
