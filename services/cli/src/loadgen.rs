@@ -151,7 +151,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Latency percentiles of acknowledged calls.
+/// Latency percentiles (of acknowledged calls, or of probes).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Latency {
     /// Calls measured.
@@ -183,6 +183,16 @@ impl Latency {
             p99: at(0.99),
             max: at(1.0),
         }
+    }
+
+    /// The percentiles of `samples`, to the microsecond.
+    pub fn of_durations(samples: Vec<Duration>) -> Latency {
+        Latency::of(
+            samples
+                .iter()
+                .map(|d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX))
+                .collect(),
+        )
     }
 }
 
@@ -339,7 +349,7 @@ struct Generator {
     policy: AcceptancePolicy,
 }
 
-fn ts(at: OffsetDateTime) -> Timestamp {
+pub(crate) fn ts(at: OffsetDateTime) -> Timestamp {
     Timestamp {
         seconds: at.unix_timestamp(),
         nanos: 0,
@@ -347,7 +357,7 @@ fn ts(at: OffsetDateTime) -> Timestamp {
 }
 
 /// The agencies that report: every ministry and province existing today with procedures.
-fn reporting_agencies(catalog: &Catalog, today: Date) -> Vec<(String, Vec<String>)> {
+pub(crate) fn reporting_agencies(catalog: &Catalog, today: Date) -> Vec<(String, Vec<String>)> {
     catalog
         .agencies()
         .filter(|a| a.parent.is_none() && a.exists_on(today))

@@ -350,6 +350,11 @@ struct LoadgenArgs {
     /// acknowledged events add up to (only on a deployment nothing else writes to).
     #[arg(long)]
     reconcile: bool,
+    /// While the load runs, measure freshness against this ranking service: the time from
+    /// an event's acknowledgement to its effect in a WatchRanking stream (probes on a past
+    /// day the load does not write to, one at a time).
+    #[arg(long, value_name = "RANKING_URL")]
+    freshness: Option<String>,
     /// The aggregate service, for --reconcile.
     #[arg(
         long,
@@ -697,6 +702,29 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     let progress = Arc::new(loadgen::Progress::default());
     let stop = tokio_util::sync::CancellationToken::new();
     let ingest = channel(&args.ingest).await?;
+    // The probe stops when the load stops sending, so it measures under load only.
+    let probe_stop = tokio_util::sync::CancellationToken::new();
+    let probe = match &args.freshness {
+        Some(url) => {
+            let (ingest, ranking) = (ingest.clone(), channel(url).await?);
+            let (catalog, stop) = (catalog.clone(), probe_stop.clone());
+            Some(tokio::spawn(async move {
+                govpulse::freshness::probe(ingest, ranking, &catalog, Default::default(), stop)
+                    .await
+            }))
+        }
+        None => None,
+    };
+    tokio::spawn({
+        let (stop, probe_stop, duration) = (stop.clone(), probe_stop.clone(), config.duration);
+        async move {
+            tokio::select! {
+                () = tokio::time::sleep(duration) => {}
+                () = stop.cancelled() => {}
+            }
+            probe_stop.cancel();
+        }
+    });
     let run = tokio::spawn(loadgen::run(
         ingest,
         catalog,
@@ -772,6 +800,19 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         println!(
             "deliberate resends: {} events, {} counted again",
             report.resent, report.resent_accepted
+        );
+    }
+    if let Some(probe) = probe {
+        let freshness = probe.await??;
+        println!(
+            "freshness: {} probes, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms, missed {}, refused {}",
+            freshness.latency.count,
+            millis(freshness.latency.p50),
+            millis(freshness.latency.p90),
+            millis(freshness.latency.p99),
+            millis(freshness.latency.max),
+            freshness.missed,
+            freshness.refused
         );
     }
     if report.errors.is_empty() {
