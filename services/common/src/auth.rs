@@ -6,8 +6,8 @@ use std::{
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
-    time::{Duration, SystemTime},
+    sync::Arc,
+    time::Duration,
 };
 
 use govpulse_core::{AgencyId, Catalog};
@@ -17,6 +17,8 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Status};
 use tracing::{info, warn};
+
+use crate::live_file::LiveFile;
 
 /// The URI SAN prefix that names the agency of a client certificate.
 pub const AGENCY_URI_PREFIX: &str = "govpulse:agency:";
@@ -292,69 +294,37 @@ fn load_tokens(path: &Path, catalog: &Catalog) -> Result<Tokens, TokensError> {
     Tokens::parse(&text, catalog).map_err(|reason| TokensError::Invalid { path: name, reason })
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
 /// The token file in force, replaced when the file changes (a Kubernetes Secret mounted as a
 /// file changes in place), so tokens are issued and revoked without a restart.
 #[derive(Debug, Clone)]
-pub struct LiveTokens {
-    current: Arc<RwLock<Arc<Tokens>>>,
-    path: PathBuf,
-    loaded_at: Option<SystemTime>,
-}
+pub struct LiveTokens(LiveFile<Tokens>);
 
 impl LiveTokens {
     /// Loads the file; an invalid file stops start-up.
     pub fn load(path: PathBuf, catalog: &Catalog) -> Result<Self, TokensError> {
-        let loaded_at = modified(&path);
-        let tokens = load_tokens(&path, catalog)?;
-        info!(path = %path.display(), credentials = tokens.len(), "tokens loaded");
-        Ok(Self {
-            current: Arc::new(RwLock::new(Arc::new(tokens))),
-            path,
-            loaded_at,
-        })
+        let live = LiveFile::load(path, |p| load_tokens(p, catalog))?;
+        info!(path = ?live.path(), credentials = live.get().len(), "tokens loaded");
+        Ok(Self(live))
     }
 
     /// The tokens in force now.
     pub fn get(&self) -> Arc<Tokens> {
-        self.current
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.0.get()
     }
 
     /// Checks the file every `every` and loads it again when its modification time changes;
     /// an invalid new version is logged and ignored (the previous tokens stay in force).
     /// Returns when `stop` is cancelled.
     pub async fn watch(self, catalog: Arc<Catalog>, every: Duration, stop: CancellationToken) {
-        let mut seen = self.loaded_at;
-        let mut ticker = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            let now = modified(&self.path);
-            if now == seen {
-                continue;
-            }
-            seen = now;
-            match load_tokens(&self.path, &catalog) {
-                Ok(tokens) => {
-                    info!(path = %self.path.display(), credentials = tokens.len(), "tokens reloaded");
-                    *self
-                        .current
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(tokens);
-                }
-                Err(e) => {
-                    warn!(error = %e, "token file refused; the previous tokens stay in force")
-                }
-            }
-        }
+        self.0
+            .watch(
+                "tokens",
+                every,
+                stop,
+                |p| load_tokens(p, &catalog),
+                Tokens::len,
+            )
+            .await;
     }
 }
 

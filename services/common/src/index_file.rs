@@ -1,17 +1,19 @@
 //! Loads composite index profiles from a TOML file, or the copy built into the binaries
-//! (`deploy/config/indexes.toml`), and keeps them current while the file changes: the same
-//! pattern as the targets file (`targets_file.rs`).
+//! (`deploy/config/indexes.toml`), and keeps them current while the file changes
+//! ([`LiveFile`]).
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
-    time::{Duration, SystemTime},
+    sync::Arc,
+    time::Duration,
 };
 
 use govpulse_core::index::{Profiles, ProfilesError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+
+use crate::live_file::LiveFile;
+pub use crate::live_file::Reload;
 
 const BUILT_IN: &str = include_str!("../../../deploy/config/indexes.toml");
 
@@ -47,127 +49,60 @@ fn load(path: Option<&Path>) -> Result<Profiles, ProfilesLoadError> {
     Profiles::parse(&text).map_err(|source| ProfilesLoadError::Invalid { path: name, source })
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
 /// The profiles in force, shared by every request and replaced when the file changes.
 #[derive(Debug, Clone)]
-pub struct LiveProfiles {
-    current: Arc<RwLock<Arc<Profiles>>>,
-    path: Option<PathBuf>,
-    /// The file's modification time when it was last read, so that a change made before
-    /// the watcher starts is not missed.
-    seen: Arc<RwLock<Option<SystemTime>>>,
-    /// Grows by one with every reload that took effect.
-    generation: Arc<watch::Sender<u64>>,
-}
-
-/// What a check of the file found.
-#[derive(Debug)]
-pub enum Reload {
-    /// The file did not change (or the profiles are the built-in ones).
-    Unchanged,
-    /// The file changed and its profiles are now in force.
-    Reloaded,
-    /// The file changed but was refused; the previous profiles stay in force.
-    Refused(ProfilesLoadError),
-}
+pub struct LiveProfiles(LiveFile<Profiles>);
 
 impl LiveProfiles {
     /// Loads the file at `path` (the built-in profiles when `None`); an invalid file stops
     /// start-up.
     pub fn load(path: Option<PathBuf>) -> Result<Self, ProfilesLoadError> {
-        let seen = path.as_deref().and_then(modified);
-        let profiles = load(path.as_deref())?;
-        Ok(Self {
-            current: Arc::new(RwLock::new(Arc::new(profiles))),
-            path,
-            seen: Arc::new(RwLock::new(seen)),
-            generation: Arc::new(watch::channel(0).0),
-        })
+        Ok(Self(match path {
+            None => LiveFile::fixed(load(None)?),
+            Some(path) => LiveFile::load(path, |p| load(Some(p)))?,
+        }))
     }
 
     /// Profiles that never change (tests, embedded uses).
     pub fn fixed(profiles: Profiles) -> Self {
-        Self {
-            current: Arc::new(RwLock::new(Arc::new(profiles))),
-            path: None,
-            seen: Arc::default(),
-            generation: Arc::new(watch::channel(0).0),
-        }
+        Self(LiveFile::fixed(profiles))
     }
 
     /// The profiles in force now.
     pub fn get(&self) -> Arc<Profiles> {
-        self.current
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.0.get()
     }
 
     /// A receiver that sees the number of reloads that took effect, to wait for the next.
     pub fn reloads(&self) -> watch::Receiver<u64> {
-        self.generation.subscribe()
+        self.0.reloads()
     }
 
     /// Reads the file again if its modification time changed since it was last read; a
     /// valid new version replaces the profiles in force, an invalid one is refused.
-    pub fn reload_if_changed(&self) -> Reload {
-        let Some(path) = self.path.as_deref() else {
-            return Reload::Unchanged;
-        };
-        let now = modified(path);
-        {
-            let mut seen = self
-                .seen
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *seen == now {
-                return Reload::Unchanged;
-            }
-            *seen = now;
-        }
-        match load(Some(path)) {
-            Ok(profiles) => {
-                *self
-                    .current
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(profiles);
-                self.generation.send_modify(|g| *g += 1);
-                Reload::Reloaded
-            }
-            Err(e) => Reload::Refused(e),
-        }
+    pub fn reload_if_changed(&self) -> Reload<ProfilesLoadError> {
+        self.0.reload_if_changed(|p| load(Some(p)))
     }
 
-    /// Checks the file every `every` ([`LiveProfiles::reload_if_changed`]), logging what
-    /// happened. Returns when `stop` is cancelled; does nothing for the built-in profiles.
+    /// Checks the file every `every`, logging what happened. Returns when `stop` is
+    /// cancelled; does nothing for the built-in profiles.
     pub async fn watch(self, every: Duration, stop: CancellationToken) {
-        if self.path.is_none() {
-            return;
-        }
-        let mut ticker = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            match self.reload_if_changed() {
-                Reload::Unchanged => {}
-                Reload::Reloaded => {
-                    info!(profiles = self.get().len(), "index profiles reloaded");
-                }
-                Reload::Refused(e) => {
-                    warn!(error = %e, "index profiles file refused; the previous profiles stay in force");
-                }
-            }
-        }
+        self.0
+            .watch(
+                "index profiles",
+                every,
+                stop,
+                |p| load(Some(p)),
+                Profiles::len,
+            )
+            .await;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
 
     #[test]

@@ -1,15 +1,17 @@
 //! Loads targets from a TOML file, or the copy built into the binaries
-//! (`deploy/config/targets.toml`), and keeps them current while the file changes.
+//! (`deploy/config/targets.toml`), and keeps them current while the file changes
+//! ([`LiveFile`]).
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
-    time::{Duration, SystemTime},
+    sync::Arc,
+    time::Duration,
 };
 
 use govpulse_core::{Catalog, targets::Targets};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+
+use crate::live_file::LiveFile;
 
 const BUILT_IN: &str = include_str!("../../../deploy/config/targets.toml");
 
@@ -48,85 +50,48 @@ fn load(path: Option<&Path>, catalog: &Catalog) -> Result<Targets, TargetsLoadEr
 
 /// The targets in force, shared by every request and replaced when the file changes.
 #[derive(Debug, Clone)]
-pub struct LiveTargets {
-    current: Arc<RwLock<Arc<Targets>>>,
-    path: Option<PathBuf>,
-    /// The file's modification time when it was loaded, so that a change made before the
-    /// watcher starts is not missed.
-    loaded_at: Option<SystemTime>,
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
+pub struct LiveTargets(LiveFile<Targets>);
 
 impl LiveTargets {
-    /// Loads the file at `path` (the built-in targets when `None`); an invalid file stops
-    /// start-up.
+    /// Loads the file at `path` (the built-in targets when `None`), checked against
+    /// `catalog`; an invalid file stops start-up.
     pub fn load(path: Option<PathBuf>, catalog: &Catalog) -> Result<Self, TargetsLoadError> {
-        let loaded_at = path.as_deref().and_then(modified);
-        let targets = load(path.as_deref(), catalog)?;
-        Ok(Self {
-            current: Arc::new(RwLock::new(Arc::new(targets))),
-            path,
-            loaded_at,
-        })
+        Ok(Self(match path {
+            None => LiveFile::fixed(load(None, catalog)?),
+            Some(path) => LiveFile::load(path, |p| load(Some(p), catalog))?,
+        }))
     }
 
     /// Targets that never change (tests, embedded uses).
     pub fn fixed(targets: Targets) -> Self {
-        Self {
-            current: Arc::new(RwLock::new(Arc::new(targets))),
-            path: None,
-            loaded_at: None,
-        }
+        Self(LiveFile::fixed(targets))
     }
 
     /// The targets in force now.
     pub fn get(&self) -> Arc<Targets> {
-        self.current
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.0.get()
     }
 
     /// Checks the file every `every` and loads it again when its modification time
-    /// changes; an invalid new version is logged and ignored. Returns when `stop` is
-    /// cancelled; does nothing for the built-in targets.
+    /// changes; an invalid new version is logged and ignored (the previous targets stay in
+    /// force). Returns when `stop` is cancelled; does nothing for the built-in targets.
     pub async fn watch(self, catalog: Arc<Catalog>, every: Duration, stop: CancellationToken) {
-        let Some(path) = self.path.clone() else {
-            return;
-        };
-        let mut seen = self.loaded_at;
-        let mut ticker = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            let now = modified(&path);
-            if now == seen {
-                continue;
-            }
-            seen = now;
-            match load(Some(&path), &catalog) {
-                Ok(targets) => {
-                    info!(path = %path.display(), targets = targets.len(), "targets reloaded");
-                    *self
-                        .current
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(targets);
-                }
-                Err(e) => {
-                    warn!(error = %e, "targets file refused; the previous targets stay in force")
-                }
-            }
-        }
+        self.0
+            .watch(
+                "targets",
+                every,
+                stop,
+                |p| load(Some(p), &catalog),
+                Targets::len,
+            )
+            .await;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use govpulse_core::{AgencyId, Metric};
 
     use super::*;

@@ -1,0 +1,198 @@
+//! A value read from a file and kept current while the file changes: the targets, the index
+//! profiles and the bearer tokens (a Kubernetes ConfigMap or Secret mounted as a file changes
+//! in place). Each request reads the version in force; a valid new version replaces it
+//! atomically, an invalid one is refused and logged, and the previous version stays.
+
+use std::{
+    fmt::Display,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::{Duration, SystemTime},
+};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// What a check of the file found.
+#[derive(Debug)]
+pub enum Reload<E> {
+    /// The file did not change (or the value is built in).
+    Unchanged,
+    /// The file changed and its new version is now in force.
+    Reloaded,
+    /// The file changed but was refused; the previous version stays in force.
+    Refused(E),
+}
+
+/// The version of a file in force, shared by every clone.
+#[derive(Debug)]
+pub struct LiveFile<T> {
+    current: Arc<RwLock<Arc<T>>>,
+    path: Option<PathBuf>,
+    /// The file's modification time when it was last read, taken before reading it, so
+    /// that a change made while (or just after) it is read is seen by the next check.
+    seen: Arc<Mutex<Option<SystemTime>>>,
+    /// Grows by one with every reload that took effect.
+    generation: Arc<watch::Sender<u64>>,
+}
+
+impl<T> Clone for LiveFile<T> {
+    fn clone(&self) -> Self {
+        Self {
+            current: self.current.clone(),
+            path: self.path.clone(),
+            seen: self.seen.clone(),
+            generation: self.generation.clone(),
+        }
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+impl<T> LiveFile<T> {
+    /// Reads the file at `path` with `read`; its error stops start-up.
+    pub fn load<E>(path: PathBuf, read: impl FnOnce(&Path) -> Result<T, E>) -> Result<Self, E> {
+        let seen = modified(&path);
+        let value = read(&path)?;
+        Ok(Self {
+            path: Some(path),
+            seen: Arc::new(Mutex::new(seen)),
+            ..Self::fixed(value)
+        })
+    }
+
+    /// A value that never changes: built in, or for tests.
+    pub fn fixed(value: T) -> Self {
+        Self {
+            current: Arc::new(RwLock::new(Arc::new(value))),
+            path: None,
+            seen: Arc::default(),
+            generation: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// The file it follows; `None` for a fixed value.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The version in force now.
+    pub fn get(&self) -> Arc<T> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A receiver that sees the number of reloads that took effect, to wait for the next.
+    pub fn reloads(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Reads the file again with `read` if its modification time changed since it was last
+    /// read: a valid new version replaces the one in force, an invalid one is refused.
+    pub fn reload_if_changed<E>(&self, read: impl FnOnce(&Path) -> Result<T, E>) -> Reload<E> {
+        let Some(path) = self.path.as_deref() else {
+            return Reload::Unchanged;
+        };
+        let now = modified(path);
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            if *seen == now {
+                return Reload::Unchanged;
+            }
+            *seen = now;
+        }
+        match read(path) {
+            Ok(value) => {
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(value);
+                self.generation.send_modify(|g| *g += 1);
+                Reload::Reloaded
+            }
+            Err(e) => Reload::Refused(e),
+        }
+    }
+
+    /// Checks the file every `every` ([`LiveFile::reload_if_changed`]) until `stop` is
+    /// cancelled, logging each reload (with `entries` of the new version) and each refusal.
+    /// Returns at once for a fixed value.
+    pub async fn watch<E: Display>(
+        self,
+        what: &'static str,
+        every: Duration,
+        stop: CancellationToken,
+        read: impl Fn(&Path) -> Result<T, E>,
+        entries: impl Fn(&T) -> usize,
+    ) {
+        let Some(path) = self.path.clone() else {
+            return;
+        };
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            match self.reload_if_changed(&read) {
+                Reload::Unchanged => {}
+                Reload::Reloaded => {
+                    info!(path = %path.display(), entries = entries(&self.get()), "{what} reloaded");
+                }
+                Reload::Refused(e) => {
+                    warn!(path = %path.display(), error = %e, "{what} file refused; the previous version stays in force");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `text` with a modification time `secs` ahead, so that each version has its
+    /// own modification time even where they are coarse.
+    fn write(path: &Path, text: &str, secs: u64) {
+        std::fs::write(path, text).expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .expect("open")
+            .set_modified(SystemTime::now() + Duration::from_secs(secs))
+            .expect("set mtime");
+    }
+
+    fn read(path: &Path) -> Result<u32, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        text.trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not a number"))
+    }
+
+    #[test]
+    fn a_changed_file_is_reloaded_a_broken_one_refused_and_a_fixed_value_stays() {
+        let path = std::env::temp_dir().join(format!("govpulse-live-{}.txt", std::process::id()));
+        write(&path, "1", 0);
+        let live = LiveFile::load(path.clone(), read).expect("valid");
+        let mut reloads = live.reloads();
+        assert!(matches!(live.reload_if_changed(read), Reload::Unchanged));
+        write(&path, "two", 10);
+        assert!(matches!(live.reload_if_changed(read), Reload::Refused(_)));
+        assert_eq!(*live.get(), 1, "the previous version stays");
+        assert!(
+            matches!(live.reload_if_changed(read), Reload::Unchanged),
+            "a refused version is not read again until the file changes"
+        );
+        write(&path, "3", 20);
+        assert!(matches!(live.reload_if_changed(read), Reload::Reloaded));
+        assert_eq!((*live.clone().get(), *reloads.borrow_and_update()), (3, 1));
+        std::fs::remove_file(&path).expect("remove");
+
+        let fixed = LiveFile::fixed(7);
+        assert!(matches!(fixed.reload_if_changed(read), Reload::Unchanged));
+        assert_eq!((*fixed.get(), fixed.path()), (7, None));
+    }
+}
