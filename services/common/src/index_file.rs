@@ -101,9 +101,8 @@ impl LiveProfiles {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
     use super::*;
+    use crate::live_file::write_ahead as write;
 
     #[test]
     fn the_built_in_profiles_are_the_two_shipped_ones() {
@@ -115,18 +114,6 @@ mod tests {
         format!(
             "[[profiles]]\nname = \"{name}\"\ntitle = \"T\"\n[[profiles.indicators]]\ncriterion = \"c\"\ntitle = \"C\"\npoints = {points}\nassessed = true\n"
         )
-    }
-
-    /// Writes `text` to `path` with a modification time `secs` in the future, so that each
-    /// version has its own modification time even where they are coarse.
-    fn write(path: &Path, text: &str, secs: u64) {
-        std::fs::write(path, text).expect("write");
-        std::fs::File::options()
-            .write(true)
-            .open(path)
-            .expect("open")
-            .set_modified(SystemTime::now() + Duration::from_secs(secs))
-            .expect("set mtime");
     }
 
     #[test]

@@ -149,20 +149,25 @@ impl<T> LiveFile<T> {
     }
 }
 
+/// Writes `text` to `path` with a modification time `secs` ahead, so that each version of a
+/// file in a test has its own modification time even where they are coarse.
+#[cfg(test)]
+pub(crate) fn write_ahead(path: &Path, text: &str, secs: u64) {
+    std::fs::write(path, text).expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .set_modified(SystemTime::now() + Duration::from_secs(secs))
+        .expect("set mtime");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Writes `text` with a modification time `secs` ahead, so that each version has its
-    /// own modification time even where they are coarse.
     fn write(path: &Path, text: &str, secs: u64) {
-        std::fs::write(path, text).expect("write");
-        std::fs::File::options()
-            .write(true)
-            .open(path)
-            .expect("open")
-            .set_modified(SystemTime::now() + Duration::from_secs(secs))
-            .expect("set mtime");
+        write_ahead(path, text, secs);
     }
 
     fn read(path: &Path) -> Result<u32, String> {

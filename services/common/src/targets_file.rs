@@ -90,11 +90,10 @@ impl LiveTargets {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
     use govpulse_core::{AgencyId, Metric};
 
     use super::*;
+    use crate::live_file::write_ahead;
 
     #[test]
     fn the_built_in_targets_are_valid() {
@@ -136,16 +135,7 @@ mod tests {
         assert_eq!(percent(&live), Some("90.00".into()));
 
         // Modification times can be coarse: make sure the new one differs.
-        let bump = |secs: u64| {
-            let f = std::fs::File::options()
-                .write(true)
-                .open(&path)
-                .expect("open");
-            f.set_modified(SystemTime::now() + Duration::from_secs(secs))
-                .expect("set mtime");
-        };
-        std::fs::write(&path, file("95")).expect("write");
-        bump(10);
+        write_ahead(&path, &file("95"), 10);
         let reloaded = tokio::time::timeout(Duration::from_secs(5), async {
             while percent(&live).as_deref() != Some("95.00") {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -153,8 +143,7 @@ mod tests {
         });
         reloaded.await.expect("reloaded within 5 s");
 
-        std::fs::write(&path, "not toml [[[").expect("write");
-        bump(20);
+        write_ahead(&path, "not toml [[[", 20);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(
             percent(&live),
