@@ -19,7 +19,7 @@ use axum::{
 use govpulse_common::{
     auth::Authenticator,
     catalog_service::CatalogApi,
-    convert::bad_request,
+    convert::{bad_request, block_to_proto},
     http_json::{
         ApiError, Params, cross_origin_reads, csv_response, grpc_request, json_response,
         status_json, wants_csv, within,
@@ -301,19 +301,22 @@ fn ranking_query(params: &Params) -> Result<RankingQuery, Status> {
     })
 }
 
-/// `provinces`, `province`, `BLOCK_PROVINCE` (and the same for ministries), any case.
+/// `provinces`, `province` (as [`govpulse_core::Block::parse`] reads them everywhere else) or
+/// the proto's `BLOCK_PROVINCE`, and the same for ministries, in any case.
 fn parse_block(raw: &str) -> Result<i32, Status> {
-    let block = match raw.trim().to_ascii_lowercase().as_str() {
-        "provinces" | "province" | "block_province" => Block::Province,
-        "ministries" | "ministry" | "block_ministry" => Block::Ministry,
-        _ => {
-            return Err(bad_request(
+    govpulse_core::Block::parse(raw)
+        .map(block_to_proto)
+        .or_else(|| {
+            Block::from_str_name(&raw.trim().to_ascii_uppercase())
+                .filter(|b| *b != Block::Unspecified)
+        })
+        .map(Into::into)
+        .ok_or_else(|| {
+            bad_request(
                 "block",
                 &format!("{raw:?} is not a block; use provinces or ministries"),
-            ));
-        }
-    };
-    Ok(block.into())
+            )
+        })
 }
 
 type Table = (Vec<&'static str>, Vec<Vec<String>>);
