@@ -51,6 +51,26 @@ pub struct RankingApi {
 }
 
 impl RankingApi {
+    /// Forwards a read to aggregate with `call`, carrying the caller's deadline and trace
+    /// context, so the public edge gives exactly the figures aggregate computes; a deadline
+    /// that passes upstream is DEADLINE_EXCEEDED, not tonic's CANCELLED.
+    async fn forward<Req, Resp, Fut>(
+        &self,
+        request: Request<Req>,
+        call: impl FnOnce(AggregateServiceClient<Channel>, Request<Req>) -> Fut,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let (metadata, _, message) = request.into_parts();
+        let upstream = forwarded(&metadata, message);
+        let had_deadline = upstream.metadata().contains_key("grpc-timeout");
+        let response = call(self.aggregate.clone(), upstream)
+            .await
+            .map_err(|status| upstream_status(status, had_deadline))?;
+        Ok(Response::new(response.into_inner()))
+    }
+
     /// The service over a catalog, an aggregate client and the live rankings.
     pub fn new(
         catalog: Arc<Catalog>,
@@ -209,36 +229,25 @@ impl RankingService for RankingApi {
         }))
     }
 
-    // The metric reads are aggregate's: forwarded unchanged, with the caller's deadline
-    // and trace context, so the public edge gives exactly the figures aggregate computes.
+    // The metric reads are aggregate's: forwarded unchanged (see `RankingApi::forward`).
     async fn get_metrics(
         &self,
         request: Request<GetMetricsRequest>,
     ) -> Result<Response<GetMetricsResponse>, Status> {
-        let upstream = forwarded(request.metadata(), request.get_ref().clone());
-        let had_deadline = upstream.metadata().contains_key("grpc-timeout");
-        let response = self
-            .aggregate
-            .clone()
-            .get_metrics(upstream)
-            .await
-            .map_err(|status| upstream_status(status, had_deadline))?;
-        Ok(Response::new(response.into_inner()))
+        self.forward(request, |mut aggregate, upstream| async move {
+            aggregate.get_metrics(upstream).await
+        })
+        .await
     }
 
     async fn get_block_metrics(
         &self,
         request: Request<GetBlockMetricsRequest>,
     ) -> Result<Response<GetBlockMetricsResponse>, Status> {
-        let upstream = forwarded(request.metadata(), request.get_ref().clone());
-        let had_deadline = upstream.metadata().contains_key("grpc-timeout");
-        let response = self
-            .aggregate
-            .clone()
-            .get_block_metrics(upstream)
-            .await
-            .map_err(|status| upstream_status(status, had_deadline))?;
-        Ok(Response::new(response.into_inner()))
+        self.forward(request, |mut aggregate, upstream| async move {
+            aggregate.get_block_metrics(upstream).await
+        })
+        .await
     }
 
     type WatchRankingStream = WatchStream;
