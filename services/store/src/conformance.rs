@@ -520,6 +520,23 @@ pub async fn open_dossiers_past_due_are_the_backlog(store: &dyn CounterStore) {
     );
 }
 
+/// `counters` of each of `children` (in tree `root`) read alone, over `buckets`: what a
+/// parent's roll-up of them must equal.
+async fn each_alone(
+    store: &dyn CounterStore,
+    root: &str,
+    children: &[AgencyId],
+    buckets: &[Bucket],
+    counters: &[Counter],
+) -> Vec<Counters> {
+    let groups: Vec<Vec<AgencyKey>> = children.iter().map(|c| key(root, c.as_str())).collect();
+    let needs = Needs {
+        counters: counters.to_vec(),
+        distinct: false,
+    };
+    store.read(&groups, buckets, &needs).await.expect("read")
+}
+
 /// A parent's roll-up of its children reads, for each child, exactly what reading the child
 /// alone gives: its own events and its units', each counted once, over any buckets; children
 /// not asked for are left out, children without data read as zero.
@@ -562,15 +579,7 @@ pub async fn children_read_like_each_child_alone(store: &dyn CounterStore) {
             .read_children(&parent, &children, &buckets, &counters)
             .await
             .expect("read children");
-        let groups: Vec<Vec<AgencyKey>> = children
-            .iter()
-            .map(|c| key("hoa-binh", c.as_str()))
-            .collect();
-        let needs = Needs {
-            counters: counters.to_vec(),
-            distinct: false,
-        };
-        let alone = store.read(&groups, &buckets, &needs).await.expect("read");
+        let alone = each_alone(store, "hoa-binh", &children, &buckets, &counters).await;
         assert_eq!(rolled_up, alone, "children over {buckets:?}");
     }
     let year = store
@@ -635,14 +644,6 @@ pub async fn many_children_read_like_each_child_alone(store: &dyn CounterStore) 
     // Asked in reverse order, with 100 children that never reported.
     let children: Vec<AgencyId> = units.iter().rev().map(|u| id(u)).collect();
     let counters = [Counter::Received, Counter::ReceivedOnline];
-    let groups: Vec<Vec<AgencyKey>> = children
-        .iter()
-        .map(|c| key("hoa-binh", c.as_str()))
-        .collect();
-    let needs = Needs {
-        counters: counters.to_vec(),
-        distinct: false,
-    };
     for buckets in [
         vec![Bucket::Year(2026)],
         vec![Bucket::Day(quiet)],
@@ -653,7 +654,7 @@ pub async fn many_children_read_like_each_child_alone(store: &dyn CounterStore) 
             .read_children(&parent, &children, &buckets, &counters)
             .await
             .expect("read children");
-        let alone = store.read(&groups, &buckets, &needs).await.expect("read");
+        let alone = each_alone(store, "hoa-binh", &children, &buckets, &counters).await;
         assert_eq!(rolled_up, alone, "600 children over {buckets:?}");
     }
     let year = store

@@ -124,19 +124,21 @@ impl<'a> Commands<'a> {
         if self.commands.is_empty() {
             return Ok(Vec::new());
         }
+        // The commands move into the pipelines: a children read carries 10,000 arguments.
+        let count = self.commands.len();
         let replies: Vec<redis::Value> = match connection {
             Connection::Single(_) => {
                 let mut pipe = redis::pipe();
-                for (_, command) in &self.commands {
-                    pipe.add_command(command.clone());
+                for (_, command) in self.commands {
+                    pipe.add_command(command);
                 }
                 pipe.query_async(&mut connection.clone()).await?
             }
             Connection::Cluster(_) => {
                 let mut trees: HashMap<&AgencyId, (redis::Pipeline, Vec<usize>)> = HashMap::new();
-                for (position, (root, command)) in self.commands.iter().enumerate() {
+                for (position, (root, command)) in self.commands.into_iter().enumerate() {
                     let (pipe, positions) = trees.entry(root).or_default();
-                    pipe.add_command(command.clone());
+                    pipe.add_command(command);
                     positions.push(position);
                 }
                 let answers =
@@ -149,7 +151,7 @@ impl<'a> Commands<'a> {
                         }
                     }))
                     .await?;
-                let mut ordered = vec![redis::Value::Nil; self.commands.len()];
+                let mut ordered = vec![redis::Value::Nil; count];
                 for (positions, replies) in answers {
                     if positions.len() != replies.len() {
                         return Err(StoreError::Unexpected(format!(
@@ -165,11 +167,11 @@ impl<'a> Commands<'a> {
                 ordered
             }
         };
-        if replies.len() != self.commands.len() {
+        if replies.len() != count {
             return Err(StoreError::Unexpected(format!(
                 "{} replies for {} commands",
                 replies.len(),
-                self.commands.len()
+                count
             )));
         }
         Ok(replies)
@@ -711,7 +713,7 @@ impl CounterStore for RedisStore {
         };
         let mut commands = Commands::default();
         for ((key, _), dense) in keys.iter().zip(&dense) {
-            let mut read = if *dense {
+            let read = if *dense {
                 let mut hmget = redis::cmd("HMGET");
                 hmget.arg(key);
                 for child in children {
@@ -723,7 +725,7 @@ impl CounterStore for RedisStore {
                 hgetall.arg(key);
                 hgetall
             };
-            commands.push(&parent.root, std::mem::take(&mut read));
+            commands.push(&parent.root, read);
         }
         let replies = commands.run(&self.connection).await?;
         let mut positions: Option<foldhash::HashMap<&str, usize>> = None;
