@@ -173,7 +173,7 @@ pub async fn probe(
             .await;
             match arrived {
                 Ok(Ok(_)) => latencies.push(acknowledged.elapsed()),
-                Ok(Err(_)) => break, // the stream ended
+                Ok(Err(_)) => anyhow::bail!("the WatchRanking stream ended after {n} probes"),
                 Err(_) => result.missed += 1,
             }
         }

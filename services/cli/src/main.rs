@@ -673,6 +673,17 @@ fn millis(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// `p50 … ms, p90 … ms, p99 … ms, max … ms` (deploy/bin/bench reads these lines by field).
+fn percentiles(latency: &loadgen::Latency) -> String {
+    format!(
+        "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        millis(latency.p50),
+        millis(latency.p90),
+        millis(latency.p99),
+        millis(latency.max)
+    )
+}
+
 async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     use std::{sync::Arc, time::Duration};
     let catalog = Arc::new(govpulse_common::catalog_files::built_in()?);
@@ -789,12 +800,9 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         report.unacknowledged
     );
     println!(
-        "call latency: {} calls, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "call latency: {} calls, {}",
         report.latency.count,
-        millis(report.latency.p50),
-        millis(report.latency.p90),
-        millis(report.latency.p99),
-        millis(report.latency.max)
+        percentiles(&report.latency)
     );
     if report.resent > 0 {
         println!(
@@ -805,12 +813,9 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     if let Some(probe) = probe {
         let freshness = probe.await??;
         println!(
-            "freshness: {} probes, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms, missed {}, refused {}",
+            "freshness: {} probes, {}, missed {}, refused {}",
             freshness.latency.count,
-            millis(freshness.latency.p50),
-            millis(freshness.latency.p90),
-            millis(freshness.latency.p99),
-            millis(freshness.latency.max),
+            percentiles(&freshness.latency),
             freshness.missed,
             freshness.refused
         );
