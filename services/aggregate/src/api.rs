@@ -398,14 +398,17 @@ impl AggregateApi {
             }
         }
         if needs.distinct {
-            // Distinct counts do not subtract: they are the union over the exact cover.
+            // Distinct counts do not subtract: they are the union over buckets holding exactly
+            // the period's data (the exact cover, or enclosing buckets whose other days are
+            // all after the last day that can hold data).
             let distinct_only = Needs {
                 counters: Vec::new(),
                 distinct: true,
             };
+            let last_possible = vietnam_day(OffsetDateTime::now_utc() + self.policy.future_skew);
             let distinct = self
                 .store
-                .read(&groups, &period.cover(), &distinct_only)
+                .read(&groups, &period.union_cover(last_possible), &distinct_only)
                 .await?;
             for (total, d) in totals.iter_mut().zip(distinct) {
                 total.procedures_with_online_dossiers = d.procedures_with_online_dossiers;

@@ -261,7 +261,7 @@ impl Period {
     ///
     /// `2026-01-01..2026-11-23` read on 23 November is `y2026 − d20261124` (2 reads) rather
     /// than its 27-bucket cover; the same days of 2025 are `y2025 − (d20251124..d20251130,
-    /// m202512)`. Distinct counts cannot be subtracted: they use [`Period::cover`].
+    /// m202512)`. Distinct counts cannot be subtracted: they use [`Period::union_cover`].
     pub fn read_plan(&self, last_possible: Date) -> ReadPlan {
         let last = self.last.min(last_possible);
         let mut plan = ReadPlan::default();
@@ -318,6 +318,26 @@ impl Period {
                 _ => return plan,
             }
         }
+    }
+
+    /// The fewest buckets whose union holds exactly the period's data, knowing that no day
+    /// after `last_possible` holds any: for distinct counts, which cannot subtract. The
+    /// exact [`Period::cover`], except that a period reaching `last_possible` may be read
+    /// with buckets that run on past it to the end of its month, quarter or year: year to
+    /// date on 3 December is `y2026` (one set) rather than `q20261`, `q20262`, `q20263`,
+    /// `m202610`, `m202611` and three days.
+    pub fn union_cover(&self, last_possible: Date) -> Vec<Bucket> {
+        if self.last < last_possible {
+            return self.cover();
+        }
+        if last_possible < self.first {
+            return Vec::new();
+        }
+        Bucket::containing(last_possible)
+            .into_iter()
+            .map(|bucket| Period::from_days(self.first, bucket.last_day()).cover())
+            .min_by_key(Vec::len)
+            .unwrap_or_default()
     }
 
     /// The one bucket whose days are exactly the period's, if there is one.
@@ -642,7 +662,53 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_union_reaching_today_reads_the_enclosing_buckets() {
+        // Data can be dated at most today (3 December), except in the last minutes of the
+        // day, when tomorrow's may already arrive.
+        let (today, tomorrow) = (date!(2026 - 12 - 03), date!(2026 - 12 - 04));
+        let union = |p: &str| names(&parse(p).union_cover(today));
+        assert_eq!(union("2026-01-01..2026-12-03"), ["y2026"]);
+        assert_eq!(
+            names(&parse("2026-01-01..2026-12-03").union_cover(tomorrow)),
+            names(&parse("2026-01-01..2026-12-03").cover()),
+            "tomorrow may hold data: the exact cover"
+        );
+        assert_eq!(union("2026-12-01..2026-12-31"), ["m202612"]);
+        assert_eq!(union("2026-10-01..2026-12-04"), ["q20264"]);
+        assert_eq!(union("2026-09-30..2026-12-04"), ["d20260930", "q20264"]);
+        assert_eq!(
+            union("2025-01-01..2025-12-03"),
+            names(&parse("2025-01-01..2025-12-03").cover()),
+            "days after it may hold data: the exact cover"
+        );
+        assert_eq!(union("2026-12-01..2026-12-02"), ["d20261201", "d20261202"]);
+        assert!(
+            union("2027").is_empty(),
+            "nothing can be stored after tomorrow"
+        );
+    }
+
     proptest! {
+        /// A union cover holds every day of the period that can hold data, once, and no other
+        /// day that can; it never reads more buckets than the cover.
+        #[test]
+        fn a_union_cover_holds_exactly_the_possible_days(start in 0i32..1500, len in 0i32..800, horizon in 0i32..1500) {
+            let first = date!(2024 - 01 - 01) + time::Duration::days(i64::from(start));
+            let last = first + time::Duration::days(i64::from(len));
+            let last_possible = date!(2024 - 01 - 01) + time::Duration::days(i64::from(horizon));
+            let period = Period::parse(&format!("{first}..{last}"), TODAY).expect("valid range");
+            let union = period.union_cover(last_possible);
+            prop_assert!(union.len() <= period.cover().len());
+            let lowest = union.iter().map(|b| b.first_day()).min().unwrap_or(first).min(first);
+            let mut day = lowest;
+            while day <= last_possible.min(date!(2029 - 12 - 31)) {
+                let weight = union.iter().filter(|b| b.first_day() <= day && day <= b.last_day()).count();
+                prop_assert_eq!(weight, usize::from(period.contains(day)), "day {}", day);
+                day = day.next_day().expect("in range");
+            }
+        }
+
         /// For every day that can hold data, the plan counts it once if it is in the period
         /// and not at all otherwise; and the plan never reads more than the cover.
         #[test]

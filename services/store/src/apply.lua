@@ -7,7 +7,8 @@
 --   T, then T templates: I, I x (hash index, field), S, S x (set index, member),
 --      dossier-state hash index, open-member prefix, Z, Z x open-dossier sorted set index,
 --      C, C x counter-hash key prefix (`P:{root}:c:<agency>:`, each agency of the chain),
---      R, R x (roll-up key prefix `P:{root}:k:<parent>:`, child id) (each child-parent pair)
+--      R, R x (roll-up key prefix `P:{root}:k:<parent>:`, child id) (each child-parent pair),
+--      K, K x (packed roll-up key index, roll-up number r: the r-th of the R pairs)
 --   E, then E events: (event-id set index, event id, template number, dossier op, dossier id,
 --      due time, day) where the op is `o` (received with a due time: day is the due day),
 --      `c` (resolved: day is the resolution day) or `-` (none); days are written yyyymmdd
@@ -24,6 +25,15 @@
 -- of a day known only here (a resolution's depends on the stored due day), so their keys are
 -- built from the template's prefixes: every one carries the tree's `{root}` tag, so they
 -- share the hash slot of the declared keys.
+--
+-- A parent's roll-up of its children is, for a day, a hash (child id → count: few of many
+-- children count on one day) and, for a month, quarter or year, a packed array of signed
+-- 64-bit big-endian counts, one per child at the child's ordinal (BITFIELD INCRBY i64
+-- #ordinal), read whole by one GET. Ordinals are given in the order children are first
+-- counted and never change: the list `<prefix>ids` holds, at index 0, the time it was
+-- created (a list created again, after a flush, says so to readers that cached it) and then
+-- the children in ordinal order; the hash `<prefix>ord` maps a child to its ordinal. They
+-- too carry the tree's tag.
 --
 -- Events sharing a template (same agency, day and kind) are counted together: their
 -- increments are summed here, so a batch costs one HINCRBY per distinct counter, not one
@@ -48,14 +58,52 @@ for t = 1, tonumber(take()) do
   for j = 1, tonumber(take()) do
     open[j] = tonumber(take())
   end
-  local hashes, rollups = {}, {}
+  local hashes, rollups, packed = {}, {}, {}
   for j = 1, tonumber(take()) do
     hashes[j] = take()
   end
   for j = 1, tonumber(take()) do
     rollups[j] = { take(), take() }
   end
-  templates[t] = { increments, members, 0, states, prefix, open, hashes, rollups }
+  for j = 1, tonumber(take()) do
+    packed[j] = { tonumber(take()), tonumber(take()) }
+  end
+  templates[t] = { increments, members, 0, states, prefix, open, hashes, rollups, packed }
+end
+
+-- The ordinal of a child in its parent's packed roll-ups, given on first use.
+local ordinals = {}
+local function ordinal(rollup)
+  local prefix, child = rollup[1], rollup[2]
+  local slot = prefix .. '\0' .. child
+  if ordinals[slot] == nil then
+    local index = prefix .. 'ord'
+    local known = redis.call('HGET', index, child)
+    if known then
+      ordinals[slot] = known
+    else
+      local ids = prefix .. 'ids'
+      if redis.call('LLEN', ids) == 0 then
+        local now = redis.call('TIME')
+        redis.call('RPUSH', ids, 'created ' .. now[1] .. '.' .. now[2])
+      end
+      local given = redis.call('RPUSH', ids, child) - 1
+      redis.call('HSET', index, child, given)
+      ordinals[slot] = tostring(given)
+    end
+  end
+  return ordinals[slot]
+end
+
+-- Sums of packed roll-up increments per (key, child), written once at the end.
+local packed_sums, packed_order = {}, {}
+local function add_packed(key, rollup, count)
+  local slot = key .. '\0' .. rollup[2]
+  if packed_sums[slot] == nil then
+    packed_sums[slot] = { key, rollup, 0 }
+    packed_order[#packed_order + 1] = slot
+  end
+  packed_sums[slot][3] = packed_sums[slot][3] + count
 end
 
 -- Sums of the due-day counters per (key, field), written once at the end.
@@ -84,7 +132,12 @@ local function count_due(template, field, day)
       add_due(hash .. bucket, field)
     end
     for _, rollup in ipairs(template[8]) do
-      add_due(rollup[1] .. bucket .. ':' .. field, rollup[2])
+      local key = rollup[1] .. bucket .. ':' .. field
+      if string.sub(bucket, 1, 1) == 'd' then
+        add_due(key, rollup[2])
+      else
+        add_packed(key, rollup, 1)
+      end
     end
   end
 end
@@ -163,6 +216,9 @@ for _, template in ipairs(templates) do
     for _, member in ipairs(template[2]) do
       redis.call('SADD', KEYS[member[1]], member[2])
     end
+    for _, increment in ipairs(template[9]) do
+      add_packed(KEYS[increment[1]], template[8][increment[2]], count)
+    end
   end
 end
 for _, slot in ipairs(order) do
@@ -172,5 +228,9 @@ end
 for _, slot in ipairs(due_order) do
   local sum = due_sums[slot]
   redis.call('HINCRBY', sum[1], sum[2], sum[3])
+end
+for _, slot in ipairs(packed_order) do
+  local sum = packed_sums[slot]
+  redis.call('BITFIELD', sum[1], 'INCRBY', 'i64', '#' .. ordinal(sum[2]), sum[3])
 end
 return outcomes

@@ -288,6 +288,53 @@ pub async fn distinct_procedures_are_exact_over_ranges(store: &dyn CounterStore)
     );
 }
 
+/// The distinct count of each of many groups in one read (a block of a province's 1,203
+/// units, each a union over two days; one group of two units) is its own union's size, exact
+/// whatever the number of groups.
+pub async fn many_groups_union_exactly(store: &dyn CounterStore) {
+    let (first, second) = (date!(2026 - 01 - 31), date!(2026 - 02 - 01));
+    let online = [Counter::Received, Counter::ReceivedOnline];
+    let units: Vec<String> = (0..1203).map(|i| format!("qn-unit-{i:04}")).collect();
+    let mut batch = Vec::new();
+    let mut expected: Vec<std::collections::BTreeSet<String>> = Vec::new();
+    for (i, unit) in units.iter().enumerate() {
+        // Procedures p0..=p(i % 5) on the first day, p(i % 5)..=p(i % 5 + i % 3) on the
+        // second: the days share p(i % 5).
+        let mut procedures = std::collections::BTreeSet::new();
+        for (day, from, to) in [(first, 0, i % 5), (second, i % 5, i % 5 + i % 3)] {
+            for p in from..=to {
+                let procedure = format!("p{p}");
+                let event = format!("{unit}-{day}-{procedure}");
+                let chain = [unit.as_str(), "quang-ninh"];
+                batch.push(write(&event, &chain, day, &online, Some(&procedure)));
+                procedures.insert(procedure);
+            }
+        }
+        expected.push(procedures);
+    }
+    store.apply(&batch).await.expect("apply");
+    let mut groups: Vec<Vec<AgencyKey>> = units.iter().map(|u| key("quang-ninh", u)).collect();
+    groups.push([key("quang-ninh", &units[3]), key("quang-ninh", &units[4])].concat());
+    let both: std::collections::BTreeSet<String> =
+        expected[3].union(&expected[4]).cloned().collect();
+    expected.push(both);
+    let period = Period::parse("2026-01-31..2026-02-01", date!(2026 - 12 - 31)).expect("a period");
+    let needs = Needs {
+        counters: Vec::new(),
+        distinct: true,
+    };
+    let read = store
+        .read(&groups, &period.cover(), &needs)
+        .await
+        .expect("read");
+    let got: Vec<u64> = read
+        .iter()
+        .map(|c| c.procedures_with_online_dossiers)
+        .collect();
+    let want: Vec<u64> = expected.iter().map(|p| p.len() as u64).collect();
+    assert_eq!(got, want);
+}
+
 /// A batch mixing trees, days and kinds reports each event in its own position and sums
 /// the increments of similar events.
 pub async fn mixed_batches_keep_positions_and_sum(store: &dyn CounterStore) {
@@ -942,6 +989,7 @@ where
     mixed_batches_keep_positions_and_sum(&fresh().await).await;
     unknown_agencies_read_as_zero(&fresh().await).await;
     groups_sum_and_union_exactly(&fresh().await).await;
+    many_groups_union_exactly(&fresh().await).await;
     reads_fetch_what_is_needed(&fresh().await).await;
     open_dossiers_past_due_are_the_backlog(&fresh().await).await;
     children_read_like_each_child_alone(&fresh().await).await;

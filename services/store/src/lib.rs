@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 pub mod conformance;
 mod memory;
 mod notices;
+mod ordinals;
 mod redis_store;
 pub mod testing;
 

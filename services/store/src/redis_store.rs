@@ -6,7 +6,10 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `P:{root}:c:<agency>:<bucket>` | hash | counter field (`rcv`, `rcv_on`, ...) → count; `due` and `due_cl` are bucketed by due day (`govpulse_core::backlog`) |
-//! | `P:{root}:k:<parent>:<bucket>:<field>` | hash | child agency → its count of counter `<field>`: the parent's roll-up of its children |
+//! | `P:{root}:k:<parent>:d<yyyymmdd>:<field>` | hash | child agency → its count of counter `<field>` that day: the parent's roll-up of its children |
+//! | `P:{root}:k:<parent>:<month, quarter or year>:<field>` | string | the same roll-up packed: each child's count as a signed 64-bit big-endian integer at offset 8 × its ordinal (`BITFIELD … INCRBY i64 #<ordinal>`) |
+//! | `P:{root}:k:<parent>:ids` | list | the mark of the list's creation (`created <unix seconds>.<microseconds>`), then the parent's children in the order they were first counted: a child's index is its ordinal, never changed |
+//! | `P:{root}:k:<parent>:ord` | hash | child agency → its ordinal |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
 //! | `P:{root}:e:<agency>:<yyyymmdd>` | set | event ids counted for events of that day; expires after the horizon |
 //! | `P:{root}:ds:<agency>` | hash | dossier id → `o<due day>` (open), `c<resolution day>` (resolved, no reception with a due time yet) or `x` (resolved, done), days as `yyyymmdd` (see `apply.lua`) |
@@ -39,7 +42,7 @@ use time::Date;
 
 use crate::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
-    notices::RedisNotices,
+    notices::RedisNotices, ordinals::OrdinalCache,
 };
 
 /// The batch script; see the file for its argument layout.
@@ -102,10 +105,6 @@ impl redis::aio::ConnectionLike for Connection {
 /// they go out as one pipeline; on a cluster a pipeline must stay within one hash slot, so
 /// each tree's commands are one pipeline, all sent at once, and the replies are put back in
 /// the order of the commands.
-/// From how many children a roll-up read first asks each hash's size, to read the dense ones
-/// by HMGET (see `read_children`).
-const DENSE_READ_MIN_CHILDREN: usize = 256;
-
 #[derive(Default)]
 struct Commands<'a> {
     commands: Vec<(&'a AgencyId, redis::Cmd)>,
@@ -186,6 +185,8 @@ pub struct RedisStore {
     script: Script,
     /// Change notices on the pub/sub channel `P:changes`.
     notices: Arc<RedisNotices>,
+    /// Children's ordinals in the packed roll-ups, as far as they were read.
+    ordinals: Arc<OrdinalCache>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -256,6 +257,7 @@ impl RedisStore {
             prefix: config.prefix,
             script: Script::new(APPLY_SCRIPT),
             notices,
+            ordinals: Arc::default(),
         })
     }
 
@@ -342,20 +344,28 @@ impl RedisStore {
                     });
                 // Each agency of the chain is also counted in its parent's roll-up of its
                 // children, so that all children of one parent read in one command per
-                // bucket and counter.
-                let rolled_up = event
-                    .chain
-                    .windows(2)
-                    .flat_map(|pair| buckets.iter().map(move |b| (&pair[0], &pair[1], *b)))
-                    .flat_map(|(child, parent, bucket)| {
-                        event.delta.increments.iter().map(move |c| {
-                            (self.children_key(root, parent, bucket, *c), child.as_str())
-                        })
-                    });
+                // bucket and counter: a day's roll-up is a hash, counted like the agencies'
+                // own counters; the others are packed arrays (see `apply.lua`), counted by
+                // the script at the child's ordinal.
+                let [day, longer @ ..] = buckets;
+                let rolled_up_day = event.chain.windows(2).flat_map(|pair| {
+                    event.delta.increments.iter().map(move |c| {
+                        (self.children_key(root, &pair[1], day, *c), pair[0].as_str())
+                    })
+                });
                 let increments: Vec<(usize, &str)> = own
-                    .chain(rolled_up)
+                    .chain(rolled_up_day)
                     .map(|(key, field)| (args.key(key), field))
                     .collect();
+                let mut packed: Vec<(usize, usize)> = Vec::new();
+                for (number, pair) in (1..).zip(event.chain.windows(2)) {
+                    for bucket in longer {
+                        for counter in &event.delta.increments {
+                            let key = self.children_key(root, &pair[1], bucket, *counter);
+                            packed.push((args.key(key), number));
+                        }
+                    }
+                }
                 template_args.push(increments.len().to_string());
                 for (key, field) in increments {
                     template_args.push(key.to_string());
@@ -391,6 +401,11 @@ impl RedisStore {
                 for pair in event.chain.windows(2) {
                     template_args.push(self.children_prefix(root, &pair[1]));
                     template_args.push(pair[0].to_string());
+                }
+                template_args.push(packed.len().to_string());
+                for (key, number) in packed {
+                    template_args.push(key.to_string());
+                    template_args.push(number.to_string());
                 }
                 next
             });
@@ -563,10 +578,12 @@ impl CounterStore for RedisStore {
         let all_counters = needs.counters.len() == Counter::ALL.len();
         let fields: Vec<&str> = needs.counters.iter().map(|c| c.key()).collect();
         let mut commands = Commands::default();
-        // Per group, how many distinct-count replies follow its counters: one union size when
-        // its sets are in one tree, else one member list per tree (a merged province read with
-        // its predecessors), united here because a cluster cannot union across hash slots.
+        // Per group, where its distinct count comes from: when its sets are in one tree, one
+        // size (an SCARD after its counters, or its place in a batch of unions read last),
+        // else one member list per tree (a merged province read with its predecessors),
+        // united here because a cluster cannot union across hash slots.
         let mut distinct_replies = Vec::with_capacity(groups.len());
+        let mut unions = UnionBatches::default();
         for group in groups {
             if !fields.is_empty() {
                 for key in group {
@@ -601,18 +618,15 @@ impl CounterStore for RedisStore {
             }
             match trees.as_slice() {
                 [] => distinct_replies.push(DistinctReplies::None),
-                [(root, sets)] => {
-                    let command = if let [one] = sets.as_slice() {
-                        let mut scard = redis::cmd("SCARD");
-                        scard.arg(one);
-                        scard
-                    } else {
-                        let mut eval = redis::cmd("EVAL");
-                        eval.arg(UNION_SIZE_SCRIPT).arg(sets.len()).arg(sets);
-                        eval
-                    };
-                    commands.push(root, command);
+                [(root, sets)] if sets.len() == 1 => {
+                    let mut scard = redis::cmd("SCARD");
+                    scard.arg(&sets[0]);
+                    commands.push(root, scard);
                     distinct_replies.push(DistinctReplies::Size);
+                }
+                [(root, sets)] => {
+                    let (batch, index) = unions.add(root, sets);
+                    distinct_replies.push(DistinctReplies::Union { batch, index });
                 }
                 many => {
                     for (root, sets) in many {
@@ -624,8 +638,33 @@ impl CounterStore for RedisStore {
                 }
             }
         }
+        // The union sizes go last, one script per batch of groups.
+        let first_union = commands.len();
+        let batch_groups: Vec<usize> = unions.batches.iter().map(|b| b.counts.len()).collect();
+        for batch in unions.batches {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(UNION_SIZES_SCRIPT)
+                .arg(batch.sets.len())
+                .arg(batch.sets)
+                .arg(&batch.counts);
+            commands.push(batch.root, eval);
+        }
         let expected = commands.len();
-        let mut replies = commands.run(&self.connection).await?.into_iter();
+        let mut replies = commands.run(&self.connection).await?;
+        let union_sizes: Vec<Vec<u64>> = replies
+            .split_off(first_union)
+            .into_iter()
+            .map(redis::from_redis_value)
+            .collect::<Result<_, _>>()?;
+        for (sizes, groups) in union_sizes.iter().zip(&batch_groups) {
+            if sizes.len() != *groups {
+                return Err(StoreError::Unexpected(format!(
+                    "{} union sizes for {groups} groups",
+                    sizes.len()
+                )));
+            }
+        }
+        let mut replies = replies.into_iter();
         let mut out = Vec::with_capacity(groups.len());
         for (group, distinct) in groups.iter().zip(distinct_replies) {
             let mut total = Counters::default();
@@ -652,6 +691,15 @@ impl CounterStore for RedisStore {
                 DistinctReplies::Size => {
                     redis::from_redis_value(next_reply(&mut replies, expected)?)?
                 }
+                DistinctReplies::Union { batch, index } => union_sizes
+                    .get(batch)
+                    .and_then(|sizes| sizes.get(index))
+                    .copied()
+                    .ok_or_else(|| {
+                        StoreError::Unexpected(format!(
+                            "no union size {index} in the replies of union batch {batch}"
+                        ))
+                    })?,
                 DistinctReplies::Members(trees) => {
                     let mut members: std::collections::HashSet<String> =
                         std::collections::HashSet::new();
@@ -679,60 +727,70 @@ impl CounterStore for RedisStore {
         if children.is_empty() || buckets.is_empty() || counters.is_empty() {
             return Ok(totals);
         }
-        let keys: Vec<(String, Counter)> = buckets
+        let prefix = self.children_prefix(&parent.root, &parent.agency);
+        let ids_key = format!("{prefix}ids");
+        let known = self.ordinals.known(&ids_key);
+        // One round trip: the ordinals list's creation mark and the entries added since the
+        // last read, then every roll-up. A day's roll-up is a hash (HGETALL: few children
+        // count on one day); a longer bucket's is a packed array (GET: one value per child,
+        // contiguous in Redis' memory, no parsing per child).
+        let mut commands = Commands::default();
+        let mut lrange = redis::cmd("LRANGE");
+        lrange.arg(&ids_key).arg(0).arg(0);
+        commands.push(&parent.root, lrange);
+        let mut lrange = redis::cmd("LRANGE");
+        lrange.arg(&ids_key).arg(known).arg(-1);
+        commands.push(&parent.root, lrange);
+        let reads: Vec<(bool, Counter)> = buckets
             .iter()
             .flat_map(|bucket| counters.iter().map(move |counter| (*bucket, *counter)))
             .map(|(bucket, counter)| {
                 let key = self.children_key(&parent.root, &parent.agency, bucket, counter);
-                (key, counter)
+                let day = matches!(bucket, Bucket::Day(_));
+                let read = if day {
+                    let mut hgetall = redis::cmd("HGETALL");
+                    hgetall.arg(key);
+                    hgetall
+                } else {
+                    let mut get = redis::cmd("GET");
+                    get.arg(key);
+                    get
+                };
+                commands.push(&parent.root, read);
+                (day, counter)
             })
             .collect();
-        // Each roll-up is read the cheaper way for its size. A dense one (most children have
-        // a count: a year or a month of a busy parent) by HMGET of the children in order,
-        // which answers one value per child, half of what HGETALL sends, and needs no lookup
-        // by id; a sparse one (a day, a bucket outside the period) by HGETALL. Their sizes
-        // cost one more round trip, worth it only for many children.
-        let dense: Vec<bool> = if children.len() < DENSE_READ_MIN_CHILDREN {
-            vec![false; keys.len()]
-        } else {
-            let mut lengths = Commands::default();
-            for (key, _) in &keys {
-                let mut hlen = redis::cmd("HLEN");
-                hlen.arg(key);
-                lengths.push(&parent.root, hlen);
+        let expected = commands.len();
+        let mut replies = commands.run(&self.connection).await?.into_iter();
+        let created: Vec<Vec<u8>> = redis::from_redis_value(next_reply(&mut replies, expected)?)?;
+        let added: Vec<String> = redis::from_redis_value(next_reply(&mut replies, expected)?)?;
+        let created = created.first().map(Vec::as_slice);
+        let ordinals = match self
+            .ordinals
+            .update(&ids_key, created, known, added, children)
+        {
+            Some(ordinals) => ordinals,
+            // The list was created again since it was cached (the data was flushed): the
+            // whole list, read after the roll-ups, names every child they count.
+            None => {
+                let all: Vec<String> = redis::cmd("LRANGE")
+                    .arg(&ids_key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut self.connection.clone())
+                    .await?;
+                let created = all.first().map(|mark| mark.as_bytes().to_vec());
+                self.ordinals
+                    .update(&ids_key, created.as_deref(), 0, all, children)
+                    .ok_or_else(|| {
+                        StoreError::Unexpected(format!("{ids_key} changed while it was read"))
+                    })?
             }
-            lengths
-                .run(&self.connection)
-                .await?
-                .iter()
-                .map(|length| {
-                    let length: u64 = redis::from_redis_value_ref(length)?;
-                    Ok(length.saturating_mul(4) >= children.len() as u64)
-                })
-                .collect::<Result<_, StoreError>>()?
         };
-        let mut commands = Commands::default();
-        for ((key, _), dense) in keys.iter().zip(&dense) {
-            let read = if *dense {
-                let mut hmget = redis::cmd("HMGET");
-                hmget.arg(key);
-                for child in children {
-                    hmget.arg(child.as_str());
-                }
-                hmget
-            } else {
-                let mut hgetall = redis::cmd("HGETALL");
-                hgetall.arg(key);
-                hgetall
-            };
-            commands.push(&parent.root, read);
-        }
-        let replies = commands.run(&self.connection).await?;
         let mut positions: Option<foldhash::HashMap<&str, usize>> = None;
-        for ((reply, (_, counter)), dense) in replies.into_iter().zip(&keys).zip(dense) {
-            if dense {
-                add_children_values(reply, *counter, &mut totals)?;
-            } else {
+        for (day, counter) in reads {
+            let reply = next_reply(&mut replies, expected)?;
+            if day {
                 // foldhash: SipHash over 10,000 ids, built and then probed once per roll-up
                 // entry, was a sizeable part of a block query's time.
                 let positions = positions.get_or_insert_with(|| {
@@ -742,7 +800,9 @@ impl CounterStore for RedisStore {
                         .map(|(i, child)| (child.as_str(), i))
                         .collect()
                 });
-                add_children_counts(reply, *counter, positions, &mut totals)?;
+                add_children_counts(reply, counter, positions, &mut totals)?;
+            } else {
+                add_packed_counts(reply, counter, &ordinals, &mut totals)?;
             }
         }
         Ok(totals)
@@ -836,56 +896,47 @@ impl CounterStore for RedisStore {
 enum DistinctReplies {
     /// Nothing: not asked for.
     None,
-    /// The size of the union, computed in Redis.
+    /// The size of the one set, `SCARD`.
     Size,
+    /// The size of the union, the `index`-th answer of union batch `batch`.
+    Union { batch: usize, index: usize },
     /// The members of each of this many trees' unions, to unite here.
     Members(usize),
 }
 
-/// Adds an `HGETALL` reply of a children roll-up (child id → count) to the children it names;
-/// children not asked for (no longer members on the period's last day) are passed over.
-/// Adds an HMGET of the children roll-up, one value per child in the children's order (nil
-/// for a child without a count), to the children's totals.
-fn add_children_values(
+/// Adds a packed roll-up (a GET: signed 64-bit big-endian counts at the children's
+/// ordinals; nil when nothing was counted) to the children's totals. `ordinals` are the
+/// children's, in their order; a child never counted, or past the array's end, has none.
+fn add_packed_counts(
     reply: redis::Value,
     counter: Counter,
+    ordinals: &[Option<usize>],
     totals: &mut [Counters],
 ) -> Result<(), StoreError> {
-    let redis::Value::Array(values) = reply else {
-        return Err(StoreError::Unexpected(format!("HMGET answered {reply:?}")));
-    };
-    if values.len() != totals.len() {
-        return Err(StoreError::Unexpected(format!(
-            "HMGET answered {} values for {} children",
-            values.len(),
-            totals.len()
-        )));
-    }
-    for (value, total) in values.iter().zip(totals.iter_mut()) {
-        match value {
-            redis::Value::Nil => {}
-            redis::Value::BulkString(bytes) => {
-                let count = std::str::from_utf8(bytes)
-                    .ok()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| {
-                        StoreError::Unexpected(format!(
-                            "a count {:?}",
-                            String::from_utf8_lossy(bytes)
-                        ))
-                    })?;
-                total.increment(counter, count);
-            }
-            other => {
-                return Err(StoreError::Unexpected(format!(
-                    "a children roll-up value {other:?}"
-                )));
-            }
+    let packed = match reply {
+        redis::Value::Nil => return Ok(()),
+        redis::Value::BulkString(bytes) => bytes,
+        other => {
+            return Err(StoreError::Unexpected(format!(
+                "a packed roll-up {other:?}"
+            )));
         }
+    };
+    for (ordinal, total) in ordinals.iter().zip(totals.iter_mut()) {
+        let Some(slot) = ordinal.and_then(|o| packed.get(o * 8..o * 8 + 8)) else {
+            continue;
+        };
+        let count = i64::from_be_bytes(slot.try_into().expect("a slot is 8 bytes"));
+        let count = u64::try_from(count).map_err(|_| {
+            StoreError::Unexpected(format!("a negative count {count} in a packed roll-up"))
+        })?;
+        total.increment(counter, count);
     }
     Ok(())
 }
 
+/// Adds an `HGETALL` reply of a children roll-up (child id → count) to the children it names;
+/// children not asked for (no longer members on the period's last day) are passed over.
 fn add_children_counts(
     reply: redis::Value,
     counter: Counter,
@@ -938,9 +989,60 @@ fn add_children_counts(
     Ok(())
 }
 
-/// The exact size of the union of the sets in KEYS, computed in Redis so the members never
-/// cross the network. The KEYS share one tree's hash slot, so this also runs on a cluster.
-const UNION_SIZE_SCRIPT: &str = "return #redis.call('SUNION', unpack(KEYS))";
+/// The exact size of the union of each group's sets, computed in Redis so the members never
+/// cross the network: KEYS are the sets of one group after another, `ARGV[i]` the number of
+/// sets of group `i`; answers one size per group. The KEYS share one tree's hash slot, so this
+/// also runs on a cluster.
+const UNION_SIZES_SCRIPT: &str = "local sizes, first = {}, 1
+for i = 1, #ARGV do
+  local last = first + tonumber(ARGV[i]) - 1
+  sizes[i] = #redis.call('SUNION', unpack(KEYS, first, last))
+  first = last + 1
+end
+return sizes";
+
+/// At most this many groups' unions per script: one script call costs a few microseconds
+/// more than the unions it computes (a block of 10,000 units, one script per unit, spent
+/// most of its 300 ms there), but Redis serves no other client while a script runs.
+const UNION_GROUPS_PER_SCRIPT: usize = 500;
+
+/// The distinct counts of a read that need a union, gathered into scripts per tree.
+#[derive(Default)]
+struct UnionBatches<'a> {
+    batches: Vec<UnionBatch<'a>>,
+    /// Per tree, the batch being filled.
+    open: HashMap<&'a AgencyId, usize>,
+}
+
+struct UnionBatch<'a> {
+    root: &'a AgencyId,
+    sets: Vec<String>,
+    /// Per group, how many of `sets` are its.
+    counts: Vec<usize>,
+}
+
+impl<'a> UnionBatches<'a> {
+    /// Adds a group's sets (all of tree `root`); answers where its size will be: (batch,
+    /// index in the batch).
+    fn add(&mut self, root: &'a AgencyId, sets: &[String]) -> (usize, usize) {
+        let batch = match self.open.get(root) {
+            Some(&batch) if self.batches[batch].counts.len() < UNION_GROUPS_PER_SCRIPT => batch,
+            _ => {
+                self.batches.push(UnionBatch {
+                    root,
+                    sets: Vec::new(),
+                    counts: Vec::new(),
+                });
+                self.open.insert(root, self.batches.len() - 1);
+                self.batches.len() - 1
+            }
+        };
+        let filling = &mut self.batches[batch];
+        filling.sets.extend_from_slice(sets);
+        filling.counts.push(sets.len());
+        (batch, filling.counts.len() - 1)
+    }
+}
 
 fn next_reply(
     replies: &mut impl Iterator<Item = redis::Value>,

@@ -165,3 +165,100 @@ async fn redis_store_remembers_event_ids_across_reconnects() {
         [govpulse_store::Applied::Duplicate]
     );
 }
+
+/// The packed roll-ups place children by ordinals a reader caches: children counted for the
+/// first time after a read, and a flush after which the same children get other ordinals,
+/// still read exactly, through the store that cached the old ordinals and through a new one.
+/// (The year and its month are read together: each event counts twice.)
+#[tokio::test]
+async fn redis_store_children_read_exactly_across_new_children_and_a_flush() {
+    use govpulse_core::{AgencyId, Bucket, Counter};
+    use govpulse_store::AgencyKey;
+
+    let server = RedisServer::start().expect("redis-server starts");
+    let config = RedisStoreConfig {
+        url: server.url(),
+        prefix: "ordinals".to_owned(),
+    };
+    let store = RedisStore::connect(config.clone()).await.expect("connects");
+    let id = |raw: &str| AgencyId::parse(raw).expect("a valid id");
+    let parent = AgencyKey {
+        root: id("hoa-binh"),
+        agency: id("hoa-binh"),
+    };
+    let children = [id("hb-a"), id("hb-b"), id("hb-c")];
+    let day = time::macros::date!(2026 - 04 - 09);
+    let buckets = [Bucket::Year(2026), Bucket::Month(2026, 4)];
+    let received = [Counter::Received];
+    let receive = |event: &str, unit: &str| {
+        conformance::write(event, &[unit, "hoa-binh"], day, &received, None)
+    };
+    let counts = |store: RedisStore| {
+        let (parent, children) = (parent.clone(), children.clone());
+        async move {
+            store
+                .read_children(&parent, &children, &buckets, &received)
+                .await
+                .expect("read children")
+                .iter()
+                .map(|c| c.get(Counter::Received))
+                .collect::<Vec<_>>()
+        }
+    };
+
+    store
+        .apply(&[
+            receive("1", "hb-a"),
+            receive("2", "hb-b"),
+            receive("3", "hb-b"),
+        ])
+        .await
+        .expect("apply");
+    assert_eq!(counts(store.clone()).await, [2, 4, 0]);
+    store.apply(&[receive("4", "hb-c")]).await.expect("apply");
+    assert_eq!(
+        counts(store.clone()).await,
+        [2, 4, 2],
+        "hb-c, new since the last read"
+    );
+
+    let mut admin = redis::Client::open(server.url())
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let () = redis::cmd("FLUSHALL")
+        .query_async(&mut admin)
+        .await
+        .expect("FLUSHALL");
+    // Counted again in another order: hb-c first, hb-a last, so every ordinal changes.
+    store
+        .apply(&[
+            receive("5", "hb-c"),
+            receive("6", "hb-b"),
+            receive("7", "hb-a"),
+        ])
+        .await
+        .expect("apply");
+    store.apply(&[receive("8", "hb-a")]).await.expect("apply");
+    assert_eq!(
+        counts(store.clone()).await,
+        [4, 2, 2],
+        "the store that cached the old ordinals"
+    );
+    let fresh = RedisStore::connect(config).await.expect("connects");
+    assert_eq!(
+        counts(fresh).await,
+        [4, 2, 2],
+        "a store with nothing cached"
+    );
+    let () = redis::cmd("FLUSHALL")
+        .query_async(&mut admin)
+        .await
+        .expect("FLUSHALL");
+    assert_eq!(
+        counts(store).await,
+        [0, 0, 0],
+        "nothing after another flush"
+    );
+}
