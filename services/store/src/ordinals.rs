@@ -6,9 +6,11 @@ use govpulse_core::AgencyId;
 
 /// Children's ordinals in their parents' packed roll-ups, per ordinals list
 /// (`P:{root}:k:<parent>:ids`, written by `apply.lua`). A list only grows and an entry never
-/// changes, so a reader asks only for the entries past those it knows. The list's first
-/// entry marks its creation: a list created again (the data was flushed) has another mark,
-/// and what was cached of the old one is dropped.
+/// changes, so a reader asks only for the last entry it knows and those past it. The list's
+/// first entry marks its creation: a list created again (the data was flushed) has another
+/// mark, and a list that is not the one cached (shorter, or with another child at the last
+/// known place: restored from a backup) differs at that entry; either way what was cached
+/// is dropped and the whole list read again.
 #[derive(Debug, Default)]
 pub(crate) struct OrdinalCache {
     lists: Mutex<HashMap<String, Ordinals>>,
@@ -26,16 +28,19 @@ struct Ordinals {
 }
 
 impl OrdinalCache {
-    /// From which index the next read of `list` starts: the count of entries known.
-    pub(crate) fn known(&self, list: &str) -> usize {
-        self.lock().get(list).map_or(0, |ordinals| ordinals.len)
+    /// From which index the next read of `list` starts: its last known entry (which the
+    /// read must repeat), or 0.
+    pub(crate) fn next_read(&self, list: &str) -> usize {
+        self.lock()
+            .get(list)
+            .map_or(0, |ordinals| ordinals.len.saturating_sub(1))
     }
 
     /// Takes in a read of `list`: `created`, its first entry (`None`: there is no list, no
     /// child was counted), and `added`, its entries from index `from` on. Answers the
     /// ordinals of `children` (`None` for a child never counted), or `None` when the read
-    /// does not continue what is cached (the list was created again, or the cache was
-    /// dropped meanwhile): then the whole list must be read, `from` 0.
+    /// does not continue what is cached (the list was created again or replaced, or the
+    /// cache was dropped meanwhile): then the whole list must be read, `from` 0.
     pub(crate) fn update(
         &self,
         list: &str,
@@ -53,13 +58,25 @@ impl OrdinalCache {
         if ordinals.len > 0 && ordinals.created != created {
             *ordinals = Ordinals::default();
         }
-        if from > ordinals.len {
+        if from > ordinals.len || (from < ordinals.len && added.is_empty()) {
+            *ordinals = Ordinals::default();
             return None;
         }
         ordinals.created = created.to_vec();
         for (index, id) in (from..).zip(added) {
-            // Entries another reader added meanwhile are the same: the list only grows.
-            if index >= ordinals.len {
+            if index < ordinals.len {
+                // An entry known already (the last one, or one another reader added
+                // meanwhile) must be the same.
+                let same = if index == 0 {
+                    id.as_bytes() == ordinals.created
+                } else {
+                    ordinals.of.get(&id) == Some(&index)
+                };
+                if !same {
+                    *ordinals = Ordinals::default();
+                    return None;
+                }
+            } else {
                 if index > 0 {
                     ordinals.of.insert(id, index);
                 }
@@ -100,22 +117,25 @@ mod tests {
     const LIST: &str = "p:{a}:k:a:ids";
 
     #[test]
-    fn a_first_read_takes_the_whole_list_and_later_reads_only_what_was_added() {
+    fn a_first_read_takes_the_whole_list_and_later_reads_from_the_last_known_entry() {
         let cache = OrdinalCache::default();
         let children = ids(&["a.x", "a.y", "a.z"]);
-        assert_eq!(cache.known(LIST), 0);
+        assert_eq!(cache.next_read(LIST), 0);
+        let mark = b"created 1.0";
         let first = cache.update(
             LIST,
-            Some(b"created 1.0"),
+            Some(mark),
             0,
             entries(&["created 1.0", "a.y", "a.x"]),
             &children,
         );
         assert_eq!(first, Some(vec![Some(2), Some(1), None]));
-        assert_eq!(cache.known(LIST), 3);
-        let later = cache.update(LIST, Some(b"created 1.0"), 3, entries(&["a.z"]), &children);
+        assert_eq!(cache.next_read(LIST), 2);
+        let later = cache.update(LIST, Some(mark), 2, entries(&["a.x", "a.z"]), &children);
         assert_eq!(later, Some(vec![Some(2), Some(1), Some(3)]));
-        assert_eq!(cache.known(LIST), 4);
+        assert_eq!(cache.next_read(LIST), 3);
+        let unchanged = cache.update(LIST, Some(mark), 3, entries(&["a.z"]), &children);
+        assert_eq!(unchanged, Some(vec![Some(2), Some(1), Some(3)]));
     }
 
     #[test]
@@ -123,11 +143,11 @@ mod tests {
         let cache = OrdinalCache::default();
         let children = ids(&["a.x", "a.y"]);
         cache.update(LIST, Some(b"m"), 0, entries(&["m", "a.x"]), &children);
-        // Both read from index 2; the second's entries are already known.
-        cache.update(LIST, Some(b"m"), 2, entries(&["a.y"]), &children);
-        let second = cache.update(LIST, Some(b"m"), 2, entries(&["a.y"]), &children);
+        // Both read from index 1; the second's entries are already known.
+        cache.update(LIST, Some(b"m"), 1, entries(&["a.x", "a.y"]), &children);
+        let second = cache.update(LIST, Some(b"m"), 1, entries(&["a.x", "a.y"]), &children);
         assert_eq!(second, Some(vec![Some(1), Some(2)]));
-        assert_eq!(cache.known(LIST), 3);
+        assert_eq!(cache.next_read(LIST), 2);
     }
 
     #[test]
@@ -143,9 +163,9 @@ mod tests {
         );
         // Flushed, then the children counted again in the other order: a read from where the
         // cache ended cannot be used.
-        let stale = cache.update(LIST, Some(b"created 2.0"), 3, Vec::new(), &children);
+        let stale = cache.update(LIST, Some(b"created 2.0"), 2, entries(&["a.x"]), &children);
         assert_eq!(stale, None);
-        assert_eq!(cache.known(LIST), 0);
+        assert_eq!(cache.next_read(LIST), 0);
         let again = cache.update(
             LIST,
             Some(b"created 2.0"),
@@ -157,14 +177,39 @@ mod tests {
     }
 
     #[test]
+    fn a_list_restored_from_a_backup_drops_what_was_cached() {
+        let cache = OrdinalCache::default();
+        let children = ids(&["a.x", "a.y", "a.z"]);
+        let known = entries(&["m", "a.x", "a.y", "a.z"]);
+        cache.update(LIST, Some(b"m"), 0, known.clone(), &children);
+        // The backup held two children: shorter than the cache.
+        assert_eq!(
+            cache.update(LIST, Some(b"m"), 3, Vec::new(), &children),
+            None
+        );
+        cache.update(LIST, Some(b"m"), 0, known, &children);
+        // The backup held one child, and another came after it: a different third entry.
+        let replaced = cache.update(LIST, Some(b"m"), 3, entries(&["a.y"]), &children);
+        assert_eq!(replaced, None);
+        let whole = cache.update(
+            LIST,
+            Some(b"m"),
+            0,
+            entries(&["m", "a.x", "a.z", "a.y"]),
+            &children,
+        );
+        assert_eq!(whole, Some(vec![Some(1), Some(3), Some(2)]));
+    }
+
+    #[test]
     fn no_list_means_no_child_was_counted_and_drops_the_cache() {
         let cache = OrdinalCache::default();
         let children = ids(&["a.x"]);
         cache.update(LIST, Some(b"m"), 0, entries(&["m", "a.x"]), &children);
         assert_eq!(
-            cache.update(LIST, None, 2, Vec::new(), &children),
+            cache.update(LIST, None, 1, Vec::new(), &children),
             Some(vec![None])
         );
-        assert_eq!(cache.known(LIST), 0);
+        assert_eq!(cache.next_read(LIST), 0);
     }
 }

@@ -729,9 +729,9 @@ impl CounterStore for RedisStore {
         }
         let prefix = self.children_prefix(&parent.root, &parent.agency);
         let ids_key = format!("{prefix}ids");
-        let known = self.ordinals.known(&ids_key);
-        // One round trip: the ordinals list's creation mark and the entries added since the
-        // last read, then every roll-up. A day's roll-up is a hash (HGETALL: few children
+        let from = self.ordinals.next_read(&ids_key);
+        // One round trip: the ordinals list's creation mark, its last entry known and those
+        // added since the last read, then every roll-up. A day's roll-up is a hash (HGETALL: few children
         // count on one day); a longer bucket's is a packed array (GET: one value per child,
         // contiguous in Redis' memory, no parsing per child).
         let mut commands = Commands::default();
@@ -739,7 +739,7 @@ impl CounterStore for RedisStore {
         lrange.arg(&ids_key).arg(0).arg(0);
         commands.push(&parent.root, lrange);
         let mut lrange = redis::cmd("LRANGE");
-        lrange.arg(&ids_key).arg(known).arg(-1);
+        lrange.arg(&ids_key).arg(from).arg(-1);
         commands.push(&parent.root, lrange);
         let reads: Vec<(bool, Counter)> = buckets
             .iter()
@@ -767,11 +767,11 @@ impl CounterStore for RedisStore {
         let created = created.first().map(Vec::as_slice);
         let ordinals = match self
             .ordinals
-            .update(&ids_key, created, known, added, children)
+            .update(&ids_key, created, from, added, children)
         {
             Some(ordinals) => ordinals,
-            // The list was created again since it was cached (the data was flushed): the
-            // whole list, read after the roll-ups, names every child they count.
+            // The list is not the one cached (the data was flushed or restored): the whole
+            // list, read after the roll-ups, names every child they count.
             None => {
                 let all: Vec<String> = redis::cmd("LRANGE")
                     .arg(&ids_key)

@@ -167,11 +167,12 @@ async fn redis_store_remembers_event_ids_across_reconnects() {
 }
 
 /// The packed roll-ups place children by ordinals a reader caches: children counted for the
-/// first time after a read, and a flush after which the same children get other ordinals,
-/// still read exactly, through the store that cached the old ordinals and through a new one.
-/// (The year and its month are read together: each event counts twice.)
+/// first time after a read, a restore from a backup after which another child takes the
+/// next ordinal, and a flush after which the same children get other ordinals, still read
+/// exactly, through the store that cached the old ordinals and through a new one. (The year
+/// and its month are read together: each event counts twice.)
 #[tokio::test]
-async fn redis_store_children_read_exactly_across_new_children_and_a_flush() {
+async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_flush() {
     use govpulse_core::{AgencyId, Bucket, Counter};
     use govpulse_store::AgencyKey;
 
@@ -186,7 +187,7 @@ async fn redis_store_children_read_exactly_across_new_children_and_a_flush() {
         root: id("hoa-binh"),
         agency: id("hoa-binh"),
     };
-    let children = [id("hb-a"), id("hb-b"), id("hb-c")];
+    let children = [id("hb-a"), id("hb-b"), id("hb-c"), id("hb-d")];
     let day = time::macros::date!(2026 - 04 - 09);
     let buckets = [Bucket::Year(2026), Bucket::Month(2026, 4)];
     let received = [Counter::Received];
@@ -205,6 +206,17 @@ async fn redis_store_children_read_exactly_across_new_children_and_a_flush() {
                 .collect::<Vec<_>>()
         }
     };
+    let mut admin = redis::Client::open(server.url())
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let flush = |mut admin: redis::aio::MultiplexedConnection| async move {
+        let () = redis::cmd("FLUSHALL")
+            .query_async(&mut admin)
+            .await
+            .expect("FLUSHALL");
+    };
 
     store
         .apply(&[
@@ -214,51 +226,74 @@ async fn redis_store_children_read_exactly_across_new_children_and_a_flush() {
         ])
         .await
         .expect("apply");
-    assert_eq!(counts(store.clone()).await, [2, 4, 0]);
+    assert_eq!(counts(store.clone()).await, [2, 4, 0, 0]);
+    // A backup: every key's DUMP.
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut admin)
+        .await
+        .expect("KEYS");
+    let mut backup: Vec<(String, Vec<u8>)> = Vec::new();
+    for key in keys {
+        let dump: Vec<u8> = redis::cmd("DUMP")
+            .arg(&key)
+            .query_async(&mut admin)
+            .await
+            .expect("DUMP");
+        backup.push((key, dump));
+    }
     store.apply(&[receive("4", "hb-c")]).await.expect("apply");
     assert_eq!(
         counts(store.clone()).await,
-        [2, 4, 2],
+        [2, 4, 2, 0],
         "hb-c, new since the last read"
     );
 
-    let mut admin = redis::Client::open(server.url())
-        .expect("a client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
-    let () = redis::cmd("FLUSHALL")
-        .query_async(&mut admin)
-        .await
-        .expect("FLUSHALL");
-    // Counted again in another order: hb-c first, hb-a last, so every ordinal changes.
+    // Restored: hb-c is gone, and hb-d, counted next, takes its ordinal.
+    flush(admin.clone()).await;
+    for (key, dump) in &backup {
+        let () = redis::cmd("RESTORE")
+            .arg(key)
+            .arg(0)
+            .arg(dump)
+            .query_async(&mut admin)
+            .await
+            .expect("RESTORE");
+    }
+    store.apply(&[receive("5", "hb-d")]).await.expect("apply");
+    assert_eq!(
+        counts(store.clone()).await,
+        [2, 4, 0, 2],
+        "after a restore, through the store that cached hb-c's ordinal"
+    );
+
+    // Flushed, then counted again in another order, so every ordinal changes.
+    flush(admin.clone()).await;
     store
         .apply(&[
-            receive("5", "hb-c"),
-            receive("6", "hb-b"),
-            receive("7", "hb-a"),
+            receive("6", "hb-d"),
+            receive("7", "hb-c"),
+            receive("8", "hb-b"),
+            receive("9", "hb-a"),
         ])
         .await
         .expect("apply");
-    store.apply(&[receive("8", "hb-a")]).await.expect("apply");
+    store.apply(&[receive("10", "hb-a")]).await.expect("apply");
     assert_eq!(
         counts(store.clone()).await,
-        [4, 2, 2],
-        "the store that cached the old ordinals"
+        [4, 2, 2, 2],
+        "after a flush, through the store that cached the old ordinals"
     );
     let fresh = RedisStore::connect(config).await.expect("connects");
     assert_eq!(
         counts(fresh).await,
-        [4, 2, 2],
+        [4, 2, 2, 2],
         "a store with nothing cached"
     );
-    let () = redis::cmd("FLUSHALL")
-        .query_async(&mut admin)
-        .await
-        .expect("FLUSHALL");
+    flush(admin).await;
     assert_eq!(
         counts(store).await,
-        [0, 0, 0],
+        [0, 0, 0, 0],
         "nothing after another flush"
     );
 }
