@@ -529,14 +529,16 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
     })
     .await
     .expect("ingest starts");
-    let ingest_url = format!("http://{}", ingest.local_addr());
+    let ingest_addr = ingest.local_addr();
+    let ingest_url = format!("http://{ingest_addr}");
     let ingest_metrics = ingest.metrics_addr().expect("a metrics listener");
     let ranking = govpulse_ranking::Server::build(
         govpulse_ranking::Config::new(local0(), aggregate_url).development(),
     )
     .await
     .expect("ranking starts");
-    let ranking_url = format!("http://{}", ranking.local_addr());
+    let ranking_addr = ranking.local_addr();
+    let ranking_url = format!("http://{ranking_addr}");
     assert_eq!(
         ranking.metrics_addr(),
         None,
@@ -600,6 +602,20 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
         .await
         .expect_err("over the batch limit");
     assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+    // HTTP: a JSON batch that does not parse, the dashboard's page, a path nothing serves.
+    let json = [("content-type", "application/json")];
+    let bad = govpulse_e2e::http::call(ingest_addr, "POST", "/api/v1/events", &json, b"{".to_vec());
+    assert_eq!(bad.await.status, 400);
+    assert_eq!(
+        govpulse_e2e::http::get(ranking_addr, "/", &[]).await.status,
+        200
+    );
+    assert_eq!(
+        govpulse_e2e::http::get(ingest_addr, "/nope", &[])
+            .await
+            .status,
+        404
+    );
 
     let events = "govpulse_events_total";
     let calls = "govpulse_grpc_requests_total";
@@ -684,6 +700,21 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
             1.0,
         ),
         (
+            "govpulse_http_requests_total",
+            vec![("route", "/api/v1/events"), ("status", "400")],
+            1.0,
+        ),
+        (
+            "govpulse_http_requests_total",
+            vec![("route", "/"), ("status", "200")],
+            1.0,
+        ),
+        (
+            "govpulse_http_requests_total",
+            vec![("route", "unknown"), ("status", "404")],
+            1.0,
+        ),
+        (
             "govpulse_watch_subscribers",
             vec![("stream", "ranking")],
             1.0,
@@ -745,8 +776,8 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
 #[test]
 fn the_dashboard_queries_only_metrics_the_services_record() {
     use govpulse_common::prometheus::{
-        BATCH_EVENTS, EVENTS, GRPC_REQUESTS, RANKING_LAG_SECONDS, STORE_ERRORS, STORE_SECONDS,
-        WATCH_SUBSCRIBERS,
+        BATCH_EVENTS, EVENTS, GRPC_REQUESTS, HTTP_REQUESTS, RANKING_LAG_SECONDS, STORE_ERRORS,
+        STORE_SECONDS, WATCH_SUBSCRIBERS,
     };
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -763,6 +794,7 @@ fn the_dashboard_queries_only_metrics_the_services_record() {
         WATCH_SUBSCRIBERS,
         RANKING_LAG_SECONDS,
         GRPC_REQUESTS,
+        HTTP_REQUESTS,
     ];
     let mut queried = BTreeSet::new();
     for panel in dashboard["panels"].as_array().expect("panels") {

@@ -357,9 +357,38 @@ pub async fn within<R>(
 }
 
 /// The JSON routes of `router`, the gRPC services added after them (`Routes::add_service`):
-/// one port. A path neither serves is a JSON 404, or UNIMPLEMENTED for a gRPC client.
+/// one port. A path neither serves is a JSON 404, or UNIMPLEMENTED for a gRPC client. Every
+/// HTTP answer is counted in `govpulse_http_requests_total` (gRPC calls are counted by
+/// `grpc_metrics`).
 pub fn routes(router: axum::Router) -> Routes {
-    Routes::from(router.fallback(no_route))
+    Routes::from(
+        router
+            .fallback(no_route)
+            .layer(axum::middleware::from_fn(count_request)),
+    )
+}
+
+/// Counts an HTTP request by its route (the pattern it matched, `/assets/{name}`, so that
+/// paths do not make new series; `unknown` for none) and the status of its answer.
+async fn count_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unknown".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    if !grpc {
+        metrics::counter!(
+            crate::prometheus::HTTP_REQUESTS,
+            "route" => route,
+            "status" => response.status().as_str().to_owned()
+        )
+        .increment(1);
+    }
+    response
 }
 
 async fn no_route(request: axum::extract::Request) -> Response {

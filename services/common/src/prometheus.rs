@@ -43,6 +43,11 @@ pub const WATCH_SUBSCRIBERS: &str = "govpulse_watch_subscribers";
 /// final status (`OK`, `InvalidArgument`, `Unavailable`, ...; `Cancelled` when the client
 /// went away before the end).
 pub const GRPC_REQUESTS: &str = "govpulse_grpc_requests_total";
+/// Counter `{route, status}`: HTTP requests answered on the services' ports (the JSON API, the
+/// dashboard), by route pattern (`/api/v1/events`, `/assets/{name}`; `unknown` for a path no
+/// route serves) and HTTP status (`200`, `400`, ...), counted when the answer starts (a
+/// `text/event-stream` when it opens).
+pub const HTTP_REQUESTS: &str = "govpulse_http_requests_total";
 /// Histogram: seconds from the change notice that made a live ranking recompute to the end
 /// of that recomputation (its publication, when the ranking changed).
 pub const RANKING_LAG_SECONDS: &str = "govpulse_ranking_lag_seconds";

@@ -300,12 +300,14 @@ impl Server {
             }
             auth
         });
-        // The HTTP routes call the same service under the same reader check.
+        // The HTTP routes call the same service under the same reader check; the dashboard's
+        // files are public.
         let http = http::router(
             self.api.clone(),
             CatalogApi::new(self.catalog.clone()),
             readers.clone(),
-        );
+        )
+        .merge(self.dashboard.router());
         let ranking = RankingServiceServer::new(self.api);
         let routes = govpulse_common::http_json::routes(http);
         let routes = match readers {
@@ -319,8 +321,6 @@ impl Server {
             )),
         }
         .add_service(CatalogApi::server(self.catalog));
-        let routes =
-            tonic::service::Routes::from(routes.into_axum_router().merge(self.dashboard.router()));
         let served = [
             RankingServiceServer::<RankingApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
