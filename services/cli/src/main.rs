@@ -197,6 +197,10 @@ enum Command {
             default_value = "http://127.0.0.1:50051"
         )]
         ingest: String,
+        /// Seconds to keep retrying a batch while ingest is unavailable (unreachable,
+        /// overloaded, restarting) before giving up; retrying never counts an event twice.
+        #[arg(long, default_value_t = 60.0)]
+        retry_for: f64,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -434,6 +438,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             file,
             batch_size,
             ingest,
+            retry_for,
             connect,
         } => {
             let events = if file.as_os_str() == "-" {
@@ -457,9 +462,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let client = IngestServiceClient::new(connect.remote(&ingest)?.channel());
-            let report = submit::send(&client, events, batch_size, connect.token.as_deref())
-                .await
-                .map_err(|s| anyhow::anyhow!("ingest: {:?}: {}", s.code(), s.message()))?;
+            let report = submit::send(
+                &client,
+                events,
+                batch_size,
+                std::time::Duration::from_secs_f64(retry_for.max(0.0)),
+                connect.token.as_deref(),
+            )
+            .await
+            .map_err(|s| anyhow::anyhow!("ingest: {:?}: {}", s.code(), s.message()))?;
             for (line, field, reason) in &report.rejected {
                 println!("line {line}: rejected: {field}: {reason}");
             }

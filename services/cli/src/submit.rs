@@ -63,12 +63,14 @@ fn transient(status: &Status) -> bool {
     )
 }
 
-/// Sends the events in batches of `batch_size`, each retried with backoff while ingest is
-/// unavailable, with `token` as the bearer credential when given.
+/// Sends the events in batches of `batch_size`, each retried with backoff (200 ms doubling
+/// to 5 s) while ingest is unavailable, for up to `retry_for` of waiting, with `token` as the
+/// bearer credential when given.
 pub async fn send(
     client: &IngestServiceClient<Channel>,
     events: Vec<(usize, DossierEvent)>,
     batch_size: usize,
+    retry_for: Duration,
     token: Option<&str>,
 ) -> Result<Report, Status> {
     let authorization = token
@@ -94,7 +96,13 @@ pub async fn send(
             async move { client.submit_events(request).await }
         };
         let response = call
-            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_delay(Duration::from_secs(5)).with_max_times(8))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(5))
+                    .without_max_times()
+                    .with_total_delay(Some(retry_for)),
+            )
             .when(transient)
             .notify(|status, delay| tracing::warn!(code = ?status.code(), retry_in = ?delay, "ingest unavailable; retrying the batch"))
             .await?

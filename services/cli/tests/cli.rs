@@ -333,6 +333,9 @@ fn submit_retries_the_batch_until_ingest_is_up() {
             file.to_str().expect("utf-8"),
             "--ingest",
             &format!("http://127.0.0.1:{port}"),
+            // However slow the services are to start on a busy machine.
+            "--retry-for",
+            "600",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
