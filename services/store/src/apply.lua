@@ -37,7 +37,9 @@
 --
 -- Events sharing a template (same agency, day and kind) are counted together: their
 -- increments are summed here, so a batch costs one HINCRBY per distinct counter, not one
--- per event and counter.
+-- per event and counter. Likewise the event ids, the dossier states and the open sets are
+-- read and written once per batch and key (SMISMEMBER and SADD, HMGET and HSET, ZADD and
+-- ZREM), not once per event: a call from Lua costs more than the work it asks for.
 local pos = 1
 local function take()
   local value = ARGV[pos]
@@ -148,51 +150,192 @@ local function later(a, b)
   return b
 end
 
+-- The commands below take many arguments at once; Lua's C stack bounds `unpack`, so they go
+-- out in chunks of this many items.
+local CHUNK = 1000
+-- Calls `command` on `key` with the items of `args` (each `width` arguments long), a chunk at a
+-- time; `on_reply(reply, offset)` gets each reply with the index of the chunk's first item
+-- minus one.
+local function call_chunks(command, key, args, width, on_reply)
+  local per = CHUNK * width
+  for first = 1, #args, per do
+    local reply = redis.call(command, key, unpack(args, first, math.min(first + per - 1, #args)))
+    if on_reply then
+      on_reply(reply, (first - 1) / width)
+    end
+  end
+end
+
+local events = {}
+for i = 1, tonumber(take()) do
+  -- event-id set index, event id, template, dossier op, dossier id, due time, day
+  events[i] = { tonumber(take()), take(), tonumber(take()), take(), take(), take(), take() }
+end
+
+-- Which events are new: one SMISMEMBER per event-id set for the whole batch; a second copy
+-- of an id in the batch is a duplicate of the first; then one SADD of the new ids per set.
+local ids_by_set, sets = {}, {}
+for _, event in ipairs(events) do
+  local ids = ids_by_set[event[1]]
+  if ids == nil then
+    ids = {}
+    ids_by_set[event[1]] = ids
+    sets[#sets + 1] = event[1]
+  end
+  ids[#ids + 1] = event[2]
+end
+local seen = {}
+for _, set in ipairs(sets) do
+  local ids = ids_by_set[set]
+  call_chunks('SMISMEMBER', KEYS[set], ids, 1, function(reply, offset)
+    for j, member in ipairs(reply) do
+      if member == 1 then
+        seen[set .. '\0' .. ids[offset + j]] = true
+      end
+    end
+  end)
+end
+local outcomes, new_ids = {}, {}
+for i, event in ipairs(events) do
+  local slot = event[1] .. '\0' .. event[2]
+  if seen[slot] then
+    outcomes[i] = 0
+  else
+    seen[slot] = true
+    outcomes[i] = 1
+    local ids = new_ids[event[1]]
+    if ids == nil then
+      ids = {}
+      new_ids[event[1]] = ids
+    end
+    ids[#ids + 1] = event[2]
+  end
+end
+for _, set in ipairs(sets) do
+  if new_ids[set] then
+    call_chunks('SADD', KEYS[set], new_ids[set], 1)
+  end
+end
+
+-- The states of the new events' dossiers, read with one HMGET per dossier-state hash.
+local wanted, hashes = {}, {}
+for i, event in ipairs(events) do
+  if outcomes[i] == 1 and (event[4] == 'o' or event[4] == 'c') then
+    local states = templates[event[3]][4]
+    local want = wanted[states]
+    if want == nil then
+      want = { list = {}, listed = {} }
+      wanted[states] = want
+      hashes[#hashes + 1] = states
+    end
+    if not want.listed[event[5]] then
+      want.listed[event[5]] = true
+      want.list[#want.list + 1] = event[5]
+    end
+  end
+end
+-- states hash index → dossier id → its state (false: none), as the batch changes it
+local state_of = {}
+for _, states in ipairs(hashes) do
+  local list, current = wanted[states].list, {}
+  call_chunks('HMGET', KEYS[states], list, 1, function(reply, offset)
+    for j, value in ipairs(reply) do
+      current[list[offset + j]] = value
+    end
+  end)
+  state_of[states] = current
+end
+
+-- What the batch changes, in first-change order, written once at the end: dossier states
+-- (HSET) and open-set members (ZADD with the due time, or ZREM).
+local function changes()
+  return { order = {}, values = {} }
+end
+local function note(all, all_order, index, member, value)
+  local changed = all[index]
+  if changed == nil then
+    changed = changes()
+    all[index] = changed
+    all_order[#all_order + 1] = index
+  end
+  if changed.values[member] == nil then
+    changed.order[#changed.order + 1] = member
+  end
+  changed.values[member] = value
+end
+local new_states, states_order, open_changes, open_order = {}, {}, {}, {}
+local function set_state(states, dossier, state)
+  state_of[states][dossier] = state
+  note(new_states, states_order, states, dossier, state)
+end
+
 -- A dossier is open from its reception (with a due time) until its resolution. Events
 -- arrive in any order: a resolution that arrives first is remembered with its day, so that
 -- the reception that follows counts the days it was open past due without opening it.
--- This is govpulse_core::backlog::step, which the in-memory store runs.
-local outcomes = {}
-for i = 1, tonumber(take()) do
-  local set, id, t = tonumber(take()), take(), tonumber(take())
-  local op, dossier, due, day = take(), take(), take(), take()
-  if redis.call('SADD', KEYS[set], id) == 1 then
-    outcomes[i] = 1
-    local template = templates[t]
+-- This is govpulse_core::backlog::step, which the in-memory store runs; the batch's events
+-- are taken in order, each seeing the states the earlier ones left.
+for i, event in ipairs(events) do
+  if outcomes[i] == 1 then
+    local template = templates[event[3]]
     template[3] = template[3] + 1
+    local op, dossier, due, day = event[4], event[5], event[6], event[7]
     if op == 'o' or op == 'c' then
-      local states = KEYS[template[4]]
-      local state = redis.call('HGET', states, dossier)
+      local states = template[4]
+      local state = state_of[states][dossier]
       local kind, known = '', ''
       if state then
         kind, known = string.sub(state, 1, 1), string.sub(state, 2)
       end
       if op == 'o' then
         if not state then
-          redis.call('HSET', states, dossier, 'o' .. day)
+          set_state(states, dossier, 'o' .. day)
           for _, z in ipairs(template[6]) do
-            redis.call('ZADD', KEYS[z], due, template[5] .. dossier)
+            note(open_changes, open_order, z, template[5] .. dossier, due)
           end
           count_due(template, 'due', day)
         elseif kind == 'c' and known ~= '' then
-          redis.call('HSET', states, dossier, 'x')
+          set_state(states, dossier, 'x')
           count_due(template, 'due', day)
           count_due(template, 'due_cl', later(known, day))
         end
       elseif not state then
-        redis.call('HSET', states, dossier, 'c' .. day)
+        set_state(states, dossier, 'c' .. day)
       elseif kind == 'o' then
-        redis.call('HSET', states, dossier, 'x')
+        set_state(states, dossier, 'x')
         for _, z in ipairs(template[6]) do
-          redis.call('ZREM', KEYS[z], template[5] .. dossier)
+          note(open_changes, open_order, z, template[5] .. dossier, false)
         end
         if known ~= '' then
           count_due(template, 'due_cl', later(known, day))
         end
       end
     end
-  else
-    outcomes[i] = 0
+  end
+end
+for _, states in ipairs(states_order) do
+  local changed, args = new_states[states], {}
+  for _, dossier in ipairs(changed.order) do
+    args[#args + 1] = dossier
+    args[#args + 1] = changed.values[dossier]
+  end
+  call_chunks('HSET', KEYS[states], args, 2)
+end
+for _, z in ipairs(open_order) do
+  local changed, added, removed = open_changes[z], {}, {}
+  for _, member in ipairs(changed.order) do
+    local due = changed.values[member]
+    if due then
+      added[#added + 1] = due
+      added[#added + 1] = member
+    else
+      removed[#removed + 1] = member
+    end
+  end
+  if #added > 0 then
+    call_chunks('ZADD', KEYS[z], added, 2)
+  end
+  if #removed > 0 then
+    call_chunks('ZREM', KEYS[z], removed, 1)
   end
 end
 
