@@ -39,7 +39,9 @@
 -- increments are summed here, so a batch costs one HINCRBY per distinct counter, not one
 -- per event and counter. Likewise the event ids, the dossier states and the open sets are
 -- read and written once per batch and key (SMISMEMBER and SADD, HMGET and HSET, ZADD and
--- ZREM), not once per event: a call from Lua costs more than the work it asks for.
+-- ZREM), not once per event: every write a script issues is also an entry of the
+-- append-only file, which the durable setting writes and fsyncs before Redis answers
+-- (docs/PERFORMANCE.md).
 local pos = 1
 local function take()
   local value = ARGV[pos]
