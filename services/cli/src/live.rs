@@ -157,9 +157,9 @@ async fn draw(header: impl Fn() -> String, watched: Arc<Mutex<Watched>>, stop: C
             )
         };
         if terminal {
-            print!("\x1b[H\x1b[2J{screen}");
+            out!("\x1b[H\x1b[2J{screen}");
         } else if messages != last_drawn {
-            println!("{screen}");
+            outln!("{screen}");
         }
         last_drawn = messages;
         let _ = std::io::stdout().flush();
@@ -246,16 +246,18 @@ pub async fn demo(
         );
         h
     };
-    println!(
+    outln!(
         "govpulse demo: ingest {}  aggregate {}  ranking {}\nDashboard: {dashboard}",
-        stack.ingest, stack.aggregate, stack.ranking
+        stack.ingest,
+        stack.aggregate,
+        stack.ranking
     );
     let drawer = tokio::spawn(draw(header, watched, stop.clone()));
     govpulse_common::server::shutdown_signal().await;
     stop.cancel();
     let _ = tokio::join!(simulator, follower, drawer);
     stack.stop().await;
-    println!("\ngovpulse demo stopped");
+    outln!("\ngovpulse demo stopped");
     Ok(())
 }
 

@@ -1,7 +1,30 @@
 //! `govpulse`: the command people type. `demo` and `serve` run the services in one process;
 //! `submit`, `assess`, `ranking`, `metrics` and `watch` are clients of a running deployment.
 
-#![allow(clippy::print_stdout)]
+/// `outln!` that ignores a standard output that went away: `govpulse serve | head -3`
+/// leaves the server running, and a client command piped into `head` ends without a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `out!` that ignores a standard output that went away (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `errln!` that ignores a standard error that went away (see `outln!`).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 
 mod assess;
 mod connect;
@@ -405,7 +428,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("govpulse: {e:#}");
+            errln!("govpulse: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -424,12 +447,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve { stack } => {
             let stack = Stack::start(stack.config(0)).await?;
-            println!("ingest     {}", stack.ingest);
-            println!("aggregate  {}", stack.aggregate);
-            println!("ranking    {}", stack.ranking);
-            println!("dashboard  {}/", Stack::url(stack.ranking));
+            outln!("ingest     {}", stack.ingest);
+            outln!("aggregate  {}", stack.aggregate);
+            outln!("ranking    {}", stack.ranking);
+            outln!("dashboard  {}/", Stack::url(stack.ranking));
             if let Some(metrics) = stack.metrics {
-                println!("metrics    http://{metrics}/metrics");
+                outln!("metrics    http://{metrics}/metrics");
             }
             govpulse_common::server::shutdown_signal().await;
             stack.stop().await;
@@ -452,9 +475,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(events) => events,
                 Err(bad) => {
                     for line in &bad {
-                        eprintln!("line {}: {}", line.line, line.reason);
+                        errln!("line {}: {}", line.line, line.reason);
                     }
-                    eprintln!(
+                    errln!(
                         "nothing sent: {} malformed line(s); fix them and submit again",
                         bad.len()
                     );
@@ -472,9 +495,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|s| anyhow::anyhow!("ingest: {:?}: {}", s.code(), s.message()))?;
             for (line, field, reason) in &report.rejected {
-                println!("line {line}: rejected: {field}: {reason}");
+                outln!("line {line}: rejected: {field}: {reason}");
             }
-            println!(
+            outln!(
                 "accepted {}, duplicate {}, rejected {}",
                 report.accepted,
                 report.duplicate,
@@ -506,9 +529,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         Ok(scores) => scores,
                         Err(bad) => {
                             for line in &bad {
-                                eprintln!("line {}: {}", line.line, line.reason);
+                                errln!("line {}: {}", line.line, line.reason);
                             }
-                            eprintln!(
+                            errln!(
                                 "nothing sent: {} malformed line(s); fix them and send again",
                                 bad.len()
                             );
@@ -529,7 +552,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(failed("ingest"))?
                 .into_inner()
                 .stored;
-            println!("stored {stored}");
+            outln!("stored {stored}");
         }
         Command::Ranking {
             query,
@@ -546,14 +569,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(failed("ranking"))?
                 .into_inner();
             if json {
-                println!("{}", serde_json::to_string_pretty(&response)?);
+                outln!("{}", serde_json::to_string_pretty(&response)?);
             } else {
                 let days = |p: &Option<govpulse_proto::aggregate::PeriodRange>| {
                     p.as_ref()
                         .map(|p| format!("{}..{}", p.first_day, p.last_day))
                         .unwrap_or_default()
                 };
-                println!(
+                outln!(
                     "{} by {}, {}, {} ranked, movement against {}",
                     query.block,
                     query.measure(),
@@ -561,7 +584,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     response.ranked_count,
                     days(&response.previous_period)
                 );
-                print!("{}", render::table(&response.rows, render::period_movement));
+                out!("{}", render::table(&response.rows, render::period_movement));
             }
         }
         Command::Metrics {
@@ -593,9 +616,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_err(failed)?
                     .into_inner();
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&response)?);
+                    outln!("{}", serde_json::to_string_pretty(&response)?);
                 } else {
-                    print!("{}", live::metrics_table(&response));
+                    out!("{}", live::metrics_table(&response));
                 }
             } else {
                 let scope = match (block, parent) {
@@ -619,9 +642,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_err(failed)?
                     .into_inner();
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&response)?);
+                    outln!("{}", serde_json::to_string_pretty(&response)?);
                 } else {
-                    print!("{}", live::block_metrics_table(&metric, &response));
+                    out!("{}", live::block_metrics_table(&metric, &response));
                 }
             }
         }
@@ -651,16 +674,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let catalog = govpulse_common::catalog_files::load(catalog_dir.as_deref())?;
             govpulse_common::auth::Tokens::parse(&entry, &catalog)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("token (give it to the agency once; it is not stored anywhere):");
-            println!("{token}");
-            println!();
-            println!("add to the token file:");
-            print!("{entry}");
+            outln!("token (give it to the agency once; it is not stored anywhere):");
+            outln!("{token}");
+            outln!();
+            outln!("add to the token file:");
+            out!("{entry}");
         }
         Command::Loadgen(args) => return run_loadgen(args).await,
         Command::GenProcedures => {
             let catalog = govpulse_common::catalog_files::built_in()?;
-            print!("{}", procedures::generate(&catalog));
+            out!("{}", procedures::generate(&catalog));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -709,7 +732,7 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         drain: Duration::from_secs_f64(args.drain.max(0.0)),
         seed: args.seed,
     };
-    println!(
+    outln!(
         "loadgen: {:?} mode, {} connections, batches of {}, {}, {} s",
         config.mode,
         config.connections,
@@ -782,7 +805,7 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
                         None => format!("{pid}:gone"),
                     })
                     .collect();
-                println!(
+                outln!(
                     "t={:>6.0}s accepted/s={:>9.0} calls={:>6} p50={:.1}ms p99={:.1}ms max={:.1}ms failed_calls={} rss=[{}]",
                     started.elapsed().as_secs_f64(),
                     (accepted - accepted_before) as f64 / every.as_secs_f64(),
@@ -801,7 +824,7 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     if let Some(reporter) = reporter {
         reporter.abort();
     }
-    println!(
+    outln!(
         "accepted {} ({:.0} events/s over {:.1} s), duplicate {}, rejected {}, unacknowledged {}",
         report.accepted,
         report.accepted_per_second(),
@@ -810,20 +833,21 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         report.rejected,
         report.unacknowledged
     );
-    println!(
+    outln!(
         "call latency: {} calls, {}",
         report.latency.count,
         percentiles(&report.latency)
     );
     if report.resent > 0 {
-        println!(
+        outln!(
             "deliberate resends: {} events, {} counted again",
-            report.resent, report.resent_accepted
+            report.resent,
+            report.resent_accepted
         );
     }
     if let Some(probe) = probe {
         let freshness = probe.await??;
-        println!(
+        outln!(
             "freshness: {} probes, {}, missed {}, refused {}",
             freshness.latency.count,
             percentiles(&freshness.latency),
@@ -832,21 +856,21 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if report.errors.is_empty() {
-        println!("errors: none");
+        outln!("errors: none");
     } else {
         let errors: Vec<String> = report
             .errors
             .iter()
             .map(|(code, n)| format!("{code} {n}"))
             .collect();
-        println!("errors (failed calls, retried): {}", errors.join(", "));
+        outln!("errors (failed calls, retried): {}", errors.join(", "));
     }
     let mut healthy = report.unacknowledged == 0 && report.resent_accepted == 0;
     if args.reconcile {
         let result = loadgen::reconcile(channel(&args.aggregate).await?, &report.expected)
             .await
             .map_err(|s| anyhow::anyhow!("aggregate: {}", s.message()))?;
-        println!(
+        outln!(
             "reconcile: {} distinct acknowledged events, {} agencies, {} counters compared, {} differ",
             report.expected.events(),
             result.agencies,
@@ -854,9 +878,12 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             result.mismatches.len()
         );
         for m in &result.mismatches {
-            println!(
+            outln!(
                 "  {} {}: acknowledged {}, counted {}",
-                m.agency, m.counter, m.expected, m.counted
+                m.agency,
+                m.counter,
+                m.expected,
+                m.counted
             );
         }
         healthy &= result.mismatches.is_empty();
