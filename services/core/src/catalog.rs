@@ -197,6 +197,8 @@ pub struct ProvisionFacts {
     pub full_online: u64,
     /// Procedures eligible for full-process online provision.
     pub eligible_full_online: u64,
+    /// Every procedure provided, online or not (`info` included).
+    pub procedures: u64,
 }
 
 /// Why catalog data could not be loaded.
@@ -565,6 +567,7 @@ impl CatalogBuilder {
                     // A procedure provided full-process online is eligible for it, whatever
                     // the row says, so the provision rate never exceeds 100%.
                     i64::from(span.eligible_full_online || span.provision == Provision::Full),
+                    1,
                 ];
                 // A procedure counts for its owner and every ancestor of it, from its first
                 // day to its last.
@@ -610,9 +613,9 @@ pub struct Catalog {
     absorbers: foldhash::HashSet<AgencyId>,
 }
 
-/// From a day on (`None`: from the beginning of time), signed changes of the three provision
-/// facts (online services, full-process online, eligible for it).
-type FactsChange = (Option<Date>, [i64; 3]);
+/// From a day on (`None`: from the beginning of time), signed changes of the four provision
+/// facts (online services, full-process online, eligible for it, every procedure).
+type FactsChange = (Option<Date>, [i64; 4]);
 
 /// An agency's provision facts over time: from each change point on (the first, `None`,
 /// stands for the beginning of time) until the next.
@@ -624,18 +627,23 @@ impl FactsTimeline {
     fn from_changes(mut changes: Vec<FactsChange>) -> Self {
         changes.sort_by_key(|(day, _)| *day);
         let mut timeline: Vec<(Option<Date>, ProvisionFacts)> = Vec::new();
-        let mut running = [0i64; 3];
+        let mut running = [0i64; 4];
         for (day, change) in changes {
             for (total, delta) in running.iter_mut().zip(change) {
                 *total += delta;
             }
             // Every end was preceded by its start, so no total goes below zero.
-            let [online_services, full_online, eligible_full_online] =
-                running.map(|n| u64::try_from(n).unwrap_or(0));
+            let [
+                online_services,
+                full_online,
+                eligible_full_online,
+                procedures,
+            ] = running.map(|n| u64::try_from(n).unwrap_or(0));
             let facts = ProvisionFacts {
                 online_services,
                 full_online,
                 eligible_full_online,
+                procedures,
             };
             match timeline.last_mut() {
                 Some((last_day, last)) if *last_day == day => *last = facts,
@@ -778,6 +786,24 @@ impl Catalog {
             .map(|timeline| timeline.on(day))
             .unwrap_or_default()
     }
+
+    /// Procedure counts for an agency read with the agencies it absorbed (its constituents,
+    /// itself first): the sum over those that existed on `day`. Before a merger the
+    /// predecessors' procedures count beside the successor's, as their dossiers do; from
+    /// the merger on they count only as the successor's own, where the catalog lists them;
+    /// an agency has none on a day it did not exist.
+    pub fn provision_facts_of(&self, constituents: &[AgencyId], day: Date) -> ProvisionFacts {
+        constituents
+            .iter()
+            .filter(|c| self.agency(c).is_some_and(|a| a.exists_on(day)))
+            .map(|c| self.provision_facts(c, day))
+            .fold(ProvisionFacts::default(), |sum, f| ProvisionFacts {
+                online_services: sum.online_services + f.online_services,
+                full_online: sum.full_online + f.full_online,
+                eligible_full_online: sum.eligible_full_online + f.eligible_full_online,
+                procedures: sum.procedures + f.procedures,
+            })
+    }
 }
 
 #[cfg(test)]
@@ -849,7 +875,8 @@ mod tests {
             ProvisionFacts {
                 online_services: 2,
                 full_online: 1,
-                eligible_full_online: 2
+                eligible_full_online: 2,
+                procedures: 2,
             }
         );
         assert_eq!(
@@ -857,7 +884,8 @@ mod tests {
             ProvisionFacts {
                 online_services: 1,
                 full_online: 1,
-                eligible_full_online: 1
+                eligible_full_online: 1,
+                procedures: 2,
             },
             "a full procedure counts as eligible even when its row says otherwise"
         );
@@ -885,21 +913,26 @@ mod tests {
         let c = dated();
         let facts = |agency: &str, day: Date| {
             let f = c.provision_facts(&id(agency), day);
-            (f.online_services, f.full_online, f.eligible_full_online)
+            (
+                f.online_services,
+                f.full_online,
+                f.eligible_full_online,
+                f.procedures,
+            )
         };
         // 2024: a (partial) and c (full).
-        assert_eq!(facts("ha-noi", date!(2024 - 06 - 01)), (2, 1, 2));
+        assert_eq!(facts("ha-noi", date!(2024 - 06 - 01)), (2, 1, 2, 2));
         // c is abolished at the end of 2024.
-        assert_eq!(facts("ha-noi", date!(2024 - 12 - 31)), (2, 1, 2));
-        assert_eq!(facts("ha-noi", date!(2025 - 01 - 01)), (1, 0, 1));
+        assert_eq!(facts("ha-noi", date!(2024 - 12 - 31)), (2, 1, 2, 2));
+        assert_eq!(facts("ha-noi", date!(2025 - 01 - 01)), (1, 0, 1, 1));
         // a is full-process online from April 2025.
-        assert_eq!(facts("ha-noi", date!(2025 - 03 - 31)), (1, 0, 1));
-        assert_eq!(facts("ha-noi", date!(2025 - 04 - 01)), (1, 1, 1));
+        assert_eq!(facts("ha-noi", date!(2025 - 03 - 31)), (1, 0, 1, 1));
+        assert_eq!(facts("ha-noi", date!(2025 - 04 - 01)), (1, 1, 1, 1));
         // b is created in July under a unit: it counts for the unit and for Ha Noi.
-        assert_eq!(facts("ha-noi", date!(2025 - 07 - 01)), (2, 1, 1));
-        assert_eq!(facts("hn-dept", date!(2025 - 06 - 30)), (0, 0, 0));
-        assert_eq!(facts("hn-dept", date!(2026 - 11 - 23)), (1, 0, 0));
-        assert_eq!(facts("hoa-binh", date!(2026 - 11 - 23)), (0, 0, 0));
+        assert_eq!(facts("ha-noi", date!(2025 - 07 - 01)), (2, 1, 1, 2));
+        assert_eq!(facts("hn-dept", date!(2025 - 06 - 30)), (0, 0, 0, 0));
+        assert_eq!(facts("hn-dept", date!(2026 - 11 - 23)), (1, 0, 0, 1));
+        assert_eq!(facts("hoa-binh", date!(2026 - 11 - 23)), (0, 0, 0, 0));
     }
 
     #[test]

@@ -263,6 +263,49 @@ impl Profile {
             .map(|i| i.criterion.as_str())
     }
 
+    /// The part of the profile made of `criteria` (one, or a group), as a profile of its
+    /// own: ranked by the sum of their points, out of the sum of their maxima, without the
+    /// profile's grades (they grade whole scores). Named `<profile>[<criteria>]`, so that it
+    /// is a different query from the whole profile. Each criterion must be the profile's,
+    /// named once; the indicators keep the profile's order.
+    pub fn part(&self, criteria: &[String]) -> Result<Profile, String> {
+        if criteria.is_empty() {
+            return Err("name at least one criterion".to_owned());
+        }
+        for (i, criterion) in criteria.iter().enumerate() {
+            if self.indicator(criterion).is_none() {
+                let known: Vec<&str> = self
+                    .indicators
+                    .iter()
+                    .map(|i| i.criterion.as_str())
+                    .collect();
+                return Err(format!(
+                    "{criterion:?} is not a criterion of {}; its criteria are {}",
+                    self.name,
+                    known.join(", ")
+                ));
+            }
+            if criteria[..i].contains(criterion) {
+                return Err(format!("{criterion:?} is named twice"));
+            }
+        }
+        let indicators: Vec<Indicator> = self
+            .indicators
+            .iter()
+            .filter(|i| criteria.contains(&i.criterion))
+            .cloned()
+            .collect();
+        let mut named: Vec<&str> = indicators.iter().map(|i| i.criterion.as_str()).collect();
+        named.sort_unstable();
+        Ok(Profile {
+            name: format!("{}[{}]", self.name, named.join(",")),
+            title: format!("{}: {}", self.title, named.join(", ")),
+            total_hundredths: indicators.iter().map(|i| i.max_hundredths).sum(),
+            indicators,
+            grades: Vec::new(),
+        })
+    }
+
     /// The grade of a score: the best band whose lower bound it reaches; `None` when the
     /// profile has no grades.
     pub fn grade(&self, total: &Points) -> Option<&str> {
@@ -616,6 +659,50 @@ mod tests {
         profile
             .grade(&Points::from_hundredths(hundredths))
             .map(str::to_owned)
+    }
+
+    #[test]
+    fn a_part_of_a_profile_scores_its_criteria_out_of_their_points_without_grades() {
+        let quality = quality();
+        let function = quality.part(&["function".to_owned()]).expect("a criterion");
+        assert_eq!(function.name, "system-quality-2024[function]");
+        assert_eq!(hundredths_text(function.total_hundredths), "50.00");
+        assert!(function.grades.is_empty(), "grades are for whole scores");
+        // Hà Giang's 38.75 of 50 for function, whatever its other criteria.
+        let ha_giang = |criterion: &str| match criterion {
+            "function" => Some(3875),
+            "performance" => Some(1500),
+            _ => None,
+        };
+        let score = function.score(|_| None, ha_giang).expect("a score");
+        assert_eq!(
+            (score.total.two_decimals(), score.incomplete),
+            ("38.75".to_owned(), false)
+        );
+        // A group: its criteria in the profile's order, named in any order.
+        let group = quality
+            .part(&["performance".to_owned(), "function".to_owned()])
+            .expect("a group");
+        assert_eq!(group.name, "system-quality-2024[function,performance]");
+        assert_eq!(hundredths_text(group.total_hundredths), "70.00");
+        let score = group.score(|_| None, ha_giang).expect("a score");
+        assert_eq!(score.total.two_decimals(), "53.75");
+        // A measured criterion keeps its metric, so the volume rule follows it.
+        let progress = service_index()
+            .part(&["progress".to_owned()])
+            .expect("measured");
+        assert_eq!(progress.metrics(), [Metric::OnTimeRate]);
+        let err = |criteria: &[&str]| {
+            quality
+                .part(&criteria.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>())
+                .expect_err("refused")
+        };
+        assert!(err(&["speed"]).starts_with("\"speed\" is not a criterion of system-quality-2024"));
+        assert_eq!(
+            err(&["function", "function"]),
+            "\"function\" is named twice"
+        );
+        assert_eq!(err(&[]), "name at least one criterion");
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub enum Metric {
     /// Procedures provided full-process online / procedures eligible for it (from the
     /// catalog).
     FullOnlineProvision,
+    /// Procedures provided online, full-process or partially / every procedure the agency
+    /// provides (from the catalog): Quang Ninh's "1,278 of 1,766 provided online in full and
+    /// in part".
+    OnlineProvisionRate,
     /// Dossiers resolved by their due time / (dossiers resolved + dossiers still open past
     /// their due time at the end of the period): a dossier still open past its due time
     /// counts as late at the end of the period.
@@ -35,11 +39,12 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in the documented order.
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 10] = [
         Metric::OnlineDossierRate,
         Metric::FullOnlineDossierRate,
         Metric::ServicesWithOnlineDossiers,
         Metric::FullOnlineProvision,
+        Metric::OnlineProvisionRate,
         Metric::OnTimeRate,
         Metric::DigitizedReceptionRate,
         Metric::ElectronicResultRate,
@@ -54,6 +59,7 @@ impl Metric {
             Metric::FullOnlineDossierRate => "full-online-dossier-rate",
             Metric::ServicesWithOnlineDossiers => "services-with-online-dossiers",
             Metric::FullOnlineProvision => "full-online-provision",
+            Metric::OnlineProvisionRate => "online-provision-rate",
             Metric::OnTimeRate => "on-time-rate",
             Metric::DigitizedReceptionRate => "digitized-reception-rate",
             Metric::ElectronicResultRate => "electronic-result-rate",
@@ -67,7 +73,9 @@ impl Metric {
     pub fn uses_provision_facts(self) -> bool {
         matches!(
             self,
-            Metric::ServicesWithOnlineDossiers | Metric::FullOnlineProvision
+            Metric::ServicesWithOnlineDossiers
+                | Metric::FullOnlineProvision
+                | Metric::OnlineProvisionRate
         )
     }
 
@@ -82,7 +90,9 @@ impl Metric {
                     Counter::ReceivedFullOnlineProcedure,
                 ]
             }
-            Metric::ServicesWithOnlineDossiers | Metric::FullOnlineProvision => vec![],
+            Metric::ServicesWithOnlineDossiers
+            | Metric::FullOnlineProvision
+            | Metric::OnlineProvisionRate => vec![],
             // The due-day counters give the dossiers open past due at the period's end.
             Metric::OnTimeRate => vec![
                 Counter::ResolvedOnTime,
@@ -115,6 +125,7 @@ impl Metric {
                 facts.online_services,
             ),
             Metric::FullOnlineProvision => (facts.full_online, facts.eligible_full_online),
+            Metric::OnlineProvisionRate => (facts.online_services, facts.procedures),
             Metric::OnTimeRate => (
                 c(Counter::ResolvedOnTime),
                 c(Counter::Resolved).saturating_add(counters.open_past_due_at_end),
@@ -206,6 +217,7 @@ mod tests {
             online_services: 9,
             full_online: 3,
             eligible_full_online: 4,
+            procedures: 12,
         };
         let got: Vec<(u64, u64)> = Metric::ALL
             .iter()
@@ -222,6 +234,7 @@ mod tests {
                 ),
                 (7, 9),
                 (3, 4),
+                (9, 12),
                 (v(Counter::ResolvedOnTime), v(Counter::Resolved) + 6),
                 (v(Counter::Digitized), v(Counter::Received)),
                 (v(Counter::ResultElectronic), v(Counter::Resolved)),
@@ -252,6 +265,7 @@ mod tests {
                 online_services: 9,
                 full_online: 3,
                 eligible_full_online: 4,
+                procedures: 12,
             };
             assert_eq!(m.fraction(&only, &facts), m.fraction(&all, &facts), "{m}");
         }
