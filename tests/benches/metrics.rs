@@ -87,6 +87,7 @@ async fn run() {
         scope: Some(Scope::Block(Block::Ministry.into())),
         metric: METRICS[0].to_owned(),
         period: window.today().to_string(),
+        ..Default::default()
     };
     let latency = measure(Target::Grpc(deployment.aggregate()), floor).await;
     // The server side alone: aggregate's API over the same Redis, called in process, so the
@@ -113,6 +114,7 @@ async fn run() {
                 scope: Some(scope),
                 metric: metric.to_owned(),
                 period: "ytd".to_owned(),
+                ..Default::default()
             };
             let latency = measure(Target::Grpc(deployment.aggregate()), request.clone()).await;
             rows.push(latency.row(&format!("GetBlockMetrics {label}, {metric}, ytd")));

@@ -205,6 +205,7 @@ fn probe_query() -> RankingQuery {
         period: now_vietnam_day(),
         selection: Some(Selection::Top(10)),
         parent_id: String::new(),
+        ..Default::default()
     }
 }
 
@@ -218,6 +219,7 @@ async fn province_ids_now(ranking: &RankingProcess) -> Vec<String> {
                 period: now_vietnam_day(),
                 selection: None,
                 parent_id: String::new(),
+                ..Default::default()
             }),
         })
         .await
@@ -372,6 +374,7 @@ async fn update_latency_under_load(
         period: now_vietnam_day(),
         selection: None,
         parent_id: String::new(),
+        ..Default::default()
     };
     let mut loaded_stream = RankingServiceClient::new(ranking.channel())
         .watch_ranking(WatchRankingRequest {
@@ -647,6 +650,7 @@ async fn get_ranking_latency(ingest: &Service, ranking: &RankingProcess) -> Vec<
                 period,
                 selection: None,
                 parent_id: String::new(),
+                ..Default::default()
             }),
         };
         let mut rows_returned = 0;

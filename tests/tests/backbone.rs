@@ -52,6 +52,7 @@ async fn metrics(deployment: &Deployment, agency: &str, period: &str) -> GetMetr
             agency_id: agency.to_owned(),
             period: period.to_owned(),
             metrics: vec![],
+            ..Default::default()
         })
         .await
         .expect("metrics")
@@ -99,6 +100,7 @@ async fn province_ranking(
         selection,
         index: String::new(),
         parent_id: String::new(),
+        ..Default::default()
     };
     let response = deployment
         .ranking()
@@ -494,6 +496,7 @@ async fn watch_ranking_sends_the_snapshot_then_each_change() {
         selection: Some(Selection::Top(3)),
         index: String::new(),
         parent_id: String::new(),
+        ..Default::default()
     };
     let mut stream = deployment
         .ranking()
@@ -574,6 +577,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 selection: None,
                 index: String::new(),
                 parent_id: String::new(),
+                ..Default::default()
             },
             "query.metric",
         ),
@@ -585,6 +589,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 selection: None,
                 index: String::new(),
                 parent_id: String::new(),
+                ..Default::default()
             },
             "query.block",
         ),
@@ -596,6 +601,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 selection: None,
                 index: String::new(),
                 parent_id: String::new(),
+                ..Default::default()
             },
             "query.period",
         ),
@@ -607,6 +613,7 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
                 selection: Some(Selection::Top(0)),
                 index: String::new(),
                 parent_id: String::new(),
+                ..Default::default()
             },
             "query.top",
         ),
@@ -726,6 +733,7 @@ async fn rankings_show_movement_and_keep_small_agencies_apart() {
         selection: None,
         index: String::new(),
         parent_id: String::new(),
+        ..Default::default()
     };
     let response = deployment
         .ranking()

@@ -388,6 +388,7 @@ async fn the_service_index_combines_measured_rates_and_assessed_transparency() {
                     agency_id: agency,
                     period: day,
                     metrics: vec!["full-online-provision".to_owned()],
+                    ..Default::default()
                 })
                 .await
                 .expect("metrics")

@@ -195,6 +195,7 @@ impl Edge {
                 agency_id: agency.to_owned(),
                 period: at.date().to_string(),
                 metrics: vec![],
+                ..Default::default()
             })
             .await
             .expect("metrics")
@@ -621,6 +622,7 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
         catalog_dir: Some(catalog.clone()),
         tls: tls.clone(),
         upstream,
+        min_volume: 0,
         ..govpulse_ranking::Config::new(local0(), aggregate_url)
     })
     .await
@@ -659,6 +661,7 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
                     selection: None,
                     index: String::new(),
                     parent_id: String::new(),
+                    ..Default::default()
                 }),
             })
             .await
@@ -737,6 +740,7 @@ async fn a_tls_service_answers_health_alone_in_plaintext_on_its_health_port_unti
                 agency_id: "ha-noi".into(),
                 period: "ytd".into(),
                 metrics: vec![],
+                ..Default::default()
             })
             .await,
     );
@@ -829,9 +833,12 @@ async fn one_agency_flooding_does_not_hold_back_another() {
     // 200 events a second each, 100 at once.
     let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
         tokens: Some(tokens.clone()),
-        rate_per_agency: 200,
-        burst_per_agency: 100,
-        max_batch: 100,
+        limits: govpulse_ingest::Limits {
+            rate_per_agency: 200,
+            burst_per_agency: 100,
+            max_batch: 100,
+            ..govpulse_ingest::Limits::default().without_per_agency()
+        },
         ..c.development()
     })
     .await;
@@ -923,6 +930,7 @@ async fn reading_rankings_can_require_a_reader_credential() {
             selection: None,
             index: String::new(),
             parent_id: String::new(),
+            ..Default::default()
         }),
     };
     let mut client = RankingServiceClient::new(plain(addr));
@@ -987,7 +995,10 @@ async fn an_agency_holds_a_bounded_number_of_open_streams_and_others_are_not_hel
     .expect("tokens");
     let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
         tokens: Some(tokens.clone()),
-        max_streams_per_agency: 1,
+        limits: govpulse_ingest::Limits {
+            max_streams_per_agency: 1,
+            ..govpulse_ingest::Limits::default().without_per_agency()
+        },
         ..c.development()
     })
     .await;

@@ -189,6 +189,7 @@ async fn events_posted_as_json_get_the_outcomes_grpc_gives_and_are_counted_once(
         agency_id: "phu-tho".to_owned(),
         period: period.clone(),
         metrics: vec!["online-dossier-rate".to_owned()],
+        ..Default::default()
     };
     let from_aggregate = deployment
         .aggregate()
@@ -218,9 +219,12 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
     let config = govpulse_ingest::Config {
         tokens: Some(file),
         allow_anonymous: false,
-        rate_per_agency: 1,
-        burst_per_agency: 2,
-        max_batch: 2,
+        limits: govpulse_ingest::Limits {
+            rate_per_agency: 1,
+            burst_per_agency: 2,
+            max_batch: 2,
+            ..govpulse_ingest::Limits::default().without_per_agency()
+        },
         ..govpulse_ingest::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
             .development()
     };

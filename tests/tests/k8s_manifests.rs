@@ -1472,6 +1472,7 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
         selection: None,
         index: String::new(),
         parent_id: String::new(),
+        ..Default::default()
     };
     let ranking_channel = loopback_channel(ranking_addr, ca("ranking"));
     let ranking = RankingServiceClient::new(ranking_channel)

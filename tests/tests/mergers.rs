@@ -28,6 +28,7 @@ async fn online_rate(deployment: &Deployment, agency: &str, period: &str) -> Get
         agency_id: agency.into(),
         period: period.into(),
         metrics: vec!["online-dossier-rate".into()],
+        ..Default::default()
     };
     deployment
         .aggregate()
@@ -92,6 +93,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
             scope: Some(Scope::Block(Block::Province.into())),
             metric: "online-dossier-rate".into(),
             period: "2024".into(),
+            ..Default::default()
         })
         .await
         .expect("block metrics")
@@ -153,6 +155,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
             selection: None,
             index: String::new(),
             parent_id: String::new(),
+            ..Default::default()
         };
         let ranking = deployment
             .ranking()
@@ -173,6 +176,7 @@ async fn block_on_time(deployment: &Deployment, period: &str, agency: &str) -> O
             scope: Some(Scope::Block(Block::Province.into())),
             metric: "on-time-rate".into(),
             period: period.into(),
+            ..Default::default()
         })
         .await
         .expect("block metrics")
@@ -241,6 +245,7 @@ async fn a_merged_province_inherits_the_dossiers_its_predecessors_left_open_past
         agency_id: "tuyen-quang".into(),
         period: "2025-Q4".into(),
         metrics: vec!["on-time-rate".into()],
+        ..Default::default()
     };
     let q4 = deployment
         .aggregate()
@@ -266,4 +271,135 @@ async fn a_merged_province_inherits_the_dossiers_its_predecessors_left_open_past
     );
     assert_eq!(q4.open_past_due, 1, "the backlog now agrees");
     deployment.stop().await;
+}
+
+/// The issue's catalog: the shipped provinces, ministries and merger, and one partially
+/// online procedure each for Hà Giang, Hà Nội and Tuyên Quang.
+fn write_partial_catalog(name: &str) -> std::path::PathBuf {
+    const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/catalog");
+    let dir = std::env::temp_dir().join(format!("govpulse-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("catalog dir");
+    for file in ["provinces.csv", "ministries.csv", "mergers.csv"] {
+        std::fs::copy(format!("{SHIPPED}/{file}"), dir.join(file)).expect("copy");
+    }
+    std::fs::write(
+        dir.join("procedures.csv"),
+        "id,agency_id,name,provision,eligible_full_online\n\
+         ha-giang.p1,ha-giang,Thủ tục,partial,true\n\
+         ha-noi.p1,ha-noi,Thủ tục,partial,true\n\
+         tuyen-quang.p1,tuyen-quang,Thủ tục,partial,true\n",
+    )
+    .expect("procedures");
+    dir
+}
+
+/// `GET /api/v1/block-metrics` of the provinces, as JSON.
+async fn provinces_over_http(
+    deployment: &Deployment,
+    metric: &str,
+    period: &str,
+    compare_to: &str,
+) -> serde_json::Value {
+    let mut path = format!("/api/v1/block-metrics?block=provinces&metric={metric}&period={period}");
+    if !compare_to.is_empty() {
+        path.push_str(&format!("&compare_to={compare_to}"));
+    }
+    let answer = govpulse_e2e::http::get(deployment.ranking_addr(), &path, &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()
+}
+
+/// A fraction of the JSON mapping (`{"numerator": "1", "denominator": "2", ...}`).
+fn json_fraction(rate: &serde_json::Value) -> Option<(u64, u64)> {
+    let n = |key: &str| rate[key].as_str().and_then(|v| v.parse::<u64>().ok());
+    Some((n("numerator").unwrap_or(0), n("denominator")?))
+}
+
+#[tokio::test]
+async fn last_years_pooled_figure_counts_a_province_merged_later_once() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let catalog_dir = write_partial_catalog("merged-last-year");
+    let options = Options {
+        catalog_dir: Some(catalog_dir.clone()),
+        horizon_days: Some(3000),
+        ..Options::default()
+    };
+    let deployment = Deployment::start_with(&redis, "merged-last-year", options).await;
+    let reception = |id: &str, agency: &str, day: time::Date, online: bool| {
+        let mut event = received(id, agency, at(day), online);
+        event.procedure_id = format!("{agency}.p1");
+        event
+    };
+    // Hà Giang (merged into Tuyên Quang on 2025-07-01): online in 2021, in person in 2022 and
+    // online in 2024; Hà Nội in person in 2021; the new Tuyên Quang in person in 2026.
+    let events = vec![
+        reception("hg-2021", "ha-giang", date!(2021 - 03 - 01), true),
+        reception("hg-2022", "ha-giang", date!(2022 - 03 - 01), false),
+        reception("hn-2021", "ha-noi", date!(2021 - 03 - 01), false),
+        reception("hg-2024", "ha-giang", date!(2024 - 03 - 01), true),
+        reception("tq-2026", "tuyen-quang", date!(2026 - 03 - 01), false),
+    ];
+    let response = deployment
+        .ingest()
+        .submit_events(SubmitEventsRequest { events })
+        .await
+        .expect("submit")
+        .into_inner();
+    assert_eq!(response.accepted, 5, "{:?}", response.outcomes);
+
+    // 2022 against 2021: the 63 provinces of 2022, each with its own 2021; Hà Giang's 2021
+    // dossier counts once (it did twice, through Tuyên Quang, before the fix).
+    let pooled = |body: &serde_json::Value, summary: &str| json_fraction(&body[summary]["pooled"]);
+    let y2022 = provinces_over_http(&deployment, "online-dossier-rate", "2022", "").await;
+    assert_eq!(pooled(&y2022, "summary"), Some((0, 1)));
+    assert_eq!(pooled(&y2022, "summarySamePeriodLastYear"), Some((1, 2)));
+    let row = |body: &serde_json::Value, id: &str| {
+        body["agencies"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["agencyId"] == id).cloned())
+            .unwrap_or_else(|| panic!("{id} listed: {body}"))
+    };
+    assert_eq!(
+        row(&y2022, "tuyen-quang")["samePeriodLastYear"],
+        serde_json::Value::Null,
+        "Tuyên Quang had absorbed nothing by the end of 2022"
+    );
+    assert_eq!(
+        json_fraction(&row(&y2022, "ha-giang")["samePeriodLastYear"]),
+        Some((1, 1))
+    );
+    let y2021 = provinces_over_http(&deployment, "online-dossier-rate", "2021", "").await;
+    assert_eq!(pooled(&y2021, "summary"), Some((1, 2)));
+
+    // Services with online dossiers: numerator and denominator over the same provinces.
+    let services =
+        provinces_over_http(&deployment, "services-with-online-dossiers", "2022", "").await;
+    assert_eq!(pooled(&services, "summarySamePeriodLastYear"), Some((1, 3)));
+
+    // 2022 against an earlier base, 2021, as the same period last year.
+    let based = provinces_over_http(&deployment, "online-dossier-rate", "2022", "2021").await;
+    assert_eq!(pooled(&based, "summaryBase"), Some((1, 2)));
+    assert_eq!(based["basePeriod"]["expression"], "2021");
+
+    // 2026 against 2024, across the merger: the 34 provinces of 2026, Tuyên Quang with Hà
+    // Giang's 2024 dossier, the nation counting it once.
+    let y2026 = provinces_over_http(&deployment, "online-dossier-rate", "2026", "2024").await;
+    assert_eq!(y2026["agencies"].as_array().map(Vec::len), Some(34));
+    let tq = row(&y2026, "tuyen-quang");
+    assert_eq!(json_fraction(&tq["rate"]), Some((0, 1)));
+    assert_eq!(json_fraction(&tq["base"]), Some((1, 1)));
+    assert_eq!(tq["changeFromBase"]["points"], "-100.00");
+    assert_eq!(pooled(&y2026, "summaryBase"), Some((1, 1)));
+    // A base that is not earlier than the period is refused, naming the field.
+    let refused = govpulse_e2e::http::get(
+        deployment.ranking_addr(),
+        "/api/v1/block-metrics?block=provinces&metric=online-dossier-rate&period=2022&compare_to=2022-06",
+        &[],
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.text().contains("compare_to"), "{}", refused.text());
+
+    deployment.stop().await;
+    let _ = std::fs::remove_dir_all(&catalog_dir);
 }

@@ -39,6 +39,7 @@ fn provinces(at: OffsetDateTime, selection: Option<Selection>) -> RankingQuery {
         period: at.date().to_string(),
         selection,
         parent_id: String::new(),
+        ..Default::default()
     }
 }
 

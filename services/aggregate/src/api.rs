@@ -312,16 +312,13 @@ impl AggregateApi {
     }
 
     /// The agencies whose counts make up `agency` over `period`: itself, plus the agencies
-    /// it absorbed after the period began, read as it is now, or as it was on the period's
-    /// last day (a block lists its members as they were then).
-    fn constituents(&self, agency: &AgencyId, period: &Period, view: View) -> Vec<AgencyId> {
-        match view {
-            View::AsNow => self.catalog.constituents(agency, period.first_day()),
-            View::AsOfPeriodEnd => {
-                self.catalog
-                    .constituents_within(agency, period.first_day(), period.last_day())
-            }
-        }
+    /// it absorbed after the period began and by `as_of`. One agency's report reads it as it
+    /// is now (`Date::MAX`); a block reads its members as they were on the last day of the
+    /// period asked for, and compares each, over any other period, with the same agencies,
+    /// so that no dossier counts for two members.
+    fn constituents(&self, agency: &AgencyId, period: &Period, as_of: Date) -> Vec<AgencyId> {
+        self.catalog
+            .constituents_within(agency, period.first_day(), as_of)
     }
 
     /// Each agency's counters over `period`, a merged agency summed with its predecessors.
@@ -332,7 +329,7 @@ impl AggregateApi {
         agencies: &[AgencyId],
         parent: Option<&AgencyId>,
         period: &Period,
-        view: View,
+        as_of: Date,
         needs: &Needs,
     ) -> Result<Vec<Counters>, Error> {
         // Children that absorbed no other agency are read from their parent's roll-up, which
@@ -340,7 +337,7 @@ impl AggregateApi {
         // one by one.
         let parent = parent.filter(|_| {
             agencies.iter().all(|a| {
-                !self.catalog.absorbed_any(a) || self.constituents(a, period, view).len() == 1
+                !self.catalog.absorbed_any(a) || self.constituents(a, period, as_of).len() == 1
             })
         });
         let keyed = |constituents: &mut dyn Iterator<Item = Vec<AgencyId>>| {
@@ -351,7 +348,7 @@ impl AggregateApi {
         let groups: Vec<Vec<AgencyKey>> = if parent.is_some() && !needs.distinct {
             Vec::new()
         } else {
-            keyed(&mut agencies.iter().map(|a| self.constituents(a, period, view)))
+            keyed(&mut agencies.iter().map(|a| self.constituents(a, period, as_of)))
         };
         let (by_event_day, by_due_day): (Vec<Counter>, Vec<Counter>) =
             needs.counters.iter().partition(|c| !c.by_due_day());
@@ -373,11 +370,7 @@ impl AggregateApi {
             let last_possible =
                 backlog::last_possible_due_day(&self.policy, OffsetDateTime::now_utc());
             let plan = backlog::prefix_plan(period.last_day(), last_possible);
-            let last_day = match view {
-                View::AsNow => Date::MAX,
-                View::AsOfPeriodEnd => period.last_day(),
-            };
-            let absorbed = |a: &AgencyId| self.catalog.constituents_within(a, Date::MIN, last_day);
+            let absorbed = |a: &AgencyId| self.catalog.constituents_within(a, Date::MIN, as_of);
             let parent = parent.filter(|_| {
                 agencies
                     .iter()
@@ -478,12 +471,13 @@ impl AggregateApi {
             .sum())
     }
 
-    /// The agencies an agency absorbed after the period began (for the `merged_from` fields).
-    fn merged_from(&self, agency: &AgencyId, period: &Period, view: View) -> Vec<String> {
+    /// The agencies an agency absorbed after the period began and by `as_of` (for the
+    /// `merged_from` fields).
+    fn merged_from(&self, agency: &AgencyId, period: &Period, as_of: Date) -> Vec<String> {
         if !self.catalog.absorbed_any(agency) {
             return Vec::new();
         }
-        self.constituents(agency, period, view)
+        self.constituents(agency, period, as_of)
             .iter()
             .skip(1)
             .map(ToString::to_string)
@@ -530,27 +524,41 @@ impl AggregateApi {
                 })
                 .collect::<Result<_, _>>()?
         };
+        let base = self.base_period(&request.compare_to, &period)?;
         let (last_year, previous) = (period.same_period_last_year(), period.previous());
-        let everything = Needs::everything();
+        let everything = &Needs::everything();
         let ids = std::slice::from_ref(&agency.id);
-        let [now, then, before] = [&period, &last_year, &previous];
+        // The agency as it is now: over any period, with every agency it absorbed since.
+        let read = |p: &Period| {
+            let p = p.clone();
+            async move {
+                let counters = self.read(ids, None, &p, Date::MAX, everything).await?[0];
+                // Each period is measured against the catalog as it was on its own last day,
+                // for the agencies counted with it.
+                let facts = self.catalog.provision_facts_of(
+                    &self.constituents(&agency.id, &p, Date::MAX),
+                    p.last_day(),
+                );
+                Ok::<_, Error>((counters, facts))
+            }
+        };
         let (now, then, before) = (
-            self.read(ids, None, now, View::AsNow, &everything).await?[0],
-            self.read(ids, None, then, View::AsNow, &everything).await?[0],
-            self.read(ids, None, before, View::AsNow, &everything)
-                .await?[0],
+            read(&period).await?,
+            read(&last_year).await?,
+            read(&previous).await?,
         );
-        // Each period is measured against the catalog as it was on its own last day.
-        let [facts_now, facts_then, facts_before] = [&period, &last_year, &previous]
-            .map(|p| self.catalog.provision_facts(&agency.id, p.last_day()));
+        let based = match &base {
+            Some(base) => Some(read(base).await?),
+            None => None,
+        };
         let metrics = metrics
             .into_iter()
             .map(|metric| {
-                let (rate, last_year_rate, previous_rate) = (
-                    metric.rate(&now, &facts_now),
-                    metric.rate(&then, &facts_then),
-                    metric.rate(&before, &facts_before),
-                );
+                let value =
+                    |(counters, facts): &(Counters, ProvisionFacts)| metric.rate(counters, facts);
+                let (rate, last_year_rate, previous_rate) =
+                    (value(&now), value(&then), value(&before));
+                let base_rate = based.as_ref().and_then(value);
                 MetricReport {
                     metric: metric.name().to_owned(),
                     rate: rate.map(rate_to_proto),
@@ -561,9 +569,12 @@ impl AggregateApi {
                     target: self
                         .verdict(&agency.id, metric, &period, rate)
                         .map(standing),
+                    base: base_rate.map(rate_to_proto),
+                    change_from_base: change(rate, base_rate),
                 }
             })
             .collect();
+        let now = now.0;
         Ok(GetMetricsResponse {
             agency: Some(agency_to_proto(agency)),
             period: Some(period_to_proto(&period)),
@@ -571,9 +582,30 @@ impl AggregateApi {
             previous_period: Some(period_to_proto(&previous)),
             counters: Some(counters_to_proto(&now)),
             metrics,
-            merged_from: self.merged_from(&agency.id, &period, View::AsNow),
+            merged_from: self.merged_from(&agency.id, &period, Date::MAX),
             open_past_due: self.open_past_due(&agency.id).await?,
+            base_period: base.as_ref().map(period_to_proto),
         })
+    }
+
+    /// The earlier period `compare_to` names, if any: it must end before `period` begins.
+    fn base_period(&self, compare_to: &str, period: &Period) -> Result<Option<Period>, Error> {
+        if compare_to.trim().is_empty() {
+            return Ok(None);
+        }
+        let base = Period::parse(compare_to, vietnam_day(OffsetDateTime::now_utc()))
+            .map_err(|e| Error::invalid("compare_to", e.to_string()))?;
+        if base.last_day() >= period.first_day() {
+            return Err(Error::invalid(
+                "compare_to",
+                format!(
+                    "{compare_to:?} ends on {}, not before the period begins on {}: compare with an earlier period",
+                    base.last_day(),
+                    period.first_day()
+                ),
+            ));
+        }
+        Ok(Some(base))
     }
 
     /// One metric over several agencies: the body of GetBlockMetrics.
@@ -619,29 +651,42 @@ impl AggregateApi {
                 .map_err(|e: govpulse_core::metric::UnknownMetric| {
                     Error::invalid("metric", e.to_string())
                 })?;
+        let base = self.base_period(&request.compare_to, &period)?;
         let last_year = period.same_period_last_year();
         let ids: Vec<AgencyId> = members.iter().map(|a| a.id.clone()).collect();
-        // Both periods at once: their round trips to Redis overlap.
         let needs = metric.needs();
-        let (now, then) = futures::try_join!(
-            self.read(
-                &ids,
-                parent_id.as_ref(),
-                &period,
-                View::AsOfPeriodEnd,
-                &needs
-            ),
-            self.read(&ids, parent_id.as_ref(), &last_year, View::AsNow, &needs),
+        // Every period is read for the members as they were on the last day of the period
+        // asked for: a member is compared with the sum of the agencies it had absorbed by
+        // then, and an agency it had not absorbed yet is a member of its own.
+        let parent = parent_id.as_ref();
+        let read_base = async {
+            match &base {
+                Some(base) => self
+                    .read(&ids, parent, base, last_day, &needs)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        // All periods at once: their round trips to Redis overlap.
+        let (now, then, based) = futures::try_join!(
+            self.read(&ids, parent, &period, last_day, &needs),
+            self.read(&ids, parent, &last_year, last_day, &needs),
+            read_base
         )?;
-        // Each period is measured against the catalog as it was on its own last day. Most
-        // metrics do not look at the catalog's facts: 10,000 units skip 20,000 lookups.
-        let fractions = |counters: &[Counters], day: time::Date| -> Vec<(u64, u64)> {
+        // Each period is measured against the catalog as it was on its own last day, for
+        // the agencies counted with the member. Most metrics do not look at the catalog's
+        // facts: 10,000 units skip 20,000 lookups.
+        let fractions = |counters: &[Counters], read: &Period| -> Vec<(u64, u64)> {
             members
                 .iter()
                 .zip(counters)
                 .map(|(a, c)| {
                     let facts = if metric.uses_provision_facts() {
-                        self.catalog.provision_facts(&a.id, day)
+                        self.catalog.provision_facts_of(
+                            &self.constituents(&a.id, read, last_day),
+                            read.last_day(),
+                        )
                     } else {
                         ProvisionFacts::default()
                     };
@@ -649,35 +694,45 @@ impl AggregateApi {
                 })
                 .collect()
         };
-        let (fractions_now, fractions_then) = (
-            fractions(&now, last_day),
-            fractions(&then, last_year.last_day()),
-        );
+        let fractions_now = fractions(&now, &period);
+        let fractions_then = fractions(&then, &last_year);
+        let fractions_base = match (&based, &base) {
+            (Some(counters), Some(base)) => Some(fractions(counters, base)),
+            _ => None,
+        };
+        let rate = |(n, d): (u64, u64)| Rate::new(n, d);
         let verdicts: Vec<Option<Verdict>> = members
             .iter()
             .zip(&fractions_now)
-            .map(|(a, (n, d))| self.verdict(&a.id, metric, &period, Rate::new(*n, *d)))
+            .map(|(a, now)| self.verdict(&a.id, metric, &period, rate(*now)))
             .collect();
         let agencies = members
             .iter()
-            .zip(fractions_now.iter().zip(&fractions_then))
-            .zip(&verdicts)
-            .map(|((agency, (now, then)), verdict)| {
-                let (rate, last_year_rate) = (Rate::new(now.0, now.1), Rate::new(then.0, then.1));
+            .enumerate()
+            .map(|(i, agency)| {
+                let value = rate(fractions_now[i]);
+                let last_year_value = rate(fractions_then[i]);
+                let base_value = fractions_base.as_ref().and_then(|f| rate(f[i]));
                 AgencyMetric {
                     agency_id: agency.id.as_str().to_owned(),
                     agency_name: agency.name.clone(),
-                    rate: rate.map(rate_to_proto),
-                    same_period_last_year: last_year_rate.map(rate_to_proto),
-                    change_from_last_year: change(rate, last_year_rate),
-                    target: verdict.clone().map(standing),
-                    merged_from: self.merged_from(&agency.id, &period, View::AsOfPeriodEnd),
+                    rate: value.map(rate_to_proto),
+                    same_period_last_year: last_year_value.map(rate_to_proto),
+                    change_from_last_year: change(value, last_year_value),
+                    target: verdicts[i].clone().map(standing),
+                    merged_from: self.merged_from(&agency.id, &period, last_day),
+                    base: base_value.map(rate_to_proto),
+                    change_from_base: change(value, base_value),
                 }
             })
             .collect();
-        let summary_now = summarize(fractions_now.iter().copied());
-        let summary_then = summarize(fractions_then.iter().copied());
-        let with_target = verdicts.iter().flatten().count();
+        // Targets are counted among the agencies with data: whether one without data meets
+        // its target is unknown.
+        let with_target = verdicts
+            .iter()
+            .flatten()
+            .filter(|v| v.met.is_some())
+            .count();
         let meeting = verdicts
             .iter()
             .flatten()
@@ -693,14 +748,24 @@ impl AggregateApi {
                 agencies_with_target: count(with_target),
                 agencies_meeting_target: count(meeting),
             };
+        let summary_now = summarize(fractions_now.iter().copied());
+        let summary_then = summarize(fractions_then.iter().copied());
+        let summary_base = fractions_base
+            .as_ref()
+            .map(|f| summarize(f.iter().copied()));
         Ok(GetBlockMetricsResponse {
             period: Some(period_to_proto(&period)),
             same_period_last_year: Some(period_to_proto(&last_year)),
             agencies,
             pooled_change_from_last_year: change(summary_now.pooled, summary_then.pooled),
+            pooled_change_from_base: summary_base
+                .as_ref()
+                .and_then(|b| change(summary_now.pooled, b.pooled)),
             summary: Some(to_proto(&summary_now, with_target, meeting)),
-            // Targets are per year; last year's standing is not reported here.
+            // Targets are per year; other periods' standings are not reported here.
             summary_same_period_last_year: Some(to_proto(&summary_then, 0, 0)),
+            summary_base: summary_base.as_ref().map(|b| to_proto(b, 0, 0)),
+            base_period: base.as_ref().map(period_to_proto),
         })
     }
 
@@ -764,7 +829,7 @@ impl AggregateApi {
                 &members,
                 parent.as_ref(),
                 &period,
-                View::AsOfPeriodEnd,
+                period.last_day(),
                 &needs,
             )
             .await?;
@@ -778,7 +843,7 @@ impl AggregateApi {
             .map(|((id, c), assessed)| AgencyCounters {
                 agency_id: id.to_string(),
                 counters: Some(counters_to_proto(c)),
-                merged_from: self.merged_from(id, &period, View::AsOfPeriodEnd),
+                merged_from: self.merged_from(id, &period, period.last_day()),
                 assessed,
             })
             .collect();
@@ -844,15 +909,6 @@ fn snapshot_needs(metrics: &[String]) -> Result<Needs, Error> {
         needs.distinct |= more.distinct;
     }
     Ok(needs)
-}
-
-/// How an agency that absorbed others is read for a period before the merger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum View {
-    /// As it is now: with its predecessors (one agency's report, comparisons).
-    AsNow,
-    /// As it was on the period's last day (the members of a block or of a parent).
-    AsOfPeriodEnd,
 }
 
 /// A value against another, when both have data.

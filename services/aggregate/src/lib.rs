@@ -137,15 +137,7 @@ impl Server {
         let catalog = Arc::new(govpulse_common::catalog_files::load(
             config.catalog_dir.as_deref(),
         )?);
-        let store: Arc<dyn CounterStore> = if config.store == "memory" {
-            Arc::new(MemoryStore::new())
-        } else {
-            let redis_config = RedisStoreConfig {
-                url: config.store.clone(),
-                prefix: config.key_prefix.clone(),
-            };
-            Arc::new(RedisStore::connect(redis_config).await?)
-        };
+        let store = open_store(&config).await?;
         Self::build_with(config, catalog, store).await
     }
 
@@ -251,6 +243,20 @@ impl Server {
         )
         .await?)
     }
+}
+
+/// The counter store `config.store` names: in memory, or Redis (one server or a cluster),
+/// connected.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn CounterStore>, Error> {
+    Ok(if config.store == "memory" {
+        Arc::new(MemoryStore::new())
+    } else {
+        let redis_config = RedisStoreConfig {
+            url: config.store.clone(),
+            prefix: config.key_prefix.clone(),
+        };
+        Arc::new(RedisStore::connect(redis_config).await?)
+    })
 }
 
 /// The store's kind for logs, without credentials a URL may carry.

@@ -413,6 +413,10 @@ fn model(
             "full-online-provision",
             (facts.full_online, facts.eligible_full_online),
         ),
+        (
+            "online-provision-rate",
+            (facts.online_services, facts.procedures),
+        ),
         ("on-time-rate", (v("on-time"), v("resolved") + open)),
         ("digitized-reception-rate", (v("digitized"), v("received"))),
         ("electronic-result-rate", (v("electronic"), v("resolved"))),
@@ -480,6 +484,7 @@ async fn check(
                 agency_id: agency.into(),
                 period: expression.clone(),
                 metrics: vec![],
+                ..Default::default()
             };
             let response = api.metrics(request).await.expect("metrics");
             let (expected, expected_last_year) = (
@@ -527,6 +532,7 @@ async fn check(
                     scope: Some(Scope::ParentId(parent.to_owned())),
                     metric: metric.name().to_owned(),
                     period: expression.clone(),
+                    ..Default::default()
                 };
                 let response = api.block_metrics(request).await.expect("block metrics");
                 for row in &response.agencies {

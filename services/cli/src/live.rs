@@ -27,7 +27,7 @@ use crate::{
     connect::{ConnectArgs, Remote},
     render::LiveTable,
     simulate::{self, SimulationConfig, Tally},
-    stack::{Stack, StackConfig},
+    stack::{Stack, StackArgs},
 };
 
 /// The state of a watched stream.
@@ -171,20 +171,29 @@ const DEMO_DAYS: u16 = 7;
 
 /// `govpulse demo`.
 pub async fn demo(
-    config: StackConfig,
+    config: StackArgs,
     rate: f64,
     backfill: u32,
     metric: Metric,
 ) -> anyhow::Result<()> {
+    // The simulated agencies and the live table call the services as anonymous clients.
+    if config.tokens.is_some()
+        || config.tls.tls_cert.is_some()
+        || config.tls.tls_client_ca.is_some()
+    {
+        anyhow::bail!(
+            "the demo's simulated agencies report without credentials or TLS: run `govpulse serve` with --tokens or --tls-cert instead"
+        );
+    }
     let stack = Stack::start(config).await?;
     let (ingest, aggregate, ranking) = (
-        Stack::url(stack.ingest),
-        Stack::url(stack.aggregate),
-        Stack::url(stack.ranking),
+        stack.url(stack.ingest),
+        stack.url(stack.aggregate),
+        stack.url(stack.ranking),
     );
     let stop = CancellationToken::new();
     let tally = Arc::new(Tally::default());
-    let catalog = Arc::new(govpulse_common::catalog_files::built_in()?);
+    let catalog = stack.catalog.clone();
     let simulation = SimulationConfig {
         dossiers_per_second: rate,
         backfill,
@@ -212,6 +221,7 @@ pub async fn demo(
         selection: Some(Selection::Top(10)),
         index: String::new(),
         parent_id: String::new(),
+        ..Default::default()
     };
     let watched = Arc::new(Mutex::new(Watched {
         table: LiveTable::default(),
@@ -342,6 +352,14 @@ pub fn metrics_table(response: &GetMetricsResponse) -> String {
         days(response.same_period_last_year.as_ref()),
         days(response.previous_period.as_ref()),
     );
+    if let Some(base) = &response.base_period {
+        let _ = writeln!(
+            out,
+            "  compared with {} = {}",
+            base.expression,
+            days(Some(base))
+        );
+    }
     let _ = writeln!(
         out,
         "  {:<30} {}",
@@ -373,6 +391,14 @@ pub fn metrics_table(response: &GetMetricsResponse) -> String {
                 change_text(m.change_from_previous_period.as_ref())
             ));
         }
+        if let (Some(base), Some(period)) = (&m.base, &response.base_period) {
+            details.push(format!(
+                "{} {}% {}",
+                period.expression,
+                base.percent,
+                change_text(m.change_from_base.as_ref())
+            ));
+        }
         let target = target_text(m.target.as_ref());
         if !target.is_empty() {
             details.push(target);
@@ -387,9 +413,14 @@ pub fn metrics_table(response: &GetMetricsResponse) -> String {
 /// One metric over several agencies, with the summary.
 pub fn block_metrics_table(metric: &str, response: &GetBlockMetricsResponse) -> String {
     let mut out = String::new();
+    let base = response
+        .base_period
+        .as_ref()
+        .map(|b| format!(", against {} = {}", b.expression, days(Some(b))))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "{metric}, {} (last year {})",
+        "{metric}, {} (last year {}{base})",
         days(response.period.as_ref()),
         days(response.same_period_last_year.as_ref())
     );
@@ -401,9 +432,14 @@ pub fn block_metrics_table(metric: &str, response: &GetBlockMetricsResponse) -> 
         .unwrap_or(6);
     for a in &response.agencies {
         let pad = width.saturating_sub(a.agency_name.chars().count());
+        let against_base = if response.base_period.is_some() {
+            format!("{:<26} ", change_text(a.change_from_base.as_ref()))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "  {}{}  {:<26} {:<26} {}",
+            "  {}{}  {:<26} {:<26} {against_base}{}",
             a.agency_name,
             " ".repeat(pad),
             rate_text(a.rate.as_ref()),
@@ -419,7 +455,7 @@ pub fn block_metrics_table(metric: &str, response: &GetBlockMetricsResponse) -> 
         };
         let _ = writeln!(
             out,
-            "pooled {} · mean of agencies {mean} · {} agencies, {} without data · {} of {} with a target meet it",
+            "pooled {} · mean of agencies {mean} · {} agencies, {} without data · {} of the {} with data and a target meet it",
             rate_text(s.pooled.as_ref()),
             s.agencies,
             s.agencies_without_data,
@@ -432,6 +468,15 @@ pub fn block_metrics_table(metric: &str, response: &GetBlockMetricsResponse) -> 
             out,
             "pooled against the same period last year: {}",
             change_text(Some(change))
+        );
+    }
+    if let (Some(base), Some(summary)) = (&response.base_period, &response.summary_base) {
+        let _ = writeln!(
+            out,
+            "pooled in {}: {}; against it: {}",
+            base.expression,
+            rate_text(summary.pooled.as_ref()),
+            change_text(response.pooled_change_from_base.as_ref())
         );
     }
     out

@@ -956,6 +956,7 @@ pub async fn reconcile(
                 agency_id: agency.clone(),
                 period: period.clone(),
                 metrics: vec!["online-dossier-rate".to_owned()],
+                ..Default::default()
             })
             .await?
             .into_inner();

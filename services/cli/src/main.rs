@@ -35,7 +35,7 @@ mod simulate;
 mod stack;
 mod submit;
 
-use std::{io::BufReader, net::IpAddr, path::PathBuf, process::ExitCode};
+use std::{io::BufReader, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -58,7 +58,7 @@ use govpulse::loadgen;
 
 use crate::{
     connect::ConnectArgs,
-    stack::{Stack, StackConfig},
+    stack::{Stack, StackArgs},
 };
 
 #[derive(Debug, Parser)]
@@ -73,47 +73,9 @@ struct Cli {
 }
 
 #[derive(Debug, clap::Args)]
-struct StackArgs {
-    /// Count into this Redis (`redis://host:port/`) instead of the in-memory store.
-    #[arg(long, env = "GOVPULSE_REDIS_URL")]
-    redis: Option<String>,
-    /// Prefix of every Redis key.
-    #[arg(long, env = "GOVPULSE_KEY_PREFIX", default_value = "gp")]
-    key_prefix: String,
-    /// Address the services listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// Agencies with less volume than this for a ranking's period are listed apart, unranked
-    /// (the demo ranks provinces for today, so a province with 3 dossiers is not first).
-    #[arg(long, env = "GOVPULSE_MIN_VOLUME")]
-    min_volume: Option<u64>,
-    /// Preferred ports of ingest, aggregate and ranking (a busy port falls back to a free one).
-    #[arg(long, num_args = 3, value_names = ["INGEST", "AGGREGATE", "RANKING"], default_values_t = [50051, 50052, 50053])]
-    ports: Vec<u16>,
-    /// Address of the Prometheus `/metrics` listener (all three services); none when unset.
-    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
-    metrics_listen: Option<std::net::SocketAddr>,
-}
-
-impl StackArgs {
-    /// The stack's settings; `default_min_volume` applies unless --min-volume is given.
-    fn config(&self, default_min_volume: u64) -> StackConfig {
-        let port = |i: usize| self.ports.get(i).copied().unwrap_or(0);
-        StackConfig {
-            host: self.host,
-            ports: [port(0), port(1), port(2)],
-            redis: self.redis.clone(),
-            key_prefix: self.key_prefix.clone(),
-            min_volume: self.min_volume.unwrap_or(default_min_volume),
-            metrics_listen: self.metrics_listen,
-        }
-    }
-}
-
-#[derive(Debug, clap::Args)]
 struct QueryArgs {
     /// The metric: online-dossier-rate, full-online-dossier-rate, services-with-online-dossiers,
-    /// full-online-provision, on-time-rate, digitized-reception-rate, electronic-result-rate,
+    /// full-online-provision, online-provision-rate, on-time-rate, digitized-reception-rate, electronic-result-rate,
     /// satisfaction-rate, online-payment-rate.
     #[arg(long, default_value = "online-dossier-rate")]
     metric: String,
@@ -121,6 +83,10 @@ struct QueryArgs {
     /// system-quality-2024 (or another profile the ranking service loaded).
     #[arg(long)]
     index: Option<String>,
+    /// With --index: rank by this criterion of the index only (`--criterion function`: its
+    /// points out of its maximum); repeat it to rank by a group of criteria.
+    #[arg(long, requires = "index")]
+    criterion: Vec<String>,
     /// `province` or `ministry`.
     #[arg(long, default_value = "province")]
     block: String,
@@ -175,12 +141,19 @@ impl QueryArgs {
             selection,
             index: self.index.clone().unwrap_or_default(),
             parent_id: self.parent.clone().unwrap_or_default(),
+            criteria: self.criterion.clone(),
         })
     }
 
-    /// What the ranking is by, for its title: the index or the metric.
-    fn measure(&self) -> &str {
-        self.index.as_deref().unwrap_or(&self.metric)
+    /// What the ranking is by, for its title: the index (and its criteria) or the metric.
+    fn measure(&self) -> String {
+        match &self.index {
+            Some(index) if !self.criterion.is_empty() => {
+                format!("{index} ({})", self.criterion.join(", "))
+            }
+            Some(index) => index.clone(),
+            None => self.metric.clone(),
+        }
     }
 }
 
@@ -289,6 +262,10 @@ enum Command {
         /// The period, as for `ranking`.
         #[arg(long, default_value = "ytd")]
         period: String,
+        /// Also compare with this earlier period, written as --period (`--period 2026
+        /// --compare-to 2024`): beside the same period last year, as a ratio and in points.
+        #[arg(long)]
+        compare_to: Option<String>,
         /// Print the response as JSON.
         #[arg(long)]
         json: bool,
@@ -443,14 +420,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             metric,
         } => {
             let metric: Metric = metric.parse()?;
-            live::demo(stack.config(20), rate, backfill, metric).await?;
+            live::demo(stack, rate, backfill, metric).await?;
         }
         Command::Serve { stack } => {
-            let stack = Stack::start(stack.config(0)).await?;
+            let stack = Stack::start(stack).await?;
             outln!("ingest     {}", stack.ingest);
             outln!("aggregate  {}", stack.aggregate);
             outln!("ranking    {}", stack.ranking);
-            outln!("dashboard  {}/", Stack::url(stack.ranking));
+            outln!("dashboard  {}/", stack.url(stack.ranking));
             if let Some(metrics) = stack.metrics {
                 outln!("metrics    http://{metrics}/metrics");
             }
@@ -576,9 +553,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .map(|p| format!("{}..{}", p.first_day, p.last_day))
                         .unwrap_or_default()
                 };
+                let out_of = if response.max_score.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (out of {})", response.max_score)
+                };
+                let minimum = if response.min_volume > 0 {
+                    format!(", minimum volume {}", response.min_volume)
+                } else {
+                    String::new()
+                };
                 outln!(
-                    "{} by {}, {}, {} ranked, movement against {}",
-                    query.block,
+                    "{} by {}{out_of}, {}, {} ranked{minimum}, movement against {}",
+                    query.parent.as_deref().unwrap_or(&query.block),
                     query.measure(),
                     days(&response.period),
                     response.ranked_count,
@@ -594,6 +581,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             nation,
             metric,
             period,
+            compare_to,
             json,
             aggregate,
             connect,
@@ -609,6 +597,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     agency_id: agency,
                     period,
                     metrics: metric,
+                    compare_to: compare_to.unwrap_or_default(),
                 };
                 let response = client
                     .get_metrics(aggregate.request(request))
@@ -635,6 +624,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     scope: Some(scope),
                     metric: metric.clone(),
                     period,
+                    compare_to: compare_to.unwrap_or_default(),
                 };
                 let response = client
                     .get_block_metrics(aggregate.request(request))

@@ -269,6 +269,7 @@ mod tests {
                 rows: vec![row(1, "a", 9, 10), row(2, "b", 5, 10)],
                 period: None,
                 ranked_count: 3,
+                ..Default::default()
             }),
         ));
         t.apply(message(1, Event::SnapshotComplete(SnapshotComplete {})));
@@ -387,6 +388,7 @@ mod tests {
                 rows: vec![row(1, "a", 1, 2)],
                 period: None,
                 ranked_count: 1,
+                ..Default::default()
             }),
         ));
         t.apply(message(1, Event::SnapshotComplete(SnapshotComplete {})));
@@ -396,6 +398,7 @@ mod tests {
                 rows: vec![row(1, "z", 1, 2)],
                 period: None,
                 ranked_count: 1,
+                ..Default::default()
             }),
         ));
         assert!(!t.complete);
@@ -411,6 +414,7 @@ mod tests {
                 rows,
                 period: None,
                 ranked_count,
+                ..Default::default()
             }),
         ));
         t.apply(message(
@@ -428,6 +432,7 @@ mod tests {
                 rows: vec![row(1, "a", 1, 2)],
                 period: None,
                 ranked_count: 1,
+                ..Default::default()
             }),
         ));
         assert_eq!(t.resume_revision(), 0, "half a snapshot cannot be resumed");

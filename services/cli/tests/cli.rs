@@ -23,8 +23,9 @@ impl Serve {
     }
 
     fn on_ports(ports: [&str; 3]) -> Serve {
+        // A handful of dossiers per agency: rank every agency with data.
         let mut child = Command::new(GOVPULSE)
-            .args(["serve", "--ports"])
+            .args(["serve", "--min-volume", "0", "--ports"])
             .args(ports)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -183,7 +184,9 @@ fn assess_then_rank_by_a_composite_index_shows_score_and_grade() {
     assert!(ranking.status.success(), "{}", text(&ranking.stderr));
     let lines: Vec<&str> = out.lines().collect();
     assert!(
-        lines[0].starts_with("province by system-quality-2024, 2024-01-01..2024-12-31, 2 ranked"),
+        lines[0].starts_with(
+            "province by system-quality-2024 (out of 100.00), 2024-01-01..2024-12-31, 2 ranked"
+        ),
         "{out}"
     );
     assert!(
@@ -536,6 +539,7 @@ async fn start_ranking(
 ) {
     let config = govpulse_ranking::Config {
         heartbeat_ms: 500,
+        min_volume: 0,
         ..govpulse_ranking::Config::new(listen, aggregate_url.to_owned()).development()
     };
     let server = govpulse_ranking::Server::build(config)

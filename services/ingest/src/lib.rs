@@ -47,9 +47,9 @@ pub struct Config {
         default_value = "http://127.0.0.1:50052"
     )]
     pub aggregate_url: String,
-    /// The most events one batch may hold.
-    #[arg(long, env = "GOVPULSE_MAX_BATCH", default_value_t = 1000)]
-    pub max_batch: usize,
+    /// How much one caller and one request may ask of ingest.
+    #[command(flatten)]
+    pub limits: Limits,
     /// Folder with the catalog CSV files; the built-in catalog when unset.
     #[arg(long, env = "GOVPULSE_CATALOG_DIR")]
     pub catalog_dir: Option<PathBuf>,
@@ -88,6 +88,15 @@ pub struct Config {
     #[arg(long, env = "GOVPULSE_ALLOW_ANONYMOUS", num_args = 0..=1, default_value_t = false,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub allow_anonymous: bool,
+}
+
+/// What one agency and one request may ask of ingest: a group of flags shared by
+/// `govpulse-ingest` and `govpulse serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Limits {
+    /// The most events one batch may hold.
+    #[arg(long, env = "GOVPULSE_MAX_BATCH", default_value_t = 1000)]
+    pub max_batch: usize,
     /// Events per second each agency may send on average (0: no limit).
     #[arg(long, env = "GOVPULSE_RATE_PER_AGENCY", default_value_t = 2_000)]
     pub rate_per_agency: u32,
@@ -102,6 +111,31 @@ pub struct Config {
     pub max_message_bytes: usize,
 }
 
+impl Default for Limits {
+    /// The production limits, as the flags' defaults.
+    fn default() -> Self {
+        Self {
+            max_batch: 1000,
+            rate_per_agency: 2_000,
+            burst_per_agency: 10_000,
+            max_streams_per_agency: 8,
+            max_message_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Without the per-agency rate and stream limits: anonymous callers act for every agency
+    /// and would all share one agency's allowance. The size limits stay.
+    pub fn without_per_agency(self) -> Self {
+        Self {
+            rate_per_agency: 0,
+            max_streams_per_agency: 0,
+            ..self
+        }
+    }
+}
+
 impl Config {
     /// The defaults, listening on `listen`, forwarding to `aggregate_url`. Like the flags'
     /// defaults they are the production ones: TLS and a credential are required until
@@ -110,7 +144,7 @@ impl Config {
         Self {
             listen,
             aggregate_url,
-            max_batch: 1000,
+            limits: Limits::default(),
             catalog_dir: None,
             horizon_days: 400,
             aggregate_timeout_ms: 10_000,
@@ -122,10 +156,6 @@ impl Config {
             tokens: None,
             tokens_reload_ms: 5_000,
             allow_anonymous: false,
-            rate_per_agency: 2_000,
-            burst_per_agency: 10_000,
-            max_streams_per_agency: 8,
-            max_message_bytes: 4 * 1024 * 1024,
         }
     }
 
@@ -139,8 +169,7 @@ impl Config {
                 ..self.tls
             },
             allow_anonymous: true,
-            rate_per_agency: 0,
-            max_streams_per_agency: 0,
+            limits: self.limits.without_per_agency(),
             ..self
         }
     }
@@ -191,10 +220,11 @@ impl Server {
                 "no way to authenticate callers: set --tokens or --tls-client-ca, or --allow-anonymous for development".to_owned(),
             ));
         }
-        if config.rate_per_agency > 0 && (config.burst_per_agency as usize) < config.max_batch {
+        let limits = &config.limits;
+        if limits.rate_per_agency > 0 && (limits.burst_per_agency as usize) < limits.max_batch {
             return Err(Error::Config(format!(
                 "--burst-per-agency {} is below --max-batch {}: a full batch would never fit",
-                config.burst_per_agency, config.max_batch
+                limits.burst_per_agency, limits.max_batch
             )));
         }
         let tokens = config
@@ -204,9 +234,9 @@ impl Server {
             .transpose()?;
         let auth = Authenticator::new(catalog.clone(), tokens.clone(), config.allow_anonymous);
         let limiter = Arc::new(limits::AgencyLimiter::new(
-            config.rate_per_agency,
-            config.burst_per_agency,
-            config.max_streams_per_agency,
+            limits.rate_per_agency,
+            limits.burst_per_agency,
+            limits.max_streams_per_agency,
         ));
         let policy = AcceptancePolicy {
             horizon: time::Duration::days(i64::from(config.horizon_days)),
@@ -224,7 +254,7 @@ impl Server {
             catalog.clone(),
             AggregateServiceClient::new(channel),
             policy,
-            config.max_batch,
+            limits.max_batch,
             stopping.clone(),
             auth,
             limiter,
@@ -233,7 +263,7 @@ impl Server {
         info!(
             addr = %bound.local_addr(),
             aggregate = %config.aggregate_url,
-            max_batch = config.max_batch,
+            max_batch = limits.max_batch,
             tls = tls.is_some(),
             anonymous = config.allow_anonymous,
             "ingest bound"
@@ -248,7 +278,7 @@ impl Server {
             metrics,
             tls,
             tokens: tokens.map(|t| (t, Duration::from_millis(config.tokens_reload_ms.max(1)))),
-            max_message_bytes: config.max_message_bytes,
+            max_message_bytes: limits.max_message_bytes,
         })
     }
 

@@ -101,6 +101,8 @@ impl RankingApi {
             period,
             rows,
             ranked_count,
+            min_volume,
+            max_score,
             ..
         } = &published.ranking;
         let mut messages: Vec<WatchRankingResponse> = rows
@@ -118,6 +120,8 @@ impl RankingApi {
                     rows,
                     period: Some(period.clone()),
                     ranked_count: *ranked_count,
+                    min_volume: *min_volume,
+                    max_score: max_score.clone(),
                 })),
             })
             .collect();
@@ -226,6 +230,8 @@ impl RankingService for RankingApi {
             period: Some(ranking.period),
             ranked_count: ranking.ranked_count,
             previous_period: Some(ranking.previous_period),
+            min_volume: ranking.min_volume,
+            max_score: ranking.max_score,
         }))
     }
 

@@ -39,6 +39,10 @@ pub struct Ranking {
     pub ranked_count: u32,
     /// The previous comparable period.
     pub previous_period: PeriodRange,
+    /// The minimum volume applied (0: none applies).
+    pub min_volume: u64,
+    /// For a composite index, the most points a score can reach, with two decimals.
+    pub max_score: String,
 }
 
 /// One period's ranking, every row.
@@ -173,11 +177,25 @@ pub async fn compute(
     let (period, current) = rank_period(aggregate, catalog, query, &query.period, rules).await?;
     let (_, before) = rank_period(aggregate, catalog, query, previous.expression(), rules).await?;
     let ranking = with_movement(current, &before);
+    let (min_volume, max_score) = match &query.measure {
+        Measure::Metric(_) => (rules.min_volume, String::new()),
+        // A profile of assessed criteria only has no volume to apply a minimum to.
+        Measure::Index(profile) => (
+            if profile.metrics().is_empty() {
+                0
+            } else {
+                rules.min_volume
+            },
+            hundredths_text(profile.total_hundredths),
+        ),
+    };
     Ok(Ranking {
         period,
         previous_period: period_to_proto(&previous),
         ranked_count: u32::try_from(ranked_count(&ranking)).unwrap_or(u32::MAX),
         rows: select(&ranking, query.selection).to_vec(),
+        min_volume,
+        max_score,
     })
 }
 

@@ -92,7 +92,15 @@ impl Http {
     }
 }
 
-const QUERY_PARAMS: [&str; 6] = ["metric", "block", "period", "top", "bottom", "index"];
+const QUERY_PARAMS: [&str; 7] = [
+    "metric",
+    "block",
+    "period",
+    "top",
+    "bottom",
+    "index",
+    "criterion",
+];
 
 /// `GET /api/v1/ranking`: GetRanking.
 async fn ranking(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
@@ -187,12 +195,16 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Status> {
 /// `GET /api/v1/metrics`: GetMetrics.
 async fn metrics(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
     let (parts, _) = request.into_parts();
-    let params = Params::parse(&parts.uri, &["agency_id", "period", "metric", "format"])?;
+    let params = Params::parse(
+        &parts.uri,
+        &["agency_id", "period", "metric", "compare_to", "format"],
+    )?;
     let csv = wants_csv(&parts.headers, params.one("format")?)?;
     let message = GetMetricsRequest {
         agency_id: params.one("agency_id")?.unwrap_or_default().to_owned(),
         period: params.one("period")?.unwrap_or_default().to_owned(),
         metrics: params.all("metric"),
+        compare_to: params.one("compare_to")?.unwrap_or_default().to_owned(),
     };
     let filename = format!("metrics-{}-{}.csv", message.agency_id, message.period);
     let (request, deadline) = http.reader_request(parts, message)?;
@@ -211,7 +223,15 @@ async fn block_metrics(State(http): State<Http>, request: Request) -> Result<Res
     let (parts, _) = request.into_parts();
     let params = Params::parse(
         &parts.uri,
-        &["block", "parent_id", "nation", "metric", "period", "format"],
+        &[
+            "block",
+            "parent_id",
+            "nation",
+            "metric",
+            "period",
+            "compare_to",
+            "format",
+        ],
     )?;
     let csv = wants_csv(&parts.headers, params.one("format")?)?;
     let block = params.one("block")?.map(parse_block).transpose()?;
@@ -239,6 +259,7 @@ async fn block_metrics(State(http): State<Http>, request: Request) -> Result<Res
         scope,
         metric: params.one("metric")?.unwrap_or_default().to_owned(),
         period: params.one("period")?.unwrap_or_default().to_owned(),
+        compare_to: params.one("compare_to")?.unwrap_or_default().to_owned(),
     };
     let filename = format!(
         "block-metrics-{}-{scope_name}-{}.csv",
@@ -298,6 +319,7 @@ fn ranking_query(params: &Params) -> Result<RankingQuery, Status> {
         selection,
         index: params.one("index")?.unwrap_or_default().to_owned(),
         parent_id: params.one("parent_id")?.unwrap_or_default().to_owned(),
+        criteria: params.all("criterion"),
     })
 }
 
@@ -362,7 +384,9 @@ fn ranking_csv(response: &GetRankingResponse) -> (Vec<String>, Vec<Vec<String>>)
         "numerator",
         "denominator",
         "below_minimum_volume",
+        "min_volume",
         "score",
+        "max_score",
         "grade",
         "incomplete",
     ]
@@ -383,7 +407,9 @@ fn ranking_csv(response: &GetRankingResponse) -> (Vec<String>, Vec<Vec<String>>)
             cells.extend(rate_cells(row.rate.as_ref()));
             cells.extend([
                 row.below_minimum_volume.to_string(),
+                response.min_volume.to_string(),
                 row.score.clone(),
+                response.max_score.clone(),
                 row.grade.clone(),
                 row.incomplete.to_string(),
             ]);
@@ -400,7 +426,7 @@ fn ranking_csv(response: &GetRankingResponse) -> (Vec<String>, Vec<Vec<String>>)
     (header, rows)
 }
 
-const METRIC_COLUMNS: [&str; 17] = [
+const METRIC_COLUMNS: [&str; 21] = [
     "agency_id",
     "agency_name",
     "period",
@@ -418,6 +444,10 @@ const METRIC_COLUMNS: [&str; 17] = [
     "target_met",
     "target_gap_points",
     "merged_from",
+    "base_period",
+    "base_percent",
+    "change_from_base_ratio",
+    "change_from_base_points",
 ];
 
 /// The cells of METRIC_COLUMNS for one agency and metric.
@@ -432,6 +462,9 @@ struct MetricLine<'a> {
     change_from_previous: Option<&'a Change>,
     target: Option<&'a TargetStanding>,
     merged_from: &'a [String],
+    base_period: Option<&'a PeriodRange>,
+    base: Option<&'a Rate>,
+    change_from_base: Option<&'a Change>,
 }
 
 impl MetricLine<'_> {
@@ -455,6 +488,16 @@ impl MetricLine<'_> {
         ]);
         cells.extend(target_cells(self.target));
         cells.push(self.merged_from.join(" "));
+        cells.extend([
+            self.base_period
+                .map(|p| p.expression.clone())
+                .unwrap_or_default(),
+            percent(self.base),
+            self.change_from_base
+                .map(|c| c.ratio.clone())
+                .unwrap_or_default(),
+            points(self.change_from_base),
+        ]);
         cells
     }
 }
@@ -482,6 +525,9 @@ fn metrics_csv(response: &GetMetricsResponse) -> Table {
                 change_from_previous: report.change_from_previous_period.as_ref(),
                 target: report.target.as_ref(),
                 merged_from: &response.merged_from,
+                base_period: response.base_period.as_ref(),
+                base: report.base.as_ref(),
+                change_from_base: report.change_from_base.as_ref(),
             }
             .cells()
         })
@@ -508,6 +554,9 @@ fn block_metrics_csv(metric: &str, response: &GetBlockMetricsResponse) -> Table 
                 change_from_previous: None,
                 target: agency.target.as_ref(),
                 merged_from: &agency.merged_from,
+                base_period: response.base_period.as_ref(),
+                base: agency.base.as_ref(),
+                change_from_base: agency.change_from_base.as_ref(),
             }
             .cells()
         })

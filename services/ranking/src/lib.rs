@@ -35,6 +35,11 @@ use tracing::info;
 pub use api::RankingApi;
 pub use hub::HubTiming;
 
+/// The default minimum volume: 30 dossiers (or resolutions, fees, feedback: the metric's
+/// denominator). Below it one dossier moves a rate by more than 3.3 points; see
+/// docs/ARCHITECTURE.md, section 7, for the choice.
+pub const DEFAULT_MIN_VOLUME: u64 = 30;
+
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -61,9 +66,11 @@ pub struct Config {
     /// Change notices arriving within this window cause one recomputation.
     #[arg(long, env = "GOVPULSE_DEBOUNCE_MS", default_value_t = 100)]
     pub debounce_ms: u64,
-    /// Agencies whose volume for the period (the metric's denominator) is below this are
-    /// listed after the ranked ones, unranked and flagged; 0 ranks every agency with data.
-    #[arg(long, env = "GOVPULSE_MIN_VOLUME", default_value_t = 0)]
+    /// Agencies whose volume for the period (the metric's denominator; dossiers received for
+    /// a composite index with measured indicators) is below this are listed after the ranked
+    /// ones, unranked and flagged; 0 ranks every agency with data. The default keeps an
+    /// agency with a handful of dossiers out of first place (docs/ARCHITECTURE.md, section 7).
+    #[arg(long, env = "GOVPULSE_MIN_VOLUME", default_value_t = DEFAULT_MIN_VOLUME)]
     pub min_volume: u64,
     /// Live rankings are recomputed at least this often, notice or not.
     #[arg(long, env = "GOVPULSE_REFRESH_MS", default_value_t = 5_000)]
@@ -112,7 +119,7 @@ impl Config {
             heartbeat_ms: 5_000,
             debounce_ms: 100,
             refresh_ms: 5_000,
-            min_volume: 0,
+            min_volume: DEFAULT_MIN_VOLUME,
             linger_ms: 30_000,
             index_profiles: None,
             metrics_listen: None,

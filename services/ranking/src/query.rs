@@ -85,25 +85,39 @@ impl Query {
     ) -> Result<Query, Status> {
         let query = query.ok_or_else(|| bad_request("query", "is required"))?;
         let measure = match (query.metric.trim(), query.index.trim()) {
+            (_, "") if !query.criteria.is_empty() => {
+                return Err(bad_request(
+                    "query.criteria",
+                    "ranks by criteria of a composite index: set index too",
+                ));
+            }
             (_, "") => Measure::Metric(query.metric.parse().map_err(
                 |e: govpulse_core::metric::UnknownMetric| {
                     bad_request("query.metric", &e.to_string())
                 },
             )?),
-            ("", name) => Measure::Index(Arc::new(
-                profiles
-                    .get(name)
-                    .ok_or_else(|| {
-                        bad_request(
-                            "query.index",
-                            &format!(
-                                "unknown composite index {name:?}; the indexes are {}",
-                                profiles.names()
-                            ),
-                        )
-                    })?
-                    .clone(),
-            )),
+            ("", name) => {
+                let profile = profiles.get(name).ok_or_else(|| {
+                    bad_request(
+                        "query.index",
+                        &format!(
+                            "unknown composite index {name:?}; the indexes are {}",
+                            profiles.names()
+                        ),
+                    )
+                })?;
+                // One criterion or a group of them ranks as a profile of its own.
+                let profile = if query.criteria.is_empty() {
+                    profile.clone()
+                } else {
+                    let criteria: Vec<String> =
+                        query.criteria.iter().map(|c| c.trim().to_owned()).collect();
+                    profile
+                        .part(&criteria)
+                        .map_err(|e| bad_request("query.criteria", &e))?
+                };
+                Measure::Index(Arc::new(profile))
+            }
             (_, _) => {
                 return Err(bad_request(
                     "query.index",
