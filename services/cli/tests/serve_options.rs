@@ -1,0 +1,506 @@
+//! `govpulse serve` takes the options of the three services, each also from the environment
+//! variable the services read: a catalog folder, a horizon, targets, index profiles and a
+//! minimum volume; ingest's limits; tokens; TLS; Redis. One test per family.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use govpulse_store::testing::RedisServer;
+
+const GOVPULSE: &str = env!("CARGO_BIN_EXE_govpulse");
+const SHIPPED_CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/catalog");
+
+/// A `govpulse serve` process with its addresses; killed when dropped. Its standard output
+/// and error are read to their end on threads, so it never blocks on a full pipe.
+struct Serve {
+    child: Child,
+    ingest: String,
+    aggregate: String,
+    ranking: String,
+}
+
+impl Serve {
+    /// Starts `govpulse serve` on free ports with `args` and `env`, and waits for its
+    /// addresses (`scheme` is `http` or `https`).
+    fn start(args: &[&str], env: &[(&str, &str)], scheme: &str) -> Serve {
+        let mut child = Command::new(GOVPULSE)
+            .arg("serve")
+            .args(["--ports", "0", "0", "0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("govpulse serve starts");
+        let (lines_tx, lines) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        // Standard error is kept, to say why serve stopped if it does.
+        let (errors_tx, errors) = mpsc::channel::<String>();
+        let mut stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            let mut all = String::new();
+            let _ = stderr.read_to_string(&mut all);
+            let _ = errors_tx.send(all);
+        });
+        let addr = |name: &str| {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| {
+                    let why = errors
+                        .recv_timeout(Duration::from_secs(5))
+                        .unwrap_or_default();
+                    panic!("serve printed no `{name}` address; its standard error:\n{why}")
+                });
+            let (label, addr) = line.split_once(char::is_whitespace).expect("`name addr`");
+            assert_eq!(label, name, "{line}");
+            format!("{scheme}://{}", addr.trim())
+        };
+        let (ingest, aggregate, ranking) = (addr("ingest"), addr("aggregate"), addr("ranking"));
+        // The remaining lines are drained (and dropped) as they come.
+        std::thread::spawn(move || while lines.recv().is_ok() {});
+        Serve {
+            child,
+            ingest,
+            aggregate,
+            ranking,
+        }
+    }
+
+    /// Runs `govpulse` with `args`, then the option naming this serve's `service`.
+    fn call(&self, args: &[&str], service: &str) -> Output {
+        let url = match service {
+            "ingest" => &self.ingest,
+            "aggregate" => &self.aggregate,
+            _ => &self.ranking,
+        };
+        Command::new(GOVPULSE)
+            .args(args)
+            .args([&format!("--{service}"), url.as_str()])
+            .output()
+            .expect("govpulse runs")
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// A folder of its own for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("govpulse-serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// The files a configured serve loads: a catalog where Quảng Ninh provides 1,766
+/// procedures, 1,278 of them online (780 full-process, 498 partially), a target for Quảng
+/// Ninh's online dossier rate in 2022, and a composite profile of one measured indicator.
+struct Settings {
+    catalog: PathBuf,
+    targets: PathBuf,
+    profiles: PathBuf,
+}
+
+fn settings(dir: &Path) -> Settings {
+    let catalog = dir.join("catalog");
+    std::fs::create_dir_all(&catalog).expect("catalog folder");
+    for file in ["provinces.csv", "ministries.csv", "mergers.csv"] {
+        std::fs::copy(format!("{SHIPPED_CATALOG}/{file}"), catalog.join(file))
+            .expect("copy the shipped catalog");
+    }
+    let mut procedures = String::from("id,agency_id,name,provision,eligible_full_online\n");
+    for i in 1..=1766 {
+        let (provision, eligible) = match i {
+            ..=780 => ("full", true),
+            781..=1278 => ("partial", true),
+            _ => ("info", false),
+        };
+        procedures.push_str(&format!(
+            "quang-ninh.p{i:04},quang-ninh,Thủ tục {i},{provision},{eligible}\n"
+        ));
+    }
+    procedures.push_str("ha-noi.p0001,ha-noi,Thủ tục,full,true\n");
+    std::fs::write(catalog.join("procedures.csv"), procedures).expect("procedures");
+    let targets = dir.join("targets.toml");
+    std::fs::write(
+        &targets,
+        "[[targets]]\nmetric = \"online-dossier-rate\"\nyear = 2022\nagency = \"quang-ninh\"\npercent = 75\n",
+    )
+    .expect("targets");
+    let profiles = dir.join("indexes.toml");
+    std::fs::write(
+        &profiles,
+        "[[profiles]]\nname = \"online-2022\"\ntitle = \"Online dossiers\"\n\n\
+         [[profiles.indicators]]\ncriterion = \"online\"\ntitle = \"Online dossiers\"\n\
+         points = 100\nmetric = \"online-dossier-rate\"\n",
+    )
+    .expect("profiles");
+    Settings {
+        catalog,
+        targets,
+        profiles,
+    }
+}
+
+/// Events of March 2022, older than the default horizon of 400 days: Quảng Ninh 25 dossiers
+/// of which 20 online, Hà Nội 5 of which 1 online.
+fn events_of_2022(dir: &Path) -> PathBuf {
+    let line = |id: String, agency: &str, online: bool| {
+        let channel = if online {
+            "CHANNEL_ONLINE"
+        } else {
+            "CHANNEL_IN_PERSON"
+        };
+        format!(
+            r#"{{"eventId":"{id}","agencyId":"{agency}","dossierId":"HS-{id}","procedureId":"{agency}.p0001","occurredAt":"2022-03-15T09:00:00+07:00","received":{{"channel":"{channel}"}}}}"#
+        )
+    };
+    let mut lines: Vec<String> = (0..25)
+        .map(|i| line(format!("qn-{i}"), "quang-ninh", i < 20))
+        .collect();
+    lines.extend((0..5).map(|i| line(format!("hn-{i}"), "ha-noi", i < 1)));
+    let file = dir.join("events-2022.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").expect("events");
+    file
+}
+
+/// What a serve configured with [`settings`] and a minimum volume of 20 answers.
+fn check_configured(serve: &Serve, events: &Path) {
+    let submitted = serve.call(&["submit", path(events)], "ingest");
+    assert!(
+        text(&submitted.stdout).ends_with("accepted 30, duplicate 0, rejected 0\n"),
+        "2022 is within the horizon: {}{}",
+        text(&submitted.stdout),
+        text(&submitted.stderr)
+    );
+    // Quảng Ninh's published figure, from this catalog.
+    let provision = serve.call(
+        &[
+            "metrics",
+            "--agency",
+            "quang-ninh",
+            "--metric",
+            "online-provision-rate",
+        ],
+        "aggregate",
+    );
+    assert!(
+        text(&provision.stdout).contains("online-provision-rate          72.37% (1278/1766)"),
+        "{}{}",
+        text(&provision.stdout),
+        text(&provision.stderr)
+    );
+    // The target of this targets file.
+    let online = serve.call(
+        &[
+            "metrics",
+            "--agency",
+            "quang-ninh",
+            "--metric",
+            "online-dossier-rate",
+            "--period",
+            "2022",
+        ],
+        "aggregate",
+    );
+    let out = text(&online.stdout);
+    assert!(out.contains("80.00% (20/25)"), "{out}");
+    assert!(
+        out.contains("target 75.00% (agency quang-ninh): met (+5.00 pts)"),
+        "{out}"
+    );
+    // The profile of this profiles file, and the minimum volume: Hà Nội's 5 dossiers are
+    // listed apart.
+    let ranking = serve.call(
+        &["ranking", "--index", "online-2022", "--period", "2022"],
+        "ranking",
+    );
+    let out = text(&ranking.stdout);
+    assert!(ranking.status.success(), "{out}{}", text(&ranking.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with(
+            "province by online-2022 (out of 100.00), 2022-01-01..2022-12-31, 1 ranked, minimum volume 20"
+        ),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("Quảng Ninh") && lines[2].contains("80.00"),
+        "{out}"
+    );
+    assert!(
+        lines[3].contains("Hà Nội") && lines[3].contains("min"),
+        "{out}"
+    );
+}
+
+#[test]
+fn serve_takes_a_catalog_horizon_targets_profiles_and_minimum_volume_from_its_flags() {
+    let dir = scratch("flags");
+    let s = settings(&dir);
+    let serve = Serve::start(
+        &[
+            "--horizon-days",
+            "3000",
+            "--catalog-dir",
+            path(&s.catalog),
+            "--targets",
+            path(&s.targets),
+            "--index-profiles",
+            path(&s.profiles),
+            "--min-volume",
+            "20",
+        ],
+        &[],
+        "http",
+    );
+    check_configured(&serve, &events_of_2022(&dir));
+}
+
+#[test]
+fn serve_takes_the_same_settings_from_the_environment() {
+    let dir = scratch("env");
+    let s = settings(&dir);
+    let serve = Serve::start(
+        &[],
+        &[
+            ("GOVPULSE_HORIZON_DAYS", "3000"),
+            ("GOVPULSE_CATALOG_DIR", path(&s.catalog)),
+            ("GOVPULSE_TARGETS", path(&s.targets)),
+            ("GOVPULSE_INDEX_PROFILES", path(&s.profiles)),
+            ("GOVPULSE_MIN_VOLUME", "20"),
+        ],
+        "http",
+    );
+    check_configured(&serve, &events_of_2022(&dir));
+}
+
+/// Yesterday at noon in Vietnam, as RFC 3339: inside the default horizon.
+fn yesterday_noon() -> String {
+    let day = (time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(7, 0, 0).expect("offset"))
+        - time::Duration::days(1))
+    .date();
+    format!("{day}T12:00:00+07:00")
+}
+
+/// `n` receptions of Lạng Sơn, yesterday.
+fn recent_events(dir: &Path, n: usize) -> PathBuf {
+    let at = yesterday_noon();
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"eventId":"r-{i}","agencyId":"lang-son","dossierId":"HS-r-{i}","procedureId":"lang-son.p01","occurredAt":"{at}","received":{{"channel":"CHANNEL_ONLINE"}}}}"#
+            )
+        })
+        .collect();
+    let file = dir.join(format!("recent-{n}.jsonl"));
+    std::fs::write(&file, lines.join("\n") + "\n").expect("events");
+    file
+}
+
+#[test]
+fn serve_applies_ingests_limits() {
+    let dir = scratch("limits");
+    let serve = Serve::start(&[], &[("GOVPULSE_MAX_BATCH", "2")], "http");
+    let three = recent_events(&dir, 3);
+    let refused = serve.call(&["submit", path(&three), "--batch-size", "3"], "ingest");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("InvalidArgument")
+            && text(&refused.stderr).contains("the limit is 2"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let fits = serve.call(&["submit", path(&three), "--batch-size", "2"], "ingest");
+    assert!(
+        text(&fits.stdout).ends_with("accepted 3, duplicate 0, rejected 0\n"),
+        "{}{}",
+        text(&fits.stdout),
+        text(&fits.stderr)
+    );
+}
+
+/// `govpulse token` for Lạng Sơn with `roles`: the token, and the entry for the token file.
+fn token(roles: &str) -> (String, String) {
+    let out = Command::new(GOVPULSE)
+        .args(["token", "--agency", "lang-son", "--roles", roles])
+        .output()
+        .expect("govpulse token runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = text(&out.stdout);
+    let mut lines = out.lines();
+    let token = lines.nth(1).expect("the token line").to_owned();
+    let entry = out
+        .split_once("add to the token file:\n")
+        .expect("the entry")
+        .1
+        .to_owned();
+    (token, entry)
+}
+
+#[test]
+fn serve_with_tokens_wants_a_credential_for_reporting_and_reading() {
+    let dir = scratch("tokens");
+    let (reporter, reporter_entry) = token("reporter");
+    let (reader, reader_entry) = token("reader");
+    let file = dir.join("tokens.toml");
+    std::fs::write(&file, reporter_entry + &reader_entry).expect("token file");
+    let serve = Serve::start(&["--tokens", path(&file)], &[], "http");
+    let events = recent_events(&dir, 2);
+    let anonymous = serve.call(&["submit", path(&events), "--retry-for", "0"], "ingest");
+    assert!(
+        text(&anonymous.stderr).contains("Unauthenticated"),
+        "{}",
+        text(&anonymous.stderr)
+    );
+    let reported = serve.call(&["submit", path(&events), "--token", &reporter], "ingest");
+    assert!(
+        text(&reported.stdout).ends_with("accepted 2, duplicate 0, rejected 0\n"),
+        "{}{}",
+        text(&reported.stdout),
+        text(&reported.stderr)
+    );
+    let unread = serve.call(&["ranking"], "ranking");
+    assert!(
+        text(&unread.stderr).contains("Unauthenticated"),
+        "{}",
+        text(&unread.stderr)
+    );
+    let read = serve.call(&["ranking", "--token", &reader], "ranking");
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    assert!(
+        text(&read.stdout).contains("Lạng Sơn"),
+        "{}",
+        text(&read.stdout)
+    );
+}
+
+#[test]
+fn serve_speaks_tls_with_one_certificate_for_the_three_services() {
+    let dir = scratch("tls");
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
+    // The services call each other on the loopback address they listen on.
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("certificate");
+    let (ca_file, cert_file, key_file) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&ca_file, ca.pem()).expect("ca");
+    std::fs::write(&cert_file, cert.pem()).expect("cert");
+    std::fs::write(&key_file, key.serialize_pem()).expect("key");
+    let serve = Serve::start(
+        &[
+            "--tls-cert",
+            path(&cert_file),
+            "--tls-key",
+            path(&key_file),
+            "--upstream-ca",
+            path(&ca_file),
+        ],
+        &[],
+        "https",
+    );
+    let events = recent_events(&dir, 2);
+    let reported = serve.call(&["submit", path(&events), "--ca", path(&ca_file)], "ingest");
+    assert!(
+        text(&reported.stdout).ends_with("accepted 2, duplicate 0, rejected 0\n"),
+        "ingest over TLS, and ingest to aggregate over TLS: {}{}",
+        text(&reported.stdout),
+        text(&reported.stderr)
+    );
+    let read = serve.call(&["ranking", "--ca", path(&ca_file)], "ranking");
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    assert!(
+        text(&read.stdout).contains("Lạng Sơn"),
+        "{}",
+        text(&read.stdout)
+    );
+    // Without the CA the certificate is not trusted.
+    let untrusted = serve.call(&["ranking"], "ranking");
+    assert!(!untrusted.status.success());
+    // A certificate without the CA to check it by is refused at start.
+    let refused = Command::new(GOVPULSE)
+        .args([
+            "serve",
+            "--ports",
+            "0",
+            "0",
+            "0",
+            "--tls-cert",
+            path(&cert_file),
+        ])
+        .args(["--tls-key", path(&key_file)])
+        .output()
+        .expect("serve runs");
+    assert!(
+        text(&refused.stderr).contains("--tls-cert needs --upstream-ca"),
+        "{}",
+        text(&refused.stderr)
+    );
+}
+
+#[test]
+fn serve_counts_into_redis_and_keeps_the_counts_across_a_restart() {
+    let dir = scratch("redis");
+    let redis = RedisServer::start().expect("redis-server starts");
+    let url = redis.url();
+    let events = recent_events(&dir, 3);
+    let args = ["--redis", url.as_str(), "--key-prefix", "serve-test"];
+    let first = Serve::start(&args, &[], "http");
+    let reported = first.call(&["submit", path(&events)], "ingest");
+    assert!(
+        text(&reported.stdout).ends_with("accepted 3, duplicate 0, rejected 0\n"),
+        "{}{}",
+        text(&reported.stdout),
+        text(&reported.stderr)
+    );
+    drop(first);
+    // A new process, the same Redis: the events are remembered and counted.
+    let second = Serve::start(
+        &[],
+        &[
+            ("GOVPULSE_REDIS_URL", &url),
+            ("GOVPULSE_KEY_PREFIX", "serve-test"),
+        ],
+        "http",
+    );
+    let again = second.call(&["submit", path(&events)], "ingest");
+    assert!(
+        text(&again.stdout).ends_with("accepted 0, duplicate 3, rejected 0\n"),
+        "{}{}",
+        text(&again.stdout),
+        text(&again.stderr)
+    );
+}
