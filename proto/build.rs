@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Well-known types come from pbjson-types so that they have the JSON mapping too.
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
+        // Undecodable bytes are INVALID_ARGUMENT, and batches are counted before decoding.
+        .codec_path("crate::codec::GovpulseCodec")
         .compile_protos(PROTOS, &["."])?;
 
     let descriptors = std::fs::read(&descriptor_path)?;

@@ -15,7 +15,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Status};
+use tonic::{
+    Request, Status,
+    codegen::http::{Extensions, HeaderMap},
+    transport::server::{TcpConnectInfo, TlsConnectInfo},
+};
 use tracing::{info, warn};
 
 use crate::live_file::LiveFile;
@@ -142,9 +146,16 @@ impl From<AuthError> for Status {
 
 /// Audit: one structured warning per refused credential, denied scope or rate-limited call.
 /// `reason` never holds a secret; the log target is `govpulse::audit`.
+///
+/// Counted in `govpulse_refusals_total{reason = kind}`; each kind logs at most one line a
+/// second, with how many refusals went unlogged since its last (`refusals.rs`): a flood of
+/// refused calls cannot flood the log.
 pub fn audit(kind: &'static str, agency: &str, peer: Option<SocketAddr>, reason: &str) {
+    let Some(unlogged) = crate::refusals::count(kind) else {
+        return;
+    };
     let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
-    warn!(target: "govpulse::audit", audit = kind, agency, peer, reason, "call refused");
+    warn!(target: "govpulse::audit", audit = kind, agency, peer, reason, unlogged, "call refused");
 }
 
 /// One credential of the token file.
@@ -406,7 +417,19 @@ impl Authenticator {
 
     /// The caller of `request`, or UNAUTHENTICATED (audited).
     pub fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, AuthError> {
-        let result = self.identify(request);
+        self.authenticate_parts(request.metadata().as_ref(), request.extensions())
+    }
+
+    /// The caller of a request from its headers and its connection (the extensions the
+    /// server set: address, verified client certificates), before anything of its body is
+    /// read: what the edge checks first, so that a caller without a credential costs a
+    /// header's worth of work.
+    pub fn authenticate_parts(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Principal, AuthError> {
+        let result = self.identify(headers, extensions);
         if let Err(error) = &result {
             audit(
                 "credential_rejected",
@@ -414,15 +437,19 @@ impl Authenticator {
                     AuthError::Expired { agency, .. } => agency,
                     _ => "unknown",
                 },
-                request.remote_addr(),
+                remote_addr(extensions),
                 &error.to_string(),
             );
         }
         result
     }
 
-    fn identify<T>(&self, request: &Request<T>) -> Result<Principal, AuthError> {
-        if let Some(header) = request.metadata().get("authorization") {
+    fn identify(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Principal, AuthError> {
+        if let Some(header) = headers.get("authorization") {
             let token = header
                 .to_str()
                 .ok()
@@ -433,7 +460,9 @@ impl Authenticator {
             let tokens = self.tokens.as_ref().ok_or(AuthError::UnknownToken)?;
             return tokens.get().check(token, OffsetDateTime::now_utc());
         }
-        if let Some(certs) = request.peer_certs()
+        if let Some(certs) = extensions
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(TlsConnectInfo::peer_certs)
             && let Some(leaf) = certs.first()
         {
             return certificate_principal(leaf.as_ref(), &self.catalog);
@@ -443,6 +472,56 @@ impl Authenticator {
         }
         Err(AuthError::Missing)
     }
+}
+
+/// The credential a long-lived call (an event stream, a live ranking) was opened with, to
+/// check again while it lasts: a token removed from the token file, or past its expiry,
+/// ends the call instead of letting it go on. A call opened with a client certificate or
+/// anonymously has nothing to check again (certificates are revoked by rotating the CA).
+#[derive(Debug, Clone)]
+pub struct StreamCredential {
+    auth: Authenticator,
+    token: Option<tonic::codegen::http::HeaderValue>,
+}
+
+impl StreamCredential {
+    /// The credential of `request`, checked by `auth`.
+    pub fn of<T>(auth: &Authenticator, request: &Request<T>) -> Self {
+        Self {
+            auth: auth.clone(),
+            token: request.metadata().as_ref().get("authorization").cloned(),
+        }
+    }
+
+    /// UNAUTHENTICATED when the call's token is no longer valid (audited).
+    pub fn still_valid(&self) -> Result<(), Status> {
+        let Some(token) = &self.token else {
+            return Ok(());
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", token.clone());
+        self.auth
+            .authenticate_parts(&headers, &Extensions::new())
+            .map(|_| ())
+            .map_err(|e| {
+                Status::unauthenticated(format!("the call's credential no longer holds: {e}"))
+            })
+    }
+}
+
+/// How often a long-lived call checks its credential again.
+pub const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The peer's address, from the connection information the server put in `extensions`.
+pub fn remote_addr(extensions: &Extensions) -> Option<SocketAddr> {
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|i| i.get_ref().remote_addr())
+        })
 }
 
 #[cfg(test)]
@@ -608,7 +687,9 @@ mod tests {
         assert!(results.iter().all(Result::is_err));
         let logged = String::from_utf8(sink.0.lock().expect("lock").clone()).expect("utf-8");
         let lines: Vec<&str> = logged.lines().collect();
-        assert_eq!(lines.len(), 3, "{logged}");
+        // One line a second per kind of refusal: the first of the three is written, the two
+        // after it are counted and told in the next line (refusals.rs).
+        assert_eq!(lines.len(), 1, "{logged}");
         for line in &lines {
             assert!(line.contains("\"audit\":\"credential_rejected\""), "{line}");
             assert!(

@@ -263,6 +263,81 @@ pub fn decode_json<M: DeserializeOwned>(body: &[u8]) -> Result<M, Status> {
     Ok(message)
 }
 
+/// Decodes a batch message from protobuf JSON, as [`decode_json`], after counting the items
+/// of its list `field` without building them: a body of the size limit can hold a million
+/// empty objects (`{},`), which would take hundreds of megabytes once decoded. More than
+/// `max_items` is INVALID_ARGUMENT on `field`, and nothing is decoded.
+pub fn decode_json_batch<M: DeserializeOwned>(
+    body: &[u8],
+    field: &'static str,
+    max_items: usize,
+) -> Result<M, Status> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    // A body that is not an object of lists is refused by the full decoding below, which
+    // names what is wrong; here only a list that is too long stops it.
+    if let Ok(items) = serde::Deserializer::deserialize_map(&mut deserializer, ItemCount(field))
+        && items > max_items
+    {
+        return Err(bad_request(
+            field,
+            &format!("has {items} items; no batch may hold more than {max_items}"),
+        ));
+    }
+    decode_json(body)
+}
+
+/// Counts the items of one list of a JSON object, ignoring everything else, allocating
+/// nothing per item.
+struct ItemCount(&'static str);
+
+impl<'de> serde::de::Visitor<'de> for ItemCount {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        let mut count = 0;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == self.0 {
+                count = map.next_value::<SeqLength>()?.0;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(count)
+    }
+}
+
+/// The length of a JSON list, its items skipped.
+struct SeqLength(usize);
+
+impl<'de> serde::Deserialize<'de> for SeqLength {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = SeqLength;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<SeqLength, A::Error> {
+                let mut n = 0;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(SeqLength(n))
+            }
+        }
+        deserializer.deserialize_seq(Counter)
+    }
+}
+
 /// `events[2].occurredAt` as the proto names it, `events[2].occurred_at`; `.` (the root) as
 /// `body`.
 fn proto_path(json_path: &str) -> String {

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, pin::Pin, sync::Arc};
 
 use govpulse_common::{
     assessed::decode_assessed,
-    auth::{Authenticator, Principal, Role, audit},
+    auth::{Authenticator, Principal, RECHECK_EVERY, Role, StreamCredential, audit},
     convert::rejected,
     decode_event,
     index_file::LiveProfiles,
@@ -174,7 +174,11 @@ impl IngestApi {
     /// event submission needs `Role::Reporter`, `ReportAssessedScores` `Role::Assessor`,
     /// catalog, target and index-profile changes `Role::Admin`.
     pub fn authorize<T>(&self, request: &Request<T>, role: Role) -> Result<Caller, Error> {
-        let principal = self.auth.authenticate(request)?;
+        // The edge authenticated the call before reading its body (`authenticate_first`).
+        let principal = match request.extensions().get::<Principal>() {
+            Some(principal) => principal.clone(),
+            None => self.auth.authenticate(request)?,
+        };
         let peer = request.remote_addr();
         if !principal.has(role) {
             let agency = principal.agency_name();
@@ -190,6 +194,20 @@ impl IngestApi {
             });
         }
         Ok(Caller { principal, peer })
+    }
+
+    /// Authenticates a call from its headers and connection alone, before its body is read or
+    /// decoded, and keeps the principal in its extensions for [`IngestApi::authorize`]: a
+    /// caller without a valid credential is refused having cost a header's worth of work,
+    /// whatever body it sends. The gRPC routes' interceptor and the JSON routes' middleware.
+    pub fn authenticate_first(
+        &self,
+        headers: &tonic::codegen::http::HeaderMap,
+        extensions: &mut tonic::codegen::http::Extensions,
+    ) -> Result<(), Status> {
+        let principal = self.auth.authenticate_parts(headers, extensions)?;
+        extensions.insert(principal);
+        Ok(())
     }
 
     /// Takes a batch of `events` from the caller's agency's rate.
@@ -358,6 +376,7 @@ impl IngestService for IngestApi {
         request: Request<Streaming<StreamEventsRequest>>,
     ) -> Result<Response<AckStream>, Status> {
         let caller = self.caller(&request)?;
+        let credential = StreamCredential::of(&self.auth, &request);
         let agency = caller.principal.agency_name();
         // Held by the stream's task: the place is freed when the stream ends.
         let slot = self.limiter.open_stream(&agency).map_err(|limit| {
@@ -377,10 +396,19 @@ impl IngestService for IngestApi {
         let call = tracing::Span::current();
         tokio::spawn(async move {
             let _slot = slot;
+            let mut recheck = tokio::time::interval(RECHECK_EVERY);
             loop {
                 let batch = tokio::select! {
                     // On shutdown, stop taking batches; every batch taken was acknowledged.
                     () = api.stopping.cancelled() => break,
+                    // A token revoked (or expired) while the stream is open ends it, idle or not.
+                    _ = recheck.tick() => match credential.still_valid() {
+                        Ok(()) => continue,
+                        Err(status) => {
+                            let _ = acks.send(Err(status)).await;
+                            break;
+                        }
+                    },
                     batch = batches.next() => batch,
                 };
                 let batch = match batch {
@@ -391,6 +419,11 @@ impl IngestService for IngestApi {
                         break;
                     }
                 };
+                // Nothing sent with a credential that no longer holds is counted.
+                if let Err(status) = credential.still_valid() {
+                    let _ = acks.send(Err(status)).await;
+                    break;
+                }
                 let count = batch.events.len();
                 // A stream over its agency's rate is slowed down, not refused: its next
                 // batch waits for the bucket (other agencies' buckets are untouched).

@@ -6,12 +6,14 @@
 use axum::{
     Router,
     extract::{Request, State},
+    middleware::{Next, from_fn_with_state},
     response::Response,
     routing::post,
 };
 use govpulse_common::http_json::{
-    ApiError, decode_json, grpc_request, json_body, json_response, within,
+    ApiError, decode_json_batch, grpc_request, json_body, json_response, within,
 };
+use govpulse_proto::codec::MAX_ITEMS;
 use govpulse_proto::ingest::{
     ReportAssessedScoresRequest, SubmitEventsRequest, ingest_service_server::IngestService,
 };
@@ -30,17 +32,32 @@ pub(crate) fn router(api: IngestApi, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/api/v1/events", post(submit_events))
         .route("/api/v1/assessed-scores", post(report_assessed_scores))
+        // Credentials first: a caller without one is answered before its body is read.
+        .route_layer(from_fn_with_state(api.clone(), authenticate_first))
         .with_state(Http {
             api,
             max_body_bytes,
         })
 }
 
+/// Refuses a call without a valid credential (401, as UNAUTHENTICATED over gRPC) from its
+/// headers alone, and hands the principal to the route.
+async fn authenticate_first(
+    State(api): State<IngestApi>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    api.authenticate_first(&parts.headers, &mut parts.extensions)?;
+    request = Request::from_parts(parts, body);
+    Ok(next.run(request).await)
+}
+
 /// `POST /api/v1/events`: SubmitEvents.
 async fn submit_events(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let body = json_body(&parts.headers, body, http.max_body_bytes).await?;
-    let message: SubmitEventsRequest = decode_json(&body)?;
+    let message: SubmitEventsRequest = decode_json_batch(&body, "events", MAX_ITEMS)?;
     let (request, deadline) = grpc_request(parts, message)?;
     let response = within(deadline, http.api.submit_events(request)).await?;
     Ok(json_response(&response))
@@ -53,7 +70,7 @@ async fn report_assessed_scores(
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let body = json_body(&parts.headers, body, http.max_body_bytes).await?;
-    let message: ReportAssessedScoresRequest = decode_json(&body)?;
+    let message: ReportAssessedScoresRequest = decode_json_batch(&body, "scores", MAX_ITEMS)?;
     let (request, deadline) = grpc_request(parts, message)?;
     let response = within(deadline, http.api.report_assessed_scores(request)).await?;
     Ok(json_response(&response))

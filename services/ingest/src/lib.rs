@@ -24,7 +24,7 @@ use govpulse_proto::{
     ingest::ingest_service_server::IngestServiceServer,
 };
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, transport::ServerTlsConfig};
+use tonic::server::NamedService;
 use tracing::info;
 
 pub use api::{Caller, IngestApi};
@@ -74,6 +74,9 @@ pub struct Config {
     /// TLS of this server (and mutual TLS with a client CA).
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Connections, time and calls in flight each caller may hold (docs/SECURITY.md).
+    #[command(flatten)]
+    pub edge: govpulse_common::edge::EdgeLimits,
     /// TLS towards aggregate (for an `https://` aggregate URL).
     #[command(flatten)]
     pub upstream: UpstreamTlsArgs,
@@ -152,6 +155,7 @@ impl Config {
             metrics_listen: None,
             health_listen: None,
             tls: TlsArgs::default(),
+            edge: govpulse_common::edge::EdgeLimits::default(),
             upstream: UpstreamTlsArgs::default(),
             tokens: None,
             tokens_reload_ms: 5_000,
@@ -186,7 +190,7 @@ pub struct Server {
     profiles: LiveProfiles,
     stopping: CancellationToken,
     metrics: Option<govpulse_common::prometheus::MetricsListener>,
-    tls: Option<ServerTlsConfig>,
+    edge: server::Edge,
     tokens: Option<(LiveTokens, std::time::Duration)>,
     max_message_bytes: usize,
 }
@@ -221,6 +225,13 @@ impl Server {
             ));
         }
         let limits = &config.limits;
+        if limits.max_batch > govpulse_proto::codec::MAX_ITEMS {
+            return Err(Error::Config(format!(
+                "--max-batch {} is above {}, the most any batch may hold on the wire",
+                limits.max_batch,
+                govpulse_proto::codec::MAX_ITEMS
+            )));
+        }
         if limits.rate_per_agency > 0 && (limits.burst_per_agency as usize) < limits.max_batch {
             return Err(Error::Config(format!(
                 "--burst-per-agency {} is below --max-batch {}: a full batch would never fit",
@@ -276,7 +287,10 @@ impl Server {
             profiles,
             stopping,
             metrics,
-            tls,
+            edge: server::Edge {
+                tls,
+                limits: config.edge.clone(),
+            },
             tokens: tokens.map(|t| (t, Duration::from_millis(config.tokens_reload_ms.max(1)))),
             max_message_bytes: limits.max_message_bytes,
         })
@@ -312,8 +326,18 @@ impl Server {
         if let Some((tokens, every)) = self.tokens {
             tokio::spawn(tokens.watch(self.catalog.clone(), every, self.stopping.clone()));
         }
-        let ingest = IngestServiceServer::new(self.api.clone())
-            .max_decoding_message_size(self.max_message_bytes);
+        // Credentials are checked on the headers, before tonic reads and decodes a body.
+        let gate = self.api.clone();
+        let ingest = tonic::service::interceptor::InterceptedService::new(
+            IngestServiceServer::new(self.api.clone())
+                .max_decoding_message_size(self.max_message_bytes),
+            move |mut request: tonic::Request<()>| {
+                let (metadata, mut extensions, ()) = request.into_parts();
+                gate.authenticate_first(metadata.as_ref(), &mut extensions)?;
+                request = tonic::Request::from_parts(metadata, extensions, ());
+                Ok(request)
+            },
+        );
         // The JSON routes call the same service: same credentials, limits and outcomes.
         let http = http::router(self.api, self.max_message_bytes);
         let routes = govpulse_common::http_json::routes(http)
@@ -328,7 +352,7 @@ impl Server {
             self.health,
             routes,
             &served,
-            self.tls,
+            self.edge,
             shutdown,
             self.stopping,
         )

@@ -1,0 +1,189 @@
+//! The codec of every govpulse service: prost's, with two changes at the edge.
+//!
+//! - Bytes that do not decode are the caller's fault: `INVALID_ARGUMENT`, saying what failed,
+//!   never `INTERNAL` (which integrators are told to retry).
+//! - A batch is counted before it is decoded: a message of 4 MiB can hold two million empty
+//!   events of two bytes each, which prost would decode into hundreds of megabytes. The
+//!   batch messages' repeated field is counted on the wire first, without allocating, and a
+//!   message with more than [`MAX_ITEMS`] items is refused whole. The services' own batch
+//!   limits (ingest's `--max-batch`, at most this) are checked after decoding, against at most
+//!   this many items.
+
+use std::{any::TypeId, marker::PhantomData};
+
+use prost::{
+    Message,
+    bytes::Buf,
+    encoding::{WireType, decode_key, decode_varint},
+};
+use tonic::{
+    Status,
+    codec::{BufferSettings, Codec, DecodeBuf, Decoder},
+};
+use tonic_prost::ProstEncoder;
+
+use crate::{aggregate, ingest};
+
+/// The most items a batch message may carry on the wire, whatever the service's own limit:
+/// aggregate's limit per call, and the most any ingest may be configured to take.
+pub const MAX_ITEMS: usize = 10_000;
+
+/// prost's codec, with decoding errors as `INVALID_ARGUMENT` and batches counted first.
+#[derive(Debug, Clone)]
+pub struct GovpulseCodec<T, U> {
+    _messages: PhantomData<(T, U)>,
+}
+
+impl<T, U> Default for GovpulseCodec<T, U> {
+    fn default() -> Self {
+        Self {
+            _messages: PhantomData,
+        }
+    }
+}
+
+impl<T, U> Codec for GovpulseCodec<T, U>
+where
+    T: Message + Send + 'static,
+    U: Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = ProstEncoder<T>;
+    type Decoder = CountingDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::new(BufferSettings::default())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        CountingDecoder {
+            _message: PhantomData,
+        }
+    }
+}
+
+/// Decodes `U`, counting a batch's items first.
+#[derive(Debug, Clone)]
+pub struct CountingDecoder<U> {
+    _message: PhantomData<U>,
+}
+
+impl<U: Message + Default + 'static> Decoder for CountingDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        if let Some((tag, field)) = batch_field::<U>() {
+            // tonic hands the whole message as one contiguous buffer.
+            let items = count_field(buf.chunk(), tag).map_err(undecodable)?;
+            if items > MAX_ITEMS {
+                return Err(too_many(field, items));
+            }
+        }
+        U::decode(buf).map(Some).map_err(undecodable)
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::default()
+    }
+}
+
+/// The repeated field of a batch message (its tag, and its name for errors); `None` for the
+/// other messages, which carry no list a caller could make long.
+fn batch_field<U: 'static>() -> Option<(u32, &'static str)> {
+    let id = TypeId::of::<U>();
+    if id == TypeId::of::<ingest::SubmitEventsRequest>()
+        || id == TypeId::of::<ingest::StreamEventsRequest>()
+        || id == TypeId::of::<aggregate::ApplyEventsRequest>()
+    {
+        Some((1, "events"))
+    } else if id == TypeId::of::<ingest::ReportAssessedScoresRequest>()
+        || id == TypeId::of::<aggregate::ApplyAssessedScoresRequest>()
+    {
+        Some((1, "scores"))
+    } else {
+        None
+    }
+}
+
+/// How many times field `tag` occurs at the top level of the encoded message `bytes`,
+/// walking the wire format without decoding any field.
+pub fn count_field(mut bytes: &[u8], tag: u32) -> Result<usize, String> {
+    let mut count = 0;
+    while bytes.has_remaining() {
+        let (field, wire_type) = decode_key(&mut bytes).map_err(|e| e.to_string())?;
+        if field == tag {
+            count += 1;
+        }
+        let skip = match wire_type {
+            WireType::Varint => {
+                decode_varint(&mut bytes).map_err(|e| e.to_string())?;
+                0
+            }
+            WireType::SixtyFourBit => 8,
+            WireType::ThirtyTwoBit => 4,
+            WireType::LengthDelimited => decode_varint(&mut bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|len| usize::try_from(len).map_err(|e| e.to_string()))?,
+            WireType::StartGroup | WireType::EndGroup => {
+                return Err(format!(
+                    "field {field} is a group, which no govpulse message has"
+                ));
+            }
+        };
+        if skip > bytes.remaining() {
+            return Err(format!("field {field} runs past the end of the message"));
+        }
+        bytes.advance(skip);
+    }
+    Ok(count)
+}
+
+fn undecodable(error: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!(
+        "the request is not a valid protobuf message: {error}"
+    ))
+}
+
+fn too_many(field: &str, items: usize) -> Status {
+    Status::invalid_argument(format!(
+        "{field} has {items} items; no batch may hold more than {MAX_ITEMS}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::DossierEvent;
+
+    #[test]
+    fn a_batch_is_counted_on_the_wire_whatever_else_it_holds() {
+        let events = vec![
+            DossierEvent {
+                event_id: "e-1".into(),
+                ..Default::default()
+            },
+            DossierEvent::default(),
+            DossierEvent {
+                agency_id: "ha-noi".into(),
+                ..Default::default()
+            },
+        ];
+        let bytes = ingest::SubmitEventsRequest { events }.encode_to_vec();
+        assert_eq!(count_field(&bytes, 1), Ok(3));
+        // Two million empty events are four megabytes of `0a 00`.
+        let empty = [0x0a, 0x00].repeat(2_000_000);
+        assert_eq!(count_field(&empty, 1), Ok(2_000_000));
+        // A length running past the end is an error, not a panic.
+        assert!(count_field(&[0x0a, 0x05, 0x01], 1).is_err());
+    }
+
+    #[test]
+    fn every_rpc_is_a_known_method_path() {
+        let paths = crate::method_paths();
+        assert!(paths.contains(&"/govpulse.ingest.v1.IngestService/SubmitEvents".to_owned()));
+        assert!(paths.contains(&"/govpulse.ranking.v1.RankingService/WatchRanking".to_owned()));
+        assert!(paths.len() >= 15, "{paths:?}");
+    }
+}
