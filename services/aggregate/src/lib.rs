@@ -18,7 +18,7 @@ use govpulse_proto::{
 };
 use govpulse_store::{CounterStore, MemoryStore, RedisStore, RedisStoreConfig};
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, service::Routes, transport::ServerTlsConfig};
+use tonic::{server::NamedService, service::Routes};
 use tracing::info;
 
 pub use api::AggregateApi;
@@ -76,6 +76,9 @@ pub struct Config {
     /// TLS of this server; with a client CA, callers (ingest, ranking) present certificates.
     #[command(flatten)]
     pub tls: govpulse_common::tls::TlsArgs,
+    /// Connections, time and calls in flight each caller may hold (docs/SECURITY.md).
+    #[command(flatten)]
+    pub edge: govpulse_common::edge::EdgeLimits,
 }
 
 impl Config {
@@ -94,6 +97,7 @@ impl Config {
             metrics_listen: None,
             health_listen: None,
             tls: govpulse_common::tls::TlsArgs::default(),
+            edge: govpulse_common::edge::EdgeLimits::default(),
         }
     }
 
@@ -128,7 +132,7 @@ pub struct Server {
     profiles: LiveProfiles,
     stopping: CancellationToken,
     metrics: Option<govpulse_common::prometheus::MetricsListener>,
-    tls: Option<ServerTlsConfig>,
+    edge: server::Edge,
 }
 
 impl Server {
@@ -180,7 +184,10 @@ impl Server {
             profiles,
             stopping,
             metrics,
-            tls,
+            edge: server::Edge {
+                tls,
+                limits: config.edge.clone(),
+            },
         })
     }
 
@@ -237,7 +244,7 @@ impl Server {
             self.health,
             routes,
             &served,
-            self.tls,
+            self.edge,
             shutdown,
             self.stopping,
         )

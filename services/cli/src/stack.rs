@@ -68,6 +68,9 @@ pub struct StackArgs {
     #[arg(long, env = "GOVPULSE_PUBLIC_READ", num_args = 0..=1, default_value_t = false,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub public_read: bool,
+    /// The connections, time and calls in flight each caller may hold, for every service.
+    #[command(flatten)]
+    pub edge: govpulse_common::edge::EdgeLimits,
     /// TLS of all three services (one certificate, which must name the host the services
     /// call each other on); plaintext when no certificate is given.
     #[command(flatten)]
@@ -95,6 +98,7 @@ impl Default for StackArgs {
             limits: govpulse_ingest::Limits::default(),
             tokens: None,
             public_read: false,
+            edge: govpulse_common::edge::EdgeLimits::default(),
             tls: TlsArgs::default(),
             upstream: UpstreamTlsArgs::default(),
         }
@@ -158,6 +162,7 @@ impl Stack {
         aggregate_config.index_profiles = args.index_profiles.clone();
         aggregate_config.metrics_listen = args.metrics_listen;
         aggregate_config.tls = server_tls.clone();
+        aggregate_config.edge = args.edge.clone();
         if let Some(days) = args.horizon_days {
             aggregate_config.horizon_days = days;
         }
@@ -178,6 +183,7 @@ impl Stack {
         ingest_config.horizon_days = horizon_days;
         ingest_config.index_profiles = args.index_profiles.clone();
         ingest_config.tls = server_tls.clone();
+        ingest_config.edge = args.edge.clone();
         ingest_config.upstream = args.upstream.clone();
         ingest_config.tokens = args.tokens.clone();
         ingest_config.allow_anonymous = anonymous;
@@ -193,6 +199,7 @@ impl Stack {
         ranking_config.catalog_dir = args.catalog_dir.clone();
         ranking_config.index_profiles = args.index_profiles.clone();
         ranking_config.tls = server_tls;
+        ranking_config.edge = args.edge.clone();
         ranking_config.upstream = args.upstream.clone();
         ranking_config.tokens = args.tokens.clone();
         ranking_config.public_read = anonymous || args.public_read;

@@ -110,12 +110,36 @@ impl<B> Drop for Observed<B> {
     }
 }
 
+/// Whether `path` names an rpc of ours (or of health and reflection, which every server
+/// serves): the closed set of `method` labels.
+fn known_method(path: &str) -> bool {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    KNOWN
+        .get_or_init(|| {
+            govpulse_proto::method_paths()
+                .into_iter()
+                .chain(
+                    [
+                        "/grpc.health.v1.Health/Check",
+                        "/grpc.health.v1.Health/Watch",
+                        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                    ]
+                    .map(str::to_owned),
+                )
+                .collect()
+        })
+        .contains(path)
+}
+
 fn record(method: &mut Option<String>, code: Code) {
     let Some(method) = method.take() else {
         return;
     };
-    // Paths no service serves are one series, whatever a client sends.
-    let method = if code == Code::Unimplemented {
+    // Labels come from a closed set: a path that names no rpc of ours is one series,
+    // whatever a client sends (a random path per request would grow the registry forever).
+    let method = if code == Code::Unimplemented || !known_method(&format!("/{method}")) {
         "unknown".to_owned()
     } else {
         method

@@ -48,6 +48,14 @@ pub const GRPC_REQUESTS: &str = "govpulse_grpc_requests_total";
 /// route serves) and HTTP status (`200`, `400`, ...), counted when the answer starts (a
 /// `text/event-stream` when it opens).
 pub const HTTP_REQUESTS: &str = "govpulse_http_requests_total";
+/// Gauge: live rankings a ranking replica computes (watched, or lingering for a client that
+/// may resume).
+pub const LIVE_RANKINGS: &str = "govpulse_live_rankings";
+/// Counter `{reason}`: calls and connections refused at the edge, by reason
+/// (`credential_rejected`, `scope_denied`, `rate_limited`, `connection_cap`,
+/// `in_flight_cap`, `live_ranking_cap`, `watch_cap`); their log lines are limited to one a second per
+/// reason (`refusals.rs`).
+pub const REFUSALS: &str = "govpulse_refusals_total";
 /// Histogram: seconds from the change notice that made a live ranking recompute to the end
 /// of that recomputation (its publication, when the ranking changed).
 pub const RANKING_LAG_SECONDS: &str = "govpulse_ranking_lag_seconds";

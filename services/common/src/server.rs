@@ -7,6 +7,11 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use tokio::net::TcpListener;
+
+use crate::edge::{Connections, EdgeLimits, InFlightLayer, limited_incoming};
+
+/// The largest header block a call may send (HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`).
+const MAX_HEADER_BYTES: u32 = 64 * 1024;
 use tokio_util::sync::CancellationToken;
 use tonic::{
     service::Routes,
@@ -103,11 +108,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     stopping: CancellationToken,
 ) -> Result<(), ServeError> {
-    serve_tls(bound, None, routes, served, None, shutdown, stopping).await
+    let edge = Edge {
+        tls: None,
+        limits: EdgeLimits::default(),
+    };
+    serve_tls(bound, None, routes, served, edge, shutdown, stopping).await
 }
 
-/// `serve` over TLS when `tls` is given (rustls; with a client CA, mutual TLS whose verified
-/// certificates the handlers read with `Request::peer_certs`), plaintext when `None`.
+/// How a server meets its callers: TLS (or plaintext) and the limits on what each may hold.
+#[derive(Debug, Clone, Default)]
+pub struct Edge {
+    /// TLS, or `None` for plaintext.
+    pub tls: Option<ServerTlsConfig>,
+    /// Connections, time and calls in flight (`edge.rs`).
+    pub limits: EdgeLimits,
+}
+
+/// `serve` over TLS when `edge.tls` is given (rustls; with a client CA, mutual TLS whose
+/// verified certificates the handlers read with `Request::peer_certs`), plaintext when `None`,
+/// within `edge.limits`: connections over a cap are closed as they are accepted, idle ones
+/// after their timeout, calls over the in-flight cap refused at once, each call bounded by
+/// the request timeout and each connection by its HTTP/2 stream cap.
 ///
 /// With `health_port`, that listener serves `grpc.health.v1` and nothing else, in plaintext,
 /// because kubelet's gRPC probes cannot speak TLS. It answers from the same statuses as the
@@ -118,10 +139,11 @@ pub async fn serve_tls(
     health_port: Option<Bound>,
     routes: Routes,
     served: &[&'static str],
-    tls: Option<ServerTlsConfig>,
+    edge: Edge,
     shutdown: impl Future<Output = ()> + Send + 'static,
     stopping: CancellationToken,
 ) -> Result<(), ServeError> {
+    let Edge { tls, limits } = edge;
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in served {
         reporter
@@ -164,24 +186,30 @@ pub async fn serve_tls(
         builder = builder.tls_config(tls)?;
     }
     let health_port = health_port.map(|port| tokio::spawn(serve_health(port, health_only)));
+    let connections = Connections::default();
     let drained = builder
         // HTTP/1.1 beside HTTP/2 on the same port: browsers speak gRPC-Web over either, and
         // agencies without a gRPC stack post JSON over plain HTTP/1.1 (docs/INTEGRATION.md).
         .accept_http1(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        // A call's headers are a few hundred bytes; hyper's own bound is 16 MiB.
+        .http2_max_header_list_size(MAX_HEADER_BYTES)
+        .timeout(limits.request_timeout())
         // One span per call, the caller's child when it sent a traceparent.
         .trace_fn(crate::telemetry::request_span)
         .layer(crate::grpc_metrics::RequestMetricsLayer)
         // gRPC-Web (binary and text) translated to gRPC for every service; other requests
         // (gRPC, and the JSON routes over HTTP/1.1) pass through untouched.
         .layer(crate::grpc_web::GrpcWebLayer)
+        // Inside gRPC-Web's translation, so that a refusal reaches a browser as gRPC-Web.
+        .layer(InFlightLayer::new(connections.clone(), &limits))
         .add_routes(routes)
-        // TCP_NODELAY must be set on the incoming stream: the builder's tcp_nodelay is ignored
-        // by serve_with_incoming*, and without it every small response waits ~40 ms (Nagle's
-        // algorithm against the client's delayed ACK).
+        // TCP_NODELAY is set as each connection is accepted: without it every small response
+        // waits ~40 ms (Nagle's algorithm against the client's delayed ACK).
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(bound.listener).with_nodelay(Some(true)),
+            limited_incoming(bound.listener, limits, connections),
             on_shutdown,
         )
         .await;
