@@ -6,7 +6,13 @@ use govpulse_common::{
     client::{forwarded, upstream_status},
     index_file::LiveProfiles,
 };
-use govpulse_core::{Catalog, ranking::diff};
+use std::{collections::HashMap, sync::Mutex};
+
+use govpulse_common::auth::{Authenticator, RECHECK_EVERY, StreamCredential};
+use govpulse_core::{
+    Catalog,
+    ranking::{Selection, diff, select},
+};
 use govpulse_proto::{
     aggregate::{
         GetBlockMetricsRequest, GetBlockMetricsResponse, GetMetricsRequest, GetMetricsResponse,
@@ -48,6 +54,48 @@ pub struct RankingApi {
     heartbeat: Duration,
     stopping: CancellationToken,
     profiles: LiveProfiles,
+    /// Who may read, when reading is not public: a live ranking's stream checks its caller's
+    /// token again while it lasts.
+    readers: Option<Authenticator>,
+    /// Open WatchRanking streams per caller, and how many one may hold.
+    watchers: Arc<Mutex<HashMap<String, usize>>>,
+    max_watches: usize,
+}
+
+/// A caller's place among the open WatchRanking streams, given back when its stream ends.
+#[derive(Debug)]
+struct Watching {
+    watchers: Arc<Mutex<HashMap<String, usize>>>,
+    caller: String,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut watchers = self
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = watchers.get_mut(&self.caller) {
+            *n -= 1;
+            if *n == 0 {
+                watchers.remove(&self.caller);
+            }
+        }
+    }
+}
+
+/// Who a WatchRanking caller is, for its cap: its token (by a digest: the secret is not
+/// kept), or its remote address where reading needs none.
+fn caller_of<T>(request: &Request<T>) -> String {
+    match request.metadata().get("authorization") {
+        Some(token) => format!(
+            "token {}",
+            &govpulse_common::auth::token_hash(token.to_str().unwrap_or_default())[..16]
+        ),
+        None => request
+            .remote_addr()
+            .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string()),
+    }
 }
 
 impl RankingApi {
@@ -86,7 +134,40 @@ impl RankingApi {
             heartbeat,
             stopping,
             profiles: LiveProfiles::fixed(govpulse_core::index::Profiles::default()),
+            readers: None,
+            watchers: Arc::default(),
+            max_watches: usize::MAX,
         }
+    }
+
+    /// The same service, checking the tokens of live rankings' callers again with `readers`
+    /// while their streams last (when reading is not public), and holding each caller to
+    /// `max_watches` open streams.
+    pub fn with_watchers(mut self, readers: Option<Authenticator>, max_watches: usize) -> Self {
+        self.readers = readers;
+        self.max_watches = max_watches.max(1);
+        self
+    }
+
+    /// A place for one more stream of `caller`, or RESOURCE_EXHAUSTED past its cap.
+    fn watching(&self, caller: String) -> Result<Watching, Status> {
+        let mut watchers = self
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let open = watchers.entry(caller.clone()).or_default();
+        if *open >= self.max_watches {
+            govpulse_common::refusals::refused("watch_cap", &caller);
+            return Err(Status::resource_exhausted(format!(
+                "this caller holds {} live rankings open already (--max-watches-per-caller); close one first",
+                self.max_watches
+            )));
+        }
+        *open += 1;
+        Ok(Watching {
+            watchers: self.watchers.clone(),
+            caller,
+        })
     }
 
     /// The same service, ranking by the composite indexes of `profiles` (none until set).
@@ -95,7 +176,11 @@ impl RankingApi {
         self
     }
 
-    fn snapshot_messages(&self, published: &Published) -> Vec<WatchRankingResponse> {
+    fn snapshot_messages(
+        &self,
+        published: &Published,
+        view: Selection,
+    ) -> Vec<WatchRankingResponse> {
         let revision = published.revision;
         let Ranking {
             period,
@@ -105,6 +190,7 @@ impl RankingApi {
             max_score,
             ..
         } = &published.ranking;
+        let rows = select(rows, view);
         let mut messages: Vec<WatchRankingResponse> = rows
             .chunks(SNAPSHOT_CHUNK)
             .map(|chunk| {
@@ -139,13 +225,14 @@ impl RankingApi {
         start: Start<Published>,
         requested: u64,
         current: &Published,
+        view: Selection,
     ) -> Vec<WatchRankingResponse> {
         match start {
-            Start::Snapshot => self.snapshot_messages(current),
+            Start::Snapshot => self.snapshot_messages(current, view),
             // Always one message, even without rows: it tells the client it resumed.
             Start::ResumeFrom(base) => {
                 vec![
-                    self.changes_message(&base, current)
+                    self.changes_message(&base, current, view)
                         .unwrap_or_else(|| WatchRankingResponse {
                             revision: current.revision,
                             event: Some(Event::Changes(RankingChanges {
@@ -168,32 +255,40 @@ impl RankingApi {
                     })),
                 };
                 std::iter::once(reset)
-                    .chain(self.snapshot_messages(current))
+                    .chain(self.snapshot_messages(current, view))
                     .collect()
             }
         }
     }
 
-    fn changes_message(&self, shown: &Published, now: &Published) -> Option<WatchRankingResponse> {
-        let changes: Vec<RowChange> = diff(&shown.ranking.rows, &now.ranking.rows)
-            .into_iter()
-            .map(|change| RowChange {
-                row: Some(match &change.now {
-                    Some(row) => row_to_proto(&self.catalog, row),
-                    None => govpulse_proto::ranking::RankingRow {
-                        agency_id: change.agency.to_string(),
-                        agency_name: self
-                            .catalog
-                            .agency(&change.agency)
-                            .map(|a| a.name.clone())
-                            .unwrap_or_default(),
-                        ..Default::default()
-                    },
-                }),
-                previous_rank: change.previous_rank.unwrap_or(0),
-                left: change.now.is_none(),
-            })
-            .collect();
+    fn changes_message(
+        &self,
+        shown: &Published,
+        now: &Published,
+        view: Selection,
+    ) -> Option<WatchRankingResponse> {
+        let changes: Vec<RowChange> = diff(
+            select(&shown.ranking.rows, view),
+            select(&now.ranking.rows, view),
+        )
+        .into_iter()
+        .map(|change| RowChange {
+            row: Some(match &change.now {
+                Some(row) => row_to_proto(&self.catalog, row),
+                None => govpulse_proto::ranking::RankingRow {
+                    agency_id: change.agency.to_string(),
+                    agency_name: self
+                        .catalog
+                        .agency(&change.agency)
+                        .map(|a| a.name.clone())
+                        .unwrap_or_default(),
+                    ..Default::default()
+                },
+            }),
+            previous_rank: change.previous_rank.unwrap_or(0),
+            left: change.now.is_none(),
+        })
+        .collect();
         if changes.is_empty() && shown.ranking.ranked_count == now.ranking.ranked_count {
             return None;
         }
@@ -262,23 +357,32 @@ impl RankingService for RankingApi {
         &self,
         request: Request<WatchRankingRequest>,
     ) -> Result<Response<WatchStream>, Status> {
+        let watching = self.watching(caller_of(&request))?;
+        let credential = self
+            .readers
+            .as_ref()
+            .map(|readers| StreamCredential::of(readers, &request));
         let request = request.into_inner();
         let query = Query::parse(request.query, &self.profiles.get(), &self.catalog)?;
         let requested = request.resume_revision;
+        // Every top or bottom N of a query is a view of one live ranking of every row.
+        let view = query.selection;
         let Subscription {
             mut updates,
             current,
             start,
-        } = self.hubs.subscribe(&query, requested).await?;
+        } = self.hubs.subscribe(&query.live(), requested).await?;
         let (out, stream) = mpsc::channel(STREAM_BACKLOG);
         let api = self.clone();
         tokio::spawn(async move {
             let _subscriber = govpulse_common::prometheus::Subscriber::open("ranking");
+            let _watching = watching;
+            let mut recheck = tokio::time::interval(RECHECK_EVERY);
             let mut shown = current;
             if let Start::Reset(reason) = &start {
                 debug!(requested, ?reason, "ranking subscriber cannot resume");
             }
-            for message in api.opening_messages(start, requested, &shown) {
+            for message in api.opening_messages(start, requested, &shown, view) {
                 if out.send(Ok(message)).await.is_err() {
                     return;
                 }
@@ -299,6 +403,14 @@ impl RankingService for RankingApi {
                         debug!("ranking subscriber left");
                         return;
                     }
+                    // A token revoked (or expired) while the stream is open ends it.
+                    _ = recheck.tick() => match credential.as_ref().map(StreamCredential::still_valid) {
+                        Some(Err(status)) => {
+                            let _ = out.send(Err(status)).await;
+                            return;
+                        }
+                        _ => continue,
+                    },
                     changed = updates.changed() => {
                         if changed.is_err() {
                             return;
@@ -307,12 +419,10 @@ impl RankingService for RankingApi {
                         // intermediate states instead of queueing them.
                         let now = updates.borrow_and_update().clone();
                         let message = if now.previous_revision == shown.revision {
-                            // Most subscribers keep up: they all send the same message.
-                            now.changes_from_previous
-                                .get_or_init(|| api.changes_message(&shown, &now))
-                                .clone()
+                            // Most subscribers keep up: those of one view send the same message.
+                            now.changes_from_previous(view, || api.changes_message(&shown, &now, view))
                         } else {
-                            api.changes_message(&shown, &now)
+                            api.changes_message(&shown, &now, view)
                         };
                         shown = now;
                         match message {

@@ -10,26 +10,33 @@
 //! It also keeps the last states it published ([`History`], bounded by states and rows) so
 //! that a client reconnecting with the revision of the last state it applied resumes with
 //! the changes since that state instead of a snapshot.
+//!
+//! Live rankings are bounded whatever queries come: a query's rows to show (top or bottom
+//! N) are a view each subscriber takes of one computed ranking, so `top=1`, `top=2`, ... share
+//! one; a replica runs at most `max_live` of them, making room by ending one that lingers
+//! with no subscriber, and refuses a new one with RESOURCE_EXHAUSTED when none does; a
+//! lingering one does not recompute (it catches up as soon as a subscriber comes back).
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use govpulse_core::{
     Catalog, Period,
     period::vietnam_day,
-    ranking::{Rules, diff},
+    ranking::{Rules, Selection, diff},
 };
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient, ranking::WatchRankingResponse,
 };
 use time::OffsetDateTime;
 use tokio::{
-    sync::{broadcast, watch},
+    sync::{Notify, broadcast, watch},
     time::Instant,
 };
+use tokio_util::sync::CancellationToken;
 use tonic::{Status, transport::Channel};
 use tracing::{Instrument, debug, warn};
 
@@ -40,6 +47,9 @@ use crate::{
     query::{Measure, Query},
     resume::{self, Digest, HISTORY_ROWS, HISTORY_STATES, History, Start},
 };
+
+/// How many new live rankings compute their first state at once (see `Inner::starting`).
+const STARTING_AT_ONCE: usize = 1;
 
 /// A ranking with the revision it was published under.
 #[derive(Debug)]
@@ -52,10 +62,26 @@ pub struct Published {
     pub ranking: Ranking,
     /// The revision of the state published just before (0 for the first).
     pub previous_revision: u64,
-    /// The changes message from that state to this one, made by the first subscriber that
-    /// needs it and cloned for the others: a change is computed once, not once per
-    /// subscriber.
-    pub changes_from_previous: OnceLock<Option<WatchRankingResponse>>,
+    /// The changes message from that state to this one, per view (the rows a query
+    /// shows), made by the first subscriber of the view that needs it and cloned for the
+    /// others: a change is computed once per view, not once per subscriber.
+    changes_from_previous: Mutex<HashMap<Selection, Option<WatchRankingResponse>>>,
+}
+
+impl Published {
+    /// The changes message of `view` from the previous state to this one, made by `make`
+    /// the first time a subscriber of that view asks.
+    pub fn changes_from_previous(
+        &self,
+        view: Selection,
+        make: impl FnOnce() -> Option<WatchRankingResponse>,
+    ) -> Option<WatchRankingResponse> {
+        let mut made = self
+            .changes_from_previous
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        made.entry(view).or_insert_with(make).clone()
+    }
 }
 
 impl Published {
@@ -65,7 +91,7 @@ impl Published {
             revision: resume::next_revision(previous, now_ms(), digest(query, &ranking)),
             ranking,
             previous_revision: previous,
-            changes_from_previous: OnceLock::new(),
+            changes_from_previous: Mutex::default(),
         })
     }
 }
@@ -95,6 +121,10 @@ pub struct Hubs {
 struct Live {
     sender: watch::Sender<Arc<Published>>,
     history: Mutex<History<Published>>,
+    /// Ends its task (when another query needs its place).
+    ended: CancellationToken,
+    /// Asks its task to recompute now (a subscriber came back to a lingering ranking).
+    poke: Notify,
 }
 
 impl Live {
@@ -112,12 +142,31 @@ impl Live {
         Self {
             sender: watch::channel(first).0,
             history: Mutex::new(history),
+            ended: CancellationToken::new(),
+            poke: Notify::new(),
         }
     }
 
+    /// Whether nobody watches it (it lingers).
+    fn lingers(&self) -> bool {
+        self.sender.receiver_count() == 0
+    }
+
     /// Publishes a new state under the next revision.
-    fn publish(&self, query: &Query, ranking: Ranking) {
+    /// Publishes `ranking` under the next revision when it differs from the current state in
+    /// what subscribers are shown; the comparison and the publication under one lock, since
+    /// a subscriber coming back to a lingering ranking publishes too.
+    fn publish_if_changed(&self, query: &Query, ranking: Ranking) {
         let mut history = self.history();
+        let changed = {
+            let current = self.sender.borrow();
+            current.ranking.ranked_count != ranking.ranked_count
+                || current.ranking.period != ranking.period
+                || !diff(&current.ranking.rows, &ranking.rows).is_empty()
+        };
+        if !changed {
+            return;
+        }
         let previous = self.sender.borrow().revision;
         let published = Published::next(query, ranking, previous);
         history.push(
@@ -162,6 +211,12 @@ struct Inner {
     notices: broadcast::Sender<Notice>,
     timing: HubTiming,
     rules: Rules,
+    /// The most live rankings this replica runs at once.
+    max_live: usize,
+    /// New live rankings computing their first state at once: a caller opening query after
+    /// query waits its turn here, so that it never takes more than this share of the
+    /// replica's and aggregate's work from the rankings already running and GetRanking.
+    starting: tokio::sync::Semaphore,
 }
 
 fn now_ms() -> u64 {
@@ -207,6 +262,7 @@ impl Hubs {
         notices: broadcast::Sender<Notice>,
         timing: HubTiming,
         rules: Rules,
+        max_live: usize,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -216,7 +272,39 @@ impl Hubs {
                 notices,
                 timing,
                 rules,
+                max_live: max_live.max(1),
+                starting: tokio::sync::Semaphore::new(STARTING_AT_ONCE),
             }),
+        }
+    }
+
+    /// Makes room for one more live ranking in `live`: nothing to do under the cap; over it,
+    /// the one that lingers with no subscriber is ended; with none, RESOURCE_EXHAUSTED.
+    fn make_room(&self, live: &mut HashMap<Query, Arc<Live>>) -> Result<(), Status> {
+        if live.len() < self.inner.max_live {
+            return Ok(());
+        }
+        let lingering = live
+            .iter()
+            .find(|(_, l)| l.lingers())
+            .map(|(q, _)| q.clone());
+        match lingering {
+            Some(query) => {
+                if let Some(evicted) = live.remove(&query) {
+                    evicted.ended.cancel();
+                    metrics::gauge!(govpulse_common::prometheus::LIVE_RANKINGS)
+                        .set(live.len() as f64);
+                    debug!(?query, "live ranking ended to make room");
+                }
+                Ok(())
+            }
+            None => {
+                govpulse_common::refusals::refused("live_ranking_cap", "replica");
+                Err(Status::resource_exhausted(format!(
+                    "this ranking replica runs {} live rankings already (--max-live-rankings), each watched; watch one of them, or ask GetRanking",
+                    self.inner.max_live
+                )))
+            }
         }
     }
 
@@ -232,15 +320,62 @@ impl Hubs {
         self.inner.rules
     }
 
-    /// Subscribes to a query's live ranking, starting it if nobody watches it yet, and
-    /// decides whether the stream can resume from `resume_revision` (0: not resuming).
+    /// Subscribes to a query's live ranking (every row: a subscriber shows its view of it,
+    /// [`Query::live`]), starting it if nobody watches it yet, and decides whether the stream
+    /// can resume from `resume_revision` (0: not resuming).
     pub async fn subscribe(
         &self,
         query: &Query,
         resume_revision: u64,
     ) -> Result<Subscription, Status> {
-        if let Some(live) = self.live().get(query) {
-            return Ok(live.subscribe(resume_revision));
+        let lingering = {
+            let mut live = self.live();
+            match live.get(query) {
+                Some(existing) if existing.lingers() => Some(existing.clone()),
+                Some(existing) => return Ok(existing.subscribe(resume_revision)),
+                None => {
+                    // Refused before the first computation costs anything.
+                    self.make_room(&mut live)?;
+                    None
+                }
+            }
+        };
+        if let Some(existing) = lingering {
+            // A lingering ranking was not kept current: it catches up before this subscriber
+            // sees it, so a client resuming gets what changed while it was away.
+            let ranking = compute(
+                &self.inner.aggregate,
+                &self.inner.catalog,
+                query,
+                self.inner.rules,
+            )
+            .await?;
+            existing.publish_if_changed(query, ranking);
+            let subscription = {
+                let live = self.live();
+                live.get(query)
+                    .filter(|current| Arc::ptr_eq(current, &existing))
+                    .map(|_| existing.subscribe(resume_revision))
+            };
+            return match subscription {
+                Some(subscription) => {
+                    // Its task recomputes on notices again now that it is watched.
+                    existing.poke.notify_one();
+                    Ok(subscription)
+                }
+                // Ended meanwhile to make room for another: this one starts anew.
+                None => Box::pin(self.subscribe(query, resume_revision)).await,
+            };
+        }
+        let _turn = self
+            .inner
+            .starting
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("ranking service is shutting down"))?;
+        // Another subscriber may have started it while this one waited its turn.
+        if let Some(existing) = self.live().get(query) {
+            return Ok(existing.subscribe(resume_revision));
         }
         let ranking = compute(
             &self.inner.aggregate,
@@ -254,9 +389,11 @@ impl Hubs {
         if let Some(existing) = live.get(query) {
             return Ok(existing.subscribe(resume_revision));
         }
+        self.make_room(&mut live)?;
         let started = Arc::new(Live::start(query, ranking));
         let subscription = started.subscribe(resume_revision);
         live.insert(query.clone(), started.clone());
+        metrics::gauge!(govpulse_common::prometheus::LIVE_RANKINGS).set(live.len() as f64);
         let notices = self.inner.notices.subscribe();
         tokio::spawn(self.clone().run(query.clone(), started, notices));
         debug!(?query, "live ranking started");
@@ -279,6 +416,9 @@ impl Hubs {
             let recompute_at = due.unwrap_or_else(far);
             let idle_until = idle_since.map_or_else(far, |since| since + timing.linger);
             let recompute = tokio::select! {
+                () = live.ended.cancelled() => return,
+                // A subscriber came back to a lingering ranking: catch up now.
+                () = live.poke.notified() => true,
                 notice = notices.recv() => {
                     let (relevant, traceparent) = match notice {
                         Ok(Notice { agencies: Some(agencies), days, traceparent }) => (agencies.iter().any(|a| {
@@ -288,7 +428,9 @@ impl Hubs {
                         Err(broadcast::error::RecvError::Lagged(_)) => (true, String::new()),
                         Err(broadcast::error::RecvError::Closed) => return,
                     };
-                    if relevant && due.is_none() {
+                    // A lingering ranking is not kept current: nobody sees it until a
+                    // subscriber comes back, and then it recomputes at once.
+                    if relevant && due.is_none() && idle_since.is_none() {
                         due = Some(Instant::now() + timing.debounce);
                     }
                     if relevant {
@@ -304,11 +446,17 @@ impl Hubs {
             {
                 // Checked under the map's lock, which subscribe() also takes, so a new
                 // subscriber either finds this hub before it ends or starts a new one.
-                let mut live = self.live();
+                let mut all = self.live();
+                if live.ended.is_cancelled() {
+                    // Ended to make room: its place may already be another's.
+                    return;
+                }
                 if sender.receiver_count() == 0 {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= timing.linger {
-                        live.remove(&query);
+                        all.remove(&query);
+                        metrics::gauge!(govpulse_common::prometheus::LIVE_RANKINGS)
+                            .set(all.len() as f64);
                         debug!(?query, "live ranking stopped: no subscribers");
                         return;
                     }
@@ -316,7 +464,7 @@ impl Hubs {
                     idle_since = None;
                 }
             }
-            if !recompute {
+            if !recompute || (idle_since.is_some() && due.is_none()) {
                 continue;
             }
             due = None;
@@ -331,18 +479,7 @@ impl Hubs {
             .instrument(span)
             .await
             {
-                Ok(ranking) => {
-                    let changed = {
-                        let current = sender.borrow();
-                        current.ranking.ranked_count != ranking.ranked_count
-                            || current.ranking.period != ranking.period
-                            || !diff(&current.ranking.rows, &ranking.rows).is_empty()
-                    };
-                    // Only this task publishes, so the state compared is still the current one.
-                    if changed {
-                        live.publish(&query, ranking);
-                    }
-                }
+                Ok(ranking) => live.publish_if_changed(&query, ranking),
                 // The last good ranking stays published; the refresh tick retries.
                 Err(status) => {
                     warn!(code = ?status.code(), message = status.message(), "ranking recomputation failed")

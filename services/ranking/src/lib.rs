@@ -29,7 +29,7 @@ use govpulse_proto::{
 };
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, transport::ServerTlsConfig};
+use tonic::server::NamedService;
 use tracing::info;
 
 pub use api::RankingApi;
@@ -79,6 +79,15 @@ pub struct Config {
     /// reconnecting meanwhile resumes from its revision instead of a fresh snapshot.
     #[arg(long, env = "GOVPULSE_LINGER_MS", default_value_t = 30_000)]
     pub linger_ms: u64,
+    /// Live rankings this replica computes at once (a query's top or bottom N is a view of
+    /// one); one lingering without subscribers makes room for a new one, and with none a new
+    /// query is refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "GOVPULSE_MAX_LIVE_RANKINGS", default_value_t = 128)]
+    pub max_live_rankings: usize,
+    /// WatchRanking streams (Server-Sent Events included) one caller may hold open at once:
+    /// one credential's agency, or one remote address where reading is public.
+    #[arg(long, env = "GOVPULSE_MAX_WATCHES_PER_CALLER", default_value_t = 16)]
+    pub max_watches_per_caller: usize,
     /// TOML file of composite index profiles (see deploy/config/indexes.toml), checked
     /// every 10 s and reloaded when it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
@@ -93,6 +102,9 @@ pub struct Config {
     /// TLS of this server.
     #[command(flatten)]
     pub tls: govpulse_common::tls::TlsArgs,
+    /// Connections, time and calls in flight each caller may hold (docs/SECURITY.md).
+    #[command(flatten)]
+    pub edge: govpulse_common::edge::EdgeLimits,
     /// Anyone may read rankings; otherwise a credential with the `reader` role is needed
     /// (a token from `--tokens` or a client certificate).
     #[arg(long, env = "GOVPULSE_PUBLIC_READ", num_args = 0..=1, default_value_t = false,
@@ -121,10 +133,13 @@ impl Config {
             refresh_ms: 5_000,
             min_volume: DEFAULT_MIN_VOLUME,
             linger_ms: 30_000,
+            max_live_rankings: 128,
+            max_watches_per_caller: 16,
             index_profiles: None,
             metrics_listen: None,
             health_listen: None,
             tls: govpulse_common::tls::TlsArgs::default(),
+            edge: govpulse_common::edge::EdgeLimits::default(),
             upstream: govpulse_common::tls::UpstreamTlsArgs::default(),
             public_read: false,
             tokens: None,
@@ -140,6 +155,10 @@ impl Config {
         self
     }
 }
+
+/// The largest request message ranking decodes: a query names a metric, a period, an agency
+/// and a few criteria.
+const MAX_QUERY_BYTES: usize = 64 * 1024;
 
 /// Everything that can stop ranking from starting or serving.
 #[derive(Debug, thiserror::Error)]
@@ -167,7 +186,7 @@ pub struct Server {
     profiles: LiveProfiles,
     stopping: CancellationToken,
     metrics: Option<govpulse_common::prometheus::MetricsListener>,
-    tls: Option<ServerTlsConfig>,
+    edge: server::Edge,
     /// Who may read, when reading is not public; with the token file's reload interval.
     readers: Option<(Arc<Authenticator>, Option<TokenFile>)>,
     /// The public dashboard's files (`GET /`).
@@ -241,6 +260,7 @@ impl Server {
             notices.clone(),
             timing,
             rules,
+            config.max_live_rankings,
         );
         let heartbeat = Duration::from_millis(config.heartbeat_ms.max(1));
         let dashboard = dashboard::Dashboard::new(heartbeat);
@@ -251,7 +271,11 @@ impl Server {
             heartbeat,
             stopping.clone(),
         )
-        .with_profiles(profiles.clone());
+        .with_profiles(profiles.clone())
+        .with_watchers(
+            readers.as_ref().map(|(auth, _)| auth.as_ref().clone()),
+            config.max_watches_per_caller,
+        );
         info!(addr = %bound.local_addr(), aggregate = %config.aggregate_url, "ranking bound");
         Ok(Self {
             bound,
@@ -263,7 +287,10 @@ impl Server {
             profiles,
             stopping,
             metrics,
-            tls,
+            edge: server::Edge {
+                tls,
+                limits: config.edge.clone(),
+            },
             readers,
             dashboard,
         })
@@ -315,7 +342,9 @@ impl Server {
             readers.clone(),
         )
         .merge(self.dashboard.router());
-        let ranking = RankingServiceServer::new(self.api);
+        // Queries are a few hundred bytes: a larger request is refused before it is decoded.
+        let ranking =
+            RankingServiceServer::new(self.api).max_decoding_message_size(MAX_QUERY_BYTES);
         let routes = govpulse_common::http_json::routes(http);
         let routes = match readers {
             None => routes.add_service(ranking),
@@ -337,7 +366,7 @@ impl Server {
             self.health,
             routes,
             &served,
-            self.tls,
+            self.edge,
             shutdown,
             self.stopping,
         )

@@ -76,6 +76,15 @@ pub struct Query {
 }
 
 impl Query {
+    /// The query whose live ranking this one shows a view of: every row. Queries that differ
+    /// only in their top or bottom N share it.
+    pub fn live(&self) -> Query {
+        Query {
+            selection: Selection::All,
+            ..self.clone()
+        }
+    }
+
     /// Parses and checks a query message against the composite index `profiles` in force,
     /// naming the field that is wrong.
     pub fn parse(
