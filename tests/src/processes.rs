@@ -12,7 +12,11 @@ use std::{
     net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::{Arc, mpsc},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
     time::Duration,
 };
 
@@ -50,6 +54,8 @@ pub struct ServiceProcess {
     env: Vec<(String, String)>,
     child: Option<Child>,
     addr: SocketAddr,
+    /// Log lines it wrote, since it started (all of its runs).
+    log_lines: Arc<AtomicUsize>,
 }
 
 impl ServiceProcess {
@@ -65,6 +71,7 @@ impl ServiceProcess {
                 .collect(),
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log_lines: Arc::default(),
         };
         process.spawn();
         process
@@ -82,9 +89,11 @@ impl ServiceProcess {
             .unwrap_or_else(|e| panic!("{} starts: {e}", self.name));
         let stderr = child.stderr.take().expect("stderr is piped");
         let (bound_tx, bound) = mpsc::channel::<String>();
+        let log_lines = self.log_lines.clone();
         // The log is read to its end, so that a chatty service never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log_lines.fetch_add(1, Ordering::Relaxed);
                 let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) else {
                     continue;
                 };
@@ -111,6 +120,23 @@ impl ServiceProcess {
     /// Its process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Its resident memory in bytes, from /proc (Linux).
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.pid().expect("the service runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
+    /// How many log lines it has written so far.
+    pub fn log_lines(&self) -> usize {
+        self.log_lines.load(Ordering::Relaxed)
     }
 
     /// `kill -9`: the process ends at once, whatever it was doing.

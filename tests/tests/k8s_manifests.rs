@@ -1480,7 +1480,15 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
         .await
         .expect("a ranking read through aggregate")
         .into_inner();
-    assert_eq!(ranking.ranked_count, 1, "tuyen-quang's one dossier");
+    // One dossier is below the manifests' minimum volume: listed, not ranked.
+    assert_eq!(ranking.ranked_count, 0, "one dossier is not ranked");
+    let row = ranking
+        .rows
+        .iter()
+        .find(|r| r.agency_id == "tuyen-quang")
+        .expect("tuyen-quang listed");
+    assert!(row.below_minimum_volume, "{row:?}");
+    assert_eq!(ranking.min_volume, 30, "the manifests' minimum volume");
 
     stop.cancel();
     let stopped = |joined: Result<Result<(), _>, tokio::task::JoinError>, service: &str| {
