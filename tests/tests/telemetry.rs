@@ -8,15 +8,17 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    io::{BufRead, BufReader},
     net::SocketAddr,
-    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex, mpsc},
     time::{Duration, Instant},
 };
 
-use govpulse_e2e::{RedisServer, received, ts, two_days_ago_noon};
+use govpulse_e2e::{
+    RedisServer,
+    processes::{binary, json_log},
+    received, ts, two_days_ago_noon,
+};
 use govpulse_proto::{
     catalog::Block,
     event::{DossierEvent, OutcomeStatus},
@@ -109,22 +111,6 @@ impl Receiver {
     }
 }
 
-/// A service binary built beside this test executable (`target/<profile>/`).
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the service binaries first (cargo build --bins)",
-        path.display()
-    );
-    path
-}
-
 /// A service process; killed if the test ends early.
 struct Process {
     child: Child,
@@ -151,33 +137,20 @@ impl Process {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the binary starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (lines_tx, lines) = mpsc::channel::<serde_json::Value>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(log) = serde_json::from_str(&line) {
-                    let _ = lines_tx.send(log);
-                }
-            }
-        });
-        let bound_message = format!("{} bound", name.trim_start_matches("govpulse-"));
-        let bound = loop {
-            let log = lines
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("{name} logs {bound_message:?}"));
-            if log["fields"]["message"] == bound_message.as_str() {
-                break log;
-            }
+        let logs = json_log(child.stderr.take().expect("stderr is piped"));
+        // Owned from here on: a panic while waiting stops the process.
+        let mut process = Process {
+            child,
+            logs,
+            addr: String::new(),
         };
-        let addr = bound["fields"]["addr"]
+        let bound_message = format!("{} bound", name.trim_start_matches("govpulse-"));
+        let bound = process.wait_for_log(&bound_message);
+        process.addr = bound["fields"]["addr"]
             .as_str()
             .expect("the bound address is logged")
             .to_owned();
-        Process {
-            child,
-            logs: lines,
-            addr,
-        }
+        process
     }
 
     fn url(&self) -> String {
