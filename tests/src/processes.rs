@@ -11,13 +11,13 @@ use std::{
     io::{BufRead, BufReader},
     net::{SocketAddr, TcpListener},
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Child, ChildStderr, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
         mpsc,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::{net::TcpStream, sync::watch, task::JoinHandle};
@@ -45,6 +45,32 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
         .port()
+}
+
+/// Reads a service's JSON log (its standard error) to its end on a thread of its own and
+/// hands over each JSON line: however few lines a test reads, the service never blocks on a
+/// full pipe nor writes into a closed one.
+pub fn json_log(stderr: ChildStderr) -> mpsc::Receiver<serde_json::Value> {
+    json_log_counting(stderr, Arc::default())
+}
+
+/// [`json_log`], counting every line read in `lines`.
+pub fn json_log_counting(
+    stderr: ChildStderr,
+    lines: Arc<AtomicUsize>,
+) -> mpsc::Receiver<serde_json::Value> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Split on bytes: a line that is not UTF-8 must not end the reading.
+        for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+            lines.fetch_add(1, Ordering::Relaxed);
+            if let Ok(log) = serde_json::from_slice(&line) {
+                // The test may have stopped listening; the log is read to its end anyway.
+                let _ = tx.send(log);
+            }
+        }
+    });
+    rx
 }
 
 /// One service binary running as a child process, restartable with the same settings.
@@ -87,27 +113,28 @@ impl ServiceProcess {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("{} starts: {e}", self.name));
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (bound_tx, bound) = mpsc::channel::<String>();
-        let log_lines = self.log_lines.clone();
-        // The log is read to its end, so that a chatty service never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log_lines.fetch_add(1, Ordering::Relaxed);
-                let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    continue;
-                };
-                let message = log["fields"]["message"].as_str().unwrap_or_default();
-                if message.ends_with(" bound")
-                    && let Some(addr) = log["fields"]["addr"].as_str()
-                {
-                    let _ = bound_tx.send(addr.to_owned());
+        let log = json_log_counting(
+            child.stderr.take().expect("stderr is piped"),
+            self.log_lines.clone(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            let entry = match log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    // Not yet owned by self: nothing else would stop it.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{} did not log its bound address: {e}", self.name);
                 }
+            };
+            let message = entry["fields"]["message"].as_str().unwrap_or_default();
+            if message.ends_with(" bound")
+                && let Some(addr) = entry["fields"]["addr"].as_str()
+            {
+                break addr.to_owned();
             }
-        });
-        let addr = bound
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("{} did not log its bound address: {e}", self.name));
+        };
         self.addr = addr.parse().expect("a socket address");
         self.child = Some(child);
     }

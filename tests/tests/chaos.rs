@@ -72,6 +72,7 @@ impl Load {
                 unfelt.push(fault.to_owned());
                 return;
             }
+            // The load's counters are the only signal (see wait_until).
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
     process::Stdio,
     sync::Arc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use govpulse::loadgen::{self, LoadConfig, Mode, Progress};
@@ -17,9 +17,10 @@ use govpulse_proto::{
     catalog::Block,
     event::{Channel, DossierEvent, DossierReceived, dossier_event::Kind},
     ingest::SubmitEventsRequest,
-    ranking::{GetRankingRequest, RankingQuery},
+    ranking::{RankingQuery, WatchRankingRequest, watch_ranking_response::Event},
 };
 use time::OffsetDateTime;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 /// The province whose page the browser opens: the test gives it units that report.
@@ -118,6 +119,8 @@ async fn units_report(deployment: &Deployment, stop: CancellationToken) {
             .submit_events(SubmitEventsRequest { events })
             .await
             .expect("units' batch accepted");
+        // Pacing, not waiting for anything: the units report a batch every 400 ms, as a
+        // steady stream the browser sees move.
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_millis(400)) => {}
@@ -125,32 +128,42 @@ async fn units_report(deployment: &Deployment, stop: CancellationToken) {
     }
 }
 
-/// Waits until provinces are ranked for the year to date.
+/// Waits until provinces are ranked for the year to date, as a live ranking shows it.
 async fn until_ranked(deployment: &Deployment) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut ranking = deployment.ranking();
-    loop {
-        let ranked = ranking
-            .get_ranking(GetRankingRequest {
-                query: Some(RankingQuery {
-                    metric: "online-dossier-rate".to_owned(),
-                    block: Block::Province.into(),
-                    period: "ytd".to_owned(),
-                    ..RankingQuery::default()
-                }),
-            })
-            .await
-            .map(|r| r.into_inner().ranked_count)
-            .unwrap_or(0);
-        if ranked > 0 {
-            return;
+    let mut stream = deployment
+        .ranking()
+        .watch_ranking(WatchRankingRequest {
+            query: Some(RankingQuery {
+                metric: "online-dossier-rate".to_owned(),
+                block: Block::Province.into(),
+                period: "ytd".to_owned(),
+                ..RankingQuery::default()
+            }),
+            resume_revision: 0,
+        })
+        .await
+        .expect("watch the ranking")
+        .into_inner();
+    let ranked = async {
+        loop {
+            let message = stream
+                .next()
+                .await
+                .expect("the stream stays open")
+                .expect("a message");
+            let ranked = match message.event {
+                Some(Event::Snapshot(snapshot)) => snapshot.ranked_count,
+                Some(Event::Changes(changes)) => changes.ranked_count,
+                _ => 0,
+            };
+            if ranked > 0 {
+                return;
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "no province ranked within 30 s of load"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(30), ranked)
+        .await
+        .unwrap_or_else(|_| panic!("no province ranked within 30 s of load"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

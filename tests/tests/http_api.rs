@@ -308,6 +308,8 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
                 && d["retryDelay"].as_str().is_some_and(|s| s.ends_with('s'))),
         "{body}"
     );
+    // Not a wait for an event: waiting as long as Retry-After says is what a caller is
+    // promised to be enough, and that promise is under test.
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let later = post_json(
         ingest,
@@ -663,7 +665,10 @@ async fn the_live_ranking_streams_as_server_sent_events_and_resumes_from_last_ev
     drop(stream);
 
     // Hà Nội reports while the browser is away; it comes back with Last-Event-ID and gets
-    // that change only: no snapshot again, no Phú Thọ again.
+    // that change only: no snapshot again, no Phú Thọ again. Another browser, which stayed,
+    // shows when the replica has published that change.
+    let mut stayed = open_events(ranking, &path, &[]).await;
+    until(&mut stayed, "snapshotComplete").await;
     let two = batch(&[
         reception("w-2", "ha-noi", at, "CHANNEL_ONLINE"),
         reception("w-3", "ha-noi", at, "CHANNEL_IN_PERSON"),
@@ -674,7 +679,9 @@ async fn the_live_ranking_streams_as_server_sent_events_and_resumes_from_last_ev
             .status,
         200
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (published, _) = until(&mut stayed, "changes").await;
+    assert_eq!(changed_agencies(&published), ["ha-noi"]);
+    drop(stayed);
     let mut resumed = open_events(ranking, &path, &[("last-event-id", &last.to_string())]).await;
     let first = resumed
         .next_within(Duration::from_secs(10))

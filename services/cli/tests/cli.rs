@@ -2,16 +2,84 @@
 //! `metrics` against it; and `demo` showing a live ranking.
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader, Read, Write},
     process::{Child, Command, Output, Stdio},
+    sync::mpsc::{self, RecvTimeoutError},
     time::{Duration, Instant},
 };
 
 const GOVPULSE: &str = env!("CARGO_BIN_EXE_govpulse");
 
+/// A child's standard output or error, read to its end by a thread of its own and handed
+/// over line by line. However little of it a test reads, the child never blocks on a full
+/// pipe nor writes into a closed one (a `serve` whose pipe was dropped after its address
+/// lines once died writing the next line).
+struct Lines(mpsc::Receiver<String>);
+
+impl Lines {
+    fn drain(pipe: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Split on bytes: a line that is not UTF-8 must not end the reading.
+            for line in BufReader::new(pipe).split(b'\n').map_while(Result::ok) {
+                // The test may have stopped listening; the pipe is read to its end anyway.
+                let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+            }
+        });
+        Lines(rx)
+    }
+
+    /// The next line, or `None` once the output has ended; panics, naming `what` it waited
+    /// for, when nothing came before `deadline`.
+    fn next_before(&self, deadline: Instant, what: &str) -> Option<String> {
+        match self
+            .0
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(line) => Some(line),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => panic!("timed out waiting for {what}"),
+        }
+    }
+
+    /// The rest of the output, each line ending in `\n`, once it has ended.
+    fn to_end(&self, deadline: Instant, what: &str) -> String {
+        let mut rest = String::new();
+        while let Some(line) = self.next_before(deadline, what) {
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        rest
+    }
+}
+
+/// A child process of the test, killed (and reaped) when dropped: a failing test leaves
+/// nothing running.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `govpulse` with `args`, its standard output drained into the returned lines and
+/// its standard error discarded.
+fn start(args: &[&str]) -> (Running, Lines) {
+    let mut child = Command::new(GOVPULSE)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("govpulse {args:?} starts: {e}"));
+    let stdout = Lines::drain(child.stdout.take().expect("stdout is piped"));
+    (Running(child), stdout)
+}
+
 /// A `govpulse serve` process, killed when dropped.
 struct Serve {
-    child: Child,
+    process: Running,
     ingest: String,
     aggregate: String,
     ranking: String,
@@ -24,24 +92,33 @@ impl Serve {
 
     fn on_ports(ports: [&str; 3]) -> Serve {
         // A handful of dossiers per agency: rank every agency with data.
-        let mut child = Command::new(GOVPULSE)
-            .args(["serve", "--min-volume", "0", "--ports"])
-            .args(ports)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("govpulse serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
+        let (process, stdout) = start(&[
+            "serve",
+            "--min-volume",
+            "0",
+            "--ports",
+            ports[0],
+            ports[1],
+            ports[2],
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // The lines after the addresses (the dashboard's) go on being drained.
+        Serve::listening(process, |what| stdout.next_before(deadline, what))
+    }
+
+    /// A started `serve` whose address lines (`ingest`, `aggregate`, `ranking`, in that
+    /// order) `next_line` gives, `None` once its output has ended.
+    fn listening(process: Running, mut next_line: impl FnMut(&str) -> Option<String>) -> Serve {
         let mut addr = |name: &str| {
-            let line = lines.next().expect("an address line").expect("utf-8");
+            let what = format!("serve's {name} address line");
+            let line = next_line(&what).unwrap_or_else(|| panic!("serve ended before {what}"));
             let (label, addr) = line.split_once(char::is_whitespace).expect("`name addr`");
             assert_eq!(label, name);
             format!("http://{}", addr.trim())
         };
         let (ingest, aggregate, ranking) = (addr("ingest"), addr("aggregate"), addr("ranking"));
         Serve {
-            child,
+            process,
             ingest,
             aggregate,
             ranking,
@@ -63,13 +140,6 @@ impl Serve {
             &self.aggregate,
         ]);
         serde_json::from_slice(&out.stdout).expect("json")
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -330,7 +400,7 @@ fn submit_retries_the_batch_until_ingest_is_up() {
         "retry",
         &[event_line("late-1", "lang-son", &at, "CHANNEL_ONLINE")],
     );
-    let submit = Command::new(GOVPULSE)
+    let mut submit = Command::new(GOVPULSE)
         .args([
             "submit",
             file.to_str().expect("utf-8"),
@@ -344,20 +414,171 @@ fn submit_retries_the_batch_until_ingest_is_up() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("submit starts");
-    // Nothing listens yet: submit is retrying. Then the services come up on that port.
-    std::thread::sleep(Duration::from_millis(1500));
+    let stdout = Lines::drain(submit.stdout.take().expect("stdout is piped"));
+    let stderr = Lines::drain(submit.stderr.take().expect("stderr is piped"));
+    let mut submit = Running(submit);
+    // Nothing listens yet: once submit says it is retrying, the services come up on that
+    // port.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut said = String::new();
+    while !said.contains("retrying the batch") {
+        said = stderr
+            .next_before(deadline, "submit to warn that it is retrying the batch")
+            .expect("submit runs until it has retried");
+    }
     let serve = Serve::on_ports([&port, "0", "0"]);
     assert_eq!(serve.ingest, format!("http://127.0.0.1:{port}"));
-    let out = submit.wait_with_output().expect("submit ends");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "accepted 1, duplicate 0, rejected 0\n");
-    assert!(
-        text(&out.stderr).contains("retrying the batch"),
-        "the wait was visible: {}",
-        text(&out.stderr)
-    );
+    // Its next attempt is at most 5 s away (the longest backoff).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let out = stdout.to_end(deadline, "submit to finish once ingest is up");
+    let err = stderr.to_end(deadline, "submit's standard error to end");
+    let status = submit.0.wait().expect("submit ends");
+    assert!(status.success(), "{status}: {err}");
+    assert_eq!(out, "accepted 1, duplicate 0, rejected 0\n");
     let value = serve.metrics_json("lang-son", &day);
     assert_eq!(value["counters"]["received"], "1");
+}
+
+/// Reads `n` lines of `pipe`, then closes it, as `| head -n` does; the lines come once it is
+/// closed.
+fn head(pipe: impl Read + Send + 'static, n: usize) -> Lines {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // The reader, and with it the pipe, is dropped at the end of this statement.
+        let lines: Vec<String> = BufReader::new(pipe)
+            .lines()
+            .take(n)
+            .map_while(Result::ok)
+            .collect();
+        for line in lines {
+            let _ = tx.send(line);
+        }
+    });
+    Lines(rx)
+}
+
+/// Proves that `serve` still answers (a small file submitted through its ingest is read back
+/// from its aggregate), still runs, and stops cleanly on SIGTERM. `output` is one of its
+/// outputs still open, which ends when it exits.
+fn still_serves(mut serve: Serve, output: &Lines, case: &str) {
+    let (at, day) = yesterday();
+    let file = write_file(
+        "closed-output",
+        &[
+            event_line("closed-0", "lang-son", &at, "CHANNEL_ONLINE"),
+            event_line("closed-1", "lang-son", &at, "CHANNEL_IN_PERSON"),
+            // A rejection is logged while serving (at debug, in ingest).
+            event_line("closed-2", "atlantis", &at, "CHANNEL_ONLINE"),
+        ],
+    );
+    let submitted = govpulse(&[
+        "submit",
+        file.to_str().expect("utf-8 path"),
+        "--ingest",
+        &serve.ingest,
+        // A dead serve fails the test now, not after a minute of retries.
+        "--retry-for",
+        "0",
+    ]);
+    assert!(
+        text(&submitted.stdout).ends_with("accepted 2, duplicate 0, rejected 1\n"),
+        "{case}: {}{}",
+        text(&submitted.stdout),
+        text(&submitted.stderr)
+    );
+    let value = serve.metrics_json("lang-son", &day);
+    assert_eq!(value["counters"]["received"], "2", "{case}: {value}");
+    let exited = serve.process.0.try_wait().expect("serve's status");
+    assert_eq!(exited, None, "{case}: serve is still running");
+    // serve prints its last line (the dashboard's) before it handles SIGTERM: a clean stop
+    // proves it got past every line. One that panicked on a line exits 101, or is killed by
+    // the signal while its panic is still being reported (meanwhile it may even answer).
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.process.0.id().to_string()])
+        .status();
+    let rest = output.to_end(
+        Instant::now() + Duration::from_secs(30),
+        "serve to stop on SIGTERM",
+    );
+    let status = serve.process.0.wait().expect("serve's status");
+    assert!(
+        status.success(),
+        "{case}: serve stops cleanly on SIGTERM ({status}); it wrote:\n{rest}"
+    );
+}
+
+#[test]
+fn serve_keeps_running_when_its_output_is_closed() {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let serve_command = || {
+        let mut command = Command::new(GOVPULSE);
+        command.args(["serve", "--ports", "0", "0", "0"]);
+        command
+    };
+
+    // Standard output a pipe whose reading end is closed before serve starts: every line it
+    // prints goes into a closed pipe. The addresses come from its log.
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut child = serve_command()
+        .env("GOVPULSE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("govpulse serve starts");
+    let log = Lines::drain(child.stderr.take().expect("stderr is piped"));
+    let mut bound = std::collections::HashMap::new();
+    while bound.len() < 3 {
+        let line = log
+            .next_before(deadline, "serve to log its three bound addresses")
+            .expect("serve runs until it has bound its addresses");
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let fields = &entry["fields"];
+        if let (Some(service), Some(addr)) = (
+            fields["message"]
+                .as_str()
+                .and_then(|m| m.strip_suffix(" bound")),
+            fields["addr"].as_str(),
+        ) {
+            bound.insert(service.to_owned(), format!("http://{addr}"));
+        }
+    }
+    let address = |service: &str| bound.get(service).cloned().expect("a bound service");
+    let serve = Serve {
+        process: Running(child),
+        ingest: address("ingest"),
+        aggregate: address("aggregate"),
+        ranking: address("ranking"),
+    };
+    still_serves(serve, &log, "standard output closed from the start");
+
+    // `govpulse serve | head -3`: the three addresses are read, then standard output is
+    // closed. Whether serve's next line comes before or after is a race, mostly lost (it
+    // follows at once); a CI run once saw it won, and serve died.
+    let mut child = serve_command()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("govpulse serve starts");
+    let log = Lines::drain(child.stderr.take().expect("stderr is piped"));
+    let three = head(child.stdout.take().expect("stdout is piped"), 3);
+    let serve = Serve::listening(Running(child), |what| three.next_before(deadline, what));
+    still_serves(serve, &log, "standard output closed after three lines");
+
+    // Standard error closed from the start, while serve logs every rejected event.
+    let mut child = serve_command()
+        .env("RUST_LOG", "info,govpulse_ingest=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("govpulse serve starts");
+    drop(child.stderr.take());
+    let stdout = Lines::drain(child.stdout.take().expect("stdout is piped"));
+    let serve = Serve::listening(Running(child), |what| stdout.next_before(deadline, what));
+    still_serves(serve, &stdout, "standard error closed");
 }
 
 #[test]
@@ -441,45 +662,70 @@ fn ranking_rows(frame: &str) -> usize {
         .count()
 }
 
-#[test]
-fn demo_shows_a_live_ranking_that_changes() {
-    let mut demo = Command::new(GOVPULSE)
-        .args(["demo", "--ports", "0", "0", "0", "--rate", "2000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("demo starts");
-    let stdout = demo.stdout.take().expect("stdout");
-    let (frames_tx, frames) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        let mut frame = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("govpulse demo ·") && !frame.is_empty() {
-                let _ = frames_tx.send(std::mem::take(&mut frame));
-            }
-            frame.push_str(&line);
-            frame.push('\n');
-        }
-        let _ = frames_tx.send(frame);
-    });
-    // Frames come every 5 s when something changed (stdout is not a terminal here).
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let mut live_frames: Vec<String> = Vec::new();
-    while live_frames.len() < 2 && Instant::now() < deadline {
-        // The first frames may come while the backfill is still arriving; wait for full
-        // top-10 tables.
-        if let Ok(frame) = frames.recv_timeout(Duration::from_secs(1))
-            && frame.contains("\nlive · revision")
-            && ranking_rows(&frame) == 10
-        {
-            live_frames.push(frame);
+/// The frames `demo` or `watch` print (stdout is not a terminal here, so frames follow each
+/// other rather than redraw the screen); each starts with a line beginning with `title`.
+struct Frames {
+    lines: Lines,
+    title: &'static str,
+    /// The frame being read; it is whole when the next title comes.
+    partial: String,
+}
+
+impl Frames {
+    fn new(lines: Lines, title: &'static str) -> Frames {
+        Frames {
+            lines,
+            title,
+            partial: String::new(),
         }
     }
+
+    /// The next whole frame for which `until` holds; panics, naming `what`, when none came
+    /// before `deadline`.
+    fn next_before(
+        &mut self,
+        deadline: Instant,
+        what: &str,
+        until: impl Fn(&str) -> bool,
+    ) -> String {
+        loop {
+            let line = self.lines.next_before(deadline, what).unwrap_or_else(|| {
+                panic!("the output ended before {what}; last: {}", self.partial)
+            });
+            if line.starts_with(self.title) && !self.partial.is_empty() {
+                let frame = std::mem::take(&mut self.partial);
+                self.partial = format!("{line}\n");
+                if until(&frame) {
+                    return frame;
+                }
+                continue;
+            }
+            self.partial.push_str(&line);
+            self.partial.push('\n');
+        }
+    }
+}
+
+#[test]
+fn demo_shows_a_live_ranking_that_changes() {
+    let (mut demo, stdout) = start(&["demo", "--ports", "0", "0", "0", "--rate", "2000"]);
+    let mut frames = Frames::new(stdout, "govpulse demo ·");
+    // Frames come every 5 s when something changed. The first frames may come while the
+    // backfill is still arriving; wait for full top-10 tables.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let live = |frame: &str| frame.contains("\nlive · revision") && ranking_rows(frame) == 10;
+    let live_frames = [
+        frames.next_before(deadline, "a first live top-10 frame", live),
+        frames.next_before(deadline, "a second live top-10 frame", live),
+    ];
     let _ = Command::new("kill")
-        .args(["-INT", &demo.id().to_string()])
+        .args(["-INT", &demo.0.id().to_string()])
         .status();
-    let status = demo.wait().expect("demo exits");
-    assert_eq!(live_frames.len(), 2, "two live top-10 frames within 40 s");
+    frames.lines.to_end(
+        Instant::now() + Duration::from_secs(30),
+        "the demo to stop after Ctrl-C",
+    );
+    let status = demo.0.wait().expect("demo exits");
     for frame in &live_frames {
         assert!(
             frame.contains("ingest http://127.0.0.1:"),
@@ -504,29 +750,23 @@ fn demo_shows_a_live_ranking_that_changes() {
     assert!(status.success(), "Ctrl-C stops the demo cleanly: {status}");
 }
 
-/// Splits `govpulse watch` output into frames (each starts with the title line).
-async fn next_frame(
-    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-    until: impl Fn(&str) -> bool,
+/// `govpulse watch` with `args`, its frames read as they come.
+fn start_watch(args: &[&str]) -> (Running, Frames) {
+    let mut all = vec!["watch"];
+    all.extend(args);
+    let (process, stdout) = start(&all);
+    (process, Frames::new(stdout, "provinces by "))
+}
+
+/// The next frame of `watch` for which `until` holds, within `within`. The wait blocks
+/// this worker thread only: the services this test runs go on answering on the others.
+fn next_watch_frame(
+    frames: &mut Frames,
+    what: &str,
     within: Duration,
+    until: impl Fn(&str) -> bool,
 ) -> String {
-    let deadline = tokio::time::Instant::now() + within;
-    let mut frame = String::new();
-    loop {
-        let line = tokio::time::timeout_at(deadline, lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("no such frame within {within:?}; last: {frame}"))
-            .expect("readable")
-            .expect("watch still running");
-        if line.starts_with("provinces by ") && !frame.is_empty() {
-            if until(&frame) {
-                return frame;
-            }
-            frame.clear();
-        }
-        frame.push_str(&line);
-        frame.push('\n');
-    }
+    tokio::task::block_in_place(|| frames.next_before(Instant::now() + within, what, until))
 }
 
 async fn start_ranking(
@@ -602,24 +842,16 @@ async fn watch_survives_a_restart_of_the_ranking_service() {
     lines.push(event_line("qn1", "quang-ninh", &at, "CHANNEL_POSTAL"));
     submit_lines(&ingest_url, "restart-1", &lines).await;
 
-    let mut watch = tokio::process::Command::new(GOVPULSE)
-        .args(["watch", "--period", &day, "--top", "3", "--ranking"])
-        .arg(format!("http://{ranking_addr}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("watch starts");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
-        watch.stdout.take().expect("stdout"),
-    ));
-    // Frames come every 5 s when something arrived (stdout is not a terminal here).
-    let before = next_frame(
-        &mut lines,
-        |f| f.contains("\nlive · revision") && f.contains("50.00%"),
+    let ranking_url = format!("http://{ranking_addr}");
+    let (watch, mut frames) =
+        start_watch(&["--period", &day, "--top", "3", "--ranking", &ranking_url]);
+    // Frames come every 5 s when something arrived.
+    let before = next_watch_frame(
+        &mut frames,
+        "a live frame with Quảng Ninh at 50.00%",
         Duration::from_secs(30),
-    )
-    .await;
+        |f| f.contains("\nlive · revision") && f.contains("50.00%"),
+    );
     assert!(before.contains("75.00%"), "{before}");
 
     // The ranking service restarts on the same address; meanwhile Quảng Ninh gets 2 of 3.
@@ -635,12 +867,12 @@ async fn watch_survives_a_restart_of_the_ranking_service() {
 
     // watch reconnects and asks to resume; the new replica has no history, so it is told to
     // start over and redraws from the fresh snapshot.
-    let after = next_frame(
-        &mut lines,
-        |f| f.contains("\nlive · revision") && f.contains("66.67%"),
+    let after = next_watch_frame(
+        &mut frames,
+        "a live frame with Quảng Ninh at 66.67% after the restart",
         Duration::from_secs(30),
-    )
-    .await;
+        |f| f.contains("\nlive · revision") && f.contains("66.67%"),
+    );
     assert!(
         after.contains("redrawn from a fresh snapshot 1 time(s)"),
         "{after}"
@@ -648,7 +880,7 @@ async fn watch_survives_a_restart_of_the_ranking_service() {
     assert!(after.contains("75.00%"), "{after}");
     assert!(!after.contains("50.00%"), "the old row is gone: {after}");
 
-    let _ = watch.kill().await;
+    drop(watch);
     ranking_stop.cancel();
     let _ = ranking_task.await;
     stop.cancel();
@@ -845,25 +1077,24 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
     assert_eq!(value["counters"]["received"], "2", "{value}");
 
     // watch sends the token on its stream, and on every reconnection.
-    let mut watch = tokio::process::Command::new(GOVPULSE)
-        .args(["watch", "--period", &day, "--ranking", &ranking_url])
-        .args(["--ca", &ca, "--token", "reader-token"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("watch starts");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
-        watch.stdout.take().expect("stdout"),
-    ));
-    let frame = next_frame(
-        &mut lines,
-        |f| f.contains("\nlive · revision") && f.contains("50.00%"),
+    let (watch, mut frames) = start_watch(&[
+        "--period",
+        &day,
+        "--ranking",
+        &ranking_url,
+        "--ca",
+        &ca,
+        "--token",
+        "reader-token",
+    ]);
+    let frame = next_watch_frame(
+        &mut frames,
+        "a live frame with Lạng Sơn at 50.00%",
         Duration::from_secs(30),
-    )
-    .await;
+        |f| f.contains("\nlive · revision") && f.contains("50.00%"),
+    );
     assert!(frame.contains("Lạng Sơn"), "{frame}");
-    let _ = watch.kill().await;
+    drop(watch);
     stop.cancel();
     let _ = std::fs::remove_dir_all(&dir);
 }

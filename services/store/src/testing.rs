@@ -7,7 +7,10 @@ use std::{
     net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        mpsc::{self, RecvTimeoutError},
+    },
     time::{Duration, Instant},
 };
 
@@ -70,21 +73,38 @@ impl RedisServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
-        // Wait for the server to say it is ready, reading its log rather than polling.
+        // Wait for the server to say it is ready, reading its log rather than polling. The
+        // log is read to its end on a thread of its own: redis goes on logging (rewrites of
+        // its append-only file, its shutdown) into a pipe that must stay open and drained.
         let stdout = child
             .stdout
             .take()
             .ok_or_else(|| std::io::Error::other("no stdout"))?;
-        for line in BufReader::new(stdout).lines() {
-            let line = line?;
-            if line.contains("Ready to accept connections") {
-                return Ok(child);
+        let (ready_tx, ready) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+                if String::from_utf8_lossy(&line).contains("Ready to accept connections") {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+        match ready.recv_timeout(Duration::from_secs(30)) {
+            Ok(()) => Ok(child),
+            // The log ended without the line: the server exited.
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = child.wait()?;
+                Err(std::io::Error::other(format!(
+                    "redis-server exited before it was ready: {status}"
+                )))
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(std::io::Error::other(
+                    "redis-server did not say it was ready within 30 s",
+                ))
             }
         }
-        let status = child.wait()?;
-        Err(std::io::Error::other(format!(
-            "redis-server exited before it was ready: {status}"
-        )))
     }
 
     /// The port it listens on.

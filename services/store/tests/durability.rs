@@ -53,8 +53,13 @@ async fn counters(store: &RedisStore) -> Vec<Counters> {
             .await
         {
             Ok(counters) => return counters,
-            Err(e) => assert!(Instant::now() < deadline, "redis is back: {e}"),
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "the store reads again within 30 s of redis restarting: {e}"
+            ),
         }
+        // The store reconnects by itself after a failed command, and nothing says when it
+        // has: reading again, with a deadline, is the only way to know.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
