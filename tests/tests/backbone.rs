@@ -523,17 +523,22 @@ async fn watch_ranking_sends_the_snapshot_then_each_change() {
         .map(|i| received(&format!("nb-more-{i}"), "ninh-binh", at, true))
         .collect();
     submit(&deployment, more).await;
-    let change = loop {
-        let message = next(&mut stream).await;
-        match message.event {
-            Some(Event::Heartbeat(_)) => assert_eq!(
-                message.revision, first.revision,
-                "heartbeats repeat the revision"
-            ),
-            Some(Event::Changes(changes)) => break (message.revision, changes),
-            other => panic!("unexpected {other:?}"),
+    // Heartbeats keep coming while nothing changes: the change has a deadline of its own.
+    let change = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let message = next(&mut stream).await;
+            match message.event {
+                Some(Event::Heartbeat(_)) => assert_eq!(
+                    message.revision, first.revision,
+                    "heartbeats repeat the revision"
+                ),
+                Some(Event::Changes(changes)) => break (message.revision, changes),
+                other => panic!("unexpected {other:?}"),
+            }
         }
-    };
+    })
+    .await
+    .expect("the change arrives within 30 s");
     let waited = OffsetDateTime::now_utc() - sent;
     assert!(
         waited < time::Duration::seconds(1),

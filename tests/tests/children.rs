@@ -171,8 +171,10 @@ async fn departments_are_ranked_among_their_siblings_live_and_on_request() {
         .expect("submit")
         .into_inner();
     assert_eq!(reply.accepted, 1);
+    // Each message within a second, and the change itself within one too, heartbeats or not.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
     let change = loop {
-        let message = tokio::time::timeout(std::time::Duration::from_secs(1), stream.next())
+        let message = tokio::time::timeout_at(deadline, stream.next())
             .await
             .expect("the change arrives within a second")
             .expect("the stream is open")

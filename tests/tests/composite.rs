@@ -512,13 +512,18 @@ async fn a_live_composite_ranking_changes_when_scores_are_reported() {
     let mut rest = evaluation("lang-son", "2024", ["45", "5", "20", "15", "5", "5"]);
     rest.remove(0);
     report(&deployment, rest).await.expect("stored");
-    let changes = loop {
-        match next(&mut stream).await.event {
-            Some(Event::Heartbeat(_)) => {}
-            Some(Event::Changes(changes)) => break changes,
-            other => panic!("unexpected {other:?}"),
+    // Heartbeats keep coming while nothing changes: the change has a deadline of its own.
+    let changes = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match next(&mut stream).await.event {
+                Some(Event::Heartbeat(_)) => {}
+                Some(Event::Changes(changes)) => break changes,
+                other => panic!("unexpected {other:?}"),
+            }
         }
-    };
+    })
+    .await
+    .expect("the change arrives within 30 s");
     let moved: Vec<(u32, &str, &str, &str, bool, u32)> = changes
         .changes
         .iter()

@@ -35,6 +35,8 @@ pub struct LiveFile<T> {
     seen: Arc<Mutex<Option<SystemTime>>>,
     /// Grows by one with every reload that took effect.
     generation: Arc<watch::Sender<u64>>,
+    /// Grows by one with every changed version that was read, taken or refused.
+    versions_read: Arc<watch::Sender<u64>>,
 }
 
 impl<T> Clone for LiveFile<T> {
@@ -44,6 +46,7 @@ impl<T> Clone for LiveFile<T> {
             path: self.path.clone(),
             seen: self.seen.clone(),
             generation: self.generation.clone(),
+            versions_read: self.versions_read.clone(),
         }
     }
 }
@@ -71,6 +74,7 @@ impl<T> LiveFile<T> {
             path: None,
             seen: Arc::default(),
             generation: Arc::new(watch::channel(0).0),
+            versions_read: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -92,6 +96,12 @@ impl<T> LiveFile<T> {
         self.generation.subscribe()
     }
 
+    /// A receiver that sees the number of changed versions read, whether taken or refused:
+    /// to wait until a new version of the file has been judged.
+    pub fn versions_read(&self) -> watch::Receiver<u64> {
+        self.versions_read.subscribe()
+    }
+
     /// Reads the file again with `read` if its modification time changed since it was last
     /// read: a valid new version replaces the one in force, an invalid one is refused.
     pub fn reload_if_changed<E>(&self, read: impl FnOnce(&Path) -> Result<T, E>) -> Reload<E> {
@@ -106,14 +116,16 @@ impl<T> LiveFile<T> {
             }
             *seen = now;
         }
-        match read(path) {
+        let judged = match read(path) {
             Ok(value) => {
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(value);
                 self.generation.send_modify(|g| *g += 1);
                 Reload::Reloaded
             }
             Err(e) => Reload::Refused(e),
-        }
+        };
+        self.versions_read.send_modify(|v| *v += 1);
+        judged
     }
 
     /// Checks the file every `every` ([`LiveFile::reload_if_changed`]) until `stop` is

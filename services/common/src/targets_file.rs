@@ -72,6 +72,11 @@ impl LiveTargets {
         self.0.get()
     }
 
+    /// The number of changed versions of the file read so far, taken or refused, to wait on.
+    pub fn versions_read(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.versions_read()
+    }
+
     /// Checks the file every `every` and loads it again when its modification time
     /// changes; an invalid new version is logged and ignored (the previous targets stay in
     /// force). Returns when `stop` is cancelled; does nothing for the built-in targets.
@@ -108,6 +113,14 @@ mod tests {
         assert_eq!(target.percent(), "85.00");
     }
 
+    /// Waits (5 s at most) until the watcher has read one more version of the file.
+    async fn next_version(versions: &mut tokio::sync::watch::Receiver<u64>) {
+        tokio::time::timeout(Duration::from_secs(5), versions.changed())
+            .await
+            .expect("the watcher reads the new version within 5 s")
+            .expect("the watcher runs");
+    }
+
     #[tokio::test]
     async fn a_changed_file_is_reloaded_and_a_broken_one_ignored() {
         let catalog = Arc::new(crate::catalog_files::built_in().expect("valid catalog"));
@@ -133,18 +146,15 @@ mod tests {
                 .map(|t| t.percent())
         };
         assert_eq!(percent(&live), Some("90.00".into()));
+        let mut versions = live.versions_read();
 
         // Modification times can be coarse: make sure the new one differs.
         write_ahead(&path, &file("95"), 10);
-        let reloaded = tokio::time::timeout(Duration::from_secs(5), async {
-            while percent(&live).as_deref() != Some("95.00") {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        });
-        reloaded.await.expect("reloaded within 5 s");
+        next_version(&mut versions).await;
+        assert_eq!(percent(&live), Some("95.00".into()), "reloaded");
 
         write_ahead(&path, "not toml [[[", 20);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        next_version(&mut versions).await;
         assert_eq!(
             percent(&live),
             Some("95.00".into()),
