@@ -326,6 +326,50 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
     deployment.stop().await;
 }
 
+#[tokio::test]
+async fn a_refused_caller_still_sending_its_body_gets_the_answer_not_a_reset() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "http-linger").await;
+    let (file, _) = tokens("linger", &[("phu-tho", "\"reporter\"")]);
+    let config = govpulse_ingest::Config {
+        tokens: Some(file),
+        allow_anonymous: false,
+        ..govpulse_ingest::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
+            .development()
+    };
+    let server = govpulse_ingest::Server::build(config)
+        .await
+        .expect("ingest starts");
+    let ingest = server.local_addr();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
+    // 768 KiB: under curl's 1 MiB `Expect: 100-continue` threshold, so curl is still writing
+    // it when the 401 comes back. Closed on unread bytes, the connection would be reset and
+    // curl would report that ("000") instead of the answer.
+    let body = format!("{{\"events\":[{}{{}}]}}", "{},".repeat(768 * 1024 / 3));
+    let path = scratch("linger").join("body.json");
+    std::fs::write(&path, &body).expect("body");
+    for _ in 0..10 {
+        let mut command = tokio::process::Command::new("curl");
+        command
+            .args([
+                "-sS",
+                "-w",
+                "\n%{http_code}",
+                "-H",
+                "content-type: application/json",
+            ])
+            .arg("--data-binary")
+            .arg(format!("@{}", path.display()))
+            .arg(format!("http://{ingest}/api/v1/events"));
+        let answer = curl_answer(&mut command, "401").await;
+        assert_eq!(answer["code"], "UNAUTHENTICATED");
+    }
+    stop.cancel();
+    task.await.expect("joins").expect("ingest stops cleanly");
+    deployment.stop().await;
+}
+
 /// Phú Thọ 2 of 2 online, Hà Nội 1 of 2, posted as JSON.
 async fn report_some(deployment: &Deployment, at: OffsetDateTime, tag: &str) {
     let events = batch(&[
@@ -873,29 +917,14 @@ async fn a_client_certificate_identifies_the_agency_over_json_too() {
         command.arg(format!("https://localhost:{port}/api/v1/events"));
         command
     };
-    let output = curl(true).output().await.expect("curl runs");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let (answer, code) = text.rsplit_once('\n').expect("body and status");
-    assert_eq!(
-        code,
-        "200",
-        "{text} {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: Value = serde_json::from_str(answer).expect("json");
+    let answer = curl_answer(&mut curl(true), "200").await;
     assert_eq!(
         statuses(&answer),
         ["OUTCOME_STATUS_ACCEPTED", "OUTCOME_STATUS_REJECTED"],
         "the certificate's agency may send its own events, not another's: {answer}"
     );
-    let output = curl(false).output().await.expect("curl runs");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let (answer, code) = text.rsplit_once('\n').expect("body and status");
-    assert_eq!(code, "401", "{text}");
-    assert_eq!(
-        serde_json::from_str::<Value>(answer).expect("json")["code"],
-        "UNAUTHENTICATED"
-    );
+    let answer = curl_answer(&mut curl(false), "401").await;
+    assert_eq!(answer["code"], "UNAUTHENTICATED");
     stop.cancel();
     task.await.expect("joins").expect("ingest stops cleanly");
     deployment.stop().await;
@@ -929,4 +958,19 @@ async fn an_idle_event_stream_gets_a_comment_line_within_fifteen_seconds() {
     stop.cancel();
     task.await.expect("joins").expect("ranking stops cleanly");
     deployment.stop().await;
+}
+
+/// Runs a curl command given `-w "\n%{http_code}"`: the status code and the JSON answer;
+/// curl's stderr joins a failed assertion's message.
+async fn curl_answer(command: &mut tokio::process::Command, expect: &str) -> Value {
+    let output = command.output().await.expect("curl runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (answer, code) = text.rsplit_once('\n').expect("body and status");
+    assert_eq!(
+        code,
+        expect,
+        "{text} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(answer).expect("json")
 }

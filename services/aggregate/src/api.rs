@@ -9,8 +9,8 @@ use std::{
 use govpulse_common::{
     assessed::decode_assessed,
     convert::{
-        accepted, agency_to_proto, counters_to_proto, duplicate, period_to_proto, rate_to_proto,
-        rejected,
+        accepted, agency_to_proto, conflict, counters_to_proto, duplicate, period_to_proto,
+        rate_to_proto, rejected,
     },
     decode_event,
     index_file::LiveProfiles,
@@ -20,6 +20,7 @@ use govpulse_core::{
     AcceptancePolicy, AgencyId, Block, Catalog, Counter, Counters, Metric, Needs, Period,
     ProvisionFacts, Rate, ReadPlan, backlog,
     compare::Comparison,
+    counting::Content,
     index::hundredths_text,
     period::vietnam_day,
     summary::{mean_text, summarize},
@@ -221,6 +222,7 @@ impl AggregateApi {
                     };
                     let dossier = event.dossier_change();
                     writes.push(EventWrite {
+                        content: Content::of(&event),
                         delta: event.delta(provision),
                         chain: self.catalog.chain(&event.agency).to_vec(),
                         event_id: event.event_id,
@@ -250,6 +252,7 @@ impl AggregateApi {
                     accepted()
                 }
                 Applied::Duplicate => duplicate(),
+                Applied::Conflict { fields } => conflict(*position, fields),
             });
         }
         if !agencies.is_empty() {
@@ -454,21 +457,25 @@ impl AggregateApi {
     }
 
     /// The agency's current backlog, with that of every agency it ever absorbed (their open
-    /// dossiers passed to it).
+    /// dossiers passed to it): the dossiers open past due at the end of today, from the
+    /// due-day counters (`govpulse_core::backlog`).
     async fn open_past_due(&self, agency: &AgencyId) -> Result<u64, Error> {
-        let all_time = time::Date::MIN;
-        let keys: Vec<AgencyKey> = self
-            .catalog
-            .constituents(agency, all_time)
-            .iter()
-            .map(|a| self.key(a))
-            .collect();
-        Ok(self
-            .store
-            .open_past_due(&keys, OffsetDateTime::now_utc())
-            .await?
-            .iter()
-            .sum())
+        let today = vietnam_day(OffsetDateTime::now_utc());
+        let today = Period::from_days(today, today);
+        let needs = Needs {
+            counters: backlog::DUE_COUNTERS.to_vec(),
+            distinct: false,
+        };
+        let counters = self
+            .read(
+                std::slice::from_ref(agency),
+                None,
+                &today,
+                Date::MAX,
+                &needs,
+            )
+            .await?;
+        Ok(counters.first().map_or(0, |c| c.open_past_due_at_end))
     }
 
     /// The agencies an agency absorbed after the period began and by `as_of` (for the

@@ -11,7 +11,6 @@ use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
 use govpulse_store::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
 };
-use time::OffsetDateTime;
 use tokio::sync::broadcast;
 use tracing::{Instrument, Span, info_span};
 
@@ -46,24 +45,6 @@ async fn measured<T>(
 
 #[async_trait]
 impl CounterStore for Instrumented {
-    async fn open_past_due(
-        &self,
-        agencies: &[AgencyKey],
-        now: OffsetDateTime,
-    ) -> Result<Vec<u64>, StoreError> {
-        let span = info_span!(
-            "store.open_past_due",
-            agencies = agencies.len(),
-            error = tracing::field::Empty
-        );
-        measured(
-            "open_past_due",
-            span,
-            self.inner.open_past_due(agencies, now),
-        )
-        .await
-    }
-
     async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
         let span = info_span!(
             "store.apply",

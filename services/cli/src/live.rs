@@ -250,8 +250,9 @@ pub async fn demo(
         let _ = writeln!(h, "Dashboard: {ranking}/ (open it in a browser)");
         let _ = write!(
             h,
-            "events: {accepted} accepted ({per_second:.0}/s), {} duplicate (simulated retries), {} rejected",
+            "events: {accepted} accepted ({per_second:.0}/s), {} duplicate (simulated retries), {} conflict, {} rejected",
             tally.duplicate.load(Ordering::Relaxed),
+            tally.conflict.load(Ordering::Relaxed),
             tally.rejected.load(Ordering::Relaxed)
         );
         h

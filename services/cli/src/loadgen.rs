@@ -110,6 +110,9 @@ pub struct Progress {
     pub accepted: AtomicU64,
     /// Events acknowledged DUPLICATE.
     pub duplicate: AtomicU64,
+    /// Events acknowledged CONFLICT: an id counted before with other content, which a
+    /// generator that resends identical events should never see.
+    pub conflict: AtomicU64,
     /// Events acknowledged REJECTED.
     pub rejected: AtomicU64,
     /// Calls (or stream batches) that failed and will be retried, or gave up.
@@ -125,6 +128,7 @@ impl Progress {
     pub fn acknowledged(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
             + self.duplicate.load(Ordering::Relaxed)
+            + self.conflict.load(Ordering::Relaxed)
             + self.rejected.load(Ordering::Relaxed)
     }
 
@@ -275,6 +279,8 @@ pub struct Report {
     pub accepted: u64,
     /// Events acknowledged DUPLICATE.
     pub duplicate: u64,
+    /// Events acknowledged CONFLICT.
+    pub conflict: u64,
     /// Events acknowledged REJECTED.
     pub rejected: u64,
     /// Events of deliberate resends that came back ACCEPTED: counted twice.
@@ -582,11 +588,15 @@ impl SenderTotals {
         progress
             .acknowledged_batches
             .fetch_add(1, Ordering::Relaxed);
-        let (mut accepted, mut duplicate, mut rejected) = (0, 0, 0);
+        let (mut accepted, mut duplicate, mut conflict, mut rejected) = (0, 0, 0, 0);
         for (meta, outcome) in batch.meta.iter().zip(outcomes) {
             match OutcomeStatus::try_from(outcome.status) {
                 Ok(OutcomeStatus::Accepted) => accepted += 1,
                 Ok(OutcomeStatus::Duplicate) => duplicate += 1,
+                Ok(OutcomeStatus::Conflict) => {
+                    conflict += 1;
+                    continue;
+                }
                 _ => {
                     rejected += 1;
                     continue;
@@ -605,6 +615,7 @@ impl SenderTotals {
         }
         progress.accepted.fetch_add(accepted, Ordering::Relaxed);
         progress.duplicate.fetch_add(duplicate, Ordering::Relaxed);
+        progress.conflict.fetch_add(conflict, Ordering::Relaxed);
         progress.rejected.fetch_add(rejected, Ordering::Relaxed);
     }
 }
@@ -691,6 +702,7 @@ pub async fn run(
     report.elapsed = last_ack - started;
     report.accepted = progress.accepted.load(Ordering::Relaxed);
     report.duplicate = progress.duplicate.load(Ordering::Relaxed);
+    report.conflict = progress.conflict.load(Ordering::Relaxed);
     report.rejected = progress.rejected.load(Ordering::Relaxed);
     report.latency = Latency::of(latencies);
     report.errors = progress.errors();

@@ -179,7 +179,8 @@ enum Command {
         #[command(flatten)]
         stack: StackArgs,
     },
-    /// Sends events from a JSON-lines file (`-` for standard input) and reports the outcomes.
+    /// Sends events from a JSON-lines file (`-` for standard input) and reports the outcomes;
+    /// exits 1 when an event was rejected or conflicts with one counted under its id.
     Submit {
         /// The file: one DossierEvent per line, in the protobuf JSON mapping.
         file: PathBuf,
@@ -471,16 +472,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
             .map_err(|s| anyhow::anyhow!("ingest: {:?}: {}", s.code(), s.message()))?;
+            for (line, field, reason) in &report.conflicts {
+                outln!("line {line}: conflict: {field}: {reason}");
+            }
             for (line, field, reason) in &report.rejected {
                 outln!("line {line}: rejected: {field}: {reason}");
             }
+            let conflicts = match report.conflicts.len() {
+                0 => String::new(),
+                n => format!(", conflict {n}"),
+            };
             outln!(
-                "accepted {}, duplicate {}, rejected {}",
+                "accepted {}, duplicate {}{conflicts}, rejected {}",
                 report.accepted,
                 report.duplicate,
                 report.rejected.len()
             );
-            if !report.rejected.is_empty() {
+            if !report.rejected.is_empty() || !report.conflicts.is_empty() {
                 return Ok(ExitCode::from(1));
             }
         }
@@ -815,11 +823,12 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         reporter.abort();
     }
     outln!(
-        "accepted {} ({:.0} events/s over {:.1} s), duplicate {}, rejected {}, unacknowledged {}",
+        "accepted {} ({:.0} events/s over {:.1} s), duplicate {}, conflict {}, rejected {}, unacknowledged {}",
         report.accepted,
         report.accepted_per_second(),
         report.elapsed.as_secs_f64(),
         report.duplicate,
+        report.conflict,
         report.rejected,
         report.unacknowledged
     );

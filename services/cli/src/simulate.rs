@@ -36,6 +36,9 @@ pub struct Tally {
     pub accepted: AtomicU64,
     /// Events recognised as already counted (the simulated retries).
     pub duplicate: AtomicU64,
+    /// Events whose id was counted before with other content (none, from a simulator that
+    /// resends identical events; a count here is a bug).
+    pub conflict: AtomicU64,
     /// Events refused.
     pub rejected: AtomicU64,
 }
@@ -484,6 +487,9 @@ async fn count_acks(
                 tally
                     .duplicate
                     .fetch_add(u64::from(ack.duplicate), Ordering::Relaxed);
+                tally
+                    .conflict
+                    .fetch_add(u64::from(ack.conflict), Ordering::Relaxed);
                 tally
                     .rejected
                     .fetch_add(u64::from(ack.rejected), Ordering::Relaxed);

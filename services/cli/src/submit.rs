@@ -52,6 +52,8 @@ pub struct Report {
     pub accepted: u64,
     /// Events counted before.
     pub duplicate: u64,
+    /// Events whose id was counted before with other content: line, field and reason.
+    pub conflicts: Vec<(usize, String, String)>,
     /// Refused events: line, field and reason.
     pub rejected: Vec<(usize, String, String)>,
 }
@@ -111,6 +113,11 @@ pub async fn send(
             match OutcomeStatus::try_from(outcome.status) {
                 Ok(OutcomeStatus::Accepted) => report.accepted += 1,
                 Ok(OutcomeStatus::Duplicate) => report.duplicate += 1,
+                Ok(OutcomeStatus::Conflict) => {
+                    report
+                        .conflicts
+                        .push((*line, outcome.field, outcome.reason));
+                }
                 _ => report.rejected.push((*line, outcome.field, outcome.reason)),
             }
         }

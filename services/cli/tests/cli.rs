@@ -324,6 +324,30 @@ fn submit_ranking_and_metrics_against_serve() {
         "{}",
         text(&again.stdout)
     );
+    // The same id with other content: not counted, named, and the exit status says so.
+    let edited = write_file(
+        "edited",
+        &[event_line("qn1", "quang-ninh", &at, "CHANNEL_ONLINE")],
+    );
+    let edited = govpulse(&[
+        "submit",
+        edited.to_str().expect("utf-8 path"),
+        "--ingest",
+        &serve.ingest,
+    ]);
+    let out = text(&edited.stdout);
+    assert_eq!(edited.status.code(), Some(1), "{out}");
+    assert!(
+        out.starts_with(
+            "line 1: conflict: events[0].kind: an event with other content (kind) was counted \
+             under this event id before; this one is not counted"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("accepted 0, duplicate 0, conflict 1, rejected 0\n"),
+        "{out}"
+    );
 
     let ranking = govpulse(&[
         "ranking",

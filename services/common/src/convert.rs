@@ -150,6 +150,23 @@ pub fn duplicate() -> ev::EventOutcome {
     }
 }
 
+/// A CONFLICT outcome for event `index`, naming the fields that differ from the event counted
+/// under its id.
+pub fn conflict(index: usize, fields: &[&str]) -> ev::EventOutcome {
+    ev::EventOutcome {
+        status: ev::OutcomeStatus::Conflict.into(),
+        field: format!(
+            "events[{index}].{}",
+            fields.first().copied().unwrap_or("event_id")
+        ),
+        reason: format!(
+            "an event with other content ({}) was counted under this event id before; this one \
+             is not counted: an event id names one happening, give another its own id",
+            fields.join(", ")
+        ),
+    }
+}
+
 /// A REJECTED outcome naming the field and the reason.
 pub fn rejected(violation: Violation) -> ev::EventOutcome {
     ev::EventOutcome {

@@ -15,6 +15,7 @@ pub mod grpc_metrics;
 pub mod grpc_web;
 pub mod http_json;
 pub mod index_file;
+pub mod linger;
 pub mod live_file;
 pub mod prometheus;
 pub mod refusals;

@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 use crate::server::ServeError;
 
 /// Counter `{service, outcome, reason}`: events by outcome (`accepted`, `duplicate`,
-/// `rejected`); `reason` is the violated field of a rejected event (`agency_id`,
+/// `conflict`, `rejected`); `reason` is the violated field of a rejected event (`agency_id`,
 /// `occurred_at`, `received.channel`, `events` for a refused batch), empty otherwise.
 pub const EVENTS: &str = "govpulse_events_total";
 /// Histogram `{service}`: events per batch received.
@@ -63,11 +63,12 @@ pub const RANKING_LAG_SECONDS: &str = "govpulse_ranking_lag_seconds";
 /// Records the outcomes of one batch as seen by `service`.
 pub fn record_outcomes(service: &'static str, outcomes: &[EventOutcome]) {
     metrics::histogram!(BATCH_EVENTS, "service" => service).record(outcomes.len() as f64);
-    let (mut accepted, mut duplicate) = (0u64, 0u64);
+    let (mut accepted, mut duplicate, mut conflict) = (0u64, 0u64, 0u64);
     for outcome in outcomes {
         match OutcomeStatus::try_from(outcome.status) {
             Ok(OutcomeStatus::Accepted) => accepted += 1,
             Ok(OutcomeStatus::Duplicate) => duplicate += 1,
+            Ok(OutcomeStatus::Conflict) => conflict += 1,
             _ => metrics::counter!(
                 EVENTS,
                 "service" => service,
@@ -77,7 +78,11 @@ pub fn record_outcomes(service: &'static str, outcomes: &[EventOutcome]) {
             .increment(1),
         }
     }
-    for (outcome, count) in [("accepted", accepted), ("duplicate", duplicate)] {
+    for (outcome, count) in [
+        ("accepted", accepted),
+        ("duplicate", duplicate),
+        ("conflict", conflict),
+    ] {
         if count > 0 {
             metrics::counter!(EVENTS, "service" => service, "outcome" => outcome, "reason" => "")
                 .increment(count);

@@ -200,6 +200,8 @@ pub async fn serve_tls(
         // One span per call, the caller's child when it sent a traceparent.
         .trace_fn(crate::telemetry::request_span)
         .layer(crate::grpc_metrics::RequestMetricsLayer)
+        // A caller refused before its body was read gets the answer, not a reset.
+        .layer(crate::linger::LingerLayer)
         // gRPC-Web (binary and text) translated to gRPC for every service; other requests
         // (gRPC, and the JSON routes over HTTP/1.1) pass through untouched.
         .layer(crate::grpc_web::GrpcWebLayer)

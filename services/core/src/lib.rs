@@ -6,6 +6,7 @@ pub mod backlog;
 pub mod catalog;
 pub mod compare;
 pub mod counters;
+pub mod counting;
 pub mod event;
 pub mod ids;
 pub mod index;

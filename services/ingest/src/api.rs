@@ -50,6 +50,8 @@ pub struct BatchOutcome {
     pub duplicate: u32,
     /// REJECTED count.
     pub rejected: u32,
+    /// CONFLICT count.
+    pub conflict: u32,
 }
 
 impl BatchOutcome {
@@ -63,16 +65,18 @@ impl BatchOutcome {
             )
             .unwrap_or(u32::MAX)
         };
-        let (accepted, duplicate, rejected) = (
+        let (accepted, duplicate, rejected, conflict) = (
             count(OutcomeStatus::Accepted),
             count(OutcomeStatus::Duplicate),
             count(OutcomeStatus::Rejected),
+            count(OutcomeStatus::Conflict),
         );
         Self {
             outcomes,
             accepted,
             duplicate,
             rejected,
+            conflict,
         }
     }
 }
@@ -355,6 +359,7 @@ impl IngestService for IngestApi {
             accepted: result.accepted,
             duplicate: result.duplicate,
             rejected: result.rejected,
+            conflict: result.conflict,
         }))
     }
 
@@ -454,6 +459,7 @@ impl IngestService for IngestApi {
                     accepted: r.accepted,
                     duplicate: r.duplicate,
                     rejected: r.rejected,
+                    conflict: r.conflict,
                 });
                 // A failed send means the client went away: stop.
                 if acks.send(message).await.is_err() || failed {

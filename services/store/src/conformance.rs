@@ -4,7 +4,7 @@
 
 use govpulse_core::{
     AgencyId, Bucket, Counter, CounterDelta, Counters, DossierChange, DossierId, EventId, Needs,
-    Period, ProcedureId, backlog, period::VIETNAM,
+    Period, ProcedureId, backlog, counting::Content, period::VIETNAM,
 };
 use time::{
     Date, OffsetDateTime,
@@ -35,6 +35,13 @@ pub fn write(
             online_procedure: online.map(|p| ProcedureId::parse(p).expect("test ids are valid")),
         },
         dossier: None,
+        // What the event says: its day and what it adds (a resend says the same).
+        content: Content::new(
+            "",
+            online.unwrap_or_default(),
+            day.midnight().assume_utc(),
+            &format!("{increments:?}"),
+        ),
         remember_until: OffsetDateTime::now_utc() + time::Duration::days(400),
     }
 }
@@ -491,82 +498,6 @@ pub async fn reads_fetch_what_is_needed(store: &dyn CounterStore) {
     );
 }
 
-/// The backlog: dossiers received with a due time and not resolved, once due, for the
-/// agency and every ancestor; a resolution that arrives before its reception keeps the
-/// dossier closed.
-pub async fn open_dossiers_past_due_are_the_backlog(store: &dyn CounterStore) {
-    let now = OffsetDateTime::now_utc();
-    let day = date!(2026 - 06 - 01);
-    let chain = ["hb-dept", "hoa-binh"];
-    let with = |event: &str, dossier: &str, change: fn(DossierId) -> DossierChange| {
-        let mut w = write(event, &chain, day, &[Counter::Received], None);
-        w.dossier = Some(change(DossierId::parse(dossier).expect("valid id")));
-        w
-    };
-    let past = |d| DossierChange::Open {
-        dossier: d,
-        due: OffsetDateTime::now_utc() - time::Duration::days(3),
-    };
-    let future = |d| DossierChange::Open {
-        dossier: d,
-        due: OffsetDateTime::now_utc() + time::Duration::days(3),
-    };
-    let close = |d| DossierChange::Close { dossier: d };
-    store
-        .apply(&[
-            with("a-rcv", "A", past),
-            with("b-res", "B", close),
-            with("b-rcv", "B", past),
-            with("c-rcv", "C", future),
-            with("d-rcv", "D", past),
-        ])
-        .await
-        .expect("apply");
-    let backlog = |agencies: &[(&str, &str)]| {
-        let keys: Vec<AgencyKey> = agencies
-            .iter()
-            .map(|(r, a)| AgencyKey {
-                root: id(r),
-                agency: id(a),
-            })
-            .collect();
-        async move { store.open_past_due(&keys, now).await.expect("backlog") }
-    };
-    let all = [
-        ("hoa-binh", "hb-dept"),
-        ("hoa-binh", "hoa-binh"),
-        ("hoa-binh", "hb-other"),
-    ];
-    assert_eq!(
-        backlog(&all).await,
-        [2, 2, 0],
-        "A and D are late; B was resolved first; C is not due"
-    );
-    store
-        .apply(&[with("d-res", "D", close), with("a-rcv", "A", past)])
-        .await
-        .expect("apply");
-    assert_eq!(
-        backlog(&all).await,
-        [1, 1, 0],
-        "D resolved; A's retry changes nothing"
-    );
-    assert_eq!(
-        store
-            .open_past_due(
-                &[AgencyKey {
-                    root: id("hoa-binh"),
-                    agency: id("hoa-binh")
-                }],
-                now + time::Duration::days(4)
-            )
-            .await
-            .expect("backlog"),
-        [2],
-        "C becomes late after its due time"
-    );
-}
-
 /// `counters` of each of `children` (in tree `root`) read alone, over `buckets`: what a
 /// parent's roll-up of them must equal.
 async fn each_alone(
@@ -889,15 +820,105 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
             .collect();
         assert_eq!(from_roll_up, alone, "children at the end of {last}");
     }
-    // The current backlog agrees: only C is open.
-    let keys: Vec<AgencyKey> = groups.iter().flatten().cloned().collect();
+}
+
+/// An (agency, event id) counts once whatever day it claims: the same event sent again
+/// with another day (a resend after a clock was fixed) is a conflict, as is other content
+/// under the id on its own day; a resend of what was counted is a duplicate; none counts.
+pub async fn an_id_counts_once_whatever_day_it_claims(store: &dyn CounterStore) {
+    let chain = ["hb-dept", "hoa-binh"];
+    let (day, other_day) = (date!(2026 - 03 - 10), date!(2026 - 03 - 11));
+    let first = write("once", &chain, day, &[Counter::Received], None);
     assert_eq!(
         store
-            .open_past_due(&keys, datetime!(2026-06-01 00:00 UTC))
+            .apply(std::slice::from_ref(&first))
             .await
-            .expect("backlog"),
-        [1, 1, 0]
+            .expect("apply"),
+        [Applied::Accepted]
     );
+    let moved = write("once", &chain, other_day, &[Counter::Received], None);
+    let other = write(
+        "once",
+        &chain,
+        day,
+        &[Counter::Received, Counter::ReceivedOnline],
+        None,
+    );
+    assert_eq!(
+        store
+            .apply(&[moved, other, first.clone()])
+            .await
+            .expect("apply"),
+        [
+            Applied::Conflict {
+                fields: vec!["occurred_at"]
+            },
+            Applied::Conflict {
+                fields: vec!["kind"]
+            },
+            Applied::Duplicate
+        ]
+    );
+    for (d, expected) in [(day, 1), (other_day, 0)] {
+        assert_eq!(
+            read_one(store, "hoa-binh", "hb-dept", &d.to_string())
+                .await
+                .get(Counter::Received),
+            expected,
+            "{d}"
+        );
+    }
+    // The same id from another agency is another event.
+    let elsewhere = write(
+        "once",
+        &["hb-other", "hoa-binh"],
+        other_day,
+        &[Counter::Received],
+        None,
+    );
+    assert_eq!(
+        store.apply(&[elsewhere]).await.expect("apply"),
+        [Applied::Accepted]
+    );
+}
+
+/// Two writers (aggregate replicas) applying batches with the same ids and dossiers at once
+/// count each id once, and leave every dossier as some order of the batches would.
+pub async fn concurrent_writers_count_each_id_once(a: &dyn CounterStore, b: &dyn CounterStore) {
+    let chain = ["hb-dept", "hoa-binh"];
+    let day = date!(2026 - 04 - 01);
+    let due = |d: &str| DossierChange::Open {
+        dossier: DossierId::parse(d).expect("valid id"),
+        due: datetime!(2026-04-03 17:00 +7),
+    };
+    // 40 batches of 50, each sent by both writers at once, overlapping by half with the
+    // next: 1,025 distinct ids, many dossiers received twice under other ids.
+    let batches: Vec<Vec<EventWrite>> = (0..40)
+        .map(|b| {
+            (0..50)
+                .map(|i| {
+                    let n = b * 25 + i;
+                    let mut event =
+                        write(&format!("c{n}"), &chain, day, &[Counter::Received], None);
+                    event.dossier = Some(due(&format!("dossier-{}", n / 2)));
+                    event
+                })
+                .collect()
+        })
+        .collect();
+    let mut accepted = 0;
+    for batch in &batches {
+        let (x, y) = futures::join!(a.apply(batch), b.apply(batch));
+        for outcomes in [x.expect("apply"), y.expect("apply")] {
+            accepted += outcomes.iter().filter(|o| **o == Applied::Accepted).count();
+        }
+    }
+    assert_eq!(accepted, 1_025, "each id counted by one writer, once");
+    let counted = read_one(a, "hoa-binh", "hb-dept", &day.to_string()).await;
+    assert_eq!(counted.get(Counter::Received), 1_025);
+    // 513 dossiers, each opened once whoever received it first, due on 3 April.
+    let open = open_past_due_at_end(a, &[key("hoa-binh", "hb-dept")], date!(2026 - 04 - 03)).await;
+    assert_eq!(open, [513]);
 }
 
 /// Assessed scores are kept per agency, period, profile and criterion; reporting one again
@@ -991,10 +1012,10 @@ where
     groups_sum_and_union_exactly(&fresh().await).await;
     many_groups_union_exactly(&fresh().await).await;
     reads_fetch_what_is_needed(&fresh().await).await;
-    open_dossiers_past_due_are_the_backlog(&fresh().await).await;
     children_read_like_each_child_alone(&fresh().await).await;
     many_children_read_like_each_child_alone(&fresh().await).await;
     dossiers_are_open_past_due_from_their_due_day_to_their_resolution(&fresh().await).await;
+    an_id_counts_once_whatever_day_it_claims(&fresh().await).await;
     assessed_scores_replace_per_agency_criterion_and_period(&fresh().await).await;
 }
 

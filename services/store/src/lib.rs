@@ -5,10 +5,7 @@
 //! The key schema is documented in `docs/ARCHITECTURE.md` and in [`redis_store`].
 
 use async_trait::async_trait;
-use govpulse_core::{
-    AgencyId, Bucket, Counter, CounterDelta, Counters, DossierChange, EventId, Needs,
-};
-use time::{Date, OffsetDateTime};
+use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
 use tokio::sync::broadcast;
 
 pub mod conformance;
@@ -16,50 +13,15 @@ mod memory;
 mod notices;
 mod ordinals;
 mod redis_store;
+mod spread;
 pub mod testing;
+mod tree_write;
 
 pub use memory::MemoryStore;
 pub use notices::{ChangeNotice, NOTICE_BACKLOG};
 pub use redis_store::{RedisStore, RedisStoreConfig};
 
-/// One validated event, ready to count.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventWrite {
-    /// The sender's id; the event is counted once per (agency, event id).
-    pub event_id: EventId,
-    /// The agency that reported it (the first element of `chain`).
-    pub agency: AgencyId,
-    /// The agency, then each ancestor up to its ministry or province: every one of them
-    /// counts the event. Never empty.
-    pub chain: Vec<AgencyId>,
-    /// The Vietnam local day the event happened.
-    pub day: Date,
-    /// What it adds.
-    pub delta: CounterDelta,
-    /// How the event opens or closes its dossier (the backlog of open dossiers), if it does.
-    pub dossier: Option<DossierChange>,
-    /// Until when the store must remember the event id to recognise a retry. Past this
-    /// time events of this day are refused at the edge (they are beyond the horizon).
-    pub remember_until: OffsetDateTime,
-}
-
-impl EventWrite {
-    /// The top-level agency whose tree the event belongs to. Every key the event touches
-    /// carries it, so that one batch of one tree is one atomic operation (and one hash slot
-    /// on Redis Cluster).
-    pub fn root(&self) -> &AgencyId {
-        self.chain.last().unwrap_or(&self.agency)
-    }
-}
-
-/// Whether an event was counted now or before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// Counted now.
-    Accepted,
-    /// Counted before; not counted again.
-    Duplicate,
-}
+pub use govpulse_core::counting::{Applied, EventWrite};
 
 /// An agency to read, with the top-level agency of its tree (which names its keys).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -101,19 +63,15 @@ pub enum StoreError {
 /// Counts events exactly once and reads counters summed over buckets.
 #[async_trait]
 pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
-    /// For each agency, how many dossiers reported by it or its units are open (received
-    /// with a due time, no resolution yet) with a due time before `now`.
-    async fn open_past_due(
-        &self,
-        agencies: &[AgencyKey],
-        now: OffsetDateTime,
-    ) -> Result<Vec<u64>, StoreError>;
-
-    /// Counts each event that was not counted before, for every agency of its chain, in the
-    /// day, month, quarter and year of its day; returns one [`Applied`] per event, in order.
+    /// Counts each event whose (agency, event id) was not counted before, whatever day it
+    /// claims, for every agency of its chain, in the day, month, quarter and year of its day,
+    /// by the rules of [`govpulse_core::counting::plan`]; returns one [`Applied`] per event, in
+    /// order: a resend of what was counted is a duplicate, other content under a counted id
+    /// a conflict, neither counted.
     ///
     /// All events of one tree (same root) are applied atomically: either all of them are
-    /// recorded (as counted or duplicate) or none is.
+    /// recorded or none is, and writers applying batches of one tree at once (aggregate
+    /// replicas) apply them as some order of the batches would.
     async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError>;
 
     /// For each group of agencies, the counters `needs` names summed over the agencies and

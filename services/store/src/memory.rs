@@ -1,5 +1,6 @@
 //! The in-memory store: the embedded default for `govpulse demo` and a reference for the
-//! conformance suite. One mutex makes every batch atomic, as the Redis script does.
+//! conformance suite. It counts by the same plan as the Redis store
+//! ([`govpulse_core::counting::plan`]); one mutex makes every batch atomic.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -8,11 +9,11 @@ use std::{
 
 use async_trait::async_trait;
 use govpulse_core::{
-    AgencyId, Bucket, Counter, Counters, DossierChange, DossierId, EventId, Needs, ProcedureId,
-    backlog::{self, DossierState, DueEvent},
-    period::vietnam_day,
+    AgencyId, Bucket, Counter, Counters, DossierId, EventId, Needs, ProcedureId,
+    backlog::DossierState,
+    counting::{Content, plan},
 };
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
@@ -26,9 +27,8 @@ const SWEEP_EVERY: u64 = 1024;
 struct Inner {
     /// Per reporting agency and dossier: what the backlog knows of it.
     dossiers: HashMap<(AgencyId, DossierId), DossierState>,
-    /// Per agency of the chain: open dossiers (reporting agency, dossier) → due time.
-    open: HashMap<AgencyId, HashMap<(AgencyId, DossierId), OffsetDateTime>>,
-    seen: HashMap<(AgencyId, Date), (OffsetDateTime, HashSet<EventId>)>,
+    /// Per agency and event id counted: what it said, and until when it is remembered.
+    seen: HashMap<(AgencyId, EventId), (Content, OffsetDateTime)>,
     counters: HashMap<(AgencyId, Bucket), Counters>,
     online: HashMap<(AgencyId, Bucket), HashSet<ProcedureId>>,
     /// Per agency and assessed period: (profile, criterion) → hundredths.
@@ -78,96 +78,53 @@ impl CounterStore for MemoryStore {
         let mut inner = self.lock();
         inner.batches += 1;
         if inner.batches.is_multiple_of(SWEEP_EVERY) {
-            inner.seen.retain(|_, (until, _)| *until > now);
+            inner.seen.retain(|_, (_, until)| *until > now);
         }
-        let mut outcomes = Vec::with_capacity(events.len());
-        for event in events {
-            let (until, ids) = inner
-                .seen
-                .entry((event.agency.clone(), event.day))
-                .or_insert_with(|| (event.remember_until, HashSet::new()));
-            *until = (*until).max(event.remember_until);
-            if !ids.insert(event.event_id.clone()) {
-                outcomes.push(Applied::Duplicate);
-                continue;
-            }
-            for agency in &event.chain {
-                for bucket in Bucket::containing(event.day) {
-                    let counters = inner.counters.entry((agency.clone(), bucket)).or_default();
-                    for counter in &event.delta.increments {
-                        counters.increment(*counter, 1);
-                    }
-                    if let Some(procedure) = &event.delta.online_procedure {
-                        inner
-                            .online
-                            .entry((agency.clone(), bucket))
-                            .or_default()
-                            .insert(procedure.clone());
-                    }
-                }
-            }
-            if let Some(change) = &event.dossier {
-                let (dossier, due, due_event) = match change {
-                    DossierChange::Open { dossier, due } => (
-                        dossier,
-                        Some(*due),
-                        DueEvent::Received {
-                            due_day: vietnam_day(*due),
-                        },
-                    ),
-                    DossierChange::Close { dossier } => {
-                        (dossier, None, DueEvent::Resolved { day: event.day })
-                    }
-                };
-                let slot = (event.agency.clone(), dossier.clone());
-                let step = backlog::step(inner.dossiers.get(&slot).copied(), due_event);
-                if let Some(state) = step.state {
-                    inner.dossiers.insert(slot.clone(), state);
-                }
-                for agency in &event.chain {
-                    let open = inner.open.entry(agency.clone()).or_default();
-                    match due {
-                        Some(due) if step.open => {
-                            open.insert(slot.clone(), due);
-                        }
-                        _ if step.close => {
-                            open.remove(&slot);
-                        }
-                        _ => {}
-                    }
-                    for (counter, day) in [
-                        (Counter::DueOpened, step.due),
-                        (Counter::DueClosed, step.due_closed),
-                    ] {
-                        for bucket in day.into_iter().flat_map(Bucket::containing) {
-                            inner
-                                .counters
-                                .entry((agency.clone(), bucket))
-                                .or_default()
-                                .increment(counter, 1);
-                        }
-                    }
-                }
-            }
-            outcomes.push(Applied::Accepted);
+        let plan = {
+            let inner = &*inner;
+            plan(
+                events,
+                |agency, event_id| {
+                    inner
+                        .seen
+                        .get(&(agency.clone(), event_id.clone()))
+                        .filter(|(_, until)| *until > now)
+                        .map(|(content, _)| *content)
+                },
+                |agency, dossier| {
+                    inner
+                        .dossiers
+                        .get(&(agency.clone(), dossier.clone()))
+                        .copied()
+                },
+            )
+        };
+        for i in &plan.counted {
+            let event = &events[*i];
+            inner.seen.insert(
+                (event.agency.clone(), event.event_id.clone()),
+                (event.content, event.remember_until),
+            );
         }
-        Ok(outcomes)
-    }
-
-    async fn open_past_due(
-        &self,
-        agencies: &[AgencyKey],
-        now: OffsetDateTime,
-    ) -> Result<Vec<u64>, StoreError> {
-        let inner = self.lock();
-        Ok(agencies
-            .iter()
-            .map(|key| {
-                inner.open.get(&key.agency).map_or(0, |open| {
-                    open.values().filter(|due| **due < now).count() as u64
-                })
-            })
-            .collect())
+        for (agency, dossier, state) in &plan.dossiers {
+            inner
+                .dossiers
+                .insert((agency.clone(), dossier.clone()), *state);
+        }
+        for ((agency, bucket), sums) in &plan.counters {
+            let counters = inner.counters.entry((agency.clone(), *bucket)).or_default();
+            for (counter, n) in sums.nonzero() {
+                counters.increment(counter, n);
+            }
+        }
+        for (agency, bucket, procedure) in &plan.online {
+            inner
+                .online
+                .entry((agency.clone(), *bucket))
+                .or_default()
+                .insert(procedure.clone());
+        }
+        Ok(plan.outcomes)
     }
 
     async fn read(

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Mutex};
 use govpulse_core::AgencyId;
 
 /// Children's ordinals in their parents' packed roll-ups, per ordinals list
-/// (`P:{root}:k:<parent>:ids`, written by `apply.lua`). A list only grows and an entry never
+/// (`P:{root}:k:<parent>:ids`, written with a batch's counts, `tree_write.rs`). A list only grows and an entry never
 /// changes, so a reader asks only for the last entry it knows and those past it. The list's
 /// first entry marks its creation: a list created again (the data was flushed) has another
 /// mark, and a list that is not the one cached (shorter, or with another child at the last

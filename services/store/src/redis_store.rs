@@ -11,14 +11,15 @@
 //! | `P:{root}:k:<parent>:ids` | list | the mark of the list's creation (`created <unix seconds>.<microseconds>`), then the parent's children in the order they were first counted: a child's index is its ordinal, never changed |
 //! | `P:{root}:k:<parent>:ord` | hash | child agency → its ordinal |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
-//! | `P:{root}:e:<agency>:<yyyymmdd>` | set | event ids counted for events of that day; expires after the horizon |
-//! | `P:{root}:ds:<agency>` | hash | dossier id → `o<due day>` (open), `c<resolution day>` (resolved, no reception with a due time yet) or `x` (resolved, done), days as `yyyymmdd` (see `apply.lua`) |
-//! | `P:{root}:open:<agency>` | sorted set | `<reporting agency>/<dossier id>` → due time (Unix seconds), for open dossiers of the agency and its units |
+//! | `P:{root}:v` | string | the tree's version, moved on by every batch written to it (compare and apply) |
+//! | `P:{root}:ix`, `P:{root}:sx` | string | how the tree's event ids and dossier states spread over their buckets (`spread.rs`) |
+//! | `P:{root}:i:<n>` | hash | 8-byte digest of (agency, event id) → content digest and the UTC day it may be forgotten after (`tree_write.rs`) |
+//! | `P:{root}:s:<n>` | hash | 8-byte digest of (agency, dossier id) → its backlog state (`govpulse_core::backlog`) and the day a finished one may be forgotten after |
 //! | `P:{root}:a:<agency>:<bucket>` | hash | `<profile>/<criterion>` → assessed points with two decimals (`38.75`), for the calendar period `<bucket>` |
 //!
 //! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
-//! A batch is applied by one Lua script per tree ([`APPLY_SCRIPT`]): dedupe, counting and
-//! expiry in one atomic step.
+//! A batch is read, planned by `govpulse_core::counting` and written per tree with one
+//! generic compare-and-apply script (`tree_write.rs`): exactly once, atomic per tree.
 //!
 //! Change notices go through the pub/sub channel `P:changes` (a channel, not a key; see
 //! `notices.rs`).
@@ -27,9 +28,8 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_trait::async_trait;
 use govpulse_core::{
-    AgencyId, Bucket, Counter, Counters, DossierChange, Needs,
+    AgencyId, Bucket, Counter, Counters, Needs,
     index::{hundredths_text, parse_hundredths},
-    period::vietnam_day,
 };
 use redis::{
     Script,
@@ -38,15 +38,11 @@ use redis::{
     cluster_async::ClusterConnection,
 };
 use std::time::Duration;
-use time::Date;
 
 use crate::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
     notices::RedisNotices, ordinals::OrdinalCache,
 };
-
-/// The batch script; see the file for its argument layout.
-pub const APPLY_SCRIPT: &str = include_str!("apply.lua");
 
 /// How to reach Redis.
 #[derive(Debug, Clone)]
@@ -65,7 +61,7 @@ pub const CLUSTER_SCHEME: &str = "redis+cluster://";
 /// A connection to a single Redis or to a Redis Cluster. Both reconnect by themselves; the
 /// cluster one also follows slot moves (`MOVED`, `ASK`) and refreshes its slot map.
 #[derive(Clone)]
-enum Connection {
+pub(crate) enum Connection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -106,12 +102,12 @@ impl redis::aio::ConnectionLike for Connection {
 /// each tree's commands are one pipeline, all sent at once, and the replies are put back in
 /// the order of the commands.
 #[derive(Default)]
-struct Commands<'a> {
+pub(crate) struct Commands<'a> {
     commands: Vec<(&'a AgencyId, redis::Cmd)>,
 }
 
 impl<'a> Commands<'a> {
-    fn push(&mut self, root: &'a AgencyId, command: redis::Cmd) {
+    pub(crate) fn push(&mut self, root: &'a AgencyId, command: redis::Cmd) {
         self.commands.push((root, command));
     }
 
@@ -119,7 +115,10 @@ impl<'a> Commands<'a> {
         self.commands.len()
     }
 
-    async fn run(self, connection: &Connection) -> Result<Vec<redis::Value>, StoreError> {
+    pub(crate) async fn run(
+        self,
+        connection: &Connection,
+    ) -> Result<Vec<redis::Value>, StoreError> {
         if self.commands.is_empty() {
             return Ok(Vec::new());
         }
@@ -180,9 +179,10 @@ impl<'a> Commands<'a> {
 /// Counters in Redis.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: Connection,
-    prefix: String,
-    script: Script,
+    pub(crate) connection: Connection,
+    pub(crate) prefix: String,
+    /// The generic compare-and-apply script every batch is written with (`tree_write.rs`).
+    pub(crate) cas: Script,
     /// Change notices on the pub/sub channel `P:changes`.
     notices: Arc<RedisNotices>,
     /// Children's ordinals in the packed roll-ups, as far as they were read.
@@ -255,23 +255,22 @@ impl RedisStore {
         Ok(Self {
             connection,
             prefix: config.prefix,
-            script: Script::new(APPLY_SCRIPT),
+            cas: Script::new(crate::tree_write::CAS_SCRIPT),
             notices,
             ordinals: Arc::default(),
         })
     }
 
-    fn counters_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
-        format!("{}{bucket}", self.counters_prefix(root, agency))
+    pub(crate) fn counters_key(
+        &self,
+        root: &AgencyId,
+        agency: &AgencyId,
+        bucket: Bucket,
+    ) -> String {
+        format!("{}:{{{root}}}:c:{agency}:{bucket}", self.prefix)
     }
 
-    /// The counter hash key of `agency` without its bucket (the script builds the keys of
-    /// the due-day buckets from it).
-    fn counters_prefix(&self, root: &AgencyId, agency: &AgencyId) -> String {
-        format!("{}:{{{root}}}:c:{agency}:", self.prefix)
-    }
-
-    fn children_key(
+    pub(crate) fn children_key(
         &self,
         root: &AgencyId,
         parent: &AgencyId,
@@ -286,224 +285,16 @@ impl RedisStore {
     }
 
     /// The roll-up key of `parent`'s children without its bucket and counter.
-    fn children_prefix(&self, root: &AgencyId, parent: &AgencyId) -> String {
+    pub(crate) fn children_prefix(&self, root: &AgencyId, parent: &AgencyId) -> String {
         format!("{}:{{{root}}}:k:{parent}:", self.prefix)
     }
 
-    fn online_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
+    pub(crate) fn online_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
         format!("{}:{{{root}}}:o:{agency}:{bucket}", self.prefix)
-    }
-
-    fn dossiers_key(&self, root: &AgencyId, agency: &AgencyId) -> String {
-        format!("{}:{{{root}}}:ds:{agency}", self.prefix)
-    }
-
-    fn open_key(&self, root: &AgencyId, agency: &AgencyId) -> String {
-        format!("{}:{{{root}}}:open:{agency}", self.prefix)
     }
 
     fn assessed_key(&self, key: &AgencyKey, bucket: Bucket) -> String {
         format!("{}:{{{}}}:a:{}:{bucket}", self.prefix, key.root, key.agency)
-    }
-
-    fn seen_key(&self, root: &AgencyId, agency: &AgencyId, day: Date) -> String {
-        format!("{}:{{{root}}}:e:{agency}:{}", self.prefix, compact_day(day))
-    }
-
-    /// Runs the script for the events of one tree; `events` are (position, event) pairs.
-    async fn apply_tree(
-        &self,
-        root: &AgencyId,
-        events: &[(usize, &EventWrite)],
-    ) -> Result<Vec<Applied>, StoreError> {
-        let mut args = ScriptArgs::default();
-        let mut templates: HashMap<TemplateKey<'_>, usize> = HashMap::new();
-        let mut template_args: Vec<String> = Vec::new();
-        let mut event_args: Vec<String> = Vec::with_capacity(events.len() * 7);
-        let mut expirations: HashMap<usize, i64> = HashMap::new();
-        for (_, event) in events {
-            let template_key = TemplateKey {
-                agency: &event.agency,
-                day: event.day,
-                delta: &event.delta,
-            };
-            let next = templates.len() + 1;
-            let template = *templates.entry(template_key).or_insert_with(|| {
-                let buckets = Bucket::containing(event.day);
-                let own = event
-                    .chain
-                    .iter()
-                    .flat_map(|agency| buckets.iter().map(move |b| (agency, *b)))
-                    .flat_map(|(agency, bucket)| {
-                        let key = self.counters_key(root, agency, bucket);
-                        event
-                            .delta
-                            .increments
-                            .iter()
-                            .map(move |c| (key.clone(), c.key()))
-                    });
-                // Each agency of the chain is also counted in its parent's roll-up of its
-                // children, so that all children of one parent read in one command per
-                // bucket and counter: a day's roll-up is a hash, counted like the agencies'
-                // own counters; the others are packed arrays (see `apply.lua`), counted by
-                // the script at the child's ordinal.
-                let [day, longer @ ..] = buckets;
-                let rolled_up_day = event.chain.windows(2).flat_map(|pair| {
-                    event.delta.increments.iter().map(move |c| {
-                        (self.children_key(root, &pair[1], day, *c), pair[0].as_str())
-                    })
-                });
-                let increments: Vec<(usize, &str)> = own
-                    .chain(rolled_up_day)
-                    .map(|(key, field)| (args.key(key), field))
-                    .collect();
-                let mut packed: Vec<(usize, usize)> = Vec::new();
-                for (number, pair) in (1..).zip(event.chain.windows(2)) {
-                    for bucket in longer {
-                        for counter in &event.delta.increments {
-                            let key = self.children_key(root, &pair[1], bucket, *counter);
-                            packed.push((args.key(key), number));
-                        }
-                    }
-                }
-                template_args.push(increments.len().to_string());
-                for (key, field) in increments {
-                    template_args.push(key.to_string());
-                    template_args.push(field.to_owned());
-                }
-                match &event.delta.online_procedure {
-                    Some(procedure) => {
-                        template_args.push((event.chain.len() * buckets.len()).to_string());
-                        for agency in &event.chain {
-                            for bucket in buckets {
-                                let key = args.key(self.online_key(root, agency, bucket));
-                                template_args.push(key.to_string());
-                                template_args.push(procedure.to_string());
-                            }
-                        }
-                    }
-                    None => template_args.push("0".to_owned()),
-                }
-                // Where the event's dossier state lives, and the open-dossier sets of every
-                // agency of its chain.
-                template_args.push(args.key(self.dossiers_key(root, &event.agency)).to_string());
-                template_args.push(format!("{}/", event.agency));
-                template_args.push(event.chain.len().to_string());
-                for agency in &event.chain {
-                    template_args.push(args.key(self.open_key(root, agency)).to_string());
-                }
-                // Where the due-day counters go, bucket left for the script to add.
-                template_args.push(event.chain.len().to_string());
-                for agency in &event.chain {
-                    template_args.push(self.counters_prefix(root, agency));
-                }
-                template_args.push(event.chain.len().saturating_sub(1).to_string());
-                for pair in event.chain.windows(2) {
-                    template_args.push(self.children_prefix(root, &pair[1]));
-                    template_args.push(pair[0].to_string());
-                }
-                template_args.push(packed.len().to_string());
-                for (key, number) in packed {
-                    template_args.push(key.to_string());
-                    template_args.push(number.to_string());
-                }
-                next
-            });
-            let seen = args.key(self.seen_key(root, &event.agency, event.day));
-            let until = event.remember_until.unix_timestamp();
-            expirations
-                .entry(seen)
-                .and_modify(|at| *at = (*at).max(until))
-                .or_insert(until);
-            event_args.push(seen.to_string());
-            event_args.push(event.event_id.to_string());
-            event_args.push(template.to_string());
-            match &event.dossier {
-                Some(DossierChange::Open { dossier, due }) => {
-                    event_args.extend([
-                        "o".to_owned(),
-                        dossier.to_string(),
-                        due.unix_timestamp().to_string(),
-                        compact_day(vietnam_day(*due)),
-                    ]);
-                }
-                Some(DossierChange::Close { dossier }) => {
-                    event_args.extend([
-                        "c".to_owned(),
-                        dossier.to_string(),
-                        "0".to_owned(),
-                        compact_day(event.day),
-                    ]);
-                }
-                None => event_args.extend([
-                    "-".to_owned(),
-                    String::new(),
-                    "0".to_owned(),
-                    String::new(),
-                ]),
-            }
-        }
-
-        let mut invocation = self.script.prepare_invoke();
-        for key in &args.keys {
-            invocation.key(key);
-        }
-        invocation.arg(templates.len()).arg(&template_args);
-        invocation.arg(events.len()).arg(&event_args);
-        invocation.arg(expirations.len());
-        for (set, at) in &expirations {
-            invocation.arg(set).arg(at);
-        }
-        let mut connection = self.connection.clone();
-        let flags: Vec<i64> = invocation.invoke_async(&mut connection).await?;
-        if flags.len() != events.len() {
-            return Err(StoreError::Unexpected(format!(
-                "{} outcomes for {} events",
-                flags.len(),
-                events.len()
-            )));
-        }
-        Ok(flags
-            .into_iter()
-            .map(|f| {
-                if f == 1 {
-                    Applied::Accepted
-                } else {
-                    Applied::Duplicate
-                }
-            })
-            .collect())
-    }
-}
-
-/// A day as `yyyymmdd`: the day bucket's name without its `d`.
-fn compact_day(day: Date) -> String {
-    Bucket::Day(day).to_string()[1..].to_owned()
-}
-
-/// Events with equal template keys add the same increments to the same keys.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct TemplateKey<'a> {
-    agency: &'a AgencyId,
-    day: Date,
-    delta: &'a govpulse_core::CounterDelta,
-}
-
-/// The script's KEYS, each listed once, with 1-based positions as Lua indexes them.
-#[derive(Debug, Default)]
-struct ScriptArgs {
-    keys: Vec<String>,
-    positions: HashMap<String, usize>,
-}
-
-impl ScriptArgs {
-    fn key(&mut self, key: String) -> usize {
-        if let Some(position) = self.positions.get(&key) {
-            return *position;
-        }
-        self.keys.push(key.clone());
-        self.positions.insert(key, self.keys.len());
-        self.keys.len()
     }
 }
 
@@ -541,29 +332,6 @@ impl CounterStore for RedisStore {
             }
         }
         Ok(outcomes)
-    }
-
-    async fn open_past_due(
-        &self,
-        agencies: &[AgencyKey],
-        now: time::OffsetDateTime,
-    ) -> Result<Vec<u64>, StoreError> {
-        let mut commands = Commands::default();
-        for key in agencies {
-            // Strictly before now: a dossier due this second is not late yet.
-            let mut zcount = redis::cmd("ZCOUNT");
-            zcount
-                .arg(self.open_key(&key.root, &key.agency))
-                .arg("-inf")
-                .arg(format!("({}", now.unix_timestamp()));
-            commands.push(&key.root, zcount);
-        }
-        commands
-            .run(&self.connection)
-            .await?
-            .into_iter()
-            .map(|reply| Ok(redis::from_redis_value(reply)?))
-            .collect()
     }
 
     async fn read(

@@ -17,6 +17,37 @@ async fn memory_store_notices_reach_every_subscriber() {
 }
 
 #[tokio::test]
+async fn memory_store_counts_each_id_once_for_concurrent_writers() {
+    let store = MemoryStore::new();
+    conformance::concurrent_writers_count_each_id_once(&store, &store).await;
+}
+
+/// Two stores on one Redis (or cluster), as two aggregate replicas are.
+async fn two_writers(url: String, prefix: &str) -> (RedisStore, RedisStore) {
+    let config = RedisStoreConfig {
+        url,
+        prefix: prefix.to_owned(),
+    };
+    let a = RedisStore::connect(config.clone()).await.expect("connects");
+    let b = RedisStore::connect(config).await.expect("connects");
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_counts_each_id_once_for_concurrent_writers() {
+    let server = RedisServer::start().expect("redis-server starts");
+    let (a, b) = two_writers(server.url(), "concurrent").await;
+    conformance::concurrent_writers_count_each_id_once(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_store_counts_each_id_once_for_concurrent_writers() {
+    let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
+    let (a, b) = two_writers(cluster.url(), "concurrent").await;
+    conformance::concurrent_writers_count_each_id_once(&a, &b).await;
+}
+
+#[tokio::test]
 async fn redis_store_notices_reach_every_replica() {
     let server = RedisServer::start().expect("redis-server starts");
     let config = RedisStoreConfig {

@@ -1,0 +1,502 @@
+//! The counting rules of a batch, once. Given the events of a batch and what the store knows
+//! of their ids and of their dossiers, [`plan`] says which events count (exactly once per
+//! agency and event id, whatever day they claim), which are resends of what was counted
+//! (duplicates) and which carry other content under a counted id (conflicts, counted zero
+//! times), what the counters of every agency of each event's chain gain in which buckets,
+//! the due-day counters of the backlog included ([`crate::backlog`]), which procedures join
+//! which online sets, and what each dossier's state becomes.
+//!
+//! Pure: the in-memory store and the Redis store both run it, each reading what it needs
+//! first and writing the plan's effects after, so the rules exist in this file and nowhere
+//! else (no script in Redis knows them).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use time::{Date, OffsetDateTime};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::{
+    AgencyId, Bucket, Counter, CounterDelta, DossierChange, DossierEvent, DossierId, EventId,
+    EventKind, ProcedureId, Timeliness,
+    backlog::{self, DossierState, DueEvent},
+    event::Channel,
+    period::vietnam_day,
+};
+
+/// What an event says, as a digest of each of its fields: enough to tell a resend of a
+/// counted event (the same content) from other content sent under its id, and to name the
+/// fields that differ. 32 bits a field: two versions of one event that differ in one field
+/// are taken for the same with a chance of one in four billion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Content {
+    dossier: u32,
+    procedure: u32,
+    occurred_at: u32,
+    kind: u32,
+}
+
+/// The field names [`Content::differs`] gives, as the event's fields are named in the API.
+const FIELDS: [&str; 4] = ["dossier_id", "procedure_id", "occurred_at", "kind"];
+
+fn digest32(bytes: &[u8]) -> u32 {
+    // The low half of a 64-bit hash: every bit of xxh3 is well mixed.
+    (xxh3_64(bytes) & 0xffff_ffff) as u32
+}
+
+impl Content {
+    /// The content of a validated event.
+    pub fn of(event: &DossierEvent) -> Content {
+        Content::new(
+            event.dossier.as_str(),
+            event.procedure.as_str(),
+            event.occurred_at,
+            &kind_bytes(&event.kind),
+        )
+    }
+
+    /// The content of an event of `dossier` and `procedure` at `occurred_at` whose kind and
+    /// values `kind` writes out canonically (the same text for the same values).
+    pub fn new(dossier: &str, procedure: &str, occurred_at: OffsetDateTime, kind: &str) -> Content {
+        Content {
+            dossier: digest32(dossier.as_bytes()),
+            procedure: digest32(procedure.as_bytes()),
+            occurred_at: digest32(&occurred_at.unix_timestamp_nanos().to_be_bytes()),
+            kind: digest32(kind.as_bytes()),
+        }
+    }
+
+    /// The fields in which `other` differs from this, by name; empty when they agree.
+    pub fn differs(&self, other: &Content) -> Vec<&'static str> {
+        let (a, b) = (self.fields(), other.fields());
+        FIELDS
+            .iter()
+            .zip(a.iter().zip(b))
+            .filter(|(_, (x, y))| *x != y)
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
+    fn fields(&self) -> [u32; 4] {
+        [self.dossier, self.procedure, self.occurred_at, self.kind]
+    }
+
+    /// 16 bytes, as stores keep it.
+    pub fn to_bytes(self) -> [u8; 16] {
+        let mut bytes = [0u8; 16];
+        for (chunk, field) in bytes.chunks_exact_mut(4).zip(self.fields()) {
+            chunk.copy_from_slice(&field.to_be_bytes());
+        }
+        bytes
+    }
+
+    /// The content [`Content::to_bytes`] wrote; `None` for anything else.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Content> {
+        let field = |i: usize| {
+            bytes
+                .get(i * 4..i * 4 + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
+        };
+        if bytes.len() != 16 {
+            return None;
+        }
+        Some(Content {
+            dossier: field(0)?,
+            procedure: field(1)?,
+            occurred_at: field(2)?,
+            kind: field(3)?,
+        })
+    }
+}
+
+/// A canonical text of what happened, every value that decides what is counted.
+fn kind_bytes(kind: &EventKind) -> String {
+    let channel = |c: Channel| match c {
+        Channel::InPerson => "in_person",
+        Channel::Online => "online",
+        Channel::Postal => "postal",
+    };
+    match kind {
+        EventKind::Received {
+            channel: c,
+            digitized,
+            due_at,
+        } => format!(
+            "received {} {digitized} {}",
+            channel(*c),
+            due_at.map_or(-1, OffsetDateTime::unix_timestamp_nanos)
+        ),
+        EventKind::Resolved {
+            timeliness,
+            result_electronic,
+        } => match timeliness {
+            Timeliness::DueAt(due) => {
+                format!(
+                    "resolved due {} {result_electronic}",
+                    due.unix_timestamp_nanos()
+                )
+            }
+            Timeliness::OnTime(on_time) => {
+                format!("resolved on_time {on_time} {result_electronic}")
+            }
+        },
+        EventKind::FeePaid { online } => format!("fee {online}"),
+        EventKind::Feedback { satisfied } => format!("feedback {satisfied}"),
+    }
+}
+
+/// The 64-bit digest that names an event id of an agency in a store: stores keep this, not
+/// the id. Two ids of one agency share a digest with a chance of about n² / 2^65 among n
+/// ids (docs/ARCHITECTURE.md, section 8, has the bound at national volume).
+pub fn id_digest(agency: &AgencyId, event_id: &EventId) -> u64 {
+    let mut bytes = Vec::with_capacity(agency.as_str().len() + event_id.as_str().len() + 1);
+    bytes.extend_from_slice(agency.as_str().as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(event_id.as_str().as_bytes());
+    xxh3_64(&bytes)
+}
+
+/// The 64-bit digest that names a dossier of a reporting agency in a store.
+pub fn dossier_digest(agency: &AgencyId, dossier: &DossierId) -> u64 {
+    let mut bytes = Vec::with_capacity(agency.as_str().len() + dossier.as_str().len() + 2);
+    bytes.extend_from_slice(agency.as_str().as_bytes());
+    bytes.extend_from_slice(b"\0d");
+    bytes.extend_from_slice(dossier.as_str().as_bytes());
+    xxh3_64(&bytes)
+}
+
+/// One validated event, ready to count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventWrite {
+    /// The sender's id; the event is counted once per (agency, event id).
+    pub event_id: EventId,
+    /// The agency that reported it (the first element of `chain`).
+    pub agency: AgencyId,
+    /// The agency, then each ancestor up to its ministry or province: every one of them
+    /// counts the event. Never empty.
+    pub chain: Vec<AgencyId>,
+    /// The Vietnam local day the event happened.
+    pub day: Date,
+    /// What it adds.
+    pub delta: CounterDelta,
+    /// How the event opens or closes its dossier (the backlog of open dossiers), if it does.
+    pub dossier: Option<DossierChange>,
+    /// What it says, to tell a resend from other content under the same id.
+    pub content: Content,
+    /// Until when the store must remember the event id to recognise a resend: past it,
+    /// events of its day are refused at the edge (they are beyond the horizon).
+    pub remember_until: OffsetDateTime,
+}
+
+impl EventWrite {
+    /// The top-level agency whose tree the event belongs to. Every key the event touches
+    /// carries it, so that one batch of one tree is one atomic operation (and one hash slot
+    /// on Redis Cluster).
+    pub fn root(&self) -> &AgencyId {
+        self.chain.last().unwrap_or(&self.agency)
+    }
+}
+
+/// What became of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Counted now.
+    Accepted,
+    /// The same content was counted before under this id: not counted again.
+    Duplicate,
+    /// Other content was counted before under this id (the fields named differ): not
+    /// counted. The sender must fix its data or send a correction, never forget the event.
+    Conflict {
+        /// The fields that differ from the event counted under this id.
+        fields: Vec<&'static str>,
+    },
+}
+
+/// What a batch changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// One outcome per event, in order.
+    pub outcomes: Vec<Applied>,
+    /// The events counted now (indexes into the batch): their ids and content are to be
+    /// remembered.
+    pub counted: Vec<usize>,
+    /// The dossiers whose state the batch changes, with their new state, each once.
+    pub dossiers: Vec<(AgencyId, DossierId, DossierState)>,
+    /// What each agency's counters gain in each bucket (the due-day counters included):
+    /// every agency of every counted event's chain.
+    pub counters: BTreeMap<(AgencyId, Bucket), CounterSums>,
+    /// Procedures that received an online dossier, per agency and bucket.
+    pub online: BTreeSet<(AgencyId, Bucket, ProcedureId)>,
+}
+
+/// What one agency's counters gain in one bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterSums([u64; Counter::ALL.len()]);
+
+impl CounterSums {
+    fn add(&mut self, counter: Counter, n: u64) {
+        self.0[counter as usize] += n;
+    }
+
+    /// The counters that gain something, with how much.
+    pub fn nonzero(&self) -> impl Iterator<Item = (Counter, u64)> + '_ {
+        Counter::ALL.into_iter().zip(self.0).filter(|(_, n)| *n > 0)
+    }
+}
+
+/// The plan of `events`, given what the store knows of an id (the content counted under it)
+/// and of a dossier (its state): `known_id` and `known_dossier` answer from what the store
+/// had before the batch; the plan accounts for what earlier events of the batch change.
+pub fn plan(
+    events: &[EventWrite],
+    known_id: impl Fn(&AgencyId, &EventId) -> Option<Content>,
+    known_dossier: impl Fn(&AgencyId, &DossierId) -> Option<DossierState>,
+) -> Plan {
+    let mut plan = Plan {
+        outcomes: Vec::with_capacity(events.len()),
+        ..Plan::default()
+    };
+    // Ids and dossier states as the batch goes: an event sees what earlier ones left.
+    let mut ids: HashMap<(&AgencyId, &EventId), Content> = HashMap::new();
+    // Per dossier: its state as the batch goes, and whether the batch changed it.
+    let mut states: HashMap<(&AgencyId, &DossierId), (Option<DossierState>, bool)> = HashMap::new();
+    let mut changed: Vec<(&AgencyId, &DossierId)> = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        let id = (&event.agency, &event.event_id);
+        let before = match ids.get(&id) {
+            Some(content) => Some(*content),
+            None => known_id(&event.agency, &event.event_id),
+        };
+        if let Some(counted) = before {
+            let fields = counted.differs(&event.content);
+            plan.outcomes.push(if fields.is_empty() {
+                Applied::Duplicate
+            } else {
+                Applied::Conflict { fields }
+            });
+            continue;
+        }
+        ids.insert(id, event.content);
+        plan.outcomes.push(Applied::Accepted);
+        plan.counted.push(i);
+        for agency in &event.chain {
+            for bucket in Bucket::containing(event.day) {
+                let sums = plan.counters.entry((agency.clone(), bucket)).or_default();
+                for counter in &event.delta.increments {
+                    sums.add(*counter, 1);
+                }
+                if let Some(procedure) = &event.delta.online_procedure {
+                    plan.online
+                        .insert((agency.clone(), bucket, procedure.clone()));
+                }
+            }
+        }
+        let Some(change) = &event.dossier else {
+            continue;
+        };
+        let (dossier, due_event) = match change {
+            DossierChange::Open { dossier, due } => (
+                dossier,
+                DueEvent::Received {
+                    due_day: vietnam_day(*due),
+                },
+            ),
+            DossierChange::Close { dossier } => (dossier, DueEvent::Resolved { day: event.day }),
+        };
+        let slot = (&event.agency, dossier);
+        let (state, was_changed) = states
+            .entry(slot)
+            .or_insert_with(|| (known_dossier(&event.agency, dossier), false));
+        let step = backlog::step(*state, due_event);
+        if let Some(new) = step.state {
+            *state = Some(new);
+            if !*was_changed {
+                *was_changed = true;
+                changed.push(slot);
+            }
+        }
+        for (counter, day) in [
+            (Counter::DueOpened, step.due),
+            (Counter::DueClosed, step.due_closed),
+        ] {
+            for bucket in day.into_iter().flat_map(Bucket::containing) {
+                for agency in &event.chain {
+                    plan.counters
+                        .entry((agency.clone(), bucket))
+                        .or_default()
+                        .add(counter, 1);
+                }
+            }
+        }
+    }
+    plan.dossiers = changed
+        .into_iter()
+        .filter_map(|(agency, dossier)| {
+            let (state, _) = states.get(&(agency, dossier))?;
+            Some((agency.clone(), dossier.clone(), (*state)?))
+        })
+        .collect();
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::{date, datetime};
+
+    use super::*;
+    use crate::{ProcedureId, catalog::Provision};
+
+    fn id(raw: &str) -> AgencyId {
+        AgencyId::parse(raw).expect("id")
+    }
+
+    fn event(event_id: &str, dossier: &str, kind: EventKind, at: OffsetDateTime) -> DossierEvent {
+        DossierEvent {
+            event_id: EventId::parse(event_id).expect("id"),
+            agency: id("hb.dept"),
+            dossier: DossierId::parse(dossier).expect("id"),
+            procedure: ProcedureId::parse("p1").expect("id"),
+            occurred_at: at,
+            kind,
+        }
+    }
+
+    fn write(event: &DossierEvent) -> EventWrite {
+        EventWrite {
+            event_id: event.event_id.clone(),
+            agency: event.agency.clone(),
+            chain: vec![id("hb.dept"), id("hoa-binh")],
+            day: event.day(),
+            delta: event.delta(Provision::Full),
+            dossier: event.dossier_change(),
+            content: Content::of(event),
+            remember_until: event.occurred_at + time::Duration::days(400),
+        }
+    }
+
+    fn received(event_id: &str, dossier: &str, at: OffsetDateTime) -> DossierEvent {
+        event(
+            event_id,
+            dossier,
+            EventKind::Received {
+                channel: Channel::Online,
+                digitized: false,
+                due_at: Some(at + time::Duration::days(3)),
+            },
+            at,
+        )
+    }
+
+    #[test]
+    fn an_id_counts_once_whatever_day_it_claims_and_other_content_is_a_conflict() {
+        let at = datetime!(2026-08-15 09:00 +7);
+        let first = write(&received("e1", "d1", at));
+        // The same id and content again, in the batch and from the store: a duplicate.
+        let again = first.clone();
+        // The same id a day later: other content, a conflict naming the field.
+        let moved = write(&received("e1", "d1", at + time::Duration::days(1)));
+        let plan = plan(&[first.clone(), again, moved], |_, _| None, |_, _| None);
+        assert_eq!(
+            plan.outcomes,
+            [
+                Applied::Accepted,
+                Applied::Duplicate,
+                Applied::Conflict {
+                    fields: vec!["occurred_at", "kind"]
+                }
+            ]
+        );
+        assert_eq!(plan.counted, [0]);
+        // Known to the store: a resend is a duplicate, nothing counts.
+        let stored = plan_with_known(&first);
+        assert_eq!(stored.outcomes, [Applied::Duplicate]);
+        assert!(stored.counters.is_empty() && stored.dossiers.is_empty());
+    }
+
+    fn plan_with_known(event: &EventWrite) -> Plan {
+        let content = event.content;
+        plan(
+            std::slice::from_ref(event),
+            |_, _| Some(content),
+            |_, _| None,
+        )
+    }
+
+    #[test]
+    fn a_counted_event_counts_for_its_chain_in_its_four_buckets_and_its_due_day() {
+        let at = datetime!(2026-08-15 09:00 +7);
+        let plan = plan(
+            &[write(&received("e1", "d1", at))],
+            |_, _| None,
+            |_, _| None,
+        );
+        let day = date!(2026 - 08 - 15);
+        let due = date!(2026 - 08 - 18);
+        for agency in ["hb.dept", "hoa-binh"] {
+            for bucket in Bucket::containing(day) {
+                let sums = plan.counters[&(id(agency), bucket)];
+                let got: Vec<(Counter, u64)> = sums.nonzero().collect();
+                assert!(got.contains(&(Counter::Received, 1)), "{agency} {bucket:?}");
+                assert!(got.contains(&(Counter::ReceivedOnline, 1)));
+            }
+            assert!(
+                plan.counters[&(id(agency), Bucket::Day(due))]
+                    .nonzero()
+                    .any(|c| c == (Counter::DueOpened, 1))
+            );
+            assert!(plan.online.contains(&(
+                id(agency),
+                Bucket::Day(day),
+                ProcedureId::parse("p1").expect("id")
+            )));
+        }
+        assert_eq!(
+            plan.dossiers,
+            [(
+                id("hb.dept"),
+                DossierId::parse("d1").expect("id"),
+                DossierState::Open { due_day: due }
+            )]
+        );
+    }
+
+    #[test]
+    fn a_dossier_resolved_in_the_same_batch_ends_done_and_counts_closed() {
+        let at = datetime!(2026-08-15 09:00 +7);
+        let resolved = event(
+            "e2",
+            "d1",
+            EventKind::Resolved {
+                timeliness: Timeliness::OnTime(true),
+                result_electronic: false,
+            },
+            at + time::Duration::days(5),
+        );
+        let plan = plan(
+            &[write(&received("e1", "d1", at)), write(&resolved)],
+            |_, _| None,
+            |_, _| None,
+        );
+        assert_eq!(plan.dossiers.len(), 1);
+        assert_eq!(plan.dossiers[0].2, DossierState::Done);
+        let closed_day = date!(2026 - 08 - 20);
+        assert!(
+            plan.counters[&(id("hoa-binh"), Bucket::Day(closed_day))]
+                .nonzero()
+                .any(|c| c == (Counter::DueClosed, 1))
+        );
+    }
+
+    #[test]
+    fn content_travels_as_sixteen_bytes() {
+        let at = datetime!(2026-08-15 09:00 +7);
+        let content = Content::of(&received("e1", "d1", at));
+        assert_eq!(Content::from_bytes(&content.to_bytes()), Some(content));
+        assert_eq!(Content::from_bytes(&[1, 2, 3]), None);
+        assert_ne!(
+            id_digest(&id("a"), &EventId::parse("bc").expect("id")),
+            id_digest(&id("ab"), &EventId::parse("c").expect("id")),
+            "the agency and the id are kept apart"
+        );
+    }
+}
