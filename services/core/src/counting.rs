@@ -257,7 +257,11 @@ pub fn plan(
         ..Plan::default()
     };
     // Ids and dossier states as the batch goes: an event sees what earlier ones left.
-    let mut ids: HashMap<(&AgencyId, &EventId), Content> = HashMap::new();
+    let mut ids: HashMap<(&AgencyId, &EventId), Content> = HashMap::with_capacity(events.len());
+    // The sums and online sets keyed by borrowed ids while the batch goes (one batch adds
+    // to a few dozen keys a thousand times), owned once at the end.
+    let mut counters: BTreeMap<(&AgencyId, Bucket), CounterSums> = BTreeMap::new();
+    let mut online: BTreeSet<(&AgencyId, Bucket, &ProcedureId)> = BTreeSet::new();
     // Per dossier: its state as the batch goes, and whether the batch changed it.
     let mut states: HashMap<(&AgencyId, &DossierId), (Option<DossierState>, bool)> = HashMap::new();
     let mut changed: Vec<(&AgencyId, &DossierId)> = Vec::new();
@@ -281,13 +285,12 @@ pub fn plan(
         plan.counted.push(i);
         for agency in &event.chain {
             for bucket in Bucket::containing(event.day) {
-                let sums = plan.counters.entry((agency.clone(), bucket)).or_default();
+                let sums = counters.entry((agency, bucket)).or_default();
                 for counter in &event.delta.increments {
                     sums.add(*counter, 1);
                 }
                 if let Some(procedure) = &event.delta.online_procedure {
-                    plan.online
-                        .insert((agency.clone(), bucket, procedure.clone()));
+                    online.insert((agency, bucket, procedure));
                 }
             }
         }
@@ -321,14 +324,22 @@ pub fn plan(
         ] {
             for bucket in day.into_iter().flat_map(Bucket::containing) {
                 for agency in &event.chain {
-                    plan.counters
-                        .entry((agency.clone(), bucket))
+                    counters
+                        .entry((agency, bucket))
                         .or_default()
                         .add(counter, 1);
                 }
             }
         }
     }
+    plan.counters = counters
+        .into_iter()
+        .map(|((agency, bucket), sums)| ((agency.clone(), bucket), sums))
+        .collect();
+    plan.online = online
+        .into_iter()
+        .map(|(agency, bucket, procedure)| (agency.clone(), bucket, procedure.clone()))
+        .collect();
     plan.dossiers = changed
         .into_iter()
         .filter_map(|(agency, dossier)| {

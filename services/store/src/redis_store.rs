@@ -317,17 +317,19 @@ impl CounterStore for RedisStore {
     }
 
     async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
-        let mut trees: HashMap<&AgencyId, Vec<(usize, &EventWrite)>> = HashMap::new();
+        let mut trees: HashMap<&AgencyId, Vec<usize>> = HashMap::new();
         for (position, event) in events.iter().enumerate() {
-            trees
-                .entry(event.root())
-                .or_default()
-                .push((position, event));
+            trees.entry(event.root()).or_default().push(position);
+        }
+        // Most batches are one agency's, so one tree's: applied as they came.
+        if let [(root, _)] = trees.iter().collect::<Vec<_>>()[..] {
+            return self.apply_tree(root, events).await;
         }
         let mut outcomes = vec![Applied::Duplicate; events.len()];
-        for (root, tree_events) in &trees {
-            let applied = self.apply_tree(root, tree_events).await?;
-            for ((position, _), outcome) in tree_events.iter().zip(applied) {
+        for (root, positions) in &trees {
+            let batch: Vec<EventWrite> = positions.iter().map(|i| events[*i].clone()).collect();
+            let applied = self.apply_tree(root, &batch).await?;
+            for (position, outcome) in positions.iter().zip(applied) {
                 outcomes[*position] = outcome;
             }
         }

@@ -167,25 +167,36 @@ impl TreeKeys<'_> {
     }
 }
 
-/// Argument lists of the script's commands.
-#[derive(Debug, Default)]
+/// The call of the compare-and-apply script, written as it is built: each command as its
+/// number of arguments then its arguments, straight into the call's buffer.
 struct Writes {
-    commands: Vec<Vec<Vec<u8>>>,
+    call: redis::Cmd,
 }
 
 impl Writes {
-    fn push(&mut self, command: Vec<Vec<u8>>) {
-        self.commands.push(command);
+    /// The call for the script `hash`, applying if `version_key` still holds `version`.
+    fn new(hash: &str, version_key: &str, version: &[u8]) -> Self {
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(hash).arg(1).arg(version_key).arg(version);
+        Writes { call }
+    }
+
+    fn push<A: AsRef<[u8]>>(&mut self, command: &[A]) {
+        self.call.arg(command.len());
+        for arg in command {
+            self.call.arg(arg.as_ref());
+        }
     }
 
     /// `name key` then `items`, each `width` arguments, cut so that no command is longer than
     /// [`MAX_ARGS`].
-    fn chunked(&mut self, name: &str, key: &str, items: Vec<Vec<u8>>, width: usize) {
+    fn chunked<A: AsRef<[u8]>>(&mut self, name: &str, key: &str, items: &[A], width: usize) {
         let per = (MAX_ARGS / width).max(1) * width;
         for chunk in items.chunks(per) {
-            let mut command = vec![name.as_bytes().to_vec(), key.as_bytes().to_vec()];
-            command.extend(chunk.iter().cloned());
-            self.commands.push(command);
+            self.call.arg(chunk.len() + 2).arg(name).arg(key);
+            for item in chunk {
+                self.call.arg(item.as_ref());
+            }
         }
     }
 }
@@ -195,16 +206,15 @@ fn text(s: impl ToString) -> Vec<u8> {
 }
 
 impl RedisStore {
-    /// Applies the events of one tree (position, event), reading, planning and writing
-    /// again while other writers change the tree meanwhile.
+    /// Applies the events of one tree, reading, planning and writing again while other
+    /// writers change the tree meanwhile; one outcome per event, in order.
     pub(crate) async fn apply_tree(
         &self,
         root: &AgencyId,
-        events: &[(usize, &EventWrite)],
+        batch: &[EventWrite],
     ) -> Result<Vec<Applied>, StoreError> {
-        let batch: Vec<EventWrite> = events.iter().map(|(_, e)| (*e).clone()).collect();
         for _ in 0..ATTEMPTS {
-            if let Some(outcomes) = self.try_tree(root, &batch).await? {
+            if let Some(outcomes) = self.try_tree(root, batch).await? {
                 return Ok(outcomes);
             }
         }
@@ -373,7 +383,11 @@ impl RedisStore {
         );
 
         // 4. The writes.
-        let mut writes = Writes::default();
+        let mut writes = Writes::new(
+            self.cas.get_hash(),
+            &keys.version(),
+            version.as_deref().unwrap_or_default(),
+        );
         let counted = planned.counted.len() as u64;
         let id_writes = grow(id_whole, &id_splits, id_sweep, |value| {
             id_entry(value).is_some_and(|(_, until)| until >= today)
@@ -424,15 +438,15 @@ impl RedisStore {
             sweep: before.sweep + 1,
             ..grown
         };
-        writes.push(vec![
-            text("SET"),
-            text(keys.id_spread()),
-            text(next_spread(id_grown, id_spread, counted, swept_ids).encode()),
+        writes.push(&[
+            "SET".to_owned(),
+            keys.id_spread(),
+            next_spread(id_grown, id_spread, counted, swept_ids).encode(),
         ]);
-        writes.push(vec![
-            text("SET"),
-            text(keys.dossier_spread()),
-            text(next_spread(dossier_grown, dossier_spread, new_dossiers, swept_dossiers).encode()),
+        writes.push(&[
+            "SET".to_owned(),
+            keys.dossier_spread(),
+            next_spread(dossier_grown, dossier_spread, new_dossiers, swept_dossiers).encode(),
         ]);
         self.write_counts(
             root,
@@ -443,18 +457,16 @@ impl RedisStore {
             &mut writes,
         );
 
-        // 5. Compare and apply.
-        let mut invocation = self.cas.prepare_invoke();
-        invocation.key(keys.version());
-        invocation.arg(version.unwrap_or_default());
-        for command in &writes.commands {
-            invocation.arg(command.len());
-            for arg in command {
-                invocation.arg(&arg[..]);
-            }
-        }
+        // 5. Compare and apply (loading the script first if this Redis does not have it: a
+        // new or restarted server, a failover).
         let mut connection = self.connection.clone();
-        let applied: i64 = invocation.invoke_async(&mut connection).await?;
+        let applied: i64 = match writes.call.query_async(&mut connection).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.cas.load_async(&mut connection).await?;
+                writes.call.query_async(&mut connection).await?
+            }
+            other => other?,
+        };
         Ok((applied == 1).then_some(planned.outcomes))
     }
 
@@ -501,12 +513,7 @@ impl RedisStore {
             let key = self.counters_key(root, agency, *bucket);
             let increments: Vec<(Counter, u64)> = sums.nonzero().collect();
             for (counter, n) in &increments {
-                writes.push(vec![
-                    text("HINCRBY"),
-                    text(&key),
-                    text(counter.key()),
-                    text(n),
-                ]);
+                writes.push(&["HINCRBY", &key, counter.key(), &n.to_string()]);
             }
             let Some(parent) = parent_of.get(agency).copied() else {
                 continue;
@@ -535,7 +542,7 @@ impl RedisStore {
                 )));
             }
             pushed.extend(children.iter().map(text));
-            writes.chunked("RPUSH", &list, pushed, 1);
+            writes.chunked("RPUSH", &list, &pushed, 1);
             let pairs: Vec<Vec<u8>> = children
                 .iter()
                 .flat_map(|child| {
@@ -543,11 +550,11 @@ impl RedisStore {
                     [text(child), text(ordinal)]
                 })
                 .collect();
-            writes.chunked("HSET", &format!("{prefix}ord"), pairs, 2);
+            writes.chunked("HSET", &format!("{prefix}ord"), &pairs, 2);
         }
         for (key, children) in by_day {
             for (child, n) in children {
-                writes.push(vec![text("HINCRBY"), text(&key), text(child), text(n)]);
+                writes.push(&["HINCRBY", &key, child.as_str(), &n.to_string()]);
             }
         }
         for (key, increments) in packed {
@@ -562,7 +569,7 @@ impl RedisStore {
                     ]
                 })
                 .collect();
-            writes.chunked("BITFIELD", &key, items, 4);
+            writes.chunked("BITFIELD", &key, &items, 4);
         }
         let mut online: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         for (agency, bucket, procedure) in &planned.online {
@@ -572,7 +579,7 @@ impl RedisStore {
                 .push(text(procedure));
         }
         for (key, members) in online {
-            writes.chunked("SADD", &key, members, 1);
+            writes.chunked("SADD", &key, &members, 1);
         }
     }
 }
@@ -625,21 +632,21 @@ fn grow(
 fn write_buckets(writes: &mut Writes, buckets: &Buckets, key: impl Fn(u64) -> String) {
     for (bucket, entries) in &buckets.whole {
         let key = key(*bucket);
-        writes.push(vec![text("DEL"), text(&key)]);
-        let items: Vec<Vec<u8>> = entries
+        writes.push(&["DEL", &key]);
+        let items: Vec<&[u8]> = entries
             .iter()
-            .flat_map(|(field, value)| [field.clone(), value.clone()])
+            .flat_map(|(field, value)| [&field[..], &value[..]])
             .collect();
         if !items.is_empty() {
-            writes.chunked("HSET", &key, items, 2);
+            writes.chunked("HSET", &key, &items, 2);
         }
     }
     for (bucket, entries) in &buckets.set {
-        let items: Vec<Vec<u8>> = entries
+        let items: Vec<&[u8]> = entries
             .iter()
-            .flat_map(|(field, value)| [field.clone(), value.clone()])
+            .flat_map(|(field, value)| [&field[..], &value[..]])
             .collect();
-        writes.chunked("HSET", &key(*bucket), items, 2);
+        writes.chunked("HSET", &key(*bucket), &items, 2);
     }
 }
 
