@@ -54,11 +54,22 @@ fn date_of(number: i32) -> Option<Date> {
     Date::from_julian_day(epoch.to_julian_day() + number).ok()
 }
 
-/// An id entry's value: the content counted under it, and the day after which it may be
-/// forgotten (days since 1970, big-endian).
+/// A day as stores keep it: days since 1970 in two bytes, big-endian (enough until 2149;
+/// a later day is kept as the last one two bytes hold, so it is never forgotten early).
+fn day_bytes(day: i32) -> [u8; 2] {
+    u16::try_from(day.max(0)).unwrap_or(u16::MAX).to_be_bytes()
+}
+
+fn day_at(value: &[u8], at: usize) -> Option<i32> {
+    let bytes: [u8; 2] = value.get(at..at + 2)?.try_into().ok()?;
+    Some(i32::from(u16::from_be_bytes(bytes)))
+}
+
+/// An id entry's value, 10 bytes: the content counted under it, and the day after which it
+/// may be forgotten.
 fn id_value(content: Content, until: OffsetDateTime) -> Vec<u8> {
     let mut value = content.to_bytes().to_vec();
-    value.extend_from_slice(&utc_day(until).to_be_bytes());
+    value.extend_from_slice(&day_bytes(utc_day(until)));
     value
 }
 
@@ -68,14 +79,16 @@ fn utc_day(at: OffsetDateTime) -> i32 {
 }
 
 fn id_entry(value: &[u8]) -> Option<(Content, i32)> {
-    let content = Content::from_bytes(value.get(..16)?)?;
-    let until = i32::from_be_bytes(value.get(16..20)?.try_into().ok()?);
-    Some((content, until))
+    if value.len() != Content::BYTES + 2 {
+        return None;
+    }
+    let content = Content::from_bytes(value.get(..Content::BYTES)?)?;
+    Some((content, day_at(value, Content::BYTES)?))
 }
 
-/// A dossier entry's value: its state (`o` open with its due day, `c` resolved on a day
-/// before any reception with a due time, `x` done) and the day after which a finished one may
-/// be forgotten (an open one never is: its resolution may come late).
+/// A dossier entry's value, 5 bytes: its state (`o` open with its due day, `c` resolved on a
+/// day before any reception with a due time, `x` done) and the day after which a finished
+/// one may be forgotten (an open one never is: its resolution may come late).
 fn dossier_value(state: DossierState, until: OffsetDateTime) -> Vec<u8> {
     let (tag, day) = match state {
         DossierState::Open { due_day } => (b'o', day_number(due_day)),
@@ -83,14 +96,16 @@ fn dossier_value(state: DossierState, until: OffsetDateTime) -> Vec<u8> {
         DossierState::Done => (b'x', 0),
     };
     let mut value = vec![tag];
-    value.extend_from_slice(&day.to_be_bytes());
-    value.extend_from_slice(&utc_day(until).to_be_bytes());
+    value.extend_from_slice(&day_bytes(day));
+    value.extend_from_slice(&day_bytes(utc_day(until)));
     value
 }
 
 fn dossier_entry(value: &[u8]) -> Option<(DossierState, i32)> {
-    let day = i32::from_be_bytes(value.get(1..5)?.try_into().ok()?);
-    let until = i32::from_be_bytes(value.get(5..9)?.try_into().ok()?);
+    if value.len() != 5 {
+        return None;
+    }
+    let (day, until) = (day_at(value, 1)?, day_at(value, 3)?);
     let state = match value.first()? {
         b'o' => DossierState::Open {
             due_day: date_of(day)?,
