@@ -164,6 +164,7 @@ async fn every_acknowledged_event_is_counted_exactly_once_through_crashes_restar
             resend_share: 0.2,
             drain: Duration::from_secs(60),
             seed,
+            ..LoadConfig::default()
         };
         runs.push(tokio::spawn(loadgen::run(
             channel(ingest.addr(), timeout),

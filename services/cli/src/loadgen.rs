@@ -84,6 +84,10 @@ pub struct LoadConfig {
     pub drain: Duration,
     /// Seed of the event generator.
     pub seed: u64,
+    /// This process' share of the reporting agencies, `(k, n)`: those whose position in the
+    /// catalog is `k` modulo `n`. Several load generators with distinct shares write
+    /// disjoint agencies, so each can reconcile its own.
+    pub share: (usize, usize),
 }
 
 impl Default for LoadConfig {
@@ -98,6 +102,7 @@ impl Default for LoadConfig {
             resend_share: 0.0,
             drain: Duration::from_secs(60),
             seed: 1,
+            share: (0, 1),
         }
     }
 }
@@ -381,9 +386,20 @@ pub(crate) fn reporting_agencies(catalog: &Catalog, today: Date) -> Vec<(String,
 impl Generator {
     /// Sender `index` of `senders`: agencies `index`, `index + senders`, ... (or one shared
     /// agency when there are more senders than agencies).
-    fn new(catalog: Arc<Catalog>, index: usize, senders: usize, run: &str, seed: u64) -> Self {
+    fn new(
+        catalog: Arc<Catalog>,
+        (index, senders): (usize, usize),
+        (k, n): (usize, usize),
+        run: &str,
+        seed: u64,
+    ) -> Self {
         let today = period::vietnam_day(OffsetDateTime::now_utc());
-        let all = reporting_agencies(&catalog, today);
+        let all: Vec<(String, Vec<String>)> = reporting_agencies(&catalog, today)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % n.max(1) == k)
+            .map(|(_, a)| a)
+            .collect();
         let mut mine: Vec<(String, Vec<String>)> = all
             .iter()
             .enumerate()
@@ -674,7 +690,13 @@ pub async fn run(
     });
     let mut tasks = Vec::with_capacity(connections);
     for index in 0..connections {
-        let generator = Generator::new(catalog.clone(), index, connections, &run_id, config.seed);
+        let generator = Generator::new(
+            catalog.clone(),
+            (index, connections),
+            config.share,
+            &run_id,
+            config.seed,
+        );
         let client = IngestServiceClient::new(ingest.clone());
         let shared = shared.clone();
         tasks.push(tokio::spawn(async move {
@@ -1015,23 +1037,26 @@ mod tests {
         let agencies = reporting_agencies(&catalog, today);
         assert_eq!(agencies.len(), 34 + 21, "today's provinces and ministries");
         let senders = 4;
-        let covered: usize = (0..senders)
-            .map(|i| {
-                Generator::new(catalog.clone(), i, senders, "t", 1)
-                    .sources
-                    .len()
-            })
-            .sum();
-        assert_eq!(
-            covered,
-            agencies.len(),
-            "each agency has exactly one sender"
-        );
+        // One process, or two with shares 0/2 and 1/2: each agency has exactly one sender.
+        for n in [1, 2] {
+            let mut covered = BTreeMap::<String, usize>::new();
+            for k in 0..n {
+                for i in 0..senders {
+                    for source in
+                        Generator::new(catalog.clone(), (i, senders), (k, n), "t", 1).sources
+                    {
+                        *covered.entry(source.agency).or_default() += 1;
+                    }
+                }
+            }
+            assert_eq!(covered.len(), agencies.len(), "every agency has a sender");
+            assert!(covered.values().all(|c| *c == 1), "only one: {covered:?}");
+        }
     }
 
     #[test]
     fn generated_events_are_valid_with_the_kinds_in_realistic_proportions() {
-        let mut generator = Generator::new(catalog(), 0, 1, "t", 7);
+        let mut generator = Generator::new(catalog(), (0, 1), (0, 1), "t", 7);
         let mut kinds = BTreeMap::<&str, usize>::new();
         let mut ids = BTreeSet::new();
         for _ in 0..40 {

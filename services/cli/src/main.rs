@@ -370,6 +370,24 @@ struct LoadgenArgs {
     /// Seed of the event generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// This process' share of the reporting agencies, `K/N`: those at positions K modulo N.
+    /// N load generators with shares 0/N … N-1/N write disjoint agencies, so each can
+    /// --reconcile its own while they run at once.
+    #[arg(long, default_value = "0/1", value_parser = share_arg)]
+    share: (usize, usize),
+}
+
+/// A share as people type it: `K/N`, with K < N.
+fn share_arg(raw: &str) -> Result<(usize, usize), String> {
+    let parsed = raw
+        .split_once('/')
+        .and_then(|(k, n)| Some((k.trim().parse().ok()?, n.trim().parse().ok()?)));
+    match parsed {
+        Some((k, n)) if k < n => Ok((k, n)),
+        _ => Err(format!(
+            "{raw:?} is not a share; use K/N with K < N, such as 0/2"
+        )),
+    }
 }
 
 async fn channel(url: &str) -> anyhow::Result<Channel> {
@@ -729,6 +747,7 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         resend_share: args.resend_share,
         drain: Duration::from_secs_f64(args.drain.max(0.0)),
         seed: args.seed,
+        share: args.share,
     };
     outln!(
         "loadgen: {:?} mode, {} connections, batches of {}, {}, {} s",
