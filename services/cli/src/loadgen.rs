@@ -62,6 +62,31 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// Who reports the events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mix {
+    /// Every ministry and province reports its own dossiers.
+    #[default]
+    TopLevel,
+    /// Every ministry's and province's system reports for its units (departments, districts,
+    /// communes), skewed as real ones are: a unit's share falls with its rank (1/rank), so a
+    /// few big units carry much of it and many small ones a little. A top-level agency
+    /// without units reports for itself.
+    Units,
+}
+
+impl std::str::FromStr for Mix {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw {
+            "top-level" => Ok(Mix::TopLevel),
+            "units" => Ok(Mix::Units),
+            other => Err(format!("{other:?} is not a mix; use top-level or units")),
+        }
+    }
+}
+
 /// Settings of one run.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
@@ -88,6 +113,8 @@ pub struct LoadConfig {
     /// catalog is `k` modulo `n`. Several load generators with distinct shares write
     /// disjoint agencies, so each can reconcile its own.
     pub share: (usize, usize),
+    /// Who reports the events.
+    pub mix: Mix,
 }
 
 impl Default for LoadConfig {
@@ -103,6 +130,7 @@ impl Default for LoadConfig {
             drain: Duration::from_secs(60),
             seed: 1,
             share: (0, 1),
+            mix: Mix::TopLevel,
         }
     }
 }
@@ -315,6 +343,10 @@ impl Report {
 #[derive(Debug)]
 struct Source {
     agency: String,
+    /// The units it reports for (empty: it reports for itself), and the cumulative shares
+    /// of their dossiers (the last is 1).
+    units: Vec<String>,
+    cumulative: Vec<f64>,
     procedures: Vec<String>,
     online_share: f64,
     open: VecDeque<Dossier>,
@@ -324,6 +356,8 @@ struct Source {
 
 #[derive(Debug, Clone)]
 struct Dossier {
+    /// The agency that received it (and reports its later events).
+    agency: String,
     id: String,
     procedure: String,
     due: OffsetDateTime,
@@ -392,6 +426,7 @@ impl Generator {
         (k, n): (usize, usize),
         run: &str,
         seed: u64,
+        mix: Mix,
     ) -> Self {
         let today = period::vietnam_day(OffsetDateTime::now_utc());
         let all: Vec<(String, Vec<String>)> = reporting_agencies(&catalog, today)
@@ -413,8 +448,25 @@ impl Generator {
             .into_iter()
             .map(|(agency, procedures)| {
                 let share = (fnv(&agency) % 1000) as f64 / 1000.0;
+                let units = match mix {
+                    Mix::TopLevel => Vec::new(),
+                    Mix::Units => units_of(&catalog, &agency, today),
+                };
+                // Shares 1/rank, in the order of a hash (not of the catalog): which unit is
+                // big does not follow its name.
+                let weights: Vec<f64> = (1..=units.len()).map(|rank| 1.0 / rank as f64).collect();
+                let total: f64 = weights.iter().sum();
+                let cumulative = weights
+                    .iter()
+                    .scan(0.0, |sum, w| {
+                        *sum += w / total;
+                        Some(*sum)
+                    })
+                    .collect();
                 Source {
                     agency,
+                    units,
+                    cumulative,
                     procedures,
                     online_share: 0.1 + 0.8 * share,
                     open: VecDeque::new(),
@@ -499,7 +551,15 @@ impl Generator {
             self.sequence += 1;
             let procedure =
                 source.procedures[self.rng.random_range(0..source.procedures.len())].clone();
+            let agency = if source.units.is_empty() {
+                source.agency.clone()
+            } else {
+                let roll: f64 = self.rng.random();
+                let at = source.cumulative.partition_point(|c| *c < roll);
+                source.units[at.min(source.units.len() - 1)].clone()
+            };
             let d = Dossier {
+                agency,
                 id: format!("{}-{}", self.prefix, self.sequence),
                 procedure,
                 due: now + time::Duration::hours(self.rng.random_range(24..15 * 24)),
@@ -524,13 +584,48 @@ impl Generator {
         };
         DossierEvent {
             event_id: format!("{}:{suffix}", dossier.id),
-            agency_id: source.agency.clone(),
+            agency_id: dossier.agency.clone(),
             dossier_id: dossier.id,
             procedure_id: dossier.procedure,
             occurred_at: Some(ts(now)),
             kind: Some(kind),
         }
     }
+}
+
+/// A `units.csv` of `count` units spread evenly over the ministries and provinces reporting
+/// on `today` (ids `<parent>.u00001`, …), without its header when `header` is false: what a
+/// catalog folder adds for the unit mix ([`Mix::Units`]).
+pub fn units_csv(catalog: &Catalog, count: usize, today: Date, header: bool) -> String {
+    let parents = reporting_agencies(catalog, today);
+    let mut csv = String::new();
+    if header {
+        csv.push_str("id,name,parent_id,valid_from,valid_until\n");
+    }
+    for n in 0..count {
+        let Some((parent, _)) = parents.get(n % parents.len().max(1)) else {
+            break;
+        };
+        let id = format!("{parent}.u{:05}", n / parents.len() + 1);
+        csv.push_str(&format!("{id},Unit {id},{parent},,\n"));
+    }
+    csv
+}
+
+/// The units under `agency` existing on `today` (every level below it), in the order of a
+/// stable hash of their ids.
+fn units_of(catalog: &Catalog, agency: &str, today: Date) -> Vec<String> {
+    let mut units: Vec<String> = catalog
+        .agencies()
+        .filter(|a| a.parent.is_some() && a.exists_on(today))
+        .filter(|a| {
+            let chain = catalog.chain(&a.id);
+            chain.last().is_some_and(|root| root.as_str() == agency)
+        })
+        .map(|a| a.id.to_string())
+        .collect();
+    units.sort_by_key(|u| fnv(u));
+    units
 }
 
 /// A hash that is the same on every run and machine (an agency's online habits).
@@ -696,6 +791,7 @@ pub async fn run(
             config.share,
             &run_id,
             config.seed,
+            config.mix,
         );
         let client = IngestServiceClient::new(ingest.clone());
         let shared = shared.clone();
@@ -1043,7 +1139,8 @@ mod tests {
             for k in 0..n {
                 for i in 0..senders {
                     for source in
-                        Generator::new(catalog.clone(), (i, senders), (k, n), "t", 1).sources
+                        Generator::new(catalog.clone(), (i, senders), (k, n), "t", 1, Mix::TopLevel)
+                            .sources
                     {
                         *covered.entry(source.agency).or_default() += 1;
                     }
@@ -1055,8 +1152,42 @@ mod tests {
     }
 
     #[test]
+    fn the_unit_mix_reports_for_units_a_few_big_and_many_small() {
+        let today = period::vietnam_day(OffsetDateTime::now_utc());
+        let rows = units_csv(&catalog(), 2_000, today, false);
+        assert_eq!(rows.lines().count(), 2_000);
+        let catalog = Arc::new(
+            govpulse_common::catalog_files::built_in_with_units(&rows).expect("valid units"),
+        );
+        let mut generator = Generator::new(catalog.clone(), (0, 1), (0, 1), "t", 3, Mix::Units);
+        // The first source's dossiers over 8 of its batches.
+        let sources = generator.sources.len();
+        let mut per_unit = BTreeMap::<String, usize>::new();
+        for n in 0..8 * sources {
+            let batch = generator.batch(250);
+            for (event, meta) in batch.events.iter().zip(&batch.meta) {
+                assert!(meta.is_some(), "valid: {event:?}");
+                let agency =
+                    govpulse_core::AgencyId::parse(&event.agency_id).expect("an agency id");
+                assert!(
+                    catalog.agency(&agency).is_some_and(|a| a.parent.is_some()),
+                    "reported by a unit: {event:?}"
+                );
+                if n % sources == 0 {
+                    *per_unit.entry(event.agency_id.clone()).or_default() += 1;
+                }
+            }
+        }
+        let mut counts: Vec<usize> = per_unit.values().copied().collect();
+        counts.sort_unstable();
+        let (biggest, median) = (counts[counts.len() - 1], counts[counts.len() / 2]);
+        assert!(counts.len() >= 30, "many units report: {counts:?}");
+        assert!(biggest > 5 * median, "a few big, many small: {counts:?}");
+    }
+
+    #[test]
     fn generated_events_are_valid_with_the_kinds_in_realistic_proportions() {
-        let mut generator = Generator::new(catalog(), (0, 1), (0, 1), "t", 7);
+        let mut generator = Generator::new(catalog(), (0, 1), (0, 1), "t", 7, Mix::TopLevel);
         let mut kinds = BTreeMap::<&str, usize>::new();
         let mut ids = BTreeSet::new();
         for _ in 0..40 {

@@ -310,6 +310,14 @@ enum Command {
     /// Prints the demo procedures catalog (deploy/catalog/procedures.csv).
     #[command(hide = true)]
     GenProcedures,
+    /// Prints N rows of units under today's provinces and ministries, to append to a catalog
+    /// folder's units.csv for `loadgen --mix units` (the benchmark's unit mix).
+    #[command(hide = true)]
+    GenUnits {
+        /// How many units.
+        #[arg(long, default_value_t = 10_000)]
+        units: usize,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -375,6 +383,14 @@ struct LoadgenArgs {
     /// --reconcile its own while they run at once.
     #[arg(long, default_value = "0/1", value_parser = share_arg)]
     share: (usize, usize),
+    /// Who reports: `top-level` (every ministry and province its own dossiers) or `units`
+    /// (each one's system for its units, a few big and many small; see `gen-units`).
+    #[arg(long, default_value = "top-level")]
+    mix: loadgen::Mix,
+    /// The deployment's catalog folder (its agencies and procedures), when it is not the
+    /// built-in one.
+    #[arg(long, env = "GOVPULSE_CATALOG_DIR")]
+    catalog_dir: Option<PathBuf>,
 }
 
 /// A share as people type it: `K/N`, with K < N.
@@ -697,6 +713,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out!("{entry}");
         }
         Command::Loadgen(args) => return run_loadgen(args).await,
+        Command::GenUnits { units } => {
+            let catalog = govpulse_common::catalog_files::built_in()?;
+            let today = govpulse_core::period::vietnam_day(time::OffsetDateTime::now_utc());
+            out!("{}", loadgen::units_csv(&catalog, units, today, false));
+        }
         Command::GenProcedures => {
             let catalog = govpulse_common::catalog_files::built_in()?;
             out!("{}", procedures::generate(&catalog));
@@ -736,7 +757,9 @@ fn percentiles(latency: &loadgen::Latency) -> String {
 
 async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     use std::{sync::Arc, time::Duration};
-    let catalog = Arc::new(govpulse_common::catalog_files::built_in()?);
+    let catalog = Arc::new(govpulse_common::catalog_files::load(
+        args.catalog_dir.as_deref(),
+    )?);
     let config = loadgen::LoadConfig {
         mode: args.mode,
         rate: (args.rate > 0.0).then_some(args.rate),
@@ -748,6 +771,7 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         drain: Duration::from_secs_f64(args.drain.max(0.0)),
         seed: args.seed,
         share: args.share,
+        mix: args.mix,
     };
     outln!(
         "loadgen: {:?} mode, {} connections, batches of {}, {}, {} s",

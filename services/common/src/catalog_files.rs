@@ -41,6 +41,15 @@ pub fn built_in() -> Result<Catalog, CatalogError> {
     from_texts(BUILT_IN.map(Some))
 }
 
+/// The built-in catalog with more units: `rows` are lines of `units.csv` without its header
+/// (the benchmark's unit mix, tests).
+pub fn built_in_with_units(rows: &str) -> Result<Catalog, CatalogError> {
+    let units = format!("{}{rows}", BUILT_IN[2]);
+    let mut texts = BUILT_IN.map(Some);
+    texts[2] = Some(&units);
+    from_texts(texts)
+}
+
 /// The catalog in `dir`, or the built-in one when `dir` is `None`.
 pub fn load(dir: Option<&Path>) -> Result<Catalog, LoadError> {
     let Some(dir) = dir else {
