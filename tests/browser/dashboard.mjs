@@ -10,10 +10,10 @@
 // paths. Exits 1 on
 // the first failed check.
 
-import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { chromiumPath } from './chromium.mjs';
 
 const [url, screenshots = '.', agency = ''] = process.argv.slice(2);
 if (!url) {
@@ -23,14 +23,6 @@ if (!url) {
 const dir = resolve(screenshots);
 mkdirSync(dir, { recursive: true });
 
-function chromiumPath() {
-  if (process.env.CHROMIUM) return process.env.CHROMIUM;
-  try {
-    return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim();
-  } catch {
-    throw new Error('chromium is not installed (deploy/bin/setup --test installs it)');
-  }
-}
 
 const ok = (what) => console.log(`ok: ${what}`);
 const problems = [];

@@ -142,13 +142,15 @@ async fn draw(header: impl Fn() -> String, watched: Arc<Mutex<Watched>>, stop: C
             };
             let status = match (w.connection, w.table.complete) {
                 (Connection::Live, true) => format!(
-                    "live · revision {} · {} ranked · {}{resets}",
-                    w.table.revision, w.table.ranked_count, w.table.period
+                    "live · updated {} (Vietnam time) · {} ranked · {}{resets}",
+                    updated_text(w.table.revision),
+                    w.table.ranked_count,
+                    w.table.period
                 ),
                 (Connection::Live, false) | (Connection::Connecting, _) => "connecting…".to_owned(),
                 (Connection::Reconnecting, _) => format!(
-                    "reconnecting… (showing revision {}, not current; will resume from it)",
-                    w.table.revision
+                    "reconnecting… (showing the ranking of {}, not current; will resume from it)",
+                    updated_text(w.table.revision)
                 ),
             };
             (
@@ -166,14 +168,15 @@ async fn draw(header: impl Fn() -> String, watched: Arc<Mutex<Watched>>, stop: C
     }
 }
 
-/// The days the demo ranks and backfills, ending today.
+/// The days the demo's terminal table ranks, ending today.
 const DEMO_DAYS: u16 = 7;
 
 /// `govpulse demo`.
 pub async fn demo(
-    config: StackArgs,
+    mut config: StackArgs,
     rate: f64,
     backfill: u32,
+    history_days: Option<u16>,
     metric: Metric,
 ) -> anyhow::Result<()> {
     // The simulated agencies and the live table call the services as anonymous clients.
@@ -184,6 +187,21 @@ pub async fn demo(
         anyhow::bail!(
             "the demo's simulated agencies report without credentials or TLS: run `govpulse serve` with --tokens or --tls-cert instead"
         );
+    }
+    // The history: from 1 January of last year unless told otherwise, and a horizon that
+    // accepts all of it.
+    let today = vietnam_day(OffsetDateTime::now_utc());
+    let history_days = history_days.unwrap_or_else(|| {
+        let first = time::Date::from_calendar_date(today.year() - 1, time::Month::January, 1)
+            .unwrap_or(today);
+        u16::try_from((today - first).whole_days() + 1).unwrap_or(u16::MAX)
+    });
+    let needed = history_days.saturating_add(2);
+    if config.horizon_days.is_none_or(|days| days < needed) {
+        let default = govpulse_core::AcceptancePolicy::default()
+            .horizon
+            .whole_days();
+        config.horizon_days = Some(needed.max(u16::try_from(default).unwrap_or(u16::MAX)));
     }
     let stack = Stack::start(config).await?;
     let (ingest, aggregate, ranking) = (
@@ -197,7 +215,7 @@ pub async fn demo(
     let simulation = SimulationConfig {
         dossiers_per_second: rate,
         backfill,
-        backfill_days: DEMO_DAYS,
+        backfill_days: history_days,
         retry_share: 0.02,
     };
     let simulator = tokio::spawn(simulate::run(
@@ -209,7 +227,6 @@ pub async fn demo(
     ));
 
     // The last week, today included: at any hour it holds office hours and nights alike.
-    let today = vietnam_day(OffsetDateTime::now_utc());
     let week = format!(
         "{}..{today}",
         today - time::Duration::days(i64::from(DEMO_DAYS) - 1)
@@ -248,6 +265,7 @@ pub async fn demo(
             "ingest {ingest}   aggregate {aggregate}   ranking {ranking}"
         );
         let _ = writeln!(h, "Dashboard: {ranking}/ (open it in a browser)");
+        let _ = writeln!(h, "{}", history_text(&tally, history_days, started));
         let _ = write!(
             h,
             "events: {accepted} accepted ({per_second:.0}/s), {} duplicate (simulated retries), {} conflict, {} rejected",
@@ -291,6 +309,37 @@ pub async fn watch(url: &str, ranking: Remote, query: RankingQuery) -> anyhow::R
     stop.cancel();
     let _ = tokio::join!(follower, drawer);
     Ok(())
+}
+
+/// How far the history is: its days, its events, and how long it took to be counted (once
+/// every one of them has an answer).
+fn history_text(tally: &Tally, days: u16, started: Instant) -> String {
+    let total = tally.history_events.load(Ordering::Relaxed);
+    let answered = tally.accepted.load(Ordering::Relaxed)
+        + tally.duplicate.load(Ordering::Relaxed)
+        + tally.conflict.load(Ordering::Relaxed)
+        + tally.rejected.load(Ordering::Relaxed);
+    let months = f64::from(days) / 30.44;
+    if total > 0 && answered >= total {
+        let took = *tally
+            .history_took
+            .get_or_init(|| started.elapsed().as_secs_f64());
+        format!("history: {months:.0} months ({days} days), {total} events, counted in {took:.1} s")
+    } else {
+        format!("history: {months:.0} months ({days} days), {answered} of {total} events counted…")
+    }
+}
+
+/// When the ranking of `revision` was published, as people read a clock: `10:59:49`, Vietnam
+/// time (the revision's number means nothing to them).
+fn updated_text(revision: u64) -> String {
+    let ms = i128::from(govpulse_ranking::revision_ms(revision));
+    OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000)
+        .map(|at| {
+            let at = at.to_offset(govpulse_core::period::VIETNAM);
+            format!("{:02}:{:02}:{:02}", at.hour(), at.minute(), at.second())
+        })
+        .unwrap_or_else(|_| "–".to_owned())
 }
 
 fn block_name(block: i32) -> &'static str {

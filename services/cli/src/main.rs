@@ -167,9 +167,14 @@ enum Command {
         /// Dossiers received per second across the country in office hours.
         #[arg(long, default_value_t = 400.0)]
         rate: f64,
-        /// Dossiers of today so far reported at start, as re-syncing systems would.
-        #[arg(long, default_value_t = 20_000)]
+        /// Dossiers of the history reported at start, as re-syncing systems would.
+        #[arg(long, default_value_t = 300_000)]
         backfill: u32,
+        /// Days of history, ending today (default: from 1 January of last year, so that
+        /// every period of this year has its same period last year); the horizon is widened
+        /// to accept them.
+        #[arg(long)]
+        history_days: Option<u16>,
         /// The metric the live table ranks by.
         #[arg(long, default_value = "online-dossier-rate")]
         metric: String,
@@ -452,10 +457,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stack,
             rate,
             backfill,
+            history_days,
             metric,
         } => {
             let metric: Metric = metric.parse()?;
-            live::demo(stack, rate, backfill, metric).await?;
+            live::demo(stack, rate, backfill, history_days, metric).await?;
         }
         Command::Serve { stack } => {
             let stack = Stack::start(stack).await?;

@@ -14,11 +14,15 @@ use std::{
 use govpulse_core::{Catalog, Procedure, period::VIETNAM};
 use govpulse_proto::{
     Timestamp,
+    event::AssessedScore,
     event::{
         Channel, DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven,
         dossier_event::Kind, dossier_resolved,
     },
-    ingest::{StreamEventsRequest, ingest_service_client::IngestServiceClient},
+    ingest::{
+        ReportAssessedScoresRequest, StreamEventsRequest,
+        ingest_service_client::IngestServiceClient,
+    },
 };
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 use time::OffsetDateTime;
@@ -41,6 +45,10 @@ pub struct Tally {
     pub conflict: AtomicU64,
     /// Events refused.
     pub rejected: AtomicU64,
+    /// Events of the history reported at start.
+    pub history_events: AtomicU64,
+    /// Seconds from the start until every event of the history had its answer.
+    pub history_took: std::sync::OnceLock<f64>,
 }
 
 /// One agency's habits.
@@ -48,8 +56,13 @@ pub struct Tally {
 struct Profile {
     agency: String,
     procedures: Vec<Procedure>,
-    /// Share of dossiers that arrive online, in office hours.
+    /// Share of dossiers that arrive online, in office hours, today.
     online_share: f64,
+    /// How much that share grew over the last year (negative: an agency falling back): a
+    /// year ago it was `online_share - trend`. Most agencies move online, a few do not.
+    trend: f64,
+    /// The first day the agency exists (`None`: always): it reports nothing before.
+    valid_from: Option<time::Date>,
     /// Relative volume.
     weight: f64,
     digitized: f64,
@@ -78,6 +91,8 @@ impl Profile {
             agency: agency.id.to_string(),
             procedures,
             online_share: 0.05 + 0.85 * h("online"),
+            trend: -0.08 + 0.28 * h("trend"),
+            valid_from: agency.valid_from,
             weight: if agency.parent.is_some() {
                 0.2
             } else {
@@ -205,11 +220,21 @@ impl Country {
         at: OffsetDateTime,
         events: &mut Vec<DossierEvent>,
     ) {
-        self.sequence += 1;
         let profile = &self.profiles[agency];
-        let procedure = profile.procedures[self.rng.random_range(0..profile.procedures.len())]
+        // A procedure the agency provided that day (the catalog dates some).
+        let day = govpulse_core::period::vietnam_day(at);
+        let offered: Vec<&Procedure> = profile
+            .procedures
+            .iter()
+            .filter(|p| p.on(day).is_some())
+            .collect();
+        if offered.is_empty() {
+            return;
+        }
+        let procedure = offered[self.rng.random_range(0..offered.len())]
             .id
             .to_string();
+        self.sequence += 1;
         let channel = if channel == Channel::InPerson && self.rng.random_bool(0.03) {
             Channel::Postal
         } else {
@@ -309,13 +334,23 @@ impl Country {
         let mut events = Vec::new();
         for _ in 0..count {
             let agency = self.pick_agency();
-            let online = self.rng.random_bool(self.profiles[agency].online_share);
-            // Rejection sampling of the time by the channel's rhythm; should a channel have
-            // had no activity in the span (desks, on a short span before opening), fall back
-            // to online.
+            // Rejection sampling of the time and channel together: the channel by the
+            // agency's online share at that time (its trend), the time by the channel's
+            // rhythm; should nothing be chosen (desks, on a short span before opening), the
+            // dossier came online just now.
             let mut chosen = None;
             for _ in 0..64 {
                 let at = day_start + time::Duration::seconds(self.rng.random_range(0..span));
+                let profile = &self.profiles[agency];
+                if profile
+                    .valid_from
+                    .is_some_and(|from| govpulse_core::period::vietnam_day(at) < from)
+                {
+                    continue;
+                }
+                let years_ago = (now - at).as_seconds_f64() / (365.25 * 86_400.0);
+                let share = (profile.online_share - profile.trend * years_ago).clamp(0.02, 0.98);
+                let online = self.rng.random_bool(share);
                 let weight = if online {
                     online_rhythm(local_hour(at))
                 } else {
@@ -333,12 +368,7 @@ impl Country {
                     break;
                 }
             }
-            let (at, channel) = chosen.unwrap_or_else(|| {
-                (
-                    day_start + time::Duration::seconds(self.rng.random_range(0..span)),
-                    Channel::Online,
-                )
-            });
+            let (at, channel) = chosen.unwrap_or((now, Channel::Online));
             self.receive(
                 agency,
                 channel,
@@ -389,7 +419,61 @@ impl Country {
     }
 }
 
-/// Runs until `stop` is cancelled, sending to ingest at `ingest_url`.
+/// The composite index's assessed criterion, as assessors would report it: transparency
+/// (out of 18 points in `service-index-766`, deploy/config/indexes.toml) for every ministry
+/// and province of today, for each of `years`, steady per agency with a little change from
+/// year to year.
+pub fn assessed_scores(catalog: &Catalog, years: &[i32]) -> Vec<AssessedScore> {
+    let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc());
+    let mut scores = Vec::new();
+    for agency in catalog
+        .agencies()
+        .filter(|a| a.parent.is_none() && a.exists_on(today))
+    {
+        for year in years {
+            let base = unit_interval(stable_hash(&format!("{}/transparency", agency.id)));
+            let wobble = unit_interval(stable_hash(&format!("{}/transparency/{year}", agency.id)));
+            let hundredths = (900.0 + 800.0 * base + 100.0 * wobble).round().min(1800.0) as u32;
+            scores.push(AssessedScore {
+                agency_id: agency.id.to_string(),
+                profile: "service-index-766".to_owned(),
+                criterion: "transparency".to_owned(),
+                period: year.to_string(),
+                points: format!("{}.{:02}", hundredths / 100, hundredths % 100),
+            });
+        }
+    }
+    scores
+}
+
+/// Reports `scores` to ingest, retrying until it takes them or `stop`.
+async fn report_scores(ingest_url: &str, scores: Vec<AssessedScore>, stop: &CancellationToken) {
+    while !stop.is_cancelled() {
+        let reported = async {
+            IngestServiceClient::connect(ingest_url.to_owned())
+                .await
+                .map_err(|e| e.to_string())?
+                .report_assessed_scores(ReportAssessedScoresRequest {
+                    scores: scores.clone(),
+                })
+                .await
+                .map_err(|s| s.message().to_owned())
+        };
+        match reported.await {
+            Ok(_) => return,
+            Err(e) => {
+                warn!(error = %e, "simulator cannot report assessed scores; retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Runs until `stop` is cancelled, sending to ingest at `ingest_url`: the assessed scores of
+/// last year and this, the history, then what happens as it happens.
 pub async fn run(
     ingest_url: String,
     catalog: Arc<Catalog>,
@@ -397,6 +481,13 @@ pub async fn run(
     tally: Arc<Tally>,
     stop: CancellationToken,
 ) {
+    let this_year = OffsetDateTime::now_utc().to_offset(VIETNAM).year();
+    report_scores(
+        &ingest_url,
+        assessed_scores(&catalog, &[this_year - 1, this_year]),
+        &stop,
+    )
+    .await;
     let mut country = Country::new(&catalog, rand::rng().random());
     let tick = Duration::from_millis(200);
     let mut ticker = tokio::time::interval(tick);
@@ -405,6 +496,9 @@ pub async fn run(
         config.backfill_days,
         config.backfill,
     );
+    tally
+        .history_events
+        .store(pending.len() as u64, Ordering::Relaxed);
     let mut rng = SmallRng::from_rng(&mut rand::rng());
     let mut previous_batch: Option<Vec<DossierEvent>> = None;
 
@@ -549,6 +643,62 @@ mod tests {
             in_person > 200,
             "office hours had desk traffic: {in_person}"
         );
+    }
+
+    #[test]
+    fn a_history_moves_online_and_starts_no_agency_before_it_exists() {
+        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let mut country = Country::new(&catalog, 11);
+        let now = time::macros::datetime!(2026-08-15 15:00 +7).to_offset(time::UtcOffset::UTC);
+        let events = country.backfill(now, 590, 60_000);
+        let first_day = time::macros::date!(2026 - 08 - 15) - time::Duration::days(589);
+        let (mut early, mut late) = ((0u32, 0u32), (0u32, 0u32));
+        for e in &events {
+            let at = OffsetDateTime::from_unix_timestamp(
+                e.occurred_at.as_ref().map_or(0, |t| t.seconds),
+            )
+            .expect("a time");
+            let day = govpulse_core::period::vietnam_day(at);
+            assert!(day >= first_day, "within the history: {e:?}");
+            let agency = catalog
+                .agency(&govpulse_core::AgencyId::parse(&e.agency_id).expect("an id"))
+                .expect("a catalog agency");
+            assert!(
+                agency.exists_on(day),
+                "{} did not exist on {day}",
+                e.agency_id
+            );
+            if let Some(Kind::Received(r)) = &e.kind {
+                let online = u32::from(r.channel == Channel::Online as i32);
+                let slot = if day < time::macros::date!(2025 - 04 - 01) {
+                    &mut early
+                } else if day >= time::macros::date!(2026 - 05 - 15) {
+                    &mut late
+                } else {
+                    continue;
+                };
+                slot.0 += online;
+                slot.1 += 1;
+            }
+        }
+        let share = |(online, all): (u32, u32)| f64::from(online) / f64::from(all.max(1));
+        assert!(
+            share(late) > share(early) + 0.02,
+            "the country moved online: {:.3} then, {:.3} now",
+            share(early),
+            share(late)
+        );
+    }
+
+    #[test]
+    fn assessed_scores_cover_every_top_level_agency_within_the_points() {
+        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let scores = assessed_scores(&catalog, &[2025, 2026]);
+        assert_eq!(scores.len(), 2 * (34 + 21));
+        for score in &scores {
+            let points: f64 = score.points.parse().expect("a number");
+            assert!((9.0..=18.0).contains(&points), "{score:?}");
+        }
     }
 
     #[test]

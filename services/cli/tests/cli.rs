@@ -737,7 +737,7 @@ fn demo_shows_a_live_ranking_that_changes() {
     // Frames come every 5 s when something changed. The first frames may come while the
     // backfill is still arriving; wait for full top-10 tables.
     let deadline = Instant::now() + Duration::from_secs(40);
-    let live = |frame: &str| frame.contains("\nlive · revision") && ranking_rows(frame) == 10;
+    let live = |frame: &str| frame.contains("\nlive · updated ") && ranking_rows(frame) == 10;
     let live_frames = [
         frames.next_before(deadline, "a first live top-10 frame", live),
         frames.next_before(deadline, "a second live top-10 frame", live),
@@ -760,18 +760,107 @@ fn demo_shows_a_live_ranking_that_changes() {
             "the dashboard's address printed: {frame}"
         );
     }
-    let revision = |frame: &str| {
-        frame
+    // The ranking as shown: its status line (update time, ranked count) and its rows. A new
+    // state is published only when one of them changes.
+    let ranking = |frame: &str| frame.find("\nlive · ").map(|at| frame[at..].to_owned());
+    for frame in &live_frames {
+        let status = frame
             .lines()
-            .find(|l| l.starts_with("live · revision"))
-            .map(str::to_owned)
-    };
+            .find(|l| l.starts_with("live · "))
+            .unwrap_or("");
+        let clock = status
+            .split(" · ")
+            .nth(1)
+            .and_then(|part| part.strip_prefix("updated "))
+            .and_then(|part| part.strip_suffix(" (Vietnam time)"))
+            .unwrap_or("");
+        assert!(
+            clock.len() == 8
+                && clock
+                    .split(':')
+                    .all(|n| n.len() == 2 && n.parse::<u8>().is_ok()),
+            "the update shown as a time of day, not a revision number: {status}"
+        );
+    }
     assert_ne!(
-        revision(&live_frames[0]),
-        revision(&live_frames[1]),
+        ranking(&live_frames[0]),
+        ranking(&live_frames[1]),
         "the ranking changed between frames"
     );
     assert!(status.success(), "Ctrl-C stops the demo cleanly: {status}");
+}
+
+#[test]
+fn the_demo_dashboard_shows_last_year_movement_targets_and_an_index() {
+    let browser = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: run deploy/bin/setup --test"
+    );
+    // 400 days of history with fewer dossiers than the default: this debug build counts them
+    // in seconds, and every figure the browser checks needs only some of them.
+    let (_demo, stdout) = start(&[
+        "demo",
+        "--ports",
+        "0",
+        "0",
+        "0",
+        "--rate",
+        "200",
+        "--history-days",
+        "400",
+        "--backfill",
+        "60000",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let dashboard = loop {
+        let line = stdout
+            .next_before(deadline, "the dashboard's address")
+            .expect("the demo prints its dashboard's address");
+        if let Some(url) = line.strip_prefix("Dashboard: ") {
+            break url.split_whitespace().next().unwrap_or(url).to_owned();
+        }
+    };
+    // The demo's frames go on being drained by `stdout`'s thread.
+    let screenshots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo");
+    let node = Command::new("node")
+        .arg(browser.join("demo.mjs"))
+        .arg(&dashboard)
+        .arg(&screenshots)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs (deploy/bin/setup --test installs it)");
+    let node_pid = node.id();
+    let (tx, rx) = mpsc::channel();
+    // Waited for on a thread of its own, which also drains both pipes.
+    std::thread::spawn(move || {
+        let _ = tx.send(node.wait_with_output());
+    });
+    let output = match rx.recv_timeout(Duration::from_secs(240)) {
+        Ok(output) => output.expect("node's output"),
+        Err(_) => {
+            let _ = Command::new("kill").arg(node_pid.to_string()).status();
+            panic!("the browser test did not finish within 4 minutes");
+        }
+    };
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!("{said}");
+    assert!(output.status.success(), "the browser test failed: {said}");
+    for check in [
+        "ok: same period last year: ",
+        "ok: targets: ",
+        "ok: movement arrows over ",
+        "ok: composite index service-index-766: ",
+        "demo: all checks passed",
+    ] {
+        assert!(said.contains(check), "{check:?} missing: {said}");
+    }
 }
 
 /// `govpulse watch` with `args`, its frames read as they come.
@@ -874,7 +963,7 @@ async fn watch_survives_a_restart_of_the_ranking_service() {
         &mut frames,
         "a live frame with Quảng Ninh at 50.00%",
         Duration::from_secs(30),
-        |f| f.contains("\nlive · revision") && f.contains("50.00%"),
+        |f| f.contains("\nlive · updated ") && f.contains("50.00%"),
     );
     assert!(before.contains("75.00%"), "{before}");
 
@@ -895,7 +984,7 @@ async fn watch_survives_a_restart_of_the_ranking_service() {
         &mut frames,
         "a live frame with Quảng Ninh at 66.67% after the restart",
         Duration::from_secs(30),
-        |f| f.contains("\nlive · revision") && f.contains("66.67%"),
+        |f| f.contains("\nlive · updated ") && f.contains("66.67%"),
     );
     assert!(
         after.contains("redrawn from a fresh snapshot 1 time(s)"),
@@ -1115,7 +1204,7 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
         &mut frames,
         "a live frame with Lạng Sơn at 50.00%",
         Duration::from_secs(30),
-        |f| f.contains("\nlive · revision") && f.contains("50.00%"),
+        |f| f.contains("\nlive · updated ") && f.contains("50.00%"),
     );
     assert!(frame.contains("Lạng Sơn"), "{frame}");
     drop(watch);

@@ -34,6 +34,7 @@ use tracing::info;
 
 pub use api::RankingApi;
 pub use hub::HubTiming;
+pub use resume::revision_ms;
 
 /// The default minimum volume: 30 dossiers (or resolutions, fees, feedback: the metric's
 /// denominator). Below it one dossier moves a rate by more than 3.3 points; see

@@ -35,6 +35,13 @@ pub fn next_revision(previous: u64, now_ms: u64, digest: u64) -> u64 {
     (ms << DIGEST_BITS) | (digest & ((1 << DIGEST_BITS) - 1))
 }
 
+/// When a revision was published, in milliseconds since 1970 (at least: a revision never
+/// goes back, so one published in a millisecond already used takes the next): what people
+/// are shown instead of the revision's number ("updated 10:59:49").
+pub fn revision_ms(revision: u64) -> u64 {
+    revision >> DIGEST_BITS
+}
+
 /// 64-bit FNV-1a: a digest that every replica and every build computes alike (the standard
 /// library's hasher promises neither).
 #[derive(Debug, Clone, Copy)]
@@ -189,9 +196,9 @@ mod tests {
         let b = next_revision(a, 1_000, 7);
         let c = next_revision(b, 999, 3);
         assert!(a < b && b < c, "{a} {b} {c}");
-        assert_eq!(a >> DIGEST_BITS, 1_000);
-        assert_eq!(b >> DIGEST_BITS, 1_001);
-        assert_eq!(c >> DIGEST_BITS, 1_002);
+        assert_eq!(revision_ms(a), 1_000);
+        assert_eq!(revision_ms(b), 1_001);
+        assert_eq!(revision_ms(c), 1_002);
     }
 
     #[test]
