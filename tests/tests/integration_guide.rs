@@ -126,8 +126,23 @@ async fn every_example_of_the_integration_guide_runs_and_prints_what_the_guide_s
         );
     }
     let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "guide").await;
     let dir = scratch();
+    // The guide shows a target beside a rate: one for this year, whatever the year (the
+    // shipped targets name years).
+    let targets = dir.join("targets.toml");
+    let year = time::OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+7))
+        .year();
+    std::fs::write(
+        &targets,
+        format!("[[targets]]\nmetric = \"online-dossier-rate\"\nyear = {year}\nblock = \"province\"\npercent = 50\n"),
+    )
+    .expect("write targets");
+    let options = govpulse_e2e::Options {
+        targets: Some(targets),
+        ..govpulse_e2e::Options::default()
+    };
+    let deployment = Deployment::start_with(&redis, "guide", options).await;
     let (token, hash) = new_token();
     let tokens = dir.join("tokens.toml");
     std::fs::write(

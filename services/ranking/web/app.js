@@ -94,6 +94,8 @@ let liveKey = '';
 let targets = new Map();
 let summaryTimer = null;
 let summaryAt = 0;
+// When the ranking shown was last updated, as people read a clock (not its revision number).
+let updatedAt = '';
 let current = readHash();
 
 function queryOf(state) {
@@ -171,9 +173,11 @@ function drawRows(update) {
     ? 'The server could not resume this stream: rebuilding from a fresh snapshot…'
     : 'No agency in this ranking.';
   const range = update.period ? `${update.period.firstDay} – ${update.period.lastDay}` : '';
+  updatedAt = clockText();
+  // The revision stays for whoever debugs a stream: on hover, and in the table's data.
   $('ranking-meta').replaceChildren(
-    `${countText(update.rankedCount)} ranked · ${range} (Vietnam time) · updated ${clockText()} · revision `,
-    el('code', { id: 'revision' }, update.revision),
+    `${countText(update.rankedCount)} ranked · ${range} (Vietnam time) · `,
+    el('span', { id: 'updated', title: `revision ${update.revision}` }, `updated ${updatedAt}`),
   );
   $('table').dataset.revision = update.revision;
   if (update.changed.size > 0) scheduleSummary();
@@ -201,7 +205,7 @@ function showState(state) {
   $('connection').dataset.state = state;
   $('connection-text').textContent = STATE_TEXT[state] ?? state;
   $('table').dataset.state = state;
-  const revision = live?.revision ? ` (revision ${live.revision})` : '';
+  const revision = updatedAt ? ` (updated ${updatedAt})` : '';
   $('table-banner').textContent =
     state === 'stale'
       ? `Stale: nothing heard from the server for over ${secondsText(live?.staleAfter ?? heartbeatMs * 2.5)}. This ranking may be out of date${revision}.`
