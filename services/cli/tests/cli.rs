@@ -732,7 +732,20 @@ impl Frames {
 
 #[test]
 fn demo_shows_a_live_ranking_that_changes() {
-    let (mut demo, stdout) = start(&["demo", "--ports", "0", "0", "0", "--rate", "2000"]);
+    // A month of history is enough for a live top 10 and keeps this debug build's load low.
+    let (mut demo, stdout) = start(&[
+        "demo",
+        "--ports",
+        "0",
+        "0",
+        "0",
+        "--rate",
+        "2000",
+        "--history-days",
+        "30",
+        "--backfill",
+        "20000",
+    ]);
     let mut frames = Frames::new(stdout, "govpulse demo ·");
     // Frames come every 5 s when something changed. The first frames may come while the
     // backfill is still arriving; wait for full top-10 tables.
