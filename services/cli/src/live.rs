@@ -265,7 +265,7 @@ pub async fn demo(
             "ingest {ingest}   aggregate {aggregate}   ranking {ranking}"
         );
         let _ = writeln!(h, "Dashboard: {ranking}/ (open it in a browser)");
-        let _ = writeln!(h, "{}", history_text(&tally, history_days, started));
+        let _ = writeln!(h, "{}", history_text(&tally, history_days));
         let _ = write!(
             h,
             "events: {accepted} accepted ({per_second:.0}/s), {} duplicate (simulated retries), {} conflict, {} rejected",
@@ -311,22 +311,19 @@ pub async fn watch(url: &str, ranking: Remote, query: RankingQuery) -> anyhow::R
     Ok(())
 }
 
-/// How far the history is: its days, its events, and how long it took to be counted (once
-/// every one of them has an answer).
-fn history_text(tally: &Tally, days: u16, started: Instant) -> String {
+/// How far the history is: its days, its events, and how long it took, from the start of
+/// the simulation (its generation included) until every one of them had its answer.
+fn history_text(tally: &Tally, days: u16) -> String {
     let total = tally.history_events.load(Ordering::Relaxed);
-    let answered = tally.accepted.load(Ordering::Relaxed)
-        + tally.duplicate.load(Ordering::Relaxed)
-        + tally.conflict.load(Ordering::Relaxed)
-        + tally.rejected.load(Ordering::Relaxed);
     let months = f64::from(days) / 30.44;
-    if total > 0 && answered >= total {
-        let took = *tally
-            .history_took
-            .get_or_init(|| started.elapsed().as_secs_f64());
-        format!("history: {months:.0} months ({days} days), {total} events, counted in {took:.1} s")
-    } else {
-        format!("history: {months:.0} months ({days} days), {answered} of {total} events counted…")
+    match tally.history_took.get() {
+        Some(took) => format!(
+            "history: {months:.0} months ({days} days), {total} events, counted in {took:.1} s"
+        ),
+        None => format!(
+            "history: {months:.0} months ({days} days), {} of {total} events counted…",
+            tally.answered().min(total)
+        ),
     }
 }
 

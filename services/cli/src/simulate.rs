@@ -47,8 +47,20 @@ pub struct Tally {
     pub rejected: AtomicU64,
     /// Events of the history reported at start.
     pub history_events: AtomicU64,
+    /// When the simulation started (before it generated the history).
+    pub started: std::sync::OnceLock<std::time::Instant>,
     /// Seconds from the start until every event of the history had its answer.
     pub history_took: std::sync::OnceLock<f64>,
+}
+
+impl Tally {
+    /// Events answered so far, whatever the answer.
+    pub fn answered(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+            + self.duplicate.load(Ordering::Relaxed)
+            + self.conflict.load(Ordering::Relaxed)
+            + self.rejected.load(Ordering::Relaxed)
+    }
 }
 
 /// One agency's habits.
@@ -488,6 +500,7 @@ pub async fn run(
         &stop,
     )
     .await;
+    let _ = tally.started.set(std::time::Instant::now());
     let mut country = Country::new(&catalog, rand::rng().random());
     let tick = Duration::from_millis(200);
     let mut ticker = tokio::time::interval(tick);
@@ -587,6 +600,14 @@ async fn count_acks(
                 tally
                     .rejected
                     .fetch_add(u64::from(ack.rejected), Ordering::Relaxed);
+                // The moment the last event of the history has its answer.
+                let history = tally.history_events.load(Ordering::Relaxed);
+                if history > 0
+                    && tally.answered() >= history
+                    && let Some(started) = tally.started.get()
+                {
+                    let _ = tally.history_took.set(started.elapsed().as_secs_f64());
+                }
             }
             Err(status) => {
                 warn!(code = ?status.code(), message = status.message(), "ingest ended the stream");
