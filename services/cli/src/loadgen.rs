@@ -866,13 +866,14 @@ async fn submit_until_acknowledged(
     first: bool,
     totals: &mut SenderTotals,
 ) {
-    let request = SubmitEventsRequest {
-        events: batch.events.clone(),
-    };
     let mut attempt = 0;
     loop {
         let started = Instant::now();
-        match client.clone().submit_events(request.clone()).await {
+        // One copy of the batch per attempt: the call takes its request.
+        let request = SubmitEventsRequest {
+            events: batch.events.clone(),
+        };
+        match client.clone().submit_events(request).await {
             Ok(response) => {
                 let outcomes = response.into_inner().outcomes;
                 totals.acknowledged(shared, batch, &outcomes, first, started.elapsed());
