@@ -171,6 +171,29 @@ async fn draw(header: impl Fn() -> String, watched: Arc<Mutex<Watched>>, stop: C
 /// The days the demo's terminal table ranks, ending today.
 const DEMO_DAYS: u16 = 7;
 
+/// The days of history the demo reports by default, ending `today`: from 1 January of last
+/// year (so that every period of this year, the year itself included, has its same period
+/// last year and its previous period), and at least 13 months (so that in January too, the
+/// last 12 months have their month before: from the same day last year, a month earlier).
+fn default_history_days(today: time::Date) -> u16 {
+    let first_of_last_year =
+        time::Date::from_calendar_date(today.year() - 1, time::Month::January, 1);
+    let months = today.year() * 12 + i32::from(u8::from(today.month())) - 1 - 13;
+    let month = time::Month::try_from(u8::try_from(months.rem_euclid(12) + 1).unwrap_or(1))
+        .unwrap_or(time::Month::January);
+    let thirteen_months_ago = time::Date::from_calendar_date(
+        months.div_euclid(12),
+        month,
+        today.day().min(month.length(months.div_euclid(12))),
+    );
+    let first = match (first_of_last_year, thirteen_months_ago) {
+        (Ok(a), Ok(b)) => a.min(b),
+        (Ok(day), Err(_)) | (Err(_), Ok(day)) => day,
+        (Err(_), Err(_)) => today,
+    };
+    u16::try_from((today - first).whole_days() + 1).unwrap_or(u16::MAX)
+}
+
 /// `govpulse demo`.
 pub async fn demo(
     mut config: StackArgs,
@@ -188,14 +211,10 @@ pub async fn demo(
             "the demo's simulated agencies report without credentials or TLS: run `govpulse serve` with --tokens or --tls-cert instead"
         );
     }
-    // The history: from 1 January of last year unless told otherwise, and a horizon that
-    // accepts all of it.
+    // The history: `default_history_days` unless told otherwise, and a horizon that accepts
+    // all of it.
     let today = vietnam_day(OffsetDateTime::now_utc());
-    let history_days = history_days.unwrap_or_else(|| {
-        let first = time::Date::from_calendar_date(today.year() - 1, time::Month::January, 1)
-            .unwrap_or(today);
-        u16::try_from((today - first).whole_days() + 1).unwrap_or(u16::MAX)
-    });
+    let history_days = history_days.unwrap_or_else(|| default_history_days(today));
     let needed = history_days.saturating_add(2);
     if config.horizon_days.is_none_or(|days| days < needed) {
         let default = govpulse_core::AcceptancePolicy::default()
@@ -268,7 +287,8 @@ pub async fn demo(
         let _ = writeln!(h, "{}", history_text(&tally, history_days));
         let _ = write!(
             h,
-            "events: {accepted} accepted ({per_second:.0}/s), {} duplicate (simulated retries), {} conflict, {} rejected",
+            "events: {} accepted ({per_second:.0}/s), {} duplicate (simulated retries), {} conflict, {} rejected",
+            grouped(accepted),
             tally.duplicate.load(Ordering::Relaxed),
             tally.conflict.load(Ordering::Relaxed),
             tally.rejected.load(Ordering::Relaxed)
@@ -318,13 +338,28 @@ fn history_text(tally: &Tally, days: u16) -> String {
     let months = f64::from(days) / 30.44;
     match tally.history_took.get() {
         Some(took) => format!(
-            "history: {months:.0} months ({days} days), {total} events, counted in {took:.1} s"
+            "history: {months:.0} months ({days} days), {} events, counted in {took:.1} s",
+            grouped(total)
         ),
         None => format!(
-            "history: {months:.0} months ({days} days), {} of {total} events counted…",
-            tally.answered().min(total)
+            "history: {months:.0} months ({days} days), {} of {} events counted…",
+            grouped(tally.answered().min(total)),
+            grouped(total)
         ),
     }
+}
+
+/// `n` with its thousands grouped, as people read large counts: `840,015`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// When the ranking of `revision` was published, as people read a clock: `10:59:49`, Vietnam
@@ -527,4 +562,59 @@ pub fn block_metrics_table(metric: &str, response: &GetBlockMetricsResponse) -> 
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::date;
+
+    use super::*;
+
+    #[test]
+    fn the_default_history_starts_on_1_january_of_last_year_in_december() {
+        // 2025-01-01 to 2026-12-04, both included.
+        assert_eq!(default_history_days(date!(2026 - 12 - 04)), 365 + 338);
+    }
+
+    #[test]
+    fn the_default_history_covers_13_months_in_january() {
+        // From 2024-12-05: 13 months before 2026-01-05, earlier than 1 January 2025.
+        assert_eq!(
+            default_history_days(date!(2026 - 01 - 05)),
+            u16::try_from((date!(2026 - 01 - 05) - date!(2024 - 12 - 05)).whole_days() + 1)
+                .expect("a few hundred days")
+        );
+    }
+
+    #[test]
+    fn the_default_history_clamps_to_the_end_of_a_shorter_month() {
+        // 13 months before 31 January 2026 is 31 December 2024; before 31 March, 28 February.
+        assert_eq!(
+            default_history_days(date!(2026 - 01 - 31)),
+            u16::try_from((date!(2026 - 01 - 31) - date!(2024 - 12 - 31)).whole_days() + 1)
+                .expect("a few hundred days")
+        );
+        assert_eq!(
+            default_history_days(date!(2027 - 03 - 31)),
+            u16::try_from((date!(2027 - 03 - 31) - date!(2026 - 01 - 01)).whole_days() + 1)
+                .expect("a few hundred days"),
+            "1 January of last year comes first from February on"
+        );
+    }
+
+    #[test]
+    fn large_counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(840_015), "840,015");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn the_update_time_is_the_revisions_millisecond_in_vietnam_time() {
+        // 2026-12-04 03:59:49.123 UTC is 10:59:49 in Vietnam.
+        let ms: u64 = 1_796_356_789_123;
+        assert_eq!(updated_text((ms << 20) | 0xABCDE), "10:59:49");
+    }
 }

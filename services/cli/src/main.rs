@@ -170,9 +170,9 @@ enum Command {
         /// Dossiers of the history reported at start, as re-syncing systems would.
         #[arg(long, default_value_t = 300_000)]
         backfill: u32,
-        /// Days of history, ending today (default: from 1 January of last year, so that
-        /// every period of this year has its same period last year); the horizon is widened
-        /// to accept them.
+        /// Days of history, ending today (default: from 1 January of last year, and at
+        /// least 13 months, so that every period of this year has its same period last year
+        /// and its previous period); the horizon is widened to accept them.
         #[arg(long)]
         history_days: Option<u16>,
         /// The metric the live table ranks by.
