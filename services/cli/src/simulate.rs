@@ -431,26 +431,63 @@ impl Country {
     }
 }
 
+/// The calendar periods assessors score in the demo: every year, quarter and month of last
+/// year and this one that has begun by `today`, the periods the dashboard offers. An assessed
+/// criterion has a value for exactly its period, so each must be scored for a composite
+/// index ranking of it to be complete.
+fn assessed_periods(today: time::Date) -> Vec<(String, time::Date)> {
+    let mut periods = Vec::new();
+    for year in [today.year() - 1, today.year()] {
+        let last_day = |month: u8| {
+            time::Month::try_from(month)
+                .ok()
+                .and_then(|m| time::Date::from_calendar_date(year, m, m.length(year)).ok())
+        };
+        let begun = |month: u8| {
+            time::Month::try_from(month)
+                .ok()
+                .and_then(|m| time::Date::from_calendar_date(year, m, 1).ok())
+                .is_some_and(|first| first <= today)
+        };
+        if let Some(end) = last_day(12) {
+            periods.push((year.to_string(), end));
+        }
+        for quarter in 1..=4u8 {
+            if let Some(end) = last_day(quarter * 3).filter(|_| begun(quarter * 3 - 2)) {
+                periods.push((format!("{year}-Q{quarter}"), end));
+            }
+        }
+        for month in 1..=12u8 {
+            if let Some(end) = last_day(month).filter(|_| begun(month)) {
+                periods.push((format!("{year}-{month:02}"), end));
+            }
+        }
+    }
+    periods
+}
+
 /// The composite index's assessed criterion, as assessors would report it: transparency
 /// (out of 18 points in `service-index-766`, deploy/config/indexes.toml) for every ministry
-/// and province of today, for each of `years`, steady per agency with a little change from
-/// year to year.
-pub fn assessed_scores(catalog: &Catalog, years: &[i32]) -> Vec<AssessedScore> {
-    let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc());
+/// and province of `today`, for each period of `assessed_periods` on whose last day it
+/// existed (the edge refuses others), steady per agency with a little change from period to
+/// period.
+pub fn assessed_scores(catalog: &Catalog, today: time::Date) -> Vec<AssessedScore> {
+    let periods = assessed_periods(today);
     let mut scores = Vec::new();
     for agency in catalog
         .agencies()
         .filter(|a| a.parent.is_none() && a.exists_on(today))
     {
-        for year in years {
-            let base = unit_interval(stable_hash(&format!("{}/transparency", agency.id)));
-            let wobble = unit_interval(stable_hash(&format!("{}/transparency/{year}", agency.id)));
+        let base = unit_interval(stable_hash(&format!("{}/transparency", agency.id)));
+        for (period, _) in periods.iter().filter(|(_, end)| agency.exists_on(*end)) {
+            let wobble =
+                unit_interval(stable_hash(&format!("{}/transparency/{period}", agency.id)));
             let hundredths = (900.0 + 800.0 * base + 100.0 * wobble).round().min(1800.0) as u32;
             scores.push(AssessedScore {
                 agency_id: agency.id.to_string(),
                 profile: "service-index-766".to_owned(),
                 criterion: "transparency".to_owned(),
-                period: year.to_string(),
+                period: period.clone(),
                 points: format!("{}.{:02}", hundredths / 100, hundredths % 100),
             });
         }
@@ -458,21 +495,29 @@ pub fn assessed_scores(catalog: &Catalog, years: &[i32]) -> Vec<AssessedScore> {
     scores
 }
 
+/// Scores per `ReportAssessedScores` call: ingest's default batch limit, as for events.
+const SCORES_PER_CALL: usize = 1000;
+
 /// Reports `scores` to ingest, retrying until it takes them or `stop`.
 async fn report_scores(ingest_url: &str, scores: Vec<AssessedScore>, stop: &CancellationToken) {
     while !stop.is_cancelled() {
         let reported = async {
-            IngestServiceClient::connect(ingest_url.to_owned())
+            let mut client = IngestServiceClient::connect(ingest_url.to_owned())
                 .await
-                .map_err(|e| e.to_string())?
-                .report_assessed_scores(ReportAssessedScoresRequest {
-                    scores: scores.clone(),
-                })
-                .await
-                .map_err(|s| s.message().to_owned())
+                .map_err(|e| e.to_string())?;
+            // Reporting again is idempotent: a retry after a failure sends every call again.
+            for chunk in scores.chunks(SCORES_PER_CALL) {
+                client
+                    .report_assessed_scores(ReportAssessedScoresRequest {
+                        scores: chunk.to_vec(),
+                    })
+                    .await
+                    .map_err(|s| s.message().to_owned())?;
+            }
+            Ok::<(), String>(())
         };
         match reported.await {
-            Ok(_) => return,
+            Ok(()) => return,
             Err(e) => {
                 warn!(error = %e, "simulator cannot report assessed scores; retrying");
                 tokio::select! {
@@ -493,13 +538,8 @@ pub async fn run(
     tally: Arc<Tally>,
     stop: CancellationToken,
 ) {
-    let this_year = OffsetDateTime::now_utc().to_offset(VIETNAM).year();
-    report_scores(
-        &ingest_url,
-        assessed_scores(&catalog, &[this_year - 1, this_year]),
-        &stop,
-    )
-    .await;
+    let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc());
+    report_scores(&ingest_url, assessed_scores(&catalog, today), &stop).await;
     let _ = tally.started.set(std::time::Instant::now());
     let mut country = Country::new(&catalog, rand::rng().random());
     let tick = Duration::from_millis(200);
@@ -714,12 +754,28 @@ mod tests {
     #[test]
     fn assessed_scores_cover_every_top_level_agency_within_the_points() {
         let catalog = govpulse_common::catalog_files::built_in().expect("valid");
-        let scores = assessed_scores(&catalog, &[2025, 2026]);
-        assert_eq!(scores.len(), 2 * (34 + 21));
+        let scores = assessed_scores(&catalog, time::macros::date!(2026 - 08 - 15));
+        // 2025, its 4 quarters and 12 months; 2026, its first 3 quarters and 8 months.
+        let periods = 1 + 4 + 12 + 1 + 3 + 8;
+        assert_eq!(scores.len(), periods * (34 + 21));
         for score in &scores {
             let points: f64 = score.points.parse().expect("a number");
             assert!((9.0..=18.0).contains(&points), "{score:?}");
         }
+        for period in ["2025", "2025-Q1", "2025-12", "2026", "2026-Q3", "2026-08"] {
+            assert!(
+                scores
+                    .iter()
+                    .any(|s| s.period == period && s.agency_id == "phu-tho"),
+                "{period} scored"
+            );
+        }
+        assert!(
+            !scores
+                .iter()
+                .any(|s| s.period == "2026-09" || s.period == "2026-Q4"),
+            "no period that has not begun"
+        );
     }
 
     #[test]
