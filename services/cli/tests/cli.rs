@@ -803,6 +803,10 @@ fn demo_shows_a_live_ranking_that_changes() {
     assert!(status.success(), "Ctrl-C stops the demo cleanly: {status}");
 }
 
+/// Seconds from the demo's start within which its dashboard must show every figure the
+/// browser checks: the minute the README promises.
+const DEMO_BUDGET_SECONDS: u32 = 60;
+
 #[test]
 fn the_demo_dashboard_shows_last_year_movement_targets_and_an_index() {
     let browser = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
@@ -812,6 +816,10 @@ fn the_demo_dashboard_shows_last_year_movement_targets_and_an_index() {
     );
     // 400 days of history with fewer dossiers than the default: this debug build counts them
     // in seconds, and every figure the browser checks needs only some of them.
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
     let (_demo, stdout) = start(&[
         "demo",
         "--ports",
@@ -836,10 +844,14 @@ fn the_demo_dashboard_shows_last_year_movement_targets_and_an_index() {
     };
     // The demo's frames go on being drained by `stdout`'s thread.
     let screenshots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo");
+    // Every check within a minute of the demo's start, as the demo promises; the browser
+    // says when each passed.
     let node = Command::new("node")
         .arg(browser.join("demo.mjs"))
         .arg(&dashboard)
         .arg(&screenshots)
+        .arg(started_ms.to_string())
+        .arg(DEMO_BUDGET_SECONDS.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -866,6 +878,7 @@ fn the_demo_dashboard_shows_last_year_movement_targets_and_an_index() {
     eprintln!("{said}");
     assert!(output.status.success(), "the browser test failed: {said}");
     for check in [
+        "ok: updated ",
         "ok: same period last year: ",
         "ok: targets: ",
         "ok: movement arrows over ",

@@ -75,7 +75,7 @@ export function showAgency(root, agencyId, state, links) {
         (response.mergedFrom ?? []).length ? ` · includes ${response.mergedFrom.join(', ')} (merged)` : '',
       );
       cards.replaceChildren(...(response.metrics ?? []).map(metricCard));
-      asOf.textContent = `Figures as of ${clockText()} · period ${response.period?.firstDay ?? ''} – ${response.period?.lastDay ?? ''}`;
+      asOf.textContent = `Figures as of ${clockText()} (Vietnam time) · period ${response.period?.firstDay ?? ''} – ${response.period?.lastDay ?? ''}`;
       return agency;
     })
     .then((agency) => rankHistory(agency))

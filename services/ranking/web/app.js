@@ -176,8 +176,9 @@ function drawRows(update) {
   updatedAt = clockText();
   // The revision stays for whoever debugs a stream: on hover, and in the table's data.
   $('ranking-meta').replaceChildren(
-    `${countText(update.rankedCount)} ranked · ${range} (Vietnam time) · `,
+    `${countText(update.rankedCount)} ranked · ${range} · `,
     el('span', { id: 'updated', title: `revision ${update.revision}` }, `updated ${updatedAt}`),
+    ' (Vietnam time)',
   );
   $('table').dataset.revision = update.revision;
   if (update.changed.size > 0) scheduleSummary();

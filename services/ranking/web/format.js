@@ -97,8 +97,11 @@ export function ordinal(n) {
   return `${n}${s[(v - 20) % 10] || s[v] || s[0]}`;
 }
 
+/** A moment as a time of day in Vietnam ("10:59:49"), like every date on the page, whatever the reader's time zone. */
 export function clockText(date = new Date()) {
-  return date.toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const d = new Date(date.getTime() + 7 * 3600 * 1000);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
 }
 
 /** An element: `el('a', { class: 'x', href: '#/' }, 'text', child)`. Strings become text nodes. */
