@@ -75,6 +75,8 @@ struct Profile {
     trend: f64,
     /// The first day the agency exists (`None`: always): it reports nothing before.
     valid_from: Option<time::Date>,
+    /// The last day it exists (`None`: still): an absorbed province reports nothing after.
+    valid_until: Option<time::Date>,
     /// Relative volume.
     weight: f64,
     digitized: f64,
@@ -82,6 +84,13 @@ struct Profile {
     electronic: f64,
     satisfied: f64,
     pays_online: f64,
+}
+
+impl Profile {
+    fn exists_on(&self, day: time::Date) -> bool {
+        self.valid_from.is_none_or(|from| from <= day)
+            && self.valid_until.is_none_or(|until| day <= until)
+    }
 }
 
 fn unit_interval(seed: u64) -> f64 {
@@ -105,6 +114,7 @@ impl Profile {
             online_share: 0.05 + 0.85 * h("online"),
             trend: -0.08 + 0.28 * h("trend"),
             valid_from: agency.valid_from,
+            valid_until: agency.valid_until,
             weight: if agency.parent.is_some() {
                 0.2
             } else {
@@ -175,7 +185,15 @@ fn local_hour(at: OffsetDateTime) -> u8 {
 /// The simulated country: pure event generation, no I/O.
 #[derive(Debug)]
 pub struct Country {
+    /// Today's agencies first (`reporting` of them: they report now and share the volume),
+    /// then those they absorbed, which report only in the history, before their merger.
     profiles: Vec<Profile>,
+    /// How many of `profiles` are today's agencies.
+    reporting: usize,
+    /// For each of today's agencies, the indices in `profiles` of the agencies it absorbed
+    /// (at any depth): before the merger, its share of the country's dossiers went to them
+    /// and to itself, each reporting for itself as it then did.
+    absorbed: Vec<Vec<usize>>,
     total_weight: f64,
     rng: SmallRng,
     run_id: i64,
@@ -185,17 +203,42 @@ pub struct Country {
 
 impl Country {
     /// Every agency of the catalog that exists today (34 provinces since the 2025 merger)
-    /// and has procedures to report on.
+    /// and has procedures to report on, and those they absorbed (the 63 provinces of before
+    /// the merger, in the history).
     pub fn new(catalog: &Catalog, seed: u64) -> Self {
         let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc());
-        let profiles: Vec<Profile> = catalog
+        let mut profiles: Vec<Profile> = catalog
             .agencies()
             .filter(|a| a.exists_on(today))
             .filter_map(|a| Profile::of(catalog, a))
             .collect();
+        let reporting = profiles.len();
         let total_weight = profiles.iter().map(|p| p.weight).sum();
+        let mut absorbed = vec![Vec::new(); reporting];
+        for (successor, predecessors) in absorbed.iter_mut().enumerate() {
+            let Some(id) = catalog
+                .agency_by_str(&profiles[successor].agency)
+                .map(|a| a.id.clone())
+            else {
+                continue;
+            };
+            if !catalog.absorbed_any(&id) {
+                continue;
+            }
+            for predecessor in catalog.constituents(&id, time::Date::MIN).iter().skip(1) {
+                if let Some(profile) = catalog
+                    .agency(predecessor)
+                    .and_then(|a| Profile::of(catalog, a))
+                {
+                    predecessors.push(profiles.len());
+                    profiles.push(profile);
+                }
+            }
+        }
         Self {
             profiles,
+            reporting,
+            absorbed,
             total_weight,
             rng: SmallRng::seed_from_u64(seed),
             run_id: OffsetDateTime::now_utc().unix_timestamp(),
@@ -280,7 +323,16 @@ impl Country {
                 }),
             ));
         }
-        let resolve_at = at + time::Duration::seconds(self.rng.random_range(20..4 * 3600));
+        let mut resolve_at = at + time::Duration::seconds(self.rng.random_range(20..4 * 3600));
+        // An agency about to be absorbed resolves its dossiers by its last day: after it, the
+        // edge refuses events in its name.
+        if let Some(last_moment) = profile
+            .valid_until
+            .and_then(|until| until.next_day())
+            .map(|next| next.midnight().assume_offset(VIETNAM) - time::Duration::SECOND)
+        {
+            resolve_at = resolve_at.min(last_moment.to_offset(time::UtcOffset::UTC));
+        }
         self.open.push(Open {
             agency,
             dossier,
@@ -353,13 +405,12 @@ impl Country {
             let mut chosen = None;
             for _ in 0..64 {
                 let at = day_start + time::Duration::seconds(self.rng.random_range(0..span));
-                let profile = &self.profiles[agency];
-                if profile
-                    .valid_from
-                    .is_some_and(|from| govpulse_core::period::vietnam_day(at) < from)
-                {
+                let Some(reporter) =
+                    self.reporter_on(agency, govpulse_core::period::vietnam_day(at))
+                else {
                     continue;
-                }
+                };
+                let profile = &self.profiles[reporter];
                 let years_ago = (now - at).as_seconds_f64() / (365.25 * 86_400.0);
                 let share = (profile.online_share - profile.trend * years_ago).clamp(0.02, 0.98);
                 let online = self.rng.random_bool(share);
@@ -370,6 +421,7 @@ impl Country {
                 };
                 if self.rng.random_bool(weight.clamp(0.0, 1.0)) {
                     chosen = Some((
+                        reporter,
                         at,
                         if online {
                             Channel::Online
@@ -380,9 +432,9 @@ impl Country {
                     break;
                 }
             }
-            let (at, channel) = chosen.unwrap_or((now, Channel::Online));
+            let (reporter, at, channel) = chosen.unwrap_or((agency, now, Channel::Online));
             self.receive(
-                agency,
+                reporter,
                 channel,
                 at.to_offset(time::UtcOffset::UTC),
                 &mut events,
@@ -392,15 +444,36 @@ impl Country {
         events
     }
 
+    /// One of today's agencies, by volume.
     fn pick_agency(&mut self) -> usize {
         let mut target = self.rng.random_range(0.0..self.total_weight);
-        for (i, p) in self.profiles.iter().enumerate() {
+        for (i, p) in self.profiles[..self.reporting].iter().enumerate() {
             if target < p.weight {
                 return i;
             }
             target -= p.weight;
         }
-        self.profiles.len() - 1
+        self.reporting - 1
+    }
+
+    /// Who reported, on `day`, a dossier of today's agency `agency`: itself, or before its
+    /// merger one of the agencies it absorbed, by their own volumes; `None` when none of
+    /// them existed that day.
+    fn reporter_on(&mut self, agency: usize, day: time::Date) -> Option<usize> {
+        let existing = |i: &usize| self.profiles[*i].exists_on(day);
+        let candidates: Vec<usize> = std::iter::once(agency)
+            .chain(self.absorbed[agency].iter().copied())
+            .filter(existing)
+            .collect();
+        let total: f64 = candidates.iter().map(|&i| self.profiles[i].weight).sum();
+        let mut target = self.rng.random_range(0.0..total.max(f64::MIN_POSITIVE));
+        for &i in &candidates {
+            if target < self.profiles[i].weight {
+                return Some(i);
+            }
+            target -= self.profiles[i].weight;
+        }
+        candidates.last().copied()
     }
 
     /// What happens across the country in `elapsed` up to `now`, at `per_second` dossiers a
@@ -413,7 +486,7 @@ impl Country {
     ) -> Vec<DossierEvent> {
         let hour = local_hour(now);
         let mut events = Vec::new();
-        for index in 0..self.profiles.len() {
+        for index in 0..self.reporting {
             let profile = &self.profiles[index];
             let expected = per_second * elapsed.as_secs_f64() * profile.weight / self.total_weight;
             let online = expected * profile.online_share * online_rhythm(hour);
@@ -468,16 +541,13 @@ fn assessed_periods(today: time::Date) -> Vec<(String, time::Date)> {
 
 /// The composite index's assessed criterion, as assessors would report it: transparency
 /// (out of 18 points in `service-index-766`, deploy/config/indexes.toml) for every ministry
-/// and province of `today`, for each period of `assessed_periods` on whose last day it
-/// existed (the edge refuses others), steady per agency with a little change from period to
-/// period.
+/// and province, for each period of `assessed_periods` on whose last day it existed (the
+/// edge refuses others: a province absorbed in the 2025 merger is scored for the months and
+/// quarters before it), steady per agency with a little change from period to period.
 pub fn assessed_scores(catalog: &Catalog, today: time::Date) -> Vec<AssessedScore> {
     let periods = assessed_periods(today);
     let mut scores = Vec::new();
-    for agency in catalog
-        .agencies()
-        .filter(|a| a.parent.is_none() && a.exists_on(today))
-    {
+    for agency in catalog.agencies().filter(|a| a.parent.is_none()) {
         let base = unit_interval(stable_hash(&format!("{}/transparency", agency.id)));
         for (period, _) in periods.iter().filter(|(_, end)| agency.exists_on(*end)) {
             let wobble =
@@ -752,12 +822,66 @@ mod tests {
     }
 
     #[test]
+    fn before_the_merger_the_absorbed_provinces_report_for_themselves() {
+        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let mut country = Country::new(&catalog, 5);
+        let now = time::macros::datetime!(2026-08-15 15:00 +7).to_offset(time::UtcOffset::UTC);
+        let events = country.backfill(now, 590, 60_000);
+        let merger = time::macros::datetime!(2025-07-01 00:00 +7).unix_timestamp();
+        let at = |e: &DossierEvent| e.occurred_at.as_ref().map_or(0, |t| t.seconds);
+        let before: std::collections::BTreeSet<&str> = events
+            .iter()
+            .filter(|e| at(e) < merger)
+            .map(|e| e.agency_id.as_str())
+            .collect();
+        for province in ["hoa-binh", "vinh-phuc", "phu-tho", "bac-lieu", "ca-mau"] {
+            assert!(
+                before.contains(province),
+                "{province} reported before the merger"
+            );
+        }
+        assert!(
+            events.iter().filter(|e| at(e) >= merger).all(|e| ![
+                "hoa-binh",
+                "vinh-phuc",
+                "bac-lieu"
+            ]
+            .contains(&e.agency_id.as_str())),
+            "nothing in an absorbed province's name from the merger on"
+        );
+        let provinces_before = before
+            .iter()
+            .filter(|id| {
+                catalog
+                    .agency_by_str(id)
+                    .is_some_and(|a| a.block == govpulse_core::Block::Province)
+            })
+            .count();
+        assert_eq!(
+            provinces_before, 63,
+            "the 63 provinces of before the merger"
+        );
+    }
+
+    #[test]
     fn assessed_scores_cover_every_top_level_agency_within_the_points() {
         let catalog = govpulse_common::catalog_files::built_in().expect("valid");
         let scores = assessed_scores(&catalog, time::macros::date!(2026 - 08 - 15));
-        // 2025, its 4 quarters and 12 months; 2026, its first 3 quarters and 8 months.
+        // 2025, its 4 quarters and 12 months; 2026, its first 3 quarters and 8 months; and
+        // the 29 provinces absorbed on 2025-07-01, for the first 2 quarters and 6 months.
         let periods = 1 + 4 + 12 + 1 + 3 + 8;
-        assert_eq!(scores.len(), periods * (34 + 21));
+        assert_eq!(scores.len(), periods * (34 + 21) + (2 + 6) * 29);
+        assert!(
+            scores
+                .iter()
+                .any(|s| s.agency_id == "hoa-binh" && s.period == "2025-06")
+        );
+        assert!(
+            !scores
+                .iter()
+                .any(|s| s.agency_id == "hoa-binh" && s.period == "2025-07"),
+            "not after its merger"
+        );
         for score in &scores {
             let points: f64 = score.points.parse().expect("a number");
             assert!((9.0..=18.0).contains(&points), "{score:?}");
@@ -814,7 +938,8 @@ mod tests {
     #[test]
     fn every_reporting_agency_has_a_profile_within_bounds() {
         let catalog = govpulse_common::catalog_files::built_in().expect("valid");
-        let profiles = Country::new(&catalog, 1).profiles;
+        let country = Country::new(&catalog, 1);
+        let profiles = &country.profiles[..country.reporting];
         assert_eq!(
             profiles.len(),
             34 + 21,
@@ -824,7 +949,7 @@ mod tests {
             profiles.iter().all(|p| p.agency != "hoa-binh"),
             "Hòa Bình was merged into Phú Thọ"
         );
-        for p in &profiles {
+        for p in profiles {
             assert!((0.05..=0.9).contains(&p.online_share), "{}", p.agency);
             assert!(p.weight > 0.0);
         }
