@@ -341,6 +341,8 @@ fn history_text(tally: &Tally, days: u16) -> String {
             "history: {months:.0} months ({days} days), {} events, counted in {took:.1} s",
             grouped(total)
         ),
+        // Nothing generated yet: no count to show.
+        None if total == 0 => format!("history: {months:.0} months ({days} days), generating…"),
         None => format!(
             "history: {months:.0} months ({days} days), {} of {} events counted…",
             grouped(tally.answered().min(total)),
@@ -599,6 +601,26 @@ mod tests {
             u16::try_from((date!(2027 - 03 - 31) - date!(2026 - 01 - 01)).whole_days() + 1)
                 .expect("a few hundred days"),
             "1 January of last year comes first from February on"
+        );
+    }
+
+    #[test]
+    fn the_history_line_says_how_far_it_is_then_how_long_it_took() {
+        let tally = Tally::default();
+        assert_eq!(
+            history_text(&tally, 704),
+            "history: 23 months (704 days), generating…"
+        );
+        tally.history_events.store(840_015, Ordering::Relaxed);
+        tally.accepted.store(558_000, Ordering::Relaxed);
+        assert_eq!(
+            history_text(&tally, 704),
+            "history: 23 months (704 days), 558,000 of 840,015 events counted…"
+        );
+        let _ = tally.history_took.set(6.66);
+        assert_eq!(
+            history_text(&tally, 704),
+            "history: 23 months (704 days), 840,015 events, counted in 6.7 s"
         );
     }
 
