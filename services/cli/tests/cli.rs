@@ -882,7 +882,7 @@ fn the_demo_dashboard_shows_last_year_movement_targets_and_an_index() {
         "ok: same period last year: ",
         "ok: targets: ",
         "ok: movement arrows over ",
-        "ok: composite index service-index-766: ",
+        "ok: composite index service-index-766 over ",
         "demo: all checks passed",
     ] {
         assert!(said.contains(check), "{check:?} missing: {said}");
