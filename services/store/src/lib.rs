@@ -9,6 +9,7 @@ use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
 use tokio::sync::broadcast;
 
 pub mod conformance;
+mod exclusive;
 mod memory;
 mod notices;
 mod ordinals;

@@ -11,15 +11,16 @@
 //! | `P:{root}:k:<parent>:ids` | list | the mark of the list's creation (`created <unix seconds>.<microseconds>`), then the parent's children in the order they were first counted: a child's index is its ordinal, never changed |
 //! | `P:{root}:k:<parent>:ord` | hash | child agency → its ordinal |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
-//! | `P:{root}:v` | string | the tree's version, moved on by every batch written to it (compare and apply) |
-//! | `P:{root}:ix`, `P:{root}:sx` | string | how the tree's event ids and dossier states spread over their buckets (`spread.rs`) |
-//! | `P:{root}:i:<n>` | hash | 8-byte digest of (agency, event id) → content digest and the UTC day it may be forgotten after (`tree_write.rs`) |
-//! | `P:{root}:s:<n>` | hash | 8-byte digest of (agency, dossier id) → its backlog state (`govpulse_core::backlog`) and the day a finished one may be forgotten after |
+//! | `P:{root}:v` | string | the tree's version, moved on by every batch written to it (`WATCH` … `EXEC`, or the compare-and-apply script on a cluster) |
+//! | `P:{root}:ex`, `P:{root}:dx` | string | how the tree's event ids and dossier states spread over their buckets (`spread.rs`) |
+//! | `P:{root}:e:<n>` | string | 18-byte records: 8-byte digest of (agency, event id), content digest and the UTC day it may be forgotten after (`tree_write.rs`) |
+//! | `P:{root}:d:<n>` | string | 13-byte records: 8-byte digest of (agency, dossier id), its backlog state (`govpulse_core::backlog`) and the day a finished one may be forgotten after |
 //! | `P:{root}:a:<agency>:<bucket>` | hash | `<profile>/<criterion>` → assessed points with two decimals (`38.75`), for the calendar period `<bucket>` |
 //!
 //! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
 //! A batch is read, planned by `govpulse_core::counting` and written per tree with one
-//! generic compare-and-apply script (`tree_write.rs`): exactly once, atomic per tree.
+//! transaction, or on a cluster one generic compare-and-apply script (`tree_write.rs`):
+//! exactly once, atomic per tree.
 //!
 //! Change notices go through the pub/sub channel `P:changes` (a channel, not a key; see
 //! `notices.rs`).
@@ -41,7 +42,7 @@ use std::time::Duration;
 
 use crate::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
-    notices::RedisNotices, ordinals::OrdinalCache,
+    exclusive::Exclusive, notices::RedisNotices, ordinals::OrdinalCache,
 };
 
 /// How to reach Redis.
@@ -101,7 +102,7 @@ impl redis::aio::ConnectionLike for Connection {
 /// they go out as one pipeline; on a cluster a pipeline must stay within one hash slot, so
 /// each tree's commands are one pipeline, all sent at once, and the replies are put back in
 /// the order of the commands.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Commands<'a> {
     commands: Vec<(&'a AgencyId, redis::Cmd)>,
 }
@@ -113,6 +114,22 @@ impl<'a> Commands<'a> {
 
     fn len(&self) -> usize {
         self.commands.len()
+    }
+
+    /// Runs the commands as one pipeline on a connection of the caller's own (a single
+    /// Redis).
+    pub(crate) async fn run_on(
+        self,
+        connection: &mut redis::aio::MultiplexedConnection,
+    ) -> Result<Vec<redis::Value>, StoreError> {
+        if self.commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (_, command) in self.commands {
+            pipe.add_command(command);
+        }
+        Ok(pipe.query_async(connection).await?)
     }
 
     pub(crate) async fn run(
@@ -181,8 +198,12 @@ impl<'a> Commands<'a> {
 pub struct RedisStore {
     pub(crate) connection: Connection,
     pub(crate) prefix: String,
-    /// The generic compare-and-apply script every batch is written with (`tree_write.rs`).
+    /// The generic compare-and-apply script batches are written with on a cluster
+    /// (`tree_write.rs`).
     pub(crate) cas: Script,
+    /// On a single Redis, the connections batches are written with as transactions
+    /// (`WATCH` … `MULTI` … `EXEC`, `tree_write.rs`); `None` on a cluster.
+    pub(crate) writers: Option<Arc<Exclusive>>,
     /// Change notices on the pub/sub channel `P:changes`.
     notices: Arc<RedisNotices>,
     /// Children's ordinals in the packed roll-ups, as far as they were read.
@@ -206,7 +227,7 @@ impl RedisStore {
         // Change notices use classic pub/sub, where a message published on any node of a
         // cluster reaches the subscribers of every node: one subscribing connection, to the
         // first node named, is enough.
-        let (connection, pubsub) = match config.url.strip_prefix(CLUSTER_SCHEME) {
+        let (connection, pubsub, writers) = match config.url.strip_prefix(CLUSTER_SCHEME) {
             Some(nodes) => {
                 let nodes: Vec<String> = nodes
                     .split(',')
@@ -233,6 +254,7 @@ impl RedisStore {
                 (
                     Connection::Cluster(client.get_async_connection().await?),
                     pubsub,
+                    None,
                 )
             }
             None => {
@@ -247,7 +269,12 @@ impl RedisStore {
                     Connection::Single(
                         ConnectionManager::new_with_config(client.clone(), manager_config).await?,
                     ),
-                    client,
+                    client.clone(),
+                    Some(Arc::new(Exclusive::new(
+                        client,
+                        connect_timeout,
+                        response_timeout,
+                    ))),
                 )
             }
         };
@@ -256,6 +283,7 @@ impl RedisStore {
             connection,
             prefix: config.prefix,
             cas: Script::new(crate::tree_write::CAS_SCRIPT),
+            writers,
             notices,
             ordinals: Arc::default(),
         })

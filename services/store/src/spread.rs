@@ -1,9 +1,10 @@
 //! Where a 64-bit digest lives among the buckets of a structure that grows: linear hashing.
 //!
-//! The event ids and dossier states of a tree are kept as small hashes (Redis keeps a hash of
-//! up to 128 short entries as one compact listpack; past that it turns into a table several
-//! times larger, and a listpack's operations are linear in its length). A tree's entries are
-//! spread over buckets so that each holds about [`ENTRIES_PER_BUCKET`] on average: the number of
+//! The event ids and dossier states of a tree are kept as strings of fixed-width records
+//! (`tree_write.rs`), each read and written whole: a bucket must stay small (a few hundred
+//! bytes cross the network per bucket a batch touches) but not so small that the cost of a
+//! key (about 70 bytes in Redis) outweighs its records. A tree's entries are spread over
+//! buckets so that each holds about [`ENTRIES_PER_BUCKET`] on average: the number of
 //! buckets grows one at a time, each new one taking half of one old bucket's entries (the
 //! one the split pointer names), so a growing tree never rewrites more than a bucket at once
 //! and never needs its size known in advance.
@@ -15,8 +16,8 @@
 /// The average number of entries per bucket the spread keeps to. A bucket not yet split at
 /// the current level holds up to twice the average (its half-level siblings were split), and
 /// a bucket's count varies by about its square root: at 32 the fullest of a million entries
-/// held 86 (the test below), under the 128 entries of Redis' compact hash encoding, and a
-/// listpack's linear operations stay cheap.
+/// held 86 (the test below). Measured (PERFORMANCE.md, section 2): 16 cost more Redis CPU per
+/// event than 32 (more keys per batch), and larger buckets cost bytes on every write.
 pub const ENTRIES_PER_BUCKET: u64 = 32;
 
 /// The state of one growing structure: how its digests spread over buckets, how many
@@ -186,8 +187,8 @@ mod tests {
         assert!(average <= ENTRIES_PER_BUCKET as f64, "{average}");
         assert!(average > ENTRIES_PER_BUCKET as f64 / 2.0, "{average}");
         assert!(
-            fullest < 128,
-            "the fullest bucket holds {fullest}: past the compact encoding"
+            fullest < 4 * ENTRIES_PER_BUCKET as usize,
+            "the fullest bucket holds {fullest}: a write of it would cost 4 average ones"
         );
     }
 

@@ -4,15 +4,17 @@
 //! For each tree of the batch (its keys share the tree's hash slot):
 //! 1. one pipeline reads the tree's version and the spreads of its event ids and dossier
 //!    states (`spread.rs`);
-//! 2. one pipeline reads the buckets the batch's ids and dossiers live in (`HMGET`), the
-//!    buckets the growth splits and the ones the sweep looks at (`HGETALL`), and the ordinals
-//!    of the children the batch counts in their parents' packed roll-ups;
+//! 2. one pipeline reads, with one `MGET`, the buckets the batch's ids and dossiers live in,
+//!    the buckets the growth splits and the ones the sweep looks at (each bucket a string of
+//!    fixed-width records, read and written whole: Redis only stores bytes, the lookups run
+//!    here), and the ordinals of the children the batch counts in their parents' packed
+//!    roll-ups;
 //! 3. [`govpulse_core::counting::plan`] decides, from what was read, every outcome and every
 //!    change (the rules live there and only there);
 //! 4. one call of a generic compare-and-apply script ([`CAS_SCRIPT`]: no rule in it) writes
-//!    every change and moves the version on, if the version is still the one read in 1.
-//!    Otherwise another writer (another aggregate replica) changed the tree meanwhile, and
-//!    the tree is read and planned again.
+//!    every change (the changed buckets with one `MSET`) and moves the version on, if the
+//!    version is still the one read in 1. Otherwise another writer (another aggregate
+//!    replica) changed the tree meanwhile, and the tree is read and planned again.
 //!
 //! So a tree's batch is applied whole or not at all, each (agency, event id) is counted once
 //! whatever day it claims, and two replicas writing one tree at once apply their batches as
@@ -25,11 +27,11 @@ use govpulse_core::{
     backlog::DossierState,
     counting::{Applied, Content, EventWrite, Plan, dossier_digest, id_digest, plan},
 };
-use redis::Value;
 use time::{Date, OffsetDateTime};
 
 use crate::{
     StoreError,
+    exclusive::Lease,
     redis_store::{Commands, RedisStore},
     spread::{Split, Spread},
 };
@@ -43,6 +45,14 @@ const ATTEMPTS: usize = 64;
 /// Commands per script call are sent as argument count then arguments; a command longer
 /// than this many arguments is cut in several (Lua's stack bounds `unpack`).
 const MAX_ARGS: usize = 2_000;
+
+/// The bytes of an id record's value: the content counted under the id, and the UTC day
+/// after which it may be forgotten.
+const ID_VALUE: usize = Content::BYTES + 2;
+
+/// The bytes of a dossier record's value: the state's tag and day, and the UTC day after
+/// which a finished one may be forgotten.
+const DOSSIER_VALUE: usize = 5;
 
 fn day_number(day: Date) -> i32 {
     day.to_julian_day()
@@ -65,11 +75,12 @@ fn day_at(value: &[u8], at: usize) -> Option<i32> {
     Some(i32::from(u16::from_be_bytes(bytes)))
 }
 
-/// An id entry's value, 10 bytes: the content counted under it, and the day after which it
-/// may be forgotten.
-fn id_value(content: Content, until: OffsetDateTime) -> Vec<u8> {
-    let mut value = content.to_bytes().to_vec();
-    value.extend_from_slice(&day_bytes(utc_day(until)));
+/// An id record's value: the content counted under it, and the day after which it may be
+/// forgotten.
+fn id_value(content: Content, until: OffsetDateTime) -> [u8; ID_VALUE] {
+    let mut value = [0u8; ID_VALUE];
+    value[..Content::BYTES].copy_from_slice(&content.to_bytes());
+    value[Content::BYTES..].copy_from_slice(&day_bytes(utc_day(until)));
     value
 }
 
@@ -78,35 +89,30 @@ fn utc_day(at: OffsetDateTime) -> i32 {
     day_number(at.to_offset(time::UtcOffset::UTC).date())
 }
 
-fn id_entry(value: &[u8]) -> Option<(Content, i32)> {
-    if value.len() != Content::BYTES + 2 {
-        return None;
-    }
-    let content = Content::from_bytes(value.get(..Content::BYTES)?)?;
+fn id_entry(value: &[u8; ID_VALUE]) -> Option<(Content, i32)> {
+    let content = Content::from_bytes(&value[..Content::BYTES])?;
     Some((content, day_at(value, Content::BYTES)?))
 }
 
-/// A dossier entry's value, 5 bytes: its state (`o` open with its due day, `c` resolved on a
-/// day before any reception with a due time, `x` done) and the day after which a finished
-/// one may be forgotten (an open one never is: its resolution may come late).
-fn dossier_value(state: DossierState, until: OffsetDateTime) -> Vec<u8> {
+/// A dossier record's value: its state (`o` open with its due day, `c` resolved on a day
+/// before any reception with a due time, `x` done) and the day after which a finished one
+/// may be forgotten (an open one never is: its resolution may come late).
+fn dossier_value(state: DossierState, until: OffsetDateTime) -> [u8; DOSSIER_VALUE] {
     let (tag, day) = match state {
         DossierState::Open { due_day } => (b'o', day_number(due_day)),
         DossierState::Resolved { day } => (b'c', day_number(day)),
         DossierState::Done => (b'x', 0),
     };
-    let mut value = vec![tag];
-    value.extend_from_slice(&day_bytes(day));
-    value.extend_from_slice(&day_bytes(utc_day(until)));
+    let mut value = [0u8; DOSSIER_VALUE];
+    value[0] = tag;
+    value[1..3].copy_from_slice(&day_bytes(day));
+    value[3..].copy_from_slice(&day_bytes(utc_day(until)));
     value
 }
 
-fn dossier_entry(value: &[u8]) -> Option<(DossierState, i32)> {
-    if value.len() != 5 {
-        return None;
-    }
+fn dossier_entry(value: &[u8; DOSSIER_VALUE]) -> Option<(DossierState, i32)> {
     let (day, until) = (day_at(value, 1)?, day_at(value, 3)?);
-    let state = match value.first()? {
+    let state = match value[0] {
         b'o' => DossierState::Open {
             due_day: date_of(day)?,
         },
@@ -117,44 +123,105 @@ fn dossier_entry(value: &[u8]) -> Option<(DossierState, i32)> {
     Some((state, until))
 }
 
-fn bytes(value: Value) -> Option<Vec<u8>> {
-    match value {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.into_bytes()),
-        _ => None,
-    }
-}
-
 fn reply_err(what: &str) -> StoreError {
     StoreError::Unexpected(format!("an unreadable {what}"))
 }
 
-/// The entries of one bucket: field (an 8-byte digest) → value.
-type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
+/// One bucket's records: (8-byte digest, value), in the order they were added. A bucket is
+/// stored as one string, its records end to end (digest big-endian, then value): Redis keeps
+/// a few hundred bytes per key and does no work per record.
+type Records<const W: usize> = Vec<(u64, [u8; W])>;
 
-/// Fields to set in one bucket: (field, value).
-type Fields = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// One growing structure of a tree (its ids, or its dossier states) as one write sees it:
-/// the buckets read whole (to split or to sweep), their entries as the write leaves them,
-/// and the fields to set in other buckets.
-#[derive(Debug, Default)]
-struct Buckets {
-    /// Buckets rewritten whole: bucket → field → value.
-    whole: BTreeMap<u64, Entries>,
-    /// Fields set in buckets not rewritten whole.
-    set: BTreeMap<u64, Fields>,
+/// Reads a bucket's string; `None` when its length is not a whole number of records.
+fn decode_records<const W: usize>(stored: &[u8]) -> Option<Records<W>> {
+    let chunks = stored.chunks_exact(8 + W);
+    if !chunks.remainder().is_empty() {
+        return None;
+    }
+    chunks
+        .map(|record| {
+            let digest = u64::from_be_bytes(record[..8].try_into().ok()?);
+            Some((digest, record[8..].try_into().ok()?))
+        })
+        .collect()
 }
 
-impl Buckets {
-    /// Puts `field` in `bucket`, where the spread says it lives.
-    fn put(&mut self, bucket: u64, field: Vec<u8>, value: Vec<u8>) {
-        match self.whole.get_mut(&bucket) {
-            Some(entries) => {
-                entries.insert(field, value);
-            }
-            None => self.set.entry(bucket).or_default().push((field, value)),
+fn encode_records<const W: usize>(records: &[(u64, [u8; W])]) -> Vec<u8> {
+    let mut stored = Vec::with_capacity(records.len() * (8 + W));
+    for (digest, value) in records {
+        stored.extend_from_slice(&digest.to_be_bytes());
+        stored.extend_from_slice(value);
+    }
+    stored
+}
+
+/// The buckets of one growing structure of a tree (its ids, or its dossier states) that a
+/// write read, as the write leaves them.
+#[derive(Debug)]
+struct Table<const W: usize> {
+    buckets: BTreeMap<u64, Records<W>>,
+    /// Buckets to write back.
+    changed: BTreeSet<u64>,
+}
+
+impl<const W: usize> Table<W> {
+    /// The value `digest` holds in `bucket`, if the bucket was read and holds it.
+    fn get(&self, bucket: u64, digest: u64) -> Option<&[u8; W]> {
+        let records = self.buckets.get(&bucket)?;
+        records.iter().find(|(d, _)| *d == digest).map(|(_, v)| v)
+    }
+
+    /// Sets `digest` to `value` in `bucket` (where the spread says it lives).
+    fn put(&mut self, bucket: u64, digest: u64, value: [u8; W]) {
+        let records = self.buckets.entry(bucket).or_default();
+        match records.iter_mut().find(|(d, _)| *d == digest) {
+            Some(record) => record.1 = value,
+            None => records.push((digest, value)),
         }
+        self.changed.insert(bucket);
+    }
+
+    /// Drops the records of `bucket` that `keep` does not keep; how many were dropped.
+    fn sweep(&mut self, bucket: u64, keep: impl Fn(&[u8; W]) -> bool) -> u64 {
+        let Some(records) = self.buckets.get_mut(&bucket) else {
+            return 0;
+        };
+        let before = records.len();
+        records.retain(|(_, value)| keep(value));
+        let dropped = (before - records.len()) as u64;
+        if dropped > 0 {
+            self.changed.insert(bucket);
+        }
+        dropped
+    }
+
+    /// Moves the records whose digest has the split's bit set to the bucket it creates.
+    fn split(&mut self, split: &Split) {
+        let from = self.buckets.remove(&split.from).unwrap_or_default();
+        let (moved, stay): (Records<W>, Records<W>) = from
+            .into_iter()
+            .partition(|(digest, _)| digest >> split.bit & 1 == 1);
+        self.buckets.insert(split.from, stay);
+        self.buckets.entry(split.to).or_default().extend(moved);
+        self.changed.extend([split.from, split.to]);
+    }
+
+    /// The commands that leave the changed buckets as planned: one `MSET` of those with
+    /// records, one `DEL` of those left empty.
+    fn write(&self, writes: &mut Writes, key: impl Fn(u64) -> String) {
+        let mut set = Vec::new();
+        let mut emptied = Vec::new();
+        for bucket in &self.changed {
+            match self.buckets.get(bucket) {
+                Some(records) if !records.is_empty() => {
+                    set.push(key(*bucket).into_bytes());
+                    set.push(encode_records(records));
+                }
+                _ => emptied.push(key(*bucket)),
+            }
+        }
+        writes.chunked("MSET", None, &set, 2);
+        writes.chunked("DEL", None, &emptied, 1);
     }
 }
 
@@ -169,49 +236,77 @@ impl TreeKeys<'_> {
         format!("{}:{{{}}}:v", self.store.prefix, self.root)
     }
     fn id_spread(&self) -> String {
-        format!("{}:{{{}}}:ix", self.store.prefix, self.root)
+        format!("{}:{{{}}}:ex", self.store.prefix, self.root)
     }
     fn id_bucket(&self, bucket: u64) -> String {
-        format!("{}:{{{}}}:i:{bucket}", self.store.prefix, self.root)
+        format!("{}:{{{}}}:e:{bucket}", self.store.prefix, self.root)
     }
     fn dossier_spread(&self) -> String {
-        format!("{}:{{{}}}:sx", self.store.prefix, self.root)
+        format!("{}:{{{}}}:dx", self.store.prefix, self.root)
     }
     fn dossier_bucket(&self, bucket: u64) -> String {
-        format!("{}:{{{}}}:s:{bucket}", self.store.prefix, self.root)
+        format!("{}:{{{}}}:d:{bucket}", self.store.prefix, self.root)
     }
 }
 
-/// The call of the compare-and-apply script, written as it is built: each command as its
-/// number of arguments then its arguments, straight into the call's buffer.
-struct Writes {
-    call: redis::Cmd,
+/// A tree's writes as they are built: the commands of a transaction (single Redis), or the
+/// call of the compare-and-apply script, each command as its number of arguments then its
+/// arguments, straight into the call's buffer (cluster).
+enum Writes {
+    Transaction(redis::Pipeline),
+    Script(redis::Cmd),
 }
 
 impl Writes {
-    /// The call for the script `hash`, applying if `version_key` still holds `version`.
-    fn new(hash: &str, version_key: &str, version: &[u8]) -> Self {
+    /// The commands of a `MULTI` … `EXEC`, to follow a `WATCH` of the version.
+    fn transaction() -> Self {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        Writes::Transaction(pipe)
+    }
+
+    /// The call of the script `hash`, applying if `version_key` still holds `version`.
+    fn script(hash: &str, version_key: &str, version: &[u8]) -> Self {
         let mut call = redis::cmd("EVALSHA");
         call.arg(hash).arg(1).arg(version_key).arg(version);
-        Writes { call }
+        Writes::Script(call)
     }
 
     fn push<A: AsRef<[u8]>>(&mut self, command: &[A]) {
-        self.call.arg(command.len());
-        for arg in command {
-            self.call.arg(arg.as_ref());
+        match self {
+            Writes::Transaction(pipe) => {
+                let Some((name, args)) = command.split_first() else {
+                    return;
+                };
+                let mut cmd = redis::cmd(&String::from_utf8_lossy(name.as_ref()));
+                for arg in args {
+                    cmd.arg(arg.as_ref());
+                }
+                pipe.add_command(cmd);
+            }
+            Writes::Script(call) => {
+                call.arg(command.len());
+                for arg in command {
+                    call.arg(arg.as_ref());
+                }
+            }
         }
     }
 
-    /// `name key` then `items`, each `width` arguments, cut so that no command is longer than
-    /// [`MAX_ARGS`].
-    fn chunked<A: AsRef<[u8]>>(&mut self, name: &str, key: &str, items: &[A], width: usize) {
+    /// `name`, `key` if there is one, then `items`, each `width` arguments, cut so that no
+    /// command is longer than [`MAX_ARGS`]; nothing when there are no items.
+    fn chunked<A: AsRef<[u8]>>(
+        &mut self,
+        name: &str,
+        key: Option<&str>,
+        items: &[A],
+        width: usize,
+    ) {
         let per = (MAX_ARGS / width).max(1) * width;
         for chunk in items.chunks(per) {
-            self.call.arg(chunk.len() + 2).arg(name).arg(key);
-            for item in chunk {
-                self.call.arg(item.as_ref());
-            }
+            let head = [name.as_bytes()].into_iter().chain(key.map(str::as_bytes));
+            let command: Vec<&[u8]> = head.chain(chunk.iter().map(AsRef::as_ref)).collect();
+            self.push(&command);
         }
     }
 }
@@ -248,52 +343,77 @@ impl RedisStore {
         let now = OffsetDateTime::now_utc();
         let today = utc_day(now);
 
+        // On a single Redis, a connection of this writer's own, watching the version from
+        // before the first read (a transaction then writes only if nobody wrote since).
+        let mut lease = match &self.writers {
+            Some(writers) => Some(writers.lease().await?),
+            None => None,
+        };
+
         // 1. The version and the spreads.
         let mut first = Commands::default();
-        first.push(root, redis::cmd("GET").arg(keys.version()).clone());
-        first.push(root, redis::cmd("GET").arg(keys.id_spread()).clone());
-        first.push(root, redis::cmd("GET").arg(keys.dossier_spread()).clone());
-        let mut replies = first.run(&self.connection).await?.into_iter();
-        let mut next = || replies.next().ok_or_else(|| reply_err("first read"));
-        let version = bytes(next()?);
-        let spread = |value: Value| {
-            let stored = bytes(value).and_then(|b| String::from_utf8(b).ok());
+        if lease.is_some() {
+            first.push(root, redis::cmd("WATCH").arg(keys.version()).clone());
+        }
+        first.push(
+            root,
+            redis::cmd("MGET")
+                .arg(keys.version())
+                .arg(keys.id_spread())
+                .arg(keys.dossier_spread())
+                .clone(),
+        );
+        let replies = match (self.read(&mut lease, first.clone()).await, &self.writers) {
+            // An idle connection may have died with its server since its last use (a
+            // restart, a failover): nothing was written yet, so read again on a new one.
+            (Err(StoreError::Redis(_)), Some(writers)) => {
+                lease = Some(writers.lease_new().await?);
+                self.read(&mut lease, first).await?
+            }
+            (replies, _) => replies?,
+        };
+        let read: Vec<Option<Vec<u8>>> = match replies.into_iter().last() {
+            Some(reply) => redis::from_redis_value(reply)?,
+            None => return Err(reply_err("first read")),
+        };
+        let [version, id_spread, dossier_spread] =
+            <[Option<Vec<u8>>; 3]>::try_from(read).map_err(|_| reply_err("version and spreads"))?;
+        let spread = |stored: Option<Vec<u8>>| {
+            let stored = stored.and_then(|b| String::from_utf8(b).ok());
             Spread::decode(stored.as_deref()).map_err(StoreError::Unexpected)
         };
-        let (id_spread, dossier_spread) = (spread(next()?)?, spread(next()?)?);
+        let (id_spread, dossier_spread) = (spread(id_spread)?, spread(dossier_spread)?);
 
-        // 2. What the batch needs to read.
-        let with_dossier = batch.iter().filter(|e| e.dossier.is_some()).count() as u64;
+        // 2. What the batch needs to read: each event's id, and each dossier, in the bucket
+        // the spread read says; the buckets the growth splits; the one the sweep looks at.
+        let digests: Vec<(u64, Option<u64>)> = batch
+            .iter()
+            .map(|event| {
+                let dossier = event.dossier.as_ref().map(dossier_id);
+                (
+                    id_digest(&event.agency, &event.event_id),
+                    dossier.map(|d| dossier_digest(&event.agency, d)),
+                )
+            })
+            .collect();
+        let with_dossier = digests.iter().filter(|(_, d)| d.is_some()).count() as u64;
         let (id_splits, id_grown) = id_spread.grow_to(id_spread.entries + batch.len() as u64);
         let (dossier_splits, dossier_grown) =
             dossier_spread.grow_to(dossier_spread.entries + with_dossier);
         let id_sweep = id_spread.sweep % id_spread.buckets();
         let dossier_sweep = dossier_spread.sweep % dossier_spread.buckets();
-        let whole_ids: BTreeSet<u64> = id_splits.iter().map(|s| s.from).chain([id_sweep]).collect();
-        let whole_dossiers: BTreeSet<u64> = dossier_splits
+        let id_reads: BTreeSet<u64> = digests
             .iter()
-            .map(|s| s.from)
+            .map(|(id, _)| id_spread.bucket(*id))
+            .chain(id_splits.iter().map(|s| s.from))
+            .chain([id_sweep])
+            .collect();
+        let dossier_reads: BTreeSet<u64> = digests
+            .iter()
+            .filter_map(|(_, dossier)| dossier.map(|d| dossier_spread.bucket(d)))
+            .chain(dossier_splits.iter().map(|s| s.from))
             .chain([dossier_sweep])
             .collect();
-        // Each event's id, and each dossier, in the bucket the spread read says.
-        let mut id_fields: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for event in batch {
-            let digest = id_digest(&event.agency, &event.event_id);
-            id_fields
-                .entry(id_spread.bucket(digest))
-                .or_default()
-                .push(digest);
-        }
-        let mut dossier_fields: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for event in batch {
-            if let Some(dossier) = event.dossier.as_ref().map(dossier_id) {
-                let digest = dossier_digest(&event.agency, dossier);
-                dossier_fields
-                    .entry(dossier_spread.bucket(digest))
-                    .or_default()
-                    .push(digest);
-            }
-        }
         // The children counted in their parents' packed roll-ups.
         let mut parents: BTreeMap<&AgencyId, BTreeSet<&AgencyId>> = BTreeMap::new();
         for event in batch {
@@ -302,34 +422,14 @@ impl RedisStore {
             }
         }
         let mut second = Commands::default();
-        let hmget = |key: String, digests: &[u64]| {
-            let mut command = redis::cmd("HMGET");
-            command.arg(key);
-            for digest in digests {
-                command.arg(&digest.to_be_bytes()[..]);
-            }
-            command
-        };
-        for (bucket, digests) in &id_fields {
-            second.push(root, hmget(keys.id_bucket(*bucket), digests));
+        let mut mget = redis::cmd("MGET");
+        for bucket in &id_reads {
+            mget.arg(keys.id_bucket(*bucket));
         }
-        for (bucket, digests) in &dossier_fields {
-            second.push(root, hmget(keys.dossier_bucket(*bucket), digests));
+        for bucket in &dossier_reads {
+            mget.arg(keys.dossier_bucket(*bucket));
         }
-        for bucket in &whole_ids {
-            second.push(
-                root,
-                redis::cmd("HGETALL").arg(keys.id_bucket(*bucket)).clone(),
-            );
-        }
-        for bucket in &whole_dossiers {
-            second.push(
-                root,
-                redis::cmd("HGETALL")
-                    .arg(keys.dossier_bucket(*bucket))
-                    .clone(),
-            );
-        }
+        second.push(root, mget);
         for (parent, children) in &parents {
             let prefix = self.children_prefix(root, parent);
             second.push(root, redis::cmd("LLEN").arg(format!("{prefix}ids")).clone());
@@ -340,39 +440,29 @@ impl RedisStore {
             }
             second.push(root, hmget);
         }
-        let mut replies = second.run(&self.connection).await?.into_iter();
+        let mut replies = self.read(&mut lease, second).await?.into_iter();
         let mut next = || replies.next().ok_or_else(|| reply_err("second read"));
 
-        let mut known_ids: HashMap<u64, Content> = HashMap::new();
-        for digests in id_fields.values() {
-            let values: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
-            for (digest, value) in digests.iter().zip(values) {
-                if let Some((content, until)) = value.as_deref().and_then(id_entry)
-                    && until >= today
-                {
-                    known_ids.insert(*digest, content);
-                }
+        let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
+        let mut stored = stored.into_iter();
+        fn table<const W: usize>(
+            reads: &BTreeSet<u64>,
+            stored: &mut impl Iterator<Item = Option<Vec<u8>>>,
+        ) -> Result<Table<W>, StoreError> {
+            let mut buckets = Vec::with_capacity(reads.len());
+            for bucket in reads {
+                let bytes = stored.next().ok_or_else(|| reply_err("bucket read"))?;
+                let records = decode_records(bytes.as_deref().unwrap_or_default())
+                    .ok_or_else(|| reply_err("bucket"))?;
+                buckets.push((*bucket, records));
             }
+            Ok(Table {
+                buckets: buckets.into_iter().collect(),
+                changed: BTreeSet::new(),
+            })
         }
-        let mut known_dossiers: HashMap<u64, DossierState> = HashMap::new();
-        for digests in dossier_fields.values() {
-            let values: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
-            for (digest, value) in digests.iter().zip(values) {
-                if let Some((state, _)) = value.as_deref().and_then(dossier_entry) {
-                    known_dossiers.insert(*digest, state);
-                }
-            }
-        }
-        let mut read_whole = |whole: &BTreeSet<u64>| -> Result<BTreeMap<u64, Entries>, StoreError> {
-            let mut buckets = BTreeMap::new();
-            for bucket in whole {
-                let entries: Fields = redis::from_redis_value(next()?)?;
-                buckets.insert(*bucket, entries.into_iter().collect());
-            }
-            Ok(buckets)
-        };
-        let id_whole = read_whole(&whole_ids)?;
-        let dossier_whole = read_whole(&whole_dossiers)?;
+        let mut ids: Table<ID_VALUE> = table(&id_reads, &mut stored)?;
+        let mut dossiers: Table<DOSSIER_VALUE> = table(&dossier_reads, &mut stored)?;
         let mut ordinals: BTreeMap<(&AgencyId, &AgencyId), usize> = BTreeMap::new();
         let mut list_lengths: BTreeMap<&AgencyId, usize> = BTreeMap::new();
         for (parent, children) in &parents {
@@ -386,82 +476,98 @@ impl RedisStore {
             }
         }
 
-        // 3. The plan, by the core's rules.
+        // 3. The plan, by the core's rules. An id past its day is forgotten already.
+        let known_id = |digest: u64| {
+            ids.get(id_spread.bucket(digest), digest)
+                .and_then(id_entry)
+                .filter(|(_, until)| *until >= today)
+                .map(|(content, _)| content)
+        };
+        let known_dossier = |digest: u64| {
+            dossiers
+                .get(dossier_spread.bucket(digest), digest)
+                .and_then(dossier_entry)
+                .map(|(state, _)| state)
+        };
         let planned = plan(
             batch,
-            |agency, event_id| known_ids.get(&id_digest(agency, event_id)).copied(),
-            |agency, dossier| {
-                known_dossiers
-                    .get(&dossier_digest(agency, dossier))
-                    .copied()
-            },
+            |agency, event_id| known_id(id_digest(agency, event_id)),
+            |agency, dossier| known_dossier(dossier_digest(agency, dossier)),
         );
+        let new_dossiers: BTreeSet<u64> = planned
+            .dossiers
+            .iter()
+            .map(|(agency, dossier, _)| dossier_digest(agency, dossier))
+            .filter(|digest| known_dossier(*digest).is_none())
+            .collect();
 
-        // 4. The writes.
-        let mut writes = Writes::new(
-            self.cas.get_hash(),
-            &keys.version(),
-            version.as_deref().unwrap_or_default(),
-        );
-        let counted = planned.counted.len() as u64;
-        let id_writes = grow(id_whole, &id_splits, id_sweep, |value| {
+        // 4. The writes: the sweep, the growth's splits (in order), then the new records.
+        let swept_ids = ids.sweep(id_sweep, |value| {
             id_entry(value).is_some_and(|(_, until)| until >= today)
         });
-        let (mut ids, swept_ids) = id_writes;
+        for split in &id_splits {
+            ids.split(split);
+        }
         for i in &planned.counted {
             let event = &batch[*i];
-            let digest = id_digest(&event.agency, &event.event_id);
+            let digest = digests[*i].0;
             ids.put(
                 id_grown.bucket(digest),
-                digest.to_be_bytes().to_vec(),
+                digest,
                 id_value(event.content, event.remember_until),
             );
         }
-        let (mut dossiers, swept_dossiers) =
-            grow(dossier_whole, &dossier_splits, dossier_sweep, |value| {
-                // A finished dossier is forgotten after its time; an open one never is.
-                dossier_entry(value).is_some_and(|(state, until)| {
-                    matches!(state, DossierState::Open { .. }) || until >= today
-                })
-            });
-        let mut new_dossiers = 0u64;
-        let until_of: HashMap<(&AgencyId, &DossierId), OffsetDateTime> = planned
+        // A finished dossier is forgotten after its time; an open one never is.
+        let swept_dossiers = dossiers.sweep(dossier_sweep, |value| {
+            dossier_entry(value).is_some_and(|(state, until)| {
+                matches!(state, DossierState::Open { .. }) || until >= today
+            })
+        });
+        for split in &dossier_splits {
+            dossiers.split(split);
+        }
+        let until_of: HashMap<u64, OffsetDateTime> = planned
             .counted
             .iter()
-            .filter_map(|i| {
-                let event = &batch[*i];
-                let dossier = event.dossier.as_ref().map(dossier_id)?;
-                Some(((&event.agency, dossier), event.remember_until))
-            })
+            .filter_map(|i| Some((digests[*i].1?, batch[*i].remember_until)))
             .collect();
         for (agency, dossier, state) in &planned.dossiers {
             let digest = dossier_digest(agency, dossier);
-            if !known_dossiers.contains_key(&digest) {
-                new_dossiers += 1;
-            }
-            let until = until_of.get(&(agency, dossier)).copied().unwrap_or(now);
+            let until = until_of.get(&digest).copied().unwrap_or(now);
             dossiers.put(
                 dossier_grown.bucket(digest),
-                digest.to_be_bytes().to_vec(),
+                digest,
                 dossier_value(*state, until),
             );
         }
-        write_buckets(&mut writes, &ids, |b| keys.id_bucket(b));
-        write_buckets(&mut writes, &dossiers, |b| keys.dossier_bucket(b));
+        let mut writes = match lease {
+            Some(_) => Writes::transaction(),
+            None => Writes::script(
+                self.cas.get_hash(),
+                &keys.version(),
+                version.as_deref().unwrap_or_default(),
+            ),
+        };
+        ids.write(&mut writes, |b| keys.id_bucket(b));
+        dossiers.write(&mut writes, |b| keys.dossier_bucket(b));
         let next_spread = |grown: Spread, before: Spread, added: u64, swept: u64| Spread {
             entries: before.entries + added - swept.min(before.entries + added),
             sweep: before.sweep + 1,
             ..grown
         };
+        let counted = planned.counted.len() as u64;
         writes.push(&[
-            "SET".to_owned(),
+            "MSET".to_owned(),
             keys.id_spread(),
             next_spread(id_grown, id_spread, counted, swept_ids).encode(),
-        ]);
-        writes.push(&[
-            "SET".to_owned(),
             keys.dossier_spread(),
-            next_spread(dossier_grown, dossier_spread, new_dossiers, swept_dossiers).encode(),
+            next_spread(
+                dossier_grown,
+                dossier_spread,
+                new_dossiers.len() as u64,
+                swept_dossiers,
+            )
+            .encode(),
         ]);
         self.write_counts(
             root,
@@ -472,17 +578,51 @@ impl RedisStore {
             &mut writes,
         );
 
-        // 5. Compare and apply (loading the script first if this Redis does not have it: a
-        // new or restarted server, a failover).
-        let mut connection = self.connection.clone();
-        let applied: i64 = match writes.call.query_async(&mut connection).await {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.cas.load_async(&mut connection).await?;
-                writes.call.query_async(&mut connection).await?
+        // 5. Compare and apply: the transaction runs only if the version is still the one
+        // watched; the script (loaded first if this Redis does not have it: a new or
+        // restarted server, a failover) only if it still holds the one read.
+        let applied = match (writes, lease) {
+            (Writes::Transaction(mut pipe), Some(mut lease)) => {
+                pipe.cmd("INCR").arg(keys.version());
+                let done: Option<Vec<redis::Value>> =
+                    pipe.query_async(&mut lease.connection).await?;
+                lease.release();
+                done.is_some()
             }
-            other => other?,
+            (Writes::Script(call), _) => {
+                let mut connection = self.connection.clone();
+                let applied: i64 = match call.query_async(&mut connection).await {
+                    Err(e)
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        self.cas.load_async(&mut connection).await?;
+                        call.query_async(&mut connection).await?
+                    }
+                    other => other?,
+                };
+                applied == 1
+            }
+            (Writes::Transaction(_), None) => {
+                return Err(StoreError::Unexpected(
+                    "a transaction without its connection".to_owned(),
+                ));
+            }
         };
-        Ok((applied == 1).then_some(planned.outcomes))
+        Ok(applied.then_some(planned.outcomes))
+    }
+
+    /// Runs a read: on the writer's own connection when it has one (its `WATCH` in force),
+    /// else on the shared one.
+    async fn read(
+        &self,
+        lease: &mut Option<Lease<'_>>,
+        commands: Commands<'_>,
+    ) -> Result<Vec<redis::Value>, StoreError> {
+        match lease {
+            Some(lease) => commands.run_on(&mut lease.connection).await,
+            None => commands.run(&self.connection).await,
+        }
     }
 
     /// The counters, roll-ups, online sets and new ordinals the plan adds.
@@ -557,7 +697,7 @@ impl RedisStore {
                 )));
             }
             pushed.extend(children.iter().map(text));
-            writes.chunked("RPUSH", &list, &pushed, 1);
+            writes.chunked("RPUSH", Some(&list), &pushed, 1);
             let pairs: Vec<Vec<u8>> = children
                 .iter()
                 .flat_map(|child| {
@@ -565,7 +705,7 @@ impl RedisStore {
                     [text(child), text(ordinal)]
                 })
                 .collect();
-            writes.chunked("HSET", &format!("{prefix}ord"), &pairs, 2);
+            writes.chunked("HSET", Some(&format!("{prefix}ord")), &pairs, 2);
         }
         for (key, children) in by_day {
             for (child, n) in children {
@@ -584,7 +724,7 @@ impl RedisStore {
                     ]
                 })
                 .collect();
-            writes.chunked("BITFIELD", &key, &items, 4);
+            writes.chunked("BITFIELD", Some(&key), &items, 4);
         }
         let mut online: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         for (agency, bucket, procedure) in &planned.online {
@@ -594,7 +734,7 @@ impl RedisStore {
                 .push(text(procedure));
         }
         for (key, members) in online {
-            writes.chunked("SADD", &key, &members, 1);
+            writes.chunked("SADD", Some(&key), &members, 1);
         }
     }
 }
@@ -603,65 +743,6 @@ fn dossier_id(change: &govpulse_core::DossierChange) -> &DossierId {
     match change {
         govpulse_core::DossierChange::Open { dossier, .. }
         | govpulse_core::DossierChange::Close { dossier } => dossier,
-    }
-}
-
-/// The buckets read whole, after the growth's splits (in order) and the sweep of `swept`
-/// (keeping what `keep` keeps): the buckets to rewrite, and how many entries were dropped.
-fn grow(
-    mut whole: BTreeMap<u64, Entries>,
-    splits: &[Split],
-    swept: u64,
-    keep: impl Fn(&[u8]) -> bool,
-) -> (Buckets, u64) {
-    let mut dropped = 0u64;
-    if let Some(entries) = whole.get_mut(&swept) {
-        let before = entries.len();
-        entries.retain(|_, value| keep(value));
-        dropped = (before - entries.len()) as u64;
-    }
-    for split in splits {
-        let from = whole.remove(&split.from).unwrap_or_default();
-        let (moved, stay): (BTreeMap<_, _>, BTreeMap<_, _>) =
-            from.into_iter().partition(|(field, _)| {
-                field
-                    .as_slice()
-                    .try_into()
-                    .map(u64::from_be_bytes)
-                    .is_ok_and(|digest| digest >> split.bit & 1 == 1)
-            });
-        whole.insert(split.from, stay);
-        whole.entry(split.to).or_default().extend(moved);
-    }
-    (
-        Buckets {
-            whole,
-            set: BTreeMap::new(),
-        },
-        dropped,
-    )
-}
-
-/// The commands that leave `buckets` as planned: a bucket rewritten whole is deleted and
-/// written again (so that it keeps Redis' compact encoding), the others get their new fields.
-fn write_buckets(writes: &mut Writes, buckets: &Buckets, key: impl Fn(u64) -> String) {
-    for (bucket, entries) in &buckets.whole {
-        let key = key(*bucket);
-        writes.push(&["DEL", &key]);
-        let items: Vec<&[u8]> = entries
-            .iter()
-            .flat_map(|(field, value)| [&field[..], &value[..]])
-            .collect();
-        if !items.is_empty() {
-            writes.chunked("HSET", &key, &items, 2);
-        }
-    }
-    for (bucket, entries) in &buckets.set {
-        let items: Vec<&[u8]> = entries
-            .iter()
-            .flat_map(|(field, value)| [&field[..], &value[..]])
-            .collect();
-        writes.chunked("HSET", &key(*bucket), &items, 2);
     }
 }
 
@@ -704,5 +785,79 @@ mod tests {
                 Some(state)
             );
         }
+    }
+
+    #[test]
+    fn records_read_back_as_written_and_a_torn_bucket_is_refused() {
+        let records: Records<3> = vec![(1, [1, 2, 3]), (u64::MAX, [4, 5, 6])];
+        let stored = encode_records(&records);
+        assert_eq!(stored.len(), 2 * 11);
+        assert_eq!(decode_records::<3>(&stored), Some(records));
+        assert_eq!(
+            decode_records::<3>(&[]),
+            Some(Vec::new()),
+            "a missing bucket"
+        );
+        assert_eq!(decode_records::<3>(&stored[..21]), None);
+    }
+
+    #[test]
+    fn a_table_sweeps_splits_and_puts_and_writes_back_only_what_changed() {
+        let mut table: Table<1> = Table {
+            buckets: BTreeMap::from([
+                (0, vec![(0b00, [1]), (0b10, [0]), (0b100, [1])]),
+                (1, vec![(0b01, [1])]),
+                (3, vec![(0b111, [1])]),
+            ]),
+            changed: BTreeSet::new(),
+        };
+        assert_eq!(table.get(0, 0b10), Some(&[0]));
+        assert_eq!(table.get(1, 0b10), None);
+        assert_eq!(table.sweep(1, |v| v[0] == 1), 0, "nothing to drop");
+        assert_eq!(table.sweep(0, |v| v[0] == 1), 1);
+        table.split(&Split {
+            from: 0,
+            to: 2,
+            bit: 2,
+        });
+        table.put(2, 0b110, [7]);
+        table.put(0, 0b00, [9]);
+        table.put(1, 0b101, [6]);
+        assert_eq!(table.buckets[&0], vec![(0b00, [9])]);
+        assert_eq!(table.buckets[&1], vec![(0b01, [1]), (0b101, [6])]);
+        assert_eq!(table.buckets[&2], vec![(0b100, [1]), (0b110, [7])]);
+        assert_eq!(table.changed, BTreeSet::from([0, 1, 2]), "not 3");
+
+        let mut writes = Writes::script("hash", "v", b"");
+        table.write(&mut writes, |b| format!("b{b}"));
+        let Writes::Script(call) = writes else {
+            panic!("a script call")
+        };
+        let args: Vec<Vec<u8>> = call
+            .args_iter()
+            .filter_map(|a| match a {
+                redis::Arg::Simple(bytes) => Some(bytes.to_vec()),
+                _ => None,
+            })
+            .collect();
+        let expected: Vec<Vec<u8>> = [
+            &b"EVALSHA"[..],
+            b"hash",
+            b"1",
+            b"v",
+            b"",
+            b"7",
+            b"MSET",
+            b"b0",
+            &encode_records(&table.buckets[&0]),
+            b"b1",
+            &encode_records(&table.buckets[&1]),
+            b"b2",
+            &encode_records(&table.buckets[&2]),
+        ]
+        .iter()
+        .map(|a| a.to_vec())
+        .collect();
+        assert_eq!(args, expected);
     }
 }
