@@ -224,7 +224,7 @@ impl AggregateApi {
                     writes.push(EventWrite {
                         content: Content::of(&event),
                         delta: event.delta(provision),
-                        chain: self.catalog.chain(&event.agency).to_vec(),
+                        chain: self.catalog.shared_chain(&event.agency),
                         event_id: event.event_id,
                         agency: event.agency,
                         day,
@@ -242,13 +242,13 @@ impl AggregateApi {
         } else {
             self.store.apply(&writes).await?
         };
-        let mut agencies = BTreeSet::new();
+        let mut agencies: BTreeSet<&AgencyId> = BTreeSet::new();
         let mut days = BTreeSet::new();
         for ((position, write), result) in positions.iter().zip(&writes).zip(&applied) {
             outcomes[*position] = Some(match result {
                 Applied::Accepted => {
-                    agencies.extend(write.chain.iter().map(ToString::to_string));
-                    days.insert(write.day.to_string());
+                    agencies.extend(write.chain.iter());
+                    days.insert(write.day);
                     accepted()
                 }
                 Applied::Duplicate => duplicate(),
@@ -256,7 +256,10 @@ impl AggregateApi {
             });
         }
         if !agencies.is_empty() {
-            self.notify(agencies.into_iter().collect(), days.into_iter().collect());
+            self.notify(
+                agencies.into_iter().map(ToString::to_string).collect(),
+                days.into_iter().map(|day| day.to_string()).collect(),
+            );
         }
         let outcomes = outcomes
             .into_iter()

@@ -254,11 +254,17 @@ pub struct Expected {
 
 impl Expected {
     fn add(&mut self, meta: &EventMeta) {
-        let tally = self.agencies.entry(meta.agency.clone()).or_default();
+        // Per event: no allocation once the agency and the procedure are known.
+        let tally = match self.agencies.get_mut(&*meta.agency) {
+            Some(tally) => tally,
+            None => self.agencies.entry(meta.agency.to_string()).or_default(),
+        };
         for counter in &meta.delta.increments {
             tally.counters.increment(*counter, 1);
         }
-        if let Some(procedure) = &meta.delta.online_procedure {
+        if let Some(procedure) = &meta.delta.online_procedure
+            && !tally.online_procedures.contains(procedure.as_str())
+        {
             tally.online_procedures.insert(procedure.to_string());
         }
         self.days = Some(match self.days {
@@ -342,12 +348,12 @@ impl Report {
 /// One agency's one-stop system.
 #[derive(Debug)]
 struct Source {
-    agency: String,
+    agency: Arc<str>,
     /// The units it reports for (empty: it reports for itself), and the cumulative shares
     /// of their dossiers (the last is 1).
-    units: Vec<String>,
+    units: Vec<Arc<str>>,
     cumulative: Vec<f64>,
-    procedures: Vec<String>,
+    procedures: Vec<Arc<str>>,
     online_share: f64,
     open: VecDeque<Dossier>,
     fees: VecDeque<Dossier>,
@@ -357,9 +363,9 @@ struct Source {
 #[derive(Debug, Clone)]
 struct Dossier {
     /// The agency that received it (and reports its later events).
-    agency: String,
-    id: String,
-    procedure: String,
+    agency: Arc<str>,
+    id: Arc<str>,
+    procedure: Arc<str>,
     due: OffsetDateTime,
 }
 
@@ -368,9 +374,9 @@ struct Dossier {
 const REMEMBERED: usize = 20_000;
 
 /// What an event adds, kept until its batch is acknowledged.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct EventMeta {
-    agency: String,
+    agency: Arc<str>,
     day: Date,
     delta: CounterDelta,
 }
@@ -379,7 +385,20 @@ struct EventMeta {
 #[derive(Debug, Clone)]
 struct Batch {
     events: Vec<DossierEvent>,
-    meta: Vec<Option<EventMeta>>,
+    meta: Vec<Option<Arc<EventMeta>>>,
+}
+
+/// Everything an event's meta depends on besides its ids: the agency that reports it, its
+/// procedure, its day, and the choices made for it (kind, channel, flags). Events of one
+/// shape add the same counters, so a batch decodes one event per shape, not every event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Shape {
+    agency: Arc<str>,
+    procedure: Arc<str>,
+    day: Date,
+    /// The kind and its choices, as `DossierEvent::kind` carries them with the times
+    /// replaced by whether the resolution was on time.
+    kind: [u8; 4],
 }
 
 /// Pure event generation for one sender: its share of the agencies, in turn.
@@ -392,6 +411,8 @@ struct Generator {
     sequence: u64,
     catalog: Arc<Catalog>,
     policy: AcceptancePolicy,
+    /// The meta of each shape seen (`None`: an event of that shape is refused).
+    metas: foldhash::HashMap<Shape, Option<Arc<EventMeta>>>,
 }
 
 pub(crate) fn ts(at: OffsetDateTime) -> Timestamp {
@@ -448,10 +469,13 @@ impl Generator {
             .into_iter()
             .map(|(agency, procedures)| {
                 let share = (fnv(&agency) % 1000) as f64 / 1000.0;
-                let units = match mix {
+                let units: Vec<Arc<str>> = match mix {
                     Mix::TopLevel => Vec::new(),
                     Mix::Units => units_of(&catalog, &agency, today),
-                };
+                }
+                .into_iter()
+                .map(Arc::from)
+                .collect();
                 // Shares 1/rank, in the order of a hash (not of the catalog): which unit is
                 // big does not follow its name.
                 let weights: Vec<f64> = (1..=units.len()).map(|rank| 1.0 / rank as f64).collect();
@@ -464,10 +488,10 @@ impl Generator {
                     })
                     .collect();
                 Source {
-                    agency,
+                    agency: Arc::from(agency),
                     units,
                     cumulative,
-                    procedures,
+                    procedures: procedures.into_iter().map(Arc::from).collect(),
                     online_share: 0.1 + 0.8 * share,
                     open: VecDeque::new(),
                     fees: VecDeque::new(),
@@ -483,6 +507,7 @@ impl Generator {
             sequence: 0,
             catalog,
             policy: AcceptancePolicy::default(),
+            metas: foldhash::HashMap::default(),
         }
     }
 
@@ -492,14 +517,24 @@ impl Generator {
         let index = self.next % self.sources.len().max(1);
         self.next += 1;
         let mut events = Vec::with_capacity(size);
+        let mut meta = Vec::with_capacity(size);
         for _ in 0..size {
-            let event = self.event(index, now);
+            let (event, shape) = self.event(index, now);
+            let known = match self.metas.get(&shape) {
+                Some(known) => known.clone(),
+                None => {
+                    let decoded = self.meta(&event, now).map(Arc::new);
+                    self.metas.insert(shape, decoded.clone());
+                    decoded
+                }
+            };
             events.push(event);
+            meta.push(known);
         }
-        let meta = events.iter().map(|e| self.meta(e, now)).collect();
         Batch { events, meta }
     }
 
+    /// What `event` adds, by the rules ingest and aggregate apply (`None`: it is refused).
     fn meta(&self, event: &DossierEvent, now: OffsetDateTime) -> Option<EventMeta> {
         let decoded = decode_event(None, event, &self.catalog, &self.policy, now).ok()?;
         let day = decoded.day();
@@ -509,22 +544,24 @@ impl Generator {
             .on(day)?
             .provision;
         Some(EventMeta {
-            agency: decoded.agency.to_string(),
+            agency: Arc::from(decoded.agency.as_str()),
             day,
             delta: decoded.delta(provision),
         })
     }
 
-    fn event(&mut self, index: usize, now: OffsetDateTime) -> DossierEvent {
+    /// The next event of source `index`, and its shape.
+    fn event(&mut self, index: usize, now: OffsetDateTime) -> (DossierEvent, Shape) {
         // About 40% receptions, 18% fees, 32% resolutions, 10% feedback; an event that needs
         // an earlier dossier the source does not have becomes a reception.
         let roll: f64 = self.rng.random();
         let source = &mut self.sources[index];
-        let (dossier, suffix, kind) = if roll < 0.18
+        let (dossier, suffix, kind, shape) = if roll < 0.18
             && let Some(d) = source.fees.pop_front()
         {
             let online = self.rng.random_bool(source.online_share);
-            (d, "fee", Kind::FeePaid(FeePaid { online }))
+            let shape = [1, u8::from(online), 0, 0];
+            (d, "fee", Kind::FeePaid(FeePaid { online }), shape)
         } else if roll < 0.50
             && let Some(d) = source.open.pop_front()
         {
@@ -534,19 +571,22 @@ impl Generator {
             } else {
                 now - time::Duration::hours(1)
             };
+            let result_electronic = self.rng.random_bool(0.8);
             let resolved = Kind::Resolved(DossierResolved {
                 timeliness: Some(Timeliness::DueAt(ts(due_at))),
-                result_electronic: self.rng.random_bool(0.8),
+                result_electronic,
             });
             if self.rng.random_bool(0.35) {
                 remember(&mut source.feedback, d.clone());
             }
-            (d, "res", resolved)
+            let shape = [2, u8::from(on_time), u8::from(result_electronic), 0];
+            (d, "res", resolved, shape)
         } else if roll < 0.60
             && let Some(d) = source.feedback.pop_front()
         {
             let satisfied = self.rng.random_bool(0.95);
-            (d, "fb", Kind::Feedback(FeedbackGiven { satisfied }))
+            let shape = [3, u8::from(satisfied), 0, 0];
+            (d, "fb", Kind::Feedback(FeedbackGiven { satisfied }), shape)
         } else {
             self.sequence += 1;
             let procedure =
@@ -560,7 +600,7 @@ impl Generator {
             };
             let d = Dossier {
                 agency,
-                id: format!("{}-{}", self.prefix, self.sequence),
+                id: Arc::from(format!("{}-{}", self.prefix, self.sequence)),
                 procedure,
                 due: now + time::Duration::hours(self.rng.random_range(24..15 * 24)),
             };
@@ -571,25 +611,34 @@ impl Generator {
             } else {
                 Channel::InPerson
             };
+            let digitized = self.rng.random_bool(0.8);
             let received = Kind::Received(DossierReceived {
                 channel: channel.into(),
-                digitized: self.rng.random_bool(0.8),
+                digitized,
                 due_at: Some(ts(d.due)),
             });
             remember(&mut source.open, d.clone());
             if self.rng.random_bool(0.5) {
                 remember(&mut source.fees, d.clone());
             }
-            (d, "rcv", received)
+            let shape = [4, channel as u8, u8::from(digitized), 0];
+            (d, "rcv", received, shape)
         };
-        DossierEvent {
+        let shape = Shape {
+            agency: dossier.agency.clone(),
+            procedure: dossier.procedure.clone(),
+            day: period::vietnam_day(now),
+            kind: shape,
+        };
+        let event = DossierEvent {
             event_id: format!("{}:{suffix}", dossier.id),
-            agency_id: dossier.agency.clone(),
-            dossier_id: dossier.id,
-            procedure_id: dossier.procedure,
+            agency_id: dossier.agency.to_string(),
+            dossier_id: dossier.id.to_string(),
+            procedure_id: dossier.procedure.to_string(),
             occurred_at: Some(ts(now)),
             kind: Some(kind),
-        }
+        };
+        (event, shape)
     }
 }
 
@@ -1143,7 +1192,7 @@ mod tests {
                         Generator::new(catalog.clone(), (i, senders), (k, n), "t", 1, Mix::TopLevel)
                             .sources
                     {
-                        *covered.entry(source.agency).or_default() += 1;
+                        *covered.entry(source.agency.to_string()).or_default() += 1;
                     }
                 }
             }
@@ -1214,6 +1263,34 @@ mod tests {
         assert!((0.25..0.35).contains(&share("resolved")), "{kinds:?}");
         assert!((0.13..0.22).contains(&share("fee")), "{kinds:?}");
         assert!((0.05..0.13).contains(&share("feedback")), "{kinds:?}");
+    }
+
+    #[test]
+    fn an_event_adds_what_decoding_it_says_though_one_event_per_shape_is_decoded() {
+        for mix in [Mix::TopLevel, Mix::Units] {
+            let today = period::vietnam_day(OffsetDateTime::now_utc());
+            let rows = units_csv(&catalog(), 500, today, false);
+            let catalog = Arc::new(
+                govpulse_common::catalog_files::built_in_with_units(&rows).expect("valid units"),
+            );
+            // One sender of many: one agency's events (and its units').
+            let mut generator = Generator::new(catalog, (0, 1_000), (0, 1), "t", 5, mix);
+            let now = OffsetDateTime::now_utc();
+            let mut events = 0;
+            for _ in 0..20 {
+                let batch = generator.batch(500);
+                for (event, meta) in batch.events.iter().zip(&batch.meta) {
+                    let decoded = generator.meta(event, now);
+                    assert_eq!(meta.as_deref(), decoded.as_ref(), "{event:?}");
+                    events += 1;
+                }
+            }
+            let shapes = generator.metas.len();
+            assert!(
+                shapes * 4 < events,
+                "{shapes} shapes decoded for {events} events"
+            );
+        }
     }
 
     #[test]

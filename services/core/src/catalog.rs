@@ -1,7 +1,10 @@
 //! The catalog: agencies (ministries, provinces and the units below them) and their
 //! procedures, loaded from CSV text. Built once, then read-only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 /// The catalog's id-keyed indexes, looked up per event and per agency of a block query:
 /// foldhash, several times faster than SipHash on short ids. The keys come from the
@@ -591,7 +594,10 @@ impl CatalogBuilder {
             .collect();
         Ok(Catalog {
             agencies,
-            chains,
+            chains: chains
+                .into_iter()
+                .map(|(id, chain)| (id, Arc::from(chain)))
+                .collect(),
             children,
             procedures,
             facts,
@@ -604,7 +610,8 @@ impl CatalogBuilder {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     agencies: BTreeMap<AgencyId, Agency>,
-    chains: IdMap<Vec<AgencyId>>,
+    /// Shared: every event counted carries its agency's chain.
+    chains: IdMap<Arc<[AgencyId]>>,
     children: IdMap<Vec<AgencyId>>,
     procedures: BTreeMap<ProcedureId, Procedure>,
     facts: IdMap<FactsTimeline>,
@@ -688,7 +695,15 @@ impl Catalog {
 
     /// The agency itself, then its parent, and so on up to its ministry or province.
     pub fn chain(&self, id: &AgencyId) -> &[AgencyId] {
-        self.chains.get(id).map_or(&[], Vec::as_slice)
+        self.chains.get(id).map_or(&[], |chain| chain)
+    }
+
+    /// [`Catalog::chain`], shared (a count, not a copy): what each counted event carries.
+    pub fn shared_chain(&self, id: &AgencyId) -> Arc<[AgencyId]> {
+        self.chains
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| Arc::from([]))
     }
 
     /// The top-level ancestor (ministry or province) of an agency; itself if top-level.

@@ -10,7 +10,12 @@
 //! first and writing the plan's effects after, so the rules exist in this file and nowhere
 //! else (no script in Redis knows them).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use foldhash::{HashMap, HashMapExt};
 
 use time::{Date, OffsetDateTime};
 use xxhash_rust::xxh3::xxh3_64;
@@ -179,7 +184,7 @@ pub struct EventWrite {
     pub agency: AgencyId,
     /// The agency, then each ancestor up to its ministry or province: every one of them
     /// counts the event. Never empty.
-    pub chain: Vec<AgencyId>,
+    pub chain: Arc<[AgencyId]>,
     /// The Vietnam local day the event happened.
     pub day: Date,
     /// What it adds.
@@ -243,6 +248,12 @@ impl CounterSums {
         self.0[counter as usize] += n;
     }
 
+    fn add_all(&mut self, other: &CounterSums) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            *mine += theirs;
+        }
+    }
+
     /// The counters that gain something, with how much.
     pub fn nonzero(&self) -> impl Iterator<Item = (Counter, u64)> + '_ {
         Counter::ALL.into_iter().zip(self.0).filter(|(_, n)| *n > 0)
@@ -263,12 +274,16 @@ pub fn plan(
     };
     // Ids and dossier states as the batch goes: an event sees what earlier ones left.
     let mut ids: HashMap<(&AgencyId, &EventId), Content> = HashMap::with_capacity(events.len());
-    // The sums and online sets keyed by borrowed ids while the batch goes (one batch adds
-    // to a few dozen keys a thousand times), owned once at the end.
-    let mut counters: BTreeMap<(&AgencyId, Bucket), CounterSums> = BTreeMap::new();
-    let mut online: BTreeSet<(&AgencyId, Bucket, &ProcedureId)> = BTreeSet::new();
+    // The sums and online procedures per reporting agency and day while the batch goes (one
+    // batch adds to a few keys a thousand times), spread over each agency's chain and the
+    // buckets of each day once at the end.
+    let mut chains: HashMap<&AgencyId, &[AgencyId]> = HashMap::new();
+    let mut by_day: HashMap<(&AgencyId, Date), CounterSums> = HashMap::new();
+    let mut online_by_day: foldhash::HashSet<(&AgencyId, Date, &ProcedureId)> =
+        foldhash::HashSet::default();
     // Per dossier: its state as the batch goes, and whether the batch changed it.
-    let mut states: HashMap<(&AgencyId, &DossierId), (Option<DossierState>, bool)> = HashMap::new();
+    let mut states: HashMap<(&AgencyId, &DossierId), (Option<DossierState>, bool)> =
+        HashMap::with_capacity(events.len());
     let mut changed: Vec<(&AgencyId, &DossierId)> = Vec::new();
     for (i, event) in events.iter().enumerate() {
         let id = (&event.agency, &event.event_id);
@@ -288,16 +303,13 @@ pub fn plan(
         ids.insert(id, event.content);
         plan.outcomes.push(Applied::Accepted);
         plan.counted.push(i);
-        for agency in &event.chain {
-            for bucket in Bucket::containing(event.day) {
-                let sums = counters.entry((agency, bucket)).or_default();
-                for counter in &event.delta.increments {
-                    sums.add(*counter, 1);
-                }
-                if let Some(procedure) = &event.delta.online_procedure {
-                    online.insert((agency, bucket, procedure));
-                }
-            }
+        chains.entry(&event.agency).or_insert(&event.chain);
+        let sums = by_day.entry((&event.agency, event.day)).or_default();
+        for counter in &event.delta.increments {
+            sums.add(*counter, 1);
+        }
+        if let Some(procedure) = &event.delta.online_procedure {
+            online_by_day.insert((&event.agency, event.day, procedure));
         }
         let Some(change) = &event.dossier else {
             continue;
@@ -327,13 +339,20 @@ pub fn plan(
             (Counter::DueOpened, step.due),
             (Counter::DueClosed, step.due_closed),
         ] {
-            for bucket in day.into_iter().flat_map(Bucket::containing) {
-                for agency in &event.chain {
-                    counters
-                        .entry((agency, bucket))
-                        .or_default()
-                        .add(counter, 1);
-                }
+            if let Some(day) = day {
+                by_day
+                    .entry((&event.agency, day))
+                    .or_default()
+                    .add(counter, 1);
+            }
+        }
+    }
+    let chain_of = |agency: &AgencyId| chains.get(agency).copied().unwrap_or_default();
+    let mut counters: BTreeMap<(&AgencyId, Bucket), CounterSums> = BTreeMap::new();
+    for ((agency, day), sums) in &by_day {
+        for member in chain_of(agency) {
+            for bucket in Bucket::containing(*day) {
+                counters.entry((member, bucket)).or_default().add_all(sums);
             }
         }
     }
@@ -341,10 +360,14 @@ pub fn plan(
         .into_iter()
         .map(|((agency, bucket), sums)| ((agency.clone(), bucket), sums))
         .collect();
-    plan.online = online
-        .into_iter()
-        .map(|(agency, bucket, procedure)| (agency.clone(), bucket, procedure.clone()))
-        .collect();
+    for (agency, day, procedure) in online_by_day {
+        for member in chain_of(agency) {
+            for bucket in Bucket::containing(day) {
+                plan.online
+                    .insert((member.clone(), bucket, procedure.clone()));
+            }
+        }
+    }
     plan.dossiers = changed
         .into_iter()
         .filter_map(|(agency, dossier)| {
@@ -381,7 +404,7 @@ mod tests {
         EventWrite {
             event_id: event.event_id.clone(),
             agency: event.agency.clone(),
-            chain: vec![id("hb.dept"), id("hoa-binh")],
+            chain: Arc::from([id("hb.dept"), id("hoa-binh")]),
             day: event.day(),
             delta: event.delta(Provision::Full),
             dossier: event.dossier_change(),

@@ -20,7 +20,9 @@
 //! whatever day it claims, and two replicas writing one tree at once apply their batches as
 //! some order of the two would.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt};
 
 use govpulse_core::{
     AgencyId, Bucket, Counter, DossierId,
