@@ -94,7 +94,7 @@ try {
     return of > 0 && meeting > 0 && meeting < of ? value : false;
   }, null, wait());
   if ((await targets.jsonValue()) === 'none') {
-    throw new Error(`no target for ${previous.slice(0, 4)} in the shipped deploy/config/targets.toml: ship example targets for that year`);
+    throw new Error(`no target for ${previous.slice(0, 4)}: the demo carries the latest examples of deploy/config/targets.toml to every later year (targets_file::built_in_carried_to)`);
   }
   // The bars get their target lines at the table's next redraw (at most every 800 ms).
   const lines = await page.waitForFunction(() => {

@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use govpulse_core::{Metric, period::vietnam_day};
 use govpulse_proto::{
@@ -222,6 +223,22 @@ pub async fn demo(
             .whole_days();
         config.horizon_days = Some(needed.max(u16::try_from(default).unwrap_or(u16::MAX)));
     }
+    // Targets for every year of the history and this one: the shipped examples of their
+    // latest year carried forward, unless a targets file was given.
+    let _targets_dir = match config.targets {
+        Some(_) => None,
+        None => {
+            let dir = tempfile::tempdir().context("a folder for the demo's targets")?;
+            let path = dir.path().join("targets.toml");
+            std::fs::write(
+                &path,
+                govpulse_common::targets_file::built_in_carried_to(today.year()),
+            )
+            .with_context(|| format!("cannot write {}", path.display()))?;
+            config.targets = Some(path);
+            Some(dir)
+        }
+    };
     let stack = Stack::start(config).await?;
     let (ingest, aggregate, ranking) = (
         stack.url(stack.ingest),

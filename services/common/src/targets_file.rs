@@ -15,6 +15,44 @@ use crate::live_file::LiveFile;
 
 const BUILT_IN: &str = include_str!("../../../deploy/config/targets.toml");
 
+/// The built-in targets, with the example targets of their latest year carried to every
+/// later year up to `year` and marked as examples: what `govpulse demo` runs with, so that
+/// its dashboard shows targets met and missed whatever the year. A deployment gets the
+/// built-in targets as they are: no ministry publishes targets by repeating a year's.
+pub fn built_in_carried_to(year: i32) -> String {
+    let mut text = BUILT_IN.to_owned();
+    let Ok(file) = BUILT_IN.parse::<toml::Table>() else {
+        return text;
+    };
+    let rows: Vec<&toml::Table> = file
+        .get("targets")
+        .and_then(toml::Value::as_array)
+        .map(|rows| rows.iter().filter_map(toml::Value::as_table).collect())
+        .unwrap_or_default();
+    let year_of = |row: &toml::Table| row.get("year").and_then(toml::Value::as_integer);
+    let Some(latest) = rows.iter().filter_map(|row| year_of(row)).max() else {
+        return text;
+    };
+    let mut carried = Vec::new();
+    for later in latest + 1..=i64::from(year) {
+        for row in rows.iter().filter(|row| year_of(row) == Some(latest)) {
+            let mut row = (*row).clone();
+            row.insert("year".to_owned(), toml::Value::Integer(later));
+            carried.push(toml::Value::Table(row));
+        }
+    }
+    if carried.is_empty() {
+        return text;
+    }
+    let more = toml::Table::from_iter([("targets".to_owned(), toml::Value::Array(carried))]);
+    if let Ok(more) = toml::to_string(&more) {
+        text.push_str(&format!(
+            "\n# EXAMPLES: the {latest} examples, carried by the demo to the years after it.\n{more}"
+        ));
+    }
+    text
+}
+
 /// Why targets could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetsLoadError {
@@ -163,5 +201,70 @@ mod tests {
         stop.cancel();
         watcher.await.expect("watcher ends");
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn the_demo_carries_the_latest_examples_to_later_years() {
+        let catalog = crate::catalog_files::built_in().expect("the built-in catalog");
+        let shipped = Targets::parse(BUILT_IN, &catalog).expect("the shipped targets");
+        let latest = (2020..2100)
+            .rev()
+            .find(|year| {
+                shipped
+                    .target_for(
+                        &catalog,
+                        &province(&catalog),
+                        Metric::OnlineDossierRate,
+                        *year,
+                    )
+                    .is_some()
+            })
+            .expect("a year with a province target");
+        assert_eq!(built_in_carried_to(latest), BUILT_IN, "nothing to carry");
+        let carried = Targets::parse(&built_in_carried_to(latest + 2), &catalog)
+            .expect("the carried targets parse");
+        assert_eq!(carried.len(), shipped.len() + 2 * targets_of(latest));
+        for year in [latest + 1, latest + 2] {
+            for agency in [province(&catalog), ministry(&catalog)] {
+                let then = shipped.target_for(&catalog, &agency, Metric::OnlineDossierRate, latest);
+                let now = carried.target_for(&catalog, &agency, Metric::OnlineDossierRate, year);
+                assert_eq!(
+                    now.map(|t| t.percent()),
+                    then.map(|t| t.percent()),
+                    "{agency} in {year}"
+                );
+                assert!(now.is_some());
+            }
+        }
+    }
+
+    fn province(catalog: &Catalog) -> AgencyId {
+        first_of(catalog, govpulse_core::Block::Province)
+    }
+
+    fn ministry(catalog: &Catalog) -> AgencyId {
+        first_of(catalog, govpulse_core::Block::Ministry)
+    }
+
+    fn first_of(catalog: &Catalog, block: govpulse_core::Block) -> AgencyId {
+        catalog
+            .block_members(block)
+            .find(|a| a.parent.is_none() && a.merger.is_none())
+            .map(|a| a.id.clone())
+            .expect("a member")
+    }
+
+    /// How many targets the shipped file has for `year`, every metric and scope.
+    fn targets_of(year: i32) -> usize {
+        BUILT_IN
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|t| t.get("targets").and_then(toml::Value::as_array).cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|row| {
+                row.get("year").and_then(toml::Value::as_integer) == Some(i64::from(year))
+            })
+            .count()
     }
 }
