@@ -77,6 +77,29 @@ fn start(args: &[&str]) -> (Running, Lines) {
     (Running(child), stdout)
 }
 
+/// `govpulse demo` on free ports: `rate` live dossiers a second, `history_days` of history
+/// with `backfill` dossiers in all.
+fn start_demo(rate: u32, history_days: u32, backfill: u32) -> (Running, Lines) {
+    let (rate, history_days, backfill) = (
+        rate.to_string(),
+        history_days.to_string(),
+        backfill.to_string(),
+    );
+    start(&[
+        "demo",
+        "--ports",
+        "0",
+        "0",
+        "0",
+        "--rate",
+        &rate,
+        "--history-days",
+        &history_days,
+        "--backfill",
+        &backfill,
+    ])
+}
+
 /// A `govpulse serve` process, killed when dropped.
 struct Serve {
     process: Running,
@@ -733,19 +756,7 @@ impl Frames {
 #[test]
 fn demo_shows_a_live_ranking_that_changes() {
     // A month of history is enough for a live top 10 and keeps this debug build's load low.
-    let (mut demo, stdout) = start(&[
-        "demo",
-        "--ports",
-        "0",
-        "0",
-        "0",
-        "--rate",
-        "2000",
-        "--history-days",
-        "30",
-        "--backfill",
-        "20000",
-    ]);
+    let (mut demo, stdout) = start_demo(2_000, 30, 20_000);
     let mut frames = Frames::new(stdout, "govpulse demo ·");
     // Frames come every 5 s when something changed. The first frames may come while the
     // backfill is still arriving; wait for full top-10 tables.
@@ -820,19 +831,7 @@ fn the_demo_dashboard_shows_last_year_movement_targets_and_an_index() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_millis();
-    let (_demo, stdout) = start(&[
-        "demo",
-        "--ports",
-        "0",
-        "0",
-        "0",
-        "--rate",
-        "200",
-        "--history-days",
-        "400",
-        "--backfill",
-        "60000",
-    ]);
+    let (_demo, stdout) = start_demo(200, 400, 60_000);
     let deadline = Instant::now() + Duration::from_secs(60);
     let dashboard = loop {
         let line = stdout
