@@ -25,12 +25,14 @@ use govpulse_core::{AcceptancePolicy, Catalog, Counter, CounterDelta, Counters, 
 use govpulse_proto::{
     Timestamp,
     aggregate::{GetMetricsRequest, aggregate_service_client::AggregateServiceClient},
+    codec::GovpulseCodec,
     event::{
         Channel, DossierEvent, DossierReceived, DossierResolved, EventOutcome, FeePaid,
         FeedbackGiven, OutcomeStatus, dossier_event::Kind, dossier_resolved::Timeliness,
     },
     ingest::{
-        StreamEventsRequest, SubmitEventsRequest, ingest_service_client::IngestServiceClient,
+        StreamEventsRequest, SubmitEventsRequest, SubmitEventsResponse,
+        ingest_service_client::IngestServiceClient, ingest_service_server::SERVICE_NAME,
     },
 };
 use rand::{Rng, SeedableRng, rngs::SmallRng};
@@ -385,7 +387,74 @@ struct EventMeta {
 #[derive(Debug, Clone)]
 struct Batch {
     events: Vec<DossierEvent>,
+    /// The `SubmitEventsRequest` of `events`, encoded once: what every attempt sends.
+    encoded: Encoded,
     meta: Vec<Option<Arc<EventMeta>>>,
+}
+
+/// A message already encoded: its bytes go on the wire as they are, so a batch is encoded
+/// once and an attempt to send it costs a reference count, not a copy of every event.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Encoded(bytes::Bytes);
+
+impl prost::Message for Encoded {
+    fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        // Never decoded: only sent.
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// `SubmitEvents` with a batch encoded once (the generated client takes the request
+/// message, so each attempt would need its own copy of the batch).
+#[derive(Debug, Clone)]
+struct Submitter {
+    grpc: tonic::client::Grpc<GrpcChannel>,
+    path: tonic::codegen::http::uri::PathAndQuery,
+}
+
+impl Submitter {
+    fn new(channel: GrpcChannel) -> Self {
+        let path = format!("/{SERVICE_NAME}/SubmitEvents");
+        Submitter {
+            grpc: tonic::client::Grpc::new(channel),
+            path: tonic::codegen::http::uri::PathAndQuery::try_from(path)
+                .unwrap_or_else(|_| tonic::codegen::http::uri::PathAndQuery::from_static("/")),
+        }
+    }
+
+    async fn submit(&mut self, batch: &Encoded) -> Result<SubmitEventsResponse, Status> {
+        self.grpc
+            .ready()
+            .await
+            .map_err(|e| Status::unknown(format!("ingest was not ready: {e}")))?;
+        let response = self
+            .grpc
+            .unary(
+                tonic::Request::new(batch.clone()),
+                self.path.clone(),
+                GovpulseCodec::<Encoded, SubmitEventsResponse>::default(),
+            )
+            .await?;
+        Ok(response.into_inner())
+    }
 }
 
 /// Everything an event's meta depends on besides its ids: the agency that reports it, its
@@ -531,7 +600,13 @@ impl Generator {
             events.push(event);
             meta.push(known);
         }
-        Batch { events, meta }
+        let request = SubmitEventsRequest { events };
+        let encoded = Encoded(prost::Message::encode_to_vec(&request).into());
+        Batch {
+            events: request.events,
+            encoded,
+            meta,
+        }
     }
 
     /// What `event` adds, by the rules ingest and aggregate apply (`None`: it is refused).
@@ -842,12 +917,14 @@ pub async fn run(
             config.seed,
             config.mix,
         );
-        let client = IngestServiceClient::new(ingest.clone());
+        let channel = ingest.clone();
         let shared = shared.clone();
         tasks.push(tokio::spawn(async move {
             match shared.config.mode {
-                Mode::Batch => batch_sender(shared, generator, client).await,
-                Mode::Stream => stream_sender(shared, generator, client).await,
+                Mode::Batch => batch_sender(shared, generator, Submitter::new(channel)).await,
+                Mode::Stream => {
+                    stream_sender(shared, generator, IngestServiceClient::new(channel)).await
+                }
             }
         }));
     }
@@ -886,7 +963,7 @@ async fn pace(shared: &Shared, n: u64) {
 async fn batch_sender(
     shared: Arc<Shared>,
     mut generator: Generator,
-    client: IngestServiceClient<GrpcChannel>,
+    mut client: Submitter,
 ) -> SenderTotals {
     let mut totals = SenderTotals::default();
     let mut n = 0;
@@ -897,12 +974,12 @@ async fn batch_sender(
         }
         n += 1;
         let batch = generator.batch(shared.config.batch_size);
-        submit_until_acknowledged(&shared, &client, &batch, true, &mut totals).await;
+        submit_until_acknowledged(&shared, &mut client, &batch, true, &mut totals).await;
         if generator
             .rng
             .random_bool(shared.config.resend_share.clamp(0.0, 1.0))
         {
-            submit_until_acknowledged(&shared, &client, &batch, false, &mut totals).await;
+            submit_until_acknowledged(&shared, &mut client, &batch, false, &mut totals).await;
         }
     }
     totals
@@ -910,7 +987,7 @@ async fn batch_sender(
 
 async fn submit_until_acknowledged(
     shared: &Shared,
-    client: &IngestServiceClient<GrpcChannel>,
+    client: &mut Submitter,
     batch: &Batch,
     first: bool,
     totals: &mut SenderTotals,
@@ -918,13 +995,9 @@ async fn submit_until_acknowledged(
     let mut attempt = 0;
     loop {
         let started = Instant::now();
-        // One copy of the batch per attempt: the call takes its request.
-        let request = SubmitEventsRequest {
-            events: batch.events.clone(),
-        };
-        match client.clone().submit_events(request).await {
+        match client.submit(&batch.encoded).await {
             Ok(response) => {
-                let outcomes = response.into_inner().outcomes;
+                let outcomes = response.outcomes;
                 totals.acknowledged(shared, batch, &outcomes, first, started.elapsed());
                 return;
             }
@@ -1291,6 +1364,19 @@ mod tests {
                 "{shapes} shapes decoded for {events} events"
             );
         }
+    }
+
+    #[test]
+    fn a_batch_is_sent_as_the_request_of_its_events() {
+        let mut generator = Generator::new(catalog(), (0, 1), (0, 1), "t", 9, Mix::TopLevel);
+        let batch = generator.batch(100);
+        let sent = <SubmitEventsRequest as prost::Message>::decode(batch.encoded.0.clone())
+            .expect("the encoded batch decodes");
+        assert_eq!(sent.events, batch.events);
+        assert_eq!(
+            prost::Message::encoded_len(&batch.encoded),
+            batch.encoded.0.len()
+        );
     }
 
     #[test]
