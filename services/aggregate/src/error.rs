@@ -50,14 +50,43 @@ impl From<Error> for Status {
             Error::InvalidArgument { field, reason } => bad_request(field, &reason),
             Error::Violation(v) => bad_request(&v.field, &v.reason),
             Error::Store(e) => {
-                tracing::warn!(error = %e, "counter store unavailable");
-                Status::unavailable(format!("counter store unavailable: {e}"))
+                // The store's own words (addresses, key names, server messages) stay in the
+                // log; the caller gets an incident id to quote.
+                let incident = format!("{:016x}", rand::random::<u64>());
+                tracing::warn!(error = %e, incident, "counter store unavailable");
+                Status::unavailable(format!(
+                    "counter store unavailable; retry the batch (incident {incident})"
+                ))
             }
             Error::Catalog(e) => Status::internal(e.to_string()),
             Error::Targets(e) => Status::internal(e.to_string()),
             Error::Profiles(e) => Status::internal(e.to_string()),
             Error::Config(e) => Status::internal(e),
             Error::Serve(e) => Status::internal(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_failure_tells_the_caller_to_retry_without_the_store_s_words() {
+        let error = Error::Store(StoreError::Unexpected(
+            "ERR wrong kind at gp:{ha-noi}:e:17 on 10.0.3.7:6379".to_owned(),
+        ));
+        let status = Status::from(error);
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(
+            status
+                .message()
+                .starts_with("counter store unavailable; retry the batch (incident "),
+            "{}",
+            status.message()
+        );
+        for leak in ["gp:", "10.0.3.7", "ERR"] {
+            assert!(!status.message().contains(leak), "{}", status.message());
         }
     }
 }
