@@ -9,8 +9,8 @@ use std::{
 use govpulse_common::{
     assessed::decode_assessed,
     convert::{
-        accepted, agency_to_proto, conflict, counters_to_proto, duplicate, period_to_proto,
-        rate_to_proto, rejected,
+        Outcomes, accepted, agency_to_proto, conflict, counters_to_proto, duplicate,
+        period_to_proto, rate_to_proto, rejected,
     },
     decode_event,
     index_file::LiveProfiles,
@@ -198,7 +198,7 @@ impl AggregateApi {
             ));
         }
         let now = OffsetDateTime::now_utc();
-        let mut outcomes = Vec::with_capacity(request.events.len());
+        let mut outcomes = Outcomes::with_capacity(request.events.len());
         let mut writes = Vec::with_capacity(request.events.len());
         let mut positions = Vec::with_capacity(request.events.len());
         for (i, event) in request.events.iter().enumerate() {
@@ -214,10 +214,10 @@ impl AggregateApi {
                         .and_then(|p| p.on(day))
                         .map(|span| span.provision)
                     else {
-                        outcomes.push(Some(rejected(govpulse_common::Violation {
+                        outcomes.decided(rejected(govpulse_common::Violation {
                             field: format!("events[{i}].procedure_id"),
                             reason: "unknown procedure".to_owned(),
-                        })));
+                        }));
                         continue;
                     };
                     let dossier = event.dossier_change();
@@ -232,9 +232,9 @@ impl AggregateApi {
                         dossier,
                     });
                     positions.push(i);
-                    outcomes.push(None);
+                    outcomes.later();
                 }
-                Err(violation) => outcomes.push(Some(rejected(violation))),
+                Err(violation) => outcomes.decided(rejected(violation)),
             }
         }
         let applied = if writes.is_empty() {
@@ -244,8 +244,11 @@ impl AggregateApi {
         };
         let mut agencies: BTreeSet<&AgencyId> = BTreeSet::new();
         let mut days = BTreeSet::new();
-        for ((position, write), result) in positions.iter().zip(&writes).zip(&applied) {
-            outcomes[*position] = Some(match result {
+        let counted = positions
+            .iter()
+            .zip(&writes)
+            .zip(&applied)
+            .map(|((position, write), result)| match result {
                 Applied::Accepted => {
                     agencies.extend(write.chain.iter());
                     days.insert(write.day);
@@ -253,24 +256,21 @@ impl AggregateApi {
                 }
                 Applied::Duplicate => duplicate(),
                 Applied::Conflict { fields } => conflict(*position, fields),
-            });
-        }
+            })
+            .collect();
+        let store_said = |wrong: String| {
+            Error::Store(govpulse_store::StoreError::Unexpected(format!(
+                "the store answered {wrong}"
+            )))
+        };
+        outcomes.fill(counted).map_err(store_said)?;
         if !agencies.is_empty() {
             self.notify(
                 agencies.into_iter().map(ToString::to_string).collect(),
                 days.into_iter().map(|day| day.to_string()).collect(),
             );
         }
-        let outcomes = outcomes
-            .into_iter()
-            .map(|o| {
-                o.ok_or_else(|| {
-                    Error::Store(govpulse_store::StoreError::Unexpected(
-                        "an event got no outcome".into(),
-                    ))
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let outcomes = outcomes.finish().map_err(store_said)?;
         Ok(ApplyEventsResponse { outcomes })
     }
 

@@ -176,6 +176,67 @@ pub fn rejected(violation: Violation) -> ev::EventOutcome {
     }
 }
 
+/// A batch's outcomes as they are decided: some at once (an event refused where it stands),
+/// the others later, together, in the order they were set aside (the events sent on to be
+/// counted). Ingest and aggregate both merge their own refusals with what counting decided
+/// this way; [`Outcomes::finish`] gives one outcome per event, in the batch's order.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    slots: Vec<Option<ev::EventOutcome>>,
+    /// The positions set aside, in order.
+    later: Vec<usize>,
+}
+
+impl Outcomes {
+    /// Room for a batch of `events`.
+    pub fn with_capacity(events: usize) -> Self {
+        Outcomes {
+            slots: Vec::with_capacity(events),
+            later: Vec::new(),
+        }
+    }
+
+    /// The next event's outcome, decided now.
+    pub fn decided(&mut self, outcome: ev::EventOutcome) {
+        self.slots.push(Some(outcome));
+    }
+
+    /// The next event's outcome comes with [`Outcomes::fill`].
+    pub fn later(&mut self) {
+        self.later.push(self.slots.len());
+        self.slots.push(None);
+    }
+
+    /// How many events wait for [`Outcomes::fill`].
+    pub fn waiting(&self) -> usize {
+        self.later.len()
+    }
+
+    /// The outcomes of the events set aside, in the order they were; `Err` (saying how many
+    /// came for how many) when that is not one each.
+    pub fn fill(&mut self, outcomes: Vec<ev::EventOutcome>) -> Result<(), String> {
+        if outcomes.len() != self.later.len() {
+            return Err(format!(
+                "{} outcomes for {} events",
+                outcomes.len(),
+                self.later.len()
+            ));
+        }
+        for (position, outcome) in self.later.drain(..).zip(outcomes) {
+            self.slots[position] = Some(outcome);
+        }
+        Ok(())
+    }
+
+    /// One outcome per event, in the batch's order; `Err` if an event got none.
+    pub fn finish(self) -> Result<Vec<ev::EventOutcome>, String> {
+        self.slots
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| "an event got no outcome".to_owned())
+    }
+}
+
 /// INVALID_ARGUMENT with a `google.rpc.BadRequest` naming the field, so clients in any
 /// language can read which field is wrong.
 pub fn bad_request(field: &str, reason: &str) -> Status {
@@ -226,5 +287,41 @@ mod tests {
         }
         assert_eq!(block_from_proto(0), None);
         assert_eq!(block_from_proto(42), None);
+    }
+
+    #[test]
+    fn outcomes_decided_now_and_later_come_back_in_the_batch_s_order() {
+        let refused = |field: &str| {
+            rejected(Violation {
+                field: field.to_owned(),
+                reason: "bad".to_owned(),
+            })
+        };
+        let mut outcomes = Outcomes::with_capacity(4);
+        outcomes.later();
+        outcomes.decided(refused("events[1].kind"));
+        outcomes.later();
+        outcomes.decided(refused("events[3].kind"));
+        assert_eq!(outcomes.waiting(), 2);
+        assert_eq!(
+            outcomes.fill(vec![accepted()]),
+            Err("1 outcomes for 2 events".to_owned())
+        );
+        outcomes
+            .fill(vec![accepted(), duplicate()])
+            .expect("one each");
+        assert_eq!(
+            outcomes.finish(),
+            Ok(vec![
+                accepted(),
+                refused("events[1].kind"),
+                duplicate(),
+                refused("events[3].kind")
+            ])
+        );
+
+        let mut unfilled = Outcomes::with_capacity(1);
+        unfilled.later();
+        assert_eq!(unfilled.finish(), Err("an event got no outcome".to_owned()));
     }
 }

@@ -7,7 +7,7 @@ use std::{net::SocketAddr, pin::Pin, sync::Arc};
 use govpulse_common::{
     assessed::decode_assessed,
     auth::{Authenticator, Principal, RECHECK_EVERY, Role, StreamCredential, audit},
-    convert::rejected,
+    convert::{Outcomes, rejected},
     decode_event,
     index_file::LiveProfiles,
 };
@@ -249,9 +249,8 @@ impl IngestApi {
             });
         }
         let now = OffsetDateTime::now_utc();
-        let mut outcomes: Vec<Option<EventOutcome>> = Vec::with_capacity(events.len());
+        let mut outcomes = Outcomes::with_capacity(events.len());
         let mut valid = Vec::with_capacity(events.len());
-        let mut positions = Vec::with_capacity(events.len());
         let mut denied = Vec::new();
         for (i, event) in events.into_iter().enumerate() {
             match decode_event(Some(i), &event, &self.catalog, &self.policy, now) {
@@ -268,20 +267,19 @@ impl IngestApi {
                         decoded.agency
                     );
                     denied.push(decoded.agency.to_string());
-                    outcomes.push(Some(EventOutcome {
+                    outcomes.decided(EventOutcome {
                         status: OutcomeStatus::Rejected.into(),
                         field: format!("events[{i}].agency_id"),
                         reason,
-                    }));
+                    });
                 }
                 Ok(_) => {
-                    positions.push(i);
                     valid.push(event);
-                    outcomes.push(None);
+                    outcomes.later();
                 }
                 Err(violation) => {
                     debug!(field = %violation.field, reason = %violation.reason, "event rejected");
-                    outcomes.push(Some(rejected(violation)));
+                    outcomes.decided(rejected(violation));
                 }
             }
         }
@@ -297,7 +295,6 @@ impl IngestApi {
             );
         }
         if !valid.is_empty() {
-            let sent = valid.len();
             let response = self
                 .aggregate
                 .clone()
@@ -307,21 +304,14 @@ impl IngestApi {
                 .await
                 .map_err(Error::Aggregate)?
                 .into_inner();
-            if response.outcomes.len() != sent {
-                return Err(Error::Aggregate(Status::internal(format!(
-                    "aggregate answered {} outcomes for {sent} events",
-                    response.outcomes.len()
-                ))));
-            }
-            for (position, outcome) in positions.into_iter().zip(response.outcomes) {
-                outcomes[position] = Some(outcome);
-            }
+            outcomes.fill(response.outcomes).map_err(|wrong| {
+                Error::Aggregate(Status::internal(format!("aggregate answered {wrong}")))
+            })?;
         }
-        // Every position was filled above; an unfilled one is a bug, never a shorter answer.
+        // Every event has its outcome; one without is a bug, never a shorter answer.
         let outcomes = outcomes
-            .into_iter()
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Error::Aggregate(Status::internal("an event got no outcome")))?;
+            .finish()
+            .map_err(|e| Error::Aggregate(Status::internal(e)))?;
         govpulse_common::prometheus::record_outcomes("ingest", &outcomes);
         Ok(BatchOutcome::new(outcomes))
     }
