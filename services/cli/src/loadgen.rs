@@ -32,7 +32,7 @@ use govpulse_proto::{
     },
     ingest::{
         StreamEventsRequest, SubmitEventsRequest, SubmitEventsResponse,
-        ingest_service_client::IngestServiceClient, ingest_service_server::SERVICE_NAME,
+        ingest_service_client::IngestServiceClient,
     },
 };
 use rand::{Rng, SeedableRng, rngs::SmallRng};
@@ -430,13 +430,14 @@ struct Submitter {
     path: tonic::codegen::http::uri::PathAndQuery,
 }
 
+/// The method's path, as the generated client calls it.
+const SUBMIT_EVENTS: &str = "/govpulse.ingest.v1.IngestService/SubmitEvents";
+
 impl Submitter {
     fn new(channel: GrpcChannel) -> Self {
-        let path = format!("/{SERVICE_NAME}/SubmitEvents");
         Submitter {
             grpc: tonic::client::Grpc::new(channel),
-            path: tonic::codegen::http::uri::PathAndQuery::try_from(path)
-                .unwrap_or_else(|_| tonic::codegen::http::uri::PathAndQuery::from_static("/")),
+            path: tonic::codegen::http::uri::PathAndQuery::from_static(SUBMIT_EVENTS),
         }
     }
 
@@ -1368,6 +1369,7 @@ mod tests {
 
     #[test]
     fn a_batch_is_sent_as_the_request_of_its_events() {
+        use govpulse_proto::ingest::ingest_service_server::SERVICE_NAME;
         let mut generator = Generator::new(catalog(), (0, 1), (0, 1), "t", 9, Mix::TopLevel);
         let batch = generator.batch(100);
         let sent = <SubmitEventsRequest as prost::Message>::decode(batch.encoded.0.clone())
@@ -1377,6 +1379,7 @@ mod tests {
             prost::Message::encoded_len(&batch.encoded),
             batch.encoded.0.len()
         );
+        assert_eq!(SUBMIT_EVENTS, format!("/{SERVICE_NAME}/SubmitEvents"));
     }
 
     #[test]

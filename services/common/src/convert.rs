@@ -207,11 +207,6 @@ impl Outcomes {
         self.slots.push(None);
     }
 
-    /// How many events wait for [`Outcomes::fill`].
-    pub fn waiting(&self) -> usize {
-        self.later.len()
-    }
-
     /// The outcomes of the events set aside, in the order they were; `Err` (saying how many
     /// came for how many) when that is not one each.
     pub fn fill(&mut self, outcomes: Vec<ev::EventOutcome>) -> Result<(), String> {
@@ -302,7 +297,6 @@ mod tests {
         outcomes.decided(refused("events[1].kind"));
         outcomes.later();
         outcomes.decided(refused("events[3].kind"));
-        assert_eq!(outcomes.waiting(), 2);
         assert_eq!(
             outcomes.fill(vec![accepted()]),
             Err("1 outcomes for 2 events".to_owned())
