@@ -201,7 +201,7 @@ impl AggregateApi {
         let mut outcomes = Outcomes::with_capacity(request.events.len());
         let mut writes = Vec::with_capacity(request.events.len());
         let mut positions = Vec::with_capacity(request.events.len());
-        for (i, event) in request.events.iter().enumerate() {
+        for (i, event) in request.events.into_iter().enumerate() {
             match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
                 Ok(event) => {
                     // decode_event checked that the procedure existed on the event's day;

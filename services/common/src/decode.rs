@@ -50,16 +50,26 @@ fn id_field<T>(
 }
 
 /// Validates one event received at `now`. `position` is its place in the batch, which names
-/// it in field paths (`events[3].agency_id`); `None` for a lone event.
+/// it in field paths (`events[3].agency_id`); `None` for a lone event. The event's strings
+/// become the domain event's ids as they are (no copies: every event of every batch passes
+/// here, in ingest and again in aggregate).
 pub fn decode_event(
     position: Option<usize>,
-    event: &pb::DossierEvent,
+    event: pb::DossierEvent,
     catalog: &Catalog,
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
 ) -> Result<DossierEvent, Violation> {
-    let event_id: EventId = id_field(position, "event_id", EventId::parse(&event.event_id))?;
-    let agency: AgencyId = id_field(position, "agency_id", AgencyId::parse(&event.agency_id))?;
+    let pb::DossierEvent {
+        event_id,
+        agency_id,
+        dossier_id,
+        procedure_id,
+        occurred_at,
+        kind,
+    } = event;
+    let event_id: EventId = id_field(position, "event_id", EventId::parse_owned(event_id))?;
+    let agency: AgencyId = id_field(position, "agency_id", AgencyId::parse_owned(agency_id))?;
     if catalog.agency(&agency).is_none() {
         return Err(Violation::new(
             position,
@@ -70,11 +80,11 @@ pub fn decode_event(
             ),
         ));
     }
-    let dossier: DossierId = id_field(position, "dossier_id", DossierId::parse(&event.dossier_id))?;
+    let dossier: DossierId = id_field(position, "dossier_id", DossierId::parse_owned(dossier_id))?;
     let procedure_id: ProcedureId = id_field(
         position,
         "procedure_id",
-        ProcedureId::parse(&event.procedure_id),
+        ProcedureId::parse_owned(procedure_id),
     )?;
     let Some(procedure) = catalog.procedure(&procedure_id) else {
         return Err(Violation::new(
@@ -97,7 +107,7 @@ pub fn decode_event(
             ),
         ));
     }
-    let occurred_at = match &event.occurred_at {
+    let occurred_at = match &occurred_at {
         None => return Err(Violation::new(position, "occurred_at", "is required")),
         Some(ts) => timestamp(ts)
             .ok_or_else(|| Violation::new(position, "occurred_at", "is not a valid time"))?,
@@ -127,7 +137,7 @@ pub fn decode_event(
             ),
         ));
     }
-    let kind = match &event.kind {
+    let kind = match &kind {
         None => {
             return Err(Violation::new(
                 position,
@@ -208,6 +218,54 @@ pub fn decode_event(
     })
 }
 
+/// The protobuf form of a decoded event: what ingest forwards to aggregate. The ids' strings
+/// are moved, not copied; decoding the result gives the same event back.
+pub fn encode_event(event: DossierEvent) -> pb::DossierEvent {
+    let timestamp = |at: OffsetDateTime| Timestamp {
+        seconds: at.unix_timestamp(),
+        // Below 10^9 by construction.
+        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
+    };
+    let kind = match event.kind {
+        EventKind::Received {
+            channel,
+            digitized,
+            due_at,
+        } => pb::dossier_event::Kind::Received(pb::DossierReceived {
+            channel: match channel {
+                Channel::InPerson => pb::Channel::InPerson,
+                Channel::Online => pb::Channel::Online,
+                Channel::Postal => pb::Channel::Postal,
+            }
+            .into(),
+            digitized,
+            due_at: due_at.map(timestamp),
+        }),
+        EventKind::Resolved {
+            timeliness,
+            result_electronic,
+        } => pb::dossier_event::Kind::Resolved(pb::DossierResolved {
+            timeliness: Some(match timeliness {
+                Timeliness::OnTime(on_time) => pb::dossier_resolved::Timeliness::OnTime(on_time),
+                Timeliness::DueAt(due) => pb::dossier_resolved::Timeliness::DueAt(timestamp(due)),
+            }),
+            result_electronic,
+        }),
+        EventKind::FeePaid { online } => pb::dossier_event::Kind::FeePaid(pb::FeePaid { online }),
+        EventKind::Feedback { satisfied } => {
+            pb::dossier_event::Kind::Feedback(pb::FeedbackGiven { satisfied })
+        }
+    };
+    pb::DossierEvent {
+        event_id: event.event_id.into_string(),
+        agency_id: event.agency.into_string(),
+        dossier_id: event.dossier.into_string(),
+        procedure_id: event.procedure.into_string(),
+        occurred_at: Some(timestamp(event.occurred_at)),
+        kind: Some(kind),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;
@@ -250,7 +308,7 @@ mod tests {
     fn violation(event: pb::DossierEvent) -> (String, String) {
         let v = decode_event(
             Some(2),
-            &event,
+            event,
             &catalog(),
             &AcceptancePolicy::default(),
             NOW,
@@ -261,14 +319,8 @@ mod tests {
 
     #[test]
     fn a_valid_event_decodes() {
-        let e = decode_event(
-            None,
-            &valid(),
-            &catalog(),
-            &AcceptancePolicy::default(),
-            NOW,
-        )
-        .expect("valid");
+        let e = decode_event(None, valid(), &catalog(), &AcceptancePolicy::default(), NOW)
+            .expect("valid");
         assert_eq!(
             e.kind,
             EventKind::Received {
@@ -281,7 +333,7 @@ mod tests {
         let mut unit = valid();
         unit.agency_id = "hb-dept".into();
         assert!(
-            decode_event(None, &unit, &catalog(), &AcceptancePolicy::default(), NOW).is_ok(),
+            decode_event(None, unit, &catalog(), &AcceptancePolicy::default(), NOW).is_ok(),
             "a unit uses its province's procedure"
         );
     }
@@ -294,7 +346,7 @@ mod tests {
             .and_then(govpulse_core::CatalogBuilder::build)
             .expect("valid");
         let policy = AcceptancePolicy::default();
-        let violation = decode_event(Some(0), &valid(), &catalog, &policy, NOW)
+        let violation = decode_event(Some(0), valid(), &catalog, &policy, NOW)
             .expect_err("the procedure starts the next day");
         assert_eq!(
             (violation.field.as_str(), violation.reason.as_str()),
@@ -306,7 +358,7 @@ mod tests {
         let mut next_day = valid();
         next_day.occurred_at = Some(ts(NOW + time::Duration::days(1)));
         let later = NOW + time::Duration::days(1);
-        assert!(decode_event(None, &next_day, &catalog, &policy, later).is_ok());
+        assert!(decode_event(None, next_day, &catalog, &policy, later).is_ok());
     }
 
     #[test]
@@ -324,7 +376,7 @@ mod tests {
             ..AcceptancePolicy::default()
         };
         let check = |e: &pb::DossierEvent| {
-            decode_event(None, e, &catalog, &policy, NOW).map_err(|v| v.reason)
+            decode_event(None, e.clone(), &catalog, &policy, NOW).map_err(|v| v.reason)
         };
         assert_eq!(
             check(&event),
@@ -440,7 +492,7 @@ mod tests {
         );
         let mut within = valid();
         due(&mut within, NOW + time::Duration::days(366));
-        assert!(decode_event(None, &within, &catalog(), &AcceptancePolicy::default(), NOW).is_ok());
+        assert!(decode_event(None, within, &catalog(), &AcceptancePolicy::default(), NOW).is_ok());
         assert_eq!(
             field(
                 |e| e.kind = Some(pb::dossier_event::Kind::Resolved(pb::DossierResolved {

@@ -13,7 +13,7 @@ use std::{
 
 use govpulse_common::{
     auth::{Principal, Role, Tokens, Via, certificate_principal},
-    decode_event,
+    decode::{decode_event, encode_event},
 };
 use govpulse_core::{AcceptancePolicy, AgencyId, Catalog};
 use govpulse_proto::{
@@ -169,8 +169,14 @@ static VALID: AtomicU64 = AtomicU64::new(0);
 /// What a valid event must be, whatever produced it.
 fn check_valid(catalog: &Catalog, event: &DossierEvent) -> Result<(), TestCaseError> {
     let policy = AcceptancePolicy::default();
-    if let Ok(valid) = decode_event(Some(0), event, catalog, &policy, NOW) {
+    if let Ok(valid) = decode_event(Some(0), event.clone(), catalog, &policy, NOW) {
         VALID.fetch_add(1, Ordering::Relaxed);
+        // What ingest forwards (the decoded event encoded again) decodes to the same event.
+        let forwarded = encode_event(valid.clone());
+        prop_assert_eq!(
+            decode_event(Some(0), forwarded, catalog, &policy, NOW),
+            Ok(valid.clone())
+        );
         prop_assert!(catalog.agency(&valid.agency).is_some());
         let procedure = catalog
             .procedure(&valid.procedure)
@@ -243,8 +249,8 @@ fn arbitrary_events_are_valid_only_when_every_rule_holds() {
         let again = DossierEvent::decode(bytes.as_slice()).expect("round trip");
         let policy = AcceptancePolicy::default();
         prop_assert_eq!(
-            decode_event(None, &event, &catalog, &policy, NOW).is_ok(),
-            decode_event(None, &again, &catalog, &policy, NOW).is_ok()
+            decode_event(None, event, &catalog, &policy, NOW).is_ok(),
+            decode_event(None, again, &catalog, &policy, NOW).is_ok()
         );
         Ok(())
     });

@@ -10,6 +10,8 @@ use std::{
 /// foldhash, several times faster than SipHash on short ids. The keys come from the
 /// operators' catalog files, not from clients, so hash flooding is not a concern.
 type IdMap<V> = foldhash::HashMap<AgencyId, V>;
+/// Looked up by hash (every event looks up its agency and procedure), iterated in id order.
+type Sorted<K, V> = indexmap::IndexMap<K, V, foldhash::fast::RandomState>;
 
 use serde::Deserialize;
 
@@ -593,13 +595,14 @@ impl CatalogBuilder {
             .map(|a| a.id.clone())
             .collect();
         Ok(Catalog {
-            agencies,
+            // From B-tree maps: in id order.
+            agencies: agencies.into_iter().collect(),
             chains: chains
                 .into_iter()
                 .map(|(id, chain)| (id, Arc::from(chain)))
                 .collect(),
             children,
-            procedures,
+            procedures: procedures.into_iter().collect(),
             facts,
             absorbers,
         })
@@ -609,11 +612,11 @@ impl CatalogBuilder {
 /// Agencies and procedures, indexed for the lookups the services make per event.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    agencies: BTreeMap<AgencyId, Agency>,
+    agencies: Sorted<AgencyId, Agency>,
     /// Shared: every event counted carries its agency's chain.
     chains: IdMap<Arc<[AgencyId]>>,
     children: IdMap<Vec<AgencyId>>,
-    procedures: BTreeMap<ProcedureId, Procedure>,
+    procedures: Sorted<ProcedureId, Procedure>,
     facts: IdMap<FactsTimeline>,
     /// The agencies that absorbed others: every other agency is its own only constituent,
     /// which block reads over 10,000 units ask about for each of them.

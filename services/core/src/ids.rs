@@ -45,6 +45,16 @@ macro_rules! id_type {
                 check(raw).map(|()| Self(raw.to_owned()))
             }
 
+            /// [`Self::parse`], keeping the string it was given (no copy).
+            pub fn parse_owned(raw: String) -> Result<Self, IdError> {
+                check(&raw).map(|()| Self(raw))
+            }
+
+            /// The id's text, given back (no copy).
+            pub fn into_string(self) -> String {
+                self.0
+            }
+
             /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0

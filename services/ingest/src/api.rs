@@ -8,7 +8,7 @@ use govpulse_common::{
     assessed::decode_assessed,
     auth::{Authenticator, Principal, RECHECK_EVERY, Role, StreamCredential, audit},
     convert::{Outcomes, rejected},
-    decode_event,
+    decode::{decode_event, encode_event},
     index_file::LiveProfiles,
 };
 use govpulse_core::{AcceptancePolicy, Catalog};
@@ -253,7 +253,7 @@ impl IngestApi {
         let mut valid = Vec::with_capacity(events.len());
         let mut denied = Vec::new();
         for (i, event) in events.into_iter().enumerate() {
-            match decode_event(Some(i), &event, &self.catalog, &self.policy, now) {
+            match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
                 Ok(decoded)
                     if !caller
                         .principal
@@ -273,8 +273,9 @@ impl IngestApi {
                         reason,
                     });
                 }
-                Ok(_) => {
-                    valid.push(event);
+                Ok(decoded) => {
+                    // Forwarded as decoded: its strings moved back, not copied.
+                    valid.push(encode_event(decoded));
                     outcomes.later();
                 }
                 Err(violation) => {
