@@ -24,11 +24,17 @@ fn check(raw: &str) -> Result<(), IdError> {
     if raw.len() > MAX_ID_LEN {
         return Err(IdError::TooLong(raw.chars().count()));
     }
-    match raw
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/')))
-    {
-        Some(bad) => Err(IdError::BadCharacter(bad)),
+    // Every allowed character is ASCII: a byte scan (every id of every event passes here),
+    // and the character that starts at the first bad byte for the message.
+    let allowed =
+        |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/');
+    match raw.bytes().position(|b| !allowed(&b)) {
+        Some(at) => Err(IdError::BadCharacter(
+            raw[at..]
+                .chars()
+                .next()
+                .unwrap_or(char::REPLACEMENT_CHARACTER),
+        )),
         None => Ok(()),
     }
 }

@@ -129,39 +129,85 @@ fn reply_err(what: &str) -> StoreError {
     StoreError::Unexpected(format!("an unreadable {what}"))
 }
 
-/// One bucket's records: (8-byte digest, value), in the order they were added. A bucket is
-/// stored as one string, its records end to end (digest big-endian, then value): Redis keeps
-/// a few hundred bytes per key and does no work per record.
-type Records<const W: usize> = Vec<(u64, [u8; W])>;
+/// One bucket's records, as Redis stores them: one string, the records end to end, each an
+/// 8-byte digest (big-endian) then its value, in the order they were added. Redis keeps a
+/// few hundred bytes per key and does no work per record; here the records are looked up,
+/// changed and written back in the bytes they were read in (no decoding of every bucket).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Records<const W: usize>(Vec<u8>);
 
-/// Reads a bucket's string; `None` when its length is not a whole number of records.
-fn decode_records<const W: usize>(stored: &[u8]) -> Option<Records<W>> {
-    let chunks = stored.chunks_exact(8 + W);
-    if !chunks.remainder().is_empty() {
-        return None;
+impl<const W: usize> Records<W> {
+    const RECORD: usize = 8 + W;
+
+    /// A bucket as read; `None` when its length is not a whole number of records.
+    fn from_stored(stored: Vec<u8>) -> Option<Self> {
+        stored
+            .len()
+            .is_multiple_of(Self::RECORD)
+            .then_some(Self(stored))
     }
-    chunks
-        .map(|record| {
-            let digest = u64::from_be_bytes(record[..8].try_into().ok()?);
-            Some((digest, record[8..].try_into().ok()?))
+
+    fn records(&self) -> impl Iterator<Item = (u64, &[u8; W])> {
+        self.0.chunks_exact(Self::RECORD).filter_map(|record| {
+            let (digest, value) = record.split_first_chunk::<8>()?;
+            Some((u64::from_be_bytes(*digest), value.try_into().ok()?))
         })
-        .collect()
-}
-
-fn encode_records<const W: usize>(records: &[(u64, [u8; W])]) -> Vec<u8> {
-    let mut stored = Vec::with_capacity(records.len() * (8 + W));
-    for (digest, value) in records {
-        stored.extend_from_slice(&digest.to_be_bytes());
-        stored.extend_from_slice(value);
     }
-    stored
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Where `digest`'s record starts, if the bucket holds it.
+    fn position(&self, digest: u64) -> Option<usize> {
+        let digest = digest.to_be_bytes();
+        self.0
+            .chunks_exact(Self::RECORD)
+            .position(|record| record[..8] == digest)
+            .map(|i| i * Self::RECORD)
+    }
+
+    fn get(&self, digest: u64) -> Option<&[u8; W]> {
+        let at = self.position(digest)? + 8;
+        self.0.get(at..at + W)?.try_into().ok()
+    }
+
+    /// Sets `digest`'s value: in place if the bucket holds it, else as a new last record.
+    fn put(&mut self, digest: u64, value: [u8; W]) {
+        match self.position(digest) {
+            Some(at) => self.0[at + 8..at + Self::RECORD].copy_from_slice(&value),
+            None => self.push(digest, &value),
+        }
+    }
+
+    fn push(&mut self, digest: u64, value: &[u8; W]) {
+        self.0.extend_from_slice(&digest.to_be_bytes());
+        self.0.extend_from_slice(value);
+    }
+
+    /// The records `keep` keeps (in order), and the others.
+    fn partition(&self, keep: impl Fn(u64, &[u8; W]) -> bool) -> (Self, Self) {
+        let (mut kept, mut left) = (Self::default(), Self::default());
+        for (digest, value) in self.records() {
+            if keep(digest, value) {
+                kept.push(digest, value);
+            } else {
+                left.push(digest, value);
+            }
+        }
+        (kept, left)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len() / Self::RECORD
+    }
 }
 
 /// The buckets of one growing structure of a tree (its ids, or its dossier states) that a
 /// write read, as the write leaves them.
 #[derive(Debug)]
 struct Table<const W: usize> {
-    buckets: BTreeMap<u64, Records<W>>,
+    buckets: HashMap<u64, Records<W>>,
     /// Buckets to write back.
     changed: BTreeSet<u64>,
 }
@@ -169,17 +215,12 @@ struct Table<const W: usize> {
 impl<const W: usize> Table<W> {
     /// The value `digest` holds in `bucket`, if the bucket was read and holds it.
     fn get(&self, bucket: u64, digest: u64) -> Option<&[u8; W]> {
-        let records = self.buckets.get(&bucket)?;
-        records.iter().find(|(d, _)| *d == digest).map(|(_, v)| v)
+        self.buckets.get(&bucket)?.get(digest)
     }
 
     /// Sets `digest` to `value` in `bucket` (where the spread says it lives).
     fn put(&mut self, bucket: u64, digest: u64, value: [u8; W]) {
-        let records = self.buckets.entry(bucket).or_default();
-        match records.iter_mut().find(|(d, _)| *d == digest) {
-            Some(record) => record.1 = value,
-            None => records.push((digest, value)),
-        }
+        self.buckets.entry(bucket).or_default().put(digest, value);
         self.changed.insert(bucket);
     }
 
@@ -188,39 +229,40 @@ impl<const W: usize> Table<W> {
         let Some(records) = self.buckets.get_mut(&bucket) else {
             return 0;
         };
-        let before = records.len();
-        records.retain(|(_, value)| keep(value));
-        let dropped = (before - records.len()) as u64;
-        if dropped > 0 {
-            self.changed.insert(bucket);
+        let (kept, dropped) = records.partition(|_, value| keep(value));
+        if dropped.is_empty() {
+            return 0;
         }
-        dropped
+        *records = kept;
+        self.changed.insert(bucket);
+        dropped.len() as u64
     }
 
     /// Moves the records whose digest has the split's bit set to the bucket it creates.
     fn split(&mut self, split: &Split) {
         let from = self.buckets.remove(&split.from).unwrap_or_default();
-        let (moved, stay): (Records<W>, Records<W>) = from
-            .into_iter()
-            .partition(|(digest, _)| digest >> split.bit & 1 == 1);
+        let (stay, moved) = from.partition(|digest, _| digest >> split.bit & 1 == 0);
         self.buckets.insert(split.from, stay);
-        self.buckets.entry(split.to).or_default().extend(moved);
+        let to = self.buckets.entry(split.to).or_default();
+        to.0.extend_from_slice(&moved.0);
         self.changed.extend([split.from, split.to]);
     }
 
     /// The commands that leave the changed buckets as planned: one `MSET` of those with
     /// records, one `DEL` of those left empty.
     fn write(&self, writes: &mut Writes, key: impl Fn(u64) -> String) {
-        let mut set = Vec::new();
+        let mut set: Vec<&[u8]> = Vec::new();
+        let mut keys = Vec::new();
         let mut emptied = Vec::new();
         for bucket in &self.changed {
             match self.buckets.get(bucket) {
-                Some(records) if !records.is_empty() => {
-                    set.push(key(*bucket).into_bytes());
-                    set.push(encode_records(records));
-                }
+                Some(records) if !records.is_empty() => keys.push((key(*bucket), &records.0)),
                 _ => emptied.push(key(*bucket)),
             }
+        }
+        for (key, records) in &keys {
+            set.push(key.as_bytes());
+            set.push(records);
         }
         writes.chunked("MSET", None, &set, 2);
         writes.chunked("DEL", None, &emptied, 1);
@@ -451,15 +493,15 @@ impl RedisStore {
             reads: &BTreeSet<u64>,
             stored: &mut impl Iterator<Item = Option<Vec<u8>>>,
         ) -> Result<Table<W>, StoreError> {
-            let mut buckets = Vec::with_capacity(reads.len());
+            let mut buckets = HashMap::with_capacity(reads.len());
             for bucket in reads {
                 let bytes = stored.next().ok_or_else(|| reply_err("bucket read"))?;
-                let records = decode_records(bytes.as_deref().unwrap_or_default())
+                let records = Records::from_stored(bytes.unwrap_or_default())
                     .ok_or_else(|| reply_err("bucket"))?;
-                buckets.push((*bucket, records));
+                buckets.insert(*bucket, records);
             }
             Ok(Table {
-                buckets: buckets.into_iter().collect(),
+                buckets,
                 changed: BTreeSet::new(),
             })
         }
@@ -789,27 +831,47 @@ mod tests {
         }
     }
 
+    fn records<const W: usize>(pairs: &[(u64, [u8; W])]) -> Records<W> {
+        let mut records = Records::default();
+        for (digest, value) in pairs {
+            records.push(*digest, value);
+        }
+        records
+    }
+
+    fn pairs<const W: usize>(records: &Records<W>) -> Vec<(u64, [u8; W])> {
+        records.records().map(|(d, v)| (d, *v)).collect()
+    }
+
     #[test]
     fn records_read_back_as_written_and_a_torn_bucket_is_refused() {
-        let records: Records<3> = vec![(1, [1, 2, 3]), (u64::MAX, [4, 5, 6])];
-        let stored = encode_records(&records);
+        let written = records(&[(1, [1, 2, 3]), (u64::MAX, [4, 5, 6])]);
+        let stored = written.0.clone();
         assert_eq!(stored.len(), 2 * 11);
-        assert_eq!(decode_records::<3>(&stored), Some(records));
         assert_eq!(
-            decode_records::<3>(&[]),
-            Some(Vec::new()),
+            &stored[..11],
+            &[0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3],
+            "big-endian"
+        );
+        let read = Records::<3>::from_stored(stored.clone()).expect("whole records");
+        assert_eq!(pairs(&read), vec![(1, [1, 2, 3]), (u64::MAX, [4, 5, 6])]);
+        assert_eq!(read.get(u64::MAX), Some(&[4, 5, 6]));
+        assert_eq!(read.get(2), None);
+        assert_eq!(
+            Records::<3>::from_stored(Vec::new()),
+            Some(Records::default()),
             "a missing bucket"
         );
-        assert_eq!(decode_records::<3>(&stored[..21]), None);
+        assert_eq!(Records::<3>::from_stored(stored[..21].to_vec()), None);
     }
 
     #[test]
     fn a_table_sweeps_splits_and_puts_and_writes_back_only_what_changed() {
         let mut table: Table<1> = Table {
-            buckets: BTreeMap::from([
-                (0, vec![(0b00, [1]), (0b10, [0]), (0b100, [1])]),
-                (1, vec![(0b01, [1])]),
-                (3, vec![(0b111, [1])]),
+            buckets: HashMap::from_iter([
+                (0, records(&[(0b00, [1]), (0b10, [0]), (0b100, [1])])),
+                (1, records(&[(0b01, [1])])),
+                (3, records(&[(0b111, [1])])),
             ]),
             changed: BTreeSet::new(),
         };
@@ -825,9 +887,9 @@ mod tests {
         table.put(2, 0b110, [7]);
         table.put(0, 0b00, [9]);
         table.put(1, 0b101, [6]);
-        assert_eq!(table.buckets[&0], vec![(0b00, [9])]);
-        assert_eq!(table.buckets[&1], vec![(0b01, [1]), (0b101, [6])]);
-        assert_eq!(table.buckets[&2], vec![(0b100, [1]), (0b110, [7])]);
+        assert_eq!(pairs(&table.buckets[&0]), vec![(0b00, [9])]);
+        assert_eq!(pairs(&table.buckets[&1]), vec![(0b01, [1]), (0b101, [6])]);
+        assert_eq!(pairs(&table.buckets[&2]), vec![(0b100, [1]), (0b110, [7])]);
         assert_eq!(table.changed, BTreeSet::from([0, 1, 2]), "not 3");
 
         let mut writes = Writes::script("hash", "v", b"");
@@ -851,11 +913,11 @@ mod tests {
             b"7",
             b"MSET",
             b"b0",
-            &encode_records(&table.buckets[&0]),
+            &table.buckets[&0].0,
             b"b1",
-            &encode_records(&table.buckets[&1]),
+            &table.buckets[&1].0,
             b"b2",
-            &encode_records(&table.buckets[&2]),
+            &table.buckets[&2].0,
         ]
         .iter()
         .map(|a| a.to_vec())
