@@ -704,10 +704,12 @@ impl RedisStore {
             appended.entry(parent).or_default().push(child);
             ordinal
         };
-        // Packed roll-up increments, per key: (ordinal, count).
-        let mut packed: BTreeMap<String, Vec<(usize, u64)>> = BTreeMap::new();
-        // Day roll-ups, per key: (child, count).
-        let mut by_day: BTreeMap<String, Vec<(&AgencyId, u64)>> = BTreeMap::new();
+        // Packed roll-up increments, per (parent, bucket, counter): (ordinal, count).
+        type RollUp<'k> = (&'k AgencyId, Bucket, Counter);
+        let mut packed: BTreeMap<RollUp, Vec<(usize, u64)>> = BTreeMap::new();
+        // Day roll-ups, per (parent, day, counter): (child, count). Their keys are named once
+        // each below, not once per child (a batch of units has a thousand children).
+        let mut by_day: BTreeMap<RollUp, Vec<(&AgencyId, u64)>> = BTreeMap::new();
         for ((agency, bucket), sums) in &planned.counters {
             let key = self.counters_key(root, agency, *bucket);
             let increments: Vec<(Counter, u64)> = sums.nonzero().collect();
@@ -718,7 +720,7 @@ impl RedisStore {
                 continue;
             };
             for (counter, n) in increments {
-                let rollup = self.children_key(root, parent, *bucket, counter);
+                let rollup = (parent, *bucket, counter);
                 match bucket {
                     Bucket::Day(_) => by_day.entry(rollup).or_default().push((agency, n)),
                     _ => {
@@ -751,12 +753,14 @@ impl RedisStore {
                 .collect();
             writes.chunked("HSET", Some(&format!("{prefix}ord")), &pairs, 2);
         }
-        for (key, children) in by_day {
+        for ((parent, bucket, counter), children) in by_day {
+            let key = self.children_key(root, parent, bucket, counter);
             for (child, n) in children {
                 writes.push(&["HINCRBY", &key, child.as_str(), &n.to_string()]);
             }
         }
-        for (key, increments) in packed {
+        for ((parent, bucket, counter), increments) in packed {
+            let key = self.children_key(root, parent, bucket, counter);
             let items: Vec<Vec<u8>> = increments
                 .into_iter()
                 .flat_map(|(ordinal, n)| {
