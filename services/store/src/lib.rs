@@ -1,6 +1,7 @@
 //! The counter store: where counts live. One trait, [`CounterStore`], with a Redis
 //! implementation (the deployment) and an in-memory one (the embedded demo and unit tests),
-//! both held to one conformance suite ([`conformance`]).
+//! both held to one conformance suite (`conformance`, with the `testing` feature, as are the
+//! Redis servers tests start, `testing`).
 //!
 //! The key schema is documented in `docs/ARCHITECTURE.md` and in [`redis_store`].
 
@@ -8,6 +9,7 @@ use async_trait::async_trait;
 use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
 use tokio::sync::broadcast;
 
+#[cfg(feature = "testing")]
 pub mod conformance;
 mod exclusive;
 mod memory;
@@ -15,6 +17,7 @@ mod notices;
 mod ordinals;
 mod redis_store;
 mod spread;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod tree_write;
 
