@@ -33,6 +33,7 @@ use tracing::debug;
 
 use crate::{
     compute::{Ranking, compute, row_to_proto},
+    error::RequestError,
     hub::{Hubs, Published, Subscription},
     query::Query,
     resume::{ResetReason, Start},
@@ -150,7 +151,7 @@ impl RankingApi {
     }
 
     /// A place for one more stream of `caller`, or RESOURCE_EXHAUSTED past its cap.
-    fn watching(&self, caller: String) -> Result<Watching, Status> {
+    fn watching(&self, caller: String) -> Result<Watching, RequestError> {
         let mut watchers = self
             .watchers
             .lock()
@@ -158,7 +159,7 @@ impl RankingApi {
         let open = watchers.entry(caller.clone()).or_default();
         if *open >= self.max_watches {
             govpulse_common::refusals::refused("watch_cap", &caller);
-            return Err(Status::resource_exhausted(format!(
+            return Err(RequestError::Exhausted(format!(
                 "this caller holds {} live rankings open already (--max-watches-per-caller); close one first",
                 self.max_watches
             )));
@@ -394,7 +395,7 @@ impl RankingService for RankingApi {
             loop {
                 let message = tokio::select! {
                     () = api.stopping.cancelled() => {
-                        let _ = out.send(Err(Status::unavailable("ranking service is shutting down; reconnect"))).await;
+                        let _ = out.send(Err(RequestError::ShuttingDown.into())).await;
                         return;
                     }
                     // The client left: let go of the live ranking now, not at the next send,

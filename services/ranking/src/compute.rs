@@ -24,9 +24,12 @@ use govpulse_proto::{
     ranking::{IndicatorPoints, RankingRow},
 };
 use time::{Date, OffsetDateTime};
-use tonic::{Status, transport::Channel};
+use tonic::transport::Channel;
 
-use crate::query::{Measure, Query, Scope};
+use crate::{
+    error::RequestError,
+    query::{Measure, Query, Scope},
+};
 
 /// A computed ranking: the rows a query shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +55,7 @@ async fn rank_period(
     query: &Query,
     period: &str,
     rules: Rules,
-) -> Result<(PeriodRange, Vec<RankedRow>), Status> {
+) -> Result<(PeriodRange, Vec<RankedRow>), RequestError> {
     let (block, parent_id) = match &query.scope {
         Scope::Block(block) => (block_to_proto(*block).into(), String::new()),
         Scope::Children(parent) => (0, parent.to_string()),
@@ -80,7 +83,8 @@ async fn rank_period(
     let snapshot = aggregate
         .clone()
         .get_block_snapshot(govpulse_common::telemetry::traced(request))
-        .await?
+        .await
+        .map_err(RequestError::Aggregate)?
         .into_inner();
     // The catalog as it was on the period's last day gives the denominators of the
     // catalog-based metrics.
@@ -88,7 +92,7 @@ async fn rank_period(
         .period
         .as_ref()
         .and_then(|p| govpulse_core::period::parse_day(&p.last_day).ok())
-        .ok_or_else(|| Status::internal("aggregate answered a snapshot without its last day"))?;
+        .ok_or_else(|| RequestError::BadAnswer("a snapshot without its last day".to_owned()))?;
     let rows = match &query.measure {
         Measure::Metric(metric) => {
             let values = snapshot.agencies.iter().filter_map(|entry| {
@@ -136,7 +140,7 @@ fn score_of(
     profile: &Profile,
     measured: bool,
     entry: &AgencyCounters,
-) -> Result<Option<Scored>, Status> {
+) -> Result<Option<Scored>, RequestError> {
     let Ok(agency) = AgencyId::parse(&entry.agency_id) else {
         return Ok(None);
     };
@@ -152,7 +156,7 @@ fn score_of(
         .map(|a| {
             parse_hundredths(&a.points)
                 .map(|h| (a.criterion.as_str(), h))
-                .map_err(|e| Status::internal(format!("aggregate sent assessed points {e}")))
+                .map_err(|e| RequestError::BadAnswer(format!("assessed points {e}")))
         })
         .collect::<Result<_, _>>()?;
     let score = profile.score(
@@ -169,10 +173,10 @@ pub async fn compute(
     catalog: &Catalog,
     query: &Query,
     rules: Rules,
-) -> Result<Ranking, Status> {
+) -> Result<Ranking, RequestError> {
     let today = vietnam_day(OffsetDateTime::now_utc());
     let previous = Period::parse(&query.period, today)
-        .map_err(|e| Status::invalid_argument(e.to_string()))?
+        .map_err(|e| RequestError::invalid("query.period", e.to_string()))?
         .previous();
     let (period, current) = rank_period(aggregate, catalog, query, &query.period, rules).await?;
     let (_, before) = rank_period(aggregate, catalog, query, previous.expression(), rules).await?;

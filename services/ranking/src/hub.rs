@@ -37,13 +37,14 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
-use tonic::{Status, transport::Channel};
+use tonic::transport::Channel;
 use tracing::{Instrument, debug, warn};
 
 use crate::{
     cause::Cause,
     changes::Notice,
     compute::{Ranking, compute},
+    error::RequestError,
     query::{Measure, Query},
     resume::{self, Digest, HISTORY_ROWS, HISTORY_STATES, History, Start},
 };
@@ -280,7 +281,7 @@ impl Hubs {
 
     /// Makes room for one more live ranking in `live`: nothing to do under the cap; over it,
     /// the one that lingers with no subscriber is ended; with none, RESOURCE_EXHAUSTED.
-    fn make_room(&self, live: &mut HashMap<Query, Arc<Live>>) -> Result<(), Status> {
+    fn make_room(&self, live: &mut HashMap<Query, Arc<Live>>) -> Result<(), RequestError> {
         if live.len() < self.inner.max_live {
             return Ok(());
         }
@@ -300,7 +301,7 @@ impl Hubs {
             }
             None => {
                 govpulse_common::refusals::refused("live_ranking_cap", "replica");
-                Err(Status::resource_exhausted(format!(
+                Err(RequestError::Exhausted(format!(
                     "this ranking replica runs {} live rankings already (--max-live-rankings), each watched; watch one of them, or ask GetRanking",
                     self.inner.max_live
                 )))
@@ -327,7 +328,7 @@ impl Hubs {
         &self,
         query: &Query,
         resume_revision: u64,
-    ) -> Result<Subscription, Status> {
+    ) -> Result<Subscription, RequestError> {
         let lingering = {
             let mut live = self.live();
             match live.get(query) {
@@ -372,7 +373,7 @@ impl Hubs {
             .starting
             .acquire()
             .await
-            .map_err(|_| Status::unavailable("ranking service is shutting down"))?;
+            .map_err(|_| RequestError::ShuttingDown)?;
         // Another subscriber may have started it while this one waited its turn.
         if let Some(existing) = self.live().get(query) {
             return Ok(existing.subscribe(resume_revision));
@@ -481,9 +482,7 @@ impl Hubs {
             {
                 Ok(ranking) => live.publish_if_changed(&query, ranking),
                 // The last good ranking stays published; the refresh tick retries.
-                Err(status) => {
-                    warn!(code = ?status.code(), message = status.message(), "ranking recomputation failed")
-                }
+                Err(error) => warn!(%error, "ranking recomputation failed"),
             }
             cause.finished();
         }

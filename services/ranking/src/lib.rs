@@ -6,6 +6,7 @@ mod cause;
 mod changes;
 mod compute;
 mod dashboard;
+mod error;
 mod http;
 mod hub;
 mod query;

@@ -5,7 +5,8 @@ use std::{
     sync::Arc,
 };
 
-use govpulse_common::convert::{bad_request, block_from_proto};
+use crate::error::RequestError;
+use govpulse_common::convert::block_from_proto;
 use govpulse_core::{
     AgencyId, Block, Catalog, Metric, Period,
     index::{Profile, Profiles},
@@ -14,7 +15,6 @@ use govpulse_core::{
 };
 use govpulse_proto::ranking::{RankingQuery, ranking_query};
 use time::OffsetDateTime;
-use tonic::Status;
 
 /// What agencies are ranked by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,25 +91,25 @@ impl Query {
         query: Option<RankingQuery>,
         profiles: &Profiles,
         catalog: &Catalog,
-    ) -> Result<Query, Status> {
-        let query = query.ok_or_else(|| bad_request("query", "is required"))?;
+    ) -> Result<Query, RequestError> {
+        let query = query.ok_or_else(|| RequestError::invalid("query", "is required"))?;
         let measure = match (query.metric.trim(), query.index.trim()) {
             (_, "") if !query.criteria.is_empty() => {
-                return Err(bad_request(
+                return Err(RequestError::invalid(
                     "query.criteria",
                     "ranks by criteria of a composite index: set index too",
                 ));
             }
             (_, "") => Measure::Metric(query.metric.parse().map_err(
                 |e: govpulse_core::metric::UnknownMetric| {
-                    bad_request("query.metric", &e.to_string())
+                    RequestError::invalid("query.metric", e.to_string())
                 },
             )?),
             ("", name) => {
                 let profile = profiles.get(name).ok_or_else(|| {
-                    bad_request(
+                    RequestError::invalid(
                         "query.index",
-                        &format!(
+                        format!(
                             "unknown composite index {name:?}; the indexes are {}",
                             profiles.names()
                         ),
@@ -123,12 +123,12 @@ impl Query {
                         query.criteria.iter().map(|c| c.trim().to_owned()).collect();
                     profile
                         .part(&criteria)
-                        .map_err(|e| bad_request("query.criteria", &e))?
+                        .map_err(|e| RequestError::invalid("query.criteria", e))?
                 };
                 Measure::Index(Arc::new(profile))
             }
             (_, _) => {
-                return Err(bad_request(
+                return Err(RequestError::invalid(
                     "query.index",
                     "set either metric or index, not both",
                 ));
@@ -137,7 +137,7 @@ impl Query {
         let scope = match (query.parent_id.trim(), block_from_proto(query.block)) {
             ("", Some(block)) => Scope::Block(block),
             ("", None) => {
-                return Err(bad_request(
+                return Err(RequestError::invalid(
                     "query.block",
                     "is required (BLOCK_MINISTRY or BLOCK_PROVINCE) unless parent_id is set",
                 ));
@@ -146,9 +146,9 @@ impl Query {
                 catalog
                     .agency_by_str(parent)
                     .ok_or_else(|| {
-                        bad_request(
+                        RequestError::invalid(
                             "query.parent_id",
-                            &format!(
+                            format!(
                                 "unknown agency {parent:?}; CatalogService.ListAgencies lists them"
                             ),
                         )
@@ -157,21 +157,21 @@ impl Query {
                     .clone(),
             ),
             (_, Some(_)) => {
-                return Err(bad_request(
+                return Err(RequestError::invalid(
                     "query.parent_id",
                     "set either block or parent_id, not both",
                 ));
             }
         };
         Period::parse(&query.period, vietnam_day(OffsetDateTime::now_utc()))
-            .map_err(|e| bad_request("query.period", &e.to_string()))?;
+            .map_err(|e| RequestError::invalid("query.period", e.to_string()))?;
         let selection = match query.selection {
             None => Selection::All,
             Some(ranking_query::Selection::Top(0)) => {
-                return Err(bad_request("query.top", "must be at least 1"));
+                return Err(RequestError::invalid("query.top", "must be at least 1"));
             }
             Some(ranking_query::Selection::Bottom(0)) => {
-                return Err(bad_request("query.bottom", "must be at least 1"));
+                return Err(RequestError::invalid("query.bottom", "must be at least 1"));
             }
             Some(ranking_query::Selection::Top(n)) => Selection::Top(n),
             Some(ranking_query::Selection::Bottom(n)) => Selection::Bottom(n),

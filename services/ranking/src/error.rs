@@ -1,0 +1,91 @@
+//! What can go wrong with one request to ranking, and its one mapping to a gRPC status.
+//! Start-up errors are [`crate::Error`].
+
+use govpulse_common::convert::bad_request;
+use tonic::Status;
+
+/// Why a ranking request (or a live ranking's computation) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// A query field is wrong: INVALID_ARGUMENT naming the field (with `BadRequest` details).
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    /// A cap is reached (the live rankings of this replica, the streams of this caller):
+    /// RESOURCE_EXHAUSTED, saying which cap and what to do.
+    #[error("{0}")]
+    Exhausted(String),
+    /// The replica is shutting down: UNAVAILABLE, the caller reconnects (to another replica).
+    #[error("ranking service is shutting down; reconnect")]
+    ShuttingDown,
+    /// Aggregate did not answer: its status passes through (UNAVAILABLE, DEADLINE_EXCEEDED…),
+    /// so a caller retries exactly when it would have retried aggregate itself.
+    #[error("aggregate: {}", .0.message())]
+    Aggregate(Status),
+    /// Aggregate answered something ranking cannot read: INTERNAL (a version mismatch or a
+    /// bug, never the caller's doing).
+    #[error("aggregate answered {0}")]
+    BadAnswer(String),
+}
+
+impl RequestError {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        RequestError::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<RequestError> for Status {
+    fn from(error: RequestError) -> Status {
+        match error {
+            RequestError::InvalidArgument { field, reason } => bad_request(field, &reason),
+            RequestError::Exhausted(reason) => Status::resource_exhausted(reason),
+            e @ RequestError::ShuttingDown => Status::unavailable(e.to_string()),
+            RequestError::Aggregate(status) => status,
+            e @ RequestError::BadAnswer(_) => Status::internal(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_code_and_words() {
+        let cases = [
+            (
+                RequestError::invalid("query.period", "is not a period"),
+                Code::InvalidArgument,
+                "query.period: is not a period",
+            ),
+            (
+                RequestError::Exhausted("too many live rankings".into()),
+                Code::ResourceExhausted,
+                "too many live rankings",
+            ),
+            (
+                RequestError::ShuttingDown,
+                Code::Unavailable,
+                "ranking service is shutting down; reconnect",
+            ),
+            (
+                RequestError::Aggregate(Status::deadline_exceeded("late")),
+                Code::DeadlineExceeded,
+                "late",
+            ),
+            (
+                RequestError::BadAnswer("a snapshot without its last day".into()),
+                Code::Internal,
+                "aggregate answered a snapshot without its last day",
+            ),
+        ];
+        for (error, code, message) in cases {
+            let status = Status::from(error);
+            assert_eq!((status.code(), status.message()), (code, message));
+        }
+    }
+}
