@@ -386,10 +386,86 @@ struct EventMeta {
 /// A batch and what each of its events adds (`None`: the generator expects a rejection).
 #[derive(Debug, Clone)]
 struct Batch {
-    events: Vec<DossierEvent>,
-    /// The `SubmitEventsRequest` of `events`, encoded once: what every attempt sends.
+    /// The `SubmitEventsRequest` of the batch's events, written straight in its wire form
+    /// (no event is built as a message first): what every attempt sends.
     encoded: Encoded,
+    /// What each event adds, in order; one per event.
     meta: Vec<Option<Arc<EventMeta>>>,
+}
+
+impl Batch {
+    /// How many events the batch holds.
+    fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// The events as messages (decoded from the bytes): for `StreamEvents`, whose requests
+    /// carry a batch id beside them.
+    fn events(&self) -> Vec<DossierEvent> {
+        <SubmitEventsRequest as prost::Message>::decode(self.encoded.0.clone())
+            .map(|request| request.events)
+            .unwrap_or_default()
+    }
+}
+
+/// One generated event, its strings borrowed from the dossier it is about: written straight
+/// into a batch's bytes, and built as a message only when its shape is new (to decode it).
+struct EventParts<'a> {
+    dossier: &'a Dossier,
+    /// The event id is the dossier's id, `:`, then this (`rcv`, `fee`, `res`, `fb`).
+    suffix: &'static str,
+    occurred_at: Timestamp,
+    kind: Kind,
+}
+
+impl EventParts<'_> {
+    fn event_id_len(&self) -> usize {
+        self.dossier.id.len() + 1 + self.suffix.len()
+    }
+
+    /// The `DossierEvent` message's fields, in tag order (as prost writes them).
+    fn encoded_len(&self) -> usize {
+        use prost::encoding::{encoded_len_varint, key_len, message};
+        let string = |tag: u32, len: usize| key_len(tag) + encoded_len_varint(len as u64) + len;
+        string(1, self.event_id_len())
+            + string(2, self.dossier.agency.len())
+            + string(3, self.dossier.id.len())
+            + string(4, self.dossier.procedure.len())
+            + message::encoded_len(5, &self.occurred_at)
+            + self.kind.encoded_len()
+    }
+
+    /// Appends the event as one `events` field (tag 1) of a `SubmitEventsRequest`.
+    fn write(&self, buf: &mut bytes::BytesMut) {
+        use bytes::BufMut;
+        use prost::encoding::{WireType, encode_key, encode_varint, message};
+        let string = |buf: &mut bytes::BytesMut, tag: u32, parts: &[&str]| {
+            encode_key(tag, WireType::LengthDelimited, buf);
+            encode_varint(parts.iter().map(|p| p.len()).sum::<usize>() as u64, buf);
+            for part in parts {
+                buf.put_slice(part.as_bytes());
+            }
+        };
+        encode_key(1, WireType::LengthDelimited, buf);
+        encode_varint(self.encoded_len() as u64, buf);
+        string(buf, 1, &[&self.dossier.id, ":", self.suffix]);
+        string(buf, 2, &[&self.dossier.agency]);
+        string(buf, 3, &[&self.dossier.id]);
+        string(buf, 4, &[&self.dossier.procedure]);
+        message::encode(5, &self.occurred_at, buf);
+        self.kind.encode(buf);
+    }
+
+    fn to_message(&self) -> DossierEvent {
+        DossierEvent {
+            event_id: format!("{}:{}", self.dossier.id, self.suffix),
+            agency_id: self.dossier.agency.to_string(),
+            dossier_id: self.dossier.id.to_string(),
+            procedure_id: self.dossier.procedure.to_string(),
+            occurred_at: Some(self.occurred_at),
+            kind: Some(self.kind),
+        }
+    }
 }
 
 /// A message already encoded: its bytes go on the wire as they are, so a batch is encoded
@@ -586,26 +662,29 @@ impl Generator {
         let now = OffsetDateTime::now_utc();
         let index = self.next % self.sources.len().max(1);
         self.next += 1;
-        let mut events = Vec::with_capacity(size);
         let mut meta = Vec::with_capacity(size);
+        let mut encoded = bytes::BytesMut::with_capacity(size * 128);
         for _ in 0..size {
-            let (event, shape) = self.event(index, now);
+            let (dossier, suffix, kind, shape) = self.event(index, now);
+            let event = EventParts {
+                dossier: &dossier,
+                suffix,
+                occurred_at: ts(now),
+                kind,
+            };
+            event.write(&mut encoded);
             let known = match self.metas.get(&shape) {
                 Some(known) => known.clone(),
                 None => {
-                    let decoded = self.meta(&event, now).map(Arc::new);
+                    let decoded = self.meta(&event.to_message(), now).map(Arc::new);
                     self.metas.insert(shape, decoded.clone());
                     decoded
                 }
             };
-            events.push(event);
             meta.push(known);
         }
-        let request = SubmitEventsRequest { events };
-        let encoded = Encoded(prost::Message::encode_to_vec(&request).into());
         Batch {
-            events: request.events,
-            encoded,
+            encoded: Encoded(encoded.freeze()),
             meta,
         }
     }
@@ -626,8 +705,8 @@ impl Generator {
         })
     }
 
-    /// The next event of source `index`, and its shape.
-    fn event(&mut self, index: usize, now: OffsetDateTime) -> (DossierEvent, Shape) {
+    /// The next event of source `index`: its dossier, id suffix and kind, and its shape.
+    fn event(&mut self, index: usize, now: OffsetDateTime) -> (Dossier, &'static str, Kind, Shape) {
         // About 40% receptions, 18% fees, 32% resolutions, 10% feedback; an event that needs
         // an earlier dossier the source does not have becomes a reception.
         let roll: f64 = self.rng.random();
@@ -706,15 +785,7 @@ impl Generator {
             day: period::vietnam_day(now),
             kind: shape,
         };
-        let event = DossierEvent {
-            event_id: format!("{}:{suffix}", dossier.id),
-            agency_id: dossier.agency.to_string(),
-            dossier_id: dossier.id.to_string(),
-            procedure_id: dossier.procedure.to_string(),
-            occurred_at: Some(ts(now)),
-            kind: Some(kind),
-        };
-        (event, shape)
+        (dossier, suffix, kind, shape)
     }
 }
 
@@ -842,7 +913,7 @@ impl SenderTotals {
                 self.expected.add(meta);
             }
         }
-        if outcomes.len() != batch.events.len() {
+        if outcomes.len() != batch.len() {
             shared.progress.error("short acknowledgement");
         }
         if !first {
@@ -1007,7 +1078,7 @@ async fn submit_until_acknowledged(
                 let retry_at = Instant::now() + backoff(attempt);
                 if !retryable(status.code()) || retry_at >= shared.give_up {
                     if first {
-                        totals.unacknowledged += batch.events.len() as u64;
+                        totals.unacknowledged += batch.len() as u64;
                     }
                     return;
                 }
@@ -1042,10 +1113,7 @@ async fn stream_sender(
             return totals;
         }
         if Instant::now() >= shared.give_up {
-            totals.unacknowledged += unacknowledged
-                .iter()
-                .map(|b| b.events.len() as u64)
-                .sum::<u64>();
+            totals.unacknowledged += unacknowledged.iter().map(|b| b.len() as u64).sum::<u64>();
             return totals;
         }
         let (outbound, requests) = mpsc::channel::<StreamEventsRequest>(window);
@@ -1064,7 +1132,7 @@ async fn stream_sender(
             batch_id += 1;
             let request = StreamEventsRequest {
                 batch_id,
-                events: batch.events.clone(),
+                events: batch.events(),
             };
             if outbound.send(request).await.is_err() {
                 unacknowledged.push_front(batch);
@@ -1108,7 +1176,7 @@ async fn stream_sender(
                             batch_id += 1;
                             let request = StreamEventsRequest {
                                 batch_id,
-                                events: done.batch.events.clone(),
+                                events: done.batch.events(),
                             };
                             if outbound.send(request).await.is_err() {
                                 broken = true;
@@ -1140,7 +1208,7 @@ async fn stream_sender(
                     batch_id += 1;
                     let request = StreamEventsRequest {
                         batch_id,
-                        events: batch.events.clone(),
+                        events: batch.events(),
                     };
                     let sent = Instant::now();
                     if outbound.send(request).await.is_err() {
@@ -1289,7 +1357,7 @@ mod tests {
         let mut per_unit = BTreeMap::<String, usize>::new();
         for n in 0..8 * sources {
             let batch = generator.batch(250);
-            for (event, meta) in batch.events.iter().zip(&batch.meta) {
+            for (event, meta) in batch.events().iter().zip(&batch.meta) {
                 assert!(meta.is_some(), "valid: {event:?}");
                 let agency =
                     govpulse_core::AgencyId::parse(&event.agency_id).expect("an agency id");
@@ -1316,10 +1384,11 @@ mod tests {
         let mut ids = BTreeSet::new();
         for _ in 0..40 {
             let batch = generator.batch(500);
-            let agencies: BTreeSet<&str> =
-                batch.events.iter().map(|e| e.agency_id.as_str()).collect();
+            let events = batch.events();
+            assert_eq!(events.len(), 500);
+            let agencies: BTreeSet<&str> = events.iter().map(|e| e.agency_id.as_str()).collect();
             assert_eq!(agencies.len(), 1, "a batch is one agency's");
-            for (event, meta) in batch.events.iter().zip(&batch.meta) {
+            for (event, meta) in events.iter().zip(&batch.meta) {
                 assert!(meta.is_some(), "valid: {event:?}");
                 assert!(ids.insert(event.event_id.clone()), "ids are unique");
                 let kind = match event.kind {
@@ -1353,7 +1422,7 @@ mod tests {
             let mut events = 0;
             for _ in 0..20 {
                 let batch = generator.batch(500);
-                for (event, meta) in batch.events.iter().zip(&batch.meta) {
+                for (event, meta) in batch.events().iter().zip(&batch.meta) {
                     let decoded = generator.meta(event, now);
                     assert_eq!(meta.as_deref(), decoded.as_ref(), "{event:?}");
                     events += 1;
@@ -1368,13 +1437,66 @@ mod tests {
     }
 
     #[test]
+    fn events_are_written_byte_for_byte_as_prost_encodes_their_messages() {
+        let short = Dossier {
+            agency: Arc::from("ha-noi"),
+            id: Arc::from("r-0-1"),
+            procedure: Arc::from("hn-p1"),
+            due: OffsetDateTime::UNIX_EPOCH,
+        };
+        // Ids long enough that their lengths, and the event's, take two bytes of varint.
+        let long = Dossier {
+            agency: Arc::from("a".repeat(128)),
+            id: Arc::from("d".repeat(128)),
+            procedure: Arc::from("p".repeat(128)),
+            due: OffsetDateTime::UNIX_EPOCH,
+        };
+        let at = |seconds| Timestamp { seconds, nanos: 0 };
+        let kinds = [
+            Kind::Received(DossierReceived {
+                channel: Channel::Online.into(),
+                digitized: true,
+                due_at: Some(at(1_790_000_000)),
+            }),
+            Kind::Received(DossierReceived::default()),
+            Kind::Resolved(DossierResolved {
+                timeliness: Some(Timeliness::DueAt(at(1_790_000_000))),
+                result_electronic: true,
+            }),
+            Kind::FeePaid(FeePaid { online: true }),
+            Kind::Feedback(FeedbackGiven { satisfied: false }),
+        ];
+        let mut written = bytes::BytesMut::new();
+        let mut messages = Vec::new();
+        for dossier in [&short, &long] {
+            for (kind, suffix) in kinds.iter().zip(["rcv", "rcv", "res", "fee", "fb"]) {
+                let event = EventParts {
+                    dossier,
+                    suffix,
+                    occurred_at: at(1_789_000_000),
+                    kind: *kind,
+                };
+                event.write(&mut written);
+                messages.push(event.to_message());
+            }
+        }
+        let expected = prost::Message::encode_to_vec(&SubmitEventsRequest { events: messages });
+        assert_eq!(written.to_vec(), expected);
+    }
+
+    #[test]
     fn a_batch_is_sent_as_the_request_of_its_events() {
         use govpulse_proto::ingest::ingest_service_server::SERVICE_NAME;
         let mut generator = Generator::new(catalog(), (0, 1), (0, 1), "t", 9, Mix::TopLevel);
         let batch = generator.batch(100);
         let sent = <SubmitEventsRequest as prost::Message>::decode(batch.encoded.0.clone())
             .expect("the encoded batch decodes");
-        assert_eq!(sent.events, batch.events);
+        assert_eq!(sent.events.len(), 100);
+        assert_eq!(batch.len(), 100);
+        assert!(
+            batch.meta.iter().all(Option::is_some),
+            "every event is valid"
+        );
         assert_eq!(
             prost::Message::encoded_len(&batch.encoded),
             batch.encoded.0.len()
