@@ -1,10 +1,11 @@
-//! The aggregate service's errors, and their one mapping to gRPC statuses.
+//! The aggregate service's errors: those of a request, with their one mapping to gRPC statuses,
+//! and those of starting (`StartError`), which never reach a caller.
 
 use govpulse_common::{catalog_files::LoadError, convert::bad_request, server::ServeError};
 use govpulse_store::StoreError;
 use tonic::Status;
 
-/// Everything that can go wrong in aggregate.
+/// What can go wrong with one request to aggregate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A request field is wrong: INVALID_ARGUMENT naming the field.
@@ -18,19 +19,27 @@ pub enum Error {
     /// idempotent).
     #[error("counter store: {0}")]
     Store(#[from] StoreError),
-    /// Start-up: the catalog could not be loaded.
+}
+
+/// What can stop aggregate from starting, or from serving on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The catalog could not be loaded.
     #[error(transparent)]
     Catalog(#[from] LoadError),
-    /// Start-up: the targets file could not be loaded.
+    /// The targets file could not be loaded.
     #[error(transparent)]
     Targets(#[from] govpulse_common::targets_file::TargetsLoadError),
-    /// Start-up: the index profiles file could not be loaded.
+    /// The index profiles file could not be loaded.
     #[error(transparent)]
     Profiles(#[from] govpulse_common::index_file::ProfilesLoadError),
-    /// Start-up: a setting is wrong.
+    /// The counter store could not be reached.
+    #[error("counter store: {0}")]
+    Store(#[from] StoreError),
+    /// A setting is wrong.
     #[error("configuration: {0}")]
     Config(String),
-    /// Start-up or serving failed.
+    /// Binding or serving failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
 }
@@ -58,11 +67,6 @@ impl From<Error> for Status {
                     "counter store unavailable; retry the batch (incident {incident})"
                 ))
             }
-            Error::Catalog(e) => Status::internal(e.to_string()),
-            Error::Targets(e) => Status::internal(e.to_string()),
-            Error::Profiles(e) => Status::internal(e.to_string()),
-            Error::Config(e) => Status::internal(e),
-            Error::Serve(e) => Status::internal(e.to_string()),
         }
     }
 }

@@ -25,7 +25,7 @@ pub use api::AggregateApi;
 
 /// How often the index profiles file is checked for changes.
 const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
-pub use error::Error;
+pub use error::{Error, StartError};
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, clap::Parser)]
@@ -137,7 +137,7 @@ pub struct Server {
 
 impl Server {
     /// Loads the catalog, connects the store and binds the listen address.
-    pub async fn build(config: Config) -> Result<Self, Error> {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
         let catalog = Arc::new(govpulse_common::catalog_files::load(
             config.catalog_dir.as_deref(),
         )?);
@@ -150,11 +150,11 @@ impl Server {
         config: Config,
         catalog: Arc<Catalog>,
         store: Arc<dyn CounterStore>,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, StartError> {
         let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let shared_changes = store.subscribe_changes().await?;
-        let tls = config.tls.server_config().map_err(Error::Config)?;
+        let tls = config.tls.server_config().map_err(StartError::Config)?;
         let bound = server::bind(config.listen).await?;
         let health = server::bind_optional(config.health_listen).await?;
         let metrics = match config.metrics_listen {
@@ -215,7 +215,7 @@ impl Server {
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(), Error> {
+    ) -> Result<(), StartError> {
         if let Some(metrics) = self.metrics {
             tokio::spawn(metrics.serve(self.stopping.clone()));
         }
@@ -254,7 +254,7 @@ impl Server {
 
 /// The counter store `config.store` names: in memory, or Redis (one server or a cluster),
 /// connected.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn CounterStore>, Error> {
+pub async fn open_store(config: &Config) -> Result<Arc<dyn CounterStore>, StartError> {
     Ok(if config.store == "memory" {
         Arc::new(MemoryStore::new())
     } else {

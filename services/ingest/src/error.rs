@@ -1,4 +1,5 @@
-//! The ingest service's errors, and their one mapping to gRPC statuses.
+//! The ingest service's errors: those of a request, with their one mapping to gRPC statuses,
+//! and those of starting (`StartError`), which never reach a caller.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use govpulse_common::{
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-/// Everything that can go wrong in ingest.
+/// What can go wrong with one request to ingest.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The call as a whole is wrong (for example an oversized batch): INVALID_ARGUMENT
@@ -47,19 +48,24 @@ pub enum Error {
     /// sender retries the same batch and gets DUPLICATE for those.
     #[error("aggregate: {}", .0.message())]
     Aggregate(Status),
-    /// Start-up: the catalog could not be loaded.
+}
+
+/// What can stop ingest from starting, or from serving on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The catalog could not be loaded.
     #[error(transparent)]
     Catalog(#[from] LoadError),
-    /// Start-up: the index profiles file could not be loaded.
+    /// The index profiles file could not be loaded.
     #[error(transparent)]
     Profiles(#[from] govpulse_common::index_file::ProfilesLoadError),
-    /// Start-up: the token file could not be loaded.
+    /// The token file could not be loaded.
     #[error(transparent)]
     Tokens(#[from] TokensError),
-    /// Start-up: a setting is wrong.
+    /// A setting is wrong.
     #[error("configuration: {0}")]
     Config(String),
-    /// Start-up or serving failed.
+    /// Binding or serving failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
 }
@@ -97,11 +103,6 @@ impl From<Error> for Status {
                     _ => Status::internal(format!("counting failed: {}", status.message())),
                 }
             }
-            Error::Catalog(e) => Status::internal(e.to_string()),
-            Error::Profiles(e) => Status::internal(e.to_string()),
-            Error::Tokens(e) => Status::internal(e.to_string()),
-            Error::Config(e) => Status::internal(e),
-            Error::Serve(e) => Status::internal(e.to_string()),
         }
     }
 }

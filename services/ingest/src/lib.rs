@@ -28,7 +28,7 @@ use tonic::server::NamedService;
 use tracing::info;
 
 pub use api::{Caller, IngestApi};
-pub use error::Error;
+pub use error::{Error, StartError};
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, clap::Parser)]
@@ -201,7 +201,7 @@ const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
 impl Server {
     /// Loads the catalog, prepares the connection to aggregate (made on first use and
     /// re-made whenever it drops) and binds the listen address.
-    pub async fn build(config: Config) -> Result<Self, Error> {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
         let catalog = Arc::new(govpulse_common::catalog_files::load(
             config.catalog_dir.as_deref(),
         )?);
@@ -209,31 +209,31 @@ impl Server {
     }
 
     /// Binds with a given catalog.
-    pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, Error> {
+    pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, StartError> {
         let timeout = Duration::from_millis(config.aggregate_timeout_ms);
         let upstream_tls = config
             .upstream
             .client_config(&config.aggregate_url)
-            .map_err(Error::Config)?;
+            .map_err(StartError::Config)?;
         let channel = lazy_channel_tls(&config.aggregate_url, Some(timeout), upstream_tls)
-            .map_err(|e| Error::Config(format!("aggregate url: {e}")))?;
-        let tls = config.tls.server_config().map_err(Error::Config)?;
+            .map_err(|e| StartError::Config(format!("aggregate url: {e}")))?;
+        let tls = config.tls.server_config().map_err(StartError::Config)?;
         if config.tokens.is_none() && config.tls.tls_client_ca.is_none() && !config.allow_anonymous
         {
-            return Err(Error::Config(
+            return Err(StartError::Config(
                 "no way to authenticate callers: set --tokens or --tls-client-ca, or --allow-anonymous for development".to_owned(),
             ));
         }
         let limits = &config.limits;
         if limits.max_batch > govpulse_proto::codec::MAX_ITEMS {
-            return Err(Error::Config(format!(
+            return Err(StartError::Config(format!(
                 "--max-batch {} is above {}, the most any batch may hold on the wire",
                 limits.max_batch,
                 govpulse_proto::codec::MAX_ITEMS
             )));
         }
         if limits.rate_per_agency > 0 && (limits.burst_per_agency as usize) < limits.max_batch {
-            return Err(Error::Config(format!(
+            return Err(StartError::Config(format!(
                 "--burst-per-agency {} is below --max-batch {}: a full batch would never fit",
                 limits.burst_per_agency, limits.max_batch
             )));
@@ -315,7 +315,7 @@ impl Server {
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(), Error> {
+    ) -> Result<(), StartError> {
         tokio::spawn(
             self.profiles
                 .watch(PROFILES_RELOAD_EVERY, self.stopping.clone()),

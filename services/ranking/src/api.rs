@@ -33,7 +33,7 @@ use tracing::debug;
 
 use crate::{
     compute::{Ranking, compute, row_to_proto},
-    error::RequestError,
+    error::Error,
     hub::{Hubs, Published, Subscription},
     query::Query,
     resume::{ResetReason, Start},
@@ -151,7 +151,7 @@ impl RankingApi {
     }
 
     /// A place for one more stream of `caller`, or RESOURCE_EXHAUSTED past its cap.
-    fn watching(&self, caller: String) -> Result<Watching, RequestError> {
+    fn watching(&self, caller: String) -> Result<Watching, Error> {
         let mut watchers = self
             .watchers
             .lock()
@@ -159,7 +159,7 @@ impl RankingApi {
         let open = watchers.entry(caller.clone()).or_default();
         if *open >= self.max_watches {
             govpulse_common::refusals::refused("watch_cap", &caller);
-            return Err(RequestError::Exhausted(format!(
+            return Err(Error::Exhausted(format!(
                 "this caller holds {} live rankings open already (--max-watches-per-caller); close one first",
                 self.max_watches
             )));
@@ -395,7 +395,7 @@ impl RankingService for RankingApi {
             loop {
                 let message = tokio::select! {
                     () = api.stopping.cancelled() => {
-                        let _ = out.send(Err(RequestError::ShuttingDown.into())).await;
+                        let _ = out.send(Err(Error::ShuttingDown.into())).await;
                         return;
                     }
                     // The client left: let go of the live ranking now, not at the next send,

@@ -27,7 +27,7 @@ use time::{Date, OffsetDateTime};
 use tonic::transport::Channel;
 
 use crate::{
-    error::RequestError,
+    error::Error,
     query::{Measure, Query, Scope},
 };
 
@@ -55,7 +55,7 @@ async fn rank_period(
     query: &Query,
     period: &str,
     rules: Rules,
-) -> Result<(PeriodRange, Vec<RankedRow>), RequestError> {
+) -> Result<(PeriodRange, Vec<RankedRow>), Error> {
     let (block, parent_id) = match &query.scope {
         Scope::Block(block) => (block_to_proto(*block).into(), String::new()),
         Scope::Children(parent) => (0, parent.to_string()),
@@ -84,7 +84,7 @@ async fn rank_period(
         .clone()
         .get_block_snapshot(govpulse_common::telemetry::traced(request))
         .await
-        .map_err(RequestError::Aggregate)?
+        .map_err(Error::Aggregate)?
         .into_inner();
     // The catalog as it was on the period's last day gives the denominators of the
     // catalog-based metrics.
@@ -92,7 +92,7 @@ async fn rank_period(
         .period
         .as_ref()
         .and_then(|p| govpulse_core::period::parse_day(&p.last_day).ok())
-        .ok_or_else(|| RequestError::BadAnswer("a snapshot without its last day".to_owned()))?;
+        .ok_or_else(|| Error::BadAnswer("a snapshot without its last day".to_owned()))?;
     let rows = match &query.measure {
         Measure::Metric(metric) => {
             let values = snapshot.agencies.iter().filter_map(|entry| {
@@ -140,7 +140,7 @@ fn score_of(
     profile: &Profile,
     measured: bool,
     entry: &AgencyCounters,
-) -> Result<Option<Scored>, RequestError> {
+) -> Result<Option<Scored>, Error> {
     let Ok(agency) = AgencyId::parse(&entry.agency_id) else {
         return Ok(None);
     };
@@ -156,7 +156,7 @@ fn score_of(
         .map(|a| {
             parse_hundredths(&a.points)
                 .map(|h| (a.criterion.as_str(), h))
-                .map_err(|e| RequestError::BadAnswer(format!("assessed points {e}")))
+                .map_err(|e| Error::BadAnswer(format!("assessed points {e}")))
         })
         .collect::<Result<_, _>>()?;
     let score = profile.score(
@@ -173,10 +173,10 @@ pub async fn compute(
     catalog: &Catalog,
     query: &Query,
     rules: Rules,
-) -> Result<Ranking, RequestError> {
+) -> Result<Ranking, Error> {
     let today = vietnam_day(OffsetDateTime::now_utc());
     let previous = Period::parse(&query.period, today)
-        .map_err(|e| RequestError::invalid("query.period", e.to_string()))?
+        .map_err(|e| Error::invalid("query.period", e.to_string()))?
         .previous();
     let (period, current) = rank_period(aggregate, catalog, query, &query.period, rules).await?;
     let (_, before) = rank_period(aggregate, catalog, query, previous.expression(), rules).await?;

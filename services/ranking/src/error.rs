@@ -1,12 +1,12 @@
 //! What can go wrong with one request to ranking, and its one mapping to a gRPC status.
-//! Start-up errors are [`crate::Error`].
+//! Start-up errors are [`crate::StartError`].
 
 use govpulse_common::convert::bad_request;
 use tonic::Status;
 
 /// Why a ranking request (or a live ranking's computation) failed.
 #[derive(Debug, thiserror::Error)]
-pub enum RequestError {
+pub enum Error {
     /// A query field is wrong: INVALID_ARGUMENT naming the field (with `BadRequest` details).
     #[error("{field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
@@ -27,23 +27,23 @@ pub enum RequestError {
     BadAnswer(String),
 }
 
-impl RequestError {
+impl Error {
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        RequestError::InvalidArgument {
+        Error::InvalidArgument {
             field,
             reason: reason.into(),
         }
     }
 }
 
-impl From<RequestError> for Status {
-    fn from(error: RequestError) -> Status {
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
         match error {
-            RequestError::InvalidArgument { field, reason } => bad_request(field, &reason),
-            RequestError::Exhausted(reason) => Status::resource_exhausted(reason),
-            e @ RequestError::ShuttingDown => Status::unavailable(e.to_string()),
-            RequestError::Aggregate(status) => status,
-            e @ RequestError::BadAnswer(_) => Status::internal(e.to_string()),
+            Error::InvalidArgument { field, reason } => bad_request(field, &reason),
+            Error::Exhausted(reason) => Status::resource_exhausted(reason),
+            e @ Error::ShuttingDown => Status::unavailable(e.to_string()),
+            Error::Aggregate(status) => status,
+            e @ Error::BadAnswer(_) => Status::internal(e.to_string()),
         }
     }
 }
@@ -58,27 +58,27 @@ mod tests {
     fn each_error_has_its_code_and_words() {
         let cases = [
             (
-                RequestError::invalid("query.period", "is not a period"),
+                Error::invalid("query.period", "is not a period"),
                 Code::InvalidArgument,
                 "query.period: is not a period",
             ),
             (
-                RequestError::Exhausted("too many live rankings".into()),
+                Error::Exhausted("too many live rankings".into()),
                 Code::ResourceExhausted,
                 "too many live rankings",
             ),
             (
-                RequestError::ShuttingDown,
+                Error::ShuttingDown,
                 Code::Unavailable,
                 "ranking service is shutting down; reconnect",
             ),
             (
-                RequestError::Aggregate(Status::deadline_exceeded("late")),
+                Error::Aggregate(Status::deadline_exceeded("late")),
                 Code::DeadlineExceeded,
                 "late",
             ),
             (
-                RequestError::BadAnswer("a snapshot without its last day".into()),
+                Error::BadAnswer("a snapshot without its last day".into()),
                 Code::Internal,
                 "aggregate answered a snapshot without its last day",
             ),

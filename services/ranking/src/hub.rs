@@ -44,7 +44,7 @@ use crate::{
     cause::Cause,
     changes::Notice,
     compute::{Ranking, compute},
-    error::RequestError,
+    error::Error,
     query::{Measure, Query},
     resume::{self, Digest, HISTORY_ROWS, HISTORY_STATES, History, Start},
 };
@@ -281,7 +281,7 @@ impl Hubs {
 
     /// Makes room for one more live ranking in `live`: nothing to do under the cap; over it,
     /// the one that lingers with no subscriber is ended; with none, RESOURCE_EXHAUSTED.
-    fn make_room(&self, live: &mut HashMap<Query, Arc<Live>>) -> Result<(), RequestError> {
+    fn make_room(&self, live: &mut HashMap<Query, Arc<Live>>) -> Result<(), Error> {
         if live.len() < self.inner.max_live {
             return Ok(());
         }
@@ -301,7 +301,7 @@ impl Hubs {
             }
             None => {
                 govpulse_common::refusals::refused("live_ranking_cap", "replica");
-                Err(RequestError::Exhausted(format!(
+                Err(Error::Exhausted(format!(
                     "this ranking replica runs {} live rankings already (--max-live-rankings), each watched; watch one of them, or ask GetRanking",
                     self.inner.max_live
                 )))
@@ -328,7 +328,7 @@ impl Hubs {
         &self,
         query: &Query,
         resume_revision: u64,
-    ) -> Result<Subscription, RequestError> {
+    ) -> Result<Subscription, Error> {
         let lingering = {
             let mut live = self.live();
             match live.get(query) {
@@ -373,7 +373,7 @@ impl Hubs {
             .starting
             .acquire()
             .await
-            .map_err(|_| RequestError::ShuttingDown)?;
+            .map_err(|_| Error::ShuttingDown)?;
         // Another subscriber may have started it while this one waited its turn.
         if let Some(existing) = self.live().get(query) {
             return Ok(existing.subscribe(resume_revision));

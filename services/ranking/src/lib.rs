@@ -7,6 +7,7 @@ mod changes;
 mod compute;
 mod dashboard;
 mod error;
+pub use error::Error;
 mod http;
 mod hub;
 mod query;
@@ -162,9 +163,10 @@ impl Config {
 /// and a few criteria.
 const MAX_QUERY_BYTES: usize = 64 * 1024;
 
-/// Everything that can stop ranking from starting or serving.
+/// What can stop ranking from starting, or from serving on (a request's errors are
+/// [`Error`]).
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum StartError {
     #[error(transparent)]
     Catalog(#[from] LoadError),
     #[error(transparent)]
@@ -203,7 +205,7 @@ const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 impl Server {
     /// Loads the catalog, prepares the connection to aggregate and binds.
-    pub async fn build(config: Config) -> Result<Self, Error> {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
         let catalog = Arc::new(govpulse_common::catalog_files::load(
             config.catalog_dir.as_deref(),
         )?);
@@ -211,20 +213,20 @@ impl Server {
     }
 
     /// Binds with a given catalog.
-    pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, Error> {
+    pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, StartError> {
         // No per-call timeout: the same channel carries the long-lived WatchChanges stream.
         let upstream_tls = config
             .upstream
             .client_config(&config.aggregate_url)
-            .map_err(Error::Config)?;
+            .map_err(StartError::Config)?;
         let channel = lazy_channel_tls(&config.aggregate_url, None, upstream_tls)
-            .map_err(|e| Error::Config(format!("aggregate url: {e}")))?;
-        let tls = config.tls.server_config().map_err(Error::Config)?;
+            .map_err(|e| StartError::Config(format!("aggregate url: {e}")))?;
+        let tls = config.tls.server_config().map_err(StartError::Config)?;
         let readers = if config.public_read {
             None
         } else {
             if config.tokens.is_none() && config.tls.tls_client_ca.is_none() {
-                return Err(Error::Config(
+                return Err(StartError::Config(
                     "reading needs a credential but none can be checked: set --tokens or --tls-client-ca, or --public-read".to_owned(),
                 ));
             }
@@ -233,7 +235,7 @@ impl Server {
                 .clone()
                 .map(|path| LiveTokens::load(path, &catalog))
                 .transpose()
-                .map_err(|e| Error::Config(e.to_string()))?;
+                .map_err(|e| StartError::Config(e.to_string()))?;
             let auth = Arc::new(Authenticator::new(catalog.clone(), tokens.clone(), false));
             let every = Duration::from_millis(config.tokens_reload_ms.max(1));
             Some((auth, tokens.map(|t| (t, every))))
@@ -317,7 +319,7 @@ impl Server {
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(), Error> {
+    ) -> Result<(), StartError> {
         tokio::spawn(
             self.profiles
                 .watch(PROFILES_RELOAD_EVERY, self.stopping.clone()),

@@ -5,7 +5,7 @@ use std::{
     sync::Arc,
 };
 
-use crate::error::RequestError;
+use crate::error::Error;
 use govpulse_common::convert::block_from_proto;
 use govpulse_core::{
     AgencyId, Block, Catalog, Metric, Period,
@@ -91,23 +91,23 @@ impl Query {
         query: Option<RankingQuery>,
         profiles: &Profiles,
         catalog: &Catalog,
-    ) -> Result<Query, RequestError> {
-        let query = query.ok_or_else(|| RequestError::invalid("query", "is required"))?;
+    ) -> Result<Query, Error> {
+        let query = query.ok_or_else(|| Error::invalid("query", "is required"))?;
         let measure = match (query.metric.trim(), query.index.trim()) {
             (_, "") if !query.criteria.is_empty() => {
-                return Err(RequestError::invalid(
+                return Err(Error::invalid(
                     "query.criteria",
                     "ranks by criteria of a composite index: set index too",
                 ));
             }
             (_, "") => Measure::Metric(query.metric.parse().map_err(
                 |e: govpulse_core::metric::UnknownMetric| {
-                    RequestError::invalid("query.metric", e.to_string())
+                    Error::invalid("query.metric", e.to_string())
                 },
             )?),
             ("", name) => {
                 let profile = profiles.get(name).ok_or_else(|| {
-                    RequestError::invalid(
+                    Error::invalid(
                         "query.index",
                         format!(
                             "unknown composite index {name:?}; the indexes are {}",
@@ -123,12 +123,12 @@ impl Query {
                         query.criteria.iter().map(|c| c.trim().to_owned()).collect();
                     profile
                         .part(&criteria)
-                        .map_err(|e| RequestError::invalid("query.criteria", e))?
+                        .map_err(|e| Error::invalid("query.criteria", e))?
                 };
                 Measure::Index(Arc::new(profile))
             }
             (_, _) => {
-                return Err(RequestError::invalid(
+                return Err(Error::invalid(
                     "query.index",
                     "set either metric or index, not both",
                 ));
@@ -137,7 +137,7 @@ impl Query {
         let scope = match (query.parent_id.trim(), block_from_proto(query.block)) {
             ("", Some(block)) => Scope::Block(block),
             ("", None) => {
-                return Err(RequestError::invalid(
+                return Err(Error::invalid(
                     "query.block",
                     "is required (BLOCK_MINISTRY or BLOCK_PROVINCE) unless parent_id is set",
                 ));
@@ -146,7 +146,7 @@ impl Query {
                 catalog
                     .agency_by_str(parent)
                     .ok_or_else(|| {
-                        RequestError::invalid(
+                        Error::invalid(
                             "query.parent_id",
                             format!(
                                 "unknown agency {parent:?}; CatalogService.ListAgencies lists them"
@@ -157,21 +157,21 @@ impl Query {
                     .clone(),
             ),
             (_, Some(_)) => {
-                return Err(RequestError::invalid(
+                return Err(Error::invalid(
                     "query.parent_id",
                     "set either block or parent_id, not both",
                 ));
             }
         };
         Period::parse(&query.period, vietnam_day(OffsetDateTime::now_utc()))
-            .map_err(|e| RequestError::invalid("query.period", e.to_string()))?;
+            .map_err(|e| Error::invalid("query.period", e.to_string()))?;
         let selection = match query.selection {
             None => Selection::All,
             Some(ranking_query::Selection::Top(0)) => {
-                return Err(RequestError::invalid("query.top", "must be at least 1"));
+                return Err(Error::invalid("query.top", "must be at least 1"));
             }
             Some(ranking_query::Selection::Bottom(0)) => {
-                return Err(RequestError::invalid("query.bottom", "must be at least 1"));
+                return Err(Error::invalid("query.bottom", "must be at least 1"));
             }
             Some(ranking_query::Selection::Top(n)) => Selection::Top(n),
             Some(ranking_query::Selection::Bottom(n)) => Selection::Bottom(n),
