@@ -9,7 +9,11 @@ mod store_telemetry;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use govpulse_common::{
-    catalog_service::CatalogApi, index_file::LiveProfiles, server, targets_file::LiveTargets,
+    catalog_service::CatalogApi,
+    host::{Host, Listen},
+    index_file::LiveProfiles,
+    server,
+    targets_file::LiveTargets,
 };
 use govpulse_core::{AcceptancePolicy, Catalog};
 use govpulse_proto::{
@@ -17,7 +21,6 @@ use govpulse_proto::{
     catalog::catalog_service_server::CatalogServiceServer,
 };
 use govpulse_store::{CounterStore, MemoryStore, RedisStore, RedisStoreConfig};
-use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
 use tracing::info;
 
@@ -119,9 +122,7 @@ impl Config {
 /// A bound aggregate server, ready to run.
 #[derive(Debug)]
 pub struct Server {
-    bound: server::Bound,
-    /// The plaintext health port, when configured.
-    health: Option<server::Bound>,
+    host: Host,
     api: AggregateApi,
     /// Notices every replica publishes through the store, subscribed before binding so
     /// that none published after `build` returns is missed.
@@ -130,9 +131,6 @@ pub struct Server {
     targets: LiveTargets,
     reload_every: Duration,
     profiles: LiveProfiles,
-    stopping: CancellationToken,
-    metrics: Option<govpulse_common::prometheus::MetricsListener>,
-    edge: server::Edge,
 }
 
 impl Server {
@@ -155,55 +153,53 @@ impl Server {
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let shared_changes = store.subscribe_changes().await?;
         let tls = config.tls.server_config().map_err(StartError::Config)?;
-        let bound = server::bind(config.listen).await?;
-        let health = server::bind_optional(config.health_listen).await?;
-        let metrics = match config.metrics_listen {
-            Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
-            None => None,
-        };
+        let host = Host::bind(
+            Listen {
+                main: config.listen,
+                health: config.health_listen,
+                metrics: config.metrics_listen,
+            },
+            server::Edge {
+                tls,
+                limits: config.edge.clone(),
+            },
+        )
+        .await?;
         let store = store_telemetry::Instrumented::wrap(store);
-        let stopping = CancellationToken::new();
         let api = AggregateApi::new(
             catalog.clone(),
             store,
             config.policy(),
             targets.clone(),
-            stopping.clone(),
+            host.stopping(),
         )
         .with_profiles(profiles.clone());
-        info!(addr = %bound.local_addr(), store = store_kind(&config.store), "aggregate bound");
+        info!(addr = %host.local_addr(), store = store_kind(&config.store), "aggregate bound");
         let reload_every = Duration::from_millis(config.targets_reload_ms.max(100));
         Ok(Self {
-            bound,
-            health,
+            host,
             api,
             shared_changes,
             catalog,
             targets,
             reload_every,
             profiles,
-            stopping,
-            metrics,
-            edge: server::Edge {
-                tls,
-                limits: config.edge.clone(),
-            },
         })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.bound.local_addr()
+        self.host.local_addr()
     }
 
     /// The address of the plaintext health port, when one was configured.
     pub fn health_addr(&self) -> Option<SocketAddr> {
-        self.health.as_ref().map(server::Bound::local_addr)
+        self.host.health_addr()
     }
 
     /// The address of the `/metrics` listener, when one was configured.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics.as_ref().map(|m| m.local_addr())
+        self.host.metrics_addr()
     }
 
     /// The API it serves, to call in process (benchmarks measure the server side with it).
@@ -216,39 +212,24 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        if let Some(metrics) = self.metrics {
-            tokio::spawn(metrics.serve(self.stopping.clone()));
-        }
+        let stopping = self.host.stopping();
         tokio::spawn(
             self.api
                 .clone()
-                .relay_changes(self.shared_changes, self.stopping.clone()),
+                .relay_changes(self.shared_changes, stopping.clone()),
         );
-        tokio::spawn(self.targets.watch(
-            self.catalog.clone(),
-            self.reload_every,
-            self.stopping.clone(),
-        ));
         tokio::spawn(
-            self.profiles
-                .watch(PROFILES_RELOAD_EVERY, self.stopping.clone()),
+            self.targets
+                .watch(self.catalog.clone(), self.reload_every, stopping.clone()),
         );
+        tokio::spawn(self.profiles.watch(PROFILES_RELOAD_EVERY, stopping));
         let routes = Routes::new(AggregateServiceServer::new(self.api))
             .add_service(CatalogApi::server(self.catalog));
         let served = [
             AggregateServiceServer::<AggregateApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
         ];
-        Ok(server::serve_tls(
-            self.bound,
-            self.health,
-            routes,
-            &served,
-            self.edge,
-            shutdown,
-            self.stopping,
-        )
-        .await?)
+        Ok(self.host.serve(routes, &served, shutdown).await?)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod decode;
 pub mod edge;
 pub mod grpc_metrics;
 pub mod grpc_web;
+pub mod host;
 pub mod http_json;
 pub mod index_file;
 pub mod linger;

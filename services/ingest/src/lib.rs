@@ -13,6 +13,7 @@ use govpulse_common::{
     auth::{Authenticator, LiveTokens},
     catalog_service::CatalogApi,
     client::lazy_channel_tls,
+    host::{Host, Listen},
     index_file::LiveProfiles,
     server,
     tls::{TlsArgs, UpstreamTlsArgs},
@@ -23,7 +24,6 @@ use govpulse_proto::{
     catalog::catalog_service_server::CatalogServiceServer,
     ingest::ingest_service_server::IngestServiceServer,
 };
-use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tracing::info;
 
@@ -182,15 +182,10 @@ impl Config {
 /// A bound ingest server, ready to run.
 #[derive(Debug)]
 pub struct Server {
-    bound: server::Bound,
-    /// The plaintext health port, when configured.
-    health: Option<server::Bound>,
+    host: Host,
     api: IngestApi,
     catalog: Arc<Catalog>,
     profiles: LiveProfiles,
-    stopping: CancellationToken,
-    metrics: Option<govpulse_common::prometheus::MetricsListener>,
-    edge: server::Edge,
     tokens: Option<(LiveTokens, std::time::Duration)>,
     max_message_bytes: usize,
 }
@@ -254,43 +249,42 @@ impl Server {
             ..AcceptancePolicy::default()
         };
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
-        let bound = server::bind(config.listen).await?;
-        let health = server::bind_optional(config.health_listen).await?;
-        let metrics = match config.metrics_listen {
-            Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
-            None => None,
-        };
-        let stopping = CancellationToken::new();
+        let tls_on = tls.is_some();
+        let host = Host::bind(
+            Listen {
+                main: config.listen,
+                health: config.health_listen,
+                metrics: config.metrics_listen,
+            },
+            server::Edge {
+                tls,
+                limits: config.edge.clone(),
+            },
+        )
+        .await?;
         let api = IngestApi::new(
             catalog.clone(),
             AggregateServiceClient::new(channel),
             policy,
             limits.max_batch,
-            stopping.clone(),
+            host.stopping(),
             auth,
             limiter,
         )
         .with_profiles(profiles.clone());
         info!(
-            addr = %bound.local_addr(),
+            addr = %host.local_addr(),
             aggregate = %config.aggregate_url,
             max_batch = limits.max_batch,
-            tls = tls.is_some(),
+            tls = tls_on,
             anonymous = config.allow_anonymous,
             "ingest bound"
         );
         Ok(Self {
-            bound,
-            health,
+            host,
             api,
             catalog,
             profiles,
-            stopping,
-            metrics,
-            edge: server::Edge {
-                tls,
-                limits: config.edge.clone(),
-            },
             tokens: tokens.map(|t| (t, Duration::from_millis(config.tokens_reload_ms.max(1)))),
             max_message_bytes: limits.max_message_bytes,
         })
@@ -298,17 +292,17 @@ impl Server {
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.bound.local_addr()
+        self.host.local_addr()
     }
 
     /// The address of the plaintext health port, when one was configured.
     pub fn health_addr(&self) -> Option<SocketAddr> {
-        self.health.as_ref().map(server::Bound::local_addr)
+        self.host.health_addr()
     }
 
     /// The address of the `/metrics` listener, when one was configured.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics.as_ref().map(|m| m.local_addr())
+        self.host.metrics_addr()
     }
 
     /// Serves until `shutdown` resolves, then drains.
@@ -316,15 +310,10 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        tokio::spawn(
-            self.profiles
-                .watch(PROFILES_RELOAD_EVERY, self.stopping.clone()),
-        );
-        if let Some(metrics) = self.metrics {
-            tokio::spawn(metrics.serve(self.stopping.clone()));
-        }
+        let stopping = self.host.stopping();
+        tokio::spawn(self.profiles.watch(PROFILES_RELOAD_EVERY, stopping.clone()));
         if let Some((tokens, every)) = self.tokens {
-            tokio::spawn(tokens.watch(self.catalog.clone(), every, self.stopping.clone()));
+            tokio::spawn(tokens.watch(self.catalog.clone(), every, stopping));
         }
         // Credentials are checked on the headers, before tonic reads and decodes a body.
         let gate = self.api.clone();
@@ -347,15 +336,6 @@ impl Server {
             IngestServiceServer::<IngestApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
         ];
-        Ok(server::serve_tls(
-            self.bound,
-            self.health,
-            routes,
-            &served,
-            self.edge,
-            shutdown,
-            self.stopping,
-        )
-        .await?)
+        Ok(self.host.serve(routes, &served, shutdown).await?)
     }
 }

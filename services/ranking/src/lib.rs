@@ -20,6 +20,7 @@ use govpulse_common::{
     catalog_files::LoadError,
     catalog_service::CatalogApi,
     client::lazy_channel_tls,
+    host::{Host, Listen},
     index_file::LiveProfiles,
     server::{self, ServeError},
 };
@@ -30,7 +31,6 @@ use govpulse_proto::{
     ranking::ranking_service_server::RankingServiceServer,
 };
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tracing::info;
 
@@ -180,17 +180,12 @@ pub enum StartError {
 /// A bound ranking server, ready to run.
 #[derive(Debug)]
 pub struct Server {
-    bound: server::Bound,
-    /// The plaintext health port, when configured.
-    health: Option<server::Bound>,
+    host: Host,
     api: RankingApi,
     catalog: Arc<Catalog>,
     aggregate: AggregateServiceClient<tonic::transport::Channel>,
     notices: broadcast::Sender<changes::Notice>,
     profiles: LiveProfiles,
-    stopping: CancellationToken,
-    metrics: Option<govpulse_common::prometheus::MetricsListener>,
-    edge: server::Edge,
     /// Who may read, when reading is not public; with the token file's reload interval.
     readers: Option<(Arc<Authenticator>, Option<TokenFile>)>,
     /// The public dashboard's files (`GET /`).
@@ -242,13 +237,18 @@ impl Server {
         };
         let aggregate = AggregateServiceClient::new(channel);
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
-        let bound = server::bind(config.listen).await?;
-        let health = server::bind_optional(config.health_listen).await?;
-        let metrics = match config.metrics_listen {
-            Some(addr) => Some(govpulse_common::prometheus::bind(addr).await?),
-            None => None,
-        };
-        let stopping = CancellationToken::new();
+        let host = Host::bind(
+            Listen {
+                main: config.listen,
+                health: config.health_listen,
+                metrics: config.metrics_listen,
+            },
+            server::Edge {
+                tls,
+                limits: config.edge.clone(),
+            },
+        )
+        .await?;
         let (notices, _) = broadcast::channel(1024);
         let timing = HubTiming {
             debounce: Duration::from_millis(config.debounce_ms),
@@ -273,28 +273,21 @@ impl Server {
             aggregate.clone(),
             hubs,
             heartbeat,
-            stopping.clone(),
+            host.stopping(),
         )
         .with_profiles(profiles.clone())
         .with_watchers(
             readers.as_ref().map(|(auth, _)| auth.as_ref().clone()),
             config.max_watches_per_caller,
         );
-        info!(addr = %bound.local_addr(), aggregate = %config.aggregate_url, "ranking bound");
+        info!(addr = %host.local_addr(), aggregate = %config.aggregate_url, "ranking bound");
         Ok(Self {
-            bound,
-            health,
+            host,
             api,
             catalog,
             aggregate,
             notices,
             profiles,
-            stopping,
-            metrics,
-            edge: server::Edge {
-                tls,
-                limits: config.edge.clone(),
-            },
             readers,
             dashboard,
         })
@@ -302,17 +295,17 @@ impl Server {
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.bound.local_addr()
+        self.host.local_addr()
     }
 
     /// The address of the plaintext health port, when one was configured.
     pub fn health_addr(&self) -> Option<SocketAddr> {
-        self.health.as_ref().map(server::Bound::local_addr)
+        self.host.health_addr()
     }
 
     /// The address of the `/metrics` listener, when one was configured.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics.as_ref().map(|m| m.local_addr())
+        self.host.metrics_addr()
     }
 
     /// Serves until `shutdown` resolves, then drains.
@@ -320,21 +313,16 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        tokio::spawn(
-            self.profiles
-                .watch(PROFILES_RELOAD_EVERY, self.stopping.clone()),
-        );
-        if let Some(metrics) = self.metrics {
-            tokio::spawn(metrics.serve(self.stopping.clone()));
-        }
+        let stopping = self.host.stopping();
+        tokio::spawn(self.profiles.watch(PROFILES_RELOAD_EVERY, stopping.clone()));
         tokio::spawn(changes::follow(
             self.aggregate,
             self.notices,
-            self.stopping.clone(),
+            stopping.clone(),
         ));
         let readers = self.readers.map(|(auth, tokens)| {
             if let Some((tokens, every)) = tokens {
-                tokio::spawn(tokens.watch(self.catalog.clone(), every, self.stopping.clone()));
+                tokio::spawn(tokens.watch(self.catalog.clone(), every, stopping.clone()));
             }
             auth
         });
@@ -365,16 +353,7 @@ impl Server {
             RankingServiceServer::<RankingApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
         ];
-        Ok(server::serve_tls(
-            self.bound,
-            self.health,
-            routes,
-            &served,
-            self.edge,
-            shutdown,
-            self.stopping,
-        )
-        .await?)
+        Ok(self.host.serve(routes, &served, shutdown).await?)
     }
 }
 
