@@ -144,6 +144,27 @@ impl From<AuthError> for Status {
     }
 }
 
+/// Why a call is refused before it does anything: no valid credential, or a credential
+/// without the role the call needs.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// UNAUTHENTICATED.
+    #[error(transparent)]
+    Unauthenticated(#[from] AuthError),
+    /// PERMISSION_DENIED.
+    #[error("agency {agency} lacks the {role} role")]
+    MissingRole { agency: String, role: &'static str },
+}
+
+impl From<Refusal> for Status {
+    fn from(refusal: Refusal) -> Status {
+        match refusal {
+            Refusal::Unauthenticated(e) => Status::from(e),
+            e @ Refusal::MissingRole { .. } => Status::permission_denied(e.to_string()),
+        }
+    }
+}
+
 /// Audit: one structured warning per refused credential, denied scope or rate-limited call.
 /// `reason` never holds a secret; the log target is `govpulse::audit`.
 ///
@@ -404,6 +425,30 @@ impl fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
+    /// The caller of `request`, if it holds `role`: the principal the edge already found
+    /// (`Principal` in the request's extensions, when it authenticated before reading the
+    /// body), else the one its credential names. A caller without the role is audited.
+    pub fn authorize<T>(&self, request: &Request<T>, role: Role) -> Result<Principal, Refusal> {
+        let principal = match request.extensions().get::<Principal>() {
+            Some(principal) => principal.clone(),
+            None => self.authenticate(request)?,
+        };
+        if !principal.has(role) {
+            let agency = principal.agency_name();
+            audit(
+                "scope_denied",
+                &agency,
+                request.remote_addr(),
+                &format!("the credential lacks the {} role", role.name()),
+            );
+            return Err(Refusal::MissingRole {
+                agency,
+                role: role.name(),
+            });
+        }
+        Ok(principal)
+    }
+
     /// Accepts tokens from `tokens` (when given), client certificates (when the server has a
     /// client CA, rustls only lets verified ones through) and, with `anonymous`, calls with
     /// no credential (development only).

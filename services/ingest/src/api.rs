@@ -178,26 +178,11 @@ impl IngestApi {
     /// event submission needs `Role::Reporter`, `ReportAssessedScores` `Role::Assessor`,
     /// catalog, target and index-profile changes `Role::Admin`.
     pub fn authorize<T>(&self, request: &Request<T>, role: Role) -> Result<Caller, Error> {
-        // The edge authenticated the call before reading its body (`authenticate_first`).
-        let principal = match request.extensions().get::<Principal>() {
-            Some(principal) => principal.clone(),
-            None => self.auth.authenticate(request)?,
-        };
-        let peer = request.remote_addr();
-        if !principal.has(role) {
-            let agency = principal.agency_name();
-            audit(
-                "scope_denied",
-                &agency,
-                peer,
-                &format!("the credential lacks the {} role", role.name()),
-            );
-            return Err(Error::PermissionDenied {
-                agency,
-                role: role.name(),
-            });
-        }
-        Ok(Caller { principal, peer })
+        let principal = self.auth.authorize(request, role)?;
+        Ok(Caller {
+            principal,
+            peer: request.remote_addr(),
+        })
     }
 
     /// Authenticates a call from its headers and connection alone, before its body is read or

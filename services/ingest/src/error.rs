@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use govpulse_common::{
-    auth::{AuthError, TokensError},
+    auth::{AuthError, Refusal, TokensError},
     catalog_files::LoadError,
     convert::bad_request,
     server::ServeError,
@@ -68,6 +68,15 @@ pub enum StartError {
     /// Binding or serving failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Unauthenticated(e) => Error::Unauthenticated(e),
+            Refusal::MissingRole { agency, role } => Error::PermissionDenied { agency, role },
+        }
+    }
 }
 
 impl From<Error> for Status {

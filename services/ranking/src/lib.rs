@@ -16,7 +16,7 @@ mod resume;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use govpulse_common::{
-    auth::{Authenticator, LiveTokens, Role, audit},
+    auth::{Authenticator, LiveTokens, Role},
     catalog_files::LoadError,
     catalog_service::CatalogApi,
     client::lazy_channel_tls,
@@ -364,18 +364,6 @@ pub(crate) fn check_reader<T>(
     auth: &Authenticator,
     request: &tonic::Request<T>,
 ) -> Result<(), tonic::Status> {
-    let principal = auth.authenticate(request)?;
-    if !principal.has(Role::Reader) {
-        let agency = principal.agency_name();
-        audit(
-            "scope_denied",
-            &agency,
-            request.remote_addr(),
-            "the credential lacks the reader role",
-        );
-        return Err(tonic::Status::permission_denied(format!(
-            "agency {agency} lacks the reader role"
-        )));
-    }
+    auth.authorize(request, Role::Reader)?;
     Ok(())
 }
