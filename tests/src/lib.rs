@@ -10,8 +10,8 @@ use govpulse_proto::{
     Timestamp,
     aggregate::aggregate_service_client::AggregateServiceClient,
     event::{
-        Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved, dossier_event::Kind,
-        dossier_resolved,
+        Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved, EventOutcome,
+        OutcomeStatus, dossier_event::Kind, dossier_resolved,
     },
     ingest::ingest_service_client::IngestServiceClient,
     ranking::{
@@ -282,10 +282,38 @@ impl Deployment {
     }
 }
 
-fn lazy(addr: SocketAddr) -> Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+/// A channel to a service at `addr` (plaintext), connected on first use.
+pub fn lazy(addr: SocketAddr) -> Channel {
+    lazy_url(format!("http://{addr}"))
+}
+
+/// A channel to a service at `url`, connected on first use.
+pub fn lazy_url(url: String) -> Channel {
+    tonic::transport::Endpoint::from_shared(url)
         .expect("valid url")
         .connect_lazy()
+}
+
+/// Loopback with port 0: a listener binds a free port, read back from it.
+pub fn local0() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// An empty folder for one test's files: `govpulse-<name>-<process id>` in the system's
+/// temporary folder (emptied first, in case an earlier process of the same id left it).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("govpulse-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// The statuses of a batch's outcomes, in order.
+pub fn statuses(outcomes: &[EventOutcome]) -> Vec<OutcomeStatus> {
+    outcomes
+        .iter()
+        .map(|o| OutcomeStatus::try_from(o.status).expect("a known status"))
+        .collect()
 }
 
 /// A protobuf timestamp.

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use govpulse_e2e::{
-    Deployment, Options, RedisCluster, RedisServer, received, resolved, ts, two_days_ago_noon,
+    Deployment, Options, RedisCluster, RedisServer, received, resolved, statuses, ts,
+    two_days_ago_noon,
 };
 use govpulse_proto::{
     aggregate::{Counters, GetBlockSnapshotRequest, GetMetricsRequest, GetMetricsResponse},
@@ -20,13 +21,6 @@ use time::{Date, OffsetDateTime, macros::time};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
-
-fn statuses(outcomes: &[EventOutcome]) -> Vec<OutcomeStatus> {
-    outcomes
-        .iter()
-        .map(|o| OutcomeStatus::try_from(o.status).expect("known status"))
-        .collect()
-}
 
 /// Lạng Sơn 7 of 8 online, Quảng Ninh 3 of 4, Ninh Bình 1 of 2; plus resolutions.
 fn country_batch(at: OffsetDateTime) -> Vec<DossierEvent> {

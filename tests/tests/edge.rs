@@ -9,11 +9,11 @@ use std::{
 };
 
 use govpulse_common::auth::token_hash;
-use govpulse_e2e::{received, two_days_ago_noon};
+use govpulse_e2e::{local0, received, scratch, statuses, two_days_ago_noon};
 use govpulse_proto::{
     aggregate::{GetMetricsRequest, aggregate_service_client::AggregateServiceClient},
     catalog::{Block, ListAgenciesRequest, catalog_service_client::CatalogServiceClient},
-    event::{DossierEvent, EventOutcome, OutcomeStatus},
+    event::{DossierEvent, OutcomeStatus},
     ingest::{
         ReportAssessedScoresRequest, StreamEventsRequest, SubmitEventsRequest,
         ingest_service_client::IngestServiceClient,
@@ -38,13 +38,6 @@ use tonic_types::StatusExt;
 
 const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/catalog");
 
-/// A folder for one test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("govpulse-edge-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 /// The shipped provinces and ministries, one unit of Hà Nội, one procedure each.
 fn write_catalog(dir: &Path) -> PathBuf {
     let catalog = dir.join("catalog");
@@ -66,10 +59,6 @@ fn write_catalog(dir: &Path) -> PathBuf {
     )
     .expect("procedures");
     catalog
-}
-
-fn local0() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 /// A CA, and certificates it signs, all PEM.
@@ -237,13 +226,6 @@ fn with_token<T>(message: T, token: &str) -> Request<T> {
 
 fn batch(events: Vec<DossierEvent>) -> SubmitEventsRequest {
     SubmitEventsRequest { events }
-}
-
-fn statuses(outcomes: &[EventOutcome]) -> Vec<OutcomeStatus> {
-    outcomes
-        .iter()
-        .map(|o| OutcomeStatus::try_from(o.status).expect("known"))
-        .collect()
 }
 
 /// One `[[credential]]` of a token file.

@@ -7,7 +7,7 @@
 
 use std::{
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -15,7 +15,7 @@ use bytes::Bytes;
 use govpulse_common::auth::token_hash;
 use govpulse_e2e::{
     processes::{ServiceProcess, free_port},
-    received, two_days_ago_noon,
+    received, scratch, two_days_ago_noon,
 };
 use govpulse_proto::{
     event::DossierEvent,
@@ -38,16 +38,6 @@ use tonic::{Code, Request, transport::Channel};
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const MIB: u64 = 1024 * 1024;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "govpulse-edge-limits-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch folder");
-    dir
-}
 
 /// A token file holding `credentials` (token, agency, roles), newer than any before it.
 fn write_tokens(path: &Path, credentials: &[(&str, &str, &str)]) {

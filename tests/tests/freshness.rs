@@ -7,7 +7,7 @@ use govpulse::{
     freshness::{self, ProbeConfig},
     loadgen::{self, LoadConfig, Mode, Progress},
 };
-use govpulse_e2e::{Deployment, RedisServer};
+use govpulse_e2e::{Deployment, RedisServer, lazy};
 use govpulse_proto::{
     catalog::Block,
     ranking::{RankingQuery, WatchRankingRequest, watch_ranking_response::Event},
@@ -15,12 +15,6 @@ use govpulse_proto::{
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
-
-fn lazy(addr: std::net::SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("a url")
-        .connect_lazy()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_probe_reaches_the_stream_under_load() {

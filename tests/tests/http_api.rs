@@ -3,13 +3,13 @@
 //! over gRPC; every read route answers JSON and CSV; the live ranking streams as
 //! Server-Sent Events and resumes from `Last-Event-ID`; a gRPC-Web call framed by hand.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use govpulse_common::auth::new_token;
 use govpulse_e2e::{
     Deployment, RedisServer,
     http::{EventStream, get, open_events, post_json},
-    two_days_ago_noon,
+    local0, scratch, two_days_ago_noon,
 };
 use govpulse_proto::{
     aggregate::GetMetricsRequest,
@@ -61,12 +61,6 @@ fn violation(body: &Value) -> (String, String) {
     )
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("govpulse-http-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 /// A token file with one credential per (agency, roles); returns its path and the tokens.
 fn tokens(name: &str, credentials: &[(&str, &str)]) -> (PathBuf, Vec<String>) {
     let mut text = String::new();
@@ -81,10 +75,6 @@ fn tokens(name: &str, credentials: &[(&str, &str)]) -> (PathBuf, Vec<String>) {
     let path = scratch(name).join("tokens.toml");
     std::fs::write(&path, text).expect("tokens");
     (path, issued)
-}
-
-fn local0() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 #[tokio::test]

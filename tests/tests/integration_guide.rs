@@ -6,10 +6,10 @@
 //! within a line, a line of only `...` for any lines). With `GOVPULSE_GUIDE_PRINT=1` the
 //! outputs are printed instead of checked, to write the guide.
 
-use std::{net::SocketAddr, path::PathBuf, process::Stdio, time::Duration};
+use std::{net::SocketAddr, process::Stdio, time::Duration};
 
 use govpulse_common::auth::new_token;
-use govpulse_e2e::{Deployment, RedisServer};
+use govpulse_e2e::{Deployment, RedisServer, scratch};
 use tokio_util::sync::CancellationToken;
 
 const GUIDE: &str = include_str!("../../docs/INTEGRATION.md");
@@ -97,13 +97,6 @@ fn output_matches(expected: &[String], output: &[&str]) -> bool {
     }
 }
 
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("govpulse-guide-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 #[test]
 fn the_guide_matchers_read_wildcards() {
     assert!(line_matches("a...c", "abbbc"));
@@ -126,7 +119,7 @@ async fn every_example_of_the_integration_guide_runs_and_prints_what_the_guide_s
         );
     }
     let redis = RedisServer::start().expect("redis-server starts");
-    let dir = scratch();
+    let dir = scratch("guide");
     // The guide shows a target beside a rate: one for this year, whatever the year (the
     // shipped targets name years).
     let targets = dir.join("targets.toml");

@@ -15,7 +15,7 @@ use std::{
 };
 
 use govpulse_e2e::{
-    RedisServer,
+    RedisServer, lazy_url, local0,
     processes::{binary, json_log},
     received, ts, two_days_ago_noon,
 };
@@ -224,12 +224,6 @@ impl Drop for Process {
     }
 }
 
-fn lazy(url: String) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(url)
-        .expect("valid url")
-        .connect_lazy()
-}
-
 async fn next(stream: &mut tonic::Streaming<WatchRankingResponse>) -> WatchRankingResponse {
     tokio::time::timeout(Duration::from_secs(10), stream.next())
         .await
@@ -247,7 +241,7 @@ async fn watch_provinces(ranking: String, day: &str) -> tonic::Streaming<WatchRa
         selection: None,
         ..Default::default()
     };
-    let mut stream = RankingServiceClient::new(lazy(ranking))
+    let mut stream = RankingServiceClient::new(lazy_url(ranking))
         .watch_ranking(WatchRankingRequest {
             query: Some(query),
             ..Default::default()
@@ -308,7 +302,7 @@ async fn one_batch_is_one_trace_across_ingest_aggregate_redis_and_ranking() {
 
     let at = two_days_ago_noon();
     let mut watch = watch_provinces(ranking.url(), &at.date().to_string()).await;
-    let ingest_client = IngestServiceClient::new(lazy(ingest.url()));
+    let ingest_client = IngestServiceClient::new(lazy_url(ingest.url()));
     let submit_batch = |id: &'static str| {
         let mut client = ingest_client.clone();
         async move {
@@ -493,10 +487,6 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
 }
 
-fn local0() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
 #[tokio::test]
 async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
     let redis = RedisServer::start().expect("redis-server starts");
@@ -566,7 +556,7 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
         occurred_at: ts(at),
         ..received("metrics-2", "lang-son", at, true)
     };
-    let response = IngestServiceClient::new(lazy(ingest_url.clone()))
+    let response = IngestServiceClient::new(lazy_url(ingest_url.clone()))
         .submit_events(SubmitEventsRequest {
             events: vec![counted.clone(), counted, unknown_agency],
         })
@@ -583,7 +573,7 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
         ]
     );
     while !matches!(next(&mut watch).await.event, Some(Event::Changes(_))) {}
-    let too_many = IngestServiceClient::new(lazy(ingest_url))
+    let too_many = IngestServiceClient::new(lazy_url(ingest_url))
         .submit_events(SubmitEventsRequest {
             events: vec![DossierEvent::default(); 1001],
         })

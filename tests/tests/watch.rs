@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use govpulse_e2e::{
-    Deployment, LiveRows, Options, RedisServer, Service, received, shown_rows, two_days_ago_noon,
+    Deployment, LiveRows, Options, RedisServer, Service, lazy, received, shown_rows,
+    two_days_ago_noon,
 };
 use govpulse_proto::{
     aggregate::{WatchChangesRequest, aggregate_service_client::AggregateServiceClient},
@@ -511,12 +512,6 @@ async fn province_ids_of(
         .expect("snapshot")
         .into_inner();
     snapshot.agencies.into_iter().map(|a| a.agency_id).collect()
-}
-
-fn lazy(addr: std::net::SocketAddr) -> Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("valid url")
-        .connect_lazy()
 }
 
 #[tokio::test]
