@@ -2,6 +2,7 @@
 //! loopback addresses, counting into a real `redis-server` that the test owns.
 
 pub mod http;
+pub mod pki;
 pub mod processes;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};

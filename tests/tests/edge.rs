@@ -9,7 +9,11 @@ use std::{
 };
 
 use govpulse_common::auth::token_hash;
-use govpulse_e2e::{local0, received, scratch, statuses, two_days_ago_noon};
+use govpulse_e2e::{
+    local0,
+    pki::{Pem, Pki, write_pem},
+    received, scratch, statuses, two_days_ago_noon,
+};
 use govpulse_proto::{
     aggregate::{GetMetricsRequest, aggregate_service_client::AggregateServiceClient},
     catalog::{Block, ListAgenciesRequest, catalog_service_client::CatalogServiceClient},
@@ -19,10 +23,6 @@ use govpulse_proto::{
         ingest_service_client::IngestServiceClient,
     },
     ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
-};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
-    string::Ia5String,
 };
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
@@ -59,63 +59,6 @@ fn write_catalog(dir: &Path) -> PathBuf {
     )
     .expect("procedures");
     catalog
-}
-
-/// A CA, and certificates it signs, all PEM.
-struct Pki {
-    ca: CertifiedIssuer<'static, KeyPair>,
-}
-
-struct Pem {
-    cert: String,
-    key: String,
-}
-
-impl Pki {
-    fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().expect("key");
-        Self {
-            ca: CertifiedIssuer::self_signed(params, key).expect("ca"),
-        }
-    }
-
-    fn ca_pem(&self) -> String {
-        self.ca.pem()
-    }
-
-    fn issue(&self, dns: &[&str], uris: &[&str], expired: bool) -> Pem {
-        let mut params =
-            CertificateParams::new(dns.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>())
-                .expect("params");
-        for uri in uris {
-            params
-                .subject_alt_names
-                .push(SanType::URI(Ia5String::try_from(*uri).expect("ia5")));
-        }
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        }
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &self.ca).expect("signed");
-        Pem {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        }
-    }
-}
-
-fn write_pem(dir: &Path, name: &str, pem: &Pem) -> (PathBuf, PathBuf) {
-    let (cert, key) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    std::fs::write(&cert, &pem.cert).expect("cert");
-    std::fs::write(&key, &pem.key).expect("key");
-    (cert, key)
 }
 
 /// Ingest in front of an in-memory aggregate, both on loopback, stopped on drop.

@@ -9,7 +9,9 @@ use govpulse_common::auth::new_token;
 use govpulse_e2e::{
     Deployment, RedisServer,
     http::{EventStream, get, open_events, post_json},
-    local0, scratch, two_days_ago_noon,
+    local0,
+    pki::{Pki, write_pem},
+    scratch, two_days_ago_noon,
 };
 use govpulse_proto::{
     aggregate::GetMetricsRequest,
@@ -807,57 +809,23 @@ async fn a_browser_calls_the_grpc_api_through_grpc_web() {
     deployment.stop().await;
 }
 
-/// A certificate and its key, in PEM files.
-fn issue(
-    dir: &std::path::Path,
-    name: &str,
-    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-    dns: &[&str],
-    uris: &[&str],
-) -> (PathBuf, PathBuf) {
-    let mut params =
-        rcgen::CertificateParams::new(dns.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>())
-            .expect("params");
-    for uri in uris {
-        params.subject_alt_names.push(rcgen::SanType::URI(
-            rcgen::string::Ia5String::try_from(*uri).expect("ia5"),
-        ));
-    }
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = params.signed_by(&key, ca).expect("signed");
-    let (cert_path, key_path) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    std::fs::write(&cert_path, cert.pem()).expect("cert");
-    std::fs::write(&key_path, key.serialize_pem()).expect("key");
-    (cert_path, key_path)
-}
-
-fn certificate_authority(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().expect("key"))
-        .expect("ca")
-}
-
 #[tokio::test]
 async fn a_client_certificate_identifies_the_agency_over_json_too() {
     let redis = RedisServer::start().expect("redis-server starts");
     let deployment = Deployment::start(&redis, "http-mtls").await;
     let dir = scratch("mtls");
-    let servers = certificate_authority("govpulse test server CA");
-    let agencies = certificate_authority("govpulse test agency CA");
-    let (cert, key) = issue(&dir, "ingest", &servers, &["localhost"], &[]);
-    let (client_cert, client_key) =
-        issue(&dir, "ha-noi", &agencies, &[], &["govpulse:agency:ha-noi"]);
+    let servers = Pki::new("govpulse test server CA");
+    let agencies = Pki::new("govpulse test agency CA");
+    let (cert, key) = write_pem(&dir, "ingest", &servers.issue(&["localhost"], &[], false));
+    let (client_cert, client_key) = write_pem(
+        &dir,
+        "ha-noi",
+        &agencies.issue(&[], &["govpulse:agency:ha-noi"], false),
+    );
     let server_ca = dir.join("servers.crt");
-    std::fs::write(&server_ca, servers.pem()).expect("server ca");
+    std::fs::write(&server_ca, servers.ca_pem()).expect("server ca");
     let client_ca = dir.join("agencies.crt");
-    std::fs::write(&client_ca, agencies.pem()).expect("client ca");
+    std::fs::write(&client_ca, agencies.ca_pem()).expect("client ca");
     let config = govpulse_ingest::Config {
         tls: govpulse_common::tls::TlsArgs {
             tls_cert: Some(cert),
