@@ -508,31 +508,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let client = IngestServiceClient::new(connect.remote(&ingest)?.channel());
+            let progress = submit_progress(events.len() as u64);
             let report = submit::send(
                 &client,
                 events,
                 batch_size,
                 std::time::Duration::from_secs_f64(retry_for.max(0.0)),
                 connect.token.as_deref(),
+                |so_far| {
+                    // The counts in the message, so that a frame never shows two moments.
+                    progress.set_position(so_far.answered());
+                    progress.set_message(format!(
+                        "{}/{} events, {:.0} events/s; {}",
+                        so_far.answered(),
+                        progress.length().unwrap_or(0),
+                        progress.per_sec(),
+                        so_far.tallies()
+                    ));
+                },
             )
             .await
             .map_err(|s| anyhow::anyhow!("ingest: {:?}: {}", s.code(), s.message()))?;
+            progress.finish_and_clear();
             for (line, field, reason) in &report.conflicts {
                 outln!("line {line}: conflict: {field}: {reason}");
             }
             for (line, field, reason) in &report.rejected {
                 outln!("line {line}: rejected: {field}: {reason}");
             }
-            let conflicts = match report.conflicts.len() {
-                0 => String::new(),
-                n => format!(", conflict {n}"),
-            };
-            outln!(
-                "accepted {}, duplicate {}{conflicts}, rejected {}",
-                report.accepted,
-                report.duplicate,
-                report.rejected.len()
-            );
+            outln!("{}", report.tallies());
             if !report.rejected.is_empty() || !report.conflicts.is_empty() {
                 return Ok(ExitCode::from(1));
             }
@@ -946,4 +950,18 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A progress bar for `govpulse submit` of `events` events on stderr (events sent, events/s,
+/// the outcomes so far), shown only when stdout is a terminal: piped, only the summary.
+fn submit_progress(events: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(events);
+    let style = indicatif::ProgressStyle::with_template("{bar:30} {msg} ({elapsed})")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
 }

@@ -58,6 +58,27 @@ pub struct Report {
     pub rejected: Vec<(usize, String, String)>,
 }
 
+impl Report {
+    /// Events answered so far, whatever the answer.
+    pub fn answered(&self) -> u64 {
+        self.accepted + self.duplicate + (self.conflicts.len() + self.rejected.len()) as u64
+    }
+
+    /// The tallies in one line: `accepted 10, duplicate 2, conflict 1, rejected 0`.
+    pub fn tallies(&self) -> String {
+        let conflicts = match self.conflicts.len() {
+            0 => String::new(),
+            n => format!(", conflict {n}"),
+        };
+        format!(
+            "accepted {}, duplicate {}{conflicts}, rejected {}",
+            self.accepted,
+            self.duplicate,
+            self.rejected.len()
+        )
+    }
+}
+
 fn transient(status: &Status) -> bool {
     matches!(
         status.code(),
@@ -67,13 +88,14 @@ fn transient(status: &Status) -> bool {
 
 /// Sends the events in batches of `batch_size`, each retried with backoff (200 ms doubling
 /// to 5 s) while ingest is unavailable, for up to `retry_for` of waiting, with `token` as the
-/// bearer credential when given.
+/// bearer credential when given; `progress` sees the report so far after each batch.
 pub async fn send(
     client: &IngestServiceClient<Channel>,
     events: Vec<(usize, DossierEvent)>,
     batch_size: usize,
     retry_for: Duration,
     token: Option<&str>,
+    mut progress: impl FnMut(&Report),
 ) -> Result<Report, Status> {
     let authorization = token
         .map(|t| {
@@ -121,6 +143,7 @@ pub async fn send(
                 _ => report.rejected.push((*line, outcome.field, outcome.reason)),
             }
         }
+        progress(&report);
     }
     Ok(report)
 }
