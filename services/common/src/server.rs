@@ -96,25 +96,6 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
-/// Serves `routes` plus health and reflection on `listener` until `shutdown` resolves.
-///
-/// Then: every served name turns NOT_SERVING (so load balancers stop sending), `stopping`
-/// is cancelled (so long-lived streams end themselves), and in-flight calls finish before
-/// this returns.
-pub async fn serve(
-    bound: Bound,
-    routes: Routes,
-    served: &[&'static str],
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    stopping: CancellationToken,
-) -> Result<(), ServeError> {
-    let edge = Edge {
-        tls: None,
-        limits: EdgeLimits::default(),
-    };
-    serve_tls(bound, None, routes, served, edge, shutdown, stopping).await
-}
-
 /// How a server meets its callers: TLS (or plaintext) and the limits on what each may hold.
 #[derive(Debug, Clone, Default)]
 pub struct Edge {

@@ -11,10 +11,13 @@
 //!    roll-ups;
 //! 3. [`govpulse_core::counting::plan`] decides, from what was read, every outcome and every
 //!    change (the rules live there and only there);
-//! 4. one call of a generic compare-and-apply script ([`CAS_SCRIPT`]: no rule in it) writes
-//!    every change (the changed buckets with one `MSET`) and moves the version on, if the
-//!    version is still the one read in 1. Otherwise another writer (another aggregate
-//!    replica) changed the tree meanwhile, and the tree is read and planned again.
+//! 4. the writes (the changed buckets with one `MSET`, the counters, roll-ups and sets) and
+//!    the version's increment apply only if the version is still the one read in 1: on a
+//!    single Redis a `MULTI` … `EXEC` on the writer's own leased connection, which `WATCH`ed
+//!    the version before reading (`exclusive.rs`); on a cluster one call of a generic
+//!    compare-and-apply script ([`CAS_SCRIPT`]: no rule in it). Otherwise another writer
+//!    (another aggregate replica) changed the tree meanwhile, and the tree is read and
+//!    planned again.
 //!
 //! So a tree's batch is applied whole or not at all, each (agency, event id) is counted once
 //! whatever day it claims, and two replicas writing one tree at once apply their batches as
