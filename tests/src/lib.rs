@@ -14,7 +14,7 @@ use govpulse_proto::{
         Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved, EventOutcome,
         OutcomeStatus, dossier_event::Kind, dossier_resolved,
     },
-    ingest::ingest_service_client::IngestServiceClient,
+    ingest::{SubmitEventsRequest, ingest_service_client::IngestServiceClient},
     ranking::{
         RankingRow, WatchRankingResponse, ranking_service_client::RankingServiceClient,
         watch_ranking_response::Event,
@@ -261,6 +261,30 @@ impl Deployment {
     /// A client of ranking.
     pub fn ranking(&self) -> RankingServiceClient<Channel> {
         RankingServiceClient::new(lazy(self.ranking.addr))
+    }
+
+    /// Submits `events` through ingest in batches of 1,000, asserting that every one is
+    /// accepted (the first other outcome is named).
+    pub async fn accept_all(&self, events: Vec<DossierEvent>) {
+        for batch in events.chunks(1000) {
+            let response = self
+                .ingest()
+                .submit_events(SubmitEventsRequest {
+                    events: batch.to_vec(),
+                })
+                .await
+                .expect("submit")
+                .into_inner();
+            assert_eq!(
+                response.accepted as usize,
+                batch.len(),
+                "{:?}",
+                response
+                    .outcomes
+                    .iter()
+                    .find(|o| o.status != OutcomeStatus::Accepted as i32)
+            );
+        }
     }
 
     /// Stops aggregate (draining it) and starts a new one on the same address, as a pod

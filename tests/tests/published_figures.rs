@@ -12,8 +12,7 @@ use govpulse_proto::{
         get_block_metrics_request::Scope,
     },
     catalog::Block,
-    event::{Channel, DossierEvent, DossierReceived, OutcomeStatus, dossier_event::Kind},
-    ingest::SubmitEventsRequest,
+    event::{Channel, DossierEvent, DossierReceived, dossier_event::Kind},
     ranking::{GetRankingRequest, RankingQuery, ranking_query::Selection},
 };
 use time::{
@@ -113,28 +112,6 @@ fn reception(
     }
 }
 
-async fn send(deployment: &Deployment, events: Vec<DossierEvent>) {
-    for batch in events.chunks(1000) {
-        let response = deployment
-            .ingest()
-            .submit_events(SubmitEventsRequest {
-                events: batch.to_vec(),
-            })
-            .await
-            .expect("submit")
-            .into_inner();
-        assert_eq!(
-            response.accepted as usize,
-            batch.len(),
-            "{:?}",
-            response
-                .outcomes
-                .iter()
-                .find(|o| o.status != OutcomeStatus::Accepted as i32)
-        );
-    }
-}
-
 /// `online` online and `total - online` in-person receptions.
 fn receptions(
     tag: &str,
@@ -201,7 +178,7 @@ async fn the_published_figures_come_out_exactly() {
     ] {
         events.extend(receptions("a", agency, procedure, a, online, total));
     }
-    send(&deployment, events).await;
+    deployment.accept_all(events).await;
     let query = RankingQuery {
         metric: "online-dossier-rate".into(),
         block: Block::Province.into(),
@@ -282,7 +259,7 @@ async fn the_published_figures_come_out_exactly() {
             ));
         }
     }
-    send(&deployment, events).await;
+    deployment.accept_all(events).await;
 
     let services = nation(&deployment, "services-with-online-dossiers", &month_b).await;
     let summary = services.summary.expect("summary");

@@ -2,3 +2,5 @@
 
 pub mod freshness;
 pub mod loadgen;
+pub mod procedures;
+pub mod simulate;

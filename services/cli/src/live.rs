@@ -24,10 +24,11 @@ use time::OffsetDateTime;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use govpulse::simulate::{self, SimulationConfig, Tally};
+
 use crate::{
     connect::{ConnectArgs, Remote},
     render::LiveTable,
-    simulate::{self, SimulationConfig, Tally},
     stack::{Stack, StackArgs},
 };
 

@@ -34,9 +34,7 @@ macro_rules! errln {
 mod assess;
 mod connect;
 mod live;
-mod procedures;
 mod render;
-mod simulate;
 mod stack;
 mod submit;
 
@@ -59,7 +57,7 @@ use govpulse_proto::{
 };
 use tonic::transport::Channel;
 
-use govpulse::loadgen;
+use govpulse::{loadgen, procedures};
 
 use crate::{
     connect::ConnectArgs,

@@ -1,7 +1,10 @@
 //! Conversions between the domain types and their protobuf messages, and the error shapes
 //! every service answers with.
 
-use govpulse_core::{Agency, Block, Counter, Counters, Period, Procedure, Provision, Rate};
+use govpulse_core::{
+    Agency, AgencyId, Block, Counter, Counters, Period, Procedure, Provision, Rate,
+    notice::ChangeNotice, period::parse_day,
+};
 use govpulse_proto::{aggregate as agg, catalog as cat, event as ev};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -242,9 +245,41 @@ pub fn bad_request(field: &str, reason: &str) -> Status {
     )
 }
 
+/// A change notice as WatchChanges sends it, numbered `sequence`.
+pub fn notice_to_proto(sequence: u64, notice: &ChangeNotice) -> agg::WatchChangesResponse {
+    agg::WatchChangesResponse {
+        sequence,
+        agency_ids: notice.agencies.iter().map(ToString::to_string).collect(),
+        days: notice.days.iter().map(ToString::to_string).collect(),
+        traceparent: notice.traceparent.to_string(),
+    }
+}
+
+/// A WatchChanges message as a change notice. A part that cannot be read is read as its
+/// widest meaning: an unreadable agency id makes it "any agency", an unreadable day "any
+/// day", so a notice is never narrowed by what a reader does not understand.
+pub fn notice_from_proto(message: agg::WatchChangesResponse) -> ChangeNotice {
+    let agencies: Option<Vec<AgencyId>> = message
+        .agency_ids
+        .into_iter()
+        .map(|id| AgencyId::parse_owned(id).ok())
+        .collect();
+    let days: Option<Vec<time::Date>> = message.days.iter().map(|d| parse_day(d).ok()).collect();
+    ChangeNotice {
+        origin: "".into(),
+        agencies: agencies.unwrap_or_default().into(),
+        days: days.unwrap_or_default().into(),
+        traceparent: message.traceparent.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn id(raw: &str) -> AgencyId {
+        AgencyId::parse(raw).expect("id")
+    }
 
     #[test]
     fn counters_round_trip_through_their_message() {
@@ -317,5 +352,31 @@ mod tests {
         let mut unfilled = Outcomes::with_capacity(1);
         unfilled.later();
         assert_eq!(unfilled.finish(), Err("an event got no outcome".to_owned()));
+    }
+
+    #[test]
+    fn a_notice_crosses_watch_changes_as_it_was_sent() {
+        use time::macros::date;
+        let notice = ChangeNotice {
+            origin: "".into(),
+            agencies: vec![id("hoa-binh.dept-01"), id("hoa-binh")].into(),
+            days: vec![date!(2026 - 08 - 15), date!(2026 - 01 - 02)].into(),
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        };
+        let message = notice_to_proto(7, &notice);
+        assert_eq!(message.days, ["2026-08-15", "2026-01-02"]);
+        assert_eq!(notice_from_proto(message), notice);
+    }
+
+    #[test]
+    fn what_a_notice_says_unreadably_is_read_as_anything() {
+        let message = agg::WatchChangesResponse {
+            agency_ids: vec!["hoa-binh".into(), "not an id!".into()],
+            days: vec!["2026-08-15".into(), "15/08".into()],
+            ..Default::default()
+        };
+        let notice = notice_from_proto(message);
+        assert!(notice.is_anything(), "an unreadable agency: any agency");
+        assert!(notice.days.is_empty(), "an unreadable day: any day");
     }
 }

@@ -11,10 +11,13 @@ pub mod event;
 pub mod ids;
 pub mod index;
 pub mod metric;
+pub mod notice;
 pub mod period;
 pub mod policy;
 pub mod ranking;
 pub mod rate;
+pub mod reading;
+pub mod report;
 pub mod summary;
 pub mod targets;
 

@@ -168,6 +168,25 @@ impl Needs {
             distinct: true,
         }
     }
+
+    /// What several metrics need together: every counter any of them reads, once, and the
+    /// distinct count if one needs it.
+    pub fn of(metrics: impl IntoIterator<Item = Metric>) -> Needs {
+        let mut needs = Needs {
+            counters: Vec::new(),
+            distinct: false,
+        };
+        for metric in metrics {
+            let more = metric.needs();
+            for counter in more.counters {
+                if !needs.counters.contains(&counter) {
+                    needs.counters.push(counter);
+                }
+            }
+            needs.distinct |= more.distinct;
+        }
+        needs
+    }
 }
 
 /// An unknown metric name.

@@ -9,12 +9,12 @@ use govpulse_common::convert::{
 use std::collections::HashMap;
 
 use govpulse_core::{
-    AgencyId, Catalog, Counter, Metric, Period,
+    AgencyId, Catalog, Counter, Counters, Metric, Period, ProvisionFacts,
     index::{Profile, hundredths_text, parse_hundredths},
-    period::vietnam_day,
     ranking::{
         RankedRow, Rules, Scored, rank_scores_with, rank_with, ranked_count, select, with_movement,
     },
+    report::{self, Counted},
 };
 use govpulse_proto::{
     aggregate::{
@@ -23,7 +23,6 @@ use govpulse_proto::{
     },
     ranking::{IndicatorPoints, RankingRow},
 };
-use time::{Date, OffsetDateTime};
 use tonic::transport::Channel;
 
 use crate::{
@@ -55,7 +54,7 @@ async fn rank_period(
     query: &Query,
     period: &str,
     rules: Rules,
-) -> Result<(PeriodRange, Vec<RankedRow>), Error> {
+) -> Result<(Period, Vec<RankedRow>), Error> {
     let (block, parent_id) = match &query.scope {
         Scope::Block(block) => (block_to_proto(*block).into(), String::new()),
         Scope::Children(parent) => (0, parent.to_string()),
@@ -86,38 +85,58 @@ async fn rank_period(
         .await
         .map_err(Error::Aggregate)?
         .into_inner();
-    // The catalog as it was on the period's last day gives the denominators of the
-    // catalog-based metrics.
-    let last_day = snapshot
+    // The days aggregate resolved the period to: the members' values are measured as
+    // aggregate's reports measure them (govpulse_core::report), against the catalog facts
+    // of the agencies counted with each, as they were on the period's last day.
+    let range = snapshot
         .period
         .as_ref()
-        .and_then(|p| govpulse_core::period::parse_day(&p.last_day).ok())
-        .ok_or_else(|| Error::BadAnswer("a snapshot without its last day".to_owned()))?;
+        .ok_or_else(|| Error::BadAnswer("a snapshot without its period".to_owned()))?;
+    let day = |raw: &str| {
+        govpulse_core::period::parse_day(raw)
+            .map_err(|e| Error::BadAnswer(format!("a snapshot's period: {e}")))
+    };
+    let days = Period::from_days(day(&range.first_day)?, day(&range.last_day)?);
+    let (agencies, counters): (Vec<AgencyId>, Vec<Counters>) = snapshot
+        .agencies
+        .iter()
+        .map(|entry| {
+            let agency = AgencyId::parse(&entry.agency_id)
+                .map_err(|e| Error::BadAnswer(format!("agency id {:?}: {e}", entry.agency_id)))?;
+            let counters = entry
+                .counters
+                .as_ref()
+                .map(counters_from_proto)
+                .unwrap_or_default();
+            Ok((agency, counters))
+        })
+        .collect::<Result<Vec<_>, Error>>()?
+        .into_iter()
+        .unzip();
+    let counted = Counted {
+        period: &days,
+        counters: &counters,
+    };
     let rows = match &query.measure {
         Measure::Metric(metric) => {
-            let values = snapshot.agencies.iter().filter_map(|entry| {
-                let agency = AgencyId::parse(&entry.agency_id).ok()?;
-                let counters = entry
-                    .counters
-                    .as_ref()
-                    .map(counters_from_proto)
-                    .unwrap_or_default();
-                let rate = metric.rate(&counters, &catalog.provision_facts(&agency, last_day));
-                Some((agency, rate))
-            });
-            rank_with(values, rules)
+            let rates = report::rates(catalog, *metric, &agencies, counted, days.last_day());
+            rank_with(agencies.into_iter().zip(rates), rules)
         }
         Measure::Index(profile) => {
             let measured = !profile.metrics().is_empty();
-            let values = snapshot
-                .agencies
-                .iter()
-                .map(|entry| score_of(catalog, last_day, profile, measured, entry))
+            let values = agencies
+                .into_iter()
+                .zip(&counters)
+                .zip(&snapshot.agencies)
+                .map(|((agency, counters), entry)| {
+                    let facts = report::facts(catalog, &agency, &days, days.last_day());
+                    score_of(profile, measured, agency, counters, &facts, entry)
+                })
                 .collect::<Result<Vec<_>, _>>()?;
-            rank_scores_with(values.into_iter().flatten(), rules)
+            rank_scores_with(values, rules)
         }
     };
-    Ok((snapshot.period.unwrap_or_default(), rows))
+    Ok((days, rows))
 }
 
 /// The metrics a composite index reads: its measured indicators', and, when it has any,
@@ -131,25 +150,16 @@ fn index_metrics(profile: &Profile) -> Vec<Metric> {
     metrics
 }
 
-/// One agency's score on a profile from its snapshot entry, with its volume: dossiers
-/// received when the profile has `measured` indicators, none otherwise. `None` for an id
-/// that is not one (aggregate only sends catalog ids).
+/// One agency's score on a profile from its counters and snapshot entry, with its volume:
+/// dossiers received when the profile has `measured` indicators, none otherwise.
 fn score_of(
-    catalog: &Catalog,
-    last_day: Date,
     profile: &Profile,
     measured: bool,
+    agency: AgencyId,
+    counters: &Counters,
+    facts: &ProvisionFacts,
     entry: &AgencyCounters,
-) -> Result<Option<Scored>, Error> {
-    let Ok(agency) = AgencyId::parse(&entry.agency_id) else {
-        return Ok(None);
-    };
-    let counters = entry
-        .counters
-        .as_ref()
-        .map(counters_from_proto)
-        .unwrap_or_default();
-    let facts = catalog.provision_facts(&agency, last_day);
+) -> Result<Scored, Error> {
     let assessed: HashMap<&str, u64> = entry
         .assessed
         .iter()
@@ -160,11 +170,11 @@ fn score_of(
         })
         .collect::<Result<_, _>>()?;
     let score = profile.score(
-        |metric| metric.rate(&counters, &facts),
+        |metric| metric.rate(counters, facts),
         |criterion| assessed.get(criterion).copied(),
     );
     let volume = measured.then(|| counters.get(Counter::Received));
-    Ok(Some((agency, score, volume)))
+    Ok((agency, score, volume))
 }
 
 /// Computes a ranking now, with each row's rank in the previous comparable period.
@@ -174,11 +184,10 @@ pub async fn compute(
     query: &Query,
     rules: Rules,
 ) -> Result<Ranking, Error> {
-    let today = vietnam_day(OffsetDateTime::now_utc());
-    let previous = Period::parse(&query.period, today)
-        .map_err(|e| Error::invalid("query.period", e.to_string()))?
-        .previous();
+    // aggregate resolves the period with its clock; the previous one follows from the days
+    // it answered with, so the two are never resolved against two different "todays".
     let (period, current) = rank_period(aggregate, catalog, query, &query.period, rules).await?;
+    let previous = period.previous();
     let (_, before) = rank_period(aggregate, catalog, query, previous.expression(), rules).await?;
     let ranking = with_movement(current, &before);
     let (min_volume, max_score) = match &query.measure {
@@ -194,7 +203,7 @@ pub async fn compute(
         ),
     };
     Ok(Ranking {
-        period,
+        period: period_to_proto(&period),
         previous_period: period_to_proto(&previous),
         ranked_count: u32::try_from(ranked_count(&ranking)).unwrap_or(u32::MAX),
         rows: select(&ranking, query.selection).to_vec(),

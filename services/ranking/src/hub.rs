@@ -25,6 +25,7 @@ use std::{
 
 use govpulse_core::{
     Catalog, Period,
+    notice::ChangeNotice,
     period::vietnam_day,
     ranking::{Rules, Selection, diff},
 };
@@ -42,7 +43,6 @@ use tracing::{Instrument, debug, warn};
 
 use crate::{
     cause::Cause,
-    changes::Notice,
     compute::{Ranking, compute},
     error::Error,
     query::{Measure, Query},
@@ -209,7 +209,7 @@ struct Inner {
     live: Mutex<HashMap<Query, Arc<Live>>>,
     aggregate: AggregateServiceClient<Channel>,
     catalog: Arc<Catalog>,
-    notices: broadcast::Sender<Notice>,
+    notices: broadcast::Sender<ChangeNotice>,
     timing: HubTiming,
     rules: Rules,
     /// The most live rankings this replica runs at once.
@@ -260,7 +260,7 @@ impl Hubs {
     pub fn new(
         aggregate: AggregateServiceClient<Channel>,
         catalog: Arc<Catalog>,
-        notices: broadcast::Sender<Notice>,
+        notices: broadcast::Sender<ChangeNotice>,
         timing: HubTiming,
         rules: Rules,
         max_live: usize,
@@ -403,7 +403,12 @@ impl Hubs {
 
     /// Recomputes one query's ranking on notices and on the refresh tick, until nobody
     /// watches it.
-    async fn run(self, query: Query, live: Arc<Live>, mut notices: broadcast::Receiver<Notice>) {
+    async fn run(
+        self,
+        query: Query,
+        live: Arc<Live>,
+        mut notices: broadcast::Receiver<ChangeNotice>,
+    ) {
         let sender = &live.sender;
         let timing = self.inner.timing;
         let mut refresh = tokio::time::interval_at(Instant::now() + timing.refresh, timing.refresh);
@@ -422,11 +427,10 @@ impl Hubs {
                 () = live.poke.notified() => true,
                 notice = notices.recv() => {
                     let (relevant, traceparent) = match notice {
-                        Ok(Notice { agencies: Some(agencies), days, traceparent }) => (agencies.iter().any(|a| {
+                        Ok(notice) => (notice.is_anything() || (notice.agencies.iter().any(|a| {
                             query.scope.is_touched_by(&self.inner.catalog, a)
-                        }) && affects_period(&query, days.as_deref().map(Vec::as_slice)), traceparent),
-                        Ok(Notice { agencies: None, traceparent, .. }) => (true, traceparent),
-                        Err(broadcast::error::RecvError::Lagged(_)) => (true, String::new()),
+                        }) && affects_period(&query, &notice)), notice.traceparent),
+                        Err(broadcast::error::RecvError::Lagged(_)) => (true, Arc::from("")),
                         Err(broadcast::error::RecvError::Closed) => return,
                     };
                     // A lingering ranking is not kept current: nobody sees it until a
@@ -489,11 +493,11 @@ impl Hubs {
     }
 }
 
-/// Whether counters changed on `days` can change `query`'s ranking (its period, as of today,
-/// or the previous comparable one).
-fn affects_period(query: &Query, days: Option<&[time::Date]>) -> bool {
+/// Whether `notice` can change `query`'s ranking (its period, as of today, or the previous
+/// comparable one).
+fn affects_period(query: &Query, notice: &ChangeNotice) -> bool {
     match Period::parse(&query.period, vietnam_day(OffsetDateTime::now_utc())) {
-        Ok(period) => resume::affects(days, &period),
+        Ok(period) => notice.affects(&period),
         Err(_) => true,
     }
 }

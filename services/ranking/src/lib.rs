@@ -184,7 +184,7 @@ pub struct Server {
     api: RankingApi,
     catalog: Arc<Catalog>,
     aggregate: AggregateServiceClient<tonic::transport::Channel>,
-    notices: broadcast::Sender<changes::Notice>,
+    notices: broadcast::Sender<govpulse_core::notice::ChangeNotice>,
     profiles: LiveProfiles,
     /// Who may read, when reading is not public; with the token file's reload interval.
     readers: Option<(Arc<Authenticator>, Option<TokenFile>)>,

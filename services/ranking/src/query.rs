@@ -49,14 +49,12 @@ pub enum Scope {
 impl Scope {
     /// Whether an event reported by `agency` (or one of its units) can change this scope's
     /// ranking: `agency` is an agency of the block, or the parent (or a child, or below).
-    pub fn is_touched_by(&self, catalog: &Catalog, agency: &str) -> bool {
+    pub fn is_touched_by(&self, catalog: &Catalog, agency: &AgencyId) -> bool {
         match self {
-            Scope::Block(block) => catalog
-                .agency_by_str(agency)
-                .is_some_and(|a| a.block == *block),
+            Scope::Block(block) => catalog.agency(agency).is_some_and(|a| a.block == *block),
             // A notice lists every agency of each event's chain, so an event below the
             // parent lists the parent too.
-            Scope::Children(parent) => parent.as_str() == agency,
+            Scope::Children(parent) => parent == agency,
         }
     }
 }

@@ -4,9 +4,6 @@
 
 use std::{collections::VecDeque, sync::Arc};
 
-use govpulse_core::Period;
-use time::Date;
-
 /// Low bits of a revision that carry the state's digest.
 pub const DIGEST_BITS: u32 = 20;
 
@@ -174,19 +171,8 @@ pub fn start<T>(history: &History<T>, requested: u64) -> Start<T> {
     }
 }
 
-/// Whether counters that changed on `days` can change a ranking of `period`: the ranking
-/// reads the period and the previous comparable one, which ends the day before it starts.
-/// `None` (a notice without days) may have changed anything.
-pub fn affects(days: Option<&[Date]>, period: &Period) -> bool {
-    let Some(days) = days else { return true };
-    let previous = period.previous();
-    days.iter()
-        .any(|day| period.contains(*day) || previous.contains(*day))
-}
-
 #[cfg(test)]
 mod tests {
-    use time::macros::date;
 
     use super::*;
 
@@ -298,23 +284,5 @@ mod tests {
             Start::Reset(ResetReason::Unknown),
             "newer than the current: another replica or a restart"
         );
-    }
-
-    #[test]
-    fn a_change_affects_rankings_of_its_period_and_the_next() {
-        let august = Period::parse("2026-08", date!(2026 - 11 - 01)).expect("valid");
-        assert!(affects(Some(&[date!(2026 - 08 - 15)]), &august));
-        assert!(
-            affects(Some(&[date!(2026 - 07 - 31)]), &august),
-            "July is the previous period: movement changes"
-        );
-        assert!(!affects(Some(&[date!(2026 - 06 - 30)]), &august));
-        assert!(!affects(Some(&[date!(2026 - 09 - 01)]), &august));
-        assert!(affects(
-            Some(&[date!(2026 - 01 - 01), date!(2026 - 08 - 01)]),
-            &august
-        ));
-        assert!(!affects(Some(&[]), &august));
-        assert!(affects(None, &august), "no days: anything may have changed");
     }
 }

@@ -1025,10 +1025,10 @@ pub async fn notices_reach_every_subscriber(a: &dyn CounterStore, b: &dyn Counte
     let mut on_a = a.subscribe_changes().await.expect("subscribe through a");
     let mut on_b = b.subscribe_changes().await.expect("subscribe through b");
     let notice = ChangeNotice {
-        origin: "replica-a".to_owned(),
-        agencies: vec!["hoa-binh.dept-01".to_owned(), "hoa-binh".to_owned()],
-        days: vec!["2026-08-15".to_owned()],
-        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+        origin: "replica-a".into(),
+        agencies: vec![id("hoa-binh.dept-01"), id("hoa-binh")].into(),
+        days: vec![time::macros::date!(2026 - 08 - 15)].into(),
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
     };
     a.publish_change(&notice).await.expect("publish");
     for (name, receiver) in [("a", &mut on_a), ("b", &mut on_b)] {

@@ -21,8 +21,9 @@ mod spread;
 pub mod testing;
 mod tree_write;
 
+pub use govpulse_core::notice::ChangeNotice;
 pub use memory::MemoryStore;
-pub use notices::{ChangeNotice, NOTICE_BACKLOG};
+pub use notices::NOTICE_BACKLOG;
 pub use redis_store::{RedisStore, RedisStoreConfig};
 
 pub use govpulse_core::counting::{Applied, EventWrite};

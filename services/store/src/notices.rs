@@ -13,83 +13,67 @@ use redis::Client;
 use tokio::sync::{OnceCell, broadcast, oneshot};
 use tracing::{info, warn};
 
+use govpulse_core::{AgencyId, notice::ChangeNotice, period::parse_day};
+use time::Date;
+
 use crate::StoreError;
 
 /// How many notices a subscriber may fall behind before it misses some (it is then told
 /// it lagged, and must assume anything changed).
 pub const NOTICE_BACKLOG: usize = 1024;
 
-/// Something was counted, by some replica.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ChangeNotice {
-    /// Who published it (an aggregate replica's id), so a replica can skip its own; empty
-    /// for a notice the store itself makes.
-    pub origin: String,
-    /// The agencies whose counters changed, ancestors included; empty means anything may
-    /// have changed.
-    pub agencies: Vec<String>,
-    /// The Vietnam days (YYYY-MM-DD) whose counters changed.
-    pub days: Vec<String>,
-    /// The W3C traceparent of the batch that caused it, so the recomputations it causes on
-    /// any replica join that batch's trace; empty when the batch was not traced.
-    pub traceparent: String,
+/// The message published for `notice`: a version line, the origin, the agencies and the
+/// days, one line each, comma-separated, then the traceparent on a fifth line when there is
+/// one. Agency ids and days never contain commas or newlines (ids are
+/// `A-Z a-z 0-9 - _ . : /`), nor does a traceparent (hex digits and dashes). An untraced
+/// notice keeps the four lines, so replicas that predate the traceparent still read it.
+pub fn encode(notice: &ChangeNotice) -> String {
+    let list = |items: &mut dyn Iterator<Item = String>| items.collect::<Vec<_>>().join(",");
+    let mut message = format!(
+        "v1\n{}\n{}\n{}",
+        notice.origin,
+        list(&mut notice.agencies.iter().map(ToString::to_string)),
+        list(&mut notice.days.iter().map(ToString::to_string)),
+    );
+    if !notice.traceparent.is_empty() {
+        message.push('\n');
+        message.push_str(&notice.traceparent);
+    }
+    message
 }
 
-impl ChangeNotice {
-    /// "Anything may have changed": sent after a gap in the subscription.
-    pub fn anything() -> Self {
-        Self::default()
+/// Reads a published message; `None` when it is not one.
+pub fn decode(message: &str) -> Option<ChangeNotice> {
+    let mut lines = message.split('\n');
+    if lines.next()? != "v1" {
+        return None;
     }
+    let origin = lines.next()?;
+    let agencies: Vec<AgencyId> = items(lines.next()?)
+        .map(|id| AgencyId::parse(id).ok())
+        .collect::<Option<_>>()?;
+    let days: Vec<Date> = items(lines.next()?)
+        .map(|day| parse_day(day).ok())
+        .collect::<Option<_>>()?;
+    // Optional: notices published without a trace (or by older replicas) have four lines.
+    let traceparent = lines.next().unwrap_or_default();
+    let traceparent_like = traceparent
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if !traceparent_like || lines.next().is_some() {
+        return None;
+    }
+    Some(ChangeNotice {
+        origin: origin.into(),
+        agencies: agencies.into(),
+        days: days.into(),
+        traceparent: traceparent.into(),
+    })
+}
 
-    /// The message published: a version line, the origin, the agencies and the days, one
-    /// line each, comma-separated, then the traceparent on a fifth line when there is one.
-    /// Agency ids and days never contain commas or newlines (ids are
-    /// `A-Z a-z 0-9 - _ . : /`), nor does a traceparent (hex digits and dashes). An untraced
-    /// notice keeps the four lines, so replicas that predate the traceparent still read it.
-    pub fn encode(&self) -> String {
-        let mut message = format!(
-            "v1\n{}\n{}\n{}",
-            self.origin,
-            self.agencies.join(","),
-            self.days.join(",")
-        );
-        if !self.traceparent.is_empty() {
-            message.push('\n');
-            message.push_str(&self.traceparent);
-        }
-        message
-    }
-
-    /// Reads a published message; `None` when it is not one.
-    pub fn decode(message: &str) -> Option<Self> {
-        let mut lines = message.split('\n');
-        if lines.next()? != "v1" {
-            return None;
-        }
-        let origin = lines.next()?.to_owned();
-        let list = |line: &str| -> Vec<String> {
-            line.split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        };
-        let agencies = list(lines.next()?);
-        let days = list(lines.next()?);
-        // Optional: notices published without a trace (or by older replicas) have four lines.
-        let traceparent = lines.next().unwrap_or_default().to_owned();
-        let traceparent_like = traceparent
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b'-');
-        if !traceparent_like || lines.next().is_some() {
-            return None;
-        }
-        Some(Self {
-            origin,
-            agencies,
-            days,
-            traceparent,
-        })
-    }
+/// The comma-separated items of a line.
+fn items(line: &str) -> impl Iterator<Item = &str> {
+    line.split(',').filter(|s| !s.is_empty())
 }
 
 /// The in-process twin: every subscriber of one store hears every notice published on it.
@@ -196,7 +180,7 @@ async fn relay(
                     let notice = message
                         .get_payload::<String>()
                         .ok()
-                        .and_then(|m| ChangeNotice::decode(&m));
+                        .and_then(|m| decode(&m));
                     match notice {
                         Some(notice) => {
                             let _ = sender.send(notice);
@@ -221,54 +205,61 @@ async fn relay(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use time::macros::date;
 
-    #[test]
-    fn a_notice_reads_back_as_it_was_written() {
-        let notice = ChangeNotice {
-            origin: "agg-1".to_owned(),
-            agencies: vec!["hoa-binh.dept-01".to_owned(), "hoa-binh".to_owned()],
-            days: vec!["2026-08-15".to_owned()],
-            traceparent: TRACEPARENT.to_owned(),
-        };
-        assert_eq!(ChangeNotice::decode(&notice.encode()), Some(notice));
-    }
+    use super::*;
 
     const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+    fn notice(traceparent: &str) -> ChangeNotice {
+        let id = |raw| AgencyId::parse(raw).expect("id");
+        ChangeNotice {
+            origin: "agg-1".into(),
+            agencies: vec![id("hoa-binh.dept-01"), id("hoa-binh")].into(),
+            days: vec![date!(2026 - 08 - 15)].into(),
+            traceparent: traceparent.into(),
+        }
+    }
+
+    #[test]
+    fn a_notice_reads_back_as_it_was_written() {
+        let notice = notice(TRACEPARENT);
+        assert_eq!(decode(&encode(&notice)), Some(notice));
+    }
+
     #[test]
     fn an_untraced_notice_keeps_the_four_lines_older_replicas_read() {
-        let notice = ChangeNotice {
-            origin: "agg-1".to_owned(),
-            agencies: vec!["hoa-binh".to_owned()],
-            days: vec!["2026-08-15".to_owned()],
-            traceparent: String::new(),
-        };
-        assert_eq!(notice.encode(), "v1\nagg-1\nhoa-binh\n2026-08-15");
-        assert_eq!(ChangeNotice::decode(&notice.encode()), Some(notice));
+        let notice = notice("");
+        assert_eq!(
+            encode(&notice),
+            "v1\nagg-1\nhoa-binh.dept-01,hoa-binh\n2026-08-15"
+        );
+        assert_eq!(decode(&encode(&notice)), Some(notice));
     }
 
     #[test]
     fn a_notice_without_a_traceparent_line_reads_as_untraced() {
-        let notice = ChangeNotice::decode("v1\nagg-2\nhoa-binh\n2026-08-15").expect("a notice");
-        assert_eq!(notice.traceparent, "");
-        assert_eq!(notice.agencies, ["hoa-binh"]);
+        let notice = decode("v1\nagg-2\nhoa-binh\n2026-08-15").expect("a notice");
+        assert_eq!(&*notice.traceparent, "");
+        assert_eq!(notice.agencies[0].as_str(), "hoa-binh");
     }
 
     #[test]
     fn the_anything_notice_reads_back_empty() {
         let anything = ChangeNotice::anything();
-        assert_eq!(ChangeNotice::decode(&anything.encode()), Some(anything));
+        assert_eq!(decode(&encode(&anything)), Some(anything));
     }
 
     #[test]
     fn foreign_messages_are_not_notices() {
-        assert_eq!(ChangeNotice::decode("hello"), None);
-        assert_eq!(ChangeNotice::decode("v2\na\nb\nc"), None);
-        assert_eq!(ChangeNotice::decode("v1\na\nb"), None);
-        assert_eq!(ChangeNotice::decode("v1\na\nb\nc\nnot a traceparent"), None);
+        assert_eq!(decode("hello"), None);
+        assert_eq!(decode("v2\na\nb\n2026-08-15"), None);
+        assert_eq!(decode("v1\na\nb"), None);
+        assert_eq!(decode("v1\na\nb\n15/08"), None, "not a day");
+        assert_eq!(decode("v1\na\nnot an id!\n2026-08-15"), None);
+        assert_eq!(decode("v1\na\nb\n2026-08-15\nnot a traceparent"), None);
         assert_eq!(
-            ChangeNotice::decode(&format!("v1\na\nb\nc\n{TRACEPARENT}\nd")),
+            decode(&format!("v1\na\nb\n2026-08-15\n{TRACEPARENT}\nd")),
             None
         );
     }

@@ -332,7 +332,7 @@ impl CounterStore for RedisStore {
         let mut connection = self.connection.clone();
         let _: i64 = redis::cmd("PUBLISH")
             .arg(self.notices.channel())
-            .arg(notice.encode())
+            .arg(crate::notices::encode(notice))
             .query_async(&mut connection)
             .await?;
         Ok(())

@@ -1,0 +1,196 @@
+//! The write handlers: decode, count through the store, tell the watchers.
+
+use std::collections::BTreeSet;
+
+use govpulse_common::{
+    assessed::decode_assessed,
+    convert::{Outcomes, accepted, conflict, duplicate, notice_to_proto, rejected},
+    decode_event,
+};
+use govpulse_core::{AgencyId, counting::Content, period::vietnam_day};
+use govpulse_proto::aggregate::{
+    ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, ApplyEventsRequest,
+    ApplyEventsResponse,
+};
+use govpulse_store::{Applied, AssessedWrite, ChangeNotice, EventWrite};
+use time::{Date, OffsetDateTime};
+use tracing::{Instrument, warn};
+
+use super::{AggregateApi, MAX_APPLY_BATCH};
+use crate::Error;
+
+impl AggregateApi {
+    /// Applies a batch: the body of ApplyEvents.
+    pub async fn apply(&self, request: ApplyEventsRequest) -> Result<ApplyEventsResponse, Error> {
+        if request.events.len() > MAX_APPLY_BATCH {
+            return Err(Error::invalid(
+                "events",
+                format!(
+                    "has {} events; the limit is {MAX_APPLY_BATCH}",
+                    request.events.len()
+                ),
+            ));
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut outcomes = Outcomes::with_capacity(request.events.len());
+        let mut writes = Vec::with_capacity(request.events.len());
+        let mut positions = Vec::with_capacity(request.events.len());
+        for (i, event) in request.events.into_iter().enumerate() {
+            match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
+                Ok(event) => {
+                    // decode_event checked that the procedure existed on the event's day;
+                    // should that ever not hold, the event is refused, never dropped from
+                    // the outcomes.
+                    let day = event.day();
+                    let Some(provision) = self
+                        .catalog
+                        .procedure(&event.procedure)
+                        .and_then(|p| p.on(day))
+                        .map(|span| span.provision)
+                    else {
+                        outcomes.decided(rejected(govpulse_common::Violation {
+                            field: format!("events[{i}].procedure_id"),
+                            reason: "unknown procedure".to_owned(),
+                        }));
+                        continue;
+                    };
+                    let dossier = event.dossier_change();
+                    writes.push(EventWrite {
+                        content: Content::of(&event),
+                        delta: event.delta(provision),
+                        chain: self.catalog.shared_chain(&event.agency),
+                        event_id: event.event_id,
+                        agency: event.agency,
+                        day,
+                        remember_until: self.policy.remember_until(day),
+                        dossier,
+                    });
+                    positions.push(i);
+                    outcomes.later();
+                }
+                Err(violation) => outcomes.decided(rejected(violation)),
+            }
+        }
+        let applied = if writes.is_empty() {
+            Vec::new()
+        } else {
+            self.store.apply(&writes).await?
+        };
+        let mut agencies: BTreeSet<&AgencyId> = BTreeSet::new();
+        let mut days = BTreeSet::new();
+        let counted = positions
+            .iter()
+            .zip(&writes)
+            .zip(&applied)
+            .map(|((position, write), result)| match result {
+                Applied::Accepted => {
+                    agencies.extend(write.chain.iter());
+                    days.insert(write.day);
+                    accepted()
+                }
+                Applied::Duplicate => duplicate(),
+                Applied::Conflict { fields } => conflict(*position, fields),
+            })
+            .collect();
+        let store_said = |wrong: String| {
+            Error::Store(govpulse_store::StoreError::Unexpected(format!(
+                "the store answered {wrong}"
+            )))
+        };
+        outcomes.fill(counted).map_err(store_said)?;
+        if !agencies.is_empty() {
+            self.notify(
+                agencies.into_iter().cloned().collect(),
+                days.into_iter().collect(),
+            );
+        }
+        let outcomes = outcomes.finish().map_err(store_said)?;
+        Ok(ApplyEventsResponse { outcomes })
+    }
+
+    /// Tells this replica's subscribers now, and the other replicas through the store.
+    fn notify(&self, agencies: Vec<AgencyId>, days: Vec<Date>) {
+        let notice = ChangeNotice {
+            origin: self.origin.clone(),
+            agencies: agencies.into(),
+            days: days.into(),
+            // The ApplyEvents call's span: the recomputations this notice causes, on any
+            // replica's rankings, join its trace.
+            traceparent: govpulse_common::telemetry::current_traceparent().into(),
+        };
+        let store = self.store.clone();
+        let shared = notice.clone();
+        // Not awaited: the batch is counted whatever happens to its notice, which is at most
+        // once anyway (readers refresh periodically).
+        // In the batch's span, so its trace shows the publication too.
+        tokio::spawn(
+            async move {
+                if let Err(e) = store.publish_change(&shared).await {
+                    warn!(error = %e, "change notice not published to the other replicas");
+                }
+            }
+            .instrument(tracing::Span::current()),
+        );
+        self.broadcast(notice);
+    }
+
+    pub(super) fn broadcast(&self, notice: ChangeNotice) {
+        // Numbering and sending under one lock keeps sequence numbers in sending order
+        // when several batches finish at once.
+        let mut sequence = self
+            .sequence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *sequence += 1;
+        // No subscriber is not an error: nobody is watching.
+        let _ = self.changes.send(notice_to_proto(*sequence, &notice));
+    }
+
+    /// Checks and stores assessed scores, all or nothing: the body of ApplyAssessedScores.
+    pub async fn apply_assessed(
+        &self,
+        request: ApplyAssessedScoresRequest,
+    ) -> Result<ApplyAssessedScoresResponse, Error> {
+        if request.scores.len() > MAX_APPLY_BATCH {
+            return Err(Error::invalid(
+                "scores",
+                format!(
+                    "has {} scores; the limit is {MAX_APPLY_BATCH}",
+                    request.scores.len()
+                ),
+            ));
+        }
+        let today = vietnam_day(OffsetDateTime::now_utc());
+        let profiles = self.profiles.get();
+        let writes: Vec<AssessedWrite> = request
+            .scores
+            .iter()
+            .enumerate()
+            .map(|(i, score)| {
+                decode_assessed(i, score, &self.catalog, &profiles, today)
+                    .map(|a| AssessedWrite {
+                        key: self.key(&a.agency),
+                        bucket: a.bucket,
+                        profile: a.profile,
+                        criterion: a.criterion,
+                        hundredths: a.hundredths,
+                    })
+                    .map_err(Error::Violation)
+            })
+            .collect::<Result<_, _>>()?;
+        if writes.is_empty() {
+            return Ok(ApplyAssessedScoresResponse { stored: 0 });
+        }
+        self.store.put_assessed(&writes).await?;
+        // Live rankings of these agencies' blocks recompute, as after counted events.
+        let agencies: BTreeSet<AgencyId> = writes
+            .iter()
+            .flat_map(|w| self.catalog.chain(&w.key.agency))
+            .cloned()
+            .collect();
+        self.notify(agencies.into_iter().collect(), Vec::new());
+        Ok(ApplyAssessedScoresResponse {
+            stored: u32::try_from(writes.len()).unwrap_or(u32::MAX),
+        })
+    }
+}
