@@ -23,7 +23,7 @@ const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/catalog");
 const DAYS: u16 = 600;
 
 fn catalog() -> Catalog {
-    govpulse_common::catalog_files::load(Some(std::path::Path::new(CATALOG)))
+    govpulse_runtime::catalog_files::load(Some(std::path::Path::new(CATALOG)))
         .expect("the shipped catalog loads")
 }
 

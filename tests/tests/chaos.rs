@@ -57,7 +57,7 @@ fn setting(name: &str, default: u64) -> u64 {
 }
 
 fn channel(addr: std::net::SocketAddr, timeout: Option<Duration>) -> Channel {
-    govpulse_common::client::lazy_channel(&format!("http://{addr}"), timeout).expect("a valid url")
+    govpulse_runtime::client::lazy_channel(&format!("http://{addr}"), timeout).expect("a valid url")
 }
 
 /// Polls `done` until it holds; panics with `what` after `limit`. There is no event to wait
@@ -162,7 +162,7 @@ async fn every_acknowledged_event_is_counted_exactly_once_through_crashes_restar
         ],
     );
 
-    let catalog = Arc::new(govpulse_common::catalog_files::built_in().expect("the catalog"));
+    let catalog = Arc::new(govpulse_runtime::catalog_files::built_in().expect("the catalog"));
     let stop = CancellationToken::new();
     let mut load = Load {
         progress: Vec::new(),

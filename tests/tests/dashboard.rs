@@ -190,7 +190,7 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     };
     let deployment = Deployment::start_with(&redis, "dashboard", options).await;
     let stop = CancellationToken::new();
-    let country = govpulse_common::catalog_files::load(Some(&catalog)).expect("test catalog");
+    let country = govpulse_runtime::catalog_files::load(Some(&catalog)).expect("test catalog");
     let ingest =
         tonic::transport::Endpoint::from_shared(format!("http://{}", deployment.ingest_addr()))
             .expect("ingest url")

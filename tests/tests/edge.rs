@@ -8,12 +8,12 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use govpulse_common::auth::token_hash;
 use govpulse_e2e::{
     local0,
     pki::{Pem, Pki, write_pem},
     received, scratch, statuses, two_days_ago_noon,
 };
+use govpulse_edge::auth::token_hash;
 use govpulse_proto::{
     aggregate::{GetMetricsRequest, aggregate_service_client::AggregateServiceClient},
     catalog::{Block, ListAgenciesRequest, catalog_service_client::CatalogServiceClient},
@@ -207,7 +207,7 @@ async fn calls_without_a_valid_credential_are_unauthenticated_and_count_nothing(
     .expect("tokens");
     let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
         tokens: Some(tokens.clone()),
-        tls: govpulse_common::tls::TlsArgs {
+        tls: govpulse_runtime::tls::TlsArgs {
             plaintext: true,
             ..c.tls.clone()
         },
@@ -437,7 +437,7 @@ async fn a_client_certificate_names_its_agency_and_bad_certificates_are_refused(
     let client_ca = dir.join("clients.crt");
     std::fs::write(&client_ca, clients.ca_pem()).expect("client ca");
     let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
-        tls: govpulse_common::tls::TlsArgs {
+        tls: govpulse_runtime::tls::TlsArgs {
             tls_cert: Some(cert.clone()),
             tls_key: Some(key.clone()),
             tls_client_ca: Some(client_ca.clone()),
@@ -511,13 +511,13 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
         "peer",
         &pki.issue(&["localhost"], &["govpulse:service:ingest"], false),
     );
-    let tls = govpulse_common::tls::TlsArgs {
+    let tls = govpulse_runtime::tls::TlsArgs {
         tls_cert: Some(cert),
         tls_key: Some(key),
         tls_client_ca: Some(ca.clone()),
         plaintext: false,
     };
-    let upstream = govpulse_common::tls::UpstreamTlsArgs {
+    let upstream = govpulse_runtime::tls::UpstreamTlsArgs {
         upstream_ca: Some(ca.clone()),
         upstream_cert: Some(peer_cert),
         upstream_key: Some(peer_key),
@@ -633,7 +633,7 @@ async fn a_tls_service_answers_health_alone_in_plaintext_on_its_health_port_unti
     let stop = CancellationToken::new();
     let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
         catalog_dir: Some(catalog),
-        tls: govpulse_common::tls::TlsArgs {
+        tls: govpulse_runtime::tls::TlsArgs {
             tls_cert: Some(cert),
             tls_key: Some(key),
             ..Default::default()
@@ -725,7 +725,7 @@ async fn a_service_without_tls_or_credentials_configured_does_not_start() {
     );
     let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
         catalog_dir: Some(catalog.clone()),
-        tls: govpulse_common::tls::TlsArgs {
+        tls: govpulse_runtime::tls::TlsArgs {
             plaintext: true,
             ..Default::default()
         },

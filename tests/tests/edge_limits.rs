@@ -12,11 +12,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use govpulse_common::auth::token_hash;
 use govpulse_e2e::{
     processes::{ServiceProcess, free_port},
     received, scratch, two_days_ago_noon,
 };
+use govpulse_edge::auth::token_hash;
 use govpulse_proto::{
     event::DossierEvent,
     ingest::{

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 async fn every_probe_reaches_the_stream_under_load() {
     let redis = RedisServer::start().expect("redis-server starts");
     let deployment = Deployment::start(&redis, "freshness").await;
-    let catalog = Arc::new(govpulse_common::catalog_files::built_in().expect("built-in catalog"));
+    let catalog = Arc::new(govpulse_runtime::catalog_files::built_in().expect("built-in catalog"));
     let stop = CancellationToken::new();
     let load = tokio::spawn(loadgen::run(
         lazy(deployment.ingest_addr()),

@@ -5,7 +5,6 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use govpulse_common::auth::new_token;
 use govpulse_e2e::{
     Deployment, RedisServer,
     http::{EventStream, get, open_events, post_json},
@@ -13,6 +12,7 @@ use govpulse_e2e::{
     pki::{Pki, write_pem},
     scratch, two_days_ago_noon,
 };
+use govpulse_edge::auth::new_token;
 use govpulse_proto::{
     aggregate::GetMetricsRequest,
     ingest::SubmitEventsRequest,
@@ -827,7 +827,7 @@ async fn a_client_certificate_identifies_the_agency_over_json_too() {
     let client_ca = dir.join("agencies.crt");
     std::fs::write(&client_ca, agencies.ca_pem()).expect("client ca");
     let config = govpulse_ingest::Config {
-        tls: govpulse_common::tls::TlsArgs {
+        tls: govpulse_runtime::tls::TlsArgs {
             tls_cert: Some(cert),
             tls_key: Some(key),
             tls_client_ca: Some(client_ca),

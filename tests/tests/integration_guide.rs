@@ -8,8 +8,8 @@
 
 use std::{net::SocketAddr, process::Stdio, time::Duration};
 
-use govpulse_common::auth::new_token;
 use govpulse_e2e::{Deployment, RedisServer, scratch};
+use govpulse_edge::auth::new_token;
 use tokio_util::sync::CancellationToken;
 
 const GUIDE: &str = include_str!("../../docs/INTEGRATION.md");

@@ -44,7 +44,7 @@ static SERVICES: LazyLock<Vec<Service>> = LazyLock::new(|| {
 });
 
 /// The standard OpenTelemetry variables the SDK reads when traces are exported
-/// (services/common/src/telemetry.rs), outside `Config`: the exporter's endpoint, the
+/// (services/runtime/src/telemetry.rs), outside `Config`: the exporter's endpoint, the
 /// resource's service name and attributes, the sampler and the batch processor.
 const OTEL_VARIABLES: [&str; 11] = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -61,7 +61,7 @@ const OTEL_VARIABLES: [&str; 11] = [
 ];
 
 fn service(name: &'static str, port: u64, command: clap::Command) -> Service {
-    // Telemetry reads these two outside `Config` (services/common/src/telemetry.rs).
+    // Telemetry reads these two outside `Config` (services/runtime/src/telemetry.rs).
     let mut env: BTreeSet<String> = ["RUST_LOG", "GOVPULSE_LOG_FORMAT"].map(String::from).into();
     // An exception, by name so that a typo still fails: the OpenTelemetry SDK reads these.
     env.extend(OTEL_VARIABLES.map(String::from));
@@ -1139,7 +1139,7 @@ impl OperatorSecrets {
             .expect("certificate");
         let tokens = format!(
             "[[credential]]\nsha256 = \"{}\"\nagency = \"tuyen-quang\"\nroles = [\"reporter\"]\n",
-            govpulse_common::auth::token_hash(TOKEN)
+            govpulse_edge::auth::token_hash(TOKEN)
         );
         Self {
             ca: ca.pem(),

@@ -752,7 +752,7 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
 
 #[test]
 fn the_dashboard_queries_only_metrics_the_services_record() {
-    use govpulse_common::prometheus::{
+    use govpulse_runtime::prometheus::{
         BATCH_EVENTS, EVENTS, GRPC_REQUESTS, HTTP_REQUESTS, RANKING_LAG_SECONDS, STORE_ERRORS,
         STORE_SECONDS, WATCH_SUBSCRIBERS,
     };

@@ -8,7 +8,6 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use govpulse_common::{index_file::LiveProfiles, targets_file::LiveTargets};
 use govpulse_core::{AcceptancePolicy, AgencyId, Catalog};
 use govpulse_proto::aggregate::{
     ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, ApplyEventsRequest,
@@ -16,6 +15,8 @@ use govpulse_proto::aggregate::{
     GetBlockSnapshotResponse, GetMetricsRequest, GetMetricsResponse, WatchChangesRequest,
     WatchChangesResponse, aggregate_service_server::AggregateService,
 };
+use govpulse_runtime::index_file::LiveProfiles;
+use govpulse_runtime::targets_file::LiveTargets;
 use govpulse_store::{AgencyKey, ChangeNotice, CounterStore};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
@@ -135,7 +136,7 @@ impl AggregateService for AggregateApi {
         request: Request<ApplyEventsRequest>,
     ) -> Result<Response<ApplyEventsResponse>, Status> {
         let response = self.apply(request.into_inner()).await?;
-        govpulse_common::prometheus::record_outcomes("aggregate", &response.outcomes);
+        govpulse_runtime::prometheus::record_outcomes("aggregate", &response.outcomes);
         Ok(Response::new(response))
     }
 
@@ -180,7 +181,7 @@ impl AggregateService for AggregateApi {
         _request: Request<WatchChangesRequest>,
     ) -> Result<Response<ChangeStream>, Status> {
         debug!("change subscriber joined");
-        let subscriber = govpulse_common::prometheus::Subscriber::open("changes");
+        let subscriber = govpulse_runtime::prometheus::Subscriber::open("changes");
         let notices = BroadcastStream::new(self.changes.subscribe()).map(move |notice| {
             // Counted as an open stream until the stream (and this closure) is dropped.
             let _ = &subscriber;

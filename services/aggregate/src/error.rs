@@ -1,7 +1,9 @@
 //! The aggregate service's errors: those of a request, with their one mapping to gRPC statuses,
 //! and those of starting (`StartError`), which never reach a caller.
 
-use govpulse_common::{catalog_files::LoadError, convert::bad_request, server::ServeError};
+use govpulse_edge::convert::bad_request;
+use govpulse_edge::server::ServeError;
+use govpulse_runtime::catalog_files::LoadError;
 use govpulse_store::StoreError;
 use tonic::Status;
 
@@ -14,7 +16,7 @@ pub enum Error {
     /// One element of a request is wrong (an assessed score): INVALID_ARGUMENT naming its
     /// field path, `scores[2].points`.
     #[error("{}: {}", .0.field, .0.reason)]
-    Violation(govpulse_common::Violation),
+    Violation(govpulse_edge::Violation),
     /// The counter store failed: UNAVAILABLE, the caller retries (safe: batches are
     /// idempotent).
     #[error("counter store: {0}")]
@@ -29,10 +31,10 @@ pub enum StartError {
     Catalog(#[from] LoadError),
     /// The targets file could not be loaded.
     #[error(transparent)]
-    Targets(#[from] govpulse_common::targets_file::TargetsLoadError),
+    Targets(#[from] govpulse_runtime::targets_file::TargetsLoadError),
     /// The index profiles file could not be loaded.
     #[error(transparent)]
-    Profiles(#[from] govpulse_common::index_file::ProfilesLoadError),
+    Profiles(#[from] govpulse_runtime::index_file::ProfilesLoadError),
     /// The counter store could not be reached.
     #[error("counter store: {0}")]
     Store(#[from] StoreError),

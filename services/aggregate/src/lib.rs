@@ -8,18 +8,16 @@ mod store_telemetry;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use govpulse_common::{
-    catalog_service::CatalogApi,
-    host::{Host, Listen},
-    index_file::LiveProfiles,
-    server,
-    targets_file::LiveTargets,
-};
 use govpulse_core::{AcceptancePolicy, Catalog};
+use govpulse_edge::catalog_service::CatalogApi;
+use govpulse_edge::host::{Host, Listen};
+use govpulse_edge::server;
 use govpulse_proto::{
     aggregate::aggregate_service_server::AggregateServiceServer,
     catalog::catalog_service_server::CatalogServiceServer,
 };
+use govpulse_runtime::index_file::LiveProfiles;
+use govpulse_runtime::targets_file::LiveTargets;
 use govpulse_store::{CounterStore, MemoryStore, RedisStore, RedisStoreConfig};
 use tonic::{server::NamedService, service::Routes};
 use tracing::info;
@@ -78,10 +76,10 @@ pub struct Config {
     pub health_listen: Option<SocketAddr>,
     /// TLS of this server; with a client CA, callers (ingest, ranking) present certificates.
     #[command(flatten)]
-    pub tls: govpulse_common::tls::TlsArgs,
+    pub tls: govpulse_runtime::tls::TlsArgs,
     /// Connections, time and calls in flight each caller may hold (docs/SECURITY.md).
     #[command(flatten)]
-    pub edge: govpulse_common::edge::EdgeLimits,
+    pub edge: govpulse_edge::edge::EdgeLimits,
 }
 
 impl Config {
@@ -99,8 +97,8 @@ impl Config {
             index_profiles: None,
             metrics_listen: None,
             health_listen: None,
-            tls: govpulse_common::tls::TlsArgs::default(),
-            edge: govpulse_common::edge::EdgeLimits::default(),
+            tls: govpulse_runtime::tls::TlsArgs::default(),
+            edge: govpulse_edge::edge::EdgeLimits::default(),
         }
     }
 
@@ -136,7 +134,7 @@ pub struct Server {
 impl Server {
     /// Loads the catalog, connects the store and binds the listen address.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let catalog = Arc::new(govpulse_common::catalog_files::load(
+        let catalog = Arc::new(govpulse_runtime::catalog_files::load(
             config.catalog_dir.as_deref(),
         )?);
         let store = open_store(&config).await?;

@@ -6,8 +6,8 @@
 use std::{future::Future, sync::Arc, time::Instant};
 
 use async_trait::async_trait;
-use govpulse_common::prometheus::{STORE_ERRORS, STORE_SECONDS};
 use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
+use govpulse_runtime::prometheus::{STORE_ERRORS, STORE_SECONDS};
 use govpulse_store::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
 };

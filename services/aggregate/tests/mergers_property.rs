@@ -14,7 +14,6 @@
 use std::{collections::BTreeSet, sync::Arc};
 
 use govpulse_aggregate::AggregateApi;
-use govpulse_common::targets_file::LiveTargets;
 use govpulse_core::{
     AcceptancePolicy, Catalog, CatalogBuilder, Period, Rate,
     compare::Comparison,
@@ -33,6 +32,7 @@ use govpulse_proto::{
         dossier_resolved::Timeliness,
     },
 };
+use govpulse_runtime::targets_file::LiveTargets;
 use govpulse_store::{
     CounterStore, MemoryStore, RedisStore, RedisStoreConfig, testing::RedisServer,
 };

@@ -10,7 +10,6 @@ use std::{
 };
 
 use govpulse_aggregate::AggregateApi;
-use govpulse_common::targets_file::LiveTargets;
 use govpulse_core::{
     AcceptancePolicy, Catalog, CatalogBuilder, Metric, Period,
     period::{VIETNAM, vietnam_day},
@@ -27,6 +26,7 @@ use govpulse_proto::{
         dossier_event::Kind, dossier_resolved::Timeliness,
     },
 };
+use govpulse_runtime::targets_file::LiveTargets;
 use govpulse_store::{
     CounterStore, MemoryStore, RedisStore, RedisStoreConfig, testing::RedisServer,
 };

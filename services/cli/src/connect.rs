@@ -47,7 +47,7 @@ impl ConnectArgs {
     pub fn remote(&self, url: &str) -> anyhow::Result<Remote> {
         let tls = self.tls(url)?;
         let endpoint =
-            govpulse_common::client::endpoint(url, None, tls).map_err(anyhow::Error::msg)?;
+            govpulse_runtime::client::endpoint(url, None, tls).map_err(anyhow::Error::msg)?;
         let authorization = self
             .token
             .as_ref()

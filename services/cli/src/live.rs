@@ -233,7 +233,7 @@ pub async fn demo(
             let path = dir.path().join("targets.toml");
             std::fs::write(
                 &path,
-                govpulse_common::targets_file::built_in_carried_to(today.year()),
+                govpulse_runtime::targets_file::built_in_carried_to(today.year()),
             )
             .with_context(|| format!("cannot write {}", path.display()))?;
             config.targets = Some(path);
@@ -320,7 +320,7 @@ pub async fn demo(
         stack.ranking
     );
     let drawer = tokio::spawn(draw(header, watched, stop.clone()));
-    govpulse_common::server::shutdown_signal().await;
+    govpulse_edge::server::shutdown_signal().await;
     stop.cancel();
     let _ = tokio::join!(simulator, follower, drawer);
     stack.stop().await;
@@ -343,7 +343,7 @@ pub async fn watch(url: &str, ranking: Remote, query: RankingQuery) -> anyhow::R
     );
     let follower = tokio::spawn(follow(ranking, query, watched.clone(), stop.clone()));
     let drawer = tokio::spawn(draw(move || title.clone(), watched, stop.clone()));
-    govpulse_common::server::shutdown_signal().await;
+    govpulse_edge::server::shutdown_signal().await;
     stop.cancel();
     let _ = tokio::join!(follower, drawer);
     Ok(())

@@ -20,8 +20,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use govpulse_common::decode_event;
 use govpulse_core::{AcceptancePolicy, Catalog, Counter, CounterDelta, Counters, period};
+use govpulse_edge::decode_event;
 use govpulse_proto::{
     Timestamp,
     aggregate::{GetMetricsRequest, aggregate_service_client::AggregateServiceClient},
@@ -1283,7 +1283,7 @@ pub async fn reconcile(
             .await?
             .into_inner();
         let counted =
-            govpulse_common::convert::counters_from_proto(&response.counters.unwrap_or_default());
+            govpulse_edge::convert::counters_from_proto(&response.counters.unwrap_or_default());
         result.agencies += 1;
         for counter in reconciled() {
             result.compared += 1;
@@ -1315,7 +1315,7 @@ mod tests {
     use super::*;
 
     fn catalog() -> Arc<Catalog> {
-        Arc::new(govpulse_common::catalog_files::built_in().expect("valid"))
+        Arc::new(govpulse_runtime::catalog_files::built_in().expect("valid"))
     }
 
     #[test]
@@ -1349,7 +1349,7 @@ mod tests {
         let rows = units_csv(&catalog(), 2_000, today, false);
         assert_eq!(rows.lines().count(), 2_000);
         let catalog = Arc::new(
-            govpulse_common::catalog_files::built_in_with_units(&rows).expect("valid units"),
+            govpulse_runtime::catalog_files::built_in_with_units(&rows).expect("valid units"),
         );
         let mut generator = Generator::new(catalog.clone(), (0, 1), (0, 1), "t", 3, Mix::Units);
         // The first source's dossiers over 8 of its batches.
@@ -1414,7 +1414,7 @@ mod tests {
             let today = period::vietnam_day(OffsetDateTime::now_utc());
             let rows = units_csv(&catalog(), 500, today, false);
             let catalog = Arc::new(
-                govpulse_common::catalog_files::built_in_with_units(&rows).expect("valid units"),
+                govpulse_runtime::catalog_files::built_in_with_units(&rows).expect("valid units"),
             );
             // One sender of many: one agency's events (and its units').
             let mut generator = Generator::new(catalog, (0, 1_000), (0, 1), "t", 5, mix);

@@ -415,7 +415,7 @@ fn share_arg(raw: &str) -> Result<(usize, usize), String> {
 }
 
 async fn channel(url: &str) -> anyhow::Result<Channel> {
-    govpulse_common::client::lazy_channel(url, None).map_err(anyhow::Error::msg)
+    govpulse_runtime::client::lazy_channel(url, None).map_err(anyhow::Error::msg)
 }
 
 /// A failed call to `service` as the person reads it: the status code and the message.
@@ -442,7 +442,7 @@ async fn main() -> ExitCode {
     } else {
         "warn"
     };
-    let telemetry = govpulse_common::telemetry::init_with_default("govpulse", default_filter);
+    let telemetry = govpulse_runtime::telemetry::init_with_default("govpulse", default_filter);
     let result = run(cli).await;
     telemetry.shutdown().await;
     match result {
@@ -475,7 +475,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(metrics) = stack.metrics {
                 outln!("metrics    http://{metrics}/metrics");
             }
-            govpulse_common::server::shutdown_signal().await;
+            govpulse_edge::server::shutdown_signal().await;
             stack.stop().await;
         }
         Command::Submit {
@@ -703,7 +703,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             expires_at,
             catalog_dir,
         } => {
-            let (token, hash) = govpulse_common::auth::new_token();
+            let (token, hash) = govpulse_edge::auth::new_token();
             let roles = roles
                 .iter()
                 .map(|r| format!("{r:?}"))
@@ -716,8 +716,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "[[credential]]\nsha256 = \"{hash}\"\nagency = {agency:?}\nroles = [{roles}]\n{expiry}"
             );
             // The entry must load as the services will load it: known agency and roles.
-            let catalog = govpulse_common::catalog_files::load(catalog_dir.as_deref())?;
-            govpulse_common::auth::Tokens::parse(&entry, &catalog)
+            let catalog = govpulse_runtime::catalog_files::load(catalog_dir.as_deref())?;
+            govpulse_edge::auth::Tokens::parse(&entry, &catalog)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             outln!("token (give it to the agency once; it is not stored anywhere):");
             outln!("{token}");
@@ -727,12 +727,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Loadgen(args) => return run_loadgen(args).await,
         Command::GenUnits { units } => {
-            let catalog = govpulse_common::catalog_files::built_in()?;
+            let catalog = govpulse_runtime::catalog_files::built_in()?;
             let today = govpulse_core::period::vietnam_day(time::OffsetDateTime::now_utc());
             out!("{}", loadgen::units_csv(&catalog, units, today, false));
         }
         Command::GenProcedures => {
-            let catalog = govpulse_common::catalog_files::built_in()?;
+            let catalog = govpulse_runtime::catalog_files::built_in()?;
             out!("{}", procedures::generate(&catalog));
         }
     }
@@ -770,7 +770,7 @@ fn percentiles(latency: &loadgen::Latency) -> String {
 
 async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
     use std::{sync::Arc, time::Duration};
-    let catalog = Arc::new(govpulse_common::catalog_files::load(
+    let catalog = Arc::new(govpulse_runtime::catalog_files::load(
         args.catalog_dir.as_deref(),
     )?);
     let config = loadgen::LoadConfig {

@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn the_shipped_procedures_file_is_what_the_generator_makes() {
-        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
         let shipped = include_str!("../../../deploy/catalog/procedures.csv");
         assert!(
             shipped == generate(&catalog),

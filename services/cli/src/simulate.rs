@@ -740,7 +740,7 @@ mod tests {
 
     #[test]
     fn a_backfill_reports_dossiers_within_its_days() {
-        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
         let mut country = Country::new(&catalog, 7);
         let now = time::macros::datetime!(2026-08-15 15:00 +7).to_offset(time::UtcOffset::UTC);
         let events = country.backfill(now, 1, 2000);
@@ -778,7 +778,7 @@ mod tests {
 
     #[test]
     fn a_history_moves_online_and_starts_no_agency_before_it_exists() {
-        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
         let mut country = Country::new(&catalog, 11);
         let now = time::macros::datetime!(2026-08-15 15:00 +7).to_offset(time::UtcOffset::UTC);
         let events = country.backfill(now, 590, 60_000);
@@ -823,7 +823,7 @@ mod tests {
 
     #[test]
     fn before_the_merger_the_absorbed_provinces_report_for_themselves() {
-        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
         let mut country = Country::new(&catalog, 5);
         let now = time::macros::datetime!(2026-08-15 15:00 +7).to_offset(time::UtcOffset::UTC);
         let events = country.backfill(now, 590, 60_000);
@@ -865,7 +865,7 @@ mod tests {
 
     #[test]
     fn assessed_scores_cover_every_top_level_agency_within_the_points() {
-        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
         let scores = assessed_scores(&catalog, time::macros::date!(2026 - 08 - 15));
         // 2025, its 4 quarters and 12 months; 2026, its first 3 quarters and 8 months; and
         // the 29 provinces absorbed on 2025-07-01, for the first 2 quarters and 6 months.
@@ -904,7 +904,7 @@ mod tests {
 
     #[test]
     fn a_week_of_backfill_at_night_still_has_desk_traffic() {
-        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
         let mut country = Country::new(&catalog, 7);
         let just_after_midnight =
             time::macros::datetime!(2026-08-15 00:10 +7).to_offset(time::UtcOffset::UTC);
@@ -924,7 +924,7 @@ mod tests {
 
     #[test]
     fn a_night_tick_is_online_only() {
-        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
         let mut country = Country::new(&catalog, 7);
         let night = time::macros::datetime!(2026-08-15 02:00 +7).to_offset(time::UtcOffset::UTC);
         let events = country.tick(night, Duration::from_secs(60), 400.0);
@@ -937,7 +937,7 @@ mod tests {
 
     #[test]
     fn every_reporting_agency_has_a_profile_within_bounds() {
-        let catalog = govpulse_common::catalog_files::built_in().expect("valid");
+        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
         let country = Country::new(&catalog, 1);
         let profiles = &country.profiles[..country.reporting];
         assert_eq!(

@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::Context;
-use govpulse_common::tls::{TlsArgs, UpstreamTlsArgs};
+use govpulse_runtime::tls::{TlsArgs, UpstreamTlsArgs};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -70,7 +70,7 @@ pub struct StackArgs {
     pub public_read: bool,
     /// The connections, time and calls in flight each caller may hold, for every service.
     #[command(flatten)]
-    pub edge: govpulse_common::edge::EdgeLimits,
+    pub edge: govpulse_edge::edge::EdgeLimits,
     /// TLS of all three services (one certificate, which must name the host the services
     /// call each other on); plaintext when no certificate is given.
     #[command(flatten)]
@@ -98,7 +98,7 @@ impl Default for StackArgs {
             limits: govpulse_ingest::Limits::default(),
             tokens: None,
             public_read: false,
-            edge: govpulse_common::edge::EdgeLimits::default(),
+            edge: govpulse_edge::edge::EdgeLimits::default(),
             tls: TlsArgs::default(),
             upstream: UpstreamTlsArgs::default(),
         }
@@ -135,7 +135,7 @@ async fn bindable(host: IpAddr, port: u16) -> SocketAddr {
 impl Stack {
     /// Starts aggregate, then ingest and ranking pointed at it.
     pub async fn start(args: StackArgs) -> anyhow::Result<Stack> {
-        let catalog = Arc::new(govpulse_common::catalog_files::load(
+        let catalog = Arc::new(govpulse_runtime::catalog_files::load(
             args.catalog_dir.as_deref(),
         )?);
         let tls = args.tls.tls_cert.is_some();

@@ -1065,7 +1065,7 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
     let credential = |token: &str, roles: &str| {
         format!(
             "[[credential]]\nsha256 = \"{}\"\nagency = \"lang-son\"\nroles = [{roles}]\n",
-            govpulse_common::auth::token_hash(token)
+            govpulse_edge::auth::token_hash(token)
         )
     };
     std::fs::write(
@@ -1073,13 +1073,13 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
         credential("reporter-token", "\"reporter\"") + &credential("reader-token", "\"reader\""),
     )
     .expect("tokens");
-    let tls = govpulse_common::tls::TlsArgs {
+    let tls = govpulse_runtime::tls::TlsArgs {
         tls_cert: Some(cert),
         tls_key: Some(key),
         tls_client_ca: None,
         plaintext: false,
     };
-    let upstream = govpulse_common::tls::UpstreamTlsArgs {
+    let upstream = govpulse_runtime::tls::UpstreamTlsArgs {
         upstream_ca: Some(ca.clone()),
         ..Default::default()
     };

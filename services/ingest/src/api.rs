@@ -4,14 +4,11 @@
 
 use std::{net::SocketAddr, pin::Pin, sync::Arc};
 
-use govpulse_common::{
-    assessed::decode_assessed,
-    auth::{Authenticator, Principal, RECHECK_EVERY, Role, StreamCredential, audit},
-    convert::{Outcomes, rejected},
-    decode::{decode_event, encode_event},
-    index_file::LiveProfiles,
-};
 use govpulse_core::{AcceptancePolicy, Catalog};
+use govpulse_edge::assessed::decode_assessed;
+use govpulse_edge::auth::{Authenticator, Principal, RECHECK_EVERY, Role, StreamCredential, audit};
+use govpulse_edge::convert::{Outcomes, rejected};
+use govpulse_edge::decode::{decode_event, encode_event};
 use govpulse_proto::{
     aggregate::ApplyAssessedScoresRequest,
     event::AssessedScore,
@@ -25,6 +22,7 @@ use govpulse_proto::{
         ingest_service_server::IngestService,
     },
 };
+use govpulse_runtime::index_file::LiveProfiles;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
@@ -157,7 +155,7 @@ impl IngestApi {
         let response = self
             .aggregate
             .clone()
-            .apply_assessed_scores(govpulse_common::telemetry::traced(
+            .apply_assessed_scores(govpulse_runtime::telemetry::traced(
                 ApplyAssessedScoresRequest { scores },
             ))
             .await
@@ -284,7 +282,7 @@ impl IngestApi {
             let response = self
                 .aggregate
                 .clone()
-                .apply_events(govpulse_common::telemetry::traced(ApplyEventsRequest {
+                .apply_events(govpulse_runtime::telemetry::traced(ApplyEventsRequest {
                     events: valid,
                 }))
                 .await
@@ -298,7 +296,7 @@ impl IngestApi {
         let outcomes = outcomes
             .finish()
             .map_err(|e| Error::Aggregate(Status::internal(e)))?;
-        govpulse_common::prometheus::record_outcomes("ingest", &outcomes);
+        govpulse_runtime::prometheus::record_outcomes("ingest", &outcomes);
         Ok(BatchOutcome::new(outcomes))
     }
 
@@ -311,7 +309,7 @@ impl IngestApi {
             reason: status.message().to_owned(),
         };
         let outcomes = vec![outcome; count];
-        govpulse_common::prometheus::record_outcomes("ingest", &outcomes);
+        govpulse_runtime::prometheus::record_outcomes("ingest", &outcomes);
         BatchOutcome::new(outcomes)
     }
 }

@@ -3,12 +3,10 @@
 
 use std::time::Duration;
 
-use govpulse_common::{
-    auth::{AuthError, Refusal, TokensError},
-    catalog_files::LoadError,
-    convert::bad_request,
-    server::ServeError,
-};
+use govpulse_edge::auth::{AuthError, Refusal, TokensError};
+use govpulse_edge::convert::bad_request;
+use govpulse_edge::server::ServeError;
+use govpulse_runtime::catalog_files::LoadError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -22,7 +20,7 @@ pub enum Error {
     /// One element of a request is wrong (an assessed score): INVALID_ARGUMENT naming its
     /// field path, `scores[2].points`; nothing was stored.
     #[error("{}: {}", .0.field, .0.reason)]
-    Violation(govpulse_common::Violation),
+    Violation(govpulse_edge::Violation),
     /// Aggregate refused assessed scores that ingest accepted (their configurations
     /// differ): its INVALID_ARGUMENT, with its field violations, is passed on.
     #[error("aggregate refused: {}", .0.message())]
@@ -58,7 +56,7 @@ pub enum StartError {
     Catalog(#[from] LoadError),
     /// The index profiles file could not be loaded.
     #[error(transparent)]
-    Profiles(#[from] govpulse_common::index_file::ProfilesLoadError),
+    Profiles(#[from] govpulse_runtime::index_file::ProfilesLoadError),
     /// The token file could not be loaded.
     #[error(transparent)]
     Tokens(#[from] TokensError),

@@ -10,7 +10,7 @@ use axum::{
     response::Response,
     routing::post,
 };
-use govpulse_common::http_json::{
+use govpulse_edge::http_json::{
     ApiError, decode_json_batch, grpc_request, json_body, json_response, within,
 };
 use govpulse_proto::codec::MAX_ITEMS;

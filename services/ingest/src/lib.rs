@@ -9,21 +9,19 @@ mod limits;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use govpulse_common::{
-    auth::{Authenticator, LiveTokens},
-    catalog_service::CatalogApi,
-    client::lazy_channel_tls,
-    host::{Host, Listen},
-    index_file::LiveProfiles,
-    server,
-    tls::{TlsArgs, UpstreamTlsArgs},
-};
 use govpulse_core::{AcceptancePolicy, Catalog};
+use govpulse_edge::auth::{Authenticator, LiveTokens};
+use govpulse_edge::catalog_service::CatalogApi;
+use govpulse_edge::host::{Host, Listen};
+use govpulse_edge::server;
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
     catalog::catalog_service_server::CatalogServiceServer,
     ingest::ingest_service_server::IngestServiceServer,
 };
+use govpulse_runtime::client::lazy_channel_tls;
+use govpulse_runtime::index_file::LiveProfiles;
+use govpulse_runtime::tls::{TlsArgs, UpstreamTlsArgs};
 use tonic::server::NamedService;
 use tracing::info;
 
@@ -76,7 +74,7 @@ pub struct Config {
     pub tls: TlsArgs,
     /// Connections, time and calls in flight each caller may hold (docs/SECURITY.md).
     #[command(flatten)]
-    pub edge: govpulse_common::edge::EdgeLimits,
+    pub edge: govpulse_edge::edge::EdgeLimits,
     /// TLS towards aggregate (for an `https://` aggregate URL).
     #[command(flatten)]
     pub upstream: UpstreamTlsArgs,
@@ -155,7 +153,7 @@ impl Config {
             metrics_listen: None,
             health_listen: None,
             tls: TlsArgs::default(),
-            edge: govpulse_common::edge::EdgeLimits::default(),
+            edge: govpulse_edge::edge::EdgeLimits::default(),
             upstream: UpstreamTlsArgs::default(),
             tokens: None,
             tokens_reload_ms: 5_000,
@@ -197,7 +195,7 @@ impl Server {
     /// Loads the catalog, prepares the connection to aggregate (made on first use and
     /// re-made whenever it drops) and binds the listen address.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let catalog = Arc::new(govpulse_common::catalog_files::load(
+        let catalog = Arc::new(govpulse_runtime::catalog_files::load(
             config.catalog_dir.as_deref(),
         )?);
         Self::build_with(config, catalog).await
@@ -329,7 +327,7 @@ impl Server {
         );
         // The JSON routes call the same service: same credentials, limits and outcomes.
         let http = http::router(self.api, self.max_message_bytes);
-        let routes = govpulse_common::http_json::routes(http)
+        let routes = govpulse_edge::http_json::routes(http)
             .add_service(ingest)
             .add_service(CatalogApi::server(self.catalog));
         let served = [

@@ -2,17 +2,15 @@
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
-use govpulse_common::{
-    client::{forwarded, upstream_status},
-    index_file::LiveProfiles,
-};
+use govpulse_runtime::client::{forwarded, upstream_status};
+use govpulse_runtime::index_file::LiveProfiles;
 use std::{collections::HashMap, sync::Mutex};
 
-use govpulse_common::auth::{Authenticator, RECHECK_EVERY, StreamCredential};
 use govpulse_core::{
     Catalog,
     ranking::{Selection, diff, select},
 };
+use govpulse_edge::auth::{Authenticator, RECHECK_EVERY, StreamCredential};
 use govpulse_proto::{
     aggregate::{
         GetBlockMetricsRequest, GetBlockMetricsResponse, GetMetricsRequest, GetMetricsResponse,
@@ -91,7 +89,7 @@ fn caller_of<T>(request: &Request<T>) -> String {
     match request.metadata().get("authorization") {
         Some(token) => format!(
             "token {}",
-            &govpulse_common::auth::token_hash(token.to_str().unwrap_or_default())[..16]
+            &govpulse_edge::auth::token_hash(token.to_str().unwrap_or_default())[..16]
         ),
         None => request
             .remote_addr()
@@ -158,7 +156,7 @@ impl RankingApi {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let open = watchers.entry(caller.clone()).or_default();
         if *open >= self.max_watches {
-            govpulse_common::refusals::refused("watch_cap", &caller);
+            govpulse_edge::refusals::refused("watch_cap", &caller);
             return Err(Error::Exhausted(format!(
                 "this caller holds {} live rankings open already (--max-watches-per-caller); close one first",
                 self.max_watches
@@ -376,7 +374,7 @@ impl RankingService for RankingApi {
         let (out, stream) = mpsc::channel(STREAM_BACKLOG);
         let api = self.clone();
         tokio::spawn(async move {
-            let _subscriber = govpulse_common::prometheus::Subscriber::open("ranking");
+            let _subscriber = govpulse_runtime::prometheus::Subscriber::open("ranking");
             let _watching = watching;
             let mut recheck = tokio::time::interval(RECHECK_EVERY);
             let mut shown = current;

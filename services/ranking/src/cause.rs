@@ -4,7 +4,8 @@
 //! trace leads to the recomputation that published it; the lag from the first notice to
 //! the end of the recomputation is `govpulse_ranking_lag_seconds`.
 
-use govpulse_common::{prometheus::RANKING_LAG_SECONDS, telemetry};
+use govpulse_runtime::prometheus::RANKING_LAG_SECONDS;
+use govpulse_runtime::telemetry;
 use opentelemetry::trace::SpanContext;
 use tokio::time::Instant;
 use tracing::Span;

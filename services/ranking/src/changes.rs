@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use govpulse_common::convert::notice_from_proto;
 use govpulse_core::notice::ChangeNotice;
+use govpulse_edge::convert::notice_from_proto;
 use govpulse_proto::aggregate::{
     WatchChangesRequest, aggregate_service_client::AggregateServiceClient,
 };

@@ -3,9 +3,7 @@
 //! the counters its measured indicators need and the agencies' assessed scores, and ranks
 //! the scores the core computes.
 
-use govpulse_common::convert::{
-    block_to_proto, counters_from_proto, period_to_proto, rate_to_proto,
-};
+use govpulse_edge::convert::{block_to_proto, counters_from_proto, period_to_proto, rate_to_proto};
 use std::collections::HashMap;
 
 use govpulse_core::{
@@ -81,7 +79,7 @@ async fn rank_period(
     };
     let snapshot = aggregate
         .clone()
-        .get_block_snapshot(govpulse_common::telemetry::traced(request))
+        .get_block_snapshot(govpulse_runtime::telemetry::traced(request))
         .await
         .map_err(Error::Aggregate)?
         .into_inner();

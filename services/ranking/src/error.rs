@@ -1,7 +1,7 @@
 //! What can go wrong with one request to ranking, and its one mapping to a gRPC status.
 //! Start-up errors are [`crate::StartError`].
 
-use govpulse_common::convert::bad_request;
+use govpulse_edge::convert::bad_request;
 use tonic::Status;
 
 /// Why a ranking request (or a live ranking's computation) failed.

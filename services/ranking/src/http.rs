@@ -16,14 +16,12 @@ use axum::{
     },
     routing::get,
 };
-use govpulse_common::{
-    auth::Authenticator,
-    catalog_service::CatalogApi,
-    convert::{bad_request, block_to_proto},
-    http_json::{
-        ApiError, Params, cross_origin_reads, csv_response, grpc_request, json_response,
-        status_json, wants_csv, within,
-    },
+use govpulse_edge::auth::Authenticator;
+use govpulse_edge::catalog_service::CatalogApi;
+use govpulse_edge::convert::{bad_request, block_to_proto};
+use govpulse_edge::http_json::{
+    ApiError, Params, cross_origin_reads, csv_response, grpc_request, json_response, status_json,
+    wants_csv, within,
 };
 use govpulse_proto::{
     aggregate::{

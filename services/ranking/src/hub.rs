@@ -293,14 +293,14 @@ impl Hubs {
             Some(query) => {
                 if let Some(evicted) = live.remove(&query) {
                     evicted.ended.cancel();
-                    metrics::gauge!(govpulse_common::prometheus::LIVE_RANKINGS)
+                    metrics::gauge!(govpulse_runtime::prometheus::LIVE_RANKINGS)
                         .set(live.len() as f64);
                     debug!(?query, "live ranking ended to make room");
                 }
                 Ok(())
             }
             None => {
-                govpulse_common::refusals::refused("live_ranking_cap", "replica");
+                govpulse_edge::refusals::refused("live_ranking_cap", "replica");
                 Err(Error::Exhausted(format!(
                     "this ranking replica runs {} live rankings already (--max-live-rankings), each watched; watch one of them, or ask GetRanking",
                     self.inner.max_live
@@ -394,7 +394,7 @@ impl Hubs {
         let started = Arc::new(Live::start(query, ranking));
         let subscription = started.subscribe(resume_revision);
         live.insert(query.clone(), started.clone());
-        metrics::gauge!(govpulse_common::prometheus::LIVE_RANKINGS).set(live.len() as f64);
+        metrics::gauge!(govpulse_runtime::prometheus::LIVE_RANKINGS).set(live.len() as f64);
         let notices = self.inner.notices.subscribe();
         tokio::spawn(self.clone().run(query.clone(), started, notices));
         debug!(?query, "live ranking started");
@@ -460,7 +460,7 @@ impl Hubs {
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= timing.linger {
                         all.remove(&query);
-                        metrics::gauge!(govpulse_common::prometheus::LIVE_RANKINGS)
+                        metrics::gauge!(govpulse_runtime::prometheus::LIVE_RANKINGS)
                             .set(all.len() as f64);
                         debug!(?query, "live ranking stopped: no subscribers");
                         return;

@@ -15,21 +15,19 @@ mod resume;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use govpulse_common::{
-    auth::{Authenticator, LiveTokens, Role},
-    catalog_files::LoadError,
-    catalog_service::CatalogApi,
-    client::lazy_channel_tls,
-    host::{Host, Listen},
-    index_file::LiveProfiles,
-    server::{self, ServeError},
-};
 use govpulse_core::{Catalog, ranking::Rules};
+use govpulse_edge::auth::{Authenticator, LiveTokens, Role};
+use govpulse_edge::catalog_service::CatalogApi;
+use govpulse_edge::host::{Host, Listen};
+use govpulse_edge::server::{self, ServeError};
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
     catalog::catalog_service_server::CatalogServiceServer,
     ranking::ranking_service_server::RankingServiceServer,
 };
+use govpulse_runtime::catalog_files::LoadError;
+use govpulse_runtime::client::lazy_channel_tls;
+use govpulse_runtime::index_file::LiveProfiles;
 use tokio::sync::broadcast;
 use tonic::server::NamedService;
 use tracing::info;
@@ -104,10 +102,10 @@ pub struct Config {
     pub health_listen: Option<SocketAddr>,
     /// TLS of this server.
     #[command(flatten)]
-    pub tls: govpulse_common::tls::TlsArgs,
+    pub tls: govpulse_runtime::tls::TlsArgs,
     /// Connections, time and calls in flight each caller may hold (docs/SECURITY.md).
     #[command(flatten)]
-    pub edge: govpulse_common::edge::EdgeLimits,
+    pub edge: govpulse_edge::edge::EdgeLimits,
     /// Anyone may read rankings; otherwise a credential with the `reader` role is needed
     /// (a token from `--tokens` or a client certificate).
     #[arg(long, env = "GOVPULSE_PUBLIC_READ", num_args = 0..=1, default_value_t = false,
@@ -121,7 +119,7 @@ pub struct Config {
     pub tokens_reload_ms: u64,
     /// TLS towards aggregate (for an `https://` aggregate URL).
     #[command(flatten)]
-    pub upstream: govpulse_common::tls::UpstreamTlsArgs,
+    pub upstream: govpulse_runtime::tls::UpstreamTlsArgs,
 }
 
 impl Config {
@@ -141,9 +139,9 @@ impl Config {
             index_profiles: None,
             metrics_listen: None,
             health_listen: None,
-            tls: govpulse_common::tls::TlsArgs::default(),
-            edge: govpulse_common::edge::EdgeLimits::default(),
-            upstream: govpulse_common::tls::UpstreamTlsArgs::default(),
+            tls: govpulse_runtime::tls::TlsArgs::default(),
+            edge: govpulse_edge::edge::EdgeLimits::default(),
+            upstream: govpulse_runtime::tls::UpstreamTlsArgs::default(),
             public_read: false,
             tokens: None,
             tokens_reload_ms: 5_000,
@@ -170,7 +168,7 @@ pub enum StartError {
     #[error(transparent)]
     Catalog(#[from] LoadError),
     #[error(transparent)]
-    Profiles(#[from] govpulse_common::index_file::ProfilesLoadError),
+    Profiles(#[from] govpulse_runtime::index_file::ProfilesLoadError),
     #[error("configuration: {0}")]
     Config(String),
     #[error(transparent)]
@@ -201,7 +199,7 @@ const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
 impl Server {
     /// Loads the catalog, prepares the connection to aggregate and binds.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let catalog = Arc::new(govpulse_common::catalog_files::load(
+        let catalog = Arc::new(govpulse_runtime::catalog_files::load(
             config.catalog_dir.as_deref(),
         )?);
         Self::build_with(config, catalog).await
@@ -337,7 +335,7 @@ impl Server {
         // Queries are a few hundred bytes: a larger request is refused before it is decoded.
         let ranking =
             RankingServiceServer::new(self.api).max_decoding_message_size(MAX_QUERY_BYTES);
-        let routes = govpulse_common::http_json::routes(http);
+        let routes = govpulse_edge::http_json::routes(http);
         let routes = match readers {
             None => routes.add_service(ranking),
             Some(auth) => routes.add_service(tonic::service::interceptor::InterceptedService::new(

@@ -6,13 +6,13 @@ use std::{
 };
 
 use crate::error::Error;
-use govpulse_common::convert::block_from_proto;
 use govpulse_core::{
     AgencyId, Block, Catalog, Metric, Period,
     index::{Profile, Profiles},
     period::vietnam_day,
     ranking::Selection,
 };
+use govpulse_edge::convert::block_from_proto;
 use govpulse_proto::ranking::{RankingQuery, ranking_query};
 use time::OffsetDateTime;
 

@@ -4,9 +4,6 @@
 use std::slice;
 
 use futures::future::try_join_all;
-use govpulse_common::convert::{
-    agency_to_proto, block_from_proto, counters_to_proto, period_to_proto, rate_to_proto,
-};
 use govpulse_core::{
     Agency, AgencyId, Counters, Metric, Needs, Period, Rate, backlog,
     compare::Comparison,
@@ -16,6 +13,9 @@ use govpulse_core::{
     report::{self, Counted, Periods, Scope},
     summary::{self, mean_text},
     targets::Verdict,
+};
+use govpulse_edge::convert::{
+    agency_to_proto, block_from_proto, counters_to_proto, period_to_proto, rate_to_proto,
 };
 use govpulse_proto::aggregate::{
     AgencyCounters, AgencyMetric, AssessedPoints, Change, GetBlockMetricsRequest,

@@ -2,12 +2,10 @@
 
 use std::collections::BTreeSet;
 
-use govpulse_common::{
-    assessed::decode_assessed,
-    convert::{Outcomes, accepted, conflict, duplicate, notice_to_proto, rejected},
-    decode_event,
-};
 use govpulse_core::{AgencyId, counting::Content, period::vietnam_day};
+use govpulse_edge::assessed::decode_assessed;
+use govpulse_edge::convert::{Outcomes, accepted, conflict, duplicate, notice_to_proto, rejected};
+use govpulse_edge::decode_event;
 use govpulse_proto::aggregate::{
     ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, ApplyEventsRequest,
     ApplyEventsResponse,
@@ -48,7 +46,7 @@ impl AggregateApi {
                         .and_then(|p| p.on(day))
                         .map(|span| span.provision)
                     else {
-                        outcomes.decided(rejected(govpulse_common::Violation {
+                        outcomes.decided(rejected(govpulse_edge::Violation {
                             field: format!("events[{i}].procedure_id"),
                             reason: "unknown procedure".to_owned(),
                         }));
@@ -116,7 +114,7 @@ impl AggregateApi {
             days: days.into(),
             // The ApplyEvents call's span: the recomputations this notice causes, on any
             // replica's rankings, join its trace.
-            traceparent: govpulse_common::telemetry::current_traceparent().into(),
+            traceparent: govpulse_runtime::telemetry::current_traceparent().into(),
         };
         let store = self.store.clone();
         let shared = notice.clone();

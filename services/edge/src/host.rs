@@ -7,10 +7,9 @@ use std::{future::Future, net::SocketAddr};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
-use crate::{
-    prometheus::{self, MetricsListener},
-    server::{self, Bound, Edge, ServeError},
-};
+use govpulse_runtime::prometheus::{self, MetricsListener};
+
+use crate::server::{self, Bound, Edge, ServeError};
 
 /// Where a service listens.
 #[derive(Debug, Clone, Copy)]

@@ -140,8 +140,8 @@ mod tests {
     }
 
     fn check(score: &AssessedScore) -> Result<Assessed, (String, String)> {
-        let catalog = crate::catalog_files::built_in().expect("catalog");
-        let profiles = crate::index_file::LiveProfiles::load(None)
+        let catalog = govpulse_runtime::catalog_files::built_in().expect("catalog");
+        let profiles = govpulse_runtime::index_file::LiveProfiles::load(None)
             .expect("profiles")
             .get();
         decode_assessed(3, score, &catalog, &profiles, date!(2026 - 11 - 23))

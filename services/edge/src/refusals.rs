@@ -11,7 +11,7 @@ use std::{
 
 use tracing::warn;
 
-use crate::prometheus::REFUSALS;
+use govpulse_runtime::prometheus::REFUSALS;
 
 /// How often one reason may write a log line.
 const LOG_EVERY: Duration = Duration::from_secs(1);

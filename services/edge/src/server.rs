@@ -6,6 +6,7 @@
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
+use govpulse_runtime::BindError;
 use tokio::net::TcpListener;
 
 use crate::edge::{Connections, EdgeLimits, InFlightLayer, limited_incoming};
@@ -23,12 +24,8 @@ use tracing::{info, warn};
 /// Why a server stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot bind {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("grpc server: {0}")]
@@ -39,10 +36,10 @@ pub enum ServeError {
 pub async fn bind(addr: SocketAddr) -> Result<Bound, ServeError> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
+        .map_err(|source| BindError { addr, source })?;
     let local = listener
         .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
+        .map_err(|source| BindError { addr, source })?;
     Ok(Bound { listener, local })
 }
 
@@ -179,8 +176,8 @@ pub async fn serve_tls(
         .http2_max_header_list_size(MAX_HEADER_BYTES)
         .timeout(limits.request_timeout())
         // One span per call, the caller's child when it sent a traceparent.
-        .trace_fn(crate::telemetry::request_span)
-        .layer(crate::grpc_metrics::RequestMetricsLayer)
+        .trace_fn(govpulse_runtime::telemetry::request_span)
+        .layer(govpulse_runtime::grpc_metrics::RequestMetricsLayer)
         // A caller refused before its body was read gets the answer, not a reset.
         .layer(crate::linger::LingerLayer)
         // gRPC-Web (binary and text) translated to gRPC for every service; other requests

@@ -22,7 +22,7 @@ use tonic::{
 };
 use tracing::{info, warn};
 
-use crate::live_file::LiveFile;
+use govpulse_runtime::live_file::LiveFile;
 
 /// The URI SAN prefix that names the agency of a client certificate.
 pub const AGENCY_URI_PREFIX: &str = "govpulse:agency:";
@@ -574,7 +574,7 @@ mod tests {
     use super::*;
 
     fn catalog() -> Catalog {
-        crate::catalog_files::built_in().expect("valid catalog")
+        govpulse_runtime::catalog_files::built_in().expect("valid catalog")
     }
 
     fn id(raw: &str) -> AgencyId {

@@ -457,7 +457,7 @@ async fn count_request(request: axum::extract::Request, next: axum::middleware::
     let response = next.run(request).await;
     if !grpc {
         metrics::counter!(
-            crate::prometheus::HTTP_REQUESTS,
+            govpulse_runtime::prometheus::HTTP_REQUESTS,
             "route" => route,
             "status" => response.status().as_str().to_owned()
         )

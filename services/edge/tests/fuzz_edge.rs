@@ -3,7 +3,7 @@
 //! may panic; a valid event must satisfy every rule the edge promises.
 //!
 //! CI runs a short pass. The long run (docs/SECURITY.md, section 7):
-//! `GOVPULSE_FUZZ_SECONDS=600 cargo test --release -p govpulse-common --test fuzz_edge -- --nocapture`
+//! `GOVPULSE_FUZZ_SECONDS=600 cargo test --release -p govpulse-edge --test fuzz_edge -- --nocapture`
 //! runs each harness for that many seconds and prints how many inputs it tried.
 
 use std::{
@@ -11,11 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use govpulse_common::{
-    auth::{Principal, Role, Tokens, Via, certificate_principal},
-    decode::{decode_event, encode_event},
-};
 use govpulse_core::{AcceptancePolicy, AgencyId, Catalog};
+use govpulse_edge::auth::{Principal, Role, Tokens, Via, certificate_principal};
+use govpulse_edge::decode::{decode_event, encode_event};
 use govpulse_proto::{
     Timestamp,
     event::{
@@ -34,7 +32,7 @@ use time::{OffsetDateTime, macros::datetime};
 const NOW: OffsetDateTime = datetime!(2026-08-15 05:00 UTC);
 
 fn catalog() -> Catalog {
-    govpulse_common::catalog_files::built_in().expect("valid catalog")
+    govpulse_runtime::catalog_files::built_in().expect("valid catalog")
 }
 
 /// Runs `test` on inputs from `strategy`: 512 cases, or for `GOVPULSE_FUZZ_SECONDS`

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::server::ServeError;
+use crate::BindError;
 
 /// Counter `{service, outcome, reason}`: events by outcome (`accepted`, `duplicate`,
 /// `conflict`, `rejected`); `reason` is the violated field of a rejected event (`agency_id`,
@@ -166,13 +166,13 @@ pub struct MetricsListener {
 }
 
 /// Installs the process's recorder (once) and binds `addr`; port 0 picks a free port.
-pub async fn bind(addr: SocketAddr) -> Result<MetricsListener, ServeError> {
+pub async fn bind(addr: SocketAddr) -> Result<MetricsListener, BindError> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
+        .map_err(|source| BindError { addr, source })?;
     let local = listener
         .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
+        .map_err(|source| BindError { addr, source })?;
     Ok(MetricsListener {
         listener,
         local,
