@@ -86,7 +86,7 @@ async fn serve_ranking(aggregate_url: String) {
     let server = govpulse_ranking::Server::build(config)
         .await
         .expect("ranking starts");
-    println!("{}", server.local_addr());
+    println!("{}", server.host().local_addr());
     let stdin_closed = async {
         let mut stdin = tokio::io::stdin();
         let mut sink = tokio::io::sink();

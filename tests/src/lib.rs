@@ -117,7 +117,7 @@ async fn start_aggregate(
     let server = govpulse_aggregate::Server::build(config)
         .await
         .expect("aggregate starts");
-    let addr = server.local_addr();
+    let addr = server.host().local_addr();
     run(addr, |stop| {
         tokio::spawn(server.run_until(stop.cancelled_owned()))
     })
@@ -136,7 +136,7 @@ async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options)
     let ranking = govpulse_ranking::Server::build(ranking_config)
         .await
         .expect("ranking starts");
-    run(ranking.local_addr(), |stop| {
+    run(ranking.host().local_addr(), |stop| {
         tokio::spawn(ranking.run_until(stop.cancelled_owned()))
     })
 }
@@ -151,7 +151,7 @@ async fn start_ingest(aggregate_url: &str, options: &Options) -> Running {
     let ingest = govpulse_ingest::Server::build(config)
         .await
         .expect("ingest starts");
-    run(ingest.local_addr(), |stop| {
+    run(ingest.host().local_addr(), |stop| {
         tokio::spawn(ingest.run_until(stop.cancelled_owned()))
     })
 }

@@ -13,7 +13,7 @@ use govpulse_e2e::{
     pki::{Pem, Pki, write_pem},
     received, scratch, statuses, two_days_ago_noon,
 };
-use govpulse_edge::auth::token_hash;
+use govpulse_edge::{auth::token_hash, host::HostArgs};
 use govpulse_proto::{
     aggregate::{GetMetricsRequest, aggregate_service_client::AggregateServiceClient},
     catalog::{Block, ListAgenciesRequest, catalog_service_client::CatalogServiceClient},
@@ -24,6 +24,7 @@ use govpulse_proto::{
     },
     ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
 };
+use govpulse_runtime::tls::TlsArgs;
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -95,14 +96,14 @@ async fn start_edge(
     })
     .await
     .expect("aggregate starts");
-    let aggregate_addr = aggregate.local_addr();
+    let aggregate_addr = aggregate.host().local_addr();
     let ingest = govpulse_ingest::Server::build(edit(govpulse_ingest::Config {
         catalog_dir: Some(catalog.to_owned()),
         ..govpulse_ingest::Config::new(local0(), format!("http://{aggregate_addr}"))
     }))
     .await
     .expect("ingest starts");
-    let ingest_addr = ingest.local_addr();
+    let ingest_addr = ingest.host().local_addr();
     let tasks = vec![
         spawn_service(aggregate.run_until(stop.clone().cancelled_owned())),
         spawn_service(ingest.run_until(stop.clone().cancelled_owned())),
@@ -207,10 +208,7 @@ async fn calls_without_a_valid_credential_are_unauthenticated_and_count_nothing(
     .expect("tokens");
     let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
         tokens: Some(tokens.clone()),
-        tls: govpulse_runtime::tls::TlsArgs {
-            plaintext: true,
-            ..c.tls.clone()
-        },
+        host: c.host.clone().plaintext(),
         ..c
     })
     .await;
@@ -437,11 +435,14 @@ async fn a_client_certificate_names_its_agency_and_bad_certificates_are_refused(
     let client_ca = dir.join("clients.crt");
     std::fs::write(&client_ca, clients.ca_pem()).expect("client ca");
     let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
-        tls: govpulse_runtime::tls::TlsArgs {
-            tls_cert: Some(cert.clone()),
-            tls_key: Some(key.clone()),
-            tls_client_ca: Some(client_ca.clone()),
-            plaintext: false,
+        host: HostArgs {
+            tls: TlsArgs {
+                tls_cert: Some(cert.clone()),
+                tls_key: Some(key.clone()),
+                tls_client_ca: Some(client_ca.clone()),
+                plaintext: false,
+            },
+            ..c.host.clone()
         },
         ..c
     })
@@ -511,7 +512,7 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
         "peer",
         &pki.issue(&["localhost"], &["govpulse:service:ingest"], false),
     );
-    let tls = govpulse_runtime::tls::TlsArgs {
+    let tls = TlsArgs {
         tls_cert: Some(cert),
         tls_key: Some(key),
         tls_client_ca: Some(ca.clone()),
@@ -525,18 +526,24 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
     let stop = CancellationToken::new();
     let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
         catalog_dir: Some(catalog.clone()),
-        tls: tls.clone(),
+        host: HostArgs {
+            tls: tls.clone(),
+            ..Default::default()
+        },
         ..govpulse_aggregate::Config::new(local0())
     })
     .await
     .expect("aggregate starts");
     // The certificates name localhost; the address is loopback.
-    let aggregate_url = format!("https://localhost:{}", aggregate.local_addr().port());
+    let aggregate_url = format!("https://localhost:{}", aggregate.host().local_addr().port());
     let tokens = dir.join("tokens.toml");
     std::fs::write(&tokens, credential("t", "ha-noi", "\"reporter\"", None)).expect("tokens");
     let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
         catalog_dir: Some(catalog.clone()),
-        tls: tls.clone(),
+        host: HostArgs {
+            tls: tls.clone(),
+            ..Default::default()
+        },
         upstream: upstream.clone(),
         tokens: Some(tokens),
         ..govpulse_ingest::Config::new(local0(), aggregate_url.clone())
@@ -545,14 +552,17 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
     .expect("ingest starts");
     let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
         catalog_dir: Some(catalog.clone()),
-        tls: tls.clone(),
+        host: HostArgs {
+            tls: tls.clone(),
+            ..Default::default()
+        },
         upstream,
         min_volume: 0,
         ..govpulse_ranking::Config::new(local0(), aggregate_url)
     })
     .await
     .expect("ranking starts");
-    let (ingest_addr, ranking_addr) = (ingest.local_addr(), ranking.local_addr());
+    let (ingest_addr, ranking_addr) = (ingest.host().local_addr(), ranking.host().local_addr());
     let tasks = [
         spawn_service(aggregate.run_until(stop.clone().cancelled_owned())),
         spawn_service(ingest.run_until(stop.clone().cancelled_owned())),
@@ -633,18 +643,21 @@ async fn a_tls_service_answers_health_alone_in_plaintext_on_its_health_port_unti
     let stop = CancellationToken::new();
     let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
         catalog_dir: Some(catalog),
-        tls: govpulse_runtime::tls::TlsArgs {
-            tls_cert: Some(cert),
-            tls_key: Some(key),
+        host: HostArgs {
+            tls: TlsArgs {
+                tls_cert: Some(cert),
+                tls_key: Some(key),
+                ..Default::default()
+            },
+            health_listen: Some(local0()),
             ..Default::default()
         },
-        health_listen: Some(local0()),
         ..govpulse_aggregate::Config::new(local0())
     })
     .await
     .expect("aggregate starts");
-    let main = aggregate.local_addr();
-    let health = aggregate.health_addr().expect("a health port");
+    let main = aggregate.host().local_addr();
+    let health = aggregate.host().health_addr().expect("a health port");
     let task = spawn_service(aggregate.run_until(stop.clone().cancelled_owned()));
 
     for service in [
@@ -725,10 +738,7 @@ async fn a_service_without_tls_or_credentials_configured_does_not_start() {
     );
     let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
         catalog_dir: Some(catalog.clone()),
-        tls: govpulse_runtime::tls::TlsArgs {
-            plaintext: true,
-            ..Default::default()
-        },
+        host: HostArgs::default().plaintext(),
         ..govpulse_ingest::Config::new(local0(), "http://127.0.0.1:1".into())
     })
     .await;
@@ -845,7 +855,7 @@ async fn reading_rankings_can_require_a_reader_credential() {
     })
     .await
     .expect("ranking starts");
-    let addr = ranking.local_addr();
+    let addr = ranking.host().local_addr();
     let task = spawn_service(ranking.run_until(edge.stop.clone().cancelled_owned()));
     let query = || GetRankingRequest {
         query: Some(RankingQuery {

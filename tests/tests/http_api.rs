@@ -223,7 +223,7 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
     let server = govpulse_ingest::Server::build(config)
         .await
         .expect("ingest starts");
-    let ingest = server.local_addr();
+    let ingest = server.host().local_addr();
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
     let at = two_days_ago_noon();
@@ -332,7 +332,7 @@ async fn a_refused_caller_still_sending_its_body_gets_the_answer_not_a_reset() {
     let server = govpulse_ingest::Server::build(config)
         .await
         .expect("ingest starts");
-    let ingest = server.local_addr();
+    let ingest = server.host().local_addr();
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
     // 768 KiB: under curl's 1 MiB `Expect: 100-continue` threshold, so curl is still writing
@@ -597,7 +597,7 @@ async fn reading_needs_a_reader_credential_when_reading_is_not_public() {
     let server = govpulse_ranking::Server::build(config)
         .await
         .expect("ranking starts");
-    let ranking = server.local_addr();
+    let ranking = server.host().local_addr();
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
     let period = two_days_ago_noon().date().to_string();
@@ -827,11 +827,14 @@ async fn a_client_certificate_identifies_the_agency_over_json_too() {
     let client_ca = dir.join("agencies.crt");
     std::fs::write(&client_ca, agencies.ca_pem()).expect("client ca");
     let config = govpulse_ingest::Config {
-        tls: govpulse_runtime::tls::TlsArgs {
-            tls_cert: Some(cert),
-            tls_key: Some(key),
-            tls_client_ca: Some(client_ca),
-            plaintext: false,
+        host: govpulse_edge::host::HostArgs {
+            tls: govpulse_runtime::tls::TlsArgs {
+                tls_cert: Some(cert),
+                tls_key: Some(key),
+                tls_client_ca: Some(client_ca),
+                plaintext: false,
+            },
+            ..Default::default()
         },
         allow_anonymous: false,
         ..govpulse_ingest::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
@@ -840,7 +843,7 @@ async fn a_client_certificate_identifies_the_agency_over_json_too() {
     let server = govpulse_ingest::Server::build(config)
         .await
         .expect("ingest starts");
-    let port = server.local_addr().port();
+    let port = server.host().local_addr().port();
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
     let at = two_days_ago_noon();
@@ -901,7 +904,7 @@ async fn an_idle_event_stream_gets_a_comment_line_within_fifteen_seconds() {
     let server = govpulse_ranking::Server::build(config)
         .await
         .expect("ranking starts");
-    let ranking = server.local_addr();
+    let ranking = server.host().local_addr();
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
     let path = format!(

@@ -158,7 +158,7 @@ async fn every_example_of_the_integration_guide_runs_and_prints_what_the_guide_s
     let ingest = govpulse_ingest::Server::build(config)
         .await
         .expect("ingest starts");
-    let ingest_addr = ingest.local_addr();
+    let ingest_addr = ingest.host().local_addr();
     let stop = CancellationToken::new();
     let task = tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
     let work = dir.join("work");

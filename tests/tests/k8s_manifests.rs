@@ -1368,10 +1368,10 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
         .expect("aggregate starts with the manifest's configuration");
     // The generated certificate names localhost, as aggregate's names the aggregate Service.
     let aggregate_url = match serves_tls(overlay, "aggregate") {
-        true => format!("https://localhost:{}", aggregate.local_addr().port()),
-        false => format!("http://{}", aggregate.local_addr()),
+        true => format!("https://localhost:{}", aggregate.host().local_addr().port()),
+        false => format!("http://{}", aggregate.host().local_addr()),
     };
-    health_ports.push(("aggregate", aggregate.health_addr()));
+    health_ports.push(("aggregate", aggregate.host().health_addr()));
     let aggregate_task = tokio::spawn(aggregate.run_until(stop.clone().cancelled_owned()));
 
     let mounts = write_mounted_volumes(overlay, deployment(overlay, "ingest"), &root, &secrets);
@@ -1389,8 +1389,8 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
     let ingest = govpulse_ingest::Server::build(config)
         .await
         .expect("ingest starts with the manifest's configuration");
-    let ingest_addr = ingest.local_addr();
-    health_ports.push(("ingest", ingest.health_addr()));
+    let ingest_addr = ingest.host().local_addr();
+    health_ports.push(("ingest", ingest.host().health_addr()));
     let ingest_task = tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
 
     let mounts = write_mounted_volumes(overlay, deployment(overlay, "ranking"), &root, &secrets);
@@ -1407,8 +1407,8 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
     let ranking = govpulse_ranking::Server::build(config)
         .await
         .expect("ranking starts with the manifest's configuration");
-    let ranking_addr = ranking.local_addr();
-    health_ports.push(("ranking", ranking.health_addr()));
+    let ranking_addr = ranking.host().local_addr();
+    health_ports.push(("ranking", ranking.host().health_addr()));
     let ranking_task = tokio::spawn(ranking.run_until(stop.clone().cancelled_owned()));
 
     // What the kubelet's probes ask: plaintext, on the health port.

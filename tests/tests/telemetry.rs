@@ -19,6 +19,7 @@ use govpulse_e2e::{
     processes::{binary, json_log},
     received, ts, two_days_ago_noon,
 };
+use govpulse_edge::host::HostArgs;
 use govpulse_proto::{
     catalog::Block,
     event::{DossierEvent, OutcomeStatus},
@@ -494,31 +495,37 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
     let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
         store: redis.url(),
         key_prefix: "metrics".to_owned(),
-        metrics_listen: Some(local0()),
+        host: HostArgs {
+            metrics_listen: Some(local0()),
+            ..HostArgs::default().plaintext()
+        },
         ..govpulse_aggregate::Config::new(local0()).development()
     })
     .await
     .expect("aggregate starts");
-    let aggregate_url = format!("http://{}", aggregate.local_addr());
-    let aggregate_metrics = aggregate.metrics_addr().expect("a metrics listener");
+    let aggregate_url = format!("http://{}", aggregate.host().local_addr());
+    let aggregate_metrics = aggregate.host().metrics_addr().expect("a metrics listener");
     let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
-        metrics_listen: Some(local0()),
+        host: HostArgs {
+            metrics_listen: Some(local0()),
+            ..HostArgs::default().plaintext()
+        },
         ..govpulse_ingest::Config::new(local0(), aggregate_url.clone()).development()
     })
     .await
     .expect("ingest starts");
-    let ingest_addr = ingest.local_addr();
+    let ingest_addr = ingest.host().local_addr();
     let ingest_url = format!("http://{ingest_addr}");
-    let ingest_metrics = ingest.metrics_addr().expect("a metrics listener");
+    let ingest_metrics = ingest.host().metrics_addr().expect("a metrics listener");
     let ranking = govpulse_ranking::Server::build(
         govpulse_ranking::Config::new(local0(), aggregate_url).development(),
     )
     .await
     .expect("ranking starts");
-    let ranking_addr = ranking.local_addr();
+    let ranking_addr = ranking.host().local_addr();
     let ranking_url = format!("http://{ranking_addr}");
     assert_eq!(
-        ranking.metrics_addr(),
+        ranking.host().metrics_addr(),
         None,
         "no listener unless configured"
     );

@@ -10,8 +10,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use govpulse_core::{AcceptancePolicy, Catalog};
 use govpulse_edge::catalog_service::CatalogApi;
-use govpulse_edge::host::{Host, Listen};
-use govpulse_edge::server;
+use govpulse_edge::host::{Host, HostArgs};
 use govpulse_proto::{
     aggregate::aggregate_service_server::AggregateServiceServer,
     catalog::catalog_service_server::CatalogServiceServer,
@@ -67,19 +66,10 @@ pub struct Config {
     /// every 10 s and reloaded when it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
     pub index_profiles: Option<PathBuf>,
-    /// Address of the Prometheus `/metrics` listener; none when unset.
-    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
-    /// Address of a plaintext listener that serves only `grpc.health.v1`, for kubelet's gRPC
-    /// probes, which cannot speak TLS; none when unset.
-    #[arg(long, env = "GOVPULSE_HEALTH_LISTEN")]
-    pub health_listen: Option<SocketAddr>,
-    /// TLS of this server; with a client CA, callers (ingest, ranking) present certificates.
+    /// The ports beside `listen`, TLS and the limits on each caller, as every service has
+    /// them.
     #[command(flatten)]
-    pub tls: govpulse_runtime::tls::TlsArgs,
-    /// Connections, time and calls in flight each caller may hold (docs/SECURITY.md).
-    #[command(flatten)]
-    pub edge: govpulse_edge::edge::EdgeLimits,
+    pub host: HostArgs,
 }
 
 impl Config {
@@ -95,16 +85,13 @@ impl Config {
             targets_reload_ms: 10_000,
             horizon_days: 400,
             index_profiles: None,
-            metrics_listen: None,
-            health_listen: None,
-            tls: govpulse_runtime::tls::TlsArgs::default(),
-            edge: govpulse_edge::edge::EdgeLimits::default(),
+            host: HostArgs::default(),
         }
     }
 
     /// For the demo and tests: plaintext. Never in production.
     pub fn development(mut self) -> Self {
-        self.tls.plaintext = true;
+        self.host = self.host.plaintext();
         self
     }
 
@@ -150,19 +137,8 @@ impl Server {
         let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let shared_changes = store.subscribe_changes().await?;
-        let tls = config.tls.server_config().map_err(StartError::Config)?;
-        let host = Host::bind(
-            Listen {
-                main: config.listen,
-                health: config.health_listen,
-                metrics: config.metrics_listen,
-            },
-            server::Edge {
-                tls,
-                limits: config.edge.clone(),
-            },
-        )
-        .await?;
+        let edge = config.host.edge().map_err(StartError::Config)?;
+        let host = Host::bind(config.host.listen(config.listen), edge).await?;
         let store = store_telemetry::Instrumented::wrap(store);
         let api = AggregateApi::new(
             catalog.clone(),
@@ -185,19 +161,9 @@ impl Server {
         })
     }
 
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.host.local_addr()
-    }
-
-    /// The address of the plaintext health port, when one was configured.
-    pub fn health_addr(&self) -> Option<SocketAddr> {
-        self.host.health_addr()
-    }
-
-    /// The address of the `/metrics` listener, when one was configured.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.host.metrics_addr()
+    /// Its listeners (read their addresses: port 0 picks a free one).
+    pub fn host(&self) -> &Host {
+        &self.host
     }
 
     /// The API it serves, to call in process (benchmarks measure the server side with it).

@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::Context;
+use govpulse_edge::host::HostArgs;
 use govpulse_runtime::tls::{TlsArgs, UpstreamTlsArgs};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -144,9 +145,15 @@ impl Stack {
                 "--tls-cert needs --upstream-ca: the CA ingest and ranking check aggregate's certificate against"
             );
         }
-        let server_tls = TlsArgs {
-            plaintext: !tls,
-            ..args.tls.clone()
+        // The services' hosts: the stack's TLS, plaintext without a certificate, and its
+        // limits; only aggregate serves /metrics (one process, one registry).
+        let host = HostArgs {
+            tls: TlsArgs {
+                plaintext: !tls,
+                ..args.tls.clone()
+            },
+            edge: args.edge.clone(),
+            ..HostArgs::default()
         };
         // Callers authenticate when a token file or a client CA says how; otherwise this is
         // the development setting: anonymous calls acting for every agency.
@@ -160,9 +167,10 @@ impl Stack {
         aggregate_config.catalog_dir = args.catalog_dir.clone();
         aggregate_config.targets = args.targets.clone();
         aggregate_config.index_profiles = args.index_profiles.clone();
-        aggregate_config.metrics_listen = args.metrics_listen;
-        aggregate_config.tls = server_tls.clone();
-        aggregate_config.edge = args.edge.clone();
+        aggregate_config.host = HostArgs {
+            metrics_listen: args.metrics_listen,
+            ..host.clone()
+        };
         if let Some(days) = args.horizon_days {
             aggregate_config.horizon_days = days;
         }
@@ -173,8 +181,8 @@ impl Stack {
         let aggregate =
             govpulse_aggregate::Server::build_with(aggregate_config, catalog.clone(), store)
                 .await?;
-        let aggregate_addr = aggregate.local_addr();
-        let metrics = aggregate.metrics_addr();
+        let aggregate_addr = aggregate.host().local_addr();
+        let metrics = aggregate.host().metrics_addr();
         let aggregate_url = Self::url_of(aggregate_addr, tls);
 
         let mut ingest_config =
@@ -182,8 +190,7 @@ impl Stack {
         ingest_config.catalog_dir = args.catalog_dir.clone();
         ingest_config.horizon_days = horizon_days;
         ingest_config.index_profiles = args.index_profiles.clone();
-        ingest_config.tls = server_tls.clone();
-        ingest_config.edge = args.edge.clone();
+        ingest_config.host = host.clone();
         ingest_config.upstream = args.upstream.clone();
         ingest_config.tokens = args.tokens.clone();
         ingest_config.allow_anonymous = anonymous;
@@ -198,8 +205,7 @@ impl Stack {
             govpulse_ranking::Config::new(bindable(args.host, port(2)).await, aggregate_url);
         ranking_config.catalog_dir = args.catalog_dir.clone();
         ranking_config.index_profiles = args.index_profiles.clone();
-        ranking_config.tls = server_tls;
-        ranking_config.edge = args.edge.clone();
+        ranking_config.host = host;
         ranking_config.upstream = args.upstream.clone();
         ranking_config.tokens = args.tokens.clone();
         ranking_config.public_read = anonymous || args.public_read;
@@ -209,7 +215,7 @@ impl Stack {
         let ranking = govpulse_ranking::Server::build_with(ranking_config, catalog.clone()).await?;
 
         let stop = CancellationToken::new();
-        let (ingest_addr, ranking_addr) = (ingest.local_addr(), ranking.local_addr());
+        let (ingest_addr, ranking_addr) = (ingest.host().local_addr(), ranking.host().local_addr());
         let tasks = vec![
             spawn(
                 "aggregate",

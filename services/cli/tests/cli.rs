@@ -923,7 +923,7 @@ async fn start_ranking(
     let server = govpulse_ranking::Server::build(config)
         .await
         .expect("ranking starts");
-    let addr = server.local_addr();
+    let addr = server.host().local_addr();
     let stop = tokio_util::sync::CancellationToken::new();
     let serving = server.run_until(stop.clone().cancelled_owned());
     let task = tokio::spawn(async move { serving.await.expect("ranking serves") });
@@ -954,14 +954,14 @@ async fn watch_survives_a_restart_of_the_ranking_service() {
         govpulse_aggregate::Server::build(govpulse_aggregate::Config::new(any).development())
             .await
             .expect("aggregate starts");
-    let aggregate_url = format!("http://{}", aggregate.local_addr());
+    let aggregate_url = format!("http://{}", aggregate.host().local_addr());
     tokio::spawn(aggregate.run_until(stop.clone().cancelled_owned()));
     let ingest = govpulse_ingest::Server::build(
         govpulse_ingest::Config::new(any, aggregate_url.clone()).development(),
     )
     .await
     .expect("ingest starts");
-    let ingest_url = format!("http://{}", ingest.local_addr());
+    let ingest_url = format!("http://{}", ingest.host().local_addr());
     tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
     let (ranking_addr, ranking_stop, ranking_task) = start_ranking(any, &aggregate_url).await;
 
@@ -1085,28 +1085,32 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
     };
     let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let stop = tokio_util::sync::CancellationToken::new();
+    let host = govpulse_edge::host::HostArgs {
+        tls,
+        ..Default::default()
+    };
     let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
-        tls: tls.clone(),
+        host: host.clone(),
         ..govpulse_aggregate::Config::new(any)
     })
     .await
     .expect("aggregate starts");
     // The certificate names localhost; the services listen on loopback.
     let url = |addr: std::net::SocketAddr| format!("https://localhost:{}", addr.port());
-    let aggregate_url = url(aggregate.local_addr());
+    let aggregate_url = url(aggregate.host().local_addr());
     tokio::spawn(aggregate.run_until(stop.clone().cancelled_owned()));
     let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
-        tls: tls.clone(),
+        host: host.clone(),
         upstream: upstream.clone(),
         tokens: Some(tokens.clone()),
         ..govpulse_ingest::Config::new(any, aggregate_url.clone())
     })
     .await
     .expect("ingest starts");
-    let ingest_url = url(ingest.local_addr());
+    let ingest_url = url(ingest.host().local_addr());
     tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
     let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
-        tls,
+        host,
         upstream,
         tokens: Some(tokens),
         public_read: false,
@@ -1114,7 +1118,7 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
     })
     .await
     .expect("ranking starts");
-    let ranking_url = url(ranking.local_addr());
+    let ranking_url = url(ranking.host().local_addr());
     tokio::spawn(ranking.run_until(stop.clone().cancelled_owned()));
 
     let ca = ca.to_str().expect("utf-8 path").to_owned();

@@ -7,9 +7,59 @@ use std::{future::Future, net::SocketAddr};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
-use govpulse_runtime::prometheus::{self, MetricsListener};
+use govpulse_runtime::{
+    prometheus::{self, MetricsListener},
+    tls::TlsArgs,
+};
 
-use crate::server::{self, Bound, Edge, ServeError};
+use crate::{
+    edge::EdgeLimits,
+    server::{self, Bound, Edge, ServeError},
+};
+
+/// The settings every service's host takes alike, flattened into each service's `Config`
+/// (whose own `--listen` names the main port).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct HostArgs {
+    /// Address of the Prometheus `/metrics` listener; none when unset.
+    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Address of a plaintext listener that serves only `grpc.health.v1`, for kubelet's gRPC
+    /// probes, which cannot speak TLS; none when unset.
+    #[arg(long, env = "GOVPULSE_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
+    /// TLS of this server; with a client CA, callers present certificates (mutual TLS).
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Connections, time and calls in flight each caller may hold (docs/SECURITY.md).
+    #[command(flatten)]
+    pub edge: EdgeLimits,
+}
+
+impl HostArgs {
+    /// The same settings, plaintext: for the demo and tests, never in production.
+    pub fn plaintext(mut self) -> Self {
+        self.tls.plaintext = true;
+        self
+    }
+
+    /// The listeners, with `main` as the main port.
+    pub fn listen(&self, main: SocketAddr) -> Listen {
+        Listen {
+            main,
+            health: self.health_listen,
+            metrics: self.metrics_listen,
+        }
+    }
+
+    /// The edge: TLS as configured (an error says which setting is wrong) and the limits.
+    pub fn edge(&self) -> Result<Edge, String> {
+        Ok(Edge {
+            tls: self.tls.server_config()?,
+            limits: self.edge.clone(),
+        })
+    }
+}
 
 /// Where a service listens.
 #[derive(Debug, Clone, Copy)]

@@ -12,8 +12,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use govpulse_core::{AcceptancePolicy, Catalog};
 use govpulse_edge::auth::{Authenticator, LiveTokens};
 use govpulse_edge::catalog_service::CatalogApi;
-use govpulse_edge::host::{Host, Listen};
-use govpulse_edge::server;
+use govpulse_edge::host::{Host, HostArgs};
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
     catalog::catalog_service_server::CatalogServiceServer,
@@ -21,7 +20,7 @@ use govpulse_proto::{
 };
 use govpulse_runtime::client::lazy_channel_tls;
 use govpulse_runtime::index_file::LiveProfiles;
-use govpulse_runtime::tls::{TlsArgs, UpstreamTlsArgs};
+use govpulse_runtime::tls::UpstreamTlsArgs;
 use tonic::server::NamedService;
 use tracing::info;
 
@@ -62,19 +61,10 @@ pub struct Config {
     /// changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
     pub index_profiles: Option<PathBuf>,
-    /// Address of the Prometheus `/metrics` listener; none when unset.
-    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
-    /// Address of a plaintext listener that serves only `grpc.health.v1`, for kubelet's gRPC
-    /// probes, which cannot speak TLS; none when unset.
-    #[arg(long, env = "GOVPULSE_HEALTH_LISTEN")]
-    pub health_listen: Option<SocketAddr>,
-    /// TLS of this server (and mutual TLS with a client CA).
+    /// The ports beside `listen`, TLS and the limits on each caller, as every service has
+    /// them.
     #[command(flatten)]
-    pub tls: TlsArgs,
-    /// Connections, time and calls in flight each caller may hold (docs/SECURITY.md).
-    #[command(flatten)]
-    pub edge: govpulse_edge::edge::EdgeLimits,
+    pub host: HostArgs,
     /// TLS towards aggregate (for an `https://` aggregate URL).
     #[command(flatten)]
     pub upstream: UpstreamTlsArgs,
@@ -150,10 +140,7 @@ impl Config {
             horizon_days: 400,
             aggregate_timeout_ms: 10_000,
             index_profiles: None,
-            metrics_listen: None,
-            health_listen: None,
-            tls: TlsArgs::default(),
-            edge: govpulse_edge::edge::EdgeLimits::default(),
+            host: HostArgs::default(),
             upstream: UpstreamTlsArgs::default(),
             tokens: None,
             tokens_reload_ms: 5_000,
@@ -166,10 +153,7 @@ impl Config {
     /// production.
     pub fn development(self) -> Self {
         Self {
-            tls: TlsArgs {
-                plaintext: true,
-                ..self.tls
-            },
+            host: self.host.plaintext(),
             allow_anonymous: true,
             limits: self.limits.without_per_agency(),
             ..self
@@ -210,8 +194,10 @@ impl Server {
             .map_err(StartError::Config)?;
         let channel = lazy_channel_tls(&config.aggregate_url, Some(timeout), upstream_tls)
             .map_err(|e| StartError::Config(format!("aggregate url: {e}")))?;
-        let tls = config.tls.server_config().map_err(StartError::Config)?;
-        if config.tokens.is_none() && config.tls.tls_client_ca.is_none() && !config.allow_anonymous
+        let edge = config.host.edge().map_err(StartError::Config)?;
+        if config.tokens.is_none()
+            && config.host.tls.tls_client_ca.is_none()
+            && !config.allow_anonymous
         {
             return Err(StartError::Config(
                 "no way to authenticate callers: set --tokens or --tls-client-ca, or --allow-anonymous for development".to_owned(),
@@ -247,19 +233,8 @@ impl Server {
             ..AcceptancePolicy::default()
         };
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
-        let tls_on = tls.is_some();
-        let host = Host::bind(
-            Listen {
-                main: config.listen,
-                health: config.health_listen,
-                metrics: config.metrics_listen,
-            },
-            server::Edge {
-                tls,
-                limits: config.edge.clone(),
-            },
-        )
-        .await?;
+        let tls_on = edge.tls.is_some();
+        let host = Host::bind(config.host.listen(config.listen), edge).await?;
         let api = IngestApi::new(
             catalog.clone(),
             AggregateServiceClient::new(channel),
@@ -288,19 +263,9 @@ impl Server {
         })
     }
 
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.host.local_addr()
-    }
-
-    /// The address of the plaintext health port, when one was configured.
-    pub fn health_addr(&self) -> Option<SocketAddr> {
-        self.host.health_addr()
-    }
-
-    /// The address of the `/metrics` listener, when one was configured.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.host.metrics_addr()
+    /// Its listeners (read their addresses: port 0 picks a free one).
+    pub fn host(&self) -> &Host {
+        &self.host
     }
 
     /// Serves until `shutdown` resolves, then drains.

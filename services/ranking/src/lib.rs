@@ -18,8 +18,8 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use govpulse_core::{Catalog, ranking::Rules};
 use govpulse_edge::auth::{Authenticator, LiveTokens, Role};
 use govpulse_edge::catalog_service::CatalogApi;
-use govpulse_edge::host::{Host, Listen};
-use govpulse_edge::server::{self, ServeError};
+use govpulse_edge::host::{Host, HostArgs};
+use govpulse_edge::server::ServeError;
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
     catalog::catalog_service_server::CatalogServiceServer,
@@ -93,19 +93,10 @@ pub struct Config {
     /// every 10 s and reloaded when it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
     pub index_profiles: Option<PathBuf>,
-    /// Address of the Prometheus `/metrics` listener; none when unset.
-    #[arg(long, env = "GOVPULSE_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
-    /// Address of a plaintext listener that serves only `grpc.health.v1`, for kubelet's gRPC
-    /// probes, which cannot speak TLS; none when unset.
-    #[arg(long, env = "GOVPULSE_HEALTH_LISTEN")]
-    pub health_listen: Option<SocketAddr>,
-    /// TLS of this server.
+    /// The ports beside `listen`, TLS and the limits on each caller, as every service has
+    /// them.
     #[command(flatten)]
-    pub tls: govpulse_runtime::tls::TlsArgs,
-    /// Connections, time and calls in flight each caller may hold (docs/SECURITY.md).
-    #[command(flatten)]
-    pub edge: govpulse_edge::edge::EdgeLimits,
+    pub host: HostArgs,
     /// Anyone may read rankings; otherwise a credential with the `reader` role is needed
     /// (a token from `--tokens` or a client certificate).
     #[arg(long, env = "GOVPULSE_PUBLIC_READ", num_args = 0..=1, default_value_t = false,
@@ -137,10 +128,7 @@ impl Config {
             max_live_rankings: 128,
             max_watches_per_caller: 16,
             index_profiles: None,
-            metrics_listen: None,
-            health_listen: None,
-            tls: govpulse_runtime::tls::TlsArgs::default(),
-            edge: govpulse_edge::edge::EdgeLimits::default(),
+            host: HostArgs::default(),
             upstream: govpulse_runtime::tls::UpstreamTlsArgs::default(),
             public_read: false,
             tokens: None,
@@ -151,7 +139,7 @@ impl Config {
     /// For the demo and tests: plaintext, rankings readable by anyone. Never in production
     /// (public reading may be, by choice: `--public-read`).
     pub fn development(mut self) -> Self {
-        self.tls.plaintext = true;
+        self.host = self.host.plaintext();
         self.public_read = true;
         self
     }
@@ -214,11 +202,11 @@ impl Server {
             .map_err(StartError::Config)?;
         let channel = lazy_channel_tls(&config.aggregate_url, None, upstream_tls)
             .map_err(|e| StartError::Config(format!("aggregate url: {e}")))?;
-        let tls = config.tls.server_config().map_err(StartError::Config)?;
+        let edge = config.host.edge().map_err(StartError::Config)?;
         let readers = if config.public_read {
             None
         } else {
-            if config.tokens.is_none() && config.tls.tls_client_ca.is_none() {
+            if config.tokens.is_none() && config.host.tls.tls_client_ca.is_none() {
                 return Err(StartError::Config(
                     "reading needs a credential but none can be checked: set --tokens or --tls-client-ca, or --public-read".to_owned(),
                 ));
@@ -235,18 +223,7 @@ impl Server {
         };
         let aggregate = AggregateServiceClient::new(channel);
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
-        let host = Host::bind(
-            Listen {
-                main: config.listen,
-                health: config.health_listen,
-                metrics: config.metrics_listen,
-            },
-            server::Edge {
-                tls,
-                limits: config.edge.clone(),
-            },
-        )
-        .await?;
+        let host = Host::bind(config.host.listen(config.listen), edge).await?;
         let (notices, _) = broadcast::channel(1024);
         let timing = HubTiming {
             debounce: Duration::from_millis(config.debounce_ms),
@@ -291,19 +268,9 @@ impl Server {
         })
     }
 
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.host.local_addr()
-    }
-
-    /// The address of the plaintext health port, when one was configured.
-    pub fn health_addr(&self) -> Option<SocketAddr> {
-        self.host.health_addr()
-    }
-
-    /// The address of the `/metrics` listener, when one was configured.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.host.metrics_addr()
+    /// Its listeners (read their addresses: port 0 picks a free one).
+    pub fn host(&self) -> &Host {
+        &self.host
     }
 
     /// Serves until `shutdown` resolves, then drains.
