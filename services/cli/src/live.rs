@@ -9,11 +9,9 @@ use std::{
 
 use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
+use crossterm::{cursor, style, terminal};
 use govpulse_core::{Metric, period::vietnam_day};
 use govpulse_proto::{
-    aggregate::{
-        Change, GetBlockMetricsResponse, GetMetricsResponse, PeriodRange, Rate, TargetStanding,
-    },
     catalog::Block as PbBlock,
     ranking::{
         RankingQuery, WatchRankingRequest, ranking_query::Selection,
@@ -114,10 +112,55 @@ async fn follow(
     }
 }
 
+/// The terminal's alternate screen while a live table is drawn on it (crossterm), left with
+/// the cursor shown again when dropped: on stop, on an error and on a panic alike.
+struct LiveScreen;
+
+impl LiveScreen {
+    fn enter() -> Option<LiveScreen> {
+        crossterm::execute!(
+            std::io::stdout(),
+            terminal::EnterAlternateScreen,
+            cursor::Hide
+        )
+        .ok()
+        .map(|()| LiveScreen)
+    }
+
+    /// Replaces what the screen shows with `screen`.
+    fn show(&self, screen: &str) {
+        let mut stdout = std::io::stdout().lock();
+        // Lines end with CRLF: nothing else moves the cursor back to the first column.
+        let _ = crossterm::queue!(
+            stdout,
+            cursor::MoveTo(0, 0),
+            terminal::Clear(terminal::ClearType::All),
+            style::Print(screen.replace('\n', "\r\n"))
+        );
+        let _ = stdout.flush();
+    }
+}
+
+impl Drop for LiveScreen {
+    fn drop(&mut self) {
+        let _ = crossterm::execute!(
+            std::io::stdout(),
+            cursor::Show,
+            terminal::LeaveAlternateScreen
+        );
+    }
+}
+
 /// Redraws the screen from `watched` whenever it changed, until `stop`. On a terminal the
-/// screen is redrawn in place; otherwise a plain table is printed every few seconds.
+/// table is redrawn in place on the alternate screen, which is left on exit; otherwise a
+/// plain table is printed every few seconds.
 async fn draw(header: impl Fn() -> String, watched: Arc<Mutex<Watched>>, stop: CancellationToken) {
-    let terminal = std::io::stdout().is_terminal();
+    let live = if std::io::stdout().is_terminal() {
+        LiveScreen::enter()
+    } else {
+        None
+    };
+    let terminal = live.is_some();
     let every = if terminal {
         Duration::from_millis(250)
     } else {
@@ -160,8 +203,8 @@ async fn draw(header: impl Fn() -> String, watched: Arc<Mutex<Watched>>, stop: C
                 w.table.messages,
             )
         };
-        if terminal {
-            out!("\x1b[H\x1b[2J{screen}");
+        if let Some(live) = &live {
+            live.show(&screen);
         } else if messages != last_drawn {
             outln!("{screen}");
         }
@@ -399,189 +442,6 @@ fn block_name(block: i32) -> &'static str {
         Ok(PbBlock::Ministry) => "ministries",
         _ => "provinces",
     }
-}
-
-fn rate_text(rate: Option<&Rate>) -> String {
-    rate.map_or_else(
-        || "no data".to_owned(),
-        |r| format!("{}% ({}/{})", r.percent, r.numerator, r.denominator),
-    )
-}
-
-fn change_text(change: Option<&Change>) -> String {
-    change.map_or_else(String::new, |c| {
-        let ratio = if c.ratio.is_empty() {
-            String::new()
-        } else {
-            format!("×{} ", c.ratio)
-        };
-        format!("{ratio}{} pts", c.points)
-    })
-}
-
-fn target_text(target: Option<&TargetStanding>) -> String {
-    target.map_or_else(String::new, |t| {
-        let verdict = match t.met {
-            Some(true) => format!("met ({} pts)", t.gap_points),
-            Some(false) => format!("not met ({} pts)", t.gap_points),
-            None => "no data".to_owned(),
-        };
-        format!("target {}% ({}): {verdict}", t.target_percent, t.applies_to)
-    })
-}
-
-fn days(period: Option<&PeriodRange>) -> String {
-    period.map_or_else(String::new, |p| format!("{}..{}", p.first_day, p.last_day))
-}
-
-/// One agency's metrics as a table.
-pub fn metrics_table(response: &GetMetricsResponse) -> String {
-    let mut out = String::new();
-    let name = response
-        .agency
-        .as_ref()
-        .map(|a| format!("{} ({})", a.name, a.id))
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "{name}, {} = {}; last year {}; previous {}",
-        response
-            .period
-            .as_ref()
-            .map(|p| p.expression.as_str())
-            .unwrap_or_default(),
-        days(response.period.as_ref()),
-        days(response.same_period_last_year.as_ref()),
-        days(response.previous_period.as_ref()),
-    );
-    if let Some(base) = &response.base_period {
-        let _ = writeln!(
-            out,
-            "  compared with {} = {}",
-            base.expression,
-            days(Some(base))
-        );
-    }
-    let _ = writeln!(
-        out,
-        "  {:<30} {}",
-        "open past their due time now", response.open_past_due
-    );
-    let _ = writeln!(
-        out,
-        "  {:<30} {}",
-        "open past due at period end",
-        response
-            .counters
-            .as_ref()
-            .map_or(0, |c| c.open_past_due_at_end)
-    );
-    for m in &response.metrics {
-        let _ = writeln!(out, "  {:<30} {}", m.metric, rate_text(m.rate.as_ref()));
-        let mut details = Vec::new();
-        if let Some(last) = &m.same_period_last_year {
-            details.push(format!(
-                "last year {}% {}",
-                last.percent,
-                change_text(m.change_from_last_year.as_ref())
-            ));
-        }
-        if let Some(previous) = &m.previous_period {
-            details.push(format!(
-                "previous {}% {}",
-                previous.percent,
-                change_text(m.change_from_previous_period.as_ref())
-            ));
-        }
-        if let (Some(base), Some(period)) = (&m.base, &response.base_period) {
-            details.push(format!(
-                "{} {}% {}",
-                period.expression,
-                base.percent,
-                change_text(m.change_from_base.as_ref())
-            ));
-        }
-        let target = target_text(m.target.as_ref());
-        if !target.is_empty() {
-            details.push(target);
-        }
-        if !details.is_empty() {
-            let _ = writeln!(out, "  {:<30}   {}", "", details.join(" · "));
-        }
-    }
-    out
-}
-
-/// One metric over several agencies, with the summary.
-pub fn block_metrics_table(metric: &str, response: &GetBlockMetricsResponse) -> String {
-    let mut out = String::new();
-    let base = response
-        .base_period
-        .as_ref()
-        .map(|b| format!(", against {} = {}", b.expression, days(Some(b))))
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "{metric}, {} (last year {}{base})",
-        days(response.period.as_ref()),
-        days(response.same_period_last_year.as_ref())
-    );
-    let width = response
-        .agencies
-        .iter()
-        .map(|a| a.agency_name.chars().count())
-        .max()
-        .unwrap_or(6);
-    for a in &response.agencies {
-        let pad = width.saturating_sub(a.agency_name.chars().count());
-        let against_base = if response.base_period.is_some() {
-            format!("{:<26} ", change_text(a.change_from_base.as_ref()))
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            out,
-            "  {}{}  {:<26} {:<26} {against_base}{}",
-            a.agency_name,
-            " ".repeat(pad),
-            rate_text(a.rate.as_ref()),
-            change_text(a.change_from_last_year.as_ref()),
-            target_text(a.target.as_ref())
-        );
-    }
-    if let Some(s) = &response.summary {
-        let mean = if s.mean_percent.is_empty() {
-            "no data".to_owned()
-        } else {
-            format!("{}%", s.mean_percent)
-        };
-        let _ = writeln!(
-            out,
-            "pooled {} · mean of agencies {mean} · {} agencies, {} without data · {} of the {} with data and a target meet it",
-            rate_text(s.pooled.as_ref()),
-            s.agencies,
-            s.agencies_without_data,
-            s.agencies_meeting_target,
-            s.agencies_with_target
-        );
-    }
-    if let Some(change) = &response.pooled_change_from_last_year {
-        let _ = writeln!(
-            out,
-            "pooled against the same period last year: {}",
-            change_text(Some(change))
-        );
-    }
-    if let (Some(base), Some(summary)) = (&response.base_period, &response.summary_base) {
-        let _ = writeln!(
-            out,
-            "pooled in {}: {}; against it: {}",
-            base.expression,
-            rate_text(summary.pooled.as_ref()),
-            change_text(response.pooled_change_from_base.as_ref())
-        );
-    }
-    out
 }
 
 #[cfg(test)]

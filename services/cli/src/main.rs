@@ -662,7 +662,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if json {
                     outln!("{}", serde_json::to_string_pretty(&response)?);
                 } else {
-                    out!("{}", live::metrics_table(&response));
+                    out!("{}", render::metrics_table(&response));
                 }
             } else {
                 let scope = match (block, parent) {
@@ -689,7 +689,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if json {
                     outln!("{}", serde_json::to_string_pretty(&response)?);
                 } else {
-                    out!("{}", live::block_metrics_table(&metric, &response));
+                    out!("{}", render::block_metrics_table(&metric, &response));
                 }
             }
         }

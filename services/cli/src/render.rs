@@ -1,9 +1,15 @@
-//! Ranking tables for people: the one-off table of `govpulse ranking` and the live table of
-//! `govpulse watch` and `govpulse demo`.
+//! Tables for people (comfy-table): the one-off ranking of `govpulse ranking`, the live
+//! table of `govpulse watch` and `govpulse demo`, and the reports of `govpulse metrics`.
 
 use std::{collections::HashMap, fmt::Write as _};
 
-use govpulse_proto::ranking::{RankingRow, WatchRankingResponse, watch_ranking_response::Event};
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+use govpulse_proto::{
+    aggregate::{
+        Change, GetBlockMetricsResponse, GetMetricsResponse, PeriodRange, Rate, TargetStanding,
+    },
+    ranking::{RankingRow, WatchRankingResponse, watch_ranking_response::Event},
+};
 
 /// How a row moved in the last change that touched it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,34 +175,46 @@ fn score_cells(row: &RankingRow) -> (String, String, String) {
     (row.score.clone(), "█".repeat(filled), detail)
 }
 
+/// A table laid out whole (never wrapped to a terminal's width), without borders, columns
+/// two spaces apart, trailing spaces trimmed.
+fn plain_table(header: Vec<&str>, right_aligned: &[usize]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
+    for &column in right_aligned {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}
+
+/// The table as text, each line without its trailing padding.
+fn text(table: &Table) -> String {
+    let mut out = table.trim_fmt();
+    out.push('\n');
+    out
+}
+
 /// Renders rows as an aligned table with a bar per value: a rate with its count, or a
 /// composite score with its grade.
 pub fn table(rows: &[RankingRow], movement: impl Fn(&RankingRow) -> String) -> String {
-    let width = rows
-        .iter()
-        .map(|r| r.agency_name.chars().count())
-        .max()
-        .unwrap_or(6)
-        .max(6);
     let scores = rows.iter().any(|r| !r.score.is_empty());
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:>4}  {:<4} {:<width$}  {:>7}  {:20}  {}",
-        "rank",
-        "move",
-        "agency",
-        if scores { "score" } else { "value" },
-        "",
-        if scores { "grade" } else { "count" }
-    );
+    let (value, detail) = if scores {
+        ("score", "grade")
+    } else {
+        ("value", "count")
+    };
+    let mut table = plain_table(vec!["rank", "move", "agency", value, "", detail], &[0, 3]);
     for row in rows {
         let rank = if row.rank == 0 {
             "-".to_owned()
         } else {
             row.rank.to_string()
         };
-        let (value, bar, count) = match &row.rate {
+        let (value, bar, detail) = match &row.rate {
             None if !row.score.is_empty() => score_cells(row),
             Some(rate) => {
                 let pct: f64 = rate.percent.parse().unwrap_or(0.0);
@@ -209,15 +227,195 @@ pub fn table(rows: &[RankingRow], movement: impl Fn(&RankingRow) -> String) -> S
             }
             None => ("no data".to_owned(), String::new(), String::new()),
         };
-        let name_pad = width.saturating_sub(row.agency_name.chars().count());
-        let bar_pad = 20usize.saturating_sub(bar.chars().count());
+        // The bar column is always 20 wide, so bars of several tables line up.
+        let bar = format!("{bar:<20}");
+        table.add_row(vec![
+            rank,
+            movement(row),
+            row.agency_name.clone(),
+            value,
+            bar,
+            detail,
+        ]);
+    }
+    text(&table)
+}
+
+fn rate_text(rate: Option<&Rate>) -> String {
+    rate.map_or_else(
+        || "no data".to_owned(),
+        |r| format!("{}% ({}/{})", r.percent, r.numerator, r.denominator),
+    )
+}
+
+fn change_text(change: Option<&Change>) -> String {
+    change.map_or_else(String::new, |c| {
+        let ratio = if c.ratio.is_empty() {
+            String::new()
+        } else {
+            format!("×{} ", c.ratio)
+        };
+        format!("{ratio}{} pts", c.points)
+    })
+}
+
+fn target_text(target: Option<&TargetStanding>) -> String {
+    target.map_or_else(String::new, |t| {
+        let verdict = match t.met {
+            Some(true) => format!("met ({} pts)", t.gap_points),
+            Some(false) => format!("not met ({} pts)", t.gap_points),
+            None => "no data".to_owned(),
+        };
+        format!("target {}% ({}): {verdict}", t.target_percent, t.applies_to)
+    })
+}
+
+fn days(period: Option<&PeriodRange>) -> String {
+    period.map_or_else(String::new, |p| format!("{}..{}", p.first_day, p.last_day))
+}
+
+/// One agency's metrics: a heading with the periods compared, then a line per figure, each
+/// metric followed by its comparisons.
+pub fn metrics_table(response: &GetMetricsResponse) -> String {
+    let name = response
+        .agency
+        .as_ref()
+        .map(|a| format!("{} ({})", a.name, a.id))
+        .unwrap_or_default();
+    let mut out = format!(
+        "{name}, {} = {}; last year {}; previous {}\n",
+        response
+            .period
+            .as_ref()
+            .map(|p| p.expression.as_str())
+            .unwrap_or_default(),
+        days(response.period.as_ref()),
+        days(response.same_period_last_year.as_ref()),
+        days(response.previous_period.as_ref()),
+    );
+    if let Some(base) = &response.base_period {
         let _ = writeln!(
             out,
-            "{rank:>4}  {:<4} {}{}  {value:>7}  {bar}{}  {count}",
-            movement(row),
-            row.agency_name,
-            " ".repeat(name_pad),
-            " ".repeat(bar_pad),
+            "  compared with {} = {}",
+            base.expression,
+            days(Some(base))
+        );
+    }
+    let mut table = Table::new();
+    table
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    let open_at_end = response
+        .counters
+        .as_ref()
+        .map_or(0, |c| c.open_past_due_at_end);
+    table.add_row(vec![
+        "open past their due time now".to_owned(),
+        response.open_past_due.to_string(),
+    ]);
+    table.add_row(vec![
+        "open past due at period end".to_owned(),
+        open_at_end.to_string(),
+    ]);
+    for m in &response.metrics {
+        table.add_row(vec![m.metric.clone(), rate_text(m.rate.as_ref())]);
+        let mut details = Vec::new();
+        if let Some(last) = &m.same_period_last_year {
+            details.push(format!(
+                "last year {}% {}",
+                last.percent,
+                change_text(m.change_from_last_year.as_ref())
+            ));
+        }
+        if let Some(previous) = &m.previous_period {
+            details.push(format!(
+                "previous {}% {}",
+                previous.percent,
+                change_text(m.change_from_previous_period.as_ref())
+            ));
+        }
+        if let (Some(base), Some(period)) = (&m.base, &response.base_period) {
+            details.push(format!(
+                "{} {}% {}",
+                period.expression,
+                base.percent,
+                change_text(m.change_from_base.as_ref())
+            ));
+        }
+        let target = target_text(m.target.as_ref());
+        if !target.is_empty() {
+            details.push(target);
+        }
+        if !details.is_empty() {
+            table.add_row(vec![String::new(), details.join(" · ")]);
+        }
+    }
+    out.push_str(&text(&table));
+    out
+}
+
+/// One metric over several agencies, a row each, then the block's summary.
+pub fn block_metrics_table(metric: &str, response: &GetBlockMetricsResponse) -> String {
+    let base = response
+        .base_period
+        .as_ref()
+        .map(|b| format!(", against {} = {}", b.expression, days(Some(b))))
+        .unwrap_or_default();
+    let mut out = format!(
+        "{metric}, {} (last year {}{base})\n",
+        days(response.period.as_ref()),
+        days(response.same_period_last_year.as_ref())
+    );
+    let with_base = response.base_period.is_some();
+    let mut header = vec!["agency", "value", "against last year"];
+    if with_base {
+        header.push("against the base");
+    }
+    header.push("target");
+    let mut table = plain_table(header, &[]);
+    for a in &response.agencies {
+        let mut row = vec![
+            a.agency_name.clone(),
+            rate_text(a.rate.as_ref()),
+            change_text(a.change_from_last_year.as_ref()),
+        ];
+        if with_base {
+            row.push(change_text(a.change_from_base.as_ref()));
+        }
+        row.push(target_text(a.target.as_ref()));
+        table.add_row(row);
+    }
+    out.push_str(&text(&table));
+    if let Some(s) = &response.summary {
+        let mean = if s.mean_percent.is_empty() {
+            "no data".to_owned()
+        } else {
+            format!("{}%", s.mean_percent)
+        };
+        let _ = writeln!(
+            out,
+            "pooled {} · mean of agencies {mean} · {} agencies, {} without data · {} of the {} with data and a target meet it",
+            rate_text(s.pooled.as_ref()),
+            s.agencies,
+            s.agencies_without_data,
+            s.agencies_meeting_target,
+            s.agencies_with_target
+        );
+    }
+    if let Some(change) = &response.pooled_change_from_last_year {
+        let _ = writeln!(
+            out,
+            "pooled against the same period last year: {}",
+            change_text(Some(change))
+        );
+    }
+    if let (Some(base), Some(summary)) = (&response.base_period, &response.summary_base) {
+        let _ = writeln!(
+            out,
+            "pooled in {}: {}; against it: {}",
+            base.expression,
+            rate_text(summary.pooled.as_ref()),
+            change_text(response.pooled_change_from_base.as_ref())
         );
     }
     out
@@ -305,7 +503,12 @@ mod tests {
         assert_eq!(ids, ["c", "a"]);
         assert_eq!(t.revision, 2);
         let text = t.render();
-        assert!(text.contains("new  C"), "{text}");
+        let row = |id: &str| {
+            text.lines()
+                .find(|l| l.contains(&format!(" {id} ")))
+                .unwrap_or("")
+        };
+        assert!(row("C").contains("new"), "{text}");
         assert!(text.contains("▼1"), "{text}");
         assert!(text.contains("90.00%"), "{text}");
     }

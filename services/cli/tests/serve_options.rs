@@ -208,7 +208,9 @@ fn check_configured(serve: &Serve, events: &Path) {
         "aggregate",
     );
     assert!(
-        text(&provision.stdout).contains("online-provision-rate          72.37% (1278/1766)"),
+        text(&provision.stdout)
+            .lines()
+            .any(|l| l.contains("online-provision-rate") && l.ends_with("72.37% (1278/1766)")),
         "{}{}",
         text(&provision.stdout),
         text(&provision.stderr)
