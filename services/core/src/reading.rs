@@ -17,6 +17,8 @@
 //!   ([`Catalog::constituents_within`]); children that absorbed none are read from their
 //!   parent's roll-up, which needs no per-agency keys.
 
+use std::sync::Arc;
+
 use time::{Date, OffsetDateTime};
 
 use crate::{
@@ -67,25 +69,26 @@ pub struct Question<'a> {
 
 /// Whose counters a [`Read`] gathers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub enum Source<'a> {
     /// One answer per group: the sum over the group's agencies (an agency and those it
-    /// absorbed).
-    Groups(Vec<Vec<AgencyId>>),
+    /// absorbed). Shared by a plan's reads of the same agencies.
+    Groups(Arc<[Vec<AgencyId>]>),
     /// One answer per child, from the parent's roll-up of its children (each child's own
-    /// events and its units').
+    /// events and its units'): the question's own agencies, not copied, as there may be
+    /// 10,000 of them.
     Children {
         /// The parent.
-        parent: AgencyId,
+        parent: &'a AgencyId,
         /// Its children, in answer order.
-        children: Vec<AgencyId>,
+        children: &'a [AgencyId],
     },
 }
 
 /// One generic store read: per agency of the source, `needs` summed over `buckets`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Read {
+pub struct Read<'a> {
     /// Whose counters.
-    pub source: Source,
+    pub source: Source<'a>,
     /// The buckets summed (never empty).
     pub buckets: Vec<Bucket>,
     /// The counters, and for a [`Source::Groups`] read whether to count distinct
@@ -105,9 +108,9 @@ enum Role {
 
 /// The reads that answer a [`Question`], and how their answers combine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub struct Plan<'a> {
     agencies: usize,
-    reads: Vec<Read>,
+    reads: Vec<Read<'a>>,
     roles: Vec<Role>,
 }
 
@@ -116,16 +119,16 @@ pub struct Plan {
 #[error("the store answered {0}")]
 pub struct WrongAnswer(String);
 
-impl Plan {
+impl<'a> Plan<'a> {
     /// The reads, to run in any order (concurrently); answer them in this order.
-    pub fn reads(&self) -> &[Read] {
+    pub fn reads(&self) -> &[Read<'a>] {
         &self.reads
     }
 
     /// Each agency's counters over the period, from the answers to [`Plan::reads`]: added
     /// buckets minus subtracted ones, the open past due from the due-day counters, the
     /// distinct count from its union.
-    pub fn totals(&self, answers: &[Vec<Counters>]) -> Result<Vec<Counters>, WrongAnswer> {
+    pub fn totals(&self, answers: Vec<Vec<Counters>>) -> Result<Vec<Counters>, WrongAnswer> {
         if answers.len() != self.reads.len() {
             return Err(WrongAnswer(format!(
                 "{} reads of {}",
@@ -133,40 +136,53 @@ impl Plan {
                 self.reads.len()
             )));
         }
-        let mut totals = vec![Counters::default(); self.agencies];
-        let mut due = vec![Counters::default(); self.agencies];
+        if let Some(answer) = answers.iter().find(|a| a.len() != self.agencies) {
+            return Err(WrongAnswer(format!(
+                "{} agencies' counters for {}",
+                answer.len(),
+                self.agencies
+            )));
+        }
+        // Each kind of counter starts as its added read's answer, already the sum over its
+        // buckets (a plan adds one read per kind), taken as it is: 10,000 children's
+        // counters are not copied again.
+        let (mut totals, mut due, mut distinct) = (None, None, None);
+        let mut subtracted = Vec::new();
         for (role, answer) in self.roles.iter().zip(answers) {
-            if answer.len() != self.agencies {
-                return Err(WrongAnswer(format!(
-                    "{} agencies' counters for {}",
-                    answer.len(),
-                    self.agencies
-                )));
-            }
-            for ((total, due), read) in totals.iter_mut().zip(&mut due).zip(answer) {
-                match role {
-                    Role::AddEventDay => add(total, read),
-                    Role::SubtractEventDay => total.subtract(read),
-                    Role::AddDueDay => add(due, read),
-                    Role::SubtractDueDay => due.subtract(read),
-                    Role::Distinct => {
-                        total.procedures_with_online_dossiers =
-                            read.procedures_with_online_dossiers;
-                    }
-                }
+            match role {
+                Role::AddEventDay => totals = Some(answer),
+                Role::AddDueDay => due = Some(answer),
+                Role::Distinct => distinct = Some(answer),
+                Role::SubtractEventDay | Role::SubtractDueDay => subtracted.push((*role, answer)),
             }
         }
-        if self.roles.contains(&Role::AddDueDay) {
+        for (role, outside) in subtracted {
+            let from = if role == Role::SubtractEventDay {
+                totals.as_mut()
+            } else {
+                due.as_mut()
+            };
+            for (total, outside) in from.into_iter().flatten().zip(&outside) {
+                total.subtract(outside);
+            }
+        }
+        let mut totals = totals.unwrap_or_else(|| vec![Counters::default(); self.agencies]);
+        if let Some(due) = due {
             for (total, due) in totals.iter_mut().zip(&due) {
                 total.open_past_due_at_end = due
                     .get(Counter::DueOpened)
                     .saturating_sub(due.get(Counter::DueClosed));
             }
         }
+        if let Some(distinct) = distinct {
+            for (total, read) in totals.iter_mut().zip(&distinct) {
+                total.procedures_with_online_dossiers = read.procedures_with_online_dossiers;
+            }
+        }
         Ok(totals)
     }
 
-    fn push(&mut self, role: Role, source: &Source, buckets: &[Bucket], needs: Needs) {
+    fn push(&mut self, role: Role, source: &Source<'a>, buckets: &[Bucket], needs: Needs) {
         if buckets.is_empty() {
             return;
         }
@@ -182,7 +198,7 @@ impl Plan {
     fn push_plan(
         &mut self,
         roles: [Role; 2],
-        source: &Source,
+        source: &Source<'a>,
         plan: &ReadPlan,
         counters: &[Counter],
     ) {
@@ -195,14 +211,8 @@ impl Plan {
     }
 }
 
-fn add(total: &mut Counters, more: &Counters) {
-    for (counter, value) in more.iter() {
-        total.increment(counter, value);
-    }
-}
-
 /// The reads that answer `question` (see the module documentation for the rules).
-pub fn plan(catalog: &Catalog, horizon: &Horizon, question: &Question<'_>) -> Plan {
+pub fn plan<'a>(catalog: &Catalog, horizon: &Horizon, question: &Question<'a>) -> Plan<'a> {
     let Question {
         agencies,
         parent,
@@ -221,8 +231,8 @@ pub fn plan(catalog: &Catalog, horizon: &Horizon, question: &Question<'_>) -> Pl
         let merged = |a: &AgencyId| catalog.absorbed_any(a) && constituents(a).len() > 1;
         match parent {
             Some(parent) if !agencies.iter().any(merged) => Source::Children {
-                parent: parent.clone(),
-                children: agencies.to_vec(),
+                parent,
+                children: agencies,
             },
             _ => Source::Groups(agencies.iter().map(constituents).collect()),
         }
@@ -350,7 +360,7 @@ mod tests {
         ) -> Vec<Counters> {
             let plan = plan(catalog, horizon, question);
             let answers: Vec<Vec<Counters>> = plan.reads().iter().map(|r| self.answer(r)).collect();
-            plan.totals(&answers).expect("answers fit the plan")
+            plan.totals(answers).expect("answers fit the plan")
         }
     }
 
@@ -385,11 +395,12 @@ mod tests {
             counters: vec![Counter::Received],
             distinct: false,
         };
+        let agencies = [id("a")];
         let plan = plan(
             &catalog,
             &horizon,
             &Question {
-                agencies: &[id("a")],
+                agencies: &agencies,
                 parent: None,
                 period: &period,
                 as_of: Date::MAX,
@@ -398,7 +409,10 @@ mod tests {
         );
         assert_eq!(plan.reads().len(), 1, "{:?}", plan.reads());
         assert_eq!(plan.reads()[0].buckets, [Bucket::Year(2026)]);
-        assert_eq!(plan.reads()[0].source, Source::Groups(vec![vec![id("a")]]));
+        assert_eq!(
+            plan.reads()[0].source,
+            Source::Groups(vec![vec![id("a")]].into())
+        );
     }
 
     #[test]
@@ -413,25 +427,27 @@ mod tests {
             distinct: false,
         };
         let root = id("root-of-nothing");
-        let read = |raw: &str| {
+        let agencies = [id("a")];
+        let from_roll_up = |raw: &str| {
             let period = Period::parse(raw, horizon.today).expect("period");
-            plan(
+            let plan = plan(
                 &catalog,
                 &horizon,
                 &Question {
-                    agencies: &[id("a")],
+                    agencies: &agencies,
                     parent: Some(&root),
                     period: &period,
                     as_of: period.last_day(),
                     needs: &needs,
                 },
-            )
-            .reads()[0]
-                .source
-                .clone()
+            );
+            match &plan.reads()[0].source {
+                Source::Children { .. } => None,
+                Source::Groups(groups) => Some(groups.to_vec()),
+            }
         };
-        assert!(matches!(read("2025-Q4"), Source::Children { .. }));
-        assert_eq!(read("2025"), Source::Groups(vec![vec![id("a"), id("b")]]));
+        assert_eq!(from_roll_up("2025-Q4"), None);
+        assert_eq!(from_roll_up("2025"), Some(vec![vec![id("a"), id("b")]]));
     }
 
     #[test]
@@ -443,20 +459,21 @@ mod tests {
         );
         let period = Period::parse("2025", horizon.today).expect("period");
         let needs = Needs::everything();
+        let agencies = [id("a"), id("u")];
         let plan = plan(
             &catalog,
             &horizon,
             &Question {
-                agencies: &[id("a"), id("u")],
+                agencies: &agencies,
                 parent: None,
                 period: &period,
                 as_of: Date::MAX,
                 needs: &needs,
             },
         );
-        assert!(plan.totals(&[]).is_err());
+        assert!(plan.totals(Vec::new()).is_err());
         let short = vec![vec![Counters::default()]; plan.reads().len()];
-        assert!(plan.totals(&short).is_err());
+        assert!(plan.totals(short).is_err());
     }
 
     fn day_in(range: std::ops::Range<i64>) -> impl Strategy<Value = Date> {

@@ -209,9 +209,9 @@ pub fn agency_report(
 
 /// One member's row in a block's report.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlockRow {
+pub struct BlockRow<'a> {
     /// The member.
-    pub agency: AgencyId,
+    pub agency: &'a AgencyId,
     /// Its value over the period.
     pub rate: Option<Rate>,
     /// Over the same period of last year, for the same agencies.
@@ -226,9 +226,9 @@ pub struct BlockRow {
 
 /// A block's report (GetBlockMetrics): each member's row, and the block as one figure.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BlockReport {
+pub struct BlockReport<'a> {
     /// The members' rows, in the members' order.
-    pub rows: Vec<BlockRow>,
+    pub rows: Vec<BlockRow<'a>>,
     /// The block over the period.
     pub summary: Summary,
     /// The block over the same period of last year.
@@ -245,13 +245,13 @@ pub struct BlockReport {
 /// A block's report over `metric`: the members as they were on the period's last day, each
 /// compared, over any other period, with the same agencies, so that no dossier counts for
 /// two members. `periods` hold the members' counters in `members`' order.
-pub fn block_report(
+pub fn block_report<'a>(
     catalog: &Catalog,
     targets: &Targets,
     metric: Metric,
-    members: &[AgencyId],
+    members: &'a [AgencyId],
     periods: &Periods<'_>,
-) -> BlockReport {
+) -> BlockReport<'a> {
     let period = periods.now.period;
     let as_of = period.last_day();
     let fractions = |counted| fractions(catalog, metric, members, counted, as_of);
@@ -263,7 +263,7 @@ pub fn block_report(
         .iter()
         .enumerate()
         .map(|(i, agency)| BlockRow {
-            agency: agency.clone(),
+            agency,
             rate: rate(now[i]),
             same_period_last_year: rate(last_year[i]),
             base: base.as_ref().and_then(|b| rate(b[i])),

@@ -302,12 +302,11 @@ impl AggregateApi {
             .collect();
         let answers =
             try_join_all(plans.iter().flat_map(Plan::reads).map(|r| self.fetch(r))).await?;
-        let mut answers = answers.as_slice();
+        let mut answers = answers.into_iter();
         plans
             .iter()
             .map(|plan| {
-                let (mine, rest) = answers.split_at(plan.reads().len().min(answers.len()));
-                answers = rest;
+                let mine = answers.by_ref().take(plan.reads().len()).collect();
                 plan.totals(mine)
                     .map_err(|e| Error::Store(StoreError::Unexpected(e.to_string())))
             })
@@ -315,7 +314,7 @@ impl AggregateApi {
     }
 
     /// Runs one generic read against the store.
-    async fn fetch(&self, read: &Read) -> Result<Vec<Counters>, StoreError> {
+    async fn fetch(&self, read: &Read<'_>) -> Result<Vec<Counters>, StoreError> {
         match &read.source {
             Source::Groups(groups) => {
                 let keys: Vec<Vec<AgencyKey>> = groups
