@@ -1,6 +1,7 @@
 //! Test support: a deployment of the three services as separate gRPC servers on port-0
 //! loopback addresses, counting into a real `redis-server` that the test owns.
 
+pub mod command;
 pub mod http;
 pub mod pki;
 pub mod processes;

@@ -71,3 +71,13 @@ pub fn write_pem(dir: &Path, name: &str, pem: &Pem) -> (PathBuf, PathBuf) {
     std::fs::write(&key, &pem.key).expect("key");
     (cert, key)
 }
+
+/// A new CA and a server certificate it signs for `names` (DNS names or IP addresses),
+/// written in `dir` as `ca.crt`, `tls.crt` and `tls.key`; their paths, in that order.
+pub fn write_server_pki(dir: &Path, names: &[&str]) -> [PathBuf; 3] {
+    let pki = Pki::new("govpulse test CA");
+    let ca = dir.join("ca.crt");
+    std::fs::write(&ca, pki.ca_pem()).expect("write the CA");
+    let (cert, key) = write_pem(dir, "tls", &pki.issue(names, &[], false));
+    [ca, cert, key]
+}

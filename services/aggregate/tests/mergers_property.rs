@@ -33,9 +33,7 @@ use govpulse_proto::{
     },
 };
 use govpulse_runtime::targets_file::LiveTargets;
-use govpulse_store::{
-    CounterStore, MemoryStore, RedisStore, RedisStoreConfig, testing::RedisServer,
-};
+use govpulse_store::{CounterStore, MemoryStore, testing::RedisServer};
 use proptest::{prelude::*, test_runner::TestRunner};
 use time::{Date, Duration, OffsetDateTime, macros::date};
 use tokio_util::sync::CancellationToken;
@@ -678,19 +676,5 @@ fn figures_over_merging_agencies_match_a_recomputation_on_the_memory_store() {
 fn figures_over_merging_agencies_match_a_recomputation_on_redis() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let server = RedisServer::start().expect("redis-server starts");
-    let url = server.url();
-    run(
-        24,
-        |case| {
-            let config = RedisStoreConfig {
-                url: url.clone(),
-                prefix: format!("mergers{case}"),
-            };
-            let store = runtime
-                .block_on(RedisStore::connect(config))
-                .expect("connects");
-            Arc::new(store)
-        },
-        &runtime,
-    );
+    run(24, server.store_per_case(&runtime, "mergers"), &runtime);
 }

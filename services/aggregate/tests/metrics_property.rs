@@ -27,9 +27,7 @@ use govpulse_proto::{
     },
 };
 use govpulse_runtime::targets_file::LiveTargets;
-use govpulse_store::{
-    CounterStore, MemoryStore, RedisStore, RedisStoreConfig, testing::RedisServer,
-};
+use govpulse_store::{CounterStore, MemoryStore, testing::RedisServer};
 use proptest::{prelude::*, test_runner::TestRunner};
 use time::{Date, Duration, OffsetDateTime, macros::date};
 use tokio_util::sync::CancellationToken;
@@ -593,19 +591,5 @@ fn every_metric_matches_a_recomputation_on_the_memory_store() {
 fn every_metric_matches_a_recomputation_on_redis() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let server = RedisServer::start().expect("redis-server starts");
-    let url = server.url();
-    run(
-        12,
-        |case| {
-            let config = RedisStoreConfig {
-                url: url.clone(),
-                prefix: format!("property{case}"),
-            };
-            let store = runtime
-                .block_on(RedisStore::connect(config))
-                .expect("connects");
-            Arc::new(store)
-        },
-        &runtime,
-    );
+    run(12, server.store_per_case(&runtime, "property"), &runtime);
 }

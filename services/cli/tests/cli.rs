@@ -2,67 +2,19 @@
 //! `metrics` against it; and `demo` showing a live ranking.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    process::{Child, Command, Output, Stdio},
-    sync::mpsc::{self, RecvTimeoutError},
+    io::Write,
+    process::{Command, Output, Stdio},
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
+use govpulse_e2e::{
+    command::{Lines, Running, Serve, text},
+    pki::write_server_pki,
+    scratch,
+};
+
 const GOVPULSE: &str = env!("CARGO_BIN_EXE_govpulse");
-
-/// A child's standard output or error, read to its end by a thread of its own and handed
-/// over line by line. However little of it a test reads, the child never blocks on a full
-/// pipe nor writes into a closed one (a `serve` whose pipe was dropped after its address
-/// lines once died writing the next line).
-struct Lines(mpsc::Receiver<String>);
-
-impl Lines {
-    fn drain(pipe: impl Read + Send + 'static) -> Lines {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Split on bytes: a line that is not UTF-8 must not end the reading.
-            for line in BufReader::new(pipe).split(b'\n').map_while(Result::ok) {
-                // The test may have stopped listening; the pipe is read to its end anyway.
-                let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
-            }
-        });
-        Lines(rx)
-    }
-
-    /// The next line, or `None` once the output has ended; panics, naming `what` it waited
-    /// for, when nothing came before `deadline`.
-    fn next_before(&self, deadline: Instant, what: &str) -> Option<String> {
-        match self
-            .0
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            Ok(line) => Some(line),
-            Err(RecvTimeoutError::Disconnected) => None,
-            Err(RecvTimeoutError::Timeout) => panic!("timed out waiting for {what}"),
-        }
-    }
-
-    /// The rest of the output, each line ending in `\n`, once it has ended.
-    fn to_end(&self, deadline: Instant, what: &str) -> String {
-        let mut rest = String::new();
-        while let Some(line) = self.next_before(deadline, what) {
-            rest.push_str(&line);
-            rest.push('\n');
-        }
-        rest
-    }
-}
-
-/// A child process of the test, killed (and reaped) when dropped: a failing test leaves
-/// nothing running.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts `govpulse` with `args`, its standard output drained into the returned lines and
 /// its standard error discarded.
@@ -100,70 +52,41 @@ fn start_demo(rate: u32, history_days: u32, backfill: u32) -> (Running, Lines) {
     ])
 }
 
-/// A `govpulse serve` process, killed when dropped.
-struct Serve {
-    process: Running,
-    ingest: String,
-    aggregate: String,
-    ranking: String,
+/// `govpulse serve` on free ports, ranking every agency with data.
+fn serve() -> Serve {
+    serve_on_ports(["0", "0", "0"])
 }
 
-impl Serve {
-    fn start() -> Serve {
-        Serve::on_ports(["0", "0", "0"])
-    }
-
-    fn on_ports(ports: [&str; 3]) -> Serve {
-        // A handful of dossiers per agency: rank every agency with data.
-        let (process, stdout) = start(&[
-            "serve",
-            "--min-volume",
-            "0",
-            "--ports",
-            ports[0],
-            ports[1],
-            ports[2],
-        ]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        // The lines after the addresses (the dashboard's) go on being drained.
-        Serve::listening(process, |what| stdout.next_before(deadline, what))
-    }
-
-    /// A started `serve` whose address lines (`ingest`, `aggregate`, `ranking`, in that
-    /// order) `next_line` gives, `None` once its output has ended.
-    fn listening(process: Running, mut next_line: impl FnMut(&str) -> Option<String>) -> Serve {
-        let mut addr = |name: &str| {
-            let what = format!("serve's {name} address line");
-            let line = next_line(&what).unwrap_or_else(|| panic!("serve ended before {what}"));
-            let (label, addr) = line.split_once(char::is_whitespace).expect("`name addr`");
-            assert_eq!(label, name);
-            format!("http://{}", addr.trim())
-        };
-        let (ingest, aggregate, ranking) = (addr("ingest"), addr("aggregate"), addr("ranking"));
-        Serve {
-            process,
-            ingest,
-            aggregate,
-            ranking,
-        }
-    }
+/// `govpulse serve` on `ports` (ingest, aggregate, ranking; 0 for a free one).
+fn serve_on_ports(ports: [&str; 3]) -> Serve {
+    // A handful of dossiers per agency: rank every agency with data.
+    let (process, stdout) = start(&[
+        "serve",
+        "--min-volume",
+        "0",
+        "--ports",
+        ports[0],
+        ports[1],
+        ports[2],
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The lines after the addresses (the dashboard's) go on being drained.
+    Serve::listening(process, "http", |what| stdout.next_before(deadline, what))
 }
 
-impl Serve {
-    /// `govpulse metrics --json` of one agency and period.
-    fn metrics_json(&self, agency: &str, period: &str) -> serde_json::Value {
-        let out = govpulse(&[
-            "metrics",
-            "--agency",
-            agency,
-            "--period",
-            period,
-            "--json",
-            "--aggregate",
-            &self.aggregate,
-        ]);
-        serde_json::from_slice(&out.stdout).expect("json")
-    }
+/// `govpulse metrics --json` of one agency and period, from `serve`'s aggregate.
+fn metrics_json(serve: &Serve, agency: &str, period: &str) -> serde_json::Value {
+    let out = govpulse(&[
+        "metrics",
+        "--agency",
+        agency,
+        "--period",
+        period,
+        "--json",
+        "--aggregate",
+        &serve.aggregate,
+    ]);
+    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 fn govpulse(args: &[&str]) -> Output {
@@ -171,10 +94,6 @@ fn govpulse(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("govpulse runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Yesterday at noon, Vietnam time, as RFC 3339, and that day.
@@ -204,7 +123,7 @@ fn write_file(name: &str, lines: &[String]) -> std::path::PathBuf {
 
 #[test]
 fn assess_then_rank_by_a_composite_index_shows_score_and_grade() {
-    let serve = Serve::start();
+    let serve = serve();
     let mut args = vec![
         "assess",
         "--agency",
@@ -296,7 +215,7 @@ fn assess_then_rank_by_a_composite_index_shows_score_and_grade() {
 
 #[test]
 fn submit_ranking_and_metrics_against_serve() {
-    let serve = Serve::start();
+    let serve = serve();
     let (at, day) = yesterday();
     let mut lines: Vec<String> = (0..4)
         .map(|i| {
@@ -407,7 +326,7 @@ fn submit_ranking_and_metrics_against_serve() {
     assert_eq!(value["rows"][0]["agencyId"], "quang-ninh");
     assert_eq!(value["rankedCount"], 2);
 
-    let value = serve.metrics_json("lang-son", &day);
+    let value = metrics_json(&serve, "lang-son", &day);
     assert_eq!(
         value["counters"]["received"], "4",
         "uint64 is a string in the JSON mapping"
@@ -473,7 +392,7 @@ fn submit_retries_the_batch_until_ingest_is_up() {
             .next_before(deadline, "submit to warn that it is retrying the batch")
             .expect("submit runs until it has retried");
     }
-    let serve = Serve::on_ports([&port, "0", "0"]);
+    let serve = serve_on_ports([&port, "0", "0"]);
     assert_eq!(serve.ingest, format!("http://127.0.0.1:{port}"));
     // Its next attempt is at most 5 s away (the longest backoff).
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -482,26 +401,8 @@ fn submit_retries_the_batch_until_ingest_is_up() {
     let status = submit.0.wait().expect("submit ends");
     assert!(status.success(), "{status}: {err}");
     assert_eq!(out, "accepted 1, duplicate 0, rejected 0\n");
-    let value = serve.metrics_json("lang-son", &day);
+    let value = metrics_json(&serve, "lang-son", &day);
     assert_eq!(value["counters"]["received"], "1");
-}
-
-/// Reads `n` lines of `pipe`, then closes it, as `| head -n` does; the lines come once it is
-/// closed.
-fn head(pipe: impl Read + Send + 'static, n: usize) -> Lines {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        // The reader, and with it the pipe, is dropped at the end of this statement.
-        let lines: Vec<String> = BufReader::new(pipe)
-            .lines()
-            .take(n)
-            .map_while(Result::ok)
-            .collect();
-        for line in lines {
-            let _ = tx.send(line);
-        }
-    });
-    Lines(rx)
 }
 
 /// Proves that `serve` still answers (a small file submitted through its ingest is read back
@@ -533,7 +434,7 @@ fn still_serves(mut serve: Serve, output: &Lines, case: &str) {
         text(&submitted.stdout),
         text(&submitted.stderr)
     );
-    let value = serve.metrics_json("lang-son", &day);
+    let value = metrics_json(&serve, "lang-son", &day);
     assert_eq!(value["counters"]["received"], "2", "{case}: {value}");
     let exited = serve.process.0.try_wait().expect("serve's status");
     assert_eq!(exited, None, "{case}: serve is still running");
@@ -611,8 +512,10 @@ fn serve_keeps_running_when_its_output_is_closed() {
         .spawn()
         .expect("govpulse serve starts");
     let log = Lines::drain(child.stderr.take().expect("stderr is piped"));
-    let three = head(child.stdout.take().expect("stdout is piped"), 3);
-    let serve = Serve::listening(Running(child), |what| three.next_before(deadline, what));
+    let three = Lines::head(child.stdout.take().expect("stdout is piped"), 3);
+    let serve = Serve::listening(Running(child), "http", |what| {
+        three.next_before(deadline, what)
+    });
     still_serves(serve, &log, "standard output closed after three lines");
 
     // Standard error closed from the start, while serve logs every rejected event.
@@ -624,13 +527,15 @@ fn serve_keeps_running_when_its_output_is_closed() {
         .expect("govpulse serve starts");
     drop(child.stderr.take());
     let stdout = Lines::drain(child.stdout.take().expect("stdout is piped"));
-    let serve = Serve::listening(Running(child), |what| stdout.next_before(deadline, what));
+    let serve = Serve::listening(Running(child), "http", |what| {
+        stdout.next_before(deadline, what)
+    });
     still_serves(serve, &stdout, "standard error closed");
 }
 
 #[test]
 fn malformed_json_is_refused_before_anything_is_sent() {
-    let serve = Serve::start();
+    let serve = serve();
     let (at, day) = yesterday();
     let file = write_file(
         "malformed",
@@ -649,7 +554,7 @@ fn malformed_json_is_refused_before_anything_is_sent() {
     let err = text(&out.stderr);
     assert!(err.contains("line 2: not a DossierEvent in JSON"), "{err}");
     assert!(err.contains("nothing sent"), "{err}");
-    let value = serve.metrics_json("lang-son", &day);
+    let value = metrics_json(&serve, "lang-son", &day);
     assert!(
         value["counters"]["received"].is_null(),
         "nothing counted (zero is omitted in JSON): {value}"
@@ -685,7 +590,7 @@ fn bad_arguments_are_named() {
             text(&out.stderr)
         );
     }
-    let serve = Serve::start();
+    let serve = serve();
     let out = govpulse(&[
         "metrics",
         "--agency",
@@ -1034,33 +939,10 @@ async fn govpulse_blocking(args: Vec<String>) -> Output {
     .expect("govpulse runs")
 }
 
-/// A CA and a certificate it signs for localhost, written as PEM files in `dir`; returns
-/// the paths of the CA, the certificate and its key.
-fn write_certificates(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
-    let key = KeyPair::generate().expect("key");
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .expect("params")
-        .signed_by(&key, &ca)
-        .expect("certificate");
-    let paths = ["ca.crt", "tls.crt", "tls.key"].map(|f| dir.join(f));
-    for (path, pem) in paths
-        .iter()
-        .zip([ca.pem(), cert.pem(), key.serialize_pem()])
-    {
-        std::fs::write(path, pem).expect("write PEM");
-    }
-    paths
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requires_them() {
-    let dir = std::env::temp_dir().join(format!("govpulse-cli-secure-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let [ca, cert, key] = write_certificates(&dir);
+    let dir = scratch("cli-secure");
+    let [ca, cert, key] = write_server_pki(&dir, &["localhost"]);
     let tokens = dir.join("tokens.toml");
     let credential = |token: &str, roles: &str| {
         format!(

@@ -3,116 +3,22 @@
 //! minimum volume; ingest's limits; tokens; TLS; Redis. One test per family.
 
 use std::{
-    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    sync::mpsc,
-    time::Duration,
+    process::Command,
 };
 
+use govpulse_e2e::{
+    command::{Serve, text},
+    pki::write_server_pki,
+    scratch,
+};
 use govpulse_store::testing::RedisServer;
 
 const GOVPULSE: &str = env!("CARGO_BIN_EXE_govpulse");
 const SHIPPED_CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/catalog");
 
-/// A `govpulse serve` process with its addresses; killed when dropped. Its standard output
-/// and error are read to their end on threads, so it never blocks on a full pipe.
-struct Serve {
-    child: Child,
-    ingest: String,
-    aggregate: String,
-    ranking: String,
-}
-
-impl Serve {
-    /// Starts `govpulse serve` on free ports with `args` and `env`, and waits for its
-    /// addresses (`scheme` is `http` or `https`).
-    fn start(args: &[&str], env: &[(&str, &str)], scheme: &str) -> Serve {
-        let mut child = Command::new(GOVPULSE)
-            .arg("serve")
-            .args(["--ports", "0", "0", "0"])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("govpulse serve starts");
-        let (lines_tx, lines) = mpsc::channel::<String>();
-        let stdout = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines_tx.send(line);
-            }
-        });
-        // Standard error is kept, to say why serve stopped if it does.
-        let (errors_tx, errors) = mpsc::channel::<String>();
-        let mut stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            let mut all = String::new();
-            let _ = stderr.read_to_string(&mut all);
-            let _ = errors_tx.send(all);
-        });
-        let addr = |name: &str| {
-            let line = lines
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| {
-                    let why = errors
-                        .recv_timeout(Duration::from_secs(5))
-                        .unwrap_or_default();
-                    panic!("serve printed no `{name}` address; its standard error:\n{why}")
-                });
-            let (label, addr) = line.split_once(char::is_whitespace).expect("`name addr`");
-            assert_eq!(label, name, "{line}");
-            format!("{scheme}://{}", addr.trim())
-        };
-        let (ingest, aggregate, ranking) = (addr("ingest"), addr("aggregate"), addr("ranking"));
-        // The remaining lines are drained (and dropped) as they come.
-        std::thread::spawn(move || while lines.recv().is_ok() {});
-        Serve {
-            child,
-            ingest,
-            aggregate,
-            ranking,
-        }
-    }
-
-    /// Runs `govpulse` with `args`, then the option naming this serve's `service`.
-    fn call(&self, args: &[&str], service: &str) -> Output {
-        let url = match service {
-            "ingest" => &self.ingest,
-            "aggregate" => &self.aggregate,
-            _ => &self.ranking,
-        };
-        Command::new(GOVPULSE)
-            .args(args)
-            .args([&format!("--{service}"), url.as_str()])
-            .output()
-            .expect("govpulse runs")
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
-}
-
-/// A folder of its own for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("govpulse-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch folder");
-    dir
 }
 
 /// The files a configured serve loads: a catalog where Quảng Ninh provides 1,766
@@ -189,7 +95,7 @@ fn events_of_2022(dir: &Path) -> PathBuf {
 
 /// What a serve configured with [`settings`] and a minimum volume of 20 answers.
 fn check_configured(serve: &Serve, events: &Path) {
-    let submitted = serve.call(&["submit", path(events)], "ingest");
+    let submitted = serve.call(GOVPULSE, &["submit", path(events)], "ingest");
     assert!(
         text(&submitted.stdout).ends_with("accepted 30, duplicate 0, rejected 0\n"),
         "2022 is within the horizon: {}{}",
@@ -198,6 +104,7 @@ fn check_configured(serve: &Serve, events: &Path) {
     );
     // Quảng Ninh's published figure, from this catalog.
     let provision = serve.call(
+        GOVPULSE,
         &[
             "metrics",
             "--agency",
@@ -217,6 +124,7 @@ fn check_configured(serve: &Serve, events: &Path) {
     );
     // The target of this targets file.
     let online = serve.call(
+        GOVPULSE,
         &[
             "metrics",
             "--agency",
@@ -237,6 +145,7 @@ fn check_configured(serve: &Serve, events: &Path) {
     // The profile of this profiles file, and the minimum volume: Hà Nội's 5 dossiers are
     // listed apart.
     let ranking = serve.call(
+        GOVPULSE,
         &["ranking", "--index", "online-2022", "--period", "2022"],
         "ranking",
     );
@@ -264,6 +173,7 @@ fn serve_takes_a_catalog_horizon_targets_profiles_and_minimum_volume_from_its_fl
     let dir = scratch("flags");
     let s = settings(&dir);
     let serve = Serve::start(
+        GOVPULSE,
         &[
             "--horizon-days",
             "3000",
@@ -287,6 +197,7 @@ fn serve_takes_the_same_settings_from_the_environment() {
     let dir = scratch("env");
     let s = settings(&dir);
     let serve = Serve::start(
+        GOVPULSE,
         &[],
         &[
             ("GOVPULSE_HORIZON_DAYS", "3000"),
@@ -327,9 +238,13 @@ fn recent_events(dir: &Path, n: usize) -> PathBuf {
 #[test]
 fn serve_applies_ingests_limits() {
     let dir = scratch("limits");
-    let serve = Serve::start(&[], &[("GOVPULSE_MAX_BATCH", "2")], "http");
+    let serve = Serve::start(GOVPULSE, &[], &[("GOVPULSE_MAX_BATCH", "2")], "http");
     let three = recent_events(&dir, 3);
-    let refused = serve.call(&["submit", path(&three), "--batch-size", "3"], "ingest");
+    let refused = serve.call(
+        GOVPULSE,
+        &["submit", path(&three), "--batch-size", "3"],
+        "ingest",
+    );
     assert!(!refused.status.success());
     assert!(
         text(&refused.stderr).contains("InvalidArgument")
@@ -337,7 +252,11 @@ fn serve_applies_ingests_limits() {
         "{}",
         text(&refused.stderr)
     );
-    let fits = serve.call(&["submit", path(&three), "--batch-size", "2"], "ingest");
+    let fits = serve.call(
+        GOVPULSE,
+        &["submit", path(&three), "--batch-size", "2"],
+        "ingest",
+    );
     assert!(
         text(&fits.stdout).ends_with("accepted 3, duplicate 0, rejected 0\n"),
         "{}{}",
@@ -371,28 +290,36 @@ fn serve_with_tokens_wants_a_credential_for_reporting_and_reading() {
     let (reader, reader_entry) = token("reader");
     let file = dir.join("tokens.toml");
     std::fs::write(&file, reporter_entry + &reader_entry).expect("token file");
-    let serve = Serve::start(&["--tokens", path(&file)], &[], "http");
+    let serve = Serve::start(GOVPULSE, &["--tokens", path(&file)], &[], "http");
     let events = recent_events(&dir, 2);
-    let anonymous = serve.call(&["submit", path(&events), "--retry-for", "0"], "ingest");
+    let anonymous = serve.call(
+        GOVPULSE,
+        &["submit", path(&events), "--retry-for", "0"],
+        "ingest",
+    );
     assert!(
         text(&anonymous.stderr).contains("Unauthenticated"),
         "{}",
         text(&anonymous.stderr)
     );
-    let reported = serve.call(&["submit", path(&events), "--token", &reporter], "ingest");
+    let reported = serve.call(
+        GOVPULSE,
+        &["submit", path(&events), "--token", &reporter],
+        "ingest",
+    );
     assert!(
         text(&reported.stdout).ends_with("accepted 2, duplicate 0, rejected 0\n"),
         "{}{}",
         text(&reported.stdout),
         text(&reported.stderr)
     );
-    let unread = serve.call(&["ranking"], "ranking");
+    let unread = serve.call(GOVPULSE, &["ranking"], "ranking");
     assert!(
         text(&unread.stderr).contains("Unauthenticated"),
         "{}",
         text(&unread.stderr)
     );
-    let read = serve.call(&["ranking", "--token", &reader], "ranking");
+    let read = serve.call(GOVPULSE, &["ranking", "--token", &reader], "ranking");
     assert!(read.status.success(), "{}", text(&read.stderr));
     assert!(
         text(&read.stdout).contains("Lạng Sơn"),
@@ -404,25 +331,10 @@ fn serve_with_tokens_wants_a_credential_for_reporting_and_reading() {
 #[test]
 fn serve_speaks_tls_with_one_certificate_for_the_three_services() {
     let dir = scratch("tls");
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
     // The services call each other on the loopback address they listen on.
-    let key = KeyPair::generate().expect("key");
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .expect("params")
-        .signed_by(&key, &ca)
-        .expect("certificate");
-    let (ca_file, cert_file, key_file) = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    );
-    std::fs::write(&ca_file, ca.pem()).expect("ca");
-    std::fs::write(&cert_file, cert.pem()).expect("cert");
-    std::fs::write(&key_file, key.serialize_pem()).expect("key");
+    let [ca_file, cert_file, key_file] = write_server_pki(&dir, &["127.0.0.1", "localhost"]);
     let serve = Serve::start(
+        GOVPULSE,
         &[
             "--tls-cert",
             path(&cert_file),
@@ -435,14 +347,18 @@ fn serve_speaks_tls_with_one_certificate_for_the_three_services() {
         "https",
     );
     let events = recent_events(&dir, 2);
-    let reported = serve.call(&["submit", path(&events), "--ca", path(&ca_file)], "ingest");
+    let reported = serve.call(
+        GOVPULSE,
+        &["submit", path(&events), "--ca", path(&ca_file)],
+        "ingest",
+    );
     assert!(
         text(&reported.stdout).ends_with("accepted 2, duplicate 0, rejected 0\n"),
         "ingest over TLS, and ingest to aggregate over TLS: {}{}",
         text(&reported.stdout),
         text(&reported.stderr)
     );
-    let read = serve.call(&["ranking", "--ca", path(&ca_file)], "ranking");
+    let read = serve.call(GOVPULSE, &["ranking", "--ca", path(&ca_file)], "ranking");
     assert!(read.status.success(), "{}", text(&read.stderr));
     assert!(
         text(&read.stdout).contains("Lạng Sơn"),
@@ -450,7 +366,7 @@ fn serve_speaks_tls_with_one_certificate_for_the_three_services() {
         text(&read.stdout)
     );
     // Without the CA the certificate is not trusted.
-    let untrusted = serve.call(&["ranking"], "ranking");
+    let untrusted = serve.call(GOVPULSE, &["ranking"], "ranking");
     assert!(!untrusted.status.success());
     // A certificate without the CA to check it by is refused at start.
     let refused = Command::new(GOVPULSE)
@@ -480,8 +396,8 @@ fn serve_counts_into_redis_and_keeps_the_counts_across_a_restart() {
     let url = redis.url();
     let events = recent_events(&dir, 3);
     let args = ["--redis", url.as_str(), "--key-prefix", "serve-test"];
-    let first = Serve::start(&args, &[], "http");
-    let reported = first.call(&["submit", path(&events)], "ingest");
+    let first = Serve::start(GOVPULSE, &args, &[], "http");
+    let reported = first.call(GOVPULSE, &["submit", path(&events)], "ingest");
     assert!(
         text(&reported.stdout).ends_with("accepted 3, duplicate 0, rejected 0\n"),
         "{}{}",
@@ -491,6 +407,7 @@ fn serve_counts_into_redis_and_keeps_the_counts_across_a_restart() {
     drop(first);
     // A new process, the same Redis: the events are remembered and counted.
     let second = Serve::start(
+        GOVPULSE,
         &[],
         &[
             ("GOVPULSE_REDIS_URL", &url),
@@ -498,7 +415,7 @@ fn serve_counts_into_redis_and_keeps_the_counts_across_a_restart() {
         ],
         "http",
     );
-    let again = second.call(&["submit", path(&events)], "ingest");
+    let again = second.call(GOVPULSE, &["submit", path(&events)], "ingest");
     assert!(
         text(&again.stdout).ends_with("accepted 0, duplicate 3, rejected 0\n"),
         "{}{}",

@@ -117,6 +117,26 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// A fresh store for each case of a property test: a [`crate::RedisStore`] on this
+    /// server under its own key prefix, `<prefix><case>`, connected on `runtime`.
+    pub fn store_per_case<'a>(
+        &self,
+        runtime: &'a tokio::runtime::Runtime,
+        prefix: &'a str,
+    ) -> impl Fn(u32) -> std::sync::Arc<dyn crate::CounterStore> + 'a {
+        let url = self.url();
+        move |case| {
+            let config = crate::RedisStoreConfig {
+                url: url.clone(),
+                prefix: format!("{prefix}{case}"),
+            };
+            let store = runtime
+                .block_on(crate::RedisStore::connect(config))
+                .expect("connects to the test's redis-server");
+            std::sync::Arc::new(store)
+        }
+    }
+
     /// Kills it with SIGKILL, as a crash would, and waits for it to exit.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
