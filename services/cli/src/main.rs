@@ -97,7 +97,8 @@ struct QueryArgs {
     /// instead of a block.
     #[arg(long)]
     parent: Option<String>,
-    /// `2026-08-15`, `2026-08`, `2026-Q3`, `2026`, `2026-01-01..2026-08-31` or `ytd`.
+    /// `2026-08-15`, `2026-W49` (ISO week), `2026-08`, `2026-Q3`, `2026`,
+    /// `2026-01-01..2026-08-31` or `ytd`.
     #[arg(long, default_value = "ytd")]
     period: String,
     /// Only the first N ranked rows.

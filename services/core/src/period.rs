@@ -156,8 +156,8 @@ fn last_of_month(year: i32, month: u8) -> Date {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeriodError {
     #[error(
-        "{0:?} is not a period; write a day 2026-08-15, a month 2026-08, a quarter 2026-Q3, \
-         a year 2026, a range 2026-01-01..2026-08-31, or ytd"
+        "{0:?} is not a period; write a day 2026-08-15, an ISO week 2026-W49, a month 2026-08, \
+         a quarter 2026-Q3, a year 2026, a range 2026-01-01..2026-08-31, or ytd"
     )]
     Syntax(String),
     #[error("{0:?} is not a calendar date")]
@@ -179,13 +179,20 @@ pub struct Period {
     expression: String,
     first: Date,
     last: Date,
+    /// For an ISO week (`2026-W49`, Monday to Sunday): its ISO year and number, which its
+    /// previous week and the same week of last year follow.
+    week: Option<(i32, u8)>,
 }
 
 impl Period {
-    /// Parses `2026-08-15`, `2026-08`, `2026-Q3`, `2026`, `2026-01-01..2026-08-31` or `ytd`
+    /// Parses `2026-08-15`, `2026-W49` (an ISO week, Monday to Sunday: `2026-W01` begins on
+    /// 29 December 2025), `2026-08`, `2026-Q3`, `2026`, `2026-01-01..2026-08-31` or `ytd`
     /// (1 January of `today`'s year to `today`).
     pub fn parse(raw: &str, today: Date) -> Result<Self, PeriodError> {
         let expr = raw.trim();
+        if let Some(week) = parse_week(expr)? {
+            return Ok(week);
+        }
         let (first, last) = if expr.eq_ignore_ascii_case("ytd") {
             (first_of_month(today.year(), 1), today)
         } else if let Some((a, b)) = expr.split_once("..") {
@@ -207,7 +214,27 @@ impl Period {
             expression: expr.to_owned(),
             first,
             last,
+            week: None,
         })
+    }
+
+    /// ISO week `week` of ISO year `year` (Monday to Sunday), if it has one: week 53 exists
+    /// only in long years.
+    pub fn of_week(year: i32, week: u8) -> Option<Self> {
+        let first = Date::from_iso_week_date(year, week, time::Weekday::Monday).ok()?;
+        let last = Date::from_iso_week_date(year, week, time::Weekday::Sunday).ok()?;
+        Some(Self {
+            expression: format!("{year:04}-W{week:02}"),
+            first,
+            last,
+            week: Some((year, week)),
+        })
+    }
+
+    /// The ISO week containing `day`.
+    pub fn week_of(day: Date) -> Self {
+        let (year, week, _) = day.to_iso_week_date();
+        Self::of_week(year, week).unwrap_or_else(|| Period::from_days(day, day))
     }
 
     /// The period covering exactly one bucket.
@@ -216,6 +243,7 @@ impl Period {
             expression: bucket.label(),
             first: bucket.first_day(),
             last: bucket.last_day(),
+            week: None,
         }
     }
 
@@ -225,12 +253,20 @@ impl Period {
             expression: format!("{first}..{last}"),
             first,
             last,
+            week: None,
         }
     }
 
     /// The same days one year earlier ("the same period of last year"); 29 February
     /// becomes 28 February.
     pub fn same_period_last_year(&self) -> Period {
+        // An ISO week: the week of the same number a year earlier (week 53 of a long year:
+        // the last week of the year before, 52).
+        if let Some((year, week)) = self.week {
+            return Period::of_week(year - 1, week)
+                .or_else(|| Period::of_week(year - 1, week - 1))
+                .unwrap_or_else(|| Period::week_of(self.first - time::Duration::days(364)));
+        }
         let shift = |d: Date| {
             Date::from_calendar_date(d.year() - 1, d.month(), d.day())
                 .or_else(|_| Date::from_calendar_date(d.year() - 1, d.month(), d.day() - 1))
@@ -243,9 +279,13 @@ impl Period {
         }
     }
 
-    /// The period just before, of the same kind: the previous day, month, quarter or year
-    /// for a calendar period; the same number of days just before for any other range.
+    /// The period just before, of the same kind: the previous day, ISO week, month, quarter
+    /// or year for a calendar period; the same number of days just before for any other
+    /// range.
     pub fn previous(&self) -> Period {
+        if self.week.is_some() {
+            return Period::week_of(self.first - time::Duration::days(7));
+        }
         match self.as_bucket() {
             Some(bucket) => Period::of_bucket(bucket.previous()),
             None => {
@@ -426,6 +466,26 @@ pub fn parse_day(raw: &str) -> Result<Date, PeriodError> {
     let day: u8 = parse_number(d, raw)?;
     let month = Month::try_from(month).map_err(|_| PeriodError::BadDate(raw.to_owned()))?;
     Date::from_calendar_date(year, month, day).map_err(|_| PeriodError::BadDate(raw.to_owned()))
+}
+
+/// `2026-W49` (or `2026-w49`): ISO week 49 of ISO year 2026; `None` for any other form.
+fn parse_week(expr: &str) -> Result<Option<Period>, PeriodError> {
+    let Some((y, w)) = expr.split_once('-') else {
+        return Ok(None);
+    };
+    let Some(number) = w.strip_prefix(['W', 'w']) else {
+        return Ok(None);
+    };
+    if number.len() != 2 {
+        return Err(PeriodError::Syntax(expr.to_owned()));
+    }
+    let (year, week) = (parse_year(y, expr)?, parse_number::<u8>(number, expr)?);
+    if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
+        return Err(PeriodError::YearOutOfRange);
+    }
+    Period::of_week(year, week)
+        .map(Some)
+        .ok_or_else(|| PeriodError::BadDate(expr.to_owned()))
 }
 
 fn parse_bucket(expr: &str) -> Result<Bucket, PeriodError> {
@@ -759,6 +819,68 @@ mod tests {
             prop_assert_eq!(expected, last.next_day().expect("in range"));
             // Never more than the worst case: days and months on both sides plus years.
             prop_assert!(buckets.len() <= 31 + 2 + 3 + 2 + 31 + 4);
+        }
+    }
+
+    #[test]
+    fn iso_weeks_run_monday_to_sunday_and_week_one_may_begin_the_year_before() {
+        let w49 = parse("2026-W49");
+        assert_eq!(
+            (w49.first_day(), w49.last_day()),
+            (date!(2026 - 11 - 30), date!(2026 - 12 - 06))
+        );
+        let w01 = parse("2026-W01");
+        assert_eq!(
+            (w01.first_day(), w01.last_day()),
+            (date!(2025 - 12 - 29), date!(2026 - 01 - 04))
+        );
+        assert_eq!(parse("2026-w01"), w01);
+        // The previous week of week 1 is the last of the ISO year before.
+        assert_eq!(w01.previous().expression(), "2025-W52");
+        assert_eq!(w49.previous().expression(), "2026-W48");
+        // The same week of last year is the week of the same number.
+        assert_eq!(w49.same_period_last_year().expression(), "2025-W49");
+        // 2026 is long (53 weeks); 2027 is not, and its week 53 does not exist.
+        let w53 = parse("2026-W53");
+        assert_eq!(w53.last_day(), date!(2027 - 01 - 03));
+        assert_eq!(w53.same_period_last_year().expression(), "2025-W52");
+        assert!(matches!(
+            Period::parse("2027-W53", TODAY),
+            Err(PeriodError::BadDate(_))
+        ));
+        for bad in ["2026-W0", "2026-W100", "2026-Wx1", "2026-W"] {
+            assert!(Period::parse(bad, TODAY).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            Period::parse("1999-W10", TODAY),
+            Err(PeriodError::YearOutOfRange)
+        ));
+        assert!(Period::parse("2026-W00", TODAY).is_err());
+        // Read like any other seven days: nothing when they all lie after the last day
+        // that can hold data.
+        assert!(w49.read_plan(TODAY).is_empty());
+    }
+
+    proptest! {
+        /// Every Vietnam day lies in exactly the ISO week its name gives: seven days from a
+        /// Monday, following the week before without a gap, whatever the instant in UTC+7.
+        #[test]
+        fn the_week_of_any_instant_in_vietnam_holds_its_day(seconds in 946_684_800i64..4_102_444_800i64) {
+            let at = OffsetDateTime::from_unix_timestamp(seconds).expect("instant");
+            let day = vietnam_day(at);
+            let (year, number, _) = day.to_iso_week_date();
+            let week = Period::parse(&format!("{year:04}-W{number:02}"), TODAY).expect("week");
+            prop_assert!(week.contains(day));
+            prop_assert_eq!(week.first_day().weekday(), time::Weekday::Monday);
+            prop_assert_eq!(week.last_day() - week.first_day(), time::Duration::days(6));
+            prop_assert_eq!(week.previous().last_day().next_day(), Some(week.first_day()));
+            prop_assert_eq!(Period::week_of(day), week.clone());
+            // Monday 00:00 in Vietnam is Sunday 17:00 UTC: it opens the next week.
+            let monday = week.last_day().next_day().expect("a next day");
+            let opening = monday.midnight().assume_offset(VIETNAM);
+            prop_assert_eq!(vietnam_day(opening), monday);
+            prop_assert!(!week.contains(vietnam_day(opening)));
+            prop_assert!(week.contains(vietnam_day(opening - time::Duration::seconds(1))));
         }
     }
 }

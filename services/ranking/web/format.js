@@ -47,6 +47,17 @@ export function monthName(month) {
   return MONTHS[month - 1];
 }
 
+/** The ISO week (Monday to Sunday) of a day: { year, week }, the year being the ISO week's. */
+export function isoWeek({ year, month, day }) {
+  const d = new Date(Date.UTC(year, month - 1, day));
+  const weekday = d.getUTCDay() || 7;
+  // The week's Thursday decides its year.
+  d.setUTCDate(d.getUTCDate() + 4 - weekday);
+  const weekYear = d.getUTCFullYear();
+  const week = Math.ceil(((d - Date.UTC(weekYear, 0, 1)) / 86400000 + 1) / 7);
+  return { year: weekYear, week };
+}
+
 /** The periods offered, newest first, grouped: [group label, [[expression, label], ...]]. */
 export function periodChoices(today = vietnamToday()) {
   const { year, month } = today;
@@ -62,11 +73,19 @@ export function periodChoices(today = vietnamToday()) {
     if (q === 0) { y -= 1; q = 4; if (y < year - 1) break; }
     quarters.push([`${y}-Q${q}`, `Q${q} ${y} · quý ${q}/${y}`]);
   }
+  // This ISO week and the seven before it.
+  const weeks = [];
+  for (let back = 0; back < 8; back += 1) {
+    const d = new Date(Date.UTC(year, month - 1, today.day - 7 * back));
+    const w = isoWeek({ year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate() });
+    weeks.push([`${w.year}-W${pad(w.week)}`, `Week ${w.week} ${w.year} · tuần ${w.week}/${w.year}`]);
+  }
   return [
     ['Year to date', [['ytd', `Year to date ${year} · từ đầu năm`]]],
     ['Year', [[`${year}`, `${year} · năm ${year}`], [`${year - 1}`, `${year - 1} · năm ${year - 1}`]]],
     ['Quarter', quarters],
     ['Month', months],
+    ['Week', weeks],
   ];
 }
 
