@@ -44,9 +44,27 @@ async fn a_weekly_ranking_moves_against_the_week_before() {
     // next Monday not): Quảng Ninh ahead.
     let mut events = Vec::new();
     events.extend(receptions("b", "lang-son", before_monday, 4, 4));
-    events.extend(receptions("b", "quang-ninh", before_monday + Duration::days(6), 4, 1));
-    events.extend(receptions("l", "lang-son", last_monday + Duration::days(3), 4, 2));
-    events.extend(receptions("l", "quang-ninh", last_monday + Duration::days(6), 4, 3));
+    events.extend(receptions(
+        "b",
+        "quang-ninh",
+        before_monday + Duration::days(6),
+        4,
+        1,
+    ));
+    events.extend(receptions(
+        "l",
+        "lang-son",
+        last_monday + Duration::days(3),
+        4,
+        2,
+    ));
+    events.extend(receptions(
+        "l",
+        "quang-ninh",
+        last_monday + Duration::days(6),
+        4,
+        3,
+    ));
     deployment.accept_all(events).await;
 
     let query = RankingQuery {
@@ -62,6 +80,10 @@ async fn a_weekly_ranking_moves_against_the_week_before() {
         .expect("a weekly ranking")
         .into_inner();
     let period = ranking.period.expect("its days");
+    assert_eq!(
+        period.expression, last_week,
+        "the period as it was asked for"
+    );
     assert_eq!(
         (period.first_day, period.last_day),
         (
@@ -79,7 +101,11 @@ async fn a_weekly_ranking_moves_against_the_week_before() {
             .map(|r| (r.rank, r.previous_period_rank, r.places_gained))
             .expect("ranked")
     };
-    assert_eq!(row("quang-ninh"), (1, 2, 1), "up one place on the week before");
+    assert_eq!(
+        row("quang-ninh"),
+        (1, 2, 1),
+        "up one place on the week before"
+    );
     assert_eq!(row("lang-son"), (2, 1, -1));
 
     // One agency's week: against the week before, by its ISO name.
@@ -98,9 +124,8 @@ async fn a_weekly_ranking_moves_against_the_week_before() {
         metrics.previous_period.map(|p| p.expression),
         Some(week_before)
     );
-    let fraction = |r: Option<&govpulse_proto::aggregate::Rate>| {
-        r.map(|r| (r.numerator, r.denominator))
-    };
+    let fraction =
+        |r: Option<&govpulse_proto::aggregate::Rate>| r.map(|r| (r.numerator, r.denominator));
     assert_eq!(fraction(metrics.metrics[0].rate.as_ref()), Some((3, 4)));
     assert_eq!(
         fraction(metrics.metrics[0].previous_period.as_ref()),

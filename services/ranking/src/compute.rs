@@ -31,8 +31,11 @@ use crate::{
 /// A computed ranking: the rows a query shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ranking {
-    /// The days the period covered.
+    /// The period as written, with the days aggregate resolved it to.
     pub period: PeriodRange,
+    /// Those days: what a change notice is checked against (see `Hubs::run`), so that the
+    /// period is resolved by one clock, aggregate's.
+    pub days: Period,
     /// The rows shown.
     pub rows: Vec<RankedRow>,
     /// How many agencies are ranked.
@@ -52,7 +55,7 @@ async fn rank_period(
     query: &Query,
     period: &str,
     rules: Rules,
-) -> Result<(Period, Vec<RankedRow>), Error> {
+) -> Result<(PeriodRange, Period, Vec<RankedRow>), Error> {
     let (block, parent_id) = match &query.scope {
         Scope::Block(block) => (block_to_proto(*block).into(), String::new()),
         Scope::Children(parent) => (0, parent.to_string()),
@@ -134,7 +137,7 @@ async fn rank_period(
             rank_scores_with(values, rules)
         }
     };
-    Ok((days, rows))
+    Ok((range.clone(), days, rows))
 }
 
 /// The metrics a composite index reads: its measured indicators', and, when it has any,
@@ -184,9 +187,11 @@ pub async fn compute(
 ) -> Result<Ranking, Error> {
     // aggregate resolves the period with its clock; the previous one follows from the days
     // it answered with, so the two are never resolved against two different "todays".
-    let (period, current) = rank_period(aggregate, catalog, query, &query.period, rules).await?;
-    let previous = period.previous();
-    let (_, before) = rank_period(aggregate, catalog, query, previous.expression(), rules).await?;
+    let (period, days, current) =
+        rank_period(aggregate, catalog, query, &query.period, rules).await?;
+    let previous = days.previous();
+    let (_, _, before) =
+        rank_period(aggregate, catalog, query, previous.expression(), rules).await?;
     let ranking = with_movement(current, &before);
     let (min_volume, max_score) = match &query.measure {
         Measure::Metric(_) => (rules.min_volume, String::new()),
@@ -201,7 +206,8 @@ pub async fn compute(
         ),
     };
     Ok(Ranking {
-        period: period_to_proto(&period),
+        period,
+        days,
         previous_period: period_to_proto(&previous),
         ranked_count: u32::try_from(ranked_count(&ranking)).unwrap_or(u32::MAX),
         rows: select(&ranking, query.selection).to_vec(),

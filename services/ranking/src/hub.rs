@@ -26,7 +26,6 @@ use std::{
 use govpulse_core::{
     Catalog, Period,
     notice::ChangeNotice,
-    period::vietnam_day,
     ranking::{Rules, Selection, diff},
 };
 use govpulse_proto::{
@@ -417,6 +416,9 @@ impl Hubs {
         // Since when nobody watches: the ranking lingers (and keeps its history current)
         // so that a client that reconnects soon can resume.
         let mut idle_since: Option<Instant> = None;
+        // The days of the last computation: a notice of other days cannot change it (until
+        // it is computed, every notice may).
+        let mut days: Option<Period> = None;
         let far = || Instant::now() + Duration::from_secs(3600);
         loop {
             let recompute_at = due.unwrap_or_else(far);
@@ -429,7 +431,7 @@ impl Hubs {
                     let (relevant, traceparent) = match notice {
                         Ok(notice) => (notice.is_anything() || (notice.agencies.iter().any(|a| {
                             query.scope.is_touched_by(&self.inner.catalog, a)
-                        }) && affects_period(&query, &notice)), notice.traceparent),
+                        }) && days.as_ref().is_none_or(|d| notice.affects(d))), notice.traceparent),
                         Err(broadcast::error::RecvError::Lagged(_)) => (true, Arc::from("")),
                         Err(broadcast::error::RecvError::Closed) => return,
                     };
@@ -484,20 +486,14 @@ impl Hubs {
             .instrument(span)
             .await
             {
-                Ok(ranking) => live.publish_if_changed(&query, ranking),
+                Ok(ranking) => {
+                    days = Some(ranking.days.clone());
+                    live.publish_if_changed(&query, ranking);
+                }
                 // The last good ranking stays published; the refresh tick retries.
                 Err(error) => warn!(%error, "ranking recomputation failed"),
             }
             cause.finished();
         }
-    }
-}
-
-/// Whether `notice` can change `query`'s ranking (its period, as of today, or the previous
-/// comparable one).
-fn affects_period(query: &Query, notice: &ChangeNotice) -> bool {
-    match Period::parse(&query.period, vietnam_day(OffsetDateTime::now_utc())) {
-        Ok(period) => notice.affects(&period),
-        Err(_) => true,
     }
 }
