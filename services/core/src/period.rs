@@ -855,6 +855,13 @@ mod tests {
             Period::parse("1999-W10", TODAY),
             Err(PeriodError::YearOutOfRange)
         ));
+        // 1 January 2000 lies in 1999-W52; the first week a period may name begins on the
+        // 3rd.
+        assert_eq!(
+            Period::week_of(date!(2000 - 01 - 01)).expression(),
+            "1999-W52"
+        );
+        assert_eq!(parse("2000-W01").first_day(), date!(2000 - 01 - 03));
         assert!(Period::parse("2026-W00", TODAY).is_err());
         // Read like any other seven days: nothing when they all lie after the last day
         // that can hold data.
@@ -865,7 +872,11 @@ mod tests {
         /// Every Vietnam day lies in exactly the ISO week its name gives: seven days from a
         /// Monday, following the week before without a gap, whatever the instant in UTC+7.
         #[test]
-        fn the_week_of_any_instant_in_vietnam_holds_its_day(seconds in 946_684_800i64..4_102_444_800i64) {
+        fn the_week_of_any_instant_in_vietnam_holds_its_day(
+            // From the first ISO week of 2000 (which begins on Monday 3 January: 1 and 2
+            // January 2000 lie in 1999-W52, a year no period may name) to December 2100.
+            seconds in 946_857_600i64..4_131_302_400i64,
+        ) {
             let at = OffsetDateTime::from_unix_timestamp(seconds).expect("instant");
             let day = vietnam_day(at);
             let (year, number, _) = day.to_iso_week_date();
