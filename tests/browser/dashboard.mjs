@@ -139,6 +139,18 @@ try {
   await waitForLive(page);
   ok(`period switched to ${month}: ${(await page.textContent('#ranking-meta')).trim()}`);
 
+  // 4b. An ISO week: Monday to Sunday, the Monday computed here independently of the server.
+  const week = await page.$eval('#period optgroup[label="Week"] option', (o) => o.value);
+  const [weekYear, weekNumber] = week.split('-W').map(Number);
+  const jan4 = new Date(Date.UTC(weekYear, 0, 4));
+  const monday = new Date(Date.UTC(weekYear, 0, 4 - ((jan4.getUTCDay() + 6) % 7) + (weekNumber - 1) * 7));
+  const sunday = new Date(monday.getTime() + 6 * 86400000);
+  const days = `${monday.toISOString().slice(0, 10)} – ${sunday.toISOString().slice(0, 10)}`;
+  await page.selectOption('#period', week);
+  await page.waitForFunction((d) => document.querySelector('#ranking-meta').textContent.includes(d), days, { timeout: 30_000 });
+  await waitForLive(page);
+  ok(`period switched to the week ${week}: ${(await page.textContent('#ranking-meta')).trim()}`);
+
   // 5. Ministries, then provinces again.
   await page.click('#block button[data-block="ministries"]');
   await page.waitForFunction(() => document.querySelector('#ranking-title').textContent.startsWith('Ministries'));
