@@ -71,7 +71,7 @@ pub struct StackArgs {
     pub public_read: bool,
     /// The connections, time and calls in flight each caller may hold, for every service.
     #[command(flatten)]
-    pub edge: govpulse_edge::edge::EdgeLimits,
+    pub edge: govpulse_edge::limits::EdgeLimits,
     /// TLS of all three services (one certificate, which must name the host the services
     /// call each other on); plaintext when no certificate is given.
     #[command(flatten)]
@@ -99,7 +99,7 @@ impl Default for StackArgs {
             limits: govpulse_ingest::Limits::default(),
             tokens: None,
             public_read: false,
-            edge: govpulse_edge::edge::EdgeLimits::default(),
+            edge: govpulse_edge::limits::EdgeLimits::default(),
             tls: TlsArgs::default(),
             upstream: UpstreamTlsArgs::default(),
         }

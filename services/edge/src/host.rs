@@ -13,7 +13,7 @@ use govpulse_runtime::{
 };
 
 use crate::{
-    edge::EdgeLimits,
+    limits::EdgeLimits,
     server::{self, Bound, Edge, ServeError},
 };
 

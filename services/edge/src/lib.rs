@@ -1,5 +1,5 @@
 //! The edge of every govpulse service: what callers reach and how. Serving (the gRPC server
-//! and its ports, `host` and `server`), the limits on what one caller may hold (`edge`,
+//! and its ports, `host` and `server`), the limits on what one caller may hold (`limits`,
 //! `linger`), the protocols beside gRPC (`http_json`, `grpc_web`), callers' identity and
 //! the audit log (`auth`, `refusals`), decoding what callers send (`decode`, `assessed`) and
 //! converting between the domain and the protos (`convert`, `catalog_service`).
@@ -13,10 +13,10 @@ pub mod auth;
 pub mod catalog_service;
 pub mod convert;
 pub mod decode;
-pub mod edge;
 pub mod grpc_web;
 pub mod host;
 pub mod http_json;
+pub mod limits;
 pub mod linger;
 pub mod refusals;
 pub mod server;

@@ -14,7 +14,7 @@
 //! streams in), so 200 refused callers lingering at once held 85 MiB; capped, they hold at
 //! most about 13 MiB, and a body refused while the cap is full is dropped as before (its
 //! caller may see a reset). A refused caller costs a bounded time of a connection or stream
-//! it already holds (both capped by `edge.rs`).
+//! it already holds (both capped by `limits.rs`).
 
 use std::{
     pin::Pin,

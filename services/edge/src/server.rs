@@ -9,7 +9,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use govpulse_runtime::BindError;
 use tokio::net::TcpListener;
 
-use crate::edge::{Connections, EdgeLimits, InFlightLayer, limited_incoming};
+use crate::limits::{Connections, EdgeLimits, InFlightLayer, limited_incoming};
 
 /// The largest header block a call may send (HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`).
 const MAX_HEADER_BYTES: u32 = 64 * 1024;
@@ -98,7 +98,7 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 pub struct Edge {
     /// TLS, or `None` for plaintext.
     pub tls: Option<ServerTlsConfig>,
-    /// Connections, time and calls in flight (`edge.rs`).
+    /// Connections, time and calls in flight (`limits.rs`).
     pub limits: EdgeLimits,
 }
 
