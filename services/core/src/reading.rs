@@ -240,10 +240,13 @@ pub fn plan<'a>(catalog: &Catalog, horizon: &Horizon, question: &Question<'a>) -
     let within_period = |a: &AgencyId| catalog.constituents_within(a, period.first_day(), as_of);
     let (by_event_day, by_due_day): (Vec<Counter>, Vec<Counter>) =
         needs.counters.iter().partition(|c| !c.by_due_day());
-    if !by_event_day.is_empty() {
+    // The agencies over the period: read by the event-day counters and, when they are groups,
+    // by the distinct count too, which takes them as they are.
+    let within = (!by_event_day.is_empty() || needs.distinct).then(|| source(&within_period));
+    if let Some(within) = within.as_ref().filter(|_| !by_event_day.is_empty()) {
         plan.push_plan(
             [Role::AddEventDay, Role::SubtractEventDay],
-            &source(&within_period),
+            within,
             &period.read_plan(horizon.last_event_day),
             &by_event_day,
         );
@@ -261,7 +264,10 @@ pub fn plan<'a>(catalog: &Catalog, horizon: &Horizon, question: &Question<'a>) -
     }
     if needs.distinct {
         // Distinct sets are kept per agency only (no roll-up of children).
-        let groups = Source::Groups(agencies.iter().map(within_period).collect());
+        let groups = match within {
+            Some(groups @ Source::Groups(_)) => groups,
+            _ => Source::Groups(agencies.iter().map(within_period).collect()),
+        };
         let distinct_only = Needs {
             counters: Vec::new(),
             distinct: true,

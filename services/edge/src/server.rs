@@ -34,12 +34,7 @@ pub enum ServeError {
 
 /// Binds `addr`; with port 0 the system picks a free port (read it from `local_addr`).
 pub async fn bind(addr: SocketAddr) -> Result<Bound, ServeError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| BindError { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| BindError { addr, source })?;
+    let (listener, local) = govpulse_runtime::listen(addr).await?;
     Ok(Bound { listener, local })
 }
 

@@ -125,12 +125,18 @@ async fn rank_period(
         }
         Measure::Index(profile) => {
             let measured = !profile.metrics().is_empty();
+            // As for a metric's rates: the catalog's facts only for an index that reads them.
+            let uses_facts = profile.metrics().iter().any(|m| m.uses_provision_facts());
             let values = agencies
                 .into_iter()
                 .zip(&counters)
                 .zip(&snapshot.agencies)
                 .map(|((agency, counters), entry)| {
-                    let facts = report::facts(catalog, &agency, &days, days.last_day());
+                    let facts = if uses_facts {
+                        report::facts(catalog, &agency, &days, days.last_day())
+                    } else {
+                        ProvisionFacts::default()
+                    };
                     score_of(profile, measured, agency, counters, &facts, entry)
                 })
                 .collect::<Result<Vec<_>, _>>()?;

@@ -16,6 +16,18 @@ pub mod targets_file;
 pub mod telemetry;
 pub mod tls;
 
+/// Binds `addr` (port 0 picks a free port) and reads back the address it got.
+pub async fn listen(
+    addr: std::net::SocketAddr,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), BindError> {
+    let bound = async {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        Ok((listener, local))
+    };
+    bound.await.map_err(|source| BindError { addr, source })
+}
+
 /// A listener could not be bound.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot bind {addr}: {source}")]

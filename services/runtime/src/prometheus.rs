@@ -167,12 +167,7 @@ pub struct MetricsListener {
 
 /// Installs the process's recorder (once) and binds `addr`; port 0 picks a free port.
 pub async fn bind(addr: SocketAddr) -> Result<MetricsListener, BindError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| BindError { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| BindError { addr, source })?;
+    let (listener, local) = crate::listen(addr).await?;
     Ok(MetricsListener {
         listener,
         local,
