@@ -5,6 +5,7 @@ pub mod command;
 pub mod http;
 pub mod pki;
 pub mod processes;
+pub mod prometheus;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
@@ -40,6 +41,8 @@ pub fn two_days_ago_noon() -> OffsetDateTime {
 #[derive(Debug)]
 struct Running {
     addr: SocketAddr,
+    /// Its `/metrics` listener, when it has one.
+    metrics: Option<SocketAddr>,
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -64,7 +67,12 @@ fn run<E: std::fmt::Debug + Send + 'static>(
             Err(e) => panic!("service panicked: {e}"),
         }
     });
-    Running { addr, stop, task }
+    Running {
+        addr,
+        metrics: None,
+        stop,
+        task,
+    }
 }
 
 /// How a test deployment differs from the defaults.
@@ -83,6 +91,12 @@ pub struct Options {
     pub debounce_ms: Option<u64>,
     /// Ranking's refresh instead of 5 s (tests of notices set it far beyond their waits).
     pub refresh_ms: Option<u64>,
+    /// Aggregate's silence before an agency is flagged stale, instead of two hours.
+    pub stale_after_secs: Option<u64>,
+    /// How often aggregate sets the freshness gauges, instead of every 15 s.
+    pub freshness_gauges_ms: Option<u64>,
+    /// Aggregate serves `/metrics` on a port of its own ([`Deployment::aggregate_metrics_addr`]).
+    pub aggregate_metrics: bool,
 }
 
 /// ingest, aggregate and ranking, each its own server, aggregate counting into Redis.
@@ -113,15 +127,29 @@ async fn start_aggregate(
         catalog_dir: options.catalog_dir.clone(),
         targets: options.targets.clone(),
         horizon_days: options.horizon_days.unwrap_or(defaults.horizon_days),
+        stale_after_secs: options
+            .stale_after_secs
+            .unwrap_or(defaults.stale_after_secs),
+        freshness_gauges_ms: options
+            .freshness_gauges_ms
+            .unwrap_or(defaults.freshness_gauges_ms),
+        host: govpulse_edge::host::HostArgs {
+            metrics_listen: options.aggregate_metrics.then(local0),
+            ..defaults.host.clone()
+        },
         ..defaults
     };
     let server = govpulse_aggregate::Server::build(config)
         .await
         .expect("aggregate starts");
     let addr = server.host().local_addr();
-    run(addr, |stop| {
-        tokio::spawn(server.run_until(stop.cancelled_owned()))
-    })
+    let metrics = server.host().metrics_addr();
+    Running {
+        metrics,
+        ..run(addr, |stop| {
+            tokio::spawn(server.run_until(stop.cancelled_owned()))
+        })
+    }
 }
 
 async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options) -> Running {
@@ -232,6 +260,11 @@ impl Deployment {
             ingest,
             ranking,
         }
+    }
+
+    /// aggregate's `/metrics` address, when [`Options::aggregate_metrics`] asked for one.
+    pub fn aggregate_metrics_addr(&self) -> Option<SocketAddr> {
+        self.aggregate.as_ref().and_then(|a| a.metrics)
     }
 
     /// ingest's address.
@@ -417,6 +450,18 @@ pub fn shown_rows(rows: &[RankingRow]) -> Vec<ShownRow> {
 
 fn order(a: &ShownRow, b: &ShownRow) -> std::cmp::Ordering {
     (a.0 == 0, a.0, &a.1).cmp(&(b.0 == 0, b.0, &b.1))
+}
+
+/// The rows a WatchRanking message carries: a snapshot's, or a change's rows as they are
+/// now (including rows that left); `None` for a message without rows.
+pub fn rows_of(message: WatchRankingResponse) -> Option<Vec<RankingRow>> {
+    match message.event? {
+        Event::Snapshot(snapshot) => Some(snapshot.rows),
+        Event::Changes(changes) => {
+            Some(changes.changes.into_iter().filter_map(|c| c.row).collect())
+        }
+        _ => None,
+    }
 }
 
 /// A live ranking as a subscriber keeps it, built from WatchRanking messages, checking the

@@ -14,6 +14,7 @@ use std::{
 use bytes::Bytes;
 use govpulse_e2e::{
     processes::{ServiceProcess, free_port},
+    prometheus::scrape,
     received, scratch, two_days_ago_noon,
 };
 use govpulse_edge::auth::token_hash;
@@ -721,10 +722,6 @@ async fn until_watching(metrics: SocketAddr, n: u64) {
 /// The series of `name` in a Prometheus text page.
 fn series(page: &str, name: &str) -> usize {
     page.lines().filter(|l| l.starts_with(name)).count()
-}
-
-async fn scrape(addr: SocketAddr) -> String {
-    govpulse_e2e::http::get(addr, "/metrics", &[]).await.text()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

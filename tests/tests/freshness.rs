@@ -7,10 +7,10 @@ use govpulse::{
     freshness::{self, ProbeConfig},
     loadgen::{self, LoadConfig, Mode, Progress},
 };
-use govpulse_e2e::{Deployment, RedisServer, lazy};
+use govpulse_e2e::{Deployment, RedisServer, lazy, rows_of};
 use govpulse_proto::{
     catalog::Block,
-    ranking::{RankingQuery, WatchRankingRequest, watch_ranking_response::Event},
+    ranking::{RankingQuery, WatchRankingRequest},
 };
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
@@ -83,12 +83,8 @@ async fn every_probe_reaches_the_stream_under_load() {
                 .await
                 .expect("the stream stays open")
                 .expect("a message");
-            let rows = match message.event {
-                Some(Event::Snapshot(snapshot)) => snapshot.rows,
-                Some(Event::Changes(changes)) => {
-                    changes.changes.into_iter().filter_map(|c| c.row).collect()
-                }
-                _ => continue,
+            let Some(rows) = rows_of(message) else {
+                continue;
             };
             for row in rows {
                 received.insert(row.agency_id, row.rate.map_or(0, |r| r.denominator));

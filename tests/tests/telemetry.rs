@@ -7,7 +7,7 @@
 //! `cargo build --bins` first).
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::BTreeSet,
     net::SocketAddr,
     process::{Child, Command, Stdio},
     sync::{Arc, mpsc},
@@ -17,6 +17,7 @@ use std::{
 use govpulse_e2e::{
     RedisServer, lazy_url, local0,
     processes::{binary, json_log},
+    prometheus::{sample, scrape},
     received, ts, two_days_ago_noon,
 };
 use govpulse_edge::host::HostArgs;
@@ -36,10 +37,7 @@ use opentelemetry_proto::tonic::{
     },
     common::v1::any_value::Value,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    sync::watch,
-};
+use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -441,52 +439,8 @@ async fn one_batch_is_one_trace_across_ingest_aggregate_redis_and_ranking() {
     stop_receiver.cancel();
 }
 
-/// `GET /metrics` over a plain TCP connection.
-async fn scrape(addr: SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: govpulse\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("sends");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("reads");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
-}
-
 /// A sample's labels, as (name, value) pairs.
 type Labels<'a> = Vec<(&'a str, &'a str)>;
-
-/// The value of the sample `name` with exactly `labels`, if present.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let wanted: HashMap<&str, &str> = labels.iter().copied().collect();
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (series_name, found) = match series.split_once('{') {
-                Some((n, rest)) => {
-                    let found: HashMap<&str, &str> = rest
-                        .strip_suffix('}')?
-                        .split(',')
-                        .filter(|p| !p.is_empty())
-                        .map(|pair| {
-                            let (k, v) = pair.split_once('=')?;
-                            Some((k, v.trim_matches('"')))
-                        })
-                        .collect::<Option<_>>()?;
-                    (n, found)
-                }
-                None => (series, HashMap::new()),
-            };
-            (series_name == name && found == wanted)
-                .then(|| value.parse().ok())
-                .flatten()
-        })
-}
 
 #[tokio::test]
 async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {

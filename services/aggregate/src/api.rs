@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use govpulse_core::{AcceptancePolicy, AgencyId, Catalog};
+use govpulse_core::{AcceptancePolicy, AgencyId, Catalog, freshness::FreshnessPolicy};
 use govpulse_proto::aggregate::{
     ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, ApplyEventsRequest,
     ApplyEventsResponse, GetBlockMetricsRequest, GetBlockMetricsResponse, GetBlockSnapshotRequest,
@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::debug;
 
+mod gauges;
 mod read;
 mod write;
 
@@ -44,6 +45,8 @@ pub struct AggregateApi {
     catalog: Arc<Catalog>,
     store: Arc<dyn CounterStore>,
     policy: AcceptancePolicy,
+    /// When a silent agency's figures are flagged stale.
+    freshness: FreshnessPolicy,
     targets: LiveTargets,
     profiles: LiveProfiles,
     changes: broadcast::Sender<WatchChangesResponse>,
@@ -68,6 +71,7 @@ impl AggregateApi {
             catalog,
             store,
             policy,
+            freshness: FreshnessPolicy::default(),
             targets,
             profiles: LiveProfiles::fixed(govpulse_core::index::Profiles::default()),
             changes,
@@ -99,6 +103,13 @@ impl AggregateApi {
                 Err(broadcast::error::RecvError::Closed) => return,
             }
         }
+    }
+
+    /// The same service, flagging agencies stale after `freshness`'s silence (two hours
+    /// until set).
+    pub fn with_freshness(mut self, freshness: FreshnessPolicy) -> Self {
+        self.freshness = freshness;
+        self
     }
 
     /// The same service, checking assessed scores against `profiles` (none until set).

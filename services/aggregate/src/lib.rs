@@ -8,7 +8,7 @@ mod store_telemetry;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use govpulse_core::{AcceptancePolicy, Catalog};
+use govpulse_core::{AcceptancePolicy, Catalog, freshness::FreshnessPolicy};
 use govpulse_edge::catalog_service::CatalogApi;
 use govpulse_edge::host::{Host, HostArgs};
 use govpulse_proto::{
@@ -62,6 +62,14 @@ pub struct Config {
     /// Events older than this many days are refused; their ids are remembered this long.
     #[arg(long, env = "GOVPULSE_HORIZON_DAYS", default_value_t = 400)]
     pub horizon_days: u16,
+    /// An agency with no event accepted for this many seconds (or never) is flagged stale
+    /// in every report and ranking row: its figures may be frozen rather than current.
+    #[arg(long, env = "GOVPULSE_STALE_AFTER_SECS", default_value_t = 7_200)]
+    pub stale_after_secs: u64,
+    /// How often to set the freshness gauges of the top-level agencies
+    /// (`govpulse_agency_stale`, `govpulse_agency_last_accepted_timestamp_seconds`).
+    #[arg(long, env = "GOVPULSE_FRESHNESS_GAUGES_MS", default_value_t = 15_000)]
+    pub freshness_gauges_ms: u64,
     /// TOML file of composite index profiles (see deploy/config/indexes.toml), checked
     /// every 10 s and reloaded when it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
@@ -84,6 +92,8 @@ impl Config {
             targets: None,
             targets_reload_ms: 10_000,
             horizon_days: 400,
+            stale_after_secs: 7_200,
+            freshness_gauges_ms: 15_000,
             index_profiles: None,
             host: HostArgs::default(),
         }
@@ -93,6 +103,15 @@ impl Config {
     pub fn development(mut self) -> Self {
         self.host = self.host.plaintext();
         self
+    }
+
+    /// When the configuration flags a silent agency stale.
+    pub fn freshness(&self) -> FreshnessPolicy {
+        FreshnessPolicy {
+            silence: time::Duration::seconds(
+                i64::try_from(self.stale_after_secs).unwrap_or(i64::MAX),
+            ),
+        }
     }
 
     /// The acceptance policy the configuration gives.
@@ -115,6 +134,7 @@ pub struct Server {
     catalog: Arc<Catalog>,
     targets: LiveTargets,
     reload_every: Duration,
+    gauges_every: Duration,
     profiles: LiveProfiles,
 }
 
@@ -147,9 +167,11 @@ impl Server {
             targets.clone(),
             host.stopping(),
         )
-        .with_profiles(profiles.clone());
+        .with_profiles(profiles.clone())
+        .with_freshness(config.freshness());
         info!(addr = %host.local_addr(), store = store_kind(&config.store), "aggregate bound");
         let reload_every = Duration::from_millis(config.targets_reload_ms.max(100));
+        let gauges_every = Duration::from_millis(config.freshness_gauges_ms.max(100));
         Ok(Self {
             host,
             api,
@@ -157,6 +179,7 @@ impl Server {
             catalog,
             targets,
             reload_every,
+            gauges_every,
             profiles,
         })
     }
@@ -185,6 +208,11 @@ impl Server {
         tokio::spawn(
             self.targets
                 .watch(self.catalog.clone(), self.reload_every, stopping.clone()),
+        );
+        tokio::spawn(
+            self.api
+                .clone()
+                .export_freshness(self.gauges_every, stopping.clone()),
         );
         tokio::spawn(self.profiles.watch(PROFILES_RELOAD_EVERY, stopping));
         let routes = Routes::new(AggregateServiceServer::new(self.api))

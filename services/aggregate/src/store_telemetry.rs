@@ -6,11 +6,12 @@
 use std::{future::Future, sync::Arc, time::Instant};
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
+use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs, freshness::Activity};
 use govpulse_runtime::prometheus::{STORE_ERRORS, STORE_SECONDS};
 use govpulse_store::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
 };
+use time::Date;
 use tokio::sync::broadcast;
 use tracing::{Instrument, Span, info_span};
 
@@ -90,6 +91,25 @@ impl CounterStore for Instrumented {
             span,
             self.inner
                 .read_children(parent, children, buckets, counters),
+        )
+        .await
+    }
+
+    async fn read_activity(
+        &self,
+        agencies: &[AgencyKey],
+        days: &[Date],
+    ) -> Result<Vec<Activity>, StoreError> {
+        let span = info_span!(
+            "store.read_activity",
+            agencies = agencies.len(),
+            days = days.len(),
+            error = tracing::field::Empty
+        );
+        measured(
+            "read_activity",
+            span,
+            self.inner.read_activity(agencies, days),
         )
         .await
     }

@@ -6,7 +6,8 @@ use std::{collections::HashMap, fmt::Write as _};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use govpulse_proto::{
     aggregate::{
-        Change, GetBlockMetricsResponse, GetMetricsResponse, PeriodRange, Rate, TargetStanding,
+        Change, Freshness, GetBlockMetricsResponse, GetMetricsResponse, PeriodRange, Rate,
+        TargetStanding,
     },
     ranking::{RankingRow, WatchRankingResponse, watch_ranking_response::Event},
 };
@@ -229,14 +230,11 @@ pub fn table(rows: &[RankingRow], movement: impl Fn(&RankingRow) -> String) -> S
         };
         // The bar column is always 20 wide, so bars of several tables line up.
         let bar = format!("{bar:<20}");
-        table.add_row(vec![
-            rank,
-            movement(row),
-            row.agency_name.clone(),
-            value,
-            bar,
-            detail,
-        ]);
+        let agency = match stale_text(row.freshness.as_ref()) {
+            Some(stale) => format!("{} ({stale})", row.agency_name),
+            None => row.agency_name.clone(),
+        };
+        table.add_row(vec![rank, movement(row), agency, value, bar, detail]);
     }
     text(&table)
 }
@@ -270,6 +268,17 @@ fn target_text(target: Option<&TargetStanding>) -> String {
     })
 }
 
+/// What a stale agency's figures are flagged with: since when nothing arrived; `None` when
+/// they are current (or the server did not say).
+fn stale_text(freshness: Option<&Freshness>) -> Option<String> {
+    let f = freshness.filter(|f| f.stale)?;
+    Some(if f.last_accepted_at.is_empty() {
+        "stale: never reported".to_owned()
+    } else {
+        format!("stale: no data since {}", f.last_accepted_at)
+    })
+}
+
 fn days(period: Option<&PeriodRange>) -> String {
     period.map_or_else(String::new, |p| format!("{}..{}", p.first_day, p.last_day))
 }
@@ -299,6 +308,26 @@ pub fn metrics_table(response: &GetMetricsResponse) -> String {
             "  compared with {} = {}",
             base.expression,
             days(Some(base))
+        );
+    }
+    if response.provisional {
+        out.push_str("  provisional: the period includes today, whose events are still arriving\n");
+    }
+    if let Some(f) = &response.freshness {
+        let last = if f.last_accepted_at.is_empty() {
+            "no event accepted yet".to_owned()
+        } else {
+            format!(
+                "last event accepted {}, latest event time {}",
+                f.last_accepted_at, f.last_occurred_at
+            )
+        };
+        let stale = stale_text(Some(f)).map_or_else(String::new, |s| format!(" ({s})"));
+        let recent: u64 = response.accepted_per_day.iter().map(|d| d.accepted).sum();
+        let _ = writeln!(
+            out,
+            "  {last}{stale}; {recent} events accepted in the last {} days",
+            response.accepted_per_day.len()
         );
     }
     let mut table = Table::new();
@@ -374,8 +403,12 @@ pub fn block_metrics_table(metric: &str, response: &GetBlockMetricsResponse) -> 
     header.push("target");
     let mut table = plain_table(header, &[]);
     for a in &response.agencies {
+        let agency = match stale_text(a.freshness.as_ref()) {
+            Some(stale) => format!("{} ({stale})", a.agency_name),
+            None => a.agency_name.clone(),
+        };
         let mut row = vec![
-            a.agency_name.clone(),
+            agency,
             rate_text(a.rate.as_ref()),
             change_text(a.change_from_last_year.as_ref()),
         ];
@@ -511,6 +544,44 @@ mod tests {
         assert!(row("C").contains("new"), "{text}");
         assert!(text.contains("▼1"), "{text}");
         assert!(text.contains("90.00%"), "{text}");
+    }
+
+    #[test]
+    fn a_stale_agency_says_since_when_and_a_fresh_one_says_nothing() {
+        let freshness = |last: &str, stale: bool| {
+            Some(Freshness {
+                last_accepted_at: last.to_owned(),
+                stale,
+                ..Freshness::default()
+            })
+        };
+        let rows = [
+            RankingRow {
+                freshness: freshness("2026-12-05T01:00:00Z", false),
+                ..row(1, "a", 9, 10)
+            },
+            RankingRow {
+                freshness: freshness("2026-12-04T23:00:00Z", true),
+                ..row(2, "b", 5, 10)
+            },
+            RankingRow {
+                freshness: freshness("", true),
+                ..row(0, "c", 0, 1)
+            },
+        ];
+        let lines: Vec<String> = table(&rows, |_| String::new())
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert!(
+            lines[1].contains('A') && !lines[1].contains("stale"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[2].contains("B (stale: no data since 2026-12-04T23:00:00Z)"),
+            "{lines:?}"
+        );
+        assert!(lines[3].contains("C (stale: never reported)"), "{lines:?}");
     }
 
     #[test]

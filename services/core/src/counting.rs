@@ -4,7 +4,8 @@
 //! (duplicates) and which carry other content under a counted id (conflicts, counted zero
 //! times), what the counters of every agency of each event's chain gain in which buckets,
 //! the due-day counters of the backlog included ([`crate::backlog`]), which procedures join
-//! which online sets, and what each dossier's state becomes.
+//! which online sets, what each dossier's state becomes, and when each agency of the chain
+//! was last seen reporting ([`crate::freshness`]).
 //!
 //! Pure: the in-memory store and the Redis store both run it, each reading what it needs
 //! first and writing the plan's effects after, so the rules exist in this file and nowhere
@@ -25,6 +26,7 @@ use crate::{
     EventKind, ProcedureId, Timeliness,
     backlog::{self, DossierState, DueEvent},
     event::Channel,
+    freshness::Seen,
     period::vietnam_day,
 };
 
@@ -187,6 +189,11 @@ pub struct EventWrite {
     pub chain: Arc<[AgencyId]>,
     /// The Vietnam local day the event happened.
     pub day: Date,
+    /// When the event says it happened.
+    pub occurred_at: OffsetDateTime,
+    /// When govpulse accepted the batch (one clock reading per batch): what
+    /// [`crate::freshness`] calls the agency's last report.
+    pub accepted_at: OffsetDateTime,
     /// What it adds.
     pub delta: CounterDelta,
     /// How the event opens or closes its dossier (the backlog of open dossiers), if it does.
@@ -237,6 +244,12 @@ pub struct Plan {
     pub counters: BTreeMap<(AgencyId, Bucket), CounterSums>,
     /// Procedures that received an online dossier, per agency and bucket.
     pub online: BTreeSet<(AgencyId, Bucket, ProcedureId)>,
+    /// The latest events counted now, per agency of every counted event's chain: what the
+    /// store keeps as the latest of what it had and this.
+    pub seen: BTreeMap<AgencyId, Seen>,
+    /// How many events are counted now per agency of their chains and Vietnam day of
+    /// acceptance.
+    pub arrivals: BTreeMap<(AgencyId, Date), u64>,
 }
 
 /// What one agency's counters gain in one bucket.
@@ -285,6 +298,9 @@ pub fn plan(
     let mut states: HashMap<(&AgencyId, &DossierId), (Option<DossierState>, bool)> =
         HashMap::with_capacity(events.len());
     let mut changed: Vec<(&AgencyId, &DossierId)> = Vec::new();
+    // What each reporting agency was seen doing, spread over its chain at the end too.
+    let mut seen: HashMap<&AgencyId, Seen> = HashMap::new();
+    let mut arrivals: HashMap<(&AgencyId, Date), u64> = HashMap::new();
     for (i, event) in events.iter().enumerate() {
         let id = (&event.agency, &event.event_id);
         let before = match ids.get(&id) {
@@ -304,6 +320,12 @@ pub fn plan(
         plan.outcomes.push(Applied::Accepted);
         plan.counted.push(i);
         chains.entry(&event.agency).or_insert(&event.chain);
+        seen.entry(&event.agency)
+            .or_default()
+            .record(event.accepted_at, event.occurred_at);
+        *arrivals
+            .entry((&event.agency, vietnam_day(event.accepted_at)))
+            .or_default() += 1;
         let sums = by_day.entry((&event.agency, event.day)).or_default();
         for counter in &event.delta.increments {
             sums.add(*counter, 1);
@@ -368,6 +390,17 @@ pub fn plan(
             }
         }
     }
+    for (agency, latest) in seen {
+        for member in chain_of(agency) {
+            let kept = plan.seen.entry(member.clone()).or_default();
+            *kept = kept.latest(latest);
+        }
+    }
+    for ((agency, day), n) in arrivals {
+        for member in chain_of(agency) {
+            *plan.arrivals.entry((member.clone(), day)).or_default() += n;
+        }
+    }
     plan.dossiers = changed
         .into_iter()
         .filter_map(|(agency, dossier)| {
@@ -406,6 +439,8 @@ mod tests {
             agency: event.agency.clone(),
             chain: Arc::from([id("hb.dept"), id("hoa-binh")]),
             day: event.day(),
+            occurred_at: event.occurred_at,
+            accepted_at: event.occurred_at + time::Duration::minutes(3),
             delta: event.delta(Provision::Full),
             dossier: event.dossier_change(),
             content: Content::of(event),
@@ -497,6 +532,33 @@ mod tests {
                 DossierState::Open { due_day: due }
             )]
         );
+    }
+
+    #[test]
+    fn counted_events_are_seen_by_their_chain_and_resends_are_not() {
+        let early = received("e1", "d1", datetime!(2026-08-15 09:00 +7));
+        // Accepted later, but it happened earlier: the latest of each is kept.
+        let late = received("e2", "d2", datetime!(2026-08-14 09:00 +7));
+        let mut late_write = write(&late);
+        late_write.accepted_at = datetime!(2026-08-16 00:30 +7);
+        let batch = [write(&early), late_write.clone(), write(&early)];
+        let plan = plan(&batch, |_, _| None, |_, _| None);
+        for agency in ["hb.dept", "hoa-binh"] {
+            assert_eq!(
+                plan.seen[&id(agency)],
+                Seen {
+                    last_accepted: Some(late_write.accepted_at),
+                    last_occurred: Some(early.occurred_at),
+                },
+                "{agency}"
+            );
+            // Per Vietnam day of acceptance; the resend (a duplicate) is not counted.
+            assert_eq!(plan.arrivals[&(id(agency), date!(2026 - 08 - 15))], 1);
+            assert_eq!(plan.arrivals[&(id(agency), date!(2026 - 08 - 16))], 1);
+        }
+        assert_eq!(plan.arrivals.len(), 4);
+        let nothing_new = super::plan(&batch[..1], |_, _| Some(Content::of(&early)), |_, _| None);
+        assert!(nothing_new.seen.is_empty() && nothing_new.arrivals.is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod counters;
 pub mod counting;
 pub mod event;
+pub mod freshness;
 pub mod ids;
 pub mod index;
 pub mod metric;

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use crate::{AgencyId, Rate, index::Score};
+use crate::{AgencyId, Rate, freshness::Freshness, index::Score};
 
 /// One agency's place in a ranking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct RankedRow {
     /// Its composite score, in a ranking by a composite index (`rate` is then `None`);
     /// `None` when it has no data or the ranking is by a metric.
     pub score: Option<Score>,
+    /// Whether its figures are current ([`with_freshness`]); the default until told.
+    pub freshness: Freshness,
 }
 
 impl RankedRow {
@@ -74,8 +76,23 @@ pub fn rank_with(
             rate,
             previous_rank: None,
             score: None,
+            freshness: Freshness::default(),
         })
         .collect()
+}
+
+/// The rows with each agency's freshness from `freshness` (an agency it does not name keeps
+/// the default): freshness does not move a rank, it says whether the value is current.
+pub fn with_freshness(
+    mut rows: Vec<RankedRow>,
+    freshness: &HashMap<AgencyId, Freshness>,
+) -> Vec<RankedRow> {
+    for row in &mut rows {
+        if let Some(f) = freshness.get(&row.agency) {
+            row.freshness = *f;
+        }
+    }
+    rows
 }
 
 /// An agency's composite score (`None`: no data) and the volume the minimum applies to
@@ -103,6 +120,7 @@ pub fn rank_scores_with(values: impl IntoIterator<Item = Scored>, rules: Rules) 
             rate: None,
             previous_rank: None,
             score,
+            freshness: Freshness::default(),
         })
         .collect()
 }
@@ -199,6 +217,7 @@ pub fn diff(before: &[RankedRow], after: &[RankedRow]) -> Vec<RowChange> {
                     || prev.score != row.score
                     || prev.below_minimum != row.below_minimum
                     || prev.previous_rank != row.previous_rank
+                    || prev.freshness != row.freshness
             })
         })
         .map(|row| RowChange {
@@ -319,6 +338,22 @@ mod tests {
     }
 
     #[test]
+    fn an_agency_turning_stale_keeps_its_rank_and_is_a_change() {
+        let rows = rank([(id("a"), Rate::new(5, 10)), (id("b"), Rate::new(4, 10))]);
+        let stale = Freshness {
+            stale: true,
+            ..Freshness::default()
+        };
+        let after = with_freshness(rows.clone(), &HashMap::from([(id("b"), stale)]));
+        assert_eq!(ranks(&after), ranks(&rows));
+        let changes = diff(&rows, &after);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].agency, id("b"));
+        assert_eq!(changes[0].now.as_ref().map(|r| r.freshness), Some(stale));
+        assert_eq!(apply(&rows, &changes), after);
+    }
+
+    #[test]
     fn diff_names_what_moved() {
         let before = rank([
             (id("a"), Rate::new(5, 10)),
@@ -347,6 +382,7 @@ mod tests {
             below_minimum: false,
             previous_rank: None,
             score: None,
+            freshness: Freshness::default(),
             rank: 1,
             agency: id("c"),
             rate: Rate::new(9, 10),

@@ -30,6 +30,8 @@ use crate::{
 /// hold data. Built once per request, so that one request never sees two "todays".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Horizon {
+    /// The moment of the request (what freshness is judged at: [`crate::freshness`]).
+    pub now: OffsetDateTime,
     /// The Vietnam day of the request.
     pub today: Date,
     /// No event can be dated after this day (now plus the accepted clock skew).
@@ -42,10 +44,17 @@ impl Horizon {
     /// The horizon at `now` under `policy`.
     pub fn at(now: OffsetDateTime, policy: &AcceptancePolicy) -> Horizon {
         Horizon {
+            now,
             today: vietnam_day(now),
             last_event_day: vietnam_day(now + policy.future_skew),
             last_due_day: backlog::last_possible_due_day(policy, now),
         }
+    }
+
+    /// Whether `period`'s figures are provisional: it includes today (or days still to
+    /// come), whose events are still arriving.
+    pub fn is_provisional(&self, period: &Period) -> bool {
+        period.last_day() >= self.today
     }
 }
 
@@ -526,6 +535,7 @@ mod tests {
         ) {
             let catalog = catalog();
             let horizon = Horizon {
+                now: today.midnight().assume_offset(crate::period::VIETNAM),
                 today,
                 last_event_day: today + Duration::days(1),
                 last_due_day: today + Duration::days(366),

@@ -3,9 +3,12 @@
 
 use govpulse_core::{
     Agency, AgencyId, Block, Counter, Counters, Period, Procedure, Provision, Rate,
-    notice::ChangeNotice, period::parse_day,
+    freshness::{Freshness, Seen},
+    notice::ChangeNotice,
+    period::parse_day,
 };
 use govpulse_proto::{aggregate as agg, catalog as cat, event as ev};
+use time::{OffsetDateTime, UtcOffset, format_description::well_known::Rfc3339};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -135,6 +138,50 @@ pub fn period_to_proto(period: &Period) -> agg::PeriodRange {
         first_day: period.first_day().to_string(),
         last_day: period.last_day().to_string(),
     }
+}
+
+/// A moment as the API writes it: RFC 3339 in UTC, to the millisecond; empty for none.
+pub fn moment_to_proto(at: Option<OffsetDateTime>) -> String {
+    at.and_then(|at| {
+        let at = at.to_offset(UtcOffset::UTC);
+        at.replace_nanosecond(at.millisecond() as u32 * 1_000_000)
+            .ok()?
+            .format(&Rfc3339)
+            .ok()
+    })
+    .unwrap_or_default()
+}
+
+/// A moment [`moment_to_proto`] wrote (or any RFC 3339 time); `None` for an empty one.
+pub fn moment_from_proto(raw: &str) -> Result<Option<OffsetDateTime>, String> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    OffsetDateTime::parse(raw, &Rfc3339)
+        .map(Some)
+        .map_err(|e| format!("{raw:?} is not an RFC 3339 time: {e}"))
+}
+
+/// An agency's freshness as a message.
+pub fn freshness_to_proto(freshness: &Freshness) -> agg::Freshness {
+    agg::Freshness {
+        last_accepted_at: moment_to_proto(freshness.seen.last_accepted),
+        last_occurred_at: moment_to_proto(freshness.seen.last_occurred),
+        stale: freshness.stale,
+        stale_at: moment_to_proto(freshness.stale_at),
+    }
+}
+
+/// The freshness a message carries.
+pub fn freshness_from_proto(message: &agg::Freshness) -> Result<Freshness, String> {
+    Ok(Freshness {
+        seen: Seen {
+            last_accepted: moment_from_proto(&message.last_accepted_at)?,
+            last_occurred: moment_from_proto(&message.last_occurred_at)?,
+        },
+        stale: message.stale,
+        stale_at: moment_from_proto(&message.stale_at)?,
+    })
 }
 
 /// An ACCEPTED outcome.

@@ -187,6 +187,7 @@ impl RankingApi {
             ranked_count,
             min_volume,
             max_score,
+            provisional,
             ..
         } = &published.ranking;
         let rows = select(rows, view);
@@ -207,6 +208,7 @@ impl RankingApi {
                     ranked_count: *ranked_count,
                     min_volume: *min_volume,
                     max_score: max_score.clone(),
+                    provisional: *provisional,
                 })),
             })
             .collect();
@@ -326,6 +328,7 @@ impl RankingService for RankingApi {
             previous_period: Some(ranking.previous_period),
             min_volume: ranking.min_volume,
             max_score: ranking.max_score,
+            provisional: ranking.provisional,
         }))
     }
 

@@ -3,14 +3,18 @@
 //! the counters its measured indicators need and the agencies' assessed scores, and ranks
 //! the scores the core computes.
 
-use govpulse_edge::convert::{block_to_proto, counters_from_proto, period_to_proto, rate_to_proto};
+use govpulse_edge::convert::{
+    block_to_proto, counters_from_proto, freshness_from_proto, freshness_to_proto, period_to_proto,
+    rate_to_proto,
+};
 use std::collections::HashMap;
 
 use govpulse_core::{
     AgencyId, Catalog, Counter, Counters, Metric, Period, ProvisionFacts,
     index::{Profile, hundredths_text, parse_hundredths},
     ranking::{
-        RankedRow, Rules, Scored, rank_scores_with, rank_with, ranked_count, select, with_movement,
+        RankedRow, Rules, Scored, rank_scores_with, rank_with, ranked_count, select,
+        with_freshness, with_movement,
     },
     report::{self, Counted},
 };
@@ -46,6 +50,17 @@ pub struct Ranking {
     pub min_volume: u64,
     /// For a composite index, the most points a score can reach, with two decimals.
     pub max_score: String,
+    /// The period includes aggregate's today: the ranking will still change.
+    pub provisional: bool,
+}
+
+/// One period's rows as aggregate's snapshot gave them.
+struct Ranked {
+    /// The period as written, with its days.
+    range: PeriodRange,
+    days: Period,
+    rows: Vec<RankedRow>,
+    provisional: bool,
 }
 
 /// One period's ranking, every row.
@@ -55,7 +70,7 @@ async fn rank_period(
     query: &Query,
     period: &str,
     rules: Rules,
-) -> Result<(PeriodRange, Period, Vec<RankedRow>), Error> {
+) -> Result<Ranked, Error> {
     let (block, parent_id) = match &query.scope {
         Scope::Block(block) => (block_to_proto(*block).into(), String::new()),
         Scope::Children(parent) => (0, parent.to_string()),
@@ -98,6 +113,7 @@ async fn rank_period(
             .map_err(|e| Error::BadAnswer(format!("a snapshot's period: {e}")))
     };
     let days = Period::from_days(day(&range.first_day)?, day(&range.last_day)?);
+    let mut freshness = HashMap::with_capacity(snapshot.agencies.len());
     let (agencies, counters): (Vec<AgencyId>, Vec<Counters>) = snapshot
         .agencies
         .iter()
@@ -109,6 +125,11 @@ async fn rank_period(
                 .as_ref()
                 .map(counters_from_proto)
                 .unwrap_or_default();
+            if let Some(f) = &entry.freshness {
+                let f = freshness_from_proto(f)
+                    .map_err(|e| Error::BadAnswer(format!("freshness of {agency}: {e}")))?;
+                freshness.insert(agency.clone(), f);
+            }
             Ok((agency, counters))
         })
         .collect::<Result<Vec<_>, Error>>()?
@@ -143,7 +164,12 @@ async fn rank_period(
             rank_scores_with(values, rules)
         }
     };
-    Ok((range.clone(), days, rows))
+    Ok(Ranked {
+        range: range.clone(),
+        days,
+        rows: with_freshness(rows, &freshness),
+        provisional: snapshot.provisional,
+    })
 }
 
 /// The metrics a composite index reads: its measured indicators', and, when it has any,
@@ -193,12 +219,10 @@ pub async fn compute(
 ) -> Result<Ranking, Error> {
     // aggregate resolves the period with its clock; the previous one follows from the days
     // it answered with, so the two are never resolved against two different "todays".
-    let (period, days, current) =
-        rank_period(aggregate, catalog, query, &query.period, rules).await?;
-    let previous = days.previous();
-    let (_, _, before) =
-        rank_period(aggregate, catalog, query, previous.expression(), rules).await?;
-    let ranking = with_movement(current, &before);
+    let current = rank_period(aggregate, catalog, query, &query.period, rules).await?;
+    let previous = current.days.previous();
+    let before = rank_period(aggregate, catalog, query, previous.expression(), rules).await?;
+    let ranking = with_movement(current.rows, &before.rows);
     let (min_volume, max_score) = match &query.measure {
         Measure::Metric(_) => (rules.min_volume, String::new()),
         // A profile of assessed criteria only has no volume to apply a minimum to.
@@ -212,8 +236,9 @@ pub async fn compute(
         ),
     };
     Ok(Ranking {
-        period,
-        days,
+        period: current.range,
+        days: current.days,
+        provisional: current.provisional,
         previous_period: period_to_proto(&previous),
         ranked_count: u32::try_from(ranked_count(&ranking)).unwrap_or(u32::MAX),
         rows: select(&ranking, query.selection).to_vec(),
@@ -263,5 +288,6 @@ pub fn row_to_proto(catalog: &Catalog, row: &RankedRow) -> RankingRow {
             (0, _) | (_, None) => 0,
             (now, Some(before)) => i32::try_from(i64::from(before) - i64::from(now)).unwrap_or(0),
         },
+        freshness: Some(freshness_to_proto(&row.freshness)),
     }
 }

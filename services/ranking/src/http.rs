@@ -387,6 +387,8 @@ fn ranking_csv(response: &GetRankingResponse) -> (Vec<String>, Vec<Vec<String>>)
         "max_score",
         "grade",
         "incomplete",
+        "stale",
+        "last_accepted_at",
     ]
     .map(str::to_owned)
     .to_vec();
@@ -410,6 +412,11 @@ fn ranking_csv(response: &GetRankingResponse) -> (Vec<String>, Vec<Vec<String>>)
                 response.max_score.clone(),
                 row.grade.clone(),
                 row.incomplete.to_string(),
+                row.freshness.as_ref().is_some_and(|f| f.stale).to_string(),
+                row.freshness
+                    .as_ref()
+                    .map(|f| f.last_accepted_at.clone())
+                    .unwrap_or_default(),
             ]);
             cells.extend(criteria.iter().map(|c| {
                 row.indicators

@@ -1,8 +1,9 @@
 //! Live rankings, computed once per change and shared by every subscriber of the same query.
 //!
 //! Each watched query has one task that recomputes the ranking when aggregate reports a
-//! change (debounced), and every `refresh` in any case (a safety net for notices missed
-//! across replicas or reconnects). It publishes the latest ranking through a `watch`
+//! change (debounced), when one of its agencies turns stale ([`Freshness::stale_at`]), and
+//! every `refresh` in any case (a safety net for notices missed across replicas or
+//! reconnects). It publishes the latest ranking through a `watch`
 //! channel: a subscriber that reads slowly simply sees the newest state when it reads next,
 //! so its backlog never grows and it never slows the others. The task ends when its last
 //! subscriber leaves.
@@ -25,6 +26,7 @@ use std::{
 
 use govpulse_core::{
     Catalog, Period,
+    freshness::Freshness,
     notice::ChangeNotice,
     ranking::{Rules, Selection, diff},
 };
@@ -217,6 +219,18 @@ struct Inner {
     /// query waits its turn here, so that it never takes more than this share of the
     /// replica's and aggregate's work from the rankings already running and GetRanking.
     starting: tokio::sync::Semaphore,
+}
+
+/// After aggregate's clock says so: a moment of [`Freshness::stale_at`] reached on this
+/// replica's clock is looked at this much later. A larger disagreement between the clocks
+/// leaves it to the refresh tick.
+const STALE_MARGIN: Duration = Duration::from_millis(50);
+
+/// The instant at which one of `ranking`'s rows turns stale unless its agency reports.
+fn next_staleness(ranking: &Ranking) -> Option<Instant> {
+    let now = OffsetDateTime::now_utc();
+    let at = Freshness::next_change(ranking.rows.iter().map(|r| &r.freshness), now)?;
+    Some(Instant::now() + Duration::try_from(at - now).unwrap_or_default() + STALE_MARGIN)
 }
 
 fn now_ms() -> u64 {
@@ -419,6 +433,9 @@ impl Hubs {
         // The days of the last computation: a notice of other days cannot change it (until
         // it is computed, every notice may).
         let mut days: Option<Period> = None;
+        // When a shown agency turns stale if nothing arrives: the ranking is computed again
+        // then, so its subscribers see the flag without waiting for the refresh tick.
+        let mut turns_stale = next_staleness(&live.sender.borrow().ranking);
         let far = || Instant::now() + Duration::from_secs(3600);
         loop {
             let recompute_at = due.unwrap_or_else(far);
@@ -446,6 +463,11 @@ impl Hubs {
                     continue;
                 }
                 () = tokio::time::sleep_until(recompute_at), if due.is_some() => true,
+                () = tokio::time::sleep_until(turns_stale.unwrap_or_else(far)),
+                    if turns_stale.is_some() && idle_since.is_none() => {
+                    turns_stale = None;
+                    true
+                }
                 _ = refresh.tick() => true,
                 () = sender.closed(), if idle_since.is_none() => false,
                 () = tokio::time::sleep_until(idle_until), if idle_since.is_some() => false,
@@ -488,6 +510,7 @@ impl Hubs {
             {
                 Ok(ranking) => {
                     days = Some(ranking.days.clone());
+                    turns_stale = next_staleness(&ranking);
                     live.publish_if_changed(&query, ranking);
                 }
                 // The last good ranking stays published; the refresh tick retries.

@@ -32,7 +32,8 @@ pub const EVENTS: &str = "govpulse_events_total";
 /// Histogram `{service}`: events per batch received.
 pub const BATCH_EVENTS: &str = "govpulse_batch_events";
 /// Histogram `{op}`: seconds per counter store call (`apply`, `read`, `read_children`,
-/// `open_past_due`, `put_assessed`, `read_assessed`), measured in aggregate around each call.
+/// `read_activity`, `put_assessed`, `read_assessed`, `publish_change`, `subscribe_changes`),
+/// measured in aggregate around each call.
 pub const STORE_SECONDS: &str = "govpulse_store_seconds";
 /// Counter `{op}`: counter store calls that failed.
 pub const STORE_ERRORS: &str = "govpulse_store_errors_total";
@@ -59,6 +60,16 @@ pub const REFUSALS: &str = "govpulse_refusals_total";
 /// Histogram: seconds from the change notice that made a live ranking recompute to the end
 /// of that recomputation (its publication, when the ranking changed).
 pub const RANKING_LAG_SECONDS: &str = "govpulse_ranking_lag_seconds";
+
+/// Gauge `{agency}`: 1 when a top-level agency (a ministry or a province) is stale, no event
+/// of it or its units accepted for longer than aggregate's `--stale-after-secs` (or ever),
+/// else 0. Set by aggregate every `--freshness-gauges-ms`; one series per top-level agency
+/// of the catalog, never more.
+pub const AGENCY_STALE: &str = "govpulse_agency_stale";
+/// Gauge `{agency}`: when an event of a top-level agency or its units was last accepted, in
+/// Unix seconds (absent until one is); alongside [`AGENCY_STALE`], for alerts on other
+/// silences (`time() - govpulse_agency_last_accepted_timestamp_seconds > 3600`).
+pub const AGENCY_LAST_ACCEPTED: &str = "govpulse_agency_last_accepted_timestamp_seconds";
 
 /// Records the outcomes of one batch as seen by `service`.
 pub fn record_outcomes(service: &'static str, outcomes: &[EventOutcome]) {

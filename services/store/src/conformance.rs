@@ -4,7 +4,10 @@
 
 use govpulse_core::{
     AgencyId, Bucket, Counter, CounterDelta, Counters, DossierChange, DossierId, EventId, Needs,
-    Period, ProcedureId, backlog, counting::Content, period::VIETNAM,
+    Period, ProcedureId, backlog,
+    counting::Content,
+    freshness::{Activity, Seen},
+    period::VIETNAM,
 };
 use time::{
     Date, OffsetDateTime,
@@ -30,6 +33,9 @@ pub fn write(
         agency: id(chain[0]),
         chain: chain.iter().map(|a| id(a)).collect(),
         day,
+        occurred_at: noon(day),
+        // Accepted an hour after it happened, on the same Vietnam day.
+        accepted_at: noon(day) + time::Duration::hours(1),
         delta: CounterDelta {
             increments: increments.to_vec(),
             online_procedure: online.map(|p| ProcedureId::parse(p).expect("test ids are valid")),
@@ -44,6 +50,13 @@ pub fn write(
         ),
         remember_until: OffsetDateTime::now_utc() + time::Duration::days(400),
     }
+}
+
+/// Noon of `day`, Vietnam time.
+fn noon(day: Date) -> OffsetDateTime {
+    day.with_hms(12, 0, 0)
+        .expect("noon exists")
+        .assume_offset(VIETNAM)
 }
 
 /// A group of one agency.
@@ -994,6 +1007,91 @@ pub async fn assessed_scores_replace_per_agency_criterion_and_period(store: &dyn
     );
 }
 
+/// Every agency of a counted event's chain keeps the latest acceptance and the latest event
+/// time, whatever order batches arrive in, and counts its events per day of acceptance; a
+/// resend changes nothing, and an agency never heard from reads as never seen.
+pub async fn activity_keeps_the_latest_and_counts_arrivals(store: &dyn CounterStore) {
+    let chain = ["hb-commune", "hb-district", "hoa-binh"];
+    // Accepted on the last three days (arrivals are kept for a few weeks only).
+    let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc());
+    let days = [
+        today - time::Duration::days(2),
+        today - time::Duration::days(1),
+        today,
+    ];
+    let mut first = write(
+        "a1",
+        &chain,
+        date!(2026 - 05 - 05),
+        &[Counter::FeePaid],
+        None,
+    );
+    first.accepted_at = noon(days[0]);
+    // Accepted a day later, about an event two days earlier: the latest acceptance moves,
+    // the latest event time does not.
+    let mut late = write(
+        "a2",
+        &chain[1..],
+        date!(2026 - 05 - 03),
+        &[Counter::FeePaid],
+        None,
+    );
+    late.accepted_at = noon(days[1]);
+    store.apply(&[late.clone()]).await.expect("apply");
+    store.apply(&[first.clone()]).await.expect("apply");
+    // A resend a day later still: a duplicate, not a sign of life.
+    let mut resent = first.clone();
+    resent.accepted_at = noon(days[2]);
+    store.apply(&[resent]).await.expect("apply");
+    let keys: Vec<AgencyKey> = ["hb-commune", "hb-district", "hoa-binh", "hb-other"]
+        .into_iter()
+        .flat_map(|a| key("hoa-binh", a))
+        .collect();
+    let activity = store
+        .read_activity(&keys, &days)
+        .await
+        .expect("read_activity");
+    let seen = |accepted: &EventWrite, occurred: &EventWrite| Seen {
+        last_accepted: Some(accepted.accepted_at),
+        last_occurred: Some(occurred.occurred_at),
+    };
+    let expected = [
+        Activity {
+            seen: seen(&first, &first),
+            accepted_per_day: vec![1, 0, 0],
+        },
+        Activity {
+            seen: seen(&late, &first),
+            accepted_per_day: vec![1, 1, 0],
+        },
+        Activity {
+            seen: seen(&late, &first),
+            accepted_per_day: vec![1, 1, 0],
+        },
+        Activity {
+            seen: Seen::default(),
+            accepted_per_day: vec![0, 0, 0],
+        },
+    ];
+    assert_eq!(activity, expected);
+    // Agencies of several trees in one call keep their order.
+    let mixed: Vec<AgencyKey> = [key("ha-noi", "ha-noi"), key("hoa-binh", "hoa-binh")].concat();
+    let activity = store
+        .read_activity(&mixed, &[])
+        .await
+        .expect("read_activity");
+    assert_eq!(
+        activity,
+        [
+            Activity::default(),
+            Activity {
+                seen: seen(&late, &first),
+                accepted_per_day: Vec::new(),
+            }
+        ]
+    );
+}
+
 /// Runs every check on stores from `fresh`, one fresh store per check.
 pub async fn run_all<S, F, Fut>(mut fresh: F)
 where
@@ -1017,6 +1115,7 @@ where
     dossiers_are_open_past_due_from_their_due_day_to_their_resolution(&fresh().await).await;
     an_id_counts_once_whatever_day_it_claims(&fresh().await).await;
     assessed_scores_replace_per_agency_criterion_and_period(&fresh().await).await;
+    activity_keeps_the_latest_and_counts_arrivals(&fresh().await).await;
 }
 
 /// A change notice published through one handle of a backend reaches every subscriber of

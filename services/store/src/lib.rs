@@ -6,7 +6,8 @@
 //! The key schema is documented in `docs/ARCHITECTURE.md` and in [`redis_store`].
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs};
+use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs, freshness::Activity};
+use time::Date;
 use tokio::sync::broadcast;
 
 #[cfg(feature = "testing")]
@@ -102,6 +103,15 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
         buckets: &[Bucket],
         counters: &[Counter],
     ) -> Result<Vec<Counters>, StoreError>;
+
+    /// For each agency, the latest events counted for it (its own and its units') and how
+    /// many were counted for it on each of `days` (Vietnam days of acceptance, kept for
+    /// [`govpulse_core::freshness::ARRIVAL_DAYS`]): what says whether its figures are current.
+    async fn read_activity(
+        &self,
+        agencies: &[AgencyKey],
+        days: &[Date],
+    ) -> Result<Vec<Activity>, StoreError>;
 
     /// Stores assessed scores. A score for an (agency, period, profile, criterion) that was
     /// stored before replaces it, so reporting the same scores again changes nothing.

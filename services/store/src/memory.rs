@@ -12,8 +12,10 @@ use govpulse_core::{
     AgencyId, Bucket, Counter, Counters, DossierId, EventId, Needs, ProcedureId,
     backlog::DossierState,
     counting::{Content, plan},
+    freshness::{ARRIVAL_DAYS, Activity, Seen},
+    period::vietnam_day,
 };
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use crate::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
@@ -33,6 +35,10 @@ struct Inner {
     online: HashMap<(AgencyId, Bucket), HashSet<ProcedureId>>,
     /// Per agency and assessed period: (profile, criterion) → hundredths.
     assessed: HashMap<(AgencyId, Bucket), BTreeMap<(String, String), u64>>,
+    /// Per agency: the latest events counted for it.
+    last_seen: HashMap<AgencyId, Seen>,
+    /// Per agency and Vietnam day of acceptance: events counted ([`ARRIVAL_DAYS`] kept).
+    arrivals: HashMap<(AgencyId, Date), u64>,
     batches: u64,
 }
 
@@ -79,6 +85,8 @@ impl CounterStore for MemoryStore {
         inner.batches += 1;
         if inner.batches.is_multiple_of(SWEEP_EVERY) {
             inner.seen.retain(|_, (_, until)| *until > now);
+            let oldest = vietnam_day(now) - time::Duration::days(ARRIVAL_DAYS);
+            inner.arrivals.retain(|(_, day), _| *day >= oldest);
         }
         let plan = {
             let inner = &*inner;
@@ -124,7 +132,47 @@ impl CounterStore for MemoryStore {
                 .or_default()
                 .insert(procedure.clone());
         }
+        for (agency, seen) in &plan.seen {
+            let kept = inner.last_seen.entry(agency.clone()).or_default();
+            *kept = kept.latest(*seen);
+        }
+        for (slot, n) in &plan.arrivals {
+            *inner.arrivals.entry(slot.clone()).or_default() += n;
+        }
         Ok(plan.outcomes)
+    }
+
+    async fn read_activity(
+        &self,
+        agencies: &[AgencyKey],
+        days: &[Date],
+    ) -> Result<Vec<Activity>, StoreError> {
+        let inner = self.lock();
+        // What Redis would have expired reads as nothing here too.
+        let oldest = vietnam_day(OffsetDateTime::now_utc()) - time::Duration::days(ARRIVAL_DAYS);
+        Ok(agencies
+            .iter()
+            .map(|key| Activity {
+                seen: inner
+                    .last_seen
+                    .get(&key.agency)
+                    .copied()
+                    .unwrap_or_default(),
+                accepted_per_day: days
+                    .iter()
+                    .map(|day| {
+                        if *day < oldest {
+                            return 0;
+                        }
+                        inner
+                            .arrivals
+                            .get(&(key.agency.clone(), *day))
+                            .copied()
+                            .unwrap_or(0)
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 
     async fn read(

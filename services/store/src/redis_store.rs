@@ -15,6 +15,8 @@
 //! | `P:{root}:ex`, `P:{root}:dx` | string | how the tree's event ids and dossier states spread over their buckets (`spread.rs`) |
 //! | `P:{root}:e:<n>` | string | 18-byte records: 8-byte digest of (agency, event id), content digest and the UTC day it may be forgotten after (`tree_write.rs`) |
 //! | `P:{root}:d:<n>` | string | 13-byte records: 8-byte digest of (agency, dossier id), its backlog state (`govpulse_core::backlog`) and the day a finished one may be forgotten after |
+//! | `P:{root}:sa`, `P:{root}:so` | sorted set | agency → when an event of it or its units was last accepted (`sa`), and the latest time such an event happened (`so`), in Unix milliseconds, only ever raised (`ZADD GT`): `govpulse_core::freshness` |
+//! | `P:{root}:n:d<yyyymmdd>` | hash | agency → events accepted for it that Vietnam day; expires `ARRIVAL_DAYS` (35) days after |
 //! | `P:{root}:a:<agency>:<bucket>` | hash | `<profile>/<criterion>` → assessed points with two decimals (`38.75`), for the calendar period `<bucket>` |
 //!
 //! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
@@ -25,11 +27,15 @@
 //! Change notices go through the pub/sub channel `P:changes` (a channel, not a key; see
 //! `notices.rs`).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use async_trait::async_trait;
 use govpulse_core::{
     AgencyId, Bucket, Counter, Counters, Needs,
+    freshness::{Activity, Seen},
     index::{hundredths_text, parse_hundredths},
 };
 use redis::{
@@ -39,6 +45,7 @@ use redis::{
     cluster_async::ClusterConnection,
 };
 use std::time::Duration;
+use time::{Date, OffsetDateTime};
 
 use crate::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
@@ -319,6 +326,21 @@ impl RedisStore {
 
     pub(crate) fn online_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
         format!("{}:{{{root}}}:o:{agency}:{bucket}", self.prefix)
+    }
+
+    /// The tree's agencies by when an event of theirs was last accepted.
+    pub(crate) fn accepted_key(&self, root: &AgencyId) -> String {
+        format!("{}:{{{root}}}:sa", self.prefix)
+    }
+
+    /// The tree's agencies by the latest time an accepted event of theirs happened.
+    pub(crate) fn occurred_key(&self, root: &AgencyId) -> String {
+        format!("{}:{{{root}}}:so", self.prefix)
+    }
+
+    /// The tree's agencies' events accepted on `day`.
+    pub(crate) fn arrivals_key(&self, root: &AgencyId, day: Date) -> String {
+        format!("{}:{{{root}}}:n:{}", self.prefix, Bucket::Day(day))
     }
 
     fn assessed_key(&self, key: &AgencyKey, bucket: Bucket) -> String {
@@ -649,6 +671,70 @@ impl CounterStore for RedisStore {
             }
         }
         Ok(())
+    }
+
+    async fn read_activity(
+        &self,
+        agencies: &[AgencyKey],
+        days: &[Date],
+    ) -> Result<Vec<Activity>, StoreError> {
+        // Per tree: one ZMSCORE per sorted set and one HMGET per day, whatever the number of
+        // agencies (10,000 units of a province are three commands and one per day).
+        let mut trees: BTreeMap<&AgencyId, Vec<usize>> = BTreeMap::new();
+        for (i, key) in agencies.iter().enumerate() {
+            trees.entry(&key.root).or_default().push(i);
+        }
+        let mut commands = Commands::default();
+        for (root, members) in &trees {
+            let names = members.iter().map(|i| agencies[*i].agency.as_str());
+            for key in [self.accepted_key(root), self.occurred_key(root)] {
+                let mut zmscore = redis::cmd("ZMSCORE");
+                zmscore.arg(key).arg(names.clone().collect::<Vec<_>>());
+                commands.push(root, zmscore);
+            }
+            for day in days {
+                let mut hmget = redis::cmd("HMGET");
+                hmget
+                    .arg(self.arrivals_key(root, *day))
+                    .arg(names.clone().collect::<Vec<_>>());
+                commands.push(root, hmget);
+            }
+        }
+        let mut replies = commands.run(&self.connection).await?.into_iter();
+        let mut activity = vec![Activity::default(); agencies.len()];
+        let moment = |ms: Option<f64>| -> Option<OffsetDateTime> {
+            // Milliseconds since 1970 are exact in a double until the year 287,396.
+            #[allow(clippy::cast_possible_truncation)]
+            let nanos = i128::from(ms? as i64) * 1_000_000;
+            OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+        };
+        let mut next = || {
+            replies
+                .next()
+                .ok_or_else(|| StoreError::Unexpected("fewer replies than commands".to_owned()))
+        };
+        for members in trees.values() {
+            let accepted: Vec<Option<f64>> = redis::from_redis_value(next()?)?;
+            let occurred: Vec<Option<f64>> = redis::from_redis_value(next()?)?;
+            let mut per_day: Vec<Vec<Option<u64>>> = Vec::with_capacity(days.len());
+            for _ in days {
+                per_day.push(redis::from_redis_value(next()?)?);
+            }
+            for (j, i) in members.iter().enumerate() {
+                let seen = Seen {
+                    last_accepted: moment(accepted.get(j).copied().flatten()),
+                    last_occurred: moment(occurred.get(j).copied().flatten()),
+                };
+                activity[*i] = Activity {
+                    seen,
+                    accepted_per_day: per_day
+                        .iter()
+                        .map(|day| day.get(j).copied().flatten().unwrap_or(0))
+                        .collect(),
+                };
+            }
+        }
+        Ok(activity)
     }
 
     async fn read_assessed(

@@ -31,6 +31,7 @@ use govpulse_core::{
     AgencyId, Bucket, Counter, DossierId,
     backlog::DossierState,
     counting::{Applied, Content, EventWrite, Plan, dossier_digest, id_digest, plan},
+    freshness::{ARRIVAL_DAYS, Seen},
 };
 use time::{Date, OffsetDateTime};
 
@@ -786,6 +787,50 @@ impl RedisStore {
         }
         for (key, members) in online {
             writes.chunked("SADD", Some(&key), &members, 1);
+        }
+        self.write_activity(root, planned, writes);
+    }
+
+    /// When the plan's agencies were last seen (kept as the latest, whatever order writers
+    /// apply in: `ZADD GT`), and their events per day of acceptance (expiring after
+    /// [`ARRIVAL_DAYS`]).
+    fn write_activity(&self, root: &AgencyId, planned: &Plan, writes: &mut Writes) {
+        let millis = |at: Option<OffsetDateTime>| {
+            at.map(|at| i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+        };
+        type Moment = fn(&Seen) -> Option<OffsetDateTime>;
+        let moments: [(String, Moment); 2] = [
+            (self.accepted_key(root), |seen| seen.last_accepted),
+            (self.occurred_key(root), |seen| seen.last_occurred),
+        ];
+        for (key, moment) in moments {
+            let pairs: Vec<[Vec<u8>; 2]> = planned
+                .seen
+                .iter()
+                .filter_map(|(agency, seen)| Some([text(millis(moment(seen))?), text(agency)]))
+                .collect();
+            for chunk in pairs.chunks(MAX_ARGS / 2) {
+                let mut command = vec![text("ZADD"), text(&key), text("GT")];
+                command.extend(chunk.iter().flatten().cloned());
+                writes.push(&command);
+            }
+        }
+        let mut by_day: BTreeMap<Date, Vec<(&AgencyId, u64)>> = BTreeMap::new();
+        for ((agency, day), n) in &planned.arrivals {
+            by_day.entry(*day).or_default().push((agency, *n));
+        }
+        for (day, counts) in by_day {
+            let key = self.arrivals_key(root, day);
+            for (agency, n) in counts {
+                writes.push(&["HINCRBY", &key, agency.as_str(), &n.to_string()]);
+            }
+            let forget_after = day
+                .checked_add(time::Duration::days(ARRIVAL_DAYS + 1))
+                .unwrap_or(day)
+                .midnight()
+                .assume_offset(govpulse_core::period::VIETNAM)
+                .unix_timestamp();
+            writes.push(&["EXPIREAT", &key, &forget_after.to_string()]);
         }
     }
 }

@@ -7,6 +7,7 @@ use futures::future::try_join_all;
 use govpulse_core::{
     Agency, AgencyId, Counters, Metric, Needs, Period, Rate, backlog,
     compare::Comparison,
+    freshness::Freshness,
     index::hundredths_text,
     metric::UnknownMetric,
     reading::{Horizon, Plan, Question, Read, Source, plan},
@@ -15,10 +16,11 @@ use govpulse_core::{
     targets::Verdict,
 };
 use govpulse_edge::convert::{
-    agency_to_proto, block_from_proto, counters_to_proto, period_to_proto, rate_to_proto,
+    agency_to_proto, block_from_proto, counters_to_proto, freshness_to_proto, period_to_proto,
+    rate_to_proto,
 };
 use govpulse_proto::aggregate::{
-    AgencyCounters, AgencyMetric, AssessedPoints, Change, GetBlockMetricsRequest,
+    AgencyCounters, AgencyMetric, AssessedPoints, Change, DailyEvents, GetBlockMetricsRequest,
     GetBlockMetricsResponse, GetBlockSnapshotRequest, GetBlockSnapshotResponse, GetMetricsRequest,
     GetMetricsResponse, MetricReport, Summary, TargetStanding, get_block_metrics_request,
 };
@@ -27,6 +29,9 @@ use time::{Date, OffsetDateTime};
 
 use super::AggregateApi;
 use crate::Error;
+
+/// How many days of accepted events GetMetrics lists, today included.
+const RECENT_DAYS: i64 = 30;
 
 impl AggregateApi {
     /// One agency's report: the body of GetMetrics.
@@ -62,7 +67,15 @@ impl AggregateApi {
                 needs,
             })
             .collect();
-        let counted = self.counters(&horizon, &questions).await?;
+        let recent: Vec<Date> = (0..RECENT_DAYS)
+            .rev()
+            .map(|back| horizon.today - time::Duration::days(back))
+            .collect();
+        let (counted, mut activity) = futures::try_join!(
+            self.counters(&horizon, &questions),
+            self.activity(&horizon, agencies, &recent)
+        )?;
+        let (freshness, accepted_per_day) = activity.pop().unwrap_or_default();
         let counted_over = |i: usize| Counted {
             period: questions[i].period,
             counters: &counted[i],
@@ -108,6 +121,16 @@ impl AggregateApi {
             )),
             open_past_due: counted[0][0].open_past_due_at_end,
             base_period: base.as_ref().map(period_to_proto),
+            freshness: Some(freshness_to_proto(&freshness)),
+            accepted_per_day: recent
+                .iter()
+                .zip(accepted_per_day)
+                .map(|(day, accepted)| DailyEvents {
+                    day: day.to_string(),
+                    accepted,
+                })
+                .collect(),
+            provisional: horizon.is_provisional(&period),
         })
     }
 
@@ -157,7 +180,10 @@ impl AggregateApi {
                 needs: &needs,
             })
             .collect();
-        let counted = self.counters(&horizon, &questions).await?;
+        let (counted, activity) = futures::try_join!(
+            self.counters(&horizon, &questions),
+            self.activity(&horizon, &agencies, &[])
+        )?;
         let counted_over = |i: usize| Counted {
             period: questions[i].period,
             counters: &counted[i],
@@ -177,7 +203,8 @@ impl AggregateApi {
         let agencies = members
             .iter()
             .zip(report.rows)
-            .map(|(agency, row)| AgencyMetric {
+            .zip(&activity)
+            .map(|((agency, row), (freshness, _))| AgencyMetric {
                 agency_id: agency.id.as_str().to_owned(),
                 agency_name: agency.name.clone(),
                 rate: row.rate.map(rate_to_proto),
@@ -187,6 +214,7 @@ impl AggregateApi {
                 merged_from: ids(row.merged_from),
                 base: row.base.map(rate_to_proto),
                 change_from_base: change(row.rate, row.base),
+                freshness: Some(freshness_to_proto(freshness)),
             })
             .collect();
         let pooled = |s: &summary::Summary| s.pooled;
@@ -214,6 +242,7 @@ impl AggregateApi {
                 .as_ref()
                 .map(|b| summary_to_proto(b, 0, 0)),
             base_period: base.as_ref().map(period_to_proto),
+            provisional: horizon.is_provisional(&period),
         })
     }
 
@@ -252,15 +281,17 @@ impl AggregateApi {
             as_of: period.last_day(),
             needs: &needs,
         };
-        let (counted, assessed) = futures::try_join!(
+        let (counted, assessed, activity) = futures::try_join!(
             self.counters(&horizon, slice::from_ref(&question)),
-            self.read_assessed(&members, &period, &request.assessed_profile)
+            self.read_assessed(&members, &period, &request.assessed_profile),
+            self.activity(&horizon, &members, &[])
         )?;
         let agencies = members
             .iter()
             .zip(&counted[0])
             .zip(assessed)
-            .map(|((id, c), assessed)| AgencyCounters {
+            .zip(&activity)
+            .map(|(((id, c), assessed), (freshness, _))| AgencyCounters {
                 agency_id: id.to_string(),
                 counters: Some(counters_to_proto(c)),
                 merged_from: ids(report::merged_from(
@@ -270,16 +301,18 @@ impl AggregateApi {
                     period.last_day(),
                 )),
                 assessed,
+                freshness: Some(freshness_to_proto(freshness)),
             })
             .collect();
         Ok(GetBlockSnapshotResponse {
             period: Some(period_to_proto(&period)),
             agencies,
+            provisional: horizon.is_provisional(&period),
         })
     }
 
     /// What may be assumed now: the one clock reading of a request.
-    fn horizon(&self) -> Horizon {
+    pub(super) fn horizon(&self) -> Horizon {
         Horizon::at(OffsetDateTime::now_utc(), &self.policy)
     }
 
@@ -311,6 +344,24 @@ impl AggregateApi {
                     .map_err(|e| Error::Store(StoreError::Unexpected(e.to_string())))
             })
             .collect()
+    }
+
+    /// Each agency's freshness at the request's moment, with its events accepted on each of
+    /// `days`.
+    pub(super) async fn activity(
+        &self,
+        horizon: &Horizon,
+        agencies: &[AgencyId],
+        days: &[Date],
+    ) -> Result<Vec<(Freshness, Vec<u64>)>, Error> {
+        let keys: Vec<AgencyKey> = agencies.iter().map(|a| self.key(a)).collect();
+        Ok(self
+            .store
+            .read_activity(&keys, days)
+            .await?
+            .into_iter()
+            .map(|a| (a.seen.at(horizon.now, self.freshness), a.accepted_per_day))
+            .collect())
     }
 
     /// Runs one generic read against the store.

@@ -60,6 +60,8 @@ impl AggregateApi {
                         event_id: event.event_id,
                         agency: event.agency,
                         day,
+                        occurred_at: event.occurred_at,
+                        accepted_at: now,
                         remember_until: self.policy.remember_until(day),
                         dossier,
                     });
