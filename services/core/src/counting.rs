@@ -273,6 +273,34 @@ impl CounterSums {
     }
 }
 
+/// What the batch's counted events say of one reporting agency, spread over its chain once
+/// the batch is planned.
+struct Reporter<'a> {
+    chain: &'a [AgencyId],
+    seen: Seen,
+    /// Events per Vietnam day of acceptance (a batch has one day, rarely two).
+    arrivals: Vec<(Date, u64)>,
+}
+
+impl<'a> Reporter<'a> {
+    fn new(chain: &'a [AgencyId]) -> Self {
+        Reporter {
+            chain,
+            seen: Seen::default(),
+            arrivals: Vec::new(),
+        }
+    }
+
+    /// Notes a counted event, accepted on Vietnam day `day`.
+    fn saw(&mut self, event: &EventWrite, day: Date) {
+        self.seen.record(event.accepted_at, event.occurred_at);
+        match self.arrivals.iter_mut().find(|(d, _)| *d == day) {
+            Some((_, n)) => *n += 1,
+            None => self.arrivals.push((day, 1)),
+        }
+    }
+}
+
 /// The plan of `events`, given what the store knows of an id (the content counted under it)
 /// and of a dossier (its state): `known_id` and `known_dossier` answer from what the store
 /// had before the batch; the plan accounts for what earlier events of the batch change.
@@ -290,7 +318,7 @@ pub fn plan(
     // The sums and online procedures per reporting agency and day while the batch goes (one
     // batch adds to a few keys a thousand times), spread over each agency's chain and the
     // buckets of each day once at the end.
-    let mut chains: HashMap<&AgencyId, &[AgencyId]> = HashMap::new();
+    let mut reporters: HashMap<&AgencyId, Reporter> = HashMap::new();
     let mut by_day: HashMap<(&AgencyId, Date), CounterSums> = HashMap::new();
     let mut online_by_day: foldhash::HashSet<(&AgencyId, Date, &ProcedureId)> =
         foldhash::HashSet::default();
@@ -298,9 +326,8 @@ pub fn plan(
     let mut states: HashMap<(&AgencyId, &DossierId), (Option<DossierState>, bool)> =
         HashMap::with_capacity(events.len());
     let mut changed: Vec<(&AgencyId, &DossierId)> = Vec::new();
-    // What each reporting agency was seen doing, spread over its chain at the end too.
-    let mut seen: HashMap<&AgencyId, Seen> = HashMap::new();
-    let mut arrivals: HashMap<(&AgencyId, Date), u64> = HashMap::new();
+    // The Vietnam day of the last acceptance time seen: a batch has one.
+    let mut accepted_day: Option<(OffsetDateTime, Date)> = None;
     for (i, event) in events.iter().enumerate() {
         let id = (&event.agency, &event.event_id);
         let before = match ids.get(&id) {
@@ -319,13 +346,18 @@ pub fn plan(
         ids.insert(id, event.content);
         plan.outcomes.push(Applied::Accepted);
         plan.counted.push(i);
-        chains.entry(&event.agency).or_insert(&event.chain);
-        seen.entry(&event.agency)
-            .or_default()
-            .record(event.accepted_at, event.occurred_at);
-        *arrivals
-            .entry((&event.agency, vietnam_day(event.accepted_at)))
-            .or_default() += 1;
+        let day = match accepted_day {
+            Some((at, day)) if at == event.accepted_at => day,
+            _ => {
+                let day = vietnam_day(event.accepted_at);
+                accepted_day = Some((event.accepted_at, day));
+                day
+            }
+        };
+        reporters
+            .entry(&event.agency)
+            .or_insert_with(|| Reporter::new(&event.chain))
+            .saw(event, day);
         let sums = by_day.entry((&event.agency, event.day)).or_default();
         for counter in &event.delta.increments {
             sums.add(*counter, 1);
@@ -369,7 +401,7 @@ pub fn plan(
             }
         }
     }
-    let chain_of = |agency: &AgencyId| chains.get(agency).copied().unwrap_or_default();
+    let chain_of = |agency: &AgencyId| reporters.get(agency).map_or(&[][..], |r| r.chain);
     let mut counters: BTreeMap<(&AgencyId, Bucket), CounterSums> = BTreeMap::new();
     for ((agency, day), sums) in &by_day {
         for member in chain_of(agency) {
@@ -390,15 +422,13 @@ pub fn plan(
             }
         }
     }
-    for (agency, latest) in seen {
-        for member in chain_of(agency) {
+    for reporter in reporters.values() {
+        for member in reporter.chain {
             let kept = plan.seen.entry(member.clone()).or_default();
-            *kept = kept.latest(latest);
-        }
-    }
-    for ((agency, day), n) in arrivals {
-        for member in chain_of(agency) {
-            *plan.arrivals.entry((member.clone(), day)).or_default() += n;
+            *kept = kept.latest(reporter.seen);
+            for (day, n) in &reporter.arrivals {
+                *plan.arrivals.entry((member.clone(), *day)).or_default() += n;
+            }
         }
     }
     plan.dossiers = changed
