@@ -161,11 +161,8 @@ async fn a_silent_agency_is_flagged_stale_everywhere_and_its_next_event_clears_i
         .await
         .expect("ranking")
         .into_inner();
-    let never = row(&ranking.rows, "ha-noi")
-        .freshness
-        .clone()
-        .expect("freshness");
-    assert!(never.stale && never.stale_at.is_empty() && never.last_accepted_at.is_empty());
+    let never = row(&ranking.rows, "ha-noi").freshness.expect("freshness");
+    assert!(never.stale && never.stale_at.is_none() && never.last_accepted_at.is_none());
 
     // The stream: a snapshot, then, with no event and no refresh tick, a change flagging
     // Lạng Sơn once its silence is over.

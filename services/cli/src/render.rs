@@ -5,6 +5,7 @@ use std::{collections::HashMap, fmt::Write as _};
 
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use govpulse_proto::{
+    Timestamp,
     aggregate::{
         Change, Freshness, GetBlockMetricsResponse, GetMetricsResponse, PeriodRange, Rate,
         TargetStanding,
@@ -272,11 +273,24 @@ fn target_text(target: Option<&TargetStanding>) -> String {
 /// they are current (or the server did not say).
 fn stale_text(freshness: Option<&Freshness>) -> Option<String> {
     let f = freshness.filter(|f| f.stale)?;
-    Some(if f.last_accepted_at.is_empty() {
-        "stale: never reported".to_owned()
-    } else {
-        format!("stale: no data since {}", f.last_accepted_at)
+    Some(match moment_text(f.last_accepted_at.as_ref()) {
+        None => "stale: never reported".to_owned(),
+        Some(at) => format!("stale: no data since {at}"),
     })
+}
+
+/// A moment in Vietnam time, to the second: `2026-12-05 14:15:17`; `None` for none (or one
+/// no clock can show).
+fn moment_text(at: Option<&Timestamp>) -> Option<String> {
+    let at = govpulse_edge::convert::moment_from_proto(at).ok()??;
+    let at = at.to_offset(govpulse_core::period::VIETNAM);
+    Some(format!(
+        "{} {:02}:{:02}:{:02}",
+        at.date(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    ))
 }
 
 fn days(period: Option<&PeriodRange>) -> String {
@@ -314,13 +328,16 @@ pub fn metrics_table(response: &GetMetricsResponse) -> String {
         out.push_str("  provisional: the period includes today, whose events are still arriving\n");
     }
     if let Some(f) = &response.freshness {
-        let last = if f.last_accepted_at.is_empty() {
-            "no event accepted yet".to_owned()
-        } else {
-            format!(
-                "last event accepted {}, latest event time {}",
-                f.last_accepted_at, f.last_occurred_at
-            )
+        let last = match (
+            moment_text(f.last_accepted_at.as_ref()),
+            moment_text(f.last_occurred_at.as_ref()),
+        ) {
+            (Some(accepted), Some(occurred)) => {
+                format!(
+                    "last event accepted {accepted}, latest event time {occurred} (Vietnam time)"
+                )
+            }
+            _ => "no event accepted yet".to_owned(),
         };
         let stale = stale_text(Some(f)).map_or_else(String::new, |s| format!(" ({s})"));
         let recent: u64 = response.accepted_per_day.iter().map(|d| d.accepted).sum();
@@ -548,24 +565,24 @@ mod tests {
 
     #[test]
     fn a_stale_agency_says_since_when_and_a_fresh_one_says_nothing() {
-        let freshness = |last: &str, stale: bool| {
+        let freshness = |last: Option<i64>, stale: bool| {
             Some(Freshness {
-                last_accepted_at: last.to_owned(),
+                last_accepted_at: last.map(|seconds| Timestamp { seconds, nanos: 0 }),
                 stale,
                 ..Freshness::default()
             })
         };
         let rows = [
             RankingRow {
-                freshness: freshness("2026-12-05T01:00:00Z", false),
+                freshness: freshness(Some(1_764_896_400), false),
                 ..row(1, "a", 9, 10)
             },
             RankingRow {
-                freshness: freshness("2026-12-04T23:00:00Z", true),
+                freshness: freshness(Some(1_764_889_200), true),
                 ..row(2, "b", 5, 10)
             },
             RankingRow {
-                freshness: freshness("", true),
+                freshness: freshness(None, true),
                 ..row(0, "c", 0, 1)
             },
         ];
@@ -578,7 +595,7 @@ mod tests {
             "{lines:?}"
         );
         assert!(
-            lines[2].contains("B (stale: no data since 2026-12-04T23:00:00Z)"),
+            lines[2].contains("B (stale: no data since 2025-12-05 06:00:00)"),
             "{lines:?}"
         );
         assert!(lines[3].contains("C (stale: never reported)"), "{lines:?}");

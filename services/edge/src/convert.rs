@@ -7,8 +7,9 @@ use govpulse_core::{
     notice::ChangeNotice,
     period::parse_day,
 };
+use govpulse_proto::Timestamp;
 use govpulse_proto::{aggregate as agg, catalog as cat, event as ev};
-use time::{OffsetDateTime, UtcOffset, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -140,26 +141,33 @@ pub fn period_to_proto(period: &Period) -> agg::PeriodRange {
     }
 }
 
-/// A moment as the API writes it: RFC 3339 in UTC, to the millisecond; empty for none.
-pub fn moment_to_proto(at: Option<OffsetDateTime>) -> String {
-    at.and_then(|at| {
-        let at = at.to_offset(UtcOffset::UTC);
-        at.replace_nanosecond(at.millisecond() as u32 * 1_000_000)
-            .ok()?
-            .format(&Rfc3339)
-            .ok()
+/// A moment as a protobuf timestamp; `None` for none.
+pub fn moment_to_proto(at: Option<OffsetDateTime>) -> Option<Timestamp> {
+    at.map(|at| Timestamp {
+        seconds: at.unix_timestamp(),
+        // Below 10^9 by construction.
+        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
     })
-    .unwrap_or_default()
 }
 
-/// A moment [`moment_to_proto`] wrote (or any RFC 3339 time); `None` for an empty one.
-pub fn moment_from_proto(raw: &str) -> Result<Option<OffsetDateTime>, String> {
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    OffsetDateTime::parse(raw, &Rfc3339)
-        .map(Some)
-        .map_err(|e| format!("{raw:?} is not an RFC 3339 time: {e}"))
+/// The moment a protobuf timestamp names; `None` for none, an error for an impossible one.
+pub fn moment_from_proto(at: Option<&Timestamp>) -> Result<Option<OffsetDateTime>, String> {
+    at.map(|ts| crate::decode::timestamp(ts).ok_or_else(|| format!("{ts:?} is not a time")))
+        .transpose()
+}
+
+/// A protobuf timestamp as RFC 3339 in UTC (`2026-12-05T07:15:17.589Z`), as JSON writes it;
+/// empty for none (CSV cells).
+pub fn moment_rfc3339(at: Option<&Timestamp>) -> String {
+    moment_from_proto(at)
+        .ok()
+        .flatten()
+        .and_then(|at| {
+            at.to_offset(time::UtcOffset::UTC)
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// An agency's freshness as a message.
@@ -176,11 +184,11 @@ pub fn freshness_to_proto(freshness: &Freshness) -> agg::Freshness {
 pub fn freshness_from_proto(message: &agg::Freshness) -> Result<Freshness, String> {
     Ok(Freshness {
         seen: Seen {
-            last_accepted: moment_from_proto(&message.last_accepted_at)?,
-            last_occurred: moment_from_proto(&message.last_occurred_at)?,
+            last_accepted: moment_from_proto(message.last_accepted_at.as_ref())?,
+            last_occurred: moment_from_proto(message.last_occurred_at.as_ref())?,
         },
         stale: message.stale,
-        stale_at: moment_from_proto(&message.stale_at)?,
+        stale_at: moment_from_proto(message.stale_at.as_ref())?,
     })
 }
 

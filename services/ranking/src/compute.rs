@@ -70,6 +70,7 @@ async fn rank_period(
     query: &Query,
     period: &str,
     rules: Rules,
+    read_freshness: bool,
 ) -> Result<Ranked, Error> {
     let (block, parent_id) = match &query.scope {
         Scope::Block(block) => (block_to_proto(*block).into(), String::new()),
@@ -81,6 +82,7 @@ async fn rank_period(
             parent_id: parent_id.clone(),
             period: period.to_owned(),
             metric: metric.name().to_owned(),
+            with_freshness: read_freshness,
             ..Default::default()
         },
         Measure::Index(profile) => GetBlockSnapshotRequest {
@@ -92,6 +94,7 @@ async fn rank_period(
                 .map(|m| m.name().to_owned())
                 .collect(),
             assessed_profile: profile.name.clone(),
+            with_freshness: read_freshness,
             ..Default::default()
         },
     };
@@ -219,9 +222,18 @@ pub async fn compute(
 ) -> Result<Ranking, Error> {
     // aggregate resolves the period with its clock; the previous one follows from the days
     // it answered with, so the two are never resolved against two different "todays".
-    let current = rank_period(aggregate, catalog, query, &query.period, rules).await?;
+    let current = rank_period(aggregate, catalog, query, &query.period, rules, true).await?;
     let previous = current.days.previous();
-    let before = rank_period(aggregate, catalog, query, previous.expression(), rules).await?;
+    // The previous period only gives ranks: its freshness is not read.
+    let before = rank_period(
+        aggregate,
+        catalog,
+        query,
+        previous.expression(),
+        rules,
+        false,
+    )
+    .await?;
     let ranking = with_movement(current.rows, &before.rows);
     let (min_volume, max_score) = match &query.measure {
         Measure::Metric(_) => (rules.min_volume, String::new()),

@@ -413,10 +413,11 @@ fn ranking_csv(response: &GetRankingResponse) -> (Vec<String>, Vec<Vec<String>>)
                 row.grade.clone(),
                 row.incomplete.to_string(),
                 row.freshness.as_ref().is_some_and(|f| f.stale).to_string(),
-                row.freshness
-                    .as_ref()
-                    .map(|f| f.last_accepted_at.clone())
-                    .unwrap_or_default(),
+                govpulse_edge::convert::moment_rfc3339(
+                    row.freshness
+                        .as_ref()
+                        .and_then(|f| f.last_accepted_at.as_ref()),
+                ),
             ]);
             cells.extend(criteria.iter().map(|c| {
                 row.indicators

@@ -15,7 +15,7 @@
 //! | `P:{root}:ex`, `P:{root}:dx` | string | how the tree's event ids and dossier states spread over their buckets (`spread.rs`) |
 //! | `P:{root}:e:<n>` | string | 18-byte records: 8-byte digest of (agency, event id), content digest and the UTC day it may be forgotten after (`tree_write.rs`) |
 //! | `P:{root}:d:<n>` | string | 13-byte records: 8-byte digest of (agency, dossier id), its backlog state (`govpulse_core::backlog`) and the day a finished one may be forgotten after |
-//! | `P:{root}:sa`, `P:{root}:so` | sorted set | agency → when an event of it or its units was last accepted (`sa`), and the latest time such an event happened (`so`), in Unix milliseconds, only ever raised (`ZADD GT`): `govpulse_core::freshness` |
+//! | `P:{root}:s` | hash | agency → when an event of it or its units was last accepted and the latest time such an event happened, two big-endian signed 64-bit Unix milliseconds ([`seen_bytes`]); written as the latest of what the writer read and its batch saw (`govpulse_core::freshness`) |
 //! | `P:{root}:n:d<yyyymmdd>` | hash | agency → events accepted for it that Vietnam day; expires `ARRIVAL_DAYS` (35) days after |
 //! | `P:{root}:a:<agency>:<bucket>` | hash | `<profile>/<criterion>` → assessed points with two decimals (`38.75`), for the calendar period `<bucket>` |
 //!
@@ -328,14 +328,9 @@ impl RedisStore {
         format!("{}:{{{root}}}:o:{agency}:{bucket}", self.prefix)
     }
 
-    /// The tree's agencies by when an event of theirs was last accepted.
-    pub(crate) fn accepted_key(&self, root: &AgencyId) -> String {
-        format!("{}:{{{root}}}:sa", self.prefix)
-    }
-
-    /// The tree's agencies by the latest time an accepted event of theirs happened.
-    pub(crate) fn occurred_key(&self, root: &AgencyId) -> String {
-        format!("{}:{{{root}}}:so", self.prefix)
+    /// What was last seen of the tree's agencies ([`seen_bytes`]).
+    pub(crate) fn seen_key(&self, root: &AgencyId) -> String {
+        format!("{}:{{{root}}}:s", self.prefix)
     }
 
     /// The tree's agencies' events accepted on `day`.
@@ -678,52 +673,44 @@ impl CounterStore for RedisStore {
         agencies: &[AgencyKey],
         days: &[Date],
     ) -> Result<Vec<Activity>, StoreError> {
-        // Per tree: one ZMSCORE per sorted set and one HMGET per day, whatever the number of
-        // agencies (10,000 units of a province are three commands and one per day).
+        // Per tree one HMGET of what was seen and one per day, whatever the number of
+        // agencies (10,000 units of a province are one command, and one per day).
         let mut trees: BTreeMap<&AgencyId, Vec<usize>> = BTreeMap::new();
         for (i, key) in agencies.iter().enumerate() {
             trees.entry(&key.root).or_default().push(i);
         }
         let mut commands = Commands::default();
         for (root, members) in &trees {
-            let names = members.iter().map(|i| agencies[*i].agency.as_str());
-            for key in [self.accepted_key(root), self.occurred_key(root)] {
-                let mut zmscore = redis::cmd("ZMSCORE");
-                zmscore.arg(key).arg(names.clone().collect::<Vec<_>>());
-                commands.push(root, zmscore);
-            }
-            for day in days {
+            let names: Vec<&str> = members
+                .iter()
+                .map(|i| agencies[*i].agency.as_str())
+                .collect();
+            for key in std::iter::once(self.seen_key(root))
+                .chain(days.iter().map(|day| self.arrivals_key(root, *day)))
+            {
                 let mut hmget = redis::cmd("HMGET");
-                hmget
-                    .arg(self.arrivals_key(root, *day))
-                    .arg(names.clone().collect::<Vec<_>>());
+                hmget.arg(key).arg(&names);
                 commands.push(root, hmget);
             }
         }
         let mut replies = commands.run(&self.connection).await?.into_iter();
-        let mut activity = vec![Activity::default(); agencies.len()];
-        let moment = |ms: Option<f64>| -> Option<OffsetDateTime> {
-            // Milliseconds since 1970 are exact in a double until the year 287,396.
-            #[allow(clippy::cast_possible_truncation)]
-            let nanos = i128::from(ms? as i64) * 1_000_000;
-            OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
-        };
         let mut next = || {
             replies
                 .next()
                 .ok_or_else(|| StoreError::Unexpected("fewer replies than commands".to_owned()))
         };
+        let mut activity = vec![Activity::default(); agencies.len()];
         for members in trees.values() {
-            let accepted: Vec<Option<f64>> = redis::from_redis_value(next()?)?;
-            let occurred: Vec<Option<f64>> = redis::from_redis_value(next()?)?;
+            let seen: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
             let mut per_day: Vec<Vec<Option<u64>>> = Vec::with_capacity(days.len());
             for _ in days {
                 per_day.push(redis::from_redis_value(next()?)?);
             }
             for (j, i) in members.iter().enumerate() {
-                let seen = Seen {
-                    last_accepted: moment(accepted.get(j).copied().flatten()),
-                    last_occurred: moment(occurred.get(j).copied().flatten()),
+                let seen = match seen.get(j).and_then(Option::as_deref) {
+                    None => Seen::default(),
+                    Some(bytes) => seen_from_bytes(bytes)
+                        .ok_or_else(|| StoreError::Unexpected("a torn seen record".to_owned()))?,
                 };
                 activity[*i] = Activity {
                     seen,
@@ -773,6 +760,34 @@ impl CounterStore for RedisStore {
             })
             .collect()
     }
+}
+
+/// What a store keeps of [`Seen`]: the last acceptance and the latest event time, each as
+/// big-endian signed 64-bit Unix milliseconds; `None` for a record with no acceptance (never
+/// written: an agency is recorded with its first counted event).
+pub(crate) fn seen_bytes(seen: Seen) -> Option<[u8; 16]> {
+    let millis = |at: OffsetDateTime| {
+        i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    };
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&millis(seen.last_accepted?).to_be_bytes());
+    bytes[8..].copy_from_slice(&millis(seen.last_occurred?).to_be_bytes());
+    Some(bytes)
+}
+
+/// The [`Seen`] that [`seen_bytes`] wrote; `None` for anything else.
+pub(crate) fn seen_from_bytes(bytes: &[u8]) -> Option<Seen> {
+    let moment = |raw: &[u8]| {
+        let millis = i64::from_be_bytes(raw.try_into().ok()?);
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).ok()
+    };
+    if bytes.len() != 16 {
+        return None;
+    }
+    Some(Seen {
+        last_accepted: Some(moment(&bytes[..8])?),
+        last_occurred: Some(moment(&bytes[8..])?),
+    })
 }
 
 /// What follows a group's counter replies for its distinct count.

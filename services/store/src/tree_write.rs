@@ -38,7 +38,7 @@ use time::{Date, OffsetDateTime};
 use crate::{
     StoreError,
     exclusive::Lease,
-    redis_store::{Commands, RedisStore},
+    redis_store::{Commands, RedisStore, seen_bytes, seen_from_bytes},
     spread::{Split, Spread},
 };
 
@@ -469,7 +469,15 @@ impl RedisStore {
                 parents.entry(&pair[1]).or_default().insert(&pair[0]);
             }
         }
+        // What was seen of the batch's agencies, to keep the latest (section 6c).
+        let reporters: BTreeSet<&AgencyId> = batch.iter().flat_map(|e| e.chain.iter()).collect();
         let mut second = Commands::default();
+        let mut seen_read = redis::cmd("HMGET");
+        seen_read.arg(self.seen_key(root));
+        for agency in &reporters {
+            seen_read.arg(agency.as_str());
+        }
+        second.push(root, seen_read);
         let mut mget = redis::cmd("MGET");
         for bucket in &id_reads {
             mget.arg(keys.id_bucket(*bucket));
@@ -491,6 +499,12 @@ impl RedisStore {
         let mut replies = self.read(&mut lease, second).await?.into_iter();
         let mut next = || replies.next().ok_or_else(|| reply_err("second read"));
 
+        let seen: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
+        let known_seen: HashMap<&AgencyId, Seen> = reporters
+            .iter()
+            .zip(seen)
+            .filter_map(|(agency, value)| Some((*agency, seen_from_bytes(&value?)?)))
+            .collect();
         let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
         let mut stored = stored.into_iter();
         fn table<const W: usize>(
@@ -625,6 +639,7 @@ impl RedisStore {
             &list_lengths,
             &mut writes,
         );
+        self.write_activity(root, &planned, &known_seen, &mut writes);
 
         // 5. Compare and apply: the transaction runs only if the version is still the one
         // watched; the script (loaded first if this Redis does not have it: a new or
@@ -788,33 +803,29 @@ impl RedisStore {
         for (key, members) in online {
             writes.chunked("SADD", Some(&key), &members, 1);
         }
-        self.write_activity(root, planned, writes);
     }
 
-    /// When the plan's agencies were last seen (kept as the latest, whatever order writers
-    /// apply in: `ZADD GT`), and their events per day of acceptance (expiring after
+    /// When the plan's agencies were last seen: the latest of what the store had (`known`,
+    /// read in this attempt, so no other writer changed it if the write applies) and what
+    /// the plan saw; and their events per day of acceptance (expiring after
     /// [`ARRIVAL_DAYS`]).
-    fn write_activity(&self, root: &AgencyId, planned: &Plan, writes: &mut Writes) {
-        let millis = |at: Option<OffsetDateTime>| {
-            at.map(|at| i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
-        };
-        type Moment = fn(&Seen) -> Option<OffsetDateTime>;
-        let moments: [(String, Moment); 2] = [
-            (self.accepted_key(root), |seen| seen.last_accepted),
-            (self.occurred_key(root), |seen| seen.last_occurred),
-        ];
-        for (key, moment) in moments {
-            let pairs: Vec<[Vec<u8>; 2]> = planned
-                .seen
-                .iter()
-                .filter_map(|(agency, seen)| Some([text(millis(moment(seen))?), text(agency)]))
-                .collect();
-            for chunk in pairs.chunks(MAX_ARGS / 2) {
-                let mut command = vec![text("ZADD"), text(&key), text("GT")];
-                command.extend(chunk.iter().flatten().cloned());
-                writes.push(&command);
-            }
-        }
+    fn write_activity(
+        &self,
+        root: &AgencyId,
+        planned: &Plan,
+        known: &HashMap<&AgencyId, Seen>,
+        writes: &mut Writes,
+    ) {
+        let pairs: Vec<Vec<u8>> = planned
+            .seen
+            .iter()
+            .filter_map(|(agency, seen)| {
+                let latest = known.get(agency).map_or(*seen, |k| k.latest(*seen));
+                Some([text(agency), seen_bytes(latest)?.to_vec()])
+            })
+            .flatten()
+            .collect();
+        writes.chunked("HSET", Some(&self.seen_key(root)), &pairs, 2);
         let mut by_day: BTreeMap<Date, Vec<(&AgencyId, u64)>> = BTreeMap::new();
         for ((agency, day), n) in &planned.arrivals {
             by_day.entry(*day).or_default().push((agency, *n));
@@ -848,6 +859,18 @@ mod tests {
     use time::macros::{date, datetime};
 
     use super::*;
+
+    #[test]
+    fn what_was_seen_reads_back_as_written_to_the_millisecond() {
+        let seen = Seen {
+            last_accepted: Some(datetime!(2026-12-05 07:15:17.589 UTC)),
+            last_occurred: Some(datetime!(1999-12-31 23:59:59.999 +7)),
+        };
+        let bytes = seen_bytes(seen).expect("a record");
+        assert_eq!(seen_from_bytes(&bytes), Some(seen));
+        assert_eq!(seen_bytes(Seen::default()), None);
+        assert_eq!(seen_from_bytes(&bytes[..15]), None);
+    }
 
     #[test]
     fn entries_read_back_as_written() {

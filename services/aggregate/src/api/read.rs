@@ -284,14 +284,14 @@ impl AggregateApi {
         let (counted, assessed, activity) = futures::try_join!(
             self.counters(&horizon, slice::from_ref(&question)),
             self.read_assessed(&members, &period, &request.assessed_profile),
-            self.activity(&horizon, &members, &[])
+            self.activity_if(request.with_freshness, &horizon, &members)
         )?;
         let agencies = members
             .iter()
             .zip(&counted[0])
             .zip(assessed)
-            .zip(&activity)
-            .map(|(((id, c), assessed), (freshness, _))| AgencyCounters {
+            .enumerate()
+            .map(|(i, ((id, c), assessed))| AgencyCounters {
                 agency_id: id.to_string(),
                 counters: Some(counters_to_proto(c)),
                 merged_from: ids(report::merged_from(
@@ -301,7 +301,9 @@ impl AggregateApi {
                     period.last_day(),
                 )),
                 assessed,
-                freshness: Some(freshness_to_proto(freshness)),
+                freshness: activity
+                    .get(i)
+                    .map(|(freshness, _)| freshness_to_proto(freshness)),
             })
             .collect();
         Ok(GetBlockSnapshotResponse {
@@ -362,6 +364,20 @@ impl AggregateApi {
             .into_iter()
             .map(|a| (a.seen.at(horizon.now, self.freshness), a.accepted_per_day))
             .collect())
+    }
+
+    /// [`AggregateApi::activity`] of `agencies` without days when `wanted`, else nothing.
+    async fn activity_if(
+        &self,
+        wanted: bool,
+        horizon: &Horizon,
+        agencies: &[AgencyId],
+    ) -> Result<Vec<(Freshness, Vec<u64>)>, Error> {
+        if wanted {
+            self.activity(horizon, agencies, &[]).await
+        } else {
+            Ok(Vec::new())
+        }
     }
 
     /// Runs one generic read against the store.
