@@ -1,23 +1,31 @@
 // The dashboard in a real browser: headless Chromium (Debian's package) driven by Playwright.
 //
 //   node tests/browser/dashboard.mjs <dashboard url> <screenshot dir> [agency with units]
+//                                    [quiet dashboard url] [silent agency]
 //
 // Against a deployment receiving events, it checks that the live ranking arrives and updates
 // without a reload, that the metric, period and block controls change the table, that an
 // agency's page shows its charts, rank history and units, and that the connection indicator
-// says live (and says stale or reconnecting, with the table greyed, while the stream is cut).
-// It saves screenshots (desktop, stale, a 390 px phone, the agency page) and prints their
-// paths. Exits 1 on
-// the first failed check.
+// says live (and says stale or reconnecting, with the table greyed, while the stream is cut);
+// agencies that report are not flagged stale, and the current period is flagged provisional.
+//
+// With a quiet dashboard (a deployment with no load that flags an agency stale after a short
+// silence), it checks that the silent agency's row says "never reported", prints
+// `stale: ready <agency>` for the caller to send that agency one event, then waits for the
+// row to turn, on the live stream, into a greyed "no data since …" row, and opens its page
+// (last report, stale badge, arrivals per day).
+//
+// It saves screenshots (desktop, stale, a 390 px phone, the agency pages, the silent agency)
+// and prints their paths. Exits 1 on the first failed check.
 
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { chromiumPath } from './chromium.mjs';
 
-const [url, screenshots = '.', agency = ''] = process.argv.slice(2);
-if (!url) {
-  console.error('usage: node dashboard.mjs <dashboard url> <screenshot dir> [agency]');
+const [url, screenshots = '.', agency = '', quietUrl = '', silent = ''] = process.argv.slice(2);
+if (!url || (quietUrl && !silent)) {
+  console.error('usage: node dashboard.mjs <dashboard url> <screenshot dir> [agency] [quiet dashboard url] [silent agency]');
   process.exit(2);
 }
 const dir = resolve(screenshots);
@@ -46,6 +54,26 @@ const rowTexts = (page) =>
 async function waitForLive(page) {
   await page.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
   await page.waitForFunction(() => document.querySelectorAll('#rows li.row').length > 0, null, { timeout: 30_000 });
+}
+
+/** Shown, not merely in the page: present, not hidden, with a box. */
+const visible = (page, selector) => page.isVisible(selector);
+
+/** The agency page's arrivals chart: its bars, today's title, the chart's own title. */
+async function arrivalsOf(page) {
+  await page.waitForSelector('#arrivals svg.chart', { timeout: 30_000 });
+  return page.$eval('#arrivals svg.chart', (chart) => ({
+    bars: chart.querySelectorAll('rect.arrival').length,
+    today: chart.querySelector('rect.arrival.today title')?.textContent ?? '',
+    title: chart.querySelector(':scope > title')?.textContent ?? '',
+  }));
+}
+
+function listenForProblems(page, name) {
+  page.on('pageerror', (error) => problems.push(`${name} page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`${name} console error: ${message.text()}`);
+  });
 }
 
 const browser = await chromium.launch({
@@ -116,6 +144,18 @@ try {
   const lines = await page.waitForFunction(() => document.querySelectorAll('#rows .bar .target').length, null, { timeout: 15_000 });
   const meeting = (await page.textContent('[data-card="targets"] .card-value')).trim();
   ok(`target lines drawn on ${await lines.jsonValue()} bars; agencies meeting the target: ${meeting}`);
+
+  // 2b. An agency that keeps reporting is not flagged stale; the year to date includes today,
+  // so the ranking says its figures are provisional.
+  const fresh = agency || (await page.getAttribute('#rows li.row', 'data-agency'));
+  const freshRow = await page.$eval(`#rows li.row[data-agency="${fresh}"]`, (row) => ({
+    stale: row.classList.contains('stale'),
+    tag: row.querySelector('.stale-tag')?.textContent ?? '',
+  }));
+  if (freshRow.stale || freshRow.tag) throw new Error(`${fresh} reports all the time but its row is flagged stale ("${freshRow.tag}")`);
+  const staleRows = await page.$$eval('#rows li.row.stale', (items) => items.length);
+  if (!(await visible(page, '#ranking-provisional'))) throw new Error('the year to date includes today but the ranking is not marked provisional');
+  ok(`${fresh} is not flagged stale (${staleRows} of ${rows} rows are); provisional: "${(await page.textContent('#ranking-provisional')).trim()}"`);
   await shot(page, 'ranking-desktop.png');
 
   // 3. Another metric: the title, the link to export and the rows follow.
@@ -200,6 +240,16 @@ try {
   const units = await page.$$eval('#children li.row .name', (names) => names.map((n) => n.textContent));
   const points = await page.$$eval('#metric-charts circle.dot', (dots) => dots.length);
   ok(`agency page of ${title}: 9 charts (${points} monthly points), rank history, ${units.length} units (${units.slice(0, 3).join(', ')})`);
+  // It reports all the time: when it last did, no stale badge, its arrivals, provisional.
+  await page.waitForSelector('#freshness:not([hidden])', { timeout: 30_000 });
+  const lastReport = (await page.textContent('#freshness')).trim();
+  if (!lastReport.startsWith('Last event accepted') || (await page.$('#freshness .stale-badge'))) {
+    throw new Error(`the agency page of ${target}, which reports, says "${lastReport}"`);
+  }
+  const busy = await arrivalsOf(page);
+  if (busy.bars !== 30 || !busy.title) throw new Error(`the arrivals chart has ${busy.bars} bars, title "${busy.title}"`);
+  if (!(await visible(page, '#provisional'))) throw new Error('the year to date is not marked provisional on the agency page');
+  ok(`agency page says "${lastReport}"; arrivals: 30 bars, today "${busy.today}"`);
   await shot(page, 'agency-desktop.png', { fullPage: true });
   await page.click('#back');
   await page.waitForSelector('#ranking-view:not([hidden])');
@@ -223,6 +273,80 @@ try {
   if (agencyWidth > 390) throw new Error(`on a 390 px phone the agency page is ${agencyWidth} px wide`);
   ok(`phone: the agency page, opened from its link, is ${agencyWidth} px wide`);
   await shot(small, 'agency-phone.png', { fullPage: true });
+
+  // 9. A quiet deployment: nobody reports, and an agency is stale after a second of silence.
+  if (quietUrl) {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    page = await context.newPage();
+    listenForProblems(page, 'quiet');
+    await page.goto(quietUrl);
+    await waitForLive(page);
+    const row = `#rows li.row[data-agency="${silent}"]`;
+    // Nothing was ever accepted: every row is greyed and says so, the silent agency's too.
+    await page.waitForSelector(`${row}.stale .stale-tag`, { timeout: 15_000 });
+    const never = (await page.textContent(`${row} .stale-tag`)).trim();
+    if (never !== 'never reported') throw new Error(`${silent}, never heard from, says "${never}"`);
+    const quietRows = await page.$$eval('#rows li.row', (items) => ({
+      all: items.length,
+      never: items.filter((r) => r.classList.contains('stale') && r.querySelector('.stale-tag')?.textContent === 'never reported').length,
+    }));
+    if (quietRows.never !== quietRows.all) throw new Error(`only ${quietRows.never} of ${quietRows.all} rows say "never reported"`);
+    ok(`quiet deployment: all ${quietRows.all} rows greyed, "never reported"`);
+
+    // Whether its fresh moment between the event and the silence gets drawn depends on timing
+    // (the table redraws at most every 800 ms): noted, not required.
+    await page.evaluate((sel) => {
+      window.__seenFresh = false;
+      new MutationObserver(() => {
+        const item = document.querySelector(sel);
+        if (item && !item.classList.contains('stale')) window.__seenFresh = true;
+      }).observe(document.getElementById('rows'), { subtree: true, childList: true, attributes: true, attributeFilter: ['class'] });
+    }, row);
+    // The caller sends the silent agency one event now; the page is not reloaded, so the row
+    // can only change through the live stream.
+    console.log(`stale: ready ${silent}`);
+    await page.waitForFunction(
+      (sel) => {
+        const item = document.querySelector(sel);
+        return item?.classList.contains('stale') && item.querySelector('.stale-tag')?.textContent.startsWith('no data since');
+      },
+      row,
+      { timeout: 20_000 },
+    );
+    const silentRow = await page.$eval(row, (item) => ({
+      tag: item.querySelector('.stale-tag').textContent,
+      title: item.querySelector('.stale-tag').title,
+      rank: item.dataset.rank,
+      opacity: getComputedStyle(item.querySelector('.value')).opacity,
+      first: item.parentElement.firstElementChild === item,
+    }));
+    if (!/^no data since \d{2}\/\d{2} \d{2}:\d{2}$/.test(silentRow.tag)) throw new Error(`the silent row says "${silentRow.tag}"`);
+    if (!silentRow.title.includes('longer than the service allows')) throw new Error(`the silent row's tag explains "${silentRow.title}"`);
+    if (Number(silentRow.opacity) >= 1) throw new Error(`the silent row is not greyed (opacity ${silentRow.opacity})`);
+    if (!(Number(silentRow.rank) > 0) || !silentRow.first) throw new Error(`the silent row lost its rank (${silentRow.rank}, first: ${silentRow.first})`);
+    if (!(await visible(page, '#ranking-provisional'))) throw new Error('the quiet ranking (year to date) is not marked provisional');
+    const seenFresh = await page.evaluate(() => window.__seenFresh);
+    ok(`${silent} reported once, then went silent: row greyed (opacity ${silentRow.opacity}), "${silentRow.tag}", ` +
+      `still ranked ${silentRow.rank}${seenFresh ? ', drawn fresh in between' : ''}`);
+    await shot(page, 'ranking-silent.png');
+
+    // Its page: when it last reported, the stale badge, the one event among its arrivals.
+    await page.click(`${row} a.name`);
+    await page.waitForSelector('#agency-view:not([hidden])', { timeout: 15_000 });
+    await page.waitForSelector('#freshness .stale-badge', { timeout: 15_000 });
+    const line = (await page.textContent('#freshness')).trim();
+    const badge = (await page.textContent('#freshness .stale-badge')).trim();
+    if (!line.startsWith('Last event accepted') || !line.includes('latest event time')) throw new Error(`the silent agency's page says "${line}"`);
+    if (!badge.startsWith('stale · no data since') || !(await visible(page, '#freshness .stale-badge'))) {
+      throw new Error(`the silent agency's badge says "${badge}"`);
+    }
+    const quietArrivals = await arrivalsOf(page);
+    if (quietArrivals.bars !== 30 || !quietArrivals.title) throw new Error(`the arrivals chart has ${quietArrivals.bars} bars, title "${quietArrivals.title}"`);
+    if (!quietArrivals.today.endsWith(': 1 event accepted')) throw new Error(`today's arrivals say "${quietArrivals.today}"`);
+    if (!(await visible(page, '#provisional'))) throw new Error('the silent agency\'s year to date is not marked provisional');
+    ok(`the silent agency's page: "${line}"; arrivals: 30 bars, today "${quietArrivals.today}"`);
+    await shot(page, 'agency-silent.png', { fullPage: true });
+  }
 
   if (problems.length) throw new Error(problems.join('\n'));
   console.log('dashboard: all checks passed');

@@ -2,17 +2,19 @@
 //! (every province and ministry, plus a few units of one province), and
 //! `tests/browser/dashboard.mjs` (headless Chromium driven by Playwright) checking the live
 //! ranking, its controls, an agency's page and the connection indicator, and saving
-//! screenshots under the target directory.
+//! screenshots under the target directory. A second, quiet deployment that flags an agency
+//! stale after one second of silence shows a silent agency greyed, an agency never heard from
+//! as such, and the silent agency's page with its last report and its arrivals per day.
 
 use std::{
     path::{Path, PathBuf},
-    process::Stdio,
+    process::{ExitStatus, Stdio},
     sync::Arc,
     time::Duration,
 };
 
 use govpulse::loadgen::{self, LoadConfig, Mode, Progress};
-use govpulse_e2e::{Deployment, Options, RedisServer, ts};
+use govpulse_e2e::{Deployment, Options, RedisServer, received, ts};
 use govpulse_proto::{
     catalog::Block,
     event::{Channel, DossierEvent, DossierReceived, dossier_event::Kind},
@@ -20,6 +22,10 @@ use govpulse_proto::{
     ranking::{RankingQuery, WatchRankingRequest, watch_ranking_response::Event},
 };
 use time::OffsetDateTime;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, BufReader},
+    process::Child,
+};
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +40,14 @@ const UNITS: &[(&str, &str)] = &[
     ("phu-tho.xa-hoa-binh", "Xã Hòa Bình"),
     ("phu-tho.xa-tam-dao", "Xã Tam Đảo"),
 ];
+
+/// The quiet deployment's agency that reports once, when the browser shows it has never
+/// reported, then falls silent.
+const SILENT: &str = "lang-son";
+
+/// What the browser test prints when the quiet deployment's ranking shows `SILENT` as never
+/// reported, followed by its id: the cue to send its one event.
+const READY: &str = "stale: ready ";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -167,6 +181,36 @@ async fn until_ranked(deployment: &Deployment) {
         .unwrap_or_else(|_| panic!("no province ranked within 30 s of load"));
 }
 
+/// Runs the browser test to its end, keeping its output (stdout, stderr); when it says the
+/// silent agency's row shows it never reported, sends that agency's one event to `quiet`.
+async fn follow(child: &mut Child, quiet: &Deployment) -> (ExitStatus, String, String) {
+    let mut errors = child.stderr.take().expect("piped stderr");
+    let errors = tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        let _ = errors.read_to_end(&mut bytes).await;
+        String::from_utf8_lossy(&bytes).into_owned()
+    });
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut stdout = String::new();
+    while let Some(line) = lines.next_line().await.expect("the browser test's output") {
+        if let Some(agency) = line.strip_prefix(READY) {
+            quiet
+                .accept_all(vec![received(
+                    "silent-1",
+                    agency.trim(),
+                    OffsetDateTime::now_utc(),
+                    true,
+                )])
+                .await;
+        }
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let status = child.wait().await.expect("node ends");
+    let stderr = errors.await.expect("the browser test's errors");
+    (status, stdout, stderr)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     let browser = repo().join("tests/browser");
@@ -189,6 +233,17 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
         ..Options::default()
     };
     let deployment = Deployment::start_with(&redis, "dashboard", options).await;
+    // No load: every agency is stale (never reported), and `SILENT`, once it has reported,
+    // a second later.
+    let quiet = Deployment::start_with(
+        &redis,
+        "dashboard-quiet",
+        Options {
+            stale_after_secs: Some(1),
+            ..Options::default()
+        },
+    )
+    .await;
     let stop = CancellationToken::new();
     let country = govpulse_runtime::catalog_files::load(Some(&catalog)).expect("test catalog");
     let ingest =
@@ -214,38 +269,43 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     let browse = async {
         until_ranked(&deployment).await;
         let url = format!("http://{}/", deployment.ranking_addr());
-        let run = tokio::process::Command::new("node")
+        let quiet_url = format!("http://{}/", quiet.ranking_addr());
+        let mut child = tokio::process::Command::new("node")
             .arg(browser.join("dashboard.mjs"))
             .arg(&url)
             .arg(&screenshots)
             .arg(PROVINCE)
+            .arg(&quiet_url)
+            .arg(SILENT)
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(Duration::from_secs(240), run)
-            .await
-            .expect("the browser test finishes within 4 minutes")
+            .spawn()
             .expect("node runs (deploy/bin/setup --test installs what it needs)");
+        let output = tokio::time::timeout(Duration::from_secs(300), follow(&mut child, &quiet))
+            .await
+            .expect("the browser test finishes within 5 minutes");
         stop.cancel();
         output
     };
-    let ((), output) = tokio::join!(units, browse);
+    let ((), (status, stdout, stderr)) = tokio::join!(units, browse);
     let _ = load.await;
     deployment.stop().await;
+    quiet.stop().await;
 
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
     eprintln!("{stdout}{stderr}");
     assert!(
-        output.status.success(),
-        "the browser test failed ({}): {stderr}",
-        output.status
+        status.success(),
+        "the browser test failed ({status}): {stderr}"
     );
     assert!(stdout.contains("dashboard: all checks passed"), "{stdout}");
     for name in [
         "ranking-desktop.png",
         "ranking-phone.png",
         "agency-desktop.png",
+        "ranking-silent.png",
+        "agency-silent.png",
     ] {
         let path = screenshots.join(name);
         assert!(

@@ -1,11 +1,12 @@
-// One agency's page: its figures for the chosen period, each metric over the months of that
-// period's year against its target, its rank per month, and its own units ranked.
+// One agency's page: when it last reported, its figures for the chosen period, the events
+// accepted from it each day, each metric over the months of that period's year against its
+// target, its rank per month, and its own units ranked.
 
 import { getBlockMetrics, getMetrics, getRanking } from './api.js';
-import { monthlyChart, rankChart } from './charts.js';
+import { arrivalsChart, monthlyChart, rankChart } from './charts.js';
 import {
-  METRICS, el, metricLabel, metricTerm, monthName, percentText, periodYear, ratioText,
-  vietnamToday, clockText, ordinal,
+  METRICS, countText, dayTimeText, el, isStale, metricLabel, metricTerm, monthName, parseMoment,
+  percentText, periodYear, ratioText, staleText, staleTitle, vietnamToday, clockText, ordinal,
 } from './format.js';
 import { renderRows } from './ranking.js';
 import { sortRows } from './live.js';
@@ -28,6 +29,10 @@ export function showAgency(root, agencyId, state, links) {
 
   const title = el('h2', { class: 'agency-title' }, agencyId);
   const subtitle = el('p', { class: 'agency-sub' });
+  const freshness = el('p', { class: 'freshness', id: 'freshness', hidden: true });
+  const provisional = el('p', { class: 'provisional-note', id: 'provisional', hidden: true },
+    'Provisional: the period includes today; its figures will still change.');
+  const arrivals = el('div', { class: 'arrivals', id: 'arrivals' }, el('p', { class: 'loading' }, 'Loading arrivals…'));
   const cards = el('div', { class: 'cards metric-cards' }, el('p', { class: 'loading' }, 'Loading figures…'));
   const charts = el('div', { class: 'charts', id: 'metric-charts' }, el('p', { class: 'loading' }, 'Loading months…'));
   const rankFigure = el('div', { class: 'rank-history', id: 'rank-history' }, el('p', { class: 'loading' }, 'Loading ranks…'));
@@ -39,8 +44,12 @@ export function showAgency(root, agencyId, state, links) {
     el('p', { class: 'crumbs' }, el('a', { href: links.ranking(), id: 'back' }, '← Back to the ranking')),
     title,
     subtitle,
+    freshness,
     el('h3', {}, `Figures for ${state.period === 'ytd' ? `year to date ${today.year}` : state.period}`),
+    provisional,
     cards,
+    el('h3', {}, 'Events accepted per day, the last 30 days · theo ngày'),
+    arrivals,
     el('h3', {}, `Each metric, month by month in ${year} · theo tháng`),
     el('p', { class: 'hint' }, 'The line is the agency’s value each month; the dashed line its target; green dots meet it.'),
     charts,
@@ -74,13 +83,17 @@ export function showAgency(root, agencyId, state, links) {
         parent ?? '',
         (response.mergedFrom ?? []).length ? ` · includes ${response.mergedFrom.join(', ')} (merged)` : '',
       );
+      showFreshness(freshness, response.freshness);
+      provisional.hidden = response.provisional !== true;
       cards.replaceChildren(...(response.metrics ?? []).map(metricCard));
+      showArrivals(arrivals, agency.name || agency.id, response.acceptedPerDay ?? []);
       asOf.textContent = `Figures as of ${clockText()} (Vietnam time) · period ${response.period?.firstDay ?? ''} – ${response.period?.lastDay ?? ''}`;
       return agency;
     })
     .then((agency) => rankHistory(agency))
     .catch((error) => {
       failed(cards, error);
+      failed(arrivals, error);
       failed(rankFigure, error);
     });
 
@@ -165,6 +178,42 @@ export function showAgency(root, agencyId, state, links) {
     .catch((error) => failed(childrenNote, error));
 
   return () => abort.abort();
+}
+
+/**
+ * When the agency last reported, and a badge when it has gone silent: its figures may then be
+ * frozen rather than current, however good they look.
+ */
+function showFreshness(node, freshness) {
+  if (!freshness) return;
+  const accepted = parseMoment(freshness.lastAcceptedAt);
+  const occurred = parseMoment(freshness.lastOccurredAt);
+  const when = (date) => dayTimeText(date, { seconds: true });
+  const text = accepted
+    ? `Last event accepted ${when(accepted)}${occurred ? ` · latest event time ${when(occurred)}` : ''} (Vietnam time)`
+    : 'No event accepted yet';
+  const stale = isStale(freshness);
+  // The space keeps the badge a word of its own for screen readers; the flex gap shows it.
+  node.replaceChildren(
+    ...[text, stale && ' ', stale && el('span', { class: 'badge stale-badge', title: staleTitle(freshness) }, `stale · ${staleText(freshness)}`)]
+      .filter(Boolean),
+  );
+  node.classList.toggle('stale', stale);
+  node.hidden = false;
+}
+
+/** The events accepted each of the last 30 days, with their total and today's so far. */
+function showArrivals(node, name, days) {
+  if (!days.length) {
+    node.replaceChildren(el('p', { class: 'hint' }, 'No arrivals recorded.'));
+    return;
+  }
+  const counts = days.map((d) => Number(d.accepted ?? 0));
+  const total = counts.reduce((a, b) => a + b, 0);
+  node.replaceChildren(
+    el('p', { class: 'hint' }, `${countText(total)} ${total === 1 ? 'event' : 'events'} accepted in ${days.length} days · ${countText(counts.at(-1))} today so far`),
+    arrivalsChart(`Events accepted per day from ${name}, ${days[0].day} to ${days.at(-1).day}`, days),
+  );
 }
 
 function metricCard(report) {

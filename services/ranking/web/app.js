@@ -116,6 +116,7 @@ function startLive(state) {
   $('rows-empty').hidden = false;
   $('rows-empty').textContent = 'Waiting for the live ranking…';
   $('ranking-meta').textContent = '';
+  $('ranking-provisional').hidden = true;
   const blockLabel = BLOCKS.find(([b]) => b === state.block);
   const by = state.index || state.metric;
   $('ranking-title').replaceChildren(
@@ -181,6 +182,8 @@ function drawRows(update) {
     ' (Vietnam time)',
   );
   $('table').dataset.revision = update.revision;
+  // A period that includes today is still being counted: its ranks can move by tonight.
+  $('ranking-provisional').hidden = !update.provisional;
   if (update.changed.size > 0) scheduleSummary();
 }
 

@@ -1,6 +1,7 @@
-// Small hand-written SVG charts: a value per month against a target, and a rank per month.
+// Small hand-written SVG charts: a value per month against a target, a rank per month, and
+// the events accepted per day.
 
-import { svg, monthName } from './format.js';
+import { countText, svg, monthName } from './format.js';
 
 const W = 320;
 const H = 132;
@@ -10,9 +11,16 @@ const plotH = H - PAD.top - PAD.bottom;
 
 const x = (month) => PAD.left + ((month - 0.5) / 12) * plotW;
 
-function frame(label) {
+/** An empty chart named `label` for screen readers and on hover. */
+function canvas(label) {
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': label });
   root.append(svg('title', {}, label));
+  return root;
+}
+
+/** A chart with the twelve months along the bottom. */
+function frame(label) {
+  const root = canvas(label);
   for (let month = 1; month <= 12; month += 1) {
     root.append(svg('text', { x: x(month), y: H - 6, class: 'axis', 'text-anchor': 'middle' }, monthName(month).slice(0, 1)));
   }
@@ -85,5 +93,41 @@ export function rankChart(label, ranks, counts, year) {
     );
     root.append(svg('text', { x: x(i + 1), y: y(r) - 6, class: 'axis point-label', 'text-anchor': 'middle' }, String(r)));
   });
+  return root;
+}
+
+const compact = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
+
+/**
+ * Events accepted per day (`[{ day: '2026-11-06', accepted: '6' }, ...]`, oldest first, today
+ * last; a day with none has no `accepted`): a bar a day, so that a system fading away shows
+ * before it stops. Every day gets a bar, a day with none a sliver, to be pointed at.
+ */
+export function arrivalsChart(label, days) {
+  const counts = days.map((d) => Number(d.accepted ?? 0));
+  const most = Math.max(1, ...counts);
+  const slot = plotW / Math.max(1, days.length);
+  const bottom = PAD.top + plotH;
+  const y = (n) => bottom - (n / most) * plotH;
+  const root = canvas(label);
+  for (const level of [0, most]) {
+    root.append(svg('line', { x1: PAD.left, x2: W - PAD.right, y1: y(level), y2: y(level), class: 'grid' }));
+    root.append(svg('text', { x: PAD.left - 4, y: y(level) + 3, class: 'axis', 'text-anchor': 'end' }, compact.format(level)));
+  }
+  days.forEach((d, i) => {
+    const n = counts[i];
+    const today = i === days.length - 1;
+    const top = n > 0 ? Math.min(y(n), bottom - 1) : bottom - 1;
+    const kind = ['arrival', n === 0 ? 'none' : '', today ? 'today' : ''].filter(Boolean).join(' ');
+    root.append(
+      svg('rect', { x: PAD.left + i * slot + slot * 0.15, y: top, width: slot * 0.7, height: bottom - top, class: kind },
+        svg('title', {}, `${d.day}${today ? ' (today, so far)' : ''}: ${countText(n)} ${n === 1 ? 'event' : 'events'} accepted`)),
+    );
+  });
+  if (days.length) {
+    const short = (day) => `${day.slice(8, 10)}/${day.slice(5, 7)}`;
+    root.append(svg('text', { x: PAD.left, y: H - 6, class: 'axis', 'text-anchor': 'start' }, short(days[0].day)));
+    root.append(svg('text', { x: W - PAD.right, y: H - 6, class: 'axis', 'text-anchor': 'end' }, 'today'));
+  }
   return root;
 }

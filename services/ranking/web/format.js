@@ -123,6 +123,49 @@ export function clockText(date = new Date()) {
   return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
 }
 
+/** A moment the API gives (RFC 3339, "2026-12-05T07:15:17.589Z") as a Date; null when absent. */
+export function parseMoment(text) {
+  if (!text) return null;
+  // Protobuf's JSON may write up to nine fractional digits; Date is only sure to read three.
+  const date = new Date(String(text).replace(/(\.\d{3})\d+/, '$1'));
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+/**
+ * A moment as a day and time in Vietnam ("05/12 14:15", with seconds "05/12 14:15:17"), the
+ * year added when it is not this year's, whatever the reader's time zone.
+ */
+export function dayTimeText(date, { seconds = false } = {}) {
+  const d = new Date(date.getTime() + 7 * 3600 * 1000);
+  const pad = (n) => String(n).padStart(2, '0');
+  const year = d.getUTCFullYear() === vietnamToday().year ? '' : `/${d.getUTCFullYear()}`;
+  const time = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}${seconds ? `:${pad(d.getUTCSeconds())}` : ''}`;
+  return `${pad(d.getUTCDate())}/${pad(d.getUTCMonth() + 1)}${year} ${time}`;
+}
+
+/**
+ * Whether an agency has gone silent (Freshness.stale): its value may be frozen. A row or a
+ * response without freshness (an older server) is not called stale.
+ */
+export function isStale(freshness) {
+  return freshness?.stale === true;
+}
+
+/** What a stale agency's tag says: "no data since 05/12 14:15", or "never reported". */
+export function staleText(freshness) {
+  const since = parseMoment(freshness?.lastAcceptedAt);
+  return since ? `no data since ${dayTimeText(since)}` : 'never reported';
+}
+
+/** Why the tag is there, for its title. */
+export function staleTitle(freshness) {
+  const since = parseMoment(freshness?.lastAcceptedAt);
+  return since
+    ? `Nothing has been accepted from this agency or its units since ${dayTimeText(since, { seconds: true })} (Vietnam time), ` +
+      'longer than the service allows: its value may be frozen rather than current.'
+    : 'No event has ever been accepted from this agency or its units: it has no figures of its own.';
+}
+
 /** An element: `el('a', { class: 'x', href: '#/' }, 'text', child)`. Strings become text nodes. */
 export function el(tag, props = {}, ...children) {
   return build(document.createElement(tag), props, children);

@@ -32,6 +32,7 @@ export class LiveRanking {
     this.revision = '';
     this.rankedCount = 0;
     this.period = null;
+    this.provisional = false; // the period includes today: its figures will still change
     this.state = '';
     this.failures = 0;
     this.lastMessageAt = 0;
@@ -103,6 +104,7 @@ export class LiveRanking {
       for (const row of message.snapshot.rows ?? []) this.building.set(row.agencyId, row);
       this.rankedCount = message.snapshot.rankedCount ?? 0;
       this.period = message.snapshot.period ?? this.period;
+      this.provisional = message.snapshot.provisional === true;
     } else if (message.snapshotComplete) {
       const changed = new Set();
       const next = this.building ?? new Map();
@@ -144,6 +146,7 @@ export class LiveRanking {
       revision: this.revision,
       rankedCount: this.rankedCount,
       period: this.period,
+      provisional: this.provisional,
       resets: this.resets,
     });
   }

@@ -1,8 +1,9 @@
 // A ranking as a list of rows: rank, movement, agency, value bar with its target line, value,
 // grade. Rows are kept per agency and moved, not redrawn, so that a change of rank slides the
-// row to its new place (FLIP: measure, move, invert, play).
+// row to its new place (FLIP: measure, move, invert, play). A row whose agency has gone silent
+// (stale) keeps its place but is greyed and says since when, as its value may be frozen.
 
-import { countText, el, percentText, ordinal } from './format.js';
+import { countText, el, isStale, percentText, ordinal, staleText, staleTitle } from './format.js';
 
 const rowsOf = new WeakMap(); // list element → Map(agency id → li)
 
@@ -38,6 +39,8 @@ export function renderRows(list, rows, { targets = new Map(), changed = new Set(
     }
     item.replaceChildren(...cells(row, targets.get(row.agencyId), href));
     item.classList.toggle('unranked', !(row.rank > 0));
+    // Set on every render: a change on the stream flips it either way.
+    item.classList.toggle('stale', isStale(row.freshness));
     item.dataset.rank = String(row.rank ?? 0);
     if (list.children[position] !== item) list.insertBefore(item, list.children[position] ?? null);
   });
@@ -81,6 +84,7 @@ function cells(row, target, href) {
       el('a', { href: href ? href(row.agencyId) : undefined, class: 'name' }, row.agencyName || row.agencyId),
       row.belowMinimumVolume ? el('span', { class: 'tag', title: 'Listed, not ranked: too few dossiers' }, 'below minimum volume') : null,
       row.incomplete ? el('span', { class: 'tag', title: 'Some indicator has no value and counts 0 points' }, 'incomplete') : null,
+      isStale(row.freshness) ? el('span', { class: 'tag stale-tag', title: staleTitle(row.freshness) }, staleText(row.freshness)) : null,
     ),
     bar(row, target),
     value(row),
