@@ -46,6 +46,10 @@ pub struct StackArgs {
     /// built-in targets when unset.
     #[arg(long, env = "GOVPULSE_TARGETS")]
     pub targets: Option<PathBuf>,
+    /// An agency with no event accepted for this many seconds (or never) is flagged stale
+    /// [default: 7200].
+    #[arg(long, env = "GOVPULSE_STALE_AFTER_SECS")]
+    pub stale_after_secs: Option<u64>,
     /// TOML file of composite index profiles (see deploy/config/indexes.toml), reloaded when
     /// it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
@@ -94,6 +98,7 @@ impl Default for StackArgs {
             catalog_dir: None,
             horizon_days: None,
             targets: None,
+            stale_after_secs: None,
             index_profiles: None,
             min_volume: None,
             limits: govpulse_ingest::Limits::default(),
@@ -173,6 +178,9 @@ impl Stack {
         };
         if let Some(days) = args.horizon_days {
             aggregate_config.horizon_days = days;
+        }
+        if let Some(secs) = args.stale_after_secs {
+            aggregate_config.stale_after_secs = secs;
         }
         let store = govpulse_aggregate::open_store(&aggregate_config)
             .await
