@@ -8,7 +8,7 @@
 //! ([`crate::counting::Plan::arrivals`]). An agency with no event accepted for longer than
 //! [`FreshnessPolicy::silence`] (or ever) is *stale*: its figures are shown, flagged.
 
-use time::{Duration, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime};
 
 /// How long an agency may stay silent before its figures are flagged stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,9 +64,80 @@ impl Seen {
     }
 }
 
-/// How many Vietnam days of per-day arrivals the stores keep: 30 shown, with room for the
-/// days a reader's and a writer's clocks may disagree on.
-pub const ARRIVAL_DAYS: i64 = 35;
+/// How many Vietnam days of per-day arrivals the stores keep per agency: 30 shown, with room
+/// for the days a reader's and a writer's clocks may disagree on.
+pub const ARRIVAL_DAYS: usize = 35;
+
+/// An agency's events per Vietnam day of acceptance over the [`ARRIVAL_DAYS`] days up to its
+/// last acceptance: what a store keeps, one small record per agency, moved on as days pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Arrivals {
+    /// The latest day counted; `None` before the first event.
+    last_day: Option<Date>,
+    /// `counts[k]`: events accepted on `last_day - k` days.
+    counts: [u32; ARRIVAL_DAYS],
+}
+
+impl Default for Arrivals {
+    fn default() -> Self {
+        Self {
+            last_day: None,
+            counts: [0; ARRIVAL_DAYS],
+        }
+    }
+}
+
+impl Arrivals {
+    /// Counts `n` events accepted on `day`. A later day moves the window on (the days that
+    /// leave it are forgotten); a day before the window is not counted.
+    pub fn add(&mut self, day: Date, n: u64) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let last = match self.last_day {
+            Some(last) if last >= day => last,
+            Some(last) => {
+                let shift = usize::try_from((day - last).whole_days()).unwrap_or(usize::MAX);
+                if shift >= ARRIVAL_DAYS {
+                    self.counts = [0; ARRIVAL_DAYS];
+                } else {
+                    self.counts.copy_within(..ARRIVAL_DAYS - shift, shift);
+                    self.counts[..shift].fill(0);
+                }
+                self.last_day = Some(day);
+                day
+            }
+            None => {
+                self.last_day = Some(day);
+                day
+            }
+        };
+        if let Some(slot) = Self::slot(last, day) {
+            self.counts[slot] = self.counts[slot].saturating_add(n);
+        }
+    }
+
+    /// Events accepted on `day`: 0 for a day outside the window kept.
+    pub fn on(&self, day: Date) -> u64 {
+        self.last_day
+            .and_then(|last| Self::slot(last, day))
+            .map_or(0, |slot| u64::from(self.counts[slot]))
+    }
+
+    fn slot(last: Date, day: Date) -> Option<usize> {
+        usize::try_from((last - day).whole_days())
+            .ok()
+            .filter(|k| *k < ARRIVAL_DAYS)
+    }
+
+    /// The latest day counted and each day's count back from it, as a store keeps them.
+    pub fn parts(&self) -> (Option<Date>, &[u32; ARRIVAL_DAYS]) {
+        (self.last_day, &self.counts)
+    }
+
+    /// The arrivals [`Arrivals::parts`] gave.
+    pub fn from_parts(last_day: Option<Date>, counts: [u32; ARRIVAL_DAYS]) -> Self {
+        Self { last_day, counts }
+    }
+}
 
 /// What a store answers of an agency's reporting.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,7 +145,8 @@ pub struct Activity {
     /// The latest events counted for it.
     pub seen: Seen,
     /// How many events were counted for it on each of the Vietnam days asked for (days of
-    /// acceptance), in the order asked; 0 for a day older than [`ARRIVAL_DAYS`].
+    /// acceptance), in the order asked; 0 for a day more than [`ARRIVAL_DAYS`] days before
+    /// its last acceptance.
     pub accepted_per_day: Vec<u64>,
 }
 
@@ -156,6 +228,37 @@ mod tests {
         assert_eq!(early.latest(late), expected);
         assert_eq!(late.latest(early), expected);
         assert_eq!(Seen::default().latest(early), early);
+    }
+
+    #[test]
+    fn arrivals_keep_a_window_of_days_that_moves_with_the_latest() {
+        use time::macros::date;
+        let mut arrivals = Arrivals::default();
+        assert_eq!(arrivals.on(date!(2026 - 12 - 05)), 0);
+        arrivals.add(date!(2026 - 12 - 01), 3);
+        arrivals.add(date!(2026 - 12 - 01), 2);
+        arrivals.add(date!(2026 - 12 - 03), 7);
+        // A replica whose clock is behind counts into a day already in the window.
+        arrivals.add(date!(2026 - 12 - 02), 1);
+        assert_eq!(
+            [1, 2, 3, 4].map(|d| arrivals.on(date!(2026 - 12 - 01) + Duration::days(d - 1))),
+            [5, 1, 7, 0]
+        );
+        // 34 days after the last: the first day is still in the window, one more and it
+        // leaves it; a day long before is not counted.
+        arrivals.add(date!(2027 - 01 - 04), 1);
+        assert_eq!(arrivals.on(date!(2026 - 12 - 01)), 5);
+        arrivals.add(date!(2027 - 01 - 05), 1);
+        assert_eq!(arrivals.on(date!(2026 - 12 - 01)), 0);
+        assert_eq!(arrivals.on(date!(2026 - 12 - 03)), 7);
+        arrivals.add(date!(2026 - 01 - 01), 9);
+        assert_eq!(arrivals.on(date!(2026 - 01 - 01)), 0);
+        // A silence longer than the window forgets everything before it.
+        arrivals.add(date!(2027 - 06 - 01), 4);
+        assert_eq!(arrivals.on(date!(2027 - 01 - 05)), 0);
+        assert_eq!(arrivals.on(date!(2027 - 06 - 01)), 4);
+        let (last, counts) = arrivals.parts();
+        assert_eq!(Arrivals::from_parts(last, *counts), arrivals);
     }
 
     #[test]

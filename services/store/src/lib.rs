@@ -105,8 +105,9 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<Counters>, StoreError>;
 
     /// For each agency, the latest events counted for it (its own and its units') and how
-    /// many were counted for it on each of `days` (Vietnam days of acceptance, kept for
-    /// [`govpulse_core::freshness::ARRIVAL_DAYS`]): what says whether its figures are current.
+    /// many were counted for it on each of `days` (Vietnam days of acceptance, kept for the
+    /// [`govpulse_core::freshness::ARRIVAL_DAYS`] up to its last): what says whether its
+    /// figures are current.
     async fn read_activity(
         &self,
         agencies: &[AgencyKey],

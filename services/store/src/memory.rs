@@ -12,8 +12,7 @@ use govpulse_core::{
     AgencyId, Bucket, Counter, Counters, DossierId, EventId, Needs, ProcedureId,
     backlog::DossierState,
     counting::{Content, plan},
-    freshness::{ARRIVAL_DAYS, Activity, Seen},
-    period::vietnam_day,
+    freshness::{Activity, Arrivals, Seen},
 };
 use time::{Date, OffsetDateTime};
 
@@ -37,8 +36,8 @@ struct Inner {
     assessed: HashMap<(AgencyId, Bucket), BTreeMap<(String, String), u64>>,
     /// Per agency: the latest events counted for it.
     last_seen: HashMap<AgencyId, Seen>,
-    /// Per agency and Vietnam day of acceptance: events counted ([`ARRIVAL_DAYS`] kept).
-    arrivals: HashMap<(AgencyId, Date), u64>,
+    /// Per agency: events counted per Vietnam day of acceptance, the last few weeks.
+    arrivals: HashMap<AgencyId, Arrivals>,
     batches: u64,
 }
 
@@ -85,8 +84,6 @@ impl CounterStore for MemoryStore {
         inner.batches += 1;
         if inner.batches.is_multiple_of(SWEEP_EVERY) {
             inner.seen.retain(|_, (_, until)| *until > now);
-            let oldest = vietnam_day(now) - time::Duration::days(ARRIVAL_DAYS);
-            inner.arrivals.retain(|(_, day), _| *day >= oldest);
         }
         let plan = {
             let inner = &*inner;
@@ -136,8 +133,12 @@ impl CounterStore for MemoryStore {
             let kept = inner.last_seen.entry(agency.clone()).or_default();
             *kept = kept.latest(*seen);
         }
-        for (slot, n) in &plan.arrivals {
-            *inner.arrivals.entry(slot.clone()).or_default() += n;
+        for ((agency, day), n) in &plan.arrivals {
+            inner
+                .arrivals
+                .entry(agency.clone())
+                .or_default()
+                .add(*day, *n);
         }
         Ok(plan.outcomes)
     }
@@ -148,29 +149,21 @@ impl CounterStore for MemoryStore {
         days: &[Date],
     ) -> Result<Vec<Activity>, StoreError> {
         let inner = self.lock();
-        // What Redis would have expired reads as nothing here too.
-        let oldest = vietnam_day(OffsetDateTime::now_utc()) - time::Duration::days(ARRIVAL_DAYS);
         Ok(agencies
             .iter()
-            .map(|key| Activity {
-                seen: inner
-                    .last_seen
-                    .get(&key.agency)
-                    .copied()
-                    .unwrap_or_default(),
-                accepted_per_day: days
-                    .iter()
-                    .map(|day| {
-                        if *day < oldest {
-                            return 0;
-                        }
-                        inner
-                            .arrivals
-                            .get(&(key.agency.clone(), *day))
-                            .copied()
-                            .unwrap_or(0)
-                    })
-                    .collect(),
+            .map(|key| {
+                let arrivals = inner.arrivals.get(&key.agency);
+                Activity {
+                    seen: inner
+                        .last_seen
+                        .get(&key.agency)
+                        .copied()
+                        .unwrap_or_default(),
+                    accepted_per_day: days
+                        .iter()
+                        .map(|day| arrivals.map_or(0, |a| a.on(*day)))
+                        .collect(),
+                }
             })
             .collect())
     }

@@ -15,8 +15,7 @@
 //! | `P:{root}:ex`, `P:{root}:dx` | string | how the tree's event ids and dossier states spread over their buckets (`spread.rs`) |
 //! | `P:{root}:e:<n>` | string | 18-byte records: 8-byte digest of (agency, event id), content digest and the UTC day it may be forgotten after (`tree_write.rs`) |
 //! | `P:{root}:d:<n>` | string | 13-byte records: 8-byte digest of (agency, dossier id), its backlog state (`govpulse_core::backlog`) and the day a finished one may be forgotten after |
-//! | `P:{root}:s` | hash | agency → when an event of it or its units was last accepted and the latest time such an event happened, two big-endian signed 64-bit Unix milliseconds ([`seen_bytes`]); written as the latest of what the writer read and its batch saw (`govpulse_core::freshness`) |
-//! | `P:{root}:n:d<yyyymmdd>` | hash | agency → events accepted for it that Vietnam day; expires `ARRIVAL_DAYS` (35) days after |
+//! | `P:{root}:s` | hash | agency → when an event of it or its units was last accepted and the latest time such an event happened, two big-endian signed 64-bit Unix milliseconds ([`seen_bytes`]); `<agency>#n` (`#` is in no id) → its events per Vietnam day of acceptance over the 35 days up to the last ([`arrivals_bytes`]); both written as what the writer read with its batch added (`govpulse_core::freshness`) |
 //! | `P:{root}:a:<agency>:<bucket>` | hash | `<profile>/<criterion>` → assessed points with two decimals (`38.75`), for the calendar period `<bucket>` |
 //!
 //! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
@@ -35,7 +34,7 @@ use std::{
 use async_trait::async_trait;
 use govpulse_core::{
     AgencyId, Bucket, Counter, Counters, Needs,
-    freshness::{Activity, Seen},
+    freshness::{ARRIVAL_DAYS, Activity, Arrivals, Seen},
     index::{hundredths_text, parse_hundredths},
 };
 use redis::{
@@ -331,11 +330,6 @@ impl RedisStore {
     /// What was last seen of the tree's agencies ([`seen_bytes`]).
     pub(crate) fn seen_key(&self, root: &AgencyId) -> String {
         format!("{}:{{{root}}}:s", self.prefix)
-    }
-
-    /// The tree's agencies' events accepted on `day`.
-    pub(crate) fn arrivals_key(&self, root: &AgencyId, day: Date) -> String {
-        format!("{}:{{{root}}}:n:{}", self.prefix, Bucket::Day(day))
     }
 
     fn assessed_key(&self, key: &AgencyKey, bucket: Bucket) -> String {
@@ -681,43 +675,43 @@ impl CounterStore for RedisStore {
         }
         let mut commands = Commands::default();
         for (root, members) in &trees {
-            let names: Vec<&str> = members
-                .iter()
-                .map(|i| agencies[*i].agency.as_str())
-                .collect();
-            for key in std::iter::once(self.seen_key(root))
-                .chain(days.iter().map(|day| self.arrivals_key(root, *day)))
-            {
-                let mut hmget = redis::cmd("HMGET");
-                hmget.arg(key).arg(&names);
-                commands.push(root, hmget);
+            let mut hmget = redis::cmd("HMGET");
+            hmget.arg(self.seen_key(root));
+            for i in members {
+                hmget.arg(agencies[*i].agency.as_str());
             }
+            if !days.is_empty() {
+                for i in members {
+                    hmget.arg(arrivals_field(&agencies[*i].agency));
+                }
+            }
+            commands.push(root, hmget);
         }
-        let mut replies = commands.run(&self.connection).await?.into_iter();
-        let mut next = || {
-            replies
-                .next()
-                .ok_or_else(|| StoreError::Unexpected("fewer replies than commands".to_owned()))
-        };
+        let replies = commands.run(&self.connection).await?;
+        if replies.len() != trees.len() {
+            return Err(StoreError::Unexpected(
+                "fewer replies than commands".to_owned(),
+            ));
+        }
         let mut activity = vec![Activity::default(); agencies.len()];
-        for members in trees.values() {
-            let seen: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
-            let mut per_day: Vec<Vec<Option<u64>>> = Vec::with_capacity(days.len());
-            for _ in days {
-                per_day.push(redis::from_redis_value(next()?)?);
-            }
+        for (members, reply) in trees.values().zip(replies) {
+            let mut seen: Vec<Option<Vec<u8>>> = redis::from_redis_value(reply)?;
+            let arrivals = seen.split_off(members.len().min(seen.len()));
             for (j, i) in members.iter().enumerate() {
                 let seen = match seen.get(j).and_then(Option::as_deref) {
                     None => Seen::default(),
                     Some(bytes) => seen_from_bytes(bytes)
                         .ok_or_else(|| StoreError::Unexpected("a torn seen record".to_owned()))?,
                 };
+                let arrivals = match arrivals.get(j).and_then(Option::as_deref) {
+                    None => Arrivals::default(),
+                    Some(bytes) => arrivals_from_bytes(bytes).ok_or_else(|| {
+                        StoreError::Unexpected("a torn arrivals record".to_owned())
+                    })?,
+                };
                 activity[*i] = Activity {
                     seen,
-                    accepted_per_day: per_day
-                        .iter()
-                        .map(|day| day.get(j).copied().flatten().unwrap_or(0))
-                        .collect(),
+                    accepted_per_day: days.iter().map(|day| arrivals.on(*day)).collect(),
                 };
             }
         }
@@ -788,6 +782,43 @@ pub(crate) fn seen_from_bytes(bytes: &[u8]) -> Option<Seen> {
         last_accepted: Some(moment(&bytes[..8])?),
         last_occurred: Some(moment(&bytes[8..])?),
     })
+}
+
+/// The field of an agency's arrivals in its tree's `s` hash.
+pub(crate) fn arrivals_field(agency: &AgencyId) -> Vec<u8> {
+    let mut field = agency.as_str().as_bytes().to_vec();
+    field.extend_from_slice(b"#n");
+    field
+}
+
+/// What a store keeps of [`Arrivals`]: the latest day counted (days since 1970, two bytes
+/// big-endian) then each day's count back from it (four bytes big-endian each); `None` for
+/// arrivals with no day (nothing to keep).
+pub(crate) fn arrivals_bytes(arrivals: &Arrivals) -> Option<Vec<u8>> {
+    let (last, counts) = arrivals.parts();
+    let epoch = Date::from_calendar_date(1970, time::Month::January, 1).ok()?;
+    let day = u16::try_from((last? - epoch).whole_days()).ok()?;
+    let mut bytes = Vec::with_capacity(2 + 4 * counts.len());
+    bytes.extend_from_slice(&day.to_be_bytes());
+    for count in counts {
+        bytes.extend_from_slice(&count.to_be_bytes());
+    }
+    Some(bytes)
+}
+
+/// The [`Arrivals`] that [`arrivals_bytes`] wrote; `None` for anything else.
+pub(crate) fn arrivals_from_bytes(bytes: &[u8]) -> Option<Arrivals> {
+    let (day, rest) = bytes.split_first_chunk::<2>()?;
+    let epoch = Date::from_calendar_date(1970, time::Month::January, 1).ok()?;
+    let last = epoch.checked_add(time::Duration::days(i64::from(u16::from_be_bytes(*day))))?;
+    let mut counts = [0u32; ARRIVAL_DAYS];
+    if rest.len() != 4 * ARRIVAL_DAYS {
+        return None;
+    }
+    for (count, raw) in counts.iter_mut().zip(rest.chunks_exact(4)) {
+        *count = u32::from_be_bytes(raw.try_into().ok()?);
+    }
+    Some(Arrivals::from_parts(Some(last), counts))
 }
 
 /// What follows a group's counter replies for its distinct count.

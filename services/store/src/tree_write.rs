@@ -31,14 +31,17 @@ use govpulse_core::{
     AgencyId, Bucket, Counter, DossierId,
     backlog::DossierState,
     counting::{Applied, Content, EventWrite, Plan, dossier_digest, id_digest, plan},
-    freshness::{ARRIVAL_DAYS, Seen},
+    freshness::{Arrivals, Seen},
 };
 use time::{Date, OffsetDateTime};
 
 use crate::{
     StoreError,
     exclusive::Lease,
-    redis_store::{Commands, RedisStore, seen_bytes, seen_from_bytes},
+    redis_store::{
+        Commands, RedisStore, arrivals_bytes, arrivals_field, arrivals_from_bytes, seen_bytes,
+        seen_from_bytes,
+    },
     spread::{Split, Spread},
 };
 
@@ -477,6 +480,9 @@ impl RedisStore {
         for agency in &reporters {
             seen_read.arg(agency.as_str());
         }
+        for agency in &reporters {
+            seen_read.arg(arrivals_field(agency));
+        }
         second.push(root, seen_read);
         let mut mget = redis::cmd("MGET");
         for bucket in &id_reads {
@@ -499,11 +505,17 @@ impl RedisStore {
         let mut replies = self.read(&mut lease, second).await?.into_iter();
         let mut next = || replies.next().ok_or_else(|| reply_err("second read"));
 
-        let seen: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
+        let mut seen: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
+        let arrivals = seen.split_off(reporters.len().min(seen.len()));
         let known_seen: HashMap<&AgencyId, Seen> = reporters
             .iter()
             .zip(seen)
             .filter_map(|(agency, value)| Some((*agency, seen_from_bytes(&value?)?)))
+            .collect();
+        let known_arrivals: HashMap<&AgencyId, Arrivals> = reporters
+            .iter()
+            .zip(arrivals)
+            .filter_map(|(agency, value)| Some((*agency, arrivals_from_bytes(&value?)?)))
             .collect();
         let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
         let mut stored = stored.into_iter();
@@ -639,7 +651,7 @@ impl RedisStore {
             &list_lengths,
             &mut writes,
         );
-        self.write_activity(root, &planned, &known_seen, &mut writes);
+        self.write_activity(root, &planned, &known_seen, &known_arrivals, &mut writes);
 
         // 5. Compare and apply: the transaction runs only if the version is still the one
         // watched; the script (loaded first if this Redis does not have it: a new or
@@ -805,44 +817,37 @@ impl RedisStore {
         }
     }
 
-    /// When the plan's agencies were last seen: the latest of what the store had (`known`,
-    /// read in this attempt, so no other writer changed it if the write applies) and what
-    /// the plan saw; and their events per day of acceptance (expiring after
-    /// [`ARRIVAL_DAYS`]).
+    /// When the plan's agencies were last seen and their events per day of acceptance: what
+    /// the store had (`known`, read in this attempt, so no other writer changed it if the
+    /// write applies) with what the plan adds.
     fn write_activity(
         &self,
         root: &AgencyId,
         planned: &Plan,
         known: &HashMap<&AgencyId, Seen>,
+        known_arrivals: &HashMap<&AgencyId, Arrivals>,
         writes: &mut Writes,
     ) {
-        let pairs: Vec<Vec<u8>> = planned
-            .seen
-            .iter()
-            .filter_map(|(agency, seen)| {
-                let latest = known.get(agency).map_or(*seen, |k| k.latest(*seen));
-                Some([text(agency), seen_bytes(latest)?.to_vec()])
-            })
-            .flatten()
-            .collect();
-        writes.chunked("HSET", Some(&self.seen_key(root)), &pairs, 2);
-        let mut by_day: BTreeMap<Date, Vec<(&AgencyId, u64)>> = BTreeMap::new();
+        let mut arrivals: BTreeMap<&AgencyId, Arrivals> = BTreeMap::new();
         for ((agency, day), n) in &planned.arrivals {
-            by_day.entry(*day).or_default().push((agency, *n));
+            arrivals
+                .entry(agency)
+                .or_insert_with(|| known_arrivals.get(agency).copied().unwrap_or_default())
+                .add(*day, *n);
         }
-        for (day, counts) in by_day {
-            let key = self.arrivals_key(root, day);
-            for (agency, n) in counts {
-                writes.push(&["HINCRBY", &key, agency.as_str(), &n.to_string()]);
+        let mut fields: Vec<Vec<u8>> = Vec::new();
+        for (agency, seen) in &planned.seen {
+            let latest = known.get(agency).map_or(*seen, |k| k.latest(*seen));
+            if let Some(bytes) = seen_bytes(latest) {
+                fields.extend([text(agency), bytes.to_vec()]);
             }
-            let forget_after = day
-                .checked_add(time::Duration::days(ARRIVAL_DAYS + 1))
-                .unwrap_or(day)
-                .midnight()
-                .assume_offset(govpulse_core::period::VIETNAM)
-                .unix_timestamp();
-            writes.push(&["EXPIREAT", &key, &forget_after.to_string()]);
         }
+        for (agency, arrivals) in arrivals {
+            if let Some(bytes) = arrivals_bytes(&arrivals) {
+                fields.extend([arrivals_field(agency), bytes]);
+            }
+        }
+        writes.chunked("HSET", Some(&self.seen_key(root)), &fields, 2);
     }
 }
 
@@ -870,6 +875,14 @@ mod tests {
         assert_eq!(seen_from_bytes(&bytes), Some(seen));
         assert_eq!(seen_bytes(Seen::default()), None);
         assert_eq!(seen_from_bytes(&bytes[..15]), None);
+        let mut arrivals = Arrivals::default();
+        assert_eq!(arrivals_bytes(&arrivals), None);
+        arrivals.add(date!(2026 - 12 - 05), 7);
+        arrivals.add(date!(2026 - 11 - 20), 70_000);
+        let bytes = arrivals_bytes(&arrivals).expect("a record");
+        assert_eq!(bytes.len(), 142);
+        assert_eq!(arrivals_from_bytes(&bytes), Some(arrivals));
+        assert_eq!(arrivals_from_bytes(&bytes[..141]), None);
     }
 
     #[test]
