@@ -75,7 +75,9 @@ impl AggregateApi {
             self.counters(&horizon, &questions),
             self.activity(&horizon, agencies, &recent)
         )?;
-        let (freshness, accepted_per_day) = activity.pop().unwrap_or_default();
+        let (freshness, accepted_per_day) = activity
+            .pop()
+            .ok_or_else(|| Error::Store(StoreError::Unexpected("no activity read".to_owned())))?;
         let counted_over = |i: usize| Counted {
             period: questions[i].period,
             counters: &counted[i],
@@ -357,10 +359,15 @@ impl AggregateApi {
         days: &[Date],
     ) -> Result<Vec<(Freshness, Vec<u64>)>, Error> {
         let keys: Vec<AgencyKey> = agencies.iter().map(|a| self.key(a)).collect();
-        Ok(self
-            .store
-            .read_activity(&keys, days)
-            .await?
+        let activity = self.store.read_activity(&keys, days).await?;
+        if activity.len() != agencies.len() {
+            return Err(Error::Store(StoreError::Unexpected(format!(
+                "the activity of {} agencies for {} asked",
+                activity.len(),
+                agencies.len()
+            ))));
+        }
+        Ok(activity
             .into_iter()
             .map(|a| (a.seen.at(horizon.now, self.freshness), a.accepted_per_day))
             .collect())
