@@ -457,6 +457,23 @@ async fn every_read_route_answers_json_and_csv() {
     assert!(lines.iter().any(|l| l.starts_with(&format!(
         "ha-noi,Hà Nội,{period},{period},{period},online-dossier-rate,50.00,1,2,"
     ))));
+    // Every line as wide as the header; the last columns say the period is over and the
+    // agency reported just now.
+    let header: Vec<&str> = lines[0].split(',').collect();
+    assert_eq!(
+        header[header.len() - 3..],
+        ["provisional", "stale", "last_accepted_at"]
+    );
+    for line in &lines[1..] {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells.len(), header.len(), "{line}");
+        assert_eq!(
+            cells[cells.len() - 3..cells.len() - 1],
+            ["false", "false"],
+            "{line}"
+        );
+        assert!(cells[cells.len() - 1].ends_with('Z'), "{line}");
+    }
 
     // Block metrics: a block, a parent, the nation; one scope only.
     let block = get(

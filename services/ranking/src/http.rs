@@ -18,14 +18,14 @@ use axum::{
 };
 use govpulse_edge::auth::Authenticator;
 use govpulse_edge::catalog_service::CatalogApi;
-use govpulse_edge::convert::{bad_request, block_to_proto};
+use govpulse_edge::convert::{bad_request, block_to_proto, moment_rfc3339};
 use govpulse_edge::http_json::{
     ApiError, Params, cross_origin_reads, csv_response, grpc_request, json_response, status_json,
     wants_csv, within,
 };
 use govpulse_proto::{
     aggregate::{
-        Change, GetBlockMetricsRequest, GetBlockMetricsResponse, GetMetricsRequest,
+        Change, Freshness, GetBlockMetricsRequest, GetBlockMetricsResponse, GetMetricsRequest,
         GetMetricsResponse, PeriodRange, Rate, TargetStanding, get_block_metrics_request::Scope,
     },
     catalog::{
@@ -413,7 +413,7 @@ fn ranking_csv(response: &GetRankingResponse) -> (Vec<String>, Vec<Vec<String>>)
                 row.grade.clone(),
                 row.incomplete.to_string(),
                 row.freshness.as_ref().is_some_and(|f| f.stale).to_string(),
-                govpulse_edge::convert::moment_rfc3339(
+                moment_rfc3339(
                     row.freshness
                         .as_ref()
                         .and_then(|f| f.last_accepted_at.as_ref()),
@@ -432,7 +432,7 @@ fn ranking_csv(response: &GetRankingResponse) -> (Vec<String>, Vec<Vec<String>>)
     (header, rows)
 }
 
-const METRIC_COLUMNS: [&str; 21] = [
+const METRIC_COLUMNS: [&str; 24] = [
     "agency_id",
     "agency_name",
     "period",
@@ -454,6 +454,9 @@ const METRIC_COLUMNS: [&str; 21] = [
     "base_percent",
     "change_from_base_ratio",
     "change_from_base_points",
+    "provisional",
+    "stale",
+    "last_accepted_at",
 ];
 
 /// The cells of METRIC_COLUMNS for one agency and metric.
@@ -471,6 +474,9 @@ struct MetricLine<'a> {
     base_period: Option<&'a PeriodRange>,
     base: Option<&'a Rate>,
     change_from_base: Option<&'a Change>,
+    /// The period includes today.
+    provisional: bool,
+    freshness: Option<&'a Freshness>,
 }
 
 impl MetricLine<'_> {
@@ -504,6 +510,11 @@ impl MetricLine<'_> {
                 .unwrap_or_default(),
             points(self.change_from_base),
         ]);
+        cells.extend([
+            self.provisional.to_string(),
+            self.freshness.is_some_and(|f| f.stale).to_string(),
+            moment_rfc3339(self.freshness.and_then(|f| f.last_accepted_at.as_ref())),
+        ]);
         cells
     }
 }
@@ -534,6 +545,8 @@ fn metrics_csv(response: &GetMetricsResponse) -> Table {
                 base_period: response.base_period.as_ref(),
                 base: report.base.as_ref(),
                 change_from_base: report.change_from_base.as_ref(),
+                provisional: response.provisional,
+                freshness: response.freshness.as_ref(),
             }
             .cells()
         })
@@ -563,6 +576,8 @@ fn block_metrics_csv(metric: &str, response: &GetBlockMetricsResponse) -> Table 
                 base_period: response.base_period.as_ref(),
                 base: agency.base.as_ref(),
                 change_from_base: agency.change_from_base.as_ref(),
+                provisional: response.provisional,
+                freshness: agency.freshness.as_ref(),
             }
             .cells()
         })
