@@ -714,8 +714,8 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
 #[test]
 fn the_dashboard_queries_only_metrics_the_services_record() {
     use govpulse_runtime::prometheus::{
-        BATCH_EVENTS, EVENTS, GRPC_REQUESTS, HTTP_REQUESTS, RANKING_LAG_SECONDS, STORE_ERRORS,
-        STORE_SECONDS, WATCH_SUBSCRIBERS,
+        AGENCY_LAST_ACCEPTED, AGENCY_STALE, BATCH_EVENTS, EVENTS, GRPC_REQUESTS, HTTP_REQUESTS,
+        RANKING_LAG_SECONDS, STORE_ERRORS, STORE_SECONDS, WATCH_SUBSCRIBERS,
     };
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -733,6 +733,8 @@ fn the_dashboard_queries_only_metrics_the_services_record() {
         RANKING_LAG_SECONDS,
         GRPC_REQUESTS,
         HTTP_REQUESTS,
+        AGENCY_STALE,
+        AGENCY_LAST_ACCEPTED,
     ];
     let mut queried = BTreeSet::new();
     for panel in dashboard["panels"].as_array().expect("panels") {
