@@ -505,6 +505,8 @@ impl RedisStore {
         let mut replies = self.read(&mut lease, second).await?.into_iter();
         let mut next = || replies.next().ok_or_else(|| reply_err("second read"));
 
+        // A record that does not read (none is ever written so) is taken as none: the batch's
+        // write replaces it, and only its freshness history is lost, never a count.
         let mut seen: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
         let arrivals = seen.split_off(reporters.len().min(seen.len()));
         let known_seen: HashMap<&AgencyId, Seen> = reporters
