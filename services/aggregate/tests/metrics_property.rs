@@ -2,7 +2,8 @@
 //! events: random event sets with retries, duplicates inside batches, shuffled order, late
 //! events and units below agencies, dossiers received with a due time and resolved (before
 //! or after it, their resolution sometimes arriving first) or never, through the aggregate
-//! API, on the in-memory store and on a real Redis.
+//! API, on the in-memory store and on a real Redis. Each agency's freshness (latest event
+//! time, events accepted, last acceptance) matches the events counted too.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
@@ -456,13 +457,20 @@ async fn check(
         CancellationToken::new(),
     );
     let mut counted: HashSet<String> = HashSet::new();
+    // The events counted, each with the clock readings around the call that counted it.
+    let mut counted_when: Vec<(&Raw, OffsetDateTime, OffsetDateTime)> = Vec::new();
     for batch in &batches {
         let request = ApplyEventsRequest {
             events: batch.iter().map(|i| to_proto(&events[*i])).collect(),
         };
+        let before = OffsetDateTime::now_utc();
         let response = api.apply(request).await.expect("apply");
+        let after = OffsetDateTime::now_utc();
         for (i, outcome) in batch.iter().zip(&response.outcomes) {
             let first_time = counted.insert(events[*i].id.clone());
+            if first_time {
+                counted_when.push((&events[*i], before, after));
+            }
             let expected = if first_time { 1 } else { 2 };
             prop_assert_eq!(
                 outcome.status,
@@ -471,6 +479,62 @@ async fn check(
                 events[*i].id,
                 first_time
             );
+        }
+    }
+    // Freshness: the latest event time and the number of events counted for each agency
+    // (its own and its units'), exactly; the last acceptance within the clock readings around
+    // the last batch that counted one.
+    for agency in AGENCIES {
+        let request = GetMetricsRequest {
+            agency_id: agency.into(),
+            period: "ytd".to_owned(),
+            metrics: vec![Metric::OnlineDossierRate.name().to_owned()],
+            ..Default::default()
+        };
+        let response = api.metrics(request).await.expect("metrics");
+        let freshness = govpulse_edge::convert::freshness_from_proto(
+            response.freshness.as_ref().expect("freshness"),
+        )
+        .expect("readable freshness");
+        let mine: Vec<_> = counted_when
+            .iter()
+            .filter(|(raw, _, _)| belongs(&catalog, raw.agency, agency))
+            .collect();
+        prop_assert_eq!(
+            freshness.seen.last_occurred,
+            mine.iter().map(|(raw, _, _)| at(raw.day)).max(),
+            "latest event time of {}",
+            agency
+        );
+        let accepted: u64 = response.accepted_per_day.iter().map(|d| d.accepted).sum();
+        prop_assert_eq!(
+            accepted,
+            mine.len() as u64,
+            "events accepted for {}",
+            agency
+        );
+        match (freshness.seen.last_accepted, mine.last()) {
+            (None, None) => prop_assert!(freshness.stale, "{} never reported", agency),
+            (Some(last), Some((_, before, after))) => {
+                // Stores keep milliseconds.
+                let millis = Duration::milliseconds(1);
+                prop_assert!(
+                    last + millis > *before && last <= *after,
+                    "{} last accepted at {}, not between {} and {}",
+                    agency,
+                    last,
+                    before,
+                    after
+                );
+                prop_assert!(!freshness.stale, "{} reported just now", agency);
+            }
+            (got, _) => prop_assert!(
+                false,
+                "{} last accepted {:?}, counted {}",
+                agency,
+                got,
+                mine.len()
+            ),
         }
     }
     let today = OffsetDateTime::now_utc().date();
