@@ -233,13 +233,13 @@ try {
   await page.click(`#rows li.row[data-agency="${target}"] a.name`);
   await page.waitForFunction((id) => location.hash.startsWith(`#/agency/${id}`), target);
   await page.waitForSelector('#agency-view:not([hidden])');
-  await page.waitForFunction(() => document.querySelectorAll('#metric-charts svg.chart').length === 9, null, { timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#metric-charts svg.chart').length === 10, null, { timeout: 30_000 });
   await page.waitForFunction(() => document.querySelector('#rank-history svg.chart'), null, { timeout: 30_000 });
   await page.waitForFunction(() => document.querySelectorAll('#children li.row').length > 0, null, { timeout: 30_000 });
   const title = (await page.textContent('.agency-title')).trim();
   const units = await page.$$eval('#children li.row .name', (names) => names.map((n) => n.textContent));
   const points = await page.$$eval('#metric-charts circle.dot', (dots) => dots.length);
-  ok(`agency page of ${title}: 9 charts (${points} monthly points), rank history, ${units.length} units (${units.slice(0, 3).join(', ')})`);
+  ok(`agency page of ${title}: 10 charts (${points} monthly points), rank history, ${units.length} units (${units.slice(0, 3).join(', ')})`);
   // It reports all the time: when it last did, no stale badge, its arrivals, provisional.
   await page.waitForSelector('#freshness:not([hidden])', { timeout: 30_000 });
   const lastReport = (await page.textContent('#freshness')).trim();
@@ -268,7 +268,7 @@ try {
   await shot(small, 'ranking-phone.png');
   const unitsPage = `${url}#/agency/${encodeURIComponent(agency || (await small.getAttribute('#rows li.row', 'data-agency')))}`;
   await small.goto(unitsPage);
-  await small.waitForFunction(() => document.querySelectorAll('#metric-charts svg.chart').length === 9 && document.querySelector('#rank-history svg.chart'), null, { timeout: 30_000 });
+  await small.waitForFunction(() => document.querySelectorAll('#metric-charts svg.chart').length === 10 && document.querySelector('#rank-history svg.chart'), null, { timeout: 30_000 });
   const agencyWidth = await small.evaluate(() => document.documentElement.scrollWidth);
   if (agencyWidth > 390) throw new Error(`on a 390 px phone the agency page is ${agencyWidth} px wide`);
   ok(`phone: the agency page, opened from its link, is ${agencyWidth} px wide`);

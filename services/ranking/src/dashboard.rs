@@ -238,6 +238,23 @@ mod tests {
     }
 
     #[test]
+    fn the_dashboard_names_every_metric_in_the_api_order() {
+        let format = include_str!("../web/format.js");
+        let listed: Vec<usize> = govpulse_core::Metric::ALL
+            .iter()
+            .map(|m| {
+                format
+                    .find(&format!("['{}',", m.name()))
+                    .unwrap_or_else(|| panic!("format.js names no metric {}", m.name()))
+            })
+            .collect();
+        assert!(
+            listed.is_sorted(),
+            "format.js lists the metrics out of order"
+        );
+    }
+
+    #[test]
     fn unknown_files_are_not_found() {
         let dashboard = Dashboard::new(Duration::from_secs(5));
         assert_eq!(

@@ -1,12 +1,14 @@
 // What the dashboard names and how it writes numbers, periods and DOM nodes. Every piece of
 // data reaches the page through textContent or a text node, never through HTML parsing.
 
-/** The nine published metrics: name, English label, Vietnamese term. */
+/** The published metrics, in the API's order (govpulse_core::Metric::ALL): name, English
+ *  label, Vietnamese term. */
 export const METRICS = [
   ['online-dossier-rate', 'Online dossier rate', 'Tỷ lệ hồ sơ trực tuyến'],
   ['full-online-dossier-rate', 'Full-process online dossier rate', 'Hồ sơ trực tuyến toàn trình'],
   ['services-with-online-dossiers', 'Services with online dossiers', 'DVCTT có phát sinh hồ sơ'],
   ['full-online-provision', 'Full-process online provision', 'Cung cấp DVCTT toàn trình'],
+  ['online-provision-rate', 'Online provision (full or partial)', 'Cung cấp DVCTT toàn trình và một phần'],
   ['on-time-rate', 'On-time resolution', 'Giải quyết đúng hạn'],
   ['digitized-reception-rate', 'Digitized at reception', 'Số hóa hồ sơ'],
   ['electronic-result-rate', 'Electronic results', 'Kết quả điện tử'],
