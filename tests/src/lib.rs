@@ -93,8 +93,6 @@ pub struct Options {
     pub refresh_ms: Option<u64>,
     /// Aggregate's silence before an agency is flagged stale, instead of two hours.
     pub stale_after_secs: Option<u64>,
-    /// How often aggregate sets the freshness gauges, instead of every 15 s.
-    pub freshness_gauges_ms: Option<u64>,
     /// Aggregate serves `/metrics` on a port of its own ([`Deployment::aggregate_metrics_addr`]).
     pub aggregate_metrics: bool,
 }
@@ -130,9 +128,6 @@ async fn start_aggregate(
         stale_after_secs: options
             .stale_after_secs
             .unwrap_or(defaults.stale_after_secs),
-        freshness_gauges_ms: options
-            .freshness_gauges_ms
-            .unwrap_or(defaults.freshness_gauges_ms),
         host: govpulse_edge::host::HostArgs {
             metrics_listen: options.aggregate_metrics.then(local0),
             ..defaults.host.clone()

@@ -66,10 +66,6 @@ pub struct Config {
     /// in every report and ranking row: its figures may be frozen rather than current.
     #[arg(long, env = "GOVPULSE_STALE_AFTER_SECS", default_value_t = 7_200)]
     pub stale_after_secs: u64,
-    /// How often to set the freshness gauges of the top-level agencies
-    /// (`govpulse_agency_stale`, `govpulse_agency_last_accepted_timestamp_seconds`).
-    #[arg(long, env = "GOVPULSE_FRESHNESS_GAUGES_MS", default_value_t = 15_000)]
-    pub freshness_gauges_ms: u64,
     /// TOML file of composite index profiles (see deploy/config/indexes.toml), checked
     /// every 10 s and reloaded when it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
@@ -93,7 +89,6 @@ impl Config {
             targets_reload_ms: 10_000,
             horizon_days: 400,
             stale_after_secs: 7_200,
-            freshness_gauges_ms: 15_000,
             index_profiles: None,
             host: HostArgs::default(),
         }
@@ -134,7 +129,6 @@ pub struct Server {
     catalog: Arc<Catalog>,
     targets: LiveTargets,
     reload_every: Duration,
-    gauges_every: Duration,
     profiles: LiveProfiles,
 }
 
@@ -171,7 +165,6 @@ impl Server {
         .with_freshness(config.freshness());
         info!(addr = %host.local_addr(), store = store_kind(&config.store), "aggregate bound");
         let reload_every = Duration::from_millis(config.targets_reload_ms.max(100));
-        let gauges_every = Duration::from_millis(config.freshness_gauges_ms.max(100));
         Ok(Self {
             host,
             api,
@@ -179,7 +172,6 @@ impl Server {
             catalog,
             targets,
             reload_every,
-            gauges_every,
             profiles,
         })
     }
@@ -209,12 +201,9 @@ impl Server {
             self.targets
                 .watch(self.catalog.clone(), self.reload_every, stopping.clone()),
         );
-        tokio::spawn(
-            self.api
-                .clone()
-                .export_freshness(self.gauges_every, stopping.clone()),
-        );
         tokio::spawn(self.profiles.watch(PROFILES_RELOAD_EVERY, stopping));
+        // Unregistered when serving ends.
+        let _gauges = self.api.export_freshness();
         let routes = Routes::new(AggregateServiceServer::new(self.api))
             .add_service(CatalogApi::server(self.catalog));
         let served = [

@@ -6,9 +6,18 @@
 //! series apart); each listener renders the same registry. With no listener, no recorder is
 //! installed and recording a metric does nothing.
 
-use std::{convert::Infallible, net::SocketAddr, sync::OnceLock, time::Duration};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use govpulse_proto::event::{EventOutcome, OutcomeStatus};
 use http_body_util::Full;
 use hyper::{
@@ -63,13 +72,62 @@ pub const RANKING_LAG_SECONDS: &str = "govpulse_ranking_lag_seconds";
 
 /// Gauge `{agency}`: 1 when a top-level agency (a ministry or a province) is stale, no event
 /// of it or its units accepted for longer than aggregate's `--stale-after-secs` (or ever),
-/// else 0. Set by aggregate every `--freshness-gauges-ms`; one series per top-level agency
-/// of the catalog, never more.
+/// else 0. Set by aggregate when `/metrics` is scraped ([`collect_on_scrape`]); one series
+/// per top-level agency of the catalog, never more.
 pub const AGENCY_STALE: &str = "govpulse_agency_stale";
 /// Gauge `{agency}`: when an event of a top-level agency or its units was last accepted, in
 /// Unix seconds (absent until one is); alongside [`AGENCY_STALE`], for alerts on other
 /// silences (`time() - govpulse_agency_last_accepted_timestamp_seconds > 3600`).
 pub const AGENCY_LAST_ACCEPTED: &str = "govpulse_agency_last_accepted_timestamp_seconds";
+
+/// How long a scrape waits for the values collected at its moment ([`collect_on_scrape`])
+/// before it renders what the registry holds (a collector's store may be down).
+const COLLECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sets gauges read from elsewhere (aggregate: each top-level agency's freshness, from the
+/// store): run by every scrape just before it renders, so a gauge is exact at the scrape's
+/// moment and nothing is read when nobody scrapes.
+pub type Collect = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// The process's collectors, by registration number.
+fn collectors() -> &'static Mutex<Vec<(u64, Collect)>> {
+    static COLLECTORS: OnceLock<Mutex<Vec<(u64, Collect)>>> = OnceLock::new();
+    COLLECTORS.get_or_init(Mutex::default)
+}
+
+/// A registered collector: scrapes run it until this is dropped.
+#[derive(Debug)]
+#[must_use = "the collector is unregistered when this is dropped"]
+pub struct Collector(u64);
+
+/// Has every scrape run `collect` first, until the returned [`Collector`] is dropped.
+pub fn collect_on_scrape(collect: Collect) -> Collector {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    lock(collectors()).push((id, collect));
+    Collector(id)
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        lock(collectors()).retain(|(id, _)| *id != self.0);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs every collector, each at most [`COLLECT_TIMEOUT`].
+async fn collect() {
+    let running: Vec<Collect> = lock(collectors()).iter().map(|(_, c)| c.clone()).collect();
+    let all = futures::future::join_all(running.iter().map(|collect| collect()));
+    if tokio::time::timeout(COLLECT_TIMEOUT, all).await.is_err() {
+        warn!("a /metrics collector took longer than 2 s: its gauges keep their last values");
+    }
+}
 
 /// Records the outcomes of one batch as seen by `service`.
 pub fn record_outcomes(service: &'static str, outcomes: &[EventOutcome]) {
@@ -217,22 +275,27 @@ impl MetricsListener {
             let stopping = stopping.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request: hyper::Request<Incoming>| {
-                    let response = if request.method() == Method::GET
-                        && request.uri().path() == "/metrics"
-                    {
-                        let mut response = Response::new(Full::new(Bytes::from(handle.render())));
-                        response.headers_mut().insert(
-                            CONTENT_TYPE,
-                            HeaderValue::from_static("text/plain; version=0.0.4"),
-                        );
-                        response
-                    } else {
-                        let mut response =
-                            Response::new(Full::new(Bytes::from_static(b"try GET /metrics\n")));
-                        *response.status_mut() = StatusCode::NOT_FOUND;
-                        response
-                    };
-                    std::future::ready(Ok::<_, Infallible>(response))
+                    let handle = handle.clone();
+                    async move {
+                        let response = if request.method() == Method::GET
+                            && request.uri().path() == "/metrics"
+                        {
+                            collect().await;
+                            let mut response =
+                                Response::new(Full::new(Bytes::from(handle.render())));
+                            response.headers_mut().insert(
+                                CONTENT_TYPE,
+                                HeaderValue::from_static("text/plain; version=0.0.4"),
+                            );
+                            response
+                        } else {
+                            let mut response =
+                                Response::new(Full::new(Bytes::from_static(b"try GET /metrics\n")));
+                            *response.status_mut() = StatusCode::NOT_FOUND;
+                            response
+                        };
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service);
@@ -249,7 +312,46 @@ impl MetricsListener {
 
 #[cfg(test)]
 mod tests {
-    use super::rejected_reason;
+    use super::*;
+
+    /// `GET /metrics` on `addr`: the body.
+    async fn scrape(addr: SocketAddr) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("sends");
+        let mut page = String::new();
+        stream.read_to_string(&mut page).await.expect("reads");
+        page
+    }
+
+    #[tokio::test]
+    async fn a_scrape_runs_the_collectors_first_until_they_are_dropped() {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("binds");
+        let addr = listener.local_addr();
+        let stopping = CancellationToken::new();
+        tokio::spawn(listener.serve(stopping.clone()));
+        let runs = Arc::new(AtomicU64::new(0));
+        let counted = runs.clone();
+        let collector = collect_on_scrape(Arc::new(move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            Box::pin(async move {
+                metrics::gauge!("govpulse_test_collected").set(n as f64);
+            })
+        }));
+        assert!(scrape(addr).await.contains("govpulse_test_collected 1"));
+        assert!(scrape(addr).await.contains("govpulse_test_collected 2"));
+        drop(collector);
+        assert!(scrape(addr).await.contains("govpulse_test_collected 2"));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        stopping.cancel();
+    }
 
     #[test]
     fn a_rejection_reason_is_the_field_without_the_event_position() {
