@@ -548,6 +548,14 @@ pub async fn children_read_like_each_child_alone(store: &dyn CounterStore) {
     store.apply(&batch).await.expect("apply");
     // Applied again: every one a duplicate, nothing moves.
     store.apply(&batch).await.expect("apply");
+    // A later batch counts into the same day: added to what its roll-up held.
+    store
+        .apply(&[
+            write("c2", &commune, may, &received, None),
+            write("d3", &district, may, &[Counter::Received], None),
+        ])
+        .await
+        .expect("apply");
 
     let parent = AgencyKey {
         root: id("hoa-binh"),
@@ -580,8 +588,17 @@ pub async fn children_read_like_each_child_alone(store: &dyn CounterStore) {
     let triple = |c: &Counters| counters.map(|k| c.get(k));
     assert_eq!(
         year.iter().map(triple).collect::<Vec<_>>(),
-        [[1, 1, 0], [2, 1, 1], [0, 0, 0]],
+        [[1, 1, 0], [4, 2, 1], [0, 0, 0]],
         "hb-dept, hb-district (with its commune), hb-quiet"
+    );
+    let day = store
+        .read_children(&parent, &children, &[Bucket::Day(may)], &counters)
+        .await
+        .expect("read children");
+    assert_eq!(
+        day.iter().map(triple).collect::<Vec<_>>(),
+        [[0, 0, 0], [4, 2, 0], [0, 0, 0]],
+        "the day of both batches"
     );
     // One level down: the district's children.
     let district_key = AgencyKey {
@@ -597,7 +614,7 @@ pub async fn children_read_like_each_child_alone(store: &dyn CounterStore) {
         )
         .await
         .expect("read children");
-    assert_eq!(triple(&communes[0]), [1, 1, 0]);
+    assert_eq!(triple(&communes[0]), [2, 2, 0]);
 }
 
 /// A parent with many children (a province's communes) reads its roll-up exactly, whether a

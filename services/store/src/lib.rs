@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+mod counter_record;
 mod exclusive;
 mod memory;
 mod notices;

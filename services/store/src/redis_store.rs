@@ -5,8 +5,8 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{root}:c:<agency>:<bucket>` | hash | counter field (`rcv`, `rcv_on`, ...) → count; `due` and `due_cl` are bucketed by due day (`govpulse_core::backlog`) |
-//! | `P:{root}:k:<parent>:d<yyyymmdd>:<field>` | hash | child agency → its count of counter `<field>` that day: the parent's roll-up of its children |
+//! | `P:{root}:n:<agency>:<bucket>` | string | the agency's counters in the bucket as one record of varints (`counter_record.rs`); `due` and `due_cl` are bucketed by due day (`govpulse_core::backlog`) |
+//! | `P:{root}:k:<parent>:d<yyyymmdd>` | hash | child agency → its counters that day, one record as above: the parent's roll-up of its children |
 //! | `P:{root}:k:<parent>:<month, quarter or year>:<field>` | string | the same roll-up packed: each child's count as a signed 64-bit big-endian integer at offset 8 × its ordinal (`BITFIELD … INCRBY i64 #<ordinal>`) |
 //! | `P:{root}:k:<parent>:ids` | list | the mark of the list's creation (`created <unix seconds>.<microseconds>`), then the parent's children in the order they were first counted: a child's index is its ordinal, never changed |
 //! | `P:{root}:k:<parent>:ord` | hash | child agency → its ordinal |
@@ -48,7 +48,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
-    exclusive::Exclusive, notices::RedisNotices, ordinals::OrdinalCache,
+    counter_record, exclusive::Exclusive, notices::RedisNotices, ordinals::OrdinalCache,
 };
 
 /// How to reach Redis.
@@ -301,7 +301,17 @@ impl RedisStore {
         agency: &AgencyId,
         bucket: Bucket,
     ) -> String {
-        format!("{}:{{{root}}}:c:{agency}:{bucket}", self.prefix)
+        format!("{}:{{{root}}}:n:{agency}:{bucket}", self.prefix)
+    }
+
+    /// The roll-up of `parent`'s children for one day: child → its counter record.
+    pub(crate) fn day_children_key(
+        &self,
+        root: &AgencyId,
+        parent: &AgencyId,
+        day: Bucket,
+    ) -> String {
+        format!("{}{day}", self.children_prefix(root, parent))
     }
 
     pub(crate) fn children_key(
@@ -381,11 +391,9 @@ impl CounterStore for RedisStore {
         buckets: &[Bucket],
         needs: &Needs,
     ) -> Result<Vec<Counters>, StoreError> {
-        // Only what the caller needs crosses the network: HMGET of a metric's two fields is
-        // much cheaper than HGETALL of all of them, and the distinct union is the costliest
-        // command of all.
-        let all_counters = needs.counters.len() == Counter::ALL.len();
-        let fields: Vec<&str> = needs.counters.iter().map(|c| c.key()).collect();
+        // The distinct union is the costliest command of all: only for the metric that needs
+        // it. A counter record is a few dozen bytes: read whole, the caller's counters kept.
+        let read_counters = !needs.counters.is_empty();
         let mut commands = Commands::default();
         // Per group, where its distinct count comes from: when its sets are in one tree, one
         // size (an SCARD after its counters, or its place in a batch of unions read last),
@@ -394,20 +402,14 @@ impl CounterStore for RedisStore {
         let mut distinct_replies = Vec::with_capacity(groups.len());
         let mut unions = UnionBatches::default();
         for group in groups {
-            if !fields.is_empty() {
+            if read_counters {
                 for key in group {
+                    let mut mget = redis::cmd("MGET");
                     for bucket in buckets {
-                        let hash = self.counters_key(&key.root, &key.agency, *bucket);
-                        let command = if all_counters {
-                            let mut hgetall = redis::cmd("HGETALL");
-                            hgetall.arg(hash);
-                            hgetall
-                        } else {
-                            let mut hmget = redis::cmd("HMGET");
-                            hmget.arg(hash).arg(&fields);
-                            hmget
-                        };
-                        commands.push(&key.root, command);
+                        mget.arg(self.counters_key(&key.root, &key.agency, *bucket));
+                    }
+                    if !buckets.is_empty() {
+                        commands.push(&key.root, mget);
                     }
                 }
             }
@@ -477,20 +479,20 @@ impl CounterStore for RedisStore {
         let mut out = Vec::with_capacity(groups.len());
         for (group, distinct) in groups.iter().zip(distinct_replies) {
             let mut total = Counters::default();
-            if !fields.is_empty() {
-                for _ in 0..group.len() * buckets.len() {
-                    let reply = next_reply(&mut replies, expected)?;
-                    if all_counters {
-                        let hash: HashMap<String, u64> = redis::from_redis_value(reply)?;
-                        for (field, value) in hash {
-                            if let Some(counter) = Counter::from_key(&field) {
-                                total.increment(counter, value);
-                            }
-                        }
-                    } else {
-                        let values: Vec<Option<u64>> = redis::from_redis_value(reply)?;
-                        for (counter, value) in needs.counters.iter().zip(values) {
-                            total.increment(*counter, value.unwrap_or(0));
+            if read_counters && !buckets.is_empty() {
+                for key in group {
+                    let records: Vec<Option<Vec<u8>>> =
+                        redis::from_redis_value(next_reply(&mut replies, expected)?)?;
+                    for (bucket, record) in buckets.iter().zip(records) {
+                        let Some(record) = record else { continue };
+                        let counters = counter_record::decode(&record).ok_or_else(|| {
+                            StoreError::Unexpected(format!(
+                                "{} is not a counter record",
+                                self.counters_key(&key.root, &key.agency, *bucket)
+                            ))
+                        })?;
+                        for counter in &needs.counters {
+                            total.increment(*counter, counters.get(*counter));
                         }
                     }
                 }
@@ -550,25 +552,22 @@ impl CounterStore for RedisStore {
         let mut lrange = redis::cmd("LRANGE");
         lrange.arg(&ids_key).arg(from).arg(-1);
         commands.push(&parent.root, lrange);
-        let reads: Vec<(bool, Counter)> = buckets
-            .iter()
-            .flat_map(|bucket| counters.iter().map(move |counter| (*bucket, *counter)))
-            .map(|(bucket, counter)| {
-                let key = self.children_key(&parent.root, &parent.agency, bucket, counter);
-                let day = matches!(bucket, Bucket::Day(_));
-                let read = if day {
-                    let mut hgetall = redis::cmd("HGETALL");
-                    hgetall.arg(key);
-                    hgetall
-                } else {
-                    let mut get = redis::cmd("GET");
-                    get.arg(key);
-                    get
-                };
-                commands.push(&parent.root, read);
-                (day, counter)
-            })
-            .collect();
+        // A day's roll-up: one HGETALL of its records, whatever the counters; a longer
+        // bucket's: one GET per counter.
+        let mut reads: Vec<Option<Counter>> = Vec::new();
+        for bucket in buckets {
+            if matches!(bucket, Bucket::Day(_)) {
+                let key = self.day_children_key(&parent.root, &parent.agency, *bucket);
+                commands.push(&parent.root, redis::cmd("HGETALL").arg(key).clone());
+                reads.push(None);
+                continue;
+            }
+            for counter in counters {
+                let key = self.children_key(&parent.root, &parent.agency, *bucket, *counter);
+                commands.push(&parent.root, redis::cmd("GET").arg(key).clone());
+                reads.push(Some(*counter));
+            }
+        }
         let expected = commands.len();
         let mut replies = commands.run(&self.connection).await?.into_iter();
         let created: Vec<Vec<u8>> = redis::from_redis_value(next_reply(&mut replies, expected)?)?;
@@ -597,21 +596,22 @@ impl CounterStore for RedisStore {
             }
         };
         let mut positions: Option<foldhash::HashMap<&str, usize>> = None;
-        for (day, counter) in reads {
+        for read in reads {
             let reply = next_reply(&mut replies, expected)?;
-            if day {
-                // foldhash: SipHash over 10,000 ids, built and then probed once per roll-up
-                // entry, was a sizeable part of a block query's time.
-                let positions = positions.get_or_insert_with(|| {
-                    children
-                        .iter()
-                        .enumerate()
-                        .map(|(i, child)| (child.as_str(), i))
-                        .collect()
-                });
-                add_children_counts(reply, counter, positions, &mut totals)?;
-            } else {
-                add_packed_counts(reply, counter, &ordinals, &mut totals)?;
+            match read {
+                None => {
+                    // foldhash: SipHash over 10,000 ids, built and then probed once per
+                    // roll-up entry, was a sizeable part of a block query's time.
+                    let positions = positions.get_or_insert_with(|| {
+                        children
+                            .iter()
+                            .enumerate()
+                            .map(|(i, child)| (child.as_str(), i))
+                            .collect()
+                    });
+                    add_children_records(reply, counters, positions, &mut totals)?;
+                }
+                Some(counter) => add_packed_counts(reply, counter, &ordinals, &mut totals)?,
             }
         }
         Ok(totals)
@@ -865,11 +865,11 @@ fn add_packed_counts(
     Ok(())
 }
 
-/// Adds an `HGETALL` reply of a children roll-up (child id → count) to the children it names;
+/// Adds an `HGETALL` reply of a day roll-up (child id → counter record) to the children it names;
 /// children not asked for (no longer members on the period's last day) are passed over.
-fn add_children_counts(
+fn add_children_records(
     reply: redis::Value,
-    counter: Counter,
+    counters: &[Counter],
     positions: &foldhash::HashMap<&str, usize>,
     totals: &mut [Counters],
 ) -> Result<(), StoreError> {
@@ -884,13 +884,15 @@ fn add_children_counts(
             .ok()
             .and_then(|child| positions.get(child));
         if let Some(position) = position {
-            let count = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| {
-                    StoreError::Unexpected(format!("a count {:?}", String::from_utf8_lossy(value)))
-                })?;
-            totals[*position].increment(counter, count);
+            let record = counter_record::decode(value).ok_or_else(|| {
+                StoreError::Unexpected(format!(
+                    "the day roll-up of {} holds no counter record",
+                    String::from_utf8_lossy(field)
+                ))
+            })?;
+            for counter in counters {
+                totals[*position].increment(*counter, record.get(*counter));
+            }
         }
         Ok(())
     };

@@ -10,8 +10,11 @@
 //!    here), and the ordinals of the children the batch counts in their parents' packed
 //!    roll-ups;
 //! 3. [`govpulse_core::counting::plan`] decides, from what was read, every outcome and every
-//!    change (the rules live there and only there);
-//! 4. the writes (the changed buckets with one `MSET`, the counters, roll-ups and sets) and
+//!    change (the rules live there and only there); a third pipeline reads the counter
+//!    records the plan adds to (`counter_record.rs`) and the children's records in their
+//!    parents' day roll-ups;
+//! 4. the writes (the changed buckets and the counter records with the plan added, with one
+//!    `MSET`, the day roll-ups' records, the packed roll-ups' increments and the sets) and
 //!    the version's increment apply only if the version is still the one read in 1: on a
 //!    single Redis a `MULTI` … `EXEC` on the writer's own leased connection, which `WATCH`ed
 //!    the version before reading (`exclusive.rs`); on a cluster one call of a generic
@@ -30,13 +33,13 @@ use foldhash::{HashMap, HashMapExt};
 use govpulse_core::{
     AgencyId, Bucket, Counter, DossierId,
     backlog::DossierState,
-    counting::{Applied, Content, EventWrite, Plan, dossier_digest, id_digest, plan},
+    counting::{Applied, Content, CounterSums, EventWrite, Plan, dossier_digest, id_digest, plan},
     freshness::{Arrivals, Seen},
 };
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    StoreError,
+    StoreError, counter_record,
     exclusive::Lease,
     redis_store::{
         Commands, RedisStore, arrivals_bytes, arrivals_field, arrivals_from_bytes, seen_bytes,
@@ -616,6 +619,13 @@ impl RedisStore {
                 dossier_value(*state, until),
             );
         }
+        // The counter records the plan adds to (its due-day buckets are known only now),
+        // read under the same version: written back with the plan added.
+        let parent_of = parents_of(batch);
+        let records = self
+            .read_records(&mut lease, root, &planned, &parent_of)
+            .await?;
+
         let mut writes = match lease {
             Some(_) => Writes::transaction(),
             None => Writes::script(
@@ -648,11 +658,12 @@ impl RedisStore {
         self.write_counts(
             root,
             &planned,
-            batch,
+            &parent_of,
+            records,
             &mut ordinals,
             &list_lengths,
             &mut writes,
-        );
+        )?;
         self.write_activity(root, &planned, &known_seen, &known_arrivals, &mut writes);
 
         // 5. Compare and apply: the transaction runs only if the version is still the one
@@ -702,22 +713,98 @@ impl RedisStore {
         }
     }
 
-    /// The counters, roll-ups, online sets and new ordinals the plan adds.
+    /// Reads the counter records `planned` adds to: every (agency, bucket) it counts in, and
+    /// for each day its children's records in their parent's day roll-up.
+    async fn read_records<'a>(
+        &self,
+        lease: &mut Option<Lease<'_>>,
+        root: &AgencyId,
+        planned: &'a Plan,
+        parent_of: &HashMap<&'a AgencyId, &'a AgencyId>,
+    ) -> Result<CounterRecords<'a>, StoreError> {
+        let mut days: BTreeMap<(&AgencyId, Bucket), ChildRecords> = BTreeMap::new();
+        for (agency, bucket) in planned.counters.keys() {
+            if let (Some(parent), Bucket::Day(_)) = (parent_of.get(agency), bucket) {
+                days.entry((parent, *bucket))
+                    .or_default()
+                    .push((agency, None));
+            }
+        }
+        if planned.counters.is_empty() {
+            return Ok(CounterRecords::default());
+        }
+        let mut commands = Commands::default();
+        let mut mget = redis::cmd("MGET");
+        for (agency, bucket) in planned.counters.keys() {
+            mget.arg(self.counters_key(root, agency, *bucket));
+        }
+        commands.push(root, mget);
+        for ((parent, day), children) in &days {
+            let mut hmget = redis::cmd("HMGET");
+            hmget.arg(self.day_children_key(root, parent, *day));
+            for (child, _) in children {
+                hmget.arg(child.as_str());
+            }
+            commands.push(root, hmget);
+        }
+        let mut replies = self.read(lease, commands).await?.into_iter();
+        let mut next = || replies.next().ok_or_else(|| reply_err("counter records"));
+        let own: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
+        if own.len() != planned.counters.len() {
+            return Err(reply_err("counter records"));
+        }
+        for children in days.values_mut() {
+            let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
+            if stored.len() != children.len() {
+                return Err(reply_err("day roll-up records"));
+            }
+            for ((_, record), stored) in children.iter_mut().zip(stored) {
+                *record = stored;
+            }
+        }
+        Ok(CounterRecords { own, days })
+    }
+
+    /// The counters, roll-ups, online sets and new ordinals the plan adds: the counter records
+    /// as read with the plan added, the longer roll-ups as increments.
+    #[allow(clippy::too_many_arguments)]
     fn write_counts<'a>(
         &self,
         root: &AgencyId,
         planned: &'a Plan,
-        batch: &'a [EventWrite],
+        parent_of: &HashMap<&'a AgencyId, &'a AgencyId>,
+        records: CounterRecords<'a>,
         ordinals: &mut BTreeMap<(&'a AgencyId, &'a AgencyId), usize>,
         list_lengths: &BTreeMap<&'a AgencyId, usize>,
         writes: &mut Writes,
-    ) {
-        // Each agency's parent in its tree, from the chains.
-        let mut parent_of: HashMap<&AgencyId, &AgencyId> = HashMap::new();
-        for event in batch {
-            for pair in event.chain.windows(2) {
-                parent_of.insert(&pair[0], &pair[1]);
+    ) -> Result<(), StoreError> {
+        let added = |stored: Option<&[u8]>, sums: &CounterSums, key: &dyn Fn() -> String| {
+            counter_record::add(stored, sums.nonzero()).ok_or_else(|| {
+                StoreError::Unexpected(format!(
+                    "{} is not a counter record: the batch is not counted into it",
+                    key()
+                ))
+            })
+        };
+        let mut own = Vec::with_capacity(2 * planned.counters.len());
+        for (((agency, bucket), sums), stored) in planned.counters.iter().zip(&records.own) {
+            let key = self.counters_key(root, agency, *bucket);
+            let record = added(stored.as_deref(), sums, &|| key.clone())?;
+            own.extend([key.into_bytes(), record]);
+        }
+        writes.chunked("MSET", None, &own, 2);
+        for ((parent, day), children) in &records.days {
+            let key = self.day_children_key(root, parent, *day);
+            let mut fields = Vec::with_capacity(2 * children.len());
+            for (child, stored) in children {
+                let sums = planned
+                    .counters
+                    .get(&((*child).clone(), *day))
+                    .ok_or_else(|| reply_err("a day roll-up of a child the plan does not count"))?;
+                let record = added(stored.as_deref(), sums, &|| format!("{key} {child}"))?;
+                fields.extend([text(child), record]);
             }
+            writes.chunked("HSET", Some(&key), &fields, 2);
         }
         // Ordinals for children counted for the first time: after the list's last.
         let mut lengths: BTreeMap<&AgencyId, usize> = list_lengths.clone();
@@ -737,30 +824,23 @@ impl RedisStore {
             appended.entry(parent).or_default().push(child);
             ordinal
         };
-        // Packed roll-up increments, per (parent, bucket, counter): (ordinal, count).
+        // Packed roll-up increments (months, quarters, years), per (parent, bucket, counter):
+        // (ordinal, count).
         type RollUp<'k> = (&'k AgencyId, Bucket, Counter);
         let mut packed: BTreeMap<RollUp, Vec<(usize, u64)>> = BTreeMap::new();
-        // Day roll-ups, per (parent, day, counter): (child, count). Their keys are named once
-        // each below, not once per child (a batch of units has a thousand children).
-        let mut by_day: BTreeMap<RollUp, Vec<(&AgencyId, u64)>> = BTreeMap::new();
         for ((agency, bucket), sums) in &planned.counters {
-            let key = self.counters_key(root, agency, *bucket);
-            let increments: Vec<(Counter, u64)> = sums.nonzero().collect();
-            for (counter, n) in &increments {
-                writes.push(&["HINCRBY", &key, counter.key(), &n.to_string()]);
-            }
             let Some(parent) = parent_of.get(agency).copied() else {
                 continue;
             };
-            for (counter, n) in increments {
-                let rollup = (parent, *bucket, counter);
-                match bucket {
-                    Bucket::Day(_) => by_day.entry(rollup).or_default().push((agency, n)),
-                    _ => {
-                        let ordinal = ordinal_of(parent, agency);
-                        packed.entry(rollup).or_default().push((ordinal, n));
-                    }
-                }
+            if matches!(bucket, Bucket::Day(_)) {
+                continue;
+            }
+            for (counter, n) in sums.nonzero() {
+                let ordinal = ordinal_of(parent, agency);
+                packed
+                    .entry((parent, *bucket, counter))
+                    .or_default()
+                    .push((ordinal, n));
             }
         }
         for (parent, children) in &appended {
@@ -785,12 +865,6 @@ impl RedisStore {
                 })
                 .collect();
             writes.chunked("HSET", Some(&format!("{prefix}ord")), &pairs, 2);
-        }
-        for ((parent, bucket, counter), children) in by_day {
-            let key = self.children_key(root, parent, bucket, counter);
-            for (child, n) in children {
-                writes.push(&["HINCRBY", &key, child.as_str(), &n.to_string()]);
-            }
         }
         for ((parent, bucket, counter), increments) in packed {
             let key = self.children_key(root, parent, bucket, counter);
@@ -817,6 +891,7 @@ impl RedisStore {
         for (key, members) in online {
             writes.chunked("SADD", Some(&key), &members, 1);
         }
+        Ok(())
     }
 
     /// When the plan's agencies were last seen and their events per day of acceptance: what
@@ -851,6 +926,28 @@ impl RedisStore {
         }
         writes.chunked("HSET", Some(&self.seen_key(root)), &fields, 2);
     }
+}
+
+/// The counter records a plan adds to, as read: each (agency, bucket) of the plan's counters,
+/// in their order; per (parent, day), its children's records in its day roll-up.
+#[derive(Default)]
+struct CounterRecords<'a> {
+    own: Vec<Option<Vec<u8>>>,
+    days: BTreeMap<(&'a AgencyId, Bucket), ChildRecords<'a>>,
+}
+
+/// Children of one parent with their records in one of its day roll-ups.
+type ChildRecords<'a> = Vec<(&'a AgencyId, Option<Vec<u8>>)>;
+
+/// Each agency's parent in its tree, from the batch's chains.
+fn parents_of(batch: &[EventWrite]) -> HashMap<&AgencyId, &AgencyId> {
+    let mut parent_of = HashMap::new();
+    for event in batch {
+        for pair in event.chain.windows(2) {
+            parent_of.insert(&pair[0], &pair[1]);
+        }
+    }
+    parent_of
 }
 
 fn dossier_id(change: &govpulse_core::DossierChange) -> &DossierId {
