@@ -26,7 +26,10 @@
 //! whatever day it claims, and two replicas writing one tree at once apply their batches as
 //! some order of the two would.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, BTreeSet},
+};
 
 use foldhash::{HashMap, HashMapExt};
 
@@ -722,43 +725,47 @@ impl RedisStore {
         planned: &'a Plan,
         parent_of: &HashMap<&'a AgencyId, &'a AgencyId>,
     ) -> Result<CounterRecords<'a>, StoreError> {
-        let mut days: BTreeMap<(&AgencyId, Bucket), ChildRecords> = BTreeMap::new();
-        for (agency, bucket) in planned.counters.keys() {
-            if let (Some(parent), Bucket::Day(_)) = (parent_of.get(agency), bucket) {
-                days.entry((parent, *bucket))
-                    .or_default()
-                    .push((agency, None));
-            }
-        }
         if planned.counters.is_empty() {
             return Ok(CounterRecords::default());
         }
-        let mut commands = Commands::default();
+        let mut own = Vec::with_capacity(planned.counters.len());
+        let mut days: BTreeMap<(&AgencyId, Bucket), ChildRecords> = BTreeMap::new();
         let mut mget = redis::cmd("MGET");
-        for (agency, bucket) in planned.counters.keys() {
-            mget.arg(self.counters_key(root, agency, *bucket));
+        for ((agency, bucket), sums) in &planned.counters {
+            let key = self.counters_key(root, agency, *bucket);
+            mget.arg(&key);
+            own.push((key, sums, None));
+            if let (Some(parent), Bucket::Day(_)) = (parent_of.get(agency), bucket) {
+                days.entry((parent, *bucket))
+                    .or_default()
+                    .push((agency, sums, None));
+            }
         }
+        let mut commands = Commands::default();
         commands.push(root, mget);
         for ((parent, day), children) in &days {
             let mut hmget = redis::cmd("HMGET");
             hmget.arg(self.day_children_key(root, parent, *day));
-            for (child, _) in children {
+            for (child, _, _) in children {
                 hmget.arg(child.as_str());
             }
             commands.push(root, hmget);
         }
         let mut replies = self.read(lease, commands).await?.into_iter();
         let mut next = || replies.next().ok_or_else(|| reply_err("counter records"));
-        let own: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
-        if own.len() != planned.counters.len() {
+        let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
+        if stored.len() != own.len() {
             return Err(reply_err("counter records"));
+        }
+        for ((_, _, record), stored) in own.iter_mut().zip(stored) {
+            *record = stored;
         }
         for children in days.values_mut() {
             let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
             if stored.len() != children.len() {
                 return Err(reply_err("day roll-up records"));
             }
-            for ((_, record), stored) in children.iter_mut().zip(stored) {
+            for ((_, _, record), stored) in children.iter_mut().zip(stored) {
                 *record = stored;
             }
         }
@@ -786,9 +793,8 @@ impl RedisStore {
                 ))
             })
         };
-        let mut own = Vec::with_capacity(2 * planned.counters.len());
-        for (((agency, bucket), sums), stored) in planned.counters.iter().zip(&records.own) {
-            let key = self.counters_key(root, agency, *bucket);
+        let mut own = Vec::with_capacity(2 * records.own.len());
+        for (key, sums, stored) in records.own {
             let record = added(stored.as_deref(), sums, &|| key.clone())?;
             own.extend([key.into_bytes(), record]);
         }
@@ -796,11 +802,7 @@ impl RedisStore {
         for ((parent, day), children) in &records.days {
             let key = self.day_children_key(root, parent, *day);
             let mut fields = Vec::with_capacity(2 * children.len());
-            for (child, stored) in children {
-                let sums = planned
-                    .counters
-                    .get(&((*child).clone(), *day))
-                    .ok_or_else(|| reply_err("a day roll-up of a child the plan does not count"))?;
+            for (child, sums, stored) in children {
                 let record = added(stored.as_deref(), sums, &|| format!("{key} {child}"))?;
                 fields.extend([text(child), record]);
             }
@@ -835,8 +837,8 @@ impl RedisStore {
             if matches!(bucket, Bucket::Day(_)) {
                 continue;
             }
+            let ordinal = ordinal_of(parent, agency);
             for (counter, n) in sums.nonzero() {
-                let ordinal = ordinal_of(parent, agency);
                 packed
                     .entry((parent, *bucket, counter))
                     .or_default()
@@ -868,14 +870,14 @@ impl RedisStore {
         }
         for ((parent, bucket, counter), increments) in packed {
             let key = self.children_key(root, parent, bucket, counter);
-            let items: Vec<Vec<u8>> = increments
+            let items: Vec<Cow<[u8]>> = increments
                 .into_iter()
                 .flat_map(|(ordinal, n)| {
                     [
-                        text("INCRBY"),
-                        text("i64"),
-                        text(format!("#{ordinal}")),
-                        text(n),
+                        Cow::Borrowed(&b"INCRBY"[..]),
+                        Cow::Borrowed(&b"i64"[..]),
+                        Cow::Owned(text(format!("#{ordinal}"))),
+                        Cow::Owned(text(n)),
                     ]
                 })
                 .collect();
@@ -928,16 +930,17 @@ impl RedisStore {
     }
 }
 
-/// The counter records a plan adds to, as read: each (agency, bucket) of the plan's counters,
-/// in their order; per (parent, day), its children's records in its day roll-up.
+/// The counter records a plan adds to, as read, with what the plan adds to each: each
+/// (agency, bucket) of the plan's counters with its key; per (parent, day), its children's
+/// records in its day roll-up.
 #[derive(Default)]
 struct CounterRecords<'a> {
-    own: Vec<Option<Vec<u8>>>,
+    own: Vec<(String, &'a CounterSums, Option<Vec<u8>>)>,
     days: BTreeMap<(&'a AgencyId, Bucket), ChildRecords<'a>>,
 }
 
 /// Children of one parent with their records in one of its day roll-ups.
-type ChildRecords<'a> = Vec<(&'a AgencyId, Option<Vec<u8>>)>;
+type ChildRecords<'a> = Vec<(&'a AgencyId, &'a CounterSums, Option<Vec<u8>>)>;
 
 /// Each agency's parent in its tree, from the batch's chains.
 fn parents_of(batch: &[EventWrite]) -> HashMap<&AgencyId, &AgencyId> {
