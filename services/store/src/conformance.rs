@@ -946,6 +946,19 @@ pub async fn concurrent_writers_count_each_id_once(a: &dyn CounterStore, b: &dyn
     assert_eq!(accepted, 1_025, "each id counted by one writer, once");
     let counted = read_one(a, "hoa-binh", "hb-dept", &day.to_string()).await;
     assert_eq!(counted.get(Counter::Received), 1_025);
+    // The parent's roll-ups of the day (records read and written back) and of the year
+    // (increments) hold the same, whichever writer wrote.
+    let parent = AgencyKey {
+        root: id("hoa-binh"),
+        agency: id("hoa-binh"),
+    };
+    for bucket in [Bucket::Day(day), Bucket::Year(2026)] {
+        let rolled = b
+            .read_children(&parent, &[id("hb-dept")], &[bucket], &[Counter::Received])
+            .await
+            .expect("read children");
+        assert_eq!(rolled[0].get(Counter::Received), 1_025, "{bucket:?}");
+    }
     // 513 dossiers, each opened once whoever received it first, due on 3 April.
     let open = open_past_due_at_end(a, &[key("hoa-binh", "hb-dept")], date!(2026 - 04 - 03)).await;
     assert_eq!(open, [513]);
