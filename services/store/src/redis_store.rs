@@ -483,6 +483,13 @@ impl CounterStore for RedisStore {
                 for key in group {
                     let records: Vec<Option<Vec<u8>>> =
                         redis::from_redis_value(next_reply(&mut replies, expected)?)?;
+                    if records.len() != buckets.len() {
+                        return Err(StoreError::Unexpected(format!(
+                            "{} counter records for {} buckets",
+                            records.len(),
+                            buckets.len()
+                        )));
+                    }
                     for (bucket, record) in buckets.iter().zip(records) {
                         let Some(record) = record else { continue };
                         let counters = counter_record::decode(&record).ok_or_else(|| {

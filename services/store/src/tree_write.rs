@@ -624,10 +624,7 @@ impl RedisStore {
         }
         // The counter records the plan adds to (its due-day buckets are known only now),
         // read under the same version: written back with the plan added.
-        let parent_of = parents_of(batch);
-        let records = self
-            .read_records(&mut lease, root, &planned, &parent_of)
-            .await?;
+        let records = self.read_records(&mut lease, root, &planned, batch).await?;
 
         let mut writes = match lease {
             Some(_) => Writes::transaction(),
@@ -661,7 +658,6 @@ impl RedisStore {
         self.write_counts(
             root,
             &planned,
-            &parent_of,
             records,
             &mut ordinals,
             &list_lengths,
@@ -723,11 +719,12 @@ impl RedisStore {
         lease: &mut Option<Lease<'_>>,
         root: &AgencyId,
         planned: &'a Plan,
-        parent_of: &HashMap<&'a AgencyId, &'a AgencyId>,
+        batch: &'a [EventWrite],
     ) -> Result<CounterRecords<'a>, StoreError> {
         if planned.counters.is_empty() {
             return Ok(CounterRecords::default());
         }
+        let parent_of = parents_of(batch);
         let mut own = Vec::with_capacity(planned.counters.len());
         let mut days: BTreeMap<(&AgencyId, Bucket), ChildRecords> = BTreeMap::new();
         let mut mget = redis::cmd("MGET");
@@ -769,17 +766,19 @@ impl RedisStore {
                 *record = stored;
             }
         }
-        Ok(CounterRecords { own, days })
+        Ok(CounterRecords {
+            parent_of,
+            own,
+            days,
+        })
     }
 
     /// The counters, roll-ups, online sets and new ordinals the plan adds: the counter records
     /// as read with the plan added, the longer roll-ups as increments.
-    #[allow(clippy::too_many_arguments)]
     fn write_counts<'a>(
         &self,
         root: &AgencyId,
         planned: &'a Plan,
-        parent_of: &HashMap<&'a AgencyId, &'a AgencyId>,
         records: CounterRecords<'a>,
         ordinals: &mut BTreeMap<(&'a AgencyId, &'a AgencyId), usize>,
         list_lengths: &BTreeMap<&'a AgencyId, usize>,
@@ -793,6 +792,7 @@ impl RedisStore {
                 ))
             })
         };
+        let parent_of = records.parent_of;
         let mut own = Vec::with_capacity(2 * records.own.len());
         for (key, sums, stored) in records.own {
             let record = added(stored.as_deref(), sums, &|| key.clone())?;
@@ -932,9 +932,10 @@ impl RedisStore {
 
 /// The counter records a plan adds to, as read, with what the plan adds to each: each
 /// (agency, bucket) of the plan's counters with its key; per (parent, day), its children's
-/// records in its day roll-up.
+/// records in its day roll-up; and each agency's parent, from the batch's chains.
 #[derive(Default)]
 struct CounterRecords<'a> {
+    parent_of: HashMap<&'a AgencyId, &'a AgencyId>,
     own: Vec<(String, &'a CounterSums, Option<Vec<u8>>)>,
     days: BTreeMap<(&'a AgencyId, Bucket), ChildRecords<'a>>,
 }
