@@ -282,13 +282,25 @@ impl<const W: usize> Table<W> {
     }
 }
 
-/// The keys of one tree.
+/// The keys of one tree. A batch names a thousand buckets twice (read, then written): their
+/// names are the tree's prefix and a number, not a `format!` each.
 struct TreeKeys<'a> {
     store: &'a RedisStore,
     root: &'a AgencyId,
+    /// `P:{root}:e:` and `P:{root}:d:`.
+    id_buckets: String,
+    dossier_buckets: String,
 }
 
-impl TreeKeys<'_> {
+impl<'a> TreeKeys<'a> {
+    fn new(store: &'a RedisStore, root: &'a AgencyId) -> Self {
+        TreeKeys {
+            store,
+            root,
+            id_buckets: format!("{}:{{{root}}}:e:", store.prefix),
+            dossier_buckets: format!("{}:{{{root}}}:d:", store.prefix),
+        }
+    }
     fn version(&self) -> String {
         format!("{}:{{{}}}:v", self.store.prefix, self.root)
     }
@@ -296,14 +308,24 @@ impl TreeKeys<'_> {
         format!("{}:{{{}}}:ex", self.store.prefix, self.root)
     }
     fn id_bucket(&self, bucket: u64) -> String {
-        format!("{}:{{{}}}:e:{bucket}", self.store.prefix, self.root)
+        numbered(&self.id_buckets, bucket)
     }
     fn dossier_spread(&self) -> String {
         format!("{}:{{{}}}:dx", self.store.prefix, self.root)
     }
     fn dossier_bucket(&self, bucket: u64) -> String {
-        format!("{}:{{{}}}:d:{bucket}", self.store.prefix, self.root)
+        numbered(&self.dossier_buckets, bucket)
     }
+}
+
+/// `prefix` followed by `n` in decimal.
+fn numbered(prefix: &str, n: u64) -> String {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    let mut key = String::with_capacity(prefix.len() + digits.len());
+    key.push_str(prefix);
+    key.push_str(digits);
+    key
 }
 
 /// A tree's writes as they are built: the commands of a transaction (single Redis), or the
@@ -396,7 +418,7 @@ impl RedisStore {
         root: &AgencyId,
         batch: &[EventWrite],
     ) -> Result<Option<Vec<Applied>>, StoreError> {
-        let keys = TreeKeys { store: self, root };
+        let keys = TreeKeys::new(self, root);
         let now = OffsetDateTime::now_utc();
         let today = utc_day(now);
 
@@ -876,8 +898,8 @@ impl RedisStore {
                     [
                         Cow::Borrowed(&b"INCRBY"[..]),
                         Cow::Borrowed(&b"i64"[..]),
-                        Cow::Owned(text(format!("#{ordinal}"))),
-                        Cow::Owned(text(n)),
+                        Cow::Owned(numbered("#", ordinal as u64).into_bytes()),
+                        Cow::Owned(itoa::Buffer::new().format(n).as_bytes().to_vec()),
                     ]
                 })
                 .collect();
