@@ -353,12 +353,12 @@ impl Writes {
 
     fn push<A: AsRef<[u8]>>(&mut self, command: &[A]) {
         match self {
+            Writes::Transaction(_) | Writes::Script(_) if command.is_empty() => {}
             Writes::Transaction(pipe) => {
-                let Some((name, args)) = command.split_first() else {
-                    return;
-                };
-                let mut cmd = redis::cmd(&String::from_utf8_lossy(name.as_ref()));
-                for arg in args {
+                // Sized once: an MSET carries hundreds of buckets of half a kilobyte.
+                let size = command.iter().map(|arg| arg.as_ref().len()).sum();
+                let mut cmd = redis::Cmd::with_capacity(command.len(), size);
+                for arg in command {
                     cmd.arg(arg.as_ref());
                 }
                 pipe.add_command(cmd);
