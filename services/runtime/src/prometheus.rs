@@ -120,12 +120,57 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Runs every collector, each at most [`COLLECT_TIMEOUT`].
-async fn collect() {
-    let running: Vec<Collect> = lock(collectors()).iter().map(|(_, c)| c.clone()).collect();
-    let all = futures::future::join_all(running.iter().map(|collect| collect()));
-    if tokio::time::timeout(COLLECT_TIMEOUT, all).await.is_err() {
-        warn!("a /metrics collector took longer than 2 s: its gauges keep their last values");
+/// Runs every collector, each at most [`COLLECT_TIMEOUT`], for a scrape that took `ticket`
+/// ([`Coalesced::ticket`]) when it arrived. One collection runs at a time, and a scrape takes
+/// the values of one that started after it arrived instead of running its own: however many
+/// scrapes come at once (the metrics port has no credential), the collectors' reads run one
+/// after another.
+async fn collect(ticket: u64) {
+    COLLECTIONS
+        .run(ticket, || async {
+            let running: Vec<Collect> = lock(collectors()).iter().map(|(_, c)| c.clone()).collect();
+            let all = futures::future::join_all(running.iter().map(|collect| collect()));
+            if tokio::time::timeout(COLLECT_TIMEOUT, all).await.is_err() {
+                warn!(
+                    "a /metrics collector took longer than 2 s: its gauges keep their last values"
+                );
+            }
+        })
+        .await;
+}
+
+static COLLECTIONS: Coalesced = Coalesced::new();
+
+/// Work run one at a time, skipped by a caller for whom a run started after it arrived
+/// (that run's result is as recent as the caller asked for).
+struct Coalesced {
+    started: AtomicU64,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Coalesced {
+    const fn new() -> Self {
+        Self {
+            started: AtomicU64::new(0),
+            turn: tokio::sync::Mutex::const_new(()),
+        }
+    }
+
+    /// What a caller takes when it arrives: the runs started so far.
+    fn ticket(&self) -> u64 {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    /// Runs `work` for a caller holding `ticket`, unless a run started since it took it;
+    /// whether it ran.
+    async fn run<F: Future<Output = ()>>(&self, ticket: u64, work: impl FnOnce() -> F) -> bool {
+        let _turn = self.turn.lock().await;
+        if self.started.load(Ordering::SeqCst) > ticket {
+            return false;
+        }
+        self.started.fetch_add(1, Ordering::SeqCst);
+        work().await;
+        true
     }
 }
 
@@ -280,7 +325,7 @@ impl MetricsListener {
                         let response = if request.method() == Method::GET
                             && request.uri().path() == "/metrics"
                         {
-                            collect().await;
+                            collect(COLLECTIONS.ticket()).await;
                             let mut response =
                                 Response::new(Full::new(Bytes::from(handle.render())));
                             response.headers_mut().insert(
@@ -351,6 +396,27 @@ mod tests {
         assert!(scrape(addr).await.contains("govpulse_test_collected 2"));
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         stopping.cancel();
+    }
+
+    #[tokio::test]
+    async fn scrapes_that_arrive_while_a_collection_runs_take_its_values() {
+        let coalesced = Coalesced::new();
+        let runs = AtomicU64::new(0);
+        let work = || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+        };
+        let first = coalesced.ticket();
+        assert!(coalesced.run(first, work).await);
+        // Arrived before that run started (it was waiting for its turn): no run of its own.
+        assert!(!coalesced.run(first, work).await);
+        // Arrived after: the values must be as of its arrival.
+        assert!(coalesced.run(coalesced.ticket(), work).await);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        // Many at once: the first runs, the others waited for it and take its values.
+        let ticket = coalesced.ticket();
+        let all = futures::future::join_all((0..8).map(|_| coalesced.run(ticket, work))).await;
+        assert_eq!(all.iter().filter(|ran| **ran).count(), 1);
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
     }
 
     #[test]
