@@ -123,7 +123,7 @@ impl Content {
 
 /// A canonical text of what happened, every value that decides what is counted: stored
 /// digests are of these exact bytes (`received online true -1`, `resolved due <ns> false`,
-/// `fee true`, ...), so they never change. Written without `format!`: it runs once per event.
+/// `fee true`, ...), so they never change. Joined words, not `format!`: it runs once per event.
 fn kind_bytes(kind: &EventKind) -> String {
     let channel = |c: Channel| match c {
         Channel::InPerson => "in_person",
@@ -132,47 +132,40 @@ fn kind_bytes(kind: &EventKind) -> String {
     };
     let flag = |b: bool| if b { "true" } else { "false" };
     let mut numbers = itoa::Buffer::new();
-    let mut text = String::with_capacity(48);
-    let mut put = |parts: &[&str]| {
-        for (i, part) in parts.iter().enumerate() {
-            if i > 0 {
-                text.push(' ');
-            }
-            text.push_str(part);
-        }
-    };
     match kind {
         EventKind::Received {
             channel: c,
             digitized,
             due_at,
-        } => put(&[
+        } => [
             "received",
             channel(*c),
             flag(*digitized),
             numbers.format(due_at.map_or(-1, OffsetDateTime::unix_timestamp_nanos)),
-        ]),
+        ]
+        .join(" "),
         EventKind::Resolved {
             timeliness,
             result_electronic,
         } => match timeliness {
-            Timeliness::DueAt(due) => put(&[
+            Timeliness::DueAt(due) => [
                 "resolved",
                 "due",
                 numbers.format(due.unix_timestamp_nanos()),
                 flag(*result_electronic),
-            ]),
-            Timeliness::OnTime(on_time) => put(&[
+            ]
+            .join(" "),
+            Timeliness::OnTime(on_time) => [
                 "resolved",
                 "on_time",
                 flag(*on_time),
                 flag(*result_electronic),
-            ]),
+            ]
+            .join(" "),
         },
-        EventKind::FeePaid { online } => put(&["fee", flag(*online)]),
-        EventKind::Feedback { satisfied } => put(&["feedback", flag(*satisfied)]),
+        EventKind::FeePaid { online } => ["fee", flag(*online)].join(" "),
+        EventKind::Feedback { satisfied } => ["feedback", flag(*satisfied)].join(" "),
     }
-    text
 }
 
 /// The 64-bit digest that names an event id of an agency in a store: stores keep this, not
