@@ -48,7 +48,11 @@ use time::{Date, OffsetDateTime};
 
 use crate::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
-    counter_record, exclusive::Exclusive, notices::RedisNotices, ordinals::OrdinalCache,
+    counter_record,
+    exclusive::Exclusive,
+    notices::RedisNotices,
+    ordinals::OrdinalCache,
+    tree_write::{date_of, day_at, day_bytes, day_number},
 };
 
 /// How to reach Redis.
@@ -798,15 +802,13 @@ pub(crate) fn arrivals_field(agency: &AgencyId) -> Vec<u8> {
     field
 }
 
-/// What a store keeps of [`Arrivals`]: the latest day counted (days since 1970, two bytes
-/// big-endian) then each day's count back from it (four bytes big-endian each); `None` for
+/// What a store keeps of [`Arrivals`]: the latest day counted (as id records keep days:
+/// [`day_bytes`]) then each day's count back from it (four bytes big-endian each); `None` for
 /// arrivals with no day (nothing to keep).
 pub(crate) fn arrivals_bytes(arrivals: &Arrivals) -> Option<Vec<u8>> {
     let (last, counts) = arrivals.parts();
-    let epoch = Date::from_calendar_date(1970, time::Month::January, 1).ok()?;
-    let day = u16::try_from((last? - epoch).whole_days()).ok()?;
     let mut bytes = Vec::with_capacity(2 + 4 * counts.len());
-    bytes.extend_from_slice(&day.to_be_bytes());
+    bytes.extend_from_slice(&day_bytes(day_number(last?)));
     for count in counts {
         bytes.extend_from_slice(&count.to_be_bytes());
     }
@@ -815,9 +817,8 @@ pub(crate) fn arrivals_bytes(arrivals: &Arrivals) -> Option<Vec<u8>> {
 
 /// The [`Arrivals`] that [`arrivals_bytes`] wrote; `None` for anything else.
 pub(crate) fn arrivals_from_bytes(bytes: &[u8]) -> Option<Arrivals> {
-    let (day, rest) = bytes.split_first_chunk::<2>()?;
-    let epoch = Date::from_calendar_date(1970, time::Month::January, 1).ok()?;
-    let last = epoch.checked_add(time::Duration::days(i64::from(u16::from_be_bytes(*day))))?;
+    let last = date_of(day_at(bytes, 0)?)?;
+    let rest = &bytes[2..];
     let mut counts = [0u32; ARRIVAL_DAYS];
     if rest.len() != 4 * ARRIVAL_DAYS {
         return None;

@@ -69,23 +69,26 @@ const ID_VALUE: usize = Content::BYTES + 2;
 /// which a finished one may be forgotten.
 const DOSSIER_VALUE: usize = 5;
 
-fn day_number(day: Date) -> i32 {
+/// Days since 1970 (UTC calendar), as stores keep days.
+pub(crate) fn day_number(day: Date) -> i32 {
     day.to_julian_day()
         - Date::from_calendar_date(1970, time::Month::January, 1).map_or(0, Date::to_julian_day)
 }
 
-fn date_of(number: i32) -> Option<Date> {
+/// The day [`day_number`] numbered.
+pub(crate) fn date_of(number: i32) -> Option<Date> {
     let epoch = Date::from_calendar_date(1970, time::Month::January, 1).ok()?;
     Date::from_julian_day(epoch.to_julian_day() + number).ok()
 }
 
 /// A day as stores keep it: days since 1970 in two bytes, big-endian (enough until 2149;
 /// a later day is kept as the last one two bytes hold, so it is never forgotten early).
-fn day_bytes(day: i32) -> [u8; 2] {
+pub(crate) fn day_bytes(day: i32) -> [u8; 2] {
     u16::try_from(day.max(0)).unwrap_or(u16::MAX).to_be_bytes()
 }
 
-fn day_at(value: &[u8], at: usize) -> Option<i32> {
+/// The day [`day_bytes`] wrote at `at` in `value`.
+pub(crate) fn day_at(value: &[u8], at: usize) -> Option<i32> {
     let bytes: [u8; 2] = value.get(at..at + 2)?.try_into().ok()?;
     Some(i32::from(u16::from_be_bytes(bytes)))
 }
@@ -493,12 +496,11 @@ impl RedisStore {
             .chain(dossier_splits.iter().map(|s| s.from))
             .chain([dossier_sweep])
             .collect();
-        // The children counted in their parents' packed roll-ups.
+        // Each agency's parent, and the children counted in their parents' packed roll-ups.
+        let parent_of = parents_of(batch);
         let mut parents: BTreeMap<&AgencyId, BTreeSet<&AgencyId>> = BTreeMap::new();
-        for event in batch {
-            for pair in event.chain.windows(2) {
-                parents.entry(&pair[1]).or_default().insert(&pair[0]);
-            }
+        for (child, parent) in &parent_of {
+            parents.entry(parent).or_default().insert(child);
         }
         // What was seen of the batch's agencies, to keep the latest (section 6c).
         let reporters: BTreeSet<&AgencyId> = batch.iter().flat_map(|e| e.chain.iter()).collect();
@@ -646,7 +648,9 @@ impl RedisStore {
         }
         // The counter records the plan adds to (its due-day buckets are known only now),
         // read under the same version: written back with the plan added.
-        let records = self.read_records(&mut lease, root, &planned, batch).await?;
+        let records = self
+            .read_records(&mut lease, root, &planned, parent_of)
+            .await?;
 
         let mut writes = match lease {
             Some(_) => Writes::transaction(),
@@ -735,18 +739,18 @@ impl RedisStore {
     }
 
     /// Reads the counter records `planned` adds to: every (agency, bucket) it counts in, and
-    /// for each day its children's records in their parent's day roll-up.
+    /// for each day its children's records in their parent's day roll-up (`parent_of`: each
+    /// agency's parent in the batch's chains).
     async fn read_records<'a>(
         &self,
         lease: &mut Option<Lease<'_>>,
         root: &AgencyId,
         planned: &'a Plan,
-        batch: &'a [EventWrite],
+        parent_of: HashMap<&'a AgencyId, &'a AgencyId>,
     ) -> Result<CounterRecords<'a>, StoreError> {
         if planned.counters.is_empty() {
             return Ok(CounterRecords::default());
         }
-        let parent_of = parents_of(batch);
         let mut own = Vec::with_capacity(planned.counters.len());
         let mut days: BTreeMap<(&AgencyId, Bucket), ChildRecords> = BTreeMap::new();
         let mut mget = redis::cmd("MGET");
