@@ -6,7 +6,7 @@
 use std::{future::Future, sync::Arc, time::Instant};
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs, freshness::Activity};
+use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs, ProcedureId, freshness::Activity};
 use govpulse_runtime::prometheus::{STORE_ERRORS, STORE_SECONDS};
 use govpulse_store::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
@@ -91,6 +91,27 @@ impl CounterStore for Instrumented {
             span,
             self.inner
                 .read_children(parent, children, buckets, counters),
+        )
+        .await
+    }
+
+    async fn read_procedures(
+        &self,
+        group: &[AgencyKey],
+        buckets: &[Bucket],
+        counters: &[Counter],
+    ) -> Result<Vec<(ProcedureId, Counters)>, StoreError> {
+        let span = info_span!(
+            "store.read_procedures",
+            agencies = group.len(),
+            buckets = buckets.len(),
+            counters = counters.len(),
+            error = tracing::field::Empty
+        );
+        measured(
+            "read_procedures",
+            span,
+            self.inner.read_procedures(group, buckets, counters),
         )
         .await
     }

@@ -205,6 +205,8 @@ pub struct EventWrite {
     /// When govpulse accepted the batch (one clock reading per batch): what
     /// [`crate::freshness`] calls the agency's last report.
     pub accepted_at: OffsetDateTime,
+    /// The procedure of its dossier: the procedure breakdown counts it there.
+    pub procedure: ProcedureId,
     /// What it adds.
     pub delta: CounterDelta,
     /// How the event opens or closes its dossier (the backlog of open dossiers), if it does.
@@ -253,6 +255,10 @@ pub struct Plan {
     /// What each agency's counters gain in each bucket (the due-day counters included):
     /// every agency of every counted event's chain.
     pub counters: BTreeMap<(AgencyId, Bucket), CounterSums>,
+    /// What each procedure's counters gain, per agency and bucket (the due-day counters
+    /// included, in the buckets of the due day, under the procedure of the event that moved
+    /// them): every agency of every counted event's chain, each procedure once, in order.
+    pub procedures: BTreeMap<(AgencyId, Bucket), Vec<(ProcedureId, CounterSums)>>,
     /// Procedures that received an online dossier, per agency and bucket.
     pub online: BTreeSet<(AgencyId, Bucket, ProcedureId)>,
     /// The latest events counted now, per agency of every counted event's chain: what the
@@ -331,6 +337,8 @@ pub fn plan(
     // buckets of each day once at the end.
     let mut reporters: HashMap<&AgencyId, Reporter> = HashMap::new();
     let mut by_day: HashMap<(&AgencyId, Date), CounterSums> = HashMap::new();
+    let mut by_procedure_day: HashMap<(&AgencyId, Date, &ProcedureId), CounterSums> =
+        HashMap::new();
     let mut online_by_day: foldhash::HashSet<(&AgencyId, Date, &ProcedureId)> =
         foldhash::HashSet::default();
     // Per dossier: its state as the batch goes, and whether the batch changed it.
@@ -369,9 +377,15 @@ pub fn plan(
             .entry(&event.agency)
             .or_insert_with(|| Reporter::new(&event.chain))
             .saw(event, day);
-        let sums = by_day.entry((&event.agency, event.day)).or_default();
-        for counter in &event.delta.increments {
-            sums.add(*counter, 1);
+        for sums in [
+            by_day.entry((&event.agency, event.day)).or_default(),
+            by_procedure_day
+                .entry((&event.agency, event.day, &event.procedure))
+                .or_default(),
+        ] {
+            for counter in &event.delta.increments {
+                sums.add(*counter, 1);
+            }
         }
         if let Some(procedure) = &event.delta.online_procedure {
             online_by_day.insert((&event.agency, event.day, procedure));
@@ -409,6 +423,10 @@ pub fn plan(
                     .entry((&event.agency, day))
                     .or_default()
                     .add(counter, 1);
+                by_procedure_day
+                    .entry((&event.agency, day, &event.procedure))
+                    .or_default()
+                    .add(counter, 1);
             }
         }
     }
@@ -424,6 +442,30 @@ pub fn plan(
     plan.counters = counters
         .into_iter()
         .map(|((agency, bucket), sums)| ((agency.clone(), bucket), sums))
+        .collect();
+    let mut procedures: BTreeMap<(&AgencyId, Bucket), BTreeMap<&ProcedureId, CounterSums>> =
+        BTreeMap::new();
+    for ((agency, day, procedure), sums) in &by_procedure_day {
+        for member in chain_of(agency) {
+            for bucket in Bucket::containing(*day) {
+                procedures
+                    .entry((member, bucket))
+                    .or_default()
+                    .entry(procedure)
+                    .or_default()
+                    .add_all(sums);
+            }
+        }
+    }
+    plan.procedures = procedures
+        .into_iter()
+        .map(|((agency, bucket), sums)| {
+            let sums = sums
+                .into_iter()
+                .map(|(procedure, sums)| (procedure.clone(), sums))
+                .collect();
+            ((agency.clone(), bucket), sums)
+        })
         .collect();
     for (agency, day, procedure) in online_by_day {
         for member in chain_of(agency) {
@@ -482,6 +524,7 @@ mod tests {
             day: event.day(),
             occurred_at: event.occurred_at,
             accepted_at: event.occurred_at + time::Duration::minutes(3),
+            procedure: event.procedure.clone(),
             delta: event.delta(Provision::Full),
             dossier: event.dossier_change(),
             content: Content::of(event),
@@ -572,6 +615,71 @@ mod tests {
                 DossierId::parse("d1").expect("id"),
                 DossierState::Open { due_day: due }
             )]
+        );
+    }
+
+    #[test]
+    fn each_procedure_gains_what_its_events_add_and_the_procedures_add_up_to_the_agency() {
+        let at = datetime!(2026-08-15 09:00 +7);
+        let mut other = received("e2", "d2", at);
+        other.procedure = ProcedureId::parse("p2").expect("id");
+        let resolved = event(
+            "e3",
+            "d1",
+            EventKind::Resolved {
+                timeliness: Timeliness::OnTime(true),
+                result_electronic: false,
+            },
+            at + time::Duration::days(1),
+        );
+        let first = received("e1", "d1", at);
+        let batch = [
+            write(&first),
+            write(&other),
+            write(&resolved),
+            write(&first),
+        ];
+        let plan = plan(&batch, |_, _| None, |_, _| None);
+        assert_eq!(plan.procedures.len(), plan.counters.len());
+        for ((agency, bucket), sums) in &plan.counters {
+            let procedures = &plan.procedures[&(agency.clone(), *bucket)];
+            let mut total = CounterSums::default();
+            for (_, procedure_sums) in procedures {
+                total.add_all(procedure_sums);
+            }
+            assert_eq!(&total, sums, "{agency} {bucket:?}");
+        }
+        let month = plan.procedures[&(id("hoa-binh"), Bucket::Month(2026, 8))]
+            .iter()
+            .map(|(p, sums)| (p.to_string(), sums.nonzero().collect::<Vec<_>>()))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            month,
+            [
+                (
+                    "p1".to_owned(),
+                    vec![
+                        (Counter::Received, 1),
+                        (Counter::ReceivedOnline, 1),
+                        (Counter::ReceivedFullOnlineProcedure, 1),
+                        (Counter::ReceivedOnlineFullOnlineProcedure, 1),
+                        (Counter::Resolved, 1),
+                        (Counter::ResolvedOnTime, 1),
+                        (Counter::DueOpened, 1),
+                        (Counter::DueClosed, 1),
+                    ]
+                ),
+                (
+                    "p2".to_owned(),
+                    vec![
+                        (Counter::Received, 1),
+                        (Counter::ReceivedOnline, 1),
+                        (Counter::ReceivedFullOnlineProcedure, 1),
+                        (Counter::ReceivedOnlineFullOnlineProcedure, 1),
+                        (Counter::DueOpened, 1),
+                    ]
+                ),
+            ]
         );
     }
 

@@ -15,6 +15,7 @@ pub mod metric;
 pub mod notice;
 pub mod period;
 pub mod policy;
+pub mod procedures;
 pub mod ranking;
 pub mod rate;
 pub mod reading;

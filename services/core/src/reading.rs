@@ -17,13 +17,13 @@
 //!   ([`Catalog::constituents_within`]); children that absorbed none are read from their
 //!   parent's roll-up, which needs no per-agency keys.
 
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
 
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    AcceptancePolicy, AgencyId, Bucket, Catalog, Counter, Counters, Needs, Period, ReadPlan,
-    backlog, period::vietnam_day,
+    AcceptancePolicy, AgencyId, Bucket, Catalog, Counter, Counters, Needs, Period, ProcedureId,
+    ReadPlan, backlog, period::vietnam_day,
 };
 
 /// What one clock reading allows a request to assume: today, and the last days that can
@@ -138,6 +138,52 @@ impl<'a> Plan<'a> {
     /// buckets minus subtracted ones, the open past due from the due-day counters, the
     /// distinct count from its union.
     pub fn totals(&self, answers: Vec<Vec<Counters>>) -> Result<Vec<Counters>, WrongAnswer> {
+        self.combine(answers, self.agencies)
+    }
+
+    /// The one agency's counters over the period per procedure, from the answers to
+    /// [`Plan::reads`] given per procedure (each answer a procedure's counters summed over
+    /// the read's buckets, procedures with nothing left out): every procedure any answer
+    /// names, in procedure order, combined as [`Plan::totals`] combines an agency's.
+    pub fn procedure_totals(
+        &self,
+        answers: Vec<Vec<(ProcedureId, Counters)>>,
+    ) -> Result<Vec<(ProcedureId, Counters)>, WrongAnswer> {
+        if self.agencies != 1 {
+            return Err(WrongAnswer(format!(
+                "a procedure breakdown of {} agencies",
+                self.agencies
+            )));
+        }
+        let procedures: Vec<ProcedureId> = answers
+            .iter()
+            .flatten()
+            .map(|(procedure, _)| procedure.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let aligned = answers
+            .into_iter()
+            .map(|answer| {
+                let mut row = vec![Counters::default(); procedures.len()];
+                for (procedure, counters) in answer {
+                    if let Ok(at) = procedures.binary_search(&procedure) {
+                        row[at] = counters;
+                    }
+                }
+                row
+            })
+            .collect();
+        let totals = self.combine(aligned, procedures.len())?;
+        Ok(procedures.into_iter().zip(totals).collect())
+    }
+
+    /// The answers of `rows` rows each combined by the reads' roles.
+    fn combine(
+        &self,
+        answers: Vec<Vec<Counters>>,
+        rows: usize,
+    ) -> Result<Vec<Counters>, WrongAnswer> {
         if answers.len() != self.reads.len() {
             return Err(WrongAnswer(format!(
                 "{} reads of {}",
@@ -145,11 +191,10 @@ impl<'a> Plan<'a> {
                 self.reads.len()
             )));
         }
-        if let Some(answer) = answers.iter().find(|a| a.len() != self.agencies) {
+        if let Some(answer) = answers.iter().find(|a| a.len() != rows) {
             return Err(WrongAnswer(format!(
-                "{} agencies' counters for {}",
+                "{} rows of counters for {rows}",
                 answer.len(),
-                self.agencies
             )));
         }
         // Each kind of counter starts as its added read's answer, already the sum over its
@@ -175,7 +220,7 @@ impl<'a> Plan<'a> {
                 total.subtract(outside);
             }
         }
-        let mut totals = totals.unwrap_or_else(|| vec![Counters::default(); self.agencies]);
+        let mut totals = totals.unwrap_or_else(|| vec![Counters::default(); rows]);
         if let Some(due) = due {
             for (total, due) in totals.iter_mut().zip(&due) {
                 total.open_past_due_at_end = due

@@ -36,6 +36,8 @@ pub fn write(
         occurred_at: noon(day),
         // Accepted an hour after it happened, on the same Vietnam day.
         accepted_at: noon(day) + time::Duration::hours(1),
+        // The online procedure, else one procedure for every event.
+        procedure: ProcedureId::parse(online.unwrap_or("p0")).expect("test ids are valid"),
         delta: CounterDelta {
             increments: increments.to_vec(),
             online_procedure: online.map(|p| ProcedureId::parse(p).expect("test ids are valid")),
@@ -244,6 +246,79 @@ pub async fn units_count_for_their_ancestors(store: &dyn CounterStore) {
         .map(|c| c.get(Counter::FeePaid))
         .collect();
     assert_eq!(got, [1, 2, 2, 0]);
+}
+
+/// Each procedure's counters are kept per agency of the chain and bucket, added to across
+/// batches, and read summed over buckets and a group's agencies; a procedure without data in
+/// the buckets read is not listed.
+pub async fn procedures_count_for_their_chain(store: &dyn CounterStore) {
+    let (day, next) = (date!(2026 - 05 - 05), date!(2026 - 05 - 06));
+    let chain = ["hb-commune", "hoa-binh"];
+    let of = |event: EventWrite, procedure: &str| EventWrite {
+        procedure: ProcedureId::parse(procedure).expect("test ids are valid"),
+        ..event
+    };
+    let online = [Counter::Received, Counter::ReceivedOnline];
+    store
+        .apply(&[
+            of(write("a", &chain, day, &online, None), "birth"),
+            of(write("b", &chain, day, &[Counter::Received], None), "birth"),
+            of(write("c", &chain, day, &[Counter::FeePaid], None), "land"),
+        ])
+        .await
+        .expect("apply");
+    // A second batch adds to the records the first wrote.
+    store
+        .apply(&[
+            of(write("d", &chain, next, &online, None), "birth"),
+            of(write("e", &["hoa-binh"], next, &online, None), "permit"),
+            of(write("f", &["son-la"], next, &online, None), "permit"),
+        ])
+        .await
+        .expect("apply");
+    let read = |group: Vec<AgencyKey>, buckets: Vec<Bucket>| async move {
+        let counters = [Counter::Received, Counter::ReceivedOnline, Counter::FeePaid];
+        store
+            .read_procedures(&group, &buckets, &counters)
+            .await
+            .expect("read procedures")
+            .into_iter()
+            .map(|(procedure, c)| {
+                let got = counters.map(|counter| c.get(counter));
+                (procedure.to_string(), got)
+            })
+            .collect::<Vec<_>>()
+    };
+    let named = |rows: &[(&str, [u64; 3])]| {
+        rows.iter()
+            .map(|(p, c)| ((*p).to_owned(), *c))
+            .collect::<Vec<_>>()
+    };
+    let both_days = vec![Bucket::Day(day), Bucket::Day(next)];
+    assert_eq!(
+        read(key("hoa-binh", "hb-commune"), both_days.clone()).await,
+        named(&[("birth", [3, 2, 0]), ("land", [0, 0, 1])])
+    );
+    assert_eq!(
+        read(key("hoa-binh", "hoa-binh"), vec![Bucket::Month(2026, 5)]).await,
+        named(&[
+            ("birth", [3, 2, 0]),
+            ("land", [0, 0, 1]),
+            ("permit", [1, 1, 0])
+        ])
+    );
+    assert_eq!(
+        read(key("hoa-binh", "hoa-binh"), vec![Bucket::Day(day)]).await,
+        named(&[("birth", [2, 1, 0]), ("land", [0, 0, 1])])
+    );
+    // A group (a province read with one it absorbed) sums its agencies' procedures.
+    let mut group = key("hoa-binh", "hoa-binh");
+    group.extend(key("son-la", "son-la"));
+    assert_eq!(
+        read(group, vec![Bucket::Day(next)]).await,
+        named(&[("birth", [1, 1, 0]), ("permit", [2, 2, 0])])
+    );
+    assert_eq!(read(key("hoa-binh", "hb-other"), both_days).await, []);
 }
 
 /// Distinct online procedures are exact over any period: a procedure seen on several days
@@ -1134,6 +1209,7 @@ where
     event_ids_are_scoped_by_agency(&fresh().await).await;
     events_count_in_every_bucket_of_their_day(&fresh().await).await;
     units_count_for_their_ancestors(&fresh().await).await;
+    procedures_count_for_their_chain(&fresh().await).await;
     distinct_procedures_are_exact_over_ranges(&fresh().await).await;
     mixed_batches_keep_positions_and_sum(&fresh().await).await;
     unknown_agencies_read_as_zero(&fresh().await).await;

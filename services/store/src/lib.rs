@@ -6,7 +6,7 @@
 //! The key schema is documented in `docs/ARCHITECTURE.md` and in [`redis_store`].
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs, freshness::Activity};
+use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs, ProcedureId, freshness::Activity};
 use time::Date;
 use tokio::sync::broadcast;
 
@@ -104,6 +104,18 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
         buckets: &[Bucket],
         counters: &[Counter],
     ) -> Result<Vec<Counters>, StoreError>;
+
+    /// The `counters` of one group of agencies (an agency and those it absorbed) summed over
+    /// `buckets`, per procedure: every procedure with a dossier counted for the group in any
+    /// of the buckets (its units' included), once, in procedure order. What
+    /// [`CounterStore::read`] gives for the group, broken down by procedure; the cost grows
+    /// with the buckets and the procedures that have data in them.
+    async fn read_procedures(
+        &self,
+        group: &[AgencyKey],
+        buckets: &[Bucket],
+        counters: &[Counter],
+    ) -> Result<Vec<(ProcedureId, Counters)>, StoreError>;
 
     /// For each agency, the latest events counted for it (its own and its units') and how
     /// many were counted for it on each of `days` (Vietnam days of acceptance, kept for the

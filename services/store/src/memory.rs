@@ -31,6 +31,8 @@ struct Inner {
     /// Per agency and event id counted: what it said, and until when it is remembered.
     seen: HashMap<(AgencyId, EventId), (Content, OffsetDateTime)>,
     counters: HashMap<(AgencyId, Bucket), Counters>,
+    /// Per agency and bucket: each procedure's counters.
+    procedures: HashMap<(AgencyId, Bucket), BTreeMap<ProcedureId, Counters>>,
     online: HashMap<(AgencyId, Bucket), HashSet<ProcedureId>>,
     /// Per agency and assessed period: (profile, criterion) → hundredths.
     assessed: HashMap<(AgencyId, Bucket), BTreeMap<(String, String), u64>>,
@@ -122,6 +124,18 @@ impl CounterStore for MemoryStore {
                 counters.increment(counter, n);
             }
         }
+        for ((agency, bucket), procedures) in &plan.procedures {
+            let kept = inner
+                .procedures
+                .entry((agency.clone(), *bucket))
+                .or_default();
+            for (procedure, sums) in procedures {
+                let counters = kept.entry(procedure.clone()).or_default();
+                for (counter, n) in sums.nonzero() {
+                    counters.increment(counter, n);
+                }
+            }
+        }
         for (agency, bucket, procedure) in &plan.online {
             inner
                 .online
@@ -197,6 +211,28 @@ impl CounterStore for MemoryStore {
                 total
             })
             .collect())
+    }
+
+    async fn read_procedures(
+        &self,
+        group: &[AgencyKey],
+        buckets: &[Bucket],
+        counters: &[Counter],
+    ) -> Result<Vec<(ProcedureId, Counters)>, StoreError> {
+        let inner = self.lock();
+        let mut totals: BTreeMap<ProcedureId, Counters> = BTreeMap::new();
+        for key in group {
+            for bucket in buckets {
+                let slot = (key.agency.clone(), *bucket);
+                for (procedure, kept) in inner.procedures.get(&slot).into_iter().flatten() {
+                    let total = totals.entry(procedure.clone()).or_default();
+                    for counter in counters {
+                        total.increment(*counter, kept.get(*counter));
+                    }
+                }
+            }
+        }
+        Ok(totals.into_iter().collect())
     }
 
     async fn read_children(

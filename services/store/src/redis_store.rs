@@ -33,7 +33,7 @@ use std::{
 
 use async_trait::async_trait;
 use govpulse_core::{
-    AgencyId, Bucket, Counter, Counters, Needs,
+    AgencyId, Bucket, Counter, Counters, Needs, ProcedureId,
     freshness::{ARRIVAL_DAYS, Activity, Arrivals, Seen},
     index::{hundredths_text, parse_hundredths},
 };
@@ -337,6 +337,16 @@ impl RedisStore {
         format!("{}:{{{root}}}:k:{parent}:", self.prefix)
     }
 
+    /// The agency's counters per procedure in one bucket: procedure → its counter record.
+    pub(crate) fn procedures_key(
+        &self,
+        root: &AgencyId,
+        agency: &AgencyId,
+        bucket: Bucket,
+    ) -> String {
+        format!("{}:{{{root}}}:r:{agency}:{bucket}", self.prefix)
+    }
+
     pub(crate) fn online_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
         format!("{}:{{{root}}}:o:{agency}:{bucket}", self.prefix)
     }
@@ -536,6 +546,43 @@ impl CounterStore for RedisStore {
             out.push(total);
         }
         Ok(out)
+    }
+
+    async fn read_procedures(
+        &self,
+        group: &[AgencyKey],
+        buckets: &[Bucket],
+        counters: &[Counter],
+    ) -> Result<Vec<(ProcedureId, Counters)>, StoreError> {
+        // One HGETALL per agency and bucket: a hash holds the procedures with data in it.
+        let mut commands = Commands::default();
+        for key in group {
+            for bucket in buckets {
+                let hash = self.procedures_key(&key.root, &key.agency, *bucket);
+                commands.push(&key.root, redis::cmd("HGETALL").arg(hash).clone());
+            }
+        }
+        let mut totals: BTreeMap<String, Counters> = BTreeMap::new();
+        for reply in commands.run(&self.connection).await? {
+            each_record(reply, "a procedures hash", |procedure, record| {
+                let total = match totals.get_mut(procedure) {
+                    Some(total) => total,
+                    None => totals.entry(procedure.to_owned()).or_default(),
+                };
+                for counter in counters {
+                    total.increment(*counter, record.get(*counter));
+                }
+            })?;
+        }
+        totals
+            .into_iter()
+            .map(|(procedure, counters)| {
+                let procedure = ProcedureId::parse(&procedure).map_err(|e| {
+                    StoreError::Unexpected(format!("a procedure id {procedure:?} that {e}"))
+                })?;
+                Ok((procedure, counters))
+            })
+            .collect()
     }
 
     async fn read_children(
@@ -881,27 +928,34 @@ fn add_children_records(
     positions: &foldhash::HashMap<&str, usize>,
     totals: &mut [Counters],
 ) -> Result<(), StoreError> {
-    let mut add = |field: &redis::Value, value: &redis::Value| -> Result<(), StoreError> {
-        let (redis::Value::BulkString(field), redis::Value::BulkString(value)) = (field, value)
-        else {
-            return Err(StoreError::Unexpected(format!(
-                "a children roll-up entry {field:?} → {value:?}"
-            )));
-        };
-        let position = std::str::from_utf8(field)
-            .ok()
-            .and_then(|child| positions.get(child));
-        if let Some(position) = position {
-            let record = counter_record::decode(value).ok_or_else(|| {
-                StoreError::Unexpected(format!(
-                    "the day roll-up of {} holds no counter record",
-                    String::from_utf8_lossy(field)
-                ))
-            })?;
+    each_record(reply, "the day roll-up", |child, record| {
+        if let Some(position) = positions.get(child) {
             for counter in counters {
                 totals[*position].increment(*counter, record.get(*counter));
             }
         }
+    })
+}
+
+/// Calls `f` with each field of an `HGETALL` reply of a hash of counter records (`what`
+/// names it in errors) and the record it holds.
+fn each_record(
+    reply: redis::Value,
+    what: &str,
+    mut f: impl FnMut(&str, Counters),
+) -> Result<(), StoreError> {
+    let mut add = |field: &redis::Value, value: &redis::Value| -> Result<(), StoreError> {
+        let (redis::Value::BulkString(field), redis::Value::BulkString(value)) = (field, value)
+        else {
+            return Err(StoreError::Unexpected(format!(
+                "an entry of {what} {field:?} → {value:?}"
+            )));
+        };
+        let field = String::from_utf8_lossy(field);
+        let record = counter_record::decode(value).ok_or_else(|| {
+            StoreError::Unexpected(format!("{what} holds no counter record for {field}"))
+        })?;
+        f(&field, record);
         Ok(())
     };
     match reply {

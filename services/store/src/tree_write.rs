@@ -34,7 +34,7 @@ use std::{
 use foldhash::{HashMap, HashMapExt};
 
 use govpulse_core::{
-    AgencyId, Bucket, Counter, DossierId,
+    AgencyId, Bucket, Counter, DossierId, ProcedureId,
     backlog::DossierState,
     counting::{Applied, Content, CounterSums, EventWrite, Plan, dossier_digest, id_digest, plan},
     freshness::{Arrivals, Seen},
@@ -774,6 +774,17 @@ impl RedisStore {
             }
             commands.push(root, hmget);
         }
+        let mut procedures = Vec::with_capacity(planned.procedures.len());
+        for ((agency, bucket), sums) in &planned.procedures {
+            let key = self.procedures_key(root, agency, *bucket);
+            let mut hmget = redis::cmd("HMGET");
+            hmget.arg(&key);
+            for (procedure, _) in sums {
+                hmget.arg(procedure.as_str());
+            }
+            commands.push(root, hmget);
+            procedures.push((key, sums.iter().map(|(p, sums)| (p, sums, None)).collect()));
+        }
         let mut replies = self.read(lease, commands).await?.into_iter();
         let mut next = || replies.next().ok_or_else(|| reply_err("counter records"));
         let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
@@ -784,18 +795,16 @@ impl RedisStore {
             *record = stored;
         }
         for children in days.values_mut() {
-            let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
-            if stored.len() != children.len() {
-                return Err(reply_err("day roll-up records"));
-            }
-            for ((_, _, record), stored) in children.iter_mut().zip(stored) {
-                *record = stored;
-            }
+            fill_records(children, redis::from_redis_value(next()?)?)?;
+        }
+        for (_, fields) in &mut procedures {
+            fill_records(fields, redis::from_redis_value(next()?)?)?;
         }
         Ok(CounterRecords {
             parent_of,
             own,
             days,
+            procedures,
         })
     }
 
@@ -833,6 +842,14 @@ impl RedisStore {
                 fields.extend([text(child), record]);
             }
             writes.chunked("HSET", Some(&key), &fields, 2);
+        }
+        for (key, procedures) in &records.procedures {
+            let mut fields = Vec::with_capacity(2 * procedures.len());
+            for (procedure, sums, stored) in procedures {
+                let record = added(stored.as_deref(), sums, &|| format!("{key} {procedure}"))?;
+                fields.extend([text(procedure), record]);
+            }
+            writes.chunked("HSET", Some(key), &fields, 2);
         }
         // Ordinals for children counted for the first time: after the list's last.
         let mut lengths: BTreeMap<&AgencyId, usize> = list_lengths.clone();
@@ -958,16 +975,39 @@ impl RedisStore {
 
 /// The counter records a plan adds to, as read, with what the plan adds to each: each
 /// (agency, bucket) of the plan's counters with its key; per (parent, day), its children's
-/// records in its day roll-up; and each agency's parent, from the batch's chains.
+/// records in its day roll-up; per (agency, bucket), its procedures' records with the key of
+/// their hash; and each agency's parent, from the batch's chains.
 #[derive(Default)]
 struct CounterRecords<'a> {
     parent_of: HashMap<&'a AgencyId, &'a AgencyId>,
     own: Vec<(String, &'a CounterSums, Option<Vec<u8>>)>,
     days: BTreeMap<(&'a AgencyId, Bucket), ChildRecords<'a>>,
+    procedures: Vec<(String, ProcedureRecords<'a>)>,
 }
 
+/// Fields of one hash of counter records (children in a day roll-up, procedures of an agency
+/// in a bucket), each with what the plan adds and its record as read.
+type HashRecords<'a, F> = Vec<(&'a F, &'a CounterSums, Option<Vec<u8>>)>;
+
 /// Children of one parent with their records in one of its day roll-ups.
-type ChildRecords<'a> = Vec<(&'a AgencyId, &'a CounterSums, Option<Vec<u8>>)>;
+type ChildRecords<'a> = HashRecords<'a, AgencyId>;
+
+/// Procedures of one agency with their records in one bucket.
+type ProcedureRecords<'a> = HashRecords<'a, ProcedureId>;
+
+/// Takes the records an `HMGET` of one hash's fields read, one per field in order.
+fn fill_records<F>(
+    fields: &mut HashRecords<'_, F>,
+    stored: Vec<Option<Vec<u8>>>,
+) -> Result<(), StoreError> {
+    if stored.len() != fields.len() {
+        return Err(reply_err("records of a hash"));
+    }
+    for ((_, _, record), stored) in fields.iter_mut().zip(stored) {
+        *record = stored;
+    }
+    Ok(())
+}
 
 /// Each agency's parent in its tree, from the batch's chains.
 fn parents_of(batch: &[EventWrite]) -> HashMap<&AgencyId, &AgencyId> {

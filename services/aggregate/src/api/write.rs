@@ -59,6 +59,7 @@ impl AggregateApi {
                         chain: self.catalog.shared_chain(&event.agency),
                         event_id: event.event_id,
                         agency: event.agency,
+                        procedure: event.procedure,
                         day,
                         occurred_at: event.occurred_at,
                         accepted_at: now,

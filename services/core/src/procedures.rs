@@ -1,0 +1,203 @@
+//! One agency's figures per procedure: the drill-down that says which procedures drag a rate
+//! down (the national portal's 766 index goes from province to unit to procedure).
+//!
+//! The store keeps every counter per (agency, procedure, bucket) as it keeps it per (agency,
+//! bucket), its units' events included ([`crate::counting::Plan::procedures`]); a period is
+//! read by the agency's own read plan ([`crate::reading::Plan::procedure_totals`]), so that a
+//! procedure's figures are what the agency's would be if it had no other procedure. Here, the
+//! report: each procedure's value of one metric, ranked best first with competition ranks,
+//! those with no data (a zero denominator) apart.
+
+use crate::{Counters, Metric, ProcedureId, Rate, catalog::ProvisionFacts};
+
+/// A metric asked per procedure that has no value per procedure: it counts procedures (the
+/// catalog's provision or the distinct procedures with online dossiers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0} has no value per procedure: it counts an agency's procedures; ask for a dossier \
+     metric (online-dossier-rate, on-time-rate, ...)"
+)]
+pub struct NotPerProcedure(pub Metric);
+
+/// One procedure's value of the metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcedureLine {
+    /// The procedure.
+    pub procedure: ProcedureId,
+    /// Its competition rank among the ranked procedures (1 = best; equal values share a
+    /// rank); 0 when it has no data.
+    pub rank: u32,
+    /// The metric's numerator.
+    pub numerator: u64,
+    /// The metric's denominator.
+    pub denominator: u64,
+    /// The value; `None` when the denominator is zero.
+    pub rate: Option<Rate>,
+}
+
+/// Every procedure of one agency with counts in a period, by one metric.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcedureReport {
+    /// The procedures with a value, best first; equal values by larger denominator, then by
+    /// procedure id.
+    pub ranked: Vec<ProcedureLine>,
+    /// The procedures with counts but no value for the metric (nothing in its denominator),
+    /// by procedure id.
+    pub no_data: Vec<ProcedureLine>,
+}
+
+impl ProcedureReport {
+    /// The `n` best procedures, best first.
+    pub fn top(&self, n: usize) -> &[ProcedureLine] {
+        &self.ranked[..n.min(self.ranked.len())]
+    }
+
+    /// The `n` worst procedures, worst first.
+    pub fn bottom(&self, n: usize) -> impl Iterator<Item = &ProcedureLine> {
+        self.ranked.iter().rev().take(n)
+    }
+}
+
+/// The report of `metric` over each procedure's counters (`totals`, from
+/// [`crate::reading::Plan::procedure_totals`]).
+pub fn procedure_report(
+    metric: Metric,
+    totals: Vec<(ProcedureId, Counters)>,
+) -> Result<ProcedureReport, NotPerProcedure> {
+    if metric.uses_provision_facts() {
+        return Err(NotPerProcedure(metric));
+    }
+    let no_facts = ProvisionFacts::default();
+    let (mut ranked, no_data): (Vec<ProcedureLine>, Vec<ProcedureLine>) = totals
+        .into_iter()
+        .map(|(procedure, counters)| {
+            let (numerator, denominator) = metric.fraction(&counters, &no_facts);
+            ProcedureLine {
+                procedure,
+                rank: 0,
+                numerator,
+                denominator,
+                rate: Rate::new(numerator, denominator),
+            }
+        })
+        .partition(|line| line.rate.is_some());
+    ranked.sort_by(|a, b| {
+        b.rate
+            .cmp(&a.rate)
+            .then_with(|| b.denominator.cmp(&a.denominator))
+            .then_with(|| a.procedure.cmp(&b.procedure))
+    });
+    let mut previous: Option<(Option<Rate>, u32)> = None;
+    for (position, line) in ranked.iter_mut().enumerate() {
+        line.rank = match previous {
+            Some((rate, rank)) if rate == line.rate => rank,
+            _ => u32::try_from(position + 1).unwrap_or(u32::MAX),
+        };
+        previous = Some((line.rate, line.rank));
+    }
+    Ok(ProcedureReport { ranked, no_data })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::Counter;
+
+    fn procedure(raw: &str) -> ProcedureId {
+        ProcedureId::parse(raw).expect("test ids are valid")
+    }
+
+    fn online(received: u64, online: u64) -> Counters {
+        Counters::from_pairs([
+            (Counter::Received, received),
+            (Counter::ReceivedOnline, online),
+        ])
+    }
+
+    fn ids(
+        lines: impl IntoIterator<Item = impl std::borrow::Borrow<ProcedureLine>>,
+    ) -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|l| format!("{}#{}", l.borrow().procedure, l.borrow().rank))
+            .collect()
+    }
+
+    #[test]
+    fn procedures_rank_best_first_with_shared_ranks_and_no_data_apart() {
+        let report = procedure_report(
+            Metric::OnlineDossierRate,
+            vec![
+                (procedure("birth"), online(4, 1)),
+                (procedure("land"), online(10, 10)),
+                (procedure("marriage"), online(2, 2)),
+                (procedure("permit"), online(8, 2)),
+                (
+                    procedure("fee-only"),
+                    Counters::from_pairs([(Counter::FeePaid, 3)]),
+                ),
+            ],
+        )
+        .expect("a dossier metric");
+        // 100% twice (the larger denominator first), then 25% twice: shared ranks, skipping.
+        assert_eq!(
+            ids(&report.ranked),
+            ["land#1", "marriage#1", "permit#3", "birth#3"]
+        );
+        assert_eq!(ids(report.top(1)), ["land#1"]);
+        assert_eq!(ids(report.bottom(2)), ["birth#3", "permit#3"]);
+        assert_eq!(ids(report.top(10)).len(), 4);
+        assert_eq!(ids(&report.no_data), ["fee-only#0"]);
+        assert_eq!(
+            report.ranked[2].rate.map(|r| r.percent()),
+            Some("25.00".into())
+        );
+    }
+
+    #[test]
+    fn the_on_time_rate_per_procedure_counts_its_dossiers_open_past_due() {
+        let mut late = Counters::from_pairs([(Counter::Resolved, 3), (Counter::ResolvedOnTime, 3)]);
+        late.open_past_due_at_end = 1;
+        let report =
+            procedure_report(Metric::OnTimeRate, vec![(procedure("p"), late)]).expect("metric");
+        assert_eq!(
+            (report.ranked[0].numerator, report.ranked[0].denominator),
+            (3, 4)
+        );
+    }
+
+    #[test]
+    fn metrics_that_count_procedures_have_no_breakdown() {
+        for metric in Metric::ALL {
+            let refused = procedure_report(metric, Vec::new()).is_err();
+            assert_eq!(refused, metric.uses_provision_facts(), "{metric}");
+        }
+        let message = NotPerProcedure(Metric::ServicesWithOnlineDossiers).to_string();
+        assert!(message.starts_with("services-with-online-dossiers has no value per procedure"));
+    }
+
+    proptest! {
+        /// Whatever the counts: every procedure is listed once, ranked ones in order of value,
+        /// and a rank is one more than the number of procedures strictly better.
+        #[test]
+        fn ranks_count_the_procedures_strictly_better(
+            counts in proptest::collection::btree_map("[a-e]{1,2}", (0u64..6, 0u64..6), 0..20)
+        ) {
+            let totals: Vec<(ProcedureId, Counters)> = counts
+                .iter()
+                .map(|(p, (received, on))| (procedure(p), online(*received, (*on).min(*received))))
+                .collect();
+            let report = procedure_report(Metric::OnlineDossierRate, totals).expect("metric");
+            prop_assert_eq!(report.ranked.len() + report.no_data.len(), counts.len());
+            for line in &report.ranked {
+                let better = report.ranked.iter().filter(|o| o.rate > line.rate).count();
+                prop_assert_eq!(line.rank as usize, better + 1);
+            }
+            for line in &report.no_data {
+                prop_assert_eq!(line.denominator, 0);
+            }
+        }
+    }
+}
