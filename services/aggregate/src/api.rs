@@ -1,6 +1,7 @@
 //! `govpulse.aggregate.v1.AggregateService`: decode, call the store and the core, encode.
 //! The writes (ApplyEvents, ApplyAssessedScores, change notices) are in `write`, the reads
-//! (GetMetrics, GetBlockMetrics, GetBlockSnapshot) in `read`; this module holds the state
+//! (GetMetrics, GetBlockMetrics, GetBlockSnapshot) in `read`, GetProcedureMetrics in
+//! `procedures`; this module holds the state
 //! and the gRPC surface.
 
 use std::{
@@ -12,8 +13,9 @@ use govpulse_core::{AcceptancePolicy, AgencyId, Catalog, freshness::FreshnessPol
 use govpulse_proto::aggregate::{
     ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, ApplyEventsRequest,
     ApplyEventsResponse, GetBlockMetricsRequest, GetBlockMetricsResponse, GetBlockSnapshotRequest,
-    GetBlockSnapshotResponse, GetMetricsRequest, GetMetricsResponse, WatchChangesRequest,
-    WatchChangesResponse, aggregate_service_server::AggregateService,
+    GetBlockSnapshotResponse, GetMetricsRequest, GetMetricsResponse, GetProcedureMetricsRequest,
+    GetProcedureMetricsResponse, WatchChangesRequest, WatchChangesResponse,
+    aggregate_service_server::AggregateService,
 };
 use govpulse_runtime::index_file::LiveProfiles;
 use govpulse_runtime::targets_file::LiveTargets;
@@ -28,6 +30,7 @@ use tonic::{Request, Response, Status};
 use tracing::debug;
 
 mod gauges;
+mod procedures;
 mod read;
 mod write;
 
@@ -164,6 +167,15 @@ impl AggregateService for AggregateApi {
     ) -> Result<Response<GetBlockMetricsResponse>, Status> {
         Ok(Response::new(
             self.block_metrics(request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_procedure_metrics(
+        &self,
+        request: Request<GetProcedureMetricsRequest>,
+    ) -> Result<Response<GetProcedureMetricsResponse>, Status> {
+        Ok(Response::new(
+            self.procedure_metrics(request.into_inner()).await?,
         ))
     }
 

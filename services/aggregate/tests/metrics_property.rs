@@ -3,7 +3,8 @@
 //! events and units below agencies, dossiers received with a due time and resolved (before
 //! or after it, their resolution sometimes arriving first) or never, through the aggregate
 //! API, on the in-memory store and on a real Redis. Each agency's freshness (latest event
-//! time, events accepted, last acceptance) matches the events counted too.
+//! time, events accepted, last acceptance) matches the events counted too, and so does each
+//! of its procedures' value of every metric that has one per procedure (GetProcedureMetrics).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
@@ -19,7 +20,7 @@ use govpulse_core::{
 use govpulse_proto::{
     Timestamp,
     aggregate::{
-        ApplyEventsRequest, GetBlockMetricsRequest, GetMetricsRequest,
+        ApplyEventsRequest, GetBlockMetricsRequest, GetMetricsRequest, GetProcedureMetricsRequest,
         get_block_metrics_request::Scope,
     },
     event::{
@@ -302,7 +303,13 @@ fn belongs(catalog: &Catalog, reporter: &str, agency: &str) -> bool {
 /// The dossiers of `agency` or a unit below it that are open past due at the end of the
 /// period's last day, from the raw events: received with a due time on or before that
 /// (Vietnam) day, and resolved after it or never, whatever order the events were sent in.
-fn open_past_due_at_end(catalog: &Catalog, events: &[Raw], agency: &str, period: &Period) -> u64 {
+fn open_past_due_at_end(
+    catalog: &Catalog,
+    events: &[Raw],
+    agency: &str,
+    period: &Period,
+    procedure: Option<&str>,
+) -> u64 {
     let last = period.last_day();
     let resolved: BTreeMap<(&str, &str), Date> = events
         .iter()
@@ -312,6 +319,7 @@ fn open_past_due_at_end(catalog: &Catalog, events: &[Raw], agency: &str, period:
     events
         .iter()
         .filter(|e| belongs(catalog, e.agency, agency))
+        .filter(|e| procedure.is_none_or(|p| e.procedure == p))
         .filter(|e| match e.kind {
             RawKind::Received {
                 due_after: Some(minutes),
@@ -328,20 +336,32 @@ fn open_past_due_at_end(catalog: &Catalog, events: &[Raw], agency: &str, period:
 
 /// The model: each metric's (numerator, denominator) recomputed from the raw events that
 /// belong to `agency` or a unit below it and fall in `period`, plus the dossiers open past
-/// due at its end under `open-past-due-at-end`.
+/// due at its end under `open-past-due-at-end` and the number of events under `events`.
 fn model(
     catalog: &Catalog,
     events: &[Raw],
     agency: &str,
     period: &Period,
 ) -> BTreeMap<&'static str, (u64, u64)> {
+    model_of(catalog, events, agency, period, None)
+}
+
+/// [`model`] of the events of one procedure, or of all when `procedure` is `None`.
+fn model_of(
+    catalog: &Catalog,
+    events: &[Raw],
+    agency: &str,
+    period: &Period,
+    procedure: Option<&str>,
+) -> BTreeMap<&'static str, (u64, u64)> {
     let mut c = BTreeMap::<&str, u64>::new();
     let mut online_procedures = BTreeSet::new();
     let mut add = |name: &'static str| *c.entry(name).or_default() += 1;
     for e in events.iter().filter(|e| period.contains(e.day)) {
-        if !belongs(catalog, e.agency, agency) {
+        if !belongs(catalog, e.agency, agency) || procedure.is_some_and(|p| e.procedure != p) {
             continue;
         }
+        add("events");
         // hb.partial is provided full-process online from 2025-09-01.
         let full = e.procedure.ends_with(".full")
             || e.procedure == "hb.dept.own"
@@ -396,7 +416,7 @@ fn model(
         }
     }
     let v = |name: &str| c.get(name).copied().unwrap_or(0);
-    let open = open_past_due_at_end(catalog, events, agency, period);
+    let open = open_past_due_at_end(catalog, events, agency, period, procedure);
     let facts = catalog.provision_facts(
         &govpulse_core::AgencyId::parse(agency).expect("id"),
         period.last_day(),
@@ -422,6 +442,7 @@ fn model(
         ("satisfaction-rate", (v("satisfied"), v("feedback"))),
         ("online-payment-rate", (v("fee-online"), v("fee"))),
         ("open-past-due-at-end", (open, 0)),
+        ("events", (v("events"), 0)),
     ])
 }
 
@@ -587,6 +608,11 @@ async fn check(
                 );
             }
         }
+        // Each agency's procedures, ranked by each metric they have a value for, agree with
+        // the model of their own events.
+        for agency in AGENCIES {
+            check_procedures(&api, &catalog, &events, agency, &expression, &period).await?;
+        }
         // An agency's children, read from its roll-up of them, agree with the model too.
         for parent in ["hoa-binh", "hb.dept"] {
             for metric in Metric::ALL {
@@ -622,6 +648,92 @@ async fn check(
                 prop_assert_eq!(response.agencies.len(), 1, "one child of {}", parent);
             }
         }
+    }
+    Ok(())
+}
+
+/// Every procedure of `agency` with dossiers in `period` is listed by GetProcedureMetrics,
+/// for every metric with a value per procedure, with the (numerator, denominator) of the
+/// model of its events, ranked by value; the best and worst are the ends of the ranking.
+async fn check_procedures(
+    api: &AggregateApi,
+    catalog: &Catalog,
+    events: &[Raw],
+    agency: &str,
+    expression: &str,
+    period: &Period,
+) -> Result<(), TestCaseError> {
+    let procedures: BTreeSet<&str> = events.iter().map(|e| e.procedure).collect();
+    for metric in Metric::ALL
+        .into_iter()
+        .filter(|m| !m.uses_provision_facts())
+    {
+        let request = GetProcedureMetricsRequest {
+            agency_id: agency.into(),
+            period: expression.to_owned(),
+            metric: metric.name().to_owned(),
+            top: 2,
+        };
+        let response = api
+            .procedure_metrics(request)
+            .await
+            .expect("procedure metrics");
+        let got: BTreeMap<&str, (u64, u64, bool)> = response
+            .procedures
+            .iter()
+            .map(|l| (l.procedure_id.as_str(), (l.numerator, l.denominator, true)))
+            .chain(
+                response
+                    .no_data
+                    .iter()
+                    .map(|l| (l.procedure_id.as_str(), (l.numerator, l.denominator, false))),
+            )
+            .collect();
+        let mut want = BTreeMap::new();
+        for procedure in &procedures {
+            let model = model_of(catalog, events, agency, period, Some(procedure));
+            let open = model["open-past-due-at-end"].0;
+            let had = model["events"].0 > 0 || (metric == Metric::OnTimeRate && open > 0);
+            if had {
+                let (n, d) = model[metric.name()];
+                want.insert(*procedure, (n, d, d > 0));
+            }
+        }
+        prop_assert_eq!(
+            &got,
+            &want,
+            "{} per procedure of {} over {}",
+            metric.name(),
+            agency,
+            expression
+        );
+        let value = |l: &govpulse_proto::aggregate::ProcedureMetric| {
+            l.rate
+                .as_ref()
+                .map(|r| u128::from(r.numerator) * 1_000_000_000 / u128::from(r.denominator))
+        };
+        for pair in response.procedures.windows(2) {
+            prop_assert!(
+                value(&pair[0]) >= value(&pair[1]),
+                "ranked best first: {:?}",
+                response.procedures
+            );
+        }
+        let ids = |lines: &[govpulse_proto::aggregate::ProcedureMetric]| {
+            lines
+                .iter()
+                .map(|l| l.procedure_id.clone())
+                .collect::<Vec<_>>()
+        };
+        let ranked = ids(&response.procedures);
+        prop_assert_eq!(
+            ids(&response.best),
+            ranked.iter().take(2).cloned().collect::<Vec<_>>()
+        );
+        prop_assert_eq!(
+            ids(&response.worst),
+            ranked.iter().rev().take(2).cloned().collect::<Vec<_>>()
+        );
     }
     Ok(())
 }

@@ -45,7 +45,7 @@ use clap::{Parser, Subcommand};
 use govpulse_core::{Block, Metric};
 use govpulse_proto::{
     aggregate::{
-        GetBlockMetricsRequest, GetMetricsRequest,
+        GetBlockMetricsRequest, GetMetricsRequest, GetProcedureMetricsRequest,
         aggregate_service_client::AggregateServiceClient, get_block_metrics_request::Scope,
     },
     catalog::Block as PbBlock,
@@ -276,6 +276,14 @@ enum Command {
         /// --compare-to 2024`): beside the same period last year, as a ratio and in points.
         #[arg(long)]
         compare_to: Option<String>,
+        /// With --agency: one metric (default online-dossier-rate) per procedure of the
+        /// agency and its units, ranked, the worst listed apart: which procedures drag the
+        /// rate down.
+        #[arg(long, requires = "agency", conflicts_with = "compare_to")]
+        by_procedure: bool,
+        /// With --by-procedure: how many of the worst procedures to name (1 to 100).
+        #[arg(long, requires = "by_procedure", default_value_t = 5)]
+        top: u32,
         /// Print the response as JSON.
         #[arg(long)]
         json: bool,
@@ -638,6 +646,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             metric,
             period,
             compare_to,
+            by_procedure,
+            top,
             json,
             aggregate,
             connect,
@@ -648,7 +658,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let aggregate = connect.remote(&aggregate)?;
             let mut client = AggregateServiceClient::new(aggregate.channel());
             let failed = failed("aggregate");
-            if let Some(agency) = agency {
+            if by_procedure {
+                let request = GetProcedureMetricsRequest {
+                    agency_id: agency.unwrap_or_default(),
+                    period,
+                    metric: one_metric(metric, "--by-procedure")?,
+                    top,
+                };
+                let response = client
+                    .get_procedure_metrics(aggregate.request(request))
+                    .await
+                    .map_err(failed)?
+                    .into_inner();
+                if json {
+                    outln!("{}", serde_json::to_string_pretty(&response)?);
+                } else {
+                    out!("{}", render::procedure_metrics_table(&response));
+                }
+            } else if let Some(agency) = agency {
                 let request = GetMetricsRequest {
                     agency_id: agency,
                     period,
@@ -671,11 +698,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     (None, Some(parent)) => Scope::ParentId(parent),
                     (None, None) => Scope::Nation(nation),
                 };
-                let metric = match metric.as_slice() {
-                    [] => Metric::OnlineDossierRate.name().to_owned(),
-                    [one] => one.clone(),
-                    _ => anyhow::bail!("give one --metric with --block, --parent or --nation"),
-                };
+                let metric = one_metric(metric, "--block, --parent or --nation")?;
                 let request = GetBlockMetricsRequest {
                     scope: Some(scope),
                     metric: metric.clone(),
@@ -963,4 +986,14 @@ fn submit_progress(events: u64) -> indicatif::ProgressBar {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
     bar
+}
+
+/// The one metric of a report of one (`with` names the options asking for it):
+/// online-dossier-rate when none is given.
+fn one_metric(metric: Vec<String>, with: &str) -> anyhow::Result<String> {
+    match <[String; 1]>::try_from(metric) {
+        Ok([one]) => Ok(one),
+        Err(none) if none.is_empty() => Ok(Metric::OnlineDossierRate.name().to_owned()),
+        Err(_) => anyhow::bail!("give one --metric with {with}"),
+    }
 }

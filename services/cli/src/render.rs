@@ -7,8 +7,8 @@ use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use govpulse_proto::{
     Timestamp,
     aggregate::{
-        Change, Freshness, GetBlockMetricsResponse, GetMetricsResponse, PeriodRange, Rate,
-        TargetStanding,
+        Change, Freshness, GetBlockMetricsResponse, GetMetricsResponse,
+        GetProcedureMetricsResponse, PeriodRange, ProcedureMetric, Rate, TargetStanding,
     },
     ranking::{RankingRow, WatchRankingResponse, watch_ranking_response::Event},
 };
@@ -218,15 +218,11 @@ pub fn table(rows: &[RankingRow], movement: impl Fn(&RankingRow) -> String) -> S
         };
         let (value, bar, detail) = match &row.rate {
             None if !row.score.is_empty() => score_cells(row),
-            Some(rate) => {
-                let pct: f64 = rate.percent.parse().unwrap_or(0.0);
-                let filled = ((pct / 5.0).round() as usize).min(20);
-                (
-                    format!("{}%", rate.percent),
-                    "█".repeat(filled),
-                    format!("{}/{}", rate.numerator, rate.denominator),
-                )
-            }
+            Some(rate) => (
+                format!("{}%", rate.percent),
+                bar(rate),
+                format!("{}/{}", rate.numerator, rate.denominator),
+            ),
             None => ("no data".to_owned(), String::new(), String::new()),
         };
         // The bar column is always 20 wide, so bars of several tables line up.
@@ -238,6 +234,12 @@ pub fn table(rows: &[RankingRow], movement: impl Fn(&RankingRow) -> String) -> S
         table.add_row(vec![rank, movement(row), agency, value, bar, detail]);
     }
     text(&table)
+}
+
+/// A bar of one block per 5%, at most 20.
+fn bar(rate: &Rate) -> String {
+    let percent: f64 = rate.percent.parse().unwrap_or(0.0);
+    "█".repeat(((percent / 5.0).round() as usize).min(20))
 }
 
 fn rate_text(rate: Option<&Rate>) -> String {
@@ -466,6 +468,73 @@ pub fn block_metrics_table(metric: &str, response: &GetBlockMetricsResponse) -> 
             base.expression,
             rate_text(summary.pooled.as_ref()),
             change_text(response.pooled_change_from_base.as_ref())
+        );
+    }
+    out
+}
+
+/// One agency's metric per procedure: the worst first (what to fix), then the best, then
+/// every procedure ranked, and how many have no data.
+pub fn procedure_metrics_table(response: &GetProcedureMetricsResponse) -> String {
+    let agency = response
+        .agency
+        .as_ref()
+        .map_or_else(String::new, |a| format!("{} ({})", a.name, a.id));
+    let mut out = format!(
+        "{} per procedure of {agency}, {}{}\n",
+        response.metric,
+        days(response.period.as_ref()),
+        if response.provisional {
+            " (provisional: today's events are still arriving)"
+        } else {
+            ""
+        }
+    );
+    let mut table = plain_table(vec!["rank", "procedure", "value", "", "count"], &[0]);
+    for line in &response.procedures {
+        let (value, bar, count) = match &line.rate {
+            Some(rate) => (
+                format!("{}%", rate.percent),
+                bar(rate),
+                format!("{}/{}", rate.numerator, rate.denominator),
+            ),
+            None => ("no data".to_owned(), String::new(), String::new()),
+        };
+        let name = if line.procedure_name.is_empty() {
+            line.procedure_id.clone()
+        } else {
+            format!("{} ({})", line.procedure_name, line.procedure_id)
+        };
+        table.add_row(vec![
+            line.rank.to_string(),
+            name,
+            value,
+            format!("{bar:<20}"),
+            count,
+        ]);
+    }
+    if response.procedures.is_empty() {
+        out.push_str("no procedure has data for this metric in the period\n");
+    } else {
+        out.push_str(&text(&table));
+    }
+    let names = |lines: &[ProcedureMetric]| {
+        lines
+            .iter()
+            .map(|l| l.procedure_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !response.worst.is_empty() {
+        let _ = writeln!(out, "worst first: {}", names(&response.worst));
+    }
+    if !response.no_data.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} more with dossiers but no data for {}: {}",
+            response.no_data.len(),
+            response.metric,
+            names(&response.no_data)
         );
     }
     out

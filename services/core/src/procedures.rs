@@ -8,7 +8,7 @@
 //! report: each procedure's value of one metric, ranked best first with competition ranks,
 //! those with no data (a zero denominator) apart.
 
-use crate::{Counters, Metric, ProcedureId, Rate, catalog::ProvisionFacts};
+use crate::{Counter, Counters, Metric, Needs, ProcedureId, Rate, catalog::ProvisionFacts};
 
 /// A metric asked per procedure that has no value per procedure: it counts procedures (the
 /// catalog's provision or the distinct procedures with online dossiers).
@@ -58,18 +58,51 @@ impl ProcedureReport {
     }
 }
 
+/// `metric`, when it has a value per procedure.
+pub fn per_procedure(metric: Metric) -> Result<Metric, NotPerProcedure> {
+    if metric.uses_provision_facts() {
+        Err(NotPerProcedure(metric))
+    } else {
+        Ok(metric)
+    }
+}
+
+/// What to read per procedure for `metric`: its counters and every event-day counter, so that
+/// a procedure with dossiers in the period but nothing in the metric's denominator is listed
+/// as having no data rather than left out.
+pub fn procedure_needs(metric: Metric) -> Needs {
+    let mut counters = metric.needs().counters;
+    counters.extend(Counter::ALL.into_iter().filter(|c| !c.by_due_day()));
+    counters.sort_unstable();
+    counters.dedup();
+    Needs {
+        counters,
+        distinct: false,
+    }
+}
+
+/// Whether a procedure's counters over a period (read by [`procedure_needs`]) show it had
+/// dossiers then: an event in the period, or a dossier open past due at its end.
+fn had_dossiers(counters: &Counters) -> bool {
+    counters.open_past_due_at_end > 0
+        || Counter::ALL
+            .into_iter()
+            .any(|c| !c.by_due_day() && counters.get(c) > 0)
+}
+
 /// The report of `metric` over each procedure's counters (`totals`, from
-/// [`crate::reading::Plan::procedure_totals`]).
+/// [`crate::reading::Plan::procedure_totals`] reading [`procedure_needs`]): the procedures
+/// that had dossiers in the period (a procedure read only in the buckets a plan subtracts
+/// had none, and is left out).
 pub fn procedure_report(
     metric: Metric,
     totals: Vec<(ProcedureId, Counters)>,
 ) -> Result<ProcedureReport, NotPerProcedure> {
-    if metric.uses_provision_facts() {
-        return Err(NotPerProcedure(metric));
-    }
+    per_procedure(metric)?;
     let no_facts = ProvisionFacts::default();
     let (mut ranked, no_data): (Vec<ProcedureLine>, Vec<ProcedureLine>) = totals
         .into_iter()
+        .filter(|(_, counters)| had_dossiers(counters))
         .map(|(procedure, counters)| {
             let (numerator, denominator) = metric.fraction(&counters, &no_facts);
             ProcedureLine {
@@ -150,6 +183,14 @@ mod tests {
         assert_eq!(ids(report.bottom(2)), ["birth#3", "permit#3"]);
         assert_eq!(ids(report.top(10)).len(), 4);
         assert_eq!(ids(&report.no_data), ["fee-only#0"]);
+        let needs = procedure_needs(Metric::SatisfactionRate);
+        assert!(needs.counters.contains(&Counter::Received) && !needs.distinct);
+        assert!(!needs.counters.contains(&Counter::DueOpened));
+        assert!(
+            procedure_needs(Metric::OnTimeRate)
+                .counters
+                .contains(&Counter::DueOpened)
+        );
         assert_eq!(
             report.ranked[2].rate.map(|r| r.percent()),
             Some("25.00".into())
@@ -179,8 +220,8 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever the counts: every procedure is listed once, ranked ones in order of value,
-        /// and a rank is one more than the number of procedures strictly better.
+        /// Whatever the counts: every procedure with dossiers is listed once, and a rank is
+        /// one more than the number of procedures strictly better.
         #[test]
         fn ranks_count_the_procedures_strictly_better(
             counts in proptest::collection::btree_map("[a-e]{1,2}", (0u64..6, 0u64..6), 0..20)
@@ -190,7 +231,9 @@ mod tests {
                 .map(|(p, (received, on))| (procedure(p), online(*received, (*on).min(*received))))
                 .collect();
             let report = procedure_report(Metric::OnlineDossierRate, totals).expect("metric");
-            prop_assert_eq!(report.ranked.len() + report.no_data.len(), counts.len());
+            // A procedure without a dossier in the period is left out.
+            let with_dossiers = counts.values().filter(|(received, _)| *received > 0).count();
+            prop_assert_eq!(report.ranked.len() + report.no_data.len(), with_dossiers);
             for line in &report.ranked {
                 let better = report.ranked.iter().filter(|o| o.rate > line.rate).count();
                 prop_assert_eq!(line.rank as usize, better + 1);

@@ -14,6 +14,7 @@ use govpulse_edge::auth::{Authenticator, RECHECK_EVERY, StreamCredential};
 use govpulse_proto::{
     aggregate::{
         GetBlockMetricsRequest, GetBlockMetricsResponse, GetMetricsRequest, GetMetricsResponse,
+        GetProcedureMetricsRequest, GetProcedureMetricsResponse,
         aggregate_service_client::AggregateServiceClient,
     },
     ranking::{
@@ -349,6 +350,16 @@ impl RankingService for RankingApi {
     ) -> Result<Response<GetBlockMetricsResponse>, Status> {
         self.forward(request, |mut aggregate, upstream| async move {
             aggregate.get_block_metrics(upstream).await
+        })
+        .await
+    }
+
+    async fn get_procedure_metrics(
+        &self,
+        request: Request<GetProcedureMetricsRequest>,
+    ) -> Result<Response<GetProcedureMetricsResponse>, Status> {
+        self.forward(request, |mut aggregate, upstream| async move {
+            aggregate.get_procedure_metrics(upstream).await
         })
         .await
     }

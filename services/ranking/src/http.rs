@@ -26,7 +26,8 @@ use govpulse_edge::http_json::{
 use govpulse_proto::{
     aggregate::{
         Change, Freshness, GetBlockMetricsRequest, GetBlockMetricsResponse, GetMetricsRequest,
-        GetMetricsResponse, PeriodRange, Rate, TargetStanding, get_block_metrics_request::Scope,
+        GetMetricsResponse, GetProcedureMetricsRequest, GetProcedureMetricsResponse, PeriodRange,
+        Rate, TargetStanding, get_block_metrics_request::Scope,
     },
     catalog::{
         Block, ListAgenciesRequest, ListAgenciesResponse, catalog_service_server::CatalogService,
@@ -65,6 +66,7 @@ pub(crate) fn router(
         .route("/api/v1/ranking/watch", get(watch))
         .route("/api/v1/metrics", get(metrics))
         .route("/api/v1/block-metrics", get(block_metrics))
+        .route("/api/v1/procedure-metrics", get(procedure_metrics))
         .route("/api/v1/agencies", get(agencies))
         .with_state(Http {
             api,
@@ -268,6 +270,37 @@ async fn block_metrics(State(http): State<Http>, request: Request) -> Result<Res
     let response = within(deadline, http.api.get_block_metrics(request)).await?;
     Ok(if csv {
         let (header, rows) = block_metrics_csv(&metric, &response);
+        csv_response(&filename, &header, &rows)
+    } else {
+        json_response(&response)
+    })
+}
+
+/// `GET /api/v1/procedure-metrics`: GetProcedureMetrics, one agency's metric per procedure.
+async fn procedure_metrics(
+    State(http): State<Http>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    let params = Params::parse(
+        &parts.uri,
+        &["agency_id", "period", "metric", "top", "format"],
+    )?;
+    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let message = GetProcedureMetricsRequest {
+        agency_id: params.one("agency_id")?.unwrap_or_default().to_owned(),
+        period: params.one("period")?.unwrap_or_default().to_owned(),
+        metric: params.one("metric")?.unwrap_or_default().to_owned(),
+        top: params.number("top")?.unwrap_or(0),
+    };
+    let filename = format!(
+        "procedure-metrics-{}-{}-{}.csv",
+        message.agency_id, message.metric, message.period
+    );
+    let (request, deadline) = http.reader_request(parts, message)?;
+    let response = within(deadline, http.api.get_procedure_metrics(request)).await?;
+    Ok(if csv {
+        let (header, rows) = procedure_metrics_csv(&response);
         csv_response(&filename, &header, &rows)
     } else {
         json_response(&response)
@@ -583,6 +616,51 @@ fn block_metrics_csv(metric: &str, response: &GetBlockMetricsResponse) -> Table 
         })
         .collect();
     (METRIC_COLUMNS.to_vec(), rows)
+}
+
+/// One line per procedure: the ranked ones best first, then those without data.
+fn procedure_metrics_csv(response: &GetProcedureMetricsResponse) -> Table {
+    let period = response.period.clone().unwrap_or_default();
+    let agency = response.agency.clone().unwrap_or_default();
+    let rows = response
+        .procedures
+        .iter()
+        .chain(&response.no_data)
+        .map(|line| {
+            let [percent, _, _] = rate_cells(line.rate.as_ref());
+            vec![
+                agency.id.clone(),
+                line.procedure_id.clone(),
+                line.procedure_name.clone(),
+                period.expression.clone(),
+                response.metric.clone(),
+                if line.rank == 0 {
+                    String::new()
+                } else {
+                    line.rank.to_string()
+                },
+                percent,
+                line.numerator.to_string(),
+                line.denominator.to_string(),
+                response.provisional.to_string(),
+            ]
+        })
+        .collect();
+    (
+        vec![
+            "agency_id",
+            "procedure_id",
+            "procedure_name",
+            "period",
+            "metric",
+            "rank",
+            "percent",
+            "numerator",
+            "denominator",
+            "provisional",
+        ],
+        rows,
+    )
 }
 
 fn agencies_csv(response: &ListAgenciesResponse) -> Table {

@@ -320,7 +320,7 @@ impl AggregateApi {
         Horizon::at(OffsetDateTime::now_utc(), &self.policy)
     }
 
-    fn agency(&self, field: &'static str, raw: &str) -> Result<&Agency, Error> {
+    pub(super) fn agency(&self, field: &'static str, raw: &str) -> Result<&Agency, Error> {
         self.catalog
             .agency_by_str(raw)
             .ok_or_else(|| Error::invalid(field, format!("unknown agency {raw:?}")))
@@ -450,11 +450,15 @@ fn backlog_needs() -> Needs {
     }
 }
 
-fn parse_period(field: &'static str, raw: &str, horizon: &Horizon) -> Result<Period, Error> {
+pub(super) fn parse_period(
+    field: &'static str,
+    raw: &str,
+    horizon: &Horizon,
+) -> Result<Period, Error> {
     Period::parse(raw, horizon.today).map_err(|e| Error::invalid(field, e.to_string()))
 }
 
-fn parse_metric(field: &'static str, raw: &str) -> Result<Metric, Error> {
+pub(super) fn parse_metric(field: &'static str, raw: &str) -> Result<Metric, Error> {
     raw.parse()
         .map_err(|e: UnknownMetric| Error::invalid(field, e.to_string()))
 }
@@ -490,7 +494,7 @@ fn ids_of(agencies: &[&Agency]) -> Vec<AgencyId> {
     agencies.iter().map(|a| a.id.clone()).collect()
 }
 
-fn ids(agencies: Vec<AgencyId>) -> Vec<String> {
+pub(super) fn ids(agencies: Vec<AgencyId>) -> Vec<String> {
     agencies.into_iter().map(AgencyId::into_string).collect()
 }
 
