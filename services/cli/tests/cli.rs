@@ -351,6 +351,71 @@ fn submit_ranking_and_metrics_against_serve() {
         table.contains("satisfaction-rate") && table.contains("no data"),
         "{table}"
     );
+
+    // Two dossiers of another procedure at the desk: the drill-down names it worst.
+    let desk: Vec<String> = (0..2)
+        .map(|i| {
+            event_line(&format!("ls-desk{i}"), "lang-son", &at, "CHANNEL_IN_PERSON")
+                .replace("lang-son.p01", "lang-son.p02")
+        })
+        .collect();
+    let desk = write_file("desk", &desk);
+    let sent = govpulse(&[
+        "submit",
+        desk.to_str().expect("utf-8 path"),
+        "--ingest",
+        &serve.ingest,
+    ]);
+    assert!(sent.status.success(), "{}", text(&sent.stdout));
+    let by_procedure = govpulse(&[
+        "metrics",
+        "--agency",
+        "lang-son",
+        "--by-procedure",
+        "--top",
+        "1",
+        "--period",
+        &day,
+        "--aggregate",
+        &serve.aggregate,
+    ]);
+    let table = text(&by_procedure.stdout);
+    assert!(
+        by_procedure.status.success(),
+        "{}",
+        text(&by_procedure.stderr)
+    );
+    let rows: Vec<&str> = table.lines().skip(2).collect();
+    assert!(
+        table.starts_with("online-dossier-rate per procedure of Lạng Sơn (lang-son)"),
+        "{table}"
+    );
+    assert!(
+        rows[0].contains("(lang-son.p01)") && rows[0].contains("75.00%") && rows[0].contains("3/4"),
+        "{table}"
+    );
+    assert!(
+        rows[1].contains("(lang-son.p02)") && rows[1].contains("0.00%") && rows[1].contains("0/2"),
+        "{table}"
+    );
+    assert!(table.contains("worst first: lang-son.p02\n"), "{table}");
+    // A metric that counts procedures has no breakdown, and says so.
+    let refused = govpulse(&[
+        "metrics",
+        "--agency",
+        "lang-son",
+        "--by-procedure",
+        "--metric",
+        "online-provision-rate",
+        "--aggregate",
+        &serve.aggregate,
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "a refused request is exit status 2");
+    assert!(
+        text(&refused.stderr).contains("online-provision-rate has no value per procedure"),
+        "{}",
+        text(&refused.stderr)
+    );
 }
 
 #[test]
