@@ -1,6 +1,7 @@
 //! Measures `GetBlockMetrics` latency (63 provinces, and the 10,000 units of one province),
-//! ingest throughput and Redis memory per agency, on a real `redis-server` holding
-//! year-to-date data. Run with `cargo bench -p govpulse-e2e --bench metrics`.
+//! `GetProcedureMetrics` latency (a province with 2,000 procedures), ingest throughput and
+//! Redis memory per agency, on a real `redis-server` holding year-to-date data. Run with
+//! `cargo bench -p govpulse-e2e --bench metrics`.
 
 #![allow(
     clippy::print_stdout,
@@ -8,6 +9,7 @@
 )]
 
 use std::{
+    io::Write as _,
     path::PathBuf,
     process::Command,
     time::{Duration, Instant},
@@ -21,11 +23,14 @@ use govpulse_e2e::{
 };
 use govpulse_proto::{
     aggregate::{
-        GetBlockMetricsRequest, aggregate_service_client::AggregateServiceClient,
-        get_block_metrics_request::Scope,
+        GetBlockMetricsRequest, GetProcedureMetricsRequest,
+        aggregate_service_client::AggregateServiceClient, get_block_metrics_request::Scope,
     },
     catalog::Block,
-    event::{Channel as PbChannel, DossierEvent, DossierReceived, dossier_event::Kind},
+    event::{
+        Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved, dossier_event::Kind,
+        dossier_resolved,
+    },
     ingest::SubmitEventsRequest,
     ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
 };
@@ -54,6 +59,12 @@ const SAMPLES: usize = 30;
 const CASE_BUDGET: Duration = Duration::from_secs(25);
 const MIN_SAMPLES: usize = 10;
 const METRICS: [&str; 2] = ["online-dossier-rate", "services-with-online-dossiers"];
+/// The province whose procedures the drill-down reads: it gets `DRILL_PROCEDURES` procedures
+/// of its own, each with `DRILL_DOSSIERS` dossiers on days spread over the window, received
+/// with a due time ten days on and resolved, on time or not, for two in three.
+const DRILL_AGENCY: &str = "bac-ninh";
+const DRILL_PROCEDURES: usize = 2_000;
+const DRILL_DOSSIERS: usize = 6;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -129,6 +140,7 @@ async fn run() {
         }
     }
 
+    rows.extend(procedure_latency(&deployment, server_side.api(), &window).await);
     rows.push(daily_bucket_cost(&deployment, &redis, &window).await);
 
     print_report(&rows, &window, started.elapsed());
@@ -157,6 +169,17 @@ impl TempCatalog {
         }
         std::fs::write(catalog.dir.join("units.csv"), units_csv())
             .expect("units.csv can be written");
+        let mut procedures = std::fs::OpenOptions::new()
+            .append(true)
+            .open(catalog.dir.join("procedures.csv"))
+            .expect("the copied procedures.csv can be appended to");
+        for id in drill_procedure_ids() {
+            writeln!(
+                procedures,
+                "{id},{DRILL_AGENCY},Bench procedure {id},full,true"
+            )
+            .expect("procedures.csv can be written");
+        }
         catalog
     }
 }
@@ -169,6 +192,10 @@ impl Drop for TempCatalog {
 
 fn unit_ids() -> impl Iterator<Item = String> {
     (1..=UNITS).map(|n| format!("{PARENT}.u{n:05}"))
+}
+
+fn drill_procedure_ids() -> impl Iterator<Item = String> {
+    (1..=DRILL_PROCEDURES).map(|n| format!("{DRILL_AGENCY}.b{n:04}"))
 }
 
 fn extra_unit_ids() -> impl Iterator<Item = String> {
@@ -503,9 +530,8 @@ impl Latency {
     }
 }
 
-/// Calls `GetBlockMetrics` `WARM_UP` times, then up to `SAMPLES` times (fewer once the case
-/// has taken `CASE_BUDGET`), timing each call as the client sees it.
 /// What a measured call goes through.
+#[derive(Clone)]
 enum Target<'a> {
     /// aggregate's gRPC server, over loopback.
     Grpc(AggregateServiceClient<Channel>),
@@ -515,10 +541,25 @@ enum Target<'a> {
     Ranking(RankingServiceClient<Channel>),
 }
 
-async fn measure(mut target: Target<'_>, request: GetBlockMetricsRequest) -> Latency {
+/// Times `GetBlockMetrics` through `target` ([`measure_with`]).
+async fn measure(target: Target<'_>, request: GetBlockMetricsRequest) -> Latency {
+    measure_with(request, |request| {
+        let mut target = target.clone();
+        async move { call(&mut target, &request).await }
+    })
+    .await
+}
+
+/// Calls `call` `WARM_UP` times, then up to `SAMPLES` times (fewer once the case has taken
+/// `CASE_BUDGET`), timing each call as the caller sees it; `call` answers how many rows
+/// (agencies, procedures) the response held.
+async fn measure_with<R: Clone, F: std::future::Future<Output = usize>>(
+    request: R,
+    mut call: impl FnMut(R) -> F,
+) -> Latency {
     let mut agencies = 0;
     for _ in 0..WARM_UP {
-        agencies = call(&mut target, &request).await;
+        agencies = call(request.clone()).await;
     }
     let started = Instant::now();
     let cpu_before = process_cpu();
@@ -527,7 +568,7 @@ async fn measure(mut target: Target<'_>, request: GetBlockMetricsRequest) -> Lat
         && (samples.len() < MIN_SAMPLES || started.elapsed() < CASE_BUDGET)
     {
         let at = Instant::now();
-        agencies = call(&mut target, &request).await;
+        agencies = call(request.clone()).await;
         samples.push(at.elapsed());
     }
     Latency {
@@ -571,6 +612,110 @@ async fn call(target: &mut Target<'_>, request: &GetBlockMetricsRequest) -> usiz
         }
     };
     response.agencies.len()
+}
+
+/// `DRILL_DOSSIERS` dossiers of each of `DRILL_AGENCY`'s `DRILL_PROCEDURES` procedures, then
+/// `GetProcedureMetrics` of that agency for this month and the year to date, by the online
+/// dossier rate and the on-time rate (which also reads the due-day counters up to the
+/// period's end), over gRPC and in process.
+async fn procedure_latency(
+    deployment: &Deployment,
+    server_side: &govpulse_aggregate::AggregateApi,
+    window: &DayWindow,
+) -> Vec<Row> {
+    let mut events = Vec::with_capacity(DRILL_PROCEDURES * DRILL_DOSSIERS * 2);
+    for (p, procedure) in drill_procedure_ids().enumerate() {
+        for d in 0..DRILL_DOSSIERS {
+            let index = p * DRILL_DOSSIERS + d;
+            let day = i64::try_from(index * 37 % usize::try_from(window.days).unwrap_or(1))
+                .expect("a day index is small");
+            let at = window.at(day);
+            let id = format!("drill:{procedure}:{d}");
+            let mut received = reception(
+                id.clone(),
+                DRILL_AGENCY,
+                procedure.clone(),
+                at,
+                !index.is_multiple_of(3),
+            );
+            if let Some(Kind::Received(r)) = &mut received.kind {
+                r.due_at = ts(at + time::Duration::days(10));
+            }
+            let dossier = received.dossier_id.clone();
+            events.push(received);
+            if index % 3 != 2 {
+                let on_time = !index.is_multiple_of(4);
+                let resolved_at =
+                    (at + time::Duration::days(if on_time { 3 } else { 12 })).min(window.now);
+                events.push(DossierEvent {
+                    event_id: format!("{id}:res"),
+                    agency_id: DRILL_AGENCY.to_owned(),
+                    dossier_id: dossier,
+                    procedure_id: procedure.clone(),
+                    occurred_at: ts(resolved_at),
+                    kind: Some(Kind::Resolved(DossierResolved {
+                        timeliness: Some(dossier_resolved::Timeliness::DueAt(
+                            ts(at + time::Duration::days(10)).unwrap_or_default(),
+                        )),
+                        result_electronic: false,
+                    })),
+                });
+            }
+        }
+    }
+    let sent = send_all(deployment, events).await;
+    let mut rows = vec![Row::new(
+        "drill-down data",
+        format!("{} events", thousands(sent.sent as u64)),
+        format!(
+            "{DRILL_PROCEDURES} procedures of {DRILL_AGENCY} × {DRILL_DOSSIERS} dossiers over the window, due 10 days on, 2 in 3 resolved"
+        ),
+    )];
+    let month = format!(
+        "{}-{:02}",
+        window.today().year(),
+        u8::from(window.today().month())
+    );
+    for (metric, period) in [
+        ("online-dossier-rate", month.as_str()),
+        ("online-dossier-rate", "ytd"),
+        ("on-time-rate", month.as_str()),
+        ("on-time-rate", "ytd"),
+    ] {
+        let request = GetProcedureMetricsRequest {
+            agency_id: DRILL_AGENCY.to_owned(),
+            period: period.to_owned(),
+            metric: metric.to_owned(),
+            top: 5,
+        };
+        let latency = measure_with(request.clone(), |request| {
+            let mut client = deployment.aggregate();
+            async move {
+                let response = client
+                    .get_procedure_metrics(request)
+                    .await
+                    .expect("GetProcedureMetrics succeeds")
+                    .into_inner();
+                response.procedures.len() + response.no_data.len()
+            }
+        })
+        .await;
+        rows.push(latency.row(&format!(
+            "GetProcedureMetrics {DRILL_AGENCY}, {metric}, {period}"
+        )));
+        let latency = measure_with(request, |request| async move {
+            let response = server_side
+                .procedure_metrics(request)
+                .await
+                .expect("procedure_metrics succeeds");
+            response.procedures.len() + response.no_data.len()
+        })
+        .await;
+        rows.push(latency.row(&format!(
+            "  server side: the same query answered in process, no gRPC ({metric}, {period})"
+        )));
+    }
+    rows
 }
 
 /// Sends one reception per day of the window for each extra unit and measures the memory

@@ -410,7 +410,11 @@ fn submit_ranking_and_metrics_against_serve() {
         "--aggregate",
         &serve.aggregate,
     ]);
-    assert_eq!(refused.status.code(), Some(2), "a refused request is exit status 2");
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a refused request is exit status 2"
+    );
     assert!(
         text(&refused.stderr).contains("online-provision-rate has no value per procedure"),
         "{}",

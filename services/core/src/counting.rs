@@ -255,10 +255,11 @@ pub struct Plan {
     /// What each agency's counters gain in each bucket (the due-day counters included):
     /// every agency of every counted event's chain.
     pub counters: BTreeMap<(AgencyId, Bucket), CounterSums>,
-    /// What each procedure's counters gain, per agency and bucket (the due-day counters
-    /// included, in the buckets of the due day, under the procedure of the event that moved
-    /// them): every agency of every counted event's chain, each procedure once, in order.
-    pub procedures: BTreeMap<(AgencyId, Bucket), Vec<(ProcedureId, CounterSums)>>,
+    /// What each procedure's counters gain, per agency and day (the due-day counters
+    /// included, on the due day, under the procedure of the event that moved them): every
+    /// agency of every counted event's chain, each procedure once, in order. Per day, not per
+    /// bucket: a store keeps them per day, and per longer bucket only where it must.
+    pub procedures: BTreeMap<(AgencyId, Date), ProcedureSums>,
     /// Procedures that received an online dossier, per agency and bucket.
     pub online: BTreeSet<(AgencyId, Bucket, ProcedureId)>,
     /// The latest events counted now, per agency of every counted event's chain: what the
@@ -269,16 +270,21 @@ pub struct Plan {
     pub arrivals: BTreeMap<(AgencyId, Date), u64>,
 }
 
+/// What each procedure's counters gain, for one agency and day, in procedure order.
+pub type ProcedureSums = Vec<(ProcedureId, CounterSums)>;
+
 /// What one agency's counters gain in one bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CounterSums([u64; Counter::ALL.len()]);
 
 impl CounterSums {
-    fn add(&mut self, counter: Counter, n: u64) {
+    /// Adds `n` to one counter.
+    pub fn add(&mut self, counter: Counter, n: u64) {
         self.0[counter as usize] += n;
     }
 
-    fn add_all(&mut self, other: &CounterSums) {
+    /// Adds `other`, counter by counter.
+    pub fn add_all(&mut self, other: &CounterSums) {
         for (mine, theirs) in self.0.iter_mut().zip(other.0) {
             *mine += theirs;
         }
@@ -443,30 +449,30 @@ pub fn plan(
         .into_iter()
         .map(|((agency, bucket), sums)| ((agency.clone(), bucket), sums))
         .collect();
-    let mut procedures: BTreeMap<(&AgencyId, Bucket), BTreeMap<&ProcedureId, CounterSums>> =
-        BTreeMap::new();
-    for ((agency, day, procedure), sums) in &by_procedure_day {
+    // Each (agency of a chain, day, procedure) once, sorted, then grouped per agency and day:
+    // one sort of small keys rather than a map per agency and day.
+    let mut sums: Vec<&CounterSums> = Vec::with_capacity(by_procedure_day.len());
+    let mut spread: Vec<((&AgencyId, Date, &ProcedureId), usize)> =
+        Vec::with_capacity(by_procedure_day.len() * 2);
+    for ((agency, day, procedure), sum) in &by_procedure_day {
+        let i = sums.len();
+        sums.push(sum);
         for member in chain_of(agency) {
-            for bucket in Bucket::containing(*day) {
-                procedures
-                    .entry((member, bucket))
-                    .or_default()
-                    .entry(procedure)
-                    .or_default()
-                    .add_all(sums);
-            }
+            spread.push(((member, *day, *procedure), i));
         }
     }
-    plan.procedures = procedures
-        .into_iter()
-        .map(|((agency, bucket), sums)| {
-            let sums = sums
-                .into_iter()
-                .map(|(procedure, sums)| (procedure.clone(), sums))
-                .collect();
-            ((agency.clone(), bucket), sums)
-        })
-        .collect();
+    spread.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut grouped: Vec<((AgencyId, Date), ProcedureSums)> = Vec::new();
+    for ((member, day, procedure), i) in spread {
+        match grouped.last_mut() {
+            Some(((agency, at), list)) if agency == member && *at == day => match list.last_mut() {
+                Some((last, total)) if last == procedure => total.add_all(sums[i]),
+                _ => list.push((procedure.clone(), *sums[i])),
+            },
+            _ => grouped.push(((member.clone(), day), vec![(procedure.clone(), *sums[i])])),
+        }
+    }
+    plan.procedures = grouped.into_iter().collect();
     for (agency, day, procedure) in online_by_day {
         for member in chain_of(agency) {
             for bucket in Bucket::containing(day) {
@@ -640,18 +646,34 @@ mod tests {
             write(&first),
         ];
         let plan = plan(&batch, |_, _| None, |_, _| None);
-        assert_eq!(plan.procedures.len(), plan.counters.len());
         for ((agency, bucket), sums) in &plan.counters {
-            let procedures = &plan.procedures[&(agency.clone(), *bucket)];
             let mut total = CounterSums::default();
-            for (_, procedure_sums) in procedures {
-                total.add_all(procedure_sums);
+            for ((_, day), procedures) in plan
+                .procedures
+                .iter()
+                .filter(|((a, day), _)| a == agency && Bucket::containing(*day).contains(bucket))
+            {
+                for (_, procedure_sums) in procedures {
+                    total.add_all(procedure_sums);
+                }
+                assert!(bucket.first_day() <= *day && *day <= bucket.last_day());
             }
             assert_eq!(&total, sums, "{agency} {bucket:?}");
         }
-        let month = plan.procedures[&(id("hoa-binh"), Bucket::Month(2026, 8))]
+        let mut month: BTreeMap<String, CounterSums> = BTreeMap::new();
+        for ((agency, _), procedures) in &plan.procedures {
+            if agency == &id("hoa-binh") {
+                for (procedure, sums) in procedures {
+                    month
+                        .entry(procedure.to_string())
+                        .or_default()
+                        .add_all(sums);
+                }
+            }
+        }
+        let month = month
             .iter()
-            .map(|(p, sums)| (p.to_string(), sums.nonzero().collect::<Vec<_>>()))
+            .map(|(p, sums)| (p.clone(), sums.nonzero().collect::<Vec<_>>()))
             .collect::<Vec<_>>();
         assert_eq!(
             month,

@@ -14,7 +14,7 @@
 //! per counter. A counter added to [`Counter::ALL`] later goes at its end, so that records
 //! written before it read as that counter being zero.
 
-use govpulse_core::{Counter, Counters};
+use govpulse_core::{Counter, Counters, counting::CounterSums};
 use integer_encoding::VarInt;
 
 /// The longest record: every counter at its largest.
@@ -61,6 +61,89 @@ pub(crate) fn add(
         counters.increment(counter, n);
     }
     Some(encode(&counters))
+}
+
+/// One entry of a record list: its name, its record, and the entry's bytes as stored.
+#[derive(Clone, Copy)]
+struct Entry<'l> {
+    name: &'l str,
+    record: &'l [u8],
+    bytes: &'l [u8],
+}
+
+/// The next entry of `rest`, moving past it: `Some(None)` at the end, `None` for bytes that
+/// are not an entry.
+fn next_entry<'l>(rest: &mut &'l [u8]) -> Option<Option<Entry<'l>>> {
+    /// The next length-prefixed bytes of `rest`, moving past them.
+    fn take<'l>(rest: &mut &'l [u8]) -> Option<&'l [u8]> {
+        let (len, used) = usize::decode_var(rest)?;
+        let bytes = rest.get(used..used.checked_add(len)?)?;
+        *rest = &rest[used + len..];
+        Some(bytes)
+    }
+    if rest.is_empty() {
+        return Some(None);
+    }
+    let whole = *rest;
+    let name = std::str::from_utf8(take(rest)?).ok()?;
+    let record = take(rest)?;
+    let bytes = &whole[..whole.len() - rest.len()];
+    Some(Some(Entry {
+        name,
+        record,
+        bytes,
+    }))
+}
+
+/// The entries of a record list, in order; `None` for bytes that no version of
+/// [`add_to_list`] writes.
+pub(crate) fn decode_list(list: &[u8]) -> Option<Vec<(&str, Counters)>> {
+    let mut entries = Vec::new();
+    let mut rest = list;
+    while let Some(entry) = next_entry(&mut rest)? {
+        entries.push((entry.name, decode(entry.record)?));
+    }
+    Some(entries)
+}
+
+/// The record list `stored` (or an empty one) with `added` added to its names' records;
+/// `None` when `stored` is not a record list or a record added to is not a record. `added`
+/// comes in name order, each name once (a plan's procedures of one agency and day): the
+/// list is merged with it in one pass, the entries it does not name copied as they are.
+pub(crate) fn add_to_list<'a>(
+    stored: Option<&[u8]>,
+    added: impl IntoIterator<Item = (&'a str, &'a CounterSums)>,
+) -> Option<Vec<u8>> {
+    let mut rest = stored.unwrap_or_default();
+    let mut list = Vec::with_capacity(rest.len() + 64);
+    let mut kept = next_entry(&mut rest)?;
+    let mut previous: Option<&str> = None;
+    for (name, sums) in added {
+        debug_assert!(previous < Some(name), "added names in order, each once");
+        previous = Some(name);
+        while let Some(entry) = kept.filter(|e| e.name < name) {
+            list.extend_from_slice(entry.bytes);
+            kept = next_entry(&mut rest)?;
+        }
+        let record = match kept.filter(|e| e.name == name) {
+            Some(entry) => {
+                kept = next_entry(&mut rest)?;
+                add(Some(entry.record), sums.nonzero())?
+            }
+            None => add(None, sums.nonzero())?,
+        };
+        let mut len = [0u8; 10];
+        for bytes in [name.as_bytes(), &record] {
+            let used = bytes.len().encode_var(&mut len);
+            list.extend_from_slice(&len[..used]);
+            list.extend_from_slice(bytes);
+        }
+    }
+    while let Some(entry) = kept {
+        list.extend_from_slice(entry.bytes);
+        kept = next_entry(&mut rest)?;
+    }
+    Some(list)
 }
 
 #[cfg(test)]
@@ -115,7 +198,67 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_record_list_keeps_each_name_once_in_order_and_adds_to_it() {
+        let sums = |n: u64| {
+            let mut sums = CounterSums::default();
+            sums.add(Counter::Received, n);
+            sums
+        };
+        let (one, two) = (sums(1), sums(2));
+        let list = add_to_list(None, [("p1", &two), ("p2", &one)]).expect("a list");
+        assert_eq!(list, [2, b'p', b'1', 1, 2, 2, b'p', b'2', 1, 1]);
+        let list = add_to_list(Some(&list), [("p2", &two), ("p3", &one)]).expect("a list");
+        let read: Vec<(&str, u64)> = decode_list(&list)
+            .expect("a list")
+            .into_iter()
+            .map(|(name, c)| (name, c.get(Counter::Received)))
+            .collect();
+        assert_eq!(read, [("p1", 2), ("p2", 3), ("p3", 1)]);
+        // Cut short, or a record that is not one.
+        assert_eq!(decode_list(&list[..list.len() - 1]), None);
+        assert_eq!(
+            decode_list(&[
+                1, b'p', 11, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+            ]),
+            None
+        );
+        assert_eq!(add_to_list(Some(&[5, b'p']), [("p", &one)]), None);
+        assert_eq!(decode_list(&[]), Some(Vec::new()));
+    }
+
     proptest! {
+        /// Merging in one pass gives what adding name by name to a map would.
+        #[test]
+        fn a_record_list_adds_like_a_map_of_names(
+            stored in prop::collection::btree_map("[a-d]{1,2}", 1u64..5, 0..8),
+            added in prop::collection::btree_map("[a-d]{1,2}", 1u64..5, 0..8),
+        ) {
+            let sums = |n: u64| {
+                let mut sums = CounterSums::default();
+                sums.add(Counter::Resolved, n);
+                sums
+            };
+            let stored_sums: Vec<(String, CounterSums)> =
+                stored.iter().map(|(k, n)| (k.clone(), sums(*n))).collect();
+            let added_sums: Vec<(String, CounterSums)> =
+                added.iter().map(|(k, n)| (k.clone(), sums(*n))).collect();
+            let list = add_to_list(None, stored_sums.iter().map(|(k, s)| (k.as_str(), s)))
+                .expect("a list");
+            let list = add_to_list(Some(&list), added_sums.iter().map(|(k, s)| (k.as_str(), s)))
+                .expect("a list");
+            let mut model = stored.clone();
+            for (name, n) in &added {
+                *model.entry(name.clone()).or_default() += n;
+            }
+            let read: Vec<(String, u64)> = decode_list(&list)
+                .expect("a list")
+                .into_iter()
+                .map(|(name, c)| (name.to_owned(), c.get(Counter::Resolved)))
+                .collect();
+            prop_assert_eq!(read, model.into_iter().collect::<Vec<_>>());
+        }
+
         #[test]
         fn records_read_back_as_written_and_add_as_numbers(
             a in prop::collection::vec(0u64..u64::MAX / 2, Counter::ALL.len()),

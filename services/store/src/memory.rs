@@ -124,15 +124,17 @@ impl CounterStore for MemoryStore {
                 counters.increment(counter, n);
             }
         }
-        for ((agency, bucket), procedures) in &plan.procedures {
-            let kept = inner
-                .procedures
-                .entry((agency.clone(), *bucket))
-                .or_default();
-            for (procedure, sums) in procedures {
-                let counters = kept.entry(procedure.clone()).or_default();
-                for (counter, n) in sums.nonzero() {
-                    counters.increment(counter, n);
+        for ((agency, day), procedures) in &plan.procedures {
+            for bucket in Bucket::containing(*day) {
+                let kept = inner
+                    .procedures
+                    .entry((agency.clone(), bucket))
+                    .or_default();
+                for (procedure, sums) in procedures {
+                    let counters = kept.entry(procedure.clone()).or_default();
+                    for (counter, n) in sums.nonzero() {
+                        counters.increment(counter, n);
+                    }
                 }
             }
         }

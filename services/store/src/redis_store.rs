@@ -337,7 +337,18 @@ impl RedisStore {
         format!("{}:{{{root}}}:k:{parent}:", self.prefix)
     }
 
-    /// The agency's counters per procedure in one bucket: procedure → its counter record.
+    /// An agency's procedures on one day, below its tree's root: their record list
+    /// (`counter_record::add_to_list`).
+    pub(crate) fn procedure_list_key(
+        &self,
+        root: &AgencyId,
+        agency: &AgencyId,
+        day: Date,
+    ) -> String {
+        format!("{}:{{{root}}}:p:{agency}:{}", self.prefix, Bucket::Day(day))
+    }
+
+    /// The root's counters per procedure in one bucket: procedure → its counter record.
     pub(crate) fn procedures_key(
         &self,
         root: &AgencyId,
@@ -554,25 +565,57 @@ impl CounterStore for RedisStore {
         buckets: &[Bucket],
         counters: &[Counter],
     ) -> Result<Vec<(ProcedureId, Counters)>, StoreError> {
-        // One HGETALL per agency and bucket: a hash holds the procedures with data in it.
+        if buckets.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A root: one HGETALL per bucket of its procedure hashes. An agency below it: one
+        // MGET of its record lists of every day of the buckets.
         let mut commands = Commands::default();
+        let mut lists = Vec::new();
         for key in group {
-            for bucket in buckets {
-                let hash = self.procedures_key(&key.root, &key.agency, *bucket);
-                commands.push(&key.root, redis::cmd("HGETALL").arg(hash).clone());
+            if key.agency == key.root {
+                for bucket in buckets {
+                    let hash = self.procedures_key(&key.root, &key.agency, *bucket);
+                    commands.push(&key.root, redis::cmd("HGETALL").arg(hash).clone());
+                    lists.push(false);
+                }
+                continue;
             }
+            let mut mget = redis::cmd("MGET");
+            for bucket in buckets {
+                let mut day = Some(bucket.first_day());
+                while let Some(d) = day.filter(|d| *d <= bucket.last_day()) {
+                    mget.arg(self.procedure_list_key(&key.root, &key.agency, d));
+                    day = d.next_day();
+                }
+            }
+            commands.push(&key.root, mget);
+            lists.push(true);
         }
         let mut totals: BTreeMap<String, Counters> = BTreeMap::new();
-        for reply in commands.run(&self.connection).await? {
-            each_record(reply, "a procedures hash", |procedure, record| {
-                let total = match totals.get_mut(procedure) {
-                    Some(total) => total,
-                    None => totals.entry(procedure.to_owned()).or_default(),
-                };
-                for counter in counters {
-                    total.increment(*counter, record.get(*counter));
+        let mut add = |procedure: &str, record: Counters| {
+            let total = match totals.get_mut(procedure) {
+                Some(total) => total,
+                None => totals.entry(procedure.to_owned()).or_default(),
+            };
+            for counter in counters {
+                total.increment(*counter, record.get(*counter));
+            }
+        };
+        for (reply, is_lists) in commands.run(&self.connection).await?.into_iter().zip(lists) {
+            if !is_lists {
+                each_record(reply, "a procedures hash", &mut add)?;
+                continue;
+            }
+            let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(reply)?;
+            for list in stored.iter().flatten() {
+                let entries = counter_record::decode_list(list).ok_or_else(|| {
+                    StoreError::Unexpected("a procedure list holds no record list".to_owned())
+                })?;
+                for (procedure, record) in entries {
+                    add(procedure, record);
                 }
-            })?;
+            }
         }
         totals
             .into_iter()

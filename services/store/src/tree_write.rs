@@ -36,7 +36,10 @@ use foldhash::{HashMap, HashMapExt};
 use govpulse_core::{
     AgencyId, Bucket, Counter, DossierId, ProcedureId,
     backlog::DossierState,
-    counting::{Applied, Content, CounterSums, EventWrite, Plan, dossier_digest, id_digest, plan},
+    counting::{
+        Applied, Content, CounterSums, EventWrite, Plan, ProcedureSums, dossier_digest, id_digest,
+        plan,
+    },
     freshness::{Arrivals, Seen},
 };
 use time::{Date, OffsetDateTime};
@@ -761,7 +764,26 @@ impl RedisStore {
             if let (Some(parent), Bucket::Day(_)) = (parent_of.get(agency), bucket) {
                 days.entry((parent, *bucket))
                     .or_default()
-                    .push((agency, sums, None));
+                    .push((agency, *sums, None));
+            }
+        }
+        // The procedures: an agency below the root keeps one record list per day, read with
+        // the counter records; the root one hash per bucket (its drill-down of a year must
+        // not read a year of days).
+        let mut lists = Vec::new();
+        let mut by_bucket: BTreeMap<Bucket, BTreeMap<&ProcedureId, CounterSums>> = BTreeMap::new();
+        for ((agency, day), sums) in &planned.procedures {
+            if agency == root {
+                for bucket in Bucket::containing(*day) {
+                    let kept = by_bucket.entry(bucket).or_default();
+                    for (procedure, sums) in sums {
+                        kept.entry(procedure).or_default().add_all(sums);
+                    }
+                }
+            } else {
+                let key = self.procedure_list_key(root, agency, *day);
+                mget.arg(&key);
+                lists.push((key, sums, None));
             }
         }
         let mut commands = Commands::default();
@@ -774,25 +796,32 @@ impl RedisStore {
             }
             commands.push(root, hmget);
         }
-        let mut procedures = Vec::with_capacity(planned.procedures.len());
-        for ((agency, bucket), sums) in &planned.procedures {
-            let key = self.procedures_key(root, agency, *bucket);
+        let mut procedures = Vec::with_capacity(by_bucket.len());
+        for (bucket, sums) in by_bucket {
+            let key = self.procedures_key(root, root, bucket);
             let mut hmget = redis::cmd("HMGET");
             hmget.arg(&key);
-            for (procedure, _) in sums {
+            for procedure in sums.keys() {
                 hmget.arg(procedure.as_str());
             }
             commands.push(root, hmget);
-            procedures.push((key, sums.iter().map(|(p, sums)| (p, sums, None)).collect()));
+            procedures.push((
+                key,
+                sums.into_iter().map(|(p, sums)| (p, sums, None)).collect(),
+            ));
         }
         let mut replies = self.read(lease, commands).await?.into_iter();
         let mut next = || replies.next().ok_or_else(|| reply_err("counter records"));
         let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
-        if stored.len() != own.len() {
+        if stored.len() != own.len() + lists.len() {
             return Err(reply_err("counter records"));
         }
-        for ((_, _, record), stored) in own.iter_mut().zip(stored) {
+        let mut stored = stored.into_iter();
+        for ((_, _, record), stored) in own.iter_mut().zip(stored.by_ref()) {
             *record = stored;
+        }
+        for ((_, _, list), stored) in lists.iter_mut().zip(stored) {
+            *list = stored;
         }
         for children in days.values_mut() {
             fill_records(children, redis::from_redis_value(next()?)?)?;
@@ -804,6 +833,7 @@ impl RedisStore {
             parent_of,
             own,
             days,
+            lists,
             procedures,
         })
     }
@@ -851,6 +881,19 @@ impl RedisStore {
             }
             writes.chunked("HSET", Some(key), &fields, 2);
         }
+        let mut lists = Vec::with_capacity(2 * records.lists.len());
+        for (key, sums, stored) in records.lists {
+            let added = sums
+                .iter()
+                .map(|(procedure, sums)| (procedure.as_str(), sums));
+            let list = counter_record::add_to_list(stored.as_deref(), added).ok_or_else(|| {
+                StoreError::Unexpected(format!(
+                    "{key} is not a record list: the batch is not counted into it"
+                ))
+            })?;
+            lists.extend([key.into_bytes(), list]);
+        }
+        writes.chunked("MSET", None, &lists, 2);
         // Ordinals for children counted for the first time: after the list's last.
         let mut lengths: BTreeMap<&AgencyId, usize> = list_lengths.clone();
         let mut appended: BTreeMap<&AgencyId, Vec<&AgencyId>> = BTreeMap::new();
@@ -975,19 +1018,25 @@ impl RedisStore {
 
 /// The counter records a plan adds to, as read, with what the plan adds to each: each
 /// (agency, bucket) of the plan's counters with its key; per (parent, day), its children's
-/// records in its day roll-up; per (agency, bucket), its procedures' records with the key of
-/// their hash; and each agency's parent, from the batch's chains.
+/// records in its day roll-up; per (agency below the root, day), its procedures' record
+/// list; per bucket, the root's procedures' records with the key of their hash; and each
+/// agency's parent, from the batch's chains.
 #[derive(Default)]
 struct CounterRecords<'a> {
     parent_of: HashMap<&'a AgencyId, &'a AgencyId>,
     own: Vec<(String, &'a CounterSums, Option<Vec<u8>>)>,
     days: BTreeMap<(&'a AgencyId, Bucket), ChildRecords<'a>>,
+    lists: Vec<ProcedureList<'a>>,
     procedures: Vec<(String, ProcedureRecords<'a>)>,
 }
 
+/// One agency's procedures on one day: the key of its record list, what the plan adds to
+/// each procedure, and the list as read.
+type ProcedureList<'a> = (String, &'a ProcedureSums, Option<Vec<u8>>);
+
 /// Fields of one hash of counter records (children in a day roll-up, procedures of an agency
 /// in a bucket), each with what the plan adds and its record as read.
-type HashRecords<'a, F> = Vec<(&'a F, &'a CounterSums, Option<Vec<u8>>)>;
+type HashRecords<'a, F> = Vec<(&'a F, CounterSums, Option<Vec<u8>>)>;
 
 /// Children of one parent with their records in one of its day roll-ups.
 type ChildRecords<'a> = HashRecords<'a, AgencyId>;
