@@ -478,7 +478,7 @@ fn memory_rows(before: Memory, after: Memory, agencies: usize) -> Vec<Row> {
 }
 
 /// Latencies of repeated calls, the CPU time this process spent on them, and the number of
-/// agencies in the response.
+/// rows (agencies or procedures) in the response.
 #[derive(Debug)]
 struct Latency {
     samples: Vec<Duration>,
@@ -521,7 +521,7 @@ impl Latency {
                 self.percentile(1.0)
             ),
             format!(
-                "{} agencies in the response; {} calls after {WARM_UP} warm-up; CPU of this process {:.1} ms per call",
+                "{} rows (agencies or procedures) in the response; {} calls after {WARM_UP} warm-up; CPU of this process {:.1} ms per call",
                 thousands(self.agencies as u64),
                 self.samples.len(),
                 self.cpu.as_secs_f64() * 1e3 / self.samples.len() as f64

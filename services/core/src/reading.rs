@@ -158,9 +158,10 @@ impl<'a> Plan<'a> {
         let procedures: Vec<ProcedureId> = answers
             .iter()
             .flatten()
-            .map(|(procedure, _)| procedure.clone())
+            .map(|(procedure, _)| procedure)
             .collect::<BTreeSet<_>>()
             .into_iter()
+            .cloned()
             .collect();
         let aligned = answers
             .into_iter()
