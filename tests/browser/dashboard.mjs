@@ -5,7 +5,8 @@
 //
 // Against a deployment receiving events, it checks that the live ranking arrives and updates
 // without a reload, that the metric, period and block controls change the table, that an
-// agency's page shows its charts, rank history and units, and that the connection indicator
+// agency's page shows its charts, rank history, units and worst procedures (worst first; a
+// hint instead for a metric without a value per procedure), and that the connection indicator
 // says live (and says stale or reconnecting, with the table greyed, while the stream is cut);
 // agencies that report are not flagged stale, and the current period is flagged provisional.
 //
@@ -54,6 +55,32 @@ const rowTexts = (page) =>
 async function waitForLive(page) {
   await page.waitForSelector('#connection[data-state="live"]', { timeout: 30_000 });
   await page.waitForFunction(() => document.querySelectorAll('#rows li.row').length > 0, null, { timeout: 30_000 });
+}
+
+/**
+ * The agency page's "Procedures to fix": its heading, and its rows as { id, name, text,
+ * percent }, worst first, once the table is drawn.
+ */
+async function worstProcedures(page) {
+  await page.waitForSelector('#procedure-table tbody tr', { timeout: 30_000 });
+  const heading = (await page.textContent('#procedures-title')).trim();
+  const rows = await page.$$eval('#procedure-table tbody tr', (items) => items.map((r) => ({
+    id: r.dataset.procedure,
+    name: r.querySelector('.pm-name span')?.textContent ?? '',
+    text: r.querySelector('.pm-value')?.textContent.trim() ?? '',
+    count: r.querySelector('.pm-count')?.textContent.trim() ?? '',
+  })));
+  if (!heading.startsWith('Procedures to fix')) throw new Error(`the procedures' heading says "${heading}"`);
+  if (!rows.length) throw new Error('no procedure listed');
+  for (const row of rows) {
+    if (!/^\d+(\.\d+)?%$/.test(row.text)) throw new Error(`procedure ${row.id} shows "${row.text}", not a percent`);
+    if (!/^[\d,]+ \/ [\d,]+$/.test(row.count)) throw new Error(`procedure ${row.id} counts "${row.count}"`);
+    row.percent = Number(row.text.slice(0, -1));
+  }
+  const [first, ...next] = rows;
+  const better = next.find((r) => r.percent < first.percent);
+  if (better) throw new Error(`the first (worst) procedure ${first.id} (${first.text}) is above ${better.id} (${better.text})`);
+  return { heading, rows };
 }
 
 /** Shown, not merely in the page: present, not hidden, with a box. */
@@ -250,6 +277,10 @@ try {
   if (busy.bars !== 30 || !busy.title) throw new Error(`the arrivals chart has ${busy.bars} bars, title "${busy.title}"`);
   if (!(await visible(page, '#provisional'))) throw new Error('the year to date is not marked provisional on the agency page');
   ok(`agency page says "${lastReport}"; arrivals: 30 bars, today "${busy.today}"`);
+  // Its worst procedures by the online dossier rate, worst first.
+  const worst = await worstProcedures(page);
+  const noData = (await page.$('#procedures-no-data')) ? (await page.textContent('#procedures-no-data')).trim() : 'every procedure has data';
+  ok(`"${worst.heading}": ${worst.rows.map((r) => `${r.id} ${r.text} (${r.count})`).join(', ')}; ${noData}`);
   await shot(page, 'agency-desktop.png', { fullPage: true });
   await page.click('#back');
   await page.waitForSelector('#ranking-view:not([hidden])');
@@ -269,10 +300,22 @@ try {
   const unitsPage = `${url}#/agency/${encodeURIComponent(agency || (await small.getAttribute('#rows li.row', 'data-agency')))}`;
   await small.goto(unitsPage);
   await small.waitForFunction(() => document.querySelectorAll('#metric-charts svg.chart').length === 10 && document.querySelector('#rank-history svg.chart'), null, { timeout: 30_000 });
+  const phoneWorst = await worstProcedures(small);
   const agencyWidth = await small.evaluate(() => document.documentElement.scrollWidth);
   if (agencyWidth > 390) throw new Error(`on a 390 px phone the agency page is ${agencyWidth} px wide`);
-  ok(`phone: the agency page, opened from its link, is ${agencyWidth} px wide`);
+  ok(`phone: the agency page, opened from its link, is ${agencyWidth} px wide, ${phoneWorst.rows.length} procedures to fix`);
   await shot(small, 'agency-phone.png', { fullPage: true });
+
+  // 8b. A metric that counts procedures has no value per procedure: a hint, no table. A
+  // composite index: procedures by the online dossier rate, said so.
+  await small.goto(`${unitsPage}?metric=full-online-provision&period=ytd`);
+  await small.waitForSelector('#procedures-unavailable', { timeout: 30_000 });
+  if (await small.$('#procedure-table')) throw new Error('a metric counting procedures still lists procedures');
+  ok(`full-online-provision: "${(await small.textContent('#procedures-unavailable')).trim()}"`);
+  await small.goto(`${unitsPage}?index=service-index-766&period=ytd`);
+  await small.waitForSelector('#procedures .index-note', { timeout: 30_000 });
+  const byIndex = await worstProcedures(small);
+  ok(`index: "${(await small.textContent('#procedures .index-note')).trim()}", ${byIndex.rows.length} procedures`);
 
   // 9. A quiet deployment: nobody reports, and an agency is stale after a second of silence.
   if (quietUrl) {

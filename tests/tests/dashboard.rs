@@ -1,10 +1,12 @@
 //! The public dashboard in a real browser: a deployment receiving a steady, realistic load
 //! (every province and ministry, plus a few units of one province), and
 //! `tests/browser/dashboard.mjs` (headless Chromium driven by Playwright) checking the live
-//! ranking, its controls, an agency's page and the connection indicator, and saving
-//! screenshots under the target directory. A second, quiet deployment that flags an agency
-//! stale after one second of silence shows a silent agency greyed, an agency never heard from
-//! as such, and the silent agency's page with its last report and its arrivals per day.
+//! ranking, its controls, an agency's page (with its worst procedures: the load generator
+//! spreads each agency's receptions over all its procedures) and the connection indicator,
+//! and saving screenshots under the target directory. A second, quiet deployment that flags
+//! an agency stale after one second of silence shows a silent agency greyed, an agency never
+//! heard from as such, and the silent agency's page with its last report and its arrivals per
+//! day.
 
 use std::{
     path::{Path, PathBuf},
@@ -304,6 +306,7 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
         "ranking-desktop.png",
         "ranking-phone.png",
         "agency-desktop.png",
+        "agency-phone.png",
         "ranking-silent.png",
         "agency-silent.png",
     ] {
@@ -318,5 +321,11 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     assert!(
         UNITS.iter().any(|(_, name)| stdout.contains(name)),
         "the agency page lists its units by name: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "\"Procedures to fix · thủ tục cần cải thiện\": {PROVINCE}.p"
+        )),
+        "the agency page lists its worst procedures: {stdout}"
     );
 }

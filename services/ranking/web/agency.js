@@ -1,8 +1,11 @@
-// One agency's page: when it last reported, its figures for the chosen period, the events
-// accepted from it each day, each metric over the months of that period's year against its
-// target, its rank per month, and its own units ranked.
+// One agency's page: when it last reported, its figures for the chosen period, the procedures
+// that pull the chosen metric down, the events accepted from it each day, each metric over the
+// months of that period's year against its target, its rank per month, and its own units
+// ranked.
 
-import { getBlockMetrics, getMetrics, getRanking } from './api.js';
+import {
+  apiUrl, getBlockMetrics, getMetrics, getProcedureMetrics, getRanking, procedureMetricsParams,
+} from './api.js';
 import { arrivalsChart, monthlyChart, rankChart } from './charts.js';
 import {
   METRICS, countText, dayTimeText, el, isStale, metricLabel, metricTerm, monthName, parseMoment,
@@ -12,6 +15,30 @@ import { renderRows } from './ranking.js';
 import { sortRows } from './live.js';
 
 const BLOCK_PARAM = { BLOCK_PROVINCE: 'provinces', BLOCK_MINISTRY: 'ministries' };
+
+/** How many of its worst procedures the page lists. */
+const WORST = 5;
+
+/** The metric procedures are shown by when a composite index is chosen (it has no value per procedure). */
+const PROCEDURE_FALLBACK = 'online-dossier-rate';
+
+/**
+ * The metrics that count an agency's procedures: no procedure has a value of its own. The
+ * service refuses them (`govpulse_core::procedures::per_procedure`); the page says so without
+ * asking, so that the browser logs no failed request.
+ */
+const COUNTS_PROCEDURES = new Set(['services-with-online-dossiers', 'full-online-provision', 'online-provision-rate']);
+
+/** What a procedure's numerator and denominator count, per metric (MetricReport in the proto). */
+const PARTS = {
+  'online-dossier-rate': ['online', 'received'],
+  'full-online-dossier-rate': ['online', 'received'],
+  'on-time-rate': ['on time', 'resolved or overdue'],
+  'digitized-reception-rate': ['digitized', 'received'],
+  'electronic-result-rate': ['electronic', 'resolved'],
+  'satisfaction-rate': ['satisfied', 'feedback'],
+  'online-payment-rate': ['paid online', 'fees paid'],
+};
 
 /**
  * Fills `root` with the page of `agencyId` for `state` ({ metric, index, period }).
@@ -26,12 +53,14 @@ export function showAgency(root, agencyId, state, links) {
   const months = Array.from({ length: lastMonth }, (_, i) => i + 1);
   const monthPeriod = (m) => `${year}-${String(m).padStart(2, '0')}`;
   const rankedBy = state.index || state.metric;
+  const byProcedure = state.index ? PROCEDURE_FALLBACK : state.metric;
 
   const title = el('h2', { class: 'agency-title' }, agencyId);
   const subtitle = el('p', { class: 'agency-sub' });
   const freshness = el('p', { class: 'freshness', id: 'freshness', hidden: true });
   const provisional = el('p', { class: 'provisional-note', id: 'provisional', hidden: true },
     'Provisional: the period includes today; its figures will still change.');
+  const procedures = el('div', { class: 'procedures', id: 'procedures' }, el('p', { class: 'loading' }, 'Loading procedures…'));
   const arrivals = el('div', { class: 'arrivals', id: 'arrivals' }, el('p', { class: 'loading' }, 'Loading arrivals…'));
   const cards = el('div', { class: 'cards metric-cards' }, el('p', { class: 'loading' }, 'Loading figures…'));
   const charts = el('div', { class: 'charts', id: 'metric-charts' }, el('p', { class: 'loading' }, 'Loading months…'));
@@ -48,6 +77,9 @@ export function showAgency(root, agencyId, state, links) {
     el('h3', {}, `Figures for ${state.period === 'ytd' ? `year to date ${today.year}` : state.period}`),
     provisional,
     cards,
+    el('section', { class: 'procedures-section', 'aria-labelledby': 'procedures-title' },
+      el('h3', { id: 'procedures-title' }, 'Procedures to fix · thủ tục cần cải thiện'),
+      procedures),
     el('h3', {}, 'Events accepted per day, the last 30 days · theo ngày'),
     arrivals,
     el('h3', {}, `Each metric, month by month in ${year} · theo tháng`),
@@ -96,6 +128,35 @@ export function showAgency(root, agencyId, state, links) {
       failed(arrivals, error);
       failed(rankFigure, error);
     });
+
+  // Its worst procedures by the chosen metric (by the online dossier rate under an index).
+  const indexNote = state.index
+    ? `${metricLabel(state.index)} is a composite index, with no value per procedure: procedures are shown by ${metricLabel(byProcedure)}.`
+    : null;
+  if (COUNTS_PROCEDURES.has(byProcedure)) {
+    procedures.replaceChildren(el('p', { class: 'hint', id: 'procedures-unavailable' },
+      `${metricLabel(byProcedure)} counts the agency’s procedures, so no procedure has a value of its own. ` +
+      'Choose a dossier metric (the online dossier rate, on-time resolution, …) to see which procedures pull it down.'));
+  } else {
+    const query = { agencyId, period: state.period, metric: byProcedure, top: WORST };
+    Promise.all([getProcedureMetrics(query, options), current.catch(() => null)])
+      .then(([response, figures]) => {
+        if (abort.signal.aborted) return;
+        const overall = figures?.metrics?.find((r) => r.metric === byProcedure)?.rate?.percent;
+        const csv = apiUrl('/api/v1/procedure-metrics', procedureMetricsParams({ ...query, top: 0, format: 'csv' }));
+        showProcedures(procedures, response, { metric: byProcedure, overall, note: indexNote, csv });
+      })
+      .catch((error) => {
+        if (abort.signal.aborted) return;
+        // The service refuses a metric without a value per procedure with 400, and says why.
+        if (error.status === 400) {
+          procedures.replaceChildren(el('p', { class: 'hint', id: 'procedures-unavailable' },
+            `No value per procedure for ${metricLabel(byProcedure)}: ${error.message}`));
+        } else {
+          failed(procedures, error);
+        }
+      });
+  }
 
   // Every metric per month.
   Promise.all(months.map((m) => getMetrics(agencyId, monthPeriod(m), options).catch(() => null)))
@@ -200,6 +261,57 @@ function showFreshness(node, freshness) {
   );
   node.classList.toggle('stale', stale);
   node.hidden = false;
+}
+
+/**
+ * The agency's worst procedures by `metric`, worst first, in a table: name and id, rank among
+ * the procedures with a value, value, numerator / denominator; then how many have no value.
+ */
+function showProcedures(node, response, { metric, overall, note, csv }) {
+  const worst = response.worst ?? [];
+  const ranked = (response.procedures ?? []).length;
+  const missing = (response.noData ?? []).length;
+  const label = metricLabel(metric);
+  const [numerator, denominator] = PARTS[metric] ?? ['numerator', 'denominator'];
+  const parts = [];
+  if (note) parts.push(el('p', { class: 'hint index-note' }, note));
+  if (!worst.length) {
+    parts.push(el('p', { class: 'hint', id: 'procedures-empty' }, `No procedure has data in this period for ${label}.`));
+  } else {
+    parts.push(el('p', { class: 'hint procedures-summary' },
+      `The ${worst.length === ranked ? (ranked === 1 ? 'only procedure' : `${ranked} procedures`) : `${worst.length} worst of ${ranked} procedures`} ` +
+      `with a value, worst first${overall ? `; the agency as a whole: ${overall}%` : ''}.`,
+      ' ', el('a', { class: 'button small', href: csv, download: true, id: 'procedures-csv' }, 'All procedures (CSV)')));
+    const rows = worst.map((p) => {
+      const percent = p.rate?.percent ?? '';
+      const fill = el('span', { class: 'pm-fill' });
+      fill.style.width = `${Math.max(0, Math.min(100, Number(percent) || 0))}%`;
+      return el('tr', { dataset: { procedure: p.procedureId, percent, rank: String(p.rank ?? '') } },
+        el('td', { class: 'pm-rank' }, p.rank ? `${p.rank}` : '–'),
+        el('th', { scope: 'row', class: 'pm-name' },
+          el('span', {}, p.procedureName || p.procedureId), ' ', el('small', {}, p.procedureId)),
+        el('td', { class: 'pm-value' }, percentText(percent),
+          el('span', { class: 'pm-bar', 'aria-hidden': 'true' }, fill)),
+        el('td', { class: 'pm-count' }, `${countText(p.numerator)} / ${countText(p.denominator)}`),
+      );
+    });
+    parts.push(el('div', { class: 'procedure-table-wrap' },
+      el('table', { class: 'procedure-table', id: 'procedure-table' },
+        el('caption', { class: 'visually-hidden' }, `The ${worst.length} procedures with the lowest ${label}, worst first`),
+        el('thead', {}, el('tr', {},
+          el('th', { scope: 'col', class: 'pm-rank', title: `Rank among the ${ranked} procedures with a value, 1 the best` }, 'Rank'),
+          el('th', { scope: 'col', class: 'pm-name' }, 'Procedure ', el('span', { class: 'vi' }, 'thủ tục')),
+          el('th', { scope: 'col', class: 'pm-value' }, label),
+          el('th', { scope: 'col', class: 'pm-count' }, `${numerator} / ${denominator}`),
+        )),
+        el('tbody', {}, rows),
+      )));
+  }
+  if (missing) {
+    parts.push(el('p', { class: 'hint', id: 'procedures-no-data' },
+      `${countText(missing)} more ${missing === 1 ? 'procedure' : 'procedures'} without data for this metric`));
+  }
+  node.replaceChildren(...parts);
 }
 
 /** The events accepted each of the last 30 days, with their total and today's so far. */

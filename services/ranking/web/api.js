@@ -64,4 +64,19 @@ export const getBlockMetrics = ({ metric, block, parentId, nation, period }, opt
 export const getMetrics = (agencyId, period, options) =>
   getJSON('/api/v1/metrics', { agency_id: agencyId, period }, options);
 
+/**
+ * One agency's metric per procedure (`top` best and worst, every procedure with a value, and
+ * those without); `format: 'csv'` gives the URL of the same as CSV rather than fetching it.
+ */
+export const procedureMetricsParams = ({ agencyId, period, metric, top, format }) => ({
+  agency_id: agencyId,
+  period,
+  metric,
+  top: top || '',
+  format: format || '',
+});
+
+export const getProcedureMetrics = (query, options) =>
+  getJSON('/api/v1/procedure-metrics', procedureMetricsParams(query), options);
+
 export const getAgencies = (block, options) => getJSON('/api/v1/agencies', { block }, options);
