@@ -730,10 +730,16 @@ async fn check_procedures(
             ids(&response.best),
             ranked.iter().take(2).cloned().collect::<Vec<_>>()
         );
-        prop_assert_eq!(
-            ids(&response.worst),
-            ranked.iter().rev().take(2).cloned().collect::<Vec<_>>()
-        );
+        // The worst: the lowest values, the larger denominator first among equal ones.
+        let mut worst = response.procedures.clone();
+        worst.sort_by(|a, b| {
+            value(a)
+                .cmp(&value(b))
+                .then_with(|| b.denominator.cmp(&a.denominator))
+                .then_with(|| a.procedure_id.cmp(&b.procedure_id))
+        });
+        worst.truncate(2);
+        prop_assert_eq!(ids(&response.worst), ids(&worst));
     }
     Ok(())
 }

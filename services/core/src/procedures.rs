@@ -52,9 +52,19 @@ impl ProcedureReport {
         &self.ranked[..n.min(self.ranked.len())]
     }
 
-    /// The `n` worst procedures, worst first.
-    pub fn bottom(&self, n: usize) -> impl Iterator<Item = &ProcedureLine> {
-        self.ranked.iter().rev().take(n)
+    /// The `n` worst procedures, worst first: the lowest value first and, among equal values,
+    /// the one with more dossiers in the denominator first (the bigger drag on the agency's
+    /// rate), then by id.
+    pub fn bottom(&self, n: usize) -> Vec<&ProcedureLine> {
+        let mut worst: Vec<&ProcedureLine> = self.ranked.iter().collect();
+        worst.sort_by(|a, b| {
+            a.rate
+                .cmp(&b.rate)
+                .then_with(|| b.denominator.cmp(&a.denominator))
+                .then_with(|| a.procedure.cmp(&b.procedure))
+        });
+        worst.truncate(n);
+        worst
     }
 }
 
@@ -180,7 +190,8 @@ mod tests {
             ["land#1", "marriage#1", "permit#3", "birth#3"]
         );
         assert_eq!(ids(report.top(1)), ["land#1"]);
-        assert_eq!(ids(report.bottom(2)), ["birth#3", "permit#3"]);
+        // Worst first; of two at 25%, the one with more dossiers first.
+        assert_eq!(ids(report.bottom(2)), ["permit#3", "birth#3"]);
         assert_eq!(ids(report.top(10)).len(), 4);
         assert_eq!(ids(&report.no_data), ["fee-only#0"]);
         let needs = procedure_needs(Metric::SatisfactionRate);

@@ -82,7 +82,7 @@ impl AggregateApi {
             metric: metric.name().to_owned(),
             period: Some(period_to_proto(&period)),
             best: report.top(top).iter().map(line).collect(),
-            worst: report.bottom(top).map(line).collect(),
+            worst: report.bottom(top).into_iter().map(line).collect(),
             procedures: report.ranked.iter().map(line).collect(),
             no_data: report.no_data.iter().map(line).collect(),
             merged_from: ids(report::merged_from(
