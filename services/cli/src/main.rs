@@ -670,11 +670,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
                     .map_err(failed)?
                     .into_inner();
-                if json {
-                    outln!("{}", serde_json::to_string_pretty(&response)?);
-                } else {
-                    out!("{}", render::procedure_metrics_table(&response));
-                }
+                print(json, &response, render::procedure_metrics_table)?;
             } else if let Some(agency) = agency {
                 let request = GetMetricsRequest {
                     agency_id: agency,
@@ -687,11 +683,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
                     .map_err(failed)?
                     .into_inner();
-                if json {
-                    outln!("{}", serde_json::to_string_pretty(&response)?);
-                } else {
-                    out!("{}", render::metrics_table(&response));
-                }
+                print(json, &response, render::metrics_table)?;
             } else {
                 let scope = match (block, parent) {
                     (Some(block), _) => Scope::Block(block_arg(&block)?.into()),
@@ -710,11 +702,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
                     .map_err(failed)?
                     .into_inner();
-                if json {
-                    outln!("{}", serde_json::to_string_pretty(&response)?);
-                } else {
-                    out!("{}", render::block_metrics_table(&metric, &response));
-                }
+                print(json, &response, |r| render::block_metrics_table(&metric, r))?;
             }
         }
         Command::Watch { query, connect } => {
@@ -996,4 +984,18 @@ fn one_metric(metric: Vec<String>, with: &str) -> anyhow::Result<String> {
         Err(none) if none.is_empty() => Ok(Metric::OnlineDossierRate.name().to_owned()),
         Err(_) => anyhow::bail!("give one --metric with {with}"),
     }
+}
+
+/// Prints `response` as JSON when `json`, else as `table` renders it for people.
+fn print<T: serde::Serialize>(
+    json: bool,
+    response: &T,
+    table: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        outln!("{}", serde_json::to_string_pretty(response)?);
+    } else {
+        out!("{}", table(response));
+    }
+    Ok(())
 }
