@@ -7,7 +7,11 @@ pub mod pki;
 pub mod processes;
 pub mod prometheus;
 
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use govpulse_proto::{
     Timestamp,
@@ -360,6 +364,23 @@ pub fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// The shipped catalog (`deploy/catalog`).
+pub const SHIPPED_CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/catalog");
+
+/// A catalog folder `<dir>/catalog`: the shipped provinces and ministries, and `units` and
+/// `procedures` as the text of `units.csv` and `procedures.csv` (header row included).
+pub fn catalog_with(dir: &Path, units: &str, procedures: &str) -> PathBuf {
+    let catalog = dir.join("catalog");
+    std::fs::create_dir_all(&catalog).expect("catalog dir");
+    for file in ["provinces.csv", "ministries.csv"] {
+        std::fs::copy(format!("{SHIPPED_CATALOG}/{file}"), catalog.join(file))
+            .expect("copy the shipped catalog");
+    }
+    std::fs::write(catalog.join("units.csv"), units).expect("units.csv");
+    std::fs::write(catalog.join("procedures.csv"), procedures).expect("procedures.csv");
+    catalog
 }
 
 /// The statuses of a batch's outcomes, in order.

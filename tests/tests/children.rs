@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use govpulse_e2e::{Deployment, Options, RedisServer, received};
+use govpulse_e2e::{Deployment, Options, RedisServer, catalog_with, received};
 use govpulse_proto::{
     catalog::Block,
     ingest::SubmitEventsRequest,
@@ -14,25 +14,9 @@ use time::{Duration, OffsetDateTime};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/catalog");
-
 /// The shipped provinces and ministries, and three departments of Hà Nội and a commune
 /// below one of them, each with one procedure named `<agency>.p01`.
 fn write_catalog(dir: &Path) -> PathBuf {
-    let catalog = dir.join("catalog");
-    std::fs::create_dir_all(&catalog).expect("catalog dir");
-    for file in ["provinces.csv", "ministries.csv"] {
-        std::fs::copy(format!("{CATALOG}/{file}"), catalog.join(file)).expect("copy");
-    }
-    std::fs::write(
-        catalog.join("units.csv"),
-        "id,name,parent_id,valid_from,valid_until\n\
-         ha-noi.d1,Sở Một,ha-noi,,\n\
-         ha-noi.d2,Sở Hai,ha-noi,,\n\
-         ha-noi.d3,Sở Ba,ha-noi,,\n\
-         ha-noi.d1.c1,Phường Một,ha-noi.d1,,\n",
-    )
-    .expect("units");
     let mut procedures = String::from("id,agency_id,name,provision,eligible_full_online\n");
     for agency in [
         "ha-noi",
@@ -44,8 +28,15 @@ fn write_catalog(dir: &Path) -> PathBuf {
     ] {
         procedures.push_str(&format!("{agency}.p01,{agency},Thủ tục,full,true\n"));
     }
-    std::fs::write(catalog.join("procedures.csv"), procedures).expect("procedures");
-    catalog
+    catalog_with(
+        dir,
+        "id,name,parent_id,valid_from,valid_until\n\
+         ha-noi.d1,Sở Một,ha-noi,,\n\
+         ha-noi.d2,Sở Hai,ha-noi,,\n\
+         ha-noi.d3,Sở Ba,ha-noi,,\n\
+         ha-noi.d1.c1,Phường Một,ha-noi.d1,,\n",
+        &procedures,
+    )
 }
 
 fn children_of(parent: &str, period: &str) -> RankingQuery {

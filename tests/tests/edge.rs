@@ -9,7 +9,7 @@ use std::{
 };
 
 use govpulse_e2e::{
-    local0,
+    catalog_with, local0,
     pki::{Pem, Pki, write_pem},
     received, scratch, statuses, two_days_ago_noon,
 };
@@ -37,29 +37,16 @@ use tonic_health::pb::{
 };
 use tonic_types::StatusExt;
 
-const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/catalog");
-
 /// The shipped provinces and ministries, one unit of Hà Nội, one procedure each.
 fn write_catalog(dir: &Path) -> PathBuf {
-    let catalog = dir.join("catalog");
-    std::fs::create_dir_all(&catalog).expect("catalog dir");
-    for file in ["provinces.csv", "ministries.csv"] {
-        std::fs::copy(format!("{CATALOG}/{file}"), catalog.join(file)).expect("copy");
-    }
-    std::fs::write(
-        catalog.join("units.csv"),
+    catalog_with(
+        dir,
         "id,name,parent_id,valid_from,valid_until\nha-noi.dept-01,Sở Tư pháp,ha-noi,,\n",
-    )
-    .expect("units");
-    std::fs::write(
-        catalog.join("procedures.csv"),
         "id,agency_id,name,provision,eligible_full_online\n\
          ha-noi.p01,ha-noi,Thủ tục,full,true\n\
          hai-phong.p01,hai-phong,Thủ tục,full,true\n\
          ha-noi.dept-01.p01,ha-noi.dept-01,Thủ tục,full,true\n",
     )
-    .expect("procedures");
-    catalog
 }
 
 /// Ingest in front of an in-memory aggregate, both on loopback, stopped on drop.

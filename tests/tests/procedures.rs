@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use govpulse_e2e::{Deployment, Options, RedisServer, received};
+use govpulse_e2e::{Deployment, Options, RedisServer, catalog_with, received};
 use govpulse_proto::{
     aggregate::{GetMetricsRequest, GetProcedureMetricsRequest, GetProcedureMetricsResponse},
     ingest::SubmitEventsRequest,
@@ -13,29 +13,16 @@ use govpulse_proto::{
 use time::{Duration, OffsetDateTime};
 use tonic::Code;
 
-const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/catalog");
-
 /// The shipped provinces and ministries, one department of Hà Nội, and two procedures of Hà
 /// Nội (which its department may report too).
 fn write_catalog(dir: &Path) -> PathBuf {
-    let catalog = dir.join("catalog");
-    std::fs::create_dir_all(&catalog).expect("catalog dir");
-    for file in ["provinces.csv", "ministries.csv"] {
-        std::fs::copy(format!("{CATALOG}/{file}"), catalog.join(file)).expect("copy");
-    }
-    std::fs::write(
-        catalog.join("units.csv"),
+    catalog_with(
+        dir,
         "id,name,parent_id\nha-noi.d1,Sở Một,ha-noi\n",
-    )
-    .expect("units");
-    std::fs::write(
-        catalog.join("procedures.csv"),
         "id,agency_id,name,provision,eligible_full_online\n\
          ha-noi.p01,ha-noi,Đăng ký khai sinh,full,true\n\
          ha-noi.p02,ha-noi,Đăng ký kết hôn,full,true\n",
     )
-    .expect("procedures");
-    catalog
 }
 
 /// (procedure, rank, numerator/denominator) of each line.
