@@ -473,8 +473,8 @@ pub fn block_metrics_table(metric: &str, response: &GetBlockMetricsResponse) -> 
     out
 }
 
-/// One agency's metric per procedure: the worst first (what to fix), then the best, then
-/// every procedure ranked, and how many have no data.
+/// One agency's metric per procedure: every procedure with a value, best first, then the
+/// worst named in order (what to fix first), and those without data.
 pub fn procedure_metrics_table(response: &GetProcedureMetricsResponse) -> String {
     let agency = response
         .agency

@@ -5,10 +5,15 @@
 //! bucket), its units' events included ([`crate::counting::Plan::procedures`]); a period is
 //! read by the agency's own read plan ([`crate::reading::Plan::procedure_totals`]), so that a
 //! procedure's figures are what the agency's would be if it had no other procedure. Here, the
-//! report: each procedure's value of one metric, ranked best first with competition ranks,
-//! those with no data (a zero denominator) apart.
+//! report: each procedure's value of one metric, ranked best first with the competition
+//! ranks agencies get ([`crate::ranking`]), those with no data (a zero denominator) apart.
 
-use crate::{Counter, Counters, Metric, Needs, ProcedureId, Rate, catalog::ProvisionFacts};
+use std::cmp::Reverse;
+
+use crate::{
+    Counter, Counters, Metric, Needs, ProcedureId, Rate, catalog::ProvisionFacts,
+    ranking::order_and_rank,
+};
 
 /// A metric asked per procedure that has no value per procedure: it counts procedures (the
 /// catalog's provision or the distinct procedures with online dossiers).
@@ -110,34 +115,34 @@ pub fn procedure_report(
 ) -> Result<ProcedureReport, NotPerProcedure> {
     per_procedure(metric)?;
     let no_facts = ProvisionFacts::default();
-    let (mut ranked, no_data): (Vec<ProcedureLine>, Vec<ProcedureLine>) = totals
+    // Ties of value are broken by the larger denominator, then the procedure id.
+    let items = totals
         .into_iter()
         .filter(|(_, counters)| had_dossiers(counters))
         .map(|(procedure, counters)| {
             let (numerator, denominator) = metric.fraction(&counters, &no_facts);
-            ProcedureLine {
-                procedure,
-                rank: 0,
-                numerator,
-                denominator,
-                rate: Rate::new(numerator, denominator),
-            }
+            (
+                (Reverse(denominator), procedure),
+                (numerator, Rate::new(numerator, denominator)),
+            )
         })
-        .partition(|line| line.rate.is_some());
-    ranked.sort_by(|a, b| {
-        b.rate
-            .cmp(&a.rate)
-            .then_with(|| b.denominator.cmp(&a.denominator))
-            .then_with(|| a.procedure.cmp(&b.procedure))
-    });
-    let mut previous: Option<(Option<Rate>, u32)> = None;
-    for (position, line) in ranked.iter_mut().enumerate() {
-        line.rank = match previous {
-            Some((rate, rank)) if rate == line.rate => rank,
-            _ => u32::try_from(position + 1).unwrap_or(u32::MAX),
-        };
-        previous = Some((line.rate, line.rank));
-    }
+        .collect();
+    let (ranked, no_data): (Vec<ProcedureLine>, Vec<ProcedureLine>) = order_and_rank(
+        items,
+        |(_, rate)| rate.as_ref(),
+        |(_, rate)| if rate.is_some() { 0 } else { 2 },
+    )
+    .into_iter()
+    .map(
+        |(rank, _, (Reverse(denominator), procedure), (numerator, rate))| ProcedureLine {
+            procedure,
+            rank,
+            numerator,
+            denominator,
+            rate,
+        },
+    )
+    .partition(|line| line.rate.is_some());
     Ok(ProcedureReport { ranked, no_data })
 }
 

@@ -126,20 +126,21 @@ pub fn rank_scores_with(values: impl IntoIterator<Item = Scored>, rules: Rules) 
 }
 
 /// Orders items by tier (0 ranked, 1 below the minimum volume, 2 no data), then value
-/// (highest first), then agency id, and gives ranked ones their competition rank: equal
-/// values share a rank and the next rank skips. Returns (rank, below minimum, agency, item).
-fn order_and_rank<T, K: Ord>(
-    mut items: Vec<(AgencyId, T)>,
+/// (highest first), then id (an agency, or what else breaks ties: a procedure's volume and
+/// id), and gives ranked ones their competition rank: equal values share a rank and the next
+/// rank skips. Returns (rank, below minimum, id, item).
+pub(crate) fn order_and_rank<Id: Ord, T, K: Ord>(
+    mut items: Vec<(Id, T)>,
     value: impl Fn(&T) -> Option<&K>,
     tier: impl Fn(&T) -> u8,
-) -> Vec<(u32, bool, AgencyId, T)> {
+) -> Vec<(u32, bool, Id, T)> {
     items.sort_by(|(a_id, a), (b_id, b)| {
         tier(a)
             .cmp(&tier(b))
             .then_with(|| value(b).cmp(&value(a)))
             .then_with(|| a_id.cmp(b_id))
     });
-    let mut ranked: Vec<(u32, bool, AgencyId, T)> = Vec::with_capacity(items.len());
+    let mut ranked: Vec<(u32, bool, Id, T)> = Vec::with_capacity(items.len());
     for (position, (agency, item)) in items.into_iter().enumerate() {
         let rank = match (tier(&item), ranked.last()) {
             (1 | 2, _) => 0,

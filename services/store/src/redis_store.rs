@@ -348,14 +348,9 @@ impl RedisStore {
         format!("{}:{{{root}}}:p:{agency}:{}", self.prefix, Bucket::Day(day))
     }
 
-    /// The root's counters per procedure in one bucket: procedure → its counter record.
-    pub(crate) fn procedures_key(
-        &self,
-        root: &AgencyId,
-        agency: &AgencyId,
-        bucket: Bucket,
-    ) -> String {
-        format!("{}:{{{root}}}:r:{agency}:{bucket}", self.prefix)
+    /// A tree's root's counters per procedure in one bucket: procedure → its counter record.
+    pub(crate) fn root_procedures_key(&self, root: &AgencyId, bucket: Bucket) -> String {
+        format!("{}:{{{root}}}:r:{root}:{bucket}", self.prefix)
     }
 
     pub(crate) fn online_key(&self, root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> String {
@@ -575,7 +570,7 @@ impl CounterStore for RedisStore {
         for key in group {
             if key.agency == key.root {
                 for bucket in buckets {
-                    let hash = self.procedures_key(&key.root, &key.agency, *bucket);
+                    let hash = self.root_procedures_key(&key.root, *bucket);
                     commands.push(&key.root, redis::cmd("HGETALL").arg(hash).clone());
                     lists.push(false);
                 }
@@ -605,7 +600,13 @@ impl CounterStore for RedisStore {
         };
         for (reply, is_lists) in commands.run(&self.connection).await?.into_iter().zip(lists) {
             if !is_lists {
-                each_record(reply, "a procedures hash", &mut add)?;
+                each_entry(reply, |procedure, record| {
+                    add(
+                        procedure,
+                        decode_record("a procedures hash", procedure, record)?,
+                    );
+                    Ok(())
+                })?;
                 continue;
             }
             let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(reply)?;
@@ -967,42 +968,45 @@ fn add_packed_counts(
 }
 
 /// Adds an `HGETALL` reply of a day roll-up (child id → counter record) to the children it names;
-/// children not asked for (no longer members on the period's last day) are passed over.
+/// children not asked for (no longer members on the period's last day) are passed over
+/// without decoding their records.
 fn add_children_records(
     reply: redis::Value,
     counters: &[Counter],
     positions: &foldhash::HashMap<&str, usize>,
     totals: &mut [Counters],
 ) -> Result<(), StoreError> {
-    each_record(reply, "the day roll-up", |child, record| {
+    each_entry(reply, |child, record| {
         if let Some(position) = positions.get(child) {
+            let record = decode_record("the day roll-up", child, record)?;
             for counter in counters {
                 totals[*position].increment(*counter, record.get(*counter));
             }
         }
+        Ok(())
     })
 }
 
-/// Calls `f` with each field of an `HGETALL` reply of a hash of counter records (`what`
-/// names it in errors) and the record it holds.
-fn each_record(
+/// The counter record `bytes`, held under `field` of `what`.
+fn decode_record(what: &str, field: &str, bytes: &[u8]) -> Result<Counters, StoreError> {
+    counter_record::decode(bytes).ok_or_else(|| {
+        StoreError::Unexpected(format!("{what} holds no counter record for {field}"))
+    })
+}
+
+/// Calls `f` with each field of an `HGETALL` reply and the bytes it holds.
+fn each_entry(
     reply: redis::Value,
-    what: &str,
-    mut f: impl FnMut(&str, Counters),
+    mut f: impl FnMut(&str, &[u8]) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let mut add = |field: &redis::Value, value: &redis::Value| -> Result<(), StoreError> {
         let (redis::Value::BulkString(field), redis::Value::BulkString(value)) = (field, value)
         else {
             return Err(StoreError::Unexpected(format!(
-                "an entry of {what} {field:?} → {value:?}"
+                "an HGETALL entry {field:?} → {value:?}"
             )));
         };
-        let field = String::from_utf8_lossy(field);
-        let record = counter_record::decode(value).ok_or_else(|| {
-            StoreError::Unexpected(format!("{what} holds no counter record for {field}"))
-        })?;
-        f(&field, record);
-        Ok(())
+        f(&String::from_utf8_lossy(field), value)
     };
     match reply {
         // RESP2 answers a flat list of field, value, field, value, ...

@@ -798,7 +798,7 @@ impl RedisStore {
         }
         let mut procedures = Vec::with_capacity(by_bucket.len());
         for (bucket, sums) in by_bucket {
-            let key = self.procedures_key(root, root, bucket);
+            let key = self.root_procedures_key(root, bucket);
             let mut hmget = redis::cmd("HMGET");
             hmget.arg(&key);
             for procedure in sums.keys() {
