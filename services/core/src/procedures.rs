@@ -236,26 +236,43 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever the counts: every procedure with dossiers is listed once, and a rank is
-        /// one more than the number of procedures strictly better.
+        /// Whatever the counts: every procedure with dossiers is listed once, those without
+        /// a reception (only fees) apart as no data, and a rank is one more than the number
+        /// of procedures strictly better.
         #[test]
         fn ranks_count_the_procedures_strictly_better(
-            counts in proptest::collection::btree_map("[a-e]{1,2}", (0u64..6, 0u64..6), 0..20)
+            counts in proptest::collection::btree_map(
+                "[a-e]{1,2}",
+                (0u64..6, 0u64..6, 0u64..3),
+                0..20,
+            )
         ) {
             let totals: Vec<(ProcedureId, Counters)> = counts
                 .iter()
-                .map(|(p, (received, on))| (procedure(p), online(*received, (*on).min(*received))))
+                .map(|(p, (received, on, fees))| {
+                    let mut counters = online(*received, (*on).min(*received));
+                    counters.increment(Counter::FeePaid, *fees);
+                    (procedure(p), counters)
+                })
                 .collect();
             let report = procedure_report(Metric::OnlineDossierRate, totals).expect("metric");
             // A procedure without a dossier in the period is left out.
-            let with_dossiers = counts.values().filter(|(received, _)| *received > 0).count();
-            prop_assert_eq!(report.ranked.len() + report.no_data.len(), with_dossiers);
+            let ranked = counts.values().filter(|(received, _, _)| *received > 0).count();
+            let no_data = counts
+                .values()
+                .filter(|(received, _, fees)| *received == 0 && *fees > 0)
+                .count();
+            prop_assert_eq!(report.ranked.len(), ranked);
+            prop_assert_eq!(report.no_data.len(), no_data);
             for line in &report.ranked {
                 let better = report.ranked.iter().filter(|o| o.rate > line.rate).count();
                 prop_assert_eq!(line.rank as usize, better + 1);
             }
+            for pair in report.no_data.windows(2) {
+                prop_assert!(pair[0].procedure < pair[1].procedure, "no data by id");
+            }
             for line in &report.no_data {
-                prop_assert_eq!(line.denominator, 0);
+                prop_assert_eq!((line.denominator, line.rank), (0, 0));
             }
         }
     }
