@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use govpulse_e2e::{Deployment, Options, RedisServer, catalog_with, received};
+use govpulse_e2e::{Deployment, Options, RedisServer, catalog_with, received, scratch};
 use govpulse_proto::{
     aggregate::{GetMetricsRequest, GetProcedureMetricsRequest, GetProcedureMetricsResponse},
     ingest::SubmitEventsRequest,
@@ -45,8 +45,7 @@ fn line(procedure: &str, rank: u32, fraction: &str) -> (String, u32, String) {
 
 #[tokio::test]
 async fn procedures_of_a_province_and_its_department_add_up_to_their_figures() {
-    let dir = std::env::temp_dir().join(format!("govpulse-procedures-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = scratch("procedures");
     let redis = RedisServer::start().expect("redis-server starts");
     let options = Options {
         catalog_dir: Some(write_catalog(&dir)),
