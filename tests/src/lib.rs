@@ -99,6 +99,11 @@ pub struct Options {
     pub stale_after_secs: Option<u64>,
     /// Aggregate serves `/metrics` on a port of its own ([`Deployment::aggregate_metrics_addr`]).
     pub aggregate_metrics: bool,
+    /// Ranking's alert rules file, checked for changes every 100 ms; none by default (no
+    /// rule: the built-in rules would add reads to every test).
+    pub alert_rules: Option<PathBuf>,
+    /// Ranking serves `/metrics` on a port of its own ([`Deployment::ranking_metrics_addr`]).
+    pub ranking_metrics: bool,
 }
 
 /// ingest, aggregate and ranking, each its own server, aggregate counting into Redis.
@@ -159,13 +164,39 @@ async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options)
         min_volume: options.min_volume,
         debounce_ms: options.debounce_ms.unwrap_or(defaults.debounce_ms),
         refresh_ms: options.refresh_ms.unwrap_or(defaults.refresh_ms),
+        alert_rules: Some(
+            options
+                .alert_rules
+                .clone()
+                .unwrap_or_else(|| no_alert_rules().to_owned()),
+        ),
+        alert_rules_reload_ms: 100,
+        alerts_debounce_ms: options.debounce_ms.unwrap_or(defaults.alerts_debounce_ms),
+        host: govpulse_edge::host::HostArgs {
+            metrics_listen: options.ranking_metrics.then(local0),
+            ..defaults.host.clone()
+        },
         ..defaults
     };
     let ranking = govpulse_ranking::Server::build(ranking_config)
         .await
         .expect("ranking starts");
-    run(ranking.host().local_addr(), |stop| {
-        tokio::spawn(ranking.run_until(stop.cancelled_owned()))
+    let metrics = ranking.host().metrics_addr();
+    Running {
+        metrics,
+        ..run(ranking.host().local_addr(), |stop| {
+            tokio::spawn(ranking.run_until(stop.cancelled_owned()))
+        })
+    }
+}
+
+/// An alert rules file with no rule, written once per test process.
+fn no_alert_rules() -> &'static Path {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = scratch("no-alert-rules").join("alerts.toml");
+        std::fs::write(&path, "# no rule\n").expect("write an empty alert rules file");
+        path
     })
 }
 
@@ -264,6 +295,12 @@ impl Deployment {
     /// aggregate's `/metrics` address, when [`Options::aggregate_metrics`] asked for one.
     pub fn aggregate_metrics_addr(&self) -> Option<SocketAddr> {
         self.aggregate.as_ref().and_then(|a| a.metrics)
+    }
+
+    /// ingest's address.
+    /// ranking's `/metrics` address, when [`Options::ranking_metrics`] asked for one.
+    pub fn ranking_metrics_addr(&self) -> Option<SocketAddr> {
+        self.ranking.metrics
     }
 
     /// ingest's address.

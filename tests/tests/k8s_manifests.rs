@@ -728,10 +728,13 @@ fn the_catalog_targets_and_index_profiles_config_maps_hold_the_files_in_deploy()
         catalog_files.contains_key("provinces.csv"),
         "{catalog_files:?}"
     );
-    let targets = std::fs::read_to_string(root.join("deploy/config/targets.toml"))
-        .expect("deploy/config/targets.toml");
-    let indexes = std::fs::read_to_string(root.join("deploy/config/indexes.toml"))
-        .expect("deploy/config/indexes.toml");
+    // The files reloaded while the services run: one ConfigMap each, under a fixed name.
+    let reloaded = ["targets", "indexes", "alerts"].map(|name| {
+        let file = format!("{name}.toml");
+        let text = std::fs::read_to_string(root.join("deploy/config").join(&file))
+            .unwrap_or_else(|e| panic!("deploy/config/{file}: {e}"));
+        (format!("govpulse-{name}"), file, text)
+    });
     for overlay in OVERLAYS {
         let catalog = config_map(overlay, "govpulse-catalog");
         let data: BTreeMap<String, Value> =
@@ -745,28 +748,19 @@ fn the_catalog_targets_and_index_profiles_config_maps_hold_the_files_in_deploy()
             data == catalog_files,
             "{overlay}: the catalog ConfigMap differs from deploy/catalog"
         );
-        let targets_map = config_map(overlay, "govpulse-targets");
-        assert_eq!(
-            name(targets_map),
-            "govpulse-targets",
-            "{overlay}: a fixed name, so that an edit reaches running pods and is reloaded"
-        );
-        assert_eq!(
-            targets_map["data"]["targets.toml"].as_str(),
-            Some(targets.as_str()),
-            "{overlay}: the targets ConfigMap differs from deploy/config/targets.toml"
-        );
-        let indexes_map = config_map(overlay, "govpulse-indexes");
-        assert_eq!(
-            name(indexes_map),
-            "govpulse-indexes",
-            "{overlay}: a fixed name, so that an edit reaches running pods and is reloaded"
-        );
-        assert_eq!(
-            indexes_map["data"]["indexes.toml"].as_str(),
-            Some(indexes.as_str()),
-            "{overlay}: the index profiles ConfigMap differs from deploy/config/indexes.toml"
-        );
+        for (map_name, file, text) in &reloaded {
+            let map = config_map(overlay, map_name);
+            assert_eq!(
+                name(map),
+                map_name,
+                "{overlay}: a fixed name, so that an edit reaches running pods and is reloaded"
+            );
+            assert_eq!(
+                map["data"][file.as_str()].as_str(),
+                Some(text.as_str()),
+                "{overlay}: the {map_name} ConfigMap differs from deploy/config/{file}"
+            );
+        }
     }
 }
 
@@ -779,6 +773,11 @@ fn every_file_a_service_is_pointed_at_is_mounted_from_its_config_map() {
             "GOVPULSE_INDEX_PROFILES",
             "govpulse-indexes",
             Some("indexes.toml"),
+        ),
+        (
+            "GOVPULSE_ALERT_RULES",
+            "govpulse-alerts",
+            Some("alerts.toml"),
         ),
     ];
     for overlay in OVERLAYS {

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs, ProcedureId, freshness::Activity};
 use govpulse_runtime::prometheus::{STORE_ERRORS, STORE_SECONDS};
 use govpulse_store::{
-    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
+    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, RejectedWrite,
+    StoreError,
 };
 use time::Date;
 use tokio::sync::broadcast;
@@ -46,13 +47,24 @@ async fn measured<T>(
 
 #[async_trait]
 impl CounterStore for Instrumented {
-    async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
+    async fn apply_with_rejected(
+        &self,
+        events: &[EventWrite],
+        rejected: &[RejectedWrite],
+    ) -> Result<Vec<Applied>, StoreError> {
+        // Named `apply` as before rejections were counted with the batch: one series.
         let span = info_span!(
             "store.apply",
             events = events.len(),
+            rejected_agencies = rejected.len(),
             error = tracing::field::Empty
         );
-        measured("apply", span, self.inner.apply(events)).await
+        measured(
+            "apply",
+            span,
+            self.inner.apply_with_rejected(events, rejected),
+        )
+        .await
     }
 
     async fn read(

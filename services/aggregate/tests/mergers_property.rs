@@ -467,6 +467,7 @@ async fn check(
         let response = api
             .apply(ApplyEventsRequest {
                 events: batch.to_vec(),
+                ..Default::default()
             })
             .await
             .expect("apply");
@@ -519,6 +520,7 @@ async fn check(
                         metric: metric.to_owned(),
                         period: expression.clone(),
                         compare_to: compare_to.clone().unwrap_or_default(),
+                        ..Default::default()
                     })
                     .await
                     .expect("block metrics");

@@ -483,6 +483,7 @@ async fn check(
     for batch in &batches {
         let request = ApplyEventsRequest {
             events: batch.iter().map(|i| to_proto(&events[*i])).collect(),
+            ..Default::default()
         };
         let before = OffsetDateTime::now_utc();
         let response = api.apply(request).await.expect("apply");

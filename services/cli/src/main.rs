@@ -51,7 +51,7 @@ use govpulse_proto::{
     catalog::Block as PbBlock,
     ingest::{ReportAssessedScoresRequest, ingest_service_client::IngestServiceClient},
     ranking::{
-        GetRankingRequest, RankingQuery, ranking_query::Selection,
+        GetAlertsRequest, GetRankingRequest, RankingQuery, ranking_query::Selection,
         ranking_service_client::RankingServiceClient,
     },
 };
@@ -294,6 +294,23 @@ enum Command {
             default_value = "http://127.0.0.1:50052"
         )]
         aggregate: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Prints the alerts in force: ranking's alert rules (deploy/config/alerts.toml) holding
+    /// for an agency, firing or pending, with the figures behind each, and whether the rules
+    /// file in force is the latest.
+    Alerts {
+        /// Print the response as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The ranking service.
+        #[arg(
+            long,
+            env = "GOVPULSE_RANKING_URL",
+            default_value = "http://127.0.0.1:50053"
+        )]
+        ranking: String,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -638,6 +655,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out!("{}", render::table(&response.rows, render::period_movement));
             }
         }
+        Command::Alerts {
+            json,
+            ranking,
+            connect,
+        } => {
+            let ranking = connect.remote(&ranking)?;
+            let response = RankingServiceClient::new(ranking.channel())
+                .get_alerts(ranking.request(GetAlertsRequest {}))
+                .await
+                .map_err(failed("ranking"))?
+                .into_inner();
+            print(json, &response, render::alerts_table)?;
+        }
         Command::Metrics {
             agency,
             block,
@@ -696,6 +726,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     metric: metric.clone(),
                     period,
                     compare_to: compare_to.unwrap_or_default(),
+                    daily_events_days: 0,
                 };
                 let response = client
                     .get_block_metrics(aggregate.request(request))

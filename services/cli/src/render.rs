@@ -10,7 +10,10 @@ use govpulse_proto::{
         Change, Freshness, GetBlockMetricsResponse, GetMetricsResponse,
         GetProcedureMetricsResponse, PeriodRange, ProcedureMetric, Rate, TargetStanding,
     },
-    ranking::{RankingRow, WatchRankingResponse, watch_ranking_response::Event},
+    ranking::{
+        AlertState, GetAlertsResponse, RankingRow, WatchRankingResponse,
+        watch_ranking_response::Event,
+    },
 };
 
 /// How a row moved in the last change that touched it.
@@ -343,9 +346,10 @@ pub fn metrics_table(response: &GetMetricsResponse) -> String {
         };
         let stale = stale_text(Some(f)).map_or_else(String::new, |s| format!(" ({s})"));
         let recent: u64 = response.accepted_per_day.iter().map(|d| d.accepted).sum();
+        let rejected: u64 = response.accepted_per_day.iter().map(|d| d.rejected).sum();
         let _ = writeln!(
             out,
-            "  {last}{stale}; {recent} events accepted in the last {} days",
+            "  {last}{stale}; {recent} events accepted and {rejected} rejected as invalid in the last {} days",
             response.accepted_per_day.len()
         );
     }
@@ -537,6 +541,64 @@ pub fn procedure_metrics_table(response: &GetProcedureMetricsResponse) -> String
             names(&response.no_data)
         );
     }
+    out
+}
+
+/// The alerts in force, firing first, then pending; each with its agency, rule, since when
+/// (Vietnam time) and its sentence.
+pub fn alerts_table(response: &GetAlertsResponse) -> String {
+    let mut out = String::new();
+    let rules = response.rules.clone().unwrap_or_default();
+    let evaluated = moment_text(response.evaluated_at.as_ref()).map_or_else(
+        || "not evaluated yet".to_owned(),
+        |at| format!("evaluated {at}"),
+    );
+    let _ = writeln!(
+        out,
+        "{} alert(s), {} rule(s), {evaluated}",
+        response.alerts.len(),
+        rules.count
+    );
+    if !rules.refused.is_empty() {
+        let _ = writeln!(
+            out,
+            "the rules file was refused, the previous rules stay in force: {}",
+            rules.refused
+        );
+    }
+    let state = |a: &govpulse_proto::ranking::Alert| {
+        AlertState::try_from(a.state).unwrap_or(AlertState::Unspecified)
+    };
+    let mut alerts: Vec<_> = response.alerts.iter().collect();
+    // Firing before pending, critical before warning, then as listed (rule, agency).
+    alerts.sort_by_key(|a| (state(a) != AlertState::Firing, a.severity != "critical"));
+    if alerts.is_empty() {
+        return out;
+    }
+    let mut table = plain_table(
+        vec!["state", "severity", "rule", "agency", "since", "what"],
+        &[],
+    );
+    for alert in alerts {
+        let (label, since) = match state(alert) {
+            AlertState::Firing => ("firing", alert.firing_since.as_ref()),
+            _ => ("pending", alert.active_since.as_ref()),
+        };
+        let agency = if alert.agency_name.is_empty() {
+            alert.agency_id.clone()
+        } else {
+            format!("{} ({})", alert.agency_name, alert.agency_id)
+        };
+        table.add_row(vec![
+            label.to_owned(),
+            alert.severity.clone(),
+            alert.rule.clone(),
+            agency,
+            moment_text(since).unwrap_or_default(),
+            alert.summary.clone(),
+        ]);
+    }
+    out.push_str(&text(&table));
     out
 }
 

@@ -54,6 +54,10 @@ pub struct StackArgs {
     /// it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
     pub index_profiles: Option<PathBuf>,
+    /// TOML file of alert rules (see deploy/config/alerts.toml), reloaded when it changes;
+    /// the built-in rules when unset.
+    #[arg(long, env = "GOVPULSE_ALERT_RULES")]
+    pub alert_rules: Option<PathBuf>,
     /// Agencies whose volume for a ranking's period (the metric's denominator; dossiers
     /// received for a composite index) is below this are listed apart, unranked
     /// [default: ranking's, 30].
@@ -100,6 +104,7 @@ impl Default for StackArgs {
             targets: None,
             stale_after_secs: None,
             index_profiles: None,
+            alert_rules: None,
             min_volume: None,
             limits: govpulse_ingest::Limits::default(),
             tokens: None,
@@ -213,6 +218,7 @@ impl Stack {
             govpulse_ranking::Config::new(bindable(args.host, port(2)).await, aggregate_url);
         ranking_config.catalog_dir = args.catalog_dir.clone();
         ranking_config.index_profiles = args.index_profiles.clone();
+        ranking_config.alert_rules = args.alert_rules.clone();
         ranking_config.host = host;
         ranking_config.upstream = args.upstream.clone();
         ranking_config.tokens = args.tokens.clone();

@@ -420,6 +420,18 @@ fn submit_ranking_and_metrics_against_serve() {
         "{}",
         text(&refused.stderr)
     );
+
+    // The alerts in force under serve's built-in rules, as a table and as JSON.
+    let alerts = govpulse(&["alerts", "--ranking", &serve.ranking]);
+    assert!(alerts.status.success(), "{}", text(&alerts.stderr));
+    assert!(
+        text(&alerts.stdout).contains(" 4 rule(s), "),
+        "{}",
+        text(&alerts.stdout)
+    );
+    let alerts = govpulse(&["alerts", "--json", "--ranking", &serve.ranking]);
+    let json: serde_json::Value = serde_json::from_slice(&alerts.stdout).expect("JSON");
+    assert_eq!(json["rules"]["count"], 4, "{json}");
 }
 
 #[test]

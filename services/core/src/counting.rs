@@ -4,8 +4,9 @@
 //! (duplicates) and which carry other content under a counted id (conflicts, counted zero
 //! times), what the counters of every agency of each event's chain gain in which buckets,
 //! the due-day counters of the backlog included ([`crate::backlog`]), which procedures join
-//! which online sets, what each dossier's state becomes, and when each agency of the chain
-//! was last seen reporting ([`crate::freshness`]).
+//! which online sets, what each dossier's state becomes, when each agency of the chain
+//! was last seen reporting, and how many events were accepted and rejected for it per day
+//! ([`crate::freshness`]).
 //!
 //! Pure: the in-memory store and the Redis store both run it, each reading what it needs
 //! first and writing the plan's effects after, so the rules exist in this file and nowhere
@@ -227,6 +228,31 @@ impl EventWrite {
     }
 }
 
+/// Events of one agency rejected as invalid in a batch: counted for every agency of its
+/// chain on the Vietnam day they were rejected, in its data quality
+/// ([`crate::freshness::Arrivals`]), never in its figures. Not remembered as events are:
+/// each sending of an invalid event counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedWrite {
+    /// The agency the events named, [`crate::freshness::blamed`] for them (the first element
+    /// of `chain`).
+    pub agency: AgencyId,
+    /// The agency, then each ancestor up to its ministry or province: every one of them
+    /// counts the rejections. Never empty.
+    pub chain: Arc<[AgencyId]>,
+    /// How many events.
+    pub count: u64,
+    /// When govpulse rejected them (the batch's one clock reading).
+    pub rejected_at: OffsetDateTime,
+}
+
+impl RejectedWrite {
+    /// The top-level agency whose tree the rejections are kept in.
+    pub fn root(&self) -> &AgencyId {
+        self.chain.last().unwrap_or(&self.agency)
+    }
+}
+
 /// What became of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
@@ -268,6 +294,9 @@ pub struct Plan {
     /// How many events are counted now per agency of their chains and Vietnam day of
     /// acceptance.
     pub arrivals: BTreeMap<(AgencyId, Date), u64>,
+    /// How many events were rejected per agency of their chains and Vietnam day of
+    /// rejection: empty for a batch without rejections.
+    pub rejected: BTreeMap<(AgencyId, Date), u64>,
 }
 
 /// What each procedure's counters gain, for one agency and day, in procedure order.
@@ -324,11 +353,13 @@ impl<'a> Reporter<'a> {
     }
 }
 
-/// The plan of `events`, given what the store knows of an id (the content counted under it)
-/// and of a dossier (its state): `known_id` and `known_dossier` answer from what the store
-/// had before the batch; the plan accounts for what earlier events of the batch change.
+/// The plan of `events` and of the batch's `rejected` events, given what the store knows of
+/// an id (the content counted under it) and of a dossier (its state): `known_id` and
+/// `known_dossier` answer from what the store had before the batch; the plan accounts for
+/// what earlier events of the batch change.
 pub fn plan(
     events: &[EventWrite],
+    rejected: &[RejectedWrite],
     known_id: impl Fn(&AgencyId, &EventId) -> Option<Content>,
     known_dossier: impl Fn(&AgencyId, &DossierId) -> Option<DossierState>,
 ) -> Plan {
@@ -490,6 +521,13 @@ pub fn plan(
             }
         }
     }
+    for write in rejected {
+        let day = vietnam_day(write.rejected_at);
+        for member in write.chain.iter() {
+            let kept = plan.rejected.entry((member.clone(), day)).or_default();
+            *kept = kept.saturating_add(write.count);
+        }
+    }
     plan.dossiers = changed
         .into_iter()
         .filter_map(|(agency, dossier)| {
@@ -559,7 +597,12 @@ mod tests {
         let again = first.clone();
         // The same id a day later: other content, a conflict naming the field.
         let moved = write(&received("e1", "d1", at + time::Duration::days(1)));
-        let plan = plan(&[first.clone(), again, moved], |_, _| None, |_, _| None);
+        let plan = plan(
+            &[first.clone(), again, moved],
+            &[],
+            |_, _| None,
+            |_, _| None,
+        );
         assert_eq!(
             plan.outcomes,
             [
@@ -581,6 +624,7 @@ mod tests {
         let content = event.content;
         plan(
             std::slice::from_ref(event),
+            &[],
             |_, _| Some(content),
             |_, _| None,
         )
@@ -591,6 +635,7 @@ mod tests {
         let at = datetime!(2026-08-15 09:00 +7);
         let plan = plan(
             &[write(&received("e1", "d1", at))],
+            &[],
             |_, _| None,
             |_, _| None,
         );
@@ -645,7 +690,7 @@ mod tests {
             write(&resolved),
             write(&first),
         ];
-        let plan = plan(&batch, |_, _| None, |_, _| None);
+        let plan = plan(&batch, &[], |_, _| None, |_, _| None);
         for ((agency, bucket), sums) in &plan.counters {
             let mut total = CounterSums::default();
             for ((_, day), procedures) in plan
@@ -713,7 +758,7 @@ mod tests {
         let mut late_write = write(&late);
         late_write.accepted_at = datetime!(2026-08-16 00:30 +7);
         let batch = [write(&early), late_write.clone(), write(&early)];
-        let plan = plan(&batch, |_, _| None, |_, _| None);
+        let plan = plan(&batch, &[], |_, _| None, |_, _| None);
         for agency in ["hb.dept", "hoa-binh"] {
             assert_eq!(
                 plan.seen[&id(agency)],
@@ -728,8 +773,63 @@ mod tests {
             assert_eq!(plan.arrivals[&(id(agency), date!(2026 - 08 - 16))], 1);
         }
         assert_eq!(plan.arrivals.len(), 4);
-        let nothing_new = super::plan(&batch[..1], |_, _| Some(Content::of(&early)), |_, _| None);
+        let nothing_new = super::plan(
+            &batch[..1],
+            &[],
+            |_, _| Some(Content::of(&early)),
+            |_, _| None,
+        );
         assert!(nothing_new.seen.is_empty() && nothing_new.arrivals.is_empty());
+    }
+
+    #[test]
+    fn rejections_count_for_their_chain_on_the_day_they_were_rejected_and_nothing_else() {
+        let rejected = |count, at| RejectedWrite {
+            agency: id("hb.dept"),
+            chain: Arc::from([id("hb.dept"), id("hoa-binh")]),
+            count,
+            rejected_at: at,
+        };
+        // Rejected at 23:30 in Vietnam and an hour later: two Vietnam days (one UTC day).
+        let late = datetime!(2026-08-15 23:30 +7);
+        let batch = [
+            rejected(2, late),
+            rejected(1, late),
+            rejected(4, late + time::Duration::hours(1)),
+        ];
+        let event = write(&received("e1", "d1", datetime!(2026-08-15 09:00 +7)));
+        let plan = plan(
+            std::slice::from_ref(&event),
+            &batch,
+            |_, _| None,
+            |_, _| None,
+        );
+        let expected: BTreeMap<(AgencyId, Date), u64> = [
+            ((id("hb.dept"), date!(2026 - 08 - 15)), 3),
+            ((id("hb.dept"), date!(2026 - 08 - 16)), 4),
+            ((id("hoa-binh"), date!(2026 - 08 - 15)), 3),
+            ((id("hoa-binh"), date!(2026 - 08 - 16)), 4),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(plan.rejected, expected);
+        assert_eq!(
+            plan.outcomes,
+            [Applied::Accepted],
+            "the events count as ever"
+        );
+        assert_eq!(plan.arrivals.len(), 2);
+        // Rejections alone move nothing else.
+        let alone = super::plan(&[], &batch[..1], |_, _| None, |_, _| None);
+        assert!(alone.outcomes.is_empty() && alone.counters.is_empty());
+        assert!(alone.seen.is_empty() && alone.arrivals.is_empty());
+        assert_eq!(alone.rejected.len(), 2);
+        // And a batch without any plans none.
+        assert!(
+            super::plan(std::slice::from_ref(&event), &[], |_, _| None, |_, _| None)
+                .rejected
+                .is_empty()
+        );
     }
 
     #[test]
@@ -746,6 +846,7 @@ mod tests {
         );
         let plan = plan(
             &[write(&received("e1", "d1", at)), write(&resolved)],
+            &[],
             |_, _| None,
             |_, _| None,
         );

@@ -1,5 +1,6 @@
-//! Whether an agency's figures are current: when it last reported, and whether it has been
-//! silent for too long.
+//! Whether an agency's figures are current, and how clean the data its systems send is:
+//! when it last reported, whether it has been silent for too long, and how many of its
+//! events were accepted and rejected per day.
 //!
 //! A one-stop system that stops syncing leaves its rates frozen, and a frozen rate looks as
 //! good as a live one. So every counted event also records, for every agency of its chain,
@@ -7,8 +8,17 @@
 //! the latest of each), and how many events were accepted per Vietnam day
 //! ([`crate::counting::Plan::arrivals`]). An agency with no event accepted for longer than
 //! [`FreshnessPolicy::silence`] (or ever) is *stale*: its figures are shown, flagged.
+//!
+//! A system that sends broken events is the other way figures go wrong without anyone
+//! noticing: its rejected events are counted per agency and Vietnam day too
+//! ([`crate::counting::Plan::rejected`]), against the agency [`blamed`] for them, beside
+//! its accepted ones ([`Arrivals`]).
+
+use std::{collections::BTreeMap, sync::Arc};
 
 use time::{Date, Duration, OffsetDateTime};
+
+use crate::{AgencyId, Catalog, counting::RejectedWrite};
 
 /// How long an agency may stay silent before its figures are flagged stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,21 +74,35 @@ impl Seen {
     }
 }
 
-/// How many Vietnam days of per-day arrivals the stores keep per agency: 30 shown, with room
-/// for the days a reader's and a writer's clocks may disagree on.
+/// How many Vietnam days of per-day counts the stores keep per agency: [`RECENT_DAYS`]
+/// shown, with room for the days a reader's and a writer's clocks may disagree on.
 pub const ARRIVAL_DAYS: usize = 35;
 
-/// An agency's events per Vietnam day of acceptance over the [`ARRIVAL_DAYS`] days up to its
-/// last acceptance: what a store keeps, one small record per agency, moved on as days pass.
+/// How many of the last Vietnam days of events per day a reader is shown at most:
+/// GetMetrics shows this many, GetBlockMetrics as many as it is asked for up to this.
+pub const RECENT_DAYS: usize = 30;
+
+/// The last `n` Vietnam days up to `today`, oldest first, today last.
+pub fn recent_days(today: Date, n: usize) -> Vec<Date> {
+    (0..n)
+        .rev()
+        .filter_map(|back| i64::try_from(back).ok())
+        .map(|back| today - Duration::days(back))
+        .collect()
+}
+
+/// Counts per Vietnam day over the [`ARRIVAL_DAYS`] days up to the latest day counted: what
+/// a store keeps, one small record, moved on as days pass (no key per day, nothing to
+/// expire). An agency keeps two ([`Arrivals`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Arrivals {
-    /// The latest day counted; `None` before the first event.
+pub struct DayCounts {
+    /// The latest day counted; `None` before the first count.
     last_day: Option<Date>,
-    /// `counts[k]`: events accepted on `last_day - k` days.
+    /// `counts[k]`: what was counted on `last_day - k` days.
     counts: [u32; ARRIVAL_DAYS],
 }
 
-impl Default for Arrivals {
+impl Default for DayCounts {
     fn default() -> Self {
         Self {
             last_day: None,
@@ -87,9 +111,9 @@ impl Default for Arrivals {
     }
 }
 
-impl Arrivals {
-    /// Counts `n` events accepted on `day`. A later day moves the window on (the days that
-    /// leave it are forgotten); a day before the window is not counted.
+impl DayCounts {
+    /// Counts `n` on `day`. A later day moves the window on (the days that leave it are
+    /// forgotten); a day before the window is not counted.
     pub fn add(&mut self, day: Date, n: u64) {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         let last = match self.last_day {
@@ -115,7 +139,7 @@ impl Arrivals {
         }
     }
 
-    /// Events accepted on `day`: 0 for a day outside the window kept.
+    /// What was counted on `day`: 0 for a day outside the window kept.
     pub fn on(&self, day: Date) -> u64 {
         self.last_day
             .and_then(|last| Self::slot(last, day))
@@ -133,9 +157,107 @@ impl Arrivals {
         (self.last_day, &self.counts)
     }
 
-    /// The arrivals [`Arrivals::parts`] gave.
+    /// The counts [`DayCounts::parts`] gave.
     pub fn from_parts(last_day: Option<Date>, counts: [u32; ARRIVAL_DAYS]) -> Self {
         Self { last_day, counts }
+    }
+}
+
+/// An agency's events (its own and its units') per Vietnam day over the last few weeks:
+/// accepted ones per day of acceptance, rejected ones per day of rejection. Two windows that
+/// move on independently (each up to its own latest day), so that a store may keep, read and
+/// write each on its own: a batch without rejections touches only the accepted one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Arrivals {
+    /// Events accepted (counted now: not duplicates, conflicts or rejected ones).
+    pub accepted: DayCounts,
+    /// Events rejected as invalid, counted against the agency ([`blamed`]).
+    pub rejected: DayCounts,
+}
+
+impl Arrivals {
+    /// The events of `day`.
+    pub fn on(&self, day: Date) -> DailyEvents {
+        DailyEvents {
+            day,
+            accepted: self.accepted.on(day),
+            rejected: self.rejected.on(day),
+        }
+    }
+}
+
+/// An agency's events of one Vietnam day: what its data quality is judged by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DailyEvents {
+    /// The day.
+    pub day: Date,
+    /// Events accepted that day, whatever day they describe.
+    pub accepted: u64,
+    /// Events rejected as invalid that day and counted against the agency.
+    pub rejected: u64,
+}
+
+/// Who an event rejected as invalid counts against: the agency it names (`named`, its
+/// `agency_id` as sent) when the catalog knows that agency and the sender may send events of
+/// it (`may_send`: the sender's credential's scope); nobody otherwise. So a sender cannot
+/// blame another agency (an event refused because it is not the sender's to send counts
+/// against nobody), and an id outside the catalog costs no state.
+pub fn blamed<'c>(
+    catalog: &'c Catalog,
+    named: &str,
+    may_send: impl FnOnce(&AgencyId) -> bool,
+) -> Option<&'c AgencyId> {
+    catalog
+        .agency_by_str(named)
+        .map(|agency| &agency.id)
+        .filter(|id| may_send(id))
+}
+
+/// The events of one call rejected as invalid, per agency [`blamed`] for them: what ingest
+/// forwards beside the call's valid events, and aggregate adds its own rejections to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejections(BTreeMap<AgencyId, u64>);
+
+impl Rejections {
+    /// Counts `n` more events rejected for `agency`.
+    pub fn add(&mut self, agency: &AgencyId, n: u64) {
+        let kept = match self.0.get_mut(agency) {
+            Some(kept) => kept,
+            None => self.0.entry(agency.clone()).or_default(),
+        };
+        *kept = kept.saturating_add(n);
+    }
+
+    /// No rejection counted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many events, all agencies together.
+    pub fn total(&self) -> u64 {
+        self.0.values().fold(0, |sum, n| sum.saturating_add(*n))
+    }
+
+    /// Each agency with its count, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&AgencyId, u64)> {
+        self.0.iter().map(|(agency, n)| (agency, *n))
+    }
+
+    /// What the stores count, rejected at `at` (the batch's clock reading): one write per
+    /// agency, for its whole chain (an agency's figure includes its units'). An agency the
+    /// catalog does not know has no chain and is left out.
+    pub fn writes(&self, catalog: &Catalog, at: OffsetDateTime) -> Vec<RejectedWrite> {
+        self.iter()
+            .filter_map(|(agency, count)| {
+                let chain: Arc<[AgencyId]> = catalog.shared_chain(agency);
+                (!chain.is_empty()).then(|| RejectedWrite {
+                    agency: agency.clone(),
+                    chain,
+                    count,
+                    rejected_at: at,
+                })
+            })
+            .collect()
     }
 }
 
@@ -144,10 +266,10 @@ impl Arrivals {
 pub struct Activity {
     /// The latest events counted for it.
     pub seen: Seen,
-    /// How many events were counted for it on each of the Vietnam days asked for (days of
-    /// acceptance), in the order asked; 0 for a day more than [`ARRIVAL_DAYS`] days before
-    /// its last acceptance.
-    pub accepted_per_day: Vec<u64>,
+    /// Its events on each of the Vietnam days asked for, in the order asked; 0 for a day more
+    /// than [`ARRIVAL_DAYS`] days before its last acceptance (accepted) or its last
+    /// rejection (rejected).
+    pub days: Vec<DailyEvents>,
 }
 
 /// An agency's freshness at one moment.
@@ -231,9 +353,9 @@ mod tests {
     }
 
     #[test]
-    fn arrivals_keep_a_window_of_days_that_moves_with_the_latest() {
+    fn day_counts_keep_a_window_of_days_that_moves_with_the_latest() {
         use time::macros::date;
-        let mut arrivals = Arrivals::default();
+        let mut arrivals = DayCounts::default();
         assert_eq!(arrivals.on(date!(2026 - 12 - 05)), 0);
         arrivals.add(date!(2026 - 12 - 01), 3);
         arrivals.add(date!(2026 - 12 - 01), 2);
@@ -258,7 +380,113 @@ mod tests {
         assert_eq!(arrivals.on(date!(2027 - 01 - 05)), 0);
         assert_eq!(arrivals.on(date!(2027 - 06 - 01)), 4);
         let (last, counts) = arrivals.parts();
-        assert_eq!(Arrivals::from_parts(last, *counts), arrivals);
+        assert_eq!(DayCounts::from_parts(last, *counts), arrivals);
+    }
+
+    #[test]
+    fn accepted_and_rejected_events_move_on_each_in_its_own_window() {
+        use time::macros::date;
+        let mut arrivals = Arrivals::default();
+        arrivals.accepted.add(date!(2026 - 12 - 01), 5);
+        arrivals.rejected.add(date!(2026 - 12 - 01), 2);
+        // Rejections only, long after: the accepted window stays where it was.
+        arrivals.rejected.add(date!(2026 - 12 - 20), 1);
+        assert_eq!(
+            arrivals.on(date!(2026 - 12 - 01)),
+            DailyEvents {
+                day: date!(2026 - 12 - 01),
+                accepted: 5,
+                rejected: 2
+            }
+        );
+        let both = |events: DailyEvents| (events.accepted, events.rejected);
+        assert_eq!(both(arrivals.on(date!(2026 - 12 - 20))), (0, 1));
+        // 35 days after the first rejection, it has left its window; the accepted events of
+        // that day have not, their window never moved.
+        arrivals.rejected.add(date!(2027 - 01 - 05), 1);
+        assert_eq!(both(arrivals.on(date!(2026 - 12 - 01))), (5, 0));
+    }
+
+    #[test]
+    fn the_recent_days_end_today_oldest_first() {
+        use time::macros::date;
+        let today = date!(2026 - 03 - 01);
+        assert_eq!(
+            recent_days(today, 3),
+            [
+                date!(2026 - 02 - 27),
+                date!(2026 - 02 - 28),
+                date!(2026 - 03 - 01)
+            ]
+        );
+        assert!(recent_days(today, 0).is_empty());
+        assert_eq!(recent_days(today, RECENT_DAYS).len(), RECENT_DAYS);
+    }
+
+    fn catalog() -> Catalog {
+        Catalog::builder()
+            .provinces_csv(
+                "p",
+                "code,id,name\n17,hoa-binh,Hòa Bình\n01,ha-noi,Hà Nội\n",
+            )
+            .and_then(|b| b.units_csv("u", "id,name,parent_id\nhb-dept,Sở,hoa-binh\n"))
+            .and_then(crate::CatalogBuilder::build)
+            .expect("valid")
+    }
+
+    fn agency(raw: &str) -> AgencyId {
+        AgencyId::parse(raw).expect("agency id")
+    }
+
+    #[test]
+    fn a_rejected_event_counts_against_a_known_agency_its_sender_may_send_for_only() {
+        let catalog = catalog();
+        // A sender of Hòa Bình: itself and its units.
+        let scope = |id: &AgencyId| catalog.chain(id).contains(&agency("hoa-binh"));
+        assert_eq!(blamed(&catalog, "hb-dept", scope), Some(&agency("hb-dept")));
+        assert_eq!(
+            blamed(&catalog, "hoa-binh", scope),
+            Some(&agency("hoa-binh"))
+        );
+        assert_eq!(blamed(&catalog, "ha-noi", scope), None, "not its to send");
+        assert_eq!(
+            blamed(&catalog, "nowhere", scope),
+            None,
+            "not in the catalog"
+        );
+        assert_eq!(blamed(&catalog, "not an id!", scope), None, "not an id");
+        assert_eq!(blamed(&catalog, "", |_| true), None);
+    }
+
+    #[test]
+    fn rejections_add_up_per_agency_and_count_for_its_chain() {
+        use time::macros::datetime;
+        let catalog = catalog();
+        let mut rejections = Rejections::default();
+        assert!(rejections.is_empty());
+        rejections.add(&agency("hb-dept"), 2);
+        rejections.add(&agency("ha-noi"), 1);
+        rejections.add(&agency("hb-dept"), 3);
+        assert_eq!(rejections.total(), 6);
+        assert_eq!(
+            rejections.iter().collect::<Vec<_>>(),
+            [(&agency("ha-noi"), 1), (&agency("hb-dept"), 5)]
+        );
+        // An agency outside the catalog (never blamed, but a write must not be made up).
+        rejections.add(&agency("nowhere"), 1);
+        let at = datetime!(2026-12-05 08:00 UTC);
+        let writes = rejections.writes(&catalog, at);
+        let chains: Vec<(Vec<&str>, u64)> = writes
+            .iter()
+            .map(|w| (w.chain.iter().map(AgencyId::as_str).collect(), w.count))
+            .collect();
+        assert_eq!(
+            chains,
+            [(vec!["ha-noi"], 1), (vec!["hb-dept", "hoa-binh"], 5)]
+        );
+        assert!(writes.iter().all(|w| w.rejected_at == at));
+        assert_eq!(writes[1].agency, agency("hb-dept"));
+        assert_eq!(writes[1].root(), &agency("hoa-binh"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! counters an event adds, metric formulas, ranking maths and the catalog. No I/O, no
 //! tonic, no Redis: everything here takes its inputs (including `now`) as arguments.
 
+pub mod alerts;
 pub mod backlog;
 pub mod catalog;
 pub mod compare;

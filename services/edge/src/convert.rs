@@ -2,8 +2,8 @@
 //! every service answers with.
 
 use govpulse_core::{
-    Agency, AgencyId, Block, Counter, Counters, Period, Procedure, Provision, Rate,
-    freshness::{Freshness, Seen},
+    Agency, AgencyId, Block, Catalog, Counter, Counters, Period, Procedure, Provision, Rate,
+    freshness::{DailyEvents, Freshness, Rejections, Seen},
     notice::ChangeNotice,
     period::parse_day,
 };
@@ -192,6 +192,68 @@ pub fn freshness_from_proto(message: &agg::Freshness) -> Result<Freshness, Strin
     })
 }
 
+/// An agency's events of one day as a message.
+pub fn daily_events_to_proto(events: &DailyEvents) -> agg::DailyEvents {
+    agg::DailyEvents {
+        day: events.day.to_string(),
+        accepted: events.accepted,
+        rejected: events.rejected,
+    }
+}
+
+/// A call's rejections as ingest forwards them (`ApplyEventsRequest.rejected_upstream`).
+pub fn rejections_to_proto(rejections: &Rejections) -> Vec<agg::AgencyRejections> {
+    rejections
+        .iter()
+        .map(|(agency, count)| agg::AgencyRejections {
+            agency_id: agency.to_string(),
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+        })
+        .collect()
+}
+
+/// The rejections ingest forwarded: each agency in `catalog`, each count at least 1, at most
+/// `limit` entries and `limit` events in all (a call stands for one batch); the first broken
+/// rule names its field (`rejected_upstream[2].agency_id`).
+pub fn rejections_from_proto(
+    catalog: &Catalog,
+    message: &[agg::AgencyRejections],
+    limit: usize,
+) -> Result<Rejections, Violation> {
+    let refused = |field: String, reason: String| Violation { field, reason };
+    if message.len() > limit {
+        return Err(refused(
+            "rejected_upstream".to_owned(),
+            format!("has {} entries; the limit is {limit}", message.len()),
+        ));
+    }
+    let mut rejections = Rejections::default();
+    for (i, entry) in message.iter().enumerate() {
+        // An agency this replica's catalog does not know (ingest's catalog is newer, during
+        // a rollout) is passed over: its tally is data quality, and refusing it would refuse
+        // the valid events of the same call.
+        let Some(agency) = catalog.agency_by_str(&entry.agency_id) else {
+            tracing::debug!(agency = %entry.agency_id, "rejections of an agency not in the catalog passed over");
+            continue;
+        };
+        if entry.count == 0 {
+            return Err(refused(
+                format!("rejected_upstream[{i}].count"),
+                "must be at least 1".to_owned(),
+            ));
+        }
+        rejections.add(&agency.id, u64::from(entry.count));
+    }
+    let total = rejections.total();
+    if total > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(refused(
+            "rejected_upstream".to_owned(),
+            format!("counts {total} events; a call stands for at most {limit}"),
+        ));
+    }
+    Ok(rejections)
+}
+
 /// An ACCEPTED outcome.
 pub fn accepted() -> ev::EventOutcome {
     ev::EventOutcome {
@@ -349,6 +411,54 @@ mod tests {
         counters.procedures_with_online_dossiers = 99;
         counters.open_past_due_at_end = 98;
         assert_eq!(counters_from_proto(&counters_to_proto(&counters)), counters);
+    }
+
+    #[test]
+    fn rejections_cross_apply_events_as_sent_and_bad_ones_name_their_field() {
+        let catalog = Catalog::builder()
+            .provinces_csv(
+                "p",
+                "code,id,name\n17,hoa-binh,Hòa Bình\n01,ha-noi,Hà Nội\n",
+            )
+            .and_then(govpulse_core::CatalogBuilder::build)
+            .expect("catalog");
+        let mut rejections = Rejections::default();
+        rejections.add(&id("hoa-binh"), 3);
+        rejections.add(&id("ha-noi"), 1);
+        let message = rejections_to_proto(&rejections);
+        assert_eq!(
+            rejections_from_proto(&catalog, &message, 10),
+            Ok(rejections)
+        );
+        let entry = |agency: &str, count| agg::AgencyRejections {
+            agency_id: agency.to_owned(),
+            count,
+        };
+        let refused = |message: &[agg::AgencyRejections], limit| {
+            rejections_from_proto(&catalog, message, limit)
+                .expect_err("refused")
+                .field
+        };
+        // An agency outside this catalog (ingest's is newer) is passed over, not refused:
+        // the call's valid events must not be refused with it.
+        assert_eq!(
+            rejections_from_proto(&catalog, &[entry("ha-noi", 2), entry("nowhere", 1)], 10)
+                .map(|r| r.total()),
+            Ok(2)
+        );
+        assert_eq!(
+            refused(&[entry("ha-noi", 0)], 10),
+            "rejected_upstream[0].count"
+        );
+        assert_eq!(refused(&[entry("ha-noi", 11)], 10), "rejected_upstream");
+        assert_eq!(
+            refused(&[entry("ha-noi", 1), entry("ha-noi", 1)], 1),
+            "rejected_upstream"
+        );
+        // The same agency twice adds up.
+        let twice = rejections_from_proto(&catalog, &[entry("ha-noi", 2), entry("ha-noi", 3)], 10)
+            .expect("valid");
+        assert_eq!(twice.total(), 5);
     }
 
     #[test]

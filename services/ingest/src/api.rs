@@ -1,13 +1,17 @@
 //! `govpulse.ingest.v1.IngestService`: authenticate the caller, hold it to its agency's
 //! rate, validate each event and check it is the caller's to send, forward the valid ones to
-//! aggregate, answer with one outcome per event.
+//! aggregate with how many were rejected per agency (its data quality), answer with one
+//! outcome per event.
 
 use std::{net::SocketAddr, pin::Pin, sync::Arc};
 
-use govpulse_core::{AcceptancePolicy, Catalog};
+use govpulse_core::{
+    AcceptancePolicy, Catalog,
+    freshness::{Rejections, blamed},
+};
 use govpulse_edge::assessed::decode_assessed;
 use govpulse_edge::auth::{Authenticator, Principal, RECHECK_EVERY, Role, StreamCredential, audit};
-use govpulse_edge::convert::{Outcomes, rejected};
+use govpulse_edge::convert::{Outcomes, rejected, rejections_to_proto};
 use govpulse_edge::decode::{decode_event, encode_event};
 use govpulse_proto::{
     aggregate::ApplyAssessedScoresRequest,
@@ -28,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming, transport::Channel};
-use tracing::{Instrument, debug};
+use tracing::{Instrument, debug, warn};
 
 use crate::{Error, limits::AgencyLimiter};
 
@@ -215,7 +219,8 @@ impl IngestApi {
     }
 
     /// Validates a batch from `caller`, has aggregate count the valid events that are the
-    /// caller's to send, and merges the outcomes.
+    /// caller's to send and the invalid ones per agency ([`blamed`]: only agencies of the
+    /// catalog the caller may send for), and merges the outcomes.
     pub async fn process(
         &self,
         caller: &Caller,
@@ -235,14 +240,21 @@ impl IngestApi {
         let mut outcomes = Outcomes::with_capacity(events.len());
         let mut valid = Vec::with_capacity(events.len());
         let mut denied = Vec::new();
+        let mut rejections = Rejections::default();
+        // The agency the event being decoded names, in case it is rejected: decoding takes
+        // the event's strings, and a copy into one reused buffer costs no allocation.
+        let mut named = String::new();
         for (i, event) in events.into_iter().enumerate() {
+            named.clear();
+            named.push_str(&event.agency_id);
             match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
                 Ok(decoded)
                     if !caller
                         .principal
                         .may_report_for(&self.catalog, &decoded.agency) =>
                 {
-                    // Refused like an invalid event: REJECTED on its agency_id, never counted.
+                    // Refused like an invalid event: REJECTED on its agency_id, never counted,
+                    // not even against the agency it names (which did not send it).
                     let reason = format!(
                         "permission denied: a credential of agency {} may send events of {} and its units, not of {}",
                         caller.principal.agency_name(),
@@ -263,6 +275,11 @@ impl IngestApi {
                 }
                 Err(violation) => {
                     debug!(field = %violation.field, reason = %violation.reason, "event rejected");
+                    let may_send =
+                        |agency: &_| caller.principal.may_report_for(&self.catalog, agency);
+                    if let Some(agency) = blamed(&self.catalog, &named, may_send) {
+                        rejections.add(agency, 1);
+                    }
                     outcomes.decided(rejected(violation));
                 }
             }
@@ -278,19 +295,39 @@ impl IngestApi {
                 ),
             );
         }
-        if !valid.is_empty() {
+        // The rejections travel with the valid events, counted in the same write; alone when
+        // every event was rejected.
+        let request = ApplyEventsRequest {
+            events: valid,
+            rejected_upstream: rejections_to_proto(&rejections),
+        };
+        if !request.events.is_empty() {
             let response = self
                 .aggregate
                 .clone()
-                .apply_events(govpulse_runtime::telemetry::traced(ApplyEventsRequest {
-                    events: valid,
-                }))
+                .apply_events(govpulse_runtime::telemetry::traced(request))
                 .await
                 .map_err(Error::Aggregate)?
                 .into_inner();
             outcomes.fill(response.outcomes).map_err(|wrong| {
                 Error::Aggregate(Status::internal(format!("aggregate answered {wrong}")))
             })?;
+        } else if !request.rejected_upstream.is_empty() {
+            // Every outcome is known already: a failure to count the rejections is logged,
+            // not answered (a resend would only be rejected again).
+            let counted = self
+                .aggregate
+                .clone()
+                .apply_events(govpulse_runtime::telemetry::traced(request))
+                .await;
+            if let Err(status) = counted {
+                warn!(
+                    agency = %caller.principal.agency_name(),
+                    code = ?status.code(),
+                    error = %status.message(),
+                    "rejected events not counted in the data quality"
+                );
+            }
         }
         // Every event has its outcome; one without is a bug, never a shorter answer.
         let outcomes = outcomes

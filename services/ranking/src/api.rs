@@ -11,6 +11,7 @@ use govpulse_core::{
     ranking::{Selection, diff, select},
 };
 use govpulse_edge::auth::{Authenticator, RECHECK_EVERY, StreamCredential};
+use govpulse_edge::convert::moment_to_proto;
 use govpulse_proto::{
     aggregate::{
         GetBlockMetricsRequest, GetBlockMetricsResponse, GetMetricsRequest, GetMetricsResponse,
@@ -18,19 +19,21 @@ use govpulse_proto::{
         aggregate_service_client::AggregateServiceClient,
     },
     ranking::{
+        AlertChanges, AlertsSnapshot, AlertsSnapshotComplete, GetAlertsRequest, GetAlertsResponse,
         GetRankingRequest, GetRankingResponse, Heartbeat, RankingChanges, RankingSnapshot, Reset,
-        ResetReason as PbResetReason, RowChange, SnapshotComplete, WatchRankingRequest,
-        WatchRankingResponse, ranking_service_server::RankingService,
-        watch_ranking_response::Event,
+        ResetReason as PbResetReason, RowChange, SnapshotComplete, WatchAlertsRequest,
+        WatchAlertsResponse, WatchRankingRequest, WatchRankingResponse,
+        ranking_service_server::RankingService, watch_ranking_response::Event,
     },
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, transport::Channel};
 use tracing::debug;
 
 use crate::{
+    alerts::{self, Alerts, AlertsState, alert_to_proto},
     compute::{Ranking, compute, row_to_proto},
     error::Error,
     hub::{Hubs, Published, Subscription},
@@ -51,6 +54,8 @@ pub struct RankingApi {
     catalog: Arc<Catalog>,
     aggregate: AggregateServiceClient<Channel>,
     hubs: Hubs,
+    /// The alerts of this replica.
+    alerts: Alerts,
     heartbeat: Duration,
     stopping: CancellationToken,
     profiles: LiveProfiles,
@@ -124,6 +129,7 @@ impl RankingApi {
         catalog: Arc<Catalog>,
         aggregate: AggregateServiceClient<Channel>,
         hubs: Hubs,
+        alerts: Alerts,
         heartbeat: Duration,
         stopping: CancellationToken,
     ) -> Self {
@@ -131,6 +137,7 @@ impl RankingApi {
             catalog,
             aggregate,
             hubs,
+            alerts,
             heartbeat,
             stopping,
             profiles: LiveProfiles::fixed(govpulse_core::index::Profiles::default()),
@@ -147,6 +154,20 @@ impl RankingApi {
         self.readers = readers;
         self.max_watches = max_watches.max(1);
         self
+    }
+
+    /// A new live stream's place under its caller's cap (or RESOURCE_EXHAUSTED), and its
+    /// credential to check again while it lasts (when reading is not public).
+    fn opening<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(Watching, Option<StreamCredential>), Error> {
+        let watching = self.watching(caller_of(request))?;
+        let credential = self
+            .readers
+            .as_ref()
+            .map(|readers| StreamCredential::of(readers, request));
+        Ok((watching, credential))
     }
 
     /// A place for one more stream of `caller`, or RESOURCE_EXHAUSTED past its cap.
@@ -245,14 +266,10 @@ impl RankingApi {
                 ]
             }
             Start::Reset(reason) => {
-                let reason = match reason {
-                    ResetReason::TooOld => PbResetReason::RevisionTooOld,
-                    ResetReason::Unknown => PbResetReason::RevisionUnknown,
-                };
                 let reset = WatchRankingResponse {
                     revision: current.revision,
                     event: Some(Event::Reset(Reset {
-                        reason: reason.into(),
+                        reason: reset_reason(reason).into(),
                         requested_revision: requested,
                     })),
                 };
@@ -305,6 +322,156 @@ impl RankingApi {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchRankingResponse, Status>> + Send>>;
+type AlertsStream = Pin<Box<dyn Stream<Item = Result<WatchAlertsResponse, Status>> + Send>>;
+
+/// A live stream about to start: its place under the caller's cap, the credential checked
+/// again while it lasts, its first messages, and the states it follows from the one shown.
+struct Live<S, M> {
+    watching: Watching,
+    credential: Option<StreamCredential>,
+    opening: Vec<M>,
+    updates: watch::Receiver<Arc<S>>,
+    shown: Arc<S>,
+}
+
+impl RankingApi {
+    /// Runs a live stream (WatchRanking, WatchAlerts): its opening messages, then a message
+    /// of `changes` for each new state (the newest whatever came between: a slow reader
+    /// skips states instead of queueing them), a `heartbeat` when nothing changed for a
+    /// while; it ends when the client leaves, its token is revoked, or the replica stops.
+    fn spawn_live<S, M>(
+        &self,
+        stream: &'static str,
+        live: Live<S, M>,
+        changes: impl Fn(&Arc<S>, &Arc<S>) -> Option<M> + Send + 'static,
+        heartbeat: impl Fn(&S) -> M + Send + 'static,
+    ) -> ReceiverStream<Result<M, Status>>
+    where
+        S: Send + Sync + 'static,
+        M: Send + 'static,
+    {
+        let Live {
+            watching,
+            credential,
+            opening,
+            mut updates,
+            mut shown,
+        } = live;
+        let (out, receiver) = mpsc::channel(STREAM_BACKLOG);
+        let (stopping, every) = (self.stopping.clone(), self.heartbeat);
+        tokio::spawn(async move {
+            let _subscriber = govpulse_runtime::prometheus::Subscriber::open(stream);
+            let _watching = watching;
+            let mut recheck = tokio::time::interval(RECHECK_EVERY);
+            for message in opening {
+                if out.send(Ok(message)).await.is_err() {
+                    return;
+                }
+            }
+            let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                let message = tokio::select! {
+                    () = stopping.cancelled() => {
+                        let _ = out.send(Err(Error::ShuttingDown.into())).await;
+                        return;
+                    }
+                    // The client left: let go of the live state now, not at the next send,
+                    // so that its linger (and end) starts when the last subscriber really left.
+                    () = out.closed() => {
+                        debug!(stream, "subscriber left");
+                        return;
+                    }
+                    // A token revoked (or expired) while the stream is open ends it.
+                    _ = recheck.tick() => match credential.as_ref().map(StreamCredential::still_valid) {
+                        Some(Err(status)) => {
+                            let _ = out.send(Err(status)).await;
+                            return;
+                        }
+                        _ => continue,
+                    },
+                    changed = updates.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let now = updates.borrow_and_update().clone();
+                        let message = changes(&shown, &now);
+                        shown = now;
+                        match message {
+                            Some(message) => {
+                                beat.reset();
+                                message
+                            }
+                            None => continue,
+                        }
+                    }
+                    _ = beat.tick() => heartbeat(&shown),
+                };
+                if out.send(Ok(message)).await.is_err() {
+                    debug!(stream, "subscriber left");
+                    return;
+                }
+            }
+        });
+        ReceiverStream::new(receiver)
+    }
+
+    /// The first messages of a WatchAlerts stream, as WatchRanking's.
+    fn alerts_opening(
+        &self,
+        start: Start<AlertsState>,
+        requested: u64,
+        current: &AlertsState,
+    ) -> Vec<WatchAlertsResponse> {
+        use govpulse_proto::ranking::watch_alerts_response::Event as AlertEvent;
+        let snapshot = || {
+            vec![
+                WatchAlertsResponse {
+                    revision: current.revision,
+                    event: Some(AlertEvent::Snapshot(AlertsSnapshot {
+                        alerts: current
+                            .book
+                            .alerts()
+                            .map(|a| alert_to_proto(&self.catalog, a))
+                            .collect(),
+                        rules: Some(current.rules.to_proto()),
+                    })),
+                },
+                WatchAlertsResponse {
+                    revision: current.revision,
+                    event: Some(AlertEvent::SnapshotComplete(AlertsSnapshotComplete {})),
+                },
+            ]
+        };
+        match start {
+            Start::Snapshot => snapshot(),
+            Start::ResumeFrom(base) => vec![
+                alerts::changes_message(&self.catalog, &base, current).unwrap_or(
+                    WatchAlertsResponse {
+                        revision: current.revision,
+                        event: Some(AlertEvent::Changes(AlertChanges::default())),
+                    },
+                ),
+            ],
+            Start::Reset(reason) => {
+                let reset = WatchAlertsResponse {
+                    revision: current.revision,
+                    event: Some(AlertEvent::Reset(Reset {
+                        reason: reset_reason(reason).into(),
+                        requested_revision: requested,
+                    })),
+                };
+                std::iter::once(reset).chain(snapshot()).collect()
+            }
+        }
+    }
+}
+
+fn reset_reason(reason: ResetReason) -> PbResetReason {
+    match reason {
+        ResetReason::TooOld => PbResetReason::RevisionTooOld,
+        ResetReason::Unknown => PbResetReason::RevisionUnknown,
+    }
+}
 
 #[tonic::async_trait]
 impl RankingService for RankingApi {
@@ -370,90 +537,96 @@ impl RankingService for RankingApi {
         &self,
         request: Request<WatchRankingRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let watching = self.watching(caller_of(&request))?;
-        let credential = self
-            .readers
-            .as_ref()
-            .map(|readers| StreamCredential::of(readers, &request));
+        let (watching, credential) = self.opening(&request)?;
         let request = request.into_inner();
         let query = Query::parse(request.query, &self.profiles.get(), &self.catalog)?;
         let requested = request.resume_revision;
         // Every top or bottom N of a query is a view of one live ranking of every row.
         let view = query.selection;
         let Subscription {
-            mut updates,
+            updates,
             current,
             start,
         } = self.hubs.subscribe(&query.live(), requested).await?;
-        let (out, stream) = mpsc::channel(STREAM_BACKLOG);
+        if let Start::Reset(reason) = &start {
+            debug!(requested, ?reason, "ranking subscriber cannot resume");
+        }
+        let opening = self.opening_messages(start, requested, &current, view);
         let api = self.clone();
-        tokio::spawn(async move {
-            let _subscriber = govpulse_runtime::prometheus::Subscriber::open("ranking");
-            let _watching = watching;
-            let mut recheck = tokio::time::interval(RECHECK_EVERY);
-            let mut shown = current;
-            if let Start::Reset(reason) = &start {
-                debug!(requested, ?reason, "ranking subscriber cannot resume");
-            }
-            for message in api.opening_messages(start, requested, &shown, view) {
-                if out.send(Ok(message)).await.is_err() {
-                    return;
+        let stream = self.spawn_live(
+            "ranking",
+            Live {
+                watching,
+                credential,
+                opening,
+                updates,
+                shown: current,
+            },
+            move |shown: &Arc<Published>, now: &Arc<Published>| {
+                if now.previous_revision == shown.revision {
+                    // Most subscribers keep up: those of one view send the same message.
+                    now.changes_from_previous(view, || api.changes_message(shown, now, view))
+                } else {
+                    api.changes_message(shown, now, view)
                 }
-            }
-            let mut heartbeat = tokio::time::interval_at(
-                tokio::time::Instant::now() + api.heartbeat,
-                api.heartbeat,
-            );
-            loop {
-                let message = tokio::select! {
-                    () = api.stopping.cancelled() => {
-                        let _ = out.send(Err(Error::ShuttingDown.into())).await;
-                        return;
-                    }
-                    // The client left: let go of the live ranking now, not at the next send,
-                    // so that its linger (and end) starts when the last subscriber really left.
-                    () = out.closed() => {
-                        debug!("ranking subscriber left");
-                        return;
-                    }
-                    // A token revoked (or expired) while the stream is open ends it.
-                    _ = recheck.tick() => match credential.as_ref().map(StreamCredential::still_valid) {
-                        Some(Err(status)) => {
-                            let _ = out.send(Err(status)).await;
-                            return;
-                        }
-                        _ => continue,
-                    },
-                    changed = updates.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        // The newest ranking, whatever came between: a slow reader skips
-                        // intermediate states instead of queueing them.
-                        let now = updates.borrow_and_update().clone();
-                        let message = if now.previous_revision == shown.revision {
-                            // Most subscribers keep up: those of one view send the same message.
-                            now.changes_from_previous(view, || api.changes_message(&shown, &now, view))
-                        } else {
-                            api.changes_message(&shown, &now, view)
-                        };
-                        shown = now;
-                        match message {
-                            Some(message) => {
-                                heartbeat.reset();
-                                message
-                            }
-                            None => continue,
-                        }
-                    }
-                    _ = heartbeat.tick() => WatchRankingResponse { revision: shown.revision, event: Some(Event::Heartbeat(Heartbeat {})) },
-                };
-                if out.send(Ok(message)).await.is_err() {
-                    debug!("ranking subscriber left");
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
+            },
+            |shown: &Published| WatchRankingResponse {
+                revision: shown.revision,
+                event: Some(Event::Heartbeat(Heartbeat {})),
+            },
+        );
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_alerts(
+        &self,
+        _request: Request<GetAlertsRequest>,
+    ) -> Result<Response<GetAlertsResponse>, Status> {
+        let current = self.alerts.current();
+        Ok(Response::new(GetAlertsResponse {
+            alerts: current
+                .book
+                .alerts()
+                .map(|a| alert_to_proto(&self.catalog, a))
+                .collect(),
+            rules: Some(current.rules.to_proto()),
+            evaluated_at: moment_to_proto(self.alerts.evaluated_at()),
+        }))
+    }
+
+    type WatchAlertsStream = AlertsStream;
+
+    async fn watch_alerts(
+        &self,
+        request: Request<WatchAlertsRequest>,
+    ) -> Result<Response<AlertsStream>, Status> {
+        let (watching, credential) = self.opening(&request)?;
+        let requested = request.into_inner().resume_revision;
+        let (updates, current, start) = self.alerts.subscribe(requested);
+        if let Start::Reset(reason) = &start {
+            debug!(requested, ?reason, "alerts subscriber cannot resume");
+        }
+        let opening = self.alerts_opening(start, requested, &current);
+        let catalog = self.catalog.clone();
+        let stream = self.spawn_live(
+            "alerts",
+            Live {
+                watching,
+                credential,
+                opening,
+                updates,
+                shown: current,
+            },
+            move |shown: &Arc<AlertsState>, now: &Arc<AlertsState>| {
+                alerts::changes_message(&catalog, shown, now)
+            },
+            |shown: &AlertsState| WatchAlertsResponse {
+                revision: shown.revision,
+                event: Some(
+                    govpulse_proto::ranking::watch_alerts_response::Event::Heartbeat(Heartbeat {}),
+                ),
+            },
+        );
+        Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -33,8 +33,9 @@ use govpulse_proto::{
         Block, ListAgenciesRequest, ListAgenciesResponse, catalog_service_server::CatalogService,
     },
     ranking::{
-        GetRankingRequest, GetRankingResponse, RankingQuery, WatchRankingRequest,
-        ranking_query::Selection, ranking_service_server::RankingService,
+        AlertState, GetAlertsRequest, GetAlertsResponse, GetRankingRequest, GetRankingResponse,
+        RankingQuery, WatchAlertsRequest, WatchRankingRequest, ranking_query::Selection,
+        ranking_service_server::RankingService,
     },
 };
 use tokio_stream::StreamExt;
@@ -68,6 +69,8 @@ pub(crate) fn router(
         .route("/api/v1/block-metrics", get(block_metrics))
         .route("/api/v1/procedure-metrics", get(procedure_metrics))
         .route("/api/v1/agencies", get(agencies))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts/watch", get(watch_alerts))
         .with_state(Http {
             api,
             catalog,
@@ -148,10 +151,7 @@ async fn watch(State(http): State<Http>, request: Request) -> Result<Response, A
         &[&QUERY_PARAMS[..], &["parent_id", "resume_revision"]].concat(),
     )?;
     let query = ranking_query(&params)?;
-    let resume_revision = match last_event_id(&parts.headers)? {
-        Some(revision) => revision,
-        None => params.number("resume_revision")?.unwrap_or(0),
-    };
+    let resume_revision = resume_revision(&parts.headers, &params)?;
     let (request, deadline) = http.reader_request(
         parts,
         WatchRankingRequest {
@@ -160,19 +160,108 @@ async fn watch(State(http): State<Http>, request: Request) -> Result<Response, A
         },
     )?;
     let stream = within(deadline, http.api.watch_ranking(request)).await?;
-    let events = stream.map(|message| {
+    Ok(server_sent_events(stream, |m| m.revision))
+}
+
+/// A live stream as Server-Sent Events: one event per message, its revision as the event
+/// id (what `Last-Event-ID` resumes from).
+fn server_sent_events<M: serde::Serialize + Send + 'static>(
+    stream: impl tokio_stream::Stream<Item = Result<M, Status>> + Send + 'static,
+    revision: fn(&M) -> u64,
+) -> Response {
+    let events = stream.map(move |message| {
         Ok::<_, Infallible>(match message {
             Ok(message) => Event::default()
-                .id(message.revision.to_string())
+                .id(revision(&message).to_string())
                 .data(serde_json::to_string(&message).unwrap_or_default()),
             // The stream's end (the service shutting down): say why, then close; EventSource
             // reconnects by itself with Last-Event-ID.
             Err(status) => Event::default().event("status").data(status_json(&status)),
         })
     });
-    Ok(Sse::new(events)
+    Sse::new(events)
         .keep_alive(KeepAlive::new().interval(SSE_KEEP_ALIVE))
-        .into_response())
+        .into_response()
+}
+
+/// The resume revision of a live stream's HTTP request: `Last-Event-ID` (sent by
+/// EventSource when it reconnects), else `resume_revision`, else 0.
+fn resume_revision(headers: &HeaderMap, params: &Params) -> Result<u64, Status> {
+    Ok(match last_event_id(headers)? {
+        Some(revision) => revision,
+        None => params.number("resume_revision")?.unwrap_or(0),
+    })
+}
+
+/// `GET /api/v1/alerts`: GetAlerts, JSON or CSV (one row per alert).
+async fn alerts(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    let params = Params::parse(&parts.uri, &["format"])?;
+    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let (request, deadline) = http.reader_request(parts, GetAlertsRequest {})?;
+    let response = within(deadline, http.api.get_alerts(request)).await?;
+    Ok(if csv {
+        let (header, rows) = alerts_csv(&response);
+        csv_response("alerts.csv", &header, &rows)
+    } else {
+        json_response(&response)
+    })
+}
+
+/// `GET /api/v1/alerts/watch`: WatchAlerts as Server-Sent Events, resumed like the live
+/// ranking's.
+async fn watch_alerts(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    let params = Params::parse(&parts.uri, &["resume_revision"])?;
+    let resume_revision = resume_revision(&parts.headers, &params)?;
+    let (request, deadline) = http.reader_request(parts, WatchAlertsRequest { resume_revision })?;
+    let stream = within(deadline, http.api.watch_alerts(request)).await?;
+    Ok(server_sent_events(stream, |m| m.revision))
+}
+
+fn alerts_csv(response: &GetAlertsResponse) -> Table {
+    let header = [
+        "rule",
+        "kind",
+        "severity",
+        "agency_id",
+        "agency_name",
+        "state",
+        "active_since",
+        "firing_since",
+        "summary",
+        "figures",
+    ]
+    .to_vec();
+    let rows = response
+        .alerts
+        .iter()
+        .map(|a| {
+            vec![
+                a.rule.clone(),
+                a.kind.clone(),
+                a.severity.clone(),
+                a.agency_id.clone(),
+                a.agency_name.clone(),
+                AlertState::try_from(a.state)
+                    .map(|s| {
+                        s.as_str_name()
+                            .trim_start_matches("ALERT_STATE_")
+                            .to_lowercase()
+                    })
+                    .unwrap_or_default(),
+                moment_rfc3339(a.active_since.as_ref()),
+                moment_rfc3339(a.firing_since.as_ref()),
+                a.summary.clone(),
+                a.figures
+                    .iter()
+                    .map(|f| format!("{}={}", f.name, f.value))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    (header, rows)
 }
 
 fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Status> {
@@ -230,6 +319,7 @@ async fn block_metrics(State(http): State<Http>, request: Request) -> Result<Res
             "metric",
             "period",
             "compare_to",
+            "daily_events_days",
             "format",
         ],
     )?;
@@ -260,6 +350,7 @@ async fn block_metrics(State(http): State<Http>, request: Request) -> Result<Res
         metric: params.one("metric")?.unwrap_or_default().to_owned(),
         period: params.one("period")?.unwrap_or_default().to_owned(),
         compare_to: params.one("compare_to")?.unwrap_or_default().to_owned(),
+        daily_events_days: params.number("daily_events_days")?.unwrap_or(0),
     };
     let filename = format!(
         "block-metrics-{}-{scope_name}-{}.csv",

@@ -1,6 +1,7 @@
 //! govpulse ranking: ranks the agencies of a block by any metric over any period, once
 //! (GetRanking) or live (WatchRanking), from counters it reads from aggregate over gRPC.
 
+mod alerts;
 mod api;
 mod cause;
 mod changes;
@@ -25,6 +26,7 @@ use govpulse_proto::{
     catalog::catalog_service_server::CatalogServiceServer,
     ranking::ranking_service_server::RankingServiceServer,
 };
+use govpulse_runtime::alerts_file::{self, LiveAlertRules};
 use govpulse_runtime::catalog_files::LoadError;
 use govpulse_runtime::client::lazy_channel_tls;
 use govpulse_runtime::index_file::LiveProfiles;
@@ -32,6 +34,7 @@ use tokio::sync::broadcast;
 use tonic::server::NamedService;
 use tracing::info;
 
+use alerts::{AlertTiming, Alerts};
 pub use api::RankingApi;
 pub use hub::HubTiming;
 pub use resume::revision_ms;
@@ -93,6 +96,20 @@ pub struct Config {
     /// every 10 s and reloaded when it changes; the built-in profiles when unset.
     #[arg(long, env = "GOVPULSE_INDEX_PROFILES")]
     pub index_profiles: Option<PathBuf>,
+    /// TOML file of alert rules (see deploy/config/alerts.toml), checked every 10 s and
+    /// reloaded when it changes (a broken version is refused, the rules in force stay); the
+    /// built-in rules when unset.
+    #[arg(long, env = "GOVPULSE_ALERT_RULES")]
+    pub alert_rules: Option<PathBuf>,
+    /// How often the alert rules file is checked for changes.
+    #[arg(long, env = "GOVPULSE_ALERT_RULES_RELOAD_MS", default_value_t = 10_000)]
+    pub alert_rules_reload_ms: u64,
+    /// Change notices arriving within this window cause one evaluation of the alert rules.
+    #[arg(long, env = "GOVPULSE_ALERTS_DEBOUNCE_MS", default_value_t = 200)]
+    pub alerts_debounce_ms: u64,
+    /// The alert rules are evaluated at least this often, notice or not.
+    #[arg(long, env = "GOVPULSE_ALERTS_REFRESH_MS", default_value_t = 30_000)]
+    pub alerts_refresh_ms: u64,
     /// The ports beside `listen`, TLS and the limits on each caller, as every service has
     /// them.
     #[command(flatten)]
@@ -128,6 +145,10 @@ impl Config {
             max_live_rankings: 128,
             max_watches_per_caller: 16,
             index_profiles: None,
+            alert_rules: None,
+            alert_rules_reload_ms: 10_000,
+            alerts_debounce_ms: 200,
+            alerts_refresh_ms: 30_000,
             host: HostArgs::default(),
             upstream: govpulse_runtime::tls::UpstreamTlsArgs::default(),
             public_read: false,
@@ -157,6 +178,8 @@ pub enum StartError {
     Catalog(#[from] LoadError),
     #[error(transparent)]
     Profiles(#[from] govpulse_runtime::index_file::ProfilesLoadError),
+    #[error(transparent)]
+    AlertRules(#[from] govpulse_runtime::alerts_file::RulesLoadError),
     #[error("configuration: {0}")]
     Config(String),
     #[error(transparent)]
@@ -172,6 +195,11 @@ pub struct Server {
     aggregate: AggregateServiceClient<tonic::transport::Channel>,
     notices: broadcast::Sender<govpulse_core::notice::ChangeNotice>,
     profiles: LiveProfiles,
+    alert_rules: LiveAlertRules,
+    alerts: Alerts,
+    alert_timing: AlertTiming,
+    /// How often the alert rules file is checked for changes.
+    alert_rules_every: Duration,
     /// Who may read, when reading is not public; with the token file's reload interval.
     readers: Option<(Arc<Authenticator>, Option<TokenFile>)>,
     /// The public dashboard's files (`GET /`).
@@ -223,6 +251,12 @@ impl Server {
         };
         let aggregate = AggregateServiceClient::new(channel);
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
+        let alert_rules = alerts_file::load(config.alert_rules.clone(), &catalog)?;
+        let alerts = Alerts::new(alert_rules.clone());
+        let alert_timing = AlertTiming {
+            debounce: Duration::from_millis(config.alerts_debounce_ms),
+            refresh: Duration::from_millis(config.alerts_refresh_ms.max(1)),
+        };
         let host = Host::bind(config.host.listen(config.listen), edge).await?;
         let (notices, _) = broadcast::channel(1024);
         let timing = HubTiming {
@@ -247,6 +281,7 @@ impl Server {
             catalog.clone(),
             aggregate.clone(),
             hubs,
+            alerts.clone(),
             heartbeat,
             host.stopping(),
         )
@@ -263,6 +298,10 @@ impl Server {
             aggregate,
             notices,
             profiles,
+            alert_rules,
+            alerts,
+            alert_timing,
+            alert_rules_every: Duration::from_millis(config.alert_rules_reload_ms.max(1)),
             readers,
             dashboard,
         })
@@ -280,6 +319,18 @@ impl Server {
     ) -> Result<(), StartError> {
         let stopping = self.host.stopping();
         tokio::spawn(self.profiles.watch(PROFILES_RELOAD_EVERY, stopping.clone()));
+        tokio::spawn(alerts_file::watch(
+            self.alert_rules,
+            self.catalog.clone(),
+            self.alert_rules_every,
+            stopping.clone(),
+        ));
+        tokio::spawn(self.alerts.run(
+            self.aggregate.clone(),
+            self.notices.clone(),
+            self.alert_timing,
+            stopping.clone(),
+        ));
         tokio::spawn(changes::follow(
             self.aggregate,
             self.notices,

@@ -12,41 +12,16 @@ use govpulse_core::index::{Profiles, ProfilesError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::live_file::LiveFile;
 pub use crate::live_file::Reload;
+use crate::live_file::{FileError, LiveFile, read_config};
 
 const BUILT_IN: &str = include_str!("../../../deploy/config/indexes.toml");
 
 /// Why profiles could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ProfilesLoadError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Invalid {
-        path: String,
-        #[source]
-        source: ProfilesError,
-    },
-}
+pub type ProfilesLoadError = FileError<ProfilesError>;
 
 fn load(path: Option<&Path>) -> Result<Profiles, ProfilesLoadError> {
-    let (name, text) = match path {
-        None => ("built-in index profiles".to_owned(), BUILT_IN.to_owned()),
-        Some(path) => {
-            let name = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|source| ProfilesLoadError::Read {
-                path: name.clone(),
-                source,
-            })?;
-            (name, text)
-        }
-    };
-    Profiles::parse(&text).map_err(|source| ProfilesLoadError::Invalid { path: name, source })
+    read_config(path, ("built-in index profiles", BUILT_IN), Profiles::parse)
 }
 
 /// The profiles in force, shared by every request and replaced when the file changes.

@@ -6,6 +6,7 @@
 //! It knows nothing of callers: serving, limits, protocols and identity are
 //! `govpulse-edge`'s, which builds on this crate.
 
+pub mod alerts_file;
 pub mod catalog_files;
 pub mod client;
 pub mod grpc_metrics;

@@ -14,6 +14,44 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+/// Why a configuration file could not be loaded: unreadable, or refused by its checks.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError<E> {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Invalid {
+        path: String,
+        #[source]
+        source: E,
+    },
+}
+
+/// Reads the file at `path`, or `built_in` (its name, its text) when `None`, and checks it
+/// with `parse`.
+pub fn read_config<T, E>(
+    path: Option<&Path>,
+    built_in: (&str, &str),
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, FileError<E>> {
+    let (name, text) = match path {
+        None => (built_in.0.to_owned(), built_in.1.to_owned()),
+        Some(path) => {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+                path: name.clone(),
+                source,
+            })?;
+            (name, text)
+        }
+    };
+    parse(&text).map_err(|source| FileError::Invalid { path: name, source })
+}
+
 /// What a check of the file found.
 #[derive(Debug)]
 pub enum Reload<E> {
@@ -37,6 +75,8 @@ pub struct LiveFile<T> {
     generation: Arc<watch::Sender<u64>>,
     /// Grows by one with every changed version that was read, taken or refused.
     versions_read: Arc<watch::Sender<u64>>,
+    /// Why the latest version read was refused; `None` when it is the one in force.
+    refusal: Arc<Mutex<Option<String>>>,
 }
 
 impl<T> Clone for LiveFile<T> {
@@ -47,6 +87,7 @@ impl<T> Clone for LiveFile<T> {
             seen: self.seen.clone(),
             generation: self.generation.clone(),
             versions_read: self.versions_read.clone(),
+            refusal: self.refusal.clone(),
         }
     }
 }
@@ -75,7 +116,17 @@ impl<T> LiveFile<T> {
             seen: Arc::default(),
             generation: Arc::new(watch::channel(0).0),
             versions_read: Arc::new(watch::channel(0).0),
+            refusal: Arc::default(),
         }
+    }
+
+    /// Why the latest version of the file read was refused (the previous one stays in
+    /// force); `None` when the version in force is the latest.
+    pub fn refusal(&self) -> Option<String> {
+        self.refusal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The file it follows; `None` for a fixed value.
@@ -104,7 +155,10 @@ impl<T> LiveFile<T> {
 
     /// Reads the file again with `read` if its modification time changed since it was last
     /// read: a valid new version replaces the one in force, an invalid one is refused.
-    pub fn reload_if_changed<E>(&self, read: impl FnOnce(&Path) -> Result<T, E>) -> Reload<E> {
+    pub fn reload_if_changed<E: Display>(
+        &self,
+        read: impl FnOnce(&Path) -> Result<T, E>,
+    ) -> Reload<E> {
         let Some(path) = self.path.as_deref() else {
             return Reload::Unchanged;
         };
@@ -120,9 +174,13 @@ impl<T> LiveFile<T> {
             Ok(value) => {
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(value);
                 self.generation.send_modify(|g| *g += 1);
+                *self.refusal.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 Reload::Reloaded
             }
-            Err(e) => Reload::Refused(e),
+            Err(e) => {
+                *self.refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                Reload::Refused(e)
+            }
         };
         self.versions_read.send_modify(|v| *v += 1);
         judged

@@ -46,7 +46,8 @@ pub const BATCH_EVENTS: &str = "govpulse_batch_events";
 pub const STORE_SECONDS: &str = "govpulse_store_seconds";
 /// Counter `{op}`: counter store calls that failed.
 pub const STORE_ERRORS: &str = "govpulse_store_errors_total";
-/// Gauge `{stream}`: open `WatchRanking` (`ranking`) and `WatchChanges` (`changes`) streams.
+/// Gauge `{stream}`: open `WatchRanking` (`ranking`), `WatchAlerts` (`alerts`) and
+/// `WatchChanges` (`changes`) streams.
 pub const WATCH_SUBSCRIBERS: &str = "govpulse_watch_subscribers";
 /// Counter `{method, code}`: gRPC calls answered, by method
 /// (`govpulse.ingest.v1.IngestService/SubmitEvents`; `unknown` for unimplemented paths) and
@@ -79,6 +80,12 @@ pub const AGENCY_STALE: &str = "govpulse_agency_stale";
 /// Unix seconds (absent until one is); alongside [`AGENCY_STALE`], for alerts on other
 /// silences (`time() - govpulse_agency_last_accepted_timestamp_seconds > 3600`).
 pub const AGENCY_LAST_ACCEPTED: &str = "govpulse_agency_last_accepted_timestamp_seconds";
+
+/// Gauge `{rule, agency, severity, state}`: 1 while ranking's alert of `rule` for `agency`
+/// is in `state` (`pending`, `firing`), 0 once it left it; the shape of Prometheus's own
+/// `ALERTS`, so that Alertmanager can route govpulse's alerts. At most two series per rule
+/// of the alert rules file and agency of its scope.
+pub const ALERT_ACTIVE: &str = "govpulse_alert_active";
 
 /// How long a scrape waits for the values collected at its moment ([`collect_on_scrape`])
 /// before it renders what the registry holds (a collector's store may be down).
@@ -221,7 +228,7 @@ fn rejected_reason(field: &str) -> String {
 pub struct Subscriber(&'static str);
 
 impl Subscriber {
-    /// One more open `stream` (`ranking` or `changes`) until this is dropped.
+    /// One more open `stream` (`ranking`, `alerts` or `changes`) until this is dropped.
     pub fn open(stream: &'static str) -> Self {
         metrics::gauge!(WATCH_SUBSCRIBERS, "stream" => stream).increment(1.0);
         Self(stream)

@@ -11,7 +11,7 @@ use std::{
 use govpulse_core::{Catalog, targets::Targets};
 use tokio_util::sync::CancellationToken;
 
-use crate::live_file::LiveFile;
+use crate::live_file::{FileError, LiveFile, read_config};
 
 const BUILT_IN: &str = include_str!("../../../deploy/config/targets.toml");
 
@@ -54,36 +54,12 @@ pub fn built_in_carried_to(year: i32) -> String {
 }
 
 /// Why targets could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum TargetsLoadError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Invalid {
-        path: String,
-        #[source]
-        source: govpulse_core::targets::TargetsError,
-    },
-}
+pub type TargetsLoadError = FileError<govpulse_core::targets::TargetsError>;
 
 fn load(path: Option<&Path>, catalog: &Catalog) -> Result<Targets, TargetsLoadError> {
-    let (name, text) = match path {
-        None => ("built-in targets".to_owned(), BUILT_IN.to_owned()),
-        Some(path) => {
-            let name = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|source| TargetsLoadError::Read {
-                path: name.clone(),
-                source,
-            })?;
-            (name, text)
-        }
-    };
-    Targets::parse(&text, catalog)
-        .map_err(|source| TargetsLoadError::Invalid { path: name, source })
+    read_config(path, ("built-in targets", BUILT_IN), |text| {
+        Targets::parse(text, catalog)
+    })
 }
 
 /// The targets in force, shared by every request and replaced when the file changes.

@@ -6,7 +6,7 @@ use govpulse_core::{
     AgencyId, Bucket, Counter, CounterDelta, Counters, DossierChange, DossierId, EventId, Needs,
     Period, ProcedureId, backlog,
     counting::Content,
-    freshness::{Activity, Seen},
+    freshness::{Activity, DailyEvents, Seen},
     period::VIETNAM,
 };
 use time::{
@@ -14,7 +14,9 @@ use time::{
     macros::{date, datetime},
 };
 
-use crate::{AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite};
+use crate::{
+    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, RejectedWrite,
+};
 
 fn id(raw: &str) -> AgencyId {
     AgencyId::parse(raw).expect("test ids are valid")
@@ -1011,14 +1013,32 @@ pub async fn concurrent_writers_count_each_id_once(a: &dyn CounterStore, b: &dyn
                 .collect()
         })
         .collect();
+    // Each call also counts a rejection, and a third at once counts one alone: none lost.
+    let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc());
+    let rejection = [rejected(&chain, 1, today)];
     let mut accepted = 0;
     for batch in &batches {
-        let (x, y) = futures::join!(a.apply(batch), b.apply(batch));
+        let (x, y, z) = futures::join!(
+            a.apply_with_rejected(batch, &rejection),
+            b.apply_with_rejected(batch, &rejection),
+            b.apply_with_rejected(&[], &rejection)
+        );
+        assert_eq!(z.expect("apply"), []);
         for outcomes in [x.expect("apply"), y.expect("apply")] {
             accepted += outcomes.iter().filter(|o| **o == Applied::Accepted).count();
         }
     }
     assert_eq!(accepted, 1_025, "each id counted by one writer, once");
+    let activity = a
+        .read_activity(
+            &[key("hoa-binh", "hb-dept"), key("hoa-binh", "hoa-binh")].concat(),
+            &[today],
+        )
+        .await
+        .expect("read_activity");
+    for agency in activity {
+        assert_eq!(agency.days[0].rejected, 120, "every call's rejection, once");
+    }
     let counted = read_one(a, "hoa-binh", "hb-dept", &day.to_string()).await;
     assert_eq!(counted.get(Counter::Received), 1_025);
     // The parent's roll-ups of the day (records read and written back) and of the year
@@ -1163,19 +1183,19 @@ pub async fn activity_keeps_the_latest_and_counts_arrivals(store: &dyn CounterSt
     let expected = [
         Activity {
             seen: seen(&first, &first),
-            accepted_per_day: vec![1, 0, 0],
+            days: per_day(&days, [(1, 0), (0, 0), (0, 0)]),
         },
         Activity {
             seen: seen(&late, &first),
-            accepted_per_day: vec![1, 1, 0],
+            days: per_day(&days, [(1, 0), (1, 0), (0, 0)]),
         },
         Activity {
             seen: seen(&late, &first),
-            accepted_per_day: vec![1, 1, 0],
+            days: per_day(&days, [(1, 0), (1, 0), (0, 0)]),
         },
         Activity {
             seen: Seen::default(),
-            accepted_per_day: vec![0, 0, 0],
+            days: per_day(&days, [(0, 0); 3]),
         },
     ];
     assert_eq!(activity, expected);
@@ -1191,10 +1211,116 @@ pub async fn activity_keeps_the_latest_and_counts_arrivals(store: &dyn CounterSt
             Activity::default(),
             Activity {
                 seen: seen(&late, &first),
-                accepted_per_day: Vec::new(),
+                days: Vec::new(),
             }
         ]
     );
+}
+
+/// Events of `days`, each day's (accepted, rejected).
+fn per_day<const N: usize>(days: &[Date; N], counts: [(u64, u64); N]) -> Vec<DailyEvents> {
+    days.iter()
+        .zip(counts)
+        .map(|(day, (accepted, rejected))| DailyEvents {
+            day: *day,
+            accepted,
+            rejected,
+        })
+        .collect()
+}
+
+/// `count` events of `chain[0]` rejected at noon of `day`.
+fn rejected(chain: &[&str], count: u64, day: Date) -> RejectedWrite {
+    RejectedWrite {
+        agency: id(chain[0]),
+        chain: chain.iter().map(|a| id(a)).collect(),
+        count,
+        rejected_at: noon(day),
+    }
+}
+
+/// Rejected events count per Vietnam day of rejection for every agency of their chain, beside
+/// the accepted ones and in the same batch, in several trees at once or with no event at all;
+/// they are no sign of life (what was seen stays), and an agency without any reads as none.
+pub async fn rejections_count_per_day_for_the_chain_beside_accepted_events(
+    store: &dyn CounterStore,
+) {
+    let chain = ["hb-commune", "hb-district", "hoa-binh"];
+    let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc());
+    let days = [today - time::Duration::days(1), today];
+    let mut event = write("q1", &chain, days[0], &[Counter::FeePaid], None);
+    event.accepted_at = noon(today);
+    let outcomes = store
+        .apply_with_rejected(
+            std::slice::from_ref(&event),
+            &[
+                rejected(&chain, 2, today),
+                rejected(&chain[1..], 1, days[0]),
+                // Another tree in the same batch.
+                rejected(&["ha-noi"], 3, today),
+            ],
+        )
+        .await
+        .expect("apply");
+    assert_eq!(outcomes, [Applied::Accepted]);
+    // Rejections alone: nothing to count but them.
+    let outcomes = store
+        .apply_with_rejected(&[], &[rejected(&chain, 4, today)])
+        .await
+        .expect("apply");
+    assert!(outcomes.is_empty(), "{outcomes:?}");
+    // The event resent: a duplicate, not counted again; its batch's rejection is.
+    let outcomes = store
+        .apply_with_rejected(&[event.clone()], &[rejected(&chain[2..], 1, today)])
+        .await
+        .expect("apply");
+    assert_eq!(outcomes, [Applied::Duplicate]);
+
+    let keys: Vec<AgencyKey> = [
+        key("hoa-binh", "hb-commune"),
+        key("hoa-binh", "hb-district"),
+        key("hoa-binh", "hoa-binh"),
+        key("hoa-binh", "hb-other"),
+        key("ha-noi", "ha-noi"),
+    ]
+    .concat();
+    let activity = store
+        .read_activity(&keys, &days)
+        .await
+        .expect("read_activity");
+    let seen = Seen {
+        last_accepted: Some(event.accepted_at),
+        last_occurred: Some(event.occurred_at),
+    };
+    let expected = [
+        Activity {
+            seen,
+            days: per_day(&days, [(0, 0), (1, 6)]),
+        },
+        Activity {
+            seen,
+            days: per_day(&days, [(0, 1), (1, 6)]),
+        },
+        Activity {
+            seen,
+            days: per_day(&days, [(0, 1), (1, 7)]),
+        },
+        Activity {
+            seen: Seen::default(),
+            days: per_day(&days, [(0, 0), (0, 0)]),
+        },
+        Activity {
+            seen: Seen::default(),
+            days: per_day(&days, [(0, 0), (0, 3)]),
+        },
+    ];
+    assert_eq!(activity, expected);
+    // Without days: what was seen only.
+    let seen_only = store
+        .read_activity(&keys[..1], &[])
+        .await
+        .expect("read_activity");
+    assert_eq!(seen_only, [Activity { seen, days: vec![] }]);
 }
 
 /// Runs every check on stores from `fresh`, one fresh store per check.
@@ -1222,6 +1348,7 @@ where
     an_id_counts_once_whatever_day_it_claims(&fresh().await).await;
     assessed_scores_replace_per_agency_criterion_and_period(&fresh().await).await;
     activity_keeps_the_latest_and_counts_arrivals(&fresh().await).await;
+    rejections_count_per_day_for_the_chain_beside_accepted_events(&fresh().await).await;
 }
 
 /// A change notice published through one handle of a backend reaches every subscriber of

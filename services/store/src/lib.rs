@@ -28,7 +28,7 @@ pub use memory::MemoryStore;
 pub use notices::NOTICE_BACKLOG;
 pub use redis_store::{RedisStore, RedisStoreConfig};
 
-pub use govpulse_core::counting::{Applied, EventWrite};
+pub use govpulse_core::counting::{Applied, EventWrite, RejectedWrite};
 
 /// An agency to read, with the top-level agency of its tree (which names its keys).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -79,7 +79,22 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
     /// All events of one tree (same root) are applied atomically: either all of them are
     /// recorded or none is, and writers applying batches of one tree at once (aggregate
     /// replicas) apply them as some order of the batches would.
-    async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError>;
+    ///
+    /// [`CounterStore::apply_with_rejected`] without rejections.
+    async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
+        self.apply_with_rejected(events, &[]).await
+    }
+
+    /// [`CounterStore::apply`], and counts the batch's events `rejected` as invalid for every
+    /// agency of their chains on the Vietnam day they were rejected (read back by
+    /// [`CounterStore::read_activity`]), in the same atomic write as the events of their tree
+    /// (a tree with rejections only is one small write of its own). A batch without
+    /// rejections costs what [`CounterStore::apply`] did before they were counted.
+    async fn apply_with_rejected(
+        &self,
+        events: &[EventWrite],
+        rejected: &[RejectedWrite],
+    ) -> Result<Vec<Applied>, StoreError>;
 
     /// For each group of agencies, the counters `needs` names summed over the agencies and
     /// `buckets` (the others read as zero), and, when `needs.distinct`, the exact number of
@@ -118,9 +133,10 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<(ProcedureId, Counters)>, StoreError>;
 
     /// For each agency, the latest events counted for it (its own and its units') and how
-    /// many were counted for it on each of `days` (Vietnam days of acceptance, kept for the
+    /// many were accepted (by Vietnam day of acceptance) and rejected (by day of rejection)
+    /// for it on each of `days` (each kept for the
     /// [`govpulse_core::freshness::ARRIVAL_DAYS`] up to its last): what says whether its
-    /// figures are current.
+    /// figures are current, and how clean the data it sends is.
     async fn read_activity(
         &self,
         agencies: &[AgencyKey],

@@ -17,8 +17,8 @@ use govpulse_core::{
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
-    notices::LocalNotices,
+    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, RejectedWrite,
+    StoreError, notices::LocalNotices,
 };
 
 /// How many batches pass between sweeps of expired event ids.
@@ -38,7 +38,8 @@ struct Inner {
     assessed: HashMap<(AgencyId, Bucket), BTreeMap<(String, String), u64>>,
     /// Per agency: the latest events counted for it.
     last_seen: HashMap<AgencyId, Seen>,
-    /// Per agency: events counted per Vietnam day of acceptance, the last few weeks.
+    /// Per agency: events accepted per Vietnam day of acceptance and rejected per day of
+    /// rejection, the last few weeks.
     arrivals: HashMap<AgencyId, Arrivals>,
     batches: u64,
 }
@@ -80,7 +81,11 @@ impl CounterStore for MemoryStore {
         Ok(self.notices.subscribe())
     }
 
-    async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
+    async fn apply_with_rejected(
+        &self,
+        events: &[EventWrite],
+        rejected: &[RejectedWrite],
+    ) -> Result<Vec<Applied>, StoreError> {
         let now = OffsetDateTime::now_utc();
         let mut inner = self.lock();
         inner.batches += 1;
@@ -91,6 +96,7 @@ impl CounterStore for MemoryStore {
             let inner = &*inner;
             plan(
                 events,
+                rejected,
                 |agency, event_id| {
                     inner
                         .seen
@@ -154,6 +160,15 @@ impl CounterStore for MemoryStore {
                 .arrivals
                 .entry(agency.clone())
                 .or_default()
+                .accepted
+                .add(*day, *n);
+        }
+        for ((agency, day), n) in &plan.rejected {
+            inner
+                .arrivals
+                .entry(agency.clone())
+                .or_default()
+                .rejected
                 .add(*day, *n);
         }
         Ok(plan.outcomes)
@@ -168,17 +183,14 @@ impl CounterStore for MemoryStore {
         Ok(agencies
             .iter()
             .map(|key| {
-                let arrivals = inner.arrivals.get(&key.agency);
+                let arrivals = inner.arrivals.get(&key.agency).copied().unwrap_or_default();
                 Activity {
                     seen: inner
                         .last_seen
                         .get(&key.agency)
                         .copied()
                         .unwrap_or_default(),
-                    accepted_per_day: days
-                        .iter()
-                        .map(|day| arrivals.map_or(0, |a| a.on(*day)))
-                        .collect(),
+                    days: days.iter().map(|day| arrivals.on(*day)).collect(),
                 }
             })
             .collect())

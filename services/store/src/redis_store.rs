@@ -15,7 +15,7 @@
 //! | `P:{root}:ex`, `P:{root}:dx` | string | how the tree's event ids and dossier states spread over their buckets (`spread.rs`) |
 //! | `P:{root}:e:<n>` | string | 18-byte records: 8-byte digest of (agency, event id), content digest and the UTC day it may be forgotten after (`tree_write.rs`) |
 //! | `P:{root}:d:<n>` | string | 13-byte records: 8-byte digest of (agency, dossier id), its backlog state (`govpulse_core::backlog`) and the day a finished one may be forgotten after |
-//! | `P:{root}:s` | hash | agency → when an event of it or its units was last accepted and the latest time such an event happened, two big-endian signed 64-bit Unix milliseconds ([`seen_bytes`]); `<agency>#n` (`#` is in no id) → its events per Vietnam day of acceptance over the 35 days up to the last ([`arrivals_bytes`]); both written as what the writer read with its batch added (`govpulse_core::freshness`) |
+//! | `P:{root}:s` | hash | agency → when an event of it or its units was last accepted and the latest time such an event happened, two big-endian signed 64-bit Unix milliseconds ([`seen_bytes`]); `<agency>#n` (`#` is in no id) → its events accepted per Vietnam day of acceptance over the 35 days up to the last ([`day_counts_bytes`]); `<agency>#r` → the same of its events rejected as invalid, per day of rejection; all written as what the writer read with its batch added (`govpulse_core::freshness`) |
 //! | `P:{root}:a:<agency>:<bucket>` | hash | `<profile>/<criterion>` → assessed points with two decimals (`38.75`), for the calendar period `<bucket>` |
 //!
 //! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
@@ -34,7 +34,7 @@ use std::{
 use async_trait::async_trait;
 use govpulse_core::{
     AgencyId, Bucket, Counter, Counters, Needs, ProcedureId,
-    freshness::{ARRIVAL_DAYS, Activity, Arrivals, Seen},
+    freshness::{ARRIVAL_DAYS, Activity, Arrivals, DayCounts, Seen},
     index::{hundredths_text, parse_hundredths},
 };
 use redis::{
@@ -47,8 +47,8 @@ use std::time::Duration;
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, StoreError,
-    counter_record,
+    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, RejectedWrite,
+    StoreError, counter_record,
     exclusive::Exclusive,
     notices::RedisNotices,
     ordinals::OrdinalCache,
@@ -385,19 +385,29 @@ impl CounterStore for RedisStore {
         self.notices.subscribe().await
     }
 
-    async fn apply(&self, events: &[EventWrite]) -> Result<Vec<Applied>, StoreError> {
-        let mut trees: HashMap<&AgencyId, Vec<usize>> = HashMap::new();
+    async fn apply_with_rejected(
+        &self,
+        events: &[EventWrite],
+        rejected: &[RejectedWrite],
+    ) -> Result<Vec<Applied>, StoreError> {
+        // Per tree, its events' and its rejections' positions.
+        let mut trees: HashMap<&AgencyId, (Vec<usize>, Vec<usize>)> = HashMap::new();
         for (position, event) in events.iter().enumerate() {
-            trees.entry(event.root()).or_default().push(position);
+            trees.entry(event.root()).or_default().0.push(position);
+        }
+        for (position, write) in rejected.iter().enumerate() {
+            trees.entry(write.root()).or_default().1.push(position);
         }
         // Most batches are one agency's, so one tree's: applied as they came.
         if let [(root, _)] = trees.iter().collect::<Vec<_>>()[..] {
-            return self.apply_tree(root, events).await;
+            return self.apply_tree(root, events, rejected).await;
         }
         let mut outcomes = vec![Applied::Duplicate; events.len()];
-        for (root, positions) in &trees {
+        for (root, (positions, rejections)) in &trees {
             let batch: Vec<EventWrite> = positions.iter().map(|i| events[*i].clone()).collect();
-            let applied = self.apply_tree(root, &batch).await?;
+            let rejected: Vec<RejectedWrite> =
+                rejections.iter().map(|i| rejected[*i].clone()).collect();
+            let applied = self.apply_tree(root, &batch, &rejected).await?;
             for (position, outcome) in positions.iter().zip(applied) {
                 outcomes[*position] = outcome;
             }
@@ -772,8 +782,9 @@ impl CounterStore for RedisStore {
         agencies: &[AgencyKey],
         days: &[Date],
     ) -> Result<Vec<Activity>, StoreError> {
-        // Per tree one HMGET of what was seen and one per day, whatever the number of
-        // agencies (10,000 units of a province are one command, and one per day).
+        // Per tree one HMGET: what was seen of each agency and, when days are asked for, its
+        // accepted and its rejected events per day, whatever the number of agencies (10,000
+        // units of a province are one command).
         let mut trees: BTreeMap<&AgencyId, Vec<usize>> = BTreeMap::new();
         for (i, key) in agencies.iter().enumerate() {
             trees.entry(&key.root).or_default().push(i);
@@ -786,8 +797,10 @@ impl CounterStore for RedisStore {
                 hmget.arg(agencies[*i].agency.as_str());
             }
             if !days.is_empty() {
-                for i in members {
-                    hmget.arg(arrivals_field(&agencies[*i].agency));
+                for field in [accepted_field, rejected_field] {
+                    for i in members {
+                        hmget.arg(field(&agencies[*i].agency));
+                    }
                 }
             }
             commands.push(root, hmget);
@@ -801,22 +814,23 @@ impl CounterStore for RedisStore {
         let mut activity = vec![Activity::default(); agencies.len()];
         for (members, reply) in trees.values().zip(replies) {
             let mut seen: Vec<Option<Vec<u8>>> = redis::from_redis_value(reply)?;
-            let arrivals = seen.split_off(members.len().min(seen.len()));
+            let mut accepted = seen.split_off(members.len().min(seen.len()));
+            let rejected = accepted.split_off(members.len().min(accepted.len()));
             for (j, i) in members.iter().enumerate() {
                 let seen = match seen.get(j).and_then(Option::as_deref) {
                     None => Seen::default(),
                     Some(bytes) => seen_from_bytes(bytes)
                         .ok_or_else(|| StoreError::Unexpected("a torn seen record".to_owned()))?,
                 };
-                let arrivals = match arrivals.get(j).and_then(Option::as_deref) {
-                    None => Arrivals::default(),
-                    Some(bytes) => arrivals_from_bytes(bytes).ok_or_else(|| {
-                        StoreError::Unexpected("a torn arrivals record".to_owned())
-                    })?,
+                // A record of the rejections may be missing where the accepted one is not:
+                // every agency written before they were counted (it reads as none).
+                let arrivals = Arrivals {
+                    accepted: day_counts_read(&accepted, j)?,
+                    rejected: day_counts_read(&rejected, j)?,
                 };
                 activity[*i] = Activity {
                     seen,
-                    accepted_per_day: days.iter().map(|day| arrivals.on(*day)).collect(),
+                    days: days.iter().map(|day| arrivals.on(*day)).collect(),
                 };
             }
         }
@@ -889,18 +903,41 @@ pub(crate) fn seen_from_bytes(bytes: &[u8]) -> Option<Seen> {
     })
 }
 
-/// The field of an agency's arrivals in its tree's `s` hash.
-pub(crate) fn arrivals_field(agency: &AgencyId) -> Vec<u8> {
-    let mut field = agency.as_str().as_bytes().to_vec();
-    field.extend_from_slice(b"#n");
+/// The field of an agency's accepted events per day in its tree's `s` hash: `<agency>#n`.
+pub(crate) fn accepted_field(agency: &AgencyId) -> Vec<u8> {
+    day_counts_field(agency, b"#n")
+}
+
+/// The field of an agency's rejected events per day in its tree's `s` hash: `<agency>#r`. A
+/// field of its own rather than more bytes in `#n`: a batch without rejections reads and
+/// writes what it did before they were counted, and `#n` stays what the previous version
+/// reads (as exactly 142 bytes), so replicas of both can run side by side in a rolling
+/// upgrade (an older one ignores `#r`; a newer one reads a missing `#r` as no rejections).
+pub(crate) fn rejected_field(agency: &AgencyId) -> Vec<u8> {
+    day_counts_field(agency, b"#r")
+}
+
+fn day_counts_field(agency: &AgencyId, suffix: &[u8]) -> Vec<u8> {
+    let mut field = Vec::with_capacity(agency.as_str().len() + suffix.len());
+    field.extend_from_slice(agency.as_str().as_bytes());
+    field.extend_from_slice(suffix);
     field
 }
 
-/// What a store keeps of [`Arrivals`]: the latest day counted (as id records keep days:
-/// [`day_bytes`]) then each day's count back from it (four bytes big-endian each); `None` for
-/// arrivals with no day (nothing to keep).
-pub(crate) fn arrivals_bytes(arrivals: &Arrivals) -> Option<Vec<u8>> {
-    let (last, counts) = arrivals.parts();
+/// The `j`-th of the records of events per day an `HMGET` read: none when missing.
+fn day_counts_read(read: &[Option<Vec<u8>>], j: usize) -> Result<DayCounts, StoreError> {
+    match read.get(j).and_then(Option::as_deref) {
+        None => Ok(DayCounts::default()),
+        Some(bytes) => day_counts_from_bytes(bytes)
+            .ok_or_else(|| StoreError::Unexpected("a torn record of events per day".to_owned())),
+    }
+}
+
+/// What a store keeps of [`DayCounts`]: the latest day counted (as id records keep days:
+/// [`day_bytes`]) then each day's count back from it (four bytes big-endian each), 142 bytes;
+/// `None` for counts with no day (nothing to keep).
+pub(crate) fn day_counts_bytes(counts: &DayCounts) -> Option<Vec<u8>> {
+    let (last, counts) = counts.parts();
     let mut bytes = Vec::with_capacity(2 + 4 * counts.len());
     bytes.extend_from_slice(&day_bytes(day_number(last?)));
     for count in counts {
@@ -909,8 +946,8 @@ pub(crate) fn arrivals_bytes(arrivals: &Arrivals) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// The [`Arrivals`] that [`arrivals_bytes`] wrote; `None` for anything else.
-pub(crate) fn arrivals_from_bytes(bytes: &[u8]) -> Option<Arrivals> {
+/// The [`DayCounts`] that [`day_counts_bytes`] wrote; `None` for anything else.
+pub(crate) fn day_counts_from_bytes(bytes: &[u8]) -> Option<DayCounts> {
     let last = date_of(day_at(bytes, 0)?)?;
     let rest = &bytes[2..];
     let mut counts = [0u32; ARRIVAL_DAYS];
@@ -920,7 +957,7 @@ pub(crate) fn arrivals_from_bytes(bytes: &[u8]) -> Option<Arrivals> {
     for (count, raw) in counts.iter_mut().zip(rest.chunks_exact(4)) {
         *count = u32::from_be_bytes(raw.try_into().ok()?);
     }
-    Some(Arrivals::from_parts(Some(last), counts))
+    Some(DayCounts::from_parts(Some(last), counts))
 }
 
 /// What follows a group's counter replies for its distinct count.

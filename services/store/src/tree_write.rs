@@ -37,10 +37,10 @@ use govpulse_core::{
     AgencyId, Bucket, Counter, DossierId, ProcedureId,
     backlog::DossierState,
     counting::{
-        Applied, Content, CounterSums, EventWrite, Plan, ProcedureSums, dossier_digest, id_digest,
-        plan,
+        Applied, Content, CounterSums, EventWrite, Plan, ProcedureSums, RejectedWrite,
+        dossier_digest, id_digest, plan,
     },
-    freshness::{Arrivals, Seen},
+    freshness::{DayCounts, Seen},
 };
 use time::{Date, OffsetDateTime};
 
@@ -48,8 +48,8 @@ use crate::{
     StoreError, counter_record,
     exclusive::Lease,
     redis_store::{
-        Commands, RedisStore, arrivals_bytes, arrivals_field, arrivals_from_bytes, seen_bytes,
-        seen_from_bytes,
+        Commands, RedisStore, accepted_field, day_counts_bytes, day_counts_from_bytes,
+        rejected_field, seen_bytes, seen_from_bytes,
     },
     spread::{Split, Spread},
 };
@@ -401,15 +401,17 @@ fn text(s: impl ToString) -> Vec<u8> {
 }
 
 impl RedisStore {
-    /// Applies the events of one tree, reading, planning and writing again while other
-    /// writers change the tree meanwhile; one outcome per event, in order.
+    /// Applies the events of one tree and counts its rejections, reading, planning and
+    /// writing again while other writers change the tree meanwhile; one outcome per event,
+    /// in order.
     pub(crate) async fn apply_tree(
         &self,
         root: &AgencyId,
         batch: &[EventWrite],
+        rejected: &[RejectedWrite],
     ) -> Result<Vec<Applied>, StoreError> {
         for _ in 0..ATTEMPTS {
-            if let Some(outcomes) = self.try_tree(root, batch).await? {
+            if let Some(outcomes) = self.try_tree(root, batch, rejected).await? {
                 return Ok(outcomes);
             }
         }
@@ -423,6 +425,7 @@ impl RedisStore {
         &self,
         root: &AgencyId,
         batch: &[EventWrite],
+        rejected: &[RejectedWrite],
     ) -> Result<Option<Vec<Applied>>, StoreError> {
         let keys = TreeKeys::new(self, root);
         let now = OffsetDateTime::now_utc();
@@ -505,8 +508,11 @@ impl RedisStore {
         for (child, parent) in &parent_of {
             parents.entry(parent).or_default().insert(child);
         }
-        // What was seen of the batch's agencies, to keep the latest (section 6c).
+        // What was seen of the batch's agencies, to keep the latest, and their events per day
+        // (section 6c): the rejected ones only of the agencies the batch has rejections for,
+        // so a batch without reads and writes none.
         let reporters: BTreeSet<&AgencyId> = batch.iter().flat_map(|e| e.chain.iter()).collect();
+        let rejecters: BTreeSet<&AgencyId> = rejected.iter().flat_map(|r| r.chain.iter()).collect();
         let mut second = Commands::default();
         let mut seen_read = redis::cmd("HMGET");
         seen_read.arg(self.seen_key(root));
@@ -514,7 +520,10 @@ impl RedisStore {
             seen_read.arg(agency.as_str());
         }
         for agency in &reporters {
-            seen_read.arg(arrivals_field(agency));
+            seen_read.arg(accepted_field(agency));
+        }
+        for agency in &rejecters {
+            seen_read.arg(rejected_field(agency));
         }
         second.push(root, seen_read);
         let mut mget = redis::cmd("MGET");
@@ -541,17 +550,18 @@ impl RedisStore {
         // A record that does not read (none is ever written so) is taken as none: the batch's
         // write replaces it, and only its freshness history is lost, never a count.
         let mut seen: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
-        let arrivals = seen.split_off(reporters.len().min(seen.len()));
+        let mut accepted = seen.split_off(reporters.len().min(seen.len()));
+        let rejections = accepted.split_off(reporters.len().min(accepted.len()));
         let known_seen: HashMap<&AgencyId, Seen> = reporters
             .iter()
             .zip(seen)
             .filter_map(|(agency, value)| Some((*agency, seen_from_bytes(&value?)?)))
             .collect();
-        let known_arrivals: HashMap<&AgencyId, Arrivals> = reporters
-            .iter()
-            .zip(arrivals)
-            .filter_map(|(agency, value)| Some((*agency, arrivals_from_bytes(&value?)?)))
-            .collect();
+        let known = KnownActivity {
+            seen: known_seen,
+            accepted: known_day_counts(&reporters, accepted),
+            rejected: known_day_counts(&rejecters, rejections),
+        };
         let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
         let mut stored = stored.into_iter();
         fn table<const W: usize>(
@@ -600,6 +610,7 @@ impl RedisStore {
         };
         let planned = plan(
             batch,
+            rejected,
             |agency, event_id| known_id(id_digest(agency, event_id)),
             |agency, dossier| known_dossier(dossier_digest(agency, dossier)),
         );
@@ -692,7 +703,7 @@ impl RedisStore {
             &list_lengths,
             &mut writes,
         )?;
-        self.write_activity(root, &planned, &known_seen, &known_arrivals, &mut writes);
+        self.write_activity(root, &planned, &known, &mut writes);
 
         // 5. Compare and apply: the transaction runs only if the version is still the one
         // watched; the script (loaded first if this Redis does not have it: a new or
@@ -982,38 +993,54 @@ impl RedisStore {
         Ok(())
     }
 
-    /// When the plan's agencies were last seen and their events per day of acceptance: what
-    /// the store had (`known`, read in this attempt, so no other writer changed it if the
-    /// write applies) with what the plan adds.
+    /// When the plan's agencies were last seen and their events accepted and rejected per
+    /// day: what the store had (`known`, read in this attempt, so no other writer changed it
+    /// if the write applies) with what the plan adds.
     fn write_activity(
         &self,
         root: &AgencyId,
         planned: &Plan,
-        known: &HashMap<&AgencyId, Seen>,
-        known_arrivals: &HashMap<&AgencyId, Arrivals>,
+        known: &KnownActivity<'_>,
         writes: &mut Writes,
     ) {
-        let mut arrivals: BTreeMap<&AgencyId, Arrivals> = BTreeMap::new();
-        for ((agency, day), n) in &planned.arrivals {
-            arrivals
-                .entry(agency)
-                .or_insert_with(|| known_arrivals.get(agency).copied().unwrap_or_default())
-                .add(*day, *n);
-        }
         let mut fields: Vec<Vec<u8>> = Vec::new();
         for (agency, seen) in &planned.seen {
-            let latest = known.get(agency).map_or(*seen, |k| k.latest(*seen));
+            let latest = known.seen.get(agency).map_or(*seen, |k| k.latest(*seen));
             if let Some(bytes) = seen_bytes(latest) {
                 fields.extend([text(agency), bytes.to_vec()]);
             }
         }
-        for (agency, arrivals) in arrivals {
-            if let Some(bytes) = arrivals_bytes(&arrivals) {
-                fields.extend([arrivals_field(agency), bytes]);
+        for (added, kept, field) in [
+            (
+                &planned.arrivals,
+                &known.accepted,
+                accepted_field as fn(&AgencyId) -> Vec<u8>,
+            ),
+            (&planned.rejected, &known.rejected, rejected_field),
+        ] {
+            let mut counts: BTreeMap<&AgencyId, DayCounts> = BTreeMap::new();
+            for ((agency, day), n) in added {
+                counts
+                    .entry(agency)
+                    .or_insert_with(|| kept.get(agency).copied().unwrap_or_default())
+                    .add(*day, *n);
+            }
+            for (agency, counts) in counts {
+                if let Some(bytes) = day_counts_bytes(&counts) {
+                    fields.extend([field(agency), bytes]);
+                }
             }
         }
         writes.chunked("HSET", Some(&self.seen_key(root)), &fields, 2);
     }
+}
+
+/// What a tree's `s` hash held of the batch's agencies when this attempt read it: what was
+/// last seen of them, and their events accepted and rejected per day.
+struct KnownActivity<'a> {
+    seen: HashMap<&'a AgencyId, Seen>,
+    accepted: HashMap<&'a AgencyId, DayCounts>,
+    rejected: HashMap<&'a AgencyId, DayCounts>,
 }
 
 /// The counter records a plan adds to, as read, with what the plan adds to each: each
@@ -1058,6 +1085,18 @@ fn fill_records<F>(
     Ok(())
 }
 
+/// The records of events per day read for `agencies` (one each, in order), those that read.
+fn known_day_counts<'a>(
+    agencies: &BTreeSet<&'a AgencyId>,
+    read: Vec<Option<Vec<u8>>>,
+) -> HashMap<&'a AgencyId, DayCounts> {
+    agencies
+        .iter()
+        .zip(read)
+        .filter_map(|(agency, value)| Some((*agency, day_counts_from_bytes(&value?)?)))
+        .collect()
+}
+
 /// Each agency's parent in its tree, from the batch's chains.
 fn parents_of(batch: &[EventWrite]) -> HashMap<&AgencyId, &AgencyId> {
     let mut parent_of = HashMap::new();
@@ -1093,14 +1132,18 @@ mod tests {
         assert_eq!(seen_from_bytes(&bytes), Some(seen));
         assert_eq!(seen_bytes(Seen::default()), None);
         assert_eq!(seen_from_bytes(&bytes[..15]), None);
-        let mut arrivals = Arrivals::default();
-        assert_eq!(arrivals_bytes(&arrivals), None);
-        arrivals.add(date!(2026 - 12 - 05), 7);
-        arrivals.add(date!(2026 - 11 - 20), 70_000);
-        let bytes = arrivals_bytes(&arrivals).expect("a record");
+        let mut counts = DayCounts::default();
+        assert_eq!(day_counts_bytes(&counts), None);
+        counts.add(date!(2026 - 12 - 05), 7);
+        counts.add(date!(2026 - 11 - 20), 70_000);
+        let bytes = day_counts_bytes(&counts).expect("a record");
+        // The size the previous version reads `#n` as (and any version `#r`).
         assert_eq!(bytes.len(), 142);
-        assert_eq!(arrivals_from_bytes(&bytes), Some(arrivals));
-        assert_eq!(arrivals_from_bytes(&bytes[..141]), None);
+        assert_eq!(day_counts_from_bytes(&bytes), Some(counts));
+        assert_eq!(day_counts_from_bytes(&bytes[..141]), None);
+        let agency = AgencyId::parse("hb.dept-01").expect("id");
+        assert_eq!(accepted_field(&agency), b"hb.dept-01#n");
+        assert_eq!(rejected_field(&agency), b"hb.dept-01#r");
     }
 
     #[test]

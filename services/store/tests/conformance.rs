@@ -328,3 +328,90 @@ async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_f
         "nothing after another flush"
     );
 }
+
+/// An upgrade keeps reading what the previous version wrote, and the previous version keeps
+/// reading what this one writes (replicas of both run side by side in a rolling upgrade):
+/// an agency's accepted events per day, written by hand as the previous version wrote them
+/// (`<agency>#n`, the day then 35 counts), read as they were with no rejections, and left
+/// byte for byte as they were by a batch of rejections (which go to `<agency>#r`).
+#[tokio::test]
+async fn redis_store_reads_and_keeps_the_previous_versions_records_of_events_per_day() {
+    use govpulse_core::{AgencyId, freshness::DailyEvents};
+    use govpulse_store::{AgencyKey, RejectedWrite};
+
+    let server = RedisServer::start().expect("redis-server starts");
+    let store = RedisStore::connect(RedisStoreConfig {
+        url: server.url(),
+        prefix: "upgrade".to_owned(),
+    })
+    .await
+    .expect("connects");
+    let mut admin = redis::Client::open(server.url())
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let now = time::OffsetDateTime::now_utc();
+    let today = govpulse_core::period::vietnam_day(now);
+    let yesterday = today - time::Duration::days(1);
+    // 7 events accepted today, 5 yesterday.
+    let epoch = time::macros::date!(1970 - 01 - 01);
+    let mut previous = u16::try_from((today - epoch).whole_days())
+        .expect("a day two bytes hold")
+        .to_be_bytes()
+        .to_vec();
+    for count in [7u32, 5].into_iter().chain([0; 33]) {
+        previous.extend_from_slice(&count.to_be_bytes());
+    }
+    let () = redis::cmd("HSET")
+        .arg("upgrade:{hoa-binh}:s")
+        .arg("hoa-binh#n")
+        .arg(&previous)
+        .query_async(&mut admin)
+        .await
+        .expect("HSET");
+    let key = AgencyKey {
+        root: AgencyId::parse("hoa-binh").expect("id"),
+        agency: AgencyId::parse("hoa-binh").expect("id"),
+    };
+    let read = |store: RedisStore| {
+        let key = key.clone();
+        async move {
+            store
+                .read_activity(&[key], &[yesterday, today])
+                .await
+                .expect("read_activity")
+                .remove(0)
+                .days
+        }
+    };
+    let day = |day, accepted, rejected| DailyEvents {
+        day,
+        accepted,
+        rejected,
+    };
+    assert_eq!(
+        read(store.clone()).await,
+        [day(yesterday, 5, 0), day(today, 7, 0)]
+    );
+    store
+        .apply_with_rejected(
+            &[],
+            &[RejectedWrite {
+                agency: key.agency.clone(),
+                chain: vec![key.agency.clone()].into(),
+                count: 2,
+                rejected_at: now,
+            }],
+        )
+        .await
+        .expect("apply");
+    assert_eq!(read(store).await, [day(yesterday, 5, 0), day(today, 7, 2)]);
+    let kept: Vec<u8> = redis::cmd("HGET")
+        .arg("upgrade:{hoa-binh}:s")
+        .arg("hoa-binh#n")
+        .query_async(&mut admin)
+        .await
+        .expect("HGET");
+    assert_eq!(kept, previous, "what the previous version reads, unchanged");
+}

@@ -7,7 +7,7 @@ use futures::future::try_join_all;
 use govpulse_core::{
     Agency, AgencyId, Counters, Metric, Needs, Period, Rate, backlog,
     compare::Comparison,
-    freshness::Freshness,
+    freshness::{DailyEvents, Freshness, RECENT_DAYS, recent_days},
     index::hundredths_text,
     metric::UnknownMetric,
     reading::{Horizon, Plan, Question, Read, Source, plan},
@@ -16,11 +16,11 @@ use govpulse_core::{
     targets::Verdict,
 };
 use govpulse_edge::convert::{
-    agency_to_proto, block_from_proto, counters_to_proto, freshness_to_proto, period_to_proto,
-    rate_to_proto,
+    agency_to_proto, block_from_proto, counters_to_proto, daily_events_to_proto,
+    freshness_to_proto, period_to_proto, rate_to_proto,
 };
 use govpulse_proto::aggregate::{
-    AgencyCounters, AgencyMetric, AssessedPoints, Change, DailyEvents, GetBlockMetricsRequest,
+    AgencyCounters, AgencyMetric, AssessedPoints, Change, GetBlockMetricsRequest,
     GetBlockMetricsResponse, GetBlockSnapshotRequest, GetBlockSnapshotResponse, GetMetricsRequest,
     GetMetricsResponse, MetricReport, Summary, TargetStanding, get_block_metrics_request,
 };
@@ -29,9 +29,6 @@ use time::{Date, OffsetDateTime};
 
 use super::AggregateApi;
 use crate::Error;
-
-/// How many days of accepted events GetMetrics lists, today included.
-const RECENT_DAYS: i64 = 30;
 
 impl AggregateApi {
     /// One agency's report: the body of GetMetrics.
@@ -67,15 +64,12 @@ impl AggregateApi {
                 needs,
             })
             .collect();
-        let recent: Vec<Date> = (0..RECENT_DAYS)
-            .rev()
-            .map(|back| horizon.today - time::Duration::days(back))
-            .collect();
+        let recent = recent_days(horizon.today, RECENT_DAYS);
         let (counted, mut activity) = futures::try_join!(
             self.counters(&horizon, &questions),
             self.activity(&horizon, agencies, &recent)
         )?;
-        let (freshness, accepted_per_day) = activity
+        let (freshness, recent) = activity
             .pop()
             .ok_or_else(|| Error::Store(StoreError::Unexpected("no activity read".to_owned())))?;
         let counted_over = |i: usize| Counted {
@@ -124,14 +118,7 @@ impl AggregateApi {
             open_past_due: counted[0][0].open_past_due_at_end,
             base_period: base.as_ref().map(period_to_proto),
             freshness: Some(freshness_to_proto(&freshness)),
-            accepted_per_day: recent
-                .iter()
-                .zip(accepted_per_day)
-                .map(|(day, accepted)| DailyEvents {
-                    day: day.to_string(),
-                    accepted,
-                })
-                .collect(),
+            accepted_per_day: recent.iter().map(daily_events_to_proto).collect(),
             provisional: horizon.is_provisional(&period),
         })
     }
@@ -164,6 +151,7 @@ impl AggregateApi {
         let members = scope.members(&self.catalog, period.last_day());
         let metric = parse_metric("metric", &request.metric)?;
         let base = base_period(&request.compare_to, &period, &horizon)?;
+        let days = daily_events_days(request.daily_events_days, &horizon)?;
         let last_year = period.same_period_last_year();
         let agencies = ids_of(&members);
         let needs = metric.needs();
@@ -184,7 +172,7 @@ impl AggregateApi {
             .collect();
         let (counted, activity) = futures::try_join!(
             self.counters(&horizon, &questions),
-            self.activity(&horizon, &agencies, &[])
+            self.activity(&horizon, &agencies, &days)
         )?;
         let counted_over = |i: usize| Counted {
             period: questions[i].period,
@@ -206,7 +194,7 @@ impl AggregateApi {
             .iter()
             .zip(report.rows)
             .zip(&activity)
-            .map(|((agency, row), (freshness, _))| AgencyMetric {
+            .map(|((agency, row), (freshness, days))| AgencyMetric {
                 agency_id: agency.id.as_str().to_owned(),
                 agency_name: agency.name.clone(),
                 rate: row.rate.map(rate_to_proto),
@@ -217,6 +205,7 @@ impl AggregateApi {
                 base: row.base.map(rate_to_proto),
                 change_from_base: change(row.rate, row.base),
                 freshness: Some(freshness_to_proto(freshness)),
+                daily_events: days.iter().map(daily_events_to_proto).collect(),
             })
             .collect();
         let pooled = |s: &summary::Summary| s.pooled;
@@ -350,14 +339,14 @@ impl AggregateApi {
             .collect()
     }
 
-    /// Each agency's freshness at the request's moment, with its events accepted on each of
-    /// `days`.
+    /// Each agency's freshness at the request's moment, with its events accepted and
+    /// rejected on each of `days`.
     pub(super) async fn activity(
         &self,
         horizon: &Horizon,
         agencies: &[AgencyId],
         days: &[Date],
-    ) -> Result<Vec<(Freshness, Vec<u64>)>, Error> {
+    ) -> Result<Vec<(Freshness, Vec<DailyEvents>)>, Error> {
         let keys: Vec<AgencyKey> = agencies.iter().map(|a| self.key(a)).collect();
         let activity = self.store.read_activity(&keys, days).await?;
         if activity.len() != agencies.len() {
@@ -369,7 +358,7 @@ impl AggregateApi {
         }
         Ok(activity
             .into_iter()
-            .map(|a| (a.seen.at(horizon.now, self.freshness), a.accepted_per_day))
+            .map(|a| (a.seen.at(horizon.now, self.freshness), a.days))
             .collect())
     }
 
@@ -379,7 +368,7 @@ impl AggregateApi {
         wanted: bool,
         horizon: &Horizon,
         agencies: &[AgencyId],
-    ) -> Result<Vec<(Freshness, Vec<u64>)>, Error> {
+    ) -> Result<Vec<(Freshness, Vec<DailyEvents>)>, Error> {
         if wanted {
             self.activity(horizon, agencies, &[]).await
         } else {
@@ -465,6 +454,19 @@ pub(super) fn parse_metric(field: &'static str, raw: &str) -> Result<Metric, Err
 
 fn parse_metrics(raw: &[String]) -> Result<Vec<Metric>, Error> {
     raw.iter().map(|m| parse_metric("metrics", m)).collect()
+}
+
+/// The last `asked` Vietnam days up to today, oldest first (GetBlockMetrics'
+/// `daily_events_days`): none for 0, at most [`RECENT_DAYS`] (the stores keep a few more,
+/// and every day asked is one more per agency in the answer).
+fn daily_events_days(asked: u32, horizon: &Horizon) -> Result<Vec<Date>, Error> {
+    match usize::try_from(asked) {
+        Ok(n) if n <= RECENT_DAYS => Ok(recent_days(horizon.today, n)),
+        _ => Err(Error::invalid(
+            "daily_events_days",
+            format!("is {asked}; ask for 0 (none) to {RECENT_DAYS} days"),
+        )),
+    }
 }
 
 /// The earlier period `compare_to` names, if any: it must end before `period` begins.

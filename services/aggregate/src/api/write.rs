@@ -1,10 +1,13 @@
-//! The write handlers: decode, count through the store, tell the watchers.
+//! The write handlers: decode, count through the store (with the batch's rejected events,
+//! ingest's and aggregate's own), tell the watchers.
 
 use std::collections::BTreeSet;
 
-use govpulse_core::{AgencyId, counting::Content, period::vietnam_day};
+use govpulse_core::{AgencyId, counting::Content, freshness::blamed, period::vietnam_day};
 use govpulse_edge::assessed::decode_assessed;
-use govpulse_edge::convert::{Outcomes, accepted, conflict, duplicate, notice_to_proto, rejected};
+use govpulse_edge::convert::{
+    Outcomes, accepted, conflict, duplicate, notice_to_proto, rejected, rejections_from_proto,
+};
 use govpulse_edge::decode_event;
 use govpulse_proto::aggregate::{
     ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, ApplyEventsRequest,
@@ -20,20 +23,39 @@ use crate::Error;
 impl AggregateApi {
     /// Applies a batch: the body of ApplyEvents.
     pub async fn apply(&self, request: ApplyEventsRequest) -> Result<ApplyEventsResponse, Error> {
-        if request.events.len() > MAX_APPLY_BATCH {
+        let ApplyEventsRequest {
+            events,
+            rejected_upstream,
+        } = request;
+        if events.len() > MAX_APPLY_BATCH {
             return Err(Error::invalid(
                 "events",
                 format!(
                     "has {} events; the limit is {MAX_APPLY_BATCH}",
-                    request.events.len()
+                    events.len()
                 ),
             ));
         }
+        let mut rejections =
+            rejections_from_proto(&self.catalog, &rejected_upstream, MAX_APPLY_BATCH)
+                .map_err(Error::Violation)?;
+        // Aggregate's own rejections count against the agency an event names, when the
+        // catalog knows it: its caller (ingest) forwards only events their sender may send.
+        let mut blame = |named: &str| {
+            if let Some(agency) = blamed(&self.catalog, named, |_| true) {
+                rejections.add(agency, 1);
+            }
+        };
         let now = OffsetDateTime::now_utc();
-        let mut outcomes = Outcomes::with_capacity(request.events.len());
-        let mut writes = Vec::with_capacity(request.events.len());
-        let mut positions = Vec::with_capacity(request.events.len());
-        for (i, event) in request.events.into_iter().enumerate() {
+        let mut outcomes = Outcomes::with_capacity(events.len());
+        let mut writes = Vec::with_capacity(events.len());
+        let mut positions = Vec::with_capacity(events.len());
+        // The agency the event being decoded names, in case it is rejected: decoding takes
+        // the event's strings, and a copy into one reused buffer costs no allocation.
+        let mut named = String::new();
+        for (i, event) in events.into_iter().enumerate() {
+            named.clear();
+            named.push_str(&event.agency_id);
             match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
                 Ok(event) => {
                     // decode_event checked that the procedure existed on the event's day;
@@ -46,6 +68,7 @@ impl AggregateApi {
                         .and_then(|p| p.on(day))
                         .map(|span| span.provision)
                     else {
+                        blame(&named);
                         outcomes.decided(rejected(govpulse_edge::Violation {
                             field: format!("events[{i}].procedure_id"),
                             reason: "unknown procedure".to_owned(),
@@ -69,13 +92,19 @@ impl AggregateApi {
                     positions.push(i);
                     outcomes.later();
                 }
-                Err(violation) => outcomes.decided(rejected(violation)),
+                Err(violation) => {
+                    blame(&named);
+                    outcomes.decided(rejected(violation));
+                }
             }
         }
-        let applied = if writes.is_empty() {
+        let rejected_writes = rejections.writes(&self.catalog, now);
+        let applied = if writes.is_empty() && rejected_writes.is_empty() {
             Vec::new()
         } else {
-            self.store.apply(&writes).await?
+            self.store
+                .apply_with_rejected(&writes, &rejected_writes)
+                .await?
         };
         let mut agencies: BTreeSet<&AgencyId> = BTreeSet::new();
         let mut days = BTreeSet::new();
@@ -99,6 +128,11 @@ impl AggregateApi {
             )))
         };
         outcomes.fill(counted).map_err(store_said)?;
+        // Rejections move their agencies' data quality (and the alerts on it) as of today.
+        for write in &rejected_writes {
+            agencies.extend(write.chain.iter());
+            days.insert(vietnam_day(write.rejected_at));
+        }
         if !agencies.is_empty() {
             self.notify(
                 agencies.into_iter().cloned().collect(),
