@@ -9,15 +9,24 @@
 // hint instead for a metric without a value per procedure), and that the connection indicator
 // says live (and says stale or reconnecting, with the table greyed, while the stream is cut);
 // agencies that report are not flagged stale, and the current period is flagged provisional.
+// Its alerts panel says "No alerts" (that deployment has no alert rules), and is hidden on an
+// agency's page.
 //
 // With a quiet dashboard (a deployment with no load that flags an agency stale after a short
 // silence), it checks that the silent agency's row says "never reported", prints
 // `stale: ready <agency>` for the caller to send that agency one event, then waits for the
 // row to turn, on the live stream, into a greyed "no data since …" row, and opens its page
-// (last report, stale badge, arrivals per day).
+// (last report, stale badge, arrivals per day). The quiet deployment's alert rules (three on
+// the provinces' silence, after 3 s) then put the silent agency in the alerts panel, live:
+// `silent` (critical) and `quiet` (warning) firing, then `dormant` pending, each with the
+// agency's name linked as its ranking row links it; on a phone too. It prints `alerts: refuse`
+// for the caller to write a rules file the service refuses, and waits for the panel's warning
+// (the alerts stay: the previous rules are in force), then `alerts: report <agency>` for the
+// caller to send the agency another event, and waits for its alerts to leave the panel.
 //
-// It saves screenshots (desktop, stale, a 390 px phone, the agency pages, the silent agency)
-// and prints their paths. Exits 1 on the first failed check.
+// It saves screenshots (desktop, stale, a 390 px phone, the agency pages, the silent agency,
+// its alerts on a phone, the refused rules) and prints their paths. Exits 1 on the first
+// failed check.
 
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -96,6 +105,39 @@ async function arrivalsOf(page) {
   }));
 }
 
+/** The alerts panel's items, in order: what each shows and how it is laid out. */
+const alertsOf = (page) =>
+  page.$$eval('#alerts-list li.alert', (items) => items.map((item) => {
+    const box = (sel) => item.querySelector(sel).getBoundingClientRect();
+    const [name, state, summary] = [box('.name'), box('.alert-state'), box('.alert-summary')];
+    return {
+      agency: item.dataset.agency,
+      rule: item.dataset.rule,
+      state: item.dataset.state,
+      severity: item.dataset.severity,
+      name: item.querySelector('.name').textContent,
+      href: item.querySelector('.name').getAttribute('href'),
+      since: item.querySelector('.alert-state').textContent,
+      summary: item.querySelector('.alert-summary').textContent,
+      // Side by side (a desktop) or one under the other (a phone).
+      sideBySide: summary.left > name.right && summary.top < name.bottom,
+      stacked: state.top >= name.bottom - 1 && summary.top >= state.bottom - 1,
+      // Nothing sticks out of its item.
+      fits: [...item.children].every((child) => child.getBoundingClientRect().right <= item.getBoundingClientRect().right + 1),
+    };
+  }));
+
+/** The alerts panel's heading count, summary line, "No alerts" line and refused warning. */
+const alertsPanel = (page) =>
+  page.evaluate(() => ({
+    title: document.querySelector('#alerts-title').textContent.replace(/\s+/g, ' ').trim(),
+    count: document.querySelector('#alerts-count').textContent,
+    meta: document.querySelector('#alerts-meta').textContent,
+    empty: document.querySelector('#alerts-empty').hidden ? '' : document.querySelector('#alerts-empty').textContent,
+    refused: document.querySelector('#alerts-refused').textContent,
+    live: document.querySelector('#alerts-list').getAttribute('aria-live'),
+  }));
+
 function listenForProblems(page, name) {
   page.on('pageerror', (error) => problems.push(`${name} page error: ${error.message}`));
   page.on('console', (message) => {
@@ -153,6 +195,17 @@ try {
     { timeout: 15_000 },
   );
   ok(`national figure shown: ${await pooled.jsonValue()}`);
+  // 1b. The alerts panel, live: this deployment has no alert rules, so no alert.
+  await page.waitForFunction(() => document.querySelector('#alerts-empty').textContent === 'No alerts', null, { timeout: 15_000 });
+  const none = await alertsPanel(page);
+  if (!(await visible(page, '#alerts-empty')) || none.count !== '0' || (await page.$('#alerts-list li'))) {
+    throw new Error(`with no alert the panel says ${JSON.stringify(none)}`);
+  }
+  if (!none.meta.includes('no alert rules in force') || none.refused || (await visible(page, '#alerts-refused'))) {
+    throw new Error(`the panel says "${none.meta}", refused "${none.refused}"`);
+  }
+  if (none.live !== 'polite') throw new Error(`the alerts list is aria-live="${none.live}"`);
+  ok(`alerts panel "${none.title}": "${none.empty}" (${none.meta})`);
 
   // 2. It updates without a reload: a new revision, and some row's rank or value changes.
   const revision = await page.getAttribute('#table', 'data-revision');
@@ -263,6 +316,7 @@ try {
   await page.waitForFunction(() => document.querySelectorAll('#metric-charts svg.chart').length === 10, null, { timeout: 30_000 });
   await page.waitForFunction(() => document.querySelector('#rank-history svg.chart'), null, { timeout: 30_000 });
   await page.waitForFunction(() => document.querySelectorAll('#children li.row').length > 0, null, { timeout: 30_000 });
+  if (await visible(page, '#alerts')) throw new Error('the alerts panel shows on an agency page');
   const title = (await page.textContent('.agency-title')).trim();
   const units = await page.$$eval('#children li.row .name', (names) => names.map((n) => n.textContent));
   const points = await page.$$eval('#metric-charts circle.dot', (dots) => dots.length);
@@ -371,7 +425,47 @@ try {
     const seenFresh = await page.evaluate(() => window.__seenFresh);
     ok(`${silent} reported once, then went silent: row greyed (opacity ${silentRow.opacity}), "${silentRow.tag}", ` +
       `still ranked ${silentRow.rank}${seenFresh ? ', drawn fresh in between' : ''}`);
+
+    // 9b. Three seconds after its event it alerts too, live: firing first (critical before
+    // warning), then pending, whatever the service's order (by rule name).
+    const silentAlerts = `#alerts-list li.alert[data-agency="${silent}"]`;
+    await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 3, silentAlerts, { timeout: 20_000 });
+    const rowName = await page.textContent(`${row} a.name`);
+    const rowHref = await page.getAttribute(`${row} a.name`, 'href');
+    const alerts = await alertsOf(page);
+    const panel = await alertsPanel(page);
+    const order = alerts.map((a) => `${a.rule}:${a.state}:${a.severity}`).join(' ');
+    if (order !== 'silent:firing:critical quiet:firing:warning dormant:pending:warning') throw new Error(`the alerts are, in order: ${order}`);
+    for (const alert of alerts) {
+      if (alert.name !== rowName || alert.href !== rowHref) {
+        throw new Error(`the ${alert.rule} alert names "${alert.name}" (${alert.href}), its row "${rowName}" (${rowHref})`);
+      }
+      if (!new RegExp(`^${alert.state} since (\\d{2}/\\d{2} )?\\d{2}:\\d{2}$`).test(alert.since)) throw new Error(`the ${alert.rule} alert says "${alert.since}"`);
+      // The summary's moment in Vietnam time, as every moment on the page.
+      if (!/^nothing accepted since (\d{2}\/\d{2} )?\d{2}:\d{2}:\d{2} \(3s of silence allowed\)$/.test(alert.summary)) {
+        throw new Error(`the ${alert.rule} alert's summary is "${alert.summary}"`);
+      }
+      if (!alert.sideBySide || !alert.fits) throw new Error(`on a desktop the ${alert.rule} alert is laid out ${JSON.stringify(alert)}`);
+    }
+    if (panel.count !== '3' || !panel.meta.startsWith('2 firing · 1 pending · 3 rules in force') || panel.empty) {
+      throw new Error(`the panel with 3 alerts says ${JSON.stringify(panel)}`);
+    }
+    ok(`alerts panel "${panel.title}" (${panel.meta}): ${alerts.map((a) => `${a.name} ${a.rule} ${a.severity} "${a.since}"`).join(', ')}; "${alerts[0].summary}"`);
     await shot(page, 'ranking-silent.png');
+
+    // On a phone: each alert's name, state and summary one under the other, none wider than the screen.
+    const phoneAlerts = await phone.newPage();
+    listenForProblems(phoneAlerts, 'quiet phone');
+    await phoneAlerts.goto(quietUrl);
+    await phoneAlerts.waitForFunction((sel) => document.querySelectorAll(sel).length === 3, silentAlerts, { timeout: 20_000 });
+    const stacked = await alertsOf(phoneAlerts);
+    const alertsWidth = await phoneAlerts.evaluate(() => document.documentElement.scrollWidth);
+    if (alertsWidth > 390 || stacked.some((a) => !a.stacked || !a.fits)) {
+      throw new Error(`on a 390 px phone the alerts are ${alertsWidth} px wide, laid out ${JSON.stringify(stacked)}`);
+    }
+    ok(`phone: ${stacked.length} alerts, each stacked, page ${alertsWidth} px wide`);
+    await shot(phoneAlerts, 'alerts-phone.png', { fullPage: true });
+    await phoneAlerts.close();
 
     // Its page: when it last reported, the stale badge, the one event among its arrivals.
     await page.click(`${row} a.name`);
@@ -389,6 +483,38 @@ try {
     if (!(await visible(page, '#provisional'))) throw new Error('the silent agency\'s year to date is not marked provisional');
     ok(`the silent agency's page: "${line}"; arrivals: 30 bars, today "${quietArrivals.today}"`);
     await shot(page, 'agency-silent.png', { fullPage: true });
+
+    // 9c. A rules file the service refuses: the panel says so, as text, and the alerts stay.
+    await page.click('#back');
+    await page.waitForSelector('#alerts:not([hidden])', { timeout: 15_000 });
+    console.log('alerts: refuse');
+    await page.waitForFunction(() => document.querySelector('#alerts-refused').textContent !== '', null, { timeout: 15_000 });
+    const refused = await alertsPanel(page);
+    const markup = await page.$$eval('#alerts-refused *', (nodes) => nodes.length);
+    if (!refused.refused.startsWith('alert rules file refused: ') || !refused.refused.endsWith(' — the previous rules stay in force') ||
+      !refused.refused.includes('"<b>soon</b>"') || markup || !(await visible(page, '#alerts-refused'))) {
+      throw new Error(`the refused warning says "${refused.refused}" (${markup} elements in it)`);
+    }
+    if ((await page.$$(silentAlerts)).length !== 3 || !refused.meta.includes('3 rules in force')) {
+      throw new Error(`with the rules file refused the panel says ${JSON.stringify(refused)}`);
+    }
+    ok(`${refused.refused}; ${refused.count} alerts still shown`);
+    await shot(page, 'alerts-refused.png');
+
+    // 9d. The agency reports again: its alerts leave the panel, "No alerts" instead (they
+    // come back 3 s later, so the moment is caught as it happens).
+    await page.evaluate((sel) => {
+      window.__alertsCleared = '';
+      new MutationObserver(() => {
+        if (!window.__alertsCleared && !document.querySelector(sel)) {
+          window.__alertsCleared = `${document.querySelector('#alerts-count').textContent}|${document.querySelector('#alerts-empty').hidden ? '' : document.querySelector('#alerts-empty').textContent}`;
+        }
+      }).observe(document.getElementById('alerts'), { subtree: true, childList: true, characterData: true, attributes: true });
+    }, silentAlerts);
+    console.log(`alerts: report ${silent}`);
+    const cleared = await (await page.waitForFunction(() => window.__alertsCleared, null, { timeout: 15_000 })).jsonValue();
+    if (cleared !== '0|No alerts') throw new Error(`with its alerts gone the panel's count and empty line say "${cleared}"`);
+    ok(`${silent} reported again: its alerts left the panel, which said "No alerts" (count 0)`);
   }
 
   if (problems.length) throw new Error(problems.join('\n'));

@@ -6,13 +6,15 @@
 //! and saving screenshots under the target directory. A second, quiet deployment that flags
 //! an agency stale after one second of silence shows a silent agency greyed, an agency never
 //! heard from as such, and the silent agency's page with its last report and its arrivals per
-//! day.
+//! day; its alert rules (silence after three seconds) put the silent agency in the alerts
+//! panel, which says when a new version of the rules file is refused, and loses the agency's
+//! alerts when it reports again.
 
 use std::{
     path::{Path, PathBuf},
     process::{ExitStatus, Stdio},
     sync::Arc,
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use govpulse::loadgen::{self, LoadConfig, Mode, Progress};
@@ -50,6 +52,59 @@ const SILENT: &str = "lang-son";
 /// What the browser test prints when the quiet deployment's ranking shows `SILENT` as never
 /// reported, followed by its id: the cue to send its one event.
 const READY: &str = "stale: ready ";
+
+/// What the browser test prints once the alerts panel shows `SILENT`'s alerts: the cue to
+/// write a version of the alert rules file that the service refuses.
+const REFUSE: &str = "alerts: refuse";
+
+/// What the browser test prints, followed by `SILENT`'s id, to have that agency report again.
+const REPORT_AGAIN: &str = "alerts: report ";
+
+/// The quiet deployment's alert rules: three on the provinces' silence, so that `SILENT`,
+/// three seconds after its one event, alerts on each: `silent` critical and firing at once,
+/// `quiet` a firing warning, `dormant` a warning pending for an hour. Named so that the
+/// service's order (by rule name) is the reverse of the panel's (firing first, critical
+/// before warning). `silent_after` is the `silent` rule's allowed silence, as written.
+fn alert_rules(silent_after: &str) -> String {
+    format!(
+        r#"
+[[rules]]
+name = "dormant"
+kind = "silent"
+block = "province"
+after = "3s"
+for = "1h"
+
+[[rules]]
+name = "quiet"
+kind = "silent"
+block = "province"
+after = "3s"
+severity = "warning"
+
+[[rules]]
+name = "silent"
+kind = "silent"
+block = "province"
+after = "{silent_after}"
+severity = "critical"
+"#
+    )
+}
+
+/// Replaces the rules file with a version whose `silent` rule has an allowed silence that
+/// is not a duration, and markup in it, which the page must show as text. Its modification
+/// time is set ahead, so that the service sees a new version however coarse the clock of
+/// the file system.
+fn refused_rules(path: &Path) {
+    std::fs::write(path, alert_rules("<b>soon</b>")).expect("write the refused rules");
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open the rules file")
+        .set_modified(SystemTime::now() + Duration::from_secs(2))
+        .expect("set its modification time");
+}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -184,8 +239,13 @@ async fn until_ranked(deployment: &Deployment) {
 }
 
 /// Runs the browser test to its end, keeping its output (stdout, stderr); when it says the
-/// silent agency's row shows it never reported, sends that agency's one event to `quiet`.
-async fn follow(child: &mut Child, quiet: &Deployment) -> (ExitStatus, String, String) {
+/// silent agency's row shows it never reported, sends that agency's one event to `quiet`;
+/// when it asks, refuses `quiet`'s alert `rules` and has the silent agency report again.
+async fn follow(
+    child: &mut Child,
+    quiet: &Deployment,
+    rules: &Path,
+) -> (ExitStatus, String, String) {
     let mut errors = child.stderr.take().expect("piped stderr");
     let errors = tokio::spawn(async move {
         let mut bytes = Vec::new();
@@ -199,6 +259,19 @@ async fn follow(child: &mut Child, quiet: &Deployment) -> (ExitStatus, String, S
             quiet
                 .accept_all(vec![received(
                     "silent-1",
+                    agency.trim(),
+                    OffsetDateTime::now_utc(),
+                    true,
+                )])
+                .await;
+        }
+        if line.trim() == REFUSE {
+            refused_rules(rules);
+        }
+        if let Some(agency) = line.strip_prefix(REPORT_AGAIN) {
+            quiet
+                .accept_all(vec![received(
+                    "silent-2",
                     agency.trim(),
                     OffsetDateTime::now_utc(),
                     true,
@@ -227,6 +300,8 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     let screenshots = scratch.join("screenshots");
     let targets = scratch.join("targets.toml");
     targets_with_this_year(&targets);
+    let rules = scratch.join("alerts.toml");
+    std::fs::write(&rules, alert_rules("3s")).expect("write the alert rules");
 
     let redis = RedisServer::start().expect("redis-server starts");
     let options = Options {
@@ -236,12 +311,14 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     };
     let deployment = Deployment::start_with(&redis, "dashboard", options).await;
     // No load: every agency is stale (never reported), and `SILENT`, once it has reported,
-    // a second later.
+    // a second later, and alerts three seconds later. The loaded deployment has no alert
+    // rules: some province of the load may well fall quiet for three seconds.
     let quiet = Deployment::start_with(
         &redis,
         "dashboard-quiet",
         Options {
             stale_after_secs: Some(1),
+            alert_rules: Some(rules.clone()),
             ..Options::default()
         },
     )
@@ -285,9 +362,10 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
             .kill_on_drop(true)
             .spawn()
             .expect("node runs (deploy/bin/setup --test installs what it needs)");
-        let output = tokio::time::timeout(Duration::from_secs(300), follow(&mut child, &quiet))
-            .await
-            .expect("the browser test finishes within 5 minutes");
+        let output =
+            tokio::time::timeout(Duration::from_secs(300), follow(&mut child, &quiet, &rules))
+                .await
+                .expect("the browser test finishes within 5 minutes");
         stop.cancel();
         output
     };
@@ -309,6 +387,8 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
         "agency-phone.png",
         "ranking-silent.png",
         "agency-silent.png",
+        "alerts-phone.png",
+        "alerts-refused.png",
     ] {
         let path = screenshots.join(name);
         assert!(
@@ -327,5 +407,12 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
             "\"Procedures to fix · thủ tục cần cải thiện\": {PROVINCE}.p"
         )),
         "the agency page lists its worst procedures: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "alert rules file refused: {}: rules[2].after: \"<b>soon</b>\" is not a duration",
+            rules.display()
+        )),
+        "the alerts panel says why the rules file was refused, markup as text: {stdout}"
     );
 }

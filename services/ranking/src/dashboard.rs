@@ -51,6 +51,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../web/agency.js"),
     ),
     (
+        "alerts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/alerts.js"),
+    ),
+    (
         "charts.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/charts.js"),
@@ -251,6 +256,25 @@ mod tests {
         assert!(
             listed.is_sorted(),
             "format.js lists the metrics out of order"
+        );
+    }
+
+    #[test]
+    fn every_module_a_page_file_imports_is_served() {
+        let served: Vec<&str> = FILES.iter().map(|(name, _, _)| *name).collect();
+        for (name, _, text) in FILES {
+            for import in text.split("from './").skip(1) {
+                let module = import.split('\'').next().unwrap_or_default();
+                assert!(
+                    served.contains(&module),
+                    "{name} imports {module}, which FILES does not list"
+                );
+            }
+        }
+        let page = include_str!("../web/index.html");
+        assert!(
+            page.contains("src=\"/assets/app.js\""),
+            "the page loads app.js"
         );
     }
 

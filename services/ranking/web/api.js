@@ -80,3 +80,6 @@ export const getProcedureMetrics = (query, options) =>
   getJSON('/api/v1/procedure-metrics', procedureMetricsParams(query), options);
 
 export const getAgencies = (block, options) => getJSON('/api/v1/agencies', { block }, options);
+
+/** The alerts in force (GetAlerts); the dashboard follows them live (alerts.js). */
+export const getAlerts = (options) => getJSON('/api/v1/alerts', {}, options);

@@ -1,13 +1,14 @@
-// The dashboard: reads what to show from the URL hash, keeps one live ranking open, and
-// draws the ranking view or one agency's page.
+// The dashboard: reads what to show from the URL hash, keeps one live ranking and the live
+// alerts open, and draws the ranking view (the alerts above it) or one agency's page.
 //   #/?block=provinces&metric=online-dossier-rate&period=ytd     the live ranking
 //   #/agency/phu-tho?metric=on-time-rate&period=2026-Q3            one agency
 
 import { ApiError, apiUrl, getBlockMetrics, getRanking, rankingParams } from './api.js';
 import { showAgency } from './agency.js';
+import { showAlerts } from './alerts.js';
 import {
   BLOCKS, INDEXES, METRICS, clockText, countText, el, metricLabel, metricTerm, percentText,
-  periodChoices, ratioText,
+  periodChoices, ratioText, secondsText,
 } from './format.js';
 import { LiveRanking } from './live.js';
 import { renderRows } from './ranking.js';
@@ -218,10 +219,6 @@ function showState(state) {
         : '';
 }
 
-function secondsText(ms) {
-  return `${(ms / 1000).toLocaleString('en-US', { maximumFractionDigits: 1 })} s`;
-}
-
 // The block's figure: pooled value, last year, agencies meeting their target.
 
 function scheduleSummary() {
@@ -298,6 +295,9 @@ function render() {
   startLive(state);
   leaveAgency?.();
   leaveAgency = null;
+  $('alerts').hidden = view !== 'ranking';
+  // Their agencies link to the agency's page for the metric and period chosen.
+  alerts.redraw();
   $('ranking-view').hidden = view !== 'ranking';
   $('agency-view').hidden = view !== 'agency';
   if (view === 'agency') {
@@ -309,5 +309,6 @@ function render() {
 }
 
 fillControls();
+const alerts = showAlerts({ heartbeatMs, href: (id) => links(current.state).agency(id) });
 window.addEventListener('hashchange', render);
 render();

@@ -118,6 +118,11 @@ export function ordinal(n) {
   return `${n}${s[(v - 20) % 10] || s[v] || s[0]}`;
 }
 
+/** A duration to the tenth of a second: 1250 → "1.3 s". */
+export function secondsText(ms) {
+  return `${(ms / 1000).toLocaleString('en-US', { maximumFractionDigits: 1 })} s`;
+}
+
 /** A moment as a time of day in Vietnam ("10:59:49"), like every date on the page, whatever the reader's time zone. */
 export function clockText(date = new Date()) {
   const d = new Date(date.getTime() + 7 * 3600 * 1000);
@@ -143,6 +148,21 @@ export function dayTimeText(date, { seconds = false } = {}) {
   const year = d.getUTCFullYear() === vietnamToday().year ? '' : `/${d.getUTCFullYear()}`;
   const time = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}${seconds ? `:${pad(d.getUTCSeconds())}` : ''}`;
   return `${pad(d.getUTCDate())}/${pad(d.getUTCMonth() + 1)}${year} ${time}`;
+}
+
+/**
+ * A recent moment in Vietnam time: the time of day when it is today ("10:42", with seconds
+ * "10:42:05"), else with its day as dayTimeText writes it ("05/12 10:42").
+ */
+export function momentText(date, { seconds = false } = {}) {
+  const day = vietnamToday(date.getTime());
+  const today = vietnamToday();
+  if (day.year !== today.year || day.month !== today.month || day.day !== today.day) {
+    return dayTimeText(date, { seconds });
+  }
+  const d = new Date(date.getTime() + 7 * 3600 * 1000);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}${seconds ? `:${pad(d.getUTCSeconds())}` : ''}`;
 }
 
 /**

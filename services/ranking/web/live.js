@@ -1,6 +1,8 @@
-// One live ranking over Server-Sent Events (WatchRanking): a snapshot, SnapshotComplete, then
-// changes and heartbeats; resuming from the last revision after a break, and rebuilding from a
-// fresh snapshot after a reset. It also decides what the connection indicator says:
+// The live streams over Server-Sent Events (WatchRanking, WatchAlerts): a snapshot, its
+// SnapshotComplete, then changes and heartbeats; resuming from the last revision after a break,
+// and rebuilding from a fresh snapshot after a reset. LiveStream keeps the connection and the
+// protocol, once for every stream; LiveRanking (here) and LiveAlerts (alerts.js) keep what
+// they show. It also decides what a connection indicator says:
 //   connecting    nothing shown yet
 //   live          the stream is open and messages (changes or heartbeats) keep arriving
 //   reconnecting  the stream broke; it is being resumed from the last revision shown
@@ -11,28 +13,34 @@ import { apiUrl, rankingParams } from './api.js';
 // Unnamed events are `message`; the names cover a server that names its events.
 const EVENT_NAMES = ['message', 'snapshot', 'snapshot_complete', 'snapshotComplete', 'changes', 'heartbeat', 'reset'];
 
-export class LiveRanking {
+/**
+ * One stream. A subclass keeps what it shows, told in the stream's order by:
+ *   gather(building, snapshot) → building   a snapshot message added to what is being built
+ *                                           (null at the snapshot's first message)
+ *   settle(building)   the snapshot is complete: what was built (null for a snapshot without
+ *                      a message) is now what is shown
+ *   change(changes)    a `changes` message applied to what is shown
+ *   clear()            a reset: drop everything shown, a fresh snapshot follows
+ * When settle, change or clear is called, `complete` and `revision` already say what follows.
+ */
+export class LiveStream {
   /**
-   * @param query what to rank (see api.rankingParams)
+   * @param path the stream's path, e.g. `/api/v1/ranking/watch`
+   * @param params its query parameters (see api.apiUrl)
    * @param heartbeatMs the server's heartbeat interval
-   * @param onRows called with the rows after every complete state ({ rows, changed, ... })
    * @param onState called with the connection state when it changes
    * @param onRefused called when a stream broke before its snapshot was complete (the server
    *   may have refused the query: EventSource does not say why)
    */
-  constructor(query, { heartbeatMs, onRows, onState, onRefused }) {
-    this.query = query;
+  constructor(path, params, { heartbeatMs, onState, onRefused }) {
+    this.path = path;
+    this.params = params;
     this.staleAfter = Math.max(1000, heartbeatMs * 2.5);
-    this.onRows = onRows;
     this.onState = onState;
     this.onRefused = onRefused;
-    this.rows = new Map(); // agency id → RankingRow, the complete state shown
-    this.building = null; // rows of a snapshot still arriving
+    this.building = null; // a snapshot still arriving, as gather() builds it
     this.complete = false;
     this.revision = '';
-    this.rankedCount = 0;
-    this.period = null;
-    this.provisional = false; // the period includes today: its figures will still change
     this.state = '';
     this.failures = 0;
     this.lastMessageAt = 0;
@@ -56,10 +64,10 @@ export class LiveRanking {
   open(resume) {
     if (this.stopped) return;
     clearTimeout(this.retry);
-    const params = rankingParams(this.query);
+    const params = { ...this.params };
     // A half-received snapshot cannot be resumed: start again from a fresh one.
     if (resume && this.complete && this.revision) params.resume_revision = this.revision;
-    const source = new EventSource(apiUrl('/api/v1/ranking/watch', params));
+    const source = new EventSource(apiUrl(this.path, params));
     this.source = source;
     this.reopenedAt = performance.now();
     for (const name of EVENT_NAMES) {
@@ -91,64 +99,29 @@ export class LiveRanking {
     const revision = message.revision ?? '0';
     if (message.reset) {
       // The server cannot resume: drop everything shown, a fresh snapshot follows.
-      this.rows = new Map();
       this.building = null;
       this.complete = false;
       this.resets += 1;
       this.revision = revision;
-      this.emit(new Set(), true);
+      this.clear();
       return;
     }
     if (message.snapshot) {
-      if (!this.building) this.building = new Map();
-      for (const row of message.snapshot.rows ?? []) this.building.set(row.agencyId, row);
-      this.rankedCount = message.snapshot.rankedCount ?? 0;
-      this.period = message.snapshot.period ?? this.period;
-      this.provisional = message.snapshot.provisional === true;
+      this.building = this.gather(this.building, message.snapshot);
     } else if (message.snapshotComplete) {
-      const changed = new Set();
-      const next = this.building ?? new Map();
-      for (const [id, row] of next) {
-        if (!sameRow(this.rows.get(id), row)) changed.add(id);
-      }
-      this.rows = next;
+      const built = this.building;
       this.building = null;
       this.complete = true;
       this.revision = revision;
-      this.emit(changed, false);
+      this.settle(built);
       return;
     } else if (message.changes) {
       if (!this.complete) return;
-      const changed = new Set();
-      for (const change of message.changes.changes ?? []) {
-        const row = change.row;
-        if (!row) continue;
-        if (change.left) this.rows.delete(row.agencyId);
-        else {
-          this.rows.set(row.agencyId, row);
-          changed.add(row.agencyId);
-        }
-      }
-      this.rankedCount = message.changes.rankedCount ?? 0;
       this.revision = revision;
-      this.emit(changed, false);
+      this.change(message.changes);
       return;
     }
     if (this.complete || message.snapshot) this.revision = revision;
-  }
-
-  emit(changed, reset) {
-    this.onRows({
-      rows: sortRows([...this.rows.values()]),
-      changed,
-      reset,
-      complete: this.complete,
-      revision: this.revision,
-      rankedCount: this.rankedCount,
-      period: this.period,
-      provisional: this.provisional,
-      resets: this.resets,
-    });
   }
 
   broken(source) {
@@ -188,6 +161,77 @@ export class LiveRanking {
     if (state === this.state) return;
     this.state = state;
     this.onState(state);
+  }
+}
+
+/** One live ranking: its rows by agency, in rank order. */
+export class LiveRanking extends LiveStream {
+  /**
+   * @param query what to rank (see api.rankingParams)
+   * @param onRows called with the rows after every complete state ({ rows, changed, ... })
+   * The other options are LiveStream's.
+   */
+  constructor(query, { heartbeatMs, onRows, onState, onRefused }) {
+    super('/api/v1/ranking/watch', rankingParams(query), { heartbeatMs, onState, onRefused });
+    this.query = query;
+    this.onRows = onRows;
+    this.rows = new Map(); // agency id → RankingRow, the complete state shown
+    this.rankedCount = 0;
+    this.period = null;
+    this.provisional = false; // the period includes today: its figures will still change
+  }
+
+  gather(building, snapshot) {
+    const rows = building ?? new Map();
+    for (const row of snapshot.rows ?? []) rows.set(row.agencyId, row);
+    this.rankedCount = snapshot.rankedCount ?? 0;
+    this.period = snapshot.period ?? this.period;
+    this.provisional = snapshot.provisional === true;
+    return rows;
+  }
+
+  settle(built) {
+    const changed = new Set();
+    const next = built ?? new Map();
+    for (const [id, row] of next) {
+      if (!sameRow(this.rows.get(id), row)) changed.add(id);
+    }
+    this.rows = next;
+    this.emit(changed, false);
+  }
+
+  change(changes) {
+    const changed = new Set();
+    for (const change of changes.changes ?? []) {
+      const row = change.row;
+      if (!row) continue;
+      if (change.left) this.rows.delete(row.agencyId);
+      else {
+        this.rows.set(row.agencyId, row);
+        changed.add(row.agencyId);
+      }
+    }
+    this.rankedCount = changes.rankedCount ?? 0;
+    this.emit(changed, false);
+  }
+
+  clear() {
+    this.rows = new Map();
+    this.emit(new Set(), true);
+  }
+
+  emit(changed, reset) {
+    this.onRows({
+      rows: sortRows([...this.rows.values()]),
+      changed,
+      reset,
+      complete: this.complete,
+      revision: this.revision,
+      rankedCount: this.rankedCount,
+      period: this.period,
+      provisional: this.provisional,
+      resets: this.resets,
+    });
   }
 }
 
