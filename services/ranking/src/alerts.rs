@@ -231,6 +231,8 @@ impl Alerts {
         let far = || Instant::now() + Duration::from_secs(86_400);
         let mut due: Option<Instant> = None;
         let mut wake: Option<Instant> = None;
+        // Whether the rules file is followed (built-in rules never change).
+        let mut following = true;
         loop {
             tokio::select! {
                 () = stopping.cancelled() => return,
@@ -247,10 +249,10 @@ impl Alerts {
                 () = tokio::time::sleep_until(due.unwrap_or_else(far)), if due.is_some() => {}
                 () = tokio::time::sleep_until(wake.unwrap_or_else(far)), if wake.is_some() => {}
                 // A new version of the rules file, taken or refused.
-                changed = versions.changed() => {
+                changed = versions.changed(), if following => {
                     if changed.is_err() {
-                        // Fixed rules: nothing more comes from here.
-                        versions = watch::channel(0).1;
+                        following = false;
+                        continue;
                     }
                 }
                 _ = refresh.tick() => {}
