@@ -166,6 +166,11 @@ impl Config {
     }
 }
 
+/// The largest answer ranking takes from aggregate (its own service, so trusted): a block
+/// query over 10,000 units with 30 days of events each (an alert rule's, or a forwarded
+/// GetBlockMetrics) is about 6 MB, over tonic's default of 4 MiB.
+const MAX_AGGREGATE_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
 /// The largest request message ranking decodes: a query names a metric, a period, an agency
 /// and a few criteria.
 const MAX_QUERY_BYTES: usize = 64 * 1024;
@@ -249,7 +254,8 @@ impl Server {
             let every = Duration::from_millis(config.tokens_reload_ms.max(1));
             Some((auth, tokens.map(|t| (t, every))))
         };
-        let aggregate = AggregateServiceClient::new(channel);
+        let aggregate = AggregateServiceClient::new(channel)
+            .max_decoding_message_size(MAX_AGGREGATE_ANSWER_BYTES);
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
         let alert_rules = alerts_file::load(config.alert_rules.clone(), &catalog)?;
         let alerts = Alerts::new(alert_rules.clone());
