@@ -234,11 +234,8 @@ impl EventWrite {
 /// each sending of an invalid event counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedWrite {
-    /// The agency the events named, [`crate::freshness::blamed`] for them (the first element
-    /// of `chain`).
-    pub agency: AgencyId,
-    /// The agency, then each ancestor up to its ministry or province: every one of them
-    /// counts the rejections. Never empty.
+    /// The agency [`crate::freshness::blamed`] for the events, then each ancestor up to its
+    /// ministry or province: every one of them counts the rejections. Never empty.
     pub chain: Arc<[AgencyId]>,
     /// How many events.
     pub count: u64,
@@ -247,9 +244,10 @@ pub struct RejectedWrite {
 }
 
 impl RejectedWrite {
-    /// The top-level agency whose tree the rejections are kept in.
-    pub fn root(&self) -> &AgencyId {
-        self.chain.last().unwrap_or(&self.agency)
+    /// The top-level agency whose tree the rejections are kept in (`None` only for an empty
+    /// chain, which [`crate::freshness::Rejections::writes`] never makes).
+    pub fn root(&self) -> Option<&AgencyId> {
+        self.chain.last()
     }
 }
 
@@ -785,7 +783,6 @@ mod tests {
     #[test]
     fn rejections_count_for_their_chain_on_the_day_they_were_rejected_and_nothing_else() {
         let rejected = |count, at| RejectedWrite {
-            agency: id("hb.dept"),
             chain: Arc::from([id("hb.dept"), id("hoa-binh")]),
             count,
             rejected_at: at,

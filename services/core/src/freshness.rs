@@ -197,20 +197,17 @@ pub struct DailyEvents {
     pub rejected: u64,
 }
 
-/// Who an event rejected as invalid counts against: the agency it names (`named`, its
-/// `agency_id` as sent) when the catalog knows that agency and the sender may send events of
-/// it (`may_send`: the sender's credential's scope); nobody otherwise. So a sender cannot
-/// blame another agency (an event refused because it is not the sender's to send counts
-/// against nobody), and an id outside the catalog costs no state.
-pub fn blamed<'c>(
-    catalog: &'c Catalog,
-    named: &str,
+/// Who an event rejected as invalid counts against: the agency it names, when that is an
+/// agency of the catalog (`named`: what decoding found, `None` when the `agency_id` is not
+/// one) and the sender may send events of it (`may_send`: the sender's credential's scope);
+/// nobody otherwise. So a sender cannot blame another agency (an event refused because it is
+/// not the sender's to send counts against nobody), and an id outside the catalog costs no
+/// state.
+pub fn blamed(
+    named: Option<&AgencyId>,
     may_send: impl FnOnce(&AgencyId) -> bool,
-) -> Option<&'c AgencyId> {
-    catalog
-        .agency_by_str(named)
-        .map(|agency| &agency.id)
-        .filter(|id| may_send(id))
+) -> Option<&AgencyId> {
+    named.filter(|agency| may_send(agency))
 }
 
 /// The events of one call rejected as invalid, per agency [`blamed`] for them: what ingest
@@ -250,8 +247,7 @@ impl Rejections {
         self.iter()
             .filter_map(|(agency, count)| {
                 let chain: Arc<[AgencyId]> = catalog.shared_chain(agency);
-                (!chain.is_empty()).then(|| RejectedWrite {
-                    agency: agency.clone(),
+                (!chain.is_empty()).then_some(RejectedWrite {
                     chain,
                     count,
                     rejected_at: at,
@@ -443,19 +439,15 @@ mod tests {
         let catalog = catalog();
         // A sender of Hòa Bình: itself and its units.
         let scope = |id: &AgencyId| catalog.chain(id).contains(&agency("hoa-binh"));
-        assert_eq!(blamed(&catalog, "hb-dept", scope), Some(&agency("hb-dept")));
+        let (dept, province, other) = (agency("hb-dept"), agency("hoa-binh"), agency("ha-noi"));
+        assert_eq!(blamed(Some(&dept), scope), Some(&dept));
+        assert_eq!(blamed(Some(&province), scope), Some(&province));
+        assert_eq!(blamed(Some(&other), scope), None, "not its to send");
         assert_eq!(
-            blamed(&catalog, "hoa-binh", scope),
-            Some(&agency("hoa-binh"))
-        );
-        assert_eq!(blamed(&catalog, "ha-noi", scope), None, "not its to send");
-        assert_eq!(
-            blamed(&catalog, "nowhere", scope),
+            blamed(None, |_| true),
             None,
-            "not in the catalog"
+            "no agency of the catalog named"
         );
-        assert_eq!(blamed(&catalog, "not an id!", scope), None, "not an id");
-        assert_eq!(blamed(&catalog, "", |_| true), None);
     }
 
     #[test]
@@ -485,8 +477,8 @@ mod tests {
             [(vec!["ha-noi"], 1), (vec!["hb-dept", "hoa-binh"], 5)]
         );
         assert!(writes.iter().all(|w| w.rejected_at == at));
-        assert_eq!(writes[1].agency, agency("hb-dept"));
-        assert_eq!(writes[1].root(), &agency("hoa-binh"));
+        assert_eq!(writes[1].chain[0], agency("hb-dept"));
+        assert_eq!(writes[1].root(), Some(&agency("hoa-binh")));
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub fn decode_assessed(
     let bad = |field: &str, reason: String| Violation {
         field: format!("scores[{position}].{field}"),
         reason,
+        agency: None,
     };
     let agency = catalog
         .agency_by_str(&score.agency_id)

@@ -220,7 +220,11 @@ pub fn rejections_from_proto(
     message: &[agg::AgencyRejections],
     limit: usize,
 ) -> Result<Rejections, Violation> {
-    let refused = |field: String, reason: String| Violation { field, reason };
+    let refused = |field: String, reason: String| Violation {
+        field,
+        reason,
+        agency: None,
+    };
     if message.len() > limit {
         return Err(refused(
             "rejected_upstream".to_owned(),
@@ -490,6 +494,7 @@ mod tests {
             rejected(Violation {
                 field: field.to_owned(),
                 reason: "bad".to_owned(),
+                agency: None,
             })
         };
         let mut outcomes = Outcomes::with_capacity(4);

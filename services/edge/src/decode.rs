@@ -16,6 +16,10 @@ pub struct Violation {
     pub field: String,
     /// Why, in words a person can act on.
     pub reason: String,
+    /// The agency the event names, when it is an agency of the catalog: the one its
+    /// rejection may count against ([`govpulse_core::freshness::blamed`]); `None` when the
+    /// `agency_id` itself is wrong.
+    pub agency: Option<AgencyId>,
 }
 
 impl Violation {
@@ -28,6 +32,7 @@ impl Violation {
         Self {
             field,
             reason: reason.into(),
+            agency: None,
         }
     }
 }
@@ -80,6 +85,32 @@ pub fn decode_event(
             ),
         ));
     }
+    let named = agency.clone();
+    decode_known(
+        position,
+        (event_id, agency, dossier_id, procedure_id),
+        occurred_at,
+        kind,
+        catalog,
+        policy,
+        now,
+    )
+    .map_err(|violation| Violation {
+        agency: Some(named),
+        ..violation
+    })
+}
+
+/// The rest of [`decode_event`], for an event whose agency is one of the catalog.
+fn decode_known(
+    position: Option<usize>,
+    (event_id, agency, dossier_id, procedure_id): (EventId, AgencyId, String, String),
+    occurred_at: Option<Timestamp>,
+    kind: Option<pb::dossier_event::Kind>,
+    catalog: &Catalog,
+    policy: &AcceptancePolicy,
+    now: OffsetDateTime,
+) -> Result<DossierEvent, Violation> {
     let dossier: DossierId = id_field(position, "dossier_id", DossierId::parse_owned(dossier_id))?;
     let procedure_id: ProcedureId = id_field(
         position,
@@ -336,6 +367,28 @@ mod tests {
             decode_event(None, unit, &catalog(), &AcceptancePolicy::default(), NOW).is_ok(),
             "a unit uses its province's procedure"
         );
+    }
+
+    #[test]
+    fn a_violation_names_the_agency_only_when_it_is_one_of_the_catalog() {
+        let decode = |e: pb::DossierEvent| {
+            decode_event(Some(0), e, &catalog(), &AcceptancePolicy::default(), NOW)
+                .expect_err("invalid")
+        };
+        let mut late = valid();
+        late.occurred_at = None;
+        let named = decode(late);
+        assert_eq!(named.field, "events[0].occurred_at");
+        assert_eq!(
+            named.agency.as_ref().map(AgencyId::as_str),
+            Some(valid().agency_id.as_str())
+        );
+        let mut unknown = valid();
+        unknown.agency_id = "nowhere".to_owned();
+        assert_eq!(decode(unknown).agency, None);
+        let mut malformed = valid();
+        malformed.agency_id = "not an id!".to_owned();
+        assert_eq!(decode(malformed).agency, None);
     }
 
     #[test]

@@ -241,12 +241,7 @@ impl IngestApi {
         let mut valid = Vec::with_capacity(events.len());
         let mut denied = Vec::new();
         let mut rejections = Rejections::default();
-        // The agency the event being decoded names, in case it is rejected: decoding takes
-        // the event's strings, and a copy into one reused buffer costs no allocation.
-        let mut named = String::new();
         for (i, event) in events.into_iter().enumerate() {
-            named.clear();
-            named.push_str(&event.agency_id);
             match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
                 Ok(decoded)
                     if !caller
@@ -277,7 +272,7 @@ impl IngestApi {
                     debug!(field = %violation.field, reason = %violation.reason, "event rejected");
                     let may_send =
                         |agency: &_| caller.principal.may_report_for(&self.catalog, agency);
-                    if let Some(agency) = blamed(&self.catalog, &named, may_send) {
+                    if let Some(agency) = blamed(violation.agency.as_ref(), may_send) {
                         rejections.add(agency, 1);
                     }
                     outcomes.decided(rejected(violation));

@@ -1232,7 +1232,6 @@ fn per_day<const N: usize>(days: &[Date; N], counts: [(u64, u64); N]) -> Vec<Dai
 /// `count` events of `chain[0]` rejected at noon of `day`.
 fn rejected(chain: &[&str], count: u64, day: Date) -> RejectedWrite {
     RejectedWrite {
-        agency: id(chain[0]),
         chain: chain.iter().map(|a| id(a)).collect(),
         count,
         rejected_at: noon(day),

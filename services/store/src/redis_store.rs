@@ -396,7 +396,9 @@ impl CounterStore for RedisStore {
             trees.entry(event.root()).or_default().0.push(position);
         }
         for (position, write) in rejected.iter().enumerate() {
-            trees.entry(write.root()).or_default().1.push(position);
+            if let Some(root) = write.root() {
+                trees.entry(root).or_default().1.push(position);
+            }
         }
         // Most batches are one agency's, so one tree's: applied as they came.
         if let [(root, _)] = trees.iter().collect::<Vec<_>>()[..] {

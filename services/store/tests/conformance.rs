@@ -398,7 +398,6 @@ async fn redis_store_reads_and_keeps_the_previous_versions_records_of_events_per
         .apply_with_rejected(
             &[],
             &[RejectedWrite {
-                agency: key.agency.clone(),
                 chain: vec![key.agency.clone()].into(),
                 count: 2,
                 rejected_at: now,

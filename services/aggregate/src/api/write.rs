@@ -41,8 +41,8 @@ impl AggregateApi {
                 .map_err(Error::Violation)?;
         // Aggregate's own rejections count against the agency an event names, when the
         // catalog knows it: its caller (ingest) forwards only events their sender may send.
-        let mut blame = |named: &str| {
-            if let Some(agency) = blamed(&self.catalog, named, |_| true) {
+        let mut blame = |named: Option<&AgencyId>| {
+            if let Some(agency) = blamed(named, |_| true) {
                 rejections.add(agency, 1);
             }
         };
@@ -50,12 +50,7 @@ impl AggregateApi {
         let mut outcomes = Outcomes::with_capacity(events.len());
         let mut writes = Vec::with_capacity(events.len());
         let mut positions = Vec::with_capacity(events.len());
-        // The agency the event being decoded names, in case it is rejected: decoding takes
-        // the event's strings, and a copy into one reused buffer costs no allocation.
-        let mut named = String::new();
         for (i, event) in events.into_iter().enumerate() {
-            named.clear();
-            named.push_str(&event.agency_id);
             match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
                 Ok(event) => {
                     // decode_event checked that the procedure existed on the event's day;
@@ -68,10 +63,11 @@ impl AggregateApi {
                         .and_then(|p| p.on(day))
                         .map(|span| span.provision)
                     else {
-                        blame(&named);
+                        blame(Some(&event.agency));
                         outcomes.decided(rejected(govpulse_edge::Violation {
                             field: format!("events[{i}].procedure_id"),
                             reason: "unknown procedure".to_owned(),
+                            agency: Some(event.agency.clone()),
                         }));
                         continue;
                     };
@@ -93,7 +89,7 @@ impl AggregateApi {
                     outcomes.later();
                 }
                 Err(violation) => {
-                    blame(&named);
+                    blame(violation.agency.as_ref());
                     outcomes.decided(rejected(violation));
                 }
             }
