@@ -406,6 +406,18 @@ pub fn scratch(name: &str) -> PathBuf {
 /// The shipped catalog (`deploy/catalog`).
 pub const SHIPPED_CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/catalog");
 
+/// Writes `text` to `path` with a modification time `secs` ahead of now, so that a service
+/// following the file sees each version as new, however coarse the file system's clock.
+pub fn write_ahead(path: &Path, text: &str, secs: u64) {
+    std::fs::write(path, text).expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(secs))
+        .expect("set its modification time");
+}
+
 /// A catalog folder `<dir>/catalog`: the shipped provinces and ministries, and `units` and
 /// `procedures` as the text of `units.csv` and `procedures.csv` (header row included).
 pub fn catalog_with(dir: &Path, units: &str, procedures: &str) -> PathBuf {

@@ -4,17 +4,13 @@
 //! route and ranking's `/metrics`; a stream resumes by revision; the rules file reloads, and
 //! a broken version keeps the rules in force and says why.
 
-use std::{
-    collections::BTreeMap,
-    path::Path,
-    time::{Duration, SystemTime},
-};
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use govpulse_e2e::{
     Deployment, Options, RedisServer,
     http::open_events,
     prometheus::{sample, scrape},
-    received, scratch, ts,
+    received, scratch, ts, write_ahead,
 };
 use govpulse_edge::convert::moment_from_proto;
 use govpulse_proto::{
@@ -73,18 +69,6 @@ min_events = 5
 for = "{rejected_for}"
 "#
     )
-}
-
-/// Writes `text` with a modification time `secs` ahead of now, so that every version of
-/// the file has its own, however coarse the file system's clock.
-fn write_ahead(path: &Path, text: &str, secs: u64) {
-    std::fs::write(path, text).expect("write");
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .expect("open")
-        .set_modified(SystemTime::now() + Duration::from_secs(secs))
-        .expect("set mtime");
 }
 
 /// The alerts a WatchAlerts client shows, kept by applying its messages.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use govpulse_e2e::{Deployment, Options, RedisServer, catalog_with, received};
+use govpulse_e2e::{Deployment, Options, RedisServer, catalog_with, received, scratch};
 use govpulse_proto::{
     catalog::Block,
     ingest::SubmitEventsRequest,
@@ -64,8 +64,7 @@ fn rows(rows: &[govpulse_proto::ranking::RankingRow]) -> Vec<(String, u32, Strin
 
 #[tokio::test]
 async fn departments_are_ranked_among_their_siblings_live_and_on_request() {
-    let dir = std::env::temp_dir().join(format!("govpulse-children-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = scratch("children");
     let redis = RedisServer::start().expect("redis-server starts");
     let options = Options {
         catalog_dir: Some(write_catalog(&dir)),
@@ -73,10 +72,7 @@ async fn departments_are_ranked_among_their_siblings_live_and_on_request() {
     };
     let deployment = Deployment::start_with(&redis, "children", options).await;
     let at = OffsetDateTime::now_utc() - Duration::hours(2);
-    let day = at
-        .to_offset(govpulse_core::period::VIETNAM)
-        .date()
-        .to_string();
+    let day = govpulse_core::period::vietnam_day(at).to_string();
     // d1 2 of 2 online, one of them through its commune (a commune counts for its
     // department); d2 1 of 2; d3 1 of 2 (tied with d2); Hà Nội's own and Hải Phòng's
     // events are not children of Hà Nội.

@@ -14,7 +14,7 @@ use std::{
     path::{Path, PathBuf},
     process::{ExitStatus, Stdio},
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use govpulse::loadgen::{self, LoadConfig, Mode, Progress};
@@ -97,13 +97,7 @@ severity = "critical"
 /// time is set ahead, so that the service sees a new version however coarse the clock of
 /// the file system.
 fn refused_rules(path: &Path) {
-    std::fs::write(path, alert_rules("<b>soon</b>")).expect("write the refused rules");
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .expect("open the rules file")
-        .set_modified(SystemTime::now() + Duration::from_secs(2))
-        .expect("set its modification time");
+    govpulse_e2e::write_ahead(path, &alert_rules("<b>soon</b>"), 2);
 }
 
 fn repo() -> PathBuf {

@@ -53,10 +53,7 @@ async fn procedures_of_a_province_and_its_department_add_up_to_their_figures() {
     };
     let deployment = Deployment::start_with(&redis, "procedures", options).await;
     let at = OffsetDateTime::now_utc() - Duration::hours(2);
-    let day = at
-        .to_offset(govpulse_core::period::VIETNAM)
-        .date()
-        .to_string();
+    let day = govpulse_core::period::vietnam_day(at).to_string();
     let of = |mut event: govpulse_proto::event::DossierEvent, procedure: &str| {
         event.procedure_id = procedure.to_owned();
         event
