@@ -102,9 +102,14 @@ impl Watched {
         self.revision = message.revision;
         let key = |a: &Alert| (a.rule.clone(), a.agency_id.clone());
         match message.event.expect("an event") {
+            // A snapshot may come in several messages: the first starts afresh.
             Event::Snapshot(snapshot) => {
+                if self.kinds.last() != Some(&"snapshot") {
+                    self.alerts.clear();
+                }
                 self.kinds.push("snapshot");
-                self.alerts = snapshot.alerts.into_iter().map(|a| (key(&a), a)).collect();
+                self.alerts
+                    .extend(snapshot.alerts.into_iter().map(|a| (key(&a), a)));
                 self.rules = snapshot.rules;
             }
             Event::SnapshotComplete(_) => self.kinds.push("complete"),

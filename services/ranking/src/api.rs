@@ -423,24 +423,30 @@ impl RankingApi {
         current: &AlertsState,
     ) -> Vec<WatchAlertsResponse> {
         use govpulse_proto::ranking::watch_alerts_response::Event as AlertEvent;
+        // As a live ranking's: at most SNAPSHOT_CHUNK alerts a message, the rules' status
+        // in each, at least one message.
         let snapshot = || {
-            vec![
-                WatchAlertsResponse {
+            let alerts: Vec<_> = current
+                .book
+                .alerts()
+                .map(|a| alert_to_proto(&self.catalog, a))
+                .collect();
+            alerts
+                .chunks(SNAPSHOT_CHUNK)
+                .map(<[_]>::to_vec)
+                .chain(alerts.is_empty().then(Vec::new))
+                .map(|alerts| WatchAlertsResponse {
                     revision: current.revision,
                     event: Some(AlertEvent::Snapshot(AlertsSnapshot {
-                        alerts: current
-                            .book
-                            .alerts()
-                            .map(|a| alert_to_proto(&self.catalog, a))
-                            .collect(),
+                        alerts,
                         rules: Some(current.rules.to_proto()),
                     })),
-                },
-                WatchAlertsResponse {
+                })
+                .chain(std::iter::once(WatchAlertsResponse {
                     revision: current.revision,
                     event: Some(AlertEvent::SnapshotComplete(AlertsSnapshotComplete {})),
-                },
-            ]
+                }))
+                .collect::<Vec<_>>()
         };
         match start {
             Start::Snapshot => snapshot(),
