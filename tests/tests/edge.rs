@@ -22,7 +22,10 @@ use govpulse_proto::{
         ReportAssessedScoresRequest, StreamEventsRequest, SubmitEventsRequest,
         ingest_service_client::IngestServiceClient,
     },
-    ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
+    ranking::{
+        GetRankingRequest, PublishRequest, RankingQuery,
+        ranking_service_client::RankingServiceClient,
+    },
 };
 use govpulse_runtime::tls::TlsArgs;
 use time::OffsetDateTime;
@@ -864,6 +867,61 @@ async fn reading_rankings_can_require_a_reader_credential() {
         .get_ranking(with_token(query(), "reader"))
         .await
         .expect("a reader reads");
+    edge.stop.cancel();
+    task.await.expect("ranking stops");
+}
+
+#[tokio::test]
+async fn publishing_needs_the_publisher_role_even_where_reading_is_public() {
+    let dir = scratch("publishers");
+    let catalog = write_catalog(&dir);
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        credential("reader", "ha-noi", "\"reader\"", None)
+            + &credential("publisher", "mof", "\"publisher\"", None),
+    )
+    .expect("tokens");
+    let edge = start_edge(&catalog, govpulse_ingest::Config::development).await;
+    let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
+        catalog_dir: Some(catalog.clone()),
+        tokens: Some(tokens),
+        public_read: true,
+        allow_anonymous: false,
+        ..govpulse_ranking::Config::new(local0(), format!("http://{}", edge.aggregate))
+            .development()
+    })
+    .await
+    .expect("ranking starts");
+    let addr = ranking.host().local_addr();
+    let task = spawn_service(ranking.run_until(edge.stop.clone().cancelled_owned()));
+    let publish = || PublishRequest {
+        publication_id: "w1".into(),
+        title: "Weekly ranking".into(),
+        query: Some(RankingQuery {
+            metric: "online-dossier-rate".into(),
+            block: Block::Province.into(),
+            period: two_days_ago_noon().date().to_string(),
+            ..Default::default()
+        }),
+    };
+    let mut client = RankingServiceClient::new(plain(addr));
+    let anonymous = refused(client.publish(publish()).await);
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+    let reader = refused(client.publish(with_token(publish(), "reader")).await);
+    assert_eq!(reader.code(), Code::PermissionDenied, "{reader:?}");
+    assert!(reader.message().contains("publisher"), "{reader:?}");
+    let made = client
+        .publish(with_token(publish(), "publisher"))
+        .await
+        .expect("a publisher publishes")
+        .into_inner();
+    assert!(made.created);
+    assert_eq!(
+        made.publication.map(|p| p.published_by),
+        Some("mof".to_owned()),
+        "the publication names its publisher's agency"
+    );
     edge.stop.cancel();
     task.await.expect("ranking stops");
 }

@@ -1,7 +1,8 @@
 //! `govpulse.aggregate.v1.AggregateService`: decode, call the store and the core, encode.
 //! The writes (ApplyEvents, ApplyAssessedScores, change notices) are in `write`, the reads
 //! (GetMetrics, GetBlockMetrics, GetBlockSnapshot) in `read`, GetProcedureMetrics in
-//! `procedures`; this module holds the state
+//! `procedures`, the kept publications (KeepPublication, GetKeptPublication,
+//! ListKeptPublications) in `publications`; this module holds the state
 //! and the gRPC surface.
 
 use std::{
@@ -13,8 +14,10 @@ use govpulse_core::{AcceptancePolicy, AgencyId, Catalog, freshness::FreshnessPol
 use govpulse_proto::aggregate::{
     ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, ApplyEventsRequest,
     ApplyEventsResponse, GetBlockMetricsRequest, GetBlockMetricsResponse, GetBlockSnapshotRequest,
-    GetBlockSnapshotResponse, GetMetricsRequest, GetMetricsResponse, GetProcedureMetricsRequest,
-    GetProcedureMetricsResponse, WatchChangesRequest, WatchChangesResponse,
+    GetBlockSnapshotResponse, GetKeptPublicationRequest, GetKeptPublicationResponse,
+    GetMetricsRequest, GetMetricsResponse, GetProcedureMetricsRequest, GetProcedureMetricsResponse,
+    KeepPublicationRequest, KeepPublicationResponse, ListKeptPublicationsRequest,
+    ListKeptPublicationsResponse, WatchChangesRequest, WatchChangesResponse,
     aggregate_service_server::AggregateService,
 };
 use govpulse_runtime::index_file::LiveProfiles;
@@ -31,6 +34,7 @@ use tracing::debug;
 
 mod gauges;
 mod procedures;
+mod publications;
 mod read;
 mod write;
 
@@ -194,6 +198,31 @@ impl AggregateService for AggregateApi {
     ) -> Result<Response<ApplyAssessedScoresResponse>, Status> {
         Ok(Response::new(
             self.apply_assessed(request.into_inner()).await?,
+        ))
+    }
+
+    async fn keep_publication(
+        &self,
+        request: Request<KeepPublicationRequest>,
+    ) -> Result<Response<KeepPublicationResponse>, Status> {
+        Ok(Response::new(self.keep(request.into_inner()).await?))
+    }
+
+    async fn get_kept_publication(
+        &self,
+        request: Request<GetKeptPublicationRequest>,
+    ) -> Result<Response<GetKeptPublicationResponse>, Status> {
+        Ok(Response::new(
+            self.kept_publication(request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_kept_publications(
+        &self,
+        request: Request<ListKeptPublicationsRequest>,
+    ) -> Result<Response<ListKeptPublicationsResponse>, Status> {
+        Ok(Response::new(
+            self.kept_publications(request.into_inner()).await?,
         ))
     }
 

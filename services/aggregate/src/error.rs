@@ -17,6 +17,10 @@ pub enum Error {
     /// field path, `scores[2].points`.
     #[error("{}: {}", .0.field, .0.reason)]
     Violation(govpulse_edge::Violation),
+    /// Nothing is kept under what the request names (a publication id): NOT_FOUND, with
+    /// this message.
+    #[error("{0}")]
+    NotFound(String),
     /// The counter store failed: UNAVAILABLE, the caller retries (safe: batches are
     /// idempotent).
     #[error("counter store: {0}")]
@@ -60,6 +64,7 @@ impl From<Error> for Status {
         match error {
             Error::InvalidArgument { field, reason } => bad_request(field, &reason),
             Error::Violation(v) => bad_request(&v.field, &v.reason),
+            Error::NotFound(message) => Status::not_found(message),
             Error::Store(e) => {
                 // The store's own words (addresses, key names, server messages) stay in the
                 // log; the caller gets an incident id to quote.

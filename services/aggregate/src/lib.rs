@@ -27,6 +27,11 @@ pub use api::AggregateApi;
 const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
 pub use error::{Error, StartError};
 
+/// The largest request aggregate decodes: a publication to keep (up to 16 MiB, checked by
+/// `KeepPublication`) with room for its summary. Its callers are ingest and ranking only
+/// (the NetworkPolicies), whose own edges bound what they forward.
+const MAX_REQUEST_BYTES: usize = 17 * 1024 * 1024;
+
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -204,8 +209,10 @@ impl Server {
         tokio::spawn(self.profiles.watch(PROFILES_RELOAD_EVERY, stopping));
         // Unregistered when serving ends.
         let _gauges = self.api.export_freshness();
-        let routes = Routes::new(AggregateServiceServer::new(self.api))
-            .add_service(CatalogApi::server(self.catalog));
+        let routes = Routes::new(
+            AggregateServiceServer::new(self.api).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(CatalogApi::server(self.catalog));
         let served = [
             AggregateServiceServer::<AggregateApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,

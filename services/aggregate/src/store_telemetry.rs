@@ -1,5 +1,5 @@
 //! The counter store as aggregate sees it: every call in a span (`store.apply`,
-//! `store.read`, `store.put_assessed`, ...; a child of the gRPC call it serves, so a batch's trace shows its Redis
+//! `store.read`, `store.put_assessed`, `store.keep_publication`, ...; a child of the gRPC call it serves, so a batch's trace shows its Redis
 //! round trips) and timed in `govpulse_store_seconds{op}`. A wrapper, so that the store
 //! crate stays free of telemetry and every call is measured in one place.
 
@@ -12,7 +12,7 @@ use govpulse_store::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, RejectedWrite,
     StoreError,
 };
-use time::Date;
+use time::{Date, OffsetDateTime};
 use tokio::sync::broadcast;
 use tracing::{Instrument, Span, info_span};
 
@@ -174,6 +174,51 @@ impl CounterStore for Instrumented {
             self.inner.read_assessed(agencies, bucket, profile),
         )
         .await
+    }
+
+    async fn keep_publication(
+        &self,
+        id: &str,
+        published_at: OffsetDateTime,
+        publication: &[u8],
+        summary: &[u8],
+    ) -> Result<(bool, Vec<u8>), StoreError> {
+        let span = info_span!(
+            "store.keep_publication",
+            publication_id = id,
+            bytes = publication.len(),
+            error = tracing::field::Empty
+        );
+        measured(
+            "keep_publication",
+            span,
+            self.inner
+                .keep_publication(id, published_at, publication, summary),
+        )
+        .await
+    }
+
+    async fn publication(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let span = info_span!(
+            "store.publication",
+            publication_id = id,
+            error = tracing::field::Empty
+        );
+        measured("publication", span, self.inner.publication(id)).await
+    }
+
+    async fn publications(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Vec<u8>>, usize), StoreError> {
+        let span = info_span!(
+            "store.publications",
+            offset,
+            limit,
+            error = tracing::field::Empty
+        );
+        measured("publications", span, self.inner.publications(offset, limit)).await
     }
 
     async fn publish_change(&self, notice: &ChangeNotice) -> Result<(), StoreError> {

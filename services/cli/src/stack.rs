@@ -223,6 +223,7 @@ impl Stack {
         ranking_config.upstream = args.upstream.clone();
         ranking_config.tokens = args.tokens.clone();
         ranking_config.public_read = anonymous || args.public_read;
+        ranking_config.allow_anonymous = anonymous;
         if let Some(min_volume) = args.min_volume {
             ranking_config.min_volume = min_volume;
         }

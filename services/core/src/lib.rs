@@ -17,6 +17,7 @@ pub mod notice;
 pub mod period;
 pub mod policy;
 pub mod procedures;
+pub mod publication;
 pub mod ranking;
 pub mod rate;
 pub mod reading;

@@ -40,16 +40,19 @@ pub enum Role {
     Admin,
     /// Reads rankings and metrics where reading is not public.
     Reader,
+    /// Publishes figures (RankingService.Publish): a publication is immutable and public.
+    Publisher,
 }
 
 impl Role {
-    /// The role named `raw` (`reporter`, `assessor`, `admin`, `reader`).
+    /// The role named `raw` (`reporter`, `assessor`, `admin`, `reader`, `publisher`).
     pub fn parse(raw: &str) -> Option<Role> {
         match raw {
             "reporter" => Some(Role::Reporter),
             "assessor" => Some(Role::Assessor),
             "admin" => Some(Role::Admin),
             "reader" => Some(Role::Reader),
+            "publisher" => Some(Role::Publisher),
             _ => None,
         }
     }
@@ -61,6 +64,7 @@ impl Role {
             Role::Assessor => "assessor",
             Role::Admin => "admin",
             Role::Reader => "reader",
+            Role::Publisher => "publisher",
         }
     }
 }
@@ -93,7 +97,13 @@ impl Principal {
     pub fn anonymous() -> Self {
         Self {
             agency: None,
-            roles: vec![Role::Reporter, Role::Assessor, Role::Admin, Role::Reader],
+            roles: vec![
+                Role::Reporter,
+                Role::Assessor,
+                Role::Admin,
+                Role::Reader,
+                Role::Publisher,
+            ],
             via: Via::Anonymous,
         }
     }

@@ -8,9 +8,9 @@ use std::{collections::HashMap, sync::Mutex};
 
 use govpulse_core::{
     Catalog,
-    ranking::{Selection, diff, select},
+    ranking::{Rules, Selection, diff, select},
 };
-use govpulse_edge::auth::{Authenticator, RECHECK_EVERY, StreamCredential};
+use govpulse_edge::auth::{Authenticator, RECHECK_EVERY, Role, StreamCredential};
 use govpulse_edge::convert::moment_to_proto;
 use govpulse_proto::{
     aggregate::{
@@ -20,8 +20,10 @@ use govpulse_proto::{
     },
     ranking::{
         AlertChanges, AlertsSnapshot, AlertsSnapshotComplete, GetAlertsRequest, GetAlertsResponse,
-        GetRankingRequest, GetRankingResponse, Heartbeat, RankingChanges, RankingSnapshot, Reset,
-        ResetReason as PbResetReason, RowChange, SnapshotComplete, WatchAlertsRequest,
+        GetPublicationRequest, GetPublicationResponse, GetRankingRequest, GetRankingResponse,
+        GetRevisionsRequest, GetRevisionsResponse, Heartbeat, ListPublicationsRequest,
+        ListPublicationsResponse, PublishRequest, PublishResponse, RankingChanges, RankingSnapshot,
+        Reset, ResetReason as PbResetReason, RowChange, SnapshotComplete, WatchAlertsRequest,
         WatchAlertsResponse, WatchRankingRequest, WatchRankingResponse,
         ranking_service_server::RankingService, watch_ranking_response::Event,
     },
@@ -37,6 +39,7 @@ use crate::{
     compute::{Ranking, compute, row_to_proto},
     error::Error,
     hub::{Hubs, Published, Subscription},
+    publications::{self, Sources},
     query::Query,
     resume::{ResetReason, Start},
 };
@@ -65,6 +68,9 @@ pub struct RankingApi {
     /// Open WatchRanking streams per caller, and how many one may hold.
     watchers: Arc<Mutex<HashMap<String, usize>>>,
     max_watches: usize,
+    /// Who may publish: callers with the `publisher` role (every caller on a development
+    /// server that allows anonymous calls; no caller where no credential can be checked).
+    publishers: Arc<Authenticator>,
 }
 
 /// A caller's place among the open WatchRanking streams, given back when its stream ends.
@@ -133,6 +139,7 @@ impl RankingApi {
         heartbeat: Duration,
         stopping: CancellationToken,
     ) -> Self {
+        let catalog_for_publishers = catalog.clone();
         Self {
             catalog,
             aggregate,
@@ -144,7 +151,19 @@ impl RankingApi {
             readers: None,
             watchers: Arc::default(),
             max_watches: usize::MAX,
+            publishers: Arc::new(Authenticator::new(catalog_for_publishers, None, false)),
         }
+    }
+
+    /// The same service, letting callers `publishers` accepts with the `publisher` role publish.
+    pub fn with_publishers(mut self, publishers: Arc<Authenticator>) -> Self {
+        self.publishers = publishers;
+        self
+    }
+
+    /// What publications read from.
+    fn sources(&self) -> (Arc<govpulse_core::index::Profiles>, Rules) {
+        (self.profiles.get(), self.hubs.rules())
     }
 
     /// The same service, checking the tokens of live rankings' callers again with `readers`
@@ -634,5 +653,61 @@ impl RankingService for RankingApi {
             },
         );
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn publish(
+        &self,
+        request: Request<PublishRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
+        let principal = self
+            .publishers
+            .authorize(&request, Role::Publisher)
+            .map_err(Error::from)?;
+        let (profiles, rules) = self.sources();
+        let sources = Sources {
+            aggregate: &self.aggregate,
+            catalog: &self.catalog,
+            profiles: &profiles,
+            rules,
+        };
+        let response =
+            publications::publish(&sources, request.into_inner(), principal.agency_name()).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_publication(
+        &self,
+        request: Request<GetPublicationRequest>,
+    ) -> Result<Response<GetPublicationResponse>, Status> {
+        let id = request.into_inner().publication_id;
+        let publication = publications::get(&self.aggregate, &id).await?;
+        Ok(Response::new(GetPublicationResponse {
+            publication: Some(publication),
+        }))
+    }
+
+    async fn list_publications(
+        &self,
+        request: Request<ListPublicationsRequest>,
+    ) -> Result<Response<ListPublicationsResponse>, Status> {
+        let page = request.into_inner();
+        Ok(Response::new(
+            publications::list(&self.aggregate, page.offset, page.limit).await?,
+        ))
+    }
+
+    async fn get_revisions(
+        &self,
+        request: Request<GetRevisionsRequest>,
+    ) -> Result<Response<GetRevisionsResponse>, Status> {
+        let id = request.into_inner().publication_id;
+        let (profiles, rules) = self.sources();
+        let sources = Sources {
+            aggregate: &self.aggregate,
+            catalog: &self.catalog,
+            profiles: &profiles,
+            rules,
+        };
+        Ok(Response::new(publications::revisions(&sources, &id).await?))
     }
 }

@@ -25,6 +25,17 @@ pub enum Error {
     /// bug, never the caller's doing).
     #[error("aggregate answered {0}")]
     BadAnswer(String),
+    /// A publication id is taken by another publication: ALREADY_EXISTS.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request cannot be answered as things stand (a publication's query names an index
+    /// profile no longer in force): FAILED_PRECONDITION.
+    #[error("{0}")]
+    Precondition(String),
+    /// The caller's credential is missing, invalid or lacks the role: UNAUTHENTICATED or
+    /// PERMISSION_DENIED (audited where it was checked).
+    #[error(transparent)]
+    Refused(#[from] govpulse_edge::auth::Refusal),
 }
 
 impl Error {
@@ -44,6 +55,9 @@ impl From<Error> for Status {
             e @ Error::ShuttingDown => Status::unavailable(e.to_string()),
             Error::Aggregate(status) => status,
             e @ Error::BadAnswer(_) => Status::internal(e.to_string()),
+            Error::AlreadyExists(reason) => Status::already_exists(reason),
+            Error::Precondition(reason) => Status::failed_precondition(reason),
+            Error::Refused(refusal) => Status::from(refusal),
         }
     }
 }
@@ -81,6 +95,24 @@ mod tests {
                 Error::BadAnswer("a snapshot without its last day".into()),
                 Code::Internal,
                 "aggregate answered a snapshot without its last day",
+            ),
+            (
+                Error::AlreadyExists("publication w49 was published before".into()),
+                Code::AlreadyExists,
+                "publication w49 was published before",
+            ),
+            (
+                Error::Precondition("the publication's query.index no longer reads".into()),
+                Code::FailedPrecondition,
+                "the publication's query.index no longer reads",
+            ),
+            (
+                Error::Refused(govpulse_edge::auth::Refusal::MissingRole {
+                    agency: "ha-noi".into(),
+                    role: "publisher",
+                }),
+                Code::PermissionDenied,
+                "agency ha-noi lacks the publisher role",
             ),
         ];
         for (error, code, message) in cases {

@@ -43,6 +43,8 @@ use tonic::Status;
 
 use crate::{RankingApi, check_reader};
 
+mod publications;
+
 /// SSE comment lines keep idle connections (and the proxies on their way) open at least
 /// this often, whatever the ranking's own heartbeat.
 const SSE_KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -71,6 +73,15 @@ pub(crate) fn router(
         .route("/api/v1/agencies", get(agencies))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/alerts/watch", get(watch_alerts))
+        .route(
+            "/api/v1/publications",
+            get(publications::list).post(publications::publish),
+        )
+        .route("/api/v1/publications/{id}", get(publications::one))
+        .route(
+            "/api/v1/publications/{id}/revisions",
+            get(publications::revisions),
+        )
         .with_state(Http {
             api,
             catalog,

@@ -11,6 +11,7 @@ mod error;
 pub use error::Error;
 mod http;
 mod hub;
+mod publications;
 mod query;
 mod resume;
 
@@ -125,6 +126,12 @@ pub struct Config {
     /// How often the token file is checked for changes.
     #[arg(long, env = "GOVPULSE_TOKENS_RELOAD_MS", default_value_t = 5_000)]
     pub tokens_reload_ms: u64,
+    /// Development only: calls without a credential may publish (RankingService.Publish).
+    /// Otherwise publishing needs the `publisher` role, from `--tokens` or a client
+    /// certificate, even where reading is public.
+    #[arg(long, env = "GOVPULSE_ALLOW_ANONYMOUS", num_args = 0..=1, default_value_t = false,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub allow_anonymous: bool,
     /// TLS towards aggregate (for an `https://` aggregate URL).
     #[command(flatten)]
     pub upstream: govpulse_runtime::tls::UpstreamTlsArgs,
@@ -154,14 +161,16 @@ impl Config {
             public_read: false,
             tokens: None,
             tokens_reload_ms: 5_000,
+            allow_anonymous: false,
         }
     }
 
-    /// For the demo and tests: plaintext, rankings readable by anyone. Never in production
-    /// (public reading may be, by choice: `--public-read`).
+    /// For the demo and tests: plaintext, rankings readable and publishable by anyone. Never
+    /// in production (public reading may be, by choice: `--public-read`).
     pub fn development(mut self) -> Self {
         self.host = self.host.plaintext();
         self.public_read = true;
+        self.allow_anonymous = true;
         self
     }
 }
@@ -205,8 +214,10 @@ pub struct Server {
     alert_timing: AlertTiming,
     /// How often the alert rules file is checked for changes.
     alert_rules_every: Duration,
-    /// Who may read, when reading is not public; with the token file's reload interval.
-    readers: Option<(Arc<Authenticator>, Option<TokenFile>)>,
+    /// Who may read, when reading is not public.
+    readers: Option<Arc<Authenticator>>,
+    /// The token file (readers' and publishers'), with its reload interval.
+    tokens: Option<TokenFile>,
     /// The public dashboard's files (`GET /`).
     dashboard: dashboard::Dashboard,
 }
@@ -236,6 +247,12 @@ impl Server {
         let channel = lazy_channel_tls(&config.aggregate_url, None, upstream_tls)
             .map_err(|e| StartError::Config(format!("aggregate url: {e}")))?;
         let edge = config.host.edge().map_err(StartError::Config)?;
+        let tokens = config
+            .tokens
+            .clone()
+            .map(|path| LiveTokens::load(path, &catalog))
+            .transpose()
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let readers = if config.public_read {
             None
         } else {
@@ -244,16 +261,18 @@ impl Server {
                     "reading needs a credential but none can be checked: set --tokens or --tls-client-ca, or --public-read".to_owned(),
                 ));
             }
-            let tokens = config
-                .tokens
-                .clone()
-                .map(|path| LiveTokens::load(path, &catalog))
-                .transpose()
-                .map_err(|e| StartError::Config(e.to_string()))?;
-            let auth = Arc::new(Authenticator::new(catalog.clone(), tokens.clone(), false));
-            let every = Duration::from_millis(config.tokens_reload_ms.max(1));
-            Some((auth, tokens.map(|t| (t, every))))
+            Some(Arc::new(Authenticator::new(
+                catalog.clone(),
+                tokens.clone(),
+                false,
+            )))
         };
+        let publishers = Arc::new(Authenticator::new(
+            catalog.clone(),
+            tokens.clone(),
+            config.allow_anonymous,
+        ));
+        let tokens = tokens.map(|t| (t, Duration::from_millis(config.tokens_reload_ms.max(1))));
         let aggregate = AggregateServiceClient::new(channel)
             .max_decoding_message_size(MAX_AGGREGATE_ANSWER_BYTES);
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
@@ -293,9 +312,10 @@ impl Server {
         )
         .with_profiles(profiles.clone())
         .with_watchers(
-            readers.as_ref().map(|(auth, _)| auth.as_ref().clone()),
+            readers.as_ref().map(|auth| auth.as_ref().clone()),
             config.max_watches_per_caller,
-        );
+        )
+        .with_publishers(publishers);
         info!(addr = %host.local_addr(), aggregate = %config.aggregate_url, "ranking bound");
         Ok(Self {
             host,
@@ -309,6 +329,7 @@ impl Server {
             alert_timing,
             alert_rules_every: Duration::from_millis(config.alert_rules_reload_ms.max(1)),
             readers,
+            tokens,
             dashboard,
         })
     }
@@ -342,12 +363,10 @@ impl Server {
             self.notices,
             stopping.clone(),
         ));
-        let readers = self.readers.map(|(auth, tokens)| {
-            if let Some((tokens, every)) = tokens {
-                tokio::spawn(tokens.watch(self.catalog.clone(), every, stopping.clone()));
-            }
-            auth
-        });
+        if let Some((tokens, every)) = self.tokens {
+            tokio::spawn(tokens.watch(self.catalog.clone(), every, stopping.clone()));
+        }
+        let readers = self.readers;
         // The HTTP routes call the same service under the same reader check; the dashboard's
         // files are public.
         let http = http::router(

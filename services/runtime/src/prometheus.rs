@@ -41,7 +41,8 @@ pub const EVENTS: &str = "govpulse_events_total";
 /// Histogram `{service}`: events per batch received.
 pub const BATCH_EVENTS: &str = "govpulse_batch_events";
 /// Histogram `{op}`: seconds per counter store call (`apply`, `read`, `read_children`,
-/// `read_activity`, `put_assessed`, `read_assessed`, `publish_change`, `subscribe_changes`),
+/// `read_activity`, `put_assessed`, `read_assessed`, `publish_change`, `subscribe_changes`,
+/// `keep_publication`, `publication`, `publications`),
 /// measured in aggregate around each call.
 pub const STORE_SECONDS: &str = "govpulse_store_seconds";
 /// Counter `{op}`: counter store calls that failed.

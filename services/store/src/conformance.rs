@@ -1348,6 +1348,9 @@ where
     assessed_scores_replace_per_agency_criterion_and_period(&fresh().await).await;
     activity_keeps_the_latest_and_counts_arrivals(&fresh().await).await;
     rejections_count_per_day_for_the_chain_beside_accepted_events(&fresh().await).await;
+    publications_are_kept_once_and_listed_newest_first(&fresh().await).await;
+    let store = fresh().await;
+    concurrent_keeps_keep_one_publication(&store, &store).await;
 }
 
 /// A change notice published through one handle of a backend reaches every subscriber of
@@ -1368,5 +1371,150 @@ pub async fn notices_reach_every_subscriber(a: &dyn CounterStore, b: &dyn Counte
             .unwrap_or_else(|_| panic!("{name} hears the notice within 5 s"))
             .expect("a notice");
         assert_eq!(heard, notice, "{name} hears it as published");
+    }
+}
+
+/// A publication is kept under its id once: keeping the same bytes again, or other bytes,
+/// changes nothing and answers the first bytes; an unknown id has none; the list is newest
+/// first to the millisecond (ties by id ascending), paged by offset and limit, with the
+/// number kept in all. Bytes are kept as given, whatever they hold.
+pub async fn publications_are_kept_once_and_listed_newest_first(store: &dyn CounterStore) {
+    let list = |offset, limit| async move {
+        let (summaries, total) = store
+            .publications(offset, limit)
+            .await
+            .expect("publications");
+        let summaries: Vec<String> = summaries
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        (summaries, total)
+    };
+    let none: Vec<String> = Vec::new();
+    assert_eq!(list(0, 10).await, (none.clone(), 0), "nothing kept yet");
+    assert_eq!(store.publication("w49").await.expect("publication"), None);
+
+    let at = datetime!(2026-12-05 07:15:17.589 UTC);
+    // Not text: every byte value, and more than one network packet of them.
+    let body: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    assert_eq!(
+        store
+            .keep_publication("w49", at, &body, b"s-w49")
+            .await
+            .expect("keep"),
+        (true, body.clone()),
+        "kept"
+    );
+    assert_eq!(
+        store
+            .keep_publication("w49", at, &body, b"s-w49")
+            .await
+            .expect("keep again"),
+        (false, body.clone()),
+        "the same again: nothing written"
+    );
+    let later = at + time::Duration::days(7);
+    assert_eq!(
+        store
+            .keep_publication("w49", later, b"other", b"s-other")
+            .await
+            .expect("keep other bytes"),
+        (false, body.clone()),
+        "other bytes under a kept id: the first ones answered, nothing overwritten"
+    );
+    assert_eq!(
+        store.publication("w49").await.expect("publication"),
+        Some(body)
+    );
+    assert_eq!(store.publication("w50").await.expect("publication"), None);
+    assert_eq!(
+        list(0, 10).await,
+        (vec!["s-w49".to_owned()], 1),
+        "its summary and time as first kept"
+    );
+
+    // Older, newer, and three published in one millisecond (ties: by id ascending).
+    let ms = time::Duration::milliseconds;
+    let keep = |id: &'static str, at: OffsetDateTime| async move {
+        let summary = format!("s-{id}");
+        let (created, _) = store
+            .keep_publication(id, at, id.as_bytes(), summary.as_bytes())
+            .await
+            .expect("keep");
+        assert!(created, "{id} is new");
+    };
+    keep("w48", at - time::Duration::days(7)).await;
+    keep("tie-b", at + ms(5)).await;
+    keep("tie-c", at + ms(5) + time::Duration::microseconds(900)).await;
+    keep("tie-a", at + ms(5) + time::Duration::microseconds(300)).await;
+    keep("newest", at + time::Duration::days(1)).await;
+    keep("0-first-id", at - time::Duration::days(365)).await;
+    let all = [
+        "s-newest",
+        "s-tie-a",
+        "s-tie-b",
+        "s-tie-c",
+        "s-w49",
+        "s-w48",
+        "s-0-first-id",
+    ]
+    .map(str::to_owned);
+    assert_eq!(list(0, 10).await, (all.to_vec(), 7), "newest first");
+    assert_eq!(list(0, 7).await, (all.to_vec(), 7), "exactly all");
+    assert_eq!(list(0, 1).await, (all[..1].to_vec(), 7), "the newest");
+    assert_eq!(list(2, 3).await, (all[2..5].to_vec(), 7), "a page");
+    assert_eq!(list(5, 3).await, (all[5..].to_vec(), 7), "the last page");
+    assert_eq!(list(7, 3).await, (none.clone(), 7), "past the end");
+    assert_eq!(list(100, 1).await, (none.clone(), 7), "far past the end");
+    assert_eq!(list(3, 0).await, (none, 7), "no summary asked for");
+    assert_eq!(
+        list(usize::MAX, usize::MAX).await.1,
+        7,
+        "huge numbers are no error"
+    );
+    assert_eq!(list(1, usize::MAX).await, (all[1..].to_vec(), 7));
+}
+
+/// Writers (aggregate replicas; `a` and `b` may be one store) keeping one id with different
+/// bytes at once: exactly one keeps its bytes, and both answer those bytes, as later reads
+/// and the list do.
+pub async fn concurrent_keeps_keep_one_publication(a: &dyn CounterStore, b: &dyn CounterStore) {
+    let at = datetime!(2026-12-05 07:00 UTC);
+    for n in 0..20 {
+        let id = format!("race-{n}");
+        let (x, y) = tokio::join!(
+            a.keep_publication(&id, at, b"from-a", b"s-a"),
+            b.keep_publication(&id, at, b"from-b", b"s-b"),
+        );
+        let ((x_created, x_kept), (y_created, y_kept)) = (x.expect("keep"), y.expect("keep"));
+        assert!(x_created != y_created, "{id}: exactly one kept it");
+        assert_eq!(x_kept, y_kept, "{id}: both answer the same bytes");
+        let winner: &[u8] = if x_created { b"from-a" } else { b"from-b" };
+        assert_eq!(x_kept, winner, "{id}: the bytes of the one that kept it");
+        for store in [a, b] {
+            assert_eq!(
+                store
+                    .publication(&id)
+                    .await
+                    .expect("publication")
+                    .as_deref(),
+                Some(winner)
+            );
+        }
+    }
+    let (summaries, total) = b.publications(0, 100).await.expect("publications");
+    assert_eq!((summaries.len(), total), (20, 20), "each id listed once");
+    assert!(summaries.iter().all(|s| s == b"s-a" || s == b"s-b"));
+    // The same moment for all: listed by id ascending ("race-1" < "race-10" < "race-2").
+    let mut ids: Vec<String> = (0..20).map(|n| format!("race-{n}")).collect();
+    ids.sort();
+    for (id, summary) in ids.iter().zip(&summaries) {
+        let kept = a.publication(id).await.expect("publication");
+        let expected: &[u8] = if kept.as_deref() == Some(b"from-a") {
+            b"s-a"
+        } else {
+            b"s-b"
+        };
+        assert_eq!(summary, expected, "{id}: the summary kept with its bytes");
     }
 }

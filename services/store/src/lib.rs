@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs, ProcedureId, freshness::Activity};
-use time::Date;
+use time::{Date, OffsetDateTime};
 use tokio::sync::broadcast;
 
 #[cfg(feature = "testing")]
@@ -17,6 +17,7 @@ mod exclusive;
 mod memory;
 mod notices;
 mod ordinals;
+mod publications;
 mod redis_store;
 mod spread;
 #[cfg(feature = "testing")]
@@ -156,6 +157,31 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
         bucket: Bucket,
         profile: &str,
     ) -> Result<Vec<Vec<(String, u64)>>, StoreError>;
+
+    /// Keeps `publication` (and its list `summary`) under `id` unless something is kept under
+    /// `id` already; returns whether this call kept it and the bytes kept under the id (this
+    /// call's or the earlier ones). Never overwrites: a publication, its summary and its
+    /// `published_at` are kept together or not at all, and never changed nor deleted, so
+    /// writers keeping one id at once (aggregate replicas) all answer the same bytes and
+    /// exactly one of them kept them. The bytes are opaque: never decoded.
+    async fn keep_publication(
+        &self,
+        id: &str,
+        published_at: OffsetDateTime,
+        publication: &[u8],
+        summary: &[u8],
+    ) -> Result<(bool, Vec<u8>), StoreError>;
+
+    /// The publication kept under `id`, if any.
+    async fn publication(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// `limit` summaries, newest first (by `published_at` to the millisecond; ties: id
+    /// ascending), after passing over `offset`; and how many are kept in all.
+    async fn publications(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Vec<u8>>, usize), StoreError>;
 
     /// Tells every subscriber of this store's backend (every aggregate replica sharing it,
     /// this one included) that something was counted. At most once: see

@@ -3,7 +3,7 @@
 //! ([`govpulse_core::counting::plan`]); one mutex makes every batch atomic.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Mutex,
 };
 
@@ -18,7 +18,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::{
     AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, RejectedWrite,
-    StoreError, notices::LocalNotices,
+    StoreError, notices::LocalNotices, publications::order_score,
 };
 
 /// How many batches pass between sweeps of expired event ids.
@@ -42,6 +42,11 @@ struct Inner {
     /// rejection, the last few weeks.
     arrivals: HashMap<AgencyId, Arrivals>,
     batches: u64,
+    /// Kept publications: id → (publication, summary).
+    publications: HashMap<String, (Vec<u8>, Vec<u8>)>,
+    /// The kept publications' ids, newest first: ([`order_score`] of `published_at`, id),
+    /// ordered as the Redis store lists them.
+    publication_order: BTreeSet<(i64, String)>,
 }
 
 /// Counters in this process's memory; gone when it exits.
@@ -79,6 +84,51 @@ impl CounterStore for MemoryStore {
         &self,
     ) -> Result<tokio::sync::broadcast::Receiver<ChangeNotice>, StoreError> {
         Ok(self.notices.subscribe())
+    }
+
+    async fn keep_publication(
+        &self,
+        id: &str,
+        published_at: OffsetDateTime,
+        publication: &[u8],
+        summary: &[u8],
+    ) -> Result<(bool, Vec<u8>), StoreError> {
+        let mut inner = self.lock();
+        if let Some((kept, _)) = inner.publications.get(id) {
+            return Ok((false, kept.clone()));
+        }
+        inner
+            .publications
+            .insert(id.to_owned(), (publication.to_vec(), summary.to_vec()));
+        inner
+            .publication_order
+            .insert((order_score(published_at), id.to_owned()));
+        Ok((true, publication.to_vec()))
+    }
+
+    async fn publication(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .lock()
+            .publications
+            .get(id)
+            .map(|(publication, _)| publication.clone()))
+    }
+
+    async fn publications(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Vec<u8>>, usize), StoreError> {
+        let inner = self.lock();
+        let summaries = inner
+            .publication_order
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .filter_map(|(_, id)| inner.publications.get(id))
+            .map(|(_, summary)| summary.clone())
+            .collect();
+        Ok((summaries, inner.publication_order.len()))
     }
 
     async fn apply_with_rejected(

@@ -17,6 +17,9 @@
 //! | `P:{root}:d:<n>` | string | 13-byte records: 8-byte digest of (agency, dossier id), its backlog state (`govpulse_core::backlog`) and the day a finished one may be forgotten after |
 //! | `P:{root}:s` | hash | agency → when an event of it or its units was last accepted and the latest time such an event happened, two big-endian signed 64-bit Unix milliseconds ([`seen_bytes`]); `<agency>#n` (`#` is in no id) → its events accepted per Vietnam day of acceptance over the 35 days up to the last ([`day_counts_bytes`]); `<agency>#r` → the same of its events rejected as invalid, per day of rejection; all written as what the writer read with its batch added (`govpulse_core::freshness`) |
 //! | `P:{root}:a:<agency>:<bucket>` | hash | `<profile>/<criterion>` → assessed points with two decimals (`38.75`), for the calendar period `<bucket>` |
+//! | `P:{#pub}:b` | hash | publication id → the kept publication's bytes (`publications.rs`; `{#pub}` is no tree's: `#` is in no id) |
+//! | `P:{#pub}:s` | hash | publication id → its summary's bytes |
+//! | `P:{#pub}:t` | sorted set | publication ids, scored minus their `published_at` in Unix milliseconds (newest first) |
 //!
 //! Buckets are written `d20260815`, `m202608`, `q20263`, `y2026` (Vietnam local time).
 //! A batch is read, planned by `govpulse_core::counting` and written per tree with one
@@ -383,6 +386,29 @@ impl CounterStore for RedisStore {
         &self,
     ) -> Result<tokio::sync::broadcast::Receiver<ChangeNotice>, StoreError> {
         self.notices.subscribe().await
+    }
+
+    async fn keep_publication(
+        &self,
+        id: &str,
+        published_at: OffsetDateTime,
+        publication: &[u8],
+        summary: &[u8],
+    ) -> Result<(bool, Vec<u8>), StoreError> {
+        self.keep_publication_in_redis(id, published_at, publication, summary)
+            .await
+    }
+
+    async fn publication(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.publication_in_redis(id).await
+    }
+
+    async fn publications(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Vec<u8>>, usize), StoreError> {
+        self.publications_in_redis(offset, limit).await
     }
 
     async fn apply_with_rejected(

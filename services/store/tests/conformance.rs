@@ -47,6 +47,20 @@ async fn redis_cluster_store_counts_each_id_once_for_concurrent_writers() {
     conformance::concurrent_writers_count_each_id_once(&a, &b).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_keeps_one_publication_for_concurrent_writers() {
+    let server = RedisServer::start().expect("redis-server starts");
+    let (a, b) = two_writers(server.url(), "publications").await;
+    conformance::concurrent_keeps_keep_one_publication(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_store_keeps_one_publication_for_concurrent_writers() {
+    let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
+    let (a, b) = two_writers(cluster.url(), "publications").await;
+    conformance::concurrent_keeps_keep_one_publication(&a, &b).await;
+}
+
 #[tokio::test]
 async fn redis_store_notices_reach_every_replica() {
     let server = RedisServer::start().expect("redis-server starts");

@@ -1,0 +1,218 @@
+//! The publication routes: `POST /api/v1/publications` (Publish, protobuf JSON body),
+//! `GET /api/v1/publications` (ListPublications), `GET /api/v1/publications/{id}`
+//! (GetPublication) and `GET /api/v1/publications/{id}/revisions` (GetRevisions); the reads
+//! in CSV on request.
+
+use axum::{
+    extract::{Path, Request, State},
+    response::Response,
+};
+use govpulse_edge::convert::moment_rfc3339;
+use govpulse_edge::http_json::{
+    ApiError, Params, csv_response, decode_json, json_body, json_response, wants_csv, within,
+};
+use govpulse_proto::ranking::{
+    GetPublicationRequest, GetRevisionsRequest, GetRevisionsResponse, ListPublicationsRequest,
+    ListPublicationsResponse, PublishRequest, RankingRow, ranking_service_server::RankingService,
+};
+
+use super::{Http, ranking_csv};
+
+/// The largest Publish body: an id, a title and a query.
+const MAX_PUBLISH_BODY: usize = 16 * 1024;
+
+/// `POST /api/v1/publications`: Publish. 201 when published now, 200 when a retry found it.
+pub(super) async fn publish(
+    State(http): State<Http>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = json_body(&parts.headers, body, MAX_PUBLISH_BODY).await?;
+    let message: PublishRequest = decode_json(&body)?;
+    let (request, deadline) = http.reader_request(parts, message)?;
+    let response = within(deadline, http.api.publish(request)).await?;
+    let mut answer = json_response(&response);
+    if response.created {
+        *answer.status_mut() = axum::http::StatusCode::CREATED;
+    }
+    Ok(answer)
+}
+
+/// `GET /api/v1/publications`: ListPublications (`offset`, `limit`), JSON or CSV.
+pub(super) async fn list(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    let params = Params::parse(&parts.uri, &["offset", "limit", "format"])?;
+    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let message = ListPublicationsRequest {
+        offset: params.number("offset")?.unwrap_or(0),
+        limit: params.number("limit")?.unwrap_or(0),
+    };
+    let (request, deadline) = http.reader_request(parts, message)?;
+    let response = within(deadline, http.api.list_publications(request)).await?;
+    Ok(if csv {
+        let (header, rows) = list_csv(&response);
+        csv_response("publications.csv", &header, &rows)
+    } else {
+        json_response(&response)
+    })
+}
+
+/// `GET /api/v1/publications/{id}`: GetPublication; CSV gives the published rows.
+pub(super) async fn one(
+    State(http): State<Http>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    let params = Params::parse(&parts.uri, &["format"])?;
+    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let (request, deadline) = http.reader_request(
+        parts,
+        GetPublicationRequest {
+            publication_id: id.clone(),
+        },
+    )?;
+    let response = within(deadline, http.api.get_publication(request)).await?;
+    Ok(if csv {
+        let ranking = response
+            .publication
+            .and_then(|p| p.ranking)
+            .unwrap_or_default();
+        let (header, rows) = ranking_csv(&ranking);
+        csv_response(&format!("publication-{id}.csv"), &header, &rows)
+    } else {
+        json_response(&response)
+    })
+}
+
+/// `GET /api/v1/publications/{id}/revisions`: GetRevisions; CSV gives one line per revised
+/// agency.
+pub(super) async fn revisions(
+    State(http): State<Http>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    let params = Params::parse(&parts.uri, &["format"])?;
+    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let (request, deadline) = http.reader_request(
+        parts,
+        GetRevisionsRequest {
+            publication_id: id.clone(),
+        },
+    )?;
+    let response = within(deadline, http.api.get_revisions(request)).await?;
+    Ok(if csv {
+        let (header, rows) = revisions_csv(&response);
+        csv_response(&format!("revisions-{id}.csv"), &header, &rows)
+    } else {
+        json_response(&response)
+    })
+}
+
+fn list_csv(response: &ListPublicationsResponse) -> super::Table {
+    let header = [
+        "publication_id",
+        "title",
+        "metric",
+        "index",
+        "period",
+        "first_day",
+        "last_day",
+        "published_at",
+        "published_by",
+        "ranked_count",
+    ]
+    .to_vec();
+    let rows = response
+        .publications
+        .iter()
+        .map(|p| {
+            let query = p.query.clone().unwrap_or_default();
+            let period = p.period.clone().unwrap_or_default();
+            vec![
+                p.publication_id.clone(),
+                p.title.clone(),
+                query.metric,
+                query.index,
+                query.period,
+                period.first_day,
+                period.last_day,
+                moment_rfc3339(p.published_at.as_ref()),
+                p.published_by.clone(),
+                p.ranked_count.to_string(),
+            ]
+        })
+        .collect();
+    (header, rows)
+}
+
+/// A row's value as a cell: its rate's percent or its score.
+fn value_cell(row: Option<&RankingRow>) -> String {
+    row.map(|r| match &r.rate {
+        Some(rate) => rate.percent.clone(),
+        None => r.score.clone(),
+    })
+    .unwrap_or_default()
+}
+
+fn revisions_csv(response: &GetRevisionsResponse) -> super::Table {
+    let header = [
+        "agency_id",
+        "agency_name",
+        "published_rank",
+        "rank_now",
+        "places_gained",
+        "published_value",
+        "value_now",
+        "late_events",
+        "other_events",
+        "causes",
+    ]
+    .to_vec();
+    let rows = response
+        .rows
+        .iter()
+        .map(|r| {
+            let (late, other): (i64, i64) = r.causes.iter().fold((0, 0), |(l, o), c| {
+                if c.late {
+                    (l + c.events, o)
+                } else {
+                    (l, o + c.events)
+                }
+            });
+            let causes = r
+                .causes
+                .iter()
+                .map(|c| {
+                    let days = if c.first_day == c.last_day {
+                        c.first_day.clone()
+                    } else {
+                        format!("{}..{}", c.first_day, c.last_day)
+                    };
+                    let counters = c
+                        .counters
+                        .iter()
+                        .map(|k| format!("{} {}→{}", k.counter, k.published, k.now))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    format!("{days}: {counters}")
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            vec![
+                r.agency_id.clone(),
+                r.agency_name.clone(),
+                r.published.as_ref().map_or(0, |p| p.rank).to_string(),
+                r.now.as_ref().map_or(0, |p| p.rank).to_string(),
+                r.places_gained.to_string(),
+                value_cell(r.published.as_ref()),
+                value_cell(r.now.as_ref()),
+                late.to_string(),
+                other.to_string(),
+                causes,
+            ]
+        })
+        .collect();
+    (header, rows)
+}

@@ -1,0 +1,383 @@
+//! Publications (`Publish`, `GetPublication`, `ListPublications`, `GetRevisions`): a ranking
+//! computed once and frozen with the counters behind it, kept by aggregate, and compared with
+//! the ranking now. The rules (ids, frozen periods, stretches of the basis, what is revised
+//! and why) are `govpulse_core::publication`'s; this module reads, encodes and asks.
+
+use std::collections::HashMap;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use govpulse_core::{
+    AgencyId, Catalog, Period,
+    index::Profiles,
+    period::vietnam_day,
+    publication::{self, Standing, Stretch},
+    ranking::Rules,
+};
+use govpulse_edge::convert::{block_to_proto, counters_from_proto, moment_from_proto};
+use govpulse_proto::{
+    aggregate::{
+        GetBlockSnapshotRequest, GetKeptPublicationRequest, KeepPublicationRequest,
+        ListKeptPublicationsRequest, aggregate_service_client::AggregateServiceClient,
+    },
+    ranking::{
+        CounterRevision, CountersAt, GetRankingResponse, GetRevisionsResponse,
+        ListPublicationsResponse, Publication, PublicationSummary, PublishRequest, PublishResponse,
+        RankingQuery, RankingRow, RevisionCause, RowRevision, ranking_query,
+    },
+};
+use prost::Message;
+use time::OffsetDateTime;
+use tonic::transport::Channel;
+
+use crate::{
+    compute::{compute, row_to_proto},
+    error::Error,
+    query::{Query, Scope},
+};
+
+/// How many stretch snapshots one publication or revision asks aggregate for at once.
+const SNAPSHOTS_IN_FLIGHT: usize = 8;
+
+/// What publishing and revising read from.
+pub(crate) struct Sources<'a> {
+    pub aggregate: &'a AggregateServiceClient<Channel>,
+    pub catalog: &'a Catalog,
+    pub profiles: &'a Profiles,
+    pub rules: Rules,
+}
+
+/// A ranking computed now for `query`, as a message with every row.
+async fn ranking_now(
+    sources: &Sources<'_>,
+    query: &Query,
+) -> Result<(GetRankingResponse, Period), Error> {
+    let ranking = compute(sources.aggregate, sources.catalog, query, sources.rules).await?;
+    let days = ranking.days.clone();
+    Ok((
+        GetRankingResponse {
+            rows: ranking
+                .rows
+                .iter()
+                .map(|r| row_to_proto(sources.catalog, r))
+                .collect(),
+            period: Some(ranking.period),
+            ranked_count: ranking.ranked_count,
+            previous_period: Some(ranking.previous_period),
+            min_volume: ranking.min_volume,
+            max_score: ranking.max_score,
+            provisional: ranking.provisional,
+        },
+        days,
+    ))
+}
+
+/// The counters of the scope's agencies over each stretch, read now.
+async fn basis(
+    aggregate: &AggregateServiceClient<Channel>,
+    scope: &Scope,
+    stretches: &[Period],
+) -> Result<Vec<CountersAt>, Error> {
+    let (block, parent_id) = match scope {
+        Scope::Block(block) => (block_to_proto(*block).into(), String::new()),
+        Scope::Children(parent) => (0, parent.to_string()),
+    };
+    let reads: Vec<_> = stretches
+        .iter()
+        .map(|days| {
+            let request = GetBlockSnapshotRequest {
+                block,
+                parent_id: parent_id.clone(),
+                period: days.expression().to_owned(),
+                ..Default::default()
+            };
+            let (first_day, last_day) = (days.first_day().to_string(), days.last_day().to_string());
+            let mut aggregate = aggregate.clone();
+            async move {
+                let snapshot = aggregate
+                    .get_block_snapshot(govpulse_runtime::telemetry::traced(request))
+                    .await
+                    .map_err(Error::Aggregate)?
+                    .into_inner();
+                Ok::<_, Error>(CountersAt {
+                    first_day,
+                    last_day,
+                    agencies: snapshot.agencies,
+                })
+            }
+        })
+        .collect();
+    stream::iter(reads)
+        .buffered(SNAPSHOTS_IN_FLIGHT)
+        .try_collect()
+        .await
+}
+
+/// What a list shows of `publication`.
+fn summary_of(publication: &Publication) -> PublicationSummary {
+    let ranking = publication.ranking.as_ref();
+    PublicationSummary {
+        publication_id: publication.publication_id.clone(),
+        title: publication.title.clone(),
+        query: publication.query.clone(),
+        period: ranking.and_then(|r| r.period.clone()),
+        published_at: publication.published_at,
+        published_by: publication.published_by.clone(),
+        ranked_count: ranking.map_or(0, |r| r.ranked_count),
+    }
+}
+
+/// Publishes `request` as `published_by`, now: computes the ranking, freezes it with its
+/// basis and has aggregate keep it unless the id is taken (then the publication kept is
+/// returned when it is this one's retry, and ALREADY_EXISTS otherwise).
+pub(crate) async fn publish(
+    sources: &Sources<'_>,
+    request: PublishRequest,
+    published_by: String,
+) -> Result<PublishResponse, Error> {
+    let id = request.publication_id.trim().to_owned();
+    publication::check_publication_id(&id).map_err(|e| Error::invalid("publication_id", e))?;
+    publication::check_title(&request.title).map_err(|e| Error::invalid("title", e))?;
+    let asked = request
+        .query
+        .ok_or_else(|| Error::invalid("query", "is required"))?;
+    match asked.selection {
+        Some(ranking_query::Selection::Top(_)) => {
+            return Err(Error::invalid(
+                "query.top",
+                "a publication keeps every row; leave top unset and show the top rows",
+            ));
+        }
+        Some(ranking_query::Selection::Bottom(_)) => {
+            return Err(Error::invalid(
+                "query.bottom",
+                "a publication keeps every row; leave bottom unset and show the bottom rows",
+            ));
+        }
+        None => {}
+    }
+    let query = Query::parse(Some(asked.clone()), sources.profiles, sources.catalog)?;
+    let (ranking, days) = ranking_now(sources, &query).await?;
+    let frozen = RankingQuery {
+        period: publication::frozen_period(&query.period, &days),
+        ..asked
+    };
+    let stretches = publication::stretches(&days, ranking.rows.len());
+    let basis = basis(sources.aggregate, &query.scope, &stretches).await?;
+    let published_at = OffsetDateTime::now_utc();
+    let publication = Publication {
+        publication_id: id.clone(),
+        title: request.title.trim().to_owned(),
+        query: Some(frozen),
+        published_at: govpulse_edge::convert::moment_to_proto(Some(published_at)),
+        published_by,
+        ranking: Some(ranking),
+        basis,
+    };
+    let kept = sources
+        .aggregate
+        .clone()
+        .keep_publication(govpulse_runtime::telemetry::traced(
+            KeepPublicationRequest {
+                publication_id: id.clone(),
+                published_at: publication.published_at,
+                publication: publication.encode_to_vec(),
+                summary: summary_of(&publication).encode_to_vec(),
+            },
+        ))
+        .await
+        .map_err(Error::Aggregate)?
+        .into_inner();
+    if kept.created {
+        return Ok(PublishResponse {
+            publication: Some(publication),
+            created: true,
+        });
+    }
+    let earlier = decode(&kept.publication)?;
+    if earlier.title != publication.title || earlier.query != publication.query {
+        return Err(Error::AlreadyExists(format!(
+            "publication {id} was published before with another title or query; choose another id"
+        )));
+    }
+    Ok(PublishResponse {
+        publication: Some(earlier),
+        created: false,
+    })
+}
+
+fn decode(bytes: &[u8]) -> Result<Publication, Error> {
+    Publication::decode(bytes).map_err(|e| Error::BadAnswer(format!("a publication: {e}")))
+}
+
+/// The publication kept under `id`.
+pub(crate) async fn get(
+    aggregate: &AggregateServiceClient<Channel>,
+    id: &str,
+) -> Result<Publication, Error> {
+    let id = id.trim();
+    publication::check_publication_id(id).map_err(|e| Error::invalid("publication_id", e))?;
+    let kept = aggregate
+        .clone()
+        .get_kept_publication(govpulse_runtime::telemetry::traced(
+            GetKeptPublicationRequest {
+                publication_id: id.to_owned(),
+            },
+        ))
+        .await
+        .map_err(Error::Aggregate)?
+        .into_inner();
+    decode(&kept.publication)
+}
+
+/// A page of the publications, newest first.
+pub(crate) async fn list(
+    aggregate: &AggregateServiceClient<Channel>,
+    offset: u32,
+    limit: u32,
+) -> Result<ListPublicationsResponse, Error> {
+    if limit > 500 {
+        return Err(Error::invalid("limit", "is at most 500"));
+    }
+    let page = aggregate
+        .clone()
+        .list_kept_publications(govpulse_runtime::telemetry::traced(
+            ListKeptPublicationsRequest { offset, limit },
+        ))
+        .await
+        .map_err(Error::Aggregate)?
+        .into_inner();
+    Ok(ListPublicationsResponse {
+        publications: page
+            .summaries
+            .iter()
+            .map(|bytes| {
+                PublicationSummary::decode(bytes.as_slice())
+                    .map_err(|e| Error::BadAnswer(format!("a publication summary: {e}")))
+            })
+            .collect::<Result<_, _>>()?,
+        total: page.total,
+    })
+}
+
+/// A row as a revision compares it: its rank and exact value.
+fn standing(row: &RankingRow) -> Result<Standing, Error> {
+    let agency = AgencyId::parse(&row.agency_id)
+        .map_err(|e| Error::BadAnswer(format!("a row's agency: {e}")))?;
+    let value = match (&row.rate, row.score.as_str()) {
+        (Some(rate), _) => Some(format!("{}/{}", rate.numerator, rate.denominator)),
+        (None, "") => None,
+        (None, score) => Some(score.to_owned()),
+    };
+    Ok(Standing {
+        agency,
+        rank: row.rank,
+        value,
+    })
+}
+
+fn standings(rows: &[RankingRow]) -> Result<Vec<Standing>, Error> {
+    rows.iter().map(standing).collect()
+}
+
+/// A basis as the core compares it.
+fn stretches_of(basis: &[CountersAt]) -> Result<Vec<Stretch>, Error> {
+    basis
+        .iter()
+        .map(|at| {
+            let day = |raw: &str| {
+                govpulse_core::period::parse_day(raw)
+                    .map_err(|e| Error::BadAnswer(format!("a basis day: {e}")))
+            };
+            let days = Period::from_days(day(&at.first_day)?, day(&at.last_day)?);
+            let counters = at
+                .agencies
+                .iter()
+                .filter_map(|a| {
+                    let agency = AgencyId::parse(&a.agency_id).ok()?;
+                    Some((agency, counters_from_proto(&a.counters.unwrap_or_default())))
+                })
+                .collect::<HashMap<_, _>>();
+            Ok(Stretch { days, counters })
+        })
+        .collect()
+}
+
+/// The revision log of the publication kept under `id`, computed now.
+pub(crate) async fn revisions(
+    sources: &Sources<'_>,
+    id: &str,
+) -> Result<GetRevisionsResponse, Error> {
+    let kept = get(sources.aggregate, id).await?;
+    let query = Query::parse(kept.query.clone(), sources.profiles, sources.catalog).map_err(
+        |e| match e {
+            Error::InvalidArgument { field, reason } => Error::Precondition(format!(
+                "the publication's {field} no longer reads: {reason}"
+            )),
+            other => other,
+        },
+    )?;
+    let published_rows = kept.ranking.as_ref().map_or(&[][..], |r| &r.rows[..]);
+    let (now, _) = ranking_now(sources, &query).await?;
+    let (revised, unchanged) =
+        publication::revisions(&standings(published_rows)?, &standings(&now.rows)?);
+    let mut causes_by_agency: HashMap<AgencyId, Vec<RevisionCause>> = HashMap::new();
+    if !revised.is_empty() && !kept.basis.is_empty() {
+        let then = stretches_of(&kept.basis)?;
+        let days: Vec<Period> = then.iter().map(|s| s.days.clone()).collect();
+        let current = stretches_of(&basis(sources.aggregate, &query.scope, &days).await?)?;
+        let published_at = moment_from_proto(kept.published_at.as_ref())
+            .map_err(|e| Error::BadAnswer(format!("a publication's time: {e}")))?
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let published_day = vietnam_day(published_at);
+        for revision in &revised {
+            let causes = publication::causes(&revision.agency, &then, &current, published_day)
+                .into_iter()
+                .map(|cause| RevisionCause {
+                    first_day: cause.days.first_day().to_string(),
+                    last_day: cause.days.last_day().to_string(),
+                    late: cause.late,
+                    events: cause.events,
+                    counters: cause
+                        .counters
+                        .into_iter()
+                        .map(|(counter, published, now)| CounterRevision {
+                            counter: counter.to_owned(),
+                            published,
+                            now,
+                        })
+                        .collect(),
+                })
+                .collect();
+            causes_by_agency.insert(revision.agency.clone(), causes);
+        }
+    }
+    let rows = revised
+        .into_iter()
+        .map(|revision| {
+            let published = revision.published.map(|i| published_rows[i].clone());
+            let current = revision.now.map(|i| now.rows[i].clone());
+            let agency_name = current
+                .as_ref()
+                .or(published.as_ref())
+                .map(|r| r.agency_name.clone())
+                .unwrap_or_default();
+            RowRevision {
+                agency_id: revision.agency.to_string(),
+                agency_name,
+                published,
+                now: current,
+                places_gained: revision.places_gained,
+                causes: causes_by_agency
+                    .remove(&revision.agency)
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    Ok(GetRevisionsResponse {
+        publication: Some(summary_of(&kept)),
+        revised_at: govpulse_edge::convert::moment_to_proto(Some(OffsetDateTime::now_utc())),
+        now: Some(now),
+        rows,
+        unchanged: u32::try_from(unchanged).unwrap_or(u32::MAX),
+    })
+}

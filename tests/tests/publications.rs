@@ -1,0 +1,319 @@
+//! Publications end to end: a ranking published, retried, refused on a taken id or a bad
+//! request; late events and events of days still running after it; the publication read back
+//! exactly as published, and its revision log listing every changed row with its causes (the
+//! days, late or not, the counters and the events), over gRPC and HTTP (JSON and CSV).
+
+use govpulse_core::period::{VIETNAM, vietnam_day};
+use govpulse_e2e::{Deployment, Options, RedisServer, http, received};
+use govpulse_proto::{
+    catalog::Block,
+    ranking::{
+        GetPublicationRequest, GetRevisionsRequest, ListPublicationsRequest, Publication,
+        PublishRequest, RankingQuery, RankingRow, ranking_query::Selection,
+    },
+};
+use time::{Date, Duration, OffsetDateTime, Time};
+use tonic::Code;
+
+/// Noon, Vietnam time, on `day`.
+fn noon(day: Date) -> OffsetDateTime {
+    day.with_time(Time::from_hms(12, 0, 0).expect("noon"))
+        .assume_offset(VIETNAM)
+}
+
+/// The first day of last month, Vietnam time.
+fn last_month_first() -> Date {
+    let today = vietnam_day(OffsetDateTime::now_utc());
+    let this_month = today.replace_day(1).expect("day 1");
+    (this_month - Duration::days(1))
+        .replace_day(1)
+        .expect("day 1")
+}
+
+/// `count` receptions of `agency` on `day`, `online` of them online, ids from `prefix`.
+fn receptions(
+    prefix: &str,
+    agency: &str,
+    day: Date,
+    count: usize,
+    online: usize,
+) -> Vec<govpulse_proto::event::DossierEvent> {
+    (0..count)
+        .map(|i| received(&format!("{prefix}-{i}"), agency, noon(day), i < online))
+        .collect()
+}
+
+/// A cause as the test compares it: first day, late, events.
+type Cause = (String, bool, i64);
+
+fn query(period: &str) -> RankingQuery {
+    RankingQuery {
+        metric: "online-dossier-rate".into(),
+        block: Block::Province.into(),
+        period: period.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn publish(id: &str, title: &str, query: RankingQuery) -> PublishRequest {
+    PublishRequest {
+        publication_id: id.to_owned(),
+        title: title.to_owned(),
+        query: Some(query),
+    }
+}
+
+/// Rank, agency and exact value of the rows with data.
+fn ranked(rows: &[RankingRow]) -> Vec<(u32, String, (u64, u64))> {
+    rows.iter()
+        .filter_map(|r| {
+            r.rate.as_ref().map(|rate| {
+                (
+                    r.rank,
+                    r.agency_id.clone(),
+                    (rate.numerator, rate.denominator),
+                )
+            })
+        })
+        .collect()
+}
+
+fn owned(rows: &[(u32, &str, (u64, u64))]) -> Vec<(u32, String, (u64, u64))> {
+    rows.iter()
+        .map(|(r, a, v)| (*r, (*a).to_owned(), *v))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_why() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start_with(&redis, "pub", Options::default()).await;
+    let first = last_month_first();
+    let (d1, d2) = (first + Duration::days(2), first + Duration::days(5));
+    let month = format!("{:04}-{:02}", first.year(), u8::from(first.month()));
+    let mut events = receptions("hn", "ha-noi", d1, 10, 8);
+    events.extend(receptions("hp", "hai-phong", d1, 10, 6));
+    events.extend(receptions("ct", "can-tho", d1, 10, 4));
+    deployment.accept_all(events).await;
+
+    let mut ranking = deployment.ranking();
+    let made = ranking
+        .publish(publish(
+            "monthly-1",
+            "Online dossiers, last month",
+            query(&month),
+        ))
+        .await
+        .expect("published")
+        .into_inner();
+    assert!(made.created);
+    let publication: Publication = made.publication.expect("the publication");
+    assert_eq!(publication.published_by, "anonymous");
+    let published = publication.ranking.clone().expect("its ranking");
+    let before = owned(&[
+        (1, "ha-noi", (8, 10)),
+        (2, "hai-phong", (6, 10)),
+        (3, "can-tho", (4, 10)),
+    ]);
+    assert_eq!(ranked(&published.rows), before);
+    assert!(
+        published.rows.len() > 3,
+        "every row is kept, the provinces without data too"
+    );
+    assert_eq!(
+        publication.basis.len(),
+        usize::from(first.month().length(first.year())),
+        "a month's basis is kept day by day"
+    );
+
+    // A retry gives the publication made first; another title under its id is refused.
+    let again = ranking
+        .publish(publish(
+            "monthly-1",
+            "Online dossiers, last month",
+            query(&month),
+        ))
+        .await
+        .expect("a retry")
+        .into_inner();
+    assert!(!again.created);
+    assert_eq!(again.publication.as_ref(), Some(&publication));
+    let taken = ranking
+        .publish(publish("monthly-1", "Another title", query(&month)))
+        .await
+        .expect_err("the id is taken");
+    assert_eq!(taken.code(), Code::AlreadyExists, "{taken:?}");
+    for (request, field) in [
+        (publish("Monthly", "t", query(&month)), "publication_id"),
+        (publish("m2", "", query(&month)), "title"),
+        (
+            publish(
+                "m2",
+                "t",
+                RankingQuery {
+                    selection: Some(Selection::Top(5)),
+                    ..query(&month)
+                },
+            ),
+            "query.top",
+        ),
+        (publish("m2", "t", query("2026-13")), "query.period"),
+    ] {
+        let refused = ranking.publish(request).await.expect_err("refused");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert!(
+            refused.message().starts_with(field),
+            "{field}: {}",
+            refused.message()
+        );
+    }
+
+    // Late data: can-tho re-syncs 25 online dossiers of d1; hai-phong sends 2 in-person
+    // dossiers of d2. The rows now differ; the publication does not.
+    let mut late = receptions("ct-late", "can-tho", d1, 25, 25);
+    late.extend(receptions("hp-late", "hai-phong", d2, 2, 0));
+    deployment.accept_all(late).await;
+    let kept = ranking
+        .get_publication(GetPublicationRequest {
+            publication_id: "monthly-1".into(),
+        })
+        .await
+        .expect("read back")
+        .into_inner()
+        .publication
+        .expect("the publication");
+    assert_eq!(kept, publication, "exactly as published");
+
+    let revisions = ranking
+        .get_revisions(GetRevisionsRequest {
+            publication_id: "monthly-1".into(),
+        })
+        .await
+        .expect("revisions")
+        .into_inner();
+    assert_eq!(
+        ranked(&revisions.now.expect("the ranking now").rows),
+        owned(&[
+            (1, "can-tho", (29, 35)),
+            (2, "ha-noi", (8, 10)),
+            (3, "hai-phong", (6, 12)),
+        ])
+    );
+    let moved: Vec<(&str, i32, Vec<Cause>)> = revisions
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r.agency_id.as_str(),
+                r.places_gained,
+                r.causes
+                    .iter()
+                    .map(|c| (c.first_day.clone(), c.late, c.events))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            ("can-tho", 2, vec![(d1.to_string(), true, 25)]),
+            ("ha-noi", -1, vec![]),
+            ("hai-phong", -1, vec![(d2.to_string(), true, 2)]),
+        ],
+        "every changed row, in the order of now, with its causes"
+    );
+    let can_tho = &revisions.rows[0].causes[0].counters;
+    let counters: Vec<(&str, u64, u64)> = can_tho
+        .iter()
+        .map(|c| (c.counter.as_str(), c.published, c.now))
+        .collect();
+    assert_eq!(
+        counters,
+        [
+            ("received", 10, 35),
+            ("received_online", 4, 29),
+            ("digitized", 10, 35),
+            ("received_full_online_procedure", 10, 35),
+            ("received_online_full_online_procedure", 4, 29),
+        ],
+        "can-tho.p01 is provided full-process online"
+    );
+    assert_eq!(
+        revisions.unchanged as usize,
+        published.rows.len() - 3,
+        "the provinces without data stand as published"
+    );
+
+    // A year to date is frozen to its days; the list is newest first.
+    let ytd = ranking
+        .publish(publish("ytd-1", "Year to date", query("ytd")))
+        .await
+        .expect("published")
+        .into_inner()
+        .publication
+        .expect("the publication");
+    let today = vietnam_day(OffsetDateTime::now_utc());
+    let frozen = format!("{}-01-01..{today}", today.year());
+    assert_eq!(
+        ytd.query.as_ref().map(|q| q.period.as_str()),
+        Some(frozen.as_str())
+    );
+    let list = ranking
+        .list_publications(ListPublicationsRequest {
+            offset: 0,
+            limit: 0,
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(list.total, 2);
+    let ids: Vec<&str> = list
+        .publications
+        .iter()
+        .map(|p| p.publication_id.as_str())
+        .collect();
+    assert_eq!(ids, ["ytd-1", "monthly-1"]);
+    assert_eq!(list.publications[1].ranked_count, 3);
+    let missing = ranking
+        .get_publication(GetPublicationRequest {
+            publication_id: "nothing-here".into(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+
+    // Over HTTP: the publication as published in CSV, the revisions in CSV, a retry by POST.
+    let addr = deployment.ranking_addr();
+    let csv = http::get(addr, "/api/v1/publications/monthly-1?format=csv", &[])
+        .await
+        .text();
+    assert!(
+        csv.contains("can-tho") && csv.contains("40.00"),
+        "can-tho's rate as published, 4 of 10: {csv}"
+    );
+    let log = http::get(
+        addr,
+        "/api/v1/publications/monthly-1/revisions?format=csv",
+        &[],
+    )
+    .await
+    .text();
+    assert!(
+        log.contains(&format!("{d1}: received 10→35")),
+        "the revision log names the day and counters: {log}"
+    );
+    let body = format!(
+        r#"{{"publicationId": "monthly-1", "title": "Online dossiers, last month", "query": {{"metric": "online-dossier-rate", "block": "BLOCK_PROVINCE", "period": "{month}"}}}}"#
+    );
+    let retried = http::post_json(addr, "/api/v1/publications", &[], &body).await;
+    assert_eq!(retried.status, 200, "{}", retried.text());
+    let fresh = http::post_json(
+        addr,
+        "/api/v1/publications",
+        &[],
+        &body.replace("monthly-1", "monthly-2"),
+    )
+    .await;
+    assert_eq!(fresh.status, 201, "{}", fresh.text());
+    deployment.stop().await;
+}
