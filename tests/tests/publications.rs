@@ -8,12 +8,16 @@ use govpulse_e2e::{Deployment, Options, RedisServer, http, received};
 use govpulse_proto::{
     catalog::Block,
     ranking::{
-        GetPublicationRequest, GetRevisionsRequest, ListPublicationsRequest, Publication,
-        PublishRequest, RankingQuery, RankingRow, ranking_query::Selection,
+        GetPublicationRequest, GetRankingRequest, GetRevisionsRequest, ListPublicationsRequest,
+        Publication, PublishRequest, RankingQuery, RankingRow, WatchRankingRequest,
+        WatchRankingResponse, ranking_query::Selection,
+        ranking_service_client::RankingServiceClient, watch_ranking_response::Event,
     },
 };
 use time::{Date, Duration, OffsetDateTime, Time};
+use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic::{Streaming, transport::Channel};
 
 /// Noon, Vietnam time, on `day`.
 fn noon(day: Date) -> OffsetDateTime {
@@ -76,6 +80,84 @@ fn ranked(rows: &[RankingRow]) -> Vec<(u32, String, (u64, u64))> {
             })
         })
         .collect()
+}
+
+/// The agencies whose rows are flagged revised.
+fn revised(rows: &[RankingRow]) -> Vec<String> {
+    let mut flagged: Vec<String> = rows
+        .iter()
+        .filter(|r| r.revised)
+        .map(|r| r.agency_id.clone())
+        .collect();
+    flagged.sort();
+    flagged
+}
+
+/// The ranking of `query` now: the id of its latest publication, and its revised rows.
+async fn flagged(
+    ranking: &mut RankingServiceClient<Channel>,
+    query: RankingQuery,
+) -> (String, Vec<String>) {
+    let now = ranking
+        .get_ranking(GetRankingRequest { query: Some(query) })
+        .await
+        .expect("ranking")
+        .into_inner();
+    (
+        now.publication
+            .map(|p| p.publication_id)
+            .unwrap_or_default(),
+        revised(&now.rows),
+    )
+}
+
+/// Reads a live ranking until its rows flagged revised are `expected` (a snapshot sets the
+/// flags; a change sets its rows'), past its snapshot, within 5 s; returns the latest
+/// publication it named.
+async fn until_revised(stream: &mut Streaming<WatchRankingResponse>, expected: &[&str]) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut flags = std::collections::BTreeMap::<String, bool>::new();
+    let mut publication = String::new();
+    let mut complete = false;
+    loop {
+        let now: Vec<&str> = flags
+            .iter()
+            .filter(|(_, r)| **r)
+            .map(|(a, _)| a.as_str())
+            .collect();
+        if complete && now == expected {
+            return publication;
+        }
+        let message = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("revised {now:?}, expected {expected:?}"))
+            .expect("the stream goes on")
+            .expect("a message");
+        match message.event.expect("an event") {
+            Event::Snapshot(snapshot) => {
+                flags.extend(
+                    snapshot
+                        .rows
+                        .iter()
+                        .map(|r| (r.agency_id.clone(), r.revised)),
+                );
+                if let Some(p) = snapshot.publication {
+                    publication = p.publication_id;
+                }
+            }
+            Event::SnapshotComplete(_) => complete = true,
+            Event::Changes(changes) => {
+                complete = true;
+                for row in changes.changes.iter().filter_map(|c| c.row.as_ref()) {
+                    flags.insert(row.agency_id.clone(), row.revised);
+                }
+                if let Some(p) = changes.publication {
+                    publication = p.publication_id;
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn owned(rows: &[(u32, &str, (u64, u64))]) -> Vec<(u32, String, (u64, u64))> {
@@ -168,11 +250,33 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
         );
     }
 
+    // The ranking, asked for or live, names its publication and flags no row yet.
+    assert_eq!(
+        flagged(&mut ranking, query(&month)).await,
+        ("monthly-1".to_owned(), vec![])
+    );
+    let mut live = ranking
+        .watch_ranking(WatchRankingRequest {
+            query: Some(query(&month)),
+            resume_revision: 0,
+        })
+        .await
+        .expect("live")
+        .into_inner();
+    assert_eq!(until_revised(&mut live, &[]).await, "monthly-1");
+
     // Late data: can-tho re-syncs 25 online dossiers of d1; hai-phong sends 2 in-person
     // dossiers of d2. The rows now differ; the publication does not.
     let mut late = receptions("ct-late", "can-tho", d1, 25, 25);
     late.extend(receptions("hp-late", "hai-phong", d2, 2, 0));
     deployment.accept_all(late).await;
+    let expected = ["can-tho", "ha-noi", "hai-phong"];
+    until_revised(&mut live, &expected).await;
+    assert_eq!(
+        flagged(&mut ranking, query(&month)).await,
+        ("monthly-1".to_owned(), expected.map(String::from).to_vec()),
+        "every row whose rank or value moved is flagged"
+    );
     let kept = ranking
         .get_publication(GetPublicationRequest {
             publication_id: "monthly-1".into(),
@@ -315,5 +419,10 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
     )
     .await;
     assert_eq!(fresh.status, 201, "{}", fresh.text());
+    assert_eq!(
+        flagged(&mut ranking, query(&month)).await,
+        ("monthly-2".to_owned(), vec![]),
+        "published again: the rows stand as published"
+    );
     deployment.stop().await;
 }

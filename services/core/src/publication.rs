@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use time::Date;
 
-use crate::{AgencyId, Counter, Counters, Period};
+use crate::{AgencyId, Counter, Counters, Period, ranking::RankedRow};
 
 /// The longest publication id.
 pub const MAX_ID_LEN: usize = 64;
@@ -129,6 +129,34 @@ pub struct Standing {
     /// Its value, exactly: a rate's numerator and denominator, or a score's points; `None`
     /// when it has no data.
     pub value: Option<String>,
+}
+
+impl From<&RankedRow> for Standing {
+    /// A ranked row's standing: its rate as `numerator/denominator`, or its score's points
+    /// with two decimals (as a ranking message writes them).
+    fn from(row: &RankedRow) -> Standing {
+        let value = match (&row.rate, &row.score) {
+            (Some(rate), _) => Some(format!("{}/{}", rate.numerator(), rate.denominator())),
+            (None, Some(score)) => Some(score.total.two_decimals()),
+            (None, None) => None,
+        };
+        Standing {
+            agency: row.agency.clone(),
+            rank: row.rank,
+            value,
+        }
+    }
+}
+
+/// Marks each row of a ranking whose standing differs from the latest publication of the
+/// same ranking (`published`, by agency) as revised, and the others not: an agency the
+/// publication did not hold is revised (it joined the ranking since).
+pub fn mark_revised(rows: &mut [RankedRow], published: &HashMap<AgencyId, Standing>) {
+    for row in rows {
+        row.revised = published
+            .get(&row.agency)
+            .is_none_or(|then| *then != Standing::from(&*row));
+    }
 }
 
 /// One agency whose standing differs between a publication and now.
@@ -435,6 +463,41 @@ mod tests {
         assert_eq!((rows.len(), unchanged), (1, 0), "counts differ: revised");
         let (rows, unchanged) = revisions(&same_percent, &same_percent);
         assert_eq!((rows.len(), unchanged), (0, 1));
+    }
+
+    #[test]
+    fn rows_that_differ_from_the_publication_are_marked_revised() {
+        let rows = crate::ranking::rank_with(
+            [
+                (id("a"), crate::Rate::new(9, 10)),
+                (id("b"), crate::Rate::new(16, 20)),
+                (id("c"), crate::Rate::new(1, 2)),
+                (id("d"), None),
+            ],
+            crate::ranking::Rules::default(),
+        );
+        let mut now = rows.clone();
+        let published: HashMap<AgencyId, Standing> = [
+            standing("a", 1, "9/10"),
+            standing("b", 2, "8/10"),
+            standing("d", 0, ""),
+        ]
+        .into_iter()
+        .map(|s| (s.agency.clone(), s))
+        .collect();
+        mark_revised(&mut now, &published);
+        let marked: Vec<(&str, bool)> =
+            now.iter().map(|r| (r.agency.as_str(), r.revised)).collect();
+        assert_eq!(
+            marked,
+            [("a", false), ("b", true), ("c", true), ("d", false)],
+            "b: 16/20 is not the 8/10 published; c was not published"
+        );
+        assert_eq!(
+            crate::ranking::diff(&rows, &now).len(),
+            2,
+            "a flag is a change"
+        );
     }
 
     #[test]

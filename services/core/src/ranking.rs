@@ -34,6 +34,9 @@ pub struct RankedRow {
     pub score: Option<Score>,
     /// Whether its figures are current ([`with_freshness`]); the default until told.
     pub freshness: Freshness,
+    /// Its rank or value differs from the latest publication of this ranking
+    /// ([`crate::publication::mark_revised`]); false when there is none.
+    pub revised: bool,
 }
 
 impl RankedRow {
@@ -77,6 +80,7 @@ pub fn rank_with(
             previous_rank: None,
             score: None,
             freshness: Freshness::default(),
+            revised: false,
         })
         .collect()
 }
@@ -121,6 +125,7 @@ pub fn rank_scores_with(values: impl IntoIterator<Item = Scored>, rules: Rules) 
             previous_rank: None,
             score,
             freshness: Freshness::default(),
+            revised: false,
         })
         .collect()
 }
@@ -219,6 +224,7 @@ pub fn diff(before: &[RankedRow], after: &[RankedRow]) -> Vec<RowChange> {
                     || prev.below_minimum != row.below_minimum
                     || prev.previous_rank != row.previous_rank
                     || prev.freshness != row.freshness
+                    || prev.revised != row.revised
             })
         })
         .map(|row| RowChange {
@@ -384,6 +390,7 @@ mod tests {
             previous_rank: None,
             score: None,
             freshness: Freshness::default(),
+            revised: false,
             rank: 1,
             agency: id("c"),
             rate: Rate::new(9, 10),

@@ -36,7 +36,7 @@ use tracing::debug;
 
 use crate::{
     alerts::{self, Alerts, AlertsState, alert_to_proto},
-    compute::{Ranking, compute, row_to_proto},
+    compute::{Ranking, row_to_proto},
     error::Error,
     hub::{Hubs, Published, Subscription},
     publications::{self, Sources},
@@ -229,6 +229,7 @@ impl RankingApi {
             min_volume,
             max_score,
             provisional,
+            publication,
             ..
         } = &published.ranking;
         let rows = select(rows, view);
@@ -250,6 +251,7 @@ impl RankingApi {
                     min_volume: *min_volume,
                     max_score: max_score.clone(),
                     provisional: *provisional,
+                    publication: publication.as_ref().map(|p| p.summary.clone()),
                 })),
             })
             .collect();
@@ -280,6 +282,7 @@ impl RankingApi {
                             event: Some(Event::Changes(RankingChanges {
                                 changes: Vec::new(),
                                 ranked_count: current.ranking.ranked_count,
+                                publication: None,
                             })),
                         }),
                 ]
@@ -327,7 +330,13 @@ impl RankingApi {
             left: change.now.is_none(),
         })
         .collect();
-        if changes.is_empty() && shown.ranking.ranked_count == now.ranking.ranked_count {
+        let publication = (shown.ranking.publication != now.ranking.publication)
+            .then(|| now.ranking.publication.as_ref().map(|p| p.summary.clone()))
+            .flatten();
+        if changes.is_empty()
+            && shown.ranking.ranked_count == now.ranking.ranked_count
+            && publication.is_none()
+        {
             return None;
         }
         Some(WatchRankingResponse {
@@ -335,6 +344,7 @@ impl RankingApi {
             event: Some(Event::Changes(RankingChanges {
                 changes,
                 ranked_count: now.ranking.ranked_count,
+                publication,
             })),
         })
     }
@@ -509,7 +519,7 @@ impl RankingService for RankingApi {
             &self.profiles.get(),
             &self.catalog,
         )?;
-        let ranking = compute(&self.aggregate, &self.catalog, &query, self.hubs.rules()).await?;
+        let ranking = self.hubs.compute(&query).await?;
         Ok(Response::new(GetRankingResponse {
             rows: ranking
                 .rows
@@ -522,6 +532,7 @@ impl RankingService for RankingApi {
             min_volume: ranking.min_volume,
             max_score: ranking.max_score,
             provisional: ranking.provisional,
+            publication: ranking.publication.map(|p| p.summary.clone()),
         }))
     }
 
@@ -672,6 +683,9 @@ impl RankingService for RankingApi {
         };
         let response =
             publications::publish(&sources, request.into_inner(), principal.agency_name()).await?;
+        if let Some(publication) = &response.publication {
+            self.hubs.latest().note(publication).await;
+        }
         Ok(Response::new(response))
     }
 

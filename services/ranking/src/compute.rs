@@ -7,7 +7,7 @@ use govpulse_edge::convert::{
     block_to_proto, counters_from_proto, freshness_from_proto, freshness_to_proto, period_to_proto,
     rate_to_proto,
 };
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use govpulse_core::{
     AgencyId, Catalog, Counter, Counters, Metric, Period, ProvisionFacts,
@@ -29,6 +29,7 @@ use tonic::transport::Channel;
 
 use crate::{
     error::Error,
+    publications::Frozen,
     query::{Measure, Query, Scope},
 };
 
@@ -52,6 +53,9 @@ pub struct Ranking {
     pub max_score: String,
     /// The period includes aggregate's today: the ranking will still change.
     pub provisional: bool,
+    /// The latest publication of this ranking, which the rows' `revised` flags compare
+    /// with (`crate::publications::Latest::mark`); `None` until marked, or never published.
+    pub publication: Option<Arc<Frozen>>,
 }
 
 /// One period's rows as aggregate's snapshot gave them.
@@ -256,6 +260,7 @@ pub async fn compute(
         rows: select(&ranking, query.selection).to_vec(),
         min_volume,
         max_score,
+        publication: None,
     })
 }
 
@@ -301,5 +306,6 @@ pub fn row_to_proto(catalog: &Catalog, row: &RankedRow) -> RankingRow {
             (now, Some(before)) => i32::try_from(i64::from(before) - i64::from(now)).unwrap_or(0),
         },
         freshness: Some(freshness_to_proto(&row.freshness)),
+        revised: row.revised,
     }
 }

@@ -46,6 +46,7 @@ use crate::{
     cause::Cause,
     compute::{Ranking, compute},
     error::Error,
+    publications::Latest,
     query::{Measure, Query},
     resume::{self, Digest, HISTORY_ROWS, HISTORY_STATES, History, Start},
 };
@@ -164,6 +165,7 @@ impl Live {
             let current = self.sender.borrow();
             current.ranking.ranked_count != ranking.ranked_count
                 || current.ranking.period != ranking.period
+                || current.ranking.publication != ranking.publication
                 || !diff(&current.ranking.rows, &ranking.rows).is_empty()
         };
         if !changed {
@@ -213,6 +215,8 @@ struct Inner {
     notices: broadcast::Sender<ChangeNotice>,
     timing: HubTiming,
     rules: Rules,
+    /// The latest publication of each ranking, which rows are marked revised against.
+    latest: Latest,
     /// The most live rankings this replica runs at once.
     max_live: usize,
     /// New live rankings computing their first state at once: a caller opening query after
@@ -251,7 +255,13 @@ fn digest(query: &Query, ranking: &Ranking) -> u64 {
         .text(&format!("{:?}", query.selection))
         .text(&ranking.period.first_day)
         .text(&ranking.period.last_day)
-        .number(u64::from(ranking.ranked_count));
+        .number(u64::from(ranking.ranked_count))
+        .text(
+            ranking
+                .publication
+                .as_ref()
+                .map_or("", |p| p.summary.publication_id.as_str()),
+        );
     for row in &ranking.rows {
         d = d
             .text(row.agency.as_ref())
@@ -259,7 +269,8 @@ fn digest(query: &Query, ranking: &Ranking) -> u64 {
             .number(row.rate.map_or(u64::MAX, |r| r.numerator()))
             .number(row.rate.map_or(0, |r| r.denominator()))
             .number(u64::from(row.below_minimum))
-            .number(row.previous_rank.map_or(u64::MAX, u64::from));
+            .number(row.previous_rank.map_or(u64::MAX, u64::from))
+            .number(u64::from(row.revised));
         if let Some(score) = &row.score {
             // Total, points per indicator, grade, completeness: all shown.
             d = d.text(&format!("{score:?}"));
@@ -269,6 +280,24 @@ fn digest(query: &Query, ranking: &Ranking) -> u64 {
 }
 
 impl Hubs {
+    /// The ranking of `query` now, its rows marked revised against its latest publication.
+    pub async fn compute(&self, query: &Query) -> Result<Ranking, Error> {
+        let mut ranking = compute(
+            &self.inner.aggregate,
+            &self.inner.catalog,
+            query,
+            self.inner.rules,
+        )
+        .await?;
+        self.inner.latest.mark(query, &mut ranking).await;
+        Ok(ranking)
+    }
+
+    /// The latest publications this replica knows.
+    pub fn latest(&self) -> &Latest {
+        &self.inner.latest
+    }
+
     /// Live rankings fed by `notices`.
     pub fn new(
         aggregate: AggregateServiceClient<Channel>,
@@ -276,6 +305,7 @@ impl Hubs {
         notices: broadcast::Sender<ChangeNotice>,
         timing: HubTiming,
         rules: Rules,
+        latest: Latest,
         max_live: usize,
     ) -> Self {
         Self {
@@ -286,6 +316,7 @@ impl Hubs {
                 notices,
                 timing,
                 rules,
+                latest,
                 max_live: max_live.max(1),
                 starting: tokio::sync::Semaphore::new(STARTING_AT_ONCE),
             }),
@@ -357,13 +388,7 @@ impl Hubs {
         if let Some(existing) = lingering {
             // A lingering ranking was not kept current: it catches up before this subscriber
             // sees it, so a client resuming gets what changed while it was away.
-            let ranking = compute(
-                &self.inner.aggregate,
-                &self.inner.catalog,
-                query,
-                self.inner.rules,
-            )
-            .await?;
+            let ranking = self.compute(query).await?;
             existing.publish_if_changed(query, ranking);
             let subscription = {
                 let live = self.live();
@@ -391,13 +416,7 @@ impl Hubs {
         if let Some(existing) = self.live().get(query) {
             return Ok(existing.subscribe(resume_revision));
         }
-        let ranking = compute(
-            &self.inner.aggregate,
-            &self.inner.catalog,
-            query,
-            self.inner.rules,
-        )
-        .await?;
+        let ranking = self.compute(query).await?;
         let mut live = self.live();
         // Another subscriber may have started it while we computed.
         if let Some(existing) = live.get(query) {
@@ -499,15 +518,7 @@ impl Hubs {
             due = None;
             let cause = std::mem::take(&mut cause);
             let span = cause.span(&query);
-            match compute(
-                &self.inner.aggregate,
-                &self.inner.catalog,
-                &query,
-                self.inner.rules,
-            )
-            .instrument(span)
-            .await
-            {
+            match self.compute(&query).instrument(span).await {
                 Ok(ranking) => {
                     days = Some(ranking.days.clone());
                     turns_stale = next_staleness(&ranking);

@@ -292,12 +292,15 @@ impl Server {
         let rules = Rules {
             min_volume: config.min_volume,
         };
+        let latest =
+            publications::Latest::new(aggregate.clone(), catalog.clone(), profiles.clone());
         let hubs = hub::Hubs::new(
             aggregate.clone(),
             catalog.clone(),
             notices.clone(),
             timing,
             rules,
+            latest,
             config.max_live_rankings,
         );
         let heartbeat = Duration::from_millis(config.heartbeat_ms.max(1));

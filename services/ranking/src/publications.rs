@@ -3,12 +3,17 @@
 //! the ranking now. The rules (ids, frozen periods, stretches of the basis, what is revised
 //! and why) are `govpulse_core::publication`'s; this module reads, encodes and asks.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use govpulse_core::{
     AgencyId, Catalog, Period,
     index::Profiles,
+    period::parse_day,
     period::vietnam_day,
     publication::{self, Standing, Stretch},
     ranking::Rules,
@@ -29,10 +34,13 @@ use prost::Message;
 use time::OffsetDateTime;
 use tonic::transport::Channel;
 
+use govpulse_runtime::index_file::LiveProfiles;
+use tracing::warn;
+
 use crate::{
-    compute::{compute, row_to_proto},
+    compute::{Ranking, compute, row_to_proto},
     error::Error,
-    query::{Query, Scope},
+    query::{Measure, Query, Scope},
 };
 
 /// How many stretch snapshots one publication or revision asks aggregate for at once.
@@ -66,6 +74,8 @@ async fn ranking_now(
             min_volume: ranking.min_volume,
             max_score: ranking.max_score,
             provisional: ranking.provisional,
+            // A publication stands on its own; its rows carry no revised flags.
+            publication: None,
         },
         days,
     ))
@@ -379,5 +389,195 @@ pub(crate) async fn revisions(
         now: Some(now),
         rows,
         unchanged: u32::try_from(unchanged).unwrap_or(u32::MAX),
+    })
+}
+
+/// How long a replica trusts its list of publications before reading it again: another
+/// replica's publication is seen within this, this replica's own at once.
+const LATEST_FRESH_FOR: Duration = Duration::from_secs(30);
+
+/// The most publications a replica looks through, newest first, for the latest of each
+/// ranking.
+const LATEST_SCAN: u32 = 5_000;
+
+/// A publication as live rankings compare with it: what a ranking message says of it, and
+/// its rows' standings. Equal when the ids are (a publication never changes).
+#[derive(Debug)]
+pub struct Frozen {
+    /// What a ranking message shows of it.
+    pub summary: PublicationSummary,
+    /// Each published row's standing, by agency.
+    pub standings: HashMap<AgencyId, Standing>,
+}
+
+impl PartialEq for Frozen {
+    fn eq(&self, other: &Self) -> bool {
+        self.summary.publication_id == other.summary.publication_id
+    }
+}
+
+impl Eq for Frozen {}
+
+/// What makes two rankings the same ranking: the measure (a metric, an index or a group of
+/// its criteria, by name), the agencies ranked, and the days.
+type RankingKey = (String, Scope, time::Date, time::Date);
+
+fn key_of(query: &Query, days: &Period) -> RankingKey {
+    let measure = match &query.measure {
+        Measure::Metric(metric) => metric.name().to_owned(),
+        Measure::Index(profile) => profile.name.clone(),
+    };
+    (
+        measure,
+        query.scope.clone(),
+        days.first_day(),
+        days.last_day(),
+    )
+}
+
+/// The latest publication of each ranking, as this replica knows them.
+#[derive(Debug, Default)]
+struct LatestState {
+    /// When the list was last read.
+    read_at: Option<Instant>,
+    /// The id of the latest publication of each ranking.
+    by_ranking: HashMap<RankingKey, String>,
+    /// Those publications, read when a ranking first needed them (never changed, so never
+    /// read again); only the latest of some ranking are kept.
+    frozen: HashMap<String, Arc<Frozen>>,
+}
+
+/// The latest publication of each ranking, for marking rows revised: the list of
+/// publications read from aggregate at most every 30 s (newest first, the first of each
+/// ranking wins), and each latest publication read once when a ranking needs it.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    aggregate: AggregateServiceClient<Channel>,
+    catalog: Arc<Catalog>,
+    profiles: LiveProfiles,
+    state: Arc<tokio::sync::Mutex<LatestState>>,
+}
+
+impl Latest {
+    /// Publications kept by `aggregate`, their queries read against `catalog` and `profiles`.
+    pub fn new(
+        aggregate: AggregateServiceClient<Channel>,
+        catalog: Arc<Catalog>,
+        profiles: LiveProfiles,
+    ) -> Self {
+        Self {
+            aggregate,
+            catalog,
+            profiles,
+            state: Arc::default(),
+        }
+    }
+
+    /// The ranking a publication (or its summary) is of, when its query still reads.
+    fn key_of_summary(&self, summary: &PublicationSummary) -> Option<RankingKey> {
+        let query =
+            Query::parse(summary.query.clone(), &self.profiles.get(), &self.catalog).ok()?;
+        let period = summary.period.as_ref()?;
+        let days = Period::from_days(
+            parse_day(&period.first_day).ok()?,
+            parse_day(&period.last_day).ok()?,
+        );
+        Some(key_of(&query, &days))
+    }
+
+    /// Reads the list again: the first (newest) publication of each ranking.
+    async fn refresh(&self, state: &mut LatestState) -> Result<(), Error> {
+        let mut by_ranking = HashMap::new();
+        let mut offset = 0;
+        while offset < LATEST_SCAN {
+            let page = list(&self.aggregate, offset, 500).await?;
+            let read = u32::try_from(page.publications.len()).unwrap_or(u32::MAX);
+            for summary in &page.publications {
+                if let Some(key) = self.key_of_summary(summary) {
+                    by_ranking
+                        .entry(key)
+                        .or_insert_with(|| summary.publication_id.clone());
+                }
+            }
+            offset = offset.saturating_add(read);
+            if read == 0 || offset >= page.total {
+                break;
+            }
+        }
+        state
+            .frozen
+            .retain(|id, _| by_ranking.values().any(|latest| latest == id));
+        state.by_ranking = by_ranking;
+        Ok(())
+    }
+
+    /// The latest publication of `query` over `days`, if any.
+    async fn of(&self, query: &Query, days: &Period) -> Option<Arc<Frozen>> {
+        let mut state = self.state.lock().await;
+        if state
+            .read_at
+            .is_none_or(|at| at.elapsed() >= LATEST_FRESH_FOR)
+        {
+            // Read again at the next turn either way: an unreachable aggregate is asked
+            // again in 30 s, not on every ranking.
+            state.read_at = Some(Instant::now());
+            if let Err(error) = self.refresh(&mut state).await {
+                warn!(%error, "the publications list could not be read; revised flags may be late");
+            }
+        }
+        let id = state.by_ranking.get(&key_of(query, days))?.clone();
+        if let Some(frozen) = state.frozen.get(&id) {
+            return Some(frozen.clone());
+        }
+        match get(&self.aggregate, &id).await {
+            Ok(publication) => {
+                let frozen = Arc::new(frozen_of(&publication)?);
+                state.frozen.insert(id, frozen.clone());
+                Some(frozen)
+            }
+            Err(error) => {
+                warn!(%error, id, "a publication could not be read; its rankings are not marked");
+                None
+            }
+        }
+    }
+
+    /// Notes a publication this replica just made: its rankings compare with it at once.
+    pub async fn note(&self, publication: &Publication) {
+        let summary = summary_of(publication);
+        let (Some(key), Some(frozen)) = (self.key_of_summary(&summary), frozen_of(publication))
+        else {
+            return;
+        };
+        let mut state = self.state.lock().await;
+        state
+            .by_ranking
+            .insert(key, publication.publication_id.clone());
+        state
+            .frozen
+            .insert(publication.publication_id.clone(), Arc::new(frozen));
+    }
+
+    /// Marks `ranking`'s rows revised against the latest publication of `query` over its
+    /// days, and names that publication.
+    pub async fn mark(&self, query: &Query, ranking: &mut Ranking) {
+        ranking.publication = self.of(query, &ranking.days).await;
+        if let Some(frozen) = &ranking.publication {
+            publication::mark_revised(&mut ranking.rows, &frozen.standings);
+        }
+    }
+}
+
+/// A publication as rankings compare with it.
+fn frozen_of(publication: &Publication) -> Option<Frozen> {
+    let rows = &publication.ranking.as_ref()?.rows;
+    let standings = rows
+        .iter()
+        .filter_map(|row| standing(row).ok())
+        .map(|s| (s.agency.clone(), s))
+        .collect();
+    Some(Frozen {
+        summary: summary_of(publication),
+        standings,
     })
 }
