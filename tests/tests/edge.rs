@@ -824,29 +824,42 @@ async fn one_agency_flooding_does_not_hold_back_another() {
     );
 }
 
-#[tokio::test]
-async fn reading_rankings_can_require_a_reader_credential() {
-    let dir = scratch("readers");
+/// An edge and a ranking reading the token file `tokens` (credentials as [`credential`]
+/// writes them), configured by `edit` from the development defaults: the edge, ranking's
+/// address and its task.
+async fn start_guarded_ranking(
+    name: &str,
+    tokens: &str,
+    edit: impl FnOnce(govpulse_ranking::Config) -> govpulse_ranking::Config,
+) -> (Edge, SocketAddr, JoinHandle<()>) {
+    let dir = scratch(name);
     let catalog = write_catalog(&dir);
-    let tokens = dir.join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        credential("reader", "ha-noi", "\"reader\"", None)
-            + &credential("reporter", "ha-noi", "\"reporter\"", None),
-    )
-    .expect("tokens");
+    let token_file = dir.join("tokens.toml");
+    std::fs::write(&token_file, tokens).expect("tokens");
     let edge = start_edge(&catalog, govpulse_ingest::Config::development).await;
-    let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
+    let ranking = govpulse_ranking::Server::build(edit(govpulse_ranking::Config {
         catalog_dir: Some(catalog.clone()),
-        tokens: Some(tokens),
-        public_read: false,
+        tokens: Some(token_file),
         ..govpulse_ranking::Config::new(local0(), format!("http://{}", edge.aggregate))
             .development()
-    })
+    }))
     .await
     .expect("ranking starts");
     let addr = ranking.host().local_addr();
     let task = spawn_service(ranking.run_until(edge.stop.clone().cancelled_owned()));
+    (edge, addr, task)
+}
+
+#[tokio::test]
+async fn reading_rankings_can_require_a_reader_credential() {
+    let tokens = credential("reader", "ha-noi", "\"reader\"", None)
+        + &credential("reporter", "ha-noi", "\"reporter\"", None);
+    let (edge, addr, task) =
+        start_guarded_ranking("readers", &tokens, |config| govpulse_ranking::Config {
+            public_read: false,
+            ..config
+        })
+        .await;
     let query = || GetRankingRequest {
         query: Some(RankingQuery {
             metric: "online-dossier-rate".into(),
@@ -873,28 +886,15 @@ async fn reading_rankings_can_require_a_reader_credential() {
 
 #[tokio::test]
 async fn publishing_needs_the_publisher_role_even_where_reading_is_public() {
-    let dir = scratch("publishers");
-    let catalog = write_catalog(&dir);
-    let tokens = dir.join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        credential("reader", "ha-noi", "\"reader\"", None)
-            + &credential("publisher", "mof", "\"publisher\"", None),
-    )
-    .expect("tokens");
-    let edge = start_edge(&catalog, govpulse_ingest::Config::development).await;
-    let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
-        catalog_dir: Some(catalog.clone()),
-        tokens: Some(tokens),
-        public_read: true,
-        allow_anonymous: false,
-        ..govpulse_ranking::Config::new(local0(), format!("http://{}", edge.aggregate))
-            .development()
-    })
-    .await
-    .expect("ranking starts");
-    let addr = ranking.host().local_addr();
-    let task = spawn_service(ranking.run_until(edge.stop.clone().cancelled_owned()));
+    let tokens = credential("reader", "ha-noi", "\"reader\"", None)
+        + &credential("publisher", "mof", "\"publisher\"", None);
+    let (edge, addr, task) =
+        start_guarded_ranking("publishers", &tokens, |config| govpulse_ranking::Config {
+            public_read: true,
+            allow_anonymous: false,
+            ..config
+        })
+        .await;
     let publish = || PublishRequest {
         publication_id: "w1".into(),
         title: "Weekly ranking".into(),

@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Mutex};
 
 use govpulse_core::{
     Catalog,
-    ranking::{Rules, Selection, diff, select},
+    ranking::{Selection, diff, select},
 };
 use govpulse_edge::auth::{Authenticator, RECHECK_EVERY, Role, StreamCredential};
 use govpulse_edge::convert::moment_to_proto;
@@ -36,7 +36,7 @@ use tracing::debug;
 
 use crate::{
     alerts::{self, Alerts, AlertsState, alert_to_proto},
-    compute::{Ranking, row_to_proto},
+    compute::{Ranking, ranking_to_proto, row_to_proto},
     error::Error,
     hub::{Hubs, Published, Subscription},
     publications::{self, Sources},
@@ -162,8 +162,13 @@ impl RankingApi {
     }
 
     /// What publications read from.
-    fn sources(&self) -> (Arc<govpulse_core::index::Profiles>, Rules) {
-        (self.profiles.get(), self.hubs.rules())
+    fn sources(&self) -> Sources<'_> {
+        Sources {
+            aggregate: &self.aggregate,
+            catalog: &self.catalog,
+            profiles: self.profiles.get(),
+            rules: self.hubs.rules(),
+        }
     }
 
     /// The same service, checking the tokens of live rankings' callers again with `readers`
@@ -520,20 +525,7 @@ impl RankingService for RankingApi {
             &self.catalog,
         )?;
         let ranking = self.hubs.compute(&query).await?;
-        Ok(Response::new(GetRankingResponse {
-            rows: ranking
-                .rows
-                .iter()
-                .map(|r| row_to_proto(&self.catalog, r))
-                .collect(),
-            period: Some(ranking.period),
-            ranked_count: ranking.ranked_count,
-            previous_period: Some(ranking.previous_period),
-            min_volume: ranking.min_volume,
-            max_score: ranking.max_score,
-            provisional: ranking.provisional,
-            publication: ranking.publication.map(|p| p.summary.clone()),
-        }))
+        Ok(Response::new(ranking_to_proto(&self.catalog, ranking)))
     }
 
     // The metric reads are aggregate's: forwarded unchanged (see `RankingApi::forward`).
@@ -674,15 +666,12 @@ impl RankingService for RankingApi {
             .publishers
             .authorize(&request, Role::Publisher)
             .map_err(Error::from)?;
-        let (profiles, rules) = self.sources();
-        let sources = Sources {
-            aggregate: &self.aggregate,
-            catalog: &self.catalog,
-            profiles: &profiles,
-            rules,
-        };
-        let response =
-            publications::publish(&sources, request.into_inner(), principal.agency_name()).await?;
+        let response = publications::publish(
+            &self.sources(),
+            request.into_inner(),
+            principal.agency_name(),
+        )
+        .await?;
         if let Some(publication) = &response.publication {
             self.hubs.latest().note(publication).await;
         }
@@ -715,13 +704,8 @@ impl RankingService for RankingApi {
         request: Request<GetRevisionsRequest>,
     ) -> Result<Response<GetRevisionsResponse>, Status> {
         let id = request.into_inner().publication_id;
-        let (profiles, rules) = self.sources();
-        let sources = Sources {
-            aggregate: &self.aggregate,
-            catalog: &self.catalog,
-            profiles: &profiles,
-            rules,
-        };
-        Ok(Response::new(publications::revisions(&sources, &id).await?))
+        Ok(Response::new(
+            publications::revisions(&self.sources(), &id).await?,
+        ))
     }
 }

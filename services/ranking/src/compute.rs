@@ -23,7 +23,7 @@ use govpulse_proto::{
         AgencyCounters, GetBlockSnapshotRequest, PeriodRange,
         aggregate_service_client::AggregateServiceClient,
     },
-    ranking::{IndicatorPoints, RankingRow},
+    ranking::{GetRankingResponse, IndicatorPoints, RankingRow},
 };
 use tonic::transport::Channel;
 
@@ -262,6 +262,24 @@ pub async fn compute(
         max_score,
         publication: None,
     })
+}
+
+/// A ranking as a message: every row it holds, and the publication it names.
+pub fn ranking_to_proto(catalog: &Catalog, ranking: Ranking) -> GetRankingResponse {
+    GetRankingResponse {
+        rows: ranking
+            .rows
+            .iter()
+            .map(|r| row_to_proto(catalog, r))
+            .collect(),
+        period: Some(ranking.period),
+        ranked_count: ranking.ranked_count,
+        previous_period: Some(ranking.previous_period),
+        min_volume: ranking.min_volume,
+        max_score: ranking.max_score,
+        provisional: ranking.provisional,
+        publication: ranking.publication.map(|p| p.summary.clone()),
+    }
 }
 
 /// A ranked row as a message.

@@ -38,7 +38,7 @@ use govpulse_runtime::index_file::LiveProfiles;
 use tracing::warn;
 
 use crate::{
-    compute::{Ranking, compute, row_to_proto},
+    compute::{Ranking, compute, ranking_to_proto},
     error::Error,
     query::{Measure, Query, Scope},
 };
@@ -50,7 +50,8 @@ const SNAPSHOTS_IN_FLIGHT: usize = 8;
 pub(crate) struct Sources<'a> {
     pub aggregate: &'a AggregateServiceClient<Channel>,
     pub catalog: &'a Catalog,
-    pub profiles: &'a Profiles,
+    /// The composite index profiles in force.
+    pub profiles: Arc<Profiles>,
     pub rules: Rules,
 }
 
@@ -61,24 +62,8 @@ async fn ranking_now(
 ) -> Result<(GetRankingResponse, Period), Error> {
     let ranking = compute(sources.aggregate, sources.catalog, query, sources.rules).await?;
     let days = ranking.days.clone();
-    Ok((
-        GetRankingResponse {
-            rows: ranking
-                .rows
-                .iter()
-                .map(|r| row_to_proto(sources.catalog, r))
-                .collect(),
-            period: Some(ranking.period),
-            ranked_count: ranking.ranked_count,
-            previous_period: Some(ranking.previous_period),
-            min_volume: ranking.min_volume,
-            max_score: ranking.max_score,
-            provisional: ranking.provisional,
-            // A publication stands on its own; its rows carry no revised flags.
-            publication: None,
-        },
-        days,
-    ))
+    // Never marked: a publication stands on its own, its rows carry no revised flags.
+    Ok((ranking_to_proto(sources.catalog, ranking), days))
 }
 
 /// The counters of the scope's agencies over each stretch, read now.
@@ -165,7 +150,7 @@ pub(crate) async fn publish(
         }
         None => {}
     }
-    let query = Query::parse(Some(asked.clone()), sources.profiles, sources.catalog)?;
+    let query = Query::parse(Some(asked.clone()), &sources.profiles, sources.catalog)?;
     let (ranking, days) = ranking_now(sources, &query).await?;
     let frozen = RankingQuery {
         period: publication::frozen_period(&query.period, &days),
@@ -318,7 +303,7 @@ pub(crate) async fn revisions(
     id: &str,
 ) -> Result<GetRevisionsResponse, Error> {
     let kept = get(sources.aggregate, id).await?;
-    let query = Query::parse(kept.query.clone(), sources.profiles, sources.catalog).map_err(
+    let query = Query::parse(kept.query.clone(), &sources.profiles, sources.catalog).map_err(
         |e| match e {
             Error::InvalidArgument { field, reason } => Error::Precondition(format!(
                 "the publication's {field} no longer reads: {reason}"

@@ -17,6 +17,7 @@ use govpulse_proto::ranking::{
 };
 
 use super::{Http, ranking_csv};
+use crate::RankingApi;
 
 /// The largest Publish body: an id, a title and a query.
 const MAX_PUBLISH_BODY: usize = 16 * 1024;
@@ -63,26 +64,26 @@ pub(super) async fn one(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let (parts, _) = request.into_parts();
-    let params = Params::parse(&parts.uri, &["format"])?;
-    let csv = wants_csv(&parts.headers, params.one("format")?)?;
-    let (request, deadline) = http.reader_request(
-        parts,
-        GetPublicationRequest {
-            publication_id: id.clone(),
+    let message = GetPublicationRequest {
+        publication_id: id.clone(),
+    };
+    let file = format!("publication-{id}.csv");
+    read_one(
+        http,
+        request,
+        message,
+        &file,
+        |api, request| async move { api.get_publication(request).await },
+        |response| {
+            let ranking = response
+                .publication
+                .clone()
+                .and_then(|p| p.ranking)
+                .unwrap_or_default();
+            ranking_csv(&ranking)
         },
-    )?;
-    let response = within(deadline, http.api.get_publication(request)).await?;
-    Ok(if csv {
-        let ranking = response
-            .publication
-            .and_then(|p| p.ranking)
-            .unwrap_or_default();
-        let (header, rows) = ranking_csv(&ranking);
-        csv_response(&format!("publication-{id}.csv"), &header, &rows)
-    } else {
-        json_response(&response)
-    })
+    )
+    .await
 }
 
 /// `GET /api/v1/publications/{id}/revisions`: GetRevisions; CSV gives one line per revised
@@ -92,19 +93,43 @@ pub(super) async fn revisions(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let message = GetRevisionsRequest {
+        publication_id: id.clone(),
+    };
+    let file = format!("revisions-{id}.csv");
+    read_one(
+        http,
+        request,
+        message,
+        &file,
+        |api, request| async move { api.get_revisions(request).await },
+        revisions_csv,
+    )
+    .await
+}
+
+/// A read of one publication: `message` sent by `call` under the reader check, answered as
+/// JSON, or as the CSV `table` makes of it, downloaded as `file`.
+async fn read_one<M, R, Fut>(
+    http: Http,
+    request: Request,
+    message: M,
+    file: &str,
+    call: impl FnOnce(RankingApi, tonic::Request<M>) -> Fut,
+    table: impl FnOnce(&R) -> (Vec<String>, Vec<Vec<String>>),
+) -> Result<Response, ApiError>
+where
+    Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    R: serde::Serialize,
+{
     let (parts, _) = request.into_parts();
     let params = Params::parse(&parts.uri, &["format"])?;
     let csv = wants_csv(&parts.headers, params.one("format")?)?;
-    let (request, deadline) = http.reader_request(
-        parts,
-        GetRevisionsRequest {
-            publication_id: id.clone(),
-        },
-    )?;
-    let response = within(deadline, http.api.get_revisions(request)).await?;
+    let (request, deadline) = http.reader_request(parts, message)?;
+    let response = within(deadline, call(http.api.clone(), request)).await?;
     Ok(if csv {
-        let (header, rows) = revisions_csv(&response);
-        csv_response(&format!("revisions-{id}.csv"), &header, &rows)
+        let (header, rows) = table(&response);
+        csv_response(file, &header, &rows)
     } else {
         json_response(&response)
     })
@@ -156,7 +181,7 @@ fn value_cell(row: Option<&RankingRow>) -> String {
     .unwrap_or_default()
 }
 
-fn revisions_csv(response: &GetRevisionsResponse) -> super::Table {
+fn revisions_csv(response: &GetRevisionsResponse) -> (Vec<String>, Vec<Vec<String>>) {
     let header = [
         "agency_id",
         "agency_name",
@@ -169,6 +194,7 @@ fn revisions_csv(response: &GetRevisionsResponse) -> super::Table {
         "other_events",
         "causes",
     ]
+    .map(String::from)
     .to_vec();
     let rows = response
         .rows
