@@ -904,6 +904,7 @@ async fn publishing_needs_the_publisher_role_even_where_reading_is_public() {
             period: two_days_ago_noon().date().to_string(),
             ..Default::default()
         }),
+        block_metrics: None,
     };
     let mut client = RankingServiceClient::new(plain(addr));
     let anonymous = refused(client.publish(publish()).await);

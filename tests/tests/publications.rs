@@ -6,6 +6,9 @@
 use govpulse_core::period::{VIETNAM, vietnam_day};
 use govpulse_e2e::{Deployment, Options, RedisServer, http, received};
 use govpulse_proto::{
+    aggregate::{
+        GetBlockMetricsRequest, GetBlockMetricsResponse, get_block_metrics_request::Scope,
+    },
     catalog::Block,
     ranking::{
         GetPublicationRequest, GetRankingRequest, GetRevisionsRequest, ListPublicationsRequest,
@@ -64,6 +67,7 @@ fn publish(id: &str, title: &str, query: RankingQuery) -> PublishRequest {
         publication_id: id.to_owned(),
         title: title.to_owned(),
         query: Some(query),
+        block_metrics: None,
     }
 }
 
@@ -208,6 +212,42 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
         "a month's basis is kept day by day"
     );
 
+    // The monthly report: the nation's provinces and ministries, one metric, pooled.
+    let report = ranking
+        .publish(PublishRequest {
+            publication_id: "report-1".into(),
+            title: "Online dossiers by agency, last month".into(),
+            query: None,
+            block_metrics: Some(GetBlockMetricsRequest {
+                scope: Some(Scope::Nation(true)),
+                metric: "online-dossier-rate".into(),
+                period: month.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("a report published")
+        .into_inner()
+        .publication
+        .expect("the report");
+    let report_rows = report.block_metrics.clone().expect("its figures").agencies;
+    let pooled = |r: &GetBlockMetricsResponse| {
+        r.summary
+            .as_ref()
+            .and_then(|s| s.pooled.as_ref())
+            .map(|p| (p.numerator, p.denominator))
+    };
+    assert_eq!(
+        pooled(report.block_metrics.as_ref().expect("figures")),
+        Some((18, 30))
+    );
+    assert!(
+        report_rows.len() > 34,
+        "ministries and provinces: {}",
+        report_rows.len()
+    );
+    assert!(report.query.is_none() && report.ranking.is_none());
+
     // A retry gives the publication made first; another title under its id is refused.
     let again = ranking
         .publish(publish(
@@ -240,6 +280,27 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
             "query.top",
         ),
         (publish("m2", "t", query("2026-13")), "query.period"),
+        (
+            PublishRequest {
+                block_metrics: Some(GetBlockMetricsRequest::default()),
+                ..publish("m2", "t", query(&month))
+            },
+            "block_metrics",
+        ),
+        (
+            PublishRequest {
+                query: None,
+                block_metrics: Some(GetBlockMetricsRequest {
+                    scope: Some(Scope::Nation(true)),
+                    metric: "online-dossier-rate".into(),
+                    period: month.clone(),
+                    daily_events_days: 3,
+                    ..Default::default()
+                }),
+                ..publish("m2", "t", query(&month))
+            },
+            "block_metrics.daily_events_days",
+        ),
     ] {
         let refused = ranking.publish(request).await.expect_err("refused");
         assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
@@ -277,6 +338,41 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
         ("monthly-1".to_owned(), expected.map(String::from).to_vec()),
         "every row whose rank or value moved is flagged"
     );
+    let report_log = ranking
+        .get_revisions(GetRevisionsRequest {
+            publication_id: "report-1".into(),
+        })
+        .await
+        .expect("the report's revisions")
+        .into_inner();
+    let report_moved: Vec<(&str, u32, Vec<Cause>)> = report_log
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r.agency_id.as_str(),
+                r.now.as_ref().map_or(0, |n| n.rank),
+                r.causes
+                    .iter()
+                    .map(|c| (c.first_day.clone(), c.late, c.events))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        report_moved,
+        [
+            ("can-tho", 0, vec![(d1.to_string(), true, 25)]),
+            ("hai-phong", 0, vec![(d2.to_string(), true, 2)]),
+        ],
+        "a report's rows by agency id; ha-noi's value did not move"
+    );
+    assert!(report_log.summary_revised, "the pooled figure moved");
+    assert_eq!(
+        pooled(report_log.block_metrics_now.as_ref().expect("figures now")),
+        Some((43, 57))
+    );
+    assert_eq!(report_log.unchanged as usize, report_rows.len() - 2);
     let kept = ranking
         .get_publication(GetPublicationRequest {
             publication_id: "monthly-1".into(),
@@ -370,14 +466,21 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
         .await
         .expect("list")
         .into_inner();
-    assert_eq!(list.total, 2);
+    assert_eq!(list.total, 3);
     let ids: Vec<&str> = list
         .publications
         .iter()
         .map(|p| p.publication_id.as_str())
         .collect();
-    assert_eq!(ids, ["ytd-1", "monthly-1"]);
-    assert_eq!(list.publications[1].ranked_count, 3);
+    assert_eq!(ids, ["ytd-1", "report-1", "monthly-1"]);
+    assert_eq!(list.publications[2].ranked_count, 3);
+    assert_eq!(
+        list.publications[1]
+            .block_metrics_query
+            .as_ref()
+            .map(|q| q.metric.as_str()),
+        Some("online-dossier-rate")
+    );
     let missing = ranking
         .get_publication(GetPublicationRequest {
             publication_id: "nothing-here".into(),

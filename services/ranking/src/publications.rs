@@ -21,8 +21,9 @@ use govpulse_core::{
 use govpulse_edge::convert::{block_to_proto, counters_from_proto, moment_from_proto};
 use govpulse_proto::{
     aggregate::{
-        GetBlockSnapshotRequest, GetKeptPublicationRequest, KeepPublicationRequest,
-        ListKeptPublicationsRequest, aggregate_service_client::AggregateServiceClient,
+        AgencyMetric, GetBlockMetricsRequest, GetBlockMetricsResponse, GetBlockSnapshotRequest,
+        GetKeptPublicationRequest, KeepPublicationRequest, ListKeptPublicationsRequest,
+        aggregate_service_client::AggregateServiceClient,
     },
     ranking::{
         CounterRevision, CountersAt, GetRankingResponse, GetRevisionsResponse,
@@ -66,37 +67,46 @@ async fn ranking_now(
     Ok((ranking_to_proto(sources.catalog, ranking), days))
 }
 
-/// The counters of the scope's agencies over each stretch, read now.
+/// The counters of the agencies of `scopes` over each stretch, read now.
 async fn basis(
     aggregate: &AggregateServiceClient<Channel>,
-    scope: &Scope,
+    scopes: &[Scope],
     stretches: &[Period],
 ) -> Result<Vec<CountersAt>, Error> {
-    let (block, parent_id) = match scope {
-        Scope::Block(block) => (block_to_proto(*block).into(), String::new()),
-        Scope::Children(parent) => (0, parent.to_string()),
-    };
     let reads: Vec<_> = stretches
         .iter()
         .map(|days| {
-            let request = GetBlockSnapshotRequest {
-                block,
-                parent_id: parent_id.clone(),
-                period: days.expression().to_owned(),
-                ..Default::default()
-            };
+            let requests: Vec<GetBlockSnapshotRequest> = scopes
+                .iter()
+                .map(|scope| {
+                    let (block, parent_id) = match scope {
+                        Scope::Block(block) => (block_to_proto(*block).into(), String::new()),
+                        Scope::Children(parent) => (0, parent.to_string()),
+                    };
+                    GetBlockSnapshotRequest {
+                        block,
+                        parent_id,
+                        period: days.expression().to_owned(),
+                        ..Default::default()
+                    }
+                })
+                .collect();
             let (first_day, last_day) = (days.first_day().to_string(), days.last_day().to_string());
             let mut aggregate = aggregate.clone();
             async move {
-                let snapshot = aggregate
-                    .get_block_snapshot(govpulse_runtime::telemetry::traced(request))
-                    .await
-                    .map_err(Error::Aggregate)?
-                    .into_inner();
+                let mut agencies = Vec::new();
+                for request in requests {
+                    let snapshot = aggregate
+                        .get_block_snapshot(govpulse_runtime::telemetry::traced(request))
+                        .await
+                        .map_err(Error::Aggregate)?
+                        .into_inner();
+                    agencies.extend(snapshot.agencies);
+                }
                 Ok::<_, Error>(CountersAt {
                     first_day,
                     last_day,
-                    agencies: snapshot.agencies,
+                    agencies,
                 })
             }
         })
@@ -109,32 +119,37 @@ async fn basis(
 
 /// What a list shows of `publication`.
 fn summary_of(publication: &Publication) -> PublicationSummary {
-    let ranking = publication.ranking.as_ref();
+    let (period, count) = match (&publication.ranking, &publication.block_metrics) {
+        (Some(ranking), _) => (ranking.period.clone(), ranking.ranked_count),
+        (None, Some(block)) => (
+            block.period.clone(),
+            u32::try_from(block.agencies.len()).unwrap_or(u32::MAX),
+        ),
+        (None, None) => (None, 0),
+    };
     PublicationSummary {
         publication_id: publication.publication_id.clone(),
         title: publication.title.clone(),
         query: publication.query.clone(),
-        period: ranking.and_then(|r| r.period.clone()),
+        period,
         published_at: publication.published_at,
         published_by: publication.published_by.clone(),
-        ranked_count: ranking.map_or(0, |r| r.ranked_count),
+        ranked_count: count,
+        block_metrics_query: publication.block_metrics_query.clone(),
     }
 }
 
-/// Publishes `request` as `published_by`, now: computes the ranking, freezes it with its
-/// basis and has aggregate keep it unless the id is taken (then the publication kept is
-/// returned when it is this one's retry, and ALREADY_EXISTS otherwise).
-pub(crate) async fn publish(
-    sources: &Sources<'_>,
-    request: PublishRequest,
-    published_by: String,
-) -> Result<PublishResponse, Error> {
-    let id = request.publication_id.trim().to_owned();
-    publication::check_publication_id(&id).map_err(|e| Error::invalid("publication_id", e))?;
-    publication::check_title(&request.title).map_err(|e| Error::invalid("title", e))?;
-    let asked = request
-        .query
-        .ok_or_else(|| Error::invalid("query", "is required"))?;
+/// The figures of a publication, frozen, before they are kept.
+struct Figures {
+    query: Option<RankingQuery>,
+    ranking: Option<GetRankingResponse>,
+    block_metrics_query: Option<GetBlockMetricsRequest>,
+    block_metrics: Option<GetBlockMetricsResponse>,
+    basis: Vec<CountersAt>,
+}
+
+/// A ranking's figures, computed now: every row, the period frozen.
+async fn ranking_figures(sources: &Sources<'_>, asked: RankingQuery) -> Result<Figures, Error> {
     match asked.selection {
         Some(ranking_query::Selection::Top(_)) => {
             return Err(Error::invalid(
@@ -152,21 +167,151 @@ pub(crate) async fn publish(
     }
     let query = Query::parse(Some(asked.clone()), &sources.profiles, sources.catalog)?;
     let (ranking, days) = ranking_now(sources, &query).await?;
-    let frozen = RankingQuery {
-        period: publication::frozen_period(&query.period, &days),
-        ..asked
-    };
     let stretches = publication::stretches(&days, ranking.rows.len());
-    let basis = basis(sources.aggregate, &query.scope, &stretches).await?;
+    let basis = basis(
+        sources.aggregate,
+        std::slice::from_ref(&query.scope),
+        &stretches,
+    )
+    .await?;
+    Ok(Figures {
+        query: Some(RankingQuery {
+            period: publication::frozen_period(&query.period, &days),
+            ..asked
+        }),
+        ranking: Some(ranking),
+        block_metrics_query: None,
+        block_metrics: None,
+        basis,
+    })
+}
+
+/// The agencies a block metrics request reads, as the scopes of snapshots.
+fn scopes_of(request: &GetBlockMetricsRequest, catalog: &Catalog) -> Result<Vec<Scope>, Error> {
+    use govpulse_proto::aggregate::get_block_metrics_request::Scope as Pb;
+    match &request.scope {
+        Some(Pb::Block(block)) => govpulse_edge::convert::block_from_proto(*block)
+            .map(|b| vec![Scope::Block(b)])
+            .ok_or_else(|| {
+                Error::invalid(
+                    "block_metrics.block",
+                    "must be BLOCK_MINISTRY or BLOCK_PROVINCE",
+                )
+            }),
+        Some(Pb::ParentId(parent)) => catalog
+            .agency_by_str(parent.trim())
+            .map(|a| vec![Scope::Children(a.id.clone())])
+            .ok_or_else(|| {
+                Error::invalid(
+                    "block_metrics.parent_id",
+                    format!("unknown agency {parent:?}; CatalogService.ListAgencies lists them"),
+                )
+            }),
+        Some(Pb::Nation(true)) => Ok(vec![
+            Scope::Block(govpulse_core::Block::Ministry),
+            Scope::Block(govpulse_core::Block::Province),
+        ]),
+        Some(Pb::Nation(false)) | None => Err(Error::invalid(
+            "block_metrics.block",
+            "set block, parent_id or nation",
+        )),
+    }
+}
+
+/// A block's metrics as aggregate answers them now, for `request`.
+async fn block_metrics_now(
+    aggregate: &AggregateServiceClient<Channel>,
+    request: GetBlockMetricsRequest,
+) -> Result<(GetBlockMetricsResponse, Period), Error> {
+    let response = aggregate
+        .clone()
+        .get_block_metrics(govpulse_runtime::telemetry::traced(request))
+        .await
+        .map_err(|status| match status.code() {
+            // aggregate names the field of its own request: here it is one of block_metrics.
+            tonic::Code::InvalidArgument => Error::InvalidArgument {
+                field: "block_metrics",
+                reason: status.message().to_owned(),
+            },
+            _ => Error::Aggregate(status),
+        })?
+        .into_inner();
+    let range = response
+        .period
+        .as_ref()
+        .ok_or_else(|| Error::BadAnswer("block metrics without their period".to_owned()))?;
+    let day = |raw: &str| {
+        parse_day(raw).map_err(|e| Error::BadAnswer(format!("block metrics' period: {e}")))
+    };
+    let days = Period::from_days(day(&range.first_day)?, day(&range.last_day)?);
+    Ok((response, days))
+}
+
+/// A block's metrics, computed now, the period frozen.
+async fn block_figures(
+    sources: &Sources<'_>,
+    asked: GetBlockMetricsRequest,
+) -> Result<Figures, Error> {
+    if asked.daily_events_days > 0 {
+        return Err(Error::invalid(
+            "block_metrics.daily_events_days",
+            "is not published: leave it 0",
+        ));
+    }
+    let scopes = scopes_of(&asked, sources.catalog)?;
+    let (response, days) = block_metrics_now(sources.aggregate, asked.clone()).await?;
+    let stretches = publication::stretches(&days, response.agencies.len());
+    let basis = basis(sources.aggregate, &scopes, &stretches).await?;
+    Ok(Figures {
+        query: None,
+        ranking: None,
+        block_metrics_query: Some(GetBlockMetricsRequest {
+            period: publication::frozen_period(&asked.period, &days),
+            ..asked
+        }),
+        block_metrics: Some(response),
+        basis,
+    })
+}
+
+/// Publishes `request` as `published_by`, now: computes the ranking, freezes it with its
+/// basis and has aggregate keep it unless the id is taken (then the publication kept is
+/// returned when it is this one's retry, and ALREADY_EXISTS otherwise).
+pub(crate) async fn publish(
+    sources: &Sources<'_>,
+    request: PublishRequest,
+    published_by: String,
+) -> Result<PublishResponse, Error> {
+    let id = request.publication_id.trim().to_owned();
+    publication::check_publication_id(&id).map_err(|e| Error::invalid("publication_id", e))?;
+    publication::check_title(&request.title).map_err(|e| Error::invalid("title", e))?;
+    let figures = match (request.query, request.block_metrics) {
+        (Some(query), None) => ranking_figures(sources, query).await?,
+        (None, Some(block)) => block_figures(sources, block).await?,
+        (None, None) => {
+            return Err(Error::invalid(
+                "query",
+                "is required: a ranking's query, or block_metrics",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "block_metrics",
+                "set either query (a ranking) or block_metrics, not both",
+            ));
+        }
+    };
     let published_at = OffsetDateTime::now_utc();
     let publication = Publication {
         publication_id: id.clone(),
         title: request.title.trim().to_owned(),
-        query: Some(frozen),
+        query: figures.query,
         published_at: govpulse_edge::convert::moment_to_proto(Some(published_at)),
         published_by,
-        ranking: Some(ranking),
-        basis,
+        ranking: figures.ranking,
+        basis: figures.basis,
+        block_metrics_query: figures.block_metrics_query,
+        block_metrics: figures.block_metrics,
     };
     let kept = sources
         .aggregate
@@ -189,7 +334,10 @@ pub(crate) async fn publish(
         });
     }
     let earlier = decode(&kept.publication)?;
-    if earlier.title != publication.title || earlier.query != publication.query {
+    if earlier.title != publication.title
+        || earlier.query != publication.query
+        || earlier.block_metrics_query != publication.block_metrics_query
+    {
         return Err(Error::AlreadyExists(format!(
             "publication {id} was published before with another title or query; choose another id"
         )));
@@ -297,60 +445,137 @@ fn stretches_of(basis: &[CountersAt]) -> Result<Vec<Stretch>, Error> {
         .collect()
 }
 
+/// A block metric row as a ranking row (rank 0): what a revision shows of it.
+fn metric_row(metric: &AgencyMetric) -> RankingRow {
+    RankingRow {
+        agency_id: metric.agency_id.clone(),
+        agency_name: metric.agency_name.clone(),
+        rate: metric.rate.clone(),
+        freshness: metric.freshness,
+        ..Default::default()
+    }
+}
+
+/// A publication's rows beside the same figures now.
+struct Compared {
+    /// The rows as published.
+    published: Vec<RankingRow>,
+    /// The rows now.
+    now: Vec<RankingRow>,
+    /// The agencies of the basis.
+    scopes: Vec<Scope>,
+    /// The ranking now (a ranking's publication).
+    ranking: Option<GetRankingResponse>,
+    /// The block's metrics now (a block metrics publication).
+    block_metrics: Option<GetBlockMetricsResponse>,
+    /// The pooled figure differs now from as published (a block metrics publication).
+    summary_revised: bool,
+}
+
+/// What no longer reads in a kept publication is a precondition that fails, not a caller's
+/// bad argument.
+fn no_longer_reads(error: Error) -> Error {
+    match error {
+        Error::InvalidArgument { field, reason } => Error::Precondition(format!(
+            "the publication's {field} no longer reads: {reason}"
+        )),
+        other => other,
+    }
+}
+
+/// The figures of `kept` computed again now.
+async fn compare(sources: &Sources<'_>, kept: &Publication) -> Result<Compared, Error> {
+    if let Some(asked) = &kept.block_metrics_query {
+        let scopes = scopes_of(asked, sources.catalog).map_err(no_longer_reads)?;
+        let (now, _) = block_metrics_now(sources.aggregate, asked.clone())
+            .await
+            .map_err(no_longer_reads)?;
+        let then = kept.block_metrics.clone().unwrap_or_default();
+        let pooled =
+            |r: &GetBlockMetricsResponse| r.summary.as_ref().and_then(|s| s.pooled.clone());
+        return Ok(Compared {
+            published: then.agencies.iter().map(metric_row).collect(),
+            now: now.agencies.iter().map(metric_row).collect(),
+            scopes,
+            ranking: None,
+            summary_revised: pooled(&then) != pooled(&now),
+            block_metrics: Some(now),
+        });
+    }
+    let query = Query::parse(kept.query.clone(), &sources.profiles, sources.catalog)
+        .map_err(no_longer_reads)?;
+    let (now, _) = ranking_now(sources, &query).await?;
+    Ok(Compared {
+        published: kept
+            .ranking
+            .as_ref()
+            .map(|r| r.rows.clone())
+            .unwrap_or_default(),
+        now: now.rows.clone(),
+        scopes: vec![query.scope],
+        ranking: Some(now),
+        block_metrics: None,
+        summary_revised: false,
+    })
+}
+
+/// Why each revised agency moved: the stretches of the basis whose counters for it changed.
+async fn causes_of(
+    sources: &Sources<'_>,
+    kept: &Publication,
+    scopes: &[Scope],
+    revised: &[publication::Revision],
+) -> Result<HashMap<AgencyId, Vec<RevisionCause>>, Error> {
+    let mut causes_by_agency = HashMap::new();
+    if revised.is_empty() || kept.basis.is_empty() {
+        return Ok(causes_by_agency);
+    }
+    let then = stretches_of(&kept.basis)?;
+    let days: Vec<Period> = then.iter().map(|s| s.days.clone()).collect();
+    let current = stretches_of(&basis(sources.aggregate, scopes, &days).await?)?;
+    let published_at = moment_from_proto(kept.published_at.as_ref())
+        .map_err(|e| Error::BadAnswer(format!("a publication's time: {e}")))?
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let published_day = vietnam_day(published_at);
+    for revision in revised {
+        let causes = publication::causes(&revision.agency, &then, &current, published_day)
+            .into_iter()
+            .map(|cause| RevisionCause {
+                first_day: cause.days.first_day().to_string(),
+                last_day: cause.days.last_day().to_string(),
+                late: cause.late,
+                events: cause.events,
+                counters: cause
+                    .counters
+                    .into_iter()
+                    .map(|(counter, published, now)| CounterRevision {
+                        counter: counter.to_owned(),
+                        published,
+                        now,
+                    })
+                    .collect(),
+            })
+            .collect();
+        causes_by_agency.insert(revision.agency.clone(), causes);
+    }
+    Ok(causes_by_agency)
+}
+
 /// The revision log of the publication kept under `id`, computed now.
 pub(crate) async fn revisions(
     sources: &Sources<'_>,
     id: &str,
 ) -> Result<GetRevisionsResponse, Error> {
     let kept = get(sources.aggregate, id).await?;
-    let query = Query::parse(kept.query.clone(), &sources.profiles, sources.catalog).map_err(
-        |e| match e {
-            Error::InvalidArgument { field, reason } => Error::Precondition(format!(
-                "the publication's {field} no longer reads: {reason}"
-            )),
-            other => other,
-        },
-    )?;
-    let published_rows = kept.ranking.as_ref().map_or(&[][..], |r| &r.rows[..]);
-    let (now, _) = ranking_now(sources, &query).await?;
+    let compared = compare(sources, &kept).await?;
     let (revised, unchanged) =
-        publication::revisions(&standings(published_rows)?, &standings(&now.rows)?);
-    let mut causes_by_agency: HashMap<AgencyId, Vec<RevisionCause>> = HashMap::new();
-    if !revised.is_empty() && !kept.basis.is_empty() {
-        let then = stretches_of(&kept.basis)?;
-        let days: Vec<Period> = then.iter().map(|s| s.days.clone()).collect();
-        let current = stretches_of(&basis(sources.aggregate, &query.scope, &days).await?)?;
-        let published_at = moment_from_proto(kept.published_at.as_ref())
-            .map_err(|e| Error::BadAnswer(format!("a publication's time: {e}")))?
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let published_day = vietnam_day(published_at);
-        for revision in &revised {
-            let causes = publication::causes(&revision.agency, &then, &current, published_day)
-                .into_iter()
-                .map(|cause| RevisionCause {
-                    first_day: cause.days.first_day().to_string(),
-                    last_day: cause.days.last_day().to_string(),
-                    late: cause.late,
-                    events: cause.events,
-                    counters: cause
-                        .counters
-                        .into_iter()
-                        .map(|(counter, published, now)| CounterRevision {
-                            counter: counter.to_owned(),
-                            published,
-                            now,
-                        })
-                        .collect(),
-                })
-                .collect();
-            causes_by_agency.insert(revision.agency.clone(), causes);
-        }
-    }
+        publication::revisions(&standings(&compared.published)?, &standings(&compared.now)?);
+    let mut causes = causes_of(sources, &kept, &compared.scopes, &revised).await?;
     let rows = revised
         .into_iter()
         .map(|revision| {
-            let published = revision.published.map(|i| published_rows[i].clone());
-            let current = revision.now.map(|i| now.rows[i].clone());
+            let published = revision.published.map(|i| compared.published[i].clone());
+            let current = revision.now.map(|i| compared.now[i].clone());
             let agency_name = current
                 .as_ref()
                 .or(published.as_ref())
@@ -362,18 +587,18 @@ pub(crate) async fn revisions(
                 published,
                 now: current,
                 places_gained: revision.places_gained,
-                causes: causes_by_agency
-                    .remove(&revision.agency)
-                    .unwrap_or_default(),
+                causes: causes.remove(&revision.agency).unwrap_or_default(),
             }
         })
         .collect();
     Ok(GetRevisionsResponse {
         publication: Some(summary_of(&kept)),
         revised_at: govpulse_edge::convert::moment_to_proto(Some(OffsetDateTime::now_utc())),
-        now: Some(now),
+        now: compared.ranking,
         rows,
         unchanged: u32::try_from(unchanged).unwrap_or(u32::MAX),
+        block_metrics_now: compared.block_metrics,
+        summary_revised: compared.summary_revised,
     })
 }
 

@@ -16,7 +16,7 @@ use govpulse_proto::ranking::{
     ListPublicationsResponse, PublishRequest, RankingRow, ranking_service_server::RankingService,
 };
 
-use super::{Http, ranking_csv};
+use super::{Http, block_metrics_csv, ranking_csv};
 use crate::RankingApi;
 
 /// The largest Publish body: an id, a title and a query.
@@ -75,12 +75,18 @@ pub(super) async fn one(
         &file,
         |api, request| async move { api.get_publication(request).await },
         |response| {
-            let ranking = response
-                .publication
-                .clone()
-                .and_then(|p| p.ranking)
-                .unwrap_or_default();
-            ranking_csv(&ranking)
+            let publication = response.publication.clone().unwrap_or_default();
+            match (publication.ranking, publication.block_metrics) {
+                (None, Some(block)) => {
+                    let metric = publication
+                        .block_metrics_query
+                        .map(|q| q.metric)
+                        .unwrap_or_default();
+                    let (header, rows) = block_metrics_csv(&metric, &block);
+                    (header.into_iter().map(String::from).collect(), rows)
+                }
+                (ranking, _) => ranking_csv(&ranking.unwrap_or_default()),
+            }
         },
     )
     .await
