@@ -610,6 +610,11 @@ const LATEST_FRESH_FOR: Duration = Duration::from_secs(30);
 /// ranking.
 const LATEST_SCAN: u32 = 5_000;
 
+/// How long a ranking waits for the publications list or a publication: past it the ranking
+/// goes out unmarked (its flags follow at a later computation), so a slow aggregate never
+/// holds every ranking behind the list's lock.
+const LATEST_WAIT: Duration = Duration::from_secs(2);
+
 /// A publication as live rankings compare with it: what a ranking message says of it, and
 /// its rows' standings. Equal when the ids are (a publication never changes).
 #[derive(Debug)]
@@ -731,15 +736,25 @@ impl Latest {
             // Read again at the next turn either way: an unreachable aggregate is asked
             // again in 30 s, not on every ranking.
             state.read_at = Some(Instant::now());
-            if let Err(error) = self.refresh(&mut state).await {
-                warn!(%error, "the publications list could not be read; revised flags may be late");
+            match tokio::time::timeout(LATEST_WAIT, self.refresh(&mut state)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    warn!(%error, "the publications list could not be read; revised flags may be late");
+                }
+                Err(_) => warn!("the publications list took too long; revised flags may be late"),
             }
         }
         let id = state.by_ranking.get(&key_of(query, days))?.clone();
         if let Some(frozen) = state.frozen.get(&id) {
             return Some(frozen.clone());
         }
-        match get(&self.aggregate, &id).await {
+        match tokio::time::timeout(LATEST_WAIT, get(&self.aggregate, &id))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Aggregate(tonic::Status::deadline_exceeded(
+                    "reading a publication took too long",
+                )))
+            }) {
             Ok(publication) => {
                 let frozen = Arc::new(frozen_of(&publication)?);
                 state.frozen.insert(id, frozen.clone());
