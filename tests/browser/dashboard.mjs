@@ -1,7 +1,7 @@
 // The dashboard in a real browser: headless Chromium (Debian's package) driven by Playwright.
 //
 //   node tests/browser/dashboard.mjs <dashboard url> <screenshot dir> [agency with units]
-//                                    [quiet dashboard url] [silent agency]
+//                                    [quiet dashboard url] [silent agency] [publication]
 //
 // Against a deployment receiving events, it checks that the live ranking arrives and updates
 // without a reload, that the metric, period and block controls change the table, that an
@@ -23,21 +23,35 @@
 // for the caller to write a rules file the service refuses, and waits for the panel's warning
 // (the alerts stay: the previous rules are in force), then `alerts: report <agency>` for the
 // caller to send the agency another event, and waits for its alerts to leave the panel.
+// Nothing was published there: its publications say so, and an unknown one gives the API's
+// reason, as text.
+//
+// With a publication (JSON: { id, title, period, day, rows: [[agency, rank, value]], revised:
+// { agency, published: [rank, value], now: [rank, value], lateEvents } }, which the caller
+// published on the first dashboard and then revised with late events), it opens the
+// publications from the navigation, finds it listed with when and by whom it was published,
+// and opens it: the rows show the values as published, not as they are now, under "Published
+// on … by …", and the revision log lists the revised agency from its published to its current
+// rank and value, with its late events and their day; on a phone too.
 //
 // It saves screenshots (desktop, stale, a 390 px phone, the agency pages, the silent agency,
-// its alerts on a phone, the refused rules) and prints their paths. Exits 1 on the first
-// failed check.
+// its alerts on a phone, the refused rules, the publications) and prints their paths. Exits 1
+// on the first failed check.
 
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { chromiumPath } from './chromium.mjs';
 
-const [url, screenshots = '.', agency = '', quietUrl = '', silent = ''] = process.argv.slice(2);
+const [url, screenshots = '.', agency = '', quietUrl = '', silent = '', publicationJson = ''] = process.argv.slice(2);
 if (!url || (quietUrl && !silent)) {
-  console.error('usage: node dashboard.mjs <dashboard url> <screenshot dir> [agency] [quiet dashboard url] [silent agency]');
+  console.error('usage: node dashboard.mjs <dashboard url> <screenshot dir> [agency] [quiet dashboard url] [silent agency] [publication]');
   process.exit(2);
 }
+const publication = publicationJson ? JSON.parse(publicationJson) : null;
+
+/** A publication id that the quiet dashboard does not have: its page says why, as the API does. */
+const MISSING = 'no-such-publication';
 const dir = resolve(screenshots);
 mkdirSync(dir, { recursive: true });
 
@@ -141,8 +155,158 @@ const alertsPanel = (page) =>
 function listenForProblems(page, name) {
   page.on('pageerror', (error) => problems.push(`${name} page error: ${error.message}`));
   page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`${name} console error: ${message.text()}`);
+    if (message.type() !== 'error') return;
+    // The browser logs the 404 of the publication asked for on purpose.
+    if (message.location()?.url?.includes(`/api/v1/publications/${MISSING}`)) return;
+    problems.push(`${name} console error: ${message.text()}`);
   });
+}
+
+/** "Published on 06/12/2026 04:04 (Vietnam time) by anonymous", as the page words it. */
+const PUBLISHED_ON = /^Published on \d{2}\/\d{2}\/\d{4} \d{2}:\d{2} \(Vietnam time\) by anonymous/;
+
+/**
+ * The publication `expected` as the page shows it, once its rows and its revision log have
+ * come: checks that the rows are the published ones (rank and value), that the header says
+ * when and by whom it was published, and that the revision log lists the revised agency with
+ * its published and current figures, its places gained and its late events on their day.
+ * Returns what it read.
+ */
+async function publicationShown(page, expected) {
+  await page.waitForFunction(
+    () => document.querySelectorAll('#publication-rows li.row').length > 0 && document.querySelector('#revisions')?.dataset.state === 'loaded',
+    null,
+    { timeout: 30_000 },
+  );
+  const { revised } = expected;
+  const seen = await page.evaluate((agencyId) => {
+    const entry = document.querySelector(`#revision-list li.revision[data-agency="${agencyId}"]`);
+    return {
+      title: document.querySelector('#publication-title').firstChild?.textContent ?? '',
+      line: document.querySelector('#published-line').textContent,
+      rows: [...document.querySelectorAll('#publication-rows li.row')].map((row) => ({
+        agency: row.dataset.agency,
+        rank: Number(row.dataset.rank),
+        value: row.querySelector('.value')?.firstChild?.textContent ?? '',
+        revised: row.classList.contains('revised'),
+      })),
+      summary: document.querySelector('#revisions-summary').textContent,
+      revisions: [...document.querySelectorAll('#revision-list li.revision')].map((item) => item.dataset.agency),
+      entry: entry && {
+        ...entry.dataset,
+        name: entry.querySelector('.name').textContent,
+        figures: entry.querySelector('.revision-figures').textContent,
+        causes: [...entry.querySelectorAll('.cause')].map((cause) => ({
+          ...cause.dataset,
+          tag: cause.querySelector('.tag').textContent,
+          text: cause.querySelector('.cause-events').textContent,
+          counters: cause.querySelector('.cause-counters').textContent,
+        })),
+      },
+    };
+  }, revised.agency);
+  if (seen.title !== expected.title) throw new Error(`the publication is titled "${seen.title}"`);
+  if (!PUBLISHED_ON.test(seen.line) || !seen.line.endsWith(` · ${expected.rows.length} ranked`)) {
+    throw new Error(`the publication's header says "${seen.line}"`);
+  }
+  // The rows as published, whatever was counted since.
+  for (const [agencyId, rank, value] of expected.rows) {
+    const row = seen.rows.find((r) => r.agency === agencyId);
+    if (!row || row.rank !== rank || row.value !== `${value}%`) {
+      throw new Error(`${agencyId} was published ${rank} with ${value}%, the page shows ${JSON.stringify(row)}`);
+    }
+  }
+  const ranked = seen.rows.filter((r) => r.rank > 0).length;
+  if (ranked !== expected.rows.length) throw new Error(`${ranked} rows ranked, ${expected.rows.length} were published`);
+  const { entry } = seen;
+  if (!entry) throw new Error(`the revision log does not list ${revised.agency}: ${seen.revisions.join(', ')}`);
+  const [publishedRank, publishedValue] = revised.published;
+  const [nowRank, nowValue] = revised.now;
+  const figures = [entry.publishedRank, entry.publishedValue, entry.nowRank, entry.nowValue, entry.placesGained].join(' ');
+  if (figures !== [publishedRank, publishedValue, nowRank, nowValue, publishedRank - nowRank].join(' ')) {
+    throw new Error(`the revision log says ${revised.agency} went ${figures} ("${entry.figures}")`);
+  }
+  const late = entry.causes.find((c) => c.late === 'true' && c.firstDay === expected.day && c.lastDay === expected.day);
+  if (!late || late.events !== String(revised.lateEvents) || late.tag !== 'late data' || !late.text.startsWith(`${revised.lateEvents} events `)) {
+    throw new Error(`${revised.agency}'s causes are ${JSON.stringify(entry.causes)}`);
+  }
+  if (!seen.rows.find((r) => r.agency === revised.agency)?.revised) throw new Error(`${revised.agency}'s published row is not marked revised`);
+  const unchanged = seen.rows.length - seen.revisions.length;
+  const revisedRows = `${seen.revisions.length} ${seen.revisions.length === 1 ? 'row' : 'rows'} revised`;
+  if (!seen.summary.startsWith(`${revisedRows}, ${unchanged} unchanged`) ||
+    !seen.summary.includes(`${revised.lateEvents} events of late data`)) {
+    throw new Error(`the revision log's summary says "${seen.summary}"`);
+  }
+  return seen;
+}
+
+/**
+ * The publication `expected`, on the first dashboard: from the navigation to the list, where
+ * it says when and by whom it was published; opened, its rows as published beside its revision
+ * log (below it on a `phone`, nothing wider than the screen); then back to the live ranking.
+ */
+async function checkPublication(page, phone, expected) {
+  await page.click('#nav-publications');
+  await page.waitForSelector('#publications-view:not([hidden])', { timeout: 15_000 });
+  const item = `#publication-list li.publication[data-publication="${expected.id}"]`;
+  await page.waitForSelector(item, { timeout: 15_000 });
+  const listed = await page.$eval(item, (li) => ({
+    title: li.querySelector('.name').textContent,
+    what: li.querySelector('.publication-what').textContent,
+    when: li.querySelector('.publication-when').textContent,
+    count: li.querySelector('.publication-count').textContent,
+  }));
+  if (listed.title !== expected.title || !listed.what.includes(expected.period) || listed.count !== `${expected.rows.length} ranked` ||
+    !PUBLISHED_ON.test(listed.when.replace(/^published/, 'Published'))) {
+    throw new Error(`the publication is listed as ${JSON.stringify(listed)}`);
+  }
+  if ((await page.getAttribute('#nav-publications', 'aria-current')) !== 'page') throw new Error('the navigation does not mark the publications');
+  if ((await visible(page, '#controls')) || (await visible(page, '#alerts'))) throw new Error('the ranking\'s controls or alerts show over the publications');
+  ok(`publications listed: "${listed.title}" · ${listed.what} · ${listed.when} · ${listed.count}`);
+  await shot(page, 'publications-desktop.png');
+
+  await page.click(`${item} a.name`);
+  await page.waitForFunction((id) => location.hash.startsWith(`#/publications/${encodeURIComponent(id)}`), expected.id);
+  const seen = await publicationShown(page, expected);
+  const beside = await page.evaluate(() => {
+    const ranking = document.querySelector('.publication-ranking').getBoundingClientRect();
+    const log = document.querySelector('#revisions').getBoundingClientRect();
+    return log.left >= ranking.right && log.top < ranking.bottom;
+  });
+  if (!beside) throw new Error('on a desktop the revision log is not beside the published rows');
+  ok(`publication "${seen.title}": ${seen.line}; rows as published: ${expected.rows.map(([a, r, v]) => `${r}. ${a} ${v}%`).join(', ')}`);
+  ok(`revision log: ${seen.summary} ${seen.entry.name}: ${seen.entry.figures}; ${seen.entry.causes.map((c) => `${c.firstDay} ${c.tag}: ${c.text} (${c.counters})`).join('; ')}`);
+  await shot(page, 'publication-desktop.png', { fullPage: true });
+
+  // On a phone: the revision log under the rows, nothing wider than the screen.
+  const small = await phone.newPage();
+  listenForProblems(small, 'publication phone');
+  await small.goto(`${url}#/publications/${encodeURIComponent(expected.id)}`);
+  await publicationShown(small, expected);
+  const layout = await small.evaluate(() => {
+    const ranking = document.querySelector('.publication-ranking').getBoundingClientRect();
+    const log = document.querySelector('#revisions');
+    const fits = [...log.querySelectorAll('.revision, .revision *')].every((node) => node.getBoundingClientRect().right <= log.getBoundingClientRect().right + 1);
+    return { width: document.documentElement.scrollWidth, below: log.getBoundingClientRect().top >= ranking.bottom, fits };
+  });
+  if (layout.width > 390 || !layout.below || !layout.fits) throw new Error(`on a 390 px phone the publication is laid out ${JSON.stringify(layout)}`);
+  await small.$eval('#revisions', (log) => log.scrollIntoView());
+  ok(`phone: the publication is ${layout.width} px wide, its revision log under the rows`);
+  await shot(small, 'publication-phone.png');
+  await small.goto(`${url}#/publications`);
+  await small.waitForSelector(item, { timeout: 15_000 });
+  const listWidth = await small.evaluate(() => document.documentElement.scrollWidth);
+  if (listWidth > 390) throw new Error(`on a 390 px phone the publications are ${listWidth} px wide`);
+  await small.close();
+
+  // Back to the list, then to the ranking, live.
+  await page.click('#publications-back');
+  await page.waitForSelector(item, { timeout: 15_000 });
+  await page.click('#nav-ranking');
+  await page.waitForSelector('#ranking-view:not([hidden])', { timeout: 15_000 });
+  await waitForLive(page);
+  if (!(await visible(page, '#controls'))) throw new Error('back on the ranking, its controls are hidden');
+  ok('back from the publications to the ranking, still live');
 }
 
 const browser = await chromium.launch({
@@ -371,6 +535,9 @@ try {
   const byIndex = await worstProcedures(small);
   ok(`index: "${(await small.textContent('#procedures .index-note')).trim()}", ${byIndex.rows.length} procedures`);
 
+  // 8c. A publication, revised since by late events.
+  if (publication) await checkPublication(page, phone, publication);
+
   // 9. A quiet deployment: nobody reports, and an agency is stale after a second of silence.
   if (quietUrl) {
     const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
@@ -515,6 +682,20 @@ try {
     const cleared = await (await page.waitForFunction(() => window.__alertsCleared, null, { timeout: 15_000 })).jsonValue();
     if (cleared !== '0|No alerts') throw new Error(`with its alerts gone the panel's count and empty line say "${cleared}"`);
     ok(`${silent} reported again: its alerts left the panel, which said "No alerts" (count 0)`);
+
+    // 9e. Nothing was published here: the publications say so; an unknown one, the API's reason.
+    await page.click('#nav-publications');
+    await page.waitForSelector('#publications-status[data-state="empty"]', { timeout: 15_000 });
+    const none = (await page.textContent('#publications-status')).trim();
+    if (!none.startsWith('No publication yet') || (await visible(page, '#publication-list'))) throw new Error(`with no publication the page says "${none}"`);
+    ok(`quiet deployment: "${none}"`);
+    await page.goto(`${quietUrl}#/publications/${MISSING}`);
+    await page.waitForSelector('#publication-status[data-state="error"]', { timeout: 15_000 });
+    const refusal = (await page.textContent('#publication-status')).trim();
+    if (!refusal.startsWith('Could not load the publication: ') || !refusal.includes(MISSING) || (await visible(page, '#revisions'))) {
+      throw new Error(`an unknown publication's page says "${refusal}"`);
+    }
+    ok(`an unknown publication: "${refusal}"`);
   }
 
   if (problems.length) throw new Error(problems.join('\n'));

@@ -8,7 +8,11 @@
 //! heard from as such, and the silent agency's page with its last report and its arrivals per
 //! day; its alert rules (silence after three seconds) put the silent agency in the alerts
 //! panel, which says when a new version of the rules file is refused, and loses the agency's
-//! alerts when it reports again.
+//! alerts when it reports again; it has no publication, and says so. On the loaded deployment
+//! the test publishes last month's ranking of a few provinces (anonymously: a development
+//! server), then sends late events for one of them; the browser opens the publication from
+//! the navigation and sees its rows as published, when and by whom, and the revision log
+//! naming that province, its late events and their day.
 
 use std::{
     path::{Path, PathBuf},
@@ -18,14 +22,15 @@ use std::{
 };
 
 use govpulse::loadgen::{self, LoadConfig, Mode, Progress};
-use govpulse_e2e::{Deployment, Options, RedisServer, received, ts};
+use govpulse_e2e::{Deployment, Options, RedisServer, http, received, ts};
 use govpulse_proto::{
     catalog::Block,
     event::{Channel, DossierEvent, DossierReceived, dossier_event::Kind},
     ingest::SubmitEventsRequest,
     ranking::{RankingQuery, WatchRankingRequest, watch_ranking_response::Event},
 };
-use time::OffsetDateTime;
+use serde_json::json;
+use time::{OffsetDateTime, macros::time};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader},
     process::Child,
@@ -98,6 +103,138 @@ severity = "critical"
 /// the file system.
 fn refused_rules(path: &Path) {
     govpulse_e2e::write_ahead(path, &alert_rules("<b>soon</b>"), 2);
+}
+
+/// The publication's id.
+const PUBLICATION: &str = "online-last-month";
+
+/// The provinces published, with their receptions on one day of last month: online, in person.
+const PUBLISHED: &[(&str, u64, u64)] =
+    &[("ha-noi", 3, 1), ("lang-son", 2, 2), ("quang-ninh", 1, 3)];
+
+/// The province whose receptions of that day arrive after publication, and how many (online).
+const LATE: (&str, u64) = ("quang-ninh", 4);
+
+/// Last month (Vietnam time) as a period (`2026-11`), its 10th as a day (`2026-11-10`), and
+/// noon that day: a day already over, whatever the hour the test runs.
+fn last_month() -> (String, String, OffsetDateTime) {
+    let vietnam = govpulse_core::period::VIETNAM;
+    let today = OffsetDateTime::now_utc().to_offset(vietnam).date();
+    let day = (today.replace_day(1).expect("the 1st") - time::Duration::days(1))
+        .replace_day(10)
+        .expect("the 10th");
+    let period = format!("{}-{:02}", day.year(), u8::from(day.month()));
+    (
+        period,
+        day.to_string(),
+        day.with_time(time!(12:00)).assume_offset(vietnam),
+    )
+}
+
+/// The provinces ranked by their online share of `counts` (agency, online, in person), best
+/// first (no two share a value): each with its rank and its percentage as the API writes it.
+fn ranked(counts: &[(&str, u64, u64)]) -> Vec<(String, u32, String)> {
+    let mut shares: Vec<(&str, u64, u64)> = counts.to_vec();
+    shares.sort_by(|a, b| (b.1 * (a.1 + a.2)).cmp(&(a.1 * (b.1 + b.2))));
+    shares
+        .iter()
+        .zip(1..)
+        .map(|((agency, online, in_person), rank)| {
+            let percent = *online as f64 * 100.0 / (online + in_person) as f64;
+            ((*agency).to_owned(), rank, format!("{percent:.2}"))
+        })
+        .collect()
+}
+
+/// Publishes last month's ranking of the provinces by online dossier rate on `deployment`
+/// (`PUBLISHED` having reported that month; anonymously, as a development server allows) and
+/// sends `LATE`'s late receptions of the same day; returns what the browser must find, as the
+/// JSON `dashboard.mjs` takes.
+async fn publish_then_revise(deployment: &Deployment) -> serde_json::Value {
+    let (period, day, at) = last_month();
+    let mut events = Vec::new();
+    for (agency, online, in_person) in PUBLISHED {
+        for i in 0..online + in_person {
+            events.push(received(
+                &format!("pub-{agency}-{i}"),
+                agency,
+                at,
+                i < *online,
+            ));
+        }
+    }
+    deployment.accept_all(events).await;
+    let title = format!("Tỷ lệ hồ sơ trực tuyến {period}");
+    let body = json!({
+        "publicationId": PUBLICATION,
+        "title": title,
+        "query": { "metric": "online-dossier-rate", "block": "BLOCK_PROVINCE", "period": period },
+    })
+    .to_string();
+    let published = http::post_json(
+        deployment.ranking_addr(),
+        "/api/v1/publications",
+        &[],
+        &body,
+    )
+    .await;
+    assert_eq!(published.status, 201, "{}", published.text());
+    let publication = &published.json()["publication"];
+    assert_eq!(publication["publishedBy"], "anonymous", "{publication}");
+    let again = http::post_json(
+        deployment.ranking_addr(),
+        "/api/v1/publications",
+        &[],
+        &body,
+    )
+    .await;
+    assert_eq!(
+        again.status,
+        200,
+        "an identical retry finds it: {}",
+        again.text()
+    );
+
+    let (late_agency, late_events) = LATE;
+    let late = (0..late_events)
+        .map(|i| received(&format!("late-{late_agency}-{i}"), late_agency, at, true))
+        .collect();
+    deployment.accept_all(late).await;
+
+    let before = ranked(PUBLISHED);
+    let after = ranked(
+        &PUBLISHED
+            .iter()
+            .map(|&(agency, online, in_person)| {
+                let extra = if agency == late_agency {
+                    late_events
+                } else {
+                    0
+                };
+                (agency, online + extra, in_person)
+            })
+            .collect::<Vec<_>>(),
+    );
+    let standing = |rows: &[(String, u32, String)]| {
+        let (_, rank, percent) = rows
+            .iter()
+            .find(|(agency, _, _)| agency == late_agency)
+            .expect("the late province is published");
+        json!([rank, percent])
+    };
+    json!({
+        "id": PUBLICATION,
+        "title": title,
+        "period": period,
+        "day": day,
+        "rows": before.iter().map(|(agency, rank, percent)| json!([agency, rank, percent])).collect::<Vec<_>>(),
+        "revised": {
+            "agency": late_agency,
+            "published": standing(&before),
+            "now": standing(&after),
+            "lateEvents": late_events,
+        },
+    })
 }
 
 fn repo() -> PathBuf {
@@ -341,6 +478,7 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     let units = units_report(&deployment, stop.clone());
     let browse = async {
         until_ranked(&deployment).await;
+        let publication = publish_then_revise(&deployment).await;
         let url = format!("http://{}/", deployment.ranking_addr());
         let quiet_url = format!("http://{}/", quiet.ranking_addr());
         let mut child = tokio::process::Command::new("node")
@@ -350,6 +488,7 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
             .arg(PROVINCE)
             .arg(&quiet_url)
             .arg(SILENT)
+            .arg(publication.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -361,9 +500,9 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
                 .await
                 .expect("the browser test finishes within 5 minutes");
         stop.cancel();
-        output
+        (output, publication)
     };
-    let ((), (status, stdout, stderr)) = tokio::join!(units, browse);
+    let ((), ((status, stdout, stderr), publication)) = tokio::join!(units, browse);
     let _ = load.await;
     deployment.stop().await;
     quiet.stop().await;
@@ -383,6 +522,9 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
         "agency-silent.png",
         "alerts-phone.png",
         "alerts-refused.png",
+        "publications-desktop.png",
+        "publication-desktop.png",
+        "publication-phone.png",
     ] {
         let path = screenshots.join(name);
         assert!(
@@ -411,5 +553,18 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     assert!(
         !stdout.contains(&rules.display().to_string()),
         "the public page never shows the rules file's path on the server: {stdout}"
+    );
+    let revision = format!(
+        "{} late data: {} events counted since publication",
+        publication["day"].as_str().expect("the day"),
+        LATE.1
+    );
+    assert!(
+        stdout.contains("ok: revision log: ") && stdout.contains(&revision),
+        "the revision log names the late events and their day ({revision}): {stdout}"
+    );
+    assert!(
+        stdout.contains("ok: quiet deployment: \"No publication yet."),
+        "a deployment without publications says so: {stdout}"
     );
 }

@@ -1,5 +1,7 @@
 //! `govpulse`: the command people type. `demo` and `serve` run the services in one process;
-//! `submit`, `assess`, `ranking`, `metrics` and `watch` are clients of a running deployment.
+//! `submit`, `assess`, `ranking`, `metrics`, `watch` and the publications' commands
+//! (`publish`, `publications`, `publication`, `revisions`) are clients of a running
+//! deployment.
 
 /// mimalloc: the load generator allocates on every event's path (and `serve` runs
 /// aggregate's), where it is several times cheaper than the system allocator.
@@ -34,6 +36,7 @@ macro_rules! errln {
 mod assess;
 mod connect;
 mod live;
+mod publications;
 mod render;
 mod stack;
 mod submit;
@@ -159,6 +162,25 @@ impl QueryArgs {
             None => self.metric.clone(),
         }
     }
+}
+
+/// One publication, and where to read it.
+#[derive(Debug, clap::Args)]
+struct PublicationArgs {
+    /// The publication's id.
+    id: String,
+    /// Print the response as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The ranking service.
+    #[arg(
+        long,
+        env = "GOVPULSE_RANKING_URL",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    ranking: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +336,56 @@ enum Command {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Publishes a ranking: computes it now and keeps every row, frozen, with when and by whom
+    /// (the credential's agency; `anonymous` on a development deployment). Elsewhere it needs a
+    /// token with the `publisher` role. Publishing again with the same id, title and query
+    /// finds the publication; another title or query under the same id is refused.
+    Publish {
+        /// The publication's id, chosen so that a retry cannot publish twice: 1 to 64
+        /// characters from a-z, 0-9 and `-` (`weekly-2026-w49`).
+        #[arg(long)]
+        id: String,
+        /// Its title, as shown with it (1 to 200 characters).
+        #[arg(long)]
+        title: String,
+        // What to publish, as for `ranking`: every row (--top and --bottom are refused).
+        #[command(flatten)]
+        query: QueryArgs,
+        /// Print the response as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Lists the publications, newest first: title, what each holds (a ranking, or a block's
+    /// metric for every agency), period, when and by whom published, how many agencies.
+    Publications {
+        /// How many of the newest to pass over.
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+        /// How many to list: 1 to 500 (0: 50).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+        /// Print the response as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The ranking service.
+        #[arg(
+            long,
+            env = "GOVPULSE_RANKING_URL",
+            default_value = "http://127.0.0.1:50053"
+        )]
+        ranking: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Prints one publication exactly as published, whatever was counted since (a ranking's
+    /// rows, or a block's metric for every agency), with when and by whom it was published.
+    Publication(PublicationArgs),
+    /// Prints a publication's revision log: the ranking computed again now for the same days,
+    /// every agency whose rank or value moved since, and why (the days whose counters changed:
+    /// late data for days already over at publication, or days still running then).
+    Revisions(PublicationArgs),
     /// Shows a live ranking until Ctrl-C, reconnecting whenever the stream breaks and resuming
     /// from the last revision shown (redrawn from a fresh snapshot when the server cannot).
     Watch {
@@ -735,6 +807,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .into_inner();
                 print(json, &response, |r| render::block_metrics_table(&metric, r))?;
             }
+        }
+        Command::Publish {
+            id,
+            title,
+            query,
+            json,
+            connect,
+        } => {
+            let request = query.query()?;
+            let ranking = connect.remote(&query.ranking)?;
+            publications::publish(&ranking, id, title, request, json).await?;
+        }
+        Command::Publications {
+            offset,
+            limit,
+            json,
+            ranking,
+            connect,
+        } => publications::list(&connect.remote(&ranking)?, offset, limit, json).await?,
+        Command::Publication(args) => {
+            publications::show(&args.connect.remote(&args.ranking)?, args.id, args.json).await?;
+        }
+        Command::Revisions(args) => {
+            publications::revisions(&args.connect.remote(&args.ranking)?, args.id, args.json)
+                .await?;
         }
         Command::Watch { query, connect } => {
             let request = query.query()?;

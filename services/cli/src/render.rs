@@ -1,5 +1,6 @@
 //! Tables for people (comfy-table): the one-off ranking of `govpulse ranking`, the live
-//! table of `govpulse watch` and `govpulse demo`, and the reports of `govpulse metrics`.
+//! table of `govpulse watch` and `govpulse demo`, the reports of `govpulse metrics`, and the
+//! publications (`govpulse publish`, `publications`, `publication`, `revisions`).
 
 use std::{collections::HashMap, fmt::Write as _};
 
@@ -7,11 +8,14 @@ use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use govpulse_proto::{
     Timestamp,
     aggregate::{
-        Change, Freshness, GetBlockMetricsResponse, GetMetricsResponse,
-        GetProcedureMetricsResponse, PeriodRange, ProcedureMetric, Rate, TargetStanding,
+        AgencyMetric, Change, Freshness, GetBlockMetricsRequest, GetBlockMetricsResponse,
+        GetMetricsResponse, GetProcedureMetricsResponse, PeriodRange, ProcedureMetric, Rate,
+        TargetStanding, get_block_metrics_request::Scope,
     },
+    catalog::Block as PbBlock,
     ranking::{
-        AlertState, GetAlertsResponse, RankingRow, WatchRankingResponse,
+        AlertState, GetAlertsResponse, GetRevisionsResponse, ListPublicationsResponse, Publication,
+        PublishResponse, RankingQuery, RankingRow, RevisionCause, WatchRankingResponse,
         watch_ranking_response::Event,
     },
 };
@@ -602,6 +606,347 @@ pub fn alerts_table(response: &GetAlertsResponse) -> String {
     out
 }
 
+/// What a publication holds, in words, and its period as written: a ranking as `govpulse
+/// ranking` titles it (`province by online-dossier-rate`, `phu-tho by service-index-766
+/// (function)`), or a block's metric for every agency (`province: online-dossier-rate,
+/// every agency and together`).
+fn publication_what(
+    query: Option<&RankingQuery>,
+    figures: Option<&GetBlockMetricsRequest>,
+) -> (String, String) {
+    let block = |block: i32| match PbBlock::try_from(block) {
+        Ok(PbBlock::Province) => "province".to_owned(),
+        Ok(PbBlock::Ministry) => "ministry".to_owned(),
+        _ => "agency".to_owned(),
+    };
+    if let Some(figures) = figures {
+        let scope = match &figures.scope {
+            Some(Scope::Block(b)) => block(*b),
+            Some(Scope::ParentId(parent)) => parent.clone(),
+            Some(Scope::Nation(_)) => "nation".to_owned(),
+            None => "agency".to_owned(),
+        };
+        return (
+            format!("{scope}: {}, every agency and together", figures.metric),
+            figures.period.clone(),
+        );
+    }
+    let query = query.cloned().unwrap_or_default();
+    let scope = if query.parent_id.is_empty() {
+        block(query.block)
+    } else {
+        query.parent_id.clone()
+    };
+    let measure = match (query.index.as_str(), query.criteria.as_slice()) {
+        ("", _) => query.metric.clone(),
+        (index, []) => index.to_owned(),
+        (index, criteria) => format!("{index} ({})", criteria.join(", ")),
+    };
+    (format!("{scope} by {measure}"), query.period)
+}
+
+/// When and by whom a publication was published: `published on 2026-12-06 04:07:15
+/// (Vietnam time) by anonymous`.
+fn published_on(published_at: Option<&Timestamp>, published_by: &str) -> String {
+    let when = moment_text(published_at).map_or_else(
+        || "at an unknown time".to_owned(),
+        |at| format!("on {at} (Vietnam time)"),
+    );
+    format!("published {when} by {published_by}")
+}
+
+/// What a publication holds, its days and how many agencies: `province by
+/// online-dossier-rate, 2026-11 = 2026-11-01..2026-11-30, 3 ranked`.
+fn publication_line(publication: &Publication) -> String {
+    let (what, period) = publication_what(
+        publication.query.as_ref(),
+        publication.block_metrics_query.as_ref(),
+    );
+    match (&publication.ranking, &publication.block_metrics) {
+        (_, Some(figures)) => format!(
+            "{what}, {period} = {}, {} agencies",
+            days(figures.period.as_ref()),
+            figures.agencies.len()
+        ),
+        (ranking, None) => {
+            let ranking = ranking.clone().unwrap_or_default();
+            format!(
+                "{what}, {period} = {}, {} ranked",
+                days(ranking.period.as_ref()),
+                ranking.ranked_count
+            )
+        }
+    }
+}
+
+/// What `govpulse publish` says: that it published the ranking now, or that an identical
+/// earlier call had; what the publication holds, and when and by whom it was published.
+pub fn published(response: &PublishResponse) -> String {
+    let Some(publication) = &response.publication else {
+        return "published, but the service returned no publication\n".to_owned();
+    };
+    let mut out = if response.created {
+        format!(
+            "published {}: {:?}\n",
+            publication.publication_id, publication.title
+        )
+    } else {
+        format!(
+            "{} existed already, with the same title and query: nothing new published\n",
+            publication.publication_id
+        )
+    };
+    let _ = writeln!(
+        out,
+        "{}; {}",
+        publication_line(publication),
+        published_on(publication.published_at.as_ref(), &publication.published_by)
+    );
+    out
+}
+
+/// The publications, newest first: id, title, what and which days each holds, when and by
+/// whom it was published (Vietnam time), how many agencies it ranked (or holds).
+pub fn publications_table(response: &ListPublicationsResponse) -> String {
+    if response.publications.is_empty() {
+        return if response.total == 0 {
+            "no publication yet\n".to_owned()
+        } else {
+            format!("{} publication(s), none on this page\n", response.total)
+        };
+    }
+    let mut out = format!(
+        "{} publication(s), newest first; times in Vietnam time\n",
+        response.total
+    );
+    let mut table = plain_table(
+        vec![
+            "id",
+            "title",
+            "what",
+            "period",
+            "published",
+            "by",
+            "agencies",
+        ],
+        &[6],
+    );
+    for p in &response.publications {
+        let (what, period) = publication_what(p.query.as_ref(), p.block_metrics_query.as_ref());
+        table.add_row(vec![
+            p.publication_id.clone(),
+            p.title.clone(),
+            what,
+            format!("{period} = {}", days(p.period.as_ref())),
+            moment_text(p.published_at.as_ref()).unwrap_or_default(),
+            p.published_by.clone(),
+            p.ranked_count.to_string(),
+        ]);
+    }
+    out.push_str(&text(&table));
+    out
+}
+
+/// One publication: its title and id, what it holds, when and by whom it was published, and
+/// its figures exactly as published: a ranking's rows (movement against the period before,
+/// as published), or a block's metric for every agency with the pooled figure. The agencies'
+/// freshness then is left out: what matters now is what was published.
+pub fn publication_table(publication: &Publication) -> String {
+    let mut out = format!("{} ({})\n", publication.title, publication.publication_id);
+    let movement = match &publication.ranking {
+        Some(ranking) if publication.block_metrics.is_none() => format!(
+            ", movement against {}",
+            days(ranking.previous_period.as_ref())
+        ),
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "{}{movement}", publication_line(publication));
+    let _ = writeln!(
+        out,
+        "{}",
+        published_on(publication.published_at.as_ref(), &publication.published_by)
+    );
+    let provisional =
+        "published while its period was still running: its figures were provisional\n";
+    if let Some(figures) = &publication.block_metrics {
+        if figures.provisional {
+            out.push_str(provisional);
+        }
+        let metric = publication
+            .block_metrics_query
+            .as_ref()
+            .map(|q| q.metric.as_str())
+            .unwrap_or_default();
+        let figures = GetBlockMetricsResponse {
+            agencies: figures
+                .agencies
+                .iter()
+                .map(|a| AgencyMetric {
+                    freshness: None,
+                    ..a.clone()
+                })
+                .collect(),
+            ..figures.clone()
+        };
+        out.push_str(&block_metrics_table(metric, &figures));
+        return out;
+    }
+    let ranking = publication.ranking.clone().unwrap_or_default();
+    if ranking.provisional {
+        out.push_str(provisional);
+    }
+    let rows: Vec<RankingRow> = ranking
+        .rows
+        .into_iter()
+        .map(|row| RankingRow {
+            freshness: None,
+            ..row
+        })
+        .collect();
+    out.push_str(&table(&rows, period_movement));
+    out
+}
+
+/// A row's place and value as the revision log gives them: `3 25.00% (1/4)`, `- no data`;
+/// without its place when the publication is of figures, not a ranking (`25.00% (1/4)`).
+fn standing_text(row: Option<&RankingRow>, ranked: bool) -> String {
+    let Some(row) = row else {
+        return if ranked { "not ranked" } else { "not listed" }.to_owned();
+    };
+    let rank = match row.rank {
+        _ if !ranked => String::new(),
+        0 => "- ".to_owned(),
+        rank => format!("{rank} "),
+    };
+    let value = match &row.rate {
+        Some(rate) => format!(
+            "{}% ({}/{})",
+            rate.percent, rate.numerator, rate.denominator
+        ),
+        None if !row.score.is_empty() => row.score.clone(),
+        None => "no data".to_owned(),
+    };
+    format!("{rank}{value}")
+}
+
+/// Places gained since publication: `▲1`, `▼2`, `=`.
+fn gained_text(places: i32) -> String {
+    match places {
+        0 => "=".to_owned(),
+        gained if gained > 0 => format!("▲{gained}"),
+        lost => format!("▼{}", lost.unsigned_abs()),
+    }
+}
+
+/// One stretch of days behind a revision: `2026-11-10  late data  4 events  received 4→8,
+/// received_online 1→5`.
+fn cause_text(cause: &RevisionCause) -> String {
+    let days = if cause.first_day == cause.last_day {
+        cause.first_day.clone()
+    } else {
+        format!("{}..{}", cause.first_day, cause.last_day)
+    };
+    let kind = if cause.late {
+        "late data"
+    } else {
+        "still running at publication"
+    };
+    let counters = cause
+        .counters
+        .iter()
+        .map(|c| format!("{} {}→{}", c.counter, c.published, c.now))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{days}  {kind}  {} event(s)  {counters}", cause.events)
+}
+
+/// A publication's revision log: what and when it was published, when it was computed again,
+/// how many rows are unchanged (for a block's metrics, whether the agencies together moved);
+/// each revised agency's place (in a ranking) and value as published and now, places gained
+/// and the events counted since (late, or for days still running then); then each agency's
+/// causes, stretch by stretch.
+pub fn revisions_table(response: &GetRevisionsResponse) -> String {
+    let publication = response.publication.clone().unwrap_or_default();
+    let mut out = format!(
+        "revisions of {} ({}), {}; computed again {}\n",
+        publication.title,
+        publication.publication_id,
+        published_on(publication.published_at.as_ref(), &publication.published_by),
+        moment_text(response.revised_at.as_ref())
+            .map_or_else(|| "now".to_owned(), |at| format!("on {at}"))
+    );
+    let _ = writeln!(
+        out,
+        "{} row(s) revised, {} unchanged",
+        response.rows.len(),
+        response.unchanged
+    );
+    let ranked = response.block_metrics_now.is_none();
+    if let Some(now) = &response.block_metrics_now {
+        let pooled = now.summary.as_ref().and_then(|s| s.pooled.as_ref());
+        let _ = writeln!(
+            out,
+            "the agencies together: {}, now {}",
+            if response.summary_revised {
+                "revised"
+            } else {
+                "as published"
+            },
+            rate_text(pooled)
+        );
+    }
+    if response.rows.is_empty() {
+        return out;
+    }
+    let mut header = vec!["agency", "published", "now"];
+    if ranked {
+        header.push("move");
+    }
+    header.extend(["late events", "other events"]);
+    let right = header.len();
+    let mut table = plain_table(header, &[right - 2, right - 1]);
+    for row in &response.rows {
+        let (late, other) = row.causes.iter().fold((0, 0), |(late, other), c| {
+            if c.late {
+                (late + c.events, other)
+            } else {
+                (late, other + c.events)
+            }
+        });
+        let mut cells = vec![
+            format!("{} ({})", row.agency_name, row.agency_id),
+            standing_text(row.published.as_ref(), ranked),
+            standing_text(row.now.as_ref(), ranked),
+        ];
+        if ranked {
+            cells.push(gained_text(row.places_gained));
+        }
+        cells.extend([late.to_string(), other.to_string()]);
+        table.add_row(cells);
+    }
+    out.push_str(&text(&table));
+    for row in &response.rows {
+        if row.causes.is_empty() {
+            let why = if ranked {
+                "; it moved because others' did"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "{}: none of its own counters changed{why}",
+                row.agency_name
+            );
+            continue;
+        }
+        let _ = writeln!(out, "{}:", row.agency_name);
+        for cause in &row.causes {
+            let _ = writeln!(out, "  {}", cause_text(cause));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use govpulse_proto::{
@@ -677,6 +1022,7 @@ mod tests {
                     },
                 ],
                 ranked_count: 3,
+                publication: None,
             }),
         ));
         t.apply(message(2, Event::Heartbeat(Heartbeat {})));
@@ -802,6 +1148,93 @@ mod tests {
     }
 
     #[test]
+    fn a_revision_log_gives_figures_as_published_and_now_and_the_days_behind_them() {
+        use govpulse_proto::ranking::{CounterRevision, PublicationSummary, RowRevision};
+        let response = GetRevisionsResponse {
+            publication: Some(PublicationSummary {
+                publication_id: "nov".into(),
+                title: "November".into(),
+                published_at: Some(Timestamp {
+                    seconds: 1_764_896_400,
+                    nanos: 0,
+                }),
+                published_by: "phu-tho".into(),
+                ..Default::default()
+            }),
+            rows: vec![
+                RowRevision {
+                    agency_id: "b".into(),
+                    agency_name: "B".into(),
+                    published: Some(row(3, "b", 1, 4)),
+                    now: Some(row(1, "b", 9, 10)),
+                    places_gained: 2,
+                    causes: vec![
+                        RevisionCause {
+                            first_day: "2025-11-10".into(),
+                            last_day: "2025-11-10".into(),
+                            late: true,
+                            events: 6,
+                            counters: vec![CounterRevision {
+                                counter: "received".into(),
+                                published: 4,
+                                now: 10,
+                            }],
+                        },
+                        RevisionCause {
+                            first_day: "2025-12-01".into(),
+                            last_day: "2025-12-05".into(),
+                            late: false,
+                            events: 2,
+                            counters: Vec::new(),
+                        },
+                    ],
+                },
+                RowRevision {
+                    agency_id: "a".into(),
+                    agency_name: "A".into(),
+                    published: Some(row(1, "a", 2, 4)),
+                    now: Some(row(2, "a", 2, 4)),
+                    places_gained: -1,
+                    ..Default::default()
+                },
+            ],
+            unchanged: 30,
+            ..Default::default()
+        };
+        let text = revisions_table(&response);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with(
+                "revisions of November (nov), published on 2025-12-05 08:00:00 (Vietnam time) by phu-tho; "
+            ),
+            "{text}"
+        );
+        assert_eq!(lines[1], "2 row(s) revised, 30 unchanged", "{text}");
+        assert!(
+            lines[3].contains("B (b)")
+                && lines[3].contains("3 25.00% (1/4)")
+                && lines[3].contains("1 90.00% (9/10)")
+                && lines[3].contains("▲2")
+                && lines[3].ends_with("6             2"),
+            "late and other events apart: {text}"
+        );
+        assert!(lines[4].contains("▼1"), "{text}");
+        assert_eq!(
+            lines[6],
+            "  2025-11-10  late data  6 event(s)  received 4→10"
+        );
+        assert!(
+            lines[7]
+                .starts_with("  2025-12-01..2025-12-05  still running at publication  2 event(s)"),
+            "{text}"
+        );
+        assert_eq!(
+            lines[8],
+            "A: none of its own counters changed; it moved because others' did"
+        );
+    }
+
+    #[test]
     fn a_second_snapshot_replaces_the_table() {
         let mut t = LiveTable::default();
         t.apply(message(
@@ -884,6 +1317,7 @@ mod tests {
                     },
                 ],
                 ranked_count: 2,
+                publication: None,
             }),
         ));
         let ids: Vec<&str> = t.rows().iter().map(|r| r.agency_id.as_str()).collect();

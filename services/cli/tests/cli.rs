@@ -1,5 +1,6 @@
 //! The `govpulse` command as a person uses it: `serve`, then `submit`, `ranking`,
-//! `metrics` against it; and `demo` showing a live ranking.
+//! `metrics`, and the publications (`publish`, `publications`, `publication`, `revisions`)
+//! against it; and `demo` showing a live ranking.
 
 use std::{
     io::Write,
@@ -103,6 +104,22 @@ fn yesterday() -> (String, String) {
         - time::Duration::days(1))
     .date();
     (format!("{day}T12:00:00+07:00"), day.to_string())
+}
+
+/// The 10th of last month at noon, Vietnam time, as RFC 3339; that day; and last month as a
+/// period (`2026-11`): a day already over, whatever the hour the test runs.
+fn last_month() -> (String, String, String) {
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(7, 0, 0).expect("offset"))
+        .date();
+    let day = (today.replace_day(1).expect("the 1st") - time::Duration::days(1))
+        .replace_day(10)
+        .expect("the 10th");
+    (
+        format!("{day}T12:00:00+07:00"),
+        day.to_string(),
+        format!("{}-{:02}", day.year(), u8::from(day.month())),
+    )
 }
 
 fn event_line(id: &str, agency: &str, at: &str, channel: &str) -> String {
@@ -432,6 +449,199 @@ fn submit_ranking_and_metrics_against_serve() {
     let alerts = govpulse(&["alerts", "--json", "--ranking", &serve.ranking]);
     let json: serde_json::Value = serde_json::from_slice(&alerts.stdout).expect("JSON");
     assert_eq!(json["rules"]["count"], 4, "{json}");
+}
+
+#[test]
+fn publish_list_show_and_revise_a_publication() {
+    let serve = serve();
+    let (at, day, month) = last_month();
+    // Lạng Sơn 3 of 4 online, Quảng Ninh 1 of 4: first and second.
+    let channel = |online: bool| {
+        if online {
+            "CHANNEL_ONLINE"
+        } else {
+            "CHANNEL_IN_PERSON"
+        }
+    };
+    let mut lines: Vec<String> = (0..4)
+        .map(|i| event_line(&format!("ls{i}"), "lang-son", &at, channel(i < 3)))
+        .collect();
+    lines.extend((0..4).map(|i| event_line(&format!("qn{i}"), "quang-ninh", &at, channel(i < 1))));
+    let sent = govpulse(&[
+        "submit",
+        write_file("published", &lines)
+            .to_str()
+            .expect("utf-8 path"),
+        "--ingest",
+        &serve.ingest,
+    ]);
+    assert!(sent.status.success(), "{}", text(&sent.stdout));
+
+    let id = "online-last-month";
+    let title = format!("Online dossier rate {month}");
+    let publish = |title: &str, extra: &[&str]| {
+        let mut args = vec![
+            "publish",
+            "--id",
+            id,
+            "--title",
+            title,
+            "--period",
+            &month,
+            "--ranking",
+            &serve.ranking,
+        ];
+        args.extend_from_slice(extra);
+        govpulse(&args)
+    };
+    let first = publish(&title, &[]);
+    let out = text(&first.stdout);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        out.starts_with(&format!("published {id}: {title:?}\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("province by online-dossier-rate, {month} = "))
+            && out.contains(", 2 ranked; published on ")
+            && out.ends_with(" (Vietnam time) by anonymous\n"),
+        "{out}"
+    );
+    let again = publish(&title, &[]);
+    let out = text(&again.stdout);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        out.starts_with(&format!(
+            "{id} existed already, with the same title and query: nothing new published\n"
+        )),
+        "an identical retry says it existed: {out}"
+    );
+    let other = publish("Another title", &[]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        text(&other.stderr).contains(&format!(
+            "ranking: AlreadyExists: publication {id} was published before"
+        )),
+        "another title under the same id is refused, in the service's words: {}",
+        text(&other.stderr)
+    );
+    let top = publish(&title, &["--top", "1"]);
+    assert_eq!(top.status.code(), Some(2));
+    assert!(
+        text(&top.stderr).contains("a publication keeps every row"),
+        "{}",
+        text(&top.stderr)
+    );
+
+    // Quảng Ninh's other dossiers of that day arrive late, all online: 13 of 16, now first.
+    let late: Vec<String> = (0..12)
+        .map(|i| event_line(&format!("qn-late{i}"), "quang-ninh", &at, "CHANNEL_ONLINE"))
+        .collect();
+    let sent = govpulse(&[
+        "submit",
+        write_file("late", &late).to_str().expect("utf-8 path"),
+        "--ingest",
+        &serve.ingest,
+    ]);
+    assert!(sent.status.success(), "{}", text(&sent.stdout));
+
+    let list = govpulse(&["publications", "--ranking", &serve.ranking]);
+    let out = text(&list.stdout);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], "1 publication(s), newest first; times in Vietnam time",
+        "{out}"
+    );
+    assert!(
+        lines[2].contains(id)
+            && lines[2].contains(&title)
+            && lines[2].contains(&format!("{month} = {month}-01.."))
+            && lines[2].contains("anonymous")
+            && lines[2].ends_with(" 2"),
+        "{out}"
+    );
+    let json = govpulse(&["publications", "--json", "--ranking", &serve.ranking]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(value["total"], 1, "{value}");
+    assert_eq!(value["publications"][0]["publishedBy"], "anonymous");
+
+    // As published: Lạng Sơn first, Quảng Ninh second with 1 of 4.
+    let shown = govpulse(&["publication", id, "--ranking", &serve.ranking]);
+    let out = text(&shown.stdout);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("{title} ({id})"), "{out}");
+    assert!(
+        lines[2].starts_with("published on ") && lines[2].ends_with(" (Vietnam time) by anonymous"),
+        "{out}"
+    );
+    let rows: Vec<&str> = lines.iter().skip(4).copied().collect();
+    assert!(
+        rows[0].contains("Lạng Sơn") && rows[0].contains("75.00%") && rows[0].contains("3/4"),
+        "{out}"
+    );
+    assert!(
+        rows[1].contains("Quảng Ninh") && rows[1].contains("25.00%") && rows[1].contains("1/4"),
+        "the row as published, not as counted since: {out}"
+    );
+    let json = govpulse(&["publication", id, "--json", "--ranking", &serve.ranking]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(
+        value["publication"]["ranking"]["rows"][1]["rate"]["percent"], "25.00",
+        "{value}"
+    );
+
+    // The revision log: both moved, Quảng Ninh for its late events of that day.
+    let revisions = govpulse(&["revisions", id, "--ranking", &serve.ranking]);
+    let out = text(&revisions.stdout);
+    assert!(revisions.status.success(), "{}", text(&revisions.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("revisions of {title} ({id}), published on ")),
+        "{out}"
+    );
+    assert!(lines[1].starts_with("2 row(s) revised, "), "{out}");
+    let quang_ninh = lines
+        .iter()
+        .find(|l| l.contains("Quảng Ninh (quang-ninh)"))
+        .unwrap_or_else(|| panic!("Quảng Ninh is revised: {out}"));
+    assert!(
+        quang_ninh.contains("2 25.00% (1/4)")
+            && quang_ninh.contains("1 81.25% (13/16)")
+            && quang_ninh.contains("▲1"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "  {day}  late data  12 event(s)  received 4→16, received_online 1→13"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("Lạng Sơn: none of its own counters changed"),
+        "{out}"
+    );
+    let json = govpulse(&["revisions", id, "--json", "--ranking", &serve.ranking]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let cause = &value["rows"][0]["causes"][0];
+    assert_eq!(value["rows"][0]["agencyId"], "quang-ninh", "{value}");
+    assert_eq!(
+        (&cause["firstDay"], &cause["late"], &cause["events"]),
+        (
+            &serde_json::json!(day),
+            &serde_json::json!(true),
+            &serde_json::json!("12")
+        ),
+        "{value}"
+    );
+    let missing = govpulse(&["revisions", "no-such", "--ranking", &serve.ranking]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).contains("ranking: NotFound: no publication no-such"),
+        "{}",
+        text(&missing.stderr)
+    );
 }
 
 #[test]

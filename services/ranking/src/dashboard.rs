@@ -56,6 +56,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../web/alerts.js"),
     ),
     (
+        "publications.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/publications.js"),
+    ),
+    (
         "charts.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/charts.js"),

@@ -83,3 +83,22 @@ export const getAgencies = (block, options) => getJSON('/api/v1/agencies', { blo
 
 /** The alerts in force (GetAlerts); the dashboard follows them live (alerts.js). */
 export const getAlerts = (options) => getJSON('/api/v1/alerts', {}, options);
+
+/**
+ * The path of one publication (`/api/v1/publications/{id}`), or of what hangs under it
+ * (`rest`: `revisions`); the id is encoded as one path segment.
+ */
+export function publicationPath(id, rest = '') {
+  const path = `/api/v1/publications/${encodeURIComponent(id)}`;
+  return rest ? `${path}/${rest}` : path;
+}
+
+/** A page of the publications, newest first (ListPublications): `{ publications, total }`. */
+export const listPublications = ({ offset = 0, limit = 0 } = {}, options) =>
+  getJSON('/api/v1/publications', { offset: offset || '', limit: limit || '' }, options);
+
+/** One publication exactly as published (GetPublication): `{ publication }`. */
+export const getPublication = (id, options) => getJSON(publicationPath(id), {}, options);
+
+/** A publication's revision log (GetRevisions): its ranking computed again now, and what moved. */
+export const getRevisions = (id, options) => getJSON(publicationPath(id, 'revisions'), {}, options);

@@ -1,11 +1,16 @@
 // The dashboard: reads what to show from the URL hash, keeps one live ranking and the live
-// alerts open, and draws the ranking view (the alerts above it) or one agency's page.
+// alerts open, and draws the ranking view (the alerts above it), one agency's page, or the
+// publications (rankings frozen as published, each with its revision log). Every view's hash
+// keeps the ranking's choices, so that going back finds the ranking as it was left.
 //   #/?block=provinces&metric=online-dossier-rate&period=ytd     the live ranking
 //   #/agency/phu-tho?metric=on-time-rate&period=2026-Q3            one agency
+//   #/publications?block=provinces&metric=…&period=ytd             the publications
+//   #/publications/weekly-w49?block=provinces&metric=…&period=ytd   one publication
 
 import { ApiError, apiUrl, getBlockMetrics, getRanking, rankingParams } from './api.js';
 import { showAgency } from './agency.js';
 import { showAlerts } from './alerts.js';
+import { showPublications } from './publications.js';
 import {
   BLOCKS, INDEXES, METRICS, clockText, countText, el, metricLabel, metricTerm, percentText,
   periodChoices, ratioText, secondsText,
@@ -19,7 +24,10 @@ const heartbeatMs =
 
 const $ = (id) => document.getElementById(id);
 
-/** What the hash asks for: { view: 'ranking' | 'agency', agencyId, state }. */
+/**
+ * What the hash asks for: { view: 'ranking' | 'agency' | 'publications' | 'publication',
+ * agencyId, publicationId, state }.
+ */
 function readHash() {
   const [path, search = ''] = location.hash.replace(/^#/, '').split('?');
   const params = new URLSearchParams(search);
@@ -33,21 +41,37 @@ function readHash() {
   if (parts[0] === 'agency' && parts[1]) {
     return { view: 'agency', agencyId: decodeURIComponent(parts[1]), state };
   }
+  if (parts[0] === 'publications') {
+    return parts[1]
+      ? { view: 'publication', publicationId: decodeURIComponent(parts[1]), state }
+      : { view: 'publications', state };
+  }
   return { view: 'ranking', state };
 }
 
-function hashFor(view, state, agencyId) {
+/** The hash of `view` with the ranking's choices `state`; `id` names the agency or publication. */
+function hashFor(view, state, id) {
   const params = new URLSearchParams({ block: state.block, period: state.period });
   if (state.index) params.set('index', state.index);
   else params.set('metric', state.metric);
-  const path = view === 'agency' ? `/agency/${encodeURIComponent(agencyId)}` : '/';
+  const path = {
+    agency: `/agency/${encodeURIComponent(id)}`,
+    publications: '/publications',
+    publication: `/publications/${encodeURIComponent(id)}`,
+  }[view] ?? '/';
   return `#${path}?${params}`;
 }
 
 const links = (state) => ({
-  agency: (id) => hashFor('agency', state, id),
+  // An agency's page for the ranking's choices, or for others (a publication's metric and period).
+  agency: (id, other) => hashFor('agency', other ?? state, id),
   ranking: () => hashFor('ranking', state),
+  publications: () => hashFor('publications', state),
+  publication: (id) => hashFor('publication', state, id),
 });
+
+/** The views of the publications, which the ranking's controls do not steer. */
+const PUBLICATION_VIEWS = new Set(['publications', 'publication']);
 
 // Controls.
 
@@ -77,6 +101,7 @@ function fillControls() {
 }
 
 function syncControls(view, state) {
+  $('controls').hidden = PUBLICATION_VIEWS.has(view);
   $('metric').value = state.index ? `index:${state.index}` : `metric:${state.metric}`;
   if (![...$('period').options].some((o) => o.value === state.period)) {
     $('period').append(el('option', { value: state.period }, state.period));
@@ -286,22 +311,39 @@ function card(label, value, note, name) {
 
 // Views.
 
-let leaveAgency = null;
+// The page shown other than the ranking (an agency's, the publications), and how to leave it.
+let leaveView = null;
+
+/** The navigation: its links keep the ranking's choices; the current one is marked. */
+function syncNavigation(view, state) {
+  const here = PUBLICATION_VIEWS.has(view) ? 'publications' : 'ranking';
+  $('nav-ranking').href = links(state).ranking();
+  $('nav-publications').href = links(state).publications();
+  for (const [id, name] of [['nav-ranking', 'ranking'], ['nav-publications', 'publications']]) {
+    if (name === here) $(id).setAttribute('aria-current', 'page');
+    else $(id).removeAttribute('aria-current');
+  }
+}
 
 function render() {
   current = readHash();
-  const { view, agencyId, state } = current;
+  const { view, agencyId, publicationId, state } = current;
   syncControls(view, state);
+  syncNavigation(view, state);
   startLive(state);
-  leaveAgency?.();
-  leaveAgency = null;
+  leaveView?.();
+  leaveView = null;
   $('alerts').hidden = view !== 'ranking';
   // Their agencies link to the agency's page for the metric and period chosen.
   alerts.redraw();
   $('ranking-view').hidden = view !== 'ranking';
   $('agency-view').hidden = view !== 'agency';
+  $('publications-view').hidden = !PUBLICATION_VIEWS.has(view);
   if (view === 'agency') {
-    leaveAgency = showAgency($('agency-view'), agencyId, state, links(state));
+    leaveView = showAgency($('agency-view'), agencyId, state, links(state));
+    window.scrollTo(0, 0);
+  } else if (PUBLICATION_VIEWS.has(view)) {
+    leaveView = showPublications($('publications-view'), publicationId ?? '', links(state));
     window.scrollTo(0, 0);
   } else {
     document.title = 'govpulse · online public services';

@@ -151,6 +151,16 @@ export function dayTimeText(date, { seconds = false } = {}) {
 }
 
 /**
+ * A moment as a full date and time in Vietnam ("06/12/2026 04:04"), the year always written:
+ * what a publication says it was published on, read long after.
+ */
+export function dateTimeText(date) {
+  const d = new Date(date.getTime() + 7 * 3600 * 1000);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${pad(d.getUTCDate())}/${pad(d.getUTCMonth() + 1)}/${d.getUTCFullYear()} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+}
+
+/**
  * A recent moment in Vietnam time: the time of day when it is today ("10:42", with seconds
  * "10:42:05"), else with its day as dayTimeText writes it ("05/12 10:42").
  */
