@@ -26,6 +26,7 @@ use govpulse::simulate::{self, SimulationConfig, Tally};
 
 use crate::{
     connect::{ConnectArgs, Remote},
+    ministry,
     render::LiveTable,
     stack::{Stack, StackArgs},
 };
@@ -300,9 +301,19 @@ pub async fn demo(
     };
     let simulator = tokio::spawn(simulate::run(
         ingest.clone(),
-        catalog,
+        catalog.clone(),
         simulation,
         tally.clone(),
+        stop.clone(),
+    ));
+    let published = Arc::new(ministry::Status::default());
+    let ministry = tokio::spawn(ministry::run(
+        ConnectArgs::default().remote(&ranking)?,
+        ingest.clone(),
+        catalog,
+        metric,
+        tally.clone(),
+        published.clone(),
         stop.clone(),
     ));
 
@@ -346,6 +357,10 @@ pub async fn demo(
         );
         let _ = writeln!(h, "Dashboard: {ranking}/ (open it in a browser)");
         let _ = writeln!(h, "{}", history_text(&tally, history_days));
+        let publication = published.line();
+        if !publication.is_empty() {
+            let _ = writeln!(h, "{publication}");
+        }
         let _ = write!(
             h,
             "events: {} accepted ({per_second:.0}/s), {} duplicate (simulated retries), {} conflict, {} rejected",
@@ -365,7 +380,7 @@ pub async fn demo(
     let drawer = tokio::spawn(draw(header, watched, stop.clone()));
     govpulse_edge::server::shutdown_signal().await;
     stop.cancel();
-    let _ = tokio::join!(simulator, follower, drawer);
+    let _ = tokio::join!(simulator, ministry, follower, drawer);
     stack.stop().await;
     outln!("\ngovpulse demo stopped");
     Ok(())

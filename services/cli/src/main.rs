@@ -36,6 +36,7 @@ macro_rules! errln {
 mod assess;
 mod connect;
 mod live;
+mod ministry;
 mod publications;
 mod render;
 mod stack;

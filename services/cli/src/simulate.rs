@@ -444,6 +444,32 @@ impl Country {
         events
     }
 
+    /// A re-sync of one agency's system: `count` dossiers received online at office hours on
+    /// `day` (Vietnam time) that it had not sent, with their fees (their resolutions are not
+    /// part of it). None when the catalog has no such agency reporting today.
+    pub fn resync(&mut self, agency: &str, day: time::Date, count: u32) -> Vec<DossierEvent> {
+        let Some(index) = self.profiles[..self.reporting]
+            .iter()
+            .position(|p| p.agency == agency)
+        else {
+            return Vec::new();
+        };
+        let opens = day.midnight().assume_offset(VIETNAM) + time::Duration::hours(8);
+        let mut events = Vec::new();
+        for _ in 0..count {
+            let at = opens + time::Duration::seconds(self.rng.random_range(0..9 * 3600));
+            self.receive(
+                index,
+                Channel::Online,
+                at.to_offset(time::UtcOffset::UTC),
+                &mut events,
+            );
+        }
+        // Not resolved by this re-sync: the live simulation does not know of them.
+        self.open.clear();
+        events
+    }
+
     /// One of today's agencies, by volume.
     fn pick_agency(&mut self) -> usize {
         let mut target = self.rng.random_range(0.0..self.total_weight);
