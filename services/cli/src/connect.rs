@@ -14,8 +14,8 @@ use tonic::{
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConnectArgs {
     /// Bearer token sent with every call (`govpulse token` makes one: a reporter's to
-    /// submit, an assessor's to assess, a reader's to read rankings that are not public, a publisher's to publish);
-    /// none for a development deployment.
+    /// submit, an assessor's to assess, a reader's to read rankings that are not public, a
+    /// publisher's to publish); none for a development deployment.
     #[arg(long, env = "GOVPULSE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// PEM CA certificates the services' certificates chain to; needed for `https://` URLs.
