@@ -433,7 +433,8 @@ fn base_and_prod_serve_tls_with_certificates_and_tokens_from_read_only_secrets()
                     "{overlay}: {label} takes its certificate, key and CA from one Secret: {tls_secrets:?}"
                 );
                 let mut operators = tls_secrets;
-                if service.name == "ingest" {
+                // ingest checks reporters' tokens, ranking publishers'.
+                if service.name == "ingest" || service.name == "ranking" {
                     let file = env_value(container, "GOVPULSE_TOKENS")
                         .unwrap_or_else(|| panic!("{overlay}: {label} checks bearer tokens"));
                     let (secret, _) = secret_of_file(pod, container, file).unwrap_or_else(|| {
@@ -466,7 +467,8 @@ fn dev_alone_runs_plaintext_and_anonymous_and_says_so_explicitly() {
             );
             assert_eq!(
                 env_value(container, "GOVPULSE_ALLOW_ANONYMOUS"),
-                (service.name == "ingest").then_some("true"),
+                // ingest's reporters and ranking's publishers need no credential in dev.
+                (service.name != "aggregate").then_some("true"),
                 "dev: {label}"
             );
             for variable in ["GOVPULSE_TLS_CERT", "GOVPULSE_TOKENS"] {

@@ -247,6 +247,11 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
         report_rows.len()
     );
     assert!(report.query.is_none() && report.ranking.is_none());
+    eprintln!(
+        "kept: a month's ranking of the provinces {} bytes, the nation's report {} bytes",
+        prost::Message::encoded_len(&publication),
+        prost::Message::encoded_len(&report)
+    );
 
     // A retry gives the publication made first; another title under its id is refused.
     let again = ranking
