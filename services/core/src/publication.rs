@@ -409,7 +409,51 @@ mod tests {
         assert_eq!(years.len(), 7);
     }
 
+    /// Standings of agencies `a0`..`a7`, some missing, with small ranks and values.
+    fn arb_standings() -> impl Strategy<Value = Vec<Standing>> {
+        prop::collection::vec(prop::option::of((0u32..4, 0u8..3)), 8).prop_map(|slots| {
+            slots
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, slot)| {
+                    slot.map(|(rank, value)| Standing {
+                        agency: id(&format!("a{i}")),
+                        rank,
+                        value: (value > 0).then(|| format!("{value}/3")),
+                    })
+                })
+                .collect()
+        })
+    }
+
     proptest! {
+        /// Every agency of either side is revised exactly when its standing differs (or it is
+        /// on one side only), counted unchanged otherwise; each revision points at the
+        /// agency's own standings, and places gained is the rank difference when both rank.
+        #[test]
+        fn a_revision_log_accounts_for_every_agency_once(published in arb_standings(), now in arb_standings()) {
+            let (revised, unchanged) = revisions(&published, &now);
+            let mut all: Vec<&AgencyId> = published.iter().chain(&now).map(|s| &s.agency).collect();
+            all.sort();
+            all.dedup();
+            prop_assert_eq!(revised.len() + unchanged, all.len());
+            for agency in all {
+                let then = published.iter().find(|s| &s.agency == agency);
+                let current = now.iter().find(|s| &s.agency == agency);
+                let revision = revised.iter().find(|r| &r.agency == agency);
+                prop_assert_eq!(revision.is_some(), then != current, "{}", agency);
+                if let Some(r) = revision {
+                    prop_assert_eq!(r.published.map(|i| &published[i]), then);
+                    prop_assert_eq!(r.now.map(|i| &now[i]), current);
+                    let expected = match (then, current) {
+                        (Some(t), Some(c)) if t.rank > 0 && c.rank > 0 => t.rank as i32 - c.rank as i32,
+                        _ => 0,
+                    };
+                    prop_assert_eq!(r.places_gained, expected);
+                }
+            }
+        }
+
         /// Every day of the period lies in exactly one stretch, in order.
         #[test]
         fn stretches_cover_the_period_once(start in 0i64..4000, len in 0i64..2500, agencies in 0usize..3000) {
