@@ -27,12 +27,20 @@
 // reason, as text.
 //
 // With a publication (JSON: { id, title, period, day, rows: [[agency, rank, value]], revised:
-// { agency, published: [rank, value], now: [rank, value], lateEvents } }, which the caller
-// published on the first dashboard and then revised with late events), it opens the
-// publications from the navigation, finds it listed with when and by whom it was published,
-// and opens it: the rows show the values as published, not as they are now, under "Published
-// on … by …", and the revision log lists the revised agency from its published to its current
-// rank and value, with its late events and their day; on a phone too.
+// { agency, published: [rank, value], now: [rank, value], lateEvents }, marked: [agency],
+// unmarked: [agency], again: { id, title } }, which the caller published on the first
+// dashboard and then revised with late events), it opens the publications from the
+// navigation, finds it listed with when and by whom it was published, and opens it: the rows
+// show the values as published, not as they are now, under "Published on … by …", and the
+// revision log lists the revised agency from its published to its current rank and value,
+// with its late events and their day; on a phone too. Then, back on the live ranking, it
+// chooses the publication's month in the period control: the ranking says "Published on … by
+// … — <title>", linked to the publication (whose revision log lists the agencies marked), and
+// marks revised exactly the `marked` agencies (the late one and any whose rank moved), with a
+// "revised" tag saying which publication they differ from; on a phone too, within the screen.
+// It prints `publication: republish` for the caller to publish the same ranking again (as
+// `again`), and waits for the live ranking, without a reload, to name that publication and
+// mark no row revised.
 //
 // It saves screenshots (desktop, stale, a 390 px phone, the agency pages, the silent agency,
 // its alerts on a phone, the refused rules, the publications) and prints their paths. Exits 1
@@ -238,6 +246,142 @@ async function publicationShown(page, expected) {
     throw new Error(`the revision log's summary says "${seen.summary}"`);
   }
   return seen;
+}
+
+/** The live ranking's publication line, and its rows as the revised marks show them. */
+const publishedRanking = (page) =>
+  page.evaluate(() => {
+    const line = document.querySelector('#ranking-publication');
+    const link = document.querySelector('#ranking-publication-link');
+    return {
+      shown: !line.hidden,
+      publication: line.dataset.publication ?? '',
+      text: link?.textContent ?? '',
+      href: link?.getAttribute('href') ?? '',
+      count: document.querySelector('#ranking-revised-count')?.textContent ?? '',
+      meta: document.querySelector('#ranking-meta').textContent,
+      rows: [...document.querySelectorAll('#rows li.row')].map((row) => ({
+        agency: row.dataset.agency,
+        rank: Number(row.dataset.rank),
+        marked: row.classList.contains('revised'),
+        tag: row.querySelector('.revised-tag')?.textContent ?? '',
+        title: row.querySelector('.revised-tag')?.title ?? '',
+      })),
+    };
+  });
+
+/**
+ * Waits (up to 30 s) for the live ranking of `expected`'s month to name the publication `id`
+ * titled `title` and to mark exactly the agencies `marked`, then checks the line (when, by
+ * whom, title, link), every mark's tag and title, and that every `unmarked` agency is listed
+ * unmarked. Returns what it read.
+ */
+async function revisedMarks(page, expected, { id, title, marked, unmarked }) {
+  const want = [...marked].sort().join(',');
+  try {
+    await page.waitForFunction(
+      ([period, publication, agencies]) => {
+        const line = document.querySelector('#ranking-publication');
+        const rows = [...document.querySelectorAll('#rows li.row')];
+        return document.querySelector('#connection').dataset.state === 'live' &&
+          document.querySelector('#ranking-meta').textContent.includes(`${period}-01 – `) &&
+          !line.hidden && line.dataset.publication === publication &&
+          rows.filter((row) => row.classList.contains('revised')).map((row) => row.dataset.agency).sort().join(',') === agencies;
+      },
+      [expected.period, id, want],
+      { timeout: 30_000 },
+    );
+  } catch (error) {
+    throw new Error(`the live ranking of ${expected.period} does not name ${id} with ${want || 'no row'} revised: ` +
+      `${JSON.stringify(await publishedRanking(page))} (${error.message.split('\n')[0]})`);
+  }
+  const seen = await publishedRanking(page);
+  if (!PUBLISHED_ON.test(seen.text) || !seen.text.endsWith(` — ${title}`)) throw new Error(`the ranking's publication line says "${seen.text}"`);
+  if (!seen.href.startsWith(`#/publications/${encodeURIComponent(id)}?`)) throw new Error(`the publication line links to ${seen.href}`);
+  const count = marked.length
+    ? ` · ${marked.length} ${marked.length === 1 ? 'row' : 'rows'} revised since, marked “revised”`
+    : ' · nothing revised since';
+  if (seen.count !== count) throw new Error(`the publication line counts "${seen.count}", not "${count}"`);
+  // The tags name the publication's moment, as its line does.
+  const [on] = /\d{2}\/\d{2}\/\d{4} \d{2}:\d{2}/.exec(seen.text);
+  for (const row of seen.rows) {
+    if (row.marked !== (row.tag !== '')) throw new Error(`${row.agency} is marked ${row.marked} but tagged "${row.tag}"`);
+    if (row.marked && (row.tag !== 'revised' || !row.title.startsWith(`Differs from the publication of ${on} (Vietnam time)`))) {
+      throw new Error(`${row.agency}'s revised tag says "${row.tag}" ("${row.title}")`);
+    }
+  }
+  for (const agencyId of unmarked) {
+    if (!seen.rows.some((row) => row.agency === agencyId && !row.marked)) throw new Error(`${agencyId} is not listed unmarked: ${JSON.stringify(seen.rows)}`);
+  }
+  return seen;
+}
+
+/**
+ * The live ranking of the publication `expected` (revised since by late events): chosen in
+ * the period control (its month is offered), it names the publication, linked to its revision
+ * log, and marks the revised rows; on a `phone` too, within the screen. Then, published again
+ * by the caller, it names the new publication and marks nothing, without a reload.
+ */
+async function checkPublishedRanking(page, phone, expected) {
+  // The year to date by the publication's metric, never published: no line, no mark.
+  await waitForLive(page);
+  const hash = await page.evaluate(() => location.hash);
+  if (!hash.includes('block=provinces') || !hash.includes('metric=online-dossier-rate') || !hash.includes('period=ytd')) {
+    throw new Error(`back from the publications the ranking is ${hash}`);
+  }
+  const unpublished = await publishedRanking(page);
+  if (unpublished.shown || unpublished.rows.some((row) => row.marked || row.tag)) {
+    throw new Error(`the year to date, never published, shows ${JSON.stringify(unpublished)}`);
+  }
+  const months = await page.$$eval('#period optgroup[label="Month"] option', (options) => options.map((o) => o.value));
+  if (!months.includes(expected.period)) throw new Error(`the period control offers no ${expected.period}: ${months.join(', ')}`);
+  await page.selectOption('#period', expected.period);
+  await page.waitForFunction((p) => location.hash.includes(`period=${p}`), expected.period);
+  const first = { id: expected.id, title: expected.title, marked: expected.marked, unmarked: expected.unmarked };
+  const seen = await revisedMarks(page, expected, first);
+  const late = seen.rows.find((row) => row.agency === expected.revised.agency);
+  if (late.rank !== expected.revised.now[0]) throw new Error(`${late.agency} ranks ${late.rank} live, ${expected.revised.now[0]} expected`);
+  ok(`live ranking of ${expected.period}: revised ${expected.marked.join(', ')}; unmarked ${expected.unmarked.join(', ')}; ` +
+    `"${seen.text}${seen.count}"; tag "${seen.rows.find((row) => row.marked).title}"`);
+  await shot(page, 'ranking-published-desktop.png');
+
+  // The line leads to the publication, whose revision log lists the agencies marked; back to
+  // the live ranking, still marked.
+  await page.click('#ranking-publication-link');
+  await page.waitForFunction((id) => location.hash.startsWith(`#/publications/${encodeURIComponent(id)}?`), expected.id);
+  await page.waitForSelector('#revisions[data-state="loaded"]', { timeout: 30_000 });
+  const logged = await page.$$eval('#revision-list li.revision', (items) => items.map((item) => item.dataset.agency));
+  if (logged.slice().sort().join(',') !== expected.marked.slice().sort().join(',')) {
+    throw new Error(`the revision log lists ${logged.join(', ')}; the live ranking marks ${expected.marked.join(', ')}`);
+  }
+  await page.goBack();
+  await page.waitForSelector('#ranking-view:not([hidden])', { timeout: 15_000 });
+  await revisedMarks(page, expected, first);
+  ok(`the publication line leads to ${expected.id}, whose revision log lists ${logged.join(', ')}; back, still marked`);
+
+  // On a phone: the line and the tags within the screen.
+  const small = await phone.newPage();
+  listenForProblems(small, 'published ranking phone');
+  await small.goto(`${url}#/?block=provinces&metric=online-dossier-rate&period=${encodeURIComponent(expected.period)}`);
+  await revisedMarks(small, expected, first);
+  const layout = await small.evaluate(() => {
+    const right = window.innerWidth;
+    const boxes = [...document.querySelectorAll('#ranking-publication, #ranking-publication *, #rows li.row.revised .revised-tag')]
+      .map((node) => node.getBoundingClientRect());
+    return { width: document.documentElement.scrollWidth, fits: boxes.every((box) => box.right <= right + 1 && box.left >= -1) };
+  });
+  if (layout.width > 390 || !layout.fits) throw new Error(`on a 390 px phone the published ranking is laid out ${JSON.stringify(layout)}`);
+  ok(`phone: the published ranking is ${layout.width} px wide, its publication line and revised tags within the screen`);
+  await small.$eval('#rows li.row.revised', (row) => row.scrollIntoView({ block: 'center' }));
+  await shot(small, 'ranking-published-phone.png');
+  await small.close();
+
+  // Published again: the live ranking names the new publication, and nothing differs from it.
+  await page.evaluate(() => { window.__notReloaded = true; });
+  console.log('publication: republish');
+  const again = await revisedMarks(page, expected, { id: expected.again.id, title: expected.again.title, marked: [], unmarked: [...expected.marked, ...expected.unmarked] });
+  if (!(await page.evaluate(() => window.__notReloaded === true))) throw new Error('the page was reloaded');
+  ok(`published again as ${expected.again.id}: the live ranking names it ("${again.text}${again.count}"), no row marked, without a reload`);
 }
 
 /**
@@ -535,8 +679,12 @@ try {
   const byIndex = await worstProcedures(small);
   ok(`index: "${(await small.textContent('#procedures .index-note')).trim()}", ${byIndex.rows.length} procedures`);
 
-  // 8c. A publication, revised since by late events.
-  if (publication) await checkPublication(page, phone, publication);
+  // 8c. A publication, revised since by late events; the live ranking of its month marks
+  // the rows revised since, until it is published again.
+  if (publication) {
+    await checkPublication(page, phone, publication);
+    await checkPublishedRanking(page, phone, publication);
+  }
 
   // 9. A quiet deployment: nobody reports, and an agency is stale after a second of silence.
   if (quietUrl) {

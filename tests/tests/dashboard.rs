@@ -12,7 +12,12 @@
 //! the test publishes last month's ranking of a few provinces (anonymously: a development
 //! server), then sends late events for one of them; the browser opens the publication from
 //! the navigation and sees its rows as published, when and by whom, and the revision log
-//! naming that province, its late events and their day.
+//! naming that province, its late events and their day. It then chooses last month in the
+//! live ranking's period control: that ranking says when, by whom and under which title it was
+//! published, linked to the publication's revision log, and marks revised the provinces whose
+//! rank or value moved since (the late province and the one it overtook), not the others; on a
+//! phone too. When the browser asks, the test publishes the same ranking again: the live
+//! ranking, without a reload, names the new publication and marks nothing revised.
 
 use std::{
     path::{Path, PathBuf},
@@ -108,6 +113,13 @@ fn refused_rules(path: &Path) {
 /// The publication's id.
 const PUBLICATION: &str = "online-last-month";
 
+/// The id of the same ranking published again, when the browser asks.
+const PUBLICATION_AGAIN: &str = "online-last-month-again";
+
+/// What the browser test prints when the live ranking of the publication's ranking shows its
+/// revised rows: the cue to publish that ranking again (`PUBLICATION_AGAIN`).
+const REPUBLISH: &str = "publication: republish";
+
 /// The provinces published, with their receptions on one day of last month: online, in person.
 const PUBLISHED: &[(&str, u64, u64)] =
     &[("ha-noi", 3, 1), ("lang-son", 2, 2), ("quang-ninh", 1, 3)];
@@ -146,11 +158,22 @@ fn ranked(counts: &[(&str, u64, u64)]) -> Vec<(String, u32, String)> {
         .collect()
 }
 
+/// The request publishing last month's ranking of the provinces by online dossier rate
+/// (`period`) as `id`, titled `title`.
+fn publication_request(id: &str, title: &str, period: &str) -> String {
+    json!({
+        "publicationId": id,
+        "title": title,
+        "query": { "metric": "online-dossier-rate", "block": "BLOCK_PROVINCE", "period": period },
+    })
+    .to_string()
+}
+
 /// Publishes last month's ranking of the provinces by online dossier rate on `deployment`
 /// (`PUBLISHED` having reported that month; anonymously, as a development server allows) and
 /// sends `LATE`'s late receptions of the same day; returns what the browser must find, as the
-/// JSON `dashboard.mjs` takes.
-async fn publish_then_revise(deployment: &Deployment) -> serde_json::Value {
+/// JSON `dashboard.mjs` takes, and the request that publishes the same ranking again.
+async fn publish_then_revise(deployment: &Deployment) -> (serde_json::Value, String) {
     let (period, day, at) = last_month();
     let mut events = Vec::new();
     for (agency, online, in_person) in PUBLISHED {
@@ -165,12 +188,7 @@ async fn publish_then_revise(deployment: &Deployment) -> serde_json::Value {
     }
     deployment.accept_all(events).await;
     let title = format!("Tỷ lệ hồ sơ trực tuyến {period}");
-    let body = json!({
-        "publicationId": PUBLICATION,
-        "title": title,
-        "query": { "metric": "online-dossier-rate", "block": "BLOCK_PROVINCE", "period": period },
-    })
-    .to_string();
+    let body = publication_request(PUBLICATION, &title, &period);
     let published = http::post_json(
         deployment.ranking_addr(),
         "/api/v1/publications",
@@ -222,7 +240,25 @@ async fn publish_then_revise(deployment: &Deployment) -> serde_json::Value {
             .expect("the late province is published");
         json!([rank, percent])
     };
-    json!({
+    // The live ranking marks revised every province whose rank or value moved since.
+    let (marked, unmarked): (Vec<&str>, Vec<&str>) = before
+        .iter()
+        .map(|(agency, _, _)| agency.as_str())
+        .partition(|agency| {
+            let of = |rows: &[(String, u32, String)]| {
+                rows.iter()
+                    .find(|(a, _, _)| a == agency)
+                    .map(|(_, rank, percent)| (*rank, percent.clone()))
+            };
+            of(&before) != of(&after)
+        });
+    assert!(
+        marked.contains(&late_agency) && marked.len() > 1 && !unmarked.is_empty(),
+        "the late events move the late province past another, not every province: {marked:?}"
+    );
+    let again_title = format!("{title}, điều chỉnh");
+    let again = publication_request(PUBLICATION_AGAIN, &again_title, &period);
+    let expected = json!({
         "id": PUBLICATION,
         "title": title,
         "period": period,
@@ -234,7 +270,11 @@ async fn publish_then_revise(deployment: &Deployment) -> serde_json::Value {
             "now": standing(&after),
             "lateEvents": late_events,
         },
-    })
+        "marked": marked,
+        "unmarked": unmarked,
+        "again": { "id": PUBLICATION_AGAIN, "title": again_title },
+    });
+    (expected, again)
 }
 
 fn repo() -> PathBuf {
@@ -371,11 +411,14 @@ async fn until_ranked(deployment: &Deployment) {
 
 /// Runs the browser test to its end, keeping its output (stdout, stderr); when it says the
 /// silent agency's row shows it never reported, sends that agency's one event to `quiet`;
-/// when it asks, refuses `quiet`'s alert `rules` and has the silent agency report again.
+/// when it asks, refuses `quiet`'s alert `rules` and has the silent agency report again, and
+/// publishes on `loaded` the ranking `republish` asks for.
 async fn follow(
     child: &mut Child,
     quiet: &Deployment,
     rules: &Path,
+    loaded: &Deployment,
+    republish: &str,
 ) -> (ExitStatus, String, String) {
     let mut errors = child.stderr.take().expect("piped stderr");
     let errors = tokio::spawn(async move {
@@ -398,6 +441,16 @@ async fn follow(
         }
         if line.trim() == REFUSE {
             refused_rules(rules);
+        }
+        if line.trim() == REPUBLISH {
+            let again = http::post_json(
+                loaded.ranking_addr(),
+                "/api/v1/publications",
+                &[],
+                republish,
+            )
+            .await;
+            assert_eq!(again.status, 201, "published again: {}", again.text());
         }
         if let Some(agency) = line.strip_prefix(REPORT_AGAIN) {
             quiet
@@ -478,7 +531,7 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     let units = units_report(&deployment, stop.clone());
     let browse = async {
         until_ranked(&deployment).await;
-        let publication = publish_then_revise(&deployment).await;
+        let (publication, again) = publish_then_revise(&deployment).await;
         let url = format!("http://{}/", deployment.ranking_addr());
         let quiet_url = format!("http://{}/", quiet.ranking_addr());
         let mut child = tokio::process::Command::new("node")
@@ -495,10 +548,12 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
             .kill_on_drop(true)
             .spawn()
             .expect("node runs (deploy/bin/setup --test installs what it needs)");
-        let output =
-            tokio::time::timeout(Duration::from_secs(300), follow(&mut child, &quiet, &rules))
-                .await
-                .expect("the browser test finishes within 5 minutes");
+        let output = tokio::time::timeout(
+            Duration::from_secs(300),
+            follow(&mut child, &quiet, &rules, &deployment, &again),
+        )
+        .await
+        .expect("the browser test finishes within 5 minutes");
         stop.cancel();
         (output, publication)
     };
@@ -525,6 +580,8 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
         "publications-desktop.png",
         "publication-desktop.png",
         "publication-phone.png",
+        "ranking-published-desktop.png",
+        "ranking-published-phone.png",
     ] {
         let path = screenshots.join(name);
         assert!(
@@ -562,6 +619,26 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     assert!(
         stdout.contains("ok: revision log: ") && stdout.contains(&revision),
         "the revision log names the late events and their day ({revision}): {stdout}"
+    );
+    let marked = publication["marked"]
+        .as_array()
+        .expect("the marked provinces")
+        .iter()
+        .map(|agency| agency.as_str().expect("an agency id"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert!(
+        stdout.contains(&format!(
+            "ok: live ranking of {}: revised {marked};",
+            publication["period"].as_str().expect("the period")
+        )),
+        "the live ranking of the published period marks the revised provinces ({marked}): {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "ok: published again as {PUBLICATION_AGAIN}: the live ranking names it"
+        )),
+        "the live ranking follows a new publication without a reload: {stdout}"
     );
     assert!(
         stdout.contains("ok: quiet deployment: \"No publication yet."),

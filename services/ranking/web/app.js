@@ -10,7 +10,7 @@
 import { ApiError, apiUrl, getBlockMetrics, getRanking, rankingParams } from './api.js';
 import { showAgency } from './agency.js';
 import { showAlerts } from './alerts.js';
-import { showPublications } from './publications.js';
+import { publishedText, showPublications } from './publications.js';
 import {
   BLOCKS, INDEXES, METRICS, clockText, countText, el, metricLabel, metricTerm, percentText,
   periodChoices, ratioText, secondsText,
@@ -143,6 +143,7 @@ function startLive(state) {
   $('rows-empty').textContent = 'Waiting for the live ranking…';
   $('ranking-meta').textContent = '';
   $('ranking-provisional').hidden = true;
+  showPublication(null, [], state);
   const blockLabel = BLOCKS.find(([b]) => b === state.block);
   const by = state.index || state.metric;
   $('ranking-title').replaceChildren(
@@ -194,6 +195,8 @@ function drawRows(update) {
     changed: update.changed,
     animate: view === 'ranking' && !document.hidden && !update.reset,
     href: links(state).agency,
+    // Rows that differ from the ranking's latest publication are marked revised.
+    publication: update.publication ?? null,
   });
   $('rows-empty').hidden = update.rows.length > 0;
   $('rows-empty').textContent = update.reset
@@ -210,7 +213,34 @@ function drawRows(update) {
   $('table').dataset.revision = update.revision;
   // A period that includes today is still being counted: its ranks can move by tonight.
   $('ranking-provisional').hidden = !update.provisional;
+  showPublication(update.publication, update.rows, state);
   if (update.changed.size > 0) scheduleSummary();
+}
+
+/**
+ * The ranking's latest publication, when it has one: "Published on 06/12/2026 04:04 (Vietnam
+ * time) by anonymous — <title>", linked to the publication and its revision log, and how many
+ * rows shown are revised since (marked in the table).
+ */
+function showPublication(publication, rows, state) {
+  const line = $('ranking-publication');
+  line.hidden = !publication;
+  if (!publication) {
+    line.replaceChildren();
+    delete line.dataset.publication;
+    return;
+  }
+  const id = publication.publicationId ?? '';
+  const revised = rows.filter((row) => row.revised === true).length;
+  line.dataset.publication = id;
+  line.replaceChildren(
+    el('a', { id: 'ranking-publication-link', href: links(state).publication(id), title: 'The ranking as published, and its revision log' },
+      `${publishedText(publication)} — ${publication.title || id}`),
+    el('span', { class: 'revised-count', id: 'ranking-revised-count' },
+      revised
+        ? ` · ${countText(revised)} ${revised === 1 ? 'row' : 'rows'} revised since, marked “revised”`
+        : ' · nothing revised since'),
+  );
 }
 
 /** The stream broke before its snapshot: ask the same ranking once to show the server's reason. */

@@ -168,7 +168,8 @@ export class LiveStream {
 export class LiveRanking extends LiveStream {
   /**
    * @param query what to rank (see api.rankingParams)
-   * @param onRows called with the rows after every complete state ({ rows, changed, ... })
+   * @param onRows called with the rows after every complete state ({ rows, changed, ...,
+   *   publication: the latest publication or null })
    * The other options are LiveStream's.
    */
   constructor(query, { heartbeatMs, onRows, onState, onRefused }) {
@@ -179,6 +180,9 @@ export class LiveRanking extends LiveStream {
     this.rankedCount = 0;
     this.period = null;
     this.provisional = false; // the period includes today: its figures will still change
+    // The latest publication of this ranking (PublicationSummary), which the rows' `revised`
+    // flags compare with; null when it was never published.
+    this.publication = null;
   }
 
   gather(building, snapshot) {
@@ -187,6 +191,8 @@ export class LiveRanking extends LiveStream {
     this.rankedCount = snapshot.rankedCount ?? 0;
     this.period = snapshot.period ?? this.period;
     this.provisional = snapshot.provisional === true;
+    // Every message of a snapshot names it; a snapshot without one: never published.
+    this.publication = snapshot.publication ?? null;
     return rows;
   }
 
@@ -212,11 +218,14 @@ export class LiveRanking extends LiveStream {
       }
     }
     this.rankedCount = changes.rankedCount ?? 0;
+    // Published (again): the rows whose `revised` flag that changed are among the changes.
+    if (changes.publication) this.publication = changes.publication;
     this.emit(changed, false);
   }
 
   clear() {
     this.rows = new Map();
+    this.publication = null;
     this.emit(new Set(), true);
   }
 
@@ -230,6 +239,7 @@ export class LiveRanking extends LiveStream {
       rankedCount: this.rankedCount,
       period: this.period,
       provisional: this.provisional,
+      publication: this.publication,
       resets: this.resets,
     });
   }

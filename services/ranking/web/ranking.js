@@ -1,18 +1,24 @@
 // A ranking as a list of rows: rank, movement, agency, value bar with its target line, value,
 // grade. Rows are kept per agency and moved, not redrawn, so that a change of rank slides the
 // row to its new place (FLIP: measure, move, invert, play). A row whose agency has gone silent
-// (stale) keeps its place but is greyed and says since when, as its value may be frozen.
+// (stale) keeps its place but is greyed and says since when, as its value may be frozen. In a
+// ranking that was published, a row whose rank or value differs from the publication is marked
+// revised: a mark on its edge and a "revised" tag saying which publication it differs from.
 
-import { countText, el, isStale, percentText, ordinal, staleText, staleTitle } from './format.js';
+import {
+  countText, dateTimeText, el, isStale, parseMoment, percentText, ordinal, staleText, staleTitle,
+} from './format.js';
 
 const rowsOf = new WeakMap(); // list element → Map(agency id → li)
 
 /**
  * Shows `rows` in `list`.
  * options: { targets: Map(agency id → target percent), changed: Set of agency ids to flash,
- *            animate: boolean, href: (agencyId) → link }
+ *            animate: boolean, href: (agencyId) → link,
+ *            publication: the ranking's latest publication (PublicationSummary) or null, when
+ *              rows flagged `revised` are to be marked (left out: rows are never marked) }
  */
-export function renderRows(list, rows, { targets = new Map(), changed = new Set(), animate = true, href } = {}) {
+export function renderRows(list, rows, { targets = new Map(), changed = new Set(), animate = true, href, publication } = {}) {
   let items = rowsOf.get(list);
   if (!items) {
     items = new Map();
@@ -37,10 +43,13 @@ export function renderRows(list, rows, { targets = new Map(), changed = new Set(
       item = el('li', { class: 'row', dataset: { agency: row.agencyId } });
       items.set(row.agencyId, item);
     }
-    item.replaceChildren(...cells(row, targets.get(row.agencyId), href));
+    const revised = publication !== undefined && row.revised === true;
+    item.replaceChildren(...cells(row, targets.get(row.agencyId), href, revised ? publication : undefined));
     item.classList.toggle('unranked', !(row.rank > 0));
     // Set on every render: a change on the stream flips it either way.
     item.classList.toggle('stale', isStale(row.freshness));
+    // Only where marks are asked for: a publication's own page marks its rows itself.
+    if (publication !== undefined) item.classList.toggle('revised', revised);
     item.dataset.rank = String(row.rank ?? 0);
     if (list.children[position] !== item) list.insertBefore(item, list.children[position] ?? null);
   });
@@ -73,7 +82,8 @@ function pulse(item, kind) {
   item.classList.add(kind);
 }
 
-function cells(row, target, href) {
+/** `revisedSince`: the publication the row differs from, when it is marked revised. */
+function cells(row, target, href, revisedSince) {
   const rank = row.rank ?? 0;
   return [
     el('span', { class: 'rank', title: rankTitle(row) }, rank > 0 ? String(rank) : '–'),
@@ -85,11 +95,19 @@ function cells(row, target, href) {
       row.belowMinimumVolume ? el('span', { class: 'tag', title: 'Listed, not ranked: too few dossiers' }, 'below minimum volume') : null,
       row.incomplete ? el('span', { class: 'tag', title: 'Some indicator has no value and counts 0 points' }, 'incomplete') : null,
       isStale(row.freshness) ? el('span', { class: 'tag stale-tag', title: staleTitle(row.freshness) }, staleText(row.freshness)) : null,
+      revisedSince !== undefined ? el('span', { class: 'tag revised-tag', title: revisedTitle(revisedSince) }, 'revised') : null,
     ),
     bar(row, target),
     value(row),
     row.grade ? el('span', { class: `grade grade-${row.grade.toLowerCase()}`, title: `Grade ${row.grade}` }, row.grade) : el('span', { class: 'grade none' }),
   ];
+}
+
+/** "Differs from the publication of 06/12/2026 04:04 (Vietnam time): its revision log says why". */
+function revisedTitle(publication) {
+  const at = parseMoment(publication?.publishedAt);
+  const of = at ? `the publication of ${dateTimeText(at)} (Vietnam time)` : 'the latest publication of this ranking';
+  return `Differs from ${of}: its rank or value was revised since; the publication's revision log says why`;
 }
 
 function rankTitle(row) {
