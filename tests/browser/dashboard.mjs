@@ -42,9 +42,23 @@
 // `again`), and waits for the live ranking, without a reload, to name that publication and
 // mark no row revised.
 //
+// With the publication's `report` too (JSON: { id, title, period, day, agencies: [[agency,
+// name, [percent, numerator, denominator] or null]], pooled: { published, now } (each
+// [percent, numerator, denominator]), revised: [{ agency, published, now, lateEvents }] }:
+// last month's report of the same metric for the nation, published before the late events),
+// it finds the report in the list under its own title, with when and by whom it was published
+// and how many agencies it holds, and opens it: every agency's value as published (the late
+// one's as it was, not as it is now), the agencies together (pooled) as published, the
+// `revised` agencies (and only they) and the pooled figure marked, and its revision log
+// listing exactly the `revised` agencies, each from its published to its current value with
+// its late events on their day, and saying the pooled figure was revised, with its value now;
+// on a desktop (the log beside the figures) and on a phone (the log under them, nothing wider
+// than the screen, the table not cut). It prints `ok: report <id> on a <desktop|phone>: revised <agencies>
+// (late data of <day>); the agencies together revised, <published>% → <now>%`.
+//
 // It saves screenshots (desktop, stale, a 390 px phone, the agency pages, the silent agency,
-// its alerts on a phone, the refused rules, the publications) and prints their paths. Exits 1
-// on the first failed check.
+// its alerts on a phone, the refused rules, the publications, the report) and prints their
+// paths. Exits 1 on the first failed check.
 
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -246,6 +260,230 @@ async function publicationShown(page, expected) {
     throw new Error(`the revision log's summary says "${seen.summary}"`);
   }
   return seen;
+}
+
+/** A rate as the report's table writes it, value and count: ["25.00%", "1 / 4"], or no data. */
+const figureText = (rate) => (rate ? [`${rate[0]}%`, `${rate[1]} / ${rate[2]}`] : ['no data', '']);
+
+/** A rate as the revision log writes it: "25.00% (1/4)", or "no data". */
+const standingText = (rate) => (rate ? `${rate[0]}% (${rate[1]}/${rate[2]})` : 'no data');
+
+/** The list of publications as the page shows it: its status line and its items. */
+const publicationsListed = (page) =>
+  page.evaluate(() => ({
+    status: document.querySelector('#publications-status')?.textContent ?? '',
+    items: [...document.querySelectorAll('#publication-list li.publication')].map((li) => ({
+      id: li.dataset.publication,
+      title: li.querySelector('.name')?.textContent ?? '',
+      what: li.querySelector('.publication-what')?.textContent ?? '',
+      when: li.querySelector('.publication-when')?.textContent ?? '',
+      count: li.querySelector('.publication-count')?.textContent ?? '',
+    })),
+  }));
+
+/**
+ * Waits (up to 15 s) for the list of publications to show the report `expected`, then checks
+ * its title, what it holds, when and by whom, and how many agencies. Returns what it read.
+ */
+async function reportListed(page, expected) {
+  try {
+    await page.waitForFunction(
+      (id) => document.querySelector(`#publication-list li.publication[data-publication="${id}"]`),
+      expected.id,
+      { timeout: 15_000 },
+    );
+  } catch (error) {
+    throw new Error(`the publications do not list ${expected.id}: ${JSON.stringify(await publicationsListed(page))} (${error.message.split('\n')[0]})`);
+  }
+  const listed = (await publicationsListed(page)).items.find((item) => item.id === expected.id);
+  if (listed.title !== expected.title || !listed.what.startsWith('The nation') || !listed.what.includes(` · ${expected.period} (${expected.period}-01 – `) ||
+    listed.count !== `${expected.agencies.length} agencies` || !PUBLISHED_ON.test(listed.when.replace(/^published/, 'Published'))) {
+    throw new Error(`the report is listed as ${JSON.stringify(listed)}`);
+  }
+  return listed;
+}
+
+/** The report (a block's metrics) as the page shows it: its header, figures, pooled foot and revision log. */
+const reportOnPage = (page) =>
+  page.evaluate(() => {
+    const text = (node) => node?.textContent ?? '';
+    const foot = document.querySelector('#publication-figures tfoot tr');
+    return {
+      status: `${document.querySelector('#publication-status')?.dataset.state}: ${text(document.querySelector('#publication-status'))}`,
+      title: document.querySelector('#publication-title')?.firstChild?.textContent ?? '',
+      what: text(document.querySelector('#publication-what')),
+      line: text(document.querySelector('#published-line')),
+      rows: [...document.querySelectorAll('#publication-figures tbody tr')].map((row) => ({
+        agency: row.dataset.agency,
+        name: text(row.querySelector('.name')),
+        value: text(row.querySelector('.figure-value')),
+        count: text(row.querySelector('.figure-count')),
+        revised: row.classList.contains('revised'),
+      })),
+      pooled: foot && {
+        label: text(foot.querySelector('th')),
+        value: text(foot.querySelector('.figure-value')),
+        count: text(foot.querySelector('.figure-count')),
+        revised: foot.classList.contains('revised'),
+      },
+      log: document.querySelector('#revisions')?.dataset.state ?? '',
+      summary: text(document.querySelector('#revisions-summary')),
+      revisions: [...document.querySelectorAll('#revision-list li.revision')].map((item) => ({
+        ...item.dataset,
+        name: text(item.querySelector('.name')),
+        figures: text(item.querySelector('.revision-figures')),
+        move: text(item.querySelector('.move')),
+        causes: [...item.querySelectorAll('.cause')].map((cause) => ({
+          ...cause.dataset,
+          tag: text(cause.querySelector('.tag')),
+          text: text(cause.querySelector('.cause-events')),
+        })),
+      })),
+    };
+  });
+
+/**
+ * The report `expected` as the page shows it, once its figures and its revision log have come
+ * (up to 30 s): every agency's value and count as published, the pooled figure as published,
+ * exactly the revised agencies and the pooled figure marked; the log lists exactly those
+ * agencies, from published to now, with their late events on their day, and says the pooled
+ * figure was revised and its value now. Returns what it read.
+ */
+async function reportShown(page, expected) {
+  try {
+    await page.waitForFunction(
+      () => document.querySelector('#publication-status')?.dataset.state === 'error' ||
+        (document.querySelectorAll('#publication-figures tbody tr').length > 0 &&
+          ['loaded', 'error'].includes(document.querySelector('#revisions')?.dataset.state)),
+      null,
+      { timeout: 30_000 },
+    );
+  } catch (error) {
+    const seen = await reportOnPage(page);
+    throw new Error(`the report ${expected.id} did not come: ${JSON.stringify({ ...seen, rows: `${seen.rows.length} rows` })} (${error.message.split('\n')[0]})`);
+  }
+  const seen = await reportOnPage(page);
+  if (seen.log !== 'loaded') throw new Error(`the report ${expected.id} is ${seen.status}, its revision log ${seen.log}: "${seen.summary}"`);
+  if (seen.title !== expected.title) throw new Error(`the report is titled "${seen.title}"`);
+  if (!seen.what.startsWith('The nation') || !seen.what.includes(` · ${expected.period} (${expected.period}-01 – `)) {
+    throw new Error(`the report says it holds "${seen.what}"`);
+  }
+  if (!PUBLISHED_ON.test(seen.line) || !seen.line.endsWith(` · ${expected.agencies.length} agencies`)) {
+    throw new Error(`the report's header says "${seen.line}"`);
+  }
+  // Every agency, as published: the late one's value as it was then.
+  const shown = seen.rows.map((row) => row.agency).sort().join(',');
+  const asked = expected.agencies.map(([agencyId]) => agencyId).sort().join(',');
+  if (shown !== asked) throw new Error(`the report shows ${seen.rows.length} agencies (${shown}), ${expected.agencies.length} expected (${asked})`);
+  for (const [agencyId, name, rate] of expected.agencies) {
+    const row = seen.rows.find((r) => r.agency === agencyId);
+    const [value, count] = figureText(rate);
+    if (row.name !== name || row.value !== value || row.count !== count) {
+      throw new Error(`${agencyId} (${name}) was published with ${value} (${count}), the page shows ${JSON.stringify(row)}`);
+    }
+  }
+  const [pooledValue, pooledCount] = figureText(expected.pooled.published);
+  // As published, and marked revised as the log says it is.
+  if (!seen.pooled?.label.startsWith('Together (pooled)') || seen.pooled.value !== pooledValue || seen.pooled.count !== pooledCount || !seen.pooled.revised) {
+    throw new Error(`the agencies together were published with ${pooledValue} (${pooledCount}), revised since; the page shows ${JSON.stringify(seen.pooled)}`);
+  }
+  const revisedIds = expected.revised.map((r) => r.agency).sort().join(',');
+  const marked = seen.rows.filter((row) => row.revised).map((row) => row.agency).sort().join(',');
+  if (marked !== revisedIds) throw new Error(`the report marks revised ${marked || 'no agency'}, not ${revisedIds}`);
+  // The revision log: exactly the agencies whose value moved, each with its late events.
+  const logged = seen.revisions.map((r) => r.agency).sort().join(',');
+  if (logged !== revisedIds) throw new Error(`the report's revision log lists ${logged || 'no agency'}, not ${revisedIds}`);
+  for (const revised of expected.revised) {
+    const entry = seen.revisions.find((r) => r.agency === revised.agency);
+    const figures = `published ${standingText(revised.published)} → now ${standingText(revised.now)}`;
+    if (entry.figures !== figures || entry.publishedValue !== (revised.published?.[0] ?? '') || entry.nowValue !== (revised.now?.[0] ?? '') ||
+      entry.publishedRank !== '0' || entry.nowRank !== '0' || entry.placesGained !== '0' || entry.move) {
+      throw new Error(`the report's revision log says of ${revised.agency} ${JSON.stringify(entry)}, not "${figures}"`);
+    }
+    const [cause, ...others] = entry.causes;
+    if (others.length || cause?.late !== 'true' || cause.firstDay !== expected.day || cause.lastDay !== expected.day ||
+      cause.events !== String(revised.lateEvents) || cause.tag !== 'late data' || !cause.text.startsWith(`${revised.lateEvents} events counted since publication`)) {
+      throw new Error(`the report's revision log gives ${revised.agency} the causes ${JSON.stringify(entry.causes)}`);
+    }
+  }
+  const moved = expected.revised.length;
+  const late = expected.revised.reduce((sum, r) => sum + r.lateEvents, 0);
+  const together = `The agencies together: revised, now ${standingText(expected.pooled.now)}.`;
+  if (!seen.summary.startsWith(`${moved} ${moved === 1 ? 'row' : 'rows'} revised, ${expected.agencies.length - moved} unchanged`) ||
+    !seen.summary.includes(`${late} events of late data`) || !seen.summary.includes(together)) {
+    throw new Error(`the report's revision log says "${seen.summary}", not "… ${together}"`);
+  }
+  return seen;
+}
+
+/** What the test prints of a report shown on `screen`, from what the page showed. */
+function reportLine(expected, seen, screen) {
+  const days = [...new Set(seen.revisions.flatMap((r) => r.causes.filter((c) => c.late === 'true').map((c) => c.firstDay)))];
+  const [, state, now] = /The agencies together: (.+?), now (\S+%)/.exec(seen.summary) ?? [];
+  return `report ${expected.id} on a ${screen}: revised ${seen.revisions.map((r) => r.agency).join(', ')} (late data of ${days.join(', ')}); ` +
+    `the agencies together ${state}, ${seen.pooled.value} → ${now}`;
+}
+
+/**
+ * The report `expected` (a block's metrics for the nation, revised since by late events),
+ * on the first dashboard: from the navigation to the list, then opened; the same on a `phone`,
+ * within the screen; then back to the live ranking.
+ */
+async function checkReport(page, phone, expected) {
+  await page.click('#nav-publications');
+  await page.waitForSelector('#publications-view:not([hidden])', { timeout: 15_000 });
+  const listed = await reportListed(page, expected);
+  ok(`report listed: "${listed.title}" · ${listed.what} · ${listed.when} · ${listed.count}`);
+  const item = `#publication-list li.publication[data-publication="${expected.id}"]`;
+  await page.click(`${item} a.name`);
+  const seen = await reportShown(page, expected);
+  const beside = await page.evaluate(() => {
+    const figures = document.querySelector('#publication-figures').getBoundingClientRect();
+    const log = document.querySelector('#revisions').getBoundingClientRect();
+    return log.left >= figures.right && log.top < figures.bottom;
+  });
+  if (!beside) throw new Error('on a desktop the report\'s revision log is not beside its figures');
+  const withData = expected.agencies.filter(([, , rate]) => rate).map(([agencyId, , rate]) => `${agencyId} ${rate[0]}%`);
+  ok(`report "${seen.title}": ${seen.line}; as published: ${withData.join(', ')}, ${expected.agencies.length - withData.length} without data; ` +
+    `${seen.pooled.label} ${seen.pooled.value} (${seen.pooled.count})`);
+  ok(`report revision log: ${seen.summary} ${seen.revisions.map((r) => `${r.name}: ${r.figures}; ${r.causes.map((c) => `${c.firstDay} ${c.tag}: ${c.text}`).join('; ')}`).join(' | ')}`);
+  ok(reportLine(expected, seen, 'desktop'));
+  await shot(page, 'report-desktop.png', { fullPage: true });
+
+  // On a phone: from the list too; the revision log under the figures, the table not cut.
+  const small = await phone.newPage();
+  listenForProblems(small, 'report phone');
+  await small.goto(`${url}#/publications`);
+  await reportListed(small, expected);
+  await small.click(`${item} a.name`);
+  const onPhone = await reportShown(small, expected);
+  const layout = await small.evaluate(() => {
+    const wrap = document.querySelector('.figures-wrap');
+    const box = wrap.getBoundingClientRect();
+    const log = document.querySelector('#revisions');
+    const cells = [...wrap.querySelectorAll('th, td')].every((cell) => cell.getBoundingClientRect().right <= box.right + 1);
+    const entries = [...log.querySelectorAll('.revision, .revision *')].every((node) => node.getBoundingClientRect().right <= log.getBoundingClientRect().right + 1);
+    return {
+      width: document.documentElement.scrollWidth,
+      below: log.getBoundingClientRect().top >= box.bottom,
+      cut: wrap.scrollWidth > wrap.clientWidth + 1 || !cells,
+      entries,
+    };
+  });
+  if (layout.width > 390 || !layout.below || layout.cut || !layout.entries) throw new Error(`on a 390 px phone the report is laid out ${JSON.stringify(layout)}`);
+  ok(`phone: the report is ${layout.width} px wide, its table within the screen, its revision log under it`);
+  ok(reportLine(expected, onPhone, 'phone'));
+  await small.$eval('#revisions', (log) => log.scrollIntoView());
+  await shot(small, 'report-phone.png');
+  await small.close();
+
+  // Back to the list, then to the ranking, live.
+  await page.click('#publications-back');
+  await page.waitForSelector(item, { timeout: 15_000 });
+  await page.click('#nav-ranking');
+  await page.waitForSelector('#ranking-view:not([hidden])', { timeout: 15_000 });
+  await waitForLive(page);
+  ok('back from the report to the ranking, still live');
 }
 
 /** The live ranking's publication line, and its rows as the revised marks show them. */
@@ -679,10 +917,12 @@ try {
   const byIndex = await worstProcedures(small);
   ok(`index: "${(await small.textContent('#procedures .index-note')).trim()}", ${byIndex.rows.length} procedures`);
 
-  // 8c. A publication, revised since by late events; the live ranking of its month marks
-  // the rows revised since, until it is published again.
+  // 8c. A publication, revised since by late events, and the same month's report for the
+  // nation; the live ranking of its month marks the rows revised since, until it is published
+  // again.
   if (publication) {
     await checkPublication(page, phone, publication);
+    if (publication.report) await checkReport(page, phone, publication.report);
     await checkPublishedRanking(page, phone, publication);
   }
 

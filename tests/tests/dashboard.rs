@@ -12,12 +12,19 @@
 //! the test publishes last month's ranking of a few provinces (anonymously: a development
 //! server), then sends late events for one of them; the browser opens the publication from
 //! the navigation and sees its rows as published, when and by whom, and the revision log
-//! naming that province, its late events and their day. It then chooses last month in the
-//! live ranking's period control: that ranking says when, by whom and under which title it was
-//! published, linked to the publication's revision log, and marks revised the provinces whose
-//! rank or value moved since (the late province and the one it overtook), not the others; on a
-//! phone too. When the browser asks, the test publishes the same ranking again: the live
-//! ranking, without a reload, names the new publication and marks nothing revised.
+//! naming that province, its late events and their day. Between the ranking's publication
+//! and the late events the test also publishes last month's report of the same metric for the
+//! nation (a block's metrics: every ministry and province, and the agencies together): the
+//! browser finds it listed under its own title with when and by whom, and opened, on a desktop
+//! and a phone, every agency's value as published (the late province's as it was), the pooled
+//! figure as published and marked revised, and a revision log listing exactly the agencies
+//! whose value moved (the late province, its late events on their day) and saying the pooled
+//! figure was revised. The browser then chooses last month in the live ranking's period
+//! control: that ranking says when, by whom and under which title it was published, linked to
+//! the publication's revision log, and marks revised the provinces whose rank or value moved
+//! since (the late province and the one it overtook), not the others; on a phone too. When the
+//! browser asks, the test publishes the same ranking again: the live ranking, without a
+//! reload, names the new publication and marks nothing revised.
 
 use std::{
     path::{Path, PathBuf},
@@ -116,6 +123,10 @@ const PUBLICATION: &str = "online-last-month";
 /// The id of the same ranking published again, when the browser asks.
 const PUBLICATION_AGAIN: &str = "online-last-month-again";
 
+/// The id of last month's report of the same metric for the nation (a block's metrics),
+/// published right after the ranking, before the late events.
+const REPORT: &str = "report-last-month";
+
 /// What the browser test prints when the live ranking of the publication's ranking shows its
 /// revised rows: the cue to publish that ranking again (`PUBLICATION_AGAIN`).
 const REPUBLISH: &str = "publication: republish";
@@ -158,6 +169,108 @@ fn ranked(counts: &[(&str, u64, u64)]) -> Vec<(String, u32, String)> {
         .collect()
 }
 
+/// A rate of `online` receptions out of `online + in_person` as the page shows it: its
+/// percentage as the API writes it, its numerator and its denominator; `null` when nothing was
+/// received.
+fn rate(online: u64, in_person: u64) -> serde_json::Value {
+    let all = online + in_person;
+    if all == 0 {
+        return serde_json::Value::Null;
+    }
+    let percent = online as f64 * 100.0 / all as f64;
+    json!([format!("{percent:.2}"), online, all])
+}
+
+/// The request publishing last month's report of the online dossier rate for the nation
+/// (`period`): every ministry and province, and the agencies together.
+fn report_request(title: &str, period: &str) -> String {
+    json!({
+        "publicationId": REPORT,
+        "title": title,
+        "blockMetrics": { "nation": true, "metric": "online-dossier-rate", "period": period },
+    })
+    .to_string()
+}
+
+/// What the browser must find of the report (`REPORT`, titled `title`) of `period`, whose last
+/// day is `last_day`, published when `PUBLISHED` had reported on `day` and revised since by
+/// `LATE`: every agency of the nation that day (`catalog`) with its value as published, the
+/// pooled figure as published and now, and the agencies whose value moved.
+fn report_expected(
+    catalog: &govpulse_core::Catalog,
+    (title, period, day, last_day): (&str, &str, &str, time::Date),
+) -> serde_json::Value {
+    let (late_agency, late_events) = LATE;
+    let counts = |agency: &str, late: bool| {
+        PUBLISHED
+            .iter()
+            .find(|(a, _, _)| *a == agency)
+            .map_or((0, 0), |&(_, online, in_person)| {
+                let extra = if late && agency == late_agency {
+                    late_events
+                } else {
+                    0
+                };
+                (online + extra, in_person)
+            })
+    };
+    let mut nation: Vec<_> = catalog
+        .agencies()
+        .filter(|a| a.parent.is_none() && a.exists_on(last_day))
+        .collect();
+    nation.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    assert!(
+        PUBLISHED
+            .iter()
+            .all(|(agency, _, _)| nation.iter().any(|a| a.id.as_str() == *agency)),
+        "the published provinces are of the nation"
+    );
+    let agencies = nation
+        .iter()
+        .map(|a| {
+            let (online, in_person) = counts(a.id.as_str(), false);
+            json!([a.id.as_str(), a.name, rate(online, in_person)])
+        })
+        .collect::<Vec<_>>();
+    let revised = nation
+        .iter()
+        .filter_map(|a| {
+            let id = a.id.as_str();
+            let (before, after) = (counts(id, false), counts(id, true));
+            let (published, now) = (rate(before.0, before.1), rate(after.0, after.1));
+            (published != now).then(|| {
+                json!({
+                    "agency": id,
+                    "published": published,
+                    "now": now,
+                    "lateEvents": after.0 + after.1 - before.0 - before.1,
+                })
+            })
+        })
+        .collect::<Vec<_>>();
+    let pooled = |late: bool| {
+        let (online, in_person) = nation.iter().fold((0, 0), |(o, p), a| {
+            let (online, in_person) = counts(a.id.as_str(), late);
+            (o + online, p + in_person)
+        });
+        rate(online, in_person)
+    };
+    assert_ne!(
+        pooled(false),
+        pooled(true),
+        "the late events move the pooled figure"
+    );
+    json!({
+        "id": REPORT,
+        "title": title,
+        "period": period,
+        "day": day,
+        "agencies": agencies,
+        "pooled": { "published": pooled(false), "now": pooled(true) },
+        "revised": revised,
+    })
+}
+
 /// The request publishing last month's ranking of the provinces by online dossier rate
 /// (`period`) as `id`, titled `title`.
 fn publication_request(id: &str, title: &str, period: &str) -> String {
@@ -170,10 +283,15 @@ fn publication_request(id: &str, title: &str, period: &str) -> String {
 }
 
 /// Publishes last month's ranking of the provinces by online dossier rate on `deployment`
-/// (`PUBLISHED` having reported that month; anonymously, as a development server allows) and
-/// sends `LATE`'s late receptions of the same day; returns what the browser must find, as the
-/// JSON `dashboard.mjs` takes, and the request that publishes the same ranking again.
-async fn publish_then_revise(deployment: &Deployment) -> (serde_json::Value, String) {
+/// (`PUBLISHED` having reported that month; anonymously, as a development server allows), then
+/// last month's report of the same metric for the nation (`catalog`'s ministries and
+/// provinces), and sends `LATE`'s late receptions of the same day; returns what the browser
+/// must find, as the JSON `dashboard.mjs` takes, and the request that publishes the same
+/// ranking again.
+async fn publish_then_revise(
+    deployment: &Deployment,
+    catalog: &govpulse_core::Catalog,
+) -> (serde_json::Value, String) {
     let (period, day, at) = last_month();
     let mut events = Vec::new();
     for (agency, online, in_person) in PUBLISHED {
@@ -211,6 +329,28 @@ async fn publish_then_revise(deployment: &Deployment) -> (serde_json::Value, Str
         200,
         "an identical retry finds it: {}",
         again.text()
+    );
+
+    // The same month's report for the nation, before the late events.
+    let last_day = at
+        .date()
+        .replace_day(at.month().length(at.year()))
+        .expect("the month's last day");
+    let report_title = format!("Báo cáo hồ sơ trực tuyến theo cơ quan {period}");
+    let report = report_expected(catalog, (&report_title, &period, &day, last_day));
+    let published = http::post_json(
+        deployment.ranking_addr(),
+        "/api/v1/publications",
+        &[],
+        &report_request(&report_title, &period),
+    )
+    .await;
+    assert_eq!(published.status, 201, "{}", published.text());
+    let kept = &published.json()["publication"];
+    assert_eq!(kept["publishedBy"], "anonymous", "{kept}");
+    assert_eq!(
+        kept["blockMetrics"]["summary"]["pooled"]["percent"], report["pooled"]["published"][0],
+        "the report's pooled figure: {kept}"
     );
 
     let (late_agency, late_events) = LATE;
@@ -273,6 +413,7 @@ async fn publish_then_revise(deployment: &Deployment) -> (serde_json::Value, Str
         "marked": marked,
         "unmarked": unmarked,
         "again": { "id": PUBLICATION_AGAIN, "title": again_title },
+        "report": report,
     });
     (expected, again)
 }
@@ -508,14 +649,15 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     )
     .await;
     let stop = CancellationToken::new();
-    let country = govpulse_runtime::catalog_files::load(Some(&catalog)).expect("test catalog");
+    let country =
+        Arc::new(govpulse_runtime::catalog_files::load(Some(&catalog)).expect("test catalog"));
     let ingest =
         tonic::transport::Endpoint::from_shared(format!("http://{}", deployment.ingest_addr()))
             .expect("ingest url")
             .connect_lazy();
     let load = tokio::spawn(loadgen::run(
         ingest,
-        Arc::new(country),
+        country.clone(),
         LoadConfig {
             mode: Mode::Batch,
             rate: Some(200.0),
@@ -531,7 +673,7 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     let units = units_report(&deployment, stop.clone());
     let browse = async {
         until_ranked(&deployment).await;
-        let (publication, again) = publish_then_revise(&deployment).await;
+        let (publication, again) = publish_then_revise(&deployment, &country).await;
         let url = format!("http://{}/", deployment.ranking_addr());
         let quiet_url = format!("http://{}/", quiet.ranking_addr());
         let mut child = tokio::process::Command::new("node")
@@ -580,6 +722,8 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
         "publications-desktop.png",
         "publication-desktop.png",
         "publication-phone.png",
+        "report-desktop.png",
+        "report-phone.png",
         "ranking-published-desktop.png",
         "ranking-published-phone.png",
     ] {
@@ -620,6 +764,30 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
         stdout.contains("ok: revision log: ") && stdout.contains(&revision),
         "the revision log names the late events and their day ({revision}): {stdout}"
     );
+    let report = &publication["report"];
+    let moved = report["revised"]
+        .as_array()
+        .expect("the report's revised agencies")
+        .iter()
+        .map(|revised| revised["agency"].as_str().expect("an agency id"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let percent = |figure: &serde_json::Value| figure[0].as_str().expect("a percent").to_owned();
+    let pooled = format!(
+        "{}% → {}%",
+        percent(&report["pooled"]["published"]),
+        percent(&report["pooled"]["now"])
+    );
+    for screen in ["desktop", "phone"] {
+        let line = format!(
+            "ok: report {REPORT} on a {screen}: revised {moved} (late data of {}); the agencies together revised, {pooled}",
+            publication["day"].as_str().expect("the day")
+        );
+        assert!(
+            stdout.contains(&line),
+            "the report's revision log lists {moved} and the pooled figure revised ({line}): {stdout}"
+        );
+    }
     let marked = publication["marked"]
         .as_array()
         .expect("the marked provinces")

@@ -179,11 +179,14 @@ function showOne(root, id, links, signal) {
     el('div', { class: 'publication-layout' }, body, revisions),
   );
 
-  // The agencies the revision log lists, marked where the figures are shown once both have come.
+  // The agencies the revision log lists, marked where the figures are shown once both have
+  // come; and the agencies together (a block's metric), when the log says they were revised.
   let revised = new Set();
+  let pooledRevised = false;
   const markRevised = () => {
-    for (const item of body.querySelectorAll('[data-agency]')) {
-      const moved = revised.has(item.dataset.agency);
+    const pooled = body.querySelector('#publication-figures tfoot tr');
+    for (const item of [...body.querySelectorAll('[data-agency]'), ...(pooled ? [pooled] : [])]) {
+      const moved = item === pooled ? pooledRevised : revised.has(item.dataset.agency);
       item.classList.toggle('revised', moved);
       if (moved) item.title = 'Revised since publication: see the revision log';
     }
@@ -230,6 +233,7 @@ function showOne(root, id, links, signal) {
       const moved = response.rows ?? [];
       const unchanged = Number(response.unchanged ?? 0);
       revised = new Set(moved.map((r) => r.agencyId));
+      pooledRevised = Boolean(figures) && response.summaryRevised === true;
       markRevised();
       const revisedAt = parseMoment(response.revisedAt);
       const period = (figures ?? response.now)?.period;
@@ -410,8 +414,8 @@ function causeItem(cause) {
   el('span', {
     class: `tag ${late ? 'late-tag' : 'running-tag'}`,
     title: late
-      ? 'These days were over when the ranking was published: events sent late, re-synced or backfilled'
-      : 'These days were still running (or to come) when the ranking was published: their events were simply not in yet',
+      ? 'These days were over when it was published: events sent late, re-synced or backfilled'
+      : 'These days were still running (or to come) when it was published: their events were simply not in yet',
   }, late ? 'late data' : 'still running then'),
   el('span', { class: 'cause-events' },
     `${eventsText(events)} counted since publication, for ${late ? 'days already over then' : 'days still running then'}`),
