@@ -131,20 +131,40 @@ pub struct Standing {
     pub value: Option<String>,
 }
 
-impl From<&RankedRow> for Standing {
-    /// A ranked row's standing: its rate as `numerator/denominator`, or its score's points
-    /// with two decimals (as a ranking message writes them).
-    fn from(row: &RankedRow) -> Standing {
-        let value = match (&row.rate, &row.score) {
-            (Some(rate), _) => Some(format!("{}/{}", rate.numerator(), rate.denominator())),
-            (None, Some(score)) => Some(score.total.two_decimals()),
-            (None, None) => None,
+impl Standing {
+    /// A standing from what a row shows: its rate as (numerator, denominator), else its
+    /// score's points as written with two decimals (empty: none). The one way a value is
+    /// written, whether the row was computed now or read from a kept publication, so that
+    /// the two compare equal exactly when they are.
+    pub fn of(agency: AgencyId, rank: u32, rate: Option<(u64, u64)>, score: &str) -> Standing {
+        let value = match (rate, score) {
+            (Some((numerator, denominator)), _) => Some(format!("{numerator}/{denominator}")),
+            (None, "") => None,
+            (None, points) => Some(points.to_owned()),
         };
         Standing {
-            agency: row.agency.clone(),
-            rank: row.rank,
+            agency,
+            rank,
             value,
         }
+    }
+}
+
+impl From<&RankedRow> for Standing {
+    /// A ranked row's standing ([`Standing::of`], its score written as a ranking message
+    /// writes it).
+    fn from(row: &RankedRow) -> Standing {
+        let score = row
+            .score
+            .as_ref()
+            .map(|s| s.total.two_decimals())
+            .unwrap_or_default();
+        Standing::of(
+            row.agency.clone(),
+            row.rank,
+            row.rate.map(|r| (r.numerator(), r.denominator())),
+            &score,
+        )
     }
 }
 

@@ -4,8 +4,7 @@
 //! the scores the core computes.
 
 use govpulse_edge::convert::{
-    block_to_proto, counters_from_proto, freshness_from_proto, freshness_to_proto, period_to_proto,
-    rate_to_proto,
+    counters_from_proto, freshness_from_proto, freshness_to_proto, period_to_proto, rate_to_proto,
 };
 use std::{collections::HashMap, sync::Arc};
 
@@ -30,7 +29,7 @@ use tonic::transport::Channel;
 use crate::{
     error::Error,
     publications::Frozen,
-    query::{Measure, Query, Scope},
+    query::{Measure, Query},
 };
 
 /// A computed ranking: the rows a query shows.
@@ -76,10 +75,7 @@ async fn rank_period(
     rules: Rules,
     read_freshness: bool,
 ) -> Result<Ranked, Error> {
-    let (block, parent_id) = match &query.scope {
-        Scope::Block(block) => (block_to_proto(*block).into(), String::new()),
-        Scope::Children(parent) => (0, parent.to_string()),
-    };
+    let (block, parent_id) = query.scope.to_proto();
     let request = match &query.measure {
         Measure::Metric(metric) => GetBlockSnapshotRequest {
             block,

@@ -18,7 +18,7 @@ use govpulse_core::{
     publication::{self, Standing, Stretch},
     ranking::Rules,
 };
-use govpulse_edge::convert::{block_to_proto, counters_from_proto, moment_from_proto};
+use govpulse_edge::convert::{counters_from_proto, moment_from_proto};
 use govpulse_proto::{
     aggregate::{
         AgencyMetric, GetBlockMetricsRequest, GetBlockMetricsResponse, GetBlockSnapshotRequest,
@@ -79,10 +79,7 @@ async fn basis(
             let requests: Vec<GetBlockSnapshotRequest> = scopes
                 .iter()
                 .map(|scope| {
-                    let (block, parent_id) = match scope {
-                        Scope::Block(block) => (block_to_proto(*block).into(), String::new()),
-                        Scope::Children(parent) => (0, parent.to_string()),
-                    };
+                    let (block, parent_id) = scope.to_proto();
                     GetBlockSnapshotRequest {
                         block,
                         parent_id,
@@ -406,16 +403,12 @@ pub(crate) async fn list(
 fn standing(row: &RankingRow) -> Result<Standing, Error> {
     let agency = AgencyId::parse(&row.agency_id)
         .map_err(|e| Error::BadAnswer(format!("a row's agency: {e}")))?;
-    let value = match (&row.rate, row.score.as_str()) {
-        (Some(rate), _) => Some(format!("{}/{}", rate.numerator, rate.denominator)),
-        (None, "") => None,
-        (None, score) => Some(score.to_owned()),
-    };
-    Ok(Standing {
+    Ok(Standing::of(
         agency,
-        rank: row.rank,
-        value,
-    })
+        row.rank,
+        row.rate.as_ref().map(|r| (r.numerator, r.denominator)),
+        &row.score,
+    ))
 }
 
 fn standings(rows: &[RankingRow]) -> Result<Vec<Standing>, Error> {

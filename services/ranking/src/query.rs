@@ -47,6 +47,18 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The scope as a snapshot request names it: a block, or a parent's id (the other left
+    /// at its default).
+    pub fn to_proto(&self) -> (i32, String) {
+        match self {
+            Scope::Block(block) => (
+                govpulse_edge::convert::block_to_proto(*block).into(),
+                String::new(),
+            ),
+            Scope::Children(parent) => (0, parent.to_string()),
+        }
+    }
+
     /// Whether an event reported by `agency` (or one of its units) can change this scope's
     /// ranking: `agency` is an agency of the block, or the parent (or a child, or below).
     pub fn is_touched_by(&self, catalog: &Catalog, agency: &AgencyId) -> bool {
