@@ -1,8 +1,10 @@
 //! Every metric, for random periods, equals a straightforward recomputation from the raw
 //! events: random event sets with retries, duplicates inside batches, shuffled order, late
 //! events and units below agencies, dossiers received with a due time and resolved (before
-//! or after it, their resolution sometimes arriving first) or never, through the aggregate
-//! API, on the in-memory store and on a real Redis. Each agency's freshness (latest event
+//! or after it, their resolution sometimes arriving first) or never, and stages of dossiers
+//! sent again under new ids with other values (a second reception, resolution, payment or
+//! feedback: the first to arrive counts, the others are CONFLICT and count nothing), through
+//! the aggregate API, on the in-memory store, a real Redis and a Redis Cluster. Each agency's freshness (latest event
 //! time, events accepted, last acceptance) matches the events counted too, and so does each
 //! of its procedures' value of every metric that has one per procedure (GetProcedureMetrics).
 
@@ -29,7 +31,10 @@ use govpulse_proto::{
     },
 };
 use govpulse_runtime::targets_file::LiveTargets;
-use govpulse_store::{CounterStore, MemoryStore, testing::RedisServer};
+use govpulse_store::{
+    CounterStore, MemoryStore,
+    testing::{RedisCluster, RedisServer},
+};
 use proptest::{prelude::*, test_runner::TestRunner};
 use time::{Date, Duration, OffsetDateTime, macros::date};
 use tokio_util::sync::CancellationToken;
@@ -85,7 +90,7 @@ struct Raw {
     kind: RawKind,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum RawKind {
     Received {
         channel: Channel,
@@ -104,6 +109,51 @@ enum RawKind {
     Feedback {
         satisfied: bool,
     },
+}
+
+impl RawKind {
+    /// The stage of its dossier: each counts once per (agency, dossier).
+    fn stage(&self) -> u8 {
+        match self {
+            RawKind::Received { .. } => 0,
+            RawKind::Resolved { .. } => 1,
+            RawKind::Fee { .. } => 2,
+            RawKind::Feedback { .. } => 3,
+        }
+    }
+
+    /// The same stage with other values: what a one-stop system sends when it records a
+    /// stage of a dossier a second time.
+    fn other_values(self) -> RawKind {
+        match self {
+            RawKind::Received {
+                channel,
+                digitized,
+                due_after,
+            } => RawKind::Received {
+                channel: if channel == Channel::Online {
+                    Channel::InPerson
+                } else {
+                    Channel::Online
+                },
+                digitized: !digitized,
+                due_after: due_after.map(|m| m + 3 * 24 * 60),
+            },
+            RawKind::Resolved {
+                on_time,
+                by_due_time,
+                electronic,
+            } => RawKind::Resolved {
+                on_time: !on_time,
+                by_due_time,
+                electronic: !electronic,
+            },
+            RawKind::Fee { online } => RawKind::Fee { online: !online },
+            RawKind::Feedback { satisfied } => RawKind::Feedback {
+                satisfied: !satisfied,
+            },
+        }
+    }
 }
 
 fn procedures_of(agency: &str) -> &'static [&'static str] {
@@ -202,11 +252,25 @@ fn arb_case() -> impl Strategy<Value = (Vec<Raw>, Vec<Vec<usize>>)> {
         .prop_flat_map(|(seeds, dossiers)| {
             let singles: Vec<_> = (0..seeds.len()).map(arb_raw).collect();
             let stories: Vec<_> = (0..dossiers).map(arb_dossier).collect();
-            (singles, stories).prop_flat_map(|(singles, stories)| {
-                let events: Vec<Raw> = singles
+            // Stages sent again under new ids: which event, and how many days later.
+            let repeats = prop::collection::vec((any::<prop::sample::Index>(), 0i64..40), 0..20);
+            (singles, stories, repeats).prop_flat_map(|(singles, stories, repeats)| {
+                let mut events: Vec<Raw> = singles
                     .into_iter()
                     .chain(stories.into_iter().flatten())
                     .collect();
+                let originals = events.len();
+                for (k, (which, later)) in repeats.into_iter().enumerate() {
+                    let original = &events[which.index(originals)];
+                    let repeat = Raw {
+                        id: format!("again{k}"),
+                        day: (original.day + Duration::days(later))
+                            .min(FIRST_DAY + Duration::days(DAYS - 1)),
+                        kind: original.kind.other_values(),
+                        ..original.clone()
+                    };
+                    events.push(repeat);
+                }
                 let n = events.len();
                 let events = Just(events);
                 let resends = prop::collection::vec(any::<prop::sample::Index>(), 0..n / 3 + 1);
@@ -478,6 +542,8 @@ async fn check(
         CancellationToken::new(),
     );
     let mut counted: HashSet<String> = HashSet::new();
+    // The stages counted, per (agency, dossier): the first of each to arrive.
+    let mut stages: HashSet<(&str, &str, u8)> = HashSet::new();
     // The events counted, each with the clock readings around the call that counted it.
     let mut counted_when: Vec<(&Raw, OffsetDateTime, OffsetDateTime)> = Vec::new();
     for batch in &batches {
@@ -489,18 +555,20 @@ async fn check(
         let response = api.apply(request).await.expect("apply");
         let after = OffsetDateTime::now_utc();
         for (i, outcome) in batch.iter().zip(&response.outcomes) {
-            let first_time = counted.insert(events[*i].id.clone());
-            if first_time {
-                counted_when.push((&events[*i], before, after));
-            }
-            let expected = if first_time { 1 } else { 2 };
-            prop_assert_eq!(
-                outcome.status,
-                expected,
-                "event {} (first time: {})",
-                events[*i].id,
-                first_time
-            );
+            let event = &events[*i];
+            let stage = (event.agency, event.dossier.as_str(), event.kind.stage());
+            // Counted before: DUPLICATE; its stage counted under another id: CONFLICT.
+            let expected = if counted.contains(&event.id) {
+                2
+            } else if stages.contains(&stage) {
+                4
+            } else {
+                counted.insert(event.id.clone());
+                stages.insert(stage);
+                counted_when.push((event, before, after));
+                1
+            };
+            prop_assert_eq!(outcome.status, expected, "event {}", event.id);
         }
     }
     // Freshness: the latest event time and the number of events counted for each agency
@@ -559,6 +627,11 @@ async fn check(
             ),
         }
     }
+    // The figures are those of the events counted, whatever else was sent.
+    let events: Vec<Raw> = counted_when
+        .iter()
+        .map(|(raw, ..)| (*raw).clone())
+        .collect();
     let today = OffsetDateTime::now_utc().date();
     for expression in periods {
         let period = Period::parse(&expression, today).expect("valid period");
@@ -775,4 +848,11 @@ fn every_metric_matches_a_recomputation_on_redis() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let server = RedisServer::start().expect("redis-server starts");
     run(12, server.store_per_case(&runtime, "property"), &runtime);
+}
+
+#[test]
+fn every_metric_matches_a_recomputation_on_a_redis_cluster() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
+    run(6, cluster.store_per_case(&runtime, "property"), &runtime);
 }

@@ -1,9 +1,15 @@
-//! Dossiers still open past their due time at the end of any period: the rule that makes it
-//! exact with summable day-bucketed counters, the bounds on due times that keep its reads
-//! bounded, and the read plan.
+//! A dossier's stages, each counted once ([`Stage`], [`step`]), and dossiers still open past
+//! their due time at the end of any period: the rule that makes it exact with summable
+//! day-bucketed counters, the bounds on due times that keep its reads bounded, and the read
+//! plan.
 //!
-//! A dossier received with a due time on Vietnam day `D` and resolved on day `R` (the first
-//! reception and resolution to arrive count, when several are sent for one dossier) is
+//! **Once per stage.** A dossier (per reporting agency and dossier id) is received,
+//! resolved, paid for and given feedback on at most once each: the first event of a stage to
+//! arrive counts, and a later one under another event id is not counted at all (its sender
+//! is told which stage was counted already). A store remembers per dossier which stages were
+//! counted, with the due day of its reception and the day of its resolution ([`Dossier`]).
+//!
+//! A dossier received with a due time on Vietnam day `D` and resolved on day `R` is
 //! open past due at the end of day `b` exactly when `D ≤ b < R` (its due time has passed by
 //! the end of `b`; it was not resolved by then); never resolved, for every `b ≥ D`. The
 //! domain rule counts such a dossier as late at the end of a period ending on `b`.
@@ -23,7 +29,7 @@
 //! dossier's `due_cl` day is never before its `due` day, so no prefix is negative. [`step`]
 //! counts exactly these two increments whatever order the reception and the resolution arrive
 //! in (a resolution first is remembered with its day, and counted when the reception comes),
-//! and only once per dossier (later receptions and resolutions of it change nothing). Retries
+//! and only once per dossier (a later reception or resolution of it is not counted). Retries
 //! never reach it: the store drops an event id it has counted. The property test below checks
 //! the claim on random dossiers and arrival orders.
 //!
@@ -100,75 +106,167 @@ pub fn prefix_plan(last: Date, last_possible: Date) -> ReadPlan {
     plan
 }
 
-/// What the store remembers of one dossier (per reporting agency and dossier id) for the
-/// backlog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DossierState {
-    /// Received with a due time on `due_day`, not resolved: counted in `due` of that day,
-    /// and in the open sets.
-    Open { due_day: Date },
-    /// Resolved on `day`, with no reception with a due time seen yet (it may arrive later).
-    Resolved { day: Date },
-    /// Resolved, and its reception counted if it had a due time: nothing changes it now.
-    Done,
+/// A stage of a dossier that govpulse counts. Each counts once per dossier (per reporting
+/// agency and dossier id), whatever event ids it is sent under: a second reception,
+/// resolution, payment or feedback of a dossier is not counted (DOMAIN.md: "a stage of a
+/// dossier counts once").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    Received,
+    Resolved,
+    FeePaid,
+    Feedback,
 }
 
-/// A new event as the backlog sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DueEvent {
-    /// Received with a due time on Vietnam day `due_day`.
-    Received { due_day: Date },
-    /// Resolved on Vietnam day `day`.
-    Resolved { day: Date },
+impl Stage {
+    /// Every stage, in the order of their bits in [`Dossier::stage_bits`].
+    pub const ALL: [Stage; 4] = [
+        Stage::Received,
+        Stage::Resolved,
+        Stage::FeePaid,
+        Stage::Feedback,
+    ];
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
+    /// What happened at this stage, in words for an outcome's reason: `a reception`, ...
+    pub fn described(self) -> &'static str {
+        match self {
+            Stage::Received => "a reception",
+            Stage::Resolved => "a resolution",
+            Stage::FeePaid => "a fee payment",
+            Stage::Feedback => "feedback",
+        }
+    }
 }
 
 /// What one new event does to its dossier.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StageEvent {
+    /// Received; with a due time on Vietnam day `due_day`, if the event gave one.
+    Received { due_day: Option<Date> },
+    /// Resolved on Vietnam day `day`.
+    Resolved { day: Date },
+    /// Its fee was paid.
+    FeePaid,
+    /// Its owner gave feedback.
+    Feedback,
+}
+
+impl StageEvent {
+    /// The stage the event is of.
+    pub fn stage(self) -> Stage {
+        match self {
+            StageEvent::Received { .. } => Stage::Received,
+            StageEvent::Resolved { .. } => Stage::Resolved,
+            StageEvent::FeePaid => Stage::FeePaid,
+            StageEvent::Feedback => Stage::Feedback,
+        }
+    }
+}
+
+/// What a store remembers of one dossier (per reporting agency and dossier id): which
+/// stages were counted, and the two days the backlog needs, kept even when the other is not
+/// known yet (events arrive in any order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Dossier {
+    stages: u8,
+    due_day: Option<Date>,
+    resolved_day: Option<Date>,
+}
+
+impl Dossier {
+    /// A dossier as a store kept it: [`Dossier::stage_bits`] and the two days. `None` when
+    /// the parts disagree (a due day without a reception, a resolution without its day or
+    /// the other way round, an unknown bit): no such record is ever written.
+    pub fn from_parts(
+        stage_bits: u8,
+        due_day: Option<Date>,
+        resolved_day: Option<Date>,
+    ) -> Option<Dossier> {
+        let dossier = Dossier {
+            stages: stage_bits,
+            due_day,
+            resolved_day,
+        };
+        let known = Stage::ALL.iter().fold(0, |bits, s| bits | s.bit());
+        let consistent = stage_bits & !known == 0
+            && (due_day.is_none() || dossier.has(Stage::Received))
+            && resolved_day.is_some() == dossier.has(Stage::Resolved);
+        consistent.then_some(dossier)
+    }
+
+    /// Whether `stage` was counted.
+    pub fn has(&self, stage: Stage) -> bool {
+        self.stages & stage.bit() != 0
+    }
+
+    /// The counted stages as bits, [`Stage::ALL`] from the lowest: what stores keep.
+    pub fn stage_bits(&self) -> u8 {
+        self.stages
+    }
+
+    /// The due day of its counted reception, when that gave a due time.
+    pub fn due_day(&self) -> Option<Date> {
+        self.due_day
+    }
+
+    /// The day of its counted resolution.
+    pub fn resolved_day(&self) -> Option<Date> {
+        self.resolved_day
+    }
+
+    /// Received with a due time and not resolved: in the backlog, and kept by a store
+    /// whatever its age (its resolution may come late).
+    pub fn is_open(&self) -> bool {
+        self.due_day.is_some() && !self.has(Stage::Resolved)
+    }
+}
+
+/// What one counted event does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
-    /// The new state; `None` when it stays as it was.
-    pub state: Option<DossierState>,
-    /// Whether the dossier joins the open sets (the current backlog).
-    pub open: bool,
-    /// Whether the dossier leaves the open sets.
-    pub close: bool,
+    /// The dossier as the event leaves it.
+    pub dossier: Dossier,
     /// The day in whose buckets [`Counter::DueOpened`] grows by one.
     pub due: Option<Date>,
     /// The day in whose buckets [`Counter::DueClosed`] grows by one.
     pub due_closed: Option<Date>,
 }
 
-/// The counting rule (module docs): what a new event does to a dossier in `state` (`None`:
-/// nothing known of it yet). The first reception with a due time and the first resolution
-/// count; later ones change nothing.
-pub fn step(state: Option<DossierState>, event: DueEvent) -> Step {
-    match (state, event) {
-        (None, DueEvent::Received { due_day }) => Step {
-            state: Some(DossierState::Open { due_day }),
-            open: true,
-            due: Some(due_day),
-            ..Step::default()
-        },
-        (Some(DossierState::Resolved { day }), DueEvent::Received { due_day }) => Step {
-            state: Some(DossierState::Done),
-            due: Some(due_day),
-            due_closed: Some(day.max(due_day)),
-            ..Step::default()
-        },
-        (None, DueEvent::Resolved { day }) => Step {
-            state: Some(DossierState::Resolved { day }),
-            ..Step::default()
-        },
-        (Some(DossierState::Open { due_day }), DueEvent::Resolved { day }) => Step {
-            state: Some(DossierState::Done),
-            close: true,
-            due_closed: Some(day.max(due_day)),
-            ..Step::default()
-        },
-        (Some(DossierState::Open { .. } | DossierState::Done), DueEvent::Received { .. })
-        | (Some(DossierState::Resolved { .. } | DossierState::Done), DueEvent::Resolved { .. }) => {
-            Step::default()
-        }
+/// The counting rule (module docs): what a new event does to a dossier (`None`: nothing
+/// known of it yet), or `Err` with its stage when that stage was counted already, and the
+/// event is not counted at all. The first reception and the first resolution to arrive
+/// count; the due counters move when both the due day and the resolution day are known.
+pub fn step(before: Option<Dossier>, event: StageEvent) -> Result<Step, Stage> {
+    let mut dossier = before.unwrap_or_default();
+    let stage = event.stage();
+    if dossier.has(stage) {
+        return Err(stage);
     }
+    dossier.stages |= stage.bit();
+    let (mut due, mut due_closed) = (None, None);
+    match event {
+        StageEvent::Received { due_day } => {
+            dossier.due_day = due_day;
+            due = due_day;
+            due_closed = due_day
+                .zip(dossier.resolved_day)
+                .map(|(due, resolved)| resolved.max(due));
+        }
+        StageEvent::Resolved { day } => {
+            dossier.resolved_day = Some(day);
+            due_closed = dossier.due_day.map(|due| day.max(due));
+        }
+        StageEvent::FeePaid | StageEvent::Feedback => {}
+    }
+    Ok(Step {
+        dossier,
+        due,
+        due_closed,
+    })
 }
 
 /// The two counters, for callers that list what a read needs.
@@ -250,45 +348,103 @@ mod tests {
     }
 
     #[test]
-    fn each_transition_counts_once() {
+    fn each_stage_counts_once() {
         let (d, r) = (date!(2026 - 03 - 10), date!(2026 - 03 - 20));
-        let received = DueEvent::Received { due_day: d };
-        let resolved = DueEvent::Resolved { day: r };
-        let open = step(None, received);
+        let received = StageEvent::Received { due_day: Some(d) };
+        let resolved = StageEvent::Resolved { day: r };
+        let open = step(None, received).expect("first reception");
+        assert_eq!((open.due, open.due_closed), (Some(d), None));
+        assert!(open.dossier.is_open());
+        let closed = step(Some(open.dossier), resolved).expect("first resolution");
+        assert_eq!((closed.due, closed.due_closed), (None, Some(r)));
+        assert!(!closed.dossier.is_open());
+        assert_eq!(step(Some(closed.dossier), resolved), Err(Stage::Resolved));
+        assert_eq!(step(Some(closed.dossier), received), Err(Stage::Received));
+        let paid = step(Some(closed.dossier), StageEvent::FeePaid).expect("first payment");
+        assert_eq!((paid.due, paid.due_closed), (None, None));
         assert_eq!(
-            (open.state, open.open, open.due),
-            (Some(DossierState::Open { due_day: d }), true, Some(d))
+            step(Some(paid.dossier), StageEvent::FeePaid),
+            Err(Stage::FeePaid)
         );
-        let closed = step(open.state, resolved);
+        assert!(step(Some(paid.dossier), StageEvent::Feedback).is_ok());
+
+        let first = step(None, resolved).expect("a resolution first");
+        assert_eq!((first.due, first.due_closed), (None, None));
+        let late_reception = step(Some(first.dossier), received).expect("its reception");
         assert_eq!(
-            (closed.state, closed.close, closed.due_closed),
-            (Some(DossierState::Done), true, Some(r))
+            (late_reception.due, late_reception.due_closed),
+            (Some(d), Some(r))
         );
-        assert_eq!(step(closed.state, resolved), Step::default());
-        assert_eq!(step(closed.state, received), Step::default());
-        let first = step(None, resolved);
-        assert_eq!(first.state, Some(DossierState::Resolved { day: r }));
-        let late_reception = step(first.state, received);
+        assert!(!late_reception.dossier.is_open());
+        let without_due = step(None, StageEvent::Received { due_day: None }).expect("reception");
+        assert_eq!((without_due.due, without_due.due_closed), (None, None));
+        assert!(!without_due.dossier.is_open());
         assert_eq!(
-            (
-                late_reception.due,
-                late_reception.due_closed,
-                late_reception.open
-            ),
-            (Some(d), Some(r), false)
+            step(Some(without_due.dossier), received),
+            Err(Stage::Received),
+            "a later reception with a due time is a second reception"
         );
-        assert_eq!(step(first.state, resolved), Step::default());
-        assert_eq!(step(open.state, received), Step::default());
         let early = step(
-            Some(DossierState::Open {
-                due_day: date!(2026 - 04 - 01),
-            }),
+            Some(
+                step(
+                    None,
+                    StageEvent::Received {
+                        due_day: Some(date!(2026 - 04 - 01)),
+                    },
+                )
+                .expect("reception")
+                .dossier,
+            ),
             resolved,
-        );
+        )
+        .expect("resolution");
         assert_eq!(
             early.due_closed,
             Some(date!(2026 - 04 - 01)),
             "resolved before due"
+        );
+    }
+
+    #[test]
+    fn a_kept_dossier_reads_back_only_when_its_parts_agree() {
+        let (d, r) = (date!(2026 - 03 - 10), date!(2026 - 03 - 20));
+        let done = step(
+            Some(
+                step(None, StageEvent::Resolved { day: r })
+                    .expect("resolved")
+                    .dossier,
+            ),
+            StageEvent::Received { due_day: Some(d) },
+        )
+        .expect("received")
+        .dossier;
+        assert_eq!(
+            Dossier::from_parts(done.stage_bits(), done.due_day(), done.resolved_day()),
+            Some(done)
+        );
+        assert_eq!(
+            Dossier::from_parts(0b1, Some(d), None).map(|x| x.is_open()),
+            Some(true)
+        );
+        assert_eq!(
+            Dossier::from_parts(0b0, Some(d), None),
+            None,
+            "due day, no reception"
+        );
+        assert_eq!(
+            Dossier::from_parts(0b10, None, None),
+            None,
+            "resolved without its day"
+        );
+        assert_eq!(
+            Dossier::from_parts(0b1, None, Some(r)),
+            None,
+            "a day, not resolved"
+        );
+        assert_eq!(
+            Dossier::from_parts(0b10000, None, None),
+            None,
+            "unknown stage"
         );
     }
 
@@ -313,21 +469,24 @@ mod tests {
             let mut due = BTreeMap::<Date, i64>::new();
             let mut closed = BTreeMap::<Date, i64>::new();
             for (d, r, resolution_first, resends) in &dossiers {
-                let mut events = vec![DueEvent::Received { due_day: day(*d) }];
+                let mut events = vec![StageEvent::Received { due_day: Some(day(*d)) }];
                 if let Some(r) = r {
-                    events.push(DueEvent::Resolved { day: day(*r) });
+                    events.push(StageEvent::Resolved { day: day(*r) });
                     if *resolution_first {
                         events.reverse();
                     }
                 }
-                // Later receptions or resolutions of the same dossier change nothing.
+                // Later receptions or resolutions of the same dossier are not counted.
                 for _ in 0..*resends {
                     events.push(events[0]);
                 }
                 let mut state = None;
                 for event in events {
-                    let s = step(state, event);
-                    state = s.state.or(state);
+                    let Ok(s) = step(state, event) else {
+                        prop_assert!(state.is_some_and(|d| d.has(event.stage())));
+                        continue;
+                    };
+                    state = Some(s.dossier);
                     if let Some(at) = s.due {
                         *due.entry(at).or_default() += 1;
                     }

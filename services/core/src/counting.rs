@@ -23,9 +23,9 @@ use time::{Date, OffsetDateTime};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::{
-    AgencyId, Bucket, Counter, CounterDelta, DossierChange, DossierEvent, DossierId, EventId,
-    EventKind, ProcedureId, Timeliness,
-    backlog::{self, DossierState, DueEvent},
+    AgencyId, Bucket, Counter, CounterDelta, DossierEvent, DossierId, EventId, EventKind,
+    ProcedureId, Timeliness,
+    backlog::{self, Dossier, Stage, StageEvent},
     event::Channel,
     freshness::Seen,
     period::vietnam_day,
@@ -210,8 +210,11 @@ pub struct EventWrite {
     pub procedure: ProcedureId,
     /// What it adds.
     pub delta: CounterDelta,
-    /// How the event opens or closes its dossier (the backlog of open dossiers), if it does.
-    pub dossier: Option<DossierChange>,
+    /// The agency's id of the event's dossier.
+    pub dossier: DossierId,
+    /// The stage of the dossier the event is: each counts once per dossier, and a reception
+    /// with a due time and a resolution move the backlog of open dossiers.
+    pub stage: StageEvent,
     /// What it says, to tell a resend from other content under the same id.
     pub content: Content,
     /// Until when the store must remember the event id to recognise a resend: past it,
@@ -264,6 +267,28 @@ pub enum Applied {
         /// The fields that differ from the event counted under this id.
         fields: Vec<&'static str>,
     },
+    /// A new id, but its dossier's stage was counted before under another id (a second
+    /// reception, resolution, payment or feedback of one dossier): not counted, nor its id
+    /// remembered (sent again, it is judged again).
+    Repeated {
+        /// The stage counted before.
+        stage: Stage,
+    },
+}
+
+/// A dossier a batch changes, as the store is to keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DossierWrite {
+    /// The agency that reported it.
+    pub agency: AgencyId,
+    /// The agency's id of it.
+    pub dossier: DossierId,
+    /// What is known of it after the batch.
+    pub state: Dossier,
+    /// The latest `remember_until` of the batch's events counted for it: a store keeps the
+    /// dossier at least until the later of this and what it kept before (an open one for
+    /// good).
+    pub remember_until: OffsetDateTime,
 }
 
 /// What a batch changes.
@@ -274,8 +299,8 @@ pub struct Plan {
     /// The events counted now (indexes into the batch): their ids and content are to be
     /// remembered.
     pub counted: Vec<usize>,
-    /// The dossiers whose state the batch changes, with their new state, each once.
-    pub dossiers: Vec<(AgencyId, DossierId, DossierState)>,
+    /// The dossiers the batch counts a stage of, with their new state, each once.
+    pub dossiers: Vec<DossierWrite>,
     /// What each agency's counters gain in each bucket (the due-day counters included):
     /// every agency of every counted event's chain.
     pub counters: BTreeMap<(AgencyId, Bucket), CounterSums>,
@@ -359,7 +384,7 @@ pub fn plan(
     events: &[EventWrite],
     rejected: &[RejectedWrite],
     known_id: impl Fn(&AgencyId, &EventId) -> Option<Content>,
-    known_dossier: impl Fn(&AgencyId, &DossierId) -> Option<DossierState>,
+    known_dossier: impl Fn(&AgencyId, &DossierId) -> Option<Dossier>,
 ) -> Plan {
     let mut plan = Plan {
         outcomes: Vec::with_capacity(events.len()),
@@ -376,9 +401,10 @@ pub fn plan(
         HashMap::new();
     let mut online_by_day: foldhash::HashSet<(&AgencyId, Date, &ProcedureId)> =
         foldhash::HashSet::default();
-    // Per dossier: its state as the batch goes, and whether the batch changed it.
-    let mut states: HashMap<(&AgencyId, &DossierId), (Option<DossierState>, bool)> =
-        HashMap::with_capacity(events.len());
+    // Per dossier: its state as the batch goes, and the latest `remember_until` of the
+    // batch's events counted for it (`None`: the batch changed nothing of it).
+    type Slot = (Option<Dossier>, Option<OffsetDateTime>);
+    let mut states: HashMap<(&AgencyId, &DossierId), Slot> = HashMap::with_capacity(events.len());
     let mut changed: Vec<(&AgencyId, &DossierId)> = Vec::new();
     // The Vietnam day of the last acceptance time seen: a batch has one.
     let mut accepted_day: Option<(OffsetDateTime, Date)> = None;
@@ -397,6 +423,22 @@ pub fn plan(
             });
             continue;
         }
+        let slot = (&event.agency, &event.dossier);
+        let (state, until) = states
+            .entry(slot)
+            .or_insert_with(|| (known_dossier(&event.agency, &event.dossier), None));
+        let step = match backlog::step(*state, event.stage) {
+            Ok(step) => step,
+            Err(stage) => {
+                plan.outcomes.push(Applied::Repeated { stage });
+                continue;
+            }
+        };
+        *state = Some(step.dossier);
+        if until.is_none() {
+            changed.push(slot);
+        }
+        *until = Some(until.map_or(event.remember_until, |u| u.max(event.remember_until)));
         ids.insert(id, event.content);
         plan.outcomes.push(Applied::Accepted);
         plan.counted.push(i);
@@ -424,30 +466,6 @@ pub fn plan(
         }
         if let Some(procedure) = &event.delta.online_procedure {
             online_by_day.insert((&event.agency, event.day, procedure));
-        }
-        let Some(change) = &event.dossier else {
-            continue;
-        };
-        let (dossier, due_event) = match change {
-            DossierChange::Open { dossier, due } => (
-                dossier,
-                DueEvent::Received {
-                    due_day: vietnam_day(*due),
-                },
-            ),
-            DossierChange::Close { dossier } => (dossier, DueEvent::Resolved { day: event.day }),
-        };
-        let slot = (&event.agency, dossier);
-        let (state, was_changed) = states
-            .entry(slot)
-            .or_insert_with(|| (known_dossier(&event.agency, dossier), false));
-        let step = backlog::step(*state, due_event);
-        if let Some(new) = step.state {
-            *state = Some(new);
-            if !*was_changed {
-                *was_changed = true;
-                changed.push(slot);
-            }
         }
         for (counter, day) in [
             (Counter::DueOpened, step.due),
@@ -529,8 +547,13 @@ pub fn plan(
     plan.dossiers = changed
         .into_iter()
         .filter_map(|(agency, dossier)| {
-            let (state, _) = states.get(&(agency, dossier))?;
-            Some((agency.clone(), dossier.clone(), (*state)?))
+            let (state, until) = states.get(&(agency, dossier))?;
+            Some(DossierWrite {
+                agency: agency.clone(),
+                dossier: dossier.clone(),
+                state: (*state)?,
+                remember_until: (*until)?,
+            })
         })
         .collect();
     plan
@@ -568,7 +591,8 @@ mod tests {
             accepted_at: event.occurred_at + time::Duration::minutes(3),
             procedure: event.procedure.clone(),
             delta: event.delta(Provision::Full),
-            dossier: event.dossier_change(),
+            dossier: event.dossier.clone(),
+            stage: event.stage_event(),
             content: Content::of(event),
             remember_until: event.occurred_at + time::Duration::days(400),
         }
@@ -657,14 +681,15 @@ mod tests {
                 ProcedureId::parse("p1").expect("id")
             )));
         }
+        let [kept] = &plan.dossiers[..] else {
+            panic!("one dossier: {:?}", plan.dossiers)
+        };
         assert_eq!(
-            plan.dossiers,
-            [(
-                id("hb.dept"),
-                DossierId::parse("d1").expect("id"),
-                DossierState::Open { due_day: due }
-            )]
+            (&kept.agency, kept.dossier.as_str(), kept.state.due_day()),
+            (&id("hb.dept"), "d1", Some(due))
         );
+        assert!(kept.state.is_open());
+        assert_eq!(kept.remember_until, at + time::Duration::days(400));
     }
 
     #[test]
@@ -848,13 +873,102 @@ mod tests {
             |_, _| None,
         );
         assert_eq!(plan.dossiers.len(), 1);
-        assert_eq!(plan.dossiers[0].2, DossierState::Done);
+        let done = plan.dossiers[0].state;
+        assert!(done.has(Stage::Received) && done.has(Stage::Resolved) && !done.is_open());
+        assert_eq!(
+            plan.dossiers[0].remember_until,
+            resolved.occurred_at + time::Duration::days(400),
+            "the later of the two events' days"
+        );
         let closed_day = date!(2026 - 08 - 20);
         assert!(
             plan.counters[&(id("hoa-binh"), Bucket::Day(closed_day))]
                 .nonzero()
                 .any(|c| c == (Counter::DueClosed, 1))
         );
+    }
+
+    #[test]
+    fn a_stage_counts_once_per_dossier_whatever_id_it_comes_under() {
+        let at = datetime!(2026-08-15 09:00 +7);
+        let resolved = |event_id: &str, days: i64| {
+            event(
+                event_id,
+                "d1",
+                EventKind::Resolved {
+                    timeliness: Timeliness::OnTime(true),
+                    result_electronic: false,
+                },
+                at + time::Duration::days(days),
+            )
+        };
+        let mut in_person = received("e2", "d1", at);
+        in_person.kind = EventKind::Received {
+            channel: Channel::InPerson,
+            digitized: true,
+            due_at: None,
+        };
+        let batch = [
+            write(&received("e1", "d1", at)),
+            write(&in_person),
+            write(&resolved("e3", 1)),
+            write(&resolved("e4", 2)),
+            write(&received("e5", "d2", at)),
+        ];
+        let plan = plan(&batch, &[], |_, _| None, |_, _| None);
+        assert_eq!(
+            plan.outcomes,
+            [
+                Applied::Accepted,
+                Applied::Repeated {
+                    stage: Stage::Received
+                },
+                Applied::Accepted,
+                Applied::Repeated {
+                    stage: Stage::Resolved
+                },
+                Applied::Accepted,
+            ]
+        );
+        assert_eq!(plan.counted, [0, 2, 4]);
+        let day = plan.counters[&(id("hoa-binh"), Bucket::Day(at.date()))];
+        assert_eq!(
+            day.nonzero()
+                .filter(|(c, _)| matches!(c, Counter::Received | Counter::ReceivedInPerson))
+                .collect::<Vec<_>>(),
+            [(Counter::Received, 2)],
+            "neither the second reception nor its channel"
+        );
+        let resolutions: u64 = plan
+            .counters
+            .iter()
+            .filter(|((agency, bucket), _)| {
+                agency == &id("hoa-binh") && matches!(bucket, Bucket::Day(_))
+            })
+            .flat_map(|(_, sums)| sums.nonzero())
+            .filter(|(c, _)| *c == Counter::Resolved)
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(resolutions, 1);
+        // Known to the store already: a new id of a counted stage is not counted, and is
+        // judged again when sent again (its id is not remembered).
+        let counted = plan.dossiers[0].state;
+        let again = super::plan(
+            &[write(&resolved("e4", 2)), write(&resolved("e4", 2))],
+            &[],
+            |_, _| None,
+            |_, _| Some(counted),
+        );
+        assert_eq!(
+            again.outcomes,
+            vec![
+                Applied::Repeated {
+                    stage: Stage::Resolved
+                };
+                2
+            ]
+        );
+        assert!(again.counted.is_empty() && again.counters.is_empty() && again.dossiers.is_empty());
     }
 
     #[test]

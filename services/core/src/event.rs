@@ -4,6 +4,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::{
     AgencyId, DossierId, EventId, ProcedureId,
+    backlog::StageEvent,
     catalog::Provision,
     counters::{Counter, CounterDelta},
     period::vietnam_day,
@@ -67,33 +68,17 @@ pub struct DossierEvent {
     pub kind: EventKind,
 }
 
-/// How an event changes the set of open dossiers (the backlog).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum DossierChange {
-    /// Received with a due time: open until resolved (unless already resolved: events may
-    /// arrive out of order).
-    Open {
-        dossier: DossierId,
-        due: OffsetDateTime,
-    },
-    /// Resolved: no longer open, whatever arrives later.
-    Close { dossier: DossierId },
-}
-
 impl DossierEvent {
-    /// How this event changes the open dossiers, if it does.
-    pub fn dossier_change(&self) -> Option<DossierChange> {
+    /// The stage of its dossier this event is (each counts once), with the days the
+    /// backlog needs: the Vietnam day of a reception's due time, a resolution's own day.
+    pub fn stage_event(&self) -> StageEvent {
         match self.kind {
-            EventKind::Received {
-                due_at: Some(due), ..
-            } => Some(DossierChange::Open {
-                dossier: self.dossier.clone(),
-                due,
-            }),
-            EventKind::Resolved { .. } => Some(DossierChange::Close {
-                dossier: self.dossier.clone(),
-            }),
-            _ => None,
+            EventKind::Received { due_at, .. } => StageEvent::Received {
+                due_day: due_at.map(vietnam_day),
+            },
+            EventKind::Resolved { .. } => StageEvent::Resolved { day: self.day() },
+            EventKind::FeePaid { .. } => StageEvent::FeePaid,
+            EventKind::Feedback { .. } => StageEvent::Feedback,
         }
     }
 
@@ -287,39 +272,41 @@ mod tests {
     }
 
     #[test]
-    fn receptions_with_a_due_time_open_and_resolutions_close() {
-        let due = datetime!(2026-08-20 10:00 UTC);
-        let received = event(EventKind::Received {
-            channel: Channel::Online,
-            digitized: false,
-            due_at: Some(due),
-        });
-        assert_eq!(
-            received.dossier_change(),
-            Some(DossierChange::Open {
-                dossier: received.dossier.clone(),
-                due
+    fn each_event_is_a_stage_of_its_dossier_with_the_days_the_backlog_needs() {
+        // 20:00 UTC is 03:00 the next day in Vietnam.
+        let due = datetime!(2026-08-20 20:00 UTC);
+        let received = |due_at| {
+            event(EventKind::Received {
+                channel: Channel::Online,
+                digitized: false,
+                due_at,
             })
+            .stage_event()
+        };
+        assert_eq!(
+            received(Some(due)),
+            StageEvent::Received {
+                due_day: Some(date!(2026 - 08 - 21))
+            }
         );
-        let without_due = event(EventKind::Received {
-            channel: Channel::Online,
-            digitized: false,
-            due_at: None,
-        });
-        assert_eq!(without_due.dossier_change(), None);
+        assert_eq!(received(None), StageEvent::Received { due_day: None });
         let resolved = event(EventKind::Resolved {
             timeliness: Timeliness::OnTime(true),
             result_electronic: false,
         });
         assert_eq!(
-            resolved.dossier_change(),
-            Some(DossierChange::Close {
-                dossier: resolved.dossier.clone()
-            })
+            resolved.stage_event(),
+            StageEvent::Resolved {
+                day: resolved.day()
+            }
         );
         assert_eq!(
-            event(EventKind::FeePaid { online: true }).dossier_change(),
-            None
+            event(EventKind::FeePaid { online: true }).stage_event(),
+            StageEvent::FeePaid
+        );
+        assert_eq!(
+            event(EventKind::Feedback { satisfied: true }).stage_event(),
+            StageEvent::Feedback
         );
     }
 

@@ -30,7 +30,7 @@ pub use catalog::{
     ProvisionFacts,
 };
 pub use counters::{Counter, CounterDelta, Counters};
-pub use event::{Channel, DossierChange, DossierEvent, EventKind, Timeliness};
+pub use event::{Channel, DossierEvent, EventKind, Timeliness};
 pub use ids::{AgencyId, DossierId, EventId, IdError, ProcedureId};
 pub use metric::{Metric, Needs};
 pub use period::{Bucket, Period, PeriodError, ReadPlan};

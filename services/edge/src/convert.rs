@@ -2,7 +2,9 @@
 //! every service answers with.
 
 use govpulse_core::{
-    Agency, AgencyId, Block, Catalog, Counter, Counters, Period, Procedure, Provision, Rate,
+    Agency, AgencyId, Block, Catalog, Counter, Counters, DossierId, Period, Procedure, Provision,
+    Rate,
+    backlog::Stage,
     freshness::{DailyEvents, Freshness, Rejections, Seen},
     notice::ChangeNotice,
     period::parse_day,
@@ -287,6 +289,21 @@ pub fn conflict(index: usize, fields: &[&str]) -> ev::EventOutcome {
             "an event with other content ({}) was counted under this event id before; this one \
              is not counted: an event id names one happening, give another its own id",
             fields.join(", ")
+        ),
+    }
+}
+
+/// A CONFLICT outcome for an event of a stage its dossier had counted already under another
+/// event id (a second reception, resolution, payment or feedback): not counted.
+pub fn repeated(index: usize, stage: Stage, dossier: &DossierId) -> ev::EventOutcome {
+    ev::EventOutcome {
+        status: ev::OutcomeStatus::Conflict.into(),
+        field: format!("events[{index}].dossier_id"),
+        reason: format!(
+            "dossier {dossier} already has {} counted, under another event id; each stage of a \
+             dossier (received, resolved, fee_paid, feedback) counts once, so this event is not \
+             counted",
+            stage.described()
         ),
     }
 }

@@ -3,11 +3,12 @@
 //! store crate's tests run it against [`crate::MemoryStore`] and a real Redis.
 
 use govpulse_core::{
-    AgencyId, Bucket, Counter, CounterDelta, Counters, DossierChange, DossierId, EventId, Needs,
-    Period, ProcedureId, backlog,
+    AgencyId, Bucket, Counter, CounterDelta, Counters, DossierId, EventId, Needs, Period,
+    ProcedureId,
+    backlog::{self, Stage, StageEvent},
     counting::Content,
     freshness::{Activity, DailyEvents, Seen},
-    period::VIETNAM,
+    period::{VIETNAM, vietnam_day},
 };
 use time::{
     Date, OffsetDateTime,
@@ -44,7 +45,17 @@ pub fn write(
             increments: increments.to_vec(),
             online_procedure: online.map(|p| ProcedureId::parse(p).expect("test ids are valid")),
         },
-        dossier: None,
+        // A dossier of its own, at the stage its counters say (a reception by default).
+        dossier: DossierId::parse(event).expect("test ids are valid"),
+        stage: if increments.contains(&Counter::Resolved) {
+            StageEvent::Resolved { day }
+        } else if increments.contains(&Counter::FeePaid) {
+            StageEvent::FeePaid
+        } else if increments.contains(&Counter::Feedback) {
+            StageEvent::Feedback
+        } else {
+            StageEvent::Received { due_day: None }
+        },
         // What the event says: its day and what it adds (a resend says the same).
         content: Content::new(
             "",
@@ -789,19 +800,22 @@ async fn open_past_due_at_end(
 /// A dossier received with a due time on day D and resolved on day R is open past due at
 /// the end of exactly the days D ≤ b < R (Vietnam days), for its agency and every ancestor;
 /// never resolved, for every day from D. A resolution that arrives before its reception
-/// counts the same; a resolution before the due time never counts; retries and a second
-/// reception of the same dossier change nothing; a parent's roll-up of its children agrees.
+/// counts the same; a resolution before the due time never counts; retries change nothing,
+/// and a second reception of the same dossier is not counted; a parent's roll-up of its
+/// children agrees.
 pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
     store: &dyn CounterStore,
 ) {
     let chain = ["hb-dept", "hoa-binh"];
     let dossier_event = |event: &str, dossier: &str, day: Date, due: Option<OffsetDateTime>| {
         let mut w = write(event, &chain, day, &[Counter::Received], None);
-        let dossier = DossierId::parse(dossier).expect("valid id");
-        w.dossier = Some(match due {
-            Some(due) => DossierChange::Open { dossier, due },
-            None => DossierChange::Close { dossier },
-        });
+        w.dossier = DossierId::parse(dossier).expect("valid id");
+        w.stage = match due {
+            Some(due) => StageEvent::Received {
+                due_day: Some(vietnam_day(due)),
+            },
+            None => StageEvent::Resolved { day },
+        };
         w
     };
     let due = |day: Date| {
@@ -862,12 +876,21 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
         ),
     ];
     store.apply(&first).await.expect("apply");
-    store.apply(&second).await.expect("apply");
+    let again = Applied::Repeated {
+        stage: Stage::Received,
+    };
+    let counted_second = [
+        vec![Applied::Accepted; 4],
+        vec![again.clone(), again.clone()],
+    ]
+    .concat();
+    assert_eq!(store.apply(&second).await.expect("apply"), counted_second);
+    // Resent: the counted ones are duplicates; the second receptions, whose ids were not
+    // remembered, are judged again.
     let retried = [first, second].concat();
-    assert_eq!(
-        store.apply(&retried).await.expect("apply"),
-        vec![Applied::Duplicate; retried.len()]
-    );
+    let mut expected = vec![Applied::Duplicate; retried.len() - 2];
+    expected.extend([again.clone(), again]);
+    assert_eq!(store.apply(&retried).await.expect("apply"), expected);
 
     let groups = [
         key("hoa-binh", "hb-dept"),
@@ -927,6 +950,89 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
             .collect();
         assert_eq!(from_roll_up, alone, "children at the end of {last}");
     }
+}
+
+/// Each stage of a dossier counts once, whatever event id it comes under and in whichever
+/// batch: a second reception, resolution, fee payment or feedback of one dossier is
+/// `Repeated`, counts nothing, and is judged again when resent; the same dossier id of
+/// another agency is another dossier.
+pub async fn a_stage_counts_once_per_dossier(store: &dyn CounterStore) {
+    let chain = ["hb-dept", "hoa-binh"];
+    let day = date!(2026 - 05 - 04);
+    let of_dossier = |event: &str, dossier: &str, increments: &[Counter]| {
+        let mut w = write(event, &chain, day, increments, None);
+        w.dossier = DossierId::parse(dossier).expect("valid id");
+        w
+    };
+    let stages = [
+        &[Counter::Received, Counter::ReceivedInPerson][..],
+        &[Counter::Resolved, Counter::ResolvedOnTime],
+        &[Counter::FeePaid],
+        &[Counter::Feedback, Counter::FeedbackSatisfied],
+    ];
+    let first: Vec<EventWrite> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, counters)| of_dossier(&format!("first-{i}"), "HS-1", counters))
+        .collect();
+    assert_eq!(
+        store.apply(&first).await.expect("apply"),
+        vec![Applied::Accepted; 4]
+    );
+    // Each stage again under new ids, with other values; and in a batch of its own.
+    let again: Vec<EventWrite> = [
+        &[Counter::Received, Counter::ReceivedOnline][..],
+        &[Counter::Resolved],
+        &[Counter::FeePaid, Counter::FeePaidOnline],
+        &[Counter::Feedback],
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, counters)| of_dossier(&format!("again-{i}"), "HS-1", counters))
+    .collect();
+    let repeated: Vec<Applied> = [
+        Stage::Received,
+        Stage::Resolved,
+        Stage::FeePaid,
+        Stage::Feedback,
+    ]
+    .into_iter()
+    .map(|stage| Applied::Repeated { stage })
+    .collect();
+    assert_eq!(store.apply(&again).await.expect("apply"), repeated);
+    assert_eq!(
+        store.apply(&again).await.expect("apply"),
+        repeated,
+        "resent"
+    );
+    let mut elsewhere = of_dossier("first-0", "HS-1", stages[0]);
+    elsewhere.agency = id("hb-other");
+    elsewhere.chain = [id("hb-other"), id("hoa-binh")].into_iter().collect();
+    assert_eq!(
+        store.apply(&[elsewhere]).await.expect("apply"),
+        [Applied::Accepted]
+    );
+    let counted = read_one(store, "hoa-binh", "hb-dept", &day.to_string()).await;
+    for (counter, expected) in [
+        (Counter::Received, 1),
+        (Counter::ReceivedInPerson, 1),
+        (Counter::ReceivedOnline, 0),
+        (Counter::Resolved, 1),
+        (Counter::ResolvedOnTime, 1),
+        (Counter::FeePaid, 1),
+        (Counter::FeePaidOnline, 0),
+        (Counter::Feedback, 1),
+        (Counter::FeedbackSatisfied, 1),
+    ] {
+        assert_eq!(counted.get(counter), expected, "{counter:?}");
+    }
+    assert_eq!(
+        read_one(store, "hoa-binh", "hoa-binh", &day.to_string())
+            .await
+            .get(Counter::Received),
+        2,
+        "hb-dept's HS-1 and hb-other's"
+    );
 }
 
 /// An (agency, event id) counts once whatever day it claims: the same event sent again
@@ -994,12 +1100,11 @@ pub async fn an_id_counts_once_whatever_day_it_claims(store: &dyn CounterStore) 
 pub async fn concurrent_writers_count_each_id_once(a: &dyn CounterStore, b: &dyn CounterStore) {
     let chain = ["hb-dept", "hoa-binh"];
     let day = date!(2026 - 04 - 01);
-    let due = |d: &str| DossierChange::Open {
-        dossier: DossierId::parse(d).expect("valid id"),
-        due: datetime!(2026-04-03 17:00 +7),
+    let due = StageEvent::Received {
+        due_day: Some(date!(2026 - 04 - 03)),
     };
     // 40 batches of 50, each sent by both writers at once, overlapping by half with the
-    // next: 1,025 distinct ids, many dossiers received twice under other ids.
+    // next: 1,025 distinct ids, 513 dossiers, most received twice under two ids.
     let batches: Vec<Vec<EventWrite>> = (0..40)
         .map(|b| {
             (0..50)
@@ -1007,7 +1112,9 @@ pub async fn concurrent_writers_count_each_id_once(a: &dyn CounterStore, b: &dyn
                     let n = b * 25 + i;
                     let mut event =
                         write(&format!("c{n}"), &chain, day, &[Counter::Received], None);
-                    event.dossier = Some(due(&format!("dossier-{}", n / 2)));
+                    event.dossier =
+                        DossierId::parse(&format!("dossier-{}", n / 2)).expect("valid id");
+                    event.stage = due;
                     event
                 })
                 .collect()
@@ -1028,7 +1135,10 @@ pub async fn concurrent_writers_count_each_id_once(a: &dyn CounterStore, b: &dyn
             accepted += outcomes.iter().filter(|o| **o == Applied::Accepted).count();
         }
     }
-    assert_eq!(accepted, 1_025, "each id counted by one writer, once");
+    assert_eq!(
+        accepted, 513,
+        "each dossier's reception counted by one writer, once, whichever id came first"
+    );
     let activity = a
         .read_activity(
             &[key("hoa-binh", "hb-dept"), key("hoa-binh", "hoa-binh")].concat(),
@@ -1040,7 +1150,7 @@ pub async fn concurrent_writers_count_each_id_once(a: &dyn CounterStore, b: &dyn
         assert_eq!(agency.days[0].rejected, 120, "every call's rejection, once");
     }
     let counted = read_one(a, "hoa-binh", "hb-dept", &day.to_string()).await;
-    assert_eq!(counted.get(Counter::Received), 1_025);
+    assert_eq!(counted.get(Counter::Received), 513);
     // The parent's roll-ups of the day (records read and written back) and of the year
     // (increments) hold the same, whichever writer wrote.
     let parent = AgencyKey {
@@ -1052,7 +1162,7 @@ pub async fn concurrent_writers_count_each_id_once(a: &dyn CounterStore, b: &dyn
             .read_children(&parent, &[id("hb-dept")], &[bucket], &[Counter::Received])
             .await
             .expect("read children");
-        assert_eq!(rolled[0].get(Counter::Received), 1_025, "{bucket:?}");
+        assert_eq!(rolled[0].get(Counter::Received), 513, "{bucket:?}");
     }
     // 513 dossiers, each opened once whoever received it first, due on 3 April.
     let open = open_past_due_at_end(a, &[key("hoa-binh", "hb-dept")], date!(2026 - 04 - 03)).await;
@@ -1345,6 +1455,7 @@ where
     many_children_read_like_each_child_alone(&fresh().await).await;
     dossiers_are_open_past_due_from_their_due_day_to_their_resolution(&fresh().await).await;
     an_id_counts_once_whatever_day_it_claims(&fresh().await).await;
+    a_stage_counts_once_per_dossier(&fresh().await).await;
     assessed_scores_replace_per_agency_criterion_and_period(&fresh().await).await;
     activity_keeps_the_latest_and_counts_arrivals(&fresh().await).await;
     rejections_count_per_day_for_the_chain_beside_accepted_events(&fresh().await).await;

@@ -10,7 +10,7 @@ use std::{
 use async_trait::async_trait;
 use govpulse_core::{
     AgencyId, Bucket, Counter, Counters, DossierId, EventId, Needs, ProcedureId,
-    backlog::DossierState,
+    backlog::Dossier,
     counting::{Content, plan},
     freshness::{Activity, Arrivals, Seen},
 };
@@ -26,8 +26,9 @@ const SWEEP_EVERY: u64 = 1024;
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Per reporting agency and dossier: what the backlog knows of it.
-    dossiers: HashMap<(AgencyId, DossierId), DossierState>,
+    /// Per reporting agency and dossier: its stages counted and the backlog's days, and until
+    /// when it is remembered once it is not open.
+    dossiers: HashMap<(AgencyId, DossierId), (Dossier, OffsetDateTime)>,
     /// Per agency and event id counted: what it said, and until when it is remembered.
     seen: HashMap<(AgencyId, EventId), (Content, OffsetDateTime)>,
     counters: HashMap<(AgencyId, Bucket), Counters>,
@@ -141,6 +142,9 @@ impl CounterStore for MemoryStore {
         inner.batches += 1;
         if inner.batches.is_multiple_of(SWEEP_EVERY) {
             inner.seen.retain(|_, (_, until)| *until > now);
+            inner
+                .dossiers
+                .retain(|_, (state, until)| state.is_open() || *until > now);
         }
         let plan = {
             let inner = &*inner;
@@ -158,7 +162,7 @@ impl CounterStore for MemoryStore {
                     inner
                         .dossiers
                         .get(&(agency.clone(), dossier.clone()))
-                        .copied()
+                        .map(|(state, _)| *state)
                 },
             )
         };
@@ -169,10 +173,12 @@ impl CounterStore for MemoryStore {
                 (event.content, event.remember_until),
             );
         }
-        for (agency, dossier, state) in &plan.dossiers {
-            inner
+        for write in &plan.dossiers {
+            let kept = inner
                 .dossiers
-                .insert((agency.clone(), dossier.clone()), *state);
+                .entry((write.agency.clone(), write.dossier.clone()))
+                .or_insert((write.state, write.remember_until));
+            *kept = (write.state, kept.1.max(write.remember_until));
         }
         for ((agency, bucket), sums) in &plan.counters {
             let counters = inner.counters.entry((agency.clone(), *bucket)).or_default();

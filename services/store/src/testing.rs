@@ -124,17 +124,7 @@ impl RedisServer {
         runtime: &'a tokio::runtime::Runtime,
         prefix: &'a str,
     ) -> impl Fn(u32) -> std::sync::Arc<dyn crate::CounterStore> + 'a {
-        let url = self.url();
-        move |case| {
-            let config = crate::RedisStoreConfig {
-                url: url.clone(),
-                prefix: format!("{prefix}{case}"),
-            };
-            let store = runtime
-                .block_on(crate::RedisStore::connect(config))
-                .expect("connects to the test's redis-server");
-            std::sync::Arc::new(store)
-        }
+        store_per_case(self.url(), runtime, prefix)
     }
 
     /// Kills it with SIGKILL, as a crash would, and waits for it to exit.
@@ -247,5 +237,34 @@ impl RedisCluster {
     /// The nodes' ports.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(RedisServer::port).collect()
+    }
+
+    /// A fresh store for each case of a property test, as [`RedisServer::store_per_case`]
+    /// makes, on this cluster.
+    pub fn store_per_case<'a>(
+        &self,
+        runtime: &'a tokio::runtime::Runtime,
+        prefix: &'a str,
+    ) -> impl Fn(u32) -> std::sync::Arc<dyn crate::CounterStore> + 'a {
+        store_per_case(self.url(), runtime, prefix)
+    }
+}
+
+/// A fresh [`crate::RedisStore`] at `url` for each case of a property test, under its own
+/// key prefix, `<prefix><case>`, connected on `runtime`.
+fn store_per_case<'a>(
+    url: String,
+    runtime: &'a tokio::runtime::Runtime,
+    prefix: &'a str,
+) -> impl Fn(u32) -> std::sync::Arc<dyn crate::CounterStore> + 'a {
+    move |case| {
+        let config = crate::RedisStoreConfig {
+            url: url.clone(),
+            prefix: format!("{prefix}{case}"),
+        };
+        let store = runtime
+            .block_on(crate::RedisStore::connect(config))
+            .expect("connects to the test's Redis");
+        std::sync::Arc::new(store)
     }
 }

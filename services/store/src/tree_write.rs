@@ -34,8 +34,8 @@ use std::{
 use foldhash::{HashMap, HashMapExt};
 
 use govpulse_core::{
-    AgencyId, Bucket, Counter, DossierId, ProcedureId,
-    backlog::DossierState,
+    AgencyId, Bucket, Counter, ProcedureId,
+    backlog::Dossier,
     counting::{
         Applied, Content, CounterSums, EventWrite, Plan, ProcedureSums, RejectedWrite,
         dossier_digest, id_digest, plan,
@@ -68,9 +68,9 @@ const MAX_ARGS: usize = 2_000;
 /// after which it may be forgotten.
 const ID_VALUE: usize = Content::BYTES + 2;
 
-/// The bytes of a dossier record's value: the state's tag and day, and the UTC day after
-/// which a finished one may be forgotten.
-const DOSSIER_VALUE: usize = 5;
+/// The bytes of a dossier record's value: the stages counted, the due day and the
+/// resolution day (0: none), and the UTC day after which a finished one may be forgotten.
+const DOSSIER_VALUE: usize = 7;
 
 /// Days since 1970 (UTC calendar), as stores keep days.
 pub(crate) fn day_number(day: Date) -> i32 {
@@ -115,33 +115,27 @@ fn id_entry(value: &[u8; ID_VALUE]) -> Option<(Content, i32)> {
     Some((content, day_at(value, Content::BYTES)?))
 }
 
-/// A dossier record's value: its state (`o` open with its due day, `c` resolved on a day
-/// before any reception with a due time, `x` done) and the day after which a finished one
-/// may be forgotten (an open one never is: its resolution may come late).
-fn dossier_value(state: DossierState, until: OffsetDateTime) -> [u8; DOSSIER_VALUE] {
-    let (tag, day) = match state {
-        DossierState::Open { due_day } => (b'o', day_number(due_day)),
-        DossierState::Resolved { day } => (b'c', day_number(day)),
-        DossierState::Done => (b'x', 0),
-    };
+/// A dossier record's value: the stages counted as bits ([`Dossier::stage_bits`]), the due
+/// day of its reception and the day of its resolution (0 when not known: no day that near
+/// 1970 is ever counted), and the day after which it may be forgotten unless it is open
+/// (its resolution may come late).
+fn dossier_value(state: Dossier, until: i32) -> [u8; DOSSIER_VALUE] {
+    let day = |day: Option<Date>| day_bytes(day.map_or(0, day_number));
     let mut value = [0u8; DOSSIER_VALUE];
-    value[0] = tag;
-    value[1..3].copy_from_slice(&day_bytes(day));
-    value[3..].copy_from_slice(&day_bytes(utc_day(until)));
+    value[0] = state.stage_bits();
+    value[1..3].copy_from_slice(&day(state.due_day()));
+    value[3..5].copy_from_slice(&day(state.resolved_day()));
+    value[5..].copy_from_slice(&day_bytes(until));
     value
 }
 
-fn dossier_entry(value: &[u8; DOSSIER_VALUE]) -> Option<(DossierState, i32)> {
-    let (day, until) = (day_at(value, 1)?, day_at(value, 3)?);
-    let state = match value[0] {
-        b'o' => DossierState::Open {
-            due_day: date_of(day)?,
-        },
-        b'c' => DossierState::Resolved { day: date_of(day)? },
-        b'x' => DossierState::Done,
-        _ => return None,
+fn dossier_entry(value: &[u8; DOSSIER_VALUE]) -> Option<(Dossier, i32)> {
+    let day = |at: usize| match day_at(value, at)? {
+        0 => Some(None),
+        n => date_of(n).map(Some),
     };
-    Some((state, until))
+    let state = Dossier::from_parts(value[0], day(1)?, day(3)?)?;
+    Some((state, day_at(value, 5)?))
 }
 
 fn reply_err(what: &str) -> StoreError {
@@ -293,7 +287,7 @@ impl<const W: usize> Table<W> {
 struct TreeKeys<'a> {
     store: &'a RedisStore,
     root: &'a AgencyId,
-    /// `P:{root}:e:` and `P:{root}:d:`.
+    /// `P:{root}:e:` and `P:{root}:ds:`.
     id_buckets: String,
     dossier_buckets: String,
 }
@@ -304,7 +298,7 @@ impl<'a> TreeKeys<'a> {
             store,
             root,
             id_buckets: format!("{}:{{{root}}}:e:", store.prefix),
-            dossier_buckets: format!("{}:{{{root}}}:d:", store.prefix),
+            dossier_buckets: format!("{}:{{{root}}}:ds:", store.prefix),
         }
     }
     fn version(&self) -> String {
@@ -317,7 +311,7 @@ impl<'a> TreeKeys<'a> {
         numbered(&self.id_buckets, bucket)
     }
     fn dossier_spread(&self) -> String {
-        format!("{}:{{{}}}:dx", self.store.prefix, self.root)
+        format!("{}:{{{}}}:dsx", self.store.prefix, self.root)
     }
     fn dossier_bucket(&self, bucket: u64) -> String {
         numbered(&self.dossier_buckets, bucket)
@@ -474,20 +468,19 @@ impl RedisStore {
 
         // 2. What the batch needs to read: each event's id, and each dossier, in the bucket
         // the spread read says; the buckets the growth splits; the one the sweep looks at.
-        let digests: Vec<(u64, Option<u64>)> = batch
+        let digests: Vec<(u64, u64)> = batch
             .iter()
             .map(|event| {
-                let dossier = event.dossier.as_ref().map(dossier_id);
                 (
                     id_digest(&event.agency, &event.event_id),
-                    dossier.map(|d| dossier_digest(&event.agency, d)),
+                    dossier_digest(&event.agency, &event.dossier),
                 )
             })
             .collect();
-        let with_dossier = digests.iter().filter(|(_, d)| d.is_some()).count() as u64;
-        let (id_splits, id_grown) = id_spread.grow_to(id_spread.entries + batch.len() as u64);
+        let batch_size = batch.len() as u64;
+        let (id_splits, id_grown) = id_spread.grow_to(id_spread.entries + batch_size);
         let (dossier_splits, dossier_grown) =
-            dossier_spread.grow_to(dossier_spread.entries + with_dossier);
+            dossier_spread.grow_to(dossier_spread.entries + batch_size);
         let id_sweep = id_spread.sweep % id_spread.buckets();
         let dossier_sweep = dossier_spread.sweep % dossier_spread.buckets();
         let id_reads: BTreeSet<u64> = digests
@@ -498,7 +491,7 @@ impl RedisStore {
             .collect();
         let dossier_reads: BTreeSet<u64> = digests
             .iter()
-            .filter_map(|(_, dossier)| dossier.map(|d| dossier_spread.bucket(d)))
+            .map(|(_, dossier)| dossier_spread.bucket(*dossier))
             .chain(dossier_splits.iter().map(|s| s.from))
             .chain([dossier_sweep])
             .collect();
@@ -602,24 +595,33 @@ impl RedisStore {
                 .filter(|(_, until)| *until >= today)
                 .map(|(content, _)| content)
         };
-        let known_dossier = |digest: u64| {
+        let kept_dossier = |digest: u64| {
             dossiers
                 .get(dossier_spread.bucket(digest), digest)
                 .and_then(dossier_entry)
-                .map(|(state, _)| state)
         };
+        let known_dossier = |digest: u64| kept_dossier(digest).map(|(state, _)| state);
         let planned = plan(
             batch,
             rejected,
             |agency, event_id| known_id(id_digest(agency, event_id)),
             |agency, dossier| known_dossier(dossier_digest(agency, dossier)),
         );
-        let new_dossiers: BTreeSet<u64> = planned
+        // Each changed dossier with the later of its kept day and the batch's, and whether it
+        // is new to the store.
+        let dossier_writes: Vec<(u64, Dossier, i32, bool)> = planned
             .dossiers
             .iter()
-            .map(|(agency, dossier, _)| dossier_digest(agency, dossier))
-            .filter(|digest| known_dossier(*digest).is_none())
+            .map(|write| {
+                let digest = dossier_digest(&write.agency, &write.dossier);
+                let until = utc_day(write.remember_until);
+                match kept_dossier(digest) {
+                    Some((_, kept)) => (digest, write.state, until.max(kept), false),
+                    None => (digest, write.state, until, true),
+                }
+            })
             .collect();
+        let new_dossiers = dossier_writes.iter().filter(|(.., new)| *new).count() as u64;
 
         // 4. The writes: the sweep, the growth's splits (in order), then the new records.
         let swept_ids = ids.sweep(id_sweep, |value| {
@@ -639,25 +641,16 @@ impl RedisStore {
         }
         // A finished dossier is forgotten after its time; an open one never is.
         let swept_dossiers = dossiers.sweep(dossier_sweep, |value| {
-            dossier_entry(value).is_some_and(|(state, until)| {
-                matches!(state, DossierState::Open { .. }) || until >= today
-            })
+            dossier_entry(value).is_some_and(|(state, until)| state.is_open() || until >= today)
         });
         for split in &dossier_splits {
             dossiers.split(split);
         }
-        let until_of: HashMap<u64, OffsetDateTime> = planned
-            .counted
-            .iter()
-            .filter_map(|i| Some((digests[*i].1?, batch[*i].remember_until)))
-            .collect();
-        for (agency, dossier, state) in &planned.dossiers {
-            let digest = dossier_digest(agency, dossier);
-            let until = until_of.get(&digest).copied().unwrap_or(now);
+        for (digest, state, until, _) in &dossier_writes {
             dossiers.put(
-                dossier_grown.bucket(digest),
-                digest,
-                dossier_value(*state, until),
+                dossier_grown.bucket(*digest),
+                *digest,
+                dossier_value(*state, *until),
             );
         }
         // The counter records the plan adds to (its due-day buckets are known only now),
@@ -687,13 +680,7 @@ impl RedisStore {
             keys.id_spread(),
             next_spread(id_grown, id_spread, counted, swept_ids).encode(),
             keys.dossier_spread(),
-            next_spread(
-                dossier_grown,
-                dossier_spread,
-                new_dossiers.len() as u64,
-                swept_dossiers,
-            )
-            .encode(),
+            next_spread(dossier_grown, dossier_spread, new_dossiers, swept_dossiers).encode(),
         ]);
         self.write_counts(
             root,
@@ -1108,16 +1095,12 @@ fn parents_of(batch: &[EventWrite]) -> HashMap<&AgencyId, &AgencyId> {
     parent_of
 }
 
-fn dossier_id(change: &govpulse_core::DossierChange) -> &DossierId {
-    match change {
-        govpulse_core::DossierChange::Open { dossier, .. }
-        | govpulse_core::DossierChange::Close { dossier } => dossier,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use govpulse_core::EventId;
+    use govpulse_core::{
+        DossierId, EventId,
+        backlog::{StageEvent, step},
+    };
     use time::macros::{date, datetime};
 
     use super::*;
@@ -1164,20 +1147,40 @@ mod tests {
             Some(date!(2027 - 09 - 20)),
             "the UTC date of the instant"
         );
-        for state in [
-            DossierState::Open {
-                due_day: date!(2026 - 08 - 20),
+        let open = step(
+            None,
+            StageEvent::Received {
+                due_day: Some(date!(2026 - 08 - 20)),
             },
-            DossierState::Resolved {
+        )
+        .expect("counted")
+        .dossier;
+        let resolved = step(
+            None,
+            StageEvent::Resolved {
                 day: date!(2026 - 08 - 21),
             },
-            DossierState::Done,
-        ] {
+        )
+        .expect("counted")
+        .dossier;
+        let done = step(Some(resolved), StageEvent::Received { due_day: None })
+            .expect("counted")
+            .dossier;
+        let paid = step(Some(done), StageEvent::FeePaid)
+            .expect("counted")
+            .dossier;
+        let until = utc_day(until);
+        for state in [open, resolved, done, paid] {
             assert_eq!(
-                dossier_entry(&dossier_value(state, until)).map(|(s, _)| s),
-                Some(state)
+                dossier_entry(&dossier_value(state, until)),
+                Some((state, until))
             );
         }
+        assert_eq!(
+            dossier_entry(&[0, 0, 0, 0, 1, 0, 1]),
+            None,
+            "a resolution day without a resolution"
+        );
     }
 
     fn records<const W: usize>(pairs: &[(u64, [u8; W])]) -> Records<W> {

@@ -7,6 +7,7 @@ use govpulse_core::{AgencyId, counting::Content, freshness::blamed, period::viet
 use govpulse_edge::assessed::decode_assessed;
 use govpulse_edge::convert::{
     Outcomes, accepted, conflict, duplicate, notice_to_proto, rejected, rejections_from_proto,
+    repeated,
 };
 use govpulse_edge::decode_event;
 use govpulse_proto::aggregate::{
@@ -71,7 +72,7 @@ impl AggregateApi {
                         }));
                         continue;
                     };
-                    let dossier = event.dossier_change();
+                    let stage = event.stage_event();
                     writes.push(EventWrite {
                         content: Content::of(&event),
                         delta: event.delta(provision),
@@ -83,7 +84,8 @@ impl AggregateApi {
                         occurred_at: event.occurred_at,
                         accepted_at: now,
                         remember_until: self.policy.remember_until(day),
-                        dossier,
+                        dossier: event.dossier,
+                        stage,
                     });
                     positions.push(i);
                     outcomes.later();
@@ -116,6 +118,7 @@ impl AggregateApi {
                 }
                 Applied::Duplicate => duplicate(),
                 Applied::Conflict { fields } => conflict(*position, fields),
+                Applied::Repeated { stage } => repeated(*position, *stage, &write.dossier),
             })
             .collect();
         let store_said = |wrong: String| {
