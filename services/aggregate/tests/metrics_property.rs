@@ -3,13 +3,14 @@
 //! events and units below agencies, dossiers received with a due time and resolved (before
 //! or after it, their resolution sometimes arriving first) or never, and stages of dossiers
 //! sent again under new ids with other values (a second reception, resolution, payment or
-//! feedback: the first to arrive counts, the others are CONFLICT and count nothing), through
+//! feedback: the first to arrive counts, the others are CONFLICT and count nothing), some
+//! under another procedure (a dossier is for one: CONFLICT too), through
 //! the aggregate API, on the in-memory store, a real Redis and a Redis Cluster. Each agency's freshness (latest event
 //! time, events accepted, last acceptance) matches the events counted too, and so does each
 //! of its procedures' value of every metric that has one per procedure (GetProcedureMetrics).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
 };
 
@@ -252,18 +253,34 @@ fn arb_case() -> impl Strategy<Value = (Vec<Raw>, Vec<Vec<usize>>)> {
         .prop_flat_map(|(seeds, dossiers)| {
             let singles: Vec<_> = (0..seeds.len()).map(arb_raw).collect();
             let stories: Vec<_> = (0..dossiers).map(arb_dossier).collect();
-            // Stages sent again under new ids: which event, and how many days later.
-            let repeats = prop::collection::vec((any::<prop::sample::Index>(), 0i64..40), 0..20);
+            // Stages sent again under new ids: which event, how many days later, and whether
+            // under another procedure of the agency.
+            let repeats = prop::collection::vec(
+                (
+                    any::<prop::sample::Index>(),
+                    0i64..40,
+                    prop::bool::weighted(0.2),
+                ),
+                0..20,
+            );
             (singles, stories, repeats).prop_flat_map(|(singles, stories, repeats)| {
                 let mut events: Vec<Raw> = singles
                     .into_iter()
                     .chain(stories.into_iter().flatten())
                     .collect();
                 let originals = events.len();
-                for (k, (which, later)) in repeats.into_iter().enumerate() {
+                for (k, (which, later, elsewhere)) in repeats.into_iter().enumerate() {
                     let original = &events[which.index(originals)];
+                    let procedures = procedures_of(original.agency);
+                    let procedure = if elsewhere {
+                        let at = procedures.iter().position(|p| *p == original.procedure);
+                        procedures[(at.unwrap_or(0) + 1) % procedures.len()]
+                    } else {
+                        original.procedure
+                    };
                     let repeat = Raw {
                         id: format!("again{k}"),
+                        procedure,
                         day: (original.day + Duration::days(later))
                             .min(FIRST_DAY + Duration::days(DAYS - 1)),
                         kind: original.kind.other_values(),
@@ -542,8 +559,10 @@ async fn check(
         CancellationToken::new(),
     );
     let mut counted: HashSet<String> = HashSet::new();
-    // The stages counted, per (agency, dossier): the first of each to arrive.
+    // The stages counted, per (agency, dossier): the first of each to arrive; and the
+    // procedure each dossier was first counted under (a dossier is for one).
     let mut stages: HashSet<(&str, &str, u8)> = HashSet::new();
+    let mut procedure_of: HashMap<(&str, &str), &str> = HashMap::new();
     // The events counted, each with the clock readings around the call that counted it.
     let mut counted_when: Vec<(&Raw, OffsetDateTime, OffsetDateTime)> = Vec::new();
     for batch in &batches {
@@ -557,14 +576,21 @@ async fn check(
         for (i, outcome) in batch.iter().zip(&response.outcomes) {
             let event = &events[*i];
             let stage = (event.agency, event.dossier.as_str(), event.kind.stage());
-            // Counted before: DUPLICATE; its stage counted under another id: CONFLICT.
+            // Counted before: DUPLICATE; its stage counted under another id, or its dossier
+            // under another procedure: CONFLICT.
+            let dossier = (event.agency, event.dossier.as_str());
             let expected = if counted.contains(&event.id) {
                 2
-            } else if stages.contains(&stage) {
+            } else if stages.contains(&stage)
+                || procedure_of
+                    .get(&dossier)
+                    .is_some_and(|p| *p != event.procedure)
+            {
                 4
             } else {
                 counted.insert(event.id.clone());
                 stages.insert(stage);
+                procedure_of.insert(dossier, event.procedure);
                 counted_when.push((event, before, after));
                 1
             };

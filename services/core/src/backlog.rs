@@ -43,8 +43,10 @@
 
 use time::{Date, Duration, OffsetDateTime};
 
+use xxhash_rust::xxh3::xxh3_64;
+
 use crate::{
-    AcceptancePolicy, Bucket, Counter, Period, ReadPlan,
+    AcceptancePolicy, Bucket, Counter, Period, ProcedureId, ReadPlan,
     period::{VIETNAM, vietnam_day},
 };
 
@@ -167,26 +169,45 @@ impl StageEvent {
     }
 }
 
-/// What a store remembers of one dossier (per reporting agency and dossier id): which
-/// stages were counted, and the two days the backlog needs, kept even when the other is not
-/// known yet (events arrive in any order).
+/// What a store remembers of one dossier (per reporting agency and dossier id): the
+/// procedure it is for, which stages were counted, and the two days the backlog needs, kept
+/// even when the other is not known yet (events arrive in any order).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Dossier {
+    procedure: u32,
     stages: u8,
     due_day: Option<Date>,
     resolved_day: Option<Date>,
 }
 
+/// A 32-bit digest of a procedure id: what a dossier record keeps to tell that an event of
+/// the dossier names another procedure. Two procedure ids share one with a chance of one in
+/// 4 billion, and then such an event is taken as naming the dossier's own procedure.
+pub fn procedure_digest(procedure: &ProcedureId) -> u32 {
+    (xxh3_64(procedure.as_str().as_bytes()) >> 32) as u32
+}
+
 impl Dossier {
-    /// A dossier as a store kept it: [`Dossier::stage_bits`] and the two days. `None` when
-    /// the parts disagree (a due day without a reception, a resolution without its day or
-    /// the other way round, an unknown bit): no such record is ever written.
+    /// A dossier nothing was counted of yet, for the procedure of `procedure_digest`.
+    pub fn new(procedure_digest: u32) -> Dossier {
+        Dossier {
+            procedure: procedure_digest,
+            ..Dossier::default()
+        }
+    }
+
+    /// A dossier as a store kept it: its procedure's digest, [`Dossier::stage_bits`] and the
+    /// two days. `None` when the parts disagree (a due day without a reception, a resolution
+    /// without its day or the other way round, an unknown bit): no such record is ever
+    /// written.
     pub fn from_parts(
+        procedure_digest: u32,
         stage_bits: u8,
         due_day: Option<Date>,
         resolved_day: Option<Date>,
     ) -> Option<Dossier> {
         let dossier = Dossier {
+            procedure: procedure_digest,
             stages: stage_bits,
             due_day,
             resolved_day,
@@ -196,6 +217,11 @@ impl Dossier {
             && (due_day.is_none() || dossier.has(Stage::Received))
             && resolved_day.is_some() == dossier.has(Stage::Resolved);
         consistent.then_some(dossier)
+    }
+
+    /// The digest of the procedure it is for ([`procedure_digest`]).
+    pub fn procedure(&self) -> u32 {
+        self.procedure
     }
 
     /// Whether `stage` was counted.
@@ -419,33 +445,21 @@ mod tests {
         .expect("received")
         .dossier;
         assert_eq!(
-            Dossier::from_parts(done.stage_bits(), done.due_day(), done.resolved_day()),
+            Dossier::from_parts(
+                done.procedure(),
+                done.stage_bits(),
+                done.due_day(),
+                done.resolved_day()
+            ),
             Some(done)
         );
-        assert_eq!(
-            Dossier::from_parts(0b1, Some(d), None).map(|x| x.is_open()),
-            Some(true)
-        );
-        assert_eq!(
-            Dossier::from_parts(0b0, Some(d), None),
-            None,
-            "due day, no reception"
-        );
-        assert_eq!(
-            Dossier::from_parts(0b10, None, None),
-            None,
-            "resolved without its day"
-        );
-        assert_eq!(
-            Dossier::from_parts(0b1, None, Some(r)),
-            None,
-            "a day, not resolved"
-        );
-        assert_eq!(
-            Dossier::from_parts(0b10000, None, None),
-            None,
-            "unknown stage"
-        );
+        let parts = |bits, due, resolved| Dossier::from_parts(7, bits, due, resolved);
+        assert_eq!(parts(0b1, Some(d), None).map(|x| x.is_open()), Some(true));
+        assert_eq!(parts(0b1, Some(d), None).map(|x| x.procedure()), Some(7));
+        assert_eq!(parts(0b0, Some(d), None), None, "due day, no reception");
+        assert_eq!(parts(0b10, None, None), None, "resolved without its day");
+        assert_eq!(parts(0b1, None, Some(r)), None, "a day, not resolved");
+        assert_eq!(parts(0b10000, None, None), None, "unknown stage");
     }
 
     /// One dossier: its due day, its resolution day if any, and whether the resolution

@@ -274,6 +274,9 @@ pub enum Applied {
         /// The stage counted before.
         stage: Stage,
     },
+    /// A new id, but its dossier was counted under another procedure: a dossier is for one
+    /// procedure. Not counted, nor its id remembered.
+    OtherProcedure,
 }
 
 /// A dossier a batch changes, as the store is to keep it.
@@ -427,7 +430,13 @@ pub fn plan(
         let (state, until) = states
             .entry(slot)
             .or_insert_with(|| (known_dossier(&event.agency, &event.dossier), None));
-        let step = match backlog::step(*state, event.stage) {
+        let procedure = backlog::procedure_digest(&event.procedure);
+        let dossier = state.unwrap_or_else(|| Dossier::new(procedure));
+        if dossier.procedure() != procedure {
+            plan.outcomes.push(Applied::OtherProcedure);
+            continue;
+        }
+        let step = match backlog::step(Some(dossier), event.stage) {
             Ok(step) => step,
             Err(stage) => {
                 plan.outcomes.push(Applied::Repeated { stage });
@@ -908,12 +917,16 @@ mod tests {
             digitized: true,
             due_at: None,
         };
+        // A dossier is for one procedure: its fee under another is not counted either.
+        let mut fee_elsewhere = event("e6", "d1", EventKind::FeePaid { online: true }, at);
+        fee_elsewhere.procedure = ProcedureId::parse("p2").expect("id");
         let batch = [
             write(&received("e1", "d1", at)),
             write(&in_person),
             write(&resolved("e3", 1)),
             write(&resolved("e4", 2)),
             write(&received("e5", "d2", at)),
+            write(&fee_elsewhere),
         ];
         let plan = plan(&batch, &[], |_, _| None, |_, _| None);
         assert_eq!(
@@ -928,6 +941,7 @@ mod tests {
                     stage: Stage::Resolved
                 },
                 Applied::Accepted,
+                Applied::OtherProcedure,
             ]
         );
         assert_eq!(plan.counted, [0, 2, 4]);

@@ -308,6 +308,19 @@ pub fn repeated(index: usize, stage: Stage, dossier: &DossierId) -> ev::EventOut
     }
 }
 
+/// A CONFLICT outcome for an event whose dossier was counted under another procedure: a
+/// dossier is for one procedure. Not counted.
+pub fn other_procedure(index: usize, dossier: &DossierId) -> ev::EventOutcome {
+    ev::EventOutcome {
+        status: ev::OutcomeStatus::Conflict.into(),
+        field: format!("events[{index}].procedure_id"),
+        reason: format!(
+            "dossier {dossier} was counted under another procedure; a dossier is for one \
+             procedure, so this event is not counted"
+        ),
+    }
+}
+
 /// A REJECTED outcome naming the field and the reason.
 pub fn rejected(violation: Violation) -> ev::EventOutcome {
     ev::EventOutcome {

@@ -954,8 +954,9 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
 
 /// Each stage of a dossier counts once, whatever event id it comes under and in whichever
 /// batch: a second reception, resolution, fee payment or feedback of one dossier is
-/// `Repeated`, counts nothing, and is judged again when resent; the same dossier id of
-/// another agency is another dossier.
+/// `Repeated`, counts nothing, and is judged again when resent; an event of the dossier under
+/// another procedure is not counted either; the same dossier id of another agency is another
+/// dossier.
 pub async fn a_stage_counts_once_per_dossier(store: &dyn CounterStore) {
     let chain = ["hb-dept", "hoa-binh"];
     let day = date!(2026 - 05 - 04);
@@ -1004,6 +1005,13 @@ pub async fn a_stage_counts_once_per_dossier(store: &dyn CounterStore) {
         store.apply(&again).await.expect("apply"),
         repeated,
         "resent"
+    );
+    // A dossier is for one procedure: an event of HS-1 under another is not counted.
+    let mut elsewhere_procedure = of_dossier("other-procedure", "HS-1", &[Counter::FeePaid]);
+    elsewhere_procedure.procedure = ProcedureId::parse("p-other").expect("valid id");
+    assert_eq!(
+        store.apply(&[elsewhere_procedure]).await.expect("apply"),
+        [Applied::OtherProcedure]
     );
     let mut elsewhere = of_dossier("first-0", "HS-1", stages[0]);
     elsewhere.agency = id("hb-other");

@@ -68,9 +68,10 @@ const MAX_ARGS: usize = 2_000;
 /// after which it may be forgotten.
 const ID_VALUE: usize = Content::BYTES + 2;
 
-/// The bytes of a dossier record's value: the stages counted, the due day and the
-/// resolution day (0: none), and the UTC day after which a finished one may be forgotten.
-const DOSSIER_VALUE: usize = 7;
+/// The bytes of a dossier record's value: its procedure's digest, the stages counted, the
+/// due day and the resolution day (0: none), and the UTC day after which a finished one may
+/// be forgotten.
+const DOSSIER_VALUE: usize = 11;
 
 /// Days since 1970 (UTC calendar), as stores keep days.
 pub(crate) fn day_number(day: Date) -> i32 {
@@ -115,17 +116,18 @@ fn id_entry(value: &[u8; ID_VALUE]) -> Option<(Content, i32)> {
     Some((content, day_at(value, Content::BYTES)?))
 }
 
-/// A dossier record's value: the stages counted as bits ([`Dossier::stage_bits`]), the due
-/// day of its reception and the day of its resolution (0 when not known: no day that near
-/// 1970 is ever counted), and the day after which it may be forgotten unless it is open
-/// (its resolution may come late).
+/// A dossier record's value: its procedure's digest (4 bytes, big-endian), the stages
+/// counted as bits ([`Dossier::stage_bits`]), the due day of its reception and the day of
+/// its resolution (0 when not known: no day that near 1970 is ever counted), and the day
+/// after which it may be forgotten unless it is open (its resolution may come late).
 fn dossier_value(state: Dossier, until: i32) -> [u8; DOSSIER_VALUE] {
     let day = |day: Option<Date>| day_bytes(day.map_or(0, day_number));
     let mut value = [0u8; DOSSIER_VALUE];
-    value[0] = state.stage_bits();
-    value[1..3].copy_from_slice(&day(state.due_day()));
-    value[3..5].copy_from_slice(&day(state.resolved_day()));
-    value[5..].copy_from_slice(&day_bytes(until));
+    value[..4].copy_from_slice(&state.procedure().to_be_bytes());
+    value[4] = state.stage_bits();
+    value[5..7].copy_from_slice(&day(state.due_day()));
+    value[7..9].copy_from_slice(&day(state.resolved_day()));
+    value[9..].copy_from_slice(&day_bytes(until));
     value
 }
 
@@ -134,8 +136,9 @@ fn dossier_entry(value: &[u8; DOSSIER_VALUE]) -> Option<(Dossier, i32)> {
         0 => Some(None),
         n => date_of(n).map(Some),
     };
-    let state = Dossier::from_parts(value[0], day(1)?, day(3)?)?;
-    Some((state, day_at(value, 5)?))
+    let procedure = u32::from_be_bytes(value[..4].try_into().ok()?);
+    let state = Dossier::from_parts(procedure, value[4], day(5)?, day(7)?)?;
+    Some((state, day_at(value, 9)?))
 }
 
 fn reply_err(what: &str) -> StoreError {
@@ -1177,7 +1180,7 @@ mod tests {
             );
         }
         assert_eq!(
-            dossier_entry(&[0, 0, 0, 0, 1, 0, 1]),
+            dossier_entry(&[0, 0, 0, 9, 0, 0, 0, 0, 1, 0, 1]),
             None,
             "a resolution day without a resolution"
         );

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use govpulse_core::{AgencyId, counting::Content, freshness::blamed, period::vietnam_day};
 use govpulse_edge::assessed::decode_assessed;
 use govpulse_edge::convert::{
-    Outcomes, accepted, conflict, duplicate, notice_to_proto, rejected, rejections_from_proto,
-    repeated,
+    Outcomes, accepted, conflict, duplicate, notice_to_proto, other_procedure, rejected,
+    rejections_from_proto, repeated,
 };
 use govpulse_edge::decode_event;
 use govpulse_proto::aggregate::{
@@ -119,6 +119,7 @@ impl AggregateApi {
                 Applied::Duplicate => duplicate(),
                 Applied::Conflict { fields } => conflict(*position, fields),
                 Applied::Repeated { stage } => repeated(*position, *stage, &write.dossier),
+                Applied::OtherProcedure => other_procedure(*position, &write.dossier),
             })
             .collect();
         let store_said = |wrong: String| {
