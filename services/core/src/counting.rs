@@ -122,6 +122,140 @@ impl Content {
     }
 }
 
+/// What an event id counts now, as a store remembers it beside the id: enough to take it
+/// back exactly (a correction or a retraction) without the event itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remembered {
+    /// What the event sent under the id said.
+    pub content: Content,
+    /// [`dossier_digest`] of the event's dossier: a correction must name the same one.
+    pub dossier: u64,
+    /// What the id counts now.
+    pub counts: Counts,
+}
+
+/// What an event id counts now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counts {
+    /// An event, counting `Effect` (what it said, or what a correction of it said).
+    Event(Effect),
+    /// An event a retraction took back: it counts nothing, and stays so.
+    Retracted,
+    /// A correction: what it said counts under the event it corrects.
+    Correction,
+}
+
+/// What a counted event adds: one to each of its counters on its Vietnam day, and its
+/// procedure to the online sets if it is an online reception of a procedure provided online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effect {
+    /// The Vietnam day the event counts in.
+    pub day: Date,
+    /// Its counters, one bit per [`Counter`] at the counter's index (only the counters an
+    /// event adds: below [`Counter::DueOpened`]).
+    pub counters: u16,
+    /// Whether it put its procedure in the online sets of its day's buckets.
+    pub online: bool,
+}
+
+/// The bit of [`Effect::online`] in a remembered record's counter bits.
+const ONLINE_BIT: u16 = 1 << 14;
+/// The counter bits of a correction's own record (no event counts 15 counters).
+const CORRECTION_BITS: u16 = 1 << 15;
+
+impl Effect {
+    /// What an event of `day` adding `delta` counts.
+    pub fn of(day: Date, delta: &CounterDelta) -> Effect {
+        Effect {
+            day,
+            counters: delta
+                .increments
+                .iter()
+                .fold(0, |bits, c| bits | 1 << (*c as u16)),
+            online: delta.online_procedure.is_some(),
+        }
+    }
+
+    /// The counters it adds.
+    pub fn increments(&self) -> impl Iterator<Item = Counter> + '_ {
+        Counter::ALL
+            .into_iter()
+            .filter(|c| (*c as u16) < 14 && self.counters & 1 << (*c as u16) != 0)
+    }
+}
+
+impl Remembered {
+    /// The size of [`Remembered::to_bytes`].
+    pub const BYTES: usize = Content::BYTES + 12;
+
+    /// As stores keep it: the content, the dossier's digest (big-endian), the effect's day
+    /// (days since 1970, big-endian, 0 when it counts nothing) and counter bits (the online
+    /// flag at bit 14; a correction's own record has only bit 15, a retracted one none).
+    pub fn to_bytes(&self) -> [u8; Remembered::BYTES] {
+        let (day, bits) = match self.counts {
+            Counts::Event(effect) => (
+                days_since_1970(effect.day),
+                effect.counters | if effect.online { ONLINE_BIT } else { 0 },
+            ),
+            Counts::Retracted => (0, 0),
+            Counts::Correction => (0, CORRECTION_BITS),
+        };
+        let mut bytes = [0u8; Remembered::BYTES];
+        bytes[..Content::BYTES].copy_from_slice(&self.content.to_bytes());
+        bytes[Content::BYTES..Content::BYTES + 8].copy_from_slice(&self.dossier.to_be_bytes());
+        bytes[Content::BYTES + 8..Content::BYTES + 10].copy_from_slice(&day.to_be_bytes());
+        bytes[Content::BYTES + 10..].copy_from_slice(&bits.to_be_bytes());
+        bytes
+    }
+
+    /// What [`Remembered::to_bytes`] wrote; `None` for anything else.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Remembered> {
+        if bytes.len() != Remembered::BYTES {
+            return None;
+        }
+        let content = Content::from_bytes(&bytes[..Content::BYTES])?;
+        let dossier =
+            u64::from_be_bytes(bytes[Content::BYTES..Content::BYTES + 8].try_into().ok()?);
+        let day = u16::from_be_bytes(
+            bytes[Content::BYTES + 8..Content::BYTES + 10]
+                .try_into()
+                .ok()?,
+        );
+        let bits = u16::from_be_bytes(bytes[Content::BYTES + 10..].try_into().ok()?);
+        let counts = match bits {
+            0 => Counts::Retracted,
+            CORRECTION_BITS => Counts::Correction,
+            bits if bits & CORRECTION_BITS == 0 && bits & !ONLINE_BIT != 0 => {
+                Counts::Event(Effect {
+                    day: date_since_1970(day)?,
+                    counters: bits & !ONLINE_BIT,
+                    online: bits & ONLINE_BIT != 0,
+                })
+            }
+            _ => return None,
+        };
+        Some(Remembered {
+            content,
+            dossier,
+            counts,
+        })
+    }
+}
+
+/// A day as days since 1970-01-01 in two bytes (enough until 2149; a later day is kept as
+/// the last one two bytes hold).
+fn days_since_1970(day: Date) -> u16 {
+    let days = day.to_julian_day() - EPOCH_JULIAN_DAY;
+    u16::try_from(days.max(0)).unwrap_or(u16::MAX)
+}
+
+fn date_since_1970(days: u16) -> Option<Date> {
+    Date::from_julian_day(EPOCH_JULIAN_DAY + i32::from(days)).ok()
+}
+
+/// The Julian day of 1970-01-01.
+const EPOCH_JULIAN_DAY: i32 = 2_440_588;
+
 /// A canonical text of what happened, every value that decides what is counted: stored
 /// digests are of these exact bytes (`received online true -1`, `resolved due <ns> false`,
 /// `fee true`, ...), so they never change. Joined words, not `format!`: it runs once per event.
@@ -279,6 +413,19 @@ pub enum Applied {
     OtherProcedure,
 }
 
+/// An event id a batch has the store remember, or remember otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdWrite {
+    /// The agency that sent it.
+    pub agency: AgencyId,
+    /// The sender's id.
+    pub event_id: EventId,
+    /// What the id says and counts now.
+    pub remembered: Remembered,
+    /// A store keeps it at least until the later of this and what it kept before.
+    pub remember_until: OffsetDateTime,
+}
+
 /// A dossier a batch changes, as the store is to keep it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DossierWrite {
@@ -299,9 +446,10 @@ pub struct DossierWrite {
 pub struct Plan {
     /// One outcome per event, in order.
     pub outcomes: Vec<Applied>,
-    /// The events counted now (indexes into the batch): their ids and content are to be
-    /// remembered.
+    /// The events counted now (indexes into the batch).
     pub counted: Vec<usize>,
+    /// The ids to remember, or to remember otherwise, each once: the events counted now.
+    pub ids: Vec<IdWrite>,
     /// The dossiers the batch counts a stage of, with their new state, each once.
     pub dossiers: Vec<DossierWrite>,
     /// What each agency's counters gain in each bucket (the due-day counters included):
@@ -386,7 +534,7 @@ impl<'a> Reporter<'a> {
 pub fn plan(
     events: &[EventWrite],
     rejected: &[RejectedWrite],
-    known_id: impl Fn(&AgencyId, &EventId) -> Option<Content>,
+    known_id: impl Fn(&AgencyId, &EventId) -> Option<Remembered>,
     known_dossier: impl Fn(&AgencyId, &DossierId) -> Option<Dossier>,
 ) -> Plan {
     let mut plan = Plan {
@@ -394,7 +542,7 @@ pub fn plan(
         ..Plan::default()
     };
     // Ids and dossier states as the batch goes: an event sees what earlier ones left.
-    let mut ids: HashMap<(&AgencyId, &EventId), Content> = HashMap::with_capacity(events.len());
+    let mut ids: HashMap<(&AgencyId, &EventId), Remembered> = HashMap::with_capacity(events.len());
     // The sums and online procedures per reporting agency and day while the batch goes (one
     // batch adds to a few keys a thousand times), spread over each agency's chain and the
     // buckets of each day once at the end.
@@ -414,11 +562,11 @@ pub fn plan(
     for (i, event) in events.iter().enumerate() {
         let id = (&event.agency, &event.event_id);
         let before = match ids.get(&id) {
-            Some(content) => Some(*content),
+            Some(remembered) => Some(*remembered),
             None => known_id(&event.agency, &event.event_id),
         };
         if let Some(counted) = before {
-            let fields = counted.differs(&event.content);
+            let fields = counted.content.differs(&event.content);
             plan.outcomes.push(if fields.is_empty() {
                 Applied::Duplicate
             } else {
@@ -448,7 +596,18 @@ pub fn plan(
             changed.push(slot);
         }
         *until = Some(until.map_or(event.remember_until, |u| u.max(event.remember_until)));
-        ids.insert(id, event.content);
+        let remembered = Remembered {
+            content: event.content,
+            dossier: dossier_digest(&event.agency, &event.dossier),
+            counts: Counts::Event(Effect::of(event.day, &event.delta)),
+        };
+        ids.insert(id, remembered);
+        plan.ids.push(IdWrite {
+            agency: event.agency.clone(),
+            event_id: event.event_id.clone(),
+            remembered,
+            remember_until: event.remember_until,
+        });
         plan.outcomes.push(Applied::Accepted);
         plan.counted.push(i);
         let day = match accepted_day {
@@ -652,13 +811,54 @@ mod tests {
     }
 
     fn plan_with_known(event: &EventWrite) -> Plan {
-        let content = event.content;
+        let remembered = Remembered {
+            content: event.content,
+            dossier: dossier_digest(&event.agency, &event.dossier),
+            counts: Counts::Event(Effect::of(event.day, &event.delta)),
+        };
         plan(
             std::slice::from_ref(event),
             &[],
-            |_, _| Some(content),
+            |_, _| Some(remembered),
             |_, _| None,
         )
+    }
+
+    #[test]
+    fn what_an_id_counts_reads_back_as_written() {
+        let at = datetime!(2026-08-15 09:00 +7);
+        let event = write(&received("e1", "d1", at));
+        let effect = Effect::of(event.day, &event.delta);
+        assert_eq!(
+            effect.increments().collect::<Vec<_>>(),
+            event.delta.increments,
+            "the counters, in their order"
+        );
+        assert!(effect.online);
+        for counts in [Counts::Event(effect), Counts::Retracted, Counts::Correction] {
+            let remembered = Remembered {
+                content: event.content,
+                dossier: u64::MAX - 1,
+                counts,
+            };
+            assert_eq!(
+                Remembered::from_bytes(&remembered.to_bytes()),
+                Some(remembered)
+            );
+        }
+        let mut bytes = Remembered {
+            content: event.content,
+            dossier: 1,
+            counts: Counts::Correction,
+        }
+        .to_bytes();
+        bytes[Remembered::BYTES - 1] = 1;
+        assert_eq!(
+            Remembered::from_bytes(&bytes),
+            None,
+            "a correction counts nothing"
+        );
+        assert_eq!(Remembered::from_bytes(&bytes[1..]), None);
     }
 
     #[test]
@@ -805,12 +1005,7 @@ mod tests {
             assert_eq!(plan.arrivals[&(id(agency), date!(2026 - 08 - 16))], 1);
         }
         assert_eq!(plan.arrivals.len(), 4);
-        let nothing_new = super::plan(
-            &batch[..1],
-            &[],
-            |_, _| Some(Content::of(&early)),
-            |_, _| None,
-        );
+        let nothing_new = plan_with_known(&batch[0]);
         assert!(nothing_new.seen.is_empty() && nothing_new.arrivals.is_empty());
     }
 

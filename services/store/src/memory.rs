@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use govpulse_core::{
     AgencyId, Bucket, Counter, Counters, DossierId, EventId, Needs, ProcedureId,
     backlog::Dossier,
-    counting::{Content, plan},
+    counting::{Remembered, plan},
     freshness::{Activity, Arrivals, Seen},
 };
 use time::{Date, OffsetDateTime};
@@ -29,8 +29,9 @@ struct Inner {
     /// Per reporting agency and dossier: its stages counted and the backlog's days, and until
     /// when it is remembered once it is not open.
     dossiers: HashMap<(AgencyId, DossierId), (Dossier, OffsetDateTime)>,
-    /// Per agency and event id counted: what it said, and until when it is remembered.
-    seen: HashMap<(AgencyId, EventId), (Content, OffsetDateTime)>,
+    /// Per agency and event id counted: what it says and counts, and until when it is
+    /// remembered.
+    seen: HashMap<(AgencyId, EventId), (Remembered, OffsetDateTime)>,
     counters: HashMap<(AgencyId, Bucket), Counters>,
     /// Per agency and bucket: each procedure's counters.
     procedures: HashMap<(AgencyId, Bucket), BTreeMap<ProcedureId, Counters>>,
@@ -156,7 +157,7 @@ impl CounterStore for MemoryStore {
                         .seen
                         .get(&(agency.clone(), event_id.clone()))
                         .filter(|(_, until)| *until > now)
-                        .map(|(content, _)| *content)
+                        .map(|(remembered, _)| *remembered)
                 },
                 |agency, dossier| {
                     inner
@@ -166,12 +167,12 @@ impl CounterStore for MemoryStore {
                 },
             )
         };
-        for i in &plan.counted {
-            let event = &events[*i];
-            inner.seen.insert(
-                (event.agency.clone(), event.event_id.clone()),
-                (event.content, event.remember_until),
-            );
+        for write in &plan.ids {
+            let kept = inner
+                .seen
+                .entry((write.agency.clone(), write.event_id.clone()))
+                .or_insert((write.remembered, write.remember_until));
+            *kept = (write.remembered, kept.1.max(write.remember_until));
         }
         for write in &plan.dossiers {
             let kept = inner

@@ -37,7 +37,7 @@ use govpulse_core::{
     AgencyId, Bucket, Counter, ProcedureId,
     backlog::Dossier,
     counting::{
-        Applied, Content, CounterSums, EventWrite, Plan, ProcedureSums, RejectedWrite,
+        Applied, CounterSums, EventWrite, Plan, ProcedureSums, RejectedWrite, Remembered,
         dossier_digest, id_digest, plan,
     },
     freshness::{DayCounts, Seen},
@@ -64,9 +64,9 @@ const ATTEMPTS: usize = 64;
 /// than this many arguments is cut in several (Lua's stack bounds `unpack`).
 const MAX_ARGS: usize = 2_000;
 
-/// The bytes of an id record's value: the content counted under the id, and the UTC day
-/// after which it may be forgotten.
-const ID_VALUE: usize = Content::BYTES + 2;
+/// The bytes of an id record's value: what the id says and counts
+/// ([`Remembered::to_bytes`]), and the UTC day after which it may be forgotten.
+const ID_VALUE: usize = Remembered::BYTES + 2;
 
 /// The bytes of a dossier record's value: its procedure's digest, the stages counted, the
 /// due day and the resolution day (0: none), and the UTC day after which a finished one may
@@ -97,12 +97,12 @@ pub(crate) fn day_at(value: &[u8], at: usize) -> Option<i32> {
     Some(i32::from(u16::from_be_bytes(bytes)))
 }
 
-/// An id record's value: the content counted under it, and the day after which it may be
+/// An id record's value: what the id says and counts, and the day after which it may be
 /// forgotten.
-fn id_value(content: Content, until: OffsetDateTime) -> [u8; ID_VALUE] {
+fn id_value(remembered: Remembered, until: i32) -> [u8; ID_VALUE] {
     let mut value = [0u8; ID_VALUE];
-    value[..Content::BYTES].copy_from_slice(&content.to_bytes());
-    value[Content::BYTES..].copy_from_slice(&day_bytes(utc_day(until)));
+    value[..Remembered::BYTES].copy_from_slice(&remembered.to_bytes());
+    value[Remembered::BYTES..].copy_from_slice(&day_bytes(until));
     value
 }
 
@@ -111,9 +111,9 @@ fn utc_day(at: OffsetDateTime) -> i32 {
     day_number(at.to_offset(time::UtcOffset::UTC).date())
 }
 
-fn id_entry(value: &[u8; ID_VALUE]) -> Option<(Content, i32)> {
-    let content = Content::from_bytes(&value[..Content::BYTES])?;
-    Some((content, day_at(value, Content::BYTES)?))
+fn id_entry(value: &[u8; ID_VALUE]) -> Option<(Remembered, i32)> {
+    let remembered = Remembered::from_bytes(&value[..Remembered::BYTES])?;
+    Some((remembered, day_at(value, Remembered::BYTES)?))
 }
 
 /// A dossier record's value: its procedure's digest (4 bytes, big-endian), the stages
@@ -592,12 +592,12 @@ impl RedisStore {
         }
 
         // 3. The plan, by the core's rules. An id past its day is forgotten already.
-        let known_id = |digest: u64| {
+        let kept_id = |digest: u64| {
             ids.get(id_spread.bucket(digest), digest)
                 .and_then(id_entry)
                 .filter(|(_, until)| *until >= today)
-                .map(|(content, _)| content)
         };
+        let known_id = |digest: u64| kept_id(digest).map(|(remembered, _)| remembered);
         let kept_dossier = |digest: u64| {
             dossiers
                 .get(dossier_spread.bucket(digest), digest)
@@ -625,6 +625,20 @@ impl RedisStore {
             })
             .collect();
         let new_dossiers = dossier_writes.iter().filter(|(.., new)| *new).count() as u64;
+        // The same for the ids.
+        let id_writes: Vec<(u64, Remembered, i32, bool)> = planned
+            .ids
+            .iter()
+            .map(|write| {
+                let digest = id_digest(&write.agency, &write.event_id);
+                let until = utc_day(write.remember_until);
+                match kept_id(digest) {
+                    Some((_, kept)) => (digest, write.remembered, until.max(kept), false),
+                    None => (digest, write.remembered, until, true),
+                }
+            })
+            .collect();
+        let new_ids = id_writes.iter().filter(|(.., new)| *new).count() as u64;
 
         // 4. The writes: the sweep, the growth's splits (in order), then the new records.
         let swept_ids = ids.sweep(id_sweep, |value| {
@@ -633,13 +647,11 @@ impl RedisStore {
         for split in &id_splits {
             ids.split(split);
         }
-        for i in &planned.counted {
-            let event = &batch[*i];
-            let digest = digests[*i].0;
+        for (digest, remembered, until, _) in &id_writes {
             ids.put(
-                id_grown.bucket(digest),
-                digest,
-                id_value(event.content, event.remember_until),
+                id_grown.bucket(*digest),
+                *digest,
+                id_value(*remembered, *until),
             );
         }
         // A finished dossier is forgotten after its time; an open one never is.
@@ -677,11 +689,10 @@ impl RedisStore {
             sweep: before.sweep + 1,
             ..grown
         };
-        let counted = planned.counted.len() as u64;
         writes.push(&[
             "MSET".to_owned(),
             keys.id_spread(),
-            next_spread(id_grown, id_spread, counted, swept_ids).encode(),
+            next_spread(id_grown, id_spread, new_ids, swept_ids).encode(),
             keys.dossier_spread(),
             next_spread(dossier_grown, dossier_spread, new_dossiers, swept_dossiers).encode(),
         ]);
@@ -1103,6 +1114,7 @@ mod tests {
     use govpulse_core::{
         DossierId, EventId,
         backlog::{StageEvent, step},
+        counting::{Counts, Effect},
     };
     use time::macros::{date, datetime};
 
@@ -1143,8 +1155,17 @@ mod tests {
             occurred_at: datetime!(2026-08-15 09:00 +7),
             kind: govpulse_core::EventKind::FeePaid { online: true },
         });
-        let (back, day) = id_entry(&id_value(content, until)).expect("an id entry");
-        assert_eq!(back, content);
+        let remembered = Remembered {
+            content,
+            dossier: 7,
+            counts: Counts::Event(Effect {
+                day: date!(2026 - 08 - 15),
+                counters: 0b101,
+                online: true,
+            }),
+        };
+        let (back, day) = id_entry(&id_value(remembered, utc_day(until))).expect("an id entry");
+        assert_eq!(back, remembered);
         assert_eq!(
             date_of(day),
             Some(date!(2027 - 09 - 20)),
