@@ -91,6 +91,7 @@ fn events(provinces: &[String], days: &[Date]) -> Vec<DossierEvent> {
                         procedure_id: format!("{province}.p01"),
                         occurred_at: ts(at),
                         kind: Some(what),
+                        corrects: String::new(),
                     });
                 }
             }

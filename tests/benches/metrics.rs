@@ -288,6 +288,7 @@ fn reception(
             digitized: true,
             due_at: None,
         })),
+        corrects: String::new(),
     }
 }
 
@@ -659,6 +660,7 @@ async fn procedure_latency(
                         )),
                         result_electronic: false,
                     })),
+                    corrects: String::new(),
                 });
             }
         }

@@ -20,7 +20,9 @@ use govpulse_proto::{
         Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved, EventOutcome,
         OutcomeStatus, dossier_event::Kind, dossier_resolved,
     },
-    ingest::{SubmitEventsRequest, ingest_service_client::IngestServiceClient},
+    ingest::{
+        SubmitEventsRequest, SubmitEventsResponse, ingest_service_client::IngestServiceClient,
+    },
     ranking::{
         RankingRow, WatchRankingResponse, ranking_service_client::RankingServiceClient,
         watch_ranking_response::Event,
@@ -333,18 +335,20 @@ impl Deployment {
         RankingServiceClient::new(lazy(self.ranking.addr))
     }
 
+    /// Submits `events` through ingest in one call, and returns its answer.
+    pub async fn submit(&self, events: Vec<DossierEvent>) -> SubmitEventsResponse {
+        self.ingest()
+            .submit_events(SubmitEventsRequest { events })
+            .await
+            .expect("submit")
+            .into_inner()
+    }
+
     /// Submits `events` through ingest in batches of 1,000, asserting that every one is
     /// accepted (the first other outcome is named).
     pub async fn accept_all(&self, events: Vec<DossierEvent>) {
         for batch in events.chunks(1000) {
-            let response = self
-                .ingest()
-                .submit_events(SubmitEventsRequest {
-                    events: batch.to_vec(),
-                })
-                .await
-                .expect("submit")
-                .into_inner();
+            let response = self.submit(batch.to_vec()).await;
             assert_eq!(
                 response.accepted as usize,
                 batch.len(),
@@ -466,6 +470,7 @@ pub fn received(event_id: &str, agency: &str, at: OffsetDateTime, online: bool) 
             digitized: true,
             due_at: None,
         })),
+        corrects: String::new(),
     }
 }
 
@@ -488,6 +493,7 @@ pub fn resolved(event_id: &str, agency: &str, at: OffsetDateTime, on_time: bool)
             )),
             result_electronic: false,
         })),
+        corrects: String::new(),
     }
 }
 

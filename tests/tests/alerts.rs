@@ -15,7 +15,6 @@ use govpulse_e2e::{
 use govpulse_edge::convert::moment_from_proto;
 use govpulse_proto::{
     event::DossierEvent,
-    ingest::SubmitEventsRequest,
     ranking::{
         Alert, AlertRulesStatus, AlertState, GetAlertsRequest, WatchAlertsRequest,
         WatchAlertsResponse, watch_alerts_response::Event,
@@ -166,12 +165,7 @@ impl Watched {
 
 /// Sends `events` through ingest; returns when the answer came, and how many were accepted.
 async fn send(deployment: &Deployment, events: Vec<DossierEvent>) -> (Instant, u32) {
-    let response = deployment
-        .ingest()
-        .submit_events(SubmitEventsRequest { events })
-        .await
-        .expect("submit")
-        .into_inner();
+    let response = deployment.submit(events).await;
     (Instant::now(), response.accepted)
 }
 

@@ -73,13 +73,7 @@ fn rate(response: &GetMetricsResponse, metric: &str) -> Option<(u64, u64, String
 }
 
 async fn submit(deployment: &Deployment, events: Vec<DossierEvent>) -> Vec<EventOutcome> {
-    deployment
-        .ingest()
-        .submit_events(SubmitEventsRequest { events })
-        .await
-        .expect("submit")
-        .into_inner()
-        .outcomes
+    deployment.submit(events).await.outcomes
 }
 
 async fn province_ranking(

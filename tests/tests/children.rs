@@ -86,12 +86,7 @@ async fn departments_are_ranked_among_their_siblings_live_and_on_request() {
         received("h1", "ha-noi", at, false),
         received("p1", "hai-phong", at, true),
     ];
-    let reply = deployment
-        .ingest()
-        .submit_events(SubmitEventsRequest { events })
-        .await
-        .expect("submit")
-        .into_inner();
+    let reply = deployment.submit(events).await;
     assert_eq!(reply.accepted, 8, "{reply:?}");
 
     let ranking = deployment

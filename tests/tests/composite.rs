@@ -9,7 +9,7 @@ use govpulse_proto::{
     event::{
         AssessedScore, DossierEvent, FeePaid, FeedbackGiven, OutcomeStatus, dossier_event::Kind,
     },
-    ingest::{ReportAssessedScoresRequest, SubmitEventsRequest},
+    ingest::ReportAssessedScoresRequest,
     ranking::{
         GetRankingRequest, GetRankingResponse, RankingQuery, RankingRow, WatchRankingRequest,
         WatchRankingResponse, ranking_query::Selection, watch_ranking_response::Event,
@@ -315,6 +315,7 @@ fn event(id: &str, agency: &str, at: OffsetDateTime, kind: Kind) -> DossierEvent
         procedure_id: format!("{agency}.p01"),
         occurred_at: ts(at),
         kind: Some(kind),
+        corrects: String::new(),
     }
 }
 
@@ -357,12 +358,7 @@ async fn the_service_index_combines_measured_rates_and_assessed_transparency() {
     }
     // Quảng Ninh: 1 received, nothing else measured, and no transparency score.
     events.push(received("qn-r0", "quang-ninh", at, true));
-    let outcomes = deployment
-        .ingest()
-        .submit_events(SubmitEventsRequest { events })
-        .await
-        .expect("submit")
-        .into_inner();
+    let outcomes = deployment.submit(events).await;
     assert!(
         outcomes
             .outcomes

@@ -496,6 +496,7 @@ async fn units_report(deployment: &Deployment, stop: CancellationToken) {
                         digitized: online,
                         due_at: None,
                     })),
+                    corrects: String::new(),
                 }
             })
             .collect();

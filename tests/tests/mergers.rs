@@ -10,7 +10,6 @@ use govpulse_proto::{
     },
     catalog::Block,
     event::{OutcomeStatus, dossier_event::Kind},
-    ingest::SubmitEventsRequest,
     ranking::{GetRankingRequest, RankingQuery},
 };
 use time::{
@@ -63,12 +62,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
     events.extend((0..10).map(|i| received(&format!("tq-new-{i}"), "tuyen-quang", after, i < 8)));
     // Hà Giang no longer exists: its event is refused, naming the successor.
     events.push(received("hg-late", "ha-giang", after, true));
-    let response = deployment
-        .ingest()
-        .submit_events(SubmitEventsRequest { events })
-        .await
-        .expect("submit")
-        .into_inner();
+    let response = deployment.submit(events).await;
     assert_eq!((response.accepted, response.rejected), (21, 1));
     let refused = response
         .outcomes
@@ -216,12 +210,7 @@ async fn a_merged_province_inherits_the_dossiers_its_predecessors_left_open_past
         with_due("tq-1", "tuyen-quang", at(date!(2025 - 05 - 20))),
         late,
     ];
-    let response = deployment
-        .ingest()
-        .submit_events(SubmitEventsRequest { events })
-        .await
-        .expect("submit")
-        .into_inner();
+    let response = deployment.submit(events).await;
     assert_eq!(response.accepted, 3);
 
     // The second quarter, as the provinces were then: each its own.
@@ -339,12 +328,7 @@ async fn last_years_pooled_figure_counts_a_province_merged_later_once() {
         reception("hg-2024", "ha-giang", date!(2024 - 03 - 01), true),
         reception("tq-2026", "tuyen-quang", date!(2026 - 03 - 01), false),
     ];
-    let response = deployment
-        .ingest()
-        .submit_events(SubmitEventsRequest { events })
-        .await
-        .expect("submit")
-        .into_inner();
+    let response = deployment.submit(events).await;
     assert_eq!(response.accepted, 5, "{:?}", response.outcomes);
 
     // 2022 against 2021: the 63 provinces of 2022, each with its own 2021; Hà Giang's 2021

@@ -6,9 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use govpulse_e2e::{Deployment, Options, RedisServer, catalog_with, received, scratch};
-use govpulse_proto::{
-    aggregate::{GetMetricsRequest, GetProcedureMetricsRequest, GetProcedureMetricsResponse},
-    ingest::SubmitEventsRequest,
+use govpulse_proto::aggregate::{
+    GetMetricsRequest, GetProcedureMetricsRequest, GetProcedureMetricsResponse,
 };
 use time::{Duration, OffsetDateTime};
 use tonic::Code;
@@ -67,12 +66,7 @@ async fn procedures_of_a_province_and_its_department_add_up_to_their_figures() {
         of(received("h1", "ha-noi", at, false), "ha-noi.p01"),
         of(received("h2", "ha-noi", at, true), "ha-noi.p02"),
     ];
-    let reply = deployment
-        .ingest()
-        .submit_events(SubmitEventsRequest { events })
-        .await
-        .expect("submit")
-        .into_inner();
+    let reply = deployment.submit(events).await;
     assert_eq!(reply.accepted, 5, "{reply:?}");
 
     let ask = |agency: &str, metric: &str, top: u32| GetProcedureMetricsRequest {

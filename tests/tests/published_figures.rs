@@ -109,6 +109,7 @@ fn reception(
             digitized: false,
             due_at: None,
         })),
+        corrects: String::new(),
     }
 }
 

@@ -251,6 +251,7 @@ fn events(d: &Dossier) -> Vec<DossierEvent> {
         procedure_id: d.procedure.clone(),
         occurred_at: timestamp(at),
         kind: Some(kind),
+        corrects: String::new(),
     };
     let mut out = vec![base(
         "rcv",

@@ -27,7 +27,7 @@ use govpulse_proto::{
         get_block_metrics_request::Scope,
     },
     event::{
-        Channel, DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven,
+        Channel, DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven, Retracted,
         dossier_event::Kind, dossier_resolved::Timeliness,
     },
 };
@@ -89,6 +89,8 @@ struct Raw {
     procedure: &'static str,
     day: Date,
     kind: RawKind,
+    /// For a correction or a retraction: the id of the event it replaces or takes back.
+    corrects: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,16 +112,20 @@ enum RawKind {
     Feedback {
         satisfied: bool,
     },
+    /// Takes back the event `corrects` names.
+    Retracted,
 }
 
 impl RawKind {
-    /// The stage of its dossier: each counts once per (agency, dossier).
+    /// The stage of its dossier: each counts once per (agency, dossier); a retraction has
+    /// none.
     fn stage(&self) -> u8 {
         match self {
             RawKind::Received { .. } => 0,
             RawKind::Resolved { .. } => 1,
             RawKind::Fee { .. } => 2,
             RawKind::Feedback { .. } => 3,
+            RawKind::Retracted => 4,
         }
     }
 
@@ -153,6 +159,7 @@ impl RawKind {
             RawKind::Feedback { satisfied } => RawKind::Feedback {
                 satisfied: !satisfied,
             },
+            RawKind::Retracted => RawKind::Retracted,
         }
     }
 }
@@ -193,6 +200,7 @@ fn arb_raw(index: usize) -> impl Strategy<Value = Raw> {
             procedure: procedures[p % procedures.len()],
             day: FIRST_DAY + Duration::days(day),
             kind,
+            corrects: None,
         }
     })
 }
@@ -223,6 +231,7 @@ fn arb_dossier(index: usize) -> impl Strategy<Value = Vec<Raw>> {
                     digitized: false,
                     due_after: Some(due_after),
                 },
+                corrects: None,
             };
             let mut events = vec![received.clone()];
             if let Some(after) = resolved {
@@ -263,55 +272,97 @@ fn arb_case() -> impl Strategy<Value = (Vec<Raw>, Vec<Vec<usize>>)> {
                 ),
                 0..20,
             );
-            (singles, stories, repeats).prop_flat_map(|(singles, stories, repeats)| {
-                let mut events: Vec<Raw> = singles
-                    .into_iter()
-                    .chain(stories.into_iter().flatten())
-                    .collect();
-                let originals = events.len();
-                for (k, (which, later, elsewhere)) in repeats.into_iter().enumerate() {
-                    let original = &events[which.index(originals)];
-                    let procedures = procedures_of(original.agency);
-                    let procedure = if elsewhere {
-                        let at = procedures.iter().position(|p| *p == original.procedure);
-                        procedures[(at.unwrap_or(0) + 1) % procedures.len()]
-                    } else {
-                        original.procedure
-                    };
-                    let repeat = Raw {
-                        id: format!("again{k}"),
-                        procedure,
-                        day: (original.day + Duration::days(later))
-                            .min(FIRST_DAY + Duration::days(DAYS - 1)),
-                        kind: original.kind.other_values(),
-                        ..original.clone()
-                    };
-                    events.push(repeat);
-                }
-                let n = events.len();
-                let events = Just(events);
-                let resends = prop::collection::vec(any::<prop::sample::Index>(), 0..n / 3 + 1);
+            // Corrections: which event (mostly one counted, sometimes a repeat or another
+            // correction, refused), how many days it moves, whether it retracts, and a
+            // mistake now and then (another dossier, another kind: refused).
+            let fixes = prop::collection::vec(
                 (
-                    events,
-                    resends,
-                    Just(()).prop_perturb(move |(), mut rng| rng.random::<u64>()),
-                    1usize..40,
-                )
-                    .prop_map(move |(events, resends, shuffle_seed, batch)| {
-                        let mut order: Vec<usize> = (0..n).collect();
-                        order.extend(resends.iter().map(|i| i.index(n)));
-                        // A deterministic shuffle from the generated seed.
-                        let mut state = shuffle_seed | 1;
-                        for i in (1..order.len()).rev() {
-                            state ^= state << 13;
-                            state ^= state >> 7;
-                            state ^= state << 17;
-                            order.swap(i, (state % (i as u64 + 1)) as usize);
+                    any::<prop::sample::Index>(),
+                    -20i64..30,
+                    prop::bool::weighted(0.3),
+                    0u8..12,
+                ),
+                0..24,
+            );
+            (singles, stories, repeats, fixes).prop_flat_map(
+                |(singles, stories, repeats, fixes)| {
+                    let mut events: Vec<Raw> = singles
+                        .into_iter()
+                        .chain(stories.into_iter().flatten())
+                        .collect();
+                    let originals = events.len();
+                    for (k, (which, later, elsewhere)) in repeats.into_iter().enumerate() {
+                        let original = &events[which.index(originals)];
+                        let procedures = procedures_of(original.agency);
+                        let procedure = if elsewhere {
+                            let at = procedures.iter().position(|p| *p == original.procedure);
+                            procedures[(at.unwrap_or(0) + 1) % procedures.len()]
+                        } else {
+                            original.procedure
+                        };
+                        let repeat = Raw {
+                            id: format!("again{k}"),
+                            procedure,
+                            day: (original.day + Duration::days(later))
+                                .min(FIRST_DAY + Duration::days(DAYS - 1)),
+                            kind: original.kind.other_values(),
+                            ..original.clone()
+                        };
+                        events.push(repeat);
+                    }
+                    for (k, (which, shift, retract, mistake)) in fixes.into_iter().enumerate() {
+                        let target = events[which.index(events.len())].clone();
+                        let last = FIRST_DAY + Duration::days(DAYS - 1);
+                        let mut fix = Raw {
+                            id: format!("fix{k}"),
+                            corrects: Some(target.id.clone()),
+                            day: (target.day + Duration::days(shift)).clamp(FIRST_DAY, last),
+                            kind: if retract {
+                                RawKind::Retracted
+                            } else {
+                                target.kind.other_values()
+                            },
+                            ..target
+                        };
+                        match mistake {
+                            0 => fix.dossier.push_str("-other"),
+                            1 if !retract => {
+                                fix.kind = match fix.kind {
+                                    RawKind::Fee { .. } => RawKind::Feedback { satisfied: true },
+                                    _ => RawKind::Fee { online: true },
+                                };
+                            }
+                            _ => {}
                         }
-                        let batches = order.chunks(batch).map(<[usize]>::to_vec).collect();
-                        (events, batches)
-                    })
-            })
+                        events.push(fix);
+                    }
+                    let n = events.len();
+                    let events = Just(events);
+                    let resends = prop::collection::vec(any::<prop::sample::Index>(), 0..n / 3 + 1);
+                    (
+                        events,
+                        resends,
+                        Just(()).prop_perturb(move |(), mut rng| rng.random::<u64>()),
+                        1usize..40,
+                    )
+                        .prop_map(
+                            move |(events, resends, shuffle_seed, batch)| {
+                                let mut order: Vec<usize> = (0..n).collect();
+                                order.extend(resends.iter().map(|i| i.index(n)));
+                                // A deterministic shuffle from the generated seed.
+                                let mut state = shuffle_seed | 1;
+                                for i in (1..order.len()).rev() {
+                                    state ^= state << 13;
+                                    state ^= state >> 7;
+                                    state ^= state << 17;
+                                    order.swap(i, (state % (i as u64 + 1)) as usize);
+                                }
+                                let batches = order.chunks(batch).map(<[usize]>::to_vec).collect();
+                                (events, batches)
+                            },
+                        )
+                },
+            )
         })
 }
 
@@ -360,6 +411,7 @@ fn to_proto(raw: &Raw) -> DossierEvent {
         }),
         RawKind::Fee { online } => Kind::FeePaid(FeePaid { online }),
         RawKind::Feedback { satisfied } => Kind::Feedback(FeedbackGiven { satisfied }),
+        RawKind::Retracted => Kind::Retracted(Retracted {}),
     };
     DossierEvent {
         event_id: raw.id.clone(),
@@ -368,6 +420,7 @@ fn to_proto(raw: &Raw) -> DossierEvent {
         procedure_id: raw.procedure.to_owned(),
         occurred_at: timestamp(at),
         kind: Some(kind),
+        corrects: raw.corrects.clone().unwrap_or_default(),
     }
 }
 
@@ -494,6 +547,7 @@ fn model_of(
                     add("satisfied");
                 }
             }
+            RawKind::Retracted => unreachable!("a retraction counts nothing of its own"),
         }
     }
     let v = |name: &str| c.get(name).copied().unwrap_or(0);
@@ -563,6 +617,9 @@ async fn check(
     // procedure each dossier was first counted under (a dossier is for one).
     let mut stages: HashSet<(&str, &str, u8)> = HashSet::new();
     let mut procedure_of: HashMap<(&str, &str), &str> = HashMap::new();
+    // Per event counted as an event (not a correction): what it counts now, `None` once
+    // retracted.
+    let mut current: HashMap<&str, Option<&Raw>> = HashMap::new();
     // The events counted, each with the clock readings around the call that counted it.
     let mut counted_when: Vec<(&Raw, OffsetDateTime, OffsetDateTime)> = Vec::new();
     for batch in &batches {
@@ -578,19 +635,45 @@ async fn check(
             let stage = (event.agency, event.dossier.as_str(), event.kind.stage());
             // Counted before: DUPLICATE; its stage counted under another id, or its dossier
             // under another procedure: CONFLICT.
+            // A correction applies to an event that counts, of its dossier and kind: it takes
+            // that event's stage back and counts its own, or (retracted) none; otherwise it is
+            // REJECTED and changes nothing.
             let dossier = (event.agency, event.dossier.as_str());
             let expected = if counted.contains(&event.id) {
                 2
-            } else if stages.contains(&stage)
-                || procedure_of
-                    .get(&dossier)
-                    .is_some_and(|p| *p != event.procedure)
+            } else if procedure_of
+                .get(&dossier)
+                .is_some_and(|p| *p != event.procedure)
             {
+                4
+            } else if let Some(target) = &event.corrects {
+                let live = current.get(target.as_str()).copied().flatten();
+                let applies = live.filter(|live| {
+                    live.dossier == event.dossier
+                        && (event.kind == RawKind::Retracted
+                            || live.kind.stage() == event.kind.stage())
+                });
+                match applies {
+                    None => 3,
+                    Some(live) => {
+                        counted.insert(event.id.clone());
+                        if event.kind == RawKind::Retracted {
+                            stages.remove(&(live.agency, live.dossier.as_str(), live.kind.stage()));
+                            current.insert(target, None);
+                        } else {
+                            current.insert(target, Some(event));
+                        }
+                        counted_when.push((event, before, after));
+                        1
+                    }
+                }
+            } else if stages.contains(&stage) {
                 4
             } else {
                 counted.insert(event.id.clone());
                 stages.insert(stage);
                 procedure_of.insert(dossier, event.procedure);
+                current.insert(&event.id, Some(event));
                 counted_when.push((event, before, after));
                 1
             };
@@ -653,10 +736,11 @@ async fn check(
             ),
         }
     }
-    // The figures are those of the events counted, whatever else was sent.
-    let events: Vec<Raw> = counted_when
-        .iter()
-        .map(|(raw, ..)| (*raw).clone())
+    // The figures are those of the events counted, as corrected, whatever else was sent.
+    let events: Vec<Raw> = current
+        .values()
+        .flatten()
+        .map(|raw| (*raw).clone())
         .collect();
     let today = OffsetDateTime::now_utc().date();
     for expression in periods {

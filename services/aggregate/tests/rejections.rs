@@ -69,6 +69,7 @@ fn fee(event_id: &str, agency: &str) -> DossierEvent {
             nanos: 0,
         }),
         kind: Some(Kind::FeePaid(FeePaid { online: true })),
+        corrects: String::new(),
     }
 }
 

@@ -150,6 +150,7 @@ pub async fn probe(
                 digitized: true,
                 due_at: None,
             })),
+            corrects: String::new(),
         };
         let answer = client
             .submit_events(SubmitEventsRequest {

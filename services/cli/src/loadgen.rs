@@ -465,6 +465,7 @@ impl EventParts<'_> {
             procedure_id: self.dossier.procedure.to_string(),
             occurred_at: Some(self.occurred_at),
             kind: Some(self.kind),
+            corrects: String::new(),
         }
     }
 }
@@ -1401,6 +1402,7 @@ mod tests {
                     Some(Kind::Resolved(_)) => "resolved",
                     Some(Kind::FeePaid(_)) => "fee",
                     Some(Kind::Feedback(_)) => "feedback",
+                    Some(Kind::Retracted(_)) => "retracted",
                     None => "none",
                 };
                 *kinds.entry(kind).or_default() += 1;

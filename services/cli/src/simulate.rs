@@ -263,6 +263,7 @@ impl Country {
             procedure_id: procedure.to_owned(),
             occurred_at: ts(at),
             kind: Some(kind),
+            corrects: String::new(),
         }
     }
 

@@ -127,6 +127,19 @@ impl Counters {
         *slot = slot.saturating_add(amount);
     }
 
+    /// Adds `amount` to one counter, or takes it away when negative; `None` (and nothing
+    /// changed) when that would leave it below zero.
+    pub fn add_signed(&mut self, counter: Counter, amount: i64) -> Option<()> {
+        let slot = &mut self.values[counter.index()];
+        *slot = slot.checked_add_signed(amount)?;
+        Some(())
+    }
+
+    /// Whether every counter is zero (the two derived counts aside).
+    pub fn is_zero(&self) -> bool {
+        self.values.iter().all(|v| *v == 0)
+    }
+
     /// Takes `other` away, counter by counter (never below zero): a read plan's subtracted
     /// buckets lie inside its added ones.
     pub fn subtract(&mut self, other: &Counters) {

@@ -12,10 +12,7 @@
 //! first and writing the plan's effects after, so the rules exist in this file and nowhere
 //! else (no script in Redis knows them).
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use foldhash::{HashMap, HashMapExt};
 
@@ -54,13 +51,17 @@ fn digest16(bytes: &[u8]) -> u16 {
 }
 
 impl Content {
-    /// The content of a validated event.
+    /// The content of a validated event. A correction's kind says which event it corrects.
     pub fn of(event: &DossierEvent) -> Content {
+        let kind = match &event.corrects {
+            None => kind_bytes(&event.kind),
+            Some(target) => ["corrects", target.as_str(), &kind_bytes(&event.kind)].join(" "),
+        };
         Content::new(
             event.dossier.as_str(),
             event.procedure.as_str(),
             event.occurred_at,
-            &kind_bytes(&event.kind),
+            &kind,
         )
     }
 
@@ -174,6 +175,19 @@ impl Effect {
                 .fold(0, |bits, c| bits | 1 << (*c as u16)),
             online: delta.online_procedure.is_some(),
         }
+    }
+
+    /// The stage of its dossier it counted.
+    pub fn stage(&self) -> Option<Stage> {
+        [
+            (Counter::Received, Stage::Received),
+            (Counter::Resolved, Stage::Resolved),
+            (Counter::FeePaid, Stage::FeePaid),
+            (Counter::Feedback, Stage::Feedback),
+        ]
+        .into_iter()
+        .find(|(counter, _)| self.counters & 1 << (*counter as u16) != 0)
+        .map(|(_, stage)| stage)
     }
 
     /// The counters it adds.
@@ -300,6 +314,7 @@ fn kind_bytes(kind: &EventKind) -> String {
         },
         EventKind::FeePaid { online } => ["fee", flag(*online)].join(" "),
         EventKind::Feedback { satisfied } => ["feedback", flag(*satisfied)].join(" "),
+        EventKind::Retracted => "retracted".to_owned(),
     }
 }
 
@@ -347,8 +362,12 @@ pub struct EventWrite {
     /// The agency's id of the event's dossier.
     pub dossier: DossierId,
     /// The stage of the dossier the event is: each counts once per dossier, and a reception
-    /// with a due time and a resolution move the backlog of open dossiers.
-    pub stage: StageEvent,
+    /// with a due time and a resolution move the backlog of open dossiers. `None` only for a
+    /// retraction (with `corrects`).
+    pub stage: Option<StageEvent>,
+    /// For a correction or a retraction: the id of the agency's event it replaces or takes
+    /// back.
+    pub corrects: Option<EventId>,
     /// What it says, to tell a resend from other content under the same id.
     pub content: Content,
     /// Until when the store must remember the event id to recognise a resend: past it,
@@ -411,6 +430,82 @@ pub enum Applied {
     /// A new id, but its dossier was counted under another procedure: a dossier is for one
     /// procedure. Not counted, nor its id remembered.
     OtherProcedure,
+    /// A correction or retraction that cannot apply: nothing changes, and its id is not
+    /// remembered (sent again, it is judged again).
+    Uncorrectable(Uncorrectable),
+}
+
+/// Why a correction or a retraction does not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uncorrectable {
+    /// No event of the agency is counted under the id it names: never sent, not counted,
+    /// or forgotten past the horizon.
+    Unknown,
+    /// The id it names is a correction's: correct the event that one corrected.
+    Correction,
+    /// The event it names was retracted: it stays so.
+    Retracted,
+    /// It names another dossier than the event it corrects.
+    OtherDossier,
+    /// It is another kind of event (stage) than the event it corrects, which was this.
+    OtherStage(Stage),
+}
+
+/// What a correction of the event `remembered` (when known) in `dossier` takes back, if it
+/// applies: the event's record, what it counts, and its stage taken back from the dossier.
+/// `own_dossier` is the correction's dossier digest and `stage` its stage (`None`: a
+/// retraction).
+fn take_back(
+    remembered: Option<Remembered>,
+    own_dossier: u64,
+    dossier: Dossier,
+    stage: Option<Stage>,
+) -> Result<(Remembered, Effect, backlog::Unstep), Uncorrectable> {
+    let remembered = remembered.ok_or(Uncorrectable::Unknown)?;
+    let effect = match remembered.counts {
+        Counts::Event(effect) => effect,
+        Counts::Retracted => return Err(Uncorrectable::Retracted),
+        Counts::Correction => return Err(Uncorrectable::Correction),
+    };
+    if remembered.dossier != own_dossier {
+        return Err(Uncorrectable::OtherDossier);
+    }
+    let counted = effect.stage().ok_or(Uncorrectable::Unknown)?;
+    if stage.is_some_and(|stage| stage != counted) {
+        return Err(Uncorrectable::OtherStage(counted));
+    }
+    // The dossier's record outlives its events' ids; without the stage it was forgotten.
+    let back = backlog::unstep(dossier, counted).ok_or(Uncorrectable::Unknown)?;
+    Ok((remembered, effect, back))
+}
+
+/// Has the store remember `key` as `remembered`, each id once in `writes` (a correction
+/// updates the event it corrects, perhaps twice in one batch).
+fn remember<'a>(
+    ids: &mut HashMap<(&'a AgencyId, &'a EventId), Remembered>,
+    slots: &mut HashMap<(&'a AgencyId, &'a EventId), usize>,
+    writes: &mut Vec<IdWrite>,
+    key: (&'a AgencyId, &'a EventId),
+    remembered: Remembered,
+    remember_until: OffsetDateTime,
+) {
+    ids.insert(key, remembered);
+    match slots.get(&key) {
+        Some(slot) => {
+            let write = &mut writes[*slot];
+            write.remembered = remembered;
+            write.remember_until = write.remember_until.max(remember_until);
+        }
+        None => {
+            slots.insert(key, writes.len());
+            writes.push(IdWrite {
+                agency: key.0.clone(),
+                event_id: key.1.clone(),
+                remembered,
+                remember_until,
+            });
+        }
+    }
 }
 
 /// An event id a batch has the store remember, or remember otherwise.
@@ -460,8 +555,10 @@ pub struct Plan {
     /// agency of every counted event's chain, each procedure once, in order. Per day, not per
     /// bucket: a store keeps them per day, and per longer bucket only where it must.
     pub procedures: BTreeMap<(AgencyId, Date), ProcedureSums>,
-    /// Procedures that received an online dossier, per agency and bucket.
-    pub online: BTreeSet<(AgencyId, Bucket, ProcedureId)>,
+    /// How many online receptions of each procedure provided online each agency gains (or,
+    /// negative, loses to corrections) per bucket: the procedures to add to its online sets,
+    /// and those a store must check are still there. Never 0.
+    pub online: BTreeMap<(AgencyId, Bucket, ProcedureId), i64>,
     /// The latest events counted now, per agency of every counted event's chain: what the
     /// store keeps as the latest of what it had and this.
     pub seen: BTreeMap<AgencyId, Seen>,
@@ -476,13 +573,13 @@ pub struct Plan {
 /// What each procedure's counters gain, for one agency and day, in procedure order.
 pub type ProcedureSums = Vec<(ProcedureId, CounterSums)>;
 
-/// What one agency's counters gain in one bucket.
+/// What one agency's counters gain in one bucket (negative: what corrections take back).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CounterSums([u64; Counter::ALL.len()]);
+pub struct CounterSums([i64; Counter::ALL.len()]);
 
 impl CounterSums {
     /// Adds `n` to one counter.
-    pub fn add(&mut self, counter: Counter, n: u64) {
+    pub fn add(&mut self, counter: Counter, n: i64) {
         self.0[counter as usize] += n;
     }
 
@@ -493,9 +590,12 @@ impl CounterSums {
         }
     }
 
-    /// The counters that gain something, with how much.
-    pub fn nonzero(&self) -> impl Iterator<Item = (Counter, u64)> + '_ {
-        Counter::ALL.into_iter().zip(self.0).filter(|(_, n)| *n > 0)
+    /// The counters that gain or lose something, with how much.
+    pub fn nonzero(&self) -> impl Iterator<Item = (Counter, i64)> + '_ {
+        Counter::ALL
+            .into_iter()
+            .zip(self.0)
+            .filter(|(_, n)| *n != 0)
     }
 }
 
@@ -550,8 +650,11 @@ pub fn plan(
     let mut by_day: HashMap<(&AgencyId, Date), CounterSums> = HashMap::new();
     let mut by_procedure_day: HashMap<(&AgencyId, Date, &ProcedureId), CounterSums> =
         HashMap::new();
-    let mut online_by_day: foldhash::HashSet<(&AgencyId, Date, &ProcedureId)> =
-        foldhash::HashSet::default();
+    // Online receptions of procedures provided online, added and taken back, per reporting
+    // agency, day and procedure.
+    let mut online_by_day: HashMap<(&AgencyId, Date, &ProcedureId), i64> = HashMap::new();
+    // Where each id of `plan.ids` is, to write it once.
+    let mut id_slots: HashMap<(&AgencyId, &EventId), usize> = HashMap::new();
     // Per dossier: its state as the batch goes, and the latest `remember_until` of the
     // batch's events counted for it (`None`: the batch changed nothing of it).
     type Slot = (Option<Dossier>, Option<OffsetDateTime>);
@@ -579,35 +682,87 @@ pub fn plan(
             .entry(slot)
             .or_insert_with(|| (known_dossier(&event.agency, &event.dossier), None));
         let procedure = backlog::procedure_digest(&event.procedure);
-        let dossier = state.unwrap_or_else(|| Dossier::new(procedure));
+        let mut dossier = state.unwrap_or_else(|| Dossier::new(procedure));
         if dossier.procedure() != procedure {
             plan.outcomes.push(Applied::OtherProcedure);
             continue;
         }
-        let step = match backlog::step(Some(dossier), event.stage) {
-            Ok(step) => step,
-            Err(stage) => {
+        let own_dossier = dossier_digest(&event.agency, &event.dossier);
+        // A correction first takes back what the event it corrects counts now (judged
+        // before anything moves: a refused correction changes nothing).
+        let mut taken_back = None;
+        if let Some(target) = &event.corrects {
+            let key = (&event.agency, target);
+            let remembered = match ids.get(&key) {
+                Some(remembered) => Some(*remembered),
+                None => known_id(&event.agency, target),
+            };
+            match take_back(
+                remembered,
+                own_dossier,
+                dossier,
+                event.stage.map(StageEvent::stage),
+            ) {
+                Ok((remembered, effect, back)) => {
+                    dossier = back.dossier;
+                    taken_back = Some((key, remembered, effect, back));
+                }
+                Err(why) => {
+                    plan.outcomes.push(Applied::Uncorrectable(why));
+                    continue;
+                }
+            }
+        }
+        // Then the event's own stage: a retraction has none.
+        let step = match event.stage.map(|stage| backlog::step(Some(dossier), stage)) {
+            None => None,
+            Some(Ok(step)) => Some(step),
+            Some(Err(stage)) => {
                 plan.outcomes.push(Applied::Repeated { stage });
                 continue;
             }
         };
-        *state = Some(step.dossier);
+        if let Some(step) = &step {
+            dossier = step.dossier;
+        }
+        *state = Some(dossier);
         if until.is_none() {
             changed.push(slot);
         }
         *until = Some(until.map_or(event.remember_until, |u| u.max(event.remember_until)));
-        let remembered = Remembered {
+        let own_effect = Effect::of(event.day, &event.delta);
+        let own = Remembered {
             content: event.content,
-            dossier: dossier_digest(&event.agency, &event.dossier),
-            counts: Counts::Event(Effect::of(event.day, &event.delta)),
+            dossier: own_dossier,
+            counts: match event.corrects {
+                Some(_) => Counts::Correction,
+                None => Counts::Event(own_effect),
+            },
         };
-        ids.insert(id, remembered);
-        plan.ids.push(IdWrite {
-            agency: event.agency.clone(),
-            event_id: event.event_id.clone(),
-            remembered,
-            remember_until: event.remember_until,
-        });
+        remember(
+            &mut ids,
+            &mut id_slots,
+            &mut plan.ids,
+            id,
+            own,
+            event.remember_until,
+        );
+        if let Some((key, target, _, _)) = &taken_back {
+            // The corrected event counts what the correction says now, or nothing.
+            let counts = match step {
+                Some(_) => Counts::Event(own_effect),
+                None => Counts::Retracted,
+            };
+            let corrected = Remembered { counts, ..*target };
+            remember(
+                &mut ids,
+                &mut id_slots,
+                &mut plan.ids,
+                *key,
+                corrected,
+                event.remember_until,
+            );
+        }
         plan.outcomes.push(Applied::Accepted);
         plan.counted.push(i);
         let day = match accepted_day {
@@ -622,33 +777,53 @@ pub fn plan(
             .entry(&event.agency)
             .or_insert_with(|| Reporter::new(&event.chain))
             .saw(event, day);
-        for sums in [
-            by_day.entry((&event.agency, event.day)).or_default(),
+        let mut add = |day: Date, counter: Counter, n: i64| {
+            by_day
+                .entry((&event.agency, day))
+                .or_default()
+                .add(counter, n);
             by_procedure_day
-                .entry((&event.agency, event.day, &event.procedure))
-                .or_default(),
-        ] {
-            for counter in &event.delta.increments {
-                sums.add(*counter, 1);
+                .entry((&event.agency, day, &event.procedure))
+                .or_default()
+                .add(counter, n);
+        };
+        if let Some((_, _, effect, back)) = &taken_back {
+            for counter in effect.increments() {
+                add(effect.day, counter, -1);
             }
+            for (counter, day) in [
+                (Counter::DueOpened, back.due),
+                (Counter::DueClosed, back.due_closed),
+            ] {
+                if let Some(day) = day {
+                    add(day, counter, -1);
+                }
+            }
+        }
+        for counter in &event.delta.increments {
+            add(event.day, *counter, 1);
+        }
+        if let Some(step) = &step {
+            for (counter, day) in [
+                (Counter::DueOpened, step.due),
+                (Counter::DueClosed, step.due_closed),
+            ] {
+                if let Some(day) = day {
+                    add(day, counter, 1);
+                }
+            }
+        }
+        if let Some((_, _, effect, _)) = &taken_back
+            && effect.online
+        {
+            *online_by_day
+                .entry((&event.agency, effect.day, &event.procedure))
+                .or_default() -= 1;
         }
         if let Some(procedure) = &event.delta.online_procedure {
-            online_by_day.insert((&event.agency, event.day, procedure));
-        }
-        for (counter, day) in [
-            (Counter::DueOpened, step.due),
-            (Counter::DueClosed, step.due_closed),
-        ] {
-            if let Some(day) = day {
-                by_day
-                    .entry((&event.agency, day))
-                    .or_default()
-                    .add(counter, 1);
-                by_procedure_day
-                    .entry((&event.agency, day, &event.procedure))
-                    .or_default()
-                    .add(counter, 1);
-            }
+            *online_by_day
+                .entry((&event.agency, event.day, procedure))
+                .or_default() += 1;
         }
     }
     let chain_of = |agency: &AgencyId| reporters.get(agency).map_or(&[][..], |r| r.chain);
@@ -688,14 +863,17 @@ pub fn plan(
         }
     }
     plan.procedures = grouped.into_iter().collect();
-    for (agency, day, procedure) in online_by_day {
+    for ((agency, day, procedure), n) in online_by_day {
         for member in chain_of(agency) {
             for bucket in Bucket::containing(day) {
-                plan.online
-                    .insert((member.clone(), bucket, procedure.clone()));
+                *plan
+                    .online
+                    .entry((member.clone(), bucket, procedure.clone()))
+                    .or_default() += n;
             }
         }
     }
+    plan.online.retain(|_, n| *n != 0);
     for reporter in reporters.values() {
         for member in reporter.chain {
             let kept = plan.seen.entry(member.clone()).or_default();
@@ -746,6 +924,7 @@ mod tests {
             procedure: ProcedureId::parse("p1").expect("id"),
             occurred_at: at,
             kind,
+            corrects: None,
         }
     }
 
@@ -761,6 +940,7 @@ mod tests {
             delta: event.delta(Provision::Full),
             dossier: event.dossier.clone(),
             stage: event.stage_event(),
+            corrects: event.corrects.clone(),
             content: Content::of(event),
             remember_until: event.occurred_at + time::Duration::days(400),
         }
@@ -875,7 +1055,7 @@ mod tests {
         for agency in ["hb.dept", "hoa-binh"] {
             for bucket in Bucket::containing(day) {
                 let sums = plan.counters[&(id(agency), bucket)];
-                let got: Vec<(Counter, u64)> = sums.nonzero().collect();
+                let got: Vec<(Counter, i64)> = sums.nonzero().collect();
                 assert!(got.contains(&(Counter::Received, 1)), "{agency} {bucket:?}");
                 assert!(got.contains(&(Counter::ReceivedOnline, 1)));
             }
@@ -884,7 +1064,7 @@ mod tests {
                     .nonzero()
                     .any(|c| c == (Counter::DueOpened, 1))
             );
-            assert!(plan.online.contains(&(
+            assert!(plan.online.contains_key(&(
                 id(agency),
                 Bucket::Day(day),
                 ProcedureId::parse("p1").expect("id")
@@ -1148,7 +1328,7 @@ mod tests {
             [(Counter::Received, 2)],
             "neither the second reception nor its channel"
         );
-        let resolutions: u64 = plan
+        let resolutions: i64 = plan
             .counters
             .iter()
             .filter(|((agency, bucket), _)| {
@@ -1178,6 +1358,143 @@ mod tests {
             ]
         );
         assert!(again.counted.is_empty() && again.counters.is_empty() && again.dossiers.is_empty());
+    }
+
+    #[test]
+    fn a_correction_takes_back_what_its_event_counts_and_counts_its_own() {
+        let at = datetime!(2026-08-15 09:00 +7);
+        let original = received("e1", "d1", at);
+        let mut in_person = received("fix1", "d1", at + time::Duration::days(1));
+        in_person.kind = EventKind::Received {
+            channel: Channel::InPerson,
+            digitized: false,
+            due_at: None,
+        };
+        in_person.corrects = Some(original.event_id.clone());
+        let mut retraction = event("fix2", "d1", EventKind::Retracted, at);
+        retraction.corrects = Some(original.event_id.clone());
+        let batch = [write(&original), write(&in_person), write(&retraction)];
+        let plan = plan(&batch, &[], |_, _| None, |_, _| None);
+        assert_eq!(plan.outcomes, vec![Applied::Accepted; 3]);
+        // Counted, moved to the next day in person, then taken back: nothing is left, in
+        // any bucket, not even the due day's counter.
+        let left: Vec<_> = plan
+            .counters
+            .iter()
+            .filter(|(_, sums)| sums.nonzero().next().is_some())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert!(plan.online.is_empty(), "{:?}", plan.online);
+        let state = plan.dossiers[0].state;
+        assert_eq!((state.stage_bits(), state.due_day()), (0, None));
+        // Each id once: the original, retracted; the two corrections.
+        let ids: Vec<(&str, Counts)> = plan
+            .ids
+            .iter()
+            .map(|w| (w.event_id.as_str(), w.remembered.counts))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("e1", Counts::Retracted),
+                ("fix1", Counts::Correction),
+                ("fix2", Counts::Correction)
+            ]
+        );
+        assert_eq!(plan.ids[0].remembered.content, Content::of(&original));
+
+        // Against what a store remembers: the correction alone moves each counter once.
+        let counted = Remembered {
+            content: Content::of(&original),
+            dossier: dossier_digest(&original.agency, &original.dossier),
+            counts: Counts::Event(Effect::of(original.day(), &write(&original).delta)),
+        };
+        let kept =
+            super::plan(&[write(&original)], &[], |_, _| None, |_, _| None).dossiers[0].state;
+        let moved = super::plan(
+            &[write(&in_person)],
+            &[],
+            |_, id| (id == &original.event_id).then_some(counted),
+            |_, _| Some(kept),
+        );
+        assert_eq!(moved.outcomes, [Applied::Accepted]);
+        let on = |day: Date, counter: Counter| {
+            moved.counters[&(id("hoa-binh"), Bucket::Day(day))]
+                .nonzero()
+                .find(|(c, _)| *c == counter)
+                .map_or(0, |(_, n)| n)
+        };
+        let (first, next) = (original.day(), in_person.day());
+        assert_eq!(
+            [
+                on(first, Counter::Received),
+                on(first, Counter::ReceivedOnline),
+                on(next, Counter::Received),
+                on(next, Counter::ReceivedInPerson),
+                on(date!(2026 - 08 - 18), Counter::DueOpened),
+            ],
+            [-1, -1, 1, 1, -1],
+            "the due day goes with the reception that had it"
+        );
+        assert_eq!(
+            moved.online.values().copied().collect::<Vec<_>>(),
+            vec![-1; 8],
+            "the day, month, quarter and year of both agencies lose an online reception"
+        );
+    }
+
+    #[test]
+    fn a_correction_that_cannot_apply_changes_nothing() {
+        let at = datetime!(2026-08-15 09:00 +7);
+        let original = write(&received("e1", "d1", at));
+        let counted = Remembered {
+            content: original.content,
+            dossier: dossier_digest(&original.agency, &original.dossier),
+            counts: Counts::Event(Effect::of(original.day, &original.delta)),
+        };
+        let with = |target: &str, dossier: &str, kind: EventKind| {
+            let mut e = event("fix", dossier, kind, at);
+            e.corrects = Some(EventId::parse(target).expect("id"));
+            write(&e)
+        };
+        let fee = EventKind::FeePaid { online: true };
+        let cases = [
+            (
+                with("nope", "d1", EventKind::Retracted),
+                Uncorrectable::Unknown,
+            ),
+            (
+                with("e1", "d2", EventKind::Retracted),
+                Uncorrectable::OtherDossier,
+            ),
+            (
+                with("e1", "d1", fee),
+                Uncorrectable::OtherStage(Stage::Received),
+            ),
+        ];
+        let known = |_: &AgencyId, id: &EventId| (id.as_str() == "e1").then_some(counted);
+        let kept = Dossier::new(backlog::procedure_digest(&original.procedure));
+        let kept = backlog::step(Some(kept), original.stage.expect("a stage"))
+            .expect("counted")
+            .dossier;
+        for (correction, why) in cases {
+            let plan = plan(&[correction], &[], known, |_, _| Some(kept));
+            assert_eq!(plan.outcomes, [Applied::Uncorrectable(why)]);
+            assert!(plan.counted.is_empty() && plan.ids.is_empty() && plan.dossiers.is_empty());
+            assert!(plan.counters.is_empty() && plan.online.is_empty());
+        }
+        for (counts, why) in [
+            (Counts::Retracted, Uncorrectable::Retracted),
+            (Counts::Correction, Uncorrectable::Correction),
+        ] {
+            let plan = plan(
+                &[with("e1", "d1", EventKind::Retracted)],
+                &[],
+                |_, id| (id.as_str() == "e1").then_some(Remembered { counts, ..counted }),
+                |_, _| Some(kept),
+            );
+            assert_eq!(plan.outcomes, [Applied::Uncorrectable(why)]);
+        }
     }
 
     #[test]

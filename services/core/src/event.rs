@@ -48,6 +48,8 @@ pub enum EventKind {
     FeePaid { online: bool },
     /// Feedback given, satisfied or not.
     Feedback { satisfied: bool },
+    /// The event named by [`DossierEvent::corrects`] did not happen: take it back.
+    Retracted,
 }
 
 /// One validated event: every id parsed, the time within bounds, the agency and procedure
@@ -66,20 +68,25 @@ pub struct DossierEvent {
     pub occurred_at: OffsetDateTime,
     /// What happened.
     pub kind: EventKind,
+    /// For a correction: the id of the agency's earlier event that this one replaces (with
+    /// its own content) or, with [`EventKind::Retracted`], takes back.
+    pub corrects: Option<EventId>,
 }
 
 impl DossierEvent {
     /// The stage of its dossier this event is (each counts once), with the days the
     /// backlog needs: the Vietnam day of a reception's due time, a resolution's own day.
-    pub fn stage_event(&self) -> StageEvent {
-        match self.kind {
+    /// `None` for a retraction.
+    pub fn stage_event(&self) -> Option<StageEvent> {
+        Some(match self.kind {
             EventKind::Received { due_at, .. } => StageEvent::Received {
                 due_day: due_at.map(vietnam_day),
             },
             EventKind::Resolved { .. } => StageEvent::Resolved { day: self.day() },
             EventKind::FeePaid { .. } => StageEvent::FeePaid,
             EventKind::Feedback { .. } => StageEvent::Feedback,
-        }
+            EventKind::Retracted => return None,
+        })
     }
 
     /// The Vietnam local day the event counts in.
@@ -143,6 +150,7 @@ impl DossierEvent {
                     increments.push(Counter::FeedbackSatisfied);
                 }
             }
+            EventKind::Retracted => {}
         }
         CounterDelta {
             increments,
@@ -165,6 +173,7 @@ mod tests {
             procedure: ProcedureId::parse("p1").expect("id"),
             occurred_at: datetime!(2026-08-14 18:00 UTC),
             kind,
+            corrects: None,
         }
     }
 
@@ -285,28 +294,35 @@ mod tests {
         };
         assert_eq!(
             received(Some(due)),
-            StageEvent::Received {
+            Some(StageEvent::Received {
                 due_day: Some(date!(2026 - 08 - 21))
-            }
+            })
         );
-        assert_eq!(received(None), StageEvent::Received { due_day: None });
+        assert_eq!(received(None), Some(StageEvent::Received { due_day: None }));
         let resolved = event(EventKind::Resolved {
             timeliness: Timeliness::OnTime(true),
             result_electronic: false,
         });
         assert_eq!(
             resolved.stage_event(),
-            StageEvent::Resolved {
+            Some(StageEvent::Resolved {
                 day: resolved.day()
-            }
+            })
         );
         assert_eq!(
             event(EventKind::FeePaid { online: true }).stage_event(),
-            StageEvent::FeePaid
+            Some(StageEvent::FeePaid)
         );
         assert_eq!(
             event(EventKind::Feedback { satisfied: true }).stage_event(),
-            StageEvent::Feedback
+            Some(StageEvent::Feedback)
+        );
+        assert_eq!(event(EventKind::Retracted).stage_event(), None);
+        assert!(
+            event(EventKind::Retracted)
+                .delta(Provision::Full)
+                .increments
+                .is_empty()
         );
     }
 

@@ -53,6 +53,22 @@ impl Bucket {
         }
     }
 
+    /// The buckets one level down that make this one up: a month's days, a quarter's
+    /// months, a year's quarters; none for a day.
+    pub fn parts(self) -> Vec<Bucket> {
+        match self {
+            Bucket::Day(_) => Vec::new(),
+            Bucket::Month(..) => {
+                let (first, last) = (self.first_day(), self.last_day());
+                std::iter::successors(Some(first), |d| d.next_day().filter(|d| *d <= last))
+                    .map(Bucket::Day)
+                    .collect()
+            }
+            Bucket::Quarter(y, q) => (1..=3).map(|m| Bucket::Month(y, (q - 1) * 3 + m)).collect(),
+            Bucket::Year(y) => (1..=4).map(|q| Bucket::Quarter(y, q)).collect(),
+        }
+    }
+
     /// The bucket of the same kind just before this one.
     pub fn previous(self) -> Bucket {
         match self {
@@ -544,6 +560,34 @@ mod tests {
             let p = parse(expr);
             assert_eq!((p.first_day(), p.last_day()), (first, last), "{expr}");
         }
+    }
+
+    #[test]
+    fn each_bucket_is_made_of_the_buckets_one_level_down() {
+        for bucket in Bucket::containing(date!(2024 - 02 - 10)) {
+            let parts = bucket.parts();
+            if let Bucket::Day(_) = bucket {
+                assert!(parts.is_empty());
+                continue;
+            }
+            assert_eq!(
+                parts.first().map(|b| b.first_day()),
+                Some(bucket.first_day())
+            );
+            assert_eq!(parts.last().map(|b| b.last_day()), Some(bucket.last_day()));
+            for pair in parts.windows(2) {
+                assert_eq!(pair[0].last_day().next_day(), Some(pair[1].first_day()));
+            }
+        }
+        assert_eq!(Bucket::Month(2024, 2).parts().len(), 29);
+        assert_eq!(
+            Bucket::Quarter(2026, 3).parts(),
+            [
+                Bucket::Month(2026, 7),
+                Bucket::Month(2026, 8),
+                Bucket::Month(2026, 9)
+            ]
+        );
     }
 
     #[test]

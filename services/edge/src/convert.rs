@@ -5,6 +5,7 @@ use govpulse_core::{
     Agency, AgencyId, Block, Catalog, Counter, Counters, DossierId, Period, Procedure, Provision,
     Rate,
     backlog::Stage,
+    counting::{EventWrite, Uncorrectable},
     freshness::{DailyEvents, Freshness, Rejections, Seen},
     notice::ChangeNotice,
     period::parse_day,
@@ -318,6 +319,57 @@ pub fn other_procedure(index: usize, dossier: &DossierId) -> ev::EventOutcome {
             "dossier {dossier} was counted under another procedure; a dossier is for one \
              procedure, so this event is not counted"
         ),
+    }
+}
+
+/// A REJECTED outcome for a correction or retraction that cannot apply (nothing changed): the
+/// field at fault and why, naming the event it corrects.
+pub fn uncorrectable(index: usize, why: Uncorrectable, write: &EventWrite) -> ev::EventOutcome {
+    let target = write.corrects.as_ref().map_or("", |id| id.as_str());
+    let agency = &write.agency;
+    let (field, reason) = match why {
+        Uncorrectable::Unknown => (
+            "corrects",
+            format!(
+                "no event {target} of {agency} is counted: it was never sent or not counted, or \
+                 it is past the horizon; a correction sent before its event is refused, so send \
+                 the event first, then this correction again"
+            ),
+        ),
+        Uncorrectable::Correction => (
+            "corrects",
+            format!(
+                "{target} is itself a correction; name the event it corrected to correct it again"
+            ),
+        ),
+        Uncorrectable::Retracted => (
+            "corrects",
+            format!(
+                "{target} was retracted and stays so; send what happened as a new event with an \
+                 event_id of its own"
+            ),
+        ),
+        Uncorrectable::OtherDossier => (
+            "dossier_id",
+            format!(
+                "{target} is of another dossier; a correction keeps the dossier of the event it \
+                 corrects: retract {target}, then send the event for the right dossier under a \
+                 new event_id"
+            ),
+        ),
+        Uncorrectable::OtherStage(stage) => (
+            "kind",
+            format!(
+                "{target} is {}; a correction keeps the kind of event it corrects: retract \
+                 {target}, then send the right event under a new event_id",
+                stage.described()
+            ),
+        ),
+    };
+    ev::EventOutcome {
+        status: ev::OutcomeStatus::Rejected.into(),
+        field: format!("events[{index}].{field}"),
+        reason,
     }
 }
 

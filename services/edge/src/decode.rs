@@ -72,6 +72,7 @@ pub fn decode_event(
         procedure_id,
         occurred_at,
         kind,
+        corrects,
     } = event;
     let event_id: EventId = id_field(position, "event_id", EventId::parse_owned(event_id))?;
     let agency: AgencyId = id_field(position, "agency_id", AgencyId::parse_owned(agency_id))?;
@@ -88,7 +89,7 @@ pub fn decode_event(
     let named = agency.clone();
     decode_known(
         position,
-        (event_id, agency, dossier_id, procedure_id),
+        (event_id, agency, dossier_id, procedure_id, corrects),
         occurred_at,
         kind,
         catalog,
@@ -104,7 +105,13 @@ pub fn decode_event(
 /// The rest of [`decode_event`], for an event whose agency is one of the catalog.
 fn decode_known(
     position: Option<usize>,
-    (event_id, agency, dossier_id, procedure_id): (EventId, AgencyId, String, String),
+    (event_id, agency, dossier_id, procedure_id, corrects): (
+        EventId,
+        AgencyId,
+        String,
+        String,
+        String,
+    ),
     occurred_at: Option<Timestamp>,
     kind: Option<pb::dossier_event::Kind>,
     catalog: &Catalog,
@@ -173,7 +180,7 @@ fn decode_known(
             return Err(Violation::new(
                 position,
                 "kind",
-                "one of received, resolved, fee_paid or feedback is required",
+                "one of received, resolved, fee_paid, feedback or retracted is required",
             ));
         }
         Some(pb::dossier_event::Kind::Received(received)) => EventKind::Received {
@@ -238,6 +245,27 @@ fn decode_known(
         Some(pb::dossier_event::Kind::Feedback(feedback)) => EventKind::Feedback {
             satisfied: feedback.satisfied,
         },
+        Some(pb::dossier_event::Kind::Retracted(pb::Retracted {})) => EventKind::Retracted,
+    };
+    let corrects = if corrects.is_empty() {
+        if kind == EventKind::Retracted {
+            return Err(Violation::new(
+                position,
+                "corrects",
+                "is required with retracted: the event_id of the event to take back",
+            ));
+        }
+        None
+    } else {
+        let target: EventId = id_field(position, "corrects", EventId::parse_owned(corrects))?;
+        if target == event_id {
+            return Err(Violation::new(
+                position,
+                "corrects",
+                "names this event's own event_id; a correction has an event_id of its own",
+            ));
+        }
+        Some(target)
     };
     Ok(DossierEvent {
         event_id,
@@ -246,6 +274,7 @@ fn decode_known(
         procedure: procedure_id,
         occurred_at,
         kind,
+        corrects,
     })
 }
 
@@ -286,6 +315,7 @@ pub fn encode_event(event: DossierEvent) -> pb::DossierEvent {
         EventKind::Feedback { satisfied } => {
             pb::dossier_event::Kind::Feedback(pb::FeedbackGiven { satisfied })
         }
+        EventKind::Retracted => pb::dossier_event::Kind::Retracted(pb::Retracted {}),
     };
     pb::DossierEvent {
         event_id: event.event_id.into_string(),
@@ -294,6 +324,7 @@ pub fn encode_event(event: DossierEvent) -> pb::DossierEvent {
         procedure_id: event.procedure.into_string(),
         occurred_at: Some(timestamp(event.occurred_at)),
         kind: Some(kind),
+        corrects: event.corrects.map(EventId::into_string).unwrap_or_default(),
     }
 }
 
@@ -333,6 +364,7 @@ mod tests {
                 digitized: true,
                 due_at: None,
             })),
+            corrects: String::new(),
         }
     }
 
@@ -555,5 +587,52 @@ mod tests {
             ),
             "events[2].resolved.timeliness"
         );
+    }
+
+    #[test]
+    fn a_correction_names_another_event_of_its_agency() {
+        let retraction = |e: &mut pb::DossierEvent| {
+            e.kind = Some(pb::dossier_event::Kind::Retracted(pb::Retracted {}));
+        };
+        let with = |f: fn(&mut pb::DossierEvent)| {
+            let mut e = valid();
+            f(&mut e);
+            violation(e)
+        };
+        assert_eq!(
+            with(retraction),
+            (
+                "events[2].corrects".into(),
+                "is required with retracted: the event_id of the event to take back".into()
+            )
+        );
+        assert_eq!(
+            with(|e| e.corrects = e.event_id.clone()),
+            (
+                "events[2].corrects".into(),
+                "names this event's own event_id; a correction has an event_id of its own".into()
+            )
+        );
+        assert_eq!(
+            with(|e| e.corrects = "not an id".into()).0,
+            "events[2].corrects"
+        );
+        let mut fix = valid();
+        fix.corrects = "HS-1/received".into();
+        retraction(&mut fix);
+        let decoded = decode_event(
+            None,
+            fix.clone(),
+            &catalog(),
+            &AcceptancePolicy::default(),
+            NOW,
+        )
+        .expect("a retraction");
+        assert_eq!(decoded.kind, EventKind::Retracted);
+        assert_eq!(
+            decoded.corrects.as_ref().map(EventId::as_str),
+            Some("HS-1/received")
+        );
+        assert_eq!(encode_event(decoded), fix, "forwarded as it came");
     }
 }

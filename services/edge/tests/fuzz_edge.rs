@@ -17,8 +17,8 @@ use govpulse_edge::decode::{decode_event, encode_event};
 use govpulse_proto::{
     Timestamp,
     event::{
-        DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven, dossier_event,
-        dossier_resolved,
+        DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven, Retracted,
+        dossier_event, dossier_resolved,
     },
     ingest::SubmitEventsRequest,
 };
@@ -119,18 +119,27 @@ fn kind() -> impl Strategy<Value = Option<dossier_event::Kind>> {
         any::<bool>().prop_map(|online| Some(dossier_event::Kind::FeePaid(FeePaid { online }))),
         any::<bool>()
             .prop_map(|satisfied| Some(dossier_event::Kind::Feedback(FeedbackGiven { satisfied }))),
+        Just(Some(dossier_event::Kind::Retracted(Retracted {}))),
     ]
 }
 
+/// What `corrects` holds: mostly nothing, else any id (a correction).
+fn corrects() -> impl Strategy<Value = String> {
+    prop_oneof![3 => Just(String::new()), 1 => id()]
+}
+
 fn event() -> impl Strategy<Value = DossierEvent> {
-    let anything = (id(), id(), id(), id(), timestamp(), kind()).prop_map(
-        |(event_id, agency_id, dossier_id, procedure_id, occurred_at, kind)| DossierEvent {
-            event_id,
-            agency_id,
-            dossier_id,
-            procedure_id,
-            occurred_at,
-            kind,
+    let anything = (id(), id(), id(), id(), timestamp(), kind(), corrects()).prop_map(
+        |(event_id, agency_id, dossier_id, procedure_id, occurred_at, kind, corrects)| {
+            DossierEvent {
+                event_id,
+                agency_id,
+                dossier_id,
+                procedure_id,
+                occurred_at,
+                kind,
+                corrects,
+            }
         },
     );
     // An agency with a procedure it handles, at a time within the horizon: whether the event
@@ -147,15 +156,17 @@ fn event() -> impl Strategy<Value = DossierEvent> {
         id(),
         now - 300 * 86_400..now,
         kind(),
+        corrects(),
     )
         .prop_map(
-            |(event_id, (agency, procedure), dossier_id, seconds, kind)| DossierEvent {
+            |(event_id, (agency, procedure), dossier_id, seconds, kind, corrects)| DossierEvent {
                 event_id,
                 agency_id: agency.to_owned(),
                 dossier_id,
                 procedure_id: procedure.to_owned(),
                 occurred_at: Some(Timestamp { seconds, nanos: 0 }),
                 kind,
+                corrects,
             },
         );
     prop_oneof![3 => anything, 1 => plausible]

@@ -6,7 +6,7 @@ use govpulse_core::{
     AgencyId, Bucket, Counter, CounterDelta, Counters, DossierId, EventId, Needs, Period,
     ProcedureId,
     backlog::{self, Stage, StageEvent},
-    counting::Content,
+    counting::{Content, Uncorrectable},
     freshness::{Activity, DailyEvents, Seen},
     period::{VIETNAM, vietnam_day},
 };
@@ -47,7 +47,7 @@ pub fn write(
         },
         // A dossier of its own, at the stage its counters say (a reception by default).
         dossier: DossierId::parse(event).expect("test ids are valid"),
-        stage: if increments.contains(&Counter::Resolved) {
+        stage: Some(if increments.contains(&Counter::Resolved) {
             StageEvent::Resolved { day }
         } else if increments.contains(&Counter::FeePaid) {
             StageEvent::FeePaid
@@ -55,7 +55,8 @@ pub fn write(
             StageEvent::Feedback
         } else {
             StageEvent::Received { due_day: None }
-        },
+        }),
+        corrects: None,
         // What the event says: its day and what it adds (a resend says the same).
         content: Content::new(
             "",
@@ -810,12 +811,12 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
     let dossier_event = |event: &str, dossier: &str, day: Date, due: Option<OffsetDateTime>| {
         let mut w = write(event, &chain, day, &[Counter::Received], None);
         w.dossier = DossierId::parse(dossier).expect("valid id");
-        w.stage = match due {
+        w.stage = Some(match due {
             Some(due) => StageEvent::Received {
                 due_day: Some(vietnam_day(due)),
             },
             None => StageEvent::Resolved { day },
-        };
+        });
         w
     };
     let due = |day: Date| {
@@ -1043,6 +1044,244 @@ pub async fn a_stage_counts_once_per_dossier(store: &dyn CounterStore) {
     );
 }
 
+/// A correction takes back exactly what the event it names counts and counts its own
+/// content instead; a retraction only takes back. Checked in every bucket, the parent's
+/// roll-up, the procedure breakdown, the online sets (a set loses a procedure only when no
+/// online reception of it is left in its bucket) and the backlog; a correction resent is a
+/// duplicate; and every refusal changes nothing.
+pub async fn corrections_take_back_exactly(store: &dyn CounterStore) {
+    let chain = ["hb-dept", "hoa-binh"];
+    // 10 and 20 June (one month, the second quarter), 5 August (the third quarter).
+    let (d1, d2, d3) = (
+        date!(2026 - 06 - 10),
+        date!(2026 - 06 - 20),
+        date!(2026 - 08 - 05),
+    );
+    let online = [Counter::Received, Counter::ReceivedOnline];
+    let in_person = [Counter::Received, Counter::ReceivedInPerson];
+    let event = |id: &str, dossier: &str, day: Date, counters: &[Counter], procedure: &str| {
+        let mut w = write(id, &chain, day, counters, None);
+        w.dossier = DossierId::parse(dossier).expect("valid id");
+        w.procedure = ProcedureId::parse(procedure).expect("valid id");
+        if counters.contains(&Counter::ReceivedOnline) {
+            w.delta.online_procedure = Some(w.procedure.clone());
+        }
+        w
+    };
+    let correct = |id: &str, target: &str, mut w: EventWrite| {
+        w.event_id = EventId::parse(id).expect("valid id");
+        w.corrects = Some(EventId::parse(target).expect("valid id"));
+        w
+    };
+    let retract = |id: &str, target: &str, dossier: &str, procedure: &str| {
+        let mut w = correct(id, target, event(id, dossier, d1, &[], procedure));
+        w.stage = None;
+        w
+    };
+    let due = |w: EventWrite, due_day: Date| EventWrite {
+        stage: Some(StageEvent::Received {
+            due_day: Some(due_day),
+        }),
+        ..w
+    };
+    let resolved = |id: &str, dossier: &str, day: Date| {
+        let mut w = event(id, dossier, day, &[Counter::Resolved], "p0");
+        w.stage = Some(StageEvent::Resolved { day });
+        w
+    };
+    store
+        .apply(&[
+            event("r1", "D1", d1, &online, "p-on"),
+            event("r2", "D2", d3, &online, "p-on"),
+            event("r3", "D3", d1, &in_person, "p0"),
+            due(event("r4", "D4", d1, &in_person, "p0"), d1),
+            resolved("r5", "D4", d3),
+        ])
+        .await
+        .expect("apply");
+    let distinct = |period: &'static str| async move {
+        read_one(store, "hoa-binh", "hb-dept", period)
+            .await
+            .procedures_with_online_dossiers
+    };
+    assert_eq!((distinct("2026-06").await, distinct("2026").await), (1, 1));
+    assert_eq!(
+        open_past_due_at_end(store, &[key("hoa-binh", "hb-dept")], date!(2026 - 07 - 01)).await,
+        [1],
+        "D4 due on 10 June, resolved on 5 August"
+    );
+
+    // r1 was in fact received in person, on 20 June; r3 never happened; r4's reception
+    // is taken back (its resolution stays); D4 is resolved on 15 June instead.
+    let fixed = correct("c1", "r1", event("c1", "D1", d2, &in_person, "p-on"));
+    let fixed_resolution = correct("c4", "r5", resolved("c4", "D4", date!(2026 - 06 - 15)));
+    let outcomes = store
+        .apply(&[
+            fixed.clone(),
+            retract("c2", "r3", "D3", "p0"),
+            fixed_resolution,
+            retract("c3", "r4", "D4", "p0"),
+        ])
+        .await
+        .expect("apply");
+    assert_eq!(outcomes, vec![Applied::Accepted; 4]);
+    let counted = |period: &'static str, agency: &'static str| async move {
+        let c = read_one(store, "hoa-binh", agency, period).await;
+        [
+            Counter::Received,
+            Counter::ReceivedOnline,
+            Counter::ReceivedInPerson,
+            Counter::Resolved,
+        ]
+        .map(|counter| c.get(counter))
+    };
+    for agency in ["hb-dept", "hoa-binh"] {
+        assert_eq!(
+            counted("2026-06-10", agency).await,
+            [0, 0, 0, 0],
+            "{agency}"
+        );
+        assert_eq!(
+            counted("2026-06-20", agency).await,
+            [1, 0, 1, 0],
+            "{agency}"
+        );
+        assert_eq!(counted("2026-06", agency).await, [1, 0, 1, 1], "{agency}");
+        assert_eq!(counted("2026", agency).await, [2, 1, 1, 1], "{agency}");
+    }
+    // The parent's roll-ups of its children (a day's records, a year's packed counts).
+    let parent = AgencyKey {
+        root: id("hoa-binh"),
+        agency: id("hoa-binh"),
+    };
+    for (bucket, expected) in [
+        (Bucket::Day(d1), 0),
+        (Bucket::Day(d2), 1),
+        (Bucket::Year(2026), 1),
+    ] {
+        let rolled = store
+            .read_children(
+                &parent,
+                &[id("hb-dept")],
+                &[bucket],
+                &[Counter::ReceivedInPerson],
+            )
+            .await
+            .expect("read children");
+        assert_eq!(
+            rolled[0].get(Counter::ReceivedInPerson),
+            expected,
+            "{bucket:?}"
+        );
+    }
+    // No online reception of p-on is left in June, nor in the second quarter; August keeps
+    // the year's.
+    assert_eq!(
+        (
+            distinct("2026-06-10").await,
+            distinct("2026-06").await,
+            distinct("2026-Q2").await,
+            distinct("2026").await
+        ),
+        (0, 0, 0, 1)
+    );
+    for agency in ["hb-dept", "hoa-binh"] {
+        let procedures = |bucket: Bucket| async move {
+            store
+                .read_procedures(
+                    &key("hoa-binh", agency),
+                    &[bucket],
+                    &[
+                        Counter::Received,
+                        Counter::ReceivedOnline,
+                        Counter::Resolved,
+                    ],
+                )
+                .await
+                .expect("read procedures")
+                .into_iter()
+                .map(|(p, c)| {
+                    let got = [
+                        Counter::Received,
+                        Counter::ReceivedOnline,
+                        Counter::Resolved,
+                    ]
+                    .map(|counter| c.get(counter));
+                    (p.to_string(), got)
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            procedures(Bucket::Day(d1)).await,
+            [],
+            "{agency}: every event of 10 June taken back, no procedure is listed"
+        );
+        assert_eq!(
+            procedures(Bucket::Month(2026, 6)).await,
+            [("p-on".to_owned(), [1, 0, 0]), ("p0".to_owned(), [0, 0, 1])],
+            "{agency}"
+        );
+    }
+    assert_eq!(
+        open_past_due_at_end(store, &[key("hoa-binh", "hb-dept")], date!(2026 - 07 - 01)).await,
+        [0],
+        "D4's reception taken back"
+    );
+
+    // Resent: duplicates. Refused: nothing changes, and each is judged again when resent.
+    assert_eq!(
+        store.apply(&[fixed]).await.expect("apply"),
+        [Applied::Duplicate]
+    );
+    let mut elsewhere = correct("c5", "r2", event("c5", "D9", d3, &in_person, "p-on"));
+    let refused = [
+        retract("c6", "nope", "D1", "p-on"),
+        retract("c7", "c1", "D1", "p-on"),
+        retract("c8", "r3", "D3", "p0"),
+        elsewhere.clone(),
+        correct("c9", "r2", {
+            let mut paid = event("c9", "D2", d3, &[Counter::FeePaid], "p-on");
+            paid.stage = Some(StageEvent::FeePaid);
+            paid
+        }),
+    ];
+    let why = [
+        Uncorrectable::Unknown,
+        Uncorrectable::Correction,
+        Uncorrectable::Retracted,
+        Uncorrectable::OtherDossier,
+        Uncorrectable::OtherStage(Stage::Received),
+    ];
+    let expected: Vec<Applied> = why.into_iter().map(Applied::Uncorrectable).collect();
+    assert_eq!(store.apply(&refused).await.expect("apply"), expected);
+    assert_eq!(
+        store.apply(&refused).await.expect("apply"),
+        expected,
+        "resent"
+    );
+    assert_eq!(counted("2026", "hoa-binh").await, [2, 1, 1, 1]);
+    assert_eq!(distinct("2026").await, 1);
+    // Corrected again, naming the original: from the correction's content.
+    elsewhere.event_id = EventId::parse("c10").expect("valid id");
+    elsewhere.dossier = DossierId::parse("D1").expect("valid id");
+    elsewhere.corrects = Some(EventId::parse("r1").expect("valid id"));
+    elsewhere.day = d1;
+    elsewhere.delta = CounterDelta {
+        increments: online.to_vec(),
+        online_procedure: Some(ProcedureId::parse("p-on").expect("valid id")),
+    };
+    assert_eq!(
+        store.apply(&[elsewhere]).await.expect("apply"),
+        [Applied::Accepted]
+    );
+    assert_eq!(counted("2026-06", "hoa-binh").await, [1, 1, 0, 1]);
+    assert_eq!(
+        (distinct("2026-06-10").await, distinct("2026-Q2").await),
+        (1, 1),
+        "back in the online sets"
+    );
+}
+
 /// An (agency, event id) counts once whatever day it claims: the same event sent again
 /// with another day (a resend after a clock was fixed) is a conflict, as is other content
 /// under the id on its own day; a resend of what was counted is a duplicate; none counts.
@@ -1122,7 +1361,7 @@ pub async fn concurrent_writers_count_each_id_once(a: &dyn CounterStore, b: &dyn
                         write(&format!("c{n}"), &chain, day, &[Counter::Received], None);
                     event.dossier =
                         DossierId::parse(&format!("dossier-{}", n / 2)).expect("valid id");
-                    event.stage = due;
+                    event.stage = Some(due);
                     event
                 })
                 .collect()
@@ -1464,6 +1703,7 @@ where
     dossiers_are_open_past_due_from_their_due_day_to_their_resolution(&fresh().await).await;
     an_id_counts_once_whatever_day_it_claims(&fresh().await).await;
     a_stage_counts_once_per_dossier(&fresh().await).await;
+    corrections_take_back_exactly(&fresh().await).await;
     assessed_scores_replace_per_agency_criterion_and_period(&fresh().await).await;
     activity_keeps_the_latest_and_counts_arrivals(&fresh().await).await;
     rejections_count_per_day_for_the_chain_beside_accepted_events(&fresh().await).await;

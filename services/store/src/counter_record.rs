@@ -51,14 +51,16 @@ pub(crate) fn decode(record: &[u8]) -> Option<Counters> {
     Some(counters)
 }
 
-/// `stored` (a record, or nothing) with `added` added; `None` when `stored` is not a record.
+/// `stored` (a record, or nothing) with `added` added (a negative count taken away); `None`
+/// when `stored` is not a record, or holds less than is taken away. All zeros encode as no
+/// bytes.
 pub(crate) fn add(
     stored: Option<&[u8]>,
-    added: impl IntoIterator<Item = (Counter, u64)>,
+    added: impl IntoIterator<Item = (Counter, i64)>,
 ) -> Option<Vec<u8>> {
     let mut counters = stored.map_or(Some(Counters::default()), decode)?;
     for (counter, n) in added {
-        counters.increment(counter, n);
+        counters.add_signed(counter, n)?;
     }
     Some(encode(&counters))
 }
@@ -106,10 +108,12 @@ pub(crate) fn decode_list(list: &[u8]) -> Option<Vec<(&str, Counters)>> {
     Some(entries)
 }
 
-/// The record list `stored` (or an empty one) with `added` added to its names' records;
-/// `None` when `stored` is not a record list or a record added to is not a record. `added`
-/// comes in name order, each name once (a plan's procedures of one agency and day): the
-/// list is merged with it in one pass, the entries it does not name copied as they are.
+/// The record list `stored` (or an empty one) with `added` added to its names' records (a
+/// name whose record ends all zeros, taken back by corrections, leaves the list); `None`
+/// when `stored` is not a record list, a record added to is not a record or holds less than
+/// is taken away. `added` comes in name order, each name once (a plan's procedures of one
+/// agency and day): the list is merged with it in one pass, the entries it does not name
+/// copied as they are.
 pub(crate) fn add_to_list<'a>(
     stored: Option<&[u8]>,
     added: impl IntoIterator<Item = (&'a str, &'a CounterSums)>,
@@ -132,6 +136,9 @@ pub(crate) fn add_to_list<'a>(
             }
             None => add(None, sums.nonzero())?,
         };
+        if record.is_empty() {
+            continue;
+        }
         let mut len = [0u8; 10];
         for bytes in [name.as_bytes(), &record] {
             let used = bytes.len().encode_var(&mut len);
@@ -178,6 +185,12 @@ mod tests {
         // One value more than there are counters.
         assert_eq!(decode(&[1; Counter::ALL.len() + 1]), None);
         assert_eq!(add(Some(&[3, 0x80]), [(Counter::Received, 1)]), None);
+        assert_eq!(
+            add(Some(&[3]), [(Counter::Received, -4)]),
+            None,
+            "less than is taken away"
+        );
+        assert_eq!(add(Some(&[3]), [(Counter::Received, -3)]), Some(Vec::new()));
     }
 
     #[test]
@@ -200,7 +213,7 @@ mod tests {
 
     #[test]
     fn a_record_list_keeps_each_name_once_in_order_and_adds_to_it() {
-        let sums = |n: u64| {
+        let sums = |n: i64| {
             let mut sums = CounterSums::default();
             sums.add(Counter::Received, n);
             sums
@@ -225,16 +238,27 @@ mod tests {
         );
         assert_eq!(add_to_list(Some(&[5, b'p']), [("p", &one)]), None);
         assert_eq!(decode_list(&[]), Some(Vec::new()));
+        // Taken back to nothing, a name leaves the list; more than it holds, no list.
+        let mut back = CounterSums::default();
+        back.add(Counter::Received, -2);
+        let list = add_to_list(Some(&list), [("p1", &back)]).expect("a list");
+        let names: Vec<&str> = decode_list(&list)
+            .expect("a list")
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(names, ["p2", "p3"]);
+        assert_eq!(add_to_list(Some(&list), [("p3", &back)]), None);
     }
 
     proptest! {
         /// Merging in one pass gives what adding name by name to a map would.
         #[test]
         fn a_record_list_adds_like_a_map_of_names(
-            stored in prop::collection::btree_map("[a-d]{1,2}", 1u64..5, 0..8),
-            added in prop::collection::btree_map("[a-d]{1,2}", 1u64..5, 0..8),
+            stored in prop::collection::btree_map("[a-d]{1,2}", 1i64..5, 0..8),
+            added in prop::collection::btree_map("[a-d]{1,2}", 1i64..5, 0..8),
         ) {
-            let sums = |n: u64| {
+            let sums = |n: i64| {
                 let mut sums = CounterSums::default();
                 sums.add(Counter::Resolved, n);
                 sums
@@ -251,10 +275,10 @@ mod tests {
             for (name, n) in &added {
                 *model.entry(name.clone()).or_default() += n;
             }
-            let read: Vec<(String, u64)> = decode_list(&list)
+            let read: Vec<(String, i64)> = decode_list(&list)
                 .expect("a list")
                 .into_iter()
-                .map(|(name, c)| (name.to_owned(), c.get(Counter::Resolved)))
+                .map(|(name, c)| (name.to_owned(), c.get(Counter::Resolved) as i64))
                 .collect();
             prop_assert_eq!(read, model.into_iter().collect::<Vec<_>>());
         }
@@ -267,7 +291,8 @@ mod tests {
             let a = Counters::from_pairs(Counter::ALL.into_iter().zip(a));
             let b = Counters::from_pairs(Counter::ALL.into_iter().zip(b));
             prop_assert_eq!(decode(&encode(&a)), Some(a));
-            let sum = add(Some(&encode(&a)), b.iter()).and_then(|r| decode(&r));
+            let sum = add(Some(&encode(&a)), b.iter().map(|(c, n)| (c, n as i64)))
+                .and_then(|r| decode(&r));
             let mut expected = a;
             for (counter, n) in b.iter() {
                 expected.increment(counter, n);

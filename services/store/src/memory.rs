@@ -21,6 +21,16 @@ use crate::{
     StoreError, notices::LocalNotices, publications::order_score,
 };
 
+/// Adds a plan's sums to `counters`, never below zero.
+fn add_sums(counters: &mut Counters, sums: &govpulse_core::counting::CounterSums) {
+    for (counter, n) in sums.nonzero() {
+        if counters.add_signed(counter, n).is_none() {
+            debug_assert!(false, "{counter:?} taken below zero");
+            counters.add_signed(counter, -(counters.get(counter) as i64));
+        }
+    }
+}
+
 /// How many batches pass between sweeps of expired event ids.
 const SWEEP_EVERY: u64 = 1024;
 
@@ -35,7 +45,9 @@ struct Inner {
     counters: HashMap<(AgencyId, Bucket), Counters>,
     /// Per agency and bucket: each procedure's counters.
     procedures: HashMap<(AgencyId, Bucket), BTreeMap<ProcedureId, Counters>>,
-    online: HashMap<(AgencyId, Bucket), HashSet<ProcedureId>>,
+    /// Per agency and bucket: how many online receptions each procedure provided online had
+    /// (a procedure leaves when corrections take its last one back).
+    online: HashMap<(AgencyId, Bucket), HashMap<ProcedureId, u64>>,
     /// Per agency and assessed period: (profile, criterion) → hundredths.
     assessed: HashMap<(AgencyId, Bucket), BTreeMap<(String, String), u64>>,
     /// Per agency: the latest events counted for it.
@@ -181,11 +193,11 @@ impl CounterStore for MemoryStore {
                 .or_insert((write.state, write.remember_until));
             *kept = (write.state, kept.1.max(write.remember_until));
         }
+        // The plan never takes back more than was counted (a correction takes back what its
+        // event counts): a count that would go below zero is left at zero.
         for ((agency, bucket), sums) in &plan.counters {
             let counters = inner.counters.entry((agency.clone(), *bucket)).or_default();
-            for (counter, n) in sums.nonzero() {
-                counters.increment(counter, n);
-            }
+            add_sums(counters, sums);
         }
         for ((agency, day), procedures) in &plan.procedures {
             for bucket in Bucket::containing(*day) {
@@ -195,18 +207,20 @@ impl CounterStore for MemoryStore {
                     .or_default();
                 for (procedure, sums) in procedures {
                     let counters = kept.entry(procedure.clone()).or_default();
-                    for (counter, n) in sums.nonzero() {
-                        counters.increment(counter, n);
+                    add_sums(counters, sums);
+                    if counters.is_zero() {
+                        kept.remove(procedure);
                     }
                 }
             }
         }
-        for (agency, bucket, procedure) in &plan.online {
-            inner
-                .online
-                .entry((agency.clone(), *bucket))
-                .or_default()
-                .insert(procedure.clone());
+        for ((agency, bucket, procedure), n) in &plan.online {
+            let kept = inner.online.entry((agency.clone(), *bucket)).or_default();
+            let count = kept.entry(procedure.clone()).or_default();
+            *count = count.saturating_add_signed(*n);
+            if *count == 0 {
+                kept.remove(procedure);
+            }
         }
         for (agency, seen) in &plan.seen {
             let kept = inner.last_seen.entry(agency.clone()).or_default();
@@ -274,7 +288,8 @@ impl CounterStore for MemoryStore {
                             }
                         }
                         if needs.distinct {
-                            online.extend(inner.online.get(&slot).into_iter().flatten());
+                            online
+                                .extend(inner.online.get(&slot).into_iter().flat_map(|o| o.keys()));
                         }
                     }
                 }

@@ -673,6 +673,9 @@ impl RedisStore {
         let records = self
             .read_records(&mut lease, root, &planned, parent_of)
             .await?;
+        let left_online = self
+            .online_left(&mut lease, root, &planned, &records)
+            .await?;
 
         let mut writes = match lease {
             Some(_) => Writes::transaction(),
@@ -704,6 +707,9 @@ impl RedisStore {
             &list_lengths,
             &mut writes,
         )?;
+        for (key, procedure) in left_online {
+            writes.push(&["SREM".to_owned(), key, procedure.to_string()]);
+        }
         self.write_activity(root, &planned, &known, &mut writes);
 
         // 5. Compare and apply: the transaction runs only if the version is still the one
@@ -751,6 +757,80 @@ impl RedisStore {
             Some(lease) => commands.run_on(&mut lease.connection).await,
             None => commands.run(&self.connection).await,
         }
+    }
+
+    /// The online sets that lose a procedure: where corrections took online receptions of a
+    /// procedure back (a negative count in the plan), a set keeps the procedure only if one
+    /// remains in its bucket. A day keeps it while the day's procedure record, with the plan
+    /// added, still counts an online reception of it (on one day a procedure is provided one
+    /// way, so each counted is one of the set's); a month, quarter or year while one of its
+    /// parts (days, months, quarters) keeps it, as the part's set held it before the batch
+    /// (one `SISMEMBER` each, read under the same version) with the batch's changes. Returns
+    /// (set, procedure) to remove; no read at all for a batch without such a correction.
+    async fn online_left<'a>(
+        &self,
+        lease: &mut Option<Lease<'_>>,
+        root: &AgencyId,
+        planned: &'a Plan,
+        records: &CounterRecords<'_>,
+    ) -> Result<Vec<(String, &'a ProcedureId)>, StoreError> {
+        type Slot<'k> = (&'k AgencyId, Bucket, &'k ProcedureId);
+        let mut emptied: Vec<Slot> = Vec::new();
+        for ((agency, bucket, procedure), n) in &planned.online {
+            let Bucket::Day(day) = bucket else { continue };
+            if *n < 0 && records.received_online(self, root, agency, *day, procedure)? == 0 {
+                emptied.push((agency, *bucket, procedure));
+            }
+        }
+        if emptied.is_empty() {
+            return Ok(Vec::new());
+        }
+        // What the sets of every part of every bucket above an emptied day held.
+        let mut asked: BTreeSet<Slot> = BTreeSet::new();
+        for (agency, day, procedure) in &emptied {
+            for bucket in &Bucket::containing(day.first_day())[1..] {
+                asked.extend(bucket.parts().into_iter().map(|p| (*agency, p, *procedure)));
+            }
+        }
+        let mut commands = Commands::default();
+        for (agency, bucket, procedure) in &asked {
+            let mut sismember = redis::cmd("SISMEMBER");
+            sismember
+                .arg(self.online_key(root, agency, *bucket))
+                .arg(procedure.as_str());
+            commands.push(root, sismember);
+        }
+        let replies = self.read(lease, commands).await?;
+        if replies.len() != asked.len() {
+            return Err(reply_err("online sets"));
+        }
+        let mut held: BTreeMap<Slot, bool> = BTreeMap::new();
+        for (slot, reply) in asked.into_iter().zip(replies) {
+            held.insert(slot, redis::from_redis_value(reply)?);
+        }
+        // From the days up: a bucket keeps the procedure if a part gains it in this batch,
+        // or held it and keeps it.
+        let mut gone: BTreeSet<Slot> = emptied.iter().copied().collect();
+        for level in 1..4 {
+            for (agency, day, procedure) in &emptied {
+                let bucket = Bucket::containing(day.first_day())[level];
+                let kept = bucket.parts().into_iter().any(|part| {
+                    let slot = (*agency, part, *procedure);
+                    let gains = planned
+                        .online
+                        .get(&((*agency).clone(), part, (*procedure).clone()))
+                        .is_some_and(|n| *n > 0);
+                    gains || (held.get(&slot).copied().unwrap_or(false) && !gone.contains(&slot))
+                });
+                if !kept {
+                    gone.insert((agency, bucket, procedure));
+                }
+            }
+        }
+        Ok(gone
+            .into_iter()
+            .map(|(agency, bucket, procedure)| (self.online_key(root, agency, bucket), procedure))
+            .collect())
     }
 
     /// Reads the counter records `planned` adds to: every (agency, bucket) it counts in, and
@@ -887,11 +967,18 @@ impl RedisStore {
         }
         for (key, procedures) in &records.procedures {
             let mut fields = Vec::with_capacity(2 * procedures.len());
+            let mut emptied = Vec::new();
             for (procedure, sums, stored) in procedures {
                 let record = added(stored.as_deref(), sums, &|| format!("{key} {procedure}"))?;
-                fields.extend([text(procedure), record]);
+                // A procedure whose counts corrections took back to nothing leaves the hash.
+                if record.is_empty() {
+                    emptied.push(text(procedure));
+                } else {
+                    fields.extend([text(procedure), record]);
+                }
             }
             writes.chunked("HSET", Some(key), &fields, 2);
+            writes.chunked("HDEL", Some(key), &emptied, 1);
         }
         let mut lists = Vec::with_capacity(2 * records.lists.len());
         for (key, sums, stored) in records.lists {
@@ -927,7 +1014,7 @@ impl RedisStore {
         // Packed roll-up increments (months, quarters, years), per (parent, bucket, counter):
         // (ordinal, count).
         type RollUp<'k> = (&'k AgencyId, Bucket, Counter);
-        let mut packed: BTreeMap<RollUp, Vec<(usize, u64)>> = BTreeMap::new();
+        let mut packed: BTreeMap<RollUp, Vec<(usize, i64)>> = BTreeMap::new();
         for ((agency, bucket), sums) in &planned.counters {
             let Some(parent) = parent_of.get(agency).copied() else {
                 continue;
@@ -982,7 +1069,7 @@ impl RedisStore {
             writes.chunked("BITFIELD", Some(&key), &items, 4);
         }
         let mut online: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        for (agency, bucket, procedure) in &planned.online {
+        for ((agency, bucket, procedure), _) in planned.online.iter().filter(|(_, n)| **n > 0) {
             online
                 .entry(self.online_key(root, agency, *bucket))
                 .or_default()
@@ -1056,6 +1143,50 @@ struct CounterRecords<'a> {
     days: BTreeMap<(&'a AgencyId, Bucket), ChildRecords<'a>>,
     lists: Vec<ProcedureList<'a>>,
     procedures: Vec<(String, ProcedureRecords<'a>)>,
+}
+
+impl CounterRecords<'_> {
+    /// How many online receptions of `procedure` `agency` counts on `day` once the plan is
+    /// added: from the root's procedure hash of the day, or the agency's record list of it.
+    fn received_online(
+        &self,
+        store: &RedisStore,
+        root: &AgencyId,
+        agency: &AgencyId,
+        day: time::Date,
+        procedure: &ProcedureId,
+    ) -> Result<u64, StoreError> {
+        let unreadable = || reply_err("procedure record");
+        let counters = if agency == root {
+            let key = store.root_procedures_key(root, Bucket::Day(day));
+            let Some((_, fields)) = self.procedures.iter().find(|(k, _)| *k == key) else {
+                return Ok(0);
+            };
+            let Some((_, sums, stored)) = fields.iter().find(|(p, ..)| *p == procedure) else {
+                return Ok(0);
+            };
+            counter_record::add(stored.as_deref(), sums.nonzero())
+                .and_then(|record| counter_record::decode(&record))
+                .ok_or_else(unreadable)?
+        } else {
+            let key = store.procedure_list_key(root, agency, day);
+            let Some((_, sums, stored)) = self.lists.iter().find(|(k, ..)| *k == key) else {
+                return Ok(0);
+            };
+            let added = sums.iter().map(|(p, sums)| (p.as_str(), sums));
+            let list =
+                counter_record::add_to_list(stored.as_deref(), added).ok_or_else(unreadable)?;
+            let entries = counter_record::decode_list(&list).ok_or_else(unreadable)?;
+            match entries
+                .into_iter()
+                .find(|(name, _)| *name == procedure.as_str())
+            {
+                Some((_, counters)) => counters,
+                None => return Ok(0),
+            }
+        };
+        Ok(counters.get(Counter::ReceivedOnline))
+    }
 }
 
 /// One agency's procedures on one day: the key of its record list, what the plan adds to
@@ -1154,6 +1285,7 @@ mod tests {
             procedure: govpulse_core::ProcedureId::parse("p1").expect("id"),
             occurred_at: datetime!(2026-08-15 09:00 +7),
             kind: govpulse_core::EventKind::FeePaid { online: true },
+            corrects: None,
         });
         let remembered = Remembered {
             content,

@@ -7,7 +7,7 @@ use govpulse_core::{AgencyId, counting::Content, freshness::blamed, period::viet
 use govpulse_edge::assessed::decode_assessed;
 use govpulse_edge::convert::{
     Outcomes, accepted, conflict, duplicate, notice_to_proto, other_procedure, rejected,
-    rejections_from_proto, repeated,
+    rejections_from_proto, repeated, uncorrectable,
 };
 use govpulse_edge::decode_event;
 use govpulse_proto::aggregate::{
@@ -86,6 +86,7 @@ impl AggregateApi {
                         remember_until: self.policy.remember_until(day),
                         dossier: event.dossier,
                         stage,
+                        corrects: event.corrects,
                     });
                     positions.push(i);
                     outcomes.later();
@@ -120,6 +121,7 @@ impl AggregateApi {
                 Applied::Conflict { fields } => conflict(*position, fields),
                 Applied::Repeated { stage } => repeated(*position, *stage, &write.dossier),
                 Applied::OtherProcedure => other_procedure(*position, &write.dossier),
+                Applied::Uncorrectable(why) => uncorrectable(*position, *why, write),
             })
             .collect();
         let store_said = |wrong: String| {

@@ -1,0 +1,147 @@
+//! Corrections end to end, through ingest over gRPC: a correction of a reception's channel
+//! moves the online rate of every period containing its day exactly; resent, it is a
+//! duplicate; a correction naming an event its agency never sent changes nothing; a
+//! retraction of every event brings every count back to what it was before them. (The JSON
+//! form is the integration guide's example 7.6, run by `integration_guide.rs`.)
+
+use govpulse_core::{Bucket, period::VIETNAM};
+use govpulse_e2e::{Deployment, RedisServer, received, statuses, two_days_ago_noon};
+use govpulse_proto::{
+    aggregate::GetMetricsRequest,
+    event::{DossierEvent, OutcomeStatus, Retracted, dossier_event::Kind},
+};
+
+/// A correction of `target` (an event of `agency` made by [`received`]) saying it was
+/// received online or not.
+fn corrected(id: &str, target: &str, agency: &str, online: bool) -> DossierEvent {
+    let at = two_days_ago_noon();
+    DossierEvent {
+        dossier_id: format!("HS-{target}"),
+        corrects: target.to_owned(),
+        ..received(id, agency, at, online)
+    }
+}
+
+/// A retraction of `target`.
+fn retracted(id: &str, target: &str, agency: &str) -> DossierEvent {
+    DossierEvent {
+        kind: Some(Kind::Retracted(Retracted {})),
+        ..corrected(id, target, agency, false)
+    }
+}
+
+/// The day, month, quarter and year of the events, as periods.
+fn periods() -> [String; 4] {
+    Bucket::containing(two_days_ago_noon().to_offset(VIETNAM).date()).map(Bucket::label)
+}
+
+/// (received online, received, received in person) of `agency` in each of [`periods`].
+async fn receptions(deployment: &Deployment, agency: &str) -> Vec<(u64, u64, u64)> {
+    let mut out = Vec::new();
+    for period in periods() {
+        let response = deployment
+            .aggregate()
+            .get_metrics(GetMetricsRequest {
+                agency_id: agency.to_owned(),
+                period: period.clone(),
+                metrics: vec!["online-dossier-rate".to_owned()],
+                ..Default::default()
+            })
+            .await
+            .expect("metrics")
+            .into_inner();
+        let counters = response.counters.expect("counters");
+        let rate = response.metrics[0].rate.as_ref();
+        assert_eq!(
+            rate.map(|r| (r.numerator, r.denominator)),
+            (counters.received > 0).then_some((counters.received_online, counters.received)),
+            "the rate is the counters' over {period}"
+        );
+        out.push((
+            counters.received_online,
+            counters.received,
+            counters.received_in_person,
+        ));
+    }
+    out
+}
+
+async fn submit(deployment: &Deployment, events: Vec<DossierEvent>) -> Vec<OutcomeStatus> {
+    statuses(&deployment.submit(events).await.outcomes)
+}
+
+#[tokio::test]
+async fn corrections_move_every_period_exactly_and_retractions_take_everything_back() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "corrections").await;
+    let at = two_days_ago_noon();
+    deployment
+        .accept_all(vec![
+            received("hn-1", "ha-noi", at, false),
+            received("hn-2", "ha-noi", at, false),
+            received("hn-3", "ha-noi", at, true),
+            received("hp-1", "hai-phong", at, true),
+        ])
+        .await;
+    assert_eq!(receptions(&deployment, "ha-noi").await, vec![(1, 3, 2); 4]);
+
+    // hn-1 was in fact online: every period of its day moves by exactly one.
+    let fix = corrected("hn-1/fix", "hn-1", "ha-noi", true);
+    assert_eq!(
+        submit(&deployment, vec![fix.clone()]).await,
+        [OutcomeStatus::Accepted]
+    );
+    assert_eq!(receptions(&deployment, "ha-noi").await, vec![(2, 3, 1); 4]);
+    // Resent (a retry), and a correction of an event Ha Noi never sent (Hai Phong's id):
+    // nothing moves.
+    let response = deployment
+        .submit(vec![fix, corrected("hn-x/fix", "hp-1", "ha-noi", false)])
+        .await;
+    assert_eq!(
+        statuses(&response.outcomes),
+        [OutcomeStatus::Duplicate, OutcomeStatus::Rejected]
+    );
+    assert_eq!(response.outcomes[1].field, "events[1].corrects");
+    assert!(
+        response.outcomes[1]
+            .reason
+            .starts_with("no event hp-1 of ha-noi is counted"),
+        "{}",
+        response.outcomes[1].reason
+    );
+    assert_eq!(receptions(&deployment, "ha-noi").await, vec![(2, 3, 1); 4]);
+    assert_eq!(
+        receptions(&deployment, "hai-phong").await,
+        vec![(1, 1, 0); 4]
+    );
+
+    // Every event of Ha Noi retracted, the corrected one included: nothing is left of them.
+    assert_eq!(
+        submit(
+            &deployment,
+            vec![
+                retracted("hn-1/gone", "hn-1", "ha-noi"),
+                retracted("hn-2/gone", "hn-2", "ha-noi"),
+                retracted("hn-3/gone", "hn-3", "ha-noi"),
+            ]
+        )
+        .await,
+        vec![OutcomeStatus::Accepted; 3]
+    );
+    assert_eq!(receptions(&deployment, "ha-noi").await, vec![(0, 0, 0); 4]);
+    assert_eq!(
+        receptions(&deployment, "hai-phong").await,
+        vec![(1, 1, 0); 4]
+    );
+    // A retracted event stays retracted.
+    assert_eq!(
+        submit(
+            &deployment,
+            vec![corrected("hn-1/again", "hn-1", "ha-noi", true)]
+        )
+        .await,
+        [OutcomeStatus::Rejected]
+    );
+    assert_eq!(receptions(&deployment, "ha-noi").await, vec![(0, 0, 0); 4]);
+    deployment.stop().await;
+}
