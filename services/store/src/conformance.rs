@@ -1089,6 +1089,20 @@ pub async fn corrections_take_back_exactly(store: &dyn CounterStore) {
         w.stage = Some(StageEvent::Resolved { day });
         w
     };
+    // Enough other ids in the tree that a correction's target is in another bucket than the
+    // correction (a store must read both).
+    let others: Vec<EventWrite> = (0..1_500)
+        .map(|i| {
+            write(
+                &format!("other-{i}"),
+                &["hb-other", "hoa-binh"],
+                d3,
+                &[Counter::FeePaid],
+                None,
+            )
+        })
+        .collect();
+    store.apply(&others).await.expect("apply");
     store
         .apply(&[
             event("r1", "D1", d1, &online, "p-on"),

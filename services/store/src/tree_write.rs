@@ -486,9 +486,15 @@ impl RedisStore {
             dossier_spread.grow_to(dossier_spread.entries + batch_size);
         let id_sweep = id_spread.sweep % id_spread.buckets();
         let dossier_sweep = dossier_spread.sweep % dossier_spread.buckets();
+        // The ids the batch's corrections name are read too: their records change.
+        let targets = batch.iter().filter_map(|event| {
+            let target = event.corrects.as_ref()?;
+            Some(id_spread.bucket(id_digest(&event.agency, target)))
+        });
         let id_reads: BTreeSet<u64> = digests
             .iter()
             .map(|(id, _)| id_spread.bucket(*id))
+            .chain(targets)
             .chain(id_splits.iter().map(|s| s.from))
             .chain([id_sweep])
             .collect();
