@@ -4,10 +4,12 @@
 //! retraction of every event brings every count back to what it was before them. (The JSON
 //! form is the integration guide's example 7.6, run by `integration_guide.rs`.)
 
+use std::time::Duration;
+
 use govpulse_core::{Bucket, period::VIETNAM};
 use govpulse_e2e::{Deployment, RedisServer, received, statuses, two_days_ago_noon};
 use govpulse_proto::{
-    aggregate::GetMetricsRequest,
+    aggregate::{GetMetricsRequest, WatchChangesRequest},
     event::{DossierEvent, OutcomeStatus, Retracted, dossier_event::Kind},
 };
 
@@ -85,12 +87,26 @@ async fn corrections_move_every_period_exactly_and_retractions_take_everything_b
         .await;
     assert_eq!(receptions(&deployment, "ha-noi").await, vec![(1, 3, 2); 4]);
 
-    // hn-1 was in fact online: every period of its day moves by exactly one.
+    // hn-1 was in fact online: every period of its day moves by exactly one, and live
+    // rankings of any period are told (the corrected event's day is the store's to know).
+    let mut changes = deployment
+        .aggregate()
+        .watch_changes(WatchChangesRequest {})
+        .await
+        .expect("watch changes")
+        .into_inner();
     let fix = corrected("hn-1/fix", "hn-1", "ha-noi", true);
     assert_eq!(
         submit(&deployment, vec![fix.clone()]).await,
         [OutcomeStatus::Accepted]
     );
+    let notice = tokio::time::timeout(Duration::from_secs(10), changes.message())
+        .await
+        .expect("a notice within 10 s")
+        .expect("the stream")
+        .expect("a notice");
+    assert!(notice.agency_ids.contains(&"ha-noi".to_owned()));
+    assert!(notice.days.is_empty(), "any day: {:?}", notice.days);
     assert_eq!(receptions(&deployment, "ha-noi").await, vec![(2, 3, 1); 4]);
     // Resent (a retry), and a correction of an event Ha Noi never sent (Hai Phong's id):
     // nothing moves.

@@ -107,6 +107,7 @@ impl AggregateApi {
         };
         let mut agencies: BTreeSet<&AgencyId> = BTreeSet::new();
         let mut days = BTreeSet::new();
+        let mut any_day = false;
         let counted = positions
             .iter()
             .zip(&writes)
@@ -115,6 +116,9 @@ impl AggregateApi {
                 Applied::Accepted => {
                     agencies.extend(write.chain.iter());
                     days.insert(write.day);
+                    // A correction also moves the day of the event it corrects, which only
+                    // the store knew: the notice says "any day".
+                    any_day |= write.corrects.is_some();
                     accepted()
                 }
                 Applied::Duplicate => duplicate(),
@@ -134,6 +138,9 @@ impl AggregateApi {
         for write in &rejected_writes {
             agencies.extend(write.chain.iter());
             days.insert(vietnam_day(write.rejected_at));
+        }
+        if any_day {
+            days.clear();
         }
         if !agencies.is_empty() {
             self.notify(
