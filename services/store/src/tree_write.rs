@@ -141,6 +141,21 @@ fn dossier_entry(value: &[u8; DOSSIER_VALUE]) -> Option<(Dossier, i32)> {
     Some((state, day_at(value, 9)?))
 }
 
+/// A record to write: its digest, its value, the later of its forget day and the one kept
+/// (`kept`: `None` when the store has no record of it), and whether it is new.
+fn later_of<T>(
+    digest: u64,
+    value: T,
+    until: OffsetDateTime,
+    kept: Option<i32>,
+) -> (u64, T, i32, bool) {
+    let until = utc_day(until);
+    match kept {
+        Some(kept) => (digest, value, until.max(kept), false),
+        None => (digest, value, until, true),
+    }
+}
+
 fn reply_err(what: &str) -> StoreError {
     StoreError::Unexpected(format!("an unreadable {what}"))
 }
@@ -623,11 +638,8 @@ impl RedisStore {
             .iter()
             .map(|write| {
                 let digest = dossier_digest(&write.agency, &write.dossier);
-                let until = utc_day(write.remember_until);
-                match kept_dossier(digest) {
-                    Some((_, kept)) => (digest, write.state, until.max(kept), false),
-                    None => (digest, write.state, until, true),
-                }
+                let kept = kept_dossier(digest).map(|(_, until)| until);
+                later_of(digest, write.state, write.remember_until, kept)
             })
             .collect();
         let new_dossiers = dossier_writes.iter().filter(|(.., new)| *new).count() as u64;
@@ -637,11 +649,8 @@ impl RedisStore {
             .iter()
             .map(|write| {
                 let digest = id_digest(&write.agency, &write.event_id);
-                let until = utc_day(write.remember_until);
-                match kept_id(digest) {
-                    Some((_, kept)) => (digest, write.remembered, until.max(kept), false),
-                    None => (digest, write.remembered, until, true),
-                }
+                let kept = kept_id(digest).map(|(_, until)| until);
+                later_of(digest, write.remembered, write.remember_until, kept)
             })
             .collect();
         let new_ids = id_writes.iter().filter(|(.., new)| *new).count() as u64;
