@@ -1,17 +1,24 @@
 //! Corrections end to end, through ingest over gRPC: a correction of a reception's channel
 //! moves the online rate of every period containing its day exactly; resent, it is a
 //! duplicate; a correction naming an event its agency never sent changes nothing; a
-//! retraction of every event brings every count back to what it was before them. (The JSON
-//! form is the integration guide's example 7.6, run by `integration_guide.rs`.)
+//! retraction of every event brings every count back to what it was before them. A withdrawn
+//! or returned dossier stays received, leaves the backlog and counts in no resolution
+//! figure; a dossier ends once; a withdrawal retracted reopens it. (The JSON form is the
+//! integration guide's examples 7.6 and 7.7, run by `integration_guide.rs`.)
 
 use std::time::Duration;
 
 use govpulse_core::{Bucket, period::VIETNAM};
-use govpulse_e2e::{Deployment, RedisServer, received, statuses, two_days_ago_noon};
+use govpulse_e2e::{Deployment, RedisServer, received, resolved, statuses, two_days_ago_noon};
 use govpulse_proto::{
-    aggregate::{GetMetricsRequest, WatchChangesRequest},
-    event::{DossierEvent, OutcomeStatus, Retracted, dossier_event::Kind},
+    Timestamp,
+    aggregate::{Counters, GetMetricsRequest, WatchChangesRequest},
+    event::{
+        DossierEvent, DossierReceived, OutcomeStatus, Retracted, Returned, Withdrawn,
+        dossier_event::Kind,
+    },
 };
+use time::OffsetDateTime;
 
 /// A correction of `target` (an event of `agency` made by [`received`]) saying it was
 /// received online or not.
@@ -159,5 +166,160 @@ async fn corrections_move_every_period_exactly_and_retractions_take_everything_b
         [OutcomeStatus::Rejected]
     );
     assert_eq!(receptions(&deployment, "ha-noi").await, vec![(0, 0, 0); 4]);
+    deployment.stop().await;
+}
+
+/// What `agency` counts from `first` to today, Vietnam time: its counters, its backlog now,
+/// and its on-time rate as (numerator, denominator).
+async fn figures(
+    deployment: &Deployment,
+    agency: &str,
+    first: OffsetDateTime,
+) -> (Counters, u64, Option<(u64, u64)>) {
+    let today = OffsetDateTime::now_utc().to_offset(VIETNAM).date();
+    let response = deployment
+        .aggregate()
+        .get_metrics(GetMetricsRequest {
+            agency_id: agency.to_owned(),
+            period: format!("{}..{today}", first.to_offset(VIETNAM).date()),
+            metrics: vec!["on-time-rate".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .expect("metrics")
+        .into_inner();
+    (
+        response.counters.expect("counters"),
+        response.open_past_due,
+        response.metrics[0]
+            .rate
+            .as_ref()
+            .map(|r| (r.numerator, r.denominator)),
+    )
+}
+
+/// An event of dossier `HS-<dossier>` of Ha Noi (as [`received`] makes them) at `at`.
+fn of_dossier(id: &str, dossier: &str, at: OffsetDateTime, kind: Kind) -> DossierEvent {
+    DossierEvent {
+        event_id: id.to_owned(),
+        dossier_id: format!("HS-{dossier}"),
+        kind: Some(kind),
+        ..received(id, "ha-noi", at, true)
+    }
+}
+
+#[tokio::test]
+async fn a_withdrawn_or_returned_dossier_stays_received_leaves_the_backlog_and_ends_once() {
+    let redis = RedisServer::start().expect("redis-server starts");
+    let deployment = Deployment::start(&redis, "withdrawals").await;
+    let at = two_days_ago_noon();
+    let received_at = at - time::Duration::days(8);
+    let due_at = at - time::Duration::days(3);
+    // hn-w received online 10 days ago, due 5 days ago: open past due.
+    let reception = DossierEvent {
+        kind: Some(Kind::Received(DossierReceived {
+            channel: govpulse_proto::event::Channel::Online.into(),
+            digitized: true,
+            due_at: Some(Timestamp {
+                seconds: due_at.unix_timestamp(),
+                nanos: 0,
+            }),
+        })),
+        ..received("hn-w", "ha-noi", received_at, true)
+    };
+    deployment
+        .accept_all(vec![
+            reception,
+            received("hn-r", "ha-noi", received_at, false),
+        ])
+        .await;
+    let (counters, backlog, on_time) = figures(&deployment, "ha-noi", received_at).await;
+    assert_eq!(
+        (
+            counters.received,
+            counters.received_online,
+            backlog,
+            on_time
+        ),
+        (2, 1, 1, Some((0, 1))),
+        "open past due: late in the on-time rate"
+    );
+
+    // Withdrawn two days ago, and hn-r returned: both stay received; hn-w leaves the
+    // backlog; neither is a resolution.
+    let withdrawal = of_dossier("hn-w/withdrawn", "hn-w", at, Kind::Withdrawn(Withdrawn {}));
+    assert_eq!(
+        submit(
+            &deployment,
+            vec![
+                withdrawal.clone(),
+                of_dossier("hn-r/returned", "hn-r", at, Kind::Returned(Returned {}))
+            ]
+        )
+        .await,
+        vec![OutcomeStatus::Accepted; 2]
+    );
+    let (counters, backlog, on_time) = figures(&deployment, "ha-noi", received_at).await;
+    assert_eq!(
+        (
+            counters.received,
+            counters.received_online,
+            counters.withdrawn,
+            counters.returned,
+            counters.resolved,
+            backlog,
+            on_time
+        ),
+        (2, 1, 1, 1, 0, 0, None),
+        "received twice, withdrawn once, returned once, no resolution, nothing open"
+    );
+
+    // It ended: a resolution under a new id is not counted, and says so.
+    let late_resolution = DossierEvent {
+        dossier_id: "HS-hn-w".into(),
+        ..resolved("hn-w/resolved", "ha-noi", at, false)
+    };
+    let response = deployment.submit(vec![late_resolution.clone()]).await;
+    assert_eq!(statuses(&response.outcomes), [OutcomeStatus::Conflict]);
+    assert_eq!(response.outcomes[0].field, "events[0].dossier_id");
+    assert!(
+        response.outcomes[0]
+            .reason
+            .contains("already has a withdrawal counted")
+            && response.outcomes[0].reason.contains("a dossier ends once"),
+        "{}",
+        response.outcomes[0].reason
+    );
+
+    // The withdrawal was a mistake: retracted, the dossier is open past due again, and the
+    // resolution, sent again, counts (late).
+    let retraction = DossierEvent {
+        corrects: withdrawal.event_id.clone(),
+        ..of_dossier(
+            "hn-w/withdrawn/undo",
+            "hn-w",
+            at,
+            Kind::Retracted(Retracted {}),
+        )
+    };
+    assert_eq!(
+        submit(&deployment, vec![retraction]).await,
+        [OutcomeStatus::Accepted]
+    );
+    let (counters, backlog, _) = figures(&deployment, "ha-noi", received_at).await;
+    assert_eq!(
+        (counters.withdrawn, counters.corrected, backlog),
+        (0, 1, 1),
+        "open again, and the day knows a correction changed it"
+    );
+    assert_eq!(
+        submit(&deployment, vec![late_resolution]).await,
+        [OutcomeStatus::Accepted]
+    );
+    let (counters, backlog, on_time) = figures(&deployment, "ha-noi", received_at).await;
+    assert_eq!(
+        (counters.resolved, counters.returned, backlog, on_time),
+        (1, 1, 0, Some((0, 1)))
+    );
     deployment.stop().await;
 }

@@ -1,7 +1,8 @@
 //! Publications end to end: a ranking published, retried, refused on a taken id or a bad
 //! request; late events and events of days still running after it; the publication read back
 //! exactly as published, and its revision log listing every changed row with its causes (the
-//! days, late or not, the counters and the events), over gRPC and HTTP (JSON and CSV).
+//! days, late or not, the counters and the events, corrections and withdrawals apart), over
+//! gRPC and HTTP (JSON and CSV).
 
 use govpulse_core::period::{VIETNAM, vietnam_day};
 use govpulse_e2e::{Deployment, Options, RedisServer, http, received};
@@ -111,6 +112,20 @@ fn revised(rows: &[RankingRow]) -> Vec<String> {
         .collect();
     flagged.sort();
     flagged
+}
+
+/// The revision log of publication `id`.
+async fn revisions_of(
+    ranking: &mut RankingServiceClient<Channel>,
+    id: &str,
+) -> govpulse_proto::ranking::GetRevisionsResponse {
+    ranking
+        .get_revisions(GetRevisionsRequest {
+            publication_id: id.into(),
+        })
+        .await
+        .expect("revisions")
+        .into_inner()
 }
 
 /// The ranking of `query` now: the id of its latest publication, and its revised rows.
@@ -359,13 +374,7 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
         ("monthly-1".to_owned(), expected.map(String::from).to_vec()),
         "every row whose rank or value moved is flagged"
     );
-    let report_log = ranking
-        .get_revisions(GetRevisionsRequest {
-            publication_id: "report-1".into(),
-        })
-        .await
-        .expect("the report's revisions")
-        .into_inner();
+    let report_log = revisions_of(&mut ranking, "report-1").await;
     let report_moved = moved(&report_log.rows);
     assert_eq!(
         report_moved,
@@ -392,13 +401,7 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
         .expect("the publication");
     assert_eq!(kept, publication, "exactly as published");
 
-    let revisions = ranking
-        .get_revisions(GetRevisionsRequest {
-            publication_id: "monthly-1".into(),
-        })
-        .await
-        .expect("revisions")
-        .into_inner();
+    let revisions = revisions_of(&mut ranking, "monthly-1").await;
     assert_eq!(
         ranked(&revisions.now.expect("the ranking now").rows),
         owned(&[
@@ -484,6 +487,46 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
         .expect_err("unknown");
     assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
 
+    // Hai Phong fixes its data: one late reception was in fact online, another dossier was
+    // withdrawn. The revision log counts the correction and the withdrawal apart.
+    let fix = govpulse_proto::event::DossierEvent {
+        event_id: "hp-late-0/fix".into(),
+        corrects: "hp-late-0".into(),
+        ..received("hp-late-0", "hai-phong", noon(d2), true)
+    };
+    let withdrawal = govpulse_proto::event::DossierEvent {
+        event_id: "hp-late-1/withdrawn".into(),
+        kind: Some(govpulse_proto::event::dossier_event::Kind::Withdrawn(
+            govpulse_proto::event::Withdrawn {},
+        )),
+        ..received("hp-late-1", "hai-phong", noon(d2), false)
+    };
+    deployment.accept_all(vec![fix, withdrawal]).await;
+    let revisions = revisions_of(&mut ranking, "monthly-1").await;
+    let hai_phong = revisions
+        .rows
+        .iter()
+        .find(|r| r.agency_id == "hai-phong")
+        .expect("hai-phong revised");
+    let causes: Vec<_> = hai_phong
+        .causes
+        .iter()
+        .map(|c| {
+            (
+                c.first_day.clone(),
+                c.late,
+                c.events,
+                c.withdrawals,
+                c.corrections,
+            )
+        })
+        .collect();
+    assert_eq!(
+        causes,
+        [(d2.to_string(), true, 3, 1, 1)],
+        "two late receptions and a withdrawal; one correction"
+    );
+
     // Over HTTP: the publication as published in CSV, the revisions in CSV, a retry by POST.
     let addr = deployment.ranking_addr();
     let csv = http::get(addr, "/api/v1/publications/monthly-1?format=csv", &[])
@@ -503,6 +546,11 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
     assert!(
         log.contains(&format!("{d1}: received 10→35")),
         "the revision log names the day and counters: {log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("hai-phong,") && l.contains(",3,0,1,1,")),
+        "late events, other events, withdrawals and corrections: {log}"
     );
     let body = format!(
         r#"{{"publicationId": "monthly-1", "title": "Online dossiers, last month", "query": {{"metric": "online-dossier-rate", "block": "BLOCK_PROVINCE", "period": "{month}"}}}}"#

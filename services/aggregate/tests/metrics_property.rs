@@ -4,7 +4,8 @@
 //! or after it, their resolution sometimes arriving first) or never, and stages of dossiers
 //! sent again under new ids with other values (a second reception, resolution, payment or
 //! feedback: the first to arrive counts, the others are CONFLICT and count nothing), some
-//! under another procedure (a dossier is for one: CONFLICT too), through
+//! under another procedure (a dossier is for one: CONFLICT too), dossiers withdrawn or
+//! returned instead of resolved (a dossier ends once), corrections and retractions, through
 //! the aggregate API, on the in-memory store, a real Redis and a Redis Cluster. Each agency's freshness (latest event
 //! time, events accepted, last acceptance) matches the events counted too, and so does each
 //! of its procedures' value of every metric that has one per procedure (GetProcedureMetrics).
@@ -28,7 +29,7 @@ use govpulse_proto::{
     },
     event::{
         Channel, DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven, Retracted,
-        dossier_event::Kind, dossier_resolved::Timeliness,
+        Returned, Withdrawn, dossier_event::Kind, dossier_resolved::Timeliness,
     },
 };
 use govpulse_runtime::targets_file::LiveTargets;
@@ -112,12 +113,16 @@ enum RawKind {
     Feedback {
         satisfied: bool,
     },
+    /// Withdrawn by its owner: ends the dossier without a resolution.
+    Withdrawn,
+    /// Returned as ineligible: ends the dossier without a resolution.
+    Returned,
     /// Takes back the event `corrects` names.
     Retracted,
 }
 
 impl RawKind {
-    /// The stage of its dossier: each counts once per (agency, dossier); a retraction has
+    /// The stage of its dossier (a correction is of its event's stage); a retraction has
     /// none.
     fn stage(&self) -> u8 {
         match self {
@@ -126,6 +131,17 @@ impl RawKind {
             RawKind::Fee { .. } => 2,
             RawKind::Feedback { .. } => 3,
             RawKind::Retracted => 4,
+            RawKind::Withdrawn => 5,
+            RawKind::Returned => 6,
+        }
+    }
+
+    /// What counts once per (agency, dossier): each stage, the three endings (resolved,
+    /// withdrawn, returned) together.
+    fn slot(&self) -> u8 {
+        match self {
+            RawKind::Withdrawn | RawKind::Returned => 1,
+            other => other.stage(),
         }
     }
 
@@ -159,7 +175,7 @@ impl RawKind {
             RawKind::Feedback { satisfied } => RawKind::Feedback {
                 satisfied: !satisfied,
             },
-            RawKind::Retracted => RawKind::Retracted,
+            other @ (RawKind::Withdrawn | RawKind::Returned | RawKind::Retracted) => other,
         }
     }
 }
@@ -189,6 +205,8 @@ fn arb_raw(index: usize) -> impl Strategy<Value = Raw> {
         ),
         any::<bool>().prop_map(|online| RawKind::Fee { online }),
         any::<bool>().prop_map(|satisfied| RawKind::Feedback { satisfied }),
+        Just(RawKind::Withdrawn),
+        Just(RawKind::Returned),
     ];
     (0..AGENCIES.len(), 0usize..4, 0..DAYS, kind).prop_map(move |(a, p, day, kind)| {
         let agency = AGENCIES[a];
@@ -206,8 +224,10 @@ fn arb_raw(index: usize) -> impl Strategy<Value = Raw> {
 }
 
 /// One dossier's reception with a due time (up to 60 days later, at any time of day) and,
-/// unless it is never resolved, its resolution (from 5 days before the reception to 60 days
-/// after it), on time when at or before the due time.
+/// unless it never ends, its resolution, withdrawal or return (from 5 days before the
+/// reception to 60 days after it; a resolution on time when at or before the due time),
+/// sometimes followed by an ending of another kind under another id (not counted: a dossier
+/// ends once).
 fn arb_dossier(index: usize) -> impl Strategy<Value = Vec<Raw>> {
     (
         0..AGENCIES.len(),
@@ -216,40 +236,56 @@ fn arb_dossier(index: usize) -> impl Strategy<Value = Vec<Raw>> {
         0i64..60 * 24 * 60,
         prop::option::weighted(0.7, -5i64..60),
         any::<bool>(),
+        prop_oneof![6 => Just(0u8), 2 => Just(1u8), 2 => Just(2u8)],
+        prop::bool::weighted(0.2),
     )
-        .prop_map(move |(a, p, day, due_after, resolved, electronic)| {
-            let agency = AGENCIES[a];
-            let procedures = procedures_of(agency);
-            let received = Raw {
-                id: format!("s{index}:rcv"),
-                dossier: format!("s{index}"),
-                agency,
-                procedure: procedures[p % procedures.len()],
-                day: FIRST_DAY + Duration::days(day),
-                kind: RawKind::Received {
-                    channel: Channel::Online,
-                    digitized: false,
-                    due_after: Some(due_after),
-                },
-                corrects: None,
-            };
-            let mut events = vec![received.clone()];
-            if let Some(after) = resolved {
-                let resolution = Raw {
-                    id: format!("s{index}:res"),
-                    day: received.day + Duration::days(after),
-                    kind: RawKind::Resolved {
-                        on_time: at(received.day + Duration::days(after))
-                            <= at(received.day) + Duration::minutes(due_after),
-                        by_due_time: false,
-                        electronic,
+        .prop_map(
+            move |(a, p, day, due_after, resolved, electronic, how, twice)| {
+                let agency = AGENCIES[a];
+                let procedures = procedures_of(agency);
+                let received = Raw {
+                    id: format!("s{index}:rcv"),
+                    dossier: format!("s{index}"),
+                    agency,
+                    procedure: procedures[p % procedures.len()],
+                    day: FIRST_DAY + Duration::days(day),
+                    kind: RawKind::Received {
+                        channel: Channel::Online,
+                        digitized: false,
+                        due_after: Some(due_after),
                     },
-                    ..received
+                    corrects: None,
                 };
-                events.push(resolution);
-            }
-            events
-        })
+                let mut events = vec![received.clone()];
+                if let Some(after) = resolved {
+                    let ending = |how: u8| match how {
+                        0 => RawKind::Resolved {
+                            on_time: at(received.day + Duration::days(after))
+                                <= at(received.day) + Duration::minutes(due_after),
+                            by_due_time: false,
+                            electronic,
+                        },
+                        1 => RawKind::Withdrawn,
+                        _ => RawKind::Returned,
+                    };
+                    let end = Raw {
+                        id: format!("s{index}:end"),
+                        day: received.day + Duration::days(after),
+                        kind: ending(how),
+                        ..received.clone()
+                    };
+                    if twice {
+                        events.push(Raw {
+                            id: format!("s{index}:end2"),
+                            kind: ending((how + 1) % 3),
+                            ..end.clone()
+                        });
+                    }
+                    events.push(end);
+                }
+                events
+            },
+        )
 }
 
 /// Events, then the order and batching in which they are sent: some resent (retries),
@@ -411,6 +447,8 @@ fn to_proto(raw: &Raw) -> DossierEvent {
         }),
         RawKind::Fee { online } => Kind::FeePaid(FeePaid { online }),
         RawKind::Feedback { satisfied } => Kind::Feedback(FeedbackGiven { satisfied }),
+        RawKind::Withdrawn => Kind::Withdrawn(Withdrawn {}),
+        RawKind::Returned => Kind::Returned(Returned {}),
         RawKind::Retracted => Kind::Retracted(Retracted {}),
     };
     DossierEvent {
@@ -436,7 +474,8 @@ fn belongs(catalog: &Catalog, reporter: &str, agency: &str) -> bool {
 
 /// The dossiers of `agency` or a unit below it that are open past due at the end of the
 /// period's last day, from the raw events: received with a due time on or before that
-/// (Vietnam) day, and resolved after it or never, whatever order the events were sent in.
+/// (Vietnam) day, and resolved, withdrawn or returned after it or never, whatever order the
+/// events were sent in.
 fn open_past_due_at_end(
     catalog: &Catalog,
     events: &[Raw],
@@ -447,7 +486,7 @@ fn open_past_due_at_end(
     let last = period.last_day();
     let resolved: BTreeMap<(&str, &str), Date> = events
         .iter()
-        .filter(|e| matches!(e.kind, RawKind::Resolved { .. }))
+        .filter(|e| e.kind.slot() == 1)
         .map(|e| ((e.agency, e.dossier.as_str()), e.day))
         .collect();
     events
@@ -547,6 +586,8 @@ fn model_of(
                     add("satisfied");
                 }
             }
+            RawKind::Withdrawn => add("withdrawn"),
+            RawKind::Returned => add("returned"),
             RawKind::Retracted => unreachable!("a retraction counts nothing of its own"),
         }
     }
@@ -578,6 +619,8 @@ fn model_of(
         ("online-payment-rate", (v("fee-online"), v("fee"))),
         ("open-past-due-at-end", (open, 0)),
         ("events", (v("events"), 0)),
+        ("withdrawn", (v("withdrawn"), 0)),
+        ("returned", (v("returned"), 0)),
     ])
 }
 
@@ -620,6 +663,8 @@ async fn check(
     // Per event counted as an event (not a correction): what it counts now, `None` once
     // retracted.
     let mut current: HashMap<&str, Option<&Raw>> = HashMap::new();
+    // The days each accepted correction changed, with the reporting agency.
+    let mut corrected: Vec<(&str, Date)> = Vec::new();
     // The events counted, each with the clock readings around the call that counted it.
     let mut counted_when: Vec<(&Raw, OffsetDateTime, OffsetDateTime)> = Vec::new();
     for batch in &batches {
@@ -632,7 +677,7 @@ async fn check(
         let after = OffsetDateTime::now_utc();
         for (i, outcome) in batch.iter().zip(&response.outcomes) {
             let event = &events[*i];
-            let stage = (event.agency, event.dossier.as_str(), event.kind.stage());
+            let stage = (event.agency, event.dossier.as_str(), event.kind.slot());
             // Counted before: DUPLICATE; its stage counted under another id, or its dossier
             // under another procedure: CONFLICT.
             // A correction applies to an event that counts, of its dossier and kind: it takes
@@ -657,8 +702,13 @@ async fn check(
                     None => 3,
                     Some(live) => {
                         counted.insert(event.id.clone());
+                        // It changes the day of what it takes back, and its own.
+                        corrected.push((event.agency, live.day));
+                        if event.kind != RawKind::Retracted && event.day != live.day {
+                            corrected.push((event.agency, event.day));
+                        }
                         if event.kind == RawKind::Retracted {
-                            stages.remove(&(live.agency, live.dossier.as_str(), live.kind.stage()));
+                            stages.remove(&(live.agency, live.dossier.as_str(), live.kind.slot()));
                             current.insert(target, None);
                         } else {
                             current.insert(target, Some(event));
@@ -759,6 +809,20 @@ async fn check(
                 model(&catalog, &events, agency, &last_year),
             );
             prop_assert_eq!(response.metrics.len(), Metric::ALL.len());
+            let counters = response.counters.unwrap_or_default();
+            let corrections = corrected
+                .iter()
+                .filter(|(reporter, day)| {
+                    period.contains(*day) && belongs(&catalog, reporter, agency)
+                })
+                .count() as u64;
+            prop_assert_eq!(
+                (counters.withdrawn, counters.returned, counters.corrected),
+                (expected["withdrawn"].0, expected["returned"].0, corrections),
+                "withdrawn, returned and corrected over {} for {}",
+                expression,
+                agency
+            );
             prop_assert_eq!(
                 response.counters.as_ref().map(|c| c.open_past_due_at_end),
                 Some(expected["open-past-due-at-end"].0),

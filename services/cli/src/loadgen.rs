@@ -1403,6 +1403,8 @@ mod tests {
                     Some(Kind::FeePaid(_)) => "fee",
                     Some(Kind::Feedback(_)) => "feedback",
                     Some(Kind::Retracted(_)) => "retracted",
+                    Some(Kind::Withdrawn(_)) => "withdrawn",
+                    Some(Kind::Returned(_)) => "returned",
                     None => "none",
                 };
                 *kinds.entry(kind).or_default() += 1;

@@ -838,8 +838,9 @@ fn gained_text(places: i32) -> String {
     }
 }
 
-/// One stretch of days behind a revision: `2026-11-10  late data  4 events  received 4→8,
-/// received_online 1→5`.
+/// One stretch of days behind a revision: `2026-11-10  late data  4 event(s)  received 4→8,
+/// received_online 1→5`, with the corrections and withdrawals among its changes when it has
+/// any (`1 correction(s)`, `2 withdrawn or returned`).
 fn cause_text(cause: &RevisionCause) -> String {
     let days = if cause.first_day == cause.last_day {
         cause.first_day.clone()
@@ -857,14 +858,21 @@ fn cause_text(cause: &RevisionCause) -> String {
         .map(|c| format!("{} {}→{}", c.counter, c.published, c.now))
         .collect::<Vec<_>>()
         .join(", ");
-    format!("{days}  {kind}  {} event(s)  {counters}", cause.events)
+    let mut why = format!("{} event(s)", cause.events);
+    if cause.withdrawals != 0 {
+        let _ = write!(why, ", {} withdrawn or returned", cause.withdrawals);
+    }
+    if cause.corrections != 0 {
+        let _ = write!(why, ", {} correction(s)", cause.corrections);
+    }
+    format!("{days}  {kind}  {why}  {counters}")
 }
 
 /// A publication's revision log: what and when it was published, when it was computed again,
 /// how many rows are unchanged (for a block's metrics, whether the agencies together moved);
 /// each revised agency's place (in a ranking) and value as published and now, places gained
-/// and the events counted since (late, or for days still running then); then each agency's
-/// causes, stretch by stretch.
+/// the events counted since (late, or for days still running then) and the corrections that
+/// changed its counters; then each agency's causes, stretch by stretch.
 pub fn revisions_table(response: &GetRevisionsResponse) -> String {
     let publication = response.publication.clone().unwrap_or_default();
     let mut out = format!(
@@ -902,9 +910,9 @@ pub fn revisions_table(response: &GetRevisionsResponse) -> String {
     if ranked {
         header.push("move");
     }
-    header.extend(["late events", "other events"]);
+    header.extend(["late events", "other events", "corrections"]);
     let right = header.len();
-    let mut table = plain_table(header, &[right - 2, right - 1]);
+    let mut table = plain_table(header, &[right - 3, right - 2, right - 1]);
     for row in &response.rows {
         let (late, other) = row.causes.iter().fold((0, 0), |(late, other), c| {
             if c.late {
@@ -913,6 +921,7 @@ pub fn revisions_table(response: &GetRevisionsResponse) -> String {
                 (late, other + c.events)
             }
         });
+        let corrections: u64 = row.causes.iter().map(|c| c.corrections).sum();
         let mut cells = vec![
             format!("{} ({})", row.agency_name, row.agency_id),
             standing_text(row.published.as_ref(), ranked),
@@ -921,7 +930,7 @@ pub fn revisions_table(response: &GetRevisionsResponse) -> String {
         if ranked {
             cells.push(gained_text(row.places_gained));
         }
-        cells.extend([late.to_string(), other.to_string()]);
+        cells.extend([late.to_string(), other.to_string(), corrections.to_string()]);
         table.add_row(cells);
     }
     out.push_str(&text(&table));
@@ -1179,6 +1188,8 @@ mod tests {
                                 published: 4,
                                 now: 10,
                             }],
+                            withdrawals: 1,
+                            corrections: 2,
                         },
                         RevisionCause {
                             first_day: "2025-12-01".into(),
@@ -1186,6 +1197,7 @@ mod tests {
                             late: false,
                             events: 2,
                             counters: Vec::new(),
+                            ..Default::default()
                         },
                     ],
                 },
@@ -1215,13 +1227,14 @@ mod tests {
                 && lines[3].contains("3 25.00% (1/4)")
                 && lines[3].contains("1 90.00% (9/10)")
                 && lines[3].contains("▲2")
-                && lines[3].ends_with("6             2"),
-            "late and other events apart: {text}"
+                && lines[3].ends_with("6             2            2"),
+            "late and other events apart, and the corrections: {text}"
         );
         assert!(lines[4].contains("▼1"), "{text}");
         assert_eq!(
             lines[6],
-            "  2025-11-10  late data  6 event(s)  received 4→10"
+            "  2025-11-10  late data  6 event(s), 1 withdrawn or returned, 2 correction(s)  \
+             received 4→10"
         );
         assert!(
             lines[7]

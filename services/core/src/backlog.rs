@@ -111,26 +111,39 @@ pub fn prefix_plan(last: Date, last_possible: Date) -> ReadPlan {
 /// A stage of a dossier that govpulse counts. Each counts once per dossier (per reporting
 /// agency and dossier id), whatever event ids it is sent under: a second reception,
 /// resolution, payment or feedback of a dossier is not counted (DOMAIN.md: "a stage of a
-/// dossier counts once").
+/// dossier counts once"). A dossier *ends* once: resolved, withdrawn or returned, whichever is
+/// counted first ([`Stage::ends`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
     Received,
     Resolved,
     FeePaid,
     Feedback,
+    /// Withdrawn by its owner: ended without a resolution.
+    Withdrawn,
+    /// Returned by the agency as ineligible: ended without a resolution.
+    Returned,
 }
 
 impl Stage {
     /// Every stage, in the order of their bits in [`Dossier::stage_bits`].
-    pub const ALL: [Stage; 4] = [
+    pub const ALL: [Stage; 6] = [
         Stage::Received,
         Stage::Resolved,
         Stage::FeePaid,
         Stage::Feedback,
+        Stage::Withdrawn,
+        Stage::Returned,
     ];
 
     fn bit(self) -> u8 {
         1 << self as u8
+    }
+
+    /// Whether the stage ends the dossier: a resolution, a withdrawal or a return. A dossier
+    /// ends once; from the day it ends it is no longer open.
+    pub fn ends(self) -> bool {
+        matches!(self, Stage::Resolved | Stage::Withdrawn | Stage::Returned)
     }
 
     /// What happened at this stage, in words for an outcome's reason: `a reception`, ...
@@ -140,6 +153,8 @@ impl Stage {
             Stage::Resolved => "a resolution",
             Stage::FeePaid => "a fee payment",
             Stage::Feedback => "feedback",
+            Stage::Withdrawn => "a withdrawal",
+            Stage::Returned => "a return",
         }
     }
 }
@@ -155,6 +170,10 @@ pub enum StageEvent {
     FeePaid,
     /// Its owner gave feedback.
     Feedback,
+    /// Withdrawn by its owner on Vietnam day `day`.
+    Withdrawn { day: Date },
+    /// Returned by the agency as ineligible on Vietnam day `day`.
+    Returned { day: Date },
 }
 
 impl StageEvent {
@@ -165,19 +184,32 @@ impl StageEvent {
             StageEvent::Resolved { .. } => Stage::Resolved,
             StageEvent::FeePaid => Stage::FeePaid,
             StageEvent::Feedback => Stage::Feedback,
+            StageEvent::Withdrawn { .. } => Stage::Withdrawn,
+            StageEvent::Returned { .. } => Stage::Returned,
+        }
+    }
+
+    /// The Vietnam day it ends its dossier on, if it ends it.
+    fn ends_on(self) -> Option<Date> {
+        match self {
+            StageEvent::Resolved { day }
+            | StageEvent::Withdrawn { day }
+            | StageEvent::Returned { day } => Some(day),
+            StageEvent::Received { .. } | StageEvent::FeePaid | StageEvent::Feedback => None,
         }
     }
 }
 
 /// What a store remembers of one dossier (per reporting agency and dossier id): the
-/// procedure it is for, which stages were counted, and the two days the backlog needs, kept
-/// even when the other is not known yet (events arrive in any order).
+/// procedure it is for, which stages were counted, and the two days the backlog needs (the
+/// due day of its reception, the day it ended), each kept even when the other is not known
+/// yet (events arrive in any order).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Dossier {
     procedure: u32,
     stages: u8,
     due_day: Option<Date>,
-    resolved_day: Option<Date>,
+    ended_day: Option<Date>,
 }
 
 /// A 32-bit digest of a procedure id: what a dossier record keeps to tell that an event of
@@ -197,25 +229,30 @@ impl Dossier {
     }
 
     /// A dossier as a store kept it: its procedure's digest, [`Dossier::stage_bits`] and the
-    /// two days. `None` when the parts disagree (a due day without a reception, a resolution
-    /// without its day or the other way round, an unknown bit): no such record is ever
-    /// written.
+    /// two days. `None` when the parts disagree (a due day without a reception, an ending
+    /// without its day or the other way round, two endings, an unknown bit): no such record
+    /// is ever written.
     pub fn from_parts(
         procedure_digest: u32,
         stage_bits: u8,
         due_day: Option<Date>,
-        resolved_day: Option<Date>,
+        ended_day: Option<Date>,
     ) -> Option<Dossier> {
         let dossier = Dossier {
             procedure: procedure_digest,
             stages: stage_bits,
             due_day,
-            resolved_day,
+            ended_day,
         };
         let known = Stage::ALL.iter().fold(0, |bits, s| bits | s.bit());
+        let endings = Stage::ALL
+            .iter()
+            .filter(|s| s.ends() && dossier.has(**s))
+            .count();
         let consistent = stage_bits & !known == 0
             && (due_day.is_none() || dossier.has(Stage::Received))
-            && resolved_day.is_some() == dossier.has(Stage::Resolved);
+            && endings <= 1
+            && ended_day.is_some() == (endings == 1);
         consistent.then_some(dossier)
     }
 
@@ -239,15 +276,20 @@ impl Dossier {
         self.due_day
     }
 
-    /// The day of its counted resolution.
-    pub fn resolved_day(&self) -> Option<Date> {
-        self.resolved_day
+    /// The day it ended: of its counted resolution, withdrawal or return.
+    pub fn ended_day(&self) -> Option<Date> {
+        self.ended_day
     }
 
-    /// Received with a due time and not resolved: in the backlog, and kept by a store
-    /// whatever its age (its resolution may come late).
+    /// How it ended, if it did: the stage counted of those that end a dossier.
+    pub fn ending(&self) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.ends() && self.has(*s))
+    }
+
+    /// Received with a due time and not ended: in the backlog, and kept by a store whatever
+    /// its age (its resolution may come late).
     pub fn is_open(&self) -> bool {
-        self.due_day.is_some() && !self.has(Stage::Resolved)
+        self.due_day.is_some() && self.ending().is_none()
     }
 }
 
@@ -263,30 +305,32 @@ pub struct Step {
 }
 
 /// The counting rule (module docs): what a new event does to a dossier (`None`: nothing
-/// known of it yet), or `Err` with its stage when that stage was counted already, and the
-/// event is not counted at all. The first reception and the first resolution to arrive
-/// count; the due counters move when both the due day and the resolution day are known.
+/// known of it yet), or `Err` with the stage counted already when the event's stage was (or,
+/// for an ending, when the dossier ended already), and the event is not counted at all. The
+/// first reception and the first ending (resolution, withdrawal or return) to arrive count;
+/// the due counters move when both the due day and the day it ended are known: a withdrawn
+/// or returned dossier leaves the backlog on its day as a resolved one does.
 pub fn step(before: Option<Dossier>, event: StageEvent) -> Result<Step, Stage> {
     let mut dossier = before.unwrap_or_default();
     let stage = event.stage();
     if dossier.has(stage) {
         return Err(stage);
     }
+    if let Some(ended) = dossier.ending().filter(|_| stage.ends()) {
+        return Err(ended);
+    }
     dossier.stages |= stage.bit();
     let (mut due, mut due_closed) = (None, None);
-    match event {
-        StageEvent::Received { due_day } => {
-            dossier.due_day = due_day;
-            due = due_day;
-            due_closed = due_day
-                .zip(dossier.resolved_day)
-                .map(|(due, resolved)| resolved.max(due));
-        }
-        StageEvent::Resolved { day } => {
-            dossier.resolved_day = Some(day);
-            due_closed = dossier.due_day.map(|due| day.max(due));
-        }
-        StageEvent::FeePaid | StageEvent::Feedback => {}
+    if let StageEvent::Received { due_day } = event {
+        dossier.due_day = due_day;
+        due = due_day;
+        due_closed = due_day
+            .zip(dossier.ended_day)
+            .map(|(due, ended)| ended.max(due));
+    }
+    if let Some(day) = event.ends_on() {
+        dossier.ended_day = Some(day);
+        due_closed = dossier.due_day.map(|due| day.max(due));
     }
     Ok(Step {
         dossier,
@@ -309,8 +353,9 @@ pub struct Unstep {
 }
 
 /// Takes `stage` back from `dossier`; `None` when it was not counted. A reception takes back
-/// `due` on its due day, and `due_cl` if the dossier was resolved; a resolution takes back
-/// `due_cl` if the reception had a due time: whichever of the two arrived last added it.
+/// `due` on its due day, and `due_cl` if the dossier ended; an ending (resolution,
+/// withdrawal, return) takes back `due_cl` if the reception had a due time: whichever of the
+/// two arrived last added it.
 pub fn unstep(dossier: Dossier, stage: Stage) -> Option<Unstep> {
     if !dossier.has(stage) {
         return None;
@@ -319,15 +364,15 @@ pub fn unstep(dossier: Dossier, stage: Stage) -> Option<Unstep> {
     left.stages &= !stage.bit();
     let closed = dossier
         .due_day
-        .zip(dossier.resolved_day)
-        .map(|(due, resolved)| resolved.max(due));
+        .zip(dossier.ended_day)
+        .map(|(due, ended)| ended.max(due));
     let (due, due_closed) = match stage {
         Stage::Received => {
             left.due_day = None;
             (dossier.due_day, closed)
         }
-        Stage::Resolved => {
-            left.resolved_day = None;
+        Stage::Resolved | Stage::Withdrawn | Stage::Returned => {
+            left.ended_day = None;
             (None, closed)
         }
         Stage::FeePaid | Stage::Feedback => (None, None),
@@ -493,7 +538,7 @@ mod tests {
                 done.procedure(),
                 done.stage_bits(),
                 done.due_day(),
-                done.resolved_day()
+                done.ended_day()
             ),
             Some(done)
         );
@@ -503,16 +548,83 @@ mod tests {
         assert_eq!(parts(0b0, Some(d), None), None, "due day, no reception");
         assert_eq!(parts(0b10, None, None), None, "resolved without its day");
         assert_eq!(parts(0b1, None, Some(r)), None, "a day, not resolved");
-        assert_eq!(parts(0b10000, None, None), None, "unknown stage");
+        assert_eq!(parts(0b100_0000, None, None), None, "unknown stage");
+        assert_eq!(
+            parts(0b1_0001, None, Some(r)).map(|x| x.ending()),
+            Some(Some(Stage::Withdrawn))
+        );
+        assert_eq!(
+            parts(0b1_0010, None, Some(r)),
+            None,
+            "resolved and withdrawn"
+        );
+        assert_eq!(
+            parts(0b10_0001, None, None),
+            None,
+            "returned without its day"
+        );
     }
 
-    /// One dossier: its due day, its resolution day if any, and whether the resolution
-    /// arrives first.
-    fn arb_dossier() -> impl Strategy<Value = (i64, Option<i64>, bool, u8)> {
+    #[test]
+    fn a_dossier_ends_once_and_leaves_the_backlog_the_day_it_ends() {
+        let (d, w) = (date!(2026 - 03 - 10), date!(2026 - 03 - 20));
+        let received = step(None, StageEvent::Received { due_day: Some(d) }).expect("received");
+        for (ending, stage) in [
+            (StageEvent::Withdrawn { day: w }, Stage::Withdrawn),
+            (StageEvent::Returned { day: w }, Stage::Returned),
+        ] {
+            let ended = step(Some(received.dossier), ending).expect("ended");
+            assert_eq!((ended.due, ended.due_closed), (None, Some(w)));
+            assert!(!ended.dossier.is_open());
+            assert_eq!(ended.dossier.ending(), Some(stage));
+            for later in [
+                StageEvent::Resolved { day: w },
+                StageEvent::Withdrawn { day: w },
+                StageEvent::Returned { day: w },
+            ] {
+                assert_eq!(step(Some(ended.dossier), later), Err(stage), "ends once");
+            }
+            assert!(step(Some(ended.dossier), StageEvent::FeePaid).is_ok());
+            let back = unstep(ended.dossier, stage).expect("counted");
+            assert_eq!((back.due, back.due_closed), (None, Some(w)));
+            assert_eq!(back.dossier, received.dossier, "open again");
+        }
+        let resolved = step(Some(received.dossier), StageEvent::Resolved { day: w })
+            .expect("resolved")
+            .dossier;
+        assert_eq!(
+            step(Some(resolved), StageEvent::Withdrawn { day: w }),
+            Err(Stage::Resolved),
+            "a resolved dossier is not withdrawn"
+        );
+        let first = step(None, StageEvent::Returned { day: w }).expect("a return first");
+        assert_eq!((first.due, first.due_closed), (None, None));
+        let then = step(
+            Some(first.dossier),
+            StageEvent::Received { due_day: Some(d) },
+        )
+        .expect("its reception");
+        assert_eq!((then.due, then.due_closed), (Some(d), Some(w)));
+    }
+
+    /// The ending of a dossier in the property tests: resolved, withdrawn or returned on
+    /// `day`.
+    fn ending(kind: u8, day: Date) -> StageEvent {
+        match kind {
+            0 => StageEvent::Resolved { day },
+            1 => StageEvent::Withdrawn { day },
+            _ => StageEvent::Returned { day },
+        }
+    }
+
+    /// One dossier: its due day, the day it ends if it does, whether that arrives first, how
+    /// many times a stage is sent again, and how it ends.
+    fn arb_dossier() -> impl Strategy<Value = (i64, Option<i64>, bool, u8, u8)> {
         (
             0i64..60,
             proptest::option::of(0i64..70),
             any::<bool>(),
+            0u8..3,
             0u8..3,
         )
     }
@@ -526,22 +638,26 @@ mod tests {
             let day = |n: i64| first + Duration::days(n);
             let mut due = BTreeMap::<Date, i64>::new();
             let mut closed = BTreeMap::<Date, i64>::new();
-            for (d, r, resolution_first, resends) in &dossiers {
+            for (d, r, resolution_first, resends, how) in &dossiers {
                 let mut events = vec![StageEvent::Received { due_day: Some(day(*d)) }];
                 if let Some(r) = r {
-                    events.push(StageEvent::Resolved { day: day(*r) });
+                    events.push(ending(*how, day(*r)));
                     if *resolution_first {
                         events.reverse();
                     }
                 }
-                // Later receptions or resolutions of the same dossier are not counted.
-                for _ in 0..*resends {
+                // Later receptions or endings of the same dossier are not counted.
+                for k in 0..*resends {
                     events.push(events[0]);
+                    if r.is_some() {
+                        events.push(ending(k, day(1)));
+                    }
                 }
                 let mut state = None;
                 for event in events {
                     let Ok(s) = step(state, event) else {
-                        prop_assert!(state.is_some_and(|d| d.has(event.stage())));
+                        prop_assert!(state.is_some_and(|d| d.has(event.stage())
+                            || (event.stage().ends() && d.ending().is_some())));
                         continue;
                     };
                     state = Some(s.dossier);
@@ -559,7 +675,7 @@ mod tests {
                 prop_assert!(running >= 0);
                 let expected = dossiers
                     .iter()
-                    .filter(|(d, r, _, _)| day(*d) <= b && r.is_none_or(|r| b < day(r)))
+                    .filter(|(d, r, _, _, _)| day(*d) <= b && r.is_none_or(|r| b < day(r)))
                     .count() as i64;
                 prop_assert_eq!(running, expected, "end of {}", b);
             }
@@ -570,14 +686,14 @@ mod tests {
         /// and a dossier with every stage taken back is as if nothing had arrived.
         #[test]
         fn taking_back_a_stage_subtracts_exactly_what_counting_added(
-            (d, r, resolution_first, fee) in (0i64..60, proptest::option::of(0i64..70), any::<bool>(), any::<bool>()),
+            (d, r, resolution_first, fee, how) in (0i64..60, proptest::option::of(0i64..70), any::<bool>(), any::<bool>(), 0u8..3),
             order in Just(()).prop_perturb(|(), mut rng| rng.random::<u64>()),
         ) {
             let first = date!(2025 - 12 - 01);
             let day = |n: i64| first + Duration::days(n);
             let mut events = vec![StageEvent::Received { due_day: Some(day(d)) }];
             if let Some(r) = r {
-                events.push(StageEvent::Resolved { day: day(r) });
+                events.push(ending(how, day(r)));
                 if resolution_first {
                     events.reverse();
                 }

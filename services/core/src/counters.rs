@@ -37,14 +37,24 @@ pub enum Counter {
     /// Dossiers opened with a due time, counted in the buckets of their due day, not of the
     /// event's day (see [`crate::backlog`]).
     DueOpened,
-    /// Dossiers open with a due time that were resolved, counted in the buckets of the later
-    /// of the resolution day and the due day (see [`crate::backlog`]).
+    /// Dossiers open with a due time that ended (resolved, withdrawn or returned), counted in
+    /// the buckets of the later of the day they ended and the due day (see
+    /// [`crate::backlog`]).
     DueClosed,
+    /// Dossiers withdrawn by their owner (`rút hồ sơ`): ended without a resolution.
+    Withdrawn,
+    /// Dossiers returned by the agency as ineligible (`trả lại`): ended without a resolution.
+    Returned,
+    /// Corrections and retractions that changed the day's counters: one in the buckets of the
+    /// day of what they took back, and one in those of their own day when that is another.
+    /// Not a figure of its own: it tells a revision made by corrections from late data.
+    Corrected,
 }
 
 impl Counter {
-    /// Every counter, in storage order.
-    pub const ALL: [Counter; 16] = [
+    /// Every counter, in storage order: a counter added later goes at the end, so that
+    /// records written before it read as that counter being zero.
+    pub const ALL: [Counter; 19] = [
         Counter::Received,
         Counter::ReceivedOnline,
         Counter::ReceivedInPerson,
@@ -61,6 +71,9 @@ impl Counter {
         Counter::FeedbackSatisfied,
         Counter::DueOpened,
         Counter::DueClosed,
+        Counter::Withdrawn,
+        Counter::Returned,
+        Counter::Corrected,
     ];
 
     /// The field name in storage.
@@ -82,6 +95,9 @@ impl Counter {
             Counter::FeedbackSatisfied => "fb_ok",
             Counter::DueOpened => "due",
             Counter::DueClosed => "due_cl",
+            Counter::Withdrawn => "wd",
+            Counter::Returned => "ret",
+            Counter::Corrected => "cor",
         }
     }
 

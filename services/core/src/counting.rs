@@ -153,16 +153,22 @@ pub struct Effect {
     /// The Vietnam day the event counts in.
     pub day: Date,
     /// Its counters, one bit per [`Counter`] at the counter's index (only the counters an
-    /// event adds: below [`Counter::DueOpened`]).
-    pub counters: u16,
+    /// event adds: [`Effect::increments`]).
+    pub counters: u32,
     /// Whether it put its procedure in the online sets of its day's buckets.
     pub online: bool,
 }
 
 /// The bit of [`Effect::online`] in a remembered record's counter bits.
-const ONLINE_BIT: u16 = 1 << 14;
-/// The counter bits of a correction's own record (no event counts 15 counters).
-const CORRECTION_BITS: u16 = 1 << 15;
+const ONLINE_BIT: u32 = 1 << 30;
+/// The counter bits of a correction's own record (no counter has this index).
+const CORRECTION_BITS: u32 = 1 << 31;
+
+/// Whether an event adds `counter` (the due-day counters move with its dossier's stage, and
+/// [`Counter::Corrected`] with a correction; none is an event's own).
+fn added_by_events(counter: Counter) -> bool {
+    !counter.by_due_day() && counter != Counter::Corrected
+}
 
 impl Effect {
     /// What an event of `day` adding `delta` counts.
@@ -172,7 +178,7 @@ impl Effect {
             counters: delta
                 .increments
                 .iter()
-                .fold(0, |bits, c| bits | 1 << (*c as u16)),
+                .fold(0, |bits, c| bits | 1 << (*c as u32)),
             online: delta.online_procedure.is_some(),
         }
     }
@@ -184,9 +190,11 @@ impl Effect {
             (Counter::Resolved, Stage::Resolved),
             (Counter::FeePaid, Stage::FeePaid),
             (Counter::Feedback, Stage::Feedback),
+            (Counter::Withdrawn, Stage::Withdrawn),
+            (Counter::Returned, Stage::Returned),
         ]
         .into_iter()
-        .find(|(counter, _)| self.counters & 1 << (*counter as u16) != 0)
+        .find(|(counter, _)| self.counters & 1 << (*counter as u32) != 0)
         .map(|(_, stage)| stage)
     }
 
@@ -194,17 +202,18 @@ impl Effect {
     pub fn increments(&self) -> impl Iterator<Item = Counter> + '_ {
         Counter::ALL
             .into_iter()
-            .filter(|c| (*c as u16) < 14 && self.counters & 1 << (*c as u16) != 0)
+            .filter(|c| added_by_events(*c) && self.counters & 1 << (*c as u32) != 0)
     }
 }
 
 impl Remembered {
     /// The size of [`Remembered::to_bytes`].
-    pub const BYTES: usize = Content::BYTES + 12;
+    pub const BYTES: usize = Content::BYTES + 14;
 
     /// As stores keep it: the content, the dossier's digest (big-endian), the effect's day
-    /// (days since 1970, big-endian, 0 when it counts nothing) and counter bits (the online
-    /// flag at bit 14; a correction's own record has only bit 15, a retracted one none).
+    /// (days since 1970, big-endian, 0 when it counts nothing) and counter bits (4 bytes,
+    /// big-endian; the online flag at bit 30; a correction's own record has only bit 31, a
+    /// retracted one none).
     pub fn to_bytes(&self) -> [u8; Remembered::BYTES] {
         let (day, bits) = match self.counts {
             Counts::Event(effect) => (
@@ -235,11 +244,17 @@ impl Remembered {
                 .try_into()
                 .ok()?,
         );
-        let bits = u16::from_be_bytes(bytes[Content::BYTES + 10..].try_into().ok()?);
+        let bits = u32::from_be_bytes(bytes[Content::BYTES + 10..].try_into().ok()?);
         let counts = match bits {
             0 => Counts::Retracted,
             CORRECTION_BITS => Counts::Correction,
-            bits if bits & CORRECTION_BITS == 0 && bits & !ONLINE_BIT != 0 => {
+            bits if bits & CORRECTION_BITS == 0
+                && bits & !ONLINE_BIT != 0
+                && Counter::ALL
+                    .iter()
+                    .filter(|c| !added_by_events(**c))
+                    .all(|c| bits & 1 << (*c as u32) == 0) =>
+            {
                 Counts::Event(Effect {
                     day: date_since_1970(day)?,
                     counters: bits & !ONLINE_BIT,
@@ -314,6 +329,8 @@ fn kind_bytes(kind: &EventKind) -> String {
         },
         EventKind::FeePaid { online } => ["fee", flag(*online)].join(" "),
         EventKind::Feedback { satisfied } => ["feedback", flag(*satisfied)].join(" "),
+        EventKind::Withdrawn => "withdrawn".to_owned(),
+        EventKind::Returned => "returned".to_owned(),
         EventKind::Retracted => "retracted".to_owned(),
     }
 }
@@ -777,6 +794,21 @@ pub fn plan(
             .entry(&event.agency)
             .or_insert_with(|| Reporter::new(&event.chain))
             .saw(event, day);
+        if let Some((_, _, effect, _)) = &taken_back {
+            // The days it changes know a correction changed them (a revision's cause): the
+            // agency's counters, not its procedures' (no figure, and a procedure counts as
+            // having had dossiers when one of its counters is not zero).
+            let mut corrected = |day: Date| {
+                by_day
+                    .entry((&event.agency, day))
+                    .or_default()
+                    .add(Counter::Corrected, 1);
+            };
+            corrected(effect.day);
+            if step.is_some() && event.day != effect.day {
+                corrected(event.day);
+            }
+        }
         let mut add = |day: Date, counter: Counter, n: i64| {
             by_day
                 .entry((&event.agency, day))
@@ -1015,7 +1047,19 @@ mod tests {
             "the counters, in their order"
         );
         assert!(effect.online);
-        for counts in [Counts::Event(effect), Counts::Retracted, Counts::Correction] {
+        let sent_back = write(&super::tests::event("e2", "d1", EventKind::Returned, at));
+        let returned = Effect::of(sent_back.day, &sent_back.delta);
+        assert_eq!(returned.stage(), Some(Stage::Returned));
+        assert_eq!(
+            returned.increments().collect::<Vec<_>>(),
+            [Counter::Returned]
+        );
+        for counts in [
+            Counts::Event(effect),
+            Counts::Event(returned),
+            Counts::Retracted,
+            Counts::Correction,
+        ] {
             let remembered = Remembered {
                 content: event.content,
                 dossier: u64::MAX - 1,
@@ -1361,6 +1405,92 @@ mod tests {
     }
 
     #[test]
+    fn a_withdrawal_ends_the_dossier_without_a_resolution_and_a_retraction_reopens_it() {
+        let at = datetime!(2026-08-15 09:00 +7);
+        let later = at + time::Duration::days(5);
+        let reception = received("e1", "d1", at);
+        let withdrawal = event("e2", "d1", EventKind::Withdrawn, later);
+        let resolution = event(
+            "e3",
+            "d1",
+            EventKind::Resolved {
+                timeliness: Timeliness::OnTime(true),
+                result_electronic: true,
+            },
+            later,
+        );
+        let returned = event("e4", "d1", EventKind::Returned, later);
+        let batch = [
+            write(&reception),
+            write(&withdrawal),
+            write(&resolution),
+            write(&returned),
+        ];
+        let plan = plan(&batch, &[], |_, _| None, |_, _| None);
+        assert_eq!(
+            plan.outcomes,
+            [
+                Applied::Accepted,
+                Applied::Accepted,
+                Applied::Repeated {
+                    stage: Stage::Withdrawn
+                },
+                Applied::Repeated {
+                    stage: Stage::Withdrawn
+                }
+            ]
+        );
+        let on = |day: Date| -> Vec<(Counter, i64)> {
+            plan.counters[&(id("hoa-binh"), Bucket::Day(day))]
+                .nonzero()
+                .collect()
+        };
+        // Withdrawn on its day, and out of the backlog from then (its due day, 3 days after
+        // the reception, came before: due_cl on the withdrawal's day).
+        assert_eq!(
+            on(later.date()),
+            [(Counter::DueClosed, 1), (Counter::Withdrawn, 1)]
+        );
+        assert!(on(at.date()).contains(&(Counter::Received, 1)));
+        let state = plan.dossiers[0].state;
+        assert_eq!(
+            (state.ending(), state.ended_day(), state.is_open()),
+            (Some(Stage::Withdrawn), Some(later.date()), false)
+        );
+
+        // Retracting the withdrawal reopens it: its counters and due_cl are taken back; a
+        // resolution then counts.
+        let mut retraction = event("fix", "d1", EventKind::Retracted, later);
+        retraction.corrects = Some(withdrawal.event_id.clone());
+        let withdrawn = Remembered {
+            content: Content::of(&withdrawal),
+            dossier: dossier_digest(&withdrawal.agency, &withdrawal.dossier),
+            counts: Counts::Event(Effect::of(withdrawal.day(), &write(&withdrawal).delta)),
+        };
+        let reopened = super::plan(
+            &[write(&retraction), write(&resolution)],
+            &[],
+            |_, id| (id == &withdrawal.event_id).then_some(withdrawn),
+            |_, _| Some(state),
+        );
+        assert_eq!(reopened.outcomes, [Applied::Accepted, Applied::Accepted]);
+        let day = reopened.counters[&(id("hoa-binh"), Bucket::Day(later.date()))];
+        let moved: Vec<_> = day.nonzero().collect();
+        assert_eq!(
+            moved,
+            [
+                (Counter::Resolved, 1),
+                (Counter::ResolvedOnTime, 1),
+                (Counter::ResultElectronic, 1),
+                (Counter::Withdrawn, -1),
+                (Counter::Corrected, 1)
+            ],
+            "the due_cl taken back and added again"
+        );
+        assert_eq!(reopened.dossiers[0].state.ending(), Some(Stage::Resolved));
+    }
+
+    #[test]
     fn a_correction_takes_back_what_its_event_counts_and_counts_its_own() {
         let at = datetime!(2026-08-15 09:00 +7);
         let original = received("e1", "d1", at);
@@ -1377,13 +1507,24 @@ mod tests {
         let plan = plan(&batch, &[], |_, _| None, |_, _| None);
         assert_eq!(plan.outcomes, vec![Applied::Accepted; 3]);
         // Counted, moved to the next day in person, then taken back: nothing is left, in
-        // any bucket, not even the due day's counter.
+        // any bucket, not even the due day's counter; but each day knows the corrections
+        // that changed it (the first day one, the next day two: moved to, taken back from).
         let left: Vec<_> = plan
             .counters
             .iter()
-            .filter(|(_, sums)| sums.nonzero().next().is_some())
+            .filter(|(_, sums)| sums.nonzero().any(|(c, _)| c != Counter::Corrected))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+        let corrected = |day: Date| {
+            plan.counters[&(id("hoa-binh"), Bucket::Day(day))]
+                .nonzero()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(corrected(original.day()), [(Counter::Corrected, 1)]);
+        assert_eq!(
+            corrected(original.day().next_day().expect("a day")),
+            [(Counter::Corrected, 2)]
+        );
         assert!(plan.online.is_empty(), "{:?}", plan.online);
         let state = plan.dossiers[0].state;
         assert_eq!((state.stage_bits(), state.due_day()), (0, None));

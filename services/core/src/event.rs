@@ -48,6 +48,11 @@ pub enum EventKind {
     FeePaid { online: bool },
     /// Feedback given, satisfied or not.
     Feedback { satisfied: bool },
+    /// Withdrawn by its owner (`rút hồ sơ`): the dossier ends without a resolution.
+    Withdrawn,
+    /// Returned by the agency as ineligible (`trả lại`): the dossier ends without a
+    /// resolution.
+    Returned,
     /// The event named by [`DossierEvent::corrects`] did not happen: take it back.
     Retracted,
 }
@@ -85,6 +90,8 @@ impl DossierEvent {
             EventKind::Resolved { .. } => StageEvent::Resolved { day: self.day() },
             EventKind::FeePaid { .. } => StageEvent::FeePaid,
             EventKind::Feedback { .. } => StageEvent::Feedback,
+            EventKind::Withdrawn => StageEvent::Withdrawn { day: self.day() },
+            EventKind::Returned => StageEvent::Returned { day: self.day() },
             EventKind::Retracted => return None,
         })
     }
@@ -150,6 +157,8 @@ impl DossierEvent {
                     increments.push(Counter::FeedbackSatisfied);
                 }
             }
+            EventKind::Withdrawn => increments.push(Counter::Withdrawn),
+            EventKind::Returned => increments.push(Counter::Returned),
             EventKind::Retracted => {}
         }
         CounterDelta {
@@ -317,12 +326,40 @@ mod tests {
             event(EventKind::Feedback { satisfied: true }).stage_event(),
             Some(StageEvent::Feedback)
         );
+        let withdrawn = event(EventKind::Withdrawn);
+        assert_eq!(
+            withdrawn.stage_event(),
+            Some(StageEvent::Withdrawn {
+                day: withdrawn.day()
+            })
+        );
+        assert_eq!(
+            event(EventKind::Returned).stage_event(),
+            Some(StageEvent::Returned {
+                day: withdrawn.day()
+            })
+        );
         assert_eq!(event(EventKind::Retracted).stage_event(), None);
         assert!(
             event(EventKind::Retracted)
                 .delta(Provision::Full)
                 .increments
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_withdrawn_or_returned_dossier_counts_only_as_such() {
+        assert_eq!(
+            event(EventKind::Withdrawn).delta(Provision::Full),
+            CounterDelta {
+                increments: vec![Counter::Withdrawn],
+                online_procedure: None
+            }
+        );
+        assert_eq!(
+            event(EventKind::Returned).delta(Provision::Full).increments,
+            [Counter::Returned]
         );
     }
 

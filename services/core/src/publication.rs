@@ -258,16 +258,20 @@ pub struct Cause {
     pub days: Period,
     /// Every day of the stretch was over when the publication was made: late data.
     pub late: bool,
-    /// The events behind the change: receptions, resolutions, payments and feedback
-    /// (negative when counters went down).
+    /// The events behind the change: receptions, resolutions, payments, feedback,
+    /// withdrawals and returns (negative when counters went down).
     pub events: i64,
+    /// Of those, the dossiers withdrawn or returned (negative when taken back).
+    pub withdrawals: i64,
+    /// The corrections and retractions that changed these days' counters since publication.
+    pub corrections: u64,
     /// Each counter that changed (its name in the API), as published and now.
     pub counters: Vec<(&'static str, u64, u64)>,
 }
 
 /// The counters a revision compares, by their names in the API, and whether each counts
-/// events (one per reception, resolution, payment or feedback).
-fn compared(counters: &Counters) -> [(&'static str, u64, bool); 16] {
+/// events (one per reception, resolution, payment, feedback, withdrawal or return).
+fn compared(counters: &Counters) -> [(&'static str, u64, bool); 19] {
     let c = |counter: Counter| counters.get(counter);
     [
         ("received", c(Counter::Received), true),
@@ -292,6 +296,9 @@ fn compared(counters: &Counters) -> [(&'static str, u64, bool); 16] {
         ("fee_paid_online", c(Counter::FeePaidOnline), false),
         ("feedback", c(Counter::Feedback), true),
         ("feedback_satisfied", c(Counter::FeedbackSatisfied), false),
+        ("withdrawn", c(Counter::Withdrawn), true),
+        ("returned", c(Counter::Returned), true),
+        ("corrected", c(Counter::Corrected), false),
         (
             "procedures_with_online_dossiers",
             counters.procedures_with_online_dossiers,
@@ -318,6 +325,10 @@ pub fn causes(
             let current = now.iter().find(|s| s.days == then.days)?;
             let before = then.counters.get(agency).unwrap_or(&zero);
             let after = current.counters.get(agency).unwrap_or(&zero);
+            let moved = |counter: Counter| {
+                i64::try_from(after.get(counter)).unwrap_or(i64::MAX)
+                    - i64::try_from(before.get(counter)).unwrap_or(i64::MAX)
+            };
             let mut events = 0i64;
             let counters: Vec<_> = compared(before)
                 .into_iter()
@@ -335,6 +346,8 @@ pub fn causes(
                 days: then.days.clone(),
                 late: then.days.last_day() < published_day,
                 events,
+                withdrawals: moved(Counter::Withdrawn) + moved(Counter::Returned),
+                corrections: u64::try_from(moved(Counter::Corrected)).unwrap_or(0),
                 counters,
             })
         })
@@ -612,5 +625,51 @@ mod tests {
             "the day of publication was still running"
         );
         assert!(causes(&id("hue"), &published, &now, d3).is_empty());
+    }
+
+    #[test]
+    fn causes_count_corrections_and_withdrawals_apart_from_late_events() {
+        let agency = id("ha-noi");
+        let d = date!(2026 - 12 - 01);
+        let stretch = |pairs: &[(Counter, u64)]| Stretch {
+            days: Period::from_days(d, d),
+            counters: [(agency.clone(), Counters::from_pairs(pairs.iter().copied()))]
+                .into_iter()
+                .collect(),
+        };
+        // Published: 3 received in person. Since: one corrected to online, one withdrawn, one
+        // more received late.
+        let published = [stretch(&[
+            (Counter::Received, 3),
+            (Counter::ReceivedInPerson, 3),
+        ])];
+        let now = [stretch(&[
+            (Counter::Received, 4),
+            (Counter::ReceivedInPerson, 3),
+            (Counter::ReceivedOnline, 1),
+            (Counter::Withdrawn, 1),
+            (Counter::Corrected, 1),
+        ])];
+        let found = causes(&agency, &published, &now, date!(2026 - 12 - 05));
+        assert_eq!(found.len(), 1);
+        let cause = &found[0];
+        assert_eq!(
+            (
+                cause.late,
+                cause.events,
+                cause.withdrawals,
+                cause.corrections
+            ),
+            (true, 2, 1, 1)
+        );
+        assert_eq!(
+            cause.counters,
+            [
+                ("received", 3, 4),
+                ("received_online", 0, 1),
+                ("withdrawn", 0, 1),
+                ("corrected", 0, 1)
+            ]
+        );
     }
 }

@@ -94,6 +94,9 @@ pub fn counters_to_proto(c: &Counters) -> agg::Counters {
         feedback_satisfied: c.get(Counter::FeedbackSatisfied),
         procedures_with_online_dossiers: c.procedures_with_online_dossiers,
         open_past_due_at_end: c.open_past_due_at_end,
+        withdrawn: c.get(Counter::Withdrawn),
+        returned: c.get(Counter::Returned),
+        corrected: c.get(Counter::Corrected),
     }
 }
 
@@ -120,6 +123,9 @@ pub fn counters_from_proto(c: &agg::Counters) -> Counters {
         (Counter::FeePaidOnline, c.fee_paid_online),
         (Counter::Feedback, c.feedback),
         (Counter::FeedbackSatisfied, c.feedback_satisfied),
+        (Counter::Withdrawn, c.withdrawn),
+        (Counter::Returned, c.returned),
+        (Counter::Corrected, c.corrected),
     ]);
     counters.procedures_with_online_dossiers = c.procedures_with_online_dossiers;
     counters.open_past_due_at_end = c.open_past_due_at_end;
@@ -300,12 +306,21 @@ pub fn repeated(index: usize, stage: Stage, dossier: &DossierId) -> ev::EventOut
     ev::EventOutcome {
         status: ev::OutcomeStatus::Conflict.into(),
         field: format!("events[{index}].dossier_id"),
-        reason: format!(
-            "dossier {dossier} already has {} counted, under another event id; each stage of a \
-             dossier (received, resolved, fee_paid, feedback) counts once, so this event is not \
-             counted",
-            stage.described()
-        ),
+        reason: if stage.ends() {
+            format!(
+                "dossier {dossier} already has {} counted, under another event id; a dossier \
+                 ends once (resolved, withdrawn or returned), so this event is not counted; to \
+                 change how it ended, correct or retract that event",
+                stage.described()
+            )
+        } else {
+            format!(
+                "dossier {dossier} already has {} counted, under another event id; each stage \
+                 of a dossier (received, resolved, fee_paid, feedback) counts once, so this \
+                 event is not counted",
+                stage.described()
+            )
+        },
     }
 }
 

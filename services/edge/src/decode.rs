@@ -180,7 +180,8 @@ fn decode_known(
             return Err(Violation::new(
                 position,
                 "kind",
-                "one of received, resolved, fee_paid, feedback or retracted is required",
+                "one of received, resolved, fee_paid, feedback, withdrawn, returned or retracted is \
+                 required",
             ));
         }
         Some(pb::dossier_event::Kind::Received(received)) => EventKind::Received {
@@ -245,6 +246,8 @@ fn decode_known(
         Some(pb::dossier_event::Kind::Feedback(feedback)) => EventKind::Feedback {
             satisfied: feedback.satisfied,
         },
+        Some(pb::dossier_event::Kind::Withdrawn(pb::Withdrawn {})) => EventKind::Withdrawn,
+        Some(pb::dossier_event::Kind::Returned(pb::Returned {})) => EventKind::Returned,
         Some(pb::dossier_event::Kind::Retracted(pb::Retracted {})) => EventKind::Retracted,
     };
     let corrects = if corrects.is_empty() {
@@ -315,6 +318,8 @@ pub fn encode_event(event: DossierEvent) -> pb::DossierEvent {
         EventKind::Feedback { satisfied } => {
             pb::dossier_event::Kind::Feedback(pb::FeedbackGiven { satisfied })
         }
+        EventKind::Withdrawn => pb::dossier_event::Kind::Withdrawn(pb::Withdrawn {}),
+        EventKind::Returned => pb::dossier_event::Kind::Returned(pb::Returned {}),
         EventKind::Retracted => pb::dossier_event::Kind::Retracted(pb::Retracted {}),
     };
     pb::DossierEvent {

@@ -538,6 +538,8 @@ async fn causes_of(
                 last_day: cause.days.last_day().to_string(),
                 late: cause.late,
                 events: cause.events,
+                withdrawals: cause.withdrawals,
+                corrections: cause.corrections,
                 counters: cause
                     .counters
                     .into_iter()

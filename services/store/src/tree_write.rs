@@ -126,7 +126,7 @@ fn dossier_value(state: Dossier, until: i32) -> [u8; DOSSIER_VALUE] {
     value[..4].copy_from_slice(&state.procedure().to_be_bytes());
     value[4] = state.stage_bits();
     value[5..7].copy_from_slice(&day(state.due_day()));
-    value[7..9].copy_from_slice(&day(state.resolved_day()));
+    value[7..9].copy_from_slice(&day(state.ended_day()));
     value[9..].copy_from_slice(&day_bytes(until));
     value
 }

@@ -198,6 +198,8 @@ fn revisions_csv(response: &GetRevisionsResponse) -> (Vec<String>, Vec<Vec<Strin
         "value_now",
         "late_events",
         "other_events",
+        "withdrawals",
+        "corrections",
         "causes",
     ]
     .map(String::from)
@@ -213,6 +215,8 @@ fn revisions_csv(response: &GetRevisionsResponse) -> (Vec<String>, Vec<Vec<Strin
                     (l, o + c.events)
                 }
             });
+            let withdrawals: i64 = r.causes.iter().map(|c| c.withdrawals).sum();
+            let corrections: u64 = r.causes.iter().map(|c| c.corrections).sum();
             let causes = r
                 .causes
                 .iter()
@@ -242,6 +246,8 @@ fn revisions_csv(response: &GetRevisionsResponse) -> (Vec<String>, Vec<Vec<Strin
                 value_cell(r.now.as_ref()),
                 late.to_string(),
                 other.to_string(),
+                withdrawals.to_string(),
+                corrections.to_string(),
                 causes,
             ]
         })
