@@ -640,4 +640,31 @@ mod tests {
         );
         assert_eq!(encode_event(decoded), fix, "forwarded as it came");
     }
+
+    #[test]
+    fn a_withdrawal_and_a_return_decode_and_forward_as_they_came() {
+        for (kind, want) in [
+            (
+                pb::dossier_event::Kind::Withdrawn(pb::Withdrawn {}),
+                EventKind::Withdrawn,
+            ),
+            (
+                pb::dossier_event::Kind::Returned(pb::Returned {}),
+                EventKind::Returned,
+            ),
+        ] {
+            let mut event = valid();
+            event.kind = Some(kind);
+            let decoded = decode_event(
+                None,
+                event.clone(),
+                &catalog(),
+                &AcceptancePolicy::default(),
+                NOW,
+            )
+            .expect("valid");
+            assert_eq!((decoded.kind, decoded.corrects.is_none()), (want, true));
+            assert_eq!(encode_event(decoded), event);
+        }
+    }
 }

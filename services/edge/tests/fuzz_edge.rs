@@ -18,7 +18,7 @@ use govpulse_proto::{
     Timestamp,
     event::{
         DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven, Retracted,
-        dossier_event, dossier_resolved,
+        Returned, Withdrawn, dossier_event, dossier_resolved,
     },
     ingest::SubmitEventsRequest,
 };
@@ -120,6 +120,8 @@ fn kind() -> impl Strategy<Value = Option<dossier_event::Kind>> {
         any::<bool>()
             .prop_map(|satisfied| Some(dossier_event::Kind::Feedback(FeedbackGiven { satisfied }))),
         Just(Some(dossier_event::Kind::Retracted(Retracted {}))),
+        Just(Some(dossier_event::Kind::Withdrawn(Withdrawn {}))),
+        Just(Some(dossier_event::Kind::Returned(Returned {}))),
     ]
 }
 
