@@ -182,7 +182,7 @@ impl CounterStore for Instrumented {
         published_at: OffsetDateTime,
         publication: &[u8],
         summary: &[u8],
-    ) -> Result<(bool, Vec<u8>), StoreError> {
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let span = info_span!(
             "store.keep_publication",
             publication_id = id,

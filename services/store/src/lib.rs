@@ -159,8 +159,8 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<Vec<(String, u64)>>, StoreError>;
 
     /// Keeps `publication` (and its list `summary`) under `id` unless something is kept under
-    /// `id` already; returns whether this call kept it and the bytes kept under the id (this
-    /// call's or the earlier ones). Never overwrites: a publication, its summary and its
+    /// `id` already: `None` when this call kept it (its caller has the bytes), else the bytes
+    /// kept before. Never overwrites: a publication, its summary and its
     /// `published_at` are kept together or not at all, and never changed nor deleted, so
     /// writers keeping one id at once (aggregate replicas) all answer the same bytes and
     /// exactly one of them kept them. The bytes are opaque: never decoded.
@@ -170,7 +170,7 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
         published_at: OffsetDateTime,
         publication: &[u8],
         summary: &[u8],
-    ) -> Result<(bool, Vec<u8>), StoreError>;
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// The publication kept under `id`, if any.
     async fn publication(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;

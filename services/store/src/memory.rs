@@ -106,10 +106,10 @@ impl CounterStore for MemoryStore {
         published_at: OffsetDateTime,
         publication: &[u8],
         summary: &[u8],
-    ) -> Result<(bool, Vec<u8>), StoreError> {
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let mut inner = self.lock();
         if let Some((kept, _)) = inner.publications.get(id) {
-            return Ok((false, kept.clone()));
+            return Ok(Some(kept.clone()));
         }
         inner
             .publications
@@ -117,7 +117,7 @@ impl CounterStore for MemoryStore {
         inner
             .publication_order
             .insert((order_score(published_at), id.to_owned()));
-        Ok((true, publication.to_vec()))
+        Ok(None)
     }
 
     async fn publication(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {

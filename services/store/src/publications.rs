@@ -44,7 +44,7 @@ impl RedisStore {
         published_at: OffsetDateTime,
         publication: &[u8],
         summary: &[u8],
-    ) -> Result<(bool, Vec<u8>), StoreError> {
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let bodies = self.publications_key("b");
         let mut connection = self.connection.clone();
         let (created,): (bool,) = redis::pipe()
@@ -67,7 +67,7 @@ impl RedisStore {
             .query_async(&mut connection)
             .await?;
         if created {
-            return Ok((true, publication.to_vec()));
+            return Ok(None);
         }
         let kept: Option<Vec<u8>> = redis::cmd("HGET")
             .arg(&bodies)
@@ -78,7 +78,7 @@ impl RedisStore {
         let kept = kept.ok_or_else(|| {
             StoreError::Unexpected(format!("publication {id} vanished after it was kept"))
         })?;
-        Ok((false, kept))
+        Ok(Some(kept))
     }
 
     /// [`crate::CounterStore::publication`] in Redis.

@@ -394,7 +394,7 @@ impl CounterStore for RedisStore {
         published_at: OffsetDateTime,
         publication: &[u8],
         summary: &[u8],
-    ) -> Result<(bool, Vec<u8>), StoreError> {
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         self.keep_publication_in_redis(id, published_at, publication, summary)
             .await
     }

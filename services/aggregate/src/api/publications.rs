@@ -42,13 +42,13 @@ impl AggregateApi {
             .ok_or_else(|| Error::invalid("published_at", "is required"))?;
         bytes_checked("publication", &publication, MAX_PUBLICATION_BYTES)?;
         bytes_checked("summary", &summary, MAX_SUMMARY_BYTES)?;
-        let (created, publication) = self
+        let earlier = self
             .store
             .keep_publication(&publication_id, published_at, &publication, &summary)
             .await?;
         Ok(KeepPublicationResponse {
-            created,
-            publication,
+            created: earlier.is_none(),
+            publication: earlier.unwrap_or_default(),
         })
     }
 
