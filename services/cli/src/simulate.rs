@@ -16,8 +16,8 @@ use govpulse_proto::{
     Timestamp,
     event::AssessedScore,
     event::{
-        Channel, DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven,
-        dossier_event::Kind, dossier_resolved,
+        Channel, DossierEvent, DossierReceived, DossierResolved, FeePaid, FeedbackGiven, Returned,
+        Withdrawn, dossier_event::Kind, dossier_resolved,
     },
     ingest::{
         ReportAssessedScoresRequest, StreamEventsRequest,
@@ -343,13 +343,31 @@ impl Country {
         });
     }
 
-    /// Resolves the open dossiers due by `now`.
+    /// Ends the open dossiers due by `now`: most are resolved, about 2% withdrawn by their
+    /// owner and 1% returned as ineligible.
     fn resolve_due(&mut self, now: OffsetDateTime, events: &mut Vec<DossierEvent>) {
         let (due, open): (Vec<Open>, Vec<Open>) = std::mem::take(&mut self.open)
             .into_iter()
             .partition(|d| d.resolve_at <= now);
         self.open = open;
         for dossier in due {
+            let ending = self.rng.random::<f64>();
+            if ending < 0.03 {
+                let (step, kind) = if ending < 0.02 {
+                    ("wd", Kind::Withdrawn(Withdrawn {}))
+                } else {
+                    ("ret", Kind::Returned(Returned {}))
+                };
+                events.push(self.event(
+                    dossier.agency,
+                    &dossier.dossier,
+                    &dossier.procedure,
+                    step,
+                    dossier.resolve_at,
+                    kind,
+                ));
+                continue;
+            }
             let profile = &self.profiles[dossier.agency];
             let (on_time, electronic, feedback, satisfied) = (
                 self.rng.random_bool(profile.on_time),
@@ -793,6 +811,14 @@ mod tests {
             .filter(|e| matches!(e.kind, Some(Kind::Resolved(_))))
             .count();
         assert!(resolutions > 0 && resolutions < receptions);
+        let ended_otherwise = events
+            .iter()
+            .filter(|e| matches!(e.kind, Some(Kind::Withdrawn(_) | Kind::Returned(_))))
+            .count();
+        assert!(
+            ended_otherwise > 0 && ended_otherwise < resolutions / 10,
+            "a few withdrawn or returned: {ended_otherwise} of {resolutions}"
+        );
         let in_person = events
             .iter()
             .filter(|e| matches!(&e.kind, Some(Kind::Received(r)) if r.channel != Channel::Online as i32))
