@@ -114,6 +114,19 @@ fn revised(rows: &[RankingRow]) -> Vec<String> {
     flagged
 }
 
+/// Publication `id` as ranking reads it back.
+async fn kept(ranking: &mut RankingServiceClient<Channel>, id: &str) -> Publication {
+    ranking
+        .get_publication(GetPublicationRequest {
+            publication_id: id.into(),
+        })
+        .await
+        .expect("read back")
+        .into_inner()
+        .publication
+        .expect("the publication")
+}
+
 /// The revision log of publication `id`.
 async fn revisions_of(
     ranking: &mut RankingServiceClient<Channel>,
@@ -390,16 +403,11 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
         Some((43, 57))
     );
     assert_eq!(report_log.unchanged as usize, report_rows.len() - 2);
-    let kept = ranking
-        .get_publication(GetPublicationRequest {
-            publication_id: "monthly-1".into(),
-        })
-        .await
-        .expect("read back")
-        .into_inner()
-        .publication
-        .expect("the publication");
-    assert_eq!(kept, publication, "exactly as published");
+    assert_eq!(
+        kept(&mut ranking, "monthly-1").await,
+        publication,
+        "exactly as published"
+    );
 
     let revisions = revisions_of(&mut ranking, "monthly-1").await;
     assert_eq!(
@@ -525,6 +533,11 @@ async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_w
         causes,
         [(d2.to_string(), true, 3, 1, 1)],
         "two late receptions and a withdrawal; one correction"
+    );
+    assert_eq!(
+        kept(&mut ranking, "monthly-1").await,
+        publication,
+        "still exactly as published after the correction and the withdrawal"
     );
 
     // Over HTTP: the publication as published in CSV, the revisions in CSV, a retry by POST.
