@@ -406,9 +406,9 @@ struct Source {
     open: VecDeque<Dossier>,
     fees: VecDeque<Dossier>,
     feedback: VecDeque<Dossier>,
-    /// Its acknowledged events a correction may name (only when the run sends corrections):
-    /// one with a correction in flight is taken out until that is acknowledged, a retracted
-    /// one for good.
+    /// Its acknowledged events a correction may name (only when the run sends corrections; at
+    /// most [`TARGETS`]): one with a correction in flight is taken out until that is
+    /// acknowledged, a retracted one for good.
     targets: Vec<Target>,
 }
 
@@ -424,6 +424,11 @@ struct Dossier {
 /// Dossiers a source remembers to pay, resolve or give feedback on; older ones are
 /// forgotten (never resolved, as happens).
 const REMEMBERED: usize = 20_000;
+
+/// Acknowledged events a source keeps for corrections to name: plenty for any share of
+/// corrections (those not retracting come back), and once it has them, a new event costs
+/// one comparison, not a copy kept.
+const TARGETS: usize = 4_096;
 
 /// What an event adds, kept until its batch is acknowledged.
 #[derive(Debug, Clone, PartialEq)]
@@ -818,7 +823,10 @@ impl Generator {
             };
             event.write(&mut encoded);
             let known = self.shape_meta(shape, &event, now);
-            if self.corrections > 0.0 && known.is_some() {
+            if self.corrections > 0.0
+                && known.is_some()
+                && self.sources[index].targets.len() < TARGETS
+            {
                 candidates.push((i, dossier, suffix));
             }
             meta.push(known);
@@ -942,13 +950,11 @@ impl Generator {
                 _ => None,
             }
         };
+        // Beyond the bound (batches in flight were generated before it was reached), an
+        // event is corrected no more.
         let mut offer = |target: Target| {
-            if source.targets.len() < REMEMBERED {
+            if source.targets.len() < TARGETS {
                 source.targets.push(target);
-            } else {
-                // Full: it takes the place of one, who is corrected no more.
-                let at = self.rng.random_range(0..source.targets.len());
-                source.targets[at] = target;
             }
         };
         for (i, dossier, suffix) in &batch.candidates {
