@@ -10,6 +10,12 @@
 //! ARCHITECTURE section 8 asks of clients; the generator remembers what every acknowledged
 //! event adds to its agency's counters, so that a run against a deployment only it writes to
 //! can be reconciled with govpulse's counters, exactly ([`reconcile`]).
+//!
+//! A share of the events can be corrections (INTEGRATION section 4, "Corrections"): each names
+//! an event of the run acknowledged before (never one in flight, which govpulse would refuse
+//! as unknown, and never one with a correction of it in flight, whose outcome would decide
+//! what it counts), says what it should have said or, a quarter of them, retracts it; the
+//! tally then takes back what that event counted and adds the correction's content.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -28,7 +34,7 @@ use govpulse_proto::{
     codec::GovpulseCodec,
     event::{
         Channel, DossierEvent, DossierReceived, DossierResolved, EventOutcome, FeePaid,
-        FeedbackGiven, OutcomeStatus, dossier_event::Kind, dossier_resolved::Timeliness,
+        FeedbackGiven, OutcomeStatus, Retracted, dossier_event::Kind, dossier_resolved::Timeliness,
     },
     ingest::{
         StreamEventsRequest, SubmitEventsRequest, SubmitEventsResponse,
@@ -117,6 +123,10 @@ pub struct LoadConfig {
     pub share: (usize, usize),
     /// Who reports the events.
     pub mix: Mix,
+    /// Share of the events that are corrections of events of the run acknowledged before (a
+    /// quarter of them retractions); 0 sends none, and generates the same events as before
+    /// corrections existed.
+    pub corrections: f64,
 }
 
 impl Default for LoadConfig {
@@ -133,6 +143,7 @@ impl Default for LoadConfig {
             seed: 1,
             share: (0, 1),
             mix: Mix::TopLevel,
+            corrections: 0.0,
         }
     }
 }
@@ -238,14 +249,17 @@ impl Latency {
 /// What one agency's acknowledged events add up to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgencyTally {
-    /// Sum of the events' deltas.
+    /// Sum of the events' deltas (as corrected).
     pub counters: Counters,
-    /// Procedures with an online dossier (distinct).
-    pub online_procedures: foldhash::HashSet<String>,
+    /// Online receptions counted now per procedure provided online, never 0: its keys are
+    /// the procedures with an online dossier (a correction takes a procedure out only when
+    /// no online reception of it is left).
+    pub online_procedures: foldhash::HashMap<String, u64>,
 }
 
 /// What govpulse must have counted: per agency, the events acknowledged (ACCEPTED or
-/// DUPLICATE) the first time their batch was acknowledged.
+/// DUPLICATE) the first time their batch was acknowledged, each correction among them
+/// taking back what the event it names counted until then and adding its own content.
 #[derive(Debug, Clone, Default)]
 pub struct Expected {
     /// By agency id (a hash map: every acknowledged event looks its agency up, and the unit
@@ -265,15 +279,38 @@ impl Expected {
         for counter in &meta.delta.increments {
             tally.counters.increment(*counter, 1);
         }
-        if let Some(procedure) = &meta.delta.online_procedure
-            && !tally.online_procedures.contains(procedure.as_str())
-        {
-            tally.online_procedures.insert(procedure.to_string());
+        if let Some(procedure) = &meta.delta.online_procedure {
+            match tally.online_procedures.get_mut(procedure.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    tally.online_procedures.insert(procedure.to_string(), 1);
+                }
+            }
         }
         self.days = Some(match self.days {
             None => (meta.day, meta.day),
             Some((first, last)) => (first.min(meta.day), last.max(meta.day)),
         });
+    }
+
+    /// Takes back what an event counting `meta` added (a correction or a retraction of it).
+    /// Its day stays among the run's: the counters of that day lose it.
+    fn take_back(&mut self, meta: &EventMeta) {
+        let Some(tally) = self.agencies.get_mut(&*meta.agency) else {
+            return;
+        };
+        for counter in &meta.delta.increments {
+            // Never below zero: the event was added to this tally when it was acknowledged.
+            let _ = tally.counters.add_signed(*counter, -1);
+        }
+        if let Some(procedure) = &meta.delta.online_procedure
+            && let Some(n) = tally.online_procedures.get_mut(procedure.as_str())
+        {
+            *n -= 1;
+            if *n == 0 {
+                tally.online_procedures.remove(procedure.as_str());
+            }
+        }
     }
 
     /// Adds another run's expectations (for several generators against one deployment).
@@ -283,7 +320,9 @@ impl Expected {
             for (counter, value) in tally.counters.iter() {
                 mine.counters.increment(counter, value);
             }
-            mine.online_procedures.extend(tally.online_procedures);
+            for (procedure, n) in tally.online_procedures {
+                *mine.online_procedures.entry(procedure).or_default() += n;
+            }
         }
         if let Some((first, last)) = other.days {
             self.days = Some(match self.days {
@@ -293,7 +332,8 @@ impl Expected {
         }
     }
 
-    /// Distinct events acknowledged.
+    /// Distinct events counted: those acknowledged, less those retracted (a correction is no
+    /// event of its own: the event it names counts its content instead).
     pub fn events(&self) -> u64 {
         self.agencies
             .values()
@@ -337,6 +377,11 @@ pub struct Report {
     pub latency: Latency,
     /// Failed calls by gRPC code (each was retried unless the drain was over).
     pub errors: BTreeMap<String, u64>,
+    /// Corrections acknowledged (ACCEPTED or DUPLICATE the first time their batch was),
+    /// retractions included: each counted once in [`Report::expected`].
+    pub corrections_acknowledged: u64,
+    /// Of those, retractions.
+    pub retractions_acknowledged: u64,
     /// What govpulse must have counted.
     pub expected: Expected,
 }
@@ -361,6 +406,10 @@ struct Source {
     open: VecDeque<Dossier>,
     fees: VecDeque<Dossier>,
     feedback: VecDeque<Dossier>,
+    /// Its acknowledged events a correction may name (only when the run sends corrections; at
+    /// most [`TARGETS`]): one with a correction in flight is taken out until that is
+    /// acknowledged, a retracted one for good.
+    targets: Vec<Target>,
 }
 
 #[derive(Debug, Clone)]
@@ -376,12 +425,41 @@ struct Dossier {
 /// forgotten (never resolved, as happens).
 const REMEMBERED: usize = 20_000;
 
+/// Acknowledged events a source keeps for corrections to name: plenty for any share of
+/// corrections (those not retracting come back), and once it has them, a new event costs
+/// one comparison, not a copy kept.
+const TARGETS: usize = 4_096;
+
 /// What an event adds, kept until its batch is acknowledged.
 #[derive(Debug, Clone, PartialEq)]
 struct EventMeta {
     agency: Arc<str>,
     day: Date,
     delta: CounterDelta,
+}
+
+/// An acknowledged event of the run that a correction may name, and what it counts now.
+#[derive(Debug, Clone)]
+struct Target {
+    dossier: Dossier,
+    /// Its id is the dossier's id, `:`, then this (which also says its kind).
+    suffix: &'static str,
+    /// What it counts now: what it said, or what its last correction said.
+    counts: Arc<EventMeta>,
+    /// Corrections of it sent so far: the n-th has the id of the event, then `:c<n>`.
+    corrections: u32,
+}
+
+/// A correction in a batch.
+#[derive(Debug, Clone)]
+struct Correction {
+    /// Its position in the batch.
+    index: usize,
+    /// The event it names, as it counts until the correction applies (with the correction
+    /// already numbered).
+    target: Target,
+    /// Whether it retracts the event (it then counts nothing, for good).
+    retraction: bool,
 }
 
 /// A batch and what each of its events adds (`None`: the generator expects a rejection).
@@ -392,6 +470,13 @@ struct Batch {
     encoded: Encoded,
     /// What each event adds, in order; one per event.
     meta: Vec<Option<Arc<EventMeta>>>,
+    /// The source whose events these are.
+    source: usize,
+    /// Its corrections, in order (empty unless the run sends corrections).
+    corrections: Vec<Correction>,
+    /// Its other valid events, with their positions: once acknowledged, a correction may
+    /// name them (empty unless the run sends corrections).
+    candidates: Vec<(usize, Dossier, &'static str)>,
 }
 
 impl Batch {
@@ -415,13 +500,21 @@ struct EventParts<'a> {
     dossier: &'a Dossier,
     /// The event id is the dossier's id, `:`, then this (`rcv`, `fee`, `res`, `fb`).
     suffix: &'static str,
+    /// For a correction, its tag (`c1`, `c2`, ...): its id is then the event's it corrects,
+    /// `:`, then the tag, and `corrects` names that event.
+    correction: Option<&'a str>,
     occurred_at: Timestamp,
     kind: Kind,
 }
 
 impl EventParts<'_> {
-    fn event_id_len(&self) -> usize {
+    /// The length of the id of the event a correction names (or of the event's own).
+    fn corrected_id_len(&self) -> usize {
         self.dossier.id.len() + 1 + self.suffix.len()
+    }
+
+    fn event_id_len(&self) -> usize {
+        self.corrected_id_len() + self.correction.map_or(0, |tag| 1 + tag.len())
     }
 
     /// The `DossierEvent` message's fields, in tag order (as prost writes them).
@@ -433,6 +526,9 @@ impl EventParts<'_> {
             + string(3, self.dossier.id.len())
             + string(4, self.dossier.procedure.len())
             + message::encoded_len(5, &self.occurred_at)
+            + self
+                .correction
+                .map_or(0, |_| string(6, self.corrected_id_len()))
             + self.kind.encoded_len()
     }
 
@@ -449,23 +545,34 @@ impl EventParts<'_> {
         };
         encode_key(1, WireType::LengthDelimited, buf);
         encode_varint(self.encoded_len() as u64, buf);
-        string(buf, 1, &[&self.dossier.id, ":", self.suffix]);
+        match self.correction {
+            None => string(buf, 1, &[&self.dossier.id, ":", self.suffix]),
+            Some(tag) => string(buf, 1, &[&self.dossier.id, ":", self.suffix, ":", tag]),
+        }
         string(buf, 2, &[&self.dossier.agency]);
         string(buf, 3, &[&self.dossier.id]);
         string(buf, 4, &[&self.dossier.procedure]);
         message::encode(5, &self.occurred_at, buf);
+        if self.correction.is_some() {
+            string(buf, 6, &[&self.dossier.id, ":", self.suffix]);
+        }
         self.kind.encode(buf);
     }
 
     fn to_message(&self) -> DossierEvent {
+        let corrected = format!("{}:{}", self.dossier.id, self.suffix);
+        let (event_id, corrects) = match self.correction {
+            None => (corrected, String::new()),
+            Some(tag) => (format!("{corrected}:{tag}"), corrected),
+        };
         DossierEvent {
-            event_id: format!("{}:{}", self.dossier.id, self.suffix),
+            event_id,
             agency_id: self.dossier.agency.to_string(),
             dossier_id: self.dossier.id.to_string(),
             procedure_id: self.dossier.procedure.to_string(),
             occurred_at: Some(self.occurred_at),
             kind: Some(self.kind),
-            corrects: String::new(),
+            corrects,
         }
     }
 }
@@ -545,7 +652,7 @@ struct Shape {
     procedure: Arc<str>,
     day: Date,
     /// The kind and its choices, as `DossierEvent::kind` carries them with the times
-    /// replaced by whether the resolution was on time.
+    /// replaced by whether the resolution was on time; the last byte is 1 for a correction.
     kind: [u8; 4],
 }
 
@@ -561,6 +668,8 @@ struct Generator {
     policy: AcceptancePolicy,
     /// The meta of each shape seen (`None`: an event of that shape is refused).
     metas: foldhash::HashMap<Shape, Option<Arc<EventMeta>>>,
+    /// Share of the events that are corrections, from 0 to 1 ([`LoadConfig::corrections`]).
+    corrections: f64,
 }
 
 pub(crate) fn ts(at: OffsetDateTime) -> Timestamp {
@@ -644,6 +753,7 @@ impl Generator {
                     open: VecDeque::new(),
                     fees: VecDeque::new(),
                     feedback: VecDeque::new(),
+                    targets: Vec::new(),
                 }
             })
             .collect();
@@ -656,7 +766,18 @@ impl Generator {
             catalog,
             policy: AcceptancePolicy::default(),
             metas: foldhash::HashMap::default(),
+            corrections: 0.0,
         }
+    }
+
+    /// The same, with a share of corrections ([`LoadConfig::corrections`]).
+    fn with_corrections(mut self, share: f64) -> Self {
+        self.corrections = if share.is_finite() {
+            share.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self
     }
 
     /// The next batch: `size` events of the next agency in turn, occurring now.
@@ -666,28 +787,195 @@ impl Generator {
         self.next += 1;
         let mut meta = Vec::with_capacity(size);
         let mut encoded = bytes::BytesMut::with_capacity(size * 128);
-        for _ in 0..size {
+        let (mut corrections, mut candidates) = (Vec::new(), Vec::new());
+        for i in 0..size {
+            // Without corrections no random number is drawn for them: the same seed makes
+            // the same events as before they existed.
+            if self.corrections > 0.0
+                && self.rng.random_bool(self.corrections)
+                && let Some((mut target, kind, shape)) = self.correction(index, now)
+            {
+                target.corrections += 1;
+                let tag = format!("c{}", target.corrections);
+                let event = EventParts {
+                    dossier: &target.dossier,
+                    suffix: target.suffix,
+                    correction: Some(&tag),
+                    occurred_at: ts(now),
+                    kind,
+                };
+                event.write(&mut encoded);
+                meta.push(self.shape_meta(shape, &event, now));
+                corrections.push(Correction {
+                    index: i,
+                    retraction: matches!(kind, Kind::Retracted(_)),
+                    target,
+                });
+                continue;
+            }
             let (dossier, suffix, kind, shape) = self.event(index, now);
             let event = EventParts {
                 dossier: &dossier,
                 suffix,
+                correction: None,
                 occurred_at: ts(now),
                 kind,
             };
             event.write(&mut encoded);
-            let known = match self.metas.get(&shape) {
-                Some(known) => known.clone(),
-                None => {
-                    let decoded = self.meta(&event.to_message(), now).map(Arc::new);
-                    self.metas.insert(shape, decoded.clone());
-                    decoded
-                }
-            };
+            let known = self.shape_meta(shape, &event, now);
+            if self.corrections > 0.0
+                && known.is_some()
+                && self.sources[index].targets.len() < TARGETS
+            {
+                candidates.push((i, dossier, suffix));
+            }
             meta.push(known);
         }
         Batch {
             encoded: Encoded(encoded.freeze()),
             meta,
+            source: index,
+            corrections,
+            candidates,
+        }
+    }
+
+    /// What an event of `shape` adds: known, or decoded from `event` the first time.
+    fn shape_meta(
+        &mut self,
+        shape: Shape,
+        event: &EventParts<'_>,
+        now: OffsetDateTime,
+    ) -> Option<Arc<EventMeta>> {
+        match self.metas.get(&shape) {
+            Some(known) => known.clone(),
+            None => {
+                let decoded = self.meta(&event.to_message(), now).map(Arc::new);
+                self.metas.insert(shape, decoded.clone());
+                decoded
+            }
+        }
+    }
+
+    /// A correction of one of source `index`'s acknowledged events, taken out of its targets
+    /// until the correction is acknowledged: the event, the correction's kind and shape.
+    /// `None` when no event can be corrected (none acknowledged yet, or all being so).
+    fn correction(&mut self, index: usize, now: OffsetDateTime) -> Option<(Target, Kind, Shape)> {
+        let source = &mut self.sources[index];
+        if source.targets.is_empty() {
+            return None;
+        }
+        let target = source
+            .targets
+            .swap_remove(self.rng.random_range(0..source.targets.len()));
+        let counts = |counter: Counter| target.counts.delta.increments.contains(&counter);
+        // A quarter are retractions; the others change what decides a counter (flipped, so
+        // that each changes something) and draw the rest anew.
+        let (kind, shape) = if self.rng.random_bool(0.25) {
+            (Kind::Retracted(Retracted {}), [5, 0, 0, 1])
+        } else {
+            match target.suffix {
+                "rcv" => {
+                    let channel = if counts(Counter::ReceivedOnline) {
+                        Channel::InPerson
+                    } else {
+                        Channel::Online
+                    };
+                    let digitized = self.rng.random_bool(0.5);
+                    // A due time may not be before the correction's occurred_at.
+                    let due = target.dossier.due.max(now + time::Duration::hours(1));
+                    let kind = Kind::Received(DossierReceived {
+                        channel: channel.into(),
+                        digitized,
+                        due_at: Some(ts(due)),
+                    });
+                    (kind, [4, channel as u8, u8::from(digitized), 1])
+                }
+                "res" => {
+                    let on_time = !counts(Counter::ResolvedOnTime);
+                    let due = if on_time {
+                        now + time::Duration::hours(1)
+                    } else {
+                        now - time::Duration::hours(1)
+                    };
+                    let result_electronic = self.rng.random_bool(0.5);
+                    let kind = Kind::Resolved(DossierResolved {
+                        timeliness: Some(Timeliness::DueAt(ts(due))),
+                        result_electronic,
+                    });
+                    (kind, [2, u8::from(on_time), u8::from(result_electronic), 1])
+                }
+                "fee" => {
+                    let online = !counts(Counter::FeePaidOnline);
+                    (
+                        Kind::FeePaid(FeePaid { online }),
+                        [1, u8::from(online), 0, 1],
+                    )
+                }
+                _ => {
+                    let satisfied = !counts(Counter::FeedbackSatisfied);
+                    let kind = Kind::Feedback(FeedbackGiven { satisfied });
+                    (kind, [3, u8::from(satisfied), 0, 1])
+                }
+            }
+        };
+        let shape = Shape {
+            agency: target.dossier.agency.clone(),
+            procedure: target.dossier.procedure.clone(),
+            day: period::vietnam_day(now),
+            kind: shape,
+        };
+        Some((target, kind, shape))
+    }
+
+    /// Learns how `batch` was acknowledged the first time (`outcomes`, one per event): its
+    /// events counted (ACCEPTED, or DUPLICATE after a fault) may be corrected from now on,
+    /// and so may the events its corrections corrected (not those retracted). An event
+    /// whose correction did not count is corrected no more.
+    fn acknowledged(&mut self, batch: &Batch, outcomes: &[EventOutcome]) {
+        if batch.candidates.is_empty() && batch.corrections.is_empty() {
+            return;
+        }
+        let Some(source) = self.sources.get_mut(batch.source) else {
+            return;
+        };
+        let counted = |i: usize| {
+            let status = outcomes.get(i).map(|o| OutcomeStatus::try_from(o.status));
+            let counts = matches!(
+                status,
+                Some(Ok(OutcomeStatus::Accepted | OutcomeStatus::Duplicate))
+            );
+            match batch.meta.get(i) {
+                Some(Some(meta)) if counts => Some(meta.clone()),
+                _ => None,
+            }
+        };
+        // Beyond the bound (batches in flight were generated before it was reached), an
+        // event is corrected no more.
+        let mut offer = |target: Target| {
+            if source.targets.len() < TARGETS {
+                source.targets.push(target);
+            }
+        };
+        for (i, dossier, suffix) in &batch.candidates {
+            if let Some(counts) = counted(*i) {
+                offer(Target {
+                    dossier: dossier.clone(),
+                    suffix,
+                    counts,
+                    corrections: 0,
+                });
+            }
+        }
+        for correction in &batch.corrections {
+            if !correction.retraction
+                && let Some(counts) = counted(correction.index)
+            {
+                offer(Target {
+                    counts,
+                    ..correction.target.clone()
+                });
+            }
         }
     }
 
@@ -876,6 +1164,8 @@ struct SenderTotals {
     resent: u64,
     resent_accepted: u64,
     unacknowledged: u64,
+    corrections: u64,
+    retractions: u64,
     expected: Expected,
     last_ack: Option<Instant>,
 }
@@ -898,7 +1188,9 @@ impl SenderTotals {
             .acknowledged_batches
             .fetch_add(1, Ordering::Relaxed);
         let (mut accepted, mut duplicate, mut conflict, mut rejected) = (0, 0, 0, 0);
-        for (meta, outcome) in batch.meta.iter().zip(outcomes) {
+        let mut corrections = batch.corrections.iter().peekable();
+        for (i, (meta, outcome)) in batch.meta.iter().zip(outcomes).enumerate() {
+            let correction = corrections.next_if(|c| c.index == i);
             match OutcomeStatus::try_from(outcome.status) {
                 Ok(OutcomeStatus::Accepted) => accepted += 1,
                 Ok(OutcomeStatus::Duplicate) => duplicate += 1,
@@ -912,6 +1204,13 @@ impl SenderTotals {
                 }
             }
             if first && let Some(meta) = meta {
+                // A correction counts once: the first acknowledgement of its batch, even
+                // DUPLICATE (a lost answer), says it applied; a resend changes nothing.
+                if let Some(correction) = correction {
+                    self.expected.take_back(&correction.target.counts);
+                    self.corrections += 1;
+                    self.retractions += u64::from(correction.retraction);
+                }
                 self.expected.add(meta);
             }
         }
@@ -990,7 +1289,8 @@ pub async fn run(
             &run_id,
             config.seed,
             config.mix,
-        );
+        )
+        .with_corrections(config.corrections);
         let channel = ingest.clone();
         let shared = shared.clone();
         tasks.push(tokio::spawn(async move {
@@ -1013,6 +1313,8 @@ pub async fn run(
         report.resent += totals.resent;
         report.resent_accepted += totals.resent_accepted;
         report.unacknowledged += totals.unacknowledged;
+        report.corrections_acknowledged += totals.corrections;
+        report.retractions_acknowledged += totals.retractions;
         report.expected.merge(totals.expected);
         last_ack = last_ack.max(totals.last_ack.unwrap_or(started));
     }
@@ -1048,7 +1350,11 @@ async fn batch_sender(
         }
         n += 1;
         let batch = generator.batch(shared.config.batch_size);
-        submit_until_acknowledged(&shared, &mut client, &batch, true, &mut totals).await;
+        if let Some(outcomes) =
+            submit_until_acknowledged(&shared, &mut client, &batch, true, &mut totals).await
+        {
+            generator.acknowledged(&batch, &outcomes);
+        }
         if generator
             .rng
             .random_bool(shared.config.resend_share.clamp(0.0, 1.0))
@@ -1059,13 +1365,14 @@ async fn batch_sender(
     totals
 }
 
+/// Sends `batch` until it is acknowledged (its outcomes) or given up (`None`).
 async fn submit_until_acknowledged(
     shared: &Shared,
     client: &mut Submitter,
     batch: &Batch,
     first: bool,
     totals: &mut SenderTotals,
-) {
+) -> Option<Vec<EventOutcome>> {
     let mut attempt = 0;
     loop {
         let started = Instant::now();
@@ -1073,7 +1380,7 @@ async fn submit_until_acknowledged(
             Ok(response) => {
                 let outcomes = response.outcomes;
                 totals.acknowledged(shared, batch, &outcomes, first, started.elapsed());
-                return;
+                return Some(outcomes);
             }
             Err(status) => {
                 shared.progress.error(&code_name(&status));
@@ -1082,7 +1389,7 @@ async fn submit_until_acknowledged(
                     if first {
                         totals.unacknowledged += batch.len() as u64;
                     }
-                    return;
+                    return None;
                 }
                 attempt += 1;
                 tokio::time::sleep_until(retry_at.into()).await;
@@ -1172,6 +1479,9 @@ async fn stream_sender(
                             done.first,
                             done.sent.elapsed(),
                         );
+                        if done.first {
+                            generator.acknowledged(&done.batch, &ack.outcomes);
+                        }
                         if done.first
                             && generator.rng.random_bool(shared.config.resend_share.clamp(0.0, 1.0))
                         {
@@ -1301,6 +1611,7 @@ pub async fn reconcile(
             }
         }
         result.compared += 1;
+        // Only procedures with an online reception left are kept.
         let distinct = tally.online_procedures.len() as u64;
         if counted.procedures_with_online_dossiers != distinct {
             result.mismatches.push(Mismatch {
@@ -1475,22 +1786,242 @@ mod tests {
             Kind::FeePaid(FeePaid { online: true }),
             Kind::Feedback(FeedbackGiven { satisfied: false }),
         ];
+        let retracted = [Kind::Retracted(Retracted {})];
         let mut written = bytes::BytesMut::new();
         let mut messages = Vec::new();
         for dossier in [&short, &long] {
-            for (kind, suffix) in kinds.iter().zip(["rcv", "rcv", "res", "fee", "fb"]) {
-                let event = EventParts {
-                    dossier,
-                    suffix,
-                    occurred_at: at(1_789_000_000),
-                    kind: *kind,
-                };
-                event.write(&mut written);
-                messages.push(event.to_message());
+            // Events, then corrections of them (one a second), then retractions.
+            for correction in [None, Some("c1"), Some("c12")] {
+                for (kind, suffix) in kinds.iter().zip(["rcv", "rcv", "res", "fee", "fb"]) {
+                    let event = EventParts {
+                        dossier,
+                        suffix,
+                        correction,
+                        occurred_at: at(1_789_000_000),
+                        kind: *kind,
+                    };
+                    event.write(&mut written);
+                    messages.push(event.to_message());
+                }
             }
+            let event = EventParts {
+                dossier,
+                suffix: "fb",
+                correction: Some("c2"),
+                occurred_at: at(1_789_000_000),
+                kind: retracted[0],
+            };
+            event.write(&mut written);
+            messages.push(event.to_message());
         }
+        assert_eq!(messages[5].event_id, "r-0-1:rcv:c1");
+        assert_eq!(messages[5].corrects, "r-0-1:rcv");
         let expected = prost::Message::encode_to_vec(&SubmitEventsRequest { events: messages });
         assert_eq!(written.to_vec(), expected);
+    }
+
+    /// What a sender shares, for a tally outside a run.
+    fn shared() -> Shared {
+        let started = Instant::now();
+        Shared {
+            config: LoadConfig::default(),
+            progress: Arc::default(),
+            stop: CancellationToken::new(),
+            started,
+            end: started,
+            give_up: started,
+            batch_interval: None,
+        }
+    }
+
+    /// One outcome per event of `batch`: `status`, or `corrections` for its corrections.
+    fn outcomes(
+        batch: &Batch,
+        status: OutcomeStatus,
+        corrections: OutcomeStatus,
+    ) -> Vec<EventOutcome> {
+        (0..batch.len())
+            .map(|i| EventOutcome {
+                status: if batch.corrections.iter().any(|c| c.index == i) {
+                    corrections
+                } else {
+                    status
+                } as i32,
+                ..EventOutcome::default()
+            })
+            .collect()
+    }
+
+    /// The tally of what a model of govpulse counts: each counted id, what it counts now
+    /// (`None`: retracted).
+    fn tally_of(model: &BTreeMap<String, Option<EventMeta>>) -> Expected {
+        let mut expected = Expected::default();
+        for meta in model.values().flatten() {
+            expected.add(meta);
+        }
+        expected
+    }
+
+    fn assert_same_tally(tally: &Expected, model: &Expected) {
+        let agencies: BTreeSet<&String> =
+            tally.agencies.keys().chain(model.agencies.keys()).collect();
+        let empty = AgencyTally::default();
+        for agency in agencies {
+            let (got, want) = (
+                tally.agencies.get(agency).unwrap_or(&empty),
+                model.agencies.get(agency).unwrap_or(&empty),
+            );
+            assert_eq!(got, want, "{agency}");
+        }
+        assert_eq!(tally.events(), model.events());
+    }
+
+    #[test]
+    fn corrections_name_only_acknowledged_events_and_the_tally_counts_their_content_once() {
+        // One sender of many: one agency, two batches in flight at a time (as on a stream).
+        let mut generator = Generator::new(catalog(), (0, 1_000), (0, 1), "t", 21, Mix::TopLevel)
+            .with_corrections(0.2);
+        let (shared, mut totals) = (shared(), SenderTotals::default());
+        let now = OffsetDateTime::now_utc();
+        let mut model = BTreeMap::<String, Option<EventMeta>>::new();
+        let (mut ids, mut correction_ids, mut refused) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        let (mut second, mut retractions, mut corrections) = (0, 0, 0);
+        let mut in_flight: VecDeque<(Batch, Vec<DossierEvent>)> = VecDeque::new();
+        for n in 0..40 {
+            let batch = generator.batch(200);
+            let events = batch.events();
+            let named: BTreeSet<&str> = in_flight
+                .iter()
+                .flat_map(|(_, events)| events.iter().map(|e| e.corrects.as_str()))
+                .filter(|target| !target.is_empty())
+                .collect();
+            let mut named_here = BTreeSet::new();
+            for (i, (event, meta)) in events.iter().zip(&batch.meta).enumerate() {
+                assert!(ids.insert(event.event_id.clone()), "ids are unique");
+                assert_eq!(meta.as_deref(), generator.meta(event, now).as_ref());
+                assert_eq!(
+                    batch.corrections.iter().any(|c| c.index == i),
+                    !event.corrects.is_empty()
+                );
+                if event.corrects.is_empty() {
+                    continue;
+                }
+                let target = event.corrects.as_str();
+                assert!(
+                    matches!(model.get(target), Some(Some(_))),
+                    "names an acknowledged event that counts: {event:?}"
+                );
+                assert!(!correction_ids.contains(target), "never a correction");
+                assert!(
+                    !refused.contains(target),
+                    "never one whose correction was refused"
+                );
+                assert!(
+                    !named.contains(target) && named_here.insert(target),
+                    "never one with a correction in flight: {event:?}"
+                );
+                assert!(event.event_id.starts_with(&format!("{target}:c")));
+                second += usize::from(!event.event_id.ends_with(":c1"));
+            }
+            in_flight.push_back((batch, events));
+            if in_flight.len() < 2 {
+                continue;
+            }
+            let Some((batch, events)) = in_flight.pop_front() else {
+                continue;
+            };
+            // Mostly accepted; some batches acknowledged DUPLICATE the first time (counted
+            // before a lost answer); in some the corrections come back refused.
+            let (status, refusal) = match n % 5 {
+                1 => (OutcomeStatus::Duplicate, OutcomeStatus::Duplicate),
+                3 => (OutcomeStatus::Accepted, OutcomeStatus::Rejected),
+                _ => (OutcomeStatus::Accepted, OutcomeStatus::Accepted),
+            };
+            let acks = outcomes(&batch, status, refusal);
+            totals.acknowledged(&shared, &batch, &acks, true, Duration::ZERO);
+            generator.acknowledged(&batch, &acks);
+            for (event, meta) in events.iter().zip(&batch.meta) {
+                let meta = meta.as_deref().cloned();
+                if event.corrects.is_empty() {
+                    model.insert(event.event_id.clone(), meta);
+                } else if refusal == OutcomeStatus::Rejected {
+                    refused.insert(event.corrects.clone());
+                } else {
+                    corrections += 1;
+                    correction_ids.insert(event.event_id.clone());
+                    let retracted = matches!(event.kind, Some(Kind::Retracted(_)));
+                    retractions += usize::from(retracted);
+                    model.insert(event.corrects.clone(), meta.filter(|_| !retracted));
+                }
+            }
+            // A deliberate resend: DUPLICATE, nothing counts again.
+            if n % 3 == 0 {
+                let again = outcomes(&batch, OutcomeStatus::Duplicate, OutcomeStatus::Duplicate);
+                totals.acknowledged(&shared, &batch, &again, false, Duration::ZERO);
+            }
+            assert_same_tally(&totals.expected, &tally_of(&model));
+        }
+        assert_eq!(totals.corrections, corrections as u64);
+        assert_eq!(totals.retractions, retractions as u64);
+        assert!(corrections > 500, "{corrections} corrections");
+        let share = retractions as f64 / corrections as f64;
+        assert!((0.15..0.35).contains(&share), "a quarter retract: {share}");
+        assert!(second > 0, "some events are corrected twice");
+        assert!(!refused.is_empty());
+        // Retractions took events out, and corrections moved online receptions.
+        let counted = model.values().flatten().count() as u64;
+        assert_eq!(totals.expected.events(), counted);
+        assert!(counted < model.len() as u64);
+    }
+
+    #[test]
+    fn a_tally_keeps_a_procedure_online_until_no_online_reception_of_it_is_left() {
+        let meta = |online: bool| EventMeta {
+            agency: Arc::from("ha-noi"),
+            day: period::vietnam_day(OffsetDateTime::now_utc()),
+            delta: CounterDelta {
+                increments: vec![Counter::Received],
+                online_procedure: online
+                    .then(|| govpulse_core::ProcedureId::parse("p1").expect("an id")),
+            },
+        };
+        let mut tally = Expected::default();
+        tally.add(&meta(true));
+        tally.add(&meta(true));
+        tally.take_back(&meta(true));
+        let online = |tally: &Expected| tally.agencies["ha-noi"].online_procedures.len();
+        assert_eq!(online(&tally), 1, "one online reception is left");
+        tally.take_back(&meta(true));
+        tally.add(&meta(false));
+        assert_eq!(online(&tally), 0, "none is left");
+        assert_eq!(tally.events(), 1);
+        let mut merged = Expected::default();
+        merged.merge(tally.clone());
+        merged.merge(tally);
+        assert_eq!(merged.events(), 2);
+    }
+
+    #[test]
+    fn without_corrections_a_batch_keeps_nothing_for_them() {
+        let mut generator = Generator::new(catalog(), (0, 1), (0, 1), "t", 9, Mix::TopLevel);
+        let mut again =
+            Generator::new(catalog(), (0, 1), (0, 1), "t", 9, Mix::TopLevel).with_corrections(0.0);
+        for _ in 0..5 {
+            let batch = generator.batch(500);
+            assert!(batch.candidates.is_empty() && batch.corrections.is_empty());
+            let acks = outcomes(&batch, OutcomeStatus::Accepted, OutcomeStatus::Accepted);
+            generator.acknowledged(&batch, &acks);
+            // The same seed, the same events (their ids carry the run's start).
+            let ids = |b: &Batch| {
+                b.events()
+                    .into_iter()
+                    .map(|e| e.event_id)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&batch), ids(&again.batch(500)));
+        }
+        assert!(generator.sources.iter().all(|s| s.targets.is_empty()));
     }
 
     #[test]

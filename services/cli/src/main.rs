@@ -457,6 +457,10 @@ struct LoadgenArgs {
     /// Share of acknowledged batches sent again on purpose; they must come back DUPLICATE.
     #[arg(long, default_value_t = 0.0)]
     resend_share: f64,
+    /// Share of the events that are corrections of events acknowledged before (a quarter of
+    /// them retractions), such as 0.05; the reconciliation accounts for them.
+    #[arg(long, default_value_t = 0.0)]
+    corrections: f64,
     /// Seconds during which unacknowledged batches are still retried after sending stops.
     #[arg(long, default_value_t = 60.0)]
     drain: f64,
@@ -926,6 +930,7 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         share: args.share,
         mix: args.mix,
+        corrections: args.corrections,
     };
     outln!(
         "loadgen: {:?} mode, {} connections, batches of {}, {}, {} s",
@@ -1039,6 +1044,14 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             "deliberate resends: {} events, {} counted again",
             report.resent,
             report.resent_accepted
+        );
+    }
+    if args.corrections > 0.0 {
+        outln!(
+            "corrections: {} acknowledged ({} retractions), {:.1}% of the events accepted",
+            report.corrections_acknowledged,
+            report.retractions_acknowledged,
+            100.0 * report.corrections_acknowledged as f64 / report.accepted.max(1) as f64
         );
     }
     if let Some(probe) = probe {
