@@ -79,21 +79,33 @@ struct Load {
 }
 
 impl Load {
-    fn failed_calls(&self) -> u64 {
+    /// Each generator's failed calls so far.
+    fn failed_calls(&self) -> Vec<u64> {
         self.progress
             .iter()
             .map(|p| p.failed_calls.load(Ordering::Relaxed))
-            .sum()
+            .collect()
     }
 
-    /// Waits until a call fails after `failed_before` failures: the load felt the fault.
-    /// A fault not felt within 15 s is recorded, and reported after the reconciliation (a
-    /// service that hides a fault usually loses events, which the reconciliation names).
-    async fn feels(&self, fault: &str, failed_before: u64, unfelt: &mut Vec<String>) {
+    /// Waits until every generator has had a call fail since `failed_before` (its counts
+    /// then): each felt the fault, which lasts until this returns, so each keeps sending into
+    /// it. A fault not felt by all within 15 s is recorded, and reported after the
+    /// reconciliation (a service that hides a fault usually loses events, which the
+    /// reconciliation names).
+    async fn feels(&self, fault: &str, failed_before: &[u64], unfelt: &mut Vec<String>) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while self.failed_calls() <= failed_before {
+        let felt_by_all = || {
+            self.failed_calls()
+                .iter()
+                .zip(failed_before)
+                .all(|(now, before)| now > before)
+        };
+        while !felt_by_all() {
             if Instant::now() >= deadline {
-                unfelt.push(fault.to_owned());
+                unfelt.push(format!(
+                    "{fault} (failed calls per generator: {failed_before:?} then {:?})",
+                    self.failed_calls()
+                ));
                 return;
             }
             // The load's counters are the only signal (see wait_until).
@@ -213,14 +225,14 @@ async fn every_acknowledged_event_is_counted_exactly_once_through_crashes_restar
         let fault = "aggregate killed (SIGKILL) and restarted";
         let failed = load.failed_calls();
         aggregate.kill();
-        load.feels(fault, failed, &mut unfelt).await;
+        load.feels(fault, &failed, &mut unfelt).await;
         aggregate.restart();
         load.recovers(fault).await;
 
         let fault = "ingest killed (SIGKILL) and restarted";
         let failed = load.failed_calls();
         ingest.kill();
-        load.feels(fault, failed, &mut unfelt).await;
+        load.feels(fault, &failed, &mut unfelt).await;
         ingest.restart();
         load.recovers(fault).await;
 
@@ -239,7 +251,7 @@ async fn every_acknowledged_event_is_counted_exactly_once_through_crashes_restar
         let fault = "ingest to aggregate connections cut";
         let failed = load.failed_calls();
         cutter.cut();
-        load.feels(fault, failed, &mut unfelt).await;
+        load.feels(fault, &failed, &mut unfelt).await;
         cutter.restore();
         load.recovers(fault).await;
     }

@@ -313,6 +313,17 @@ impl Expected {
         }
     }
 
+    /// Counts a correction of the event that counted `target` in `cor` (core's
+    /// `Counter::Corrected`): once for the day it took back from, and once more for its own
+    /// day (`meta`'s) when that is another and it is not a retraction.
+    fn corrected(&mut self, target: &EventMeta, meta: &EventMeta, retraction: bool) {
+        let Some(tally) = self.agencies.get_mut(&*target.agency) else {
+            return;
+        };
+        let days = 1 + u64::from(!retraction && meta.day != target.day);
+        tally.counters.increment(Counter::Corrected, days);
+    }
+
     /// Adds another run's expectations (for several generators against one deployment).
     pub fn merge(&mut self, other: Expected) {
         for (agency, tally) in other.agencies {
@@ -1208,6 +1219,8 @@ impl SenderTotals {
                 // DUPLICATE (a lost answer), says it applied; a resend changes nothing.
                 if let Some(correction) = correction {
                     self.expected.take_back(&correction.target.counts);
+                    self.expected
+                        .corrected(&correction.target.counts, meta, correction.retraction);
                     self.corrections += 1;
                     self.retractions += u64::from(correction.retraction);
                 }
@@ -1853,11 +1866,19 @@ mod tests {
     }
 
     /// The tally of what a model of govpulse counts: each counted id, what it counts now
-    /// (`None`: retracted).
-    fn tally_of(model: &BTreeMap<String, Option<EventMeta>>) -> Expected {
+    /// (`None`: retracted), and the `cor` counter of each agency.
+    fn tally_of(
+        model: &BTreeMap<String, Option<EventMeta>>,
+        corrected: &BTreeMap<String, u64>,
+    ) -> Expected {
         let mut expected = Expected::default();
         for meta in model.values().flatten() {
             expected.add(meta);
+        }
+        for (agency, n) in corrected {
+            if let Some(tally) = expected.agencies.get_mut(agency) {
+                tally.counters.increment(Counter::Corrected, *n);
+            }
         }
         expected
     }
@@ -1884,6 +1905,8 @@ mod tests {
         let (shared, mut totals) = (shared(), SenderTotals::default());
         let now = OffsetDateTime::now_utc();
         let mut model = BTreeMap::<String, Option<EventMeta>>::new();
+        // Per agency, the days corrections changed: govpulse's `cor`.
+        let mut corrected = BTreeMap::<String, u64>::new();
         let (mut ids, mut correction_ids, mut refused) =
             (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         let (mut second, mut retractions, mut corrections) = (0, 0, 0);
@@ -1952,6 +1975,14 @@ mod tests {
                     correction_ids.insert(event.event_id.clone());
                     let retracted = matches!(event.kind, Some(Kind::Retracted(_)));
                     retractions += usize::from(retracted);
+                    let before = model
+                        .get(&event.corrects)
+                        .cloned()
+                        .flatten()
+                        .expect("it names an event that counts");
+                    let moved = meta.as_ref().is_some_and(|m| m.day != before.day);
+                    *corrected.entry(before.agency.to_string()).or_default() +=
+                        1 + u64::from(!retracted && moved);
                     model.insert(event.corrects.clone(), meta.filter(|_| !retracted));
                 }
             }
@@ -1960,7 +1991,7 @@ mod tests {
                 let again = outcomes(&batch, OutcomeStatus::Duplicate, OutcomeStatus::Duplicate);
                 totals.acknowledged(&shared, &batch, &again, false, Duration::ZERO);
             }
-            assert_same_tally(&totals.expected, &tally_of(&model));
+            assert_same_tally(&totals.expected, &tally_of(&model, &corrected));
         }
         assert_eq!(totals.corrections, corrections as u64);
         assert_eq!(totals.retractions, retractions as u64);
