@@ -129,8 +129,8 @@ impl Content {
 pub struct Remembered {
     /// What the event sent under the id said.
     pub content: Content,
-    /// [`dossier_digest`] of the event's dossier: a correction must name the same one.
-    pub dossier: u64,
+    /// [`dossier_tag`] of the event's dossier: a correction must name the same one.
+    pub dossier: u32,
     /// What the id counts now.
     pub counts: Counts,
 }
@@ -159,10 +159,11 @@ pub struct Effect {
     pub online: bool,
 }
 
-/// The bit of [`Effect::online`] in a remembered record's counter bits.
-const ONLINE_BIT: u32 = 1 << 30;
+/// The bit of [`Effect::online`] in a remembered record's counter bits (3 bytes).
+const ONLINE_BIT: u32 = 1 << 22;
 /// The counter bits of a correction's own record (no counter has this index).
-const CORRECTION_BITS: u32 = 1 << 31;
+const CORRECTION_BITS: u32 = 1 << 23;
+const _: () = assert!(Counter::ALL.len() <= 22, "counter bits below the two flags");
 
 /// Whether an event adds `counter` (the due-day counters move with its dossier's stage, and
 /// [`Counter::Corrected`] with a correction; none is an event's own).
@@ -208,11 +209,11 @@ impl Effect {
 
 impl Remembered {
     /// The size of [`Remembered::to_bytes`].
-    pub const BYTES: usize = Content::BYTES + 14;
+    pub const BYTES: usize = Content::BYTES + 9;
 
-    /// As stores keep it: the content, the dossier's digest (big-endian), the effect's day
-    /// (days since 1970, big-endian, 0 when it counts nothing) and counter bits (4 bytes,
-    /// big-endian; the online flag at bit 30; a correction's own record has only bit 31, a
+    /// As stores keep it: the content, the dossier's tag (4 bytes, big-endian), the effect's
+    /// day (days since 1970, big-endian, 0 when it counts nothing) and counter bits (3 bytes,
+    /// big-endian; the online flag at bit 22; a correction's own record has only bit 23, a
     /// retracted one none).
     pub fn to_bytes(&self) -> [u8; Remembered::BYTES] {
         let (day, bits) = match self.counts {
@@ -225,9 +226,9 @@ impl Remembered {
         };
         let mut bytes = [0u8; Remembered::BYTES];
         bytes[..Content::BYTES].copy_from_slice(&self.content.to_bytes());
-        bytes[Content::BYTES..Content::BYTES + 8].copy_from_slice(&self.dossier.to_be_bytes());
-        bytes[Content::BYTES + 8..Content::BYTES + 10].copy_from_slice(&day.to_be_bytes());
-        bytes[Content::BYTES + 10..].copy_from_slice(&bits.to_be_bytes());
+        bytes[Content::BYTES..Content::BYTES + 4].copy_from_slice(&self.dossier.to_be_bytes());
+        bytes[Content::BYTES + 4..Content::BYTES + 6].copy_from_slice(&day.to_be_bytes());
+        bytes[Content::BYTES + 6..].copy_from_slice(&bits.to_be_bytes()[1..]);
         bytes
     }
 
@@ -238,13 +239,15 @@ impl Remembered {
         }
         let content = Content::from_bytes(&bytes[..Content::BYTES])?;
         let dossier =
-            u64::from_be_bytes(bytes[Content::BYTES..Content::BYTES + 8].try_into().ok()?);
+            u32::from_be_bytes(bytes[Content::BYTES..Content::BYTES + 4].try_into().ok()?);
         let day = u16::from_be_bytes(
-            bytes[Content::BYTES + 8..Content::BYTES + 10]
+            bytes[Content::BYTES + 4..Content::BYTES + 6]
                 .try_into()
                 .ok()?,
         );
-        let bits = u32::from_be_bytes(bytes[Content::BYTES + 10..].try_into().ok()?);
+        let mut four = [0u8; 4];
+        four[1..].copy_from_slice(&bytes[Content::BYTES + 6..]);
+        let bits = u32::from_be_bytes(four);
         let counts = match bits {
             0 => Counts::Retracted,
             CORRECTION_BITS => Counts::Correction,
@@ -344,6 +347,15 @@ pub fn id_digest(agency: &AgencyId, event_id: &EventId) -> u64 {
     bytes.push(0);
     bytes.extend_from_slice(event_id.as_str().as_bytes());
     xxh3_64(&bytes)
+}
+
+/// The 32 bits of a dossier's [`dossier_digest`] a remembered id keeps
+/// ([`Remembered::dossier`]): a correction naming an event of another dossier is refused,
+/// unless the two dossiers of one agency share a tag (a chance of one in 4 billion), and then
+/// it takes back the stage from its own dossier's record if that has it, and is refused
+/// otherwise.
+pub fn dossier_tag(agency: &AgencyId, dossier: &DossierId) -> u32 {
+    (dossier_digest(agency, dossier) >> 32) as u32
 }
 
 /// The 64-bit digest that names a dossier of a reporting agency in a store.
@@ -470,11 +482,11 @@ pub enum Uncorrectable {
 
 /// What a correction of the event `remembered` (when known) in `dossier` takes back, if it
 /// applies: the event's record, what it counts, and its stage taken back from the dossier.
-/// `own_dossier` is the correction's dossier digest and `stage` its stage (`None`: a
+/// `own_dossier` is the correction's dossier tag and `stage` its stage (`None`: a
 /// retraction).
 fn take_back(
     remembered: Option<Remembered>,
-    own_dossier: u64,
+    own_dossier: u32,
     dossier: Dossier,
     stage: Option<Stage>,
 ) -> Result<(Remembered, Effect, backlog::Unstep), Uncorrectable> {
@@ -704,7 +716,7 @@ pub fn plan(
             plan.outcomes.push(Applied::OtherProcedure);
             continue;
         }
-        let own_dossier = dossier_digest(&event.agency, &event.dossier);
+        let own_dossier = dossier_tag(&event.agency, &event.dossier);
         // A correction first takes back what the event it corrects counts now (judged
         // before anything moves: a refused correction changes nothing).
         let mut taken_back = None;
@@ -1025,7 +1037,7 @@ mod tests {
     fn plan_with_known(event: &EventWrite) -> Plan {
         let remembered = Remembered {
             content: event.content,
-            dossier: dossier_digest(&event.agency, &event.dossier),
+            dossier: dossier_tag(&event.agency, &event.dossier),
             counts: Counts::Event(Effect::of(event.day, &event.delta)),
         };
         plan(
@@ -1062,7 +1074,7 @@ mod tests {
         ] {
             let remembered = Remembered {
                 content: event.content,
-                dossier: u64::MAX - 1,
+                dossier: u32::MAX - 1,
                 counts,
             };
             assert_eq!(
@@ -1464,7 +1476,7 @@ mod tests {
         retraction.corrects = Some(withdrawal.event_id.clone());
         let withdrawn = Remembered {
             content: Content::of(&withdrawal),
-            dossier: dossier_digest(&withdrawal.agency, &withdrawal.dossier),
+            dossier: dossier_tag(&withdrawal.agency, &withdrawal.dossier),
             counts: Counts::Event(Effect::of(withdrawal.day(), &write(&withdrawal).delta)),
         };
         let reopened = super::plan(
@@ -1547,7 +1559,7 @@ mod tests {
         // Against what a store remembers: the correction alone moves each counter once.
         let counted = Remembered {
             content: Content::of(&original),
-            dossier: dossier_digest(&original.agency, &original.dossier),
+            dossier: dossier_tag(&original.agency, &original.dossier),
             counts: Counts::Event(Effect::of(original.day(), &write(&original).delta)),
         };
         let kept =
@@ -1590,7 +1602,7 @@ mod tests {
         let original = write(&received("e1", "d1", at));
         let counted = Remembered {
             content: original.content,
-            dossier: dossier_digest(&original.agency, &original.dossier),
+            dossier: dossier_tag(&original.agency, &original.dossier),
             counts: Counts::Event(Effect::of(original.day, &original.delta)),
         };
         let with = |target: &str, dossier: &str, kind: EventKind| {
