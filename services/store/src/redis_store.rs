@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `P:{root}:n:<agency>:<bucket>` | string | the agency's counters in the bucket as one record of varints (`counter_record.rs`); `due` and `due_cl` are bucketed by due day (`govpulse_core::backlog`) |
 //! | `P:{root}:k:<parent>:d<yyyymmdd>` | hash | child agency → its counters that day, one record as above: the parent's roll-up of its children |
-//! | `P:{root}:k:<parent>:<month, quarter or year>:<field>` | string | the same roll-up packed: each child's count as a signed 64-bit big-endian integer at offset 8 × its ordinal (`BITFIELD … INCRBY i64 #<ordinal>`) |
+//! | `P:{root}:k:<parent>:<month>:<field>` | string | the same roll-up for a month, packed: each child's count as a signed 64-bit big-endian integer at offset 8 × its ordinal (`BITFIELD … INCRBY i64 #<ordinal>`); a quarter's or a year's is the sum of its months' |
 //! | `P:{root}:k:<parent>:ids` | list | the mark of the list's creation (`created <unix seconds>.<microseconds>`), then the parent's children in the order they were first counted: a child's index is its ordinal, never changed |
 //! | `P:{root}:k:<parent>:ord` | hash | child agency → its ordinal |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
@@ -695,8 +695,8 @@ impl CounterStore for RedisStore {
         let mut lrange = redis::cmd("LRANGE");
         lrange.arg(&ids_key).arg(from).arg(-1);
         commands.push(&parent.root, lrange);
-        // A day's roll-up: one HGETALL of its records, whatever the counters; a longer
-        // bucket's: one GET per counter.
+        // A day's roll-up: one HGETALL of its records, whatever the counters; a month's: one
+        // GET per counter; a quarter's or a year's: its months' (only months are packed).
         let mut reads: Vec<Option<Counter>> = Vec::new();
         for bucket in buckets {
             if matches!(bucket, Bucket::Day(_)) {
@@ -705,10 +705,12 @@ impl CounterStore for RedisStore {
                 reads.push(None);
                 continue;
             }
-            for counter in counters {
-                let key = self.children_key(&parent.root, &parent.agency, *bucket, *counter);
-                commands.push(&parent.root, redis::cmd("GET").arg(key).clone());
-                reads.push(Some(*counter));
+            for month in months_of(*bucket) {
+                for counter in counters {
+                    let key = self.children_key(&parent.root, &parent.agency, month, *counter);
+                    commands.push(&parent.root, redis::cmd("GET").arg(key).clone());
+                    reads.push(Some(*counter));
+                }
             }
         }
         let expected = commands.len();
@@ -999,6 +1001,17 @@ enum DistinctReplies {
     Union { batch: usize, index: usize },
     /// The members of each of this many trees' unions, to unite here.
     Members(usize),
+}
+
+/// The months a month, quarter or year spans (a day spans none): the packed roll-ups that
+/// make up its children's counts.
+fn months_of(bucket: Bucket) -> Vec<Bucket> {
+    match bucket {
+        Bucket::Day(_) => Vec::new(),
+        Bucket::Month(..) => vec![bucket],
+        Bucket::Quarter(..) => bucket.parts(),
+        Bucket::Year(_) => bucket.parts().into_iter().flat_map(Bucket::parts).collect(),
+    }
 }
 
 /// Adds a packed roll-up (a GET: signed 64-bit big-endian counts at the children's

@@ -1026,15 +1026,16 @@ impl RedisStore {
             appended.entry(parent).or_default().push(child);
             ordinal
         };
-        // Packed roll-up increments (months, quarters, years), per (parent, bucket, counter):
-        // (ordinal, count).
+        // Packed roll-up increments, per (parent, month, counter): (ordinal, count). Only
+        // months are packed: a quarter's or a year's roll-up is the sum of its months'
+        // (`read_children`), so each child and counter costs one increment, not three.
         type RollUp<'k> = (&'k AgencyId, Bucket, Counter);
         let mut packed: BTreeMap<RollUp, Vec<(usize, i64)>> = BTreeMap::new();
         for ((agency, bucket), sums) in &planned.counters {
             let Some(parent) = parent_of.get(agency).copied() else {
                 continue;
             };
-            if matches!(bucket, Bucket::Day(_)) {
+            if !matches!(bucket, Bucket::Month(..)) {
                 continue;
             }
             let ordinal = ordinal_of(parent, agency);
