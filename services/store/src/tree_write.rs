@@ -191,10 +191,15 @@ impl<const W: usize> Records<W> {
 
     /// Where `digest`'s record starts, if the bucket holds it.
     fn position(&self, digest: u64) -> Option<usize> {
-        let digest = digest.to_be_bytes();
+        // Compared as one machine word each (a slice comparison called memcmp per record).
+        let digest = u64::from_ne_bytes(digest.to_be_bytes());
         self.0
             .chunks_exact(Self::RECORD)
-            .position(|record| record[..8] == digest)
+            .position(|record| {
+                record
+                    .first_chunk::<8>()
+                    .is_some_and(|stored| u64::from_ne_bytes(*stored) == digest)
+            })
             .map(|i| i * Self::RECORD)
     }
 
