@@ -35,6 +35,7 @@ macro_rules! errln {
 
 mod assess;
 mod connect;
+mod json_lines;
 mod live;
 mod ministry;
 mod publications;
@@ -42,9 +43,12 @@ mod render;
 mod stack;
 mod submit;
 
-use std::{io::BufReader, path::PathBuf, process::ExitCode};
+use std::{
+    io::BufRead,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use govpulse_core::{Block, Metric};
 use govpulse_proto::{
@@ -65,6 +69,7 @@ use govpulse::{loadgen, procedures};
 
 use crate::{
     connect::ConnectArgs,
+    json_lines::BadLine,
     stack::{Stack, StackArgs},
 };
 
@@ -526,6 +531,29 @@ fn failed(service: &'static str) -> impl Fn(tonic::Status) -> anyhow::Error {
     move |status| anyhow::anyhow!("{service}: {:?}: {}", status.code(), status.message())
 }
 
+/// Parses the JSON lines of `file` (`-`: standard input) with `parse`. When a line is
+/// malformed, names every one on standard error, says nothing was sent (fix them and `retry`
+/// again) and returns `None`: the command exits 2.
+fn read_json_lines<T>(
+    file: &Path,
+    parse: impl FnOnce(Box<dyn BufRead>) -> Result<T, Vec<BadLine>>,
+    retry: &str,
+) -> anyhow::Result<Option<T>> {
+    match parse(json_lines::open(file)?) {
+        Ok(parsed) => Ok(Some(parsed)),
+        Err(bad) => {
+            for line in &bad {
+                errln!("line {}: {}", line.line, line.reason);
+            }
+            errln!(
+                "nothing sent: {} malformed line(s); fix them and {retry} again",
+                bad.len()
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// A block as people type it: `province` or `ministry`.
 fn block_arg(raw: &str) -> anyhow::Result<PbBlock> {
     match Block::parse(raw) {
@@ -588,25 +616,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             retry_for,
             connect,
         } => {
-            let events = if file.as_os_str() == "-" {
-                submit::parse_lines(std::io::stdin().lock())
-            } else {
-                let f = std::fs::File::open(&file)
-                    .with_context(|| format!("cannot open {}", file.display()))?;
-                submit::parse_lines(BufReader::new(f))
-            };
-            let events = match events {
-                Ok(events) => events,
-                Err(bad) => {
-                    for line in &bad {
-                        errln!("line {}: {}", line.line, line.reason);
-                    }
-                    errln!(
-                        "nothing sent: {} malformed line(s); fix them and submit again",
-                        bad.len()
-                    );
-                    return Ok(ExitCode::from(2));
-                }
+            let Some(events) = read_json_lines(&file, submit::parse_lines, "submit")? else {
+                return Ok(ExitCode::from(2));
             };
             let client = IngestServiceClient::new(connect.remote(&ingest)?.channel());
             let progress = submit_progress(events.len() as u64);
@@ -653,26 +664,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let scores = match (file, agency, profile, period) {
                 (Some(file), ..) => {
-                    let parsed = if file.as_os_str() == "-" {
-                        assess::parse_lines(std::io::stdin().lock())
-                    } else {
-                        let f = std::fs::File::open(&file)
-                            .with_context(|| format!("cannot open {}", file.display()))?;
-                        assess::parse_lines(BufReader::new(f))
+                    let Some(scores) = read_json_lines(&file, assess::parse_lines, "send")? else {
+                        return Ok(ExitCode::from(2));
                     };
-                    match parsed {
-                        Ok(scores) => scores,
-                        Err(bad) => {
-                            for line in &bad {
-                                errln!("line {}: {}", line.line, line.reason);
-                            }
-                            errln!(
-                                "nothing sent: {} malformed line(s); fix them and send again",
-                                bad.len()
-                            );
-                            return Ok(ExitCode::from(2));
-                        }
-                    }
+                    scores
                 }
                 (None, Some(agency), Some(profile), Some(period)) => {
                     assess::from_flags(&agency, &profile, &period, &score)
