@@ -4,6 +4,7 @@
 
 use std::{
     io::Write,
+    path::Path,
     process::{Command, Output, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -95,6 +96,12 @@ fn govpulse(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("govpulse runs")
+}
+
+/// `govpulse submit` of `file` to the ingest of `serve`, with `extra` arguments.
+fn submit(serve: &Serve, file: &Path, extra: &[&str]) -> Output {
+    let file = file.to_str().expect("utf-8 path");
+    govpulse(&[&["submit", file, "--ingest", &serve.ingest], extra].concat())
 }
 
 /// Yesterday at noon, Vietnam time, as RFC 3339, and that day.
@@ -252,9 +259,8 @@ fn submit_ranking_and_metrics_against_serve() {
     lines.push(event_line("qn1", "quang-ninh", &at, "CHANNEL_POSTAL"));
     lines.push(event_line("bad", "atlantis", &at, "CHANNEL_ONLINE"));
     let file = write_file("good", &lines);
-    let file = file.to_str().expect("utf-8 path");
 
-    let first = govpulse(&["submit", file, "--ingest", &serve.ingest]);
+    let first = submit(&serve, &file, &[]);
     let out = text(&first.stdout);
     assert_eq!(
         first.status.code(),
@@ -270,14 +276,7 @@ fn submit_ranking_and_metrics_against_serve() {
         "{out}"
     );
 
-    let again = govpulse(&[
-        "submit",
-        file,
-        "--ingest",
-        &serve.ingest,
-        "--batch-size",
-        "2",
-    ]);
+    let again = submit(&serve, &file, &["--batch-size", "2"]);
     assert!(
         text(&again.stdout).ends_with("accepted 0, duplicate 6, rejected 1\n"),
         "{}",
@@ -288,12 +287,7 @@ fn submit_ranking_and_metrics_against_serve() {
         "edited",
         &[event_line("qn1", "quang-ninh", &at, "CHANNEL_ONLINE")],
     );
-    let edited = govpulse(&[
-        "submit",
-        edited.to_str().expect("utf-8 path"),
-        "--ingest",
-        &serve.ingest,
-    ]);
+    let edited = submit(&serve, &edited, &[]);
     let out = text(&edited.stdout);
     assert_eq!(edited.status.code(), Some(1), "{out}");
     assert!(
@@ -377,12 +371,7 @@ fn submit_ranking_and_metrics_against_serve() {
         })
         .collect();
     let desk = write_file("desk", &desk);
-    let sent = govpulse(&[
-        "submit",
-        desk.to_str().expect("utf-8 path"),
-        "--ingest",
-        &serve.ingest,
-    ]);
+    let sent = submit(&serve, &desk, &[]);
     assert!(sent.status.success(), "{}", text(&sent.stdout));
     let by_procedure = govpulse(&[
         "metrics",
@@ -467,14 +456,7 @@ fn publish_list_show_and_revise_a_publication() {
         .map(|i| event_line(&format!("ls{i}"), "lang-son", &at, channel(i < 3)))
         .collect();
     lines.extend((0..4).map(|i| event_line(&format!("qn{i}"), "quang-ninh", &at, channel(i < 1))));
-    let sent = govpulse(&[
-        "submit",
-        write_file("published", &lines)
-            .to_str()
-            .expect("utf-8 path"),
-        "--ingest",
-        &serve.ingest,
-    ]);
+    let sent = submit(&serve, &write_file("published", &lines), &[]);
     assert!(sent.status.success(), "{}", text(&sent.stdout));
 
     let id = "online-last-month";
@@ -537,12 +519,7 @@ fn publish_list_show_and_revise_a_publication() {
     let late: Vec<String> = (0..12)
         .map(|i| event_line(&format!("qn-late{i}"), "quang-ninh", &at, "CHANNEL_ONLINE"))
         .collect();
-    let sent = govpulse(&[
-        "submit",
-        write_file("late", &late).to_str().expect("utf-8 path"),
-        "--ingest",
-        &serve.ingest,
-    ]);
+    let sent = submit(&serve, &write_file("late", &late), &[]);
     assert!(sent.status.success(), "{}", text(&sent.stdout));
 
     let list = govpulse(&["publications", "--ranking", &serve.ranking]);
@@ -710,15 +687,8 @@ fn still_serves(mut serve: Serve, output: &Lines, case: &str) {
             event_line("closed-2", "atlantis", &at, "CHANNEL_ONLINE"),
         ],
     );
-    let submitted = govpulse(&[
-        "submit",
-        file.to_str().expect("utf-8 path"),
-        "--ingest",
-        &serve.ingest,
-        // A dead serve fails the test now, not after a minute of retries.
-        "--retry-for",
-        "0",
-    ]);
+    // A dead serve fails the test now, not after a minute of retries.
+    let submitted = submit(&serve, &file, &["--retry-for", "0"]);
     assert!(
         text(&submitted.stdout).ends_with("accepted 2, duplicate 0, rejected 1\n"),
         "{case}: {}{}",
@@ -835,12 +805,7 @@ fn malformed_json_is_refused_before_anything_is_sent() {
             "{\"eventId\": \"m1\",".to_owned(),
         ],
     );
-    let out = govpulse(&[
-        "submit",
-        file.to_str().expect("utf-8"),
-        "--ingest",
-        &serve.ingest,
-    ]);
+    let out = submit(&serve, &file, &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("line 2: not a DossierEvent in JSON"), "{err}");
