@@ -148,28 +148,32 @@ fn write_file(name: &str, lines: &[String]) -> std::path::PathBuf {
 #[test]
 fn assess_then_rank_by_a_composite_index_shows_score_and_grade() {
     let serve = serve();
-    let mut args = vec![
-        "assess",
-        "--agency",
-        "ha-giang",
-        "--profile",
-        "system-quality-2024",
-        "--period",
-        "2024",
-        "--ingest",
-        &serve.ingest,
-    ];
-    for score in [
+    // Hà Giang's points for 2024 in system-quality-2024, from flags: `--score` each.
+    let assess_ha_giang = |scores: &[&str]| {
+        let mut args = vec![
+            "assess",
+            "--agency",
+            "ha-giang",
+            "--profile",
+            "system-quality-2024",
+            "--period",
+            "2024",
+            "--ingest",
+            &serve.ingest,
+        ];
+        for score in scores {
+            args.extend(["--score", score]);
+        }
+        govpulse(&args)
+    };
+    let assessed = assess_ha_giang(&[
         "function=38.75",
         "structure-layout=4",
         "performance=15",
         "security=11",
         "convenient-access=3.75",
         "monitoring-connection=0",
-    ] {
-        args.extend(["--score", score]);
-    }
-    let assessed = govpulse(&args);
+    ]);
     assert!(assessed.status.success(), "{}", text(&assessed.stderr));
     assert_eq!(text(&assessed.stdout), "stored 6\n");
     let file = write_file(
@@ -183,19 +187,7 @@ fn assess_then_rank_by_a_composite_index_shows_score_and_grade() {
         &serve.ingest,
     ]);
     assert_eq!(text(&from_file.stdout), "stored 1\n");
-    let refused = govpulse(&[
-        "assess",
-        "--agency",
-        "ha-giang",
-        "--profile",
-        "system-quality-2024",
-        "--period",
-        "2024",
-        "--score",
-        "function=51",
-        "--ingest",
-        &serve.ingest,
-    ]);
+    let refused = assess_ha_giang(&["function=51"]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(
         text(&refused.stderr).contains(
