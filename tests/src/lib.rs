@@ -16,6 +16,7 @@ use std::{
 use govpulse_proto::{
     Timestamp,
     aggregate::aggregate_service_client::AggregateServiceClient,
+    catalog::Block,
     event::{
         Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved, EventOutcome,
         OutcomeStatus, dossier_event::Kind, dossier_resolved,
@@ -24,7 +25,8 @@ use govpulse_proto::{
         SubmitEventsRequest, SubmitEventsResponse, ingest_service_client::IngestServiceClient,
     },
     ranking::{
-        RankingRow, WatchRankingResponse, ranking_service_client::RankingServiceClient,
+        GetRankingRequest, GetRankingResponse, RankingQuery, RankingRow, WatchRankingRequest,
+        WatchRankingResponse, ranking_service_client::RankingServiceClient,
         watch_ranking_response::Event,
     },
 };
@@ -32,7 +34,7 @@ pub use govpulse_store::testing::{RedisCluster, RedisServer};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
+use tonic::{Status, Streaming, transport::Channel};
 
 /// Noon (Vietnam time) two days ago: inside one Vietnam day and the accepted horizon,
 /// whatever the hour the tests run.
@@ -335,6 +337,26 @@ impl Deployment {
         RankingServiceClient::new(lazy(self.ranking.addr))
     }
 
+    /// Ranking's GetRanking of `query`: the ranking, or the status it was refused with.
+    pub async fn get_ranking(&self, query: RankingQuery) -> Result<GetRankingResponse, Status> {
+        self.ranking()
+            .get_ranking(GetRankingRequest { query: Some(query) })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Ranking's WatchRanking of `query` from its start (no revision to resume from).
+    pub async fn watch_ranking(&self, query: RankingQuery) -> Streaming<WatchRankingResponse> {
+        self.ranking()
+            .watch_ranking(WatchRankingRequest {
+                query: Some(query),
+                resume_revision: 0,
+            })
+            .await
+            .expect("watch")
+            .into_inner()
+    }
+
     /// Submits `events` through ingest in one call, and returns its answer.
     pub async fn submit(&self, events: Vec<DossierEvent>) -> SubmitEventsResponse {
         self.ingest()
@@ -509,6 +531,35 @@ fn shown(row: &RankingRow) -> ShownRow {
         row.below_minimum_volume,
         row.previous_period_rank,
     )
+}
+
+/// The provinces ranked by online dossier rate over `period`, every row: the ranking most
+/// tests read.
+pub fn provinces_by_online_rate(period: impl Into<String>) -> RankingQuery {
+    RankingQuery {
+        metric: "online-dossier-rate".into(),
+        block: Block::Province.into(),
+        period: period.into(),
+        ..RankingQuery::default()
+    }
+}
+
+/// The next message of a live ranking, within 5 s.
+pub async fn next_message(stream: &mut Streaming<WatchRankingResponse>) -> WatchRankingResponse {
+    next_within(stream, std::time::Duration::from_secs(5)).await
+}
+
+/// The next message of a live ranking, within `limit`; panics when none comes, the stream
+/// ends or fails.
+pub async fn next_within(
+    stream: &mut Streaming<WatchRankingResponse>,
+    limit: std::time::Duration,
+) -> WatchRankingResponse {
+    tokio::time::timeout(limit, stream.message())
+        .await
+        .unwrap_or_else(|_| panic!("a message within {limit:?}"))
+        .expect("ok")
+        .expect("open")
 }
 
 /// The rows of a GetRanking answer as a subscriber would show them, in [`LiveRows::rows`]

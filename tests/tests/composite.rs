@@ -2,7 +2,9 @@
 //! aggregate in a real Redis, ranked by score with grades by ranking, against figures
 //! computed by hand.
 
-use govpulse_e2e::{Deployment, RedisServer, received, resolved, ts, two_days_ago_noon};
+use govpulse_e2e::{
+    Deployment, RedisServer, next_message, received, resolved, ts, two_days_ago_noon,
+};
 use govpulse_proto::{
     aggregate::GetMetricsRequest,
     catalog::Block,
@@ -11,12 +13,11 @@ use govpulse_proto::{
     },
     ingest::ReportAssessedScoresRequest,
     ranking::{
-        GetRankingRequest, GetRankingResponse, RankingQuery, RankingRow, WatchRankingRequest,
-        WatchRankingResponse, ranking_query::Selection, watch_ranking_response::Event,
+        GetRankingResponse, RankingQuery, RankingRow, ranking_query::Selection,
+        watch_ranking_response::Event,
     },
 };
 use time::OffsetDateTime;
-use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -71,12 +72,7 @@ async fn ranking(deployment: &Deployment, index: &str, period: &str) -> GetRanki
         period: period.to_owned(),
         ..Default::default()
     };
-    deployment
-        .ranking()
-        .get_ranking(GetRankingRequest { query: Some(query) })
-        .await
-        .expect("ranking")
-        .into_inner()
+    deployment.get_ranking(query).await.expect("ranking")
 }
 
 /// (rank, agency, score, grade, incomplete, previous rank) of the rows with a score.
@@ -457,14 +453,6 @@ async fn the_service_index_combines_measured_rates_and_assessed_transparency() {
     deployment.stop().await;
 }
 
-async fn next(stream: &mut tonic::Streaming<WatchRankingResponse>) -> WatchRankingResponse {
-    tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
-        .await
-        .expect("a message within 5 s")
-        .expect("open")
-        .expect("ok")
-}
-
 #[tokio::test]
 async fn a_live_composite_ranking_changes_when_scores_are_reported() {
     let redis = RedisServer::start().expect("redis-server starts");
@@ -479,16 +467,8 @@ async fn a_live_composite_ranking_changes_when_scores_are_reported() {
         selection: Some(Selection::Top(2)),
         ..Default::default()
     };
-    let mut stream = deployment
-        .ranking()
-        .watch_ranking(WatchRankingRequest {
-            query: Some(query),
-            resume_revision: 0,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    let first = next(&mut stream).await;
+    let mut stream = deployment.watch_ranking(query).await;
+    let first = next_message(&mut stream).await;
     let Some(Event::Snapshot(snapshot)) = first.event else {
         panic!("a snapshot first, got {first:?}")
     };
@@ -500,7 +480,7 @@ async fn a_live_composite_ranking_changes_when_scores_are_reported() {
         ]
     );
     assert!(matches!(
-        next(&mut stream).await.event,
+        next_message(&mut stream).await.event,
         Some(Event::SnapshotComplete(_))
     ));
 
@@ -511,7 +491,7 @@ async fn a_live_composite_ranking_changes_when_scores_are_reported() {
     // Heartbeats keep coming while nothing changes: the change has a deadline of its own.
     let changes = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         loop {
-            match next(&mut stream).await.event {
+            match next_message(&mut stream).await.event {
                 Some(Event::Heartbeat(_)) => {}
                 Some(Event::Changes(changes)) => break changes,
                 other => panic!("unexpected {other:?}"),
@@ -568,11 +548,7 @@ async fn a_query_names_a_known_index_or_a_metric_not_both() {
             period: "2024".to_owned(),
             ..Default::default()
         };
-        let status = deployment
-            .ranking()
-            .get_ranking(GetRankingRequest { query: Some(query) })
-            .await
-            .expect_err("refused");
+        let status = deployment.get_ranking(query).await.expect_err("refused");
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(field_of(&status), "query.index");
         assert_eq!(status.message(), reason);

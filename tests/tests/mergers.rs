@@ -2,7 +2,9 @@
 //! periods before the merger with the sums of its predecessors, and says so; blocks are the
 //! provinces as they were on the period's last day; a province merged away reports no more.
 
-use govpulse_e2e::{Deployment, Options, RedisServer, received, resolved, ts};
+use govpulse_e2e::{
+    Deployment, Options, RedisServer, provinces_by_online_rate, received, resolved, ts,
+};
 use govpulse_proto::{
     aggregate::{
         GetBlockMetricsRequest, GetMetricsRequest, GetMetricsResponse,
@@ -10,7 +12,6 @@ use govpulse_proto::{
     },
     catalog::Block,
     event::{OutcomeStatus, dossier_event::Kind},
-    ranking::{GetRankingRequest, RankingQuery},
 };
 use time::{
     OffsetDateTime,
@@ -142,21 +143,10 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
 
     // Rankings: 63 provinces for 2024, 34 for 2025-Q4.
     for (period, expected) in [("2024", 63), ("2025-Q4", 34)] {
-        let query = RankingQuery {
-            metric: "online-dossier-rate".into(),
-            block: Block::Province.into(),
-            period: period.into(),
-            selection: None,
-            index: String::new(),
-            parent_id: String::new(),
-            ..Default::default()
-        };
         let ranking = deployment
-            .ranking()
-            .get_ranking(GetRankingRequest { query: Some(query) })
+            .get_ranking(provinces_by_online_rate(period))
             .await
-            .expect("ranking")
-            .into_inner();
+            .expect("ranking");
         assert_eq!(ranking.rows.len(), expected, "{period}");
     }
     deployment.stop().await;

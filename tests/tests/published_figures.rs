@@ -5,15 +5,14 @@
 
 use std::path::PathBuf;
 
-use govpulse_e2e::{Deployment, Options, RedisServer, ts};
+use govpulse_e2e::{Deployment, Options, RedisServer, provinces_by_online_rate, ts};
 use govpulse_proto::{
     aggregate::{
         GetBlockMetricsRequest, GetBlockMetricsResponse, GetMetricsRequest,
         get_block_metrics_request::Scope,
     },
-    catalog::Block,
     event::{Channel, DossierEvent, DossierReceived, dossier_event::Kind},
-    ranking::{GetRankingRequest, RankingQuery, ranking_query::Selection},
+    ranking::{RankingQuery, ranking_query::Selection},
 };
 use time::{
     Date, OffsetDateTime,
@@ -181,20 +180,10 @@ async fn the_published_figures_come_out_exactly() {
     }
     deployment.accept_all(events).await;
     let query = RankingQuery {
-        metric: "online-dossier-rate".into(),
-        block: Block::Province.into(),
-        period: month_a.clone(),
         selection: Some(Selection::Top(5)),
-        index: String::new(),
-        parent_id: String::new(),
-        ..Default::default()
+        ..provinces_by_online_rate(&month_a)
     };
-    let top = deployment
-        .ranking()
-        .get_ranking(GetRankingRequest { query: Some(query) })
-        .await
-        .expect("ranking")
-        .into_inner();
+    let top = deployment.get_ranking(query).await.expect("ranking");
     let shown: Vec<(u32, &str, &str)> = top
         .rows
         .iter()
