@@ -267,6 +267,71 @@ impl Service {
     }
 }
 
+/// A service built from a configuration of the test's own and serving until
+/// [`Spawned::stop`], which expects it to stop cleanly.
+#[derive(Debug)]
+pub struct Spawned {
+    name: &'static str,
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), String>>,
+}
+
+impl Spawned {
+    /// Ingest, built from `config`.
+    pub async fn ingest(config: govpulse_ingest::Config) -> Spawned {
+        let built = govpulse_ingest::Server::build(config).await;
+        let server = built.expect("ingest starts");
+        Self::spawn("ingest", server.host().local_addr(), |stop| {
+            server.run_until(stop)
+        })
+    }
+
+    /// Ranking, built from `config`.
+    pub async fn ranking(config: govpulse_ranking::Config) -> Spawned {
+        let built = govpulse_ranking::Server::build(config).await;
+        let server = built.expect("ranking starts");
+        Self::spawn("ranking", server.host().local_addr(), |stop| {
+            server.run_until(stop)
+        })
+    }
+
+    fn spawn<E, F>(
+        name: &'static str,
+        addr: SocketAddr,
+        serve: impl FnOnce(tokio_util::sync::WaitForCancellationFutureOwned) -> F,
+    ) -> Spawned
+    where
+        E: std::fmt::Display,
+        F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        let serving = serve(stop.clone().cancelled_owned());
+        let task = tokio::spawn(async move { serving.await.map_err(|e| e.to_string()) });
+        Spawned {
+            name,
+            addr,
+            stop,
+            task,
+        }
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops it, draining, and panics unless it stopped cleanly.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let name = self.name;
+        self.task
+            .await
+            .expect("joins")
+            .unwrap_or_else(|e| panic!("{name} stops cleanly: {e}"));
+    }
+}
+
 impl Deployment {
     /// Starts the three services against `redis`, with keys under `prefix`.
     pub async fn start(redis: &RedisServer, prefix: &str) -> Deployment {
