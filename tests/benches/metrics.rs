@@ -18,7 +18,7 @@ use std::{
 use govpulse_core::period::VIETNAM;
 use govpulse_e2e::{
     Deployment, Options, RedisServer,
-    report::{mib, thousands},
+    report::{self, Row, mib, thousands},
     ts,
 };
 use govpulse_proto::{
@@ -66,15 +66,8 @@ const DRILL_AGENCY: &str = "bac-ninh";
 const DRILL_PROCEDURES: usize = 2_000;
 const DRILL_DOSSIERS: usize = 6;
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime can be built");
-    runtime.block_on(run());
-}
-
-async fn run() {
+#[tokio::main]
+async fn main() {
     let started = Instant::now();
     let catalog = TempCatalog::create();
     let redis = RedisServer::start().expect("redis-server starts (is it installed?)");
@@ -764,43 +757,16 @@ async fn daily_bucket_cost(
     )
 }
 
-/// One line of the report.
-#[derive(Debug)]
-struct Row {
-    measurement: String,
-    value: String,
-    notes: String,
-}
-
-impl Row {
-    fn new(measurement: &str, value: String, notes: String) -> Row {
-        Row {
-            measurement: measurement.to_owned(),
-            value,
-            notes,
-        }
-    }
-}
-
 fn print_report(rows: &[Row], window: &DayWindow, elapsed: Duration) {
-    let build = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    println!();
-    println!(
-        "Measured: client-observed latency over loopback gRPC (aggregate reading a local redis-server), {build} build, {} CPUs; events on {} Vietnam days from {} to today; p99 of fewer than 100 calls is their max.",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        window.days,
-        window.first
+    let build = report::build();
+    report::print(
+        &format!(
+            "Measured: client-observed latency over loopback gRPC (aggregate reading a local redis-server), {build} build, {} CPUs; events on {} Vietnam days from {} to today; p99 of fewer than 100 calls is their max.",
+            std::thread::available_parallelism().map_or(0, usize::from),
+            window.days,
+            window.first
+        ),
+        rows,
+        elapsed,
     );
-    println!();
-    println!("| measurement | value | notes |");
-    println!("|---|---|---|");
-    for row in rows {
-        println!("| {} | {} | {} |", row.measurement, row.value, row.notes);
-    }
-    println!();
-    println!("Total run time: {:.1} s", elapsed.as_secs_f64());
 }

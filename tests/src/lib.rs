@@ -18,8 +18,8 @@ use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
     catalog::Block,
     event::{
-        Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved, EventOutcome,
-        OutcomeStatus, dossier_event::Kind, dossier_resolved,
+        AssessedScore, Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved,
+        EventOutcome, OutcomeStatus, dossier_event::Kind, dossier_resolved,
     },
     ingest::{
         SubmitEventsRequest, SubmitEventsResponse, ingest_service_client::IngestServiceClient,
@@ -539,6 +539,24 @@ pub fn ts(at: OffsetDateTime) -> Option<Timestamp> {
     })
 }
 
+/// An assessor's `points` for `criterion` of the composite index `profile`, for `agency` over
+/// `period`.
+pub fn assessed_score(
+    agency: &str,
+    profile: &str,
+    criterion: &str,
+    period: &str,
+    points: impl ToString,
+) -> AssessedScore {
+    AssessedScore {
+        agency_id: agency.to_owned(),
+        profile: profile.to_owned(),
+        criterion: criterion.to_owned(),
+        period: period.to_owned(),
+        points: points.to_string(),
+    }
+}
+
 /// A reception event of `agency` for its first demo procedure (`<agency>.p01`).
 pub fn received(event_id: &str, agency: &str, at: OffsetDateTime, online: bool) -> DossierEvent {
     let channel = if online {
@@ -737,6 +755,55 @@ impl LiveRows {
 
 /// Number formats for the benchmarks' tables.
 pub mod report {
+    use std::time::Duration;
+
+    /// One line of a benchmark's report.
+    #[derive(Debug)]
+    pub struct Row {
+        measurement: String,
+        value: String,
+        notes: String,
+    }
+
+    impl Row {
+        /// What was measured, the figure, and what to know about it.
+        pub fn new(measurement: &str, value: String, notes: String) -> Row {
+            Row {
+                measurement: measurement.to_owned(),
+                value,
+                notes,
+            }
+        }
+    }
+
+    /// The build the figures come from: `debug` or `release`.
+    pub fn build() -> &'static str {
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    }
+
+    /// Prints a benchmark's report: the line saying how it was `measured`, the rows as a
+    /// Markdown table, and the run's total time.
+    #[expect(
+        clippy::print_stdout,
+        reason = "a benchmark reports on standard output"
+    )]
+    pub fn print(measured: &str, rows: &[Row], elapsed: Duration) {
+        println!();
+        println!("{measured}");
+        println!();
+        println!("| measurement | value | notes |");
+        println!("|---|---|---|");
+        for row in rows {
+            println!("| {} | {} | {} |", row.measurement, row.value, row.notes);
+        }
+        println!();
+        println!("Total run time: {:.1} s", elapsed.as_secs_f64());
+    }
+
     /// Bytes as mebibytes with one decimal: `1.5 MiB`.
     pub fn mib(bytes: u64) -> String {
         format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))

@@ -3,7 +3,8 @@
 //! computed by hand.
 
 use govpulse_e2e::{
-    Deployment, RedisServer, next_message, received, resolved, ts, two_days_ago_noon,
+    Deployment, RedisServer, assessed_score, next_message, received, resolved, ts,
+    two_days_ago_noon,
 };
 use govpulse_proto::{
     aggregate::GetMetricsRequest,
@@ -32,28 +33,12 @@ const QUALITY_CRITERIA: [&str; 6] = [
     "monitoring-connection",
 ];
 
-fn score(
-    agency: &str,
-    profile: &str,
-    criterion: &str,
-    period: &str,
-    points: &str,
-) -> AssessedScore {
-    AssessedScore {
-        agency_id: agency.to_owned(),
-        profile: profile.to_owned(),
-        criterion: criterion.to_owned(),
-        period: period.to_owned(),
-        points: points.to_owned(),
-    }
-}
-
 /// One agency's quality evaluation: points per criterion, in the profile's order.
 fn evaluation(agency: &str, period: &str, points: [&str; 6]) -> Vec<AssessedScore> {
     QUALITY_CRITERIA
         .iter()
         .zip(points)
-        .map(|(criterion, p)| score(agency, QUALITY, criterion, period, p))
+        .map(|(criterion, p)| assessed_score(agency, QUALITY, criterion, period, p))
         .collect()
 }
 
@@ -125,10 +110,20 @@ async fn the_quality_ranking_scores_and_grades_assessed_provinces() {
         ["30", "3", "10", "4", "2", "0.99"],
     )); // 49.99
     // Cao Bằng: only function assessed so far: 50 points, grade D, flagged incomplete.
-    scores.push(score("cao-bang", QUALITY, "function", "2024", "50"));
+    scores.push(assessed_score(
+        "cao-bang", QUALITY, "function", "2024", "50",
+    ));
     // The year before: Ninh Bình first, Lạng Sơn second.
-    scores.push(score("ninh-binh", QUALITY, "function", "2023", "50"));
-    scores.push(score("lang-son", QUALITY, "function", "2023", "40"));
+    scores.push(assessed_score(
+        "ninh-binh",
+        QUALITY,
+        "function",
+        "2023",
+        "50",
+    ));
+    scores.push(assessed_score(
+        "lang-son", QUALITY, "function", "2023", "40",
+    ));
     let sent = u32::try_from(scores.len()).expect("small");
     assert_eq!(
         report(&deployment, scores.clone()).await.expect("stored"),
@@ -235,30 +230,30 @@ fn field_of(status: &tonic::Status) -> String {
 async fn a_bad_assessed_score_is_refused_naming_its_field_and_stores_nothing() {
     let redis = RedisServer::start().expect("redis-server starts");
     let deployment = Deployment::start(&redis, "refused").await;
-    let good = score("lang-son", QUALITY, "function", "2024", "45");
+    let good = assessed_score("lang-son", QUALITY, "function", "2024", "45");
     for (bad, field, reason) in [
         (
-            score("lang-son", QUALITY, "security", "2024", "15.5"),
+            assessed_score("lang-son", QUALITY, "security", "2024", "15.5"),
             "scores[1].points",
             "15.5 is above the 15.00 points of security in system-quality-2024",
         ),
         (
-            score("lang-son", QUALITY, "speed", "2024", "1"),
+            assessed_score("lang-son", QUALITY, "speed", "2024", "1"),
             "scores[1].criterion",
             "\"speed\" is not a criterion of system-quality-2024; its assessed criteria are function, structure-layout, performance, security, convenient-access, monitoring-connection",
         ),
         (
-            score("atlantis", QUALITY, "function", "2024", "1"),
+            assessed_score("atlantis", QUALITY, "function", "2024", "1"),
             "scores[1].agency_id",
             "unknown agency \"atlantis\"",
         ),
         (
-            score("lang-son", SERVICE, "progress", "2024", "1"),
+            assessed_score("lang-son", SERVICE, "progress", "2024", "1"),
             "scores[1].criterion",
             "progress of service-index-766 is measured from events (on-time-rate), not assessed",
         ),
         (
-            score(
+            assessed_score(
                 "lang-son",
                 QUALITY,
                 "function",
@@ -287,7 +282,7 @@ async fn a_bad_assessed_score_is_refused_naming_its_field_and_stores_nothing() {
         .apply_assessed_scores(govpulse_proto::aggregate::ApplyAssessedScoresRequest {
             scores: vec![
                 good,
-                score("lang-son", QUALITY, "function", "2024", "50.01"),
+                assessed_score("lang-son", QUALITY, "function", "2024", "50.01"),
             ],
         })
         .await
@@ -364,7 +359,13 @@ async fn the_service_index_combines_measured_rates_and_assessed_transparency() {
     );
     report(
         &deployment,
-        vec![score("lang-son", SERVICE, "transparency", &day, "16.5")],
+        vec![assessed_score(
+            "lang-son",
+            SERVICE,
+            "transparency",
+            &day,
+            "16.5",
+        )],
     )
     .await
     .expect("stored");
@@ -458,7 +459,9 @@ async fn a_live_composite_ranking_changes_when_scores_are_reported() {
     let redis = RedisServer::start().expect("redis-server starts");
     let deployment = Deployment::start(&redis, "live").await;
     let mut scores = evaluation("ha-giang", "2024", ["38.75", "4", "15", "11", "3.75", "0"]);
-    scores.push(score("lang-son", QUALITY, "function", "2024", "45"));
+    scores.push(assessed_score(
+        "lang-son", QUALITY, "function", "2024", "45",
+    ));
     report(&deployment, scores).await.expect("stored");
     let query = RankingQuery {
         index: QUALITY.to_owned(),

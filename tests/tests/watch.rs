@@ -53,6 +53,14 @@ async fn submit(ingest: Channel, events: Vec<DossierEvent>) {
     assert_eq!(reply.rejected, 0, "{reply:?}");
 }
 
+/// What the replica and resume tests start from: Lạng Sơn 7 of 8 receptions online, Quảng Ninh
+/// 3 of 4, Ninh Bình 1 of 2.
+const BASE: [(&str, usize, usize); 3] = [
+    ("lang-son", 7, 8),
+    ("quang-ninh", 3, 4),
+    ("ninh-binh", 1, 2),
+];
+
 /// `online` of `total` receptions for each agency, ids prefixed with `tag`.
 fn receptions(tag: &str, at: OffsetDateTime, counts: &[(&str, usize, usize)]) -> Vec<DossierEvent> {
     counts
@@ -202,20 +210,8 @@ async fn two_ranking_replicas_give_identical_rankings_and_live_states() {
     let first = Service::ranking(&a, &options).await;
     let second = Service::ranking(&b, &options).await;
     let at = two_days_ago_noon();
-    submit(
-        ingest.channel(),
-        receptions(
-            "base",
-            at,
-            &[
-                ("lang-son", 7, 8),
-                ("quang-ninh", 3, 4),
-                ("ninh-binh", 1, 2),
-                ("phu-tho", 1, 2),
-            ],
-        ),
-    )
-    .await;
+    let base = [BASE.as_slice(), &[("phu-tho", 1, 2)]].concat();
+    submit(ingest.channel(), receptions("base", at, &base)).await;
     let query = provinces(at, None);
     let once = get_ranking(first.channel(), &query).await;
     assert_eq!(
@@ -260,19 +256,7 @@ async fn a_subscriber_that_reconnects_with_its_revision_gets_no_gap_and_no_dupli
     let ingest = Service::ingest(&aggregate, &options).await;
     let ranking = Service::ranking(&aggregate, &options).await;
     let at = two_days_ago_noon();
-    submit(
-        ingest.channel(),
-        receptions(
-            "base",
-            at,
-            &[
-                ("lang-son", 7, 8),
-                ("quang-ninh", 3, 4),
-                ("ninh-binh", 1, 2),
-            ],
-        ),
-    )
-    .await;
+    submit(ingest.channel(), receptions("base", at, &BASE)).await;
     let query = provinces(at, Some(Selection::Top(3)));
     // The observer stays connected throughout and sees every state.
     let mut observer = watch(ranking.channel(), &query, 0).await;
