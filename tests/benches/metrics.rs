@@ -17,7 +17,7 @@ use std::{
 
 use govpulse_core::period::VIETNAM;
 use govpulse_e2e::{
-    Deployment, Options, RedisServer,
+    Deployment, Options, RedisServer, received,
     report::{self, Row, mib, thousands},
     ts,
 };
@@ -27,10 +27,7 @@ use govpulse_proto::{
         aggregate_service_client::AggregateServiceClient, get_block_metrics_request::Scope,
     },
     catalog::Block,
-    event::{
-        Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved, dossier_event::Kind,
-        dossier_resolved,
-    },
+    event::{DossierEvent, DossierResolved, dossier_event::Kind, dossier_resolved},
     ingest::SubmitEventsRequest,
     ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
 };
@@ -265,23 +262,9 @@ fn reception(
     at: OffsetDateTime,
     online: bool,
 ) -> DossierEvent {
-    let channel = if online {
-        PbChannel::Online
-    } else {
-        PbChannel::InPerson
-    };
     DossierEvent {
-        dossier_id: format!("HS-{event_id}"),
-        event_id,
-        agency_id: agency.to_owned(),
         procedure_id: procedure,
-        occurred_at: ts(at),
-        kind: Some(Kind::Received(DossierReceived {
-            channel: channel.into(),
-            digitized: true,
-            due_at: None,
-        })),
-        corrects: String::new(),
+        ..received(&event_id, agency, at, online)
     }
 }
 

@@ -25,7 +25,7 @@ use std::{
 
 use govpulse_core::period::VIETNAM;
 use govpulse_e2e::{
-    Options, RedisServer, Service, received,
+    Options, RedisServer, Service, provinces_by_online_rate, received,
     report::{self, Row, mib, thousands},
     resolved,
 };
@@ -209,15 +209,7 @@ fn probe_query() -> RankingQuery {
 async fn province_ids_now(ranking: &RankingProcess) -> Vec<String> {
     let response = RankingServiceClient::new(ranking.channel())
         .get_ranking(GetRankingRequest {
-            query: Some(RankingQuery {
-                metric: "online-dossier-rate".into(),
-                index: String::new(),
-                block: Block::Province.into(),
-                period: now_vietnam_day(),
-                selection: None,
-                parent_id: String::new(),
-                ..Default::default()
-            }),
+            query: Some(provinces_by_online_rate(now_vietnam_day())),
         })
         .await
         .expect("ranking answers")
@@ -391,15 +383,7 @@ async fn update_latency_under_load(
     let (ready_tx, mut ready) = mpsc::unbounded_channel();
     subscribe(ranking.channel(), seen_tx, ready_tx);
     // A subscriber of the ranking the load changes, so it is recomputed and sent too.
-    let loaded = RankingQuery {
-        metric: "online-dossier-rate".into(),
-        index: String::new(),
-        block: Block::Province.into(),
-        period: now_vietnam_day(),
-        selection: None,
-        parent_id: String::new(),
-        ..Default::default()
-    };
+    let loaded = provinces_by_online_rate(now_vietnam_day());
     let mut loaded_stream = RankingServiceClient::new(ranking.channel())
         .watch_ranking(WatchRankingRequest {
             query: Some(loaded),

@@ -531,6 +531,16 @@ pub fn statuses(outcomes: &[EventOutcome]) -> Vec<OutcomeStatus> {
         .collect()
 }
 
+/// `message` as a request carrying the bearer `token`.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    request
+}
+
 /// A protobuf timestamp.
 pub fn ts(at: OffsetDateTime) -> Option<Timestamp> {
     Some(Timestamp {
