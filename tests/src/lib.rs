@@ -62,8 +62,11 @@ impl Running {
     }
 }
 
+/// A service on `addr` (its `/metrics` on `metrics`, if any), spawned by `serve` to run until
+/// the token it is given is cancelled.
 fn run<E: std::fmt::Debug + Send + 'static>(
     addr: SocketAddr,
+    metrics: Option<SocketAddr>,
     serve: impl FnOnce(CancellationToken) -> JoinHandle<Result<(), E>>,
 ) -> Running {
     let stop = CancellationToken::new();
@@ -77,7 +80,7 @@ fn run<E: std::fmt::Debug + Send + 'static>(
     });
     Running {
         addr,
-        metrics: None,
+        metrics,
         stop,
         task,
     }
@@ -141,23 +144,16 @@ async fn start_aggregate(
         stale_after_secs: options
             .stale_after_secs
             .unwrap_or(defaults.stale_after_secs),
-        host: govpulse_edge::host::HostArgs {
-            metrics_listen: options.aggregate_metrics.then(local0),
-            ..defaults.host.clone()
-        },
+        host: with_metrics(&defaults.host, options.aggregate_metrics),
         ..defaults
     };
     let server = govpulse_aggregate::Server::build(config)
         .await
         .expect("aggregate starts");
-    let addr = server.host().local_addr();
-    let metrics = server.host().metrics_addr();
-    Running {
-        metrics,
-        ..run(addr, |stop| {
-            tokio::spawn(server.run_until(stop.cancelled_owned()))
-        })
-    }
+    let (addr, metrics) = (server.host().local_addr(), server.host().metrics_addr());
+    run(addr, metrics, |stop| {
+        tokio::spawn(server.run_until(stop.cancelled_owned()))
+    })
 }
 
 async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options) -> Running {
@@ -176,21 +172,26 @@ async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options)
         ),
         alert_rules_reload_ms: 100,
         alerts_debounce_ms: options.debounce_ms.unwrap_or(defaults.alerts_debounce_ms),
-        host: govpulse_edge::host::HostArgs {
-            metrics_listen: options.ranking_metrics.then(local0),
-            ..defaults.host.clone()
-        },
+        host: with_metrics(&defaults.host, options.ranking_metrics),
         ..defaults
     };
     let ranking = govpulse_ranking::Server::build(ranking_config)
         .await
         .expect("ranking starts");
-    let metrics = ranking.host().metrics_addr();
-    Running {
-        metrics,
-        ..run(ranking.host().local_addr(), |stop| {
-            tokio::spawn(ranking.run_until(stop.cancelled_owned()))
-        })
+    let (addr, metrics) = (ranking.host().local_addr(), ranking.host().metrics_addr());
+    run(addr, metrics, |stop| {
+        tokio::spawn(ranking.run_until(stop.cancelled_owned()))
+    })
+}
+
+/// `host` with a `/metrics` listener on a free port when `metrics` asks for one.
+fn with_metrics(
+    host: &govpulse_edge::host::HostArgs,
+    metrics: bool,
+) -> govpulse_edge::host::HostArgs {
+    govpulse_edge::host::HostArgs {
+        metrics_listen: metrics.then(local0),
+        ..host.clone()
     }
 }
 
@@ -214,7 +215,7 @@ async fn start_ingest(aggregate_url: &str, options: &Options) -> Running {
     let ingest = govpulse_ingest::Server::build(config)
         .await
         .expect("ingest starts");
-    run(ingest.host().local_addr(), |stop| {
+    run(ingest.host().local_addr(), None, |stop| {
         tokio::spawn(ingest.run_until(stop.cancelled_owned()))
     })
 }
