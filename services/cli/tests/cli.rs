@@ -104,6 +104,14 @@ fn submit(serve: &Serve, file: &Path, extra: &[&str]) -> Output {
     govpulse(&[&["submit", file, "--ingest", &serve.ingest], extra].concat())
 }
 
+/// `govpulse ranking` with `args` against the ranking service of `serve`: what it printed,
+/// once it succeeded.
+fn ranking(serve: &Serve, args: &[&str]) -> String {
+    let output = govpulse(&[&["ranking"], args, &["--ranking", &serve.ranking]].concat());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout)
+}
+
 /// Yesterday at noon, Vietnam time, as RFC 3339, and that day.
 fn yesterday() -> (String, String) {
     let day = (time::OffsetDateTime::now_utc()
@@ -197,19 +205,17 @@ fn assess_then_rank_by_a_composite_index_shows_score_and_grade() {
         text(&refused.stderr)
     );
 
-    let ranking = govpulse(&[
-        "ranking",
-        "--index",
-        "system-quality-2024",
-        "--period",
-        "2024",
-        "--top",
-        "2",
-        "--ranking",
-        &serve.ranking,
-    ]);
-    let out = text(&ranking.stdout);
-    assert!(ranking.status.success(), "{}", text(&ranking.stderr));
+    let out = ranking(
+        &serve,
+        &[
+            "--index",
+            "system-quality-2024",
+            "--period",
+            "2024",
+            "--top",
+            "2",
+        ],
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert!(
         lines[0].starts_with(
@@ -294,17 +300,7 @@ fn submit_ranking_and_metrics_against_serve() {
         "{out}"
     );
 
-    let ranking = govpulse(&[
-        "ranking",
-        "--period",
-        &day,
-        "--top",
-        "2",
-        "--ranking",
-        &serve.ranking,
-    ]);
-    let out = text(&ranking.stdout);
-    assert!(ranking.status.success(), "{}", text(&ranking.stderr));
+    let out = ranking(&serve, &["--period", &day, "--top", "2"]);
     let rows: Vec<&str> = out.lines().skip(2).collect();
     assert!(
         rows[0].contains("Lạng Sơn") && rows[0].contains("75.00%") && rows[0].contains("3/4"),
@@ -315,17 +311,8 @@ fn submit_ranking_and_metrics_against_serve() {
         "{out}"
     );
 
-    let json = govpulse(&[
-        "ranking",
-        "--period",
-        &day,
-        "--bottom",
-        "1",
-        "--json",
-        "--ranking",
-        &serve.ranking,
-    ]);
-    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let json = ranking(&serve, &["--period", &day, "--bottom", "1", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(value["rows"][0]["agencyId"], "quang-ninh");
     assert_eq!(value["rankedCount"], 2);
 
