@@ -15,7 +15,9 @@ use std::{
 
 use govpulse_proto::{
     Timestamp,
-    aggregate::aggregate_service_client::AggregateServiceClient,
+    aggregate::{
+        GetMetricsRequest, GetMetricsResponse, aggregate_service_client::AggregateServiceClient,
+    },
     catalog::Block,
     event::{
         AssessedScore, Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved,
@@ -401,6 +403,26 @@ impl Deployment {
     /// A client of ranking.
     pub fn ranking(&self) -> RankingServiceClient<Channel> {
         RankingServiceClient::new(lazy(self.ranking.addr))
+    }
+
+    /// Aggregate's GetMetrics of `agency` over `period`: `metrics` (none: every metric), or the
+    /// status it was refused with.
+    pub async fn get_metrics(
+        &self,
+        agency: &str,
+        period: &str,
+        metrics: &[&str],
+    ) -> Result<GetMetricsResponse, Status> {
+        let request = GetMetricsRequest {
+            agency_id: agency.to_owned(),
+            period: period.to_owned(),
+            metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
+            ..GetMetricsRequest::default()
+        };
+        self.aggregate()
+            .get_metrics(request)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     /// Ranking's GetRanking of `query`: the ranking, or the status it was refused with.

@@ -6,7 +6,7 @@ use govpulse_e2e::{
     received, resolved, statuses, ts, two_days_ago_noon,
 };
 use govpulse_proto::{
-    aggregate::{Counters, GetBlockSnapshotRequest, GetMetricsRequest, GetMetricsResponse},
+    aggregate::{Counters, GetBlockSnapshotRequest, GetMetricsResponse},
     catalog::Block,
     event::{DossierEvent, DossierReceived, EventOutcome, OutcomeStatus, dossier_event::Kind},
     ingest::{StreamEventsRequest, SubmitEventsRequest},
@@ -36,16 +36,9 @@ fn country_batch(at: OffsetDateTime) -> Vec<DossierEvent> {
 
 async fn metrics(deployment: &Deployment, agency: &str, period: &str) -> GetMetricsResponse {
     deployment
-        .aggregate()
-        .get_metrics(GetMetricsRequest {
-            agency_id: agency.to_owned(),
-            period: period.to_owned(),
-            metrics: vec![],
-            ..Default::default()
-        })
+        .get_metrics(agency, period, &[])
         .await
         .expect("metrics")
-        .into_inner()
 }
 
 async fn counts_of(deployment: &Deployment, agency: &str, period: &str) -> Counters {

@@ -12,7 +12,7 @@ use govpulse_e2e::{
 };
 use govpulse_edge::convert::freshness_from_proto;
 use govpulse_proto::{
-    aggregate::{Freshness, GetMetricsRequest},
+    aggregate::Freshness,
     catalog::Block,
     ranking::{
         GetRankingRequest, RankingQuery, RankingRow, WatchRankingRequest,
@@ -113,15 +113,9 @@ async fn a_silent_agency_is_flagged_stale_everywhere_and_its_next_event_clears_i
     let metrics = || async {
         let asked = OffsetDateTime::now_utc();
         let answer = deployment
-            .aggregate()
-            .get_metrics(GetMetricsRequest {
-                agency_id: "lang-son".to_owned(),
-                period: at.date().to_string(),
-                ..Default::default()
-            })
+            .get_metrics("lang-son", &at.date().to_string(), &[])
             .await
-            .expect("metrics")
-            .into_inner();
+            .expect("metrics");
         (answer, asked, OffsetDateTime::now_utc())
     };
     let (answer, asked, answered) = metrics().await;
