@@ -11,7 +11,9 @@
 use std::time::{Duration, Instant};
 
 use govpulse_core::period::VIETNAM;
-use govpulse_e2e::{Deployment, RedisServer, received, resolved, ts};
+use govpulse_e2e::{
+    Deployment, RedisServer, assessed_score, provinces_by_online_rate, received, resolved, ts,
+};
 use govpulse_proto::{
     catalog::Block,
     event::{AssessedScore, DossierEvent, FeePaid, FeedbackGiven, dossier_event::Kind},
@@ -26,12 +28,9 @@ const SAMPLES: usize = 100;
 const PER_DAY: usize = 20;
 const BATCH: usize = 1_000;
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime can be built");
-    runtime.block_on(run());
+#[tokio::main]
+async fn main() {
+    run().await;
 }
 
 /// The days of this month up to two days ago (at least that day), Vietnam time.
@@ -50,18 +49,10 @@ fn days() -> Vec<Date> {
 }
 
 async fn province_ids(deployment: &Deployment, period: &str) -> Vec<String> {
-    let query = RankingQuery {
-        metric: "online-dossier-rate".to_owned(),
-        block: Block::Province.into(),
-        period: period.to_owned(),
-        ..Default::default()
-    };
     deployment
-        .ranking()
-        .get_ranking(GetRankingRequest { query: Some(query) })
+        .get_ranking(provinces_by_online_rate(period))
         .await
         .expect("ranking")
-        .into_inner()
         .rows
         .into_iter()
         .map(|r| r.agency_id)
@@ -98,22 +89,6 @@ fn events(provinces: &[String], days: &[Date]) -> Vec<DossierEvent> {
         }
     }
     events
-}
-
-fn score(
-    agency: &str,
-    profile: &str,
-    criterion: &str,
-    period: &str,
-    points: usize,
-) -> AssessedScore {
-    AssessedScore {
-        agency_id: agency.to_owned(),
-        profile: profile.to_owned(),
-        criterion: criterion.to_owned(),
-        period: period.to_owned(),
-        points: points.to_string(),
-    }
 }
 
 async fn report(deployment: &Deployment, scores: Vec<AssessedScore>) -> Duration {
@@ -179,7 +154,7 @@ async fn run() {
     let transparency: Vec<AssessedScore> = today
         .iter()
         .enumerate()
-        .map(|(i, p)| score(p, "service-index-766", "transparency", &month, 10 + i % 9))
+        .map(|(i, p)| assessed_score(p, "service-index-766", "transparency", &month, 10 + i % 9))
         .collect();
     let reported_766 = report(&deployment, transparency).await;
 
@@ -197,7 +172,7 @@ async fn run() {
         .enumerate()
         .flat_map(|(i, p)| {
             criteria.iter().map(move |(criterion, max)| {
-                score(
+                assessed_score(
                     p,
                     "system-quality-2024",
                     criterion,

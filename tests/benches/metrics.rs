@@ -17,8 +17,8 @@ use std::{
 
 use govpulse_core::period::VIETNAM;
 use govpulse_e2e::{
-    Deployment, Options, RedisServer,
-    report::{mib, thousands},
+    Deployment, Options, RedisServer, received,
+    report::{self, Row, mib, thousands},
     ts,
 };
 use govpulse_proto::{
@@ -27,10 +27,7 @@ use govpulse_proto::{
         aggregate_service_client::AggregateServiceClient, get_block_metrics_request::Scope,
     },
     catalog::Block,
-    event::{
-        Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved, dossier_event::Kind,
-        dossier_resolved,
-    },
+    event::{DossierEvent, DossierResolved, dossier_event::Kind, dossier_resolved},
     ingest::SubmitEventsRequest,
     ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
 };
@@ -66,15 +63,8 @@ const DRILL_AGENCY: &str = "bac-ninh";
 const DRILL_PROCEDURES: usize = 2_000;
 const DRILL_DOSSIERS: usize = 6;
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime can be built");
-    runtime.block_on(run());
-}
-
-async fn run() {
+#[tokio::main]
+async fn main() {
     let started = Instant::now();
     let catalog = TempCatalog::create();
     let redis = RedisServer::start().expect("redis-server starts (is it installed?)");
@@ -272,23 +262,9 @@ fn reception(
     at: OffsetDateTime,
     online: bool,
 ) -> DossierEvent {
-    let channel = if online {
-        PbChannel::Online
-    } else {
-        PbChannel::InPerson
-    };
     DossierEvent {
-        dossier_id: format!("HS-{event_id}"),
-        event_id,
-        agency_id: agency.to_owned(),
         procedure_id: procedure,
-        occurred_at: ts(at),
-        kind: Some(Kind::Received(DossierReceived {
-            channel: channel.into(),
-            digitized: true,
-            due_at: None,
-        })),
-        corrects: String::new(),
+        ..received(&event_id, agency, at, online)
     }
 }
 
@@ -764,43 +740,16 @@ async fn daily_bucket_cost(
     )
 }
 
-/// One line of the report.
-#[derive(Debug)]
-struct Row {
-    measurement: String,
-    value: String,
-    notes: String,
-}
-
-impl Row {
-    fn new(measurement: &str, value: String, notes: String) -> Row {
-        Row {
-            measurement: measurement.to_owned(),
-            value,
-            notes,
-        }
-    }
-}
-
 fn print_report(rows: &[Row], window: &DayWindow, elapsed: Duration) {
-    let build = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    println!();
-    println!(
-        "Measured: client-observed latency over loopback gRPC (aggregate reading a local redis-server), {build} build, {} CPUs; events on {} Vietnam days from {} to today; p99 of fewer than 100 calls is their max.",
-        std::thread::available_parallelism().map_or(0, usize::from),
-        window.days,
-        window.first
+    let build = report::build();
+    report::print(
+        &format!(
+            "Measured: client-observed latency over loopback gRPC (aggregate reading a local redis-server), {build} build, {} CPUs; events on {} Vietnam days from {} to today; p99 of fewer than 100 calls is their max.",
+            std::thread::available_parallelism().map_or(0, usize::from),
+            window.days,
+            window.first
+        ),
+        rows,
+        elapsed,
     );
-    println!();
-    println!("| measurement | value | notes |");
-    println!("|---|---|---|");
-    for row in rows {
-        println!("| {} | {} | {} |", row.measurement, row.value, row.notes);
-    }
-    println!();
-    println!("Total run time: {:.1} s", elapsed.as_secs_f64());
 }

@@ -25,8 +25,8 @@ use std::{
 
 use govpulse_core::period::VIETNAM;
 use govpulse_e2e::{
-    Options, RedisServer, Service, received,
-    report::{mib, thousands},
+    Options, RedisServer, Service, provinces_by_online_rate, received,
+    report::{self, Row, mib, thousands},
     resolved,
 };
 use govpulse_proto::{
@@ -66,14 +66,11 @@ const LOADED_PROBE_EVERY: Duration = Duration::from_millis(500);
 const CALLS: usize = 50;
 const WARM_UP: usize = 5;
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime can be built");
+#[tokio::main]
+async fn main() {
     match std::env::var(CHILD_ENV) {
-        Ok(aggregate_url) => runtime.block_on(serve_ranking(aggregate_url)),
-        Err(_) => runtime.block_on(run()),
+        Ok(aggregate_url) => serve_ranking(aggregate_url).await,
+        Err(_) => run().await,
     }
 }
 
@@ -212,15 +209,7 @@ fn probe_query() -> RankingQuery {
 async fn province_ids_now(ranking: &RankingProcess) -> Vec<String> {
     let response = RankingServiceClient::new(ranking.channel())
         .get_ranking(GetRankingRequest {
-            query: Some(RankingQuery {
-                metric: "online-dossier-rate".into(),
-                index: String::new(),
-                block: Block::Province.into(),
-                period: now_vietnam_day(),
-                selection: None,
-                parent_id: String::new(),
-                ..Default::default()
-            }),
+            query: Some(provinces_by_online_rate(now_vietnam_day())),
         })
         .await
         .expect("ranking answers")
@@ -243,6 +232,33 @@ async fn probe(client: &mut IngestServiceClient<Channel>, n: u64) -> Instant {
     let event = resolved(&format!("probe-{n}"), PROBE_AGENCY, recently(), true);
     submit(client, vec![event]).await;
     Instant::now()
+}
+
+/// Sends probe `n` and waits, up to 5 s, until `subscribers` subscribers have seen it on
+/// `seen`: when ingest acknowledged it, how many saw it, and how long after the
+/// acknowledgement the last of them did.
+async fn probe_reach(
+    client: &mut IngestServiceClient<Channel>,
+    n: u64,
+    subscribers: usize,
+    seen: &mut mpsc::UnboundedReceiver<(u64, Instant)>,
+) -> (Instant, usize, Duration) {
+    let acked = probe(client, n).await;
+    let deadline = acked + Duration::from_secs(5);
+    let mut reached = 0;
+    let mut last = acked;
+    while reached < subscribers {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, seen.recv()).await {
+            Ok(Some((count, at))) if count == n => {
+                reached += 1;
+                last = last.max(at);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    (acked, reached, last.saturating_duration_since(acked))
 }
 
 /// The probe count a changes message shows, if it shows the probe agency.
@@ -367,15 +383,7 @@ async fn update_latency_under_load(
     let (ready_tx, mut ready) = mpsc::unbounded_channel();
     subscribe(ranking.channel(), seen_tx, ready_tx);
     // A subscriber of the ranking the load changes, so it is recomputed and sent too.
-    let loaded = RankingQuery {
-        metric: "online-dossier-rate".into(),
-        index: String::new(),
-        block: Block::Province.into(),
-        period: now_vietnam_day(),
-        selection: None,
-        parent_id: String::new(),
-        ..Default::default()
-    };
+    let loaded = provinces_by_online_rate(now_vietnam_day());
     let mut loaded_stream = RankingServiceClient::new(ranking.channel())
         .watch_ranking(WatchRankingRequest {
             query: Some(loaded),
@@ -493,22 +501,7 @@ async fn subscribers(
         let mut all_delivered = true;
         for _ in 0..UPDATES_PER_LEVEL {
             n += 1;
-            let acked = probe(&mut client, n).await;
-            let deadline = acked + Duration::from_secs(5);
-            let mut reached = 0;
-            let mut last = acked;
-            while reached < level {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(left, seen.recv()).await {
-                    Ok(Some((count, at))) if count == n => {
-                        reached += 1;
-                        last = last.max(at);
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            let took = last.saturating_duration_since(acked);
+            let (_, reached, took) = probe_reach(&mut client, n, level, &mut seen).await;
             worst = worst.max(took);
             if reached < level || took >= Duration::from_secs(1) {
                 all_delivered = false;
@@ -548,22 +541,7 @@ async fn subscribers(
         let mut missed = 0;
         while Instant::now() + LOADED_PROBE_EVERY < stop {
             n += 1;
-            let acked = probe(&mut client, n).await;
-            let deadline = acked + Duration::from_secs(5);
-            let mut reached = 0;
-            let mut last = acked;
-            while reached < subscribed {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(left, seen.recv()).await {
-                    Ok(Some((count, at))) if count == n => {
-                        reached += 1;
-                        last = last.max(at);
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            let took = last.saturating_duration_since(acked);
+            let (acked, reached, took) = probe_reach(&mut client, n, subscribed, &mut seen).await;
             if reached < subscribed || took >= Duration::from_secs(1) {
                 missed += 1;
             }
@@ -709,41 +687,14 @@ impl Latency {
     }
 }
 
-/// One line of the report.
-#[derive(Debug)]
-struct Row {
-    measurement: String,
-    value: String,
-    notes: String,
-}
-
-impl Row {
-    fn new(measurement: &str, value: String, notes: String) -> Row {
-        Row {
-            measurement: measurement.to_owned(),
-            value,
-            notes,
-        }
-    }
-}
-
 fn print_report(rows: &[Row], elapsed: Duration) {
-    let build = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    println!();
-    println!(
-        "Measured: loopback gRPC, {build} build, {} CPUs shared by redis-server, ingest and aggregate (this process), the ranking replica (a child process) and every client (this process); p99 of fewer than 100 samples is their max.",
-        std::thread::available_parallelism().map_or(0, usize::from)
+    let build = report::build();
+    report::print(
+        &format!(
+            "Measured: loopback gRPC, {build} build, {} CPUs shared by redis-server, ingest and aggregate (this process), the ranking replica (a child process) and every client (this process); p99 of fewer than 100 samples is their max.",
+            std::thread::available_parallelism().map_or(0, usize::from)
+        ),
+        rows,
+        elapsed,
     );
-    println!();
-    println!("| measurement | value | notes |");
-    println!("|---|---|---|");
-    for row in rows {
-        println!("| {} | {} | {} |", row.measurement, row.value, row.notes);
-    }
-    println!();
-    println!("Total run time: {:.1} s", elapsed.as_secs_f64());
 }

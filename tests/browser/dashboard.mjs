@@ -477,13 +477,17 @@ async function checkReport(page, phone, expected) {
   await shot(small, 'report-phone.png');
   await small.close();
 
-  // Back to the list, then to the ranking, live.
+  await backToLiveRanking(page, item);
+  ok('back from the report to the ranking, still live');
+}
+
+/** Back from a publication or report to the list (where `item` shows again), then to the ranking, live. */
+async function backToLiveRanking(page, item) {
   await page.click('#publications-back');
   await page.waitForSelector(item, { timeout: 15_000 });
   await page.click('#nav-ranking');
   await page.waitForSelector('#ranking-view:not([hidden])', { timeout: 15_000 });
   await waitForLive(page);
-  ok('back from the report to the ranking, still live');
 }
 
 /** The live ranking's publication line, and its rows as the revised marks show them. */
@@ -681,12 +685,7 @@ async function checkPublication(page, phone, expected) {
   if (listWidth > 390) throw new Error(`on a 390 px phone the publications are ${listWidth} px wide`);
   await small.close();
 
-  // Back to the list, then to the ranking, live.
-  await page.click('#publications-back');
-  await page.waitForSelector(item, { timeout: 15_000 });
-  await page.click('#nav-ranking');
-  await page.waitForSelector('#ranking-view:not([hidden])', { timeout: 15_000 });
-  await waitForLive(page);
+  await backToLiveRanking(page, item);
   if (!(await visible(page, '#controls'))) throw new Error('back on the ranking, its controls are hidden');
   ok('back from the publications to the ranking, still live');
 }

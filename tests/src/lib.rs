@@ -15,16 +15,20 @@ use std::{
 
 use govpulse_proto::{
     Timestamp,
-    aggregate::aggregate_service_client::AggregateServiceClient,
+    aggregate::{
+        GetMetricsRequest, GetMetricsResponse, aggregate_service_client::AggregateServiceClient,
+    },
+    catalog::Block,
     event::{
-        Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved, EventOutcome,
-        OutcomeStatus, dossier_event::Kind, dossier_resolved,
+        AssessedScore, Channel as PbChannel, DossierEvent, DossierReceived, DossierResolved,
+        EventOutcome, OutcomeStatus, dossier_event::Kind, dossier_resolved,
     },
     ingest::{
         SubmitEventsRequest, SubmitEventsResponse, ingest_service_client::IngestServiceClient,
     },
     ranking::{
-        RankingRow, WatchRankingResponse, ranking_service_client::RankingServiceClient,
+        GetRankingRequest, GetRankingResponse, RankingQuery, RankingRow, WatchRankingRequest,
+        WatchRankingResponse, ranking_service_client::RankingServiceClient,
         watch_ranking_response::Event,
     },
 };
@@ -32,7 +36,7 @@ pub use govpulse_store::testing::{RedisCluster, RedisServer};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
+use tonic::{Status, Streaming, transport::Channel};
 
 /// Noon (Vietnam time) two days ago: inside one Vietnam day and the accepted horizon,
 /// whatever the hour the tests run.
@@ -60,8 +64,11 @@ impl Running {
     }
 }
 
+/// A service on `addr` (its `/metrics` on `metrics`, if any), spawned by `serve` to run until
+/// the token it is given is cancelled.
 fn run<E: std::fmt::Debug + Send + 'static>(
     addr: SocketAddr,
+    metrics: Option<SocketAddr>,
     serve: impl FnOnce(CancellationToken) -> JoinHandle<Result<(), E>>,
 ) -> Running {
     let stop = CancellationToken::new();
@@ -75,7 +82,7 @@ fn run<E: std::fmt::Debug + Send + 'static>(
     });
     Running {
         addr,
-        metrics: None,
+        metrics,
         stop,
         task,
     }
@@ -139,23 +146,16 @@ async fn start_aggregate(
         stale_after_secs: options
             .stale_after_secs
             .unwrap_or(defaults.stale_after_secs),
-        host: govpulse_edge::host::HostArgs {
-            metrics_listen: options.aggregate_metrics.then(local0),
-            ..defaults.host.clone()
-        },
+        host: with_metrics(&defaults.host, options.aggregate_metrics),
         ..defaults
     };
     let server = govpulse_aggregate::Server::build(config)
         .await
         .expect("aggregate starts");
-    let addr = server.host().local_addr();
-    let metrics = server.host().metrics_addr();
-    Running {
-        metrics,
-        ..run(addr, |stop| {
-            tokio::spawn(server.run_until(stop.cancelled_owned()))
-        })
-    }
+    let (addr, metrics) = (server.host().local_addr(), server.host().metrics_addr());
+    run(addr, metrics, |stop| {
+        tokio::spawn(server.run_until(stop.cancelled_owned()))
+    })
 }
 
 async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options) -> Running {
@@ -174,21 +174,26 @@ async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options)
         ),
         alert_rules_reload_ms: 100,
         alerts_debounce_ms: options.debounce_ms.unwrap_or(defaults.alerts_debounce_ms),
-        host: govpulse_edge::host::HostArgs {
-            metrics_listen: options.ranking_metrics.then(local0),
-            ..defaults.host.clone()
-        },
+        host: with_metrics(&defaults.host, options.ranking_metrics),
         ..defaults
     };
     let ranking = govpulse_ranking::Server::build(ranking_config)
         .await
         .expect("ranking starts");
-    let metrics = ranking.host().metrics_addr();
-    Running {
-        metrics,
-        ..run(ranking.host().local_addr(), |stop| {
-            tokio::spawn(ranking.run_until(stop.cancelled_owned()))
-        })
+    let (addr, metrics) = (ranking.host().local_addr(), ranking.host().metrics_addr());
+    run(addr, metrics, |stop| {
+        tokio::spawn(ranking.run_until(stop.cancelled_owned()))
+    })
+}
+
+/// `host` with a `/metrics` listener on a free port when `metrics` asks for one.
+fn with_metrics(
+    host: &govpulse_edge::host::HostArgs,
+    metrics: bool,
+) -> govpulse_edge::host::HostArgs {
+    govpulse_edge::host::HostArgs {
+        metrics_listen: metrics.then(local0),
+        ..host.clone()
     }
 }
 
@@ -212,7 +217,7 @@ async fn start_ingest(aggregate_url: &str, options: &Options) -> Running {
     let ingest = govpulse_ingest::Server::build(config)
         .await
         .expect("ingest starts");
-    run(ingest.host().local_addr(), |stop| {
+    run(ingest.host().local_addr(), None, |stop| {
         tokio::spawn(ingest.run_until(stop.cancelled_owned()))
     })
 }
@@ -262,6 +267,71 @@ impl Service {
     /// Stops it, draining.
     pub async fn stop(self) {
         self.0.stop().await;
+    }
+}
+
+/// A service built from a configuration of the test's own and serving until
+/// [`Spawned::stop`], which expects it to stop cleanly.
+#[derive(Debug)]
+pub struct Spawned {
+    name: &'static str,
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), String>>,
+}
+
+impl Spawned {
+    /// Ingest, built from `config`.
+    pub async fn ingest(config: govpulse_ingest::Config) -> Spawned {
+        let built = govpulse_ingest::Server::build(config).await;
+        let server = built.expect("ingest starts");
+        Self::spawn("ingest", server.host().local_addr(), |stop| {
+            server.run_until(stop)
+        })
+    }
+
+    /// Ranking, built from `config`.
+    pub async fn ranking(config: govpulse_ranking::Config) -> Spawned {
+        let built = govpulse_ranking::Server::build(config).await;
+        let server = built.expect("ranking starts");
+        Self::spawn("ranking", server.host().local_addr(), |stop| {
+            server.run_until(stop)
+        })
+    }
+
+    fn spawn<E, F>(
+        name: &'static str,
+        addr: SocketAddr,
+        serve: impl FnOnce(tokio_util::sync::WaitForCancellationFutureOwned) -> F,
+    ) -> Spawned
+    where
+        E: std::fmt::Display,
+        F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        let serving = serve(stop.clone().cancelled_owned());
+        let task = tokio::spawn(async move { serving.await.map_err(|e| e.to_string()) });
+        Spawned {
+            name,
+            addr,
+            stop,
+            task,
+        }
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops it, draining, and panics unless it stopped cleanly.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let name = self.name;
+        self.task
+            .await
+            .expect("joins")
+            .unwrap_or_else(|e| panic!("{name} stops cleanly: {e}"));
     }
 }
 
@@ -333,6 +403,46 @@ impl Deployment {
     /// A client of ranking.
     pub fn ranking(&self) -> RankingServiceClient<Channel> {
         RankingServiceClient::new(lazy(self.ranking.addr))
+    }
+
+    /// Aggregate's GetMetrics of `agency` over `period`: `metrics` (none: every metric), or the
+    /// status it was refused with.
+    pub async fn get_metrics(
+        &self,
+        agency: &str,
+        period: &str,
+        metrics: &[&str],
+    ) -> Result<GetMetricsResponse, Status> {
+        let request = GetMetricsRequest {
+            agency_id: agency.to_owned(),
+            period: period.to_owned(),
+            metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
+            ..GetMetricsRequest::default()
+        };
+        self.aggregate()
+            .get_metrics(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Ranking's GetRanking of `query`: the ranking, or the status it was refused with.
+    pub async fn get_ranking(&self, query: RankingQuery) -> Result<GetRankingResponse, Status> {
+        self.ranking()
+            .get_ranking(GetRankingRequest { query: Some(query) })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Ranking's WatchRanking of `query` from its start (no revision to resume from).
+    pub async fn watch_ranking(&self, query: RankingQuery) -> Streaming<WatchRankingResponse> {
+        self.ranking()
+            .watch_ranking(WatchRankingRequest {
+                query: Some(query),
+                resume_revision: 0,
+            })
+            .await
+            .expect("watch")
+            .into_inner()
     }
 
     /// Submits `events` through ingest in one call, and returns its answer.
@@ -444,12 +554,40 @@ pub fn statuses(outcomes: &[EventOutcome]) -> Vec<OutcomeStatus> {
         .collect()
 }
 
+/// `message` as a request carrying the bearer `token`.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    request
+}
+
 /// A protobuf timestamp.
 pub fn ts(at: OffsetDateTime) -> Option<Timestamp> {
     Some(Timestamp {
         seconds: at.unix_timestamp(),
         nanos: 0,
     })
+}
+
+/// An assessor's `points` for `criterion` of the composite index `profile`, for `agency` over
+/// `period`.
+pub fn assessed_score(
+    agency: &str,
+    profile: &str,
+    criterion: &str,
+    period: &str,
+    points: impl ToString,
+) -> AssessedScore {
+    AssessedScore {
+        agency_id: agency.to_owned(),
+        profile: profile.to_owned(),
+        criterion: criterion.to_owned(),
+        period: period.to_owned(),
+        points: points.to_string(),
+    }
 }
 
 /// A reception event of `agency` for its first demo procedure (`<agency>.p01`).
@@ -509,6 +647,35 @@ fn shown(row: &RankingRow) -> ShownRow {
         row.below_minimum_volume,
         row.previous_period_rank,
     )
+}
+
+/// The provinces ranked by online dossier rate over `period`, every row: the ranking most
+/// tests read.
+pub fn provinces_by_online_rate(period: impl Into<String>) -> RankingQuery {
+    RankingQuery {
+        metric: "online-dossier-rate".into(),
+        block: Block::Province.into(),
+        period: period.into(),
+        ..RankingQuery::default()
+    }
+}
+
+/// The next message of a live ranking, within 5 s.
+pub async fn next_message(stream: &mut Streaming<WatchRankingResponse>) -> WatchRankingResponse {
+    next_within(stream, std::time::Duration::from_secs(5)).await
+}
+
+/// The next message of a live ranking, within `limit`; panics when none comes, the stream
+/// ends or fails.
+pub async fn next_within(
+    stream: &mut Streaming<WatchRankingResponse>,
+    limit: std::time::Duration,
+) -> WatchRankingResponse {
+    tokio::time::timeout(limit, stream.message())
+        .await
+        .unwrap_or_else(|_| panic!("a message within {limit:?}"))
+        .expect("ok")
+        .expect("open")
 }
 
 /// The rows of a GetRanking answer as a subscriber would show them, in [`LiveRows::rows`]
@@ -621,6 +788,55 @@ impl LiveRows {
 
 /// Number formats for the benchmarks' tables.
 pub mod report {
+    use std::time::Duration;
+
+    /// One line of a benchmark's report.
+    #[derive(Debug)]
+    pub struct Row {
+        measurement: String,
+        value: String,
+        notes: String,
+    }
+
+    impl Row {
+        /// What was measured, the figure, and what to know about it.
+        pub fn new(measurement: &str, value: String, notes: String) -> Row {
+            Row {
+                measurement: measurement.to_owned(),
+                value,
+                notes,
+            }
+        }
+    }
+
+    /// The build the figures come from: `debug` or `release`.
+    pub fn build() -> &'static str {
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    }
+
+    /// Prints a benchmark's report: the line saying how it was `measured`, the rows as a
+    /// Markdown table, and the run's total time.
+    #[expect(
+        clippy::print_stdout,
+        reason = "a benchmark reports on standard output"
+    )]
+    pub fn print(measured: &str, rows: &[Row], elapsed: Duration) {
+        println!();
+        println!("{measured}");
+        println!();
+        println!("| measurement | value | notes |");
+        println!("|---|---|---|");
+        for row in rows {
+            println!("| {} | {} | {} |", row.measurement, row.value, row.notes);
+        }
+        println!();
+        println!("Total run time: {:.1} s", elapsed.as_secs_f64());
+    }
+
     /// Bytes as mebibytes with one decimal: `1.5 MiB`.
     pub fn mib(bytes: u64) -> String {
         format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))

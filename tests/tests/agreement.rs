@@ -12,7 +12,7 @@ use govpulse_e2e::{Deployment, Options, RedisServer};
 use govpulse_proto::{
     aggregate::{GetBlockMetricsRequest, PeriodRange, Rate, get_block_metrics_request},
     catalog::Block,
-    ranking::{GetRankingRequest, RankingQuery},
+    ranking::RankingQuery,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -82,12 +82,7 @@ async fn ranking_values(
         period: period.into(),
         ..Default::default()
     };
-    let answer = deployment
-        .ranking()
-        .get_ranking(GetRankingRequest { query: Some(query) })
-        .await
-        .expect("ranking")
-        .into_inner();
+    let answer = deployment.get_ranking(query).await.expect("ranking");
     let values = answer.rows.into_iter().map(|row| (row.agency_id, row.rate));
     sorted(answer.period, values)
 }

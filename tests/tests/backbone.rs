@@ -1,21 +1,16 @@
 //! The backbone, end to end: events through ingest, counted by aggregate in a real Redis,
 //! read back as counts, rates and rankings computed by hand.
 
-use std::time::Duration;
-
 use govpulse_e2e::{
-    Deployment, Options, RedisCluster, RedisServer, received, resolved, statuses, ts,
-    two_days_ago_noon,
+    Deployment, Options, RedisCluster, RedisServer, next_message, provinces_by_online_rate,
+    received, resolved, statuses, ts, two_days_ago_noon,
 };
 use govpulse_proto::{
-    aggregate::{Counters, GetBlockSnapshotRequest, GetMetricsRequest, GetMetricsResponse},
+    aggregate::{Counters, GetBlockSnapshotRequest, GetMetricsResponse},
     catalog::Block,
     event::{DossierEvent, DossierReceived, EventOutcome, OutcomeStatus, dossier_event::Kind},
     ingest::{StreamEventsRequest, SubmitEventsRequest},
-    ranking::{
-        GetRankingRequest, RankingQuery, WatchRankingRequest, WatchRankingResponse,
-        ranking_query::Selection, watch_ranking_response::Event,
-    },
+    ranking::{RankingQuery, ranking_query::Selection, watch_ranking_response::Event},
 };
 use time::{Date, OffsetDateTime, macros::time};
 use tokio_stream::StreamExt;
@@ -41,16 +36,9 @@ fn country_batch(at: OffsetDateTime) -> Vec<DossierEvent> {
 
 async fn metrics(deployment: &Deployment, agency: &str, period: &str) -> GetMetricsResponse {
     deployment
-        .aggregate()
-        .get_metrics(GetMetricsRequest {
-            agency_id: agency.to_owned(),
-            period: period.to_owned(),
-            metrics: vec![],
-            ..Default::default()
-        })
+        .get_metrics(agency, period, &[])
         .await
         .expect("metrics")
-        .into_inner()
 }
 
 async fn counts_of(deployment: &Deployment, agency: &str, period: &str) -> Counters {
@@ -82,20 +70,10 @@ async fn province_ranking(
     selection: Option<Selection>,
 ) -> Vec<(u32, String, String)> {
     let query = RankingQuery {
-        metric: "online-dossier-rate".into(),
-        block: Block::Province.into(),
-        period: period.into(),
         selection,
-        index: String::new(),
-        parent_id: String::new(),
-        ..Default::default()
+        ..provinces_by_online_rate(period)
     };
-    let response = deployment
-        .ranking()
-        .get_ranking(GetRankingRequest { query: Some(query) })
-        .await
-        .expect("ranking")
-        .into_inner();
+    let response = deployment.get_ranking(query).await.expect("ranking");
     response
         .rows
         .into_iter()
@@ -478,30 +456,17 @@ async fn watch_ranking_sends_the_snapshot_then_each_change() {
     let day = at.date().to_string();
     submit(&deployment, country_batch(at)).await;
     let query = RankingQuery {
-        metric: "online-dossier-rate".into(),
-        block: Block::Province.into(),
-        period: day,
         selection: Some(Selection::Top(3)),
-        index: String::new(),
-        parent_id: String::new(),
-        ..Default::default()
+        ..provinces_by_online_rate(day)
     };
-    let mut stream = deployment
-        .ranking()
-        .watch_ranking(WatchRankingRequest {
-            query: Some(query),
-            resume_revision: 0,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    let first = next(&mut stream).await;
+    let mut stream = deployment.watch_ranking(query).await;
+    let first = next_message(&mut stream).await;
     let Some(Event::Snapshot(snapshot)) = first.event else {
         panic!("a snapshot first, got {first:?}")
     };
     let ids: Vec<&str> = snapshot.rows.iter().map(|r| r.agency_id.as_str()).collect();
     assert_eq!(ids, ["lang-son", "quang-ninh", "ninh-binh"]);
-    let complete = next(&mut stream).await;
+    let complete = next_message(&mut stream).await;
     assert!(matches!(complete.event, Some(Event::SnapshotComplete(_))));
     assert_eq!(complete.revision, first.revision);
 
@@ -514,7 +479,7 @@ async fn watch_ranking_sends_the_snapshot_then_each_change() {
     // Heartbeats keep coming while nothing changes: the change has a deadline of its own.
     let change = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         loop {
-            let message = next(&mut stream).await;
+            let message = next_message(&mut stream).await;
             match message.event {
                 Some(Event::Heartbeat(_)) => assert_eq!(
                     message.revision, first.revision,
@@ -549,14 +514,6 @@ async fn watch_ranking_sends_the_snapshot_then_each_change() {
     deployment.stop().await;
 }
 
-async fn next(stream: &mut tonic::Streaming<WatchRankingResponse>) -> WatchRankingResponse {
-    tokio::time::timeout(Duration::from_secs(5), stream.next())
-        .await
-        .expect("a message within 5 s")
-        .expect("open")
-        .expect("ok")
-}
-
 #[tokio::test]
 async fn ranking_rejects_bad_queries_naming_the_field() {
     let redis = RedisServer::start().expect("redis-server starts");
@@ -565,58 +522,28 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
         (
             RankingQuery {
                 metric: "online-rate".into(),
-                block: Block::Province.into(),
-                period: "2026".into(),
-                selection: None,
-                index: String::new(),
-                parent_id: String::new(),
-                ..Default::default()
+                ..provinces_by_online_rate("2026")
             },
             "query.metric",
         ),
         (
             RankingQuery {
-                metric: "online-dossier-rate".into(),
                 block: 0,
-                period: "2026".into(),
-                selection: None,
-                index: String::new(),
-                parent_id: String::new(),
-                ..Default::default()
+                ..provinces_by_online_rate("2026")
             },
             "query.block",
         ),
+        (provinces_by_online_rate("2026-Q5"), "query.period"),
         (
             RankingQuery {
-                metric: "online-dossier-rate".into(),
-                block: Block::Province.into(),
-                period: "2026-Q5".into(),
-                selection: None,
-                index: String::new(),
-                parent_id: String::new(),
-                ..Default::default()
-            },
-            "query.period",
-        ),
-        (
-            RankingQuery {
-                metric: "online-dossier-rate".into(),
-                block: Block::Province.into(),
-                period: "2026".into(),
                 selection: Some(Selection::Top(0)),
-                index: String::new(),
-                parent_id: String::new(),
-                ..Default::default()
+                ..provinces_by_online_rate("2026")
             },
             "query.top",
         ),
     ];
     for (query, field) in cases {
-        let status = deployment
-            .ranking()
-            .get_ranking(GetRankingRequest { query: Some(query) })
-            .await
-            .expect_err("invalid");
+        let status = deployment.get_ranking(query).await.expect_err("invalid");
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(
             status
@@ -719,21 +646,10 @@ async fn rankings_show_movement_and_keep_small_agencies_apart() {
     submit(&deployment, events).await;
 
     let period = format!("{:04}-{:02}", month.year(), u8::from(month.month()));
-    let query = RankingQuery {
-        metric: "online-dossier-rate".into(),
-        block: Block::Province.into(),
-        period,
-        selection: None,
-        index: String::new(),
-        parent_id: String::new(),
-        ..Default::default()
-    };
     let response = deployment
-        .ranking()
-        .get_ranking(GetRankingRequest { query: Some(query) })
+        .get_ranking(provinces_by_online_rate(period))
         .await
-        .expect("ranking")
-        .into_inner();
+        .expect("ranking");
     let rows: Vec<(u32, &str, u32, i32, bool)> = response
         .rows
         .iter()

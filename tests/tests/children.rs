@@ -8,7 +8,7 @@ use govpulse_e2e::{Deployment, Options, RedisServer, catalog_with, received, scr
 use govpulse_proto::{
     catalog::Block,
     ingest::SubmitEventsRequest,
-    ranking::{GetRankingRequest, RankingQuery, WatchRankingRequest, watch_ranking_response},
+    ranking::{RankingQuery, watch_ranking_response},
 };
 use time::{Duration, OffsetDateTime};
 use tokio_stream::StreamExt;
@@ -90,13 +90,9 @@ async fn departments_are_ranked_among_their_siblings_live_and_on_request() {
     assert_eq!(reply.accepted, 8, "{reply:?}");
 
     let ranking = deployment
-        .ranking()
-        .get_ranking(GetRankingRequest {
-            query: Some(children_of("ha-noi", &day)),
-        })
+        .get_ranking(children_of("ha-noi", &day))
         .await
-        .expect("a ranking of Hà Nội's departments")
-        .into_inner();
+        .expect("a ranking of Hà Nội's departments");
     assert_eq!(
         rows(&ranking.rows),
         [
@@ -109,28 +105,16 @@ async fn departments_are_ranked_among_their_siblings_live_and_on_request() {
 
     // One level down: the department's communes.
     let communes = deployment
-        .ranking()
-        .get_ranking(GetRankingRequest {
-            query: Some(children_of("ha-noi.d1", &day)),
-        })
+        .get_ranking(children_of("ha-noi.d1", &day))
         .await
-        .expect("a ranking of the department's communes")
-        .into_inner();
+        .expect("a ranking of the department's communes");
     assert_eq!(
         rows(&communes.rows),
         [("ha-noi.d1.c1".to_owned(), 1, "1/1".to_owned())]
     );
 
     // Live: a new online dossier of d3 moves it above d2.
-    let mut stream = deployment
-        .ranking()
-        .watch_ranking(WatchRankingRequest {
-            query: Some(children_of("ha-noi", &day)),
-            resume_revision: 0,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut stream = deployment.watch_ranking(children_of("ha-noi", &day)).await;
     loop {
         let message = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
             .await
@@ -191,11 +175,7 @@ async fn departments_are_ranked_among_their_siblings_live_and_on_request() {
             "query.parent_id",
         ),
     ] {
-        let status = deployment
-            .ranking()
-            .get_ranking(GetRankingRequest { query: Some(query) })
-            .await
-            .expect_err("refused");
+        let status = deployment.get_ranking(query).await.expect_err("refused");
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(
             status.message().contains(field) || format!("{status:?}").contains(field),

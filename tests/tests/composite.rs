@@ -2,7 +2,10 @@
 //! aggregate in a real Redis, ranked by score with grades by ranking, against figures
 //! computed by hand.
 
-use govpulse_e2e::{Deployment, RedisServer, received, resolved, ts, two_days_ago_noon};
+use govpulse_e2e::{
+    Deployment, RedisServer, assessed_score, next_message, received, resolved, ts,
+    two_days_ago_noon,
+};
 use govpulse_proto::{
     aggregate::GetMetricsRequest,
     catalog::Block,
@@ -11,12 +14,11 @@ use govpulse_proto::{
     },
     ingest::ReportAssessedScoresRequest,
     ranking::{
-        GetRankingRequest, GetRankingResponse, RankingQuery, RankingRow, WatchRankingRequest,
-        WatchRankingResponse, ranking_query::Selection, watch_ranking_response::Event,
+        GetRankingResponse, RankingQuery, RankingRow, ranking_query::Selection,
+        watch_ranking_response::Event,
     },
 };
 use time::OffsetDateTime;
-use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -31,28 +33,12 @@ const QUALITY_CRITERIA: [&str; 6] = [
     "monitoring-connection",
 ];
 
-fn score(
-    agency: &str,
-    profile: &str,
-    criterion: &str,
-    period: &str,
-    points: &str,
-) -> AssessedScore {
-    AssessedScore {
-        agency_id: agency.to_owned(),
-        profile: profile.to_owned(),
-        criterion: criterion.to_owned(),
-        period: period.to_owned(),
-        points: points.to_owned(),
-    }
-}
-
 /// One agency's quality evaluation: points per criterion, in the profile's order.
 fn evaluation(agency: &str, period: &str, points: [&str; 6]) -> Vec<AssessedScore> {
     QUALITY_CRITERIA
         .iter()
         .zip(points)
-        .map(|(criterion, p)| score(agency, QUALITY, criterion, period, p))
+        .map(|(criterion, p)| assessed_score(agency, QUALITY, criterion, period, p))
         .collect()
 }
 
@@ -71,12 +57,7 @@ async fn ranking(deployment: &Deployment, index: &str, period: &str) -> GetRanki
         period: period.to_owned(),
         ..Default::default()
     };
-    deployment
-        .ranking()
-        .get_ranking(GetRankingRequest { query: Some(query) })
-        .await
-        .expect("ranking")
-        .into_inner()
+    deployment.get_ranking(query).await.expect("ranking")
 }
 
 /// (rank, agency, score, grade, incomplete, previous rank) of the rows with a score.
@@ -129,10 +110,20 @@ async fn the_quality_ranking_scores_and_grades_assessed_provinces() {
         ["30", "3", "10", "4", "2", "0.99"],
     )); // 49.99
     // Cao Bằng: only function assessed so far: 50 points, grade D, flagged incomplete.
-    scores.push(score("cao-bang", QUALITY, "function", "2024", "50"));
+    scores.push(assessed_score(
+        "cao-bang", QUALITY, "function", "2024", "50",
+    ));
     // The year before: Ninh Bình first, Lạng Sơn second.
-    scores.push(score("ninh-binh", QUALITY, "function", "2023", "50"));
-    scores.push(score("lang-son", QUALITY, "function", "2023", "40"));
+    scores.push(assessed_score(
+        "ninh-binh",
+        QUALITY,
+        "function",
+        "2023",
+        "50",
+    ));
+    scores.push(assessed_score(
+        "lang-son", QUALITY, "function", "2023", "40",
+    ));
     let sent = u32::try_from(scores.len()).expect("small");
     assert_eq!(
         report(&deployment, scores.clone()).await.expect("stored"),
@@ -239,30 +230,30 @@ fn field_of(status: &tonic::Status) -> String {
 async fn a_bad_assessed_score_is_refused_naming_its_field_and_stores_nothing() {
     let redis = RedisServer::start().expect("redis-server starts");
     let deployment = Deployment::start(&redis, "refused").await;
-    let good = score("lang-son", QUALITY, "function", "2024", "45");
+    let good = assessed_score("lang-son", QUALITY, "function", "2024", "45");
     for (bad, field, reason) in [
         (
-            score("lang-son", QUALITY, "security", "2024", "15.5"),
+            assessed_score("lang-son", QUALITY, "security", "2024", "15.5"),
             "scores[1].points",
             "15.5 is above the 15.00 points of security in system-quality-2024",
         ),
         (
-            score("lang-son", QUALITY, "speed", "2024", "1"),
+            assessed_score("lang-son", QUALITY, "speed", "2024", "1"),
             "scores[1].criterion",
             "\"speed\" is not a criterion of system-quality-2024; its assessed criteria are function, structure-layout, performance, security, convenient-access, monitoring-connection",
         ),
         (
-            score("atlantis", QUALITY, "function", "2024", "1"),
+            assessed_score("atlantis", QUALITY, "function", "2024", "1"),
             "scores[1].agency_id",
             "unknown agency \"atlantis\"",
         ),
         (
-            score("lang-son", SERVICE, "progress", "2024", "1"),
+            assessed_score("lang-son", SERVICE, "progress", "2024", "1"),
             "scores[1].criterion",
             "progress of service-index-766 is measured from events (on-time-rate), not assessed",
         ),
         (
-            score(
+            assessed_score(
                 "lang-son",
                 QUALITY,
                 "function",
@@ -291,7 +282,7 @@ async fn a_bad_assessed_score_is_refused_naming_its_field_and_stores_nothing() {
         .apply_assessed_scores(govpulse_proto::aggregate::ApplyAssessedScoresRequest {
             scores: vec![
                 good,
-                score("lang-son", QUALITY, "function", "2024", "50.01"),
+                assessed_score("lang-son", QUALITY, "function", "2024", "50.01"),
             ],
         })
         .await
@@ -368,7 +359,13 @@ async fn the_service_index_combines_measured_rates_and_assessed_transparency() {
     );
     report(
         &deployment,
-        vec![score("lang-son", SERVICE, "transparency", &day, "16.5")],
+        vec![assessed_score(
+            "lang-son",
+            SERVICE,
+            "transparency",
+            &day,
+            "16.5",
+        )],
     )
     .await
     .expect("stored");
@@ -457,20 +454,14 @@ async fn the_service_index_combines_measured_rates_and_assessed_transparency() {
     deployment.stop().await;
 }
 
-async fn next(stream: &mut tonic::Streaming<WatchRankingResponse>) -> WatchRankingResponse {
-    tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
-        .await
-        .expect("a message within 5 s")
-        .expect("open")
-        .expect("ok")
-}
-
 #[tokio::test]
 async fn a_live_composite_ranking_changes_when_scores_are_reported() {
     let redis = RedisServer::start().expect("redis-server starts");
     let deployment = Deployment::start(&redis, "live").await;
     let mut scores = evaluation("ha-giang", "2024", ["38.75", "4", "15", "11", "3.75", "0"]);
-    scores.push(score("lang-son", QUALITY, "function", "2024", "45"));
+    scores.push(assessed_score(
+        "lang-son", QUALITY, "function", "2024", "45",
+    ));
     report(&deployment, scores).await.expect("stored");
     let query = RankingQuery {
         index: QUALITY.to_owned(),
@@ -479,16 +470,8 @@ async fn a_live_composite_ranking_changes_when_scores_are_reported() {
         selection: Some(Selection::Top(2)),
         ..Default::default()
     };
-    let mut stream = deployment
-        .ranking()
-        .watch_ranking(WatchRankingRequest {
-            query: Some(query),
-            resume_revision: 0,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    let first = next(&mut stream).await;
+    let mut stream = deployment.watch_ranking(query).await;
+    let first = next_message(&mut stream).await;
     let Some(Event::Snapshot(snapshot)) = first.event else {
         panic!("a snapshot first, got {first:?}")
     };
@@ -500,7 +483,7 @@ async fn a_live_composite_ranking_changes_when_scores_are_reported() {
         ]
     );
     assert!(matches!(
-        next(&mut stream).await.event,
+        next_message(&mut stream).await.event,
         Some(Event::SnapshotComplete(_))
     ));
 
@@ -511,7 +494,7 @@ async fn a_live_composite_ranking_changes_when_scores_are_reported() {
     // Heartbeats keep coming while nothing changes: the change has a deadline of its own.
     let changes = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         loop {
-            match next(&mut stream).await.event {
+            match next_message(&mut stream).await.event {
                 Some(Event::Heartbeat(_)) => {}
                 Some(Event::Changes(changes)) => break changes,
                 other => panic!("unexpected {other:?}"),
@@ -568,11 +551,7 @@ async fn a_query_names_a_known_index_or_a_metric_not_both() {
             period: "2024".to_owned(),
             ..Default::default()
         };
-        let status = deployment
-            .ranking()
-            .get_ranking(GetRankingRequest { query: Some(query) })
-            .await
-            .expect_err("refused");
+        let status = deployment.get_ranking(query).await.expect_err("refused");
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(field_of(&status), "query.index");
         assert_eq!(status.message(), reason);

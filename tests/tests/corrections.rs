@@ -12,7 +12,7 @@ use govpulse_core::{Bucket, period::VIETNAM};
 use govpulse_e2e::{Deployment, RedisServer, received, resolved, statuses, two_days_ago_noon};
 use govpulse_proto::{
     Timestamp,
-    aggregate::{Counters, GetMetricsRequest, WatchChangesRequest},
+    aggregate::{Counters, WatchChangesRequest},
     event::{
         DossierEvent, DossierReceived, OutcomeStatus, Retracted, Returned, Withdrawn,
         dossier_event::Kind,
@@ -49,16 +49,9 @@ async fn receptions(deployment: &Deployment, agency: &str) -> Vec<(u64, u64, u64
     let mut out = Vec::new();
     for period in periods() {
         let response = deployment
-            .aggregate()
-            .get_metrics(GetMetricsRequest {
-                agency_id: agency.to_owned(),
-                period: period.clone(),
-                metrics: vec!["online-dossier-rate".to_owned()],
-                ..Default::default()
-            })
+            .get_metrics(agency, &period, &["online-dossier-rate"])
             .await
-            .expect("metrics")
-            .into_inner();
+            .expect("metrics");
         let counters = response.counters.expect("counters");
         let rate = response.metrics[0].rate.as_ref();
         assert_eq!(
@@ -179,17 +172,11 @@ async fn figures(
     first: OffsetDateTime,
 ) -> (Counters, u64, Option<(u64, u64)>) {
     let today = OffsetDateTime::now_utc().to_offset(VIETNAM).date();
+    let period = format!("{}..{today}", first.to_offset(VIETNAM).date());
     let response = deployment
-        .aggregate()
-        .get_metrics(GetMetricsRequest {
-            agency_id: agency.to_owned(),
-            period: format!("{}..{today}", first.to_offset(VIETNAM).date()),
-            metrics: vec!["on-time-rate".to_owned()],
-            ..Default::default()
-        })
+        .get_metrics(agency, &period, &["on-time-rate"])
         .await
-        .expect("metrics")
-        .into_inner();
+        .expect("metrics");
     (
         response.counters.expect("counters"),
         response.open_past_due,

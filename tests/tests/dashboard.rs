@@ -34,12 +34,13 @@ use std::{
 };
 
 use govpulse::loadgen::{self, LoadConfig, Mode, Progress};
-use govpulse_e2e::{Deployment, Options, RedisServer, http, received, ts};
+use govpulse_e2e::{
+    Deployment, Options, RedisServer, http, provinces_by_online_rate, received, ts,
+};
 use govpulse_proto::{
-    catalog::Block,
     event::{Channel, DossierEvent, DossierReceived, dossier_event::Kind},
     ingest::SubmitEventsRequest,
-    ranking::{RankingQuery, WatchRankingRequest, watch_ranking_response::Event},
+    ranking::watch_ranking_response::Event,
 };
 use serde_json::json;
 use time::{OffsetDateTime, macros::time};
@@ -516,19 +517,8 @@ async fn units_report(deployment: &Deployment, stop: CancellationToken) {
 /// Waits until provinces are ranked for the year to date, as a live ranking shows it.
 async fn until_ranked(deployment: &Deployment) {
     let mut stream = deployment
-        .ranking()
-        .watch_ranking(WatchRankingRequest {
-            query: Some(RankingQuery {
-                metric: "online-dossier-rate".to_owned(),
-                block: Block::Province.into(),
-                period: "ytd".to_owned(),
-                ..RankingQuery::default()
-            }),
-            resume_revision: 0,
-        })
-        .await
-        .expect("watch the ranking")
-        .into_inner();
+        .watch_ranking(provinces_by_online_rate("ytd"))
+        .await;
     let ranked = async {
         loop {
             let message = stream

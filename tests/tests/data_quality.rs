@@ -6,7 +6,7 @@
 
 use govpulse_e2e::{
     Deployment, Options, RedisServer, catalog_with, http::get, local0, received, scratch, statuses,
-    two_days_ago_noon,
+    two_days_ago_noon, with_token,
 };
 use govpulse_edge::auth::token_hash;
 use govpulse_proto::{
@@ -24,7 +24,6 @@ use govpulse_proto::{
 };
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
-use tonic::Request;
 
 /// The token of a reporter for Lạng Sơn (and its units).
 const TOKEN: &str = "lang-son-reporter";
@@ -34,11 +33,7 @@ async fn submit(
     ingest: &mut IngestServiceClient<tonic::transport::Channel>,
     events: Vec<DossierEvent>,
 ) -> Vec<OutcomeStatus> {
-    let mut request = Request::new(SubmitEventsRequest { events });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {TOKEN}").parse().expect("header"),
-    );
+    let request = with_token(SubmitEventsRequest { events }, TOKEN);
     let response = ingest.submit_events(request).await.expect("submit");
     statuses(&response.into_inner().outcomes)
 }

@@ -11,7 +11,7 @@ use std::{
 use govpulse_e2e::{
     catalog_with, local0,
     pki::{Pem, Pki, write_pem},
-    received, scratch, statuses, two_days_ago_noon,
+    received, scratch, statuses, two_days_ago_noon, with_token,
 };
 use govpulse_edge::{auth::token_hash, host::HostArgs};
 use govpulse_proto::{
@@ -147,15 +147,6 @@ fn tls_channel(addr: SocketAddr, ca: &str, identity: Option<&Pem>) -> Channel {
         .tls_config(tls)
         .expect("tls config")
         .connect_lazy()
-}
-
-fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    request
 }
 
 fn batch(events: Vec<DossierEvent>) -> SubmitEventsRequest {

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use govpulse_e2e::{
     processes::{ServiceProcess, free_port},
     prometheus::scrape,
-    received, scratch, two_days_ago_noon,
+    received, scratch, two_days_ago_noon, with_token,
 };
 use govpulse_edge::auth::token_hash;
 use govpulse_proto::{
@@ -33,7 +33,7 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use tonic::{Code, Request, transport::Channel};
+use tonic::{Code, transport::Channel};
 
 /// The tests of this file measure one process's memory and latency: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -96,15 +96,6 @@ fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .expect("url")
         .connect_lazy()
-}
-
-fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    request
 }
 
 /// A gRPC message frame: flag 0, length, message.

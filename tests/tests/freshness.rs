@@ -7,11 +7,7 @@ use govpulse::{
     freshness::{self, ProbeConfig},
     loadgen::{self, LoadConfig, Mode, Progress},
 };
-use govpulse_e2e::{Deployment, RedisServer, lazy, rows_of};
-use govpulse_proto::{
-    catalog::Block,
-    ranking::{RankingQuery, WatchRankingRequest},
-};
+use govpulse_e2e::{Deployment, RedisServer, lazy, provinces_by_online_rate, rows_of};
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -42,19 +38,8 @@ async fn every_probe_reaches_the_stream_under_load() {
     let day = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc())
         - time::Duration::days(ProbeConfig::default().days_back);
     let mut probed = deployment
-        .ranking()
-        .watch_ranking(WatchRankingRequest {
-            query: Some(RankingQuery {
-                metric: "online-dossier-rate".to_owned(),
-                block: Block::Province.into(),
-                period: day.to_string(),
-                ..RankingQuery::default()
-            }),
-            resume_revision: 0,
-        })
-        .await
-        .expect("watch the probed day")
-        .into_inner();
+        .watch_ranking(provinces_by_online_rate(day.to_string()))
+        .await;
     let probe_stop = CancellationToken::new();
     let probe = tokio::spawn({
         let (ingest, ranking) = (

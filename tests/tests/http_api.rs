@@ -6,7 +6,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use govpulse_e2e::{
-    Deployment, RedisServer,
+    Deployment, RedisServer, Spawned,
     http::{EventStream, get, open_events, post_json},
     local0,
     pki::{Pki, write_pem},
@@ -21,7 +21,6 @@ use govpulse_proto::{
 use prost::Message;
 use serde_json::{Value, json};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-use tokio_util::sync::CancellationToken;
 
 /// A reception as an agency's system writes it in JSON.
 fn reception(id: &str, agency: &str, at: OffsetDateTime, channel: &str) -> Value {
@@ -220,12 +219,8 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
         ..govpulse_ingest::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
             .development()
     };
-    let server = govpulse_ingest::Server::build(config)
-        .await
-        .expect("ingest starts");
-    let ingest = server.host().local_addr();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
+    let server = Spawned::ingest(config).await;
+    let ingest = server.addr();
     let at = two_days_ago_noon();
     let two = |tag: &str, agency: &str| {
         batch(&[
@@ -313,8 +308,7 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
     assert_eq!(later.status, 200, "{}", later.text());
     assert_eq!(later.json()["accepted"], 2);
 
-    stop.cancel();
-    task.await.expect("joins").expect("ingest stops cleanly");
+    server.stop().await;
     deployment.stop().await;
 }
 
@@ -329,12 +323,8 @@ async fn a_refused_caller_still_sending_its_body_gets_the_answer_not_a_reset() {
         ..govpulse_ingest::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
             .development()
     };
-    let server = govpulse_ingest::Server::build(config)
-        .await
-        .expect("ingest starts");
-    let ingest = server.host().local_addr();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
+    let server = Spawned::ingest(config).await;
+    let ingest = server.addr();
     // 768 KiB: under curl's 1 MiB `Expect: 100-continue` threshold, so curl is still writing
     // it when the 401 comes back. Closed on unread bytes, the connection would be reset and
     // curl would report that ("000") instead of the answer.
@@ -357,8 +347,7 @@ async fn a_refused_caller_still_sending_its_body_gets_the_answer_not_a_reset() {
         let answer = curl_answer(&mut command, "401").await;
         assert_eq!(answer["code"], "UNAUTHENTICATED");
     }
-    stop.cancel();
-    task.await.expect("joins").expect("ingest stops cleanly");
+    server.stop().await;
     deployment.stop().await;
 }
 
@@ -611,12 +600,8 @@ async fn reading_needs_a_reader_credential_when_reading_is_not_public() {
         ..govpulse_ranking::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
             .development()
     };
-    let server = govpulse_ranking::Server::build(config)
-        .await
-        .expect("ranking starts");
-    let ranking = server.host().local_addr();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
+    let server = Spawned::ranking(config).await;
+    let ranking = server.addr();
     let period = two_days_ago_noon().date().to_string();
     let reader = format!("Bearer {}", issued[0]);
     let reporter = format!("Bearer {}", issued[1]);
@@ -637,8 +622,7 @@ async fn reading_needs_a_reader_credential_when_reading_is_not_public() {
     }
     // The catalog stays public, as over gRPC.
     assert_eq!(get(ranking, "/api/v1/agencies", &[]).await.status, 200);
-    stop.cancel();
-    task.await.expect("joins").expect("ranking stops cleanly");
+    server.stop().await;
     deployment.stop().await;
 }
 
@@ -857,12 +841,8 @@ async fn a_client_certificate_identifies_the_agency_over_json_too() {
         ..govpulse_ingest::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
             .development()
     };
-    let server = govpulse_ingest::Server::build(config)
-        .await
-        .expect("ingest starts");
-    let port = server.host().local_addr().port();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
+    let server = Spawned::ingest(config).await;
+    let port = server.addr().port();
     let at = two_days_ago_noon();
     let body = batch(&[
         reception("m-1", "ha-noi", at, "CHANNEL_ONLINE"),
@@ -903,8 +883,7 @@ async fn a_client_certificate_identifies_the_agency_over_json_too() {
     );
     let answer = curl_answer(&mut curl(false), "401").await;
     assert_eq!(answer["code"], "UNAUTHENTICATED");
-    stop.cancel();
-    task.await.expect("joins").expect("ingest stops cleanly");
+    server.stop().await;
     deployment.stop().await;
 }
 
@@ -918,12 +897,8 @@ async fn an_idle_event_stream_gets_a_comment_line_within_fifteen_seconds() {
         ..govpulse_ranking::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
             .development()
     };
-    let server = govpulse_ranking::Server::build(config)
-        .await
-        .expect("ranking starts");
-    let ranking = server.host().local_addr();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(server.run_until(stop.clone().cancelled_owned()));
+    let server = Spawned::ranking(config).await;
+    let ranking = server.addr();
     let path = format!(
         "/api/v1/ranking/watch?metric=online-dossier-rate&block=ministries&period={}",
         two_days_ago_noon().date()
@@ -933,8 +908,7 @@ async fn an_idle_event_stream_gets_a_comment_line_within_fifteen_seconds() {
     let quiet = stream.next_within(Duration::from_secs(15)).await;
     assert_eq!(quiet, None, "nothing changed, so no message");
     assert!(stream.comments >= 1, "a keep-alive comment within 15 s");
-    stop.cancel();
-    task.await.expect("joins").expect("ranking stops cleanly");
+    server.stop().await;
     deployment.stop().await;
 }
 

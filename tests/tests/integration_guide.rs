@@ -8,9 +8,8 @@
 
 use std::{net::SocketAddr, process::Stdio, time::Duration};
 
-use govpulse_e2e::{Deployment, RedisServer, scratch};
+use govpulse_e2e::{Deployment, RedisServer, Spawned, scratch};
 use govpulse_edge::auth::new_token;
-use tokio_util::sync::CancellationToken;
 
 const GUIDE: &str = include_str!("../../docs/INTEGRATION.md");
 const PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto");
@@ -155,12 +154,8 @@ async fn every_example_of_the_integration_guide_runs_and_prints_what_the_guide_s
         )
         .development()
     };
-    let ingest = govpulse_ingest::Server::build(config)
-        .await
-        .expect("ingest starts");
-    let ingest_addr = ingest.host().local_addr();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
+    let server = Spawned::ingest(config).await;
+    let ingest_addr = server.addr();
     let work = dir.join("work");
     std::fs::create_dir_all(&work).expect("work dir");
     let print = std::env::var_os("GOVPULSE_GUIDE_PRINT").is_some();
@@ -210,8 +205,7 @@ async fn every_example_of_the_integration_guide_runs_and_prints_what_the_guide_s
             }
         }
     }
-    stop.cancel();
-    task.await.expect("joins").expect("ingest stops cleanly");
+    server.stop().await;
     deployment.stop().await;
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

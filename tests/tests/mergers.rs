@@ -2,15 +2,13 @@
 //! periods before the merger with the sums of its predecessors, and says so; blocks are the
 //! provinces as they were on the period's last day; a province merged away reports no more.
 
-use govpulse_e2e::{Deployment, Options, RedisServer, received, resolved, ts};
+use govpulse_e2e::{
+    Deployment, Options, RedisServer, provinces_by_online_rate, received, resolved, ts,
+};
 use govpulse_proto::{
-    aggregate::{
-        GetBlockMetricsRequest, GetMetricsRequest, GetMetricsResponse,
-        get_block_metrics_request::Scope,
-    },
+    aggregate::{GetBlockMetricsRequest, GetMetricsResponse, get_block_metrics_request::Scope},
     catalog::Block,
     event::{OutcomeStatus, dossier_event::Kind},
-    ranking::{GetRankingRequest, RankingQuery},
 };
 use time::{
     OffsetDateTime,
@@ -23,18 +21,10 @@ fn at(day: time::Date) -> OffsetDateTime {
 }
 
 async fn online_rate(deployment: &Deployment, agency: &str, period: &str) -> GetMetricsResponse {
-    let request = GetMetricsRequest {
-        agency_id: agency.into(),
-        period: period.into(),
-        metrics: vec!["online-dossier-rate".into()],
-        ..Default::default()
-    };
     deployment
-        .aggregate()
-        .get_metrics(request)
+        .get_metrics(agency, period, &["online-dossier-rate"])
         .await
         .expect("metrics")
-        .into_inner()
 }
 
 fn fraction(response: &GetMetricsResponse) -> Option<(u64, u64)> {
@@ -142,21 +132,10 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
 
     // Rankings: 63 provinces for 2024, 34 for 2025-Q4.
     for (period, expected) in [("2024", 63), ("2025-Q4", 34)] {
-        let query = RankingQuery {
-            metric: "online-dossier-rate".into(),
-            block: Block::Province.into(),
-            period: period.into(),
-            selection: None,
-            index: String::new(),
-            parent_id: String::new(),
-            ..Default::default()
-        };
         let ranking = deployment
-            .ranking()
-            .get_ranking(GetRankingRequest { query: Some(query) })
+            .get_ranking(provinces_by_online_rate(period))
             .await
-            .expect("ranking")
-            .into_inner();
+            .expect("ranking");
         assert_eq!(ranking.rows.len(), expected, "{period}");
     }
     deployment.stop().await;
@@ -230,18 +209,10 @@ async fn a_merged_province_inherits_the_dossiers_its_predecessors_left_open_past
         block_on_time(&deployment, "2025-Q4", "tuyen-quang").await,
         Some((0, 1))
     );
-    let request = GetMetricsRequest {
-        agency_id: "tuyen-quang".into(),
-        period: "2025-Q4".into(),
-        metrics: vec!["on-time-rate".into()],
-        ..Default::default()
-    };
     let q4 = deployment
-        .aggregate()
-        .get_metrics(request)
+        .get_metrics("tuyen-quang", "2025-Q4", &["on-time-rate"])
         .await
-        .expect("metrics")
-        .into_inner();
+        .expect("metrics");
     assert_eq!(q4.counters.map(|c| c.open_past_due_at_end), Some(1));
     assert_eq!(
         q4.metrics[0]

@@ -5,15 +5,13 @@
 
 use std::path::PathBuf;
 
-use govpulse_e2e::{Deployment, Options, RedisServer, ts};
+use govpulse_e2e::{Deployment, Options, RedisServer, provinces_by_online_rate, ts};
 use govpulse_proto::{
     aggregate::{
-        GetBlockMetricsRequest, GetBlockMetricsResponse, GetMetricsRequest,
-        get_block_metrics_request::Scope,
+        GetBlockMetricsRequest, GetBlockMetricsResponse, get_block_metrics_request::Scope,
     },
-    catalog::Block,
     event::{Channel, DossierEvent, DossierReceived, dossier_event::Kind},
-    ranking::{GetRankingRequest, RankingQuery, ranking_query::Selection},
+    ranking::{RankingQuery, ranking_query::Selection},
 };
 use time::{
     Date, OffsetDateTime,
@@ -181,20 +179,10 @@ async fn the_published_figures_come_out_exactly() {
     }
     deployment.accept_all(events).await;
     let query = RankingQuery {
-        metric: "online-dossier-rate".into(),
-        block: Block::Province.into(),
-        period: month_a.clone(),
         selection: Some(Selection::Top(5)),
-        index: String::new(),
-        parent_id: String::new(),
-        ..Default::default()
+        ..provinces_by_online_rate(&month_a)
     };
-    let top = deployment
-        .ranking()
-        .get_ranking(GetRankingRequest { query: Some(query) })
-        .await
-        .expect("ranking")
-        .into_inner();
+    let top = deployment.get_ranking(query).await.expect("ranking");
     let shown: Vec<(u32, &str, &str)> = top
         .rows
         .iter()
@@ -305,21 +293,14 @@ async fn the_published_figures_come_out_exactly() {
 
     // "Out of a total of 1,766 administrative procedures, 1,278 are provided online in full
     // and in part"; full-process online provision counts the full ones among the eligible.
-    let request = GetMetricsRequest {
-        agency_id: "quang-ninh".into(),
-        period: month_b.clone(),
-        metrics: vec![
-            "online-provision-rate".into(),
-            "full-online-provision".into(),
-        ],
-        ..Default::default()
-    };
     let quang_ninh = deployment
-        .aggregate()
-        .get_metrics(request)
+        .get_metrics(
+            "quang-ninh",
+            &month_b,
+            &["online-provision-rate", "full-online-provision"],
+        )
         .await
-        .expect("metrics")
-        .into_inner();
+        .expect("metrics");
     let fractions: Vec<(u64, u64, String)> = quang_ninh
         .metrics
         .iter()
@@ -334,18 +315,10 @@ async fn the_published_figures_come_out_exactly() {
     );
 
     // Hòa Bình's own report for month A says the same as the ranking.
-    let request = GetMetricsRequest {
-        agency_id: "hoa-binh".into(),
-        period: month_a,
-        metrics: vec!["online-dossier-rate".into()],
-        ..Default::default()
-    };
     let hoa_binh = deployment
-        .aggregate()
-        .get_metrics(request)
+        .get_metrics("hoa-binh", &month_a, &["online-dossier-rate"])
         .await
-        .expect("metrics")
-        .into_inner();
+        .expect("metrics");
     assert_eq!(
         hoa_binh.metrics[0]
             .rate

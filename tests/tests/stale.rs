@@ -8,16 +8,12 @@ use std::time::Duration;
 use govpulse_e2e::{
     Deployment, Options, RedisServer,
     prometheus::{sample, scrape},
-    received, rows_of, two_days_ago_noon,
+    provinces_by_online_rate, received, rows_of, two_days_ago_noon,
 };
 use govpulse_edge::convert::freshness_from_proto;
 use govpulse_proto::{
-    aggregate::{Freshness, GetMetricsRequest},
-    catalog::Block,
-    ranking::{
-        GetRankingRequest, RankingQuery, RankingRow, WatchRankingRequest,
-        watch_ranking_response::Event,
-    },
+    aggregate::Freshness,
+    ranking::{RankingQuery, RankingRow, watch_ranking_response::Event},
 };
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -48,12 +44,7 @@ fn check(freshness: &Freshness, asked: OffsetDateTime, answered: OffsetDateTime)
 }
 
 fn query() -> RankingQuery {
-    RankingQuery {
-        block: Block::Province.into(),
-        metric: "online-dossier-rate".to_owned(),
-        period: two_days_ago_noon().date().to_string(),
-        ..Default::default()
-    }
+    provinces_by_online_rate(two_days_ago_noon().date().to_string())
 }
 
 fn row<'a>(rows: &'a [RankingRow], agency: &str) -> &'a RankingRow {
@@ -98,30 +89,16 @@ async fn a_silent_agency_is_flagged_stale_everywhere_and_its_next_event_clears_i
             received("ls-2", "lang-son", at, false),
         ])
         .await;
-    let mut watch = deployment
-        .ranking()
-        .watch_ranking(WatchRankingRequest {
-            query: Some(query()),
-            resume_revision: 0,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut watch = deployment.watch_ranking(query()).await;
 
     // Just after: fresh (unless this machine took the whole silence to answer), with the
     // moment it turns stale; an agency never heard from is stale with no moment.
     let metrics = || async {
         let asked = OffsetDateTime::now_utc();
         let answer = deployment
-            .aggregate()
-            .get_metrics(GetMetricsRequest {
-                agency_id: "lang-son".to_owned(),
-                period: at.date().to_string(),
-                ..Default::default()
-            })
+            .get_metrics("lang-son", &at.date().to_string(), &[])
             .await
-            .expect("metrics")
-            .into_inner();
+            .expect("metrics");
         (answer, asked, OffsetDateTime::now_utc())
     };
     let (answer, asked, answered) = metrics().await;
@@ -144,14 +121,7 @@ async fn a_silent_agency_is_flagged_stale_everywhere_and_its_next_event_clears_i
             .sum::<u64>()
     };
     assert_eq!(accepted(&answer), 2);
-    let ranking = deployment
-        .ranking()
-        .get_ranking(GetRankingRequest {
-            query: Some(query()),
-        })
-        .await
-        .expect("ranking")
-        .into_inner();
+    let ranking = deployment.get_ranking(query()).await.expect("ranking");
     let never = row(&ranking.rows, "ha-noi").freshness.expect("freshness");
     assert!(never.stale && never.stale_at.is_none() && never.last_accepted_at.is_none());
 

@@ -15,7 +15,7 @@ use std::{
 };
 
 use govpulse_e2e::{
-    RedisServer, lazy_url, local0,
+    RedisServer, lazy_url, local0, next_within,
     processes::{binary, json_log},
     prometheus::{sample, scrape},
     received, ts, two_days_ago_noon,
@@ -38,7 +38,6 @@ use opentelemetry_proto::tonic::{
     common::v1::any_value::Value,
 };
 use tokio::sync::watch;
-use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 /// One span as the receiver got it.
@@ -223,12 +222,9 @@ impl Drop for Process {
     }
 }
 
+/// The next message of a live ranking, within 10 s.
 async fn next(stream: &mut tonic::Streaming<WatchRankingResponse>) -> WatchRankingResponse {
-    tokio::time::timeout(Duration::from_secs(10), stream.next())
-        .await
-        .expect("a message within 10 s")
-        .expect("open")
-        .expect("ok")
+    next_within(stream, Duration::from_secs(10)).await
 }
 
 /// Opens a live ranking of the province block over `day` and reads its snapshot.

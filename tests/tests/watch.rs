@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use govpulse_e2e::{
-    Deployment, LiveRows, Options, RedisServer, Service, lazy, received, shown_rows,
-    two_days_ago_noon,
+    Deployment, LiveRows, Options, RedisServer, Service, lazy, next_message, next_within, received,
+    shown_rows, two_days_ago_noon,
 };
 use govpulse_proto::{
     aggregate::{WatchChangesRequest, aggregate_service_client::AggregateServiceClient},
@@ -53,6 +53,14 @@ async fn submit(ingest: Channel, events: Vec<DossierEvent>) {
     assert_eq!(reply.rejected, 0, "{reply:?}");
 }
 
+/// What the replica and resume tests start from: Lạng Sơn 7 of 8 receptions online, Quảng Ninh
+/// 3 of 4, Ninh Bình 1 of 2.
+const BASE: [(&str, usize, usize); 3] = [
+    ("lang-son", 7, 8),
+    ("quang-ninh", 3, 4),
+    ("ninh-binh", 1, 2),
+];
+
 /// `online` of `total` receptions for each agency, ids prefixed with `tag`.
 fn receptions(tag: &str, at: OffsetDateTime, counts: &[(&str, usize, usize)]) -> Vec<DossierEvent> {
     counts
@@ -79,25 +87,10 @@ async fn watch(
         .into_inner()
 }
 
-async fn next(stream: &mut tonic::Streaming<WatchRankingResponse>) -> WatchRankingResponse {
-    next_within(stream, Duration::from_secs(5)).await
-}
-
-async fn next_within(
-    stream: &mut tonic::Streaming<WatchRankingResponse>,
-    limit: Duration,
-) -> WatchRankingResponse {
-    tokio::time::timeout(limit, stream.next())
-        .await
-        .unwrap_or_else(|_| panic!("a message within {limit:?}"))
-        .expect("open")
-        .expect("ok")
-}
-
 /// Reads the snapshot into `rows`, up to SnapshotComplete.
 async fn read_snapshot(stream: &mut tonic::Streaming<WatchRankingResponse>, rows: &mut LiveRows) {
     loop {
-        let message = next(stream).await;
+        let message = next_message(stream).await;
         rows.apply(&message);
         if rows.complete {
             return;
@@ -130,7 +123,7 @@ async fn read_until(
     revision: u64,
 ) {
     while rows.revision < revision {
-        let message = next(stream).await;
+        let message = next_message(stream).await;
         rows.apply(&message);
     }
     assert_eq!(
@@ -217,20 +210,8 @@ async fn two_ranking_replicas_give_identical_rankings_and_live_states() {
     let first = Service::ranking(&a, &options).await;
     let second = Service::ranking(&b, &options).await;
     let at = two_days_ago_noon();
-    submit(
-        ingest.channel(),
-        receptions(
-            "base",
-            at,
-            &[
-                ("lang-son", 7, 8),
-                ("quang-ninh", 3, 4),
-                ("ninh-binh", 1, 2),
-                ("phu-tho", 1, 2),
-            ],
-        ),
-    )
-    .await;
+    let base = [BASE.as_slice(), &[("phu-tho", 1, 2)]].concat();
+    submit(ingest.channel(), receptions("base", at, &base)).await;
     let query = provinces(at, None);
     let once = get_ranking(first.channel(), &query).await;
     assert_eq!(
@@ -275,19 +256,7 @@ async fn a_subscriber_that_reconnects_with_its_revision_gets_no_gap_and_no_dupli
     let ingest = Service::ingest(&aggregate, &options).await;
     let ranking = Service::ranking(&aggregate, &options).await;
     let at = two_days_ago_noon();
-    submit(
-        ingest.channel(),
-        receptions(
-            "base",
-            at,
-            &[
-                ("lang-son", 7, 8),
-                ("quang-ninh", 3, 4),
-                ("ninh-binh", 1, 2),
-            ],
-        ),
-    )
-    .await;
+    submit(ingest.channel(), receptions("base", at, &BASE)).await;
     let query = provinces(at, Some(Selection::Top(3)));
     // The observer stays connected throughout and sees every state.
     let mut observer = watch(ranking.channel(), &query, 0).await;
@@ -321,7 +290,7 @@ async fn a_subscriber_that_reconnects_with_its_revision_gets_no_gap_and_no_dupli
 
     // Resumed: one changes message, no snapshot, to exactly the observer's state.
     let mut client = watch(ranking.channel(), &query, left_at).await;
-    let first = next(&mut client).await;
+    let first = next_message(&mut client).await;
     assert!(
         matches!(first.event, Some(Event::Changes(_))),
         "a resumed stream starts with the changes since its revision, got {first:?}"
@@ -347,7 +316,7 @@ async fn a_subscriber_that_reconnects_with_its_revision_gets_no_gap_and_no_dupli
     // Resuming from the current state: one message without rows, at that revision.
     drop(client);
     let mut client = watch(ranking.channel(), &query, shown.revision).await;
-    let same = next(&mut client).await;
+    let same = next_message(&mut client).await;
     let Some(Event::Changes(nothing)) = &same.event else {
         panic!("a changes message, got {same:?}")
     };
@@ -362,7 +331,7 @@ async fn a_subscriber_that_reconnects_with_its_revision_gets_no_gap_and_no_dupli
     ranking.stop().await;
     let ranking = Service::ranking_on(&aggregate, addr, &options).await;
     let mut client = watch(ranking.channel(), &query, shown.revision).await;
-    let reset = next(&mut client).await;
+    let reset = next_message(&mut client).await;
     let Some(Event::Reset(why)) = &reset.event else {
         panic!("a reset first, got {reset:?}")
     };
@@ -462,7 +431,7 @@ async fn a_subscriber_that_stops_reading_neither_delays_another_nor_holds_more_t
     let mut received_bytes = 0;
     let mut messages = 0;
     while slow_rows.revision < fast_rows.revision {
-        let message = next(&mut slow).await;
+        let message = next_message(&mut slow).await;
         received_bytes += wire_bytes(&message);
         messages += 1;
         slow_rows.apply(&message);
@@ -542,7 +511,7 @@ async fn a_lone_subscriber_that_reconnects_soon_resumes_instead_of_starting_over
     .await;
 
     let mut client = watch(ranking.channel(), &query, shown.revision).await;
-    let first = next(&mut client).await;
+    let first = next_message(&mut client).await;
     assert!(
         matches!(first.event, Some(Event::Changes(_))),
         "resumed, not reset: {first:?}"
@@ -551,7 +520,7 @@ async fn a_lone_subscriber_that_reconnects_soon_resumes_instead_of_starting_over
     let expected = get_ranking(ranking.channel(), &query).await;
     // The change made while it was away is in the first message or follows it.
     while shown.rows() != expected {
-        let message = next(&mut client).await;
+        let message = next_message(&mut client).await;
         shown.apply(&message);
     }
     assert_eq!(shown.rows()[0].1, "ninh-binh", "6 of 7 first");

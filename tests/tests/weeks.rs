@@ -3,12 +3,7 @@
 //! week of the same number.
 
 use govpulse_core::period::{VIETNAM, vietnam_day};
-use govpulse_e2e::{Deployment, RedisServer, received};
-use govpulse_proto::{
-    aggregate::GetMetricsRequest,
-    catalog::Block,
-    ranking::{GetRankingRequest, RankingQuery},
-};
+use govpulse_e2e::{Deployment, RedisServer, provinces_by_online_rate, received};
 use time::{Duration, OffsetDateTime, Weekday, macros::time};
 
 /// `count` receptions of `agency` at noon of `day`, `online` of them online.
@@ -67,18 +62,10 @@ async fn a_weekly_ranking_moves_against_the_week_before() {
     ));
     deployment.accept_all(events).await;
 
-    let query = RankingQuery {
-        metric: "online-dossier-rate".into(),
-        block: Block::Province.into(),
-        period: last_week.clone(),
-        ..RankingQuery::default()
-    };
     let ranking = deployment
-        .ranking()
-        .get_ranking(GetRankingRequest { query: Some(query) })
+        .get_ranking(provinces_by_online_rate(&last_week))
         .await
-        .expect("a weekly ranking")
-        .into_inner();
+        .expect("a weekly ranking");
     let period = ranking.period.expect("its days");
     assert_eq!(
         period.expression, last_week,
@@ -110,16 +97,9 @@ async fn a_weekly_ranking_moves_against_the_week_before() {
 
     // One agency's week: against the week before, by its ISO name.
     let metrics = deployment
-        .aggregate()
-        .get_metrics(GetMetricsRequest {
-            agency_id: "quang-ninh".into(),
-            period: last_week.clone(),
-            metrics: vec!["online-dossier-rate".into()],
-            ..Default::default()
-        })
+        .get_metrics("quang-ninh", &last_week, &["online-dossier-rate"])
         .await
-        .expect("metrics over a week")
-        .into_inner();
+        .expect("metrics over a week");
     assert_eq!(
         metrics.previous_period.map(|p| p.expression),
         Some(week_before)

@@ -11,17 +11,16 @@
 //! measured, over any period, with the agencies it had absorbed by the last day of the
 //! period asked for; one agency's report with those it has absorbed by now.
 
+mod support;
+
 use std::{collections::BTreeSet, sync::Arc};
 
-use govpulse_aggregate::AggregateApi;
 use govpulse_core::{
-    AcceptancePolicy, Catalog, CatalogBuilder, Period, Rate,
+    Catalog, CatalogBuilder, Period, Rate,
     compare::Comparison,
     period::{VIETNAM, vietnam_day},
-    targets::Targets,
 };
 use govpulse_proto::{
-    Timestamp,
     aggregate::{
         ApplyEventsRequest, Change, GetBlockMetricsRequest, GetMetricsRequest, Summary,
         get_block_metrics_request::Scope,
@@ -32,11 +31,10 @@ use govpulse_proto::{
         dossier_resolved::Timeliness,
     },
 };
-use govpulse_runtime::targets_file::LiveTargets;
 use govpulse_store::{CounterStore, MemoryStore, testing::RedisServer};
-use proptest::{prelude::*, test_runner::TestRunner};
+use proptest::prelude::*;
+use support::timestamp;
 use time::{Date, Duration, OffsetDateTime, macros::date};
-use tokio_util::sync::CancellationToken;
 
 /// Six provinces and a ministry.
 const PROVINCES: [&str; 6] = ["pa", "pb", "pc", "pd", "pe", "pf"];
@@ -232,13 +230,6 @@ fn at(day: Date, hour: u8) -> OffsetDateTime {
     day.with_hms(hour, 0, 0)
         .expect("valid time")
         .assume_offset(VIETNAM)
-}
-
-fn timestamp(at: OffsetDateTime) -> Option<Timestamp> {
-    Some(Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: 0,
-    })
 }
 
 /// The events of a dossier: its reception (10:00), and its resolution (11:00), on time when
@@ -452,17 +443,7 @@ async fn check(
     periods: Vec<(String, Option<String>)>,
 ) -> Result<(), TestCaseError> {
     let catalog = Arc::new(catalog(&mergers));
-    let policy = AcceptancePolicy {
-        horizon: Duration::days(3650),
-        ..AcceptancePolicy::default()
-    };
-    let api = AggregateApi::new(
-        catalog.clone(),
-        store,
-        policy,
-        LiveTargets::fixed(Targets::default()),
-        CancellationToken::new(),
-    );
+    let api = support::api(catalog.clone(), store);
     let all: Vec<DossierEvent> = dossiers.iter().flat_map(events).collect();
     for batch in all.chunks(25) {
         let response = api
@@ -652,21 +633,18 @@ fn run(
     store: impl Fn(u32) -> Arc<dyn CounterStore>,
     runtime: &tokio::runtime::Runtime,
 ) {
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    });
-    let case = std::sync::atomic::AtomicU32::new(0);
     let strategy = (
         arb_mergers().prop_flat_map(arb_dossiers),
         prop::collection::vec(arb_periods(), 1..5),
     );
-    runner
-        .run(&strategy, |((mergers, dossiers), periods)| {
-            let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            runtime.block_on(check(store(n), mergers, dossiers, periods))
-        })
-        .expect("every figure over merging agencies matches the recomputation");
+    support::run_property(
+        cases,
+        strategy,
+        store,
+        runtime,
+        |store, ((mergers, dossiers), periods)| check(store, mergers, dossiers, periods),
+        "every figure over merging agencies matches the recomputation",
+    );
 }
 
 #[test]

@@ -10,6 +10,8 @@
 //! time, events accepted, last acceptance) matches the events counted too, and so does each
 //! of its procedures' value of every metric that has one per procedure (GetProcedureMetrics).
 
+mod support;
+
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
@@ -17,12 +19,10 @@ use std::{
 
 use govpulse_aggregate::AggregateApi;
 use govpulse_core::{
-    AcceptancePolicy, Catalog, CatalogBuilder, Metric, Period,
+    Catalog, CatalogBuilder, Metric, Period,
     period::{VIETNAM, vietnam_day},
-    targets::Targets,
 };
 use govpulse_proto::{
-    Timestamp,
     aggregate::{
         ApplyEventsRequest, GetBlockMetricsRequest, GetMetricsRequest, GetProcedureMetricsRequest,
         get_block_metrics_request::Scope,
@@ -32,14 +32,13 @@ use govpulse_proto::{
         Returned, Withdrawn, dossier_event::Kind, dossier_resolved::Timeliness,
     },
 };
-use govpulse_runtime::targets_file::LiveTargets;
 use govpulse_store::{
     CounterStore, MemoryStore,
     testing::{RedisCluster, RedisServer},
 };
-use proptest::{prelude::*, test_runner::TestRunner};
+use proptest::prelude::*;
+use support::timestamp;
 use time::{Date, Duration, OffsetDateTime, macros::date};
-use tokio_util::sync::CancellationToken;
 
 /// Reporting agencies: two provinces (one with a unit and a sub-unit) and a ministry.
 const AGENCIES: [&str; 5] = [
@@ -402,13 +401,6 @@ fn arb_case() -> impl Strategy<Value = (Vec<Raw>, Vec<Vec<usize>>)> {
         })
 }
 
-fn timestamp(at: OffsetDateTime) -> Option<Timestamp> {
-    Some(Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: 0,
-    })
-}
-
 /// When an event of `day` happens: 10:00 in Vietnam.
 fn at(day: Date) -> OffsetDateTime {
     day.with_hms(10, 0, 0)
@@ -644,17 +636,7 @@ async fn check(
     periods: Vec<String>,
 ) -> Result<(), TestCaseError> {
     let catalog = Arc::new(catalog());
-    let policy = AcceptancePolicy {
-        horizon: Duration::days(3650),
-        ..AcceptancePolicy::default()
-    };
-    let api = AggregateApi::new(
-        catalog.clone(),
-        store,
-        policy,
-        LiveTargets::fixed(Targets::default()),
-        CancellationToken::new(),
-    );
+    let api = support::api(catalog.clone(), store);
     let mut counted: HashSet<String> = HashSet::new();
     // The stages counted, per (agency, dossier): the first of each to arrive; and the
     // procedure each dossier was first counted under (a dossier is for one).
@@ -997,18 +979,15 @@ fn run(
     store: impl Fn(u32) -> Arc<dyn CounterStore>,
     runtime: &tokio::runtime::Runtime,
 ) {
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases,
-        ..ProptestConfig::default()
-    });
-    let case = std::sync::atomic::AtomicU32::new(0);
     let strategy = (arb_case(), prop::collection::vec(arb_period(), 1..6));
-    runner
-        .run(&strategy, |((events, batches), periods)| {
-            let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            runtime.block_on(check(store(n), events, batches, periods))
-        })
-        .expect("every metric matches the recomputation");
+    support::run_property(
+        cases,
+        strategy,
+        store,
+        runtime,
+        |store, ((events, batches), periods)| check(store, events, batches, periods),
+        "every metric matches the recomputation",
+    );
 }
 
 #[test]

@@ -94,27 +94,26 @@ async fn list(api: &AggregateApi, offset: u32, limit: u32) -> (Vec<String>, u32)
 /// Keeps, keeps again, reads and lists through `api`, whose store is empty.
 async fn keeps_reads_and_lists(api: &AggregateApi) {
     assert_eq!(list(api, 0, 0).await, (vec![], 0));
-    assert_eq!(
-        api.keep(request("w49", 7, b"\x00body-49\xff", b"s-w49"))
-            .await
-            .expect("keep"),
-        kept(true, b""),
-        "kept: the bytes are the caller's, not sent back"
-    );
-    assert_eq!(
-        api.keep(request("w49", 7, b"\x00body-49\xff", b"s-w49"))
-            .await
-            .expect("keep again"),
-        kept(false, b"\x00body-49\xff"),
-        "a retry: nothing written"
-    );
-    assert_eq!(
-        api.keep(request("w49", 9, b"other", b"s-other"))
-            .await
-            .expect("keep other bytes"),
-        kept(false, b"\x00body-49\xff"),
-        "other bytes under a kept id: the first ones"
-    );
+    let w49 = b"\x00body-49\xff";
+    for (keep, expected, why) in [
+        (
+            request("w49", 7, w49, b"s-w49"),
+            kept(true, b""),
+            "kept: the bytes are the caller's, not sent back",
+        ),
+        (
+            request("w49", 7, w49, b"s-w49"),
+            kept(false, w49),
+            "a retry: nothing written",
+        ),
+        (
+            request("w49", 9, b"other", b"s-other"),
+            kept(false, w49),
+            "other bytes under a kept id: the first ones",
+        ),
+    ] {
+        assert_eq!(api.keep(keep).await.expect(why), expected, "{why}");
+    }
     let get = |id: &str| {
         api.kept_publication(GetKeptPublicationRequest {
             publication_id: id.to_owned(),

@@ -7,7 +7,7 @@ use std::io::BufRead;
 
 use govpulse_proto::event::AssessedScore;
 
-use crate::submit::BadLine;
+use crate::json_lines::{self, BadLine};
 
 /// Scores from flags: one agency, profile and period, and `criterion=points` pairs.
 pub fn from_flags(
@@ -36,26 +36,8 @@ pub fn from_flags(
 /// Parses JSON lines of `AssessedScore`; blank lines are skipped. Returns the scores, or
 /// every bad line.
 pub fn parse_lines(input: impl BufRead) -> Result<Vec<AssessedScore>, Vec<BadLine>> {
-    let mut scores = Vec::new();
-    let mut bad = Vec::new();
-    for (index, line) in input.lines().enumerate() {
-        let line_no = index + 1;
-        match line {
-            Err(e) => bad.push(BadLine {
-                line: line_no,
-                reason: format!("cannot read: {e}"),
-            }),
-            Ok(text) if text.trim().is_empty() => {}
-            Ok(text) => match serde_json::from_str::<AssessedScore>(&text) {
-                Ok(score) => scores.push(score),
-                Err(e) => bad.push(BadLine {
-                    line: line_no,
-                    reason: format!("not an AssessedScore in JSON: {e}"),
-                }),
-            },
-        }
-    }
-    if bad.is_empty() { Ok(scores) } else { Err(bad) }
+    let scores = json_lines::parse(input, "an AssessedScore")?;
+    Ok(scores.into_iter().map(|(_, score)| score).collect())
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ macro_rules! errln {
 
 mod assess;
 mod connect;
+mod json_lines;
 mod live;
 mod ministry;
 mod publications;
@@ -42,9 +43,12 @@ mod render;
 mod stack;
 mod submit;
 
-use std::{io::BufReader, path::PathBuf, process::ExitCode};
+use std::{
+    io::BufRead,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use govpulse_core::{Block, Metric};
 use govpulse_proto::{
@@ -64,7 +68,8 @@ use tonic::transport::Channel;
 use govpulse::{loadgen, procedures};
 
 use crate::{
-    connect::ConnectArgs,
+    connect::{ConnectArgs, Remote},
+    json_lines::BadLine,
     stack::{Stack, StackArgs},
 };
 
@@ -111,13 +116,6 @@ struct QueryArgs {
     /// Only the last N ranked rows.
     #[arg(long)]
     bottom: Option<u32>,
-    /// The ranking service.
-    #[arg(
-        long,
-        env = "GOVPULSE_RANKING_URL",
-        default_value = "http://127.0.0.1:50053"
-    )]
-    ranking: String,
 }
 
 impl QueryArgs {
@@ -165,14 +163,9 @@ impl QueryArgs {
     }
 }
 
-/// One publication, and where to read it.
+/// The ranking service, and how to reach it.
 #[derive(Debug, clap::Args)]
-struct PublicationArgs {
-    /// The publication's id.
-    id: String,
-    /// Print the response as JSON.
-    #[arg(long)]
-    json: bool,
+struct RankingService {
     /// The ranking service.
     #[arg(
         long,
@@ -182,6 +175,25 @@ struct PublicationArgs {
     ranking: String,
     #[command(flatten)]
     connect: ConnectArgs,
+}
+
+impl RankingService {
+    /// The ranking service as the command calls it.
+    fn remote(&self) -> anyhow::Result<Remote> {
+        self.connect.remote(&self.ranking)
+    }
+}
+
+/// One publication, and where to read it.
+#[derive(Debug, clap::Args)]
+struct PublicationArgs {
+    /// The publication's id.
+    id: String,
+    /// Print the response as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    service: RankingService,
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,7 +282,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        connect: ConnectArgs,
+        service: RankingService,
     },
     /// Prints one agency's metrics for a period (beside last year, the previous period and
     /// its target), or one metric for every agency of a block, every child of an agency, or
@@ -327,15 +339,8 @@ enum Command {
         /// Print the response as JSON.
         #[arg(long)]
         json: bool,
-        /// The ranking service.
-        #[arg(
-            long,
-            env = "GOVPULSE_RANKING_URL",
-            default_value = "http://127.0.0.1:50053"
-        )]
-        ranking: String,
         #[command(flatten)]
-        connect: ConnectArgs,
+        service: RankingService,
     },
     /// Publishes a ranking: computes it now and keeps every row, frozen, with when and by whom
     /// (the credential's agency; `anonymous` on a development deployment). Elsewhere it needs a
@@ -356,7 +361,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        connect: ConnectArgs,
+        service: RankingService,
     },
     /// Lists the publications, newest first: title, what each holds (a ranking, or a block's
     /// metric for every agency), period, when and by whom published, how many agencies.
@@ -370,15 +375,8 @@ enum Command {
         /// Print the response as JSON.
         #[arg(long)]
         json: bool,
-        /// The ranking service.
-        #[arg(
-            long,
-            env = "GOVPULSE_RANKING_URL",
-            default_value = "http://127.0.0.1:50053"
-        )]
-        ranking: String,
         #[command(flatten)]
-        connect: ConnectArgs,
+        service: RankingService,
     },
     /// Prints one publication exactly as published, whatever was counted since (a ranking's
     /// rows, or a block's metric for every agency), with when and by whom it was published.
@@ -393,7 +391,7 @@ enum Command {
         #[command(flatten)]
         query: QueryArgs,
         #[command(flatten)]
-        connect: ConnectArgs,
+        service: RankingService,
     },
     /// Prints a new random bearer token for ingest, and the entry to add to the token file
     /// (which stores only the token's SHA-256): docs/SECURITY.md.
@@ -526,6 +524,29 @@ fn failed(service: &'static str) -> impl Fn(tonic::Status) -> anyhow::Error {
     move |status| anyhow::anyhow!("{service}: {:?}: {}", status.code(), status.message())
 }
 
+/// Parses the JSON lines of `file` (`-`: standard input) with `parse`. When a line is
+/// malformed, names every one on standard error, says nothing was sent (fix them and `retry`
+/// again) and returns `None`: the command exits 2.
+fn read_json_lines<T>(
+    file: &Path,
+    parse: impl FnOnce(Box<dyn BufRead>) -> Result<T, Vec<BadLine>>,
+    retry: &str,
+) -> anyhow::Result<Option<T>> {
+    match parse(json_lines::open(file)?) {
+        Ok(parsed) => Ok(Some(parsed)),
+        Err(bad) => {
+            for line in &bad {
+                errln!("line {}: {}", line.line, line.reason);
+            }
+            errln!(
+                "nothing sent: {} malformed line(s); fix them and {retry} again",
+                bad.len()
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// A block as people type it: `province` or `ministry`.
 fn block_arg(raw: &str) -> anyhow::Result<PbBlock> {
     match Block::parse(raw) {
@@ -588,25 +609,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             retry_for,
             connect,
         } => {
-            let events = if file.as_os_str() == "-" {
-                submit::parse_lines(std::io::stdin().lock())
-            } else {
-                let f = std::fs::File::open(&file)
-                    .with_context(|| format!("cannot open {}", file.display()))?;
-                submit::parse_lines(BufReader::new(f))
-            };
-            let events = match events {
-                Ok(events) => events,
-                Err(bad) => {
-                    for line in &bad {
-                        errln!("line {}: {}", line.line, line.reason);
-                    }
-                    errln!(
-                        "nothing sent: {} malformed line(s); fix them and submit again",
-                        bad.len()
-                    );
-                    return Ok(ExitCode::from(2));
-                }
+            let Some(events) = read_json_lines(&file, submit::parse_lines, "submit")? else {
+                return Ok(ExitCode::from(2));
             };
             let client = IngestServiceClient::new(connect.remote(&ingest)?.channel());
             let progress = submit_progress(events.len() as u64);
@@ -653,26 +657,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let scores = match (file, agency, profile, period) {
                 (Some(file), ..) => {
-                    let parsed = if file.as_os_str() == "-" {
-                        assess::parse_lines(std::io::stdin().lock())
-                    } else {
-                        let f = std::fs::File::open(&file)
-                            .with_context(|| format!("cannot open {}", file.display()))?;
-                        assess::parse_lines(BufReader::new(f))
+                    let Some(scores) = read_json_lines(&file, assess::parse_lines, "send")? else {
+                        return Ok(ExitCode::from(2));
                     };
-                    match parsed {
-                        Ok(scores) => scores,
-                        Err(bad) => {
-                            for line in &bad {
-                                errln!("line {}: {}", line.line, line.reason);
-                            }
-                            errln!(
-                                "nothing sent: {} malformed line(s); fix them and send again",
-                                bad.len()
-                            );
-                            return Ok(ExitCode::from(2));
-                        }
-                    }
+                    scores
                 }
                 (None, Some(agency), Some(profile), Some(period)) => {
                     assess::from_flags(&agency, &profile, &period, &score)
@@ -692,12 +680,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ranking {
             query,
             json,
-            connect,
+            service,
         } => {
             let request = GetRankingRequest {
                 query: Some(query.query()?),
             };
-            let ranking = connect.remote(&query.ranking)?;
+            let ranking = service.remote()?;
             let response = RankingServiceClient::new(ranking.channel())
                 .get_ranking(ranking.request(request))
                 .await
@@ -732,12 +720,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out!("{}", render::table(&response.rows, render::period_movement));
             }
         }
-        Command::Alerts {
-            json,
-            ranking,
-            connect,
-        } => {
-            let ranking = connect.remote(&ranking)?;
+        Command::Alerts { json, service } => {
+            let ranking = service.remote()?;
             let response = RankingServiceClient::new(ranking.channel())
                 .get_alerts(ranking.request(GetAlertsRequest {}))
                 .await
@@ -818,29 +802,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             title,
             query,
             json,
-            connect,
+            service,
         } => {
             let request = query.query()?;
-            let ranking = connect.remote(&query.ranking)?;
+            let ranking = service.remote()?;
             publications::publish(&ranking, id, title, request, json).await?;
         }
         Command::Publications {
             offset,
             limit,
             json,
-            ranking,
-            connect,
-        } => publications::list(&connect.remote(&ranking)?, offset, limit, json).await?,
+            service,
+        } => publications::list(&service.remote()?, offset, limit, json).await?,
         Command::Publication(args) => {
-            publications::show(&args.connect.remote(&args.ranking)?, args.id, args.json).await?;
+            publications::show(&args.service.remote()?, args.id, args.json).await?;
         }
         Command::Revisions(args) => {
-            publications::revisions(&args.connect.remote(&args.ranking)?, args.id, args.json)
-                .await?;
+            publications::revisions(&args.service.remote()?, args.id, args.json).await?;
         }
-        Command::Watch { query, connect } => {
+        Command::Watch { query, service } => {
             let request = query.query()?;
-            live::watch(&query.ranking, connect.remote(&query.ranking)?, request).await?;
+            live::watch(&service.ranking, service.remote()?, request).await?;
         }
         Command::Token {
             agency,

@@ -993,6 +993,29 @@ mod tests {
         }
     }
 
+    /// The first part of a snapshot at `revision`: its rows, every one ranked.
+    fn snapshot_rows(revision: u64, rows: Vec<RankingRow>) -> WatchRankingResponse {
+        let ranked_count = u32::try_from(rows.len()).expect("few rows");
+        message(
+            revision,
+            Event::Snapshot(RankingSnapshot {
+                rows,
+                period: None,
+                ranked_count,
+                ..Default::default()
+            }),
+        )
+    }
+
+    /// A whole snapshot of `rows` at `revision` applied to `t`.
+    fn snapshot(t: &mut LiveTable, revision: u64, rows: Vec<RankingRow>) {
+        t.apply(snapshot_rows(revision, rows));
+        t.apply(message(
+            revision,
+            Event::SnapshotComplete(SnapshotComplete {}),
+        ));
+    }
+
     #[test]
     fn a_live_table_follows_snapshot_changes_and_departures() {
         let mut t = LiveTable::default();
@@ -1250,59 +1273,17 @@ mod tests {
     #[test]
     fn a_second_snapshot_replaces_the_table() {
         let mut t = LiveTable::default();
-        t.apply(message(
-            1,
-            Event::Snapshot(RankingSnapshot {
-                rows: vec![row(1, "a", 1, 2)],
-                period: None,
-                ranked_count: 1,
-                ..Default::default()
-            }),
-        ));
-        t.apply(message(1, Event::SnapshotComplete(SnapshotComplete {})));
-        t.apply(message(
-            5,
-            Event::Snapshot(RankingSnapshot {
-                rows: vec![row(1, "z", 1, 2)],
-                period: None,
-                ranked_count: 1,
-                ..Default::default()
-            }),
-        ));
+        snapshot(&mut t, 1, vec![row(1, "a", 1, 2)]);
+        t.apply(snapshot_rows(5, vec![row(1, "z", 1, 2)]));
         assert!(!t.complete);
         assert_eq!(t.rows().len(), 1);
         assert_eq!(t.rows()[0].agency_id, "z");
     }
 
-    fn snapshot(t: &mut LiveTable, revision: u64, rows: Vec<RankingRow>) {
-        let ranked_count = u32::try_from(rows.len()).expect("few rows");
-        t.apply(message(
-            revision,
-            Event::Snapshot(RankingSnapshot {
-                rows,
-                period: None,
-                ranked_count,
-                ..Default::default()
-            }),
-        ));
-        t.apply(message(
-            revision,
-            Event::SnapshotComplete(SnapshotComplete {}),
-        ));
-    }
-
     #[test]
     fn a_table_resumes_from_its_last_revision_only_once_complete() {
         let mut t = LiveTable::default();
-        t.apply(message(
-            7,
-            Event::Snapshot(RankingSnapshot {
-                rows: vec![row(1, "a", 1, 2)],
-                period: None,
-                ranked_count: 1,
-                ..Default::default()
-            }),
-        ));
+        t.apply(snapshot_rows(7, vec![row(1, "a", 1, 2)]));
         assert_eq!(t.resume_revision(), 0, "half a snapshot cannot be resumed");
         t.apply(message(7, Event::SnapshotComplete(SnapshotComplete {})));
         t.apply(message(9, Event::Heartbeat(Heartbeat {})));

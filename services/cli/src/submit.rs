@@ -11,38 +11,12 @@ use govpulse_proto::{
 };
 use tonic::{Code, Status, transport::Channel};
 
-/// A line that is not an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadLine {
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong.
-    pub reason: String,
-}
+use crate::json_lines::{self, BadLine};
 
-/// Parses JSON lines; blank lines are skipped. Returns the events with their line numbers,
-/// or every bad line.
+/// Parses JSON lines of `DossierEvent`; blank lines are skipped. Returns the events with
+/// their line numbers, or every bad line.
 pub fn parse_lines(input: impl BufRead) -> Result<Vec<(usize, DossierEvent)>, Vec<BadLine>> {
-    let mut events = Vec::new();
-    let mut bad = Vec::new();
-    for (index, line) in input.lines().enumerate() {
-        let line_no = index + 1;
-        match line {
-            Err(e) => bad.push(BadLine {
-                line: line_no,
-                reason: format!("cannot read: {e}"),
-            }),
-            Ok(text) if text.trim().is_empty() => {}
-            Ok(text) => match serde_json::from_str::<DossierEvent>(&text) {
-                Ok(event) => events.push((line_no, event)),
-                Err(e) => bad.push(BadLine {
-                    line: line_no,
-                    reason: format!("not a DossierEvent in JSON: {e}"),
-                }),
-            },
-        }
-    }
-    if bad.is_empty() { Ok(events) } else { Err(bad) }
+    json_lines::parse(input, "a DossierEvent")
 }
 
 /// What ingest answered for a whole submission.

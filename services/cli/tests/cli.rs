@@ -4,6 +4,7 @@
 
 use std::{
     io::Write,
+    path::Path,
     process::{Command, Output, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -97,6 +98,20 @@ fn govpulse(args: &[&str]) -> Output {
         .expect("govpulse runs")
 }
 
+/// `govpulse submit` of `file` to the ingest of `serve`, with `extra` arguments.
+fn submit(serve: &Serve, file: &Path, extra: &[&str]) -> Output {
+    let file = file.to_str().expect("utf-8 path");
+    govpulse(&[&["submit", file, "--ingest", &serve.ingest], extra].concat())
+}
+
+/// `govpulse ranking` with `args` against the ranking service of `serve`: what it printed,
+/// once it succeeded.
+fn ranking(serve: &Serve, args: &[&str]) -> String {
+    let output = govpulse(&[&["ranking"], args, &["--ranking", &serve.ranking]].concat());
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout)
+}
+
 /// Yesterday at noon, Vietnam time, as RFC 3339, and that day.
 fn yesterday() -> (String, String) {
     let day = (time::OffsetDateTime::now_utc()
@@ -141,28 +156,32 @@ fn write_file(name: &str, lines: &[String]) -> std::path::PathBuf {
 #[test]
 fn assess_then_rank_by_a_composite_index_shows_score_and_grade() {
     let serve = serve();
-    let mut args = vec![
-        "assess",
-        "--agency",
-        "ha-giang",
-        "--profile",
-        "system-quality-2024",
-        "--period",
-        "2024",
-        "--ingest",
-        &serve.ingest,
-    ];
-    for score in [
+    // Hà Giang's points for 2024 in system-quality-2024, from flags: `--score` each.
+    let assess_ha_giang = |scores: &[&str]| {
+        let mut args = vec![
+            "assess",
+            "--agency",
+            "ha-giang",
+            "--profile",
+            "system-quality-2024",
+            "--period",
+            "2024",
+            "--ingest",
+            &serve.ingest,
+        ];
+        for score in scores {
+            args.extend(["--score", score]);
+        }
+        govpulse(&args)
+    };
+    let assessed = assess_ha_giang(&[
         "function=38.75",
         "structure-layout=4",
         "performance=15",
         "security=11",
         "convenient-access=3.75",
         "monitoring-connection=0",
-    ] {
-        args.extend(["--score", score]);
-    }
-    let assessed = govpulse(&args);
+    ]);
     assert!(assessed.status.success(), "{}", text(&assessed.stderr));
     assert_eq!(text(&assessed.stdout), "stored 6\n");
     let file = write_file(
@@ -176,19 +195,7 @@ fn assess_then_rank_by_a_composite_index_shows_score_and_grade() {
         &serve.ingest,
     ]);
     assert_eq!(text(&from_file.stdout), "stored 1\n");
-    let refused = govpulse(&[
-        "assess",
-        "--agency",
-        "ha-giang",
-        "--profile",
-        "system-quality-2024",
-        "--period",
-        "2024",
-        "--score",
-        "function=51",
-        "--ingest",
-        &serve.ingest,
-    ]);
+    let refused = assess_ha_giang(&["function=51"]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(
         text(&refused.stderr).contains(
@@ -198,19 +205,17 @@ fn assess_then_rank_by_a_composite_index_shows_score_and_grade() {
         text(&refused.stderr)
     );
 
-    let ranking = govpulse(&[
-        "ranking",
-        "--index",
-        "system-quality-2024",
-        "--period",
-        "2024",
-        "--top",
-        "2",
-        "--ranking",
-        &serve.ranking,
-    ]);
-    let out = text(&ranking.stdout);
-    assert!(ranking.status.success(), "{}", text(&ranking.stderr));
+    let out = ranking(
+        &serve,
+        &[
+            "--index",
+            "system-quality-2024",
+            "--period",
+            "2024",
+            "--top",
+            "2",
+        ],
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert!(
         lines[0].starts_with(
@@ -252,9 +257,8 @@ fn submit_ranking_and_metrics_against_serve() {
     lines.push(event_line("qn1", "quang-ninh", &at, "CHANNEL_POSTAL"));
     lines.push(event_line("bad", "atlantis", &at, "CHANNEL_ONLINE"));
     let file = write_file("good", &lines);
-    let file = file.to_str().expect("utf-8 path");
 
-    let first = govpulse(&["submit", file, "--ingest", &serve.ingest]);
+    let first = submit(&serve, &file, &[]);
     let out = text(&first.stdout);
     assert_eq!(
         first.status.code(),
@@ -270,14 +274,7 @@ fn submit_ranking_and_metrics_against_serve() {
         "{out}"
     );
 
-    let again = govpulse(&[
-        "submit",
-        file,
-        "--ingest",
-        &serve.ingest,
-        "--batch-size",
-        "2",
-    ]);
+    let again = submit(&serve, &file, &["--batch-size", "2"]);
     assert!(
         text(&again.stdout).ends_with("accepted 0, duplicate 6, rejected 1\n"),
         "{}",
@@ -288,12 +285,7 @@ fn submit_ranking_and_metrics_against_serve() {
         "edited",
         &[event_line("qn1", "quang-ninh", &at, "CHANNEL_ONLINE")],
     );
-    let edited = govpulse(&[
-        "submit",
-        edited.to_str().expect("utf-8 path"),
-        "--ingest",
-        &serve.ingest,
-    ]);
+    let edited = submit(&serve, &edited, &[]);
     let out = text(&edited.stdout);
     assert_eq!(edited.status.code(), Some(1), "{out}");
     assert!(
@@ -308,17 +300,7 @@ fn submit_ranking_and_metrics_against_serve() {
         "{out}"
     );
 
-    let ranking = govpulse(&[
-        "ranking",
-        "--period",
-        &day,
-        "--top",
-        "2",
-        "--ranking",
-        &serve.ranking,
-    ]);
-    let out = text(&ranking.stdout);
-    assert!(ranking.status.success(), "{}", text(&ranking.stderr));
+    let out = ranking(&serve, &["--period", &day, "--top", "2"]);
     let rows: Vec<&str> = out.lines().skip(2).collect();
     assert!(
         rows[0].contains("Lạng Sơn") && rows[0].contains("75.00%") && rows[0].contains("3/4"),
@@ -329,17 +311,8 @@ fn submit_ranking_and_metrics_against_serve() {
         "{out}"
     );
 
-    let json = govpulse(&[
-        "ranking",
-        "--period",
-        &day,
-        "--bottom",
-        "1",
-        "--json",
-        "--ranking",
-        &serve.ranking,
-    ]);
-    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let json = ranking(&serve, &["--period", &day, "--bottom", "1", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(value["rows"][0]["agencyId"], "quang-ninh");
     assert_eq!(value["rankedCount"], 2);
 
@@ -377,12 +350,7 @@ fn submit_ranking_and_metrics_against_serve() {
         })
         .collect();
     let desk = write_file("desk", &desk);
-    let sent = govpulse(&[
-        "submit",
-        desk.to_str().expect("utf-8 path"),
-        "--ingest",
-        &serve.ingest,
-    ]);
+    let sent = submit(&serve, &desk, &[]);
     assert!(sent.status.success(), "{}", text(&sent.stdout));
     let by_procedure = govpulse(&[
         "metrics",
@@ -467,14 +435,7 @@ fn publish_list_show_and_revise_a_publication() {
         .map(|i| event_line(&format!("ls{i}"), "lang-son", &at, channel(i < 3)))
         .collect();
     lines.extend((0..4).map(|i| event_line(&format!("qn{i}"), "quang-ninh", &at, channel(i < 1))));
-    let sent = govpulse(&[
-        "submit",
-        write_file("published", &lines)
-            .to_str()
-            .expect("utf-8 path"),
-        "--ingest",
-        &serve.ingest,
-    ]);
+    let sent = submit(&serve, &write_file("published", &lines), &[]);
     assert!(sent.status.success(), "{}", text(&sent.stdout));
 
     let id = "online-last-month";
@@ -537,12 +498,7 @@ fn publish_list_show_and_revise_a_publication() {
     let late: Vec<String> = (0..12)
         .map(|i| event_line(&format!("qn-late{i}"), "quang-ninh", &at, "CHANNEL_ONLINE"))
         .collect();
-    let sent = govpulse(&[
-        "submit",
-        write_file("late", &late).to_str().expect("utf-8 path"),
-        "--ingest",
-        &serve.ingest,
-    ]);
+    let sent = submit(&serve, &write_file("late", &late), &[]);
     assert!(sent.status.success(), "{}", text(&sent.stdout));
 
     let list = govpulse(&["publications", "--ranking", &serve.ranking]);
@@ -710,15 +666,8 @@ fn still_serves(mut serve: Serve, output: &Lines, case: &str) {
             event_line("closed-2", "atlantis", &at, "CHANNEL_ONLINE"),
         ],
     );
-    let submitted = govpulse(&[
-        "submit",
-        file.to_str().expect("utf-8 path"),
-        "--ingest",
-        &serve.ingest,
-        // A dead serve fails the test now, not after a minute of retries.
-        "--retry-for",
-        "0",
-    ]);
+    // A dead serve fails the test now, not after a minute of retries.
+    let submitted = submit(&serve, &file, &["--retry-for", "0"]);
     assert!(
         text(&submitted.stdout).ends_with("accepted 2, duplicate 0, rejected 1\n"),
         "{case}: {}{}",
@@ -835,12 +784,7 @@ fn malformed_json_is_refused_before_anything_is_sent() {
             "{\"eventId\": \"m1\",".to_owned(),
         ],
     );
-    let out = govpulse(&[
-        "submit",
-        file.to_str().expect("utf-8"),
-        "--ingest",
-        &serve.ingest,
-    ]);
+    let out = submit(&serve, &file, &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("line 2: not a DossierEvent in JSON"), "{err}");

@@ -209,6 +209,14 @@ impl FromStr for Metric {
 mod tests {
     use super::*;
 
+    /// The catalog's facts the formulas tests read: 9 online of 12, 3 full online of 4.
+    const FACTS: ProvisionFacts = ProvisionFacts {
+        online_services: 9,
+        full_online: 3,
+        eligible_full_online: 4,
+        procedures: 12,
+    };
+
     #[test]
     fn names_round_trip_and_unknown_names_list_the_choices() {
         for m in Metric::ALL {
@@ -232,15 +240,9 @@ mod tests {
         );
         counters.procedures_with_online_dossiers = 7;
         counters.open_past_due_at_end = 6;
-        let facts = ProvisionFacts {
-            online_services: 9,
-            full_online: 3,
-            eligible_full_online: 4,
-            procedures: 12,
-        };
         let got: Vec<(u64, u64)> = Metric::ALL
             .iter()
-            .map(|m| m.fraction(&counters, &facts))
+            .map(|m| m.fraction(&counters, &FACTS))
             .collect();
         let v = |c: Counter| counters.get(c);
         assert_eq!(
@@ -280,13 +282,7 @@ mod tests {
             if needs.counters.iter().any(|c| c.by_due_day()) {
                 only.open_past_due_at_end = 6;
             }
-            let facts = ProvisionFacts {
-                online_services: 9,
-                full_online: 3,
-                eligible_full_online: 4,
-                procedures: 12,
-            };
-            assert_eq!(m.fraction(&only, &facts), m.fraction(&all, &facts), "{m}");
+            assert_eq!(m.fraction(&only, &FACTS), m.fraction(&all, &FACTS), "{m}");
         }
     }
 

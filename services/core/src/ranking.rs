@@ -301,6 +301,13 @@ mod tests {
         rows.iter().map(|r| (r.rank, r.agency.as_str())).collect()
     }
 
+    /// Each row's rank and agency, and whether it is below the minimum volume.
+    fn flagged(rows: &[RankedRow]) -> Vec<(u32, &str, bool)> {
+        rows.iter()
+            .map(|r| (r.rank, r.agency.as_str(), r.below_minimum))
+            .collect()
+    }
+
     #[test]
     fn ties_share_a_rank_and_keep_agency_id_order() {
         let rows = rank([
@@ -419,12 +426,8 @@ mod tests {
             ],
             Rules { min_volume: 30 },
         );
-        let shown: Vec<(u32, &str, bool)> = rows
-            .iter()
-            .map(|r| (r.rank, r.agency.as_str(), r.below_minimum))
-            .collect();
         assert_eq!(
-            shown,
+            flagged(&rows),
             [
                 (1, "big", false),
                 (2, "bigger", false),
@@ -490,12 +493,8 @@ mod tests {
             ],
             Rules { min_volume: 30 },
         );
-        let shown: Vec<(u32, &str, bool)> = rows
-            .iter()
-            .map(|r| (r.rank, r.agency.as_str(), r.below_minimum))
-            .collect();
         assert_eq!(
-            shown,
+            flagged(&rows),
             [
                 (1, "d", false),
                 (2, "a", false),

@@ -444,30 +444,43 @@ mod tests {
             .expect("catalog")
     }
 
+    /// The horizon at midnight UTC starting `day`, under the default policy.
+    fn horizon_on(day: Date) -> Horizon {
+        Horizon::at(day.midnight().assume_utc(), &AcceptancePolicy::default())
+    }
+
+    /// The plan for `agencies` as they are now (`as_of` is `Date::MAX`), with no parent.
+    fn plan_today<'a>(
+        catalog: &Catalog,
+        horizon: &Horizon,
+        agencies: &'a [AgencyId],
+        period: &'a Period,
+        needs: &'a Needs,
+    ) -> Plan<'a> {
+        plan(
+            catalog,
+            horizon,
+            &Question {
+                agencies,
+                parent: None,
+                period,
+                as_of: Date::MAX,
+                needs,
+            },
+        )
+    }
+
     #[test]
     fn a_year_to_date_is_one_read_of_the_year_as_nothing_lies_ahead() {
         let catalog = catalog();
-        let horizon = Horizon::at(
-            date!(2026 - 11 - 23).midnight().assume_utc(),
-            &AcceptancePolicy::default(),
-        );
+        let horizon = horizon_on(date!(2026 - 11 - 23));
         let period = Period::parse("ytd", horizon.today).expect("period");
         let needs = Needs {
             counters: vec![Counter::Received],
             distinct: false,
         };
         let agencies = [id("a")];
-        let plan = plan(
-            &catalog,
-            &horizon,
-            &Question {
-                agencies: &agencies,
-                parent: None,
-                period: &period,
-                as_of: Date::MAX,
-                needs: &needs,
-            },
-        );
+        let plan = plan_today(&catalog, &horizon, &agencies, &period, &needs);
         assert_eq!(plan.reads().len(), 1, "{:?}", plan.reads());
         assert_eq!(plan.reads()[0].buckets, [Bucket::Year(2026)]);
         assert_eq!(
@@ -479,10 +492,7 @@ mod tests {
     #[test]
     fn children_come_from_the_roll_up_unless_one_absorbed_another_within_the_period() {
         let catalog = catalog();
-        let horizon = Horizon::at(
-            date!(2026 - 01 - 10).midnight().assume_utc(),
-            &AcceptancePolicy::default(),
-        );
+        let horizon = horizon_on(date!(2026 - 01 - 10));
         let needs = Needs {
             counters: vec![Counter::Received],
             distinct: false,
@@ -514,24 +524,11 @@ mod tests {
     #[test]
     fn wrong_answers_are_refused_not_zipped() {
         let catalog = catalog();
-        let horizon = Horizon::at(
-            date!(2026 - 01 - 10).midnight().assume_utc(),
-            &AcceptancePolicy::default(),
-        );
+        let horizon = horizon_on(date!(2026 - 01 - 10));
         let period = Period::parse("2025", horizon.today).expect("period");
         let needs = Needs::everything();
         let agencies = [id("a"), id("u")];
-        let plan = plan(
-            &catalog,
-            &horizon,
-            &Question {
-                agencies: &agencies,
-                parent: None,
-                period: &period,
-                as_of: Date::MAX,
-                needs: &needs,
-            },
-        );
+        let plan = plan_today(&catalog, &horizon, &agencies, &period, &needs);
         assert!(plan.totals(Vec::new()).is_err());
         let short = vec![vec![Counters::default()]; plan.reads().len()];
         assert!(plan.totals(short).is_err());

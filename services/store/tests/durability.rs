@@ -64,6 +64,19 @@ async fn counters(store: &RedisStore) -> Vec<Counters> {
     }
 }
 
+/// Redis' options for an append-only file (and no snapshots) written to disk as
+/// `appendfsync` says.
+fn append_only(appendfsync: &str) -> [&str; 6] {
+    [
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        appendfsync,
+    ]
+}
+
 /// Applies the batch (acknowledged when `apply` returns), crashes Redis, restarts it, and
 /// returns the received counts of both trees then and what sending the batch again gives.
 async fn acknowledged_then_crashed(options: &[&str]) -> (Vec<u64>, Vec<Applied>) {
@@ -103,15 +116,7 @@ async fn acknowledged_then_crashed(options: &[&str]) -> (Vec<u64>, Vec<Applied>)
 
 #[tokio::test]
 async fn with_appendfsync_always_an_acknowledged_batch_survives_a_redis_crash() {
-    let (after, again) = acknowledged_then_crashed(&[
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-    ])
-    .await;
+    let (after, again) = acknowledged_then_crashed(&append_only("always")).await;
     assert_eq!(
         after,
         [500, 500],
@@ -125,15 +130,7 @@ async fn with_appendfsync_always_an_acknowledged_batch_survives_a_redis_crash() 
 
 #[tokio::test]
 async fn with_appendfsync_everysec_a_crash_of_the_redis_process_loses_nothing() {
-    let (after, again) = acknowledged_then_crashed(&[
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-    ])
-    .await;
+    let (after, again) = acknowledged_then_crashed(&append_only("everysec")).await;
     assert_eq!(after, [500, 500], "the kernel held what Redis wrote");
     assert!(again.iter().all(|a| *a == Applied::Duplicate));
 }

@@ -1,0 +1,73 @@
+//! What the aggregate property tests share: the API they drive (over ten years of history),
+//! protobuf timestamps, and the runner that gives every case a store of its own.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+};
+
+use govpulse_aggregate::AggregateApi;
+use govpulse_core::{AcceptancePolicy, Catalog, targets::Targets};
+use govpulse_proto::Timestamp;
+use govpulse_runtime::targets_file::LiveTargets;
+use govpulse_store::CounterStore;
+use proptest::{
+    strategy::Strategy,
+    test_runner::{Config as ProptestConfig, TestCaseError, TestRunner},
+};
+use time::{Duration, OffsetDateTime};
+use tokio_util::sync::CancellationToken;
+
+/// The aggregate API over `catalog` and `store`, with no targets, accepting events up to ten
+/// years old: the generated histories start well before today.
+pub fn api(catalog: Arc<Catalog>, store: Arc<dyn CounterStore>) -> AggregateApi {
+    let policy = AcceptancePolicy {
+        horizon: Duration::days(3650),
+        ..AcceptancePolicy::default()
+    };
+    AggregateApi::new(
+        catalog,
+        store,
+        policy,
+        LiveTargets::fixed(Targets::default()),
+        CancellationToken::new(),
+    )
+}
+
+/// `at` as a protobuf timestamp, to the second.
+pub fn timestamp(at: OffsetDateTime) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: at.unix_timestamp(),
+        nanos: 0,
+    })
+}
+
+/// Runs `cases` cases of `strategy` through `check` on `runtime`, the n-th case against the
+/// store `store(n)` (so that no case sees another's counters); panics with `property` when a
+/// case fails, after proptest has shrunk it.
+pub fn run_property<S, F>(
+    cases: u32,
+    strategy: S,
+    store: impl Fn(u32) -> Arc<dyn CounterStore>,
+    runtime: &tokio::runtime::Runtime,
+    check: impl Fn(Arc<dyn CounterStore>, S::Value) -> F,
+    property: &str,
+) where
+    S: Strategy,
+    F: Future<Output = Result<(), TestCaseError>>,
+{
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    });
+    let case = AtomicU32::new(0);
+    runner
+        .run(&strategy, |value| {
+            let n = case.fetch_add(1, Ordering::Relaxed);
+            runtime.block_on(check(store(n), value))
+        })
+        .expect(property);
+}
