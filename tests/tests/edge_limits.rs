@@ -638,7 +638,10 @@ async fn live_rankings_are_bounded_whatever_queries_one_caller_opens() {
     // 200 ms with the machine's two cores loaded by other work): a timed bound fails with the
     // machine, not with the code.
     let slowest = latencies.last().copied().unwrap_or_default();
-    assert!(slowest < Duration::from_secs(2), "GetRanking took {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(2),
+        "GetRanking took {slowest:?}"
+    );
     assert!(ranking_rss < 64 * MIB, "ranking RSS {ranking_rss}");
     assert!(aggregate_rss < 64 * MIB, "aggregate RSS {aggregate_rss}");
 

@@ -1731,7 +1731,10 @@ mod tests {
     fn digests_are_xxh3_of_the_agency_a_separator_and_the_id_as_stores_keep_them() {
         // Stores keep these digests: joining on the stack must not change one bit of them.
         let longest = "x".repeat(crate::ids::MAX_ID_LEN);
-        for (agency, raw) in [("ha-noi", "HS/2026:0001"), (longest.as_str(), longest.as_str())] {
+        for (agency, raw) in [
+            ("ha-noi", "HS/2026:0001"),
+            (longest.as_str(), longest.as_str()),
+        ] {
             let event_id = EventId::parse(raw).expect("id");
             let dossier = DossierId::parse(raw).expect("id");
             assert_eq!(
