@@ -369,7 +369,12 @@ fn digest_of(agency: &str, separator: &[u8], id: &str) -> u64 {
 /// it takes back the stage from its own dossier's record if that has it, and is refused
 /// otherwise.
 pub fn dossier_tag(agency: &AgencyId, dossier: &DossierId) -> u32 {
-    (dossier_digest(agency, dossier) >> 32) as u32
+    tag_of(dossier_digest(agency, dossier))
+}
+
+/// The [`dossier_tag`] of a dossier whose [`dossier_digest`] is `digest`.
+fn tag_of(digest: u64) -> u32 {
+    (digest >> 32) as u32
 }
 
 /// The 64-bit digest that names a dossier of a reporting agency in a store.
@@ -520,26 +525,27 @@ fn take_back(
 
 /// Has the store remember `key` as `remembered`, each id once in `writes` (a correction
 /// updates the event it corrects, perhaps twice in one batch).
-fn remember<'a>(
-    ids: &mut HashMap<(&'a AgencyId, &'a EventId), Remembered>,
-    slots: &mut HashMap<(&'a AgencyId, &'a EventId), usize>,
+fn remember(
+    ids: &mut HashMap<u64, Remembered>,
+    slots: &mut HashMap<u64, usize>,
     writes: &mut Vec<IdWrite>,
-    key: (&'a AgencyId, &'a EventId),
+    (agency, event_id, digest): (&AgencyId, &EventId, u64),
     remembered: Remembered,
     remember_until: OffsetDateTime,
 ) {
-    ids.insert(key, remembered);
-    match slots.get(&key) {
+    ids.insert(digest, remembered);
+    match slots.get(&digest) {
         Some(slot) => {
             let write = &mut writes[*slot];
             write.remembered = remembered;
             write.remember_until = write.remember_until.max(remember_until);
         }
         None => {
-            slots.insert(key, writes.len());
+            slots.insert(digest, writes.len());
             writes.push(IdWrite {
-                agency: key.0.clone(),
-                event_id: key.1.clone(),
+                agency: agency.clone(),
+                event_id: event_id.clone(),
+                digest,
                 remembered,
                 remember_until,
             });
@@ -554,6 +560,8 @@ pub struct IdWrite {
     pub agency: AgencyId,
     /// The sender's id.
     pub event_id: EventId,
+    /// Its [`id_digest`], which names it in a store.
+    pub digest: u64,
     /// What the id says and counts now.
     pub remembered: Remembered,
     /// A store keeps it at least until the later of this and what it kept before.
@@ -567,6 +575,8 @@ pub struct DossierWrite {
     pub agency: AgencyId,
     /// The agency's id of it.
     pub dossier: DossierId,
+    /// Its [`dossier_digest`], which names it in a store.
+    pub digest: u64,
     /// What is known of it after the batch.
     pub state: Dossier,
     /// The latest `remember_until` of the batch's events counted for it: a store keeps the
@@ -668,20 +678,22 @@ impl<'a> Reporter<'a> {
 
 /// The plan of `events` and of the batch's `rejected` events, given what the store knows of
 /// an id (the content counted under it) and of a dossier (its state): `known_id` and
-/// `known_dossier` answer from what the store had before the batch; the plan accounts for
-/// what earlier events of the batch change.
+/// `known_dossier` answer from what the store had before the batch (each is given the id's
+/// [`id_digest`], the dossier's [`dossier_digest`], as a store keeping digests looks them up
+/// by); the plan accounts for what earlier events of the batch change. Within the batch ids
+/// and dossiers are told apart by their digests, as stores tell them apart.
 pub fn plan(
     events: &[EventWrite],
     rejected: &[RejectedWrite],
-    known_id: impl Fn(&AgencyId, &EventId) -> Option<Remembered>,
-    known_dossier: impl Fn(&AgencyId, &DossierId) -> Option<Dossier>,
+    known_id: impl Fn(&AgencyId, &EventId, u64) -> Option<Remembered>,
+    known_dossier: impl Fn(&AgencyId, &DossierId, u64) -> Option<Dossier>,
 ) -> Plan {
     let mut plan = Plan {
         outcomes: Vec::with_capacity(events.len()),
         ..Plan::default()
     };
     // Ids and dossier states as the batch goes: an event sees what earlier ones left.
-    let mut ids: HashMap<(&AgencyId, &EventId), Remembered> = HashMap::with_capacity(events.len());
+    let mut ids: HashMap<u64, Remembered> = HashMap::with_capacity(events.len());
     // The sums and online procedures per reporting agency and day while the batch goes (one
     // batch adds to a few keys a thousand times), spread over each agency's chain and the
     // buckets of each day once at the end.
@@ -693,19 +705,25 @@ pub fn plan(
     // agency, day and procedure.
     let mut online_by_day: HashMap<(&AgencyId, Date, &ProcedureId), i64> = HashMap::new();
     // Where each id of `plan.ids` is, to write it once.
-    let mut id_slots: HashMap<(&AgencyId, &EventId), usize> = HashMap::new();
+    let mut id_slots: HashMap<u64, usize> = HashMap::new();
     // Per dossier: its state as the batch goes, and the latest `remember_until` of the
     // batch's events counted for it (`None`: the batch changed nothing of it).
     type Slot = (Option<Dossier>, Option<OffsetDateTime>);
-    let mut states: HashMap<(&AgencyId, &DossierId), Slot> = HashMap::with_capacity(events.len());
-    let mut changed: Vec<(&AgencyId, &DossierId)> = Vec::new();
+    let mut states: HashMap<u64, Slot> = HashMap::with_capacity(events.len());
+    let mut changed: Vec<(&AgencyId, &DossierId, u64)> = Vec::new();
     // The Vietnam day of the last acceptance time seen: a batch has one.
     let mut accepted_day: Option<(OffsetDateTime, Date)> = None;
+    // One event's counter moves (day, counter, ±1), gathered before they are added.
+    let mut pending: Vec<(Date, Counter, i64)> = Vec::with_capacity(16);
     for (i, event) in events.iter().enumerate() {
-        let id = (&event.agency, &event.event_id);
-        let before = match ids.get(&id) {
+        let id = (
+            &event.agency,
+            &event.event_id,
+            id_digest(&event.agency, &event.event_id),
+        );
+        let before = match ids.get(&id.2) {
             Some(remembered) => Some(*remembered),
-            None => known_id(&event.agency, &event.event_id),
+            None => known_id(id.0, id.1, id.2),
         };
         if let Some(counted) = before {
             let fields = counted.content.differs(&event.content);
@@ -716,25 +734,29 @@ pub fn plan(
             });
             continue;
         }
-        let slot = (&event.agency, &event.dossier);
+        let slot = (
+            &event.agency,
+            &event.dossier,
+            dossier_digest(&event.agency, &event.dossier),
+        );
         let (state, until) = states
-            .entry(slot)
-            .or_insert_with(|| (known_dossier(&event.agency, &event.dossier), None));
+            .entry(slot.2)
+            .or_insert_with(|| (known_dossier(slot.0, slot.1, slot.2), None));
         let procedure = backlog::procedure_digest(&event.procedure);
         let mut dossier = state.unwrap_or_else(|| Dossier::new(procedure));
         if dossier.procedure() != procedure {
             plan.outcomes.push(Applied::OtherProcedure);
             continue;
         }
-        let own_dossier = dossier_tag(&event.agency, &event.dossier);
+        let own_dossier = tag_of(slot.2);
         // A correction first takes back what the event it corrects counts now (judged
         // before anything moves: a refused correction changes nothing).
         let mut taken_back = None;
         if let Some(target) = &event.corrects {
-            let key = (&event.agency, target);
-            let remembered = match ids.get(&key) {
+            let key = (&event.agency, target, id_digest(&event.agency, target));
+            let remembered = match ids.get(&key.2) {
                 Some(remembered) => Some(*remembered),
-                None => known_id(&event.agency, target),
+                None => known_id(key.0, key.1, key.2),
             };
             match take_back(
                 remembered,
@@ -831,16 +853,8 @@ pub fn plan(
                 corrected(event.day);
             }
         }
-        let mut add = |day: Date, counter: Counter, n: i64| {
-            by_day
-                .entry((&event.agency, day))
-                .or_default()
-                .add(counter, n);
-            by_procedure_day
-                .entry((&event.agency, day, &event.procedure))
-                .or_default()
-                .add(counter, n);
-        };
+        pending.clear();
+        let mut add = |day: Date, counter: Counter, n: i64| pending.push((day, counter, n));
         if let Some((_, _, effect, back)) = &taken_back {
             for counter in effect.increments() {
                 add(effect.day, counter, -1);
@@ -865,6 +879,22 @@ pub fn plan(
                 if let Some(day) = day {
                     add(day, counter, 1);
                 }
+            }
+        }
+        // The event's counters added per day it moves: two map entries a day, not two a
+        // counter (an event moves 3 to 8 counters on 1 to 3 days).
+        pending.sort_unstable_by_key(|(day, ..)| *day);
+        for moves in pending.chunk_by(|a, b| a.0 == b.0) {
+            let day = moves[0].0;
+            let own = by_day.entry((&event.agency, day)).or_default();
+            for (_, counter, n) in moves {
+                own.add(*counter, *n);
+            }
+            let of_procedure = by_procedure_day
+                .entry((&event.agency, day, &event.procedure))
+                .or_default();
+            for (_, counter, n) in moves {
+                of_procedure.add(*counter, *n);
             }
         }
         if let Some((_, _, effect, _)) = &taken_back
@@ -946,11 +976,12 @@ pub fn plan(
     }
     plan.dossiers = changed
         .into_iter()
-        .filter_map(|(agency, dossier)| {
-            let (state, until) = states.get(&(agency, dossier))?;
+        .filter_map(|(agency, dossier, digest)| {
+            let (state, until) = states.get(&digest)?;
             Some(DossierWrite {
                 agency: agency.clone(),
                 dossier: dossier.clone(),
+                digest,
                 state: (*state)?,
                 remember_until: (*until)?,
             })
@@ -1024,8 +1055,8 @@ mod tests {
         let plan = plan(
             &[first.clone(), again, moved],
             &[],
-            |_, _| None,
-            |_, _| None,
+            |_, _, _| None,
+            |_, _, _| None,
         );
         assert_eq!(
             plan.outcomes,
@@ -1053,8 +1084,8 @@ mod tests {
         plan(
             std::slice::from_ref(event),
             &[],
-            |_, _| Some(remembered),
-            |_, _| None,
+            |_, _, _| Some(remembered),
+            |_, _, _| None,
         )
     }
 
@@ -1113,8 +1144,8 @@ mod tests {
         let plan = plan(
             &[write(&received("e1", "d1", at))],
             &[],
-            |_, _| None,
-            |_, _| None,
+            |_, _, _| None,
+            |_, _, _| None,
         );
         let day = date!(2026 - 08 - 15);
         let due = date!(2026 - 08 - 18);
@@ -1168,7 +1199,7 @@ mod tests {
             write(&resolved),
             write(&first),
         ];
-        let plan = plan(&batch, &[], |_, _| None, |_, _| None);
+        let plan = plan(&batch, &[], |_, _, _| None, |_, _, _| None);
         for ((agency, bucket), sums) in &plan.counters {
             let mut total = CounterSums::default();
             for ((_, day), procedures) in plan
@@ -1236,7 +1267,7 @@ mod tests {
         let mut late_write = write(&late);
         late_write.accepted_at = datetime!(2026-08-16 00:30 +7);
         let batch = [write(&early), late_write.clone(), write(&early)];
-        let plan = plan(&batch, &[], |_, _| None, |_, _| None);
+        let plan = plan(&batch, &[], |_, _, _| None, |_, _, _| None);
         for agency in ["hb.dept", "hoa-binh"] {
             assert_eq!(
                 plan.seen[&id(agency)],
@@ -1273,8 +1304,8 @@ mod tests {
         let plan = plan(
             std::slice::from_ref(&event),
             &batch,
-            |_, _| None,
-            |_, _| None,
+            |_, _, _| None,
+            |_, _, _| None,
         );
         let expected: BTreeMap<(AgencyId, Date), u64> = [
             ((id("hb.dept"), date!(2026 - 08 - 15)), 3),
@@ -1292,15 +1323,20 @@ mod tests {
         );
         assert_eq!(plan.arrivals.len(), 2);
         // Rejections alone move nothing else.
-        let alone = super::plan(&[], &batch[..1], |_, _| None, |_, _| None);
+        let alone = super::plan(&[], &batch[..1], |_, _, _| None, |_, _, _| None);
         assert!(alone.outcomes.is_empty() && alone.counters.is_empty());
         assert!(alone.seen.is_empty() && alone.arrivals.is_empty());
         assert_eq!(alone.rejected.len(), 2);
         // And a batch without any plans none.
         assert!(
-            super::plan(std::slice::from_ref(&event), &[], |_, _| None, |_, _| None)
-                .rejected
-                .is_empty()
+            super::plan(
+                std::slice::from_ref(&event),
+                &[],
+                |_, _, _| None,
+                |_, _, _| None
+            )
+            .rejected
+            .is_empty()
         );
     }
 
@@ -1319,8 +1355,8 @@ mod tests {
         let plan = plan(
             &[write(&received("e1", "d1", at)), write(&resolved)],
             &[],
-            |_, _| None,
-            |_, _| None,
+            |_, _, _| None,
+            |_, _, _| None,
         );
         assert_eq!(plan.dossiers.len(), 1);
         let done = plan.dossiers[0].state;
@@ -1369,7 +1405,7 @@ mod tests {
             write(&received("e5", "d2", at)),
             write(&fee_elsewhere),
         ];
-        let plan = plan(&batch, &[], |_, _| None, |_, _| None);
+        let plan = plan(&batch, &[], |_, _, _| None, |_, _, _| None);
         assert_eq!(
             plan.outcomes,
             [
@@ -1411,8 +1447,8 @@ mod tests {
         let again = super::plan(
             &[write(&resolved("e4", 2)), write(&resolved("e4", 2))],
             &[],
-            |_, _| None,
-            |_, _| Some(counted),
+            |_, _, _| None,
+            |_, _, _| Some(counted),
         );
         assert_eq!(
             again.outcomes,
@@ -1448,7 +1484,7 @@ mod tests {
             write(&resolution),
             write(&returned),
         ];
-        let plan = plan(&batch, &[], |_, _| None, |_, _| None);
+        let plan = plan(&batch, &[], |_, _, _| None, |_, _, _| None);
         assert_eq!(
             plan.outcomes,
             [
@@ -1492,8 +1528,8 @@ mod tests {
         let reopened = super::plan(
             &[write(&retraction), write(&resolution)],
             &[],
-            |_, id| (id == &withdrawal.event_id).then_some(withdrawn),
-            |_, _| Some(state),
+            |_, id, _| (id == &withdrawal.event_id).then_some(withdrawn),
+            |_, _, _| Some(state),
         );
         assert_eq!(reopened.outcomes, [Applied::Accepted, Applied::Accepted]);
         let day = reopened.counters[&(id("hoa-binh"), Bucket::Day(later.date()))];
@@ -1526,7 +1562,7 @@ mod tests {
         let mut retraction = event("fix2", "d1", EventKind::Retracted, at);
         retraction.corrects = Some(original.event_id.clone());
         let batch = [write(&original), write(&in_person), write(&retraction)];
-        let plan = plan(&batch, &[], |_, _| None, |_, _| None);
+        let plan = plan(&batch, &[], |_, _, _| None, |_, _, _| None);
         assert_eq!(plan.outcomes, vec![Applied::Accepted; 3]);
         // Counted, moved to the next day in person, then taken back: nothing is left, in
         // any bucket, not even the due day's counter; but each day knows the corrections
@@ -1573,12 +1609,12 @@ mod tests {
             counts: Counts::Event(Effect::of(original.day(), &write(&original).delta)),
         };
         let kept =
-            super::plan(&[write(&original)], &[], |_, _| None, |_, _| None).dossiers[0].state;
+            super::plan(&[write(&original)], &[], |_, _, _| None, |_, _, _| None).dossiers[0].state;
         let moved = super::plan(
             &[write(&in_person)],
             &[],
-            |_, id| (id == &original.event_id).then_some(counted),
-            |_, _| Some(kept),
+            |_, id, _| (id == &original.event_id).then_some(counted),
+            |_, _, _| Some(kept),
         );
         assert_eq!(moved.outcomes, [Applied::Accepted]);
         let on = |day: Date, counter: Counter| {
@@ -1635,13 +1671,13 @@ mod tests {
                 Uncorrectable::OtherStage(Stage::Received),
             ),
         ];
-        let known = |_: &AgencyId, id: &EventId| (id.as_str() == "e1").then_some(counted);
+        let known = |_: &AgencyId, id: &EventId, _: u64| (id.as_str() == "e1").then_some(counted);
         let kept = Dossier::new(backlog::procedure_digest(&original.procedure));
         let kept = backlog::step(Some(kept), original.stage.expect("a stage"))
             .expect("counted")
             .dossier;
         for (correction, why) in cases {
-            let plan = plan(&[correction], &[], known, |_, _| Some(kept));
+            let plan = plan(&[correction], &[], known, |_, _, _| Some(kept));
             assert_eq!(plan.outcomes, [Applied::Uncorrectable(why)]);
             assert!(plan.counted.is_empty() && plan.ids.is_empty() && plan.dossiers.is_empty());
             assert!(plan.counters.is_empty() && plan.online.is_empty());
@@ -1653,8 +1689,8 @@ mod tests {
             let plan = plan(
                 &[with("e1", "d1", EventKind::Retracted)],
                 &[],
-                |_, id| (id.as_str() == "e1").then_some(Remembered { counts, ..counted }),
-                |_, _| Some(kept),
+                |_, id, _| (id.as_str() == "e1").then_some(Remembered { counts, ..counted }),
+                |_, _, _| Some(kept),
             );
             assert_eq!(plan.outcomes, [Applied::Uncorrectable(why)]);
         }

@@ -164,14 +164,14 @@ impl CounterStore for MemoryStore {
             plan(
                 events,
                 rejected,
-                |agency, event_id| {
+                |agency, event_id, _| {
                     inner
                         .seen
                         .get(&(agency.clone(), event_id.clone()))
                         .filter(|(_, until)| *until > now)
                         .map(|(remembered, _)| *remembered)
                 },
-                |agency, dossier| {
+                |agency, dossier, _| {
                     inner
                         .dossiers
                         .get(&(agency.clone(), dossier.clone()))

@@ -633,8 +633,8 @@ impl RedisStore {
         let planned = plan(
             batch,
             rejected,
-            |agency, event_id| known_id(id_digest(agency, event_id)),
-            |agency, dossier| known_dossier(dossier_digest(agency, dossier)),
+            |_, _, digest| known_id(digest),
+            |_, _, digest| known_dossier(digest),
         );
         // Each changed dossier with the later of its kept day and the batch's, and whether it
         // is new to the store.
@@ -642,9 +642,8 @@ impl RedisStore {
             .dossiers
             .iter()
             .map(|write| {
-                let digest = dossier_digest(&write.agency, &write.dossier);
-                let kept = kept_dossier(digest).map(|(_, until)| until);
-                later_of(digest, write.state, write.remember_until, kept)
+                let kept = kept_dossier(write.digest).map(|(_, until)| until);
+                later_of(write.digest, write.state, write.remember_until, kept)
             })
             .collect();
         let new_dossiers = dossier_writes.iter().filter(|(.., new)| *new).count() as u64;
@@ -653,9 +652,8 @@ impl RedisStore {
             .ids
             .iter()
             .map(|write| {
-                let digest = id_digest(&write.agency, &write.event_id);
-                let kept = kept_id(digest).map(|(_, until)| until);
-                later_of(digest, write.remembered, write.remember_until, kept)
+                let kept = kept_id(write.digest).map(|(_, until)| until);
+                later_of(write.digest, write.remembered, write.remember_until, kept)
             })
             .collect();
         let new_ids = id_writes.iter().filter(|(.., new)| *new).count() as u64;
