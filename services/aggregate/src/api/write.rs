@@ -51,6 +51,7 @@ impl AggregateApi {
         let mut outcomes = Outcomes::with_capacity(events.len());
         let mut writes = Vec::with_capacity(events.len());
         let mut positions = Vec::with_capacity(events.len());
+        let mut last_until: Option<(Date, OffsetDateTime)> = None;
         for (i, event) in events.into_iter().enumerate() {
             match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
                 Ok(event) => {
@@ -73,6 +74,15 @@ impl AggregateApi {
                         continue;
                     };
                     let stage = event.stage_event();
+                    // Once per day of the batch: its events share a few days.
+                    let remember_until = match last_until {
+                        Some((at, until)) if at == day => until,
+                        _ => {
+                            let until = self.policy.remember_until(day);
+                            last_until = Some((day, until));
+                            until
+                        }
+                    };
                     writes.push(EventWrite {
                         content: Content::of(&event),
                         delta: event.delta(provision),
@@ -83,7 +93,7 @@ impl AggregateApi {
                         day,
                         occurred_at: event.occurred_at,
                         accepted_at: now,
-                        remember_until: self.policy.remember_until(day),
+                        remember_until,
                         dossier: event.dossier,
                         stage,
                         corrects: event.corrects,
