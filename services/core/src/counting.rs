@@ -1052,12 +1052,7 @@ mod tests {
         let again = first.clone();
         // The same id a day later: other content, a conflict naming the field.
         let moved = write(&received("e1", "d1", at + time::Duration::days(1)));
-        let plan = plan(
-            &[first.clone(), again, moved],
-            &[],
-            |_, _, _| None,
-            |_, _, _| None,
-        );
+        let plan = plan_new(&[first.clone(), again, moved]);
         assert_eq!(
             plan.outcomes,
             [
@@ -1073,6 +1068,11 @@ mod tests {
         let stored = plan_with_known(&first);
         assert_eq!(stored.outcomes, [Applied::Duplicate]);
         assert!(stored.counters.is_empty() && stored.dossiers.is_empty());
+    }
+
+    /// The plan of `events` for a store that knows none of their ids and dossiers.
+    fn plan_new(events: &[EventWrite]) -> Plan {
+        plan(events, &[], |_, _, _| None, |_, _, _| None)
     }
 
     fn plan_with_known(event: &EventWrite) -> Plan {
@@ -1141,12 +1141,7 @@ mod tests {
     #[test]
     fn a_counted_event_counts_for_its_chain_in_its_four_buckets_and_its_due_day() {
         let at = datetime!(2026-08-15 09:00 +7);
-        let plan = plan(
-            &[write(&received("e1", "d1", at))],
-            &[],
-            |_, _, _| None,
-            |_, _, _| None,
-        );
+        let plan = plan_new(&[write(&received("e1", "d1", at))]);
         let day = date!(2026 - 08 - 15);
         let due = date!(2026 - 08 - 18);
         for agency in ["hb.dept", "hoa-binh"] {
@@ -1199,7 +1194,7 @@ mod tests {
             write(&resolved),
             write(&first),
         ];
-        let plan = plan(&batch, &[], |_, _, _| None, |_, _, _| None);
+        let plan = plan_new(&batch);
         for ((agency, bucket), sums) in &plan.counters {
             let mut total = CounterSums::default();
             for ((_, day), procedures) in plan
@@ -1267,7 +1262,7 @@ mod tests {
         let mut late_write = write(&late);
         late_write.accepted_at = datetime!(2026-08-16 00:30 +7);
         let batch = [write(&early), late_write.clone(), write(&early)];
-        let plan = plan(&batch, &[], |_, _, _| None, |_, _, _| None);
+        let plan = plan_new(&batch);
         for agency in ["hb.dept", "hoa-binh"] {
             assert_eq!(
                 plan.seen[&id(agency)],
@@ -1352,12 +1347,7 @@ mod tests {
             },
             at + time::Duration::days(5),
         );
-        let plan = plan(
-            &[write(&received("e1", "d1", at)), write(&resolved)],
-            &[],
-            |_, _, _| None,
-            |_, _, _| None,
-        );
+        let plan = plan_new(&[write(&received("e1", "d1", at)), write(&resolved)]);
         assert_eq!(plan.dossiers.len(), 1);
         let done = plan.dossiers[0].state;
         assert!(done.has(Stage::Received) && done.has(Stage::Resolved) && !done.is_open());
@@ -1405,7 +1395,7 @@ mod tests {
             write(&received("e5", "d2", at)),
             write(&fee_elsewhere),
         ];
-        let plan = plan(&batch, &[], |_, _, _| None, |_, _, _| None);
+        let plan = plan_new(&batch);
         assert_eq!(
             plan.outcomes,
             [
@@ -1484,7 +1474,7 @@ mod tests {
             write(&resolution),
             write(&returned),
         ];
-        let plan = plan(&batch, &[], |_, _, _| None, |_, _, _| None);
+        let plan = plan_new(&batch);
         assert_eq!(
             plan.outcomes,
             [
@@ -1562,7 +1552,7 @@ mod tests {
         let mut retraction = event("fix2", "d1", EventKind::Retracted, at);
         retraction.corrects = Some(original.event_id.clone());
         let batch = [write(&original), write(&in_person), write(&retraction)];
-        let plan = plan(&batch, &[], |_, _, _| None, |_, _, _| None);
+        let plan = plan_new(&batch);
         assert_eq!(plan.outcomes, vec![Applied::Accepted; 3]);
         // Counted, moved to the next day in person, then taken back: nothing is left, in
         // any bucket, not even the due day's counter; but each day knows the corrections

@@ -373,22 +373,32 @@ mod tests {
         }
     }
 
-    fn violation(event: pb::DossierEvent) -> (String, String) {
-        let v = decode_event(
-            Some(2),
+    /// `event` decoded at `position` against the test catalog, the default policy, at `NOW`.
+    fn decode(position: Option<usize>, event: pb::DossierEvent) -> Result<DossierEvent, Violation> {
+        decode_event(
+            position,
             event,
             &catalog(),
             &AcceptancePolicy::default(),
             NOW,
         )
-        .expect_err("invalid");
+    }
+
+    fn violation(event: pb::DossierEvent) -> (String, String) {
+        let v = decode(Some(2), event).expect_err("invalid");
         (v.field, v.reason)
+    }
+
+    /// The field and reason of a valid event changed by `change`, as the 3rd of a batch.
+    fn violation_after(change: fn(&mut pb::DossierEvent)) -> (String, String) {
+        let mut event = valid();
+        change(&mut event);
+        violation(event)
     }
 
     #[test]
     fn a_valid_event_decodes() {
-        let e = decode_event(None, valid(), &catalog(), &AcceptancePolicy::default(), NOW)
-            .expect("valid");
+        let e = decode(None, valid()).expect("valid");
         assert_eq!(
             e.kind,
             EventKind::Received {
@@ -401,17 +411,14 @@ mod tests {
         let mut unit = valid();
         unit.agency_id = "hb-dept".into();
         assert!(
-            decode_event(None, unit, &catalog(), &AcceptancePolicy::default(), NOW).is_ok(),
+            decode(None, unit).is_ok(),
             "a unit uses its province's procedure"
         );
     }
 
     #[test]
     fn a_violation_names_the_agency_only_when_it_is_one_of_the_catalog() {
-        let decode = |e: pb::DossierEvent| {
-            decode_event(Some(0), e, &catalog(), &AcceptancePolicy::default(), NOW)
-                .expect_err("invalid")
-        };
+        let decode = |e: pb::DossierEvent| decode(Some(0), e).expect_err("invalid");
         let mut late = valid();
         late.occurred_at = None;
         let named = decode(late);
@@ -486,11 +493,7 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named_with_its_reason() {
-        let with = |f: fn(&mut pb::DossierEvent)| {
-            let mut e = valid();
-            f(&mut e);
-            violation(e)
-        };
+        let with = violation_after;
         let field = |f: fn(&mut pb::DossierEvent)| with(f).0;
         assert_eq!(
             with(|e| e.event_id.clear()),
@@ -582,7 +585,7 @@ mod tests {
         );
         let mut within = valid();
         due(&mut within, NOW + time::Duration::days(366));
-        assert!(decode_event(None, within, &catalog(), &AcceptancePolicy::default(), NOW).is_ok());
+        assert!(decode(None, within).is_ok());
         assert_eq!(
             field(
                 |e| e.kind = Some(pb::dossier_event::Kind::Resolved(pb::DossierResolved {
@@ -599,11 +602,7 @@ mod tests {
         let retraction = |e: &mut pb::DossierEvent| {
             e.kind = Some(pb::dossier_event::Kind::Retracted(pb::Retracted {}));
         };
-        let with = |f: fn(&mut pb::DossierEvent)| {
-            let mut e = valid();
-            f(&mut e);
-            violation(e)
-        };
+        let with = violation_after;
         assert_eq!(
             with(retraction),
             (
@@ -625,14 +624,7 @@ mod tests {
         let mut fix = valid();
         fix.corrects = "HS-1/received".into();
         retraction(&mut fix);
-        let decoded = decode_event(
-            None,
-            fix.clone(),
-            &catalog(),
-            &AcceptancePolicy::default(),
-            NOW,
-        )
-        .expect("a retraction");
+        let decoded = decode(None, fix.clone()).expect("a retraction");
         assert_eq!(decoded.kind, EventKind::Retracted);
         assert_eq!(
             decoded.corrects.as_ref().map(EventId::as_str),
@@ -655,14 +647,7 @@ mod tests {
         ] {
             let mut event = valid();
             event.kind = Some(kind);
-            let decoded = decode_event(
-                None,
-                event.clone(),
-                &catalog(),
-                &AcceptancePolicy::default(),
-                NOW,
-            )
-            .expect("valid");
+            let decoded = decode(None, event.clone()).expect("valid");
             assert_eq!((decoded.kind, decoded.corrects.is_none()), (want, true));
             assert_eq!(encode_event(decoded), event);
         }
