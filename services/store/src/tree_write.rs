@@ -28,6 +28,7 @@
 
 use std::{
     borrow::Cow,
+    cell::RefCell,
     collections::{BTreeMap, BTreeSet},
 };
 
@@ -241,22 +242,45 @@ impl<const W: usize> Records<W> {
 
 /// The buckets of one growing structure of a tree (its ids, or its dossier states) that a
 /// write read, as the write leaves them.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Table<const W: usize> {
     buckets: HashMap<u64, Records<W>>,
     /// Buckets to write back.
     changed: BTreeSet<u64>,
+    /// What [`Table::get`] found of each digest it was asked for, so that a bucket is scanned
+    /// once per digest rather than at each of the plan's lookup, the kept day's and the write
+    /// (a record is found by scanning its bucket). `None` stays true to the end: sweeps and
+    /// splits only drop and move records, and a put remembers what it wrote; a found value
+    /// is forgotten at each sweep or split.
+    looked_up: RefCell<HashMap<u64, Option<[u8; W]>>>,
 }
 
 impl<const W: usize> Table<W> {
+    /// The buckets as read.
+    fn read(buckets: HashMap<u64, Records<W>>) -> Self {
+        Table {
+            buckets,
+            ..Table::default()
+        }
+    }
+
     /// The value `digest` holds in `bucket`, if the bucket was read and holds it.
-    fn get(&self, bucket: u64, digest: u64) -> Option<&[u8; W]> {
-        self.buckets.get(&bucket)?.get(digest)
+    fn get(&self, bucket: u64, digest: u64) -> Option<[u8; W]> {
+        *self
+            .looked_up
+            .borrow_mut()
+            .entry(digest)
+            .or_insert_with(|| self.buckets.get(&bucket)?.get(digest).copied())
     }
 
     /// Sets `digest` to `value` in `bucket` (where the spread says it lives).
     fn put(&mut self, bucket: u64, digest: u64, value: [u8; W]) {
-        self.buckets.entry(bucket).or_default().put(digest, value);
+        let records = self.buckets.entry(bucket).or_default();
+        match self.looked_up.get_mut().insert(digest, Some(value)) {
+            // Not in the table when looked up, so not now: no need to scan the bucket.
+            Some(None) => records.push(digest, &value),
+            _ => records.put(digest, value),
+        }
         self.changed.insert(bucket);
     }
 
@@ -270,6 +294,7 @@ impl<const W: usize> Table<W> {
             return 0;
         }
         *records = kept;
+        self.forget_found();
         self.changed.insert(bucket);
         dropped.len() as u64
     }
@@ -282,6 +307,13 @@ impl<const W: usize> Table<W> {
         let to = self.buckets.entry(split.to).or_default();
         to.0.extend_from_slice(&moved.0);
         self.changed.extend([split.from, split.to]);
+        self.forget_found();
+    }
+
+    /// Forgets the values looked up (a record may have moved or gone), not the digests known
+    /// to be absent.
+    fn forget_found(&mut self) {
+        self.looked_up.get_mut().retain(|_, found| found.is_none());
     }
 
     /// The commands that leave the changed buckets as planned: one `MSET` of those with
@@ -597,10 +629,7 @@ impl RedisStore {
                     .ok_or_else(|| reply_err("bucket"))?;
                 buckets.insert(*bucket, records);
             }
-            Ok(Table {
-                buckets,
-                changed: BTreeSet::new(),
-            })
+            Ok(Table::read(buckets))
         }
         let mut ids: Table<ID_VALUE> = table(&id_reads, &mut stored)?;
         let mut dossiers: Table<DOSSIER_VALUE> = table(&dossier_reads, &mut stored)?;
@@ -618,44 +647,50 @@ impl RedisStore {
         }
 
         // 3. The plan, by the core's rules. An id past its day is forgotten already.
-        let kept_id = |digest: u64| {
-            ids.get(id_spread.bucket(digest), digest)
-                .and_then(id_entry)
-                .filter(|(_, until)| *until >= today)
+        // (The lookups borrow the tables: they end before the next await.)
+        let (planned, dossier_writes, id_writes) = {
+            let kept_id = |digest: u64| {
+                ids.get(id_spread.bucket(digest), digest)
+                    .as_ref()
+                    .and_then(id_entry)
+                    .filter(|(_, until)| *until >= today)
+            };
+            let known_id = |digest: u64| kept_id(digest).map(|(remembered, _)| remembered);
+            let kept_dossier = |digest: u64| {
+                dossiers
+                    .get(dossier_spread.bucket(digest), digest)
+                    .as_ref()
+                    .and_then(dossier_entry)
+            };
+            let known_dossier = |digest: u64| kept_dossier(digest).map(|(state, _)| state);
+            let planned = plan(
+                batch,
+                rejected,
+                |_, _, digest| known_id(digest),
+                |_, _, digest| known_dossier(digest),
+            );
+            // Each changed dossier with the later of its kept day and the batch's, and whether it
+            // is new to the store.
+            let dossier_writes: Vec<(u64, Dossier, i32, bool)> = planned
+                .dossiers
+                .iter()
+                .map(|write| {
+                    let kept = kept_dossier(write.digest).map(|(_, until)| until);
+                    later_of(write.digest, write.state, write.remember_until, kept)
+                })
+                .collect();
+            // The same for the ids.
+            let id_writes: Vec<(u64, Remembered, i32, bool)> = planned
+                .ids
+                .iter()
+                .map(|write| {
+                    let kept = kept_id(write.digest).map(|(_, until)| until);
+                    later_of(write.digest, write.remembered, write.remember_until, kept)
+                })
+                .collect();
+            (planned, dossier_writes, id_writes)
         };
-        let known_id = |digest: u64| kept_id(digest).map(|(remembered, _)| remembered);
-        let kept_dossier = |digest: u64| {
-            dossiers
-                .get(dossier_spread.bucket(digest), digest)
-                .and_then(dossier_entry)
-        };
-        let known_dossier = |digest: u64| kept_dossier(digest).map(|(state, _)| state);
-        let planned = plan(
-            batch,
-            rejected,
-            |_, _, digest| known_id(digest),
-            |_, _, digest| known_dossier(digest),
-        );
-        // Each changed dossier with the later of its kept day and the batch's, and whether it
-        // is new to the store.
-        let dossier_writes: Vec<(u64, Dossier, i32, bool)> = planned
-            .dossiers
-            .iter()
-            .map(|write| {
-                let kept = kept_dossier(write.digest).map(|(_, until)| until);
-                later_of(write.digest, write.state, write.remember_until, kept)
-            })
-            .collect();
         let new_dossiers = dossier_writes.iter().filter(|(.., new)| *new).count() as u64;
-        // The same for the ids.
-        let id_writes: Vec<(u64, Remembered, i32, bool)> = planned
-            .ids
-            .iter()
-            .map(|write| {
-                let kept = kept_id(write.digest).map(|(_, until)| until);
-                later_of(write.digest, write.remembered, write.remember_until, kept)
-            })
-            .collect();
         let new_ids = id_writes.iter().filter(|(.., new)| *new).count() as u64;
 
         // 4. The writes: the sweep, the growth's splits (in order), then the new records.
@@ -1394,16 +1429,14 @@ mod tests {
 
     #[test]
     fn a_table_sweeps_splits_and_puts_and_writes_back_only_what_changed() {
-        let mut table: Table<1> = Table {
-            buckets: HashMap::from_iter([
-                (0, records(&[(0b00, [1]), (0b10, [0]), (0b100, [1])])),
-                (1, records(&[(0b01, [1])])),
-                (3, records(&[(0b111, [1])])),
-            ]),
-            changed: BTreeSet::new(),
-        };
-        assert_eq!(table.get(0, 0b10), Some(&[0]));
-        assert_eq!(table.get(1, 0b10), None);
+        let mut table: Table<1> = Table::read(HashMap::from_iter([
+            (0, records(&[(0b00, [1]), (0b10, [0]), (0b100, [1])])),
+            (1, records(&[(0b01, [1])])),
+            (3, records(&[(0b111, [1])])),
+        ]));
+        assert_eq!(table.get(0, 0b10), Some([0]));
+        assert_eq!(table.get(0, 0b100), Some([1]));
+        assert_eq!(table.get(1, 0b101), None);
         assert_eq!(table.sweep(1, |v| v[0] == 1), 0, "nothing to drop");
         assert_eq!(table.sweep(0, |v| v[0] == 1), 1);
         table.split(&Split {
@@ -1414,9 +1447,12 @@ mod tests {
         table.put(2, 0b110, [7]);
         table.put(0, 0b00, [9]);
         table.put(1, 0b101, [6]);
+        // Found before the split moved it: changed where it is now, not added again.
+        table.put(2, 0b100, [5]);
+        assert_eq!(table.get(2, 0b100), Some([5]), "what was written");
         assert_eq!(pairs(&table.buckets[&0]), vec![(0b00, [9])]);
         assert_eq!(pairs(&table.buckets[&1]), vec![(0b01, [1]), (0b101, [6])]);
-        assert_eq!(pairs(&table.buckets[&2]), vec![(0b100, [1]), (0b110, [7])]);
+        assert_eq!(pairs(&table.buckets[&2]), vec![(0b100, [5]), (0b110, [7])]);
         assert_eq!(table.changed, BTreeSet::from([0, 1, 2]), "not 3");
 
         let mut writes = Writes::script("hash", "v", b"");
