@@ -676,24 +676,66 @@ impl<'a> Reporter<'a> {
     }
 }
 
-/// The plan of `events` and of the batch's `rejected` events, given what the store knows of
+/// The digests a store names an event's id and dossier by: [`id_digest`] and
+/// [`dossier_digest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventDigests {
+    /// The id's [`id_digest`].
+    pub id: u64,
+    /// The dossier's [`dossier_digest`].
+    pub dossier: u64,
+}
+
+/// A batch of events with the digests of each one's id and dossier, taken once: a store
+/// reads the buckets they name, and the plan tells ids and dossiers apart by them.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    events: &'a [EventWrite],
+    digests: Vec<EventDigests>,
+}
+
+impl<'a> Batch<'a> {
+    /// `events`, with their digests.
+    pub fn new(events: &'a [EventWrite]) -> Self {
+        let digests = events
+            .iter()
+            .map(|event| EventDigests {
+                id: id_digest(&event.agency, &event.event_id),
+                dossier: dossier_digest(&event.agency, &event.dossier),
+            })
+            .collect();
+        Batch { events, digests }
+    }
+
+    /// The events, in order.
+    pub fn events(&self) -> &'a [EventWrite] {
+        self.events
+    }
+
+    /// Each event with its digests, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a EventWrite, EventDigests)> + '_ {
+        self.events.iter().zip(self.digests.iter().copied())
+    }
+}
+
+/// The plan of a batch's events and of its `rejected` events, given what the store knows of
 /// an id (the content counted under it) and of a dossier (its state): `known_id` and
 /// `known_dossier` answer from what the store had before the batch (each is given the id's
 /// [`id_digest`], the dossier's [`dossier_digest`], as a store keeping digests looks them up
 /// by); the plan accounts for what earlier events of the batch change. Within the batch ids
 /// and dossiers are told apart by their digests, as stores tell them apart.
 pub fn plan(
-    events: &[EventWrite],
+    batch: &Batch<'_>,
     rejected: &[RejectedWrite],
     known_id: impl Fn(&AgencyId, &EventId, u64) -> Option<Remembered>,
     known_dossier: impl Fn(&AgencyId, &DossierId, u64) -> Option<Dossier>,
 ) -> Plan {
     let mut plan = Plan {
-        outcomes: Vec::with_capacity(events.len()),
+        outcomes: Vec::with_capacity(batch.events().len()),
         ..Plan::default()
     };
     // Ids and dossier states as the batch goes: an event sees what earlier ones left.
-    let mut ids: HashMap<u64, Remembered> = HashMap::with_capacity(events.len());
+    let mut ids: HashMap<u64, Remembered> = HashMap::with_capacity(batch.events().len());
     // The sums and online procedures per reporting agency and day while the batch goes (one
     // batch adds to a few keys a thousand times), spread over each agency's chain and the
     // buckets of each day once at the end.
@@ -709,18 +751,14 @@ pub fn plan(
     // Per dossier: its state as the batch goes, and the latest `remember_until` of the
     // batch's events counted for it (`None`: the batch changed nothing of it).
     type Slot = (Option<Dossier>, Option<OffsetDateTime>);
-    let mut states: HashMap<u64, Slot> = HashMap::with_capacity(events.len());
+    let mut states: HashMap<u64, Slot> = HashMap::with_capacity(batch.events().len());
     let mut changed: Vec<(&AgencyId, &DossierId, u64)> = Vec::new();
     // The Vietnam day of the last acceptance time seen: a batch has one.
     let mut accepted_day: Option<(OffsetDateTime, Date)> = None;
     // One event's counter moves (day, counter, ±1), gathered before they are added.
     let mut pending: Vec<(Date, Counter, i64)> = Vec::with_capacity(16);
-    for (i, event) in events.iter().enumerate() {
-        let id = (
-            &event.agency,
-            &event.event_id,
-            id_digest(&event.agency, &event.event_id),
-        );
+    for (i, (event, digests)) in batch.iter().enumerate() {
+        let id = (&event.agency, &event.event_id, digests.id);
         let before = match ids.get(&id.2) {
             Some(remembered) => Some(*remembered),
             None => known_id(id.0, id.1, id.2),
@@ -734,11 +772,7 @@ pub fn plan(
             });
             continue;
         }
-        let slot = (
-            &event.agency,
-            &event.dossier,
-            dossier_digest(&event.agency, &event.dossier),
-        );
+        let slot = (&event.agency, &event.dossier, digests.dossier);
         let (state, until) = states
             .entry(slot.2)
             .or_insert_with(|| (known_dossier(slot.0, slot.1, slot.2), None));
@@ -1072,7 +1106,7 @@ mod tests {
 
     /// The plan of `events` for a store that knows none of their ids and dossiers.
     fn plan_new(events: &[EventWrite]) -> Plan {
-        plan(events, &[], |_, _, _| None, |_, _, _| None)
+        plan(&Batch::new(events), &[], |_, _, _| None, |_, _, _| None)
     }
 
     fn plan_with_known(event: &EventWrite) -> Plan {
@@ -1082,7 +1116,7 @@ mod tests {
             counts: Counts::Event(Effect::of(event.day, &event.delta)),
         };
         plan(
-            std::slice::from_ref(event),
+            &Batch::new(std::slice::from_ref(event)),
             &[],
             |_, _, _| Some(remembered),
             |_, _, _| None,
@@ -1297,7 +1331,7 @@ mod tests {
         ];
         let event = write(&received("e1", "d1", datetime!(2026-08-15 09:00 +7)));
         let plan = plan(
-            std::slice::from_ref(&event),
+            &Batch::new(std::slice::from_ref(&event)),
             &batch,
             |_, _, _| None,
             |_, _, _| None,
@@ -1318,14 +1352,19 @@ mod tests {
         );
         assert_eq!(plan.arrivals.len(), 2);
         // Rejections alone move nothing else.
-        let alone = super::plan(&[], &batch[..1], |_, _, _| None, |_, _, _| None);
+        let alone = super::plan(
+            &Batch::new(&[]),
+            &batch[..1],
+            |_, _, _| None,
+            |_, _, _| None,
+        );
         assert!(alone.outcomes.is_empty() && alone.counters.is_empty());
         assert!(alone.seen.is_empty() && alone.arrivals.is_empty());
         assert_eq!(alone.rejected.len(), 2);
         // And a batch without any plans none.
         assert!(
             super::plan(
-                std::slice::from_ref(&event),
+                &Batch::new(std::slice::from_ref(&event)),
                 &[],
                 |_, _, _| None,
                 |_, _, _| None
@@ -1435,7 +1474,7 @@ mod tests {
         // judged again when sent again (its id is not remembered).
         let counted = plan.dossiers[0].state;
         let again = super::plan(
-            &[write(&resolved("e4", 2)), write(&resolved("e4", 2))],
+            &Batch::new(&[write(&resolved("e4", 2)), write(&resolved("e4", 2))]),
             &[],
             |_, _, _| None,
             |_, _, _| Some(counted),
@@ -1516,7 +1555,7 @@ mod tests {
             counts: Counts::Event(Effect::of(withdrawal.day(), &write(&withdrawal).delta)),
         };
         let reopened = super::plan(
-            &[write(&retraction), write(&resolution)],
+            &Batch::new(&[write(&retraction), write(&resolution)]),
             &[],
             |_, id, _| (id == &withdrawal.event_id).then_some(withdrawn),
             |_, _, _| Some(state),
@@ -1598,10 +1637,16 @@ mod tests {
             dossier: dossier_tag(&original.agency, &original.dossier),
             counts: Counts::Event(Effect::of(original.day(), &write(&original).delta)),
         };
-        let kept =
-            super::plan(&[write(&original)], &[], |_, _, _| None, |_, _, _| None).dossiers[0].state;
+        let kept = super::plan(
+            &Batch::new(&[write(&original)]),
+            &[],
+            |_, _, _| None,
+            |_, _, _| None,
+        )
+        .dossiers[0]
+            .state;
         let moved = super::plan(
-            &[write(&in_person)],
+            &Batch::new(&[write(&in_person)]),
             &[],
             |_, id, _| (id == &original.event_id).then_some(counted),
             |_, _, _| Some(kept),
@@ -1667,7 +1712,7 @@ mod tests {
             .expect("counted")
             .dossier;
         for (correction, why) in cases {
-            let plan = plan(&[correction], &[], known, |_, _, _| Some(kept));
+            let plan = plan(&Batch::new(&[correction]), &[], known, |_, _, _| Some(kept));
             assert_eq!(plan.outcomes, [Applied::Uncorrectable(why)]);
             assert!(plan.counted.is_empty() && plan.ids.is_empty() && plan.dossiers.is_empty());
             assert!(plan.counters.is_empty() && plan.online.is_empty());
@@ -1677,7 +1722,7 @@ mod tests {
             (Counts::Correction, Uncorrectable::Correction),
         ] {
             let plan = plan(
-                &[with("e1", "d1", EventKind::Retracted)],
+                &Batch::new(&[with("e1", "d1", EventKind::Retracted)]),
                 &[],
                 |_, id, _| (id.as_str() == "e1").then_some(Remembered { counts, ..counted }),
                 |_, _, _| Some(kept),

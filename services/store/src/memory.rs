@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use govpulse_core::{
     AgencyId, Bucket, Counter, Counters, DossierId, EventId, Needs, ProcedureId,
     backlog::Dossier,
-    counting::{Remembered, plan},
+    counting::{Batch, Remembered, plan},
     freshness::{Activity, Arrivals, Seen},
 };
 use time::{Date, OffsetDateTime};
@@ -162,7 +162,7 @@ impl CounterStore for MemoryStore {
         let plan = {
             let inner = &*inner;
             plan(
-                events,
+                &Batch::new(events),
                 rejected,
                 |agency, event_id, _| {
                     inner

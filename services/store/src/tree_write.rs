@@ -38,8 +38,8 @@ use govpulse_core::{
     AgencyId, Bucket, Counter, ProcedureId,
     backlog::Dossier,
     counting::{
-        Applied, CounterSums, EventWrite, Plan, ProcedureSums, RejectedWrite, Remembered,
-        dossier_digest, id_digest, plan,
+        Applied, Batch, CounterSums, EventWrite, Plan, ProcedureSums, RejectedWrite, Remembered,
+        id_digest, plan,
     },
     freshness::{DayCounts, Seen},
 };
@@ -459,8 +459,9 @@ impl RedisStore {
         batch: &[EventWrite],
         rejected: &[RejectedWrite],
     ) -> Result<Vec<Applied>, StoreError> {
+        let batch = Batch::new(batch);
         for _ in 0..ATTEMPTS {
-            if let Some(outcomes) = self.try_tree(root, batch, rejected).await? {
+            if let Some(outcomes) = self.try_tree(root, &batch, rejected).await? {
                 return Ok(outcomes);
             }
         }
@@ -473,7 +474,7 @@ impl RedisStore {
     async fn try_tree(
         &self,
         root: &AgencyId,
-        batch: &[EventWrite],
+        batch: &Batch<'_>,
         rejected: &[RejectedWrite],
     ) -> Result<Option<Vec<Applied>>, StoreError> {
         let keys = TreeKeys::new(self, root);
@@ -523,41 +524,32 @@ impl RedisStore {
 
         // 2. What the batch needs to read: each event's id, and each dossier, in the bucket
         // the spread read says; the buckets the growth splits; the one the sweep looks at.
-        let digests: Vec<(u64, u64)> = batch
-            .iter()
-            .map(|event| {
-                (
-                    id_digest(&event.agency, &event.event_id),
-                    dossier_digest(&event.agency, &event.dossier),
-                )
-            })
-            .collect();
-        let batch_size = batch.len() as u64;
+        let batch_size = batch.events().len() as u64;
         let (id_splits, id_grown) = id_spread.grow_to(id_spread.entries + batch_size);
         let (dossier_splits, dossier_grown) =
             dossier_spread.grow_to(dossier_spread.entries + batch_size);
         let id_sweep = id_spread.sweep % id_spread.buckets();
         let dossier_sweep = dossier_spread.sweep % dossier_spread.buckets();
         // The ids the batch's corrections name are read too: their records change.
-        let targets = batch.iter().filter_map(|event| {
+        let targets = batch.events().iter().filter_map(|event| {
             let target = event.corrects.as_ref()?;
             Some(id_spread.bucket(id_digest(&event.agency, target)))
         });
-        let id_reads: BTreeSet<u64> = digests
+        let id_reads: BTreeSet<u64> = batch
             .iter()
-            .map(|(id, _)| id_spread.bucket(*id))
+            .map(|(_, digests)| id_spread.bucket(digests.id))
             .chain(targets)
             .chain(id_splits.iter().map(|s| s.from))
             .chain([id_sweep])
             .collect();
-        let dossier_reads: BTreeSet<u64> = digests
+        let dossier_reads: BTreeSet<u64> = batch
             .iter()
-            .map(|(_, dossier)| dossier_spread.bucket(*dossier))
+            .map(|(_, digests)| dossier_spread.bucket(digests.dossier))
             .chain(dossier_splits.iter().map(|s| s.from))
             .chain([dossier_sweep])
             .collect();
         // Each agency's parent, and the children counted in their parents' packed roll-ups.
-        let parent_of = parents_of(batch);
+        let parent_of = parents_of(batch.events());
         let mut parents: BTreeMap<&AgencyId, BTreeSet<&AgencyId>> = BTreeMap::new();
         for (child, parent) in &parent_of {
             parents.entry(parent).or_default().insert(child);
@@ -565,7 +557,8 @@ impl RedisStore {
         // What was seen of the batch's agencies, to keep the latest, and their events per day
         // (section 6c): the rejected ones only of the agencies the batch has rejections for,
         // so a batch without reads and writes none.
-        let reporters: BTreeSet<&AgencyId> = batch.iter().flat_map(|e| e.chain.iter()).collect();
+        let reporters: BTreeSet<&AgencyId> =
+            batch.events().iter().flat_map(|e| e.chain.iter()).collect();
         let rejecters: BTreeSet<&AgencyId> = rejected.iter().flat_map(|r| r.chain.iter()).collect();
         let mut second = Commands::default();
         let mut seen_read = redis::cmd("HMGET");
