@@ -34,7 +34,7 @@ use govpulse_proto::{
 };
 use govpulse_store::{
     CounterStore, MemoryStore,
-    testing::{RedisCluster, RedisServer},
+    testing::{RedisCluster, RedisServer, store_per_case},
 };
 use proptest::prelude::*;
 use support::timestamp;
@@ -1000,12 +1000,20 @@ fn every_metric_matches_a_recomputation_on_the_memory_store() {
 fn every_metric_matches_a_recomputation_on_redis() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let server = RedisServer::start().expect("redis-server starts");
-    run(12, server.store_per_case(&runtime, "property"), &runtime);
+    run(
+        12,
+        store_per_case(server.url(), &runtime, "property"),
+        &runtime,
+    );
 }
 
 #[test]
 fn every_metric_matches_a_recomputation_on_a_redis_cluster() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
-    run(6, cluster.store_per_case(&runtime, "property"), &runtime);
+    run(
+        6,
+        store_per_case(cluster.url(), &runtime, "property"),
+        &runtime,
+    );
 }
