@@ -52,18 +52,8 @@ const FIRST_DAY: Date = date!(2025 - 01 - 01);
 const DAYS: i64 = 600;
 
 fn catalog() -> Catalog {
-    Catalog::builder()
-        .provinces_csv(
-            "p",
-            "code,id,name\n17,hoa-binh,Hòa Bình\n22,quang-ninh,Quảng Ninh\n",
-        )
+    support::two_provinces(Catalog::builder())
         .and_then(|b| b.ministries_csv("m", "id,name_en\nmof,Finance\n"))
-        .and_then(|b| {
-            b.units_csv(
-                "u",
-                "id,name,parent_id\nhb.dept,Sở,hoa-binh\nhb.dept.commune,Xã,hb.dept\n",
-            )
-        })
         .and_then(|b| {
             b.procedures_csv(
                 "x",
