@@ -163,24 +163,49 @@ impl QueryArgs {
     }
 }
 
-/// The ranking service, and how to reach it.
-#[derive(Debug, clap::Args)]
-struct RankingService {
-    /// The ranking service.
-    #[arg(
-        long,
-        env = "GOVPULSE_RANKING_URL",
-        default_value = "http://127.0.0.1:50053"
-    )]
-    ranking: String,
-    #[command(flatten)]
-    connect: ConnectArgs,
+/// A service the command calls: a struct of its URL flag (`--$flag`, from `$env`) and the
+/// connection flags, with `remote()` to reach it. One macro for the three services, whose
+/// flags differ only in name, help, variable and default. (The flag's help is a literal:
+/// clap reads no `concat!` in a doc attribute.)
+macro_rules! service_args {
+    ($(
+        #[doc = $doc:literal]
+        $name:ident { #[doc = $help:literal] $flag:ident: $env:literal, $default:literal }
+    )*) => {$(
+        #[doc = $doc]
+        #[derive(Debug, clap::Args)]
+        struct $name {
+            #[doc = $help]
+            #[arg(long, env = $env, default_value = $default)]
+            $flag: String,
+            #[command(flatten)]
+            connect: ConnectArgs,
+        }
+
+        impl $name {
+            #[doc = concat!("The ", stringify!($flag), " service as the command calls it.")]
+            fn remote(&self) -> anyhow::Result<Remote> {
+                self.connect.remote(&self.$flag)
+            }
+        }
+    )*};
 }
 
-impl RankingService {
-    /// The ranking service as the command calls it.
-    fn remote(&self) -> anyhow::Result<Remote> {
-        self.connect.remote(&self.ranking)
+service_args! {
+    /// The ranking service, and how to reach it.
+    RankingService {
+        /// The ranking service.
+        ranking: "GOVPULSE_RANKING_URL", "http://127.0.0.1:50053"
+    }
+    /// The ingest service, and how to reach it.
+    IngestService {
+        /// The ingest service.
+        ingest: "GOVPULSE_INGEST_URL", "http://127.0.0.1:50051"
+    }
+    /// The aggregate service, and how to reach it.
+    AggregateService {
+        /// The aggregate service.
+        aggregate: "GOVPULSE_AGGREGATE_URL", "http://127.0.0.1:50052"
     }
 }
 
@@ -231,19 +256,12 @@ enum Command {
         /// Events per batch.
         #[arg(long, default_value_t = 1000)]
         batch_size: usize,
-        /// The ingest service.
-        #[arg(
-            long,
-            env = "GOVPULSE_INGEST_URL",
-            default_value = "http://127.0.0.1:50051"
-        )]
-        ingest: String,
         /// Seconds to keep retrying a batch while ingest is unavailable (unreachable,
         /// overloaded, restarting) before giving up; retrying never counts an event twice.
         #[arg(long, default_value_t = 60.0)]
         retry_for: f64,
         #[command(flatten)]
-        connect: ConnectArgs,
+        service: IngestService,
     },
     /// Reports assessed scores of a composite index: from flags (one agency, profile and
     /// period, any number of --score criterion=points), or from a file of JSON lines, one
@@ -264,15 +282,8 @@ enum Command {
         /// One criterion's points, as `criterion=points` (`function=38.75`); repeat it.
         #[arg(long)]
         score: Vec<String>,
-        /// The ingest service.
-        #[arg(
-            long,
-            env = "GOVPULSE_INGEST_URL",
-            default_value = "http://127.0.0.1:50051"
-        )]
-        ingest: String,
         #[command(flatten)]
-        connect: ConnectArgs,
+        service: IngestService,
     },
     /// Prints a ranking.
     Ranking {
@@ -322,15 +333,8 @@ enum Command {
         /// Print the response as JSON.
         #[arg(long)]
         json: bool,
-        /// The aggregate service.
-        #[arg(
-            long,
-            env = "GOVPULSE_AGGREGATE_URL",
-            default_value = "http://127.0.0.1:50052"
-        )]
-        aggregate: String,
         #[command(flatten)]
-        connect: ConnectArgs,
+        service: AggregateService,
     },
     /// Prints the alerts in force: ranking's alert rules (deploy/config/alerts.toml) holding
     /// for an agency, firing or pending, with the figures behind each, and whether the rules
@@ -605,21 +609,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Submit {
             file,
             batch_size,
-            ingest,
             retry_for,
-            connect,
+            service,
         } => {
             let Some(events) = read_json_lines(&file, submit::parse_lines, "submit")? else {
                 return Ok(ExitCode::from(2));
             };
-            let client = IngestServiceClient::new(connect.remote(&ingest)?.channel());
+            let client = IngestServiceClient::new(service.remote()?.channel());
             let progress = submit_progress(events.len() as u64);
             let report = submit::send(
                 &client,
                 events,
                 batch_size,
                 std::time::Duration::from_secs_f64(retry_for.max(0.0)),
-                connect.token.as_deref(),
+                service.connect.token.as_deref(),
                 |so_far| {
                     // The counts in the message, so that a frame never shows two moments.
                     progress.set_position(so_far.answered());
@@ -652,8 +655,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             profile,
             period,
             score,
-            ingest,
-            connect,
+            service,
         } => {
             let scores = match (file, agency, profile, period) {
                 (Some(file), ..) => {
@@ -668,7 +670,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 _ => anyhow::bail!("give a file, or --agency, --profile, --period and --score"),
             };
-            let ingest = connect.remote(&ingest)?;
+            let ingest = service.remote()?;
             let stored = IngestServiceClient::new(ingest.channel())
                 .report_assessed_scores(ingest.request(ReportAssessedScoresRequest { scores }))
                 .await
@@ -740,13 +742,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             by_procedure,
             top,
             json,
-            aggregate,
-            connect,
+            service,
         } => {
             for m in &metric {
                 m.parse::<Metric>()?;
             }
-            let aggregate = connect.remote(&aggregate)?;
+            let aggregate = service.remote()?;
             let mut client = AggregateServiceClient::new(aggregate.channel());
             let failed = failed("aggregate");
             if by_procedure {
