@@ -88,6 +88,19 @@ fn run<E: std::fmt::Debug + Send + 'static>(
     }
 }
 
+/// Builds `$service::Server` from `$config` (panicking with `$starts` when it cannot start)
+/// and [`run`]s it, with its `/metrics` listener if it has one. A macro: the three services'
+/// servers share the shape `build`, `host`, `run_until` but no trait.
+macro_rules! serve {
+    ($service:ident, $config:expr, $starts:literal) => {{
+        let server = $service::Server::build($config).await.expect($starts);
+        let (addr, metrics) = (server.host().local_addr(), server.host().metrics_addr());
+        run(addr, metrics, |stop| {
+            tokio::spawn(server.run_until(stop.cancelled_owned()))
+        })
+    }};
+}
+
 /// How a test deployment differs from the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -149,13 +162,7 @@ async fn start_aggregate(
         host: with_metrics(&defaults.host, options.aggregate_metrics),
         ..defaults
     };
-    let server = govpulse_aggregate::Server::build(config)
-        .await
-        .expect("aggregate starts");
-    let (addr, metrics) = (server.host().local_addr(), server.host().metrics_addr());
-    run(addr, metrics, |stop| {
-        tokio::spawn(server.run_until(stop.cancelled_owned()))
-    })
+    serve!(govpulse_aggregate, config, "aggregate starts")
 }
 
 async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options) -> Running {
@@ -177,13 +184,7 @@ async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options)
         host: with_metrics(&defaults.host, options.ranking_metrics),
         ..defaults
     };
-    let ranking = govpulse_ranking::Server::build(ranking_config)
-        .await
-        .expect("ranking starts");
-    let (addr, metrics) = (ranking.host().local_addr(), ranking.host().metrics_addr());
-    run(addr, metrics, |stop| {
-        tokio::spawn(ranking.run_until(stop.cancelled_owned()))
-    })
+    serve!(govpulse_ranking, ranking_config, "ranking starts")
 }
 
 /// `host` with a `/metrics` listener on a free port when `metrics` asks for one.
@@ -214,12 +215,7 @@ async fn start_ingest(aggregate_url: &str, options: &Options) -> Running {
         horizon_days: options.horizon_days.unwrap_or(defaults.horizon_days),
         ..defaults
     };
-    let ingest = govpulse_ingest::Server::build(config)
-        .await
-        .expect("ingest starts");
-    run(ingest.host().local_addr(), None, |stop| {
-        tokio::spawn(ingest.run_until(stop.cancelled_owned()))
-    })
+    serve!(govpulse_ingest, config, "ingest starts")
 }
 
 /// One service started on its own, for topologies other than a [`Deployment`] (several
