@@ -37,6 +37,7 @@ use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming, transport::Channel};
+use tonic_types::StatusExt;
 
 /// Noon (Vietnam time) two days ago: inside one Vietnam day and the accepted horizon,
 /// whatever the hour the tests run.
@@ -137,6 +138,9 @@ pub struct Deployment {
     aggregate: Option<Running>,
     ingest: Running,
     ranking: Running,
+    /// The redis-server of [`Deployment::start_alone`], killed when the deployment is
+    /// dropped (last: after the services).
+    own_redis: Option<RedisServer>,
 }
 
 fn local(port: u16) -> SocketAddr {
@@ -337,6 +341,15 @@ impl Deployment {
         Self::start_with(redis, prefix, Options::default()).await
     }
 
+    /// Starts a redis-server of its own and the three services against it, with keys under
+    /// `prefix`; the server lives as long as the deployment.
+    pub async fn start_alone(prefix: &str) -> Deployment {
+        let redis = RedisServer::start().expect("redis-server starts");
+        let mut deployment = Self::start(&redis, prefix).await;
+        deployment.own_redis = Some(redis);
+        deployment
+    }
+
     /// Starts the three services with `options`.
     pub async fn start_with(redis: &RedisServer, prefix: &str, options: Options) -> Deployment {
         Self::start_on(&redis.url(), prefix, options).await
@@ -357,6 +370,7 @@ impl Deployment {
             aggregate: Some(aggregate),
             ingest,
             ranking,
+            own_redis: None,
         }
     }
 
@@ -560,6 +574,23 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
+/// The field and description of the first field violation (google.rpc.BadRequest) of
+/// `status`, which must be INVALID_ARGUMENT.
+pub fn field_violation(status: &Status) -> (String, String) {
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let details = status
+        .get_details_bad_request()
+        .expect("a google.rpc.BadRequest");
+    let violation = details.field_violations.first().expect("a field violation");
+    (violation.field.clone(), violation.description.clone())
+}
+
+/// One `[[credential]]` of a token file: the token's SHA-256 (`sha256`), the agency it acts
+/// for and its `roles`, written as the items of a TOML list (`"reporter", "reader"`).
+pub fn credential_for(sha256: &str, agency: &str, roles: &str) -> String {
+    format!("[[credential]]\nsha256 = \"{sha256}\"\nagency = \"{agency}\"\nroles = [{roles}]\n")
+}
+
 /// A protobuf timestamp.
 pub fn ts(at: OffsetDateTime) -> Option<Timestamp> {
     Some(Timestamp {
@@ -593,19 +624,16 @@ pub fn received(event_id: &str, agency: &str, at: OffsetDateTime, online: bool) 
     } else {
         PbChannel::InPerson
     };
-    DossierEvent {
-        event_id: event_id.to_owned(),
-        agency_id: agency.to_owned(),
-        dossier_id: format!("HS-{event_id}"),
-        procedure_id: format!("{agency}.p01"),
-        occurred_at: ts(at),
-        kind: Some(Kind::Received(DossierReceived {
+    event(
+        event_id,
+        agency,
+        at,
+        Kind::Received(DossierReceived {
             channel: channel.into(),
             digitized: true,
             due_at: None,
-        })),
-        corrects: String::new(),
-    }
+        }),
+    )
 }
 
 /// A resolution event, on time or not (by the due time).
@@ -615,18 +643,29 @@ pub fn resolved(event_id: &str, agency: &str, at: OffsetDateTime, on_time: bool)
     } else {
         at - time::Duration::hours(1)
     };
+    event(
+        event_id,
+        agency,
+        at,
+        Kind::Resolved(DossierResolved {
+            timeliness: Some(dossier_resolved::Timeliness::DueAt(
+                ts(due).unwrap_or_default(),
+            )),
+            result_electronic: false,
+        }),
+    )
+}
+
+/// An event `kind` of `agency` at `at`, for the dossier `HS-<event_id>` of its first demo
+/// procedure (`<agency>.p01`).
+pub fn event(event_id: &str, agency: &str, at: OffsetDateTime, kind: Kind) -> DossierEvent {
     DossierEvent {
         event_id: event_id.to_owned(),
         agency_id: agency.to_owned(),
         dossier_id: format!("HS-{event_id}"),
         procedure_id: format!("{agency}.p01"),
         occurred_at: ts(at),
-        kind: Some(Kind::Resolved(DossierResolved {
-            timeliness: Some(dossier_resolved::Timeliness::DueAt(
-                ts(due).unwrap_or_default(),
-            )),
-            result_electronic: false,
-        })),
+        kind: Some(kind),
         corrects: String::new(),
     }
 }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use govpulse_e2e::{
-    catalog_with, local0,
+    catalog_with, credential_for, local0,
     pki::{Pem, Pki, write_pem},
     received, scratch, statuses, two_days_ago_noon, with_token,
 };
@@ -158,10 +158,7 @@ fn credential(token: &str, agency: &str, roles: &str, expires_at: Option<&str>) 
     let expiry = expires_at
         .map(|e| format!("expires_at = \"{e}\"\n"))
         .unwrap_or_default();
-    format!(
-        "[[credential]]\nsha256 = \"{}\"\nagency = \"{agency}\"\nroles = [{roles}]\n{expiry}",
-        token_hash(token)
-    )
+    credential_for(&token_hash(token), agency, roles) + &expiry
 }
 
 fn refused(result: Result<tonic::Response<impl Sized>, Status>) -> Status {

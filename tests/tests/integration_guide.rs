@@ -8,7 +8,7 @@
 
 use std::{net::SocketAddr, process::Stdio, time::Duration};
 
-use govpulse_e2e::{Deployment, RedisServer, Spawned, scratch};
+use govpulse_e2e::{Deployment, RedisServer, Spawned, credential_for, scratch};
 use govpulse_edge::auth::new_token;
 
 const GUIDE: &str = include_str!("../../docs/INTEGRATION.md");
@@ -137,13 +137,7 @@ async fn every_example_of_the_integration_guide_runs_and_prints_what_the_guide_s
     let deployment = Deployment::start_with(&redis, "guide", options).await;
     let (token, hash) = new_token();
     let tokens = dir.join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        format!(
-            "[[credential]]\nsha256 = \"{hash}\"\nagency = \"ha-noi\"\nroles = [\"reporter\"]\n"
-        ),
-    )
-    .expect("tokens");
+    std::fs::write(&tokens, credential_for(&hash, "ha-noi", "\"reporter\"")).expect("tokens");
     // Ingest as agencies meet it: a token required (plaintext, loopback only).
     let config = govpulse_ingest::Config {
         tokens: Some(tokens),

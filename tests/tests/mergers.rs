@@ -3,7 +3,8 @@
 //! provinces as they were on the period's last day; a province merged away reports no more.
 
 use govpulse_e2e::{
-    Deployment, Options, RedisServer, provinces_by_online_rate, received, resolved, ts,
+    Deployment, Options, RedisServer, http::find_by, provinces_by_online_rate, received, resolved,
+    ts,
 };
 use govpulse_proto::{
     aggregate::{GetBlockMetricsRequest, GetMetricsResponse, get_block_metrics_request::Scope},
@@ -308,12 +309,8 @@ async fn last_years_pooled_figure_counts_a_province_merged_later_once() {
     let y2022 = provinces_over_http(&deployment, "online-dossier-rate", "2022", "").await;
     assert_eq!(pooled(&y2022, "summary"), Some((0, 1)));
     assert_eq!(pooled(&y2022, "summarySamePeriodLastYear"), Some((1, 2)));
-    let row = |body: &serde_json::Value, id: &str| {
-        body["agencies"]
-            .as_array()
-            .and_then(|rows| rows.iter().find(|r| r["agencyId"] == id).cloned())
-            .unwrap_or_else(|| panic!("{id} listed: {body}"))
-    };
+    let row =
+        |body: &serde_json::Value, id: &str| find_by(&body["agencies"], "agencyId", id).clone();
     assert_eq!(
         row(&y2022, "tuyen-quang")["samePeriodLastYear"],
         serde_json::Value::Null,
