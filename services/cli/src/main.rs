@@ -979,7 +979,7 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             let mut accepted_before = 0;
             loop {
                 ticker.tick().await;
-                let accepted = progress.accepted.load(std::sync::atomic::Ordering::Relaxed);
+                let accepted = progress.outcomes.accepted.load(std::sync::atomic::Ordering::Relaxed);
                 let latency = progress.take_interval();
                 let memory: Vec<String> = pids
                     .iter()
