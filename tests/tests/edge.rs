@@ -501,13 +501,15 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
         upstream_cert: Some(peer_cert),
         upstream_key: Some(peer_key),
     };
+    // The three services serve with one certificate and the same TLS settings.
+    let host = HostArgs {
+        tls,
+        ..Default::default()
+    };
     let stop = CancellationToken::new();
     let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
         catalog_dir: Some(catalog.clone()),
-        host: HostArgs {
-            tls: tls.clone(),
-            ..Default::default()
-        },
+        host: host.clone(),
         ..govpulse_aggregate::Config::new(local0())
     })
     .await
@@ -518,10 +520,7 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
     std::fs::write(&tokens, credential("t", "ha-noi", "\"reporter\"", None)).expect("tokens");
     let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
         catalog_dir: Some(catalog.clone()),
-        host: HostArgs {
-            tls: tls.clone(),
-            ..Default::default()
-        },
+        host: host.clone(),
         upstream: upstream.clone(),
         tokens: Some(tokens),
         ..govpulse_ingest::Config::new(local0(), aggregate_url.clone())
@@ -530,10 +529,7 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
     .expect("ingest starts");
     let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
         catalog_dir: Some(catalog.clone()),
-        host: HostArgs {
-            tls: tls.clone(),
-            ..Default::default()
-        },
+        host,
         upstream,
         min_volume: 0,
         ..govpulse_ranking::Config::new(local0(), aggregate_url)
