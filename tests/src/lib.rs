@@ -344,8 +344,13 @@ impl Deployment {
     /// Starts a redis-server of its own and the three services against it, with keys under
     /// `prefix`; the server lives as long as the deployment.
     pub async fn start_alone(prefix: &str) -> Deployment {
+        Self::start_alone_with(prefix, Options::default()).await
+    }
+
+    /// [`Deployment::start_alone`] with `options`.
+    pub async fn start_alone_with(prefix: &str, options: Options) -> Deployment {
         let redis = RedisServer::start().expect("redis-server starts");
-        let mut deployment = Self::start(&redis, prefix).await;
+        let mut deployment = Self::start_with(&redis, prefix, options).await;
         deployment.own_redis = Some(redis);
         deployment
     }

@@ -580,13 +580,12 @@ async fn open_dossiers_past_their_due_time_are_the_backlog() {
 
 #[tokio::test]
 async fn rankings_show_movement_and_keep_small_agencies_apart() {
-    let redis = RedisServer::start().expect("redis-server starts");
     let options = govpulse_e2e::Options {
         min_volume: 10,
         horizon_days: Some(800),
         ..Default::default()
     };
-    let deployment = Deployment::start_with(&redis, "movement", options).await;
+    let deployment = Deployment::start_alone_with("movement", options).await;
     // Two consecutive months, well in the past.
     let before = OffsetDateTime::now_utc() - time::Duration::days(120);
     let (month, previous_month) = {

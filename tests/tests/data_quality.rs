@@ -5,7 +5,7 @@
 //! and events of an agency outside the catalog count against nobody.
 
 use govpulse_e2e::{
-    Deployment, Options, RedisServer, catalog_with, credential_for,
+    Deployment, Options, catalog_with, credential_for,
     http::{find_by, get},
     local0, received, scratch, statuses, two_days_ago_noon, with_token,
 };
@@ -82,9 +82,7 @@ async fn rejected_events_count_against_the_agency_the_sender_may_send_for_and_it
          lang-son.dept-01.p01,lang-son.dept-01,Thủ tục,full,true\n\
          hai-phong.p01,hai-phong,Thủ tục,full,true\n",
     );
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start_with(
-        &redis,
+    let deployment = Deployment::start_alone_with(
         "quality",
         Options {
             catalog_dir: Some(catalog.clone()),

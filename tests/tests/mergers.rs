@@ -3,8 +3,7 @@
 //! provinces as they were on the period's last day; a province merged away reports no more.
 
 use govpulse_e2e::{
-    Deployment, Options, RedisServer, http::find_by, provinces_by_online_rate, received, resolved,
-    ts,
+    Deployment, Options, http::find_by, provinces_by_online_rate, received, resolved, ts,
 };
 use govpulse_proto::{
     aggregate::{GetBlockMetricsRequest, GetMetricsResponse, get_block_metrics_request::Scope},
@@ -37,12 +36,11 @@ fn fraction(response: &GetMetricsResponse) -> Option<(u64, u64)> {
 
 #[tokio::test]
 async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
-    let redis = RedisServer::start().expect("redis-server starts");
     let options = Options {
         horizon_days: Some(1500),
         ..Options::default()
     };
-    let deployment = Deployment::start_with(&redis, "mergers", options).await;
+    let deployment = Deployment::start_alone_with("mergers", options).await;
     let before = at(date!(2024 - 11 - 15));
     let after = at(date!(2025 - 11 - 15));
     let mut events = Vec::new();
@@ -167,12 +165,11 @@ async fn block_on_time(deployment: &Deployment, period: &str, agency: &str) -> O
 
 #[tokio::test]
 async fn a_merged_province_inherits_the_dossiers_its_predecessors_left_open_past_due() {
-    let redis = RedisServer::start().expect("redis-server starts");
     let options = Options {
         horizon_days: Some(1500),
         ..Options::default()
     };
-    let deployment = Deployment::start_with(&redis, "merged-backlog", options).await;
+    let deployment = Deployment::start_alone_with("merged-backlog", options).await;
     let with_due = |id: &str, agency: &str, due: OffsetDateTime| {
         let mut event = received(id, agency, at(date!(2025 - 05 - 10)), true);
         event.dossier_id = id.to_owned();
@@ -278,14 +275,13 @@ fn json_fraction(rate: &serde_json::Value) -> Option<(u64, u64)> {
 
 #[tokio::test]
 async fn last_years_pooled_figure_counts_a_province_merged_later_once() {
-    let redis = RedisServer::start().expect("redis-server starts");
     let catalog_dir = write_partial_catalog("merged-last-year");
     let options = Options {
         catalog_dir: Some(catalog_dir.clone()),
         horizon_days: Some(3000),
         ..Options::default()
     };
-    let deployment = Deployment::start_with(&redis, "merged-last-year", options).await;
+    let deployment = Deployment::start_alone_with("merged-last-year", options).await;
     let reception = |id: &str, agency: &str, day: time::Date, online: bool| {
         let mut event = received(id, agency, at(day), online);
         event.procedure_id = format!("{agency}.p1");
