@@ -16,7 +16,8 @@ use std::{
 use govpulse_proto::{
     Timestamp,
     aggregate::{
-        GetMetricsRequest, GetMetricsResponse, aggregate_service_client::AggregateServiceClient,
+        GetMetricsRequest, GetMetricsResponse, Rate,
+        aggregate_service_client::AggregateServiceClient,
     },
     catalog::Block,
     event::{
@@ -675,6 +676,11 @@ pub fn event(event_id: &str, agency: &str, at: OffsetDateTime, kind: Kind) -> Do
     }
 }
 
+/// A rate as its fraction, numerator over denominator.
+pub fn fraction(rate: Option<&Rate>) -> Option<(u64, u64)> {
+    rate.map(|r| (r.numerator, r.denominator))
+}
+
 /// One row of a ranking as a subscriber shows it: rank, agency, value, below the minimum,
 /// rank in the previous period.
 pub type ShownRow = (u32, String, Option<(u64, u64)>, bool, u32);
@@ -683,7 +689,7 @@ fn shown(row: &RankingRow) -> ShownRow {
     (
         row.rank,
         row.agency_id.clone(),
-        row.rate.as_ref().map(|r| (r.numerator, r.denominator)),
+        fraction(row.rate.as_ref()),
         row.below_minimum_volume,
         row.previous_period_rank,
     )

@@ -8,7 +8,7 @@
 
 use govpulse::simulate::Country;
 use govpulse_core::{Catalog, Metric, period::vietnam_day};
-use govpulse_e2e::{Deployment, Options};
+use govpulse_e2e::{Deployment, Options, fraction};
 use govpulse_proto::{
     aggregate::{GetBlockMetricsRequest, PeriodRange, Rate, get_block_metrics_request},
     catalog::Block,
@@ -93,7 +93,7 @@ fn sorted(
     values: impl Iterator<Item = (String, Option<Rate>)>,
 ) -> (String, Values) {
     let mut values: Values = values
-        .map(|(agency, rate)| (agency, rate.map(|r| (r.numerator, r.denominator))))
+        .map(|(agency, rate)| (agency, fraction(rate.as_ref())))
         .collect();
     values.sort();
     let days = period.map(|p| format!("{}..{}", p.first_day, p.last_day));

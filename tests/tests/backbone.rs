@@ -2,7 +2,7 @@
 //! read back as counts, rates and rankings computed by hand.
 
 use govpulse_e2e::{
-    Deployment, Options, RedisCluster, RedisServer, field_violation, next_message,
+    Deployment, Options, RedisCluster, RedisServer, field_violation, fraction, next_message,
     provinces_by_online_rate, received, resolved, statuses, ts, two_days_ago_noon,
 };
 use govpulse_proto::{
@@ -568,8 +568,7 @@ async fn open_dossiers_past_their_due_time_are_the_backlog() {
         .metrics
         .iter()
         .find(|m| m.metric == "on-time-rate")
-        .and_then(|m| m.rate.clone())
-        .map(|r| (r.numerator, r.denominator));
+        .and_then(|m| fraction(m.rate.as_ref()));
     assert_eq!(
         on_time,
         Some((0, 1)),

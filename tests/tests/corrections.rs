@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use govpulse_core::{Bucket, period::VIETNAM};
-use govpulse_e2e::{Deployment, received, resolved, statuses, two_days_ago_noon};
+use govpulse_e2e::{Deployment, fraction, received, resolved, statuses, two_days_ago_noon};
 use govpulse_proto::{
     Timestamp,
     aggregate::{Counters, WatchChangesRequest},
@@ -55,7 +55,7 @@ async fn receptions(deployment: &Deployment, agency: &str) -> Vec<(u64, u64, u64
         let counters = response.counters.expect("counters");
         let rate = response.metrics[0].rate.as_ref();
         assert_eq!(
-            rate.map(|r| (r.numerator, r.denominator)),
+            fraction(rate),
             (counters.received > 0).then_some((counters.received_online, counters.received)),
             "the rate is the counters' over {period}"
         );
@@ -179,10 +179,7 @@ async fn figures(
     (
         response.counters.expect("counters"),
         response.open_past_due,
-        response.metrics[0]
-            .rate
-            .as_ref()
-            .map(|r| (r.numerator, r.denominator)),
+        fraction(response.metrics[0].rate.as_ref()),
     )
 }
 

@@ -3,7 +3,7 @@
 //! provinces as they were on the period's last day; a province merged away reports no more.
 
 use govpulse_e2e::{
-    Deployment, Options, http::find_by, provinces_by_online_rate, received, resolved, ts,
+    Deployment, Options, fraction, http::find_by, provinces_by_online_rate, received, resolved, ts,
 };
 use govpulse_proto::{
     aggregate::{GetBlockMetricsRequest, GetMetricsResponse, get_block_metrics_request::Scope},
@@ -27,11 +27,8 @@ async fn online_rate(deployment: &Deployment, agency: &str, period: &str) -> Get
         .expect("metrics")
 }
 
-fn fraction(response: &GetMetricsResponse) -> Option<(u64, u64)> {
-    response.metrics[0]
-        .rate
-        .as_ref()
-        .map(|r| (r.numerator, r.denominator))
+fn metric_fraction(response: &GetMetricsResponse) -> Option<(u64, u64)> {
+    fraction(response.metrics[0].rate.as_ref())
 }
 
 #[tokio::test]
@@ -66,7 +63,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
 
     // The merged province over 2024: the sums of its predecessors, and it says so.
     let merged = online_rate(&deployment, "tuyen-quang", "2024").await;
-    assert_eq!(fraction(&merged), Some((7, 11)));
+    assert_eq!(metric_fraction(&merged), Some((7, 11)));
     assert_eq!(merged.merged_from, ["ha-giang"]);
     assert_eq!(merged.counters.map(|c| c.received), Some(11));
     // The predecessors' own 2024 figures, as the 63 provinces of 2024 were listed then.
@@ -88,10 +85,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
             .iter()
             .find(|a| a.agency_id == id)
             .expect("listed");
-        (
-            row.rate.as_ref().map(|r| (r.numerator, r.denominator)),
-            row.merged_from.clone(),
-        )
+        (fraction(row.rate.as_ref()), row.merged_from.clone())
     };
     assert_eq!(of("tuyen-quang"), (Some((3, 5)), vec![]));
     assert_eq!(of("ha-giang"), (Some((4, 6)), vec![]));
@@ -99,7 +93,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
         panic!("both predecessors have 2024 data");
     };
     assert_eq!(
-        fraction(&merged),
+        metric_fraction(&merged),
         Some((tq.0 + hg.0, tq.1 + hg.1)),
         "the merged figure is the sum of its predecessors'"
     );
@@ -107,12 +101,9 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
     // 2025-Q4 against the same period of 2024: the merged province against the sum of its
     // predecessors ("compare a merged province with the sum of its predecessors").
     let q4 = online_rate(&deployment, "tuyen-quang", "2025-Q4").await;
-    assert_eq!(fraction(&q4), Some((8, 10)));
+    assert_eq!(metric_fraction(&q4), Some((8, 10)));
     assert!(q4.merged_from.is_empty(), "Q4 2025 began after the merger");
-    let last_year = q4.metrics[0]
-        .same_period_last_year
-        .as_ref()
-        .map(|r| (r.numerator, r.denominator));
+    let last_year = fraction(q4.metrics[0].same_period_last_year.as_ref());
     assert_eq!(last_year, Some((7, 11)));
     assert_eq!(
         q4.metrics[0]
@@ -125,7 +116,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
     // A period spanning the merger: the new province with its predecessors' earlier part.
     let span = online_rate(&deployment, "tuyen-quang", "2024-11-01..2025-12-31").await;
     assert_eq!(
-        (fraction(&span), span.merged_from.as_slice()),
+        (metric_fraction(&span), span.merged_from.as_slice()),
         (Some((15, 21)), &["ha-giang".to_owned()][..])
     );
 
@@ -153,14 +144,8 @@ async fn block_on_time(deployment: &Deployment, period: &str, agency: &str) -> O
         .await
         .expect("block metrics")
         .into_inner();
-    block
-        .agencies
-        .iter()
-        .find(|a| a.agency_id == agency)
-        .expect("listed")
-        .rate
-        .as_ref()
-        .map(|r| (r.numerator, r.denominator))
+    let row = block.agencies.iter().find(|a| a.agency_id == agency);
+    fraction(row.expect("listed").rate.as_ref())
 }
 
 #[tokio::test]
@@ -212,18 +197,9 @@ async fn a_merged_province_inherits_the_dossiers_its_predecessors_left_open_past
         .await
         .expect("metrics");
     assert_eq!(q4.counters.map(|c| c.open_past_due_at_end), Some(1));
+    assert_eq!(fraction(q4.metrics[0].rate.as_ref()), Some((0, 1)));
     assert_eq!(
-        q4.metrics[0]
-            .rate
-            .as_ref()
-            .map(|r| (r.numerator, r.denominator)),
-        Some((0, 1))
-    );
-    assert_eq!(
-        q4.metrics[0]
-            .same_period_last_year
-            .as_ref()
-            .map(|r| (r.numerator, r.denominator)),
+        fraction(q4.metrics[0].same_period_last_year.as_ref()),
         None,
         "nothing was open or resolved in 2024"
     );
