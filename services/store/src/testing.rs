@@ -230,6 +230,18 @@ impl RedisCluster {
     }
 }
 
+/// A [`crate::RedisStore`] at `url` (a [`RedisServer`]'s or a [`RedisCluster`]'s) under the
+/// key prefix `prefix`; panics when it cannot connect.
+pub async fn connect(url: String, prefix: impl Into<String>) -> crate::RedisStore {
+    let config = crate::RedisStoreConfig {
+        url,
+        prefix: prefix.into(),
+    };
+    crate::RedisStore::connect(config)
+        .await
+        .expect("connects to the test's Redis")
+}
+
 /// A fresh store for each case of a property test: a [`crate::RedisStore`] at `url` (a
 /// [`RedisServer`]'s or a [`RedisCluster`]'s) under its own key prefix, `<prefix><case>`,
 /// connected on `runtime`.
@@ -239,13 +251,6 @@ pub fn store_per_case<'a>(
     prefix: &'a str,
 ) -> impl Fn(u32) -> std::sync::Arc<dyn crate::CounterStore> + 'a {
     move |case| {
-        let config = crate::RedisStoreConfig {
-            url: url.clone(),
-            prefix: format!("{prefix}{case}"),
-        };
-        let store = runtime
-            .block_on(crate::RedisStore::connect(config))
-            .expect("connects to the test's Redis");
-        std::sync::Arc::new(store)
+        std::sync::Arc::new(runtime.block_on(connect(url.clone(), format!("{prefix}{case}"))))
     }
 }
