@@ -803,29 +803,25 @@ async fn check(
                 agency
             );
             for report in &response.metrics {
-                let fraction = |rate: &Option<govpulse_proto::aggregate::Rate>| {
-                    rate.as_ref().map(|r| (r.numerator, r.denominator))
-                };
-                let (n, d) = expected[report.metric.as_str()];
-                let want = (d > 0).then_some((n, d));
-                prop_assert_eq!(
-                    fraction(&report.rate),
-                    want,
-                    "{} of {} over {}",
-                    report.metric,
-                    agency,
-                    expression
-                );
-                let (n, d) = expected_last_year[report.metric.as_str()];
-                let want = (d > 0).then_some((n, d));
-                prop_assert_eq!(
-                    fraction(&report.same_period_last_year),
-                    want,
-                    "{} of {} a year before {}",
-                    report.metric,
-                    agency,
-                    expression
-                );
+                for (rate, expected, when) in [
+                    (&report.rate, &expected, "over"),
+                    (
+                        &report.same_period_last_year,
+                        &expected_last_year,
+                        "a year before",
+                    ),
+                ] {
+                    let (n, d) = expected[report.metric.as_str()];
+                    prop_assert_eq!(
+                        rate.as_ref().map(|r| (r.numerator, r.denominator)),
+                        (d > 0).then_some((n, d)),
+                        "{} of {} {} {}",
+                        report.metric,
+                        agency,
+                        when,
+                        expression
+                    );
+                }
             }
         }
         // Each agency's procedures, ranked by each metric they have a value for, agree with
