@@ -209,6 +209,19 @@ service_args! {
     }
 }
 
+/// A ranking query, how to print its answer and where to ask it: `ranking`'s arguments, and
+/// `publish`'s after the publication's id and title.
+#[derive(Debug, clap::Args)]
+struct RankingArgs {
+    #[command(flatten)]
+    query: QueryArgs,
+    /// Print the response as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    service: RankingService,
+}
+
 /// One publication, and where to read it.
 #[derive(Debug, clap::Args)]
 struct PublicationArgs {
@@ -286,15 +299,7 @@ enum Command {
         service: IngestService,
     },
     /// Prints a ranking.
-    Ranking {
-        #[command(flatten)]
-        query: QueryArgs,
-        /// Print the response as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        service: RankingService,
-    },
+    Ranking(RankingArgs),
     /// Prints one agency's metrics for a period (beside last year, the previous period and
     /// its target), or one metric for every agency of a block, every child of an agency, or
     /// the nation, with pooled and mean figures.
@@ -360,12 +365,7 @@ enum Command {
         title: String,
         // What to publish, as for `ranking`: every row (--top and --bottom are refused).
         #[command(flatten)]
-        query: QueryArgs,
-        /// Print the response as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        service: RankingService,
+        ranking: RankingArgs,
     },
     /// Lists the publications, newest first: title, what each holds (a ranking, or a block's
     /// metric for every agency), period, when and by whom published, how many agencies.
@@ -679,11 +679,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .stored;
             outln!("stored {stored}");
         }
-        Command::Ranking {
+        Command::Ranking(RankingArgs {
             query,
             json,
             service,
-        } => {
+        }) => {
             let request = GetRankingRequest {
                 query: Some(query.query()?),
             };
@@ -801,9 +801,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish {
             id,
             title,
-            query,
-            json,
-            service,
+            ranking:
+                RankingArgs {
+                    query,
+                    json,
+                    service,
+                },
         } => {
             let request = query.query()?;
             let ranking = service.remote()?;
