@@ -13,6 +13,15 @@ use hyper::{
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+/// The first item of the JSON array `array` whose `key` is `value`; panics, showing the
+/// array, when there is none.
+pub fn find_by<'a>(array: &'a serde_json::Value, key: &str, value: &str) -> &'a serde_json::Value {
+    array
+        .as_array()
+        .and_then(|items| items.iter().find(|item| item[key] == value))
+        .unwrap_or_else(|| panic!("no {key} {value:?} in {array}"))
+}
+
 /// An answer read to its end.
 #[derive(Debug)]
 pub struct Answer {

@@ -16,7 +16,8 @@ use std::{
 use govpulse_proto::{
     Timestamp,
     aggregate::{
-        GetMetricsRequest, GetMetricsResponse, aggregate_service_client::AggregateServiceClient,
+        GetMetricsRequest, GetMetricsResponse, Rate,
+        aggregate_service_client::AggregateServiceClient,
     },
     catalog::Block,
     event::{
@@ -37,6 +38,7 @@ use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming, transport::Channel};
+use tonic_types::StatusExt;
 
 /// Noon (Vietnam time) two days ago: inside one Vietnam day and the accepted horizon,
 /// whatever the hour the tests run.
@@ -88,6 +90,19 @@ fn run<E: std::fmt::Debug + Send + 'static>(
     }
 }
 
+/// Builds `$service::Server` from `$config` (panicking with `$starts` when it cannot start)
+/// and [`run`]s it, with its `/metrics` listener if it has one. A macro: the three services'
+/// servers share the shape `build`, `host`, `run_until` but no trait.
+macro_rules! serve {
+    ($service:ident, $config:expr, $starts:literal) => {{
+        let server = $service::Server::build($config).await.expect($starts);
+        let (addr, metrics) = (server.host().local_addr(), server.host().metrics_addr());
+        run(addr, metrics, |stop| {
+            tokio::spawn(server.run_until(stop.cancelled_owned()))
+        })
+    }};
+}
+
 /// How a test deployment differs from the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -124,6 +139,9 @@ pub struct Deployment {
     aggregate: Option<Running>,
     ingest: Running,
     ranking: Running,
+    /// The redis-server of [`Deployment::start_alone`], killed when the deployment is
+    /// dropped (last: after the services).
+    own_redis: Option<RedisServer>,
 }
 
 fn local(port: u16) -> SocketAddr {
@@ -149,13 +167,7 @@ async fn start_aggregate(
         host: with_metrics(&defaults.host, options.aggregate_metrics),
         ..defaults
     };
-    let server = govpulse_aggregate::Server::build(config)
-        .await
-        .expect("aggregate starts");
-    let (addr, metrics) = (server.host().local_addr(), server.host().metrics_addr());
-    run(addr, metrics, |stop| {
-        tokio::spawn(server.run_until(stop.cancelled_owned()))
-    })
+    serve!(govpulse_aggregate, config, "aggregate starts")
 }
 
 async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options) -> Running {
@@ -177,13 +189,7 @@ async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options)
         host: with_metrics(&defaults.host, options.ranking_metrics),
         ..defaults
     };
-    let ranking = govpulse_ranking::Server::build(ranking_config)
-        .await
-        .expect("ranking starts");
-    let (addr, metrics) = (ranking.host().local_addr(), ranking.host().metrics_addr());
-    run(addr, metrics, |stop| {
-        tokio::spawn(ranking.run_until(stop.cancelled_owned()))
-    })
+    serve!(govpulse_ranking, ranking_config, "ranking starts")
 }
 
 /// `host` with a `/metrics` listener on a free port when `metrics` asks for one.
@@ -214,12 +220,7 @@ async fn start_ingest(aggregate_url: &str, options: &Options) -> Running {
         horizon_days: options.horizon_days.unwrap_or(defaults.horizon_days),
         ..defaults
     };
-    let ingest = govpulse_ingest::Server::build(config)
-        .await
-        .expect("ingest starts");
-    run(ingest.host().local_addr(), None, |stop| {
-        tokio::spawn(ingest.run_until(stop.cancelled_owned()))
-    })
+    serve!(govpulse_ingest, config, "ingest starts")
 }
 
 /// One service started on its own, for topologies other than a [`Deployment`] (several
@@ -341,6 +342,20 @@ impl Deployment {
         Self::start_with(redis, prefix, Options::default()).await
     }
 
+    /// Starts a redis-server of its own and the three services against it, with keys under
+    /// `prefix`; the server lives as long as the deployment.
+    pub async fn start_alone(prefix: &str) -> Deployment {
+        Self::start_alone_with(prefix, Options::default()).await
+    }
+
+    /// [`Deployment::start_alone`] with `options`.
+    pub async fn start_alone_with(prefix: &str, options: Options) -> Deployment {
+        let redis = RedisServer::start().expect("redis-server starts");
+        let mut deployment = Self::start_with(&redis, prefix, options).await;
+        deployment.own_redis = Some(redis);
+        deployment
+    }
+
     /// Starts the three services with `options`.
     pub async fn start_with(redis: &RedisServer, prefix: &str, options: Options) -> Deployment {
         Self::start_on(&redis.url(), prefix, options).await
@@ -361,6 +376,7 @@ impl Deployment {
             aggregate: Some(aggregate),
             ingest,
             ranking,
+            own_redis: None,
         }
     }
 
@@ -564,6 +580,23 @@ pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
+/// The field and description of the first field violation (google.rpc.BadRequest) of
+/// `status`, which must be INVALID_ARGUMENT.
+pub fn field_violation(status: &Status) -> (String, String) {
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let details = status
+        .get_details_bad_request()
+        .expect("a google.rpc.BadRequest");
+    let violation = details.field_violations.first().expect("a field violation");
+    (violation.field.clone(), violation.description.clone())
+}
+
+/// One `[[credential]]` of a token file: the token's SHA-256 (`sha256`), the agency it acts
+/// for and its `roles`, written as the items of a TOML list (`"reporter", "reader"`).
+pub fn credential_for(sha256: &str, agency: &str, roles: &str) -> String {
+    format!("[[credential]]\nsha256 = \"{sha256}\"\nagency = \"{agency}\"\nroles = [{roles}]\n")
+}
+
 /// A protobuf timestamp.
 pub fn ts(at: OffsetDateTime) -> Option<Timestamp> {
     Some(Timestamp {
@@ -597,19 +630,16 @@ pub fn received(event_id: &str, agency: &str, at: OffsetDateTime, online: bool) 
     } else {
         PbChannel::InPerson
     };
-    DossierEvent {
-        event_id: event_id.to_owned(),
-        agency_id: agency.to_owned(),
-        dossier_id: format!("HS-{event_id}"),
-        procedure_id: format!("{agency}.p01"),
-        occurred_at: ts(at),
-        kind: Some(Kind::Received(DossierReceived {
+    event(
+        event_id,
+        agency,
+        at,
+        Kind::Received(DossierReceived {
             channel: channel.into(),
             digitized: true,
             due_at: None,
-        })),
-        corrects: String::new(),
-    }
+        }),
+    )
 }
 
 /// A resolution event, on time or not (by the due time).
@@ -619,20 +649,36 @@ pub fn resolved(event_id: &str, agency: &str, at: OffsetDateTime, on_time: bool)
     } else {
         at - time::Duration::hours(1)
     };
+    event(
+        event_id,
+        agency,
+        at,
+        Kind::Resolved(DossierResolved {
+            timeliness: Some(dossier_resolved::Timeliness::DueAt(
+                ts(due).unwrap_or_default(),
+            )),
+            result_electronic: false,
+        }),
+    )
+}
+
+/// An event `kind` of `agency` at `at`, for the dossier `HS-<event_id>` of its first demo
+/// procedure (`<agency>.p01`).
+pub fn event(event_id: &str, agency: &str, at: OffsetDateTime, kind: Kind) -> DossierEvent {
     DossierEvent {
         event_id: event_id.to_owned(),
         agency_id: agency.to_owned(),
         dossier_id: format!("HS-{event_id}"),
         procedure_id: format!("{agency}.p01"),
         occurred_at: ts(at),
-        kind: Some(Kind::Resolved(DossierResolved {
-            timeliness: Some(dossier_resolved::Timeliness::DueAt(
-                ts(due).unwrap_or_default(),
-            )),
-            result_electronic: false,
-        })),
+        kind: Some(kind),
         corrects: String::new(),
     }
+}
+
+/// A rate as its fraction, numerator over denominator.
+pub fn fraction(rate: Option<&Rate>) -> Option<(u64, u64)> {
+    rate.map(|r| (r.numerator, r.denominator))
 }
 
 /// One row of a ranking as a subscriber shows it: rank, agency, value, below the minimum,
@@ -643,7 +689,7 @@ fn shown(row: &RankingRow) -> ShownRow {
     (
         row.rank,
         row.agency_id.clone(),
-        row.rate.as_ref().map(|r| (r.numerator, r.denominator)),
+        fraction(row.rate.as_ref()),
         row.below_minimum_volume,
         row.previous_period_rank,
     )

@@ -8,7 +8,7 @@
 
 use govpulse::simulate::Country;
 use govpulse_core::{Catalog, Metric, period::vietnam_day};
-use govpulse_e2e::{Deployment, Options, RedisServer};
+use govpulse_e2e::{Deployment, Options, fraction};
 use govpulse_proto::{
     aggregate::{GetBlockMetricsRequest, PeriodRange, Rate, get_block_metrics_request},
     catalog::Block,
@@ -93,7 +93,7 @@ fn sorted(
     values: impl Iterator<Item = (String, Option<Rate>)>,
 ) -> (String, Values) {
     let mut values: Values = values
-        .map(|(agency, rate)| (agency, rate.map(|r| (r.numerator, r.denominator))))
+        .map(|(agency, rate)| (agency, fraction(rate.as_ref())))
         .collect();
     values.sort();
     let days = period.map(|p| format!("{}..{}", p.first_day, p.last_day));
@@ -129,13 +129,12 @@ async fn compare_all(deployment: &Deployment, periods: &[String]) -> usize {
 
 #[tokio::test]
 async fn rankings_and_block_metrics_carry_the_same_value_for_every_agency_metric_and_period() {
-    let redis = RedisServer::start().expect("redis-server starts");
     let options = Options {
         catalog_dir: Some(CATALOG.into()),
         horizon_days: Some(DAYS + 30),
         ..Options::default()
     };
-    let deployment = Deployment::start_with(&redis, "agreement", options).await;
+    let deployment = Deployment::start_alone_with("agreement", options).await;
     let catalog = catalog();
     let now = OffsetDateTime::now_utc();
     let today = vietnam_day(now);

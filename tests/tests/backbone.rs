@@ -2,8 +2,8 @@
 //! read back as counts, rates and rankings computed by hand.
 
 use govpulse_e2e::{
-    Deployment, Options, RedisCluster, RedisServer, next_message, provinces_by_online_rate,
-    received, resolved, statuses, ts, two_days_ago_noon,
+    Deployment, Options, RedisCluster, RedisServer, field_violation, fraction, next_message,
+    provinces_by_online_rate, received, resolved, statuses, ts, two_days_ago_noon,
 };
 use govpulse_proto::{
     aggregate::{Counters, GetBlockSnapshotRequest, GetMetricsResponse},
@@ -14,8 +14,6 @@ use govpulse_proto::{
 };
 use time::{Date, OffsetDateTime, macros::time};
 use tokio_stream::StreamExt;
-use tonic::Code;
-use tonic_types::StatusExt;
 
 /// Lạng Sơn 7 of 8 online, Quảng Ninh 3 of 4, Ninh Bình 1 of 2; plus resolutions.
 fn country_batch(at: OffsetDateTime) -> Vec<DossierEvent> {
@@ -243,8 +241,7 @@ async fn counts_survive_a_restart_of_every_service() {
 
 #[tokio::test]
 async fn bad_events_are_rejected_one_by_one_and_never_counted() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "bad").await;
+    let deployment = Deployment::start_alone("bad").await;
     let at = two_days_ago_noon();
     let day = at.date().to_string();
     let good = received("good-1", "lang-son", at, true);
@@ -329,8 +326,7 @@ async fn bad_events_are_rejected_one_by_one_and_never_counted() {
 
 #[tokio::test]
 async fn an_oversized_batch_is_refused_whole_with_a_field_violation() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "oversized").await;
+    let deployment = Deployment::start_alone("oversized").await;
     let at = two_days_ago_noon();
     let events: Vec<DossierEvent> = (0..1001)
         .map(|i| received(&format!("big-{i}"), "lang-son", at, true))
@@ -340,14 +336,12 @@ async fn an_oversized_batch_is_refused_whole_with_a_field_violation() {
         .submit_events(SubmitEventsRequest { events })
         .await
         .expect_err("refused");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    let details = status
-        .get_details_bad_request()
-        .expect("a google.rpc.BadRequest");
-    assert_eq!(details.field_violations[0].field, "events");
     assert_eq!(
-        details.field_violations[0].description,
-        "has 1001 events; the limit is 1000: split the batch"
+        field_violation(&status),
+        (
+            "events".to_owned(),
+            "has 1001 events; the limit is 1000: split the batch".to_owned()
+        )
     );
     let counters = counts_of(&deployment, "lang-son", &at.date().to_string()).await;
     assert_eq!(
@@ -359,8 +353,7 @@ async fn an_oversized_batch_is_refused_whole_with_a_field_violation() {
 
 #[tokio::test]
 async fn stream_events_acknowledges_every_batch_in_order() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "stream").await;
+    let deployment = Deployment::start_alone("stream").await;
     let at = two_days_ago_noon();
     let first: Vec<DossierEvent> = (0..10)
         .map(|i| received(&format!("s-{i}"), "thanh-hoa", at, i % 2 == 0))
@@ -404,8 +397,7 @@ async fn stream_events_acknowledges_every_batch_in_order() {
 
 #[tokio::test]
 async fn a_block_snapshot_lists_every_agency_of_the_block() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "snapshot").await;
+    let deployment = Deployment::start_alone("snapshot").await;
     let at = two_days_ago_noon();
     submit(&deployment, country_batch(at)).await;
     let snapshot = deployment
@@ -436,22 +428,13 @@ async fn a_block_snapshot_lists_every_agency_of_the_block() {
         })
         .await
         .expect_err("invalid");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(
-        status
-            .get_details_bad_request()
-            .expect("details")
-            .field_violations[0]
-            .field,
-        "block"
-    );
+    assert_eq!(field_violation(&status).0, "block");
     deployment.stop().await;
 }
 
 #[tokio::test]
 async fn watch_ranking_sends_the_snapshot_then_each_change() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "watch").await;
+    let deployment = Deployment::start_alone("watch").await;
     let at = two_days_ago_noon();
     let day = at.date().to_string();
     submit(&deployment, country_batch(at)).await;
@@ -516,8 +499,7 @@ async fn watch_ranking_sends_the_snapshot_then_each_change() {
 
 #[tokio::test]
 async fn ranking_rejects_bad_queries_naming_the_field() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "queries").await;
+    let deployment = Deployment::start_alone("queries").await;
     let cases = [
         (
             RankingQuery {
@@ -544,23 +526,14 @@ async fn ranking_rejects_bad_queries_naming_the_field() {
     ];
     for (query, field) in cases {
         let status = deployment.get_ranking(query).await.expect_err("invalid");
-        assert_eq!(status.code(), Code::InvalidArgument);
-        assert_eq!(
-            status
-                .get_details_bad_request()
-                .expect("details")
-                .field_violations[0]
-                .field,
-            field
-        );
+        assert_eq!(field_violation(&status).0, field);
     }
     deployment.stop().await;
 }
 
 #[tokio::test]
 async fn open_dossiers_past_their_due_time_are_the_backlog() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "backlog").await;
+    let deployment = Deployment::start_alone("backlog").await;
     let at = two_days_ago_noon();
     let with_due = |id: &str, due: OffsetDateTime| {
         let mut event = received(id, "lang-son", at, true);
@@ -595,8 +568,7 @@ async fn open_dossiers_past_their_due_time_are_the_backlog() {
         .metrics
         .iter()
         .find(|m| m.metric == "on-time-rate")
-        .and_then(|m| m.rate.clone())
-        .map(|r| (r.numerator, r.denominator));
+        .and_then(|m| fraction(m.rate.as_ref()));
     assert_eq!(
         on_time,
         Some((0, 1)),
@@ -607,13 +579,12 @@ async fn open_dossiers_past_their_due_time_are_the_backlog() {
 
 #[tokio::test]
 async fn rankings_show_movement_and_keep_small_agencies_apart() {
-    let redis = RedisServer::start().expect("redis-server starts");
     let options = govpulse_e2e::Options {
         min_volume: 10,
         horizon_days: Some(800),
         ..Default::default()
     };
-    let deployment = Deployment::start_with(&redis, "movement", options).await;
+    let deployment = Deployment::start_alone_with("movement", options).await;
     // Two consecutive months, well in the past.
     let before = OffsetDateTime::now_utc() - time::Duration::days(120);
     let (month, previous_month) = {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use govpulse_e2e::{Deployment, Options, RedisServer, catalog_with, received, scratch};
+use govpulse_e2e::{Deployment, Options, catalog_with, received, scratch};
 use govpulse_proto::{
     catalog::Block,
     ingest::SubmitEventsRequest,
@@ -65,12 +65,11 @@ fn rows(rows: &[govpulse_proto::ranking::RankingRow]) -> Vec<(String, u32, Strin
 #[tokio::test]
 async fn departments_are_ranked_among_their_siblings_live_and_on_request() {
     let dir = scratch("children");
-    let redis = RedisServer::start().expect("redis-server starts");
     let options = Options {
         catalog_dir: Some(write_catalog(&dir)),
         ..Options::default()
     };
-    let deployment = Deployment::start_with(&redis, "children", options).await;
+    let deployment = Deployment::start_alone_with("children", options).await;
     let at = OffsetDateTime::now_utc() - Duration::hours(2);
     let day = govpulse_core::period::vietnam_day(at).to_string();
     // d1 2 of 2 online, one of them through its commune (a commune counts for its

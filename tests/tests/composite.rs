@@ -3,24 +3,19 @@
 //! computed by hand.
 
 use govpulse_e2e::{
-    Deployment, RedisServer, assessed_score, next_message, received, resolved, ts,
+    Deployment, assessed_score, event, field_violation, next_message, received, resolved,
     two_days_ago_noon,
 };
 use govpulse_proto::{
     aggregate::GetMetricsRequest,
     catalog::Block,
-    event::{
-        AssessedScore, DossierEvent, FeePaid, FeedbackGiven, OutcomeStatus, dossier_event::Kind,
-    },
+    event::{AssessedScore, FeePaid, FeedbackGiven, OutcomeStatus, dossier_event::Kind},
     ingest::ReportAssessedScoresRequest,
     ranking::{
         GetRankingResponse, RankingQuery, RankingRow, ranking_query::Selection,
         watch_ranking_response::Event,
     },
 };
-use time::OffsetDateTime;
-use tonic::Code;
-use tonic_types::StatusExt;
 
 const QUALITY: &str = "system-quality-2024";
 const SERVICE: &str = "service-index-766";
@@ -79,8 +74,7 @@ fn scored(rows: &[RankingRow]) -> Vec<(u32, &str, &str, &str, bool, u32)> {
 
 #[tokio::test]
 async fn the_quality_ranking_scores_and_grades_assessed_provinces() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "quality").await;
+    let deployment = Deployment::start_alone("quality").await;
     let mut scores = Vec::new();
     // Hà Giang as in the article: 38.75 of 50 for function, 72.5 in all, grade C.
     scores.extend(evaluation(
@@ -219,17 +213,9 @@ async fn the_quality_ranking_scores_and_grades_assessed_provinces() {
     deployment.stop().await;
 }
 
-fn field_of(status: &tonic::Status) -> String {
-    status
-        .get_details_bad_request()
-        .and_then(|d| d.field_violations.first().map(|v| v.field.clone()))
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn a_bad_assessed_score_is_refused_naming_its_field_and_stores_nothing() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "refused").await;
+    let deployment = Deployment::start_alone("refused").await;
     let good = assessed_score("lang-son", QUALITY, "function", "2024", "45");
     for (bad, field, reason) in [
         (
@@ -267,8 +253,7 @@ async fn a_bad_assessed_score_is_refused_naming_its_field_and_stores_nothing() {
         let status = report(&deployment, vec![good.clone(), bad])
             .await
             .expect_err("refused");
-        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-        assert_eq!(field_of(&status), field);
+        assert_eq!(field_violation(&status).0, field);
         assert_eq!(status.message(), format!("{field}: {reason}"));
     }
     assert_eq!(
@@ -287,27 +272,12 @@ async fn a_bad_assessed_score_is_refused_naming_its_field_and_stores_nothing() {
         })
         .await
         .expect_err("refused");
-    assert_eq!(
-        (status.code(), field_of(&status)),
-        (Code::InvalidArgument, "scores[1].points".to_owned())
-    );
+    assert_eq!(field_violation(&status).0, "scores[1].points");
     assert_eq!(
         scored(&ranking(&deployment, QUALITY, "2024").await.rows),
         []
     );
     deployment.stop().await;
-}
-
-fn event(id: &str, agency: &str, at: OffsetDateTime, kind: Kind) -> DossierEvent {
-    DossierEvent {
-        event_id: id.to_owned(),
-        agency_id: agency.to_owned(),
-        dossier_id: format!("HS-{id}"),
-        procedure_id: format!("{agency}.p01"),
-        occurred_at: ts(at),
-        kind: Some(kind),
-        corrects: String::new(),
-    }
 }
 
 /// The points (in hundredths, rounded half up) that `points` earns at a rate of n/d with
@@ -322,8 +292,7 @@ fn saturated_hundredths(points: u128, n: u128, d: u128, saturation_percent: u128
 
 #[tokio::test]
 async fn the_service_index_combines_measured_rates_and_assessed_transparency() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "service").await;
+    let deployment = Deployment::start_alone("service").await;
     let at = two_days_ago_noon();
     let day = at.date().to_string();
     let mut events = Vec::new();
@@ -456,8 +425,7 @@ async fn the_service_index_combines_measured_rates_and_assessed_transparency() {
 
 #[tokio::test]
 async fn a_live_composite_ranking_changes_when_scores_are_reported() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "live").await;
+    let deployment = Deployment::start_alone("live").await;
     let mut scores = evaluation("ha-giang", "2024", ["38.75", "4", "15", "11", "3.75", "0"]);
     scores.push(assessed_score(
         "lang-son", QUALITY, "function", "2024", "45",
@@ -530,8 +498,7 @@ async fn a_live_composite_ranking_changes_when_scores_are_reported() {
 
 #[tokio::test]
 async fn a_query_names_a_known_index_or_a_metric_not_both() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "queries").await;
+    let deployment = Deployment::start_alone("queries").await;
     for (metric, index, reason) in [
         (
             "",
@@ -552,8 +519,7 @@ async fn a_query_names_a_known_index_or_a_metric_not_both() {
             ..Default::default()
         };
         let status = deployment.get_ranking(query).await.expect_err("refused");
-        assert_eq!(status.code(), Code::InvalidArgument);
-        assert_eq!(field_of(&status), "query.index");
+        assert_eq!(field_violation(&status).0, "query.index");
         assert_eq!(status.message(), reason);
     }
     deployment.stop().await;

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use govpulse_core::{Bucket, period::VIETNAM};
-use govpulse_e2e::{Deployment, RedisServer, received, resolved, statuses, two_days_ago_noon};
+use govpulse_e2e::{Deployment, fraction, received, resolved, statuses, two_days_ago_noon};
 use govpulse_proto::{
     Timestamp,
     aggregate::{Counters, WatchChangesRequest},
@@ -55,7 +55,7 @@ async fn receptions(deployment: &Deployment, agency: &str) -> Vec<(u64, u64, u64
         let counters = response.counters.expect("counters");
         let rate = response.metrics[0].rate.as_ref();
         assert_eq!(
-            rate.map(|r| (r.numerator, r.denominator)),
+            fraction(rate),
             (counters.received > 0).then_some((counters.received_online, counters.received)),
             "the rate is the counters' over {period}"
         );
@@ -84,8 +84,7 @@ async fn submit(deployment: &Deployment, events: Vec<DossierEvent>) -> Vec<Outco
 
 #[tokio::test]
 async fn corrections_move_every_period_exactly_and_retractions_take_everything_back() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "corrections").await;
+    let deployment = Deployment::start_alone("corrections").await;
     let at = two_days_ago_noon();
     deployment
         .accept_all(vec![
@@ -180,10 +179,7 @@ async fn figures(
     (
         response.counters.expect("counters"),
         response.open_past_due,
-        response.metrics[0]
-            .rate
-            .as_ref()
-            .map(|r| (r.numerator, r.denominator)),
+        fraction(response.metrics[0].rate.as_ref()),
     )
 }
 
@@ -199,8 +195,7 @@ fn of_dossier(id: &str, dossier: &str, at: OffsetDateTime, kind: Kind) -> Dossie
 
 #[tokio::test]
 async fn a_withdrawn_or_returned_dossier_stays_received_leaves_the_backlog_and_ends_once() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "withdrawals").await;
+    let deployment = Deployment::start_alone("withdrawals").await;
     let at = two_days_ago_noon();
     let received_at = at - time::Duration::days(8);
     let due_at = at - time::Duration::days(3);

@@ -5,8 +5,9 @@
 //! and events of an agency outside the catalog count against nobody.
 
 use govpulse_e2e::{
-    Deployment, Options, RedisServer, catalog_with, http::get, local0, received, scratch, statuses,
-    two_days_ago_noon, with_token,
+    Deployment, Options, catalog_with, credential_for,
+    http::{find_by, get},
+    local0, received, scratch, statuses, two_days_ago_noon, with_token,
 };
 use govpulse_edge::auth::token_hash;
 use govpulse_proto::{
@@ -81,9 +82,7 @@ async fn rejected_events_count_against_the_agency_the_sender_may_send_for_and_it
          lang-son.dept-01.p01,lang-son.dept-01,Thủ tục,full,true\n\
          hai-phong.p01,hai-phong,Thủ tục,full,true\n",
     );
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start_with(
-        &redis,
+    let deployment = Deployment::start_alone_with(
         "quality",
         Options {
             catalog_dir: Some(catalog.clone()),
@@ -95,10 +94,7 @@ async fn rejected_events_count_against_the_agency_the_sender_may_send_for_and_it
     let tokens = dir.join("tokens.toml");
     std::fs::write(
         &tokens,
-        format!(
-            "[[credential]]\nsha256 = \"{}\"\nagency = \"lang-son\"\nroles = [\"reporter\"]\n",
-            token_hash(TOKEN)
-        ),
+        credential_for(&token_hash(TOKEN), "lang-son", "\"reporter\""),
     )
     .expect("tokens");
     let defaults =
@@ -227,12 +223,7 @@ async fn rejected_events_count_against_the_agency_the_sender_may_send_for_and_it
     .await;
     assert_eq!(read.status, 200, "{}", read.text());
     let read = read.json();
-    let lang_son = read["agencies"]
-        .as_array()
-        .expect("agencies")
-        .iter()
-        .find(|a| a["agencyId"] == "lang-son")
-        .expect("lang-son");
+    let lang_son = find_by(&read["agencies"], "agencyId", "lang-son");
     let days = lang_son["dailyEvents"].as_array().expect("days");
     assert_eq!(days.len(), 2);
     let rejected: u64 = days.iter().map(|d| uint64(&d["rejected"])).sum();

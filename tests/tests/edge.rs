@@ -9,7 +9,7 @@ use std::{
 };
 
 use govpulse_e2e::{
-    catalog_with, local0,
+    catalog_with, credential_for, local0,
     pki::{Pem, Pki, write_pem},
     received, scratch, statuses, two_days_ago_noon, with_token,
 };
@@ -158,10 +158,7 @@ fn credential(token: &str, agency: &str, roles: &str, expires_at: Option<&str>) 
     let expiry = expires_at
         .map(|e| format!("expires_at = \"{e}\"\n"))
         .unwrap_or_default();
-    format!(
-        "[[credential]]\nsha256 = \"{}\"\nagency = \"{agency}\"\nroles = [{roles}]\n{expiry}",
-        token_hash(token)
-    )
+    credential_for(&token_hash(token), agency, roles) + &expiry
 }
 
 fn refused(result: Result<tonic::Response<impl Sized>, Status>) -> Status {
@@ -504,13 +501,15 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
         upstream_cert: Some(peer_cert),
         upstream_key: Some(peer_key),
     };
+    // The three services serve with one certificate and the same TLS settings.
+    let host = HostArgs {
+        tls,
+        ..Default::default()
+    };
     let stop = CancellationToken::new();
     let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
         catalog_dir: Some(catalog.clone()),
-        host: HostArgs {
-            tls: tls.clone(),
-            ..Default::default()
-        },
+        host: host.clone(),
         ..govpulse_aggregate::Config::new(local0())
     })
     .await
@@ -521,10 +520,7 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
     std::fs::write(&tokens, credential("t", "ha-noi", "\"reporter\"", None)).expect("tokens");
     let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
         catalog_dir: Some(catalog.clone()),
-        host: HostArgs {
-            tls: tls.clone(),
-            ..Default::default()
-        },
+        host: host.clone(),
         upstream: upstream.clone(),
         tokens: Some(tokens),
         ..govpulse_ingest::Config::new(local0(), aggregate_url.clone())
@@ -533,10 +529,7 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
     .expect("ingest starts");
     let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
         catalog_dir: Some(catalog.clone()),
-        host: HostArgs {
-            tls: tls.clone(),
-            ..Default::default()
-        },
+        host,
         upstream,
         min_volume: 0,
         ..govpulse_ranking::Config::new(local0(), aggregate_url)

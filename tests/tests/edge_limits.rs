@@ -13,6 +13,7 @@ use std::{
 
 use bytes::Bytes;
 use govpulse_e2e::{
+    credential_for,
     processes::{ServiceProcess, free_port},
     prometheus::scrape,
     received, scratch, two_days_ago_noon, with_token,
@@ -44,12 +45,7 @@ const MIB: u64 = 1024 * 1024;
 fn write_tokens(path: &Path, credentials: &[(&str, &str, &str)]) {
     let text: String = credentials
         .iter()
-        .map(|(token, agency, roles)| {
-            format!(
-                "[[credential]]\nsha256 = \"{}\"\nagency = \"{agency}\"\nroles = [{roles}]\n",
-                token_hash(token)
-            )
-        })
+        .map(|(token, agency, roles)| credential_for(&token_hash(token), agency, roles))
         .collect();
     std::fs::write(path, text).expect("token file");
     // A later modification time than the file's previous version, however fast the write.

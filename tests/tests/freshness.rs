@@ -7,15 +7,14 @@ use govpulse::{
     freshness::{self, ProbeConfig},
     loadgen::{self, LoadConfig, Mode, Progress},
 };
-use govpulse_e2e::{Deployment, RedisServer, lazy, provinces_by_online_rate, rows_of};
+use govpulse_e2e::{Deployment, lazy, provinces_by_online_rate, rows_of};
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_probe_reaches_the_stream_under_load() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "freshness").await;
+    let deployment = Deployment::start_alone("freshness").await;
     let catalog = Arc::new(govpulse_runtime::catalog_files::built_in().expect("built-in catalog"));
     let stop = CancellationToken::new();
     let load = tokio::spawn(loadgen::run(

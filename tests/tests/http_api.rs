@@ -6,8 +6,8 @@
 use std::{path::PathBuf, time::Duration};
 
 use govpulse_e2e::{
-    Deployment, RedisServer, Spawned,
-    http::{EventStream, get, open_events, post_json},
+    Deployment, Spawned, credential_for,
+    http::{EventStream, find_by, get, open_events, post_json},
     local0,
     pki::{Pki, write_pem},
     scratch, two_days_ago_noon,
@@ -49,12 +49,11 @@ fn statuses(response: &Value) -> Vec<&str> {
 
 /// The first field violation of an error body.
 fn violation(body: &Value) -> (String, String) {
-    let detail = body["details"]
-        .as_array()
-        .expect("details")
-        .iter()
-        .find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
-        .expect("a BadRequest");
+    let detail = find_by(
+        &body["details"],
+        "@type",
+        "type.googleapis.com/google.rpc.BadRequest",
+    );
     let v = &detail["fieldViolations"][0];
     (
         v["field"].as_str().expect("field").to_owned(),
@@ -68,9 +67,7 @@ fn tokens(name: &str, credentials: &[(&str, &str)]) -> (PathBuf, Vec<String>) {
     let mut issued = Vec::new();
     for (agency, roles) in credentials {
         let (token, hash) = new_token();
-        text.push_str(&format!(
-            "[[credential]]\nsha256 = \"{hash}\"\nagency = \"{agency}\"\nroles = [{roles}]\n\n"
-        ));
+        text.push_str(&credential_for(&hash, agency, roles));
         issued.push(token);
     }
     let path = scratch(name).join("tokens.toml");
@@ -80,8 +77,7 @@ fn tokens(name: &str, credentials: &[(&str, &str)]) -> (PathBuf, Vec<String>) {
 
 #[tokio::test]
 async fn events_posted_as_json_get_the_outcomes_grpc_gives_and_are_counted_once() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "http-events").await;
+    let deployment = Deployment::start_alone("http-events").await;
     let ingest = deployment.ingest_addr();
     let at = two_days_ago_noon();
     let future = OffsetDateTime::now_utc() + time::Duration::days(2);
@@ -201,8 +197,7 @@ async fn events_posted_as_json_get_the_outcomes_grpc_gives_and_are_counted_once(
 
 #[tokio::test]
 async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "http-auth").await;
+    let deployment = Deployment::start_alone("http-auth").await;
     let (file, issued) = tokens(
         "auth",
         &[("phu-tho", "\"reporter\""), ("ha-noi", "\"reader\"")],
@@ -314,8 +309,7 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
 
 #[tokio::test]
 async fn a_refused_caller_still_sending_its_body_gets_the_answer_not_a_reset() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "http-linger").await;
+    let deployment = Deployment::start_alone("http-linger").await;
     let (file, _) = tokens("linger", &[("phu-tho", "\"reporter\"")]);
     let config = govpulse_ingest::Config {
         tokens: Some(file),
@@ -377,8 +371,7 @@ fn csv_lines(answer: &govpulse_e2e::http::Answer) -> Vec<String> {
 
 #[tokio::test]
 async fn every_read_route_answers_json_and_csv() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "http-read").await;
+    let deployment = Deployment::start_alone("http-read").await;
     let ranking = deployment.ranking_addr();
     let at = two_days_ago_noon();
     let period = at.date().to_string();
@@ -588,8 +581,7 @@ async fn every_read_route_answers_json_and_csv() {
 
 #[tokio::test]
 async fn reading_needs_a_reader_credential_when_reading_is_not_public() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "http-reader").await;
+    let deployment = Deployment::start_alone("http-reader").await;
     let (file, issued) = tokens(
         "reader",
         &[("ha-noi", "\"reader\""), ("phu-tho", "\"reporter\"")],
@@ -669,8 +661,7 @@ fn changed_agencies(message: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn the_live_ranking_streams_as_server_sent_events_and_resumes_from_last_event_id() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "http-watch").await;
+    let deployment = Deployment::start_alone("http-watch").await;
     let ranking = deployment.ranking_addr();
     let at = two_days_ago_noon();
     let path = format!(
@@ -756,8 +747,7 @@ async fn the_live_ranking_streams_as_server_sent_events_and_resumes_from_last_ev
 
 #[tokio::test]
 async fn a_browser_calls_the_grpc_api_through_grpc_web() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "http-grpc-web").await;
+    let deployment = Deployment::start_alone("http-grpc-web").await;
     let at = two_days_ago_noon();
     report_some(&deployment, at, "g").await;
     let request = GetRankingRequest {
@@ -812,8 +802,7 @@ async fn a_browser_calls_the_grpc_api_through_grpc_web() {
 
 #[tokio::test]
 async fn a_client_certificate_identifies_the_agency_over_json_too() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "http-mtls").await;
+    let deployment = Deployment::start_alone("http-mtls").await;
     let dir = scratch("mtls");
     let servers = Pki::new("govpulse test server CA");
     let agencies = Pki::new("govpulse test agency CA");
@@ -889,8 +878,7 @@ async fn a_client_certificate_identifies_the_agency_over_json_too() {
 
 #[tokio::test]
 async fn an_idle_event_stream_gets_a_comment_line_within_fifteen_seconds() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "http-idle").await;
+    let deployment = Deployment::start_alone("http-idle").await;
     // A ranking whose own heartbeat is far away: only the keep-alive comments show life.
     let config = govpulse_ranking::Config {
         heartbeat_ms: 600_000,

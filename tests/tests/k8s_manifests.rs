@@ -1138,9 +1138,10 @@ impl OperatorSecrets {
             .expect("params")
             .signed_by(&key, &ca)
             .expect("certificate");
-        let tokens = format!(
-            "[[credential]]\nsha256 = \"{}\"\nagency = \"tuyen-quang\"\nroles = [\"reporter\"]\n",
-            govpulse_edge::auth::token_hash(TOKEN)
+        let tokens = govpulse_e2e::credential_for(
+            &govpulse_edge::auth::token_hash(TOKEN),
+            "tuyen-quang",
+            "\"reporter\"",
         );
         Self {
             ca: ca.pem(),

@@ -3,7 +3,7 @@
 //! provinces as they were on the period's last day; a province merged away reports no more.
 
 use govpulse_e2e::{
-    Deployment, Options, RedisServer, provinces_by_online_rate, received, resolved, ts,
+    Deployment, Options, fraction, http::find_by, provinces_by_online_rate, received, resolved, ts,
 };
 use govpulse_proto::{
     aggregate::{GetBlockMetricsRequest, GetMetricsResponse, get_block_metrics_request::Scope},
@@ -27,21 +27,17 @@ async fn online_rate(deployment: &Deployment, agency: &str, period: &str) -> Get
         .expect("metrics")
 }
 
-fn fraction(response: &GetMetricsResponse) -> Option<(u64, u64)> {
-    response.metrics[0]
-        .rate
-        .as_ref()
-        .map(|r| (r.numerator, r.denominator))
+fn metric_fraction(response: &GetMetricsResponse) -> Option<(u64, u64)> {
+    fraction(response.metrics[0].rate.as_ref())
 }
 
 #[tokio::test]
 async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
-    let redis = RedisServer::start().expect("redis-server starts");
     let options = Options {
         horizon_days: Some(1500),
         ..Options::default()
     };
-    let deployment = Deployment::start_with(&redis, "mergers", options).await;
+    let deployment = Deployment::start_alone_with("mergers", options).await;
     let before = at(date!(2024 - 11 - 15));
     let after = at(date!(2025 - 11 - 15));
     let mut events = Vec::new();
@@ -67,7 +63,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
 
     // The merged province over 2024: the sums of its predecessors, and it says so.
     let merged = online_rate(&deployment, "tuyen-quang", "2024").await;
-    assert_eq!(fraction(&merged), Some((7, 11)));
+    assert_eq!(metric_fraction(&merged), Some((7, 11)));
     assert_eq!(merged.merged_from, ["ha-giang"]);
     assert_eq!(merged.counters.map(|c| c.received), Some(11));
     // The predecessors' own 2024 figures, as the 63 provinces of 2024 were listed then.
@@ -89,10 +85,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
             .iter()
             .find(|a| a.agency_id == id)
             .expect("listed");
-        (
-            row.rate.as_ref().map(|r| (r.numerator, r.denominator)),
-            row.merged_from.clone(),
-        )
+        (fraction(row.rate.as_ref()), row.merged_from.clone())
     };
     assert_eq!(of("tuyen-quang"), (Some((3, 5)), vec![]));
     assert_eq!(of("ha-giang"), (Some((4, 6)), vec![]));
@@ -100,7 +93,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
         panic!("both predecessors have 2024 data");
     };
     assert_eq!(
-        fraction(&merged),
+        metric_fraction(&merged),
         Some((tq.0 + hg.0, tq.1 + hg.1)),
         "the merged figure is the sum of its predecessors'"
     );
@@ -108,12 +101,9 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
     // 2025-Q4 against the same period of 2024: the merged province against the sum of its
     // predecessors ("compare a merged province with the sum of its predecessors").
     let q4 = online_rate(&deployment, "tuyen-quang", "2025-Q4").await;
-    assert_eq!(fraction(&q4), Some((8, 10)));
+    assert_eq!(metric_fraction(&q4), Some((8, 10)));
     assert!(q4.merged_from.is_empty(), "Q4 2025 began after the merger");
-    let last_year = q4.metrics[0]
-        .same_period_last_year
-        .as_ref()
-        .map(|r| (r.numerator, r.denominator));
+    let last_year = fraction(q4.metrics[0].same_period_last_year.as_ref());
     assert_eq!(last_year, Some((7, 11)));
     assert_eq!(
         q4.metrics[0]
@@ -126,7 +116,7 @@ async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
     // A period spanning the merger: the new province with its predecessors' earlier part.
     let span = online_rate(&deployment, "tuyen-quang", "2024-11-01..2025-12-31").await;
     assert_eq!(
-        (fraction(&span), span.merged_from.as_slice()),
+        (metric_fraction(&span), span.merged_from.as_slice()),
         (Some((15, 21)), &["ha-giang".to_owned()][..])
     );
 
@@ -154,24 +144,17 @@ async fn block_on_time(deployment: &Deployment, period: &str, agency: &str) -> O
         .await
         .expect("block metrics")
         .into_inner();
-    block
-        .agencies
-        .iter()
-        .find(|a| a.agency_id == agency)
-        .expect("listed")
-        .rate
-        .as_ref()
-        .map(|r| (r.numerator, r.denominator))
+    let row = block.agencies.iter().find(|a| a.agency_id == agency);
+    fraction(row.expect("listed").rate.as_ref())
 }
 
 #[tokio::test]
 async fn a_merged_province_inherits_the_dossiers_its_predecessors_left_open_past_due() {
-    let redis = RedisServer::start().expect("redis-server starts");
     let options = Options {
         horizon_days: Some(1500),
         ..Options::default()
     };
-    let deployment = Deployment::start_with(&redis, "merged-backlog", options).await;
+    let deployment = Deployment::start_alone_with("merged-backlog", options).await;
     let with_due = |id: &str, agency: &str, due: OffsetDateTime| {
         let mut event = received(id, agency, at(date!(2025 - 05 - 10)), true);
         event.dossier_id = id.to_owned();
@@ -214,18 +197,9 @@ async fn a_merged_province_inherits_the_dossiers_its_predecessors_left_open_past
         .await
         .expect("metrics");
     assert_eq!(q4.counters.map(|c| c.open_past_due_at_end), Some(1));
+    assert_eq!(fraction(q4.metrics[0].rate.as_ref()), Some((0, 1)));
     assert_eq!(
-        q4.metrics[0]
-            .rate
-            .as_ref()
-            .map(|r| (r.numerator, r.denominator)),
-        Some((0, 1))
-    );
-    assert_eq!(
-        q4.metrics[0]
-            .same_period_last_year
-            .as_ref()
-            .map(|r| (r.numerator, r.denominator)),
+        fraction(q4.metrics[0].same_period_last_year.as_ref()),
         None,
         "nothing was open or resolved in 2024"
     );
@@ -277,14 +251,13 @@ fn json_fraction(rate: &serde_json::Value) -> Option<(u64, u64)> {
 
 #[tokio::test]
 async fn last_years_pooled_figure_counts_a_province_merged_later_once() {
-    let redis = RedisServer::start().expect("redis-server starts");
     let catalog_dir = write_partial_catalog("merged-last-year");
     let options = Options {
         catalog_dir: Some(catalog_dir.clone()),
         horizon_days: Some(3000),
         ..Options::default()
     };
-    let deployment = Deployment::start_with(&redis, "merged-last-year", options).await;
+    let deployment = Deployment::start_alone_with("merged-last-year", options).await;
     let reception = |id: &str, agency: &str, day: time::Date, online: bool| {
         let mut event = received(id, agency, at(day), online);
         event.procedure_id = format!("{agency}.p1");
@@ -308,12 +281,8 @@ async fn last_years_pooled_figure_counts_a_province_merged_later_once() {
     let y2022 = provinces_over_http(&deployment, "online-dossier-rate", "2022", "").await;
     assert_eq!(pooled(&y2022, "summary"), Some((0, 1)));
     assert_eq!(pooled(&y2022, "summarySamePeriodLastYear"), Some((1, 2)));
-    let row = |body: &serde_json::Value, id: &str| {
-        body["agencies"]
-            .as_array()
-            .and_then(|rows| rows.iter().find(|r| r["agencyId"] == id).cloned())
-            .unwrap_or_else(|| panic!("{id} listed: {body}"))
-    };
+    let row =
+        |body: &serde_json::Value, id: &str| find_by(&body["agencies"], "agencyId", id).clone();
     assert_eq!(
         row(&y2022, "tuyen-quang")["samePeriodLastYear"],
         serde_json::Value::Null,

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use govpulse_e2e::{Deployment, Options, RedisServer, catalog_with, received, scratch};
+use govpulse_e2e::{Deployment, Options, catalog_with, received, scratch};
 use govpulse_proto::aggregate::{
     GetMetricsRequest, GetProcedureMetricsRequest, GetProcedureMetricsResponse,
 };
@@ -45,12 +45,11 @@ fn line(procedure: &str, rank: u32, fraction: &str) -> (String, u32, String) {
 #[tokio::test]
 async fn procedures_of_a_province_and_its_department_add_up_to_their_figures() {
     let dir = scratch("procedures");
-    let redis = RedisServer::start().expect("redis-server starts");
     let options = Options {
         catalog_dir: Some(write_catalog(&dir)),
         ..Options::default()
     };
-    let deployment = Deployment::start_with(&redis, "procedures", options).await;
+    let deployment = Deployment::start_alone_with("procedures", options).await;
     let at = OffsetDateTime::now_utc() - Duration::hours(2);
     let day = govpulse_core::period::vietnam_day(at).to_string();
     let of = |mut event: govpulse_proto::event::DossierEvent, procedure: &str| {

@@ -5,7 +5,7 @@
 //! gRPC and HTTP (JSON and CSV).
 
 use govpulse_core::period::{VIETNAM, vietnam_day};
-use govpulse_e2e::{Deployment, Options, RedisServer, http, received};
+use govpulse_e2e::{Deployment, Options, http, received};
 use govpulse_proto::{
     aggregate::{
         GetBlockMetricsRequest, GetBlockMetricsResponse, get_block_metrics_request::Scope,
@@ -216,8 +216,7 @@ fn owned(rows: &[(u32, &str, (u64, u64))]) -> Vec<(u32, String, (u64, u64))> {
 
 #[tokio::test]
 async fn a_publication_stays_as_published_and_its_revisions_say_what_moved_and_why() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start_with(&redis, "pub", Options::default()).await;
+    let deployment = Deployment::start_alone_with("pub", Options::default()).await;
     let first = last_month_first();
     let (d1, d2) = (first + Duration::days(2), first + Duration::days(5));
     let month = format!("{:04}-{:02}", first.year(), u8::from(first.month()));

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use govpulse_e2e::{Deployment, Options, RedisServer, provinces_by_online_rate, ts};
+use govpulse_e2e::{Deployment, Options, provinces_by_online_rate, ts};
 use govpulse_proto::{
     aggregate::{
         GetBlockMetricsRequest, GetBlockMetricsResponse, get_block_metrics_request::Scope,
@@ -151,14 +151,13 @@ async fn nation(deployment: &Deployment, metric: &str, period: &str) -> GetBlock
 #[tokio::test]
 async fn the_published_figures_come_out_exactly() {
     let catalog_dir = write_catalog();
-    let redis = RedisServer::start().expect("redis-server starts");
     // The articles are about 2021 and 2022: accept events that old.
     let options = Options {
         catalog_dir: Some(catalog_dir.clone()),
         horizon_days: Some(3000),
         ..Options::default()
     };
-    let deployment = Deployment::start_with(&redis, "published", options).await;
+    let deployment = Deployment::start_alone_with("published", options).await;
 
     // "The top five provinces in terms of the proportion of papers handled online are Hoa
     // Binh (87.02%), Quang Ninh (75.33%), Ninh Binh (59.35%), Ha Nam (56.73%), and Thanh Hoa

@@ -1,6 +1,6 @@
 //! grpcurl (which speaks only v1alpha reflection) can list, describe and call every service.
 
-use govpulse_e2e::{Deployment, RedisServer};
+use govpulse_e2e::{Deployment, http::find_by};
 use serde_json::Value;
 
 async fn grpcurl(args: &[&str]) -> String {
@@ -24,8 +24,7 @@ async fn call(addr: &str, method: &str, body: &str) -> Value {
 
 #[tokio::test]
 async fn grpcurl_lists_describes_and_calls_every_service() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "grpcurl").await;
+    let deployment = Deployment::start_alone("grpcurl").await;
     let ingest = deployment.ingest_addr().to_string();
     let aggregate = deployment.aggregate_addr().to_string();
     let ranking = deployment.ranking_addr().to_string();
@@ -103,12 +102,7 @@ async fn grpcurl_lists_describes_and_calls_every_service() {
         r#"{"agencyId":"lang-son","period":"ytd"}"#,
     )
     .await;
-    let online = metrics["metrics"]
-        .as_array()
-        .expect("metrics")
-        .iter()
-        .find(|m| m["metric"] == "online-dossier-rate")
-        .expect("metric");
+    let online = find_by(&metrics["metrics"], "metric", "online-dossier-rate");
     // Yesterday may be last year on 1 January; then ytd has no data yet.
     if time::OffsetDateTime::now_utc()
         .to_offset(govpulse_core::period::VIETNAM)

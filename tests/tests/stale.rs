@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use govpulse_e2e::{
-    Deployment, Options, RedisServer,
+    Deployment, Options, fraction,
     prometheus::{sample, scrape},
     provinces_by_online_rate, received, rows_of, two_days_ago_noon,
 };
@@ -68,9 +68,7 @@ async fn stale_gauge(deployment: &Deployment, agency: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_agency_is_flagged_stale_everywhere_and_its_next_event_clears_it() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start_with(
-        &redis,
+    let deployment = Deployment::start_alone_with(
         "stale",
         Options {
             stale_after_secs: Some(SILENCE_SECS),
@@ -192,10 +190,7 @@ async fn a_silent_agency_is_flagged_stale_everywhere_and_its_next_event_clears_i
         if let Some(Event::Changes(changes)) = message.event {
             for r in changes.changes.iter().filter_map(|c| c.row.as_ref()) {
                 if r.agency_id == "lang-son" && !r.freshness.as_ref().is_some_and(|f| f.stale) {
-                    assert_eq!(
-                        r.rate.as_ref().map(|r| (r.numerator, r.denominator)),
-                        Some((2, 3))
-                    );
+                    assert_eq!(fraction(r.rate.as_ref()), Some((2, 3)));
                     break 'stream;
                 }
             }

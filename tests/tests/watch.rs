@@ -359,9 +359,7 @@ async fn a_subscriber_that_stops_reading_neither_delays_another_nor_holds_more_t
     const WINDOW: u32 = 16 * 1024;
     /// tonic encodes a stream's ready messages into chunks of up to 32 KiB.
     const ENCODER_CHUNK: usize = 32 * 1024;
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start_with(
-        &redis,
+    let deployment = Deployment::start_alone_with(
         "slow",
         Options {
             debounce_ms: Some(10),

@@ -3,7 +3,7 @@
 //! week of the same number.
 
 use govpulse_core::period::{VIETNAM, vietnam_day};
-use govpulse_e2e::{Deployment, RedisServer, provinces_by_online_rate, received};
+use govpulse_e2e::{Deployment, fraction, provinces_by_online_rate, received};
 use time::{Duration, OffsetDateTime, Weekday, macros::time};
 
 /// `count` receptions of `agency` at noon of `day`, `online` of them online.
@@ -22,8 +22,7 @@ fn receptions(
 
 #[tokio::test]
 async fn a_weekly_ranking_moves_against_the_week_before() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let deployment = Deployment::start(&redis, "weeks").await;
+    let deployment = Deployment::start_alone("weeks").await;
     // Last week (Monday to Sunday, all in the past) and the week before it.
     let today = vietnam_day(OffsetDateTime::now_utc());
     let this_monday = today - Duration::days(i64::from(today.weekday().number_days_from_monday()));
@@ -104,8 +103,6 @@ async fn a_weekly_ranking_moves_against_the_week_before() {
         metrics.previous_period.map(|p| p.expression),
         Some(week_before)
     );
-    let fraction =
-        |r: Option<&govpulse_proto::aggregate::Rate>| r.map(|r| (r.numerator, r.denominator));
     assert_eq!(fraction(metrics.metrics[0].rate.as_ref()), Some((3, 4)));
     assert_eq!(
         fraction(metrics.metrics[0].previous_period.as_ref()),

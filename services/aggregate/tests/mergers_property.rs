@@ -31,7 +31,10 @@ use govpulse_proto::{
         dossier_resolved::Timeliness,
     },
 };
-use govpulse_store::{CounterStore, MemoryStore, testing::RedisServer};
+use govpulse_store::{
+    CounterStore, MemoryStore,
+    testing::{RedisServer, store_per_case},
+};
 use proptest::prelude::*;
 use support::timestamp;
 use time::{Date, Duration, OffsetDateTime, macros::date};
@@ -657,5 +660,9 @@ fn figures_over_merging_agencies_match_a_recomputation_on_the_memory_store() {
 fn figures_over_merging_agencies_match_a_recomputation_on_redis() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let server = RedisServer::start().expect("redis-server starts");
-    run(24, server.store_per_case(&runtime, "mergers"), &runtime);
+    run(
+        24,
+        store_per_case(server.url(), &runtime, "mergers"),
+        &runtime,
+    );
 }

@@ -16,7 +16,8 @@ use govpulse_proto::{
 };
 use govpulse_runtime::targets_file::LiveTargets;
 use govpulse_store::{
-    CounterStore, MemoryStore, RedisStore, RedisStoreConfig, testing::RedisServer,
+    CounterStore, MemoryStore,
+    testing::{RedisServer, connect},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -161,12 +162,7 @@ async fn publications_are_kept_once_read_and_listed_in_memory() {
 #[tokio::test]
 async fn publications_are_kept_once_read_and_listed_in_redis() {
     let server = RedisServer::start().expect("redis-server starts");
-    let store = RedisStore::connect(RedisStoreConfig {
-        url: server.url(),
-        prefix: "publications".to_owned(),
-    })
-    .await
-    .expect("connects");
+    let store = connect(server.url(), "publications").await;
     keeps_reads_and_lists(&api(Arc::new(store))).await;
 }
 

@@ -4,6 +4,8 @@
 //! (`daily_events_days`); an unknown agency is never counted, and bad fields are refused by
 //! name before anything is.
 
+mod support;
+
 use std::sync::Arc;
 
 use govpulse_aggregate::{AggregateApi, Error};
@@ -11,7 +13,6 @@ use govpulse_core::{
     AcceptancePolicy, Catalog, CatalogBuilder, period::vietnam_day, targets::Targets,
 };
 use govpulse_proto::{
-    Timestamp,
     aggregate::{
         AgencyRejections, ApplyEventsRequest, DailyEvents, GetBlockMetricsRequest,
         GetMetricsRequest, get_block_metrics_request::Scope,
@@ -25,17 +26,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 fn catalog() -> Catalog {
-    Catalog::builder()
-        .provinces_csv(
-            "p",
-            "code,id,name\n17,hoa-binh,Hòa Bình\n22,quang-ninh,Quảng Ninh\n",
-        )
-        .and_then(|b| {
-            b.units_csv(
-                "u",
-                "id,name,parent_id\nhb.dept,Sở,hoa-binh\nhb.dept.commune,Xã,hb.dept\n",
-            )
-        })
+    support::two_provinces(Catalog::builder())
         .and_then(|b| {
             b.procedures_csv(
                 "x",
@@ -64,10 +55,7 @@ fn fee(event_id: &str, agency: &str) -> DossierEvent {
         agency_id: agency.to_owned(),
         dossier_id: format!("d-{event_id}"),
         procedure_id: "hb.full".to_owned(),
-        occurred_at: Some(Timestamp {
-            seconds: at.unix_timestamp(),
-            nanos: 0,
-        }),
+        occurred_at: support::timestamp(at),
         kind: Some(Kind::FeePaid(FeePaid { online: true })),
         corrects: String::new(),
     }

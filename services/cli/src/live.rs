@@ -344,7 +344,7 @@ pub async fn demo(
     let started = Instant::now();
     let dashboard = format!("{ranking}/");
     let header = move || {
-        let accepted = tally.accepted.load(Ordering::Relaxed);
+        let accepted = tally.outcomes.accepted.load(Ordering::Relaxed);
         let per_second = accepted as f64 / started.elapsed().as_secs_f64().max(1.0);
         let mut h = String::new();
         let _ = writeln!(
@@ -365,9 +365,9 @@ pub async fn demo(
             h,
             "events: {} accepted ({per_second:.0}/s), {} duplicate (simulated retries), {} conflict, {} rejected",
             grouped(accepted),
-            tally.duplicate.load(Ordering::Relaxed),
-            tally.conflict.load(Ordering::Relaxed),
-            tally.rejected.load(Ordering::Relaxed)
+            tally.outcomes.duplicate.load(Ordering::Relaxed),
+            tally.outcomes.conflict.load(Ordering::Relaxed),
+            tally.outcomes.rejected.load(Ordering::Relaxed)
         );
         h
     };
@@ -421,7 +421,7 @@ fn history_text(tally: &Tally, days: u16) -> String {
         None if total == 0 => format!("history: {months:.0} months ({days} days), generating…"),
         None => format!(
             "history: {months:.0} months ({days} days), {} of {} events counted…",
-            grouped(tally.answered().min(total)),
+            grouped(tally.outcomes.answered().min(total)),
             grouped(total)
         ),
     }
@@ -505,7 +505,7 @@ mod tests {
             "history: 23 months (704 days), generating…"
         );
         tally.history_events.store(840_015, Ordering::Relaxed);
-        tally.accepted.store(558_000, Ordering::Relaxed);
+        tally.outcomes.accepted.store(558_000, Ordering::Relaxed);
         assert_eq!(
             history_text(&tally, 704),
             "history: 23 months (704 days), 558,000 of 840,015 events counted…"

@@ -48,6 +48,8 @@ use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status, transport::Channel as GrpcChannel};
 
+use crate::simulate::Outcomes;
+
 /// How batches reach ingest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -152,15 +154,8 @@ impl Default for LoadConfig {
 /// waiting for the load to feel a fault or to recover from it).
 #[derive(Debug, Default)]
 pub struct Progress {
-    /// Events acknowledged ACCEPTED.
-    pub accepted: AtomicU64,
-    /// Events acknowledged DUPLICATE.
-    pub duplicate: AtomicU64,
-    /// Events acknowledged CONFLICT: an id counted before with other content, which a
-    /// generator that resends identical events should never see.
-    pub conflict: AtomicU64,
-    /// Events acknowledged REJECTED.
-    pub rejected: AtomicU64,
+    /// Events acknowledged, by outcome.
+    pub outcomes: Outcomes,
     /// Calls (or stream batches) that failed and will be retried, or gave up.
     pub failed_calls: AtomicU64,
     /// Batches acknowledged.
@@ -170,14 +165,6 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Events acknowledged so far, whatever their outcome.
-    pub fn acknowledged(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-            + self.duplicate.load(Ordering::Relaxed)
-            + self.conflict.load(Ordering::Relaxed)
-            + self.rejected.load(Ordering::Relaxed)
-    }
-
     /// Takes the call latencies recorded since the last call (for interval reports).
     pub fn take_interval(&self) -> Latency {
         let taken = std::mem::take(&mut *lock(&self.latencies));
@@ -1234,10 +1221,9 @@ impl SenderTotals {
             self.resent += accepted + duplicate;
             self.resent_accepted += accepted;
         }
-        progress.accepted.fetch_add(accepted, Ordering::Relaxed);
-        progress.duplicate.fetch_add(duplicate, Ordering::Relaxed);
-        progress.conflict.fetch_add(conflict, Ordering::Relaxed);
-        progress.rejected.fetch_add(rejected, Ordering::Relaxed);
+        progress
+            .outcomes
+            .add(accepted, duplicate, conflict, rejected);
     }
 }
 
@@ -1333,10 +1319,11 @@ pub async fn run(
     }
     let progress = &shared.progress;
     report.elapsed = last_ack - started;
-    report.accepted = progress.accepted.load(Ordering::Relaxed);
-    report.duplicate = progress.duplicate.load(Ordering::Relaxed);
-    report.conflict = progress.conflict.load(Ordering::Relaxed);
-    report.rejected = progress.rejected.load(Ordering::Relaxed);
+    let outcomes = &progress.outcomes;
+    report.accepted = outcomes.accepted.load(Ordering::Relaxed);
+    report.duplicate = outcomes.duplicate.load(Ordering::Relaxed);
+    report.conflict = outcomes.conflict.load(Ordering::Relaxed);
+    report.rejected = outcomes.rejected.load(Ordering::Relaxed);
     report.latency = Latency::of(latencies);
     report.errors = progress.errors();
     report

@@ -163,25 +163,63 @@ impl QueryArgs {
     }
 }
 
-/// The ranking service, and how to reach it.
-#[derive(Debug, clap::Args)]
-struct RankingService {
-    /// The ranking service.
-    #[arg(
-        long,
-        env = "GOVPULSE_RANKING_URL",
-        default_value = "http://127.0.0.1:50053"
-    )]
-    ranking: String,
-    #[command(flatten)]
-    connect: ConnectArgs,
+/// A service the command calls: a struct of its URL flag (`--$flag`, from `$env`) and the
+/// connection flags, with `remote()` to reach it. One macro for the three services, whose
+/// flags differ only in name, help, variable and default. (The flag's help is a literal:
+/// clap reads no `concat!` in a doc attribute.)
+macro_rules! service_args {
+    ($(
+        #[doc = $doc:literal]
+        $name:ident { #[doc = $help:literal] $flag:ident: $env:literal, $default:literal }
+    )*) => {$(
+        #[doc = $doc]
+        #[derive(Debug, clap::Args)]
+        struct $name {
+            #[doc = $help]
+            #[arg(long, env = $env, default_value = $default)]
+            $flag: String,
+            #[command(flatten)]
+            connect: ConnectArgs,
+        }
+
+        impl $name {
+            #[doc = concat!("The ", stringify!($flag), " service as the command calls it.")]
+            fn remote(&self) -> anyhow::Result<Remote> {
+                self.connect.remote(&self.$flag)
+            }
+        }
+    )*};
 }
 
-impl RankingService {
-    /// The ranking service as the command calls it.
-    fn remote(&self) -> anyhow::Result<Remote> {
-        self.connect.remote(&self.ranking)
+service_args! {
+    /// The ranking service, and how to reach it.
+    RankingService {
+        /// The ranking service.
+        ranking: "GOVPULSE_RANKING_URL", "http://127.0.0.1:50053"
     }
+    /// The ingest service, and how to reach it.
+    IngestService {
+        /// The ingest service.
+        ingest: "GOVPULSE_INGEST_URL", "http://127.0.0.1:50051"
+    }
+    /// The aggregate service, and how to reach it.
+    AggregateService {
+        /// The aggregate service.
+        aggregate: "GOVPULSE_AGGREGATE_URL", "http://127.0.0.1:50052"
+    }
+}
+
+/// A ranking query, how to print its answer and where to ask it: `ranking`'s arguments, and
+/// `publish`'s after the publication's id and title.
+#[derive(Debug, clap::Args)]
+struct RankingArgs {
+    #[command(flatten)]
+    query: QueryArgs,
+    /// Print the response as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    service: RankingService,
 }
 
 /// One publication, and where to read it.
@@ -231,19 +269,12 @@ enum Command {
         /// Events per batch.
         #[arg(long, default_value_t = 1000)]
         batch_size: usize,
-        /// The ingest service.
-        #[arg(
-            long,
-            env = "GOVPULSE_INGEST_URL",
-            default_value = "http://127.0.0.1:50051"
-        )]
-        ingest: String,
         /// Seconds to keep retrying a batch while ingest is unavailable (unreachable,
         /// overloaded, restarting) before giving up; retrying never counts an event twice.
         #[arg(long, default_value_t = 60.0)]
         retry_for: f64,
         #[command(flatten)]
-        connect: ConnectArgs,
+        service: IngestService,
     },
     /// Reports assessed scores of a composite index: from flags (one agency, profile and
     /// period, any number of --score criterion=points), or from a file of JSON lines, one
@@ -264,26 +295,11 @@ enum Command {
         /// One criterion's points, as `criterion=points` (`function=38.75`); repeat it.
         #[arg(long)]
         score: Vec<String>,
-        /// The ingest service.
-        #[arg(
-            long,
-            env = "GOVPULSE_INGEST_URL",
-            default_value = "http://127.0.0.1:50051"
-        )]
-        ingest: String,
         #[command(flatten)]
-        connect: ConnectArgs,
+        service: IngestService,
     },
     /// Prints a ranking.
-    Ranking {
-        #[command(flatten)]
-        query: QueryArgs,
-        /// Print the response as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        service: RankingService,
-    },
+    Ranking(RankingArgs),
     /// Prints one agency's metrics for a period (beside last year, the previous period and
     /// its target), or one metric for every agency of a block, every child of an agency, or
     /// the nation, with pooled and mean figures.
@@ -322,15 +338,8 @@ enum Command {
         /// Print the response as JSON.
         #[arg(long)]
         json: bool,
-        /// The aggregate service.
-        #[arg(
-            long,
-            env = "GOVPULSE_AGGREGATE_URL",
-            default_value = "http://127.0.0.1:50052"
-        )]
-        aggregate: String,
         #[command(flatten)]
-        connect: ConnectArgs,
+        service: AggregateService,
     },
     /// Prints the alerts in force: ranking's alert rules (deploy/config/alerts.toml) holding
     /// for an agency, firing or pending, with the figures behind each, and whether the rules
@@ -356,12 +365,7 @@ enum Command {
         title: String,
         // What to publish, as for `ranking`: every row (--top and --bottom are refused).
         #[command(flatten)]
-        query: QueryArgs,
-        /// Print the response as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        service: RankingService,
+        ranking: RankingArgs,
     },
     /// Lists the publications, newest first: title, what each holds (a ranking, or a block's
     /// metric for every agency), period, when and by whom published, how many agencies.
@@ -605,21 +609,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Submit {
             file,
             batch_size,
-            ingest,
             retry_for,
-            connect,
+            service,
         } => {
             let Some(events) = read_json_lines(&file, submit::parse_lines, "submit")? else {
                 return Ok(ExitCode::from(2));
             };
-            let client = IngestServiceClient::new(connect.remote(&ingest)?.channel());
+            let client = IngestServiceClient::new(service.remote()?.channel());
             let progress = submit_progress(events.len() as u64);
             let report = submit::send(
                 &client,
                 events,
                 batch_size,
                 std::time::Duration::from_secs_f64(retry_for.max(0.0)),
-                connect.token.as_deref(),
+                service.connect.token.as_deref(),
                 |so_far| {
                     // The counts in the message, so that a frame never shows two moments.
                     progress.set_position(so_far.answered());
@@ -652,8 +655,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             profile,
             period,
             score,
-            ingest,
-            connect,
+            service,
         } => {
             let scores = match (file, agency, profile, period) {
                 (Some(file), ..) => {
@@ -668,7 +670,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 _ => anyhow::bail!("give a file, or --agency, --profile, --period and --score"),
             };
-            let ingest = connect.remote(&ingest)?;
+            let ingest = service.remote()?;
             let stored = IngestServiceClient::new(ingest.channel())
                 .report_assessed_scores(ingest.request(ReportAssessedScoresRequest { scores }))
                 .await
@@ -677,11 +679,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .stored;
             outln!("stored {stored}");
         }
-        Command::Ranking {
+        Command::Ranking(RankingArgs {
             query,
             json,
             service,
-        } => {
+        }) => {
             let request = GetRankingRequest {
                 query: Some(query.query()?),
             };
@@ -740,13 +742,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             by_procedure,
             top,
             json,
-            aggregate,
-            connect,
+            service,
         } => {
             for m in &metric {
                 m.parse::<Metric>()?;
             }
-            let aggregate = connect.remote(&aggregate)?;
+            let aggregate = service.remote()?;
             let mut client = AggregateServiceClient::new(aggregate.channel());
             let failed = failed("aggregate");
             if by_procedure {
@@ -800,9 +801,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish {
             id,
             title,
-            query,
-            json,
-            service,
+            ranking:
+                RankingArgs {
+                    query,
+                    json,
+                    service,
+                },
         } => {
             let request = query.query()?;
             let ranking = service.remote()?;
@@ -978,7 +982,7 @@ async fn run_loadgen(args: LoadgenArgs) -> anyhow::Result<ExitCode> {
             let mut accepted_before = 0;
             loop {
                 ticker.tick().await;
-                let accepted = progress.accepted.load(std::sync::atomic::Ordering::Relaxed);
+                let accepted = progress.outcomes.accepted.load(std::sync::atomic::Ordering::Relaxed);
                 let latency = progress.take_interval();
                 let memory: Vec<String> = pids
                     .iter()

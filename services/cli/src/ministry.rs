@@ -125,7 +125,7 @@ pub async fn run(
                     .await
                 {
                     Ok(response) => {
-                        tally.accepted.fetch_add(
+                        tally.outcomes.accepted.fetch_add(
                             u64::from(response.into_inner().accepted),
                             Ordering::Relaxed,
                         );

@@ -33,34 +33,62 @@ use tracing::warn;
 
 use crate::procedures::stable_hash;
 
+/// Events ingest answered, by outcome: the simulator's [`Tally`] and the load generator's
+/// progress count them alike.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    /// Events counted (ACCEPTED).
+    pub accepted: AtomicU64,
+    /// Events recognised as already counted (DUPLICATE): the retries.
+    pub duplicate: AtomicU64,
+    /// Events whose id was counted before with other content (CONFLICT): none from a
+    /// generator that resends identical events; a count here is a bug.
+    pub conflict: AtomicU64,
+    /// Events refused (REJECTED).
+    pub rejected: AtomicU64,
+}
+
+impl Outcomes {
+    /// Adds one answer's counts.
+    pub fn add(&self, accepted: u64, duplicate: u64, conflict: u64, rejected: u64) {
+        for (counter, n) in self
+            .counters()
+            .into_iter()
+            .zip([accepted, duplicate, conflict, rejected])
+        {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Events answered so far, whatever the answer.
+    pub fn answered(&self) -> u64 {
+        self.counters()
+            .iter()
+            .map(|counter| counter.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn counters(&self) -> [&AtomicU64; 4] {
+        [
+            &self.accepted,
+            &self.duplicate,
+            &self.conflict,
+            &self.rejected,
+        ]
+    }
+}
+
 /// Totals of what ingest answered.
 #[derive(Debug, Default)]
 pub struct Tally {
-    /// Events counted.
-    pub accepted: AtomicU64,
-    /// Events recognised as already counted (the simulated retries).
-    pub duplicate: AtomicU64,
-    /// Events whose id was counted before with other content (none, from a simulator that
-    /// resends identical events; a count here is a bug).
-    pub conflict: AtomicU64,
-    /// Events refused.
-    pub rejected: AtomicU64,
+    /// The events answered, by outcome (duplicates are the simulated retries).
+    pub outcomes: Outcomes,
     /// Events of the history reported at start.
     pub history_events: AtomicU64,
     /// When the simulation started (before it generated the history).
     pub started: std::sync::OnceLock<std::time::Instant>,
     /// Seconds from the start until every event of the history had its answer.
     pub history_took: std::sync::OnceLock<f64>,
-}
-
-impl Tally {
-    /// Events answered so far, whatever the answer.
-    pub fn answered(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-            + self.duplicate.load(Ordering::Relaxed)
-            + self.conflict.load(Ordering::Relaxed)
-            + self.rejected.load(Ordering::Relaxed)
-    }
 }
 
 /// One agency's habits.
@@ -743,22 +771,16 @@ async fn count_acks(
     while let Some(ack) = acks.next().await {
         match ack {
             Ok(ack) => {
-                tally
-                    .accepted
-                    .fetch_add(u64::from(ack.accepted), Ordering::Relaxed);
-                tally
-                    .duplicate
-                    .fetch_add(u64::from(ack.duplicate), Ordering::Relaxed);
-                tally
-                    .conflict
-                    .fetch_add(u64::from(ack.conflict), Ordering::Relaxed);
-                tally
-                    .rejected
-                    .fetch_add(u64::from(ack.rejected), Ordering::Relaxed);
+                tally.outcomes.add(
+                    u64::from(ack.accepted),
+                    u64::from(ack.duplicate),
+                    u64::from(ack.conflict),
+                    u64::from(ack.rejected),
+                );
                 // The moment the last event of the history has its answer.
                 let history = tally.history_events.load(Ordering::Relaxed);
                 if history > 0
-                    && tally.answered() >= history
+                    && tally.outcomes.answered() >= history
                     && let Some(started) = tally.started.get()
                 {
                     let _ = tally.history_took.set(started.elapsed().as_secs_f64());

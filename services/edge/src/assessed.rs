@@ -168,63 +168,55 @@ mod tests {
 
     #[test]
     fn each_broken_rule_names_its_field() {
-        let field = |s: AssessedScore| check(&s).expect_err("invalid");
-        assert_eq!(
-            field(score("atlantis", "function", "2024", "1")),
+        let profile = |profile: &str, mut score: AssessedScore| {
+            score.profile = profile.to_owned();
+            score
+        };
+        let refusals = [
             (
-                "scores[3].agency_id".to_owned(),
-                "unknown agency \"atlantis\"".to_owned()
-            )
-        );
-        let mut unknown_profile = score("ha-giang", "function", "2024", "1");
-        unknown_profile.profile = "nope".to_owned();
-        assert_eq!(
-            field(unknown_profile),
+                score("atlantis", "function", "2024", "1"),
+                "scores[3].agency_id",
+                "unknown agency \"atlantis\"",
+            ),
             (
-                "scores[3].profile".to_owned(),
-                "unknown profile \"nope\"; the profiles are service-index-766, system-quality-2024"
-                    .to_owned()
-            )
-        );
-        assert_eq!(
-            field(score("ha-giang", "speed", "2024", "1")).0,
-            "scores[3].criterion"
-        );
-        let mut measured = score("ha-giang", "progress", "2024", "1");
-        measured.profile = "service-index-766".to_owned();
-        assert_eq!(
-            field(measured).1,
-            "progress of service-index-766 is measured from events (on-time-rate), not assessed"
-        );
-        assert_eq!(
-            field(score("ha-giang", "function", "ytd", "1")).0,
-            "scores[3].period"
-        );
-        assert_eq!(
-            field(score("ha-giang", "function", "2024-13", "1")).0,
-            "scores[3].period"
-        );
-        assert_eq!(
-            field(score("ha-giang", "function", "2024", "50.01")),
+                profile("nope", score("ha-giang", "function", "2024", "1")),
+                "scores[3].profile",
+                "unknown profile \"nope\"; the profiles are service-index-766, system-quality-2024",
+            ),
             (
-                "scores[3].points".to_owned(),
-                "50.01 is above the 50.00 points of function in system-quality-2024".to_owned()
-            )
-        );
-        assert_eq!(
-            field(score("ha-giang", "function", "2024", "-1")).0,
-            "scores[3].points"
-        );
-        assert_eq!(
-            field(score("ha-giang", "function", "2025", "1")),
+                profile(
+                    "service-index-766",
+                    score("ha-giang", "progress", "2024", "1"),
+                ),
+                "scores[3].criterion",
+                "progress of service-index-766 is measured from events (on-time-rate), not assessed",
+            ),
             (
-                "scores[3].agency_id".to_owned(),
-                "agency ha-giang does not exist on 2025-12-31, the period's last day; assess its successor tuyen-quang".to_owned()
-            )
-        );
-        assert_eq!(
-            field(score("ha-giang", "function", "2024", "1.234")).0,
-            "scores[3].points"
-        );
+                score("ha-giang", "function", "2024", "50.01"),
+                "scores[3].points",
+                "50.01 is above the 50.00 points of function in system-quality-2024",
+            ),
+            (
+                score("ha-giang", "function", "2025", "1"),
+                "scores[3].agency_id",
+                "agency ha-giang does not exist on 2025-12-31, the period's last day; assess its successor tuyen-quang",
+            ),
+        ];
+        for (score, field, reason) in refusals {
+            let refused = check(&score).expect_err("invalid");
+            assert_eq!(refused, (field.to_owned(), reason.to_owned()));
+        }
+        // Where the field says it all: the criterion, period or points of ha-giang's score.
+        for (criterion, period, points, field) in [
+            ("speed", "2024", "1", "scores[3].criterion"),
+            ("function", "ytd", "1", "scores[3].period"),
+            ("function", "2024-13", "1", "scores[3].period"),
+            ("function", "2024", "-1", "scores[3].points"),
+            ("function", "2024", "1.234", "scores[3].points"),
+        ] {
+            let refused =
+                check(&score("ha-giang", criterion, period, points)).expect_err("invalid");
+            assert_eq!(refused.0, field, "{period} {points}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use govpulse_core::Catalog;
+use govpulse_core::{AgencyId, Catalog};
 use govpulse_proto::catalog::{
     ListAgenciesRequest, ListAgenciesResponse, ListProceduresRequest, ListProceduresResponse,
     catalog_service_server::{CatalogService, CatalogServiceServer},
@@ -27,6 +27,19 @@ impl CatalogApi {
     pub fn server(catalog: Arc<Catalog>) -> CatalogServiceServer<CatalogApi> {
         CatalogServiceServer::new(CatalogApi { catalog })
     }
+
+    /// The agency a request's `field` names, `None` when it is empty; INVALID_ARGUMENT naming
+    /// the field when no agency of the catalog has that id.
+    fn optional_agency(&self, field: &str, raw: &str) -> Result<Option<AgencyId>, Status> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let agency = self
+            .catalog
+            .agency_by_str(raw)
+            .ok_or_else(|| bad_request(field, &format!("unknown agency {raw:?}")))?;
+        Ok(Some(agency.id.clone()))
+    }
 }
 
 #[tonic::async_trait]
@@ -43,16 +56,7 @@ impl CatalogService for CatalogApi {
                     .ok_or_else(|| bad_request("block", &format!("unknown block {value}")))?,
             ),
         };
-        let parent = match request.parent_id.as_str() {
-            "" => None,
-            raw => Some(
-                self.catalog
-                    .agency_by_str(raw)
-                    .ok_or_else(|| bad_request("parent_id", &format!("unknown agency {raw:?}")))?
-                    .id
-                    .clone(),
-            ),
-        };
+        let parent = self.optional_agency("parent_id", &request.parent_id)?;
         let agencies = self
             .catalog
             .agencies()
@@ -68,16 +72,7 @@ impl CatalogService for CatalogApi {
         request: Request<ListProceduresRequest>,
     ) -> Result<Response<ListProceduresResponse>, Status> {
         let request = request.into_inner();
-        let agency = match request.agency_id.as_str() {
-            "" => None,
-            raw => Some(
-                self.catalog
-                    .agency_by_str(raw)
-                    .ok_or_else(|| bad_request("agency_id", &format!("unknown agency {raw:?}")))?
-                    .id
-                    .clone(),
-            ),
-        };
+        let agency = self.optional_agency("agency_id", &request.agency_id)?;
         let procedures = self
             .catalog
             .procedures()

@@ -631,6 +631,23 @@ pub fn wants_csv(headers: &HeaderMap, format: Option<&str>) -> Result<bool, Stat
     }
 }
 
+/// The answer to a read that offers both formats: with `csv` (see [`wants_csv`]) the header
+/// row and rows `table` makes of `message`, as the CSV download `filename`; otherwise
+/// `message` as JSON.
+pub fn csv_or_json<M: Serialize, H: AsRef<[u8]>>(
+    csv: bool,
+    filename: &str,
+    message: &M,
+    table: impl FnOnce(&M) -> (Vec<H>, Vec<Vec<String>>),
+) -> Response {
+    if csv {
+        let (header, rows) = table(message);
+        csv_response(filename, &header, &rows)
+    } else {
+        json_response(message)
+    }
+}
+
 /// A CSV download: a header row, then `rows`; UTF-8 with a byte order mark, because Excel,
 /// which most agencies open downloads with, reads a CSV without one in the legacy Windows
 /// code page and garbles Vietnamese names (`HÃ  Ná»™i`); CSV libraries skip it (Python:

@@ -18,7 +18,7 @@ use govpulse_proto::{
     catalog::catalog_service_server::CatalogServiceServer,
     ingest::ingest_service_server::IngestServiceServer,
 };
-use govpulse_runtime::client::lazy_channel_tls;
+use govpulse_runtime::client::aggregate_channel;
 use govpulse_runtime::index_file::LiveProfiles;
 use govpulse_runtime::tls::UpstreamTlsArgs;
 use tonic::server::NamedService;
@@ -188,12 +188,8 @@ impl Server {
     /// Binds with a given catalog.
     pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, StartError> {
         let timeout = Duration::from_millis(config.aggregate_timeout_ms);
-        let upstream_tls = config
-            .upstream
-            .client_config(&config.aggregate_url)
+        let channel = aggregate_channel(&config.aggregate_url, Some(timeout), &config.upstream)
             .map_err(StartError::Config)?;
-        let channel = lazy_channel_tls(&config.aggregate_url, Some(timeout), upstream_tls)
-            .map_err(|e| StartError::Config(format!("aggregate url: {e}")))?;
         let edge = config.host.edge().map_err(StartError::Config)?;
         if config.tokens.is_none()
             && config.host.tls.tls_client_ca.is_none()

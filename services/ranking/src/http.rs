@@ -20,8 +20,7 @@ use govpulse_edge::auth::Authenticator;
 use govpulse_edge::catalog_service::CatalogApi;
 use govpulse_edge::convert::{bad_request, block_to_proto, moment_rfc3339};
 use govpulse_edge::http_json::{
-    ApiError, Params, cross_origin_reads, csv_response, grpc_request, json_response, status_json,
-    wants_csv, within,
+    ApiError, Params, cross_origin_reads, csv_or_json, grpc_request, status_json, wants_csv, within,
 };
 use govpulse_proto::{
     aggregate::{
@@ -144,12 +143,7 @@ async fn ranking(State(http): State<Http>, request: Request) -> Result<Response,
     let (request, deadline) =
         http.reader_request(parts, GetRankingRequest { query: Some(query) })?;
     let response = within(deadline, http.api.get_ranking(request)).await?;
-    Ok(if csv {
-        let (header, rows) = ranking_csv(&response);
-        csv_response(&filename, &header, &rows)
-    } else {
-        json_response(&response)
-    })
+    Ok(csv_or_json(csv, &filename, &response, ranking_csv))
 }
 
 /// `GET /api/v1/ranking/watch`: WatchRanking as Server-Sent Events, one event per stream
@@ -211,12 +205,7 @@ async fn alerts(State(http): State<Http>, request: Request) -> Result<Response, 
     let csv = wants_csv(&parts.headers, params.one("format")?)?;
     let (request, deadline) = http.reader_request(parts, GetAlertsRequest {})?;
     let response = within(deadline, http.api.get_alerts(request)).await?;
-    Ok(if csv {
-        let (header, rows) = alerts_csv(&response);
-        csv_response("alerts.csv", &header, &rows)
-    } else {
-        json_response(&response)
-    })
+    Ok(csv_or_json(csv, "alerts.csv", &response, alerts_csv))
 }
 
 /// `GET /api/v1/alerts/watch`: WatchAlerts as Server-Sent Events, resumed like the live
@@ -309,12 +298,7 @@ async fn metrics(State(http): State<Http>, request: Request) -> Result<Response,
     let filename = format!("metrics-{}-{}.csv", message.agency_id, message.period);
     let (request, deadline) = http.reader_request(parts, message)?;
     let response = within(deadline, http.api.get_metrics(request)).await?;
-    Ok(if csv {
-        let (header, rows) = metrics_csv(&response);
-        csv_response(&filename, &header, &rows)
-    } else {
-        json_response(&response)
-    })
+    Ok(csv_or_json(csv, &filename, &response, metrics_csv))
 }
 
 /// `GET /api/v1/block-metrics`: GetBlockMetrics, for a `block`, a `parent_id` or the
@@ -370,12 +354,9 @@ async fn block_metrics(State(http): State<Http>, request: Request) -> Result<Res
     let metric = message.metric.clone();
     let (request, deadline) = http.reader_request(parts, message)?;
     let response = within(deadline, http.api.get_block_metrics(request)).await?;
-    Ok(if csv {
-        let (header, rows) = block_metrics_csv(&metric, &response);
-        csv_response(&filename, &header, &rows)
-    } else {
-        json_response(&response)
-    })
+    Ok(csv_or_json(csv, &filename, &response, |r| {
+        block_metrics_csv(&metric, r)
+    }))
 }
 
 /// `GET /api/v1/procedure-metrics`: GetProcedureMetrics, one agency's metric per procedure.
@@ -401,12 +382,12 @@ async fn procedure_metrics(
     );
     let (request, deadline) = http.reader_request(parts, message)?;
     let response = within(deadline, http.api.get_procedure_metrics(request)).await?;
-    Ok(if csv {
-        let (header, rows) = procedure_metrics_csv(&response);
-        csv_response(&filename, &header, &rows)
-    } else {
-        json_response(&response)
-    })
+    Ok(csv_or_json(
+        csv,
+        &filename,
+        &response,
+        procedure_metrics_csv,
+    ))
 }
 
 /// `GET /api/v1/agencies`: the catalog's ListAgencies (public, as over gRPC).
@@ -424,12 +405,7 @@ async fn agencies(State(http): State<Http>, request: Request) -> Result<Response
     };
     let (request, deadline) = grpc_request(parts, message)?;
     let response = within(deadline, http.catalog.list_agencies(request)).await?;
-    Ok(if csv {
-        let (header, rows) = agencies_csv(&response);
-        csv_response("agencies.csv", &header, &rows)
-    } else {
-        json_response(&response)
-    })
+    Ok(csv_or_json(csv, "agencies.csv", &response, agencies_csv))
 }
 
 /// The query of a ranking from the parameters. Only their form is checked here (numbers,

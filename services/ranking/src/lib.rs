@@ -29,7 +29,7 @@ use govpulse_proto::{
 };
 use govpulse_runtime::alerts_file::{self, LiveAlertRules};
 use govpulse_runtime::catalog_files::LoadError;
-use govpulse_runtime::client::lazy_channel_tls;
+use govpulse_runtime::client::aggregate_channel;
 use govpulse_runtime::index_file::LiveProfiles;
 use tokio::sync::broadcast;
 use tonic::server::NamedService;
@@ -240,12 +240,8 @@ impl Server {
     /// Binds with a given catalog.
     pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, StartError> {
         // No per-call timeout: the same channel carries the long-lived WatchChanges stream.
-        let upstream_tls = config
-            .upstream
-            .client_config(&config.aggregate_url)
+        let channel = aggregate_channel(&config.aggregate_url, None, &config.upstream)
             .map_err(StartError::Config)?;
-        let channel = lazy_channel_tls(&config.aggregate_url, None, upstream_tls)
-            .map_err(|e| StartError::Config(format!("aggregate url: {e}")))?;
         let edge = config.host.edge().map_err(StartError::Config)?;
         let tokens = config
             .tokens

@@ -22,6 +22,18 @@ pub fn lazy_channel_tls(
     Ok(endpoint(url, call_timeout, tls)?.connect_lazy())
 }
 
+/// The channel ingest and ranking call aggregate on: [`lazy_channel_tls`] to `url`, over TLS
+/// as `upstream` says for an `https://` URL. The error says which setting is wrong: the
+/// upstream TLS files, or the URL (`aggregate url: ...`).
+pub fn aggregate_channel(
+    url: &str,
+    call_timeout: Option<Duration>,
+    upstream: &crate::tls::UpstreamTlsArgs,
+) -> Result<Channel, String> {
+    let tls = upstream.client_config(url)?;
+    lazy_channel_tls(url, call_timeout, tls).map_err(|e| format!("aggregate url: {e}"))
+}
+
 /// The endpoint the channels above connect to, for a caller that connects when it chooses
 /// (`Endpoint::connect`, which fails at once when nothing answers).
 pub fn endpoint(

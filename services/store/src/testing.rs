@@ -117,16 +117,6 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    /// A fresh store for each case of a property test: a [`crate::RedisStore`] on this
-    /// server under its own key prefix, `<prefix><case>`, connected on `runtime`.
-    pub fn store_per_case<'a>(
-        &self,
-        runtime: &'a tokio::runtime::Runtime,
-        prefix: &'a str,
-    ) -> impl Fn(u32) -> std::sync::Arc<dyn crate::CounterStore> + 'a {
-        store_per_case(self.url(), runtime, prefix)
-    }
-
     /// Kills it with SIGKILL, as a crash would, and waits for it to exit.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -238,33 +228,29 @@ impl RedisCluster {
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(RedisServer::port).collect()
     }
-
-    /// A fresh store for each case of a property test, as [`RedisServer::store_per_case`]
-    /// makes, on this cluster.
-    pub fn store_per_case<'a>(
-        &self,
-        runtime: &'a tokio::runtime::Runtime,
-        prefix: &'a str,
-    ) -> impl Fn(u32) -> std::sync::Arc<dyn crate::CounterStore> + 'a {
-        store_per_case(self.url(), runtime, prefix)
-    }
 }
 
-/// A fresh [`crate::RedisStore`] at `url` for each case of a property test, under its own
-/// key prefix, `<prefix><case>`, connected on `runtime`.
-fn store_per_case<'a>(
+/// A [`crate::RedisStore`] at `url` (a [`RedisServer`]'s or a [`RedisCluster`]'s) under the
+/// key prefix `prefix`; panics when it cannot connect.
+pub async fn connect(url: String, prefix: impl Into<String>) -> crate::RedisStore {
+    let config = crate::RedisStoreConfig {
+        url,
+        prefix: prefix.into(),
+    };
+    crate::RedisStore::connect(config)
+        .await
+        .expect("connects to the test's Redis")
+}
+
+/// A fresh store for each case of a property test: a [`crate::RedisStore`] at `url` (a
+/// [`RedisServer`]'s or a [`RedisCluster`]'s) under its own key prefix, `<prefix><case>`,
+/// connected on `runtime`.
+pub fn store_per_case<'a>(
     url: String,
     runtime: &'a tokio::runtime::Runtime,
     prefix: &'a str,
 ) -> impl Fn(u32) -> std::sync::Arc<dyn crate::CounterStore> + 'a {
     move |case| {
-        let config = crate::RedisStoreConfig {
-            url: url.clone(),
-            prefix: format!("{prefix}{case}"),
-        };
-        let store = runtime
-            .block_on(crate::RedisStore::connect(config))
-            .expect("connects to the test's Redis");
-        std::sync::Arc::new(store)
+        std::sync::Arc::new(runtime.block_on(connect(url.clone(), format!("{prefix}{case}"))))
     }
 }

@@ -1,8 +1,8 @@
 //! The store conformance suite, against the in-memory store and a real redis-server.
 
 use govpulse_store::{
-    CounterStore, MemoryStore, RedisStore, RedisStoreConfig, conformance,
-    testing::{RedisCluster, RedisServer},
+    CounterStore, MemoryStore, RedisStore, conformance,
+    testing::{RedisCluster, RedisServer, connect},
 };
 
 #[tokio::test]
@@ -24,13 +24,10 @@ async fn memory_store_counts_each_id_once_for_concurrent_writers() {
 
 /// Two stores on one Redis (or cluster), as two aggregate replicas are.
 async fn two_writers(url: String, prefix: &str) -> (RedisStore, RedisStore) {
-    let config = RedisStoreConfig {
-        url,
-        prefix: prefix.to_owned(),
-    };
-    let a = RedisStore::connect(config.clone()).await.expect("connects");
-    let b = RedisStore::connect(config).await.expect("connects");
-    (a, b)
+    (
+        connect(url.clone(), prefix).await,
+        connect(url, prefix).await,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,12 +61,7 @@ async fn redis_cluster_store_keeps_one_publication_for_concurrent_writers() {
 #[tokio::test]
 async fn redis_store_notices_reach_every_replica() {
     let server = RedisServer::start().expect("redis-server starts");
-    let config = RedisStoreConfig {
-        url: server.url(),
-        prefix: "notices".to_owned(),
-    };
-    let a = RedisStore::connect(config.clone()).await.expect("connects");
-    let b = RedisStore::connect(config).await.expect("connects");
+    let (a, b) = two_writers(server.url(), "notices").await;
     conformance::notices_reach_every_subscriber(&a, &b).await;
 }
 
@@ -79,11 +71,7 @@ async fn redis_store_conforms() {
     let mut n = 0;
     conformance::run_all(|| {
         n += 1;
-        let config = RedisStoreConfig {
-            url: server.url(),
-            prefix: format!("conformance{n}"),
-        };
-        async move { RedisStore::connect(config).await.expect("redis connects") }
+        connect(server.url(), format!("conformance{n}"))
     })
     .await;
 }
@@ -94,15 +82,7 @@ async fn redis_cluster_store_conforms() {
     let mut n = 0;
     conformance::run_all(|| {
         n += 1;
-        let config = RedisStoreConfig {
-            url: cluster.url(),
-            prefix: format!("cluster{n}"),
-        };
-        async move {
-            RedisStore::connect(config)
-                .await
-                .expect("the cluster connects")
-        }
+        connect(cluster.url(), format!("cluster{n}"))
     })
     .await;
 }
@@ -112,16 +92,7 @@ async fn redis_cluster_store_notices_reach_every_replica() {
     // Published through the cluster connection (any node), heard by subscriptions to the
     // first node: classic pub/sub reaches every node of a cluster.
     let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
-    let config = RedisStoreConfig {
-        url: cluster.url(),
-        prefix: "notices".to_owned(),
-    };
-    let a = RedisStore::connect(config.clone())
-        .await
-        .expect("the cluster connects");
-    let b = RedisStore::connect(config)
-        .await
-        .expect("the cluster connects");
+    let (a, b) = two_writers(cluster.url(), "notices").await;
     conformance::notices_reach_every_subscriber(&a, &b).await;
 }
 
@@ -130,12 +101,7 @@ async fn a_cluster_spreads_trees_over_its_masters() {
     // The conformance suite only proves something about a cluster if its trees do not all
     // land on one master: count the keys each master holds after writing a few trees.
     let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
-    let store = RedisStore::connect(RedisStoreConfig {
-        url: cluster.url(),
-        prefix: "spread".to_owned(),
-    })
-    .await
-    .expect("the cluster connects");
+    let store = connect(cluster.url(), "spread").await;
     let day = time::macros::date!(2026 - 01 - 01);
     let roots = [
         "ha-noi",
@@ -187,10 +153,6 @@ async fn a_cluster_spreads_trees_over_its_masters() {
 #[tokio::test]
 async fn redis_store_remembers_event_ids_across_reconnects() {
     let server = RedisServer::start().expect("redis-server starts");
-    let config = RedisStoreConfig {
-        url: server.url(),
-        prefix: "restart".to_owned(),
-    };
     let e = conformance::write(
         "e1",
         &["ha-noi"],
@@ -198,13 +160,13 @@ async fn redis_store_remembers_event_ids_across_reconnects() {
         &[govpulse_core::Counter::Received],
         None,
     );
-    let first = RedisStore::connect(config.clone()).await.expect("connects");
+    let first = connect(server.url(), "restart").await;
     assert_eq!(
         first.apply(std::slice::from_ref(&e)).await.expect("apply"),
         [govpulse_store::Applied::Accepted]
     );
     drop(first);
-    let second = RedisStore::connect(config).await.expect("connects");
+    let second = connect(server.url(), "restart").await;
     assert_eq!(
         second.apply(&[e]).await.expect("apply"),
         [govpulse_store::Applied::Duplicate]
@@ -222,11 +184,7 @@ async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_f
     use govpulse_store::AgencyKey;
 
     let server = RedisServer::start().expect("redis-server starts");
-    let config = RedisStoreConfig {
-        url: server.url(),
-        prefix: "ordinals".to_owned(),
-    };
-    let store = RedisStore::connect(config.clone()).await.expect("connects");
+    let store = connect(server.url(), "ordinals").await;
     let id = |raw: &str| AgencyId::parse(raw).expect("a valid id");
     let parent = AgencyKey {
         root: id("hoa-binh"),
@@ -329,7 +287,7 @@ async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_f
         [4, 2, 2, 2],
         "after a flush, through the store that cached the old ordinals"
     );
-    let fresh = RedisStore::connect(config).await.expect("connects");
+    let fresh = connect(server.url(), "ordinals").await;
     assert_eq!(
         counts(fresh).await,
         [4, 2, 2, 2],
@@ -354,12 +312,7 @@ async fn redis_store_reads_and_keeps_the_previous_versions_records_of_events_per
     use govpulse_store::{AgencyKey, RejectedWrite};
 
     let server = RedisServer::start().expect("redis-server starts");
-    let store = RedisStore::connect(RedisStoreConfig {
-        url: server.url(),
-        prefix: "upgrade".to_owned(),
-    })
-    .await
-    .expect("connects");
+    let store = connect(server.url(), "upgrade").await;
     let mut admin = redis::Client::open(server.url())
         .expect("a client")
         .get_multiplexed_async_connection()

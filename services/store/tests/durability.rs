@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use govpulse_core::{AgencyId, Counter, Counters, Needs, Period};
 use govpulse_store::{
-    AgencyKey, Applied, CounterStore, EventWrite, RedisStore, RedisStoreConfig, conformance,
-    testing::RedisServer,
+    AgencyKey, Applied, CounterStore, EventWrite, RedisStore, conformance,
+    testing::{RedisServer, connect},
 };
 use time::macros::date;
 
@@ -81,12 +81,7 @@ fn append_only(appendfsync: &str) -> [&str; 6] {
 /// returns the received counts of both trees then and what sending the batch again gives.
 async fn acknowledged_then_crashed(options: &[&str]) -> (Vec<u64>, Vec<Applied>) {
     let mut server = RedisServer::start_with(options).expect("redis-server starts");
-    let store = RedisStore::connect(RedisStoreConfig {
-        url: server.url(),
-        prefix: "durability".to_owned(),
-    })
-    .await
-    .expect("redis connects");
+    let store = connect(server.url(), "durability").await;
     let applied = store
         .apply(&batch())
         .await

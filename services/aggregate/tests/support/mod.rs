@@ -1,5 +1,9 @@
-//! What the aggregate property tests share: the API they drive (over ten years of history),
-//! protobuf timestamps, and the runner that gives every case a store of its own.
+//! What the aggregate tests share: the API they drive (over ten years of history), the
+//! agencies their catalogs start from, protobuf timestamps, and the runner that gives every
+//! case a store of its own.
+
+// Each test binary compiles this module and uses part of it.
+#![allow(dead_code)]
 
 use std::{
     future::Future,
@@ -10,7 +14,7 @@ use std::{
 };
 
 use govpulse_aggregate::AggregateApi;
-use govpulse_core::{AcceptancePolicy, Catalog, targets::Targets};
+use govpulse_core::{AcceptancePolicy, Catalog, CatalogBuilder, CatalogError, targets::Targets};
 use govpulse_proto::Timestamp;
 use govpulse_runtime::targets_file::LiveTargets;
 use govpulse_store::CounterStore;
@@ -35,6 +39,22 @@ pub fn api(catalog: Arc<Catalog>, store: Arc<dyn CounterStore>) -> AggregateApi 
         LiveTargets::fixed(Targets::default()),
         CancellationToken::new(),
     )
+}
+
+/// `builder` with two provinces, Hòa Bình (with a department, `hb.dept`, and its commune,
+/// `hb.dept.commune`) and Quảng Ninh: the agencies the tests' catalogs start from.
+pub fn two_provinces(builder: CatalogBuilder) -> Result<CatalogBuilder, CatalogError> {
+    builder
+        .provinces_csv(
+            "p",
+            "code,id,name\n17,hoa-binh,Hòa Bình\n22,quang-ninh,Quảng Ninh\n",
+        )
+        .and_then(|b| {
+            b.units_csv(
+                "u",
+                "id,name,parent_id\nhb.dept,Sở,hoa-binh\nhb.dept.commune,Xã,hb.dept\n",
+            )
+        })
 }
 
 /// `at` as a protobuf timestamp, to the second.

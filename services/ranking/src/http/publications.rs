@@ -9,7 +9,7 @@ use axum::{
 };
 use govpulse_edge::convert::moment_rfc3339;
 use govpulse_edge::http_json::{
-    ApiError, Params, csv_response, decode_json, json_body, json_response, wants_csv, within,
+    ApiError, Params, csv_or_json, decode_json, json_body, json_response, wants_csv, within,
 };
 use govpulse_proto::ranking::{
     GetPublicationRequest, GetRevisionsRequest, GetRevisionsResponse, ListPublicationsRequest,
@@ -50,12 +50,7 @@ pub(super) async fn list(State(http): State<Http>, request: Request) -> Result<R
     };
     let (request, deadline) = http.reader_request(parts, message)?;
     let response = within(deadline, http.api.list_publications(request)).await?;
-    Ok(if csv {
-        let (header, rows) = list_csv(&response);
-        csv_response("publications.csv", &header, &rows)
-    } else {
-        json_response(&response)
-    })
+    Ok(csv_or_json(csv, "publications.csv", &response, list_csv))
 }
 
 /// `GET /api/v1/publications/{id}`: GetPublication; CSV gives the published rows.
@@ -133,12 +128,7 @@ where
     let csv = wants_csv(&parts.headers, params.one("format")?)?;
     let (request, deadline) = http.reader_request(parts, message)?;
     let response = within(deadline, call(http.api.clone(), request)).await?;
-    Ok(if csv {
-        let (header, rows) = table(&response);
-        csv_response(file, &header, &rows)
-    } else {
-        json_response(&response)
-    })
+    Ok(csv_or_json(csv, file, &response, table))
 }
 
 fn list_csv(response: &ListPublicationsResponse) -> super::Table {
