@@ -9,7 +9,10 @@
 //!   limits (ingest's `--max-batch`, at most this) are checked after decoding, against at most
 //!   this many items.
 
-use std::{any::TypeId, marker::PhantomData};
+use std::{
+    any::{Any, TypeId},
+    marker::PhantomData,
+};
 
 use prost::{
     Message,
@@ -93,15 +96,18 @@ impl<U: Message + Default + 'static> Decoder for CountingDecoder<U> {
 }
 
 /// Decodes `U` from its encoded `bytes`, first refusing a batch of more than [`MAX_ITEMS`]
-/// items.
+/// items, and making room for the items it counted (the list is not grown as it decodes).
 fn decode_counted<U: Message + Default + 'static>(bytes: &[u8]) -> Result<U, Status> {
+    let mut message = U::default();
     if let Some((tag, field)) = batch_field::<U>() {
         let items = count_field(bytes, tag).map_err(undecodable)?;
         if items > MAX_ITEMS {
             return Err(too_many(field, items));
         }
+        reserve(&mut message, items);
     }
-    U::decode(bytes).map_err(undecodable)
+    message.merge(bytes).map_err(undecodable)?;
+    Ok(message)
 }
 
 /// The repeated field of a batch message (its tag, and its name for errors); `None` for the
@@ -109,16 +115,33 @@ fn decode_counted<U: Message + Default + 'static>(bytes: &[u8]) -> Result<U, Sta
 fn batch_field<U: 'static>() -> Option<(u32, &'static str)> {
     let id = TypeId::of::<U>();
     if id == TypeId::of::<ingest::SubmitEventsRequest>()
-        || id == TypeId::of::<ingest::StreamEventsRequest>()
         || id == TypeId::of::<aggregate::ApplyEventsRequest>()
     {
         Some((1, "events"))
+    } else if id == TypeId::of::<ingest::StreamEventsRequest>() {
+        // Field 1 is the batch id.
+        Some((2, "events"))
     } else if id == TypeId::of::<ingest::ReportAssessedScoresRequest>()
         || id == TypeId::of::<aggregate::ApplyAssessedScoresRequest>()
     {
         Some((1, "scores"))
     } else {
         None
+    }
+}
+
+/// Room for `items` in the list of a batch message.
+fn reserve(message: &mut dyn Any, items: usize) {
+    if let Some(batch) = message.downcast_mut::<ingest::SubmitEventsRequest>() {
+        batch.events.reserve_exact(items);
+    } else if let Some(batch) = message.downcast_mut::<aggregate::ApplyEventsRequest>() {
+        batch.events.reserve_exact(items);
+    } else if let Some(batch) = message.downcast_mut::<ingest::StreamEventsRequest>() {
+        batch.events.reserve_exact(items);
+    } else if let Some(batch) = message.downcast_mut::<ingest::ReportAssessedScoresRequest>() {
+        batch.scores.reserve_exact(items);
+    } else if let Some(batch) = message.downcast_mut::<aggregate::ApplyAssessedScoresRequest>() {
+        batch.scores.reserve_exact(items);
     }
 }
 
@@ -192,6 +215,90 @@ mod tests {
         assert_eq!(count_field(&empty, 1), Ok(2_000_000));
         // A length running past the end is an error, not a panic.
         assert!(count_field(&[0x0a, 0x05, 0x01], 1).is_err());
+    }
+
+    #[test]
+    fn every_batch_message_is_refused_whole_past_the_limit_and_decoded_up_to_it() {
+        let events = |n| vec![DossierEvent::default(); n];
+        let scores = |n| vec![crate::event::AssessedScore::default(); n];
+        // A message at the limit, one past it, and how many items decoding one gives.
+        type Decoded = fn(&[u8]) -> Result<usize, Status>;
+        let cases: Vec<(Vec<u8>, Vec<u8>, Decoded)> = vec![
+            (
+                ingest::SubmitEventsRequest {
+                    events: events(MAX_ITEMS),
+                }
+                .encode_to_vec(),
+                ingest::SubmitEventsRequest {
+                    events: events(MAX_ITEMS + 1),
+                }
+                .encode_to_vec(),
+                |b| decode_counted::<ingest::SubmitEventsRequest>(b).map(|m| m.events.len()),
+            ),
+            (
+                ingest::StreamEventsRequest {
+                    batch_id: 7,
+                    events: events(MAX_ITEMS),
+                }
+                .encode_to_vec(),
+                ingest::StreamEventsRequest {
+                    batch_id: 7,
+                    events: events(MAX_ITEMS + 1),
+                }
+                .encode_to_vec(),
+                |b| decode_counted::<ingest::StreamEventsRequest>(b).map(|m| m.events.len()),
+            ),
+            (
+                aggregate::ApplyEventsRequest {
+                    events: events(MAX_ITEMS),
+                    rejected_upstream: Vec::new(),
+                }
+                .encode_to_vec(),
+                aggregate::ApplyEventsRequest {
+                    events: events(MAX_ITEMS + 1),
+                    rejected_upstream: Vec::new(),
+                }
+                .encode_to_vec(),
+                |b| decode_counted::<aggregate::ApplyEventsRequest>(b).map(|m| m.events.len()),
+            ),
+            (
+                ingest::ReportAssessedScoresRequest {
+                    scores: scores(MAX_ITEMS),
+                }
+                .encode_to_vec(),
+                ingest::ReportAssessedScoresRequest {
+                    scores: scores(MAX_ITEMS + 1),
+                }
+                .encode_to_vec(),
+                |b| {
+                    decode_counted::<ingest::ReportAssessedScoresRequest>(b).map(|m| m.scores.len())
+                },
+            ),
+            (
+                aggregate::ApplyAssessedScoresRequest {
+                    scores: scores(MAX_ITEMS),
+                }
+                .encode_to_vec(),
+                aggregate::ApplyAssessedScoresRequest {
+                    scores: scores(MAX_ITEMS + 1),
+                }
+                .encode_to_vec(),
+                |b| {
+                    decode_counted::<aggregate::ApplyAssessedScoresRequest>(b)
+                        .map(|m| m.scores.len())
+                },
+            ),
+        ];
+        for (at_limit, past_limit, decode) in cases {
+            assert_eq!(decode(&at_limit).ok(), Some(MAX_ITEMS));
+            let refused = decode(&past_limit).expect_err("past the limit");
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+            assert!(
+                refused.message().contains("10001 items"),
+                "{}",
+                refused.message()
+            );
+        }
     }
 
     #[test]
