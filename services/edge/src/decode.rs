@@ -39,11 +39,12 @@ impl Violation {
 
 /// Converts a protobuf timestamp, refusing impossible ones.
 pub fn timestamp(ts: &Timestamp) -> Option<OffsetDateTime> {
-    if !(0..1_000_000_000).contains(&ts.nanos) {
-        return None;
-    }
-    let nanos = i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+    // Whole seconds, then the nanoseconds: no 128-bit division for every time of every event.
+    let nanos = u32::try_from(ts.nanos).ok()?;
+    OffsetDateTime::from_unix_timestamp(ts.seconds)
+        .ok()?
+        .replace_nanosecond(nanos)
+        .ok()
 }
 
 fn id_field<T>(
@@ -340,6 +341,22 @@ mod tests {
     use super::*;
 
     const NOW: OffsetDateTime = datetime!(2026-08-15 05:00 UTC);
+
+    #[test]
+    fn a_timestamp_is_its_seconds_and_nanoseconds_or_nothing() {
+        let at = |seconds, nanos| timestamp(&Timestamp { seconds, nanos });
+        assert_eq!(
+            at(-1, 500_000_000),
+            Some(datetime!(1969-12-31 23:59:59.5 UTC))
+        );
+        assert_eq!(
+            at(1_786_759_200, 999_999_999),
+            Some(datetime!(2026-08-15 02:00:00.999_999_999 UTC))
+        );
+        assert_eq!(at(0, 1_000_000_000), None);
+        assert_eq!(at(0, -1), None);
+        assert_eq!(at(i64::MAX, 0), None);
+    }
 
     fn catalog() -> Catalog {
         Catalog::builder()
