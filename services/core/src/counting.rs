@@ -525,11 +525,11 @@ fn take_back(
 
 /// Has the store remember `key` as `remembered`, each id once in `writes` (a correction
 /// updates the event it corrects, perhaps twice in one batch).
-fn remember(
+fn remember<'a>(
     ids: &mut HashMap<u64, Remembered>,
     slots: &mut HashMap<u64, usize>,
-    writes: &mut Vec<IdWrite>,
-    (agency, event_id, digest): (&AgencyId, &EventId, u64),
+    writes: &mut Vec<IdWrite<'a>>,
+    (agency, event_id, digest): (&'a AgencyId, &'a EventId, u64),
     remembered: Remembered,
     remember_until: OffsetDateTime,
 ) {
@@ -543,8 +543,8 @@ fn remember(
         None => {
             slots.insert(digest, writes.len());
             writes.push(IdWrite {
-                agency: agency.clone(),
-                event_id: event_id.clone(),
+                agency,
+                event_id,
                 digest,
                 remembered,
                 remember_until,
@@ -553,13 +553,14 @@ fn remember(
     }
 }
 
-/// An event id a batch has the store remember, or remember otherwise.
+/// An event id a batch has the store remember, or remember otherwise (its ids borrowed
+/// from the batch: a thousand copies a batch were a measurable part of counting).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdWrite {
+pub struct IdWrite<'a> {
     /// The agency that sent it.
-    pub agency: AgencyId,
+    pub agency: &'a AgencyId,
     /// The sender's id.
-    pub event_id: EventId,
+    pub event_id: &'a EventId,
     /// Its [`id_digest`], which names it in a store.
     pub digest: u64,
     /// What the id says and counts now.
@@ -570,11 +571,11 @@ pub struct IdWrite {
 
 /// A dossier a batch changes, as the store is to keep it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DossierWrite {
+pub struct DossierWrite<'a> {
     /// The agency that reported it.
-    pub agency: AgencyId,
+    pub agency: &'a AgencyId,
     /// The agency's id of it.
-    pub dossier: DossierId,
+    pub dossier: &'a DossierId,
     /// Its [`dossier_digest`], which names it in a store.
     pub digest: u64,
     /// What is known of it after the batch.
@@ -585,17 +586,17 @@ pub struct DossierWrite {
     pub remember_until: OffsetDateTime,
 }
 
-/// What a batch changes.
+/// What a batch changes (its ids and dossiers borrowed from the batch).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub struct Plan<'a> {
     /// One outcome per event, in order.
     pub outcomes: Vec<Applied>,
     /// The events counted now (indexes into the batch).
     pub counted: Vec<usize>,
     /// The ids to remember, or to remember otherwise, each once: the events counted now.
-    pub ids: Vec<IdWrite>,
+    pub ids: Vec<IdWrite<'a>>,
     /// The dossiers the batch counts a stage of, with their new state, each once.
-    pub dossiers: Vec<DossierWrite>,
+    pub dossiers: Vec<DossierWrite<'a>>,
     /// What each agency's counters gain in each bucket (the due-day counters included):
     /// every agency of every counted event's chain.
     pub counters: BTreeMap<(AgencyId, Bucket), CounterSums>,
@@ -724,12 +725,12 @@ impl<'a> Batch<'a> {
 /// [`id_digest`], the dossier's [`dossier_digest`], as a store keeping digests looks them up
 /// by); the plan accounts for what earlier events of the batch change. Within the batch ids
 /// and dossiers are told apart by their digests, as stores tell them apart.
-pub fn plan(
-    batch: &Batch<'_>,
+pub fn plan<'a>(
+    batch: &Batch<'a>,
     rejected: &[RejectedWrite],
     known_id: impl Fn(&AgencyId, &EventId, u64) -> Option<Remembered>,
     known_dossier: impl Fn(&AgencyId, &DossierId, u64) -> Option<Dossier>,
-) -> Plan {
+) -> Plan<'a> {
     let mut plan = Plan {
         outcomes: Vec::with_capacity(batch.events().len()),
         ..Plan::default()
@@ -1013,8 +1014,8 @@ pub fn plan(
         .filter_map(|(agency, dossier, digest)| {
             let (state, until) = states.get(&digest)?;
             Some(DossierWrite {
-                agency: agency.clone(),
-                dossier: dossier.clone(),
+                agency,
+                dossier,
                 digest,
                 state: (*state)?,
                 remember_until: (*until)?,
@@ -1086,7 +1087,8 @@ mod tests {
         let again = first.clone();
         // The same id a day later: other content, a conflict naming the field.
         let moved = write(&received("e1", "d1", at + time::Duration::days(1)));
-        let plan = plan_new(&[first.clone(), again, moved]);
+        let events = [first.clone(), again, moved];
+        let plan = plan_new(&events);
         assert_eq!(
             plan.outcomes,
             [
@@ -1105,11 +1107,11 @@ mod tests {
     }
 
     /// The plan of `events` for a store that knows none of their ids and dossiers.
-    fn plan_new(events: &[EventWrite]) -> Plan {
+    fn plan_new(events: &[EventWrite]) -> Plan<'_> {
         plan(&Batch::new(events), &[], |_, _, _| None, |_, _, _| None)
     }
 
-    fn plan_with_known(event: &EventWrite) -> Plan {
+    fn plan_with_known(event: &EventWrite) -> Plan<'_> {
         let remembered = Remembered {
             content: event.content,
             dossier: dossier_tag(&event.agency, &event.dossier),
@@ -1175,7 +1177,8 @@ mod tests {
     #[test]
     fn a_counted_event_counts_for_its_chain_in_its_four_buckets_and_its_due_day() {
         let at = datetime!(2026-08-15 09:00 +7);
-        let plan = plan_new(&[write(&received("e1", "d1", at))]);
+        let events = [write(&received("e1", "d1", at))];
+        let plan = plan_new(&events);
         let day = date!(2026 - 08 - 15);
         let due = date!(2026 - 08 - 18);
         for agency in ["hb.dept", "hoa-binh"] {
@@ -1200,7 +1203,7 @@ mod tests {
             panic!("one dossier: {:?}", plan.dossiers)
         };
         assert_eq!(
-            (&kept.agency, kept.dossier.as_str(), kept.state.due_day()),
+            (kept.agency, kept.dossier.as_str(), kept.state.due_day()),
             (&id("hb.dept"), "d1", Some(due))
         );
         assert!(kept.state.is_open());
@@ -1386,7 +1389,8 @@ mod tests {
             },
             at + time::Duration::days(5),
         );
-        let plan = plan_new(&[write(&received("e1", "d1", at)), write(&resolved)]);
+        let events = [write(&received("e1", "d1", at)), write(&resolved)];
+        let plan = plan_new(&events);
         assert_eq!(plan.dossiers.len(), 1);
         let done = plan.dossiers[0].state;
         assert!(done.has(Stage::Received) && done.has(Stage::Resolved) && !done.is_open());
@@ -1473,8 +1477,9 @@ mod tests {
         // Known to the store already: a new id of a counted stage is not counted, and is
         // judged again when sent again (its id is not remembered).
         let counted = plan.dossiers[0].state;
+        let events = [write(&resolved("e4", 2)), write(&resolved("e4", 2))];
         let again = super::plan(
-            &Batch::new(&[write(&resolved("e4", 2)), write(&resolved("e4", 2))]),
+            &Batch::new(&events),
             &[],
             |_, _, _| None,
             |_, _, _| Some(counted),
@@ -1554,8 +1559,9 @@ mod tests {
             dossier: dossier_tag(&withdrawal.agency, &withdrawal.dossier),
             counts: Counts::Event(Effect::of(withdrawal.day(), &write(&withdrawal).delta)),
         };
+        let events = [write(&retraction), write(&resolution)];
         let reopened = super::plan(
-            &Batch::new(&[write(&retraction), write(&resolution)]),
+            &Batch::new(&events),
             &[],
             |_, id, _| (id == &withdrawal.event_id).then_some(withdrawn),
             |_, _, _| Some(state),
@@ -1645,8 +1651,9 @@ mod tests {
         )
         .dossiers[0]
             .state;
+        let events = [write(&in_person)];
         let moved = super::plan(
-            &Batch::new(&[write(&in_person)]),
+            &Batch::new(&events),
             &[],
             |_, id, _| (id == &original.event_id).then_some(counted),
             |_, _, _| Some(kept),
@@ -1712,7 +1719,8 @@ mod tests {
             .expect("counted")
             .dossier;
         for (correction, why) in cases {
-            let plan = plan(&Batch::new(&[correction]), &[], known, |_, _, _| Some(kept));
+            let events = [correction];
+            let plan = plan(&Batch::new(&events), &[], known, |_, _, _| Some(kept));
             assert_eq!(plan.outcomes, [Applied::Uncorrectable(why)]);
             assert!(plan.counted.is_empty() && plan.ids.is_empty() && plan.dossiers.is_empty());
             assert!(plan.counters.is_empty() && plan.online.is_empty());
@@ -1721,8 +1729,9 @@ mod tests {
             (Counts::Retracted, Uncorrectable::Retracted),
             (Counts::Correction, Uncorrectable::Correction),
         ] {
+            let events = [with("e1", "d1", EventKind::Retracted)];
             let plan = plan(
-                &Batch::new(&[with("e1", "d1", EventKind::Retracted)]),
+                &Batch::new(&events),
                 &[],
                 |_, id, _| (id.as_str() == "e1").then_some(Remembered { counts, ..counted }),
                 |_, _, _| Some(kept),

@@ -817,7 +817,7 @@ impl RedisStore {
         &self,
         lease: &mut Option<Lease<'_>>,
         root: &AgencyId,
-        planned: &'a Plan,
+        planned: &'a Plan<'_>,
         records: &CounterRecords<'_>,
     ) -> Result<Vec<(String, &'a ProcedureId)>, StoreError> {
         type Slot<'k> = (&'k AgencyId, Bucket, &'k ProcedureId);
@@ -886,7 +886,7 @@ impl RedisStore {
         &self,
         lease: &mut Option<Lease<'_>>,
         root: &AgencyId,
-        planned: &'a Plan,
+        planned: &'a Plan<'_>,
         parent_of: HashMap<&'a AgencyId, &'a AgencyId>,
     ) -> Result<CounterRecords<'a>, StoreError> {
         if planned.counters.is_empty() {
@@ -981,7 +981,7 @@ impl RedisStore {
     fn write_counts<'a>(
         &self,
         root: &AgencyId,
-        planned: &'a Plan,
+        planned: &'a Plan<'_>,
         records: CounterRecords<'a>,
         ordinals: &mut BTreeMap<(&'a AgencyId, &'a AgencyId), usize>,
         list_lengths: &BTreeMap<&'a AgencyId, usize>,
@@ -1134,7 +1134,7 @@ impl RedisStore {
     fn write_activity(
         &self,
         root: &AgencyId,
-        planned: &Plan,
+        planned: &Plan<'_>,
         known: &KnownActivity<'_>,
         writes: &mut Writes,
     ) {
