@@ -141,6 +141,47 @@ impl fmt::Display for Bucket {
     }
 }
 
+impl Bucket {
+    /// Appends the bucket's text, as `Display` writes it (`d20260815`, `m202608`, `q20263`,
+    /// `y2026`), without the formatting machinery: stores name thousands of keys a batch by
+    /// it.
+    pub fn push_to(self, out: &mut String) {
+        // The tag, then numbers zero-padded to their widths.
+        let (tag, numbers, count): (char, [(i64, u32); 3], usize) = match self {
+            Bucket::Day(d) => (
+                'd',
+                [
+                    (i64::from(d.year()), 4),
+                    (i64::from(u8::from(d.month())), 2),
+                    (i64::from(d.day()), 2),
+                ],
+                3,
+            ),
+            Bucket::Month(y, m) => ('m', [(i64::from(y), 4), (i64::from(m), 2), (0, 0)], 2),
+            Bucket::Quarter(y, q) => ('q', [(i64::from(y), 4), (i64::from(q), 1), (0, 0)], 2),
+            Bucket::Year(y) => ('y', [(i64::from(y), 4), (0, 0), (0, 0)], 1),
+        };
+        let numbers = &numbers[..count];
+        // A year before 0 or after 9999 (which no accepted event has) is written as
+        // `Display` pads it.
+        if numbers
+            .iter()
+            .any(|(n, width)| !(0..10i64.pow(*width)).contains(n))
+        {
+            use std::fmt::Write;
+            let _ = write!(out, "{self}");
+            return;
+        }
+        out.push(tag);
+        for (n, width) in numbers {
+            for place in (0..*width).rev() {
+                let digit = (n / 10i64.pow(place) % 10) as u8;
+                out.push(char::from(b'0' + digit));
+            }
+        }
+    }
+}
+
 /// The position of a bucket's kind in [`Bucket::containing`]'s answer.
 fn bucket_rank(bucket: Bucket) -> usize {
     match bucket {
@@ -533,6 +574,38 @@ mod tests {
     use time::macros::{date, datetime};
 
     use super::*;
+
+    #[test]
+    fn a_bucket_pushes_the_text_it_displays() {
+        let mut buckets = vec![
+            Bucket::Year(0),
+            Bucket::Year(9999),
+            Bucket::Year(-1),
+            Bucket::Year(10_000),
+        ];
+        for year in [0, 7, 999, 1970, 2026, 9999] {
+            buckets.extend([
+                Bucket::Year(year),
+                Bucket::Quarter(year, 4),
+                Bucket::Month(year, 12),
+            ]);
+            for day in [1, 40, 200, 366] {
+                if let Ok(date) = Date::from_ordinal_date(year, day) {
+                    buckets.push(Bucket::Day(date));
+                }
+            }
+        }
+        buckets.extend([
+            Bucket::Month(2026, 100),
+            Bucket::Quarter(2026, 12),
+            Bucket::Month(-5, 1),
+        ]);
+        for bucket in buckets {
+            let mut pushed = String::from("key:");
+            bucket.push_to(&mut pushed);
+            assert_eq!(pushed, format!("key:{bucket}"), "{bucket:?}");
+        }
+    }
 
     const TODAY: Date = date!(2026 - 08 - 20);
 
