@@ -172,13 +172,19 @@ impl Bucket {
             let _ = write!(out, "{self}");
             return;
         }
-        out.push(tag);
+        let mut text = [0u8; 9];
+        text[0] = tag as u8;
+        let mut end = 1;
         for (n, width) in numbers {
-            for place in (0..*width).rev() {
-                let digit = (n / 10i64.pow(place) % 10) as u8;
-                out.push(char::from(b'0' + digit));
+            let (mut n, width) = (*n, *width as usize);
+            for at in (end..end + width).rev() {
+                text[at] = b'0' + (n % 10) as u8;
+                n /= 10;
             }
+            end += width;
         }
+        // ASCII digits after an ASCII tag.
+        out.push_str(std::str::from_utf8(&text[..end]).unwrap_or_default());
     }
 }
 

@@ -196,40 +196,46 @@ impl CounterStore for MemoryStore {
         // The plan never takes back more than was counted (a correction takes back what its
         // event counts): a count that would go below zero is left at zero.
         for ((agency, bucket), sums) in &plan.counters {
-            let counters = inner.counters.entry((agency.clone(), *bucket)).or_default();
+            let counters = inner
+                .counters
+                .entry(((*agency).clone(), *bucket))
+                .or_default();
             add_sums(counters, sums);
         }
         for ((agency, day), procedures) in &plan.procedures {
             for bucket in Bucket::containing(*day) {
                 let kept = inner
                     .procedures
-                    .entry((agency.clone(), bucket))
+                    .entry(((*agency).clone(), bucket))
                     .or_default();
                 for (procedure, sums) in procedures {
-                    let counters = kept.entry(procedure.clone()).or_default();
+                    let counters = kept.entry((*procedure).clone()).or_default();
                     add_sums(counters, sums);
                     if counters.is_zero() {
-                        kept.remove(procedure);
+                        kept.remove(*procedure);
                     }
                 }
             }
         }
         for ((agency, bucket, procedure), n) in &plan.online {
-            let kept = inner.online.entry((agency.clone(), *bucket)).or_default();
-            let count = kept.entry(procedure.clone()).or_default();
+            let kept = inner
+                .online
+                .entry(((*agency).clone(), *bucket))
+                .or_default();
+            let count = kept.entry((*procedure).clone()).or_default();
             *count = count.saturating_add_signed(*n);
             if *count == 0 {
-                kept.remove(procedure);
+                kept.remove(*procedure);
             }
         }
         for (agency, seen) in &plan.seen {
-            let kept = inner.last_seen.entry(agency.clone()).or_default();
+            let kept = inner.last_seen.entry((*agency).clone()).or_default();
             *kept = kept.latest(*seen);
         }
         for ((agency, day), n) in &plan.arrivals {
             inner
                 .arrivals
-                .entry(agency.clone())
+                .entry((*agency).clone())
                 .or_default()
                 .accepted
                 .add(*day, *n);
@@ -237,7 +243,7 @@ impl CounterStore for MemoryStore {
         for ((agency, day), n) in &plan.rejected {
             inner
                 .arrivals
-                .entry(agency.clone())
+                .entry((*agency).clone())
                 .or_default()
                 .rejected
                 .add(*day, *n);

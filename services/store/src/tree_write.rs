@@ -864,7 +864,7 @@ impl RedisStore {
                     let slot = (*agency, part, *procedure);
                     let gains = planned
                         .online
-                        .get(&((*agency).clone(), part, (*procedure).clone()))
+                        .get(&(*agency, part, *procedure))
                         .is_some_and(|n| *n > 0);
                     gains || (held.get(&slot).copied().unwrap_or(false) && !gone.contains(&slot))
                 });
@@ -911,7 +911,7 @@ impl RedisStore {
         let mut lists = Vec::new();
         let mut by_bucket: BTreeMap<Bucket, BTreeMap<&ProcedureId, CounterSums>> = BTreeMap::new();
         for ((agency, day), sums) in &planned.procedures {
-            if agency == root {
+            if *agency == root {
                 for bucket in Bucket::containing(*day) {
                     let kept = by_bucket.entry(bucket).or_default();
                     for (procedure, sums) in sums {
@@ -1238,7 +1238,7 @@ impl CounterRecords<'_> {
 
 /// One agency's procedures on one day: the key of its record list, what the plan adds to
 /// each procedure, and the list as read.
-type ProcedureList<'a> = (String, &'a ProcedureSums, Option<Vec<u8>>);
+type ProcedureList<'a> = (String, &'a ProcedureSums<'a>, Option<Vec<u8>>);
 
 /// Fields of one hash of counter records (children in a day roll-up, procedures of an agency
 /// in a bucket), each with what the plan adds and its record as read.
