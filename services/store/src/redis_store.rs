@@ -1222,33 +1222,30 @@ mod tests {
     #[test]
     fn tree_keys_are_named_as_the_key_schema_says() {
         let root = AgencyId::parse("hoa-binh").expect("id");
-        let day = Bucket::Day(date!(2026 - 08 - 15));
-        assert_eq!(
-            tree_key("P", &root, &["n:", "hb.dept", ":"], Some(day)),
-            "P:{hoa-binh}:n:hb.dept:d20260815"
-        );
-        assert_eq!(
-            tree_key(
+        let cases: [(&str, &[&str], Option<Bucket>, &str); 5] = [
+            (
                 "P",
-                &root,
+                &["n:", "hb.dept", ":"],
+                Some(Bucket::Day(date!(2026 - 08 - 15))),
+                "P:{hoa-binh}:n:hb.dept:d20260815",
+            ),
+            (
+                "P",
                 &["k:", "hoa-binh", ":"],
-                Some(Bucket::Month(2026, 8))
+                Some(Bucket::Month(2026, 8)),
+                "P:{hoa-binh}:k:hoa-binh:m202608",
             ),
-            "P:{hoa-binh}:k:hoa-binh:m202608"
-        );
-        assert_eq!(
-            tree_key("P", &root, &["k:", "hb", ":"], None),
-            "P:{hoa-binh}:k:hb:"
-        );
-        assert_eq!(tree_key("gp", &root, &["s"], None), "gp:{hoa-binh}:s");
-        assert_eq!(
-            tree_key(
+            ("P", &["k:", "hb", ":"], None, "P:{hoa-binh}:k:hb:"),
+            ("gp", &["s"], None, "gp:{hoa-binh}:s"),
+            (
                 "P",
-                &root,
                 &["o:", "hb", ":"],
-                Some(Bucket::Quarter(2026, 3))
+                Some(Bucket::Quarter(2026, 3)),
+                "P:{hoa-binh}:o:hb:q20263",
             ),
-            "P:{hoa-binh}:o:hb:q20263"
-        );
+        ];
+        for (prefix, parts, bucket, key) in cases {
+            assert_eq!(tree_key(prefix, &root, parts, bucket), key);
+        }
     }
 }
