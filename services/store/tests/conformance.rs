@@ -173,6 +173,54 @@ async fn redis_store_remembers_event_ids_across_reconnects() {
     );
 }
 
+/// The keys a batch writes are named as the key schema says (redis_store.rs, ARCHITECTURE.md
+/// section 4): stored data outlives a release, so a key's name may not drift. One online
+/// reception of a unit on 2026-08-15, counted for its province.
+#[tokio::test]
+async fn redis_store_names_its_keys_as_the_key_schema_says() {
+    use govpulse_core::Counter;
+
+    let server = RedisServer::start().expect("redis-server starts");
+    let store = connect(server.url(), "schema").await;
+    let e = conformance::write(
+        "e1",
+        &["hoa-binh.dept-01", "hoa-binh"],
+        time::macros::date!(2026 - 08 - 15),
+        &[Counter::Received, Counter::ReceivedOnline],
+        Some("p-online"),
+    );
+    assert_eq!(
+        store.apply(&[e]).await.expect("apply"),
+        [govpulse_store::Applied::Accepted]
+    );
+    let mut admin = redis::Client::open(server.url())
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    for key in [
+        "schema:{hoa-binh}:n:hoa-binh.dept-01:d20260815",
+        "schema:{hoa-binh}:n:hoa-binh.dept-01:m202608",
+        "schema:{hoa-binh}:n:hoa-binh.dept-01:q20263",
+        "schema:{hoa-binh}:n:hoa-binh:y2026",
+        "schema:{hoa-binh}:k:hoa-binh:d20260815",
+        "schema:{hoa-binh}:k:hoa-binh:m202608:rcv",
+        "schema:{hoa-binh}:k:hoa-binh:ids",
+        "schema:{hoa-binh}:p:hoa-binh.dept-01:d20260815",
+        "schema:{hoa-binh}:r:hoa-binh:d20260815",
+        "schema:{hoa-binh}:o:hoa-binh:m202608",
+        "schema:{hoa-binh}:s",
+        "schema:{hoa-binh}:v",
+    ] {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(key)
+            .query_async(&mut admin)
+            .await
+            .expect("EXISTS");
+        assert!(exists, "{key} is not in Redis");
+    }
+}
+
 /// The packed roll-ups place children by ordinals a reader caches: children counted for the
 /// first time after a read, a restore from a backup after which another child takes the
 /// next ordinal, and a flush after which the same children get other ordinals, still read
