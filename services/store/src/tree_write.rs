@@ -264,7 +264,9 @@ impl<const W: usize> Table<W> {
         }
     }
 
-    /// The value `digest` holds in `bucket`, if the bucket was read and holds it.
+    /// The value `digest` holds in `bucket`, if the bucket was read and holds it. A digest is
+    /// always looked up in the bucket its spread names, so what was found is kept per digest:
+    /// a second lookup does not scan again.
     fn get(&self, bucket: u64, digest: u64) -> Option<[u8; W]> {
         *self
             .looked_up
