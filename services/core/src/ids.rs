@@ -106,6 +106,14 @@ macro_rules! id_type {
                 &self.0
             }
         }
+
+        // Hash, Eq and Ord are the text's (derived through `str`), so maps keyed by ids can
+        // be asked with the text itself, without making an id first.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 

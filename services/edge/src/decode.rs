@@ -3,8 +3,8 @@
 //! forwarding, aggregate again before counting.
 
 use govpulse_core::{
-    AcceptancePolicy, AgencyId, Catalog, Channel, DossierEvent, DossierId, EventId, EventKind,
-    IdError, ProcedureId, Timeliness,
+    AcceptancePolicy, Agency, AgencyId, Catalog, Channel, DossierEvent, DossierId, EventId,
+    EventKind, IdError, ProcedureId, Timeliness,
 };
 use govpulse_proto::{Timestamp, event as pb};
 use time::OffsetDateTime;
@@ -76,21 +76,20 @@ pub fn decode_event(
         corrects,
     } = event;
     let event_id: EventId = id_field(position, "event_id", EventId::parse_owned(event_id))?;
-    let agency: AgencyId = id_field(position, "agency_id", AgencyId::parse_owned(agency_id))?;
-    if catalog.agency(&agency).is_none() {
+    // A known agency's id is the catalog's own, shared (no copy of the text); an unknown
+    // one is refused as a malformed id or, if well formed, as unknown.
+    let Some(reporting) = catalog.agency_by_str(&agency_id) else {
+        id_field(position, "agency_id", AgencyId::parse(&agency_id))?;
         return Err(Violation::new(
             position,
             "agency_id",
-            format!(
-                "unknown agency {:?}; CatalogService.ListAgencies lists them",
-                agency.as_str()
-            ),
+            format!("unknown agency {agency_id:?}; CatalogService.ListAgencies lists them"),
         ));
-    }
-    let named = agency.clone();
+    };
+    let named = reporting.id.clone();
     decode_known(
         position,
-        (event_id, agency, dossier_id, procedure_id, corrects),
+        (event_id, reporting, dossier_id, procedure_id, corrects),
         occurred_at,
         kind,
         catalog,
@@ -106,9 +105,9 @@ pub fn decode_event(
 /// The rest of [`decode_event`], for an event whose agency is one of the catalog.
 fn decode_known(
     position: Option<usize>,
-    (event_id, agency, dossier_id, procedure_id, corrects): (
+    (event_id, reporting, dossier_id, procedure_id, corrects): (
         EventId,
-        AgencyId,
+        &Agency,
         String,
         String,
         String,
@@ -119,6 +118,7 @@ fn decode_known(
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
 ) -> Result<DossierEvent, Violation> {
+    let agency = &reporting.id;
     let dossier: DossierId = id_field(position, "dossier_id", DossierId::parse_owned(dossier_id))?;
     let procedure_id: ProcedureId = id_field(
         position,
@@ -135,7 +135,7 @@ fn decode_known(
             ),
         ));
     };
-    if !catalog.handles(&agency, procedure) {
+    if !catalog.handles(agency, procedure) {
         return Err(Violation::new(
             position,
             "procedure_id",
@@ -155,7 +155,7 @@ fn decode_known(
         .check(occurred_at, now)
         .map_err(|e| Violation::new(position, "occurred_at", e.to_string()))?;
     let day = govpulse_core::period::vietnam_day(occurred_at);
-    if let Some(reporting) = catalog.agency(&agency).filter(|a| !a.exists_on(day)) {
+    if !reporting.exists_on(day) {
         let reason = match (&reporting.successor, reporting.valid_until) {
             (Some(successor), Some(until)) if until < day => format!(
                 "agency {agency} was merged into {successor} on {}; report events from that day for {successor}",
@@ -273,7 +273,7 @@ fn decode_known(
     };
     Ok(DossierEvent {
         event_id,
-        agency,
+        agency: agency.clone(),
         dossier,
         procedure: procedure_id,
         occurred_at,
