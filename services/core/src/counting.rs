@@ -966,12 +966,22 @@ pub fn plan<'a>(
         }
     }
     let chain_of = |agency: &AgencyId| reporters.get(agency).map_or(&[][..], |r| r.chain);
-    let mut counters: BTreeMap<(&AgencyId, Bucket), CounterSums> = BTreeMap::new();
+    // Per member of the chains and day first, then into each day's 4 buckets: a province
+    // whose units the batch names sums their days once, not once per unit and bucket.
+    let mut by_member_day: HashMap<(&AgencyId, Date), CounterSums> =
+        HashMap::with_capacity(2 * by_day.len());
     for ((agency, day), sums) in &by_day {
         for member in chain_of(agency) {
-            for bucket in Bucket::containing(*day) {
-                counters.entry((member, bucket)).or_default().add_all(sums);
-            }
+            by_member_day
+                .entry((member, *day))
+                .or_default()
+                .add_all(sums);
+        }
+    }
+    let mut counters: BTreeMap<(&AgencyId, Bucket), CounterSums> = BTreeMap::new();
+    for ((member, day), sums) in &by_member_day {
+        for bucket in Bucket::containing(*day) {
+            counters.entry((*member, bucket)).or_default().add_all(sums);
         }
     }
     plan.counters = counters;
@@ -1001,11 +1011,19 @@ pub fn plan<'a>(
         }
     }
     plan.procedures = grouped.into_iter().collect();
+    // The same for the online counts: per member and day first, then into the buckets.
+    let mut online_by_member_day: HashMap<(&AgencyId, Date, &ProcedureId), i64> =
+        HashMap::with_capacity(2 * online_by_day.len());
     for ((agency, day, procedure), n) in online_by_day {
         for member in chain_of(agency) {
-            for bucket in Bucket::containing(day) {
-                *plan.online.entry((member, bucket, procedure)).or_default() += n;
-            }
+            *online_by_member_day
+                .entry((member, day, procedure))
+                .or_default() += n;
+        }
+    }
+    for ((member, day, procedure), n) in online_by_member_day {
+        for bucket in Bucket::containing(day) {
+            *plan.online.entry((member, bucket, procedure)).or_default() += n;
         }
     }
     plan.online.retain(|_, n| *n != 0);
