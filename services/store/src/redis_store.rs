@@ -12,9 +12,9 @@
 //! | `P:{root}:k:<parent>:ord` | hash | child agency → its ordinal |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
 //! | `P:{root}:v` | string | the tree's version, moved on by every batch written to it (`WATCH` … `EXEC`, or the compare-and-apply script on a cluster) |
-//! | `P:{root}:ex`, `P:{root}:dx` | string | how the tree's event ids and dossier states spread over their buckets (`spread.rs`) |
-//! | `P:{root}:e:<n>` | string | 18-byte records: 8-byte digest of (agency, event id), content digest and the UTC day it may be forgotten after (`tree_write.rs`) |
-//! | `P:{root}:d:<n>` | string | 13-byte records: 8-byte digest of (agency, dossier id), its backlog state (`govpulse_core::backlog`) and the day a finished one may be forgotten after |
+//! | `P:{root}:ex`, `P:{root}:dsx` | string | how the tree's event ids and dossier records spread over their buckets (`spread.rs`) |
+//! | `P:{root}:e:<n>` | string | 27-byte records: 8-byte digest of (agency, event id), what the id says and counts (`govpulse_core::counting::Remembered`) and the UTC day it may be forgotten after (`tree_write.rs`) |
+//! | `P:{root}:ds:<n>` | string | 19-byte records: 8-byte digest of (agency, dossier id), its backlog record (`govpulse_core::backlog::Dossier`) and the day it may be forgotten after unless open |
 //! | `P:{root}:s` | hash | agency → when an event of it or its units was last accepted and the latest time such an event happened, two big-endian signed 64-bit Unix milliseconds ([`seen_bytes`]); `<agency>#n` (`#` is in no id) → its events accepted per Vietnam day of acceptance over the 35 days up to the last ([`day_counts_bytes`]); `<agency>#r` → the same of its events rejected as invalid, per day of rejection; all written as what the writer read with its batch added (`govpulse_core::freshness`) |
 //! | `P:{root}:a:<agency>:<bucket>` | hash | `<profile>/<criterion>` → assessed points with two decimals (`38.75`), for the calendar period `<bucket>` |
 //! | `P:{#pub}:b` | hash | publication id → the kept publication's bytes (`publications.rs`; `{#pub}` is no tree's: `#` is in no id) |
@@ -209,7 +209,12 @@ impl<'a> Commands<'a> {
 /// `P:{root}:` and then `parts`, a bucket's text last if there is one: built without the
 /// formatting machinery (a batch names thousands of keys, and `format!` of one took about
 /// 2,000 instructions).
-fn tree_key(prefix: &str, root: &AgencyId, parts: &[&str], bucket: Option<Bucket>) -> String {
+pub(crate) fn tree_key(
+    prefix: &str,
+    root: &AgencyId,
+    parts: &[&str],
+    bucket: Option<Bucket>,
+) -> String {
     let named: usize = parts.iter().map(|part| part.len()).sum();
     let mut key = String::with_capacity(prefix.len() + root.as_str().len() + named + 16);
     key.push_str(prefix);
@@ -404,7 +409,12 @@ impl RedisStore {
     }
 
     fn assessed_key(&self, key: &AgencyKey, bucket: Bucket) -> String {
-        format!("{}:{{{}}}:a:{}:{bucket}", self.prefix, key.root, key.agency)
+        tree_key(
+            &self.prefix,
+            &key.root,
+            &["a:", key.agency.as_str(), ":"],
+            Some(bucket),
+        )
     }
 }
 
@@ -1222,7 +1232,7 @@ mod tests {
     #[test]
     fn tree_keys_are_named_as_the_key_schema_says() {
         let root = AgencyId::parse("hoa-binh").expect("id");
-        let cases: [(&str, &[&str], Option<Bucket>, &str); 5] = [
+        let cases: [(&str, &[&str], Option<Bucket>, &str); 7] = [
             (
                 "P",
                 &["n:", "hb.dept", ":"],
@@ -1237,6 +1247,13 @@ mod tests {
             ),
             ("P", &["k:", "hb", ":"], None, "P:{hoa-binh}:k:hb:"),
             ("gp", &["s"], None, "gp:{hoa-binh}:s"),
+            ("gp", &["ds:"], None, "gp:{hoa-binh}:ds:"),
+            (
+                "P",
+                &["a:", "hb", ":"],
+                Some(Bucket::Year(2024)),
+                "P:{hoa-binh}:a:hb:y2024",
+            ),
             (
                 "P",
                 &["o:", "hb", ":"],

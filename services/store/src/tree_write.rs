@@ -50,7 +50,7 @@ use crate::{
     exclusive::Lease,
     redis_store::{
         Commands, RedisStore, accepted_field, day_counts_bytes, day_counts_from_bytes,
-        rejected_field, seen_bytes, seen_from_bytes,
+        rejected_field, seen_bytes, seen_from_bytes, tree_key,
     },
     spread::{Split, Spread},
 };
@@ -354,21 +354,21 @@ impl<'a> TreeKeys<'a> {
         TreeKeys {
             store,
             root,
-            id_buckets: format!("{}:{{{root}}}:e:", store.prefix),
-            dossier_buckets: format!("{}:{{{root}}}:ds:", store.prefix),
+            id_buckets: tree_key(&store.prefix, root, &["e:"], None),
+            dossier_buckets: tree_key(&store.prefix, root, &["ds:"], None),
         }
     }
     fn version(&self) -> String {
-        format!("{}:{{{}}}:v", self.store.prefix, self.root)
+        tree_key(&self.store.prefix, self.root, &["v"], None)
     }
     fn id_spread(&self) -> String {
-        format!("{}:{{{}}}:ex", self.store.prefix, self.root)
+        tree_key(&self.store.prefix, self.root, &["ex"], None)
     }
     fn id_bucket(&self, bucket: u64) -> String {
         numbered(&self.id_buckets, bucket)
     }
     fn dossier_spread(&self) -> String {
-        format!("{}:{{{}}}:dsx", self.store.prefix, self.root)
+        tree_key(&self.store.prefix, self.root, &["dsx"], None)
     }
     fn dossier_bucket(&self, bucket: u64) -> String {
         numbered(&self.dossier_buckets, bucket)

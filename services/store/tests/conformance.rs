@@ -175,7 +175,8 @@ async fn redis_store_remembers_event_ids_across_reconnects() {
 
 /// The keys a batch writes are named as the key schema says (redis_store.rs, ARCHITECTURE.md
 /// section 4): stored data outlives a release, so a key's name may not drift. One online
-/// reception of a unit on 2026-08-15, counted for its province.
+/// reception of a unit on 2026-08-15, counted for its province: a new tree, whose event ids
+/// and dossier records are in their first buckets.
 #[tokio::test]
 async fn redis_store_names_its_keys_as_the_key_schema_says() {
     use govpulse_core::Counter;
@@ -211,6 +212,10 @@ async fn redis_store_names_its_keys_as_the_key_schema_says() {
         "schema:{hoa-binh}:o:hoa-binh:m202608",
         "schema:{hoa-binh}:s",
         "schema:{hoa-binh}:v",
+        "schema:{hoa-binh}:ex",
+        "schema:{hoa-binh}:e:0",
+        "schema:{hoa-binh}:dsx",
+        "schema:{hoa-binh}:ds:0",
     ] {
         let exists: bool = redis::cmd("EXISTS")
             .arg(key)
