@@ -9,10 +9,7 @@
 //!   limits (ingest's `--max-batch`, at most this) are checked after decoding, against at most
 //!   this many items.
 
-use std::{
-    any::{Any, TypeId},
-    marker::PhantomData,
-};
+use std::{any::Any, marker::PhantomData};
 
 use prost::{
     Message,
@@ -99,49 +96,49 @@ impl<U: Message + Default + 'static> Decoder for CountingDecoder<U> {
 /// items, and making room for the items it counted (the list is not grown as it decodes).
 fn decode_counted<U: Message + Default + 'static>(bytes: &[u8]) -> Result<U, Status> {
     let mut message = U::default();
-    if let Some((tag, field)) = batch_field::<U>() {
+    if let Some((tag, field, list)) = batch_list(&mut message) {
         let items = count_field(bytes, tag).map_err(undecodable)?;
         if items > MAX_ITEMS {
             return Err(too_many(field, items));
         }
-        reserve(&mut message, items);
+        list.reserve_room(items);
     }
     message.merge(bytes).map_err(undecodable)?;
     Ok(message)
 }
 
-/// The repeated field of a batch message (its tag, and its name for errors); `None` for the
-/// other messages, which carry no list a caller could make long.
-fn batch_field<U: 'static>() -> Option<(u32, &'static str)> {
-    let id = TypeId::of::<U>();
-    if id == TypeId::of::<ingest::SubmitEventsRequest>()
-        || id == TypeId::of::<aggregate::ApplyEventsRequest>()
-    {
-        Some((1, "events"))
-    } else if id == TypeId::of::<ingest::StreamEventsRequest>() {
+/// The list of a batch message: its field's tag, its name for errors, and the list; `None`
+/// for the other messages, which carry no list a caller could make long.
+fn batch_list(message: &mut dyn Any) -> Option<(u32, &'static str, &mut dyn Room)> {
+    // Asked with `is` first: a borrow returned from one `downcast_mut` branch would hold the
+    // message through the next.
+    if message.is::<ingest::SubmitEventsRequest>() {
+        let batch = message.downcast_mut::<ingest::SubmitEventsRequest>()?;
+        Some((1, "events", &mut batch.events))
+    } else if message.is::<aggregate::ApplyEventsRequest>() {
+        let batch = message.downcast_mut::<aggregate::ApplyEventsRequest>()?;
+        Some((1, "events", &mut batch.events))
+    } else if message.is::<ingest::StreamEventsRequest>() {
         // Field 1 is the batch id.
-        Some((2, "events"))
-    } else if id == TypeId::of::<ingest::ReportAssessedScoresRequest>()
-        || id == TypeId::of::<aggregate::ApplyAssessedScoresRequest>()
-    {
-        Some((1, "scores"))
+        let batch = message.downcast_mut::<ingest::StreamEventsRequest>()?;
+        Some((2, "events", &mut batch.events))
+    } else if message.is::<ingest::ReportAssessedScoresRequest>() {
+        let batch = message.downcast_mut::<ingest::ReportAssessedScoresRequest>()?;
+        Some((1, "scores", &mut batch.scores))
     } else {
-        None
+        let batch = message.downcast_mut::<aggregate::ApplyAssessedScoresRequest>()?;
+        Some((1, "scores", &mut batch.scores))
     }
 }
 
-/// Room for `items` in the list of a batch message.
-fn reserve(message: &mut dyn Any, items: usize) {
-    if let Some(batch) = message.downcast_mut::<ingest::SubmitEventsRequest>() {
-        batch.events.reserve_exact(items);
-    } else if let Some(batch) = message.downcast_mut::<aggregate::ApplyEventsRequest>() {
-        batch.events.reserve_exact(items);
-    } else if let Some(batch) = message.downcast_mut::<ingest::StreamEventsRequest>() {
-        batch.events.reserve_exact(items);
-    } else if let Some(batch) = message.downcast_mut::<ingest::ReportAssessedScoresRequest>() {
-        batch.scores.reserve_exact(items);
-    } else if let Some(batch) = message.downcast_mut::<aggregate::ApplyAssessedScoresRequest>() {
-        batch.scores.reserve_exact(items);
+/// A list that can make room for the items counted on the wire.
+trait Room {
+    fn reserve_room(&mut self, items: usize);
+}
+
+impl<T> Room for Vec<T> {
+    fn reserve_room(&mut self, items: usize) {
+        self.reserve_exact(items);
     }
 }
 
