@@ -9,7 +9,10 @@
 //!   limits (ingest's `--max-batch`, at most this) are checked after decoding, against at most
 //!   this many items.
 
-use std::{any::Any, marker::PhantomData};
+use std::{
+    any::{Any, TypeId},
+    marker::PhantomData,
+};
 
 use prost::{
     Message,
@@ -22,7 +25,7 @@ use tonic::{
 };
 use tonic_prost::ProstEncoder;
 
-use crate::{aggregate, ingest};
+use crate::{aggregate, ingest, wire};
 
 /// The most items a batch message may carry on the wire, whatever the service's own limit:
 /// aggregate's limit per call, and the most any ingest may be configured to take.
@@ -78,10 +81,13 @@ impl<U: Message + Default + 'static> Decoder for CountingDecoder<U> {
         // rather than through `DecodeBuf` saves prost a call into `BytesMut` at every field
         // (a tenth of ingest's instructions per event, docs/PERFORMANCE.md).
         let len = buf.remaining();
-        let message = if buf.chunk().len() >= len {
-            decode_counted(&buf.chunk()[..len])?
+        let message = if keeps_bytes::<U>() {
+            // A wire batch's events are slices of the body: the body is taken, not copied.
+            decode_counted::<U, _>(buf.copy_to_bytes(len))?
+        } else if buf.chunk().len() >= len {
+            decode_counted::<U, _>(&buf.chunk()[..len])?
         } else {
-            decode_counted(&buf.copy_to_bytes(len))?
+            decode_counted::<U, _>(&buf.copy_to_bytes(len)[..])?
         };
         buf.advance(buf.remaining());
         Ok(Some(message))
@@ -92,12 +98,22 @@ impl<U: Message + Default + 'static> Decoder for CountingDecoder<U> {
     }
 }
 
+/// Whether `U` keeps slices of the bytes it is decoded from ([`crate::wire`]).
+fn keeps_bytes<U: 'static>() -> bool {
+    let id = TypeId::of::<U>();
+    id == TypeId::of::<wire::SubmitEventsWire>() || id == TypeId::of::<wire::ApplyEventsWire>()
+}
+
 /// Decodes `U` from its encoded `bytes`, first refusing a batch of more than [`MAX_ITEMS`]
 /// items, and making room for the items it counted (the list is not grown as it decodes).
-fn decode_counted<U: Message + Default + 'static>(bytes: &[u8]) -> Result<U, Status> {
+fn decode_counted<U, B>(bytes: B) -> Result<U, Status>
+where
+    U: Message + Default + 'static,
+    B: Buf + AsRef<[u8]>,
+{
     let mut message = U::default();
     if let Some((tag, field, list)) = batch_list(&mut message) {
-        let items = count_field(bytes, tag).map_err(undecodable)?;
+        let items = count_field(bytes.as_ref(), tag).map_err(undecodable)?;
         if items > MAX_ITEMS {
             return Err(too_many(field, items));
         }
@@ -110,25 +126,27 @@ fn decode_counted<U: Message + Default + 'static>(bytes: &[u8]) -> Result<U, Sta
 /// The list of a batch message: its field's tag, its name for errors, and the list; `None`
 /// for the other messages, which carry no list a caller could make long.
 fn batch_list(message: &mut dyn Any) -> Option<(u32, &'static str, &mut dyn Room)> {
-    // Asked with `is` first: a borrow returned from one `downcast_mut` branch would hold the
-    // message through the next.
-    if message.is::<ingest::SubmitEventsRequest>() {
-        let batch = message.downcast_mut::<ingest::SubmitEventsRequest>()?;
-        Some((1, "events", &mut batch.events))
-    } else if message.is::<aggregate::ApplyEventsRequest>() {
-        let batch = message.downcast_mut::<aggregate::ApplyEventsRequest>()?;
-        Some((1, "events", &mut batch.events))
-    } else if message.is::<ingest::StreamEventsRequest>() {
-        // Field 1 is the batch id.
-        let batch = message.downcast_mut::<ingest::StreamEventsRequest>()?;
-        Some((2, "events", &mut batch.events))
-    } else if message.is::<ingest::ReportAssessedScoresRequest>() {
-        let batch = message.downcast_mut::<ingest::ReportAssessedScoresRequest>()?;
-        Some((1, "scores", &mut batch.scores))
-    } else {
-        let batch = message.downcast_mut::<aggregate::ApplyAssessedScoresRequest>()?;
-        Some((1, "scores", &mut batch.scores))
+    // Each batch message, its list's field and tag. Asked with `is` first: a borrow returned
+    // from one `downcast_mut` would hold the message through the next.
+    macro_rules! lists {
+        ($($message:ty => $field:ident = $tag:literal,)+) => {
+            $(if message.is::<$message>() {
+                let batch = message.downcast_mut::<$message>()?;
+                return Some(($tag, stringify!($field), &mut batch.$field));
+            })+
+        };
     }
+    lists! {
+        ingest::SubmitEventsRequest => events = 1,
+        aggregate::ApplyEventsRequest => events = 1,
+        // Field 1 is the batch id.
+        ingest::StreamEventsRequest => events = 2,
+        wire::SubmitEventsWire => events = 1,
+        wire::ApplyEventsWire => events = 1,
+        ingest::ReportAssessedScoresRequest => scores = 1,
+        aggregate::ApplyAssessedScoresRequest => scores = 1,
+    }
+    None
 }
 
 /// A list that can make room for the items counted on the wire.
@@ -175,7 +193,8 @@ pub fn count_field(mut bytes: &[u8], tag: u32) -> Result<usize, String> {
     Ok(count)
 }
 
-fn undecodable(error: impl std::fmt::Display) -> Status {
+/// The refusal of bytes that do not decode: `INVALID_ARGUMENT`, saying what failed.
+pub(crate) fn undecodable(error: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!(
         "the request is not a valid protobuf message: {error}"
     ))
@@ -230,7 +249,7 @@ mod tests {
                     events: events(MAX_ITEMS + 1),
                 }
                 .encode_to_vec(),
-                |b| decode_counted::<ingest::SubmitEventsRequest>(b).map(|m| m.events.len()),
+                |b| decode_counted::<ingest::SubmitEventsRequest, _>(b).map(|m| m.events.len()),
             ),
             (
                 ingest::StreamEventsRequest {
@@ -243,7 +262,7 @@ mod tests {
                     events: events(MAX_ITEMS + 1),
                 }
                 .encode_to_vec(),
-                |b| decode_counted::<ingest::StreamEventsRequest>(b).map(|m| m.events.len()),
+                |b| decode_counted::<ingest::StreamEventsRequest, _>(b).map(|m| m.events.len()),
             ),
             (
                 aggregate::ApplyEventsRequest {
@@ -256,7 +275,7 @@ mod tests {
                     rejected_upstream: Vec::new(),
                 }
                 .encode_to_vec(),
-                |b| decode_counted::<aggregate::ApplyEventsRequest>(b).map(|m| m.events.len()),
+                |b| decode_counted::<aggregate::ApplyEventsRequest, _>(b).map(|m| m.events.len()),
             ),
             (
                 ingest::ReportAssessedScoresRequest {
@@ -268,7 +287,8 @@ mod tests {
                 }
                 .encode_to_vec(),
                 |b| {
-                    decode_counted::<ingest::ReportAssessedScoresRequest>(b).map(|m| m.scores.len())
+                    decode_counted::<ingest::ReportAssessedScoresRequest, _>(b)
+                        .map(|m| m.scores.len())
                 },
             ),
             (
@@ -281,12 +301,24 @@ mod tests {
                 }
                 .encode_to_vec(),
                 |b| {
-                    decode_counted::<aggregate::ApplyAssessedScoresRequest>(b)
+                    decode_counted::<aggregate::ApplyAssessedScoresRequest, _>(b)
                         .map(|m| m.scores.len())
                 },
             ),
         ];
-        for (at_limit, past_limit, decode) in cases {
+        // The wire batches are read from the same bytes as the messages they stand for.
+        let (submit, apply) = (&cases[0], &cases[2]);
+        let wire_cases: Vec<(Vec<u8>, Vec<u8>, Decoded)> = vec![
+            (submit.0.clone(), submit.1.clone(), |b| {
+                decode_counted::<wire::SubmitEventsWire, _>(prost::bytes::Bytes::copy_from_slice(b))
+                    .map(|m| m.events.len())
+            }),
+            (apply.0.clone(), apply.1.clone(), |b| {
+                decode_counted::<wire::ApplyEventsWire, _>(prost::bytes::Bytes::copy_from_slice(b))
+                    .map(|m| m.events.len())
+            }),
+        ];
+        for (at_limit, past_limit, decode) in cases.into_iter().chain(wire_cases) {
             assert_eq!(decode(&at_limit).ok(), Some(MAX_ITEMS));
             let refused = decode(&past_limit).expect_err("past the limit");
             assert_eq!(refused.code(), tonic::Code::InvalidArgument);

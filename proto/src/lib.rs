@@ -2,6 +2,7 @@
 //! service and client uses.
 
 pub mod codec;
+pub mod wire;
 
 /// The file descriptor set of every govpulse proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -20,6 +20,7 @@ use govpulse_proto::aggregate::{
     ListKeptPublicationsResponse, WatchChangesRequest, WatchChangesResponse,
     aggregate_service_server::AggregateService,
 };
+use govpulse_proto::wire::ApplyEventsWire;
 use govpulse_runtime::index_file::LiveProfiles;
 use govpulse_runtime::targets_file::LiveTargets;
 use govpulse_store::{AgencyKey, ChangeNotice, CounterStore};
@@ -37,6 +38,9 @@ mod procedures;
 mod publications;
 mod read;
 mod write;
+
+/// The rpc served from the call's bytes ([`AggregateApi::apply_events_encoded`]).
+pub const APPLY_EVENTS: &str = "/govpulse.aggregate.v1.AggregateService/ApplyEvents";
 
 /// The largest batch aggregate applies in one call. Ingest enforces the public limit; this
 /// one only bounds the work of a single call.
@@ -147,15 +151,26 @@ fn replica_id() -> String {
 
 type ChangeStream = Pin<Box<dyn Stream<Item = Result<WatchChangesResponse, Status>> + Send>>;
 
+impl AggregateApi {
+    /// ApplyEvents with the call's events kept as their bytes, each read in place: the
+    /// service's route for the rpc (ingest forwards the bytes its callers sent).
+    pub async fn apply_events_encoded(
+        &self,
+        request: Request<ApplyEventsWire>,
+    ) -> Result<Response<ApplyEventsResponse>, Status> {
+        Ok(Response::new(self.apply_encoded(request.into_inner()).await?))
+    }
+}
+
 #[tonic::async_trait]
 impl AggregateService for AggregateApi {
+    // The service's route serves this rpc with `apply_events_encoded`; this is the generated
+    // server's entry, for a server built without that route.
     async fn apply_events(
         &self,
         request: Request<ApplyEventsRequest>,
     ) -> Result<Response<ApplyEventsResponse>, Status> {
-        let response = self.apply(request.into_inner()).await?;
-        govpulse_runtime::prometheus::record_outcomes("aggregate", &response.outcomes);
-        Ok(Response::new(response))
+        Ok(Response::new(self.apply(request.into_inner()).await?))
     }
 
     async fn get_metrics(

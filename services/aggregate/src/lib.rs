@@ -11,6 +11,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use govpulse_core::{AcceptancePolicy, Catalog, freshness::FreshnessPolicy};
 use govpulse_edge::catalog_service::CatalogApi;
 use govpulse_edge::host::{Host, HostArgs};
+use govpulse_edge::unary::{self, Unary};
 use govpulse_proto::{
     aggregate::aggregate_service_server::AggregateServiceServer,
     catalog::catalog_service_server::CatalogServiceServer,
@@ -209,10 +210,20 @@ impl Server {
         tokio::spawn(self.profiles.watch(PROFILES_RELOAD_EVERY, stopping));
         // Unregistered when serving ends.
         let _gauges = self.api.export_freshness();
+        let api = self.api.clone();
+        let apply = Unary::new(
+            move |request| {
+                let api = api.clone();
+                async move { api.apply_events_encoded(request).await }
+            },
+            MAX_REQUEST_BYTES,
+        );
         let routes = Routes::new(
             AggregateServiceServer::new(self.api).max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(CatalogApi::server(self.catalog));
+        // ApplyEvents reads its events in place: its own route.
+        let routes = unary::route(routes, api::APPLY_EVENTS, apply);
         let served = [
             AggregateServiceServer::<AggregateApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,

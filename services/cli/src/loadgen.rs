@@ -979,7 +979,8 @@ impl Generator {
 
     /// What `event` adds, by the rules ingest and aggregate apply (`None`: it is refused).
     fn meta(&self, event: &DossierEvent, now: OffsetDateTime) -> Option<EventMeta> {
-        let decoded = decode_event(None, event.clone(), &self.catalog, &self.policy, now).ok()?;
+        let decoded =
+            decode_event(None, event.clone().into(), &self.catalog, &self.policy, now).ok()?;
         let day = decoded.day();
         let provision = self
             .catalog

@@ -785,6 +785,11 @@ impl Catalog {
         self.procedures.get(id)
     }
 
+    /// The procedure whose id is `raw`, if `raw` is a known procedure id.
+    pub fn procedure_by_str(&self, raw: &str) -> Option<&Procedure> {
+        self.procedures.get(raw)
+    }
+
     /// Every procedure, sorted by id.
     pub fn procedures(&self) -> impl Iterator<Item = &Procedure> {
         self.procedures.values()

@@ -2,11 +2,13 @@
 //! why. The one place where untrusted event data becomes trusted: ingest runs it before
 //! forwarding, aggregate again before counting.
 
+use std::borrow::Cow;
+
 use govpulse_core::{
     AcceptancePolicy, Agency, AgencyId, Catalog, Channel, DossierEvent, DossierId, EventId,
     EventKind, IdError, ProcedureId, Timeliness,
 };
-use govpulse_proto::{Timestamp, event as pb};
+use govpulse_proto::{Timestamp, event as pb, wire::EventView};
 use time::OffsetDateTime;
 
 /// What is wrong with one event: the path of the field and the reason.
@@ -61,12 +63,12 @@ fn id_field<T>(
 /// here, in ingest and again in aggregate).
 pub fn decode_event(
     position: Option<usize>,
-    event: pb::DossierEvent,
+    event: EventView<'_>,
     catalog: &Catalog,
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
 ) -> Result<DossierEvent, Violation> {
-    let pb::DossierEvent {
+    let EventView {
         event_id,
         agency_id,
         dossier_id,
@@ -75,7 +77,11 @@ pub fn decode_event(
         kind,
         corrects,
     } = event;
-    let event_id: EventId = id_field(position, "event_id", EventId::parse_owned(event_id))?;
+    let event_id: EventId = id_field(
+        position,
+        "event_id",
+        EventId::parse_owned(event_id.into_owned()),
+    )?;
     // A known agency's id is the catalog's own, shared (no copy of the text); an unknown
     // one is refused as a malformed id or, if well formed, as unknown.
     let Some(reporting) = catalog.agency_by_str(&agency_id) else {
@@ -108,9 +114,9 @@ fn decode_known(
     (event_id, reporting, dossier_id, procedure_id, corrects): (
         EventId,
         &Agency,
-        String,
-        String,
-        String,
+        Cow<'_, str>,
+        Cow<'_, str>,
+        Cow<'_, str>,
     ),
     occurred_at: Option<Timestamp>,
     kind: Option<pb::dossier_event::Kind>,
@@ -119,22 +125,22 @@ fn decode_known(
     now: OffsetDateTime,
 ) -> Result<DossierEvent, Violation> {
     let agency = &reporting.id;
-    let dossier: DossierId = id_field(position, "dossier_id", DossierId::parse_owned(dossier_id))?;
-    let procedure_id: ProcedureId = id_field(
+    let dossier: DossierId = id_field(
         position,
-        "procedure_id",
-        ProcedureId::parse_owned(procedure_id),
+        "dossier_id",
+        DossierId::parse_owned(dossier_id.into_owned()),
     )?;
-    let Some(procedure) = catalog.procedure(&procedure_id) else {
+    // A known procedure's id is the catalog's (checked when the catalog was loaded); an
+    // unknown one is refused as a malformed id or, if well formed, as unknown.
+    let Some(procedure) = catalog.procedure_by_str(&procedure_id) else {
+        id_field(position, "procedure_id", ProcedureId::parse(&procedure_id))?;
         return Err(Violation::new(
             position,
             "procedure_id",
-            format!(
-                "unknown procedure {:?}; CatalogService.ListProcedures lists them",
-                procedure_id.as_str()
-            ),
+            format!("unknown procedure {procedure_id:?}; CatalogService.ListProcedures lists them"),
         ));
     };
+    let procedure_id = procedure.id.clone();
     if !catalog.handles(agency, procedure) {
         return Err(Violation::new(
             position,
@@ -261,7 +267,11 @@ fn decode_known(
         }
         None
     } else {
-        let target: EventId = id_field(position, "corrects", EventId::parse_owned(corrects))?;
+        let target: EventId = id_field(
+            position,
+            "corrects",
+            EventId::parse_owned(corrects.into_owned()),
+        )?;
         if target == event_id {
             return Err(Violation::new(
                 position,
@@ -394,7 +404,7 @@ mod tests {
     fn decode(position: Option<usize>, event: pb::DossierEvent) -> Result<DossierEvent, Violation> {
         decode_event(
             position,
-            event,
+            event.into(),
             &catalog(),
             &AcceptancePolicy::default(),
             NOW,
@@ -460,7 +470,7 @@ mod tests {
             .and_then(govpulse_core::CatalogBuilder::build)
             .expect("valid");
         let policy = AcceptancePolicy::default();
-        let violation = decode_event(Some(0), valid(), &catalog, &policy, NOW)
+        let violation = decode_event(Some(0), valid().into(), &catalog, &policy, NOW)
             .expect_err("the procedure starts the next day");
         assert_eq!(
             (violation.field.as_str(), violation.reason.as_str()),
@@ -472,7 +482,7 @@ mod tests {
         let mut next_day = valid();
         next_day.occurred_at = Some(ts(NOW + time::Duration::days(1)));
         let later = NOW + time::Duration::days(1);
-        assert!(decode_event(None, next_day, &catalog, &policy, later).is_ok());
+        assert!(decode_event(None, next_day.into(), &catalog, &policy, later).is_ok());
     }
 
     #[test]
@@ -490,7 +500,7 @@ mod tests {
             ..AcceptancePolicy::default()
         };
         let check = |e: &pb::DossierEvent| {
-            decode_event(None, e.clone(), &catalog, &policy, NOW).map_err(|v| v.reason)
+            decode_event(None, e.clone().into(), &catalog, &policy, NOW).map_err(|v| v.reason)
         };
         assert_eq!(
             check(&event),

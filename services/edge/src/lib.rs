@@ -20,5 +20,6 @@ pub mod limits;
 pub mod linger;
 pub mod refusals;
 pub mod server;
+pub mod unary;
 
 pub use decode::{Violation, decode_event};

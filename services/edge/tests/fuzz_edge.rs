@@ -21,12 +21,13 @@ use govpulse_proto::{
         Returned, Withdrawn, dossier_event, dossier_resolved,
     },
     ingest::SubmitEventsRequest,
+    wire::{EventView, SubmitEventsWire, read_events},
 };
 use proptest::{
     prelude::*,
     test_runner::{Config, TestCaseError, TestRunner},
 };
-use prost::Message;
+use prost::{Message, bytes::Bytes};
 use time::{OffsetDateTime, macros::datetime};
 
 const NOW: OffsetDateTime = datetime!(2026-08-15 05:00 UTC);
@@ -180,12 +181,19 @@ static VALID: AtomicU64 = AtomicU64::new(0);
 /// What a valid event must be, whatever produced it.
 fn check_valid(catalog: &Catalog, event: &DossierEvent) -> Result<(), TestCaseError> {
     let policy = AcceptancePolicy::default();
-    if let Ok(valid) = decode_event(Some(0), event.clone(), catalog, &policy, NOW) {
+    if let Ok(valid) = decode_event(Some(0), event.clone().into(), catalog, &policy, NOW) {
         VALID.fetch_add(1, Ordering::Relaxed);
-        // What ingest forwards (the decoded event encoded again) decodes to the same event.
+        // What ingest forwards decodes to the same event: the bytes it was sent, read in
+        // place, or the decoded event encoded again (from a stream or the JSON routes).
+        let bytes = event.encode_to_vec();
+        let view = EventView::decode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(
+            decode_event(Some(0), view, catalog, &policy, NOW),
+            Ok(valid.clone())
+        );
         let forwarded = encode_event(valid.clone());
         prop_assert_eq!(
-            decode_event(Some(0), forwarded, catalog, &policy, NOW),
+            decode_event(Some(0), forwarded.into(), catalog, &policy, NOW),
             Ok(valid.clone())
         );
         prop_assert!(catalog.agency(&valid.agency).is_some());
@@ -239,11 +247,22 @@ fn arbitrary_bytes_never_panic_the_decoder() {
         "bytes",
         prop::collection::vec(any::<u8>(), 0..512),
         |bytes| {
-            if let Ok(batch) = SubmitEventsRequest::decode(bytes.as_slice()) {
+            let decoded = SubmitEventsRequest::decode(bytes.as_slice());
+            if let Ok(batch) = &decoded {
                 for event in &batch.events {
                     check_valid(&catalog, event)?;
                 }
             }
+            // The batch read as the services read it (each event's bytes in place) is the
+            // batch prost decodes, or both refuse it.
+            let wire = SubmitEventsWire::decode(Bytes::from(bytes))
+                .ok()
+                .and_then(|batch| {
+                    read_events(&batch.events)
+                        .ok()
+                        .map(|views| views.into_iter().map(DossierEvent::from).collect())
+                });
+            prop_assert_eq!(decoded.ok().map(|batch| batch.events), wire);
             Ok(())
         },
     );
@@ -260,8 +279,8 @@ fn arbitrary_events_are_valid_only_when_every_rule_holds() {
         let again = DossierEvent::decode(bytes.as_slice()).expect("round trip");
         let policy = AcceptancePolicy::default();
         prop_assert_eq!(
-            decode_event(None, event, &catalog, &policy, NOW).is_ok(),
-            decode_event(None, again, &catalog, &policy, NOW).is_ok()
+            decode_event(None, event.into(), &catalog, &policy, NOW).is_ok(),
+            decode_event(None, again.into(), &catalog, &policy, NOW).is_ok()
         );
         Ok(())
     });
@@ -270,6 +289,27 @@ fn arbitrary_events_are_valid_only_when_every_rule_holds() {
         VALID.load(Ordering::Relaxed) > 0,
         "the generator reaches valid events too"
     );
+}
+
+#[test]
+fn events_with_bytes_changed_are_read_in_place_as_prost_reads_them() {
+    let changes = prop::collection::vec((any::<prop::sample::Index>(), 1..=255u8), 1..4);
+    let tried = fuzz("changed bytes", (event(), changes), |(event, changes)| {
+        let mut bytes = event.encode_to_vec();
+        for (at, flip) in changes {
+            if !bytes.is_empty() {
+                let at = at.index(bytes.len());
+                bytes[at] ^= flip;
+            }
+        }
+        let view = EventView::decode(&bytes)
+            .map(DossierEvent::from)
+            .map_err(|e| e.to_string());
+        let prost = DossierEvent::decode(bytes.as_slice()).map_err(|e| e.to_string());
+        prop_assert_eq!(view, prost);
+        Ok(())
+    });
+    assert!(tried >= 512);
 }
 
 #[test]

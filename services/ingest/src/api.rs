@@ -19,19 +19,24 @@ use govpulse_proto::{
     ingest::{ReportAssessedScoresRequest, ReportAssessedScoresResponse},
 };
 use govpulse_proto::{
-    aggregate::{ApplyEventsRequest, aggregate_service_client::AggregateServiceClient},
-    event::{DossierEvent, EventOutcome, OutcomeStatus},
+    aggregate::{ApplyEventsResponse, aggregate_service_client::AggregateServiceClient},
+    codec::GovpulseCodec,
+    event::{EventOutcome, OutcomeStatus},
     ingest::{
         StreamEventsRequest, StreamEventsResponse, SubmitEventsRequest, SubmitEventsResponse,
         ingest_service_server::IngestService,
     },
+    wire::{ApplyEventsWire, EventView, SubmitEventsWire, read_events},
 };
 use govpulse_runtime::index_file::LiveProfiles;
+use prost::{Message, bytes::Bytes};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status, Streaming, transport::Channel};
+use tonic::{
+    Request, Response, Status, Streaming, codegen::http::uri::PathAndQuery, transport::Channel,
+};
 use tracing::{Instrument, debug, warn};
 
 use crate::{Error, limits::AgencyLimiter};
@@ -40,6 +45,12 @@ use crate::{Error, limits::AgencyLimiter};
 /// them. Bounded so a client that sends but never reads is slowed down (its next batch
 /// waits) instead of growing the server's memory.
 const ACK_BACKLOG: usize = 16;
+
+/// The rpc that ingest forwards batches with, as the generated client names it.
+const APPLY_EVENTS: &str = "/govpulse.aggregate.v1.AggregateService/ApplyEvents";
+
+/// The rpc that ingest serves from the call's bytes ([`IngestApi::submit_encoded`]).
+pub const SUBMIT_EVENTS: &str = "/govpulse.ingest.v1.IngestService/SubmitEvents";
 
 /// The outcomes of one batch, with their tallies.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -88,6 +99,8 @@ impl BatchOutcome {
 pub struct IngestApi {
     catalog: Arc<Catalog>,
     aggregate: AggregateServiceClient<Channel>,
+    /// The same connection, for the calls sent as bytes (`apply_events`).
+    channel: Channel,
     policy: AcceptancePolicy,
     max_batch: usize,
     profiles: LiveProfiles,
@@ -106,11 +119,11 @@ pub struct Caller {
 }
 
 impl IngestApi {
-    /// The service, forwarding to `aggregate`; `auth` decides who callers are, `limiter`
-    /// holds each agency to its rate.
+    /// The service, forwarding to aggregate over `channel`; `auth` decides who callers are,
+    /// `limiter` holds each agency to its rate.
     pub fn new(
         catalog: Arc<Catalog>,
-        aggregate: AggregateServiceClient<Channel>,
+        channel: Channel,
         policy: AcceptancePolicy,
         max_batch: usize,
         stopping: CancellationToken,
@@ -119,7 +132,8 @@ impl IngestApi {
     ) -> Self {
         Self {
             catalog,
-            aggregate,
+            aggregate: AggregateServiceClient::new(channel.clone()),
+            channel,
             policy,
             max_batch,
             profiles: LiveProfiles::fixed(govpulse_core::index::Profiles::default()),
@@ -221,10 +235,15 @@ impl IngestApi {
     /// Validates a batch from `caller`, has aggregate count the valid events that are the
     /// caller's to send and the invalid ones per agency ([`blamed`]: only agencies of the
     /// catalog the caller may send for), and merges the outcomes.
+    ///
+    /// `encoded` holds the events' bytes as the caller sent them (SubmitEvents keeps them):
+    /// the valid ones are forwarded as they came. Without them (a stream, the JSON routes)
+    /// each valid event is encoded again to be forwarded.
     pub async fn process(
         &self,
         caller: &Caller,
-        events: Vec<DossierEvent>,
+        events: Vec<EventView<'_>>,
+        encoded: Option<&[Bytes]>,
     ) -> Result<BatchOutcome, Error> {
         if events.len() > self.max_batch {
             return Err(Error::InvalidArgument {
@@ -264,8 +283,11 @@ impl IngestApi {
                     });
                 }
                 Ok(decoded) => {
-                    // Forwarded as decoded: its strings moved back, not copied.
-                    valid.push(encode_event(decoded));
+                    valid.push(match encoded.and_then(|bytes| bytes.get(i)) {
+                        // A reference to the call's body, not a copy.
+                        Some(bytes) => bytes.clone(),
+                        None => Bytes::from(encode_event(decoded).encode_to_vec()),
+                    });
                     outcomes.later();
                 }
                 Err(violation) => {
@@ -292,29 +314,19 @@ impl IngestApi {
         }
         // The rejections travel with the valid events, counted in the same write; alone when
         // every event was rejected.
-        let request = ApplyEventsRequest {
+        let request = ApplyEventsWire {
             events: valid,
             rejected_upstream: rejections_to_proto(&rejections),
         };
         if !request.events.is_empty() {
-            let response = self
-                .aggregate
-                .clone()
-                .apply_events(govpulse_runtime::telemetry::traced(request))
-                .await
-                .map_err(Error::Aggregate)?
-                .into_inner();
+            let response = self.apply_events(request).await.map_err(Error::Aggregate)?;
             outcomes.fill(response.outcomes).map_err(|wrong| {
                 Error::Aggregate(Status::internal(format!("aggregate answered {wrong}")))
             })?;
         } else if !request.rejected_upstream.is_empty() {
             // Every outcome is known already: a failure to count the rejections is logged,
             // not answered (a resend would only be rejected again).
-            let counted = self
-                .aggregate
-                .clone()
-                .apply_events(govpulse_runtime::telemetry::traced(request))
-                .await;
+            let counted = self.apply_events(request).await;
             if let Err(status) = counted {
                 warn!(
                     agency = %caller.principal.agency_name(),
@@ -330,6 +342,56 @@ impl IngestApi {
             .map_err(|e| Error::Aggregate(Status::internal(e)))?;
         govpulse_runtime::prometheus::record_outcomes("ingest", &outcomes);
         Ok(BatchOutcome::new(outcomes))
+    }
+
+    /// Has aggregate count a batch (`AggregateService.ApplyEvents`), its events sent as the
+    /// bytes they are.
+    async fn apply_events(&self, request: ApplyEventsWire) -> Result<ApplyEventsResponse, Status> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("aggregate is not reachable: {e}")))?;
+        let response = grpc
+            .unary(
+                govpulse_runtime::telemetry::traced(request),
+                PathAndQuery::from_static(APPLY_EVENTS),
+                GovpulseCodec::<ApplyEventsWire, ApplyEventsResponse>::default(),
+            )
+            .await?;
+        Ok(response.into_inner())
+    }
+
+    /// SubmitEvents with the call's events kept as their bytes: each is read in place and
+    /// the valid ones are forwarded as they came (the service's route for the rpc).
+    pub async fn submit_encoded(
+        &self,
+        request: Request<SubmitEventsWire>,
+    ) -> Result<Response<SubmitEventsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let encoded = request.into_inner().events;
+        // Every event is read before any is counted.
+        let events = read_events(&encoded)?;
+        self.submit(&caller, events, Some(&encoded)).await
+    }
+
+    /// The body of SubmitEvents, however its events were read.
+    async fn submit(
+        &self,
+        caller: &Caller,
+        events: Vec<EventView<'_>>,
+        encoded: Option<&[Bytes]>,
+    ) -> Result<Response<SubmitEventsResponse>, Status> {
+        if events.len() <= self.max_batch {
+            self.take_rate(caller, events.len())?;
+        }
+        let result = self.process(caller, events, encoded).await?;
+        Ok(Response::new(SubmitEventsResponse {
+            outcomes: result.outcomes,
+            accepted: result.accepted,
+            duplicate: result.duplicate,
+            rejected: result.rejected,
+            conflict: result.conflict,
+        }))
     }
 
     /// Every event of an unacceptable batch rejected for the same reason, for StreamEvents,
@@ -354,19 +416,12 @@ impl IngestService for IngestApi {
         &self,
         request: Request<SubmitEventsRequest>,
     ) -> Result<Response<SubmitEventsResponse>, Status> {
+        // The service's route serves this rpc with `submit_encoded`; this is the generated
+        // server's entry, for a server built without that route.
         let caller = self.caller(&request)?;
         let events = request.into_inner().events;
-        if events.len() <= self.max_batch {
-            self.take_rate(&caller, events.len())?;
-        }
-        let result = self.process(&caller, events).await?;
-        Ok(Response::new(SubmitEventsResponse {
-            outcomes: result.outcomes,
-            accepted: result.accepted,
-            duplicate: result.duplicate,
-            rejected: result.rejected,
-            conflict: result.conflict,
-        }))
+        let events = events.into_iter().map(EventView::from).collect();
+        self.submit(&caller, events, None).await
     }
 
     async fn report_assessed_scores(
@@ -451,7 +506,8 @@ impl IngestService for IngestApi {
                 }
                 let span =
                     tracing::info_span!(parent: &call, "ingest.stream_batch", events = count);
-                let ack = match api.process(&caller, batch.events).instrument(span).await {
+                let events = batch.events.into_iter().map(EventView::from).collect();
+                let ack = match api.process(&caller, events, None).instrument(span).await {
                     Ok(result) => Ok(result),
                     Err(e @ Error::InvalidArgument { .. }) => {
                         Ok(Self::reject_all(count, &Status::from(e)))

@@ -13,15 +13,15 @@ use govpulse_core::{AcceptancePolicy, Catalog};
 use govpulse_edge::auth::{Authenticator, LiveTokens};
 use govpulse_edge::catalog_service::CatalogApi;
 use govpulse_edge::host::{Host, HostArgs};
+use govpulse_edge::unary::{self, Unary};
 use govpulse_proto::{
-    aggregate::aggregate_service_client::AggregateServiceClient,
     catalog::catalog_service_server::CatalogServiceServer,
     ingest::ingest_service_server::IngestServiceServer,
 };
 use govpulse_runtime::client::aggregate_channel;
 use govpulse_runtime::index_file::LiveProfiles;
 use govpulse_runtime::tls::UpstreamTlsArgs;
-use tonic::server::NamedService;
+use tonic::{server::NamedService, service::interceptor::InterceptedService};
 use tracing::info;
 
 pub use api::{Caller, IngestApi};
@@ -233,7 +233,7 @@ impl Server {
         let host = Host::bind(config.host.listen(config.listen), edge).await?;
         let api = IngestApi::new(
             catalog.clone(),
-            AggregateServiceClient::new(channel),
+            channel,
             policy,
             limits.max_batch,
             host.stopping(),
@@ -276,21 +276,36 @@ impl Server {
         }
         // Credentials are checked on the headers, before tonic reads and decodes a body.
         let gate = self.api.clone();
-        let ingest = tonic::service::interceptor::InterceptedService::new(
+        let authenticate = move |mut request: tonic::Request<()>| {
+            let (metadata, mut extensions, ()) = request.into_parts();
+            gate.authenticate_first(metadata.as_ref(), &mut extensions)?;
+            request = tonic::Request::from_parts(metadata, extensions, ());
+            Ok(request)
+        };
+        let ingest = InterceptedService::new(
             IngestServiceServer::new(self.api.clone())
                 .max_decoding_message_size(self.max_message_bytes),
-            move |mut request: tonic::Request<()>| {
-                let (metadata, mut extensions, ()) = request.into_parts();
-                gate.authenticate_first(metadata.as_ref(), &mut extensions)?;
-                request = tonic::Request::from_parts(metadata, extensions, ());
-                Ok(request)
-            },
+            authenticate.clone(),
+        );
+        // SubmitEvents reads its events in place and forwards them as they came: its own
+        // route, behind the same check.
+        let api = self.api.clone();
+        let submit = InterceptedService::new(
+            Unary::new(
+                move |request| {
+                    let api = api.clone();
+                    async move { api.submit_encoded(request).await }
+                },
+                self.max_message_bytes,
+            ),
+            authenticate,
         );
         // The JSON routes call the same service: same credentials, limits and outcomes.
         let http = http::router(self.api, self.max_message_bytes);
         let routes = govpulse_edge::http_json::routes(http)
             .add_service(ingest)
             .add_service(CatalogApi::server(self.catalog));
+        let routes = unary::route(routes, api::SUBMIT_EVENTS, submit);
         let served = [
             IngestServiceServer::<IngestApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,

@@ -11,11 +11,13 @@ use govpulse_edge::convert::{
 };
 use govpulse_edge::decode_event;
 use govpulse_proto::aggregate::{
-    ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, ApplyEventsRequest,
+    AgencyRejections, ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, ApplyEventsRequest,
     ApplyEventsResponse,
 };
+use govpulse_proto::wire::{ApplyEventsWire, EventView, read_events};
 use govpulse_store::{Applied, AssessedWrite, ChangeNotice, EventWrite};
 use time::{Date, OffsetDateTime};
+use tonic::Status;
 use tracing::{Instrument, warn};
 
 use super::{AggregateApi, MAX_APPLY_BATCH};
@@ -24,10 +26,28 @@ use crate::Error;
 impl AggregateApi {
     /// Applies a batch: the body of ApplyEvents.
     pub async fn apply(&self, request: ApplyEventsRequest) -> Result<ApplyEventsResponse, Error> {
-        let ApplyEventsRequest {
-            events,
-            rejected_upstream,
-        } = request;
+        let events = request.events.into_iter().map(EventView::from).collect();
+        self.apply_views(events, &request.rejected_upstream).await
+    }
+
+    /// [`AggregateApi::apply`] of a batch whose events are their bytes: each is read in
+    /// place (the service's route for ApplyEvents). Bytes that do not decode refuse the call
+    /// whole, before anything is counted.
+    pub async fn apply_encoded(
+        &self,
+        request: ApplyEventsWire,
+    ) -> Result<ApplyEventsResponse, Status> {
+        let events = read_events(&request.events)?;
+        Ok(self.apply_views(events, &request.rejected_upstream).await?)
+    }
+
+    /// The body of both: checks each event, counts the valid ones (with the rejections) and
+    /// answers one outcome per event, recorded in the service's metrics.
+    async fn apply_views(
+        &self,
+        events: Vec<EventView<'_>>,
+        rejected_upstream: &[AgencyRejections],
+    ) -> Result<ApplyEventsResponse, Error> {
         if events.len() > MAX_APPLY_BATCH {
             return Err(Error::invalid(
                 "events",
@@ -38,7 +58,7 @@ impl AggregateApi {
             ));
         }
         let mut rejections =
-            rejections_from_proto(&self.catalog, &rejected_upstream, MAX_APPLY_BATCH)
+            rejections_from_proto(&self.catalog, rejected_upstream, MAX_APPLY_BATCH)
                 .map_err(Error::Violation)?;
         // Aggregate's own rejections count against the agency an event names, when the
         // catalog knows it: its caller (ingest) forwards only events their sender may send.
@@ -159,6 +179,7 @@ impl AggregateApi {
             );
         }
         let outcomes = outcomes.finish().map_err(store_said)?;
+        govpulse_runtime::prometheus::record_outcomes("aggregate", &outcomes);
         Ok(ApplyEventsResponse { outcomes })
     }
 
