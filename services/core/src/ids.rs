@@ -125,9 +125,10 @@ id_type!(
     Arc<str>
 );
 id_type!(
-    /// An administrative procedure.
+    /// An administrative procedure. Shared, not copied, when cloned: an event's procedure is
+    /// the catalog's own id, and plans and reads key their procedure breakdowns by it.
     ProcedureId,
-    String
+    Arc<str>
 );
 id_type!(
     /// The sender's id of an event; unique within its agency, reused on retry.
