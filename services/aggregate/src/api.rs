@@ -158,7 +158,9 @@ impl AggregateApi {
         &self,
         request: Request<ApplyEventsWire>,
     ) -> Result<Response<ApplyEventsResponse>, Status> {
-        Ok(Response::new(self.apply_encoded(request.into_inner()).await?))
+        Ok(Response::new(
+            self.apply_encoded(request.into_inner()).await?,
+        ))
     }
 }
 
