@@ -26,6 +26,14 @@ use crate::{
     },
 };
 
+/// The path of `IngestService.SubmitEvents`, which ingest serves with [`SubmitEventsWire`]
+/// on a route of its own (and the load generator calls with a batch encoded once).
+pub const SUBMIT_EVENTS: &str = "/govpulse.ingest.v1.IngestService/SubmitEvents";
+
+/// The path of `AggregateService.ApplyEvents`, which aggregate serves with
+/// [`ApplyEventsWire`] and ingest calls with one.
+pub const APPLY_EVENTS: &str = "/govpulse.aggregate.v1.AggregateService/ApplyEvents";
+
 /// `govpulse.ingest.v1.SubmitEventsRequest` with its events as their encodings.
 #[derive(Clone, PartialEq, Message)]
 pub struct SubmitEventsWire {
@@ -388,6 +396,14 @@ mod tests {
         let (prost, view) = both(&[0x0a, 0x02, 0xc3, 0x28]);
         assert!(prost.is_err());
         assert_eq!(prost, view);
+    }
+
+    #[test]
+    fn the_paths_served_from_bytes_are_rpcs_of_the_protos() {
+        let paths = crate::method_paths();
+        for path in [SUBMIT_EVENTS, APPLY_EVENTS] {
+            assert!(paths.iter().any(|p| p == path), "{path} in {paths:?}");
+        }
     }
 
     #[test]

@@ -317,7 +317,11 @@ async fn undecodable_bytes_are_invalid_argument_naming_the_field() {
     )
     .await;
     assert_eq!(code, Code::InvalidArgument as i32, "{text}");
-    assert!(text.contains("event_id"), "names the field: {text}");
+    // Served from its bytes on SubmitEvents' own route, which names the event.
+    assert!(
+        text.contains("events[0]") && text.contains("event_id"),
+        "names the event and the field: {text}"
+    );
 }
 
 /// Reads from `stream` until the server closes it; how long that took, or `None` when it

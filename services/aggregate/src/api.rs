@@ -39,9 +39,6 @@ mod publications;
 mod read;
 mod write;
 
-/// The rpc served from the call's bytes ([`AggregateApi::apply_events_encoded`]).
-pub const APPLY_EVENTS: &str = "/govpulse.aggregate.v1.AggregateService/ApplyEvents";
-
 /// The largest batch aggregate applies in one call. Ingest enforces the public limit; this
 /// one only bounds the work of a single call.
 pub const MAX_APPLY_BATCH: usize = 10_000;

@@ -223,7 +223,7 @@ impl Server {
         )
         .add_service(CatalogApi::server(self.catalog));
         // ApplyEvents reads its events in place: its own route.
-        let routes = unary::route(routes, api::APPLY_EVENTS, apply);
+        let routes = unary::route(routes, govpulse_proto::wire::APPLY_EVENTS, apply);
         let served = [
             AggregateServiceServer::<AggregateApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,

@@ -613,14 +613,13 @@ struct Submitter {
     path: tonic::codegen::http::uri::PathAndQuery,
 }
 
-/// The method's path, as the generated client calls it.
-const SUBMIT_EVENTS: &str = "/govpulse.ingest.v1.IngestService/SubmitEvents";
-
 impl Submitter {
     fn new(channel: GrpcChannel) -> Self {
         Submitter {
             grpc: tonic::client::Grpc::new(channel),
-            path: tonic::codegen::http::uri::PathAndQuery::from_static(SUBMIT_EVENTS),
+            path: tonic::codegen::http::uri::PathAndQuery::from_static(
+                govpulse_proto::wire::SUBMIT_EVENTS,
+            ),
         }
     }
 
@@ -2060,7 +2059,10 @@ mod tests {
             prost::Message::encoded_len(&batch.encoded),
             batch.encoded.0.len()
         );
-        assert_eq!(SUBMIT_EVENTS, format!("/{SERVICE_NAME}/SubmitEvents"));
+        assert_eq!(
+            govpulse_proto::wire::SUBMIT_EVENTS,
+            format!("/{SERVICE_NAME}/SubmitEvents")
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use govpulse_proto::{
         StreamEventsRequest, StreamEventsResponse, SubmitEventsRequest, SubmitEventsResponse,
         ingest_service_server::IngestService,
     },
-    wire::{ApplyEventsWire, EventView, SubmitEventsWire, read_events},
+    wire::{APPLY_EVENTS, ApplyEventsWire, EventView, SubmitEventsWire, read_events},
 };
 use govpulse_runtime::index_file::LiveProfiles;
 use prost::{Message, bytes::Bytes};
@@ -45,12 +45,6 @@ use crate::{Error, limits::AgencyLimiter};
 /// them. Bounded so a client that sends but never reads is slowed down (its next batch
 /// waits) instead of growing the server's memory.
 const ACK_BACKLOG: usize = 16;
-
-/// The rpc that ingest forwards batches with, as the generated client names it.
-const APPLY_EVENTS: &str = "/govpulse.aggregate.v1.AggregateService/ApplyEvents";
-
-/// The rpc that ingest serves from the call's bytes ([`IngestApi::submit_encoded`]).
-pub const SUBMIT_EVENTS: &str = "/govpulse.ingest.v1.IngestService/SubmitEvents";
 
 /// The outcomes of one batch, with their tallies.
 #[derive(Debug, Default, PartialEq, Eq)]

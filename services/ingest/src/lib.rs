@@ -305,7 +305,7 @@ impl Server {
         let routes = govpulse_edge::http_json::routes(http)
             .add_service(ingest)
             .add_service(CatalogApi::server(self.catalog));
-        let routes = unary::route(routes, api::SUBMIT_EVENTS, submit);
+        let routes = unary::route(routes, govpulse_proto::wire::SUBMIT_EVENTS, submit);
         let served = [
             IngestServiceServer::<IngestApi>::NAME,
             CatalogServiceServer::<CatalogApi>::NAME,
