@@ -229,6 +229,17 @@ pub async fn events_count_in_every_bucket_of_their_day(store: &dyn CounterStore)
 pub async fn units_count_for_their_ancestors(store: &dyn CounterStore) {
     let day = date!(2026 - 05 - 05);
     let chain = ["hb-commune", "hb-district", "hoa-binh"];
+    let fees = |buckets: Vec<Bucket>| async move {
+        let groups =
+            ["hb-commune", "hb-district", "hoa-binh", "hb-other"].map(|a| key("hoa-binh", a));
+        store
+            .read(&groups, &buckets, &Needs::everything())
+            .await
+            .expect("read")
+            .iter()
+            .map(|c| c.get(Counter::FeePaid))
+            .collect::<Vec<u64>>()
+    };
     store
         .apply(&[write("u1", &chain, day, &[Counter::FeePaid], None)])
         .await
@@ -243,23 +254,25 @@ pub async fn units_count_for_their_ancestors(store: &dyn CounterStore) {
         )])
         .await
         .expect("apply");
-    let got: Vec<u64> = store
-        .read(
-            &[
-                key("hoa-binh", "hb-commune"),
-                key("hoa-binh", "hb-district"),
-                key("hoa-binh", "hoa-binh"),
-                key("hoa-binh", "hb-other"),
-            ],
-            &[Bucket::Day(day)],
-            &Needs::everything(),
-        )
+    assert_eq!(fees(vec![Bucket::Day(day)]).await, [1, 2, 2, 0]);
+    // A quarter and a year of a unit count its months (a store may keep a unit's months
+    // only), the buckets of one read summed.
+    let june = date!(2026 - 06 - 10);
+    store
+        .apply(&[write("u3", &chain, june, &[Counter::FeePaid], None)])
         .await
-        .expect("read")
-        .iter()
-        .map(|c| c.get(Counter::FeePaid))
-        .collect();
-    assert_eq!(got, [1, 2, 2, 0]);
+        .expect("apply");
+    for (buckets, want) in [
+        (vec![Bucket::Quarter(2026, 2)], [2, 3, 3, 0]),
+        (vec![Bucket::Year(2026)], [2, 3, 3, 0]),
+        (
+            vec![Bucket::Year(2026), Bucket::Month(2026, 6)],
+            [3, 4, 4, 0],
+        ),
+        (vec![Bucket::Quarter(2026, 3), Bucket::Year(2025)], [0; 4]),
+    ] {
+        assert_eq!(fees(buckets.clone()).await, want, "{buckets:?}");
+    }
 }
 
 /// Each procedure's counters are kept per agency of the chain and bucket, added to across
@@ -313,13 +326,30 @@ pub async fn procedures_count_for_their_chain(store: &dyn CounterStore) {
         read(key("hoa-binh", "hb-commune"), both_days.clone()).await,
         named(&[("birth", [3, 2, 0]), ("land", [0, 0, 1])])
     );
+    let may = named(&[
+        ("birth", [3, 2, 0]),
+        ("land", [0, 0, 1]),
+        ("permit", [1, 1, 0]),
+    ]);
+    // A quarter or a year of a root may be kept whole or read as its months.
+    for bucket in [
+        Bucket::Month(2026, 5),
+        Bucket::Quarter(2026, 2),
+        Bucket::Year(2026),
+    ] {
+        assert_eq!(
+            read(key("hoa-binh", "hoa-binh"), vec![bucket]).await,
+            may,
+            "{bucket:?}"
+        );
+    }
     assert_eq!(
-        read(key("hoa-binh", "hoa-binh"), vec![Bucket::Month(2026, 5)]).await,
-        named(&[
-            ("birth", [3, 2, 0]),
-            ("land", [0, 0, 1]),
-            ("permit", [1, 1, 0])
-        ])
+        read(
+            key("hoa-binh", "hoa-binh"),
+            vec![Bucket::Year(2026), Bucket::Quarter(2026, 3)]
+        )
+        .await,
+        may
     );
     assert_eq!(
         read(key("hoa-binh", "hoa-binh"), vec![Bucket::Day(day)]).await,

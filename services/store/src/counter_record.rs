@@ -23,18 +23,29 @@ const MAX_LEN: usize = 10 * Counter::ALL.len();
 /// The record of `counters`' summable counters (the distinct and backlog figures a reader
 /// derives are not stored). Empty when every counter is zero.
 pub(crate) fn encode(counters: &Counters) -> Vec<u8> {
-    let values: Vec<u64> = counters.iter().map(|(_, n)| n).collect();
-    let kept = values
-        .iter()
-        .rposition(|n| *n > 0)
-        .map_or(0, |last| last + 1);
-    let mut record = vec![0u8; MAX_LEN];
+    // Built on the stack and copied out once at its length (a batch of the unit mix adds
+    // to tens of thousands of records).
+    let mut record = [0u8; MAX_LEN];
     let mut len = 0;
-    for value in &values[..kept] {
-        len += value.encode_var(&mut record[len..]);
+    let mut kept = 0;
+    for (_, value) in counters.iter() {
+        len += write_varint(value, &mut record[len..]);
+        if value > 0 {
+            kept = len;
+        }
     }
-    record.truncate(len);
-    record
+    record[..kept].to_vec()
+}
+
+/// `value` as an unsigned LEB128 varint at the start of `out`; its length.
+fn write_varint(value: u64, out: &mut [u8]) -> usize {
+    match (u8::try_from(value), out.first_mut()) {
+        (Ok(byte @ 0..0x80), Some(first)) => {
+            *first = byte;
+            1
+        }
+        _ => value.encode_var(out),
+    }
 }
 
 /// The counters a record holds; `None` for bytes that no version of [`encode`] writes (a
@@ -43,10 +54,16 @@ pub(crate) fn decode(record: &[u8]) -> Option<Counters> {
     let mut counters = Counters::default();
     let mut rest = record;
     let mut counter = Counter::ALL.into_iter();
-    while !rest.is_empty() {
-        let (value, len) = u64::decode_var(rest)?;
+    while let Some((&byte, tail)) = rest.split_first() {
+        // Most counts of a record below a month are under 128: one byte.
+        let (value, tail) = if byte < 0x80 {
+            (u64::from(byte), tail)
+        } else {
+            let (value, len) = u64::decode_var(rest)?;
+            (value, &rest[len..])
+        };
         counters.increment(counter.next()?, value);
-        rest = &rest[len..];
+        rest = tail;
     }
     Some(counters)
 }

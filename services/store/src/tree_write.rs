@@ -50,7 +50,7 @@ use crate::{
     exclusive::Lease,
     redis_store::{
         Commands, RedisStore, accepted_field, day_counts_bytes, day_counts_from_bytes,
-        rejected_field, seen_bytes, seen_from_bytes, tree_key,
+        keeps_record, month_or_shorter, rejected_field, seen_bytes, seen_from_bytes, tree_key,
     },
     spread::{Split, Spread},
 };
@@ -898,9 +898,11 @@ impl RedisStore {
         let mut days: BTreeMap<(&AgencyId, Bucket), ChildRecords> = BTreeMap::new();
         let mut mget = redis::cmd("MGET");
         for ((agency, bucket), sums) in &planned.counters {
-            let key = self.counters_key(root, agency, *bucket);
-            mget.arg(&key);
-            own.push((key, sums, None));
+            if keeps_record(root, agency, *bucket) {
+                let key = self.counters_key(root, agency, *bucket);
+                mget.arg(&key);
+                own.push((key, sums, None));
+            }
             if let (Some(parent), Bucket::Day(_)) = (parent_of.get(agency), bucket) {
                 days.entry((parent, *bucket))
                     .or_default()
@@ -914,7 +916,10 @@ impl RedisStore {
         let mut by_bucket: BTreeMap<Bucket, BTreeMap<&ProcedureId, CounterSums>> = BTreeMap::new();
         for ((agency, day), sums) in &planned.procedures {
             if *agency == root {
-                for bucket in Bucket::containing(*day) {
+                for bucket in Bucket::containing(*day)
+                    .into_iter()
+                    .filter(|b| month_or_shorter(*b))
+                {
                     let kept = by_bucket.entry(bucket).or_default();
                     for (procedure, sums) in sums {
                         kept.entry(procedure).or_default().add_all(sums);
