@@ -546,14 +546,12 @@ fn take_back(
 /// Has the store remember `key` as `remembered`, each id once in `writes` (a correction
 /// updates the event it corrects, perhaps twice in one batch).
 fn remember<'a>(
-    ids: &mut HashMap<u64, Remembered>,
     slots: &mut HashMap<u64, usize>,
     writes: &mut Vec<IdWrite<'a>>,
     (agency, event_id, digest): (&'a AgencyId, &'a EventId, u64),
     remembered: Remembered,
     remember_until: OffsetDateTime,
 ) {
-    ids.insert(digest, remembered);
     match slots.get(&digest) {
         Some(slot) => {
             let write = &mut writes[*slot];
@@ -755,8 +753,6 @@ pub fn plan<'a>(
         outcomes: Vec::with_capacity(batch.events().len()),
         ..Plan::default()
     };
-    // Ids and dossier states as the batch goes: an event sees what earlier ones left.
-    let mut ids: HashMap<u64, Remembered> = HashMap::with_capacity(batch.events().len());
     // The sums and online procedures per reporting agency and day while the batch goes (one
     // batch adds to a few keys a thousand times), spread over each agency's chain and the
     // buckets of each day once at the end.
@@ -767,8 +763,9 @@ pub fn plan<'a>(
     // Online receptions of procedures provided online, added and taken back, per reporting
     // agency, day and procedure.
     let mut online_by_day: HashMap<(&AgencyId, Date, &ProcedureId), i64> = HashMap::new();
-    // Where each id of `plan.ids` is, to write it once.
-    let mut id_slots: HashMap<u64, usize> = HashMap::new();
+    // Where each id of `plan.ids` is, to write it once; what it says now is there: an event
+    // sees what earlier ones of the batch left.
+    let mut id_slots: HashMap<u64, usize> = HashMap::with_capacity(batch.events().len());
     // Per dossier: its state as the batch goes, and the latest `remember_until` of the
     // batch's events counted for it (`None`: the batch changed nothing of it).
     type Slot = (Option<Dossier>, Option<OffsetDateTime>);
@@ -780,8 +777,8 @@ pub fn plan<'a>(
     let mut pending: Vec<(Date, Counter, i64)> = Vec::with_capacity(16);
     for (i, (event, digests)) in batch.iter().enumerate() {
         let id = (&event.agency, &event.event_id, digests.id);
-        let before = match ids.get(&id.2) {
-            Some(remembered) => Some(*remembered),
+        let before = match id_slots.get(&id.2) {
+            Some(slot) => Some(plan.ids[*slot].remembered),
             None => known_id(id.0, id.1, id.2),
         };
         if let Some(counted) = before {
@@ -809,8 +806,8 @@ pub fn plan<'a>(
         let mut taken_back = None;
         if let Some(target) = &event.corrects {
             let key = (&event.agency, target, id_digest(&event.agency, target));
-            let remembered = match ids.get(&key.2) {
-                Some(remembered) => Some(*remembered),
+            let remembered = match id_slots.get(&key.2) {
+                Some(slot) => Some(plan.ids[*slot].remembered),
                 None => known_id(key.0, key.1, key.2),
             };
             match take_back(
@@ -855,14 +852,7 @@ pub fn plan<'a>(
                 None => Counts::Event(own_effect),
             },
         };
-        remember(
-            &mut ids,
-            &mut id_slots,
-            &mut plan.ids,
-            id,
-            own,
-            event.remember_until,
-        );
+        remember(&mut id_slots, &mut plan.ids, id, own, event.remember_until);
         if let Some((key, target, _, _)) = &taken_back {
             // The corrected event counts what the correction says now, or nothing.
             let counts = match step {
@@ -871,7 +861,6 @@ pub fn plan<'a>(
             };
             let corrected = Remembered { counts, ..*target };
             remember(
-                &mut ids,
                 &mut id_slots,
                 &mut plan.ids,
                 *key,
