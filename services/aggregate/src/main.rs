@@ -12,11 +12,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let telemetry = govpulse_runtime::telemetry::init("govpulse-aggregate");
-    // Before binding: a SIGTERM as soon as the port is reachable is a clean stop.
-    let stop = govpulse_edge::server::shutdown_signal();
-    let server = govpulse_aggregate::Server::build(govpulse_aggregate::Config::parse()).await?;
-    let served = server.run_until(stop).await;
-    telemetry.shutdown().await;
-    Ok(served?)
+    let build = || govpulse_aggregate::Server::build(govpulse_aggregate::Config::parse());
+    let run = |server: govpulse_aggregate::Server, stop| server.run_until(stop);
+    Ok(govpulse_edge::server::serve_process("govpulse-aggregate", build, run).await?)
 }

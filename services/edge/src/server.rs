@@ -88,6 +88,31 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
+/// What a service is given to serve until: [`shutdown_signal`]'s future.
+pub type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A service binary's whole life, the same for every service: logs and traces installed
+/// as `service`, the stop signal watched before `build` binds (see [`shutdown_signal`]),
+/// then `run` serving until it comes, and the spans still buffered exported once serving
+/// has ended. A failed `build` returns its error at once.
+pub async fn serve_process<S, E, B, R>(
+    service: &'static str,
+    build: impl FnOnce() -> B,
+    run: impl FnOnce(S, Shutdown) -> R,
+) -> Result<(), E>
+where
+    B: Future<Output = Result<S, E>>,
+    R: Future<Output = Result<(), E>>,
+{
+    let telemetry = govpulse_runtime::telemetry::init(service);
+    // Before binding: a SIGTERM as soon as the port is reachable is a clean stop.
+    let stop = Box::pin(shutdown_signal());
+    let server = build().await?;
+    let served = run(server, stop).await;
+    telemetry.shutdown().await;
+    served
+}
+
 /// How a server meets its callers: TLS (or plaintext) and the limits on what each may hold.
 #[derive(Debug, Clone, Default)]
 pub struct Edge {
