@@ -106,6 +106,35 @@ async fn start_edge(
     }
 }
 
+/// A scratch folder `name` with [`write_catalog`]'s catalog and a token file holding `tokens`
+/// (credentials as [`credential`] writes them): the catalog's folder and the token file.
+fn catalog_and_tokens(name: &str, tokens: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let catalog = write_catalog(&dir);
+    let token_file = dir.join("tokens.toml");
+    std::fs::write(&token_file, tokens).expect("tokens");
+    (catalog, token_file)
+}
+
+/// An edge (see [`start_edge`]) whose ingest reads the token file `tokens` of
+/// [`catalog_and_tokens`], configured by `edit` from the defaults with that file: the edge
+/// and the token file, to rewrite.
+async fn start_edge_with_tokens(
+    name: &str,
+    tokens: &str,
+    edit: impl FnOnce(govpulse_ingest::Config) -> govpulse_ingest::Config,
+) -> (Edge, PathBuf) {
+    let (catalog, token_file) = catalog_and_tokens(name, tokens);
+    let edge = start_edge(&catalog, |config| {
+        edit(govpulse_ingest::Config {
+            tokens: Some(token_file.clone()),
+            ..config
+        })
+    })
+    .await;
+    (edge, token_file)
+}
+
 impl Edge {
     fn ingest(&self) -> IngestServiceClient<Channel> {
         IngestServiceClient::new(plain(self.ingest))
@@ -170,26 +199,19 @@ fn refused(result: Result<tonic::Response<impl Sized>, Status>) -> Status {
 
 #[tokio::test]
 async fn calls_without_a_valid_credential_are_unauthenticated_and_count_nothing() {
-    let dir = scratch("unauthenticated");
-    let catalog = write_catalog(&dir);
-    let tokens = dir.join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        credential("good-token", "ha-noi", "\"reporter\"", None)
-            + &credential(
-                "expired-token",
-                "ha-noi",
-                "\"reporter\"",
-                Some("2020-01-01T00:00:00Z"),
-            ),
-    )
-    .expect("tokens");
-    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
-        tokens: Some(tokens.clone()),
-        host: c.host.clone().plaintext(),
-        ..c
-    })
-    .await;
+    let tokens = credential("good-token", "ha-noi", "\"reporter\"", None)
+        + &credential(
+            "expired-token",
+            "ha-noi",
+            "\"reporter\"",
+            Some("2020-01-01T00:00:00Z"),
+        );
+    let (edge, _) =
+        start_edge_with_tokens("unauthenticated", &tokens, |c| govpulse_ingest::Config {
+            host: c.host.clone().plaintext(),
+            ..c
+        })
+        .await;
     let at = two_days_ago_noon();
     let event = || batch(vec![received("e1", "ha-noi", at, true)]);
 
@@ -237,17 +259,9 @@ async fn calls_without_a_valid_credential_are_unauthenticated_and_count_nothing(
 
 #[tokio::test]
 async fn a_token_removed_from_the_file_is_refused_without_a_restart() {
-    let dir = scratch("revoked");
-    let catalog = write_catalog(&dir);
-    let tokens = dir.join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        credential("kept", "hai-phong", "\"reporter\"", None)
-            + &credential("revoked", "ha-noi", "\"reporter\"", None),
-    )
-    .expect("tokens");
-    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
-        tokens: Some(tokens.clone()),
+    let tokens = credential("kept", "hai-phong", "\"reporter\"", None)
+        + &credential("revoked", "ha-noi", "\"reporter\"", None);
+    let (edge, tokens) = start_edge_with_tokens("revoked", &tokens, |c| govpulse_ingest::Config {
         tokens_reload_ms: 20,
         ..c.development()
     })
@@ -324,21 +338,11 @@ async fn a_token_removed_from_the_file_is_refused_without_a_restart() {
 
 #[tokio::test]
 async fn an_agency_reports_for_itself_and_its_units_but_never_for_a_sibling() {
-    let dir = scratch("scope");
-    let catalog = write_catalog(&dir);
-    let tokens = dir.join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        credential("ha-noi-token", "ha-noi", "\"reporter\"", None)
-            + &credential("unit-token", "ha-noi.dept-01", "\"reporter\"", None)
-            + &credential("reader-token", "ha-noi", "\"reader\"", None),
-    )
-    .expect("tokens");
-    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
-        tokens: Some(tokens.clone()),
-        ..c.development()
-    })
-    .await;
+    let tokens = credential("ha-noi-token", "ha-noi", "\"reporter\"", None)
+        + &credential("unit-token", "ha-noi.dept-01", "\"reporter\"", None)
+        + &credential("reader-token", "ha-noi", "\"reader\"", None);
+    let (edge, _) =
+        start_edge_with_tokens("scope", &tokens, govpulse_ingest::Config::development).await;
     let at = two_days_ago_noon();
 
     let response = edge
@@ -730,18 +734,10 @@ async fn a_service_without_tls_or_credentials_configured_does_not_start() {
 
 #[tokio::test]
 async fn one_agency_flooding_does_not_hold_back_another() {
-    let dir = scratch("flood");
-    let catalog = write_catalog(&dir);
-    let tokens = dir.join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        credential("flood", "hai-phong", "\"reporter\"", None)
-            + &credential("calm", "ha-noi", "\"reporter\"", None),
-    )
-    .expect("tokens");
+    let tokens = credential("flood", "hai-phong", "\"reporter\"", None)
+        + &credential("calm", "ha-noi", "\"reporter\"", None);
     // 200 events a second each, 100 at once.
-    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
-        tokens: Some(tokens.clone()),
+    let (edge, _) = start_edge_with_tokens("flood", &tokens, |c| govpulse_ingest::Config {
         limits: govpulse_ingest::Limits {
             rate_per_agency: 200,
             burst_per_agency: 100,
@@ -816,10 +812,7 @@ async fn start_guarded_ranking(
     tokens: &str,
     edit: impl FnOnce(govpulse_ranking::Config) -> govpulse_ranking::Config,
 ) -> (Edge, SocketAddr, JoinHandle<()>) {
-    let dir = scratch(name);
-    let catalog = write_catalog(&dir);
-    let token_file = dir.join("tokens.toml");
-    std::fs::write(&token_file, tokens).expect("tokens");
+    let (catalog, token_file) = catalog_and_tokens(name, tokens);
     let edge = start_edge(&catalog, govpulse_ingest::Config::development).await;
     let ranking = govpulse_ranking::Server::build(edit(govpulse_ranking::Config {
         catalog_dir: Some(catalog.clone()),
@@ -913,17 +906,9 @@ async fn publishing_needs_the_publisher_role_even_where_reading_is_public() {
 
 #[tokio::test]
 async fn only_an_assessor_reports_assessed_scores() {
-    let dir = scratch("assessor");
-    let catalog = write_catalog(&dir);
-    let tokens = dir.join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        credential("reporter", "ha-noi", "\"reporter\"", None)
-            + &credential("assessor", "mof", "\"assessor\"", None),
-    )
-    .expect("tokens");
-    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
-        tokens: Some(tokens.clone()),
+    let tokens = credential("reporter", "ha-noi", "\"reporter\"", None)
+        + &credential("assessor", "mof", "\"assessor\"", None);
+    let (edge, _) = start_edge_with_tokens("assessor", &tokens, |c| govpulse_ingest::Config {
         allow_anonymous: false,
         ..c.development()
     })
@@ -949,17 +934,9 @@ async fn only_an_assessor_reports_assessed_scores() {
 
 #[tokio::test]
 async fn an_agency_holds_a_bounded_number_of_open_streams_and_others_are_not_held_back() {
-    let dir = scratch("streams");
-    let catalog = write_catalog(&dir);
-    let tokens = dir.join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        credential("busy", "hai-phong", "\"reporter\"", None)
-            + &credential("calm", "ha-noi", "\"reporter\"", None),
-    )
-    .expect("tokens");
-    let edge = start_edge(&catalog, |c| govpulse_ingest::Config {
-        tokens: Some(tokens.clone()),
+    let tokens = credential("busy", "hai-phong", "\"reporter\"", None)
+        + &credential("calm", "ha-noi", "\"reporter\"", None);
+    let (edge, _) = start_edge_with_tokens("streams", &tokens, |c| govpulse_ingest::Config {
         limits: govpulse_ingest::Limits {
             max_streams_per_agency: 1,
             ..govpulse_ingest::Limits::default().without_per_agency()

@@ -7,7 +7,7 @@
 
 use std::{
     net::SocketAddr,
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -55,6 +55,17 @@ fn write_tokens(path: &Path, credentials: &[(&str, &str, &str)]) {
         .open(path)
         .and_then(|f| f.set_modified(later))
         .expect("modification time");
+}
+
+/// The credential most tests call with: `reporter-1`, reporting for Hà Nội.
+const REPORTER: &[(&str, &str, &str)] = &[("reporter-1", "ha-noi", "\"reporter\"")];
+
+/// A token file holding `credentials` (as [`write_tokens`] writes them) in a scratch
+/// folder `name`.
+fn token_file(name: &str, credentials: &[(&str, &str, &str)]) -> PathBuf {
+    let tokens = scratch(name).join("tokens.toml");
+    write_tokens(&tokens, credentials);
+    tokens
 }
 
 fn local(port: u16) -> String {
@@ -206,23 +217,26 @@ fn batch(agency: &str, tag: &str, n: usize) -> Vec<DossierEvent> {
         .collect()
 }
 
+/// [`batch`]`("ha-noi", tag, n)` as one SubmitEvents call of [`REPORTER`]'s `reporter-1`.
+fn reported(tag: &str, n: usize) -> tonic::Request<SubmitEventsRequest> {
+    with_token(
+        SubmitEventsRequest {
+            events: batch("ha-noi", tag, n),
+        },
+        "reporter-1",
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_without_a_credential_is_refused_before_its_body_is_read_at_every_door() {
     let _serial = SERIAL.lock().await;
-    let dir = scratch("doors");
-    let tokens = dir.join("tokens.toml");
-    write_tokens(&tokens, &[("reporter-1", "ha-noi", "\"reporter\"")]);
+    let tokens = token_file("doors", REPORTER);
     let (_aggregate, ingest) = start_ingest(&tokens, &[]);
     let addr = ingest.addr();
     // Warm up: one counted batch, so the memory measured next is the steady state's.
     let mut client = IngestServiceClient::new(channel(addr));
     let warm = client
-        .submit_events(with_token(
-            SubmitEventsRequest {
-                events: batch("ha-noi", "warm", 10),
-            },
-            "reporter-1",
-        ))
+        .submit_events(reported("warm", 10))
         .await
         .expect("a counted batch")
         .into_inner();
@@ -301,9 +315,7 @@ async fn a_caller_without_a_credential_is_refused_before_its_body_is_read_at_eve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_bytes_are_invalid_argument_naming_the_field() {
     let _serial = SERIAL.lock().await;
-    let dir = scratch("bytes");
-    let tokens = dir.join("tokens.toml");
-    write_tokens(&tokens, &[("reporter-1", "ha-noi", "\"reporter\"")]);
+    let tokens = token_file("bytes", REPORTER);
     let (_aggregate, ingest) = start_ingest(&tokens, &[]);
     // One event whose event_id (field 1 of DossierEvent) is not UTF-8.
     let event = [0x0a, 0x02, 0xff, 0xfe];
@@ -342,9 +354,7 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Durat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_bounded_in_number_and_in_time() {
     let _serial = SERIAL.lock().await;
-    let dir = scratch("connections");
-    let tokens = dir.join("tokens.toml");
-    write_tokens(&tokens, &[("reporter-1", "ha-noi", "\"reporter\"")]);
+    let tokens = token_file("connections", REPORTER);
     let (header_timeout, idle_timeout) = (Duration::from_millis(1500), Duration::from_millis(3000));
     let (_aggregate, ingest) = start_ingest(
         &tokens,
@@ -434,12 +444,7 @@ async fn connections_are_bounded_in_number_and_in_time() {
     // open keeps reporting on it.
     let mut agency = IngestServiceClient::new(channel(addr));
     let first = agency
-        .submit_events(with_token(
-            SubmitEventsRequest {
-                events: batch("ha-noi", "cap-a", 5),
-            },
-            "reporter-1",
-        ))
+        .submit_events(reported("cap-a", 5))
         .await
         .expect("reports")
         .into_inner();
@@ -457,12 +462,7 @@ async fn connections_are_bounded_in_number_and_in_time() {
         "a connection past the cap is closed at once"
     );
     let second = agency
-        .submit_events(with_token(
-            SubmitEventsRequest {
-                events: batch("ha-noi", "cap-b", 5),
-            },
-            "reporter-1",
-        ))
+        .submit_events(reported("cap-b", 5))
         .await
         .expect("the agency keeps reporting on its open connection")
         .into_inner();
@@ -504,9 +504,7 @@ fn provinces(period: String, selection: Option<Selection>, metric: &str) -> Rank
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_rankings_are_bounded_whatever_queries_one_caller_opens() {
     let _serial = SERIAL.lock().await;
-    let dir = scratch("live");
-    let tokens = dir.join("tokens.toml");
-    write_tokens(&tokens, &[("reporter-1", "ha-noi", "\"reporter\"")]);
+    let tokens = token_file("live", REPORTER);
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let (aggregate, ingest, ranking) = start_deployment(
         &[
@@ -519,12 +517,7 @@ async fn live_rankings_are_bounded_whatever_queries_one_caller_opens() {
     );
     let mut reporter = IngestServiceClient::new(channel(ingest.addr()));
     reporter
-        .submit_events(with_token(
-            SubmitEventsRequest {
-                events: batch("ha-noi", "seed", 20),
-            },
-            "reporter-1",
-        ))
+        .submit_events(reported("seed", 20))
         .await
         .expect("seeded");
     let client = RankingServiceClient::new(channel(ranking.addr()));
@@ -563,12 +556,7 @@ async fn live_rankings_are_bounded_whatever_queries_one_caller_opens() {
                 tick.tick().await;
                 n += 1;
                 let _ = reporter
-                    .submit_events(with_token(
-                        SubmitEventsRequest {
-                            events: batch("ha-noi", &format!("feed{n}"), 5),
-                        },
-                        "reporter-1",
-                    ))
+                    .submit_events(reported(&format!("feed{n}"), 5))
                     .await;
             }
         })
@@ -726,9 +714,7 @@ fn series(page: &str, name: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_series_come_from_a_closed_set_whatever_paths_are_asked() {
     let _serial = SERIAL.lock().await;
-    let dir = scratch("series");
-    let tokens = dir.join("tokens.toml");
-    write_tokens(&tokens, &[("reporter-1", "ha-noi", "\"reporter\"")]);
+    let tokens = token_file("series", REPORTER);
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let (_aggregate, ingest) =
         start_ingest(&tokens, &[("GOVPULSE_METRICS_LISTEN", metrics.to_string())]);
@@ -762,9 +748,7 @@ async fn metric_series_come_from_a_closed_set_whatever_paths_are_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_refused_calls_writes_few_log_lines_and_is_counted() {
     let _serial = SERIAL.lock().await;
-    let dir = scratch("flood");
-    let tokens = dir.join("tokens.toml");
-    write_tokens(&tokens, &[("reporter-1", "ha-noi", "\"reporter\"")]);
+    let tokens = token_file("flood", REPORTER);
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let (_aggregate, ingest) =
         start_ingest(&tokens, &[("GOVPULSE_METRICS_LISTEN", metrics.to_string())]);
@@ -808,10 +792,8 @@ async fn a_flood_of_refused_calls_writes_few_log_lines_and_is_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_ends_its_open_streams_and_nothing_after_is_counted() {
     let _serial = SERIAL.lock().await;
-    let dir = scratch("revoked");
-    let tokens = dir.join("tokens.toml");
-    write_tokens(
-        &tokens,
+    let tokens = token_file(
+        "revoked",
         &[
             ("reporter-1", "ha-noi", "\"reporter\""),
             ("reader-1", "ha-noi", "\"reader\""),

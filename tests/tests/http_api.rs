@@ -3,11 +3,11 @@
 //! over gRPC; every read route answers JSON and CSV; the live ranking streams as
 //! Server-Sent Events and resumes from `Last-Event-ID`; a gRPC-Web call framed by hand.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use govpulse_e2e::{
     Deployment, Spawned, credential_for,
-    http::{EventStream, find_by, get, open_events, post_json},
+    http::{Answer, EventStream, find_by, get, open_events, post_json},
     local0,
     pki::{Pki, write_pem},
     scratch, two_days_ago_noon,
@@ -73,6 +73,17 @@ fn tokens(name: &str, credentials: &[(&str, &str)]) -> (PathBuf, Vec<String>) {
     let path = scratch(name).join("tokens.toml");
     std::fs::write(&path, text).expect("tokens");
     (path, issued)
+}
+
+/// `body` posted as JSON to `/api/v1/events` at `ingest` with the header `authorization`.
+async fn post_events(ingest: SocketAddr, authorization: &str, body: &str) -> Answer {
+    post_json(
+        ingest,
+        "/api/v1/events",
+        &[("authorization", authorization)],
+        body,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -229,31 +240,13 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
     let anonymous = post_json(ingest, "/api/v1/events", &[], &two("a", "phu-tho")).await;
     assert_eq!(anonymous.status, 401, "{}", anonymous.text());
     assert_eq!(anonymous.json()["code"], "UNAUTHENTICATED");
-    let unknown = post_json(
-        ingest,
-        "/api/v1/events",
-        &[("authorization", "Bearer not-a-token")],
-        &two("a", "phu-tho"),
-    )
-    .await;
+    let unknown = post_events(ingest, "Bearer not-a-token", &two("a", "phu-tho")).await;
     assert_eq!(unknown.status, 401);
-    let no_role = post_json(
-        ingest,
-        "/api/v1/events",
-        &[("authorization", &reader)],
-        &two("a", "phu-tho"),
-    )
-    .await;
+    let no_role = post_events(ingest, &reader, &two("a", "phu-tho")).await;
     assert_eq!(no_role.status, 403);
     assert_eq!(no_role.json()["code"], "PERMISSION_DENIED");
 
-    let other = post_json(
-        ingest,
-        "/api/v1/events",
-        &[("authorization", &reporter)],
-        &two("b", "ha-noi"),
-    )
-    .await;
+    let other = post_events(ingest, &reporter, &two("b", "ha-noi")).await;
     assert_eq!(other.status, 200, "{}", other.text());
     let other = other.json();
     assert_eq!(other["rejected"], 2);
@@ -266,13 +259,7 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
     );
 
     // The bucket (burst 2) was emptied by the refused batch above; the next waits ~2 s.
-    let limited = post_json(
-        ingest,
-        "/api/v1/events",
-        &[("authorization", &reporter)],
-        &two("c", "phu-tho"),
-    )
-    .await;
+    let limited = post_events(ingest, &reporter, &two("c", "phu-tho")).await;
     assert_eq!(limited.status, 429, "{}", limited.text());
     let seconds: u64 = limited
         .header("retry-after")
@@ -293,13 +280,7 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
     // Not a wait for an event: waiting as long as Retry-After says is what a caller is
     // promised to be enough, and that promise is under test.
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let later = post_json(
-        ingest,
-        "/api/v1/events",
-        &[("authorization", &reporter)],
-        &two("c", "phu-tho"),
-    )
-    .await;
+    let later = post_events(ingest, &reporter, &two("c", "phu-tho")).await;
     assert_eq!(later.status, 200, "{}", later.text());
     assert_eq!(later.json()["accepted"], 2);
 
