@@ -159,93 +159,10 @@ impl AggregateApi {
             self.apply_encoded(request.into_inner()).await?,
         ))
     }
-}
 
-#[tonic::async_trait]
-impl AggregateService for AggregateApi {
-    // The service's route serves this rpc with `apply_events_encoded`; this is the generated
-    // server's entry, for a server built without that route.
-    async fn apply_events(
-        &self,
-        request: Request<ApplyEventsRequest>,
-    ) -> Result<Response<ApplyEventsResponse>, Status> {
-        Ok(Response::new(self.apply(request.into_inner()).await?))
-    }
-
-    async fn get_metrics(
-        &self,
-        request: Request<GetMetricsRequest>,
-    ) -> Result<Response<GetMetricsResponse>, Status> {
-        Ok(Response::new(self.metrics(request.into_inner()).await?))
-    }
-
-    async fn get_block_metrics(
-        &self,
-        request: Request<GetBlockMetricsRequest>,
-    ) -> Result<Response<GetBlockMetricsResponse>, Status> {
-        Ok(Response::new(
-            self.block_metrics(request.into_inner()).await?,
-        ))
-    }
-
-    async fn get_procedure_metrics(
-        &self,
-        request: Request<GetProcedureMetricsRequest>,
-    ) -> Result<Response<GetProcedureMetricsResponse>, Status> {
-        Ok(Response::new(
-            self.procedure_metrics(request.into_inner()).await?,
-        ))
-    }
-
-    async fn get_block_snapshot(
-        &self,
-        request: Request<GetBlockSnapshotRequest>,
-    ) -> Result<Response<GetBlockSnapshotResponse>, Status> {
-        Ok(Response::new(
-            self.block_snapshot(request.into_inner()).await?,
-        ))
-    }
-
-    async fn apply_assessed_scores(
-        &self,
-        request: Request<ApplyAssessedScoresRequest>,
-    ) -> Result<Response<ApplyAssessedScoresResponse>, Status> {
-        Ok(Response::new(
-            self.apply_assessed(request.into_inner()).await?,
-        ))
-    }
-
-    async fn keep_publication(
-        &self,
-        request: Request<KeepPublicationRequest>,
-    ) -> Result<Response<KeepPublicationResponse>, Status> {
-        Ok(Response::new(self.keep(request.into_inner()).await?))
-    }
-
-    async fn get_kept_publication(
-        &self,
-        request: Request<GetKeptPublicationRequest>,
-    ) -> Result<Response<GetKeptPublicationResponse>, Status> {
-        Ok(Response::new(
-            self.kept_publication(request.into_inner()).await?,
-        ))
-    }
-
-    async fn list_kept_publications(
-        &self,
-        request: Request<ListKeptPublicationsRequest>,
-    ) -> Result<Response<ListKeptPublicationsResponse>, Status> {
-        Ok(Response::new(
-            self.kept_publications(request.into_inner()).await?,
-        ))
-    }
-
-    type WatchChangesStream = ChangeStream;
-
-    async fn watch_changes(
-        &self,
-        _request: Request<WatchChangesRequest>,
-    ) -> Result<Response<ChangeStream>, Status> {
+    /// WatchChanges' stream: every change notice from now on (an empty one, "anything may
+    /// have changed", where the subscriber fell behind), until the service stops.
+    fn change_stream(&self) -> ChangeStream {
         debug!("change subscriber joined");
         let subscriber = govpulse_runtime::prometheus::Subscriber::open("changes");
         let notices = BroadcastStream::new(self.changes.subscribe()).map(move |notice| {
@@ -259,8 +176,54 @@ impl AggregateService for AggregateApi {
             Err(BroadcastStreamRecvError::Lagged(_)) => Ok(WatchChangesResponse::default()),
         });
         let stopping = self.stopping.clone();
-        let stream =
-            futures::StreamExt::take_until(notices, async move { stopping.cancelled().await });
-        Ok(Response::new(Box::pin(stream)))
+        Box::pin(futures::StreamExt::take_until(notices, async move {
+            stopping.cancelled().await
+        }))
     }
+}
+
+/// Implements the generated `AggregateService`: each rpc listed answers with the method of
+/// [`AggregateApi`] named beside it, given the request's message (its error mapped to a
+/// status by [`crate::Error`]'s conversion); WatchChanges with [`AggregateApi::change_stream`].
+macro_rules! aggregate_service {
+    ($($rpc:ident($request:ty) -> $response:ty = $method:ident;)*) => {
+        #[tonic::async_trait]
+        impl AggregateService for AggregateApi {
+            $(
+                async fn $rpc(
+                    &self,
+                    request: Request<$request>,
+                ) -> Result<Response<$response>, Status> {
+                    Ok(Response::new(self.$method(request.into_inner()).await?))
+                }
+            )*
+
+            type WatchChangesStream = ChangeStream;
+
+            async fn watch_changes(
+                &self,
+                _request: Request<WatchChangesRequest>,
+            ) -> Result<Response<ChangeStream>, Status> {
+                Ok(Response::new(self.change_stream()))
+            }
+        }
+    };
+}
+
+aggregate_service! {
+    // The service's route serves this rpc with `apply_events_encoded`; this is the generated
+    // server's entry, for a server built without that route.
+    apply_events(ApplyEventsRequest) -> ApplyEventsResponse = apply;
+    get_metrics(GetMetricsRequest) -> GetMetricsResponse = metrics;
+    get_block_metrics(GetBlockMetricsRequest) -> GetBlockMetricsResponse = block_metrics;
+    get_procedure_metrics(GetProcedureMetricsRequest) -> GetProcedureMetricsResponse =
+        procedure_metrics;
+    get_block_snapshot(GetBlockSnapshotRequest) -> GetBlockSnapshotResponse = block_snapshot;
+    apply_assessed_scores(ApplyAssessedScoresRequest) -> ApplyAssessedScoresResponse =
+        apply_assessed;
+    keep_publication(KeepPublicationRequest) -> KeepPublicationResponse = keep;
+    get_kept_publication(GetKeptPublicationRequest) -> GetKeptPublicationResponse =
+        kept_publication;
+    list_kept_publications(ListKeptPublicationsRequest) -> ListKeptPublicationsResponse =
+        kept_publications;
 }
