@@ -45,6 +45,23 @@ async fn measured<T>(
     result
 }
 
+/// The store call `call`, named `op`, [`measured`] in a span `store.<op>` holding `fields`
+/// (and the error, recorded when the call fails).
+macro_rules! traced {
+    ($op:literal, $call:expr $(, $($field:tt)+)?) => {
+        measured(
+            $op,
+            info_span!(
+                concat!("store.", $op),
+                $($($field)+,)?
+                error = tracing::field::Empty
+            ),
+            $call,
+        )
+        .await
+    };
+}
+
 #[async_trait]
 impl CounterStore for Instrumented {
     async fn apply_with_rejected(
@@ -53,18 +70,12 @@ impl CounterStore for Instrumented {
         rejected: &[RejectedWrite],
     ) -> Result<Vec<Applied>, StoreError> {
         // Named `apply` as before rejections were counted with the batch: one series.
-        let span = info_span!(
-            "store.apply",
-            events = events.len(),
-            rejected_agencies = rejected.len(),
-            error = tracing::field::Empty
-        );
-        measured(
+        traced!(
             "apply",
-            span,
             self.inner.apply_with_rejected(events, rejected),
+            events = events.len(),
+            rejected_agencies = rejected.len()
         )
-        .await
     }
 
     async fn read(
@@ -73,15 +84,14 @@ impl CounterStore for Instrumented {
         buckets: &[Bucket],
         needs: &Needs,
     ) -> Result<Vec<Counters>, StoreError> {
-        let span = info_span!(
-            "store.read",
+        traced!(
+            "read",
+            self.inner.read(groups, buckets, needs),
             agencies = groups.iter().map(Vec::len).sum::<usize>(),
             buckets = buckets.len(),
             counters = needs.counters.len(),
-            distinct = needs.distinct,
-            error = tracing::field::Empty
-        );
-        measured("read", span, self.inner.read(groups, buckets, needs)).await
+            distinct = needs.distinct
+        )
     }
 
     async fn read_children(
@@ -91,20 +101,14 @@ impl CounterStore for Instrumented {
         buckets: &[Bucket],
         counters: &[Counter],
     ) -> Result<Vec<Counters>, StoreError> {
-        let span = info_span!(
-            "store.read_children",
-            children = children.len(),
-            buckets = buckets.len(),
-            counters = counters.len(),
-            error = tracing::field::Empty
-        );
-        measured(
+        traced!(
             "read_children",
-            span,
             self.inner
                 .read_children(parent, children, buckets, counters),
+            children = children.len(),
+            buckets = buckets.len(),
+            counters = counters.len()
         )
-        .await
     }
 
     async fn read_procedures(
@@ -113,19 +117,13 @@ impl CounterStore for Instrumented {
         buckets: &[Bucket],
         counters: &[Counter],
     ) -> Result<Vec<(ProcedureId, Counters)>, StoreError> {
-        let span = info_span!(
-            "store.read_procedures",
+        traced!(
+            "read_procedures",
+            self.inner.read_procedures(group, buckets, counters),
             agencies = group.len(),
             buckets = buckets.len(),
-            counters = counters.len(),
-            error = tracing::field::Empty
-        );
-        measured(
-            "read_procedures",
-            span,
-            self.inner.read_procedures(group, buckets, counters),
+            counters = counters.len()
         )
-        .await
     }
 
     async fn read_activity(
@@ -133,27 +131,20 @@ impl CounterStore for Instrumented {
         agencies: &[AgencyKey],
         days: &[Date],
     ) -> Result<Vec<Activity>, StoreError> {
-        let span = info_span!(
-            "store.read_activity",
-            agencies = agencies.len(),
-            days = days.len(),
-            error = tracing::field::Empty
-        );
-        measured(
+        traced!(
             "read_activity",
-            span,
             self.inner.read_activity(agencies, days),
+            agencies = agencies.len(),
+            days = days.len()
         )
-        .await
     }
 
     async fn put_assessed(&self, scores: &[AssessedWrite]) -> Result<(), StoreError> {
-        let span = info_span!(
-            "store.put_assessed",
-            scores = scores.len(),
-            error = tracing::field::Empty
-        );
-        measured("put_assessed", span, self.inner.put_assessed(scores)).await
+        traced!(
+            "put_assessed",
+            self.inner.put_assessed(scores),
+            scores = scores.len()
+        )
     }
 
     async fn read_assessed(
@@ -162,18 +153,12 @@ impl CounterStore for Instrumented {
         bucket: Bucket,
         profile: &str,
     ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
-        let span = info_span!(
-            "store.read_assessed",
-            agencies = agencies.len(),
-            profile,
-            error = tracing::field::Empty
-        );
-        measured(
+        traced!(
             "read_assessed",
-            span,
             self.inner.read_assessed(agencies, bucket, profile),
+            agencies = agencies.len(),
+            profile
         )
-        .await
     }
 
     async fn keep_publication(
@@ -183,28 +168,21 @@ impl CounterStore for Instrumented {
         publication: &[u8],
         summary: &[u8],
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let span = info_span!(
-            "store.keep_publication",
-            publication_id = id,
-            bytes = publication.len(),
-            error = tracing::field::Empty
-        );
-        measured(
+        traced!(
             "keep_publication",
-            span,
             self.inner
                 .keep_publication(id, published_at, publication, summary),
+            publication_id = id,
+            bytes = publication.len()
         )
-        .await
     }
 
     async fn publication(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let span = info_span!(
-            "store.publication",
-            publication_id = id,
-            error = tracing::field::Empty
-        );
-        measured("publication", span, self.inner.publication(id)).await
+        traced!(
+            "publication",
+            self.inner.publication(id),
+            publication_id = id
+        )
     }
 
     async fn publications(
@@ -212,27 +190,24 @@ impl CounterStore for Instrumented {
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<Vec<u8>>, usize), StoreError> {
-        let span = info_span!(
-            "store.publications",
+        traced!(
+            "publications",
+            self.inner.publications(offset, limit),
             offset,
-            limit,
-            error = tracing::field::Empty
-        );
-        measured("publications", span, self.inner.publications(offset, limit)).await
+            limit
+        )
     }
 
     async fn publish_change(&self, notice: &ChangeNotice) -> Result<(), StoreError> {
-        let span = info_span!(
-            "store.publish_change",
-            agencies = notice.agencies.len(),
-            error = tracing::field::Empty
-        );
-        measured("publish_change", span, self.inner.publish_change(notice)).await
+        traced!(
+            "publish_change",
+            self.inner.publish_change(notice),
+            agencies = notice.agencies.len()
+        )
     }
 
     // Once per process, at start-up: timed like the others (it waits for Redis to confirm).
     async fn subscribe_changes(&self) -> Result<broadcast::Receiver<ChangeNotice>, StoreError> {
-        let span = info_span!("store.subscribe_changes", error = tracing::field::Empty);
-        measured("subscribe_changes", span, self.inner.subscribe_changes()).await
+        traced!("subscribe_changes", self.inner.subscribe_changes())
     }
 }
