@@ -159,70 +159,43 @@ pub async fn event_ids_are_scoped_by_agency(store: &dyn CounterStore) {
 
 /// An event counts in its day, month, quarter and year, and any period covering it.
 pub async fn events_count_in_every_bucket_of_their_day(store: &dyn CounterStore) {
+    // Resolutions of the Ministry of Finance: id, day, and whether on time.
     let events = [
-        write(
-            "a",
-            &["mof"],
-            date!(2025 - 12 - 31),
-            &[Counter::Resolved, Counter::ResolvedOnTime],
-            None,
-        ),
-        write(
-            "b",
-            &["mof"],
-            date!(2026 - 01 - 01),
-            &[Counter::Resolved],
-            None,
-        ),
-        write(
-            "c",
-            &["mof"],
-            date!(2026 - 02 - 28),
-            &[Counter::Resolved, Counter::ResolvedOnTime],
-            None,
-        ),
-        write(
-            "d",
-            &["mof"],
-            date!(2026 - 07 - 01),
-            &[Counter::Resolved],
-            None,
-        ),
-    ];
+        ("a", date!(2025 - 12 - 31), true),
+        ("b", date!(2026 - 01 - 01), false),
+        ("c", date!(2026 - 02 - 28), true),
+        ("d", date!(2026 - 07 - 01), false),
+    ]
+    .map(|(id, day, on_time)| {
+        let counters: &[Counter] = if on_time {
+            &[Counter::Resolved, Counter::ResolvedOnTime]
+        } else {
+            &[Counter::Resolved]
+        };
+        write(id, &["mof"], day, counters, None)
+    });
     store.apply(&events).await.expect("apply");
-    let resolved = |c: Counters| (c.get(Counter::Resolved), c.get(Counter::ResolvedOnTime));
-    assert_eq!(
-        resolved(read_one(store, "mof", "mof", "2025-12-31").await),
-        (1, 1)
-    );
-    assert_eq!(
-        resolved(read_one(store, "mof", "mof", "2025").await),
-        (1, 1)
-    );
-    assert_eq!(
-        resolved(read_one(store, "mof", "mof", "2026").await),
-        (3, 1)
-    );
-    assert_eq!(
-        resolved(read_one(store, "mof", "mof", "2026-Q1").await),
-        (2, 1)
-    );
-    assert_eq!(
-        resolved(read_one(store, "mof", "mof", "2026-02").await),
-        (1, 1)
-    );
-    assert_eq!(
-        resolved(read_one(store, "mof", "mof", "2025-12-31..2026-07-01").await),
-        (4, 2)
-    );
-    assert_eq!(
-        resolved(read_one(store, "mof", "mof", "2026-01-02..2026-06-30").await),
-        (1, 1)
-    );
-    assert_eq!(
-        resolved(read_one(store, "mof", "mof", "2027").await),
-        (0, 0)
-    );
+    // (period, (resolved, resolved on time)) counted for the Ministry of Finance.
+    for (period, expected) in [
+        ("2025-12-31", (1, 1)),
+        ("2025", (1, 1)),
+        ("2026", (3, 1)),
+        ("2026-Q1", (2, 1)),
+        ("2026-02", (1, 1)),
+        ("2025-12-31..2026-07-01", (4, 2)),
+        ("2026-01-02..2026-06-30", (1, 1)),
+        ("2027", (0, 0)),
+    ] {
+        let counters = read_one(store, "mof", "mof", period).await;
+        assert_eq!(
+            (
+                counters.get(Counter::Resolved),
+                counters.get(Counter::ResolvedOnTime)
+            ),
+            expected,
+            "{period}"
+        );
+    }
 }
 
 /// An event of a unit counts for the unit and every ancestor, not for siblings.
