@@ -49,6 +49,17 @@ pub fn two_days_ago_noon() -> OffsetDateTime {
         .assume_offset(vietnam)
 }
 
+/// Two hours ago, and its day in Vietnam (`2026-05-04`, the period of that day's figures).
+pub fn two_hours_ago() -> (OffsetDateTime, String) {
+    let at = OffsetDateTime::now_utc() - time::Duration::hours(2);
+    (at, govpulse_core::period::vietnam_day(at).to_string())
+}
+
+/// A ranked line as tests compare them: (agency or procedure id, rank, `numerator/denominator`).
+pub fn ranked(id: &str, rank: u32, fraction: &str) -> (String, u32, String) {
+    (id.to_owned(), rank, fraction.to_owned())
+}
+
 /// One running service: its address and how to stop it.
 #[derive(Debug)]
 struct Running {
@@ -354,6 +365,21 @@ impl Deployment {
         let mut deployment = Self::start_with(&redis, prefix, options).await;
         deployment.own_redis = Some(redis);
         deployment
+    }
+
+    /// [`Deployment::start_alone`] with the catalog `write_catalog` writes into the scratch
+    /// folder `prefix` (see [`scratch`]), otherwise the default [`Options`]: that folder, to
+    /// remove when done, and the deployment.
+    pub async fn start_alone_with_catalog(
+        prefix: &str,
+        write_catalog: impl FnOnce(&Path) -> PathBuf,
+    ) -> (PathBuf, Deployment) {
+        let dir = scratch(prefix);
+        let options = Options {
+            catalog_dir: Some(write_catalog(&dir)),
+            ..Options::default()
+        };
+        (dir, Self::start_alone_with(prefix, options).await)
     }
 
     /// Starts the three services with `options`.

@@ -4,13 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use govpulse_e2e::{Deployment, Options, catalog_with, received, scratch};
+use govpulse_e2e::{Deployment, catalog_with, ranked, received, two_hours_ago};
 use govpulse_proto::{
     catalog::Block,
     ingest::SubmitEventsRequest,
     ranking::{RankingQuery, watch_ranking_response},
 };
-use time::{Duration, OffsetDateTime};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -64,14 +63,8 @@ fn rows(rows: &[govpulse_proto::ranking::RankingRow]) -> Vec<(String, u32, Strin
 
 #[tokio::test]
 async fn departments_are_ranked_among_their_siblings_live_and_on_request() {
-    let dir = scratch("children");
-    let options = Options {
-        catalog_dir: Some(write_catalog(&dir)),
-        ..Options::default()
-    };
-    let deployment = Deployment::start_alone_with("children", options).await;
-    let at = OffsetDateTime::now_utc() - Duration::hours(2);
-    let day = govpulse_core::period::vietnam_day(at).to_string();
+    let (dir, deployment) = Deployment::start_alone_with_catalog("children", write_catalog).await;
+    let (at, day) = two_hours_ago();
     // d1 2 of 2 online, one of them through its commune (a commune counts for its
     // department); d2 1 of 2; d3 1 of 2 (tied with d2); Hà Nội's own and Hải Phòng's
     // events are not children of Hà Nội.
@@ -88,29 +81,27 @@ async fn departments_are_ranked_among_their_siblings_live_and_on_request() {
     let reply = deployment.submit(events).await;
     assert_eq!(reply.accepted, 8, "{reply:?}");
 
-    let ranking = deployment
-        .get_ranking(children_of("ha-noi", &day))
-        .await
-        .expect("a ranking of Hà Nội's departments");
+    // The ranking of `parent`'s children, `what` naming it when it fails.
+    let children = async |parent: &str, what: &str| {
+        deployment
+            .get_ranking(children_of(parent, &day))
+            .await
+            .expect(what)
+    };
+    let ranking = children("ha-noi", "a ranking of Hà Nội's departments").await;
     assert_eq!(
         rows(&ranking.rows),
         [
-            ("ha-noi.d1".to_owned(), 1, "2/2".to_owned()),
-            ("ha-noi.d2".to_owned(), 2, "1/2".to_owned()),
-            ("ha-noi.d3".to_owned(), 2, "1/2".to_owned()),
+            ranked("ha-noi.d1", 1, "2/2"),
+            ranked("ha-noi.d2", 2, "1/2"),
+            ranked("ha-noi.d3", 2, "1/2"),
         ]
     );
     assert_eq!(ranking.ranked_count, 3);
 
     // One level down: the department's communes.
-    let communes = deployment
-        .get_ranking(children_of("ha-noi.d1", &day))
-        .await
-        .expect("a ranking of the department's communes");
-    assert_eq!(
-        rows(&communes.rows),
-        [("ha-noi.d1.c1".to_owned(), 1, "1/1".to_owned())]
-    );
+    let communes = children("ha-noi.d1", "a ranking of the department's communes").await;
+    assert_eq!(rows(&communes.rows), [ranked("ha-noi.d1.c1", 1, "1/1")]);
 
     // Live: a new online dossier of d3 moves it above d2.
     let mut stream = deployment.watch_ranking(children_of("ha-noi", &day)).await;

@@ -5,11 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use govpulse_e2e::{Deployment, Options, catalog_with, received, scratch};
-use govpulse_proto::aggregate::{
-    GetMetricsRequest, GetProcedureMetricsRequest, GetProcedureMetricsResponse,
-};
-use time::{Duration, OffsetDateTime};
+use govpulse_e2e::{Deployment, catalog_with, ranked, received, two_hours_ago};
+use govpulse_proto::aggregate::{GetMetricsRequest, GetProcedureMetricsRequest};
 use tonic::Code;
 
 /// The shipped provinces and ministries, one department of Hà Nội, and two procedures of Hà
@@ -38,20 +35,10 @@ fn lines(lines: &[govpulse_proto::aggregate::ProcedureMetric]) -> Vec<(String, u
         .collect()
 }
 
-fn line(procedure: &str, rank: u32, fraction: &str) -> (String, u32, String) {
-    (procedure.to_owned(), rank, fraction.to_owned())
-}
-
 #[tokio::test]
 async fn procedures_of_a_province_and_its_department_add_up_to_their_figures() {
-    let dir = scratch("procedures");
-    let options = Options {
-        catalog_dir: Some(write_catalog(&dir)),
-        ..Options::default()
-    };
-    let deployment = Deployment::start_alone_with("procedures", options).await;
-    let at = OffsetDateTime::now_utc() - Duration::hours(2);
-    let day = govpulse_core::period::vietnam_day(at).to_string();
+    let (dir, deployment) = Deployment::start_alone_with_catalog("procedures", write_catalog).await;
+    let (at, day) = two_hours_ago();
     let of = |mut event: govpulse_proto::event::DossierEvent, procedure: &str| {
         event.procedure_id = procedure.to_owned();
         event
@@ -75,24 +62,31 @@ async fn procedures_of_a_province_and_its_department_add_up_to_their_figures() {
         top,
     };
     let mut ranking = deployment.ranking();
-    let drill = |response: tonic::Response<GetProcedureMetricsResponse>| response.into_inner();
-    // The province: its own dossiers and its department's.
-    let province = drill(
+    // One drill-down, `what` naming it when it fails.
+    let drill = async |agency: &str, metric: &str, top: u32, what: &str| {
         ranking
-            .get_procedure_metrics(ask("ha-noi", "online-dossier-rate", 1))
+            .clone()
+            .get_procedure_metrics(ask(agency, metric, top))
             .await
-            .expect("Hà Nội's procedures"),
-    );
+            .expect(what)
+            .into_inner()
+    };
+    // The province: its own dossiers and its department's.
+    let province = drill("ha-noi", "online-dossier-rate", 1, "Hà Nội's procedures").await;
     assert_eq!(
         lines(&province.procedures),
-        [line("ha-noi.p01", 1, "2/3"), line("ha-noi.p02", 2, "1/2")]
+        [
+            ranked("ha-noi.p01", 1, "2/3"),
+            ranked("ha-noi.p02", 2, "1/2")
+        ]
     );
-    assert_eq!(lines(&province.best), [line("ha-noi.p01", 1, "2/3")]);
-    assert_eq!(lines(&province.worst), [line("ha-noi.p02", 2, "1/2")]);
+    assert_eq!(lines(&province.best), [ranked("ha-noi.p01", 1, "2/3")]);
+    assert_eq!(lines(&province.worst), [ranked("ha-noi.p02", 2, "1/2")]);
     assert_eq!(province.procedures[0].procedure_name, "Đăng ký khai sinh");
     assert!(province.no_data.is_empty());
     // Its procedures add up to its own figures.
     let metrics = ranking
+        .clone()
         .get_metrics(GetMetricsRequest {
             agency_id: "ha-noi".to_owned(),
             period: day.clone(),
@@ -113,26 +107,34 @@ async fn procedures_of_a_province_and_its_department_add_up_to_their_figures() {
 
     // The department alone; its desk dossier is its worst.
     let department = drill(
-        ranking
-            .get_procedure_metrics(ask("ha-noi.d1", "online-dossier-rate", 0))
-            .await
-            .expect("the department's procedures"),
-    );
+        "ha-noi.d1",
+        "online-dossier-rate",
+        0,
+        "the department's procedures",
+    )
+    .await;
     assert_eq!(
         lines(&department.procedures),
-        [line("ha-noi.p01", 1, "2/2"), line("ha-noi.p02", 2, "0/1")]
+        [
+            ranked("ha-noi.p01", 1, "2/2"),
+            ranked("ha-noi.p02", 2, "0/1")
+        ]
     );
     // No feedback was given: every procedure is without data for satisfaction.
     let satisfaction = drill(
-        ranking
-            .get_procedure_metrics(ask("ha-noi.d1", "satisfaction-rate", 0))
-            .await
-            .expect("the department's satisfaction per procedure"),
-    );
+        "ha-noi.d1",
+        "satisfaction-rate",
+        0,
+        "the department's satisfaction per procedure",
+    )
+    .await;
     assert!(satisfaction.procedures.is_empty());
     assert_eq!(
         lines(&satisfaction.no_data),
-        [line("ha-noi.p01", 0, "0/0"), line("ha-noi.p02", 0, "0/0")]
+        [
+            ranked("ha-noi.p01", 0, "0/0"),
+            ranked("ha-noi.p02", 0, "0/0")
+        ]
     );
 
     // Refused, naming the field and why.
