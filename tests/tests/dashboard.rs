@@ -26,6 +26,8 @@
 //! browser asks, the test publishes the same ranking again: the live ranking, without a
 //! reload, names the new publication and marks nothing revised.
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
     process::{ExitStatus, Stdio},
@@ -33,7 +35,6 @@ use std::{
     time::Duration,
 };
 
-use govpulse::loadgen::{self, LoadConfig, Mode, Progress};
 use govpulse_e2e::{
     Deployment, Options, RedisServer, http, provinces_by_online_rate, received, ts,
 };
@@ -642,25 +643,7 @@ async fn dashboard_shows_the_live_ranking_and_an_agency_in_a_browser() {
     let stop = CancellationToken::new();
     let country =
         Arc::new(govpulse_runtime::catalog_files::load(Some(&catalog)).expect("test catalog"));
-    let ingest =
-        tonic::transport::Endpoint::from_shared(format!("http://{}", deployment.ingest_addr()))
-            .expect("ingest url")
-            .connect_lazy();
-    let load = tokio::spawn(loadgen::run(
-        ingest,
-        country.clone(),
-        LoadConfig {
-            mode: Mode::Batch,
-            rate: Some(200.0),
-            duration: Duration::from_secs(600),
-            batch_size: 20,
-            connections: 2,
-            drain: Duration::from_secs(1),
-            ..LoadConfig::default()
-        },
-        Arc::new(Progress::default()),
-        stop.clone(),
-    ));
+    let load = common::background_load(&deployment, country.clone(), 200.0, 20, stop.clone());
     let units = units_report(&deployment, stop.clone());
     let browse = async {
         until_ranked(&deployment).await;

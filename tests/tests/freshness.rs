@@ -1,12 +1,11 @@
 //! The freshness probe of `govpulse loadgen --freshness`: under load, every probe's event
 //! reaches a WatchRanking subscriber, and the probe reports how long that took.
 
+mod common;
+
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use govpulse::{
-    freshness::{self, ProbeConfig},
-    loadgen::{self, LoadConfig, Mode, Progress},
-};
+use govpulse::freshness::{self, ProbeConfig};
 use govpulse_e2e::{Deployment, lazy, provinces_by_online_rate, rows_of};
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
@@ -17,21 +16,7 @@ async fn every_probe_reaches_the_stream_under_load() {
     let deployment = Deployment::start_alone("freshness").await;
     let catalog = Arc::new(govpulse_runtime::catalog_files::built_in().expect("built-in catalog"));
     let stop = CancellationToken::new();
-    let load = tokio::spawn(loadgen::run(
-        lazy(deployment.ingest_addr()),
-        catalog.clone(),
-        LoadConfig {
-            mode: Mode::Batch,
-            rate: Some(2_000.0),
-            duration: Duration::from_secs(600),
-            batch_size: 100,
-            connections: 2,
-            drain: Duration::from_secs(1),
-            ..LoadConfig::default()
-        },
-        Arc::new(Progress::default()),
-        stop.clone(),
-    ));
+    let load = common::background_load(&deployment, catalog.clone(), 2_000.0, 100, stop.clone());
     // Only the probe writes to the day it probes (the load dates its events now): each of
     // its events shows here as one more dossier received in a province's row.
     let day = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc())
