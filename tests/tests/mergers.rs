@@ -31,13 +31,19 @@ fn metric_fraction(response: &GetMetricsResponse) -> Option<(u64, u64)> {
     fraction(response.metrics[0].rate.as_ref())
 }
 
-#[tokio::test]
-async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
+/// A deployment of its own accepting events up to 1,500 days old: from before the mergers
+/// of 2025 until today.
+async fn start_with_old_events(prefix: &str) -> Deployment {
     let options = Options {
         horizon_days: Some(1500),
         ..Options::default()
     };
-    let deployment = Deployment::start_alone_with("mergers", options).await;
+    Deployment::start_alone_with(prefix, options).await
+}
+
+#[tokio::test]
+async fn a_merged_province_answers_with_the_sums_of_its_predecessors() {
+    let deployment = start_with_old_events("mergers").await;
     let before = at(date!(2024 - 11 - 15));
     let after = at(date!(2025 - 11 - 15));
     let mut events = Vec::new();
@@ -150,11 +156,7 @@ async fn block_on_time(deployment: &Deployment, period: &str, agency: &str) -> O
 
 #[tokio::test]
 async fn a_merged_province_inherits_the_dossiers_its_predecessors_left_open_past_due() {
-    let options = Options {
-        horizon_days: Some(1500),
-        ..Options::default()
-    };
-    let deployment = Deployment::start_alone_with("merged-backlog", options).await;
+    let deployment = start_with_old_events("merged-backlog").await;
     let with_due = |id: &str, agency: &str, due: OffsetDateTime| {
         let mut event = received(id, agency, at(date!(2025 - 05 - 10)), true);
         event.dossier_id = id.to_owned();
