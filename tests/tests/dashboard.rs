@@ -284,6 +284,11 @@ fn publication_request(id: &str, title: &str, period: &str) -> String {
     .to_string()
 }
 
+/// `body` published on `deployment`'s ranking, anonymously (`POST /api/v1/publications`).
+async fn publish(deployment: &Deployment, body: &str) -> http::Answer {
+    http::post_json(deployment.ranking_addr(), "/api/v1/publications", &[], body).await
+}
+
 /// Publishes last month's ranking of the provinces by online dossier rate on `deployment`
 /// (`PUBLISHED` having reported that month; anonymously, as a development server allows), then
 /// last month's report of the same metric for the nation (`catalog`'s ministries and
@@ -309,23 +314,11 @@ async fn publish_then_revise(
     deployment.accept_all(events).await;
     let title = format!("Tỷ lệ hồ sơ trực tuyến {period}");
     let body = publication_request(PUBLICATION, &title, &period);
-    let published = http::post_json(
-        deployment.ranking_addr(),
-        "/api/v1/publications",
-        &[],
-        &body,
-    )
-    .await;
+    let published = publish(deployment, &body).await;
     assert_eq!(published.status, 201, "{}", published.text());
     let publication = &published.json()["publication"];
     assert_eq!(publication["publishedBy"], "anonymous", "{publication}");
-    let again = http::post_json(
-        deployment.ranking_addr(),
-        "/api/v1/publications",
-        &[],
-        &body,
-    )
-    .await;
+    let again = publish(deployment, &body).await;
     assert_eq!(
         again.status,
         200,
@@ -340,13 +333,7 @@ async fn publish_then_revise(
         .expect("the month's last day");
     let report_title = format!("Báo cáo hồ sơ trực tuyến theo cơ quan {period}");
     let report = report_expected(catalog, (&report_title, &period, &day, last_day));
-    let published = http::post_json(
-        deployment.ranking_addr(),
-        "/api/v1/publications",
-        &[],
-        &report_request(&report_title, &period),
-    )
-    .await;
+    let published = publish(deployment, &report_request(&report_title, &period)).await;
     assert_eq!(published.status, 201, "{}", published.text());
     let kept = &published.json()["publication"];
     assert_eq!(kept["publishedBy"], "anonymous", "{kept}");
@@ -561,39 +548,24 @@ async fn follow(
     });
     let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
     let mut stdout = String::new();
+    // One online reception of `agency`, now, on the quiet deployment.
+    let report = async |id: &str, agency: &str| {
+        let event = received(id, agency.trim(), OffsetDateTime::now_utc(), true);
+        quiet.accept_all(vec![event]).await;
+    };
     while let Some(line) = lines.next_line().await.expect("the browser test's output") {
         if let Some(agency) = line.strip_prefix(READY) {
-            quiet
-                .accept_all(vec![received(
-                    "silent-1",
-                    agency.trim(),
-                    OffsetDateTime::now_utc(),
-                    true,
-                )])
-                .await;
+            report("silent-1", agency).await;
         }
         if line.trim() == REFUSE {
             refused_rules(rules);
         }
         if line.trim() == REPUBLISH {
-            let again = http::post_json(
-                loaded.ranking_addr(),
-                "/api/v1/publications",
-                &[],
-                republish,
-            )
-            .await;
+            let again = publish(loaded, republish).await;
             assert_eq!(again.status, 201, "published again: {}", again.text());
         }
         if let Some(agency) = line.strip_prefix(REPORT_AGAIN) {
-            quiet
-                .accept_all(vec![received(
-                    "silent-2",
-                    agency.trim(),
-                    OffsetDateTime::now_utc(),
-                    true,
-                )])
-                .await;
+            report("silent-2", agency).await;
         }
         stdout.push_str(&line);
         stdout.push('\n');
