@@ -5,13 +5,13 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use govpulse_e2e::{
     catalog_with, credential_for, local0,
     pki::{Pem, Pki, write_pem},
-    received, scratch, statuses, two_days_ago_noon, with_token,
+    received, scratch, statuses, two_days_ago_noon, with_token, write_ahead,
 };
 use govpulse_edge::{auth::token_hash, host::HostArgs};
 use govpulse_proto::{
@@ -20,7 +20,7 @@ use govpulse_proto::{
     event::{DossierEvent, OutcomeStatus},
     ingest::{
         ReportAssessedScoresRequest, StreamEventsRequest, SubmitEventsRequest,
-        ingest_service_client::IngestServiceClient,
+        SubmitEventsResponse, ingest_service_client::IngestServiceClient,
     },
     ranking::{
         GetRankingRequest, PublishRequest, RankingQuery,
@@ -138,6 +138,22 @@ async fn start_edge_with_tokens(
 impl Edge {
     fn ingest(&self) -> IngestServiceClient<Channel> {
         IngestServiceClient::new(plain(self.ingest))
+    }
+
+    /// One online reception `id` of `agency` at `at`, submitted with the bearer `token`.
+    async fn report_online(
+        &self,
+        id: &str,
+        agency: &str,
+        at: OffsetDateTime,
+        token: &str,
+    ) -> Result<tonic::Response<SubmitEventsResponse>, Status> {
+        self.ingest()
+            .submit_events(with_token(
+                batch(vec![received(id, agency, at, true)]),
+                token,
+            ))
+            .await
     }
 
     /// Dossiers received by `agency` on `at`'s day, as aggregate counted them.
@@ -268,37 +284,23 @@ async fn a_token_removed_from_the_file_is_refused_without_a_restart() {
     .await;
     let at = two_days_ago_noon();
     let first = edge
-        .ingest()
-        .submit_events(with_token(
-            batch(vec![received("r1", "ha-noi", at, true)]),
-            "revoked",
-        ))
+        .report_online("r1", "ha-noi", at, "revoked")
         .await
         .expect("valid before revocation");
     assert_eq!(first.into_inner().accepted, 1);
 
-    std::fs::write(
-        &tokens,
-        credential("kept", "hai-phong", "\"reporter\"", None),
-    )
-    .expect("revoke");
     // Modification times can be coarse: make sure the new one differs.
-    std::fs::File::options()
-        .write(true)
-        .open(&tokens)
-        .expect("open")
-        .set_modified(SystemTime::now() + Duration::from_secs(10))
-        .expect("mtime");
+    write_ahead(
+        &tokens,
+        &credential("kept", "hai-phong", "\"reporter\"", None),
+        10,
+    );
 
     let revoked = tokio::time::timeout(Duration::from_secs(10), async {
         let mut n = 2;
         loop {
             let result = edge
-                .ingest()
-                .submit_events(with_token(
-                    batch(vec![received(&format!("r{n}"), "ha-noi", at, true)]),
-                    "revoked",
-                ))
+                .report_online(&format!("r{n}"), "ha-noi", at, "revoked")
                 .await;
             match result {
                 Err(status) => return status,
@@ -311,14 +313,7 @@ async fn a_token_removed_from_the_file_is_refused_without_a_restart() {
     .expect("refused once the file is re-read");
     assert_eq!(revoked.code(), Code::Unauthenticated);
     let counted = edge.received("ha-noi", at).await;
-    let refused_now = refused(
-        edge.ingest()
-            .submit_events(with_token(
-                batch(vec![received("after", "ha-noi", at, true)]),
-                "revoked",
-            ))
-            .await,
-    );
+    let refused_now = refused(edge.report_online("after", "ha-noi", at, "revoked").await);
     assert_eq!(refused_now.code(), Code::Unauthenticated);
     assert_eq!(
         edge.received("ha-noi", at).await,
@@ -326,11 +321,7 @@ async fn a_token_removed_from_the_file_is_refused_without_a_restart() {
         "a revoked token counts nothing"
     );
     let kept = edge
-        .ingest()
-        .submit_events(with_token(
-            batch(vec![received("k1", "hai-phong", at, true)]),
-            "kept",
-        ))
+        .report_online("k1", "hai-phong", at, "kept")
         .await
         .expect("the other token still works");
     assert_eq!(kept.into_inner().accepted, 1);
@@ -376,11 +367,7 @@ async fn an_agency_reports_for_itself_and_its_units_but_never_for_a_sibling() {
     assert_eq!(edge.received("ha-noi.dept-01", at).await, 1);
 
     let response = edge
-        .ingest()
-        .submit_events(with_token(
-            batch(vec![received("up", "ha-noi", at, true)]),
-            "unit-token",
-        ))
+        .report_online("up", "ha-noi", at, "unit-token")
         .await
         .expect("answered")
         .into_inner();
@@ -391,11 +378,7 @@ async fn an_agency_reports_for_itself_and_its_units_but_never_for_a_sibling() {
     );
 
     let reader = refused(
-        edge.ingest()
-            .submit_events(with_token(
-                batch(vec![received("read", "ha-noi", at, true)]),
-                "reader-token",
-            ))
+        edge.report_online("read", "ha-noi", at, "reader-token")
             .await,
     );
     assert_eq!(reader.code(), Code::PermissionDenied);

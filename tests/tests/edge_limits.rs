@@ -16,7 +16,7 @@ use govpulse_e2e::{
     credential_for,
     processes::{ServiceProcess, free_port},
     prometheus::scrape,
-    received, scratch, two_days_ago_noon, with_token,
+    received, scratch, two_days_ago_noon, with_token, write_ahead,
 };
 use govpulse_edge::auth::token_hash;
 use govpulse_proto::{
@@ -47,14 +47,8 @@ fn write_tokens(path: &Path, credentials: &[(&str, &str, &str)]) {
         .iter()
         .map(|(token, agency, roles)| credential_for(&token_hash(token), agency, roles))
         .collect();
-    std::fs::write(path, text).expect("token file");
     // A later modification time than the file's previous version, however fast the write.
-    let later = std::time::SystemTime::now() + Duration::from_secs(2);
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .and_then(|f| f.set_modified(later))
-        .expect("modification time");
+    write_ahead(path, &text, 2);
 }
 
 /// The credential most tests call with: `reporter-1`, reporting for Hà Nội.
