@@ -154,6 +154,30 @@ impl Watched {
             .map(|a| AlertState::try_from(a.state).expect("a known state"))
     }
 
+    /// [`Watched::until`] within [`WITHIN`] of `sent`, when the call whose events cause it
+    /// was answered; prints how long after it the stream showed it, as `shown`.
+    async fn shown(
+        &mut self,
+        sent: Instant,
+        shown: &str,
+        what: &str,
+        done: impl Fn(&Self) -> bool,
+    ) {
+        let seen = self.until(WITHIN, what, done).await;
+        eprintln!("{shown} {:?} after its event", seen - sent);
+    }
+
+    /// Asserts that `rule`'s alert on `agency` shows each (figure, value) of `figures`.
+    fn assert_figures(&self, rule: &str, agency: &str, figures: &[(&str, &str)]) {
+        for (name, value) in figures {
+            assert_eq!(
+                self.figure(rule, agency, name).as_deref(),
+                Some(*value),
+                "{rule} on {agency}: {name}"
+            );
+        }
+    }
+
     fn figure(&self, rule: &str, agency: &str, name: &str) -> Option<String> {
         self.get(rule, agency)?
             .figures
@@ -234,29 +258,25 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
 
     // Below target: ha-noi's target is 50%; one dossier in person is 0%.
     let (sent, _) = send(&deployment, receptions("hn-a", "ha-noi", now(), 1, false)).await;
-    let seen = watched
-        .until(WITHIN, "ha-noi under its target", |w| {
+    watched
+        .shown(sent, "below-target fired", "ha-noi under its target", |w| {
             w.state("below-target", "ha-noi") == Some(AlertState::Firing)
         })
         .await;
-    eprintln!("below-target fired {:?} after its event", seen - sent);
-    assert_eq!(
-        watched.figure("below-target", "ha-noi", "value").as_deref(),
-        Some("0.00")
-    );
-    assert_eq!(
-        watched
-            .figure("below-target", "ha-noi", "target")
-            .as_deref(),
-        Some("50.00")
+    watched.assert_figures(
+        "below-target",
+        "ha-noi",
+        &[("value", "0.00"), ("target", "50.00")],
     );
     let (sent, _) = send(&deployment, receptions("hn-b", "ha-noi", now(), 2, true)).await;
-    let seen = watched
-        .until(WITHIN, "ha-noi back over its target", |w| {
-            w.get("below-target", "ha-noi").is_none()
-        })
+    watched
+        .shown(
+            sent,
+            "below-target cleared",
+            "ha-noi back over its target",
+            |w| w.get("below-target", "ha-noi").is_none(),
+        )
         .await;
-    eprintln!("below-target cleared {:?} after its event", seen - sent);
 
     // Weekly drop: hai-phong was 100% online the week before (8 days ago), is 0% now.
     send(
@@ -275,23 +295,15 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
         receptions("hp-b", "hai-phong", now(), 10, false),
     )
     .await;
-    let seen = watched
-        .until(WITHIN, "hai-phong's drop", |w| {
+    watched
+        .shown(sent, "weekly drop fired", "hai-phong's drop", |w| {
             w.state("drop", "hai-phong") == Some(AlertState::Firing)
         })
         .await;
-    eprintln!("weekly drop fired {:?} after its event", seen - sent);
-    assert_eq!(
-        watched
-            .figure("drop", "hai-phong", "previous_week")
-            .as_deref(),
-        Some("100.00")
-    );
-    assert_eq!(
-        watched
-            .figure("drop", "hai-phong", "change_points")
-            .as_deref(),
-        Some("-100.00")
+    watched.assert_figures(
+        "drop",
+        "hai-phong",
+        &[("previous_week", "100.00"), ("change_points", "-100.00")],
     );
     // 50 online more: 50 of 60 is 83.33%, 16.67 points down, under the rule's 20.
     let (sent, _) = send(
@@ -299,12 +311,14 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
         receptions("hp-c", "hai-phong", now(), 50, true),
     )
     .await;
-    let seen = watched
-        .until(WITHIN, "hai-phong's drop cleared", |w| {
-            w.get("drop", "hai-phong").is_none()
-        })
+    watched
+        .shown(
+            sent,
+            "weekly drop cleared",
+            "hai-phong's drop cleared",
+            |w| w.get("drop", "hai-phong").is_none(),
+        )
         .await;
-    eprintln!("weekly drop cleared {:?} after its event", seen - sent);
 
     // Rejected share: 6 of da-nang's 10 events are invalid (a day ahead), over 20%; pending
     // for the rule's 1 s, then firing.
@@ -319,16 +333,15 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
     );
     let (sent, accepted) = send(&deployment, batch).await;
     assert_eq!(accepted, 4);
-    let seen = watched
-        .until(WITHIN, "da-nang's rejections pending", |w| {
-            w.get("rejected", "da-nang").is_some()
-        })
+    watched
+        .shown(
+            sent,
+            "rejected share pending",
+            "da-nang's rejections pending",
+            |w| w.get("rejected", "da-nang").is_some(),
+        )
         .await;
-    eprintln!("rejected share pending {:?} after its event", seen - sent);
-    assert_eq!(
-        watched.figure("rejected", "da-nang", "share").as_deref(),
-        Some("60.00")
-    );
+    watched.assert_figures("rejected", "da-nang", &[("share", "60.00")]);
     assert_eq!(
         watched.state("rejected", "da-nang"),
         Some(AlertState::Pending)
@@ -357,12 +370,14 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
         "fires after its `for`"
     );
     let (sent, _) = send(&deployment, receptions("dn-b", "da-nang", now(), 30, true)).await;
-    let seen = watched
-        .until(WITHIN, "da-nang's rejections cleared", |w| {
-            w.get("rejected", "da-nang").is_none()
-        })
+    watched
+        .shown(
+            sent,
+            "rejected share cleared",
+            "da-nang's rejections cleared",
+            |w| w.get("rejected", "da-nang").is_none(),
+        )
         .await;
-    eprintln!("rejected share cleared {:?} after its event", seen - sent);
     // A call of invalid events only is evaluated as it arrives too: 16 of 50 rejected.
     let invalid = receptions("dn-worse", "da-nang", now(), 10, true)
         .into_iter()
@@ -372,15 +387,14 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
         });
     let (sent, accepted) = send(&deployment, invalid.collect()).await;
     assert_eq!(accepted, 0);
-    let seen = watched
-        .until(WITHIN, "da-nang's rejections again", |w| {
-            w.figure("rejected", "da-nang", "share").as_deref() == Some("32.00")
-        })
+    watched
+        .shown(
+            sent,
+            "rejected share (rejections only)",
+            "da-nang's rejections again",
+            |w| w.figure("rejected", "da-nang", "share").as_deref() == Some("32.00"),
+        )
         .await;
-    eprintln!(
-        "rejected share (rejections only) {:?} after its event",
-        seen - sent
-    );
 
     // Silence: can-tho reports once, then nothing for the allowed 3 s.
     send(&deployment, receptions("ct-a", "can-tho", now(), 1, true)).await;
@@ -445,12 +459,11 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
     assert!(first.data.contains("\"can-tho\""), "{}", first.data);
     // Its next event clears it.
     let (sent, _) = send(&deployment, receptions("ct-b", "can-tho", now(), 1, true)).await;
-    let seen = watched
-        .until(WITHIN, "can-tho reporting again", |w| {
+    watched
+        .shown(sent, "silence cleared", "can-tho reporting again", |w| {
             w.get("silent", "can-tho").is_none()
         })
         .await;
-    eprintln!("silence cleared {:?} after its event", seen - sent);
     assert_eq!(
         sample(&scrape(addr).await, "govpulse_alert_active", &labels),
         Some(0.0)
