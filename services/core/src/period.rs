@@ -872,23 +872,62 @@ mod tests {
         );
     }
 
+    /// The range starting `start` days after `origin` and ending `len` days later: the
+    /// period, its first day and its last.
+    fn range(origin: Date, start: i32, len: i32) -> (Period, Date, Date) {
+        let first = origin + time::Duration::days(i64::from(start));
+        let last = first + time::Duration::days(i64::from(len));
+        let period = Period::parse(&format!("{first}..{last}"), TODAY).expect("valid range");
+        (period, first, last)
+    }
+
+    /// The [`range`] `start` days after 2024-01-01 and `len` days long: the period, its first
+    /// day, and the last day that can hold data, `horizon` days after 2024-01-01.
+    fn range_and_horizon(start: i32, len: i32, horizon: i32) -> (Period, Date, Date) {
+        let origin = date!(2024 - 01 - 01);
+        let (period, first, _) = range(origin, start, len);
+        (
+            period,
+            first,
+            origin + time::Duration::days(i64::from(horizon)),
+        )
+    }
+
+    /// How many of `buckets` hold `day`.
+    fn weight(buckets: &[Bucket], day: Date) -> i64 {
+        buckets
+            .iter()
+            .filter(|b| b.first_day() <= day && day <= b.last_day())
+            .count() as i64
+    }
+
+    /// Every day from the earliest of `first` and `buckets`' first days to `last_possible`,
+    /// 2029-12-31 at the latest.
+    fn days_to_check(
+        buckets: &[Bucket],
+        first: Date,
+        last_possible: Date,
+    ) -> impl Iterator<Item = Date> {
+        let lowest = buckets
+            .iter()
+            .map(|b| b.first_day())
+            .min()
+            .unwrap_or(first)
+            .min(first);
+        let end = last_possible.min(date!(2029 - 12 - 31));
+        std::iter::successors(Some(lowest), |day| day.next_day()).take_while(move |day| *day <= end)
+    }
+
     proptest! {
         /// A union cover holds every day of the period that can hold data, once, and no other
         /// day that can; it never reads more buckets than the cover.
         #[test]
         fn a_union_cover_holds_exactly_the_possible_days(start in 0i32..1500, len in 0i32..800, horizon in 0i32..1500) {
-            let first = date!(2024 - 01 - 01) + time::Duration::days(i64::from(start));
-            let last = first + time::Duration::days(i64::from(len));
-            let last_possible = date!(2024 - 01 - 01) + time::Duration::days(i64::from(horizon));
-            let period = Period::parse(&format!("{first}..{last}"), TODAY).expect("valid range");
+            let (period, first, last_possible) = range_and_horizon(start, len, horizon);
             let union = period.union_cover(last_possible);
             prop_assert!(union.len() <= period.cover().len());
-            let lowest = union.iter().map(|b| b.first_day()).min().unwrap_or(first).min(first);
-            let mut day = lowest;
-            while day <= last_possible.min(date!(2029 - 12 - 31)) {
-                let weight = union.iter().filter(|b| b.first_day() <= day && day <= b.last_day()).count();
-                prop_assert_eq!(weight, usize::from(period.contains(day)), "day {}", day);
-                day = day.next_day().expect("in range");
+            for day in days_to_check(&union, first, last_possible) {
+                prop_assert_eq!(weight(&union, day), i64::from(period.contains(day)), "day {}", day);
             }
         }
 
@@ -896,19 +935,12 @@ mod tests {
         /// and not at all otherwise; and the plan never reads more than the cover.
         #[test]
         fn a_read_plan_counts_each_possible_day_exactly(start in 0i32..1500, len in 0i32..800, horizon in 0i32..1500) {
-            let first = date!(2024 - 01 - 01) + time::Duration::days(i64::from(start));
-            let last = first + time::Duration::days(i64::from(len));
-            let last_possible = date!(2024 - 01 - 01) + time::Duration::days(i64::from(horizon));
-            let period = Period::parse(&format!("{first}..{last}"), TODAY).expect("valid range");
+            let (period, first, last_possible) = range_and_horizon(start, len, horizon);
             let plan = period.read_plan(last_possible);
             prop_assert!(plan.len() <= period.cover().len());
-            let lowest = plan.add.iter().map(|b| b.first_day()).min().unwrap_or(first).min(first);
-            let mut day = lowest;
-            while day <= last_possible.min(date!(2029 - 12 - 31)) {
-                let weight = |buckets: &[Bucket]| buckets.iter().filter(|b| b.first_day() <= day && day <= b.last_day()).count() as i64;
+            for day in days_to_check(&plan.add, first, last_possible) {
                 let expected = i64::from(period.contains(day));
-                prop_assert_eq!(weight(&plan.add) - weight(&plan.subtract), expected, "day {}", day);
-                day = day.next_day().expect("in range");
+                prop_assert_eq!(weight(&plan.add, day) - weight(&plan.subtract, day), expected, "day {}", day);
             }
         }
 
@@ -916,9 +948,7 @@ mod tests {
         /// before it starts.
         #[test]
         fn the_previous_range_is_adjacent_and_as_long(start in 0i32..3000, len in 1i32..400) {
-            let first = date!(2020 - 01 - 02) + time::Duration::days(i64::from(start));
-            let last = first + time::Duration::days(i64::from(len));
-            let period = Period::parse(&format!("{first}..{last}"), TODAY).expect("valid range");
+            let (period, first, last) = range(date!(2020 - 01 - 02), start, len);
             let previous = period.previous();
             prop_assert_eq!(previous.last_day().next_day(), Some(first));
             if period.as_bucket().is_none() {
@@ -929,9 +959,7 @@ mod tests {
         /// The cover of any range holds every day of the range exactly once, and nothing else.
         #[test]
         fn cover_is_an_exact_partition(start in 0i32..3000, len in 0i32..1200) {
-            let first = date!(2020 - 01 - 01) + time::Duration::days(i64::from(start));
-            let last = first + time::Duration::days(i64::from(len));
-            let period = Period::parse(&format!("{first}..{last}"), TODAY).expect("valid range");
+            let (period, first, last) = range(date!(2020 - 01 - 01), start, len);
             let buckets = period.cover();
             let mut expected = first;
             for b in &buckets {
