@@ -186,6 +186,27 @@ mod tests {
         }
     }
 
+    /// [`event`] of a reception through `channel`.
+    fn reception(
+        channel: Channel,
+        digitized: bool,
+        due_at: Option<OffsetDateTime>,
+    ) -> DossierEvent {
+        event(EventKind::Received {
+            channel,
+            digitized,
+            due_at,
+        })
+    }
+
+    /// [`event`] of a resolution.
+    fn resolution(timeliness: Timeliness, result_electronic: bool) -> DossierEvent {
+        event(EventKind::Resolved {
+            timeliness,
+            result_electronic,
+        })
+    }
+
     #[test]
     fn an_event_counts_in_its_vietnam_day() {
         assert_eq!(
@@ -196,11 +217,7 @@ mod tests {
 
     #[test]
     fn online_reception_of_a_full_online_procedure() {
-        let e = event(EventKind::Received {
-            channel: Channel::Online,
-            digitized: true,
-            due_at: None,
-        });
+        let e = reception(Channel::Online, true, None);
         let d = e.delta(Provision::Full);
         assert_eq!(
             d.increments,
@@ -231,11 +248,7 @@ mod tests {
 
     #[test]
     fn in_person_and_postal_receptions() {
-        let e = event(EventKind::Received {
-            channel: Channel::InPerson,
-            digitized: false,
-            due_at: None,
-        });
+        let e = reception(Channel::InPerson, false, None);
         assert_eq!(
             e.delta(Provision::Full).increments,
             [
@@ -245,11 +258,7 @@ mod tests {
             ]
         );
         assert_eq!(e.delta(Provision::Full).online_procedure, None);
-        let p = event(EventKind::Received {
-            channel: Channel::Postal,
-            digitized: false,
-            due_at: None,
-        });
+        let p = reception(Channel::Postal, false, None);
         assert_eq!(
             p.delta(Provision::Info).increments,
             [Counter::Received, Counter::ReceivedPostal]
@@ -259,30 +268,21 @@ mod tests {
     #[test]
     fn resolution_is_on_time_at_or_before_the_due_time() {
         let at = datetime!(2026-08-14 18:00 UTC);
-        let resolved = |timeliness| {
-            event(EventKind::Resolved {
-                timeliness,
-                result_electronic: false,
-            })
-            .delta(Provision::Info)
-            .increments
-        };
-        assert_eq!(
-            resolved(Timeliness::DueAt(at)),
-            [Counter::Resolved, Counter::ResolvedOnTime]
-        );
-        assert_eq!(
-            resolved(Timeliness::DueAt(at - time::Duration::SECOND)),
-            [Counter::Resolved]
-        );
-        assert_eq!(
-            resolved(Timeliness::OnTime(true)),
-            [Counter::Resolved, Counter::ResolvedOnTime]
-        );
-        let electronic = event(EventKind::Resolved {
-            timeliness: Timeliness::OnTime(false),
-            result_electronic: true,
-        });
+        let on_time = [Counter::Resolved, Counter::ResolvedOnTime];
+        for (timeliness, expected) in [
+            (Timeliness::DueAt(at), &on_time[..]),
+            (
+                Timeliness::DueAt(at - time::Duration::SECOND),
+                &[Counter::Resolved],
+            ),
+            (Timeliness::OnTime(true), &on_time),
+        ] {
+            let increments = resolution(timeliness, false)
+                .delta(Provision::Info)
+                .increments;
+            assert_eq!(increments, expected, "{timeliness:?}");
+        }
+        let electronic = resolution(Timeliness::OnTime(false), true);
         assert_eq!(
             electronic.delta(Provision::Info).increments,
             [Counter::Resolved, Counter::ResultElectronic]
@@ -293,14 +293,7 @@ mod tests {
     fn each_event_is_a_stage_of_its_dossier_with_the_days_the_backlog_needs() {
         // 20:00 UTC is 03:00 the next day in Vietnam.
         let due = datetime!(2026-08-20 20:00 UTC);
-        let received = |due_at| {
-            event(EventKind::Received {
-                channel: Channel::Online,
-                digitized: false,
-                due_at,
-            })
-            .stage_event()
-        };
+        let received = |due_at| reception(Channel::Online, false, due_at).stage_event();
         assert_eq!(
             received(Some(due)),
             Some(StageEvent::Received {
@@ -308,10 +301,7 @@ mod tests {
             })
         );
         assert_eq!(received(None), Some(StageEvent::Received { due_day: None }));
-        let resolved = event(EventKind::Resolved {
-            timeliness: Timeliness::OnTime(true),
-            result_electronic: false,
-        });
+        let resolved = resolution(Timeliness::OnTime(true), false);
         assert_eq!(
             resolved.stage_event(),
             Some(StageEvent::Resolved {
@@ -365,29 +355,23 @@ mod tests {
 
     #[test]
     fn fees_and_feedback() {
-        assert_eq!(
-            event(EventKind::FeePaid { online: true })
-                .delta(Provision::Info)
-                .increments,
-            [Counter::FeePaid, Counter::FeePaidOnline]
-        );
-        assert_eq!(
-            event(EventKind::FeePaid { online: false })
-                .delta(Provision::Info)
-                .increments,
-            [Counter::FeePaid]
-        );
-        assert_eq!(
-            event(EventKind::Feedback { satisfied: true })
-                .delta(Provision::Info)
-                .increments,
-            [Counter::Feedback, Counter::FeedbackSatisfied]
-        );
-        assert_eq!(
-            event(EventKind::Feedback { satisfied: false })
-                .delta(Provision::Info)
-                .increments,
-            [Counter::Feedback]
-        );
+        for (kind, expected) in [
+            (
+                EventKind::FeePaid { online: true },
+                &[Counter::FeePaid, Counter::FeePaidOnline][..],
+            ),
+            (EventKind::FeePaid { online: false }, &[Counter::FeePaid]),
+            (
+                EventKind::Feedback { satisfied: true },
+                &[Counter::Feedback, Counter::FeedbackSatisfied],
+            ),
+            (
+                EventKind::Feedback { satisfied: false },
+                &[Counter::Feedback],
+            ),
+        ] {
+            let increments = event(kind).delta(Provision::Info).increments;
+            assert_eq!(increments, expected, "{kind:?}");
+        }
     }
 }

@@ -323,39 +323,37 @@ mod tests {
     fn the_most_specific_target_applies() {
         let c = catalog();
         let t = Targets::parse(FILE, &c).expect("valid");
-        let target = |a: &str, m: Metric, y| t.target_for(&c, &id(a), m, y).map(Target::percent);
-        assert_eq!(
-            target("mof", Metric::FullOnlineDossierRate, 2024),
-            Some("70.00".into())
-        );
-        assert_eq!(
-            target("khanh-hoa", Metric::FullOnlineDossierRate, 2024),
-            Some("30.00".into())
-        );
-        assert_eq!(
-            target("kh-dept", Metric::FullOnlineDossierRate, 2024),
-            None,
-            "block targets are for top-level agencies"
-        );
-        assert_eq!(
-            target("mof", Metric::FullOnlineDossierRate, 2025),
-            None,
-            "targets are per year"
-        );
-        assert_eq!(
-            target("hoa-binh", Metric::OnlineDossierRate, 2022),
-            Some("80.00".into())
-        );
-        assert_eq!(
-            target("hb-dept", Metric::OnlineDossierRate, 2022),
-            Some("55.00".into())
-        );
-        assert_eq!(
-            target("hb-commune", Metric::OnlineDossierRate, 2022),
-            Some("27.50".into()),
-            "its own beats its ancestors'"
-        );
-        assert_eq!(target("kh-dept", Metric::OnlineDossierRate, 2022), None);
+        let (full, online) = (Metric::FullOnlineDossierRate, Metric::OnlineDossierRate);
+        // (agency, metric, year, the target's percent, why)
+        for (agency, metric, year, expected, why) in [
+            ("mof", full, 2024, Some("70.00"), ""),
+            ("khanh-hoa", full, 2024, Some("30.00"), ""),
+            (
+                "kh-dept",
+                full,
+                2024,
+                None,
+                "block targets are for top-level agencies",
+            ),
+            ("mof", full, 2025, None, "targets are per year"),
+            ("hoa-binh", online, 2022, Some("80.00"), ""),
+            ("hb-dept", online, 2022, Some("55.00"), ""),
+            (
+                "hb-commune",
+                online,
+                2022,
+                Some("27.50"),
+                "its own beats its ancestors'",
+            ),
+            ("kh-dept", online, 2022, None, ""),
+        ] {
+            let target = t.target_for(&c, &id(agency), metric, year);
+            assert_eq!(
+                target.map(Target::percent).as_deref(),
+                expected,
+                "{agency}, {metric:?}, {year}: {why}"
+            );
+        }
     }
 
     #[test]
