@@ -569,6 +569,12 @@ impl Params {
         Ok(first)
     }
 
+    /// The value of `name`, empty when not given (a proto3 string's default);
+    /// INVALID_ARGUMENT when it is given twice.
+    pub fn text(&self, name: &str) -> Result<String, Status> {
+        Ok(self.one(name)?.unwrap_or_default().to_owned())
+    }
+
     /// Every value of `name`, whether repeated (`metric=a&metric=b`) or comma-separated
     /// (`metric=a,b`).
     pub fn all(&self, name: &str) -> Vec<String> {

@@ -117,12 +117,7 @@ const QUERY_PARAMS: [&str; 7] = [
 
 /// `GET /api/v1/ranking`: GetRanking.
 async fn ranking(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
-    let (parts, _) = request.into_parts();
-    let params = Params::parse(
-        &parts.uri,
-        &[&QUERY_PARAMS[..], &["parent_id", "format"]].concat(),
-    )?;
-    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let (parts, params, csv) = read_route(request, &[&QUERY_PARAMS[..], &["parent_id"]].concat())?;
     let query = ranking_query(&params)?;
     let filename = format!(
         "ranking-{}-{}-{}.csv",
@@ -168,6 +163,16 @@ async fn watch(State(http): State<Http>, request: Request) -> Result<Response, A
     Ok(server_sent_events(stream, |m| m.revision))
 }
 
+/// A read route's request taken apart: its head, its query parameters (`names`, then
+/// `format`; any other is INVALID_ARGUMENT) and whether it asks for CSV (`format=csv`, or
+/// `Accept: text/csv` without a `format`).
+fn read_route(request: Request, names: &[&str]) -> Result<(Parts, Params, bool), Status> {
+    let (parts, _) = request.into_parts();
+    let params = Params::parse(&parts.uri, &[names, &["format"]].concat())?;
+    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    Ok((parts, params, csv))
+}
+
 /// A live stream as Server-Sent Events: one event per message, its revision as the event
 /// id (what `Last-Event-ID` resumes from).
 fn server_sent_events<M: serde::Serialize + Send + 'static>(
@@ -200,9 +205,7 @@ fn resume_revision(headers: &HeaderMap, params: &Params) -> Result<u64, Status> 
 
 /// `GET /api/v1/alerts`: GetAlerts, JSON or CSV (one row per alert).
 async fn alerts(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
-    let (parts, _) = request.into_parts();
-    let params = Params::parse(&parts.uri, &["format"])?;
-    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let (parts, _, csv) = read_route(request, &[])?;
     let (request, deadline) = http.reader_request(parts, GetAlertsRequest {})?;
     let response = within(deadline, http.api.get_alerts(request)).await?;
     Ok(csv_or_json(csv, "alerts.csv", &response, alerts_csv))
@@ -283,17 +286,13 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Status> {
 
 /// `GET /api/v1/metrics`: GetMetrics.
 async fn metrics(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
-    let (parts, _) = request.into_parts();
-    let params = Params::parse(
-        &parts.uri,
-        &["agency_id", "period", "metric", "compare_to", "format"],
-    )?;
-    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let (parts, params, csv) =
+        read_route(request, &["agency_id", "period", "metric", "compare_to"])?;
     let message = GetMetricsRequest {
-        agency_id: params.one("agency_id")?.unwrap_or_default().to_owned(),
-        period: params.one("period")?.unwrap_or_default().to_owned(),
+        agency_id: params.text("agency_id")?,
+        period: params.text("period")?,
         metrics: params.all("metric"),
-        compare_to: params.one("compare_to")?.unwrap_or_default().to_owned(),
+        compare_to: params.text("compare_to")?,
     };
     let filename = format!("metrics-{}-{}.csv", message.agency_id, message.period);
     let (request, deadline) = http.reader_request(parts, message)?;
@@ -304,9 +303,8 @@ async fn metrics(State(http): State<Http>, request: Request) -> Result<Response,
 /// `GET /api/v1/block-metrics`: GetBlockMetrics, for a `block`, a `parent_id` or the
 /// `nation`.
 async fn block_metrics(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
-    let (parts, _) = request.into_parts();
-    let params = Params::parse(
-        &parts.uri,
+    let (parts, params, csv) = read_route(
+        request,
         &[
             "block",
             "parent_id",
@@ -315,10 +313,8 @@ async fn block_metrics(State(http): State<Http>, request: Request) -> Result<Res
             "period",
             "compare_to",
             "daily_events_days",
-            "format",
         ],
     )?;
-    let csv = wants_csv(&parts.headers, params.one("format")?)?;
     let block = params.one("block")?.map(parse_block).transpose()?;
     let parent = params.one("parent_id")?;
     let nation = params.flag("nation")?.unwrap_or(false);
@@ -342,9 +338,9 @@ async fn block_metrics(State(http): State<Http>, request: Request) -> Result<Res
     };
     let message = GetBlockMetricsRequest {
         scope,
-        metric: params.one("metric")?.unwrap_or_default().to_owned(),
-        period: params.one("period")?.unwrap_or_default().to_owned(),
-        compare_to: params.one("compare_to")?.unwrap_or_default().to_owned(),
+        metric: params.text("metric")?,
+        period: params.text("period")?,
+        compare_to: params.text("compare_to")?,
         daily_events_days: params.number("daily_events_days")?.unwrap_or(0),
     };
     let filename = format!(
@@ -364,16 +360,11 @@ async fn procedure_metrics(
     State(http): State<Http>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let (parts, _) = request.into_parts();
-    let params = Params::parse(
-        &parts.uri,
-        &["agency_id", "period", "metric", "top", "format"],
-    )?;
-    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let (parts, params, csv) = read_route(request, &["agency_id", "period", "metric", "top"])?;
     let message = GetProcedureMetricsRequest {
-        agency_id: params.one("agency_id")?.unwrap_or_default().to_owned(),
-        period: params.one("period")?.unwrap_or_default().to_owned(),
-        metric: params.one("metric")?.unwrap_or_default().to_owned(),
+        agency_id: params.text("agency_id")?,
+        period: params.text("period")?,
+        metric: params.text("metric")?,
         top: params.number("top")?.unwrap_or(0),
     };
     let filename = format!(
@@ -392,16 +383,14 @@ async fn procedure_metrics(
 
 /// `GET /api/v1/agencies`: the catalog's ListAgencies (public, as over gRPC).
 async fn agencies(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
-    let (parts, _) = request.into_parts();
-    let params = Params::parse(&parts.uri, &["block", "parent_id", "format"])?;
-    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let (parts, params, csv) = read_route(request, &["block", "parent_id"])?;
     let message = ListAgenciesRequest {
         block: params
             .one("block")?
             .map(parse_block)
             .transpose()?
             .unwrap_or(0),
-        parent_id: params.one("parent_id")?.unwrap_or_default().to_owned(),
+        parent_id: params.text("parent_id")?,
     };
     let (request, deadline) = grpc_request(parts, message)?;
     let response = within(deadline, http.catalog.list_agencies(request)).await?;
@@ -418,16 +407,16 @@ fn ranking_query(params: &Params) -> Result<RankingQuery, Status> {
         (None, None) => None,
     };
     Ok(RankingQuery {
-        metric: params.one("metric")?.unwrap_or_default().to_owned(),
+        metric: params.text("metric")?,
         block: params
             .one("block")?
             .map(parse_block)
             .transpose()?
             .unwrap_or(0),
-        period: params.one("period")?.unwrap_or_default().to_owned(),
+        period: params.text("period")?,
         selection,
-        index: params.one("index")?.unwrap_or_default().to_owned(),
-        parent_id: params.one("parent_id")?.unwrap_or_default().to_owned(),
+        index: params.text("index")?,
+        parent_id: params.text("parent_id")?,
         criteria: params.all("criterion"),
     })
 }

@@ -9,14 +9,14 @@ use axum::{
 };
 use govpulse_edge::convert::moment_rfc3339;
 use govpulse_edge::http_json::{
-    ApiError, Params, csv_or_json, decode_json, json_body, json_response, wants_csv, within,
+    ApiError, csv_or_json, decode_json, json_body, json_response, within,
 };
 use govpulse_proto::ranking::{
     GetPublicationRequest, GetRevisionsRequest, GetRevisionsResponse, ListPublicationsRequest,
     ListPublicationsResponse, PublishRequest, RankingRow, ranking_service_server::RankingService,
 };
 
-use super::{Http, block_metrics_csv, ranking_csv};
+use super::{Http, block_metrics_csv, ranking_csv, read_route};
 use crate::RankingApi;
 
 /// The largest Publish body: an id, a title and a query.
@@ -41,9 +41,7 @@ pub(super) async fn publish(
 
 /// `GET /api/v1/publications`: ListPublications (`offset`, `limit`), JSON or CSV.
 pub(super) async fn list(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
-    let (parts, _) = request.into_parts();
-    let params = Params::parse(&parts.uri, &["offset", "limit", "format"])?;
-    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let (parts, params, csv) = read_route(request, &["offset", "limit"])?;
     let message = ListPublicationsRequest {
         offset: params.number("offset")?.unwrap_or(0),
         limit: params.number("limit")?.unwrap_or(0),
@@ -123,9 +121,7 @@ where
     Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
     R: serde::Serialize,
 {
-    let (parts, _) = request.into_parts();
-    let params = Params::parse(&parts.uri, &["format"])?;
-    let csv = wants_csv(&parts.headers, params.one("format")?)?;
+    let (parts, _, csv) = read_route(request, &[])?;
     let (request, deadline) = http.reader_request(parts, message)?;
     let response = within(deadline, call(http.api.clone(), request)).await?;
     Ok(csv_or_json(csv, file, &response, table))
