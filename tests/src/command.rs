@@ -89,6 +89,14 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Asserts that `output` (standard output or error) says `expected`, showing all of it when
+/// it does not.
+#[track_caller]
+pub fn assert_says(output: &[u8], expected: &str) {
+    let said = text(output);
+    assert!(said.contains(expected), "{expected:?} not in:\n{said}");
+}
+
 /// A `govpulse serve` process with the addresses it printed; killed when dropped.
 #[derive(Debug)]
 pub struct Serve {

@@ -11,7 +11,7 @@ use std::{
 };
 
 use govpulse_e2e::{
-    command::{Lines, Running, Serve, text},
+    command::{Lines, Running, Serve, assert_says, text},
     pki::write_server_pki,
     scratch,
 };
@@ -197,12 +197,9 @@ fn assess_then_rank_by_a_composite_index_shows_score_and_grade() {
     assert_eq!(text(&from_file.stdout), "stored 1\n");
     let refused = assess_ha_giang(&["function=51"]);
     assert_eq!(refused.status.code(), Some(2));
-    assert!(
-        text(&refused.stderr).contains(
-            "scores[0].points: 51 is above the 50.00 points of function in system-quality-2024"
-        ),
-        "{}",
-        text(&refused.stderr)
+    assert_says(
+        &refused.stderr,
+        "scores[0].points: 51 is above the 50.00 points of function in system-quality-2024",
     );
 
     let out = ranking(
@@ -400,20 +397,15 @@ fn submit_ranking_and_metrics_against_serve() {
         Some(2),
         "a refused request is exit status 2"
     );
-    assert!(
-        text(&refused.stderr).contains("online-provision-rate has no value per procedure"),
-        "{}",
-        text(&refused.stderr)
+    assert_says(
+        &refused.stderr,
+        "online-provision-rate has no value per procedure",
     );
 
     // The alerts in force under serve's built-in rules, as a table and as JSON.
     let alerts = govpulse(&["alerts", "--ranking", &serve.ranking]);
     assert!(alerts.status.success(), "{}", text(&alerts.stderr));
-    assert!(
-        text(&alerts.stdout).contains(" 4 rule(s), "),
-        "{}",
-        text(&alerts.stdout)
-    );
+    assert_says(&alerts.stdout, " 4 rule(s), ");
     let alerts = govpulse(&["alerts", "--json", "--ranking", &serve.ranking]);
     let json: serde_json::Value = serde_json::from_slice(&alerts.stdout).expect("JSON");
     assert_eq!(json["rules"]["count"], 4, "{json}");
@@ -488,11 +480,7 @@ fn publish_list_show_and_revise_a_publication() {
     );
     let top = publish(&title, &["--top", "1"]);
     assert_eq!(top.status.code(), Some(2));
-    assert!(
-        text(&top.stderr).contains("a publication keeps every row"),
-        "{}",
-        text(&top.stderr)
-    );
+    assert_says(&top.stderr, "a publication keeps every row");
 
     // Quảng Ninh's other dossiers of that day arrive late, all online: 13 of 16, now first.
     let late: Vec<String> = (0..12)
@@ -593,11 +581,7 @@ fn publish_list_show_and_revise_a_publication() {
     );
     let missing = govpulse(&["revisions", "no-such", "--ranking", &serve.ranking]);
     assert_eq!(missing.status.code(), Some(2));
-    assert!(
-        text(&missing.stderr).contains("ranking: NotFound: no publication no-such"),
-        "{}",
-        text(&missing.stderr)
-    );
+    assert_says(&missing.stderr, "ranking: NotFound: no publication no-such");
 }
 
 #[test]
@@ -834,11 +818,7 @@ fn bad_arguments_are_named() {
         &serve.aggregate,
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("unknown agency \"atlantis\""),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_says(&out.stderr, "unknown agency \"atlantis\"");
 }
 
 /// The rows of a ranking table in a frame: they show a percentage and a count `n/d`.
@@ -1311,10 +1291,9 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
         &ca,
     ]))
     .await;
-    assert!(
-        text(&plaintext.stderr).contains("is not https://, but --ca or --client-cert is set"),
-        "{}",
-        text(&plaintext.stderr)
+    assert_says(
+        &plaintext.stderr,
+        "is not https://, but --ca or --client-cert is set",
     );
 
     // Aggregate's reads are internal and take no token; TLS is what they need.

@@ -8,7 +8,7 @@ use std::{
 };
 
 use govpulse_e2e::{
-    command::{Serve, text},
+    command::{Serve, assert_says, text},
     pki::write_server_pki,
     scratch,
 };
@@ -297,11 +297,7 @@ fn serve_with_tokens_wants_a_credential_for_reporting_and_reading() {
         &["submit", path(&events), "--retry-for", "0"],
         "ingest",
     );
-    assert!(
-        text(&anonymous.stderr).contains("Unauthenticated"),
-        "{}",
-        text(&anonymous.stderr)
-    );
+    assert_says(&anonymous.stderr, "Unauthenticated");
     let reported = serve.call(
         GOVPULSE,
         &["submit", path(&events), "--token", &reporter],
@@ -314,18 +310,10 @@ fn serve_with_tokens_wants_a_credential_for_reporting_and_reading() {
         text(&reported.stderr)
     );
     let unread = serve.call(GOVPULSE, &["ranking"], "ranking");
-    assert!(
-        text(&unread.stderr).contains("Unauthenticated"),
-        "{}",
-        text(&unread.stderr)
-    );
+    assert_says(&unread.stderr, "Unauthenticated");
     let read = serve.call(GOVPULSE, &["ranking", "--token", &reader], "ranking");
     assert!(read.status.success(), "{}", text(&read.stderr));
-    assert!(
-        text(&read.stdout).contains("Lạng Sơn"),
-        "{}",
-        text(&read.stdout)
-    );
+    assert_says(&read.stdout, "Lạng Sơn");
 }
 
 #[test]
@@ -360,11 +348,7 @@ fn serve_speaks_tls_with_one_certificate_for_the_three_services() {
     );
     let read = serve.call(GOVPULSE, &["ranking", "--ca", path(&ca_file)], "ranking");
     assert!(read.status.success(), "{}", text(&read.stderr));
-    assert!(
-        text(&read.stdout).contains("Lạng Sơn"),
-        "{}",
-        text(&read.stdout)
-    );
+    assert_says(&read.stdout, "Lạng Sơn");
     // Without the CA the certificate is not trusted.
     let untrusted = serve.call(GOVPULSE, &["ranking"], "ranking");
     assert!(!untrusted.status.success());
@@ -382,11 +366,7 @@ fn serve_speaks_tls_with_one_certificate_for_the_three_services() {
         .args(["--tls-key", path(&key_file)])
         .output()
         .expect("serve runs");
-    assert!(
-        text(&refused.stderr).contains("--tls-cert needs --upstream-ca"),
-        "{}",
-        text(&refused.stderr)
-    );
+    assert_says(&refused.stderr, "--tls-cert needs --upstream-ca");
 }
 
 #[test]
