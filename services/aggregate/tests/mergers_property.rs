@@ -31,12 +31,9 @@ use govpulse_proto::{
         dossier_resolved::Timeliness,
     },
 };
-use govpulse_store::{
-    CounterStore, MemoryStore,
-    testing::{RedisServer, store_per_case},
-};
+use govpulse_store::CounterStore;
 use proptest::prelude::*;
-use support::timestamp;
+use support::{Backend, timestamp};
 use time::{Date, Duration, OffsetDateTime, macros::date};
 
 /// Six provinces and a ministry.
@@ -631,20 +628,14 @@ async fn check(
     Ok(())
 }
 
-fn run(
-    cases: u32,
-    store: impl Fn(u32) -> Arc<dyn CounterStore>,
-    runtime: &tokio::runtime::Runtime,
-) {
-    let strategy = (
-        arb_mergers().prop_flat_map(arb_dossiers),
-        prop::collection::vec(arb_periods(), 1..5),
-    );
-    support::run_property(
+fn run(backend: Backend, cases: u32) {
+    support::run_property_on(
+        backend,
         cases,
-        strategy,
-        store,
-        runtime,
+        (
+            arb_mergers().prop_flat_map(arb_dossiers),
+            prop::collection::vec(arb_periods(), 1..5),
+        ),
         |store, ((mergers, dossiers), periods)| check(store, mergers, dossiers, periods),
         "every figure over merging agencies matches the recomputation",
     );
@@ -652,17 +643,10 @@ fn run(
 
 #[test]
 fn figures_over_merging_agencies_match_a_recomputation_on_the_memory_store() {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    run(128, |_| Arc::new(MemoryStore::new()), &runtime);
+    run(Backend::Memory, 128);
 }
 
 #[test]
 fn figures_over_merging_agencies_match_a_recomputation_on_redis() {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let server = RedisServer::start().expect("redis-server starts");
-    run(
-        24,
-        store_per_case(server.url(), &runtime, "mergers"),
-        &runtime,
-    );
+    run(Backend::Redis("mergers"), 24);
 }

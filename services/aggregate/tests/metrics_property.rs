@@ -32,12 +32,9 @@ use govpulse_proto::{
         Returned, Withdrawn, dossier_event::Kind, dossier_resolved::Timeliness,
     },
 };
-use govpulse_store::{
-    CounterStore, MemoryStore,
-    testing::{RedisCluster, RedisServer, store_per_case},
-};
+use govpulse_store::CounterStore;
 use proptest::prelude::*;
-use support::timestamp;
+use support::{Backend, timestamp};
 use time::{Date, Duration, OffsetDateTime, macros::date};
 
 /// Reporting agencies: two provinces (one with a unit and a sub-unit) and a ministry.
@@ -960,17 +957,11 @@ async fn check_procedures(
     Ok(())
 }
 
-fn run(
-    cases: u32,
-    store: impl Fn(u32) -> Arc<dyn CounterStore>,
-    runtime: &tokio::runtime::Runtime,
-) {
-    let strategy = (arb_case(), prop::collection::vec(arb_period(), 1..6));
-    support::run_property(
+fn run(backend: Backend, cases: u32) {
+    support::run_property_on(
+        backend,
         cases,
-        strategy,
-        store,
-        runtime,
+        (arb_case(), prop::collection::vec(arb_period(), 1..6)),
         |store, ((events, batches), periods)| check(store, events, batches, periods),
         "every metric matches the recomputation",
     );
@@ -978,28 +969,15 @@ fn run(
 
 #[test]
 fn every_metric_matches_a_recomputation_on_the_memory_store() {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    run(64, |_| Arc::new(MemoryStore::new()), &runtime);
+    run(Backend::Memory, 64);
 }
 
 #[test]
 fn every_metric_matches_a_recomputation_on_redis() {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let server = RedisServer::start().expect("redis-server starts");
-    run(
-        12,
-        store_per_case(server.url(), &runtime, "property"),
-        &runtime,
-    );
+    run(Backend::Redis("property"), 12);
 }
 
 #[test]
 fn every_metric_matches_a_recomputation_on_a_redis_cluster() {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
-    run(
-        6,
-        store_per_case(cluster.url(), &runtime, "property"),
-        &runtime,
-    );
+    run(Backend::RedisCluster("property"), 6);
 }

@@ -1,6 +1,6 @@
 //! What the aggregate tests share: the API they drive (over ten years of history), the
 //! agencies their catalogs start from, protobuf timestamps, and the runner that gives every
-//! case a store of its own.
+//! case a store of its own, on the backend a test names.
 
 // Each test binary compiles this module and uses part of it.
 #![allow(dead_code)]
@@ -17,7 +17,10 @@ use govpulse_aggregate::AggregateApi;
 use govpulse_core::{AcceptancePolicy, Catalog, CatalogBuilder, CatalogError, targets::Targets};
 use govpulse_proto::Timestamp;
 use govpulse_runtime::targets_file::LiveTargets;
-use govpulse_store::CounterStore;
+use govpulse_store::{
+    CounterStore, MemoryStore,
+    testing::{RedisCluster, RedisServer, store_per_case},
+};
 use proptest::{
     strategy::Strategy,
     test_runner::{Config as ProptestConfig, TestCaseError, TestRunner},
@@ -90,4 +93,45 @@ pub fn run_property<S, F>(
             runtime.block_on(check(store(n), value))
         })
         .expect(property);
+}
+
+/// The counter store a property runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    /// A fresh in-memory store per case.
+    Memory,
+    /// A redis-server of the test's own, each case's keys under this prefix and its number.
+    Redis(&'static str),
+    /// A three-master Redis Cluster of the test's own, keys as for [`Backend::Redis`].
+    RedisCluster(&'static str),
+}
+
+/// [`run_property`] on `backend`, started for the test and stopped after it.
+pub fn run_property_on<S, F>(
+    backend: Backend,
+    cases: u32,
+    strategy: S,
+    check: impl Fn(Arc<dyn CounterStore>, S::Value) -> F,
+    property: &str,
+) where
+    S: Strategy,
+    F: Future<Output = Result<(), TestCaseError>>,
+{
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    match backend {
+        Backend::Memory => {
+            let store = |_| Arc::new(MemoryStore::new()) as Arc<dyn CounterStore>;
+            run_property(cases, strategy, store, &runtime, check, property);
+        }
+        Backend::Redis(prefix) => {
+            let server = RedisServer::start().expect("redis-server starts");
+            let store = store_per_case(server.url(), &runtime, prefix);
+            run_property(cases, strategy, store, &runtime, check, property);
+        }
+        Backend::RedisCluster(prefix) => {
+            let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
+            let store = store_per_case(cluster.url(), &runtime, prefix);
+            run_property(cases, strategy, store, &runtime, check, property);
+        }
+    }
 }
