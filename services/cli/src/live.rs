@@ -8,7 +8,6 @@ use std::{
 };
 
 use anyhow::Context;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use crossterm::{cursor, style, terminal};
 use govpulse_core::{Metric, period::vietnam_day};
 use govpulse_proto::{
@@ -18,6 +17,7 @@ use govpulse_proto::{
         ranking_service_client::RankingServiceClient,
     },
 };
+use govpulse_runtime::client::ReconnectDelays;
 use time::OffsetDateTime;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -52,14 +52,7 @@ async fn follow(
     watched: Arc<Mutex<Watched>>,
     stop: CancellationToken,
 ) {
-    let backoff = || {
-        ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(5))
-            .without_max_times()
-            .build()
-    };
-    let mut delays = backoff();
+    let mut delays = ReconnectDelays::new(Duration::from_millis(200));
     let set = |connection| {
         watched
             .lock()
@@ -86,7 +79,7 @@ async fn follow(
                 .map_err(|s| s.message().to_owned())?
                 .into_inner();
             set(Connection::Live);
-            delays = backoff();
+            delays.reset();
             while let Some(message) = stream.next().await {
                 let message = message.map_err(|s| s.message().to_owned())?;
                 watched
@@ -105,7 +98,7 @@ async fn follow(
             tracing::debug!(error = %e, "watch stream broke");
         }
         set(Connection::Reconnecting);
-        let delay = delays.next().unwrap_or(Duration::from_secs(5));
+        let delay = delays.next_delay();
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(delay) => {}

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use govpulse_core::notice::ChangeNotice;
 use govpulse_edge::convert::notice_from_proto;
 use govpulse_proto::aggregate::{
     WatchChangesRequest, aggregate_service_client::AggregateServiceClient,
 };
+use govpulse_runtime::client::ReconnectDelays;
 use tokio::sync::broadcast;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -21,14 +21,7 @@ pub async fn follow(
     notices: broadcast::Sender<ChangeNotice>,
     stopping: CancellationToken,
 ) {
-    let backoff = || {
-        ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(5))
-            .without_max_times()
-            .build()
-    };
-    let mut delays = backoff();
+    let mut delays = ReconnectDelays::new(Duration::from_millis(100));
     loop {
         let attempt = async {
             let mut stream = aggregate
@@ -38,7 +31,7 @@ pub async fn follow(
             info!("following aggregate's change notices");
             // Anything may have changed while we were not listening.
             let _ = notices.send(ChangeNotice::anything());
-            delays = backoff();
+            delays.reset();
             while let Some(notice) = stream.next().await {
                 let _ = notices.send(notice_from_proto(notice?));
             }
@@ -48,7 +41,7 @@ pub async fn follow(
             () = stopping.cancelled() => return,
             result = attempt => result,
         };
-        let delay = delays.next().unwrap_or(Duration::from_secs(5));
+        let delay = delays.next_delay();
         match result {
             Ok(()) => warn!(retry_in = ?delay, "aggregate ended the change stream"),
             Err(status) => {

@@ -3,7 +3,48 @@
 
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+/// The longest wait between two attempts to reconnect a stream.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+
+/// The waits between attempts to reconnect a stream that follows another service: from
+/// `first`, doubling up to 5 s, for as long as it takes; [`ReconnectDelays::reset`] once
+/// connected, so that the next break starts from `first` again.
+#[derive(Debug)]
+pub struct ReconnectDelays {
+    first: Duration,
+    delays: ExponentialBackoff,
+}
+
+impl ReconnectDelays {
+    /// Waits starting from `first`.
+    pub fn new(first: Duration) -> Self {
+        Self {
+            first,
+            delays: Self::start(first),
+        }
+    }
+
+    fn start(first: Duration) -> ExponentialBackoff {
+        ExponentialBuilder::default()
+            .with_min_delay(first)
+            .with_max_delay(MAX_RECONNECT_DELAY)
+            .without_max_times()
+            .build()
+    }
+
+    /// Connected: the next wait is `first` again.
+    pub fn reset(&mut self) {
+        self.delays = Self::start(self.first);
+    }
+
+    /// The wait before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        self.delays.next().unwrap_or(MAX_RECONNECT_DELAY)
+    }
+}
 
 /// A channel to `url` that connects on first use and reconnects whenever the connection
 /// drops; `call_timeout` bounds each call (for unary calls), `None` leaves calls unbounded
