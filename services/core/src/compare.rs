@@ -106,10 +106,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    fn rate(n: u64, d: u64) -> Rate {
-        Rate::new(n, d).expect("non-zero")
-    }
+    use crate::rate::rate;
 
     #[test]
     fn published_ratios() {

@@ -98,15 +98,17 @@ impl fmt::Display for Rate {
     }
 }
 
+/// `n/d`, for tests, whose denominators are never zero.
+#[cfg(test)]
+pub(crate) fn rate(n: u64, d: u64) -> Rate {
+    Rate::new(n, d).expect("non-zero denominator")
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    fn rate(n: u64, d: u64) -> Rate {
-        Rate::new(n, d).expect("non-zero denominator")
-    }
 
     #[test]
     fn zero_denominator_is_no_data() {
