@@ -97,6 +97,19 @@ pub fn assert_says(output: &[u8], expected: &str) {
     assert!(said.contains(expected), "{expected:?} not in:\n{said}");
 }
 
+/// Asserts that `submitted`, a `govpulse submit`, ended with the summary `summary`
+/// (`accepted 2, duplicate 0, rejected 0`); otherwise shows `context`, then its output and
+/// its errors.
+#[track_caller]
+pub fn assert_submitted(submitted: &Output, summary: &str, context: &str) {
+    assert!(
+        text(&submitted.stdout).ends_with(&format!("{summary}\n")),
+        "{context}{}{}",
+        text(&submitted.stdout),
+        text(&submitted.stderr)
+    );
+}
+
 /// A `govpulse serve` process with the addresses it printed; killed when dropped.
 #[derive(Debug)]
 pub struct Serve {

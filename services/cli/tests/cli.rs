@@ -11,7 +11,7 @@ use std::{
 };
 
 use govpulse_e2e::{
-    command::{Lines, Running, Serve, assert_says, text},
+    command::{Lines, Running, Serve, assert_says, assert_submitted, text},
     pki::write_server_pki,
     scratch,
 };
@@ -652,11 +652,10 @@ fn still_serves(mut serve: Serve, output: &Lines, case: &str) {
     );
     // A dead serve fails the test now, not after a minute of retries.
     let submitted = submit(&serve, &file, &["--retry-for", "0"]);
-    assert!(
-        text(&submitted.stdout).ends_with("accepted 2, duplicate 0, rejected 1\n"),
-        "{case}: {}{}",
-        text(&submitted.stdout),
-        text(&submitted.stderr)
+    assert_submitted(
+        &submitted,
+        "accepted 2, duplicate 0, rejected 1",
+        &format!("{case}: "),
     );
     let value = metrics_json(&serve, "lang-son", &day);
     assert_eq!(value["counters"]["received"], "2", "{case}: {value}");
@@ -1240,12 +1239,7 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
         "reporter-token",
     ]))
     .await;
-    assert!(
-        text(&submitted.stdout).ends_with("accepted 2, duplicate 0, rejected 0\n"),
-        "{}{}",
-        text(&submitted.stdout),
-        text(&submitted.stderr)
-    );
+    assert_submitted(&submitted, "accepted 2, duplicate 0, rejected 0", "");
 
     let ranking = |extra: &[&str]| {
         let mut list = args(&[

@@ -8,7 +8,7 @@ use std::{
 };
 
 use govpulse_e2e::{
-    command::{Serve, assert_says, text},
+    command::{Serve, assert_says, assert_submitted, text},
     pki::write_server_pki,
     scratch,
 };
@@ -93,27 +93,26 @@ fn events_of_2022(dir: &Path) -> PathBuf {
     file
 }
 
+/// `govpulse metrics` of Quảng Ninh's `metric` (with `more` options) from `serve`'s aggregate.
+fn quang_ninh(serve: &Serve, metric: &str, more: &[&str]) -> std::process::Output {
+    let args = [
+        &["metrics", "--agency", "quang-ninh", "--metric", metric][..],
+        more,
+    ]
+    .concat();
+    serve.call(GOVPULSE, &args, "aggregate")
+}
+
 /// What a serve configured with [`settings`] and a minimum volume of 20 answers.
 fn check_configured(serve: &Serve, events: &Path) {
     let submitted = serve.call(GOVPULSE, &["submit", path(events)], "ingest");
-    assert!(
-        text(&submitted.stdout).ends_with("accepted 30, duplicate 0, rejected 0\n"),
-        "2022 is within the horizon: {}{}",
-        text(&submitted.stdout),
-        text(&submitted.stderr)
+    assert_submitted(
+        &submitted,
+        "accepted 30, duplicate 0, rejected 0",
+        "2022 is within the horizon: ",
     );
     // Quảng Ninh's published figure, from this catalog.
-    let provision = serve.call(
-        GOVPULSE,
-        &[
-            "metrics",
-            "--agency",
-            "quang-ninh",
-            "--metric",
-            "online-provision-rate",
-        ],
-        "aggregate",
-    );
+    let provision = quang_ninh(serve, "online-provision-rate", &[]);
     assert!(
         text(&provision.stdout)
             .lines()
@@ -123,19 +122,7 @@ fn check_configured(serve: &Serve, events: &Path) {
         text(&provision.stderr)
     );
     // The target of this targets file.
-    let online = serve.call(
-        GOVPULSE,
-        &[
-            "metrics",
-            "--agency",
-            "quang-ninh",
-            "--metric",
-            "online-dossier-rate",
-            "--period",
-            "2022",
-        ],
-        "aggregate",
-    );
+    let online = quang_ninh(serve, "online-dossier-rate", &["--period", "2022"]);
     let out = text(&online.stdout);
     assert!(out.contains("80.00% (20/25)"), "{out}");
     assert!(
@@ -257,12 +244,7 @@ fn serve_applies_ingests_limits() {
         &["submit", path(&three), "--batch-size", "2"],
         "ingest",
     );
-    assert!(
-        text(&fits.stdout).ends_with("accepted 3, duplicate 0, rejected 0\n"),
-        "{}{}",
-        text(&fits.stdout),
-        text(&fits.stderr)
-    );
+    assert_submitted(&fits, "accepted 3, duplicate 0, rejected 0", "");
 }
 
 /// `govpulse token` for Lạng Sơn with `roles`: the token, and the entry for the token file.
@@ -303,12 +285,7 @@ fn serve_with_tokens_wants_a_credential_for_reporting_and_reading() {
         &["submit", path(&events), "--token", &reporter],
         "ingest",
     );
-    assert!(
-        text(&reported.stdout).ends_with("accepted 2, duplicate 0, rejected 0\n"),
-        "{}{}",
-        text(&reported.stdout),
-        text(&reported.stderr)
-    );
+    assert_submitted(&reported, "accepted 2, duplicate 0, rejected 0", "");
     let unread = serve.call(GOVPULSE, &["ranking"], "ranking");
     assert_says(&unread.stderr, "Unauthenticated");
     let read = serve.call(GOVPULSE, &["ranking", "--token", &reader], "ranking");
@@ -340,11 +317,10 @@ fn serve_speaks_tls_with_one_certificate_for_the_three_services() {
         &["submit", path(&events), "--ca", path(&ca_file)],
         "ingest",
     );
-    assert!(
-        text(&reported.stdout).ends_with("accepted 2, duplicate 0, rejected 0\n"),
-        "ingest over TLS, and ingest to aggregate over TLS: {}{}",
-        text(&reported.stdout),
-        text(&reported.stderr)
+    assert_submitted(
+        &reported,
+        "accepted 2, duplicate 0, rejected 0",
+        "ingest over TLS, and ingest to aggregate over TLS: ",
     );
     let read = serve.call(GOVPULSE, &["ranking", "--ca", path(&ca_file)], "ranking");
     assert!(read.status.success(), "{}", text(&read.stderr));
@@ -378,12 +354,7 @@ fn serve_counts_into_redis_and_keeps_the_counts_across_a_restart() {
     let args = ["--redis", url.as_str(), "--key-prefix", "serve-test"];
     let first = Serve::start(GOVPULSE, &args, &[], "http");
     let reported = first.call(GOVPULSE, &["submit", path(&events)], "ingest");
-    assert!(
-        text(&reported.stdout).ends_with("accepted 3, duplicate 0, rejected 0\n"),
-        "{}{}",
-        text(&reported.stdout),
-        text(&reported.stderr)
-    );
+    assert_submitted(&reported, "accepted 3, duplicate 0, rejected 0", "");
     drop(first);
     // A new process, the same Redis: the events are remembered and counted.
     let second = Serve::start(
@@ -396,10 +367,5 @@ fn serve_counts_into_redis_and_keeps_the_counts_across_a_restart() {
         "http",
     );
     let again = second.call(GOVPULSE, &["submit", path(&events)], "ingest");
-    assert!(
-        text(&again.stdout).ends_with("accepted 0, duplicate 3, rejected 0\n"),
-        "{}{}",
-        text(&again.stdout),
-        text(&again.stderr)
-    );
+    assert_submitted(&again, "accepted 0, duplicate 3, rejected 0", "");
 }
