@@ -139,6 +139,15 @@ fn array(value: &Value) -> &[Value] {
     value.as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
+/// Every port of every Service of an overlay, with its Service.
+fn service_ports(overlay: &str) -> impl Iterator<Item = (&'static Value, &'static Value)> {
+    kind(overlay, "Service").flat_map(|service| {
+        array(&service["spec"]["ports"])
+            .iter()
+            .map(move |port| (service, port))
+    })
+}
+
 /// Every Deployment and StatefulSet of an overlay.
 fn workloads(overlay: &str) -> Vec<&'static Value> {
     kind(overlay, "Deployment")
@@ -277,16 +286,14 @@ fn every_deployment_has_grpc_readiness_and_liveness_probes_on_its_plaintext_heal
 #[test]
 fn the_health_port_is_reached_by_the_probes_only() {
     for overlay in OVERLAYS {
-        for service in kind(overlay, "Service") {
-            for port in array(&service["spec"]["ports"]) {
-                assert!(
-                    port["targetPort"] != "health"
-                        && port["targetPort"].as_u64() != Some(HEALTH_PORT)
-                        && port["port"].as_u64() != Some(HEALTH_PORT),
-                    "{overlay}: Service {} exposes the health port",
-                    name(service)
-                );
-            }
+        for (service, port) in service_ports(overlay) {
+            assert!(
+                port["targetPort"] != "health"
+                    && port["targetPort"].as_u64() != Some(HEALTH_PORT)
+                    && port["port"].as_u64() != Some(HEALTH_PORT),
+                "{overlay}: Service {} exposes the health port",
+                name(service)
+            );
         }
         for svc in SERVICES.iter() {
             for policy in policies_of(overlay, deployment(overlay, svc.name)) {
@@ -828,14 +835,12 @@ fn every_file_a_service_is_pointed_at_is_mounted_from_its_config_map() {
 #[test]
 fn services_name_their_grpc_ports_and_aggregate_has_a_headless_service_for_every_replica() {
     for overlay in OVERLAYS {
-        for service in kind(overlay, "Service") {
-            for port in array(&service["spec"]["ports"]) {
-                assert!(
-                    port["name"].is_string(),
-                    "{overlay}: Service {} has an unnamed port",
-                    name(service)
-                );
-            }
+        for (service, port) in service_ports(overlay) {
+            assert!(
+                port["name"].is_string(),
+                "{overlay}: Service {} has an unnamed port",
+                name(service)
+            );
         }
         for svc in SERVICES.iter() {
             let labels = &deployment(overlay, svc.name)["spec"]["template"]["metadata"]["labels"];
@@ -1336,8 +1341,29 @@ fn loopback_channel(addr: std::net::SocketAddr, ca: Option<&str>) -> tonic::tran
 /// generated ones where the operator creates them), counting into `store_url`; checks each
 /// health port, and sends one event that counts and one the catalog's mergers refuse, with
 /// the token and over the TLS the manifests require.
+/// The configuration `service`'s manifest in `overlay` gives (its mounted files written
+/// under `root`), as the service parses its command line.
+fn manifest_config<C: clap::Parser>(
+    overlay: &str,
+    service: &str,
+    root: &Path,
+    secrets: &OperatorSecrets,
+    aggregate_url: &str,
+    store_url: &str,
+) -> C {
+    let mounts = write_mounted_volumes(overlay, deployment(overlay, service), root, secrets);
+    let line = command_line(
+        overlay,
+        service,
+        &C::command(),
+        &mounts,
+        aggregate_url,
+        store_url,
+    );
+    C::try_parse_from(&line).unwrap_or_else(|e| panic!("{service}'s manifest: {e}"))
+}
+
 async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
-    use clap::Parser;
     use govpulse_proto::{
         catalog::Block,
         event::OutcomeStatus,
@@ -1354,17 +1380,8 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
     let stop = CancellationToken::new();
     let mut health_ports = Vec::new();
 
-    let mounts = write_mounted_volumes(overlay, deployment(overlay, "aggregate"), &root, &secrets);
-    let line = command_line(
-        overlay,
-        "aggregate",
-        &govpulse_aggregate::Config::command(),
-        &mounts,
-        "",
-        store_url,
-    );
-    let config = govpulse_aggregate::Config::try_parse_from(&line)
-        .unwrap_or_else(|e| panic!("aggregate's manifest: {e}"));
+    let config: govpulse_aggregate::Config =
+        manifest_config(overlay, "aggregate", &root, &secrets, "", store_url);
     let aggregate = govpulse_aggregate::Server::build(config)
         .await
         .expect("aggregate starts with the manifest's configuration");
@@ -1376,17 +1393,8 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
     health_ports.push(("aggregate", aggregate.host().health_addr()));
     let aggregate_task = tokio::spawn(aggregate.run_until(stop.clone().cancelled_owned()));
 
-    let mounts = write_mounted_volumes(overlay, deployment(overlay, "ingest"), &root, &secrets);
-    let line = command_line(
-        overlay,
-        "ingest",
-        &govpulse_ingest::Config::command(),
-        &mounts,
-        &aggregate_url,
-        "",
-    );
-    let config = govpulse_ingest::Config::try_parse_from(&line)
-        .unwrap_or_else(|e| panic!("ingest's manifest: {e}"));
+    let config: govpulse_ingest::Config =
+        manifest_config(overlay, "ingest", &root, &secrets, &aggregate_url, "");
     let needs_token = config.tokens.is_some();
     let ingest = govpulse_ingest::Server::build(config)
         .await
@@ -1395,17 +1403,8 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
     health_ports.push(("ingest", ingest.host().health_addr()));
     let ingest_task = tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
 
-    let mounts = write_mounted_volumes(overlay, deployment(overlay, "ranking"), &root, &secrets);
-    let line = command_line(
-        overlay,
-        "ranking",
-        &govpulse_ranking::Config::command(),
-        &mounts,
-        &aggregate_url,
-        "",
-    );
-    let config = govpulse_ranking::Config::try_parse_from(&line)
-        .unwrap_or_else(|e| panic!("ranking's manifest: {e}"));
+    let config: govpulse_ranking::Config =
+        manifest_config(overlay, "ranking", &root, &secrets, &aggregate_url, "");
     let ranking = govpulse_ranking::Server::build(config)
         .await
         .expect("ranking starts with the manifest's configuration");
