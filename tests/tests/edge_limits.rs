@@ -783,6 +783,26 @@ async fn a_flood_of_refused_calls_writes_few_log_lines_and_is_counted() {
     assert!(counted >= 20_000.0, "{counted} counted");
 }
 
+/// How `stream` ends: with a status, or `None` for a clean end; panics with `what` when it is
+/// still open after `limit`.
+async fn end_of<T>(
+    stream: &mut tonic::Streaming<T>,
+    limit: Duration,
+    what: &str,
+) -> Option<tonic::Status> {
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(status) => return Some(status),
+            }
+        }
+    })
+    .await
+    .expect(what)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_token_ends_its_open_streams_and_nothing_after_is_counted() {
     let _serial = SERIAL.lock().await;
@@ -849,31 +869,17 @@ async fn a_revoked_token_ends_its_open_streams_and_nothing_after_is_counted() {
     let revoked = Instant::now();
     write_tokens(&tokens, &[]);
     let limit = Duration::from_secs(5);
-    let ended = tokio::time::timeout(limit, async {
-        loop {
-            match acks.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => return None,
-                Err(status) => return Some(status),
-            }
-        }
-    })
+    let ended = end_of(
+        &mut acks,
+        limit,
+        "the event stream ends within one reload interval",
+    )
     .await
-    .expect("the event stream ends within one reload interval")
     .expect("with a status");
     assert_eq!(ended.code(), Code::Unauthenticated, "{}", ended.message());
-    let watch_ended = tokio::time::timeout(limit, async {
-        loop {
-            match watch.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => return None,
-                Err(status) => return Some(status),
-            }
-        }
-    })
-    .await
-    .expect("the live ranking ends")
-    .expect("with a status");
+    let watch_ended = end_of(&mut watch, limit, "the live ranking ends")
+        .await
+        .expect("with a status");
     assert_eq!(watch_ended.code(), Code::Unauthenticated);
     let deadline = tokio::time::Instant::now() + limit;
     let mut sse_status = None;
