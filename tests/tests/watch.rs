@@ -32,6 +32,26 @@ fn notices_only() -> Options {
     }
 }
 
+/// An aggregate counting into `redis` under `prefix`, and an ingest and a ranking on it, all
+/// with [`notices_only`]'s options.
+async fn one_of_each(redis: &RedisServer, prefix: &str) -> (Service, Service, Service) {
+    let options = notices_only();
+    let aggregate = Service::aggregate(redis, prefix, &options).await;
+    let ingest = Service::ingest(&aggregate, &options).await;
+    let ranking = Service::ranking(&aggregate, &options).await;
+    (aggregate, ingest, ranking)
+}
+
+/// Two aggregate replicas counting into `redis` under one `prefix`, and an ingest in front of
+/// the first, all with [`notices_only`]'s options.
+async fn two_replicas(redis: &RedisServer, prefix: &str) -> (Service, Service, Service) {
+    let options = notices_only();
+    let a = Service::aggregate(redis, prefix, &options).await;
+    let b = Service::aggregate(redis, prefix, &options).await;
+    let ingest = Service::ingest(&a, &options).await;
+    (a, b, ingest)
+}
+
 fn provinces(at: OffsetDateTime, selection: Option<Selection>) -> RankingQuery {
     RankingQuery {
         metric: "online-dossier-rate".into(),
@@ -147,11 +167,8 @@ async fn get_ranking(ranking: Channel, query: &RankingQuery) -> Vec<govpulse_e2e
 async fn an_event_applied_by_one_aggregate_replica_reaches_a_ranking_following_another_within_a_second()
  {
     let redis = RedisServer::start().expect("redis-server starts");
-    let options = notices_only();
-    let a = Service::aggregate(&redis, "replicas", &options).await;
-    let b = Service::aggregate(&redis, "replicas", &options).await;
-    let ingest = Service::ingest(&a, &options).await;
-    let ranking = Service::ranking(&b, &options).await;
+    let (a, b, ingest) = two_replicas(&redis, "replicas").await;
+    let ranking = Service::ranking(&b, &notices_only()).await;
     let at = two_days_ago_noon();
 
     // Aggregate B tells its own subscribers about a batch A applied.
@@ -203,10 +220,8 @@ async fn an_event_applied_by_one_aggregate_replica_reaches_a_ranking_following_a
 #[tokio::test]
 async fn two_ranking_replicas_give_identical_rankings_and_live_states() {
     let redis = RedisServer::start().expect("redis-server starts");
+    let (a, b, ingest) = two_replicas(&redis, "identical").await;
     let options = notices_only();
-    let a = Service::aggregate(&redis, "identical", &options).await;
-    let b = Service::aggregate(&redis, "identical", &options).await;
-    let ingest = Service::ingest(&a, &options).await;
     let first = Service::ranking(&a, &options).await;
     let second = Service::ranking(&b, &options).await;
     let at = two_days_ago_noon();
@@ -251,10 +266,7 @@ async fn two_ranking_replicas_give_identical_rankings_and_live_states() {
 #[tokio::test]
 async fn a_subscriber_that_reconnects_with_its_revision_gets_no_gap_and_no_duplicate() {
     let redis = RedisServer::start().expect("redis-server starts");
-    let options = notices_only();
-    let aggregate = Service::aggregate(&redis, "resume", &options).await;
-    let ingest = Service::ingest(&aggregate, &options).await;
-    let ranking = Service::ranking(&aggregate, &options).await;
+    let (aggregate, ingest, ranking) = one_of_each(&redis, "resume").await;
     let at = two_days_ago_noon();
     submit(ingest.channel(), receptions("base", at, &BASE)).await;
     let query = provinces(at, Some(Selection::Top(3)));
@@ -329,7 +341,7 @@ async fn a_subscriber_that_reconnects_with_its_revision_gets_no_gap_and_no_dupli
     drop(observer);
     drop(client);
     ranking.stop().await;
-    let ranking = Service::ranking_on(&aggregate, addr, &options).await;
+    let ranking = Service::ranking_on(&aggregate, addr, &notices_only()).await;
     let mut client = watch(ranking.channel(), &query, shown.revision).await;
     let reset = next_message(&mut client).await;
     let Some(Event::Reset(why)) = &reset.event else {
@@ -484,10 +496,7 @@ async fn province_ids_of(
 #[tokio::test]
 async fn a_lone_subscriber_that_reconnects_soon_resumes_instead_of_starting_over() {
     let redis = RedisServer::start().expect("redis-server starts");
-    let options = notices_only();
-    let aggregate = Service::aggregate(&redis, "linger", &options).await;
-    let ingest = Service::ingest(&aggregate, &options).await;
-    let ranking = Service::ranking(&aggregate, &options).await;
+    let (aggregate, ingest, ranking) = one_of_each(&redis, "linger").await;
     let at = two_days_ago_noon();
     submit(
         ingest.channel(),
