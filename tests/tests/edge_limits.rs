@@ -310,24 +310,29 @@ async fn a_caller_without_a_credential_is_refused_before_its_body_is_read_at_eve
 async fn undecodable_bytes_are_invalid_argument_naming_the_field() {
     let _serial = SERIAL.lock().await;
     let tokens = token_file("bytes", REPORTER);
-    let (_aggregate, ingest) = start_ingest(&tokens, &[]);
-    // One event whose event_id (field 1 of DossierEvent) is not UTF-8.
+    let (aggregate, ingest) = start_ingest(&tokens, &[]);
+    // One event whose event_id (field 1 of DossierEvent) is not UTF-8, in field 1 of both
+    // SubmitEventsRequest and ApplyEventsRequest.
     let event = [0x0a, 0x02, 0xff, 0xfe];
     let mut message = vec![0x0a, u8::try_from(event.len()).expect("small")];
     message.extend_from_slice(&event);
-    let (code, text) = raw_grpc(
-        ingest.addr(),
-        "/govpulse.ingest.v1.IngestService/SubmitEvents",
-        Some("reporter-1"),
-        grpc_frame(&message),
-    )
-    .await;
-    assert_eq!(code, Code::InvalidArgument as i32, "{text}");
-    // Served from its bytes on SubmitEvents' own route, which names the event.
-    assert!(
-        text.contains("events[0]") && text.contains("event_id"),
-        "names the event and the field: {text}"
-    );
+    // Each is served from its bytes on its own route, which names the event; the generated
+    // service, which decodes the whole message first, would not.
+    for (addr, path, token) in [
+        (
+            ingest.addr(),
+            govpulse_proto::wire::SUBMIT_EVENTS,
+            Some("reporter-1"),
+        ),
+        (aggregate.addr(), govpulse_proto::wire::APPLY_EVENTS, None),
+    ] {
+        let (code, text) = raw_grpc(addr, path, token, grpc_frame(&message)).await;
+        assert_eq!(code, Code::InvalidArgument as i32, "{path}: {text}");
+        assert!(
+            text.contains("events[0]") && text.contains("event_id"),
+            "{path} names the event and the field: {text}"
+        );
+    }
 }
 
 /// Reads from `stream` until the server closes it; how long that took, or `None` when it
