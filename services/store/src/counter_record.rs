@@ -17,24 +17,34 @@
 use govpulse_core::{Counter, Counters, counting::CounterSums};
 use integer_encoding::VarInt;
 
+/// How many counters a record holds at most.
+const COUNTERS: usize = Counter::ALL.len();
+
 /// The longest record: every counter at its largest.
-const MAX_LEN: usize = 10 * Counter::ALL.len();
+const MAX_LEN: usize = 10 * COUNTERS;
 
 /// The record of `counters`' summable counters (the distinct and backlog figures a reader
-/// derives are not stored). Empty when every counter is zero.
-pub(crate) fn encode(counters: &Counters) -> Vec<u8> {
-    // Built on the stack and copied out once at its length (a batch of the unit mix adds
-    // to tens of thousands of records).
+/// derives are not stored). Empty when every counter is zero. (The writer adds to records
+/// with [`add`]; the tests build them whole.)
+#[cfg(test)]
+fn encode(counters: &Counters) -> Vec<u8> {
+    encode_values(&Counter::ALL.map(|counter| counters.get(counter)))
+}
+
+/// The record of counter values in storage order. Built on the stack, up to the last value
+/// that is not zero, and copied out once at its length: a batch of the unit mix adds to tens
+/// of thousands of records, each decoded, added to and encoded again.
+fn encode_values(values: &[u64; COUNTERS]) -> Vec<u8> {
+    let kept = values
+        .iter()
+        .rposition(|value| *value > 0)
+        .map_or(0, |last| last + 1);
     let mut record = [0u8; MAX_LEN];
     let mut len = 0;
-    let mut kept = 0;
-    for (_, value) in counters.iter() {
-        len += write_varint(value, &mut record[len..]);
-        if value > 0 {
-            kept = len;
-        }
+    for value in &values[..kept] {
+        len += write_varint(*value, &mut record[len..]);
     }
-    record[..kept].to_vec()
+    record[..len].to_vec()
 }
 
 /// `value` as an unsigned LEB128 varint at the start of `out`; its length.
@@ -51,9 +61,15 @@ fn write_varint(value: u64, out: &mut [u8]) -> usize {
 /// The counters a record holds; `None` for bytes that no version of [`encode`] writes (a
 /// value cut short or too long, more values than counters), which a writer must not add to.
 pub(crate) fn decode(record: &[u8]) -> Option<Counters> {
-    let mut counters = Counters::default();
+    let values = decode_values(record)?;
+    Some(Counters::from_pairs(Counter::ALL.into_iter().zip(values)))
+}
+
+/// The counter values a record holds, in storage order; `None` as for [`decode`].
+fn decode_values(record: &[u8]) -> Option<[u64; COUNTERS]> {
+    let mut values = [0u64; COUNTERS];
+    let mut slots = values.iter_mut();
     let mut rest = record;
-    let mut counter = Counter::ALL.into_iter();
     while let Some((&byte, tail)) = rest.split_first() {
         // Most counts of a record below a month are under 128: one byte.
         let (value, tail) = if byte < 0x80 {
@@ -62,10 +78,10 @@ pub(crate) fn decode(record: &[u8]) -> Option<Counters> {
             let (value, len) = u64::decode_var(rest)?;
             (value, &rest[len..])
         };
-        counters.increment(counter.next()?, value);
+        *slots.next()? = value;
         rest = tail;
     }
-    Some(counters)
+    Some(values)
 }
 
 /// `stored` (a record, or nothing) with `added` added (a negative count taken away); `None`
@@ -75,11 +91,15 @@ pub(crate) fn add(
     stored: Option<&[u8]>,
     added: impl IntoIterator<Item = (Counter, i64)>,
 ) -> Option<Vec<u8>> {
-    let mut counters = stored.map_or(Some(Counters::default()), decode)?;
+    let mut values = match stored {
+        Some(record) => decode_values(record)?,
+        None => [0; COUNTERS],
+    };
     for (counter, n) in added {
-        counters.add_signed(counter, n)?;
+        let slot = &mut values[counter as usize];
+        *slot = slot.checked_add_signed(n)?;
     }
-    Some(encode(&counters))
+    Some(encode_values(&values))
 }
 
 /// One entry of a record list: its name, its record, and the entry's bytes as stored.
