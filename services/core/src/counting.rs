@@ -616,17 +616,19 @@ pub struct Plan<'a> {
     /// The dossiers the batch counts a stage of, with their new state, each once.
     pub dossiers: Vec<DossierWrite<'a>>,
     /// What each agency's counters gain in each bucket (the due-day counters included):
-    /// every agency of every counted event's chain.
-    pub counters: BTreeMap<(&'a AgencyId, Bucket), CounterSums>,
+    /// every agency of every counted event's chain. Hashed, in no order: a batch of the unit
+    /// mix adds to thousands, and an ordered map compared their ids' text at every step.
+    pub counters: HashMap<(&'a AgencyId, Bucket), CounterSums>,
     /// What each procedure's counters gain, per agency and day (the due-day counters
     /// included, on the due day, under the procedure of the event that moved them): every
-    /// agency of every counted event's chain, each procedure once, in order. Per day, not per
-    /// bucket: a store keeps them per day, and per longer bucket only where it must.
-    pub procedures: BTreeMap<(&'a AgencyId, Date), ProcedureSums<'a>>,
+    /// agency of every counted event's chain, each procedure once, in procedure order (the
+    /// agencies and days hashed, in no order). Per day, not per bucket: a store keeps them
+    /// per day, and per longer bucket only where it must.
+    pub procedures: HashMap<(&'a AgencyId, Date), ProcedureSums<'a>>,
     /// How many online receptions of each procedure provided online each agency gains (or,
     /// negative, loses to corrections) per bucket: the procedures to add to its online sets,
-    /// and those a store must check are still there. Never 0.
-    pub online: BTreeMap<(&'a AgencyId, Bucket, &'a ProcedureId), i64>,
+    /// and those a store must check are still there. Never 0. Hashed, in no order.
+    pub online: HashMap<(&'a AgencyId, Bucket, &'a ProcedureId), i64>,
     /// The latest events counted now, per agency of every counted event's chain: what the
     /// store keeps as the latest of what it had and this.
     pub seen: BTreeMap<&'a AgencyId, Seen>,
@@ -967,39 +969,44 @@ pub fn plan<'a>(
                 .add_all(sums);
         }
     }
-    let mut counters: BTreeMap<(&AgencyId, Bucket), CounterSums> = BTreeMap::new();
+    let mut counters: HashMap<(&AgencyId, Bucket), CounterSums> =
+        HashMap::with_capacity(2 * by_member_day.len());
     for ((member, day), sums) in &by_member_day {
         for bucket in Bucket::containing(*day) {
             counters.entry((*member, bucket)).or_default().add_all(sums);
         }
     }
     plan.counters = counters;
-    // Each (agency of a chain, day, procedure) once, sorted, then grouped per agency and day:
-    // one sort of small keys rather than a map per agency and day.
+    // Each (agency of a chain, day) with its procedures, each list then sorted by procedure
+    // and its repeats summed: a hash per agency and day and a sort of a few procedures each,
+    // not one sort of every (agency, day, procedure) by the agencies' text.
     let mut sums: Vec<&CounterSums> = Vec::with_capacity(by_procedure_day.len());
-    let mut spread: Vec<((&AgencyId, Date, &ProcedureId), usize)> =
-        Vec::with_capacity(by_procedure_day.len() * 2);
+    let mut grouped: HashMap<(&AgencyId, Date), Vec<(&ProcedureId, usize)>> =
+        HashMap::with_capacity(by_procedure_day.len());
     for ((agency, day, procedure), sum) in &by_procedure_day {
         let i = sums.len();
         sums.push(sum);
         for member in chain_of(agency) {
-            spread.push(((member, *day, *procedure), i));
+            grouped
+                .entry((member, *day))
+                .or_default()
+                .push((procedure, i));
         }
     }
-    spread.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut grouped: Vec<((&AgencyId, Date), ProcedureSums)> = Vec::new();
-    for ((member, day, procedure), i) in spread {
-        match grouped.last_mut() {
-            Some(((agency, at), list)) if *agency == member && *at == day => {
-                match list.last_mut() {
+    plan.procedures = grouped
+        .into_iter()
+        .map(|(key, mut list)| {
+            list.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let mut summed: ProcedureSums = Vec::with_capacity(list.len());
+            for (procedure, i) in list {
+                match summed.last_mut() {
                     Some((last, total)) if *last == procedure => total.add_all(sums[i]),
-                    _ => list.push((procedure, *sums[i])),
+                    _ => summed.push((procedure, *sums[i])),
                 }
             }
-            _ => grouped.push(((member, day), vec![(procedure, *sums[i])])),
-        }
-    }
-    plan.procedures = grouped.into_iter().collect();
+            (key, summed)
+        })
+        .collect();
     // The same for the online counts: per member and day first, then into the buckets.
     let mut online_by_member_day: HashMap<(&AgencyId, Date, &ProcedureId), i64> =
         HashMap::with_capacity(2 * online_by_day.len());
