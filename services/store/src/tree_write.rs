@@ -552,16 +552,15 @@ impl RedisStore {
             .collect();
         // Each agency's parent, and the children counted in their parents' packed roll-ups.
         let parent_of = parents_of(batch.events());
-        let mut parents: BTreeMap<&AgencyId, BTreeSet<&AgencyId>> = BTreeMap::new();
+        let mut parents: HashMap<&AgencyId, Vec<&AgencyId>> = HashMap::new();
         for (child, parent) in &parent_of {
-            parents.entry(parent).or_default().insert(child);
+            parents.entry(parent).or_default().push(child);
         }
         // What was seen of the batch's agencies, to keep the latest, and their events per day
         // (section 6c): the rejected ones only of the agencies the batch has rejections for,
         // so a batch without reads and writes none.
-        let reporters: BTreeSet<&AgencyId> =
-            batch.events().iter().flat_map(|e| e.chain.iter()).collect();
-        let rejecters: BTreeSet<&AgencyId> = rejected.iter().flat_map(|r| r.chain.iter()).collect();
+        let reporters = each_once(batch.events().iter().flat_map(|e| e.chain.iter()));
+        let rejecters = each_once(rejected.iter().flat_map(|r| r.chain.iter()));
         let mut second = Commands::default();
         let mut seen_read = redis::cmd("HMGET");
         seen_read.arg(self.seen_key(root));
@@ -628,8 +627,8 @@ impl RedisStore {
         }
         let mut ids: Table<ID_VALUE> = table(&id_reads, &mut stored)?;
         let mut dossiers: Table<DOSSIER_VALUE> = table(&dossier_reads, &mut stored)?;
-        let mut ordinals: BTreeMap<(&AgencyId, &AgencyId), usize> = BTreeMap::new();
-        let mut list_lengths: BTreeMap<&AgencyId, usize> = BTreeMap::new();
+        let mut ordinals: HashMap<(&AgencyId, &AgencyId), usize> = HashMap::new();
+        let mut list_lengths: HashMap<&AgencyId, usize> = HashMap::new();
         for (parent, children) in &parents {
             let len: usize = redis::from_redis_value(next()?)?;
             list_lengths.insert(parent, len);
@@ -990,8 +989,8 @@ impl RedisStore {
         root: &AgencyId,
         planned: &'a Plan<'_>,
         records: CounterRecords<'a>,
-        ordinals: &mut BTreeMap<(&'a AgencyId, &'a AgencyId), usize>,
-        list_lengths: &BTreeMap<&'a AgencyId, usize>,
+        ordinals: &mut HashMap<(&'a AgencyId, &'a AgencyId), usize>,
+        list_lengths: &HashMap<&'a AgencyId, usize>,
         writes: &mut Writes,
     ) -> Result<(), StoreError> {
         let added = |stored: Option<&[u8]>, sums: &CounterSums, key: &dyn Fn() -> String| {
@@ -1047,8 +1046,8 @@ impl RedisStore {
         }
         writes.chunked("MSET", None, &lists, 2);
         // Ordinals for children counted for the first time: after the list's last.
-        let mut lengths: BTreeMap<&AgencyId, usize> = list_lengths.clone();
-        let mut appended: BTreeMap<&AgencyId, Vec<&AgencyId>> = BTreeMap::new();
+        let mut lengths: HashMap<&AgencyId, usize> = list_lengths.clone();
+        let mut appended: HashMap<&AgencyId, Vec<&AgencyId>> = HashMap::new();
         let mut ordinal_of = |parent: &'a AgencyId, child: &'a AgencyId| -> usize {
             if let Some(ordinal) = ordinals.get(&(parent, child)) {
                 return *ordinal;
@@ -1068,7 +1067,7 @@ impl RedisStore {
         // months are packed: a quarter's or a year's roll-up is the sum of its months'
         // (`read_children`), so each child and counter costs one increment, not three.
         type RollUp<'k> = (&'k AgencyId, Bucket, Counter);
-        let mut packed: BTreeMap<RollUp, Vec<(usize, i64)>> = BTreeMap::new();
+        let mut packed: HashMap<RollUp, Vec<(usize, i64)>> = HashMap::new();
         for ((agency, bucket), sums) in &planned.counters {
             let Some(parent) = parent_of.get(agency).copied() else {
                 continue;
@@ -1273,7 +1272,7 @@ fn fill_records<F>(
 
 /// The records of events per day read for `agencies` (one each, in order), those that read.
 fn known_day_counts<'a>(
-    agencies: &BTreeSet<&'a AgencyId>,
+    agencies: &[&'a AgencyId],
     read: Vec<Option<Vec<u8>>>,
 ) -> HashMap<&'a AgencyId, DayCounts> {
     agencies
@@ -1281,6 +1280,13 @@ fn known_day_counts<'a>(
         .zip(read)
         .filter_map(|(agency, value)| Some((*agency, day_counts_from_bytes(&value?)?)))
         .collect()
+}
+
+/// Each of `agencies` once, in the order first named (hashed: a batch of the unit mix names
+/// a thousand chains).
+fn each_once<'a>(agencies: impl Iterator<Item = &'a AgencyId>) -> Vec<&'a AgencyId> {
+    let mut named = foldhash::HashSet::default();
+    agencies.filter(|agency| named.insert(*agency)).collect()
 }
 
 /// Each agency's parent in its tree, from the batch's chains.
