@@ -58,7 +58,7 @@ fn write_varint(value: u64, out: &mut [u8]) -> usize {
     }
 }
 
-/// The counters a record holds; `None` for bytes that no version of [`encode`] writes (a
+/// The counters a record holds; `None` for bytes that no version of [`encode_values`] writes (a
 /// value cut short or too long, more values than counters), which a writer must not add to.
 pub(crate) fn decode(record: &[u8]) -> Option<Counters> {
     let values = decode_values(record)?;

@@ -3,7 +3,8 @@
 //! both held to one conformance suite (`conformance`, with the `testing` feature, as are the
 //! Redis servers tests start, `testing`).
 //!
-//! The key schema is documented in `docs/ARCHITECTURE.md` and in [`redis_store`].
+//! The key schema is documented in `docs/ARCHITECTURE.md` and in the `redis_store` module
+//! (`services/store/src/redis_store.rs`).
 
 use async_trait::async_trait;
 use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs, ProcedureId, freshness::Activity};
