@@ -176,4 +176,27 @@ mod tests {
                 .and_then(|v| v.to_str().ok())
         );
     }
+
+    #[test]
+    fn reconnect_delays_double_from_the_first_up_to_five_seconds_and_start_over_when_reset() {
+        let first = Duration::from_millis(100);
+        let mut delays = ReconnectDelays::new(first);
+        let waits: Vec<Duration> = (0..10).map(|_| delays.next_delay()).collect();
+        // Doubled as floating point: within a microsecond.
+        for (wait, times) in waits.iter().zip([1, 2, 4]) {
+            assert!(
+                wait.abs_diff(first * times) < Duration::from_micros(1),
+                "{waits:?}"
+            );
+        }
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
+        assert_eq!(waits[9], MAX_RECONNECT_DELAY, "{waits:?}");
+        // Never ends: a stream is followed for as long as it takes.
+        assert_eq!(
+            (0..100).map(|_| delays.next_delay()).max(),
+            Some(MAX_RECONNECT_DELAY)
+        );
+        delays.reset();
+        assert_eq!(delays.next_delay(), first);
+    }
 }
