@@ -15,6 +15,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use foldhash::{HashMap, HashMapExt};
+use smallvec::SmallVec;
 
 use time::{Date, OffsetDateTime};
 use xxhash_rust::xxh3::xxh3_64;
@@ -53,26 +54,38 @@ fn digest16(bytes: &[u8]) -> u16 {
 impl Content {
     /// The content of a validated event. A correction's kind says which event it corrects.
     pub fn of(event: &DossierEvent) -> Content {
-        let kind = match &event.corrects {
-            None => kind_bytes(&event.kind),
-            Some(target) => ["corrects", target.as_str(), &kind_bytes(&event.kind)].join(" "),
-        };
-        Content::new(
+        let mut kind = KindText::new();
+        if let Some(target) = &event.corrects {
+            kind.extend_from_slice(b"corrects ");
+            kind.extend_from_slice(target.as_str().as_bytes());
+            kind.push(b' ');
+        }
+        write_kind(&event.kind, &mut kind);
+        Content::with_kind_digest(
             event.dossier.as_str(),
             event.procedure.as_str(),
             event.occurred_at,
-            &kind,
+            digest16(&kind),
         )
     }
 
     /// The content of an event of `dossier` and `procedure` at `occurred_at` whose kind and
     /// values `kind` writes out canonically (the same text for the same values).
     pub fn new(dossier: &str, procedure: &str, occurred_at: OffsetDateTime, kind: &str) -> Content {
+        Content::with_kind_digest(dossier, procedure, occurred_at, digest16(kind.as_bytes()))
+    }
+
+    fn with_kind_digest(
+        dossier: &str,
+        procedure: &str,
+        occurred_at: OffsetDateTime,
+        kind: u16,
+    ) -> Content {
         Content {
             dossier: digest16(dossier.as_bytes()),
             procedure: digest16(procedure.as_bytes()),
             occurred_at: digest16(&occurred_at.unix_timestamp_nanos().to_be_bytes()),
-            kind: digest16(kind.as_bytes()),
+            kind,
         }
     }
 
@@ -288,10 +301,15 @@ fn date_since_1970(days: u16) -> Option<Date> {
 /// The Julian day of 1970-01-01.
 const EPOCH_JULIAN_DAY: i32 = 2_440_588;
 
-/// A canonical text of what happened, every value that decides what is counted: stored
-/// digests are of these exact bytes (`received online true -1`, `resolved due <ns> false`,
-/// `fee true`, ...), so they never change. Joined words, not `format!`: it runs once per event.
-fn kind_bytes(kind: &EventKind) -> String {
+/// The text an event's kind digest is taken of, built on the stack: the longest (a
+/// correction naming a 128-character id, then a resolution with its due time) is under 200
+/// bytes, and a heap string joined per event was a tenth of aggregate's decoding.
+type KindText = SmallVec<[u8; 256]>;
+
+/// Writes `kind` and its values canonically, words apart (`received online true -1`,
+/// `resolved due <nanos> false`): the same text for the same values, as stores have kept
+/// their digests since events were first remembered.
+fn write_kind(kind: &EventKind, out: &mut KindText) {
     let channel = |c: Channel| match c {
         Channel::InPerson => "in_person",
         Channel::Online => "online",
@@ -299,12 +317,12 @@ fn kind_bytes(kind: &EventKind) -> String {
     };
     let flag = |b: bool| if b { "true" } else { "false" };
     let mut numbers = itoa::Buffer::new();
-    match kind {
+    let words: &[&str] = match kind {
         EventKind::Received {
             channel: c,
             digitized,
             due_at,
-        } => [
+        } => &[
             "received",
             channel(*c),
             flag(*digitized),
@@ -312,32 +330,36 @@ fn kind_bytes(kind: &EventKind) -> String {
                 &mut numbers,
                 due_at.map_or(-1, OffsetDateTime::unix_timestamp_nanos),
             ),
-        ]
-        .join(" "),
+        ],
         EventKind::Resolved {
-            timeliness,
+            timeliness: Timeliness::DueAt(due),
             result_electronic,
-        } => match timeliness {
-            Timeliness::DueAt(due) => [
-                "resolved",
-                "due",
-                nanos_text(&mut numbers, due.unix_timestamp_nanos()),
-                flag(*result_electronic),
-            ]
-            .join(" "),
-            Timeliness::OnTime(on_time) => [
-                "resolved",
-                "on_time",
-                flag(*on_time),
-                flag(*result_electronic),
-            ]
-            .join(" "),
-        },
-        EventKind::FeePaid { online } => ["fee", flag(*online)].join(" "),
-        EventKind::Feedback { satisfied } => ["feedback", flag(*satisfied)].join(" "),
-        EventKind::Withdrawn => "withdrawn".to_owned(),
-        EventKind::Returned => "returned".to_owned(),
-        EventKind::Retracted => "retracted".to_owned(),
+        } => &[
+            "resolved",
+            "due",
+            nanos_text(&mut numbers, due.unix_timestamp_nanos()),
+            flag(*result_electronic),
+        ],
+        EventKind::Resolved {
+            timeliness: Timeliness::OnTime(on_time),
+            result_electronic,
+        } => &[
+            "resolved",
+            "on_time",
+            flag(*on_time),
+            flag(*result_electronic),
+        ],
+        EventKind::FeePaid { online } => &["fee", flag(*online)],
+        EventKind::Feedback { satisfied } => &["feedback", flag(*satisfied)],
+        EventKind::Withdrawn => &["withdrawn"],
+        EventKind::Returned => &["returned"],
+        EventKind::Retracted => &["retracted"],
+    };
+    for (i, word) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(word.as_bytes());
     }
 }
 
@@ -1825,8 +1847,31 @@ mod tests {
             ),
         ];
         for (kind, text) in cases {
-            assert_eq!(kind_bytes(&kind), text);
+            let mut written = KindText::new();
+            write_kind(&kind, &mut written);
+            assert_eq!(std::str::from_utf8(&written), Ok(text.as_str()));
+            assert!(!written.spilled(), "{text} fits on the stack");
         }
+    }
+
+    #[test]
+    fn a_correction_s_kind_digest_is_of_the_words_it_was_always_kept_as() {
+        // Stores keep these digests: building the text on the stack must not move one bit.
+        let at = datetime!(2026-08-15 09:00 +7);
+        let longest = "x".repeat(crate::ids::MAX_ID_LEN);
+        for target in ["e0", longest.as_str()] {
+            let mut correction = received("e1", "d1", at);
+            correction.corrects = Some(EventId::parse(target).expect("id"));
+            let nanos = (at + time::Duration::days(3)).unix_timestamp_nanos();
+            let text = format!("corrects {target} received online false {nanos}");
+            let kept = Content::new("d1", correction.procedure.as_str(), at, &text);
+            assert_eq!(Content::of(&correction), kept, "{target}");
+        }
+        let plain = received("e1", "d1", at);
+        let nanos = (at + time::Duration::days(3)).unix_timestamp_nanos();
+        let text = format!("received online false {nanos}");
+        let kept = Content::new("d1", plain.procedure.as_str(), at, &text);
+        assert_eq!(Content::of(&plain), kept);
     }
 
     #[test]

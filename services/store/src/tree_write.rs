@@ -27,7 +27,6 @@
 //! some order of the two would.
 
 use std::{
-    borrow::Cow,
     cell::RefCell,
     collections::{BTreeMap, BTreeSet},
 };
@@ -409,21 +408,31 @@ impl Writes {
     }
 
     fn push<A: AsRef<[u8]>>(&mut self, command: &[A]) {
+        if command.is_empty() {
+            return;
+        }
+        // Sized once: an MSET carries hundreds of buckets of half a kilobyte.
+        let size = command.iter().map(|arg| arg.as_ref().len()).sum();
+        let mut cmd = redis::Cmd::with_capacity(command.len(), size);
+        for arg in command {
+            cmd.arg(arg.as_ref());
+        }
+        self.add(cmd);
+    }
+
+    /// Adds a whole command: to the transaction, or to the script's call as its number of
+    /// arguments then its arguments.
+    fn add(&mut self, cmd: redis::Cmd) {
         match self {
-            Writes::Transaction(_) | Writes::Script(_) if command.is_empty() => {}
             Writes::Transaction(pipe) => {
-                // Sized once: an MSET carries hundreds of buckets of half a kilobyte.
-                let size = command.iter().map(|arg| arg.as_ref().len()).sum();
-                let mut cmd = redis::Cmd::with_capacity(command.len(), size);
-                for arg in command {
-                    cmd.arg(arg.as_ref());
-                }
                 pipe.add_command(cmd);
             }
             Writes::Script(call) => {
-                call.arg(command.len());
-                for arg in command {
-                    call.arg(arg.as_ref());
+                call.arg(cmd.args_iter().len());
+                for arg in cmd.args_iter() {
+                    if let redis::Arg::Simple(bytes) = arg {
+                        call.arg(bytes);
+                    }
                 }
             }
         }
@@ -444,6 +453,33 @@ impl Writes {
             let command: Vec<&[u8]> = head.chain(chunk.iter().map(AsRef::as_ref)).collect();
             self.push(&command);
         }
+    }
+
+    /// The same for items that `write` writes as their `width` arguments straight into the
+    /// command (a record, a field, an ordinal written in place, not collected first: the unit
+    /// mix writes about ten arguments per event); nothing when there are no items, and
+    /// nothing more once `write` fails.
+    fn items<I>(
+        &mut self,
+        name: &str,
+        key: Option<&str>,
+        width: usize,
+        items: impl IntoIterator<Item = I>,
+        mut write: impl FnMut(&mut redis::Cmd, I) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let per = (MAX_ARGS / width).max(1);
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let mut cmd = redis::cmd(name);
+            if let Some(key) = key {
+                cmd.arg(key);
+            }
+            for item in items.by_ref().take(per) {
+                write(&mut cmd, item)?;
+            }
+            self.add(cmd);
+        }
+        Ok(())
     }
 }
 
@@ -1002,20 +1038,24 @@ impl RedisStore {
             })
         };
         let parent_of = records.parent_of;
-        let mut own = Vec::with_capacity(2 * records.own.len());
-        for (key, sums, stored) in records.own {
+        writes.items("MSET", None, 2, records.own, |cmd, (key, sums, stored)| {
             let record = added(stored.as_deref(), sums, &|| key.clone())?;
-            own.extend([key.into_bytes(), record]);
-        }
-        writes.chunked("MSET", None, &own, 2);
+            cmd.arg(key).arg(record.as_slice());
+            Ok(())
+        })?;
         for ((parent, day), children) in &records.days {
             let key = self.day_children_key(root, parent, *day);
-            let mut fields = Vec::with_capacity(2 * children.len());
-            for (child, sums, stored) in children {
-                let record = added(stored.as_deref(), sums, &|| format!("{key} {child}"))?;
-                fields.extend([text(child), record]);
-            }
-            writes.chunked("HSET", Some(&key), &fields, 2);
+            writes.items(
+                "HSET",
+                Some(&key),
+                2,
+                children,
+                |cmd, (child, sums, stored)| {
+                    let record = added(stored.as_deref(), sums, &|| format!("{key} {child}"))?;
+                    cmd.arg(child.as_str()).arg(record.as_slice());
+                    Ok(())
+                },
+            )?;
         }
         for (key, procedures) in &records.procedures {
             let mut fields = Vec::with_capacity(2 * procedures.len());
@@ -1032,19 +1072,25 @@ impl RedisStore {
             writes.chunked("HSET", Some(key), &fields, 2);
             writes.chunked("HDEL", Some(key), &emptied, 1);
         }
-        let mut lists = Vec::with_capacity(2 * records.lists.len());
-        for (key, sums, stored) in records.lists {
-            let added = sums
-                .iter()
-                .map(|(procedure, sums)| (procedure.as_str(), sums));
-            let list = counter_record::add_to_list(stored.as_deref(), added).ok_or_else(|| {
-                StoreError::Unexpected(format!(
-                    "{key} is not a record list: the batch is not counted into it"
-                ))
-            })?;
-            lists.extend([key.into_bytes(), list]);
-        }
-        writes.chunked("MSET", None, &lists, 2);
+        writes.items(
+            "MSET",
+            None,
+            2,
+            records.lists,
+            |cmd, (key, sums, stored)| {
+                let added = sums
+                    .iter()
+                    .map(|(procedure, sums)| (procedure.as_str(), sums));
+                let list =
+                    counter_record::add_to_list(stored.as_deref(), added).ok_or_else(|| {
+                        StoreError::Unexpected(format!(
+                            "{key} is not a record list: the batch is not counted into it"
+                        ))
+                    })?;
+                cmd.arg(key).arg(list.as_slice());
+                Ok(())
+            },
+        )?;
         // Ordinals for children counted for the first time: after the list's last.
         let mut lengths: HashMap<&AgencyId, usize> = list_lengths.clone();
         let mut appended: HashMap<&AgencyId, Vec<&AgencyId>> = HashMap::new();
@@ -1108,28 +1154,37 @@ impl RedisStore {
         }
         for ((parent, bucket, counter), increments) in packed {
             let key = self.children_key(root, parent, bucket, counter);
-            let items: Vec<Cow<[u8]>> = increments
-                .into_iter()
-                .flat_map(|(ordinal, n)| {
-                    [
-                        Cow::Borrowed(&b"INCRBY"[..]),
-                        Cow::Borrowed(&b"i64"[..]),
-                        Cow::Owned(numbered("#", ordinal as u64).into_bytes()),
-                        Cow::Owned(itoa::Buffer::new().format(n).as_bytes().to_vec()),
-                    ]
-                })
-                .collect();
-            writes.chunked("BITFIELD", Some(&key), &items, 4);
+            writes.items(
+                "BITFIELD",
+                Some(&key),
+                4,
+                increments,
+                |cmd, (ordinal, n)| {
+                    // `#<ordinal>`: the ordinal-th 64-bit slot, written in place.
+                    let mut digits = itoa::Buffer::new();
+                    let digits = digits.format(ordinal).as_bytes();
+                    let mut slot = [b'#'; 1 + 20];
+                    slot[1..=digits.len()].copy_from_slice(digits);
+                    cmd.arg("INCRBY")
+                        .arg("i64")
+                        .arg(&slot[..=digits.len()])
+                        .arg(n);
+                    Ok(())
+                },
+            )?;
         }
-        let mut online: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut online: BTreeMap<String, Vec<&ProcedureId>> = BTreeMap::new();
         for ((agency, bucket, procedure), _) in planned.online.iter().filter(|(_, n)| **n > 0) {
             online
                 .entry(self.online_key(root, agency, *bucket))
                 .or_default()
-                .push(text(procedure));
+                .push(procedure);
         }
         for (key, members) in online {
-            writes.chunked("SADD", Some(&key), &members, 1);
+            writes.items("SADD", Some(&key), 1, members, |cmd, procedure| {
+                cmd.arg(procedure.as_str());
+                Ok(())
+            })?;
         }
         Ok(())
     }
