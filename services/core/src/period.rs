@@ -146,42 +146,39 @@ impl Bucket {
     /// `y2026`), without the formatting machinery: stores name thousands of keys a batch by
     /// it.
     pub fn push_to(self, out: &mut String) {
-        // The tag, then numbers zero-padded to their widths.
-        let (tag, numbers, count): (char, [(i64, u32); 3], usize) = match self {
-            Bucket::Day(d) => (
-                'd',
-                [
-                    (i64::from(d.year()), 4),
-                    (i64::from(u8::from(d.month())), 2),
-                    (i64::from(d.day()), 2),
-                ],
-                3,
-            ),
-            Bucket::Month(y, m) => ('m', [(i64::from(y), 4), (i64::from(m), 2), (0, 0)], 2),
-            Bucket::Quarter(y, q) => ('q', [(i64::from(y), 4), (i64::from(q), 1), (0, 0)], 2),
-            Bucket::Year(y) => ('y', [(i64::from(y), 4), (0, 0), (0, 0)], 1),
+        // The tag, the year in 4 digits, then the month and day (4 digits), the month (2)
+        // or the quarter (1): a day's calendar date computed once, not per part.
+        let (tag, year, rest, width) = match self {
+            Bucket::Day(d) => {
+                let (year, month, day) = d.to_calendar_date();
+                (
+                    b'd',
+                    year,
+                    u32::from(u8::from(month)) * 100 + u32::from(day),
+                    4,
+                )
+            }
+            Bucket::Month(y, m) => (b'm', y, u32::from(m), 2),
+            Bucket::Quarter(y, q) => (b'q', y, u32::from(q), 1),
+            Bucket::Year(y) => (b'y', y, 0, 0),
         };
-        let numbers = &numbers[..count];
-        // A year before 0 or after 9999 (which no accepted event has) is written as
-        // `Display` pads it.
-        if numbers
-            .iter()
-            .any(|(n, width)| !(0..10i64.pow(*width)).contains(n))
-        {
-            use std::fmt::Write;
-            let _ = write!(out, "{self}");
-            return;
-        }
-        let mut text = [0u8; 9];
-        text[0] = tag as u8;
-        let mut end = 1;
-        for (n, width) in numbers {
-            let (mut n, width) = (*n, *width as usize);
-            for at in (end..end + width).rev() {
-                text[at] = b'0' + (n % 10) as u8;
+        // A year before 0 or after 9999 (which no accepted event has), or a part too wide, is
+        // written as `Display` pads it.
+        let year = match u32::try_from(year) {
+            Ok(year @ 0..10_000) if rest < 10u32.pow(width) => year,
+            _ => {
+                use std::fmt::Write;
+                let _ = write!(out, "{self}");
+                return;
+            }
+        };
+        let mut text = [tag; 9];
+        let end = 5 + width as usize;
+        for (at, mut n, digits) in [(5, year, 4), (end, rest, width as usize)] {
+            for slot in text[at - digits..at].iter_mut().rev() {
+                *slot = b'0' + (n % 10) as u8;
                 n /= 10;
             }
-            end += width;
         }
         // ASCII digits after an ASCII tag.
         out.push_str(std::str::from_utf8(&text[..end]).unwrap_or_default());
