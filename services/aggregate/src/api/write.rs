@@ -1,7 +1,9 @@
 //! The write handlers: decode, count through the store (with the batch's rejected events,
 //! ingest's and aggregate's own), tell the watchers.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
+
+use foldhash::{HashSet, HashSetExt};
 
 use govpulse_core::{AgencyId, counting::Content, freshness::blamed, period::vietnam_day};
 use govpulse_edge::assessed::decode_assessed;
@@ -135,7 +137,12 @@ impl AggregateApi {
                 .apply_with_rejected(&writes, &rejected_writes)
                 .await?
         };
-        let mut agencies: BTreeSet<&AgencyId> = BTreeSet::new();
+        // Hashed, sorted once at the end, and each chain added once per run of events that
+        // share it (the catalog hands out one chain per agency): an ordered set compared the
+        // agencies' text for each agency of each accepted event's chain, about 650
+        // instructions per event of the unit mix.
+        let mut agencies: HashSet<&AgencyId> = HashSet::new();
+        let mut last_chain: Option<&Arc<[AgencyId]>> = None;
         let mut days = BTreeSet::new();
         let mut any_day = false;
         let counted = positions
@@ -144,7 +151,10 @@ impl AggregateApi {
             .zip(&applied)
             .map(|((position, write), result)| match result {
                 Applied::Accepted => {
-                    agencies.extend(write.chain.iter());
+                    if !last_chain.is_some_and(|last| Arc::ptr_eq(last, &write.chain)) {
+                        agencies.extend(write.chain.iter());
+                        last_chain = Some(&write.chain);
+                    }
                     days.insert(write.day);
                     // A correction also moves the day of the event it corrects, which only
                     // the store knew: the notice says "any day".
@@ -173,10 +183,9 @@ impl AggregateApi {
             days.clear();
         }
         if !agencies.is_empty() {
-            self.notify(
-                agencies.into_iter().cloned().collect(),
-                days.into_iter().collect(),
-            );
+            let mut agencies: Vec<AgencyId> = agencies.into_iter().cloned().collect();
+            agencies.sort_unstable();
+            self.notify(agencies, days.into_iter().collect());
         }
         let outcomes = outcomes.finish().map_err(store_said)?;
         govpulse_runtime::prometheus::record_outcomes("aggregate", &outcomes);
