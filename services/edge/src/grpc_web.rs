@@ -14,22 +14,17 @@ use tonic::{
 };
 use tower::{Layer, Service};
 
-/// Adds [`GrpcWeb`] to a service.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcWebLayer;
-
-impl<S> Layer<S> for GrpcWebLayer {
-    type Service = GrpcWeb<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        GrpcWeb { inner }
-    }
-}
-
 /// Translates gRPC-Web requests (binary and text) to gRPC; lets every other request through.
 #[derive(Debug, Clone)]
 pub struct GrpcWeb<S> {
     inner: S,
+}
+
+impl<S> GrpcWeb<S> {
+    /// Around `inner`; as a layer, `tower::layer::layer_fn(GrpcWeb::new)`.
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -36,22 +36,17 @@ pub const LINGER_AT_ONCE: usize = 32;
 /// Permits to linger, one per body lingering.
 static LINGERING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LINGER_AT_ONCE);
 
-/// Adds [`Linger`] to a service.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LingerLayer;
-
-impl<S> tower::Layer<S> for LingerLayer {
-    type Service = Linger<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Linger { inner }
-    }
-}
-
 /// Gives each request a body that lingers when dropped unread.
 #[derive(Debug, Clone)]
 pub struct Linger<S> {
     inner: S,
+}
+
+impl<S> Linger<S> {
+    /// Around `inner`; as a layer, `tower::layer::layer_fn(Linger::new)`.
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
 }
 
 impl<S> tower::Service<http::Request<TonicBody>> for Linger<S>

@@ -19,6 +19,7 @@ use tonic::{
     transport::{ServerTlsConfig, server::TcpIncoming},
 };
 use tonic_health::ServingStatus;
+use tower::layer::layer_fn;
 use tracing::{info, warn};
 
 /// Why a server stopped with an error.
@@ -197,12 +198,14 @@ pub async fn serve_tls(
         .timeout(limits.request_timeout())
         // One span per call, the caller's child when it sent a traceparent.
         .trace_fn(govpulse_runtime::telemetry::request_span)
-        .layer(govpulse_runtime::grpc_metrics::RequestMetricsLayer)
+        .layer(layer_fn(
+            govpulse_runtime::grpc_metrics::RequestMetrics::new,
+        ))
         // A caller refused before its body was read gets the answer, not a reset.
-        .layer(crate::linger::LingerLayer)
+        .layer(layer_fn(crate::linger::Linger::new))
         // gRPC-Web (binary and text) translated to gRPC for every service; other requests
         // (gRPC, and the JSON routes over HTTP/1.1) pass through untouched.
-        .layer(crate::grpc_web::GrpcWebLayer)
+        .layer(layer_fn(crate::grpc_web::GrpcWeb::new))
         // Inside gRPC-Web's translation, so that a refusal reaches a browser as gRPC-Web.
         .layer(InFlightLayer::new(connections.clone(), &limits))
         .add_routes(routes)

@@ -14,22 +14,17 @@ use tonic::{Code, codegen::http};
 
 use crate::prometheus::GRPC_REQUESTS;
 
-/// Adds [`RequestMetrics`] to a service.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestMetricsLayer;
-
-impl<S> tower::Layer<S> for RequestMetricsLayer {
-    type Service = RequestMetrics<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequestMetrics { inner }
-    }
-}
-
 /// Counts each call by method and final status.
 #[derive(Debug, Clone)]
 pub struct RequestMetrics<S> {
     inner: S,
+}
+
+impl<S> RequestMetrics<S> {
+    /// Around `inner`; as a layer, `tower::layer::layer_fn(RequestMetrics::new)`.
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
 }
 
 impl<S, B, ResBody> tower::Service<http::Request<B>> for RequestMetrics<S>
