@@ -513,6 +513,27 @@ fn reset_reason(reason: ResetReason) -> PbResetReason {
     }
 }
 
+/// Service methods that hand their request to aggregate's method of the same name through
+/// `RankingApi::forward`, one line each. Written out as `#[tonic::async_trait]` writes an
+/// `async fn` (a boxed future living as long as `&self`), because that attribute does not
+/// look inside a macro.
+macro_rules! forward {
+    ($($method:ident($request:ty) -> $response:ty;)*) => {$(
+        fn $method<'life0, 'async_trait>(
+            &'life0 self,
+            request: Request<$request>,
+        ) -> Pin<Box<dyn Future<Output = Result<Response<$response>, Status>> + Send + 'async_trait>>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(self.forward(request, |mut aggregate, upstream| async move {
+                aggregate.$method(upstream).await
+            }))
+        }
+    )*};
+}
+
 #[tonic::async_trait]
 impl RankingService for RankingApi {
     async fn get_ranking(
@@ -529,34 +550,10 @@ impl RankingService for RankingApi {
     }
 
     // The metric reads are aggregate's: forwarded unchanged (see `RankingApi::forward`).
-    async fn get_metrics(
-        &self,
-        request: Request<GetMetricsRequest>,
-    ) -> Result<Response<GetMetricsResponse>, Status> {
-        self.forward(request, |mut aggregate, upstream| async move {
-            aggregate.get_metrics(upstream).await
-        })
-        .await
-    }
-
-    async fn get_block_metrics(
-        &self,
-        request: Request<GetBlockMetricsRequest>,
-    ) -> Result<Response<GetBlockMetricsResponse>, Status> {
-        self.forward(request, |mut aggregate, upstream| async move {
-            aggregate.get_block_metrics(upstream).await
-        })
-        .await
-    }
-
-    async fn get_procedure_metrics(
-        &self,
-        request: Request<GetProcedureMetricsRequest>,
-    ) -> Result<Response<GetProcedureMetricsResponse>, Status> {
-        self.forward(request, |mut aggregate, upstream| async move {
-            aggregate.get_procedure_metrics(upstream).await
-        })
-        .await
+    forward! {
+        get_metrics(GetMetricsRequest) -> GetMetricsResponse;
+        get_block_metrics(GetBlockMetricsRequest) -> GetBlockMetricsResponse;
+        get_procedure_metrics(GetProcedureMetricsRequest) -> GetProcedureMetricsResponse;
     }
 
     type WatchRankingStream = WatchStream;
