@@ -50,8 +50,8 @@ use tonic::{Code, Status, transport::Channel as GrpcChannel};
 
 use crate::simulate::Outcomes;
 
-/// How batches reach ingest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How batches reach ingest (`--mode batch` or `--mode stream`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// One `SubmitEvents` call per batch, from `connections` concurrent callers.
     Batch,
@@ -60,20 +60,8 @@ pub enum Mode {
     Stream,
 }
 
-impl std::str::FromStr for Mode {
-    type Err = String;
-
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        match raw {
-            "batch" => Ok(Mode::Batch),
-            "stream" => Ok(Mode::Stream),
-            other => Err(format!("{other:?} is not a mode; use batch or stream")),
-        }
-    }
-}
-
-/// Who reports the events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Who reports the events (`--mix top-level` or `--mix units`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Mix {
     /// Every ministry and province reports its own dossiers.
     #[default]
@@ -83,18 +71,6 @@ pub enum Mix {
     /// few big units carry much of it and many small ones a little. A top-level agency
     /// without units reports for itself.
     Units,
-}
-
-impl std::str::FromStr for Mix {
-    type Err = String;
-
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        match raw {
-            "top-level" => Ok(Mix::TopLevel),
-            "units" => Ok(Mix::Units),
-            other => Err(format!("{other:?} is not a mix; use top-level or units")),
-        }
-    }
 }
 
 /// Settings of one run.
