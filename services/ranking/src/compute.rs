@@ -111,11 +111,7 @@ async fn rank_period(
         .period
         .as_ref()
         .ok_or_else(|| Error::BadAnswer("a snapshot without its period".to_owned()))?;
-    let day = |raw: &str| {
-        govpulse_core::period::parse_day(raw)
-            .map_err(|e| Error::BadAnswer(format!("a snapshot's period: {e}")))
-    };
-    let days = Period::from_days(day(&range.first_day)?, day(&range.last_day)?);
+    let days = answered_days(&range.first_day, &range.last_day, "a snapshot's period")?;
     let mut freshness = HashMap::with_capacity(snapshot.agencies.len());
     let (agencies, counters): (Vec<AgencyId>, Vec<Counters>) = snapshot
         .agencies
@@ -173,6 +169,16 @@ async fn rank_period(
         rows: with_freshness(rows, &freshness),
         provisional: snapshot.provisional,
     })
+}
+
+/// The days from `first_day` to `last_day` as aggregate answered them (a snapshot's period,
+/// a basis). Named by `what` when unreadable: aggregate's fault (a version mismatch), never
+/// the caller's.
+pub(crate) fn answered_days(first_day: &str, last_day: &str, what: &str) -> Result<Period, Error> {
+    let day = |raw: &str| {
+        govpulse_core::period::parse_day(raw).map_err(|e| Error::BadAnswer(format!("{what}: {e}")))
+    };
+    Ok(Period::from_days(day(first_day)?, day(last_day)?))
 }
 
 /// The metrics a composite index reads: its measured indicators', and, when it has any,

@@ -39,7 +39,7 @@ use govpulse_runtime::index_file::LiveProfiles;
 use tracing::warn;
 
 use crate::{
-    compute::{Ranking, compute, ranking_to_proto},
+    compute::{Ranking, answered_days, compute, ranking_to_proto},
     error::Error,
     query::{Measure, Query, Scope},
 };
@@ -237,10 +237,7 @@ async fn block_metrics_now(
         .period
         .as_ref()
         .ok_or_else(|| Error::BadAnswer("block metrics without their period".to_owned()))?;
-    let day = |raw: &str| {
-        parse_day(raw).map_err(|e| Error::BadAnswer(format!("block metrics' period: {e}")))
-    };
-    let days = Period::from_days(day(&range.first_day)?, day(&range.last_day)?);
+    let days = answered_days(&range.first_day, &range.last_day, "block metrics' period")?;
     Ok((response, days))
 }
 
@@ -420,11 +417,7 @@ fn stretches_of(basis: &[CountersAt]) -> Result<Vec<Stretch>, Error> {
     basis
         .iter()
         .map(|at| {
-            let day = |raw: &str| {
-                govpulse_core::period::parse_day(raw)
-                    .map_err(|e| Error::BadAnswer(format!("a basis day: {e}")))
-            };
-            let days = Period::from_days(day(&at.first_day)?, day(&at.last_day)?);
+            let days = answered_days(&at.first_day, &at.last_day, "a basis day")?;
             let counters = at
                 .agencies
                 .iter()
