@@ -143,19 +143,25 @@ impl IngestApi {
         self
     }
 
-    /// Checks every assessed score and has aggregate store them, all or nothing: the body
-    /// of ReportAssessedScores. Returns how many were stored.
-    pub async fn report_assessed(&self, scores: Vec<AssessedScore>) -> Result<u32, Error> {
-        if scores.len() > self.max_batch {
+    /// Refuses a call carrying more than one batch may hold (`count` of `field`): the whole
+    /// call, before any of it is handled; the caller splits its `call` (batch, report).
+    fn within_batch(&self, field: &'static str, count: usize, call: &str) -> Result<(), Error> {
+        if count > self.max_batch {
             return Err(Error::InvalidArgument {
-                field: "scores",
+                field,
                 reason: format!(
-                    "has {} scores; the limit is {}: split the report",
-                    scores.len(),
+                    "has {count} {field}; the limit is {}: split the {call}",
                     self.max_batch
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// Checks every assessed score and has aggregate store them, all or nothing: the body
+    /// of ReportAssessedScores. Returns how many were stored.
+    pub async fn report_assessed(&self, scores: Vec<AssessedScore>) -> Result<u32, Error> {
+        self.within_batch("scores", scores.len(), "report")?;
         let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc());
         let profiles = self.profiles.get();
         for (i, score) in scores.iter().enumerate() {
@@ -239,16 +245,7 @@ impl IngestApi {
         events: Vec<EventView<'_>>,
         encoded: Option<&[Bytes]>,
     ) -> Result<BatchOutcome, Error> {
-        if events.len() > self.max_batch {
-            return Err(Error::InvalidArgument {
-                field: "events",
-                reason: format!(
-                    "has {} events; the limit is {}: split the batch",
-                    events.len(),
-                    self.max_batch
-                ),
-            });
-        }
+        self.within_batch("events", events.len(), "batch")?;
         let now = OffsetDateTime::now_utc();
         let mut outcomes = Outcomes::with_capacity(events.len());
         let mut valid = Vec::with_capacity(events.len());
