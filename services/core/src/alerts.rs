@@ -693,6 +693,12 @@ impl Row {
                 None => Ok(None),
             }
         };
+        // A drop's points and a share's percent: what their kind is about, so never defaulted.
+        let required_hundredths = |field: &'static str, value: Option<f64>| {
+            let raw =
+                value.ok_or_else(|| bad(field, format!("required for {} rules", self.kind)))?;
+            hundredths(raw).map_err(|e| bad(field, e))
+        };
         // Fields a kind does not read are refused: a rule that says more than it does
         // misleads whoever reads the file.
         let read_by: [(&'static str, bool, &[&str]); 8] = [
@@ -745,10 +751,7 @@ impl Row {
                 }
             }
             "weekly-drop" => {
-                let points = self
-                    .points
-                    .ok_or_else(|| bad("points", "required for weekly-drop rules".to_owned()))
-                    .and_then(|p| hundredths(p).map_err(|e| bad("points", e)))?;
+                let points = required_hundredths("points", self.points)?;
                 if points == 0 {
                     return Err(bad("points", "must be more than zero".to_owned()));
                 }
@@ -759,10 +762,7 @@ impl Row {
                 }
             }
             "rejected-share" => {
-                let basis_points = self
-                    .percent
-                    .ok_or_else(|| bad("percent", "required for rejected-share rules".to_owned()))
-                    .and_then(|p| hundredths(p).map_err(|e| bad("percent", e)))?;
+                let basis_points = required_hundredths("percent", self.percent)?;
                 let days = self.days.unwrap_or(1);
                 if !(1..=MAX_DAYS).contains(&days) {
                     return Err(bad("days", format!("{days}: from 1 to {MAX_DAYS}")));
