@@ -458,6 +458,11 @@ mod tests {
 
     use super::*;
 
+    /// The days of a history from `first` to `today`, both included.
+    fn days_from(first: time::Date, today: time::Date) -> u16 {
+        u16::try_from((today - first).whole_days() + 1).expect("a few hundred days")
+    }
+
     #[test]
     fn the_default_history_starts_on_1_january_of_last_year_in_december() {
         // 2025-01-01 to 2026-12-04, both included.
@@ -469,8 +474,7 @@ mod tests {
         // From 2024-12-05: 13 months before 2026-01-05, earlier than 1 January 2025.
         assert_eq!(
             default_history_days(date!(2026 - 01 - 05)),
-            u16::try_from((date!(2026 - 01 - 05) - date!(2024 - 12 - 05)).whole_days() + 1)
-                .expect("a few hundred days")
+            days_from(date!(2024 - 12 - 05), date!(2026 - 01 - 05))
         );
     }
 
@@ -479,13 +483,11 @@ mod tests {
         // 13 months before 31 January 2026 is 31 December 2024; before 31 March, 28 February.
         assert_eq!(
             default_history_days(date!(2026 - 01 - 31)),
-            u16::try_from((date!(2026 - 01 - 31) - date!(2024 - 12 - 31)).whole_days() + 1)
-                .expect("a few hundred days")
+            days_from(date!(2024 - 12 - 31), date!(2026 - 01 - 31))
         );
         assert_eq!(
             default_history_days(date!(2027 - 03 - 31)),
-            u16::try_from((date!(2027 - 03 - 31) - date!(2026 - 01 - 01)).whole_days() + 1)
-                .expect("a few hundred days"),
+            days_from(date!(2026 - 01 - 01), date!(2027 - 03 - 31)),
             "1 January of last year comes first from February on"
         );
     }
