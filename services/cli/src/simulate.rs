@@ -798,6 +798,19 @@ async fn count_acks(
 mod tests {
     use super::*;
 
+    /// How many of `events` are of a kind that `is`.
+    fn count(events: &[DossierEvent], is: impl Fn(&Kind) -> bool) -> usize {
+        events
+            .iter()
+            .filter(|e| e.kind.as_ref().is_some_and(&is))
+            .count()
+    }
+
+    /// A reception at a desk or by post: any channel but online.
+    fn received_in_person(kind: &Kind) -> bool {
+        matches!(kind, Kind::Received(r) if r.channel != Channel::Online as i32)
+    }
+
     #[test]
     fn desks_close_at_night_and_portals_do_not() {
         assert_eq!(desk_rhythm(3), 0.0);
@@ -811,10 +824,7 @@ mod tests {
         let mut country = Country::new(&catalog, 7);
         let now = time::macros::datetime!(2026-08-15 15:00 +7).to_offset(time::UtcOffset::UTC);
         let events = country.backfill(now, 1, 2000);
-        let receptions = events
-            .iter()
-            .filter(|e| matches!(e.kind, Some(Kind::Received(_))))
-            .count();
+        let receptions = count(&events, |k| matches!(k, Kind::Received(_)));
         assert_eq!(receptions, 2000);
         let day_start = time::macros::datetime!(2026-08-15 00:00 +7);
         for e in &events {
@@ -828,23 +838,16 @@ mod tests {
                 "{e:?}"
             );
         }
-        let resolutions = events
-            .iter()
-            .filter(|e| matches!(e.kind, Some(Kind::Resolved(_))))
-            .count();
+        let resolutions = count(&events, |k| matches!(k, Kind::Resolved(_)));
         assert!(resolutions > 0 && resolutions < receptions);
-        let ended_otherwise = events
-            .iter()
-            .filter(|e| matches!(e.kind, Some(Kind::Withdrawn(_) | Kind::Returned(_))))
-            .count();
+        let ended_otherwise = count(&events, |k| {
+            matches!(k, Kind::Withdrawn(_) | Kind::Returned(_))
+        });
         assert!(
             ended_otherwise > 0 && ended_otherwise < resolutions / 10,
             "a few withdrawn or returned: {ended_otherwise} of {resolutions}"
         );
-        let in_person = events
-            .iter()
-            .filter(|e| matches!(&e.kind, Some(Kind::Received(r)) if r.channel != Channel::Online as i32))
-            .count();
+        let in_person = count(&events, received_in_person);
         assert!(
             in_person > 200,
             "office hours had desk traffic: {in_person}"
@@ -985,10 +988,7 @@ mod tests {
             time::macros::datetime!(2026-08-15 00:10 +7).to_offset(time::UtcOffset::UTC);
         let events = country.backfill(just_after_midnight, 7, 2000);
         let first = time::macros::datetime!(2026-08-09 00:00 +7).unix_timestamp();
-        let in_person = events
-            .iter()
-            .filter(|e| matches!(&e.kind, Some(Kind::Received(r)) if r.channel != Channel::Online as i32))
-            .count();
+        let in_person = count(&events, received_in_person);
         assert!(in_person > 500, "six days of office hours: {in_person}");
         assert!(
             events
