@@ -437,11 +437,7 @@ async function checkReport(page, phone, expected) {
   const item = `#publication-list li.publication[data-publication="${expected.id}"]`;
   await page.click(`${item} a.name`);
   const seen = await reportShown(page, expected);
-  const beside = await page.evaluate(() => {
-    const figures = document.querySelector('#publication-figures').getBoundingClientRect();
-    const log = document.querySelector('#revisions').getBoundingClientRect();
-    return log.left >= figures.right && log.top < figures.bottom;
-  });
+  const { beside } = await revisionLogPlace(page, '#publication-figures');
   if (!beside) throw new Error('on a desktop the report\'s revision log is not beside its figures');
   const withData = expected.agencies.filter(([, , rate]) => rate).map(([agencyId, , rate]) => `${agencyId} ${rate[0]}%`);
   ok(`report "${seen.title}": ${seen.line}; as published: ${withData.join(', ')}, ${expected.agencies.length - withData.length} without data; ` +
@@ -457,20 +453,16 @@ async function checkReport(page, phone, expected) {
   await reportListed(small, expected);
   await small.click(`${item} a.name`);
   const onPhone = await reportShown(small, expected);
-  const layout = await small.evaluate(() => {
-    const wrap = document.querySelector('.figures-wrap');
-    const box = wrap.getBoundingClientRect();
-    const log = document.querySelector('#revisions');
-    const cells = [...wrap.querySelectorAll('th, td')].every((cell) => cell.getBoundingClientRect().right <= box.right + 1);
-    const entries = [...log.querySelectorAll('.revision, .revision *')].every((node) => node.getBoundingClientRect().right <= log.getBoundingClientRect().right + 1);
-    return {
-      width: document.documentElement.scrollWidth,
-      below: log.getBoundingClientRect().top >= box.bottom,
-      cut: wrap.scrollWidth > wrap.clientWidth + 1 || !cells,
-      entries,
-    };
-  });
-  if (layout.width > 390 || !layout.below || layout.cut || !layout.entries) throw new Error(`on a 390 px phone the report is laid out ${JSON.stringify(layout)}`);
+  const layout = {
+    ...(await revisionLogPlace(small, '.figures-wrap')),
+    cut: await small.evaluate(() => {
+      const wrap = document.querySelector('.figures-wrap');
+      const box = wrap.getBoundingClientRect();
+      const cells = [...wrap.querySelectorAll('th, td')].every((cell) => cell.getBoundingClientRect().right <= box.right + 1);
+      return wrap.scrollWidth > wrap.clientWidth + 1 || !cells;
+    }),
+  };
+  if (layout.width > 390 || !layout.below || layout.cut || !layout.fits) throw new Error(`on a 390 px phone the report is laid out ${JSON.stringify(layout)}`);
   ok(`phone: the report is ${layout.width} px wide, its table within the screen, its revision log under it`);
   ok(reportLine(expected, onPhone, 'phone'));
   await small.$eval('#revisions', (log) => log.scrollIntoView());
@@ -479,6 +471,25 @@ async function checkReport(page, phone, expected) {
 
   await backToLiveRanking(page, item);
   ok('back from the report to the ranking, still live');
+}
+
+/**
+ * Where the revision log stands against the figures it revises (`figures`, a selector):
+ * beside them (a desktop) or below them (a phone), each of its entries within it, and how
+ * wide the page is.
+ */
+async function revisionLogPlace(page, figures) {
+  return page.evaluate((figures) => {
+    const revised = document.querySelector(figures).getBoundingClientRect();
+    const log = document.querySelector('#revisions');
+    const box = log.getBoundingClientRect();
+    return {
+      width: document.documentElement.scrollWidth,
+      beside: box.left >= revised.right && box.top < revised.bottom,
+      below: box.top >= revised.bottom,
+      fits: [...log.querySelectorAll('.revision, .revision *')].every((node) => node.getBoundingClientRect().right <= box.right + 1),
+    };
+  }, figures);
 }
 
 /** Back from a publication or report to the list (where `item` shows again), then to the ranking, live. */
@@ -654,11 +665,7 @@ async function checkPublication(page, phone, expected) {
   await page.click(`${item} a.name`);
   await page.waitForFunction((id) => location.hash.startsWith(`#/publications/${encodeURIComponent(id)}`), expected.id);
   const seen = await publicationShown(page, expected);
-  const beside = await page.evaluate(() => {
-    const ranking = document.querySelector('.publication-ranking').getBoundingClientRect();
-    const log = document.querySelector('#revisions').getBoundingClientRect();
-    return log.left >= ranking.right && log.top < ranking.bottom;
-  });
+  const { beside } = await revisionLogPlace(page, '.publication-ranking');
   if (!beside) throw new Error('on a desktop the revision log is not beside the published rows');
   ok(`publication "${seen.title}": ${seen.line}; rows as published: ${expected.rows.map(([a, r, v]) => `${r}. ${a} ${v}%`).join(', ')}`);
   ok(`revision log: ${seen.summary} ${seen.entry.name}: ${seen.entry.figures}; ${seen.entry.causes.map((c) => `${c.firstDay} ${c.tag}: ${c.text} (${c.counters})`).join('; ')}`);
@@ -669,12 +676,7 @@ async function checkPublication(page, phone, expected) {
   listenForProblems(small, 'publication phone');
   await small.goto(`${url}#/publications/${encodeURIComponent(expected.id)}`);
   await publicationShown(small, expected);
-  const layout = await small.evaluate(() => {
-    const ranking = document.querySelector('.publication-ranking').getBoundingClientRect();
-    const log = document.querySelector('#revisions');
-    const fits = [...log.querySelectorAll('.revision, .revision *')].every((node) => node.getBoundingClientRect().right <= log.getBoundingClientRect().right + 1);
-    return { width: document.documentElement.scrollWidth, below: log.getBoundingClientRect().top >= ranking.bottom, fits };
-  });
+  const layout = await revisionLogPlace(small, '.publication-ranking');
   if (layout.width > 390 || !layout.below || !layout.fits) throw new Error(`on a 390 px phone the publication is laid out ${JSON.stringify(layout)}`);
   await small.$eval('#revisions', (log) => log.scrollIntoView());
   ok(`phone: the publication is ${layout.width} px wide, its revision log under the rows`);
