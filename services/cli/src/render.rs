@@ -986,6 +986,15 @@ mod tests {
         }
     }
 
+    /// `row` at its new place, ranked `previous_rank` before (0: new to the ranking).
+    fn moved(row: RankingRow, previous_rank: u32) -> RowChange {
+        RowChange {
+            row: Some(row),
+            previous_rank,
+            left: false,
+        }
+    }
+
     fn message(revision: u64, event: Event) -> WatchRankingResponse {
         WatchRankingResponse {
             revision,
@@ -1034,16 +1043,8 @@ mod tests {
             2,
             Event::Changes(RankingChanges {
                 changes: vec![
-                    RowChange {
-                        row: Some(row(1, "c", 10, 10)),
-                        previous_rank: 0,
-                        left: false,
-                    },
-                    RowChange {
-                        row: Some(row(2, "a", 9, 10)),
-                        previous_rank: 1,
-                        left: false,
-                    },
+                    moved(row(1, "c", 10, 10), 0),
+                    moved(row(2, "a", 9, 10), 1),
                     RowChange {
                         row: Some(RankingRow {
                             agency_id: "b".into(),
@@ -1298,18 +1299,7 @@ mod tests {
         t.apply(message(
             12,
             Event::Changes(RankingChanges {
-                changes: vec![
-                    RowChange {
-                        row: Some(row(1, "b", 3, 3)),
-                        previous_rank: 2,
-                        left: false,
-                    },
-                    RowChange {
-                        row: Some(row(2, "a", 2, 2)),
-                        previous_rank: 1,
-                        left: false,
-                    },
-                ],
+                changes: vec![moved(row(1, "b", 3, 3), 2), moved(row(2, "a", 2, 2), 1)],
                 ranked_count: 2,
                 publication: None,
             }),
