@@ -381,6 +381,25 @@ fn pooled_and_mean(values: &[Option<(u64, u64)>]) -> (Option<(u64, u64)>, Option
     (some((n, d)), mean)
 }
 
+/// A compared period's summary and pooled change (last year's, the base's): the summary of
+/// the members' `then` values, the change from their pooled `then` to their pooled `now`.
+fn check_compared(
+    summary: Option<&Summary>,
+    change: Option<&Change>,
+    now: &[Option<(u64, u64)>],
+    then: &[Option<(u64, u64)>],
+    what: &str,
+) -> Result<(), TestCaseError> {
+    check_summary(summary, then, what)?;
+    prop_assert_eq!(
+        shown(change),
+        expected_change(pooled_and_mean(now).0, pooled_and_mean(then).0),
+        "{}: pooled change",
+        what
+    );
+    Ok(())
+}
+
 fn check_summary(
     summary: Option<&Summary>,
     values: &[Option<(u64, u64)>],
@@ -548,31 +567,21 @@ async fn check(
                     based.push(b);
                 }
                 check_summary(response.summary.as_ref(), &now, &format!("{what}: now"))?;
-                check_summary(
+                check_compared(
                     response.summary_same_period_last_year.as_ref(),
+                    response.pooled_change_from_last_year.as_ref(),
+                    &now,
                     &then,
                     &format!("{what}: last year"),
                 )?;
-                prop_assert_eq!(
-                    shown(response.pooled_change_from_last_year.as_ref()),
-                    expected_change(pooled_and_mean(&now).0, pooled_and_mean(&then).0),
-                    "{}: pooled against last year",
-                    what
-                );
                 match &base {
-                    Some(_) => {
-                        check_summary(
-                            response.summary_base.as_ref(),
-                            &based,
-                            &format!("{what}: base"),
-                        )?;
-                        prop_assert_eq!(
-                            shown(response.pooled_change_from_base.as_ref()),
-                            expected_change(pooled_and_mean(&now).0, pooled_and_mean(&based).0),
-                            "{}: pooled against the base",
-                            what
-                        );
-                    }
+                    Some(_) => check_compared(
+                        response.summary_base.as_ref(),
+                        response.pooled_change_from_base.as_ref(),
+                        &now,
+                        &based,
+                        &format!("{what}: the base"),
+                    )?,
                     None => prop_assert!(response.summary_base.is_none(), "{}", what),
                 }
             }
