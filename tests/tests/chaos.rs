@@ -222,19 +222,16 @@ async fn every_acknowledged_event_is_counted_exactly_once_through_crashes_restar
 
     let mut unfelt = Vec::new();
     for _ in 0..rounds {
-        let fault = "aggregate killed (SIGKILL) and restarted";
-        let failed = load.failed_calls();
-        aggregate.kill();
-        load.feels(fault, &failed, &mut unfelt).await;
-        aggregate.restart();
-        load.recovers(fault).await;
-
-        let fault = "ingest killed (SIGKILL) and restarted";
-        let failed = load.failed_calls();
-        ingest.kill();
-        load.feels(fault, &failed, &mut unfelt).await;
-        ingest.restart();
-        load.recovers(fault).await;
+        for (process, fault) in [
+            (&mut aggregate, "aggregate killed (SIGKILL) and restarted"),
+            (&mut ingest, "ingest killed (SIGKILL) and restarted"),
+        ] {
+            let failed = load.failed_calls();
+            process.kill();
+            load.feels(fault, &failed, &mut unfelt).await;
+            process.restart();
+            load.recovers(fault).await;
+        }
 
         // One step. Aggregate may hide this one: an attempt that finds its connection dead
         // before writing anything reads again on a new one. What must hold is that the
