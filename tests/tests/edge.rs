@@ -688,25 +688,23 @@ async fn a_tls_service_answers_health_alone_in_plaintext_on_its_health_port_unti
 async fn a_service_without_tls_or_credentials_configured_does_not_start() {
     let dir = scratch("secure-defaults");
     let catalog = write_catalog(&dir);
-    let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
-        catalog_dir: Some(catalog.clone()),
-        ..govpulse_ingest::Config::new(local0(), "http://127.0.0.1:1".into())
-    })
-    .await;
-    assert!(
-        matches!(&ingest, Err(e) if e.to_string().contains("--plaintext")),
-        "{ingest:?}"
-    );
-    let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
-        catalog_dir: Some(catalog.clone()),
-        host: HostArgs::default().plaintext(),
-        ..govpulse_ingest::Config::new(local0(), "http://127.0.0.1:1".into())
-    })
-    .await;
-    assert!(
-        matches!(&ingest, Err(e) if e.to_string().contains("--allow-anonymous")),
-        "{ingest:?}"
-    );
+    // Ingest wants TLS first, then a way to authenticate callers; each refusal names the
+    // flag that lifts it.
+    for (host, named) in [
+        (HostArgs::default(), "--plaintext"),
+        (HostArgs::default().plaintext(), "--allow-anonymous"),
+    ] {
+        let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
+            catalog_dir: Some(catalog.clone()),
+            host,
+            ..govpulse_ingest::Config::new(local0(), "http://127.0.0.1:1".into())
+        })
+        .await;
+        assert!(
+            matches!(&ingest, Err(e) if e.to_string().contains(named)),
+            "{ingest:?}"
+        );
+    }
     let aggregate = govpulse_aggregate::Server::build(govpulse_aggregate::Config {
         catalog_dir: Some(catalog),
         ..govpulse_aggregate::Config::new(local0())
