@@ -221,6 +221,17 @@ fn reported(tag: &str, n: usize) -> tonic::Request<SubmitEventsRequest> {
     )
 }
 
+/// Reports `n` events tagged `tag` on `client` and checks that every one was counted; `why`
+/// is what a failure says.
+async fn report(client: &mut IngestServiceClient<Channel>, tag: &str, n: u32, why: &str) {
+    let outcome = client
+        .submit_events(reported(tag, n as usize))
+        .await
+        .expect(why)
+        .into_inner();
+    assert_eq!(outcome.accepted, n, "{why}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_without_a_credential_is_refused_before_its_body_is_read_at_every_door() {
     let _serial = SERIAL.lock().await;
@@ -229,12 +240,7 @@ async fn a_caller_without_a_credential_is_refused_before_its_body_is_read_at_eve
     let addr = ingest.addr();
     // Warm up: one counted batch, so the memory measured next is the steady state's.
     let mut client = IngestServiceClient::new(channel(addr));
-    let warm = client
-        .submit_events(reported("warm", 10))
-        .await
-        .expect("a counted batch")
-        .into_inner();
-    assert_eq!(warm.accepted, 10);
+    report(&mut client, "warm", 10, "a counted batch").await;
     let before = ingest.rss_bytes();
 
     let empty = empty_events();
@@ -442,12 +448,7 @@ async fn connections_are_bounded_in_number_and_in_time() {
     // Past the cap, a new connection is closed at once, while an agency whose connection is
     // open keeps reporting on it.
     let mut agency = IngestServiceClient::new(channel(addr));
-    let first = agency
-        .submit_events(reported("cap-a", 5))
-        .await
-        .expect("reports")
-        .into_inner();
-    assert_eq!(first.accepted, 5);
+    report(&mut agency, "cap-a", 5, "reports").await;
     let mut filler = Vec::new();
     for _ in 0..229 {
         filler.push(TcpStream::connect(addr).await.expect("connect"));
@@ -460,12 +461,13 @@ async fn connections_are_bounded_in_number_and_in_time() {
         refused.is_some(),
         "a connection past the cap is closed at once"
     );
-    let second = agency
-        .submit_events(reported("cap-b", 5))
-        .await
-        .expect("the agency keeps reporting on its open connection")
-        .into_inner();
-    assert_eq!(second.accepted, 5);
+    report(
+        &mut agency,
+        "cap-b",
+        5,
+        "the agency keeps reporting on its open connection",
+    )
+    .await;
     drop(filler);
 }
 
