@@ -365,6 +365,81 @@ async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_f
     );
 }
 
+#[tokio::test]
+async fn redis_store_packed_roll_ups_add_up_whether_written_slot_by_slot_or_whole() {
+    use govpulse_core::{AgencyId, Bucket, Counter};
+    use govpulse_store::AgencyKey;
+
+    let server = RedisServer::start().expect("redis-server starts");
+    let store = connect(server.url(), "packed").await;
+    let id = |raw: &str| AgencyId::parse(raw).expect("a valid id");
+    let parent = AgencyKey {
+        root: id("hoa-binh"),
+        agency: id("hoa-binh"),
+    };
+    let units: Vec<String> = (0..12).map(|i| format!("hb-u{i:02}")).collect();
+    let children: Vec<AgencyId> = units.iter().map(|unit| id(unit)).collect();
+    let day = time::macros::date!(2026 - 04 - 09);
+    let received = [Counter::Received];
+    let receive = |event: String, unit: &str| {
+        conformance::write(&event, &[unit, "hoa-binh"], day, &received, None)
+    };
+    let every_unit = |batch: &str| -> Vec<_> {
+        units
+            .iter()
+            .map(|unit| receive(format!("{batch}-{unit}"), unit))
+            .collect()
+    };
+    let counts = || async {
+        store
+            .read_children(
+                &parent,
+                &children,
+                &[Bucket::Year(2026), Bucket::Month(2026, 4)],
+                &received,
+            )
+            .await
+            .expect("read children")
+            .iter()
+            .map(|c| c.get(Counter::Received))
+            .collect::<Vec<_>>()
+    };
+    let mut admin = redis::Client::open(server.url())
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let mut bitfields = async || -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut admin)
+            .await
+            .expect("INFO");
+        info.lines()
+            .find_map(|line| line.strip_prefix("cmdstat_bitfield:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+
+    // Every slot of a new roll-up changes: written whole. (A year reads as its months, so
+    // each event counts twice below.)
+    store.apply(&every_unit("a")).await.expect("apply");
+    assert_eq!(counts().await, [2; 12]);
+    assert_eq!(bitfields().await, 0, "written whole");
+    // One slot of 13 (the list's mark and 12 units): incremented, the rest not read.
+    let one: Vec<_> = (0..3).map(|n| receive(format!("b{n}"), "hb-u05")).collect();
+    store.apply(&one).await.expect("apply");
+    let mut expected = [2; 12];
+    expected[5] = 8;
+    assert_eq!(counts().await, expected);
+    assert_eq!(bitfields().await, 1, "incremented slot by slot");
+    // Every slot again: read with the increment in it and written whole.
+    store.apply(&every_unit("c")).await.expect("apply");
+    let expected = expected.map(|n| n + 2);
+    assert_eq!(counts().await, expected);
+    assert_eq!(bitfields().await, 1, "written whole again");
+}
+
 /// An upgrade keeps reading what the previous version wrote, and the previous version keeps
 /// reading what this one writes (replicas of both run side by side in a rolling upgrade):
 /// an agency's accepted events per day, written by hand as the previous version wrote them
