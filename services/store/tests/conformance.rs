@@ -194,11 +194,7 @@ async fn redis_store_names_its_keys_as_the_key_schema_says() {
         store.apply(&[e]).await.expect("apply"),
         [govpulse_store::Applied::Accepted]
     );
-    let mut admin = redis::Client::open(server.url())
-        .expect("a client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
+    let mut admin = admin(&server).await;
     let kept = [
         "schema:{hoa-binh}:n:hoa-binh.dept-01:d20260815",
         "schema:{hoa-binh}:n:hoa-binh.dept-01:m202608",
@@ -242,42 +238,52 @@ async fn redis_store_names_its_keys_as_the_key_schema_says() {
 /// next ordinal, and a flush after which the same children get other ordinals, still read
 /// exactly, through the store that cached the old ordinals and through a new one. (The year
 /// and its month are read together: each event counts twice.)
-#[tokio::test]
-async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_flush() {
-    use govpulse_core::{AgencyId, Bucket, Counter};
-    use govpulse_store::AgencyKey;
+/// A reception by `unit` under hoa-binh on the day the roll-up tests count.
+fn received_by(event: &str, unit: &str) -> govpulse_store::EventWrite {
+    let day = time::macros::date!(2026 - 04 - 09);
+    conformance::write(event, &[unit, "hoa-binh"], day, &[RECEIVED], None)
+}
 
-    let server = RedisServer::start().expect("redis-server starts");
-    let store = connect(server.url(), "ordinals").await;
+/// What `store` reads of each of `units` under hoa-binh in its roll-ups: receptions in the
+/// year and in the month of that day (so each event counts twice; a year reads as months).
+async fn received_under_hoa_binh(store: &RedisStore, units: &[&str]) -> Vec<u64> {
+    use govpulse_core::{AgencyId, Bucket};
     let id = |raw: &str| AgencyId::parse(raw).expect("a valid id");
-    let parent = AgencyKey {
+    let parent = govpulse_store::AgencyKey {
         root: id("hoa-binh"),
         agency: id("hoa-binh"),
     };
-    let children = [id("hb-a"), id("hb-b"), id("hb-c"), id("hb-d")];
-    let day = time::macros::date!(2026 - 04 - 09);
+    let children: Vec<AgencyId> = units.iter().map(|unit| id(unit)).collect();
     let buckets = [Bucket::Year(2026), Bucket::Month(2026, 4)];
-    let received = [Counter::Received];
-    let receive = |event: &str, unit: &str| {
-        conformance::write(event, &[unit, "hoa-binh"], day, &received, None)
-    };
-    let counts = |store: RedisStore| {
-        let (parent, children) = (parent.clone(), children.clone());
-        async move {
-            store
-                .read_children(&parent, &children, &buckets, &received)
-                .await
-                .expect("read children")
-                .iter()
-                .map(|c| c.get(Counter::Received))
-                .collect::<Vec<_>>()
-        }
-    };
-    let mut admin = redis::Client::open(server.url())
+    store
+        .read_children(&parent, &children, &buckets, &[RECEIVED])
+        .await
+        .expect("read children")
+        .iter()
+        .map(|c| c.get(RECEIVED))
+        .collect()
+}
+
+const RECEIVED: govpulse_core::Counter = govpulse_core::Counter::Received;
+
+/// A plain connection to `server`, for what a test asks of Redis itself.
+async fn admin(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
         .expect("a client")
         .get_multiplexed_async_connection()
         .await
-        .expect("connects");
+        .expect("connects")
+}
+
+#[tokio::test]
+async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_flush() {
+    let server = RedisServer::start().expect("redis-server starts");
+    let store = connect(server.url(), "ordinals").await;
+    let receive = received_by;
+    let counts = async |store: RedisStore| {
+        received_under_hoa_binh(&store, &["hb-a", "hb-b", "hb-c", "hb-d"]).await
+    };
+    let mut admin = admin(&server).await;
     let flush = |mut admin: redis::aio::MultiplexedConnection| async move {
         let () = redis::cmd("FLUSHALL")
             .query_async(&mut admin)
@@ -367,48 +373,18 @@ async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_f
 
 #[tokio::test]
 async fn redis_store_packed_roll_ups_add_up_whether_written_slot_by_slot_or_whole() {
-    use govpulse_core::{AgencyId, Bucket, Counter};
-    use govpulse_store::AgencyKey;
-
     let server = RedisServer::start().expect("redis-server starts");
     let store = connect(server.url(), "packed").await;
-    let id = |raw: &str| AgencyId::parse(raw).expect("a valid id");
-    let parent = AgencyKey {
-        root: id("hoa-binh"),
-        agency: id("hoa-binh"),
-    };
     let units: Vec<String> = (0..12).map(|i| format!("hb-u{i:02}")).collect();
-    let children: Vec<AgencyId> = units.iter().map(|unit| id(unit)).collect();
-    let day = time::macros::date!(2026 - 04 - 09);
-    let received = [Counter::Received];
-    let receive = |event: String, unit: &str| {
-        conformance::write(&event, &[unit, "hoa-binh"], day, &received, None)
-    };
+    let units: Vec<&str> = units.iter().map(String::as_str).collect();
     let every_unit = |batch: &str| -> Vec<_> {
         units
             .iter()
-            .map(|unit| receive(format!("{batch}-{unit}"), unit))
+            .map(|unit| received_by(&format!("{batch}-{unit}"), unit))
             .collect()
     };
-    let counts = || async {
-        store
-            .read_children(
-                &parent,
-                &children,
-                &[Bucket::Year(2026), Bucket::Month(2026, 4)],
-                &received,
-            )
-            .await
-            .expect("read children")
-            .iter()
-            .map(|c| c.get(Counter::Received))
-            .collect::<Vec<_>>()
-    };
-    let mut admin = redis::Client::open(server.url())
-        .expect("a client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
+    let counts = || received_under_hoa_binh(&store, &units);
+    let mut admin = admin(&server).await;
     let mut bitfields = async || -> u64 {
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
@@ -427,7 +403,9 @@ async fn redis_store_packed_roll_ups_add_up_whether_written_slot_by_slot_or_whol
     assert_eq!(counts().await, [2; 12]);
     assert_eq!(bitfields().await, 0, "written whole");
     // One slot of 13 (the list's mark and 12 units): incremented, the rest not read.
-    let one: Vec<_> = (0..3).map(|n| receive(format!("b{n}"), "hb-u05")).collect();
+    let one: Vec<_> = (0..3)
+        .map(|n| received_by(&format!("b{n}"), "hb-u05"))
+        .collect();
     store.apply(&one).await.expect("apply");
     let mut expected = [2; 12];
     expected[5] = 8;
@@ -452,11 +430,7 @@ async fn redis_store_reads_and_keeps_the_previous_versions_records_of_events_per
 
     let server = RedisServer::start().expect("redis-server starts");
     let store = connect(server.url(), "upgrade").await;
-    let mut admin = redis::Client::open(server.url())
-        .expect("a client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
+    let mut admin = admin(&server).await;
     let now = time::OffsetDateTime::now_utc();
     let today = govpulse_core::period::vietnam_day(now);
     let yesterday = today - time::Duration::days(1);
