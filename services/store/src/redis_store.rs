@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `P:{root}:n:<agency>:<bucket>` | string | the agency's counters in the bucket as one record of varints (`counter_record.rs`); `due` and `due_cl` are bucketed by due day (`govpulse_core::backlog`). The root has one for every bucket, an agency below it for its days and months only, its quarters and years read as their months ([`keeps_record`]) |
 //! | `P:{root}:k:<parent>:d<yyyymmdd>` | hash | child agency → its counters that day, one record as above: the parent's roll-up of its children |
-//! | `P:{root}:k:<parent>:<month>:<field>` | string | the same roll-up for a month, packed: each child's count as a signed 64-bit big-endian integer at offset 8 × its ordinal, added to slot by slot (`BITFIELD … INCRBY i64 #<ordinal>`) or, when a batch changes a quarter of the slots or more, written whole (`tree_write.rs`); a quarter's or a year's is the sum of its months' |
+//! | `P:{root}:k:<parent>:<month>:<field>` | string | the same roll-up for a month, packed: each child's count as a signed 64-bit big-endian integer at offset 8 × its ordinal, added to slot by slot (`BITFIELD … INCRBY i64 #<ordinal>`) or, when a batch changes half of the slots or more, written whole (`tree_write.rs`); a quarter's or a year's is the sum of its months' |
 //! | `P:{root}:k:<parent>:ids` | list | the mark of the list's creation (`created <unix seconds>.<microseconds>`), then the parent's children in the order they were first counted: a child's index is its ordinal, never changed |
 //! | `P:{root}:k:<parent>:ord` | hash | child agency → its ordinal |
 //! | `P:{root}:r:<root>:<bucket>` | hash | procedure → the root's counters for it in the bucket, one record as above; days and months only ([`month_or_shorter`]) |

@@ -66,11 +66,12 @@ const MAX_ARGS: usize = 2_000;
 
 /// A packed month roll-up is read and written whole (one `GET`, one `SET` of 8 bytes a
 /// slot) when its changed slots are at least 1 / `PACKED_WHOLE_SHARE` of all its slots,
-/// else incremented slot by slot (`BITFIELD INCRBY`, one reply a slot). A reply costs the
-/// writer about 700 instructions to parse and Redis about a tenth of a microsecond, where a
-/// byte read and written costs about 3.4 ns in Redis: a parent of 160 units, a hundred of
-/// which a batch counts in, is cheaper written whole; one of 10,000 units is not.
-const PACKED_WHOLE_SHARE: usize = 4;
+/// else incremented slot by slot (`BITFIELD INCRBY`, one reply a slot, each reply several
+/// hundred instructions of the writer's parser). Measured on the unit mix (PERFORMANCE.md,
+/// section 2): half of the slots or more, +7% events/s in 20 s runs; a quarter, better in
+/// 10 s runs but worse in 20 s ones, where parents have more children and every slot read
+/// and written costs Redis and the parser bytes. A parent of 10,000 units takes increments.
+const PACKED_WHOLE_SHARE: usize = 2;
 
 /// The bytes of an id record's value: what the id says and counts
 /// ([`Remembered::to_bytes`]), and the UTC day after which it may be forgotten.
@@ -981,8 +982,8 @@ impl RedisStore {
                 _ => {}
             }
         }
-        // A roll-up that a quarter or more of its slots change is read here and written
-        // whole; the others take increments (`PACKED_WHOLE_SHARE`).
+        // A roll-up that half or more of its slots change is read here and written whole;
+        // the others take increments (`PACKED_WHOLE_SHARE`).
         let mut packed = Vec::with_capacity(increments.len());
         let mut whole = redis::cmd("MGET");
         for ((parent, bucket, counter), children) in increments {

@@ -402,7 +402,8 @@ async fn redis_store_packed_roll_ups_add_up_whether_written_slot_by_slot_or_whol
     store.apply(&every_unit("a")).await.expect("apply");
     assert_eq!(counts().await, [2; 12]);
     assert_eq!(bitfields().await, 0, "written whole");
-    // One slot of 13 (the list's mark and 12 units): incremented, the rest not read.
+    // One slot of 13 (the list's mark and 12 units), less than half: incremented, the rest
+    // not read.
     let one: Vec<_> = (0..3)
         .map(|n| received_by(&format!("b{n}"), "hb-u05"))
         .collect();
