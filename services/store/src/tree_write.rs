@@ -760,8 +760,6 @@ impl RedisStore {
                 dossier_value(*state, *until),
             );
         }
-        // The counter records the plan adds to (its due-day buckets are known only now),
-        // read under the same version: written back with the plan added.
         // How many slots each parent's packed roll-ups will have: its children counted
         // before, and those this batch counts for the first time.
         let slots: HashMap<&AgencyId, usize> = parents
@@ -775,6 +773,8 @@ impl RedisStore {
                 (*parent, before + new)
             })
             .collect();
+        // The counter records the plan adds to (its due-day buckets are known only now),
+        // read under the same version: written back with the plan added.
         let records = self
             .read_records(&mut lease, root, &planned, parent_of, &slots)
             .await?;
