@@ -520,16 +520,18 @@ impl CounterStore for RedisStore {
         // united here because a cluster cannot union across hash slots.
         let mut distinct_replies = Vec::with_capacity(groups.len());
         let mut unions = UnionBatches::default();
+        // Per agency of every group in order, the buckets of the records its MGET reads.
+        let mut record_reads: Vec<Vec<Bucket>> = Vec::new();
         for group in groups {
-            if read_counters {
+            if read_counters && !buckets.is_empty() {
                 for key in group {
+                    let read: Vec<Bucket> = record_buckets(key, buckets).collect();
                     let mut mget = redis::cmd("MGET");
-                    for bucket in record_buckets(key, buckets) {
-                        mget.arg(self.counters_key(&key.root, &key.agency, bucket));
+                    for bucket in &read {
+                        mget.arg(self.counters_key(&key.root, &key.agency, *bucket));
                     }
-                    if !buckets.is_empty() {
-                        commands.push(&key.root, mget);
-                    }
+                    commands.push(&key.root, mget);
+                    record_reads.push(read);
                 }
             }
             if !needs.distinct || buckets.is_empty() {
@@ -596,13 +598,16 @@ impl CounterStore for RedisStore {
         }
         let mut replies = replies.into_iter();
         let mut out = Vec::with_capacity(groups.len());
+        let mut record_reads = record_reads.into_iter();
         for (group, distinct) in groups.iter().zip(distinct_replies) {
             let mut total = Counters::default();
             if read_counters && !buckets.is_empty() {
                 for key in group {
                     let records: Vec<Option<Vec<u8>>> =
                         redis::from_redis_value(next_reply(&mut replies, expected)?)?;
-                    let read: Vec<Bucket> = record_buckets(key, buckets).collect();
+                    let read = record_reads
+                        .next()
+                        .ok_or_else(|| StoreError::Unexpected("a read of no records".to_owned()))?;
                     if records.len() != read.len() {
                         return Err(StoreError::Unexpected(format!(
                             "{} counter records for {} buckets",
