@@ -134,6 +134,24 @@ fn next_entry<'l>(rest: &mut &'l [u8]) -> Option<Option<Entry<'l>>> {
     }))
 }
 
+/// The name of an agency's own entry in its day's record list: its record for the day, every
+/// procedure's counts and the corrections' (`cor` counts under no procedure) together. Empty,
+/// which no procedure id is, so first in name order: one key holds a unit's day, read and
+/// written once, where a record and a list were two keys a batch read and wrote for each
+/// unit and day it counted in.
+pub(crate) const OWN: &str = "";
+
+/// The agency's own record in a record list (its entry named [`OWN`]); `Some(None)` when it
+/// has none (a list written before 2026-12-06, when the record was a key of its own);
+/// `None` for bytes that are not a record list.
+pub(crate) fn own_of_list(list: &[u8]) -> Option<Option<Counters>> {
+    let mut rest = list;
+    match next_entry(&mut rest)? {
+        Some(entry) if entry.name == OWN => decode(entry.record).map(Some),
+        _ => Some(None),
+    }
+}
+
 /// The entries of a record list, in order; `None` for bytes that no version of
 /// [`add_to_list`] writes.
 pub(crate) fn decode_list(list: &[u8]) -> Option<Vec<(&str, Counters)>> {
@@ -246,6 +264,21 @@ mod tests {
                 (Counter::DueClosed, 1)
             ])))
         );
+    }
+
+    #[test]
+    fn a_record_list_holds_its_agencys_own_record_first() {
+        let mut sums = CounterSums::default();
+        sums.add(Counter::Received, 3);
+        let list = add_to_list(None, [(OWN, &sums), ("p1", &sums)]).expect("a list");
+        assert_eq!(list, [0, 1, 3, 2, b'p', b'1', 1, 3]);
+        let own = own_of_list(&list).expect("a list").expect("an own entry");
+        assert_eq!(own.get(Counter::Received), 3);
+        // A list without (written before its agency's record moved into it), and bytes
+        // that are not a list.
+        assert_eq!(own_of_list(&list[3..]), Some(None));
+        assert_eq!(own_of_list(&[]), Some(None));
+        assert_eq!(own_of_list(&[0, 2, 3]), None);
     }
 
     #[test]

@@ -5,13 +5,13 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{root}:n:<agency>:<bucket>` | string | the agency's counters in the bucket as one record of varints (`counter_record.rs`); `due` and `due_cl` are bucketed by due day (`govpulse_core::backlog`). The root has one for every bucket, an agency below it for its days and months only, its quarters and years read as their months ([`keeps_record`]) |
+//! | `P:{root}:n:<agency>:<bucket>` | string | the agency's counters in the bucket as one record of varints (`counter_record.rs`); `due` and `due_cl` are bucketed by due day (`govpulse_core::backlog`). The root has one for every bucket, an agency below it for its months only, its quarters and years read as their months ([`keeps_record`]) and its days in its day lists (`…:p:…`; a day's record kept here before 2026-12-06 is still read and added, [`record_buckets`]) |
 //! | `P:{root}:k:<parent>:d<yyyymmdd>` | hash | child agency → its counters that day, one record as above: the parent's roll-up of its children |
 //! | `P:{root}:k:<parent>:<month>:<field>` | string | the same roll-up for a month, packed: each child's count as a signed 64-bit big-endian integer at offset 8 × its ordinal, added to slot by slot (`BITFIELD … INCRBY i64 #<ordinal>`) or, when a batch changes half of the slots or more, written whole (`tree_write.rs`); a quarter's or a year's is the sum of its months' |
 //! | `P:{root}:k:<parent>:ids` | list | the mark of the list's creation (`created <unix seconds>.<microseconds>`), then the parent's children in the order they were first counted: a child's index is its ordinal, never changed |
 //! | `P:{root}:k:<parent>:ord` | hash | child agency → its ordinal |
 //! | `P:{root}:r:<root>:<bucket>` | hash | procedure → the root's counters for it in the bucket, one record as above; days and months only ([`month_or_shorter`]) |
-//! | `P:{root}:p:<agency>:d<yyyymmdd>` | string | the same for an agency below the root, per day: its procedures' records in one list (`counter_record::add_to_list`) |
+//! | `P:{root}:p:<agency>:d<yyyymmdd>` | string | an agency below the root, per day: its own record (the entry named `counter_record::OWN`) and its procedures' in one list (`counter_record::add_to_list`) |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
 //! | `P:{root}:v` | string | the tree's version, moved on by every batch written to it (`WATCH` … `EXEC`, or the compare-and-apply script on a cluster) |
 //! | `P:{root}:ex`, `P:{root}:dsx` | string | how the tree's event ids and dossier records spread over their buckets (`spread.rs`) |
@@ -386,6 +386,14 @@ impl RedisStore {
         )
     }
 
+    /// The key a read finds `key`'s counters in `bucket` at ([`Held`]).
+    fn held_key(&self, key: &AgencyKey, bucket: Bucket, held: Held) -> String {
+        match held {
+            Held::Record => self.counters_key(&key.root, &key.agency, bucket),
+            Held::DayList => self.procedure_list_key(&key.root, &key.agency, bucket.first_day()),
+        }
+    }
+
     /// A tree's root's counters per procedure in one bucket: procedure → its counter record.
     pub(crate) fn root_procedures_key(&self, root: &AgencyId, bucket: Bucket) -> String {
         tree_key(
@@ -520,15 +528,17 @@ impl CounterStore for RedisStore {
         // united here because a cluster cannot union across hash slots.
         let mut distinct_replies = Vec::with_capacity(groups.len());
         let mut unions = UnionBatches::default();
-        // Per agency of every group in order, the buckets of the records its MGET reads.
-        let mut record_reads: Vec<Vec<Bucket>> = Vec::new();
+        // Per agency of every group in order, the keys its MGET reads and what each holds.
+        let mut record_reads: Vec<Vec<(String, Held)>> = Vec::new();
         for group in groups {
             if read_counters && !buckets.is_empty() {
                 for key in group {
-                    let read: Vec<Bucket> = record_buckets(key, buckets).collect();
+                    let read: Vec<(String, Held)> = record_buckets(key, buckets)
+                        .map(|(bucket, held)| (self.held_key(key, bucket, held), held))
+                        .collect();
                     let mut mget = redis::cmd("MGET");
-                    for bucket in &read {
-                        mget.arg(self.counters_key(&key.root, &key.agency, *bucket));
+                    for (key, _) in &read {
+                        mget.arg(key);
                     }
                     commands.push(&key.root, mget);
                     record_reads.push(read);
@@ -602,7 +612,7 @@ impl CounterStore for RedisStore {
         for (group, distinct) in groups.iter().zip(distinct_replies) {
             let mut total = Counters::default();
             if read_counters && !buckets.is_empty() {
-                for key in group {
+                for _ in group {
                     let records: Vec<Option<Vec<u8>>> =
                         redis::from_redis_value(next_reply(&mut replies, expected)?)?;
                     let read = record_reads
@@ -615,13 +625,16 @@ impl CounterStore for RedisStore {
                             read.len()
                         )));
                     }
-                    for (bucket, record) in read.into_iter().zip(records) {
+                    for ((key, held), record) in read.into_iter().zip(records) {
                         let Some(record) = record else { continue };
-                        let counters = counter_record::decode(&record).ok_or_else(|| {
-                            StoreError::Unexpected(format!(
-                                "{} is not a counter record",
-                                self.counters_key(&key.root, &key.agency, bucket)
-                            ))
+                        let counters = match held {
+                            Held::Record => counter_record::decode(&record),
+                            Held::DayList => {
+                                counter_record::own_of_list(&record).map(Option::unwrap_or_default)
+                            }
+                        };
+                        let counters = counters.ok_or_else(|| {
+                            StoreError::Unexpected(format!("{key} holds no counters"))
                         })?;
                         for counter in &needs.counters {
                             total.increment(*counter, counters.get(*counter));
@@ -723,7 +736,10 @@ impl CounterStore for RedisStore {
                     StoreError::Unexpected("a procedure list holds no record list".to_owned())
                 })?;
                 for (procedure, record) in entries {
-                    add(procedure, record);
+                    // The agency's own entry is no procedure's.
+                    if procedure != counter_record::OWN {
+                        add(procedure, record);
+                    }
                 }
             }
         }
@@ -1076,7 +1092,8 @@ enum DistinctReplies {
 /// Whether `agency` of the tree of `root` keeps a counter record for `bucket`: the root for
 /// every bucket (a ranking reads a quarter or a year of each root as one record), an agency
 /// below it for its days and months only (an event of a unit reads and writes two records
-/// fewer). A quarter or a year not kept is read as its months ([`kept_or_months`]).
+/// fewer; its day's record is the own entry of its day's list, [`in_day_list`]). A quarter or
+/// a year not kept is read as its months ([`kept_or_months`]).
 pub(crate) fn keeps_record(root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> bool {
     agency == root || month_or_shorter(bucket)
 }
@@ -1096,11 +1113,36 @@ fn kept_or_months(bucket: Bucket, kept: bool) -> Vec<Bucket> {
     }
 }
 
-/// The buckets of `key`'s counter records that hold its counts in `buckets`.
-fn record_buckets(key: &AgencyKey, buckets: &[Bucket]) -> impl Iterator<Item = Bucket> {
-    buckets.iter().flat_map(move |bucket| {
-        kept_or_months(*bucket, keeps_record(&key.root, &key.agency, *bucket))
-    })
+/// Whether `agency`'s counters in `bucket` are the own entry of its day's record list
+/// (`…:p:<agency>:d<day>`, [`counter_record::OWN`]) rather than a counter record of their own:
+/// the days of an agency below the root, whose procedures that list holds too.
+pub(crate) fn in_day_list(root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> bool {
+    agency != root && matches!(bucket, Bucket::Day(_))
+}
+
+/// Where a read finds an agency's counters in one bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Held {
+    /// Its counter record (`…:n:<agency>:<bucket>`).
+    Record,
+    /// The own entry of its day's record list ([`in_day_list`]).
+    DayList,
+}
+
+/// The buckets that hold `key`'s counts in `buckets` and where: the bucket's counter record
+/// when one is kept for it, else its months'; for a day of an agency below the root, its
+/// day's record list and the counter record such a day had until 2026-12-06 (never written
+/// since; read and added, so that a store written before keeps every figure).
+fn record_buckets(key: &AgencyKey, buckets: &[Bucket]) -> impl Iterator<Item = (Bucket, Held)> {
+    buckets
+        .iter()
+        .flat_map(move |bucket| {
+            kept_or_months(*bucket, keeps_record(&key.root, &key.agency, *bucket))
+        })
+        .flat_map(move |bucket| {
+            let listed = in_day_list(&key.root, &key.agency, bucket);
+            std::iter::once((bucket, Held::Record)).chain(listed.then_some((bucket, Held::DayList)))
+        })
 }
 
 /// The months a month, quarter or year spans (a day spans none): the packed roll-ups that

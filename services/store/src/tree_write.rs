@@ -48,7 +48,7 @@ use crate::{
     StoreError, counter_record,
     exclusive::Lease,
     redis_store::{
-        Commands, RedisStore, accepted_field, day_counts_bytes, day_counts_from_bytes,
+        Commands, RedisStore, accepted_field, day_counts_bytes, day_counts_from_bytes, in_day_list,
         keeps_record, month_or_shorter, rejected_field, seen_bytes, seen_from_bytes, tree_key,
     },
     spread::{Split, Spread},
@@ -953,6 +953,9 @@ impl RedisStore {
             return Ok(CounterRecords::default());
         }
         let mut own = Vec::with_capacity(planned.counters.len());
+        // An agency below the root keeps each day in one record list, its own record and its
+        // procedures' together (`in_day_list`): what the plan adds to each, per (agency, day).
+        let mut day_lists: HashMap<(&AgencyId, Date), DayAdded> = HashMap::new();
         let mut days: BTreeMap<(&AgencyId, Bucket), ChildRecords> = BTreeMap::new();
         // Packed roll-up increments, per (parent, month, counter): (child, count). Only
         // months are packed: a quarter's or a year's roll-up is the sum of its months'
@@ -960,7 +963,9 @@ impl RedisStore {
         let mut increments: HashMap<RollUp, Vec<(&AgencyId, i64)>> = HashMap::new();
         let mut mget = redis::cmd("MGET");
         for ((agency, bucket), sums) in &planned.counters {
-            if keeps_record(root, agency, *bucket) {
+            if let (true, Bucket::Day(day)) = (in_day_list(root, agency, *bucket), bucket) {
+                day_lists.entry((agency, *day)).or_default().own = Some(sums);
+            } else if keeps_record(root, agency, *bucket) {
                 let key = self.counters_key(root, agency, *bucket);
                 mget.arg(&key);
                 own.push((key, sums, None));
@@ -1002,10 +1007,9 @@ impl RedisStore {
                 write,
             });
         }
-        // The procedures: an agency below the root keeps one record list per day, read with
-        // the counter records; the root one hash per bucket (its drill-down of a year must
-        // not read a year of days).
-        let mut lists = Vec::new();
+        // The procedures: an agency below the root keeps them in its days' record lists, read
+        // with the counter records; the root one hash per bucket (its drill-down of a year
+        // must not read a year of days).
         let mut by_bucket: BTreeMap<Bucket, BTreeMap<&ProcedureId, CounterSums>> = BTreeMap::new();
         for ((agency, day), sums) in &planned.procedures {
             if *agency == root {
@@ -1019,13 +1023,38 @@ impl RedisStore {
                     }
                 }
             } else {
-                let key = self.procedure_list_key(root, agency, *day);
-                mget.arg(&key);
-                lists.push((key, sums, None));
+                day_lists.entry((agency, *day)).or_default().procedures = Some(sums);
             }
+        }
+        let mut lists = Vec::with_capacity(day_lists.len());
+        // A day counted before 2026-12-06 kept the agency's record in a key of its own, which
+        // reads add to the list's: a batch that takes counts back (corrections) reads it too,
+        // moves it into the list and deletes it, since what it takes back may be there.
+        let mut legacy = redis::cmd("MGET");
+        for ((agency, day), added) in day_lists {
+            let key = self.procedure_list_key(root, agency, day);
+            mget.arg(&key);
+            let takes_back = added
+                .own
+                .is_some_and(|sums| sums.nonzero().any(|(_, n)| n < 0));
+            let legacy_key = takes_back.then(|| {
+                let key = self.counters_key(root, agency, Bucket::Day(day));
+                legacy.arg(&key);
+                key
+            });
+            lists.push(DayList {
+                key,
+                added,
+                stored: None,
+                legacy: legacy_key.map(|key| (key, None)),
+            });
         }
         let mut commands = Commands::default();
         commands.push(root, mget);
+        let read_legacy = lists.iter().any(|list| list.legacy.is_some());
+        if read_legacy {
+            commands.push(root, legacy);
+        }
         let read_whole = packed
             .iter()
             .any(|rollup| matches!(rollup.write, PackedWrite::Whole(_)));
@@ -1064,8 +1093,15 @@ impl RedisStore {
         for ((_, _, record), stored) in own.iter_mut().zip(stored.by_ref()) {
             *record = stored;
         }
-        for ((_, _, list), stored) in lists.iter_mut().zip(stored) {
-            *list = stored;
+        for (list, stored) in lists.iter_mut().zip(stored) {
+            list.stored = stored;
+        }
+        if read_legacy {
+            let read: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
+            let mut read = read.into_iter();
+            for (_, record) in lists.iter_mut().filter_map(|list| list.legacy.as_mut()) {
+                *record = read.next().ok_or_else(|| reply_err("day records"))?;
+            }
         }
         if read_whole {
             let read: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
@@ -1146,25 +1182,19 @@ impl RedisStore {
             writes.chunked("HSET", Some(key), &fields, 2);
             writes.chunked("HDEL", Some(key), &emptied, 1);
         }
-        writes.items(
-            "MSET",
-            None,
-            2,
-            records.lists,
-            |cmd, (key, sums, stored)| {
-                let added = sums
-                    .iter()
-                    .map(|(procedure, sums)| (procedure.as_str(), sums));
-                let list =
-                    counter_record::add_to_list(stored.as_deref(), added).ok_or_else(|| {
-                        StoreError::Unexpected(format!(
-                            "{key} is not a record list: the batch is not counted into it"
-                        ))
-                    })?;
-                cmd.arg(key).arg(list.as_slice());
-                Ok(())
-            },
-        )?;
+        let moved: Vec<&String> = records
+            .lists
+            .iter()
+            .filter_map(|list| match &list.legacy {
+                Some((key, Some(_))) => Some(key),
+                _ => None,
+            })
+            .collect();
+        writes.items("MSET", None, 2, &records.lists, |cmd, list| {
+            cmd.arg(&list.key).arg(list.with_plan()?.as_slice());
+            Ok(())
+        })?;
+        writes.chunked("DEL", None, &moved, 1);
         // Ordinals for children counted for the first time: after the list's last.
         let mut lengths: HashMap<&AgencyId, usize> = list_lengths.clone();
         let mut appended: HashMap<&AgencyId, Vec<&AgencyId>> = HashMap::new();
@@ -1327,7 +1357,7 @@ struct CounterRecords<'a> {
     parent_of: HashMap<&'a AgencyId, &'a AgencyId>,
     own: Vec<(String, &'a CounterSums, Option<Vec<u8>>)>,
     days: BTreeMap<(&'a AgencyId, Bucket), ChildRecords<'a>>,
-    lists: Vec<ProcedureList<'a>>,
+    lists: Vec<DayList<'a>>,
     procedures: Vec<(String, ProcedureRecords<'a>)>,
     packed: Vec<PackedRollUp<'a>>,
 }
@@ -1391,12 +1421,10 @@ impl CounterRecords<'_> {
                 .ok_or_else(unreadable)?
         } else {
             let key = store.procedure_list_key(root, agency, day);
-            let Some((_, sums, stored)) = self.lists.iter().find(|(k, ..)| *k == key) else {
+            let Some(list) = self.lists.iter().find(|list| list.key == key) else {
                 return Ok(0);
             };
-            let added = sums.iter().map(|(p, sums)| (p.as_str(), sums));
-            let list =
-                counter_record::add_to_list(stored.as_deref(), added).ok_or_else(unreadable)?;
+            let list = list.with_plan()?;
             let entries = counter_record::decode_list(&list).ok_or_else(unreadable)?;
             match entries
                 .into_iter()
@@ -1410,9 +1438,47 @@ impl CounterRecords<'_> {
     }
 }
 
-/// One agency's procedures on one day: the key of its record list, what the plan adds to
-/// each procedure, and the list as read.
-type ProcedureList<'a> = (String, &'a ProcedureSums<'a>, Option<Vec<u8>>);
+/// What a plan adds to one agency's day below the root: to its own record and to its
+/// procedures'.
+#[derive(Default)]
+struct DayAdded<'a> {
+    own: Option<&'a CounterSums>,
+    procedures: Option<&'a ProcedureSums<'a>>,
+}
+
+/// One agency's record list of one day ([`in_day_list`]): its key, what the plan adds, the
+/// list as read, and, when the batch takes counts back, the key of the day's record kept
+/// apart before 2026-12-06 with what it held.
+struct DayList<'a> {
+    key: String,
+    added: DayAdded<'a>,
+    stored: Option<Vec<u8>>,
+    legacy: Option<(String, Option<Vec<u8>>)>,
+}
+
+impl DayList<'_> {
+    /// The list as read with the plan added, the record kept apart moved into its own entry.
+    fn with_plan(&self) -> Result<Vec<u8>, StoreError> {
+        let unreadable = |what: &str| {
+            StoreError::Unexpected(format!(
+                "{what} is not what this version writes: the batch is not counted into it"
+            ))
+        };
+        let mut own = self.added.own.copied().unwrap_or_default();
+        if let Some((key, Some(record))) = &self.legacy {
+            let kept = counter_record::decode(record).ok_or_else(|| unreadable(key))?;
+            for counter in Counter::ALL.into_iter().filter(|c| kept.get(*c) > 0) {
+                let n = i64::try_from(kept.get(counter)).map_err(|_| unreadable(key))?;
+                own.add(counter, n);
+            }
+        }
+        let procedures = self.added.procedures.into_iter().flatten();
+        let added = std::iter::once((counter_record::OWN, &own))
+            .chain(procedures.map(|(procedure, sums)| (procedure.as_str(), sums)));
+        counter_record::add_to_list(self.stored.as_deref(), added)
+            .ok_or_else(|| unreadable(&self.key))
+    }
+}
 
 /// Fields of one hash of counter records (children in a day roll-up, procedures of an agency
 /// in a bucket), each with what the plan adds and its record as read.

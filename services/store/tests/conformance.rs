@@ -196,7 +196,6 @@ async fn redis_store_names_its_keys_as_the_key_schema_says() {
     );
     let mut admin = admin(&server).await;
     let kept = [
-        "schema:{hoa-binh}:n:hoa-binh.dept-01:d20260815",
         "schema:{hoa-binh}:n:hoa-binh.dept-01:m202608",
         "schema:{hoa-binh}:n:hoa-binh:q20263",
         "schema:{hoa-binh}:n:hoa-binh:y2026",
@@ -215,8 +214,10 @@ async fn redis_store_names_its_keys_as_the_key_schema_says() {
         "schema:{hoa-binh}:ds:0",
     ];
     // A unit's counters and the root's procedures are kept for days and months only: their
-    // quarters and years are read as their months.
+    // quarters and years are read as their months. A unit's day is one record list, its own
+    // record and its procedures' (`…:p:…`): no record of its own since 2026-12-06.
     let not_kept = [
+        "schema:{hoa-binh}:n:hoa-binh.dept-01:d20260815",
         "schema:{hoa-binh}:n:hoa-binh.dept-01:q20263",
         "schema:{hoa-binh}:n:hoa-binh.dept-01:y2026",
         "schema:{hoa-binh}:r:hoa-binh:q20263",
@@ -494,4 +495,85 @@ async fn redis_store_reads_and_keeps_the_previous_versions_records_of_events_per
         .await
         .expect("HGET");
     assert_eq!(kept, previous, "what the previous version reads, unchanged");
+}
+
+/// A unit's day counted before 2026-12-06 kept its record in a key of its own beside its
+/// procedures' list: such a store keeps every figure (reads add the record to the list's own
+/// entry), and a retraction of an event counted then takes its counts back, moving the old
+/// record into the list.
+#[tokio::test]
+async fn redis_store_reads_and_takes_back_a_units_day_kept_in_the_layout_before() {
+    use govpulse_core::{AgencyId, Bucket, EventId, Needs};
+
+    let server = RedisServer::start().expect("redis-server starts");
+    let store = connect(server.url(), "before").await;
+    let day = time::macros::date!(2026 - 08 - 15);
+    let unit = ["hb-dept", "hoa-binh"];
+    let received = conformance::write("e1", &unit, day, &[RECEIVED], None);
+    let other = conformance::write("e2", &unit, day, &[RECEIVED], None);
+    assert_eq!(
+        store
+            .apply(&[received.clone(), other])
+            .await
+            .expect("apply"),
+        [
+            govpulse_store::Applied::Accepted,
+            govpulse_store::Applied::Accepted
+        ]
+    );
+    // The list begins with the unit's own entry: an empty name (length 0), then its record
+    // (length 1: 2 received). Put back as the layout before kept it: the record apart.
+    let list_key = "before:{hoa-binh}:p:hb-dept:d20260815";
+    let record_key = "before:{hoa-binh}:n:hb-dept:d20260815";
+    let mut admin = admin(&server).await;
+    let list: Vec<u8> = redis::cmd("GET")
+        .arg(list_key)
+        .query_async(&mut admin)
+        .await
+        .expect("GET");
+    assert_eq!(list[..3], [0, 1, 2], "the own entry first");
+    let () = redis::cmd("MSET")
+        .arg(record_key)
+        .arg(&[2u8][..])
+        .arg(list_key)
+        .arg(&list[3..])
+        .query_async(&mut admin)
+        .await
+        .expect("MSET");
+
+    let id = |raw: &str| AgencyId::parse(raw).expect("a valid id");
+    let received_that_day = async || {
+        let key = govpulse_store::AgencyKey {
+            root: id("hoa-binh"),
+            agency: id("hb-dept"),
+        };
+        store
+            .read(&[vec![key]], &[Bucket::Day(day)], &Needs::everything())
+            .await
+            .expect("read")[0]
+            .get(RECEIVED)
+    };
+    assert_eq!(
+        received_that_day().await,
+        2,
+        "the record kept apart is read"
+    );
+
+    // e1 never happened: its retraction takes back what the old record holds.
+    let mut retraction = conformance::write("c1", &unit, day, &[], None);
+    retraction.dossier = received.dossier.clone();
+    retraction.corrects = Some(EventId::parse("e1").expect("a valid id"));
+    retraction.stage = None;
+    assert_eq!(
+        store.apply(&[retraction]).await.expect("apply"),
+        [govpulse_store::Applied::Accepted]
+    );
+    assert_eq!(received_that_day().await, 1);
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(record_key)
+        .query_async(&mut admin)
+        .await
+        .expect("EXISTS");
+    assert!(!exists, "the record kept apart moved into the list");
+    assert_eq!(received_that_day().await, 1);
 }
