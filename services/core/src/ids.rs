@@ -79,6 +79,10 @@ macro_rules! id_type {
         pub struct $name($text);
 
         impl std::hash::Hash for $name {
+            // Inlined: plans hash ids by the thousand per batch, and a call per hash (which
+            // the compiler chose for some builds of the tree writer) cost 400 instructions
+            // an event.
+            #[inline]
             fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
                 self.as_str().hash(state);
             }
