@@ -41,18 +41,18 @@ impl OrdinalCache {
     /// ordinals of `children` (`None` for a child never counted), or `None` when the read
     /// does not continue what is cached (the list was created again or replaced, or the
     /// cache was dropped meanwhile): then the whole list must be read, `from` 0.
-    pub(crate) fn update(
+    pub(crate) fn update<'c>(
         &self,
         list: &str,
         created: Option<&[u8]>,
         from: usize,
         added: Vec<String>,
-        children: &[AgencyId],
+        children: impl IntoIterator<Item = &'c AgencyId>,
     ) -> Option<Vec<Option<usize>>> {
         let mut lists = self.lock();
         let Some(created) = created else {
             lists.remove(list);
-            return Some(vec![None; children.len()]);
+            return Some(children.into_iter().map(|_| None).collect());
         };
         let ordinals = lists.entry(list.to_owned()).or_default();
         if ordinals.len > 0 && ordinals.created != created {
@@ -85,7 +85,7 @@ impl OrdinalCache {
         }
         Some(
             children
-                .iter()
+                .into_iter()
                 .map(|child| ordinals.of.get(child.as_str()).copied())
                 .collect(),
         )

@@ -245,8 +245,9 @@ pub struct RedisStore {
     pub(crate) writers: Option<Arc<Exclusive>>,
     /// Change notices on the pub/sub channel `P:changes`.
     notices: Arc<RedisNotices>,
-    /// Children's ordinals in the packed roll-ups, as far as they were read.
-    ordinals: Arc<OrdinalCache>,
+    /// Children's ordinals in the packed roll-ups, as far as they were read (by the reads
+    /// of children and by the tree writer).
+    pub(crate) ordinals: Arc<OrdinalCache>,
 }
 
 impl std::fmt::Debug for RedisStore {

@@ -627,15 +627,20 @@ impl RedisStore {
             mget.arg(keys.dossier_bucket(*bucket));
         }
         second.push(root, mget);
+        // The ordinals lists: each one's creation mark, and its entries from the last one this
+        // process knows (`OrdinalCache`): a few entries a batch, where asking the parent's
+        // `…:ord` hash for every child cost Redis a scan of its listpack per child (150 µs a
+        // batch of the unit mix) and the writer a reply per child.
+        let mut lists = Vec::with_capacity(parents.len());
         for (parent, children) in &parents {
-            let prefix = self.children_prefix(root, parent);
-            second.push(root, redis::cmd("LLEN").arg(format!("{prefix}ids")).clone());
-            let mut hmget = redis::cmd("HMGET");
-            hmget.arg(format!("{prefix}ord"));
-            for child in children {
-                hmget.arg(child.as_str());
-            }
-            second.push(root, hmget);
+            let list = format!("{}ids", self.children_prefix(root, parent));
+            let from = self.ordinals.next_read(&list);
+            second.push(root, redis::cmd("LRANGE").arg(&list).arg(0).arg(0).clone());
+            second.push(
+                root,
+                redis::cmd("LRANGE").arg(&list).arg(from).arg(-1).clone(),
+            );
+            lists.push((*parent, children, list, from));
         }
         let mut replies = self.read(&mut lease, second).await?.into_iter();
         let mut next = || replies.next().ok_or_else(|| reply_err("second read"));
@@ -674,14 +679,42 @@ impl RedisStore {
         let mut dossiers: Table<DOSSIER_VALUE> = table(&dossier_reads, &mut stored)?;
         let mut ordinals: HashMap<(&AgencyId, &AgencyId), usize> = HashMap::new();
         let mut list_lengths: HashMap<&AgencyId, usize> = HashMap::new();
-        for (parent, children) in &parents {
-            let len: usize = redis::from_redis_value(next()?)?;
-            list_lengths.insert(parent, len);
-            let known: Vec<Option<usize>> = redis::from_redis_value(next()?)?;
-            for (child, ordinal) in children.iter().zip(known) {
-                if let Some(ordinal) = ordinal {
-                    ordinals.insert((parent, child), ordinal);
+        // Lists that are not what this process cached (flushed and created again, restored
+        // from a backup): read whole next.
+        let mut unknown = Vec::new();
+        for (parent, children, list, from) in lists {
+            let created: Vec<Vec<u8>> = redis::from_redis_value(next()?)?;
+            let added: Vec<String> = redis::from_redis_value(next()?)?;
+            let len = from + added.len();
+            let created = created.first().map(Vec::as_slice);
+            let read = children.iter().copied();
+            match self.ordinals.update(&list, created, from, added, read) {
+                Some(known) => {
+                    list_lengths.insert(parent, if created.is_some() { len } else { 0 });
+                    known_ordinals(&mut ordinals, parent, children, known);
                 }
+                None => unknown.push((parent, children, list)),
+            }
+        }
+        if !unknown.is_empty() {
+            let mut whole = Commands::default();
+            for (_, _, list) in &unknown {
+                whole.push(root, redis::cmd("LRANGE").arg(list).arg(0).arg(-1).clone());
+            }
+            let mut replies = self.read(&mut lease, whole).await?.into_iter();
+            for (parent, children, list) in unknown {
+                let reply = replies.next().ok_or_else(|| reply_err("ordinals list"))?;
+                let all: Vec<String> = redis::from_redis_value(reply)?;
+                let created = all.first().map(|mark| mark.as_bytes().to_vec());
+                list_lengths.insert(parent, all.len());
+                let read = children.iter().copied();
+                let known = self
+                    .ordinals
+                    .update(&list, created.as_deref(), 0, all, read)
+                    .ok_or_else(|| {
+                        StoreError::Unexpected(format!("{list} changed while it was read"))
+                    })?;
+                known_ordinals(&mut ordinals, parent, children, known);
             }
         }
 
@@ -1240,6 +1273,8 @@ impl RedisStore {
                     [text(child), text(ordinal)]
                 })
                 .collect();
+            // Read by no writer of this version (they read the list), but by those of the
+            // version before, which may run beside it during a rolling upgrade.
             writes.chunked("HSET", Some(&format!("{prefix}ord")), &pairs, 2);
         }
         let ordinal = |parent: &AgencyId, child: &AgencyId| {
@@ -1394,6 +1429,20 @@ fn add_to_slot(packed: &mut Vec<u8>, ordinal: usize, n: i64) {
     let mut count = [0u8; 8];
     count.copy_from_slice(slot);
     slot.copy_from_slice(&i64::from_be_bytes(count).wrapping_add(n).to_be_bytes());
+}
+
+/// Takes in the ordinals `known` of `children` of `parent` (`None`: not in the list yet).
+fn known_ordinals<'a>(
+    ordinals: &mut HashMap<(&'a AgencyId, &'a AgencyId), usize>,
+    parent: &'a AgencyId,
+    children: &[&'a AgencyId],
+    known: Vec<Option<usize>>,
+) {
+    for (child, ordinal) in children.iter().zip(known) {
+        if let Some(ordinal) = ordinal {
+            ordinals.insert((parent, child), ordinal);
+        }
+    }
 }
 
 impl CounterRecords<'_> {
