@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use govpulse_core::{
     AcceptancePolicy, Agency, AgencyId, Catalog, Channel, DossierEvent, DossierId, EventId,
-    EventKind, IdError, ProcedureId, Timeliness,
+    EventKind, IdError, ProcedureId, Provision, Timeliness,
 };
 use govpulse_proto::{Timestamp, event as pb, wire::EventView};
 use time::OffsetDateTime;
@@ -61,6 +61,7 @@ fn id_field<T>(
 /// it in field paths (`events[3].agency_id`); `None` for a lone event. The event's strings
 /// become the domain event's ids as they are (no copies: every event of every batch passes
 /// here, in ingest and again in aggregate).
+#[inline]
 pub fn decode_event(
     position: Option<usize>,
     event: EventView<'_>,
@@ -68,6 +69,19 @@ pub fn decode_event(
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
 ) -> Result<DossierEvent, Violation> {
+    decode_counted(position, event, catalog, policy, now).map(|(event, _)| event)
+}
+
+/// [`decode_event`], with how the catalog provided the event's procedure on the event's day
+/// (checked there): what aggregate counts the event with, without looking the procedure up
+/// again.
+pub fn decode_counted(
+    position: Option<usize>,
+    event: EventView<'_>,
+    catalog: &Catalog,
+    policy: &AcceptancePolicy,
+    now: OffsetDateTime,
+) -> Result<(DossierEvent, Provision), Violation> {
     let EventView {
         event_id,
         agency_id,
@@ -108,7 +122,7 @@ pub fn decode_event(
     })
 }
 
-/// The rest of [`decode_event`], for an event whose agency is one of the catalog.
+/// The rest of [`decode_counted`], for an event whose agency is one of the catalog.
 fn decode_known(
     position: Option<usize>,
     (event_id, reporting, dossier_id, procedure_id, corrects): (
@@ -123,7 +137,7 @@ fn decode_known(
     catalog: &Catalog,
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
-) -> Result<DossierEvent, Violation> {
+) -> Result<(DossierEvent, Provision), Violation> {
     let agency = &reporting.id;
     let dossier: DossierId = id_field(
         position,
@@ -171,7 +185,7 @@ fn decode_known(
         };
         return Err(Violation::new(position, "agency_id", reason));
     }
-    if procedure.on(day).is_none() {
+    let Some(span) = procedure.on(day) else {
         return Err(Violation::new(
             position,
             "procedure_id",
@@ -181,7 +195,8 @@ fn decode_known(
                 procedure.validity_text()
             ),
         ));
-    }
+    };
+    let provision = span.provision;
     let kind = match &kind {
         None => {
             return Err(Violation::new(
@@ -281,7 +296,7 @@ fn decode_known(
         }
         Some(target)
     };
-    Ok(DossierEvent {
+    let event = DossierEvent {
         event_id,
         agency: agency.clone(),
         dossier,
@@ -289,7 +304,8 @@ fn decode_known(
         occurred_at,
         kind,
         corrects,
-    })
+    };
+    Ok((event, provision))
 }
 
 /// The protobuf form of a decoded event: what ingest forwards to aggregate. The ids' strings
@@ -372,7 +388,7 @@ mod tests {
         Catalog::builder()
             .provinces_csv("p", "code,id,name\n17,hoa-binh,Hòa Bình\n01,ha-noi,Hà Nội\n")
             .and_then(|b| b.units_csv("u", "id,name,parent_id\nhb-dept,Sở,hoa-binh\n"))
-            .and_then(|b| b.procedures_csv("x", "id,agency_id,name,provision,eligible_full_online\nhb-p1,hoa-binh,A,full,true\nhn-p1,ha-noi,B,full,true\n"))
+            .and_then(|b| b.procedures_csv("x", "id,agency_id,name,provision,eligible_full_online\nhb-p1,hoa-binh,A,full,true\nhn-p1,ha-noi,B,full,true\nhb-p2,hoa-binh,C,partial,false\n"))
             .and_then(govpulse_core::CatalogBuilder::build)
             .expect("valid")
     }
@@ -409,6 +425,28 @@ mod tests {
             &AcceptancePolicy::default(),
             NOW,
         )
+    }
+
+    #[test]
+    fn a_counted_event_comes_with_its_procedures_provision_that_day() {
+        let provision = |procedure: &str| {
+            let event = pb::DossierEvent {
+                procedure_id: procedure.into(),
+                ..valid()
+            };
+            let catalog = catalog();
+            decode_counted(
+                None,
+                event.into(),
+                &catalog,
+                &AcceptancePolicy::default(),
+                NOW,
+            )
+            .map(|(_, provision)| provision)
+            .expect("valid")
+        };
+        assert_eq!(provision("hb-p1"), Provision::Full);
+        assert_eq!(provision("hb-p2"), Provision::Partial);
     }
 
     fn violation(event: pb::DossierEvent) -> (String, String) {

@@ -22,4 +22,4 @@ pub mod refusals;
 pub mod server;
 pub mod unary;
 
-pub use decode::{Violation, decode_event};
+pub use decode::{Violation, decode_counted, decode_event};

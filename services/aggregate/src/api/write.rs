@@ -11,7 +11,7 @@ use govpulse_edge::convert::{
     Outcomes, accepted, conflict, duplicate, notice_to_proto, other_procedure, rejected,
     rejections_from_proto, repeated, uncorrectable,
 };
-use govpulse_edge::decode_event;
+use govpulse_edge::decode_counted;
 use govpulse_proto::aggregate::{
     AgencyRejections, ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, ApplyEventsRequest,
     ApplyEventsResponse,
@@ -75,26 +75,9 @@ impl AggregateApi {
         let mut positions = Vec::with_capacity(events.len());
         let mut last_until: Option<(Date, OffsetDateTime)> = None;
         for (i, event) in events.into_iter().enumerate() {
-            match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
-                Ok(event) => {
-                    // decode_event checked that the procedure existed on the event's day;
-                    // should that ever not hold, the event is refused, never dropped from
-                    // the outcomes.
+            match decode_counted(Some(i), event, &self.catalog, &self.policy, now) {
+                Ok((event, provision)) => {
                     let day = event.day();
-                    let Some(provision) = self
-                        .catalog
-                        .procedure(&event.procedure)
-                        .and_then(|p| p.on(day))
-                        .map(|span| span.provision)
-                    else {
-                        blame(Some(&event.agency));
-                        outcomes.decided(rejected(govpulse_edge::Violation {
-                            field: format!("events[{i}].procedure_id"),
-                            reason: "unknown procedure".to_owned(),
-                            agency: Some(event.agency.clone()),
-                        }));
-                        continue;
-                    };
                     let stage = event.stage_event();
                     // Once per day of the batch: its events share a few days.
                     let remember_until = match last_until {
