@@ -4,6 +4,8 @@ use std::{collections::HashMap, sync::Mutex};
 
 use govpulse_core::AgencyId;
 
+use crate::StoreError;
+
 /// Children's ordinals in their parents' packed roll-ups, per ordinals list
 /// (`P:{root}:k:<parent>:ids`, written with a batch's counts, `tree_write.rs`). A list only grows and an entry never
 /// changes, so a reader asks only for the last entry it knows and those past it. The list's
@@ -89,6 +91,21 @@ impl OrdinalCache {
                 .map(|child| ordinals.of.get(child.as_str()).copied())
                 .collect(),
         )
+    }
+
+    /// Takes in the whole of `list` as read (`all`: its every entry, the creation mark first;
+    /// empty when there is no list), after [`OrdinalCache::update`] found the cache not
+    /// continued by a read of its end. Answers as `update` does; an error when even the
+    /// whole list does not read as one (it changed while it was read).
+    pub(crate) fn update_whole<'c>(
+        &self,
+        list: &str,
+        all: Vec<String>,
+        children: impl IntoIterator<Item = &'c AgencyId>,
+    ) -> Result<Vec<Option<usize>>, StoreError> {
+        let created = all.first().map(|mark| mark.as_bytes().to_vec());
+        self.update(list, created.as_deref(), 0, all, children)
+            .ok_or_else(|| StoreError::Unexpected(format!("{list} changed while it was read")))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ordinals>> {

@@ -9,7 +9,7 @@
 //! | `P:{root}:k:<parent>:d<yyyymmdd>` | hash | child agency → its counters that day, one record as above: the parent's roll-up of its children |
 //! | `P:{root}:k:<parent>:<month>:<field>` | string | the same roll-up for a month, packed: each child's count as a signed 64-bit big-endian integer at offset 8 × its ordinal, added to slot by slot (`BITFIELD … INCRBY i64 #<ordinal>`) or, when a batch changes half of the slots or more, written whole (`tree_write.rs`); a quarter's or a year's is the sum of its months' |
 //! | `P:{root}:k:<parent>:ids` | list | the mark of the list's creation (`created <unix seconds>.<microseconds>`), then the parent's children in the order they were first counted: a child's index is its ordinal, never changed |
-//! | `P:{root}:k:<parent>:ord` | hash | child agency → its ordinal |
+//! | `P:{root}:k:<parent>:ord` | hash | child agency → its ordinal: written for the writers of the version before 2026-12-06; this one reads the list above (`ordinals.rs`) |
 //! | `P:{root}:r:<root>:<bucket>` | hash | procedure → the root's counters for it in the bucket, one record as above; days and months only ([`month_or_shorter`]) |
 //! | `P:{root}:p:<agency>:d<yyyymmdd>` | string | an agency below the root, per day: its own record (the entry named `counter_record::OWN`) and its procedures' in one list (`counter_record::add_to_list`) |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
@@ -819,12 +819,7 @@ impl CounterStore for RedisStore {
                     .arg(-1)
                     .query_async(&mut self.connection.clone())
                     .await?;
-                let created = all.first().map(|mark| mark.as_bytes().to_vec());
-                self.ordinals
-                    .update(&ids_key, created.as_deref(), 0, all, children)
-                    .ok_or_else(|| {
-                        StoreError::Unexpected(format!("{ids_key} changed while it was read"))
-                    })?
+                self.ordinals.update_whole(&ids_key, all, children)?
             }
         };
         let mut positions: Option<foldhash::HashMap<&str, usize>> = None;

@@ -705,15 +705,9 @@ impl RedisStore {
             for (parent, children, list) in unknown {
                 let reply = replies.next().ok_or_else(|| reply_err("ordinals list"))?;
                 let all: Vec<String> = redis::from_redis_value(reply)?;
-                let created = all.first().map(|mark| mark.as_bytes().to_vec());
                 list_lengths.insert(parent, all.len());
                 let read = children.iter().copied();
-                let known = self
-                    .ordinals
-                    .update(&list, created.as_deref(), 0, all, read)
-                    .ok_or_else(|| {
-                        StoreError::Unexpected(format!("{list} changed while it was read"))
-                    })?;
+                let known = self.ordinals.update_whole(&list, all, read)?;
                 known_ordinals(&mut ordinals, parent, children, known);
             }
         }
