@@ -6,13 +6,13 @@
 use std::{future::Future, sync::Arc, time::Instant};
 
 use async_trait::async_trait;
-use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs, ProcedureId, freshness::Activity};
+use govpulse_core::{Bucket, Counters, ProcedureId, freshness::Activity};
 use govpulse_runtime::prometheus::{STORE_ERRORS, STORE_SECONDS};
 use govpulse_store::{
-    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, RejectedWrite,
-    StoreError,
+    AgencyKey, Applied, AssessedWrite, ChangeNotice, ChildrenRead, CounterStore, EventWrite,
+    GroupsRead, NewPublication, ProceduresRead, RejectedWrite, StoreError,
 };
-use time::{Date, OffsetDateTime};
+use time::Date;
 use tokio::sync::broadcast;
 use tracing::{Instrument, Span, info_span};
 
@@ -78,51 +78,37 @@ impl CounterStore for Instrumented {
         )
     }
 
-    async fn read(
-        &self,
-        groups: &[Vec<AgencyKey>],
-        buckets: &[Bucket],
-        needs: &Needs,
-    ) -> Result<Vec<Counters>, StoreError> {
+    async fn read(&self, read: GroupsRead<'_>) -> Result<Vec<Counters>, StoreError> {
         traced!(
             "read",
-            self.inner.read(groups, buckets, needs),
-            agencies = groups.iter().map(Vec::len).sum::<usize>(),
-            buckets = buckets.len(),
-            counters = needs.counters.len(),
-            distinct = needs.distinct
+            self.inner.read(read),
+            agencies = read.groups.iter().map(Vec::len).sum::<usize>(),
+            buckets = read.buckets.len(),
+            counters = read.needs.counters.len(),
+            distinct = read.needs.distinct
         )
     }
 
-    async fn read_children(
-        &self,
-        parent: &AgencyKey,
-        children: &[AgencyId],
-        buckets: &[Bucket],
-        counters: &[Counter],
-    ) -> Result<Vec<Counters>, StoreError> {
+    async fn read_children(&self, read: ChildrenRead<'_>) -> Result<Vec<Counters>, StoreError> {
         traced!(
             "read_children",
-            self.inner
-                .read_children(parent, children, buckets, counters),
-            children = children.len(),
-            buckets = buckets.len(),
-            counters = counters.len()
+            self.inner.read_children(read),
+            children = read.of.children.len(),
+            buckets = read.buckets.len(),
+            counters = read.counters.len()
         )
     }
 
     async fn read_procedures(
         &self,
-        group: &[AgencyKey],
-        buckets: &[Bucket],
-        counters: &[Counter],
+        read: ProceduresRead<'_>,
     ) -> Result<Vec<(ProcedureId, Counters)>, StoreError> {
         traced!(
             "read_procedures",
-            self.inner.read_procedures(group, buckets, counters),
-            agencies = group.len(),
-            buckets = buckets.len(),
-            counters = counters.len()
+            self.inner.read_procedures(read),
+            agencies = read.of.len(),
+            buckets = read.buckets.len(),
+            counters = read.counters.len()
         )
     }
 
@@ -163,17 +149,13 @@ impl CounterStore for Instrumented {
 
     async fn keep_publication(
         &self,
-        id: &str,
-        published_at: OffsetDateTime,
-        publication: &[u8],
-        summary: &[u8],
+        publication: NewPublication<'_>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         traced!(
             "keep_publication",
-            self.inner
-                .keep_publication(id, published_at, publication, summary),
-            publication_id = id,
-            bytes = publication.len()
+            self.inner.keep_publication(publication),
+            publication_id = publication.id,
+            bytes = publication.body.len()
         )
     }
 

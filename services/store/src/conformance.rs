@@ -16,7 +16,8 @@ use time::{
 };
 
 use crate::{
-    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, RejectedWrite,
+    AgencyKey, Applied, AssessedWrite, ChangeNotice, Children, ChildrenRead, CounterStore,
+    EventWrite, GroupsRead, NewPublication, ProceduresRead, RejectedWrite,
 };
 
 fn id(raw: &str) -> AgencyId {
@@ -75,18 +76,27 @@ fn noon(day: Date) -> OffsetDateTime {
         .assume_offset(VIETNAM)
 }
 
-/// A group of one agency.
-fn key(root: &str, agency: &str) -> Vec<AgencyKey> {
-    vec![AgencyKey {
+/// The agency `agency` of the tree of `root`.
+fn agency_key(root: &str, agency: &str) -> AgencyKey {
+    AgencyKey {
         root: id(root),
         agency: id(agency),
-    }]
+    }
+}
+
+/// [`agency_key`] as a group of its own.
+fn key(root: &str, agency: &str) -> Vec<AgencyKey> {
+    vec![agency_key(root, agency)]
 }
 
 async fn read_one(store: &dyn CounterStore, root: &str, agency: &str, period: &str) -> Counters {
     let period = Period::parse(period, date!(2026 - 12 - 31)).expect("valid period");
     store
-        .read(&[key(root, agency)], &period.cover(), &Needs::everything())
+        .read(GroupsRead {
+            groups: &[key(root, agency)],
+            buckets: &period.cover(),
+            needs: &Needs::everything(),
+        })
         .await
         .expect("read")[0]
 }
@@ -206,7 +216,11 @@ pub async fn units_count_for_their_ancestors(store: &dyn CounterStore) {
         let groups =
             ["hb-commune", "hb-district", "hoa-binh", "hb-other"].map(|a| key("hoa-binh", a));
         store
-            .read(&groups, &buckets, &Needs::everything())
+            .read(GroupsRead {
+                groups: &groups,
+                buckets: &buckets,
+                needs: &Needs::everything(),
+            })
             .await
             .expect("read")
             .iter()
@@ -279,7 +293,11 @@ pub async fn procedures_count_for_their_chain(store: &dyn CounterStore) {
     let read = |group: Vec<AgencyKey>, buckets: Vec<Bucket>| async move {
         let counters = [Counter::Received, Counter::ReceivedOnline, Counter::FeePaid];
         store
-            .read_procedures(&group, &buckets, &counters)
+            .read_procedures(ProceduresRead {
+                of: &group,
+                buckets: &buckets,
+                counters: &counters,
+            })
             .await
             .expect("read procedures")
             .into_iter()
@@ -436,7 +454,11 @@ pub async fn many_groups_union_exactly(store: &dyn CounterStore) {
         distinct: true,
     };
     let read = store
-        .read(&groups, &period.cover(), &needs)
+        .read(GroupsRead {
+            groups: &groups,
+            buckets: &period.cover(),
+            needs: &needs,
+        })
         .await
         .expect("read");
     let got: Vec<u64> = read
@@ -472,15 +494,15 @@ pub async fn mixed_batches_keep_positions_and_sum(store: &dyn CounterStore) {
         assert_eq!(*outcome, expected, "event {i}");
     }
     let all = store
-        .read(
-            &[
+        .read(GroupsRead {
+            groups: &[
                 key("an-giang", "an-giang"),
                 key("ca-mau", "ca-mau"),
                 key("moh", "moh"),
             ],
-            &[Bucket::Day(day)],
-            &Needs::everything(),
-        )
+            buckets: &[Bucket::Day(day)],
+            needs: &Needs::everything(),
+        })
         .await
         .expect("read");
     let got: Vec<(u64, u64)> = all
@@ -511,11 +533,11 @@ pub async fn groups_sum_and_union_exactly(store: &dyn CounterStore) {
     let mut merged = key("tuyen-quang", "tuyen-quang");
     merged.extend(key("ha-giang", "ha-giang"));
     let read = store
-        .read(
-            &[merged, key("ha-giang", "ha-giang")],
-            &[Bucket::Year(2024)],
-            &Needs::everything(),
-        )
+        .read(GroupsRead {
+            groups: &[merged, key("ha-giang", "ha-giang")],
+            buckets: &[Bucket::Year(2024)],
+            needs: &Needs::everything(),
+        })
         .await
         .expect("read");
     let summary: Vec<(u64, u64, u64)> = read
@@ -557,7 +579,11 @@ pub async fn reads_fetch_what_is_needed(store: &dyn CounterStore) {
     };
     let buckets = Period::parse("2026-04", day).expect("period").cover();
     let read = store
-        .read(&[key("ha-noi", "ha-noi")], &buckets, &needs)
+        .read(GroupsRead {
+            groups: &[key("ha-noi", "ha-noi")],
+            buckets: &buckets,
+            needs: &needs,
+        })
         .await
         .expect("read")[0];
     assert_eq!(
@@ -580,7 +606,11 @@ pub async fn reads_fetch_what_is_needed(store: &dyn CounterStore) {
         distinct: true,
     };
     let read = store
-        .read(&[key("ha-noi", "ha-noi")], &buckets, &distinct_only)
+        .read(GroupsRead {
+            groups: &[key("ha-noi", "ha-noi")],
+            buckets: &buckets,
+            needs: &distinct_only,
+        })
         .await
         .expect("read")[0];
     assert_eq!(
@@ -596,28 +626,83 @@ pub async fn reads_fetch_what_is_needed(store: &dyn CounterStore) {
     };
     assert_eq!(
         store
-            .read(&[key("ha-noi", "ha-noi")], &buckets, &nothing)
+            .read(GroupsRead {
+                groups: &[key("ha-noi", "ha-noi")],
+                buckets: &buckets,
+                needs: &nothing
+            })
             .await
             .expect("read"),
         [Counters::default()]
     );
 }
 
-/// `counters` of each of `children` (in tree `root`) read alone, over `buckets`: what a
-/// parent's roll-up of them must equal.
-async fn each_alone(
-    store: &dyn CounterStore,
-    root: &str,
-    children: &[AgencyId],
-    buckets: &[Bucket],
-    counters: &[Counter],
-) -> Vec<Counters> {
-    let groups: Vec<Vec<AgencyKey>> = children.iter().map(|c| key(root, c.as_str())).collect();
+/// `read.counters` of each of `read.of.children` (in the parent's tree) read alone, over
+/// `read.buckets`: what the parent's roll-up of them must equal.
+async fn each_alone(store: &dyn CounterStore, read: ChildrenRead<'_>) -> Vec<Counters> {
+    let groups: Vec<Vec<AgencyKey>> = read
+        .of
+        .children
+        .iter()
+        .map(|c| key(read.of.parent.root.as_str(), c.as_str()))
+        .collect();
     let needs = Needs {
-        counters: counters.to_vec(),
+        counters: read.counters.to_vec(),
         distinct: false,
     };
-    store.read(&groups, buckets, &needs).await.expect("read")
+    store
+        .read(GroupsRead {
+            groups: &groups,
+            buckets: read.buckets,
+            needs: &needs,
+        })
+        .await
+        .expect("read")
+}
+
+/// `counters` of `children` under `parent`, over no bucket yet.
+fn children_of<'a>(
+    parent: &'a AgencyKey,
+    children: &'a [AgencyId],
+    counters: &'a [Counter],
+) -> ChildrenRead<'a> {
+    ChildrenRead {
+        of: Children { parent, children },
+        buckets: &[],
+        counters,
+    }
+}
+
+/// Asserts that `asked` over each of `spans` reads from the roll-up what each child read
+/// alone gives.
+async fn rolled_up_as_each_alone(
+    store: &dyn CounterStore,
+    asked: ChildrenRead<'_>,
+    spans: &[Vec<Bucket>],
+) {
+    for buckets in spans {
+        let read = ChildrenRead { buckets, ..asked };
+        assert_eq!(
+            roll_up_read(store, read).await,
+            each_alone(store, read).await,
+            "{} children over {buckets:?}",
+            read.of.children.len()
+        );
+    }
+}
+
+/// `asked` over `buckets`, from the parent's roll-up of its children.
+async fn roll_up_over(
+    store: &dyn CounterStore,
+    asked: ChildrenRead<'_>,
+    buckets: &[Bucket],
+) -> Vec<Counters> {
+    roll_up_read(store, ChildrenRead { buckets, ..asked }).await
+}
+
+/// `read` as the store answers it from the parent's roll-up of its children.
+async fn roll_up_read(store: &dyn CounterStore, read: ChildrenRead<'_>) -> Vec<Counters> {
+    store.read_children(read).await.expect("read children")
 }
 
 /// A parent's roll-up of its children reads, for each child, exactly what reading the child
@@ -649,63 +734,43 @@ pub async fn children_read_like_each_child_alone(store: &dyn CounterStore) {
         .await
         .expect("apply");
 
-    let parent = AgencyKey {
-        root: id("hoa-binh"),
-        agency: id("hoa-binh"),
-    };
+    let parent = agency_key("hoa-binh", "hoa-binh");
     let children = [id("hb-dept"), id("hb-district"), id("hb-quiet")];
     let counters = [
         Counter::Received,
         Counter::ReceivedOnline,
         Counter::Resolved,
     ];
-    for buckets in [
+    let asked = children_of(&parent, &children, &counters);
+    let spans = [
         vec![Bucket::Day(may)],
         vec![Bucket::Month(2026, 6)],
         vec![Bucket::Year(2026)],
         vec![Bucket::Day(may), Bucket::Month(2026, 6)],
         vec![Bucket::Year(2025)],
-    ] {
-        let rolled_up = store
-            .read_children(&parent, &children, &buckets, &counters)
-            .await
-            .expect("read children");
-        let alone = each_alone(store, "hoa-binh", &children, &buckets, &counters).await;
-        assert_eq!(rolled_up, alone, "children over {buckets:?}");
-    }
-    let year = store
-        .read_children(&parent, &children, &[Bucket::Year(2026)], &counters)
-        .await
-        .expect("read children");
+    ];
+    rolled_up_as_each_alone(store, asked, &spans).await;
+    let year = roll_up_over(store, asked, &[Bucket::Year(2026)]).await;
     let triple = |c: &Counters| counters.map(|k| c.get(k));
     assert_eq!(
         year.iter().map(triple).collect::<Vec<_>>(),
         [[1, 1, 0], [4, 2, 1], [0, 0, 0]],
         "hb-dept, hb-district (with its commune), hb-quiet"
     );
-    let day = store
-        .read_children(&parent, &children, &[Bucket::Day(may)], &counters)
-        .await
-        .expect("read children");
+    let day = roll_up_over(store, asked, &[Bucket::Day(may)]).await;
     assert_eq!(
         day.iter().map(triple).collect::<Vec<_>>(),
         [[0, 0, 0], [4, 2, 0], [0, 0, 0]],
         "the day of both batches"
     );
     // One level down: the district's children.
-    let district_key = AgencyKey {
-        root: id("hoa-binh"),
-        agency: id("hb-district"),
-    };
-    let communes = store
-        .read_children(
-            &district_key,
-            &[id("hb-commune")],
-            &[Bucket::Year(2026)],
-            &counters,
-        )
-        .await
-        .expect("read children");
+    let district_key = agency_key("hoa-binh", "hb-district");
+    let communes = roll_up_over(
+        store,
+        children_of(&district_key, &[id("hb-commune")], &counters),
+        &[Bucket::Year(2026)],
+    )
+    .await;
     assert_eq!(triple(&communes[0]), [2, 2, 0]);
 }
 
@@ -737,30 +802,19 @@ pub async fn many_children_read_like_each_child_alone(store: &dyn CounterStore) 
     }
     store.apply(&batch).await.expect("apply");
 
-    let parent = AgencyKey {
-        root: id("hoa-binh"),
-        agency: id("hoa-binh"),
-    };
+    let parent = agency_key("hoa-binh", "hoa-binh");
     // Asked in reverse order, with 100 children that never reported.
     let children: Vec<AgencyId> = units.iter().rev().map(|u| id(u)).collect();
     let counters = [Counter::Received, Counter::ReceivedOnline];
-    for buckets in [
+    let asked = children_of(&parent, &children, &counters);
+    let spans = [
         vec![Bucket::Year(2026)],
         vec![Bucket::Day(quiet)],
         vec![Bucket::Month(2026, 3), Bucket::Day(busy)],
         vec![Bucket::Day(date!(2026 - 03 - 03))],
-    ] {
-        let rolled_up = store
-            .read_children(&parent, &children, &buckets, &counters)
-            .await
-            .expect("read children");
-        let alone = each_alone(store, "hoa-binh", &children, &buckets, &counters).await;
-        assert_eq!(rolled_up, alone, "600 children over {buckets:?}");
-    }
-    let year = store
-        .read_children(&parent, &children, &[Bucket::Year(2026)], &counters)
-        .await
-        .expect("read children");
+    ];
+    rolled_up_as_each_alone(store, asked, &spans).await;
+    let year = roll_up_over(store, asked, &[Bucket::Year(2026)]).await;
     let received: u64 = year.iter().map(|c| c.get(Counter::Received)).sum();
     let expected: u64 = (0..500u64).map(|i| (i + 1) % 4 + 1).sum::<u64>() + 6;
     assert_eq!(received, expected, "every reception of the year, once");
@@ -784,9 +838,20 @@ async fn open_past_due_at_end(
         counters: backlog::DUE_COUNTERS.to_vec(),
         distinct: false,
     };
-    let mut totals = store.read(groups, &plan.add, &needs).await.expect("read");
+    let mut totals = store
+        .read(GroupsRead {
+            groups,
+            buckets: &plan.add,
+            needs: &needs,
+        })
+        .await
+        .expect("read");
     let outside = store
-        .read(groups, &plan.subtract, &needs)
+        .read(GroupsRead {
+            groups,
+            buckets: &plan.subtract,
+            needs: &needs,
+        })
         .await
         .expect("read");
     for (total, outside) in totals.iter_mut().zip(&outside) {
@@ -901,10 +966,7 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
         key("hoa-binh", "hoa-binh"),
         key("hoa-binh", "hb-other"),
     ];
-    let parent = AgencyKey {
-        root: id("hoa-binh"),
-        agency: id("hoa-binh"),
-    };
+    let parent = agency_key("hoa-binh", "hoa-binh");
     for (last, expected) in [
         (date!(2019 - 12 - 31), 0),
         (date!(2025 - 12 - 30), 0),
@@ -928,14 +990,16 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
         );
         let plan = backlog::prefix_plan(last, date!(2099 - 12 - 31));
         let children = [id("hb-dept"), id("hb-quiet")];
-        let mut rolled_up = store
-            .read_children(&parent, &children, &plan.add, &backlog::DUE_COUNTERS)
-            .await
-            .expect("read children");
-        let outside = store
-            .read_children(&parent, &children, &plan.subtract, &backlog::DUE_COUNTERS)
-            .await
-            .expect("read children");
+        let due = ChildrenRead {
+            of: Children {
+                parent: &parent,
+                children: &children,
+            },
+            buckets: &plan.add,
+            counters: &backlog::DUE_COUNTERS,
+        };
+        let mut rolled_up = roll_up_read(store, due).await;
+        let outside = roll_up_over(store, due, &plan.subtract).await;
         for (total, outside) in rolled_up.iter_mut().zip(&outside) {
             total.subtract(outside);
         }
@@ -1167,24 +1231,18 @@ pub async fn corrections_take_back_exactly(store: &dyn CounterStore) {
         assert_eq!(counted("2026", agency).await, [2, 1, 1, 1], "{agency}");
     }
     // The parent's roll-ups of its children (a day's records, a year's packed counts).
-    let parent = AgencyKey {
-        root: id("hoa-binh"),
-        agency: id("hoa-binh"),
-    };
+    let parent = agency_key("hoa-binh", "hoa-binh");
     for (bucket, expected) in [
         (Bucket::Day(d1), 0),
         (Bucket::Day(d2), 1),
         (Bucket::Year(2026), 1),
     ] {
-        let rolled = store
-            .read_children(
-                &parent,
-                &[id("hb-dept")],
-                &[bucket],
-                &[Counter::ReceivedInPerson],
-            )
-            .await
-            .expect("read children");
+        let rolled = roll_up_over(
+            store,
+            children_of(&parent, &[id("hb-dept")], &[Counter::ReceivedInPerson]),
+            &[bucket],
+        )
+        .await;
         assert_eq!(
             rolled[0].get(Counter::ReceivedInPerson),
             expected,
@@ -1205,15 +1263,15 @@ pub async fn corrections_take_back_exactly(store: &dyn CounterStore) {
     for agency in ["hb-dept", "hoa-binh"] {
         let procedures = |bucket: Bucket| async move {
             store
-                .read_procedures(
-                    &key("hoa-binh", agency),
-                    &[bucket],
-                    &[
+                .read_procedures(ProceduresRead {
+                    of: &key("hoa-binh", agency),
+                    buckets: &[bucket],
+                    counters: &[
                         Counter::Received,
                         Counter::ReceivedOnline,
                         Counter::Resolved,
                     ],
-                )
+                })
                 .await
                 .expect("read procedures")
                 .into_iter()
@@ -1417,15 +1475,11 @@ pub async fn concurrent_writers_count_each_id_once(a: &dyn CounterStore, b: &dyn
     assert_eq!(counted.get(Counter::Received), 513);
     // The parent's roll-ups of the day (records read and written back) and of the year
     // (increments) hold the same, whichever writer wrote.
-    let parent = AgencyKey {
-        root: id("hoa-binh"),
-        agency: id("hoa-binh"),
-    };
+    let parent = agency_key("hoa-binh", "hoa-binh");
     for bucket in [Bucket::Day(day), Bucket::Year(2026)] {
-        let rolled = b
-            .read_children(&parent, &[id("hb-dept")], &[bucket], &[Counter::Received])
-            .await
-            .expect("read children");
+        let dept = [id("hb-dept")];
+        let asked = children_of(&parent, &dept, &[Counter::Received]);
+        let rolled = roll_up_over(b, asked, &[bucket]).await;
         assert_eq!(rolled[0].get(Counter::Received), 513, "{bucket:?}");
     }
     // 513 dossiers, each opened once whoever received it first, due on 3 April.
@@ -1775,7 +1829,12 @@ pub async fn publications_are_kept_once_and_listed_newest_first(store: &dyn Coun
     let body: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
     assert_eq!(
         store
-            .keep_publication("w49", at, &body, b"s-w49")
+            .keep_publication(NewPublication {
+                id: "w49",
+                published_at: at,
+                body: &body,
+                summary: b"s-w49"
+            })
             .await
             .expect("keep"),
         None,
@@ -1783,7 +1842,12 @@ pub async fn publications_are_kept_once_and_listed_newest_first(store: &dyn Coun
     );
     assert_eq!(
         store
-            .keep_publication("w49", at, &body, b"s-w49")
+            .keep_publication(NewPublication {
+                id: "w49",
+                published_at: at,
+                body: &body,
+                summary: b"s-w49"
+            })
             .await
             .expect("keep again"),
         Some(body.clone()),
@@ -1792,7 +1856,12 @@ pub async fn publications_are_kept_once_and_listed_newest_first(store: &dyn Coun
     let later = at + time::Duration::days(7);
     assert_eq!(
         store
-            .keep_publication("w49", later, b"other", b"s-other")
+            .keep_publication(NewPublication {
+                id: "w49",
+                published_at: later,
+                body: b"other",
+                summary: b"s-other"
+            })
             .await
             .expect("keep other bytes"),
         Some(body.clone()),
@@ -1814,7 +1883,12 @@ pub async fn publications_are_kept_once_and_listed_newest_first(store: &dyn Coun
     let keep = |id: &'static str, at: OffsetDateTime| async move {
         let summary = format!("s-{id}");
         let earlier = store
-            .keep_publication(id, at, id.as_bytes(), summary.as_bytes())
+            .keep_publication(NewPublication {
+                id,
+                published_at: at,
+                body: id.as_bytes(),
+                summary: summary.as_bytes(),
+            })
             .await
             .expect("keep");
         assert_eq!(earlier, None, "{id} is new");
@@ -1859,8 +1933,18 @@ pub async fn concurrent_keeps_keep_one_publication(a: &dyn CounterStore, b: &dyn
     for n in 0..20 {
         let id = format!("race-{n}");
         let (x, y) = tokio::join!(
-            a.keep_publication(&id, at, b"from-a", b"s-a"),
-            b.keep_publication(&id, at, b"from-b", b"s-b"),
+            a.keep_publication(NewPublication {
+                id: &id,
+                published_at: at,
+                body: b"from-a",
+                summary: b"s-a"
+            }),
+            b.keep_publication(NewPublication {
+                id: &id,
+                published_at: at,
+                body: b"from-b",
+                summary: b"s-b"
+            }),
         );
         let (x, y) = (x.expect("keep"), y.expect("keep"));
         let (winner, other): (&[u8], _) = match (&x, &y) {

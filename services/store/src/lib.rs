@@ -57,6 +57,59 @@ pub struct AssessedWrite {
     pub hundredths: u64,
 }
 
+/// A read of groups of agencies ([`CounterStore::read`]).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupsRead<'a> {
+    /// The groups, each answered in this order: usually one agency; a merged province is a
+    /// group of itself and its predecessors.
+    pub groups: &'a [Vec<AgencyKey>],
+    /// The buckets summed.
+    pub buckets: &'a [Bucket],
+    /// The counters read (the others read as zero) and whether the distinct count is.
+    pub needs: &'a Needs,
+}
+
+/// A read of `counters` summed over `buckets` for the agencies `of` names: a parent's
+/// children ([`ChildrenRead`]) or one group's procedures ([`ProceduresRead`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SumsRead<'a, Of> {
+    /// Whose counts.
+    pub of: Of,
+    /// The buckets summed.
+    pub buckets: &'a [Bucket],
+    /// The counters read; the others read as zero.
+    pub counters: &'a [Counter],
+}
+
+/// A parent and those of its children to read, each answered in this order.
+#[derive(Debug, Clone, Copy)]
+pub struct Children<'a> {
+    /// The parent, with its tree.
+    pub parent: &'a AgencyKey,
+    /// The children.
+    pub children: &'a [AgencyId],
+}
+
+/// A read of children from their parent's roll-up of them ([`CounterStore::read_children`]).
+pub type ChildrenRead<'a> = SumsRead<'a, Children<'a>>;
+
+/// A read of one group (an agency and those it absorbed) per procedure
+/// ([`CounterStore::read_procedures`]).
+pub type ProceduresRead<'a> = SumsRead<'a, &'a [AgencyKey]>;
+
+/// A publication to keep ([`CounterStore::keep_publication`]): bytes the store never decodes.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPublication<'a> {
+    /// The id it is kept under.
+    pub id: &'a str,
+    /// When it was published: the order of the list.
+    pub published_at: OffsetDateTime,
+    /// The publication, as ranking encoded it.
+    pub body: &'a [u8],
+    /// Its summary: what a list of publications shows.
+    pub summary: &'a [u8],
+}
+
 /// A store failure. Nothing is known to be applied when `apply` fails; the caller reports
 /// the batch as failed and the sender retries with the same event ids.
 #[derive(Debug, thiserror::Error)]
@@ -98,40 +151,26 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
         rejected: &[RejectedWrite],
     ) -> Result<Vec<Applied>, StoreError>;
 
-    /// For each group of agencies, the counters `needs` names summed over the agencies and
-    /// `buckets` (the others read as zero), and, when `needs.distinct`, the exact number of
-    /// distinct procedures that received an online dossier in any of them. A group is usually
-    /// one agency; a merged province is read as a group of itself and its predecessors.
-    async fn read(
-        &self,
-        groups: &[Vec<AgencyKey>],
-        buckets: &[Bucket],
-        needs: &Needs,
-    ) -> Result<Vec<Counters>, StoreError>;
+    /// For each of `read.groups`, the counters `read.needs` names summed over the group's
+    /// agencies and `read.buckets` (the others read as zero), and, when `read.needs.distinct`,
+    /// the exact number of distinct procedures that received an online dossier in any of them.
+    async fn read(&self, read: GroupsRead<'_>) -> Result<Vec<Counters>, StoreError>;
 
-    /// For each of `children`, the `counters` summed over `buckets`, as counted for it under
-    /// `parent` (its own events and its units'): what [`CounterStore::read`] gives for the
+    /// For each of `read.of.children`, the `read.counters` summed over `read.buckets`, as
+    /// counted for it under `read.of.parent` (its own events and its units'): what [`CounterStore::read`] gives for the
     /// child alone, read from the parent's roll-up of its children. The cost grows with the
     /// buckets and counters, not with the number of children (one command per bucket and
     /// counter on Redis), which is what makes a query over 10,000 units cheap.
-    async fn read_children(
-        &self,
-        parent: &AgencyKey,
-        children: &[AgencyId],
-        buckets: &[Bucket],
-        counters: &[Counter],
-    ) -> Result<Vec<Counters>, StoreError>;
+    async fn read_children(&self, read: ChildrenRead<'_>) -> Result<Vec<Counters>, StoreError>;
 
-    /// The `counters` of one group of agencies (an agency and those it absorbed) summed over
-    /// `buckets`, per procedure: every procedure with a dossier counted for the group in any
+    /// The `read.counters` of one group of agencies (an agency and those it absorbed) summed
+    /// over `read.buckets`, per procedure: every procedure with a dossier counted for the group in any
     /// of the buckets (its units' included), once, in procedure order. What
     /// [`CounterStore::read`] gives for the group, broken down by procedure; the cost grows
     /// with the buckets and the procedures that have data in them.
     async fn read_procedures(
         &self,
-        group: &[AgencyKey],
-        buckets: &[Bucket],
-        counters: &[Counter],
+        read: ProceduresRead<'_>,
     ) -> Result<Vec<(ProcedureId, Counters)>, StoreError>;
 
     /// For each agency, the latest events counted for it (its own and its units') and how
@@ -159,18 +198,15 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
         profile: &str,
     ) -> Result<Vec<Vec<(String, u64)>>, StoreError>;
 
-    /// Keeps `publication` (and its list `summary`) under `id` unless something is kept under
-    /// `id` already: `None` when this call kept it (its caller has the bytes), else the bytes
-    /// kept before. Never overwrites: a publication, its summary and its
+    /// Keeps `publication` (its body and its list summary) under its id unless something is
+    /// kept under that id already: `None` when this call kept it (its caller has the bytes),
+    /// else the bytes kept before. Never overwrites: a publication, its summary and its
     /// `published_at` are kept together or not at all, and never changed nor deleted, so
     /// writers keeping one id at once (aggregate replicas) all answer the same bytes and
     /// exactly one of them kept them. The bytes are opaque: never decoded.
     async fn keep_publication(
         &self,
-        id: &str,
-        published_at: OffsetDateTime,
-        publication: &[u8],
-        summary: &[u8],
+        publication: NewPublication<'_>,
     ) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// The publication kept under `id`, if any.

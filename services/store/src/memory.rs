@@ -9,7 +9,7 @@ use std::{
 
 use async_trait::async_trait;
 use govpulse_core::{
-    AgencyId, Bucket, Counter, Counters, DossierId, EventId, Needs, ProcedureId,
+    AgencyId, Bucket, Counters, DossierId, EventId, Needs, ProcedureId,
     backlog::Dossier,
     counting::{Batch, Remembered, plan},
     freshness::{Activity, Arrivals, Seen},
@@ -17,8 +17,9 @@ use govpulse_core::{
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, RejectedWrite,
-    StoreError, notices::LocalNotices, publications::order_score,
+    AgencyKey, Applied, AssessedWrite, ChangeNotice, ChildrenRead, CounterStore, EventWrite,
+    GroupsRead, NewPublication, ProceduresRead, RejectedWrite, StoreError, notices::LocalNotices,
+    publications::order_score,
 };
 
 /// Adds a plan's sums to `counters`, never below zero.
@@ -102,21 +103,20 @@ impl CounterStore for MemoryStore {
 
     async fn keep_publication(
         &self,
-        id: &str,
-        published_at: OffsetDateTime,
-        publication: &[u8],
-        summary: &[u8],
+        publication: NewPublication<'_>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = publication.id;
         let mut inner = self.lock();
         if let Some((kept, _)) = inner.publications.get(id) {
             return Ok(Some(kept.clone()));
         }
-        inner
-            .publications
-            .insert(id.to_owned(), (publication.to_vec(), summary.to_vec()));
+        inner.publications.insert(
+            id.to_owned(),
+            (publication.body.to_vec(), publication.summary.to_vec()),
+        );
         inner
             .publication_order
-            .insert((order_score(published_at), id.to_owned()));
+            .insert((order_score(publication.published_at), id.to_owned()));
         Ok(None)
     }
 
@@ -273,12 +273,8 @@ impl CounterStore for MemoryStore {
             .collect())
     }
 
-    async fn read(
-        &self,
-        groups: &[Vec<AgencyKey>],
-        buckets: &[Bucket],
-        needs: &Needs,
-    ) -> Result<Vec<Counters>, StoreError> {
+    async fn read(&self, read: GroupsRead<'_>) -> Result<Vec<Counters>, StoreError> {
+        let (groups, buckets, needs) = (read.groups, read.buckets, read.needs);
         let inner = self.lock();
         Ok(groups
             .iter()
@@ -307,10 +303,9 @@ impl CounterStore for MemoryStore {
 
     async fn read_procedures(
         &self,
-        group: &[AgencyKey],
-        buckets: &[Bucket],
-        counters: &[Counter],
+        read: ProceduresRead<'_>,
     ) -> Result<Vec<(ProcedureId, Counters)>, StoreError> {
+        let (group, buckets, counters) = (read.of, read.buckets, read.counters);
         let inner = self.lock();
         let mut totals: BTreeMap<ProcedureId, Counters> = BTreeMap::new();
         for key in group {
@@ -327,28 +322,29 @@ impl CounterStore for MemoryStore {
         Ok(totals.into_iter().collect())
     }
 
-    async fn read_children(
-        &self,
-        parent: &AgencyKey,
-        children: &[AgencyId],
-        buckets: &[Bucket],
-        counters: &[Counter],
-    ) -> Result<Vec<Counters>, StoreError> {
+    async fn read_children(&self, read: ChildrenRead<'_>) -> Result<Vec<Counters>, StoreError> {
         // Counts live per agency here; a child's are the same whoever asks.
-        let groups: Vec<Vec<AgencyKey>> = children
+        let groups: Vec<Vec<AgencyKey>> = read
+            .of
+            .children
             .iter()
             .map(|child| {
                 vec![AgencyKey {
-                    root: parent.root.clone(),
+                    root: read.of.parent.root.clone(),
                     agency: child.clone(),
                 }]
             })
             .collect();
         let needs = Needs {
-            counters: counters.to_vec(),
+            counters: read.counters.to_vec(),
             distinct: false,
         };
-        self.read(&groups, buckets, &needs).await
+        self.read(GroupsRead {
+            groups: &groups,
+            buckets: read.buckets,
+            needs: &needs,
+        })
+        .await
     }
 
     async fn put_assessed(&self, scores: &[AssessedWrite]) -> Result<(), StoreError> {

@@ -22,7 +22,7 @@
 
 use time::OffsetDateTime;
 
-use crate::{StoreError, redis_store::RedisStore};
+use crate::{NewPublication, StoreError, redis_store::RedisStore};
 
 /// Where a publication falls in the newest-first order: minus its `published_at` in Unix
 /// milliseconds (saturating; any date `time` represents fits in an `f64` score exactly).
@@ -40,11 +40,9 @@ impl RedisStore {
     /// [`crate::CounterStore::keep_publication`] in Redis.
     pub(crate) async fn keep_publication_in_redis(
         &self,
-        id: &str,
-        published_at: OffsetDateTime,
-        publication: &[u8],
-        summary: &[u8],
+        publication: NewPublication<'_>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = publication.id;
         let bodies = self.publications_key("b");
         let mut connection = self.connection.clone();
         let (created,): (bool,) = redis::pipe()
@@ -52,16 +50,16 @@ impl RedisStore {
             .cmd("HSETNX")
             .arg(&bodies)
             .arg(id)
-            .arg(publication)
+            .arg(publication.body)
             .cmd("HSETNX")
             .arg(self.publications_key("s"))
             .arg(id)
-            .arg(summary)
+            .arg(publication.summary)
             .ignore()
             .cmd("ZADD")
             .arg(self.publications_key("t"))
             .arg("NX")
-            .arg(order_score(published_at))
+            .arg(order_score(publication.published_at))
             .arg(id)
             .ignore()
             .query_async(&mut connection)

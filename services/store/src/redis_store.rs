@@ -38,7 +38,7 @@ use std::{
 
 use async_trait::async_trait;
 use govpulse_core::{
-    AgencyId, Bucket, Counter, Counters, Needs, ProcedureId,
+    AgencyId, Bucket, Counter, Counters, ProcedureId,
     freshness::{ARRIVAL_DAYS, Activity, Arrivals, DayCounts, Seen},
     index::{hundredths_text, parse_hundredths},
 };
@@ -52,8 +52,8 @@ use std::time::Duration;
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    AgencyKey, Applied, AssessedWrite, ChangeNotice, CounterStore, EventWrite, RejectedWrite,
-    StoreError, counter_record,
+    AgencyKey, Applied, AssessedWrite, ChangeNotice, ChildrenRead, CounterStore, EventWrite,
+    GroupsRead, NewPublication, ProceduresRead, RejectedWrite, StoreError, counter_record,
     exclusive::Exclusive,
     notices::RedisNotices,
     ordinals::OrdinalCache,
@@ -449,13 +449,9 @@ impl CounterStore for RedisStore {
 
     async fn keep_publication(
         &self,
-        id: &str,
-        published_at: OffsetDateTime,
-        publication: &[u8],
-        summary: &[u8],
+        publication: NewPublication<'_>,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.keep_publication_in_redis(id, published_at, publication, summary)
-            .await
+        self.keep_publication_in_redis(publication).await
     }
 
     async fn publication(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -513,12 +509,8 @@ impl CounterStore for RedisStore {
         Ok(outcomes)
     }
 
-    async fn read(
-        &self,
-        groups: &[Vec<AgencyKey>],
-        buckets: &[Bucket],
-        needs: &Needs,
-    ) -> Result<Vec<Counters>, StoreError> {
+    async fn read(&self, read: GroupsRead<'_>) -> Result<Vec<Counters>, StoreError> {
+        let (groups, buckets, needs) = (read.groups, read.buckets, read.needs);
         // The distinct union is the costliest command of all: only for the metric that needs
         // it. A counter record is a few dozen bytes: read whole, the caller's counters kept.
         let read_counters = !needs.counters.is_empty();
@@ -675,10 +667,9 @@ impl CounterStore for RedisStore {
 
     async fn read_procedures(
         &self,
-        group: &[AgencyKey],
-        buckets: &[Bucket],
-        counters: &[Counter],
+        read: ProceduresRead<'_>,
     ) -> Result<Vec<(ProcedureId, Counters)>, StoreError> {
+        let (group, buckets, counters) = (read.of, read.buckets, read.counters);
         if buckets.is_empty() {
             return Ok(Vec::new());
         }
@@ -757,13 +748,9 @@ impl CounterStore for RedisStore {
         Ok(totals)
     }
 
-    async fn read_children(
-        &self,
-        parent: &AgencyKey,
-        children: &[AgencyId],
-        buckets: &[Bucket],
-        counters: &[Counter],
-    ) -> Result<Vec<Counters>, StoreError> {
+    async fn read_children(&self, read: ChildrenRead<'_>) -> Result<Vec<Counters>, StoreError> {
+        let (parent, children) = (read.of.parent, read.of.children);
+        let (buckets, counters) = (read.buckets, read.counters);
         let mut totals = vec![Counters::default(); children.len()];
         if children.is_empty() || buckets.is_empty() || counters.is_empty() {
             return Ok(totals);

@@ -1,7 +1,7 @@
 //! The store conformance suite, against the in-memory store and a real redis-server.
 
 use govpulse_store::{
-    CounterStore, MemoryStore, RedisStore, conformance,
+    Children, ChildrenRead, CounterStore, GroupsRead, MemoryStore, RedisStore, conformance,
     testing::{RedisCluster, RedisServer, connect},
 };
 
@@ -257,7 +257,14 @@ async fn received_under_hoa_binh(store: &RedisStore, units: &[&str]) -> Vec<u64>
     let children: Vec<AgencyId> = units.iter().map(|unit| id(unit)).collect();
     let buckets = [Bucket::Year(2026), Bucket::Month(2026, 4)];
     store
-        .read_children(&parent, &children, &buckets, &[RECEIVED])
+        .read_children(ChildrenRead {
+            of: Children {
+                parent: &parent,
+                children: &children,
+            },
+            buckets: &buckets,
+            counters: &[RECEIVED],
+        })
         .await
         .expect("read children")
         .iter()
@@ -553,7 +560,11 @@ async fn redis_store_reads_and_takes_back_a_units_day_kept_in_the_layout_before(
             agency: id("hb-dept"),
         };
         store
-            .read(&[vec![key]], &[Bucket::Day(day)], &Needs::everything())
+            .read(GroupsRead {
+                groups: &[vec![key]],
+                buckets: &[Bucket::Day(day)],
+                needs: &Needs::everything(),
+            })
             .await
             .expect("read")[0]
             .get(RECEIVED)

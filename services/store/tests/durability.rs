@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use govpulse_core::{AgencyId, Counter, Counters, Needs, Period};
 use govpulse_store::{
-    AgencyKey, Applied, CounterStore, EventWrite, RedisStore, conformance,
+    AgencyKey, Applied, CounterStore, EventWrite, GroupsRead, RedisStore, conformance,
     testing::{RedisServer, connect},
 };
 use time::macros::date;
@@ -49,7 +49,11 @@ async fn counters(store: &RedisStore) -> Vec<Counters> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match store
-            .read(&groups, &period.cover(), &Needs::everything())
+            .read(GroupsRead {
+                groups: &groups,
+                buckets: &period.cover(),
+                needs: &Needs::everything(),
+            })
             .await
         {
             Ok(counters) => return counters,

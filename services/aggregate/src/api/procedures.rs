@@ -14,7 +14,7 @@ use govpulse_edge::convert::{agency_to_proto, period_to_proto, rate_to_proto};
 use govpulse_proto::aggregate::{
     GetProcedureMetricsRequest, GetProcedureMetricsResponse, ProcedureMetric,
 };
-use govpulse_store::{AgencyKey, StoreError};
+use govpulse_store::{AgencyKey, ProceduresRead, StoreError};
 use time::Date;
 
 use super::{
@@ -113,7 +113,11 @@ impl AggregateApi {
         };
         let keys: Vec<AgencyKey> = group.iter().map(|a| self.key(a)).collect();
         self.store
-            .read_procedures(&keys, &read.buckets, &read.needs.counters)
+            .read_procedures(ProceduresRead {
+                of: &keys,
+                buckets: &read.buckets,
+                counters: &read.needs.counters,
+            })
             .await
     }
 

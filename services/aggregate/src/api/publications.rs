@@ -8,6 +8,7 @@ use govpulse_proto::aggregate::{
     GetKeptPublicationRequest, GetKeptPublicationResponse, KeepPublicationRequest,
     KeepPublicationResponse, ListKeptPublicationsRequest, ListKeptPublicationsResponse,
 };
+use govpulse_store::NewPublication;
 
 use super::AggregateApi;
 use crate::Error;
@@ -44,7 +45,12 @@ impl AggregateApi {
         bytes_checked("summary", &summary, MAX_SUMMARY_BYTES)?;
         let earlier = self
             .store
-            .keep_publication(&publication_id, published_at, &publication, &summary)
+            .keep_publication(NewPublication {
+                id: &publication_id,
+                published_at,
+                body: &publication,
+                summary: &summary,
+            })
             .await?;
         Ok(KeepPublicationResponse {
             created: earlier.is_none(),

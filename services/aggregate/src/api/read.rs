@@ -24,7 +24,7 @@ use govpulse_proto::aggregate::{
     GetBlockMetricsResponse, GetBlockSnapshotRequest, GetBlockSnapshotResponse, GetMetricsRequest,
     GetMetricsResponse, MetricReport, Summary, TargetStanding, get_block_metrics_request,
 };
-use govpulse_store::{AgencyKey, StoreError};
+use govpulse_store::{AgencyKey, Children, ChildrenRead, GroupsRead, StoreError};
 use time::{Date, OffsetDateTime};
 
 use super::AggregateApi;
@@ -384,16 +384,24 @@ impl AggregateApi {
                     .iter()
                     .map(|group| group.iter().map(|a| self.key(a)).collect())
                     .collect();
-                self.store.read(&keys, &read.buckets, &read.needs).await
+                self.store
+                    .read(GroupsRead {
+                        groups: &keys,
+                        buckets: &read.buckets,
+                        needs: &read.needs,
+                    })
+                    .await
             }
             Source::Children { parent, children } => {
                 self.store
-                    .read_children(
-                        &self.key(parent),
-                        children,
-                        &read.buckets,
-                        &read.needs.counters,
-                    )
+                    .read_children(ChildrenRead {
+                        of: Children {
+                            parent: &self.key(parent),
+                            children,
+                        },
+                        buckets: &read.buckets,
+                        counters: &read.needs.counters,
+                    })
                     .await
             }
         }
