@@ -6,11 +6,11 @@
 use std::{future::Future, sync::Arc, time::Instant};
 
 use async_trait::async_trait;
-use govpulse_core::{Bucket, Counters, ProcedureId, freshness::Activity};
+use govpulse_core::{Counters, ProcedureId, freshness::Activity};
 use govpulse_runtime::prometheus::{STORE_ERRORS, STORE_SECONDS};
 use govpulse_store::{
-    AgencyKey, Applied, AssessedWrite, ChangeNotice, ChildrenRead, CounterStore, EventWrite,
-    GroupsRead, NewPublication, ProceduresRead, RejectedWrite, StoreError,
+    AgencyKey, Applied, AssessedRead, AssessedWrite, ChangeNotice, ChildrenRead, CounterStore,
+    EventWrite, GroupsRead, NewPublication, ProceduresRead, RejectedWrite, StoreError,
 };
 use time::Date;
 use tokio::sync::broadcast;
@@ -135,15 +135,13 @@ impl CounterStore for Instrumented {
 
     async fn read_assessed(
         &self,
-        agencies: &[AgencyKey],
-        bucket: Bucket,
-        profile: &str,
+        read: AssessedRead<'_>,
     ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
         traced!(
             "read_assessed",
-            self.inner.read_assessed(agencies, bucket, profile),
-            agencies = agencies.len(),
-            profile
+            self.inner.read_assessed(read),
+            agencies = read.agencies.len(),
+            profile = read.profile
         )
     }
 

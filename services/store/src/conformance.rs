@@ -16,8 +16,8 @@ use time::{
 };
 
 use crate::{
-    AgencyKey, Applied, AssessedWrite, ChangeNotice, Children, ChildrenRead, CounterStore,
-    EventWrite, GroupsRead, NewPublication, ProceduresRead, RejectedWrite,
+    AgencyKey, Applied, AssessedRead, AssessedWrite, ChangeNotice, Children, ChildrenRead,
+    CounterStore, EventWrite, GroupsRead, NewPublication, ProceduresRead, RejectedWrite,
 };
 
 fn id(raw: &str) -> AgencyId {
@@ -1521,7 +1521,11 @@ pub async fn assessed_scores_replace_per_agency_criterion_and_period(store: &dyn
         let agencies = agencies.clone();
         async move {
             store
-                .read_assessed(&agencies, bucket, profile)
+                .read_assessed(AssessedRead {
+                    agencies: &agencies,
+                    bucket,
+                    profile,
+                })
                 .await
                 .expect("read")
         }
@@ -1553,7 +1557,11 @@ pub async fn assessed_scores_replace_per_agency_criterion_and_period(store: &dyn
     );
     assert!(
         store
-            .read_assessed(&[], y2024, "quality")
+            .read_assessed(AssessedRead {
+                agencies: &[],
+                bucket: y2024,
+                profile: "quality"
+            })
             .await
             .expect("read")
             .is_empty()

@@ -97,6 +97,17 @@ pub type ChildrenRead<'a> = SumsRead<'a, Children<'a>>;
 /// ([`CounterStore::read_procedures`]).
 pub type ProceduresRead<'a> = SumsRead<'a, &'a [AgencyKey]>;
 
+/// A read of assessed scores ([`CounterStore::read_assessed`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AssessedRead<'a> {
+    /// The agencies, each answered in this order.
+    pub agencies: &'a [AgencyKey],
+    /// The calendar period assessed.
+    pub bucket: Bucket,
+    /// The composite index profile's name.
+    pub profile: &'a str,
+}
+
 /// A publication to keep ([`CounterStore::keep_publication`]): bytes the store never decodes.
 #[derive(Debug, Clone, Copy)]
 pub struct NewPublication<'a> {
@@ -189,13 +200,12 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
     /// The scores of one call are stored together or not at all.
     async fn put_assessed(&self, scores: &[AssessedWrite]) -> Result<(), StoreError>;
 
-    /// For each agency, the assessed points stored for `profile` and the period `bucket`,
-    /// as (criterion, hundredths) sorted by criterion; empty when none was reported.
+    /// For each of `read.agencies`, the assessed points stored for `read.profile` and the
+    /// period `read.bucket`, as (criterion, hundredths) sorted by criterion; empty when none
+    /// was reported.
     async fn read_assessed(
         &self,
-        agencies: &[AgencyKey],
-        bucket: Bucket,
-        profile: &str,
+        read: AssessedRead<'_>,
     ) -> Result<Vec<Vec<(String, u64)>>, StoreError>;
 
     /// Keeps `publication` (its body and its list summary) under its id unless something is

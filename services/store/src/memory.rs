@@ -17,9 +17,9 @@ use govpulse_core::{
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    AgencyKey, Applied, AssessedWrite, ChangeNotice, ChildrenRead, CounterStore, EventWrite,
-    GroupsRead, NewPublication, ProceduresRead, RejectedWrite, StoreError, notices::LocalNotices,
-    publications::order_score,
+    AgencyKey, Applied, AssessedRead, AssessedWrite, ChangeNotice, ChildrenRead, CounterStore,
+    EventWrite, GroupsRead, NewPublication, ProceduresRead, RejectedWrite, StoreError,
+    notices::LocalNotices, publications::order_score,
 };
 
 /// Adds a plan's sums to `counters`, never below zero.
@@ -364,10 +364,9 @@ impl CounterStore for MemoryStore {
 
     async fn read_assessed(
         &self,
-        agencies: &[AgencyKey],
-        bucket: Bucket,
-        profile: &str,
+        read: AssessedRead<'_>,
     ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
+        let (agencies, bucket, profile) = (read.agencies, read.bucket, read.profile);
         let inner = self.lock();
         Ok(agencies
             .iter()

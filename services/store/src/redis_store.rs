@@ -52,8 +52,9 @@ use std::time::Duration;
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    AgencyKey, Applied, AssessedWrite, ChangeNotice, ChildrenRead, CounterStore, EventWrite,
-    GroupsRead, NewPublication, ProceduresRead, RejectedWrite, StoreError, counter_record,
+    AgencyKey, Applied, AssessedRead, AssessedWrite, ChangeNotice, ChildrenRead, CounterStore,
+    EventWrite, GroupsRead, NewPublication, ProceduresRead, RejectedWrite, StoreError,
+    counter_record,
     exclusive::Exclusive,
     notices::RedisNotices,
     ordinals::OrdinalCache,
@@ -938,10 +939,9 @@ impl CounterStore for RedisStore {
 
     async fn read_assessed(
         &self,
-        agencies: &[AgencyKey],
-        bucket: Bucket,
-        profile: &str,
+        read: AssessedRead<'_>,
     ) -> Result<Vec<Vec<(String, u64)>>, StoreError> {
+        let (agencies, bucket, profile) = (read.agencies, read.bucket, read.profile);
         let mut commands = Commands::default();
         for key in agencies {
             let mut hgetall = redis::cmd("HGETALL");

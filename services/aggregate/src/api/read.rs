@@ -24,7 +24,7 @@ use govpulse_proto::aggregate::{
     GetBlockMetricsResponse, GetBlockSnapshotRequest, GetBlockSnapshotResponse, GetMetricsRequest,
     GetMetricsResponse, MetricReport, Summary, TargetStanding, get_block_metrics_request,
 };
-use govpulse_store::{AgencyKey, Children, ChildrenRead, GroupsRead, StoreError};
+use govpulse_store::{AgencyKey, AssessedRead, Children, ChildrenRead, GroupsRead, StoreError};
 use time::{Date, OffsetDateTime};
 
 use super::AggregateApi;
@@ -423,7 +423,11 @@ impl AggregateApi {
         let keys: Vec<AgencyKey> = agencies.iter().map(|a| self.key(a)).collect();
         Ok(self
             .store
-            .read_assessed(&keys, bucket, profile)
+            .read_assessed(AssessedRead {
+                agencies: &keys,
+                bucket,
+                profile,
+            })
             .await?
             .into_iter()
             .map(|points| {
