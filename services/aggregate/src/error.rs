@@ -1,9 +1,7 @@
-//! The aggregate service's errors: those of a request, with their one mapping to gRPC statuses,
-//! and those of starting (`StartError`), which never reach a caller.
+//! The aggregate service's request errors, with their one mapping to gRPC statuses (those of
+//! starting are [`govpulse_edge::StartError`], which never reach a caller).
 
 use govpulse_edge::convert::bad_request;
-use govpulse_edge::server::ServeError;
-use govpulse_runtime::catalog_files::LoadError;
 use govpulse_store::StoreError;
 use tonic::Status;
 
@@ -25,29 +23,6 @@ pub enum Error {
     /// idempotent).
     #[error("counter store: {0}")]
     Store(#[from] StoreError),
-}
-
-/// What can stop aggregate from starting, or from serving on.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The catalog could not be loaded.
-    #[error(transparent)]
-    Catalog(#[from] LoadError),
-    /// The targets file could not be loaded.
-    #[error(transparent)]
-    Targets(#[from] govpulse_runtime::targets_file::TargetsLoadError),
-    /// The index profiles file could not be loaded.
-    #[error(transparent)]
-    Profiles(#[from] govpulse_runtime::index_file::ProfilesLoadError),
-    /// The counter store could not be reached.
-    #[error("counter store: {0}")]
-    Store(#[from] StoreError),
-    /// A setting is wrong.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// Binding or serving failed.
-    #[error(transparent)]
-    Serve(#[from] ServeError),
 }
 
 impl Error {

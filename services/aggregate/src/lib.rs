@@ -26,7 +26,8 @@ pub use api::AggregateApi;
 
 /// How often the index profiles file is checked for changes.
 const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
-pub use error::{Error, StartError};
+pub use error::Error;
+pub use govpulse_edge::StartError;
 
 /// The largest request aggregate decodes: a publication to keep (up to 16 MiB, checked by
 /// `KeepPublication`) with room for its summary. Its callers are ingest and ranking only
@@ -156,7 +157,7 @@ impl Server {
     ) -> Result<Self, StartError> {
         let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
-        let shared_changes = store.subscribe_changes().await?;
+        let shared_changes = store.subscribe_changes().await.map_err(StartError::store)?;
         let edge = config.host.edge().map_err(StartError::Config)?;
         let host = Host::bind(config.host.listen(config.listen), edge).await?;
         let store = store_telemetry::Instrumented::wrap(store);
@@ -242,7 +243,11 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn CounterStore>, StartE
             url: config.store.clone(),
             prefix: config.key_prefix.clone(),
         };
-        Arc::new(RedisStore::connect(redis_config).await?)
+        Arc::new(
+            RedisStore::connect(redis_config)
+                .await
+                .map_err(StartError::store)?,
+        )
     })
 }
 

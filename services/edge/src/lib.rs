@@ -20,6 +20,8 @@ pub mod limits;
 pub mod linger;
 pub mod refusals;
 pub mod server;
+pub mod start;
 pub mod unary;
 
 pub use decode::{Violation, decode_counted, decode_event};
+pub use start::StartError;

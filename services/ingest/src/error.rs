@@ -1,12 +1,10 @@
-//! The ingest service's errors: those of a request, with their one mapping to gRPC statuses,
-//! and those of starting (`StartError`), which never reach a caller.
+//! The ingest service's request errors, with their one mapping to gRPC statuses (those of
+//! starting are [`govpulse_edge::StartError`], which never reach a caller).
 
 use std::time::Duration;
 
-use govpulse_edge::auth::{AuthError, Refusal, TokensError};
+use govpulse_edge::auth::{AuthError, Refusal};
 use govpulse_edge::convert::bad_request;
-use govpulse_edge::server::ServeError;
-use govpulse_runtime::catalog_files::LoadError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -46,26 +44,6 @@ pub enum Error {
     /// sender retries the same batch and gets DUPLICATE for those.
     #[error("aggregate: {}", .0.message())]
     Aggregate(Status),
-}
-
-/// What can stop ingest from starting, or from serving on.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The catalog could not be loaded.
-    #[error(transparent)]
-    Catalog(#[from] LoadError),
-    /// The index profiles file could not be loaded.
-    #[error(transparent)]
-    Profiles(#[from] govpulse_runtime::index_file::ProfilesLoadError),
-    /// The token file could not be loaded.
-    #[error(transparent)]
-    Tokens(#[from] TokensError),
-    /// A setting is wrong.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// Binding or serving failed.
-    #[error(transparent)]
-    Serve(#[from] ServeError),
 }
 
 impl From<Refusal> for Error {

@@ -25,7 +25,8 @@ use tonic::{server::NamedService, service::interceptor::InterceptedService};
 use tracing::info;
 
 pub use api::{Caller, IngestApi};
-pub use error::{Error, StartError};
+pub use error::Error;
+pub use govpulse_edge::StartError;
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, clap::Parser)]

@@ -21,14 +21,12 @@ use govpulse_core::{Catalog, ranking::Rules};
 use govpulse_edge::auth::{Authenticator, LiveTokens, Role};
 use govpulse_edge::catalog_service::CatalogApi;
 use govpulse_edge::host::{Host, HostArgs};
-use govpulse_edge::server::ServeError;
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
     catalog::catalog_service_server::CatalogServiceServer,
     ranking::ranking_service_server::RankingServiceServer,
 };
 use govpulse_runtime::alerts_file::{self, LiveAlertRules};
-use govpulse_runtime::catalog_files::LoadError;
 use govpulse_runtime::client::aggregate_channel;
 use govpulse_runtime::index_file::LiveProfiles;
 use tokio::sync::broadcast;
@@ -184,21 +182,7 @@ const MAX_AGGREGATE_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 /// and a few criteria.
 const MAX_QUERY_BYTES: usize = 64 * 1024;
 
-/// What can stop ranking from starting, or from serving on (a request's errors are
-/// [`Error`]).
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Catalog(#[from] LoadError),
-    #[error(transparent)]
-    Profiles(#[from] govpulse_runtime::index_file::ProfilesLoadError),
-    #[error(transparent)]
-    AlertRules(#[from] govpulse_runtime::alerts_file::RulesLoadError),
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error(transparent)]
-    Serve(#[from] ServeError),
-}
+pub use govpulse_edge::StartError;
 
 /// A bound ranking server, ready to run.
 #[derive(Debug)]
