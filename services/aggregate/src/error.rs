@@ -1,20 +1,17 @@
 //! The aggregate service's request errors, with their one mapping to gRPC statuses (those of
 //! starting are [`govpulse_edge::StartError`], which never reach a caller).
 
-use govpulse_edge::convert::bad_request;
+use govpulse_edge::convert::Invalid;
 use govpulse_store::StoreError;
 use tonic::Status;
 
 /// What can go wrong with one request to aggregate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A request field is wrong: INVALID_ARGUMENT naming the field.
-    #[error("{field}: {reason}")]
-    InvalidArgument { field: &'static str, reason: String },
-    /// One element of a request is wrong (an assessed score): INVALID_ARGUMENT naming its
-    /// field path, `scores[2].points`.
-    #[error("{}: {}", .0.field, .0.reason)]
-    Violation(govpulse_edge::Violation),
+    /// A request field, or one element of a request (an assessed score, `scores[2].points`),
+    /// is wrong: INVALID_ARGUMENT naming its field path.
+    #[error(transparent)]
+    InvalidArgument(#[from] Invalid),
     /// Nothing is kept under what the request names (a publication id): NOT_FOUND, with
     /// this message.
     #[error("{0}")]
@@ -25,20 +22,10 @@ pub enum Error {
     Store(#[from] StoreError),
 }
 
-impl Error {
-    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidArgument {
-            field,
-            reason: reason.into(),
-        }
-    }
-}
-
 impl From<Error> for Status {
     fn from(error: Error) -> Status {
         match error {
-            Error::InvalidArgument { field, reason } => bad_request(field, &reason),
-            Error::Violation(v) => bad_request(&v.field, &v.reason),
+            Error::InvalidArgument(invalid) => invalid.into(),
             Error::NotFound(message) => Status::not_found(message),
             Error::Store(e) => {
                 // The store's own words (addresses, key names, server messages) stay in the

@@ -65,14 +65,14 @@ fn kept(created: bool, publication: &[u8]) -> KeepPublicationResponse {
 /// The field a refusal names, and its reason.
 fn refused(result: Result<impl std::fmt::Debug, Error>) -> (String, String) {
     match result {
-        Err(Error::InvalidArgument { field, reason }) => {
-            let status = tonic::Status::from(Error::InvalidArgument {
-                field,
-                reason: reason.clone(),
-            });
+        Err(Error::InvalidArgument(invalid)) => {
+            let status = tonic::Status::from(Error::InvalidArgument(invalid.clone()));
             assert_eq!(status.code(), tonic::Code::InvalidArgument);
-            assert_eq!(status.message(), format!("{field}: {reason}"));
-            (field.to_owned(), reason)
+            assert_eq!(
+                status.message(),
+                format!("{}: {}", invalid.field, invalid.reason)
+            );
+            (invalid.field, invalid.reason)
         }
         other => panic!("not refused for a field: {other:?}"),
     }

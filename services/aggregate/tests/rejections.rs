@@ -93,8 +93,7 @@ fn events(day: &str, accepted: u64, rejected: u64) -> DailyEvents {
 
 fn refused_field(result: Result<impl std::fmt::Debug, Error>) -> String {
     match result {
-        Err(Error::InvalidArgument { field, .. }) => field.to_owned(),
-        Err(Error::Violation(violation)) => violation.field,
+        Err(Error::InvalidArgument(invalid)) => invalid.field,
         other => panic!("not refused for a field: {other:?}"),
     }
 }

@@ -463,6 +463,47 @@ pub fn bad_request(field: &str, reason: &str) -> Status {
     )
 }
 
+/// A request field that is wrong, as every service's request error carries it: answered
+/// INVALID_ARGUMENT naming the field ([`bad_request`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Invalid {
+    /// The field's path, for example `query.period` or `scores[2].points`.
+    pub field: String,
+    /// Why, in words a person can act on.
+    pub reason: String,
+}
+
+impl From<Invalid> for Status {
+    fn from(invalid: Invalid) -> Status {
+        bad_request(&invalid.field, &invalid.reason)
+    }
+}
+
+impl From<Violation> for Invalid {
+    /// A wrong element of a request (an event, an assessed score), by its field path.
+    fn from(violation: Violation) -> Self {
+        Invalid {
+            field: violation.field,
+            reason: violation.reason,
+        }
+    }
+}
+
+/// `E::invalid(field, reason)` for every request error that carries an [`Invalid`].
+pub trait InvalidField: From<Invalid> {
+    /// The error saying that `field` is wrong, and why.
+    fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        Invalid {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+        .into()
+    }
+}
+
+impl<E: From<Invalid>> InvalidField for E {}
+
 /// A change notice as WatchChanges sends it, numbered `sequence`.
 pub fn notice_to_proto(sequence: u64, notice: &ChangeNotice) -> agg::WatchChangesResponse {
     agg::WatchChangesResponse {

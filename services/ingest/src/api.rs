@@ -11,6 +11,7 @@ use govpulse_core::{
 };
 use govpulse_edge::assessed::decode_assessed;
 use govpulse_edge::auth::{Authenticator, Principal, RECHECK_EVERY, Role, StreamCredential, audit};
+use govpulse_edge::convert::{Invalid, InvalidField};
 use govpulse_edge::convert::{Outcomes, rejected, rejections_to_proto};
 use govpulse_edge::decode::{decode_event, encode_event};
 use govpulse_proto::{
@@ -147,13 +148,13 @@ impl IngestApi {
     /// call, before any of it is handled; the caller splits its `call` (batch, report).
     fn within_batch(&self, field: &'static str, count: usize, call: &str) -> Result<(), Error> {
         if count > self.max_batch {
-            return Err(Error::InvalidArgument {
+            return Err(Error::invalid(
                 field,
-                reason: format!(
+                format!(
                     "has {count} {field}; the limit is {}: split the {call}",
                     self.max_batch
                 ),
-            });
+            ));
         }
         Ok(())
     }
@@ -165,7 +166,7 @@ impl IngestApi {
         let today = govpulse_core::period::vietnam_day(OffsetDateTime::now_utc());
         let profiles = self.profiles.get();
         for (i, score) in scores.iter().enumerate() {
-            decode_assessed(i, score, &self.catalog, &profiles, today).map_err(Error::Violation)?;
+            decode_assessed(i, score, &self.catalog, &profiles, today).map_err(Invalid::from)?;
         }
         if scores.is_empty() {
             return Ok(0);
@@ -500,7 +501,7 @@ impl IngestService for IngestApi {
                 let events = batch.events.into_iter().map(EventView::from).collect();
                 let ack = match api.process(&caller, events, None).instrument(span).await {
                     Ok(result) => Ok(result),
-                    Err(e @ Error::InvalidArgument { .. }) => {
+                    Err(e @ Error::InvalidArgument(_)) => {
                         Ok(Self::reject_all(count, &Status::from(e)))
                     }
                     Err(e) => Err(Status::from(e)),

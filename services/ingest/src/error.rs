@@ -4,21 +4,18 @@
 use std::time::Duration;
 
 use govpulse_edge::auth::{AuthError, Refusal};
-use govpulse_edge::convert::bad_request;
+use govpulse_edge::convert::Invalid;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 /// What can go wrong with one request to ingest.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The call as a whole is wrong (for example an oversized batch): INVALID_ARGUMENT
-    /// naming the field; nothing was counted.
-    #[error("{field}: {reason}")]
-    InvalidArgument { field: &'static str, reason: String },
-    /// One element of a request is wrong (an assessed score): INVALID_ARGUMENT naming its
-    /// field path, `scores[2].points`; nothing was stored.
-    #[error("{}: {}", .0.field, .0.reason)]
-    Violation(govpulse_edge::Violation),
+    /// The call as a whole is wrong (for example an oversized batch), or one element of it
+    /// (an assessed score, `scores[2].points`): INVALID_ARGUMENT naming its field path;
+    /// nothing was counted or stored.
+    #[error(transparent)]
+    InvalidArgument(#[from] Invalid),
     /// Aggregate refused assessed scores that ingest accepted (their configurations
     /// differ): its INVALID_ARGUMENT, with its field violations, is passed on.
     #[error("aggregate refused: {}", .0.message())]
@@ -58,8 +55,7 @@ impl From<Refusal> for Error {
 impl From<Error> for Status {
     fn from(error: Error) -> Status {
         match error {
-            Error::InvalidArgument { field, reason } => bad_request(field, &reason),
-            Error::Violation(v) => bad_request(&v.field, &v.reason),
+            Error::InvalidArgument(invalid) => invalid.into(),
             Error::Refused(status) => status,
             Error::Unauthenticated(e) => Status::from(e),
             e @ Error::PermissionDenied { .. } => Status::permission_denied(e.to_string()),

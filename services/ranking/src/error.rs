@@ -1,15 +1,15 @@
 //! What can go wrong with one request to ranking, and its one mapping to a gRPC status.
 //! Start-up errors are [`crate::StartError`].
 
-use govpulse_edge::convert::bad_request;
+use govpulse_edge::convert::Invalid;
 use tonic::Status;
 
 /// Why a ranking request (or a live ranking's computation) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A query field is wrong: INVALID_ARGUMENT naming the field (with `BadRequest` details).
-    #[error("{field}: {reason}")]
-    InvalidArgument { field: &'static str, reason: String },
+    #[error(transparent)]
+    InvalidArgument(#[from] Invalid),
     /// A cap is reached (the live rankings of this replica, the streams of this caller):
     /// RESOURCE_EXHAUSTED, saying which cap and what to do.
     #[error("{0}")]
@@ -38,19 +38,10 @@ pub enum Error {
     Refused(#[from] govpulse_edge::auth::Refusal),
 }
 
-impl Error {
-    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Error::InvalidArgument {
-            field,
-            reason: reason.into(),
-        }
-    }
-}
-
 impl From<Error> for Status {
     fn from(error: Error) -> Status {
         match error {
-            Error::InvalidArgument { field, reason } => bad_request(field, &reason),
+            Error::InvalidArgument(invalid) => invalid.into(),
             Error::Exhausted(reason) => Status::resource_exhausted(reason),
             e @ Error::ShuttingDown => Status::unavailable(e.to_string()),
             Error::Aggregate(status) => status,
@@ -64,6 +55,7 @@ impl From<Error> for Status {
 
 #[cfg(test)]
 mod tests {
+    use govpulse_edge::convert::InvalidField;
     use tonic::Code;
 
     use super::*;

@@ -18,6 +18,7 @@ use govpulse_core::{
     publication::{self, Standing, Stretch},
     ranking::Rules,
 };
+use govpulse_edge::convert::{Invalid, InvalidField};
 use govpulse_edge::convert::{counters_from_proto, moment_from_proto};
 use govpulse_proto::{
     aggregate::{
@@ -226,10 +227,7 @@ async fn block_metrics_now(
         .await
         .map_err(|status| match status.code() {
             // aggregate names the field of its own request: here it is one of block_metrics.
-            tonic::Code::InvalidArgument => Error::InvalidArgument {
-                field: "block_metrics",
-                reason: status.message().to_owned(),
-            },
+            tonic::Code::InvalidArgument => Error::invalid("block_metrics", status.message()),
             _ => Error::Aggregate(status),
         })?
         .into_inner();
@@ -462,7 +460,7 @@ struct Compared {
 /// bad argument.
 fn no_longer_reads(error: Error) -> Error {
     match error {
-        Error::InvalidArgument { field, reason } => Error::Precondition(format!(
+        Error::InvalidArgument(Invalid { field, reason }) => Error::Precondition(format!(
             "the publication's {field} no longer reads: {reason}"
         )),
         other => other,

@@ -7,6 +7,7 @@ use foldhash::{HashSet, HashSetExt};
 
 use govpulse_core::{AgencyId, counting::Content, freshness::blamed, period::vietnam_day};
 use govpulse_edge::assessed::decode_assessed;
+use govpulse_edge::convert::{Invalid, InvalidField};
 use govpulse_edge::convert::{
     Outcomes, accepted, conflict, duplicate, notice_to_proto, other_procedure, rejected,
     rejections_from_proto, repeated, uncorrectable,
@@ -61,7 +62,7 @@ impl AggregateApi {
         }
         let mut rejections =
             rejections_from_proto(&self.catalog, rejected_upstream, MAX_APPLY_BATCH)
-                .map_err(Error::Violation)?;
+                .map_err(Invalid::from)?;
         // Aggregate's own rejections count against the agency an event names, when the
         // catalog knows it: its caller (ingest) forwards only events their sender may send.
         let mut blame = |named: Option<&AgencyId>| {
@@ -242,7 +243,7 @@ impl AggregateApi {
                         criterion: a.criterion,
                         hundredths: a.hundredths,
                     })
-                    .map_err(Error::Violation)
+                    .map_err(Invalid::from)
             })
             .collect::<Result<_, _>>()?;
         if writes.is_empty() {
