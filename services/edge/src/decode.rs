@@ -49,12 +49,68 @@ pub fn timestamp(ts: &Timestamp) -> Option<OffsetDateTime> {
         .ok()
 }
 
+/// The id of `field`, `raw` taken as it is (no copy of text already owned) by `parse`.
 fn id_field<T>(
     position: Option<usize>,
     field: &str,
-    parsed: Result<T, IdError>,
+    raw: Cow<'_, str>,
+    parse: fn(String) -> Result<T, IdError>,
 ) -> Result<T, Violation> {
-    parsed.map_err(|e| Violation::new(position, field, e.to_string()))
+    parse(raw.into_owned()).map_err(|e| Violation::new(position, field, e.to_string()))
+}
+
+/// An id field whose values the catalog lists, and how one it does not know is refused.
+struct Listed<I> {
+    /// The field, for example `agency_id`.
+    field: &'static str,
+    /// What the id names, for example `agency`.
+    noun: &'static str,
+    /// The `CatalogService` method that lists the known ones.
+    listed_by: &'static str,
+    /// Whether an id is well formed.
+    parse: fn(&str) -> Result<I, IdError>,
+}
+
+/// `agency_id`: an agency of the catalog.
+const AGENCY_ID: Listed<AgencyId> = Listed {
+    field: "agency_id",
+    noun: "agency",
+    listed_by: "ListAgencies",
+    parse: AgencyId::parse,
+};
+
+/// `procedure_id`: a procedure of the catalog.
+const PROCEDURE_ID: Listed<ProcedureId> = Listed {
+    field: "procedure_id",
+    noun: "procedure",
+    listed_by: "ListProcedures",
+    parse: ProcedureId::parse,
+};
+
+impl<I> Listed<I> {
+    /// The catalog's entry for `raw`, as the catalog `found` it (its id is the catalog's own,
+    /// shared: no copy of the text); an unknown one is refused as a malformed id or, if well
+    /// formed, as unknown.
+    fn known<'c, T>(
+        &self,
+        position: Option<usize>,
+        raw: &str,
+        found: Option<&'c T>,
+    ) -> Result<&'c T, Violation> {
+        if let Some(entry) = found {
+            return Ok(entry);
+        }
+        let field = self.field;
+        (self.parse)(raw).map_err(|e| Violation::new(position, field, e.to_string()))?;
+        Err(Violation::new(
+            position,
+            field,
+            format!(
+                "unknown {} {raw:?}; CatalogService.{} lists them",
+                self.noun, self.listed_by
+            ),
+        ))
+    }
 }
 
 /// Validates one event received at `now`. `position` is its place in the batch, which names
@@ -82,36 +138,21 @@ pub fn decode_counted(
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
 ) -> Result<(DossierEvent, Provision), Violation> {
-    let EventView {
-        event_id,
-        agency_id,
-        dossier_id,
-        procedure_id,
-        occurred_at,
-        kind,
-        corrects,
-    } = event;
-    let event_id: EventId = id_field(
-        position,
-        "event_id",
-        EventId::parse_owned(event_id.into_owned()),
-    )?;
-    // A known agency's id is the catalog's own, shared (no copy of the text); an unknown
-    // one is refused as a malformed id or, if well formed, as unknown.
-    let Some(reporting) = catalog.agency_by_str(&agency_id) else {
-        id_field(position, "agency_id", AgencyId::parse(&agency_id))?;
-        return Err(Violation::new(
-            position,
-            "agency_id",
-            format!("unknown agency {agency_id:?}; CatalogService.ListAgencies lists them"),
-        ));
-    };
+    let event_id = id_field(position, "event_id", event.event_id, EventId::parse_owned)?;
+    let agency = &event.agency_id;
+    let reporting = AGENCY_ID.known(position, agency, catalog.agency_by_str(agency))?;
     let named = reporting.id.clone();
     decode_known(
         position,
-        (event_id, reporting, dossier_id, procedure_id, corrects),
-        occurred_at,
-        kind,
+        (
+            event_id,
+            reporting,
+            event.dossier_id,
+            event.procedure_id,
+            event.corrects,
+        ),
+        event.occurred_at,
+        event.kind,
         catalog,
         policy,
         now,
@@ -139,21 +180,13 @@ fn decode_known(
     now: OffsetDateTime,
 ) -> Result<(DossierEvent, Provision), Violation> {
     let agency = &reporting.id;
-    let dossier: DossierId = id_field(
+    let dossier = id_field(position, "dossier_id", dossier_id, DossierId::parse_owned)?;
+    // A known procedure's id is the catalog's (checked when the catalog was loaded).
+    let procedure = PROCEDURE_ID.known(
         position,
-        "dossier_id",
-        DossierId::parse_owned(dossier_id.into_owned()),
+        &procedure_id,
+        catalog.procedure_by_str(&procedure_id),
     )?;
-    // A known procedure's id is the catalog's (checked when the catalog was loaded); an
-    // unknown one is refused as a malformed id or, if well formed, as unknown.
-    let Some(procedure) = catalog.procedure_by_str(&procedure_id) else {
-        id_field(position, "procedure_id", ProcedureId::parse(&procedure_id))?;
-        return Err(Violation::new(
-            position,
-            "procedure_id",
-            format!("unknown procedure {procedure_id:?}; CatalogService.ListProcedures lists them"),
-        ));
-    };
     let procedure_id = procedure.id.clone();
     if !catalog.handles(agency, procedure) {
         return Err(Violation::new(
@@ -282,11 +315,7 @@ fn decode_known(
         }
         None
     } else {
-        let target: EventId = id_field(
-            position,
-            "corrects",
-            EventId::parse_owned(corrects.into_owned()),
-        )?;
+        let target = id_field(position, "corrects", corrects, EventId::parse_owned)?;
         if target == event_id {
             return Err(Violation::new(
                 position,
