@@ -591,12 +591,18 @@ mod tests {
         AgencyId::parse(raw).expect("id")
     }
 
+    /// A token file of one credential: the token of `hash`, for `agency`, with `roles` (the
+    /// items of a TOML list), then the lines `more`.
+    fn credential(hash: &str, agency: &str, roles: &str, more: &str) -> String {
+        format!(
+            "[[credential]]\nsha256 = \"{hash}\"\nagency = \"{agency}\"\nroles = [{roles}]\n{more}"
+        )
+    }
+
     #[test]
     fn a_listed_token_names_its_agency_and_roles_and_others_are_unknown() {
         let (token, hash) = new_token();
-        let text = format!(
-            "[[credential]]\nsha256 = \"{hash}\"\nagency = \"ha-noi\"\nroles = [\"reporter\", \"reader\"]\n"
-        );
+        let text = credential(&hash, "ha-noi", r#""reporter", "reader""#, "");
         let tokens = Tokens::parse(&text, &catalog()).expect("valid");
         let principal = tokens
             .check(&token, OffsetDateTime::now_utc())
@@ -612,9 +618,8 @@ mod tests {
     #[test]
     fn an_expired_token_is_refused_naming_its_agency() {
         let (token, hash) = new_token();
-        let text = format!(
-            "[[credential]]\nsha256 = \"{hash}\"\nagency = \"ha-noi\"\nroles = [\"reporter\"]\nexpires_at = \"2026-01-01T00:00:00Z\"\n"
-        );
+        let expiry = "expires_at = \"2026-01-01T00:00:00Z\"\n";
+        let text = credential(&hash, "ha-noi", r#""reporter""#, expiry);
         let tokens = Tokens::parse(&text, &catalog()).expect("valid");
         let before = time::macros::datetime!(2025-12-31 23:59 UTC);
         let after = time::macros::datetime!(2026-01-01 00:00 UTC);
@@ -631,22 +636,11 @@ mod tests {
         let hash = token_hash("x");
         for (text, needle) in [
             (
-                format!(
-                    "[[credential]]\nsha256 = \"{hash}\"\nagency = \"atlantis\"\nroles = [\"reporter\"]\n"
-                ),
+                credential(&hash, "atlantis", r#""reporter""#, ""),
                 "atlantis",
             ),
-            (
-                format!(
-                    "[[credential]]\nsha256 = \"{hash}\"\nagency = \"ha-noi\"\nroles = [\"king\"]\n"
-                ),
-                "king",
-            ),
-            (
-                "[[credential]]\nsha256 = \"abc\"\nagency = \"ha-noi\"\nroles = [\"reporter\"]\n"
-                    .to_owned(),
-                "sha256",
-            ),
+            (credential(&hash, "ha-noi", r#""king""#, ""), "king"),
+            (credential("abc", "ha-noi", r#""reporter""#, ""), "sha256"),
         ] {
             let error = Tokens::parse(&text, &catalog).expect_err("refused");
             assert!(error.contains(needle), "{error}");
@@ -707,9 +701,8 @@ mod tests {
     fn a_refused_token_is_audited_with_the_reason_but_never_the_secret() {
         let catalog = Arc::new(catalog());
         let (token, hash) = new_token();
-        let text = format!(
-            "[[credential]]\nsha256 = \"{hash}\"\nagency = \"ha-noi\"\nroles = [\"reporter\"]\nexpires_at = \"2020-01-01T00:00:00Z\"\n"
-        );
+        let expiry = "expires_at = \"2020-01-01T00:00:00Z\"\n";
+        let text = credential(&hash, "ha-noi", r#""reporter""#, expiry);
         let path = std::env::temp_dir().join(format!("govpulse-audit-{}.toml", std::process::id()));
         std::fs::write(&path, text).expect("write");
         let tokens = LiveTokens::load(path.clone(), &catalog).expect("valid");
