@@ -179,6 +179,27 @@ pub fn moment_rfc3339(at: Option<&Timestamp>) -> String {
         .unwrap_or_default()
 }
 
+/// The days of a revision's stretch as a person reads them: `2026-11-10`, or
+/// `2026-11-10..2026-11-12` for more than one (the CSV's `causes` cell, the CLI's lines).
+pub fn cause_days(cause: &govpulse_proto::ranking::RevisionCause) -> String {
+    if cause.first_day == cause.last_day {
+        cause.first_day.clone()
+    } else {
+        format!("{}..{}", cause.first_day, cause.last_day)
+    }
+}
+
+/// The counters a revision's stretch changed, as published and now:
+/// `received 4→8, received_online 1→5`.
+pub fn cause_counters(cause: &govpulse_proto::ranking::RevisionCause) -> String {
+    cause
+        .counters
+        .iter()
+        .map(|c| format!("{} {}→{}", c.counter, c.published, c.now))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// An agency's freshness as a message.
 pub fn freshness_to_proto(freshness: &Freshness) -> agg::Freshness {
     agg::Freshness {

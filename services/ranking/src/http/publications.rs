@@ -7,7 +7,7 @@ use axum::{
     extract::{Path, Request, State},
     response::Response,
 };
-use govpulse_edge::convert::moment_rfc3339;
+use govpulse_edge::convert::{cause_counters, cause_days, moment_rfc3339};
 use govpulse_edge::http_json::{
     ApiError, csv_or_json, decode_json, json_body, json_response, within,
 };
@@ -206,20 +206,7 @@ fn revisions_csv(response: &GetRevisionsResponse) -> (Vec<String>, Vec<Vec<Strin
             let causes = r
                 .causes
                 .iter()
-                .map(|c| {
-                    let days = if c.first_day == c.last_day {
-                        c.first_day.clone()
-                    } else {
-                        format!("{}..{}", c.first_day, c.last_day)
-                    };
-                    let counters = c
-                        .counters
-                        .iter()
-                        .map(|k| format!("{} {}→{}", k.counter, k.published, k.now))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    format!("{days}: {counters}")
-                })
+                .map(|c| format!("{}: {}", cause_days(c), cause_counters(c)))
                 .collect::<Vec<_>>()
                 .join("; ");
             vec![
