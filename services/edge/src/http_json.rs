@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 use tonic::{Code, Status, service::Routes};
 use tonic_types::{ErrorDetail, StatusExt};
 
+use govpulse_proto::codec::MAX_ITEMS;
+
 use crate::convert::bad_request;
 
 /// The header an HTTP caller sets to bound a call, in seconds (`2.5`): the HTTP counterpart
@@ -429,6 +431,29 @@ pub async fn within<R>(
             .map_err(|_| Status::deadline_exceeded("the call took longer than X-Server-Timeout"))?,
     };
     response.map(tonic::Response::into_inner)
+}
+
+/// A batch POSTed as JSON: the body (at most `limit` bytes) decoded as the request message,
+/// its list `field` at most [`MAX_ITEMS`] long as on the wire ([`decode_json_batch`]),
+/// handed to `call` as the gRPC request with the caller's deadline ([`grpc_request`],
+/// [`within`]), the answer written as JSON.
+pub async fn post_json_batch<M, R, Fut>(
+    request: axum::extract::Request,
+    limit: usize,
+    field: &'static str,
+    call: impl FnOnce(tonic::Request<M>) -> Fut,
+) -> Result<Response, ApiError>
+where
+    M: DeserializeOwned,
+    R: Serialize,
+    Fut: Future<Output = Result<tonic::Response<R>, Status>>,
+{
+    let (parts, body) = request.into_parts();
+    let body = json_body(&parts.headers, body, limit).await?;
+    let message: M = decode_json_batch(&body, field, MAX_ITEMS)?;
+    let (request, deadline) = grpc_request(parts, message)?;
+    let response = within(deadline, call(request)).await?;
+    Ok(json_response(&response))
 }
 
 /// The JSON routes of `router`, the gRPC services added after them (`Routes::add_service`):

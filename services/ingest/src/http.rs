@@ -10,13 +10,8 @@ use axum::{
     response::Response,
     routing::post,
 };
-use govpulse_edge::http_json::{
-    ApiError, decode_json_batch, grpc_request, json_body, json_response, within,
-};
-use govpulse_proto::codec::MAX_ITEMS;
-use govpulse_proto::ingest::{
-    ReportAssessedScoresRequest, SubmitEventsRequest, ingest_service_server::IngestService,
-};
+use govpulse_edge::http_json::{ApiError, post_json_batch};
+use govpulse_proto::ingest::ingest_service_server::IngestService;
 
 use crate::IngestApi;
 
@@ -55,12 +50,10 @@ async fn authenticate_first(
 
 /// `POST /api/v1/events`: SubmitEvents.
 async fn submit_events(State(http): State<Http>, request: Request) -> Result<Response, ApiError> {
-    let (parts, body) = request.into_parts();
-    let body = json_body(&parts.headers, body, http.max_body_bytes).await?;
-    let message: SubmitEventsRequest = decode_json_batch(&body, "events", MAX_ITEMS)?;
-    let (request, deadline) = grpc_request(parts, message)?;
-    let response = within(deadline, http.api.submit_events(request)).await?;
-    Ok(json_response(&response))
+    post_json_batch(request, http.max_body_bytes, "events", |request| {
+        http.api.submit_events(request)
+    })
+    .await
 }
 
 /// `POST /api/v1/assessed-scores`: ReportAssessedScores.
@@ -68,10 +61,8 @@ async fn report_assessed_scores(
     State(http): State<Http>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = request.into_parts();
-    let body = json_body(&parts.headers, body, http.max_body_bytes).await?;
-    let message: ReportAssessedScoresRequest = decode_json_batch(&body, "scores", MAX_ITEMS)?;
-    let (request, deadline) = grpc_request(parts, message)?;
-    let response = within(deadline, http.api.report_assessed_scores(request)).await?;
-    Ok(json_response(&response))
+    post_json_batch(request, http.max_body_bytes, "scores", |request| {
+        http.api.report_assessed_scores(request)
+    })
+    .await
 }
