@@ -107,11 +107,7 @@ async fn rank_period(
     // The days aggregate resolved the period to: the members' values are measured as
     // aggregate's reports measure them (govpulse_core::report), against the catalog facts
     // of the agencies counted with each, as they were on the period's last day.
-    let range = snapshot
-        .period
-        .as_ref()
-        .ok_or_else(|| Error::BadAnswer("a snapshot without its period".to_owned()))?;
-    let days = answered_days(&range.first_day, &range.last_day, "a snapshot's period")?;
+    let (range, days) = answered_period(snapshot.period.as_ref(), "a snapshot's period")?;
     let mut freshness = HashMap::with_capacity(snapshot.agencies.len());
     let (agencies, counters): (Vec<AgencyId>, Vec<Counters>) = snapshot
         .agencies
@@ -179,6 +175,17 @@ pub(crate) fn answered_days(first_day: &str, last_day: &str, what: &str) -> Resu
         govpulse_core::period::parse_day(raw).map_err(|e| Error::BadAnswer(format!("{what}: {e}")))
     };
     Ok(Period::from_days(day(first_day)?, day(last_day)?))
+}
+
+/// The period aggregate answered with and its days ([`answered_days`]), named by `what`
+/// when missing or unreadable: aggregate's fault, never the caller's.
+pub(crate) fn answered_period<'a>(
+    period: Option<&'a PeriodRange>,
+    what: &str,
+) -> Result<(&'a PeriodRange, Period), Error> {
+    let range = period.ok_or_else(|| Error::BadAnswer(format!("{what}: missing")))?;
+    let days = answered_days(&range.first_day, &range.last_day, what)?;
+    Ok((range, days))
 }
 
 /// The metrics a composite index reads: its measured indicators', and, when it has any,

@@ -40,7 +40,7 @@ use govpulse_runtime::index_file::LiveProfiles;
 use tracing::warn;
 
 use crate::{
-    compute::{Ranking, answered_days, compute, ranking_to_proto},
+    compute::{Ranking, answered_days, answered_period, compute, ranking_to_proto},
     error::Error,
     query::{Measure, Query, Scope},
 };
@@ -231,11 +231,7 @@ async fn block_metrics_now(
             _ => Error::Aggregate(status),
         })?
         .into_inner();
-    let range = response
-        .period
-        .as_ref()
-        .ok_or_else(|| Error::BadAnswer("block metrics without their period".to_owned()))?;
-    let days = answered_days(&range.first_day, &range.last_day, "block metrics' period")?;
+    let (_, days) = answered_period(response.period.as_ref(), "block metrics' period")?;
     Ok((response, days))
 }
 
