@@ -276,35 +276,26 @@ impl RankingApi {
         current: &Published,
         view: Selection,
     ) -> Vec<WatchRankingResponse> {
-        match start {
-            Start::Snapshot => self.snapshot_messages(current, view),
-            // Always one message, even without rows: it tells the client it resumed.
-            Start::ResumeFrom(base) => {
-                vec![
-                    self.changes_message(&base, current, view)
-                        .unwrap_or_else(|| WatchRankingResponse {
-                            revision: current.revision,
-                            event: Some(Event::Changes(RankingChanges {
-                                changes: Vec::new(),
-                                ranked_count: current.ranking.ranked_count,
-                                publication: None,
-                            })),
-                        }),
-                ]
-            }
-            Start::Reset(reason) => {
-                let reset = WatchRankingResponse {
-                    revision: current.revision,
-                    event: Some(Event::Reset(Reset {
-                        reason: reset_reason(reason).into(),
-                        requested_revision: requested,
-                    })),
-                };
-                std::iter::once(reset)
-                    .chain(self.snapshot_messages(current, view))
-                    .collect()
-            }
-        }
+        opening(
+            start,
+            requested,
+            || self.snapshot_messages(current, view),
+            |base| {
+                self.changes_message(&base, current, view)
+                    .unwrap_or_else(|| WatchRankingResponse {
+                        revision: current.revision,
+                        event: Some(Event::Changes(RankingChanges {
+                            changes: Vec::new(),
+                            ranked_count: current.ranking.ranked_count,
+                            publication: None,
+                        })),
+                    })
+            },
+            |reset| WatchRankingResponse {
+                revision: current.revision,
+                event: Some(Event::Reset(reset)),
+            },
+        )
     }
 
     fn changes_message(
@@ -482,30 +473,52 @@ impl RankingApi {
                 }))
                 .collect::<Vec<_>>()
         };
-        match start {
-            Start::Snapshot => snapshot(),
-            Start::ResumeFrom(base) => vec![
+        opening(
+            start,
+            requested,
+            snapshot,
+            |base| {
                 alerts::changes_message(&self.catalog, &base, current).unwrap_or(
                     WatchAlertsResponse {
                         revision: current.revision,
                         event: Some(AlertEvent::Changes(AlertChanges::default())),
                     },
-                ),
-            ],
-            Start::Reset(reason) => {
-                let reset = WatchAlertsResponse {
-                    revision: current.revision,
-                    event: Some(AlertEvent::Reset(Reset {
-                        reason: reset_reason(reason).into(),
-                        requested_revision: requested,
-                    })),
-                };
-                std::iter::once(reset).chain(snapshot()).collect()
-            }
+                )
+            },
+            |reset| WatchAlertsResponse {
+                revision: current.revision,
+                event: Some(AlertEvent::Reset(reset)),
+            },
+        )
+    }
+}
+
+/// The first messages of a live stream (WatchRanking, WatchAlerts) from its `start`: a
+/// `snapshot`; when resuming, the message `resumed` makes of the changes from the client's
+/// state (always one, even with nothing changed: it tells the client it resumed); or a
+/// `Reset` saying why the `requested` revision cannot be resumed (made a message by
+/// `reset`), followed by a snapshot.
+fn opening<S, M>(
+    start: Start<S>,
+    requested: u64,
+    snapshot: impl FnOnce() -> Vec<M>,
+    resumed: impl FnOnce(Arc<S>) -> M,
+    reset: impl FnOnce(Reset) -> M,
+) -> Vec<M> {
+    match start {
+        Start::Snapshot => snapshot(),
+        Start::ResumeFrom(base) => vec![resumed(base)],
+        Start::Reset(reason) => {
+            let reset = reset(Reset {
+                reason: reset_reason(reason).into(),
+                requested_revision: requested,
+            });
+            std::iter::once(reset).chain(snapshot()).collect()
         }
     }
 }
 
+/// The protobuf value of why a stream cannot resume.
 fn reset_reason(reason: ResetReason) -> PbResetReason {
     match reason {
         ResetReason::TooOld => PbResetReason::RevisionTooOld,
