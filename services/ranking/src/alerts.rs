@@ -36,7 +36,8 @@ use tracing::{debug, warn};
 
 use crate::{
     error::Error,
-    resume::{self, Digest, HISTORY_STATES, History, Start},
+    hub::Resumable,
+    resume::{self, Digest, Start},
 };
 
 /// One published state of the alerts.
@@ -95,8 +96,7 @@ pub struct Alerts {
 
 #[derive(Debug)]
 struct Inner {
-    sender: watch::Sender<Arc<AlertsState>>,
-    history: Mutex<History<AlertsState>>,
+    states: Resumable<AlertsState>,
     rules: LiveAlertRules,
     /// When every rule was last evaluated.
     evaluated_at: Mutex<Option<OffsetDateTime>>,
@@ -150,28 +150,18 @@ impl Alerts {
             book,
             rules: status,
         });
-        let mut history = History::new(HISTORY_STATES, resume::HISTORY_ROWS);
-        history.push(first.revision, first.clone(), 0);
         Self {
             inner: Arc::new(Inner {
-                sender: watch::channel(first).0,
-                history: Mutex::new(history),
+                states: Resumable::new(first.revision, first, 0),
                 rules,
                 evaluated_at: Mutex::default(),
             }),
         }
     }
 
-    fn history(&self) -> std::sync::MutexGuard<'_, History<AlertsState>> {
-        self.inner
-            .history
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// The alerts now.
     pub fn current(&self) -> Arc<AlertsState> {
-        self.inner.sender.borrow().clone()
+        self.inner.states.current()
     }
 
     /// When the rules were all last evaluated.
@@ -186,32 +176,27 @@ impl Alerts {
     /// A new subscriber, resuming from `resume_revision` if this replica still keeps it
     /// (0: a snapshot).
     pub fn subscribe(&self, resume_revision: u64) -> AlertsSubscription {
-        let history = self.history();
-        let mut updates = self.inner.sender.subscribe();
-        let current = updates.borrow_and_update().clone();
-        let start = resume::start(&history, resume_revision);
-        (updates, current, start)
+        self.inner.states.subscribe(resume_revision)
     }
 
     /// Publishes `book` and `rules` under the next revision when they differ from the
     /// current state, and sets the Prometheus series of the alerts that changed.
     fn publish(&self, book: Book, rules: RulesStatus) {
-        let mut history = self.history();
-        let current = self.inner.sender.borrow().clone();
-        let changes = govpulse_core::alerts::changes(&current.book, &book);
-        if changes.is_empty() && current.rules == rules {
-            return;
-        }
-        export(&changes);
-        let rows = book.len();
-        let next = Arc::new(AlertsState {
-            revision: resume::next_revision(current.revision, now_ms(), digest(&book, &rules)),
-            previous_revision: current.revision,
-            book,
-            rules,
+        self.inner.states.publish(|current| {
+            let changes = govpulse_core::alerts::changes(&current.book, &book);
+            if changes.is_empty() && current.rules == rules {
+                return None;
+            }
+            export(&changes);
+            let rows = book.len();
+            let next = Arc::new(AlertsState {
+                revision: resume::next_revision(current.revision, now_ms(), digest(&book, &rules)),
+                previous_revision: current.revision,
+                book,
+                rules,
+            });
+            Some((next.revision, next, rows))
         });
-        history.push(next.revision, next.clone(), rows);
-        self.inner.sender.send_replace(next);
     }
 
     /// Evaluates the rules until `stopping` is cancelled: on change notices (gathered for

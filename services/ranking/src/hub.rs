@@ -117,13 +117,74 @@ pub struct Hubs {
     inner: Arc<Inner>,
 }
 
-/// One live ranking: its latest state, and the states before it that a client may resume
-/// from. Publishing and subscribing both hold `history`'s lock, so a subscriber's resume
+/// A state that streams follow and resume from (a live ranking, the alerts): its newest
+/// version on a `watch` channel, and the versions before it that a client may resume from.
+/// Publishing and subscribing both hold the history's lock, so a subscriber's resume
 /// decision and the state it starts from are always consistent.
 #[derive(Debug)]
+pub(crate) struct Resumable<T> {
+    sender: watch::Sender<Arc<T>>,
+    history: Mutex<History<T>>,
+}
+
+impl<T> Resumable<T> {
+    /// `first`, `rows` long, as the first state, under `revision`.
+    pub(crate) fn new(revision: u64, first: Arc<T>, rows: usize) -> Self {
+        let mut history = History::new(HISTORY_STATES, HISTORY_ROWS);
+        history.push(revision, first.clone(), rows);
+        Self {
+            sender: watch::channel(first).0,
+            history: Mutex::new(history),
+        }
+    }
+
+    /// The channel of the newest state, to see who follows it.
+    pub(crate) fn sender(&self) -> &watch::Sender<Arc<T>> {
+        &self.sender
+    }
+
+    /// The newest state.
+    pub(crate) fn current(&self) -> Arc<T> {
+        self.sender.borrow().clone()
+    }
+
+    fn history(&self) -> std::sync::MutexGuard<'_, History<T>> {
+        self.history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A new follower, resuming from `resume_revision` if the history still keeps it (0: a
+    /// snapshot): its receiver (the current state marked as seen), the current state, and
+    /// how its stream starts.
+    pub(crate) fn subscribe(
+        &self,
+        resume_revision: u64,
+    ) -> (watch::Receiver<Arc<T>>, Arc<T>, Start<T>) {
+        let history = self.history();
+        let mut updates = self.sender.subscribe();
+        let current = updates.borrow_and_update().clone();
+        let start = resume::start(&history, resume_revision);
+        (updates, current, start)
+    }
+
+    /// Publishes the state `next` makes of the current one, if it makes one (none: nothing
+    /// changed), with its revision and how many rows it holds; `next` runs under the
+    /// history's lock, so that the comparison and the publication are one step.
+    pub(crate) fn publish(&self, next: impl FnOnce(&Arc<T>) -> Option<(u64, Arc<T>, usize)>) {
+        let mut history = self.history();
+        let Some((revision, state, rows)) = next(&self.current()) else {
+            return;
+        };
+        history.push(revision, state.clone(), rows);
+        self.sender.send_replace(state);
+    }
+}
+
+/// One live ranking: its states ([`Resumable`]) and the task that computes them.
+#[derive(Debug)]
 struct Live {
-    sender: watch::Sender<Arc<Published>>,
-    history: Mutex<History<Published>>,
+    states: Resumable<Published>,
     /// Ends its task (when another query needs its place).
     ended: CancellationToken,
     /// Asks its task to recompute now (a subscriber came back to a lingering ranking).
@@ -131,20 +192,11 @@ struct Live {
 }
 
 impl Live {
-    fn history(&self) -> std::sync::MutexGuard<'_, History<Published>> {
-        self.history
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// A live ranking whose first state is `ranking`.
     fn start(query: &Query, ranking: Ranking) -> Self {
         let first = Published::next(query, ranking, 0);
-        let mut history = History::new(HISTORY_STATES, HISTORY_ROWS);
-        history.push(first.revision, first.clone(), first.ranking.rows.len());
         Self {
-            sender: watch::channel(first).0,
-            history: Mutex::new(history),
+            states: Resumable::new(first.revision, first.clone(), first.ranking.rows.len()),
             ended: CancellationToken::new(),
             poke: Notify::new(),
         }
@@ -152,7 +204,7 @@ impl Live {
 
     /// Whether nobody watches it (it lingers).
     fn lingers(&self) -> bool {
-        self.sender.receiver_count() == 0
+        self.states.sender().receiver_count() == 0
     }
 
     /// Publishes a new state under the next revision.
@@ -160,34 +212,24 @@ impl Live {
     /// what subscribers are shown; the comparison and the publication under one lock, since
     /// a subscriber coming back to a lingering ranking publishes too.
     fn publish_if_changed(&self, query: &Query, ranking: Ranking) {
-        let mut history = self.history();
-        let changed = {
-            let current = self.sender.borrow();
-            current.ranking.ranked_count != ranking.ranked_count
+        self.states.publish(|current| {
+            let changed = current.ranking.ranked_count != ranking.ranked_count
                 || current.ranking.period != ranking.period
                 || current.ranking.publication != ranking.publication
-                || !diff(&current.ranking.rows, &ranking.rows).is_empty()
-        };
-        if !changed {
-            return;
-        }
-        let previous = self.sender.borrow().revision;
-        let published = Published::next(query, ranking, previous);
-        history.push(
-            published.revision,
-            published.clone(),
-            published.ranking.rows.len(),
-        );
-        self.sender.send_replace(published);
+                || !diff(&current.ranking.rows, &ranking.rows).is_empty();
+            if !changed {
+                return None;
+            }
+            let published = Published::next(query, ranking, current.revision);
+            let rows = published.ranking.rows.len();
+            Some((published.revision, published, rows))
+        });
     }
 
     /// A new subscriber: its receiver (the current state marked as seen), the current
     /// state and how its stream starts.
     fn subscribe(&self, resume_revision: u64) -> Subscription {
-        let history = self.history();
-        let mut updates = self.sender.subscribe();
-        let current = updates.borrow_and_update().clone();
-        let start = resume::start(&history, resume_revision);
+        let (updates, current, start) = self.states.subscribe(resume_revision);
         Subscription {
             updates,
             current,
@@ -441,7 +483,7 @@ impl Hubs {
         live: Arc<Live>,
         mut notices: broadcast::Receiver<ChangeNotice>,
     ) {
-        let sender = &live.sender;
+        let sender = live.states.sender();
         let timing = self.inner.timing;
         let mut refresh = tokio::time::interval_at(Instant::now() + timing.refresh, timing.refresh);
         let mut due: Option<Instant> = None;
@@ -454,7 +496,7 @@ impl Hubs {
         let mut days: Option<Period> = None;
         // When a shown agency turns stale if nothing arrives: the ranking is computed again
         // then, so its subscribers see the flag without waiting for the refresh tick.
-        let mut turns_stale = next_staleness(&live.sender.borrow().ranking);
+        let mut turns_stale = next_staleness(&live.states.current().ranking);
         let far = || Instant::now() + Duration::from_secs(3600);
         loop {
             let recompute_at = due.unwrap_or_else(far);
