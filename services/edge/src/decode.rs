@@ -49,7 +49,8 @@ pub fn timestamp(ts: &Timestamp) -> Option<OffsetDateTime> {
         .ok()
 }
 
-/// The id of `field`, `raw` taken as it is (no copy of text already owned) by `parse`.
+/// The id `parse` reads from `raw` (text already owned is not copied), or a violation of
+/// `field` saying why it is malformed.
 fn id_field<T>(
     position: Option<usize>,
     field: &str,
@@ -88,9 +89,9 @@ const PROCEDURE_ID: Listed<ProcedureId> = Listed {
 };
 
 impl<I> Listed<I> {
-    /// The catalog's entry for `raw`, as the catalog `found` it (its id is the catalog's own,
-    /// shared: no copy of the text); an unknown one is refused as a malformed id or, if well
-    /// formed, as unknown.
+    /// The entry the catalog `found` for `raw` (its id is the catalog's own, shared: no copy
+    /// of the text); none is a violation of the field: a malformed id or, if well formed, an
+    /// unknown one.
     fn known<'c, T>(
         &self,
         position: Option<usize>,
