@@ -8,7 +8,7 @@ use govpulse_core::{
     backlog::{self, Stage, StageEvent},
     counting::{Content, Uncorrectable},
     freshness::{Activity, DailyEvents, Seen},
-    period::{VIETNAM, vietnam_day},
+    period::{VIETNAM, parse_day, vietnam_day},
 };
 use time::{
     Date, OffsetDateTime,
@@ -91,14 +91,15 @@ fn key(root: &str, agency: &str) -> Vec<AgencyKey> {
 
 async fn read_one(store: &dyn CounterStore, root: &str, agency: &str, period: &str) -> Counters {
     let period = Period::parse(period, date!(2026 - 12 - 31)).expect("valid period");
-    store
-        .read(GroupsRead {
+    read_all(
+        store,
+        GroupsRead {
             groups: &[key(root, agency)],
             buckets: &period.cover(),
             needs: &Needs::everything(),
-        })
-        .await
-        .expect("read")[0]
+        },
+    )
+    .await[0]
 }
 
 /// A new event is counted; the same event id again is a duplicate and changes nothing.
@@ -215,17 +216,18 @@ pub async fn units_count_for_their_ancestors(store: &dyn CounterStore) {
     let fees = |buckets: Vec<Bucket>| async move {
         let groups =
             ["hb-commune", "hb-district", "hoa-binh", "hb-other"].map(|a| key("hoa-binh", a));
-        store
-            .read(GroupsRead {
+        read_all(
+            store,
+            GroupsRead {
                 groups: &groups,
                 buckets: &buckets,
                 needs: &Needs::everything(),
-            })
-            .await
-            .expect("read")
-            .iter()
-            .map(|c| c.get(Counter::FeePaid))
-            .collect::<Vec<u64>>()
+            },
+        )
+        .await
+        .iter()
+        .map(|c| c.get(Counter::FeePaid))
+        .collect::<Vec<u64>>()
     };
     store
         .apply(&[write("u1", &chain, day, &[Counter::FeePaid], None)])
@@ -391,31 +393,17 @@ pub async fn distinct_procedures_are_exact_over_ranges(store: &dyn CounterStore)
         ),
     ];
     store.apply(&events).await.expect("apply");
-    let distinct = |c: Counters| c.procedures_with_online_dossiers;
-    assert_eq!(
-        distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-01").await),
-        1
-    );
-    assert_eq!(
-        distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-02").await),
-        2
-    );
-    assert_eq!(
-        distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-01-31..2026-02-02").await),
-        2
-    );
-    assert_eq!(
-        distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-Q1").await),
-        2
-    );
-    assert_eq!(
-        distinct(read_one(store, "quang-ninh", "quang-ninh", "2026").await),
-        3
-    );
-    assert_eq!(
-        distinct(read_one(store, "quang-ninh", "quang-ninh", "2026-01-01..2026-05-02").await),
-        3
-    );
+    for (period, expected) in [
+        ("2026-01", 1),
+        ("2026-02", 2),
+        ("2026-01-31..2026-02-02", 2),
+        ("2026-Q1", 2),
+        ("2026", 3),
+        ("2026-01-01..2026-05-02", 3),
+    ] {
+        let read = read_one(store, "quang-ninh", "quang-ninh", period).await;
+        assert_eq!(read.procedures_with_online_dossiers, expected, "{period}");
+    }
 }
 
 /// The distinct count of each of many groups in one read (a block of a province's 1,203
@@ -453,14 +441,15 @@ pub async fn many_groups_union_exactly(store: &dyn CounterStore) {
         counters: Vec::new(),
         distinct: true,
     };
-    let read = store
-        .read(GroupsRead {
+    let read = read_all(
+        store,
+        GroupsRead {
             groups: &groups,
             buckets: &period.cover(),
             needs: &needs,
-        })
-        .await
-        .expect("read");
+        },
+    )
+    .await;
     let got: Vec<u64> = read
         .iter()
         .map(|c| c.procedures_with_online_dossiers)
@@ -493,8 +482,9 @@ pub async fn mixed_batches_keep_positions_and_sum(store: &dyn CounterStore) {
         };
         assert_eq!(*outcome, expected, "event {i}");
     }
-    let all = store
-        .read(GroupsRead {
+    let all = read_all(
+        store,
+        GroupsRead {
             groups: &[
                 key("an-giang", "an-giang"),
                 key("ca-mau", "ca-mau"),
@@ -502,9 +492,9 @@ pub async fn mixed_batches_keep_positions_and_sum(store: &dyn CounterStore) {
             ],
             buckets: &[Bucket::Day(day)],
             needs: &Needs::everything(),
-        })
-        .await
-        .expect("read");
+        },
+    )
+    .await;
     let got: Vec<(u64, u64)> = all
         .iter()
         .map(|c| (c.get(Counter::Received), c.get(Counter::ReceivedOnline)))
@@ -532,14 +522,15 @@ pub async fn groups_sum_and_union_exactly(store: &dyn CounterStore) {
     store.apply(&events).await.expect("apply");
     let mut merged = key("tuyen-quang", "tuyen-quang");
     merged.extend(key("ha-giang", "ha-giang"));
-    let read = store
-        .read(GroupsRead {
+    let read = read_all(
+        store,
+        GroupsRead {
             groups: &[merged, key("ha-giang", "ha-giang")],
             buckets: &[Bucket::Year(2024)],
             needs: &Needs::everything(),
-        })
-        .await
-        .expect("read");
+        },
+    )
+    .await;
     let summary: Vec<(u64, u64, u64)> = read
         .iter()
         .map(|c| {
@@ -578,14 +569,12 @@ pub async fn reads_fetch_what_is_needed(store: &dyn CounterStore) {
         distinct: false,
     };
     let buckets = Period::parse("2026-04", day).expect("period").cover();
-    let read = store
-        .read(GroupsRead {
-            groups: &[key("ha-noi", "ha-noi")],
-            buckets: &buckets,
-            needs: &needs,
-        })
-        .await
-        .expect("read")[0];
+    let april = GroupsRead {
+        groups: &[key("ha-noi", "ha-noi")],
+        buckets: &buckets,
+        needs: &needs,
+    };
+    let read = read_all(store, april).await[0];
     assert_eq!(
         (
             read.get(Counter::Received),
@@ -605,14 +594,14 @@ pub async fn reads_fetch_what_is_needed(store: &dyn CounterStore) {
         counters: vec![],
         distinct: true,
     };
-    let read = store
-        .read(GroupsRead {
-            groups: &[key("ha-noi", "ha-noi")],
-            buckets: &buckets,
+    let read = read_all(
+        store,
+        GroupsRead {
             needs: &distinct_only,
-        })
-        .await
-        .expect("read")[0];
+            ..april
+        },
+    )
+    .await[0];
     assert_eq!(
         (
             read.get(Counter::Received),
@@ -625,16 +614,27 @@ pub async fn reads_fetch_what_is_needed(store: &dyn CounterStore) {
         distinct: false,
     };
     assert_eq!(
-        store
-            .read(GroupsRead {
-                groups: &[key("ha-noi", "ha-noi")],
-                buckets: &buckets,
-                needs: &nothing
-            })
-            .await
-            .expect("read"),
+        read_all(
+            store,
+            GroupsRead {
+                needs: &nothing,
+                ..april
+            }
+        )
+        .await,
         [Counters::default()]
     );
+}
+
+/// What keeping `publication` answers: `None` when this call kept it, else the bytes kept
+/// before.
+async fn kept(store: &dyn CounterStore, publication: NewPublication<'_>) -> Option<Vec<u8>> {
+    store.keep_publication(publication).await.expect("keep")
+}
+
+/// What the store reads for `read`.
+async fn read_all(store: &dyn CounterStore, read: GroupsRead<'_>) -> Vec<Counters> {
+    store.read(read).await.expect("read")
 }
 
 /// `read.counters` of each of `read.of.children` (in the parent's tree) read alone, over
@@ -650,14 +650,12 @@ async fn each_alone(store: &dyn CounterStore, read: ChildrenRead<'_>) -> Vec<Cou
         counters: read.counters.to_vec(),
         distinct: false,
     };
-    store
-        .read(GroupsRead {
-            groups: &groups,
-            buckets: read.buckets,
-            needs: &needs,
-        })
-        .await
-        .expect("read")
+    let alone = GroupsRead {
+        groups: &groups,
+        buckets: read.buckets,
+        needs: &needs,
+    };
+    read_all(store, alone).await
 }
 
 /// `counters` of `children` under `parent`, over no bucket yet.
@@ -838,22 +836,24 @@ async fn open_past_due_at_end(
         counters: backlog::DUE_COUNTERS.to_vec(),
         distinct: false,
     };
-    let mut totals = store
-        .read(GroupsRead {
+    let mut totals = read_all(
+        store,
+        GroupsRead {
             groups,
             buckets: &plan.add,
             needs: &needs,
-        })
-        .await
-        .expect("read");
-    let outside = store
-        .read(GroupsRead {
+        },
+    )
+    .await;
+    let outside = read_all(
+        store,
+        GroupsRead {
             groups,
             buckets: &plan.subtract,
             needs: &needs,
-        })
-        .await
-        .expect("read");
+        },
+    )
+    .await;
     for (total, outside) in totals.iter_mut().zip(&outside) {
         total.subtract(outside);
     }
@@ -876,73 +876,47 @@ pub async fn dossiers_are_open_past_due_from_their_due_day_to_their_resolution(
     store: &dyn CounterStore,
 ) {
     let chain = ["hb-dept", "hoa-binh"];
-    let dossier_event = |event: &str, dossier: &str, day: Date, due: Option<OffsetDateTime>| {
+    let on = |raw: &str| parse_day(raw).expect("valid day");
+    let dossier_event = |event: &str, dossier: &str, day: Date, stage: StageEvent| {
         let mut w = write(event, &chain, day, &[Counter::Received], None);
         w.dossier = DossierId::parse(dossier).expect("valid id");
-        w.stage = Some(match due {
-            Some(due) => StageEvent::Received {
-                due_day: Some(vietnam_day(due)),
-            },
-            None => StageEvent::Resolved { day },
-        });
+        w.stage = Some(stage);
         w
     };
-    let due = |day: Date| {
-        Some(
-            day.with_hms(17, 0, 0)
-                .expect("valid time")
-                .assume_offset(VIETNAM),
-        )
+    let received = |event: &str, dossier: &str, day: &str, due: OffsetDateTime| {
+        let due_day = Some(vietnam_day(due));
+        dossier_event(event, dossier, on(day), StageEvent::Received { due_day })
+    };
+    let resolved = |event: &str, dossier: &str, day: &str| {
+        let day = on(day);
+        dossier_event(event, dossier, day, StageEvent::Resolved { day })
+    };
+    // Due at five in the afternoon of `day`, Vietnam time.
+    let due = |day: &str| {
+        on(day)
+            .with_hms(17, 0, 0)
+            .expect("valid time")
+            .assume_offset(VIETNAM)
     };
     // A: due 00:30 on 31 December in Vietnam (still 30 December in UTC), resolved on
     // 5 January. B: its resolution (10 February) arrives before its reception (due
     // 1 February). C: due 15 January, never resolved. D: resolved before it was due. E:
     // resolved on 2 January before it was due (4 January), the resolution arriving first.
-    let a_due = Some(datetime!(2025-12-31 00:30 +7));
+    let a_due = datetime!(2025-12-31 00:30 +7);
     let first = vec![
-        dossier_event("a-rcv", "A", date!(2025 - 12 - 20), a_due),
-        dossier_event("b-res", "B", date!(2026 - 02 - 10), None),
-        dossier_event(
-            "c-rcv",
-            "C",
-            date!(2026 - 01 - 02),
-            due(date!(2026 - 01 - 15)),
-        ),
-        dossier_event(
-            "d-rcv",
-            "D",
-            date!(2026 - 01 - 02),
-            due(date!(2026 - 01 - 25)),
-        ),
-        dossier_event("e-res", "E", date!(2026 - 01 - 02), None),
+        received("a-rcv", "A", "2025-12-20", a_due),
+        resolved("b-res", "B", "2026-02-10"),
+        received("c-rcv", "C", "2026-01-02", due("2026-01-15")),
+        received("d-rcv", "D", "2026-01-02", due("2026-01-25")),
+        resolved("e-res", "E", "2026-01-02"),
     ];
     let second = vec![
-        dossier_event("a-res", "A", date!(2026 - 01 - 05), None),
-        dossier_event(
-            "b-rcv",
-            "B",
-            date!(2026 - 01 - 20),
-            due(date!(2026 - 02 - 01)),
-        ),
-        dossier_event("d-res", "D", date!(2026 - 01 - 10), None),
-        dossier_event(
-            "e-rcv",
-            "E",
-            date!(2025 - 12 - 28),
-            due(date!(2026 - 01 - 04)),
-        ),
-        dossier_event(
-            "a-rcv-again",
-            "A",
-            date!(2026 - 01 - 06),
-            due(date!(2026 - 03 - 01)),
-        ),
-        dossier_event(
-            "c-rcv-again",
-            "C",
-            date!(2026 - 01 - 06),
-            due(date!(2026 - 01 - 20)),
-        ),
+        resolved("a-res", "A", "2026-01-05"),
+        received("b-rcv", "B", "2026-01-20", due("2026-02-01")),
+        resolved("d-res", "D", "2026-01-10"),
+        received("e-rcv", "E", "2025-12-28", due("2026-01-04")),
+        received("a-rcv-again", "A", "2026-01-06", due("2026-03-01")),
+        received("c-rcv-again", "C", "2026-01-06", due("2026-01-20")),
     ];
     store.apply(&first).await.expect("apply");
     let again = Applied::Repeated {
@@ -1835,43 +1809,26 @@ pub async fn publications_are_kept_once_and_listed_newest_first(store: &dyn Coun
     let at = datetime!(2026-12-05 07:15:17.589 UTC);
     // Not text: every byte value, and more than one network packet of them.
     let body: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let w49 = NewPublication {
+        id: "w49",
+        published_at: at,
+        body: &body,
+        summary: b"s-w49",
+    };
+    assert_eq!(kept(store, w49).await, None, "kept");
     assert_eq!(
-        store
-            .keep_publication(NewPublication {
-                id: "w49",
-                published_at: at,
-                body: &body,
-                summary: b"s-w49"
-            })
-            .await
-            .expect("keep"),
-        None,
-        "kept"
-    );
-    assert_eq!(
-        store
-            .keep_publication(NewPublication {
-                id: "w49",
-                published_at: at,
-                body: &body,
-                summary: b"s-w49"
-            })
-            .await
-            .expect("keep again"),
+        kept(store, w49).await,
         Some(body.clone()),
         "the same again: nothing written, the bytes kept answered"
     );
-    let later = at + time::Duration::days(7);
+    let other = NewPublication {
+        published_at: at + time::Duration::days(7),
+        body: b"other",
+        summary: b"s-other",
+        ..w49
+    };
     assert_eq!(
-        store
-            .keep_publication(NewPublication {
-                id: "w49",
-                published_at: later,
-                body: b"other",
-                summary: b"s-other"
-            })
-            .await
-            .expect("keep other bytes"),
+        kept(store, other).await,
         Some(body.clone()),
         "other bytes under a kept id: the first ones answered, nothing overwritten"
     );
@@ -1890,16 +1847,16 @@ pub async fn publications_are_kept_once_and_listed_newest_first(store: &dyn Coun
     let ms = time::Duration::milliseconds;
     let keep = |id: &'static str, at: OffsetDateTime| async move {
         let summary = format!("s-{id}");
-        let earlier = store
-            .keep_publication(NewPublication {
+        let earlier = kept(
+            store,
+            NewPublication {
                 id,
                 published_at: at,
                 body: id.as_bytes(),
                 summary: summary.as_bytes(),
-            })
-            .await
-            .expect("keep");
-        assert_eq!(earlier, None, "{id} is new");
+            },
+        );
+        assert_eq!(earlier.await, None, "{id} is new");
     };
     keep("w48", at - time::Duration::days(7)).await;
     keep("tie-b", at + ms(5)).await;
