@@ -22,6 +22,14 @@ use crate::{
     notices::LocalNotices, publications::order_score,
 };
 
+/// `agency`'s arrivals, none yet if it had none.
+fn arrivals_of<'a>(
+    arrivals: &'a mut HashMap<AgencyId, Arrivals>,
+    agency: &AgencyId,
+) -> &'a mut Arrivals {
+    arrivals.entry(agency.clone()).or_default()
+}
+
 /// Adds a plan's sums to `counters`, never below zero.
 fn add_sums(counters: &mut Counters, sums: &govpulse_core::counting::CounterSums) {
     for (counter, n) in sums.nonzero() {
@@ -233,18 +241,12 @@ impl CounterStore for MemoryStore {
             *kept = kept.latest(*seen);
         }
         for ((agency, day), n) in &plan.arrivals {
-            inner
-                .arrivals
-                .entry((*agency).clone())
-                .or_default()
+            arrivals_of(&mut inner.arrivals, agency)
                 .accepted
                 .add(*day, *n);
         }
         for ((agency, day), n) in &plan.rejected {
-            inner
-                .arrivals
-                .entry((*agency).clone())
-                .or_default()
+            arrivals_of(&mut inner.arrivals, agency)
                 .rejected
                 .add(*day, *n);
         }

@@ -30,70 +30,53 @@ async fn two_writers(url: String, prefix: &str) -> (RedisStore, RedisStore) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_store_counts_each_id_once_for_concurrent_writers() {
-    let server = RedisServer::start().expect("redis-server starts");
-    let (a, b) = two_writers(server.url(), "concurrent").await;
+/// Two replicas on the Redis at `url` (one server or a cluster), writing and keeping at the
+/// same moment: each id counted once, one publication kept, every change notice heard by
+/// both.
+async fn two_replicas_agree(url: String) {
+    let (a, b) = two_writers(url.clone(), "concurrent").await;
     conformance::concurrent_writers_count_each_id_once(&a, &b).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_cluster_store_counts_each_id_once_for_concurrent_writers() {
-    let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
-    let (a, b) = two_writers(cluster.url(), "concurrent").await;
-    conformance::concurrent_writers_count_each_id_once(&a, &b).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_store_keeps_one_publication_for_concurrent_writers() {
-    let server = RedisServer::start().expect("redis-server starts");
-    let (a, b) = two_writers(server.url(), "publications").await;
+    let (a, b) = two_writers(url.clone(), "publications").await;
     conformance::concurrent_keeps_keep_one_publication(&a, &b).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_cluster_store_keeps_one_publication_for_concurrent_writers() {
-    let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
-    let (a, b) = two_writers(cluster.url(), "publications").await;
-    conformance::concurrent_keeps_keep_one_publication(&a, &b).await;
-}
-
-#[tokio::test]
-async fn redis_store_notices_reach_every_replica() {
-    let server = RedisServer::start().expect("redis-server starts");
-    let (a, b) = two_writers(server.url(), "notices").await;
+    // On a cluster, published through the cluster connection (any node) and heard by
+    // subscriptions to the first node: classic pub/sub reaches every node of a cluster.
+    let (a, b) = two_writers(url, "notices").await;
     conformance::notices_reach_every_subscriber(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_replicas_agree() {
+    let server = RedisServer::start().expect("redis-server starts");
+    two_replicas_agree(server.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_store_replicas_agree() {
+    let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
+    two_replicas_agree(cluster.url()).await;
+}
+
+/// The whole suite against the Redis at `url`, each check's store under a key prefix of its
+/// own (`<prefix><n>`).
+async fn redis_at_conforms(url: String, prefix: &str) {
+    let mut n = 0;
+    conformance::run_all(|| {
+        n += 1;
+        connect(url.clone(), format!("{prefix}{n}"))
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn redis_store_conforms() {
     let server = RedisServer::start().expect("redis-server starts");
-    let mut n = 0;
-    conformance::run_all(|| {
-        n += 1;
-        connect(server.url(), format!("conformance{n}"))
-    })
-    .await;
+    redis_at_conforms(server.url(), "conformance").await;
 }
 
 #[tokio::test]
 async fn redis_cluster_store_conforms() {
     let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
-    let mut n = 0;
-    conformance::run_all(|| {
-        n += 1;
-        connect(cluster.url(), format!("cluster{n}"))
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn redis_cluster_store_notices_reach_every_replica() {
-    // Published through the cluster connection (any node), heard by subscriptions to the
-    // first node: classic pub/sub reaches every node of a cluster.
-    let cluster = RedisCluster::start().expect("a three-master redis cluster starts");
-    let (a, b) = two_writers(cluster.url(), "notices").await;
-    conformance::notices_reach_every_subscriber(&a, &b).await;
+    redis_at_conforms(cluster.url(), "cluster").await;
 }
 
 #[tokio::test]
