@@ -130,19 +130,18 @@ impl RankingApi {
         Ok(Response::new(response.into_inner()))
     }
 
-    /// The service over a catalog, an aggregate client and the live rankings.
+    /// The service over the live rankings (and their catalog and aggregate client) and the
+    /// alerts, a stream's heartbeat every `heartbeat`, ending its streams when `stopping`.
     pub fn new(
-        catalog: Arc<Catalog>,
-        aggregate: AggregateServiceClient<Channel>,
         hubs: Hubs,
         alerts: Alerts,
         heartbeat: Duration,
         stopping: CancellationToken,
     ) -> Self {
-        let catalog_for_publishers = catalog.clone();
+        let catalog = hubs.catalog().clone();
         Self {
-            catalog,
-            aggregate,
+            catalog: catalog.clone(),
+            aggregate: hubs.aggregate().clone(),
             hubs,
             alerts,
             heartbeat,
@@ -151,7 +150,7 @@ impl RankingApi {
             readers: None,
             watchers: Arc::default(),
             max_watches: usize::MAX,
-            publishers: Arc::new(Authenticator::new(catalog_for_publishers, None, false)),
+            publishers: Arc::new(Authenticator::new(catalog, None, false)),
         }
     }
 

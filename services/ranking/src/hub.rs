@@ -402,6 +402,16 @@ impl Hubs {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The aggregate service the live rankings read from.
+    pub fn aggregate(&self) -> &AggregateServiceClient<Channel> {
+        &self.inner.aggregate
+    }
+
+    /// The catalog the live rankings rank.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.inner.catalog
+    }
+
     /// The ranking rules (minimum volume) of this replica.
     pub fn rules(&self) -> Rules {
         self.inner.rules

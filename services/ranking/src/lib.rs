@@ -285,20 +285,13 @@ impl Server {
         );
         let heartbeat = Duration::from_millis(config.heartbeat_ms.max(1));
         let dashboard = dashboard::Dashboard::new(heartbeat);
-        let api = RankingApi::new(
-            catalog.clone(),
-            aggregate.clone(),
-            hubs,
-            alerts.clone(),
-            heartbeat,
-            host.stopping(),
-        )
-        .with_profiles(profiles.clone())
-        .with_watchers(
-            readers.as_ref().map(|auth| auth.as_ref().clone()),
-            config.max_watches_per_caller,
-        )
-        .with_publishers(publishers);
+        let api = RankingApi::new(hubs, alerts.clone(), heartbeat, host.stopping())
+            .with_profiles(profiles.clone())
+            .with_watchers(
+                readers.as_ref().map(|auth| auth.as_ref().clone()),
+                config.max_watches_per_caller,
+            )
+            .with_publishers(publishers);
         info!(addr = %host.local_addr(), aggregate = %config.aggregate_url, "ranking bound");
         Ok(Self {
             host,
