@@ -836,13 +836,13 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::testing::{Table, catalog_of, id as agency};
 
     fn catalog() -> Catalog {
-        Catalog::builder()
-            .provinces_csv("p", "code,id,name\n17,hoa-binh,Hòa Bình\n")
-            .and_then(|b| b.ministries_csv("m", "id,name_en\nmof,Finance\n"))
-            .and_then(crate::CatalogBuilder::build)
-            .expect("valid")
+        catalog_of(&[
+            (Table::Provinces, "code,id,name\n17,hoa-binh,Hòa Bình\n"),
+            (Table::Ministries, "id,name_en\nmof,Finance\n"),
+        ])
     }
 
     fn rule(condition: Condition, hold: Duration) -> Rule {
@@ -855,28 +855,29 @@ mod tests {
         }
     }
 
-    fn agency(id: &str) -> AgencyId {
-        AgencyId::parse(id).expect("agency id")
-    }
-
     fn observed(id: &str) -> Observation {
         Observation::of(agency(id))
+    }
+
+    /// A silent rule that allows `after` of silence and fires at once.
+    fn silent_rule(after: Duration) -> Rule {
+        rule(Condition::Silent { after }, Duration::ZERO)
+    }
+
+    /// Agency `id`, which last had an event accepted `ago` before [`NOW`].
+    fn heard(id: &str, ago: Duration) -> Observation {
+        let mut o = observed(id);
+        o.seen.last_accepted = Some(NOW - ago);
+        o
     }
 
     const NOW: OffsetDateTime = datetime!(2026-12-05 10:00 UTC);
 
     #[test]
     fn silence_fires_at_the_end_of_the_allowed_silence_and_says_when() {
-        let silent = rule(
-            Condition::Silent {
-                after: Duration::hours(2),
-            },
-            Duration::ZERO,
-        );
-        let mut quiet = observed("a");
-        quiet.seen.last_accepted = Some(NOW - Duration::hours(3));
-        let mut recent = observed("b");
-        recent.seen.last_accepted = Some(NOW - Duration::minutes(30));
+        let silent = silent_rule(Duration::hours(2));
+        let quiet = heard("a", Duration::hours(3));
+        let recent = heard("b", Duration::minutes(30));
         let never = observed("c");
         let mut book = Book::default();
         let next = book.apply(&silent, &[quiet, recent, never], NOW);
@@ -1003,14 +1004,8 @@ mod tests {
 
     #[test]
     fn rules_of_a_dropped_rule_resolve() {
-        let silent = rule(
-            Condition::Silent {
-                after: Duration::hours(1),
-            },
-            Duration::ZERO,
-        );
-        let mut quiet = observed("a");
-        quiet.seen.last_accepted = Some(NOW - Duration::hours(3));
+        let silent = silent_rule(Duration::hours(1));
+        let quiet = heard("a", Duration::hours(3));
         let mut book = Book::default();
         book.apply(&silent, &[quiet], NOW);
         assert_eq!(book.len(), 1);

@@ -833,6 +833,7 @@ mod tests {
     use time::macros::date;
 
     use super::*;
+    use crate::testing::{Table, catalog_of, id};
 
     const PROVINCES: &str = "code,id,name,name_ascii,region\n01,ha-noi,Hà Nội,Ha Noi,x\n17,hoa-binh,Hòa Bình,Hoa Binh,y\n";
     const MINISTRIES: &str = "id,name_en\nmof,Ministry of Finance\n";
@@ -842,17 +843,17 @@ mod tests {
         p4,mof,Customs,full,false\n";
 
     fn catalog() -> Catalog {
-        Catalog::builder()
-            .provinces_csv("provinces", PROVINCES)
-            .and_then(|b| b.ministries_csv("ministries", MINISTRIES))
-            .and_then(|b| b.units_csv("units", UNITS))
-            .and_then(|b| b.procedures_csv("procedures", PROCEDURES))
-            .and_then(CatalogBuilder::build)
-            .expect("valid catalog")
+        catalog_with(PROCEDURES)
     }
 
-    fn id(s: &str) -> AgencyId {
-        AgencyId::parse(s).expect("valid id")
+    /// The agencies above, providing `procedures`.
+    fn catalog_with(procedures: &str) -> Catalog {
+        catalog_of(&[
+            (Table::Provinces, PROVINCES),
+            (Table::Ministries, MINISTRIES),
+            (Table::Units, UNITS),
+            (Table::Procedures, procedures),
+        ])
     }
 
     #[test]
@@ -921,18 +922,9 @@ mod tests {
         b,hn-dept,Created,partial,false,2025-07-01,\n\
         c,ha-noi,Abolished,full,true,,2024-12-31\n";
 
-    fn dated() -> Catalog {
-        Catalog::builder()
-            .provinces_csv("provinces", PROVINCES)
-            .and_then(|b| b.units_csv("units", UNITS))
-            .and_then(|b| b.procedures_csv("procedures", DATED))
-            .and_then(CatalogBuilder::build)
-            .expect("valid catalog")
-    }
-
     #[test]
     fn provision_facts_are_those_of_the_day_asked() {
-        let c = dated();
+        let c = catalog_with(DATED);
         let facts = |agency: &str, day: Date| {
             let f = c.provision_facts(&id(agency), day);
             (
@@ -959,7 +951,7 @@ mod tests {
 
     #[test]
     fn a_procedure_is_provided_as_its_span_of_the_day_says() {
-        let c = dated();
+        let c = catalog_with(DATED);
         let a = c
             .procedure(&ProcedureId::parse("a").expect("id"))
             .expect("a");

@@ -1082,11 +1082,8 @@ mod tests {
     use time::macros::{date, datetime};
 
     use super::*;
+    use crate::testing::id;
     use crate::{ProcedureId, catalog::Provision};
-
-    fn id(raw: &str) -> AgencyId {
-        AgencyId::parse(raw).expect("id")
-    }
 
     fn event(event_id: &str, dossier: &str, kind: EventKind, at: OffsetDateTime) -> DossierEvent {
         DossierEvent {

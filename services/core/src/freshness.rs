@@ -300,6 +300,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::testing::{Table, catalog_of, id as agency};
 
     const POLICY: FreshnessPolicy = FreshnessPolicy {
         silence: Duration::hours(2),
@@ -420,18 +421,13 @@ mod tests {
     }
 
     fn catalog() -> Catalog {
-        Catalog::builder()
-            .provinces_csv(
-                "p",
+        catalog_of(&[
+            (
+                Table::Provinces,
                 "code,id,name\n17,hoa-binh,Hòa Bình\n01,ha-noi,Hà Nội\n",
-            )
-            .and_then(|b| b.units_csv("u", "id,name,parent_id\nhb-dept,Sở,hoa-binh\n"))
-            .and_then(crate::CatalogBuilder::build)
-            .expect("valid")
-    }
-
-    fn agency(raw: &str) -> AgencyId {
-        AgencyId::parse(raw).expect("agency id")
+            ),
+            (Table::Units, "id,name,parent_id\nhb-dept,Sở,hoa-binh\n"),
+        ])
     }
 
     #[test]

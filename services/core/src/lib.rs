@@ -24,6 +24,8 @@ pub mod reading;
 pub mod report;
 pub mod summary;
 pub mod targets;
+#[cfg(test)]
+mod testing;
 
 pub use catalog::{
     Agency, Block, Catalog, CatalogBuilder, CatalogError, Merger, Procedure, Provision,

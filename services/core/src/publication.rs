@@ -360,10 +360,7 @@ mod tests {
     use time::macros::date;
 
     use super::*;
-
-    fn id(raw: &str) -> AgencyId {
-        AgencyId::parse(raw).expect("valid id")
-    }
+    use crate::testing::id;
 
     fn standing(agency: &str, rank: u32, value: &str) -> Standing {
         Standing {

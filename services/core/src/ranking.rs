@@ -292,10 +292,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    fn id(s: &str) -> AgencyId {
-        AgencyId::parse(s).expect("valid id")
-    }
+    use crate::testing::id;
 
     fn ranks(rows: &[RankedRow]) -> Vec<(u32, &str)> {
         rows.iter().map(|r| (r.rank, r.agency.as_str())).collect()

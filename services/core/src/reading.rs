@@ -345,6 +345,7 @@ mod tests {
     use time::{Duration, macros::date};
 
     use super::*;
+    use crate::testing::{Table, catalog_of, id};
 
     /// A reference store: every counter and distinct procedure per (agency, day), and the
     /// generic reads answered by summing days.
@@ -425,23 +426,16 @@ mod tests {
         }
     }
 
-    fn id(raw: &str) -> AgencyId {
-        AgencyId::parse(raw).expect("id")
-    }
-
     /// Two provinces, `b` merged into `a` on 2025-07-01, and a unit `u` of `a`.
     fn catalog() -> Catalog {
-        Catalog::builder()
-            .provinces_csv("provinces", "code,id,name\n01,a,A\n02,b,B\n")
-            .and_then(|b| b.units_csv("units", "id,name,parent_id\nu,U,a\n"))
-            .and_then(|b| {
-                b.mergers_csv(
-                    "mergers",
-                    "successor_id,successor_name,predecessor_ids,effective\na,A,a;b,2025-07-01\n",
-                )
-            })
-            .and_then(crate::CatalogBuilder::build)
-            .expect("catalog")
+        catalog_of(&[
+            (Table::Provinces, "code,id,name\n01,a,A\n02,b,B\n"),
+            (Table::Units, "id,name,parent_id\nu,U,a\n"),
+            (
+                Table::Mergers,
+                "successor_id,successor_name,predecessor_ids,effective\na,A,a;b,2025-07-01\n",
+            ),
+        ])
     }
 
     /// The horizon at midnight UTC starting `day`, under the default policy.

@@ -289,31 +289,23 @@ mod tests {
 
     use super::*;
     use crate::Counter;
-
-    fn id(raw: &str) -> AgencyId {
-        AgencyId::parse(raw).expect("id")
-    }
+    use crate::testing::{Table, catalog_of, id};
 
     /// Provinces `a` (absorbing `b` on 2025-07-01) and `c`; a procedure each, provided
     /// online.
     fn catalog() -> Catalog {
-        Catalog::builder()
-            .provinces_csv("provinces", "code,id,name\n01,a,A\n02,b,B\n03,c,C\n")
-            .and_then(|b| {
-                b.mergers_csv(
-                    "mergers",
-                    "successor_id,successor_name,predecessor_ids,effective\na,A,a;b,2025-07-01\n",
-                )
-            })
-            .and_then(|b| {
-                b.procedures_csv(
-                    "procedures",
-                    "id,agency_id,name,provision,eligible_full_online\n\
-                     pa,a,P,full,true\npb,b,P,partial,true\npc,c,P,info,false\n",
-                )
-            })
-            .and_then(crate::CatalogBuilder::build)
-            .expect("catalog")
+        catalog_of(&[
+            (Table::Provinces, "code,id,name\n01,a,A\n02,b,B\n03,c,C\n"),
+            (
+                Table::Mergers,
+                "successor_id,successor_name,predecessor_ids,effective\na,A,a;b,2025-07-01\n",
+            ),
+            (
+                Table::Procedures,
+                "id,agency_id,name,provision,eligible_full_online\n\
+                 pa,a,P,full,true\npb,b,P,partial,true\npc,c,P,info,false\n",
+            ),
+        ])
     }
 
     fn received(total: u64, online: u64) -> Counters {

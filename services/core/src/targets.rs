@@ -273,18 +273,20 @@ fn signed_points(numerator: i128, denominator: i128) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{Table, catalog_of, id};
 
     fn catalog() -> Catalog {
-        Catalog::builder()
-            .provinces_csv("p", "code,id,name\n17,hoa-binh,Hòa Bình\n56,khanh-hoa,Khánh Hòa\n")
-            .and_then(|b| b.ministries_csv("m", "id,name_en\nmof,Finance\n"))
-            .and_then(|b| b.units_csv("u", "id,name,parent_id\nhb-dept,Sở,hoa-binh\nhb-commune,Xã,hb-dept\nkh-dept,Sở,khanh-hoa\n"))
-            .and_then(crate::CatalogBuilder::build)
-            .expect("valid")
-    }
-
-    fn id(s: &str) -> AgencyId {
-        AgencyId::parse(s).expect("valid")
+        catalog_of(&[
+            (
+                Table::Provinces,
+                "code,id,name\n17,hoa-binh,Hòa Bình\n56,khanh-hoa,Khánh Hòa\n",
+            ),
+            (Table::Ministries, "id,name_en\nmof,Finance\n"),
+            (
+                Table::Units,
+                "id,name,parent_id\nhb-dept,Sở,hoa-binh\nhb-commune,Xã,hb-dept\nkh-dept,Sở,khanh-hoa\n",
+            ),
+        ])
     }
 
     const FILE: &str = r#"
