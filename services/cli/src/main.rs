@@ -523,9 +523,15 @@ async fn channel(url: &str) -> anyhow::Result<Channel> {
     govpulse_runtime::client::lazy_channel(url, None).map_err(anyhow::Error::msg)
 }
 
-/// A failed call to `service` as the person reads it: the status code and the message.
-fn failed(service: &'static str) -> impl Fn(tonic::Status) -> anyhow::Error {
-    move |status| anyhow::anyhow!("{service}: {:?}: {}", status.code(), status.message())
+/// What `call` to `service` answered; a failed call as the person reads it: the status code
+/// and the message.
+async fn answer<T>(
+    service: &'static str,
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> anyhow::Result<T> {
+    call.await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| anyhow::anyhow!("{service}: {:?}: {}", status.code(), status.message()))
 }
 
 /// Parses the JSON lines of `file` (`-`: standard input) with `parse`. When a line is
@@ -671,12 +677,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 _ => anyhow::bail!("give a file, or --agency, --profile, --period and --score"),
             };
             let ingest = service.remote()?;
-            let stored = IngestServiceClient::new(ingest.channel())
-                .report_assessed_scores(ingest.request(ReportAssessedScoresRequest { scores }))
-                .await
-                .map_err(failed("ingest"))?
-                .into_inner()
-                .stored;
+            let stored = answer(
+                "ingest",
+                IngestServiceClient::new(ingest.channel())
+                    .report_assessed_scores(ingest.request(ReportAssessedScoresRequest { scores })),
+            )
+            .await?
+            .stored;
             outln!("stored {stored}");
         }
         Command::Ranking(RankingArgs {
@@ -688,11 +695,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 query: Some(query.query()?),
             };
             let ranking = service.remote()?;
-            let response = RankingServiceClient::new(ranking.channel())
-                .get_ranking(ranking.request(request))
-                .await
-                .map_err(failed("ranking"))?
-                .into_inner();
+            let response = answer(
+                "ranking",
+                RankingServiceClient::new(ranking.channel()).get_ranking(ranking.request(request)),
+            )
+            .await?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&response)?);
             } else {
@@ -724,11 +731,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Alerts { json, service } => {
             let ranking = service.remote()?;
-            let response = RankingServiceClient::new(ranking.channel())
-                .get_alerts(ranking.request(GetAlertsRequest {}))
-                .await
-                .map_err(failed("ranking"))?
-                .into_inner();
+            let response = answer(
+                "ranking",
+                RankingServiceClient::new(ranking.channel())
+                    .get_alerts(ranking.request(GetAlertsRequest {})),
+            )
+            .await?;
             print(json, &response, render::alerts_table)?;
         }
         Command::Metrics {
@@ -749,7 +757,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let aggregate = service.remote()?;
             let mut client = AggregateServiceClient::new(aggregate.channel());
-            let failed = failed("aggregate");
             if by_procedure {
                 let request = GetProcedureMetricsRequest {
                     agency_id: agency.unwrap_or_default(),
@@ -757,11 +764,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     metric: one_metric(metric, "--by-procedure")?,
                     top,
                 };
-                let response = client
-                    .get_procedure_metrics(aggregate.request(request))
-                    .await
-                    .map_err(failed)?
-                    .into_inner();
+                let response = answer(
+                    "aggregate",
+                    client.get_procedure_metrics(aggregate.request(request)),
+                )
+                .await?;
                 print(json, &response, render::procedure_metrics_table)?;
             } else if let Some(agency) = agency {
                 let request = GetMetricsRequest {
@@ -770,11 +777,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     metrics: metric,
                     compare_to: compare_to.unwrap_or_default(),
                 };
-                let response = client
-                    .get_metrics(aggregate.request(request))
-                    .await
-                    .map_err(failed)?
-                    .into_inner();
+                let response =
+                    answer("aggregate", client.get_metrics(aggregate.request(request))).await?;
                 print(json, &response, render::metrics_table)?;
             } else {
                 let scope = match (block, parent) {
@@ -790,11 +794,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     compare_to: compare_to.unwrap_or_default(),
                     daily_events_days: 0,
                 };
-                let response = client
-                    .get_block_metrics(aggregate.request(request))
-                    .await
-                    .map_err(failed)?
-                    .into_inner();
+                let response = answer(
+                    "aggregate",
+                    client.get_block_metrics(aggregate.request(request)),
+                )
+                .await?;
                 print(json, &response, |r| render::block_metrics_table(&metric, r))?;
             }
         }

@@ -8,8 +8,9 @@ use govpulse_proto::ranking::{
     GetPublicationRequest, GetRevisionsRequest, ListPublicationsRequest, PublishRequest,
     RankingQuery, ranking_service_client::RankingServiceClient,
 };
+use tonic::transport::Channel;
 
-use crate::{connect::Remote, failed, print, render};
+use crate::{answer, connect::Remote, print, render};
 
 /// Publishes `query` under `id` and `title`, and says whether this call published it or an
 /// identical earlier one had. A query with a top or bottom selection is refused before any
@@ -31,32 +32,22 @@ pub async fn publish(
         query: Some(query),
         block_metrics: None,
     };
-    let response = RankingServiceClient::new(ranking.channel())
-        .publish(ranking.request(request))
-        .await
-        .map_err(failed("ranking"))?
-        .into_inner();
+    let response = answer("ranking", client(ranking).publish(ranking.request(request))).await?;
     print(json, &response, render::published)
 }
 
 /// Prints a page of the publications, newest first: `limit` of them (0: the service's 50)
 /// after the newest `offset`.
 pub async fn list(ranking: &Remote, offset: u32, limit: u32, json: bool) -> anyhow::Result<()> {
-    let response = RankingServiceClient::new(ranking.channel())
-        .list_publications(ranking.request(ListPublicationsRequest { offset, limit }))
-        .await
-        .map_err(failed("ranking"))?
-        .into_inner();
+    let request = ranking.request(ListPublicationsRequest { offset, limit });
+    let response = answer("ranking", client(ranking).list_publications(request)).await?;
     print(json, &response, render::publications_table)
 }
 
 /// Prints the publication `id` exactly as published.
 pub async fn show(ranking: &Remote, id: String, json: bool) -> anyhow::Result<()> {
-    let response = RankingServiceClient::new(ranking.channel())
-        .get_publication(ranking.request(GetPublicationRequest { publication_id: id }))
-        .await
-        .map_err(failed("ranking"))?
-        .into_inner();
+    let request = ranking.request(GetPublicationRequest { publication_id: id });
+    let response = answer("ranking", client(ranking).get_publication(request)).await?;
     print(json, &response, |r| {
         render::publication_table(&r.publication.clone().unwrap_or_default())
     })
@@ -64,10 +55,12 @@ pub async fn show(ranking: &Remote, id: String, json: bool) -> anyhow::Result<()
 
 /// Prints the revision log of the publication `id`.
 pub async fn revisions(ranking: &Remote, id: String, json: bool) -> anyhow::Result<()> {
-    let response = RankingServiceClient::new(ranking.channel())
-        .get_revisions(ranking.request(GetRevisionsRequest { publication_id: id }))
-        .await
-        .map_err(failed("ranking"))?
-        .into_inner();
+    let request = ranking.request(GetRevisionsRequest { publication_id: id });
+    let response = answer("ranking", client(ranking).get_revisions(request)).await?;
     print(json, &response, render::revisions_table)
+}
+
+/// A client of the ranking service at `ranking`.
+fn client(ranking: &Remote) -> RankingServiceClient<Channel> {
+    RankingServiceClient::new(ranking.channel())
 }
