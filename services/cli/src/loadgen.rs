@@ -652,6 +652,25 @@ pub(crate) fn ts(at: OffsetDateTime) -> Timestamp {
     }
 }
 
+/// A resolution at `now` of a dossier due at `due` or, when it is not `on_time`, due an hour
+/// before `now`; its result sent electronically or not.
+fn resolution(
+    now: OffsetDateTime,
+    due: OffsetDateTime,
+    on_time: bool,
+    result_electronic: bool,
+) -> Kind {
+    let due_at = if on_time {
+        due
+    } else {
+        now - time::Duration::hours(1)
+    };
+    Kind::Resolved(DossierResolved {
+        timeliness: Some(Timeliness::DueAt(ts(due_at))),
+        result_electronic,
+    })
+}
+
 /// The agencies that report: every ministry and province existing today with procedures.
 pub(crate) fn reporting_agencies(catalog: &Catalog, today: Date) -> Vec<(String, Vec<String>)> {
     catalog
@@ -866,16 +885,9 @@ impl Generator {
                 }
                 "res" => {
                     let on_time = !counts(Counter::ResolvedOnTime);
-                    let due = if on_time {
-                        now + time::Duration::hours(1)
-                    } else {
-                        now - time::Duration::hours(1)
-                    };
                     let result_electronic = self.rng.random_bool(0.5);
-                    let kind = Kind::Resolved(DossierResolved {
-                        timeliness: Some(Timeliness::DueAt(ts(due))),
-                        result_electronic,
-                    });
+                    let due = now + time::Duration::hours(1);
+                    let kind = resolution(now, due, on_time, result_electronic);
                     (kind, [2, u8::from(on_time), u8::from(result_electronic), 1])
                 }
                 "fee" => {
@@ -985,16 +997,8 @@ impl Generator {
             && let Some(d) = source.open.pop_front()
         {
             let on_time = self.rng.random_bool(0.9);
-            let due_at = if on_time {
-                d.due
-            } else {
-                now - time::Duration::hours(1)
-            };
             let result_electronic = self.rng.random_bool(0.8);
-            let resolved = Kind::Resolved(DossierResolved {
-                timeliness: Some(Timeliness::DueAt(ts(due_at))),
-                result_electronic,
-            });
+            let resolved = resolution(now, d.due, on_time, result_electronic);
             if self.rng.random_bool(0.35) {
                 remember(&mut source.feedback, d.clone());
             }
