@@ -811,6 +811,35 @@ mod tests {
         matches!(kind, Kind::Received(r) if r.channel != Channel::Online as i32)
     }
 
+    /// The built-in catalog.
+    fn catalog() -> Catalog {
+        govpulse_runtime::catalog_files::built_in().expect("valid")
+    }
+
+    /// 2026-08-15 at `time` in Vietnam, in UTC.
+    fn on_the_15th(time: time::Time) -> OffsetDateTime {
+        time::macros::date!(2026 - 08 - 15)
+            .with_time(time)
+            .assume_offset(VIETNAM)
+            .to_offset(time::UtcOffset::UTC)
+    }
+
+    /// The afternoon the backfills of these tests run to: 15:00 on 2026-08-15 in Vietnam.
+    fn afternoon() -> OffsetDateTime {
+        on_the_15th(time::macros::time!(15:00))
+    }
+
+    /// What a country of `catalog` seeded with `seed` backfills up to [`afternoon`]: `count`
+    /// dossiers over `days` days.
+    fn backfilled(catalog: &Catalog, seed: u64, days: u16, count: u32) -> Vec<DossierEvent> {
+        Country::new(catalog, seed).backfill(afternoon(), days, count)
+    }
+
+    /// When `e` occurred, in seconds since the epoch (0 when it does not say).
+    fn occurred(e: &DossierEvent) -> i64 {
+        e.occurred_at.as_ref().map_or(0, |t| t.seconds)
+    }
+
     #[test]
     fn desks_close_at_night_and_portals_do_not() {
         assert_eq!(desk_rhythm(3), 0.0);
@@ -820,23 +849,13 @@ mod tests {
 
     #[test]
     fn a_backfill_reports_dossiers_within_its_days() {
-        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
-        let mut country = Country::new(&catalog, 7);
-        let now = time::macros::datetime!(2026-08-15 15:00 +7).to_offset(time::UtcOffset::UTC);
-        let events = country.backfill(now, 1, 2000);
+        let events = backfilled(&catalog(), 7, 1, 2000);
         let receptions = count(&events, |k| matches!(k, Kind::Received(_)));
         assert_eq!(receptions, 2000);
         let day_start = time::macros::datetime!(2026-08-15 00:00 +7);
+        let today = day_start.unix_timestamp()..=afternoon().unix_timestamp();
         for e in &events {
-            let at = e
-                .occurred_at
-                .as_ref()
-                .map(|t| t.seconds)
-                .unwrap_or_default();
-            assert!(
-                (day_start.unix_timestamp()..=now.unix_timestamp()).contains(&at),
-                "{e:?}"
-            );
+            assert!(today.contains(&occurred(e)), "{e:?}");
         }
         let resolutions = count(&events, |k| matches!(k, Kind::Resolved(_)));
         assert!(resolutions > 0 && resolutions < receptions);
@@ -856,17 +875,12 @@ mod tests {
 
     #[test]
     fn a_history_moves_online_and_starts_no_agency_before_it_exists() {
-        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
-        let mut country = Country::new(&catalog, 11);
-        let now = time::macros::datetime!(2026-08-15 15:00 +7).to_offset(time::UtcOffset::UTC);
-        let events = country.backfill(now, 590, 60_000);
+        let catalog = catalog();
+        let events = backfilled(&catalog, 11, 590, 60_000);
         let first_day = time::macros::date!(2026 - 08 - 15) - time::Duration::days(589);
         let (mut early, mut late) = ((0u32, 0u32), (0u32, 0u32));
         for e in &events {
-            let at = OffsetDateTime::from_unix_timestamp(
-                e.occurred_at.as_ref().map_or(0, |t| t.seconds),
-            )
-            .expect("a time");
+            let at = OffsetDateTime::from_unix_timestamp(occurred(e)).expect("a time");
             let day = govpulse_core::period::vietnam_day(at);
             assert!(day >= first_day, "within the history: {e:?}");
             let agency = catalog
@@ -901,15 +915,12 @@ mod tests {
 
     #[test]
     fn before_the_merger_the_absorbed_provinces_report_for_themselves() {
-        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
-        let mut country = Country::new(&catalog, 5);
-        let now = time::macros::datetime!(2026-08-15 15:00 +7).to_offset(time::UtcOffset::UTC);
-        let events = country.backfill(now, 590, 60_000);
+        let catalog = catalog();
+        let events = backfilled(&catalog, 5, 590, 60_000);
         let merger = time::macros::datetime!(2025-07-01 00:00 +7).unix_timestamp();
-        let at = |e: &DossierEvent| e.occurred_at.as_ref().map_or(0, |t| t.seconds);
         let before: std::collections::BTreeSet<&str> = events
             .iter()
-            .filter(|e| at(e) < merger)
+            .filter(|e| occurred(e) < merger)
             .map(|e| e.agency_id.as_str())
             .collect();
         for province in ["hoa-binh", "vinh-phuc", "phu-tho", "bac-lieu", "ca-mau"] {
@@ -919,7 +930,7 @@ mod tests {
             );
         }
         assert!(
-            events.iter().filter(|e| at(e) >= merger).all(|e| ![
+            events.iter().filter(|e| occurred(e) >= merger).all(|e| ![
                 "hoa-binh",
                 "vinh-phuc",
                 "bac-lieu"
@@ -943,8 +954,7 @@ mod tests {
 
     #[test]
     fn assessed_scores_cover_every_top_level_agency_within_the_points() {
-        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
-        let scores = assessed_scores(&catalog, time::macros::date!(2026 - 08 - 15));
+        let scores = assessed_scores(&catalog(), time::macros::date!(2026 - 08 - 15));
         // 2025, its 4 quarters and 12 months; 2026, its first 3 quarters and 8 months; and
         // the 29 provinces absorbed on 2025-07-01, for the first 2 quarters and 6 months.
         let periods = 1 + 4 + 12 + 1 + 3 + 8;
@@ -982,11 +992,8 @@ mod tests {
 
     #[test]
     fn a_week_of_backfill_at_night_still_has_desk_traffic() {
-        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
-        let mut country = Country::new(&catalog, 7);
-        let just_after_midnight =
-            time::macros::datetime!(2026-08-15 00:10 +7).to_offset(time::UtcOffset::UTC);
-        let events = country.backfill(just_after_midnight, 7, 2000);
+        let just_after_midnight = on_the_15th(time::macros::time!(00:10));
+        let events = Country::new(&catalog(), 7).backfill(just_after_midnight, 7, 2000);
         let first = time::macros::datetime!(2026-08-09 00:00 +7).unix_timestamp();
         let in_person = count(&events, received_in_person);
         assert!(in_person > 500, "six days of office hours: {in_person}");
@@ -999,10 +1006,8 @@ mod tests {
 
     #[test]
     fn a_night_tick_is_online_only() {
-        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
-        let mut country = Country::new(&catalog, 7);
-        let night = time::macros::datetime!(2026-08-15 02:00 +7).to_offset(time::UtcOffset::UTC);
-        let events = country.tick(night, Duration::from_secs(60), 400.0);
+        let night = on_the_15th(time::macros::time!(02:00));
+        let events = Country::new(&catalog(), 7).tick(night, Duration::from_secs(60), 400.0);
         assert!(!events.is_empty());
         assert!(events.iter().all(
             |e| matches!(&e.kind, Some(Kind::Received(r)) if r.channel == Channel::Online as i32)
@@ -1012,8 +1017,7 @@ mod tests {
 
     #[test]
     fn every_reporting_agency_has_a_profile_within_bounds() {
-        let catalog = govpulse_runtime::catalog_files::built_in().expect("valid");
-        let country = Country::new(&catalog, 1);
+        let country = Country::new(&catalog(), 1);
         let profiles = &country.profiles[..country.reporting];
         assert_eq!(
             profiles.len(),
