@@ -89,6 +89,11 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Whether `text` (a line, a table) shows every one of `parts`.
+pub fn shows(text: &str, parts: &[&str]) -> bool {
+    parts.iter().all(|part| text.contains(part))
+}
+
 /// Asserts that `output` (standard output or error) says `expected`, showing all of it when
 /// it does not.
 #[track_caller]

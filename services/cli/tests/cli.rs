@@ -11,7 +11,7 @@ use std::{
 };
 
 use govpulse_e2e::{
-    command::{Lines, Running, Serve, assert_says, assert_submitted, text},
+    command::{Lines, Running, Serve, assert_says, assert_submitted, shows, text},
     pki::write_server_pki,
     scratch,
 };
@@ -89,11 +89,6 @@ fn metrics_json(serve: &Serve, agency: &str, period: &str) -> serde_json::Value 
         &serve.aggregate,
     ]);
     serde_json::from_slice(&out.stdout).expect("json")
-}
-
-/// Whether `text` (a line, a table) shows every one of `parts`.
-fn shows(text: &str, parts: &[&str]) -> bool {
-    parts.iter().all(|part| text.contains(part))
 }
 
 fn govpulse(args: &[&str]) -> Output {
@@ -1008,15 +1003,16 @@ fn start_watch(args: &[&str]) -> (Running, Frames) {
     (process, Frames::new(stdout, "provinces by "))
 }
 
-/// The next frame of `watch` for which `until` holds, within `within`. The wait blocks
-/// this worker thread only: the services this test runs go on answering on the others.
-fn next_watch_frame(
-    frames: &mut Frames,
-    what: &str,
-    within: Duration,
-    until: impl Fn(&str) -> bool,
-) -> String {
-    tokio::task::block_in_place(|| frames.next_before(Instant::now() + within, what, until))
+/// The next live frame of `watch` that shows `percent`, within 30 s; `what` names it when
+/// none does. The wait blocks this worker thread only: the services this test runs go on
+/// answering on the others.
+fn next_live_frame(frames: &mut Frames, what: &str, percent: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    tokio::task::block_in_place(|| {
+        frames.next_before(deadline, what, |f| {
+            shows(f, &["\nlive · updated ", percent])
+        })
+    })
 }
 
 async fn start_ranking(
@@ -1096,11 +1092,10 @@ async fn watch_survives_a_restart_of_the_ranking_service() {
     let (watch, mut frames) =
         start_watch(&["--period", &day, "--top", "3", "--ranking", &ranking_url]);
     // Frames come every 5 s when something arrived.
-    let before = next_watch_frame(
+    let before = next_live_frame(
         &mut frames,
         "a live frame with Quảng Ninh at 50.00%",
-        Duration::from_secs(30),
-        |f| shows(f, &["\nlive · updated ", "50.00%"]),
+        "50.00%",
     );
     assert!(before.contains("75.00%"), "{before}");
 
@@ -1117,11 +1112,10 @@ async fn watch_survives_a_restart_of_the_ranking_service() {
 
     // watch reconnects and asks to resume; the new replica has no history, so it is told to
     // start over and redraws from the fresh snapshot.
-    let after = next_watch_frame(
+    let after = next_live_frame(
         &mut frames,
         "a live frame with Quảng Ninh at 66.67% after the restart",
-        Duration::from_secs(30),
-        |f| shows(f, &["\nlive · updated ", "66.67%"]),
+        "66.67%",
     );
     assert!(
         after.contains("redrawn from a fresh snapshot 1 time(s)"),
@@ -1312,11 +1306,10 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
         "--token",
         "reader-token",
     ]);
-    let frame = next_watch_frame(
+    let frame = next_live_frame(
         &mut frames,
         "a live frame with Lạng Sơn at 50.00%",
-        Duration::from_secs(30),
-        |f| shows(f, &["\nlive · updated ", "50.00%"]),
+        "50.00%",
     );
     assert!(frame.contains("Lạng Sơn"), "{frame}");
     drop(watch);

@@ -8,7 +8,7 @@ use std::{
 };
 
 use govpulse_e2e::{
-    command::{Serve, assert_says, assert_submitted, text},
+    command::{Serve, assert_says, assert_submitted, shows, text},
     pki::write_server_pki,
     scratch,
 };
@@ -145,37 +145,36 @@ fn check_configured(serve: &Serve, events: &Path) {
         ),
         "{out}"
     );
-    assert!(
-        lines[2].contains("Quảng Ninh") && lines[2].contains("80.00"),
-        "{out}"
-    );
-    assert!(
-        lines[3].contains("Hà Nội") && lines[3].contains("min"),
-        "{out}"
-    );
+    assert!(shows(lines[2], &["Quảng Ninh", "80.00"]), "{out}");
+    assert!(shows(lines[3], &["Hà Nội", "min"]), "{out}");
+}
+
+/// The settings [`check_configured`] expects, each as its flag, the environment variable
+/// that says the same, and its value: a horizon that reaches 2022, the files of [`settings`]
+/// and a minimum volume of 20.
+fn configured(s: &Settings) -> [(&'static str, &'static str, &str); 5] {
+    [
+        ("--horizon-days", "GOVPULSE_HORIZON_DAYS", "3000"),
+        ("--catalog-dir", "GOVPULSE_CATALOG_DIR", path(&s.catalog)),
+        ("--targets", "GOVPULSE_TARGETS", path(&s.targets)),
+        (
+            "--index-profiles",
+            "GOVPULSE_INDEX_PROFILES",
+            path(&s.profiles),
+        ),
+        ("--min-volume", "GOVPULSE_MIN_VOLUME", "20"),
+    ]
 }
 
 #[test]
 fn serve_takes_a_catalog_horizon_targets_profiles_and_minimum_volume_from_its_flags() {
     let dir = scratch("flags");
     let s = settings(&dir);
-    let serve = Serve::start(
-        GOVPULSE,
-        &[
-            "--horizon-days",
-            "3000",
-            "--catalog-dir",
-            path(&s.catalog),
-            "--targets",
-            path(&s.targets),
-            "--index-profiles",
-            path(&s.profiles),
-            "--min-volume",
-            "20",
-        ],
-        &[],
-        "http",
-    );
+    let flags: Vec<&str> = configured(&s)
+        .into_iter()
+        .flat_map(|(flag, _, value)| [flag, value])
+        .collect();
+    let serve = Serve::start(GOVPULSE, &flags, &[], "http");
     check_configured(&serve, &events_of_2022(&dir));
 }
 
@@ -183,18 +182,11 @@ fn serve_takes_a_catalog_horizon_targets_profiles_and_minimum_volume_from_its_fl
 fn serve_takes_the_same_settings_from_the_environment() {
     let dir = scratch("env");
     let s = settings(&dir);
-    let serve = Serve::start(
-        GOVPULSE,
-        &[],
-        &[
-            ("GOVPULSE_HORIZON_DAYS", "3000"),
-            ("GOVPULSE_CATALOG_DIR", path(&s.catalog)),
-            ("GOVPULSE_TARGETS", path(&s.targets)),
-            ("GOVPULSE_INDEX_PROFILES", path(&s.profiles)),
-            ("GOVPULSE_MIN_VOLUME", "20"),
-        ],
-        "http",
-    );
+    let env: Vec<(&str, &str)> = configured(&s)
+        .into_iter()
+        .map(|(_, variable, value)| (variable, value))
+        .collect();
+    let serve = Serve::start(GOVPULSE, &[], &env, "http");
     check_configured(&serve, &events_of_2022(&dir));
 }
 
