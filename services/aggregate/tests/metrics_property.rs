@@ -359,30 +359,17 @@ fn arb_case() -> impl Strategy<Value = (Vec<Raw>, Vec<Vec<usize>>)> {
                         events.push(fix);
                     }
                     let n = events.len();
-                    let events = Just(events);
                     let resends = prop::collection::vec(any::<prop::sample::Index>(), 0..n / 3 + 1);
-                    (
-                        events,
-                        resends,
-                        Just(()).prop_perturb(move |(), mut rng| rng.random::<u64>()),
-                        1usize..40,
-                    )
-                        .prop_map(
-                            move |(events, resends, shuffle_seed, batch)| {
-                                let mut order: Vec<usize> = (0..n).collect();
-                                order.extend(resends.iter().map(|i| i.index(n)));
-                                // A deterministic shuffle from the generated seed.
-                                let mut state = shuffle_seed | 1;
-                                for i in (1..order.len()).rev() {
-                                    state ^= state << 13;
-                                    state ^= state >> 7;
-                                    state ^= state << 17;
-                                    order.swap(i, (state % (i as u64 + 1)) as usize);
-                                }
-                                let batches = order.chunks(batch).map(<[usize]>::to_vec).collect();
-                                (events, batches)
-                            },
-                        )
+                    // Every event once and some again, shuffled.
+                    let order = resends.prop_flat_map(move |resends| {
+                        let mut order: Vec<usize> = (0..n).collect();
+                        order.extend(resends.iter().map(|i| i.index(n)));
+                        Just(order).prop_shuffle()
+                    });
+                    (Just(events), order, 1usize..40).prop_map(|(events, order, batch)| {
+                        let batches = order.chunks(batch).map(<[usize]>::to_vec).collect();
+                        (events, batches)
+                    })
                 },
             )
         })
