@@ -167,6 +167,22 @@ impl Watched {
         eprintln!("{shown} {:?} after its event", seen - sent);
     }
 
+    /// [`Watched::shown`] for `rule`'s alert on `agency` to be firing; `what` says why.
+    async fn fired(&mut self, sent: Instant, rule: &str, agency: &str, what: &str) {
+        let shown = format!("{rule} on {agency} fired");
+        self.shown(sent, &shown, what, |w| {
+            w.state(rule, agency) == Some(AlertState::Firing)
+        })
+        .await;
+    }
+
+    /// [`Watched::shown`] for `rule`'s alert on `agency` to be gone; `what` says why.
+    async fn cleared(&mut self, sent: Instant, rule: &str, agency: &str, what: &str) {
+        let shown = format!("{rule} on {agency} cleared");
+        self.shown(sent, &shown, what, |w| w.get(rule, agency).is_none())
+            .await;
+    }
+
     /// Asserts that `rule`'s alert on `agency` shows each (figure, value) of `figures`.
     fn assert_figures(&self, rule: &str, agency: &str, figures: &[(&str, &str)]) {
         for (name, value) in figures {
@@ -203,6 +219,23 @@ fn receptions(
 ) -> Vec<DossierEvent> {
     (0..n)
         .map(|i| received(&format!("{prefix}-{i}"), agency, at, online))
+        .collect()
+}
+
+/// [`receptions`] now.
+fn received_now(prefix: &str, agency: &str, n: usize, online: bool) -> Vec<DossierEvent> {
+    receptions(prefix, agency, OffsetDateTime::now_utc(), n, online)
+}
+
+/// `events` moved a day ahead: invalid, refused.
+fn a_day_ahead(events: Vec<DossierEvent>) -> Vec<DossierEvent> {
+    let ahead = ts(OffsetDateTime::now_utc() + time::Duration::days(1));
+    events
+        .into_iter()
+        .map(|e| DossierEvent {
+            occurred_at: ahead,
+            ..e
+        })
         .collect()
 }
 
@@ -257,24 +290,22 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
     let now = OffsetDateTime::now_utc;
 
     // Below target: ha-noi's target is 50%; one dossier in person is 0%.
-    let (sent, _) = send(&deployment, receptions("hn-a", "ha-noi", now(), 1, false)).await;
+    let (sent, _) = send(&deployment, received_now("hn-a", "ha-noi", 1, false)).await;
     watched
-        .shown(sent, "below-target fired", "ha-noi under its target", |w| {
-            w.state("below-target", "ha-noi") == Some(AlertState::Firing)
-        })
+        .fired(sent, "below-target", "ha-noi", "ha-noi under its target")
         .await;
     watched.assert_figures(
         "below-target",
         "ha-noi",
         &[("value", "0.00"), ("target", "50.00")],
     );
-    let (sent, _) = send(&deployment, receptions("hn-b", "ha-noi", now(), 2, true)).await;
+    let (sent, _) = send(&deployment, received_now("hn-b", "ha-noi", 2, true)).await;
     watched
-        .shown(
+        .cleared(
             sent,
-            "below-target cleared",
+            "below-target",
+            "ha-noi",
             "ha-noi back over its target",
-            |w| w.get("below-target", "ha-noi").is_none(),
         )
         .await;
 
@@ -290,15 +321,9 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
         ),
     )
     .await;
-    let (sent, _) = send(
-        &deployment,
-        receptions("hp-b", "hai-phong", now(), 10, false),
-    )
-    .await;
+    let (sent, _) = send(&deployment, received_now("hp-b", "hai-phong", 10, false)).await;
     watched
-        .shown(sent, "weekly drop fired", "hai-phong's drop", |w| {
-            w.state("drop", "hai-phong") == Some(AlertState::Firing)
-        })
+        .fired(sent, "drop", "hai-phong", "hai-phong's drop")
         .await;
     watched.assert_figures(
         "drop",
@@ -306,31 +331,15 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
         &[("previous_week", "100.00"), ("change_points", "-100.00")],
     );
     // 50 online more: 50 of 60 is 83.33%, 16.67 points down, under the rule's 20.
-    let (sent, _) = send(
-        &deployment,
-        receptions("hp-c", "hai-phong", now(), 50, true),
-    )
-    .await;
+    let (sent, _) = send(&deployment, received_now("hp-c", "hai-phong", 50, true)).await;
     watched
-        .shown(
-            sent,
-            "weekly drop cleared",
-            "hai-phong's drop cleared",
-            |w| w.get("drop", "hai-phong").is_none(),
-        )
+        .cleared(sent, "drop", "hai-phong", "hai-phong's drop cleared")
         .await;
 
     // Rejected share: 6 of da-nang's 10 events are invalid (a day ahead), over 20%; pending
     // for the rule's 1 s, then firing.
-    let mut batch = receptions("dn-a", "da-nang", now(), 4, true);
-    batch.extend(
-        receptions("dn-bad", "da-nang", now(), 6, true)
-            .into_iter()
-            .map(|mut e| {
-                e.occurred_at = ts(OffsetDateTime::now_utc() + time::Duration::days(1));
-                e
-            }),
-    );
+    let mut batch = received_now("dn-a", "da-nang", 4, true);
+    batch.extend(a_day_ahead(received_now("dn-bad", "da-nang", 6, true)));
     let (sent, accepted) = send(&deployment, batch).await;
     assert_eq!(accepted, 4);
     watched
@@ -369,23 +378,13 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
         time::Duration::seconds(1),
         "fires after its `for`"
     );
-    let (sent, _) = send(&deployment, receptions("dn-b", "da-nang", now(), 30, true)).await;
+    let (sent, _) = send(&deployment, received_now("dn-b", "da-nang", 30, true)).await;
     watched
-        .shown(
-            sent,
-            "rejected share cleared",
-            "da-nang's rejections cleared",
-            |w| w.get("rejected", "da-nang").is_none(),
-        )
+        .cleared(sent, "rejected", "da-nang", "da-nang's rejections cleared")
         .await;
     // A call of invalid events only is evaluated as it arrives too: 16 of 50 rejected.
-    let invalid = receptions("dn-worse", "da-nang", now(), 10, true)
-        .into_iter()
-        .map(|mut e| {
-            e.occurred_at = ts(OffsetDateTime::now_utc() + time::Duration::days(1));
-            e
-        });
-    let (sent, accepted) = send(&deployment, invalid.collect()).await;
+    let invalid = a_day_ahead(received_now("dn-worse", "da-nang", 10, true));
+    let (sent, accepted) = send(&deployment, invalid).await;
     assert_eq!(accepted, 0);
     watched
         .shown(
@@ -397,7 +396,7 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
         .await;
 
     // Silence: can-tho reports once, then nothing for the allowed 3 s.
-    send(&deployment, receptions("ct-a", "can-tho", now(), 1, true)).await;
+    send(&deployment, received_now("ct-a", "can-tho", 1, true)).await;
     watched
         .until(
             Duration::from_secs(SILENCE_SECS as u64) + WITHIN * 2,
@@ -458,11 +457,9 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
     assert!(first.id.is_some(), "the revision as the event id");
     assert!(first.data.contains("\"can-tho\""), "{}", first.data);
     // Its next event clears it.
-    let (sent, _) = send(&deployment, receptions("ct-b", "can-tho", now(), 1, true)).await;
+    let (sent, _) = send(&deployment, received_now("ct-b", "can-tho", 1, true)).await;
     watched
-        .shown(sent, "silence cleared", "can-tho reporting again", |w| {
-            w.get("silent", "can-tho").is_none()
-        })
+        .cleared(sent, "silent", "can-tho", "can-tho reporting again")
         .await;
     assert_eq!(
         sample(&scrape(addr).await, "govpulse_alert_active", &labels),
@@ -475,14 +472,13 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
 async fn a_stream_resumes_and_the_rules_reload_but_a_broken_file_keeps_them() {
     let redis = RedisServer::start().expect("redis-server starts");
     let (deployment, rules_path) = deployment(&redis, "alerts-resume", &rules("0s")).await;
-    let now = OffsetDateTime::now_utc;
     let mut watched = Watched::open(&deployment, 0).await;
     watched
         .until(Duration::from_secs(10), "the snapshot", |w| {
             w.kinds.contains(&"complete")
         })
         .await;
-    send(&deployment, receptions("hn-a", "ha-noi", now(), 1, false)).await;
+    send(&deployment, received_now("hn-a", "ha-noi", 1, false)).await;
     watched
         .until(WITHIN, "ha-noi under its target", |w| {
             w.get("below-target", "ha-noi").is_some()
@@ -492,7 +488,7 @@ async fn a_stream_resumes_and_the_rules_reload_but_a_broken_file_keeps_them() {
     drop(watched);
 
     // While nobody watches, ha-noi gets over its target.
-    send(&deployment, receptions("hn-b", "ha-noi", now(), 2, true)).await;
+    send(&deployment, received_now("hn-b", "ha-noi", 2, true)).await;
     let listed = || async {
         deployment
             .ranking()
@@ -538,7 +534,7 @@ async fn a_stream_resumes_and_the_rules_reload_but_a_broken_file_keeps_them() {
     assert_eq!(reset.kinds[..2], ["reset", "snapshot"]);
 
     // 2 online of 5: under the target again.
-    send(&deployment, receptions("hn-c", "ha-noi", now(), 2, false)).await;
+    send(&deployment, received_now("hn-c", "ha-noi", 2, false)).await;
     resumed
         .until(WITHIN, "ha-noi under its target again", |w| {
             w.get("below-target", "ha-noi").is_some()
@@ -570,7 +566,7 @@ async fn a_stream_resumes_and_the_rules_reload_but_a_broken_file_keeps_them() {
     assert!(status.refused.contains("min_volume"), "{}", status.refused);
     assert_eq!(listed().await.rules, Some(status));
     // The rule in force still works: 11 more in person is enough volume, 2 of 16 online.
-    let (sent, _) = send(&deployment, receptions("hn-d", "ha-noi", now(), 11, false)).await;
+    let (sent, _) = send(&deployment, received_now("hn-d", "ha-noi", 11, false)).await;
     let seen = resumed
         .until(
             WITHIN,
