@@ -75,6 +75,17 @@ fn tokens(name: &str, credentials: &[(&str, &str)]) -> (PathBuf, Vec<String>) {
     (path, issued)
 }
 
+/// A tokens file (in a folder named after `name`) with a reporter of Phú Thọ and a reader of
+/// Hà Nội: its path, and the `authorization` header of the reporter, then of the reader.
+fn reporter_and_reader(name: &str) -> (PathBuf, String, String) {
+    let (file, issued) = tokens(
+        name,
+        &[("phu-tho", "\"reporter\""), ("ha-noi", "\"reader\"")],
+    );
+    let bearer = |token: &String| format!("Bearer {token}");
+    (file, bearer(&issued[0]), bearer(&issued[1]))
+}
+
 /// `body` posted as JSON to `/api/v1/events` at `ingest` with the header `authorization`.
 async fn post_events(ingest: SocketAddr, authorization: &str, body: &str) -> Answer {
     post_json(
@@ -209,10 +220,7 @@ async fn events_posted_as_json_get_the_outcomes_grpc_gives_and_are_counted_once(
 #[tokio::test]
 async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
     let deployment = Deployment::start_alone("http-auth").await;
-    let (file, issued) = tokens(
-        "auth",
-        &[("phu-tho", "\"reporter\""), ("ha-noi", "\"reader\"")],
-    );
+    let (file, reporter, reader) = reporter_and_reader("auth");
     let config = govpulse_ingest::Config {
         tokens: Some(file),
         allow_anonymous: false,
@@ -234,8 +242,6 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
             reception(&format!("{tag}-2"), agency, at, "CHANNEL_ONLINE"),
         ])
     };
-    let reporter = format!("Bearer {}", issued[0]);
-    let reader = format!("Bearer {}", issued[1]);
 
     let anonymous = post_json(ingest, "/api/v1/events", &[], &two("a", "phu-tho")).await;
     assert_eq!(anonymous.status, 401, "{}", anonymous.text());
@@ -563,10 +569,7 @@ async fn every_read_route_answers_json_and_csv() {
 #[tokio::test]
 async fn reading_needs_a_reader_credential_when_reading_is_not_public() {
     let deployment = Deployment::start_alone("http-reader").await;
-    let (file, issued) = tokens(
-        "reader",
-        &[("ha-noi", "\"reader\""), ("phu-tho", "\"reporter\"")],
-    );
+    let (file, reporter, reader) = reporter_and_reader("reader");
     let config = govpulse_ranking::Config {
         public_read: false,
         tokens: Some(file),
@@ -576,8 +579,6 @@ async fn reading_needs_a_reader_credential_when_reading_is_not_public() {
     let server = Spawned::ranking(config).await;
     let ranking = server.addr();
     let period = two_days_ago_noon().date().to_string();
-    let reader = format!("Bearer {}", issued[0]);
-    let reporter = format!("Bearer {}", issued[1]);
     for path in [
         format!("/api/v1/ranking?metric=online-dossier-rate&block=provinces&period={period}"),
         format!("/api/v1/metrics?agency_id=ha-noi&period={period}"),
