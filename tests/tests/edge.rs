@@ -713,20 +713,31 @@ async fn a_service_without_tls_or_credentials_configured_does_not_start() {
     assert!(aggregate.is_err(), "aggregate needs TLS or --plaintext");
 }
 
+/// An edge whose ingest has `limits` and two reporters: the token `busy` of Hải Phòng and
+/// `calm` of Hà Nội.
+async fn start_busy_and_calm(name: &str, limits: govpulse_ingest::Limits) -> Edge {
+    let tokens = credential("busy", "hai-phong", "\"reporter\"", None)
+        + &credential("calm", "ha-noi", "\"reporter\"", None);
+    let (edge, _) = start_edge_with_tokens(name, &tokens, |c| govpulse_ingest::Config {
+        limits,
+        ..c.development()
+    })
+    .await;
+    edge
+}
+
 #[tokio::test]
 async fn one_agency_flooding_does_not_hold_back_another() {
-    let tokens = credential("flood", "hai-phong", "\"reporter\"", None)
-        + &credential("calm", "ha-noi", "\"reporter\"", None);
     // 200 events a second each, 100 at once.
-    let (edge, _) = start_edge_with_tokens("flood", &tokens, |c| govpulse_ingest::Config {
-        limits: govpulse_ingest::Limits {
+    let edge = start_busy_and_calm(
+        "flood",
+        govpulse_ingest::Limits {
             rate_per_agency: 200,
             burst_per_agency: 100,
             max_batch: 100,
             ..govpulse_ingest::Limits::default().without_per_agency()
         },
-        ..c.development()
-    })
+    )
     .await;
     let at = two_days_ago_noon();
 
@@ -738,7 +749,7 @@ async fn one_agency_flooding_does_not_hold_back_another() {
                 .map(|i| received(&format!("f{b}-{i}"), "hai-phong", at, true))
                 .collect();
             client
-                .submit_events(with_token(batch(events), "flood"))
+                .submit_events(with_token(batch(events), "busy"))
                 .await
         }
     });
@@ -915,15 +926,13 @@ async fn only_an_assessor_reports_assessed_scores() {
 
 #[tokio::test]
 async fn an_agency_holds_a_bounded_number_of_open_streams_and_others_are_not_held_back() {
-    let tokens = credential("busy", "hai-phong", "\"reporter\"", None)
-        + &credential("calm", "ha-noi", "\"reporter\"", None);
-    let (edge, _) = start_edge_with_tokens("streams", &tokens, |c| govpulse_ingest::Config {
-        limits: govpulse_ingest::Limits {
+    let edge = start_busy_and_calm(
+        "streams",
+        govpulse_ingest::Limits {
             max_streams_per_agency: 1,
             ..govpulse_ingest::Limits::default().without_per_agency()
         },
-        ..c.development()
-    })
+    )
     .await;
     let open = |token: &str| {
         let (batches, rx) = tokio::sync::mpsc::channel::<StreamEventsRequest>(1);
