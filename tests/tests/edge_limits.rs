@@ -25,8 +25,8 @@ use govpulse_proto::{
         StreamEventsRequest, SubmitEventsRequest, ingest_service_client::IngestServiceClient,
     },
     ranking::{
-        GetRankingRequest, RankingQuery, WatchRankingRequest, ranking_query::Selection,
-        ranking_service_client::RankingServiceClient,
+        GetRankingRequest, RankingQuery, WatchRankingRequest, WatchRankingResponse,
+        ranking_query::Selection, ranking_service_client::RankingServiceClient,
     },
 };
 use http_body_util::{BodyExt, Full};
@@ -34,7 +34,7 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use tonic::{Code, transport::Channel};
+use tonic::{Code, Streaming, transport::Channel};
 
 /// The tests of this file measure one process's memory and latency: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -91,6 +91,16 @@ fn start_ingest(tokens: &Path, extra: &[(&str, String)]) -> (ServiceProcess, Ser
     env.extend(extra.iter().cloned());
     let ingest = ServiceProcess::start("govpulse-ingest", &env);
     (aggregate, ingest)
+}
+
+/// [`start_ingest`] with a token file (named after `name`) of [`REPORTER`] and its
+/// Prometheus `/metrics` on a free port: aggregate, ingest, and that port's address.
+fn start_measured_ingest(name: &str) -> (ServiceProcess, ServiceProcess, SocketAddr) {
+    let tokens = token_file(name, REPORTER);
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let (aggregate, ingest) =
+        start_ingest(&tokens, &[("GOVPULSE_METRICS_LISTEN", metrics.to_string())]);
+    (aggregate, ingest, metrics)
 }
 
 fn channel(addr: SocketAddr) -> Channel {
@@ -492,6 +502,29 @@ fn start_deployment(
     (aggregate, ingest, ranking)
 }
 
+/// The live ranking of `query` from `client`, which must open (`what` says why), and its
+/// first message: the snapshot.
+async fn live(
+    mut client: RankingServiceClient<Channel>,
+    query: RankingQuery,
+    what: &str,
+) -> (Streaming<WatchRankingResponse>, WatchRankingResponse) {
+    let mut stream = client
+        .watch_ranking(WatchRankingRequest {
+            query: Some(query),
+            resume_revision: 0,
+        })
+        .await
+        .expect(what)
+        .into_inner();
+    let first = stream
+        .message()
+        .await
+        .expect("a snapshot")
+        .expect("a message");
+    (stream, first)
+}
+
 fn provinces(period: String, selection: Option<Selection>, metric: &str) -> RankingQuery {
     RankingQuery {
         metric: metric.to_owned(),
@@ -583,21 +616,9 @@ async fn live_rankings_are_bounded_whatever_queries_one_caller_opens() {
                     None,
                     measures[(n % 4) as usize],
                 );
-                let mut client = client.clone();
+                let client = client.clone();
                 async move {
-                    let mut stream = client
-                        .watch_ranking(WatchRankingRequest {
-                            query: Some(query),
-                            resume_revision: 0,
-                        })
-                        .await
-                        .expect("a live ranking within the caps")
-                        .into_inner();
-                    stream
-                        .message()
-                        .await
-                        .expect("a snapshot")
-                        .expect("a message");
+                    live(client, query, "a live ranking within the caps").await;
                 }
             })
         });
@@ -638,25 +659,12 @@ async fn live_rankings_are_bounded_whatever_queries_one_caller_opens() {
     // of one live ranking: the same state, under the same revision.
     let mut views = Vec::new();
     for n in 1..=16 {
-        let mut client = client.clone();
         let query = provinces(
             today.to_string(),
             Some(Selection::Top(n)),
             "online-dossier-rate",
         );
-        let mut stream = client
-            .watch_ranking(WatchRankingRequest {
-                query: Some(query),
-                resume_revision: 0,
-            })
-            .await
-            .expect("within the caller's cap")
-            .into_inner();
-        let first = stream
-            .message()
-            .await
-            .expect("a snapshot")
-            .expect("a message");
+        let (stream, first) = live(client.clone(), query, "within the caller's cap").await;
         views.push((first.revision, stream));
     }
     assert!(
@@ -715,10 +723,7 @@ fn series(page: &str, name: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_series_come_from_a_closed_set_whatever_paths_are_asked() {
     let _serial = SERIAL.lock().await;
-    let tokens = token_file("series", REPORTER);
-    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let (_aggregate, ingest) =
-        start_ingest(&tokens, &[("GOVPULSE_METRICS_LISTEN", metrics.to_string())]);
+    let (_aggregate, ingest, metrics) = start_measured_ingest("series");
     let addr = ingest.addr();
     let random = |n: usize| async move {
         let path = format!("/random.Service{n}/Method{n}");
@@ -749,10 +754,7 @@ async fn metric_series_come_from_a_closed_set_whatever_paths_are_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_refused_calls_writes_few_log_lines_and_is_counted() {
     let _serial = SERIAL.lock().await;
-    let tokens = token_file("flood", REPORTER);
-    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let (_aggregate, ingest) =
-        start_ingest(&tokens, &[("GOVPULSE_METRICS_LISTEN", metrics.to_string())]);
+    let (_aggregate, ingest, metrics) = start_measured_ingest("flood");
     let client = IngestServiceClient::new(channel(ingest.addr()));
     let lines_before = ingest.log_lines();
     let refused = futures::future::join_all((0..8).map(|_| {
