@@ -148,6 +148,19 @@ fn service_ports(overlay: &str) -> impl Iterator<Item = (&'static Value, &'stati
     })
 }
 
+/// Asserts that `holds` of every port of every Service of `overlay`; a Service whose port
+/// does not is named, followed by `otherwise`.
+#[track_caller]
+fn assert_service_ports(overlay: &str, otherwise: &str, holds: impl Fn(&Value) -> bool) {
+    for (service, port) in service_ports(overlay) {
+        assert!(
+            holds(port),
+            "{overlay}: Service {} {otherwise}",
+            name(service)
+        );
+    }
+}
+
 /// Every Deployment and StatefulSet of an overlay.
 fn workloads(overlay: &str) -> Vec<&'static Value> {
     kind(overlay, "Deployment")
@@ -286,15 +299,11 @@ fn every_deployment_has_grpc_readiness_and_liveness_probes_on_its_plaintext_heal
 #[test]
 fn the_health_port_is_reached_by_the_probes_only() {
     for overlay in OVERLAYS {
-        for (service, port) in service_ports(overlay) {
-            assert!(
-                port["targetPort"] != "health"
-                    && port["targetPort"].as_u64() != Some(HEALTH_PORT)
-                    && port["port"].as_u64() != Some(HEALTH_PORT),
-                "{overlay}: Service {} exposes the health port",
-                name(service)
-            );
-        }
+        assert_service_ports(overlay, "exposes the health port", |port| {
+            port["targetPort"] != "health"
+                && port["targetPort"].as_u64() != Some(HEALTH_PORT)
+                && port["port"].as_u64() != Some(HEALTH_PORT)
+        });
         for svc in SERVICES.iter() {
             for policy in policies_of(overlay, deployment(overlay, svc.name)) {
                 for rule in array(&policy["spec"]["ingress"]) {
@@ -835,13 +844,9 @@ fn every_file_a_service_is_pointed_at_is_mounted_from_its_config_map() {
 #[test]
 fn services_name_their_grpc_ports_and_aggregate_has_a_headless_service_for_every_replica() {
     for overlay in OVERLAYS {
-        for (service, port) in service_ports(overlay) {
-            assert!(
-                port["name"].is_string(),
-                "{overlay}: Service {} has an unnamed port",
-                name(service)
-            );
-        }
+        assert_service_ports(overlay, "has an unnamed port", |port| {
+            port["name"].is_string()
+        });
         for svc in SERVICES.iter() {
             let labels = &deployment(overlay, svc.name)["spec"]["template"]["metadata"]["labels"];
             let serving: Vec<&Value> = kind(overlay, "Service")
