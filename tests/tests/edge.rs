@@ -27,7 +27,7 @@ use govpulse_proto::{
         ranking_service_client::RankingServiceClient,
     },
 };
-use govpulse_runtime::tls::TlsArgs;
+use govpulse_runtime::{client::AggregateArgs, tls::TlsArgs};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -508,18 +508,24 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
     let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
         catalog_dir: Some(catalog.clone()),
         host: host.clone(),
-        upstream: upstream.clone(),
+        aggregate: AggregateArgs {
+            aggregate_url: aggregate_url.clone(),
+            upstream: upstream.clone(),
+        },
         tokens: Some(tokens),
-        ..govpulse_ingest::Config::new(local0(), aggregate_url.clone())
+        ..govpulse_ingest::Config::new(local0(), String::new())
     })
     .await
     .expect("ingest starts");
     let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
         catalog_dir: Some(catalog.clone()),
         host,
-        upstream,
+        aggregate: AggregateArgs {
+            aggregate_url,
+            upstream,
+        },
         min_volume: 0,
-        ..govpulse_ranking::Config::new(local0(), aggregate_url)
+        ..govpulse_ranking::Config::new(local0(), String::new())
     })
     .await
     .expect("ranking starts");

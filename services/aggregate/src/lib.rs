@@ -24,8 +24,6 @@ use tracing::info;
 
 pub use api::AggregateApi;
 
-/// How often the index profiles file is checked for changes.
-const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
 pub use error::Error;
 pub use govpulse_edge::StartError;
 
@@ -208,7 +206,10 @@ impl Server {
             self.targets
                 .watch(self.catalog.clone(), self.reload_every, stopping.clone()),
         );
-        tokio::spawn(self.profiles.watch(PROFILES_RELOAD_EVERY, stopping));
+        tokio::spawn(
+            self.profiles
+                .watch(govpulse_runtime::index_file::RELOAD_EVERY, stopping),
+        );
         // Unregistered when serving ends.
         let _gauges = self.api.export_freshness();
         let api = self.api.clone();

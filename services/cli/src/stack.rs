@@ -204,7 +204,7 @@ impl Stack {
         ingest_config.horizon_days = horizon_days;
         ingest_config.index_profiles = args.index_profiles.clone();
         ingest_config.host = host.clone();
-        ingest_config.upstream = args.upstream.clone();
+        ingest_config.aggregate.upstream = args.upstream.clone();
         ingest_config.tokens = args.tokens.clone();
         ingest_config.allow_anonymous = anonymous;
         ingest_config.limits = if anonymous {
@@ -220,7 +220,7 @@ impl Stack {
         ranking_config.index_profiles = args.index_profiles.clone();
         ranking_config.alert_rules = args.alert_rules.clone();
         ranking_config.host = host;
-        ranking_config.upstream = args.upstream.clone();
+        ranking_config.aggregate.upstream = args.upstream.clone();
         ranking_config.tokens = args.tokens.clone();
         ranking_config.public_read = anonymous || args.public_read;
         ranking_config.allow_anonymous = anonymous;

@@ -15,6 +15,7 @@ use govpulse_e2e::{
     pki::write_server_pki,
     scratch,
 };
+use govpulse_runtime::client::AggregateArgs;
 
 const GOVPULSE: &str = env!("CARGO_BIN_EXE_govpulse");
 
@@ -1184,9 +1185,12 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
     tokio::spawn(aggregate.run_until(stop.clone().cancelled_owned()));
     let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
         host: host.clone(),
-        upstream: upstream.clone(),
+        aggregate: AggregateArgs {
+            aggregate_url: aggregate_url.clone(),
+            upstream: upstream.clone(),
+        },
         tokens: Some(tokens.clone()),
-        ..govpulse_ingest::Config::new(any, aggregate_url.clone())
+        ..govpulse_ingest::Config::new(any, String::new())
     })
     .await
     .expect("ingest starts");
@@ -1194,10 +1198,13 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
     tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
     let ranking = govpulse_ranking::Server::build(govpulse_ranking::Config {
         host,
-        upstream,
+        aggregate: AggregateArgs {
+            aggregate_url: aggregate_url.clone(),
+            upstream,
+        },
         tokens: Some(tokens),
         public_read: false,
-        ..govpulse_ranking::Config::new(any, aggregate_url.clone())
+        ..govpulse_ranking::Config::new(any, String::new())
     })
     .await
     .expect("ranking starts");

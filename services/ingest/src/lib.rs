@@ -18,9 +18,8 @@ use govpulse_proto::{
     catalog::catalog_service_server::CatalogServiceServer,
     ingest::ingest_service_server::IngestServiceServer,
 };
-use govpulse_runtime::client::aggregate_channel;
+use govpulse_runtime::client::AggregateArgs;
 use govpulse_runtime::index_file::LiveProfiles;
-use govpulse_runtime::tls::UpstreamTlsArgs;
 use tonic::{server::NamedService, service::interceptor::InterceptedService};
 use tracing::info;
 
@@ -38,13 +37,9 @@ pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "GOVPULSE_LISTEN", default_value = "0.0.0.0:50051")]
     pub listen: SocketAddr,
-    /// The aggregate service.
-    #[arg(
-        long,
-        env = "GOVPULSE_AGGREGATE_URL",
-        default_value = "http://127.0.0.1:50052"
-    )]
-    pub aggregate_url: String,
+    /// The aggregate service: its URL, and TLS towards it.
+    #[command(flatten)]
+    pub aggregate: AggregateArgs,
     /// How much one caller and one request may ask of ingest.
     #[command(flatten)]
     pub limits: Limits,
@@ -66,9 +61,6 @@ pub struct Config {
     /// them.
     #[command(flatten)]
     pub host: HostArgs,
-    /// TLS towards aggregate (for an `https://` aggregate URL).
-    #[command(flatten)]
-    pub upstream: UpstreamTlsArgs,
     /// TOML file of bearer tokens (their SHA-256, agency, roles, expiry); re-read when it
     /// changes. See docs/SECURITY.md.
     #[arg(long, env = "GOVPULSE_TOKENS")]
@@ -135,14 +127,13 @@ impl Config {
     pub fn new(listen: SocketAddr, aggregate_url: String) -> Self {
         Self {
             listen,
-            aggregate_url,
+            aggregate: AggregateArgs::at(aggregate_url),
             limits: Limits::default(),
             catalog_dir: None,
             horizon_days: 400,
             aggregate_timeout_ms: 10_000,
             index_profiles: None,
             host: HostArgs::default(),
-            upstream: UpstreamTlsArgs::default(),
             tokens: None,
             tokens_reload_ms: 5_000,
             allow_anonymous: false,
@@ -173,9 +164,6 @@ pub struct Server {
     max_message_bytes: usize,
 }
 
-/// How often the index profiles file is checked for changes.
-const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
-
 impl Server {
     /// Loads the catalog, prepares the connection to aggregate (made on first use and
     /// re-made whenever it drops) and binds the listen address.
@@ -189,7 +177,9 @@ impl Server {
     /// Binds with a given catalog.
     pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, StartError> {
         let timeout = Duration::from_millis(config.aggregate_timeout_ms);
-        let channel = aggregate_channel(&config.aggregate_url, Some(timeout), &config.upstream)
+        let channel = config
+            .aggregate
+            .channel(Some(timeout))
             .map_err(StartError::Config)?;
         let edge = config.host.edge().map_err(StartError::Config)?;
         if config.tokens.is_none()
@@ -244,7 +234,7 @@ impl Server {
         .with_profiles(profiles.clone());
         info!(
             addr = %host.local_addr(),
-            aggregate = %config.aggregate_url,
+            aggregate = %config.aggregate.aggregate_url,
             max_batch = limits.max_batch,
             tls = tls_on,
             anonymous = config.allow_anonymous,
@@ -271,7 +261,10 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let stopping = self.host.stopping();
-        tokio::spawn(self.profiles.watch(PROFILES_RELOAD_EVERY, stopping.clone()));
+        tokio::spawn(
+            self.profiles
+                .watch(govpulse_runtime::index_file::RELOAD_EVERY, stopping.clone()),
+        );
         if let Some((tokens, every)) = self.tokens {
             tokio::spawn(tokens.watch(self.catalog.clone(), every, stopping));
         }

@@ -27,7 +27,7 @@ use govpulse_proto::{
     ranking::ranking_service_server::RankingServiceServer,
 };
 use govpulse_runtime::alerts_file::{self, LiveAlertRules};
-use govpulse_runtime::client::aggregate_channel;
+use govpulse_runtime::client::AggregateArgs;
 use govpulse_runtime::index_file::LiveProfiles;
 use tokio::sync::broadcast;
 use tonic::server::NamedService;
@@ -53,13 +53,9 @@ pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "GOVPULSE_LISTEN", default_value = "0.0.0.0:50053")]
     pub listen: SocketAddr,
-    /// The aggregate service.
-    #[arg(
-        long,
-        env = "GOVPULSE_AGGREGATE_URL",
-        default_value = "http://127.0.0.1:50052"
-    )]
-    pub aggregate_url: String,
+    /// The aggregate service: its URL, and TLS towards it.
+    #[command(flatten)]
+    pub aggregate: AggregateArgs,
     /// Folder with the catalog CSV files; the built-in catalog when unset.
     #[arg(long, env = "GOVPULSE_CATALOG_DIR")]
     pub catalog_dir: Option<PathBuf>,
@@ -130,9 +126,6 @@ pub struct Config {
     #[arg(long, env = "GOVPULSE_ALLOW_ANONYMOUS", num_args = 0..=1, default_value_t = false,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub allow_anonymous: bool,
-    /// TLS towards aggregate (for an `https://` aggregate URL).
-    #[command(flatten)]
-    pub upstream: govpulse_runtime::tls::UpstreamTlsArgs,
 }
 
 impl Config {
@@ -140,7 +133,7 @@ impl Config {
     pub fn new(listen: SocketAddr, aggregate_url: String) -> Self {
         Self {
             listen,
-            aggregate_url,
+            aggregate: AggregateArgs::at(aggregate_url),
             catalog_dir: None,
             heartbeat_ms: 5_000,
             debounce_ms: 100,
@@ -155,7 +148,6 @@ impl Config {
             alerts_debounce_ms: 200,
             alerts_refresh_ms: 30_000,
             host: HostArgs::default(),
-            upstream: govpulse_runtime::tls::UpstreamTlsArgs::default(),
             public_read: false,
             tokens: None,
             tokens_reload_ms: 5_000,
@@ -209,9 +201,6 @@ pub struct Server {
 /// The token file and how often it is checked for changes.
 type TokenFile = (LiveTokens, Duration);
 
-/// How often the index profiles file is checked for changes.
-const PROFILES_RELOAD_EVERY: Duration = Duration::from_secs(10);
-
 impl Server {
     /// Loads the catalog, prepares the connection to aggregate and binds.
     pub async fn build(config: Config) -> Result<Self, StartError> {
@@ -224,8 +213,7 @@ impl Server {
     /// Binds with a given catalog.
     pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, StartError> {
         // No per-call timeout: the same channel carries the long-lived WatchChanges stream.
-        let channel = aggregate_channel(&config.aggregate_url, None, &config.upstream)
-            .map_err(StartError::Config)?;
+        let channel = config.aggregate.channel(None).map_err(StartError::Config)?;
         let edge = config.host.edge().map_err(StartError::Config)?;
         let tokens = config
             .tokens
@@ -292,7 +280,7 @@ impl Server {
                 config.max_watches_per_caller,
             )
             .with_publishers(publishers);
-        info!(addr = %host.local_addr(), aggregate = %config.aggregate_url, "ranking bound");
+        info!(addr = %host.local_addr(), aggregate = %config.aggregate.aggregate_url, "ranking bound");
         Ok(Self {
             host,
             api,
@@ -321,7 +309,10 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let stopping = self.host.stopping();
-        tokio::spawn(self.profiles.watch(PROFILES_RELOAD_EVERY, stopping.clone()));
+        tokio::spawn(
+            self.profiles
+                .watch(govpulse_runtime::index_file::RELOAD_EVERY, stopping.clone()),
+        );
         tokio::spawn(alerts_file::watch(
             self.alert_rules,
             self.catalog.clone(),

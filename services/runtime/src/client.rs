@@ -63,16 +63,38 @@ pub fn lazy_channel_tls(
     Ok(endpoint(url, call_timeout, tls)?.connect_lazy())
 }
 
-/// The channel ingest and ranking call aggregate on: [`lazy_channel_tls`] to `url`, over TLS
-/// as `upstream` says for an `https://` URL. The error says which setting is wrong: the
-/// upstream TLS files, or the URL (`aggregate url: ...`).
-pub fn aggregate_channel(
-    url: &str,
-    call_timeout: Option<Duration>,
-    upstream: &crate::tls::UpstreamTlsArgs,
-) -> Result<Channel, String> {
-    let tls = upstream.client_config(url)?;
-    lazy_channel_tls(url, call_timeout, tls).map_err(|e| format!("aggregate url: {e}"))
+/// How ingest and ranking reach aggregate: a group of flags both services share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AggregateArgs {
+    /// The aggregate service.
+    #[arg(
+        long,
+        env = "GOVPULSE_AGGREGATE_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub aggregate_url: String,
+    /// TLS towards aggregate (for an `https://` aggregate URL).
+    #[command(flatten)]
+    pub upstream: crate::tls::UpstreamTlsArgs,
+}
+
+impl AggregateArgs {
+    /// Aggregate at `url`, over TLS only for an `https://` URL with the upstream files set.
+    pub fn at(url: String) -> Self {
+        Self {
+            aggregate_url: url,
+            upstream: crate::tls::UpstreamTlsArgs::default(),
+        }
+    }
+
+    /// The channel to aggregate: [`lazy_channel_tls`] to its URL, over TLS as `upstream`
+    /// says for an `https://` URL. The error says which setting is wrong: the upstream TLS
+    /// files, or the URL (`aggregate url: ...`).
+    pub fn channel(&self, call_timeout: Option<Duration>) -> Result<Channel, String> {
+        let url = &self.aggregate_url;
+        let tls = self.upstream.client_config(url)?;
+        lazy_channel_tls(url, call_timeout, tls).map_err(|e| format!("aggregate url: {e}"))
+    }
 }
 
 /// The endpoint the channels above connect to, for a caller that connects when it chooses

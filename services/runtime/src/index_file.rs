@@ -28,6 +28,9 @@ fn load(path: Option<&Path>) -> Result<Profiles, ProfilesLoadError> {
 #[derive(Debug, Clone)]
 pub struct LiveProfiles(LiveFile<Profiles>);
 
+/// How often every service checks its index profiles file for changes.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
+
 impl LiveProfiles {
     /// Loads the file at `path` (the built-in profiles when `None`); an invalid file stops
     /// start-up.
@@ -59,8 +62,8 @@ impl LiveProfiles {
         self.0.reload_if_changed(|p| load(Some(p)))
     }
 
-    /// Checks the file every `every`, logging what happened. Returns when `stop` is
-    /// cancelled; does nothing for the built-in profiles.
+    /// Checks the file every `every` (the services: [`RELOAD_EVERY`]), logging what
+    /// happened. Returns when `stop` is cancelled; does nothing for the built-in profiles.
     pub async fn watch(self, every: Duration, stop: CancellationToken) {
         self.0
             .watch(
