@@ -14,12 +14,11 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, Uri, header, request::Parts},
     response::{IntoResponse, Response},
 };
+use govpulse_proto::codec::MAX_ITEMS;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 use tonic::{Code, Status, service::Routes};
 use tonic_types::{ErrorDetail, StatusExt};
-
-use govpulse_proto::codec::MAX_ITEMS;
 
 use crate::convert::bad_request;
 
