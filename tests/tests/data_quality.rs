@@ -9,7 +9,7 @@ use govpulse_e2e::{
     http::{find_by, get},
     local0, received, scratch, statuses, two_days_ago_noon, with_token,
 };
-use govpulse_edge::auth::token_hash;
+use govpulse_edge::auth::{TokenFileArgs, token_hash};
 use govpulse_proto::{
     aggregate::{
         GetBlockMetricsRequest, GetMetricsRequest, GetMetricsResponse,
@@ -101,7 +101,7 @@ async fn rejected_events_count_against_the_agency_the_sender_may_send_for_and_it
         govpulse_ingest::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()));
     let ingest = govpulse_ingest::Server::build(govpulse_ingest::Config {
         catalog_dir: Some(catalog),
-        tokens: Some(tokens),
+        token_file: TokenFileArgs::at(tokens),
         host: defaults.host.clone().plaintext(),
         ..defaults
     })

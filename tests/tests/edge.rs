@@ -13,6 +13,7 @@ use govpulse_e2e::{
     pki::{Pem, Pki, write_pem},
     received, scratch, statuses, two_days_ago_noon, with_token, write_ahead,
 };
+use govpulse_edge::auth::TokenFileArgs;
 use govpulse_edge::{auth::token_hash, host::HostArgs};
 use govpulse_proto::{
     aggregate::{GetMetricsRequest, aggregate_service_client::AggregateServiceClient},
@@ -127,7 +128,7 @@ async fn start_edge_with_tokens(
     let (catalog, token_file) = catalog_and_tokens(name, tokens);
     let edge = start_edge(&catalog, |config| {
         edit(govpulse_ingest::Config {
-            tokens: Some(token_file.clone()),
+            token_file: TokenFileArgs::at(token_file.clone()),
             ..config
         })
     })
@@ -277,9 +278,9 @@ async fn calls_without_a_valid_credential_are_unauthenticated_and_count_nothing(
 async fn a_token_removed_from_the_file_is_refused_without_a_restart() {
     let tokens = credential("kept", "hai-phong", "\"reporter\"", None)
         + &credential("revoked", "ha-noi", "\"reporter\"", None);
-    let (edge, tokens) = start_edge_with_tokens("revoked", &tokens, |c| govpulse_ingest::Config {
-        tokens_reload_ms: 20,
-        ..c.development()
+    let (edge, tokens) = start_edge_with_tokens("revoked", &tokens, |mut c| {
+        c.token_file.tokens_reload_ms = 20;
+        c.development()
     })
     .await;
     let at = two_days_ago_noon();
@@ -512,7 +513,7 @@ async fn every_service_serves_tls_and_calls_aggregate_over_mutual_tls() {
             aggregate_url: aggregate_url.clone(),
             upstream: upstream.clone(),
         },
-        tokens: Some(tokens),
+        token_file: TokenFileArgs::at(tokens),
         ..govpulse_ingest::Config::new(local0(), String::new())
     })
     .await
@@ -814,7 +815,7 @@ async fn start_guarded_ranking(
     let edge = start_edge(&catalog, govpulse_ingest::Config::development).await;
     let ranking = govpulse_ranking::Server::build(edit(govpulse_ranking::Config {
         catalog_dir: Some(catalog.clone()),
-        tokens: Some(token_file),
+        token_file: TokenFileArgs::at(token_file),
         ..govpulse_ranking::Config::new(local0(), format!("http://{}", edge.aggregate))
             .development()
     }))

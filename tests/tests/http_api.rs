@@ -12,7 +12,7 @@ use govpulse_e2e::{
     pki::{Pki, write_pem},
     scratch, two_days_ago_noon,
 };
-use govpulse_edge::auth::new_token;
+use govpulse_edge::auth::{TokenFileArgs, new_token};
 use govpulse_proto::{
     aggregate::GetMetricsRequest,
     ingest::SubmitEventsRequest,
@@ -222,7 +222,7 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
     let deployment = Deployment::start_alone("http-auth").await;
     let (file, reporter, reader) = reporter_and_reader("auth");
     let config = govpulse_ingest::Config {
-        tokens: Some(file),
+        token_file: TokenFileArgs::at(file),
         allow_anonymous: false,
         limits: govpulse_ingest::Limits {
             rate_per_agency: 1,
@@ -299,7 +299,7 @@ async fn a_refused_caller_still_sending_its_body_gets_the_answer_not_a_reset() {
     let deployment = Deployment::start_alone("http-linger").await;
     let (file, _) = tokens("linger", &[("phu-tho", "\"reporter\"")]);
     let config = govpulse_ingest::Config {
-        tokens: Some(file),
+        token_file: TokenFileArgs::at(file),
         allow_anonymous: false,
         ..govpulse_ingest::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
             .development()
@@ -572,7 +572,7 @@ async fn reading_needs_a_reader_credential_when_reading_is_not_public() {
     let (file, reporter, reader) = reporter_and_reader("reader");
     let config = govpulse_ranking::Config {
         public_read: false,
-        tokens: Some(file),
+        token_file: TokenFileArgs::at(file),
         ..govpulse_ranking::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
             .development()
     };

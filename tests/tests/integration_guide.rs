@@ -9,7 +9,7 @@
 use std::{net::SocketAddr, process::Stdio, time::Duration};
 
 use govpulse_e2e::{Deployment, Spawned, credential_for, scratch};
-use govpulse_edge::auth::new_token;
+use govpulse_edge::auth::{TokenFileArgs, new_token};
 
 const GUIDE: &str = include_str!("../../docs/INTEGRATION.md");
 const PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto");
@@ -139,7 +139,7 @@ async fn every_example_of_the_integration_guide_runs_and_prints_what_the_guide_s
     std::fs::write(&tokens, credential_for(&hash, "ha-noi", "\"reporter\"")).expect("tokens");
     // Ingest as agencies meet it: a token required (plaintext, loopback only).
     let config = govpulse_ingest::Config {
-        tokens: Some(tokens),
+        token_file: TokenFileArgs::at(tokens),
         allow_anonymous: false,
         ..govpulse_ingest::Config::new(
             SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -1400,7 +1400,7 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
 
     let config: govpulse_ingest::Config =
         manifest_config(overlay, "ingest", &root, &secrets, &aggregate_url, "");
-    let needs_token = config.tokens.is_some();
+    let needs_token = config.token_file.tokens.is_some();
     let ingest = govpulse_ingest::Server::build(config)
         .await
         .expect("ingest starts with the manifest's configuration");

@@ -205,7 +205,7 @@ impl Stack {
         ingest_config.index_profiles = args.index_profiles.clone();
         ingest_config.host = host.clone();
         ingest_config.aggregate.upstream = args.upstream.clone();
-        ingest_config.tokens = args.tokens.clone();
+        ingest_config.token_file.tokens = args.tokens.clone();
         ingest_config.allow_anonymous = anonymous;
         ingest_config.limits = if anonymous {
             args.limits.clone().without_per_agency()
@@ -221,7 +221,7 @@ impl Stack {
         ranking_config.alert_rules = args.alert_rules.clone();
         ranking_config.host = host;
         ranking_config.aggregate.upstream = args.upstream.clone();
-        ranking_config.tokens = args.tokens.clone();
+        ranking_config.token_file.tokens = args.tokens.clone();
         ranking_config.public_read = anonymous || args.public_read;
         ranking_config.allow_anonymous = anonymous;
         if let Some(min_volume) = args.min_volume {

@@ -15,6 +15,7 @@ use govpulse_e2e::{
     pki::write_server_pki,
     scratch,
 };
+use govpulse_edge::auth::TokenFileArgs;
 use govpulse_runtime::client::AggregateArgs;
 
 const GOVPULSE: &str = env!("CARGO_BIN_EXE_govpulse");
@@ -1189,7 +1190,7 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
             aggregate_url: aggregate_url.clone(),
             upstream: upstream.clone(),
         },
-        tokens: Some(tokens.clone()),
+        token_file: TokenFileArgs::at(tokens.clone()),
         ..govpulse_ingest::Config::new(any, String::new())
     })
     .await
@@ -1202,7 +1203,7 @@ async fn the_read_commands_use_tls_and_a_reader_token_when_the_deployment_requir
             aggregate_url: aggregate_url.clone(),
             upstream,
         },
-        tokens: Some(tokens),
+        token_file: TokenFileArgs::at(tokens),
         public_read: false,
         ..govpulse_ranking::Config::new(any, String::new())
     })

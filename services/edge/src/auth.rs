@@ -336,6 +336,51 @@ fn load_tokens(path: &Path, catalog: &Catalog) -> Result<Tokens, TokensError> {
     Tokens::parse(&text, catalog).map_err(|reason| TokensError::Invalid { path: name, reason })
 }
 
+/// Where a service reads its bearer tokens: a group of flags ingest and ranking share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenFileArgs {
+    /// TOML file of bearer tokens (their SHA-256, agency, roles, expiry); re-read when it
+    /// changes. See docs/SECURITY.md.
+    #[arg(long, env = "GOVPULSE_TOKENS")]
+    pub tokens: Option<PathBuf>,
+    /// How often the token file is checked for changes.
+    #[arg(long, env = "GOVPULSE_TOKENS_RELOAD_MS", default_value_t = 5_000)]
+    pub tokens_reload_ms: u64,
+}
+
+impl Default for TokenFileArgs {
+    /// No token file, checked every 5 s once there is one, as the flags' defaults.
+    fn default() -> Self {
+        Self {
+            tokens: None,
+            tokens_reload_ms: 5_000,
+        }
+    }
+}
+
+impl TokenFileArgs {
+    /// The token file at `path`, checked every 5 s.
+    pub fn at(path: PathBuf) -> Self {
+        Self {
+            tokens: Some(path),
+            ..Self::default()
+        }
+    }
+
+    /// The token file loaded, `None` when none is set; an invalid file stops start-up.
+    pub fn load(&self, catalog: &Catalog) -> Result<Option<LiveTokens>, TokensError> {
+        self.tokens
+            .clone()
+            .map(|path| LiveTokens::load(path, catalog))
+            .transpose()
+    }
+
+    /// How often the file is checked for changes.
+    pub fn every(&self) -> Duration {
+        Duration::from_millis(self.tokens_reload_ms.max(1))
+    }
+}
+
 /// The token file in force, replaced when the file changes (a Kubernetes Secret mounted as a
 /// file changes in place), so tokens are issued and revoked without a restart.
 #[derive(Debug, Clone)]

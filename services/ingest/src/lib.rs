@@ -10,7 +10,7 @@ mod limits;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use govpulse_core::{AcceptancePolicy, Catalog};
-use govpulse_edge::auth::{Authenticator, LiveTokens};
+use govpulse_edge::auth::{Authenticator, LiveTokens, TokenFileArgs};
 use govpulse_edge::catalog_service::CatalogApi;
 use govpulse_edge::host::{Host, HostArgs};
 use govpulse_edge::unary::{self, Unary};
@@ -61,13 +61,9 @@ pub struct Config {
     /// them.
     #[command(flatten)]
     pub host: HostArgs,
-    /// TOML file of bearer tokens (their SHA-256, agency, roles, expiry); re-read when it
-    /// changes. See docs/SECURITY.md.
-    #[arg(long, env = "GOVPULSE_TOKENS")]
-    pub tokens: Option<PathBuf>,
-    /// How often the token file is checked for changes.
-    #[arg(long, env = "GOVPULSE_TOKENS_RELOAD_MS", default_value_t = 5_000)]
-    pub tokens_reload_ms: u64,
+    /// The bearer tokens' file (docs/SECURITY.md) and how often it is checked for changes.
+    #[command(flatten)]
+    pub token_file: TokenFileArgs,
     /// Accept calls without a credential, acting for every agency: development only.
     #[arg(long, env = "GOVPULSE_ALLOW_ANONYMOUS", num_args = 0..=1, default_value_t = false,
           default_missing_value = "true", action = clap::ArgAction::Set)]
@@ -134,8 +130,7 @@ impl Config {
             aggregate_timeout_ms: 10_000,
             index_profiles: None,
             host: HostArgs::default(),
-            tokens: None,
-            tokens_reload_ms: 5_000,
+            token_file: TokenFileArgs::default(),
             allow_anonymous: false,
         }
     }
@@ -182,7 +177,7 @@ impl Server {
             .channel(Some(timeout))
             .map_err(StartError::Config)?;
         let edge = config.host.edge().map_err(StartError::Config)?;
-        if config.tokens.is_none()
+        if config.token_file.tokens.is_none()
             && config.host.tls.tls_client_ca.is_none()
             && !config.allow_anonymous
         {
@@ -204,11 +199,7 @@ impl Server {
                 limits.burst_per_agency, limits.max_batch
             )));
         }
-        let tokens = config
-            .tokens
-            .clone()
-            .map(|path| LiveTokens::load(path, &catalog))
-            .transpose()?;
+        let tokens = config.token_file.load(&catalog)?;
         let auth = Authenticator::new(catalog.clone(), tokens.clone(), config.allow_anonymous);
         let limiter = Arc::new(limits::AgencyLimiter::new(
             limits.rate_per_agency,
@@ -245,7 +236,7 @@ impl Server {
             api,
             catalog,
             profiles,
-            tokens: tokens.map(|t| (t, Duration::from_millis(config.tokens_reload_ms.max(1)))),
+            tokens: tokens.map(|t| (t, config.token_file.every())),
             max_message_bytes: limits.max_message_bytes,
         })
     }

@@ -18,7 +18,7 @@ mod resume;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use govpulse_core::{Catalog, ranking::Rules};
-use govpulse_edge::auth::{Authenticator, LiveTokens, Role};
+use govpulse_edge::auth::{Authenticator, LiveTokens, Role, TokenFileArgs};
 use govpulse_edge::catalog_service::CatalogApi;
 use govpulse_edge::host::{Host, HostArgs};
 use govpulse_proto::{
@@ -114,12 +114,10 @@ pub struct Config {
     #[arg(long, env = "GOVPULSE_PUBLIC_READ", num_args = 0..=1, default_value_t = false,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub public_read: bool,
-    /// TOML file of bearer tokens, as ingest's (docs/SECURITY.md); re-read when it changes.
-    #[arg(long, env = "GOVPULSE_TOKENS")]
-    pub tokens: Option<PathBuf>,
-    /// How often the token file is checked for changes.
-    #[arg(long, env = "GOVPULSE_TOKENS_RELOAD_MS", default_value_t = 5_000)]
-    pub tokens_reload_ms: u64,
+    /// The bearer tokens' file, as ingest's (docs/SECURITY.md), and how often it is checked
+    /// for changes.
+    #[command(flatten)]
+    pub token_file: TokenFileArgs,
     /// Development only: calls without a credential may publish (RankingService.Publish).
     /// Otherwise publishing needs the `publisher` role, from `--tokens` or a client
     /// certificate, even where reading is public.
@@ -149,8 +147,7 @@ impl Config {
             alerts_refresh_ms: 30_000,
             host: HostArgs::default(),
             public_read: false,
-            tokens: None,
-            tokens_reload_ms: 5_000,
+            token_file: TokenFileArgs::default(),
             allow_anonymous: false,
         }
     }
@@ -215,16 +212,11 @@ impl Server {
         // No per-call timeout: the same channel carries the long-lived WatchChanges stream.
         let channel = config.aggregate.channel(None).map_err(StartError::Config)?;
         let edge = config.host.edge().map_err(StartError::Config)?;
-        let tokens = config
-            .tokens
-            .clone()
-            .map(|path| LiveTokens::load(path, &catalog))
-            .transpose()
-            .map_err(|e| StartError::Config(e.to_string()))?;
+        let tokens = config.token_file.load(&catalog)?;
         let readers = if config.public_read {
             None
         } else {
-            if config.tokens.is_none() && config.host.tls.tls_client_ca.is_none() {
+            if config.token_file.tokens.is_none() && config.host.tls.tls_client_ca.is_none() {
                 return Err(StartError::Config(
                     "reading needs a credential but none can be checked: set --tokens or --tls-client-ca, or --public-read".to_owned(),
                 ));
@@ -240,7 +232,7 @@ impl Server {
             tokens.clone(),
             config.allow_anonymous,
         ));
-        let tokens = tokens.map(|t| (t, Duration::from_millis(config.tokens_reload_ms.max(1))));
+        let tokens = tokens.map(|t| (t, config.token_file.every()));
         let aggregate = AggregateServiceClient::new(channel)
             .max_decoding_message_size(MAX_AGGREGATE_ANSWER_BYTES);
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
