@@ -168,15 +168,16 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
     async fn read(&self, read: GroupsRead<'_>) -> Result<Vec<Counters>, StoreError>;
 
     /// For each of `read.of.children`, the `read.counters` summed over `read.buckets`, as
-    /// counted for it under `read.of.parent` (its own events and its units'): what [`CounterStore::read`] gives for the
-    /// child alone, read from the parent's roll-up of its children. The cost grows with the
-    /// buckets and counters, not with the number of children (one command per bucket and
-    /// counter on Redis), which is what makes a query over 10,000 units cheap.
+    /// counted for it under `read.of.parent` (its own events and its units'): what
+    /// [`CounterStore::read`] gives for the child alone, read from the parent's roll-up of its
+    /// children. The cost grows with the buckets and counters, not with the number of children
+    /// (one command per bucket and counter on Redis), which is what makes a query over 10,000
+    /// units cheap.
     async fn read_children(&self, read: ChildrenRead<'_>) -> Result<Vec<Counters>, StoreError>;
 
     /// The `read.counters` of one group of agencies (an agency and those it absorbed) summed
-    /// over `read.buckets`, per procedure: every procedure with a dossier counted for the group in any
-    /// of the buckets (its units' included), once, in procedure order. What
+    /// over `read.buckets`, per procedure: every procedure with a dossier counted for the
+    /// group in any of the buckets (its units' included), once, in procedure order. What
     /// [`CounterStore::read`] gives for the group, broken down by procedure; the cost grows
     /// with the buckets and the procedures that have data in them.
     async fn read_procedures(
