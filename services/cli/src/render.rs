@@ -5,6 +5,7 @@
 use std::{collections::HashMap, fmt::Write as _};
 
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
+use govpulse_edge::convert::{cause_counters, cause_days};
 use govpulse_proto::{
     Timestamp,
     aggregate::{
@@ -842,22 +843,11 @@ fn gained_text(places: i32) -> String {
 /// received_online 1→5`, with the corrections and withdrawals among its changes when it has
 /// any (`1 correction(s)`, `2 withdrawn or returned`).
 fn cause_text(cause: &RevisionCause) -> String {
-    let days = if cause.first_day == cause.last_day {
-        cause.first_day.clone()
-    } else {
-        format!("{}..{}", cause.first_day, cause.last_day)
-    };
     let kind = if cause.late {
         "late data"
     } else {
         "still running at publication"
     };
-    let counters = cause
-        .counters
-        .iter()
-        .map(|c| format!("{} {}→{}", c.counter, c.published, c.now))
-        .collect::<Vec<_>>()
-        .join(", ");
     let mut why = format!("{} event(s)", cause.events);
     if cause.withdrawals != 0 {
         let _ = write!(why, ", {} withdrawn or returned", cause.withdrawals);
@@ -865,7 +855,11 @@ fn cause_text(cause: &RevisionCause) -> String {
     if cause.corrections != 0 {
         let _ = write!(why, ", {} correction(s)", cause.corrections);
     }
-    format!("{days}  {kind}  {why}  {counters}")
+    format!(
+        "{}  {kind}  {why}  {}",
+        cause_days(cause),
+        cause_counters(cause)
+    )
 }
 
 /// A publication's revision log: what and when it was published, when it was computed again,
