@@ -11,8 +11,7 @@ use govpulse_core::{
 };
 use govpulse_edge::assessed::decode_assessed;
 use govpulse_edge::auth::{Authenticator, Principal, RECHECK_EVERY, Role, StreamCredential, audit};
-use govpulse_edge::convert::{Invalid, InvalidField};
-use govpulse_edge::convert::{Outcomes, rejected, rejections_to_proto};
+use govpulse_edge::convert::{Invalid, InvalidField, Outcomes, rejected, rejections_to_proto};
 use govpulse_edge::decode::{decode_event, encode_event};
 use govpulse_proto::{
     aggregate::ApplyAssessedScoresRequest,

@@ -275,7 +275,7 @@ impl RankingApi {
         current: &Published,
         view: Selection,
     ) -> Vec<WatchRankingResponse> {
-        opening(
+        first_messages(
             start,
             requested,
             || self.snapshot_messages(current, view),
@@ -472,7 +472,7 @@ impl RankingApi {
                 }))
                 .collect::<Vec<_>>()
         };
-        opening(
+        first_messages(
             start,
             requested,
             snapshot,
@@ -497,7 +497,7 @@ impl RankingApi {
 /// state (always one, even with nothing changed: it tells the client it resumed); or a
 /// `Reset` saying why the `requested` revision cannot be resumed (made a message by
 /// `reset`), followed by a snapshot.
-fn opening<S, M>(
+fn first_messages<S, M>(
     start: Start<S>,
     requested: u64,
     snapshot: impl FnOnce() -> Vec<M>,

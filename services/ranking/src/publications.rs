@@ -18,8 +18,7 @@ use govpulse_core::{
     publication::{self, Standing, Stretch},
     ranking::Rules,
 };
-use govpulse_edge::convert::{Invalid, InvalidField};
-use govpulse_edge::convert::{counters_from_proto, moment_from_proto};
+use govpulse_edge::convert::{Invalid, InvalidField, counters_from_proto, moment_from_proto};
 use govpulse_proto::{
     aggregate::{
         AgencyMetric, GetBlockMetricsRequest, GetBlockMetricsResponse, GetBlockSnapshotRequest,

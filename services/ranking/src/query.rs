@@ -12,8 +12,7 @@ use govpulse_core::{
     period::vietnam_day,
     ranking::Selection,
 };
-use govpulse_edge::convert::InvalidField;
-use govpulse_edge::convert::block_from_proto;
+use govpulse_edge::convert::{InvalidField, block_from_proto};
 use govpulse_proto::ranking::{RankingQuery, ranking_query};
 use time::OffsetDateTime;
 

@@ -79,7 +79,8 @@ pub struct AggregateArgs {
 }
 
 impl AggregateArgs {
-    /// Aggregate at `url`, over TLS only for an `https://` URL with the upstream files set.
+    /// Aggregate at `url`, with no upstream TLS files: plaintext (an `https://` URL needs
+    /// `upstream` set before [`AggregateArgs::channel`]).
     pub fn at(url: String) -> Self {
         Self {
             aggregate_url: url,

@@ -10,8 +10,7 @@ use govpulse_core::{
     reading::{Question, Read, Source, plan},
     report,
 };
-use govpulse_edge::convert::InvalidField;
-use govpulse_edge::convert::{agency_to_proto, period_to_proto, rate_to_proto};
+use govpulse_edge::convert::{InvalidField, agency_to_proto, period_to_proto, rate_to_proto};
 use govpulse_proto::aggregate::{
     GetProcedureMetricsRequest, GetProcedureMetricsResponse, ProcedureMetric,
 };

@@ -3,8 +3,7 @@
 //! decoding them (the store keeps each id's first bytes for good).
 
 use govpulse_core::publication::check_publication_id;
-use govpulse_edge::convert::InvalidField;
-use govpulse_edge::convert::moment_from_proto;
+use govpulse_edge::convert::{InvalidField, moment_from_proto};
 use govpulse_proto::aggregate::{
     GetKeptPublicationRequest, GetKeptPublicationResponse, KeepPublicationRequest,
     KeepPublicationResponse, ListKeptPublicationsRequest, ListKeptPublicationsResponse,

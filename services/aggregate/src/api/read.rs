@@ -15,9 +15,8 @@ use govpulse_core::{
     summary::{self, mean_text},
     targets::Verdict,
 };
-use govpulse_edge::convert::InvalidField;
 use govpulse_edge::convert::{
-    agency_to_proto, block_from_proto, counters_to_proto, daily_events_to_proto,
+    InvalidField, agency_to_proto, block_from_proto, counters_to_proto, daily_events_to_proto,
     freshness_to_proto, period_to_proto, rate_to_proto,
 };
 use govpulse_proto::aggregate::{

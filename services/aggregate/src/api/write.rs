@@ -7,10 +7,9 @@ use foldhash::{HashSet, HashSetExt};
 
 use govpulse_core::{AgencyId, counting::Content, freshness::blamed, period::vietnam_day};
 use govpulse_edge::assessed::decode_assessed;
-use govpulse_edge::convert::{Invalid, InvalidField};
 use govpulse_edge::convert::{
-    Outcomes, accepted, conflict, duplicate, notice_to_proto, other_procedure, rejected,
-    rejections_from_proto, repeated, uncorrectable,
+    Invalid, InvalidField, Outcomes, accepted, conflict, duplicate, notice_to_proto,
+    other_procedure, rejected, rejections_from_proto, repeated, uncorrectable,
 };
 use govpulse_edge::decode_counted;
 use govpulse_proto::aggregate::{
