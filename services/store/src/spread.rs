@@ -16,8 +16,10 @@
 /// The average number of entries per bucket the spread keeps to. A bucket not yet split at
 /// the current level holds up to twice the average (its half-level siblings were split), and
 /// a bucket's count varies by about its square root: at 32 the fullest of a million entries
-/// held 86 (the test below). Measured (PERFORMANCE.md, section 2): 16 cost more Redis CPU per
-/// event than 32 (more keys per batch), and larger buckets cost bytes on every write.
+/// held 86 (the test below). Measured in young trees and in large ones (PERFORMANCE.md,
+/// section 2, "Young trees and large ones"): 16 cost Redis more in young trees (more keys
+/// per batch) and 4 MiB more per million events; 64 cost Redis 6% and aggregate 31% more
+/// in large trees, where every event moves a whole bucket.
 pub const ENTRIES_PER_BUCKET: u64 = 32;
 
 /// The state of one growing structure: how its digests spread over buckets, how many
