@@ -29,9 +29,12 @@
 use std::{
     cell::RefCell,
     collections::{BTreeMap, BTreeSet},
+    io::Write as _,
 };
 
 use foldhash::{HashMap, HashMapExt};
+
+use redis::RedisWrite as _;
 
 use govpulse_core::{
     AgencyId, Bucket, Counter, ProcedureId,
@@ -173,61 +176,94 @@ fn reply_err(what: &str) -> StoreError {
 /// 8-byte digest (big-endian) then its value, in the order they were added. Redis keeps a
 /// few hundred bytes per key and does no work per record; here the records are looked up,
 /// changed and written back in the bytes they were read in (no decoding of every bucket).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Records<const W: usize>(Vec<u8>);
+/// Records added after the read are kept apart and written after the read ones, so that a
+/// bucket growing by one record is not copied into a larger buffer first (about a bucket of
+/// 880 bytes an event in large trees).
+#[derive(Debug, Clone, Default)]
+struct Records<const W: usize> {
+    /// The records as read (changed in place).
+    read: Vec<u8>,
+    /// The records added since.
+    added: Vec<u8>,
+}
+
+impl<const W: usize> PartialEq for Records<W> {
+    fn eq(&self, other: &Self) -> bool {
+        self.records().eq(other.records())
+    }
+}
+
+impl<const W: usize> Eq for Records<W> {}
 
 impl<const W: usize> Records<W> {
     const RECORD: usize = 8 + W;
 
     /// A bucket as read; `None` when its length is not a whole number of records.
     fn from_stored(stored: Vec<u8>) -> Option<Self> {
-        stored
-            .len()
-            .is_multiple_of(Self::RECORD)
-            .then_some(Self(stored))
-    }
-
-    fn records(&self) -> impl Iterator<Item = (u64, &[u8; W])> {
-        self.0.chunks_exact(Self::RECORD).filter_map(|record| {
-            let (digest, value) = record.split_first_chunk::<8>()?;
-            Some((u64::from_be_bytes(*digest), value.try_into().ok()?))
+        stored.len().is_multiple_of(Self::RECORD).then_some(Self {
+            read: stored,
+            added: Vec::new(),
         })
     }
 
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// The bucket as Redis is to store it, in two parts: the records read, then those added.
+    fn stored(&self) -> [&[u8]; 2] {
+        [&self.read, &self.added]
     }
 
-    /// Where `digest`'s record starts, if the bucket holds it.
-    fn position(&self, digest: u64) -> Option<usize> {
+    fn records(&self) -> impl Iterator<Item = (u64, &[u8; W])> {
+        self.stored()
+            .into_iter()
+            .flat_map(|part| part.chunks_exact(Self::RECORD))
+            .filter_map(|record| {
+                let (digest, value) = record.split_first_chunk::<8>()?;
+                Some((u64::from_be_bytes(*digest), value.try_into().ok()?))
+            })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.read.is_empty() && self.added.is_empty()
+    }
+
+    /// `digest`'s value in place, if the bucket holds it.
+    fn value_mut(&mut self, digest: u64) -> Option<&mut [u8]> {
         // Compared as one machine word each (a slice comparison called memcmp per record).
         let digest = u64::from_ne_bytes(digest.to_be_bytes());
-        self.0
-            .chunks_exact(Self::RECORD)
-            .position(|record| {
+        [&mut self.read, &mut self.added]
+            .into_iter()
+            .flat_map(|part| part.chunks_exact_mut(Self::RECORD))
+            .find(|record| {
                 record
                     .first_chunk::<8>()
                     .is_some_and(|stored| u64::from_ne_bytes(*stored) == digest)
             })
-            .map(|i| i * Self::RECORD)
+            .map(|record| &mut record[8..])
     }
 
     fn get(&self, digest: u64) -> Option<&[u8; W]> {
-        let at = self.position(digest)? + 8;
-        self.0.get(at..at + W)?.try_into().ok()
+        self.records()
+            .find(|(stored, _)| *stored == digest)
+            .map(|(_, value)| value)
     }
 
     /// Sets `digest`'s value: in place if the bucket holds it, else as a new last record.
     fn put(&mut self, digest: u64, value: [u8; W]) {
-        match self.position(digest) {
-            Some(at) => self.0[at + 8..at + Self::RECORD].copy_from_slice(&value),
+        match self.value_mut(digest) {
+            Some(stored) => stored.copy_from_slice(&value),
             None => self.push(digest, &value),
         }
     }
 
     fn push(&mut self, digest: u64, value: &[u8; W]) {
-        self.0.extend_from_slice(&digest.to_be_bytes());
-        self.0.extend_from_slice(value);
+        self.added.extend_from_slice(&digest.to_be_bytes());
+        self.added.extend_from_slice(value);
+    }
+
+    /// Adds `other`'s records after this one's.
+    fn append(&mut self, other: &Self) {
+        for part in other.stored() {
+            self.added.extend_from_slice(part);
+        }
     }
 
     /// The records `keep` keeps (in order), and the others.
@@ -243,8 +279,13 @@ impl<const W: usize> Records<W> {
         (kept, left)
     }
 
+    /// The bytes of its records.
+    fn size(&self) -> usize {
+        self.read.len() + self.added.len()
+    }
+
     fn len(&self) -> usize {
-        self.0.len() / Self::RECORD
+        self.size() / Self::RECORD
     }
 }
 
@@ -314,8 +355,7 @@ impl<const W: usize> Table<W> {
         let from = self.buckets.remove(&split.from).unwrap_or_default();
         let (stay, moved) = from.partition(|digest, _| digest >> split.bit & 1 == 0);
         self.buckets.insert(split.from, stay);
-        let to = self.buckets.entry(split.to).or_default();
-        to.0.extend_from_slice(&moved.0);
+        self.buckets.entry(split.to).or_default().append(&moved);
         self.changed.extend([split.from, split.to]);
         self.forget_found();
     }
@@ -328,22 +368,18 @@ impl<const W: usize> Table<W> {
 
     /// The commands that leave the changed buckets as planned: one `MSET` of those with
     /// records, one `DEL` of those left empty.
-    fn write(&self, writes: &mut Writes, key: impl Fn(u64) -> String) {
-        let mut set: Vec<&[u8]> = Vec::new();
-        let mut keys = Vec::new();
+    fn write(&self, writes: &mut Writes, key: impl Fn(u64) -> String) -> Result<(), StoreError> {
+        let mut set = Vec::new();
         let mut emptied = Vec::new();
         for bucket in &self.changed {
             match self.buckets.get(bucket) {
-                Some(records) if !records.is_empty() => keys.push((key(*bucket), &records.0)),
+                Some(records) if !records.is_empty() => set.push((key(*bucket), records)),
                 _ => emptied.push(key(*bucket)),
             }
         }
-        for (key, records) in &keys {
-            set.push(key.as_bytes());
-            set.push(records);
-        }
-        writes.chunked("MSET", None, &set, 2);
+        writes.buckets(&set)?;
         writes.chunked("DEL", None, &emptied, 1);
+        Ok(())
     }
 }
 
@@ -462,6 +498,31 @@ impl Writes {
             let command: Vec<&[u8]> = head.chain(chunk.iter().map(AsRef::as_ref)).collect();
             self.push(&command);
         }
+    }
+
+    /// `MSET` of buckets, each key then its records written straight into the command from
+    /// the two parts they are kept in (sized once), cut so that no command is longer than
+    /// [`MAX_ARGS`].
+    fn buckets<const W: usize>(&mut self, set: &[(String, &Records<W>)]) -> Result<(), StoreError> {
+        for chunk in set.chunks(MAX_ARGS / 2) {
+            let size = chunk
+                .iter()
+                .map(|(key, records)| key.len() + records.size())
+                .sum::<usize>();
+            let mut cmd = redis::Cmd::with_capacity(1 + 2 * chunk.len(), "MSET".len() + size);
+            cmd.arg("MSET");
+            for (key, records) in chunk {
+                cmd.arg(key.as_str());
+                let mut value = cmd.writer_for_next_arg();
+                for part in records.stored() {
+                    value
+                        .write_all(part)
+                        .map_err(|e| StoreError::Unexpected(format!("a bucket's write: {e}")))?;
+                }
+            }
+            self.add(cmd);
+        }
+        Ok(())
     }
 
     /// The same for items that `write` writes as their `width` arguments straight into the
@@ -817,8 +878,8 @@ impl RedisStore {
                 version.as_deref().unwrap_or_default(),
             ),
         };
-        ids.write(&mut writes, |b| keys.id_bucket(b));
-        dossiers.write(&mut writes, |b| keys.dossier_bucket(b));
+        ids.write(&mut writes, |b| keys.id_bucket(b))?;
+        dossiers.write(&mut writes, |b| keys.dossier_bucket(b))?;
         let next_spread = |grown: Spread, before: Spread, added: u64, swept: u64| Spread {
             entries: before.entries + added - swept.min(before.entries + added),
             sweep: before.sweep + 1,
@@ -1715,7 +1776,7 @@ mod tests {
     #[test]
     fn records_read_back_as_written_and_a_torn_bucket_is_refused() {
         let written = records(&[(1, [1, 2, 3]), (u64::MAX, [4, 5, 6])]);
-        let stored = written.0.clone();
+        let stored = written.stored().concat();
         assert_eq!(stored.len(), 2 * 11);
         assert_eq!(
             &stored[..11],
@@ -1738,7 +1799,11 @@ mod tests {
     fn a_table_sweeps_splits_and_puts_and_writes_back_only_what_changed() {
         let mut table: Table<1> = Table::read(HashMap::from_iter([
             (0, records(&[(0b00, [1]), (0b10, [0]), (0b100, [1])])),
-            (1, records(&[(0b01, [1])])),
+            // As read from Redis: what the batch adds is kept apart, written after it.
+            (
+                1,
+                Records::from_stored(vec![0, 0, 0, 0, 0, 0, 0, 0b01, 1]).expect("a record"),
+            ),
             (3, records(&[(0b111, [1])])),
         ]));
         assert_eq!(table.get(0, 0b10), Some([0]));
@@ -1763,7 +1828,9 @@ mod tests {
         assert_eq!(table.changed, BTreeSet::from([0, 1, 2]), "not 3");
 
         let mut writes = Writes::script("hash", "v", b"");
-        table.write(&mut writes, |b| format!("b{b}"));
+        table
+            .write(&mut writes, |b| format!("b{b}"))
+            .expect("written");
         let Writes::Script(call) = writes else {
             panic!("a script call")
         };
@@ -1783,11 +1850,11 @@ mod tests {
             b"7",
             b"MSET",
             b"b0",
-            &table.buckets[&0].0,
+            &[0, 0, 0, 0, 0, 0, 0, 0b00, 9],
             b"b1",
-            &table.buckets[&1].0,
+            &[0, 0, 0, 0, 0, 0, 0, 0b01, 1, 0, 0, 0, 0, 0, 0, 0, 0b101, 6],
             b"b2",
-            &table.buckets[&2].0,
+            &[0, 0, 0, 0, 0, 0, 0, 0b100, 5, 0, 0, 0, 0, 0, 0, 0, 0b110, 7],
         ]
         .iter()
         .map(|a| a.to_vec())
