@@ -10,9 +10,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let build = || govpulse_aggregate::Server::build(govpulse_aggregate::Config::parse());
+fn main() -> anyhow::Result<()> {
+    let config = govpulse_aggregate::Config::parse();
+    let threads = config.host.worker_threads;
+    let build = || govpulse_aggregate::Server::build(config);
     let run = |server: govpulse_aggregate::Server, stop| server.run_until(stop);
-    Ok(govpulse_edge::server::serve_process("govpulse-aggregate", build, run).await?)
+    Ok(govpulse_edge::server::serve_process(
+        "govpulse-aggregate",
+        threads,
+        build,
+        run,
+    )?)
 }

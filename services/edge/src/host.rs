@@ -2,7 +2,7 @@
 //! port, the `/metrics` listener, the edge (TLS and limits) and the token that stops the
 //! service's own tasks. A service builds its API around a [`Host`] and hands it its routes.
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, num::NonZeroUsize};
 
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -34,6 +34,11 @@ pub struct HostArgs {
     /// Connections, time and calls in flight each caller may hold (docs/SECURITY.md).
     #[command(flatten)]
     pub edge: EdgeLimits,
+    /// Threads that run the service's tasks; by default one per CPU the process may use
+    /// (its cgroup's quota included). Aggregate does less work per event on one
+    /// (docs/OPERATIONS.md, section 4, "Threads"): run more replicas rather than more threads.
+    #[arg(long, env = "GOVPULSE_WORKER_THREADS")]
+    pub worker_threads: Option<NonZeroUsize>,
 }
 
 impl HostArgs {

@@ -4,12 +4,15 @@
 //! plaintext port for kubelet's probes, and on shutdown report NOT_SERVING, end open streams
 //! and drain.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, num::NonZeroUsize, time::Duration};
 
 use govpulse_runtime::BindError;
 use tokio::net::TcpListener;
 
-use crate::limits::{Connections, EdgeLimits, InFlightLayer, limited_incoming};
+use crate::{
+    StartError,
+    limits::{Connections, EdgeLimits, InFlightLayer, limited_incoming},
+};
 
 /// The largest header block a call may send (HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`).
 const MAX_HEADER_BYTES: u32 = 64 * 1024;
@@ -92,26 +95,36 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 /// What a service is given to serve until: [`shutdown_signal`]'s future.
 pub type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// A service binary's whole life, the same for every service: logs and traces installed
-/// as `service`, the stop signal watched before `build` binds (see [`shutdown_signal`]),
-/// then `run` serving until it comes, and the spans still buffered exported once serving
-/// has ended. A failed `build` returns its error at once.
-pub async fn serve_process<S, E, B, R>(
+/// A service binary's whole life, the same for every service: its runtime, with `threads`
+/// worker threads (by default one per CPU the process may use, its cgroup's quota
+/// included), logs and traces installed as `service`, the stop signal watched before
+/// `build` binds (see [`shutdown_signal`]), then `run` serving until it comes, and the
+/// spans still buffered exported once serving has ended. A failed `build` returns its error
+/// at once.
+pub fn serve_process<S, B, R>(
     service: &'static str,
+    threads: Option<NonZeroUsize>,
     build: impl FnOnce() -> B,
     run: impl FnOnce(S, Shutdown) -> R,
-) -> Result<(), E>
+) -> Result<(), StartError>
 where
-    B: Future<Output = Result<S, E>>,
-    R: Future<Output = Result<(), E>>,
+    B: Future<Output = Result<S, StartError>>,
+    R: Future<Output = Result<(), StartError>>,
 {
-    let telemetry = govpulse_runtime::telemetry::init(service);
-    // Before binding: a SIGTERM as soon as the port is reachable is a clean stop.
-    let stop = Box::pin(shutdown_signal());
-    let server = build().await?;
-    let served = run(server, stop).await;
-    telemetry.shutdown().await;
-    served
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        runtime.worker_threads(threads.get());
+    }
+    let runtime = runtime.enable_all().build().map_err(StartError::Runtime)?;
+    runtime.block_on(async {
+        let telemetry = govpulse_runtime::telemetry::init(service);
+        // Before binding: a SIGTERM as soon as the port is reachable is a clean stop.
+        let stop = Box::pin(shutdown_signal());
+        let server = build().await?;
+        let served = run(server, stop).await;
+        telemetry.shutdown().await;
+        served
+    })
 }
 
 /// How a server meets its callers: TLS (or plaintext) and the limits on what each may hold.

@@ -36,6 +36,9 @@ pub enum StartError {
     /// Binding or serving failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The runtime (its threads, its I/O driver) could not be started.
+    #[error("runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 impl StartError {

@@ -2,9 +2,15 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let build = || govpulse_ingest::Server::build(govpulse_ingest::Config::parse());
+fn main() -> anyhow::Result<()> {
+    let config = govpulse_ingest::Config::parse();
+    let threads = config.host.worker_threads;
+    let build = || govpulse_ingest::Server::build(config);
     let run = |server: govpulse_ingest::Server, stop| server.run_until(stop);
-    Ok(govpulse_edge::server::serve_process("govpulse-ingest", build, run).await?)
+    Ok(govpulse_edge::server::serve_process(
+        "govpulse-ingest",
+        threads,
+        build,
+        run,
+    )?)
 }

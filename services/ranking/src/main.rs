@@ -2,9 +2,15 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let build = || govpulse_ranking::Server::build(govpulse_ranking::Config::parse());
+fn main() -> anyhow::Result<()> {
+    let config = govpulse_ranking::Config::parse();
+    let threads = config.host.worker_threads;
+    let build = || govpulse_ranking::Server::build(config);
     let run = |server: govpulse_ranking::Server, stop| server.run_until(stop);
-    Ok(govpulse_edge::server::serve_process("govpulse-ranking", build, run).await?)
+    Ok(govpulse_edge::server::serve_process(
+        "govpulse-ranking",
+        threads,
+        build,
+        run,
+    )?)
 }
