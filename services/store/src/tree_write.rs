@@ -225,31 +225,40 @@ impl<const W: usize> Records<W> {
         self.read.is_empty() && self.added.is_empty()
     }
 
-    /// `digest`'s value in place, if the bucket holds it.
-    fn value_mut(&mut self, digest: u64) -> Option<&mut [u8]> {
+    /// Where `digest`'s value lies, if the bucket holds it: in the records read (`true`) or
+    /// in those added, and at which byte of them.
+    fn position(&self, digest: u64) -> Option<(bool, usize)> {
         // Compared as one machine word each (a slice comparison called memcmp per record).
         let digest = u64::from_ne_bytes(digest.to_be_bytes());
-        [&mut self.read, &mut self.added]
+        let at = self
+            .stored()
             .into_iter()
-            .flat_map(|part| part.chunks_exact_mut(Self::RECORD))
-            .find(|record| {
+            .flat_map(|part| part.chunks_exact(Self::RECORD))
+            .position(|record| {
                 record
                     .first_chunk::<8>()
                     .is_some_and(|stored| u64::from_ne_bytes(*stored) == digest)
-            })
-            .map(|record| &mut record[8..])
+            })?
+            * Self::RECORD;
+        Some(match at.checked_sub(self.read.len()) {
+            None => (true, at + 8),
+            Some(added) => (false, added + 8),
+        })
     }
 
     fn get(&self, digest: u64) -> Option<&[u8; W]> {
-        self.records()
-            .find(|(stored, _)| *stored == digest)
-            .map(|(_, value)| value)
+        let (read, at) = self.position(digest)?;
+        let part = if read { &self.read } else { &self.added };
+        part.get(at..at + W)?.try_into().ok()
     }
 
     /// Sets `digest`'s value: in place if the bucket holds it, else as a new last record.
     fn put(&mut self, digest: u64, value: [u8; W]) {
-        match self.value_mut(digest) {
-            Some(stored) => stored.copy_from_slice(&value),
+        match self.position(digest) {
+            Some((read, at)) => {
+                let part = if read { &mut self.read } else { &mut self.added };
+                part[at..at + W].copy_from_slice(&value);
+            }
             None => self.push(digest, &value),
         }
     }
