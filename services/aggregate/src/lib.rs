@@ -81,6 +81,13 @@ pub struct Config {
     pub host: HostArgs,
 }
 
+/// The settings its host reads before it starts (the runtime's threads).
+impl AsRef<HostArgs> for Config {
+    fn as_ref(&self) -> &HostArgs {
+        &self.host
+    }
+}
+
 impl Config {
     /// The defaults, listening on `listen`, with the in-memory store (set `store` to a
     /// `redis://` URL for Redis).

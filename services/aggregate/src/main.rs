@@ -1,5 +1,8 @@
 //! The `govpulse-aggregate` binary: configuration from flags and environment, then the library.
 
+use govpulse_aggregate::Server;
+use govpulse_edge::server::serve_process;
+
 /// mimalloc: allocation is on every event's path (decoded ids, replies, plans), and it is
 /// several times cheaper there than the system allocator (docs/PERFORMANCE.md). Ingest keeps
 /// the system allocator: it returns a refused caller's large buffers to the system at once,
@@ -8,17 +11,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::Parser;
-
 fn main() -> anyhow::Result<()> {
-    let config = govpulse_aggregate::Config::parse();
-    let threads = config.host.worker_threads;
-    let build = || govpulse_aggregate::Server::build(config);
-    let run = |server: govpulse_aggregate::Server, stop| server.run_until(stop);
-    Ok(govpulse_edge::server::serve_process(
-        "govpulse-aggregate",
-        threads,
-        build,
-        run,
-    )?)
+    let run = |server: Server, stop| server.run_until(stop);
+    Ok(serve_process("govpulse-aggregate", Server::build, run)?)
 }

@@ -4,13 +4,14 @@
 //! plaintext port for kubelet's probes, and on shutdown report NOT_SERVING, end open streams
 //! and drain.
 
-use std::{future::Future, net::SocketAddr, num::NonZeroUsize, time::Duration};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
 use govpulse_runtime::BindError;
 use tokio::net::TcpListener;
 
 use crate::{
     StartError,
+    host::HostArgs,
     limits::{Connections, EdgeLimits, InFlightLayer, limited_incoming},
 };
 
@@ -95,24 +96,25 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 /// What a service is given to serve until: [`shutdown_signal`]'s future.
 pub type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// A service binary's whole life, the same for every service: its runtime, with `threads`
-/// worker threads (by default one per CPU the process may use, its cgroup's quota
-/// included), logs and traces installed as `service`, the stop signal watched before
-/// `build` binds (see [`shutdown_signal`]), then `run` serving until it comes, and the
-/// spans still buffered exported once serving has ended. A failed `build` returns its error
-/// at once.
-pub fn serve_process<S, B, R>(
+/// A service binary's whole life, the same for every service: its configuration `C` from
+/// flags and the environment, its runtime with the configured worker threads (by default one
+/// per CPU the process may use, its cgroup's quota included), logs and traces installed as
+/// `service`, the stop signal watched before `build` binds (see [`shutdown_signal`]), then
+/// `run` serving until it comes, and the spans still buffered exported once serving has
+/// ended. A failed `build` returns its error at once.
+pub fn serve_process<C, S, B, R>(
     service: &'static str,
-    threads: Option<NonZeroUsize>,
-    build: impl FnOnce() -> B,
+    build: impl FnOnce(C) -> B,
     run: impl FnOnce(S, Shutdown) -> R,
 ) -> Result<(), StartError>
 where
+    C: clap::Parser + AsRef<HostArgs>,
     B: Future<Output = Result<S, StartError>>,
     R: Future<Output = Result<(), StartError>>,
 {
+    let config = C::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = threads {
+    if let Some(threads) = config.as_ref().worker_threads {
         runtime.worker_threads(threads.get());
     }
     let runtime = runtime.enable_all().build().map_err(StartError::Runtime)?;
@@ -120,7 +122,7 @@ where
         let telemetry = govpulse_runtime::telemetry::init(service);
         // Before binding: a SIGTERM as soon as the port is reachable is a clean stop.
         let stop = Box::pin(shutdown_signal());
-        let server = build().await?;
+        let server = build(config).await?;
         let served = run(server, stop).await;
         telemetry.shutdown().await;
         served

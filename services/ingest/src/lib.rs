@@ -116,6 +116,13 @@ impl Limits {
     }
 }
 
+/// The settings its host reads before it starts (the runtime's threads).
+impl AsRef<HostArgs> for Config {
+    fn as_ref(&self) -> &HostArgs {
+        &self.host
+    }
+}
+
 impl Config {
     /// The defaults, listening on `listen`, forwarding to `aggregate_url`. Like the flags'
     /// defaults they are the production ones: TLS and a credential are required until

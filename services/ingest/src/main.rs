@@ -1,16 +1,9 @@
 //! The `govpulse-ingest` binary: configuration from flags and environment, then the library.
 
-use clap::Parser;
+use govpulse_edge::server::serve_process;
+use govpulse_ingest::Server;
 
 fn main() -> anyhow::Result<()> {
-    let config = govpulse_ingest::Config::parse();
-    let threads = config.host.worker_threads;
-    let build = || govpulse_ingest::Server::build(config);
-    let run = |server: govpulse_ingest::Server, stop| server.run_until(stop);
-    Ok(govpulse_edge::server::serve_process(
-        "govpulse-ingest",
-        threads,
-        build,
-        run,
-    )?)
+    let run = |server: Server, stop| server.run_until(stop);
+    Ok(serve_process("govpulse-ingest", Server::build, run)?)
 }

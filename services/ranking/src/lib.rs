@@ -126,6 +126,13 @@ pub struct Config {
     pub allow_anonymous: bool,
 }
 
+/// The settings its host reads before it starts (the runtime's threads).
+impl AsRef<HostArgs> for Config {
+    fn as_ref(&self) -> &HostArgs {
+        &self.host
+    }
+}
+
 impl Config {
     /// The defaults, listening on `listen`, reading from `aggregate_url`.
     pub fn new(listen: SocketAddr, aggregate_url: String) -> Self {

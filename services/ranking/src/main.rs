@@ -1,16 +1,9 @@
 //! The `govpulse-ranking` binary: configuration from flags and environment, then the library.
 
-use clap::Parser;
+use govpulse_edge::server::serve_process;
+use govpulse_ranking::Server;
 
 fn main() -> anyhow::Result<()> {
-    let config = govpulse_ranking::Config::parse();
-    let threads = config.host.worker_threads;
-    let build = || govpulse_ranking::Server::build(config);
-    let run = |server: govpulse_ranking::Server, stop| server.run_until(stop);
-    Ok(govpulse_edge::server::serve_process(
-        "govpulse-ranking",
-        threads,
-        build,
-        run,
-    )?)
+    let run = |server: Server, stop| server.run_until(stop);
+    Ok(serve_process("govpulse-ranking", Server::build, run)?)
 }

@@ -256,7 +256,11 @@ impl<const W: usize> Records<W> {
     fn put(&mut self, digest: u64, value: [u8; W]) {
         match self.position(digest) {
             Some((read, at)) => {
-                let part = if read { &mut self.read } else { &mut self.added };
+                let part = if read {
+                    &mut self.read
+                } else {
+                    &mut self.added
+                };
                 part[at..at + W].copy_from_slice(&value);
             }
             None => self.push(digest, &value),
