@@ -29,11 +29,11 @@
 use std::{
     cell::RefCell,
     collections::{BTreeMap, BTreeSet},
-    io::Write as _,
 };
 
 use foldhash::{HashMap, HashMapExt};
 
+use bytes::BufMut as _;
 use redis::RedisWrite as _;
 
 use govpulse_core::{
@@ -187,12 +187,14 @@ struct Records<const W: usize> {
     added: Vec<u8>,
 }
 
+#[cfg(test)]
 impl<const W: usize> PartialEq for Records<W> {
     fn eq(&self, other: &Self) -> bool {
         self.records().eq(other.records())
     }
 }
 
+#[cfg(test)]
 impl<const W: usize> Eq for Records<W> {}
 
 impl<const W: usize> Records<W> {
@@ -381,7 +383,7 @@ impl<const W: usize> Table<W> {
 
     /// The commands that leave the changed buckets as planned: one `MSET` of those with
     /// records, one `DEL` of those left empty.
-    fn write(&self, writes: &mut Writes, key: impl Fn(u64) -> String) -> Result<(), StoreError> {
+    fn write(&self, writes: &mut Writes, key: impl Fn(u64) -> String) {
         let mut set = Vec::new();
         let mut emptied = Vec::new();
         for bucket in &self.changed {
@@ -390,9 +392,8 @@ impl<const W: usize> Table<W> {
                 _ => emptied.push(key(*bucket)),
             }
         }
-        writes.buckets(&set)?;
+        writes.buckets(&set);
         writes.chunked("DEL", None, &emptied, 1);
-        Ok(())
     }
 }
 
@@ -516,7 +517,7 @@ impl Writes {
     /// `MSET` of buckets, each key then its records written straight into the command from
     /// the two parts they are kept in (sized once), cut so that no command is longer than
     /// [`MAX_ARGS`].
-    fn buckets<const W: usize>(&mut self, set: &[(String, &Records<W>)]) -> Result<(), StoreError> {
+    fn buckets<const W: usize>(&mut self, set: &[(String, &Records<W>)]) {
         for chunk in set.chunks(MAX_ARGS / 2) {
             let size = chunk
                 .iter()
@@ -526,16 +527,13 @@ impl Writes {
             cmd.arg("MSET");
             for (key, records) in chunk {
                 cmd.arg(key.as_str());
-                let mut value = cmd.writer_for_next_arg();
+                let mut value = cmd.bufmut_for_next_arg(records.size());
                 for part in records.stored() {
-                    value
-                        .write_all(part)
-                        .map_err(|e| StoreError::Unexpected(format!("a bucket's write: {e}")))?;
+                    value.put_slice(part);
                 }
             }
             self.add(cmd);
         }
-        Ok(())
     }
 
     /// The same for items that `write` writes as their `width` arguments straight into the
@@ -891,8 +889,8 @@ impl RedisStore {
                 version.as_deref().unwrap_or_default(),
             ),
         };
-        ids.write(&mut writes, |b| keys.id_bucket(b))?;
-        dossiers.write(&mut writes, |b| keys.dossier_bucket(b))?;
+        ids.write(&mut writes, |b| keys.id_bucket(b));
+        dossiers.write(&mut writes, |b| keys.dossier_bucket(b));
         let next_spread = |grown: Spread, before: Spread, added: u64, swept: u64| Spread {
             entries: before.entries + added - swept.min(before.entries + added),
             sweep: before.sweep + 1,
@@ -1841,9 +1839,7 @@ mod tests {
         assert_eq!(table.changed, BTreeSet::from([0, 1, 2]), "not 3");
 
         let mut writes = Writes::script("hash", "v", b"");
-        table
-            .write(&mut writes, |b| format!("b{b}"))
-            .expect("written");
+        table.write(&mut writes, |b| format!("b{b}"));
         let Writes::Script(call) = writes else {
             panic!("a script call")
         };
