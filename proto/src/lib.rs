@@ -9,12 +9,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/govpulse_descriptor.bin"));
 
 /// Generated code, one module per proto package.
-#[allow(
-    missing_docs,
-    missing_debug_implementations,
-    clippy::all,
-    clippy::pedantic
-)]
+#[allow(missing_docs, missing_debug_implementations, clippy::all, clippy::pedantic)]
 pub mod govpulse {
     pub mod event {
         pub mod v1 {

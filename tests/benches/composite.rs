@@ -3,10 +3,7 @@
 //! transparency score (`service-index-766`), and the 63 provinces of 2024 with a full quality
 //! evaluation (`system-quality-2024`). Run with `cargo bench -p govpulse-e2e --bench composite`.
 
-#![allow(
-    clippy::print_stdout,
-    reason = "a benchmark reports on standard output"
-)]
+#![allow(clippy::print_stdout, reason = "a benchmark reports on standard output")]
 
 use std::time::{Duration, Instant};
 

@@ -7,10 +7,7 @@
 //! replica runs as a child process (this same binary, re-executed) so that its memory is its
 //! own, apart from the thousands of subscribers this process plays.
 
-#![allow(
-    clippy::print_stdout,
-    reason = "a benchmark reports on standard output"
-)]
+#![allow(clippy::print_stdout, reason = "a benchmark reports on standard output")]
 
 use std::{
     io::{BufRead, BufReader},

@@ -892,10 +892,7 @@ pub mod report {
 
     /// Prints a benchmark's report: the line saying how it was `measured`, the rows as a
     /// Markdown table, and the run's total time.
-    #[expect(
-        clippy::print_stdout,
-        reason = "a benchmark reports on standard output"
-    )]
+    #[expect(clippy::print_stdout, reason = "a benchmark reports on standard output")]
     pub fn print(measured: &str, rows: &[Row], elapsed: Duration) {
         println!();
         println!("{measured}");

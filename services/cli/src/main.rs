@@ -432,11 +432,7 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct LoadgenArgs {
     /// The ingest service.
-    #[arg(
-        long,
-        env = "GOVPULSE_INGEST_URL",
-        default_value = "http://127.0.0.1:50051"
-    )]
+    #[arg(long, env = "GOVPULSE_INGEST_URL", default_value = "http://127.0.0.1:50051")]
     ingest: String,
     /// `batch` (SubmitEvents calls) or `stream` (StreamEvents streams).
     #[arg(long, default_value = "batch")]
@@ -482,11 +478,7 @@ struct LoadgenArgs {
     #[arg(long, value_name = "RANKING_URL")]
     freshness: Option<String>,
     /// The aggregate service, for --reconcile.
-    #[arg(
-        long,
-        env = "GOVPULSE_AGGREGATE_URL",
-        default_value = "http://127.0.0.1:50052"
-    )]
+    #[arg(long, env = "GOVPULSE_AGGREGATE_URL", default_value = "http://127.0.0.1:50052")]
     aggregate: String,
     /// Seed of the event generator.
     #[arg(long, default_value_t = 1)]

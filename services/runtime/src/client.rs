@@ -67,11 +67,7 @@ pub fn lazy_channel_tls(
 #[derive(Debug, Clone, clap::Args)]
 pub struct AggregateArgs {
     /// The aggregate service.
-    #[arg(
-        long,
-        env = "GOVPULSE_AGGREGATE_URL",
-        default_value = "http://127.0.0.1:50052"
-    )]
+    #[arg(long, env = "GOVPULSE_AGGREGATE_URL", default_value = "http://127.0.0.1:50052")]
     pub aggregate_url: String,
     /// TLS towards aggregate (for an `https://` aggregate URL).
     #[command(flatten)]
