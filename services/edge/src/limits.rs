@@ -24,7 +24,8 @@ use std::{
 };
 
 use futures::task::AtomicWaker;
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
+use http_body_util::BodyExt;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -45,11 +46,7 @@ pub struct EdgeLimits {
     #[arg(long, env = "GOVPULSE_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
     /// Connections held open at once from one remote address.
-    #[arg(
-        long,
-        env = "GOVPULSE_MAX_CONNECTIONS_PER_ADDRESS",
-        default_value_t = 256
-    )]
+    #[arg(long, env = "GOVPULSE_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
     pub max_connections_per_address: usize,
     /// A new connection must start its first call within this many milliseconds (TLS
     /// handshake included), or it is closed.
@@ -63,11 +60,7 @@ pub struct EdgeLimits {
     #[arg(long, env = "GOVPULSE_REQUEST_TIMEOUT_MS", default_value_t = 60_000)]
     pub request_timeout_ms: u64,
     /// HTTP/2 streams (calls) one connection may have open at once.
-    #[arg(
-        long,
-        env = "GOVPULSE_MAX_STREAMS_PER_CONNECTION",
-        default_value_t = 128
-    )]
+    #[arg(long, env = "GOVPULSE_MAX_STREAMS_PER_CONNECTION", default_value_t = 128)]
     pub max_streams_per_connection: u32,
     /// Calls being handled at once by the server (a stream counts until its response
     /// starts); beyond it a call is refused at once with RESOURCE_EXHAUSTED (503 with
@@ -437,7 +430,7 @@ where
     ResBody: Body<Data = bytes::Bytes> + Send + 'static,
     ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    type Response = http::Response<GuardedBody>;
+    type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -460,7 +453,7 @@ where
             let response = overloaded(&request, limit);
             return Box::pin(async move {
                 drop(call);
-                Ok(response.map(|body| GuardedBody::new(body, None)))
+                Ok(response)
             });
         };
         let response = self.inner.call(request);
@@ -468,7 +461,7 @@ where
             let response = response.await;
             // Handling is over once the response starts; a stream's body may go on.
             drop(permit);
-            Ok(response?.map(|body| GuardedBody::new(tonic::body::Body::new(body), Some(call))))
+            Ok(response?.map(|body| holding(body, call)))
         })
     }
 }
@@ -499,35 +492,14 @@ fn overloaded<B>(request: &http::Request<B>, limit: usize) -> http::Response<ton
     response.map(tonic::body::Body::new)
 }
 
-/// A response body that holds its call's place on the connection until it ends.
-#[derive(Debug)]
-pub struct GuardedBody {
-    inner: tonic::body::Body,
-    _call: Option<CallGuard>,
-}
-
-impl GuardedBody {
-    fn new(inner: tonic::body::Body, call: Option<CallGuard>) -> Self {
-        Self { inner, _call: call }
-    }
-}
-
-impl Body for GuardedBody {
-    type Data = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+/// `body`, holding its call's place on the connection until it ends or is dropped.
+fn holding<B>(body: B, call: CallGuard) -> tonic::body::Body
+where
+    B: Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tonic::body::Body::new(body.map_frame(move |frame| {
+        let _place = &call;
+        frame
+    }))
 }

@@ -9,7 +9,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use tonic::{Code, codegen::http};
 
 use crate::prometheus::GRPC_REQUESTS;
@@ -27,13 +27,12 @@ impl<S> RequestMetrics<S> {
     }
 }
 
-impl<S, B, ResBody> tower::Service<http::Request<B>> for RequestMetrics<S>
+impl<S, B> tower::Service<http::Request<B>> for RequestMetrics<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
     S::Future: Send + 'static,
-    ResBody: Body + Unpin,
 {
-    type Response = http::Response<Observed<ResBody>>;
+    type Response = S::Response;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -52,56 +51,43 @@ where
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
-            let mut method = grpc.then_some(method);
+            let mut call = Unrecorded {
+                method: grpc.then_some(method),
+            };
             // A handler's error is a trailers-only response: the status is in the headers.
             if let Some(status) = response.headers().get("grpc-status") {
-                record(&mut method, Code::from_bytes(status.as_bytes()));
+                call.record(Code::from_bytes(status.as_bytes()));
             }
-            Ok(response.map(|inner| Observed { inner, method }))
+            // Any other status is in the trailers that end the body.
+            Ok(response.map(|body| {
+                tonic::body::Body::new(body.map_frame(move |frame| {
+                    if let Some(status) = frame.trailers_ref().and_then(|t| t.get("grpc-status")) {
+                        call.record(Code::from_bytes(status.as_bytes()));
+                    }
+                    frame
+                }))
+            }))
         })
     }
 }
 
-/// A response body that records the call's status when its trailers go by.
-#[derive(Debug)]
-pub struct Observed<B> {
-    inner: B,
-    /// The method, until its call is recorded.
+/// A call not yet recorded: recorded with the first status that goes by, or as cancelled if
+/// its response body goes away before any (the client cancelled, or the connection dropped,
+/// mid-call).
+struct Unrecorded {
+    /// The method, until its call is recorded; none for a call that is not counted.
     method: Option<String>,
 }
 
-impl<B: Body + Unpin> Body for Observed<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let frame = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &frame
-            && let Some(status) = frame.trailers_ref().and_then(|t| t.get("grpc-status"))
-        {
-            let code = Code::from_bytes(status.as_bytes());
-            record(&mut self.method, code);
-        }
-        frame
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+impl Unrecorded {
+    fn record(&mut self, code: Code) {
+        record(&mut self.method, code);
     }
 }
 
-impl<B> Drop for Observed<B> {
+impl Drop for Unrecorded {
     fn drop(&mut self) {
-        // The body went away before any status: the client cancelled (or the connection
-        // dropped) mid-call.
-        record(&mut self.method, Code::Cancelled);
+        self.record(Code::Cancelled);
     }
 }
 
