@@ -181,16 +181,16 @@ impl RankingApi {
 
     /// A new live stream's place under its caller's cap (or RESOURCE_EXHAUSTED), and its
     /// credential to check again while it lasts (when reading is not public).
-    fn opening<T>(
-        &self,
-        request: &Request<T>,
-    ) -> Result<(Watching, Option<StreamCredential>), Error> {
+    fn place<T>(&self, request: &Request<T>) -> Result<Place, Error> {
         let watching = self.watching(caller_of(request))?;
         let credential = self
             .readers
             .as_ref()
             .map(|readers| StreamCredential::of(readers, request));
-        Ok((watching, credential))
+        Ok(Place {
+            watching,
+            credential,
+        })
     }
 
     /// A place for one more stream of `caller`, or RESOURCE_EXHAUSTED past its cap.
@@ -276,6 +276,7 @@ impl RankingApi {
         view: Selection,
     ) -> Vec<WatchRankingResponse> {
         first_messages(
+            "ranking",
             start,
             requested,
             || self.snapshot_messages(current, view),
@@ -348,11 +349,34 @@ impl RankingApi {
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchRankingResponse, Status>> + Send>>;
 type AlertsStream = Pin<Box<dyn Stream<Item = Result<WatchAlertsResponse, Status>> + Send>>;
 
-/// A live stream about to start: its place under the caller's cap, the credential checked
-/// again while it lasts, its first messages, and the states it follows from the one shown.
-struct Live<S, M> {
+/// A live stream's place under its caller's cap, and the credential checked again while it
+/// lasts.
+struct Place {
     watching: Watching,
     credential: Option<StreamCredential>,
+}
+
+impl Place {
+    /// The stream about to start here: its first messages, and the states it follows from
+    /// the one shown.
+    fn live<S, M>(
+        self,
+        opening: Vec<M>,
+        updates: watch::Receiver<Arc<S>>,
+        shown: Arc<S>,
+    ) -> Live<S, M> {
+        Live {
+            place: self,
+            opening,
+            updates,
+            shown,
+        }
+    }
+}
+
+/// A live stream about to start (`Place::live`).
+struct Live<S, M> {
+    place: Place,
     opening: Vec<M>,
     updates: watch::Receiver<Arc<S>>,
     shown: Arc<S>,
@@ -375,8 +399,10 @@ impl RankingApi {
         M: Send + 'static,
     {
         let Live {
-            watching,
-            credential,
+            place: Place {
+                watching,
+                credential,
+            },
             opening,
             mut updates,
             mut shown,
@@ -473,6 +499,7 @@ impl RankingApi {
                 .collect::<Vec<_>>()
         };
         first_messages(
+            "alerts",
             start,
             requested,
             snapshot,
@@ -496,8 +523,9 @@ impl RankingApi {
 /// `snapshot`; when resuming, the message `resumed` makes of the changes from the client's
 /// state (always one, even with nothing changed: it tells the client it resumed); or a
 /// `Reset` saying why the `requested` revision cannot be resumed (made a message by
-/// `reset`), followed by a snapshot.
+/// `reset`, and logged under `stream`'s name), followed by a snapshot.
 fn first_messages<S, M>(
+    stream: &'static str,
     start: Start<S>,
     requested: u64,
     snapshot: impl FnOnce() -> Vec<M>,
@@ -508,6 +536,7 @@ fn first_messages<S, M>(
         Start::Snapshot => snapshot(),
         Start::ResumeFrom(base) => vec![resumed(base)],
         Start::Reset(reason) => {
+            debug!(stream, requested, ?reason, "subscriber cannot resume");
             let reset = reset(Reset {
                 reason: reset_reason(reason).into(),
                 requested_revision: requested,
@@ -548,6 +577,9 @@ macro_rules! forward {
 
 #[tonic::async_trait]
 impl RankingService for RankingApi {
+    type WatchRankingStream = WatchStream;
+    type WatchAlertsStream = AlertsStream;
+
     async fn get_ranking(
         &self,
         request: Request<GetRankingRequest>,
@@ -568,13 +600,11 @@ impl RankingService for RankingApi {
         get_procedure_metrics(GetProcedureMetricsRequest) -> GetProcedureMetricsResponse;
     }
 
-    type WatchRankingStream = WatchStream;
-
     async fn watch_ranking(
         &self,
         request: Request<WatchRankingRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let (watching, credential) = self.opening(&request)?;
+        let place = self.place(&request)?;
         let request = request.into_inner();
         let query = Query::parse(request.query, &self.profiles.get(), &self.catalog)?;
         let requested = request.resume_revision;
@@ -585,20 +615,11 @@ impl RankingService for RankingApi {
             current,
             start,
         } = self.hubs.subscribe(&query.live(), requested).await?;
-        if let Start::Reset(reason) = &start {
-            debug!(requested, ?reason, "ranking subscriber cannot resume");
-        }
         let opening = self.opening_messages(start, requested, &current, view);
         let api = self.clone();
         let stream = self.spawn_live(
             "ranking",
-            Live {
-                watching,
-                credential,
-                opening,
-                updates,
-                shown: current,
-            },
+            place.live(opening, updates, current),
             move |shown: &Arc<Published>, now: &Arc<Published>| {
                 if now.previous_revision == shown.revision {
                     // Most subscribers keep up: those of one view send the same message.
@@ -631,29 +652,20 @@ impl RankingService for RankingApi {
         }))
     }
 
-    type WatchAlertsStream = AlertsStream;
-
     async fn watch_alerts(
         &self,
         request: Request<WatchAlertsRequest>,
     ) -> Result<Response<AlertsStream>, Status> {
-        let (watching, credential) = self.opening(&request)?;
-        let requested = request.into_inner().resume_revision;
+        let place = self.place(&request)?;
+        let WatchAlertsRequest {
+            resume_revision: requested,
+        } = request.into_inner();
         let (updates, current, start) = self.alerts.subscribe(requested);
-        if let Start::Reset(reason) = &start {
-            debug!(requested, ?reason, "alerts subscriber cannot resume");
-        }
         let opening = self.alerts_opening(start, requested, &current);
         let catalog = self.catalog.clone();
         let stream = self.spawn_live(
             "alerts",
-            Live {
-                watching,
-                credential,
-                opening,
-                updates,
-                shown: current,
-            },
+            place.live(opening, updates, current),
             move |shown: &Arc<AlertsState>, now: &Arc<AlertsState>| {
                 alerts::changes_message(&catalog, shown, now)
             },
