@@ -3,10 +3,7 @@
 //! Redis memory per agency, on a real `redis-server` holding year-to-date data. Run with
 //! `cargo bench -p govpulse-e2e --bench metrics`.
 
-#![allow(
-    clippy::print_stdout,
-    reason = "a benchmark reports on standard output"
-)]
+#![allow(clippy::print_stdout, reason = "a benchmark reports on standard output")]
 
 use std::{
     io::Write as _,
@@ -119,7 +116,11 @@ async fn main() {
             };
             let latency = measure(Target::Grpc(deployment.aggregate()), request.clone()).await;
             rows.push(latency.row(&format!("GetBlockMetrics {label}, {metric}, ytd")));
-            let latency = measure(Target::InProcess(server_side.api()), request.clone()).await;
+            let latency = measure(
+                Target::InProcess(server_side.service().api()),
+                request.clone(),
+            )
+            .await;
             rows.push(latency.row(&format!(
                 "  server side: the same query answered in process, no gRPC ({label}, {metric})"
             )));
@@ -130,7 +131,7 @@ async fn main() {
         }
     }
 
-    rows.extend(procedure_latency(&deployment, server_side.api(), &window).await);
+    rows.extend(procedure_latency(&deployment, server_side.service().api(), &window).await);
     rows.push(daily_bucket_cost(&deployment, &redis, &window).await);
 
     print_report(&rows, &window, started.elapsed());

@@ -6,19 +6,21 @@ mod api;
 mod error;
 mod store_telemetry;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use govpulse_core::{AcceptancePolicy, Catalog, freshness::FreshnessPolicy};
-use govpulse_edge::catalog_service::CatalogApi;
-use govpulse_edge::host::{Host, HostArgs};
+use govpulse_edge::host::{Host, HostArgs, Service};
 use govpulse_edge::unary::{self, Unary};
-use govpulse_proto::{
-    aggregate::aggregate_service_server::AggregateServiceServer,
-    catalog::catalog_service_server::CatalogServiceServer,
-};
+use govpulse_proto::aggregate::aggregate_service_server::AggregateServiceServer;
 use govpulse_runtime::index_file::LiveProfiles;
 use govpulse_runtime::targets_file::LiveTargets;
 use govpulse_store::{CounterStore, MemoryStore, RedisStore, RedisStoreConfig};
+use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes};
 use tracing::info;
 
@@ -34,10 +36,7 @@ const MAX_REQUEST_BYTES: usize = 17 * 1024 * 1024;
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "govpulse-aggregate",
-    about = "Counts dossier events and answers metric reads"
-)]
+#[command(name = "govpulse-aggregate", about = "Counts dossier events and answers metric reads")]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "GOVPULSE_LISTEN", default_value = "0.0.0.0:50052")]
@@ -45,11 +44,7 @@ pub struct Config {
     /// The counter store: a `redis://host:port/` URL (one Redis), a
     /// `redis+cluster://host:port,host:port,...` URL (a Redis Cluster, any of its nodes), or
     /// `memory` for an in-process store that is lost on exit (development and the demo only).
-    #[arg(
-        long,
-        env = "GOVPULSE_STORE",
-        default_value = "redis://127.0.0.1:6379/"
-    )]
+    #[arg(long, env = "GOVPULSE_STORE", default_value = "redis://127.0.0.1:6379/")]
     pub store: String,
     /// Prefix of every Redis key, so that deployments and tests can share one Redis.
     #[arg(long, env = "GOVPULSE_KEY_PREFIX", default_value = "gp")]
@@ -79,13 +74,6 @@ pub struct Config {
     /// them.
     #[command(flatten)]
     pub host: HostArgs,
-}
-
-/// The settings its host reads before it starts (the runtime's threads).
-impl AsRef<HostArgs> for Config {
-    fn as_ref(&self) -> &HostArgs {
-        &self.host
-    }
 }
 
 impl Config {
@@ -130,10 +118,12 @@ impl Config {
     }
 }
 
-/// A bound aggregate server, ready to run.
+/// A bound aggregate server, ready to run: `Server::build(config)`, then `run_until`.
+pub type Server = govpulse_edge::host::Server<Aggregate>;
+
+/// Aggregate's API with what serves beside it, as its [`Server`] runs it.
 #[derive(Debug)]
-pub struct Server {
-    host: Host,
+pub struct Aggregate {
     api: AggregateApi,
     /// Notices every replica publishes through the store, subscribed before binding so
     /// that none published after `build` returns is missed.
@@ -141,69 +131,26 @@ pub struct Server {
     catalog: Arc<Catalog>,
     targets: LiveTargets,
     reload_every: Duration,
-    profiles: LiveProfiles,
 }
 
-impl Server {
-    /// Loads the catalog, connects the store and binds the listen address.
-    pub async fn build(config: Config) -> Result<Self, StartError> {
-        let catalog = Arc::new(govpulse_runtime::catalog_files::load(
-            config.catalog_dir.as_deref(),
-        )?);
-        let store = open_store(&config).await?;
-        Self::build_with(config, catalog, store).await
-    }
-
-    /// Binds with a given catalog and store.
-    pub async fn build_with(
-        config: Config,
-        catalog: Arc<Catalog>,
-        store: Arc<dyn CounterStore>,
-    ) -> Result<Self, StartError> {
-        let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
-        let profiles = LiveProfiles::load(config.index_profiles.clone())?;
-        let shared_changes = store.subscribe_changes().await.map_err(StartError::store)?;
-        let edge = config.host.edge().map_err(StartError::Config)?;
-        let host = Host::bind(config.host.listen(config.listen), edge).await?;
-        let store = store_telemetry::Instrumented::wrap(store);
-        let api = AggregateApi::new(
-            catalog.clone(),
-            store,
-            config.policy(),
-            targets.clone(),
-            host.stopping(),
-        )
-        .with_profiles(profiles.clone())
-        .with_freshness(config.freshness());
-        info!(addr = %host.local_addr(), store = store_kind(&config.store), "aggregate bound");
-        let reload_every = Duration::from_millis(config.targets_reload_ms.max(100));
-        Ok(Self {
-            host,
-            api,
-            shared_changes,
-            catalog,
-            targets,
-            reload_every,
-            profiles,
-        })
-    }
-
-    /// Its listeners (read their addresses: port 0 picks a free one).
-    pub fn host(&self) -> &Host {
-        &self.host
-    }
-
+impl Aggregate {
     /// The API it serves, to call in process (benchmarks measure the server side with it).
     pub fn api(&self) -> &AggregateApi {
         &self.api
     }
+}
 
-    /// Serves until `shutdown` resolves, then drains.
-    pub async fn run_until(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(), StartError> {
-        let stopping = self.host.stopping();
+impl Service for Aggregate {
+    type Config = Config;
+    const NAME: &'static str = AggregateServiceServer::<AggregateApi>::NAME;
+
+    /// Connects the store `config` names and binds ([`build_with_store`]).
+    async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Server, StartError> {
+        let store = open_store(&config).await?;
+        build_with_store(config, catalog, store).await
+    }
+
+    fn start(self, stopping: CancellationToken) -> Routes {
         tokio::spawn(
             self.api
                 .clone()
@@ -213,12 +160,12 @@ impl Server {
             self.targets
                 .watch(self.catalog.clone(), self.reload_every, stopping.clone()),
         );
-        tokio::spawn(
-            self.profiles
-                .watch(govpulse_runtime::index_file::RELOAD_EVERY, stopping),
-        );
-        // Unregistered when serving ends.
-        let _gauges = self.api.export_freshness();
+        // Unregistered when the service stops.
+        let gauges = self.api.export_freshness();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            drop(gauges);
+        });
         let api = self.api.clone();
         let apply = Unary::new(
             move |request| {
@@ -229,16 +176,55 @@ impl Server {
         );
         let routes = Routes::new(
             AggregateServiceServer::new(self.api).max_decoding_message_size(MAX_REQUEST_BYTES),
-        )
-        .add_service(CatalogApi::server(self.catalog));
+        );
         // ApplyEvents reads its events in place: its own route.
-        let routes = unary::route(routes, govpulse_proto::wire::APPLY_EVENTS, apply);
-        let served = [
-            AggregateServiceServer::<AggregateApi>::NAME,
-            CatalogServiceServer::<CatalogApi>::NAME,
-        ];
-        Ok(self.host.serve(routes, &served, shutdown).await?)
+        unary::route(routes, govpulse_proto::wire::APPLY_EVENTS, apply)
     }
+
+    fn catalog_dir(config: &Config) -> Option<&Path> {
+        config.catalog_dir.as_deref()
+    }
+
+    fn host_args(config: &Config) -> &HostArgs {
+        &config.host
+    }
+}
+
+/// Binds with a given catalog and store (the CLI's embedded stack: its in-memory store).
+pub async fn build_with_store(
+    config: Config,
+    catalog: Arc<Catalog>,
+    store: Arc<dyn CounterStore>,
+) -> Result<Server, StartError> {
+    let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
+    let profiles = LiveProfiles::load(config.index_profiles.clone())?;
+    let shared_changes = store.subscribe_changes().await.map_err(StartError::store)?;
+    let edge = config.host.edge().map_err(StartError::Config)?;
+    let host = Host::bind(config.host.listen(config.listen), edge).await?;
+    let store = store_telemetry::Instrumented::wrap(store);
+    let api = AggregateApi::new(
+        catalog.clone(),
+        store,
+        config.policy(),
+        targets.clone(),
+        host.stopping(),
+    )
+    .with_profiles(profiles.clone())
+    .with_freshness(config.freshness());
+    info!(addr = %host.local_addr(), store = store_kind(&config.store), "aggregate bound");
+    let reload_every = Duration::from_millis(config.targets_reload_ms.max(100));
+    Ok(Server::new(
+        host,
+        catalog.clone(),
+        profiles,
+        Aggregate {
+            api,
+            shared_changes,
+            catalog,
+            targets,
+            reload_every,
+        },
+    ))
 }
 
 /// The counter store `config.store` names: in memory, or Redis (one server or a cluster),

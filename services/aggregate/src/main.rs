@@ -1,6 +1,6 @@
 //! The `govpulse-aggregate` binary: configuration from flags and environment, then the library.
 
-use govpulse_aggregate::Server;
+use govpulse_aggregate::Aggregate;
 use govpulse_edge::server::serve_process;
 
 /// mimalloc: allocation is on every event's path (decoded ids, replies, plans), and it is
@@ -12,6 +12,5 @@ use govpulse_edge::server::serve_process;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let run = |server: Server, stop| server.run_until(stop);
-    Ok(serve_process("govpulse-aggregate", Server::build, run)?)
+    Ok(serve_process::<Aggregate>("govpulse-aggregate")?)
 }

@@ -192,8 +192,7 @@ impl Stack {
             .context("cannot open the counter store")?;
         let horizon_days = aggregate_config.horizon_days;
         let aggregate =
-            govpulse_aggregate::Server::build_with(aggregate_config, catalog.clone(), store)
-                .await?;
+            govpulse_aggregate::build_with_store(aggregate_config, catalog.clone(), store).await?;
         let aggregate_addr = aggregate.host().local_addr();
         let metrics = aggregate.host().metrics_addr();
         let aggregate_url = Self::url_of(aggregate_addr, tls);

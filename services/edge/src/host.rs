@@ -1,18 +1,26 @@
 //! What the three services bind and serve the same way: the main port, the plaintext health
 //! port, the `/metrics` listener, the edge (TLS and limits) and the token that stops the
-//! service's own tasks. A service builds its API around a [`Host`] and hands it its routes.
+//! service's own tasks. A service builds its API around a [`Host`] and hands it its routes;
+//! [`Server`] is the lifecycle the three share: built and bound, then serving until told to
+//! stop.
 
-use std::{future::Future, net::SocketAddr, num::NonZeroUsize};
+use std::{future::Future, net::SocketAddr, num::NonZeroUsize, path::Path, sync::Arc};
 
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
+use tonic::{server::NamedService, service::Routes};
 
+use govpulse_core::Catalog;
+use govpulse_proto::catalog::catalog_service_server::CatalogServiceServer;
 use govpulse_runtime::{
+    catalog_files,
+    index_file::{self, LiveProfiles},
     prometheus::{self, MetricsListener},
     tls::TlsArgs,
 };
 
 use crate::{
+    StartError,
+    catalog_service::CatalogApi,
     limits::EdgeLimits,
     server::{self, Bound, Edge, ServeError},
 };
@@ -147,5 +155,94 @@ impl Host {
             self.stopping,
         )
         .await
+    }
+}
+
+/// A service of govpulse (ingest, aggregate, ranking) as its [`Server`] runs it.
+pub trait Service: Sized + Send + 'static {
+    /// Its configuration, from flags and the environment.
+    type Config;
+    /// Its gRPC service's name (the catalog service beside it is the server's).
+    const NAME: &'static str;
+
+    /// With `catalog` loaded: loads its own settings files, connects what it calls, and
+    /// binds.
+    fn build_with(
+        config: Self::Config,
+        catalog: Arc<Catalog>,
+    ) -> impl Future<Output = Result<Server<Self>, StartError>> + Send;
+
+    /// Starts what runs beside its calls (file watchers, change relays; each ends when
+    /// `stopping` is cancelled) and gives the routes it serves.
+    fn start(self, stopping: CancellationToken) -> Routes;
+
+    /// The folder of catalog files `config` names; the built-in catalog when none.
+    fn catalog_dir(config: &Self::Config) -> Option<&Path>;
+
+    /// What `config` says of the host (read before the runtime starts: its threads).
+    fn host_args(config: &Self::Config) -> &HostArgs;
+}
+
+/// A service built and bound, ready to serve: `Server::build(config)`, then `run_until`.
+/// Every service serves the catalog beside its own API, and follows the composite index
+/// profiles file.
+#[derive(Debug)]
+pub struct Server<S> {
+    host: Host,
+    catalog: Arc<Catalog>,
+    profiles: LiveProfiles,
+    service: S,
+}
+
+impl<S: Service> Server<S> {
+    /// Loads the catalog, then the rest of what the service needs; connects what it calls,
+    /// and binds ([`Service::build_with`]).
+    pub async fn build(config: S::Config) -> Result<Self, StartError> {
+        let catalog = Arc::new(catalog_files::load(S::catalog_dir(&config))?);
+        S::build_with(config, catalog).await
+    }
+
+    /// With `catalog` loaded already (one for the services of one process): the rest of
+    /// what the service needs; connects what it calls, and binds.
+    pub async fn build_with(config: S::Config, catalog: Arc<Catalog>) -> Result<Self, StartError> {
+        S::build_with(config, catalog).await
+    }
+
+    /// `service` bound to `host`'s listeners, over `catalog` and `profiles`.
+    pub fn new(host: Host, catalog: Arc<Catalog>, profiles: LiveProfiles, service: S) -> Self {
+        Self {
+            host,
+            catalog,
+            profiles,
+            service,
+        }
+    }
+
+    /// Its listeners (read their addresses: port 0 picks a free one).
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The service, to call in process (benchmarks measure the server side with it).
+    pub fn service(&self) -> &S {
+        &self.service
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let stopping = self.host.stopping();
+        tokio::spawn(
+            self.profiles
+                .watch(index_file::RELOAD_EVERY, stopping.clone()),
+        );
+        let routes = self
+            .service
+            .start(stopping)
+            .add_service(CatalogApi::server(self.catalog));
+        let served = [S::NAME, CatalogServiceServer::<CatalogApi>::NAME];
+        Ok(self.host.serve(routes, &served, shutdown).await?)
     }
 }

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     StartError,
-    host::HostArgs,
+    host::{Server, Service},
     limits::{Connections, EdgeLimits, InFlightLayer, limited_incoming},
 };
 
@@ -93,37 +93,31 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
-/// What a service is given to serve until: [`shutdown_signal`]'s future.
-pub type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// A service binary's whole life, the same for every service: its configuration `C` from
-/// flags and the environment, its runtime with the configured worker threads (by default one
-/// per CPU the process may use, its cgroup's quota included), logs and traces installed as
-/// `service`, the stop signal watched before `build` binds (see [`shutdown_signal`]), then
-/// `run` serving until it comes, and the spans still buffered exported once serving has
-/// ended. A failed `build` returns its error at once.
-pub fn serve_process<C, S, B, R>(
-    service: &'static str,
-    build: impl FnOnce(C) -> B,
-    run: impl FnOnce(S, Shutdown) -> R,
-) -> Result<(), StartError>
+/// A service binary's whole life, the same for every service: its configuration from flags
+/// and the environment, its runtime with the configured worker threads (by default one per
+/// CPU the process may use, its cgroup's quota included), logs and traces installed as
+/// `name`, the stop signal watched before the server binds (see [`shutdown_signal`]), then
+/// serving until it comes, and the spans still buffered exported once serving has ended. A
+/// server that cannot be built returns its error at once.
+pub fn serve_process<S>(name: &'static str) -> Result<(), StartError>
 where
-    C: clap::Parser + AsRef<HostArgs>,
-    B: Future<Output = Result<S, StartError>>,
-    R: Future<Output = Result<(), StartError>>,
+    S: Service,
+    S::Config: clap::Parser,
 {
-    let config = C::parse();
+    let config = <S::Config as clap::Parser>::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = config.as_ref().worker_threads {
+    if let Some(threads) = S::host_args(&config).worker_threads {
         runtime.worker_threads(threads.get());
     }
     let runtime = runtime.enable_all().build().map_err(StartError::Runtime)?;
     runtime.block_on(async {
-        let telemetry = govpulse_runtime::telemetry::init(service);
+        let telemetry = govpulse_runtime::telemetry::init(name);
         // Before binding: a SIGTERM as soon as the port is reachable is a clean stop.
-        let stop = Box::pin(shutdown_signal());
-        let server = build(config).await?;
-        let served = run(server, stop).await;
+        let stop = shutdown_signal();
+        let served = match Server::<S>::build(config).await {
+            Ok(server) => server.run_until(stop).await,
+            Err(error) => Err(error),
+        };
         telemetry.shutdown().await;
         served
     })

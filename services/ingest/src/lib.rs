@@ -7,20 +7,25 @@ mod error;
 mod http;
 mod limits;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use govpulse_core::{AcceptancePolicy, Catalog};
 use govpulse_edge::auth::{Authenticator, LiveTokens, TokenFileArgs};
-use govpulse_edge::catalog_service::CatalogApi;
-use govpulse_edge::host::{Host, HostArgs};
+use govpulse_edge::host::{Host, HostArgs, Service};
 use govpulse_edge::unary::{self, Unary};
-use govpulse_proto::{
-    catalog::catalog_service_server::CatalogServiceServer,
-    ingest::ingest_service_server::IngestServiceServer,
-};
+use govpulse_proto::ingest::ingest_service_server::IngestServiceServer;
 use govpulse_runtime::client::AggregateArgs;
 use govpulse_runtime::index_file::LiveProfiles;
-use tonic::{server::NamedService, service::interceptor::InterceptedService};
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    server::NamedService,
+    service::{Routes, interceptor::InterceptedService},
+};
 use tracing::info;
 
 pub use api::{Caller, IngestApi};
@@ -116,13 +121,6 @@ impl Limits {
     }
 }
 
-/// The settings its host reads before it starts (the runtime's threads).
-impl AsRef<HostArgs> for Config {
-    fn as_ref(&self) -> &HostArgs {
-        &self.host
-    }
-}
-
 impl Config {
     /// The defaults, listening on `listen`, forwarding to `aggregate_url`. Like the flags'
     /// defaults they are the production ones: TLS and a credential are required until
@@ -155,29 +153,25 @@ impl Config {
     }
 }
 
-/// A bound ingest server, ready to run.
+/// A bound ingest server, ready to run: `Server::build(config)`, then `run_until`.
+pub type Server = govpulse_edge::host::Server<Ingest>;
+
+/// Ingest's API with what serves beside it, as its [`Server`] runs it.
 #[derive(Debug)]
-pub struct Server {
-    host: Host,
+pub struct Ingest {
     api: IngestApi,
     catalog: Arc<Catalog>,
-    profiles: LiveProfiles,
     tokens: Option<(LiveTokens, std::time::Duration)>,
     max_message_bytes: usize,
 }
 
-impl Server {
-    /// Loads the catalog, prepares the connection to aggregate (made on first use and
-    /// re-made whenever it drops) and binds the listen address.
-    pub async fn build(config: Config) -> Result<Self, StartError> {
-        let catalog = Arc::new(govpulse_runtime::catalog_files::load(
-            config.catalog_dir.as_deref(),
-        )?);
-        Self::build_with(config, catalog).await
-    }
+impl Service for Ingest {
+    type Config = Config;
+    const NAME: &'static str = IngestServiceServer::<IngestApi>::NAME;
 
-    /// Binds with a given catalog.
-    pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, StartError> {
+    /// Prepares the connection to aggregate (made on first use and re-made whenever it
+    /// drops), loads the index profiles and the tokens, and binds.
+    async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Server, StartError> {
         let timeout = Duration::from_millis(config.aggregate_timeout_ms);
         let channel = config
             .aggregate
@@ -189,8 +183,8 @@ impl Server {
             && !config.allow_anonymous
         {
             return Err(StartError::Config(
-                "no way to authenticate callers: set --tokens or --tls-client-ca, or --allow-anonymous for development".to_owned(),
-            ));
+                    "no way to authenticate callers: set --tokens or --tls-client-ca, or --allow-anonymous for development".to_owned(),
+                ));
         }
         let limits = &config.limits;
         if limits.max_batch > govpulse_proto::codec::MAX_ITEMS {
@@ -238,31 +232,20 @@ impl Server {
             anonymous = config.allow_anonymous,
             "ingest bound"
         );
-        Ok(Self {
+        Ok(Server::new(
             host,
-            api,
-            catalog,
+            catalog.clone(),
             profiles,
-            tokens: tokens.map(|t| (t, config.token_file.every())),
-            max_message_bytes: limits.max_message_bytes,
-        })
+            Ingest {
+                api,
+                catalog,
+                tokens: tokens.map(|t| (t, config.token_file.every())),
+                max_message_bytes: limits.max_message_bytes,
+            },
+        ))
     }
 
-    /// Its listeners (read their addresses: port 0 picks a free one).
-    pub fn host(&self) -> &Host {
-        &self.host
-    }
-
-    /// Serves until `shutdown` resolves, then drains.
-    pub async fn run_until(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(), StartError> {
-        let stopping = self.host.stopping();
-        tokio::spawn(
-            self.profiles
-                .watch(govpulse_runtime::index_file::RELOAD_EVERY, stopping.clone()),
-        );
+    fn start(self, stopping: CancellationToken) -> Routes {
         if let Some((tokens, every)) = self.tokens {
             tokio::spawn(tokens.watch(self.catalog.clone(), every, stopping));
         }
@@ -294,14 +277,15 @@ impl Server {
         );
         // The JSON routes call the same service: same credentials, limits and outcomes.
         let http = http::router(self.api, self.max_message_bytes);
-        let routes = govpulse_edge::http_json::routes(http)
-            .add_service(ingest)
-            .add_service(CatalogApi::server(self.catalog));
-        let routes = unary::route(routes, govpulse_proto::wire::SUBMIT_EVENTS, submit);
-        let served = [
-            IngestServiceServer::<IngestApi>::NAME,
-            CatalogServiceServer::<CatalogApi>::NAME,
-        ];
-        Ok(self.host.serve(routes, &served, shutdown).await?)
+        let routes = govpulse_edge::http_json::routes(http).add_service(ingest);
+        unary::route(routes, govpulse_proto::wire::SUBMIT_EVENTS, submit)
+    }
+
+    fn catalog_dir(config: &Config) -> Option<&Path> {
+        config.catalog_dir.as_deref()
+    }
+
+    fn host_args(config: &Config) -> &HostArgs {
+        &config.host
     }
 }

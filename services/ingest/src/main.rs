@@ -1,9 +1,8 @@
 //! The `govpulse-ingest` binary: configuration from flags and environment, then the library.
 
 use govpulse_edge::server::serve_process;
-use govpulse_ingest::Server;
+use govpulse_ingest::Ingest;
 
 fn main() -> anyhow::Result<()> {
-    let run = |server: Server, stop| server.run_until(stop);
-    Ok(serve_process("govpulse-ingest", Server::build, run)?)
+    Ok(serve_process::<Ingest>("govpulse-ingest")?)
 }

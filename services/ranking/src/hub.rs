@@ -99,9 +99,9 @@ impl Published {
     }
 }
 
-/// Timing of the live rankings.
+/// How the live rankings are run: their timing, the ranking rules, and how many at once.
 #[derive(Debug, Clone, Copy)]
-pub struct HubTiming {
+pub struct HubSettings {
     /// How long to gather change notices before recomputing.
     pub debounce: Duration,
     /// How often to recompute without a notice.
@@ -109,6 +109,10 @@ pub struct HubTiming {
     /// How long a live ranking goes on after its last subscriber left, so that a client
     /// that reconnects meanwhile can resume from its history.
     pub linger: Duration,
+    /// The ranking rules (the minimum volume to be ranked).
+    pub rules: Rules,
+    /// The most live rankings this replica runs at once.
+    pub max_live: usize,
 }
 
 /// The live rankings of one ranking replica.
@@ -255,12 +259,9 @@ struct Inner {
     aggregate: AggregateServiceClient<Channel>,
     catalog: Arc<Catalog>,
     notices: broadcast::Sender<ChangeNotice>,
-    timing: HubTiming,
-    rules: Rules,
+    settings: HubSettings,
     /// The latest publication of each ranking, which rows are marked revised against.
     latest: Latest,
-    /// The most live rankings this replica runs at once.
-    max_live: usize,
     /// New live rankings computing their first state at once: a caller opening query after
     /// query waits its turn here, so that it never takes more than this share of the
     /// replica's and aggregate's work from the rankings already running and GetRanking.
@@ -328,7 +329,7 @@ impl Hubs {
             &self.inner.aggregate,
             &self.inner.catalog,
             query,
-            self.inner.rules,
+            self.inner.settings.rules,
         )
         .await?;
         self.inner.latest.mark(query, &mut ranking).await;
@@ -345,10 +346,8 @@ impl Hubs {
         aggregate: AggregateServiceClient<Channel>,
         catalog: Arc<Catalog>,
         notices: broadcast::Sender<ChangeNotice>,
-        timing: HubTiming,
-        rules: Rules,
         latest: Latest,
-        max_live: usize,
+        settings: HubSettings,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -356,10 +355,11 @@ impl Hubs {
                 aggregate,
                 catalog,
                 notices,
-                timing,
-                rules,
+                settings: HubSettings {
+                    max_live: settings.max_live.max(1),
+                    ..settings
+                },
                 latest,
-                max_live: max_live.max(1),
                 starting: tokio::sync::Semaphore::new(STARTING_AT_ONCE),
             }),
         }
@@ -368,7 +368,7 @@ impl Hubs {
     /// Makes room for one more live ranking in `live`: nothing to do under the cap; over it,
     /// the one that lingers with no subscriber is ended; with none, RESOURCE_EXHAUSTED.
     fn make_room(&self, live: &mut HashMap<Query, Arc<Live>>) -> Result<(), Error> {
-        if live.len() < self.inner.max_live {
+        if live.len() < self.inner.settings.max_live {
             return Ok(());
         }
         let lingering = live
@@ -389,7 +389,7 @@ impl Hubs {
                 govpulse_edge::refusals::refused("live_ranking_cap", "replica");
                 Err(Error::Exhausted(format!(
                     "this ranking replica runs {} live rankings already (--max-live-rankings), each watched; watch one of them, or ask GetRanking",
-                    self.inner.max_live
+                    self.inner.settings.max_live
                 )))
             }
         }
@@ -414,7 +414,7 @@ impl Hubs {
 
     /// The ranking rules (minimum volume) of this replica.
     pub fn rules(&self) -> Rules {
-        self.inner.rules
+        self.inner.settings.rules
     }
 
     /// Subscribes to a query's live ranking (every row: a subscriber shows its view of it,
@@ -494,7 +494,7 @@ impl Hubs {
         mut notices: broadcast::Receiver<ChangeNotice>,
     ) {
         let sender = live.states.sender();
-        let timing = self.inner.timing;
+        let timing = self.inner.settings;
         let mut refresh = tokio::time::interval_at(Instant::now() + timing.refresh, timing.refresh);
         let mut due: Option<Instant> = None;
         let mut cause = Cause::default();

@@ -15,27 +15,32 @@ mod publications;
 mod query;
 mod resume;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use govpulse_core::{Catalog, ranking::Rules};
 use govpulse_edge::auth::{Authenticator, LiveTokens, Role, TokenFileArgs};
 use govpulse_edge::catalog_service::CatalogApi;
-use govpulse_edge::host::{Host, HostArgs};
+use govpulse_edge::host::{Host, HostArgs, Service};
 use govpulse_proto::{
     aggregate::aggregate_service_client::AggregateServiceClient,
-    catalog::catalog_service_server::CatalogServiceServer,
     ranking::ranking_service_server::RankingServiceServer,
 };
 use govpulse_runtime::alerts_file::{self, LiveAlertRules};
 use govpulse_runtime::client::AggregateArgs;
 use govpulse_runtime::index_file::LiveProfiles;
 use tokio::sync::broadcast;
-use tonic::server::NamedService;
+use tokio_util::sync::CancellationToken;
+use tonic::{server::NamedService, service::Routes};
 use tracing::info;
 
 use alerts::{AlertTiming, Alerts};
 pub use api::RankingApi;
-pub use hub::HubTiming;
+pub use hub::HubSettings;
 pub use resume::revision_ms;
 
 /// The default minimum volume: 30 dossiers (or resolutions, fees, feedback: the metric's
@@ -45,10 +50,7 @@ pub const DEFAULT_MIN_VOLUME: u64 = 30;
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "govpulse-ranking",
-    about = "Ranks agencies and streams live rankings"
-)]
+#[command(name = "govpulse-ranking", about = "Ranks agencies and streams live rankings")]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "GOVPULSE_LISTEN", default_value = "0.0.0.0:50053")]
@@ -126,13 +128,6 @@ pub struct Config {
     pub allow_anonymous: bool,
 }
 
-/// The settings its host reads before it starts (the runtime's threads).
-impl AsRef<HostArgs> for Config {
-    fn as_ref(&self) -> &HostArgs {
-        &self.host
-    }
-}
-
 impl Config {
     /// The defaults, listening on `listen`, reading from `aggregate_url`.
     pub fn new(listen: SocketAddr, aggregate_url: String) -> Self {
@@ -180,15 +175,16 @@ const MAX_QUERY_BYTES: usize = 64 * 1024;
 
 pub use govpulse_edge::StartError;
 
-/// A bound ranking server, ready to run.
+/// A bound ranking server, ready to run: `Server::build(config)`, then `run_until`.
+pub type Server = govpulse_edge::host::Server<Ranking>;
+
+/// Ranking's API with what serves beside it, as its [`Server`] runs it.
 #[derive(Debug)]
-pub struct Server {
-    host: Host,
+pub struct Ranking {
     api: RankingApi,
     catalog: Arc<Catalog>,
     aggregate: AggregateServiceClient<tonic::transport::Channel>,
     notices: broadcast::Sender<govpulse_core::notice::ChangeNotice>,
-    profiles: LiveProfiles,
     alert_rules: LiveAlertRules,
     alerts: Alerts,
     alert_timing: AlertTiming,
@@ -205,17 +201,12 @@ pub struct Server {
 /// The token file and how often it is checked for changes.
 type TokenFile = (LiveTokens, Duration);
 
-impl Server {
-    /// Loads the catalog, prepares the connection to aggregate and binds.
-    pub async fn build(config: Config) -> Result<Self, StartError> {
-        let catalog = Arc::new(govpulse_runtime::catalog_files::load(
-            config.catalog_dir.as_deref(),
-        )?);
-        Self::build_with(config, catalog).await
-    }
+impl Service for Ranking {
+    type Config = Config;
+    const NAME: &'static str = RankingServiceServer::<RankingApi>::NAME;
 
-    /// Binds with a given catalog.
-    pub async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Self, StartError> {
+    /// Prepares the connection to aggregate, loads the settings files and binds.
+    async fn build_with(config: Config, catalog: Arc<Catalog>) -> Result<Server, StartError> {
         // No per-call timeout: the same channel carries the long-lived WatchChanges stream.
         let channel = config.aggregate.channel(None).map_err(StartError::Config)?;
         let edge = config.host.edge().map_err(StartError::Config)?;
@@ -225,8 +216,8 @@ impl Server {
         } else {
             if config.token_file.tokens.is_none() && config.host.tls.tls_client_ca.is_none() {
                 return Err(StartError::Config(
-                    "reading needs a credential but none can be checked: set --tokens or --tls-client-ca, or --public-read".to_owned(),
-                ));
+                        "reading needs a credential but none can be checked: set --tokens or --tls-client-ca, or --public-read".to_owned(),
+                    ));
             }
             Some(Arc::new(Authenticator::new(
                 catalog.clone(),
@@ -251,13 +242,14 @@ impl Server {
         };
         let host = Host::bind(config.host.listen(config.listen), edge).await?;
         let (notices, _) = broadcast::channel(1024);
-        let timing = HubTiming {
+        let settings = HubSettings {
             debounce: Duration::from_millis(config.debounce_ms),
             refresh: Duration::from_millis(config.refresh_ms.max(1)),
             linger: Duration::from_millis(config.linger_ms),
-        };
-        let rules = Rules {
-            min_volume: config.min_volume,
+            rules: Rules {
+                min_volume: config.min_volume,
+            },
+            max_live: config.max_live_rankings,
         };
         let latest =
             publications::Latest::new(aggregate.clone(), catalog.clone(), profiles.clone());
@@ -265,10 +257,8 @@ impl Server {
             aggregate.clone(),
             catalog.clone(),
             notices.clone(),
-            timing,
-            rules,
             latest,
-            config.max_live_rankings,
+            settings,
         );
         let heartbeat = Duration::from_millis(config.heartbeat_ms.max(1));
         let dashboard = dashboard::Dashboard::new(heartbeat);
@@ -280,38 +270,27 @@ impl Server {
             )
             .with_publishers(publishers);
         info!(addr = %host.local_addr(), aggregate = %config.aggregate.aggregate_url, "ranking bound");
-        Ok(Self {
+        Ok(Server::new(
             host,
-            api,
-            catalog,
-            aggregate,
-            notices,
+            catalog.clone(),
             profiles,
-            alert_rules,
-            alerts,
-            alert_timing,
-            alert_rules_every: Duration::from_millis(config.alert_rules_reload_ms.max(1)),
-            readers,
-            tokens,
-            dashboard,
-        })
+            Ranking {
+                api,
+                catalog,
+                aggregate,
+                notices,
+                alert_rules,
+                alerts,
+                alert_timing,
+                alert_rules_every: Duration::from_millis(config.alert_rules_reload_ms.max(1)),
+                readers,
+                tokens,
+                dashboard,
+            },
+        ))
     }
 
-    /// Its listeners (read their addresses: port 0 picks a free one).
-    pub fn host(&self) -> &Host {
-        &self.host
-    }
-
-    /// Serves until `shutdown` resolves, then drains.
-    pub async fn run_until(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> Result<(), StartError> {
-        let stopping = self.host.stopping();
-        tokio::spawn(
-            self.profiles
-                .watch(govpulse_runtime::index_file::RELOAD_EVERY, stopping.clone()),
-        );
+    fn start(self, stopping: CancellationToken) -> Routes {
         tokio::spawn(alerts_file::watch(
             self.alert_rules,
             self.catalog.clone(),
@@ -345,7 +324,7 @@ impl Server {
         let ranking =
             RankingServiceServer::new(self.api).max_decoding_message_size(MAX_QUERY_BYTES);
         let routes = govpulse_edge::http_json::routes(http);
-        let routes = match readers {
+        match readers {
             None => routes.add_service(ranking),
             Some(auth) => routes.add_service(tonic::service::interceptor::InterceptedService::new(
                 ranking,
@@ -355,12 +334,14 @@ impl Server {
                 },
             )),
         }
-        .add_service(CatalogApi::server(self.catalog));
-        let served = [
-            RankingServiceServer::<RankingApi>::NAME,
-            CatalogServiceServer::<CatalogApi>::NAME,
-        ];
-        Ok(self.host.serve(routes, &served, shutdown).await?)
+    }
+
+    fn catalog_dir(config: &Config) -> Option<&Path> {
+        config.catalog_dir.as_deref()
+    }
+
+    fn host_args(config: &Config) -> &HostArgs {
+        &config.host
     }
 }
 
