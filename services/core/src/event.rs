@@ -216,77 +216,107 @@ mod tests {
     }
 
     #[test]
-    fn online_reception_of_a_full_online_procedure() {
-        let e = reception(Channel::Online, true, None);
-        let d = e.delta(Provision::Full);
-        assert_eq!(
-            d.increments,
-            [
-                Counter::Received,
-                Counter::ReceivedOnline,
-                Counter::Digitized,
-                Counter::ReceivedFullOnlineProcedure,
-                Counter::ReceivedOnlineFullOnlineProcedure
-            ]
-        );
-        assert_eq!(d.online_procedure, Some(e.procedure.clone()));
-        let partial = e.delta(Provision::Partial);
-        assert_eq!(
-            partial.increments,
-            [
-                Counter::Received,
-                Counter::ReceivedOnline,
-                Counter::Digitized
-            ]
-        );
-        assert_eq!(
-            e.delta(Provision::Info).online_procedure,
-            None,
-            "info-only is no online service"
-        );
-    }
-
-    #[test]
-    fn in_person_and_postal_receptions() {
-        let e = reception(Channel::InPerson, false, None);
-        assert_eq!(
-            e.delta(Provision::Full).increments,
-            [
-                Counter::Received,
-                Counter::ReceivedInPerson,
-                Counter::ReceivedFullOnlineProcedure
-            ]
-        );
-        assert_eq!(e.delta(Provision::Full).online_procedure, None);
-        let p = reception(Channel::Postal, false, None);
-        assert_eq!(
-            p.delta(Provision::Info).increments,
-            [Counter::Received, Counter::ReceivedPostal]
-        );
-    }
-
-    #[test]
-    fn resolution_is_on_time_at_or_before_the_due_time() {
-        let at = datetime!(2026-08-14 18:00 UTC);
-        let on_time = [Counter::Resolved, Counter::ResolvedOnTime];
-        for (timeliness, expected) in [
-            (Timeliness::DueAt(at), &on_time[..]),
+    fn a_reception_counts_by_its_channel_and_by_how_its_procedure_is_provided() {
+        use Counter::*;
+        for (channel, digitized, provision, expected, online_service) in [
             (
-                Timeliness::DueAt(at - time::Duration::SECOND),
-                &[Counter::Resolved],
+                Channel::Online,
+                true,
+                Provision::Full,
+                &[
+                    Received,
+                    ReceivedOnline,
+                    Digitized,
+                    ReceivedFullOnlineProcedure,
+                    ReceivedOnlineFullOnlineProcedure,
+                ][..],
+                true,
             ),
-            (Timeliness::OnTime(true), &on_time),
+            (
+                Channel::Online,
+                true,
+                Provision::Partial,
+                &[Received, ReceivedOnline, Digitized],
+                true,
+            ),
+            (
+                Channel::Online,
+                true,
+                Provision::Info,
+                &[Received, ReceivedOnline, Digitized],
+                false,
+            ),
+            (
+                Channel::InPerson,
+                false,
+                Provision::Full,
+                &[Received, ReceivedInPerson, ReceivedFullOnlineProcedure],
+                false,
+            ),
+            (
+                Channel::Postal,
+                false,
+                Provision::Info,
+                &[Received, ReceivedPostal],
+                false,
+            ),
         ] {
-            let increments = resolution(timeliness, false)
-                .delta(Provision::Info)
-                .increments;
-            assert_eq!(increments, expected, "{timeliness:?}");
+            let case = format!("{channel:?}, digitized: {digitized}, {provision:?} procedure");
+            let sent = reception(channel, digitized, None);
+            let delta = sent.delta(provision);
+            assert_eq!(delta.increments, expected, "{case}");
+            // Only an online reception of a procedure provided online is an online service.
+            let procedure = online_service.then(|| sent.procedure.clone());
+            assert_eq!(delta.online_procedure, procedure, "{case}");
         }
-        let electronic = resolution(Timeliness::OnTime(false), true);
-        assert_eq!(
-            electronic.delta(Provision::Info).increments,
-            [Counter::Resolved, Counter::ResultElectronic]
-        );
+    }
+
+    #[test]
+    fn other_events_count_as_such_whatever_their_procedure() {
+        use Counter::*;
+        // The time every test event happens at (see `event`).
+        let due = datetime!(2026-08-14 18:00 UTC);
+        let late = due - time::Duration::SECOND;
+        for (sent, expected) in [
+            (
+                resolution(Timeliness::DueAt(due), false),
+                &[Resolved, ResolvedOnTime][..],
+            ),
+            (resolution(Timeliness::DueAt(late), false), &[Resolved]),
+            (
+                resolution(Timeliness::OnTime(true), false),
+                &[Resolved, ResolvedOnTime],
+            ),
+            (
+                resolution(Timeliness::OnTime(false), true),
+                &[Resolved, ResultElectronic],
+            ),
+            (
+                event(EventKind::FeePaid { online: true }),
+                &[FeePaid, FeePaidOnline],
+            ),
+            (event(EventKind::FeePaid { online: false }), &[FeePaid]),
+            (
+                event(EventKind::Feedback { satisfied: true }),
+                &[Feedback, FeedbackSatisfied],
+            ),
+            (event(EventKind::Feedback { satisfied: false }), &[Feedback]),
+            (event(EventKind::Withdrawn), &[Withdrawn]),
+            (event(EventKind::Returned), &[Returned]),
+            (event(EventKind::Retracted), &[]),
+        ] {
+            for provision in [Provision::Info, Provision::Full] {
+                assert_eq!(
+                    sent.delta(provision),
+                    CounterDelta {
+                        increments: expected.to_vec(),
+                        online_procedure: None
+                    },
+                    "{:?}, {provision:?} procedure",
+                    sent.kind
+                );
+            }
+        }
     }
 
     #[test]
@@ -330,48 +360,5 @@ mod tests {
             })
         );
         assert_eq!(event(EventKind::Retracted).stage_event(), None);
-        assert!(
-            event(EventKind::Retracted)
-                .delta(Provision::Full)
-                .increments
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn a_withdrawn_or_returned_dossier_counts_only_as_such() {
-        assert_eq!(
-            event(EventKind::Withdrawn).delta(Provision::Full),
-            CounterDelta {
-                increments: vec![Counter::Withdrawn],
-                online_procedure: None
-            }
-        );
-        assert_eq!(
-            event(EventKind::Returned).delta(Provision::Full).increments,
-            [Counter::Returned]
-        );
-    }
-
-    #[test]
-    fn fees_and_feedback() {
-        for (kind, expected) in [
-            (
-                EventKind::FeePaid { online: true },
-                &[Counter::FeePaid, Counter::FeePaidOnline][..],
-            ),
-            (EventKind::FeePaid { online: false }, &[Counter::FeePaid]),
-            (
-                EventKind::Feedback { satisfied: true },
-                &[Counter::Feedback, Counter::FeedbackSatisfied],
-            ),
-            (
-                EventKind::Feedback { satisfied: false },
-                &[Counter::Feedback],
-            ),
-        ] {
-            let increments = event(kind).delta(Provision::Info).increments;
-            assert_eq!(increments, expected, "{kind:?}");
-        }
     }
 }
