@@ -294,38 +294,96 @@ mod tests {
     use super::*;
     use crate::testing::id;
 
-    fn ranks(rows: &[RankedRow]) -> Vec<(u32, &str)> {
-        rows.iter().map(|r| (r.rank, r.agency.as_str())).collect()
+    /// `agency` with the rate `numerator / denominator`.
+    fn rated(agency: &str, numerator: u64, denominator: u64) -> (AgencyId, Option<Rate>) {
+        (id(agency), Rate::new(numerator, denominator))
     }
 
-    /// Each row's rank and agency, and whether it is below the minimum volume.
-    fn flagged(rows: &[RankedRow]) -> Vec<(u32, &str, bool)> {
+    /// The ranking as it reads in a table: each row's rank and agency, in order, with `*`
+    /// after an agency below the minimum volume.
+    fn standings(rows: &[RankedRow]) -> String {
         rows.iter()
-            .map(|r| (r.rank, r.agency.as_str(), r.below_minimum))
-            .collect()
+            .map(|r| {
+                let flag = if r.below_minimum { "*" } else { "" };
+                format!("{} {}{flag}", r.rank, r.agency.as_str())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn score(hundredths: u64) -> Score {
+        Score {
+            total: crate::index::Points::from_hundredths(hundredths),
+            indicators: Vec::new(),
+            grade: None,
+            incomplete: false,
+        }
     }
 
     #[test]
-    fn ties_share_a_rank_and_keep_agency_id_order() {
-        let rows = rank([
-            (id("d"), Rate::new(1, 2)),
-            (id("c"), Rate::new(3, 4)),
-            (id("b"), Rate::new(2, 4)),
-            (id("a"), None),
-            (id("e"), Rate::new(9, 10)),
-            (id("f"), Rate::new(50, 100)),
-        ]);
-        assert_eq!(
-            ranks(&rows),
-            [(1, "e"), (2, "c"), (3, "b"), (3, "d"), (3, "f"), (0, "a")]
-        );
+    fn rankings_by_rate_and_by_score_follow_the_same_rules() {
+        let min_30 = Rules { min_volume: 30 };
+        for (case, rows, expected, ranked) in [
+            (
+                "ties share a rank and keep agency id order",
+                rank([
+                    rated("d", 1, 2),
+                    rated("c", 3, 4),
+                    rated("b", 2, 4),
+                    (id("a"), None),
+                    rated("e", 9, 10),
+                    rated("f", 50, 100),
+                ]),
+                "1 e, 2 c, 3 b, 3 d, 3 f, 0 a",
+                5,
+            ),
+            (
+                "small agencies are listed after ranked ones and flagged",
+                rank_with(
+                    [
+                        rated("commune", 3, 3),
+                        rated("big", 50, 100),
+                        rated("bigger", 80, 200),
+                        rated("tiny", 1, 2),
+                        (id("none"), None),
+                    ],
+                    min_30,
+                ),
+                "1 big, 2 bigger, 0 commune*, 0 tiny*, 0 none",
+                2,
+            ),
+            (
+                "equal scores share a rank; no volume means the minimum does not apply",
+                rank_scores_with(
+                    [
+                        (id("b"), Some(score(7_250)), Some(100)),
+                        (id("a"), Some(score(7_250)), Some(100)),
+                        (id("c"), Some(score(9_000)), Some(5)),
+                        (id("d"), Some(score(8_000)), None),
+                        (id("e"), None, Some(100)),
+                        (id("f"), Some(score(6_000)), Some(100)),
+                    ],
+                    min_30,
+                ),
+                "1 d, 2 a, 2 b, 4 f, 0 c*, 0 e",
+                4,
+            ),
+        ] {
+            assert_eq!(standings(&rows), expected, "{case}");
+            assert_eq!(ranked_count(&rows), ranked, "{case}");
+            assert_eq!(
+                select(&rows, Selection::Top(10)).len(),
+                ranked,
+                "{case}: a top 10 never includes agencies below the minimum volume or without data"
+            );
+        }
     }
 
     #[test]
     fn selections_take_ranked_rows_only() {
         let rows = rank(
             (0..10)
-                .map(|i| (id(&format!("a{i}")), Rate::new(i, 10)))
+                .map(|i| rated(&format!("a{i}"), i, 10))
                 .chain([(id("z"), None)]),
         );
         assert_eq!(
@@ -350,13 +408,13 @@ mod tests {
 
     #[test]
     fn an_agency_turning_stale_keeps_its_rank_and_is_a_change() {
-        let rows = rank([(id("a"), Rate::new(5, 10)), (id("b"), Rate::new(4, 10))]);
+        let rows = rank([rated("a", 5, 10), rated("b", 4, 10)]);
         let stale = Freshness {
             stale: true,
             ..Freshness::default()
         };
         let after = with_freshness(rows.clone(), &HashMap::from([(id("b"), stale)]));
-        assert_eq!(ranks(&after), ranks(&rows));
+        assert_eq!(standings(&after), standings(&rows));
         let changes = diff(&rows, &after);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].agency, id("b"));
@@ -366,16 +424,8 @@ mod tests {
 
     #[test]
     fn diff_names_what_moved() {
-        let before = rank([
-            (id("a"), Rate::new(5, 10)),
-            (id("b"), Rate::new(4, 10)),
-            (id("c"), Rate::new(3, 10)),
-        ]);
-        let after = rank([
-            (id("a"), Rate::new(5, 10)),
-            (id("b"), Rate::new(2, 10)),
-            (id("c"), Rate::new(3, 10)),
-        ]);
+        let before = rank([rated("a", 5, 10), rated("b", 4, 10), rated("c", 3, 10)]);
+        let after = rank([rated("a", 5, 10), rated("b", 2, 10), rated("c", 3, 10)]);
         let changes = diff(&before, &after);
         let summary: Vec<(&str, Option<u32>, Option<u32>)> = changes
             .iter()
@@ -412,49 +462,10 @@ mod tests {
     }
 
     #[test]
-    fn small_agencies_are_listed_after_ranked_ones_and_flagged() {
-        let rows = rank_with(
-            [
-                (id("commune"), Rate::new(3, 3)),
-                (id("big"), Rate::new(50, 100)),
-                (id("bigger"), Rate::new(80, 200)),
-                (id("tiny"), Rate::new(1, 2)),
-                (id("none"), None),
-            ],
-            Rules { min_volume: 30 },
-        );
-        assert_eq!(
-            flagged(&rows),
-            [
-                (1, "big", false),
-                (2, "bigger", false),
-                (0, "commune", true),
-                (0, "tiny", true),
-                (0, "none", false)
-            ]
-        );
-        assert_eq!(ranked_count(&rows), 2);
-        let top = select(&rows, Selection::Top(5));
-        assert_eq!(
-            top.len(),
-            2,
-            "a top N never includes agencies below the minimum volume"
-        );
-    }
-
-    #[test]
     fn movement_is_the_rank_in_the_previous_period() {
-        let before = rank([
-            (id("a"), Rate::new(1, 10)),
-            (id("b"), Rate::new(9, 10)),
-            (id("c"), None),
-        ]);
+        let before = rank([rated("a", 1, 10), rated("b", 9, 10), (id("c"), None)]);
         let now = with_movement(
-            rank([
-                (id("a"), Rate::new(10, 10)),
-                (id("b"), Rate::new(5, 10)),
-                (id("c"), Rate::new(1, 10)),
-            ]),
+            rank([rated("a", 10, 10), rated("b", 5, 10), rated("c", 1, 10)]),
             &before,
         );
         let moves: Vec<(&str, u32, Option<u32>)> = now
@@ -468,43 +479,17 @@ mod tests {
         );
     }
 
-    fn score(hundredths: u64) -> Score {
-        Score {
-            total: crate::index::Points::from_hundredths(hundredths),
-            indicators: Vec::new(),
-            grade: None,
-            incomplete: false,
-        }
-    }
-
     #[test]
-    fn scores_rank_like_rates_with_their_own_volume() {
+    fn a_changed_score_is_a_change() {
         let rows = rank_scores_with(
             [
-                (id("b"), Some(score(7_250)), Some(100)),
                 (id("a"), Some(score(7_250)), Some(100)),
-                (id("c"), Some(score(9_000)), Some(5)),
-                (id("d"), Some(score(8_000)), None),
-                (id("e"), None, Some(100)),
-                (id("f"), Some(score(6_000)), Some(100)),
+                (id("b"), Some(score(6_000)), None),
             ],
             Rules { min_volume: 30 },
         );
-        assert_eq!(
-            flagged(&rows),
-            [
-                (1, "d", false),
-                (2, "a", false),
-                (2, "b", false),
-                (4, "f", false),
-                (0, "c", true),
-                (0, "e", false)
-            ],
-            "equal scores share a rank; no volume means the minimum does not apply"
-        );
-        assert_eq!(ranked_count(&rows), 4);
         let mut changed = rows.clone();
-        changed[3].score = Some(score(6_001));
+        changed[1].score = Some(score(6_001));
         let changes = diff(&rows, &changed);
         assert_eq!(changes.len(), 1, "a changed score is a change");
         assert_eq!(apply(&rows, &changes), changed);
