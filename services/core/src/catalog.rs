@@ -833,7 +833,7 @@ mod tests {
     use time::macros::date;
 
     use super::*;
-    use crate::testing::{Table, catalog_of, id};
+    use crate::testing::{Table, catalog_of, id, refusal_of};
 
     const PROVINCES: &str = "code,id,name,name_ascii,region\n01,ha-noi,Hà Nội,Ha Noi,x\n17,hoa-binh,Hòa Bình,Hoa Binh,y\n";
     const MINISTRIES: &str = "id,name_en\nmof,Ministry of Finance\n";
@@ -968,66 +968,66 @@ mod tests {
     }
 
     #[test]
-    fn procedure_rows_that_overlap_or_change_owner_are_refused() {
-        let err = |rows: &str| {
-            Catalog::builder()
-                .provinces_csv("provinces", PROVINCES)
-                .and_then(|b| b.units_csv("units", UNITS))
-                .and_then(|b| {
-                    b.procedures_csv(
-                        "procedures.csv",
-                        &format!(
-                            "id,agency_id,name,provision,eligible_full_online,valid_from,valid_until\n{rows}"
-                        ),
-                    )
-                })
-                .and_then(CatalogBuilder::build)
-                .expect_err("invalid")
-                .to_string()
-        };
-        assert_eq!(
-            err("a,ha-noi,A,full,true,,\na,ha-noi,A,full,true,2025-01-01,\n"),
-            "procedure a is listed twice for overlapping days"
-        );
-        assert_eq!(
-            err("a,ha-noi,A,full,true,,2025-01-31\na,ha-noi,A,full,true,2025-01-31,\n"),
-            "procedure a is listed twice for overlapping days"
-        );
-        assert_eq!(
-            err("a,ha-noi,A,full,true,,2025-01-31\na,hoa-binh,A,full,true,2025-02-01,\n"),
-            "procedure a is listed with another owning agency on another row"
-        );
-        assert_eq!(
-            err("a,ha-noi,A,full,true,2025-02-01,2025-01-31\n"),
-            "procedures.csv: line 2: valid_until 2025-01-31 is before valid_from 2025-02-01"
-        );
-    }
-
-    #[test]
     fn inconsistent_data_is_refused_with_the_reason() {
-        let err = |units: &str| {
-            Catalog::builder()
-                .provinces_csv("provinces", PROVINCES)
-                .and_then(|b| b.units_csv("units.csv", units))
-                .and_then(CatalogBuilder::build)
-                .expect_err("invalid")
-                .to_string()
+        let units = |rows: &str| {
+            let units = format!("id,name,parent_id\n{rows}");
+            refusal_of(&[(Table::Provinces, PROVINCES), (Table::Units, &units)])
         };
-        assert_eq!(
-            err("id,name,parent_id\nx,X,nowhere\n"),
-            "agency x names parent nowhere, which is not in the catalog"
-        );
-        assert_eq!(
-            err("id,name,parent_id\nha-noi,X,hoa-binh\n"),
-            "agency ha-noi is listed twice"
-        );
-        assert_eq!(
-            err("id,name,parent_id\na,A,b\nb,B,a\n"),
-            "agency a is its own ancestor"
-        );
-        assert_eq!(
-            err("id,name,parent_id\nbad id,X,ha-noi\n"),
-            "units.csv: line 2: id \"bad id\" contains ' '; allowed are letters A-Z a-z, digits and - _ . : /"
-        );
+        let procedures = |rows: &str| {
+            let procedures = format!(
+                "id,agency_id,name,provision,eligible_full_online,valid_from,valid_until\n{rows}"
+            );
+            refusal_of(&[
+                (Table::Provinces, PROVINCES),
+                (Table::Units, UNITS),
+                (Table::Procedures, &procedures),
+            ])
+        };
+        for (case, refusal, reason) in [
+            (
+                "a unit under an unknown parent",
+                units("x,X,nowhere\n"),
+                "agency x names parent nowhere, which is not in the catalog",
+            ),
+            (
+                "a unit with a province's id",
+                units("ha-noi,X,hoa-binh\n"),
+                "agency ha-noi is listed twice",
+            ),
+            (
+                "two units each the other's parent",
+                units("a,A,b\nb,B,a\n"),
+                "agency a is its own ancestor",
+            ),
+            (
+                "a unit id with a space",
+                units("bad id,X,ha-noi\n"),
+                "units.csv: line 2: id \"bad id\" contains ' '; allowed are letters A-Z a-z, digits and - _ . : /",
+            ),
+            (
+                "a procedure listed for all time and again from a day",
+                procedures("a,ha-noi,A,full,true,,\na,ha-noi,A,full,true,2025-01-01,\n"),
+                "procedure a is listed twice for overlapping days",
+            ),
+            (
+                "a procedure listed until a day and again from that day",
+                procedures("a,ha-noi,A,full,true,,2025-01-31\na,ha-noi,A,full,true,2025-01-31,\n"),
+                "procedure a is listed twice for overlapping days",
+            ),
+            (
+                "a procedure owned by another agency from a day",
+                procedures(
+                    "a,ha-noi,A,full,true,,2025-01-31\na,hoa-binh,A,full,true,2025-02-01,\n",
+                ),
+                "procedure a is listed with another owning agency on another row",
+            ),
+            (
+                "a procedure's days ending before they start",
+                procedures("a,ha-noi,A,full,true,2025-02-01,2025-01-31\n"),
+                "procedures.csv: line 2: valid_until 2025-01-31 is before valid_from 2025-02-01",
+            ),
+        ] {
+            assert_eq!(refusal, reason, "{case}");
+        }
     }
 }
