@@ -270,42 +270,60 @@ pub struct Cause {
 }
 
 /// The counters a revision compares, by their names in the API, and whether each counts
-/// events (one per reception, resolution, payment, feedback, withdrawal or return).
-fn compared(counters: &Counters) -> [(&'static str, u64, bool); 19] {
-    let c = |counter: Counter| counters.get(counter);
-    [
-        ("received", c(Counter::Received), true),
-        ("received_online", c(Counter::ReceivedOnline), false),
-        ("received_in_person", c(Counter::ReceivedInPerson), false),
-        ("received_postal", c(Counter::ReceivedPostal), false),
-        ("digitized", c(Counter::Digitized), false),
-        (
-            "received_full_online_procedure",
-            c(Counter::ReceivedFullOnlineProcedure),
-            false,
-        ),
-        (
-            "received_online_full_online_procedure",
-            c(Counter::ReceivedOnlineFullOnlineProcedure),
-            false,
-        ),
-        ("resolved", c(Counter::Resolved), true),
-        ("resolved_on_time", c(Counter::ResolvedOnTime), false),
-        ("result_electronic", c(Counter::ResultElectronic), false),
-        ("fee_paid", c(Counter::FeePaid), true),
-        ("fee_paid_online", c(Counter::FeePaidOnline), false),
-        ("feedback", c(Counter::Feedback), true),
-        ("feedback_satisfied", c(Counter::FeedbackSatisfied), false),
-        ("withdrawn", c(Counter::Withdrawn), true),
-        ("returned", c(Counter::Returned), true),
-        ("corrected", c(Counter::Corrected), false),
+/// events ([`counts_events`]): the summed counters in storage order, then the two that are
+/// not summed.
+fn compared(counters: &Counters) -> impl Iterator<Item = (&'static str, u64, bool)> + '_ {
+    let summed = Counter::ALL.into_iter().filter_map(|counter| {
+        api_name(counter).map(|name| (name, counters.get(counter), counts_events(counter)))
+    });
+    summed.chain([
         (
             "procedures_with_online_dossiers",
             counters.procedures_with_online_dossiers,
             false,
         ),
         ("open_past_due_at_end", counters.open_past_due_at_end, false),
-    ]
+    ])
+}
+
+/// A counter's name in the API; `None` for the due-day counters, which a revision does not
+/// compare (the API shows them only as `open_past_due_at_end`). A match rather than a list,
+/// so that a new counter cannot be left out unnoticed.
+fn api_name(counter: Counter) -> Option<&'static str> {
+    Some(match counter {
+        Counter::Received => "received",
+        Counter::ReceivedOnline => "received_online",
+        Counter::ReceivedInPerson => "received_in_person",
+        Counter::ReceivedPostal => "received_postal",
+        Counter::Digitized => "digitized",
+        Counter::ReceivedFullOnlineProcedure => "received_full_online_procedure",
+        Counter::ReceivedOnlineFullOnlineProcedure => "received_online_full_online_procedure",
+        Counter::Resolved => "resolved",
+        Counter::ResolvedOnTime => "resolved_on_time",
+        Counter::ResultElectronic => "result_electronic",
+        Counter::FeePaid => "fee_paid",
+        Counter::FeePaidOnline => "fee_paid_online",
+        Counter::Feedback => "feedback",
+        Counter::FeedbackSatisfied => "feedback_satisfied",
+        Counter::Withdrawn => "withdrawn",
+        Counter::Returned => "returned",
+        Counter::Corrected => "corrected",
+        Counter::DueOpened | Counter::DueClosed => return None,
+    })
+}
+
+/// Whether a counter counts events, one per reception, resolution, payment, feedback,
+/// withdrawal or return; the others count what those events were like.
+fn counts_events(counter: Counter) -> bool {
+    matches!(
+        counter,
+        Counter::Received
+            | Counter::Resolved
+            | Counter::FeePaid
+            | Counter::Feedback
+            | Counter::Withdrawn
+            | Counter::Returned
+    )
 }
 
 /// Why `agency`'s figures moved: for each stretch of the basis (in order) whose counters
@@ -331,7 +349,6 @@ pub fn causes(
             };
             let mut events = 0i64;
             let counters: Vec<_> = compared(before)
-                .into_iter()
                 .zip(compared(after))
                 .filter(|((_, b, _), (_, a, _))| a != b)
                 .map(|((name, b, counts_events), (_, a, _))| {
@@ -398,6 +415,20 @@ mod tests {
             "characters, not bytes"
         );
         assert!(check_title(&"ồ".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn every_counter_a_revision_compares_has_its_own_name_in_the_api() {
+        let names: Vec<&str> = compared(&Counters::default())
+            .map(|(name, ..)| name)
+            .collect();
+        let distinct: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+        let unnamed: Vec<Counter> = Counter::ALL
+            .into_iter()
+            .filter(|c| api_name(*c).is_none())
+            .collect();
+        assert_eq!(unnamed, [Counter::DueOpened, Counter::DueClosed]);
     }
 
     #[test]
