@@ -389,32 +389,48 @@ mod tests {
 
     #[test]
     fn ids_and_titles_are_checked_with_a_reason() {
-        assert_eq!(check_publication_id("weekly-2026-w49"), Ok(()));
-        assert_eq!(check_publication_id(""), Err("is required"));
-        assert_eq!(
-            check_publication_id("Weekly"),
-            Err("may hold only a-z, 0-9 and -")
-        );
-        assert_eq!(
-            check_publication_id("-x"),
-            Err("must start with a letter or digit")
-        );
-        assert_eq!(
-            check_publication_id(&"a".repeat(65)),
-            Err("is longer than 64 characters")
-        );
-        assert_eq!(check_title("Xếp hạng tuần 49"), Ok(()));
-        assert_eq!(check_title("  "), Err("is required"));
-        assert_eq!(
-            check_title("a\u{7}b"),
-            Err("may not hold control characters")
-        );
-        assert_eq!(
-            check_title(&"ồ".repeat(200)),
-            Ok(()),
-            "characters, not bytes"
-        );
-        assert!(check_title(&"ồ".repeat(201)).is_err());
+        for (case, checked, expected) in [
+            (
+                "a week's id",
+                check_publication_id("weekly-2026-w49"),
+                Ok(()),
+            ),
+            ("an empty id", check_publication_id(""), Err("is required")),
+            (
+                "an id with a capital",
+                check_publication_id("Weekly"),
+                Err("may hold only a-z, 0-9 and -"),
+            ),
+            (
+                "an id starting with a dash",
+                check_publication_id("-x"),
+                Err("must start with a letter or digit"),
+            ),
+            (
+                "an id of 65 characters",
+                check_publication_id(&"a".repeat(65)),
+                Err("is longer than 64 characters"),
+            ),
+            ("a title", check_title("Xếp hạng tuần 49"), Ok(())),
+            ("a blank title", check_title("  "), Err("is required")),
+            (
+                "a title with a control character",
+                check_title("a\u{7}b"),
+                Err("may not hold control characters"),
+            ),
+            (
+                "a title of 200 characters of 3 bytes each: characters, not bytes, count",
+                check_title(&"ồ".repeat(200)),
+                Ok(()),
+            ),
+            (
+                "a title of 201 characters",
+                check_title(&"ồ".repeat(201)),
+                Err("is longer than 200 characters"),
+            ),
+        ] {
+            assert_eq!(checked, expected, "{case}");
+        }
     }
 
     #[test]
