@@ -683,15 +683,16 @@ impl Row {
                 ));
             }
         };
-        let metric = |required: bool| -> Result<Option<Metric>, RulesError> {
-            match self.metric.as_deref() {
-                Some(m) => m
-                    .parse::<Metric>()
-                    .map(Some)
-                    .map_err(|e| bad("metric", e.to_string())),
-                None if required => Err(bad("metric", "required for this kind".to_owned())),
-                None => Ok(None),
-            }
+        // The two metric kinds read the same two fields: the metric they watch (required:
+        // unlike the period, it has no default) and the smallest volume they judge.
+        let watched = || -> Result<(Metric, u64), RulesError> {
+            let metric = self
+                .metric
+                .as_deref()
+                .ok_or_else(|| bad("metric", "required for this kind".to_owned()))?
+                .parse::<Metric>()
+                .map_err(|e| bad("metric", e.to_string()))?;
+            Ok((metric, self.min_volume.unwrap_or(0)))
         };
         // A drop's points and a share's percent: what their kind is about, so never defaulted.
         let required_hundredths = |field: &'static str, value: Option<f64>| {
@@ -744,10 +745,11 @@ impl Row {
             "below-target" => {
                 let period = self.period.clone().unwrap_or_else(|| "ytd".to_owned());
                 Period::parse(&period, today).map_err(|e| bad("period", e.to_string()))?;
+                let (metric, min_volume) = watched()?;
                 Condition::BelowTarget {
-                    metric: metric(true)?.unwrap_or(Metric::OnlineDossierRate),
+                    metric,
                     period,
-                    min_volume: self.min_volume.unwrap_or(0),
+                    min_volume,
                 }
             }
             "weekly-drop" => {
@@ -755,10 +757,11 @@ impl Row {
                 if points == 0 {
                     return Err(bad("points", "must be more than zero".to_owned()));
                 }
+                let (metric, min_volume) = watched()?;
                 Condition::WeeklyDrop {
-                    metric: metric(true)?.unwrap_or(Metric::OnlineDossierRate),
+                    metric,
                     points,
-                    min_volume: self.min_volume.unwrap_or(0),
+                    min_volume,
                 }
             }
             "rejected-share" => {
@@ -1052,6 +1055,10 @@ mod tests {
                 "rules[0].metric: {}",
                 "nope".parse::<Metric>().expect_err("unknown")
             )
+        );
+        assert_eq!(
+            refused(&format!("{head}kind = \"below-target\"\n")),
+            "rules[0].metric: required for this kind"
         );
         assert_eq!(
             refused(&format!(
