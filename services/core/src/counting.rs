@@ -1128,6 +1128,20 @@ mod tests {
         )
     }
 
+    /// An on-time resolution, with its result on paper or `electronic`.
+    fn resolved(
+        event_id: &str,
+        dossier: &str,
+        at: OffsetDateTime,
+        electronic: bool,
+    ) -> DossierEvent {
+        let kind = EventKind::Resolved {
+            timeliness: Timeliness::OnTime(true),
+            result_electronic: electronic,
+        };
+        event(event_id, dossier, kind, at)
+    }
+
     #[test]
     fn an_id_counts_once_whatever_day_it_claims_and_other_content_is_a_conflict() {
         let at = datetime!(2026-08-15 09:00 +7);
@@ -1264,22 +1278,9 @@ mod tests {
         let at = datetime!(2026-08-15 09:00 +7);
         let mut other = received("e2", "d2", at);
         other.procedure = ProcedureId::parse("p2").expect("id");
-        let resolved = event(
-            "e3",
-            "d1",
-            EventKind::Resolved {
-                timeliness: Timeliness::OnTime(true),
-                result_electronic: false,
-            },
-            at + time::Duration::days(1),
-        );
+        let resolution = resolved("e3", "d1", at + time::Duration::days(1), false);
         let first = received("e1", "d1", at);
-        let batch = [
-            write(&first),
-            write(&other),
-            write(&resolved),
-            write(&first),
-        ];
+        let batch = [&first, &other, &resolution, &first].map(write);
         let plan = plan_new(&batch);
         for ((agency, bucket), sums) in &plan.counters {
             let mut total = CounterSums::default();
@@ -1434,23 +1435,15 @@ mod tests {
     #[test]
     fn a_dossier_resolved_in_the_same_batch_ends_done_and_counts_closed() {
         let at = datetime!(2026-08-15 09:00 +7);
-        let resolved = event(
-            "e2",
-            "d1",
-            EventKind::Resolved {
-                timeliness: Timeliness::OnTime(true),
-                result_electronic: false,
-            },
-            at + time::Duration::days(5),
-        );
-        let events = [write(&received("e1", "d1", at)), write(&resolved)];
+        let resolution = resolved("e2", "d1", at + time::Duration::days(5), false);
+        let events = [write(&received("e1", "d1", at)), write(&resolution)];
         let plan = plan_new(&events);
         assert_eq!(plan.dossiers.len(), 1);
         let done = plan.dossiers[0].state;
         assert!(done.has(Stage::Received) && done.has(Stage::Resolved) && !done.is_open());
         assert_eq!(
             plan.dossiers[0].remember_until,
-            resolved.occurred_at + time::Duration::days(400),
+            resolution.occurred_at + time::Duration::days(400),
             "the later of the two events' days"
         );
         let closed_day = date!(2026 - 08 - 20);
@@ -1464,16 +1457,8 @@ mod tests {
     #[test]
     fn a_stage_counts_once_per_dossier_whatever_id_it_comes_under() {
         let at = datetime!(2026-08-15 09:00 +7);
-        let resolved = |event_id: &str, days: i64| {
-            event(
-                event_id,
-                "d1",
-                EventKind::Resolved {
-                    timeliness: Timeliness::OnTime(true),
-                    result_electronic: false,
-                },
-                at + time::Duration::days(days),
-            )
+        let resolved_after = |event_id: &str, days: i64| {
+            resolved(event_id, "d1", at + time::Duration::days(days), false)
         };
         let mut in_person = received("e2", "d1", at);
         in_person.kind = EventKind::Received {
@@ -1487,8 +1472,8 @@ mod tests {
         let batch = [
             write(&received("e1", "d1", at)),
             write(&in_person),
-            write(&resolved("e3", 1)),
-            write(&resolved("e4", 2)),
+            write(&resolved_after("e3", 1)),
+            write(&resolved_after("e4", 2)),
             write(&received("e5", "d2", at)),
             write(&fee_elsewhere),
         ];
@@ -1531,7 +1516,10 @@ mod tests {
         // Known to the store already: a new id of a counted stage is not counted, and is
         // judged again when sent again (its id is not remembered).
         let counted = plan.dossiers[0].state;
-        let events = [write(&resolved("e4", 2)), write(&resolved("e4", 2))];
+        let events = [
+            write(&resolved_after("e4", 2)),
+            write(&resolved_after("e4", 2)),
+        ];
         let again = super::plan(
             &Batch::new(&events),
             &[],
@@ -1556,22 +1544,9 @@ mod tests {
         let later = at + time::Duration::days(5);
         let reception = received("e1", "d1", at);
         let withdrawal = event("e2", "d1", EventKind::Withdrawn, later);
-        let resolution = event(
-            "e3",
-            "d1",
-            EventKind::Resolved {
-                timeliness: Timeliness::OnTime(true),
-                result_electronic: true,
-            },
-            later,
-        );
+        let resolution = resolved("e3", "d1", later, true);
         let returned = event("e4", "d1", EventKind::Returned, later);
-        let batch = [
-            write(&reception),
-            write(&withdrawal),
-            write(&resolution),
-            write(&returned),
-        ];
+        let batch = [&reception, &withdrawal, &resolution, &returned].map(write);
         let plan = plan_new(&batch);
         assert_eq!(
             plan.outcomes,
@@ -1613,7 +1588,7 @@ mod tests {
             dossier: dossier_tag(&withdrawal.agency, &withdrawal.dossier),
             counts: Counts::Event(Effect::of(withdrawal.day(), &write(&withdrawal).delta)),
         };
-        let events = [write(&retraction), write(&resolution)];
+        let events = [&retraction, &resolution].map(write);
         let reopened = super::plan(
             &Batch::new(&events),
             &[],
@@ -1650,7 +1625,7 @@ mod tests {
         in_person.corrects = Some(original.event_id.clone());
         let mut retraction = event("fix2", "d1", EventKind::Retracted, at);
         retraction.corrects = Some(original.event_id.clone());
-        let batch = [write(&original), write(&in_person), write(&retraction)];
+        let batch = [&original, &in_person, &retraction].map(write);
         let plan = plan_new(&batch);
         assert_eq!(plan.outcomes, vec![Applied::Accepted; 3]);
         // Counted, moved to the next day in person, then taken back: nothing is left, in
