@@ -1311,32 +1311,31 @@ mod tests {
             .iter()
             .map(|(p, sums)| (p.clone(), sums.nonzero().collect::<Vec<_>>()))
             .collect::<Vec<_>>();
+        // Each counter once: p1 its online reception (opening a due day) and its resolution
+        // (closing it), p2 its reception alone.
+        let reception = [
+            Counter::Received,
+            Counter::ReceivedOnline,
+            Counter::ReceivedFullOnlineProcedure,
+            Counter::ReceivedOnlineFullOnlineProcedure,
+            Counter::DueOpened,
+        ];
+        let resolution = [
+            Counter::Resolved,
+            Counter::ResolvedOnTime,
+            Counter::DueClosed,
+        ];
+        let once = |stages: &[&[Counter]]| {
+            let mut counters = stages.concat();
+            // In the order `nonzero` lists them, that of `Counter::ALL`.
+            counters.sort();
+            counters.into_iter().map(|c| (c, 1)).collect::<Vec<_>>()
+        };
         assert_eq!(
             month,
             [
-                (
-                    "p1".to_owned(),
-                    vec![
-                        (Counter::Received, 1),
-                        (Counter::ReceivedOnline, 1),
-                        (Counter::ReceivedFullOnlineProcedure, 1),
-                        (Counter::ReceivedOnlineFullOnlineProcedure, 1),
-                        (Counter::Resolved, 1),
-                        (Counter::ResolvedOnTime, 1),
-                        (Counter::DueOpened, 1),
-                        (Counter::DueClosed, 1),
-                    ]
-                ),
-                (
-                    "p2".to_owned(),
-                    vec![
-                        (Counter::Received, 1),
-                        (Counter::ReceivedOnline, 1),
-                        (Counter::ReceivedFullOnlineProcedure, 1),
-                        (Counter::ReceivedOnlineFullOnlineProcedure, 1),
-                        (Counter::DueOpened, 1),
-                    ]
-                ),
+                ("p1".to_owned(), once(&[&reception, &resolution])),
+                ("p2".to_owned(), once(&[&reception])),
             ]
         );
     }
