@@ -122,8 +122,7 @@ impl Agency {
 
     /// Whether the agency exists on `day`.
     pub fn exists_on(&self, day: Date) -> bool {
-        self.valid_from.is_none_or(|from| from <= day)
-            && self.valid_until.is_none_or(|until| day <= until)
+        within(self.valid_from, self.valid_until, day)
     }
 }
 
@@ -159,9 +158,14 @@ pub struct ProvisionSpan {
 impl ProvisionSpan {
     /// Whether `day` falls in the span.
     pub fn contains(&self, day: Date) -> bool {
-        self.valid_from.is_none_or(|from| from <= day)
-            && self.valid_until.is_none_or(|until| day <= until)
+        within(self.valid_from, self.valid_until, day)
     }
+}
+
+/// Whether `day` falls between `valid_from` and `valid_until`, both included, as an agency's
+/// and a provision span's days are given: a missing bound does not bound.
+fn within(valid_from: Option<Date>, valid_until: Option<Date>, day: Date) -> bool {
+    valid_from.is_none_or(|from| from <= day) && valid_until.is_none_or(|until| day <= until)
 }
 
 impl Procedure {
