@@ -128,7 +128,6 @@ pub struct Aggregate {
     /// Notices every replica publishes through the store, subscribed before binding so
     /// that none published after `build` returns is missed.
     shared_changes: tokio::sync::broadcast::Receiver<govpulse_store::ChangeNotice>,
-    catalog: Arc<Catalog>,
     targets: LiveTargets,
     reload_every: Duration,
 }
@@ -156,10 +155,7 @@ impl Service for Aggregate {
                 .clone()
                 .relay_changes(self.shared_changes, stopping.clone()),
         );
-        tokio::spawn(
-            self.targets
-                .watch(self.catalog.clone(), self.reload_every, stopping.clone()),
-        );
+        tokio::spawn(self.targets.watch(self.reload_every, stopping.clone()));
         // Unregistered when the service stops.
         let gauges = self.api.export_freshness();
         tokio::spawn(async move {
@@ -196,7 +192,7 @@ pub async fn build_with_store(
     catalog: Arc<Catalog>,
     store: Arc<dyn CounterStore>,
 ) -> Result<Server, StartError> {
-    let targets = LiveTargets::load(config.targets.clone(), &catalog)?;
+    let targets = LiveTargets::load(config.targets.clone(), catalog.clone())?;
     let profiles = LiveProfiles::load(config.index_profiles.clone())?;
     let shared_changes = store.subscribe_changes().await.map_err(StartError::store)?;
     let edge = config.host.edge().map_err(StartError::Config)?;
@@ -215,12 +211,11 @@ pub async fn build_with_store(
     let reload_every = Duration::from_millis(config.targets_reload_ms.max(100));
     Ok(Server::new(
         host,
-        catalog.clone(),
+        catalog,
         profiles,
         Aggregate {
             api,
             shared_changes,
-            catalog,
             targets,
             reload_every,
         },

@@ -368,10 +368,10 @@ impl TokenFileArgs {
     }
 
     /// The token file loaded, `None` when none is set; an invalid file stops start-up.
-    pub fn load(&self, catalog: &Catalog) -> Result<Option<LiveTokens>, TokensError> {
+    pub fn load(&self, catalog: &Arc<Catalog>) -> Result<Option<LiveTokens>, TokensError> {
         self.tokens
             .clone()
-            .map(|path| LiveTokens::load(path, catalog))
+            .map(|path| LiveTokens::load(path, catalog.clone()))
             .transpose()
     }
 
@@ -388,8 +388,9 @@ pub struct LiveTokens(LiveFile<Tokens>);
 
 impl LiveTokens {
     /// Loads the file; an invalid file stops start-up.
-    pub fn load(path: PathBuf, catalog: &Catalog) -> Result<Self, TokensError> {
-        let live = LiveFile::load(path, |p| load_tokens(p, catalog))?;
+    pub fn load(path: PathBuf, catalog: Arc<Catalog>) -> Result<Self, TokensError> {
+        let read = move |p: &Path| load_tokens(p, &catalog);
+        let live = LiveFile::load(path, "tokens", read, Tokens::len)?;
         info!(path = ?live.path(), credentials = live.get().len(), "tokens loaded");
         Ok(Self(live))
     }
@@ -402,16 +403,8 @@ impl LiveTokens {
     /// Checks the file every `every` and loads it again when its modification time changes;
     /// an invalid new version is logged and ignored (the previous tokens stay in force).
     /// Returns when `stop` is cancelled.
-    pub async fn watch(self, catalog: Arc<Catalog>, every: Duration, stop: CancellationToken) {
-        self.0
-            .watch(
-                "tokens",
-                every,
-                stop,
-                |p| load_tokens(p, &catalog),
-                Tokens::len,
-            )
-            .await;
+    pub async fn watch(self, every: Duration, stop: CancellationToken) {
+        self.0.watch(every, stop).await;
     }
 }
 
@@ -750,7 +743,7 @@ mod tests {
         let text = credential(&hash, "ha-noi", r#""reporter""#, expiry);
         let path = std::env::temp_dir().join(format!("govpulse-audit-{}.toml", std::process::id()));
         std::fs::write(&path, text).expect("write");
-        let tokens = LiveTokens::load(path.clone(), &catalog).expect("valid");
+        let tokens = LiveTokens::load(path.clone(), catalog.clone()).expect("valid");
         let auth = Authenticator::new(catalog, Some(tokens), false);
         let sink = Sink::default();
         let subscriber = tracing_subscriber::fmt()

@@ -160,7 +160,6 @@ pub type Server = govpulse_edge::host::Server<Ingest>;
 #[derive(Debug)]
 pub struct Ingest {
     api: IngestApi,
-    catalog: Arc<Catalog>,
     tokens: Option<(LiveTokens, std::time::Duration)>,
     max_message_bytes: usize,
 }
@@ -234,11 +233,10 @@ impl Service for Ingest {
         );
         Ok(Server::new(
             host,
-            catalog.clone(),
+            catalog,
             profiles,
             Ingest {
                 api,
-                catalog,
                 tokens: tokens.map(|t| (t, config.token_file.every())),
                 max_message_bytes: limits.max_message_bytes,
             },
@@ -247,7 +245,7 @@ impl Service for Ingest {
 
     fn start(self, stopping: CancellationToken) -> Routes {
         if let Some((tokens, every)) = self.tokens {
-            tokio::spawn(tokens.watch(self.catalog.clone(), every, stopping));
+            tokio::spawn(tokens.watch(every, stopping));
         }
         // Credentials are checked on the headers, before tonic reads and decodes a body.
         let gate = self.api.clone();

@@ -234,7 +234,7 @@ impl Service for Ranking {
         let aggregate = AggregateServiceClient::new(channel)
             .max_decoding_message_size(MAX_AGGREGATE_ANSWER_BYTES);
         let profiles = LiveProfiles::load(config.index_profiles.clone())?;
-        let alert_rules = alerts_file::load(config.alert_rules.clone(), &catalog)?;
+        let alert_rules = alerts_file::load(config.alert_rules.clone(), catalog.clone())?;
         let alerts = Alerts::new(alert_rules.clone());
         let alert_timing = AlertTiming {
             debounce: Duration::from_millis(config.alerts_debounce_ms),
@@ -291,12 +291,10 @@ impl Service for Ranking {
     }
 
     fn start(self, stopping: CancellationToken) -> Routes {
-        tokio::spawn(alerts_file::watch(
-            self.alert_rules,
-            self.catalog.clone(),
-            self.alert_rules_every,
-            stopping.clone(),
-        ));
+        tokio::spawn(
+            self.alert_rules
+                .watch(self.alert_rules_every, stopping.clone()),
+        );
         tokio::spawn(self.alerts.run(
             self.aggregate.clone(),
             self.notices.clone(),
@@ -309,7 +307,7 @@ impl Service for Ranking {
             stopping.clone(),
         ));
         if let Some((tokens, every)) = self.tokens {
-            tokio::spawn(tokens.watch(self.catalog.clone(), every, stopping.clone()));
+            tokio::spawn(tokens.watch(every, stopping.clone()));
         }
         let readers = self.readers;
         // The HTTP routes call the same service under the same reader check; the dashboard's

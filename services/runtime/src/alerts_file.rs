@@ -7,7 +7,6 @@ use std::{
     fmt,
     path::{Path, PathBuf},
     sync::Arc,
-    time::Duration,
 };
 
 use govpulse_core::{
@@ -16,7 +15,6 @@ use govpulse_core::{
     period::vietnam_day,
 };
 use time::OffsetDateTime;
-use tokio_util::sync::CancellationToken;
 
 use crate::live_file::{FileError, LiveFile, read_config};
 
@@ -37,10 +35,20 @@ fn read(path: Option<&Path>, catalog: &Catalog) -> Result<Rules, RulesLoadError>
 
 /// Loads the file at `path` (the built-in rules when `None`), checked against `catalog`;
 /// an invalid file stops start-up.
-pub fn load(path: Option<PathBuf>, catalog: &Catalog) -> Result<LiveAlertRules, RulesLoadError> {
+pub fn load(
+    path: Option<PathBuf>,
+    catalog: Arc<Catalog>,
+) -> Result<LiveAlertRules, RulesLoadError> {
     match path {
-        None => Ok(LiveFile::fixed(read(None, catalog)?)),
-        Some(path) => LiveFile::load(path, |p| read(Some(p), catalog)),
+        None => Ok(LiveFile::fixed(read(None, &catalog)?)),
+        // A refusal of a later version says what is wrong, not where the file is.
+        Some(path) => LiveFile::load(
+            path,
+            "alert rules",
+            move |p| read(Some(p), &catalog).map_err(Refusal),
+            Rules::len,
+        )
+        .map_err(|Refusal(e)| e),
     }
 }
 
@@ -59,29 +67,6 @@ impl fmt::Display for Refusal {
     }
 }
 
-fn reload(path: &Path, catalog: &Catalog) -> Result<Rules, Refusal> {
-    read(Some(path), catalog).map_err(Refusal)
-}
-
-/// Checks the file of `rules` every `every` and takes a changed valid version, logging what
-/// happened. Returns when `stop` is cancelled; does nothing for the built-in rules.
-pub async fn watch(
-    rules: LiveAlertRules,
-    catalog: Arc<Catalog>,
-    every: Duration,
-    stop: CancellationToken,
-) {
-    rules
-        .watch(
-            "alert rules",
-            every,
-            stop,
-            |p| reload(p, &catalog),
-            Rules::len,
-        )
-        .await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,14 +74,14 @@ mod tests {
 
     #[test]
     fn the_built_in_rules_are_valid() {
-        let catalog = crate::catalog_files::built_in().expect("valid catalog");
-        let rules = load(None, &catalog).expect("valid rules").get();
+        let catalog = Arc::new(crate::catalog_files::built_in().expect("valid catalog"));
+        let rules = load(None, catalog).expect("valid rules").get();
         assert_eq!(rules.len(), 4);
     }
 
     #[test]
     fn a_broken_file_keeps_the_rules_in_force_and_says_why_without_its_path() {
-        let catalog = crate::catalog_files::built_in().expect("valid catalog");
+        let catalog = Arc::new(crate::catalog_files::built_in().expect("valid catalog"));
         let path =
             std::env::temp_dir().join(format!("govpulse-alerts-{}.toml", std::process::id()));
         let rule = |after: &str| {
@@ -105,9 +90,9 @@ mod tests {
             )
         };
         write_ahead(&path, &rule("2h"), 0);
-        let live = load(Some(path.clone()), &catalog).expect("valid");
+        let live = load(Some(path.clone()), catalog).expect("valid");
         write_ahead(&path, &rule("soon"), 10);
-        let refused = live.reload_if_changed(|p| reload(p, &catalog));
+        let refused = live.reload_if_changed();
         assert!(matches!(&refused, Reload::Refused(_)), "{refused:?}");
         assert_eq!(live.get().len(), 1, "the previous rules stay in force");
         let why = live.refusal().expect("a refusal");
@@ -118,10 +103,7 @@ mod tests {
         );
         let two = format!("{}{}", rule("1h"), rule("3h").replace("quiet", "quieter"));
         write_ahead(&path, &two, 20);
-        assert!(matches!(
-            live.reload_if_changed(|p| reload(p, &catalog)),
-            Reload::Reloaded
-        ));
+        assert!(matches!(live.reload_if_changed(), Reload::Reloaded));
         assert_eq!(live.get().len(), 2);
         assert_eq!(live.refusal(), None);
         let _ = std::fs::remove_file(&path);

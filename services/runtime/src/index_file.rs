@@ -37,7 +37,7 @@ impl LiveProfiles {
     pub fn load(path: Option<PathBuf>) -> Result<Self, ProfilesLoadError> {
         Ok(Self(match path {
             None => LiveFile::fixed(load(None)?),
-            Some(path) => LiveFile::load(path, |p| load(Some(p)))?,
+            Some(path) => LiveFile::load(path, "index profiles", |p| load(Some(p)), Profiles::len)?,
         }))
     }
 
@@ -58,22 +58,14 @@ impl LiveProfiles {
 
     /// Reads the file again if its modification time changed since it was last read; a
     /// valid new version replaces the profiles in force, an invalid one is refused.
-    pub fn reload_if_changed(&self) -> Reload<ProfilesLoadError> {
-        self.0.reload_if_changed(|p| load(Some(p)))
+    pub fn reload_if_changed(&self) -> Reload {
+        self.0.reload_if_changed()
     }
 
     /// Checks the file every `every` (the services: [`RELOAD_EVERY`]), logging what
     /// happened. Returns when `stop` is cancelled; does nothing for the built-in profiles.
     pub async fn watch(self, every: Duration, stop: CancellationToken) {
-        self.0
-            .watch(
-                "index profiles",
-                every,
-                stop,
-                |p| load(Some(p)),
-                Profiles::len,
-            )
-            .await;
+        self.0.watch(every, stop).await;
     }
 }
 

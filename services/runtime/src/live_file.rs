@@ -54,20 +54,44 @@ pub fn read_config<T, E>(
 
 /// What a check of the file found.
 #[derive(Debug)]
-pub enum Reload<E> {
+pub enum Reload {
     /// The file did not change (or the value is built in).
     Unchanged,
     /// The file changed and its new version is now in force.
     Reloaded,
-    /// The file changed but was refused; the previous version stays in force.
-    Refused(E),
+    /// The file changed but was refused, for this reason; the previous version stays in
+    /// force.
+    Refused(String),
+}
+
+/// Reads and checks a version of a file; its error is what a refusal says.
+type Read<T> = Box<dyn Fn(&Path) -> Result<T, String> + Send + Sync>;
+
+/// The file a [`LiveFile`] follows, and how each of its versions is read and checked.
+struct Source<T> {
+    path: PathBuf,
+    /// What the file holds, for the logs ("targets", "alert rules").
+    what: &'static str,
+    read: Read<T>,
+    /// The entries of a version, for the logs.
+    entries: fn(&T) -> usize,
+}
+
+impl<T> std::fmt::Debug for Source<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("path", &self.path)
+            .field("what", &self.what)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The version of a file in force, shared by every clone.
 #[derive(Debug)]
 pub struct LiveFile<T> {
     current: Arc<RwLock<Arc<T>>>,
-    path: Option<PathBuf>,
+    /// `None` for a fixed value.
+    source: Option<Arc<Source<T>>>,
     /// The file's modification time when it was last read, taken before reading it, so
     /// that a change made while (or just after) it is read is seen by the next check.
     seen: Arc<Mutex<Option<SystemTime>>>,
@@ -83,7 +107,7 @@ impl<T> Clone for LiveFile<T> {
     fn clone(&self) -> Self {
         Self {
             current: self.current.clone(),
-            path: self.path.clone(),
+            source: self.source.clone(),
             seen: self.seen.clone(),
             generation: self.generation.clone(),
             versions_read: self.versions_read.clone(),
@@ -97,12 +121,24 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 impl<T> LiveFile<T> {
-    /// Reads the file at `path` with `read`; its error stops start-up.
-    pub fn load<E>(path: PathBuf, read: impl FnOnce(&Path) -> Result<T, E>) -> Result<Self, E> {
+    /// Reads the file at `path` with `read`, which reads and checks each later version too;
+    /// its error stops start-up. `what` the file holds and the `entries` of a version name
+    /// them in the logs.
+    pub fn load<E: Display>(
+        path: PathBuf,
+        what: &'static str,
+        read: impl Fn(&Path) -> Result<T, E> + Send + Sync + 'static,
+        entries: fn(&T) -> usize,
+    ) -> Result<Self, E> {
         let seen = modified(&path);
         let value = read(&path)?;
         Ok(Self {
-            path: Some(path),
+            source: Some(Arc::new(Source {
+                path,
+                what,
+                read: Box::new(move |path| read(path).map_err(|e| e.to_string())),
+                entries,
+            })),
             seen: Arc::new(Mutex::new(seen)),
             ..Self::fixed(value)
         })
@@ -112,7 +148,7 @@ impl<T> LiveFile<T> {
     pub fn fixed(value: T) -> Self {
         Self {
             current: Arc::new(RwLock::new(Arc::new(value))),
-            path: None,
+            source: None,
             seen: Arc::default(),
             generation: Arc::new(watch::channel(0).0),
             versions_read: Arc::new(watch::channel(0).0),
@@ -131,7 +167,7 @@ impl<T> LiveFile<T> {
 
     /// The file it follows; `None` for a fixed value.
     pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        self.source.as_ref().map(|source| source.path.as_path())
     }
 
     /// The version in force now.
@@ -153,16 +189,13 @@ impl<T> LiveFile<T> {
         self.versions_read.subscribe()
     }
 
-    /// Reads the file again with `read` if its modification time changed since it was last
-    /// read: a valid new version replaces the one in force, an invalid one is refused.
-    pub fn reload_if_changed<E: Display>(
-        &self,
-        read: impl FnOnce(&Path) -> Result<T, E>,
-    ) -> Reload<E> {
-        let Some(path) = self.path.as_deref() else {
+    /// Reads the file again if its modification time changed since it was last read: a
+    /// valid new version replaces the one in force, an invalid one is refused.
+    pub fn reload_if_changed(&self) -> Reload {
+        let Some(source) = self.source.as_deref() else {
             return Reload::Unchanged;
         };
-        let now = modified(path);
+        let now = modified(&source.path);
         {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             if *seen == now {
@@ -170,7 +203,7 @@ impl<T> LiveFile<T> {
             }
             *seen = now;
         }
-        let judged = match read(path) {
+        let judged = match (source.read)(&source.path) {
             Ok(value) => {
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(value);
                 self.generation.send_modify(|g| *g += 1);
@@ -178,7 +211,7 @@ impl<T> LiveFile<T> {
                 Reload::Reloaded
             }
             Err(e) => {
-                *self.refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                *self.refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.clone());
                 Reload::Refused(e)
             }
         };
@@ -187,32 +220,26 @@ impl<T> LiveFile<T> {
     }
 
     /// Checks the file every `every` ([`LiveFile::reload_if_changed`]) until `stop` is
-    /// cancelled, logging each reload (with `entries` of the new version) and each refusal.
-    /// Returns at once for a fixed value.
-    pub async fn watch<E: Display>(
-        self,
-        what: &'static str,
-        every: Duration,
-        stop: CancellationToken,
-        read: impl Fn(&Path) -> Result<T, E>,
-        entries: impl Fn(&T) -> usize,
-    ) {
-        let Some(path) = self.path.clone() else {
+    /// cancelled, logging each reload and each refusal. Returns at once for a fixed value.
+    pub async fn watch(self, every: Duration, stop: CancellationToken) {
+        let Some(source) = self.source.clone() else {
             return;
         };
+        let (path, what) = (source.path.display(), source.what);
         let mut ticker = tokio::time::interval(every);
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 _ = ticker.tick() => {}
             }
-            match self.reload_if_changed(&read) {
+            match self.reload_if_changed() {
                 Reload::Unchanged => {}
                 Reload::Reloaded => {
-                    info!(path = %path.display(), entries = entries(&self.get()), "{what} reloaded");
+                    let entries = (source.entries)(&self.get());
+                    info!(%path, entries, "{what} reloaded");
                 }
                 Reload::Refused(e) => {
-                    warn!(path = %path.display(), error = %e, "{what} file refused; the previous version stays in force");
+                    warn!(%path, error = %e, "{what} file refused; the previous version stays in force");
                 }
             }
         }
@@ -251,23 +278,26 @@ mod tests {
     fn a_changed_file_is_reloaded_a_broken_one_refused_and_a_fixed_value_stays() {
         let path = std::env::temp_dir().join(format!("govpulse-live-{}.txt", std::process::id()));
         write(&path, "1", 0);
-        let live = LiveFile::load(path.clone(), read).expect("valid");
+        let live = LiveFile::load(path.clone(), "number", read, |_| 1).expect("valid");
         let mut reloads = live.reloads();
-        assert!(matches!(live.reload_if_changed(read), Reload::Unchanged));
+        assert!(matches!(live.reload_if_changed(), Reload::Unchanged));
         write(&path, "two", 10);
-        assert!(matches!(live.reload_if_changed(read), Reload::Refused(_)));
+        assert!(
+            matches!(live.reload_if_changed(), Reload::Refused(e) if e == "\"two\" is not a number"),
+            "refused, saying why"
+        );
         assert_eq!(*live.get(), 1, "the previous version stays");
         assert!(
-            matches!(live.reload_if_changed(read), Reload::Unchanged),
+            matches!(live.reload_if_changed(), Reload::Unchanged),
             "a refused version is not read again until the file changes"
         );
         write(&path, "3", 20);
-        assert!(matches!(live.reload_if_changed(read), Reload::Reloaded));
+        assert!(matches!(live.reload_if_changed(), Reload::Reloaded));
         assert_eq!((*live.clone().get(), *reloads.borrow_and_update()), (3, 1));
         std::fs::remove_file(&path).expect("remove");
 
         let fixed = LiveFile::fixed(7);
-        assert!(matches!(fixed.reload_if_changed(read), Reload::Unchanged));
+        assert!(matches!(fixed.reload_if_changed(), Reload::Unchanged));
         assert_eq!((*fixed.get(), fixed.path()), (7, None));
     }
 }

@@ -69,10 +69,15 @@ pub struct LiveTargets(LiveFile<Targets>);
 impl LiveTargets {
     /// Loads the file at `path` (the built-in targets when `None`), checked against
     /// `catalog`; an invalid file stops start-up.
-    pub fn load(path: Option<PathBuf>, catalog: &Catalog) -> Result<Self, TargetsLoadError> {
+    pub fn load(path: Option<PathBuf>, catalog: Arc<Catalog>) -> Result<Self, TargetsLoadError> {
         Ok(Self(match path {
-            None => LiveFile::fixed(load(None, catalog)?),
-            Some(path) => LiveFile::load(path, |p| load(Some(p), catalog))?,
+            None => LiveFile::fixed(load(None, &catalog)?),
+            Some(path) => LiveFile::load(
+                path,
+                "targets",
+                move |p| load(Some(p), &catalog),
+                Targets::len,
+            )?,
         }))
     }
 
@@ -94,16 +99,8 @@ impl LiveTargets {
     /// Checks the file every `every` and loads it again when its modification time
     /// changes; an invalid new version is logged and ignored (the previous targets stay in
     /// force). Returns when `stop` is cancelled; does nothing for the built-in targets.
-    pub async fn watch(self, catalog: Arc<Catalog>, every: Duration, stop: CancellationToken) {
-        self.0
-            .watch(
-                "targets",
-                every,
-                stop,
-                |p| load(Some(p), &catalog),
-                Targets::len,
-            )
-            .await;
+    pub async fn watch(self, every: Duration, stop: CancellationToken) {
+        self.0.watch(every, stop).await;
     }
 }
 
@@ -117,7 +114,7 @@ mod tests {
     #[test]
     fn the_built_in_targets_are_valid() {
         let catalog = crate::catalog_files::built_in().expect("valid catalog");
-        let targets = LiveTargets::load(None, &catalog)
+        let targets = LiveTargets::load(None, Arc::new(catalog.clone()))
             .expect("valid targets")
             .get();
         let mof = AgencyId::parse("mof").expect("id");
@@ -146,13 +143,9 @@ mod tests {
             )
         };
         std::fs::write(&path, file("90")).expect("write");
-        let live = LiveTargets::load(Some(path.clone()), &catalog).expect("valid");
+        let live = LiveTargets::load(Some(path.clone()), catalog.clone()).expect("valid");
         let stop = CancellationToken::new();
-        let watcher = tokio::spawn(live.clone().watch(
-            catalog.clone(),
-            Duration::from_millis(20),
-            stop.clone(),
-        ));
+        let watcher = tokio::spawn(live.clone().watch(Duration::from_millis(20), stop.clone()));
         let hanoi = AgencyId::parse("ha-noi").expect("id");
         let percent = |live: &LiveTargets| {
             live.get()
