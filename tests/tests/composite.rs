@@ -45,30 +45,49 @@ async fn report(deployment: &Deployment, scores: Vec<AssessedScore>) -> Result<u
         .map(|r| r.into_inner().stored)
 }
 
-async fn ranking(deployment: &Deployment, index: &str, period: &str) -> GetRankingResponse {
-    let query = RankingQuery {
+/// The provinces ranked by the composite `index` over `period`, every row.
+fn provinces_by(index: &str, period: &str) -> RankingQuery {
+    RankingQuery {
         index: index.to_owned(),
         block: Block::Province.into(),
         period: period.to_owned(),
         ..Default::default()
-    };
-    deployment.get_ranking(query).await.expect("ranking")
+    }
 }
 
-/// (rank, agency, score, grade, incomplete, previous rank) of the rows with a score.
+async fn ranking(deployment: &Deployment, index: &str, period: &str) -> GetRankingResponse {
+    deployment
+        .get_ranking(provinces_by(index, period))
+        .await
+        .expect("ranking")
+}
+
+/// The row of `agency` in `response`, which lists it.
+fn row<'a>(response: &'a GetRankingResponse, agency: &str) -> &'a RankingRow {
+    response
+        .rows
+        .iter()
+        .find(|r| r.agency_id == agency)
+        .expect("listed")
+}
+
+/// A row as the tests compare them: (rank, agency, score, grade, incomplete, `previous_rank`).
+fn summary(row: &RankingRow, previous_rank: u32) -> (u32, &str, &str, &str, bool, u32) {
+    (
+        row.rank,
+        row.agency_id.as_str(),
+        row.score.as_str(),
+        row.grade.as_str(),
+        row.incomplete,
+        previous_rank,
+    )
+}
+
+/// The [`summary`] of each row with a score, with its rank in the previous period.
 fn scored(rows: &[RankingRow]) -> Vec<(u32, &str, &str, &str, bool, u32)> {
     rows.iter()
         .filter(|r| !r.score.is_empty())
-        .map(|r| {
-            (
-                r.rank,
-                r.agency_id.as_str(),
-                r.score.as_str(),
-                r.grade.as_str(),
-                r.incomplete,
-                r.previous_period_rank,
-            )
-        })
+        .map(|r| summary(r, r.previous_period_rank))
         .collect()
 }
 
@@ -140,11 +159,7 @@ async fn the_quality_ranking_scores_and_grades_assessed_provinces() {
     );
     assert_eq!(response.ranked_count, 6);
     assert_eq!(response.rows.len(), 63, "every province of 2024 is listed");
-    let ha_giang = response
-        .rows
-        .iter()
-        .find(|r| r.agency_id == "ha-giang")
-        .expect("listed");
+    let ha_giang = row(&response, "ha-giang");
     let points: Vec<(&str, &str, &str)> = ha_giang
         .indicators
         .iter()
@@ -171,11 +186,7 @@ async fn the_quality_ranking_scores_and_grades_assessed_provinces() {
         ha_giang.rate.is_none(),
         "an index row has a score, not a rate"
     );
-    let cao_bang = response
-        .rows
-        .iter()
-        .find(|r| r.agency_id == "cao-bang")
-        .expect("listed");
+    let cao_bang = row(&response, "cao-bang");
     assert_eq!(
         cao_bang
             .indicators
@@ -185,17 +196,9 @@ async fn the_quality_ranking_scores_and_grades_assessed_provinces() {
         5,
         "the criteria not assessed show no points"
     );
-    let ninh_binh = response
-        .rows
-        .iter()
-        .find(|r| r.agency_id == "ninh-binh")
-        .expect("listed");
+    let ninh_binh = row(&response, "ninh-binh");
     assert_eq!(ninh_binh.places_gained, -5);
-    let unassessed = response
-        .rows
-        .iter()
-        .find(|r| r.agency_id == "ha-noi")
-        .expect("listed");
+    let unassessed = row(&response, "ha-noi");
     assert_eq!(
         (
             unassessed.rank,
@@ -217,26 +220,23 @@ async fn the_quality_ranking_scores_and_grades_assessed_provinces() {
 async fn a_bad_assessed_score_is_refused_naming_its_field_and_stores_nothing() {
     let deployment = Deployment::start_alone("refused").await;
     let good = assessed_score("lang-son", QUALITY, "function", "2024", "45");
-    for (bad, field, reason) in [
+    // Each call sends a good score, then the bad one: the message names the bad one's field.
+    for (bad, message) in [
         (
             assessed_score("lang-son", QUALITY, "security", "2024", "15.5"),
-            "scores[1].points",
-            "15.5 is above the 15.00 points of security in system-quality-2024",
+            "scores[1].points: 15.5 is above the 15.00 points of security in system-quality-2024",
         ),
         (
             assessed_score("lang-son", QUALITY, "speed", "2024", "1"),
-            "scores[1].criterion",
-            "\"speed\" is not a criterion of system-quality-2024; its assessed criteria are function, structure-layout, performance, security, convenient-access, monitoring-connection",
+            "scores[1].criterion: \"speed\" is not a criterion of system-quality-2024; its assessed criteria are function, structure-layout, performance, security, convenient-access, monitoring-connection",
         ),
         (
             assessed_score("atlantis", QUALITY, "function", "2024", "1"),
-            "scores[1].agency_id",
-            "unknown agency \"atlantis\"",
+            "scores[1].agency_id: unknown agency \"atlantis\"",
         ),
         (
             assessed_score("lang-son", SERVICE, "progress", "2024", "1"),
-            "scores[1].criterion",
-            "progress of service-index-766 is measured from events (on-time-rate), not assessed",
+            "scores[1].criterion: progress of service-index-766 is measured from events (on-time-rate), not assessed",
         ),
         (
             assessed_score(
@@ -246,15 +246,15 @@ async fn a_bad_assessed_score_is_refused_naming_its_field_and_stores_nothing() {
                 "2024-01-01..2024-02-15",
                 "1",
             ),
-            "scores[1].period",
-            "\"2024-01-01..2024-02-15\" is not a calendar period; assess a day 2024-08-15, a month 2024-08, a quarter 2024-Q3 or a year 2024",
+            "scores[1].period: \"2024-01-01..2024-02-15\" is not a calendar period; assess a day 2024-08-15, a month 2024-08, a quarter 2024-Q3 or a year 2024",
         ),
     ] {
         let status = report(&deployment, vec![good.clone(), bad])
             .await
             .expect_err("refused");
-        assert_eq!(field_violation(&status).0, field);
-        assert_eq!(status.message(), format!("{field}: {reason}"));
+        let (field, _) = message.split_once(": ").expect("field: reason");
+        assert_eq!(field_violation(&status).0, field, "{message}");
+        assert_eq!(status.message(), message);
     }
     assert_eq!(
         scored(&ranking(&deployment, QUALITY, "2024").await.rows),
@@ -399,12 +399,7 @@ async fn the_service_index_combines_measured_rates_and_assessed_transparency() {
             row.agency_id
         );
     }
-    let row = response
-        .rows
-        .iter()
-        .find(|r| r.agency_id == "lang-son")
-        .expect("listed");
-    let points: Vec<(&str, &str)> = row
+    let points: Vec<(&str, &str)> = row(&response, "lang-son")
         .indicators
         .iter()
         .map(|i| (i.criterion.as_str(), i.points.as_str()))
@@ -432,11 +427,8 @@ async fn a_live_composite_ranking_changes_when_scores_are_reported() {
     ));
     report(&deployment, scores).await.expect("stored");
     let query = RankingQuery {
-        index: QUALITY.to_owned(),
-        block: Block::Province.into(),
-        period: "2024".to_owned(),
         selection: Some(Selection::Top(2)),
-        ..Default::default()
+        ..provinces_by(QUALITY, "2024")
     };
     let mut stream = deployment.watch_ranking(query).await;
     let first = next_message(&mut stream).await;
@@ -474,17 +466,7 @@ async fn a_live_composite_ranking_changes_when_scores_are_reported() {
     let moved: Vec<(u32, &str, &str, &str, bool, u32)> = changes
         .changes
         .iter()
-        .map(|c| {
-            let row = c.row.as_ref().expect("a row");
-            (
-                row.rank,
-                row.agency_id.as_str(),
-                row.score.as_str(),
-                row.grade.as_str(),
-                row.incomplete,
-                c.previous_rank,
-            )
-        })
+        .map(|c| summary(c.row.as_ref().expect("a row"), c.previous_rank))
         .collect();
     assert_eq!(
         moved,
@@ -513,10 +495,7 @@ async fn a_query_names_a_known_index_or_a_metric_not_both() {
     ] {
         let query = RankingQuery {
             metric: metric.to_owned(),
-            index: index.to_owned(),
-            block: Block::Province.into(),
-            period: "2024".to_owned(),
-            ..Default::default()
+            ..provinces_by(index, "2024")
         };
         let status = deployment.get_ranking(query).await.expect_err("refused");
         assert_eq!(field_violation(&status).0, "query.index");
