@@ -6,7 +6,7 @@ use govpulse_e2e::{
     provinces_by_online_rate, received, resolved, statuses, ts, two_days_ago_noon,
 };
 use govpulse_proto::{
-    aggregate::{Counters, GetBlockSnapshotRequest, GetMetricsResponse},
+    aggregate::{GetBlockSnapshotRequest, GetMetricsResponse},
     catalog::Block,
     event::{DossierEvent, DossierReceived, EventOutcome, OutcomeStatus, dossier_event::Kind},
     ingest::{StreamEventsRequest, SubmitEventsRequest},
@@ -32,6 +32,29 @@ fn country_batch(at: OffsetDateTime) -> Vec<DossierEvent> {
     events
 }
 
+/// `total` receptions of `agency` at `at`, the first `online` of them online, with ids
+/// `<tag>-<i>`.
+fn receptions(
+    tag: &str,
+    agency: &str,
+    at: OffsetDateTime,
+    online: usize,
+    total: usize,
+) -> Vec<DossierEvent> {
+    (0..total)
+        .map(|i| received(&format!("{tag}-{i}"), agency, at, i < online))
+        .collect()
+}
+
+/// A deployment of its own, keys under `prefix`, that has counted [`country_batch`] at noon
+/// two days ago; and that noon.
+async fn counting_the_country(prefix: &str) -> (Deployment, OffsetDateTime) {
+    let deployment = Deployment::start_alone(prefix).await;
+    let at = two_days_ago_noon();
+    submit(&deployment, country_batch(at)).await;
+    (deployment, at)
+}
+
 async fn metrics(deployment: &Deployment, agency: &str, period: &str) -> GetMetricsResponse {
     deployment
         .get_metrics(agency, period, &[])
@@ -39,11 +62,13 @@ async fn metrics(deployment: &Deployment, agency: &str, period: &str) -> GetMetr
         .expect("metrics")
 }
 
-async fn counts_of(deployment: &Deployment, agency: &str, period: &str) -> Counters {
-    metrics(deployment, agency, period)
+/// The dossiers `agency` received over `period`, and how many of them online.
+async fn counted(deployment: &Deployment, agency: &str, period: &str) -> (u64, u64) {
+    let counters = metrics(deployment, agency, period)
         .await
         .counters
-        .expect("counters")
+        .expect("counters");
+    (counters.received, counters.received_online)
 }
 
 fn rate(response: &GetMetricsResponse, metric: &str) -> Option<(u64, u64, String)> {
@@ -234,8 +259,7 @@ async fn counts_survive_a_restart_of_every_service() {
         statuses(&outcomes),
         vec![OutcomeStatus::Duplicate; batch.len()]
     );
-    let counters = counts_of(&second, "quang-ninh", &day).await;
-    assert_eq!((counters.received, counters.received_online), (4, 3));
+    assert_eq!(counted(&second, "quang-ninh", &day).await, (4, 3));
     second.stop().await;
 }
 
@@ -313,14 +337,12 @@ async fn bad_events_are_rejected_one_by_one_and_never_counted() {
         "{}",
         outcomes[5].reason
     );
-    let counters = counts_of(&deployment, "lang-son", &day).await;
     assert_eq!(
-        (counters.received, counters.received_online),
+        counted(&deployment, "lang-son", &day).await,
         (1, 1),
         "only the valid event counted"
     );
-    let quang_ninh = counts_of(&deployment, "quang-ninh", &day).await;
-    assert_eq!(quang_ninh.received, 0);
+    assert_eq!(counted(&deployment, "quang-ninh", &day).await.0, 0);
     deployment.stop().await;
 }
 
@@ -328,12 +350,11 @@ async fn bad_events_are_rejected_one_by_one_and_never_counted() {
 async fn an_oversized_batch_is_refused_whole_with_a_field_violation() {
     let deployment = Deployment::start_alone("oversized").await;
     let at = two_days_ago_noon();
-    let events: Vec<DossierEvent> = (0..1001)
-        .map(|i| received(&format!("big-{i}"), "lang-son", at, true))
-        .collect();
     let status = deployment
         .ingest()
-        .submit_events(SubmitEventsRequest { events })
+        .submit_events(SubmitEventsRequest {
+            events: receptions("big", "lang-son", at, 1001, 1001),
+        })
         .await
         .expect_err("refused");
     assert_eq!(
@@ -343,9 +364,11 @@ async fn an_oversized_batch_is_refused_whole_with_a_field_violation() {
             "has 1001 events; the limit is 1000: split the batch".to_owned()
         )
     );
-    let counters = counts_of(&deployment, "lang-son", &at.date().to_string()).await;
     assert_eq!(
-        counters.received, 0,
+        counted(&deployment, "lang-son", &at.date().to_string())
+            .await
+            .0,
+        0,
         "nothing of a refused batch is counted"
     );
     deployment.stop().await;
@@ -355,12 +378,8 @@ async fn an_oversized_batch_is_refused_whole_with_a_field_violation() {
 async fn stream_events_acknowledges_every_batch_in_order() {
     let deployment = Deployment::start_alone("stream").await;
     let at = two_days_ago_noon();
-    let first: Vec<DossierEvent> = (0..10)
-        .map(|i| received(&format!("s-{i}"), "thanh-hoa", at, i % 2 == 0))
-        .collect();
-    let oversized: Vec<DossierEvent> = (0..1001)
-        .map(|i| received(&format!("o-{i}"), "thanh-hoa", at, true))
-        .collect();
+    let first = receptions("s", "thanh-hoa", at, 5, 10);
+    let oversized = receptions("o", "thanh-hoa", at, 1001, 1001);
     let requests = vec![
         StreamEventsRequest {
             batch_id: 7,
@@ -390,16 +409,14 @@ async fn stream_events_acknowledges_every_batch_in_order() {
         .collect();
     assert_eq!(tallies, [(7, 10, 0, 0), (8, 0, 0, 1001), (9, 0, 10, 0)]);
     assert_eq!(acks[1].outcomes[0].field, "events");
-    let counters = counts_of(&deployment, "thanh-hoa", &at.date().to_string()).await;
-    assert_eq!((counters.received, counters.received_online), (10, 5));
+    let thanh_hoa = counted(&deployment, "thanh-hoa", &at.date().to_string()).await;
+    assert_eq!(thanh_hoa, (10, 5));
     deployment.stop().await;
 }
 
 #[tokio::test]
 async fn a_block_snapshot_lists_every_agency_of_the_block() {
-    let deployment = Deployment::start_alone("snapshot").await;
-    let at = two_days_ago_noon();
-    submit(&deployment, country_batch(at)).await;
+    let (deployment, at) = counting_the_country("snapshot").await;
     let snapshot = deployment
         .aggregate()
         .get_block_snapshot(GetBlockSnapshotRequest {
@@ -434,13 +451,10 @@ async fn a_block_snapshot_lists_every_agency_of_the_block() {
 
 #[tokio::test]
 async fn watch_ranking_sends_the_snapshot_then_each_change() {
-    let deployment = Deployment::start_alone("watch").await;
-    let at = two_days_ago_noon();
-    let day = at.date().to_string();
-    submit(&deployment, country_batch(at)).await;
+    let (deployment, at) = counting_the_country("watch").await;
     let query = RankingQuery {
         selection: Some(Selection::Top(3)),
-        ..provinces_by_online_rate(day)
+        ..provinces_by_online_rate(at.date().to_string())
     };
     let mut stream = deployment.watch_ranking(query).await;
     let first = next_message(&mut stream).await;
@@ -455,10 +469,7 @@ async fn watch_ranking_sends_the_snapshot_then_each_change() {
 
     // Ninh Bình gets 5 more online dossiers: 6 of 7 = 85.71%, second place.
     let sent = OffsetDateTime::now_utc();
-    let more: Vec<DossierEvent> = (0..5)
-        .map(|i| received(&format!("nb-more-{i}"), "ninh-binh", at, true))
-        .collect();
-    submit(&deployment, more).await;
+    submit(&deployment, receptions("nb-more", "ninh-binh", at, 5, 5)).await;
     // Heartbeats keep coming while nothing changes: the change has a deadline of its own.
     let change = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         loop {
