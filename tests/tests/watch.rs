@@ -52,6 +52,13 @@ async fn two_replicas(redis: &RedisServer, prefix: &str) -> (Service, Service, S
     (a, b, ingest)
 }
 
+/// Stops `services` in order, draining each.
+async fn stop_all(services: impl IntoIterator<Item = Service>) {
+    for service in services {
+        service.stop().await;
+    }
+}
+
 fn provinces(at: OffsetDateTime, selection: Option<Selection>) -> RankingQuery {
     RankingQuery {
         metric: "online-dossier-rate".into(),
@@ -212,9 +219,7 @@ async fn an_event_applied_by_one_aggregate_replica_reaches_a_ranking_following_a
     let names: Vec<String> = rows.rows().into_iter().map(|r| r.1).collect();
     assert_eq!(names, ["ninh-binh", "lang-son"], "6 of 7 beats 3 of 4");
 
-    for service in [ranking, ingest, a, b] {
-        service.stop().await;
-    }
+    stop_all([ranking, ingest, a, b]).await;
 }
 
 #[tokio::test]
@@ -258,9 +263,7 @@ async fn two_ranking_replicas_give_identical_rankings_and_live_states() {
     assert_eq!(two_rows.rows(), now);
     assert_eq!(one_rows.ranked_count, two_rows.ranked_count);
 
-    for service in [first, second, ingest, a, b] {
-        service.stop().await;
-    }
+    stop_all([first, second, ingest, a, b]).await;
 }
 
 #[tokio::test]
@@ -354,9 +357,7 @@ async fn a_subscriber_that_reconnects_with_its_revision_gets_no_gap_and_no_dupli
     read_snapshot(&mut client, &mut fresh).await;
     assert_eq!(fresh.rows(), seen.rows());
 
-    for service in [ranking, ingest, aggregate] {
-        service.stop().await;
-    }
+    stop_all([ranking, ingest, aggregate]).await;
 }
 
 /// Bytes a subscriber's stream is sent, messages encoded as on the wire.
@@ -532,7 +533,5 @@ async fn a_lone_subscriber_that_reconnects_soon_resumes_instead_of_starting_over
     }
     assert_eq!(shown.rows()[0].1, "ninh-binh", "6 of 7 first");
 
-    for service in [ranking, ingest, aggregate] {
-        service.stop().await;
-    }
+    stop_all([ranking, ingest, aggregate]).await;
 }
