@@ -288,32 +288,43 @@ impl Service {
 pub struct Spawned {
     name: &'static str,
     addr: SocketAddr,
+    health: Option<SocketAddr>,
     stop: CancellationToken,
     task: JoinHandle<Result<(), String>>,
 }
 
+/// Builds `$service::Server` from `$config` (panicking when it cannot start) and spawns it as
+/// the [`Spawned`] `$name`. A macro for the reason of [`serve!`].
+macro_rules! spawned {
+    ($service:ident, $name:literal, $config:expr) => {{
+        let server = $service::Server::build($config)
+            .await
+            .expect(concat!($name, " starts"));
+        let (addr, health) = (server.host().local_addr(), server.host().health_addr());
+        Spawned::spawn($name, addr, health, |stop| server.run_until(stop))
+    }};
+}
+
 impl Spawned {
+    /// Aggregate, built from `config`.
+    pub async fn aggregate(config: govpulse_aggregate::Config) -> Spawned {
+        spawned!(govpulse_aggregate, "aggregate", config)
+    }
+
     /// Ingest, built from `config`.
     pub async fn ingest(config: govpulse_ingest::Config) -> Spawned {
-        let built = govpulse_ingest::Server::build(config).await;
-        let server = built.expect("ingest starts");
-        Self::spawn("ingest", server.host().local_addr(), |stop| {
-            server.run_until(stop)
-        })
+        spawned!(govpulse_ingest, "ingest", config)
     }
 
     /// Ranking, built from `config`.
     pub async fn ranking(config: govpulse_ranking::Config) -> Spawned {
-        let built = govpulse_ranking::Server::build(config).await;
-        let server = built.expect("ranking starts");
-        Self::spawn("ranking", server.host().local_addr(), |stop| {
-            server.run_until(stop)
-        })
+        spawned!(govpulse_ranking, "ranking", config)
     }
 
     fn spawn<E, F>(
         name: &'static str,
         addr: SocketAddr,
+        health: Option<SocketAddr>,
         serve: impl FnOnce(tokio_util::sync::WaitForCancellationFutureOwned) -> F,
     ) -> Spawned
     where
@@ -326,14 +337,25 @@ impl Spawned {
         Spawned {
             name,
             addr,
+            health,
             stop,
             task,
         }
     }
 
+    /// Which service it is: `aggregate`, `ingest` or `ranking`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// Its address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its health port's address, when its configuration gives it one.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health
     }
 
     /// Stops it, draining, and panics unless it stopped cleanly.

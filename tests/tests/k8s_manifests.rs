@@ -1369,57 +1369,41 @@ fn manifest_config<C: clap::Parser>(
 }
 
 async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
+    use govpulse_e2e::Spawned;
     use govpulse_proto::{
         catalog::Block,
         event::OutcomeStatus,
         ingest::{SubmitEventsRequest, ingest_service_client::IngestServiceClient},
         ranking::{GetRankingRequest, RankingQuery, ranking_service_client::RankingServiceClient},
     };
-    use tokio_util::sync::CancellationToken;
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
 
     let root = std::env::temp_dir().join(format!("govpulse-k8s-{overlay}-{}", std::process::id()));
     let secrets = OperatorSecrets::generate();
-    let stop = CancellationToken::new();
-    let mut health_ports = Vec::new();
-
     let config: govpulse_aggregate::Config =
         manifest_config(overlay, "aggregate", &root, &secrets, "", store_url);
-    let aggregate = govpulse_aggregate::Server::build(config)
-        .await
-        .expect("aggregate starts with the manifest's configuration");
+    let aggregate = Spawned::aggregate(config).await;
     // The generated certificate names localhost, as aggregate's names the aggregate Service.
     let aggregate_url = match serves_tls(overlay, "aggregate") {
-        true => format!("https://localhost:{}", aggregate.host().local_addr().port()),
-        false => format!("http://{}", aggregate.host().local_addr()),
+        true => format!("https://localhost:{}", aggregate.addr().port()),
+        false => format!("http://{}", aggregate.addr()),
     };
-    health_ports.push(("aggregate", aggregate.host().health_addr()));
-    let aggregate_task = tokio::spawn(aggregate.run_until(stop.clone().cancelled_owned()));
-
     let config: govpulse_ingest::Config =
         manifest_config(overlay, "ingest", &root, &secrets, &aggregate_url, "");
     let needs_token = config.token_file.tokens.is_some();
-    let ingest = govpulse_ingest::Server::build(config)
-        .await
-        .expect("ingest starts with the manifest's configuration");
-    let ingest_addr = ingest.host().local_addr();
-    health_ports.push(("ingest", ingest.host().health_addr()));
-    let ingest_task = tokio::spawn(ingest.run_until(stop.clone().cancelled_owned()));
-
+    let ingest = Spawned::ingest(config).await;
     let config: govpulse_ranking::Config =
         manifest_config(overlay, "ranking", &root, &secrets, &aggregate_url, "");
-    let ranking = govpulse_ranking::Server::build(config)
-        .await
-        .expect("ranking starts with the manifest's configuration");
-    let ranking_addr = ranking.host().local_addr();
-    health_ports.push(("ranking", ranking.host().health_addr()));
-    let ranking_task = tokio::spawn(ranking.run_until(stop.clone().cancelled_owned()));
+    let ranking = Spawned::ranking(config).await;
 
     // What the kubelet's probes ask: plaintext, on the health port.
-    for (service, addr) in health_ports {
-        let addr = addr.unwrap_or_else(|| panic!("{overlay}: {service} has a health port"));
+    for spawned in [&aggregate, &ingest, &ranking] {
+        let service = spawned.name();
+        let addr = spawned
+            .health_addr()
+            .unwrap_or_else(|| panic!("{overlay}: {service} has a health port"));
         let status = HealthClient::new(loopback_channel(addr, None))
             .check(HealthCheckRequest::default())
             .await
@@ -1447,7 +1431,7 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
         );
     }
     let ca = |service| serves_tls(overlay, service).then_some(secrets.ca.as_str());
-    let ingest_channel = loopback_channel(ingest_addr, ca("ingest"));
+    let ingest_channel = loopback_channel(ingest.addr(), ca("ingest"));
     let response = IngestServiceClient::new(ingest_channel)
         .submit_events(request)
         .await
@@ -1480,40 +1464,25 @@ async fn run_overlay_on_loopback(overlay: &'static str, store_url: &str) {
         parent_id: String::new(),
         ..Default::default()
     };
-    let ranking_channel = loopback_channel(ranking_addr, ca("ranking"));
-    let ranking = RankingServiceClient::new(ranking_channel)
+    let ranking_channel = loopback_channel(ranking.addr(), ca("ranking"));
+    let ranked = RankingServiceClient::new(ranking_channel)
         .get_ranking(GetRankingRequest { query: Some(query) })
         .await
         .expect("a ranking read through aggregate")
         .into_inner();
     // One dossier is below the manifests' minimum volume: listed, not ranked.
-    assert_eq!(ranking.ranked_count, 0, "one dossier is not ranked");
-    let row = ranking
+    assert_eq!(ranked.ranked_count, 0, "one dossier is not ranked");
+    let row = ranked
         .rows
         .iter()
         .find(|r| r.agency_id == "tuyen-quang")
         .expect("tuyen-quang listed");
     assert!(row.below_minimum_volume, "{row:?}");
-    assert_eq!(ranking.min_volume, 30, "the manifests' minimum volume");
+    assert_eq!(ranked.min_volume, 30, "the manifests' minimum volume");
 
-    stop.cancel();
-    let stopped = |joined: Result<Result<(), _>, tokio::task::JoinError>, service: &str| {
-        if let Err(e) = joined.expect("no panic") {
-            panic!("{service} stopped with {e:?}");
-        }
-    };
-    stopped(
-        ingest_task.await.map(|r| r.map_err(|e| e.to_string())),
-        "ingest",
-    );
-    stopped(
-        ranking_task.await.map(|r| r.map_err(|e| e.to_string())),
-        "ranking",
-    );
-    stopped(
-        aggregate_task.await.map(|r| r.map_err(|e| e.to_string())),
-        "aggregate",
-    );
+    for spawned in [ingest, ranking, aggregate] {
+        spawned.stop().await;
+    }
     std::fs::remove_dir_all(&root).expect("cleanup");
 }
 
