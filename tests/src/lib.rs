@@ -454,6 +454,22 @@ impl Deployment {
         self.ranking.addr
     }
 
+    /// The development configuration of another ingest on a free loopback port, forwarding to
+    /// this deployment's aggregate: for a test's own ingest ([`Spawned::ingest`]).
+    pub fn ingest_config(&self) -> govpulse_ingest::Config {
+        govpulse_ingest::Config::new(local0(), self.aggregate_url()).development()
+    }
+
+    /// The development configuration of another ranking on a free loopback port, reading from
+    /// this deployment's aggregate: for a test's own ranking ([`Spawned::ranking`]).
+    pub fn ranking_config(&self) -> govpulse_ranking::Config {
+        govpulse_ranking::Config::new(local0(), self.aggregate_url()).development()
+    }
+
+    fn aggregate_url(&self) -> String {
+        format!("http://{}", self.aggregate_addr())
+    }
+
     /// A client of ingest.
     pub fn ingest(&self) -> IngestServiceClient<Channel> {
         IngestServiceClient::new(lazy(self.ingest.addr))
@@ -477,14 +493,8 @@ impl Deployment {
         period: &str,
         metrics: &[&str],
     ) -> Result<GetMetricsResponse, Status> {
-        let request = GetMetricsRequest {
-            agency_id: agency.to_owned(),
-            period: period.to_owned(),
-            metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
-            ..GetMetricsRequest::default()
-        };
         self.aggregate()
-            .get_metrics(request)
+            .get_metrics(metrics_request(agency, period, metrics))
             .await
             .map(tonic::Response::into_inner)
     }
@@ -552,6 +562,16 @@ impl Deployment {
         if let Some(aggregate) = self.aggregate.take() {
             aggregate.stop().await;
         }
+    }
+}
+
+/// A GetMetrics request of `agency` over `period`: `metrics` (none: every metric).
+pub fn metrics_request(agency: &str, period: &str, metrics: &[&str]) -> GetMetricsRequest {
+    GetMetricsRequest {
+        agency_id: agency.to_owned(),
+        period: period.to_owned(),
+        metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
+        ..GetMetricsRequest::default()
     }
 }
 

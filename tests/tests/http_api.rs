@@ -8,13 +8,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use govpulse_e2e::{
     Deployment, Spawned, credential_for,
     http::{Answer, EventStream, find_by, get, open_events, post_json},
-    local0,
+    metrics_request,
     pki::{Pki, write_pem},
     scratch, two_days_ago_noon,
 };
 use govpulse_edge::auth::{TokenFileArgs, new_token};
 use govpulse_proto::{
-    aggregate::GetMetricsRequest,
     ingest::SubmitEventsRequest,
     ranking::{GetRankingRequest, GetRankingResponse, RankingQuery, ranking_query::Selection},
 };
@@ -86,6 +85,14 @@ fn reporter_and_reader(name: &str) -> (PathBuf, String, String) {
     (file, bearer(&issued[0]), bearer(&issued[1]))
 }
 
+/// `body` posted anonymously as JSON to `/api/v1/events` at `ingest`, which must answer 200:
+/// its answer.
+async fn post_accepted(ingest: SocketAddr, body: &str) -> Value {
+    let answer = post_json(ingest, "/api/v1/events", &[], body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    answer.json()
+}
+
 /// `body` posted as JSON to `/api/v1/events` at `ingest` with the header `authorization`.
 async fn post_events(ingest: SocketAddr, authorization: &str, body: &str) -> Answer {
     post_json(
@@ -111,9 +118,7 @@ async fn events_posted_as_json_get_the_outcomes_grpc_gives_and_are_counted_once(
         reception("j-5", "phu-tho", future, "CHANNEL_ONLINE"),
     ]);
 
-    let first = post_json(ingest, "/api/v1/events", &[], &events).await;
-    assert_eq!(first.status, 200, "{}", first.text());
-    let first = first.json();
+    let first = post_accepted(ingest, &events).await;
     let rejected = "OUTCOME_STATUS_REJECTED";
     let accepted = "OUTCOME_STATUS_ACCEPTED";
     let duplicate = "OUTCOME_STATUS_DUPLICATE";
@@ -129,21 +134,15 @@ async fn events_posted_as_json_get_the_outcomes_grpc_gives_and_are_counted_once(
     );
 
     // The retry of the same ids is counted once, and answers exactly as gRPC does.
-    let mut retry = post_json(ingest, "/api/v1/events", &[], &events)
-        .await
-        .json();
+    let mut retry = post_accepted(ingest, &events).await;
     assert_eq!(
         statuses(&retry),
         [duplicate, duplicate, duplicate, rejected, rejected]
     );
     assert_eq!(retry["outcomes"][3], first["outcomes"][3]);
     let request: SubmitEventsRequest = serde_json::from_str(&events).expect("pbjson");
-    let grpc = deployment
-        .ingest()
-        .submit_events(request)
-        .await
-        .expect("grpc still served on the same port")
-        .into_inner();
+    // gRPC is still served on the same port.
+    let grpc = deployment.submit(request.events).await;
     let mut grpc = serde_json::to_value(&grpc).expect("json");
     // The time-ahead reason names the clock's reading at the call; everything else is equal.
     for answer in [&mut grpc, &mut retry] {
@@ -194,21 +193,17 @@ async fn events_posted_as_json_get_the_outcomes_grpc_gives_and_are_counted_once(
         read["metrics"][0]["rate"],
         json!({"numerator": "2", "denominator": "3", "percent": "66.67"})
     );
-    let request = || GetMetricsRequest {
-        agency_id: "phu-tho".to_owned(),
-        period: period.clone(),
-        metrics: vec!["online-dossier-rate".to_owned()],
-        ..Default::default()
-    };
     let from_aggregate = deployment
-        .aggregate()
-        .get_metrics(request())
+        .get_metrics("phu-tho", &period, &["online-dossier-rate"])
         .await
-        .expect("aggregate")
-        .into_inner();
+        .expect("aggregate");
     let from_ranking = deployment
         .ranking()
-        .get_metrics(request())
+        .get_metrics(metrics_request(
+            "phu-tho",
+            &period,
+            &["online-dossier-rate"],
+        ))
         .await
         .expect("ranking forwards")
         .into_inner();
@@ -230,8 +225,7 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
             max_batch: 2,
             ..govpulse_ingest::Limits::default().without_per_agency()
         },
-        ..govpulse_ingest::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
-            .development()
+        ..deployment.ingest_config()
     };
     let server = Spawned::ingest(config).await;
     let ingest = server.addr();
@@ -274,13 +268,15 @@ async fn a_json_caller_needs_the_same_credential_and_rate_as_a_grpc_one() {
     assert!((1..=3).contains(&seconds), "{seconds}");
     let body = limited.json();
     assert_eq!(body["code"], "RESOURCE_EXHAUSTED");
+    let retry = find_by(
+        &body["details"],
+        "@type",
+        "type.googleapis.com/google.rpc.RetryInfo",
+    );
     assert!(
-        body["details"]
-            .as_array()
-            .expect("details")
-            .iter()
-            .any(|d| d["@type"] == "type.googleapis.com/google.rpc.RetryInfo"
-                && d["retryDelay"].as_str().is_some_and(|s| s.ends_with('s'))),
+        retry["retryDelay"]
+            .as_str()
+            .is_some_and(|s| s.ends_with('s')),
         "{body}"
     );
     // Not a wait for an event: waiting as long as Retry-After says is what a caller is
@@ -301,8 +297,7 @@ async fn a_refused_caller_still_sending_its_body_gets_the_answer_not_a_reset() {
     let config = govpulse_ingest::Config {
         token_file: TokenFileArgs::at(file),
         allow_anonymous: false,
-        ..govpulse_ingest::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
-            .development()
+        ..deployment.ingest_config()
     };
     let server = Spawned::ingest(config).await;
     let ingest = server.addr();
@@ -340,9 +335,8 @@ async fn report_some(deployment: &Deployment, at: OffsetDateTime, tag: &str) {
         reception(&format!("{tag}-3"), "ha-noi", at, "CHANNEL_ONLINE"),
         reception(&format!("{tag}-4"), "ha-noi", at, "CHANNEL_IN_PERSON"),
     ]);
-    let answer = post_json(deployment.ingest_addr(), "/api/v1/events", &[], &events).await;
-    assert_eq!(answer.status, 200, "{}", answer.text());
-    assert_eq!(answer.json()["accepted"], 4);
+    let answer = post_accepted(deployment.ingest_addr(), &events).await;
+    assert_eq!(answer["accepted"], 4);
 }
 
 fn csv_lines(answer: &govpulse_e2e::http::Answer) -> Vec<String> {
@@ -484,42 +478,26 @@ async fn every_read_route_answers_json_and_csv() {
     let agencies = get(ranking, "/api/v1/agencies?block=provinces", &[])
         .await
         .json();
-    assert!(
-        agencies["agencies"]
-            .as_array()
-            .expect("agencies")
-            .iter()
-            .any(|a| a["id"] == "ha-noi"
-                && a["name"] == "Hà Nội"
-                && a["block"] == "BLOCK_PROVINCE")
+    let ha_noi = find_by(&agencies["agencies"], "id", "ha-noi");
+    assert_eq!(
+        (&ha_noi["name"], &ha_noi["block"]),
+        (&json!("Hà Nội"), &json!("BLOCK_PROVINCE"))
     );
     let lines = csv_lines(&get(ranking, "/api/v1/agencies?block=ministries&format=csv", &[]).await);
     assert_eq!(lines[0], "id,name,block,parent_id,code");
     assert!(lines.len() > 10);
 
     // Mistakes name what is wrong.
-    let misspelt = get(
-        ranking,
-        &format!("/api/v1/ranking?metric=online-dossier-rate&blok=provinces&period={period}"),
-        &[],
-    )
-    .await;
-    assert_eq!(misspelt.status, 400);
-    assert_eq!(violation(&misspelt.json()).0, "blok");
-    let bad_block = get(
-        ranking,
-        &format!("/api/v1/ranking?metric=online-dossier-rate&block=cities&period={period}"),
-        &[],
-    )
-    .await;
-    assert_eq!(violation(&bad_block.json()).0, "block");
-    let bad_metric = get(
-        ranking,
-        &format!("/api/v1/ranking?metric=speed&block=provinces&period={period}"),
-        &[],
-    )
-    .await;
-    assert_eq!(bad_metric.status, 400, "{}", bad_metric.text());
+    for (query, field) in [
+        ("metric=online-dossier-rate&blok=provinces", "blok"),
+        ("metric=online-dossier-rate&block=cities", "block"),
+        ("metric=speed&block=provinces", "query.metric"),
+    ] {
+        let path = format!("/api/v1/ranking?{query}&period={period}");
+        let answer = get(ranking, &path, &[]).await;
+        assert_eq!(answer.status, 400, "{path}: {}", answer.text());
+        assert_eq!(violation(&answer.json()).0, field, "{path}");
+    }
     let bad_deadline = get(ranking, "/api/v1/agencies", &[("x-server-timeout", "soon")]).await;
     assert_eq!(violation(&bad_deadline.json()).0, "X-Server-Timeout");
     let hurried = get(
@@ -573,8 +551,7 @@ async fn reading_needs_a_reader_credential_when_reading_is_not_public() {
     let config = govpulse_ranking::Config {
         public_read: false,
         token_file: TokenFileArgs::at(file),
-        ..govpulse_ranking::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
-            .development()
+        ..deployment.ranking_config()
     };
     let server = Spawned::ranking(config).await;
     let ranking = server.addr();
@@ -663,12 +640,7 @@ async fn the_live_ranking_streams_as_server_sent_events_and_resumes_from_last_ev
 
     // Phú Thọ reports: a change, with a higher revision as its id.
     let one = batch(&[reception("w-1", "phu-tho", at, "CHANNEL_ONLINE")]);
-    assert_eq!(
-        post_json(deployment.ingest_addr(), "/api/v1/events", &[], &one)
-            .await
-            .status,
-        200
-    );
+    post_accepted(deployment.ingest_addr(), &one).await;
     let (change, last) = until(&mut stream, "changes").await;
     assert!(last > snapshot);
     assert_eq!(changed_agencies(&change), ["phu-tho"]);
@@ -683,12 +655,7 @@ async fn the_live_ranking_streams_as_server_sent_events_and_resumes_from_last_ev
         reception("w-2", "ha-noi", at, "CHANNEL_ONLINE"),
         reception("w-3", "ha-noi", at, "CHANNEL_IN_PERSON"),
     ]);
-    assert_eq!(
-        post_json(deployment.ingest_addr(), "/api/v1/events", &[], &two)
-            .await
-            .status,
-        200
-    );
+    post_accepted(deployment.ingest_addr(), &two).await;
     let (published, _) = until(&mut stayed, "changes").await;
     assert_eq!(changed_agencies(&published), ["ha-noi"]);
     drop(stayed);
@@ -809,8 +776,7 @@ async fn a_client_certificate_identifies_the_agency_over_json_too() {
             ..Default::default()
         },
         allow_anonymous: false,
-        ..govpulse_ingest::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
-            .development()
+        ..deployment.ingest_config()
     };
     let server = Spawned::ingest(config).await;
     let port = server.addr().port();
@@ -864,8 +830,7 @@ async fn an_idle_event_stream_gets_a_comment_line_within_fifteen_seconds() {
     // A ranking whose own heartbeat is far away: only the keep-alive comments show life.
     let config = govpulse_ranking::Config {
         heartbeat_ms: 600_000,
-        ..govpulse_ranking::Config::new(local0(), format!("http://{}", deployment.aggregate_addr()))
-            .development()
+        ..deployment.ranking_config()
     };
     let server = Spawned::ranking(config).await;
     let ranking = server.addr();

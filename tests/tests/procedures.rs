@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use govpulse_e2e::{Deployment, catalog_with, ranked, received, two_hours_ago};
-use govpulse_proto::aggregate::{GetMetricsRequest, GetProcedureMetricsRequest};
+use govpulse_e2e::{Deployment, catalog_with, metrics_request, ranked, received, two_hours_ago};
+use govpulse_proto::aggregate::GetProcedureMetricsRequest;
 use tonic::Code;
 
 /// The shipped provinces and ministries, one department of Hà Nội, and two procedures of Hà
@@ -87,12 +87,7 @@ async fn procedures_of_a_province_and_its_department_add_up_to_their_figures() {
     // Its procedures add up to its own figures.
     let metrics = ranking
         .clone()
-        .get_metrics(GetMetricsRequest {
-            agency_id: "ha-noi".to_owned(),
-            period: day.clone(),
-            metrics: vec!["online-dossier-rate".to_owned()],
-            ..Default::default()
-        })
+        .get_metrics(metrics_request("ha-noi", &day, &["online-dossier-rate"]))
         .await
         .expect("Hà Nội's metrics")
         .into_inner();
