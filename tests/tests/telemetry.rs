@@ -17,7 +17,7 @@ use std::{
 use govpulse_e2e::{
     RedisServer, lazy_url, local0, next_within,
     processes::{binary, json_log},
-    prometheus::{sample, scrape},
+    prometheus::{assert_samples, sample, scrape},
     received, ts, two_days_ago_noon,
 };
 use govpulse_edge::host::HostArgs;
@@ -435,9 +435,6 @@ async fn one_batch_is_one_trace_across_ingest_aggregate_redis_and_ranking() {
     stop_receiver.cancel();
 }
 
-/// A sample's labels, as (name, value) pairs.
-type Labels<'a> = Vec<(&'a str, &'a str)>;
-
 #[tokio::test]
 async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
     let redis = RedisServer::start().expect("redis-server starts");
@@ -479,30 +476,10 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
         None,
         "no listener unless configured"
     );
-    let (aggregate_stop, ingest_stop, ranking_stop) = (
-        stop.clone().cancelled_owned(),
-        stop.clone().cancelled_owned(),
-        stop.clone().cancelled_owned(),
-    );
     let tasks = [
-        tokio::spawn(async move {
-            aggregate
-                .run_until(aggregate_stop)
-                .await
-                .map_err(|e| e.to_string())
-        }),
-        tokio::spawn(async move {
-            ingest
-                .run_until(ingest_stop)
-                .await
-                .map_err(|e| e.to_string())
-        }),
-        tokio::spawn(async move {
-            ranking
-                .run_until(ranking_stop)
-                .await
-                .map_err(|e| e.to_string())
-        }),
+        tokio::spawn(aggregate.run_until(stop.clone().cancelled_owned())),
+        tokio::spawn(ingest.run_until(stop.clone().cancelled_owned())),
+        tokio::spawn(ranking.run_until(stop.clone().cancelled_owned())),
     ];
 
     let at = two_days_ago_noon();
@@ -552,114 +529,26 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
         404
     );
 
-    let events = "govpulse_events_total";
-    let calls = "govpulse_grpc_requests_total";
-    let submit = "govpulse.ingest.v1.IngestService/SubmitEvents";
-    let expected: Vec<(&str, Labels, f64)> = vec![
-        (
-            events,
-            vec![
-                ("service", "ingest"),
-                ("outcome", "accepted"),
-                ("reason", ""),
-            ],
-            1.0,
-        ),
-        (
-            events,
-            vec![
-                ("service", "ingest"),
-                ("outcome", "duplicate"),
-                ("reason", ""),
-            ],
-            1.0,
-        ),
-        (
-            events,
-            vec![
-                ("service", "ingest"),
-                ("outcome", "rejected"),
-                ("reason", "agency_id"),
-            ],
-            1.0,
-        ),
-        (
-            events,
-            vec![
-                ("service", "aggregate"),
-                ("outcome", "accepted"),
-                ("reason", ""),
-            ],
-            1.0,
-        ),
-        (
-            events,
-            vec![
-                ("service", "aggregate"),
-                ("outcome", "duplicate"),
-                ("reason", ""),
-            ],
-            1.0,
-        ),
-        (
-            "govpulse_batch_events_count",
-            vec![("service", "ingest")],
-            1.0,
-        ),
-        (
-            "govpulse_batch_events_sum",
-            vec![("service", "ingest")],
-            3.0,
-        ),
-        (
-            "govpulse_batch_events_sum",
-            vec![("service", "aggregate")],
-            2.0,
-        ),
-        ("govpulse_store_seconds_count", vec![("op", "apply")], 1.0),
-        (calls, vec![("method", submit), ("code", "OK")], 1.0),
-        (
-            calls,
-            vec![("method", submit), ("code", "InvalidArgument")],
-            1.0,
-        ),
-        (
-            calls,
-            vec![
-                (
-                    "method",
-                    "govpulse.aggregate.v1.AggregateService/ApplyEvents",
-                ),
-                ("code", "OK"),
-            ],
-            1.0,
-        ),
-        (
-            "govpulse_http_requests_total",
-            vec![("route", "/api/v1/events"), ("status", "400")],
-            1.0,
-        ),
-        (
-            "govpulse_http_requests_total",
-            vec![("route", "/"), ("status", "200")],
-            1.0,
-        ),
-        (
-            "govpulse_http_requests_total",
-            vec![("route", "unknown"), ("status", "404")],
-            1.0,
-        ),
-        (
-            "govpulse_watch_subscribers",
-            vec![("stream", "ranking")],
-            1.0,
-        ),
-        (
-            "govpulse_watch_subscribers",
-            vec![("stream", "changes")],
-            1.0,
-        ),
-    ];
+    // The samples, as /metrics writes them.
+    let expected = r#"
+        govpulse_events_total{service="ingest",outcome="accepted",reason=""} 1
+        govpulse_events_total{service="ingest",outcome="duplicate",reason=""} 1
+        govpulse_events_total{service="ingest",outcome="rejected",reason="agency_id"} 1
+        govpulse_events_total{service="aggregate",outcome="accepted",reason=""} 1
+        govpulse_events_total{service="aggregate",outcome="duplicate",reason=""} 1
+        govpulse_batch_events_count{service="ingest"} 1
+        govpulse_batch_events_sum{service="ingest"} 3
+        govpulse_batch_events_sum{service="aggregate"} 2
+        govpulse_store_seconds_count{op="apply"} 1
+        govpulse_grpc_requests_total{method="govpulse.ingest.v1.IngestService/SubmitEvents",code="OK"} 1
+        govpulse_grpc_requests_total{method="govpulse.ingest.v1.IngestService/SubmitEvents",code="InvalidArgument"} 1
+        govpulse_grpc_requests_total{method="govpulse.aggregate.v1.AggregateService/ApplyEvents",code="OK"} 1
+        govpulse_http_requests_total{route="/api/v1/events",status="400"} 1
+        govpulse_http_requests_total{route="/",status="200"} 1
+        govpulse_http_requests_total{route="unknown",status="404"} 1
+        govpulse_watch_subscribers{stream="ranking"} 1
+        govpulse_watch_subscribers{stream="changes"} 1
+    "#;
     // The lag is recorded once the recomputation that published the change is over, after
     // the change reached the stream; only /metrics shows it, so this scrapes until it does.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -674,30 +563,16 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    for (name, labels, value) in &expected {
-        assert_eq!(
-            sample(&text, name, labels),
-            Some(*value),
-            "{name}{labels:?} in:\n{text}"
-        );
-    }
+    assert_samples(&text, expected);
     assert!(
         sample(&text, "govpulse_store_seconds_count", &[("op", "read")]).is_some_and(|n| n >= 2.0),
         "ranking's snapshot reads: {text}"
     );
     // Every listener renders the process's one registry.
     let from_aggregate = scrape(aggregate_metrics).await;
-    assert_eq!(
-        sample(
-            &from_aggregate,
-            events,
-            &[
-                ("service", "aggregate"),
-                ("outcome", "accepted"),
-                ("reason", "")
-            ]
-        ),
-        Some(1.0)
+    assert_samples(
+        &from_aggregate,
+        r#"govpulse_events_total{service="aggregate",outcome="accepted",reason=""} 1"#,
     );
 
     drop(watch);
