@@ -9,9 +9,10 @@ use std::{
 };
 
 use govpulse_e2e::{
-    catalog_with, credential_for, local0,
+    Spawned, catalog_with, credential_for, local0,
     pki::{Pem, Pki, write_pem},
-    received, scratch, statuses, two_days_ago_noon, with_token, write_ahead,
+    provinces_by_online_rate, received, scratch, statuses, two_days_ago_noon, with_token,
+    write_ahead,
 };
 use govpulse_edge::auth::TokenFileArgs;
 use govpulse_edge::{auth::token_hash, host::HostArgs};
@@ -57,6 +58,8 @@ fn write_catalog(dir: &Path) -> PathBuf {
 struct Edge {
     ingest: SocketAddr,
     aggregate: SocketAddr,
+    /// The catalog folder both read.
+    catalog: PathBuf,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -102,6 +105,7 @@ async fn start_edge(
     Edge {
         ingest: ingest_addr,
         aggregate: aggregate_addr,
+        catalog: catalog.to_owned(),
         stop,
         tasks,
     }
@@ -803,68 +807,75 @@ async fn one_agency_flooding_does_not_hold_back_another() {
     );
 }
 
-/// An edge and a ranking reading the token file `tokens` (credentials as [`credential`]
-/// writes them), configured by `edit` from the development defaults: the edge, ranking's
-/// address and its task.
+/// An edge (its ingest with the development defaults) and a ranking, both reading the token
+/// file `tokens` of [`start_edge_with_tokens`], the ranking configured by `edit` from the
+/// development defaults with that file.
 async fn start_guarded_ranking(
     name: &str,
     tokens: &str,
     edit: impl FnOnce(govpulse_ranking::Config) -> govpulse_ranking::Config,
-) -> (Edge, SocketAddr, JoinHandle<()>) {
-    let (catalog, token_file) = catalog_and_tokens(name, tokens);
-    let edge = start_edge(&catalog, govpulse_ingest::Config::development).await;
-    let ranking = govpulse_ranking::Server::build(edit(govpulse_ranking::Config {
-        catalog_dir: Some(catalog.clone()),
+) -> (Edge, Spawned) {
+    let (edge, token_file) =
+        start_edge_with_tokens(name, tokens, govpulse_ingest::Config::development).await;
+    let ranking = Spawned::ranking(edit(govpulse_ranking::Config {
+        catalog_dir: Some(edge.catalog.clone()),
         token_file: TokenFileArgs::at(token_file),
         ..govpulse_ranking::Config::new(local0(), format!("http://{}", edge.aggregate))
             .development()
     }))
-    .await
-    .expect("ranking starts");
-    let addr = ranking.host().local_addr();
-    let task = spawn_service(ranking.run_until(edge.stop.clone().cancelled_owned()));
-    (edge, addr, task)
+    .await;
+    (edge, ranking)
+}
+
+/// The request `request` makes, sent by `call` without a credential, then with the token
+/// `without_role` (a valid credential without the role the call needs): asserts that the first
+/// is unauthenticated and the second denied; returns the denial.
+async fn refused_without_the_role<R, T>(
+    request: impl Fn() -> R,
+    call: impl AsyncFn(Request<R>) -> Result<tonic::Response<T>, Status>,
+    without_role: &str,
+) -> Status {
+    let anonymous = refused(call(Request::new(request())).await);
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+    let denied = refused(call(with_token(request(), without_role)).await);
+    assert_eq!(
+        denied.code(),
+        Code::PermissionDenied,
+        "{without_role}: {denied:?}"
+    );
+    denied
 }
 
 #[tokio::test]
 async fn reading_rankings_can_require_a_reader_credential() {
     let tokens = credential("reader", "ha-noi", "\"reader\"", None)
         + &credential("reporter", "ha-noi", "\"reporter\"", None);
-    let (edge, addr, task) =
+    let (_edge, ranking) =
         start_guarded_ranking("readers", &tokens, |config| govpulse_ranking::Config {
             public_read: false,
             ..config
         })
         .await;
     let query = || GetRankingRequest {
-        query: Some(RankingQuery {
-            metric: "online-dossier-rate".into(),
-            block: Block::Province.into(),
-            period: two_days_ago_noon().date().to_string(),
-            selection: None,
-            index: String::new(),
-            parent_id: String::new(),
-            ..Default::default()
-        }),
+        query: Some(provinces_by_online_rate(
+            two_days_ago_noon().date().to_string(),
+        )),
     };
-    let mut client = RankingServiceClient::new(plain(addr));
-    let anonymous = refused(client.get_ranking(query()).await);
-    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
-    let reporter = refused(client.get_ranking(with_token(query(), "reporter")).await);
-    assert_eq!(reporter.code(), Code::PermissionDenied, "{reporter:?}");
+    let mut client = RankingServiceClient::new(plain(ranking.addr()));
+    let call = async |request| client.clone().get_ranking(request).await;
+    refused_without_the_role(query, call, "reporter").await;
     client
         .get_ranking(with_token(query(), "reader"))
         .await
         .expect("a reader reads");
-    edge.stop.cancel();
-    task.await.expect("ranking stops");
+    ranking.stop().await;
 }
 
 #[tokio::test]
 async fn publishing_needs_the_publisher_role_even_where_reading_is_public() {
     let tokens = credential("reader", "ha-noi", "\"reader\"", None)
         + &credential("publisher", "mof", "\"publisher\"", None);
-    let (edge, addr, task) =
+    let (_edge, ranking) =
         start_guarded_ranking("publishers", &tokens, |config| govpulse_ranking::Config {
             public_read: true,
             allow_anonymous: false,
@@ -874,19 +885,14 @@ async fn publishing_needs_the_publisher_role_even_where_reading_is_public() {
     let publish = || PublishRequest {
         publication_id: "w1".into(),
         title: "Weekly ranking".into(),
-        query: Some(RankingQuery {
-            metric: "online-dossier-rate".into(),
-            block: Block::Province.into(),
-            period: two_days_ago_noon().date().to_string(),
-            ..Default::default()
-        }),
+        query: Some(provinces_by_online_rate(
+            two_days_ago_noon().date().to_string(),
+        )),
         block_metrics: None,
     };
-    let mut client = RankingServiceClient::new(plain(addr));
-    let anonymous = refused(client.publish(publish()).await);
-    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
-    let reader = refused(client.publish(with_token(publish(), "reader")).await);
-    assert_eq!(reader.code(), Code::PermissionDenied, "{reader:?}");
+    let mut client = RankingServiceClient::new(plain(ranking.addr()));
+    let call = async |request| client.clone().publish(request).await;
+    let reader = refused_without_the_role(publish, call, "reader").await;
     assert!(reader.message().contains("publisher"), "{reader:?}");
     let made = client
         .publish(with_token(publish(), "publisher"))
@@ -899,8 +905,7 @@ async fn publishing_needs_the_publisher_role_even_where_reading_is_public() {
         Some("mof".to_owned()),
         "the publication names its publisher's agency"
     );
-    edge.stop.cancel();
-    task.await.expect("ranking stops");
+    ranking.stop().await;
 }
 
 #[tokio::test]
@@ -913,14 +918,8 @@ async fn only_an_assessor_reports_assessed_scores() {
     })
     .await;
     let report = || ReportAssessedScoresRequest { scores: vec![] };
-    let anonymous = refused(edge.ingest().report_assessed_scores(report()).await);
-    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
-    let reporter = refused(
-        edge.ingest()
-            .report_assessed_scores(with_token(report(), "reporter"))
-            .await,
-    );
-    assert_eq!(reporter.code(), Code::PermissionDenied, "{reporter:?}");
+    let call = async |request| edge.ingest().report_assessed_scores(request).await;
+    refused_without_the_role(report, call, "reporter").await;
     let stored = edge
         .ingest()
         .report_assessed_scores(with_token(report(), "assessor"))
