@@ -7,7 +7,7 @@
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use govpulse_e2e::{
-    Deployment, Options, RedisServer,
+    Deployment, Options,
     http::open_events,
     prometheus::{sample, scrape},
     received, scratch, ts, write_ahead,
@@ -30,6 +30,15 @@ const WITHIN: Duration = Duration::from_secs(1);
 
 /// The allowed silence of the silent rule.
 const SILENCE_SECS: i64 = 3;
+
+/// An alert's rule and agency: what the alerts are told apart by.
+type Alerting = (&'static str, &'static str);
+
+/// The alerts the tests cause, one of each rule of [`rules`].
+const BELOW_TARGET: Alerting = ("below-target", "ha-noi");
+const DROP: Alerting = ("drop", "hai-phong");
+const REJECTED: Alerting = ("rejected", "da-nang");
+const SILENT: Alerting = ("silent", "can-tho");
 
 /// One rule of each kind, each on its own province (the silent rule sees every province
 /// that reported, which this test ignores except for can-tho).
@@ -97,6 +106,17 @@ impl Watched {
         }
     }
 
+    /// [`Watched::open`] from the start, once its snapshot is complete (within 10 s).
+    async fn open_complete(deployment: &Deployment) -> Self {
+        let mut watched = Self::open(deployment, 0).await;
+        watched
+            .until(Duration::from_secs(10), "the snapshot", |w| {
+                w.kinds.contains(&"complete")
+            })
+            .await;
+        watched
+    }
+
     fn apply(&mut self, message: WatchAlertsResponse) {
         self.revision = message.revision;
         let key = |a: &Alert| (a.rule.clone(), a.agency_id.clone());
@@ -145,57 +165,53 @@ impl Watched {
         Instant::now()
     }
 
-    fn get(&self, rule: &str, agency: &str) -> Option<&Alert> {
+    fn get(&self, (rule, agency): Alerting) -> Option<&Alert> {
         self.alerts.get(&(rule.to_owned(), agency.to_owned()))
     }
 
-    fn state(&self, rule: &str, agency: &str) -> Option<AlertState> {
-        self.get(rule, agency)
+    fn state(&self, alert: Alerting) -> Option<AlertState> {
+        self.get(alert)
             .map(|a| AlertState::try_from(a.state).expect("a known state"))
     }
 
+    fn firing(&self, alert: Alerting) -> bool {
+        self.state(alert) == Some(AlertState::Firing)
+    }
+
     /// [`Watched::until`] within [`WITHIN`] of `sent`, when the call whose events cause it
-    /// was answered; prints how long after it the stream showed it, as `shown`.
-    async fn shown(
-        &mut self,
-        sent: Instant,
-        shown: &str,
-        what: &str,
-        done: impl Fn(&Self) -> bool,
-    ) {
+    /// was answered; prints how long after it the stream showed `what`.
+    async fn shown(&mut self, sent: Instant, what: &str, done: impl Fn(&Self) -> bool) {
         let seen = self.until(WITHIN, what, done).await;
-        eprintln!("{shown} {:?} after its event", seen - sent);
+        eprintln!("{what}: shown {:?} after its event", seen - sent);
     }
 
-    /// [`Watched::shown`] for `rule`'s alert on `agency` to be firing; `what` says why.
-    async fn fired(&mut self, sent: Instant, rule: &str, agency: &str, what: &str) {
-        let shown = format!("{rule} on {agency} fired");
-        self.shown(sent, &shown, what, |w| {
-            w.state(rule, agency) == Some(AlertState::Firing)
-        })
-        .await;
+    /// [`Watched::shown`] for `alert` to be firing; `why` says why.
+    async fn fired(&mut self, sent: Instant, (rule, agency): Alerting, why: &str) {
+        let what = format!("{rule} on {agency} fired ({why})");
+        self.shown(sent, &what, |w| w.firing((rule, agency))).await;
     }
 
-    /// [`Watched::shown`] for `rule`'s alert on `agency` to be gone; `what` says why.
-    async fn cleared(&mut self, sent: Instant, rule: &str, agency: &str, what: &str) {
-        let shown = format!("{rule} on {agency} cleared");
-        self.shown(sent, &shown, what, |w| w.get(rule, agency).is_none())
+    /// [`Watched::shown`] for `alert` to be gone; `why` says why.
+    async fn cleared(&mut self, sent: Instant, (rule, agency): Alerting, why: &str) {
+        let what = format!("{rule} on {agency} cleared ({why})");
+        self.shown(sent, &what, |w| w.get((rule, agency)).is_none())
             .await;
     }
 
-    /// Asserts that `rule`'s alert on `agency` shows each (figure, value) of `figures`.
-    fn assert_figures(&self, rule: &str, agency: &str, figures: &[(&str, &str)]) {
+    /// Asserts that `alert` shows each (figure, value) of `figures`.
+    fn assert_figures(&self, alert: Alerting, figures: &[(&str, &str)]) {
+        let (rule, agency) = alert;
         for (name, value) in figures {
             assert_eq!(
-                self.figure(rule, agency, name).as_deref(),
+                self.figure(alert, name).as_deref(),
                 Some(*value),
                 "{rule} on {agency}: {name}"
             );
         }
     }
 
-    fn figure(&self, rule: &str, agency: &str, name: &str) -> Option<String> {
-        self.get(rule, agency)?
+    fn figure(&self, alert: Alerting, name: &str) -> Option<String> {
+        self.get(alert)?
             .figures
             .iter()
             .find(|f| f.name == name)
@@ -252,16 +268,13 @@ fn targets_file(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-async fn deployment(
-    redis: &RedisServer,
-    name: &str,
-    rules_text: &str,
-) -> (Deployment, std::path::PathBuf) {
+/// A deployment of its own (keys under `name`) following the alert rules `rules_text`: it,
+/// and the rules file, to rewrite.
+async fn deployment(name: &str, rules_text: &str) -> (Deployment, std::path::PathBuf) {
     let dir = scratch(name);
     let rules = dir.join("alerts.toml");
     write_ahead(&rules, rules_text, 0);
-    let deployment = Deployment::start_with(
-        redis,
+    let deployment = Deployment::start_alone_with(
         name,
         Options {
             targets: Some(targets_file(&dir)),
@@ -278,35 +291,20 @@ async fn deployment(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let (deployment, _rules) = deployment(&redis, "alerts-fire", &rules("1s")).await;
-    let mut watched = Watched::open(&deployment, 0).await;
-    watched
-        .until(Duration::from_secs(10), "the snapshot", |w| {
-            w.kinds.contains(&"complete")
-        })
-        .await;
+    let (deployment, _rules) = deployment("alerts-fire", &rules("1s")).await;
+    let mut watched = Watched::open_complete(&deployment).await;
     assert_eq!(watched.rules.as_ref().map(|r| r.count), Some(4));
     let now = OffsetDateTime::now_utc;
 
     // Below target: ha-noi's target is 50%; one dossier in person is 0%.
     let (sent, _) = send(&deployment, received_now("hn-a", "ha-noi", 1, false)).await;
     watched
-        .fired(sent, "below-target", "ha-noi", "ha-noi under its target")
+        .fired(sent, BELOW_TARGET, "ha-noi under its target")
         .await;
-    watched.assert_figures(
-        "below-target",
-        "ha-noi",
-        &[("value", "0.00"), ("target", "50.00")],
-    );
+    watched.assert_figures(BELOW_TARGET, &[("value", "0.00"), ("target", "50.00")]);
     let (sent, _) = send(&deployment, received_now("hn-b", "ha-noi", 2, true)).await;
     watched
-        .cleared(
-            sent,
-            "below-target",
-            "ha-noi",
-            "ha-noi back over its target",
-        )
+        .cleared(sent, BELOW_TARGET, "ha-noi back over its target")
         .await;
 
     // Weekly drop: hai-phong was 100% online the week before (8 days ago), is 0% now.
@@ -322,18 +320,15 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
     )
     .await;
     let (sent, _) = send(&deployment, received_now("hp-b", "hai-phong", 10, false)).await;
-    watched
-        .fired(sent, "drop", "hai-phong", "hai-phong's drop")
-        .await;
+    watched.fired(sent, DROP, "hai-phong's drop").await;
     watched.assert_figures(
-        "drop",
-        "hai-phong",
+        DROP,
         &[("previous_week", "100.00"), ("change_points", "-100.00")],
     );
     // 50 online more: 50 of 60 is 83.33%, 16.67 points down, under the rule's 20.
     let (sent, _) = send(&deployment, received_now("hp-c", "hai-phong", 50, true)).await;
     watched
-        .cleared(sent, "drop", "hai-phong", "hai-phong's drop cleared")
+        .cleared(sent, DROP, "hai-phong's drop cleared")
         .await;
 
     // Rejected share: 6 of da-nang's 10 events are invalid (a day ahead), over 20%; pending
@@ -343,30 +338,24 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
     let (sent, accepted) = send(&deployment, batch).await;
     assert_eq!(accepted, 4);
     watched
-        .shown(
-            sent,
-            "rejected share pending",
-            "da-nang's rejections pending",
-            |w| w.get("rejected", "da-nang").is_some(),
-        )
+        .shown(sent, "da-nang's rejections pending", |w| {
+            w.get(REJECTED).is_some()
+        })
         .await;
-    watched.assert_figures("rejected", "da-nang", &[("share", "60.00")]);
-    assert_eq!(
-        watched.state("rejected", "da-nang"),
-        Some(AlertState::Pending)
-    );
+    watched.assert_figures(REJECTED, &[("share", "60.00")]);
+    assert_eq!(watched.state(REJECTED), Some(AlertState::Pending));
     let since = watched
-        .get("rejected", "da-nang")
+        .get(REJECTED)
         .and_then(|a| a.active_since)
         .expect("since");
     watched
         .until(
             Duration::from_secs(1) + WITHIN,
             "da-nang's rejections firing",
-            |w| w.state("rejected", "da-nang") == Some(AlertState::Firing),
+            |w| w.firing(REJECTED),
         )
         .await;
-    let alert = watched.get("rejected", "da-nang").expect("firing");
+    let alert = watched.get(REJECTED).expect("firing");
     let firing_since = moment_from_proto(alert.firing_since.as_ref())
         .expect("valid")
         .expect("set");
@@ -380,7 +369,7 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
     );
     let (sent, _) = send(&deployment, received_now("dn-b", "da-nang", 30, true)).await;
     watched
-        .cleared(sent, "rejected", "da-nang", "da-nang's rejections cleared")
+        .cleared(sent, REJECTED, "da-nang's rejections cleared")
         .await;
     // A call of invalid events only is evaluated as it arrives too: 16 of 50 rejected.
     let invalid = a_day_ahead(received_now("dn-worse", "da-nang", 10, true));
@@ -389,9 +378,8 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
     watched
         .shown(
             sent,
-            "rejected share (rejections only)",
-            "da-nang's rejections again",
-            |w| w.figure("rejected", "da-nang", "share").as_deref() == Some("32.00"),
+            "da-nang's share, after a call of rejections only",
+            |w| w.figure(REJECTED, "share").as_deref() == Some("32.00"),
         )
         .await;
 
@@ -401,11 +389,11 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
         .until(
             Duration::from_secs(SILENCE_SECS as u64) + WITHIN * 2,
             "can-tho silent",
-            |w| w.state("silent", "can-tho") == Some(AlertState::Firing),
+            |w| w.firing(SILENT),
         )
         .await;
     let seen_at = OffsetDateTime::now_utc();
-    let alert = watched.get("silent", "can-tho").expect("firing");
+    let alert = watched.get(SILENT).expect("firing");
     let silent_from = moment_from_proto(alert.active_since.as_ref())
         .expect("valid")
         .expect("set");
@@ -459,7 +447,7 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
     // Its next event clears it.
     let (sent, _) = send(&deployment, received_now("ct-b", "can-tho", 1, true)).await;
     watched
-        .cleared(sent, "silent", "can-tho", "can-tho reporting again")
+        .cleared(sent, SILENT, "can-tho reporting again")
         .await;
     assert_eq!(
         sample(&scrape(addr).await, "govpulse_alert_active", &labels),
@@ -470,18 +458,12 @@ async fn each_rule_fires_and_clears_within_a_second_of_its_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_resumes_and_the_rules_reload_but_a_broken_file_keeps_them() {
-    let redis = RedisServer::start().expect("redis-server starts");
-    let (deployment, rules_path) = deployment(&redis, "alerts-resume", &rules("0s")).await;
-    let mut watched = Watched::open(&deployment, 0).await;
-    watched
-        .until(Duration::from_secs(10), "the snapshot", |w| {
-            w.kinds.contains(&"complete")
-        })
-        .await;
+    let (deployment, rules_path) = deployment("alerts-resume", &rules("0s")).await;
+    let mut watched = Watched::open_complete(&deployment).await;
     send(&deployment, received_now("hn-a", "ha-noi", 1, false)).await;
     watched
         .until(WITHIN, "ha-noi under its target", |w| {
-            w.get("below-target", "ha-noi").is_some()
+            w.get(BELOW_TARGET).is_some()
         })
         .await;
     let left_at = watched.revision;
@@ -506,7 +488,7 @@ async fn a_stream_resumes_and_the_rules_reload_but_a_broken_file_keeps_them() {
     .into();
     resumed
         .until(Duration::from_secs(5), "the resolution, resumed", |w| {
-            w.get("below-target", "ha-noi").is_none()
+            w.get(BELOW_TARGET).is_none()
         })
         .await;
     assert_eq!(
@@ -537,7 +519,7 @@ async fn a_stream_resumes_and_the_rules_reload_but_a_broken_file_keeps_them() {
     send(&deployment, received_now("hn-c", "ha-noi", 2, false)).await;
     resumed
         .until(WITHIN, "ha-noi under its target again", |w| {
-            w.get("below-target", "ha-noi").is_some()
+            w.get(BELOW_TARGET).is_some()
         })
         .await;
     let only_below = "[[rules]]\nname = \"below-target\"\nkind = \"below-target\"\nblock = \"province\"\nmetric = \"online-dossier-rate\"\nmin_volume = 10\n";
@@ -546,8 +528,7 @@ async fn a_stream_resumes_and_the_rules_reload_but_a_broken_file_keeps_them() {
     // dossiers are too few to judge, and the alert resolves with the reload.
     resumed
         .until(Duration::from_secs(5), "the reloaded rules", |w| {
-            w.rules.as_ref().map(|r| r.count) == Some(1)
-                && w.get("below-target", "ha-noi").is_none()
+            w.rules.as_ref().map(|r| r.count) == Some(1) && w.get(BELOW_TARGET).is_none()
         })
         .await;
     // A broken version is refused, says why, and the rule in force stays.
@@ -571,7 +552,7 @@ async fn a_stream_resumes_and_the_rules_reload_but_a_broken_file_keeps_them() {
         .until(
             WITHIN,
             "ha-noi under its target by the rule in force",
-            |w| w.get("below-target", "ha-noi").is_some(),
+            |w| w.get(BELOW_TARGET).is_some(),
         )
         .await;
     eprintln!("below-target fired {:?} after its event", seen - sent);
