@@ -294,7 +294,7 @@ pub struct Spawned {
 }
 
 /// Builds `$service::Server` from `$config` (panicking when it cannot start) and spawns it as
-/// the [`Spawned`] `$name`. A macro for the reason of [`serve!`].
+/// the [`Spawned`] `$name`. A macro, as `serve!` is: the servers share a shape but no trait.
 macro_rules! spawned {
     ($service:ident, $name:literal, $config:expr) => {{
         let server = $service::Server::build($config)
