@@ -101,17 +101,16 @@ fn run<E: std::fmt::Debug + Send + 'static>(
     }
 }
 
-/// Builds `$service::Server` from `$config` (panicking with `$starts` when it cannot start)
-/// and [`run`]s it, with its `/metrics` listener if it has one. A macro: the three services'
-/// servers share the shape `build`, `host`, `run_until` but no trait.
-macro_rules! serve {
-    ($service:ident, $config:expr, $starts:literal) => {{
-        let server = $service::Server::build($config).await.expect($starts);
-        let (addr, metrics) = (server.host().local_addr(), server.host().metrics_addr());
-        run(addr, metrics, |stop| {
-            tokio::spawn(server.run_until(stop.cancelled_owned()))
-        })
-    }};
+/// Builds the server of `S` from `config` (panicking with `starts` when it cannot start) and
+/// [`run`]s it, with its `/metrics` listener if it has one.
+async fn serve<S: govpulse_edge::host::Service>(config: S::Config, starts: &str) -> Running {
+    let server = govpulse_edge::host::Server::<S>::build(config)
+        .await
+        .expect(starts);
+    let (addr, metrics) = (server.host().local_addr(), server.host().metrics_addr());
+    run(addr, metrics, |stop| {
+        tokio::spawn(server.run_until(stop.cancelled_owned()))
+    })
 }
 
 /// How a test deployment differs from the defaults.
@@ -178,7 +177,7 @@ async fn start_aggregate(
         host: with_metrics(&defaults.host, options.aggregate_metrics),
         ..defaults
     };
-    serve!(govpulse_aggregate, config, "aggregate starts")
+    serve::<govpulse_aggregate::Aggregate>(config, "aggregate starts").await
 }
 
 async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options) -> Running {
@@ -200,7 +199,7 @@ async fn start_ranking(aggregate_url: &str, addr: SocketAddr, options: &Options)
         host: with_metrics(&defaults.host, options.ranking_metrics),
         ..defaults
     };
-    serve!(govpulse_ranking, ranking_config, "ranking starts")
+    serve::<govpulse_ranking::Ranking>(ranking_config, "ranking starts").await
 }
 
 /// `host` with a `/metrics` listener on a free port when `metrics` asks for one.
@@ -231,7 +230,7 @@ async fn start_ingest(aggregate_url: &str, options: &Options) -> Running {
         horizon_days: options.horizon_days.unwrap_or(defaults.horizon_days),
         ..defaults
     };
-    serve!(govpulse_ingest, config, "ingest starts")
+    serve::<govpulse_ingest::Ingest>(config, "ingest starts").await
 }
 
 /// One service started on its own, for topologies other than a [`Deployment`] (several
@@ -293,46 +292,34 @@ pub struct Spawned {
     task: JoinHandle<Result<(), String>>,
 }
 
-/// Builds `$service::Server` from `$config` (panicking when it cannot start) and spawns it as
-/// the [`Spawned`] `$name`. A macro, as `serve!` is: the servers share a shape but no trait.
-macro_rules! spawned {
-    ($service:ident, $name:literal, $config:expr) => {{
-        let server = $service::Server::build($config)
-            .await
-            .expect(concat!($name, " starts"));
-        let (addr, health) = (server.host().local_addr(), server.host().health_addr());
-        Spawned::spawn($name, addr, health, |stop| server.run_until(stop))
-    }};
-}
-
 impl Spawned {
     /// Aggregate, built from `config`.
     pub async fn aggregate(config: govpulse_aggregate::Config) -> Spawned {
-        spawned!(govpulse_aggregate, "aggregate", config)
+        Self::spawn::<govpulse_aggregate::Aggregate>("aggregate", config).await
     }
 
     /// Ingest, built from `config`.
     pub async fn ingest(config: govpulse_ingest::Config) -> Spawned {
-        spawned!(govpulse_ingest, "ingest", config)
+        Self::spawn::<govpulse_ingest::Ingest>("ingest", config).await
     }
 
     /// Ranking, built from `config`.
     pub async fn ranking(config: govpulse_ranking::Config) -> Spawned {
-        spawned!(govpulse_ranking, "ranking", config)
+        Self::spawn::<govpulse_ranking::Ranking>("ranking", config).await
     }
 
-    fn spawn<E, F>(
+    /// The server of `S` built from `config` (panicking when it cannot start) and spawned as
+    /// `name`.
+    async fn spawn<S: govpulse_edge::host::Service>(
         name: &'static str,
-        addr: SocketAddr,
-        health: Option<SocketAddr>,
-        serve: impl FnOnce(tokio_util::sync::WaitForCancellationFutureOwned) -> F,
-    ) -> Spawned
-    where
-        E: std::fmt::Display,
-        F: std::future::Future<Output = Result<(), E>> + Send + 'static,
-    {
+        config: S::Config,
+    ) -> Spawned {
+        let server = govpulse_edge::host::Server::<S>::build(config)
+            .await
+            .unwrap_or_else(|e| panic!("{name} starts: {e}"));
+        let (addr, health) = (server.host().local_addr(), server.host().health_addr());
         let stop = CancellationToken::new();
-        let serving = serve(stop.clone().cancelled_owned());
+        let serving = server.run_until(stop.clone().cancelled_owned());
         let task = tokio::spawn(async move { serving.await.map_err(|e| e.to_string()) });
         Spawned {
             name,

@@ -76,6 +76,17 @@ pub struct Question<'a> {
     pub needs: &'a Needs,
 }
 
+impl<'a> Question<'a> {
+    /// The answer to this question, `counters` read for each of its agencies, as a report
+    /// takes it.
+    pub fn answered(&self, counters: &'a [Counters]) -> crate::report::Counted<'a> {
+        crate::report::Counted {
+            period: self.period,
+            counters,
+        }
+    }
+}
+
 /// Whose counters a [`Read`] gathers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source<'a> {

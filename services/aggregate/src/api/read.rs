@@ -11,7 +11,7 @@ use govpulse_core::{
     index::hundredths_text,
     metric::UnknownMetric,
     reading::{Horizon, Plan, Question, Read, Source, plan},
-    report::{self, Counted, Periods, Scope},
+    report::{self, Periods, Scope},
     summary::{self, mean_text},
     targets::Verdict,
 };
@@ -72,10 +72,7 @@ impl AggregateApi {
         let (freshness, recent) = activity
             .pop()
             .ok_or_else(|| Error::Store(StoreError::Unexpected("no activity read".to_owned())))?;
-        let counted_over = |i: usize| Counted {
-            period: questions[i].period,
-            counters: &counted[i],
-        };
+        let counted_over = |i: usize| questions[i].answered(&counted[i]);
         let lines = report::agency_report(
             &self.catalog,
             &self.targets.get(),
@@ -174,10 +171,7 @@ impl AggregateApi {
             self.counters(&horizon, &questions),
             self.activity(&horizon, &agencies, &days)
         )?;
-        let counted_over = |i: usize| Counted {
-            period: questions[i].period,
-            counters: &counted[i],
-        };
+        let counted_over = |i: usize| questions[i].answered(&counted[i]);
         let report = report::block_report(
             &self.catalog,
             &self.targets.get(),
