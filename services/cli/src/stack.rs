@@ -131,8 +131,12 @@ pub struct Stack {
     pub tls: bool,
     /// The catalog the services loaded.
     pub catalog: Arc<govpulse_core::Catalog>,
-    stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    /// Stops ingest and ranking, the services that call aggregate.
+    stop_callers: CancellationToken,
+    callers: [JoinHandle<()>; 2],
+    /// Stops aggregate, once its callers have drained.
+    stop_aggregate: CancellationToken,
+    aggregate_task: JoinHandle<()>,
 }
 
 async fn bindable(host: IpAddr, port: u16) -> SocketAddr {
@@ -228,15 +232,21 @@ impl Stack {
         }
         let ranking = govpulse_ranking::Server::build_with(ranking_config, catalog.clone()).await?;
 
-        let stop = CancellationToken::new();
+        let (stop_callers, stop_aggregate) = (CancellationToken::new(), CancellationToken::new());
         let (ingest_addr, ranking_addr) = (ingest.host().local_addr(), ranking.host().local_addr());
-        let tasks = vec![
+        let aggregate_task = spawn(
+            "aggregate",
+            aggregate.run_until(stop_aggregate.clone().cancelled_owned()),
+        );
+        let callers = [
             spawn(
-                "aggregate",
-                aggregate.run_until(stop.clone().cancelled_owned()),
+                "ingest",
+                ingest.run_until(stop_callers.clone().cancelled_owned()),
             ),
-            spawn("ingest", ingest.run_until(stop.clone().cancelled_owned())),
-            spawn("ranking", ranking.run_until(stop.clone().cancelled_owned())),
+            spawn(
+                "ranking",
+                ranking.run_until(stop_callers.clone().cancelled_owned()),
+            ),
         ];
         Ok(Stack {
             ingest: ingest_addr,
@@ -245,8 +255,10 @@ impl Stack {
             metrics,
             tls,
             catalog,
-            stop,
-            tasks,
+            stop_callers,
+            callers,
+            stop_aggregate,
+            aggregate_task,
         })
     }
 
@@ -260,12 +272,16 @@ impl Stack {
         format!("{scheme}://{}", loopback(addr))
     }
 
-    /// Stops every service and waits for them to drain.
+    /// Stops every service and waits for them to drain: ingest and ranking first, so that
+    /// nothing they still do on their way out (a batch forwarded, a ranking recomputed) finds
+    /// aggregate gone, then aggregate.
     pub async fn stop(self) {
-        self.stop.cancel();
-        for task in self.tasks {
+        self.stop_callers.cancel();
+        for task in self.callers {
             let _ = task.await;
         }
+        self.stop_aggregate.cancel();
+        let _ = self.aggregate_task.await;
     }
 }
 

@@ -21,27 +21,35 @@ use govpulse_runtime::client::AggregateArgs;
 const GOVPULSE: &str = env!("CARGO_BIN_EXE_govpulse");
 
 /// Starts `govpulse` with `args`, its standard output drained into the returned lines and
-/// its standard error discarded.
+/// its standard error (its log) discarded.
 fn start(args: &[&str]) -> (Running, Lines) {
+    let (running, stdout, _log) = start_logged(args);
+    (running, stdout)
+}
+
+/// Starts `govpulse` with `args`: the process, its standard output and its standard error
+/// (its log), each drained into lines.
+fn start_logged(args: &[&str]) -> (Running, Lines, Lines) {
     let mut child = Command::new(GOVPULSE)
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("govpulse {args:?} starts: {e}"));
     let stdout = Lines::drain(child.stdout.take().expect("stdout is piped"));
-    (Running(child), stdout)
+    let log = Lines::drain(child.stderr.take().expect("stderr is piped"));
+    (Running(child), stdout, log)
 }
 
 /// `govpulse demo` on free ports: `rate` live dossiers a second, `history_days` of history
-/// with `backfill` dossiers in all.
-fn start_demo(rate: u32, history_days: u32, backfill: u32) -> (Running, Lines) {
+/// with `backfill` dossiers in all; its output, then its log.
+fn start_demo(rate: u32, history_days: u32, backfill: u32) -> (Running, Lines, Lines) {
     let (rate, history_days, backfill) = (
         rate.to_string(),
         history_days.to_string(),
         backfill.to_string(),
     );
-    start(&[
+    start_logged(&[
         "demo",
         "--ports",
         "0",
@@ -865,7 +873,7 @@ impl Frames {
 #[test]
 fn demo_shows_a_live_ranking_that_changes() {
     // A month of history is enough for a live top 10 and keeps this debug build's load low.
-    let (mut demo, stdout) = start_demo(2_000, 30, 20_000);
+    let (mut demo, stdout, log) = start_demo(2_000, 30, 20_000);
     let mut frames = Frames::new(stdout, "govpulse demo ·");
     // Frames come every 5 s when something changed. The first frames may come while the
     // backfill is still arriving; wait for full top-10 tables.
@@ -883,6 +891,20 @@ fn demo_shows_a_live_ranking_that_changes() {
         "the demo to stop after Ctrl-C",
     );
     let status = demo.0.wait().expect("demo exits");
+    let log = log.to_end(
+        Instant::now() + Duration::from_secs(10),
+        "the demo's log to end",
+    );
+    // Stopping is not a fault: the services stop callers first, and a live ranking ends
+    // with its replica instead of asking an aggregate that is gone.
+    let faults: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("recomputation failed"))
+        .collect();
+    assert!(
+        faults.is_empty(),
+        "the demo ran and stopped without faults: {faults:#?}"
+    );
     for frame in &live_frames {
         assert!(
             frame.contains("ingest http://127.0.0.1:"),
@@ -940,7 +962,7 @@ fn the_demo_dashboard_shows_last_year_movement_targets_and_an_index() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_millis();
-    let (_demo, stdout) = start_demo(200, 400, 60_000);
+    let (_demo, stdout, _log) = start_demo(200, 400, 60_000);
     let deadline = Instant::now() + Duration::from_secs(60);
     let dashboard = loop {
         let line = stdout

@@ -266,6 +266,8 @@ struct Inner {
     /// query waits its turn here, so that it never takes more than this share of the
     /// replica's and aggregate's work from the rankings already running and GetRanking.
     starting: tokio::sync::Semaphore,
+    /// Cancelled when the replica stops: every live ranking ends with it.
+    stopping: CancellationToken,
 }
 
 /// After aggregate's clock says so: a moment of [`Freshness::stale_at`] reached on this
@@ -341,13 +343,14 @@ impl Hubs {
         &self.inner.latest
     }
 
-    /// Live rankings fed by `notices`.
+    /// Live rankings fed by `notices`, each ending when `stopping` is cancelled.
     pub fn new(
         aggregate: AggregateServiceClient<Channel>,
         catalog: Arc<Catalog>,
         notices: broadcast::Sender<ChangeNotice>,
         latest: Latest,
         settings: HubSettings,
+        stopping: CancellationToken,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -361,6 +364,7 @@ impl Hubs {
                 },
                 latest,
                 starting: tokio::sync::Semaphore::new(STARTING_AT_ONCE),
+                stopping,
             }),
         }
     }
@@ -513,6 +517,8 @@ impl Hubs {
             let idle_until = idle_since.map_or_else(far, |since| since + timing.linger);
             let recompute = tokio::select! {
                 () = live.ended.cancelled() => return,
+                // The replica stops: what aggregate would answer now, nobody would see.
+                () = self.inner.stopping.cancelled() => return,
                 // A subscriber came back to a lingering ranking: catch up now.
                 () = live.poke.notified() => true,
                 notice = notices.recv() => {
@@ -575,6 +581,11 @@ impl Hubs {
                     days = Some(ranking.days.clone());
                     turns_stale = next_staleness(&ranking);
                     live.publish_if_changed(&query, ranking);
+                }
+                // Cut short by the replica's stop (aggregate may be stopping too): expected.
+                Err(error) if self.inner.stopping.is_cancelled() => {
+                    debug!(%error, "ranking recomputation cut short: the replica stops");
+                    return;
                 }
                 // The last good ranking stays published; the refresh tick retries.
                 Err(error) => warn!(%error, "ranking recomputation failed"),

@@ -259,6 +259,7 @@ impl Service for Ranking {
             notices.clone(),
             latest,
             settings,
+            host.stopping(),
         );
         let heartbeat = Duration::from_millis(config.heartbeat_ms.max(1));
         let dashboard = dashboard::Dashboard::new(heartbeat);
