@@ -5,7 +5,7 @@
 //! costs what a `tracing` span costs. The W3C trace context (`traceparent`) travels in gRPC
 //! metadata: clients add it with [`traced`], servers read it in [`request_span`].
 
-use std::{collections::HashMap, sync::OnceLock};
+use std::{collections::HashMap, io::IsTerminal, sync::OnceLock};
 
 use opentelemetry::{
     Context,
@@ -86,7 +86,13 @@ pub fn init_with_default(service: &'static str, default_filter: &str) -> Telemet
             .try_init()
     } else {
         registry
-            .with(fmt::layer().compact().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .compact()
+                    // Colours for a person at a terminal; a file or a pipe gets plain text.
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     };
     if installed.is_err() {
