@@ -182,8 +182,8 @@ impl Service for Ingest {
             && !config.allow_anonymous
         {
             return Err(StartError::Config(
-                    "no way to authenticate callers: set --tokens or --tls-client-ca, or --allow-anonymous for development".to_owned(),
-                ));
+                "no way to authenticate callers: set --tokens or --tls-client-ca, or --allow-anonymous for development".to_owned(),
+            ));
         }
         let limits = &config.limits;
         if limits.max_batch > govpulse_proto::codec::MAX_ITEMS {

@@ -216,8 +216,8 @@ impl Service for Ranking {
         } else {
             if config.token_file.tokens.is_none() && config.host.tls.tls_client_ca.is_none() {
                 return Err(StartError::Config(
-                        "reading needs a credential but none can be checked: set --tokens or --tls-client-ca, or --public-read".to_owned(),
-                    ));
+                    "reading needs a credential but none can be checked: set --tokens or --tls-client-ca, or --public-read".to_owned(),
+                ));
             }
             Some(Arc::new(Authenticator::new(
                 catalog.clone(),
