@@ -70,7 +70,7 @@ impl fmt::Display for Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live_file::{Reload, write_ahead};
+    use crate::live_file::{Reload, scratch, write_ahead};
 
     #[test]
     fn the_built_in_rules_are_valid() {
@@ -82,8 +82,7 @@ mod tests {
     #[test]
     fn a_broken_file_keeps_the_rules_in_force_and_says_why_without_its_path() {
         let catalog = Arc::new(crate::catalog_files::built_in().expect("valid catalog"));
-        let path =
-            std::env::temp_dir().join(format!("govpulse-alerts-{}.toml", std::process::id()));
+        let path = scratch("alerts.toml");
         let rule = |after: &str| {
             format!(
                 "[[rules]]\nname = \"quiet\"\nkind = \"silent\"\nblock = \"province\"\nafter = \"{after}\"\n"

@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_folder_overrides_the_built_in_catalog() {
-        let dir = std::env::temp_dir().join(format!("govpulse-catalog-{}", std::process::id()));
+        let dir = crate::live_file::scratch("catalog");
         std::fs::create_dir_all(&dir).expect("temp dir");
         std::fs::write(
             dir.join("provinces.csv"),

@@ -72,7 +72,7 @@ impl LiveProfiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live_file::write_ahead as write;
+    use crate::live_file::{scratch, write_ahead as write};
 
     #[test]
     fn the_built_in_profiles_are_the_two_shipped_ones() {
@@ -88,10 +88,7 @@ mod tests {
 
     #[test]
     fn a_changed_file_is_reloaded_and_a_broken_one_refused() {
-        let path = std::env::temp_dir().join(format!(
-            "govpulse-indexes-check-{}.toml",
-            std::process::id()
-        ));
+        let path = scratch("indexes-check.toml");
         write(&path, &profile_file("first", 100), 0);
         let live = LiveProfiles::load(Some(path.clone())).expect("valid");
         assert!(matches!(live.reload_if_changed(), Reload::Unchanged));
@@ -110,10 +107,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_watcher_reloads_a_changed_file() {
-        let path = std::env::temp_dir().join(format!(
-            "govpulse-indexes-watch-{}.toml",
-            std::process::id()
-        ));
+        let path = scratch("indexes-watch.toml");
         write(&path, &profile_file("first", 100), 0);
         let live = LiveProfiles::load(Some(path.clone())).expect("valid");
         let mut reloads = live.reloads();

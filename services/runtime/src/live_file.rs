@@ -246,6 +246,12 @@ impl<T> LiveFile<T> {
     }
 }
 
+/// A path of this test process's own in the temporary folder, named after `name`.
+#[cfg(test)]
+pub(crate) fn scratch(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("govpulse-{}-{name}", std::process::id()))
+}
+
 /// Writes `text` to `path` with a modification time `secs` ahead, so that each version of a
 /// file in a test has its own modification time even where they are coarse.
 #[cfg(test)]
@@ -276,7 +282,7 @@ mod tests {
 
     #[test]
     fn a_changed_file_is_reloaded_a_broken_one_refused_and_a_fixed_value_stays() {
-        let path = std::env::temp_dir().join(format!("govpulse-live-{}.txt", std::process::id()));
+        let path = scratch("live.txt");
         write(&path, "1", 0);
         let live = LiveFile::load(path.clone(), "number", read, |_| 1).expect("valid");
         let mut reloads = live.reloads();

@@ -109,7 +109,7 @@ mod tests {
     use govpulse_core::{AgencyId, Metric};
 
     use super::*;
-    use crate::live_file::write_ahead;
+    use crate::live_file::{scratch, write_ahead};
 
     #[test]
     fn the_built_in_targets_are_valid() {
@@ -135,8 +135,7 @@ mod tests {
     #[tokio::test]
     async fn a_changed_file_is_reloaded_and_a_broken_one_ignored() {
         let catalog = Arc::new(crate::catalog_files::built_in().expect("valid catalog"));
-        let path =
-            std::env::temp_dir().join(format!("govpulse-targets-{}.toml", std::process::id()));
+        let path = scratch("targets.toml");
         let file = |percent: &str| {
             format!(
                 "[[targets]]\nmetric = \"on-time-rate\"\nyear = 2026\nblock = \"province\"\npercent = {percent}\n"
