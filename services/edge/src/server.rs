@@ -114,10 +114,7 @@ where
         let telemetry = govpulse_runtime::telemetry::init(name);
         // Before binding: a SIGTERM as soon as the port is reachable is a clean stop.
         let stop = shutdown_signal();
-        let served = match Server::<S>::build(config).await {
-            Ok(server) => server.run_until(stop).await,
-            Err(error) => Err(error),
-        };
+        let served = async { Server::<S>::build(config).await?.run_until(stop).await }.await;
         telemetry.shutdown().await;
         served
     })

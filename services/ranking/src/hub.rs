@@ -498,8 +498,9 @@ impl Hubs {
         mut notices: broadcast::Receiver<ChangeNotice>,
     ) {
         let sender = live.states.sender();
-        let timing = self.inner.settings;
-        let mut refresh = tokio::time::interval_at(Instant::now() + timing.refresh, timing.refresh);
+        let settings = self.inner.settings;
+        let mut refresh =
+            tokio::time::interval_at(Instant::now() + settings.refresh, settings.refresh);
         let mut due: Option<Instant> = None;
         let mut cause = Cause::default();
         // Since when nobody watches: the ranking lingers (and keeps its history current)
@@ -514,7 +515,7 @@ impl Hubs {
         let far = || Instant::now() + Duration::from_secs(3600);
         loop {
             let recompute_at = due.unwrap_or_else(far);
-            let idle_until = idle_since.map_or_else(far, |since| since + timing.linger);
+            let idle_until = idle_since.map_or_else(far, |since| since + settings.linger);
             let recompute = tokio::select! {
                 () = live.ended.cancelled() => return,
                 // The replica stops: what aggregate would answer now, nobody would see.
@@ -532,7 +533,7 @@ impl Hubs {
                     // A lingering ranking is not kept current: nobody sees it until a
                     // subscriber comes back, and then it recomputes at once.
                     if relevant && due.is_none() && idle_since.is_none() {
-                        due = Some(Instant::now() + timing.debounce);
+                        due = Some(Instant::now() + settings.debounce);
                     }
                     if relevant {
                         cause.note(&traceparent);
@@ -559,7 +560,7 @@ impl Hubs {
                 }
                 if sender.receiver_count() == 0 {
                     let since = *idle_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= timing.linger {
+                    if since.elapsed() >= settings.linger {
                         all.remove(&query);
                         metrics::gauge!(govpulse_runtime::prometheus::LIVE_RANKINGS)
                             .set(all.len() as f64);

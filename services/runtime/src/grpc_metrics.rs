@@ -80,13 +80,31 @@ struct Unrecorded {
 }
 
 impl Unrecorded {
+    /// Counts the call once, with its final status `code`; nothing after the first.
     fn record(&mut self, code: Code) {
-        record(&mut self.method, code);
+        let Some(method) = self.method.take() else {
+            return;
+        };
+        // Labels come from a closed set: a path that names no rpc of ours is one series,
+        // whatever a client sends (a random path per request would grow the registry forever).
+        let method = if code == Code::Unimplemented || !known_method(&format!("/{method}")) {
+            "unknown".to_owned()
+        } else {
+            method
+        };
+        let code = if code == Code::Ok {
+            "OK".to_owned()
+        } else {
+            format!("{code:?}")
+        };
+        metrics::counter!(GRPC_REQUESTS, "method" => method, "code" => code).increment(1);
     }
 }
 
 impl Drop for Unrecorded {
     fn drop(&mut self) {
+        // The body went away before any status: the client cancelled (or the connection
+        // dropped) mid-call.
         self.record(Code::Cancelled);
     }
 }
@@ -112,23 +130,4 @@ fn known_method(path: &str) -> bool {
                 .collect()
         })
         .contains(path)
-}
-
-fn record(method: &mut Option<String>, code: Code) {
-    let Some(method) = method.take() else {
-        return;
-    };
-    // Labels come from a closed set: a path that names no rpc of ours is one series,
-    // whatever a client sends (a random path per request would grow the registry forever).
-    let method = if code == Code::Unimplemented || !known_method(&format!("/{method}")) {
-        "unknown".to_owned()
-    } else {
-        method
-    };
-    let code = if code == Code::Ok {
-        "OK".to_owned()
-    } else {
-        format!("{code:?}")
-    };
-    metrics::counter!(GRPC_REQUESTS, "method" => method, "code" => code).increment(1);
 }
