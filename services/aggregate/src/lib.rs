@@ -34,6 +34,9 @@ pub use govpulse_edge::StartError;
 /// (the NetworkPolicies), whose own edges bound what they forward.
 const MAX_REQUEST_BYTES: usize = 17 * 1024 * 1024;
 
+/// `--write-cache-mib`'s default.
+const DEFAULT_WRITE_CACHE_MIB: u64 = govpulse_store::DEFAULT_WRITE_CACHE_BYTES >> 20;
+
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "govpulse-aggregate", about = "Counts dossier events and answers metric reads")]
@@ -49,6 +52,11 @@ pub struct Config {
     /// Prefix of every Redis key, so that deployments and tests can share one Redis.
     #[arg(long, env = "GOVPULSE_KEY_PREFIX", default_value = "gp")]
     pub key_prefix: String,
+    /// MiB of memory the counting may keep of what it read and wrote of each tree in Redis,
+    /// so that the next batch of a tree does not read it again (exact: used only while no
+    /// other writer changed the tree); 0 reads everything at every batch.
+    #[arg(long, env = "GOVPULSE_WRITE_CACHE_MIB", default_value_t = DEFAULT_WRITE_CACHE_MIB)]
+    pub write_cache_mib: u64,
     /// Folder with the catalog CSV files; the built-in catalog when unset.
     #[arg(long, env = "GOVPULSE_CATALOG_DIR")]
     pub catalog_dir: Option<PathBuf>,
@@ -84,6 +92,7 @@ impl Config {
             listen,
             store: "memory".to_owned(),
             key_prefix: "gp".to_owned(),
+            write_cache_mib: DEFAULT_WRITE_CACHE_MIB,
             catalog_dir: None,
             targets: None,
             targets_reload_ms: 10_000,
@@ -157,7 +166,7 @@ impl Service for Aggregate {
         );
         tokio::spawn(self.targets.watch(self.reload_every, stopping.clone()));
         // Unregistered when the service stops.
-        let gauges = self.api.export_freshness();
+        let gauges = self.api.export_gauges();
         tokio::spawn(async move {
             stopping.cancelled().await;
             drop(gauges);
@@ -231,6 +240,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn CounterStore>, StartE
         let redis_config = RedisStoreConfig {
             url: config.store.clone(),
             prefix: config.key_prefix.clone(),
+            write_cache_bytes: config.write_cache_mib.saturating_mul(1 << 20),
         };
         Arc::new(
             RedisStore::connect(redis_config)

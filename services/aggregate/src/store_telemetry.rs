@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use govpulse_core::{Counters, ProcedureId, freshness::Activity};
 use govpulse_runtime::prometheus::{STORE_ERRORS, STORE_SECONDS};
 use govpulse_store::{
-    AgencyKey, Applied, AssessedRead, AssessedWrite, ChangeNotice, ChildrenRead, CounterStore,
-    EventWrite, GroupsRead, NewPublication, ProceduresRead, RejectedWrite, StoreError,
+    AgencyKey, Applied, AssessedRead, AssessedWrite, CacheLookups, ChangeNotice, ChildrenRead,
+    CounterStore, EventWrite, GroupsRead, NewPublication, ProceduresRead, RejectedWrite,
+    StoreError,
 };
 use time::Date;
 use tokio::sync::broadcast;
@@ -189,5 +190,9 @@ impl CounterStore for Instrumented {
     // Once per process, at start-up: timed like the others (it waits for Redis to confirm).
     async fn subscribe_changes(&self) -> Result<broadcast::Receiver<ChangeNotice>, StoreError> {
         traced!("subscribe_changes", self.inner.subscribe_changes())
+    }
+
+    fn write_cache_lookups(&self) -> Option<CacheLookups> {
+        self.inner.write_cache_lookups()
     }
 }

@@ -47,6 +47,9 @@ pub const BATCH_EVENTS: &str = "govpulse_batch_events";
 pub const STORE_SECONDS: &str = "govpulse_store_seconds";
 /// Counter `{op}`: counter store calls that failed.
 pub const STORE_ERRORS: &str = "govpulse_store_errors_total";
+/// Counter `{result}`: keys the tree writer asked for that its cache answered (`hit`) or that
+/// it read from Redis (`miss`), set from the store's own counts when `/metrics` is scraped.
+pub const WRITE_CACHE_LOOKUPS: &str = "govpulse_store_write_cache_lookups_total";
 /// Gauge `{stream}`: open `WatchRanking` (`ranking`), `WatchAlerts` (`alerts`) and
 /// `WatchChanges` (`changes`) streams.
 pub const WATCH_SUBSCRIBERS: &str = "govpulse_watch_subscribers";

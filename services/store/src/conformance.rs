@@ -1391,6 +1391,68 @@ pub async fn an_id_counts_once_whatever_day_it_claims(store: &dyn CounterStore) 
     );
 }
 
+/// Two writers (aggregate replicas) writing one tree in turn: each sees what the other wrote
+/// since its own last write (ids, dossiers' stages, counter records), whatever it keeps of
+/// the tree from its own writes (`RedisStore`'s write cache).
+pub async fn writers_in_turn_see_each_others_writes(a: &dyn CounterStore, b: &dyn CounterStore) {
+    let chain = ["hb-dept", "hoa-binh"];
+    let day = date!(2026 - 05 - 04);
+    let events = |name: &str, dossiers: std::ops::Range<usize>, counters: &[Counter]| {
+        dossiers
+            .map(|n| {
+                let mut w = write(&format!("{name}-{n}"), &chain, day, counters, None);
+                w.dossier = DossierId::parse(&format!("HS-{n}")).expect("valid id");
+                w
+            })
+            .collect::<Vec<EventWrite>>()
+    };
+    let apply = async |store: &dyn CounterStore, batch: Vec<EventWrite>| {
+        store.apply(&batch).await.expect("apply")
+    };
+    let (accepted, duplicate) = (vec![Applied::Accepted; 20], vec![Applied::Duplicate; 20]);
+    let received = &[Counter::Received][..];
+    assert_eq!(apply(a, events("r", 0..20, received)).await, accepted);
+    assert_eq!(apply(b, events("r", 20..40, received)).await, accepted);
+    assert_eq!(
+        apply(a, events("r", 20..40, received)).await,
+        duplicate,
+        "b's ids, sent to a"
+    );
+    assert_eq!(
+        apply(b, events("r", 0..20, received)).await,
+        duplicate,
+        "a's ids, sent to b"
+    );
+    // Dossiers the other writer received: resolved once, and received again under new ids
+    // is a stage counted already.
+    let resolved = &[Counter::Resolved][..];
+    assert_eq!(apply(a, events("s", 20..40, resolved)).await, accepted);
+    assert_eq!(
+        apply(b, events("again", 20..40, received)).await,
+        vec![
+            Applied::Repeated {
+                stage: Stage::Received
+            };
+            20
+        ]
+    );
+    assert_eq!(apply(b, events("s", 0..20, resolved)).await, accepted);
+    assert_eq!(apply(a, events("s", 0..20, resolved)).await, duplicate);
+    // Every count added to what the other writer wrote, in the unit's records and the root's.
+    for store in [a, b] {
+        for agency in ["hb-dept", "hoa-binh"] {
+            for period in [day.to_string(), "2026-05".to_owned(), "2026".to_owned()] {
+                let counted = read_one(store, "hoa-binh", agency, &period).await;
+                assert_eq!(
+                    [Counter::Received, Counter::Resolved].map(|c| counted.get(c)),
+                    [40, 40],
+                    "{agency} {period}"
+                );
+            }
+        }
+    }
+}
+
 /// Two writers (aggregate replicas) applying batches with the same ids and dossiers at once
 /// count each id once, and leave every dossier as some order of the batches would.
 pub async fn concurrent_writers_count_each_id_once(a: &dyn CounterStore, b: &dyn CounterStore) {

@@ -24,11 +24,12 @@ mod spread;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tree_write;
+mod write_cache;
 
 pub use govpulse_core::notice::ChangeNotice;
 pub use memory::MemoryStore;
 pub use notices::NOTICE_BACKLOG;
-pub use redis_store::{RedisStore, RedisStoreConfig};
+pub use redis_store::{DEFAULT_WRITE_CACHE_BYTES, RedisStore, RedisStoreConfig};
 
 pub use govpulse_core::counting::{Applied, EventWrite, RejectedWrite};
 
@@ -242,4 +243,20 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
     /// [`ChangeNotice::anything`] once subscribed again. A receiver more than
     /// [`NOTICE_BACKLOG`] notices behind lags (and must assume anything changed).
     async fn subscribe_changes(&self) -> Result<broadcast::Receiver<ChangeNotice>, StoreError>;
+
+    /// How many keys the writer's cache of what it read and wrote answered since the store
+    /// was opened, and how many it read from the backend; `None` for a store without one
+    /// (`MemoryStore`).
+    fn write_cache_lookups(&self) -> Option<CacheLookups> {
+        None
+    }
+}
+
+/// What a cache answered: keys found in it, and keys read from the backend instead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheLookups {
+    /// Keys the cache answered.
+    pub hits: u64,
+    /// Keys read from the backend.
+    pub misses: u64,
 }

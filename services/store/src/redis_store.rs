@@ -52,13 +52,14 @@ use std::time::Duration;
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    AgencyKey, Applied, AssessedRead, AssessedWrite, ChangeNotice, ChildrenRead, CounterStore,
-    EventWrite, GroupsRead, NewPublication, ProceduresRead, RejectedWrite, StoreError,
-    counter_record,
+    AgencyKey, Applied, AssessedRead, AssessedWrite, CacheLookups, ChangeNotice, ChildrenRead,
+    CounterStore, EventWrite, GroupsRead, NewPublication, ProceduresRead, RejectedWrite,
+    StoreError, counter_record,
     exclusive::Exclusive,
     notices::RedisNotices,
     ordinals::OrdinalCache,
     tree_write::{date_of, day_at, day_bytes, day_number},
+    write_cache::WriteCache,
 };
 
 /// How to reach Redis.
@@ -70,7 +71,14 @@ pub struct RedisStoreConfig {
     pub url: String,
     /// Prepended to every key, so that deployments (and tests) can share one Redis.
     pub prefix: String,
+    /// The bytes the tree writer may keep of what it read and wrote, so as not to read it
+    /// again at the next batch of the same tree (`write_cache.rs`); 0 keeps nothing.
+    pub write_cache_bytes: u64,
 }
+
+/// The write cache's default size: a tree of a million ids and dossiers, or the keys that
+/// a day of a province's batches write again and again.
+pub const DEFAULT_WRITE_CACHE_BYTES: u64 = 256 << 20;
 
 /// The URL scheme of a Redis Cluster.
 pub const CLUSTER_SCHEME: &str = "redis+cluster://";
@@ -249,6 +257,8 @@ pub struct RedisStore {
     /// Children's ordinals in the packed roll-ups, as far as they were read (by the reads
     /// of children and by the tree writer).
     pub(crate) ordinals: Arc<OrdinalCache>,
+    /// What the tree writer read and wrote, for its next batch of the same tree.
+    pub(crate) write_cache: Arc<WriteCache>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -327,6 +337,7 @@ impl RedisStore {
             writers,
             notices,
             ordinals: Arc::default(),
+            write_cache: Arc::new(WriteCache::new(config.write_cache_bytes)),
         })
     }
 
@@ -457,6 +468,10 @@ impl CounterStore for RedisStore {
 
     async fn publication(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.publication_in_redis(id).await
+    }
+
+    fn write_cache_lookups(&self) -> Option<CacheLookups> {
+        Some(self.write_cache.lookups())
     }
 
     async fn publications(

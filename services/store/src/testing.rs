@@ -236,6 +236,7 @@ pub async fn connect(url: String, prefix: impl Into<String>) -> crate::RedisStor
     let config = crate::RedisStoreConfig {
         url,
         prefix: prefix.into(),
+        write_cache_bytes: crate::redis_store::DEFAULT_WRITE_CACHE_BYTES,
     };
     crate::RedisStore::connect(config)
         .await

@@ -55,6 +55,7 @@ use crate::{
         keeps_record, month_or_shorter, rejected_field, seen_bytes, seen_from_bytes, tree_key,
     },
     spread::{Split, Spread},
+    write_cache::{Asked, Key, Known, Structure, Tree, field_key},
 };
 
 /// The compare-and-apply script: generic, it knows nothing of what it writes.
@@ -185,6 +186,10 @@ struct Records<const W: usize> {
     read: Vec<u8>,
     /// The records added since.
     added: Vec<u8>,
+    /// Where the records of `read` changed in place begin (a byte offset each; one may be
+    /// there twice): a bucket that Redis holds as read is written by those records and
+    /// `added` alone.
+    changed: Vec<usize>,
 }
 
 #[cfg(test)]
@@ -204,13 +209,27 @@ impl<const W: usize> Records<W> {
     fn from_stored(stored: Vec<u8>) -> Option<Self> {
         stored.len().is_multiple_of(Self::RECORD).then_some(Self {
             read: stored,
-            added: Vec::new(),
+            ..Self::default()
         })
     }
 
     /// The bucket as Redis is to store it, in two parts: the records read, then those added.
     fn stored(&self) -> [&[u8]; 2] {
         [&self.read, &self.added]
+    }
+
+    /// The bucket's bytes as Redis holds them once written (`None`: no records, no key).
+    fn into_stored(self) -> Option<Vec<u8>> {
+        match (self.read.is_empty(), self.added.is_empty()) {
+            (true, true) => None,
+            (_, true) => Some(self.read),
+            (true, false) => Some(self.added),
+            (false, false) => {
+                let mut stored = self.read;
+                stored.extend_from_slice(&self.added);
+                Some(stored)
+            }
+        }
     }
 
     fn records(&self) -> impl Iterator<Item = (u64, &[u8; W])> {
@@ -257,14 +276,11 @@ impl<const W: usize> Records<W> {
     /// Sets `digest`'s value: in place if the bucket holds it, else as a new last record.
     fn put(&mut self, digest: u64, value: [u8; W]) {
         match self.position(digest) {
-            Some((read, at)) => {
-                let part = if read {
-                    &mut self.read
-                } else {
-                    &mut self.added
-                };
-                part[at..at + W].copy_from_slice(&value);
+            Some((true, at)) => {
+                self.read[at..at + W].copy_from_slice(&value);
+                self.changed.push(at - 8);
             }
+            Some((false, at)) => self.added[at..at + W].copy_from_slice(&value),
             None => self.push(digest, &value),
         }
     }
@@ -306,11 +322,14 @@ impl<const W: usize> Records<W> {
 
 /// The buckets of one growing structure of a tree (its ids, or its dossier states) that a
 /// write read, as the write leaves them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Table<const W: usize> {
+    structure: Structure,
     buckets: HashMap<u64, Records<W>>,
     /// Buckets to write back.
     changed: BTreeSet<u64>,
+    /// Those of them to write whole: a sweep or a split moved their records.
+    rewritten: BTreeSet<u64>,
     /// What [`Table::get`] found of each digest it was asked for, so that a bucket is scanned
     /// once per digest rather than at each of the plan's lookup, the kept day's and the write
     /// (a record is found by scanning its bucket). `None` stays true to the end: sweeps and
@@ -320,11 +339,14 @@ struct Table<const W: usize> {
 }
 
 impl<const W: usize> Table<W> {
-    /// The buckets as read.
-    fn read(buckets: HashMap<u64, Records<W>>) -> Self {
+    /// The buckets of `structure` as read.
+    fn read(structure: Structure, buckets: HashMap<u64, Records<W>>) -> Self {
         Table {
+            structure,
             buckets,
-            ..Table::default()
+            changed: BTreeSet::new(),
+            rewritten: BTreeSet::new(),
+            looked_up: RefCell::default(),
         }
     }
 
@@ -362,6 +384,7 @@ impl<const W: usize> Table<W> {
         *records = kept;
         self.forget_found();
         self.changed.insert(bucket);
+        self.rewritten.insert(bucket);
         dropped.len() as u64
     }
 
@@ -372,6 +395,7 @@ impl<const W: usize> Table<W> {
         self.buckets.insert(split.from, stay);
         self.buckets.entry(split.to).or_default().append(&moved);
         self.changed.extend([split.from, split.to]);
+        self.rewritten.extend([split.from, split.to]);
         self.forget_found();
     }
 
@@ -381,19 +405,53 @@ impl<const W: usize> Table<W> {
         self.looked_up.get_mut().retain(|_, found| found.is_none());
     }
 
-    /// The commands that leave the changed buckets as planned: one `MSET` of those with
-    /// records, one `DEL` of those left empty.
-    fn write(&self, writes: &mut Writes, key: impl Fn(u64) -> String) {
+    /// The commands that leave the changed buckets as planned: in a transaction, a bucket
+    /// that only gained records and changed some in place gets an `APPEND` of the records it
+    /// gained and a `SETRANGE` of each changed value (Redis holds it as read: nobody wrote
+    /// the tree since, or the transaction does not run); the others, and every bucket in the
+    /// compare-and-apply script (where each command costs a call from Lua), one `MSET`
+    /// whole; `DEL` of those left empty. Every bucket read or written is then `known` as the
+    /// write leaves it.
+    ///
+    /// A bucket's bytes cost Redis more than the command that carries them: an event adds a
+    /// record of 27 bytes to an id bucket of about 880 (PERFORMANCE.md, section 2).
+    fn write(self, writes: &mut Writes, key: impl Fn(u64) -> String) {
         let mut set = Vec::new();
         let mut emptied = Vec::new();
+        let mut grown = Vec::new();
+        let in_place = writes.in_place();
         for bucket in &self.changed {
             match self.buckets.get(bucket) {
-                Some(records) if !records.is_empty() => set.push((key(*bucket), records)),
-                _ => emptied.push(key(*bucket)),
+                Some(records) if records.is_empty() => emptied.push(key(*bucket)),
+                Some(records) if in_place && !self.rewritten.contains(bucket) => {
+                    grown.push((key(*bucket), records));
+                }
+                Some(records) => set.push((key(*bucket), records)),
+                None => emptied.push(key(*bucket)),
             }
         }
         writes.buckets(&set);
         writes.chunked("DEL", None, &emptied, 1);
+        for (key, records) in grown {
+            if !records.added.is_empty() {
+                let mut append = redis::Cmd::with_capacity(3, key.len() + records.added.len());
+                append.arg("APPEND").arg(&key).arg(&records.added[..]);
+                writes.add(append);
+            }
+            let mut changed = records.changed.clone();
+            changed.sort_unstable();
+            changed.dedup();
+            for at in changed {
+                let value = &records.read[at + 8..at + Records::<W>::RECORD];
+                let mut setrange = redis::cmd("SETRANGE");
+                setrange.arg(&key).arg(at + 8).arg(value);
+                writes.add(setrange);
+            }
+        }
+        for (bucket, records) in self.buckets {
+            let bucket_key = Key::Bucket(self.structure, bucket);
+            writes.known.push(bucket_key, records.into_stored());
+        }
     }
 }
 
@@ -443,10 +501,17 @@ fn numbered(prefix: &str, n: u64) -> String {
     key
 }
 
-/// A tree's writes as they are built: the commands of a transaction (single Redis), or the
-/// call of the compare-and-apply script, each command as its number of arguments then its
+/// A tree's writes as they are built: their commands, and what they leave of the keys the
+/// write cache keeps (`known`, each write site says).
+struct Writes {
+    commands: Apply,
+    known: Known,
+}
+
+/// How a tree's write is applied: the commands of a transaction (single Redis), or the call
+/// of the compare-and-apply script, each command as its number of arguments then its
 /// arguments, straight into the call's buffer (cluster).
-enum Writes {
+enum Apply {
     Transaction(redis::Pipeline),
     Script(redis::Cmd),
 }
@@ -456,14 +521,27 @@ impl Writes {
     fn transaction() -> Self {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        Writes::Transaction(pipe)
+        Self::applied_by(Apply::Transaction(pipe))
     }
 
     /// The call of the script `hash`, applying if `version_key` still holds `version`.
     fn script(hash: &str, version_key: &str, version: &[u8]) -> Self {
         let mut call = redis::cmd("EVALSHA");
         call.arg(hash).arg(1).arg(version_key).arg(version);
-        Writes::Script(call)
+        Self::applied_by(Apply::Script(call))
+    }
+
+    /// Whether buckets may be written in place (`APPEND`, `SETRANGE`): in a transaction,
+    /// not in the script.
+    fn in_place(&self) -> bool {
+        matches!(self.commands, Apply::Transaction(_))
+    }
+
+    fn applied_by(commands: Apply) -> Self {
+        Writes {
+            commands,
+            known: Known::default(),
+        }
     }
 
     fn push<A: AsRef<[u8]>>(&mut self, command: &[A]) {
@@ -482,11 +560,11 @@ impl Writes {
     /// Adds a whole command: to the transaction, or to the script's call as its number of
     /// arguments then its arguments.
     fn add(&mut self, cmd: redis::Cmd) {
-        match self {
-            Writes::Transaction(pipe) => {
+        match &mut self.commands {
+            Apply::Transaction(pipe) => {
                 pipe.add_command(cmd);
             }
-            Writes::Script(call) => {
+            Apply::Script(call) => {
                 call.arg(cmd.args_iter().len());
                 for arg in cmd.args_iter() {
                     if let redis::Arg::Simple(bytes) = arg {
@@ -579,8 +657,9 @@ impl RedisStore {
         rejected: &[RejectedWrite],
     ) -> Result<Vec<Applied>, StoreError> {
         let batch = Batch::new(batch);
+        let mut tree = self.write_cache.lock(root).await;
         for _ in 0..ATTEMPTS {
-            if let Some(outcomes) = self.try_tree(root, &batch, rejected).await? {
+            if let Some(outcomes) = self.try_tree(&mut tree, root, &batch, rejected).await? {
                 return Ok(outcomes);
             }
         }
@@ -592,6 +671,7 @@ impl RedisStore {
     /// One attempt: `None` when the tree changed between the reads and the write.
     async fn try_tree(
         &self,
+        tree: &mut Tree,
         root: &AgencyId,
         batch: &Batch<'_>,
         rejected: &[RejectedWrite],
@@ -640,6 +720,8 @@ impl RedisStore {
             Spread::decode(stored.as_deref()).map_err(StoreError::Unexpected)
         };
         let (id_spread, dossier_spread) = (spread(id_spread)?, spread(dossier_spread)?);
+        // What this process holds of the tree, if the version is the one it last wrote.
+        self.write_cache.at(tree, version.as_deref());
 
         // 2. What the batch needs to read: each event's id, and each dossier, in the bucket
         // the spread read says; the buckets the growth splits; the one the sweep looks at.
@@ -679,26 +761,37 @@ impl RedisStore {
         let reporters = each_once(batch.events().iter().flat_map(|e| e.chain.iter()));
         let rejecters = each_once(rejected.iter().flat_map(|r| r.chain.iter()));
         let mut second = Commands::default();
+        let seen_key = self.seen_key(root);
         let mut seen_read = redis::cmd("HMGET");
-        seen_read.arg(self.seen_key(root));
-        for agency in &reporters {
-            seen_read.arg(agency.as_str());
+        seen_read.arg(&seen_key);
+        let seen_fields = (reporters
+            .iter()
+            .map(|agency| agency.as_str().as_bytes().to_vec()))
+        .chain(reporters.iter().map(|agency| accepted_field(agency)))
+        .chain(rejecters.iter().map(|agency| rejected_field(agency)));
+        let seen_fields = seen_fields.map(|field| {
+            (
+                field_key(&seen_key, &String::from_utf8_lossy(&field)),
+                field,
+            )
+        });
+        let seen_asked = Asked::new(tree, seen_fields, &mut seen_read);
+        if seen_asked.missed() {
+            second.push(root, seen_read);
         }
-        for agency in &reporters {
-            seen_read.arg(accepted_field(agency));
-        }
-        for agency in &rejecters {
-            seen_read.arg(rejected_field(agency));
-        }
-        second.push(root, seen_read);
         let mut mget = redis::cmd("MGET");
-        for bucket in &id_reads {
-            mget.arg(keys.id_bucket(*bucket));
+        let bucket_keys = (id_reads.iter())
+            .map(|b| (Key::Bucket(Structure::Ids, *b), keys.id_bucket(*b)))
+            .chain((dossier_reads.iter()).map(|b| {
+                (
+                    Key::Bucket(Structure::Dossiers, *b),
+                    keys.dossier_bucket(*b),
+                )
+            }));
+        let buckets_asked = Asked::new(tree, bucket_keys, &mut mget);
+        if buckets_asked.missed() {
+            second.push(root, mget);
         }
-        for bucket in &dossier_reads {
-            mget.arg(keys.dossier_bucket(*bucket));
-        }
-        second.push(root, mget);
         // The ordinals lists: each one's creation mark, and its entries from the last one this
         // process knows (`OrdinalCache`): a few entries a batch, where asking the parent's
         // `…:ord` hash for every child cost Redis a scan of its listpack per child (150 µs a
@@ -715,11 +808,10 @@ impl RedisStore {
             lists.push((*parent, children, list, from));
         }
         let mut replies = self.read(&mut lease, second).await?.into_iter();
-        let mut next = || replies.next().ok_or_else(|| reply_err("second read"));
 
         // A record that does not read (none is ever written so) is taken as none: the batch's
         // write replaces it, and only its freshness history is lost, never a count.
-        let mut seen: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
+        let mut seen = answered(seen_asked, &mut replies, "activity")?;
         let mut accepted = seen.split_off(reporters.len().min(seen.len()));
         let rejections = accepted.split_off(reporters.len().min(accepted.len()));
         let known_seen: HashMap<&AgencyId, Seen> = reporters
@@ -727,14 +819,14 @@ impl RedisStore {
             .zip(seen)
             .filter_map(|(agency, value)| Some((*agency, seen_from_bytes(&value?)?)))
             .collect();
-        let known = KnownActivity {
+        let activity = KnownActivity {
             seen: known_seen,
             accepted: known_day_counts(&reporters, accepted),
             rejected: known_day_counts(&rejecters, rejections),
         };
-        let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
-        let mut stored = stored.into_iter();
+        let mut stored = answered(buckets_asked, &mut replies, "buckets")?.into_iter();
         fn table<const W: usize>(
+            structure: Structure,
             reads: &BTreeSet<u64>,
             stored: &mut impl Iterator<Item = Option<Vec<u8>>>,
         ) -> Result<Table<W>, StoreError> {
@@ -745,10 +837,12 @@ impl RedisStore {
                     .ok_or_else(|| reply_err("bucket"))?;
                 buckets.insert(*bucket, records);
             }
-            Ok(Table::read(buckets))
+            Ok(Table::read(structure, buckets))
         }
-        let mut ids: Table<ID_VALUE> = table(&id_reads, &mut stored)?;
-        let mut dossiers: Table<DOSSIER_VALUE> = table(&dossier_reads, &mut stored)?;
+        let mut ids: Table<ID_VALUE> = table(Structure::Ids, &id_reads, &mut stored)?;
+        let mut dossiers: Table<DOSSIER_VALUE> =
+            table(Structure::Dossiers, &dossier_reads, &mut stored)?;
+        let mut next = || replies.next().ok_or_else(|| reply_err("second read"));
         let mut ordinals: HashMap<(&AgencyId, &AgencyId), usize> = HashMap::new();
         let mut list_lengths: HashMap<&AgencyId, usize> = HashMap::new();
         // Lists that are not what this process cached (flushed and created again, restored
@@ -875,7 +969,7 @@ impl RedisStore {
         // The counter records the plan adds to (its due-day buckets are known only now),
         // read under the same version: written back with the plan added.
         let records = self
-            .read_records(&mut lease, root, &planned, parent_of, &slots)
+            .read_records(&mut lease, tree, root, &planned, parent_of, &slots)
             .await?;
         let left_online = self
             .online_left(&mut lease, root, &planned, &records)
@@ -914,20 +1008,26 @@ impl RedisStore {
         for (key, procedure) in left_online {
             writes.push(&["SREM".to_owned(), key, procedure.to_string()]);
         }
-        self.write_activity(root, &planned, &known, &mut writes);
+        self.write_activity(root, &planned, &activity, &mut writes);
+        // The tree's new version: random, so that no other history of the tree (a restored
+        // backup, a flush) reaches it again (`write_cache.rs`); an integer, which the
+        // writers of before (`INCR`) can still move on during a rolling upgrade.
+        let next_version = text(rand::random::<u64>() >> 2);
+        let version_key = keys.version();
+        writes.push(&[b"SET", version_key.as_bytes(), &next_version]);
 
         // 5. Compare and apply: the transaction runs only if the version is still the one
         // watched; the script (loaded first if this Redis does not have it: a new or
         // restarted server, a failover) only if it still holds the one read.
-        let applied = match (writes, lease) {
-            (Writes::Transaction(mut pipe), Some(mut lease)) => {
-                pipe.cmd("INCR").arg(keys.version());
+        let Writes { commands, known } = writes;
+        let applied = match (commands, lease) {
+            (Apply::Transaction(pipe), Some(mut lease)) => {
                 let done: Option<Vec<redis::Value>> =
                     pipe.query_async(&mut lease.connection).await?;
                 lease.release();
                 done.is_some()
             }
-            (Writes::Script(call), _) => {
+            (Apply::Script(call), _) => {
                 let mut connection = self.connection.clone();
                 let applied: i64 = match call.query_async(&mut connection).await {
                     Err(e)
@@ -941,12 +1041,15 @@ impl RedisStore {
                 };
                 applied == 1
             }
-            (Writes::Transaction(_), None) => {
+            (Apply::Transaction(_), None) => {
                 return Err(StoreError::Unexpected(
                     "a transaction without its connection".to_owned(),
                 ));
             }
         };
+        if applied {
+            self.write_cache.applied(tree, next_version, known);
+        }
         Ok(applied.then_some(planned.outcomes))
     }
 
@@ -1043,6 +1146,7 @@ impl RedisStore {
     async fn read_records<'a>(
         &self,
         lease: &mut Option<Lease<'_>>,
+        cached: &mut Tree,
         root: &AgencyId,
         planned: &'a Plan<'_>,
         parent_of: HashMap<&'a AgencyId, &'a AgencyId>,
@@ -1060,14 +1164,11 @@ impl RedisStore {
         // months are packed: a quarter's or a year's roll-up is the sum of its months'
         // (`read_children`), so each child and counter costs one increment, not three.
         let mut increments: HashMap<RollUp, Vec<(&AgencyId, i64)>> = HashMap::new();
-        let mut mget = redis::cmd("MGET");
         for ((agency, bucket), sums) in &planned.counters {
             if let (true, Bucket::Day(day)) = (in_day_list(root, agency, *bucket), bucket) {
                 day_lists.entry((agency, *day)).or_default().own = Some(sums);
             } else if keeps_record(root, agency, *bucket) {
-                let key = self.counters_key(root, agency, *bucket);
-                mget.arg(&key);
-                own.push((key, sums, None));
+                own.push((self.counters_key(root, agency, *bucket), sums, None));
             }
             match (parent_of.get(agency), bucket) {
                 (Some(parent), Bucket::Day(_)) => {
@@ -1132,7 +1233,6 @@ impl RedisStore {
         let mut legacy = redis::cmd("MGET");
         for ((agency, day), added) in day_lists {
             let key = self.procedure_list_key(root, agency, day);
-            mget.arg(&key);
             let takes_back = added
                 .own
                 .is_some_and(|sums| sums.nonzero().any(|(_, n)| n < 0));
@@ -1149,7 +1249,13 @@ impl RedisStore {
             });
         }
         let mut commands = Commands::default();
-        commands.push(root, mget);
+        let mut mget = redis::cmd("MGET");
+        let record_keys = (own.iter().map(|(key, ..)| key)).chain(lists.iter().map(|l| &l.key));
+        let record_keys = record_keys.map(|key| (Key::Value(key.clone()), key));
+        let records_asked = Asked::new(cached, record_keys, &mut mget);
+        if records_asked.missed() {
+            commands.push(root, mget);
+        }
         let read_legacy = lists.iter().any(|list| list.legacy.is_some());
         if read_legacy {
             commands.push(root, legacy);
@@ -1160,41 +1266,45 @@ impl RedisStore {
         if read_whole {
             commands.push(root, whole);
         }
-        for ((parent, day), children) in &days {
+        // Fields of a hash, through the cache: (the fields' names, their hash's key) each.
+        let mut ask_fields = |key: &str, fields: Vec<&str>| {
             let mut hmget = redis::cmd("HMGET");
-            hmget.arg(self.day_children_key(root, parent, *day));
-            for (child, _, _) in children {
-                hmget.arg(child.as_str());
+            hmget.arg(key);
+            let named = fields
+                .into_iter()
+                .map(|field| (field_key(key, field), field));
+            let asked = Asked::new(&mut *cached, named, &mut hmget);
+            if asked.missed() {
+                commands.push(root, hmget);
             }
-            commands.push(root, hmget);
+            asked
+        };
+        let mut days_asked = Vec::with_capacity(days.len());
+        for ((parent, day), children) in &days {
+            let key = self.day_children_key(root, parent, *day);
+            let fields = children.iter().map(|(child, ..)| child.as_str()).collect();
+            days_asked.push(ask_fields(&key, fields));
         }
         let mut procedures = Vec::with_capacity(by_bucket.len());
+        let mut procedures_asked = Vec::with_capacity(by_bucket.len());
         for (bucket, sums) in by_bucket {
             let key = self.root_procedures_key(root, bucket);
-            let mut hmget = redis::cmd("HMGET");
-            hmget.arg(&key);
-            for procedure in sums.keys() {
-                hmget.arg(procedure.as_str());
-            }
-            commands.push(root, hmget);
+            let fields = sums.keys().map(|procedure| procedure.as_str()).collect();
+            procedures_asked.push(ask_fields(&key, fields));
             procedures.push((
                 key,
                 sums.into_iter().map(|(p, sums)| (p, sums, None)).collect(),
             ));
         }
         let mut replies = self.read(lease, commands).await?.into_iter();
-        let mut next = || replies.next().ok_or_else(|| reply_err("counter records"));
-        let stored: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
-        if stored.len() != own.len() + lists.len() {
-            return Err(reply_err("counter records"));
-        }
-        let mut stored = stored.into_iter();
+        let mut stored = answered(records_asked, &mut replies, "counter records")?.into_iter();
         for ((_, _, record), stored) in own.iter_mut().zip(stored.by_ref()) {
             *record = stored;
         }
         for (list, stored) in lists.iter_mut().zip(stored) {
             list.stored = stored;
         }
+        let mut next = || replies.next().ok_or_else(|| reply_err("counter records"));
         if read_legacy {
             let read: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
             let mut read = read.into_iter();
@@ -1211,11 +1321,11 @@ impl RedisStore {
                 }
             }
         }
-        for children in days.values_mut() {
-            fill_records(children, redis::from_redis_value(next()?)?)?;
+        for (children, asked) in days.values_mut().zip(days_asked) {
+            fill_records(children, answered(asked, &mut replies, "day roll-up")?)?;
         }
-        for (_, fields) in &mut procedures {
-            fill_records(fields, redis::from_redis_value(next()?)?)?;
+        for ((_, fields), asked) in procedures.iter_mut().zip(procedures_asked) {
+            fill_records(fields, answered(asked, &mut replies, "procedure records")?)?;
         }
         Ok(CounterRecords {
             parent_of,
@@ -1247,9 +1357,12 @@ impl RedisStore {
             })
         };
         let parent_of = records.parent_of;
+        // What the records' writes leave, for the write cache.
+        let mut known = Known::default();
         writes.items("MSET", None, 2, records.own, |cmd, (key, sums, stored)| {
             let record = added(stored.as_deref(), sums, &|| key.clone())?;
-            cmd.arg(key).arg(record.as_slice());
+            cmd.arg(&key).arg(record.as_slice());
+            known.push(Key::Value(key), Some(record));
             Ok(())
         })?;
         for ((parent, day), children) in &records.days {
@@ -1262,6 +1375,7 @@ impl RedisStore {
                 |cmd, (child, sums, stored)| {
                     let record = added(stored.as_deref(), sums, &|| format!("{key} {child}"))?;
                     cmd.arg(child.as_str()).arg(record.as_slice());
+                    known.push(field_key(&key, child.as_str()), Some(record));
                     Ok(())
                 },
             )?;
@@ -1271,11 +1385,14 @@ impl RedisStore {
             let mut emptied = Vec::new();
             for (procedure, sums, stored) in procedures {
                 let record = added(stored.as_deref(), sums, &|| format!("{key} {procedure}"))?;
+                let field = field_key(key, procedure.as_str());
                 // A procedure whose counts corrections took back to nothing leaves the hash.
                 if record.is_empty() {
                     emptied.push(text(procedure));
+                    known.push(field, None);
                 } else {
-                    fields.extend([text(procedure), record]);
+                    fields.extend([text(procedure), record.clone()]);
+                    known.push(field, Some(record));
                 }
             }
             writes.chunked("HSET", Some(key), &fields, 2);
@@ -1290,9 +1407,12 @@ impl RedisStore {
             })
             .collect();
         writes.items("MSET", None, 2, &records.lists, |cmd, list| {
-            cmd.arg(&list.key).arg(list.with_plan()?.as_slice());
+            let stored = list.with_plan()?;
+            cmd.arg(&list.key).arg(stored.as_slice());
+            known.push(Key::Value(list.key.clone()), Some(stored));
             Ok(())
         })?;
+        writes.known.append(known);
         writes.chunked("DEL", None, &moved, 1);
         // Ordinals for children counted for the first time: after the list's last.
         let mut lengths: HashMap<&AgencyId, usize> = list_lengths.clone();
@@ -1408,11 +1528,17 @@ impl RedisStore {
         known: &KnownActivity<'_>,
         writes: &mut Writes,
     ) {
+        let key = self.seen_key(root);
         let mut fields: Vec<Vec<u8>> = Vec::new();
+        let mut set = |field: Vec<u8>, value: Vec<u8>| {
+            let name = field_key(&key, &String::from_utf8_lossy(&field));
+            writes.known.push(name, Some(value.clone()));
+            fields.extend([field, value]);
+        };
         for (agency, seen) in &planned.seen {
             let latest = known.seen.get(agency).map_or(*seen, |k| k.latest(*seen));
             if let Some(bytes) = seen_bytes(latest) {
-                fields.extend([text(agency), bytes.to_vec()]);
+                set(text(agency), bytes.to_vec());
             }
         }
         for (added, kept, field) in [
@@ -1432,11 +1558,11 @@ impl RedisStore {
             }
             for (agency, counts) in counts {
                 if let Some(bytes) = day_counts_bytes(&counts) {
-                    fields.extend([field(agency), bytes]);
+                    set(field(agency), bytes);
                 }
             }
         }
-        writes.chunked("HSET", Some(&self.seen_key(root)), &fields, 2);
+        writes.chunked("HSET", Some(&key), &fields, 2);
     }
 }
 
@@ -1605,6 +1731,19 @@ type ChildRecords<'a> = HashRecords<'a, AgencyId>;
 /// Procedures of one agency with their records in one bucket.
 type ProcedureRecords<'a> = HashRecords<'a, ProcedureId>;
 
+/// The values `asked` asked for: the read's reply is the next of `replies` if it was sent.
+fn answered(
+    asked: Asked,
+    replies: &mut impl Iterator<Item = redis::Value>,
+    what: &str,
+) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    let reply = match asked.missed() {
+        true => Some(replies.next().ok_or_else(|| reply_err(what))?),
+        false => None,
+    };
+    asked.answers(reply).ok_or_else(|| reply_err(what))
+}
+
 /// Takes the records an `HMGET` of one hash's fields read, one per field in order.
 fn fill_records<F>(
     fields: &mut HashRecords<'_, F>,
@@ -1659,6 +1798,7 @@ mod tests {
     use time::macros::{date, datetime};
 
     use super::*;
+    use crate::write_cache::arguments;
 
     #[test]
     fn a_packed_slot_adds_as_bitfield_incrby_does() {
@@ -1808,15 +1948,18 @@ mod tests {
 
     #[test]
     fn a_table_sweeps_splits_and_puts_and_writes_back_only_what_changed() {
-        let mut table: Table<1> = Table::read(HashMap::from_iter([
-            (0, records(&[(0b00, [1]), (0b10, [0]), (0b100, [1])])),
-            // As read from Redis: what the batch adds is kept apart, written after it.
-            (
-                1,
-                Records::from_stored(vec![0, 0, 0, 0, 0, 0, 0, 0b01, 1]).expect("a record"),
-            ),
-            (3, records(&[(0b111, [1])])),
-        ]));
+        let mut table: Table<1> = Table::read(
+            Structure::Ids,
+            HashMap::from_iter([
+                (0, records(&[(0b00, [1]), (0b10, [0]), (0b100, [1])])),
+                // As read from Redis: what the batch adds is kept apart, written after it.
+                (
+                    1,
+                    Records::from_stored(vec![0, 0, 0, 0, 0, 0, 0, 0b01, 1]).expect("a record"),
+                ),
+                (3, records(&[(0b111, [1])])),
+            ]),
+        );
         assert_eq!(table.get(0, 0b10), Some([0]));
         assert_eq!(table.get(0, 0b100), Some([1]));
         assert_eq!(table.get(1, 0b101), None);
@@ -1840,16 +1983,10 @@ mod tests {
 
         let mut writes = Writes::script("hash", "v", b"");
         table.write(&mut writes, |b| format!("b{b}"));
-        let Writes::Script(call) = writes else {
+        let Apply::Script(call) = writes.commands else {
             panic!("a script call")
         };
-        let args: Vec<Vec<u8>> = call
-            .args_iter()
-            .filter_map(|a| match a {
-                redis::Arg::Simple(bytes) => Some(bytes.to_vec()),
-                _ => None,
-            })
-            .collect();
+        let args = arguments(&call);
         let expected: Vec<Vec<u8>> = [
             &b"EVALSHA"[..],
             b"hash",
@@ -1869,5 +2006,61 @@ mod tests {
         .map(|a| a.to_vec())
         .collect();
         assert_eq!(args, expected);
+    }
+
+    #[test]
+    fn a_transaction_appends_and_overwrites_in_place_what_a_bucket_as_read_gained() {
+        let read = |stored: &[u8]| Records::from_stored(stored.to_vec()).expect("records");
+        let mut table: Table<1> = Table::read(
+            Structure::Ids,
+            HashMap::from_iter([
+                (
+                    0,
+                    read(&[0, 0, 0, 0, 0, 0, 0, 0b00, 1, 0, 0, 0, 0, 0, 0, 0, 0b10, 0]),
+                ),
+                (
+                    1,
+                    read(&[0, 0, 0, 0, 0, 0, 0, 0b01, 1, 0, 0, 0, 0, 0, 0, 0, 0b11, 2]),
+                ),
+            ]),
+        );
+        // Bucket 0 is swept: written whole. Bucket 1 gains a record, and its second record
+        // changes twice: one `APPEND`, one `SETRANGE` of the value's byte.
+        assert_eq!(table.sweep(0, |v| v[0] == 1), 1);
+        table.put(1, 0b11, [3]);
+        table.put(1, 0b101, [6]);
+        table.put(1, 0b11, [4]);
+        let mut writes = Writes::transaction();
+        table.write(&mut writes, |b| format!("b{b}"));
+        let Apply::Transaction(pipe) = writes.commands else {
+            panic!("a transaction")
+        };
+        let commands: Vec<Vec<Vec<u8>>> = pipe.cmd_iter().map(arguments).collect();
+        let expected: Vec<Vec<&[u8]>> = vec![
+            vec![b"MSET", b"b0", &[0, 0, 0, 0, 0, 0, 0, 0b00, 1]],
+            vec![b"APPEND", b"b1", &[0, 0, 0, 0, 0, 0, 0, 0b101, 6]],
+            vec![b"SETRANGE", b"b1", b"17", &[4]],
+        ];
+        assert_eq!(commands, expected);
+        // The script writes every bucket whole.
+        let mut table: Table<1> = Table::read(
+            Structure::Ids,
+            HashMap::from_iter([(1, read(&[0, 0, 0, 0, 0, 0, 0, 0b01, 1]))]),
+        );
+        table.put(1, 0b01, [2]);
+        let mut writes = Writes::script("hash", "v", b"");
+        table.write(&mut writes, |b| format!("b{b}"));
+        let Apply::Script(call) = writes.commands else {
+            panic!("a script call")
+        };
+        assert_eq!(
+            arguments(&call)[5..],
+            [
+                b"3".to_vec(),
+                b"MSET".to_vec(),
+                b"b1".to_vec(),
+                vec![0, 0, 0, 0, 0, 0, 0, 0b01, 2]
+            ]
+        );
     }
 }

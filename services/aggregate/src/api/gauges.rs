@@ -1,12 +1,13 @@
-//! The freshness gauges: whether each top-level agency is stale, for Prometheus and the
-//! alerts routed from it (`govpulse_agency_stale`,
-//! `govpulse_agency_last_accepted_timestamp_seconds`), set when `/metrics` is scraped.
+//! What is set when `/metrics` is scraped: the freshness gauges, whether each top-level
+//! agency is stale, for Prometheus and the alerts routed from it (`govpulse_agency_stale`,
+//! `govpulse_agency_last_accepted_timestamp_seconds`), and the store's write cache counts
+//! (`govpulse_store_write_cache_lookups_total`).
 
 use std::sync::Arc;
 
 use govpulse_core::report::Scope;
 use govpulse_runtime::prometheus::{
-    AGENCY_LAST_ACCEPTED, AGENCY_STALE, Collector, collect_on_scrape,
+    AGENCY_LAST_ACCEPTED, AGENCY_STALE, Collector, WRITE_CACHE_LOOKUPS, collect_on_scrape,
 };
 use tracing::warn;
 
@@ -14,14 +15,24 @@ use super::AggregateApi;
 
 impl AggregateApi {
     /// Has every scrape of this process's `/metrics` set the freshness gauges of every
-    /// top-level agency first, as of the scrape (one store read per tree), until the
-    /// returned collector is dropped.
-    pub fn export_freshness(&self) -> Collector {
+    /// top-level agency first, as of the scrape (one store read per tree), and the store's
+    /// write cache counts, until the returned collector is dropped.
+    pub fn export_gauges(&self) -> Collector {
         let api = self.clone();
         collect_on_scrape(Arc::new(move || {
             let api = api.clone();
-            Box::pin(async move { api.set_freshness_gauges().await })
+            Box::pin(async move {
+                api.set_write_cache_counts();
+                api.set_freshness_gauges().await;
+            })
         }))
+    }
+
+    fn set_write_cache_counts(&self) {
+        if let Some(lookups) = self.store.write_cache_lookups() {
+            metrics::counter!(WRITE_CACHE_LOOKUPS, "result" => "hit").absolute(lookups.hits);
+            metrics::counter!(WRITE_CACHE_LOOKUPS, "result" => "miss").absolute(lookups.misses);
+        }
     }
 
     async fn set_freshness_gauges(&self) {

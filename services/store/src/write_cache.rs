@@ -1,0 +1,564 @@
+//! The tree writer's cache: what it read and wrote of a tree, kept for its next batch of the
+//! same tree, so that the keys of a tree this process writes are read from Redis once, not
+//! at every batch (reading a bucket with `MGET` and sending its bytes back cost Redis about a
+//! third of an event's CPU: docs/PERFORMANCE.md, section 2).
+//!
+//! The keys cached change only by tree writes (`tree_write.rs`), and every tree write sets
+//! the tree's version (`P:{root}:v`) to a new random value inside the write. So what this
+//! process holds of a tree is exact while Redis still holds the version its last write set.
+//! Each attempt reads the version first (it must, to write only if nothing changed), and:
+//! - the version is the one this process last wrote: the values cached are Redis' own, and
+//!   only the keys missing from the cache are read;
+//! - any other version (another replica wrote the tree, a restore or a flush, a write of
+//!   this process whose outcome is unknown): what was cached of the tree is dropped, and the
+//!   attempt reads everything.
+//!
+//! Values enter the cache only when the write of their attempt applied: that proves no other
+//! writer changed the tree between the attempt's reads and its write, so what it read and
+//! what it wrote is what Redis holds under the version it set. Random versions rather than a
+//! count of writes: a restored backup or a tree flushed and written again reaches the same
+//! count with other contents, the same random version only by chance (2^-62 a write).
+//!
+//! Only the keys that tree writes alone change are cached: the id and dossier buckets, the
+//! counter records and day record lists, the fields of the day roll-ups, of the root's
+//! procedure hashes and of the agencies' activity hash. Packed roll-ups (incremented in
+//! place), online sets and ordinal lists are always read.
+//!
+//! A tree's cache is its own, behind the tree's lock, which an attempt holds from its first
+//! read to its write (this process's attempts on one tree take turns: two at once would
+//! conflict on the version, and one would read and plan again). A bucket is moved out of the
+//! cache into the attempt, and its new bytes moved back once written: no copy, no hashing of
+//! its key's text. Bounded by bytes across every tree: past the budget, a write drops the
+//! caches of the trees used least recently, then buckets of its own tree; a budget of 0
+//! keeps nothing.
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicU64, AtomicUsize, Ordering},
+};
+
+use foldhash::{HashMap, HashMapExt};
+use govpulse_core::AgencyId;
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+use crate::CacheLookups;
+
+/// What an entry costs beyond its value's bytes (the map's slot, the `Vec`'s header, the
+/// allocation's rounding), counted against the budget.
+const ENTRY_OVERHEAD: usize = 64;
+
+/// The two growing structures of a tree kept as buckets of records (`tree_write.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Structure {
+    Ids = 0,
+    Dossiers = 1,
+}
+
+/// A key of a tree, as the cache names it.
+pub(crate) enum Key {
+    /// A key or a hash field ([`field_key`]), by its text.
+    Value(String),
+    /// A bucket of one of the tree's structures, by its number.
+    Bucket(Structure, u64),
+}
+
+/// What this process holds of one tree.
+#[derive(Debug, Default)]
+pub(crate) struct Tree {
+    /// The version Redis holds after this process's last write of the tree; `None` when
+    /// that is not known (not written yet, or changed by another writer since).
+    version: Option<Vec<u8>>,
+    /// Each structure's buckets, by number: their bytes as Redis holds them.
+    buckets: [HashMap<u64, Vec<u8>>; 2],
+    /// Keys and hash fields by name, `None` for one Redis does not hold.
+    values: HashMap<String, Option<Vec<u8>>>,
+    /// The bytes held, and those counted in the cache's total so far.
+    bytes: usize,
+    counted: usize,
+    /// Keys found and not found since the cache's counts were last told.
+    hits: u64,
+    misses: u64,
+}
+
+/// What a value of a key `key` bytes long costs the budget.
+fn size(key: usize, value: Option<&[u8]>) -> usize {
+    key + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD
+}
+
+impl Tree {
+    /// The cached value of `key`, if cached (`Some(None)`: Redis does not hold it). A bucket
+    /// is moved out (the attempt writes it back changed); a value is copied.
+    pub(crate) fn lookup(&mut self, key: &Key) -> Option<Option<Vec<u8>>> {
+        let found = match key {
+            Key::Value(name) => self.values.get(name.as_str()).cloned(),
+            Key::Bucket(structure, bucket) => {
+                let taken = self.buckets[*structure as usize].remove(bucket);
+                if let Some(bytes) = &taken {
+                    self.bytes -= bytes.len() + ENTRY_OVERHEAD;
+                }
+                taken.map(Some)
+            }
+        };
+        match found {
+            Some(_) => self.hits += 1,
+            None => self.misses += 1,
+        }
+        found
+    }
+
+    fn put(&mut self, key: Key, value: Option<Vec<u8>>) {
+        match key {
+            Key::Value(name) => {
+                let key = name.len();
+                self.bytes += size(key, value.as_deref());
+                if let Some(before) = self.values.insert(name, value) {
+                    self.bytes -= size(key, before.as_deref());
+                }
+            }
+            Key::Bucket(structure, bucket) => {
+                let buckets = &mut self.buckets[structure as usize];
+                let before = match value {
+                    Some(bytes) => {
+                        self.bytes += bytes.len() + ENTRY_OVERHEAD;
+                        buckets.insert(bucket, bytes)
+                    }
+                    // A bucket left empty is no key in Redis: found absent next time.
+                    None => buckets.remove(&bucket),
+                };
+                if let Some(bytes) = before {
+                    self.bytes -= bytes.len() + ENTRY_OVERHEAD;
+                }
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.version = None;
+        self.buckets = Default::default();
+        self.values = HashMap::new();
+        self.bytes = 0;
+    }
+
+    /// Drops buckets, then values, until at most `excess` fewer bytes are held; the bytes
+    /// dropped.
+    fn shed(&mut self, excess: usize) -> usize {
+        let mut dropped = 0;
+        for buckets in &mut self.buckets {
+            buckets.retain(|_, bytes| {
+                let keep = dropped >= excess;
+                if !keep {
+                    dropped += bytes.len() + ENTRY_OVERHEAD;
+                }
+                keep
+            });
+        }
+        self.values.retain(|name, value| {
+            let keep = dropped >= excess;
+            if !keep {
+                dropped += size(name.len(), value.as_deref());
+            }
+            keep
+        });
+        self.bytes -= dropped.min(self.bytes);
+        dropped
+    }
+}
+
+/// One tree's place in the cache: its lock, and when it was last used.
+#[derive(Debug, Default)]
+struct Slot {
+    tree: Arc<AsyncMutex<Tree>>,
+    last_used: AtomicU64,
+}
+
+/// The caches of every tree this process writes.
+#[derive(Debug)]
+pub(crate) struct WriteCache {
+    budget: usize,
+    trees: Mutex<HashMap<AgencyId, Arc<Slot>>>,
+    /// The bytes every tree holds, as they last told.
+    used: AtomicUsize,
+    /// Moves on at each lock of a tree: its last use.
+    ticks: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl WriteCache {
+    /// A cache of at most `budget` bytes; 0 keeps nothing (the trees' locks remain).
+    pub(crate) fn new(budget: u64) -> Self {
+        WriteCache {
+            budget: usize::try_from(budget).unwrap_or(usize::MAX),
+            trees: Mutex::default(),
+            used: AtomicUsize::new(0),
+            ticks: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The tree `root`, once this process's other attempts on it are done.
+    pub(crate) async fn lock(&self, root: &AgencyId) -> OwnedMutexGuard<Tree> {
+        let slot = {
+            // A poisoned map is still whole: entries are only ever added.
+            let mut trees = self.trees.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(trees.entry(root.clone()).or_default())
+        };
+        let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
+        slot.last_used.store(tick, Ordering::Relaxed);
+        Arc::clone(&slot.tree).lock_owned().await
+    }
+
+    /// Makes `tree` what the cache may answer now that Redis holds `version`: all of it if
+    /// that is the version this process last wrote, nothing otherwise.
+    pub(crate) fn at(&self, tree: &mut Tree, version: Option<&[u8]>) {
+        if version.is_none() || tree.version.as_deref() != version {
+            tree.clear();
+        }
+        self.settle(tree);
+    }
+
+    /// Keeps what a write that applied left in Redis: `known`, each key with its value after
+    /// the write (`None`: no such key), in order (a later value of a key replaces an earlier
+    /// one); `version` is the version the write set. Then keeps to the budget.
+    pub(crate) fn applied(&self, tree: &mut Tree, version: Vec<u8>, known: Known) {
+        tree.version = Some(version);
+        if self.budget > 0 {
+            for (key, value) in known.0 {
+                tree.put(key, value);
+            }
+        }
+        self.settle(tree);
+        let over = |used: usize| used.saturating_sub(self.budget);
+        if over(self.used.load(Ordering::Relaxed)) == 0 {
+            return;
+        }
+        // The trees used least recently first, whole; those in use (this one) are skipped.
+        let mut others: Vec<(u64, Arc<AsyncMutex<Tree>>)> = {
+            let trees = self.trees.lock().unwrap_or_else(|e| e.into_inner());
+            let slots = trees.values();
+            (slots.map(|slot| {
+                (
+                    slot.last_used.load(Ordering::Relaxed),
+                    Arc::clone(&slot.tree),
+                )
+            }))
+            .collect()
+        };
+        others.sort_unstable_by_key(|(last_used, _)| *last_used);
+        for (_, other) in others {
+            if over(self.used.load(Ordering::Relaxed)) == 0 {
+                return;
+            }
+            if let Ok(mut other) = other.try_lock() {
+                let version = other.version.take();
+                other.clear();
+                other.version = version;
+                self.settle(&mut other);
+            }
+        }
+        tree.shed(over(self.used.load(Ordering::Relaxed)));
+        self.settle(tree);
+    }
+
+    /// Adds what `tree` changed since it last told to the cache's totals.
+    fn settle(&self, tree: &mut Tree) {
+        if tree.bytes >= tree.counted {
+            self.used
+                .fetch_add(tree.bytes - tree.counted, Ordering::Relaxed);
+        } else {
+            self.used
+                .fetch_sub(tree.counted - tree.bytes, Ordering::Relaxed);
+        }
+        tree.counted = tree.bytes;
+        self.hits
+            .fetch_add(std::mem::take(&mut tree.hits), Ordering::Relaxed);
+        self.misses
+            .fetch_add(std::mem::take(&mut tree.misses), Ordering::Relaxed);
+    }
+
+    /// How many keys asked for the cache answered, and how many were read from Redis.
+    pub(crate) fn lookups(&self) -> CacheLookups {
+        CacheLookups {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The values a write leaves, as the write is built, for [`WriteCache::applied`].
+#[derive(Default)]
+pub(crate) struct Known(Vec<(Key, Option<Vec<u8>>)>);
+
+impl Known {
+    pub(crate) fn push(&mut self, key: Key, value: Option<Vec<u8>>) {
+        self.0.push((key, value));
+    }
+
+    /// Adds `other`'s values after these.
+    pub(crate) fn append(&mut self, mut other: Known) {
+        self.0.append(&mut other.0);
+    }
+}
+
+/// The cache's name for field `field` of the hash at `key`: `\0` is in no key nor field.
+pub(crate) fn field_key(key: &str, field: &str) -> Key {
+    let mut named = String::with_capacity(key.len() + 1 + field.len());
+    named.push_str(key);
+    named.push('\0');
+    named.push_str(field);
+    Key::Value(named)
+}
+
+/// One value per key asked for, in order: from the cache when it holds the key, else from
+/// the reply of one read of the keys it does not hold (`MGET` of keys, `HMGET` of one hash's
+/// fields), which [`Asked::missed`] says whether to send.
+pub(crate) struct Asked {
+    /// Per key asked: its cached value, or `None` to take the next value of the reply.
+    answers: Vec<Option<Option<Vec<u8>>>>,
+    /// How many keys the read asks Redis for.
+    missed: usize,
+}
+
+impl Asked {
+    /// Asks for `keys`, each as (the cache's name, the read's argument): those `tree` does
+    /// not hold are added to `read`.
+    pub(crate) fn new<A: redis::ToRedisArgs>(
+        tree: &mut Tree,
+        keys: impl IntoIterator<Item = (Key, A)>,
+        read: &mut redis::Cmd,
+    ) -> Self {
+        let mut missed = 0;
+        let answers = keys
+            .into_iter()
+            .map(|(key, argument)| {
+                let cached = tree.lookup(&key);
+                if cached.is_none() {
+                    read.arg(argument);
+                    missed += 1;
+                }
+                cached
+            })
+            .collect();
+        Asked { answers, missed }
+    }
+
+    /// Whether the read must be sent (some key is not cached).
+    pub(crate) fn missed(&self) -> bool {
+        self.missed > 0
+    }
+
+    /// The values, in the order asked: `reply` is the read's reply, `None` when it was not
+    /// sent; `None` when the reply is not one value per key missed.
+    pub(crate) fn answers(self, reply: Option<redis::Value>) -> Option<Vec<Option<Vec<u8>>>> {
+        let read: Vec<Option<Vec<u8>>> = match reply {
+            Some(reply) => redis::from_redis_value(reply).ok()?,
+            None => Vec::new(),
+        };
+        if read.len() != self.missed {
+            return None;
+        }
+        let mut read = read.into_iter();
+        self.answers
+            .into_iter()
+            .map(|cached| cached.or_else(|| read.next()))
+            .collect()
+    }
+}
+
+/// A command's arguments, its name first (for tests).
+#[cfg(test)]
+pub(crate) fn arguments(cmd: &redis::Cmd) -> Vec<Vec<u8>> {
+    cmd.args_iter()
+        .filter_map(|arg| match arg {
+            redis::Arg::Simple(bytes) => Some(bytes.to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(raw: &str) -> AgencyId {
+        AgencyId::parse(raw).expect("an agency id")
+    }
+
+    fn value(key: &str) -> Key {
+        Key::Value(key.to_owned())
+    }
+
+    fn known(pairs: &[(&str, Option<&str>)]) -> Known {
+        let mut known = Known::default();
+        for (key, v) in pairs {
+            known.push(value(key), v.map(|v| v.as_bytes().to_vec()));
+        }
+        known
+    }
+
+    fn text(tree: &mut Tree, key: &Key) -> Option<Option<String>> {
+        tree.lookup(key)
+            .map(|v| v.map(|b| String::from_utf8(b).expect("text")))
+    }
+
+    #[tokio::test]
+    async fn a_tree_is_answered_from_the_cache_only_at_the_version_this_process_wrote() {
+        let cache = WriteCache::new(1 << 20);
+        let mut tree = cache.lock(&id("hoa-binh")).await;
+        // Nothing is known before the first write.
+        cache.at(&mut tree, Some(b"7"));
+        assert_eq!(text(&mut tree, &value("a")), None);
+        let mut written = known(&[("a", Some("1")), ("b", None), ("a", Some("2"))]);
+        written.push(Key::Bucket(Structure::Ids, 3), Some(b"records".to_vec()));
+        written.push(Key::Bucket(Structure::Dossiers, 3), None);
+        cache.applied(&mut tree, b"8".to_vec(), written);
+        cache.at(&mut tree, Some(b"8"));
+        assert_eq!(text(&mut tree, &value("a")), Some(Some("2".to_owned())));
+        assert_eq!(
+            text(&mut tree, &value("a")),
+            Some(Some("2".to_owned())),
+            "a copy"
+        );
+        assert_eq!(
+            text(&mut tree, &value("b")),
+            Some(None),
+            "known not to exist"
+        );
+        assert_eq!(text(&mut tree, &value("c")), None, "not cached");
+        let bucket = Key::Bucket(Structure::Ids, 3);
+        assert_eq!(text(&mut tree, &bucket), Some(Some("records".to_owned())));
+        assert_eq!(
+            text(&mut tree, &bucket),
+            None,
+            "moved out to be written back"
+        );
+        let (other, emptied) = (
+            Key::Bucket(Structure::Ids, 4),
+            Key::Bucket(Structure::Dossiers, 3),
+        );
+        assert_eq!((tree.lookup(&other), tree.lookup(&emptied)), (None, None));
+        // Another writer moved the version: nothing cached is used, even once the version
+        // comes back to the one this process wrote (a restore).
+        cache.applied(&mut tree, b"8".to_vec(), known(&[("a", Some("2"))]));
+        cache.at(&mut tree, Some(b"9"));
+        assert_eq!(text(&mut tree, &value("a")), None);
+        cache.at(&mut tree, Some(b"8"));
+        assert_eq!(text(&mut tree, &value("a")), None);
+        cache.at(&mut tree, None);
+        assert_eq!(text(&mut tree, &value("a")), None);
+        assert_eq!(cache.used.load(Ordering::Relaxed), 0, "nothing held");
+        // A tree's lookups are counted in the cache's totals at its next attempt or write.
+        cache.at(&mut tree, None);
+        let lookups = cache.lookups();
+        assert_eq!((lookups.hits, lookups.misses), (4, 8));
+    }
+
+    #[tokio::test]
+    async fn a_budget_of_zero_keeps_nothing_and_the_cache_keeps_to_its_budget() {
+        let none = WriteCache::new(0);
+        let mut tree = none.lock(&id("hoa-binh")).await;
+        none.applied(&mut tree, b"1".to_vec(), known(&[("a", Some("1"))]));
+        none.at(&mut tree, Some(b"1"));
+        assert_eq!(tree.lookup(&value("a")), None);
+
+        let bucket_bytes = 880 + ENTRY_OVERHEAD;
+        let cache = WriteCache::new(100 * bucket_bytes as u64);
+        let buckets = |from: u64| {
+            let mut many = Known::default();
+            for n in from..from + 80 {
+                many.push(Key::Bucket(Structure::Ids, n), Some(vec![7u8; 880]));
+            }
+            many
+        };
+        // An idle tree of 80 buckets, then 80 more of another tree: the idle one is dropped.
+        let mut idle = cache.lock(&id("son-la")).await;
+        cache.at(&mut idle, None);
+        cache.applied(&mut idle, b"1".to_vec(), buckets(0));
+        drop(idle);
+        let mut busy = cache.lock(&id("hoa-binh")).await;
+        cache.at(&mut busy, None);
+        cache.applied(&mut busy, b"1".to_vec(), buckets(0));
+        assert_eq!(cache.used.load(Ordering::Relaxed), 80 * bucket_bytes);
+        let mut idle = cache.lock(&id("son-la")).await;
+        cache.at(&mut idle, Some(b"1"));
+        assert_eq!(
+            idle.lookup(&Key::Bucket(Structure::Ids, 0)),
+            None,
+            "dropped"
+        );
+        drop(idle);
+        // A tree alone over the budget sheds its own buckets.
+        cache.at(&mut busy, Some(b"1"));
+        cache.applied(&mut busy, b"2".to_vec(), buckets(80));
+        let used = cache.used.load(Ordering::Relaxed);
+        assert!(used <= 100 * bucket_bytes, "{used} bytes held");
+        assert!(used >= 99 * bucket_bytes, "{used} bytes held");
+    }
+
+    #[tokio::test]
+    async fn answers_come_from_the_cache_and_the_reply_in_the_order_asked() {
+        let cache = WriteCache::new(1 << 20);
+        let mut tree = cache.lock(&id("hoa-binh")).await;
+        cache.applied(
+            &mut tree,
+            b"1".to_vec(),
+            known(&[("k:b", Some("cached")), ("k:d", None)]),
+        );
+        cache.at(&mut tree, Some(b"1"));
+        let keys = ["k:a", "k:b", "k:c", "k:d"];
+        let asked = |tree: &mut Tree, keys: &[&str], read: &mut redis::Cmd| {
+            Asked::new(tree, keys.iter().map(|k| (value(k), *k)), read)
+        };
+        let mut read = redis::cmd("MGET");
+        let answered = asked(&mut tree, &keys, &mut read);
+        assert!(answered.missed());
+        assert_eq!(
+            arguments(&read),
+            [b"MGET".to_vec(), b"k:a".to_vec(), b"k:c".to_vec()]
+        );
+        let reply = redis::Value::Array(vec![
+            redis::Value::BulkString(b"read a".to_vec()),
+            redis::Value::Nil,
+        ]);
+        assert_eq!(
+            answered.answers(Some(reply)),
+            Some(vec![
+                Some(b"read a".to_vec()),
+                Some(b"cached".to_vec()),
+                None,
+                None
+            ])
+        );
+        // A reply of another length is refused.
+        let answered = asked(&mut tree, &keys, &mut redis::cmd("MGET"));
+        assert_eq!(answered.answers(None), None);
+        // Every key cached: nothing to send.
+        let answered = asked(&mut tree, &["k:b", "k:d"], &mut redis::cmd("MGET"));
+        assert!(!answered.missed());
+        assert_eq!(
+            answered.answers(None),
+            Some(vec![Some(b"cached".to_vec()), None])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trees_attempts_take_turns() {
+        let cache = Arc::new(WriteCache::new(0));
+        let first = cache.lock(&id("hoa-binh")).await;
+        let waiting = tokio::spawn({
+            let cache = Arc::clone(&cache);
+            async move {
+                let _tree = cache.lock(&id("hoa-binh")).await;
+            }
+        });
+        // Another tree is not held up.
+        drop(cache.lock(&id("son-la")).await);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(first);
+        waiting
+            .await
+            .expect("the second attempt runs once the first is done");
+    }
+}
