@@ -186,10 +186,6 @@ struct Records<const W: usize> {
     read: Vec<u8>,
     /// The records added since.
     added: Vec<u8>,
-    /// Where the records of `read` changed in place begin (a byte offset each; one may be
-    /// there twice): a bucket that Redis holds as read is written by those records and
-    /// `added` alone.
-    changed: Vec<usize>,
 }
 
 #[cfg(test)]
@@ -276,10 +272,7 @@ impl<const W: usize> Records<W> {
     /// Sets `digest`'s value: in place if the bucket holds it, else as a new last record.
     fn put(&mut self, digest: u64, value: [u8; W]) {
         match self.position(digest) {
-            Some((true, at)) => {
-                self.read[at..at + W].copy_from_slice(&value);
-                self.changed.push(at - 8);
-            }
+            Some((true, at)) => self.read[at..at + W].copy_from_slice(&value),
             Some((false, at)) => self.added[at..at + W].copy_from_slice(&value),
             None => self.push(digest, &value),
         }
@@ -328,8 +321,6 @@ struct Table<const W: usize> {
     buckets: HashMap<u64, Records<W>>,
     /// Buckets to write back.
     changed: BTreeSet<u64>,
-    /// Those of them to write whole: a sweep or a split moved their records.
-    rewritten: BTreeSet<u64>,
     /// What [`Table::get`] found of each digest it was asked for, so that a bucket is scanned
     /// once per digest rather than at each of the plan's lookup, the kept day's and the write
     /// (a record is found by scanning its bucket). `None` stays true to the end: sweeps and
@@ -345,7 +336,6 @@ impl<const W: usize> Table<W> {
             structure,
             buckets,
             changed: BTreeSet::new(),
-            rewritten: BTreeSet::new(),
             looked_up: RefCell::default(),
         }
     }
@@ -384,7 +374,6 @@ impl<const W: usize> Table<W> {
         *records = kept;
         self.forget_found();
         self.changed.insert(bucket);
-        self.rewritten.insert(bucket);
         dropped.len() as u64
     }
 
@@ -395,7 +384,6 @@ impl<const W: usize> Table<W> {
         self.buckets.insert(split.from, stay);
         self.buckets.entry(split.to).or_default().append(&moved);
         self.changed.extend([split.from, split.to]);
-        self.rewritten.extend([split.from, split.to]);
         self.forget_found();
     }
 
@@ -405,49 +393,25 @@ impl<const W: usize> Table<W> {
         self.looked_up.get_mut().retain(|_, found| found.is_none());
     }
 
-    /// The commands that leave the changed buckets as planned: in a transaction, a bucket
-    /// that only gained records and changed some in place gets an `APPEND` of the records it
-    /// gained and a `SETRANGE` of each changed value (Redis holds it as read: nobody wrote
-    /// the tree since, or the transaction does not run); the others, and every bucket in the
-    /// compare-and-apply script (where each command costs a call from Lua), one `MSET`
-    /// whole; `DEL` of those left empty. Every bucket read or written is then `known` as the
-    /// write leaves it.
+    /// The commands that leave the changed buckets as planned: one `MSET` of those with
+    /// records, one `DEL` of those left empty. Every bucket read or written is then `known`
+    /// as the write leaves it.
     ///
-    /// A bucket's bytes cost Redis more than the command that carries them: an event adds a
-    /// record of 27 bytes to an id bucket of about 880 (PERFORMANCE.md, section 2).
+    /// Whole, even a bucket that gained a record or had one changed: `APPEND` made Redis
+    /// hold twice the bytes of the buckets appended to (it makes room for more), and
+    /// `SETRANGE` of what changed in place saved it no measurable CPU (PERFORMANCE.md,
+    /// section 2).
     fn write(self, writes: &mut Writes, key: impl Fn(u64) -> String) {
         let mut set = Vec::new();
         let mut emptied = Vec::new();
-        let mut grown = Vec::new();
-        let in_place = writes.in_place();
         for bucket in &self.changed {
             match self.buckets.get(bucket) {
-                Some(records) if records.is_empty() => emptied.push(key(*bucket)),
-                Some(records) if in_place && !self.rewritten.contains(bucket) => {
-                    grown.push((key(*bucket), records));
-                }
-                Some(records) => set.push((key(*bucket), records)),
-                None => emptied.push(key(*bucket)),
+                Some(records) if !records.is_empty() => set.push((key(*bucket), records)),
+                _ => emptied.push(key(*bucket)),
             }
         }
         writes.buckets(&set);
         writes.chunked("DEL", None, &emptied, 1);
-        for (key, records) in grown {
-            if !records.added.is_empty() {
-                let mut append = redis::Cmd::with_capacity(3, key.len() + records.added.len());
-                append.arg("APPEND").arg(&key).arg(&records.added[..]);
-                writes.add(append);
-            }
-            let mut changed = records.changed.clone();
-            changed.sort_unstable();
-            changed.dedup();
-            for at in changed {
-                let value = &records.read[at + 8..at + Records::<W>::RECORD];
-                let mut setrange = redis::cmd("SETRANGE");
-                setrange.arg(&key).arg(at + 8).arg(value);
-                writes.add(setrange);
-            }
-        }
         for (bucket, records) in self.buckets {
             let bucket_key = Key::Bucket(self.structure, bucket);
             writes.known.push(bucket_key, records.into_stored());
@@ -529,12 +493,6 @@ impl Writes {
         let mut call = redis::cmd("EVALSHA");
         call.arg(hash).arg(1).arg(version_key).arg(version);
         Self::applied_by(Apply::Script(call))
-    }
-
-    /// Whether buckets may be written in place (`APPEND`, `SETRANGE`): in a transaction,
-    /// not in the script.
-    fn in_place(&self) -> bool {
-        matches!(self.commands, Apply::Transaction(_))
     }
 
     fn applied_by(commands: Apply) -> Self {
@@ -2006,61 +1964,5 @@ mod tests {
         .map(|a| a.to_vec())
         .collect();
         assert_eq!(args, expected);
-    }
-
-    #[test]
-    fn a_transaction_appends_and_overwrites_in_place_what_a_bucket_as_read_gained() {
-        let read = |stored: &[u8]| Records::from_stored(stored.to_vec()).expect("records");
-        let mut table: Table<1> = Table::read(
-            Structure::Ids,
-            HashMap::from_iter([
-                (
-                    0,
-                    read(&[0, 0, 0, 0, 0, 0, 0, 0b00, 1, 0, 0, 0, 0, 0, 0, 0, 0b10, 0]),
-                ),
-                (
-                    1,
-                    read(&[0, 0, 0, 0, 0, 0, 0, 0b01, 1, 0, 0, 0, 0, 0, 0, 0, 0b11, 2]),
-                ),
-            ]),
-        );
-        // Bucket 0 is swept: written whole. Bucket 1 gains a record, and its second record
-        // changes twice: one `APPEND`, one `SETRANGE` of the value's byte.
-        assert_eq!(table.sweep(0, |v| v[0] == 1), 1);
-        table.put(1, 0b11, [3]);
-        table.put(1, 0b101, [6]);
-        table.put(1, 0b11, [4]);
-        let mut writes = Writes::transaction();
-        table.write(&mut writes, |b| format!("b{b}"));
-        let Apply::Transaction(pipe) = writes.commands else {
-            panic!("a transaction")
-        };
-        let commands: Vec<Vec<Vec<u8>>> = pipe.cmd_iter().map(arguments).collect();
-        let expected: Vec<Vec<&[u8]>> = vec![
-            vec![b"MSET", b"b0", &[0, 0, 0, 0, 0, 0, 0, 0b00, 1]],
-            vec![b"APPEND", b"b1", &[0, 0, 0, 0, 0, 0, 0, 0b101, 6]],
-            vec![b"SETRANGE", b"b1", b"17", &[4]],
-        ];
-        assert_eq!(commands, expected);
-        // The script writes every bucket whole.
-        let mut table: Table<1> = Table::read(
-            Structure::Ids,
-            HashMap::from_iter([(1, read(&[0, 0, 0, 0, 0, 0, 0, 0b01, 1]))]),
-        );
-        table.put(1, 0b01, [2]);
-        let mut writes = Writes::script("hash", "v", b"");
-        table.write(&mut writes, |b| format!("b{b}"));
-        let Apply::Script(call) = writes.commands else {
-            panic!("a script call")
-        };
-        assert_eq!(
-            arguments(&call)[5..],
-            [
-                b"3".to_vec(),
-                b"MSET".to_vec(),
-                b"b1".to_vec(),
-                vec![0, 0, 0, 0, 0, 0, 0, 0b01, 2]
-            ]
-        );
     }
 }

@@ -80,6 +80,12 @@ pub(crate) struct Tree {
     misses: u64,
 }
 
+/// What a bucket costs the budget: the memory it holds (a bucket that gained records may
+/// have room for more).
+fn held(bucket: &Vec<u8>) -> usize {
+    bucket.capacity() + ENTRY_OVERHEAD
+}
+
 /// What a value of a key `key` bytes long costs the budget.
 fn size(key: usize, value: Option<&[u8]>) -> usize {
     key + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD
@@ -94,7 +100,7 @@ impl Tree {
             Key::Bucket(structure, bucket) => {
                 let taken = self.buckets[*structure as usize].remove(bucket);
                 if let Some(bytes) = &taken {
-                    self.bytes -= bytes.len() + ENTRY_OVERHEAD;
+                    self.bytes -= held(bytes);
                 }
                 taken.map(Some)
             }
@@ -119,14 +125,14 @@ impl Tree {
                 let buckets = &mut self.buckets[structure as usize];
                 let before = match value {
                     Some(bytes) => {
-                        self.bytes += bytes.len() + ENTRY_OVERHEAD;
+                        self.bytes += held(&bytes);
                         buckets.insert(bucket, bytes)
                     }
                     // A bucket left empty is no key in Redis: found absent next time.
                     None => buckets.remove(&bucket),
                 };
                 if let Some(bytes) = before {
-                    self.bytes -= bytes.len() + ENTRY_OVERHEAD;
+                    self.bytes -= held(&bytes);
                 }
             }
         }
@@ -147,7 +153,7 @@ impl Tree {
             buckets.retain(|_, bytes| {
                 let keep = dropped >= excess;
                 if !keep {
-                    dropped += bytes.len() + ENTRY_OVERHEAD;
+                    dropped += held(bytes);
                 }
                 keep
             });
