@@ -55,7 +55,7 @@ use crate::{
         keeps_record, month_or_shorter, rejected_field, seen_bytes, seen_from_bytes, tree_key,
     },
     spread::{Split, Spread},
-    write_cache::{Asked, Key, Known, Structure, Tree, field_key},
+    write_cache::{Asked, Key, Known, Structure, Tree},
 };
 
 /// The compare-and-apply script: generic, it knows nothing of what it writes.
@@ -729,7 +729,7 @@ impl RedisStore {
         .chain(rejecters.iter().map(|agency| rejected_field(agency)));
         let seen_fields = seen_fields.map(|field| {
             (
-                field_key(&seen_key, &String::from_utf8_lossy(&field)),
+                Key::field(&seen_key, &String::from_utf8_lossy(&field)),
                 field,
             )
         });
@@ -1209,7 +1209,7 @@ impl RedisStore {
         let mut commands = Commands::default();
         let mut mget = redis::cmd("MGET");
         let record_keys = (own.iter().map(|(key, ..)| key)).chain(lists.iter().map(|l| &l.key));
-        let record_keys = record_keys.map(|key| (Key::Value(key.clone()), key));
+        let record_keys = record_keys.map(|key| (Key::of(key), key));
         let records_asked = Asked::new(cached, record_keys, &mut mget);
         if records_asked.missed() {
             commands.push(root, mget);
@@ -1230,7 +1230,7 @@ impl RedisStore {
             hmget.arg(key);
             let named = fields
                 .into_iter()
-                .map(|field| (field_key(key, field), field));
+                .map(|field| (Key::field(key, field), field));
             let asked = Asked::new(&mut *cached, named, &mut hmget);
             if asked.missed() {
                 commands.push(root, hmget);
@@ -1320,7 +1320,7 @@ impl RedisStore {
         writes.items("MSET", None, 2, records.own, |cmd, (key, sums, stored)| {
             let record = added(stored.as_deref(), sums, &|| key.clone())?;
             cmd.arg(&key).arg(record.as_slice());
-            known.push(Key::Value(key), Some(record));
+            known.push(Key::of(&key), Some(record));
             Ok(())
         })?;
         for ((parent, day), children) in &records.days {
@@ -1333,7 +1333,7 @@ impl RedisStore {
                 |cmd, (child, sums, stored)| {
                     let record = added(stored.as_deref(), sums, &|| format!("{key} {child}"))?;
                     cmd.arg(child.as_str()).arg(record.as_slice());
-                    known.push(field_key(&key, child.as_str()), Some(record));
+                    known.push(Key::field(&key, child.as_str()), Some(record));
                     Ok(())
                 },
             )?;
@@ -1343,7 +1343,7 @@ impl RedisStore {
             let mut emptied = Vec::new();
             for (procedure, sums, stored) in procedures {
                 let record = added(stored.as_deref(), sums, &|| format!("{key} {procedure}"))?;
-                let field = field_key(key, procedure.as_str());
+                let field = Key::field(key, procedure.as_str());
                 // A procedure whose counts corrections took back to nothing leaves the hash.
                 if record.is_empty() {
                     emptied.push(text(procedure));
@@ -1367,7 +1367,7 @@ impl RedisStore {
         writes.items("MSET", None, 2, &records.lists, |cmd, list| {
             let stored = list.with_plan()?;
             cmd.arg(&list.key).arg(stored.as_slice());
-            known.push(Key::Value(list.key.clone()), Some(stored));
+            known.push(Key::of(&list.key), Some(stored));
             Ok(())
         })?;
         writes.known.append(known);
@@ -1489,7 +1489,7 @@ impl RedisStore {
         let key = self.seen_key(root);
         let mut fields: Vec<Vec<u8>> = Vec::new();
         let mut set = |field: Vec<u8>, value: Vec<u8>| {
-            let name = field_key(&key, &String::from_utf8_lossy(&field));
+            let name = Key::field(&key, &String::from_utf8_lossy(&field));
             writes.known.push(name, Some(value.clone()));
             fields.extend([field, value]);
         };

@@ -40,6 +40,7 @@ use std::sync::{
 use foldhash::{HashMap, HashMapExt};
 use govpulse_core::AgencyId;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+use xxhash_rust::xxh3::{Xxh3Default, xxh3_128};
 
 use crate::CacheLookups;
 
@@ -55,11 +56,33 @@ pub(crate) enum Structure {
 }
 
 /// A key of a tree, as the cache names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Key {
-    /// A key or a hash field ([`field_key`]), by its text.
-    Value(String),
+    /// A key or a hash field, by the 128-bit digest of its text ([`Key::of`], [`Key::field`]):
+    /// no text is kept, allocated or compared. Two names in one tree's cache share a digest
+    /// with a chance of about n²/2¹²⁹ for n names (a hundred million: 1 in 10²²); a shared
+    /// one would answer one key with the other's value.
+    Value(u128),
     /// A bucket of one of the tree's structures, by its number.
     Bucket(Structure, u64),
+}
+
+impl Key {
+    /// The cache's name for the key `key`.
+    pub(crate) fn of(key: &str) -> Key {
+        Key::Value(xxh3_128(key.as_bytes()))
+    }
+
+    /// The cache's name for field `field` of the hash at `key`.
+    pub(crate) fn field(key: &str, field: &str) -> Key {
+        // The key's length first: no two (key, field) pairs, and no key (whose text has no
+        // byte 0, as every length's 8 bytes have), are the same bytes.
+        let mut name = Xxh3Default::new();
+        name.update(&(key.len() as u64).to_le_bytes());
+        name.update(key.as_bytes());
+        name.update(field.as_bytes());
+        Key::Value(name.digest128())
+    }
 }
 
 /// What this process holds of one tree.
@@ -71,7 +94,7 @@ pub(crate) struct Tree {
     /// Each structure's buckets, by number: their bytes as Redis holds them.
     buckets: [HashMap<u64, Vec<u8>>; 2],
     /// Keys and hash fields by name, `None` for one Redis does not hold.
-    values: HashMap<String, Option<Vec<u8>>>,
+    values: HashMap<u128, Option<Vec<u8>>>,
     /// The bytes held, and those counted in the cache's total so far.
     bytes: usize,
     counted: usize,
@@ -86,9 +109,9 @@ fn held(bucket: &Vec<u8>) -> usize {
     bucket.capacity() + ENTRY_OVERHEAD
 }
 
-/// What a value of a key `key` bytes long costs the budget.
-fn size(key: usize, value: Option<&[u8]>) -> usize {
-    key + value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD
+/// What a value costs the budget.
+fn size(value: Option<&[u8]>) -> usize {
+    value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD
 }
 
 impl Tree {
@@ -96,7 +119,7 @@ impl Tree {
     /// is moved out (the attempt writes it back changed); a value is copied.
     pub(crate) fn lookup(&mut self, key: &Key) -> Option<Option<Vec<u8>>> {
         let found = match key {
-            Key::Value(name) => self.values.get(name.as_str()).cloned(),
+            Key::Value(name) => self.values.get(name).cloned(),
             Key::Bucket(structure, bucket) => {
                 let taken = self.buckets[*structure as usize].remove(bucket);
                 if let Some(bytes) = &taken {
@@ -115,10 +138,9 @@ impl Tree {
     fn put(&mut self, key: Key, value: Option<Vec<u8>>) {
         match key {
             Key::Value(name) => {
-                let key = name.len();
-                self.bytes += size(key, value.as_deref());
+                self.bytes += size(value.as_deref());
                 if let Some(before) = self.values.insert(name, value) {
-                    self.bytes -= size(key, before.as_deref());
+                    self.bytes -= size(before.as_deref());
                 }
             }
             Key::Bucket(structure, bucket) => {
@@ -158,10 +180,10 @@ impl Tree {
                 keep
             });
         }
-        self.values.retain(|name, value| {
+        self.values.retain(|_, value| {
             let keep = dropped >= excess;
             if !keep {
-                dropped += size(name.len(), value.as_deref());
+                dropped += size(value.as_deref());
             }
             keep
         });
@@ -307,15 +329,6 @@ impl Known {
     }
 }
 
-/// The cache's name for field `field` of the hash at `key`: `\0` is in no key nor field.
-pub(crate) fn field_key(key: &str, field: &str) -> Key {
-    let mut named = String::with_capacity(key.len() + 1 + field.len());
-    named.push_str(key);
-    named.push('\0');
-    named.push_str(field);
-    Key::Value(named)
-}
-
 /// One value per key asked for, in order: from the cache when it holds the key, else from
 /// the reply of one read of the keys it does not hold (`MGET` of keys, `HMGET` of one hash's
 /// fields), which [`Asked::missed`] says whether to send.
@@ -391,8 +404,8 @@ mod tests {
         AgencyId::parse(raw).expect("an agency id")
     }
 
-    fn value(key: &str) -> Key {
-        Key::Value(key.to_owned())
+    fn value(name: &str) -> Key {
+        Key::of(name)
     }
 
     fn known(pairs: &[(&str, Option<&str>)]) -> Known {
@@ -546,6 +559,27 @@ mod tests {
             answered.answers(None),
             Some(vec![Some(b"cached".to_vec()), None])
         );
+    }
+
+    #[test]
+    fn keys_fields_and_buckets_have_names_of_their_own() {
+        let names = [
+            Key::of("k"),
+            Key::of("kf"),
+            Key::field("k", "f"),
+            Key::field("k", ""),
+            Key::field("kf", ""),
+            Key::field("k", "g"),
+            Key::field("l", "f"),
+            Key::Bucket(Structure::Ids, 0),
+            Key::Bucket(Structure::Dossiers, 0),
+        ];
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(Key::field("k", "f"), Key::field("k", "f"));
     }
 
     #[tokio::test]
