@@ -568,6 +568,16 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
         sample(&text, "govpulse_store_seconds_count", &[("op", "read")]).is_some_and(|n| n >= 2.0),
         "ranking's snapshot reads: {text}"
     );
+    // The batch's tree was read from Redis: its first write, nothing cached yet.
+    let lookups = |result| {
+        sample(
+            &text,
+            "govpulse_store_write_cache_lookups_total",
+            &[("result", result)],
+        )
+    };
+    assert_eq!(lookups("hit"), Some(0.0), "{text}");
+    assert!(lookups("miss").is_some_and(|n| n >= 1.0), "{text}");
     // Every listener renders the process's one registry.
     let from_aggregate = scrape(aggregate_metrics).await;
     assert_samples(
