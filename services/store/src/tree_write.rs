@@ -978,12 +978,33 @@ impl RedisStore {
         // watched; the script (loaded first if this Redis does not have it: a new or
         // restarted server, a failover) only if it still holds the one read.
         let Writes { commands, known } = writes;
-        let applied = match (commands, lease) {
+        match self.compare_and_apply(commands, lease).await {
+            Ok(true) => {
+                self.write_cache.applied(tree, next_version, known);
+                Ok(Some(planned.outcomes))
+            }
+            Ok(false) => Ok(None),
+            // Whether it applied, or applied in part (Redis does not undo a transaction or a
+            // script that fails part-way), is not known: nothing cached of the tree is used.
+            Err(error) => {
+                self.write_cache.forget(tree);
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends a tree's write: whether it applied (the version was still the one read).
+    async fn compare_and_apply(
+        &self,
+        commands: Apply,
+        lease: Option<Lease<'_>>,
+    ) -> Result<bool, StoreError> {
+        match (commands, lease) {
             (Apply::Transaction(pipe), Some(mut lease)) => {
                 let done: Option<Vec<redis::Value>> =
                     pipe.query_async(&mut lease.connection).await?;
                 lease.release();
-                done.is_some()
+                Ok(done.is_some())
             }
             (Apply::Script(call), _) => {
                 let mut connection = self.connection.clone();
@@ -997,18 +1018,12 @@ impl RedisStore {
                     }
                     other => other?,
                 };
-                applied == 1
+                Ok(applied == 1)
             }
-            (Apply::Transaction(_), None) => {
-                return Err(StoreError::Unexpected(
-                    "a transaction without its connection".to_owned(),
-                ));
-            }
-        };
-        if applied {
-            self.write_cache.applied(tree, next_version, known);
+            (Apply::Transaction(_), None) => Err(StoreError::Unexpected(
+                "a transaction without its connection".to_owned(),
+            )),
         }
-        Ok(applied.then_some(planned.outcomes))
     }
 
     /// Runs a read: on the writer's own connection when it has one (its `WATCH` in force),

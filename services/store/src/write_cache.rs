@@ -289,6 +289,12 @@ impl WriteCache {
         self.settle(tree);
     }
 
+    /// Drops what is kept of `tree`: a write of it failed, and what Redis holds is not known.
+    pub(crate) fn forget(&self, tree: &mut Tree) {
+        tree.clear();
+        self.settle(tree);
+    }
+
     /// Adds what `tree` changed since it last told to the cache's totals.
     fn settle(&self, tree: &mut Tree) {
         if tree.bytes >= tree.counted {
@@ -471,6 +477,13 @@ mod tests {
         cache.at(&mut tree, None);
         let lookups = cache.lookups();
         assert_eq!((lookups.hits, lookups.misses), (4, 8));
+        // A write whose outcome is not known: what was kept is not used, even at the version
+        // this process wrote before.
+        cache.applied(&mut tree, b"11".to_vec(), known(&[("a", Some("1"))]));
+        cache.forget(&mut tree);
+        cache.at(&mut tree, Some(b"11"));
+        assert_eq!(text(&mut tree, &value("a")), None);
+        assert_eq!(cache.used.load(Ordering::Relaxed), 0, "nothing held");
     }
 
     #[tokio::test]
