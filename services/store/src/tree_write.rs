@@ -1160,24 +1160,32 @@ impl RedisStore {
                 _ => {}
             }
         }
-        // A roll-up that half or more of its slots change is read here and written whole;
-        // the others take increments (`PACKED_WHOLE_SHARE`).
+        // A roll-up is written whole when the write cache holds it (not read), or, read here
+        // first, when the cache is current (a tree this process alone writes: its next
+        // batches find the roll-up there) or half or more of its slots change; the others
+        // take increments (`PACKED_WHOLE_SHARE`). A whole roll-up costs Redis and the writer
+        // 8 bytes a slot, an increment a command's arguments and a reply that the writer
+        // parses (several hundred instructions): with the cache, whole costs less.
         let mut packed = Vec::with_capacity(increments.len());
         let mut whole = redis::cmd("MGET");
         for ((parent, bucket, counter), children) in increments {
             let key = self.children_key(root, parent, bucket, counter);
             let slots = slots.get(parent).copied().unwrap_or(usize::MAX);
-            let write = if children.len().saturating_mul(PACKED_WHOLE_SHARE) >= slots {
-                whole.arg(&key);
-                PackedWrite::Whole(None)
-            } else {
-                PackedWrite::Increments
+            let changes_half = children.len().saturating_mul(PACKED_WHOLE_SHARE) >= slots;
+            let (write, read) = match cached.lookup(&Key::of(&key)) {
+                Some(stored) => (PackedWrite::Whole(stored), false),
+                None if cached.current() || changes_half => {
+                    whole.arg(&key);
+                    (PackedWrite::Whole(None), true)
+                }
+                None => (PackedWrite::Increments, false),
             };
             packed.push(PackedRollUp {
                 key,
                 parent,
                 children,
                 write,
+                read,
             });
         }
         // The procedures: an agency below the root keeps them in its days' record lists, read
@@ -1233,9 +1241,7 @@ impl RedisStore {
         if read_legacy {
             commands.push(root, legacy);
         }
-        let read_whole = packed
-            .iter()
-            .any(|rollup| matches!(rollup.write, PackedWrite::Whole(_)));
+        let read_whole = packed.iter().any(|rollup| rollup.read);
         if read_whole {
             commands.push(root, whole);
         }
@@ -1288,7 +1294,7 @@ impl RedisStore {
         if read_whole {
             let read: Vec<Option<Vec<u8>>> = redis::from_redis_value(next()?)?;
             let mut read = read.into_iter();
-            for rollup in &mut packed {
+            for rollup in packed.iter_mut().filter(|rollup| rollup.read) {
                 if let PackedWrite::Whole(stored) = &mut rollup.write {
                     *stored = read.next().ok_or_else(|| reply_err("packed roll-ups"))?;
                 }
@@ -1471,10 +1477,13 @@ impl RedisStore {
                 }
             }
         }
+        let mut known = Known::default();
         writes.items("MSET", None, 2, wholes, |cmd, (key, packed)| {
-            cmd.arg(key).arg(packed.as_slice());
+            cmd.arg(&key).arg(packed.as_slice());
+            known.push(Key::of(&key), Some(packed));
             Ok(())
         })?;
+        writes.known.append(known);
         let mut online: BTreeMap<String, Vec<&ProcedureId>> = BTreeMap::new();
         for ((agency, bucket, procedure), _) in planned.online.iter().filter(|(_, n)| **n > 0) {
             online
@@ -1569,13 +1578,16 @@ struct PackedRollUp<'a> {
     parent: &'a AgencyId,
     children: Vec<(&'a AgencyId, i64)>,
     write: PackedWrite,
+    /// Whether it is read from Redis (written whole, and not in the write cache).
+    read: bool,
 }
 
 /// How a packed roll-up is written.
 enum PackedWrite {
     /// One `BITFIELD INCRBY` a child: the roll-up is not read.
     Increments,
-    /// Read (as it was, or nothing) and written whole with every child's count added.
+    /// Written whole with every child's count added to it as Redis holds it (read, or
+    /// from the write cache; `None`: no such key).
     Whole(Option<Vec<u8>>),
 }
 

@@ -21,8 +21,9 @@
 //!
 //! Only the keys that tree writes alone change are cached: the id and dossier buckets, the
 //! counter records and day record lists, the fields of the day roll-ups, of the root's
-//! procedure hashes and of the agencies' activity hash. Packed roll-ups (incremented in
-//! place), online sets and ordinal lists are always read.
+//! procedure hashes and of the agencies' activity hash, and the packed roll-ups written
+//! whole (one incremented in place is not known, and not kept). Online sets and ordinal
+//! lists are always read.
 //!
 //! A tree's cache is its own, behind the tree's lock, which an attempt holds from its first
 //! read to its write (this process's attempts on one tree take turns: two at once would
@@ -101,6 +102,9 @@ pub(crate) struct Tree {
     /// Keys found and not found since the cache's counts were last told.
     hits: u64,
     misses: u64,
+    /// Whether what is kept was current at this attempt's start (the version was the one
+    /// this process last wrote, and the cache keeps anything).
+    current: bool,
 }
 
 /// What a bucket costs the budget: the memory it holds (a bucket that gained records may
@@ -115,6 +119,12 @@ fn size(value: Option<&[u8]>) -> usize {
 }
 
 impl Tree {
+    /// Whether the cache was current at this attempt's start: a tree this process alone
+    /// writes, whose next batch will find what this one leaves.
+    pub(crate) fn current(&self) -> bool {
+        self.current
+    }
+
     /// The cached value of `key`, if cached (`Some(None)`: Redis does not hold it). A bucket
     /// is moved out (the attempt writes it back changed); a value is copied.
     pub(crate) fn lookup(&mut self, key: &Key) -> Option<Option<Vec<u8>>> {
@@ -240,7 +250,8 @@ impl WriteCache {
     /// Makes `tree` what the cache may answer now that Redis holds `version`: all of it if
     /// that is the version this process last wrote, nothing otherwise.
     pub(crate) fn at(&self, tree: &mut Tree, version: Option<&[u8]>) {
-        if version.is_none() || tree.version.as_deref() != version {
+        tree.current = self.budget > 0 && version.is_some() && tree.version.as_deref() == version;
+        if !tree.current {
             tree.clear();
         }
         self.settle(tree);

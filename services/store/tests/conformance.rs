@@ -374,7 +374,14 @@ async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_f
 #[tokio::test]
 async fn redis_store_packed_roll_ups_add_up_whether_written_slot_by_slot_or_whole() {
     let server = RedisServer::start().expect("redis-server starts");
-    let store = connect(server.url(), "packed").await;
+    // Without the write cache, as the rule alone decides.
+    let store = RedisStore::connect(govpulse_store::RedisStoreConfig {
+        url: server.url(),
+        prefix: "packed".to_owned(),
+        write_cache_bytes: 0,
+    })
+    .await
+    .expect("connects");
     let units: Vec<String> = (0..12).map(|i| format!("hb-u{i:02}")).collect();
     let units: Vec<&str> = units.iter().map(String::as_str).collect();
     let every_unit = |batch: &str| -> Vec<_> {
@@ -383,7 +390,12 @@ async fn redis_store_packed_roll_ups_add_up_whether_written_slot_by_slot_or_whol
             .map(|unit| received_by(&format!("{batch}-{unit}"), unit))
             .collect()
     };
-    let counts = || received_under_hoa_binh(&store, &units);
+    let one_unit = |batch: &str| -> Vec<_> {
+        (0..3)
+            .map(|n| received_by(&format!("{batch}{n}"), "hb-u05"))
+            .collect()
+    };
+    let counts = |store| received_under_hoa_binh(store, &units);
     let mut admin = admin(&server).await;
     let mut bitfields = async || -> u64 {
         let info: String = redis::cmd("INFO")
@@ -400,23 +412,31 @@ async fn redis_store_packed_roll_ups_add_up_whether_written_slot_by_slot_or_whol
     // Every slot of a new roll-up changes: written whole. (A year reads as its months, so
     // each event counts twice below.)
     store.apply(&every_unit("a")).await.expect("apply");
-    assert_eq!(counts().await, [2; 12]);
+    assert_eq!(counts(&store).await, [2; 12]);
     assert_eq!(bitfields().await, 0, "written whole");
     // One slot of 13 (the list's mark and 12 units), less than half: incremented, the rest
     // not read.
-    let one: Vec<_> = (0..3)
-        .map(|n| received_by(&format!("b{n}"), "hb-u05"))
-        .collect();
-    store.apply(&one).await.expect("apply");
+    store.apply(&one_unit("b")).await.expect("apply");
     let mut expected = [2; 12];
     expected[5] = 8;
-    assert_eq!(counts().await, expected);
+    assert_eq!(counts(&store).await, expected);
     assert_eq!(bitfields().await, 1, "incremented slot by slot");
     // Every slot again: read with the increment in it and written whole.
     store.apply(&every_unit("c")).await.expect("apply");
     let expected = expected.map(|n| n + 2);
-    assert_eq!(counts().await, expected);
+    assert_eq!(counts(&store).await, expected);
     assert_eq!(bitfields().await, 1, "written whole again");
+
+    // With the write cache, a tree this store alone writes: its roll-ups are kept, and
+    // written whole from the cache even when one slot changes.
+    let cached = connect(server.url(), "packed-cached").await;
+    cached.apply(&every_unit("a")).await.expect("apply");
+    cached.apply(&one_unit("b")).await.expect("apply");
+    cached.apply(&one_unit("d")).await.expect("apply");
+    let mut expected = [2; 12];
+    expected[5] = 14;
+    assert_eq!(counts(&cached).await, expected);
+    assert_eq!(bitfields().await, 1, "no increment");
 }
 
 /// An upgrade keeps reading what the previous version wrote, and the previous version keeps
