@@ -738,15 +738,17 @@ impl RedisStore {
             second.push(root, seen_read);
         }
         let mut mget = redis::cmd("MGET");
-        let bucket_keys = (id_reads.iter())
-            .map(|b| (Key::Bucket(Structure::Ids, *b), keys.id_bucket(*b)))
-            .chain((dossier_reads.iter()).map(|b| {
-                (
-                    Key::Bucket(Structure::Dossiers, *b),
-                    keys.dossier_bucket(*b),
-                )
-            }));
-        let buckets_asked = Asked::new(tree, bucket_keys, &mut mget);
+        let ids = id_reads.iter().map(|b| (Structure::Ids, *b));
+        let dossiers = dossier_reads.iter().map(|b| (Structure::Dossiers, *b));
+        let tree_keys = &keys;
+        let bucket_keys = ids.chain(dossiers).map(|(structure, b)| {
+            let key = move || match structure {
+                Structure::Ids => tree_keys.id_bucket(b),
+                Structure::Dossiers => tree_keys.dossier_bucket(b),
+            };
+            (Key::Bucket(structure, b), key)
+        });
+        let buckets_asked = Asked::lazily(tree, bucket_keys, &mut mget);
         if buckets_asked.missed() {
             second.push(root, mget);
         }

@@ -160,7 +160,7 @@ impl Tree {
                         self.bytes += held(&bytes);
                         buckets.insert(bucket, bytes)
                     }
-                    // A bucket left empty is no key in Redis: found absent next time.
+                    // A bucket left empty is no key in Redis: not kept (read next time).
                     None => buckets.remove(&bucket),
                 };
                 if let Some(bytes) = before {
@@ -364,13 +364,26 @@ impl Asked {
         keys: impl IntoIterator<Item = (Key, A)>,
         read: &mut redis::Cmd,
     ) -> Self {
+        let keys = keys
+            .into_iter()
+            .map(|(key, argument)| (key, move || argument));
+        Self::lazily(tree, keys, read)
+    }
+
+    /// The same, each read's argument made only for a key the cache does not hold (a bucket's
+    /// key, a thousand a batch, is formatted only when it is read).
+    pub(crate) fn lazily<A: redis::ToRedisArgs>(
+        tree: &mut Tree,
+        keys: impl IntoIterator<Item = (Key, impl FnOnce() -> A)>,
+        read: &mut redis::Cmd,
+    ) -> Self {
         let mut missed = 0;
         let answers = keys
             .into_iter()
             .map(|(key, argument)| {
                 let cached = tree.lookup(&key);
                 if cached.is_none() {
-                    read.arg(argument);
+                    read.arg(argument());
                     missed += 1;
                 }
                 cached
