@@ -15,12 +15,16 @@
 //!    parents' day roll-ups;
 //! 4. the writes (the changed buckets and the counter records with the plan added, with one
 //!    `MSET`, the day roll-ups' records, the packed roll-ups' increments and the sets) and
-//!    the version's increment apply only if the version is still the one read in 1: on a
-//!    single Redis a `MULTI` … `EXEC` on the writer's own leased connection, which `WATCH`ed
-//!    the version before reading (`exclusive.rs`); on a cluster one call of a generic
-//!    compare-and-apply script ([`CAS_SCRIPT`]: no rule in it). Otherwise another writer
-//!    (another aggregate replica) changed the tree meanwhile, and the tree is read and
+//!    the version's new random value apply only if the version is still the one read in 1:
+//!    on a single Redis a `MULTI` … `EXEC` on the writer's own leased connection, which
+//!    `WATCH`ed the version before reading (`exclusive.rs`); on a cluster one call of a
+//!    generic compare-and-apply script ([`CAS_SCRIPT`]: no rule in it). Otherwise another
+//!    writer (another aggregate replica) changed the tree meanwhile, and the tree is read and
 //!    planned again.
+//!
+//! Steps 2 and 3 read only what the write cache (`write_cache.rs`) does not hold of the tree:
+//! all of it unless the version read in 1 is the one this process's last write of the tree
+//! set.
 //!
 //! So a tree's batch is applied whole or not at all, each (agency, event id) is counted once
 //! whatever day it claims, and two replicas writing one tree at once apply their batches as
