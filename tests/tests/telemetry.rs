@@ -578,6 +578,11 @@ async fn metrics_count_events_by_outcome_and_reason_and_calls_by_status() {
     };
     assert_eq!(lookups("hit"), Some(0.0), "{text}");
     assert!(lookups("miss").is_some_and(|n| n >= 1.0), "{text}");
+    let held = sample(&text, "govpulse_store_write_cache_bytes", &[]);
+    assert!(
+        held.is_some_and(|n| n > 0.0),
+        "what the batch left is kept: {text}"
+    );
     // Every listener renders the process's one registry.
     let from_aggregate = scrape(aggregate_metrics).await;
     assert_samples(

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use govpulse_core::{Counters, ProcedureId, freshness::Activity};
 use govpulse_runtime::prometheus::{STORE_ERRORS, STORE_SECONDS};
 use govpulse_store::{
-    AgencyKey, Applied, AssessedRead, AssessedWrite, CacheLookups, ChangeNotice, ChildrenRead,
+    AgencyKey, Applied, AssessedRead, AssessedWrite, CacheUse, ChangeNotice, ChildrenRead,
     CounterStore, EventWrite, GroupsRead, NewPublication, ProceduresRead, RejectedWrite,
     StoreError,
 };
@@ -192,7 +192,7 @@ impl CounterStore for Instrumented {
         traced!("subscribe_changes", self.inner.subscribe_changes())
     }
 
-    fn write_cache_lookups(&self) -> Option<CacheLookups> {
-        self.inner.write_cache_lookups()
+    fn write_cache_use(&self) -> Option<CacheUse> {
+        self.inner.write_cache_use()
     }
 }

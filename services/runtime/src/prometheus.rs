@@ -50,6 +50,9 @@ pub const STORE_ERRORS: &str = "govpulse_store_errors_total";
 /// Counter `{result}`: keys the tree writer asked for that its cache answered (`hit`) or that
 /// it read from Redis (`miss`), set from the store's own counts when `/metrics` is scraped.
 pub const WRITE_CACHE_LOOKUPS: &str = "govpulse_store_write_cache_lookups_total";
+/// Gauge: the bytes the tree writer's cache holds (its budget is `--write-cache-mib`), set
+/// when `/metrics` is scraped.
+pub const WRITE_CACHE_BYTES: &str = "govpulse_store_write_cache_bytes";
 /// Gauge `{stream}`: open `WatchRanking` (`ranking`), `WatchAlerts` (`alerts`) and
 /// `WatchChanges` (`changes`) streams.
 pub const WATCH_SUBSCRIBERS: &str = "govpulse_watch_subscribers";

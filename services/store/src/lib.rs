@@ -244,19 +244,21 @@ pub trait CounterStore: Send + Sync + std::fmt::Debug + 'static {
     /// [`NOTICE_BACKLOG`] notices behind lags (and must assume anything changed).
     async fn subscribe_changes(&self) -> Result<broadcast::Receiver<ChangeNotice>, StoreError>;
 
-    /// How many keys the writer's cache of what it read and wrote answered since the store
-    /// was opened, and how many it read from the backend; `None` for a store without one
-    /// (`MemoryStore`).
-    fn write_cache_lookups(&self) -> Option<CacheLookups> {
+    /// What the writer's cache of what it read and wrote answered since the store was opened,
+    /// and what it holds; `None` for a store without one (`MemoryStore`).
+    fn write_cache_use(&self) -> Option<CacheUse> {
         None
     }
 }
 
-/// What a cache answered: keys found in it, and keys read from the backend instead.
+/// What a cache answered (keys found in it, and keys read from the backend instead), and
+/// what it holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CacheLookups {
+pub struct CacheUse {
     /// Keys the cache answered.
     pub hits: u64,
     /// Keys read from the backend.
     pub misses: u64,
+    /// The bytes it holds, as counted against its budget.
+    pub bytes: u64,
 }

@@ -52,7 +52,7 @@ use std::time::Duration;
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    AgencyKey, Applied, AssessedRead, AssessedWrite, CacheLookups, ChangeNotice, ChildrenRead,
+    AgencyKey, Applied, AssessedRead, AssessedWrite, CacheUse, ChangeNotice, ChildrenRead,
     CounterStore, EventWrite, GroupsRead, NewPublication, ProceduresRead, RejectedWrite,
     StoreError, counter_record,
     exclusive::Exclusive,
@@ -470,8 +470,8 @@ impl CounterStore for RedisStore {
         self.publication_in_redis(id).await
     }
 
-    fn write_cache_lookups(&self) -> Option<CacheLookups> {
-        Some(self.write_cache.lookups())
+    fn write_cache_use(&self) -> Option<CacheUse> {
+        Some(self.write_cache.use_of())
     }
 
     async fn publications(

@@ -43,7 +43,7 @@ use govpulse_core::AgencyId;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use xxhash_rust::xxh3::{Xxh3Default, xxh3_128};
 
-use crate::CacheLookups;
+use crate::CacheUse;
 
 /// What an entry costs beyond its value's bytes (the map's slot, the `Vec`'s header, the
 /// allocation's rounding), counted against the budget.
@@ -322,11 +322,13 @@ impl WriteCache {
             .fetch_add(std::mem::take(&mut tree.misses), Ordering::Relaxed);
     }
 
-    /// How many keys asked for the cache answered, and how many were read from Redis.
-    pub(crate) fn lookups(&self) -> CacheLookups {
-        CacheLookups {
+    /// How many keys asked for the cache answered, how many were read from Redis, and the
+    /// bytes it holds.
+    pub(crate) fn use_of(&self) -> CacheUse {
+        CacheUse {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
+            bytes: self.used.load(Ordering::Relaxed) as u64,
         }
     }
 }
@@ -499,7 +501,7 @@ mod tests {
         assert_eq!(cache.used.load(Ordering::Relaxed), 0, "nothing held");
         // A tree's lookups are counted in the cache's totals at its next attempt or write.
         cache.at(&mut tree, None);
-        let lookups = cache.lookups();
+        let lookups = cache.use_of();
         assert_eq!((lookups.hits, lookups.misses), (4, 8));
         // A write whose outcome is not known: what was kept is not used, even at the version
         // this process wrote before.

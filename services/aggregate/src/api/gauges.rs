@@ -1,13 +1,14 @@
 //! What is set when `/metrics` is scraped: the freshness gauges, whether each top-level
 //! agency is stale, for Prometheus and the alerts routed from it (`govpulse_agency_stale`,
 //! `govpulse_agency_last_accepted_timestamp_seconds`), and the store's write cache counts
-//! (`govpulse_store_write_cache_lookups_total`).
+//! (`govpulse_store_write_cache_lookups_total`, `govpulse_store_write_cache_bytes`).
 
 use std::sync::Arc;
 
 use govpulse_core::report::Scope;
 use govpulse_runtime::prometheus::{
-    AGENCY_LAST_ACCEPTED, AGENCY_STALE, Collector, WRITE_CACHE_LOOKUPS, collect_on_scrape,
+    AGENCY_LAST_ACCEPTED, AGENCY_STALE, Collector, WRITE_CACHE_BYTES, WRITE_CACHE_LOOKUPS,
+    collect_on_scrape,
 };
 use tracing::warn;
 
@@ -22,16 +23,17 @@ impl AggregateApi {
         collect_on_scrape(Arc::new(move || {
             let api = api.clone();
             Box::pin(async move {
-                api.set_write_cache_counts();
+                api.set_write_cache_gauges();
                 api.set_freshness_gauges().await;
             })
         }))
     }
 
-    fn set_write_cache_counts(&self) {
-        if let Some(lookups) = self.store.write_cache_lookups() {
-            metrics::counter!(WRITE_CACHE_LOOKUPS, "result" => "hit").absolute(lookups.hits);
-            metrics::counter!(WRITE_CACHE_LOOKUPS, "result" => "miss").absolute(lookups.misses);
+    fn set_write_cache_gauges(&self) {
+        if let Some(cache) = self.store.write_cache_use() {
+            metrics::counter!(WRITE_CACHE_LOOKUPS, "result" => "hit").absolute(cache.hits);
+            metrics::counter!(WRITE_CACHE_LOOKUPS, "result" => "miss").absolute(cache.misses);
+            metrics::gauge!(WRITE_CACHE_BYTES).set(cache.bytes as f64);
         }
     }
 
