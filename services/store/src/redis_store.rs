@@ -76,8 +76,8 @@ pub struct RedisStoreConfig {
     pub write_cache_bytes: u64,
 }
 
-/// The write cache's default size: a tree of a million ids and dossiers, or the keys that
-/// a day of a province's batches write again and again.
+/// The write cache's default size: the trees of about five million recent events (an id's
+/// and a dossier's records, 46 bytes an event, with the counter records they add to).
 pub const DEFAULT_WRITE_CACHE_BYTES: u64 = 256 << 20;
 
 /// The URL scheme of a Redis Cluster.
@@ -471,7 +471,7 @@ impl CounterStore for RedisStore {
     }
 
     fn write_cache_use(&self) -> Option<CacheUse> {
-        Some(self.write_cache.use_of())
+        Some(self.write_cache.usage())
     }
 
     async fn publications(

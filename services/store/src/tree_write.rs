@@ -731,12 +731,7 @@ impl RedisStore {
             .map(|agency| agency.as_str().as_bytes().to_vec()))
         .chain(reporters.iter().map(|agency| accepted_field(agency)))
         .chain(rejecters.iter().map(|agency| rejected_field(agency)));
-        let seen_fields = seen_fields.map(|field| {
-            (
-                Key::field(&seen_key, &String::from_utf8_lossy(&field)),
-                field,
-            )
-        });
+        let seen_fields = seen_fields.map(|field| (Key::field(&seen_key, &field), field));
         let seen_asked = Asked::new(tree, seen_fields, &mut seen_read);
         if seen_asked.missed() {
             second.push(root, seen_read);
@@ -1342,7 +1337,8 @@ impl RedisStore {
             })
         };
         let parent_of = records.parent_of;
-        // What the records' writes leave, for the write cache.
+        // What the records' and roll-ups' writes leave, for the write cache (apart from
+        // `writes`, which the commands' builders borrow).
         let mut known = Known::default();
         writes.items("MSET", None, 2, records.own, |cmd, (key, sums, stored)| {
             let record = added(stored.as_deref(), sums, &|| key.clone())?;
@@ -1397,7 +1393,6 @@ impl RedisStore {
             known.push(Key::of(&list.key), Some(stored));
             Ok(())
         })?;
-        writes.known.append(known);
         writes.chunked("DEL", None, &moved, 1);
         // Ordinals for children counted for the first time: after the list's last.
         let mut lengths: HashMap<&AgencyId, usize> = list_lengths.clone();
@@ -1483,7 +1478,6 @@ impl RedisStore {
                 }
             }
         }
-        let mut known = Known::default();
         writes.items("MSET", None, 2, wholes, |cmd, (key, packed)| {
             cmd.arg(&key).arg(packed.as_slice());
             known.push(Key::of(&key), Some(packed));
@@ -1519,8 +1513,9 @@ impl RedisStore {
         let key = self.seen_key(root);
         let mut fields: Vec<Vec<u8>> = Vec::new();
         let mut set = |field: Vec<u8>, value: Vec<u8>| {
-            let name = Key::field(&key, &String::from_utf8_lossy(&field));
-            writes.known.push(name, Some(value.clone()));
+            writes
+                .known
+                .push(Key::field(&key, &field), Some(value.clone()));
             fields.extend([field, value]);
         };
         for (agency, seen) in &planned.seen {

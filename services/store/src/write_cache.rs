@@ -75,13 +75,13 @@ impl Key {
     }
 
     /// The cache's name for field `field` of the hash at `key`.
-    pub(crate) fn field(key: &str, field: &str) -> Key {
+    pub(crate) fn field(key: &str, field: impl AsRef<[u8]>) -> Key {
         // The key's length first: no two (key, field) pairs, and no key (whose text has no
         // byte 0, as every length's 8 bytes have), are the same bytes.
         let mut name = Xxh3Default::new();
         name.update(&(key.len() as u64).to_le_bytes());
         name.update(key.as_bytes());
-        name.update(field.as_bytes());
+        name.update(field.as_ref());
         Key::Value(name.digest128())
     }
 }
@@ -170,35 +170,40 @@ impl Tree {
         }
     }
 
+    /// Forgets what is kept and the version it was kept at.
     fn clear(&mut self) {
         self.version = None;
+        self.drop_entries();
+    }
+
+    /// Drops what is kept (at the same version: what is left is still current).
+    fn drop_entries(&mut self) {
         self.buckets = Default::default();
         self.values = HashMap::new();
         self.bytes = 0;
     }
 
-    /// Drops buckets, then values, until at most `excess` fewer bytes are held; the bytes
-    /// dropped.
-    fn shed(&mut self, excess: usize) -> usize {
+    /// Drops buckets, then values, until `excess` fewer bytes are held (or none), visiting
+    /// only those it drops.
+    fn shed(&mut self, excess: usize) {
+        // Each entry is taken out as the iteration reaches it; those not reached stay.
         let mut dropped = 0;
         for buckets in &mut self.buckets {
-            buckets.retain(|_, bytes| {
-                let keep = dropped >= excess;
-                if !keep {
-                    dropped += held(bytes);
-                }
-                keep
-            });
-        }
-        self.values.retain(|_, value| {
-            let keep = dropped >= excess;
-            if !keep {
-                dropped += size(value.as_deref());
+            let mut taken = buckets.extract_if(|_, _| true);
+            while dropped < excess
+                && let Some((_, bytes)) = taken.next()
+            {
+                dropped += held(&bytes);
             }
-            keep
-        });
+        }
+        let mut taken = self.values.extract_if(|_, _| true);
+        while dropped < excess
+            && let Some((_, value)) = taken.next()
+        {
+            dropped += size(value.as_deref());
+        }
+        drop(taken);
         self.bytes -= dropped.min(self.bytes);
-        dropped
     }
 }
 
@@ -206,14 +211,14 @@ impl Tree {
 #[derive(Debug, Default)]
 struct Slot {
     tree: Arc<AsyncMutex<Tree>>,
-    last_used: AtomicU64,
+    last_used: u64,
 }
 
 /// The caches of every tree this process writes.
 #[derive(Debug)]
 pub(crate) struct WriteCache {
     budget: usize,
-    trees: Mutex<HashMap<AgencyId, Arc<Slot>>>,
+    trees: Mutex<HashMap<AgencyId, Slot>>,
     /// The bytes every tree holds, as they last told.
     used: AtomicUsize,
     /// Moves on at each lock of a tree: its last use.
@@ -237,14 +242,14 @@ impl WriteCache {
 
     /// The tree `root`, once this process's other attempts on it are done.
     pub(crate) async fn lock(&self, root: &AgencyId) -> OwnedMutexGuard<Tree> {
-        let slot = {
+        let tree = {
             // A poisoned map is still whole: entries are only ever added.
             let mut trees = self.trees.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(trees.entry(root.clone()).or_default())
+            let slot = trees.entry(root.clone()).or_default();
+            slot.last_used = self.ticks.fetch_add(1, Ordering::Relaxed);
+            Arc::clone(&slot.tree)
         };
-        let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
-        slot.last_used.store(tick, Ordering::Relaxed);
-        Arc::clone(&slot.tree).lock_owned().await
+        tree.lock_owned().await
     }
 
     /// Makes `tree` what the cache may answer now that Redis holds `version`: all of it if
@@ -276,13 +281,7 @@ impl WriteCache {
         let mut others: Vec<(u64, Arc<AsyncMutex<Tree>>)> = {
             let trees = self.trees.lock().unwrap_or_else(|e| e.into_inner());
             let slots = trees.values();
-            (slots.map(|slot| {
-                (
-                    slot.last_used.load(Ordering::Relaxed),
-                    Arc::clone(&slot.tree),
-                )
-            }))
-            .collect()
+            (slots.map(|slot| (slot.last_used, Arc::clone(&slot.tree)))).collect()
         };
         others.sort_unstable_by_key(|(last_used, _)| *last_used);
         for (_, other) in others {
@@ -290,9 +289,7 @@ impl WriteCache {
                 return;
             }
             if let Ok(mut other) = other.try_lock() {
-                let version = other.version.take();
-                other.clear();
-                other.version = version;
+                other.drop_entries();
                 self.settle(&mut other);
             }
         }
@@ -324,7 +321,7 @@ impl WriteCache {
 
     /// How many keys asked for the cache answered, how many were read from Redis, and the
     /// bytes it holds.
-    pub(crate) fn use_of(&self) -> CacheUse {
+    pub(crate) fn usage(&self) -> CacheUse {
         CacheUse {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
@@ -501,7 +498,7 @@ mod tests {
         assert_eq!(cache.used.load(Ordering::Relaxed), 0, "nothing held");
         // A tree's lookups are counted in the cache's totals at its next attempt or write.
         cache.at(&mut tree, None);
-        let lookups = cache.use_of();
+        let lookups = cache.usage();
         assert_eq!((lookups.hits, lookups.misses), (4, 8));
         // A write whose outcome is not known: what was kept is not used, even at the version
         // this process wrote before.
