@@ -157,8 +157,6 @@ async fn every_acknowledged_event_is_counted_exactly_once_through_crashes_restar
             ("GOVPULSE_STORE", redis.url()),
             ("GOVPULSE_KEY_PREFIX", "chaos".to_owned()),
             ("GOVPULSE_PLAINTEXT", "true".to_owned()),
-            // As the manifests run it (docs/OPERATIONS.md, section 4, "Threads").
-            ("GOVPULSE_WORKER_THREADS", "1".to_owned()),
         ],
     );
     let cutter = Cutter::start(aggregate.addr()).await;

@@ -43,8 +43,8 @@ pub struct HostArgs {
     #[command(flatten)]
     pub edge: EdgeLimits,
     /// Threads that run the service's tasks; by default one per CPU the process may use
-    /// (its cgroup's quota included). Aggregate does less work per event on one
-    /// (docs/OPERATIONS.md, section 4, "Threads"): run more replicas rather than more threads.
+    /// (its cgroup's quota included), as the manifests run every service (docs/OPERATIONS.md,
+    /// section 4, "Threads").
     #[arg(long, env = "GOVPULSE_WORKER_THREADS")]
     pub worker_threads: Option<NonZeroUsize>,
 }
