@@ -102,9 +102,6 @@ pub(crate) struct Tree {
     /// Keys found and not found since the cache's counts were last told.
     hits: u64,
     misses: u64,
-    /// Whether what is kept was current at this attempt's start (the version was the one
-    /// this process last wrote, and the cache keeps anything).
-    current: bool,
 }
 
 /// What a bucket costs the budget: the memory it holds (a bucket that gained records may
@@ -120,9 +117,10 @@ fn size(value: Option<&[u8]>) -> usize {
 
 impl Tree {
     /// Whether the cache was current at this attempt's start: a tree this process alone
-    /// writes, whose next batch will find what this one leaves.
+    /// writes, whose next batch will find what this one leaves. (Once [`WriteCache::at`] has
+    /// run for the attempt, a version is kept only if it is the one Redis holds.)
     pub(crate) fn current(&self) -> bool {
-        self.current
+        self.version.is_some()
     }
 
     /// The cached value of `key`, if cached (`Some(None)`: Redis does not hold it). A bucket
@@ -255,8 +253,8 @@ impl WriteCache {
     /// Makes `tree` what the cache may answer now that Redis holds `version`: all of it if
     /// that is the version this process last wrote, nothing otherwise.
     pub(crate) fn at(&self, tree: &mut Tree, version: Option<&[u8]>) {
-        tree.current = self.budget > 0 && version.is_some() && tree.version.as_deref() == version;
-        if !tree.current {
+        let current = self.budget > 0 && version.is_some() && tree.version.as_deref() == version;
+        if !current {
             tree.clear();
         }
         self.settle(tree);

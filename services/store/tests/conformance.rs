@@ -437,6 +437,22 @@ async fn redis_store_packed_roll_ups_add_up_whether_written_slot_by_slot_or_whol
     expected[5] = 14;
     assert_eq!(counts(&cached).await, expected);
     assert_eq!(bitfields().await, 1, "no increment");
+    // A roll-up the cache does not hold yet (another month) of a tree whose cache is
+    // current: read once and written whole, as the tree's next batches find it cached.
+    let may = time::macros::date!(2026 - 05 - 09);
+    let in_may: Vec<_> = (0..3)
+        .map(|n| {
+            conformance::write(
+                &format!("e{n}"),
+                &["hb-u05", "hoa-binh"],
+                may,
+                &[RECEIVED],
+                None,
+            )
+        })
+        .collect();
+    cached.apply(&in_may).await.expect("apply");
+    assert_eq!(bitfields().await, 1, "a new roll-up written whole");
 }
 
 /// An upgrade keeps reading what the previous version wrote, and the previous version keeps
