@@ -11,6 +11,7 @@ use govpulse_core::{AgencyId, Bucket, Counter, Counters, Needs, ProcedureId, fre
 use time::{Date, OffsetDateTime};
 use tokio::sync::broadcast;
 
+mod bucket;
 #[cfg(feature = "testing")]
 pub mod conformance;
 mod counter_record;

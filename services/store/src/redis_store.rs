@@ -15,8 +15,8 @@
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
 //! | `P:{root}:v` | string | the tree's version, moved on by every batch written to it (`WATCH` … `EXEC`, or the compare-and-apply script on a cluster) |
 //! | `P:{root}:ex`, `P:{root}:dsx` | string | how the tree's event ids and dossier records spread over their buckets (`spread.rs`) |
-//! | `P:{root}:e:<n>` | string | 27-byte records: 8-byte digest of (agency, event id), what the id says and counts (`govpulse_core::counting::Remembered`) and the UTC day it may be forgotten after (`tree_write.rs`) |
-//! | `P:{root}:ds:<n>` | string | 19-byte records: 8-byte digest of (agency, dossier id), its backlog record (`govpulse_core::backlog::Dossier`) and the day it may be forgotten after unless open |
+//! | `P:{root}:e:<n>` | string | 27-byte records: 8-byte digest of (agency, event id), what the id says and counts (`govpulse_core::counting::Remembered`) and the UTC day it may be forgotten after (`tree_write.rs`); then free slots, zero bytes, up to the end of Redis' allocation (`bucket.rs`) |
+//! | `P:{root}:ds:<n>` | string | 19-byte records: 8-byte digest of (agency, dossier id), its backlog record (`govpulse_core::backlog::Dossier`) and the day it may be forgotten after unless open; then free slots |
 //! | `P:{root}:s` | hash | agency → when an event of it or its units was last accepted and the latest time such an event happened, two big-endian signed 64-bit Unix milliseconds ([`seen_bytes`]); `<agency>#n` (`#` is in no id) → its events accepted per Vietnam day of acceptance over the 35 days up to the last ([`day_counts_bytes`]); `<agency>#r` → the same of its events rejected as invalid, per day of rejection; all written as what the writer read with its batch added (`govpulse_core::freshness`) |
 //! | `P:{root}:a:<agency>:<bucket>` | hash | `<profile>/<criterion>` → assessed points with two decimals (`38.75`), for the calendar period `<bucket>` |
 //! | `P:{#pub}:b` | hash | publication id → the kept publication's bytes (`publications.rs`; `{#pub}` is no tree's: `#` is in no id) |

@@ -1,8 +1,8 @@
 //! Where a 64-bit digest lives among the buckets of a structure that grows: linear hashing.
 //!
 //! The event ids and dossier states of a tree are kept as strings of fixed-width records
-//! (`tree_write.rs`), each read and written whole: a bucket must stay small (a few hundred
-//! bytes cross the network per bucket a batch touches) but not so small that the cost of a
+//! (`bucket.rs`), each read whole: a bucket must stay small (a few hundred bytes cross the
+//! network per bucket a batch reads or writes whole) but not so small that the cost of a
 //! key (about 70 bytes in Redis) outweighs its records. A tree's entries are spread over
 //! buckets so that each holds about [`ENTRIES_PER_BUCKET`] on average: the number of
 //! buckets grows one at a time, each new one taking half of one old bucket's entries (the

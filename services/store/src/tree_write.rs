@@ -6,15 +6,15 @@
 //!    states (`spread.rs`);
 //! 2. one pipeline reads, with one `MGET`, the buckets the batch's ids and dossiers live in,
 //!    the buckets the growth splits and the ones the sweep looks at (each bucket a string of
-//!    fixed-width records, read and written whole: Redis only stores bytes, the lookups run
-//!    here), and the ordinals of the children the batch counts in their parents' packed
-//!    roll-ups;
+//!    fixed-width records, `bucket.rs`: Redis only stores bytes, the lookups run here), and
+//!    the ordinals of the children the batch counts in their parents' packed roll-ups;
 //! 3. [`govpulse_core::counting::plan`] decides, from what was read, every outcome and every
 //!    change (the rules live there and only there); a third pipeline reads the counter
 //!    records the plan adds to (`counter_record.rs`) and the children's records in their
 //!    parents' day roll-ups;
-//! 4. the writes (the changed buckets and the counter records with the plan added, with one
-//!    `MSET`, the day roll-ups' records, the packed roll-ups' increments and the sets) and
+//! 4. the writes (each changed bucket's changed records with a `SETRANGE`, or the bucket
+//!    whole; the counter records with the plan added, with one `MSET`; the day roll-ups'
+//!    records, the packed roll-ups' increments and the sets) and
 //!    the version's new random value apply only if the version is still the one read in 1:
 //!    on a single Redis a `MULTI` … `EXEC` on the writer's own leased connection, which
 //!    `WATCH`ed the version before reading (`exclusive.rs`); on a cluster one call of a
@@ -37,9 +37,6 @@ use std::{
 
 use foldhash::{HashMap, HashMapExt};
 
-use bytes::BufMut as _;
-use redis::RedisWrite as _;
-
 use govpulse_core::{
     AgencyId, Bucket, Counter, ProcedureId,
     backlog::Dossier,
@@ -52,7 +49,9 @@ use govpulse_core::{
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    StoreError, counter_record,
+    StoreError,
+    bucket::{Records, Write},
+    counter_record,
     exclusive::Lease,
     redis_store::{
         Commands, RedisStore, accepted_field, day_counts_bytes, day_counts_from_bytes, in_day_list,
@@ -177,146 +176,6 @@ fn reply_err(what: &str) -> StoreError {
     StoreError::Unexpected(format!("an unreadable {what}"))
 }
 
-/// One bucket's records, as Redis stores them: one string, the records end to end, each an
-/// 8-byte digest (big-endian) then its value, in the order they were added. Redis keeps a
-/// few hundred bytes per key and does no work per record; here the records are looked up,
-/// changed and written back in the bytes they were read in (no decoding of every bucket).
-/// Records added after the read are kept apart and written after the read ones, so that a
-/// bucket growing by one record is not copied into a larger buffer first (about a bucket of
-/// 880 bytes an event in large trees).
-#[derive(Debug, Clone, Default)]
-struct Records<const W: usize> {
-    /// The records as read (changed in place).
-    read: Vec<u8>,
-    /// The records added since.
-    added: Vec<u8>,
-}
-
-#[cfg(test)]
-impl<const W: usize> PartialEq for Records<W> {
-    fn eq(&self, other: &Self) -> bool {
-        self.records().eq(other.records())
-    }
-}
-
-#[cfg(test)]
-impl<const W: usize> Eq for Records<W> {}
-
-impl<const W: usize> Records<W> {
-    const RECORD: usize = 8 + W;
-
-    /// A bucket as read; `None` when its length is not a whole number of records.
-    fn from_stored(stored: Vec<u8>) -> Option<Self> {
-        stored.len().is_multiple_of(Self::RECORD).then_some(Self {
-            read: stored,
-            ..Self::default()
-        })
-    }
-
-    /// The bucket as Redis is to store it, in two parts: the records read, then those added.
-    fn stored(&self) -> [&[u8]; 2] {
-        [&self.read, &self.added]
-    }
-
-    /// The bucket's bytes as Redis holds them once written (`None`: no records, no key).
-    fn into_stored(self) -> Option<Vec<u8>> {
-        match (self.read.is_empty(), self.added.is_empty()) {
-            (true, true) => None,
-            (_, true) => Some(self.read),
-            (true, false) => Some(self.added),
-            (false, false) => {
-                let mut stored = self.read;
-                stored.extend_from_slice(&self.added);
-                Some(stored)
-            }
-        }
-    }
-
-    fn records(&self) -> impl Iterator<Item = (u64, &[u8; W])> {
-        self.stored()
-            .into_iter()
-            .flat_map(|part| part.chunks_exact(Self::RECORD))
-            .filter_map(|record| {
-                let (digest, value) = record.split_first_chunk::<8>()?;
-                Some((u64::from_be_bytes(*digest), value.try_into().ok()?))
-            })
-    }
-
-    fn is_empty(&self) -> bool {
-        self.read.is_empty() && self.added.is_empty()
-    }
-
-    /// Where `digest`'s value lies, if the bucket holds it: in the records read (`true`) or
-    /// in those added, and at which byte of them.
-    fn position(&self, digest: u64) -> Option<(bool, usize)> {
-        // Compared as one machine word each (a slice comparison called memcmp per record).
-        let digest = u64::from_ne_bytes(digest.to_be_bytes());
-        let at = self
-            .stored()
-            .into_iter()
-            .flat_map(|part| part.chunks_exact(Self::RECORD))
-            .position(|record| {
-                record
-                    .first_chunk::<8>()
-                    .is_some_and(|stored| u64::from_ne_bytes(*stored) == digest)
-            })?
-            * Self::RECORD;
-        Some(match at.checked_sub(self.read.len()) {
-            None => (true, at + 8),
-            Some(added) => (false, added + 8),
-        })
-    }
-
-    fn get(&self, digest: u64) -> Option<&[u8; W]> {
-        let (read, at) = self.position(digest)?;
-        let part = if read { &self.read } else { &self.added };
-        part.get(at..at + W)?.try_into().ok()
-    }
-
-    /// Sets `digest`'s value: in place if the bucket holds it, else as a new last record.
-    fn put(&mut self, digest: u64, value: [u8; W]) {
-        match self.position(digest) {
-            Some((true, at)) => self.read[at..at + W].copy_from_slice(&value),
-            Some((false, at)) => self.added[at..at + W].copy_from_slice(&value),
-            None => self.push(digest, &value),
-        }
-    }
-
-    fn push(&mut self, digest: u64, value: &[u8; W]) {
-        self.added.extend_from_slice(&digest.to_be_bytes());
-        self.added.extend_from_slice(value);
-    }
-
-    /// Adds `other`'s records after this one's.
-    fn append(&mut self, other: &Self) {
-        for part in other.stored() {
-            self.added.extend_from_slice(part);
-        }
-    }
-
-    /// The records `keep` keeps (in order), and the others.
-    fn partition(&self, keep: impl Fn(u64, &[u8; W]) -> bool) -> (Self, Self) {
-        let (mut kept, mut left) = (Self::default(), Self::default());
-        for (digest, value) in self.records() {
-            if keep(digest, value) {
-                kept.push(digest, value);
-            } else {
-                left.push(digest, value);
-            }
-        }
-        (kept, left)
-    }
-
-    /// The bytes of its records.
-    fn size(&self) -> usize {
-        self.read.len() + self.added.len()
-    }
-
-    fn len(&self) -> usize {
-        self.size() / Self::RECORD
-    }
-}
-
 /// The buckets of one growing structure of a tree (its ids, or its dossier states) that a
 /// write read, as the write leaves them.
 #[derive(Debug)]
@@ -398,25 +257,39 @@ impl<const W: usize> Table<W> {
         self.looked_up.get_mut().retain(|_, found| found.is_none());
     }
 
-    /// The commands that leave the changed buckets as planned: one `MSET` of those with
-    /// records, one `DEL` of those left empty. Every bucket read or written is then `known`
-    /// as the write leaves it.
-    ///
-    /// Whole, even a bucket that gained a record or had one changed: `APPEND` made Redis
-    /// hold twice the bytes of the buckets appended to (it makes room for more), and
-    /// `SETRANGE` of what changed in place saved it no measurable CPU (PERFORMANCE.md,
-    /// section 2).
+    /// The commands that leave the changed buckets as planned (`Records::write`): one
+    /// `SETRANGE` of the records changed in each bucket that kept its length, one `MSET` of
+    /// the buckets written whole, one `DEL` of those left empty. Every bucket read or
+    /// written is then `known` as the write leaves it.
     fn write(mut self, writes: &mut Writes, key: impl Fn(u64) -> String) {
         let changed = sorted_once(std::mem::take(&mut self.changed).into_iter());
-        let mut set = Vec::new();
+        // The buckets written whole, straight into one `MSET` (cut at `MAX_ARGS`).
+        let mut whole: Option<redis::Cmd> = None;
         let mut emptied = Vec::new();
+        let mut offset = itoa::Buffer::new();
         for bucket in &changed {
-            match self.buckets.get(bucket) {
-                Some(records) if !records.is_empty() => set.push((key(*bucket), records)),
-                _ => emptied.push(key(*bucket)),
+            let Some(records) = self.buckets.get_mut(bucket) else {
+                continue;
+            };
+            let key = key(*bucket);
+            match records.write(key.len()) {
+                Write::Range(at, bytes) => {
+                    let at = offset.format(at).as_bytes();
+                    writes.push(&[&b"SETRANGE"[..], key.as_bytes(), at, bytes]);
+                }
+                Write::Whole(bytes) => {
+                    let mset = whole.get_or_insert_with(|| redis::cmd("MSET"));
+                    mset.arg(&key).arg(bytes);
+                    if let Some(full) = whole.take_if(|mset| mset.args_iter().len() > MAX_ARGS) {
+                        writes.add(full);
+                    }
+                }
+                Write::Delete => emptied.push(key),
             }
         }
-        writes.buckets(&set);
+        if let Some(mset) = whole {
+            writes.add(mset);
+        }
         writes.chunked("DEL", None, &emptied, 1);
         for (bucket, records) in self.buckets {
             let bucket_key = Key::Bucket(self.structure, bucket);
@@ -562,28 +435,6 @@ impl Writes {
             let head = [name.as_bytes()].into_iter().chain(key.map(str::as_bytes));
             let command: Vec<&[u8]> = head.chain(chunk.iter().map(AsRef::as_ref)).collect();
             self.push(&command);
-        }
-    }
-
-    /// `MSET` of buckets, each key then its records written straight into the command from
-    /// the two parts they are kept in (sized once), cut so that no command is longer than
-    /// [`MAX_ARGS`].
-    fn buckets<const W: usize>(&mut self, set: &[(String, &Records<W>)]) {
-        for chunk in set.chunks(MAX_ARGS / 2) {
-            let size = chunk
-                .iter()
-                .map(|(key, records)| key.len() + records.size())
-                .sum::<usize>();
-            let mut cmd = redis::Cmd::with_capacity(1 + 2 * chunk.len(), "MSET".len() + size);
-            cmd.arg("MSET");
-            for (key, records) in chunk {
-                cmd.arg(key.as_str());
-                let mut value = cmd.bufmut_for_next_arg(records.size());
-                for part in records.stored() {
-                    value.put_slice(part);
-                }
-            }
-            self.add(cmd);
         }
     }
 
@@ -1797,7 +1648,13 @@ mod tests {
     use time::macros::{date, datetime};
 
     use super::*;
-    use crate::write_cache::arguments;
+    use crate::{
+        bucket::{
+            self,
+            tests::{pairs, records},
+        },
+        write_cache::arguments,
+    };
 
     #[test]
     fn a_packed_slot_adds_as_bitfield_incrby_does() {
@@ -1911,40 +1768,6 @@ mod tests {
         );
     }
 
-    fn records<const W: usize>(pairs: &[(u64, [u8; W])]) -> Records<W> {
-        let mut records = Records::default();
-        for (digest, value) in pairs {
-            records.push(*digest, value);
-        }
-        records
-    }
-
-    fn pairs<const W: usize>(records: &Records<W>) -> Vec<(u64, [u8; W])> {
-        records.records().map(|(d, v)| (d, *v)).collect()
-    }
-
-    #[test]
-    fn records_read_back_as_written_and_a_torn_bucket_is_refused() {
-        let written = records(&[(1, [1, 2, 3]), (u64::MAX, [4, 5, 6])]);
-        let stored = written.stored().concat();
-        assert_eq!(stored.len(), 2 * 11);
-        assert_eq!(
-            &stored[..11],
-            &[0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3],
-            "big-endian"
-        );
-        let read = Records::<3>::from_stored(stored.clone()).expect("whole records");
-        assert_eq!(pairs(&read), vec![(1, [1, 2, 3]), (u64::MAX, [4, 5, 6])]);
-        assert_eq!(read.get(u64::MAX), Some(&[4, 5, 6]));
-        assert_eq!(read.get(2), None);
-        assert_eq!(
-            Records::<3>::from_stored(Vec::new()),
-            Some(Records::default()),
-            "a missing bucket"
-        );
-        assert_eq!(Records::<3>::from_stored(stored[..21].to_vec()), None);
-    }
-
     #[test]
     fn a_table_sweeps_splits_and_puts_and_writes_back_only_what_changed() {
         let mut table: Table<1> = Table::read(
@@ -1997,14 +1820,76 @@ mod tests {
             b"MSET",
             b"b0",
             &[0, 0, 0, 0, 0, 0, 0, 0b00, 9],
+            // Padded with a free slot: Redis allocates 32 bytes for 18 anyway.
             b"b1",
-            &[0, 0, 0, 0, 0, 0, 0, 0b01, 1, 0, 0, 0, 0, 0, 0, 0, 0b101, 6],
+            &[
+                0, 0, 0, 0, 0, 0, 0, 0b01, 1, 0, 0, 0, 0, 0, 0, 0, 0b101, 6, 0, 0, 0, 0, 0, 0, 0,
+                0, 0,
+            ],
             b"b2",
-            &[0, 0, 0, 0, 0, 0, 0, 0b100, 5, 0, 0, 0, 0, 0, 0, 0, 0b110, 7],
+            &[
+                0, 0, 0, 0, 0, 0, 0, 0b100, 5, 0, 0, 0, 0, 0, 0, 0, 0b110, 7, 0, 0, 0, 0, 0, 0, 0,
+                0, 0,
+            ],
         ]
         .iter()
         .map(|a| a.to_vec())
         .collect();
         assert_eq!(args, expected);
+    }
+
+    #[test]
+    fn a_record_added_into_a_free_slot_or_changed_in_place_is_written_alone() {
+        // An id bucket as written whole: 22 records, padded to 23 (its 640 bytes in Redis).
+        let mut stored = Vec::new();
+        for digest in 1..=22u64 {
+            stored.extend_from_slice(&digest.to_be_bytes());
+            stored.extend_from_slice(&[1; ID_VALUE]);
+        }
+        stored.resize(bucket::padded(stored.len(), 8 + ID_VALUE), 0);
+        assert_eq!(stored.len(), 23 * 27);
+        let read = Records::from_stored(stored).expect("records");
+        let mut table: Table<ID_VALUE> =
+            Table::read(Structure::Ids, HashMap::from_iter([(5, read.clone())]));
+        table.put(5, 23, [2; ID_VALUE]);
+        let mut writes = Writes::transaction();
+        table.write(&mut writes, |b| format!("b{b}"));
+        let Apply::Transaction(pipe) = &writes.commands else {
+            panic!("a transaction")
+        };
+        let commands: Vec<Vec<Vec<u8>>> = pipe.cmd_iter().map(arguments).collect();
+        let mut record = 23u64.to_be_bytes().to_vec();
+        record.extend_from_slice(&[2; ID_VALUE]);
+        assert_eq!(
+            commands,
+            [[
+                b"SETRANGE".to_vec(),
+                b"b5".to_vec(),
+                b"594".to_vec(),
+                record
+            ]],
+            "into the free slot, not the bucket"
+        );
+
+        // Changed in place, the next batch: the bucket is full, its length kept.
+        let mut table: Table<ID_VALUE> =
+            Table::read(Structure::Ids, HashMap::from_iter([(5, read)]));
+        table.put(5, 2, [3; ID_VALUE]);
+        table.put(5, 23, [2; ID_VALUE]);
+        table.put(5, 24, [2; ID_VALUE]);
+        let mut writes = Writes::transaction();
+        table.write(&mut writes, |b| format!("b{b}"));
+        let Apply::Transaction(pipe) = &writes.commands else {
+            panic!("a transaction")
+        };
+        let commands: Vec<Vec<u8>> = pipe
+            .cmd_iter()
+            .map(|cmd| arguments(cmd)[0].clone())
+            .collect();
+        assert_eq!(
+            commands,
+            [b"MSET".to_vec()],
+            "no slot left for a second record: whole"
+        );
     }
 }

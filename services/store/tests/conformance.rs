@@ -221,6 +221,124 @@ async fn redis_store_names_its_keys_as_the_key_schema_says() {
     }
 }
 
+/// Event ids and dossier records live in buckets that a batch writes as its changes
+/// (`SETRANGE` of a record into a free slot or in place), and whole, padded with free slots,
+/// only when a bucket has no room left (services/store/src/bucket.rs). Rounds of receptions
+/// and resolutions of earlier dossiers through one store (its write cache current, so the
+/// changes are written alone), then every event again through a new store, which reads the
+/// buckets as Redis holds them: each is a duplicate. And a bucket costs Redis no more memory
+/// than its records alone would: the padding fills the allocation Redis makes anyway.
+#[tokio::test]
+async fn redis_store_buckets_written_as_their_changes_read_back_whole_and_cost_no_memory() {
+    use govpulse_core::{Counter, DossierId, backlog::StageEvent};
+
+    let server = RedisServer::start().expect("redis-server starts");
+    let store = connect(server.url(), "mem").await;
+    let day = time::macros::date!(2026 - 08 - 15);
+    let mut sent = Vec::new();
+    for round in 0..30 {
+        let mut batch = Vec::new();
+        for i in 0..25 {
+            batch.push(conformance::write(
+                &format!("r{round}-{i}"),
+                &["hoa-binh"],
+                day,
+                &[Counter::Received],
+                None,
+            ));
+            if round > 0 {
+                let mut resolved = conformance::write(
+                    &format!("s{round}-{i}"),
+                    &["hoa-binh"],
+                    day,
+                    &[Counter::Resolved],
+                    None,
+                );
+                resolved.dossier = DossierId::parse(&format!("r{}-{i}", round - 1)).expect("id");
+                resolved.stage = Some(StageEvent::Resolved { day });
+                batch.push(resolved);
+            }
+        }
+        let applied = store.apply(&batch).await.expect("apply");
+        assert!(
+            applied
+                .iter()
+                .all(|a| *a == govpulse_store::Applied::Accepted),
+            "round {round}: {applied:?}"
+        );
+        sent.extend(batch);
+    }
+    let mut admin = admin(&server).await;
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut admin)
+        .await
+        .expect("INFO");
+    assert!(
+        stats.contains("cmdstat_setrange:calls="),
+        "records written alone: {stats}"
+    );
+
+    let fresh = connect(server.url(), "mem").await;
+    for batch in sent.chunks(100) {
+        let applied = fresh.apply(batch).await.expect("apply");
+        assert!(
+            applied
+                .iter()
+                .all(|a| *a == govpulse_store::Applied::Duplicate),
+            "{applied:?}"
+        );
+    }
+
+    let mut padded = 0;
+    for (pattern, record) in [("mem:*:e:*", 27), ("mem:*:ds:*", 19)] {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut admin)
+            .await
+            .expect("KEYS");
+        assert!(!keys.is_empty(), "{pattern}");
+        for key in keys {
+            let value: Vec<u8> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut admin)
+                .await
+                .expect("GET");
+            let mut records = value.clone();
+            while records.len() >= record
+                && records[records.len() - record..].iter().all(|b| *b == 0)
+            {
+                records.truncate(records.len() - record);
+            }
+            padded += usize::from(records.len() < value.len());
+            // The value with and without its free slots, under a key of its own.
+            let scratch = key.replacen("mem", "tmp", 1);
+            let usage = |key: String, value: Vec<u8>| {
+                let mut admin = admin.clone();
+                async move {
+                    let () = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(value)
+                        .query_async(&mut admin)
+                        .await
+                        .expect("SET");
+                    let usage: u64 = redis::cmd("MEMORY")
+                        .arg("USAGE")
+                        .arg(&key)
+                        .query_async(&mut admin)
+                        .await
+                        .expect("MEMORY USAGE");
+                    usage
+                }
+            };
+            let with_slots = usage(scratch.clone(), value.clone()).await;
+            let without = usage(scratch, records).await;
+            assert_eq!(with_slots, without, "{key}: {} bytes", value.len());
+        }
+    }
+    assert!(padded > 0, "some bucket has free slots");
+}
+
 /// The packed roll-ups place children by ordinals a reader caches: children counted for the
 /// first time after a read, a restore from a backup after which another child takes the
 /// next ordinal, and a flush after which the same children get other ordinals, still read

@@ -1,0 +1,444 @@
+//! One bucket of a tree's event ids or dossier records, as Redis stores it (`P:{root}:e:<n>`,
+//! `P:{root}:ds:<n>`, docs/ARCHITECTURE.md section 4): one string, fixed-width records end to
+//! end (an 8-byte digest, big-endian, then its value), then free slots up to the end of the
+//! memory Redis allocates for the string anyway.
+//!
+//! The free slots are what lets a batch write a bucket's change, not the bucket. A string
+//! Redis is given with `SET` is allocated in the smallest of the allocator's size classes that
+//! holds it (jemalloc: four classes per doubling, so a 600-byte bucket sits in 640 bytes);
+//! written whole, a bucket is padded with zero records to fill that class ([`padded`]), which
+//! costs Redis no memory. A record that a later batch adds goes into the first free slot, and
+//! a record it changes stays where it is: both are written with `SETRANGE` at their offset,
+//! some 90 bytes of command and append-only file instead of the whole bucket (about 800
+//! bytes: with `appendfsync always`, Redis syncs every byte before it answers). Only a bucket
+//! that has no free slot left, or that a sweep or a split rebuilt, is written whole again.
+//! (`APPEND` or a `SETRANGE` past the end would make Redis allocate twice the string's
+//! length: PERFORMANCE.md section 2.)
+//!
+//! A free slot is a record of zero bytes only: no record the stores write is so, since every
+//! value holds the day after which it may be forgotten. Free slots are only ever at the end:
+//! a bucket written whole has its records first.
+
+/// One bucket's records as read and as the write leaves them, changed in place in the bytes
+/// they were read in (no decoding of every bucket).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Records<const W: usize> {
+    /// The bytes as Redis holds them: the records, then the free slots.
+    read: Vec<u8>,
+    /// How many bytes of `read` hold records (the free slots follow), once a record is to
+    /// be added: finding it touches the end of the bucket, memory that a batch reading a
+    /// bucket from the write cache otherwise need not bring in.
+    live: Option<usize>,
+    /// The records added once `read` had no free slot left (the bucket is then written
+    /// whole).
+    added: Vec<u8>,
+    /// The bytes of `read` from the first to the end of the last record written since it was
+    /// read, in place or into a free slot.
+    written: Option<(usize, usize)>,
+}
+
+#[cfg(test)]
+impl<const W: usize> PartialEq for Records<W> {
+    fn eq(&self, other: &Self) -> bool {
+        self.records().eq(other.records())
+    }
+}
+
+#[cfg(test)]
+impl<const W: usize> Eq for Records<W> {}
+
+/// How a changed bucket is written.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Write<'a> {
+    /// Its bytes from this offset on (`SETRANGE`): the string keeps its length.
+    Range(usize, &'a [u8]),
+    /// Whole, padded (`SET`).
+    Whole(&'a [u8]),
+    /// No record left: the key is deleted.
+    Delete,
+}
+
+/// What one `SETRANGE` costs Redis beyond the bytes it carries, as bytes of a bucket written
+/// whole in an `MSET`: a command costs about 1.0 µs of Redis' CPU and a bucket of 800 bytes
+/// in an `MSET` about 1.9 µs, 0.37 µs of it per key (redis-benchmark, pipelined, on the
+/// benchmark machine, 2026-12-07): about 300 bytes. A bucket whose changes lie far apart is
+/// written whole.
+const RANGE_COST: usize = 300;
+
+impl<const W: usize> Records<W> {
+    /// The bytes of one record: its digest, then its value.
+    pub(crate) const RECORD: usize = 8 + W;
+
+    /// A bucket as read; `None` when its length is not a whole number of records.
+    pub(crate) fn from_stored(stored: Vec<u8>) -> Option<Self> {
+        stored.len().is_multiple_of(Self::RECORD).then_some(Self {
+            read: stored,
+            ..Self::default()
+        })
+    }
+
+    /// The bucket's bytes, in two parts: those read (its records, then its free slots),
+    /// then the records added past its end.
+    fn parts(&self) -> [&[u8]; 2] {
+        [&self.read, &self.added]
+    }
+
+    /// How many bytes of `read` hold records: up to its last record that is not free.
+    fn live(&mut self) -> usize {
+        let read = &self.read;
+        *self.live.get_or_insert_with(|| {
+            let free = read
+                .rchunks_exact(Self::RECORD)
+                .take_while(|record| is_free(record))
+                .count();
+            read.len() - free * Self::RECORD
+        })
+    }
+
+    /// The bytes Redis holds once the bucket's write applied (`None`: no key). Only after
+    /// [`Records::write`] (or with nothing added) is that what this holds.
+    pub(crate) fn into_stored(self) -> Option<Vec<u8>> {
+        if self.read.is_empty() && self.added.is_empty() {
+            return None;
+        }
+        let mut stored = self.read;
+        stored.extend_from_slice(&self.added);
+        Some(stored)
+    }
+
+    pub(crate) fn records(&self) -> impl Iterator<Item = (u64, &[u8; W])> {
+        self.parts()
+            .into_iter()
+            .flat_map(|part| part.chunks_exact(Self::RECORD))
+            .filter(|record| !is_free(record))
+            .filter_map(|record| {
+                let (digest, value) = record.split_first_chunk::<8>()?;
+                Some((u64::from_be_bytes(*digest), value.try_into().ok()?))
+            })
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.records().next().is_none()
+    }
+
+    /// Where `digest`'s record lies, if the bucket holds it: in `read` (`true`) or in
+    /// `added`, and at which byte of it.
+    fn position(&self, digest: u64) -> Option<(bool, usize)> {
+        // Compared as one machine word each (a slice comparison called memcmp per record).
+        let word = u64::from_ne_bytes(digest.to_be_bytes());
+        let at = self
+            .parts()
+            .into_iter()
+            .flat_map(|part| part.chunks_exact(Self::RECORD))
+            .position(|record| {
+                record
+                    .first_chunk::<8>()
+                    .is_some_and(|stored| u64::from_ne_bytes(*stored) == word)
+                    // Only the digest 0 can be taken for a free slot's.
+                    && (digest != 0 || !is_free(record))
+            })?
+            * Self::RECORD;
+        Some(match at.checked_sub(self.read.len()) {
+            None => (true, at),
+            Some(added) => (false, added),
+        })
+    }
+
+    pub(crate) fn get(&self, digest: u64) -> Option<&[u8; W]> {
+        let (read, at) = self.position(digest)?;
+        let part = if read { &self.read } else { &self.added };
+        part.get(at + 8..at + Self::RECORD)?.try_into().ok()
+    }
+
+    /// Sets `digest`'s value: in place if the bucket holds it, else as a new record.
+    pub(crate) fn put(&mut self, digest: u64, value: [u8; W]) {
+        match self.position(digest) {
+            Some((true, at)) => {
+                self.read[at + 8..at + Self::RECORD].copy_from_slice(&value);
+                self.wrote(at);
+            }
+            Some((false, at)) => self.added[at + 8..at + Self::RECORD].copy_from_slice(&value),
+            None => self.push(digest, &value),
+        }
+    }
+
+    /// Adds a record the bucket does not hold: into its first free slot, or past its end.
+    pub(crate) fn push(&mut self, digest: u64, value: &[u8; W]) {
+        let at = self.live();
+        match self.read.get_mut(at..at + Self::RECORD) {
+            Some(slot) if self.added.is_empty() => {
+                slot[..8].copy_from_slice(&digest.to_be_bytes());
+                slot[8..].copy_from_slice(value);
+                self.live = Some(at + Self::RECORD);
+                self.wrote(at);
+            }
+            _ => {
+                self.added.extend_from_slice(&digest.to_be_bytes());
+                self.added.extend_from_slice(value);
+            }
+        }
+    }
+
+    /// Notes the record at `at` of `read` as written.
+    fn wrote(&mut self, at: usize) {
+        let end = at + Self::RECORD;
+        self.written = Some(match self.written {
+            Some((from, to)) => (from.min(at), to.max(end)),
+            None => (at, end),
+        });
+    }
+
+    /// Adds `other`'s records after this one's.
+    pub(crate) fn append(&mut self, other: &Self) {
+        for (digest, value) in other.records() {
+            self.push(digest, value);
+        }
+    }
+
+    /// The records `keep` keeps (in order), and the others, each a bucket to write whole.
+    pub(crate) fn partition(&self, keep: impl Fn(u64, &[u8; W]) -> bool) -> (Self, Self) {
+        let (mut kept, mut left) = (Self::default(), Self::default());
+        for (digest, value) in self.records() {
+            let part = if keep(digest, value) {
+                &mut kept
+            } else {
+                &mut left
+            };
+            part.added.extend_from_slice(&digest.to_be_bytes());
+            part.added.extend_from_slice(value);
+        }
+        (kept, left)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.records().count()
+    }
+
+    /// How the bucket is to be written so that Redis holds what this holds, for a key of
+    /// `key_len` bytes; what this holds is then what Redis holds ([`Records::into_stored`]).
+    /// Its bytes from its first changed record to its last when it kept its length and that
+    /// costs Redis less than the whole bucket ([`RANGE_COST`]); else whole, its records
+    /// first, then free slots up to the end of its allocation ([`padded`]).
+    pub(crate) fn write(&mut self, key_len: usize) -> Write<'_> {
+        if self.is_empty() {
+            return Write::Delete;
+        }
+        if let (true, Some((from, to))) = (self.added.is_empty(), self.written)
+            && to - from + RANGE_COST < key_len + self.read.len()
+        {
+            return Write::Range(from, &self.read[from..to]);
+        }
+        // Its records: those read up to its free slots, then those added.
+        let live = self.live();
+        let records = live + self.added.len();
+        let mut whole = Vec::with_capacity(padded(records, Self::RECORD));
+        whole.extend_from_slice(&self.read[..live]);
+        whole.extend_from_slice(&self.added);
+        whole.resize(padded(records, Self::RECORD), 0);
+        *self = Self {
+            read: whole,
+            live: Some(records),
+            ..Self::default()
+        };
+        Write::Whole(&self.read)
+    }
+}
+
+/// Whether a record is a free slot: zero bytes only.
+fn is_free(record: &[u8]) -> bool {
+    record.iter().all(|&byte| byte == 0)
+}
+
+/// The length to write a bucket of `live` bytes of records as: its records, then free slots
+/// of `record` bytes each, as many as fit in the memory Redis allocates for a string of
+/// `live` bytes anyway (an `sds` string: its header, its bytes and a terminating zero, in the
+/// smallest size class of Redis' allocator, jemalloc, that holds them). A store test checks
+/// the model against the Redis it runs (`padding_costs_redis_no_memory`): another allocator
+/// would cost memory here, never a count.
+pub(crate) fn padded(live: usize, record: usize) -> usize {
+    let class = size_class(live + sds_header(live) + 1);
+    let mut slots = (class - sds_header(live) - 1) / record;
+    // A longer string may need a longer header.
+    while slots * record > live && slots * record + sds_header(slots * record) + 1 > class {
+        slots -= 1;
+    }
+    (slots * record).max(live)
+}
+
+/// The header of Redis' `sds` string of `len` bytes (`sdsReqType`: a 1-byte header below 32
+/// bytes, 3 below 256, 5 below 65,536, else 9).
+fn sds_header(len: usize) -> usize {
+    match len {
+        0..32 => 1,
+        32..256 => 3,
+        256..65_536 => 5,
+        _ => 9,
+    }
+}
+
+/// The smallest of jemalloc's size classes that holds `n` bytes: multiples of 16 up to 128
+/// (8 for the smallest), then four classes per doubling.
+fn size_class(n: usize) -> usize {
+    match n {
+        0..=8 => 8,
+        9..=128 => n.div_ceil(16) * 16,
+        _ => {
+            let group = usize::BITS - 1 - (n - 1).leading_zeros();
+            let spacing = 1 << (group - 2);
+            n.div_ceil(spacing) * spacing
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn records<const W: usize>(pairs: &[(u64, [u8; W])]) -> Records<W> {
+        let mut records = Records::default();
+        for (digest, value) in pairs {
+            records.push(*digest, value);
+        }
+        records
+    }
+
+    pub(crate) fn pairs<const W: usize>(records: &Records<W>) -> Vec<(u64, [u8; W])> {
+        records.records().map(|(d, v)| (d, *v)).collect()
+    }
+
+    #[test]
+    fn records_read_back_as_written_and_a_torn_bucket_is_refused() {
+        let mut written = records(&[(1, [1, 2, 3]), (u64::MAX, [4, 5, 6])]);
+        let Write::Whole(stored) = written.write(2) else {
+            panic!("a new bucket is written whole")
+        };
+        let stored = stored.to_vec();
+        assert_eq!(stored.len(), padded(2 * 11, 11), "padded");
+        assert_eq!(
+            &stored[..11],
+            &[0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3],
+            "big-endian"
+        );
+        assert!(stored[22..].iter().all(|&b| b == 0), "free slots after");
+        let read = Records::<3>::from_stored(stored.clone()).expect("whole records");
+        assert_eq!(pairs(&read), vec![(1, [1, 2, 3]), (u64::MAX, [4, 5, 6])]);
+        assert_eq!(read.get(u64::MAX), Some(&[4, 5, 6]));
+        assert_eq!(read.get(2), None);
+        assert_eq!(read.get(0), None, "a free slot is no record");
+        assert_eq!(read.len(), 2);
+        assert_eq!(
+            Records::<3>::from_stored(Vec::new()),
+            Some(Records::default()),
+            "a missing bucket"
+        );
+        assert_eq!(Records::<3>::from_stored(stored[..21].to_vec()), None);
+    }
+
+    /// An id bucket as Redis holds it: records of digests 1 to `n`, then free slots up to
+    /// `slots` records.
+    fn ids(n: u64, slots: usize) -> Records<19> {
+        let mut stored = Vec::new();
+        for digest in 1..=n {
+            stored.extend_from_slice(&digest.to_be_bytes());
+            stored.extend_from_slice(&[1; 19]);
+        }
+        stored.resize(slots * 27, 0);
+        Records::from_stored(stored).expect("records")
+    }
+
+    fn record(digest: u64, value: u8) -> Vec<u8> {
+        let mut record = digest.to_be_bytes().to_vec();
+        record.extend_from_slice(&[value; 19]);
+        record
+    }
+
+    #[test]
+    fn records_go_into_free_slots_and_are_written_alone_until_none_is_left() {
+        // 26 records in the 28 slots of 768 bytes.
+        let mut bucket = ids(26, 28);
+        assert_eq!(bucket.len(), 26);
+        bucket.put(26, [5; 19]);
+        bucket.put(27, [5; 19]);
+        let next = [record(26, 5), record(27, 5)].concat();
+        assert_eq!(
+            bucket.write(20),
+            Write::Range(25 * 27, &next[..]),
+            "the last record changed and a new one next to it"
+        );
+        let redis = bucket.clone().into_stored().expect("a key");
+        assert_eq!(redis.len(), 28 * 27, "the length kept");
+        assert_eq!(&redis[25 * 27..27 * 27], &next[..]);
+
+        let mut bucket = Records::<19>::from_stored(redis.clone()).expect("records");
+        bucket.put(1, [7; 19]);
+        bucket.put(28, [8; 19]);
+        assert!(
+            matches!(bucket.write(20), Write::Whole(_)),
+            "the first record and the last: as many bytes as the bucket"
+        );
+        let mut bucket = Records::<19>::from_stored(redis).expect("records");
+        bucket.put(27, [8; 19]);
+        bucket.put(28, [8; 19]);
+        let last = [record(27, 8), record(28, 8)].concat();
+        assert_eq!(bucket.write(20), Write::Range(26 * 27, &last[..]));
+
+        let mut bucket =
+            Records::<19>::from_stored(bucket.into_stored().expect("a key")).expect("records");
+        assert_eq!(bucket.len(), 28);
+        bucket.put(29, [9; 19]);
+        let Write::Whole(whole) = bucket.write(20) else {
+            panic!("no free slot left: whole")
+        };
+        assert_eq!(whole.len(), padded(29 * 27, 27));
+        assert_eq!(&whole[28 * 27..29 * 27], &record(29, 9)[..]);
+        assert_eq!(bucket.len(), 29);
+        assert_eq!(bucket.get(27), Some(&[8; 19]));
+    }
+
+    #[test]
+    fn scattered_changes_of_a_short_bucket_are_written_whole() {
+        let mut bucket = records(&[(1, [1]), (2, [2]), (3, [3])]);
+        assert!(matches!(bucket.write(4), Write::Whole(_)));
+        let mut bucket =
+            Records::<1>::from_stored(bucket.into_stored().expect("a key")).expect("records");
+        bucket.put(1, [9]);
+        bucket.put(3, [9]);
+        assert!(
+            matches!(bucket.write(4), Write::Whole(_)),
+            "two ranges cost more than the bucket"
+        );
+        let mut empty = Records::<1>::from_stored(bucket.into_stored().expect("a key"))
+            .expect("records")
+            .partition(|_, _| false)
+            .0;
+        assert_eq!(empty.write(4), Write::Delete);
+    }
+
+    #[test]
+    fn a_padded_bucket_fills_the_size_class_of_its_records() {
+        assert_eq!(size_class(8), 8);
+        assert_eq!(size_class(9), 16);
+        assert_eq!(size_class(128), 128);
+        assert_eq!(size_class(129), 160);
+        assert_eq!(size_class(600), 640);
+        assert_eq!(size_class(641), 768);
+        assert_eq!(size_class(1024), 1024);
+        assert_eq!(size_class(1025), 1280);
+        // Measured with DEBUG SDSLEN on redis-server 7.0.15 (jemalloc 5.3.0): 594 bytes
+        // (22 ids) sit in 640, 864 (32) in 896.
+        assert_eq!(padded(22 * 27, 27), 23 * 27);
+        assert_eq!(padded(32 * 27, 27), 32 * 27, "no room for a 33rd");
+        assert_eq!(padded(30 * 19, 19), 33 * 19);
+        for record in [19, 27] {
+            for live in (record..4_000).step_by(record) {
+                let padded = padded(live, record);
+                assert!(padded >= live && padded.is_multiple_of(record));
+                assert_eq!(
+                    size_class(padded + sds_header(padded) + 1),
+                    size_class(live + sds_header(live) + 1),
+                    "{live} bytes padded to {padded} take more memory"
+                );
+            }
+        }
+    }
+}
