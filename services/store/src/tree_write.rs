@@ -58,7 +58,7 @@ use crate::{
         keeps_record, month_or_shorter, rejected_field, seen_bytes, seen_from_bytes, tree_key,
     },
     spread::{Split, Spread},
-    write_cache::{Asked, Key, Known, Structure, Tree},
+    write_cache::{Asked, Bucket as CachedBucket, Key, Known, Structure, Tree},
 };
 
 /// The compare-and-apply script: generic, it knows nothing of what it writes.
@@ -292,8 +292,8 @@ impl<const W: usize> Table<W> {
         }
         writes.chunked("DEL", None, &emptied, 1);
         for (bucket, records) in self.buckets {
-            let bucket_key = Key::Bucket(self.structure, bucket);
-            writes.known.push(bucket_key, records.into_stored());
+            let cached = records.into_cached();
+            writes.known.push_bucket(self.structure, bucket, cached);
         }
     }
 }
@@ -600,19 +600,27 @@ impl RedisStore {
         if seen_asked.missed() {
             second.push(root, seen_read);
         }
+        // The buckets the write cache holds are taken out of it; the others are read with one
+        // `MGET` (a bucket's key, a thousand a batch, is formatted only when it is read).
         let mut mget = redis::cmd("MGET");
+        let mut buckets_missed = 0;
         let ids = id_reads.iter().map(|b| (Structure::Ids, *b));
         let dossiers = dossier_reads.iter().map(|b| (Structure::Dossiers, *b));
-        let tree_keys = &keys;
-        let bucket_keys = ids.chain(dossiers).map(|(structure, b)| {
-            let key = move || match structure {
-                Structure::Ids => tree_keys.id_bucket(b),
-                Structure::Dossiers => tree_keys.dossier_bucket(b),
-            };
-            (Key::Bucket(structure, b), key)
-        });
-        let buckets_asked = Asked::lazily(tree, bucket_keys, &mut mget);
-        if buckets_asked.missed() {
+        let buckets_cached: Vec<Option<CachedBucket>> = ids
+            .chain(dossiers)
+            .map(|(structure, b)| {
+                let cached = tree.take_bucket(structure, b);
+                if cached.is_none() {
+                    mget.arg(match structure {
+                        Structure::Ids => keys.id_bucket(b),
+                        Structure::Dossiers => keys.dossier_bucket(b),
+                    });
+                    buckets_missed += 1;
+                }
+                cached
+            })
+            .collect();
+        if buckets_missed > 0 {
             second.push(root, mget);
         }
         // The ordinals lists: each one's creation mark, and its entries from the last one this
@@ -647,24 +655,39 @@ impl RedisStore {
             accepted: known_day_counts(&reporters, accepted),
             rejected: known_day_counts(&rejecters, rejections),
         };
-        let mut stored = answered(buckets_asked, &mut replies, "buckets")?.into_iter();
+        let buckets_read: Vec<Option<Vec<u8>>> = match buckets_missed {
+            0 => Vec::new(),
+            _ => redis::from_redis_value(replies.next().ok_or_else(|| reply_err("buckets"))?)?,
+        };
+        if buckets_read.len() != buckets_missed {
+            return Err(reply_err("buckets"));
+        }
+        let mut buckets_read = buckets_read.into_iter();
+        let mut buckets_cached = buckets_cached.into_iter();
         fn table<const W: usize>(
             structure: Structure,
             reads: &[u64],
-            stored: &mut impl Iterator<Item = Option<Vec<u8>>>,
+            cached: &mut impl Iterator<Item = Option<CachedBucket>>,
+            read: &mut impl Iterator<Item = Option<Vec<u8>>>,
         ) -> Result<Table<W>, StoreError> {
             let mut buckets = HashMap::with_capacity(reads.len());
             for bucket in reads {
-                let bytes = stored.next().ok_or_else(|| reply_err("bucket read"))?;
-                let records = Records::from_stored(bytes.unwrap_or_default())
-                    .ok_or_else(|| reply_err("bucket"))?;
+                let records = match cached.next().ok_or_else(|| reply_err("bucket read"))? {
+                    Some(cached) => Records::cached(cached),
+                    None => {
+                        let bytes = read.next().ok_or_else(|| reply_err("buckets"))?;
+                        Records::from_stored(bytes.unwrap_or_default())
+                            .ok_or_else(|| reply_err("bucket"))?
+                    }
+                };
                 buckets.insert(*bucket, records);
             }
             Ok(Table::read(structure, buckets))
         }
-        let mut ids: Table<ID_VALUE> = table(Structure::Ids, &id_reads, &mut stored)?;
+        let (cached, read) = (&mut buckets_cached, &mut buckets_read);
+        let mut ids: Table<ID_VALUE> = table(Structure::Ids, &id_reads, cached, read)?;
         let mut dossiers: Table<DOSSIER_VALUE> =
-            table(Structure::Dossiers, &dossier_reads, &mut stored)?;
+            table(Structure::Dossiers, &dossier_reads, cached, read)?;
         let mut next = || replies.next().ok_or_else(|| reply_err("second read"));
         let mut ordinals: HashMap<(&AgencyId, &AgencyId), usize> = HashMap::new();
         let mut list_lengths: HashMap<&AgencyId, usize> = HashMap::new();

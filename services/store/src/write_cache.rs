@@ -43,7 +43,7 @@ use govpulse_core::AgencyId;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use xxhash_rust::xxh3::{Xxh3Default, xxh3_128};
 
-use crate::CacheUse;
+use crate::{CacheUse, bucket::Index};
 
 /// What an entry costs beyond its value's bytes (the map's slot, the `Vec`'s header, the
 /// allocation's rounding), counted against the budget.
@@ -56,22 +56,22 @@ pub(crate) enum Structure {
     Dossiers = 1,
 }
 
-/// A key of a tree, as the cache names it.
+/// A key or a hash field of a tree, as the cache names it: by the 128-bit digest of its text
+/// ([`Key::of`], [`Key::field`]): no text is kept, allocated or compared. Two names in one
+/// tree's cache share a digest with a chance of about n²/2¹²⁹ for n names (a hundred million:
+/// 1 in 10²²); a shared one would answer one key with the other's value. (Buckets are kept
+/// by their structure and number.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Key {
-    /// A key or a hash field, by the 128-bit digest of its text ([`Key::of`], [`Key::field`]):
-    /// no text is kept, allocated or compared. Two names in one tree's cache share a digest
-    /// with a chance of about n²/2¹²⁹ for n names (a hundred million: 1 in 10²²); a shared
-    /// one would answer one key with the other's value.
-    Value(u128),
-    /// A bucket of one of the tree's structures, by its number.
-    Bucket(Structure, u64),
-}
+pub(crate) struct Key(u128);
+
+/// A bucket as the cache keeps it: its bytes as Redis holds them, and what the writer knows
+/// of them without a scan (`bucket::Index`), which lives and dies with them.
+pub(crate) type Bucket = (Vec<u8>, Index);
 
 impl Key {
     /// The cache's name for the key `key`.
     pub(crate) fn of(key: &str) -> Key {
-        Key::Value(xxh3_128(key.as_bytes()))
+        Key(xxh3_128(key.as_bytes()))
     }
 
     /// The cache's name for field `field` of the hash at `key`.
@@ -82,7 +82,7 @@ impl Key {
         name.update(&(key.len() as u64).to_le_bytes());
         name.update(key.as_bytes());
         name.update(field.as_ref());
-        Key::Value(name.digest128())
+        Key(name.digest128())
     }
 }
 
@@ -92,8 +92,8 @@ pub(crate) struct Tree {
     /// The version Redis holds after this process's last write of the tree; `None` when
     /// that is not known (not written yet, or changed by another writer since).
     version: Option<Vec<u8>>,
-    /// Each structure's buckets, by number: their bytes as Redis holds them.
-    buckets: [HashMap<u64, Vec<u8>>; 2],
+    /// Each structure's buckets, by number.
+    buckets: [HashMap<u64, Bucket>; 2],
     /// Keys and hash fields by name, `None` for one Redis does not hold.
     values: HashMap<u128, Option<Vec<u8>>>,
     /// The bytes held, and those counted in the cache's total so far.
@@ -106,8 +106,8 @@ pub(crate) struct Tree {
 
 /// What a bucket costs the budget: the memory it holds (a bucket that gained records may
 /// have room for more).
-fn held(bucket: &Vec<u8>) -> usize {
-    bucket.capacity() + ENTRY_OVERHEAD
+fn held((bytes, _): &Bucket) -> usize {
+    bytes.capacity() + size_of::<Index>() + ENTRY_OVERHEAD
 }
 
 /// What a value costs the budget.
@@ -123,48 +123,50 @@ impl Tree {
         self.version.is_some()
     }
 
-    /// The cached value of `key`, if cached (`Some(None)`: Redis does not hold it). A bucket
-    /// is moved out (the attempt writes it back changed); a value is copied.
+    /// The cached value of `key`, if cached (`Some(None)`: Redis does not hold it): a copy.
     pub(crate) fn lookup(&mut self, key: &Key) -> Option<Option<Vec<u8>>> {
-        let found = match key {
-            Key::Value(name) => self.values.get(name).cloned(),
-            Key::Bucket(structure, bucket) => {
-                let taken = self.buckets[*structure as usize].remove(bucket);
-                if let Some(bytes) = &taken {
-                    self.bytes -= held(bytes);
-                }
-                taken.map(Some)
-            }
-        };
-        match found {
-            Some(_) => self.hits += 1,
-            None => self.misses += 1,
-        }
+        let found = self.values.get(&key.0).cloned();
+        self.count(found.is_some());
         found
     }
 
+    /// Bucket `bucket` of `structure`, if cached: moved out (the attempt writes it back
+    /// changed). A bucket Redis does not hold is not kept (read when asked for).
+    pub(crate) fn take_bucket(&mut self, structure: Structure, bucket: u64) -> Option<Bucket> {
+        let taken = self.buckets[structure as usize].remove(&bucket);
+        if let Some(bucket) = &taken {
+            self.bytes -= held(bucket);
+        }
+        self.count(taken.is_some());
+        taken
+    }
+
+    fn count(&mut self, hit: bool) {
+        match hit {
+            true => self.hits += 1,
+            false => self.misses += 1,
+        }
+    }
+
     fn put(&mut self, key: Key, value: Option<Vec<u8>>) {
-        match key {
-            Key::Value(name) => {
-                self.bytes += size(value.as_deref());
-                if let Some(before) = self.values.insert(name, value) {
-                    self.bytes -= size(before.as_deref());
-                }
+        self.bytes += size(value.as_deref());
+        if let Some(before) = self.values.insert(key.0, value) {
+            self.bytes -= size(before.as_deref());
+        }
+    }
+
+    fn put_bucket(&mut self, structure: Structure, number: u64, bucket: Option<Bucket>) {
+        let buckets = &mut self.buckets[structure as usize];
+        let before = match bucket {
+            Some(bucket) => {
+                self.bytes += held(&bucket);
+                buckets.insert(number, bucket)
             }
-            Key::Bucket(structure, bucket) => {
-                let buckets = &mut self.buckets[structure as usize];
-                let before = match value {
-                    Some(bytes) => {
-                        self.bytes += held(&bytes);
-                        buckets.insert(bucket, bytes)
-                    }
-                    // A bucket left empty is no key in Redis: not kept (read next time).
-                    None => buckets.remove(&bucket),
-                };
-                if let Some(bytes) = before {
-                    self.bytes -= held(&bytes);
-                }
-            }
+            // A bucket left empty is no key in Redis: not kept (read next time).
+            None => buckets.remove(&number),
+        };
+        if let Some(bucket) = before {
+            self.bytes -= held(&bucket);
         }
     }
 
@@ -189,9 +191,9 @@ impl Tree {
         for buckets in &mut self.buckets {
             let mut taken = buckets.extract_if(|_, _| true);
             while dropped < excess
-                && let Some((_, bytes)) = taken.next()
+                && let Some((_, bucket)) = taken.next()
             {
-                dropped += held(&bytes);
+                dropped += held(&bucket);
             }
         }
         let mut taken = self.values.extract_if(|_, _| true);
@@ -266,8 +268,11 @@ impl WriteCache {
     pub(crate) fn applied(&self, tree: &mut Tree, version: Vec<u8>, known: Known) {
         tree.version = Some(version);
         if self.budget > 0 {
-            for (key, value) in known.0 {
+            for (key, value) in known.values {
                 tree.put(key, value);
+            }
+            for (structure, number, bucket) in known.buckets {
+                tree.put_bucket(structure, number, bucket);
             }
         }
         self.settle(tree);
@@ -330,16 +335,30 @@ impl WriteCache {
 
 /// The values a write leaves, as the write is built, for [`WriteCache::applied`].
 #[derive(Default)]
-pub(crate) struct Known(Vec<(Key, Option<Vec<u8>>)>);
+pub(crate) struct Known {
+    values: Vec<(Key, Option<Vec<u8>>)>,
+    buckets: Vec<(Structure, u64, Option<Bucket>)>,
+}
 
 impl Known {
     pub(crate) fn push(&mut self, key: Key, value: Option<Vec<u8>>) {
-        self.0.push((key, value));
+        self.values.push((key, value));
+    }
+
+    /// Bucket `number` of `structure` as the write leaves it (`None`: no key).
+    pub(crate) fn push_bucket(
+        &mut self,
+        structure: Structure,
+        number: u64,
+        bucket: Option<Bucket>,
+    ) {
+        self.buckets.push((structure, number, bucket));
     }
 
     /// Adds `other`'s values after these.
     pub(crate) fn append(&mut self, mut other: Known) {
-        self.0.append(&mut other.0);
+        self.values.append(&mut other.values);
+        self.buckets.append(&mut other.buckets);
     }
 }
 
@@ -361,26 +380,13 @@ impl Asked {
         keys: impl IntoIterator<Item = (Key, A)>,
         read: &mut redis::Cmd,
     ) -> Self {
-        let keys = keys
-            .into_iter()
-            .map(|(key, argument)| (key, move || argument));
-        Self::lazily(tree, keys, read)
-    }
-
-    /// The same, each read's argument made only for a key the cache does not hold (a bucket's
-    /// key, a thousand a batch, is formatted only when it is read).
-    pub(crate) fn lazily<A: redis::ToRedisArgs>(
-        tree: &mut Tree,
-        keys: impl IntoIterator<Item = (Key, impl FnOnce() -> A)>,
-        read: &mut redis::Cmd,
-    ) -> Self {
         let mut missed = 0;
         let answers = keys
             .into_iter()
             .map(|(key, argument)| {
                 let cached = tree.lookup(&key);
                 if cached.is_none() {
-                    read.arg(argument());
+                    read.arg(argument);
                     missed += 1;
                 }
                 cached
@@ -456,8 +462,9 @@ mod tests {
         cache.at(&mut tree, Some(b"7"));
         assert_eq!(text(&mut tree, &value("a")), None);
         let mut written = known(&[("a", Some("1")), ("b", None), ("a", Some("2"))]);
-        written.push(Key::Bucket(Structure::Ids, 3), Some(b"records".to_vec()));
-        written.push(Key::Bucket(Structure::Dossiers, 3), None);
+        let records = (b"records".to_vec(), Index::of_bytes(7));
+        written.push_bucket(Structure::Ids, 3, Some(records.clone()));
+        written.push_bucket(Structure::Dossiers, 3, None);
         cache.applied(&mut tree, b"8".to_vec(), written);
         cache.at(&mut tree, Some(b"8"));
         assert_eq!(text(&mut tree, &value("a")), Some(Some("2".to_owned())));
@@ -472,18 +479,15 @@ mod tests {
             "known not to exist"
         );
         assert_eq!(text(&mut tree, &value("c")), None, "not cached");
-        let bucket = Key::Bucket(Structure::Ids, 3);
-        assert_eq!(text(&mut tree, &bucket), Some(Some("records".to_owned())));
+        assert_eq!(tree.take_bucket(Structure::Ids, 3), Some(records));
         assert_eq!(
-            text(&mut tree, &bucket),
+            tree.take_bucket(Structure::Ids, 3),
             None,
             "moved out to be written back"
         );
-        let (other, emptied) = (
-            Key::Bucket(Structure::Ids, 4),
-            Key::Bucket(Structure::Dossiers, 3),
-        );
-        assert_eq!((tree.lookup(&other), tree.lookup(&emptied)), (None, None));
+        let other = tree.take_bucket(Structure::Ids, 4);
+        let emptied = tree.take_bucket(Structure::Dossiers, 3);
+        assert_eq!((other, emptied), (None, None));
         // Another writer moved the version: nothing cached is used, even once the version
         // comes back to the one this process wrote (a restore).
         cache.applied(&mut tree, b"8".to_vec(), known(&[("a", Some("2"))]));
@@ -515,12 +519,13 @@ mod tests {
         none.at(&mut tree, Some(b"1"));
         assert_eq!(tree.lookup(&value("a")), None);
 
-        let bucket_bytes = 880 + ENTRY_OVERHEAD;
+        let bucket_bytes = 880 + size_of::<Index>() + ENTRY_OVERHEAD;
         let cache = WriteCache::new(100 * bucket_bytes as u64);
         let buckets = |from: u64| {
             let mut many = Known::default();
             for n in from..from + 80 {
-                many.push(Key::Bucket(Structure::Ids, n), Some(vec![7u8; 880]));
+                let bucket = (vec![7u8; 880], Index::of_bytes(880));
+                many.push_bucket(Structure::Ids, n, Some(bucket));
             }
             many
         };
@@ -535,11 +540,7 @@ mod tests {
         assert_eq!(cache.used.load(Ordering::Relaxed), 80 * bucket_bytes);
         let mut idle = cache.lock(&id("son-la")).await;
         cache.at(&mut idle, Some(b"1"));
-        assert_eq!(
-            idle.lookup(&Key::Bucket(Structure::Ids, 0)),
-            None,
-            "dropped"
-        );
+        assert_eq!(idle.take_bucket(Structure::Ids, 0), None, "dropped");
         drop(idle);
         // A tree alone over the budget sheds its own buckets.
         cache.at(&mut busy, Some(b"1"));
@@ -596,7 +597,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_fields_and_buckets_have_names_of_their_own() {
+    fn keys_and_fields_have_names_of_their_own() {
         let names = [
             Key::of("k"),
             Key::of("kf"),
@@ -605,8 +606,6 @@ mod tests {
             Key::field("kf", ""),
             Key::field("k", "g"),
             Key::field("l", "f"),
-            Key::Bucket(Structure::Ids, 0),
-            Key::Bucket(Structure::Dossiers, 0),
         ];
         for (i, a) in names.iter().enumerate() {
             for b in &names[i + 1..] {
