@@ -8,10 +8,12 @@
 //! holds it (jemalloc: four classes per doubling, so a 600-byte bucket sits in 640 bytes);
 //! written whole, a bucket is padded with zero records to fill that class ([`padded`]), which
 //! costs Redis no memory. A record that a later batch adds goes into the first free slot, and
-//! a record it changes stays where it is: both are written with `SETRANGE` at their offset,
-//! some 90 bytes of command and append-only file instead of the whole bucket (about 800
-//! bytes: with `appendfsync always`, Redis syncs every byte before it answers). Only a bucket
-//! that has no free slot left, or that a sweep or a split rebuilt, is written whole again.
+//! a record it changes stays where it is: the span from the first changed record to the last
+//! is written with one `SETRANGE` at its offset, some 90 bytes of command and append-only
+//! file for one record instead of the whole bucket (about 800 bytes: with `appendfsync
+//! always`, Redis syncs every byte before it answers). Only a bucket that has no free slot
+//! left, that a sweep or a split rebuilt, or whose changes lie so far apart that the span
+//! costs more than the bucket, is written whole again.
 //! (`APPEND` or a `SETRANGE` past the end would make Redis allocate twice the string's
 //! length: PERFORMANCE.md section 2.)
 //!
@@ -337,9 +339,10 @@ fn is_free(record: &[u8]) -> bool {
 /// The length to write a bucket of `live` bytes of records as: its records, then free slots
 /// of `record` bytes each, as many as fit in the memory Redis allocates for a string of
 /// `live` bytes anyway (an `sds` string: its header, its bytes and a terminating zero, in the
-/// smallest size class of Redis' allocator, jemalloc, that holds them). A store test checks
-/// the model against the Redis it runs (`padding_costs_redis_no_memory`): another allocator
-/// would cost memory here, never a count.
+/// smallest size class of Redis' allocator, jemalloc, that holds them). The conformance
+/// suite checks the model against the Redis it runs
+/// (`redis_store_buckets_written_as_their_changes_read_back_whole_and_cost_no_memory`):
+/// another allocator would cost memory here, never a count.
 pub(crate) fn padded(live: usize, record: usize) -> usize {
     let class = size_class(live + sds_header(live) + 1);
     let mut slots = (class - sds_header(live) - 1) / record;

@@ -268,10 +268,11 @@ impl<const W: usize> Table<W> {
         let mut emptied = Vec::new();
         let mut offset = itoa::Buffer::new();
         for bucket in &changed {
+            let key = key(*bucket);
             let Some(records) = self.buckets.get_mut(bucket) else {
+                emptied.push(key);
                 continue;
             };
-            let key = key(*bucket);
             match records.write(key.len()) {
                 Write::Range(at, bytes) => {
                     let at = offset.format(at).as_bytes();
