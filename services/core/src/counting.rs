@@ -684,9 +684,10 @@ impl CounterSums {
 
     /// The counters that gain or lose something, with how much.
     pub fn nonzero(&self) -> impl Iterator<Item = (Counter, i64)> + '_ {
+        // The sums by reference: by value, the iterator copied the array at every call.
         Counter::ALL
             .into_iter()
-            .zip(self.0)
+            .zip(self.0.iter().copied())
             .filter(|(_, n)| *n != 0)
     }
 }

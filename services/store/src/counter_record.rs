@@ -28,23 +28,41 @@ const MAX_LEN: usize = 10 * COUNTERS;
 /// with [`add`]; the tests build them whole.)
 #[cfg(test)]
 fn encode(counters: &Counters) -> Vec<u8> {
-    encode_values(&Counter::ALL.map(|counter| counters.get(counter)))
+    encode_values(&Counter::ALL.map(|counter| counters.get(counter))).to_vec()
 }
 
-/// The record of counter values in storage order. Built on the stack, up to the last value
-/// that is not zero, and copied out once at its length: a batch of the unit mix adds to tens
-/// of thousands of records, each decoded, added to and encoded again.
-fn encode_values(values: &[u64; COUNTERS]) -> Vec<u8> {
+/// A record built on the stack: a batch of the unit mix adds to tens of thousands of
+/// records, each decoded, added to and encoded again, most of them only to be copied into a
+/// record list or a command.
+struct Record {
+    bytes: [u8; MAX_LEN],
+    len: usize,
+}
+
+impl Record {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        self.as_slice().to_vec()
+    }
+}
+
+/// The record of counter values in storage order, up to the last value that is not zero.
+fn encode_values(values: &[u64; COUNTERS]) -> Record {
     let kept = values
         .iter()
         .rposition(|value| *value > 0)
         .map_or(0, |last| last + 1);
-    let mut record = [0u8; MAX_LEN];
-    let mut len = 0;
+    let mut record = Record {
+        bytes: [0u8; MAX_LEN],
+        len: 0,
+    };
     for value in &values[..kept] {
-        len += write_varint(*value, &mut record[len..]);
+        record.len += write_varint(*value, &mut record.bytes[record.len..]);
     }
-    record[..len].to_vec()
+    record
 }
 
 /// `value` as an unsigned LEB128 varint at the start of `out`; its length.
@@ -91,6 +109,14 @@ pub(crate) fn add(
     stored: Option<&[u8]>,
     added: impl IntoIterator<Item = (Counter, i64)>,
 ) -> Option<Vec<u8>> {
+    add_on_stack(stored, added).map(|record| record.to_vec())
+}
+
+/// [`add`], the record left on the stack.
+fn add_on_stack(
+    stored: Option<&[u8]>,
+    added: impl IntoIterator<Item = (Counter, i64)>,
+) -> Option<Record> {
     let mut values = match stored {
         Some(record) => decode_values(record)?,
         None => [0; COUNTERS],
@@ -187,15 +213,15 @@ pub(crate) fn add_to_list<'a>(
         let record = match kept.filter(|e| e.name == name) {
             Some(entry) => {
                 kept = next_entry(&mut rest)?;
-                add(Some(entry.record), sums.nonzero())?
+                add_on_stack(Some(entry.record), sums.nonzero())?
             }
-            None => add(None, sums.nonzero())?,
+            None => add_on_stack(None, sums.nonzero())?,
         };
-        if record.is_empty() {
+        if record.len == 0 {
             continue;
         }
         let mut len = [0u8; 10];
-        for bytes in [name.as_bytes(), &record] {
+        for bytes in [name.as_bytes(), record.as_slice()] {
             let used = bytes.len().encode_var(&mut len);
             list.extend_from_slice(&len[..used]);
             list.extend_from_slice(bytes);
