@@ -108,7 +108,7 @@ impl Filter {
 pub(crate) enum Write<'a> {
     /// Its bytes from this offset on (`SETRANGE`): the string keeps its length.
     Range(usize, &'a [u8]),
-    /// Whole, padded (`SET`).
+    /// Whole, padded (in an `MSET`).
     Whole(&'a [u8]),
     /// No record left: the key is deleted.
     Delete,
@@ -123,7 +123,7 @@ const RANGE_COST: usize = 300;
 
 impl<const W: usize> Records<W> {
     /// The bytes of one record: its digest, then its value.
-    pub(crate) const RECORD: usize = 8 + W;
+    const RECORD: usize = 8 + W;
 
     /// A bucket as read; `None` when its length is not a whole number of records.
     pub(crate) fn from_stored(stored: Vec<u8>) -> Option<Self> {

@@ -1895,7 +1895,7 @@ mod tests {
             "into the free slot, not the bucket"
         );
 
-        // Changed in place, the next batch: the bucket is full, its length kept.
+        // One record changed in place and two new ones, for its one free slot: whole.
         let mut table: Table<ID_VALUE> =
             Table::read(Structure::Ids, HashMap::from_iter([(5, read)]));
         table.put(5, 2, [3; ID_VALUE]);

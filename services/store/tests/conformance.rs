@@ -212,11 +212,7 @@ async fn redis_store_names_its_keys_as_the_key_schema_says() {
     ];
     let expected = kept.map(|key| (key, true));
     for (key, want) in expected.into_iter().chain(not_kept.map(|key| (key, false))) {
-        let exists: bool = redis::cmd("EXISTS")
-            .arg(key)
-            .query_async(&mut admin)
-            .await
-            .expect("EXISTS");
+        let exists: bool = query(&mut admin, redis::cmd("EXISTS").arg(key)).await;
         assert_eq!(exists, want, "{key} in Redis");
     }
 }
@@ -269,11 +265,7 @@ async fn redis_store_buckets_written_as_their_changes_read_back_whole_and_cost_n
         sent.extend(batch);
     }
     let mut admin = admin(&server).await;
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut admin)
-        .await
-        .expect("INFO");
+    let stats: String = query(&mut admin, redis::cmd("INFO").arg("commandstats")).await;
     assert!(
         stats.contains("cmdstat_setrange:calls="),
         "records written alone: {stats}"
@@ -292,18 +284,10 @@ async fn redis_store_buckets_written_as_their_changes_read_back_whole_and_cost_n
 
     let mut padded = 0;
     for (pattern, record) in [("mem:*:e:*", 27), ("mem:*:ds:*", 19)] {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(pattern)
-            .query_async(&mut admin)
-            .await
-            .expect("KEYS");
+        let keys: Vec<String> = query(&mut admin, redis::cmd("KEYS").arg(pattern)).await;
         assert!(!keys.is_empty(), "{pattern}");
         for key in keys {
-            let value: Vec<u8> = redis::cmd("GET")
-                .arg(&key)
-                .query_async(&mut admin)
-                .await
-                .expect("GET");
+            let value: Vec<u8> = query(&mut admin, redis::cmd("GET").arg(&key)).await;
             let mut records = value.clone();
             while records.len() >= record
                 && records[records.len() - record..].iter().all(|b| *b == 0)
@@ -313,27 +297,14 @@ async fn redis_store_buckets_written_as_their_changes_read_back_whole_and_cost_n
             padded += usize::from(records.len() < value.len());
             // The value with and without its free slots, under a key of its own.
             let scratch = key.replacen("mem", "tmp", 1);
-            let usage = |key: String, value: Vec<u8>| {
-                let mut admin = admin.clone();
-                async move {
-                    let () = redis::cmd("SET")
-                        .arg(&key)
-                        .arg(value)
-                        .query_async(&mut admin)
-                        .await
-                        .expect("SET");
-                    let usage: u64 = redis::cmd("MEMORY")
-                        .arg("USAGE")
-                        .arg(&key)
-                        .query_async(&mut admin)
-                        .await
-                        .expect("MEMORY USAGE");
-                    usage
-                }
-            };
-            let with_slots = usage(scratch.clone(), value.clone()).await;
-            let without = usage(scratch, records).await;
-            assert_eq!(with_slots, without, "{key}: {} bytes", value.len());
+            let mut usage = Vec::new();
+            for bytes in [&value, &records] {
+                let () = query(&mut admin, redis::cmd("SET").arg(&scratch).arg(bytes)).await;
+                let used: u64 =
+                    query(&mut admin, redis::cmd("MEMORY").arg("USAGE").arg(&scratch)).await;
+                usage.push(used);
+            }
+            assert_eq!(usage[0], usage[1], "{key}: {} bytes", value.len());
         }
     }
     assert!(padded > 0, "some bucket has free slots");
@@ -379,6 +350,14 @@ async fn received_under_hoa_binh(store: &RedisStore, units: &[&str]) -> Vec<u64>
 
 const RECEIVED: govpulse_core::Counter = govpulse_core::Counter::Received;
 
+/// What Redis answers `cmd` on `admin`.
+async fn query<T: redis::FromRedisValue>(
+    admin: &mut redis::aio::MultiplexedConnection,
+    cmd: &redis::Cmd,
+) -> T {
+    cmd.query_async(admin).await.expect("Redis answers")
+}
+
 /// A plain connection to `server`, for what a test asks of Redis itself.
 async fn admin(server: &RedisServer) -> redis::aio::MultiplexedConnection {
     redis::Client::open(server.url())
@@ -398,10 +377,7 @@ async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_f
     };
     let mut admin = admin(&server).await;
     let flush = |mut admin: redis::aio::MultiplexedConnection| async move {
-        let () = redis::cmd("FLUSHALL")
-            .query_async(&mut admin)
-            .await
-            .expect("FLUSHALL");
+        let () = query(&mut admin, &redis::cmd("FLUSHALL")).await;
     };
 
     store
@@ -414,18 +390,10 @@ async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_f
         .expect("apply");
     assert_eq!(counts(store.clone()).await, [2, 4, 0, 0]);
     // A backup: every key's DUMP.
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut admin)
-        .await
-        .expect("KEYS");
+    let keys: Vec<String> = query(&mut admin, redis::cmd("KEYS").arg("*")).await;
     let mut backup: Vec<(String, Vec<u8>)> = Vec::new();
     for key in keys {
-        let dump: Vec<u8> = redis::cmd("DUMP")
-            .arg(&key)
-            .query_async(&mut admin)
-            .await
-            .expect("DUMP");
+        let dump: Vec<u8> = query(&mut admin, redis::cmd("DUMP").arg(&key)).await;
         backup.push((key, dump));
     }
     store.apply(&[receive("4", "hb-c")]).await.expect("apply");
@@ -438,13 +406,7 @@ async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_f
     // Restored: hb-c is gone, and hb-d, counted next, takes its ordinal.
     flush(admin.clone()).await;
     for (key, dump) in &backup {
-        let () = redis::cmd("RESTORE")
-            .arg(key)
-            .arg(0)
-            .arg(dump)
-            .query_async(&mut admin)
-            .await
-            .expect("RESTORE");
+        let () = query(&mut admin, redis::cmd("RESTORE").arg(key).arg(0).arg(dump)).await;
     }
     // hb-a, counted before the backup, keeps its ordinal: the writer reads the restored list
     // whole, since it is not the one it cached.
@@ -516,11 +478,7 @@ async fn redis_store_packed_roll_ups_add_up_whether_written_slot_by_slot_or_whol
     let counts = |store| received_under_hoa_binh(store, &units);
     let mut admin = admin(&server).await;
     let mut bitfields = async || -> u64 {
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut admin)
-            .await
-            .expect("INFO");
+        let info: String = query(&mut admin, redis::cmd("INFO").arg("commandstats")).await;
         info.lines()
             .find_map(|line| line.strip_prefix("cmdstat_bitfield:calls="))
             .and_then(|rest| rest.split(',').next()?.parse().ok())
@@ -598,13 +556,14 @@ async fn redis_store_reads_and_keeps_the_previous_versions_records_of_events_per
     for count in [7u32, 5].into_iter().chain([0; 33]) {
         previous.extend_from_slice(&count.to_be_bytes());
     }
-    let () = redis::cmd("HSET")
-        .arg("upgrade:{hoa-binh}:s")
-        .arg("hoa-binh#n")
-        .arg(&previous)
-        .query_async(&mut admin)
-        .await
-        .expect("HSET");
+    let () = query(
+        &mut admin,
+        redis::cmd("HSET")
+            .arg("upgrade:{hoa-binh}:s")
+            .arg("hoa-binh#n")
+            .arg(&previous),
+    )
+    .await;
     let key = AgencyKey {
         root: AgencyId::parse("hoa-binh").expect("id"),
         agency: AgencyId::parse("hoa-binh").expect("id"),
@@ -641,12 +600,13 @@ async fn redis_store_reads_and_keeps_the_previous_versions_records_of_events_per
         .await
         .expect("apply");
     assert_eq!(read(store).await, [day(yesterday, 5, 0), day(today, 7, 2)]);
-    let kept: Vec<u8> = redis::cmd("HGET")
-        .arg("upgrade:{hoa-binh}:s")
-        .arg("hoa-binh#n")
-        .query_async(&mut admin)
-        .await
-        .expect("HGET");
+    let kept: Vec<u8> = query(
+        &mut admin,
+        redis::cmd("HGET")
+            .arg("upgrade:{hoa-binh}:s")
+            .arg("hoa-binh#n"),
+    )
+    .await;
     assert_eq!(kept, previous, "what the previous version reads, unchanged");
 }
 
@@ -681,11 +641,7 @@ async fn redis_store_reads_and_takes_back_a_units_day_kept_in_the_layout_before(
     let list_key = "before:{hoa-binh}:p:hb-dept:d20260815";
     let record_key = "before:{hoa-binh}:n:hb-dept:d20260815";
     let mut admin = admin(&server).await;
-    let list: Vec<u8> = redis::cmd("GET")
-        .arg(list_key)
-        .query_async(&mut admin)
-        .await
-        .expect("GET");
+    let list: Vec<u8> = query(&mut admin, redis::cmd("GET").arg(list_key)).await;
     assert_eq!(list[..3], [0, 1, 2], "the own entry first");
     let () = redis::pipe()
         .cmd("MSET")
@@ -733,11 +689,7 @@ async fn redis_store_reads_and_takes_back_a_units_day_kept_in_the_layout_before(
         [govpulse_store::Applied::Accepted]
     );
     assert_eq!(received_that_day().await, 1);
-    let exists: bool = redis::cmd("EXISTS")
-        .arg(record_key)
-        .query_async(&mut admin)
-        .await
-        .expect("EXISTS");
+    let exists: bool = query(&mut admin, redis::cmd("EXISTS").arg(record_key)).await;
     assert!(!exists, "the record kept apart moved into the list");
     assert_eq!(received_that_day().await, 1);
 }
