@@ -852,9 +852,7 @@ impl RedisStore {
             &list_lengths,
             &mut writes,
         )?;
-        for (key, procedure) in left_online {
-            writes.push(&["SREM".to_owned(), key, procedure.to_string()]);
-        }
+        self.write_online(root, &planned, left_online, tree, &mut writes)?;
         self.write_activity(root, &planned, &activity, &mut writes);
         // The tree's new version: random, so that no other history of the tree (a restored
         // backup, a flush) reaches it again (`write_cache.rs`); an integer, which the
@@ -1372,12 +1370,44 @@ impl RedisStore {
             Ok(())
         })?;
         writes.known.append(known);
+        Ok(())
+    }
+
+    /// The online sets' changes: the procedures the plan adds to a set (`SADD`), except
+    /// those the write cache knows the set holds, and those corrections left a set without
+    /// (`left`, `SREM`), which the cache then forgets. A set gains a procedure once, and the
+    /// unit mix's batches named the same ones again and again: 270 `SADD`s a batch, a tenth
+    /// of Redis' time. What the cache knows of a set is a field of it per procedure held
+    /// ([`Key::field`], an empty value); like every value it holds, it is used only while the
+    /// tree's version is the one this process's last write set.
+    fn write_online(
+        &self,
+        root: &AgencyId,
+        planned: &Plan<'_>,
+        left: Vec<(String, &ProcedureId)>,
+        cached: &mut Tree,
+        writes: &mut Writes,
+    ) -> Result<(), StoreError> {
+        // Few: only corrections empty a set.
+        let mut gone = Vec::with_capacity(left.len());
+        for (key, procedure) in left {
+            let member = Key::field(&key, procedure.as_str());
+            cached.lookup(&member);
+            gone.push(member);
+            writes.push(&["SREM".to_owned(), key, procedure.to_string()]);
+        }
         let mut online: BTreeMap<String, Vec<&ProcedureId>> = BTreeMap::new();
         for ((agency, bucket, procedure), _) in planned.online.iter().filter(|(_, n)| **n > 0) {
-            online
-                .entry(self.online_key(root, agency, *bucket))
-                .or_default()
-                .push(procedure);
+            let key = self.online_key(root, agency, *bucket);
+            let member = Key::field(&key, procedure.as_str());
+            if gone.contains(&member) {
+                continue;
+            }
+            let held = matches!(cached.lookup(&member), Some(Some(_)));
+            writes.known.push(member, Some(Vec::new()));
+            if !held {
+                online.entry(key).or_default().push(procedure);
+            }
         }
         for (key, members) in online {
             writes.items("SADD", Some(&key), 1, members, |cmd, procedure| {

@@ -22,8 +22,10 @@
 //! Only the keys that tree writes alone change are cached: the id and dossier buckets, the
 //! counter records and day record lists, the fields of the day roll-ups, of the root's
 //! procedure hashes and of the agencies' activity hash, and the packed roll-ups written
-//! whole (one incremented in place is not known, and not kept). Online sets and ordinal
-//! lists are always read.
+//! whole (one incremented in place is not known, and not kept), and which procedures the
+//! online sets hold (a field per procedure, an empty value: what a write added to a set or
+//! found there; one a correction took out is forgotten). Ordinal lists have their own check
+//! (`ordinals.rs`).
 //!
 //! A tree's cache is its own, behind the tree's lock, which an attempt holds from its first
 //! read to its write (this process's attempts on one tree take turns: two at once would

@@ -265,10 +265,9 @@ async fn redis_store_buckets_written_as_their_changes_read_back_whole_and_cost_n
         sent.extend(batch);
     }
     let mut admin = admin(&server).await;
-    let stats: String = query(&mut admin, redis::cmd("INFO").arg("commandstats")).await;
     assert!(
-        stats.contains("cmdstat_setrange:calls="),
-        "records written alone: {stats}"
+        calls(&mut admin, "setrange").await > 0,
+        "records written alone"
     );
 
     let fresh = connect(server.url(), "mem").await;
@@ -356,6 +355,16 @@ async fn query<T: redis::FromRedisValue>(
     cmd: &redis::Cmd,
 ) -> T {
     cmd.query_async(admin).await.expect("Redis answers")
+}
+
+/// How many times Redis has run `command` (lower case, as `INFO commandstats` names it).
+async fn calls(admin: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = query(admin, redis::cmd("INFO").arg("commandstats")).await;
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A plain connection to `server`, for what a test asks of Redis itself.
@@ -451,6 +460,56 @@ async fn redis_store_children_read_exactly_across_new_children_a_restore_and_a_f
     );
 }
 
+/// An online set is sent only the procedures it lacks as far as the write cache knows: a
+/// procedure a set was given is not sent again while the tree is this store's alone; a new
+/// one is; a store that knows nothing of the sets sends what it is told (`SADD` changes
+/// nothing then). (A procedure a correction takes out is sent again: the conformance
+/// suite's `corrections_take_back_exactly`.)
+#[tokio::test]
+async fn redis_store_adds_to_an_online_set_only_what_it_lacks() {
+    let server = RedisServer::start().expect("redis-server starts");
+    let store = connect(server.url(), "online").await;
+    let mut admin = admin(&server).await;
+    let mut sadds = async || calls(&mut admin, "sadd").await;
+    let day = time::macros::date!(2026 - 04 - 09);
+    let online = |event: &str, procedure: &str| {
+        let counters = [RECEIVED, govpulse_core::Counter::ReceivedOnline];
+        conformance::write(
+            event,
+            &["hb-u01", "hoa-binh"],
+            day,
+            &counters,
+            Some(procedure),
+        )
+    };
+
+    store.apply(&[online("a1", "p1")]).await.expect("apply");
+    // One command per set: the unit's and the province's day, month, quarter and year.
+    let sets = sadds().await;
+    assert_eq!(sets, 8);
+    store.apply(&[online("a2", "p1")]).await.expect("apply");
+    assert_eq!(sadds().await, sets, "every set holds p1 already");
+    store.apply(&[online("a3", "p2")]).await.expect("apply");
+    assert_eq!(sadds().await, 2 * sets, "no set holds p2");
+    let fresh = connect(server.url(), "online").await;
+    fresh.apply(&[online("a4", "p1")]).await.expect("apply");
+    assert_eq!(sadds().await, 3 * sets, "a store with nothing cached");
+    store.apply(&[online("a5", "p2")]).await.expect("apply");
+    assert_eq!(
+        sadds().await,
+        4 * sets,
+        "another store wrote the tree since"
+    );
+
+    let keys: Vec<String> = query(&mut admin, redis::cmd("KEYS").arg("online:*:o:*")).await;
+    assert_eq!(keys.len() as u64, sets);
+    for key in keys {
+        let mut members: Vec<String> = query(&mut admin, redis::cmd("SMEMBERS").arg(&key)).await;
+        members.sort();
+        assert_eq!(members, ["p1", "p2"], "{key}");
+    }
+}
+
 #[tokio::test]
 async fn redis_store_packed_roll_ups_add_up_whether_written_slot_by_slot_or_whole() {
     let server = RedisServer::start().expect("redis-server starts");
@@ -477,13 +536,7 @@ async fn redis_store_packed_roll_ups_add_up_whether_written_slot_by_slot_or_whol
     };
     let counts = |store| received_under_hoa_binh(store, &units);
     let mut admin = admin(&server).await;
-    let mut bitfields = async || -> u64 {
-        let info: String = query(&mut admin, redis::cmd("INFO").arg("commandstats")).await;
-        info.lines()
-            .find_map(|line| line.strip_prefix("cmdstat_bitfield:calls="))
-            .and_then(|rest| rest.split(',').next()?.parse().ok())
-            .unwrap_or(0)
-    };
+    let mut bitfields = async || calls(&mut admin, "bitfield").await;
 
     // Every slot of a new roll-up changes: written whole. (A year reads as its months, so
     // each event counts twice below.)
