@@ -79,7 +79,9 @@ impl Index {
 }
 
 /// 256 bits, two set for each digest a bucket holds: a digest it does not hold has both of its
-/// bits set with a chance of about 5% among 32 records (7% among 40). The bits come from the
+/// bits set with a chance of about 5% among 32 records, 10% among 48 (the average,
+/// `spread::ENTRIES_PER_BUCKET`), 28% among 96 (a bucket at twice the average, its
+/// neighbours split). The bits come from the
 /// digest's top 16 bits: its low bits name its bucket, so the digests of one bucket share
 /// them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -15,12 +15,15 @@
 
 /// The average number of entries per bucket the spread keeps to. A bucket not yet split at
 /// the current level holds up to twice the average (its half-level siblings were split), and
-/// a bucket's count varies by about its square root: at 32 the fullest of a million entries
-/// held 86 (the test below). Measured in young trees and in large ones (PERFORMANCE.md,
-/// section 2, "Young trees and large ones"): 16 cost Redis more in young trees (more keys
-/// per batch) and 4 MiB more per million events; 64 cost Redis 6% and aggregate 31% more
-/// in large trees, where every event moves a whole bucket.
-pub const ENTRIES_PER_BUCKET: u64 = 32;
+/// a bucket's count varies by about its square root (the test below). Measured in young
+/// trees and in large ones (PERFORMANCE.md, section 2, "Young trees and large ones" and
+/// "48 records a bucket"): 16 cost Redis more in young trees (more keys per batch) and 4 MiB
+/// more per million events; 64 cost Redis 6% and aggregate 31% more in large trees, where
+/// every event moves a whole bucket. 32 until 2026-12-07: since buckets are written as their
+/// changes (`bucket.rs`), 48 costs large trees nothing more and every tree 1.3 MiB less per
+/// million events, as a key's own bytes spread over more records. (A tree of before keeps
+/// its buckets and splits later, when they hold 48 on average.)
+pub const ENTRIES_PER_BUCKET: u64 = 48;
 
 /// The state of one growing structure: how its digests spread over buckets, how many
 /// entries it holds, and the next bucket to sweep for entries past their time.
