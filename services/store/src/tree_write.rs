@@ -58,7 +58,7 @@ use crate::{
         keeps_record, month_or_shorter, rejected_field, seen_bytes, seen_from_bytes, tree_key,
     },
     spread::{Split, Spread},
-    write_cache::{Asked, Bucket as CachedBucket, Key, Known, Structure, Tree},
+    write_cache::{Asked, Bucket as CachedBucket, Key, Known, Structure, Tree, read_values},
 };
 
 /// The compare-and-apply script: generic, it knows nothing of what it writes.
@@ -656,14 +656,13 @@ impl RedisStore {
             accepted: known_day_counts(&reporters, accepted),
             rejected: known_day_counts(&rejecters, rejections),
         };
-        let buckets_read: Vec<Option<Vec<u8>>> = match buckets_missed {
-            0 => Vec::new(),
-            _ => redis::from_redis_value(replies.next().ok_or_else(|| reply_err("buckets"))?)?,
+        let reply = match buckets_missed {
+            0 => None,
+            _ => Some(replies.next().ok_or_else(|| reply_err("buckets"))?),
         };
-        if buckets_read.len() != buckets_missed {
-            return Err(reply_err("buckets"));
-        }
-        let mut buckets_read = buckets_read.into_iter();
+        let mut buckets_read = read_values(reply, buckets_missed)
+            .ok_or_else(|| reply_err("buckets"))?
+            .into_iter();
         let mut buckets_cached = buckets_cached.into_iter();
         fn table<const W: usize>(
             structure: Structure,
@@ -1392,7 +1391,7 @@ impl RedisStore {
         let mut gone = Vec::with_capacity(left.len());
         for (key, procedure) in left {
             let member = Key::field(&key, procedure.as_str());
-            cached.lookup(&member);
+            cached.forget_value(&member);
             gone.push(member);
             writes.push(&["SREM".to_owned(), key, procedure.to_string()]);
         }

@@ -139,6 +139,14 @@ impl Tree {
         found
     }
 
+    /// Drops what is cached of `key`, if anything: Redis may no longer hold it (not a lookup,
+    /// and not counted as one).
+    pub(crate) fn forget_value(&mut self, key: &Key) {
+        if let Some(value) = self.values.remove(&key.0) {
+            self.bytes -= size(value.as_deref());
+        }
+    }
+
     /// Bucket `bucket` of `structure`, if cached: moved out (the attempt writes it back
     /// changed). A bucket Redis does not hold is not kept (read when asked for).
     pub(crate) fn take_bucket(&mut self, structure: Structure, bucket: u64) -> Option<Bucket> {
@@ -412,19 +420,26 @@ impl Asked {
     /// The values, in the order asked: `reply` is the read's reply, `None` when it was not
     /// sent; `None` when the reply is not one value per key missed.
     pub(crate) fn answers(self, reply: Option<redis::Value>) -> Option<Vec<Option<Vec<u8>>>> {
-        let read: Vec<Option<Vec<u8>>> = match reply {
-            Some(reply) => redis::from_redis_value(reply).ok()?,
-            None => Vec::new(),
-        };
-        if read.len() != self.missed {
-            return None;
-        }
-        let mut read = read.into_iter();
+        let mut read = read_values(reply, self.missed)?.into_iter();
         self.answers
             .into_iter()
             .map(|cached| cached.or_else(|| read.next()))
             .collect()
     }
+}
+
+/// The values of a read of the `missed` keys the cache did not hold: `reply` is its reply,
+/// `None` when it was not sent (nothing missed); `None` when the reply is not one value per
+/// key missed.
+pub(crate) fn read_values(
+    reply: Option<redis::Value>,
+    missed: usize,
+) -> Option<Vec<Option<Vec<u8>>>> {
+    let read: Vec<Option<Vec<u8>>> = match reply {
+        Some(reply) => redis::from_redis_value(reply).ok()?,
+        None => Vec::new(),
+    };
+    (read.len() == missed).then_some(read)
 }
 
 /// A command's arguments, its name first (for tests).
@@ -470,7 +485,12 @@ mod tests {
         // Nothing is known before the first write.
         cache.at(&mut tree, Some(b"7"));
         assert_eq!(text(&mut tree, &value("a")), None);
-        let mut written = known(&[("a", Some("1")), ("b", None), ("a", Some("2"))]);
+        let mut written = known(&[
+            ("a", Some("1")),
+            ("b", None),
+            ("a", Some("2")),
+            ("d", Some("4")),
+        ]);
         let records = (b"records".to_vec(), Index::of_bytes(7));
         written.push_bucket(Structure::Ids, 3, Some(records.clone()));
         written.push_bucket(Structure::Dossiers, 3, None);
@@ -488,6 +508,9 @@ mod tests {
             "known not to exist"
         );
         assert_eq!(text(&mut tree, &value("c")), None, "not cached");
+        // A value Redis may no longer hold is dropped, not looked up (nor counted as such).
+        tree.forget_value(&value("d"));
+        assert_eq!(text(&mut tree, &value("d")), None, "forgotten");
         assert_eq!(tree.take_bucket(Structure::Ids, 3), Some(records));
         assert_eq!(
             tree.take_bucket(Structure::Ids, 3),
@@ -510,7 +533,7 @@ mod tests {
         // A tree's lookups are counted in the cache's totals at its next attempt or write.
         cache.at(&mut tree, None);
         let lookups = cache.usage();
-        assert_eq!((lookups.hits, lookups.misses), (3, 9));
+        assert_eq!((lookups.hits, lookups.misses), (3, 10));
         // A write whose outcome is not known: what was kept is not used, even at the version
         // this process wrote before.
         cache.applied(&mut tree, b"11".to_vec(), known(&[("a", Some("1"))]));
