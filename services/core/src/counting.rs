@@ -638,7 +638,8 @@ pub struct Plan<'a> {
     /// The dossiers the batch counts a stage of, with their new state, each once.
     pub dossiers: Vec<DossierWrite<'a>>,
     /// What each agency's counters gain in each bucket (the due-day counters included):
-    /// every agency of every counted event's chain. Hashed, in no order: a batch of the unit
+    /// every agency of every counted event's chain, in the buckets the batch says the store
+    /// keeps ([`Batch::keeping`]). Hashed, in no order: a batch of the unit
     /// mix adds to thousands, and an ordered map compared their ids' text at every step.
     pub counters: HashMap<(&'a AgencyId, Bucket), CounterSums>,
     /// What each procedure's counters gain, per agency and day (the due-day counters
@@ -666,12 +667,16 @@ pub struct Plan<'a> {
 pub type ProcedureSums<'a> = Vec<(&'a ProcedureId, CounterSums)>;
 
 /// What one agency's counters gain in one bucket (negative: what corrections take back).
+/// 32 bits a counter: an event moves a counter by two at most (a correction takes one back
+/// and adds one), so only a batch of a billion events could overflow one (the wire takes
+/// 10,000); half the bytes of 64 bits, where planning a batch of the unit mix fills maps of
+/// thousands of these.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CounterSums([i64; Counter::ALL.len()]);
+pub struct CounterSums([i32; Counter::ALL.len()]);
 
 impl CounterSums {
     /// Adds `n` to one counter.
-    pub fn add(&mut self, counter: Counter, n: i64) {
+    pub fn add(&mut self, counter: Counter, n: i32) {
         self.0[counter as usize] += n;
     }
 
@@ -687,7 +692,7 @@ impl CounterSums {
         // The sums by reference: by value, the iterator copied the array at every call.
         Counter::ALL
             .into_iter()
-            .zip(self.0.iter().copied())
+            .zip(self.0.iter().map(|n| i64::from(*n)))
             .filter(|(_, n)| *n != 0)
     }
 }
@@ -736,10 +741,36 @@ pub struct EventDigests {
 pub struct Batch<'a> {
     events: &'a [EventWrite],
     digests: Vec<EventDigests>,
+    kept: KeptBuckets,
+}
+
+/// The buckets a store keeps each agency's counters in: those a plan sums for it
+/// ([`Plan::counters`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeptBuckets {
+    /// Every agency in the four buckets of each of its days.
+    #[default]
+    Every,
+    /// The root of each chain (its last agency) in the four buckets, an agency below it in
+    /// its days and months only: the store reads its quarters and years as their months.
+    /// A batch of the unit mix then sums two buckets fewer for each of its units' days.
+    MonthsBelowRoot,
+}
+
+impl KeptBuckets {
+    /// Whether an agency (`root`: the root of its tree) keeps its counters in `bucket`.
+    pub fn keeps(self, root: bool, bucket: Bucket) -> bool {
+        match self {
+            KeptBuckets::Every => true,
+            KeptBuckets::MonthsBelowRoot => {
+                root || matches!(bucket, Bucket::Day(_) | Bucket::Month(..))
+            }
+        }
+    }
 }
 
 impl<'a> Batch<'a> {
-    /// `events`, with their digests.
+    /// `events`, with their digests, planned for a store that keeps every bucket.
     pub fn new(events: &'a [EventWrite]) -> Self {
         let digests = events
             .iter()
@@ -748,7 +779,16 @@ impl<'a> Batch<'a> {
                 dossier: dossier_digest(&event.agency, &event.dossier),
             })
             .collect();
-        Batch { events, digests }
+        Batch {
+            events,
+            digests,
+            kept: KeptBuckets::Every,
+        }
+    }
+
+    /// The batch, planned for a store that keeps the buckets `kept`.
+    pub fn keeping(self, kept: KeptBuckets) -> Self {
+        Batch { kept, ..self }
     }
 
     /// The events, in order.
@@ -799,7 +839,7 @@ pub fn plan<'a>(
     // The Vietnam day of the last acceptance time seen: a batch has one.
     let mut accepted_day: Option<(OffsetDateTime, Date)> = None;
     // One event's counter moves (day, counter, ±1), gathered before they are added.
-    let mut pending: Vec<(Date, Counter, i64)> = Vec::with_capacity(16);
+    let mut pending: Vec<(Date, Counter, i32)> = Vec::with_capacity(16);
     for (i, (event, digests)) in batch.iter().enumerate() {
         let id = (&event.agency, &event.event_id, digests.id);
         let before = match id_slots.get(&id.2) {
@@ -923,7 +963,7 @@ pub fn plan<'a>(
             }
         }
         pending.clear();
-        let mut add = |day: Date, counter: Counter, n: i64| pending.push((day, counter, n));
+        let mut add = |day: Date, counter: Counter, n: i32| pending.push((day, counter, n));
         if let Some((_, _, effect, back)) = &taken_back {
             for counter in effect.increments() {
                 add(effect.day, counter, -1);
@@ -980,23 +1020,27 @@ pub fn plan<'a>(
         }
     }
     let chain_of = |agency: &AgencyId| reporters.get(agency).map_or(&[][..], |r| r.chain);
-    // Per member of the chains and day first, then into each day's 4 buckets: a province
-    // whose units the batch names sums their days once, not once per unit and bucket.
-    let mut by_member_day: HashMap<(&AgencyId, Date), CounterSums> =
+    // Per member of the chains and day first (with whether it is the root), then into the
+    // buckets of each day the store keeps: a province whose units the batch names sums
+    // their days once, not once per unit and bucket.
+    let mut by_member_day: HashMap<(&AgencyId, Date), (CounterSums, bool)> =
         HashMap::with_capacity(2 * by_day.len());
     for ((agency, day), sums) in &by_day {
-        for member in chain_of(agency) {
-            by_member_day
+        let chain = chain_of(agency);
+        for (at, member) in chain.iter().enumerate() {
+            let (total, _) = by_member_day
                 .entry((member, *day))
-                .or_default()
-                .add_all(sums);
+                .or_insert((CounterSums::default(), at + 1 == chain.len()));
+            total.add_all(sums);
         }
     }
     let mut counters: HashMap<(&AgencyId, Bucket), CounterSums> =
         HashMap::with_capacity(2 * by_member_day.len());
-    for ((member, day), sums) in &by_member_day {
+    for ((member, day), (sums, root)) in &by_member_day {
         for bucket in Bucket::containing(*day) {
-            counters.entry((*member, bucket)).or_default().add_all(sums);
+            if batch.kept.keeps(*root, bucket) {
+                counters.entry((*member, bucket)).or_default().add_all(sums);
+            }
         }
     }
     plan.counters = counters;
@@ -1080,6 +1124,8 @@ pub fn plan<'a>(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use time::macros::{date, datetime};
 
     use super::*;
@@ -1168,6 +1214,45 @@ mod tests {
         let stored = plan_with_known(&first);
         assert_eq!(stored.outcomes, [Applied::Duplicate]);
         assert!(stored.counters.is_empty() && stored.dossiers.is_empty());
+    }
+
+    #[test]
+    fn a_plan_sums_only_the_buckets_its_store_keeps() {
+        let at = datetime!(2026-08-15 09:00 +7);
+        let events = [write(&received("e1", "d1", at))];
+        let buckets = |plan: &Plan<'_>, agency: &str| -> BTreeSet<Bucket> {
+            (plan.counters.keys())
+                .filter(|(a, _)| a.as_str() == agency)
+                .map(|(_, bucket)| *bucket)
+                .collect()
+        };
+        // Received on the 15th, due on the 18th: two days, one month, quarter and year.
+        let every = plan_new(&events);
+        let all = |root| {
+            [date!(2026 - 08 - 15), date!(2026 - 08 - 18)]
+                .into_iter()
+                .flat_map(Bucket::containing)
+                .filter(|b| KeptBuckets::MonthsBelowRoot.keeps(root, *b))
+                .collect::<BTreeSet<_>>()
+        };
+        assert_eq!(buckets(&every, "hb.dept"), all(true));
+        assert_eq!(buckets(&every, "hoa-binh"), all(true));
+        assert_eq!(all(true).len(), 5);
+        let below = plan(
+            &Batch::new(&events).keeping(KeptBuckets::MonthsBelowRoot),
+            &[],
+            |_, _, _| None,
+            |_, _, _| None,
+        );
+        // The unit: its two days and its month; the root: all five, summed as before.
+        assert_eq!(buckets(&below, "hb.dept"), all(false));
+        assert_eq!(all(false).len(), 3);
+        assert_eq!(buckets(&below, "hoa-binh"), all(true));
+        for (key, sums) in &below.counters {
+            assert_eq!(every.counters.get(key), Some(sums), "{key:?}");
+        }
+        assert_eq!(below.procedures, every.procedures);
+        assert_eq!(below.online, every.online);
     }
 
     /// The plan of `events` for a store that knows none of their ids and dossiers.

@@ -309,7 +309,7 @@ mod tests {
 
     #[test]
     fn a_record_list_keeps_each_name_once_in_order_and_adds_to_it() {
-        let sums = |n: i64| {
+        let sums = |n: i32| {
             let mut sums = CounterSums::default();
             sums.add(Counter::Received, n);
             sums
@@ -356,7 +356,7 @@ mod tests {
         ) {
             let sums = |n: i64| {
                 let mut sums = CounterSums::default();
-                sums.add(Counter::Resolved, n);
+                sums.add(Counter::Resolved, n as i32);
                 sums
             };
             let stored_sums: Vec<(String, CounterSums)> =

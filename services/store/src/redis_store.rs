@@ -39,6 +39,7 @@ use std::{
 use async_trait::async_trait;
 use govpulse_core::{
     AgencyId, Bucket, Counter, Counters, ProcedureId,
+    counting::KeptBuckets,
     freshness::{ARRIVAL_DAYS, Activity, Arrivals, DayCounts, Seen},
     index::{hundredths_text, parse_hundredths},
 };
@@ -1093,8 +1094,12 @@ enum DistinctReplies {
 /// fewer; its day's record is the own entry of its day's list, [`in_day_list`]). A quarter or
 /// a year not kept is read as its months ([`kept_or_months`]).
 pub(crate) fn keeps_record(root: &AgencyId, agency: &AgencyId, bucket: Bucket) -> bool {
-    agency == root || month_or_shorter(bucket)
+    KEPT.keeps(agency == root, bucket)
 }
+
+/// The buckets this store keeps counters in ([`keeps_record`]): what it has batches
+/// planned for.
+pub(crate) const KEPT: KeptBuckets = KeptBuckets::MonthsBelowRoot;
 
 /// Whether `bucket` is a day or a month: the buckets the root's procedure breakdown is kept
 /// in (its drill-down of a year reads 12 hashes; every batch writes 2 instead of 4).

@@ -54,8 +54,9 @@ use crate::{
     counter_record,
     exclusive::Lease,
     redis_store::{
-        Commands, RedisStore, accepted_field, day_counts_bytes, day_counts_from_bytes, in_day_list,
-        keeps_record, month_or_shorter, rejected_field, seen_bytes, seen_from_bytes, tree_key,
+        Commands, KEPT, RedisStore, accepted_field, day_counts_bytes, day_counts_from_bytes,
+        in_day_list, keeps_record, month_or_shorter, rejected_field, seen_bytes, seen_from_bytes,
+        tree_key,
     },
     spread::{Split, Spread},
     write_cache::{Asked, Bucket as CachedBucket, Key, Known, Structure, Tree, read_values},
@@ -481,7 +482,7 @@ impl RedisStore {
         batch: &[EventWrite],
         rejected: &[RejectedWrite],
     ) -> Result<Vec<Applied>, StoreError> {
-        let batch = Batch::new(batch);
+        let batch = Batch::new(batch).keeping(KEPT);
         let mut tree = self.write_cache.lock(root).await;
         for _ in 0..ATTEMPTS {
             if let Some(outcomes) = self.try_tree(&mut tree, root, &batch, rejected).await? {
@@ -1612,7 +1613,7 @@ impl DayList<'_> {
         if let Some((key, Some(record))) = &self.legacy {
             let kept = counter_record::decode(record).ok_or_else(|| unreadable(key))?;
             for counter in Counter::ALL.into_iter().filter(|c| kept.get(*c) > 0) {
-                let n = i64::try_from(kept.get(counter)).map_err(|_| unreadable(key))?;
+                let n = i32::try_from(kept.get(counter)).map_err(|_| unreadable(key))?;
                 own.add(counter, n);
             }
         }
