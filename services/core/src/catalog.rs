@@ -598,13 +598,14 @@ impl CatalogBuilder {
             .filter(|a| a.merger.is_some())
             .map(|a| a.id.clone())
             .collect();
+        // From B-tree maps: in id order.
+        let agencies: Sorted<AgencyId, Agency> = agencies.into_iter().collect();
+        let chains = (agencies.keys())
+            .map(|id| Arc::from(chains.remove(id).unwrap_or_default()))
+            .collect();
         Ok(Catalog {
-            // From B-tree maps: in id order.
-            agencies: agencies.into_iter().collect(),
-            chains: chains
-                .into_iter()
-                .map(|(id, chain)| (id, Arc::from(chain)))
-                .collect(),
+            agencies,
+            chains,
             children,
             procedures: procedures.into_iter().collect(),
             facts,
@@ -613,12 +614,36 @@ impl CatalogBuilder {
     }
 }
 
+/// An agency of the catalog with its chain ([`Catalog::agency_entry`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AgencyEntry<'c> {
+    /// The agency.
+    pub agency: &'c Agency,
+    /// The agency itself, then its parent, and so on up to its ministry or province.
+    pub chain: &'c Arc<[AgencyId]>,
+}
+
+impl AgencyEntry<'_> {
+    /// Whether the agency may receive dossiers for `procedure` ([`Catalog::handles`]).
+    pub fn handles(&self, procedure: &Procedure) -> bool {
+        chain_handles(self.chain, procedure)
+    }
+}
+
+/// Whether the agency of `chain` may receive dossiers for `procedure`: it owns it, or an
+/// ancestor does.
+fn chain_handles(chain: &[AgencyId], procedure: &Procedure) -> bool {
+    chain.contains(&procedure.agency)
+}
+
 /// Agencies and procedures, indexed for the lookups the services make per event.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     agencies: Sorted<AgencyId, Agency>,
-    /// Shared: every event counted carries its agency's chain.
-    chains: IdMap<Arc<[AgencyId]>>,
+    /// Each agency's chain, at the agency's index in `agencies` (an event's agency and its
+    /// chain are one lookup, [`Catalog::agency_entry`]). Shared: every event counted
+    /// carries its agency's chain.
+    chains: Vec<Arc<[AgencyId]>>,
     children: IdMap<Vec<AgencyId>>,
     procedures: Sorted<ProcedureId, Procedure>,
     facts: IdMap<FactsTimeline>,
@@ -701,15 +726,27 @@ impl Catalog {
 
     /// The agency itself, then its parent, and so on up to its ministry or province.
     pub fn chain(&self, id: &AgencyId) -> &[AgencyId] {
-        self.chains.get(id).map_or(&[], |chain| chain)
+        self.agencies
+            .get_index_of(id)
+            .map_or(&[], |at| &self.chains[at])
     }
 
     /// [`Catalog::chain`], shared (a count, not a copy): what each counted event carries.
     pub fn shared_chain(&self, id: &AgencyId) -> Arc<[AgencyId]> {
-        self.chains
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| Arc::from([]))
+        self.agencies
+            .get_index_of(id)
+            .map_or_else(|| Arc::from([]), |at| self.chains[at].clone())
+    }
+
+    /// The agency whose id is `raw` with its chain, in one lookup: what checking an event
+    /// needs of the agency it names (every event of every batch, in ingest and again in
+    /// aggregate, where the catalog holds 10,000 units and more).
+    pub fn agency_entry(&self, raw: &str) -> Option<AgencyEntry<'_>> {
+        let (at, _, agency) = self.agencies.get_full(raw)?;
+        Some(AgencyEntry {
+            agency,
+            chain: &self.chains[at],
+        })
     }
 
     /// The top-level ancestor (ministry or province) of an agency; itself if top-level.
@@ -801,7 +838,7 @@ impl Catalog {
 
     /// Whether `agency` may receive dossiers for `procedure`: it owns it, or an ancestor does.
     pub fn handles(&self, agency: &AgencyId, procedure: &Procedure) -> bool {
-        self.chain(agency).contains(&procedure.agency)
+        chain_handles(self.chain(agency), procedure)
     }
 
     /// Procedure counts for an agency and its units, as the catalog had them on `day`

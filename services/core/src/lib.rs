@@ -28,8 +28,8 @@ pub mod targets;
 mod testing;
 
 pub use catalog::{
-    Agency, Block, Catalog, CatalogBuilder, CatalogError, Merger, Procedure, Provision,
-    ProvisionFacts,
+    Agency, AgencyEntry, Block, Catalog, CatalogBuilder, CatalogError, Merger, Procedure,
+    Provision, ProvisionFacts,
 };
 pub use counters::{Counter, CounterDelta, Counters};
 pub use event::{Channel, DossierEvent, EventKind, Timeliness};

@@ -2,10 +2,10 @@
 //! why. The one place where untrusted event data becomes trusted: ingest runs it before
 //! forwarding, aggregate again before counting.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use govpulse_core::{
-    AcceptancePolicy, Agency, AgencyId, Catalog, Channel, DossierEvent, DossierId, EventId,
+    AcceptancePolicy, AgencyEntry, AgencyId, Catalog, Channel, DossierEvent, DossierId, EventId,
     EventKind, IdError, ProcedureId, Provision, Timeliness,
 };
 use govpulse_proto::{Timestamp, event as pb, wire::EventView};
@@ -92,12 +92,12 @@ impl<I> Listed<I> {
     /// The entry the catalog `found` for `raw` (its id is the catalog's own, shared: no copy
     /// of the text); none is a violation of the field: a malformed id or, if well formed, an
     /// unknown one.
-    fn known<'c, T>(
+    fn known<T>(
         &self,
         position: Option<usize>,
         raw: &str,
-        found: Option<&'c T>,
-    ) -> Result<&'c T, Violation> {
+        found: Option<T>,
+    ) -> Result<T, Violation> {
         if let Some(entry) = found {
             return Ok(entry);
         }
@@ -126,23 +126,34 @@ pub fn decode_event(
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
 ) -> Result<DossierEvent, Violation> {
-    decode_counted(position, event, catalog, policy, now).map(|(event, _)| event)
+    decode_entry(position, event, catalog, policy, now).map(|(event, ..)| event)
 }
 
 /// [`decode_event`], with how the catalog provided the event's procedure on the event's day
-/// (checked there): what aggregate counts the event with, without looking the procedure up
-/// again.
+/// (checked there) and its agency's chain: what aggregate counts the event with, without
+/// looking the procedure or the agency up again.
 pub fn decode_counted(
     position: Option<usize>,
     event: EventView<'_>,
     catalog: &Catalog,
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
-) -> Result<(DossierEvent, Provision), Violation> {
+) -> Result<(DossierEvent, Provision, Arc<[AgencyId]>), Violation> {
+    decode_entry(position, event, catalog, policy, now)
+        .map(|(event, provision, reporting)| (event, provision, reporting.chain.clone()))
+}
+
+/// [`decode_counted`], with the catalog's entry of the event's agency.
+fn decode_entry<'c>(
+    position: Option<usize>,
+    event: EventView<'_>,
+    catalog: &'c Catalog,
+    policy: &AcceptancePolicy,
+    now: OffsetDateTime,
+) -> Result<(DossierEvent, Provision, AgencyEntry<'c>), Violation> {
     let event_id = id_field(position, "event_id", event.event_id, EventId::parse_owned)?;
     let agency = &event.agency_id;
-    let reporting = AGENCY_ID.known(position, agency, catalog.agency_by_str(agency))?;
-    let named = reporting.id.clone();
+    let reporting = AGENCY_ID.known(position, agency, catalog.agency_entry(agency))?;
     decode_known(
         position,
         (
@@ -158,18 +169,20 @@ pub fn decode_counted(
         policy,
         now,
     )
+    .map(|(event, provision)| (event, provision, reporting))
+    // The agency's id shared only for a violation.
     .map_err(|violation| Violation {
-        agency: Some(named),
+        agency: Some(reporting.agency.id.clone()),
         ..violation
     })
 }
 
-/// The rest of [`decode_counted`], for an event whose agency is one of the catalog.
+/// The rest of [`decode_entry`], for an event whose agency is one of the catalog.
 fn decode_known(
     position: Option<usize>,
-    (event_id, reporting, dossier_id, procedure_id, corrects): (
+    (event_id, entry, dossier_id, procedure_id, corrects): (
         EventId,
-        &Agency,
+        AgencyEntry<'_>,
         Cow<'_, str>,
         Cow<'_, str>,
         Cow<'_, str>,
@@ -180,6 +193,7 @@ fn decode_known(
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
 ) -> Result<(DossierEvent, Provision), Violation> {
+    let reporting = entry.agency;
     let agency = &reporting.id;
     let dossier = id_field(position, "dossier_id", dossier_id, DossierId::parse_owned)?;
     // A known procedure's id is the catalog's (checked when the catalog was loaded).
@@ -189,7 +203,7 @@ fn decode_known(
         catalog.procedure_by_str(&procedure_id),
     )?;
     let procedure_id = procedure.id.clone();
-    if !catalog.handles(agency, procedure) {
+    if !entry.handles(procedure) {
         return Err(Violation::new(
             position,
             "procedure_id",
@@ -458,13 +472,15 @@ mod tests {
     }
 
     #[test]
-    fn a_counted_event_comes_with_its_procedures_provision_that_day() {
-        let provision = |procedure: &str| {
+    fn a_counted_event_comes_with_its_procedures_provision_that_day_and_its_agencys_chain() {
+        let catalog = catalog();
+        // Sent by a unit, for its province's procedures.
+        let counted = |procedure: &str| {
             let event = pb::DossierEvent {
                 procedure_id: procedure.into(),
+                agency_id: "hb-dept".into(),
                 ..valid()
             };
-            let catalog = catalog();
             decode_counted(
                 None,
                 event.into(),
@@ -472,11 +488,17 @@ mod tests {
                 &AcceptancePolicy::default(),
                 NOW,
             )
-            .map(|(_, provision)| provision)
+            .map(|(event, provision, chain)| (event.agency, provision, chain))
             .expect("valid")
         };
-        assert_eq!(provision("hb-p1"), Provision::Full);
-        assert_eq!(provision("hb-p2"), Provision::Partial);
+        let (agency, provision, chain) = counted("hb-p1");
+        assert_eq!(provision, Provision::Full);
+        assert_eq!(&chain[..], catalog.chain(&agency));
+        assert_eq!(
+            chain.iter().map(AgencyId::as_str).collect::<Vec<_>>(),
+            ["hb-dept", "hoa-binh"]
+        );
+        assert_eq!(counted("hb-p2").1, Provision::Partial);
     }
 
     fn violation(event: pb::DossierEvent) -> (String, String) {

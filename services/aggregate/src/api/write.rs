@@ -76,7 +76,7 @@ impl AggregateApi {
         let mut last_until: Option<(Date, OffsetDateTime)> = None;
         for (i, event) in events.into_iter().enumerate() {
             match decode_counted(Some(i), event, &self.catalog, &self.policy, now) {
-                Ok((event, provision)) => {
+                Ok((event, provision, chain)) => {
                     let day = event.day();
                     let stage = event.stage_event();
                     // Once per day of the batch: its events share a few days.
@@ -91,7 +91,7 @@ impl AggregateApi {
                     writes.push(EventWrite {
                         content: Content::of(&event),
                         delta: event.delta(provision),
-                        chain: self.catalog.shared_chain(&event.agency),
+                        chain,
                         event_id: event.event_id,
                         agency: event.agency,
                         procedure: event.procedure,
