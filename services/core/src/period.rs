@@ -43,6 +43,11 @@ impl Bucket {
         ]
     }
 
+    /// Whether the bucket is a day or a month (not a quarter or a year).
+    pub fn is_month_or_shorter(self) -> bool {
+        matches!(self, Bucket::Day(_) | Bucket::Month(..))
+    }
+
     /// The bucket as people write it: `2026-08-15`, `2026-08`, `2026-Q3`, `2026`.
     pub fn label(self) -> String {
         match self {

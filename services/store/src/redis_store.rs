@@ -1104,7 +1104,7 @@ pub(crate) const KEPT: KeptBuckets = KeptBuckets::MonthsBelowRoot;
 /// Whether `bucket` is a day or a month: the buckets the root's procedure breakdown is kept
 /// in (its drill-down of a year reads 12 hashes; every batch writes 2 instead of 4).
 pub(crate) fn month_or_shorter(bucket: Bucket) -> bool {
-    matches!(bucket, Bucket::Day(_) | Bucket::Month(..))
+    bucket.is_month_or_shorter()
 }
 
 /// The buckets whose records hold `bucket`'s counts: the bucket itself when a record is
