@@ -999,10 +999,42 @@ fn the_dev_redis_keeps_every_acknowledged_batch_on_disk() {
             .any(|m| m["mountPath"] == data),
         "{data} is a volume, the root filesystem being read-only"
     );
-    assert!(
-        !array(&redis["spec"]["volumeClaimTemplates"]).is_empty(),
-        "the data outlives the pod"
+    let claims = array(&redis["spec"]["volumeClaimTemplates"]);
+    assert!(!claims.is_empty(), "the data outlives the pod");
+    // The append-only file grows to its rewrite size (or, past it, to twice a base as large
+    // as memory allows) while a rewrite writes the next base beside it: the volume holds
+    // both.
+    let rewrite_from = bytes(setting("--auto-aof-rewrite-min-size").expect("a rewrite size"));
+    let memory = bytes(
+        container["resources"]["limits"]["memory"]
+            .as_str()
+            .expect("a memory limit"),
     );
+    let storage = bytes(
+        claims[0]["spec"]["resources"]["requests"]["storage"]
+            .as_str()
+            .expect("a storage request"),
+    );
+    assert!(
+        storage >= rewrite_from.max(2 * memory) + memory,
+        "{storage} bytes of volume for an append-only file rewritten from {rewrite_from} bytes and {memory} bytes of memory"
+    );
+}
+
+/// A size as Redis (`1gb`, `64mb`) or Kubernetes (`4Gi`, `512Mi`) writes it, in bytes.
+fn bytes(size: &str) -> u64 {
+    let (number, unit) = size.split_at(
+        size.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(size.len()),
+    );
+    let scale: u64 = match unit {
+        "" | "b" => 1,
+        "kb" | "Ki" => 1 << 10,
+        "mb" | "Mi" => 1 << 20,
+        "gb" | "Gi" => 1 << 30,
+        other => panic!("{size}: unknown unit {other:?}"),
+    };
+    number.parse::<u64>().expect("a size's number") * scale
 }
 
 #[test]
