@@ -195,13 +195,14 @@ struct Table<const W: usize> {
 }
 
 impl<const W: usize> Table<W> {
-    /// The buckets of `structure` as read.
-    fn read(structure: Structure, buckets: HashMap<u64, Records<W>>) -> Self {
+    /// The buckets of `structure` as read, for about `lookups` digests to look up (the
+    /// batch's events: growing the map as they came rehashed it about nine times a batch).
+    fn read(structure: Structure, buckets: HashMap<u64, Records<W>>, lookups: usize) -> Self {
         Table {
             structure,
             buckets,
             changed: Vec::new(),
-            looked_up: RefCell::default(),
+            looked_up: RefCell::new(HashMap::with_capacity(lookups)),
         }
     }
 
@@ -670,6 +671,7 @@ impl RedisStore {
             reads: &[u64],
             cached: &mut impl Iterator<Item = Option<CachedBucket>>,
             read: &mut impl Iterator<Item = Option<Vec<u8>>>,
+            lookups: usize,
         ) -> Result<Table<W>, StoreError> {
             let mut buckets = HashMap::with_capacity(reads.len());
             for bucket in reads {
@@ -683,12 +685,13 @@ impl RedisStore {
                 };
                 buckets.insert(*bucket, records);
             }
-            Ok(Table::read(structure, buckets))
+            Ok(Table::read(structure, buckets, lookups))
         }
         let (cached, read) = (&mut buckets_cached, &mut buckets_read);
-        let mut ids: Table<ID_VALUE> = table(Structure::Ids, &id_reads, cached, read)?;
+        let lookups = batch.events().len();
+        let mut ids: Table<ID_VALUE> = table(Structure::Ids, &id_reads, cached, read, lookups)?;
         let mut dossiers: Table<DOSSIER_VALUE> =
-            table(Structure::Dossiers, &dossier_reads, cached, read)?;
+            table(Structure::Dossiers, &dossier_reads, cached, read, lookups)?;
         let mut next = || replies.next().ok_or_else(|| reply_err("second read"));
         let mut ordinals: HashMap<(&AgencyId, &AgencyId), usize> = HashMap::new();
         let mut list_lengths: HashMap<&AgencyId, usize> = HashMap::new();
@@ -1835,6 +1838,7 @@ mod tests {
                 ),
                 (3, records(&[(0b111, [1])])),
             ]),
+            4,
         );
         assert_eq!(table.get(0, 0b10), Some([0]));
         assert_eq!(table.get(0, 0b100), Some([1]));
@@ -1904,7 +1908,7 @@ mod tests {
         assert_eq!(stored.len(), 23 * 27);
         let read = Records::from_stored(stored).expect("records");
         let mut table: Table<ID_VALUE> =
-            Table::read(Structure::Ids, HashMap::from_iter([(5, read.clone())]));
+            Table::read(Structure::Ids, HashMap::from_iter([(5, read.clone())]), 1);
         table.put(5, 23, [2; ID_VALUE]);
         let mut writes = Writes::transaction();
         table.write(&mut writes, |b| format!("b{b}"));
@@ -1927,7 +1931,7 @@ mod tests {
 
         // One record changed in place and two new ones, for its one free slot: whole.
         let mut table: Table<ID_VALUE> =
-            Table::read(Structure::Ids, HashMap::from_iter([(5, read)]));
+            Table::read(Structure::Ids, HashMap::from_iter([(5, read)]), 1);
         table.put(5, 2, [3; ID_VALUE]);
         table.put(5, 23, [2; ID_VALUE]);
         table.put(5, 24, [2; ID_VALUE]);
