@@ -37,17 +37,29 @@ fn check(raw: &str) -> Result<(), IdError> {
         return Err(IdError::TooLong(raw.chars().count()));
     }
     // Every allowed character is ASCII: a byte scan through a table (every id of every
-    // event passes here, twice), and the character that starts at the first bad byte for the
-    // message.
-    match raw.bytes().position(|b| !ALLOWED[usize::from(b)]) {
-        Some(at) => Err(IdError::BadCharacter(
-            raw[at..]
-                .chars()
-                .next()
-                .unwrap_or(char::REPLACEMENT_CHARACTER),
-        )),
-        None => Ok(()),
+    // event passes here, twice), eight bytes a step with one branch (a branch a byte was most
+    // of its instructions); then, for a refusal, the character that starts at the first bad
+    // byte for the message.
+    let bytes = raw.as_bytes();
+    let mut chunks = bytes.chunks_exact(8);
+    let all_allowed = chunks.by_ref().all(|chunk| {
+        chunk
+            .iter()
+            .fold(true, |ok, &b| ok & ALLOWED[usize::from(b)])
+    }) && chunks.remainder().iter().all(|&b| ALLOWED[usize::from(b)]);
+    if all_allowed {
+        return Ok(());
     }
+    let at = bytes
+        .iter()
+        .position(|&b| !ALLOWED[usize::from(b)])
+        .unwrap_or_default();
+    Err(IdError::BadCharacter(
+        raw[at..]
+            .chars()
+            .next()
+            .unwrap_or(char::REPLACEMENT_CHARACTER),
+    ))
 }
 
 /// Whether `a` and `b` are the same text in memory (then equal).
@@ -251,5 +263,24 @@ mod tests {
             EventId::parse("a{b}").map_err(|e| e.to_string()),
             Err("contains '{'; allowed are letters A-Z a-z, digits and - _ . : /".to_owned())
         );
+    }
+
+    #[test]
+    fn a_bad_character_is_found_wherever_it_stands() {
+        // The scan goes eight bytes a step, then the rest: every position of both.
+        for len in [1, 7, 8, 9, 16, 21] {
+            for at in 0..len {
+                for bad in ["~", " ", "à", "\u{0}"] {
+                    let id = format!("{}{bad}{}", "a".repeat(at), "b".repeat(len - at - 1));
+                    let expected = bad.chars().next().expect("a character");
+                    assert_eq!(
+                        EventId::parse(&id),
+                        Err(IdError::BadCharacter(expected)),
+                        "{id:?}"
+                    );
+                }
+            }
+            assert!(EventId::parse(&"a".repeat(len)).is_ok());
+        }
     }
 }
