@@ -9,7 +9,7 @@ use govpulse_core::{
     EventKind, IdError, ProcedureId, Provision, Timeliness,
 };
 use govpulse_proto::{Timestamp, event as pb, wire::EventView};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 /// What is wrong with one event: the path of the field and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,18 +129,39 @@ pub fn decode_event(
     decode_entry(position, event, catalog, policy, now).map(|(event, ..)| event)
 }
 
-/// [`decode_event`], with how the catalog provided the event's procedure on the event's day
-/// (checked there) and its agency's chain: what aggregate counts the event with, without
-/// looking the procedure or the agency up again.
+/// An event as aggregate counts it: what [`decode_counted`] found checking it, so that
+/// nothing is looked up or worked out again.
+#[derive(Debug)]
+pub struct Counted {
+    /// The event.
+    pub event: DossierEvent,
+    /// How the catalog provided the event's procedure on the event's day.
+    pub provision: Provision,
+    /// The event's agency, then each ancestor up to its ministry or province (the
+    /// catalog's, shared).
+    pub chain: Arc<[AgencyId]>,
+    /// The Vietnam day the event happened on, which the agency and the procedure were
+    /// checked to exist on.
+    pub day: Date,
+}
+
+/// [`decode_event`], with what checking it found: how the catalog provided the event's
+/// procedure on the event's day, its agency's chain and the day itself.
 pub fn decode_counted(
     position: Option<usize>,
     event: EventView<'_>,
     catalog: &Catalog,
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
-) -> Result<(DossierEvent, Provision, Arc<[AgencyId]>), Violation> {
-    decode_entry(position, event, catalog, policy, now)
-        .map(|(event, provision, reporting)| (event, provision, reporting.chain.clone()))
+) -> Result<Counted, Violation> {
+    decode_entry(position, event, catalog, policy, now).map(|(event, provision, reporting, day)| {
+        Counted {
+            event,
+            provision,
+            chain: reporting.chain.clone(),
+            day,
+        }
+    })
 }
 
 /// [`decode_counted`], with the catalog's entry of the event's agency.
@@ -150,7 +171,7 @@ fn decode_entry<'c>(
     catalog: &'c Catalog,
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
-) -> Result<(DossierEvent, Provision, AgencyEntry<'c>), Violation> {
+) -> Result<(DossierEvent, Provision, AgencyEntry<'c>, Date), Violation> {
     let event_id = id_field(position, "event_id", event.event_id, EventId::parse_owned)?;
     let agency = &event.agency_id;
     let reporting = AGENCY_ID.known(position, agency, catalog.agency_entry(agency))?;
@@ -169,7 +190,7 @@ fn decode_entry<'c>(
         policy,
         now,
     )
-    .map(|(event, provision)| (event, provision, reporting))
+    .map(|(event, provision, day)| (event, provision, reporting, day))
     // The agency's id shared only for a violation.
     .map_err(|violation| Violation {
         agency: Some(reporting.agency.id.clone()),
@@ -192,7 +213,7 @@ fn decode_known(
     catalog: &Catalog,
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
-) -> Result<(DossierEvent, Provision), Violation> {
+) -> Result<(DossierEvent, Provision, Date), Violation> {
     let reporting = entry.agency;
     let agency = &reporting.id;
     let dossier = id_field(position, "dossier_id", dossier_id, DossierId::parse_owned)?;
@@ -349,7 +370,7 @@ fn decode_known(
         kind,
         corrects,
     };
-    Ok((event, provision))
+    Ok((event, provision, day))
 }
 
 /// The protobuf form of a decoded event: what ingest forwards to aggregate. The ids' strings
@@ -488,7 +509,7 @@ mod tests {
                 &AcceptancePolicy::default(),
                 NOW,
             )
-            .map(|(event, provision, chain)| (event.agency, provision, chain))
+            .map(|counted| (counted.event.agency, counted.provision, counted.chain))
             .expect("valid")
         };
         let (agency, provision, chain) = counted("hb-p1");
@@ -499,6 +520,24 @@ mod tests {
             ["hb-dept", "hoa-binh"]
         );
         assert_eq!(counted("hb-p2").1, Provision::Partial);
+        // The day it counts in, in Vietnam: 23:00 UTC on 2026-08-15 is 06:00 on the 16th there.
+        let late = pb::DossierEvent {
+            occurred_at: Some(Timestamp {
+                seconds: datetime!(2026-08-15 23:00 UTC).unix_timestamp(),
+                nanos: 0,
+            }),
+            ..valid()
+        };
+        let counted = decode_counted(
+            None,
+            late.into(),
+            &catalog,
+            &AcceptancePolicy::default(),
+            datetime!(2026-08-16 03:00 UTC),
+        )
+        .expect("valid");
+        assert_eq!(counted.day, time::macros::date!(2026 - 08 - 16));
+        assert_eq!(counted.day, counted.event.day());
     }
 
     fn violation(event: pb::DossierEvent) -> (String, String) {

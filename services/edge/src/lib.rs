@@ -23,5 +23,5 @@ pub mod server;
 pub mod start;
 pub mod unary;
 
-pub use decode::{Violation, decode_counted, decode_event};
+pub use decode::{Counted, Violation, decode_counted, decode_event};
 pub use start::StartError;

@@ -11,7 +11,7 @@ use govpulse_edge::convert::{
     Invalid, InvalidField, Outcomes, accepted, conflict, duplicate, notice_to_proto,
     other_procedure, rejected, rejections_from_proto, repeated, uncorrectable,
 };
-use govpulse_edge::decode_counted;
+use govpulse_edge::{Counted, decode_counted};
 use govpulse_proto::aggregate::{
     AgencyRejections, ApplyAssessedScoresRequest, ApplyAssessedScoresResponse, ApplyEventsRequest,
     ApplyEventsResponse,
@@ -76,8 +76,12 @@ impl AggregateApi {
         let mut last_until: Option<(Date, OffsetDateTime)> = None;
         for (i, event) in events.into_iter().enumerate() {
             match decode_counted(Some(i), event, &self.catalog, &self.policy, now) {
-                Ok((event, provision, chain)) => {
-                    let day = event.day();
+                Ok(Counted {
+                    event,
+                    provision,
+                    chain,
+                    day,
+                }) => {
                     let stage = event.stage_event();
                     // Once per day of the batch: its events share a few days.
                     let remember_until = match last_until {
