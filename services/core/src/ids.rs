@@ -50,16 +50,15 @@ fn check(raw: &str) -> Result<(), IdError> {
     if all_allowed {
         return Ok(());
     }
-    let at = bytes
-        .iter()
-        .position(|&b| !ALLOWED[usize::from(b)])
-        .unwrap_or_default();
-    Err(IdError::BadCharacter(
-        raw[at..]
-            .chars()
-            .next()
-            .unwrap_or(char::REPLACEMENT_CHARACTER),
-    ))
+    match bytes.iter().position(|&b| !ALLOWED[usize::from(b)]) {
+        Some(at) => Err(IdError::BadCharacter(
+            raw[at..]
+                .chars()
+                .next()
+                .unwrap_or(char::REPLACEMENT_CHARACTER),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Whether `a` and `b` are the same text in memory (then equal).
