@@ -10,7 +10,7 @@
 //! | `P:{root}:k:<parent>:<month>:<field>` | string | the same roll-up for a month, packed: each child's count as a signed 64-bit big-endian integer at offset 8 × its ordinal, added to slot by slot (`BITFIELD … INCRBY i64 #<ordinal>`) or, when a batch changes half of the slots or more, written whole (`tree_write.rs`); a quarter's or a year's is the sum of its months' |
 //! | `P:{root}:k:<parent>:ids` | list | the mark of the list's creation (`created <unix seconds>.<microseconds>`), then the parent's children in the order they were first counted: a child's index is its ordinal, never changed |
 //! | `P:{root}:k:<parent>:ord` | hash | child agency → its ordinal: written for the writers of the version before 2026-12-06; this one reads the list above (`ordinals.rs`) |
-//! | `P:{root}:r:<root>:<bucket>` | hash | procedure → the root's counters for it in the bucket, one record as above; days and months only ([`month_or_shorter`]) |
+//! | `P:{root}:r:<root>:<bucket>` | hash | procedure → the root's counters for it in the bucket, one record as above; days and months only ([`keeps_procedures`]) |
 //! | `P:{root}:p:<agency>:d<yyyymmdd>` | string | an agency below the root, per day: its own record (the entry named `counter_record::OWN`) and its procedures' in one list (`counter_record::add_to_list`) |
 //! | `P:{root}:o:<agency>:<bucket>` | set | procedures that received an online dossier |
 //! | `P:{root}:v` | string | the tree's version, moved on by every batch written to it (`WATCH` … `EXEC`, or the compare-and-apply script on a cluster) |
@@ -698,7 +698,7 @@ impl CounterStore for RedisStore {
             if key.agency == key.root {
                 let kept = buckets
                     .iter()
-                    .flat_map(|bucket| kept_or_months(*bucket, month_or_shorter(*bucket)));
+                    .flat_map(|bucket| kept_or_months(*bucket, keeps_procedures(*bucket)));
                 for bucket in kept {
                     let hash = self.root_procedures_key(&key.root, bucket);
                     commands.push(&key.root, redis::cmd("HGETALL").arg(hash).clone());
@@ -1101,9 +1101,9 @@ pub(crate) fn keeps_record(root: &AgencyId, agency: &AgencyId, bucket: Bucket) -
 /// planned for.
 pub(crate) const KEPT: KeptBuckets = KeptBuckets::MonthsBelowRoot;
 
-/// Whether `bucket` is a day or a month: the buckets the root's procedure breakdown is kept
-/// in (its drill-down of a year reads 12 hashes; every batch writes 2 instead of 4).
-pub(crate) fn month_or_shorter(bucket: Bucket) -> bool {
+/// Whether the root's procedure breakdown is kept in `bucket`: in days and months only (its
+/// drill-down of a year reads 12 hashes; every batch writes 2 instead of 4).
+pub(crate) fn keeps_procedures(bucket: Bucket) -> bool {
     bucket.is_month_or_shorter()
 }
 

@@ -56,7 +56,7 @@ use crate::{
     exclusive::Lease,
     redis_store::{
         Commands, KEPT, RedisStore, accepted_field, day_counts_bytes, day_counts_from_bytes,
-        in_day_list, keeps_record, month_or_shorter, rejected_field, seen_bytes, seen_from_bytes,
+        in_day_list, keeps_procedures, keeps_record, rejected_field, seen_bytes, seen_from_bytes,
         tree_key,
     },
     spread::{Split, Spread},
@@ -1093,7 +1093,7 @@ impl RedisStore {
             if *agency == root {
                 for bucket in Bucket::containing(*day)
                     .into_iter()
-                    .filter(|b| month_or_shorter(*b))
+                    .filter(|b| keeps_procedures(*b))
                 {
                     let kept = by_bucket.entry(bucket).or_default();
                     for (procedure, sums) in sums {
