@@ -331,6 +331,12 @@ impl<const W: usize> Records<W> {
         };
         Write::Whole(&self.read)
     }
+
+    /// The bytes of a bucket that [`Records::write`] wrote whole, as it wrote them: its
+    /// records, then its free slots.
+    pub(crate) fn as_written(&self) -> &[u8] {
+        &self.read
+    }
 }
 
 /// Whether a record is a free slot: zero bytes only.
