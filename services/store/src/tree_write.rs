@@ -32,7 +32,7 @@
 
 use std::{
     cell::RefCell,
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, hash_map::Entry},
     sync::Arc,
 };
 
@@ -253,7 +253,13 @@ impl<const W: usize> Table<W> {
         let from = self.buckets.remove(&split.from).unwrap_or_default();
         let (stay, moved) = from.partition(|digest, _| digest >> split.bit & 1 == 0);
         self.buckets.insert(split.from, stay);
-        self.buckets.entry(split.to).or_default().append(&moved);
+        match self.buckets.entry(split.to) {
+            // The bucket a split creates is new: it is what moved.
+            Entry::Vacant(to) => {
+                to.insert(moved);
+            }
+            Entry::Occupied(mut to) => to.get_mut().append(&moved),
+        }
         self.changed.extend([split.from, split.to]);
         self.forget_found();
     }
