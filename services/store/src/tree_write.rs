@@ -462,23 +462,31 @@ impl Writes {
     /// The same for items that `write` writes as their `width` arguments straight into the
     /// command (a record, a field, an ordinal written in place, not collected first: the unit
     /// mix writes about ten arguments per event); nothing when there are no items, and
-    /// nothing more once `write` fails.
+    /// nothing more once `write` fails. `bytes` is about what the items' arguments hold in
+    /// all: each command is sized once for its share (grown argument by argument, the unit
+    /// mix's `MSET` of 400 KB of record lists was copied over and over).
     fn items<I>(
         &mut self,
         name: &str,
         key: Option<&str>,
         width: usize,
-        items: impl IntoIterator<Item = I>,
+        bytes: usize,
+        items: impl IntoIterator<Item = I, IntoIter: ExactSizeIterator>,
         mut write: impl FnMut(&mut redis::Cmd, I) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let per = (MAX_ARGS / width).max(1);
-        let mut items = items.into_iter().peekable();
-        while items.peek().is_some() {
-            let mut cmd = redis::cmd(name);
+        let mut items = items.into_iter();
+        let count = items.len();
+        let head = name.len() + key.map_or(0, str::len);
+        while items.len() > 0 {
+            let taken = items.len().min(per);
+            let share = bytes.saturating_mul(taken) / count.max(1);
+            let mut cmd = redis::Cmd::with_capacity(2 + taken * width, head + share);
+            cmd.arg(name);
             if let Some(key) = key {
                 cmd.arg(key);
             }
-            for item in items.by_ref().take(per) {
+            for item in items.by_ref().take(taken) {
                 write(&mut cmd, item)?;
             }
             self.add(cmd);
@@ -1249,18 +1257,39 @@ impl RedisStore {
         // What the records' and roll-ups' writes leave, for the write cache (apart from
         // `writes`, which the commands' builders borrow).
         let mut known = Known::default();
-        writes.items("MSET", None, 2, records.own, |cmd, (key, sums, stored)| {
-            let record = added(stored.as_deref(), sums, &|| key.clone())?;
-            cmd.arg(&key).arg(record.as_slice());
-            known.push(Key::of(&key), Some(record));
-            Ok(())
-        })?;
+        // What a record grows by in a batch, at most: its counters' varints can lengthen.
+        const GROWTH: usize = 8;
+        let bytes = records
+            .own
+            .iter()
+            .map(|(key, _, stored)| key.len() + stored.as_ref().map_or(0, Vec::len) + GROWTH)
+            .sum();
+        writes.items(
+            "MSET",
+            None,
+            2,
+            bytes,
+            records.own,
+            |cmd, (key, sums, stored)| {
+                let record = added(stored.as_deref(), sums, &|| key.clone())?;
+                cmd.arg(&key).arg(record.as_slice());
+                known.push(Key::of(&key), Some(record));
+                Ok(())
+            },
+        )?;
         for ((parent, day), children) in &records.days {
             let key = self.day_children_key(root, parent, *day);
+            let bytes = children
+                .iter()
+                .map(|(child, _, stored)| {
+                    child.as_str().len() + stored.as_ref().map_or(0, Vec::len) + GROWTH
+                })
+                .sum();
             writes.items(
                 "HSET",
                 Some(&key),
                 2,
+                bytes,
                 children,
                 |cmd, (child, sums, stored)| {
                     let record = added(stored.as_deref(), sums, &|| format!("{key} {child}"))?;
@@ -1296,7 +1325,18 @@ impl RedisStore {
                 _ => None,
             })
             .collect();
-        writes.items("MSET", None, 2, &records.lists, |cmd, list| {
+        // A list grows by its entries' records, and by an entry for a procedure new to it.
+        let bytes = records
+            .lists
+            .iter()
+            .map(|list| {
+                let procedures = list.added.procedures.map_or(0, |added| added.len());
+                list.key.len()
+                    + list.stored.as_ref().map_or(0, Vec::len)
+                    + (1 + procedures) * (GROWTH + 32)
+            })
+            .sum();
+        writes.items("MSET", None, 2, bytes, &records.lists, |cmd, list| {
             let stored = list.with_plan()?;
             cmd.arg(&list.key).arg(stored.as_slice());
             known.push(Key::of(&list.key), Some(stored));
@@ -1364,6 +1404,8 @@ impl RedisStore {
                     "BITFIELD",
                     Some(&rollup.key),
                     4,
+                    // `INCRBY i64 #<ordinal> <n>`.
+                    rollup.children.len() * 40,
                     &rollup.children,
                     |cmd, (child, n)| {
                         // `#<ordinal>`: the ordinal-th 64-bit slot, written in place.
@@ -1387,7 +1429,11 @@ impl RedisStore {
                 }
             }
         }
-        writes.items("MSET", None, 2, wholes, |cmd, (key, packed)| {
+        let bytes = wholes
+            .iter()
+            .map(|(key, packed)| key.len() + packed.len())
+            .sum();
+        writes.items("MSET", None, 2, bytes, wholes, |cmd, (key, packed)| {
             cmd.arg(&key).arg(packed.as_slice());
             known.push(Key::of(&key), Some(packed));
             Ok(())
@@ -1433,7 +1479,11 @@ impl RedisStore {
             }
         }
         for (key, members) in online {
-            writes.items("SADD", Some(&key), 1, members, |cmd, procedure| {
+            let bytes = members
+                .iter()
+                .map(|procedure| procedure.as_str().len())
+                .sum();
+            writes.items("SADD", Some(&key), 1, bytes, members, |cmd, procedure| {
                 cmd.arg(procedure.as_str());
                 Ok(())
             })?;
