@@ -433,7 +433,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_record_is_found_in_either_part_newest_first() {
+    fn a_record_is_found_and_changed_in_either_part() {
         // Two records read, no free slot: a third goes past the end.
         let stored = [1u64, 2].map(|d| [&d.to_be_bytes()[..], &[d as u8; 19]].concat());
         let mut bucket = Records::<19>::from_stored(stored.concat()).expect("a bucket");

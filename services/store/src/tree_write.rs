@@ -1257,12 +1257,10 @@ impl RedisStore {
         // What the records' and roll-ups' writes leave, for the write cache (apart from
         // `writes`, which the commands' builders borrow).
         let mut known = Known::default();
-        // What a record grows by in a batch, at most: its counters' varints can lengthen.
-        const GROWTH: usize = 8;
         let bytes = records
             .own
             .iter()
-            .map(|(key, _, stored)| key.len() + stored.as_ref().map_or(0, Vec::len) + GROWTH)
+            .map(|(key, _, stored)| record_argument_bytes(key, stored.as_deref()))
             .sum();
         writes.items(
             "MSET",
@@ -1281,9 +1279,7 @@ impl RedisStore {
             let key = self.day_children_key(root, parent, *day);
             let bytes = children
                 .iter()
-                .map(|(child, _, stored)| {
-                    child.as_str().len() + stored.as_ref().map_or(0, Vec::len) + GROWTH
-                })
+                .map(|(child, _, stored)| record_argument_bytes(child.as_str(), stored.as_deref()))
                 .sum();
             writes.items(
                 "HSET",
@@ -1333,7 +1329,7 @@ impl RedisStore {
                 let procedures = list.added.procedures.map_or(0, |added| added.len());
                 list.key.len()
                     + list.stored.as_ref().map_or(0, Vec::len)
-                    + (1 + procedures) * (GROWTH + 32)
+                    + (1 + procedures) * (RECORD_GROWTH + 32)
             })
             .sum();
         writes.items("MSET", None, 2, bytes, &records.lists, |cmd, list| {
@@ -1696,6 +1692,15 @@ impl DayList<'_> {
         counter_record::add_to_list(self.stored.as_deref(), added)
             .ok_or_else(|| unreadable(&self.key))
     }
+}
+
+/// What a counter record grows by in a batch, at most: its counters' varints lengthen.
+const RECORD_GROWTH: usize = 8;
+
+/// About the bytes of the arguments that write a counter record named `name` (a key or a
+/// field) read as `stored`, the batch added: what a write command is sized for.
+fn record_argument_bytes(name: &str, stored: Option<&[u8]>) -> usize {
+    name.len() + stored.map_or(0, <[u8]>::len) + RECORD_GROWTH
 }
 
 /// Fields of one hash of counter records (children in a day roll-up, procedures of an agency
