@@ -289,7 +289,11 @@ impl<const W: usize> Records<W> {
 
     /// The records `keep` keeps (in order), and the others, each a bucket to write whole.
     pub(crate) fn partition(&self, keep: impl Fn(u64, &[u8; W]) -> bool) -> (Self, Self) {
-        // Each sized once for all the records (a split grew both record by record).
+        // Each sized once for all the records (a split grew both record by record), and each
+        // record copied as it lies: the new buckets have nothing read, so a record pushed
+        // goes past their end anyway. A part at a time, as in `position`: through the
+        // iterator chained over both parts and a push each, a split took about 160
+        // instructions a record, and the splits of a warm batch 7% of aggregate's.
         let bytes = self.read.len() + self.added.len();
         let empty = || Self {
             added: Vec::with_capacity(bytes),
@@ -297,13 +301,26 @@ impl<const W: usize> Records<W> {
             ..Self::default()
         };
         let (mut kept, mut left) = (empty(), empty());
-        for (digest, value) in self.records() {
-            let part = if keep(digest, value) {
-                &mut kept
-            } else {
-                &mut left
-            };
-            part.push(digest, value);
+        for part in self.parts() {
+            for record in part.chunks_exact(Self::RECORD) {
+                let Some((digest, value)) = record.split_first_chunk::<8>() else {
+                    continue;
+                };
+                let Ok(value) = <&[u8; W]>::try_from(value) else {
+                    continue;
+                };
+                if is_free(record) {
+                    continue;
+                }
+                let digest = u64::from_be_bytes(*digest);
+                let to = if keep(digest, value) {
+                    &mut kept
+                } else {
+                    &mut left
+                };
+                to.added.extend_from_slice(record);
+                to.filter.get_or_insert_default().add(digest);
+            }
         }
         (kept, left)
     }
@@ -349,9 +366,13 @@ impl<const W: usize> Records<W> {
     }
 }
 
-/// Whether a record is a free slot: zero bytes only.
+/// Whether a record is a free slot: zero bytes only. Its digest first, as one word: a
+/// record's is all but never zero, and byte by byte the test took about 80 instructions.
 fn is_free(record: &[u8]) -> bool {
-    record.iter().all(|&byte| byte == 0)
+    record
+        .first_chunk::<8>()
+        .is_none_or(|digest| u64::from_ne_bytes(*digest) == 0)
+        && record.iter().all(|&byte| byte == 0)
 }
 
 /// The length to write a bucket of `live` bytes of records as: its records, then free slots
@@ -445,6 +466,33 @@ pub(crate) mod tests {
         bucket.put(1, [9; 19]);
         bucket.put(3, [8; 19]);
         assert_eq!(pairs(&bucket), [(1, [9; 19]), (2, [2; 19]), (3, [8; 19])]);
+    }
+
+    #[test]
+    fn a_partition_takes_every_record_of_both_parts_in_order_and_no_free_slot() {
+        // Read: digests 0 (a record, not a free slot: its value holds its day), 1 and 2,
+        // then a free slot; then 3 and 4 past the end.
+        let mut stored: Vec<u8> = [0u64, 1, 2]
+            .iter()
+            .flat_map(|d| [&d.to_be_bytes()[..], &[*d as u8 + 1; 19]].concat())
+            .collect();
+        stored.resize(4 * 27, 0);
+        let mut bucket = Records::<19>::from_stored(stored).expect("a bucket");
+        bucket.push(9, &[9; 19]);
+        bucket.push(3, &[4; 19]);
+        bucket.push(4, &[5; 19]);
+        assert_eq!(
+            bucket.added.len(),
+            2 * 27,
+            "the free slot taken, then past the end"
+        );
+        let (even, odd) = bucket.partition(|digest, _| digest % 2 == 0);
+        let digests = |b: &Records<19>| pairs(b).into_iter().map(|(d, _)| d).collect::<Vec<_>>();
+        assert_eq!(digests(&even), [0, 2, 4]);
+        assert_eq!(digests(&odd), [1, 9, 3]);
+        assert_eq!(even.get(4), Some(&[5; 19]), "found past its filter");
+        assert_eq!(odd.get(9), Some(&[9; 19]));
+        assert_eq!(even.get(1), None);
     }
 
     #[test]

@@ -195,7 +195,7 @@ struct Table<const W: usize> {
     /// once per digest rather than at each of the plan's lookup, the kept day's and the write
     /// (a record is found by scanning its bucket). `None` stays true to the end: sweeps and
     /// splits only drop and move records, and a put remembers what it wrote; a found value
-    /// is forgotten at each sweep or split.
+    /// is forgotten at each sweep.
     looked_up: RefCell<HashMap<u64, Option<[u8; W]>>>,
 }
 
@@ -260,12 +260,14 @@ impl<const W: usize> Table<W> {
             }
             Entry::Occupied(mut to) => to.get_mut().append(&moved),
         }
+        // What was looked up stays true: a split moves records and changes none, and
+        // lookups go by digest (forgetting it walked every digest the batch had looked up,
+        // at each of the thirty or so splits of a warm batch).
         self.changed.extend([split.from, split.to]);
-        self.forget_found();
     }
 
-    /// Forgets the values looked up (a record may have moved or gone), not the digests known
-    /// to be absent.
+    /// Forgets the values looked up (a sweep drops records), not the digests known to be
+    /// absent.
     fn forget_found(&mut self) {
         self.looked_up.get_mut().retain(|_, found| found.is_none());
     }
