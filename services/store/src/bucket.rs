@@ -199,8 +199,12 @@ impl<const W: usize> Records<W> {
             })
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.records().next().is_none()
+    /// Whether it holds no record: none added, and none read before its free slots. From
+    /// its index when the write cache kept one, without touching its bytes: scanning for a
+    /// first record brought in a line of memory that a write of a change elsewhere in the
+    /// bucket never needs (in trees of a million ids, 6% of aggregate's samples).
+    pub(crate) fn is_empty(&mut self) -> bool {
+        self.added.is_empty() && self.live() == 0
     }
 
     /// Where `digest`'s record lies, if the bucket holds it: in `read` (`true`) or in
@@ -601,6 +605,8 @@ pub(crate) mod tests {
             .partition(|_, _| false)
             .0;
         assert_eq!(empty.write(4), Write::Delete);
+        let mut free_slots_only = Records::<1>::from_stored(vec![0; 18]).expect("two free slots");
+        assert_eq!(free_slots_only.write(4), Write::Delete);
     }
 
     #[test]

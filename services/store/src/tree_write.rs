@@ -238,7 +238,7 @@ impl<const W: usize> Table<W> {
         let Some(records) = self.buckets.get_mut(&bucket) else {
             return 0;
         };
-        let (kept, dropped) = records.partition(|_, value| keep(value));
+        let (kept, mut dropped) = records.partition(|_, value| keep(value));
         if dropped.is_empty() {
             return 0;
         }
