@@ -1,7 +1,7 @@
 //! Identifier newtypes: parsed once at the API edge, so the rest of the code only ever sees
 //! valid ids.
 
-use std::{fmt, sync::Arc};
+use std::{borrow::Cow, fmt, sync::Arc};
 
 /// The longest id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 128;
@@ -58,6 +58,26 @@ fn check(raw: &str) -> Result<(), IdError> {
                 .unwrap_or(char::REPLACEMENT_CHARACTER),
         )),
         None => Ok(()),
+    }
+}
+
+/// Text that passed an id's check, still the caller's (borrowed from a request where it
+/// can be): ingest checks every event and forwards it as it came, so it needs the verdict,
+/// not an id that owns a copy of the text; an id is made from it without checking again
+/// (`EventId::from_checked`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedId<'a>(Cow<'a, str>);
+
+impl<'a> CheckedId<'a> {
+    /// Checks `raw` as every id is checked ([`EventId::parse`]).
+    #[inline]
+    pub fn check(raw: Cow<'a, str>) -> Result<Self, IdError> {
+        check(&raw).map(|()| Self(raw))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -136,6 +156,13 @@ macro_rules! id_type {
                 check(&raw).map(|()| Self(raw.into()))
             }
 
+            /// The id of text already checked (no second check; a copy only of text that
+            /// was borrowed).
+            #[inline]
+            pub fn from_checked(checked: CheckedId<'_>) -> Self {
+                Self(checked.0.into_owned().into())
+            }
+
             /// The id's text, given back (no copy where the id is stored as a `String`).
             pub fn into_string(self) -> String {
                 Text::into_string(self.0)
@@ -196,6 +223,24 @@ id_type!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checked_text_is_checked_as_an_id_and_makes_the_same_id_without_a_copy_until_then() {
+        let text = String::from("hs-1:rcv");
+        let checked = CheckedId::check(Cow::Borrowed(&text)).expect("an id");
+        assert!(std::ptr::eq(checked.as_str(), text.as_str()), "borrowed");
+        assert_eq!(
+            EventId::from_checked(checked),
+            EventId::parse(&text).expect("an id")
+        );
+        for bad in ["", "hs 1", &"x".repeat(MAX_ID_LEN + 1)] {
+            assert_eq!(
+                CheckedId::check(Cow::Borrowed(bad)).err(),
+                EventId::parse(bad).err(),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_table_allows_exactly_letters_digits_and_five_marks() {

@@ -33,7 +33,7 @@ pub use catalog::{
 };
 pub use counters::{Counter, CounterDelta, Counters};
 pub use event::{Channel, DossierEvent, EventKind, Timeliness};
-pub use ids::{AgencyId, DossierId, EventId, IdError, ProcedureId};
+pub use ids::{AgencyId, CheckedId, DossierId, EventId, IdError, ProcedureId};
 pub use metric::{Metric, Needs};
 pub use period::{Bucket, Period, PeriodError, ReadPlan};
 pub use policy::{AcceptancePolicy, TimeError};

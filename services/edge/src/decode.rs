@@ -5,8 +5,8 @@
 use std::{borrow::Cow, sync::Arc};
 
 use govpulse_core::{
-    AcceptancePolicy, AgencyEntry, AgencyId, Catalog, Channel, DossierEvent, DossierId, EventId,
-    EventKind, IdError, ProcedureId, Provision, Timeliness,
+    AcceptancePolicy, AgencyEntry, AgencyId, Catalog, Channel, CheckedId, DossierEvent, DossierId,
+    EventId, EventKind, IdError, ProcedureId, Provision, Timeliness,
 };
 use govpulse_proto::{Timestamp, event as pb, wire::EventView};
 use time::{Date, OffsetDateTime};
@@ -49,15 +49,14 @@ pub fn timestamp(ts: &Timestamp) -> Option<OffsetDateTime> {
         .ok()
 }
 
-/// The id `parse` reads from `raw` (text already owned is not copied), or a violation of
-/// `field` saying why it is malformed.
-fn id_field<T>(
+/// `raw` checked as an id (still the caller's text: no copy), or a violation of `field`
+/// saying why it is malformed.
+fn id_field<'v>(
     position: Option<usize>,
     field: &str,
-    raw: Cow<'_, str>,
-    parse: fn(String) -> Result<T, IdError>,
-) -> Result<T, Violation> {
-    parse(raw.into_owned()).map_err(|e| Violation::new(position, field, e.to_string()))
+    raw: Cow<'v, str>,
+) -> Result<CheckedId<'v>, Violation> {
+    CheckedId::check(raw).map_err(|e| Violation::new(position, field, e.to_string()))
 }
 
 /// An id field whose values the catalog lists, and how one it does not know is refused.
@@ -116,8 +115,7 @@ impl<I> Listed<I> {
 
 /// Validates one event received at `now`. `position` is its place in the batch, which names
 /// it in field paths (`events[3].agency_id`); `None` for a lone event. The event's strings
-/// become the domain event's ids as they are (no copies: every event of every batch passes
-/// here, in ingest and again in aggregate).
+/// become the domain event's ids as they are (no copies where they are owned already).
 #[inline]
 pub fn decode_event(
     position: Option<usize>,
@@ -126,7 +124,48 @@ pub fn decode_event(
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
 ) -> Result<DossierEvent, Violation> {
-    decode_entry(position, event, catalog, policy, now).map(|(event, ..)| event)
+    check_event(position, event, catalog, policy, now).map(Checked::into_event)
+}
+
+/// An event that passed every check of [`decode_event`], its ids still the caller's text
+/// (borrowed from the request where they were): what ingest needs of every event it
+/// forwards as it came, without a copy of its ids to drop; [`Checked::into_event`] makes
+/// the domain event of it without checking again.
+#[derive(Debug)]
+pub struct Checked<'v, 'c> {
+    event_id: CheckedId<'v>,
+    dossier: CheckedId<'v>,
+    corrects: Option<CheckedId<'v>>,
+    procedure: ProcedureId,
+    occurred_at: OffsetDateTime,
+    kind: EventKind,
+    /// The catalog's entry of the event's agency.
+    pub entry: AgencyEntry<'c>,
+    /// How the catalog provided the event's procedure on the event's day.
+    pub provision: Provision,
+    /// The Vietnam day the event happened on, which the agency and the procedure were
+    /// checked to exist on.
+    pub day: Date,
+}
+
+impl Checked<'_, '_> {
+    /// The event's agency (the catalog's id).
+    pub fn agency(&self) -> &AgencyId {
+        &self.entry.agency.id
+    }
+
+    /// The domain event, its ids owning their text.
+    pub fn into_event(self) -> DossierEvent {
+        DossierEvent {
+            event_id: EventId::from_checked(self.event_id),
+            agency: self.entry.agency.id.clone(),
+            dossier: DossierId::from_checked(self.dossier),
+            procedure: self.procedure,
+            occurred_at: self.occurred_at,
+            kind: self.kind,
+            corrects: self.corrects.map(EventId::from_checked),
+        }
+    }
 }
 
 /// An event as aggregate counts it: what [`decode_counted`] found checking it, so that
@@ -154,25 +193,23 @@ pub fn decode_counted(
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
 ) -> Result<Counted, Violation> {
-    decode_entry(position, event, catalog, policy, now).map(|(event, provision, reporting, day)| {
-        Counted {
-            event,
-            provision,
-            chain: reporting.chain.clone(),
-            day,
-        }
+    check_event(position, event, catalog, policy, now).map(|checked| Counted {
+        provision: checked.provision,
+        chain: checked.entry.chain.clone(),
+        day: checked.day,
+        event: checked.into_event(),
     })
 }
 
-/// [`decode_counted`], with the catalog's entry of the event's agency.
-fn decode_entry<'c>(
+/// Every check of [`decode_event`], the event's ids left as the caller's text.
+pub fn check_event<'v, 'c>(
     position: Option<usize>,
-    event: EventView<'_>,
+    event: EventView<'v>,
     catalog: &'c Catalog,
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
-) -> Result<(DossierEvent, Provision, AgencyEntry<'c>, Date), Violation> {
-    let event_id = id_field(position, "event_id", event.event_id, EventId::parse_owned)?;
+) -> Result<Checked<'v, 'c>, Violation> {
+    let event_id = id_field(position, "event_id", event.event_id)?;
     let agency = &event.agency_id;
     let reporting = AGENCY_ID.known(position, agency, catalog.agency_entry(agency))?;
     decode_known(
@@ -190,7 +227,6 @@ fn decode_entry<'c>(
         policy,
         now,
     )
-    .map(|(event, provision, day)| (event, provision, reporting, day))
     // The agency's id shared only for a violation.
     .map_err(|violation| Violation {
         agency: Some(reporting.agency.id.clone()),
@@ -198,25 +234,26 @@ fn decode_entry<'c>(
     })
 }
 
-/// The rest of [`decode_entry`], for an event whose agency is one of the catalog.
-fn decode_known(
+/// The rest of [`check_event`], for an event whose agency is one of the catalog.
+#[allow(clippy::type_complexity)]
+fn decode_known<'v, 'c>(
     position: Option<usize>,
     (event_id, entry, dossier_id, procedure_id, corrects): (
-        EventId,
-        AgencyEntry<'_>,
+        CheckedId<'v>,
+        AgencyEntry<'c>,
+        Cow<'v, str>,
         Cow<'_, str>,
-        Cow<'_, str>,
-        Cow<'_, str>,
+        Cow<'v, str>,
     ),
     occurred_at: Option<Timestamp>,
     kind: Option<pb::dossier_event::Kind>,
     catalog: &Catalog,
     policy: &AcceptancePolicy,
     now: OffsetDateTime,
-) -> Result<(DossierEvent, Provision, Date), Violation> {
+) -> Result<Checked<'v, 'c>, Violation> {
     let reporting = entry.agency;
     let agency = &reporting.id;
-    let dossier = id_field(position, "dossier_id", dossier_id, DossierId::parse_owned)?;
+    let dossier = id_field(position, "dossier_id", dossier_id)?;
     // A known procedure's id is the catalog's (checked when the catalog was loaded).
     let procedure = PROCEDURE_ID.known(
         position,
@@ -351,8 +388,8 @@ fn decode_known(
         }
         None
     } else {
-        let target = id_field(position, "corrects", corrects, EventId::parse_owned)?;
-        if target == event_id {
+        let target = id_field(position, "corrects", corrects)?;
+        if target.as_str() == event_id.as_str() {
             return Err(Violation::new(
                 position,
                 "corrects",
@@ -361,16 +398,17 @@ fn decode_known(
         }
         Some(target)
     };
-    let event = DossierEvent {
+    Ok(Checked {
         event_id,
-        agency: agency.clone(),
         dossier,
+        corrects,
         procedure: procedure_id,
         occurred_at,
         kind,
-        corrects,
-    };
-    Ok((event, provision, day))
+        entry,
+        provision,
+        day,
+    })
 }
 
 /// The protobuf form of a decoded event: what ingest forwards to aggregate. The ids' strings
@@ -550,6 +588,28 @@ mod tests {
         let mut event = valid();
         change(&mut event);
         violation(event)
+    }
+
+    #[test]
+    fn a_checked_event_is_the_decoded_event_and_a_refused_one_the_same_refusal() {
+        let catalog = catalog();
+        let policy = AcceptancePolicy::default();
+        let mut bad = valid();
+        bad.dossier_id = "a b".into();
+        let mut correction = valid();
+        correction.corrects = "other-event".into();
+        for event in [valid(), bad, correction] {
+            let checked = check_event(Some(2), event.clone().into(), &catalog, &policy, NOW);
+            let decoded = decode_event(Some(2), event.into(), &catalog, &policy, NOW);
+            match (checked, decoded) {
+                (Ok(checked), Ok(decoded)) => {
+                    assert_eq!(checked.agency(), &decoded.agency);
+                    assert_eq!(checked.into_event(), decoded);
+                }
+                (Err(checked), Err(decoded)) => assert_eq!(checked, decoded),
+                (checked, decoded) => panic!("{checked:?} against {decoded:?}"),
+            }
+        }
     }
 
     #[test]

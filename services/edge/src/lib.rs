@@ -23,5 +23,5 @@ pub mod server;
 pub mod start;
 pub mod unary;
 
-pub use decode::{Counted, Violation, decode_counted, decode_event};
+pub use decode::{Checked, Counted, Violation, check_event, decode_counted, decode_event};
 pub use start::StartError;

@@ -12,7 +12,7 @@ use govpulse_core::{
 use govpulse_edge::assessed::decode_assessed;
 use govpulse_edge::auth::{Authenticator, Principal, RECHECK_EVERY, Role, StreamCredential, audit};
 use govpulse_edge::convert::{Invalid, InvalidField, Outcomes, rejected, rejections_to_proto};
-use govpulse_edge::decode::{decode_event, encode_event};
+use govpulse_edge::decode::{check_event, encode_event};
 use govpulse_proto::{
     aggregate::ApplyAssessedScoresRequest,
     event::AssessedScore,
@@ -252,11 +252,13 @@ impl IngestApi {
         let mut denied = Vec::new();
         let mut rejections = Rejections::default();
         for (i, event) in events.into_iter().enumerate() {
-            match decode_event(Some(i), event, &self.catalog, &self.policy, now) {
-                Ok(decoded)
+            // Checked, not decoded: a valid event is forwarded as it came, so its ids are
+            // never copied out of the request.
+            match check_event(Some(i), event, &self.catalog, &self.policy, now) {
+                Ok(checked)
                     if !caller
                         .principal
-                        .may_report_for(&self.catalog, &decoded.agency) =>
+                        .may_report_for(&self.catalog, checked.agency()) =>
                 {
                     // Refused like an invalid event: REJECTED on its agency_id, never counted,
                     // not even against the agency it names (which did not send it).
@@ -264,20 +266,20 @@ impl IngestApi {
                         "permission denied: a credential of agency {} may send events of {} and its units, not of {}",
                         caller.principal.agency_name(),
                         caller.principal.agency_name(),
-                        decoded.agency
+                        checked.agency()
                     );
-                    denied.push(decoded.agency.to_string());
+                    denied.push(checked.agency().to_string());
                     outcomes.decided(EventOutcome {
                         status: OutcomeStatus::Rejected.into(),
                         field: format!("events[{i}].agency_id"),
                         reason,
                     });
                 }
-                Ok(decoded) => {
+                Ok(checked) => {
                     valid.push(match encoded.and_then(|bytes| bytes.get(i)) {
                         // A reference to the call's body, not a copy.
                         Some(bytes) => bytes.clone(),
-                        None => Bytes::from(encode_event(decoded).encode_to_vec()),
+                        None => Bytes::from(encode_event(checked.into_event()).encode_to_vec()),
                     });
                     outcomes.later();
                 }
