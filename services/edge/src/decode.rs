@@ -235,7 +235,6 @@ pub fn check_event<'v, 'c>(
 }
 
 /// The rest of [`check_event`], for an event whose agency is one of the catalog.
-#[allow(clippy::type_complexity)]
 fn decode_known<'v, 'c>(
     position: Option<usize>,
     (event_id, entry, dossier_id, procedure_id, corrects): (
