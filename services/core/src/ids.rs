@@ -65,7 +65,7 @@ fn check(raw: &str) -> Result<(), IdError> {
 /// can be): ingest checks every event and forwards it as it came, so it needs the verdict,
 /// not an id that owns a copy of the text; an id is made from it without checking again
 /// (`EventId::from_checked`, ...).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct CheckedId<'a>(Cow<'a, str>);
 
 impl<'a> CheckedId<'a> {
