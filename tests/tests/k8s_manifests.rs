@@ -992,6 +992,12 @@ fn the_dev_redis_keeps_every_acknowledged_batch_on_disk() {
     };
     assert_eq!(setting("--appendonly"), Some("yes"), "{args:?}");
     assert_eq!(setting("--appendfsync"), Some("always"), "{args:?}");
+    // A parent's day roll-up, a field per child, as a hash table: in a listpack every field
+    // set is found by a scan (docs/OPERATIONS.md, section 6).
+    let listpack_fields: u32 = setting("--hash-max-listpack-entries")
+        .and_then(|n| n.parse().ok())
+        .expect("a listpack limit for hashes");
+    assert!(listpack_fields <= 64, "{args:?}");
     let data = setting("--dir").expect("a data directory");
     assert!(
         array(&container["volumeMounts"])
