@@ -665,8 +665,9 @@ async fn redis_store_reads_and_keeps_the_previous_versions_records_of_events_per
 
 /// A unit's day counted before 2026-12-06 kept its record in a key of its own beside its
 /// procedures' list: such a store keeps every figure (reads add the record to the list's own
-/// entry), and a retraction of an event counted then takes its counts back, moving the old
-/// record into the list.
+/// entry, the unit's read alone and its parent's read of its children alike), and a
+/// retraction of an event counted then takes its counts back, moving the old record into
+/// the list.
 #[tokio::test]
 async fn redis_store_reads_and_takes_back_a_units_day_kept_in_the_layout_before() {
     use govpulse_core::{AgencyId, Bucket, EventId, Needs};
@@ -711,12 +712,17 @@ async fn redis_store_reads_and_takes_back_a_units_day_kept_in_the_layout_before(
         .expect("MSET, INCR");
 
     let id = |raw: &str| AgencyId::parse(raw).expect("a valid id");
+    let parent = govpulse_store::AgencyKey {
+        root: id("hoa-binh"),
+        agency: id("hoa-binh"),
+    };
+    let children = [id("hb-dept"), id("hb-quiet")];
     let received_that_day = async || {
         let key = govpulse_store::AgencyKey {
             root: id("hoa-binh"),
             agency: id("hb-dept"),
         };
-        store
+        let alone = store
             .read(GroupsRead {
                 groups: &[vec![key]],
                 buckets: &[Bucket::Day(day)],
@@ -724,7 +730,27 @@ async fn redis_store_reads_and_takes_back_a_units_day_kept_in_the_layout_before(
             })
             .await
             .expect("read")[0]
-            .get(RECEIVED)
+            .get(RECEIVED);
+        let as_children = store
+            .read_children(ChildrenRead {
+                of: Children {
+                    parent: &parent,
+                    children: &children,
+                },
+                buckets: &[Bucket::Day(day)],
+                counters: &[RECEIVED],
+            })
+            .await
+            .expect("read children");
+        assert_eq!(
+            as_children
+                .iter()
+                .map(|c| c.get(RECEIVED))
+                .collect::<Vec<_>>(),
+            [alone, 0],
+            "the unit read alone and as its parent's child"
+        );
+        alone
     };
     assert_eq!(
         received_that_day().await,
