@@ -82,9 +82,9 @@ impl Key {
     pub(crate) fn field(key: &str, field: impl AsRef<[u8]>) -> Key {
         // The key's length first: no two (key, field) pairs, and no key (whose text has no
         // byte 0, as every length's 8 bytes have), are the same bytes. Hashed in one call,
-        // on the stack when they fit (all but the longest ids): a streaming hasher set up
-        // for each of the ten thousand fields a batch of the unit mix names cost twice as
-        // much, for the same digest.
+        // on the stack when they fit (all but the longest ids), for the same digest as a
+        // streaming hasher's, whose state of several hundred bytes was set up for each of
+        // the thousands of fields a batch of the unit mix names.
         let (key, field) = (key.as_bytes(), field.as_ref());
         let len = 8 + key.len() + field.len();
         let mut stack = [0; 256];
